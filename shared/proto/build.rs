@@ -1,0 +1,46 @@
+//! Compiles every proto under `proto/` with the pure-Rust `protox` compiler (no
+//! system `protoc`), generates prost/tonic code, and writes the encoded file
+//! descriptor set used by reflection and the gateway.
+
+use std::{env, fs, path::PathBuf};
+
+use prost_types::FileDescriptorSet;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let mut files = proto_files(&root.join("crm"))?;
+    // The error-detail protos are not imported by ours, but clients (and the
+    // gateway) need them in the descriptor set to decode google.rpc.Status details.
+    files.extend(proto_files(&root.join("google/rpc"))?);
+    println!("cargo:rerun-if-changed={}", root.display());
+
+    let fds: FileDescriptorSet = protox::Compiler::new([&root])?
+        .include_imports(true)
+        .include_source_info(true)
+        .open_files(&files)?
+        .file_descriptor_set();
+
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("crm_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+
+    tonic_prost_build::configure()
+        // Maps as BTreeMap so that encoding is deterministic (idempotency hashes rely on it).
+        .btree_map(".")
+        .compile_fds(fds)?;
+    Ok(())
+}
+
+/// All `.proto` files below `dir`, sorted so the output is reproducible.
+fn proto_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            found.extend(proto_files(&path)?);
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}

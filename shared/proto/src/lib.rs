@@ -1,0 +1,45 @@
+//! Generated protobuf and gRPC code for the CRM suite, plus the encoded file
+//! descriptor set that server reflection and the gateway read.
+//!
+//! # Layout
+//! Modules mirror proto packages: `crm::profiles::v1`, `crm::events::v1`,
+//! `crm::common::v1`, and the vendored `google::{api, rpc, r#type}`.
+#![allow(clippy::all, missing_docs)]
+
+/// Encoded `google.protobuf.FileDescriptorSet` of every proto in `proto/`, imports included.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/crm_descriptor.bin"));
+
+/// The suite's own packages.
+pub mod crm {
+    /// Types shared by several domains.
+    pub mod common {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/crm.common.v1.rs"));
+        }
+    }
+    /// The event envelope and the Subscribe stream.
+    pub mod events {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/crm.events.v1.rs"));
+        }
+    }
+    /// The customer domain.
+    pub mod profiles {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/crm.profiles.v1.rs"));
+        }
+    }
+}
+
+/// Vendored Google API protos.
+pub mod google {
+    pub mod api {
+        include!(concat!(env!("OUT_DIR"), "/google.api.rs"));
+    }
+    pub mod rpc {
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+    }
+    pub mod r#type {
+        include!(concat!(env!("OUT_DIR"), "/google.r#type.rs"));
+    }
+}
