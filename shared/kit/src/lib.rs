@@ -1,1 +1,30 @@
-//! placeholder
+//! `crm-kit`: what every CRM service gets by calling one builder, so that all
+//! services behave the same — config, Postgres with RLS tenancy, auth, errors,
+//! telemetry, paging, filtering, idempotency and the event outbox.
+//!
+//! # Layout
+//! - [`server`]: `Kit::connect` + `Kit::serve` (health, reflection, middleware, shutdown).
+//! - [`config`]: shared `CRM_*` settings.
+//! - [`db`]: pool, migrations, grants, tenant transactions, DB spans.
+//! - [`auth`]: JWT validation, roles, permissions.
+//! - [`error`]: the error type and its one mapping to `tonic::Status`.
+//! - [`telemetry`]: JSON logs, OTLP span export, trace-context helpers.
+//! - [`pagination`], [`etag`], [`fieldmask`], [`filter`]: AIP request helpers.
+//! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod etag;
+pub mod fieldmask;
+pub mod filter;
+pub mod idempotency;
+mod middleware;
+pub mod outbox;
+pub mod pagination;
+pub mod server;
+pub mod telemetry;
+pub mod time;
+
+pub use error::{Error, FieldViolation, Result};

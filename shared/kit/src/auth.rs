@@ -1,0 +1,296 @@
+//! Bearer-JWT authentication and role-based permissions.
+//!
+//! Tokens are validated with one pinned algorithm (HS256 with a shared
+//! secret, or RS256 with a public key), audience `crm`, a configured issuer,
+//! and the claims `sub`, `tenant` (UUID), `roles`, `exp`. A valid token
+//! becomes a [`Principal`] that handlers read from the request extensions.
+
+use std::{collections::HashSet, path::Path};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// The audience every token must carry.
+pub const AUDIENCE: &str = "crm";
+
+/// Claims of a CRM access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    /// Subject: the user id, or for the `customer` role the customer's resource name.
+    pub sub: String,
+    /// Tenant id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Role names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Audience.
+    pub aud: String,
+    /// Issuer.
+    pub iss: String,
+}
+
+/// A role a caller may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything, in the caller's tenant.
+    Admin,
+    /// Customer-service agent: reads and edits customers' contact data.
+    Agent,
+    /// Marketer: reads customers, edits segmentation and consent data.
+    Marketer,
+    /// Analyst: reads, with PII masked.
+    Analyst,
+    /// Read-only user: reads, with PII masked.
+    Readonly,
+    /// Another CRM service calling on a user's behalf or for its own jobs.
+    Service,
+}
+
+impl Role {
+    /// Parses a role claim; unknown roles are ignored by the caller.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "admin" => Self::Admin,
+            "agent" => Self::Agent,
+            "marketer" => Self::Marketer,
+            "analyst" => Self::Analyst,
+            "readonly" => Self::Readonly,
+            "service" => Self::Service,
+            _ => return None,
+        })
+    }
+
+    fn grants(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Self::Admin => true,
+            Self::Service => matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | EventsRead | Pii),
+            Self::Agent => matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | Pii),
+            Self::Marketer => matches!(permission, CustomersRead | CustomersUpdate | Pii),
+            Self::Analyst | Self::Readonly => matches!(permission, CustomersRead),
+        }
+    }
+}
+
+/// Something a caller may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Get, List and BatchGet customers.
+    CustomersRead,
+    /// Create customers.
+    CustomersCreate,
+    /// Update customers (further limited per field by the service).
+    CustomersUpdate,
+    /// Delete and undelete customers.
+    CustomersDelete,
+    /// Subscribe to a service's event stream.
+    EventsRead,
+    /// See emails and phone numbers unmasked.
+    Pii,
+}
+
+impl Permission {
+    /// Stable name used in error details.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CustomersRead => "customers.read",
+            Self::CustomersCreate => "customers.create",
+            Self::CustomersUpdate => "customers.update",
+            Self::CustomersDelete => "customers.delete",
+            Self::EventsRead => "events.read",
+            Self::Pii => "pii",
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's subject.
+    pub subject: String,
+    /// The tenant every query of this request is scoped to.
+    pub tenant: Uuid,
+    /// Recognised roles.
+    pub roles: HashSet<Role>,
+}
+
+impl Principal {
+    /// Whether any of the caller's roles grants `permission`.
+    pub fn can(&self, permission: Permission) -> bool {
+        self.roles.iter().any(|r| r.grants(permission))
+    }
+
+    /// Whether the caller holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// PERMISSION_DENIED unless the caller may do `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), Error> {
+        if self.can(permission) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied { permission: permission.name().to_owned() })
+        }
+    }
+}
+
+/// Validates bearer tokens.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &[u8], issuer: &str) -> Self {
+        Self { key: DecodingKey::from_secret(secret), validation: validation(Algorithm::HS256, issuer) }
+    }
+
+    /// RS256 with a PEM public key.
+    pub fn rs256_from_pem_file(path: &Path, issuer: &str) -> anyhow::Result<Self> {
+        let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("reading JWT public key {}: {e}", path.display()))?;
+        Ok(Self { key: DecodingKey::from_rsa_pem(&pem)?, validation: validation(Algorithm::RS256, issuer) })
+    }
+
+    /// Validates the `authorization` header value and returns the caller.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Error> {
+        let header = authorization.ok_or_else(|| unauthenticated("MISSING_CREDENTIALS", "send `authorization: Bearer <token>`"))?;
+        let token = header
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .ok_or_else(|| unauthenticated("MISSING_CREDENTIALS", "the authorization header must use the Bearer scheme"))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| {
+                let (reason, message) = match e.kind() {
+                    ErrorKind::ExpiredSignature => ("TOKEN_EXPIRED", "the token has expired"),
+                    ErrorKind::InvalidAudience => ("INVALID_AUDIENCE", "the token's audience is not `crm`"),
+                    ErrorKind::InvalidIssuer => ("INVALID_ISSUER", "the token's issuer is not trusted"),
+                    ErrorKind::InvalidAlgorithm => ("INVALID_ALGORITHM", "the token's algorithm is not accepted"),
+                    ErrorKind::InvalidSignature => ("INVALID_SIGNATURE", "the token's signature is invalid"),
+                    ErrorKind::MissingRequiredClaim(_) => ("MISSING_CLAIM", "the token lacks a required claim"),
+                    _ => ("INVALID_TOKEN", "the token is malformed"),
+                };
+                unauthenticated(reason, message)
+            })?
+            .claims;
+        let tenant = claims
+            .tenant
+            .as_deref()
+            .ok_or_else(|| unauthenticated("MISSING_TENANT", "the token lacks the `tenant` claim"))?;
+        let tenant = Uuid::parse_str(tenant).map_err(|_| unauthenticated("INVALID_TENANT", "the `tenant` claim is not a UUID"))?;
+        let roles = claims
+            .roles
+            .ok_or_else(|| unauthenticated("MISSING_CLAIM", "the token lacks the `roles` claim"))?
+            .iter()
+            .filter_map(|r| Role::parse(r))
+            .collect();
+        if claims.sub.is_empty() {
+            return Err(unauthenticated("MISSING_CLAIM", "the token's `sub` claim is empty"));
+        }
+        Ok(Principal { subject: claims.sub, tenant, roles })
+    }
+}
+
+fn validation(algorithm: Algorithm, issuer: &str) -> Validation {
+    let mut v = Validation::new(algorithm);
+    v.algorithms = vec![algorithm];
+    v.set_audience(&[AUDIENCE]);
+    v.set_issuer(&[issuer]);
+    v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    v.leeway = 30;
+    v
+}
+
+fn unauthenticated(reason: &'static str, message: &str) -> Error {
+    Error::Unauthenticated { reason, message: message.to_owned() }
+}
+
+/// The authenticated caller of a request (placed there by the kit's middleware).
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| unauthenticated("MISSING_CREDENTIALS", "send `authorization: Bearer <token>`"))
+}
+
+/// Mints an HS256 token: for `make run`'s dev token and for tests.
+pub fn mint_hs256(secret: &[u8], claims: &Claims) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
+        .expect("HS256 encoding cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"test-secret";
+
+    fn claims() -> Claims {
+        Claims {
+            sub: "user-1".into(),
+            tenant: Some(Uuid::nil().to_string()),
+            roles: Some(vec!["agent".into(), "unknown".into()]),
+            exp: (chrono::Utc::now().timestamp() + 600) as u64,
+            aud: AUDIENCE.into(),
+            iss: "crm".into(),
+        }
+    }
+
+    fn reason(result: Result<Principal, Error>) -> &'static str {
+        result.expect_err("should be rejected").reason()
+    }
+
+    #[test]
+    fn a_valid_token_yields_the_principal() {
+        let auth = Authenticator::hs256(SECRET, "crm");
+        let p = auth.authenticate(Some(&format!("Bearer {}", mint_hs256(SECRET, &claims())))).unwrap();
+        assert_eq!(p.subject, "user-1");
+        assert!(p.has_role(Role::Agent));
+        assert_eq!(p.roles.len(), 1);
+        assert!(p.can(Permission::Pii));
+        assert!(!p.can(Permission::CustomersDelete));
+    }
+
+    #[test]
+    fn bad_tokens_are_rejected_with_a_precise_reason() {
+        let auth = Authenticator::hs256(SECRET, "crm");
+        let bearer = |c: &Claims| format!("Bearer {}", mint_hs256(SECRET, c));
+        assert_eq!(reason(auth.authenticate(None)), "MISSING_CREDENTIALS");
+        assert_eq!(reason(auth.authenticate(Some("Basic abc"))), "MISSING_CREDENTIALS");
+        assert_eq!(reason(auth.authenticate(Some(&bearer(&Claims { exp: 1, ..claims() })))), "TOKEN_EXPIRED");
+        assert_eq!(reason(auth.authenticate(Some(&bearer(&Claims { aud: "x".into(), ..claims() })))), "INVALID_AUDIENCE");
+        assert_eq!(reason(auth.authenticate(Some(&bearer(&Claims { iss: "evil".into(), ..claims() })))), "INVALID_ISSUER");
+        assert_eq!(reason(auth.authenticate(Some(&bearer(&Claims { tenant: None, ..claims() })))), "MISSING_TENANT");
+        assert_eq!(reason(auth.authenticate(Some(&bearer(&Claims { tenant: Some("x".into()), ..claims() })))), "INVALID_TENANT");
+        let wrong_key = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(), &EncodingKey::from_secret(b"other")).unwrap();
+        assert_eq!(reason(auth.authenticate(Some(&format!("Bearer {wrong_key}")))), "INVALID_SIGNATURE");
+        let hs384 = jsonwebtoken::encode(&Header::new(Algorithm::HS384), &claims(), &EncodingKey::from_secret(SECRET)).unwrap();
+        assert_eq!(reason(auth.authenticate(Some(&format!("Bearer {hs384}")))), "INVALID_ALGORITHM");
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = b64.encode(serde_json::to_vec(&claims()).unwrap());
+        let auth = Authenticator::hs256(SECRET, "crm");
+        let err = auth.authenticate(Some(&format!("Bearer {header}.{payload}."))).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+}

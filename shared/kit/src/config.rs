@@ -1,0 +1,125 @@
+//! Settings every service shares, read from flags or `CRM_*` environment
+//! variables (12-factor). Secrets are wrapped in [`Secret`] so that they never
+//! show up in `Debug` output or logs.
+
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+
+/// A string that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, with trace ids (production).
+    Json,
+    /// Human-readable lines (local development).
+    Pretty,
+}
+
+/// Settings shared by every service; flatten it into the service's own config.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KitConfig {
+    /// Postgres URL of the service's login role (not the table owner).
+    #[arg(long, env = "CRM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+    /// Postgres URL of the schema owner, used only to run migrations at start-up;
+    /// when unset, migrations are not run (apply them out of band).
+    #[arg(long, env = "CRM_MIGRATION_DATABASE_URL", hide_env_values = true)]
+    pub migration_database_url: Option<Secret>,
+    /// Maximum pooled Postgres connections.
+    #[arg(long, env = "CRM_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+    /// How long a request waits for a pooled connection before UNAVAILABLE.
+    #[arg(long, env = "CRM_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_acquire_timeout_ms: u64,
+    /// HS256 secret for bearer tokens (used unless a public key file is given).
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM RSA public key; when set, tokens must be RS256.
+    #[arg(long, env = "CRM_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "CRM_JWT_ISSUER", default_value = "crm")]
+    pub jwt_issuer: String,
+    /// Key that signs page tokens; defaults to one derived from the JWT secret.
+    /// Replicas must share it.
+    #[arg(long, env = "CRM_PAGE_TOKEN_SECRET", hide_env_values = true)]
+    pub page_token_secret: Option<Secret>,
+    /// Deadline for a unary call when the client sends none (a shorter `grpc-timeout` wins).
+    #[arg(long, env = "CRM_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Calls handled at once; beyond it calls are shed with UNAVAILABLE.
+    #[arg(long, env = "CRM_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "CRM_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// HTTP/2 streams per connection.
+    #[arg(long, env = "CRM_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
+    /// After SIGTERM, keep serving this long while health reports NOT_SERVING,
+    /// so that load balancers stop routing here before the listener closes.
+    #[arg(long, env = "CRM_SHUTDOWN_DRAIN_MS", default_value_t = 1000)]
+    pub shutdown_drain_ms: u64,
+    /// After draining, how long in-flight calls may take before the process exits anyway.
+    #[arg(long, env = "CRM_SHUTDOWN_GRACE_MS", default_value_t = 7000)]
+    pub shutdown_grace_ms: u64,
+    /// Log format.
+    #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+impl KitConfig {
+    /// Default request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// A config for tests: everything default but the database and the JWT secret.
+    pub fn for_tests(database_url: &str, migration_database_url: &str, jwt_secret: &str) -> Self {
+        Self {
+            database_url: database_url.into(),
+            migration_database_url: Some(migration_database_url.into()),
+            db_max_connections: 8,
+            db_acquire_timeout_ms: 5000,
+            jwt_secret: Some(jwt_secret.into()),
+            jwt_public_key_file: None,
+            jwt_issuer: "crm".into(),
+            page_token_secret: None,
+            request_timeout_ms: 10_000,
+            max_in_flight: 512,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 256,
+            shutdown_drain_ms: 0,
+            shutdown_grace_ms: 5000,
+            log_format: LogFormat::Json,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Postgres: the pool, migrations run by the schema owner, least-privilege
+//! grants to the service's login role, tenant-scoped transactions, and DB
+//! client spans.
+//!
+//! Tenant isolation is enforced by Row-Level Security: every table has a
+//! policy on `crm.tenant_id`, which [`begin_tenant`] sets for the current
+//! transaction only, so a pooled connection never carries a tenant over.
+
+use std::time::Duration;
+
+use sqlx::{
+    PgPool, Postgres, Transaction,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use uuid::Uuid;
+
+use crate::{config::KitConfig, error::Error};
+
+/// A transaction whose row visibility is limited to one tenant by RLS.
+pub type TenantTx = Transaction<'static, Postgres>;
+
+/// Opens the service's pool, retrying for up to 30 s so that a service
+/// starting beside its database does not crash-loop.
+pub async fn connect(config: &KitConfig) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = config.database_url.expose().parse()?;
+    let pool_options = PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms));
+    retry_connect(|| pool_options.clone().connect_with(options.clone())).await
+}
+
+async fn retry_connect<F, Fut>(connect: F) -> anyhow::Result<PgPool>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<PgPool, sqlx::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match connect().await {
+            Ok(pool) => return Ok(pool),
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %err, "database not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(anyhow::Error::new(err).context("connecting to Postgres")),
+        }
+    }
+}
+
+/// Runs `migrator` as the schema owner, then grants the login role of `app`
+/// exactly what a service needs: DML on the tables and use of the sequences —
+/// no DDL, no ownership (so RLS applies), no access to the migrations table.
+pub async fn migrate(owner_url: &str, migrator: &Migrator, app: &PgPool) -> anyhow::Result<()> {
+    let owner = retry_connect(|| PgPoolOptions::new().max_connections(1).connect(owner_url)).await?;
+    migrator.run(&owner).await.map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
+    let app_role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(app).await?;
+    let owner_role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&owner).await?;
+    anyhow::ensure!(app_role != owner_role, "the service must not connect as the schema owner ({owner_role}); RLS would not bind it");
+    let role = quote_ident(&app_role);
+    for statement in [
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        format!("REVOKE ALL ON _sqlx_migrations FROM {role}"),
+    ] {
+        sqlx::query(&statement).execute(&owner).await?;
+    }
+    owner.close().await;
+    Ok(())
+}
+
+/// Quotes a role name as an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Begins a transaction in which RLS shows only `tenant`'s rows.
+pub async fn begin_tenant(pool: &PgPool, tenant: Uuid) -> Result<TenantTx, Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// A client span for one database operation, named and attributed per the
+/// OpenTelemetry database semantic conventions (see `telemetry`): never with
+/// parameter values.
+pub fn db_span(operation: &'static str, collection: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "db",
+        otel.name = %format_args!("{operation} {collection}"),
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+        db.collection.name = collection,
+    )
+}
+
+/// Whether the database answers a trivial query within `timeout`.
+pub async fn ping(pool: &PgPool, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await,
+        Ok(Ok(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(super::quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+}

@@ -1,0 +1,180 @@
+//! The tower middleware in front of every service's routes: one server span
+//! per call (OpenTelemetry RPC conventions, parented on the caller's W3C
+//! `traceparent`), load shedding, bearer authentication, and the ErrorInfo
+//! domain for the handler's errors.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use opentelemetry::{global, trace::TraceContextExt};
+use tokio::sync::Semaphore;
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    auth::Authenticator,
+    error::{ERROR_DOMAIN, Error},
+    telemetry::HeaderExtractor,
+};
+
+/// Shared state of the middleware.
+pub(crate) struct MiddlewareState {
+    pub auth: Arc<Authenticator>,
+    pub in_flight: Arc<Semaphore>,
+    pub error_domain: &'static str,
+    pub local_addr: SocketAddr,
+}
+
+/// Layer that wraps routes in [`Middleware`].
+#[derive(Clone)]
+pub(crate) struct MiddlewareLayer(pub Arc<MiddlewareState>);
+
+impl<S> Layer<S> for MiddlewareLayer {
+    type Service = Middleware<S>;
+    fn layer(&self, inner: S) -> Middleware<S> {
+        Middleware { inner, state: self.0.clone() }
+    }
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub(crate) struct Middleware<S> {
+    inner: S,
+    state: Arc<MiddlewareState>,
+}
+
+/// Health and reflection answer without a token and are never shed, so that
+/// probes and tooling keep working under load.
+fn is_infrastructure(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// gRPC codes that are server errors per the RPC semantic conventions.
+fn is_server_error(code: i32) -> bool {
+    use tonic::Code::*;
+    [Unknown, DeadlineExceeded, Unimplemented, Internal, Unavailable, DataLoss].iter().any(|c| *c as i32 == code)
+}
+
+impl<S> Service<http::Request<Body>> for Middleware<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        let path = request.uri().path().to_owned();
+        let span = server_span(&path, &request, state.local_addr);
+
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let infrastructure = is_infrastructure(&path);
+                let _permit = if infrastructure {
+                    None
+                } else {
+                    match state.in_flight.clone().try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return Ok(reject(overloaded())),
+                    }
+                };
+                if !infrastructure {
+                    let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    match state.auth.authenticate(header) {
+                        Ok(principal) => {
+                            tracing::Span::current().record("tenant", tracing::field::display(principal.tenant));
+                            request.extensions_mut().insert(principal);
+                        }
+                        Err(err) => return Ok(reject(ERROR_DOMAIN.sync_scope(state.error_domain, || tonic::Status::from(err)))),
+                    }
+                }
+                let response = ERROR_DOMAIN.scope(state.error_domain, inner.call(request)).await?;
+                // Unary errors arrive trailers-only, so the code is in the headers;
+                // a successful call puts it in trailers, which come later: record OK.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .unwrap_or(0);
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", code);
+                if is_server_error(code) {
+                    span.record("otel.status_code", "ERROR");
+                }
+                if !infrastructure {
+                    tracing::info!(grpc.status_code = code, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "rpc finished");
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+fn overloaded() -> tonic::Status {
+    Error::Unavailable {
+        reason: "OVERLOADED",
+        message: "the server is at capacity; retry with backoff".to_owned(),
+        retry_after: std::time::Duration::from_millis(200),
+    }
+    .into()
+}
+
+fn reject(status: tonic::Status) -> http::Response<Body> {
+    let span = tracing::Span::current();
+    span.record("rpc.grpc.status_code", status.code() as i32);
+    if is_server_error(status.code() as i32) {
+        span.record("otel.status_code", "ERROR");
+    }
+    tracing::info!(grpc.status_code = status.code() as i32, reason = status.message(), "rpc rejected");
+    status.into_http()
+}
+
+/// The server span of one call, parented on the caller's trace context.
+fn server_span(path: &str, request: &http::Request<Body>, local: SocketAddr) -> tracing::Span {
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %format_args!("{service}/{method}"),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = Empty,
+        server.address = %local.ip(),
+        server.port = local.port(),
+        trace_id = Empty,
+        tenant = Empty,
+    );
+    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
+    let incoming = parent.span().span_context().clone();
+    let _ = span.set_parent(parent);
+    let exported = span.context().span().span_context().trace_id();
+    let trace_id = if exported != opentelemetry::trace::TraceId::INVALID {
+        exported
+    } else if incoming.is_valid() {
+        incoming.trace_id()
+    } else {
+        opentelemetry::trace::TraceId::from_bytes(uuid::Uuid::new_v4().into_bytes())
+    };
+    span.record("trace_id", tracing::field::display(trace_id));
+    span
+}

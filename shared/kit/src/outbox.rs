@@ -1,0 +1,257 @@
+//! The transactional outbox and the `crm.events.v1.EventService` stream.
+//!
+//! Writers call [`append`] inside the transaction that makes the change, so
+//! the event exists if and only if the change committed. Readers never trust
+//! insertion order (transactions commit out of order); instead each read
+//! first *stamps* a `position` on the tenant's committed, unstamped rows while
+//! holding a per-tenant advisory lock until its transaction commits. Stamping
+//! transactions are therefore serialised per tenant and each one's positions
+//! exceed every position already visible, so `position > cursor` never skips
+//! a committed event, however late it committed.
+//!
+//! Writers issue `NOTIFY crm_outbox, '<tenant>'`, delivered on commit, which
+//! wakes that tenant's streams; a one-second poll covers lost notifications.
+
+use std::{pin::Pin, time::Duration};
+
+use chrono::{DateTime, Utc};
+use crm_proto::crm::events::v1::{Event, SubscribeRequest, SubscribeResponse, event_service_server::EventService};
+use futures::Stream;
+use prost::Message;
+use sqlx::{PgPool, postgres::PgListener};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    auth::{Permission, caller},
+    db::{TenantTx, begin_tenant, db_span},
+    error::Error,
+    telemetry::current_traceparent,
+};
+
+/// Postgres channel on which writers announce new events (payload: tenant id).
+pub const NOTIFY_CHANNEL: &str = "crm_outbox";
+/// Events read per database round trip.
+const BATCH: i64 = 256;
+/// Poll interval when no notification arrives.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Writes one event for `subject` in the caller's transaction.
+#[tracing::instrument(skip_all, fields(event.type = type_name))]
+pub async fn append(tx: &mut TenantTx, tenant: Uuid, subject: &str, type_name: &'static str, data: &impl Message) -> Result<(), Error> {
+    let any = prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: data.encode_to_vec() };
+    sqlx::query(
+        "WITH written AS (
+             INSERT INTO outbox (tenant_id, id, type, subject, data, traceparent) VALUES ($1, $2, $3, $4, $5, $6)
+         )
+         SELECT pg_notify($7, $1::text)",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(type_name)
+    .bind(subject)
+    .bind(any.encode_to_vec())
+    .bind(current_traceparent())
+    .bind(NOTIFY_CHANNEL)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "outbox"))
+    .await?;
+    Ok(())
+}
+
+/// Listens for outbox notifications and fans them out to streams; runs until `shutdown` turns true.
+pub fn spawn_listener(pool: PgPool, mut shutdown: watch::Receiver<bool>) -> broadcast::Sender<Uuid> {
+    let (wakeups, _) = broadcast::channel(1024);
+    let sender = wakeups.clone();
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox listener cannot connect; streams fall back to polling");
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL) => continue,
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                }
+            };
+            if let Err(err) = listener.listen(NOTIFY_CHANNEL).await {
+                tracing::warn!(error = %err, "LISTEN failed");
+                continue;
+            }
+            loop {
+                tokio::select! {
+                    note = listener.recv() => match note {
+                        Ok(note) => {
+                            if let Ok(tenant) = note.payload().parse() {
+                                let _ = sender.send(tenant);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "outbox listener lost its connection");
+                            break;
+                        }
+                    },
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        }
+    });
+    wakeups
+}
+
+/// Serves `crm.events.v1.EventService` from the service's outbox.
+#[derive(Clone)]
+pub struct EventStreamService {
+    pool: PgPool,
+    source: &'static str,
+    wakeups: broadcast::Sender<Uuid>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl EventStreamService {
+    /// A stream service for the outbox in `pool`, naming events' source `source`.
+    pub fn new(pool: PgPool, source: &'static str, wakeups: broadcast::Sender<Uuid>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { pool, source, wakeups, shutdown }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventService for EventStreamService {
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<EventStream>, Status> {
+        let principal = caller(&request)?;
+        principal.require(Permission::EventsRead)?;
+        let SubscribeRequest { after_position, types } = request.into_inner();
+        if after_position < 0 {
+            return Err(Error::invalid("after_position", "INVALID_POSITION", "after_position must not be negative").into());
+        }
+        let (sender, receiver) = mpsc::channel(64);
+        let pump = Pump {
+            pool: self.pool.clone(),
+            source: self.source,
+            tenant: principal.tenant,
+            types,
+            wakeups: self.wakeups.subscribe(),
+            shutdown: self.shutdown.clone(),
+            sender,
+        };
+        tokio::spawn(pump.run(after_position).in_current_span());
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+/// Feeds one subscriber.
+struct Pump {
+    pool: PgPool,
+    source: &'static str,
+    tenant: Uuid,
+    types: Vec<String>,
+    wakeups: broadcast::Receiver<Uuid>,
+    shutdown: watch::Receiver<bool>,
+    sender: mpsc::Sender<Result<SubscribeResponse, Status>>,
+}
+
+impl Pump {
+    async fn run(mut self, mut cursor: i64) {
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let batch = match self.read_batch(cursor).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    let _ = self.sender.send(Err(err.into())).await;
+                    return;
+                }
+            };
+            let full = batch.len() as i64 == BATCH;
+            for event in batch {
+                cursor = event.position;
+                if self.sender.send(Ok(SubscribeResponse { event: Some(event) })).await.is_err() {
+                    return;
+                }
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = self.sender.closed() => return,
+                _ = self.shutdown.wait_for(|stop| *stop) => return,
+                _ = wait_for_tenant(&mut self.wakeups, self.tenant) => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    async fn read_batch(&self, cursor: i64) -> Result<Vec<Event>, Error> {
+        let mut tx = begin_tenant(&self.pool, self.tenant).await?;
+        stamp_positions(&mut tx, self.tenant).await?;
+        let rows: Vec<(Uuid, String, String, DateTime<Utc>, Vec<u8>, String, i64)> = sqlx::query_as(
+            "SELECT id, type, subject, time, data, traceparent, position FROM outbox
+             WHERE tenant_id = $1 AND position > $2 AND (cardinality($3::text[]) = 0 OR type = ANY($3))
+             ORDER BY position LIMIT $4",
+        )
+        .bind(self.tenant)
+        .bind(cursor)
+        .bind(&self.types)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .instrument(db_span("SELECT", "outbox"))
+        .await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|(id, type_, subject, time, data, traceparent, position)| {
+                Ok(Event {
+                    id: id.to_string(),
+                    r#type: type_,
+                    source: self.source.to_owned(),
+                    subject,
+                    time: Some(crate::time::to_timestamp(time)),
+                    tenant: self.tenant.to_string(),
+                    data: Some(prost_types::Any::decode(data.as_slice()).map_err(Error::internal)?),
+                    position,
+                    traceparent,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Gives every committed, unstamped event of `tenant` the next positions; the
+/// advisory lock is held until `tx` commits (see the module docs for why).
+async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.outbox:' || $1::text, 0))")
+        .bind(tenant)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE outbox o SET position = s.position
+         FROM (SELECT seq, nextval('outbox_position_seq') AS position
+               FROM (SELECT seq FROM outbox WHERE tenant_id = $1 AND position IS NULL ORDER BY seq FOR UPDATE) pending) s
+         WHERE o.seq = s.seq",
+    )
+    .bind(tenant)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "outbox"))
+    .await?;
+    Ok(())
+}
+
+async fn wait_for_tenant(wakeups: &mut broadcast::Receiver<Uuid>, tenant: Uuid) {
+    loop {
+        match wakeups.recv().await {
+            Ok(t) if t == tenant => return,
+            Ok(_) => continue,
+            // Missed notifications may have been ours: read anyway.
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}

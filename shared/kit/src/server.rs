@@ -1,0 +1,288 @@
+//! The builder every service calls: [`Kit::connect`] (config → pool,
+//! migrations, auth, page tokens, outbox listener) and [`Kit::serve`] (bind,
+//! health, reflection, middleware, graceful shutdown).
+//!
+//! Shutdown sequence when the shutdown future resolves: health turns
+//! NOT_SERVING; the server keeps serving for the drain period so that load
+//! balancers notice; event streams end; the listener closes and in-flight
+//! calls finish; after the grace period the process stops waiting.
+
+use std::{
+    borrow::Cow,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use crm_proto::crm::events::v1::event_service_server::EventServiceServer;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::{PgPool, migrate::Migrator};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, broadcast, oneshot, watch},
+};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::{ServingStatus, server::HealthReporter};
+use uuid::Uuid;
+
+use crate::{
+    auth::Authenticator,
+    config::KitConfig,
+    db,
+    middleware::{MiddlewareLayer, MiddlewareState},
+    outbox::{self, EventStreamService},
+    pagination::PageTokenCodec,
+};
+
+/// The kit's own migrations (outbox, idempotency keys), versions below 1000;
+/// services number theirs from 1001.
+static KIT_MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What the kit needs to know about a service.
+#[derive(Debug)]
+pub struct ServiceSpec {
+    /// Short name, e.g. "profiles": the event source and the OTel service name.
+    pub name: &'static str,
+    /// ErrorInfo domain, e.g. "profiles.crm".
+    pub error_domain: &'static str,
+    /// Fully-qualified gRPC services served, for health and reflection.
+    pub grpc_services: &'static [&'static str],
+    /// The service's own migrations.
+    pub migrator: &'static Migrator,
+}
+
+/// Everything a service's handlers share.
+pub struct Kit {
+    /// The service.
+    pub spec: &'static ServiceSpec,
+    /// Its settings.
+    pub config: KitConfig,
+    /// Pool of the service's (non-owner) login role.
+    pub pool: PgPool,
+    /// Page-token signer.
+    pub page_tokens: PageTokenCodec,
+    auth: Arc<Authenticator>,
+    shutdown: watch::Sender<bool>,
+    wakeups: broadcast::Sender<Uuid>,
+}
+
+impl Kit {
+    /// Validates auth settings, connects to Postgres, runs migrations (kit's and
+    /// the service's) as the schema owner, and starts the outbox listener.
+    pub async fn connect(spec: &'static ServiceSpec, config: KitConfig) -> anyhow::Result<Self> {
+        let auth = Arc::new(authenticator(&config)?);
+        let page_tokens = PageTokenCodec::new(&page_token_key(&config));
+        let pool = db::connect(&config).await?;
+        match &config.migration_database_url {
+            Some(owner_url) => db::migrate(owner_url.expose(), &with_kit_migrations(spec.migrator), &pool).await?,
+            None => tracing::info!("CRM_MIGRATION_DATABASE_URL unset: not running migrations"),
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let wakeups = outbox::spawn_listener(pool.clone(), shutdown_rx);
+        Ok(Self { spec, config, pool, page_tokens, auth, shutdown, wakeups })
+    }
+
+    /// The `crm.events.v1.EventService` of this service's outbox.
+    pub fn event_service(&self) -> EventServiceServer<EventStreamService> {
+        EventServiceServer::new(EventStreamService::new(self.pool.clone(), self.spec.name, self.wakeups.clone(), self.shutdown.subscribe()))
+            .max_decoding_message_size(self.config.max_message_bytes)
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and prepares to serve `routes`
+    /// with health, reflection and the middleware.
+    pub async fn serve(self, routes: Routes, addr: SocketAddr) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        let local_addr = listener.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        // Advertise only what this process serves, though the descriptor set holds every service.
+        for name in self.spec.grpc_services {
+            reflection_v1 = reflection_v1.with_service_name(*name);
+            reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
+        }
+        let routes = routes
+            .add_service(health_service)
+            .add_service(reflection_v1.build_v1()?)
+            .add_service(reflection_v1alpha.build_v1alpha()?);
+        let middleware = MiddlewareLayer(Arc::new(MiddlewareState {
+            auth: self.auth.clone(),
+            in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
+            error_domain: self.spec.error_domain,
+            local_addr,
+        }));
+        Ok(Server { kit: self, listener, local_addr, routes, middleware, health })
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    kit: Kit,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    routes: Routes,
+    middleware: MiddlewareLayer,
+    health: HealthReporter,
+}
+
+impl Server {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Serves until `shutdown` resolves, then drains and stops (see the module docs).
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { kit, listener, local_addr, routes, middleware, health } = self;
+        let config = &kit.config;
+        let draining = Arc::new(AtomicBool::new(false));
+        set_health(&health, kit.spec, ServingStatus::Serving).await;
+        tokio::spawn(watch_database(kit.pool.clone(), health.clone(), kit.spec, draining.clone(), kit.shutdown.subscribe()));
+
+        let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
+        let signal = {
+            let health = health.clone();
+            let drain = Duration::from_millis(config.shutdown_drain_ms);
+            let streams = kit.shutdown.clone();
+            let spec = kit.spec;
+            async move {
+                shutdown.await;
+                tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: draining");
+                draining.store(true, Ordering::SeqCst);
+                set_health(&health, spec, ServingStatus::NotServing).await;
+                tokio::time::sleep(drain).await;
+                let _ = streams.send(true);
+                let _ = stopping_tx.send(());
+                tracing::info!("closing the listener; finishing in-flight calls");
+            }
+        };
+
+        tracing::info!(address = %local_addr, service = kit.spec.name, "serving");
+        let serve = tonic::transport::Server::builder()
+            .timeout(config.request_timeout())
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .tcp_nodelay(true)
+            .layer(middleware)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        let grace = Duration::from_millis(config.shutdown_grace_ms);
+        tokio::select! {
+            result = serve => result?,
+            _ = async { if stopping_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; stopping with calls still in flight");
+            }
+        }
+        let _ = kit.shutdown.send(true);
+        kit.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(health: &HealthReporter, spec: &ServiceSpec, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in spec.grpc_services {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+/// Reports NOT_SERVING while Postgres does not answer, SERVING again when it does (unless draining).
+async fn watch_database(pool: PgPool, health: HealthReporter, spec: &'static ServiceSpec, draining: Arc<AtomicBool>, mut stop: watch::Receiver<bool>) {
+    let mut healthy = true;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if draining.load(Ordering::SeqCst) {
+            return;
+        }
+        let ok = db::ping(&pool, Duration::from_secs(1)).await;
+        if ok != healthy {
+            healthy = ok;
+            if ok {
+                tracing::info!("database reachable again: SERVING");
+            } else {
+                tracing::warn!("database unreachable: NOT_SERVING");
+            }
+            let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            if !draining.load(Ordering::SeqCst) {
+                set_health(&health, spec, status).await;
+            }
+        }
+    }
+}
+
+fn authenticator(config: &KitConfig) -> anyhow::Result<Authenticator> {
+    match (&config.jwt_public_key_file, &config.jwt_secret) {
+        (Some(path), _) => Authenticator::rs256_from_pem_file(path, &config.jwt_issuer),
+        (None, Some(secret)) if secret.expose().len() >= 16 => Ok(Authenticator::hs256(secret.expose().as_bytes(), &config.jwt_issuer)),
+        (None, Some(_)) => anyhow::bail!("CRM_JWT_SECRET must be at least 16 characters"),
+        (None, None) => anyhow::bail!("set CRM_JWT_SECRET (HS256) or CRM_JWT_PUBLIC_KEY_FILE (RS256)"),
+    }
+}
+
+/// The page-token key: configured, else derived from the JWT secret (so
+/// replicas agree), else random per process (tokens then work per replica only).
+fn page_token_key(config: &KitConfig) -> Vec<u8> {
+    if let Some(secret) = &config.page_token_secret {
+        return secret.expose().as_bytes().to_vec();
+    }
+    match &config.jwt_secret {
+        Some(jwt) => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(jwt.expose().as_bytes()).expect("any key length");
+            mac.update(b"crm page tokens");
+            mac.finalize().into_bytes().to_vec()
+        }
+        None => {
+            tracing::warn!("no CRM_PAGE_TOKEN_SECRET: page tokens are only valid on this replica");
+            Uuid::new_v4().into_bytes().to_vec()
+        }
+    }
+}
+
+/// The kit's migrations followed by the service's, in version order.
+pub fn with_kit_migrations(service: &Migrator) -> Migrator {
+    let mut all: Vec<_> = KIT_MIGRATOR.iter().chain(service.iter()).cloned().collect();
+    all.sort_by_key(|m| m.version);
+    Migrator { migrations: Cow::Owned(all), ..Migrator::DEFAULT }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,134 @@
+//! Logs and traces.
+//!
+//! Logs are JSON lines (or pretty text for local use) that include the fields
+//! of the current request span, so every line carries `trace_id`, the RPC and
+//! the tenant. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are exported
+//! over OTLP/gRPC in batches; otherwise no OpenTelemetry layer is installed
+//! and tracing costs only the log spans.
+//!
+//! Semantic conventions: spans follow OpenTelemetry semantic conventions
+//! **v1.34.0** — RPC spans `{rpc.service}/{rpc.method}` with `rpc.system`,
+//! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, `server.address`,
+//! `server.port`; DB spans `{db.operation.name} {db.collection.name}` with
+//! `db.system.name = postgresql`.
+
+use opentelemetry::{global, trace::TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing::Subscriber;
+use tracing_subscriber::{EnvFilter, Layer, Registry, fmt::MakeWriter, layer::SubscriberExt};
+
+use crate::config::LogFormat;
+
+/// Log filter when `CRM_LOG` is unset.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,h2=warn,tower=warn,hyper=warn";
+
+/// The semantic-conventions version the spans follow.
+pub const SEMCONV_VERSION: &str = "1.34.0";
+
+/// Keeps the tracer provider alive; call [`TelemetryGuard::shutdown`] at exit
+/// (dropping does not flush buffered spans).
+#[must_use]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Flushes and stops span export.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            if let Err(err) = provider.shutdown() {
+                eprintln!("flushing spans failed: {err}");
+            }
+        }
+    }
+}
+
+/// A subscriber writing logs to `sink` (and spans to `tracer` when given),
+/// split from [`init`] so that tests can silence or capture logs.
+pub fn get_subscriber<W>(
+    filter: &str,
+    format: LogFormat,
+    sink: W,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) -> impl Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let env_filter = || EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .with_writer(sink)
+            .with_filter(env_filter())
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(sink).with_filter(env_filter()).boxed(),
+    };
+    let mut layers = vec![logs];
+    if let Some(tracer) = tracer {
+        layers.push(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(env_filter()).boxed());
+    }
+    tracing_subscriber::registry().with(layers)
+}
+
+/// Installs logging and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, span
+/// export. Must run inside the Tokio runtime that lives for the whole process:
+/// the OTLP channel's background task is spawned on it.
+pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|e| !e.is_empty());
+    let filter = std::env::var("CRM_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_owned());
+    let Some(endpoint) = endpoint else {
+        tracing::subscriber::set_global_default(get_subscriber(&filter, format, std::io::stdout, None))?;
+        return Ok(TelemetryGuard { provider: None });
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service_name).build())
+        .build();
+    global::set_tracer_provider(provider.clone());
+    let subscriber = get_subscriber(&filter, format, std::io::stdout, Some(provider.tracer(service_name)));
+    tracing::subscriber::set_global_default(subscriber)?;
+    Ok(TelemetryGuard { provider: Some(provider) })
+}
+
+/// Reads W3C trace context from HTTP/gRPC headers.
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Writes W3C trace context into outgoing HTTP/gRPC headers.
+pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
+
+impl opentelemetry::propagation::Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The `traceparent` of the current span, or "" when spans are not exported.
+pub fn current_traceparent() -> String {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
+    carrier.remove("traceparent").unwrap_or_default()
+}
