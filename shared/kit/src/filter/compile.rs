@@ -160,6 +160,18 @@ impl CheckedFilter {
         self.0.is_none()
     }
 
+    /// Whether the filter compares the field named `name` anywhere.
+    pub fn mentions(&self, name: &str) -> bool {
+        fn walk(node: &Node, name: &str) -> bool {
+            match node {
+                Node::And(items) | Node::Or(items) => items.iter().any(|n| walk(n, name)),
+                Node::Not(inner) => walk(inner, name),
+                Node::Leaf { field, .. } => field.name == name,
+            }
+        }
+        self.0.as_ref().is_some_and(|n| walk(n, name))
+    }
+
     /// Appends ` AND (<condition>)` to `qb` when the filter is non-empty.
     pub fn push_and(&self, qb: &mut QueryBuilder<'_, Postgres>) {
         if let Some(node) = &self.0 {

@@ -1,0 +1,161 @@
+//! ListCustomers specifics: the filterable fields, `order_by` parsing and the
+//! sort key carried in page tokens.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use crm_kit::{
+    Error,
+    filter::{FieldType, FilterField, FilterSchema},
+};
+use serde_json::Value;
+
+use crate::store::{CustomerRow, KeyValue, SortKey};
+
+/// Fields `ListCustomers.filter` accepts, and the SQL each compiles to.
+pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
+    fields: &[
+        FilterField { name: "display_name", sql: "c.display_name", ty: FieldType::Text },
+        FilterField { name: "email", sql: "c.emails", ty: FieldType::JsonArrayKey { key: "address", lowercase: true } },
+        FilterField { name: "phone", sql: "c.phones", ty: FieldType::JsonArrayKey { key: "number", lowercase: false } },
+        FilterField { name: "company", sql: "c.company", ty: FieldType::Text },
+        FilterField { name: "industry", sql: "c.industry", ty: FieldType::Text },
+        FilterField { name: "city", sql: "c.addresses", ty: FieldType::JsonArrayKey { key: "city", lowercase: false } },
+        FilterField { name: "country", sql: "c.addresses", ty: FieldType::JsonArrayKey { key: "country", lowercase: false } },
+        FilterField {
+            name: "category",
+            sql: "c.category",
+            ty: FieldType::Enum { values: &["VIP", "REGULAR", "NEW", "POTENTIAL"], prefix: "CUSTOMER_CATEGORY_" },
+        },
+        FilterField {
+            name: "kind",
+            sql: "c.kind",
+            ty: FieldType::Enum { values: &["PERSON", "ORGANIZATION"], prefix: "CUSTOMER_KIND_" },
+        },
+        FilterField { name: "tags", sql: "c.tags", ty: FieldType::TextArray },
+        FilterField {
+            name: "source_channel",
+            sql: "c.source_channel",
+            ty: FieldType::Enum {
+                values: &["PHONE", "WEB_FORM", "SOCIAL", "TRADE_SHOW", "REGISTRATION", "REFERRAL", "IMPORT", "OTHER"],
+                prefix: "SOURCE_CHANNEL_",
+            },
+        },
+        FilterField { name: "owner", sql: "c.owner", ty: FieldType::Text },
+        FilterField { name: "create_time", sql: "c.create_time", ty: FieldType::Timestamp },
+        FilterField { name: "update_time", sql: "c.update_time", ty: FieldType::Timestamp },
+        FilterField { name: "birthday.month", sql: "c.birthday_month", ty: FieldType::Integer { min: 1, max: 12 } },
+        FilterField { name: "birthday.day", sql: "c.birthday_day", ty: FieldType::Integer { min: 1, max: 31 } },
+    ],
+};
+
+/// Filter fields that reveal personal data; callers without `pii` may not filter on them.
+pub const PII_FILTER_FIELDS: &[&str] = &["email", "phone"];
+
+/// Parses AIP-132 `order_by`: up to three distinct keys, each optionally `desc`/`asc`.
+/// Empty means `create_time`.
+pub fn parse_order_by(order_by: &str) -> Result<Vec<(SortKey, bool)>, Error> {
+    let invalid = |message: String| Error::invalid("order_by", "INVALID_ORDER_BY", message);
+    if order_by.trim().is_empty() {
+        return Ok(vec![(SortKey::CreateTime, false)]);
+    }
+    let mut keys = Vec::new();
+    for part in order_by.split(',') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let (name, desc) = match words.as_slice() {
+            [name] => (*name, false),
+            [name, dir] if dir.eq_ignore_ascii_case("desc") => (*name, true),
+            [name, dir] if dir.eq_ignore_ascii_case("asc") => (*name, false),
+            _ => return Err(invalid(format!("{:?} is not `field` or `field desc`", part.trim()))),
+        };
+        let key = match name {
+            "display_name" => SortKey::DisplayName,
+            "create_time" => SortKey::CreateTime,
+            "update_time" => SortKey::UpdateTime,
+            other => return Err(invalid(format!("cannot order by {other:?}; use display_name, create_time or update_time"))),
+        };
+        if keys.iter().any(|(k, _)| *k == key) {
+            return Err(invalid(format!("{name:?} is listed twice")));
+        }
+        keys.push((key, desc));
+    }
+    Ok(keys)
+}
+
+/// Canonical text of an order, for the page-token fingerprint.
+pub fn order_fingerprint(order: &[(SortKey, bool)]) -> String {
+    order.iter().map(|(k, d)| format!("{k:?}:{d}")).collect::<Vec<_>>().join(",")
+}
+
+/// The sort key of `row` as page-token JSON (id last).
+pub fn key_of(row: &CustomerRow, order: &[(SortKey, bool)]) -> Vec<Value> {
+    order
+        .iter()
+        .map(|(k, _)| match k.value_of(row) {
+            KeyValue::Text(t) => Value::String(t),
+            KeyValue::Time(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            KeyValue::Id(id) => Value::String(id.to_string()),
+        })
+        .chain([Value::String(row.id.to_string())])
+        .collect()
+}
+
+/// The typed sort key from page-token JSON.
+pub fn key_from_token(values: &[Value], order: &[(SortKey, bool)]) -> Result<Vec<KeyValue>, Error> {
+    let invalid = || Error::invalid("page_token", "INVALID_PAGE_TOKEN", "the page token is malformed or was altered");
+    if values.len() != order.len() + 1 {
+        return Err(invalid());
+    }
+    let text = |v: &Value| v.as_str().map(str::to_owned).ok_or_else(invalid);
+    let mut key = Vec::with_capacity(values.len());
+    for ((k, _), v) in order.iter().zip(values) {
+        key.push(match k {
+            SortKey::DisplayName => KeyValue::Text(text(v)?),
+            SortKey::CreateTime | SortKey::UpdateTime => {
+                KeyValue::Time(DateTime::parse_from_rfc3339(&text(v)?).map_err(|_| invalid())?.with_timezone(&Utc))
+            }
+        });
+    }
+    let id = text(values.last().ok_or_else(invalid)?)?.parse().map_err(|_| invalid())?;
+    key.push(KeyValue::Id(id));
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_by_follows_aip_132() {
+        assert_eq!(parse_order_by("").unwrap(), vec![(SortKey::CreateTime, false)]);
+        assert_eq!(
+            parse_order_by("display_name, update_time desc").unwrap(),
+            vec![(SortKey::DisplayName, false), (SortKey::UpdateTime, true)]
+        );
+        for bad in ["email", "display_name up", "create_time,create_time desc", "a b c"] {
+            assert_eq!(parse_order_by(bad).unwrap_err().reason(), "INVALID_ORDER_BY", "{bad}");
+        }
+    }
+
+    #[test]
+    fn filter_schema_accepts_the_documented_fields() {
+        for ok in [
+            r#"display_name = "Ada" AND email = "ADA@example.com""#,
+            "category = VIP OR category = CUSTOMER_CATEGORY_NEW",
+            r#"tags:gold AND city = "Berlin" AND country = "DE" AND company:acme AND industry = retail"#,
+            r#"create_time > "2026-01-01T00:00:00Z" AND birthday.month = 11 AND birthday.day = 22"#,
+            "source_channel = WEB_FORM AND owner = agent-7 AND kind = ORGANIZATION AND phone = \"+8613812341234\"",
+        ] {
+            assert!(CUSTOMER_FILTER.check(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn token_keys_are_checked() {
+        let order = vec![(SortKey::DisplayName, false)];
+        assert!(key_from_token(&[Value::String("a".into())], &order).is_err());
+        assert!(key_from_token(&[Value::from(1), Value::String(uuid::Uuid::nil().to_string())], &order).is_err());
+        assert_eq!(
+            key_from_token(&[Value::String("a".into()), Value::String(uuid::Uuid::nil().to_string())], &order).unwrap(),
+            vec![KeyValue::Text("a".into()), KeyValue::Id(uuid::Uuid::nil())]
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! Settings of the profiles service: its own plus the kit's shared ones.
+
+use std::net::SocketAddr;
+
+use crm_kit::config::KitConfig;
+
+/// Command-line flags and `CRM_*` environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "crm-profiles", about = "The CRM profiles service: the customer archive over gRPC.")]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CRM_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    pub listen_addr: SocketAddr,
+    /// Shared settings.
+    #[command(flatten)]
+    pub kit: KitConfig,
+}

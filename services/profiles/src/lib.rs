@@ -1,0 +1,16 @@
+//! `crm-profiles`: the customer domain of the CRM suite — the customer archive
+//! served as `crm.profiles.v1.CustomerService`, with its events streamed by
+//! `crm.events.v1.EventService`.
+//!
+//! # Layout
+//! - `config`: flags and environment.
+//! - `startup`: wires the kit, the handlers and the event stream.
+//! - `api`: gRPC handlers, proto ⇄ domain conversion, list filters and ordering.
+//! - `domain`: validated field types, the customer draft, masking, field-level write rules.
+//! - `store`: SQL.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,46 @@
+//! Builds the profiles service: the kit's runtime plus CustomerService and the
+//! event stream.
+
+use crm_kit::server::{Kit, Server, ServiceSpec};
+use crm_proto::crm::profiles::v1::customer_service_server::CustomerServiceServer;
+use sqlx::migrate::Migrator;
+use tonic::service::Routes;
+
+use crate::{api::CustomerApi, config::Config};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What the kit needs to know about this service.
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "profiles",
+    error_domain: "profiles.crm",
+    grpc_services: &["crm.profiles.v1.CustomerService", "crm.events.v1.EventService"],
+    migrator: &MIGRATOR,
+};
+
+/// A built, bound profiles service.
+pub struct Application {
+    server: Server,
+}
+
+impl Application {
+    /// Connects, migrates and binds; the server starts with [`Application::run_until_stopped`].
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let kit = Kit::connect(&SPEC, config.kit).await?;
+        let customers = CustomerServiceServer::new(CustomerApi::new(kit.pool.clone(), kit.page_tokens.clone()))
+            .max_decoding_message_size(kit.config.max_message_bytes);
+        let routes = Routes::new(customers).add_service(kit.event_service());
+        let server = kit.serve(routes, config.listen_addr).await?;
+        Ok(Self { server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Serves until `shutdown` resolves, then drains gracefully.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.server.run_until_stopped(shutdown).await
+    }
+}

@@ -1,0 +1,300 @@
+//! The `customers` and `customer_emails` tables.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{TenantTx, db_span},
+    error::violated_constraint,
+    filter::CheckedFilter,
+};
+use serde_json::{Map, Value};
+use sqlx::{FromRow, Postgres, QueryBuilder, types::Json};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::customer::{AddressEntry, Consent, CustomerDraft, EmailEntry, PhoneEntry};
+
+/// A stored customer.
+#[derive(Debug, Clone, FromRow)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub kind: String,
+    pub emails: Json<Vec<EmailEntry>>,
+    pub phones: Json<Vec<PhoneEntry>>,
+    pub addresses: Json<Vec<AddressEntry>>,
+    pub company: String,
+    pub job_title: String,
+    pub industry: String,
+    pub company_size: String,
+    pub source_channel: String,
+    pub birthday_year: Option<i32>,
+    pub birthday_month: Option<i32>,
+    pub birthday_day: Option<i32>,
+    pub time_zone: String,
+    pub locale: String,
+    pub tags: Vec<String>,
+    pub attributes: Json<Map<String, Value>>,
+    pub owner: String,
+    pub category: String,
+    pub consent: Json<Consent>,
+    pub value_tier: String,
+    pub lifecycle_stage: String,
+    pub revision: i64,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub delete_time: Option<DateTime<Utc>>,
+    pub verify_time: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
+company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
+consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time";
+
+/// Binds the draft's columns in the order of `DRAFT_COLUMNS`.
+macro_rules! bind_draft {
+    ($query:expr, $d:expr) => {
+        $query
+            .bind(&$d.display_name)
+            .bind(&$d.given_name)
+            .bind(&$d.family_name)
+            .bind(&$d.kind)
+            .bind(Json(&$d.emails))
+            .bind(Json(&$d.phones))
+            .bind(Json(&$d.addresses))
+            .bind(&$d.company)
+            .bind(&$d.job_title)
+            .bind(&$d.industry)
+            .bind(&$d.company_size)
+            .bind(&$d.source_channel)
+            .bind($d.birthday.and_then(|b| b.year))
+            .bind($d.birthday.map(|b| b.month as i32))
+            .bind($d.birthday.map(|b| b.day as i32))
+            .bind(&$d.time_zone)
+            .bind(&$d.locale)
+            .bind(&$d.tags)
+            .bind(Json(&$d.attributes))
+            .bind(&$d.owner)
+            .bind(&$d.category)
+            .bind(Json(&$d.consent))
+            .bind($d.verify_time)
+    };
+}
+
+/// Inserts a new customer.
+pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerDraft, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+    let sql = format!(
+        "INSERT INTO customers (tenant_id, id, create_time, update_time, display_name, given_name, family_name, kind, emails, phones, \
+         addresses, company, job_title, industry, company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, \
+         locale, tags, attributes, owner, category, consent, verify_time)
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+         RETURNING {COLUMNS}"
+    );
+    let query = sqlx::query_as::<_, CustomerRow>(&sql).bind(tenant).bind(id).bind(now);
+    Ok(bind_draft!(query, draft).fetch_one(&mut **tx).instrument(db_span("INSERT", "customers")).await?)
+}
+
+/// Replaces every writable column of a customer and bumps its revision.
+pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerDraft, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+    let sql = format!(
+        "UPDATE customers SET update_time = $3, revision = revision + 1, display_name = $4, given_name = $5, family_name = $6, kind = $7, \
+         emails = $8, phones = $9, addresses = $10, company = $11, job_title = $12, industry = $13, company_size = $14, \
+         source_channel = $15, birthday_year = $16, birthday_month = $17, birthday_day = $18, time_zone = $19, locale = $20, tags = $21, \
+         attributes = $22, owner = $23, category = $24, consent = $25, verify_time = $26
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING {COLUMNS}"
+    );
+    let query = sqlx::query_as::<_, CustomerRow>(&sql).bind(tenant).bind(id).bind(now);
+    Ok(bind_draft!(query, draft).fetch_one(&mut **tx).instrument(db_span("UPDATE", "customers")).await?)
+}
+
+/// Sets or clears `delete_time` and bumps the revision.
+pub async fn set_delete_time(tx: &mut TenantTx, tenant: Uuid, id: Uuid, delete_time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+    let sql = format!(
+        "UPDATE customers SET delete_time = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(delete_time)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "customers"))
+        .await?)
+}
+
+/// One customer; `for_update` locks the row until the transaction ends.
+pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<CustomerRow>, Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2{lock}");
+    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "customers"))
+        .await?)
+}
+
+/// The customers among `ids` (in no particular order; missing ones are absent).
+pub async fn batch_get(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<CustomerRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND id = ANY($2)");
+    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "customers"))
+        .await?)
+}
+
+/// Live customers other than `except` that already use one of `addresses`.
+pub async fn email_conflicts(tx: &mut TenantTx, tenant: Uuid, addresses: &[String], except: Uuid) -> Result<Vec<(String, Uuid)>, Error> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT address, customer_id FROM customer_emails WHERE tenant_id = $1 AND address = ANY($2) AND customer_id <> $3 ORDER BY address",
+    )
+    .bind(tenant)
+    .bind(addresses)
+    .bind(except)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "customer_emails"))
+    .await?)
+}
+
+/// Makes `addresses` the claimed emails of customer `id` (empty for a deleted customer).
+/// A concurrent claim of the same address loses on the primary key: ALREADY_EXISTS.
+pub async fn replace_emails(tx: &mut TenantTx, tenant: Uuid, id: Uuid, addresses: &[String]) -> Result<(), Error> {
+    sqlx::query("DELETE FROM customer_emails WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut **tx)
+        .instrument(db_span("DELETE", "customer_emails"))
+        .await?;
+    if addresses.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO customer_emails (tenant_id, address, customer_id) SELECT $1, unnest($2::text[]), $3")
+        .bind(tenant)
+        .bind(addresses)
+        .bind(id)
+        .execute(&mut **tx)
+        .instrument(db_span("INSERT", "customer_emails"))
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("customer_emails_unique_address") => Error::AlreadyExists {
+                reason: "EMAIL_ALREADY_USED",
+                message: "another customer was just given one of these email addresses".to_owned(),
+                resource_type: "profiles.crm/Customer",
+                name: String::new(),
+            },
+            _ => err.into(),
+        })?;
+    Ok(())
+}
+
+/// A column customers can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// `display_name`
+    DisplayName,
+    /// `create_time`
+    CreateTime,
+    /// `update_time`
+    UpdateTime,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            Self::DisplayName => "display_name",
+            Self::CreateTime => "create_time",
+            Self::UpdateTime => "update_time",
+        }
+    }
+
+    /// This key's value in `row`.
+    pub fn value_of(self, row: &CustomerRow) -> KeyValue {
+        match self {
+            Self::DisplayName => KeyValue::Text(row.display_name.clone()),
+            Self::CreateTime => KeyValue::Time(row.create_time),
+            Self::UpdateTime => KeyValue::Time(row.update_time),
+        }
+    }
+}
+
+/// A value of a sort key, the last one of which is always the id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    /// A text key.
+    Text(String),
+    /// A timestamp key.
+    Time(DateTime<Utc>),
+    /// The id tiebreaker.
+    Id(Uuid),
+}
+
+/// A page request over customers.
+pub struct ListQuery<'a> {
+    /// Checked filter.
+    pub filter: &'a CheckedFilter,
+    /// Sort keys with `true` for descending; the id (ascending) is appended.
+    pub order: &'a [(SortKey, bool)],
+    /// Sort key of the last row of the previous page, id last.
+    pub after: Option<Vec<KeyValue>>,
+    /// Include soft-deleted customers.
+    pub show_deleted: bool,
+    /// Rows to fetch.
+    pub limit: i64,
+}
+
+fn push_key_value(qb: &mut QueryBuilder<'_, Postgres>, value: &KeyValue) {
+    match value {
+        KeyValue::Text(t) => qb.push_bind(t.clone()),
+        KeyValue::Time(t) => qb.push_bind(*t),
+        KeyValue::Id(id) => qb.push_bind(*id),
+    };
+}
+
+/// One page of customers, in keyset order.
+pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Result<Vec<CustomerRow>, Error> {
+    let keys: Vec<(&str, bool)> = query.order.iter().map(|(k, desc)| (k.column(), *desc)).chain([("id", false)]).collect();
+    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "));
+    qb.push_bind(tenant);
+    if !query.show_deleted {
+        qb.push(" AND c.delete_time IS NULL");
+    }
+    query.filter.push_and(&mut qb);
+    if let Some(after) = &query.after {
+        // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...: correct for mixed directions.
+        qb.push(" AND (");
+        for i in 0..keys.len() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("(");
+            for (j, (column, _)) in keys.iter().enumerate().take(i) {
+                qb.push(format!("c.{column} = "));
+                push_key_value(&mut qb, &after[j]);
+                qb.push(" AND ");
+            }
+            let (column, desc) = keys[i];
+            qb.push(format!("c.{column} {} ", if desc { "<" } else { ">" }));
+            push_key_value(&mut qb, &after[i]);
+            qb.push(")");
+        }
+        qb.push(")");
+    }
+    qb.push(" ORDER BY ");
+    for (i, (column, desc)) in keys.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push(format!("c.{column} {}", if *desc { "DESC" } else { "ASC" }));
+    }
+    qb.push(" LIMIT ");
+    qb.push_bind(query.limit);
+    Ok(qb.build_query_as::<CustomerRow>().fetch_all(&mut **tx).instrument(db_span("SELECT", "customers")).await?)
+}

@@ -1,0 +1,7 @@
+//! SQL for the profiles service, and nothing else. Every function runs in a
+//! tenant-scoped transaction (RLS) and also names the tenant explicitly, so
+//! the planner uses the `(tenant_id, ...)` indexes.
+
+mod customers;
+
+pub use customers::{CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, find, insert, list, replace_emails, set_delete_time, update};
