@@ -25,8 +25,7 @@ use tokio::{
     net::TcpListener,
     sync::{Semaphore, broadcast, oneshot, watch},
 };
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::Routes;
+use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use uuid::Uuid;
 
@@ -108,7 +107,8 @@ impl Kit {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("grpc.health.v1.Health");
         // Advertise only what this process serves, though the descriptor set holds every service.
-        for name in self.spec.grpc_services {
+        let reflection = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+        for name in self.spec.grpc_services.iter().chain(&reflection) {
             reflection_v1 = reflection_v1.with_service_name(*name);
             reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
         }
@@ -178,10 +178,11 @@ impl Server {
             .timeout(config.request_timeout())
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .tcp_nodelay(true)
             .layer(middleware)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+            // A custom listener does not inherit the builder's TCP options: without
+            // TCP_NODELAY, Nagle + delayed ACK adds ~40 ms to every small response.
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
         let grace = Duration::from_millis(config.shutdown_grace_ms);
         tokio::select! {
             result = serve => result?,

@@ -240,7 +240,7 @@ pub enum KeyValue {
 pub struct ListQuery<'a> {
     /// Checked filter.
     pub filter: &'a CheckedFilter,
-    /// Sort keys with `true` for descending; the id (ascending) is appended.
+    /// Sort keys with `true` for descending; the id is appended as tiebreaker.
     pub order: &'a [(SortKey, bool)],
     /// Sort key of the last row of the previous page, id last.
     pub after: Option<Vec<KeyValue>>,
@@ -258,9 +258,47 @@ fn push_key_value(qb: &mut QueryBuilder<'_, Postgres>, value: &KeyValue) {
     };
 }
 
+/// Restricts to rows after `after` in the order `keys`.
+fn push_after(qb: &mut QueryBuilder<'_, Postgres>, keys: &[(&str, bool)], after: &[KeyValue]) {
+    if keys.iter().all(|(_, desc)| *desc == keys[0].1) {
+        // One direction: a row-value comparison, which the (tenant_id, key, id) indexes serve directly.
+        let columns: Vec<String> = keys.iter().map(|(c, _)| format!("c.{c}")).collect();
+        qb.push(format!(" AND ({}) {} (", columns.join(", "), if keys[0].1 { "<" } else { ">" }));
+        for (i, value) in after.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            push_key_value(qb, value);
+        }
+        qb.push(")");
+        return;
+    }
+    // Mixed directions: (k1 > v1) OR (k1 = v1 AND k2 < v2) OR ...
+    qb.push(" AND (");
+    for i in 0..keys.len() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push("(");
+        for (j, (column, _)) in keys.iter().enumerate().take(i) {
+            qb.push(format!("c.{column} = "));
+            push_key_value(qb, &after[j]);
+            qb.push(" AND ");
+        }
+        let (column, desc) = keys[i];
+        qb.push(format!("c.{column} {} ", if desc { "<" } else { ">" }));
+        push_key_value(qb, &after[i]);
+        qb.push(")");
+    }
+    qb.push(")");
+}
+
 /// One page of customers, in keyset order.
 pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Result<Vec<CustomerRow>, Error> {
-    let keys: Vec<(&str, bool)> = query.order.iter().map(|(k, desc)| (k.column(), *desc)).chain([("id", false)]).collect();
+    // The id breaks ties in the direction of the last key, so that single-key
+    // orders stay one-directional and use the index in either direction.
+    let id_desc = query.order.last().is_some_and(|(_, desc)| *desc);
+    let keys: Vec<(&str, bool)> = query.order.iter().map(|(k, desc)| (k.column(), *desc)).chain([("id", id_desc)]).collect();
     let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "));
     qb.push_bind(tenant);
     if !query.show_deleted {
@@ -268,24 +306,7 @@ pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Resu
     }
     query.filter.push_and(&mut qb);
     if let Some(after) = &query.after {
-        // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...: correct for mixed directions.
-        qb.push(" AND (");
-        for i in 0..keys.len() {
-            if i > 0 {
-                qb.push(" OR ");
-            }
-            qb.push("(");
-            for (j, (column, _)) in keys.iter().enumerate().take(i) {
-                qb.push(format!("c.{column} = "));
-                push_key_value(&mut qb, &after[j]);
-                qb.push(" AND ");
-            }
-            let (column, desc) = keys[i];
-            qb.push(format!("c.{column} {} ", if desc { "<" } else { ">" }));
-            push_key_value(&mut qb, &after[i]);
-            qb.push(")");
-        }
-        qb.push(")");
+        push_after(&mut qb, &keys, after);
     }
     qb.push(" ORDER BY ");
     for (i, (column, desc)) in keys.iter().enumerate() {

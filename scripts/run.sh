@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # cleanup/on_signal are invoked through trap
+# Runs the CRM suite locally (what `make run` calls, after `cargo build --workspace --bins`):
+# starts the dev Postgres (unless PROFILES_DATABASE_URL is given), the services,
+# mints a dev admin token and prints copy-paste examples. Ctrl-C stops everything.
+#
+# Environment (all optional):
+#   PROFILES_DATABASE_URL, PROFILES_MIGRATION_DATABASE_URL   use this database instead of the dev cluster
+#   PROFILES_LISTEN_ADDR   default 127.0.0.1:50051
+#   CRM_JWT_SECRET         default: .data/dev-jwt-secret (generated once)
+#   CRM_DEV_TENANT         tenant of the dev token (default 0190a4c2-0000-7000-8000-000000000001)
+#   CRM_LOG_FORMAT         default pretty
+#   CARGO_TARGET_DIR       where the binaries were built (default ./target)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+DATA="$ROOT/.data"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+BIN="$TARGET_DIR/debug"
+
+say() { printf 'run: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+PIDS=()      # service PIDs (the service processes themselves, not their log filters)
+NAMES=()     # service names, parallel to PIDS
+ADDRS=()     # listen addresses, parallel to PIDS
+STARTED_DB=0 # 1 when this script started the dev cluster and must stop it
+CLEANED=0
+
+stop_services() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+}
+
+cleanup() {
+    ((CLEANED)) && return 0
+    CLEANED=1
+    if ((${#PIDS[@]})); then
+        say "stopping services"
+        stop_services
+    fi
+    if ((STARTED_DB)); then
+        "$ROOT/scripts/dev-db.sh" down >&2 || true
+    fi
+}
+
+on_signal() {
+    trap - INT TERM
+    echo >&2
+    cleanup
+    exit 0
+}
+
+trap cleanup EXIT
+trap on_signal INT TERM
+
+# --- database ------------------------------------------------------------
+# A PROFILES_DATABASE_URL that was sourced from .data/env (CRM_DEV_CLUSTER=1)
+# means the dev cluster, not a user-supplied database.
+if [[ -n ${PROFILES_DATABASE_URL:-} && ${CRM_DEV_CLUSTER:-} != 1 ]]; then
+    # Migrations run only when PROFILES_MIGRATION_DATABASE_URL is given too.
+    say "using the given PROFILES_DATABASE_URL${PROFILES_MIGRATION_DATABASE_URL:+ (migrations: PROFILES_MIGRATION_DATABASE_URL)}"
+else
+    unset PROFILES_DATABASE_URL PROFILES_MIGRATION_DATABASE_URL DATABASE_URL
+    if ! "$ROOT/scripts/dev-db.sh" status >/dev/null 2>&1; then
+        STARTED_DB=1
+    fi
+    "$ROOT/scripts/dev-db.sh" up
+    # shellcheck source=/dev/null
+    source "$DATA/env"
+fi
+
+# --- auth ------------------------------------------------------------------
+if [[ -z ${CRM_JWT_SECRET:-} ]]; then
+    mkdir -p "$DATA"
+    secret_file="$DATA/dev-jwt-secret"
+    if [[ ! -s $secret_file ]]; then
+        (
+            umask 077
+            openssl rand -hex 32 2>/dev/null >"$secret_file" ||
+                head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret_file"
+        )
+    fi
+    chmod 600 "$secret_file"
+    CRM_JWT_SECRET="$(tr -d '\n' <"$secret_file")"
+    export CRM_JWT_SECRET
+fi
+export CRM_DEV_TENANT="${CRM_DEV_TENANT:-0190a4c2-0000-7000-8000-000000000001}"
+
+[[ -x $BIN/crm-dev-token ]] || die "$BIN/crm-dev-token not found: run 'make build' (or 'make run')"
+TOKEN="$("$BIN/crm-dev-token" --tenant "$CRM_DEV_TENANT" --roles admin --subject dev-admin --ttl-hours 24)" ||
+    die "crm-dev-token failed"
+
+# --- services --------------------------------------------------------------
+LOG_DIR="$DATA/logs"
+mkdir -p "$LOG_DIR"
+
+# start_service NAME DEFAULT_LISTEN_ADDR
+#   Runs $BIN/crm-NAME with the CRM_* settings taken from NAME_DATABASE_URL,
+#   NAME_MIGRATION_DATABASE_URL and NAME_LISTEN_ADDR (NAME upper-cased).
+#   Output goes to the terminal prefixed with [NAME] and to .data/logs/NAME.log.
+start_service() {
+    local name=$1 default_addr=$2
+    local up="${name^^}"
+    local url_var="${up}_DATABASE_URL" mig_var="${up}_MIGRATION_DATABASE_URL" addr_var="${up}_LISTEN_ADDR"
+    local url="${!url_var:-}" mig="${!mig_var:-}" addr="${!addr_var:-$default_addr}"
+    local bin="$BIN/crm-$name" log="$LOG_DIR/$name.log"
+    [[ -x $bin ]] || die "$bin not found: run 'make build'"
+    [[ -n $url ]] || die "$url_var is not set"
+    if port_open "$addr"; then
+        die "$addr is already in use (another 'make run'?); set $addr_var to move $name"
+    fi
+    : >"$log"
+    # $! is the service itself: the prefixing filter runs in a process
+    # substitution and ignores INT/TERM so that it drains the service's
+    # last log lines after Ctrl-C.
+    local -a envs=(
+        CRM_DATABASE_URL="$url"
+        CRM_LISTEN_ADDR="$addr"
+        CRM_LOG_FORMAT="${CRM_LOG_FORMAT:-pretty}"
+    )
+    [[ -n $mig ]] && envs+=(CRM_MIGRATION_DATABASE_URL="$mig")
+    env -u CRM_MIGRATION_DATABASE_URL "${envs[@]}" "$bin" > >(
+            trap '' INT TERM
+            tee -a "$log" | sed -u "s/^/[$name] /"
+        ) 2>&1 &
+    PIDS+=("$!")
+    NAMES+=("$name")
+    ADDRS+=("$addr")
+    say "started crm-$name (pid $!) on $addr"
+}
+
+# port_open HOST:PORT -> 0 when something accepts TCP there.
+port_open() {
+    local host="${1%:*}" port="${1##*:}"
+    host="${host#[}"
+    host="${host%]}"
+    case "$host" in "" | 0.0.0.0) host=127.0.0.1 ;; "::") host=::1 ;; esac
+    (: <>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+# wait_ready INDEX: waits up to 60 s for the service's port; fails if it dies.
+wait_ready() {
+    local i=$1 pid="${PIDS[$1]}" name="${NAMES[$1]}" addr="${ADDRS[$1]}" t rc
+    for ((t = 0; t < 600; t++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rc=0
+            wait "$pid" || rc=$?
+            unset 'PIDS[i]'
+            sleep 0.2 # let the log filter flush
+            say "crm-$name exited (status $rc) before accepting connections; last log lines:"
+            tail -n 40 "$LOG_DIR/$name.log" >&2 || true
+            exit 1
+        fi
+        port_open "$addr" && return 0
+        sleep 0.1
+    done
+    say "crm-$name did not accept connections on $addr within 60 s; last log lines:"
+    tail -n 40 "$LOG_DIR/$name.log" >&2 || true
+    exit 1
+}
+
+# One line per service.
+start_service profiles 127.0.0.1:50051
+
+for i in "${!PIDS[@]}"; do
+    wait_ready "$i"
+done
+
+P="${ADDRS[0]}"
+cat <<EOF
+
+================================================================================
+ CRM suite is up (Ctrl-C to stop)
+$(for i in "${!NAMES[@]}"; do printf '   %-10s grpc://%s\n' "${NAMES[$i]}" "${ADDRS[$i]}"; done)
+   tenant     $CRM_DEV_TENANT (dev token: roles=admin, subject=dev-admin, 24 h)
+
+ export TOKEN=$TOKEN
+
+ # create a customer
+ buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"customer":{"displayName":"Ada Lovelace","emails":[{"address":"ada@example.com"}]}}' http://$P/crm.profiles.v1.CustomerService/CreateCustomer
+
+ # list customers
+ grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '{"page_size":10}' $P crm.profiles.v1.CustomerService/ListCustomers
+
+ # health
+ grpcurl -plaintext $P grpc.health.v1.Health/Check
+ buf curl --protocol grpc --http2-prior-knowledge http://$P/grpc.health.v1.Health/Check
+================================================================================
+
+EOF
+
+# Run until Ctrl-C/TERM (handled by on_signal) or until a service exits by itself.
+rc=0
+wait -n "${PIDS[@]}" || rc=$?
+for i in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+        say "crm-${NAMES[$i]} exited unexpectedly (status $rc); stopping the suite"
+        unset 'PIDS[i]'
+    fi
+done
+exit 1

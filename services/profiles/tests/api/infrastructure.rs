@@ -1,0 +1,107 @@
+//! Health, reflection and behaviour while Postgres is unreachable.
+
+use std::time::Duration;
+
+use crm_proto::crm::profiles::v1 as pb;
+use crm_testkit::proxy::Proxy;
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+
+async fn health(app: &crate::helpers::TestApp, service: &str) -> ServingStatus {
+    let response = HealthClient::new(app.channel.clone()).check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+    ServingStatus::try_from(response.status).unwrap()
+}
+
+#[tokio::test]
+async fn health_answers_without_a_token_per_service() {
+    let app = spawn_app().await;
+    for service in ["", "crm.profiles.v1.CustomerService", "crm.events.v1.EventService"] {
+        assert_eq!(health(&app, service).await, ServingStatus::Serving, "{service:?}");
+    }
+    let unknown = HealthClient::new(app.channel.clone()).check(HealthCheckRequest { service: "crm.nope.v1.Nope".into() }).await;
+    assert_eq!(unknown.unwrap_err().code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
+    use tokio_stream::StreamExt;
+    let app = spawn_app().await;
+    let expected = vec![
+        "crm.events.v1.EventService".to_string(),
+        "crm.profiles.v1.CustomerService".into(),
+        "grpc.health.v1.Health".into(),
+        "grpc.reflection.v1.ServerReflection".into(),
+        "grpc.reflection.v1alpha.ServerReflection".into(),
+    ];
+
+    use tonic_reflection::pb::v1 as v1;
+    let request = v1::ServerReflectionRequest { host: String::new(), message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())) };
+    let mut stream = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone())
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = stream.next().await.unwrap().unwrap().message_response else {
+        panic!("expected a service list")
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(names, expected);
+
+    use tonic_reflection::pb::v1alpha;
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol("crm.profiles.v1.CustomerService".into())),
+    };
+    let mut stream = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone())
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.next().await.unwrap().unwrap();
+    assert!(matches!(response.message_response, Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(f)) if !f.file_descriptor_proto.is_empty()));
+}
+
+#[tokio::test]
+async fn an_unreachable_database_means_not_serving_and_unavailable_then_recovery() {
+    let upstream = std::env::var("PROFILES_DATABASE_URL").unwrap();
+    let host_port = upstream.split('@').nth(1).unwrap().split('/').next().unwrap().to_string();
+    let proxy = Proxy::start(tokio::net::lookup_host(&host_port).await.unwrap().next().unwrap()).await.unwrap();
+    let proxy_addr = proxy.addr;
+    let app = spawn_app_with(|config| {
+        let url = config.kit.database_url.expose().replace(&host_port, &proxy_addr.to_string());
+        config.kit.database_url = url.as_str().into();
+        config.kit.db_acquire_timeout_ms = 500;
+    })
+    .await;
+    let created = app.create(crate::helpers::customer("Ada", "")).await;
+
+    proxy.cut();
+    let mut status = ServingStatus::Serving;
+    for _ in 0..50 {
+        status = health(&app, "crm.profiles.v1.CustomerService").await;
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, ServingStatus::NotServing);
+    let during = app.customers.clone().get_customer(app.admin(pb::GetCustomerRequest { name: created.name.clone() })).await;
+    let error = assert_error(during, Code::Unavailable, "DATABASE_UNAVAILABLE");
+    use tonic_types::StatusExt;
+    assert!(error.get_error_details().retry_info().is_some());
+
+    proxy.restore();
+    for _ in 0..50 {
+        status = health(&app, "crm.profiles.v1.CustomerService").await;
+        if status == ServingStatus::Serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, ServingStatus::Serving);
+    assert_eq!(app.get(&created.name).await.unwrap().display_name, "Ada");
+    app.stop().await;
+}

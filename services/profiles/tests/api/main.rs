@@ -1,0 +1,12 @@
+//! Service tests: each spawns the profiles service on port 0 against a fresh
+//! database and calls it with a real tonic client.
+
+mod auth;
+mod customers;
+mod events;
+mod helpers;
+mod idempotency;
+mod infrastructure;
+mod listing;
+mod shutdown;
+mod tenancy;

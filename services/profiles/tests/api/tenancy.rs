@@ -1,0 +1,80 @@
+//! Tenant isolation, through the API and at the SQL level with the service's role.
+
+use crm_proto::crm::profiles::v1 as pb;
+use crm_testkit::auth::{token, with_token};
+use sqlx::Connection;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::helpers::{assert_error, customer, spawn_app};
+
+#[tokio::test]
+async fn another_tenant_can_neither_get_nor_list_nor_change_a_customer() {
+    let app = spawn_app().await;
+    let created = app.create(customer("Tenant A's customer", "a@example.com")).await;
+    let other = token(Uuid::now_v7(), &["admin"]);
+    let mut client = app.customers.clone();
+
+    assert_error(client.get_customer(with_token(pb::GetCustomerRequest { name: created.name.clone() }, &other)).await, Code::NotFound, "NOT_FOUND");
+    let listed = client.list_customers(with_token(pb::ListCustomersRequest { show_deleted: true, ..Default::default() }, &other)).await.unwrap().into_inner();
+    assert!(listed.customers.is_empty());
+    let batch = client.batch_get_customers(with_token(pb::BatchGetCustomersRequest { names: vec![created.name.clone()] }, &other)).await;
+    assert_error(batch, Code::NotFound, "NOT_FOUND");
+    let delete = client.delete_customer(with_token(pb::DeleteCustomerRequest { name: created.name.clone(), etag: String::new() }, &other)).await;
+    assert_error(delete, Code::NotFound, "NOT_FOUND");
+    // The same email is free in the other tenant: uniqueness is per tenant.
+    let create = client.create_customer(with_token(pb::CreateCustomerRequest { customer: Some(customer("B", "a@example.com")), request_id: String::new() }, &other)).await;
+    assert!(create.is_ok());
+    assert!(app.get(&created.name).await.unwrap().delete_time.is_none());
+}
+
+#[tokio::test]
+async fn rls_hides_other_tenants_even_from_a_query_without_a_tenant_filter() {
+    let app = spawn_app().await;
+    app.create(customer("A1", "a1@example.com")).await;
+    app.create(customer("A2", "")).await;
+    let mut conn = app.app_connection().await;
+
+    let url = app.db.app_url.clone();
+    let count = |tenant: Option<Uuid>| {
+        let sql = "SELECT count(*) FROM customers"; // deliberately no WHERE tenant_id
+        let url = url.clone();
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            if let Some(t) = tenant {
+                sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(t.to_string()).execute(&mut *tx).await.unwrap();
+            }
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *tx).await.unwrap()
+        }
+    };
+    assert_eq!(count(Some(app.tenant)).await, 2);
+    assert_eq!(count(Some(Uuid::now_v7())).await, 0);
+    assert_eq!(count(None).await, 0, "no tenant set: no rows at all");
+    for table in ["customer_emails", "outbox", "idempotency_keys"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut conn).await.unwrap();
+        assert_eq!(n, 0, "{table} leaks rows without a tenant");
+    }
+
+    // Writing a row for another tenant is refused by the policy's WITH CHECK.
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let foreign = sqlx::query("INSERT INTO customers (tenant_id, id, display_name, create_time, update_time) VALUES ($1, $2, 'x', now(), now())")
+        .bind(Uuid::now_v7())
+        .bind(Uuid::now_v7())
+        .execute(&mut *tx)
+        .await;
+    assert!(foreign.unwrap_err().to_string().contains("row-level security"));
+    tx.rollback().await.unwrap();
+
+    // The service's role owns nothing, cannot bypass RLS and cannot change the schema.
+    let (owner, bypass): (String, bool) = sqlx::query_as("SELECT tableowner::text, (SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user) FROM pg_tables WHERE tablename = 'customers'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let me: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut conn).await.unwrap();
+    assert_ne!(owner, me);
+    assert!(!bypass);
+    assert!(sqlx::query("ALTER TABLE customers DISABLE ROW LEVEL SECURITY").execute(&mut conn).await.is_err());
+    assert!(sqlx::query("DROP TABLE customers").execute(&mut conn).await.is_err());
+}
