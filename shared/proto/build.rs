@@ -14,11 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.extend(proto_files(&root.join("google/rpc"))?);
     println!("cargo:rerun-if-changed={}", root.display());
 
-    let fds: FileDescriptorSet = protox::Compiler::new([&root])?
-        .include_imports(true)
-        .include_source_info(true)
-        .open_files(&files)?
-        .file_descriptor_set();
+    let fds: FileDescriptorSet =
+        protox::Compiler::new([&root])?.include_imports(true).include_source_info(true).open_files(&files)?.file_descriptor_set();
 
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("crm_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;

@@ -133,11 +133,7 @@ impl Principal {
 
     /// PERMISSION_DENIED unless the caller may do `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), Error> {
-        if self.can(permission) {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied { permission: permission.name().to_owned() })
-        }
+        if self.can(permission) { Ok(()) } else { Err(Error::PermissionDenied { permission: permission.name().to_owned() }) }
     }
 }
 
@@ -187,10 +183,7 @@ impl Authenticator {
                 unauthenticated(reason, message)
             })?
             .claims;
-        let tenant = claims
-            .tenant
-            .as_deref()
-            .ok_or_else(|| unauthenticated("MISSING_TENANT", "the token lacks the `tenant` claim"))?;
+        let tenant = claims.tenant.as_deref().ok_or_else(|| unauthenticated("MISSING_TENANT", "the token lacks the `tenant` claim"))?;
         let tenant = Uuid::parse_str(tenant).map_err(|_| unauthenticated("INVALID_TENANT", "the `tenant` claim is not a UUID"))?;
         let roles = claims
             .roles
@@ -230,8 +223,7 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
 
 /// Mints an HS256 token: for `make run`'s dev token and for tests.
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
-        .expect("HS256 encoding cannot fail")
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).expect("HS256 encoding cannot fail")
 }
 
 #[cfg(test)]

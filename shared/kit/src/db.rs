@@ -80,10 +80,7 @@ fn quote_ident(name: &str) -> String {
 /// Begins a transaction in which RLS shows only `tenant`'s rows.
 pub async fn begin_tenant(pool: &PgPool, tenant: Uuid) -> Result<TenantTx, Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
     Ok(tx)
 }
 
@@ -103,10 +100,7 @@ pub fn db_span(operation: &'static str, collection: &'static str) -> tracing::Sp
 
 /// Whether the database answers a trivial query within `timeout`.
 pub async fn ping(pool: &PgPool, timeout: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await, Ok(Ok(_)))
 }
 
 #[cfg(test)]

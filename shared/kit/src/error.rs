@@ -301,11 +301,8 @@ mod tests {
 
     #[test]
     fn unavailable_carries_retry_info() {
-        let (status, details) = details(Error::Unavailable {
-            reason: "DATABASE_UNAVAILABLE",
-            message: "down".into(),
-            retry_after: Duration::from_secs(2),
-        });
+        let (status, details) =
+            details(Error::Unavailable { reason: "DATABASE_UNAVAILABLE", message: "down".into(), retry_after: Duration::from_secs(2) });
         assert_eq!(status.code(), Code::Unavailable);
         assert_eq!(details.retry_info().unwrap().retry_delay, Some(Duration::from_secs(2)));
     }

@@ -70,14 +70,13 @@ impl IdempotencyKey {
         if inserted {
             return Ok(Claim::Fresh);
         }
-        let (hash, response): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
-            "SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
-        )
-        .bind(tenant)
-        .bind(self.method)
-        .bind(&self.request_id)
-        .fetch_one(&mut **tx)
-        .await?;
+        let (hash, response): (Vec<u8>, Option<Vec<u8>>) =
+            sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND method = $2 AND request_id = $3")
+                .bind(tenant)
+                .bind(self.method)
+                .bind(&self.request_id)
+                .fetch_one(&mut **tx)
+                .await?;
         if hash != self.request_hash {
             return Err(Error::invalid(
                 "request_id",

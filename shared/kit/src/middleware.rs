@@ -107,12 +107,8 @@ where
                 let response = ERROR_DOMAIN.scope(state.error_domain, inner.call(request)).await?;
                 // Unary errors arrive trailers-only, so the code is in the headers;
                 // a successful call puts it in trailers, which come later: record OK.
-                let code = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or(0);
+                let code =
+                    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
                 let span = tracing::Span::current();
                 span.record("rpc.grpc.status_code", code);
                 if is_server_error(code) {

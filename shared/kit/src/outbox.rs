@@ -193,7 +193,7 @@ impl Pump {
     async fn read_batch(&self, cursor: i64) -> Result<Vec<Event>, Error> {
         let mut tx = begin_tenant(&self.pool, self.tenant).await?;
         stamp_positions(&mut tx, self.tenant).await?;
-        let rows: Vec<(Uuid, String, String, DateTime<Utc>, Vec<u8>, String, i64)> = sqlx::query_as(
+        let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, type, subject, time, data, traceparent, position FROM outbox
              WHERE tenant_id = $1 AND position > $2 AND (cardinality($3::text[]) = 0 OR type = ANY($3))
              ORDER BY position LIMIT $4",
@@ -207,10 +207,10 @@ impl Pump {
         .await?;
         tx.commit().await?;
         rows.into_iter()
-            .map(|(id, type_, subject, time, data, traceparent, position)| {
+            .map(|OutboxRow { id, r#type, subject, time, data, traceparent, position }| {
                 Ok(Event {
                     id: id.to_string(),
-                    r#type: type_,
+                    r#type,
                     source: self.source.to_owned(),
                     subject,
                     time: Some(crate::time::to_timestamp(time)),
@@ -224,13 +224,22 @@ impl Pump {
     }
 }
 
+/// A stamped outbox row as streamed.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: Uuid,
+    r#type: String,
+    subject: String,
+    time: DateTime<Utc>,
+    data: Vec<u8>,
+    traceparent: String,
+    position: i64,
+}
+
 /// Gives every committed, unstamped event of `tenant` the next positions; the
 /// advisory lock is held until `tx` commits (see the module docs for why).
 async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.outbox:' || $1::text, 0))")
-        .bind(tenant)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.outbox:' || $1::text, 0))").bind(tenant).execute(&mut **tx).await?;
     sqlx::query(
         "UPDATE outbox o SET position = s.position
          FROM (SELECT seq, nextval('outbox_position_seq') AS position

@@ -112,10 +112,8 @@ impl Kit {
             reflection_v1 = reflection_v1.with_service_name(*name);
             reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
         }
-        let routes = routes
-            .add_service(health_service)
-            .add_service(reflection_v1.build_v1()?)
-            .add_service(reflection_v1alpha.build_v1alpha()?);
+        let routes =
+            routes.add_service(health_service).add_service(reflection_v1.build_v1()?).add_service(reflection_v1alpha.build_v1alpha()?);
         let middleware = MiddlewareLayer(Arc::new(MiddlewareState {
             auth: self.auth.clone(),
             in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
@@ -205,7 +203,13 @@ async fn set_health(health: &HealthReporter, spec: &ServiceSpec, status: Serving
 }
 
 /// Reports NOT_SERVING while Postgres does not answer, SERVING again when it does (unless draining).
-async fn watch_database(pool: PgPool, health: HealthReporter, spec: &'static ServiceSpec, draining: Arc<AtomicBool>, mut stop: watch::Receiver<bool>) {
+async fn watch_database(
+    pool: PgPool,
+    health: HealthReporter,
+    spec: &'static ServiceSpec,
+    draining: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut healthy = true;
     loop {
         tokio::select! {

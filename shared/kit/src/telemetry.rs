@@ -36,10 +36,8 @@ pub struct TelemetryGuard {
 impl TelemetryGuard {
     /// Flushes and stops span export.
     pub fn shutdown(self) {
-        if let Some(provider) = self.provider {
-            if let Err(err) = provider.shutdown() {
-                eprintln!("flushing spans failed: {err}");
-            }
+        if let Some(Err(err)) = self.provider.map(|p| p.shutdown()) {
+            eprintln!("flushing spans failed: {err}");
         }
     }
 }

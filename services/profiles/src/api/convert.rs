@@ -61,7 +61,12 @@ impl Violations<'_> {
 }
 
 /// Short stored name of a proto enum value: `CUSTOMER_CATEGORY_VIP` → `VIP`, unspecified → "".
-fn enum_short<E: Copy>(value: i32, decode: impl Fn(i32) -> Option<E>, name: impl Fn(E) -> &'static str, prefix: &str) -> Result<String, Rejection> {
+fn enum_short<E: Copy>(
+    value: i32,
+    decode: impl Fn(i32) -> Option<E>,
+    name: impl Fn(E) -> &'static str,
+    prefix: &str,
+) -> Result<String, Rejection> {
     match decode(value) {
         _ if value == 0 => Ok(String::new()),
         Some(e) => Ok(name(e).trim_start_matches(prefix).to_owned()),
@@ -89,8 +94,10 @@ pub fn draft_from_proto(c: &pb::Customer, prefix: &str) -> Result<CustomerDraft,
     let industry = v.check("industry", fields::short_text(&c.industry, 200));
     let company_size =
         v.check("company_size", enum_short(c.company_size, |n| pb::CompanySize::try_from(n).ok(), |e| e.as_str_name(), "COMPANY_SIZE_"));
-    let source_channel =
-        v.check("source_channel", enum_short(c.source_channel, |n| pb::SourceChannel::try_from(n).ok(), |e| e.as_str_name(), "SOURCE_CHANNEL_"));
+    let source_channel = v.check(
+        "source_channel",
+        enum_short(c.source_channel, |n| pb::SourceChannel::try_from(n).ok(), |e| e.as_str_name(), "SOURCE_CHANNEL_"),
+    );
     let birthday = match &c.birthday {
         None => Some(None),
         Some(Date { year: 0, month: 0, day: 0 }) => Some(None),
@@ -215,12 +222,21 @@ fn addresses(v: &mut Violations, input: &[PostalAddress]) -> Option<Vec<AddressE
         if a.lines.len() > 5 {
             v.add(format_args!("addresses[{i}].lines"), "TOO_MANY_ENTRIES", "at most 5 lines");
         }
-        let lines: Vec<_> = a.lines.iter().enumerate().filter_map(|(j, l)| v.check(format_args!("addresses[{i}].lines[{j}]"), fields::short_text(l, 200))).collect();
+        let lines: Vec<_> = a
+            .lines
+            .iter()
+            .enumerate()
+            .filter_map(|(j, l)| v.check(format_args!("addresses[{i}].lines[{j}]"), fields::short_text(l, 200)))
+            .collect();
         let label = v.check(format_args!("addresses[{i}].label"), fields::short_text(&a.label, 50));
         let city = v.check(format_args!("addresses[{i}].city"), fields::short_text(&a.city, 100));
         let region = v.check(format_args!("addresses[{i}].region"), fields::short_text(&a.region, 100));
         let postal_code = v.check(format_args!("addresses[{i}].postal_code"), fields::short_text(&a.postal_code, 20));
-        let country = if a.country.is_empty() { Some(String::new()) } else { v.check(format_args!("addresses[{i}].country"), fields::country(&a.country)) };
+        let country = if a.country.is_empty() {
+            Some(String::new())
+        } else {
+            v.check(format_args!("addresses[{i}].country"), fields::country(&a.country))
+        };
         if let (Some(label), Some(city), Some(region), Some(postal_code), Some(country)) = (label, city, region, postal_code, country) {
             out.push(AddressEntry { label, lines, city, region, postal_code, country });
         }
@@ -232,10 +248,10 @@ fn tags(v: &mut Violations, input: &[String]) -> Option<Vec<String>> {
     let before = v.found.len();
     let mut out: Vec<String> = Vec::new();
     for (i, t) in input.iter().enumerate() {
-        if let Some(tag) = v.check(format_args!("tags[{i}]"), fields::tag(t)) {
-            if !out.contains(&tag) {
-                out.push(tag);
-            }
+        if let Some(tag) = v.check(format_args!("tags[{i}]"), fields::tag(t))
+            && !out.contains(&tag)
+        {
+            out.push(tag);
         }
     }
     if out.len() > MAX_TAGS {
@@ -326,7 +342,12 @@ pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
         given_name: row.given_name.clone(),
         family_name: row.family_name.clone(),
         kind: enum_number(&row.kind, "CUSTOMER_KIND_", |s| pb::CustomerKind::from_str_name(s).map(|e| e as i32)),
-        emails: row.emails.0.iter().map(|e| EmailAddress { address: e.address.clone(), label: e.label.clone(), primary: e.primary }).collect(),
+        emails: row
+            .emails
+            .0
+            .iter()
+            .map(|e| EmailAddress { address: e.address.clone(), label: e.label.clone(), primary: e.primary })
+            .collect(),
         phones: row.phones.0.iter().map(|p| PhoneNumber { number: p.number.clone(), label: p.label.clone(), primary: p.primary }).collect(),
         addresses: row
             .addresses

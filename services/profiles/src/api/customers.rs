@@ -107,7 +107,11 @@ impl CustomerService for CustomerApi {
         let principal = caller(&request)?;
         principal.require(Permission::CustomersCreate)?;
         let request = request.into_inner();
-        let key = IdempotencyKey::new("CreateCustomer", &request.request_id, &pb::CreateCustomerRequest { request_id: String::new(), ..request.clone() })?;
+        let key = IdempotencyKey::new(
+            "CreateCustomer",
+            &request.request_id,
+            &pb::CreateCustomerRequest { request_id: String::new(), ..request.clone() },
+        )?;
         let input = request.customer.ok_or_else(|| Error::invalid("customer", "REQUIRED", "customer is required"))?;
         let mut draft = draft_from_proto(&input, "customer").map_err(|violations| Error::InvalidArgument { violations })?;
         let now = Utc::now();
@@ -115,19 +119,20 @@ impl CustomerService for CustomerApi {
 
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
-        if let Some(key) = &key {
-            if let Claim::Replay(response) = key.claim::<pb::CreateCustomerResponse>(&mut tx, tenant).await? {
-                tx.commit().await.map_err(Error::from)?;
-                let customer = response.customer.map(|c| visible(&principal, c));
-                return Ok(Response::new(pb::CreateCustomerResponse { customer }));
-            }
+        if let Some(key) = &key
+            && let Claim::Replay(response) = key.claim::<pb::CreateCustomerResponse>(&mut tx, tenant).await?
+        {
+            tx.commit().await.map_err(Error::from)?;
+            let customer = response.customer.map(|c| visible(&principal, c));
+            return Ok(Response::new(pb::CreateCustomerResponse { customer }));
         }
         let id = Uuid::now_v7();
         ensure_emails_free(&mut tx, tenant, &draft, id, "customer").await?;
         let row = store::insert(&mut tx, tenant, id, &draft, now).await?;
         store::replace_emails(&mut tx, tenant, id, &draft.email_addresses()).await?;
         let customer = customer_to_proto(&row);
-        outbox::append(&mut tx, tenant, &customer.name, event_types::CREATED, &pb::CustomerCreated { customer: Some(customer.clone()) }).await?;
+        outbox::append(&mut tx, tenant, &customer.name, event_types::CREATED, &pb::CustomerCreated { customer: Some(customer.clone()) })
+            .await?;
         let response = pb::CreateCustomerResponse { customer: Some(customer) };
         if let Some(key) = &key {
             key.complete(&mut tx, tenant, &response).await?;
@@ -233,7 +238,10 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn undelete_customer(&self, request: Request<pb::UndeleteCustomerRequest>) -> Result<Response<pb::UndeleteCustomerResponse>, Status> {
+    async fn undelete_customer(
+        &self,
+        request: Request<pb::UndeleteCustomerRequest>,
+    ) -> Result<Response<pb::UndeleteCustomerResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::CustomersDelete)?;
         let id = parse_name(&request.get_ref().name, "name")?;
@@ -273,10 +281,10 @@ impl CustomerService for CustomerApi {
         let request = request.into_inner();
         let limit = page_size(request.page_size)?;
         let filter = CUSTOMER_FILTER.check(&request.filter)?;
-        if !principal.can(Permission::Pii) {
-            if let Some(field) = PII_FILTER_FIELDS.iter().find(|f| filter.mentions(f)) {
-                return Err(Error::PermissionDenied { permission: format!("pii (to filter on {field})") }.into());
-            }
+        if !principal.can(Permission::Pii)
+            && let Some(field) = PII_FILTER_FIELDS.iter().find(|f| filter.mentions(f))
+        {
+            return Err(Error::PermissionDenied { permission: format!("pii (to filter on {field})") }.into());
         }
         let order = parse_order_by(&request.order_by)?;
         let fingerprint = QueryFingerprint::of(&[
@@ -309,7 +317,10 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn batch_get_customers(&self, request: Request<pb::BatchGetCustomersRequest>) -> Result<Response<pb::BatchGetCustomersResponse>, Status> {
+    async fn batch_get_customers(
+        &self,
+        request: Request<pb::BatchGetCustomersRequest>,
+    ) -> Result<Response<pb::BatchGetCustomersResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::CustomersRead)?;
         let names = &request.get_ref().names;

@@ -25,11 +25,7 @@ pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
             sql: "c.category",
             ty: FieldType::Enum { values: &["VIP", "REGULAR", "NEW", "POTENTIAL"], prefix: "CUSTOMER_CATEGORY_" },
         },
-        FilterField {
-            name: "kind",
-            sql: "c.kind",
-            ty: FieldType::Enum { values: &["PERSON", "ORGANIZATION"], prefix: "CUSTOMER_KIND_" },
-        },
+        FilterField { name: "kind", sql: "c.kind", ty: FieldType::Enum { values: &["PERSON", "ORGANIZATION"], prefix: "CUSTOMER_KIND_" } },
         FilterField { name: "tags", sql: "c.tags", ty: FieldType::TextArray },
         FilterField {
             name: "source_channel",

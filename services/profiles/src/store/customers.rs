@@ -111,7 +111,13 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerD
 }
 
 /// Sets or clears `delete_time` and bumps the revision.
-pub async fn set_delete_time(tx: &mut TenantTx, tenant: Uuid, id: Uuid, delete_time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+pub async fn set_delete_time(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    delete_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<CustomerRow, Error> {
     let sql = format!(
         "UPDATE customers SET delete_time = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );

@@ -29,7 +29,8 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
 async fn roles_limit_what_callers_may_do_and_permission_comes_before_existence() {
     let app = spawn_app().await;
     let mut client = app.customers.clone();
-    let create = |roles: &[&str]| app.as_roles(pb::CreateCustomerRequest { customer: Some(customer("X", "")), request_id: String::new() }, roles);
+    let create =
+        |roles: &[&str]| app.as_roles(pb::CreateCustomerRequest { customer: Some(customer("X", "")), request_id: String::new() }, roles);
 
     assert_error(client.create_customer(create(&["readonly"])).await, Code::PermissionDenied, "PERMISSION_DENIED");
     assert_error(client.create_customer(create(&["marketer"])).await, Code::PermissionDenied, "PERMISSION_DENIED");
@@ -38,7 +39,8 @@ async fn roles_limit_what_callers_may_do_and_permission_comes_before_existence()
 
     // A caller who may not delete gets PERMISSION_DENIED even for a customer that does not exist.
     let missing = format!("customers/{}", uuid::Uuid::now_v7());
-    let delete = client.delete_customer(app.as_roles(pb::DeleteCustomerRequest { name: missing.clone(), etag: String::new() }, &["agent"])).await;
+    let delete =
+        client.delete_customer(app.as_roles(pb::DeleteCustomerRequest { name: missing.clone(), etag: String::new() }, &["agent"])).await;
     assert_error(delete, Code::PermissionDenied, "PERMISSION_DENIED");
     let delete = client.delete_customer(app.admin(pb::DeleteCustomerRequest { name: missing, etag: String::new() })).await;
     assert_error(delete, Code::NotFound, "NOT_FOUND");
@@ -52,7 +54,13 @@ async fn agents_and_marketers_write_only_the_fields_of_their_work() {
     let update = |paths: &[&str], roles: &[&str]| {
         app.as_roles(
             pb::UpdateCustomerRequest {
-                customer: Some(pb::Customer { name: created.name.clone(), display_name: "Ada".into(), category: pb::CustomerCategory::Vip as i32, tags: vec!["x".into()], ..Default::default() }),
+                customer: Some(pb::Customer {
+                    name: created.name.clone(),
+                    display_name: "Ada".into(),
+                    category: pb::CustomerCategory::Vip as i32,
+                    tags: vec!["x".into()],
+                    ..Default::default()
+                }),
                 update_mask: Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }),
             },
             roles,
@@ -74,18 +82,37 @@ async fn agents_and_marketers_write_only_the_fields_of_their_work() {
 async fn callers_without_pii_see_masked_contacts_and_cannot_filter_on_them() {
     let app = spawn_app().await;
     let created = app
-        .create(pb::Customer { phones: vec![PhoneNumber { number: "+8613812341234".into(), ..Default::default() }], ..customer("Alice", "alice@example.com") })
+        .create(pb::Customer {
+            phones: vec![PhoneNumber { number: "+8613812341234".into(), ..Default::default() }],
+            ..customer("Alice", "alice@example.com")
+        })
         .await;
     let mut client = app.customers.clone();
     for role in ["readonly", "analyst"] {
-        let seen = client.get_customer(app.as_roles(pb::GetCustomerRequest { name: created.name.clone() }, &[role])).await.unwrap().into_inner().customer.unwrap();
+        let seen = client
+            .get_customer(app.as_roles(pb::GetCustomerRequest { name: created.name.clone() }, &[role]))
+            .await
+            .unwrap()
+            .into_inner()
+            .customer
+            .unwrap();
         assert_eq!(seen.emails[0].address, "a***@example.com");
         assert_eq!(seen.phones[0].number, "+86*******1234");
         let listed = client.list_customers(app.as_roles(pb::ListCustomersRequest::default(), &[role])).await.unwrap().into_inner();
         assert_eq!(listed.customers[0].emails[0].address, "a***@example.com");
-        let probe = client.list_customers(app.as_roles(pb::ListCustomersRequest { filter: "email = \"alice@example.com\"".into(), ..Default::default() }, &[role])).await;
+        let probe = client
+            .list_customers(
+                app.as_roles(pb::ListCustomersRequest { filter: "email = \"alice@example.com\"".into(), ..Default::default() }, &[role]),
+            )
+            .await;
         assert_error(probe, Code::PermissionDenied, "PERMISSION_DENIED");
     }
-    let agent_view = client.get_customer(app.as_roles(pb::GetCustomerRequest { name: created.name.clone() }, &["agent"])).await.unwrap().into_inner().customer.unwrap();
+    let agent_view = client
+        .get_customer(app.as_roles(pb::GetCustomerRequest { name: created.name.clone() }, &["agent"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert_eq!(agent_view.emails[0].address, "alice@example.com");
 }

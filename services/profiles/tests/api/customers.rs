@@ -25,7 +25,10 @@ async fn create_then_get_returns_the_normalised_customer() {
         locale: "en_gb".into(),
         tags: vec!["vip".into(), "vip".into()],
         category: pb::CustomerCategory::Vip as i32,
-        consent: Some(pb::Consent { email: Some(pb::ChannelConsent { state: pb::ConsentState::OptedIn as i32, update_time: None }), ..Default::default() }),
+        consent: Some(pb::Consent {
+            email: Some(pb::ChannelConsent { state: pb::ConsentState::OptedIn as i32, update_time: None }),
+            ..Default::default()
+        }),
         value_tier: pb::ValueTier::A as i32, // output only: ignored
         ..customer("", "ADA@Example.com")
     };
@@ -53,7 +56,11 @@ async fn every_invalid_field_is_reported() {
         phones: vec![PhoneNumber { number: "12345".into(), ..Default::default() }],
         ..customer("", "not-an-email")
     };
-    let result = app.customers.clone().create_customer(app.admin(pb::CreateCustomerRequest { customer: Some(input), request_id: String::new() })).await;
+    let result = app
+        .customers
+        .clone()
+        .create_customer(app.admin(pb::CreateCustomerRequest { customer: Some(input), request_id: String::new() }))
+        .await;
     let status = assert_error(result, Code::InvalidArgument, "INVALID_FIELDS");
     assert_eq!(
         violations(&status),
@@ -77,14 +84,24 @@ async fn emails_are_unique_among_live_customers() {
     let duplicate = app
         .customers
         .clone()
-        .create_customer(app.admin(pb::CreateCustomerRequest { customer: Some(customer("Imposter", "ADA@example.com")), request_id: String::new() }))
+        .create_customer(
+            app.admin(pb::CreateCustomerRequest { customer: Some(customer("Imposter", "ADA@example.com")), request_id: String::new() }),
+        )
         .await;
     assert_error(duplicate, Code::AlreadyExists, "EMAIL_ALREADY_USED");
 
     // Deleting frees the address; undeleting the first then conflicts with the new owner.
-    app.customers.clone().delete_customer(app.admin(pb::DeleteCustomerRequest { name: first.name.clone(), etag: String::new() })).await.unwrap();
+    app.customers
+        .clone()
+        .delete_customer(app.admin(pb::DeleteCustomerRequest { name: first.name.clone(), etag: String::new() }))
+        .await
+        .unwrap();
     let second = app.create(customer("Ada II", "ada@example.com")).await;
-    let undelete = app.customers.clone().undelete_customer(app.admin(pb::UndeleteCustomerRequest { name: first.name.clone(), etag: String::new() })).await;
+    let undelete = app
+        .customers
+        .clone()
+        .undelete_customer(app.admin(pb::UndeleteCustomerRequest { name: first.name.clone(), etag: String::new() }))
+        .await;
     assert_error(undelete, Code::AlreadyExists, "EMAIL_ALREADY_USED");
     assert!(app.get(&second.name).await.unwrap().delete_time.is_none());
 }
@@ -99,19 +116,32 @@ async fn update_applies_the_mask_and_checks_the_etag() {
         async move { client.update_customer(request).await }
     };
 
-    let changed = update(pb::Customer { name: created.name.clone(), display_name: "Ada King".into(), company: "ignored".into(), etag: created.etag.clone(), ..Default::default() }, &["display_name"])
-        .await
-        .unwrap()
-        .into_inner()
-        .customer
-        .unwrap();
+    let changed = update(
+        pb::Customer {
+            name: created.name.clone(),
+            display_name: "Ada King".into(),
+            company: "ignored".into(),
+            etag: created.etag.clone(),
+            ..Default::default()
+        },
+        &["display_name"],
+    )
+    .await
+    .unwrap()
+    .into_inner()
+    .customer
+    .unwrap();
     assert_eq!(changed.display_name, "Ada King");
     assert_eq!(changed.company, "", "fields outside the mask are untouched");
     assert_eq!(changed.emails, created.emails);
     assert_ne!(changed.etag, created.etag);
 
     // Stale etag → ABORTED; nothing changes.
-    let stale = update(pb::Customer { name: created.name.clone(), display_name: "Lost".into(), etag: created.etag.clone(), ..Default::default() }, &["display_name"]).await;
+    let stale = update(
+        pb::Customer { name: created.name.clone(), display_name: "Lost".into(), etag: created.etag.clone(), ..Default::default() },
+        &["display_name"],
+    )
+    .await;
     assert_error(stale, Code::Aborted, "ETAG_MISMATCH");
     assert_eq!(app.get(&created.name).await.unwrap().display_name, "Ada King");
 
@@ -119,15 +149,28 @@ async fn update_applies_the_mask_and_checks_the_etag() {
     let unknown = update(pb::Customer { name: created.name.clone(), ..Default::default() }, &["display_name", "value_tier"]).await;
     let status = assert_error(unknown, Code::InvalidArgument, "UNKNOWN_FIELD_PATH");
     assert_eq!(violations(&status)[0].0, "update_mask.paths[1]");
-    assert_error(update(pb::Customer { name: created.name.clone(), ..Default::default() }, &[]).await, Code::InvalidArgument, "UPDATE_MASK_REQUIRED");
+    assert_error(
+        update(pb::Customer { name: created.name.clone(), ..Default::default() }, &[]).await,
+        Code::InvalidArgument,
+        "UPDATE_MASK_REQUIRED",
+    );
 
     // "*" replaces every writable field.
-    let replaced = update(pb::Customer { name: created.name.clone(), display_name: "Only Name".into(), ..Default::default() }, &["*"]).await.unwrap().into_inner().customer.unwrap();
+    let replaced = update(pb::Customer { name: created.name.clone(), display_name: "Only Name".into(), ..Default::default() }, &["*"])
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert!(replaced.emails.is_empty());
     assert_eq!(replaced.display_name, "Only Name");
 
     // Unknown customer → NOT_FOUND with ResourceInfo.
-    let missing = update(pb::Customer { name: format!("customers/{}", uuid::Uuid::now_v7()), display_name: "x".into(), ..Default::default() }, &["display_name"]).await;
+    let missing = update(
+        pb::Customer { name: format!("customers/{}", uuid::Uuid::now_v7()), display_name: "x".into(), ..Default::default() },
+        &["display_name"],
+    )
+    .await;
     assert_error(missing, Code::NotFound, "NOT_FOUND");
 }
 
@@ -159,16 +202,29 @@ async fn delete_and_undelete_are_soft_and_idempotent() {
     let stale = client.delete_customer(app.admin(pb::DeleteCustomerRequest { name: created.name.clone(), etag: "r99".into() })).await;
     assert_error(stale, Code::Aborted, "ETAG_MISMATCH");
 
-    let deleted = client.delete_customer(app.admin(pb::DeleteCustomerRequest { name: created.name.clone(), etag: created.etag.clone() })).await.unwrap().into_inner().customer.unwrap();
+    let deleted = client
+        .delete_customer(app.admin(pb::DeleteCustomerRequest { name: created.name.clone(), etag: created.etag.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert!(deleted.delete_time.is_some());
-    let again = client.delete_customer(app.admin(pb::DeleteCustomerRequest { name: created.name.clone(), etag: String::new() })).await.unwrap().into_inner().customer.unwrap();
+    let again = client
+        .delete_customer(app.admin(pb::DeleteCustomerRequest { name: created.name.clone(), etag: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert_eq!(again.etag, deleted.etag, "a retried delete changes nothing");
 
     // Get still finds it; List hides it unless show_deleted.
     assert!(app.get(&created.name).await.unwrap().delete_time.is_some());
     let live = client.list_customers(app.admin(pb::ListCustomersRequest::default())).await.unwrap().into_inner();
     assert!(live.customers.is_empty());
-    let all = client.list_customers(app.admin(pb::ListCustomersRequest { show_deleted: true, ..Default::default() })).await.unwrap().into_inner();
+    let all =
+        client.list_customers(app.admin(pb::ListCustomersRequest { show_deleted: true, ..Default::default() })).await.unwrap().into_inner();
     assert_eq!(all.customers.len(), 1);
 
     // A deleted customer cannot be updated.
@@ -180,7 +236,13 @@ async fn delete_and_undelete_are_soft_and_idempotent() {
         .await;
     assert_error(update, Code::FailedPrecondition, "CUSTOMER_DELETED");
 
-    let restored = client.undelete_customer(app.admin(pb::UndeleteCustomerRequest { name: created.name.clone(), etag: String::new() })).await.unwrap().into_inner().customer.unwrap();
+    let restored = client
+        .undelete_customer(app.admin(pb::UndeleteCustomerRequest { name: created.name.clone(), etag: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert!(restored.delete_time.is_none());
 }
 
@@ -208,7 +270,9 @@ async fn batch_get_keeps_request_order_and_fails_on_any_missing_name() {
         .customers;
     assert_eq!(got.iter().map(|c| c.display_name.as_str()).collect::<Vec<_>>(), ["B", "A", "B"]);
     let missing = client
-        .batch_get_customers(app.admin(pb::BatchGetCustomersRequest { names: vec![a.name.clone(), format!("customers/{}", uuid::Uuid::now_v7())] }))
+        .batch_get_customers(
+            app.admin(pb::BatchGetCustomersRequest { names: vec![a.name.clone(), format!("customers/{}", uuid::Uuid::now_v7())] }),
+        )
         .await;
     assert_error(missing, Code::NotFound, "NOT_FOUND");
     let too_many = client.batch_get_customers(app.admin(pb::BatchGetCustomersRequest { names: vec![a.name.clone(); 1001] })).await;

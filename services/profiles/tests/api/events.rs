@@ -14,13 +14,8 @@ use crate::helpers::{TestApp, assert_error, customer, spawn_app};
 
 /// Subscribes after `after` and collects `n` events (failing after 20 s).
 async fn collect(app: &TestApp, after: i64, n: usize) -> Vec<Event> {
-    let mut stream = app
-        .events
-        .clone()
-        .subscribe(app.admin(SubscribeRequest { after_position: after, types: vec![] }))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream =
+        app.events.clone().subscribe(app.admin(SubscribeRequest { after_position: after, types: vec![] })).await.unwrap().into_inner();
     let mut events = Vec::new();
     while events.len() < n {
         let next = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("events arrive in time");
@@ -46,7 +41,15 @@ async fn every_change_emits_its_event_in_commit_order_and_streams_resume() {
 
     let events = collect(&app, 0, 4).await;
     let types: Vec<&str> = events.iter().map(|e| e.r#type.as_str()).collect();
-    assert_eq!(types, ["crm.profiles.v1.CustomerCreated", "crm.profiles.v1.CustomerUpdated", "crm.profiles.v1.CustomerDeleted", "crm.profiles.v1.CustomerUndeleted"]);
+    assert_eq!(
+        types,
+        [
+            "crm.profiles.v1.CustomerCreated",
+            "crm.profiles.v1.CustomerUpdated",
+            "crm.profiles.v1.CustomerDeleted",
+            "crm.profiles.v1.CustomerUndeleted"
+        ]
+    );
     assert!(events.windows(2).all(|w| w[0].position < w[1].position));
     assert!(events.iter().all(|e| e.subject == created.name && e.source == "profiles" && e.tenant == app.tenant.to_string()));
     let updated = pb::CustomerUpdated::decode(events[1].data.as_ref().unwrap().value.as_slice()).unwrap();
@@ -84,7 +87,10 @@ async fn concurrent_writers_never_cause_a_skipped_event() {
         tokio::spawn(async move {
             let mut names = Vec::new();
             for i in 0..EACH {
-                let request = crm_testkit::auth::with_token(pb::CreateCustomerRequest { customer: Some(customer(&format!("W{w}-{i}"), "")), request_id: String::new() }, &token);
+                let request = crm_testkit::auth::with_token(
+                    pb::CreateCustomerRequest { customer: Some(customer(&format!("W{w}-{i}"), "")), request_id: String::new() },
+                    &token,
+                );
                 names.push(client.create_customer(request).await.unwrap().into_inner().customer.unwrap().name);
             }
             names

@@ -37,7 +37,8 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logs();
     let db = fresh_database("profiles").await.expect("test database");
-    let mut config = Config { listen_addr: "127.0.0.1:0".parse().unwrap(), kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()) };
+    let mut config =
+        Config { listen_addr: "127.0.0.1:0".parse().unwrap(), kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()) };
     customise(&mut config);
     let app = Application::build(config).await.expect("the service builds");
     let port = app.port();
@@ -84,7 +85,14 @@ impl TestApp {
 
     /// Gets a customer as admin.
     pub async fn get(&self, name: &str) -> Result<pb::Customer, Status> {
-        Ok(self.customers.clone().get_customer(self.admin(pb::GetCustomerRequest { name: name.into() })).await?.into_inner().customer.unwrap())
+        Ok(self
+            .customers
+            .clone()
+            .get_customer(self.admin(pb::GetCustomerRequest { name: name.into() }))
+            .await?
+            .into_inner()
+            .customer
+            .unwrap())
     }
 
     /// A direct connection as the service's login role (subject to RLS), for SQL-level assertions.

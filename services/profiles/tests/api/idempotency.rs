@@ -9,14 +9,17 @@ use crate::helpers::{assert_error, customer, spawn_app};
 async fn a_retry_returns_the_first_result_and_a_reused_id_with_another_body_is_rejected() {
     let app = spawn_app().await;
     let mut client = app.customers.clone();
-    let request = |name: &str| app.admin(pb::CreateCustomerRequest { customer: Some(customer(name, "ada@example.com")), request_id: "req-1".into() });
+    let request =
+        |name: &str| app.admin(pb::CreateCustomerRequest { customer: Some(customer(name, "ada@example.com")), request_id: "req-1".into() });
 
     let first = client.create_customer(request("Ada")).await.unwrap().into_inner().customer.unwrap();
     let retry = client.create_customer(request("Ada")).await.unwrap().into_inner().customer.unwrap();
     assert_eq!(first, retry);
 
     assert_error(client.create_customer(request("Someone else")).await, Code::InvalidArgument, "REQUEST_ID_REUSED");
-    let invalid = client.create_customer(app.admin(pb::CreateCustomerRequest { customer: Some(customer("x", "")), request_id: "has space".into() })).await;
+    let invalid = client
+        .create_customer(app.admin(pb::CreateCustomerRequest { customer: Some(customer("x", "")), request_id: "has space".into() }))
+        .await;
     assert_error(invalid, Code::InvalidArgument, "INVALID_REQUEST_ID");
 }
 
@@ -25,7 +28,8 @@ async fn twenty_concurrent_identical_requests_make_one_customer() {
     let app = spawn_app().await;
     let calls = (0..20).map(|_| {
         let mut client = app.customers.clone();
-        let request = app.admin(pb::CreateCustomerRequest { customer: Some(customer("Once", "once@example.com")), request_id: "same-id".into() });
+        let request =
+            app.admin(pb::CreateCustomerRequest { customer: Some(customer("Once", "once@example.com")), request_id: "same-id".into() });
         tokio::spawn(async move { client.create_customer(request).await.map(|r| r.into_inner().customer.unwrap().name) })
     });
     let names: Vec<String> = futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().expect("every call succeeds")).collect();

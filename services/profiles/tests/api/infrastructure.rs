@@ -36,14 +36,19 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
         "grpc.reflection.v1alpha.ServerReflection".into(),
     ];
 
-    use tonic_reflection::pb::v1 as v1;
-    let request = v1::ServerReflectionRequest { host: String::new(), message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())) };
+    use tonic_reflection::pb::v1;
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
     let mut stream = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone())
         .server_reflection_info(tokio_stream::once(request))
         .await
         .unwrap()
         .into_inner();
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = stream.next().await.unwrap().unwrap().message_response else {
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        stream.next().await.unwrap().unwrap().message_response
+    else {
         panic!("expected a service list")
     };
     let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
@@ -53,7 +58,9 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
     use tonic_reflection::pb::v1alpha;
     let request = v1alpha::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol("crm.profiles.v1.CustomerService".into())),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "crm.profiles.v1.CustomerService".into(),
+        )),
     };
     let mut stream = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone())
         .server_reflection_info(tokio_stream::once(request))
@@ -61,7 +68,9 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
         .unwrap()
         .into_inner();
     let response = stream.next().await.unwrap().unwrap();
-    assert!(matches!(response.message_response, Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(f)) if !f.file_descriptor_proto.is_empty()));
+    assert!(
+        matches!(response.message_response, Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(f)) if !f.file_descriptor_proto.is_empty())
+    );
 }
 
 #[tokio::test]

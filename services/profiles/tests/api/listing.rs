@@ -13,7 +13,8 @@ async fn list(app: &TestApp, request: pb::ListCustomersRequest) -> Result<pb::Li
 }
 
 async fn names(app: &TestApp, filter: &str) -> Vec<String> {
-    let response = list(app, pb::ListCustomersRequest { filter: filter.into(), order_by: "display_name".into(), ..Default::default() }).await.unwrap();
+    let response =
+        list(app, pb::ListCustomersRequest { filter: filter.into(), order_by: "display_name".into(), ..Default::default() }).await.unwrap();
     response.customers.into_iter().map(|c| c.display_name).collect()
 }
 
@@ -30,8 +31,13 @@ async fn filters_select_the_right_customers() {
         ..customer("Ada", "ada@example.com")
     })
     .await;
-    app.create(pb::Customer { category: pb::CustomerCategory::Regular as i32, tags: vec!["silver".into()], company: "Initech".into(), ..customer("Bob", "bob@example.com") })
-        .await;
+    app.create(pb::Customer {
+        category: pb::CustomerCategory::Regular as i32,
+        tags: vec!["silver".into()],
+        company: "Initech".into(),
+        ..customer("Bob", "bob@example.com")
+    })
+    .await;
     app.create(pb::Customer { tags: vec!["gold".into(), "new".into()], ..customer("Cy 100%_sure", "") }).await;
 
     assert_eq!(names(&app, "category = VIP").await, ["Ada"]);
@@ -69,8 +75,16 @@ async fn hostile_filters_and_orders_are_invalid_argument() {
             }
         }
     }
-    assert_error(list(&app, pb::ListCustomersRequest { order_by: "email".into(), ..Default::default() }).await, Code::InvalidArgument, "INVALID_ORDER_BY");
-    assert_error(list(&app, pb::ListCustomersRequest { page_size: -1, ..Default::default() }).await, Code::InvalidArgument, "INVALID_PAGE_SIZE");
+    assert_error(
+        list(&app, pb::ListCustomersRequest { order_by: "email".into(), ..Default::default() }).await,
+        Code::InvalidArgument,
+        "INVALID_ORDER_BY",
+    );
+    assert_error(
+        list(&app, pb::ListCustomersRequest { page_size: -1, ..Default::default() }).await,
+        Code::InvalidArgument,
+        "INVALID_PAGE_SIZE",
+    );
     // The table survived.
     app.create(customer("Still here", "")).await;
 }
@@ -81,14 +95,24 @@ async fn page_tokens_are_bound_to_their_query_and_tamper_proof() {
     for i in 0..3 {
         app.create(customer(&format!("C{i}"), "")).await;
     }
-    let first = list(&app, pb::ListCustomersRequest { page_size: 1, filter: "display_name = C*".into(), ..Default::default() }).await.unwrap();
+    let first =
+        list(&app, pb::ListCustomersRequest { page_size: 1, filter: "display_name = C*".into(), ..Default::default() }).await.unwrap();
     let token = first.next_page_token;
     assert!(!token.is_empty());
     let other_filter = list(&app, pb::ListCustomersRequest { page_size: 1, page_token: token.clone(), ..Default::default() }).await;
     assert_error(other_filter, Code::InvalidArgument, "PAGE_TOKEN_MISMATCH");
     let mut tampered = token.clone().into_bytes();
     tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
-    let tampered = list(&app, pb::ListCustomersRequest { page_size: 1, filter: "display_name = C*".into(), page_token: String::from_utf8(tampered).unwrap(), ..Default::default() }).await;
+    let tampered = list(
+        &app,
+        pb::ListCustomersRequest {
+            page_size: 1,
+            filter: "display_name = C*".into(),
+            page_token: String::from_utf8(tampered).unwrap(),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_error(tampered, Code::InvalidArgument, "INVALID_PAGE_TOKEN");
 }
 
@@ -97,7 +121,9 @@ async fn page_all(app: &TestApp, page_size: i32, order_by: &str) -> Vec<String> 
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = list(app, pb::ListCustomersRequest { page_size, page_token: token, order_by: order_by.into(), ..Default::default() }).await.unwrap();
+        let page = list(app, pb::ListCustomersRequest { page_size, page_token: token, order_by: order_by.into(), ..Default::default() })
+            .await
+            .unwrap();
         assert!(page.customers.len() <= page_size.clamp(1, 1000) as usize);
         seen.extend(page.customers.into_iter().map(|c| c.name));
         if page.next_page_token.is_empty() {
@@ -134,7 +160,10 @@ async fn paging_ten_thousand_customers_sees_each_exactly_once_while_others_inser
         let token = app.admin_token.clone();
         tokio::spawn(async move {
             for i in 0..200 {
-                let request = crm_testkit::auth::with_token(pb::CreateCustomerRequest { customer: Some(customer(&format!("Name {}", i % 97), "")), request_id: String::new() }, &token);
+                let request = crm_testkit::auth::with_token(
+                    pb::CreateCustomerRequest { customer: Some(customer(&format!("Name {}", i % 97), "")), request_id: String::new() },
+                    &token,
+                );
                 client.create_customer(request).await.unwrap();
             }
         })

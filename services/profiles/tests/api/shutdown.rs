@@ -47,7 +47,13 @@ async fn sigterm_under_load_fails_no_call_and_exits_within_ten_seconds() {
     let admin = token(tenant, &["admin"]);
     let mut client = CustomerServiceClient::new(channel.clone());
     let created = client
-        .create_customer(with_token(pb::CreateCustomerRequest { customer: Some(pb::Customer { display_name: "Ada".into(), ..Default::default() }), request_id: String::new() }, &admin))
+        .create_customer(with_token(
+            pb::CreateCustomerRequest {
+                customer: Some(pb::Customer { display_name: "Ada".into(), ..Default::default() }),
+                request_id: String::new(),
+            },
+            &admin,
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -60,7 +66,8 @@ async fn sigterm_under_load_fails_no_call_and_exits_within_ten_seconds() {
         let draining = draining.clone();
         let mut health = HealthClient::new(channel.clone());
         tokio::spawn(async move {
-            let mut updates = health.watch(HealthCheckRequest { service: "crm.profiles.v1.CustomerService".into() }).await.unwrap().into_inner();
+            let mut updates =
+                health.watch(HealthCheckRequest { service: "crm.profiles.v1.CustomerService".into() }).await.unwrap().into_inner();
             while let Some(Ok(update)) = updates.next().await {
                 if update.status == ServingStatus::NotServing as i32 {
                     draining.store(true, Ordering::SeqCst);
@@ -73,14 +80,18 @@ async fn sigterm_under_load_fails_no_call_and_exits_within_ten_seconds() {
     let ok = Arc::new(AtomicUsize::new(0));
     let load: Vec<_> = (0..16)
         .map(|i| {
-            let (mut client, draining, ok, admin, name) = (client.clone(), draining.clone(), ok.clone(), admin.clone(), created.name.clone());
+            let (mut client, draining, ok, admin, name) =
+                (client.clone(), draining.clone(), ok.clone(), admin.clone(), created.name.clone());
             tokio::spawn(async move {
                 let mut failures = Vec::new();
                 while !draining.load(Ordering::SeqCst) {
                     let result = if i % 2 == 0 {
                         client.get_customer(with_token(pb::GetCustomerRequest { name: name.clone() }, &admin)).await.map(|_| ())
                     } else {
-                        client.list_customers(with_token(pb::ListCustomersRequest { page_size: 100, ..Default::default() }, &admin)).await.map(|_| ())
+                        client
+                            .list_customers(with_token(pb::ListCustomersRequest { page_size: 100, ..Default::default() }, &admin))
+                            .await
+                            .map(|_| ())
                     };
                     match result {
                         Ok(()) => {

@@ -15,15 +15,29 @@ async fn another_tenant_can_neither_get_nor_list_nor_change_a_customer() {
     let other = token(Uuid::now_v7(), &["admin"]);
     let mut client = app.customers.clone();
 
-    assert_error(client.get_customer(with_token(pb::GetCustomerRequest { name: created.name.clone() }, &other)).await, Code::NotFound, "NOT_FOUND");
-    let listed = client.list_customers(with_token(pb::ListCustomersRequest { show_deleted: true, ..Default::default() }, &other)).await.unwrap().into_inner();
+    assert_error(
+        client.get_customer(with_token(pb::GetCustomerRequest { name: created.name.clone() }, &other)).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
+    let listed = client
+        .list_customers(with_token(pb::ListCustomersRequest { show_deleted: true, ..Default::default() }, &other))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(listed.customers.is_empty());
     let batch = client.batch_get_customers(with_token(pb::BatchGetCustomersRequest { names: vec![created.name.clone()] }, &other)).await;
     assert_error(batch, Code::NotFound, "NOT_FOUND");
-    let delete = client.delete_customer(with_token(pb::DeleteCustomerRequest { name: created.name.clone(), etag: String::new() }, &other)).await;
+    let delete =
+        client.delete_customer(with_token(pb::DeleteCustomerRequest { name: created.name.clone(), etag: String::new() }, &other)).await;
     assert_error(delete, Code::NotFound, "NOT_FOUND");
     // The same email is free in the other tenant: uniqueness is per tenant.
-    let create = client.create_customer(with_token(pb::CreateCustomerRequest { customer: Some(customer("B", "a@example.com")), request_id: String::new() }, &other)).await;
+    let create = client
+        .create_customer(with_token(
+            pb::CreateCustomerRequest { customer: Some(customer("B", "a@example.com")), request_id: String::new() },
+            &other,
+        ))
+        .await;
     assert!(create.is_ok());
     assert!(app.get(&created.name).await.unwrap().delete_time.is_none());
 }
@@ -59,11 +73,12 @@ async fn rls_hides_other_tenants_even_from_a_query_without_a_tenant_filter() {
     // Writing a row for another tenant is refused by the policy's WITH CHECK.
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
-    let foreign = sqlx::query("INSERT INTO customers (tenant_id, id, display_name, create_time, update_time) VALUES ($1, $2, 'x', now(), now())")
-        .bind(Uuid::now_v7())
-        .bind(Uuid::now_v7())
-        .execute(&mut *tx)
-        .await;
+    let foreign =
+        sqlx::query("INSERT INTO customers (tenant_id, id, display_name, create_time, update_time) VALUES ($1, $2, 'x', now(), now())")
+            .bind(Uuid::now_v7())
+            .bind(Uuid::now_v7())
+            .execute(&mut *tx)
+            .await;
     assert!(foreign.unwrap_err().to_string().contains("row-level security"));
     tx.rollback().await.unwrap();
 

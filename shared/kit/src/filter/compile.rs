@@ -218,9 +218,7 @@ fn push_leaf(qb: &mut QueryBuilder<'_, Postgres>, field: &FilterField, op: Compa
         }
         (FieldType::JsonArrayKey { key, .. }, Value::Text(text)) => {
             qb.push(if negate { "NOT (" } else { "(" });
-            qb.push(format!("{sql} @> jsonb_build_array(jsonb_build_object('{key}', "))
-                .push_bind(text.clone())
-                .push("::text)))");
+            qb.push(format!("{sql} @> jsonb_build_array(jsonb_build_object('{key}', ")).push_bind(text.clone()).push("::text)))");
         }
         (_, value) => {
             let symbol = if negate { "<>" } else { op.symbol() };
@@ -244,7 +242,11 @@ mod tests {
             FilterField { name: "display_name", sql: "c.display_name", ty: FieldType::Text },
             FilterField { name: "tags", sql: "c.tags", ty: FieldType::TextArray },
             FilterField { name: "email", sql: "c.emails", ty: FieldType::JsonArrayKey { key: "address", lowercase: true } },
-            FilterField { name: "category", sql: "c.category", ty: FieldType::Enum { values: &["VIP", "REGULAR"], prefix: "CUSTOMER_CATEGORY_" } },
+            FilterField {
+                name: "category",
+                sql: "c.category",
+                ty: FieldType::Enum { values: &["VIP", "REGULAR"], prefix: "CUSTOMER_CATEGORY_" },
+            },
             FilterField { name: "create_time", sql: "c.create_time", ty: FieldType::Timestamp },
             FilterField { name: "birthday.month", sql: "c.birth_month", ty: FieldType::Integer { min: 1, max: 12 } },
             FilterField { name: "deleted", sql: "(c.delete_time IS NOT NULL)", ty: FieldType::Bool },
@@ -271,7 +273,10 @@ mod tests {
         assert_eq!(sql("tags != gold"), "WHERE true AND NOT (c.tags @> ARRAY[$1]::text[])");
         assert_eq!(sql("email = A@B.com"), "WHERE true AND (c.emails @> jsonb_build_array(jsonb_build_object('address', $1::text)))");
         assert_eq!(sql("category = CUSTOMER_CATEGORY_VIP OR category = REGULAR"), "WHERE true AND (c.category = $1 OR c.category = $2)");
-        assert_eq!(sql("create_time >= \"2026-01-01T00:00:00Z\" AND NOT birthday.month = 3"), "WHERE true AND (c.create_time >= $1 AND NOT (c.birth_month = $2))");
+        assert_eq!(
+            sql("create_time >= \"2026-01-01T00:00:00Z\" AND NOT birthday.month = 3"),
+            "WHERE true AND (c.create_time >= $1 AND NOT (c.birth_month = $2))"
+        );
         assert_eq!(sql("deleted = false"), "WHERE true AND (c.delete_time IS NOT NULL) = $1");
     }
 

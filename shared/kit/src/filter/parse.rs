@@ -131,7 +131,11 @@ fn lex(input: &str) -> Result<Vec<Token>, Error> {
                 }
                 tokens.push(Token::Quoted(text));
             }
-            '-' if matches!(tokens.last(), None | Some(Token::LParen | Token::And | Token::Or | Token::Not | Token::Word(_) | Token::Quoted(_) | Token::RParen)) => {
+            '-' if matches!(
+                tokens.last(),
+                None | Some(Token::LParen | Token::And | Token::Or | Token::Not | Token::Word(_) | Token::Quoted(_) | Token::RParen)
+            ) =>
+            {
                 // A minus at the start of a term negates it; after an operator it begins a literal such as -5.
                 chars.next();
                 tokens.push(Token::Minus);
@@ -267,7 +271,11 @@ impl Parser {
             Some(Token::Word(field)) => {
                 let op = match self.next() {
                     Some(Token::Op(op)) => op,
-                    _ => return Err(invalid(format!("expected an operator after {field:?}; bare values are not supported, write `field = value`"))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "expected an operator after {field:?}; bare values are not supported, write `field = value`"
+                        )));
+                    }
                 };
                 let negative = if self.peek() == Some(&Token::Minus) {
                     self.next();
@@ -278,12 +286,18 @@ impl Parser {
                 let (value, quoted) = match self.next() {
                     Some(Token::Word(w)) => (w, false),
                     Some(Token::Quoted(q)) if !negative => (q, true),
-                    Some(Token::And | Token::Or | Token::Not) => return Err(invalid(format!("expected a value after `{field} {}`", op.symbol()))),
+                    Some(Token::And | Token::Or | Token::Not) => {
+                        return Err(invalid(format!("expected a value after `{field} {}`", op.symbol())));
+                    }
                     _ => return Err(invalid(format!("expected a value after `{field} {}`", op.symbol()))),
                 };
                 self.terms += 1;
                 if self.terms > MAX_TERMS {
-                    return Err(Error::invalid("filter", "FILTER_TOO_COMPLEX", format!("filters may have at most {MAX_TERMS} comparisons")));
+                    return Err(Error::invalid(
+                        "filter",
+                        "FILTER_TOO_COMPLEX",
+                        format!("filters may have at most {MAX_TERMS} comparisons"),
+                    ));
                 }
                 let value = if negative { format!("-{value}") } else { value };
                 Ok(Expr::Compare { field, op, value, quoted })
@@ -320,7 +334,10 @@ mod tests {
         let e = parse(r#"NOT (tags:"a b") -x>=-5 name != 'it\'s'"#).unwrap().unwrap();
         let Expr::And(items) = e else { panic!("and") };
         assert_eq!(items.len(), 3);
-        assert_eq!(items[0], Expr::Not(Box::new(Expr::Compare { field: "tags".into(), op: Comparator::Has, value: "a b".into(), quoted: true })));
+        assert_eq!(
+            items[0],
+            Expr::Not(Box::new(Expr::Compare { field: "tags".into(), op: Comparator::Has, value: "a b".into(), quoted: true }))
+        );
         assert_eq!(items[1], Expr::Not(Box::new(cmp("x", Comparator::Ge, "-5"))));
         assert_eq!(items[2], Expr::Compare { field: "name".into(), op: Comparator::Ne, value: "it's".into(), quoted: true });
     }
