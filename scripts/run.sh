@@ -199,8 +199,14 @@ $(for i in "${!NAMES[@]}"; do printf '   %-10s grpc://%s\n' "${NAMES[$i]}" "${AD
 EOF
 
 # Run until Ctrl-C/TERM (handled by on_signal) or until a service exits by itself.
+# Ctrl-C reaches the services too (they install their own SIGINT handler), so
+# a service that exits with status 0 was asked to stop: stop the rest quietly.
 rc=0
 wait -n "${PIDS[@]}" || rc=$?
+if ((rc == 0)); then
+    cleanup
+    exit 0
+fi
 for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
         say "crm-${NAMES[$i]} exited unexpectedly (status $rc); stopping the suite"

@@ -43,7 +43,7 @@ impl FieldViolation {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// INVALID_ARGUMENT with one `BadRequest` violation per bad field.
-    #[error("the request has {} invalid field(s)", violations.len())]
+    #[error("{}", describe_violations(violations))]
     InvalidArgument {
         /// All the bad fields found, not only the first.
         violations: Vec<FieldViolation>,
@@ -124,6 +124,15 @@ pub enum Error {
     /// INTERNAL: logged with its cause chain; the caller gets a generic message.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// "field: problem" for the first violation, and how many more there are.
+fn describe_violations(violations: &[FieldViolation]) -> String {
+    match violations {
+        [] => "the request is invalid".to_owned(),
+        [only] => format!("{}: {}", only.field, only.description),
+        [first, rest @ ..] => format!("{}: {} (and {} more invalid field(s); see BadRequest details)", first.field, first.description, rest.len()),
+    }
 }
 
 impl Error {
@@ -290,6 +299,7 @@ mod tests {
         assert_eq!(bad.field_violations.len(), 2);
         assert_eq!(bad.field_violations[1].reason, "INVALID_EMAIL");
         assert_eq!(details.error_info().unwrap().reason, "INVALID_FIELDS");
+        assert_eq!(status.message(), "customer.display_name: must not be empty (and 1 more invalid field(s); see BadRequest details)");
     }
 
     #[test]
