@@ -131,7 +131,9 @@ fn describe_violations(violations: &[FieldViolation]) -> String {
     match violations {
         [] => "the request is invalid".to_owned(),
         [only] => format!("{}: {}", only.field, only.description),
-        [first, rest @ ..] => format!("{}: {} (and {} more invalid field(s); see BadRequest details)", first.field, first.description, rest.len()),
+        [first, rest @ ..] => {
+            format!("{}: {} (and {} more invalid field(s); see BadRequest details)", first.field, first.description, rest.len())
+        }
     }
 }
 

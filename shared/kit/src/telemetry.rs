@@ -20,7 +20,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, fmt::MakeWriter, layer::Sub
 
 use crate::config::LogFormat;
 
-/// Log filter when `CRM_LOG` is unset.
+/// Log filter when `CRM_LOG` is unset, and span filter when `CRM_TRACE` is unset.
 pub const DEFAULT_FILTER: &str = "info,sqlx=warn,h2=warn,tower=warn,hyper=warn";
 
 /// The semantic-conventions version the spans follow.
@@ -43,7 +43,8 @@ impl TelemetryGuard {
 }
 
 /// A subscriber writing logs to `sink` (and spans to `tracer` when given),
-/// split from [`init`] so that tests can silence or capture logs.
+/// split from [`init`] so that tests can silence or capture logs. Logs and
+/// spans are filtered separately, so quieting logs never loses spans.
 pub fn get_subscriber<W>(
     filter: &str,
     format: LogFormat,
@@ -54,6 +55,7 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let env_filter = || EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let trace_filter = std::env::var("CRM_TRACE").unwrap_or_else(|_| DEFAULT_FILTER.to_owned());
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -67,7 +69,8 @@ where
     };
     let mut layers = vec![logs];
     if let Some(tracer) = tracer {
-        layers.push(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(env_filter()).boxed());
+        let filter = EnvFilter::try_new(&trace_filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        layers.push(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(filter).boxed());
     }
     tracing_subscriber::registry().with(layers)
 }

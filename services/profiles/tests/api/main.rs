@@ -9,4 +9,5 @@ mod idempotency;
 mod infrastructure;
 mod listing;
 mod shutdown;
+mod telemetry;
 mod tenancy;

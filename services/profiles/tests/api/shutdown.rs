@@ -5,46 +5,20 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use crm_proto::crm::profiles::v1::{self as pb, customer_service_client::CustomerServiceClient};
-use crm_testkit::{
-    auth::{jwt_secret, token, with_token},
-    database::fresh_database,
-};
+use crm_testkit::auth::with_token;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::helpers::spawn_binary;
 
 #[tokio::test]
 async fn sigterm_under_load_fails_no_call_and_exits_within_ten_seconds() {
-    let db = fresh_database("profiles").await.unwrap();
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm-profiles"))
-        .env("CRM_DATABASE_URL", &db.app_url)
-        .env("CRM_MIGRATION_DATABASE_URL", &db.owner_url)
-        .env("CRM_JWT_SECRET", jwt_secret())
-        .env("CRM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("CRM_SHUTDOWN_DRAIN_MS", "1000")
-        .env("CRM_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let channel = loop {
-        match Channel::from_shared(endpoint.clone()).unwrap().connect().await {
-            Ok(channel) => break channel,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
-    let tenant = uuid::Uuid::now_v7();
-    let admin = token(tenant, &["admin"]);
+    let app = spawn_binary(&[("CRM_SHUTDOWN_DRAIN_MS", "1000".into())]).await;
+    let (channel, admin) = (app.channel.clone(), app.admin_token.clone());
     let mut client = CustomerServiceClient::new(channel.clone());
     let created = client
         .create_customer(with_token(
@@ -107,14 +81,11 @@ async fn sigterm_under_load_fails_no_call_and_exits_within_ten_seconds() {
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     let before = ok.load(Ordering::Relaxed);
-    std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status().unwrap();
-    let signalled = Instant::now();
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits within 10 s").unwrap();
+    let took = app.terminate().await;
 
     let failures: Vec<_> = futures::future::join_all(load).await.into_iter().flat_map(|r| r.unwrap()).collect();
     watcher.await.unwrap();
-    assert!(exit.success(), "clean exit: {exit:?}");
     assert!(before > 0 && ok.load(Ordering::Relaxed) > before, "calls kept succeeding after SIGTERM");
     assert!(failures.is_empty(), "failed calls: {failures:?}");
-    assert!(signalled.elapsed() < Duration::from_secs(10));
+    assert!(took < Duration::from_secs(10));
 }

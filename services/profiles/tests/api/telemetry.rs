@@ -1,0 +1,144 @@
+//! Span export to a real OTLP/gRPC receiver (built from the published
+//! opentelemetry-proto service definitions), and telemetry that never hurts requests.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use crm_proto::crm::{
+    events::v1::{SubscribeRequest, event_service_client::EventServiceClient},
+    profiles::v1::{self as pb, customer_service_client::CustomerServiceClient},
+};
+use crm_testkit::auth::with_token;
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{AnyValue, any_value::Value},
+    trace::v1::{Span, span::SpanKind},
+};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+use crate::helpers::{customer, spawn_binary};
+
+/// Collects every exported span with its resource's service name.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| string(kv.value.as_ref()))
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                self.0.lock().unwrap().extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+        Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+fn string(value: Option<&AnyValue>) -> Option<String> {
+    match value?.value.as_ref()? {
+        Value::StringValue(s) => Some(s.clone()),
+        Value::IntValue(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| string(kv.value.as_ref()))
+}
+
+async fn start_receiver() -> (Receiver, std::net::SocketAddr) {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = TraceServiceServer::new(receiver.clone());
+    tokio::spawn(
+        tonic::transport::Server::builder().add_service(service).serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    (receiver, addr)
+}
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test]
+async fn spans_reach_an_otlp_receiver_as_one_trace_with_semantic_conventions() {
+    let (receiver, addr) = start_receiver().await;
+    let app = spawn_binary(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))]).await;
+
+    let mut request = with_token(
+        pb::CreateCustomerRequest { customer: Some(customer("Traced", "traced@example.com")), request_id: String::new() },
+        &app.admin_token,
+    );
+    request.metadata_mut().insert("traceparent", format!("00-{TRACE_ID}-{PARENT_SPAN}-01").parse().unwrap());
+    CustomerServiceClient::new(app.channel.clone()).create_customer(request).await.unwrap();
+    // The event carries the trace context of the request that produced it.
+    let mut events = EventServiceClient::new(app.channel.clone())
+        .subscribe(with_token(SubscribeRequest::default(), &app.admin_token))
+        .await
+        .unwrap()
+        .into_inner();
+    let event = tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap().unwrap().unwrap().event.unwrap();
+    assert!(event.traceparent.contains(TRACE_ID), "{}", event.traceparent);
+    drop(events);
+    app.terminate().await; // flushes the batch exporter
+
+    let spans = receiver.0.lock().unwrap().clone();
+    let in_trace: Vec<&Span> = spans.iter().map(|(_, s)| s).filter(|s| hex(&s.trace_id) == TRACE_ID).collect();
+    assert!(spans.iter().all(|(service, _)| service == "profiles"));
+    let server = in_trace
+        .iter()
+        .find(|s| s.name == "crm.profiles.v1.CustomerService/CreateCustomer")
+        .unwrap_or_else(|| panic!("no server span among {:?}", in_trace.iter().map(|s| &s.name).collect::<Vec<_>>()));
+    assert_eq!(server.kind, SpanKind::Server as i32);
+    assert_eq!(hex(&server.parent_span_id), PARENT_SPAN, "parented on the caller's traceparent");
+    assert_eq!(attribute(server, "rpc.system").as_deref(), Some("grpc"));
+    assert_eq!(attribute(server, "rpc.service").as_deref(), Some("crm.profiles.v1.CustomerService"));
+    assert_eq!(attribute(server, "rpc.method").as_deref(), Some("CreateCustomer"));
+    assert_eq!(attribute(server, "rpc.grpc.status_code").as_deref(), Some("0"));
+
+    // DB spans are client spans below the server span, named per the DB conventions.
+    let insert = in_trace.iter().find(|s| s.name == "INSERT customers").expect("a DB span");
+    assert_eq!(insert.kind, SpanKind::Client as i32);
+    assert_eq!(attribute(insert, "db.system.name").as_deref(), Some("postgresql"));
+    assert_eq!(attribute(insert, "db.collection.name").as_deref(), Some("customers"));
+    let mut ancestor = *insert;
+    while ancestor.span_id != server.span_id {
+        ancestor = in_trace.iter().find(|s| s.span_id == ancestor.parent_span_id).expect("an unbroken parent chain to the server span");
+    }
+    // No span carries the customer's email.
+    for span in &in_trace {
+        assert!(span.attributes.iter().all(|kv| !format!("{:?}", kv.value).contains("traced@example.com")), "PII in {}", span.name);
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_collector_neither_blocks_nor_fails_requests() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app = spawn_binary(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{closed}"))]).await;
+    let mut client = CustomerServiceClient::new(app.channel.clone());
+    for i in 0..50 {
+        let request = with_token(
+            pb::CreateCustomerRequest { customer: Some(customer(&format!("C{i}"), "")), request_id: String::new() },
+            &app.admin_token,
+        );
+        tokio::time::timeout(Duration::from_secs(5), client.create_customer(request)).await.expect("not blocked").expect("not failed");
+    }
+    assert!(app.terminate().await < Duration::from_secs(10));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
