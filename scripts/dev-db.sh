@@ -156,11 +156,13 @@ synchronous_commit = on
 EOF
 }
 
+port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 start_cluster() {
     # A Unix socket path is limited to 107 bytes; fail early with a clear message.
     local sock="$SOCKDIR/.s.PGSQL.$PORT"
     ((${#sock} <= 107)) || die "socket path too long (${#sock} > 107 bytes): $sock; move the checkout to a shorter path"
-    if (: <"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    if port_in_use "$PORT"; then
         die "port $PORT on 127.0.0.1 is already in use; set CRM_PG_PORT to a free port"
     fi
     log "starting Postgres on 127.0.0.1:$PORT (log: $CLUSTER/postgres.log)"
@@ -241,6 +243,18 @@ cmd_up() {
         if ! is_initialised; then
             init_cluster
             state=new
+        fi
+        # Another checkout's cluster (e.g. CI's fresh clone beside a developer's)
+        # may hold the default port: take the next free one unless one was chosen.
+        if [[ -z ${CRM_PG_PORT:-} ]] && port_in_use "$PORT"; then
+            local candidate
+            for candidate in $(seq $((PORT + 1)) $((PORT + 100))); do
+                if ! port_in_use "$candidate"; then
+                    log "port $PORT is in use; using $candidate"
+                    PORT="$candidate"
+                    break
+                fi
+            done
         fi
         write_conf
         start_cluster

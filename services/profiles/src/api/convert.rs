@@ -170,46 +170,47 @@ fn one_primary(v: &mut Violations, path: &str, primaries: usize) -> bool {
     primaries <= 1
 }
 
-fn emails(v: &mut Violations, input: &[EmailAddress]) -> Option<Vec<EmailEntry>> {
+/// Validates a list of contacts (emails or phones): each value with `parse`,
+/// labels, duplicates (`duplicate` reason) and at most one primary.
+/// Returns (value, label, primary) triples.
+fn contacts<'a>(
+    v: &mut Violations,
+    list: &str,
+    value_field: &str,
+    input: impl ExactSizeIterator<Item = (&'a str, &'a str, bool)>,
+    parse: fn(&str) -> Result<String, Rejection>,
+    duplicate: &'static str,
+) -> Option<Vec<(String, String, bool)>> {
     let before = v.found.len();
-    if too_many(v, "emails", input.len(), MAX_CONTACTS) {
+    if too_many(v, list, input.len(), MAX_CONTACTS) {
         return None;
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for (i, e) in input.iter().enumerate() {
-        let address = v.check(format_args!("emails[{i}].address"), fields::email(&e.address));
-        let label = v.check(format_args!("emails[{i}].label"), fields::short_text(&e.label, 50));
-        if let (Some(address), Some(label)) = (address, label) {
-            if !seen.insert(address.clone()) {
-                v.add(format_args!("emails[{i}].address"), "DUPLICATE_EMAIL", "this address is listed twice");
+    for (i, (value, label, primary)) in input.enumerate() {
+        let value = v.check(format_args!("{list}[{i}].{value_field}"), parse(value));
+        let label = v.check(format_args!("{list}[{i}].label"), fields::short_text(label, 50));
+        if let (Some(value), Some(label)) = (value, label) {
+            if !seen.insert(value.clone()) {
+                v.add(format_args!("{list}[{i}].{value_field}"), duplicate, "this value is listed twice");
             }
-            out.push(EmailEntry { address, label, primary: e.primary });
+            out.push((value, label, primary));
         }
     }
-    one_primary(v, "emails", input.iter().filter(|e| e.primary).count());
+    one_primary(v, list, out.iter().filter(|(_, _, primary)| *primary).count());
     (v.found.len() == before).then_some(out)
 }
 
+fn emails(v: &mut Violations, input: &[EmailAddress]) -> Option<Vec<EmailEntry>> {
+    let entries = input.iter().map(|e| (e.address.as_str(), e.label.as_str(), e.primary));
+    let valid = contacts(v, "emails", "address", entries, fields::email, "DUPLICATE_EMAIL")?;
+    Some(valid.into_iter().map(|(address, label, primary)| EmailEntry { address, label, primary }).collect())
+}
+
 fn phones(v: &mut Violations, input: &[PhoneNumber]) -> Option<Vec<PhoneEntry>> {
-    let before = v.found.len();
-    if too_many(v, "phones", input.len(), MAX_CONTACTS) {
-        return None;
-    }
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (i, p) in input.iter().enumerate() {
-        let number = v.check(format_args!("phones[{i}].number"), fields::phone(&p.number));
-        let label = v.check(format_args!("phones[{i}].label"), fields::short_text(&p.label, 50));
-        if let (Some(number), Some(label)) = (number, label) {
-            if !seen.insert(number.clone()) {
-                v.add(format_args!("phones[{i}].number"), "DUPLICATE_PHONE", "this number is listed twice");
-            }
-            out.push(PhoneEntry { number, label, primary: p.primary });
-        }
-    }
-    one_primary(v, "phones", input.iter().filter(|p| p.primary).count());
-    (v.found.len() == before).then_some(out)
+    let entries = input.iter().map(|p| (p.number.as_str(), p.label.as_str(), p.primary));
+    let valid = contacts(v, "phones", "number", entries, fields::phone, "DUPLICATE_PHONE")?;
+    Some(valid.into_iter().map(|(number, label, primary)| PhoneEntry { number, label, primary }).collect())
 }
 
 fn addresses(v: &mut Violations, input: &[PostalAddress]) -> Option<Vec<AddressEntry>> {

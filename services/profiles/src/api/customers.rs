@@ -225,13 +225,8 @@ impl CustomerService for CustomerApi {
         let row = if row.delete_time.is_some() {
             row
         } else {
-            let now = Utc::now();
             store::replace_emails(&mut tx, tenant, id, &[]).await?;
-            let row = store::set_delete_time(&mut tx, tenant, id, Some(now), now).await?;
-            let customer = customer_to_proto(&row);
-            let name = customer.name.clone();
-            outbox::append(&mut tx, tenant, &name, event_types::DELETED, &pb::CustomerDeleted { customer: Some(customer) }).await?;
-            row
+            mark_deleted(&mut tx, tenant, id, true).await?
         };
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::DeleteCustomerResponse { customer: Some(visible(&principal, customer_to_proto(&row))) }))
@@ -264,11 +259,7 @@ impl CustomerService for CustomerApi {
                 .into());
             }
             store::replace_emails(&mut tx, tenant, id, &addresses).await?;
-            let row = store::set_delete_time(&mut tx, tenant, id, None, Utc::now()).await?;
-            let customer = customer_to_proto(&row);
-            let name = customer.name.clone();
-            outbox::append(&mut tx, tenant, &name, event_types::UNDELETED, &pb::CustomerUndeleted { customer: Some(customer) }).await?;
-            row
+            mark_deleted(&mut tx, tenant, id, false).await?
         };
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::UndeleteCustomerResponse { customer: Some(visible(&principal, customer_to_proto(&row))) }))
@@ -338,6 +329,20 @@ impl CustomerService for CustomerApi {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Response::new(pb::BatchGetCustomersResponse { customers }))
     }
+}
+
+/// Sets or clears `delete_time` and writes the matching event.
+async fn mark_deleted(tx: &mut TenantTx, tenant: Uuid, id: Uuid, deleted: bool) -> Result<CustomerRow, Error> {
+    let now = Utc::now();
+    let row = store::set_delete_time(tx, tenant, id, deleted.then_some(now), now).await?;
+    let customer = customer_to_proto(&row);
+    let name = customer.name.clone();
+    if deleted {
+        outbox::append(tx, tenant, &name, event_types::DELETED, &pb::CustomerDeleted { customer: Some(customer) }).await?;
+    } else {
+        outbox::append(tx, tenant, &name, event_types::UNDELETED, &pb::CustomerUndeleted { customer: Some(customer) }).await?;
+    }
+    Ok(row)
 }
 
 /// `row` with the draft's values, as the update will store them.

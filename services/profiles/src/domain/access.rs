@@ -29,28 +29,10 @@ pub const WRITABLE_PATHS: &[&str] = &[
     "verify_time",
 ];
 
-/// Fields a customer-service agent maintains: identity, contact data and what
-/// the customer tells them on a call (including opting out).
-const AGENT_PATHS: &[&str] = &[
-    "display_name",
-    "given_name",
-    "family_name",
-    "kind",
-    "emails",
-    "phones",
-    "addresses",
-    "company",
-    "job_title",
-    "industry",
-    "company_size",
-    "birthday",
-    "time_zone",
-    "locale",
-    "tags",
-    "attributes",
-    "consent",
-    "verify_time",
-];
+/// Fields a customer-service agent may not change: who owns the customer and
+/// how marketing segments it. Everything else (identity, contact data, what the
+/// customer tells them on a call, including opting out) is theirs to maintain.
+const NOT_FOR_AGENTS: &[&str] = &["source_channel", "owner", "category"];
 
 /// Fields a marketer maintains: segmentation and contact permissions.
 const MARKETER_PATHS: &[&str] = &["source_channel", "tags", "attributes", "category", "consent"];
@@ -59,7 +41,7 @@ const MARKETER_PATHS: &[&str] = &["source_channel", "tags", "attributes", "categ
 pub fn may_write(principal: &Principal, path: &str) -> bool {
     principal.has_role(Role::Admin)
         || principal.has_role(Role::Service)
-        || (principal.has_role(Role::Agent) && AGENT_PATHS.contains(&path))
+        || (principal.has_role(Role::Agent) && WRITABLE_PATHS.contains(&path) && !NOT_FOR_AGENTS.contains(&path))
         || (principal.has_role(Role::Marketer) && MARKETER_PATHS.contains(&path))
 }
 
@@ -79,6 +61,7 @@ mod tests {
         assert!(may_write(&marketer, "category") && !may_write(&marketer, "emails"));
         assert!(WRITABLE_PATHS.iter().all(|p| may_write(&principal(&[Role::Admin]), p)));
         assert!(!may_write(&principal(&[Role::Readonly, Role::Analyst]), "tags"));
-        assert!(AGENT_PATHS.iter().chain(MARKETER_PATHS).all(|p| WRITABLE_PATHS.contains(p)));
+        assert!(NOT_FOR_AGENTS.iter().chain(MARKETER_PATHS).all(|p| WRITABLE_PATHS.contains(p)));
+        assert!(may_write(&agent, "consent") && !may_write(&agent, "value_tier"));
     }
 }
