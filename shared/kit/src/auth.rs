@@ -276,6 +276,20 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_are_checked_against_the_public_key_and_hs256_is_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let auth = Authenticator::rs256_from_pem_file(&dir.join("rs256-test-public.pem"), "crm").unwrap();
+        let private = std::fs::read(dir.join("rs256-test-private.pem")).unwrap();
+        let signed = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(), &EncodingKey::from_rsa_pem(&private).unwrap()).unwrap();
+        assert_eq!(auth.authenticate(Some(&format!("Bearer {signed}"))).unwrap().subject, "user-1");
+        // An HS256 token "signed" with the public key must not pass (algorithm confusion).
+        let public = std::fs::read(dir.join("rs256-test-public.pem")).unwrap();
+        let confused = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(), &EncodingKey::from_secret(&public)).unwrap();
+        assert_eq!(reason(auth.authenticate(Some(&format!("Bearer {confused}")))), "INVALID_ALGORITHM");
+        assert!(Authenticator::rs256_from_pem_file(&dir.join("missing.pem"), "crm").is_err());
+    }
+
+    #[test]
     fn alg_none_is_rejected() {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -25,6 +25,17 @@ async fn health_answers_without_a_token_per_service() {
 }
 
 #[tokio::test]
+async fn calls_beyond_the_in_flight_limit_are_shed_but_health_still_answers() {
+    // No call may run at once: every API call is shed, probes are not.
+    let app = spawn_app_with(|config| config.kit.max_in_flight = 0).await;
+    let shed = app.customers.clone().list_customers(app.admin(pb::ListCustomersRequest::default())).await;
+    let status = assert_error(shed, Code::Unavailable, "OVERLOADED");
+    use tonic_types::StatusExt;
+    assert!(status.get_error_details().retry_info().is_some());
+    assert_eq!(health(&app, "").await, ServingStatus::Serving);
+}
+
+#[tokio::test]
 async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
     use tokio_stream::StreamExt;
     let app = spawn_app().await;
