@@ -280,7 +280,8 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
         let auth = Authenticator::rs256_from_pem_file(&dir.join("rs256-test-public.pem"), "crm").unwrap();
         let private = std::fs::read(dir.join("rs256-test-private.pem")).unwrap();
-        let signed = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(), &EncodingKey::from_rsa_pem(&private).unwrap()).unwrap();
+        let signed =
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(), &EncodingKey::from_rsa_pem(&private).unwrap()).unwrap();
         assert_eq!(auth.authenticate(Some(&format!("Bearer {signed}"))).unwrap().subject, "user-1");
         // An HS256 token "signed" with the public key must not pass (algorithm confusion).
         let public = std::fs::read(dir.join("rs256-test-public.pem")).unwrap();

@@ -8,7 +8,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use opentelemetry::{global, trace::TraceContextExt};
@@ -30,6 +30,8 @@ pub(crate) struct MiddlewareState {
     pub in_flight: Arc<Semaphore>,
     pub error_domain: &'static str,
     pub local_addr: SocketAddr,
+    /// Deadline when the client sends no shorter `grpc-timeout`.
+    pub request_timeout: Duration,
 }
 
 /// Layer that wraps routes in [`Middleware`].
@@ -104,7 +106,12 @@ where
                         Err(err) => return Ok(reject(ERROR_DOMAIN.sync_scope(state.error_domain, || tonic::Status::from(err)))),
                     }
                 }
-                let response = ERROR_DOMAIN.scope(state.error_domain, inner.call(request)).await?;
+                let deadline = grpc_timeout(request.headers()).map_or(state.request_timeout, |t| t.min(state.request_timeout));
+                let call = ERROR_DOMAIN.scope(state.error_domain, inner.call(request));
+                let response = match tokio::time::timeout(deadline, call).await {
+                    Ok(response) => with_error_info(response?, state.error_domain),
+                    Err(_) => return Ok(reject(deadline_exceeded(deadline, state.error_domain))),
+                };
                 // Unary errors arrive trailers-only, so the code is in the headers;
                 // a successful call puts it in trailers, which come later: record OK.
                 let code =
@@ -122,6 +129,57 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Errors tonic produces itself (oversized message, unknown method, ...) come
+/// without google.rpc details; give them the ErrorInfo every error carries,
+/// and the gRPC-spec code for an oversized message (RESOURCE_EXHAUSTED).
+fn with_error_info(response: http::Response<Body>, domain: &'static str) -> http::Response<Body> {
+    let headers = response.headers();
+    if headers.contains_key("grpc-status-details-bin") {
+        return response;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else { return response };
+    let (code, reason) = match status.code() {
+        tonic::Code::Ok => return response,
+        tonic::Code::OutOfRange if status.message().contains("too large") => (tonic::Code::ResourceExhausted, "MESSAGE_TOO_LARGE"),
+        tonic::Code::Unimplemented => (tonic::Code::Unimplemented, "UNKNOWN_METHOD"),
+        tonic::Code::Cancelled => (tonic::Code::Cancelled, "CANCELLED"),
+        tonic::Code::DeadlineExceeded => (tonic::Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+        tonic::Code::InvalidArgument => (tonic::Code::InvalidArgument, "MALFORMED_REQUEST"),
+        code => (code, "TRANSPORT_ERROR"),
+    };
+    let mut details = tonic_types::ErrorDetails::new();
+    details.set_error_info(reason, domain, std::collections::HashMap::new());
+    use tonic_types::StatusExt;
+    tonic::Status::with_error_details(code, status.message(), details).into_http()
+}
+
+/// The deadline a client sent in `grpc-timeout` (e.g. `250m`), if valid.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok().filter(|_| digits.len() <= 8)?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn deadline_exceeded(deadline: Duration, domain: &'static str) -> tonic::Status {
+    let mut details = tonic_types::ErrorDetails::new();
+    details.set_error_info("DEADLINE_EXCEEDED", domain, std::collections::HashMap::new());
+    use tonic_types::StatusExt;
+    tonic::Status::with_error_details(
+        tonic::Code::DeadlineExceeded,
+        format!("the call did not finish within its {} ms deadline", deadline.as_millis()),
+        details,
+    )
 }
 
 fn overloaded() -> tonic::Status {
@@ -173,4 +231,25 @@ fn server_span(path: &str, request: &http::Request<Body>, local: SocketAddr) -> 
     };
     span.record("trace_id", tracing::field::display(trace_id));
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_are_parsed() {
+        let header = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&h)
+        };
+        assert_eq!(header("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(header("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(header("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(header("5x"), None);
+        assert_eq!(header("123456789S"), None);
+        assert_eq!(header(""), None);
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
 }

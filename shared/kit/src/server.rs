@@ -119,6 +119,7 @@ impl Kit {
             in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
             error_domain: self.spec.error_domain,
             local_addr,
+            request_timeout: self.config.request_timeout(),
         }));
         Ok(Server { kit: self, listener, local_addr, routes, middleware, health })
     }
@@ -173,7 +174,6 @@ impl Server {
 
         tracing::info!(address = %local_addr, service = kit.spec.name, "serving");
         let serve = tonic::transport::Server::builder()
-            .timeout(config.request_timeout())
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(middleware)

@@ -36,6 +36,26 @@ async fn calls_beyond_the_in_flight_limit_are_shed_but_health_still_answers() {
 }
 
 #[tokio::test]
+async fn an_oversized_message_is_resource_exhausted_with_error_info() {
+    let app = spawn_app_with(|config| config.kit.max_message_bytes = 1024).await;
+    let big = pb::Customer { display_name: "x".repeat(2000), ..Default::default() };
+    let result = app
+        .customers
+        .clone()
+        .create_customer(app.admin(pb::CreateCustomerRequest { customer: Some(big), request_id: String::new() }))
+        .await;
+    let status = assert_error(result, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
+    assert_eq!(crate::helpers::error_info(&status).1, "profiles.crm");
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_is_deadline_exceeded_with_error_info() {
+    let app = spawn_app_with(|config| config.kit.request_timeout_ms = 0).await;
+    let result = app.customers.clone().list_customers(app.admin(pb::ListCustomersRequest::default())).await;
+    assert_error(result, Code::DeadlineExceeded, "DEADLINE_EXCEEDED");
+}
+
+#[tokio::test]
 async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
     use tokio_stream::StreamExt;
     let app = spawn_app().await;
