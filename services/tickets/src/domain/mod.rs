@@ -1,0 +1,5 @@
+//! Pure ticket-domain logic. No I/O.
+
+pub mod calendar;
+pub mod sla;
+pub mod status;

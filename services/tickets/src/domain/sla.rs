@@ -1,0 +1,132 @@
+//! An SLA clock: business time consumed towards a target, paused while the
+//! ticket waits on the customer, with the due time, warning and breach that
+//! follow from it.
+//!
+//! The clock stores only what cannot be recomputed — the business time used
+//! before the current running period and when that period began — so due
+//! times stay exact however often the ticket is paused and resumed.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::calendar::BusinessCalendar;
+
+/// How close to its target an SLA is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SlaState {
+    /// Below the warning threshold.
+    OnTrack,
+    /// At or past the warning threshold (e.g. 80 % of the target).
+    Warning,
+    /// The target is used up.
+    Breached,
+}
+
+/// Business time consumed towards one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaClock {
+    /// Business time used in earlier running periods.
+    pub consumed: Duration,
+    /// Start of the current running period; `None` while paused or stopped.
+    pub running_since: Option<DateTime<Utc>>,
+}
+
+impl SlaClock {
+    /// A clock running from `at`.
+    pub fn start(at: DateTime<Utc>) -> Self {
+        Self { consumed: Duration::zero(), running_since: Some(at) }
+    }
+
+    /// Stops the clock at `at`, banking the business time of the running period.
+    pub fn pause(&mut self, calendar: &BusinessCalendar, at: DateTime<Utc>) {
+        if let Some(since) = self.running_since.take() {
+            self.consumed += calendar.between(since, at);
+        }
+    }
+
+    /// Runs the clock again from `at` (no effect if it is running).
+    pub fn resume(&mut self, at: DateTime<Utc>) {
+        self.running_since.get_or_insert(at);
+    }
+
+    /// Business time consumed up to `at`.
+    pub fn consumed_at(&self, calendar: &BusinessCalendar, at: DateTime<Utc>) -> Duration {
+        self.consumed + self.running_since.map_or(Duration::zero(), |since| calendar.between(since, at))
+    }
+
+    /// When `target` will be used up if the clock keeps running; `None` while
+    /// paused (no due time) or if the calendar never opens again. A target
+    /// already used up is due when the current period began.
+    pub fn due(&self, calendar: &BusinessCalendar, target: Duration) -> Option<DateTime<Utc>> {
+        let since = self.running_since?;
+        calendar.add(since, (target - self.consumed).max(Duration::zero()))
+    }
+
+    /// The state at `at` for `target`, warning at `warn_ratio` (0.0-1.0) of it.
+    pub fn state(&self, calendar: &BusinessCalendar, target: Duration, warn_ratio: f64, at: DateTime<Utc>) -> SlaState {
+        let used = self.consumed_at(calendar, at);
+        let warn_at = Duration::milliseconds((target.num_milliseconds() as f64 * warn_ratio.clamp(0.0, 1.0)) as i64);
+        if used >= target {
+            SlaState::Breached
+        } else if used >= warn_at {
+            SlaState::Warning
+        } else {
+            SlaState::OnTrack
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::calendar::Hours;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Weekdays 09:00-17:00 UTC.
+    fn weekdays() -> BusinessCalendar {
+        let day = vec![Hours::from_hours(9, 17)];
+        BusinessCalendar::new(chrono_tz::UTC, [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]], []).unwrap()
+    }
+
+    #[test]
+    fn pausing_moves_the_due_time_by_the_business_time_spent_waiting() {
+        let cal = weekdays();
+        let target = Duration::hours(4);
+        // Monday 2026-11-23 10:00: 4 business hours → due 14:00.
+        let mut clock = SlaClock::start(utc("2026-11-23T10:00:00Z"));
+        assert_eq!(clock.due(&cal, target), Some(utc("2026-11-23T14:00:00Z")));
+        // Waiting on the customer from 11:00 to Tuesday 10:00: no due time meanwhile.
+        clock.pause(&cal, utc("2026-11-23T11:00:00Z"));
+        assert_eq!(clock.due(&cal, target), None);
+        assert_eq!(clock.consumed_at(&cal, utc("2026-11-24T09:30:00Z")), Duration::hours(1));
+        clock.resume(utc("2026-11-24T10:00:00Z"));
+        // 3 hours left from Tuesday 10:00 → 13:00.
+        assert_eq!(clock.due(&cal, target), Some(utc("2026-11-24T13:00:00Z")));
+        // Resuming twice keeps the first start.
+        clock.resume(utc("2026-11-24T11:00:00Z"));
+        assert_eq!(clock.due(&cal, target), Some(utc("2026-11-24T13:00:00Z")));
+    }
+
+    #[test]
+    fn warning_and_breach_follow_consumed_business_time() {
+        let cal = weekdays();
+        let target = Duration::hours(10);
+        let clock = SlaClock::start(utc("2026-11-23T09:00:00Z"));
+        assert_eq!(clock.state(&cal, target, 0.8, utc("2026-11-23T16:59:00Z")), SlaState::OnTrack);
+        // 8 h on Monday = 80 % → warning, even through the night.
+        assert_eq!(clock.state(&cal, target, 0.8, utc("2026-11-24T08:00:00Z")), SlaState::Warning);
+        assert_eq!(clock.state(&cal, target, 0.8, utc("2026-11-24T11:00:00Z")), SlaState::Breached);
+        assert_eq!(clock.due(&cal, target), Some(utc("2026-11-24T11:00:00Z")));
+    }
+
+    #[test]
+    fn a_target_used_up_before_a_pause_is_due_on_resume() {
+        let cal = weekdays();
+        let mut clock = SlaClock::start(utc("2026-11-23T09:00:00Z"));
+        clock.pause(&cal, utc("2026-11-23T12:00:00Z"));
+        clock.resume(utc("2026-11-24T09:00:00Z"));
+        assert_eq!(clock.due(&cal, Duration::hours(2)), Some(utc("2026-11-24T09:00:00Z")));
+    }
+}
