@@ -170,12 +170,15 @@ wait_ready() {
 
 # One line per service.
 start_service profiles 127.0.0.1:50051
+export CRM_PROFILES_URL="http://${PROFILES_LISTEN_ADDR:-127.0.0.1:50051}" # tickets checks customers there
+start_service tickets 127.0.0.1:50052
 
 for i in "${!PIDS[@]}"; do
     wait_ready "$i"
 done
 
 P="${ADDRS[0]}"
+T="${ADDRS[1]}"
 cat <<EOF
 
 ================================================================================
@@ -190,6 +193,9 @@ $(for i in "${!NAMES[@]}"; do printf '   %-10s grpc://%s\n' "${NAMES[$i]}" "${AD
 
  # list customers
  grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '{"page_size":10}' $P crm.profiles.v1.CustomerService/ListCustomers
+
+ # open a ticket for that customer (use the name CreateCustomer returned)
+ buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"ticket":{"customer":"customers/<id>","subject":"Printer on fire","type":"TICKET_TYPE_PROBLEM","channel":"CHANNEL_HOTLINE"}}' http://$T/crm.tickets.v1.TicketService/CreateTicket
 
  # health
  grpcurl -plaintext $P grpc.health.v1.Health/Check

@@ -1,13 +1,24 @@
 //! `crm-tickets`: the service domain of the CRM suite — problems, requests and
-//! complaints from every channel, handled by priority within SLAs that run on
-//! business hours.
+//! complaints from every channel, handled through an explicit lifecycle, with
+//! SLAs that run on business hours.
 //!
-//! This crate currently holds the pure domain rules the service is built on;
-//! the gRPC service, its store and jobs follow (see issue 3).
+//! Served today: `crm.tickets.v1.TicketService` (intake with a customer check
+//! against profiles, get, list, transitions, comments, the audit timeline) and
+//! its event stream. Dispatch, SLA policies, follow-ups, surveys, the knowledge
+//! base and reports build on the domain modules here (issue 3).
 //!
 //! # Layout
-//! - `domain::status`: the ticket state machine and whether the SLA clock runs.
-//! - `domain::calendar`: business-hours calendars (time zone, weekly hours, holidays) and exact business-time arithmetic.
-//! - `domain::sla`: an SLA clock that pauses and resumes, with due times, warnings and breaches.
+//! - `config`, `startup`: flags and wiring.
+//! - `api`: gRPC handlers and conversions.
+//! - `profiles`: the client of the profiles service.
+//! - `domain::status`: the ticket state machine.
+//! - `domain::calendar`: business-hours calendars and exact business-time arithmetic.
+//! - `domain::sla`: an SLA clock that pauses and resumes.
+//! - `store`: SQL.
 
+pub mod api;
+pub mod config;
 pub mod domain;
+pub mod profiles;
+pub mod startup;
+pub mod store;

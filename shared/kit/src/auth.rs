@@ -70,10 +70,12 @@ impl Role {
         use Permission::*;
         match self {
             Self::Admin => true,
-            Self::Service => matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | EventsRead | Pii),
-            Self::Agent => matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | Pii),
+            Self::Service => {
+                matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | TicketsRead | TicketsWrite | EventsRead | Pii)
+            }
+            Self::Agent => matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | TicketsRead | TicketsWrite | Pii),
             Self::Marketer => matches!(permission, CustomersRead | CustomersUpdate | Pii),
-            Self::Analyst | Self::Readonly => matches!(permission, CustomersRead),
+            Self::Analyst | Self::Readonly => matches!(permission, CustomersRead | TicketsRead),
         }
     }
 }
@@ -89,6 +91,10 @@ pub enum Permission {
     CustomersUpdate,
     /// Delete and undelete customers.
     CustomersDelete,
+    /// Read tickets, their public comments and timelines.
+    TicketsRead,
+    /// Open, transition and comment on tickets (and read internal notes).
+    TicketsWrite,
     /// Subscribe to a service's event stream.
     EventsRead,
     /// See emails and phone numbers unmasked.
@@ -103,6 +109,8 @@ impl Permission {
             Self::CustomersCreate => "customers.create",
             Self::CustomersUpdate => "customers.update",
             Self::CustomersDelete => "customers.delete",
+            Self::TicketsRead => "tickets.read",
+            Self::TicketsWrite => "tickets.write",
             Self::EventsRead => "events.read",
             Self::Pii => "pii",
         }

@@ -23,6 +23,7 @@ pub mod idempotency;
 mod middleware;
 pub mod outbox;
 pub mod pagination;
+pub mod protoenum;
 pub mod server;
 pub mod telemetry;
 pub mod time;

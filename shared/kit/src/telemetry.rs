@@ -133,3 +133,36 @@ pub fn current_traceparent() -> String {
     TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
     carrier.remove("traceparent").unwrap_or_default()
 }
+
+/// Writes W3C trace context into outgoing gRPC metadata.
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (tonic::metadata::MetadataKey::from_bytes(key.as_bytes()), value.parse()) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// A client span for an outgoing call to `service/method` (RPC semantic
+/// conventions); inject it with [`inject_context`] inside the span.
+pub fn client_span(service: &'static str, method: &'static str, peer: &str) -> tracing::Span {
+    tracing::info_span!(
+        "grpc.client",
+        otel.name = %format_args!("{service}/{method}"),
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        server.address = %peer,
+        rpc.grpc.status_code = tracing::field::Empty,
+    )
+}
+
+/// Puts the current span's trace context into `metadata` as `traceparent`.
+pub fn inject_context(metadata: &mut tonic::metadata::MetadataMap) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut MetadataInjector(metadata));
+}

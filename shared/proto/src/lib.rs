@@ -2,7 +2,7 @@
 //! descriptor set that server reflection and the gateway read.
 //!
 //! # Layout
-//! Modules mirror proto packages: `crm::profiles::v1`, `crm::events::v1`,
+//! Modules mirror proto packages: `crm::profiles::v1`, `crm::tickets::v1`, `crm::events::v1`,
 //! `crm::common::v1`, and the vendored `google::{api, rpc, r#type}`.
 #![allow(clippy::all, missing_docs)]
 
@@ -21,6 +21,12 @@ pub mod crm {
     pub mod events {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/crm.events.v1.rs"));
+        }
+    }
+    /// The service domain.
+    pub mod tickets {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/crm.tickets.v1.rs"));
         }
     }
     /// The customer domain.

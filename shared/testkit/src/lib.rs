@@ -10,10 +10,12 @@
 //! # Layout
 //! - [`database`]: per-test databases.
 //! - [`auth`]: tokens and authorised requests.
+//! - [`process`]: real service processes on free ports.
 //! - [`proxy`]: a TCP proxy that can drop every connection.
 
 pub mod auth;
 pub mod database;
+pub mod process;
 pub mod proxy;
 
 /// Installs a log subscriber once: to stdout when `TEST_LOG` is set, else to a sink.

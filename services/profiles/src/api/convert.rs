@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use crm_kit::{FieldViolation, etag, time};
+use crm_kit::{FieldViolation, etag, protoenum, protoenum::number as enum_number, time};
 use crm_proto::{
     crm::{
         common::v1::{EmailAddress, PhoneNumber, PostalAddress},
@@ -60,23 +60,14 @@ impl Violations<'_> {
     }
 }
 
-/// Short stored name of a proto enum value: `CUSTOMER_CATEGORY_VIP` → `VIP`, unspecified → "".
+/// Short stored name of a proto enum value (see `crm_kit::protoenum`).
 fn enum_short<E: Copy>(
     value: i32,
     decode: impl Fn(i32) -> Option<E>,
     name: impl Fn(E) -> &'static str,
     prefix: &str,
 ) -> Result<String, Rejection> {
-    match decode(value) {
-        _ if value == 0 => Ok(String::new()),
-        Some(e) => Ok(name(e).trim_start_matches(prefix).to_owned()),
-        None => Err(("INVALID_ENUM", format!("{value} is not a known value"))),
-    }
-}
-
-/// Proto enum number of a stored short name ("" → 0).
-fn enum_number(short: &str, prefix: &str, decode: impl Fn(&str) -> Option<i32>) -> i32 {
-    if short.is_empty() { 0 } else { decode(&format!("{prefix}{short}")).unwrap_or(0) }
+    protoenum::short_name(value, |v| decode(v).map(&name), prefix)
 }
 
 /// Validates an incoming customer; on failure returns one violation per bad field.

@@ -153,7 +153,7 @@ pub fn violations(status: &Status) -> Vec<(String, String)> {
 
 /// The real `crm-profiles` binary, started on a free port against a fresh database.
 pub struct BinaryApp {
-    pub child: tokio::process::Child,
+    pub process: crm_testkit::process::ServiceProcess,
     pub channel: Channel,
     pub admin_token: String,
 }
@@ -161,39 +161,14 @@ pub struct BinaryApp {
 /// Starts the binary with `extra_env` and waits until it accepts connections.
 pub async fn spawn_binary(extra_env: &[(&str, String)]) -> BinaryApp {
     let db = fresh_database("profiles").await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm-profiles"));
-    command
-        .env("CRM_DATABASE_URL", &db.app_url)
-        .env("CRM_MIGRATION_DATABASE_URL", &db.owner_url)
-        .env("CRM_JWT_SECRET", jwt_secret())
-        .env("CRM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("CRM_LOG", "warn")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for (key, value) in extra_env {
-        command.env(key, value);
-    }
-    let child = command.spawn().unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let channel = loop {
-        match Channel::from_shared(endpoint.clone()).unwrap().connect().await {
-            Ok(channel) => break channel,
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    };
-    let tenant = Uuid::now_v7();
-    BinaryApp { child, channel, admin_token: token(tenant, &["admin"]) }
+    let process = crm_testkit::process::spawn_service(env!("CARGO_BIN_EXE_crm-profiles").into(), &db, extra_env).await;
+    let channel = process.channel.clone();
+    BinaryApp { process, channel, admin_token: token(Uuid::now_v7(), &["admin"]) }
 }
 
 impl BinaryApp {
     /// Sends SIGTERM and waits (at most 10 s) for a clean exit.
-    pub async fn terminate(mut self) -> std::time::Duration {
-        let started = std::time::Instant::now();
-        std::process::Command::new("kill").args(["-TERM", &self.child.id().unwrap().to_string()]).status().unwrap();
-        let exit = tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait()).await.expect("exits within 10 s").unwrap();
-        assert!(exit.success(), "clean exit: {exit:?}");
-        started.elapsed()
+    pub async fn terminate(self) -> std::time::Duration {
+        self.process.terminate().await
     }
 }

@@ -1,0 +1,191 @@
+//! Proto ⇄ stored-row conversions and validation of incoming tickets and comments.
+
+use chrono::Duration;
+use crm_kit::{Error, FieldViolation, etag, protoenum, time};
+use crm_proto::crm::tickets::v1 as pb;
+use uuid::Uuid;
+
+use crate::store::{CommentRow, EventRow, NewTicket, TicketRow};
+
+/// Resource type in error details.
+pub const TICKET_TYPE: &str = "tickets.crm/Ticket";
+const MAX_TEXT: usize = 20_000;
+const MAX_TAGS: usize = 50;
+const MAX_ATTACHMENTS: usize = 20;
+
+/// "tickets/{id}".
+pub fn ticket_name(id: Uuid) -> String {
+    format!("tickets/{id}")
+}
+
+/// Parses "tickets/{uuid}".
+pub fn parse_ticket_name(name: &str, field: &str) -> Result<Uuid, Error> {
+    name.strip_prefix("tickets/")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| Error::invalid(field, "INVALID_NAME", format!("{name:?} is not a ticket name like \"tickets/<uuid>\"")))
+}
+
+/// Parses "customers/{uuid}".
+pub fn parse_customer_name(name: &str, field: &str) -> Result<Uuid, Error> {
+    name.strip_prefix("customers/")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| Error::invalid(field, "INVALID_CUSTOMER", format!("{name:?} is not a customer name like \"customers/<uuid>\"")))
+}
+
+fn text(violations: &mut Vec<FieldViolation>, field: &str, value: &str, required: bool, max: usize) -> String {
+    let value = value.trim();
+    if required && value.is_empty() {
+        violations.push(FieldViolation::new(field, "REQUIRED", format!("{field} is required")));
+    } else if value.chars().count() > max {
+        violations.push(FieldViolation::new(field, "TOO_LONG", format!("at most {max} characters")));
+    }
+    value.to_owned()
+}
+
+fn enum_field(violations: &mut Vec<FieldViolation>, field: &str, result: Result<String, (&'static str, String)>) -> String {
+    result.unwrap_or_else(|(reason, message)| {
+        violations.push(FieldViolation::new(field, reason, message));
+        String::new()
+    })
+}
+
+/// Validates a ticket for creation (output-only fields are ignored).
+pub fn new_ticket(t: &pb::Ticket) -> Result<NewTicket, Error> {
+    let mut v = Vec::new();
+    let customer_id = parse_customer_name(&t.customer, "ticket.customer")
+        .map_err(|e| {
+            if let Error::InvalidArgument { violations } = e {
+                v.extend(violations)
+            }
+        })
+        .ok();
+    let subject = text(&mut v, "ticket.subject", &t.subject, true, 200);
+    let description = text(&mut v, "ticket.description", &t.description, false, MAX_TEXT);
+    let kind = enum_field(
+        &mut v,
+        "ticket.type",
+        protoenum::short_name(t.r#type, |n| pb::TicketType::try_from(n).ok().map(|e| e.as_str_name()), "TICKET_TYPE_"),
+    );
+    let channel = enum_field(
+        &mut v,
+        "ticket.channel",
+        protoenum::short_name(t.channel, |n| pb::Channel::try_from(n).ok().map(|e| e.as_str_name()), "CHANNEL_"),
+    );
+    let priority = enum_field(
+        &mut v,
+        "ticket.priority",
+        protoenum::short_name(t.priority, |n| pb::Priority::try_from(n).ok().map(|e| e.as_str_name()), "PRIORITY_"),
+    );
+    let category = text(&mut v, "ticket.category", &t.category, false, 100);
+    let assignee = text(&mut v, "ticket.assignee", &t.assignee, false, 200);
+    let team = text(&mut v, "ticket.team", &t.team, false, 200);
+    let mut tags: Vec<String> = Vec::new();
+    for (i, tag) in t.tags.iter().enumerate() {
+        let tag = text(&mut v, &format!("ticket.tags[{i}]"), tag, true, 64);
+        if !tag.is_empty() && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        v.push(FieldViolation::new("ticket.tags", "TOO_MANY_ENTRIES", format!("at most {MAX_TAGS} tags")));
+    }
+    match customer_id {
+        Some(customer_id) if v.is_empty() => Ok(NewTicket {
+            customer_id,
+            subject,
+            description,
+            kind: if kind.is_empty() { "QUESTION".into() } else { kind },
+            channel,
+            priority: if priority.is_empty() { "NORMAL".into() } else { priority },
+            category,
+            tags,
+            assignee,
+            team,
+        }),
+        _ => Err(Error::InvalidArgument { violations: v }),
+    }
+}
+
+/// Validates a comment's body and attachments.
+pub fn comment_input(c: &pb::Comment) -> Result<(String, Vec<String>), Error> {
+    let mut v = Vec::new();
+    let body = text(&mut v, "comment.body", &c.body, true, MAX_TEXT);
+    if c.attachments.len() > MAX_ATTACHMENTS {
+        v.push(FieldViolation::new("comment.attachments", "TOO_MANY_ENTRIES", format!("at most {MAX_ATTACHMENTS} attachments")));
+    }
+    let attachments =
+        c.attachments.iter().enumerate().map(|(i, a)| text(&mut v, &format!("comment.attachments[{i}]"), a, true, 2000)).collect();
+    if v.is_empty() { Ok((body, attachments)) } else { Err(Error::InvalidArgument { violations: v }) }
+}
+
+/// A stored ticket as the API returns it.
+pub fn ticket_to_proto(row: &TicketRow) -> pb::Ticket {
+    pb::Ticket {
+        name: ticket_name(row.id),
+        customer: format!("customers/{}", row.customer_id),
+        subject: row.subject.clone(),
+        description: row.description.clone(),
+        r#type: protoenum::number(&row.kind, "TICKET_TYPE_", |s| pb::TicketType::from_str_name(s).map(|e| e as i32)),
+        channel: protoenum::number(&row.channel, "CHANNEL_", |s| pb::Channel::from_str_name(s).map(|e| e as i32)),
+        priority: protoenum::number(&row.priority, "PRIORITY_", |s| pb::Priority::from_str_name(s).map(|e| e as i32)),
+        category: row.category.clone(),
+        tags: row.tags.clone(),
+        status: protoenum::number(&row.status, "STATUS_", |s| pb::Status::from_str_name(s).map(|e| e as i32)),
+        assignee: row.assignee.clone(),
+        team: row.team.clone(),
+        first_response_time: row.first_response_time.map(time::to_timestamp),
+        resolve_time: row.resolve_time.map(time::to_timestamp),
+        pending_duration: Some(prost_types::Duration {
+            seconds: Duration::milliseconds(row.pending_ms).num_seconds(),
+            nanos: ((row.pending_ms % 1000) * 1_000_000) as i32,
+        }),
+        create_time: Some(time::to_timestamp(row.create_time)),
+        update_time: Some(time::to_timestamp(row.update_time)),
+        etag: etag::of_revision(row.revision),
+    }
+}
+
+/// A stored comment as the API returns it.
+pub fn comment_to_proto(row: &CommentRow) -> pb::Comment {
+    pb::Comment {
+        name: format!("tickets/{}/comments/{}", row.ticket_id, row.id),
+        body: row.body.clone(),
+        public: row.public,
+        author: row.author.clone(),
+        attachments: row.attachments.clone(),
+        create_time: Some(time::to_timestamp(row.create_time)),
+    }
+}
+
+/// A timeline entry as the API returns it.
+pub fn event_to_proto(row: &EventRow) -> pb::TicketEvent {
+    pb::TicketEvent {
+        name: format!("tickets/{}/events/{}", row.ticket_id, row.id),
+        kind: row.kind.clone(),
+        actor: row.actor.clone(),
+        detail: row.detail.clone(),
+        create_time: Some(time::to_timestamp(row.create_time)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_violations() {
+        let ok = pb::Ticket {
+            customer: format!("customers/{}", Uuid::nil()),
+            subject: " Broken ".into(),
+            tags: vec!["a".into(), "a".into()],
+            ..Default::default()
+        };
+        let t = new_ticket(&ok).unwrap();
+        assert_eq!((t.subject.as_str(), t.kind.as_str(), t.priority.as_str(), t.tags.len()), ("Broken", "QUESTION", "NORMAL", 1));
+
+        let bad = pb::Ticket { customer: "people/1".into(), priority: 42, ..Default::default() };
+        let Error::InvalidArgument { violations } = new_ticket(&bad).unwrap_err() else { panic!() };
+        let fields: Vec<_> = violations.iter().map(|v| (v.field.as_str(), v.reason)).collect();
+        assert_eq!(fields, [("ticket.customer", "INVALID_CUSTOMER"), ("ticket.subject", "REQUIRED"), ("ticket.priority", "INVALID_ENUM")]);
+    }
+}

@@ -1,0 +1,6 @@
+//! gRPC handlers and proto ⇄ store conversions.
+
+mod convert;
+mod tickets;
+
+pub use tickets::TicketApi;

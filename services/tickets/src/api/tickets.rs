@@ -1,0 +1,329 @@
+//! `crm.tickets.v1.TicketService`: permission checks, validation, the
+//! transaction around each change with its timeline entry and outbox event.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    auth::{Permission, caller},
+    db::{TenantTx, begin_tenant},
+    etag,
+    filter::{FieldType, FilterField, FilterSchema},
+    idempotency::{Claim, IdempotencyKey},
+    outbox,
+    pagination::{PageTokenCodec, QueryFingerprint, page_size},
+};
+use crm_proto::crm::tickets::v1::{self as pb, ticket_service_server::TicketService};
+use sqlx::PgPool;
+use tonic::{Request, Response, Status as GrpcStatus};
+use uuid::Uuid;
+
+use super::convert::{
+    TICKET_TYPE, comment_input, comment_to_proto, event_to_proto, new_ticket, parse_ticket_name, ticket_name, ticket_to_proto,
+};
+use crate::{
+    domain::status::Status,
+    profiles::ProfilesClient,
+    store::{self, StatusChange, TicketRow},
+};
+
+/// Fields `ListTickets.filter` accepts.
+static TICKET_FILTER: FilterSchema = FilterSchema {
+    fields: &[
+        FilterField {
+            name: "status",
+            sql: "t.status",
+            ty: FieldType::Enum { values: &["NEW", "OPEN", "PENDING", "RESOLVED", "CLOSED"], prefix: "STATUS_" },
+        },
+        FilterField {
+            name: "priority",
+            sql: "t.priority",
+            ty: FieldType::Enum { values: &["URGENT", "HIGH", "NORMAL", "LOW"], prefix: "PRIORITY_" },
+        },
+        FilterField {
+            name: "type",
+            sql: "t.type",
+            ty: FieldType::Enum { values: &["QUESTION", "PROBLEM", "COMPLAINT", "REQUEST"], prefix: "TICKET_TYPE_" },
+        },
+        FilterField {
+            name: "channel",
+            sql: "t.channel",
+            ty: FieldType::Enum { values: &["PHONE", "EMAIL", "CHAT", "WEB", "SOCIAL", "HOTLINE", "API"], prefix: "CHANNEL_" },
+        },
+        FilterField { name: "assignee", sql: "t.assignee", ty: FieldType::Text },
+        FilterField { name: "team", sql: "t.team", ty: FieldType::Text },
+        FilterField { name: "customer", sql: "('customers/' || t.customer_id::text)", ty: FieldType::Text },
+        FilterField { name: "category", sql: "t.category", ty: FieldType::Text },
+        FilterField { name: "tags", sql: "t.tags", ty: FieldType::TextArray },
+        FilterField { name: "create_time", sql: "t.create_time", ty: FieldType::Timestamp },
+        FilterField { name: "update_time", sql: "t.update_time", ty: FieldType::Timestamp },
+    ],
+};
+
+/// Outbox event types.
+mod event_types {
+    pub const CREATED: &str = "crm.tickets.v1.TicketCreated";
+    pub const STATUS_CHANGED: &str = "crm.tickets.v1.TicketStatusChanged";
+    pub const COMMENTED: &str = "crm.tickets.v1.TicketCommented";
+}
+
+/// Handlers of TicketService.
+#[derive(Clone)]
+pub struct TicketApi {
+    pool: PgPool,
+    page_tokens: PageTokenCodec,
+    profiles: ProfilesClient,
+}
+
+impl TicketApi {
+    /// Handlers over `pool`, checking customers with `profiles`.
+    pub fn new(pool: PgPool, page_tokens: PageTokenCodec, profiles: ProfilesClient) -> Self {
+        Self { pool, page_tokens, profiles }
+    }
+}
+
+fn not_found(id: Uuid) -> Error {
+    Error::NotFound { resource_type: TICKET_TYPE, name: ticket_name(id) }
+}
+
+async fn existing(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<TicketRow, Error> {
+    store::find(tx, tenant, id, lock).await?.ok_or_else(|| not_found(id))
+}
+
+fn stored_status(row: &TicketRow) -> Result<Status, Error> {
+    Status::parse(&row.status).ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored status {:?}", row.status)))
+}
+
+/// The columns a move from `from` to `to` at `now` sets: PENDING time is
+/// banked when the ticket leaves PENDING; resolving stamps the resolve time.
+fn status_change(row: &TicketRow, from: Status, to: Status, now: DateTime<Utc>) -> StatusChange {
+    let mut pending_ms = row.pending_ms;
+    if from == Status::Pending {
+        pending_ms += row.pending_since.map_or(0, |since| (now - since).num_milliseconds().max(0));
+    }
+    StatusChange {
+        status: to.name(),
+        pending_since: (to == Status::Pending).then_some(now),
+        pending_ms,
+        resolve_time: if to == Status::Resolved { Some(now) } else { row.resolve_time },
+    }
+}
+
+fn authorization<T>(request: &Request<T>) -> String {
+    request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[tonic::async_trait]
+impl TicketService for TicketApi {
+    #[tracing::instrument(skip_all)]
+    async fn create_ticket(&self, request: Request<pb::CreateTicketRequest>) -> Result<Response<pb::CreateTicketResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsWrite)?;
+        let authorization = authorization(&request);
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(
+            "CreateTicket",
+            &request.request_id,
+            &pb::CreateTicketRequest { request_id: String::new(), ..request.clone() },
+        )?;
+        let input = request.ticket.ok_or_else(|| Error::invalid("ticket", "REQUIRED", "ticket is required"))?;
+        let ticket = new_ticket(&input)?;
+
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        if let Some(key) = &key
+            && let Claim::Replay(response) = key.claim::<pb::CreateTicketResponse>(&mut tx, tenant).await?
+        {
+            tx.commit().await.map_err(Error::from)?;
+            return Ok(Response::new(response));
+        }
+        // Inside the transaction, so that a retry waits for this attempt; on any
+        // failure the transaction rolls back and nothing is half-written.
+        self.profiles.check_customer(&authorization, &input.customer, "ticket.customer").await?;
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let row = store::insert(&mut tx, tenant, id, &ticket, now).await?;
+        store::append_event(
+            &mut tx,
+            tenant,
+            id,
+            "CREATED",
+            &principal.subject,
+            &format!("{} {} via {}", row.priority, row.kind, row.channel),
+            now,
+        )
+        .await?;
+        let created = ticket_to_proto(&row);
+        outbox::append(&mut tx, tenant, &created.name, event_types::CREATED, &pb::TicketCreated { ticket: Some(created.clone()) }).await?;
+        let response = pb::CreateTicketResponse { ticket: Some(created) };
+        if let Some(key) = &key {
+            key.complete(&mut tx, tenant, &response).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_ticket(&self, request: Request<pb::GetTicketRequest>) -> Result<Response<pb::GetTicketResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsRead)?;
+        let id = parse_ticket_name(&request.get_ref().name, "name")?;
+        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let row = existing(&mut tx, principal.tenant, id, false).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::GetTicketResponse { ticket: Some(ticket_to_proto(&row)) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_tickets(&self, request: Request<pb::ListTicketsRequest>) -> Result<Response<pb::ListTicketsResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsRead)?;
+        let request = request.into_inner();
+        let limit = page_size(request.page_size)?;
+        let filter = TICKET_FILTER.check(&request.filter)?;
+        let fingerprint = QueryFingerprint::of(&["ListTickets", &principal.tenant.to_string(), request.filter.trim()]);
+        let after = match self.page_tokens.decode(&request.page_token, &fingerprint)? {
+            None => None,
+            Some(key) => {
+                let invalid = || Error::invalid("page_token", "INVALID_PAGE_TOKEN", "the page token is malformed or was altered");
+                let time = key.first().and_then(|v| v.as_str()).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).ok_or_else(invalid)?;
+                let id = key.get(1).and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(invalid)?;
+                Some((time.with_timezone(&Utc), id))
+            }
+        };
+        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut rows = store::list(&mut tx, principal.tenant, &filter, after, limit as i64 + 1).await?;
+        tx.commit().await.map_err(Error::from)?;
+        let next_page_token = if rows.len() > limit {
+            rows.truncate(limit);
+            let last = rows.last().expect("a full page");
+            let key = vec![last.create_time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into(), last.id.to_string().into()];
+            self.page_tokens.encode(&fingerprint, key)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListTicketsResponse { tickets: rows.iter().map(ticket_to_proto).collect(), next_page_token }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn transition_ticket(
+        &self,
+        request: Request<pb::TransitionTicketRequest>,
+    ) -> Result<Response<pb::TransitionTicketResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsWrite)?;
+        let request = request.into_inner();
+        let id = parse_ticket_name(&request.name, "name")?;
+        let to = pb::Status::try_from(request.status)
+            .ok()
+            .filter(|s| *s != pb::Status::Unspecified)
+            .and_then(|s| Status::parse(s.as_str_name().trim_start_matches("STATUS_")))
+            .ok_or_else(|| Error::invalid("status", "INVALID_STATUS", "status must be one of NEW, OPEN, PENDING, RESOLVED, CLOSED"))?;
+        if request.reason.chars().count() > 1000 {
+            return Err(Error::invalid("reason", "TOO_LONG", "at most 1000 characters").into());
+        }
+        let expected_revision = etag::parse(&request.etag, "etag")?;
+
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let row = existing(&mut tx, tenant, id, true).await?;
+        if expected_revision.is_some_and(|r| r != row.revision) {
+            return Err(Error::EtagMismatch { resource_type: TICKET_TYPE, name: ticket_name(id) }.into());
+        }
+        let from = stored_status(&row)?;
+        from.transition(to).map_err(|e| Error::FailedPrecondition {
+            reason: "INVALID_TRANSITION",
+            message: e.to_string(),
+            subject: ticket_name(id),
+        })?;
+        let now = Utc::now();
+        let row = store::set_status(&mut tx, tenant, id, &status_change(&row, from, to, now), now).await?;
+        let detail = if request.reason.trim().is_empty() {
+            format!("{from} → {to}")
+        } else {
+            format!("{from} → {to}: {}", request.reason.trim())
+        };
+        store::append_event(&mut tx, tenant, id, "STATUS_CHANGED", &principal.subject, &detail, now).await?;
+        let ticket = ticket_to_proto(&row);
+        let previous_status = pb::Status::from_str_name(&format!("STATUS_{}", from.name())).map_or(0, |s| s as i32);
+        outbox::append(
+            &mut tx,
+            tenant,
+            &ticket.name,
+            event_types::STATUS_CHANGED,
+            &pb::TicketStatusChanged { ticket: Some(ticket.clone()), previous_status },
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::TransitionTicketResponse { ticket: Some(ticket) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn add_comment(&self, request: Request<pb::AddCommentRequest>) -> Result<Response<pb::AddCommentResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsWrite)?;
+        let request = request.into_inner();
+        let id = parse_ticket_name(&request.parent, "parent")?;
+        let input = request.comment.ok_or_else(|| Error::invalid("comment", "REQUIRED", "comment is required"))?;
+        let (body, attachments) = comment_input(&input)?;
+
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let row = existing(&mut tx, tenant, id, true).await?;
+        if stored_status(&row)? == Status::Closed {
+            return Err(Error::FailedPrecondition {
+                reason: "TICKET_CLOSED",
+                message: "a closed ticket takes no more comments; open a new ticket".to_owned(),
+                subject: ticket_name(id),
+            }
+            .into());
+        }
+        let now = Utc::now();
+        let comment = store::insert_comment(&mut tx, tenant, id, &body, input.public, &principal.subject, &attachments, now).await?;
+        if input.public && row.first_response_time.is_none() {
+            store::set_first_response(&mut tx, tenant, id, now).await?;
+        }
+        let kind = if input.public { "public reply" } else { "internal note" };
+        store::append_event(&mut tx, tenant, id, "COMMENTED", &principal.subject, kind, now).await?;
+        let comment = comment_to_proto(&comment);
+        outbox::append(
+            &mut tx,
+            tenant,
+            &ticket_name(id),
+            event_types::COMMENTED,
+            &pb::TicketCommented { ticket: ticket_name(id), comment: Some(comment.clone()) },
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::AddCommentResponse { comment: Some(comment) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_comments(&self, request: Request<pb::ListCommentsRequest>) -> Result<Response<pb::ListCommentsResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsRead)?;
+        let id = parse_ticket_name(&request.get_ref().parent, "parent")?;
+        if request.get_ref().include_internal {
+            principal.require(Permission::TicketsWrite)?;
+        }
+        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        existing(&mut tx, principal.tenant, id, false).await?;
+        let rows = store::list_comments(&mut tx, principal.tenant, id, request.get_ref().include_internal).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::ListCommentsResponse { comments: rows.iter().map(comment_to_proto).collect() }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_ticket_events(
+        &self,
+        request: Request<pb::ListTicketEventsRequest>,
+    ) -> Result<Response<pb::ListTicketEventsResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsRead)?;
+        let id = parse_ticket_name(&request.get_ref().parent, "parent")?;
+        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        existing(&mut tx, principal.tenant, id, false).await?;
+        let rows = store::list_events(&mut tx, principal.tenant, id).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::ListTicketEventsResponse { events: rows.iter().map(event_to_proto).collect() }))
+    }
+}

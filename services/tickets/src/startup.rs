@@ -1,0 +1,49 @@
+//! Builds the tickets service: the kit's runtime plus TicketService, the
+//! profiles client and the event stream.
+
+use std::time::Duration;
+
+use crm_kit::server::{Kit, Server, ServiceSpec};
+use crm_proto::crm::tickets::v1::ticket_service_server::TicketServiceServer;
+use sqlx::migrate::Migrator;
+use tonic::service::Routes;
+
+use crate::{api::TicketApi, config::Config, profiles::ProfilesClient};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What the kit needs to know about this service.
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "tickets",
+    error_domain: "tickets.crm",
+    grpc_services: &["crm.tickets.v1.TicketService", "crm.events.v1.EventService"],
+    migrator: &MIGRATOR,
+};
+
+/// A built, bound tickets service.
+pub struct Application {
+    server: Server,
+}
+
+impl Application {
+    /// Connects, migrates and binds; the server starts with [`Application::run_until_stopped`].
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let profiles = ProfilesClient::new(&config.profiles_url, Duration::from_millis(config.profiles_timeout_ms))?;
+        let kit = Kit::connect(&SPEC, config.kit).await?;
+        let tickets = TicketServiceServer::new(TicketApi::new(kit.pool.clone(), kit.page_tokens.clone(), profiles))
+            .max_decoding_message_size(kit.config.max_message_bytes);
+        let routes = Routes::new(tickets).add_service(kit.event_service());
+        let server = kit.serve(routes, config.listen_addr).await?;
+        Ok(Self { server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Serves until `shutdown` resolves, then drains gracefully.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.server.run_until_stopped(shutdown).await
+    }
+}

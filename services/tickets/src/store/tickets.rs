@@ -1,0 +1,256 @@
+//! The `tickets`, `ticket_comments` and `ticket_events` tables.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{TenantTx, db_span},
+    filter::CheckedFilter,
+};
+use sqlx::{FromRow, Postgres, QueryBuilder};
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// A stored ticket.
+#[derive(Debug, Clone, FromRow)]
+pub struct TicketRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub subject: String,
+    pub description: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub channel: String,
+    pub priority: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub assignee: String,
+    pub team: String,
+    pub first_response_time: Option<DateTime<Utc>>,
+    pub resolve_time: Option<DateTime<Utc>>,
+    pub pending_since: Option<DateTime<Utc>>,
+    pub pending_ms: i64,
+    pub revision: i64,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, \
+first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time";
+
+/// A validated new ticket.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub customer_id: Uuid,
+    pub subject: String,
+    pub description: String,
+    pub kind: String,
+    pub channel: String,
+    pub priority: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub assignee: String,
+    pub team: String,
+}
+
+/// Inserts a NEW ticket.
+pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "INSERT INTO tickets (tenant_id, id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, create_time, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'NEW', $11, $12, $13, $13) RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(t.customer_id)
+        .bind(&t.subject)
+        .bind(&t.description)
+        .bind(&t.kind)
+        .bind(&t.channel)
+        .bind(&t.priority)
+        .bind(&t.category)
+        .bind(&t.tags)
+        .bind(&t.assignee)
+        .bind(&t.team)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("INSERT", "tickets"))
+        .await?)
+}
+
+/// One ticket; `for_update` locks it until the transaction ends.
+pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<TicketRow>, Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2{lock}");
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "tickets"))
+        .await?)
+}
+
+/// The columns a status change sets.
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub status: &'static str,
+    pub pending_since: Option<DateTime<Utc>>,
+    pub pending_ms: i64,
+    pub resolve_time: Option<DateTime<Utc>>,
+}
+
+/// Applies a status change and bumps the revision.
+pub async fn set_status(tx: &mut TenantTx, tenant: Uuid, id: Uuid, change: &StatusChange, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET status = $3, pending_since = $4, pending_ms = $5, resolve_time = $6, update_time = $7, revision = revision + 1
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(change.status)
+        .bind(change.pending_since)
+        .bind(change.pending_ms)
+        .bind(change.resolve_time)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
+        .await?)
+}
+
+/// Records the first public reply (only the first one counts).
+pub async fn set_first_response(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE tickets SET first_response_time = $3, update_time = $3, revision = revision + 1
+         WHERE tenant_id = $1 AND id = $2 AND first_response_time IS NULL",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "tickets"))
+    .await?;
+    Ok(())
+}
+
+/// Appends an entry to a ticket's timeline.
+pub async fn append_event(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    ticket: Uuid,
+    kind: &str,
+    actor: &str,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO ticket_events (tenant_id, id, ticket_id, kind, actor, detail, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(ticket)
+    .bind(kind)
+    .bind(actor)
+    .bind(detail)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "ticket_events"))
+    .await?;
+    Ok(())
+}
+
+/// A stored comment.
+#[derive(Debug, Clone, FromRow)]
+pub struct CommentRow {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub body: String,
+    pub public: bool,
+    pub author: String,
+    pub attachments: Vec<String>,
+    pub create_time: DateTime<Utc>,
+}
+
+/// Stores a comment.
+#[allow(clippy::too_many_arguments)] // one column each; a struct would only rename them
+pub async fn insert_comment(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    ticket: Uuid,
+    body: &str,
+    public: bool,
+    author: &str,
+    attachments: &[String],
+    now: DateTime<Utc>,
+) -> Result<CommentRow, Error> {
+    Ok(sqlx::query_as(
+        "INSERT INTO ticket_comments (tenant_id, id, ticket_id, body, public, author, attachments, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, ticket_id, body, public, author, attachments, create_time",
+    )
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(ticket)
+    .bind(body)
+    .bind(public)
+    .bind(author)
+    .bind(attachments)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("INSERT", "ticket_comments"))
+    .await?)
+}
+
+/// A ticket's comments, oldest first; internal notes only when asked.
+pub async fn list_comments(tx: &mut TenantTx, tenant: Uuid, ticket: Uuid, include_internal: bool) -> Result<Vec<CommentRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, ticket_id, body, public, author, attachments, create_time FROM ticket_comments
+         WHERE tenant_id = $1 AND ticket_id = $2 AND (public OR $3) ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .bind(include_internal)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "ticket_comments"))
+    .await?)
+}
+
+/// A timeline entry.
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+    pub create_time: DateTime<Utc>,
+}
+
+/// A ticket's timeline, oldest first.
+pub async fn list_events(tx: &mut TenantTx, tenant: Uuid, ticket: Uuid) -> Result<Vec<EventRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, ticket_id, kind, actor, detail, create_time FROM ticket_events WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(ticket)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "ticket_events"))
+    .await?)
+}
+
+/// One page of tickets, newest first, after `(create_time, id)` when given.
+pub async fn list(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    filter: &CheckedFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<TicketRow>, Error> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM tickets t WHERE t.tenant_id = "));
+    qb.push_bind(tenant);
+    filter.push_and(&mut qb);
+    if let Some((time, id)) = after {
+        qb.push(" AND (t.create_time, t.id) < (").push_bind(time).push(", ").push_bind(id).push(")");
+    }
+    qb.push(" ORDER BY t.create_time DESC, t.id DESC LIMIT ").push_bind(limit);
+    Ok(qb.build_query_as::<TicketRow>().fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
+}

@@ -1,0 +1,129 @@
+//! `spawn_suite()`: a real profiles process plus the tickets service in-process.
+
+use crm_kit::config::KitConfig;
+use crm_proto::crm::{
+    profiles::v1::{self as profiles, customer_service_client::CustomerServiceClient},
+    tickets::v1::{self as pb, ticket_service_client::TicketServiceClient},
+};
+use crm_testkit::{
+    auth::{jwt_secret, token, with_token},
+    database::fresh_database,
+    init_test_logs,
+    process::{ServiceProcess, binary, spawn_service},
+};
+use crm_tickets::{config::Config, startup::Application};
+use tokio::sync::oneshot;
+use tonic::{Code, Request, Status, transport::Channel};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+/// Tickets (in-process) and profiles (a real process) for one tenant.
+pub struct Suite {
+    pub tenant: Uuid,
+    pub admin_token: String,
+    pub tickets: TicketServiceClient<Channel>,
+    pub customers: CustomerServiceClient<Channel>,
+    /// Held so that the profiles process lives (and is killed) with the suite.
+    _profiles: Option<ServiceProcess>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+pub async fn spawn_suite() -> Suite {
+    let profiles_db = fresh_database("profiles").await.unwrap();
+    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+    let url = profiles.url.clone();
+    spawn_tickets(Some(profiles), url).await
+}
+
+/// Tickets pointed at `profiles_url`, with `profiles` kept alive alongside.
+pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: String) -> Suite {
+    init_test_logs();
+    let db = fresh_database("tickets").await.unwrap();
+    let config = Config {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        profiles_url,
+        profiles_timeout_ms: 1000,
+        kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
+    };
+    let app = Application::build(config).await.expect("tickets builds");
+    let port = app.port();
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+    let customers_channel = match &profiles {
+        Some(p) => p.channel.clone(),
+        None => channel.clone(),
+    };
+    let tenant = Uuid::now_v7();
+    Suite {
+        tenant,
+        admin_token: token(tenant, &["admin"]),
+        tickets: TicketServiceClient::new(channel),
+        customers: CustomerServiceClient::new(customers_channel),
+        _profiles: profiles,
+        stop: Some(stop),
+    }
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Suite {
+    pub fn admin<T>(&self, message: T) -> Request<T> {
+        with_token(message, &self.admin_token)
+    }
+
+    pub fn as_roles<T>(&self, message: T, roles: &[&str]) -> Request<T> {
+        with_token(message, &token(self.tenant, roles))
+    }
+
+    /// Creates a customer in profiles and returns its name.
+    pub async fn customer(&self, name: &str) -> String {
+        let request = self.admin(profiles::CreateCustomerRequest {
+            customer: Some(profiles::Customer { display_name: name.into(), ..Default::default() }),
+            request_id: String::new(),
+        });
+        self.customers.clone().create_customer(request).await.unwrap().into_inner().customer.unwrap().name
+    }
+
+    /// Opens a ticket for `customer` as admin.
+    pub async fn open(&self, customer: &str, subject: &str) -> pb::Ticket {
+        let ticket = pb::Ticket { customer: customer.into(), subject: subject.into(), ..Default::default() };
+        self.tickets
+            .clone()
+            .create_ticket(self.admin(pb::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .ticket
+            .unwrap()
+    }
+
+    /// Moves a ticket as admin.
+    pub async fn transition(&self, name: &str, status: pb::Status) -> Result<pb::Ticket, Status> {
+        let request = self.admin(pb::TransitionTicketRequest {
+            name: name.into(),
+            status: status as i32,
+            etag: String::new(),
+            reason: String::new(),
+        });
+        Ok(self.tickets.clone().transition_ticket(request).await?.into_inner().ticket.unwrap())
+    }
+}
+
+/// Asserts the code and ErrorInfo reason of a failed call.
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Status {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    let info = status.get_error_details().error_info().cloned().unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"));
+    assert_eq!(info.reason, reason, "{status:?}");
+    assert_eq!(info.domain, "tickets.crm");
+    status
+}

@@ -1,0 +1,5 @@
+//! Service tests: each spawns the tickets service on port 0 against a fresh
+//! database, next to a real profiles process with its own database.
+
+mod helpers;
+mod tickets;

@@ -1,0 +1,251 @@
+//! TicketService end to end, with the customer check against a real profiles process.
+
+use crm_proto::crm::tickets::v1::{self as pb};
+use crm_testkit::auth::{token, with_token};
+use tonic::Code;
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+use crate::helpers::{assert_error, spawn_suite, spawn_tickets};
+
+#[tokio::test]
+async fn a_ticket_is_opened_for_an_existing_customer_with_defaults() {
+    let suite = spawn_suite().await;
+    let customer = suite.customer("Ada").await;
+    let created = suite.open(&customer, "  Printer on fire ").await;
+    assert!(created.name.starts_with("tickets/"));
+    assert_eq!(created.customer, customer);
+    assert_eq!(created.subject, "Printer on fire");
+    assert_eq!(created.status, pb::Status::New as i32);
+    assert_eq!(created.priority, pb::Priority::Normal as i32);
+    assert_eq!(created.r#type, pb::TicketType::Question as i32);
+    let fetched = suite
+        .tickets
+        .clone()
+        .get_ticket(suite.admin(pb::GetTicketRequest { name: created.name.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    assert_eq!(fetched, created);
+}
+
+#[tokio::test]
+async fn unknown_or_malformed_customers_are_invalid_argument() {
+    let suite = spawn_suite().await;
+    let create = |customer: String| {
+        let mut client = suite.tickets.clone();
+        let request = suite.admin(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket { customer, subject: "x".into(), ..Default::default() }),
+            request_id: String::new(),
+        });
+        async move { client.create_ticket(request).await }
+    };
+    let status = assert_error(create(format!("customers/{}", Uuid::now_v7())).await, Code::InvalidArgument, "UNKNOWN_CUSTOMER");
+    assert_eq!(status.get_error_details().bad_request().unwrap().field_violations[0].field, "ticket.customer");
+    assert_error(create("people/1".into()).await, Code::InvalidArgument, "INVALID_CUSTOMER");
+    // A customer of another tenant, in the same profiles service, is unknown to this one.
+    let other_tenant = token(Uuid::now_v7(), &["admin"]);
+    let foreign = suite
+        .customers
+        .clone()
+        .create_customer(with_token(
+            crm_proto::crm::profiles::v1::CreateCustomerRequest {
+                customer: Some(crm_proto::crm::profiles::v1::Customer { display_name: "Elsewhere".into(), ..Default::default() }),
+                request_id: String::new(),
+            },
+            &other_tenant,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap()
+        .name;
+    assert_error(create(foreign).await, Code::InvalidArgument, "UNKNOWN_CUSTOMER");
+}
+
+#[tokio::test]
+async fn profiles_being_down_is_unavailable_with_retry_info_and_writes_nothing() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let suite = spawn_tickets(None, format!("http://{closed}")).await;
+    let request = suite.admin(pb::CreateTicketRequest {
+        ticket: Some(pb::Ticket { customer: format!("customers/{}", Uuid::now_v7()), subject: "x".into(), ..Default::default() }),
+        request_id: "retry-me".into(),
+    });
+    let status = assert_error(suite.tickets.clone().create_ticket(request).await, Code::Unavailable, "PROFILES_UNAVAILABLE");
+    assert!(status.get_error_details().retry_info().is_some());
+    let listed = suite.tickets.clone().list_tickets(suite.admin(pb::ListTicketsRequest::default())).await.unwrap().into_inner();
+    assert!(listed.tickets.is_empty());
+}
+
+#[tokio::test]
+async fn the_lifecycle_is_enforced_and_recorded_in_the_timeline() {
+    let suite = spawn_suite().await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Refund").await;
+    use pb::Status::*;
+    for status in [Open, Pending, Open, Resolved, Open, Resolved] {
+        let moved = suite.transition(&ticket.name, status).await.unwrap();
+        assert_eq!(moved.status, status as i32);
+    }
+    let resolved = suite.transition(&ticket.name, Closed).await.unwrap();
+    assert!(resolved.resolve_time.is_some());
+    assert!(resolved.pending_duration.is_some());
+
+    let status = assert_error(suite.transition(&ticket.name, Open).await, Code::FailedPrecondition, "INVALID_TRANSITION");
+    assert!(status.message().contains("CLOSED"));
+    let fresh = suite.open(&suite.customer("Bob").await, "Question").await;
+    let status = assert_error(suite.transition(&fresh.name, Closed).await, Code::FailedPrecondition, "INVALID_TRANSITION");
+    let violation = status.get_error_details().precondition_failure().unwrap().violations[0].clone();
+    assert_eq!(violation.subject, fresh.name);
+    assert!(violation.description.contains("allowed: OPEN, PENDING, RESOLVED"), "{}", violation.description);
+    assert_error(suite.transition(&fresh.name, Unspecified).await, Code::InvalidArgument, "INVALID_STATUS");
+
+    let events = suite
+        .tickets
+        .clone()
+        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let details: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(events[0].kind, "CREATED");
+    assert_eq!(
+        &details[1..],
+        ["NEW → OPEN", "OPEN → PENDING", "PENDING → OPEN", "OPEN → RESOLVED", "RESOLVED → OPEN", "OPEN → RESOLVED", "RESOLVED → CLOSED"]
+    );
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_aborted() {
+    let suite = spawn_suite().await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Etag").await;
+    suite.transition(&ticket.name, pb::Status::Open).await.unwrap();
+    let request = suite.admin(pb::TransitionTicketRequest {
+        name: ticket.name.clone(),
+        status: pb::Status::Pending as i32,
+        etag: ticket.etag.clone(),
+        reason: String::new(),
+    });
+    assert_error(suite.tickets.clone().transition_ticket(request).await, Code::Aborted, "ETAG_MISMATCH");
+}
+
+#[tokio::test]
+async fn the_first_public_reply_is_the_first_response_and_notes_stay_internal() {
+    let suite = spawn_suite().await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Help").await;
+    let comment = |public: bool, body: &str| pb::AddCommentRequest {
+        parent: ticket.name.clone(),
+        comment: Some(pb::Comment { body: body.into(), public, attachments: vec!["s3://bucket/log.txt".into()], ..Default::default() }),
+    };
+    let mut client = suite.tickets.clone();
+    client.add_comment(suite.as_roles(comment(false, "customer sounds upset"), &["agent"])).await.unwrap();
+    let get = |c: &mut pb::ticket_service_client::TicketServiceClient<_>| {
+        let mut c = c.clone();
+        let request = suite.admin(pb::GetTicketRequest { name: ticket.name.clone() });
+        async move { c.get_ticket(request).await.unwrap().into_inner().ticket.unwrap() }
+    };
+    assert!(get(&mut client).await.first_response_time.is_none(), "an internal note is not a response");
+    let reply = client.add_comment(suite.as_roles(comment(true, "We are on it"), &["agent"])).await.unwrap().into_inner().comment.unwrap();
+    assert_eq!(reply.author, "test-user");
+    let first = get(&mut client).await.first_response_time;
+    assert!(first.is_some());
+    client.add_comment(suite.admin(comment(true, "Update"))).await.unwrap();
+    assert_eq!(get(&mut client).await.first_response_time, first, "only the first reply counts");
+
+    let public_only = client
+        .list_comments(suite.as_roles(pb::ListCommentsRequest { parent: ticket.name.clone(), include_internal: false }, &["readonly"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(public_only.comments.len(), 2);
+    let denied = client
+        .list_comments(suite.as_roles(pb::ListCommentsRequest { parent: ticket.name.clone(), include_internal: true }, &["readonly"]))
+        .await;
+    assert_error(denied, Code::PermissionDenied, "PERMISSION_DENIED");
+    let all = client
+        .list_comments(suite.as_roles(pb::ListCommentsRequest { parent: ticket.name.clone(), include_internal: true }, &["agent"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.comments.len(), 3);
+    assert_error(client.add_comment(suite.admin(comment(true, "  "))).await, Code::InvalidArgument, "REQUIRED");
+
+    for status in [pb::Status::Resolved, pb::Status::Closed] {
+        suite.transition(&ticket.name, status).await.unwrap();
+    }
+    assert_error(client.add_comment(suite.admin(comment(true, "late"))).await, Code::FailedPrecondition, "TICKET_CLOSED");
+}
+
+#[tokio::test]
+async fn roles_and_tenants_limit_access() {
+    let suite = spawn_suite().await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Private").await;
+    let mut client = suite.tickets.clone();
+    let get = |token: &str| with_token(pb::GetTicketRequest { name: ticket.name.clone() }, token);
+    assert_error(client.get_ticket(get(&token(suite.tenant, &["marketer"]))).await, Code::PermissionDenied, "PERMISSION_DENIED");
+    assert!(client.get_ticket(get(&token(suite.tenant, &["readonly"]))).await.is_ok());
+    assert_error(client.get_ticket(get(&token(Uuid::now_v7(), &["admin"]))).await, Code::NotFound, "NOT_FOUND");
+    let by_readonly = suite.as_roles(
+        pb::TransitionTicketRequest {
+            name: ticket.name.clone(),
+            status: pb::Status::Open as i32,
+            etag: String::new(),
+            reason: String::new(),
+        },
+        &["readonly"],
+    );
+    assert_error(client.transition_ticket(by_readonly).await, Code::PermissionDenied, "PERMISSION_DENIED");
+}
+
+#[tokio::test]
+async fn list_filters_and_pages_newest_first() {
+    let suite = spawn_suite().await;
+    let customer = suite.customer("Ada").await;
+    let mut names = Vec::new();
+    for i in 0..5 {
+        names.push(suite.open(&customer, &format!("T{i}")).await.name);
+    }
+    suite.transition(&names[1], pb::Status::Open).await.unwrap();
+    let mut client = suite.tickets.clone();
+    let list = |filter: &str, page_size: i32, page_token: String| {
+        suite.admin(pb::ListTicketsRequest { filter: filter.into(), page_size, page_token })
+    };
+
+    let open = client.list_tickets(list("status = OPEN", 0, String::new())).await.unwrap().into_inner();
+    assert_eq!(open.tickets.iter().map(|t| t.name.clone()).collect::<Vec<_>>(), [names[1].clone()]);
+    let mine =
+        client.list_tickets(list(&format!("customer = \"{customer}\" AND status = NEW"), 0, String::new())).await.unwrap().into_inner();
+    assert_eq!(mine.tickets.len(), 4);
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client.list_tickets(list("", 2, token)).await.unwrap().into_inner();
+        seen.extend(page.tickets.into_iter().map(|t| t.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    names.reverse();
+    assert_eq!(seen, names, "newest first, each once");
+    assert_error(client.list_tickets(list("priority = SOON", 0, String::new())).await, Code::InvalidArgument, "INVALID_FILTER");
+}
+
+#[tokio::test]
+async fn a_retried_create_returns_the_first_ticket() {
+    let suite = spawn_suite().await;
+    let customer = suite.customer("Ada").await;
+    let request = || {
+        suite.admin(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket { customer: customer.clone(), subject: "Once".into(), ..Default::default() }),
+            request_id: "t-1".into(),
+        })
+    };
+    let first = suite.tickets.clone().create_ticket(request()).await.unwrap().into_inner();
+    let again = suite.tickets.clone().create_ticket(request()).await.unwrap().into_inner();
+    assert_eq!(first, again);
+}

@@ -1,0 +1,69 @@
+//! Real service processes for tests: a binary of the workspace started on a
+//! free port against its own fresh database.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use tonic::transport::Channel;
+
+use crate::{auth::jwt_secret, database::TestDb};
+
+/// A running service process.
+pub struct ServiceProcess {
+    /// The process (killed if dropped).
+    pub child: tokio::process::Child,
+    /// Its address, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    /// A connected channel.
+    pub channel: Channel,
+}
+
+/// Path of workspace binary `name` (built by `cargo test --workspace`), next to the running test binary.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("<target>/<profile>/deps");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build it with `cargo build --workspace --bins` (make test does)", path.display());
+    path
+}
+
+/// Starts `binary` against `db` with `extra_env`, waits until it accepts connections.
+pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, String)]) -> ServiceProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .env("CRM_DATABASE_URL", &db.app_url)
+        .env("CRM_MIGRATION_DATABASE_URL", &db.owner_url)
+        .env("CRM_JWT_SECRET", jwt_secret())
+        .env("CRM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("CRM_LOG", "warn")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("service starts");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if let Ok(channel) = Channel::from_shared(url.clone()).expect("valid URL").connect().await {
+            return ServiceProcess { child, url, channel };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the service exited during start-up: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the service did not accept connections within 30 s");
+}
+
+impl ServiceProcess {
+    /// Sends SIGTERM and waits (at most 10 s) for a clean exit; returns how long it took.
+    pub async fn terminate(mut self) -> Duration {
+        let started = std::time::Instant::now();
+        let pid = self.child.id().expect("running");
+        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.expect("exits within 10 s").expect("exit status");
+        assert!(exit.success(), "clean exit: {exit:?}");
+        started.elapsed()
+    }
+}
