@@ -95,6 +95,8 @@ pub enum Permission {
     TicketsRead,
     /// Open, transition and comment on tickets (and read internal notes).
     TicketsWrite,
+    /// Delete and undelete tickets.
+    TicketsDelete,
     /// Subscribe to a service's event stream.
     EventsRead,
     /// See emails and phone numbers unmasked.
@@ -111,6 +113,7 @@ impl Permission {
             Self::CustomersDelete => "customers.delete",
             Self::TicketsRead => "tickets.read",
             Self::TicketsWrite => "tickets.write",
+            Self::TicketsDelete => "tickets.delete",
             Self::EventsRead => "events.read",
             Self::Pii => "pii",
         }

@@ -70,6 +70,34 @@ impl UpdateMask {
     }
 }
 
+/// Generates `copy_field(dst, src, path)` and `same_field(a, b, path)` for a
+/// message type from a list of `"path" => field` pairs, so that applying an
+/// update mask and finding the changed paths share one list.
+///
+/// ```ignore
+/// crm_kit::mask_fields!(pb::Customer; "display_name" => display_name, "tags" => tags);
+/// ```
+#[macro_export]
+macro_rules! mask_fields {
+    ($message:ty; $($path:literal => $field:ident),* $(,)?) => {
+        /// Copies field `path` from `src` to `dst`.
+        pub fn copy_field(dst: &mut $message, src: &$message, path: &str) {
+            match path {
+                $($path => dst.$field = src.$field.clone(),)*
+                other => unreachable!("{other} is not a writable path"),
+            }
+        }
+
+        /// Whether `a` and `b` agree on field `path`.
+        pub fn same_field(a: &$message, b: &$message, path: &str) -> bool {
+            match path {
+                $($path => a.$field == b.$field,)*
+                other => unreachable!("{other} is not a writable path"),
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -392,27 +392,7 @@ pub fn mask_pii(customer: &mut pb::Customer) {
     }
 }
 
-macro_rules! writable_fields {
-    ($($path:literal => $field:ident),* $(,)?) => {
-        /// Copies field `path` (one of `WRITABLE_PATHS`) from `src` to `dst`.
-        pub fn copy_field(dst: &mut pb::Customer, src: &pb::Customer, path: &str) {
-            match path {
-                $($path => dst.$field = src.$field.clone(),)*
-                other => unreachable!("{other} is not a writable path"),
-            }
-        }
-
-        /// Whether `a` and `b` agree on field `path`.
-        pub fn same_field(a: &pb::Customer, b: &pb::Customer, path: &str) -> bool {
-            match path {
-                $($path => a.$field == b.$field,)*
-                other => unreachable!("{other} is not a writable path"),
-            }
-        }
-    };
-}
-
-writable_fields!(
+crm_kit::mask_fields!(pb::Customer;
     "display_name" => display_name,
     "given_name" => given_name,
     "family_name" => family_name,

@@ -142,8 +142,23 @@ pub fn ticket_to_proto(row: &TicketRow) -> pb::Ticket {
         create_time: Some(time::to_timestamp(row.create_time)),
         update_time: Some(time::to_timestamp(row.update_time)),
         etag: etag::of_revision(row.revision),
+        delete_time: row.delete_time.map(time::to_timestamp),
     }
 }
+
+/// Paths UpdateTicket may change.
+pub const WRITABLE_PATHS: &[&str] = &["subject", "description", "type", "channel", "priority", "category", "tags", "team"];
+
+crm_kit::mask_fields!(pb::Ticket;
+    "subject" => subject,
+    "description" => description,
+    "type" => r#type,
+    "channel" => channel,
+    "priority" => priority,
+    "category" => category,
+    "tags" => tags,
+    "team" => team,
+);
 
 /// A stored comment as the API returns it.
 pub fn comment_to_proto(row: &CommentRow) -> pb::Comment {
@@ -171,6 +186,16 @@ pub fn event_to_proto(row: &EventRow) -> pb::TicketEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_writable_path_can_be_copied_and_compared() {
+        let src = pb::Ticket { subject: "s".into(), priority: 1, tags: vec!["t".into()], team: "x".into(), ..Default::default() };
+        for path in WRITABLE_PATHS {
+            let mut dst = pb::Ticket::default();
+            copy_field(&mut dst, &src, path);
+            assert!(same_field(&dst, &src, path), "{path}");
+        }
+    }
 
     #[test]
     fn defaults_and_violations() {

@@ -7,6 +7,7 @@ use crm_kit::{
     auth::{Permission, caller},
     db::{TenantTx, begin_tenant},
     etag,
+    fieldmask::UpdateMask,
     filter::{FieldType, FilterField, FilterSchema},
     idempotency::{Claim, IdempotencyKey},
     outbox,
@@ -18,7 +19,8 @@ use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
 use super::convert::{
-    TICKET_TYPE, comment_input, comment_to_proto, event_to_proto, new_ticket, parse_ticket_name, ticket_name, ticket_to_proto,
+    TICKET_TYPE, WRITABLE_PATHS, comment_input, comment_to_proto, copy_field, event_to_proto, new_ticket, parse_ticket_name, same_field,
+    ticket_name, ticket_to_proto,
 };
 use crate::{
     domain::status::Status,
@@ -64,6 +66,10 @@ mod event_types {
     pub const CREATED: &str = "crm.tickets.v1.TicketCreated";
     pub const STATUS_CHANGED: &str = "crm.tickets.v1.TicketStatusChanged";
     pub const COMMENTED: &str = "crm.tickets.v1.TicketCommented";
+    pub const UPDATED: &str = "crm.tickets.v1.TicketUpdated";
+    pub const ASSIGNED: &str = "crm.tickets.v1.TicketAssigned";
+    pub const DELETED: &str = "crm.tickets.v1.TicketDeleted";
+    pub const UNDELETED: &str = "crm.tickets.v1.TicketUndeleted";
 }
 
 /// Handlers of TicketService.
@@ -89,6 +95,28 @@ async fn existing(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Resu
     store::find(tx, tenant, id, lock).await?.ok_or_else(|| not_found(id))
 }
 
+/// Locks a ticket for a change, checking the caller's etag.
+async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str) -> Result<TicketRow, Error> {
+    let expected_revision = etag::parse(etag, "etag")?;
+    let row = existing(tx, tenant, id, true).await?;
+    if expected_revision.is_some_and(|r| r != row.revision) {
+        return Err(Error::EtagMismatch { resource_type: TICKET_TYPE, name: ticket_name(id) });
+    }
+    Ok(row)
+}
+
+/// FAILED_PRECONDITION for a soft-deleted ticket, which takes no work until undeleted.
+fn ensure_live(row: &TicketRow) -> Result<(), Error> {
+    match row.delete_time {
+        None => Ok(()),
+        Some(_) => Err(Error::FailedPrecondition {
+            reason: "TICKET_DELETED",
+            message: "the ticket is deleted; undelete it first".to_owned(),
+            subject: ticket_name(row.id),
+        }),
+    }
+}
+
 fn stored_status(row: &TicketRow) -> Result<Status, Error> {
     Status::parse(&row.status).ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored status {:?}", row.status)))
 }
@@ -110,6 +138,33 @@ fn status_change(row: &TicketRow, from: Status, to: Status, now: DateTime<Utc>) 
 
 fn authorization<T>(request: &Request<T>) -> String {
     request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+impl TicketApi {
+    /// Soft-deletes (`deleted`) or restores a ticket; repeating either is harmless.
+    async fn set_deleted(&self, principal: &crm_kit::auth::Principal, id: Uuid, etag: &str, deleted: bool) -> Result<pb::Ticket, Error> {
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let row = lock_for_change(&mut tx, tenant, id, etag).await?;
+        if row.delete_time.is_some() == deleted {
+            tx.commit().await?;
+            return Ok(ticket_to_proto(&row));
+        }
+        let now = Utc::now();
+        let row = store::set_delete_time(&mut tx, tenant, id, deleted.then_some(now), now).await?;
+        let ticket = ticket_to_proto(&row);
+        let kind = if deleted { "DELETED" } else { "UNDELETED" };
+        store::append_event(&mut tx, tenant, id, kind, &principal.subject, "", now).await?;
+        if deleted {
+            outbox::append(&mut tx, tenant, &ticket.name, event_types::DELETED, &pb::TicketDeleted { ticket: Some(ticket.clone()) })
+                .await?;
+        } else {
+            outbox::append(&mut tx, tenant, &ticket.name, event_types::UNDELETED, &pb::TicketUndeleted { ticket: Some(ticket.clone()) })
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ticket)
+    }
 }
 
 #[tonic::async_trait]
@@ -174,13 +229,122 @@ impl TicketService for TicketApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn update_ticket(&self, request: Request<pb::UpdateTicketRequest>) -> Result<Response<pb::UpdateTicketResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsWrite)?;
+        let pb::UpdateTicketRequest { ticket, update_mask } = request.into_inner();
+        let input = ticket.ok_or_else(|| Error::invalid("ticket", "REQUIRED", "ticket is required"))?;
+        let id = parse_ticket_name(&input.name, "ticket.name")?;
+        let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE_PATHS)?.resolve(WRITABLE_PATHS);
+
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let row = lock_for_change(&mut tx, tenant, id, &input.etag).await?;
+        ensure_live(&row)?;
+        let before = ticket_to_proto(&row);
+        let mut merged = before.clone();
+        for path in &paths {
+            copy_field(&mut merged, &input, path);
+        }
+        let fields = new_ticket(&merged)?;
+        let now = Utc::now();
+        let updated = store::update_fields(&mut tx, tenant, id, &fields, now).await?;
+        let ticket = ticket_to_proto(&updated);
+        let changed: Vec<String> = WRITABLE_PATHS.iter().filter(|p| !same_field(&before, &ticket, p)).map(|p| p.to_string()).collect();
+        if changed.is_empty() {
+            // Nothing differs after normalisation: keep the old revision.
+            tx.rollback().await.map_err(Error::from)?;
+            return Ok(Response::new(pb::UpdateTicketResponse { ticket: Some(before) }));
+        }
+        store::append_event(&mut tx, tenant, id, "UPDATED", &principal.subject, &changed.join(", "), now).await?;
+        outbox::append(
+            &mut tx,
+            tenant,
+            &ticket.name,
+            event_types::UPDATED,
+            &pb::TicketUpdated { ticket: Some(ticket.clone()), changed_paths: changed },
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::UpdateTicketResponse { ticket: Some(ticket) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn assign_ticket(&self, request: Request<pb::AssignTicketRequest>) -> Result<Response<pb::AssignTicketResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsWrite)?;
+        let request = request.into_inner();
+        let id = parse_ticket_name(&request.name, "name")?;
+        let (assignee, team) = (request.assignee.trim(), request.team.trim());
+        for (field, value) in [("assignee", assignee), ("team", team)] {
+            if value.chars().count() > 200 || value.chars().any(char::is_control) {
+                return Err(Error::invalid(field, "INVALID_VALUE", "at most 200 printable characters").into());
+            }
+        }
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let row = lock_for_change(&mut tx, tenant, id, &request.etag).await?;
+        ensure_live(&row)?;
+        if stored_status(&row)? == Status::Closed {
+            return Err(Error::FailedPrecondition {
+                reason: "TICKET_CLOSED",
+                message: "a closed ticket cannot be assigned".to_owned(),
+                subject: ticket_name(id),
+            }
+            .into());
+        }
+        let team = if team.is_empty() { row.team.as_str() } else { team };
+        if assignee == row.assignee && team == row.team {
+            tx.commit().await.map_err(Error::from)?;
+            return Ok(Response::new(pb::AssignTicketResponse { ticket: Some(ticket_to_proto(&row)) }));
+        }
+        let now = Utc::now();
+        let updated = store::set_assignment(&mut tx, tenant, id, assignee, team, now).await?;
+        let who = |s: &str| if s.is_empty() { "nobody".to_owned() } else { s.to_owned() };
+        let detail = format!(
+            "{} → {}{}",
+            who(&row.assignee),
+            who(assignee),
+            if team == row.team { String::new() } else { format!(" (team {})", who(team)) }
+        );
+        store::append_event(&mut tx, tenant, id, "ASSIGNED", &principal.subject, &detail, now).await?;
+        let ticket = ticket_to_proto(&updated);
+        let event = pb::TicketAssigned { ticket: Some(ticket.clone()), previous_assignee: row.assignee.clone() };
+        outbox::append(&mut tx, tenant, &ticket.name, event_types::ASSIGNED, &event).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::AssignTicketResponse { ticket: Some(ticket) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_ticket(&self, request: Request<pb::DeleteTicketRequest>) -> Result<Response<pb::DeleteTicketResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsDelete)?;
+        let id = parse_ticket_name(&request.get_ref().name, "name")?;
+        let ticket = self.set_deleted(&principal, id, &request.get_ref().etag, true).await?;
+        Ok(Response::new(pb::DeleteTicketResponse { ticket: Some(ticket) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn undelete_ticket(
+        &self,
+        request: Request<pb::UndeleteTicketRequest>,
+    ) -> Result<Response<pb::UndeleteTicketResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsDelete)?;
+        let id = parse_ticket_name(&request.get_ref().name, "name")?;
+        let ticket = self.set_deleted(&principal, id, &request.get_ref().etag, false).await?;
+        Ok(Response::new(pb::UndeleteTicketResponse { ticket: Some(ticket) }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_tickets(&self, request: Request<pb::ListTicketsRequest>) -> Result<Response<pb::ListTicketsResponse>, GrpcStatus> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
         let request = request.into_inner();
         let limit = page_size(request.page_size)?;
         let filter = TICKET_FILTER.check(&request.filter)?;
-        let fingerprint = QueryFingerprint::of(&["ListTickets", &principal.tenant.to_string(), request.filter.trim()]);
+        let deleted = if request.show_deleted { "deleted" } else { "live" };
+        let fingerprint = QueryFingerprint::of(&["ListTickets", &principal.tenant.to_string(), request.filter.trim(), deleted]);
         let after = match self.page_tokens.decode(&request.page_token, &fingerprint)? {
             None => None,
             Some(key) => {
@@ -191,7 +355,7 @@ impl TicketService for TicketApi {
             }
         };
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let mut rows = store::list(&mut tx, principal.tenant, &filter, after, limit as i64 + 1).await?;
+        let mut rows = store::list(&mut tx, principal.tenant, &filter, request.show_deleted, after, limit as i64 + 1).await?;
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = if rows.len() > limit {
             rows.truncate(limit);
@@ -221,14 +385,10 @@ impl TicketService for TicketApi {
         if request.reason.chars().count() > 1000 {
             return Err(Error::invalid("reason", "TOO_LONG", "at most 1000 characters").into());
         }
-        let expected_revision = etag::parse(&request.etag, "etag")?;
-
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
-        let row = existing(&mut tx, tenant, id, true).await?;
-        if expected_revision.is_some_and(|r| r != row.revision) {
-            return Err(Error::EtagMismatch { resource_type: TICKET_TYPE, name: ticket_name(id) }.into());
-        }
+        let row = lock_for_change(&mut tx, tenant, id, &request.etag).await?;
+        ensure_live(&row)?;
         let from = stored_status(&row)?;
         from.transition(to).map_err(|e| Error::FailedPrecondition {
             reason: "INVALID_TRANSITION",
@@ -269,6 +429,7 @@ impl TicketService for TicketApi {
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
         let row = existing(&mut tx, tenant, id, true).await?;
+        ensure_live(&row)?;
         if stored_status(&row)? == Status::Closed {
             return Err(Error::FailedPrecondition {
                 reason: "TICKET_CLOSED",

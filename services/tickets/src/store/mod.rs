@@ -5,5 +5,5 @@ mod tickets;
 
 pub use tickets::{
     CommentRow, EventRow, NewTicket, StatusChange, TicketRow, append_event, find, insert, insert_comment, list, list_comments, list_events,
-    set_first_response, set_status,
+    set_assignment, set_delete_time, set_first_response, set_status, update_fields,
 };

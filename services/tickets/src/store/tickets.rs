@@ -33,10 +33,11 @@ pub struct TicketRow {
     pub revision: i64,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
+    pub delete_time: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, \
-first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time";
+first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time";
 
 /// A validated new ticket.
 #[derive(Debug, Clone)]
@@ -87,6 +88,74 @@ pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -
         .bind(id)
         .fetch_optional(&mut **tx)
         .instrument(db_span("SELECT", "tickets"))
+        .await?)
+}
+
+/// Replaces the editable fields (subject, description, type, channel,
+/// priority, category, tags, team) and bumps the revision.
+pub async fn update_fields(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET subject = $3, description = $4, type = $5, channel = $6, priority = $7, category = $8, tags = $9, team = $10,
+         update_time = $11, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(&t.subject)
+        .bind(&t.description)
+        .bind(&t.kind)
+        .bind(&t.channel)
+        .bind(&t.priority)
+        .bind(&t.category)
+        .bind(&t.tags)
+        .bind(&t.team)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
+        .await?)
+}
+
+/// Sets the assignee and team and bumps the revision.
+pub async fn set_assignment(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    assignee: &str,
+    team: &str,
+    now: DateTime<Utc>,
+) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET assignee = $3, team = $4, update_time = $5, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(assignee)
+        .bind(team)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
+        .await?)
+}
+
+/// Sets or clears `delete_time` and bumps the revision.
+pub async fn set_delete_time(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    delete_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET delete_time = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(delete_time)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
         .await?)
 }
 
@@ -242,11 +311,15 @@ pub async fn list(
     tx: &mut TenantTx,
     tenant: Uuid,
     filter: &CheckedFilter,
+    show_deleted: bool,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<TicketRow>, Error> {
     let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM tickets t WHERE t.tenant_id = "));
     qb.push_bind(tenant);
+    if !show_deleted {
+        qb.push(" AND t.delete_time IS NULL");
+    }
     filter.push_and(&mut qb);
     if let Some((time, id)) = after {
         qb.push(" AND (t.create_time, t.id) < (").push_bind(time).push(", ").push_bind(id).push(")");

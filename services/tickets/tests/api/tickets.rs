@@ -211,7 +211,7 @@ async fn list_filters_and_pages_newest_first() {
     suite.transition(&names[1], pb::Status::Open).await.unwrap();
     let mut client = suite.tickets.clone();
     let list = |filter: &str, page_size: i32, page_token: String| {
-        suite.admin(pb::ListTicketsRequest { filter: filter.into(), page_size, page_token })
+        suite.admin(pb::ListTicketsRequest { filter: filter.into(), page_size, page_token, show_deleted: false })
     };
 
     let open = client.list_tickets(list("status = OPEN", 0, String::new())).await.unwrap().into_inner();
@@ -248,4 +248,119 @@ async fn a_retried_create_returns_the_first_ticket() {
     let first = suite.tickets.clone().create_ticket(request()).await.unwrap().into_inner();
     let again = suite.tickets.clone().create_ticket(request()).await.unwrap().into_inner();
     assert_eq!(first, again);
+}
+
+#[tokio::test]
+async fn update_applies_the_mask_records_changes_and_checks_the_etag() {
+    let suite = spawn_suite().await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Slow site").await;
+    let mut client = suite.tickets.clone();
+    let update = |t: pb::Ticket, paths: &[&str]| {
+        suite.admin(pb::UpdateTicketRequest {
+            ticket: Some(t),
+            update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }),
+        })
+    };
+    let change = pb::Ticket {
+        name: ticket.name.clone(),
+        priority: pb::Priority::Urgent as i32,
+        tags: vec!["vip".into()],
+        subject: "ignored".into(),
+        etag: ticket.etag.clone(),
+        ..Default::default()
+    };
+    let updated = client.update_ticket(update(change.clone(), &["priority", "tags"])).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!(updated.priority, pb::Priority::Urgent as i32);
+    assert_eq!(updated.tags, ["vip"]);
+    assert_eq!(updated.subject, "Slow site");
+    assert_error(client.update_ticket(update(change.clone(), &["priority"])).await, Code::Aborted, "ETAG_MISMATCH");
+    assert_error(
+        client.update_ticket(update(pb::Ticket { name: ticket.name.clone(), ..Default::default() }, &["status"])).await,
+        Code::InvalidArgument,
+        "UNKNOWN_FIELD_PATH",
+    );
+    let blank = pb::Ticket { name: ticket.name.clone(), subject: " ".into(), ..Default::default() };
+    assert_error(client.update_ticket(update(blank, &["subject"])).await, Code::InvalidArgument, "REQUIRED");
+    let same = pb::Ticket { name: ticket.name.clone(), priority: pb::Priority::Urgent as i32, ..Default::default() };
+    let unchanged = client.update_ticket(update(same, &["priority"])).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!(unchanged.etag, updated.etag, "a no-op update keeps the etag");
+
+    let events = client
+        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let updates: Vec<&str> = events.iter().filter(|e| e.kind == "UPDATED").map(|e| e.detail.as_str()).collect();
+    assert_eq!(updates, ["priority, tags"]);
+}
+
+#[tokio::test]
+async fn assignment_is_recorded_and_limited_to_open_work() {
+    let suite = spawn_suite().await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Assign me").await;
+    let mut client = suite.tickets.clone();
+    let assign = |assignee: &str, team: &str| pb::AssignTicketRequest {
+        name: ticket.name.clone(),
+        assignee: assignee.into(),
+        team: team.into(),
+        etag: String::new(),
+    };
+    let assigned = client.assign_ticket(suite.as_roles(assign("alice", ""), &["agent"])).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!(assigned.assignee, "alice");
+    let moved = client.assign_ticket(suite.admin(assign("bob", "billing"))).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!((moved.assignee.as_str(), moved.team.as_str()), ("bob", "billing"));
+    let again = client.assign_ticket(suite.admin(assign("bob", ""))).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!(again.etag, moved.etag, "re-assigning to the same agent changes nothing");
+    assert_error(client.assign_ticket(suite.as_roles(assign("eve", ""), &["readonly"])).await, Code::PermissionDenied, "PERMISSION_DENIED");
+
+    let events = client
+        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let details: Vec<&str> = events.iter().filter(|e| e.kind == "ASSIGNED").map(|e| e.detail.as_str()).collect();
+    assert_eq!(details, ["nobody → alice", "alice → bob (team billing)"]);
+    let by_assignee = client
+        .list_tickets(suite.admin(pb::ListTicketsRequest { filter: "assignee = bob AND team = billing".into(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_assignee.tickets.len(), 1);
+
+    for status in [pb::Status::Resolved, pb::Status::Closed] {
+        suite.transition(&ticket.name, status).await.unwrap();
+    }
+    assert_error(client.assign_ticket(suite.admin(assign("carol", ""))).await, Code::FailedPrecondition, "TICKET_CLOSED");
+}
+
+#[tokio::test]
+async fn only_admins_soft_delete_and_a_deleted_ticket_takes_no_work() {
+    let suite = spawn_suite().await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Spam").await;
+    let mut client = suite.tickets.clone();
+    let delete = || pb::DeleteTicketRequest { name: ticket.name.clone(), etag: String::new() };
+    assert_error(client.delete_ticket(suite.as_roles(delete(), &["agent"])).await, Code::PermissionDenied, "PERMISSION_DENIED");
+    let deleted = client.delete_ticket(suite.admin(delete())).await.unwrap().into_inner().ticket.unwrap();
+    assert!(deleted.delete_time.is_some());
+    let again = client.delete_ticket(suite.admin(delete())).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!(again.etag, deleted.etag, "a retried delete changes nothing");
+
+    let live = client.list_tickets(suite.admin(pb::ListTicketsRequest::default())).await.unwrap().into_inner();
+    assert!(live.tickets.is_empty());
+    let all =
+        client.list_tickets(suite.admin(pb::ListTicketsRequest { show_deleted: true, ..Default::default() })).await.unwrap().into_inner();
+    assert_eq!(all.tickets.len(), 1);
+    assert_error(suite.transition(&ticket.name, pb::Status::Open).await, Code::FailedPrecondition, "TICKET_DELETED");
+
+    let restored = client
+        .undelete_ticket(suite.admin(pb::UndeleteTicketRequest { name: ticket.name.clone(), etag: deleted.etag.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    assert!(restored.delete_time.is_none());
+    assert!(suite.transition(&ticket.name, pb::Status::Open).await.is_ok());
 }
