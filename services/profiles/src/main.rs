@@ -1,4 +1,5 @@
 use clap::Parser;
+use crm_kit::server::{run_main, shutdown_signal};
 use crm_profiles::{
     config::Config,
     startup::{Application, SPEC},
@@ -7,11 +8,6 @@ use crm_profiles::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let telemetry = crm_kit::telemetry::init(SPEC.name, config.kit.log_format)?;
-    let result = async { Application::build(config).await?.run_until_stopped(crm_kit::server::shutdown_signal()).await }.await;
-    if let Err(err) = &result {
-        tracing::error!(error = ?err, "profiles service failed");
-    }
-    telemetry.shutdown();
-    result
+    let log_format = config.kit.log_format;
+    run_main(&SPEC, log_format, || async { Application::build(config).await?.run_until_stopped(shutdown_signal()).await }).await
 }

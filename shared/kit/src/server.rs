@@ -291,3 +291,19 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
 }
+
+/// The body of every service's `main`: installs telemetry, runs `run` (build
+/// and serve until SIGTERM/Ctrl-C), logs a failure with its cause chain, and
+/// flushes telemetry whatever happened.
+pub async fn run_main<Fut>(spec: &ServiceSpec, log_format: crate::config::LogFormat, run: impl FnOnce() -> Fut) -> anyhow::Result<()>
+where
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let telemetry = crate::telemetry::init(spec.name, log_format)?;
+    let result = run().await;
+    if let Err(err) = &result {
+        tracing::error!(error = ?err, service = spec.name, "service failed");
+    }
+    telemetry.shutdown();
+    result
+}
