@@ -4,11 +4,15 @@
 use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
-use crm_proto::crm::tickets::v1::ticket_service_server::TicketServiceServer;
+use crm_proto::crm::tickets::v1::{team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer};
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
-use crate::{api::TicketApi, config::Config, profiles::ProfilesClient};
+use crate::{
+    api::{TeamApi, TicketApi},
+    config::Config,
+    profiles::ProfilesClient,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -16,7 +20,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub static SPEC: ServiceSpec = ServiceSpec {
     name: "tickets",
     error_domain: "tickets.crm",
-    grpc_services: &["crm.tickets.v1.TicketService", "crm.events.v1.EventService"],
+    grpc_services: &["crm.tickets.v1.TicketService", "crm.tickets.v1.TeamService", "crm.events.v1.EventService"],
     migrator: &MIGRATOR,
 };
 
@@ -32,7 +36,8 @@ impl Application {
         let kit = Kit::connect(&SPEC, config.kit).await?;
         let tickets = TicketServiceServer::new(TicketApi::new(kit.pool.clone(), kit.page_tokens.clone(), profiles))
             .max_decoding_message_size(kit.config.max_message_bytes);
-        let routes = Routes::new(tickets).add_service(kit.event_service());
+        let teams = TeamServiceServer::new(TeamApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
+        let routes = Routes::new(tickets).add_service(teams).add_service(kit.event_service());
         let server = kit.serve(routes, config.listen_addr).await?;
         Ok(Self { server })
     }

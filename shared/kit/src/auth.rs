@@ -97,6 +97,8 @@ pub enum Permission {
     TicketsWrite,
     /// Delete and undelete tickets.
     TicketsDelete,
+    /// Create teams and change their members.
+    TeamsManage,
     /// Subscribe to a service's event stream.
     EventsRead,
     /// See emails and phone numbers unmasked.
@@ -114,6 +116,7 @@ impl Permission {
             Self::TicketsRead => "tickets.read",
             Self::TicketsWrite => "tickets.write",
             Self::TicketsDelete => "tickets.delete",
+            Self::TeamsManage => "teams.manage",
             Self::EventsRead => "events.read",
             Self::Pii => "pii",
         }

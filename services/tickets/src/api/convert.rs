@@ -25,6 +25,13 @@ pub fn parse_ticket_name(name: &str, field: &str) -> Result<Uuid, Error> {
         .ok_or_else(|| Error::invalid(field, "INVALID_NAME", format!("{name:?} is not a ticket name like \"tickets/<uuid>\"")))
 }
 
+/// Parses "teams/{uuid}".
+pub fn parse_team_name(name: &str, field: &str) -> Result<Uuid, Error> {
+    name.strip_prefix("teams/")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| Error::invalid(field, "INVALID_TEAM", format!("{name:?} is not a team name like \"teams/<uuid>\"")))
+}
+
 /// Parses "customers/{uuid}".
 pub fn parse_customer_name(name: &str, field: &str) -> Result<Uuid, Error> {
     name.strip_prefix("customers/")

@@ -1,6 +1,9 @@
-//! gRPC handlers and proto ⇄ store conversions.
+//! gRPC handlers, dispatch, and proto ⇄ store conversions.
 
 mod convert;
+mod dispatch;
+mod teams;
 mod tickets;
 
+pub use teams::TeamApi;
 pub use tickets::TicketApi;

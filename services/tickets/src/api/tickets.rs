@@ -105,6 +105,18 @@ async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str) 
     Ok(row)
 }
 
+/// INVALID_ARGUMENT unless `team` is empty or a team of the tenant.
+async fn ensure_team(tx: &mut TenantTx, tenant: Uuid, team: &str, field: &str) -> Result<(), Error> {
+    if team.is_empty() {
+        return Ok(());
+    }
+    let id = super::convert::parse_team_name(team, field)?;
+    match store::find_team(tx, tenant, id, false).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::invalid(field, "UNKNOWN_TEAM", format!("{team:?} is not a team of this tenant"))),
+    }
+}
+
 /// FAILED_PRECONDITION for a soft-deleted ticket, which takes no work until undeleted.
 fn ensure_live(row: &TicketRow) -> Result<(), Error> {
     match row.delete_time {
@@ -193,6 +205,7 @@ impl TicketService for TicketApi {
         }
         // Inside the transaction, so that a retry waits for this attempt; on any
         // failure the transaction rolls back and nothing is half-written.
+        ensure_team(&mut tx, tenant, &ticket.team, "ticket.team").await?;
         self.profiles.check_customer(&authorization, &input.customer, "ticket.customer").await?;
         let now = Utc::now();
         let id = Uuid::now_v7();
@@ -209,6 +222,8 @@ impl TicketService for TicketApi {
         .await?;
         let created = ticket_to_proto(&row);
         outbox::append(&mut tx, tenant, &created.name, event_types::CREATED, &pb::TicketCreated { ticket: Some(created.clone()) }).await?;
+        // Dispatch within the team, if it names one; otherwise the ticket waits in its queue.
+        let created = ticket_to_proto(&super::dispatch::assign_new(&mut tx, tenant, row, now).await?);
         let response = pb::CreateTicketResponse { ticket: Some(created) };
         if let Some(key) = &key {
             key.complete(&mut tx, tenant, &response).await?;
@@ -247,6 +262,7 @@ impl TicketService for TicketApi {
             copy_field(&mut merged, &input, path);
         }
         let fields = new_ticket(&merged)?;
+        ensure_team(&mut tx, tenant, &fields.team, "ticket.team").await?;
         let now = Utc::now();
         let updated = store::update_fields(&mut tx, tenant, id, &fields, now).await?;
         let ticket = ticket_to_proto(&updated);
@@ -293,6 +309,7 @@ impl TicketService for TicketApi {
             }
             .into());
         }
+        ensure_team(&mut tx, tenant, team, "team").await?;
         let team = if team.is_empty() { row.team.as_str() } else { team };
         if assignee == row.assignee && team == row.team {
             tx.commit().await.map_err(Error::from)?;
@@ -397,6 +414,10 @@ impl TicketService for TicketApi {
         })?;
         let now = Utc::now();
         let row = store::set_status(&mut tx, tenant, id, &status_change(&row, from, to, now), now).await?;
+        if from.is_open() && !to.is_open() && !row.assignee.is_empty() {
+            // The assignee has capacity again: hand out what waits in the team's queue.
+            super::dispatch::drain_queue(&mut tx, tenant, &row.team, now).await?;
+        }
         let detail = if request.reason.trim().is_empty() {
             format!("{from} → {to}")
         } else {

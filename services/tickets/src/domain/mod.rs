@@ -1,5 +1,6 @@
 //! Pure ticket-domain logic. No I/O.
 
 pub mod calendar;
+pub mod dispatch;
 pub mod sla;
 pub mod status;

@@ -327,3 +327,19 @@ pub async fn list(
     qb.push(" ORDER BY t.create_time DESC, t.id DESC LIMIT ").push_bind(limit);
     Ok(qb.build_query_as::<TicketRow>().fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }
+
+/// The oldest unassigned open tickets of `team` (a resource name), locked, skipping ones locked elsewhere.
+pub async fn queued(tx: &mut TenantTx, tenant: Uuid, team: &str, limit: i64) -> Result<Vec<TicketRow>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND team = $2 AND assignee = ''
+         AND status IN ('NEW', 'OPEN', 'PENDING') AND delete_time IS NULL
+         ORDER BY create_time, id LIMIT $3 FOR UPDATE SKIP LOCKED"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(team)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "tickets"))
+        .await?)
+}

@@ -22,6 +22,8 @@ pub struct Suite {
     pub tenant: Uuid,
     pub admin_token: String,
     pub tickets: TicketServiceClient<Channel>,
+    /// Channel to the tickets service (for other clients such as TeamService).
+    pub channel: Channel,
     pub customers: CustomerServiceClient<Channel>,
     /// Held so that the profiles process lives (and is killed) with the suite.
     _profiles: Option<ServiceProcess>,
@@ -60,7 +62,8 @@ pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: Strin
     Suite {
         tenant,
         admin_token: token(tenant, &["admin"]),
-        tickets: TicketServiceClient::new(channel),
+        tickets: TicketServiceClient::new(channel.clone()),
+        channel,
         customers: CustomerServiceClient::new(customers_channel),
         _profiles: profiles,
         stop: Some(stop),

@@ -2,4 +2,5 @@
 //! database, next to a real profiles process with its own database.
 
 mod helpers;
+mod teams;
 mod tickets;

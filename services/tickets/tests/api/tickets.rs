@@ -299,6 +299,7 @@ async fn update_applies_the_mask_records_changes_and_checks_the_etag() {
 async fn assignment_is_recorded_and_limited_to_open_work() {
     let suite = spawn_suite().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Assign me").await;
+    let billing = crate::teams::team(&suite, "Billing", pb::AssignmentStrategy::Manual).await;
     let mut client = suite.tickets.clone();
     let assign = |assignee: &str, team: &str| pb::AssignTicketRequest {
         name: ticket.name.clone(),
@@ -308,8 +309,10 @@ async fn assignment_is_recorded_and_limited_to_open_work() {
     };
     let assigned = client.assign_ticket(suite.as_roles(assign("alice", ""), &["agent"])).await.unwrap().into_inner().ticket.unwrap();
     assert_eq!(assigned.assignee, "alice");
-    let moved = client.assign_ticket(suite.admin(assign("bob", "billing"))).await.unwrap().into_inner().ticket.unwrap();
-    assert_eq!((moved.assignee.as_str(), moved.team.as_str()), ("bob", "billing"));
+    let moved = client.assign_ticket(suite.admin(assign("bob", &billing))).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!((moved.assignee.as_str(), moved.team.as_str()), ("bob", billing.as_str()));
+    let unknown = format!("teams/{}", Uuid::now_v7());
+    assert_error(client.assign_ticket(suite.admin(assign("bob", &unknown))).await, Code::InvalidArgument, "UNKNOWN_TEAM");
     let again = client.assign_ticket(suite.admin(assign("bob", ""))).await.unwrap().into_inner().ticket.unwrap();
     assert_eq!(again.etag, moved.etag, "re-assigning to the same agent changes nothing");
     assert_error(client.assign_ticket(suite.as_roles(assign("eve", ""), &["readonly"])).await, Code::PermissionDenied, "PERMISSION_DENIED");
@@ -321,12 +324,9 @@ async fn assignment_is_recorded_and_limited_to_open_work() {
         .into_inner()
         .events;
     let details: Vec<&str> = events.iter().filter(|e| e.kind == "ASSIGNED").map(|e| e.detail.as_str()).collect();
-    assert_eq!(details, ["nobody → alice", "alice → bob (team billing)"]);
-    let by_assignee = client
-        .list_tickets(suite.admin(pb::ListTicketsRequest { filter: "assignee = bob AND team = billing".into(), ..Default::default() }))
-        .await
-        .unwrap()
-        .into_inner();
+    assert_eq!(details, ["nobody → alice".to_string(), format!("alice → bob (team {billing})")]);
+    let filter = format!("assignee = bob AND team = \"{billing}\"");
+    let by_assignee = client.list_tickets(suite.admin(pb::ListTicketsRequest { filter, ..Default::default() })).await.unwrap().into_inner();
     assert_eq!(by_assignee.tickets.len(), 1);
 
     for status in [pb::Status::Resolved, pb::Status::Closed] {

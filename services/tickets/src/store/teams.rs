@@ -1,0 +1,133 @@
+//! The `teams` and `team_members` tables.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{TenantTx, db_span},
+};
+use sqlx::FromRow;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// A stored team.
+#[derive(Debug, Clone, FromRow)]
+pub struct TeamRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub strategy: String,
+    pub lead: String,
+    pub last_assigned: String,
+    pub create_time: DateTime<Utc>,
+}
+
+const TEAM_COLUMNS: &str = "id, display_name, strategy, lead, last_assigned, create_time";
+
+/// Inserts a team.
+pub async fn insert_team(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    display_name: &str,
+    strategy: &str,
+    lead: &str,
+    now: DateTime<Utc>,
+) -> Result<TeamRow, Error> {
+    let sql = format!(
+        "INSERT INTO teams (tenant_id, id, display_name, strategy, lead, create_time) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TEAM_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(display_name)
+        .bind(strategy)
+        .bind(lead)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("INSERT", "teams"))
+        .await?)
+}
+
+/// One team; `lock` serialises dispatch for it until the transaction ends.
+pub async fn find_team(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<TeamRow>, Error> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams WHERE tenant_id = $1 AND id = $2{lock}");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "teams")).await?)
+}
+
+/// Every team of the tenant, by display name.
+pub async fn list_teams(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<TeamRow>, Error> {
+    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams WHERE tenant_id = $1 ORDER BY display_name, id");
+    Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "teams")).await?)
+}
+
+/// Remembers the agent most recently auto-assigned.
+pub async fn set_last_assigned(tx: &mut TenantTx, tenant: Uuid, id: Uuid, agent: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE teams SET last_assigned = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .bind(agent)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "teams"))
+        .await?;
+    Ok(())
+}
+
+/// A membership with the agent's current load (open, live tickets assigned to them).
+#[derive(Debug, Clone, FromRow)]
+pub struct MemberRow {
+    pub team_id: Uuid,
+    pub agent: String,
+    pub capacity: i32,
+    pub skills: Vec<String>,
+    pub available: bool,
+    pub load: i64,
+}
+
+const MEMBER_COLUMNS: &str = "m.team_id, m.agent, m.capacity, m.skills, m.available, \
+(SELECT count(*) FROM tickets t WHERE t.tenant_id = m.tenant_id AND t.assignee = m.agent \
+ AND t.status IN ('NEW', 'OPEN', 'PENDING') AND t.delete_time IS NULL) AS load";
+
+/// Adds or replaces a membership and returns it with its load.
+pub async fn upsert_member(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    team: Uuid,
+    agent: &str,
+    capacity: i32,
+    skills: &[String],
+    available: bool,
+) -> Result<MemberRow, Error> {
+    sqlx::query(
+        "INSERT INTO team_members (tenant_id, team_id, agent, capacity, skills, available) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant_id, team_id, agent) DO UPDATE SET capacity = EXCLUDED.capacity, skills = EXCLUDED.skills, available = EXCLUDED.available",
+    )
+    .bind(tenant)
+    .bind(team)
+    .bind(agent)
+    .bind(capacity)
+    .bind(skills)
+    .bind(available)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "team_members"))
+    .await?;
+    let sql = format!("SELECT {MEMBER_COLUMNS} FROM team_members m WHERE m.tenant_id = $1 AND m.team_id = $2 AND m.agent = $3");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(team).bind(agent).fetch_one(&mut **tx).instrument(db_span("SELECT", "team_members")).await?)
+}
+
+/// Removes a membership; false if there was none.
+pub async fn delete_member(tx: &mut TenantTx, tenant: Uuid, team: Uuid, agent: &str) -> Result<bool, Error> {
+    let done = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND agent = $3")
+        .bind(tenant)
+        .bind(team)
+        .bind(agent)
+        .execute(&mut **tx)
+        .instrument(db_span("DELETE", "team_members"))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A team's members with their loads, by agent.
+pub async fn members(tx: &mut TenantTx, tenant: Uuid, team: Uuid) -> Result<Vec<MemberRow>, Error> {
+    let sql = format!("SELECT {MEMBER_COLUMNS} FROM team_members m WHERE m.tenant_id = $1 AND m.team_id = $2 ORDER BY m.agent");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(team).fetch_all(&mut **tx).instrument(db_span("SELECT", "team_members")).await?)
+}

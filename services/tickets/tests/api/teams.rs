@@ -1,0 +1,183 @@
+//! Teams and automatic dispatch: capacity, skills, availability, the queue,
+//! and no over-assignment under concurrent intake.
+
+use std::collections::HashMap;
+
+use crm_proto::crm::tickets::v1::{self as pb, team_service_client::TeamServiceClient};
+use tonic::Code;
+
+use crate::helpers::{Suite, assert_error, spawn_suite};
+
+/// Creates a team as admin and returns its name.
+pub async fn team(suite: &Suite, display_name: &str, strategy: pb::AssignmentStrategy) -> String {
+    let team = pb::Team { display_name: display_name.into(), assignment_strategy: strategy as i32, ..Default::default() };
+    teams(suite).create_team(suite.admin(pb::CreateTeamRequest { team: Some(team) })).await.unwrap().into_inner().team.unwrap().name
+}
+
+fn teams(suite: &Suite) -> TeamServiceClient<tonic::transport::Channel> {
+    TeamServiceClient::new(suite.channel.clone())
+}
+
+async fn set_member(suite: &Suite, team: &str, agent: &str, capacity: i32, skills: &[&str], available: bool) -> pb::TeamMember {
+    let member = pb::TeamMember {
+        agent: agent.into(),
+        capacity,
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+        available,
+        ..Default::default()
+    };
+    teams(suite)
+        .set_team_member(suite.admin(pb::SetTeamMemberRequest { parent: team.into(), member: Some(member) }))
+        .await
+        .unwrap()
+        .into_inner()
+        .member
+        .unwrap()
+}
+
+async fn open_in(suite: &Suite, customer: &str, team: &str, category: &str) -> pb::Ticket {
+    let ticket = pb::Ticket {
+        customer: customer.into(),
+        subject: "Help".into(),
+        team: team.into(),
+        category: category.into(),
+        ..Default::default()
+    };
+    suite
+        .tickets
+        .clone()
+        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap()
+}
+
+async fn loads(suite: &Suite, team: &str) -> HashMap<String, i64> {
+    let members =
+        teams(suite).list_team_members(suite.admin(pb::ListTeamMembersRequest { parent: team.into() })).await.unwrap().into_inner().members;
+    members.into_iter().map(|m| (m.agent, m.open_tickets)).collect()
+}
+
+#[tokio::test]
+async fn only_admins_manage_teams_and_inputs_are_validated() {
+    let suite = spawn_suite().await;
+    let team_request = |name: &str| pb::CreateTeamRequest { team: Some(pb::Team { display_name: name.into(), ..Default::default() }) };
+    assert_error(
+        teams(&suite).create_team(suite.as_roles(team_request("Support"), &["agent"])).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+    );
+    assert_error(teams(&suite).create_team(suite.admin(team_request(" "))).await, Code::InvalidArgument, "INVALID_VALUE");
+    let support = team(&suite, "Support", pb::AssignmentStrategy::Unspecified).await;
+    let fetched = teams(&suite)
+        .get_team(suite.as_roles(pb::GetTeamRequest { name: support.clone() }, &["readonly"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert_eq!(fetched.assignment_strategy, pb::AssignmentStrategy::RoundRobin as i32);
+    let member = pb::TeamMember { agent: "alice".into(), capacity: 5000, ..Default::default() };
+    let too_big =
+        teams(&suite).set_team_member(suite.admin(pb::SetTeamMemberRequest { parent: support.clone(), member: Some(member) })).await;
+    assert_error(too_big, Code::InvalidArgument, "INVALID_CAPACITY");
+    assert_eq!(set_member(&suite, &support, "alice", 0, &[], true).await.capacity, 10, "0 means the default");
+    let removed =
+        teams(&suite).remove_team_member(suite.admin(pb::RemoveTeamMemberRequest { name: format!("{support}/members/alice") })).await;
+    assert!(removed.is_ok());
+    let again =
+        teams(&suite).remove_team_member(suite.admin(pb::RemoveTeamMemberRequest { name: format!("{support}/members/alice") })).await;
+    assert_error(again, Code::NotFound, "NOT_FOUND");
+    let customer = suite.customer("Ada").await;
+    let unknown = pb::Ticket { customer, subject: "x".into(), team: format!("teams/{}", uuid::Uuid::now_v7()), ..Default::default() };
+    let result = suite
+        .tickets
+        .clone()
+        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(unknown), request_id: String::new() }))
+        .await;
+    assert_error(result, Code::InvalidArgument, "UNKNOWN_TEAM");
+}
+
+#[tokio::test]
+async fn concurrent_intake_never_exceeds_capacity_and_the_queue_drains_as_capacity_frees() {
+    let suite = spawn_suite().await;
+    let support = team(&suite, "Support", pb::AssignmentStrategy::RoundRobin).await;
+    set_member(&suite, &support, "alice", 3, &[], true).await;
+    set_member(&suite, &support, "bob", 3, &[], true).await;
+    let customer = suite.customer("Ada").await;
+
+    let intake = (0..10).map(|_| {
+        let (suite_tickets, token, customer, support) =
+            (suite.tickets.clone(), suite.admin_token.clone(), customer.clone(), support.clone());
+        tokio::spawn(async move {
+            let ticket = pb::Ticket { customer, subject: "Rush".into(), team: support, ..Default::default() };
+            let request =
+                crm_testkit::auth::with_token(pb::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }, &token);
+            suite_tickets.clone().create_ticket(request).await.unwrap().into_inner().ticket.unwrap()
+        })
+    });
+    let created: Vec<pb::Ticket> = futures::future::join_all(intake).await.into_iter().map(Result::unwrap).collect();
+    let assigned = created.iter().filter(|t| !t.assignee.is_empty()).count();
+    assert_eq!(assigned, 6, "both agents filled to capacity");
+    assert_eq!(loads(&suite, &support).await, HashMap::from([("alice".to_string(), 3), ("bob".to_string(), 3)]));
+
+    // Resolving one of alice's tickets gives her the oldest queued one.
+    let mut queued: Vec<&pb::Ticket> = created.iter().filter(|t| t.assignee.is_empty()).collect();
+    queued.sort_by(|a, b| a.name.cmp(&b.name));
+    let alices = created.iter().find(|t| t.assignee == "alice").unwrap();
+    suite.transition(&alices.name, pb::Status::Resolved).await.unwrap();
+    let oldest = suite
+        .tickets
+        .clone()
+        .get_ticket(suite.admin(pb::GetTicketRequest { name: queued[0].name.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    assert_eq!(oldest.assignee, "alice");
+
+    // A new member with room takes from the queue at once; an unavailable one does not.
+    assert_eq!(set_member(&suite, &support, "dave", 5, &[], false).await.open_tickets, 0);
+    assert_eq!(set_member(&suite, &support, "carol", 2, &[], true).await.open_tickets, 2);
+    let loads = loads(&suite, &support).await;
+    // 9 open tickets, room for 3 + 3 + 2: exactly one still waits in the queue.
+    assert_eq!(loads.values().sum::<i64>(), 8);
+    let waiting = suite
+        .tickets
+        .clone()
+        .list_tickets(suite.admin(pb::ListTicketsRequest { filter: "assignee = \"\" AND status = NEW".into(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(waiting.tickets.len(), 1);
+    assert!(loads["alice"] <= 3 && loads["bob"] <= 3 && loads["carol"] <= 2);
+    let events = suite
+        .tickets
+        .clone()
+        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: oldest.name.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let auto = events.iter().find(|e| e.kind == "ASSIGNED").unwrap();
+    assert_eq!((auto.actor.as_str(), auto.detail.as_str()), ("dispatch", "nobody → alice (ROUND_ROBIN)"));
+}
+
+#[tokio::test]
+async fn skills_route_tickets_and_least_loaded_balances() {
+    let suite = spawn_suite().await;
+    let desk = team(&suite, "Desk", pb::AssignmentStrategy::LeastLoaded).await;
+    set_member(&suite, &desk, "alice", 5, &["billing"], true).await;
+    set_member(&suite, &desk, "bob", 5, &["tech"], true).await;
+    set_member(&suite, &desk, "carol", 5, &[], true).await;
+    let customer = suite.customer("Ada").await;
+    assert_eq!(open_in(&suite, &customer, &desk, "tech").await.assignee, "bob");
+    assert_eq!(open_in(&suite, &customer, &desk, "tech").await.assignee, "carol", "bob has one, carol none");
+    assert_eq!(open_in(&suite, &customer, &desk, "billing").await.assignee, "alice");
+    let manual = team(&suite, "Escalations", pb::AssignmentStrategy::Manual).await;
+    set_member(&suite, &manual, "erin", 5, &[], true).await;
+    assert_eq!(open_in(&suite, &customer, &manual, "").await.assignee, "", "manual teams queue everything");
+}
