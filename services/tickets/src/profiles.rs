@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crm_kit::{Error, telemetry};
-use crm_proto::crm::profiles::v1::{GetCustomerRequest, customer_service_client::CustomerServiceClient};
+use crm_proto::crm::profiles::v1::{CustomerCategory, GetCustomerRequest, customer_service_client::CustomerServiceClient};
 use tonic::{Code, Request, transport::Channel};
 use tracing::Instrument;
 
@@ -24,10 +24,11 @@ impl ProfilesClient {
         Ok(Self { client: CustomerServiceClient::new(channel), url: url.to_owned(), timeout })
     }
 
-    /// OK when `customer` (a resource name) is a live customer the caller can see.
+    /// The category (VIP, REGULAR, NEW, POTENTIAL or "") of `customer` (a
+    /// resource name) when it is a live customer the caller can see.
     /// Its absence is the caller's mistake (INVALID_ARGUMENT on `field`); profiles
     /// being down or slow is UNAVAILABLE with RetryInfo.
-    pub async fn check_customer(&self, authorization: &str, customer: &str, field: &str) -> Result<(), Error> {
+    pub async fn check_customer(&self, authorization: &str, customer: &str, field: &str) -> Result<String, Error> {
         let span = telemetry::client_span("crm.profiles.v1.CustomerService", "GetCustomer", &self.url);
         async {
             let mut request = Request::new(GetCustomerRequest { name: customer.to_owned() });
@@ -40,7 +41,15 @@ impl ProfilesClient {
             let code = result.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
             tracing::Span::current().record("rpc.grpc.status_code", code as i32);
             match result {
-                Ok(response) if response.get_ref().customer.as_ref().is_some_and(|c| c.delete_time.is_none()) => Ok(()),
+                Ok(response) if response.get_ref().customer.as_ref().is_some_and(|c| c.delete_time.is_none()) => {
+                    let category = response.get_ref().customer.as_ref().map_or(0, |c| c.category);
+                    Ok(crm_kit::protoenum::short_name(
+                        category,
+                        |n| CustomerCategory::try_from(n).ok().map(|e| e.as_str_name()),
+                        "CUSTOMER_CATEGORY_",
+                    )
+                    .unwrap_or_default())
+                }
                 Ok(_) => Err(Error::invalid(field, "CUSTOMER_DELETED", format!("{customer} is deleted; undelete it first"))),
                 Err(status) => Err(match status.code() {
                     Code::NotFound | Code::InvalidArgument => {

@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
-use crm_proto::crm::tickets::v1::{team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer};
+use crm_proto::crm::tickets::v1::{
+    classification_rule_service_server::ClassificationRuleServiceServer, team_service_server::TeamServiceServer,
+    ticket_service_server::TicketServiceServer,
+};
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
 use crate::{
-    api::{TeamApi, TicketApi},
+    api::{RuleApi, TeamApi, TicketApi},
     config::Config,
     profiles::ProfilesClient,
 };
@@ -20,7 +23,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub static SPEC: ServiceSpec = ServiceSpec {
     name: "tickets",
     error_domain: "tickets.crm",
-    grpc_services: &["crm.tickets.v1.TicketService", "crm.tickets.v1.TeamService", "crm.events.v1.EventService"],
+    grpc_services: &[
+        "crm.tickets.v1.TicketService",
+        "crm.tickets.v1.TeamService",
+        "crm.tickets.v1.ClassificationRuleService",
+        "crm.events.v1.EventService",
+    ],
     migrator: &MIGRATOR,
 };
 
@@ -37,7 +45,9 @@ impl Application {
         let tickets = TicketServiceServer::new(TicketApi::new(kit.pool.clone(), kit.page_tokens.clone(), profiles))
             .max_decoding_message_size(kit.config.max_message_bytes);
         let teams = TeamServiceServer::new(TeamApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
-        let routes = Routes::new(tickets).add_service(teams).add_service(kit.event_service());
+        let rules =
+            ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
+        let routes = Routes::new(tickets).add_service(teams).add_service(rules).add_service(kit.event_service());
         let server = kit.serve(routes, config.listen_addr).await?;
         Ok(Self { server })
     }

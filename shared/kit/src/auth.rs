@@ -97,8 +97,8 @@ pub enum Permission {
     TicketsWrite,
     /// Delete and undelete tickets.
     TicketsDelete,
-    /// Create teams and change their members.
-    TeamsManage,
+    /// Configure ticket handling: teams, classification rules, SLA policies.
+    TicketsConfigure,
     /// Subscribe to a service's event stream.
     EventsRead,
     /// See emails and phone numbers unmasked.
@@ -116,7 +116,7 @@ impl Permission {
             Self::TicketsRead => "tickets.read",
             Self::TicketsWrite => "tickets.write",
             Self::TicketsDelete => "tickets.delete",
-            Self::TeamsManage => "teams.manage",
+            Self::TicketsConfigure => "tickets.configure",
             Self::EventsRead => "events.read",
             Self::Pii => "pii",
         }

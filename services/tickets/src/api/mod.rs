@@ -2,8 +2,10 @@
 
 mod convert;
 mod dispatch;
+mod rules;
 mod teams;
 mod tickets;
 
+pub use rules::RuleApi;
 pub use teams::TeamApi;
 pub use tickets::TicketApi;

@@ -75,7 +75,7 @@ fn identifier(field: &str, value: &str, max: usize) -> Result<String, Error> {
 impl TeamService for TeamApi {
     async fn create_team(&self, request: Request<pb::CreateTeamRequest>) -> Result<Response<pb::CreateTeamResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TeamsManage)?;
+        principal.require(Permission::TicketsConfigure)?;
         let team = request.into_inner().team.ok_or_else(|| Error::invalid("team", "REQUIRED", "team is required"))?;
         let display_name = identifier("team.display_name", &team.display_name, 100)?;
         let lead = if team.lead.trim().is_empty() { String::new() } else { identifier("team.lead", &team.lead, 200)? };
@@ -115,7 +115,7 @@ impl TeamService for TeamApi {
 
     async fn set_team_member(&self, request: Request<pb::SetTeamMemberRequest>) -> Result<Response<pb::SetTeamMemberResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TeamsManage)?;
+        principal.require(Permission::TicketsConfigure)?;
         let request = request.into_inner();
         let team_id = parse_team_name(&request.parent, "parent")?;
         let member = request.member.ok_or_else(|| Error::invalid("member", "REQUIRED", "member is required"))?;
@@ -151,7 +151,7 @@ impl TeamService for TeamApi {
         request: Request<pb::RemoveTeamMemberRequest>,
     ) -> Result<Response<pb::RemoveTeamMemberResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TeamsManage)?;
+        principal.require(Permission::TicketsConfigure)?;
         let name = &request.get_ref().name;
         let invalid =
             || Error::invalid("name", "INVALID_NAME", format!("{name:?} is not a member name like \"teams/<uuid>/members/<agent>\""));

@@ -23,7 +23,10 @@ use super::convert::{
     ticket_name, ticket_to_proto,
 };
 use crate::{
-    domain::status::Status,
+    domain::{
+        classify::{Intake, classify},
+        status::Status,
+    },
     profiles::ProfilesClient,
     store::{self, StatusChange, TicketRow},
 };
@@ -117,6 +120,39 @@ async fn ensure_team(tx: &mut TenantTx, tenant: Uuid, team: &str, field: &str) -
     }
 }
 
+/// Applies the tenant's classification rules and the built-in VIP rules to a
+/// new ticket; returns a timeline detail when anything matched or changed.
+async fn classify_intake(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    ticket: &mut store::NewTicket,
+    customer_category: String,
+) -> Result<Option<String>, Error> {
+    let rules: Vec<_> = store::list_rules(tx, tenant).await?.iter().map(super::rules::to_domain).collect();
+    let intake = Intake {
+        subject: ticket.subject.clone(),
+        description: ticket.description.clone(),
+        channel: ticket.channel.clone(),
+        kind: ticket.kind.clone(),
+        customer_category,
+        category: ticket.category.clone(),
+        priority: ticket.priority.clone(),
+        team: ticket.team.clone(),
+    };
+    let (classified, matched) = classify(intake, &rules);
+    let mut changes = Vec::new();
+    if !matched.is_empty() {
+        changes.push(format!("rules at positions {}", matched.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")));
+    }
+    if classified.priority != ticket.priority {
+        changes.push(format!("priority {} → {}", ticket.priority, classified.priority));
+    }
+    ticket.category = classified.category;
+    ticket.priority = classified.priority;
+    ticket.team = classified.team;
+    Ok((!changes.is_empty()).then(|| changes.join("; ")))
+}
+
 /// FAILED_PRECONDITION for a soft-deleted ticket, which takes no work until undeleted.
 fn ensure_live(row: &TicketRow) -> Result<(), Error> {
     match row.delete_time {
@@ -193,7 +229,7 @@ impl TicketService for TicketApi {
             &pb::CreateTicketRequest { request_id: String::new(), ..request.clone() },
         )?;
         let input = request.ticket.ok_or_else(|| Error::invalid("ticket", "REQUIRED", "ticket is required"))?;
-        let ticket = new_ticket(&input)?;
+        let mut ticket = new_ticket(&input)?;
 
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
@@ -206,7 +242,8 @@ impl TicketService for TicketApi {
         // Inside the transaction, so that a retry waits for this attempt; on any
         // failure the transaction rolls back and nothing is half-written.
         ensure_team(&mut tx, tenant, &ticket.team, "ticket.team").await?;
-        self.profiles.check_customer(&authorization, &input.customer, "ticket.customer").await?;
+        let customer_category = self.profiles.check_customer(&authorization, &input.customer, "ticket.customer").await?;
+        let classification = classify_intake(&mut tx, tenant, &mut ticket, customer_category).await?;
         let now = Utc::now();
         let id = Uuid::now_v7();
         let row = store::insert(&mut tx, tenant, id, &ticket, now).await?;
@@ -220,6 +257,9 @@ impl TicketService for TicketApi {
             now,
         )
         .await?;
+        if let Some(detail) = classification {
+            store::append_event(&mut tx, tenant, id, "CLASSIFIED", "classification", &detail, now).await?;
+        }
         let created = ticket_to_proto(&row);
         outbox::append(&mut tx, tenant, &created.name, event_types::CREATED, &pb::TicketCreated { ticket: Some(created.clone()) }).await?;
         // Dispatch within the team, if it names one; otherwise the ticket waits in its queue.

@@ -309,13 +309,19 @@ mod tests {
 
             #[test]
             fn adding_then_measuring_gives_the_same_amount(cal in calendar(), start in instant(), d in amount()) {
-                let due = cal.add(start, d).unwrap();
-                prop_assert!(due >= start);
-                prop_assert_eq!(cal.between(start, due), d);
+                match cal.add(start, d) {
+                    Some(due) => {
+                        prop_assert!(due >= start);
+                        prop_assert_eq!(cal.between(start, due), d);
+                    }
+                    // Only when the search horizon really holds less business time (e.g. 15 minutes a week).
+                    None => prop_assert!(cal.between(start, start + Duration::days(HORIZON_DAYS - 2)) < d),
+                }
             }
 
             #[test]
             fn adding_is_monotonic_and_additive(cal in calendar(), start in instant(), a in amount(), b in amount()) {
+                prop_assume!(cal.add(start, a + b).is_some());
                 let (lo, hi) = (a.min(b), a.max(b));
                 prop_assert!(cal.add(start, lo).unwrap() <= cal.add(start, hi).unwrap());
                 let stepwise = cal.add(cal.add(start, a).unwrap(), b).unwrap();

@@ -1,6 +1,7 @@
 //! Pure ticket-domain logic. No I/O.
 
 pub mod calendar;
+pub mod classify;
 pub mod dispatch;
 pub mod sla;
 pub mod status;

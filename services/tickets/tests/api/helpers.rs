@@ -89,8 +89,13 @@ impl Suite {
 
     /// Creates a customer in profiles and returns its name.
     pub async fn customer(&self, name: &str) -> String {
+        self.customer_in(name, profiles::CustomerCategory::Unspecified).await
+    }
+
+    /// Creates a customer of `category` in profiles and returns its name.
+    pub async fn customer_in(&self, name: &str, category: profiles::CustomerCategory) -> String {
         let request = self.admin(profiles::CreateCustomerRequest {
-            customer: Some(profiles::Customer { display_name: name.into(), ..Default::default() }),
+            customer: Some(profiles::Customer { display_name: name.into(), category: category as i32, ..Default::default() }),
             request_id: String::new(),
         });
         self.customers.clone().create_customer(request).await.unwrap().into_inner().customer.unwrap().name
