@@ -305,7 +305,14 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(300))]
+            // A fixed seed keeps `make test` deterministic; change it (or the case
+            // count) to explore further. Found counterexamples are kept in
+            // proptest-regressions/ and replayed first.
+            #![proptest_config(ProptestConfig {
+                cases: 600,
+                rng_seed: proptest::test_runner::RngSeed::Fixed(0x5EED_CA1E),
+                ..ProptestConfig::default()
+            })]
 
             #[test]
             fn adding_then_measuring_gives_the_same_amount(cal in calendar(), start in instant(), d in amount()) {
