@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::tickets::v1::{
-    classification_rule_service_server::ClassificationRuleServiceServer, team_service_server::TeamServiceServer,
-    ticket_service_server::TicketServiceServer,
+    classification_rule_service_server::ClassificationRuleServiceServer, sla_policy_service_server::SlaPolicyServiceServer,
+    team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer,
 };
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
 use crate::{
-    api::{RuleApi, TeamApi, TicketApi},
+    api::{RuleApi, SlaApi, TeamApi, TicketApi},
     config::Config,
     profiles::ProfilesClient,
 };
@@ -47,7 +47,8 @@ impl Application {
         let teams = TeamServiceServer::new(TeamApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
         let rules =
             ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
-        let routes = Routes::new(tickets).add_service(teams).add_service(rules).add_service(kit.event_service());
+        let sla = SlaPolicyServiceServer::new(SlaApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
+        let routes = Routes::new(tickets).add_service(teams).add_service(rules).add_service(sla).add_service(kit.event_service());
         let server = kit.serve(routes, config.listen_addr).await?;
         Ok(Self { server })
     }

@@ -3,9 +3,11 @@
 mod convert;
 mod dispatch;
 mod rules;
+mod sla;
 mod teams;
 mod tickets;
 
 pub use rules::RuleApi;
+pub use sla::SlaApi;
 pub use teams::TeamApi;
 pub use tickets::TicketApi;

@@ -2,10 +2,14 @@
 //! tenant-scoped transaction (RLS) and names the tenant explicitly too.
 
 mod rules;
+mod sla;
 mod teams;
 mod tickets;
 
 pub use rules::{RuleRow, delete_rule, insert_rule, list_rules};
+pub use sla::{
+    CalendarRow, PolicyRow, StoredHours, delete_policy, find_calendar, insert_calendar, insert_policy, list_calendars, list_policies,
+};
 pub use teams::{MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, set_last_assigned, upsert_member};
 pub use tickets::{
     CommentRow, EventRow, NewTicket, StatusChange, TicketRow, append_event, find, insert, insert_comment, list, list_comments, list_events,

@@ -3,5 +3,6 @@
 
 mod classification;
 mod helpers;
+mod sla;
 mod teams;
 mod tickets;

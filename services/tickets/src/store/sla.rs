@@ -1,0 +1,132 @@
+//! The `business_calendars` and `sla_policies` tables.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crm_kit::{
+    Error,
+    db::{TenantTx, db_span},
+    error::violated_constraint,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, types::Json};
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// One opening interval as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHours {
+    /// 1 = Monday … 7 = Sunday.
+    pub day: u32,
+    /// Opening minute.
+    pub start: u32,
+    /// Closing minute (≤ 1440).
+    pub end: u32,
+}
+
+/// A stored calendar.
+#[derive(Debug, Clone, FromRow)]
+pub struct CalendarRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub time_zone: String,
+    pub opening_hours: Json<Vec<StoredHours>>,
+    pub holidays: Vec<NaiveDate>,
+    pub create_time: DateTime<Utc>,
+}
+
+const CALENDAR_COLUMNS: &str = "id, display_name, time_zone, opening_hours, holidays, create_time";
+
+/// Inserts a calendar.
+pub async fn insert_calendar(tx: &mut TenantTx, tenant: Uuid, c: &CalendarRow) -> Result<CalendarRow, Error> {
+    let sql = format!(
+        "INSERT INTO business_calendars (tenant_id, id, display_name, time_zone, opening_hours, holidays, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CALENDAR_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(c.id)
+        .bind(&c.display_name)
+        .bind(&c.time_zone)
+        .bind(&c.opening_hours)
+        .bind(&c.holidays)
+        .bind(c.create_time)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("INSERT", "business_calendars"))
+        .await?)
+}
+
+/// One calendar.
+pub async fn find_calendar(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<Option<CalendarRow>, Error> {
+    let sql = format!("SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 AND id = $2");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
+}
+
+/// Every calendar of the tenant.
+pub async fn list_calendars(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<CalendarRow>, Error> {
+    let sql = format!("SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 ORDER BY display_name, id");
+    Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
+}
+
+/// A stored SLA policy.
+#[derive(Debug, Clone, FromRow)]
+pub struct PolicyRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub priority: String,
+    pub customer_category: String,
+    pub calendar_id: Option<Uuid>,
+    pub first_response_ms: i64,
+    pub resolution_ms: i64,
+    pub warning_ratio: f64,
+    pub create_time: DateTime<Utc>,
+}
+
+const POLICY_COLUMNS: &str =
+    "id, display_name, priority, customer_category, calendar_id, first_response_ms, resolution_ms, warning_ratio, create_time";
+
+/// Inserts a policy; one per (priority, customer category): ALREADY_EXISTS otherwise.
+pub async fn insert_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Result<PolicyRow, Error> {
+    let sql = format!(
+        "INSERT INTO sla_policies (tenant_id, id, display_name, priority, customer_category, calendar_id, first_response_ms, resolution_ms,
+         warning_ratio, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {POLICY_COLUMNS}"
+    );
+    sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(p.id)
+        .bind(&p.display_name)
+        .bind(&p.priority)
+        .bind(&p.customer_category)
+        .bind(p.calendar_id)
+        .bind(p.first_response_ms)
+        .bind(p.resolution_ms)
+        .bind(p.warning_ratio)
+        .bind(p.create_time)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("INSERT", "sla_policies"))
+        .await
+        .map_err(|err| match violated_constraint(&err) {
+            Some("sla_policies_one_per_scope") => Error::AlreadyExists {
+                reason: "SLA_POLICY_EXISTS",
+                message: format!("a policy for priority {} and customer category {:?} already exists", p.priority, p.customer_category),
+                resource_type: "tickets.crm/SlaPolicy",
+                name: String::new(),
+            },
+            _ => err.into(),
+        })
+}
+
+/// Every policy of the tenant.
+pub async fn list_policies(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<PolicyRow>, Error> {
+    let sql = format!("SELECT {POLICY_COLUMNS} FROM sla_policies WHERE tenant_id = $1 ORDER BY priority, customer_category, id");
+    Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "sla_policies")).await?)
+}
+
+/// Deletes a policy; false if there was none.
+pub async fn delete_policy(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<bool, Error> {
+    let done = sqlx::query("DELETE FROM sla_policies WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut **tx)
+        .instrument(db_span("DELETE", "sla_policies"))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
