@@ -5,7 +5,10 @@ use crm_kit::{Error, FieldViolation, etag, protoenum, time};
 use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
-use crate::store::{CommentRow, EventRow, NewTicket, TicketRow};
+use crate::{
+    domain::sla::SlaState,
+    store::{CommentRow, EventRow, NewTicket, TicketRow},
+};
 
 /// Resource type in error details.
 pub const TICKET_TYPE: &str = "tickets.crm/Ticket";
@@ -127,6 +130,7 @@ pub fn comment_input(c: &pb::Comment) -> Result<(String, Vec<String>), Error> {
 
 /// A stored ticket as the API returns it.
 pub fn ticket_to_proto(row: &TicketRow) -> pb::Ticket {
+    let (first_response, resolution) = super::sla_tracking::states(&row.sla, chrono::Utc::now());
     pb::Ticket {
         name: ticket_name(row.id),
         customer: format!("customers/{}", row.customer_id),
@@ -150,7 +154,21 @@ pub fn ticket_to_proto(row: &TicketRow) -> pb::Ticket {
         update_time: Some(time::to_timestamp(row.update_time)),
         etag: etag::of_revision(row.revision),
         delete_time: row.delete_time.map(time::to_timestamp),
+        sla_policy: row.sla.sla_policy_id.map(|id| format!("slaPolicies/{id}")).unwrap_or_default(),
+        first_response_due: row.sla.fr_due.map(time::to_timestamp),
+        resolution_due: row.sla.res_due.map(time::to_timestamp),
+        first_response_sla: sla_state(first_response),
+        resolution_sla: sla_state(resolution),
     }
+}
+
+fn sla_state(state: Option<SlaState>) -> i32 {
+    (match state {
+        None => pb::SlaState::Unspecified,
+        Some(SlaState::OnTrack) => pb::SlaState::OnTrack,
+        Some(SlaState::Warning) => pb::SlaState::Warning,
+        Some(SlaState::Breached) => pb::SlaState::Breached,
+    }) as i32
 }
 
 /// Paths UpdateTicket may change.

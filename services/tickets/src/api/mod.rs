@@ -4,6 +4,7 @@ mod convert;
 mod dispatch;
 mod rules;
 mod sla;
+mod sla_tracking;
 mod teams;
 mod tickets;
 

@@ -243,10 +243,11 @@ impl TicketService for TicketApi {
         // failure the transaction rolls back and nothing is half-written.
         ensure_team(&mut tx, tenant, &ticket.team, "ticket.team").await?;
         let customer_category = self.profiles.check_customer(&authorization, &input.customer, "ticket.customer").await?;
-        let classification = classify_intake(&mut tx, tenant, &mut ticket, customer_category).await?;
+        let classification = classify_intake(&mut tx, tenant, &mut ticket, customer_category.clone()).await?;
         let now = Utc::now();
         let id = Uuid::now_v7();
         let row = store::insert(&mut tx, tenant, id, &ticket, now).await?;
+        let row = super::sla_tracking::start(&mut tx, tenant, row, &customer_category, now).await?;
         store::append_event(
             &mut tx,
             tenant,
@@ -454,6 +455,7 @@ impl TicketService for TicketApi {
         })?;
         let now = Utc::now();
         let row = store::set_status(&mut tx, tenant, id, &status_change(&row, from, to, now), now).await?;
+        let row = super::sla_tracking::follow(&mut tx, tenant, row, now).await?;
         if from.is_open() && !to.is_open() && !row.assignee.is_empty() {
             // The assignee has capacity again: hand out what waits in the team's queue.
             super::dispatch::drain_queue(&mut tx, tenant, &row.team, now).await?;
@@ -503,6 +505,9 @@ impl TicketService for TicketApi {
         let comment = store::insert_comment(&mut tx, tenant, id, &body, input.public, &principal.subject, &attachments, now).await?;
         if input.public && row.first_response_time.is_none() {
             store::set_first_response(&mut tx, tenant, id, now).await?;
+            // The first-response clock stops at the first public reply.
+            let replied = existing(&mut tx, tenant, id, false).await?;
+            super::sla_tracking::follow(&mut tx, tenant, replied, now).await?;
         }
         let kind = if input.public { "public reply" } else { "internal note" };
         store::append_event(&mut tx, tenant, id, "COMMENTED", &principal.subject, kind, now).await?;

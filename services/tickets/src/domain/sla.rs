@@ -130,3 +130,92 @@ mod tests {
         assert_eq!(clock.due(&cal, Duration::hours(2)), Some(utc("2026-11-24T09:00:00Z")));
     }
 }
+
+/// One SLA target being tracked for a ticket: the clock plus what is stored
+/// so that reads need no calendar (due and warning instants while running).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tracked {
+    /// Business time allowed.
+    pub target: Duration,
+    /// Share of the target at which the SLA is at risk.
+    pub warn_ratio: f64,
+    /// The clock.
+    pub clock: SlaClock,
+    /// Set once the target was found used up when the clock stopped or paused.
+    pub breached: bool,
+}
+
+impl Tracked {
+    /// A target whose clock runs from `at`.
+    pub fn start(target: Duration, warn_ratio: f64, at: DateTime<Utc>) -> Self {
+        Self { target, warn_ratio, clock: SlaClock::start(at), breached: false }
+    }
+
+    /// Stops or pauses the clock at `at`, noting a breach.
+    pub fn pause(&mut self, calendar: &BusinessCalendar, at: DateTime<Utc>) {
+        self.clock.pause(calendar, at);
+        self.breached |= self.clock.consumed >= self.target;
+    }
+
+    /// Runs the clock again from `at`.
+    pub fn resume(&mut self, at: DateTime<Utc>) {
+        self.clock.resume(at);
+    }
+
+    fn warn_target(&self) -> Duration {
+        Duration::milliseconds((self.target.num_milliseconds() as f64 * self.warn_ratio.clamp(0.0, 1.0)) as i64)
+    }
+
+    /// (due, warning) instants while running; `None`s while paused or stopped.
+    pub fn instants(&self, calendar: &BusinessCalendar) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (self.clock.due(calendar, self.target), self.clock.due(calendar, self.warn_target()))
+    }
+
+    /// The state at `now` from stored values only: while running, the stored
+    /// `due`/`warn_at` instants decide; while paused, the banked business time.
+    pub fn state_at(&self, now: DateTime<Utc>, due: Option<DateTime<Utc>>, warn_at: Option<DateTime<Utc>>) -> SlaState {
+        if self.breached {
+            return SlaState::Breached;
+        }
+        match (self.clock.running_since, due) {
+            (Some(_), Some(due)) if now >= due => SlaState::Breached,
+            (Some(_), _) if warn_at.is_some_and(|w| now >= w) => SlaState::Warning,
+            (Some(_), _) => SlaState::OnTrack,
+            (None, _) if self.clock.consumed >= self.target => SlaState::Breached,
+            (None, _) if self.clock.consumed >= self.warn_target() => SlaState::Warning,
+            (None, _) => SlaState::OnTrack,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tracked_tests {
+    use super::*;
+    use crate::domain::calendar::BusinessCalendar;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn state_from_stored_instants_matches_the_clock() {
+        let cal = BusinessCalendar::always_open(chrono_tz::UTC);
+        let start = utc("2026-11-23T10:00:00Z");
+        let mut t = Tracked::start(Duration::hours(10), 0.8, start);
+        let (due, warn) = t.instants(&cal);
+        assert_eq!((due, warn), (Some(utc("2026-11-23T20:00:00Z")), Some(utc("2026-11-23T18:00:00Z"))));
+        assert_eq!(t.state_at(utc("2026-11-23T17:59:00Z"), due, warn), SlaState::OnTrack);
+        assert_eq!(t.state_at(utc("2026-11-23T18:00:00Z"), due, warn), SlaState::Warning);
+        assert_eq!(t.state_at(utc("2026-11-23T20:00:00Z"), due, warn), SlaState::Breached);
+        // Paused at 19:00 (9 h used): warning, whatever the wall clock says later.
+        t.pause(&cal, utc("2026-11-23T19:00:00Z"));
+        assert_eq!(t.instants(&cal), (None, None));
+        assert_eq!(t.state_at(utc("2026-12-01T00:00:00Z"), None, None), SlaState::Warning);
+        // Stopped after the target: breached for good.
+        t.resume(utc("2026-11-24T10:00:00Z"));
+        t.pause(&cal, utc("2026-11-24T12:00:00Z"));
+        assert!(t.breached);
+        t.resume(utc("2026-11-25T10:00:00Z"));
+        assert_eq!(t.state_at(utc("2026-11-25T10:00:01Z"), t.instants(&cal).0, t.instants(&cal).1), SlaState::Breached);
+    }
+}

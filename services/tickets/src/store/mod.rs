@@ -9,9 +9,10 @@ mod tickets;
 pub use rules::{RuleRow, delete_rule, insert_rule, list_rules};
 pub use sla::{
     CalendarRow, PolicyRow, StoredHours, delete_policy, find_calendar, insert_calendar, insert_policy, list_calendars, list_policies,
+    policy_for,
 };
 pub use teams::{MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, set_last_assigned, upsert_member};
 pub use tickets::{
-    CommentRow, EventRow, NewTicket, StatusChange, TicketRow, append_event, find, insert, insert_comment, list, list_comments, list_events,
-    queued, set_assignment, set_delete_time, set_first_response, set_status, update_fields,
+    CommentRow, EventRow, NewTicket, SlaColumns, StatusChange, TicketRow, append_event, find, insert, insert_comment, list, list_comments,
+    list_events, queued, set_assignment, set_delete_time, set_first_response, set_sla, set_status, update_fields,
 };

@@ -130,3 +130,19 @@ pub async fn delete_policy(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The policy for `priority` and the customer's category: a category-specific
+/// policy wins over the generic one.
+pub async fn policy_for(tx: &mut TenantTx, tenant: Uuid, priority: &str, customer_category: &str) -> Result<Option<PolicyRow>, Error> {
+    let sql = format!(
+        "SELECT {POLICY_COLUMNS} FROM sla_policies WHERE tenant_id = $1 AND priority = $2 AND customer_category IN ($3, '')
+         ORDER BY customer_category DESC LIMIT 1"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(priority)
+        .bind(customer_category)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "sla_policies"))
+        .await?)
+}

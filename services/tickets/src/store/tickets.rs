@@ -34,10 +34,65 @@ pub struct TicketRow {
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub delete_time: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    pub sla: SlaColumns,
+}
+
+/// SLA tracking columns (see migration 1006).
+#[derive(Debug, Clone, Default, FromRow, PartialEq)]
+pub struct SlaColumns {
+    pub sla_policy_id: Option<Uuid>,
+    pub sla_calendar_id: Option<Uuid>,
+    pub sla_warning_ratio: f64,
+    pub fr_target_ms: Option<i64>,
+    pub fr_consumed_ms: i64,
+    pub fr_since: Option<DateTime<Utc>>,
+    pub fr_due: Option<DateTime<Utc>>,
+    pub fr_warn_at: Option<DateTime<Utc>>,
+    pub fr_breached: bool,
+    pub res_target_ms: Option<i64>,
+    pub res_consumed_ms: i64,
+    pub res_since: Option<DateTime<Utc>>,
+    pub res_due: Option<DateTime<Utc>>,
+    pub res_warn_at: Option<DateTime<Utc>>,
+    pub res_breached: bool,
 }
 
 const COLUMNS: &str = "id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, \
-first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time";
+first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time, \
+sla_policy_id, sla_calendar_id, sla_warning_ratio, fr_target_ms, fr_consumed_ms, fr_since, fr_due, fr_warn_at, fr_breached, \
+res_target_ms, res_consumed_ms, res_since, res_due, res_warn_at, res_breached";
+
+/// Stores a ticket's SLA columns (no revision bump: they follow other changes).
+pub async fn set_sla(tx: &mut TenantTx, tenant: Uuid, id: Uuid, s: &SlaColumns) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET sla_policy_id = $3, sla_calendar_id = $4, sla_warning_ratio = $5,
+         fr_target_ms = $6, fr_consumed_ms = $7, fr_since = $8, fr_due = $9, fr_warn_at = $10, fr_breached = $11,
+         res_target_ms = $12, res_consumed_ms = $13, res_since = $14, res_due = $15, res_warn_at = $16, res_breached = $17
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(s.sla_policy_id)
+        .bind(s.sla_calendar_id)
+        .bind(s.sla_warning_ratio)
+        .bind(s.fr_target_ms)
+        .bind(s.fr_consumed_ms)
+        .bind(s.fr_since)
+        .bind(s.fr_due)
+        .bind(s.fr_warn_at)
+        .bind(s.fr_breached)
+        .bind(s.res_target_ms)
+        .bind(s.res_consumed_ms)
+        .bind(s.res_since)
+        .bind(s.res_due)
+        .bind(s.res_warn_at)
+        .bind(s.res_breached)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
+        .await?)
+}
 
 /// A validated new ticket.
 #[derive(Debug, Clone)]

@@ -140,3 +140,129 @@ async fn one_policy_per_priority_and_category() {
     sla.delete_sla_policy(suite.admin(pb::DeleteSlaPolicyRequest { name: created.name.clone() })).await.unwrap();
     assert_error(sla.delete_sla_policy(suite.admin(pb::DeleteSlaPolicyRequest { name: created.name })).await, Code::NotFound, "NOT_FOUND");
 }
+
+async fn policy(
+    suite: &Suite,
+    priority: pb::Priority,
+    category: &str,
+    calendar: &str,
+    first_response: prost_types::Duration,
+    resolution: prost_types::Duration,
+    warning_ratio: f64,
+) -> String {
+    let policy = pb::SlaPolicy {
+        display_name: format!("{priority:?} {category}"),
+        priority: priority as i32,
+        customer_category: category.into(),
+        calendar: calendar.into(),
+        first_response_target: Some(first_response),
+        resolution_target: Some(resolution),
+        warning_ratio,
+        ..Default::default()
+    };
+    client(suite)
+        .create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(policy) }))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap()
+        .name
+}
+
+fn secs(s: i64) -> prost_types::Duration {
+    prost_types::Duration { seconds: s, nanos: 0 }
+}
+
+fn instant(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
+    crm_kit::time::from_timestamp(t.as_ref().expect("a timestamp")).unwrap()
+}
+
+async fn get(suite: &Suite, name: &str) -> pb::Ticket {
+    suite.tickets.clone().get_ticket(suite.admin(pb::GetTicketRequest { name: name.into() })).await.unwrap().into_inner().ticket.unwrap()
+}
+
+#[tokio::test]
+async fn due_times_follow_the_policy_calendar_exactly() {
+    use crm_tickets::domain::calendar::{BusinessCalendar, Hours};
+    let suite = spawn_suite().await;
+    let calendar = create_calendar(&suite, office_calendar("Asia/Shanghai", vec![])).await;
+    let name = policy(&suite, pb::Priority::Normal, "", &calendar, secs(3600), secs(16 * 3600), 0.0).await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Due?").await;
+    assert_eq!(ticket.sla_policy, name);
+
+    // The same calendar, computed independently of the service.
+    let day = vec![Hours::from_hours(9, 12), Hours::from_hours(13, 18)];
+    let office =
+        BusinessCalendar::new(chrono_tz::Asia::Shanghai, [day.clone(), day.clone(), day.clone(), day.clone(), day, vec![], vec![]], [])
+            .unwrap();
+    let created = instant(&ticket.create_time);
+    assert_eq!(instant(&ticket.first_response_due), office.add(created, chrono::Duration::hours(1)).unwrap());
+    assert_eq!(instant(&ticket.resolution_due), office.add(created, chrono::Duration::hours(16)).unwrap());
+    assert_eq!(ticket.resolution_sla, pb::SlaState::OnTrack as i32);
+}
+
+#[tokio::test]
+async fn clocks_pause_while_pending_and_stop_at_the_first_reply_and_resolution() {
+    let suite = spawn_suite().await;
+    policy(&suite, pb::Priority::Normal, "", "", secs(3600), secs(7200), 0.0).await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Pause me").await;
+    let (fr_due, res_due) = (instant(&ticket.first_response_due), instant(&ticket.resolution_due));
+
+    let pending = suite.transition(&ticket.name, pb::Status::Pending).await.unwrap();
+    assert!(pending.first_response_due.is_none() && pending.resolution_due.is_none(), "no due time while waiting on the customer");
+    assert_eq!(pending.resolution_sla, pb::SlaState::OnTrack as i32);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let open = suite.transition(&ticket.name, pb::Status::Open).await.unwrap();
+    let (fr_after, res_after) = (instant(&open.first_response_due), instant(&open.resolution_due));
+    assert!(res_after - res_due >= chrono::Duration::milliseconds(1000), "the pause moved the due time: {res_due} → {res_after}");
+    assert_eq!(res_after - res_due, fr_after - fr_due, "both clocks paused for the same time");
+
+    let reply = pb::AddCommentRequest {
+        parent: ticket.name.clone(),
+        comment: Some(pb::Comment { body: "On it".into(), public: true, ..Default::default() }),
+    };
+    suite.tickets.clone().add_comment(suite.admin(reply)).await.unwrap();
+    let replied = get(&suite, &ticket.name).await;
+    assert!(replied.first_response_due.is_none(), "first response met");
+    assert_eq!(replied.first_response_sla, pb::SlaState::OnTrack as i32);
+    assert!(replied.resolution_due.is_some());
+
+    let resolved = suite.transition(&ticket.name, pb::Status::Resolved).await.unwrap();
+    assert!(resolved.resolution_due.is_none());
+    assert_eq!(resolved.resolution_sla, pb::SlaState::OnTrack as i32);
+    let reopened = suite.transition(&ticket.name, pb::Status::Open).await.unwrap();
+    assert!(reopened.resolution_due.is_some() && reopened.first_response_due.is_none(), "reopening resumes resolution only");
+}
+
+#[tokio::test]
+async fn states_warn_and_breach_as_business_time_passes() {
+    let suite = spawn_suite().await;
+    policy(&suite, pb::Priority::Normal, "", "", secs(1), secs(10), 0.1).await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Tick tock").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let later = get(&suite, &ticket.name).await;
+    assert_eq!(later.first_response_sla, pb::SlaState::Breached as i32);
+    assert_eq!(later.resolution_sla, pb::SlaState::Warning as i32, "1.3 s of 10 s is past the 10 % warning");
+    // A reply after the target keeps the breach on record.
+    let reply = pb::AddCommentRequest {
+        parent: ticket.name.clone(),
+        comment: Some(pb::Comment { body: "Sorry".into(), public: true, ..Default::default() }),
+    };
+    suite.tickets.clone().add_comment(suite.admin(reply)).await.unwrap();
+    assert_eq!(get(&suite, &ticket.name).await.first_response_sla, pb::SlaState::Breached as i32);
+}
+
+#[tokio::test]
+async fn a_category_specific_policy_wins_and_no_policy_means_no_sla() {
+    use crm_proto::crm::profiles::v1::CustomerCategory;
+    let suite = spawn_suite().await;
+    policy(&suite, pb::Priority::High, "", "", secs(3600), secs(36_000), 0.0).await;
+    let vip_policy = policy(&suite, pb::Priority::High, "VIP", "", secs(600), secs(3600), 0.0).await;
+    // The built-in rule raises a VIP customer's ticket to HIGH, so the VIP HIGH policy applies.
+    let vip = suite.customer_in("Big Spender", CustomerCategory::Vip).await;
+    assert_eq!(suite.open(&vip, "Help").await.sla_policy, vip_policy);
+    let plain = suite.open(&suite.customer("Ada").await, "Help").await;
+    assert_eq!((plain.sla_policy.as_str(), plain.resolution_sla), ("", pb::SlaState::Unspecified as i32), "no NORMAL policy exists");
+    assert!(plain.resolution_due.is_none());
+}
