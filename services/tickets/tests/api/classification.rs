@@ -2,9 +2,7 @@
 
 use crm_proto::crm::{
     profiles::v1::CustomerCategory,
-    tickets::v1::{
-        self as pb, classification_rule_service_client::ClassificationRuleServiceClient, team_service_client::TeamServiceClient,
-    },
+    tickets::v1::{self as pb, classification_rule_service_client::ClassificationRuleServiceClient},
 };
 use tonic::Code;
 
@@ -60,19 +58,8 @@ async fn vip_tickets_are_at_least_high_and_vip_complaints_urgent() {
 #[tokio::test]
 async fn tenant_rules_set_category_team_and_priority_in_order_then_dispatch_runs() {
     let suite = spawn_suite().await;
-    let billing = TeamServiceClient::new(suite.channel.clone())
-        .create_team(suite.admin(pb::CreateTeamRequest { team: Some(pb::Team { display_name: "Billing".into(), ..Default::default() }) }))
-        .await
-        .unwrap()
-        .into_inner()
-        .team
-        .unwrap()
-        .name;
-    let member = pb::TeamMember { agent: "alice".into(), capacity: 5, available: true, ..Default::default() };
-    TeamServiceClient::new(suite.channel.clone())
-        .set_team_member(suite.admin(pb::SetTeamMemberRequest { parent: billing.clone(), member: Some(member) }))
-        .await
-        .unwrap();
+    let billing = crate::teams::team(&suite, "Billing", pb::AssignmentStrategy::RoundRobin).await;
+    crate::teams::set_member(&suite, &billing, "alice", 5, &[], true).await;
     let create = |rule: pb::ClassificationRule| suite.admin(pb::CreateClassificationRuleRequest { rule: Some(rule) });
     let mut client = rules(&suite);
     client

@@ -18,7 +18,7 @@ fn teams(suite: &Suite) -> TeamServiceClient<tonic::transport::Channel> {
     TeamServiceClient::new(suite.channel.clone())
 }
 
-async fn set_member(suite: &Suite, team: &str, agent: &str, capacity: i32, skills: &[&str], available: bool) -> pb::TeamMember {
+pub async fn set_member(suite: &Suite, team: &str, agent: &str, capacity: i32, skills: &[&str], available: bool) -> pb::TeamMember {
     let member = pb::TeamMember {
         agent: agent.into(),
         capacity,
