@@ -17,6 +17,9 @@ pub struct Config {
     /// Deadline of a call to profiles.
     #[arg(long, env = "CRM_PROFILES_TIMEOUT_MS", default_value_t = 2000)]
     pub profiles_timeout_ms: u64,
+    /// How often the SLA job looks for warnings and breaches to record.
+    #[arg(long, env = "CRM_SLA_CHECK_INTERVAL_MS", default_value_t = 5000)]
+    pub sla_check_interval_ms: u64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

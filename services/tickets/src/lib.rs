@@ -14,11 +14,13 @@
 //! - `domain::status`: the ticket state machine.
 //! - `domain::calendar`: business-hours calendars and exact business-time arithmetic.
 //! - `domain::sla`: an SLA clock that pauses and resumes.
+//! - `jobs::sla`: records SLA warnings and breaches and escalates, safely across replicas.
 //! - `store`: SQL.
 
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod jobs;
 pub mod profiles;
 pub mod startup;
 pub mod store;

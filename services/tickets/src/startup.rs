@@ -49,6 +49,7 @@ impl Application {
             ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
         let sla = SlaPolicyServiceServer::new(SlaApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
         let routes = Routes::new(tickets).add_service(teams).add_service(rules).add_service(sla).add_service(kit.event_service());
+        crate::jobs::sla::spawn(kit.pool.clone(), Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
         let server = kit.serve(routes, config.listen_addr).await?;
         Ok(Self { server })
     }

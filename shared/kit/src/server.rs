@@ -86,6 +86,11 @@ impl Kit {
         Ok(Self { spec, config, pool, page_tokens, auth, shutdown, wakeups })
     }
 
+    /// Turns true when the service starts shutting down; background jobs stop on it.
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// The `crm.events.v1.EventService` of this service's outbox.
     pub fn event_service(&self) -> EventServiceServer<EventStreamService> {
         EventServiceServer::new(EventStreamService::new(self.pool.clone(), self.spec.name, self.wakeups.clone(), self.shutdown.subscribe()))

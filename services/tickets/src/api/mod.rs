@@ -8,6 +8,7 @@ mod sla_tracking;
 mod teams;
 mod tickets;
 
+pub(crate) use convert::{parse_team_name, ticket_to_proto};
 pub use rules::RuleApi;
 pub use sla::SlaApi;
 pub use teams::TeamApi;

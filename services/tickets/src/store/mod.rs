@@ -13,6 +13,7 @@ pub use sla::{
 };
 pub use teams::{MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, set_last_assigned, upsert_member};
 pub use tickets::{
-    CommentRow, EventRow, NewTicket, SlaColumns, StatusChange, TicketRow, append_event, find, insert, insert_comment, list, list_comments,
-    list_events, queued, set_assignment, set_delete_time, set_first_response, set_sla, set_status, update_fields,
+    CommentRow, EventRow, NewTicket, SlaColumns, StatusChange, TicketRow, append_event, due_timers, escalate, find, insert, insert_comment,
+    list, list_comments, list_events, lock_many, queued, set_assignment, set_delete_time, set_first_response, set_sla, set_status,
+    update_fields,
 };

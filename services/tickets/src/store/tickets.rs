@@ -56,22 +56,44 @@ pub struct SlaColumns {
     pub res_due: Option<DateTime<Utc>>,
     pub res_warn_at: Option<DateTime<Utc>>,
     pub res_breached: bool,
+    pub fr_warn_recorded: bool,
+    pub fr_breach_recorded: bool,
+    pub res_warn_recorded: bool,
+    pub res_breach_recorded: bool,
+}
+
+impl SlaColumns {
+    /// When the SLA job next has something to record, if ever: an unrecorded
+    /// warning or breach instant, or at once for a breach found at a pause.
+    pub fn next_check(&self) -> Option<DateTime<Utc>> {
+        let at_once = DateTime::<Utc>::UNIX_EPOCH;
+        let candidates = [
+            (!self.fr_warn_recorded).then_some(self.fr_warn_at).flatten(),
+            (!self.fr_breach_recorded).then_some(if self.fr_breached { Some(at_once) } else { self.fr_due }).flatten(),
+            (!self.res_warn_recorded).then_some(self.res_warn_at).flatten(),
+            (!self.res_breach_recorded).then_some(if self.res_breached { Some(at_once) } else { self.res_due }).flatten(),
+        ];
+        candidates.into_iter().flatten().min()
+    }
 }
 
 const COLUMNS: &str = "id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, \
 first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time, \
 sla_policy_id, sla_calendar_id, sla_warning_ratio, fr_target_ms, fr_consumed_ms, fr_since, fr_due, fr_warn_at, fr_breached, \
-res_target_ms, res_consumed_ms, res_since, res_due, res_warn_at, res_breached";
+res_target_ms, res_consumed_ms, res_since, res_due, res_warn_at, res_breached, \
+fr_warn_recorded, fr_breach_recorded, res_warn_recorded, res_breach_recorded";
 
-/// Stores a ticket's SLA columns (no revision bump: they follow other changes).
+/// Stores a ticket's SLA columns (no revision bump: they follow other changes)
+/// and keeps its SLA timer in step.
 pub async fn set_sla(tx: &mut TenantTx, tenant: Uuid, id: Uuid, s: &SlaColumns) -> Result<TicketRow, Error> {
     let sql = format!(
         "UPDATE tickets SET sla_policy_id = $3, sla_calendar_id = $4, sla_warning_ratio = $5,
          fr_target_ms = $6, fr_consumed_ms = $7, fr_since = $8, fr_due = $9, fr_warn_at = $10, fr_breached = $11,
-         res_target_ms = $12, res_consumed_ms = $13, res_since = $14, res_due = $15, res_warn_at = $16, res_breached = $17
+         res_target_ms = $12, res_consumed_ms = $13, res_since = $14, res_due = $15, res_warn_at = $16, res_breached = $17,
+         fr_warn_recorded = $18, fr_breach_recorded = $19, res_warn_recorded = $20, res_breach_recorded = $21
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    let row = sqlx::query_as::<_, TicketRow>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(s.sla_policy_id)
@@ -89,6 +111,75 @@ pub async fn set_sla(tx: &mut TenantTx, tenant: Uuid, id: Uuid, s: &SlaColumns) 
         .bind(s.res_due)
         .bind(s.res_warn_at)
         .bind(s.res_breached)
+        .bind(s.fr_warn_recorded)
+        .bind(s.fr_breach_recorded)
+        .bind(s.res_warn_recorded)
+        .bind(s.res_breach_recorded)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
+        .await?;
+    match s.next_check() {
+        Some(next_at) => {
+            sqlx::query(
+                "INSERT INTO sla_timers (tenant_id, ticket_id, next_at) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET next_at = EXCLUDED.next_at",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(next_at)
+            .execute(&mut **tx)
+            .instrument(db_span("INSERT", "sla_timers"))
+            .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM sla_timers WHERE tenant_id = $1 AND ticket_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut **tx)
+                .instrument(db_span("DELETE", "sla_timers"))
+                .await?
+        }
+    };
+    Ok(row)
+}
+
+/// Tickets whose SLA timer is due, across tenants (see migration 1007), oldest first.
+pub async fn due_timers(pool: &sqlx::PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('crm.scope', 'sla-scan', true)").execute(&mut *tx).await?;
+    let due = sqlx::query_as("SELECT tenant_id, ticket_id FROM sla_timers WHERE next_at <= now() ORDER BY next_at LIMIT $1")
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .instrument(db_span("SELECT", "sla_timers"))
+        .await?;
+    tx.commit().await?;
+    Ok(due)
+}
+
+/// The given tickets, locked, skipping any another worker holds.
+pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<TicketRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = ANY($2) FOR UPDATE SKIP LOCKED");
+    Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
+}
+
+/// Raises the priority and/or reassigns an escalated ticket, bumping the revision.
+pub async fn escalate(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    priority: &str,
+    assignee: &str,
+    now: DateTime<Utc>,
+) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET priority = $3, assignee = $4, update_time = $5, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(priority)
+        .bind(assignee)
+        .bind(now)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "tickets"))
         .await?)

@@ -25,6 +25,9 @@ pub struct Suite {
     /// Channel to the tickets service (for other clients such as TeamService).
     pub channel: Channel,
     pub customers: CustomerServiceClient<Channel>,
+    /// The tickets database and the profiles URL, for extra replicas.
+    db: crm_testkit::database::TestDb,
+    profiles_url: String,
     /// Held so that the profiles process lives (and is killed) with the suite.
     _profiles: Option<ServiceProcess>,
     stop: Option<oneshot::Sender<()>>,
@@ -43,8 +46,9 @@ pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: Strin
     let db = fresh_database("tickets").await.unwrap();
     let config = Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
-        profiles_url,
+        profiles_url: profiles_url.clone(),
         profiles_timeout_ms: 1000,
+        sla_check_interval_ms: 100,
         kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
     };
     let app = Application::build(config).await.expect("tickets builds");
@@ -65,6 +69,8 @@ pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: Strin
         tickets: TicketServiceClient::new(channel.clone()),
         channel,
         customers: CustomerServiceClient::new(customers_channel),
+        db,
+        profiles_url,
         _profiles: profiles,
         stop: Some(stop),
     }
@@ -79,6 +85,28 @@ impl Drop for Suite {
 }
 
 impl Suite {
+    /// URL of the tickets service's login role on its test database (for SQL-level checks).
+    pub fn app_database_url(&self) -> &str {
+        &self.db.app_url
+    }
+
+    /// Starts another tickets replica on the same database (its jobs compete with the first's).
+    pub async fn replica(&self) -> oneshot::Sender<()> {
+        let config = Config {
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            profiles_url: self.profiles_url.clone(),
+            profiles_timeout_ms: 1000,
+            sla_check_interval_ms: 100,
+            kit: KitConfig::for_tests(&self.db.app_url, &self.db.owner_url, &jwt_secret()),
+        };
+        let app = Application::build(config).await.expect("replica builds");
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        stop
+    }
+
     pub fn admin<T>(&self, message: T) -> Request<T> {
         with_token(message, &self.admin_token)
     }

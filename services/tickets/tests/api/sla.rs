@@ -266,3 +266,85 @@ async fn a_category_specific_policy_wins_and_no_policy_means_no_sla() {
     assert_eq!((plain.sla_policy.as_str(), plain.resolution_sla), ("", pb::SlaState::Unspecified as i32), "no NORMAL policy exists");
     assert!(plain.resolution_due.is_none());
 }
+
+#[tokio::test]
+async fn the_job_records_each_warning_and_breach_once_and_escalates_to_the_team_lead() {
+    let suite = spawn_suite().await;
+    let _second_replica = suite.replica().await;
+    let team = pb::Team {
+        display_name: "Support".into(),
+        lead: "lena".into(),
+        assignment_strategy: pb::AssignmentStrategy::Manual as i32,
+        ..Default::default()
+    };
+    let team = crm_proto::crm::tickets::v1::team_service_client::TeamServiceClient::new(suite.channel.clone())
+        .create_team(suite.admin(pb::CreateTeamRequest { team: Some(team) }))
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap()
+        .name;
+    policy(&suite, pb::Priority::Normal, "", "", secs(1), secs(2), 0.5).await;
+    let ticket = pb::Ticket { customer: suite.customer("Ada").await, subject: "Slow".into(), team: team.clone(), ..Default::default() };
+    let ticket = suite
+        .tickets
+        .clone()
+        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    let assign = pb::AssignTicketRequest { name: ticket.name.clone(), assignee: "alice".into(), team: String::new(), etag: String::new() };
+    suite.tickets.clone().assign_ticket(suite.admin(assign)).await.unwrap();
+
+    let timeline = || async {
+        let request = suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() });
+        suite.tickets.clone().list_ticket_events(request).await.unwrap().into_inner().events
+    };
+    let mut events = timeline().await;
+    for _ in 0..100 {
+        if events.iter().filter(|e| e.kind == "SLA_BREACHED").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        events = timeline().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await; // give a double recording the chance to show
+    let events = timeline().await;
+    let steps: Vec<(String, String)> =
+        events.iter().filter(|e| e.kind.starts_with("SLA_")).map(|e| (e.kind.clone(), e.detail.clone())).collect();
+    let count = |kind: &str, target: &str| steps.iter().filter(|(k, d)| k == kind && d.starts_with(target)).count();
+    for target in ["first_response", "resolution"] {
+        assert_eq!((count("SLA_WARNING", target), count("SLA_BREACHED", target)), (1, 1), "{target}: {steps:?}");
+    }
+    let first_breach = steps.iter().find(|(k, d)| k == "SLA_BREACHED" && d.starts_with("first_response")).unwrap();
+    assert_eq!(first_breach.1, "first_response target missed; priority NORMAL → HIGH; reassigned alice → lena (team lead)");
+
+    let escalated = get(&suite, &ticket.name).await;
+    assert_eq!(escalated.priority, pb::Priority::Urgent as i32, "two breaches, two levels");
+    assert_eq!(escalated.assignee, "lena");
+    assert_eq!((escalated.first_response_sla, escalated.resolution_sla), (pb::SlaState::Breached as i32, pb::SlaState::Breached as i32));
+}
+
+#[tokio::test]
+async fn the_cross_tenant_timer_scan_is_read_only_and_opt_in() {
+    use sqlx::Connection;
+    let suite = spawn_suite().await;
+    policy(&suite, pb::Priority::Normal, "", "", secs(3600), secs(7200), 0.0).await;
+    suite.open(&suite.customer("Ada").await, "Timer").await;
+    let mut conn = sqlx::PgConnection::connect(suite.app_database_url()).await.unwrap();
+    // Without the scan scope and without a tenant, the service role sees no timers.
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sla_timers").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(n, 0);
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.scope', 'sla-scan', true)").execute(&mut *tx).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sla_timers").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(n, 1, "the scan sees due timers of every tenant");
+    let changed = sqlx::query("UPDATE sla_timers SET next_at = now()").execute(&mut *tx).await.unwrap();
+    assert_eq!(changed.rows_affected(), 0, "but cannot change them");
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(tickets, 0, "and the scope opens no ticket content");
+    tx.rollback().await.unwrap();
+}

@@ -1,0 +1,3 @@
+//! Background work of the tickets service.
+
+pub mod sla;
