@@ -20,6 +20,9 @@ pub struct Config {
     /// How often the SLA job looks for warnings and breaches to record.
     #[arg(long, env = "CRM_SLA_CHECK_INTERVAL_MS", default_value_t = 5000)]
     pub sla_check_interval_ms: u64,
+    /// Delay between resolving a ticket and its follow-up visit, in minutes.
+    #[arg(long, env = "CRM_FOLLOW_UP_DELAY_MINUTES", default_value_t = 1440)]
+    pub follow_up_delay_minutes: i64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

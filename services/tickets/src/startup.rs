@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::tickets::v1::{
-    classification_rule_service_server::ClassificationRuleServiceServer, sla_policy_service_server::SlaPolicyServiceServer,
-    team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer,
+    classification_rule_service_server::ClassificationRuleServiceServer, follow_up_service_server::FollowUpServiceServer,
+    sla_policy_service_server::SlaPolicyServiceServer, team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer,
 };
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
 use crate::{
-    api::{RuleApi, SlaApi, TeamApi, TicketApi},
+    api::{FollowUpApi, RuleApi, SlaApi, TeamApi, TicketApi},
     config::Config,
     profiles::ProfilesClient,
 };
@@ -42,13 +42,21 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let profiles = ProfilesClient::new(&config.profiles_url, Duration::from_millis(config.profiles_timeout_ms))?;
         let kit = Kit::connect(&SPEC, config.kit).await?;
-        let tickets = TicketServiceServer::new(TicketApi::new(kit.pool.clone(), kit.page_tokens.clone(), profiles))
+        let follow_up_delay = chrono::Duration::minutes(config.follow_up_delay_minutes);
+        let tickets = TicketServiceServer::new(TicketApi::new(kit.pool.clone(), kit.page_tokens.clone(), profiles, follow_up_delay))
             .max_decoding_message_size(kit.config.max_message_bytes);
         let teams = TeamServiceServer::new(TeamApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
         let rules =
             ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
         let sla = SlaPolicyServiceServer::new(SlaApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
-        let routes = Routes::new(tickets).add_service(teams).add_service(rules).add_service(sla).add_service(kit.event_service());
+        let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(kit.pool.clone(), follow_up_delay))
+            .max_decoding_message_size(kit.config.max_message_bytes);
+        let routes = Routes::new(tickets)
+            .add_service(teams)
+            .add_service(rules)
+            .add_service(sla)
+            .add_service(follow_ups)
+            .add_service(kit.event_service());
         crate::jobs::sla::spawn(kit.pool.clone(), Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
         let server = kit.serve(routes, config.listen_addr).await?;
         Ok(Self { server })

@@ -2,6 +2,7 @@
 
 mod convert;
 mod dispatch;
+mod follow_ups;
 mod rules;
 mod sla;
 mod sla_tracking;
@@ -9,6 +10,7 @@ mod teams;
 mod tickets;
 
 pub(crate) use convert::{parse_team_name, ticket_to_proto};
+pub use follow_ups::FollowUpApi;
 pub use rules::RuleApi;
 pub use sla::SlaApi;
 pub use teams::TeamApi;

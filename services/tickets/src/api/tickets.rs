@@ -81,12 +81,14 @@ pub struct TicketApi {
     pool: PgPool,
     page_tokens: PageTokenCodec,
     profiles: ProfilesClient,
+    follow_up_delay: chrono::Duration,
 }
 
 impl TicketApi {
-    /// Handlers over `pool`, checking customers with `profiles`.
-    pub fn new(pool: PgPool, page_tokens: PageTokenCodec, profiles: ProfilesClient) -> Self {
-        Self { pool, page_tokens, profiles }
+    /// Handlers over `pool`, checking customers with `profiles`; resolutions
+    /// schedule a follow-up `follow_up_delay` later.
+    pub fn new(pool: PgPool, page_tokens: PageTokenCodec, profiles: ProfilesClient, follow_up_delay: chrono::Duration) -> Self {
+        Self { pool, page_tokens, profiles, follow_up_delay }
     }
 }
 
@@ -118,6 +120,48 @@ async fn ensure_team(tx: &mut TenantTx, tenant: Uuid, team: &str, field: &str) -
         Some(_) => Ok(()),
         None => Err(Error::invalid(field, "UNKNOWN_TEAM", format!("{team:?} is not a team of this tenant"))),
     }
+}
+
+/// A requested status change: the target status, who asks, and why (may be empty).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Move<'a> {
+    pub to: Status,
+    pub actor: &'a str,
+    pub reason: &'a str,
+}
+
+/// Moves a locked, live ticket to `to`: state machine, pending time, SLA
+/// clocks, follow-ups, queue draining, timeline and event, in the caller's transaction.
+pub(crate) async fn transition(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    row: TicketRow,
+    change: Move<'_>,
+    follow_up_delay: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<pb::Ticket, Error> {
+    let Move { to, actor, reason } = change;
+    let id = row.id;
+    let from = stored_status(&row)?;
+    from.transition(to).map_err(|e| Error::FailedPrecondition {
+        reason: "INVALID_TRANSITION",
+        message: e.to_string(),
+        subject: ticket_name(id),
+    })?;
+    let row = store::set_status(tx, tenant, id, &status_change(&row, from, to, now), now).await?;
+    let row = super::sla_tracking::follow(tx, tenant, row, now).await?;
+    super::follow_ups::on_transition(tx, tenant, &row, to, follow_up_delay, now).await?;
+    if from.is_open() && !to.is_open() && !row.assignee.is_empty() {
+        // The assignee has capacity again: hand out what waits in the team's queue.
+        super::dispatch::drain_queue(tx, tenant, &row.team, now).await?;
+    }
+    let detail = if reason.is_empty() { format!("{from} → {to}") } else { format!("{from} → {to}: {reason}") };
+    store::append_event(tx, tenant, id, "STATUS_CHANGED", actor, &detail, now).await?;
+    let ticket = ticket_to_proto(&row);
+    let previous_status = pb::Status::from_str_name(&format!("STATUS_{}", from.name())).map_or(0, |s| s as i32);
+    let event = pb::TicketStatusChanged { ticket: Some(ticket.clone()), previous_status };
+    outbox::append(tx, tenant, &ticket.name, event_types::STATUS_CHANGED, &event).await?;
+    Ok(ticket)
 }
 
 /// Applies the tenant's classification rules and the built-in VIP rules to a
@@ -447,33 +491,13 @@ impl TicketService for TicketApi {
         let mut tx = begin_tenant(&self.pool, tenant).await?;
         let row = lock_for_change(&mut tx, tenant, id, &request.etag).await?;
         ensure_live(&row)?;
-        let from = stored_status(&row)?;
-        from.transition(to).map_err(|e| Error::FailedPrecondition {
-            reason: "INVALID_TRANSITION",
-            message: e.to_string(),
-            subject: ticket_name(id),
-        })?;
-        let now = Utc::now();
-        let row = store::set_status(&mut tx, tenant, id, &status_change(&row, from, to, now), now).await?;
-        let row = super::sla_tracking::follow(&mut tx, tenant, row, now).await?;
-        if from.is_open() && !to.is_open() && !row.assignee.is_empty() {
-            // The assignee has capacity again: hand out what waits in the team's queue.
-            super::dispatch::drain_queue(&mut tx, tenant, &row.team, now).await?;
-        }
-        let detail = if request.reason.trim().is_empty() {
-            format!("{from} → {to}")
-        } else {
-            format!("{from} → {to}: {}", request.reason.trim())
-        };
-        store::append_event(&mut tx, tenant, id, "STATUS_CHANGED", &principal.subject, &detail, now).await?;
-        let ticket = ticket_to_proto(&row);
-        let previous_status = pb::Status::from_str_name(&format!("STATUS_{}", from.name())).map_or(0, |s| s as i32);
-        outbox::append(
+        let ticket = transition(
             &mut tx,
             tenant,
-            &ticket.name,
-            event_types::STATUS_CHANGED,
-            &pb::TicketStatusChanged { ticket: Some(ticket.clone()), previous_status },
+            row,
+            Move { to, actor: &principal.subject, reason: request.reason.trim() },
+            self.follow_up_delay,
+            Utc::now(),
         )
         .await?;
         tx.commit().await.map_err(Error::from)?;

@@ -1,6 +1,7 @@
 //! SQL for the tickets service, and nothing else. Every function runs in a
 //! tenant-scoped transaction (RLS) and names the tenant explicitly too.
 
+pub mod follow_ups;
 mod rules;
 mod sla;
 mod teams;

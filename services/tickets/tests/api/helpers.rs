@@ -49,6 +49,7 @@ pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: Strin
         profiles_url: profiles_url.clone(),
         profiles_timeout_ms: 1000,
         sla_check_interval_ms: 100,
+        follow_up_delay_minutes: 0,
         kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
     };
     let app = Application::build(config).await.expect("tickets builds");
@@ -97,6 +98,7 @@ impl Suite {
             profiles_url: self.profiles_url.clone(),
             profiles_timeout_ms: 1000,
             sla_check_interval_ms: 100,
+            follow_up_delay_minutes: 0,
             kit: KitConfig::for_tests(&self.db.app_url, &self.db.owner_url, &jwt_secret()),
         };
         let app = Application::build(config).await.expect("replica builds");

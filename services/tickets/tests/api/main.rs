@@ -2,6 +2,7 @@
 //! database, next to a real profiles process with its own database.
 
 mod classification;
+mod follow_ups;
 mod helpers;
 mod sla;
 mod teams;
