@@ -16,6 +16,7 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     error_domain: "profiles.crm",
     grpc_services: &["crm.profiles.v1.CustomerService", "crm.events.v1.EventService"],
     migrator: &MIGRATOR,
+    token_methods: &[],
 };
 
 /// A built, bound profiles service.

@@ -6,13 +6,14 @@ use std::time::Duration;
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::tickets::v1::{
     classification_rule_service_server::ClassificationRuleServiceServer, follow_up_service_server::FollowUpServiceServer,
-    sla_policy_service_server::SlaPolicyServiceServer, team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer,
+    sla_policy_service_server::SlaPolicyServiceServer, survey_service_server::SurveyServiceServer, team_service_server::TeamServiceServer,
+    ticket_service_server::TicketServiceServer,
 };
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
 use crate::{
-    api::{FollowUpApi, RuleApi, SlaApi, TeamApi, TicketApi},
+    api::{FollowUpApi, RuleApi, SlaApi, SurveyApi, TeamApi, TicketApi},
     config::Config,
     profiles::ProfilesClient,
 };
@@ -30,6 +31,8 @@ pub static SPEC: ServiceSpec = ServiceSpec {
         "crm.events.v1.EventService",
     ],
     migrator: &MIGRATOR,
+    // Customers answer surveys with the one-time token in the request, without a login.
+    token_methods: &["/crm.tickets.v1.SurveyService/AnswerSurvey"],
 };
 
 /// A built, bound tickets service.
@@ -51,11 +54,15 @@ impl Application {
         let sla = SlaPolicyServiceServer::new(SlaApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
         let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(kit.pool.clone(), follow_up_delay))
             .max_decoding_message_size(kit.config.max_message_bytes);
+        let survey_key = crm_kit::server::derived_key(&kit.config, b"crm survey tokens");
+        let surveys =
+            SurveyServiceServer::new(SurveyApi::new(kit.pool.clone(), survey_key)).max_decoding_message_size(kit.config.max_message_bytes);
         let routes = Routes::new(tickets)
             .add_service(teams)
             .add_service(rules)
             .add_service(sla)
             .add_service(follow_ups)
+            .add_service(surveys)
             .add_service(kit.event_service());
         crate::jobs::sla::spawn(kit.pool.clone(), Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
         let server = kit.serve(routes, config.listen_addr).await?;

@@ -29,6 +29,8 @@ pub(crate) struct MiddlewareState {
     pub auth: Arc<Authenticator>,
     pub in_flight: Arc<Semaphore>,
     pub error_domain: &'static str,
+    /// Methods that authenticate with a token in the request instead of a bearer token.
+    pub token_methods: &'static [&'static str],
     pub local_addr: SocketAddr,
     /// Deadline when the client sends no shorter `grpc-timeout`.
     pub request_timeout: Duration,
@@ -96,7 +98,7 @@ where
                         Err(_) => return Ok(reject(overloaded())),
                     }
                 };
-                if !infrastructure {
+                if !infrastructure && !state.token_methods.contains(&path.as_str()) {
                     let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                     match state.auth.authenticate(header) {
                         Ok(principal) => {

@@ -53,6 +53,10 @@ pub struct ServiceSpec {
     pub grpc_services: &'static [&'static str],
     /// The service's own migrations.
     pub migrator: &'static Migrator,
+    /// Full method paths (e.g. "/crm.tickets.v1.SurveyService/AnswerSurvey")
+    /// that carry their own one-time token in the request and so take no
+    /// bearer token; everything else needs one.
+    pub token_methods: &'static [&'static str],
 }
 
 /// Everything a service's handlers share.
@@ -123,6 +127,7 @@ impl Kit {
             auth: self.auth.clone(),
             in_flight: Arc::new(Semaphore::new(self.config.max_in_flight)),
             error_domain: self.spec.error_domain,
+            token_methods: self.spec.token_methods,
             local_addr,
             request_timeout: self.config.request_timeout(),
         }));
@@ -249,20 +254,26 @@ fn authenticator(config: &KitConfig) -> anyhow::Result<Authenticator> {
     }
 }
 
-/// The page-token key: configured, else derived from the JWT secret (so
-/// replicas agree), else random per process (tokens then work per replica only).
+/// The page-token key: configured, else derived from the JWT secret.
 fn page_token_key(config: &KitConfig) -> Vec<u8> {
-    if let Some(secret) = &config.page_token_secret {
-        return secret.expose().as_bytes().to_vec();
+    match &config.page_token_secret {
+        Some(secret) => secret.expose().as_bytes().to_vec(),
+        None => derived_key(config, b"crm page tokens"),
     }
+}
+
+/// A signing key for `label` derived from the JWT secret, so that replicas
+/// agree without one more secret to distribute; random per process (valid on
+/// this replica only) when there is no shared secret (RS256 deployments).
+pub fn derived_key(config: &KitConfig, label: &[u8]) -> Vec<u8> {
     match &config.jwt_secret {
         Some(jwt) => {
             let mut mac = Hmac::<Sha256>::new_from_slice(jwt.expose().as_bytes()).expect("any key length");
-            mac.update(b"crm page tokens");
+            mac.update(label);
             mac.finalize().into_bytes().to_vec()
         }
         None => {
-            tracing::warn!("no CRM_PAGE_TOKEN_SECRET: page tokens are only valid on this replica");
+            tracing::warn!(label = %String::from_utf8_lossy(label), "no shared secret: keys derived for this label are valid on this replica only");
             Uuid::new_v4().into_bytes().to_vec()
         }
     }

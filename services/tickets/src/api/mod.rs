@@ -6,6 +6,7 @@ mod follow_ups;
 mod rules;
 mod sla;
 mod sla_tracking;
+mod surveys;
 mod teams;
 mod tickets;
 
@@ -13,5 +14,6 @@ pub(crate) use convert::{parse_team_name, ticket_to_proto};
 pub use follow_ups::FollowUpApi;
 pub use rules::RuleApi;
 pub use sla::SlaApi;
+pub use surveys::SurveyApi;
 pub use teams::TeamApi;
 pub use tickets::TicketApi;

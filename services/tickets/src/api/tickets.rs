@@ -151,6 +151,9 @@ pub(crate) async fn transition(
     let row = store::set_status(tx, tenant, id, &status_change(&row, from, to, now), now).await?;
     let row = super::sla_tracking::follow(tx, tenant, row, now).await?;
     super::follow_ups::on_transition(tx, tenant, &row, to, follow_up_delay, now).await?;
+    if to == Status::Resolved {
+        super::surveys::on_resolved(tx, tenant, &row, now).await?;
+    }
     if from.is_open() && !to.is_open() && !row.assignee.is_empty() {
         // The assignee has capacity again: hand out what waits in the team's queue.
         super::dispatch::drain_queue(tx, tenant, &row.team, now).await?;

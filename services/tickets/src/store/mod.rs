@@ -4,6 +4,7 @@
 pub mod follow_ups;
 mod rules;
 mod sla;
+pub mod surveys;
 mod teams;
 mod tickets;
 

@@ -5,5 +5,6 @@ mod classification;
 mod follow_ups;
 mod helpers;
 mod sla;
+mod surveys;
 mod teams;
 mod tickets;

@@ -1,0 +1,182 @@
+//! Satisfaction surveys: created at a ticket's first resolution, answered once
+//! through a one-time token that carries tenant and survey id and is signed
+//! with HMAC-SHA256, so answering needs no login and no stored secret.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    auth::{Permission, caller},
+    db::{TenantTx, begin_tenant},
+    outbox, time,
+};
+use crm_proto::crm::tickets::v1::{self as pb, survey_service_server::SurveyService};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert::parse_ticket_name;
+use crate::store::{
+    self, TicketRow,
+    surveys::{self, SurveyRow},
+};
+
+const MAC_LEN: usize = 16;
+
+/// Creates the survey at a ticket's first resolution.
+pub async fn on_resolved(tx: &mut TenantTx, tenant: Uuid, row: &TicketRow, now: DateTime<Utc>) -> Result<(), Error> {
+    surveys::create_once(tx, tenant, row.id, &row.assignee, &row.team, &row.category, now).await
+}
+
+/// Handlers of SurveyService.
+#[derive(Clone)]
+pub struct SurveyApi {
+    pool: PgPool,
+    key: Vec<u8>,
+}
+
+impl SurveyApi {
+    /// Handlers over `pool`, signing answer tokens with `key`.
+    pub fn new(pool: PgPool, key: Vec<u8>) -> Self {
+        Self { pool, key }
+    }
+
+    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(payload);
+        mac
+    }
+
+    fn token(&self, tenant: Uuid, survey: Uuid) -> String {
+        let mut bytes = [tenant.into_bytes(), survey.into_bytes()].concat();
+        let tag = self.mac(&bytes).finalize().into_bytes();
+        bytes.extend_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// (tenant, survey) of a genuine token.
+    fn verify(&self, token: &str) -> Result<(Uuid, Uuid), Error> {
+        let invalid = || Error::Unauthenticated { reason: "INVALID_SURVEY_TOKEN", message: "the survey link is invalid".to_owned() };
+        let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| invalid())?;
+        if bytes.len() != 32 + MAC_LEN {
+            return Err(invalid());
+        }
+        let (payload, tag) = bytes.split_at(32);
+        self.mac(payload).verify_truncated_left(tag).map_err(|_| invalid())?;
+        let id = |b: &[u8]| Uuid::from_slice(b).map_err(|_| invalid());
+        Ok((id(&payload[..16])?, id(&payload[16..])?))
+    }
+
+    fn to_proto(&self, tenant: Uuid, row: &SurveyRow) -> pb::Survey {
+        pb::Survey {
+            name: format!("surveys/{}", row.id),
+            ticket: format!("tickets/{}", row.ticket_id),
+            agent: row.agent.clone(),
+            team: row.team.clone(),
+            category: row.category.clone(),
+            send_time: Some(time::to_timestamp(row.send_time)),
+            answer_token: self.token(tenant, row.id),
+            csat: row.csat.map_or(0, i32::from),
+            nps: row.nps.map(i32::from),
+            comment: row.comment.clone(),
+            answer_time: row.answer_time.map(time::to_timestamp),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl SurveyService for SurveyApi {
+    async fn get_ticket_survey(
+        &self,
+        request: Request<pb::GetTicketSurveyRequest>,
+    ) -> Result<Response<pb::GetTicketSurveyResponse>, Status> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsWrite)?;
+        let ticket = parse_ticket_name(&request.get_ref().ticket, "ticket")?;
+        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let row = surveys::for_ticket(&mut tx, principal.tenant, ticket)
+            .await?
+            .ok_or_else(|| Error::NotFound { resource_type: "tickets.crm/Survey", name: format!("tickets/{ticket}/survey") })?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::GetTicketSurveyResponse { survey: Some(self.to_proto(principal.tenant, &row)) }))
+    }
+
+    async fn answer_survey(&self, request: Request<pb::AnswerSurveyRequest>) -> Result<Response<pb::AnswerSurveyResponse>, Status> {
+        let r = request.into_inner();
+        let (tenant, id) = self.verify(&r.token)?;
+        let mut violations = Vec::new();
+        if !(1..=5).contains(&r.csat) {
+            violations.push(crm_kit::FieldViolation::new("csat", "INVALID_SCORE", "csat must be 1-5"));
+        }
+        if r.nps.is_some_and(|n| !(0..=10).contains(&n)) {
+            violations.push(crm_kit::FieldViolation::new("nps", "INVALID_SCORE", "nps must be 0-10"));
+        }
+        if r.comment.chars().count() > 2000 {
+            violations.push(crm_kit::FieldViolation::new("comment", "TOO_LONG", "at most 2000 characters"));
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument { violations }.into());
+        }
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let survey = surveys::lock(&mut tx, tenant, id)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated { reason: "INVALID_SURVEY_TOKEN", message: "the survey link is invalid".to_owned() })?;
+        if survey.answer_time.is_some() {
+            return Err(Error::FailedPrecondition {
+                reason: "SURVEY_ALREADY_ANSWERED",
+                message: "this survey was already answered; thank you".to_owned(),
+                subject: format!("surveys/{id}"),
+            }
+            .into());
+        }
+        let now = Utc::now();
+        let nps = r.nps.map(|n| n as i16);
+        surveys::answer(&mut tx, tenant, id, r.csat as i16, nps, r.comment.trim(), now).await?;
+        let detail = match nps {
+            Some(n) => format!("CSAT {}, NPS {n}", r.csat),
+            None => format!("CSAT {}", r.csat),
+        };
+        store::append_event(&mut tx, tenant, survey.ticket_id, "SURVEY_ANSWERED", "customer", &detail, now).await?;
+        let ticket = format!("tickets/{}", survey.ticket_id);
+        let event = pb::SurveyAnswered { ticket: ticket.clone(), csat: r.csat, nps: r.nps };
+        outbox::append(&mut tx, tenant, &ticket, "crm.tickets.v1.SurveyAnswered", &event).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::AnswerSurveyResponse {}))
+    }
+
+    async fn get_satisfaction_summary(
+        &self,
+        request: Request<pb::GetSatisfactionSummaryRequest>,
+    ) -> Result<Response<pb::GetSatisfactionSummaryResponse>, Status> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsRead)?;
+        let r = request.into_inner();
+        let column = match pb::SummaryGrouping::try_from(r.group_by) {
+            Ok(pb::SummaryGrouping::Agent) => "agent",
+            Ok(pb::SummaryGrouping::Team) => "team",
+            Ok(pb::SummaryGrouping::Category) => "category",
+            _ => return Err(Error::invalid("group_by", "INVALID_GROUPING", "group by AGENT, TEAM or CATEGORY").into()),
+        };
+        let period = r.start_time.as_ref().and_then(time::from_timestamp).zip(r.end_time.as_ref().and_then(time::from_timestamp));
+        let Some((from, to)) = period.filter(|(from, to)| from < to) else {
+            return Err(Error::invalid("start_time", "INVALID_PERIOD", "give start_time before end_time").into());
+        };
+        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let rows = surveys::summary(&mut tx, principal.tenant, column, from, to).await?;
+        tx.commit().await.map_err(Error::from)?;
+        let groups = rows
+            .into_iter()
+            .map(|g| pb::SatisfactionGroup {
+                key: g.key,
+                surveys_sent: g.sent,
+                responses: g.responses,
+                response_rate: if g.sent == 0 { 0.0 } else { g.responses as f64 / g.sent as f64 },
+                csat_average: g.csat_average.unwrap_or(0.0),
+                nps: g.nps.unwrap_or(0.0),
+            })
+            .collect();
+        Ok(Response::new(pb::GetSatisfactionSummaryResponse { groups }))
+    }
+}
