@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::tickets::v1::{
-    classification_rule_service_server::ClassificationRuleServiceServer, follow_up_service_server::FollowUpServiceServer,
-    sla_policy_service_server::SlaPolicyServiceServer, survey_service_server::SurveyServiceServer, team_service_server::TeamServiceServer,
-    ticket_service_server::TicketServiceServer,
+    article_service_server::ArticleServiceServer, classification_rule_service_server::ClassificationRuleServiceServer,
+    follow_up_service_server::FollowUpServiceServer, sla_policy_service_server::SlaPolicyServiceServer,
+    survey_service_server::SurveyServiceServer, team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer,
 };
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
 use crate::{
-    api::{FollowUpApi, RuleApi, SlaApi, SurveyApi, TeamApi, TicketApi},
+    api::{ArticleApi, FollowUpApi, RuleApi, SlaApi, SurveyApi, TeamApi, TicketApi},
     config::Config,
     profiles::ProfilesClient,
 };
@@ -63,6 +63,9 @@ impl Application {
             .add_service(sla)
             .add_service(follow_ups)
             .add_service(surveys)
+            .add_service(
+                ArticleServiceServer::new(ArticleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes),
+            )
             .add_service(kit.event_service());
         crate::jobs::sla::spawn(kit.pool.clone(), Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
         let server = kit.serve(routes, config.listen_addr).await?;

@@ -159,6 +159,7 @@ pub fn ticket_to_proto(row: &TicketRow) -> pb::Ticket {
         resolution_due: row.sla.res_due.map(time::to_timestamp),
         first_response_sla: sla_state(first_response),
         resolution_sla: sla_state(resolution),
+        answer_article: row.answer_article_id.map(|id| format!("articles/{id}")).unwrap_or_default(),
     }
 }
 

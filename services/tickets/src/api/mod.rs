@@ -1,5 +1,6 @@
 //! gRPC handlers, dispatch, and proto ⇄ store conversions.
 
+mod articles;
 mod convert;
 mod dispatch;
 mod follow_ups;
@@ -10,6 +11,7 @@ mod surveys;
 mod teams;
 mod tickets;
 
+pub use articles::ArticleApi;
 pub(crate) use convert::{parse_team_name, ticket_to_proto};
 pub use follow_ups::FollowUpApi;
 pub use rules::RuleApi;

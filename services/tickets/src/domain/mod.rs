@@ -3,5 +3,6 @@
 pub mod calendar;
 pub mod classify;
 pub mod dispatch;
+pub mod search;
 pub mod sla;
 pub mod status;

@@ -34,6 +34,7 @@ pub struct TicketRow {
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub delete_time: Option<DateTime<Utc>>,
+    pub answer_article_id: Option<Uuid>,
     #[sqlx(flatten)]
     pub sla: SlaColumns,
 }
@@ -78,7 +79,7 @@ impl SlaColumns {
 }
 
 const COLUMNS: &str = "id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, \
-first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time, \
+first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time, answer_article_id, \
 sla_policy_id, sla_calendar_id, sla_warning_ratio, fr_target_ms, fr_consumed_ms, fr_since, fr_due, fr_warn_at, fr_breached, \
 res_target_ms, res_consumed_ms, res_since, res_due, res_warn_at, res_breached, \
 fr_warn_recorded, fr_breach_recorded, res_warn_recorded, res_breach_recorded";
@@ -487,5 +488,20 @@ pub async fn queued(tx: &mut TenantTx, tenant: Uuid, team: &str, limit: i64) -> 
         .bind(limit)
         .fetch_all(&mut **tx)
         .instrument(db_span("SELECT", "tickets"))
+        .await?)
+}
+
+/// Records the knowledge-base article that answered a ticket.
+pub async fn set_answer_article(tx: &mut TenantTx, tenant: Uuid, id: Uuid, article: Uuid, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET answer_article_id = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(article)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
         .await?)
 }
