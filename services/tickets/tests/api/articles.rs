@@ -130,7 +130,7 @@ async fn tickets_get_suggestions_and_a_published_answer_can_be_linked() {
         .hits;
     assert_eq!(
         hits.iter().map(|h| h.article.as_ref().unwrap().name.clone()).collect::<Vec<_>>(),
-        [answer.name.clone()],
+        std::slice::from_ref(&answer.name),
         "drafts are never suggested"
     );
 
