@@ -24,6 +24,7 @@ mod middleware;
 pub mod outbox;
 pub mod pagination;
 pub mod protoenum;
+pub mod resource;
 pub mod server;
 pub mod telemetry;
 pub mod time;

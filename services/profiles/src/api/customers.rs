@@ -57,9 +57,7 @@ impl CustomerApi {
 
 /// Parses `customers/{uuid}`.
 fn parse_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    name.strip_prefix("customers/")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| Error::invalid(field, "INVALID_NAME", format!("{name:?} is not a customer name like \"customers/<uuid>\"")))
+    crm_kit::resource::parse_id(name, "customers", field, "INVALID_NAME")
 }
 
 fn not_found(id: Uuid) -> Error {

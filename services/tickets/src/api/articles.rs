@@ -41,9 +41,7 @@ impl ArticleApi {
 }
 
 fn parse_article_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    name.strip_prefix("articles/")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| Error::invalid(field, "INVALID_NAME", format!("{name:?} is not an article name like \"articles/<uuid>\"")))
+    crm_kit::resource::parse_id(name, "articles", field, "INVALID_NAME")
 }
 
 fn not_found(id: Uuid) -> Error {

@@ -1,7 +1,7 @@
 //! Proto ⇄ stored-row conversions and validation of incoming tickets and comments.
 
 use chrono::Duration;
-use crm_kit::{Error, FieldViolation, etag, protoenum, time};
+use crm_kit::{Error, FieldViolation, etag, protoenum, resource, time};
 use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
@@ -23,23 +23,17 @@ pub fn ticket_name(id: Uuid) -> String {
 
 /// Parses "tickets/{uuid}".
 pub fn parse_ticket_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    name.strip_prefix("tickets/")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| Error::invalid(field, "INVALID_NAME", format!("{name:?} is not a ticket name like \"tickets/<uuid>\"")))
+    resource::parse_id(name, "tickets", field, "INVALID_NAME")
 }
 
 /// Parses "teams/{uuid}".
 pub fn parse_team_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    name.strip_prefix("teams/")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| Error::invalid(field, "INVALID_TEAM", format!("{name:?} is not a team name like \"teams/<uuid>\"")))
+    resource::parse_id(name, "teams", field, "INVALID_TEAM")
 }
 
 /// Parses "customers/{uuid}".
 pub fn parse_customer_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    name.strip_prefix("customers/")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| Error::invalid(field, "INVALID_CUSTOMER", format!("{name:?} is not a customer name like \"customers/<uuid>\"")))
+    resource::parse_id(name, "customers", field, "INVALID_CUSTOMER")
 }
 
 fn text(violations: &mut Vec<FieldViolation>, field: &str, value: &str, required: bool, max: usize) -> String {

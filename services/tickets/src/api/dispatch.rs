@@ -65,16 +65,16 @@ pub async fn assign_new(tx: &mut TenantTx, tenant: Uuid, ticket: TicketRow, now:
 /// Hands queued tickets of `team` (a resource name) to members with spare
 /// capacity, oldest first, until nobody fits. Returns how many were assigned.
 pub async fn drain_queue(tx: &mut TenantTx, tenant: Uuid, team: &str, now: DateTime<Utc>) -> Result<usize, Error> {
-    let Some(team_row) = lock_team(tx, tenant, team).await? else { return Ok(0) };
+    let Some(mut team_row) = lock_team(tx, tenant, team).await? else { return Ok(0) };
     let mut assigned = 0;
     loop {
         let queue = store::queued(tx, tenant, team, QUEUE_BATCH).await?;
         let batch = queue.len();
         let mut progressed = false;
         for ticket in queue {
-            // Re-read the team: the previous assignment moved `last_assigned`.
-            let team_row = store::find_team(tx, tenant, team_row.id, false).await?.unwrap_or_else(|| team_row.clone());
-            if assign_locked(tx, tenant, &team_row, &ticket, now).await?.is_some() {
+            if let Some(row) = assign_locked(tx, tenant, &team_row, &ticket, now).await? {
+                // Round robin continues after this agent (as stored by assign_locked).
+                team_row.last_assigned = row.assignee;
                 assigned += 1;
                 progressed = true;
             }

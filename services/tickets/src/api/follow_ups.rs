@@ -94,9 +94,7 @@ impl FollowUpService for FollowUpApi {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsWrite)?;
         let r = request.into_inner();
-        let id = r.name.strip_prefix("followUps/").and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(|| {
-            Error::invalid("name", "INVALID_NAME", format!("{:?} is not a follow-up name like \"followUps/<uuid>\"", r.name))
-        })?;
+        let id = crm_kit::resource::parse_id(&r.name, "followUps", "name", "INVALID_NAME")?;
         let notes = r.notes.trim();
         if notes.chars().count() > 5000 {
             return Err(Error::invalid("notes", "TOO_LONG", "at most 5000 characters").into());

@@ -151,14 +151,7 @@ impl ClassificationRuleService for RuleApi {
         let rule = request.into_inner().rule.ok_or_else(|| Error::invalid("rule", "REQUIRED", "rule is required"))?;
         let row = validate(&rule)?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        if !row.set_team.is_empty() {
-            let team = parse_team_name(&row.set_team, "rule.set_team")?;
-            if store::find_team(&mut tx, principal.tenant, team, false).await?.is_none() {
-                return Err(
-                    Error::invalid("rule.set_team", "UNKNOWN_TEAM", format!("{:?} is not a team of this tenant", row.set_team)).into()
-                );
-            }
-        }
+        super::tickets::ensure_team(&mut tx, principal.tenant, &row.set_team, "rule.set_team").await?;
         let stored = store::insert_rule(&mut tx, principal.tenant, &row).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::CreateClassificationRuleResponse { rule: Some(to_proto(&stored)) }))
@@ -183,9 +176,7 @@ impl ClassificationRuleService for RuleApi {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsConfigure)?;
         let name = &request.get_ref().name;
-        let id = name.strip_prefix("classificationRules/").and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(|| {
-            Error::invalid("name", "INVALID_NAME", format!("{name:?} is not a rule name like \"classificationRules/<uuid>\""))
-        })?;
+        let id = crm_kit::resource::parse_id(name, "classificationRules", "name", "INVALID_NAME")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         if !store::delete_rule(&mut tx, principal.tenant, id).await? {
             return Err(Error::NotFound { resource_type: "tickets.crm/ClassificationRule", name: name.clone() }.into());

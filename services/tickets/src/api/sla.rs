@@ -153,9 +153,7 @@ fn target_ms(v: &mut Vec<FieldViolation>, field: &str, d: Option<&prost_types::D
 }
 
 fn parse_calendar_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    name.strip_prefix("businessCalendars/").and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(|| {
-        Error::invalid(field, "INVALID_CALENDAR", format!("{name:?} is not a calendar name like \"businessCalendars/<uuid>\""))
-    })
+    crm_kit::resource::parse_id(name, "businessCalendars", field, "INVALID_CALENDAR")
 }
 
 fn validate_policy(p: &pb::SlaPolicy) -> Result<PolicyRow, Error> {
@@ -297,10 +295,7 @@ impl SlaPolicyService for SlaApi {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsConfigure)?;
         let name = &request.get_ref().name;
-        let id = name
-            .strip_prefix("slaPolicies/")
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or_else(|| Error::invalid("name", "INVALID_NAME", format!("{name:?} is not a policy name like \"slaPolicies/<uuid>\"")))?;
+        let id = crm_kit::resource::parse_id(name, "slaPolicies", "name", "INVALID_NAME")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         if !store::delete_policy(&mut tx, principal.tenant, id).await? {
             return Err(Error::NotFound { resource_type: "tickets.crm/SlaPolicy", name: name.clone() }.into());

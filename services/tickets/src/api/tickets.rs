@@ -111,7 +111,7 @@ async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str) 
 }
 
 /// INVALID_ARGUMENT unless `team` is empty or a team of the tenant.
-async fn ensure_team(tx: &mut TenantTx, tenant: Uuid, team: &str, field: &str) -> Result<(), Error> {
+pub(crate) async fn ensure_team(tx: &mut TenantTx, tenant: Uuid, team: &str, field: &str) -> Result<(), Error> {
     if team.is_empty() {
         return Ok(());
     }
@@ -351,15 +351,26 @@ impl TicketService for TicketApi {
         }
         let fields = new_ticket(&merged)?;
         ensure_team(&mut tx, tenant, &fields.team, "ticket.team").await?;
+        // Compare normalised values before writing: re-sending the same data is no change.
+        let candidate = ticket_to_proto(&TicketRow {
+            subject: fields.subject.clone(),
+            description: fields.description.clone(),
+            kind: fields.kind.clone(),
+            channel: fields.channel.clone(),
+            priority: fields.priority.clone(),
+            category: fields.category.clone(),
+            tags: fields.tags.clone(),
+            team: fields.team.clone(),
+            ..row
+        });
+        let changed: Vec<String> = WRITABLE_PATHS.iter().filter(|p| !same_field(&before, &candidate, p)).map(|p| p.to_string()).collect();
+        if changed.is_empty() {
+            tx.commit().await.map_err(Error::from)?;
+            return Ok(Response::new(pb::UpdateTicketResponse { ticket: Some(before) }));
+        }
         let now = Utc::now();
         let updated = store::update_fields(&mut tx, tenant, id, &fields, now).await?;
         let ticket = ticket_to_proto(&updated);
-        let changed: Vec<String> = WRITABLE_PATHS.iter().filter(|p| !same_field(&before, &ticket, p)).map(|p| p.to_string()).collect();
-        if changed.is_empty() {
-            // Nothing differs after normalisation: keep the old revision.
-            tx.rollback().await.map_err(Error::from)?;
-            return Ok(Response::new(pb::UpdateTicketResponse { ticket: Some(before) }));
-        }
         store::append_event(&mut tx, tenant, id, "UPDATED", &principal.subject, &changed.join(", "), now).await?;
         outbox::append(
             &mut tx,

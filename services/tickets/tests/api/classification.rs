@@ -43,14 +43,7 @@ async fn vip_tickets_are_at_least_high_and_vip_complaints_urgent() {
         open(&suite, &regular, "Rude driver", pb::TicketType::Complaint, pb::Channel::Phone).await.priority,
         pb::Priority::Normal as i32
     );
-    let events = suite
-        .tickets
-        .clone()
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: complaint.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = suite.timeline(&complaint.name).await;
     let classified = events.iter().find(|e| e.kind == "CLASSIFIED").expect("a classification entry");
     assert_eq!(classified.detail, "priority NORMAL → URGENT");
 }

@@ -48,24 +48,9 @@ async fn resolving_schedules_a_follow_up_for_the_agent_and_a_satisfied_customer_
     let again = client(&suite).complete_follow_up(suite.admin(complete(&due[0].name, true, true, ""))).await;
     assert_error(again, Code::FailedPrecondition, "FOLLOW_UP_CLOSED");
 
-    let still = suite
-        .tickets
-        .clone()
-        .get_ticket(suite.admin(pb::GetTicketRequest { name: ticket.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let still = suite.get(&ticket.name).await;
     assert_eq!(still.status, pb::Status::Resolved as i32);
-    let events = suite
-        .tickets
-        .clone()
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = suite.timeline(&ticket.name).await;
     assert!(events.iter().any(|e| e.kind == "FOLLOW_UP_COMPLETED" && e.detail == "customer satisfied: happy"));
 }
 
@@ -75,24 +60,9 @@ async fn an_unsatisfied_customer_reopens_the_ticket_and_a_reopen_cancels_the_fol
     let ticket = resolved_ticket(&suite).await;
     let follow_up = list(&suite, "alice", false).await.remove(0);
     client(&suite).complete_follow_up(suite.admin(complete(&follow_up.name, true, false, "still broken"))).await.unwrap();
-    let reopened = suite
-        .tickets
-        .clone()
-        .get_ticket(suite.admin(pb::GetTicketRequest { name: ticket.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let reopened = suite.get(&ticket.name).await;
     assert_eq!(reopened.status, pb::Status::Open as i32);
-    let events = suite
-        .tickets
-        .clone()
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = suite.timeline(&ticket.name).await;
     assert!(events.iter().any(|e| e.detail == "RESOLVED → OPEN: customer not satisfied at follow-up"));
 
     // Resolved again: a new follow-up; reopened by hand before it is done: cancelled.
@@ -117,14 +87,6 @@ async fn a_customer_not_reached_leaves_the_ticket_resolved() {
         .follow_up
         .unwrap();
     assert!(!done.satisfied, "satisfaction needs a reached customer");
-    let still = suite
-        .tickets
-        .clone()
-        .get_ticket(suite.admin(pb::GetTicketRequest { name: ticket.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let still = suite.get(&ticket.name).await;
     assert_eq!(still.status, pb::Status::Resolved as i32);
 }

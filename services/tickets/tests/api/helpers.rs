@@ -144,6 +144,22 @@ impl Suite {
             .unwrap()
     }
 
+    /// Gets a ticket as admin.
+    pub async fn get(&self, name: &str) -> pb::Ticket {
+        self.tickets.clone().get_ticket(self.admin(pb::GetTicketRequest { name: name.into() })).await.unwrap().into_inner().ticket.unwrap()
+    }
+
+    /// A ticket's timeline, as admin.
+    pub async fn timeline(&self, name: &str) -> Vec<pb::TicketEvent> {
+        self.tickets
+            .clone()
+            .list_ticket_events(self.admin(pb::ListTicketEventsRequest { parent: name.into() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+    }
+
     /// Moves a ticket as admin.
     pub async fn transition(&self, name: &str, status: pb::Status) -> Result<pb::Ticket, Status> {
         let request = self.admin(pb::TransitionTicketRequest {

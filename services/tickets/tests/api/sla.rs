@@ -178,10 +178,6 @@ fn instant(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> 
     crm_kit::time::from_timestamp(t.as_ref().expect("a timestamp")).unwrap()
 }
 
-async fn get(suite: &Suite, name: &str) -> pb::Ticket {
-    suite.tickets.clone().get_ticket(suite.admin(pb::GetTicketRequest { name: name.into() })).await.unwrap().into_inner().ticket.unwrap()
-}
-
 #[tokio::test]
 async fn due_times_follow_the_policy_calendar_exactly() {
     use crm_tickets::domain::calendar::{BusinessCalendar, Hours};
@@ -223,7 +219,7 @@ async fn clocks_pause_while_pending_and_stop_at_the_first_reply_and_resolution()
         comment: Some(pb::Comment { body: "On it".into(), public: true, ..Default::default() }),
     };
     suite.tickets.clone().add_comment(suite.admin(reply)).await.unwrap();
-    let replied = get(&suite, &ticket.name).await;
+    let replied = suite.get(&ticket.name).await;
     assert!(replied.first_response_due.is_none(), "first response met");
     assert_eq!(replied.first_response_sla, pb::SlaState::OnTrack as i32);
     assert!(replied.resolution_due.is_some());
@@ -241,7 +237,7 @@ async fn states_warn_and_breach_as_business_time_passes() {
     policy(&suite, pb::Priority::Normal, "", "", secs(1), secs(10), 0.1).await;
     let ticket = suite.open(&suite.customer("Ada").await, "Tick tock").await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
-    let later = get(&suite, &ticket.name).await;
+    let later = suite.get(&ticket.name).await;
     assert_eq!(later.first_response_sla, pb::SlaState::Breached as i32);
     assert_eq!(later.resolution_sla, pb::SlaState::Warning as i32, "1.3 s of 10 s is past the 10 % warning");
     // A reply after the target keeps the breach on record.
@@ -250,7 +246,7 @@ async fn states_warn_and_breach_as_business_time_passes() {
         comment: Some(pb::Comment { body: "Sorry".into(), public: true, ..Default::default() }),
     };
     suite.tickets.clone().add_comment(suite.admin(reply)).await.unwrap();
-    assert_eq!(get(&suite, &ticket.name).await.first_response_sla, pb::SlaState::Breached as i32);
+    assert_eq!(suite.get(&ticket.name).await.first_response_sla, pb::SlaState::Breached as i32);
 }
 
 #[tokio::test]
@@ -322,7 +318,7 @@ async fn the_job_records_each_warning_and_breach_once_and_escalates_to_the_team_
     let first_breach = steps.iter().find(|(k, d)| k == "SLA_BREACHED" && d.starts_with("first_response")).unwrap();
     assert_eq!(first_breach.1, "first_response target missed; priority NORMAL → HIGH; reassigned alice → lena (team lead)");
 
-    let escalated = get(&suite, &ticket.name).await;
+    let escalated = suite.get(&ticket.name).await;
     assert_eq!(escalated.priority, pb::Priority::Urgent as i32, "two breaches, two levels");
     assert_eq!(escalated.assignee, "lena");
     assert_eq!((escalated.first_response_sla, escalated.resolution_sla), (pb::SlaState::Breached as i32, pb::SlaState::Breached as i32));

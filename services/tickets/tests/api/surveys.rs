@@ -61,14 +61,7 @@ async fn a_survey_is_answered_once_with_its_token_and_no_login() {
     suite.transition(&ticket.name, pb::Status::Open).await.unwrap();
     suite.transition(&ticket.name, pb::Status::Resolved).await.unwrap();
     assert_eq!(survey(&suite, &ticket.name).await.name, sent.name);
-    let events = suite
-        .tickets
-        .clone()
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = suite.timeline(&ticket.name).await;
     assert!(events.iter().any(|e| e.kind == "SURVEY_ANSWERED" && e.actor == "customer" && e.detail == "CSAT 4, NPS 9"));
 }
 

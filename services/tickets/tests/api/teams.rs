@@ -128,15 +128,7 @@ async fn concurrent_intake_never_exceeds_capacity_and_the_queue_drains_as_capaci
     queued.sort_by(|a, b| a.name.cmp(&b.name));
     let alices = created.iter().find(|t| t.assignee == "alice").unwrap();
     suite.transition(&alices.name, pb::Status::Resolved).await.unwrap();
-    let oldest = suite
-        .tickets
-        .clone()
-        .get_ticket(suite.admin(pb::GetTicketRequest { name: queued[0].name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let oldest = suite.get(&queued[0].name).await;
     assert_eq!(oldest.assignee, "alice");
 
     // A new member with room takes from the queue at once; an unavailable one does not.
@@ -154,14 +146,7 @@ async fn concurrent_intake_never_exceeds_capacity_and_the_queue_drains_as_capaci
         .into_inner();
     assert_eq!(waiting.tickets.len(), 1);
     assert!(loads["alice"] <= 3 && loads["bob"] <= 3 && loads["carol"] <= 2);
-    let events = suite
-        .tickets
-        .clone()
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: oldest.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = suite.timeline(&oldest.name).await;
     let auto = events.iter().find(|e| e.kind == "ASSIGNED").unwrap();
     assert_eq!((auto.actor.as_str(), auto.detail.as_str()), ("dispatch", "nobody → alice (ROUND_ROBIN)"));
 }

@@ -19,15 +19,7 @@ async fn a_ticket_is_opened_for_an_existing_customer_with_defaults() {
     assert_eq!(created.status, pb::Status::New as i32);
     assert_eq!(created.priority, pb::Priority::Normal as i32);
     assert_eq!(created.r#type, pb::TicketType::Question as i32);
-    let fetched = suite
-        .tickets
-        .clone()
-        .get_ticket(suite.admin(pb::GetTicketRequest { name: created.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let fetched = suite.get(&created.name).await;
     assert_eq!(fetched, created);
 }
 
@@ -102,14 +94,7 @@ async fn the_lifecycle_is_enforced_and_recorded_in_the_timeline() {
     assert!(violation.description.contains("allowed: OPEN, PENDING, RESOLVED"), "{}", violation.description);
     assert_error(suite.transition(&fresh.name, Unspecified).await, Code::InvalidArgument, "INVALID_STATUS");
 
-    let events = suite
-        .tickets
-        .clone()
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = suite.timeline(&ticket.name).await;
     let details: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
     assert_eq!(events[0].kind, "CREATED");
     assert_eq!(
