@@ -8,4 +8,5 @@ mod helpers;
 mod sla;
 mod surveys;
 mod teams;
+mod tenancy;
 mod tickets;
