@@ -8,6 +8,6 @@ use crm_tickets::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let log_format = config.kit.log_format;
-    run_main(&SPEC, log_format, || async { Application::build(config).await?.run_until_stopped(shutdown_signal()).await }).await
+    let kit = config.kit.clone();
+    run_main(&SPEC, &kit, || async { Application::build(config).await?.run_until_stopped(shutdown_signal()).await }).await
 }

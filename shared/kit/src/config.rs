@@ -94,6 +94,10 @@ pub struct KitConfig {
     /// Log format.
     #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Apply the migrations (needs the migration URL) and exit without serving,
+    /// e.g. in a Kubernetes init container before a new version starts.
+    #[arg(long, env = "CRM_MIGRATE_ONLY")]
+    pub migrate_only: bool,
 }
 
 impl KitConfig {
@@ -120,6 +124,7 @@ impl KitConfig {
             shutdown_drain_ms: 0,
             shutdown_grace_ms: 5000,
             log_format: LogFormat::Json,
+            migrate_only: false,
         }
     }
 }

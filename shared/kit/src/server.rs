@@ -279,6 +279,17 @@ pub fn derived_key(config: &KitConfig, label: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Applies the kit's and the service's migrations as the schema owner and
+/// grants the login role DML, without serving.
+async fn migrate_only(spec: &ServiceSpec, kit: &KitConfig) -> anyhow::Result<()> {
+    let owner_url = kit.migration_database_url.as_ref().ok_or_else(|| anyhow::anyhow!("--migrate-only needs CRM_MIGRATION_DATABASE_URL"))?;
+    let pool = db::connect(kit).await?;
+    db::migrate(owner_url.expose(), &with_kit_migrations(spec.migrator), &pool).await?;
+    pool.close().await;
+    tracing::info!(service = spec.name, "migrations applied; exiting (--migrate-only)");
+    Ok(())
+}
+
 /// The kit's migrations followed by the service's, in version order.
 pub fn with_kit_migrations(service: &Migrator) -> Migrator {
     let mut all: Vec<_> = KIT_MIGRATOR.iter().chain(service.iter()).cloned().collect();
@@ -309,14 +320,15 @@ pub async fn shutdown_signal() {
 }
 
 /// The body of every service's `main`: installs telemetry, runs `run` (build
-/// and serve until SIGTERM/Ctrl-C), logs a failure with its cause chain, and
-/// flushes telemetry whatever happened.
-pub async fn run_main<Fut>(spec: &ServiceSpec, log_format: crate::config::LogFormat, run: impl FnOnce() -> Fut) -> anyhow::Result<()>
+/// and serve until SIGTERM/Ctrl-C) or only the migrations with
+/// `--migrate-only`, logs a failure with its cause chain, and flushes
+/// telemetry whatever happened.
+pub async fn run_main<Fut>(spec: &ServiceSpec, kit: &KitConfig, run: impl FnOnce() -> Fut) -> anyhow::Result<()>
 where
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let telemetry = crate::telemetry::init(spec.name, log_format)?;
-    let result = run().await;
+    let telemetry = crate::telemetry::init(spec.name, kit.log_format)?;
+    let result = if kit.migrate_only { migrate_only(spec, kit).await } else { run().await };
     if let Err(err) = &result {
         tracing::error!(error = ?err, service = spec.name, "service failed");
     }

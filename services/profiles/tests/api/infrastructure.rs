@@ -145,3 +145,44 @@ async fn an_unreachable_database_means_not_serving_and_unavailable_then_recovery
     assert_eq!(app.get(&created.name).await.unwrap().display_name, "Ada");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn migrate_only_applies_the_schema_grants_the_login_role_and_exits_without_serving() {
+    // Arrange: an empty database, as a Kubernetes init container sees it before a rollout.
+    let db = crm_testkit::database::fresh_database("profiles").await.unwrap();
+
+    // Act
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm-profiles"))
+        .env("CRM_DATABASE_URL", &db.app_url)
+        .env("CRM_MIGRATION_DATABASE_URL", &db.owner_url)
+        .env("CRM_JWT_SECRET", crm_testkit::auth::jwt_secret())
+        .env("CRM_LISTEN_ADDR", "127.0.0.1:1")
+        .env("CRM_MIGRATE_ONLY", "true")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output).await.expect("exits on its own").unwrap();
+
+    // Assert: a clean exit (it never bound port 1), and the login role can use the new tables.
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let app = sqlx::PgPool::connect(&db.app_url).await.unwrap();
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(&app).await.unwrap();
+    assert_eq!(customers, 0);
+}
+
+#[tokio::test]
+async fn migrate_only_without_the_owner_url_fails_with_a_clear_message() {
+    let db = crm_testkit::database::fresh_database("profiles").await.unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_crm-profiles"))
+        .env("CRM_DATABASE_URL", &db.app_url)
+        .env_remove("CRM_MIGRATION_DATABASE_URL")
+        .env("CRM_JWT_SECRET", crm_testkit::auth::jwt_secret())
+        .env("CRM_MIGRATE_ONLY", "true")
+        .env("CRM_LOG_FORMAT", "pretty")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let logs = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("CRM_MIGRATION_DATABASE_URL"), "{logs}");
+}
