@@ -6,14 +6,14 @@ use std::time::Duration;
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::tickets::v1::{
     article_service_server::ArticleServiceServer, classification_rule_service_server::ClassificationRuleServiceServer,
-    follow_up_service_server::FollowUpServiceServer, sla_policy_service_server::SlaPolicyServiceServer,
+    follow_up_service_server::FollowUpServiceServer, report_service_server::ReportServiceServer, sla_policy_service_server::SlaPolicyServiceServer,
     survey_service_server::SurveyServiceServer, team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer,
 };
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
 use crate::{
-    api::{ArticleApi, FollowUpApi, RuleApi, SlaApi, SurveyApi, TeamApi, TicketApi},
+    api::{ArticleApi, FollowUpApi, ReportApi, RuleApi, SlaApi, SurveyApi, TeamApi, TicketApi},
     config::Config,
     profiles::ProfilesClient,
 };
@@ -28,6 +28,11 @@ pub static SPEC: ServiceSpec = ServiceSpec {
         "crm.tickets.v1.TicketService",
         "crm.tickets.v1.TeamService",
         "crm.tickets.v1.ClassificationRuleService",
+        "crm.tickets.v1.SlaPolicyService",
+        "crm.tickets.v1.FollowUpService",
+        "crm.tickets.v1.SurveyService",
+        "crm.tickets.v1.ArticleService",
+        "crm.tickets.v1.ReportService",
         "crm.events.v1.EventService",
     ],
     migrator: &MIGRATOR,
@@ -66,6 +71,7 @@ impl Application {
             .add_service(
                 ArticleServiceServer::new(ArticleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes),
             )
+            .add_service(ReportServiceServer::new(ReportApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes))
             .add_service(kit.event_service());
         crate::jobs::sla::spawn(kit.pool.clone(), Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
         let server = kit.serve(routes, config.listen_addr).await?;

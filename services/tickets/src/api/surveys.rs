@@ -159,10 +159,7 @@ impl SurveyService for SurveyApi {
             Ok(pb::SummaryGrouping::Category) => "category",
             _ => return Err(Error::invalid("group_by", "INVALID_GROUPING", "group by AGENT, TEAM or CATEGORY").into()),
         };
-        let period = r.start_time.as_ref().and_then(time::from_timestamp).zip(r.end_time.as_ref().and_then(time::from_timestamp));
-        let Some((from, to)) = period.filter(|(from, to)| from < to) else {
-            return Err(Error::invalid("start_time", "INVALID_PERIOD", "give start_time before end_time").into());
-        };
+        let (from, to) = super::convert::parse_period(r.start_time.as_ref(), r.end_time.as_ref())?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let rows = surveys::summary(&mut tx, principal.tenant, column, from, to).await?;
         tx.commit().await.map_err(Error::from)?;

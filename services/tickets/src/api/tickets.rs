@@ -92,7 +92,7 @@ impl TicketApi {
     }
 }
 
-fn not_found(id: Uuid) -> Error {
+pub(super) fn not_found(id: Uuid) -> Error {
     Error::NotFound { resource_type: TICKET_TYPE, name: ticket_name(id) }
 }
 
@@ -201,7 +201,7 @@ async fn classify_intake(
 }
 
 /// FAILED_PRECONDITION for a soft-deleted ticket, which takes no work until undeleted.
-fn ensure_live(row: &TicketRow) -> Result<(), Error> {
+pub(super) fn ensure_live(row: &TicketRow) -> Result<(), Error> {
     match row.delete_time {
         None => Ok(()),
         Some(_) => Err(Error::FailedPrecondition {
@@ -212,13 +212,13 @@ fn ensure_live(row: &TicketRow) -> Result<(), Error> {
     }
 }
 
-fn stored_status(row: &TicketRow) -> Result<Status, Error> {
+pub(super) fn stored_status(row: &TicketRow) -> Result<Status, Error> {
     Status::parse(&row.status).ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored status {:?}", row.status)))
 }
 
 /// The columns a move from `from` to `to` at `now` sets: PENDING time is
 /// banked when the ticket leaves PENDING; resolving stamps the resolve time.
-fn status_change(row: &TicketRow, from: Status, to: Status, now: DateTime<Utc>) -> StatusChange {
+pub(super) fn status_change(row: &TicketRow, from: Status, to: Status, now: DateTime<Utc>) -> StatusChange {
     let mut pending_ms = row.pending_ms;
     if from == Status::Pending {
         pending_ms += row.pending_since.map_or(0, |since| (now - since).num_milliseconds().max(0));
@@ -228,6 +228,7 @@ fn status_change(row: &TicketRow, from: Status, to: Status, now: DateTime<Utc>) 
         pending_since: (to == Status::Pending).then_some(now),
         pending_ms,
         resolve_time: if to == Status::Resolved { Some(now) } else { row.resolve_time },
+        reopened: from == Status::Resolved && to == Status::Open,
     }
 }
 
@@ -516,6 +517,13 @@ impl TicketService for TicketApi {
         .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::TransitionTicketResponse { ticket: Some(ticket) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn merge_tickets(&self, request: Request<pb::MergeTicketsRequest>) -> Result<Response<pb::MergeTicketsResponse>, GrpcStatus> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsWrite)?;
+        Ok(Response::new(super::merge::merge(&self.pool, &principal, request.get_ref()).await?))
     }
 
     #[tracing::instrument(skip_all)]

@@ -6,6 +6,7 @@ pub mod follow_ups;
 mod rules;
 mod sla;
 pub mod surveys;
+pub mod reports;
 mod teams;
 mod tickets;
 
@@ -17,6 +18,6 @@ pub use sla::{
 pub use teams::{MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, set_last_assigned, upsert_member};
 pub use tickets::{
     CommentRow, EventRow, NewTicket, SlaColumns, StatusChange, TicketRow, append_event, due_timers, escalate, find, insert, insert_comment,
-    list, list_comments, list_events, lock_many, queued, set_answer_article, set_assignment, set_delete_time, set_first_response, set_sla,
-    set_status, update_fields,
+    list, list_comments, list_events, lock_in_order, lock_many, move_comments, queued, set_answer_article, set_assignment, set_delete_time,
+    set_first_response, set_merged, set_sla, set_status, set_tags, update_fields,
 };

@@ -35,6 +35,8 @@ pub struct TicketRow {
     pub update_time: DateTime<Utc>,
     pub delete_time: Option<DateTime<Utc>>,
     pub answer_article_id: Option<Uuid>,
+    pub merged_into: Option<Uuid>,
+    pub reopen_count: i32,
     #[sqlx(flatten)]
     pub sla: SlaColumns,
 }
@@ -80,7 +82,7 @@ impl SlaColumns {
 
 const COLUMNS: &str = "id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, \
 first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time, answer_article_id, \
-sla_policy_id, sla_calendar_id, sla_warning_ratio, fr_target_ms, fr_consumed_ms, fr_since, fr_due, fr_warn_at, fr_breached, \
+merged_into, reopen_count, sla_policy_id, sla_calendar_id, sla_warning_ratio, fr_target_ms, fr_consumed_ms, fr_since, fr_due, fr_warn_at, fr_breached, \
 res_target_ms, res_consumed_ms, res_since, res_due, res_warn_at, res_breached, \
 fr_warn_recorded, fr_breach_recorded, res_warn_recorded, res_breach_recorded";
 
@@ -313,13 +315,15 @@ pub struct StatusChange {
     pub pending_since: Option<DateTime<Utc>>,
     pub pending_ms: i64,
     pub resolve_time: Option<DateTime<Utc>>,
+    /// A RESOLVED ticket going back to OPEN.
+    pub reopened: bool,
 }
 
 /// Applies a status change and bumps the revision.
 pub async fn set_status(tx: &mut TenantTx, tenant: Uuid, id: Uuid, change: &StatusChange, now: DateTime<Utc>) -> Result<TicketRow, Error> {
     let sql = format!(
-        "UPDATE tickets SET status = $3, pending_since = $4, pending_ms = $5, resolve_time = $6, update_time = $7, revision = revision + 1
-         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        "UPDATE tickets SET status = $3, pending_since = $4, pending_ms = $5, resolve_time = $6, update_time = $7, revision = revision + 1,
+         reopen_count = reopen_count + $8 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as::<_, TicketRow>(&sql)
         .bind(tenant)
@@ -329,6 +333,7 @@ pub async fn set_status(tx: &mut TenantTx, tenant: Uuid, id: Uuid, change: &Stat
         .bind(change.pending_ms)
         .bind(change.resolve_time)
         .bind(now)
+        .bind(i32::from(change.reopened))
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "tickets"))
         .await?)
@@ -504,4 +509,52 @@ pub async fn set_answer_article(tx: &mut TenantTx, tenant: Uuid, id: Uuid, artic
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "tickets"))
         .await?)
+}
+
+/// Closes a duplicate as merged into `target`; its pending time is banked.
+pub async fn set_merged(tx: &mut TenantTx, tenant: Uuid, id: Uuid, target: Uuid, pending_ms: i64, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+    let sql = format!(
+        "UPDATE tickets SET merged_into = $3, status = 'CLOSED', pending_since = NULL, pending_ms = $4, update_time = $5, revision = revision + 1
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(target)
+        .bind(pending_ms)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
+        .await?)
+}
+
+/// Sets a ticket's tags (a merge adds the duplicates' tags) and bumps the revision.
+pub async fn set_tags(tx: &mut TenantTx, tenant: Uuid, id: Uuid, tags: &[String], now: DateTime<Utc>) -> Result<TicketRow, Error> {
+    let sql = format!("UPDATE tickets SET tags = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}");
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(tags)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "tickets"))
+        .await?)
+}
+
+/// Moves the comments of `from` to ticket `to`, keeping their authors and times.
+pub async fn move_comments(tx: &mut TenantTx, tenant: Uuid, from: &[Uuid], to: Uuid) -> Result<u64, Error> {
+    Ok(sqlx::query("UPDATE ticket_comments SET ticket_id = $3 WHERE tenant_id = $1 AND ticket_id = ANY($2)")
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "ticket_comments"))
+        .await?
+        .rows_affected())
+}
+
+/// The given tickets, locked in id order (so that concurrent merges cannot deadlock).
+pub async fn lock_in_order(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<TicketRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE");
+    Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }

@@ -160,6 +160,18 @@ impl Suite {
             .events
     }
 
+    /// Adds a public reply (or an internal note) as admin.
+    pub async fn comment(&self, name: &str, body: &str, public: bool) {
+        let comment = pb::Comment { body: body.into(), public, ..Default::default() };
+        self.tickets.clone().add_comment(self.admin(pb::AddCommentRequest { parent: name.into(), comment: Some(comment) })).await.unwrap();
+    }
+
+    /// A ticket's comments (internal notes included), as admin.
+    pub async fn comments(&self, name: &str) -> Vec<pb::Comment> {
+        let request = self.admin(pb::ListCommentsRequest { parent: name.into(), include_internal: true });
+        self.tickets.clone().list_comments(request).await.unwrap().into_inner().comments
+    }
+
     /// Moves a ticket as admin.
     pub async fn transition(&self, name: &str, status: pb::Status) -> Result<pb::Ticket, Status> {
         let request = self.admin(pb::TransitionTicketRequest {

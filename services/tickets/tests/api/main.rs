@@ -5,6 +5,7 @@ mod articles;
 mod classification;
 mod follow_ups;
 mod helpers;
+mod merge;
 mod sla;
 mod surveys;
 mod teams;

@@ -16,7 +16,7 @@ async fn resolved_by(suite: &Suite, customer: &str, agent: &str) -> pb::Ticket {
     suite.transition(&ticket.name, pb::Status::Resolved).await.unwrap()
 }
 
-async fn survey(suite: &Suite, ticket: &str) -> pb::Survey {
+pub async fn survey(suite: &Suite, ticket: &str) -> pb::Survey {
     client(suite)
         .get_ticket_survey(suite.as_roles(pb::GetTicketSurveyRequest { ticket: ticket.into() }, &["agent"]))
         .await
@@ -27,7 +27,7 @@ async fn survey(suite: &Suite, ticket: &str) -> pb::Survey {
 }
 
 /// Answers without any login, as a customer-facing page would.
-async fn answer(suite: &Suite, token: &str, csat: i32, nps: Option<i32>) -> Result<(), tonic::Status> {
+pub async fn answer(suite: &Suite, token: &str, csat: i32, nps: Option<i32>) -> Result<(), tonic::Status> {
     let request = tonic::Request::new(pb::AnswerSurveyRequest { token: token.into(), csat, nps, comment: "thanks".into() });
     client(suite).answer_survey(request).await.map(|_| ())
 }
