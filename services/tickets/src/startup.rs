@@ -6,8 +6,9 @@ use std::time::Duration;
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::tickets::v1::{
     article_service_server::ArticleServiceServer, classification_rule_service_server::ClassificationRuleServiceServer,
-    follow_up_service_server::FollowUpServiceServer, report_service_server::ReportServiceServer, sla_policy_service_server::SlaPolicyServiceServer,
-    survey_service_server::SurveyServiceServer, team_service_server::TeamServiceServer, ticket_service_server::TicketServiceServer,
+    follow_up_service_server::FollowUpServiceServer, report_service_server::ReportServiceServer,
+    sla_policy_service_server::SlaPolicyServiceServer, survey_service_server::SurveyServiceServer, team_service_server::TeamServiceServer,
+    ticket_service_server::TicketServiceServer,
 };
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;

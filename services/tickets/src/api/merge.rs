@@ -85,7 +85,11 @@ fn merged_tags(target: &TicketRow, merged: &[TicketRow]) -> Vec<String> {
 }
 
 /// Merges `request.source_tickets` into `request.name` in one transaction.
-pub(crate) async fn merge(pool: &PgPool, principal: &Principal, request: &pb::MergeTicketsRequest) -> Result<pb::MergeTicketsResponse, Error> {
+pub(crate) async fn merge(
+    pool: &PgPool,
+    principal: &Principal,
+    request: &pb::MergeTicketsRequest,
+) -> Result<pb::MergeTicketsResponse, Error> {
     let target_id = parse_ticket_name(&request.name, "name")?;
     let sources = parse_sources(&request.source_tickets, target_id)?;
     let expected_revision = etag::parse(&request.etag, "etag")?;
@@ -109,7 +113,10 @@ pub(crate) async fn merge(pool: &PgPool, principal: &Principal, request: &pb::Me
     }
     if merging.is_empty() {
         tx.commit().await?;
-        return Ok(pb::MergeTicketsResponse { ticket: Some(ticket_to_proto(&target)), merged_tickets: done.iter().map(ticket_to_proto).collect() });
+        return Ok(pb::MergeTicketsResponse {
+            ticket: Some(ticket_to_proto(&target)),
+            merged_tickets: done.iter().map(ticket_to_proto).collect(),
+        });
     }
 
     let now = Utc::now();
@@ -136,7 +143,8 @@ pub(crate) async fn merge(pool: &PgPool, principal: &Principal, request: &pb::Me
     for team in &teams_with_capacity {
         super::dispatch::drain_queue(&mut tx, tenant, team, now).await?;
     }
-    let response = pb::MergeTicketsResponse { ticket: Some(ticket_to_proto(&survivor)), merged_tickets: done.iter().map(ticket_to_proto).collect() };
+    let response =
+        pb::MergeTicketsResponse { ticket: Some(ticket_to_proto(&survivor)), merged_tickets: done.iter().map(ticket_to_proto).collect() };
     let event = pb::TicketMerged { ticket: response.ticket.clone(), merged_tickets: response.merged_tickets.clone() };
     outbox::append(&mut tx, tenant, &ticket_name(target_id), MERGED, &event).await?;
     tx.commit().await?;

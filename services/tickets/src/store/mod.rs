@@ -3,10 +3,10 @@
 
 pub mod articles;
 pub mod follow_ups;
+pub mod reports;
 mod rules;
 mod sla;
 pub mod surveys;
-pub mod reports;
 mod teams;
 mod tickets;
 

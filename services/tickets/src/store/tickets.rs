@@ -512,7 +512,14 @@ pub async fn set_answer_article(tx: &mut TenantTx, tenant: Uuid, id: Uuid, artic
 }
 
 /// Closes a duplicate as merged into `target`; its pending time is banked.
-pub async fn set_merged(tx: &mut TenantTx, tenant: Uuid, id: Uuid, target: Uuid, pending_ms: i64, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+pub async fn set_merged(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    target: Uuid,
+    pending_ms: i64,
+    now: DateTime<Utc>,
+) -> Result<TicketRow, Error> {
     let sql = format!(
         "UPDATE tickets SET merged_into = $3, status = 'CLOSED', pending_since = NULL, pending_ms = $4, update_time = $5, revision = revision + 1
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
@@ -530,7 +537,9 @@ pub async fn set_merged(tx: &mut TenantTx, tenant: Uuid, id: Uuid, target: Uuid,
 
 /// Sets a ticket's tags (a merge adds the duplicates' tags) and bumps the revision.
 pub async fn set_tags(tx: &mut TenantTx, tenant: Uuid, id: Uuid, tags: &[String], now: DateTime<Utc>) -> Result<TicketRow, Error> {
-    let sql = format!("UPDATE tickets SET tags = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}");
+    let sql = format!(
+        "UPDATE tickets SET tags = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
     Ok(sqlx::query_as::<_, TicketRow>(&sql)
         .bind(tenant)
         .bind(id)

@@ -6,6 +6,7 @@ mod classification;
 mod follow_ups;
 mod helpers;
 mod merge;
+mod reports;
 mod sla;
 mod surveys;
 mod teams;

@@ -13,7 +13,8 @@ async fn tagged(suite: &Suite, customer: &str, subject: &str, tags: &[&str]) -> 
     let ticket = suite.open(customer, subject).await;
     let mut update = ticket.clone();
     update.tags = tags.iter().map(|t| t.to_string()).collect();
-    let request = pb::UpdateTicketRequest { ticket: Some(update), update_mask: Some(prost_types::FieldMask { paths: vec!["tags".into()] }) };
+    let request =
+        pb::UpdateTicketRequest { ticket: Some(update), update_mask: Some(prost_types::FieldMask { paths: vec!["tags".into()] }) };
     suite.tickets.clone().update_ticket(suite.admin(request)).await.unwrap().into_inner().ticket.unwrap()
 }
 
