@@ -7,11 +7,17 @@ CARGO ?= cargo
 # buf comes from npm (@bufbuild/buf ships the prebuilt binary as a package).
 TOOLS_DIR := $(HOME)/.cache/crm-tools
 BUF := $(TOOLS_DIR)/node_modules/.bin/buf
+# `make images`: one image per service from the root Dockerfile, as
+# service:port (the port the pod listens on; only EXPOSEd). Tag and registry
+# prefix (e.g. IMAGE_PREFIX=registry.example.com/crm/) are overridable.
+IMAGES := profiles:50051 tickets:50052
+IMAGE_TAG ?= dev
+IMAGE_PREFIX ?=
 
-.PHONY: help build run test fmt lint db-up db-down clean-data
+.PHONY: help build run test fmt lint db-up db-down clean-data k8s-check images
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build every binary of the workspace (debug)
 	$(CARGO) build --workspace --bins
@@ -32,6 +38,18 @@ lint: $(BUF) ## rustfmt check, clippy with -D warnings, buf lint of proto/
 
 $(BUF):
 	npm install --prefix "$(TOOLS_DIR)" --no-audit --no-fund --loglevel=error @bufbuild/buf
+
+k8s-check: ## render the k8s overlays, validate them (schemas, checkov) and check them against the built binaries
+	@scripts/k8s-check.sh
+
+images: ## build a container image per service with docker (crm-<service>:IMAGE_TAG, default dev)
+	@command -v docker >/dev/null || { echo "make images: docker is not installed; the images are built where a Docker daemon runs (see README, Operating)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make images: the Docker daemon does not answer (docker info failed); start it or build where one runs" >&2; exit 1; }
+	@for entry in $(IMAGES); do \
+		svc=$${entry%%:*}; port=$${entry##*:}; \
+		echo "docker build crm-$$svc (port $$port) -> $(IMAGE_PREFIX)crm-$$svc:$(IMAGE_TAG)"; \
+		docker build --build-arg SERVICE=$$svc --build-arg PORT=$$port -t "$(IMAGE_PREFIX)crm-$$svc:$(IMAGE_TAG)" . || exit 1; \
+	done
 
 db-up: ## start the dev Postgres cluster (creates roles and databases, writes .data/env)
 	@scripts/dev-db.sh up
