@@ -14,7 +14,7 @@ IMAGES := profiles:50051 tickets:50052
 IMAGE_TAG ?= dev
 IMAGE_PREFIX ?=
 
-.PHONY: help build run test fmt lint db-up db-down clean-data k8s-check images
+.PHONY: help build run test bench fmt lint db-up db-down clean-data k8s-check images
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ run: build ## start Postgres and the suite, print endpoints and a dev token
 
 test: ## every test of the workspace against a real Postgres
 	@scripts/test.sh
+
+bench: ## benchmarks in release mode against the dev Postgres (figures: README "Benchmarks")
+	@scripts/bench.sh
 
 fmt: ## format all Rust code
 	$(CARGO) fmt --all

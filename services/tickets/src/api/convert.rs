@@ -206,6 +206,24 @@ pub fn event_to_proto(row: &EventRow) -> pb::TicketEvent {
     }
 }
 
+/// Longest reporting period.
+const MAX_PERIOD_DAYS: i64 = 366;
+
+/// A reporting period `[start, end)` from request timestamps: both required, start first, at most a year long.
+pub fn parse_period(
+    start: Option<&prost_types::Timestamp>,
+    end: Option<&prost_types::Timestamp>,
+) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), Error> {
+    let period = start.and_then(time::from_timestamp).zip(end.and_then(time::from_timestamp));
+    match period {
+        Some((from, to)) if from < to && to - from <= Duration::days(MAX_PERIOD_DAYS) => Ok((from, to)),
+        Some((from, to)) if from < to => {
+            Err(Error::invalid("end_time", "PERIOD_TOO_LONG", format!("a period spans at most {MAX_PERIOD_DAYS} days")))
+        }
+        _ => Err(Error::invalid("start_time", "INVALID_PERIOD", "give start_time before end_time")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,23 +253,5 @@ mod tests {
         let Error::InvalidArgument { violations } = new_ticket(&bad).unwrap_err() else { panic!() };
         let fields: Vec<_> = violations.iter().map(|v| (v.field.as_str(), v.reason)).collect();
         assert_eq!(fields, [("ticket.customer", "INVALID_CUSTOMER"), ("ticket.subject", "REQUIRED"), ("ticket.priority", "INVALID_ENUM")]);
-    }
-}
-
-/// Longest reporting period.
-const MAX_PERIOD_DAYS: i64 = 366;
-
-/// A reporting period `[start, end)` from request timestamps: both required, start first, at most a year long.
-pub fn parse_period(
-    start: Option<&prost_types::Timestamp>,
-    end: Option<&prost_types::Timestamp>,
-) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), Error> {
-    let period = start.and_then(time::from_timestamp).zip(end.and_then(time::from_timestamp));
-    match period {
-        Some((from, to)) if from < to && to - from <= Duration::days(MAX_PERIOD_DAYS) => Ok((from, to)),
-        Some((from, to)) if from < to => {
-            Err(Error::invalid("end_time", "PERIOD_TOO_LONG", format!("a period spans at most {MAX_PERIOD_DAYS} days")))
-        }
-        _ => Err(Error::invalid("start_time", "INVALID_PERIOD", "give start_time before end_time")),
     }
 }

@@ -15,6 +15,7 @@ mod tickets;
 
 pub use articles::ArticleApi;
 pub(crate) use convert::{parse_team_name, ticket_to_proto};
+pub(crate) use dispatch::drain_queue;
 pub use follow_ups::FollowUpApi;
 pub use reports::ReportApi;
 pub use rules::RuleApi;

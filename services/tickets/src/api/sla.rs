@@ -127,6 +127,23 @@ fn validate_calendar(c: &pb::BusinessCalendar) -> Result<CalendarRow, Error> {
     if v.is_empty() { Ok(row) } else { Err(Error::InvalidArgument { violations: v }) }
 }
 
+/// Paths UpdateBusinessCalendar may change.
+const CALENDAR_PATHS: &[&str] = &["display_name", "time_zone", "opening_hours", "holidays"];
+
+mod calendar_mask {
+    use super::pb;
+    crm_kit::mask_fields!(pb::BusinessCalendar;
+        "display_name" => display_name,
+        "time_zone" => time_zone,
+        "opening_hours" => opening_hours,
+        "holidays" => holidays,
+    );
+}
+
+fn calendar_not_found(name: &str) -> Error {
+    Error::NotFound { resource_type: "tickets.crm/BusinessCalendar", name: name.to_owned() }
+}
+
 fn policy_to_proto(row: &PolicyRow) -> pb::SlaPolicy {
     let duration = |ms: i64| prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 };
     pb::SlaPolicy {
@@ -250,6 +267,66 @@ impl SlaPolicyService for SlaApi {
         let rows = store::list_calendars(&mut tx, principal.tenant).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListBusinessCalendarsResponse { calendars: rows.iter().map(calendar_to_proto).collect() }))
+    }
+
+    async fn update_business_calendar(
+        &self,
+        request: Request<pb::UpdateBusinessCalendarRequest>,
+    ) -> Result<Response<pb::UpdateBusinessCalendarResponse>, Status> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsConfigure)?;
+        let pb::UpdateBusinessCalendarRequest { calendar, update_mask } = request.into_inner();
+        let input = calendar.ok_or_else(|| Error::invalid("calendar", "REQUIRED", "calendar is required"))?;
+        let id = parse_calendar_name(&input.name, "calendar.name")?;
+        let paths = crm_kit::fieldmask::UpdateMask::parse(update_mask.as_ref(), CALENDAR_PATHS)?.resolve(CALENDAR_PATHS);
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let current = store::lock_calendar(&mut tx, tenant, id).await?.ok_or_else(|| calendar_not_found(&input.name))?;
+        let mut merged = calendar_to_proto(&current);
+        for path in &paths {
+            calendar_mask::copy_field(&mut merged, &input, path);
+        }
+        let row = CalendarRow { id, create_time: current.create_time, ..validate_calendar(&merged)? };
+        let (old, new) = (calendar_of(&current).map_err(Error::internal)?, calendar_of(&row).map_err(Error::internal)?);
+        let stored = store::update_calendar(&mut tx, tenant, &row).await?;
+        let now = Utc::now();
+        let running = store::running_on_calendar(&mut tx, tenant, id).await?;
+        for ticket in &running {
+            let ticket = store::find(&mut tx, tenant, *ticket, false)
+                .await?
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("locked ticket vanished")))?;
+            super::sla_tracking::rebase(&mut tx, tenant, ticket, &old, &new, now).await?;
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::UpdateBusinessCalendarResponse {
+            calendar: Some(calendar_to_proto(&stored)),
+            rescheduled_tickets: running.len() as i64,
+        }))
+    }
+
+    async fn delete_business_calendar(
+        &self,
+        request: Request<pb::DeleteBusinessCalendarRequest>,
+    ) -> Result<Response<pb::DeleteBusinessCalendarResponse>, Status> {
+        let principal = caller(&request)?;
+        principal.require(Permission::TicketsConfigure)?;
+        let name = &request.get_ref().name;
+        let id = parse_calendar_name(name, "name")?;
+        let tenant = principal.tenant;
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        store::lock_calendar(&mut tx, tenant, id).await?.ok_or_else(|| calendar_not_found(name))?;
+        let (policies, tickets) = store::calendar_users(&mut tx, tenant, id).await?;
+        if policies + tickets > 0 {
+            return Err(Error::FailedPrecondition {
+                reason: "CALENDAR_IN_USE",
+                message: format!("used by {policies} SLA policies and {tickets} open tickets; move them to another calendar first"),
+                subject: name.clone(),
+            }
+            .into());
+        }
+        store::delete_calendar(&mut tx, tenant, id).await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::DeleteBusinessCalendarResponse {}))
     }
 
     async fn create_sla_policy(

@@ -102,6 +102,26 @@ pub async fn follow(tx: &mut TenantTx, tenant: Uuid, row: TicketRow, now: DateTi
     if updated == row.sla { Ok(row) } else { store::set_sla(tx, tenant, row.id, &updated).await }
 }
 
+/// Moves a ticket's running clocks from calendar `old` to `new` at `now`: the
+/// business time used so far is banked under `old`, the rest runs on `new`.
+pub async fn rebase(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    row: TicketRow,
+    old: &BusinessCalendar,
+    new: &BusinessCalendar,
+    now: DateTime<Utc>,
+) -> Result<TicketRow, Error> {
+    let (mut fr, mut res) = targets(&row.sla);
+    for t in [&mut fr, &mut res].into_iter().flatten() {
+        if t.clock.running_since.is_some() {
+            t.pause(old, now);
+            t.resume(now);
+        }
+    }
+    store::set_sla(tx, tenant, row.id, &columns(&row.sla, new, fr, res)).await
+}
+
 /// (first response, resolution) states at `now`, from stored columns only.
 pub fn states(s: &SlaColumns, now: DateTime<Utc>) -> (Option<SlaState>, Option<SlaState>) {
     let (fr, res) = targets(s);

@@ -425,6 +425,10 @@ impl TicketService for TicketApi {
             if team == row.team { String::new() } else { format!(" (team {})", who(team)) }
         );
         store::append_event(&mut tx, tenant, id, "ASSIGNED", &principal.subject, &detail, now).await?;
+        if !row.assignee.is_empty() && row.assignee != assignee {
+            // The previous assignee has capacity again: hand out what waits in the team's queue.
+            super::dispatch::drain_queue(&mut tx, tenant, &row.team, now).await?;
+        }
         let ticket = ticket_to_proto(&updated);
         let event = pb::TicketAssigned { ticket: Some(ticket.clone()), previous_assignee: row.assignee.clone() };
         outbox::append(&mut tx, tenant, &ticket.name, event_types::ASSIGNED, &event).await?;

@@ -130,6 +130,10 @@ async fn escalate(tx: &mut TenantTx, tenant: Uuid, row: TicketRow, target: &str,
     }
     let escalated = store::escalate(tx, tenant, row.id, priority, &assignee, now).await?;
     store::append_event(tx, tenant, row.id, "SLA_BREACHED", "sla", &detail, now).await?;
+    if assignee != row.assignee && !row.assignee.is_empty() {
+        // The agent the lead took over from has capacity again.
+        crate::api::drain_queue(tx, tenant, &row.team, now).await?;
+    }
     let ticket = ticket_to_proto(&escalated);
     outbox::append(
         tx,

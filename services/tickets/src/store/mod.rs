@@ -12,8 +12,8 @@ mod tickets;
 
 pub use rules::{RuleRow, delete_rule, insert_rule, list_rules};
 pub use sla::{
-    CalendarRow, PolicyRow, StoredHours, delete_policy, find_calendar, insert_calendar, insert_policy, list_calendars, list_policies,
-    policy_for,
+    CalendarRow, PolicyRow, StoredHours, calendar_users, delete_calendar, delete_policy, find_calendar, insert_calendar, insert_policy,
+    list_calendars, list_policies, lock_calendar, policy_for, running_on_calendar, update_calendar,
 };
 pub use teams::{MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, set_last_assigned, upsert_member};
 pub use tickets::{

@@ -66,6 +66,67 @@ pub async fn list_calendars(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<Calen
     Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
 }
 
+/// Stores a calendar's new values.
+pub async fn update_calendar(tx: &mut TenantTx, tenant: Uuid, c: &CalendarRow) -> Result<CalendarRow, Error> {
+    let sql = format!(
+        "UPDATE business_calendars SET display_name = $3, time_zone = $4, opening_hours = $5, holidays = $6
+         WHERE tenant_id = $1 AND id = $2 RETURNING {CALENDAR_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(c.id)
+        .bind(&c.display_name)
+        .bind(&c.time_zone)
+        .bind(&c.opening_hours)
+        .bind(&c.holidays)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "business_calendars"))
+        .await?)
+}
+
+/// One calendar, locked against concurrent changes.
+pub async fn lock_calendar(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<Option<CalendarRow>, Error> {
+    let sql = format!("SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 AND id = $2 FOR UPDATE");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
+}
+
+/// What still uses a calendar: (SLA policies, open tickets).
+pub async fn calendar_users(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(i64, i64), Error> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM sla_policies WHERE tenant_id = $1 AND calendar_id = $2),
+                (SELECT count(*) FROM tickets WHERE tenant_id = $1 AND sla_calendar_id = $2 AND status IN ('NEW', 'OPEN', 'PENDING'))",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("SELECT", "sla_policies"))
+    .await?)
+}
+
+/// Deletes a calendar.
+pub async fn delete_calendar(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), Error> {
+    sqlx::query("DELETE FROM business_calendars WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut **tx)
+        .instrument(db_span("DELETE", "business_calendars"))
+        .await?;
+    Ok(())
+}
+
+/// Open tickets on `calendar` with a running SLA clock, locked.
+pub async fn running_on_calendar(tx: &mut TenantTx, tenant: Uuid, calendar: Uuid) -> Result<Vec<Uuid>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM tickets WHERE tenant_id = $1 AND sla_calendar_id = $2 AND (fr_since IS NOT NULL OR res_since IS NOT NULL)
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(tenant)
+    .bind(calendar)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "tickets"))
+    .await?)
+}
+
 /// A stored SLA policy.
 #[derive(Debug, Clone, FromRow)]
 pub struct PolicyRow {

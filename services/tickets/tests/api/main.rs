@@ -7,6 +7,7 @@ mod follow_ups;
 mod helpers;
 mod merge;
 mod reports;
+mod scenario;
 mod sla;
 mod surveys;
 mod teams;

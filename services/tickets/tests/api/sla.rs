@@ -141,7 +141,7 @@ async fn one_policy_per_priority_and_category() {
     assert_error(sla.delete_sla_policy(suite.admin(pb::DeleteSlaPolicyRequest { name: created.name })).await, Code::NotFound, "NOT_FOUND");
 }
 
-async fn policy(
+pub async fn policy(
     suite: &Suite,
     priority: pb::Priority,
     category: &str,
@@ -170,11 +170,11 @@ async fn policy(
         .name
 }
 
-fn secs(s: i64) -> prost_types::Duration {
+pub fn secs(s: i64) -> prost_types::Duration {
     prost_types::Duration { seconds: s, nanos: 0 }
 }
 
-fn instant(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
+pub fn instant(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
     crm_kit::time::from_timestamp(t.as_ref().expect("a timestamp")).unwrap()
 }
 
@@ -343,4 +343,52 @@ async fn the_cross_tenant_timer_scan_is_read_only_and_opt_in() {
     let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(tickets, 0, "and the scope opens no ticket content");
     tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn changing_a_calendar_reschedules_running_clocks_and_a_used_calendar_cannot_be_deleted() {
+    let suite = spawn_suite().await;
+    let mut around_the_clock = office_calendar("UTC", vec![]);
+    around_the_clock.opening_hours = (1..=7).map(|day| pb::OpeningHours { day, start_time: at(0, 0), end_time: at(24, 0) }).collect();
+    let calendar = create_calendar(&suite, around_the_clock).await;
+    policy(&suite, pb::Priority::Normal, "", &calendar, secs(3600), hours(10).unwrap(), 0.0).await;
+    let ticket = suite.open(&suite.customer("Ada").await, "Help").await;
+    let due_before = instant(&ticket.resolution_due);
+
+    // Office hours only (8 a day, weekdays): 10 business hours now end at least a night later.
+    let office = pb::BusinessCalendar { name: calendar.clone(), ..office_calendar("UTC", vec![]) };
+    let mask = Some(prost_types::FieldMask { paths: vec!["opening_hours".into()] });
+    let updated = client(&suite)
+        .update_business_calendar(
+            suite.admin(pb::UpdateBusinessCalendarRequest { calendar: Some(office.clone()), update_mask: mask.clone() }),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.rescheduled_tickets, 1);
+    let calendar_now = updated.calendar.unwrap();
+    assert_eq!((calendar_now.display_name.as_str(), calendar_now.opening_hours.len()), ("Office", 10), "only the masked field changed");
+    let due_after = instant(&suite.get(&ticket.name).await.resolution_due);
+    assert!(due_after - due_before > chrono::Duration::hours(12), "{due_before} → {due_after}");
+
+    let mut sla = client(&suite);
+    let bad_zone = pb::BusinessCalendar { time_zone: "Nowhere/Land".into(), ..office.clone() };
+    let tz_mask = Some(prost_types::FieldMask { paths: vec!["time_zone".into()] });
+    let refused = sla
+        .update_business_calendar(suite.admin(pb::UpdateBusinessCalendarRequest { calendar: Some(bad_zone), update_mask: tz_mask }))
+        .await;
+    assert_error(refused, Code::InvalidArgument, "INVALID_TIME_ZONE");
+    let by_agent = sla
+        .update_business_calendar(
+            suite.as_roles(pb::UpdateBusinessCalendarRequest { calendar: Some(office), update_mask: mask }, &["agent"]),
+        )
+        .await;
+    assert_error(by_agent, Code::PermissionDenied, "PERMISSION_DENIED");
+
+    let in_use = sla.delete_business_calendar(suite.admin(pb::DeleteBusinessCalendarRequest { name: calendar.clone() })).await;
+    assert_error(in_use, Code::FailedPrecondition, "CALENDAR_IN_USE");
+    let unused = create_calendar(&suite, office_calendar("Asia/Shanghai", vec![])).await;
+    sla.delete_business_calendar(suite.admin(pb::DeleteBusinessCalendarRequest { name: unused.clone() })).await.unwrap();
+    let gone = sla.get_business_calendar(suite.admin(pb::GetBusinessCalendarRequest { name: unused })).await;
+    assert_error(gone, Code::NotFound, "NOT_FOUND");
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (what `make bench` calls) against the dev Postgres
+# cluster, in release mode. Figures and how to read them: README "Benchmarks".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+
+"$ROOT/scripts/dev-db.sh" up
+# shellcheck source=/dev/null
+source "$ROOT/.data/env"
+export CRM_JWT_SECRET="${CRM_JWT_SECRET:-crm-test-secret-0123456789abcdef}"
+export CRM_LOG="${CRM_LOG:-warn}"
+
+cargo bench -p crm-tickets --bench service_metrics
