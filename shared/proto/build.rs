@@ -14,11 +14,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.extend(proto_files(&root.join("google/rpc"))?);
     println!("cargo:rerun-if-changed={}", root.display());
 
-    let fds: FileDescriptorSet =
-        protox::Compiler::new([&root])?.include_imports(true).include_source_info(true).open_files(&files)?.file_descriptor_set();
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler.include_imports(true).include_source_info(true).open_files(&files)?;
+    let fds: FileDescriptorSet = compiler.file_descriptor_set();
 
+    // Encoded by protox itself: prost-types drops extension options such as
+    // `google.api.http` on a decode/encode round trip, and the gateway is
+    // generated from them.
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out.join("crm_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    fs::write(out.join("crm_descriptor.bin"), compiler.encode_file_descriptor_set())?;
 
     tonic_prost_build::configure()
         // Maps as BTreeMap so that encoding is deterministic (idempotency hashes rely on it).
