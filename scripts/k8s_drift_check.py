@@ -16,7 +16,8 @@ job, a missing binary is an error):
   kit's source);
 - command/args, when set, are accepted by the binary;
 - the server listens on 0.0.0.0 (CRM_LISTEN_ADDR) at the port the container
-  declares (named `grpc`), the probes check and the Services target; URLs of
+  declares (named `grpc` where it has such a name), the probes check and the
+  Services target; URLs of
   other services (CRM_*_URL) name a Service port that exists;
 - the init container runs the migrations (CRM_MIGRATE_ONLY=true) with the
   owner's URL, and the server container never holds that URL;
@@ -357,9 +358,12 @@ def check_server(rendered, dep, c, env, binary, where, failures) -> int | None:
     host, port = m.group(1), int(m.group(2))
     if host not in ("0.0.0.0", "[::]"):
         failures.add(where, f"CRM_LISTEN_ADDR {value}: a pod must listen on 0.0.0.0, not {host}")
-    grpc_ports = [p for p in c.get("ports") or [] if p.get("name") == "grpc"]
-    if len(grpc_ports) != 1 or grpc_ports[0]["containerPort"] != port:
-        failures.add(where, f"container port `grpc` {[p['containerPort'] for p in grpc_ports]} != listen port {port}")
+    declared = c.get("ports") or []
+    if not any(p["containerPort"] == port for p in declared):
+        failures.add(where, f"no container port {port} (CRM_LISTEN_ADDR) among {[p['containerPort'] for p in declared]}")
+    for p in declared:
+        if p.get("name") == "grpc" and p["containerPort"] != port:
+            failures.add(where, f"container port `grpc` is {p['containerPort']}, but the server listens on {port}")
     for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = c.get(probe_name)
         if not probe:
