@@ -1,6 +1,23 @@
 //! `crm-gateway`: REST/JSON in front of the CRM gRPC services, generated at
-//! start-up from the `google.api.http` rules in the descriptor set.
+//! start-up from the `google.api.http` rules in `crm_proto::FILE_DESCRIPTOR_SET`.
+//! Adding an RPC (or a whole service, given a `CRM_BACKENDS` entry for its
+//! package) needs no gateway code.
 //!
 //! # Layout
+//! - [`config`]: `CRM_*` settings (backends, limits, JWT, CORS).
+//! - [`startup`]: `Application::build` / `run_until_stopped`, the HTTP stack.
 //! - [`routes`]: path templates and the route table (pure).
+//! - [`transcode`]: JSON/query/path ⇄ dynamic messages, etag conventions.
+//! - [`forward`]: the dynamic-message codec and one channel per backend.
+//! - [`handler`]: one request end to end (auth, deadline, metadata, streaming).
+//! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
+//! - [`health`]: `/healthz`, `/readyz`.
+
+pub mod config;
+pub mod errors;
+pub mod forward;
+pub mod handler;
+pub mod health;
 pub mod routes;
+pub mod startup;
+pub mod transcode;

@@ -1,0 +1,99 @@
+//! The gateway's settings, from flags or `CRM_*` environment variables. The
+//! JWT settings are the services' own (same variables, same rules), so one
+//! secret or key validates tokens at both layers.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crm_kit::{
+    auth::Authenticator,
+    config::{LogFormat, Secret},
+};
+
+use crate::routes::BackendMap;
+
+/// Backends when `CRM_BACKENDS` is unset: the `make run` addresses.
+pub const DEFAULT_BACKENDS: &str = "crm.profiles.v1=http://127.0.0.1:50051,crm.tickets.v1=http://127.0.0.1:50052";
+
+/// Gateway settings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "crm-gateway", about = "REST/JSON gateway in front of the CRM gRPC services")]
+pub struct Config {
+    /// HTTP listen address (HTTP/1.1 and h2c).
+    #[arg(long, env = "CRM_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+    /// `package=url` pairs, comma-separated; a key may also be a fully-qualified
+    /// service name. Services of packages without a backend are not routed.
+    #[arg(long, env = "CRM_BACKENDS", default_value = DEFAULT_BACKENDS)]
+    pub backends: String,
+    /// Deadline sent to backends when the client sends none (`X-Request-Timeout`/`grpc-timeout`).
+    #[arg(long, env = "CRM_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// How long connecting to a backend may take before the call fails with 503.
+    #[arg(long, env = "CRM_BACKEND_CONNECT_TIMEOUT_MS", default_value_t = 2_000)]
+    pub backend_connect_timeout_ms: u64,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// gRPC methods that take no bearer token (they carry their own one-time token).
+    #[arg(long, env = "CRM_PUBLIC_METHODS", value_delimiter = ',', default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey")]
+    pub public_methods: Vec<String>,
+    /// Origins allowed by CORS, comma-separated (`*` for any); none: no CORS headers.
+    #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// HS256 secret for bearer tokens (used unless a public key file is given).
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM RSA public key; when set, tokens must be RS256.
+    #[arg(long, env = "CRM_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "CRM_JWT_ISSUER", default_value = "crm")]
+    pub jwt_issuer: String,
+    /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
+    #[arg(long, env = "CRM_SHUTDOWN_GRACE_MS", default_value_t = 7000)]
+    pub shutdown_grace_ms: u64,
+    /// Log format.
+    #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// A config for tests: port 0, the given backends and JWT secret, defaults otherwise.
+    pub fn for_tests(backends: &str, jwt_secret: &str) -> Self {
+        Self {
+            listen_addr: "127.0.0.1:0".parse().expect("valid address"),
+            backends: backends.to_owned(),
+            request_timeout_ms: 10_000,
+            backend_connect_timeout_ms: 1_000,
+            max_body_bytes: 1024 * 1024,
+            public_methods: vec!["/crm.tickets.v1.SurveyService/AnswerSurvey".to_owned()],
+            cors_origins: Vec::new(),
+            jwt_secret: Some(jwt_secret.into()),
+            jwt_public_key_file: None,
+            jwt_issuer: "crm".to_owned(),
+            shutdown_grace_ms: 5000,
+            log_format: LogFormat::Json,
+        }
+    }
+
+    /// The parsed backend map.
+    pub fn backend_map(&self) -> anyhow::Result<BackendMap> {
+        BackendMap::parse(&self.backends).map_err(|e| anyhow::anyhow!("CRM_BACKENDS: {e}"))
+    }
+
+    /// Default backend deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The token validator, with the services' rules: RS256 when a key file is
+    /// given, else HS256 with a secret of at least 16 characters.
+    pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
+        match (&self.jwt_public_key_file, &self.jwt_secret) {
+            (Some(path), _) => Authenticator::rs256_from_pem_file(path, &self.jwt_issuer),
+            (None, Some(secret)) if secret.expose().len() >= 16 => Ok(Authenticator::hs256(secret.expose().as_bytes(), &self.jwt_issuer)),
+            (None, Some(_)) => anyhow::bail!("CRM_JWT_SECRET must be at least 16 characters"),
+            (None, None) => anyhow::bail!("set CRM_JWT_SECRET (HS256) or CRM_JWT_PUBLIC_KEY_FILE (RS256)"),
+        }
+    }
+}

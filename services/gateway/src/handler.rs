@@ -1,0 +1,296 @@
+//! One HTTP request through the gateway: route lookup → server span (parent
+//! from `traceparent`) → bearer-token check → body (size-limited) → request
+//! message → `If-Match` → deadline → backend call → JSON (or NDJSON for
+//! server streams) with `ETag`. Every step that fails answers in the Google
+//! JSON error format; nothing a client sends can produce a 500.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use crm_kit::{auth::Authenticator, telemetry::HeaderExtractor};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use tokio::sync::watch;
+use tonic::{Code, Status};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use uuid::Uuid;
+
+use crate::{
+    errors::{ApiError, error_info},
+    forward::{Backends, service_label},
+    routes::{BackendMap, Lookup, Route, RouteTable},
+    transcode,
+};
+
+/// Header carrying the request id, generated when the client sends none.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Header with the client's deadline: milliseconds, or a gRPC-style value (`5S`, `250m`).
+pub const REQUEST_TIMEOUT: &str = "x-request-timeout";
+
+/// Everything a request needs, built once at start-up.
+pub struct Gateway {
+    /// The routes.
+    pub routes: RouteTable,
+    /// Channels to the backends.
+    pub backends: Backends,
+    /// The descriptor pool (error details are decoded with it).
+    pub pool: DescriptorPool,
+    /// Token validator.
+    pub auth: Authenticator,
+    /// gRPC paths that take no bearer token.
+    pub public_methods: HashSet<String>,
+    /// Body size limit.
+    pub max_body_bytes: usize,
+    /// Default deadline for unary calls.
+    pub request_timeout: Duration,
+    /// Turns true at shutdown; open NDJSON streams end on it.
+    pub shutdown: watch::Receiver<bool>,
+    /// The configured backends (readiness names them).
+    pub backend_map: BackendMap,
+}
+
+/// The request id of the current request (set by [`request_id`]).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Middleware: takes the client's `x-request-id` (or makes one) and echoes it
+/// on every response, the gateway's own errors and health answers included.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The fallback handler: every API request.
+pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    gateway.serve(request).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+impl Gateway {
+    async fn serve(&self, request: Request) -> Result<Response, ApiError> {
+        let (parts, body) = request.into_parts();
+        let (route, vars) = match self.routes.lookup(&parts.method, parts.uri.path()) {
+            Lookup::Found(route, vars) => (route, vars),
+            Lookup::MethodNotAllowed(allowed) => return Err(ApiError::MethodNotAllowed { method: parts.method, allowed }),
+            Lookup::NotFound => return Err(ApiError::RouteNotFound { path: parts.uri.path().to_owned() }),
+        };
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let span = tracing::info_span!(
+            "http.server",
+            otel.name = %format_args!("{} {}", route.method, route.template),
+            otel.kind = "server",
+            http.request.method = %route.method,
+            http.route = %route.template,
+            rpc.system = "grpc",
+            rpc.service = route.rpc.parent_service().full_name(),
+            rpc.method = route.rpc.name(),
+            request_id = %request_id,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&parts.headers)));
+        // Fails only when no OpenTelemetry layer is installed; the span is then a log span.
+        let _ = span.set_parent(parent);
+        let result = self.call(route, &vars, &parts, body, &request_id).instrument(span.clone()).await;
+        let status = result.as_ref().map_or_else(ApiError::http_status, Response::status);
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
+        }
+        result
+    }
+
+    async fn call(
+        &self,
+        route: &Route,
+        vars: &[(Vec<String>, String)],
+        parts: &http::request::Parts,
+        body: Body,
+        request_id: &str,
+    ) -> Result<Response, ApiError> {
+        let grpc_path = route.grpc_path();
+        let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        // Checked here so that a bad token never costs a backend call; the
+        // backend still checks the forwarded token and its permissions.
+        if !self.public_methods.contains(&grpc_path) {
+            self.auth.authenticate(authorization).map_err(|e| ApiError::Unauthenticated { reason: e.reason(), message: e.to_string() })?;
+        }
+        let bytes = self.read_body(&parts.headers, body).await?;
+        let mut message = transcode::request_message(route, vars, parts.uri.query(), &bytes)?;
+        if takes_if_match(route)
+            && let Some(etag) = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).and_then(transcode::parse_if_match)
+        {
+            transcode::apply_if_match(&mut message, &etag);
+        }
+        let streaming = route.rpc.is_server_streaming();
+        // Server streams (event subscriptions) run until the client leaves unless it asks for a deadline.
+        let timeout = client_timeout(&parts.headers)?.or((!streaming).then_some(self.request_timeout));
+
+        let mut request = tonic::Request::new(message);
+        let metadata = request.metadata_mut();
+        if let Some(value) = authorization.and_then(|a| a.parse().ok()) {
+            metadata.insert("authorization", value);
+        }
+        if let Ok(value) = request_id.parse() {
+            metadata.insert(REQUEST_ID, value);
+        }
+        crm_kit::telemetry::inject_context(metadata);
+        // Without span export the injected context is empty: pass the client's through.
+        if !metadata.contains_key("traceparent") {
+            for name in ["traceparent", "tracestate"] {
+                if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
+                    metadata.insert(name, value);
+                }
+            }
+        }
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+
+        if streaming {
+            let response = self.backends.server_streaming(route, request).await.map_err(|s| self.backend_error(route, s))?;
+            return Ok(self.ndjson(response.into_inner()));
+        }
+        let response = self.backends.unary(route, request).await.map_err(|s| self.backend_error(route, s))?.into_inner();
+        let mut http = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
+        if let Some(etag) = transcode::response_etag(&response) {
+            // Strong etag, quoted as RFC 9110 requires; the quotes are stripped again from If-Match.
+            http = http.header(header::ETAG, format!("\"{}\"", etag.replace('"', "")));
+        }
+        Ok(http.body(Body::from(transcode::response_json(route, &response))).expect("valid response parts"))
+    }
+
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+        let limit = self.max_body_bytes;
+        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge { limit }),
+            Err(err) => Err(ApiError::bad_request("INVALID_BODY", format!("reading the request body failed: {err}"))),
+        }
+    }
+
+    /// A backend status as the client's error; a transport failure (no
+    /// details: the backend never answered) says which backend is down.
+    fn backend_error(&self, route: &Route, status: Status) -> ApiError {
+        if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
+            // tonic reports its own client-side deadline as CANCELLED.
+            return ApiError::Backend {
+                code: Code::DeadlineExceeded,
+                message: format!("the {} backend did not answer within the deadline", service_label(route)),
+                details: vec![error_info("DEADLINE_EXCEEDED")],
+            };
+        }
+        if status.code() == Code::Unavailable && status.details().is_empty() {
+            tracing::warn!(backend = %route.backend, error = %status.message(), "backend unavailable");
+            return ApiError::Backend {
+                code: Code::Unavailable,
+                message: format!("the {} backend is unavailable; retry later", service_label(route)),
+                details: vec![error_info("BACKEND_UNAVAILABLE")],
+            };
+        }
+        ApiError::from_status(&status, &self.pool)
+    }
+
+    /// A server stream as newline-delimited JSON; an error after the first
+    /// message ends the stream with one `{"error": …}` line.
+    fn ndjson(&self, stream: tonic::codec::Streaming<DynamicMessage>) -> Response {
+        let pool = self.pool.clone();
+        let mut shutdown = self.shutdown.clone();
+        let lines = stream
+            .map(move |item| {
+                Ok::<_, std::convert::Infallible>(Bytes::from(match item {
+                    Ok(message) => transcode::stream_line(&message),
+                    Err(status) => {
+                        let mut line = ApiError::from_status(&status, &pool).to_json().to_string().into_bytes();
+                        line.push(b'\n');
+                        line
+                    }
+                }))
+            })
+            .take_until(async move {
+                let _ = shutdown.wait_for(|stopping| *stopping).await;
+            });
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .body(Body::from_stream(lines))
+            .expect("valid response parts")
+    }
+}
+
+/// Whether `If-Match` applies: updates, deletes and custom methods (`:verb`).
+fn takes_if_match(route: &Route) -> bool {
+    matches!(route.method, Method::PATCH | Method::PUT | Method::DELETE)
+        || (route.method == Method::POST && route.template.verb().is_some())
+}
+
+/// The client's deadline from `X-Request-Timeout` (ms or gRPC-style) or `grpc-timeout`.
+fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    for name in [REQUEST_TIMEOUT, "grpc-timeout"] {
+        if let Some(value) = headers.get(name) {
+            let text = value.to_str().unwrap_or_default().trim();
+            return parse_timeout(text).map(Some).ok_or_else(|| {
+                ApiError::bad_request("INVALID_TIMEOUT", format!("{name} {text:?} is not a timeout such as 5000 (ms) or 5S"))
+            });
+        }
+    }
+    Ok(None)
+}
+
+/// `1500` (ms) or the gRPC form `<digits><H|M|S|m|u|n>`; zero is refused.
+fn parse_timeout(text: &str) -> Option<Duration> {
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], Some(c)),
+        _ => (text, None),
+    };
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let duration = match unit {
+        None | Some('m') => Duration::from_millis(n),
+        Some('H') => Duration::from_secs(n * 3600),
+        Some('M') => Duration::from_secs(n * 60),
+        Some('S') => Duration::from_secs(n),
+        Some('u') => Duration::from_micros(n),
+        Some('n') => Duration::from_nanos(n),
+        Some(_) => return None,
+    };
+    (!duration.is_zero()).then_some(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_in_both_forms() {
+        assert_eq!(parse_timeout("1500"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("2M"), Some(Duration::from_secs(120)));
+        for bad in ["", "S", "0", "-5", "1.5S", "5X", "123456789"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
+}
