@@ -8,7 +8,8 @@
 //! - [`db`]: pool, migrations, grants, tenant transactions, DB spans.
 //! - [`auth`]: JWT validation, roles, permissions.
 //! - [`error`]: the error type and its one mapping to `tonic::Status`.
-//! - [`telemetry`]: JSON logs, OTLP span export, trace-context helpers.
+//! - [`telemetry`]: JSON logs, OTLP span and metric export, trace-context helpers.
+//! - [`metrics`]: RED metrics per RPC and pool gauges (semconv names).
 //! - [`pagination`], [`etag`], [`fieldmask`], [`filter`]: AIP request helpers.
 //! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
 
@@ -20,6 +21,7 @@ pub mod etag;
 pub mod fieldmask;
 pub mod filter;
 pub mod idempotency;
+pub mod metrics;
 mod middleware;
 pub mod outbox;
 pub mod pagination;

@@ -90,43 +90,52 @@ where
             async move {
                 let started = Instant::now();
                 let infrastructure = is_infrastructure(&path);
-                let _permit = if infrastructure {
-                    None
-                } else {
-                    match state.in_flight.clone().try_acquire_owned() {
-                        Ok(permit) => Some(permit),
-                        Err(_) => return Ok(reject(overloaded())),
-                    }
-                };
-                if !infrastructure && !state.token_methods.contains(&path.as_str()) {
-                    let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                    match state.auth.authenticate(header) {
-                        Ok(principal) => {
-                            tracing::Span::current().record("tenant", tracing::field::display(principal.tenant));
-                            request.extensions_mut().insert(principal);
+                let outcome = async {
+                    let _permit = if infrastructure {
+                        None
+                    } else {
+                        match state.in_flight.clone().try_acquire_owned() {
+                            Ok(permit) => Some(permit),
+                            Err(_) => return Ok(reject(overloaded())),
                         }
-                        Err(err) => return Ok(reject(ERROR_DOMAIN.sync_scope(state.error_domain, || tonic::Status::from(err)))),
+                    };
+                    if !infrastructure && !state.token_methods.contains(&path.as_str()) {
+                        let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                        match state.auth.authenticate(header) {
+                            Ok(principal) => {
+                                tracing::Span::current().record("tenant", tracing::field::display(principal.tenant));
+                                request.extensions_mut().insert(principal);
+                            }
+                            Err(err) => return Ok(reject(ERROR_DOMAIN.sync_scope(state.error_domain, || tonic::Status::from(err)))),
+                        }
                     }
+                    let deadline = grpc_timeout(request.headers()).map_or(state.request_timeout, |t| t.min(state.request_timeout));
+                    let call = ERROR_DOMAIN.scope(state.error_domain, inner.call(request));
+                    let response = match tokio::time::timeout(deadline, call).await {
+                        Ok(response) => with_error_info(response?, state.error_domain),
+                        Err(_) => return Ok(reject(deadline_exceeded(deadline, state.error_domain))),
+                    };
+                    // Unary errors arrive trailers-only, so the code is in the headers;
+                    // a successful call puts it in trailers, which come later: record OK.
+                    let code = status_code(&response);
+                    let span = tracing::Span::current();
+                    span.record("rpc.grpc.status_code", code);
+                    if is_server_error(code) {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                    if !infrastructure {
+                        tracing::info!(grpc.status_code = code, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "rpc finished");
+                    }
+                    Ok(response)
                 }
-                let deadline = grpc_timeout(request.headers()).map_or(state.request_timeout, |t| t.min(state.request_timeout));
-                let call = ERROR_DOMAIN.scope(state.error_domain, inner.call(request));
-                let response = match tokio::time::timeout(deadline, call).await {
-                    Ok(response) => with_error_info(response?, state.error_domain),
-                    Err(_) => return Ok(reject(deadline_exceeded(deadline, state.error_domain))),
-                };
-                // Unary errors arrive trailers-only, so the code is in the headers;
-                // a successful call puts it in trailers, which come later: record OK.
-                let code =
-                    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
-                let span = tracing::Span::current();
-                span.record("rpc.grpc.status_code", code);
-                if is_server_error(code) {
-                    span.record("otel.status_code", "ERROR");
+                .await;
+                if let Ok(response) = &outcome
+                    && !infrastructure
+                {
+                    // Rejections (auth, load shedding, deadlines) count too: they are what callers saw.
+                    crate::metrics::record_rpc(&path, status_code(response), started.elapsed());
                 }
-                if !infrastructure {
-                    tracing::info!(grpc.status_code = code, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "rpc finished");
-                }
-                Ok(response)
+                outcome
             }
             .instrument(span),
         )
@@ -182,6 +191,11 @@ fn deadline_exceeded(deadline: Duration, domain: &'static str) -> tonic::Status 
         format!("the call did not finish within its {} ms deadline", deadline.as_millis()),
         details,
     )
+}
+
+/// The gRPC code in a response's headers (errors are trailers-only); OK otherwise.
+fn status_code(response: &http::Response<Body>) -> i32 {
+    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).unwrap_or(0)
 }
 
 fn overloaded() -> tonic::Status {

@@ -81,6 +81,8 @@ impl Kit {
         let auth = Arc::new(authenticator(&config)?);
         let page_tokens = PageTokenCodec::new(&page_token_key(&config));
         let pool = db::connect(&config).await?;
+        // Instruments have no Drop: the callback lives as long as the meter provider.
+        let _ = crate::metrics::observe_pool(pool.clone(), spec.name);
         match &config.migration_database_url {
             Some(owner_url) => db::migrate(owner_url.expose(), &with_kit_migrations(spec.migrator), &pool).await?,
             None => tracing::info!("CRM_MIGRATION_DATABASE_URL unset: not running migrations"),
@@ -282,7 +284,8 @@ pub fn derived_key(config: &KitConfig, label: &[u8]) -> Vec<u8> {
 /// Applies the kit's and the service's migrations as the schema owner and
 /// grants the login role DML, without serving.
 async fn migrate_only(spec: &ServiceSpec, kit: &KitConfig) -> anyhow::Result<()> {
-    let owner_url = kit.migration_database_url.as_ref().ok_or_else(|| anyhow::anyhow!("--migrate-only needs CRM_MIGRATION_DATABASE_URL"))?;
+    let owner_url =
+        kit.migration_database_url.as_ref().ok_or_else(|| anyhow::anyhow!("--migrate-only needs CRM_MIGRATION_DATABASE_URL"))?;
     let pool = db::connect(kit).await?;
     db::migrate(owner_url.expose(), &with_kit_migrations(spec.migrator), &pool).await?;
     pool.close().await;

@@ -14,7 +14,12 @@
 
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    metrics::{PeriodicReader, SdkMeterProvider},
+    propagation::TraceContextPropagator,
+    trace::SdkTracerProvider,
+};
 use tracing::Subscriber;
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt::MakeWriter, layer::SubscriberExt};
 
@@ -31,13 +36,17 @@ pub const SEMCONV_VERSION: &str = "1.34.0";
 #[must_use]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
-    /// Flushes and stops span export.
+    /// Flushes and stops span and metric export.
     pub fn shutdown(self) {
         if let Some(Err(err)) = self.provider.map(|p| p.shutdown()) {
             eprintln!("flushing spans failed: {err}");
+        }
+        if let Some(Err(err)) = self.meters.map(|m| m.shutdown()) {
+            eprintln!("flushing metrics failed: {err}");
         }
     }
 }
@@ -84,21 +93,27 @@ pub fn init(service_name: &'static str, format: LogFormat) -> anyhow::Result<Tel
     let filter = std::env::var("CRM_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_owned());
     let Some(endpoint) = endpoint else {
         tracing::subscriber::set_global_default(get_subscriber(&filter, format, std::io::stdout, None))?;
-        return Ok(TelemetryGuard { provider: None });
+        return Ok(TelemetryGuard { provider: None, meters: None });
     };
+    let resource = Resource::builder().with_service_name(service_name).build();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .with_timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.clone()).build();
+    global::set_tracer_provider(provider.clone());
+    // Metrics go to the same collector, every OTEL_METRIC_EXPORT_INTERVAL ms (default 60 000).
+    let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
         .with_timeout(std::time::Duration::from_secs(3))
         .build()?;
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service_name).build())
-        .build();
-    global::set_tracer_provider(provider.clone());
+    let meters = SdkMeterProvider::builder().with_reader(PeriodicReader::builder(metric_exporter).build()).with_resource(resource).build();
+    global::set_meter_provider(meters.clone());
     let subscriber = get_subscriber(&filter, format, std::io::stdout, Some(provider.tracer(service_name)));
     tracing::subscriber::set_global_default(subscriber)?;
-    Ok(TelemetryGuard { provider: Some(provider) })
+    Ok(TelemetryGuard { provider: Some(provider), meters: Some(meters) })
 }
 
 /// Reads W3C trace context from HTTP/gRPC headers.

@@ -12,11 +12,18 @@ use crm_proto::crm::{
 };
 use crm_testkit::auth::with_token;
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
+    collector::{
+        metrics::v1::{
+            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+            metrics_service_server::{MetricsService, MetricsServiceServer},
+        },
+        trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            trace_service_server::{TraceService, TraceServiceServer},
+        },
     },
-    common::v1::{AnyValue, any_value::Value},
+    common::v1::{AnyValue, KeyValue, any_value::Value},
+    metrics::v1::{Metric, metric::Data},
     trace::v1::{Span, span::SpanKind},
 };
 use tokio_stream::StreamExt;
@@ -27,6 +34,22 @@ use crate::helpers::{customer, spawn_binary};
 /// Collects every exported span with its resource's service name.
 #[derive(Clone, Default)]
 struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
+
+/// Collects every exported metric.
+#[derive(Clone, Default)]
+struct MetricsReceiver(Arc<Mutex<Vec<Metric>>>);
+
+#[tonic::async_trait]
+impl MetricsService for MetricsReceiver {
+    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        for resource in request.into_inner().resource_metrics {
+            for scope in resource.scope_metrics {
+                self.0.lock().unwrap().extend(scope.metrics);
+            }
+        }
+        Ok(Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
 
 #[tonic::async_trait]
 impl TraceService for Receiver {
@@ -60,14 +83,26 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 }
 
 async fn start_receiver() -> (Receiver, std::net::SocketAddr) {
-    let receiver = Receiver::default();
+    let (spans, _, addr) = start_collector().await;
+    (spans, addr)
+}
+
+/// An OTLP/gRPC endpoint taking spans and metrics.
+async fn start_collector() -> (Receiver, MetricsReceiver, std::net::SocketAddr) {
+    let (spans, metrics) = (Receiver::default(), MetricsReceiver::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = TraceServiceServer::new(receiver.clone());
     tokio::spawn(
-        tonic::transport::Server::builder().add_service(service).serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(spans.clone()))
+            .add_service(MetricsServiceServer::new(metrics.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
-    (receiver, addr)
+    (spans, metrics, addr)
+}
+
+fn has(attributes: &[KeyValue], key: &str, value: &str) -> bool {
+    attributes.iter().any(|kv| kv.key == key && string(kv.value.as_ref()).as_deref() == Some(value))
 }
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -141,4 +176,51 @@ async fn an_unreachable_collector_neither_blocks_nor_fails_requests() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn red_metrics_and_pool_gauges_reach_the_collector_per_method_and_code() {
+    // Arrange: export every 200 ms to a real OTLP receiver.
+    let (_, metrics, addr) = start_collector().await;
+    let app =
+        spawn_binary(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")), ("OTEL_METRIC_EXPORT_INTERVAL", "200".into())]).await;
+    let mut client = CustomerServiceClient::new(app.channel.clone());
+
+    // Act: a success, a NOT_FOUND and an UNAUTHENTICATED call.
+    let create = pb::CreateCustomerRequest { customer: Some(customer("Metered", "")), request_id: String::new() };
+    client.create_customer(with_token(create, &app.admin_token)).await.unwrap();
+    let missing = pb::GetCustomerRequest { name: format!("customers/{}", uuid::Uuid::now_v7()) };
+    client.get_customer(with_token(missing.clone(), &app.admin_token)).await.unwrap_err();
+    client.get_customer(tonic::Request::new(missing)).await.unwrap_err();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.terminate().await; // the final collection is flushed at exit
+
+    // Assert: one histogram with a data point per method and code, and the pool gauge.
+    let exported = metrics.0.lock().unwrap().clone();
+    let points: Vec<_> = exported
+        .iter()
+        .filter(|m| m.name == "rpc.server.duration")
+        .inspect(|m| assert_eq!(m.unit, "ms"))
+        .flat_map(|m| match &m.data {
+            Some(Data::Histogram(h)) => h.data_points.clone(),
+            other => panic!("rpc.server.duration is a histogram, not {other:?}"),
+        })
+        .collect();
+    let count = |method: &str, code: &str| {
+        points
+            .iter()
+            .filter(|p| has(&p.attributes, "rpc.method", method) && has(&p.attributes, "rpc.grpc.status_code", code))
+            .filter(|p| has(&p.attributes, "rpc.service", "crm.profiles.v1.CustomerService") && has(&p.attributes, "rpc.system", "grpc"))
+            .map(|p| p.count)
+            .max()
+            .unwrap_or(0)
+    };
+    assert_eq!(count("CreateCustomer", "0"), 1, "{points:?}");
+    assert_eq!(count("GetCustomer", "5"), 1, "NOT_FOUND");
+    assert_eq!(count("GetCustomer", "16"), 1, "rejected before the handler, still counted");
+    let pool = exported.iter().find(|m| m.name == "db.client.connection.count").expect("the pool gauge");
+    let Some(Data::Gauge(gauge)) = &pool.data else { panic!("a gauge") };
+    for state in ["used", "idle"] {
+        assert!(gauge.data_points.iter().any(|p| has(&p.attributes, "db.client.connection.state", state)), "{state}");
+    }
 }

@@ -111,6 +111,18 @@ async fn record(tx: &mut TenantTx, tenant: Uuid, row: TicketRow, now: DateTime<U
     Ok(steps.len())
 }
 
+/// `crm.tickets.sla_breaches`: breaches recorded, by target (first_response | resolution).
+fn breaches() -> &'static opentelemetry::metrics::Counter<u64> {
+    static BREACHES: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> = std::sync::OnceLock::new();
+    BREACHES.get_or_init(|| {
+        opentelemetry::global::meter("crm-tickets")
+            .u64_counter("crm.tickets.sla_breaches")
+            .with_unit("{breach}")
+            .with_description("SLA breaches recorded by the SLA job, by target")
+            .build()
+    })
+}
+
 /// One priority level up (URGENT stays) and, when the team has a lead, to the lead.
 async fn escalate(tx: &mut TenantTx, tenant: Uuid, row: TicketRow, target: &str, now: DateTime<Utc>) -> Result<TicketRow, Error> {
     let level = PRIORITIES.iter().position(|p| *p == row.priority).unwrap_or(PRIORITIES.len() - 1);
@@ -130,6 +142,7 @@ async fn escalate(tx: &mut TenantTx, tenant: Uuid, row: TicketRow, target: &str,
     }
     let escalated = store::escalate(tx, tenant, row.id, priority, &assignee, now).await?;
     store::append_event(tx, tenant, row.id, "SLA_BREACHED", "sla", &detail, now).await?;
+    breaches().add(1, &[opentelemetry::KeyValue::new("target", target.to_owned())]);
     if assignee != row.assignee && !row.assignee.is_empty() {
         // The agent the lead took over from has capacity again.
         crate::api::drain_queue(tx, tenant, &row.team, now).await?;

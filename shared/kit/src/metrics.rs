@@ -1,0 +1,64 @@
+//! RED metrics and connection-pool gauges through the global OpenTelemetry
+//! meter provider: exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+//! (see [`crate::telemetry::init`]), a no-op otherwise. Names and attributes
+//! follow semantic conventions v1.34.0:
+//!
+//! - `rpc.server.duration` (histogram, ms): `rpc.system`, `rpc.service`,
+//!   `rpc.method`, `rpc.grpc.status_code` — request rate, errors by code and
+//!   latency per method in one instrument;
+//! - `db.client.connection.count` (gauge): `db.client.connection.state`
+//!   (`used` | `idle`), `db.client.connection.pool.name`.
+
+use std::{sync::OnceLock, time::Duration};
+
+use opentelemetry::{
+    KeyValue, global,
+    metrics::{Histogram, ObservableGauge},
+};
+use sqlx::PgPool;
+
+/// Bucket bounds in ms: fine below 10 ms where most calls land, up to the default deadline.
+const DURATION_BOUNDS_MS: [f64; 14] = [0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+
+fn rpc_duration() -> &'static Histogram<f64> {
+    // Created on first use, which is after `telemetry::init` installed the provider.
+    static DURATION: OnceLock<Histogram<f64>> = OnceLock::new();
+    DURATION.get_or_init(|| {
+        global::meter("crm-kit")
+            .f64_histogram("rpc.server.duration")
+            .with_unit("ms")
+            .with_description("Duration of inbound RPCs, by method and gRPC status code")
+            .with_boundaries(DURATION_BOUNDS_MS.to_vec())
+            .build()
+    })
+}
+
+/// Records one finished (or rejected) call of `path` ("/pkg.Service/Method").
+pub fn record_rpc(path: &str, code: i32, elapsed: Duration) {
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    rpc_duration().record(
+        elapsed.as_secs_f64() * 1000.0,
+        &[
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", service.to_owned()),
+            KeyValue::new("rpc.method", method.to_owned()),
+            KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+        ],
+    );
+}
+
+/// Reports the pool's used and idle connections at every collection; keep
+/// the returned gauge as long as the pool lives.
+pub fn observe_pool(pool: PgPool, name: &'static str) -> ObservableGauge<i64> {
+    global::meter("crm-kit")
+        .i64_observable_gauge("db.client.connection.count")
+        .with_unit("{connection}")
+        .with_description("Connections of the service's Postgres pool, by state")
+        .with_callback(move |observer| {
+            let (size, idle) = (i64::from(pool.size()), pool.num_idle() as i64);
+            let pool_name = KeyValue::new("db.client.connection.pool.name", name);
+            observer.observe(size - idle, &[KeyValue::new("db.client.connection.state", "used"), pool_name.clone()]);
+            observer.observe(idle, &[KeyValue::new("db.client.connection.state", "idle"), pool_name]);
+        })
+        .build()
+}
