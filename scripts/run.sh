@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # cleanup/on_signal are invoked through trap
 # Runs the CRM suite locally (what `make run` calls, after `cargo build --workspace --bins`):
-# starts the dev Postgres (unless PROFILES_DATABASE_URL is given), the services,
+# starts the dev Postgres (unless PROFILES_DATABASE_URL is given), the services and the gateway,
 # mints a dev admin token and prints copy-paste examples. Ctrl-C stops everything.
 #
 # Environment (all optional):
 #   PROFILES_DATABASE_URL, PROFILES_MIGRATION_DATABASE_URL   use this database instead of the dev cluster
 #   PROFILES_LISTEN_ADDR   default 127.0.0.1:50051
+#   GATEWAY_LISTEN_ADDR    default 127.0.0.1:8080 (REST/JSON)
 #   CRM_JWT_SECRET         default: .data/dev-jwt-secret (generated once)
 #   CRM_DEV_TENANT         tenant of the dev token (default 0190a4c2-0000-7000-8000-000000000001)
 #   CRM_LOG_FORMAT         default pretty
@@ -177,13 +178,37 @@ for i in "${!PIDS[@]}"; do
     wait_ready "$i"
 done
 
+# The gateway has no database: it needs only the backends' addresses and the JWT settings.
+start_gateway() {
+    local addr="${GATEWAY_LISTEN_ADDR:-127.0.0.1:8080}" bin="$BIN/crm-gateway" log="$LOG_DIR/gateway.log"
+    [[ -x $bin ]] || die "$bin not found: run 'make build'"
+    if port_open "$addr"; then
+        die "$addr is already in use (another 'make run'?); set GATEWAY_LISTEN_ADDR to move the gateway"
+    fi
+    : >"$log"
+    env CRM_LISTEN_ADDR="$addr" \
+        CRM_BACKENDS="crm.profiles.v1=http://${ADDRS[0]},crm.tickets.v1=http://${ADDRS[1]}" \
+        CRM_LOG_FORMAT="${CRM_LOG_FORMAT:-pretty}" \
+        "$bin" > >(
+            trap '' INT TERM
+            tee -a "$log" | sed -u "s/^/[gateway] /"
+        ) 2>&1 &
+    PIDS+=("$!")
+    NAMES+=("gateway")
+    ADDRS+=("$addr")
+    say "started crm-gateway (pid $!) on $addr"
+    wait_ready $((${#PIDS[@]} - 1))
+}
+start_gateway
+
 P="${ADDRS[0]}"
 T="${ADDRS[1]}"
+G="${ADDRS[2]}"
 cat <<EOF
 
 ================================================================================
  CRM suite is up (Ctrl-C to stop)
-$(for i in "${!NAMES[@]}"; do printf '   %-10s grpc://%s\n' "${NAMES[$i]}" "${ADDRS[$i]}"; done)
+$(for i in "${!NAMES[@]}"; do [[ ${NAMES[$i]} == gateway ]] && scheme=http || scheme=grpc; printf '   %-10s %s://%s\n' "${NAMES[$i]}" "$scheme" "${ADDRS[$i]}"; done)
    tenant     $CRM_DEV_TENANT (dev token: roles=admin, subject=dev-admin, 24 h)
 
  export TOKEN=$TOKEN
@@ -196,6 +221,11 @@ $(for i in "${!NAMES[@]}"; do printf '   %-10s grpc://%s\n' "${NAMES[$i]}" "${AD
 
  # open a ticket for that customer (use the name CreateCustomer returned)
  buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"ticket":{"customer":"customers/<id>","subject":"Printer on fire","type":"TICKET_TYPE_PROBLEM","channel":"CHANNEL_HOTLINE"}}' http://$T/crm.tickets.v1.TicketService/CreateTicket
+
+ # the same over REST/JSON through the gateway
+ curl -s -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"displayName":"Ada Lovelace","emails":[{"address":"ada@example.com"}]}' http://$G/v1/customers
+ curl -s -H "authorization: Bearer \$TOKEN" 'http://$G/v1/customers?pageSize=10&filter=display_name:ada'
+ curl -s http://$G/readyz
 
  # health
  grpcurl -plaintext $P grpc.health.v1.Health/Check

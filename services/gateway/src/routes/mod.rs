@@ -13,7 +13,7 @@ use crm_proto::google::api::{HttpRule, http_rule::Pattern};
 use http::Method;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor, Value};
 
-pub use self::template::{PathTemplate, Segment, TemplateError};
+pub use self::template::{Bindings, PathTemplate, Segment, TemplateError};
 
 /// Where the HTTP body goes in the request message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub enum RouteError {
 #[derive(Debug)]
 pub enum Lookup<'a> {
     /// A route, with the path variables as (field path, value).
-    Found(&'a Route, Vec<(Vec<String>, String)>),
+    Found(&'a Route, Bindings),
     /// The path is known, but not with this verb: the verbs it takes.
     MethodNotAllowed(Vec<Method>),
     /// No template matches the path.
@@ -185,7 +185,7 @@ impl RouteTable {
     /// (so `/v1/customers/x:undelete` is never read as a name ending in
     /// `:undelete`); among the rest the most specific template wins.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
-        let mut matched: Vec<(&Route, Vec<(Vec<String>, String)>)> =
+        let mut matched: Vec<(&Route, Bindings)> =
             self.routes.iter().filter_map(|r| r.template.matches(path).map(|vars| (r, vars))).collect();
         if matched.iter().any(|(r, _)| r.template.verb().is_some()) {
             matched.retain(|(r, _)| r.template.verb().is_some());
@@ -275,7 +275,7 @@ mod tests {
         RouteTable::from_pool(&pool, &backends).unwrap()
     }
 
-    fn found<'a>(table: &'a RouteTable, method: Method, path: &str) -> (&'a Route, Vec<(Vec<String>, String)>) {
+    fn found<'a>(table: &'a RouteTable, method: Method, path: &str) -> (&'a Route, Bindings) {
         match table.lookup(&method, path) {
             Lookup::Found(r, vars) => (r, vars),
             other => panic!("{method} {path}: {other:?}"),

@@ -38,6 +38,9 @@ pub struct Variable {
     end: usize,
 }
 
+/// Path variables bound by a match: (field path, decoded value), in path order.
+pub type Bindings = Vec<(Vec<String>, String)>;
+
 /// A parsed path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {
@@ -144,7 +147,7 @@ impl PathTemplate {
 
     /// Matches a raw (still percent-encoded) request path; on success returns
     /// each variable's field path with its decoded value.
-    pub fn matches(&self, path: &str) -> Option<Vec<(Vec<String>, String)>> {
+    pub fn matches(&self, path: &str) -> Option<Bindings> {
         let rest = path.strip_prefix('/')?;
         let rest = match &self.verb {
             Some(verb) => rest.strip_suffix(verb.as_str())?.strip_suffix(':')?,

@@ -79,14 +79,45 @@ fn unsettable(key: &str) -> ApiError {
 }
 
 fn scalar(field: &FieldDescriptor, value: &str) -> Value {
-    let is_bool = match field.kind() {
-        Kind::Bool => true,
-        Kind::Message(m) => m.full_name() == "google.protobuf.BoolValue",
-        _ => false,
+    let type_name = match field.kind() {
+        Kind::Bool => "bool".to_owned(),
+        Kind::Message(m) => m.full_name().to_owned(),
+        _ => String::new(),
     };
-    match value {
-        "true" if is_bool => Value::Bool(true),
-        "false" if is_bool => Value::Bool(false),
-        other => Value::String(other.to_owned()),
+    match (type_name.as_str(), value) {
+        ("bool" | "google.protobuf.BoolValue", "true") => Value::Bool(true),
+        ("bool" | "google.protobuf.BoolValue", "false") => Value::Bool(false),
+        // AIP examples (and gRPC clients) write masks with proto names; the
+        // JSON form wants lowerCamel, so accept both.
+        ("google.protobuf.FieldMask", mask) => Value::String(mask.split(',').map(|p| lower_camel(p.trim())).collect::<Vec<_>>().join(",")),
+        (_, other) => Value::String(other.to_owned()),
+    }
+}
+
+/// `display_name.first_part` → `displayName.firstPart`; lowerCamel input is unchanged.
+fn lower_camel(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut upper = false;
+    for c in path.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mask_paths_become_lower_camel() {
+        assert_eq!(super::lower_camel("display_name"), "displayName");
+        assert_eq!(super::lower_camel("birthday.month"), "birthday.month");
+        assert_eq!(super::lower_camel("address.postal_code"), "address.postalCode");
+        assert_eq!(super::lower_camel("displayName"), "displayName");
     }
 }

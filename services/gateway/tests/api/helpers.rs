@@ -1,0 +1,157 @@
+//! `spawn_gateway()`: the suite behind a gateway, and an HTTP client for it.
+
+use crm_gateway::{config::Config, startup::Application};
+use crm_testkit::{
+    auth::{jwt_secret, token},
+    database::fresh_database,
+    init_test_logs,
+    process::{ServiceProcess, binary, spawn_service},
+};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Profiles and tickets as real processes, the gateway in-process.
+pub struct TestGateway {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub tenant: Uuid,
+    pub admin_token: String,
+    /// Held so that the process lives (and is killed) with the gateway.
+    _profiles: ServiceProcess,
+    pub tickets: Option<ServiceProcess>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// What a call returned.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The ErrorInfo reason of an error reply.
+    pub fn reason(&self) -> &str {
+        self.detail("google.rpc.ErrorInfo")["reason"].as_str().unwrap_or_else(|| panic!("no ErrorInfo reason in {:#}", self.body))
+    }
+
+    /// The detail of type `google.rpc.<kind>`.
+    pub fn detail(&self, kind: &str) -> &Value {
+        let url = format!("type.googleapis.com/{kind}");
+        self.body["error"]["details"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["@type"] == url.as_str()))
+            .unwrap_or_else(|| panic!("no {kind} in {:#}", self.body))
+    }
+
+    /// The `ETag` header without quotes.
+    pub fn etag(&self) -> String {
+        self.headers.get("etag").expect("an ETag header").to_str().unwrap().trim_matches('"').to_owned()
+    }
+}
+
+pub async fn spawn_gateway() -> TestGateway {
+    spawn_gateway_with(|_| {}).await
+}
+
+pub async fn spawn_gateway_with(customise: impl FnOnce(&mut Config)) -> TestGateway {
+    init_test_logs();
+    let profiles_db = fresh_database("profiles").await.unwrap();
+    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+    let tickets_db = fresh_database("tickets").await.unwrap();
+    let tickets = spawn_service(binary("crm-tickets"), &tickets_db, &[("CRM_PROFILES_URL", profiles.url.clone())]).await;
+    let mut config = Config::for_tests(&format!("crm.profiles.v1={},crm.tickets.v1={}", profiles.url, tickets.url), &jwt_secret());
+    customise(&mut config);
+    let app = Application::build(config).await.expect("the gateway builds");
+    let port = app.port();
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let tenant = Uuid::now_v7();
+    TestGateway {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+        tenant,
+        admin_token: token(tenant, &["admin"]),
+        _profiles: profiles,
+        tickets: Some(tickets),
+        stop: Some(stop),
+    }
+}
+
+impl TestGateway {
+    /// A token of the gateway's tenant with `roles`.
+    pub fn token(&self, roles: &[&str]) -> String {
+        token(self.tenant, roles)
+    }
+
+    /// Sends `method path` with `body` as JSON (if any) and the admin token.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_with(method, path, body, &[("authorization", format!("Bearer {}", self.admin_token))]).await
+    }
+
+    /// Sends a request with exactly the given headers.
+    pub async fn call_with(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, String)]) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply(request.send().await.expect("the gateway answers")).await
+    }
+
+    /// Sends a raw body.
+    pub async fn call_raw(&self, method: Method, path: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {}", self.admin_token))
+            .header("content-type", "application/json")
+            .body(body);
+        reply(request.send().await.expect("the gateway answers")).await
+    }
+
+    /// Creates a customer through the gateway and returns it.
+    pub async fn create_customer(&self, display_name: &str, email: &str) -> Value {
+        let reply = self
+            .call(
+                Method::POST,
+                "/v1/customers",
+                Some(json!({"displayName": display_name, "emails": [{"address": email, "primary": true}]})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+        reply.body["customer"].clone()
+    }
+}
+
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("a body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply { status, headers, body }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The path of a resource name: `customers/x` → `/v1/customers/x`.
+pub fn path(name: &Value) -> String {
+    format!("/v1/{}", name.as_str().expect("a name"))
+}

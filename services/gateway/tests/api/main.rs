@@ -1,0 +1,8 @@
+//! End-to-end tests of the gateway: real crm-profiles and crm-tickets
+//! processes on fresh databases, the gateway in-process on port 0, plain HTTP.
+
+mod customers;
+mod errors;
+mod health;
+mod helpers;
+mod tickets;
