@@ -5,4 +5,5 @@ mod customers;
 mod errors;
 mod health;
 mod helpers;
+mod protocol;
 mod tickets;

@@ -1,0 +1,75 @@
+//! HTTP-level behaviour: NDJSON server streams, h2c, gzip, CORS.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{spawn_gateway, spawn_gateway_with};
+
+#[tokio::test]
+async fn a_server_stream_arrives_as_ndjson() {
+    let gw = spawn_gateway_with(|c| {
+        // Events are served by every service; route the stream to the profiles process.
+        let profiles = c.backends.split(',').next().unwrap().split_once('=').unwrap().1.to_owned();
+        c.backends.push_str(&format!(",crm.events.v1.EventService={profiles}"));
+    })
+    .await;
+    let created = gw.create_customer("Ada", "ada@example.com").await;
+
+    let mut response = gw
+        .http
+        .get(format!("{}/v1/events:subscribe?afterPosition=0&types=crm.profiles.v1.CustomerCreated", gw.base))
+        .header("authorization", format!("Bearer {}", gw.admin_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let mut buffer = Vec::new();
+    while !buffer.contains(&b'\n') {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk()).await.expect("an event in time").unwrap();
+        buffer.extend_from_slice(&chunk.expect("the stream stays open"));
+    }
+    let line = buffer.split(|b| *b == b'\n').next().unwrap();
+    let event: Value = serde_json::from_slice(line).unwrap();
+    assert!(event.to_string().contains(created["name"].as_str().unwrap()), "{event:#}");
+}
+
+#[tokio::test]
+async fn h2c_gzip_and_cors() {
+    let gw = spawn_gateway_with(|c| c.cors_origins = vec!["https://app.example.com".into()]).await;
+    for i in 0..20 {
+        gw.create_customer(&format!("Customer {i}"), &format!("c{i}@example.com")).await;
+    }
+
+    // HTTP/2 without TLS (prior knowledge), and a compressed answer when asked for.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().no_gzip().build().unwrap();
+    let response = h2
+        .get(format!("{}/v1/customers?pageSize=20", gw.base))
+        .header("authorization", format!("Bearer {}", gw.admin_token))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+
+    // CORS preflight for the configured origin only.
+    let preflight = |origin: &'static str| {
+        gw.http
+            .request(Method::OPTIONS, format!("{}/v1/customers", gw.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
+    let other = preflight("https://evil.example.com").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // Without configured origins there are no CORS headers at all.
+    let plain = spawn_gateway().await;
+    let response = plain.http.get(format!("{}/healthz", plain.base)).header("origin", "https://app.example.com").send().await.unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}
