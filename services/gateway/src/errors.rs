@@ -54,6 +54,12 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// 415: a body that is not declared as JSON.
+    #[error("the request body must be JSON (Content-Type: application/json), not {content_type:?}")]
+    UnsupportedMediaType {
+        /// The declared content type.
+        content_type: String,
+    },
     /// Whatever the backend answered (or UNAVAILABLE when it could not be reached),
     /// with its details already rendered as JSON.
     #[error("{message}")]
@@ -86,7 +92,7 @@ impl ApiError {
             Self::Unauthenticated { .. } => Code::Unauthenticated,
             Self::RouteNotFound { .. } => Code::NotFound,
             Self::MethodNotAllowed { .. } => Code::Unimplemented,
-            Self::PayloadTooLarge { .. } => Code::InvalidArgument,
+            Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType { .. } => Code::InvalidArgument,
             Self::Backend { code, .. } => *code,
         }
     }
@@ -96,6 +102,7 @@ impl ApiError {
         match self {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             other => http_status(other.code()),
         }
     }
@@ -108,6 +115,7 @@ impl ApiError {
             Self::RouteNotFound { .. } => vec![error_info("ROUTE_NOT_FOUND")],
             Self::MethodNotAllowed { .. } => vec![error_info("METHOD_NOT_ALLOWED")],
             Self::PayloadTooLarge { .. } => vec![error_info("BODY_TOO_LARGE")],
+            Self::UnsupportedMediaType { .. } => vec![error_info("UNSUPPORTED_MEDIA_TYPE")],
         };
         json!({"error": {
             "code": self.http_status().as_u16(),

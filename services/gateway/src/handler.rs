@@ -177,6 +177,13 @@ impl Gateway {
     }
 
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+        // A missing Content-Type is taken as JSON (curl -d without -H); a
+        // declared non-JSON type is refused rather than misread.
+        if let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+            && !is_json(content_type)
+        {
+            return Err(ApiError::UnsupportedMediaType { content_type: content_type.to_owned() });
+        }
         let limit = self.max_body_bytes;
         let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limit as u64) {
@@ -239,6 +246,12 @@ impl Gateway {
 }
 
 /// Whether `If-Match` applies: updates, deletes and custom methods (`:verb`).
+/// `application/json` or a `+json` type, with any parameters (`; charset=utf-8`).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 fn takes_if_match(route: &Route) -> bool {
     matches!(route.method, Method::PATCH | Method::PUT | Method::DELETE)
         || (route.method == Method::POST && route.template.verb().is_some())
@@ -282,6 +295,12 @@ fn parse_timeout(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        assert!(is_json("application/json") && is_json("Application/JSON; charset=utf-8") && is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain") && !is_json("application/x-www-form-urlencoded"));
+    }
 
     #[test]
     fn timeouts_parse_in_both_forms() {

@@ -86,6 +86,17 @@ async fn client_mistakes_are_4xx() {
     let oversize = gw.call_raw(Method::POST, "/v1/customers", format!("{{\"displayName\": \"{}\"}}", "x".repeat(2000))).await;
     assert_eq!(oversize.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(oversize.reason(), "BODY_TOO_LARGE");
+
+    let form = gw
+        .http
+        .post(format!("{}/v1/customers", gw.base))
+        .header("authorization", format!("Bearer {}", gw.admin_token))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("displayName=Ada")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test]
