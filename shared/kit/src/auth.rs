@@ -50,6 +50,10 @@ pub enum Role {
     Readonly,
     /// Another CRM service calling on a user's behalf or for its own jobs.
     Service,
+    /// A customer in a customer-facing app, acting for itself only: the token's
+    /// `sub` is its own `customers/{id}` (see [`Principal::customer`]). It holds
+    /// only the `*.self` permissions; each service decides which records are its own.
+    Customer,
 }
 
 impl Role {
@@ -62,6 +66,7 @@ impl Role {
             "analyst" => Self::Analyst,
             "readonly" => Self::Readonly,
             "service" => Self::Service,
+            "customer" => Self::Customer,
             _ => return None,
         })
     }
@@ -70,12 +75,18 @@ impl Role {
         use Permission::*;
         match self {
             Self::Admin => true,
-            Self::Service => {
-                matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | TicketsRead | TicketsWrite | EventsRead | Pii)
+            Self::Service => matches!(
+                permission,
+                CustomersRead | CustomersCreate | CustomersUpdate | TicketsRead | TicketsWrite | ArticlesRead | EventsRead | Pii
+            ),
+            Self::Agent => {
+                matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | TicketsRead | TicketsWrite | ArticlesRead | Pii)
             }
-            Self::Agent => matches!(permission, CustomersRead | CustomersCreate | CustomersUpdate | TicketsRead | TicketsWrite | Pii),
             Self::Marketer => matches!(permission, CustomersRead | CustomersUpdate | Pii),
-            Self::Analyst | Self::Readonly => matches!(permission, CustomersRead | TicketsRead),
+            Self::Analyst | Self::Readonly => matches!(permission, CustomersRead | TicketsRead | ArticlesRead),
+            // Deliberately no staff permission: every RPC that does not check
+            // for a `*.self` permission refuses a customer.
+            Self::Customer => matches!(permission, CustomersSelf | TicketsSelf | ArticlesRead),
         }
     }
 }
@@ -99,6 +110,14 @@ pub enum Permission {
     TicketsDelete,
     /// Configure ticket handling: teams, classification rules, SLA policies.
     TicketsConfigure,
+    /// Read one's own customer record and update its contact details and
+    /// consent (the `customer` role; the service checks the record is the caller's).
+    CustomersSelf,
+    /// Open tickets for oneself, read them and their public comments, reply
+    /// publicly (the `customer` role; the service checks the ticket is the caller's).
+    TicketsSelf,
+    /// Read and search published knowledge-base articles.
+    ArticlesRead,
     /// Subscribe to a service's event stream.
     EventsRead,
     /// See emails and phone numbers unmasked.
@@ -117,6 +136,9 @@ impl Permission {
             Self::TicketsWrite => "tickets.write",
             Self::TicketsDelete => "tickets.delete",
             Self::TicketsConfigure => "tickets.configure",
+            Self::CustomersSelf => "customers.self",
+            Self::TicketsSelf => "tickets.self",
+            Self::ArticlesRead => "articles.read",
             Self::EventsRead => "events.read",
             Self::Pii => "pii",
         }
@@ -143,6 +165,16 @@ impl Principal {
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// For a `customer` token, the id of the customer the caller is (its
+    /// `sub` is `customers/{id}`); `None` for every other caller, whatever
+    /// its subject looks like.
+    pub fn customer(&self) -> Option<Uuid> {
+        if !self.has_role(Role::Customer) {
+            return None;
+        }
+        crate::resource::parse_id(&self.subject, "customers", "sub", "INVALID_SUBJECT").ok()
     }
 
     /// PERMISSION_DENIED unless the caller may do `permission`.
@@ -199,7 +231,7 @@ impl Authenticator {
             .claims;
         let tenant = claims.tenant.as_deref().ok_or_else(|| unauthenticated("MISSING_TENANT", "the token lacks the `tenant` claim"))?;
         let tenant = Uuid::parse_str(tenant).map_err(|_| unauthenticated("INVALID_TENANT", "the `tenant` claim is not a UUID"))?;
-        let roles = claims
+        let roles: HashSet<Role> = claims
             .roles
             .ok_or_else(|| unauthenticated("MISSING_CLAIM", "the token lacks the `roles` claim"))?
             .iter()
@@ -207,6 +239,16 @@ impl Authenticator {
             .collect();
         if claims.sub.is_empty() {
             return Err(unauthenticated("MISSING_CLAIM", "the token's `sub` claim is empty"));
+        }
+        if roles.contains(&Role::Customer) {
+            // A customer token is scoped to one customer: mixing in a staff role
+            // would make "whose data is this" ambiguous, so such a token is refused.
+            if roles.len() > 1 {
+                return Err(unauthenticated("INVALID_ROLES", "the `customer` role cannot be combined with other roles"));
+            }
+            if crate::resource::parse_id(&claims.sub, "customers", "sub", "INVALID_SUBJECT").is_err() {
+                return Err(unauthenticated("INVALID_SUBJECT", "a `customer` token's `sub` must be its customers/{id} name"));
+            }
         }
         Ok(Principal { subject: claims.sub, tenant, roles })
     }
@@ -302,6 +344,39 @@ mod tests {
         let confused = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(), &EncodingKey::from_secret(&public)).unwrap();
         assert_eq!(reason(auth.authenticate(Some(&format!("Bearer {confused}")))), "INVALID_ALGORITHM");
         assert!(Authenticator::rs256_from_pem_file(&dir.join("missing.pem"), "crm").is_err());
+    }
+
+    #[test]
+    fn a_customer_token_is_scoped_to_its_subject_and_holds_only_self_permissions() {
+        let auth = Authenticator::hs256(SECRET, "crm");
+        let id = Uuid::now_v7();
+        let bearer = |c: &Claims| format!("Bearer {}", mint_hs256(SECRET, c));
+        let customer = Claims { sub: format!("customers/{id}"), roles: Some(vec!["customer".into()]), ..claims() };
+        let p = auth.authenticate(Some(&bearer(&customer))).unwrap();
+        assert_eq!(p.customer(), Some(id));
+        for permission in [Permission::CustomersSelf, Permission::TicketsSelf, Permission::ArticlesRead] {
+            assert!(p.can(permission), "{permission:?}");
+        }
+        for permission in [
+            Permission::CustomersRead,
+            Permission::CustomersCreate,
+            Permission::CustomersUpdate,
+            Permission::CustomersDelete,
+            Permission::TicketsRead,
+            Permission::TicketsWrite,
+            Permission::TicketsDelete,
+            Permission::TicketsConfigure,
+            Permission::EventsRead,
+            Permission::Pii,
+        ] {
+            assert!(!p.can(permission), "{permission:?}");
+        }
+        assert_eq!(reason(auth.authenticate(Some(&bearer(&Claims { sub: "user-1".into(), ..customer.clone() })))), "INVALID_SUBJECT");
+        let mixed = Claims { roles: Some(vec!["customer".into(), "admin".into()]), ..customer.clone() };
+        assert_eq!(reason(auth.authenticate(Some(&bearer(&mixed)))), "INVALID_ROLES");
+        // A staff token whose subject happens to look like a customer name is not a customer.
+        let agent = auth.authenticate(Some(&bearer(&Claims { sub: format!("customers/{id}"), ..claims() }))).unwrap();
+        assert_eq!(agent.customer(), None);
     }
 
     #[test]

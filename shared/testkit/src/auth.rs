@@ -36,3 +36,8 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ASCII token"));
     request
 }
+
+/// A `customer` token for `tenant` whose subject is `customer` (`customers/{id}`).
+pub fn customer_token(tenant: Uuid, customer: &str) -> String {
+    token_with(&claims(customer, tenant, &["customer"]))
+}
