@@ -9,7 +9,7 @@ use crm_kit::{
     config::{LogFormat, Secret},
 };
 
-use crate::routes::BackendMap;
+use crate::{ratelimit::Limits, routes::BackendMap};
 
 /// Backends when `CRM_BACKENDS` is unset: the `make run` addresses.
 pub const DEFAULT_BACKENDS: &str = "crm.profiles.v1=http://127.0.0.1:50051,crm.tickets.v1=http://127.0.0.1:50052";
@@ -40,6 +40,16 @@ pub struct Config {
     /// Origins allowed by CORS, comma-separated (`*` for any); none: no CORS headers.
     #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Rate limits per caller (token subject; client address for token-less
+    /// methods): `read=rate/burst,write=…,search=…` per second, or `off`.
+    #[arg(long, env = "CRM_RATE_LIMIT_PER_SUBJECT", default_value = "read=50/100,write=10/20,search=5/10")]
+    pub rate_limit_per_subject: Limits,
+    /// Rate limits per tenant (all its callers together), same syntax.
+    #[arg(long, env = "CRM_RATE_LIMIT_PER_TENANT", default_value = "read=500/1000,write=100/200,search=50/100")]
+    pub rate_limit_per_tenant: Limits,
+    /// Largest `pageSize` passed to a service; larger ones are lowered to it (AIP-158).
+    #[arg(long, env = "CRM_MAX_PAGE_SIZE", default_value_t = 200)]
+    pub max_page_size: i32,
     /// HS256 secret for bearer tokens (used unless a public key file is given).
     #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
@@ -68,6 +78,9 @@ impl Config {
             max_body_bytes: 1024 * 1024,
             public_methods: vec!["/crm.tickets.v1.SurveyService/AnswerSurvey".to_owned()],
             cors_origins: Vec::new(),
+            rate_limit_per_subject: Limits::default(),
+            rate_limit_per_tenant: Limits::default(),
+            max_page_size: 200,
             jwt_secret: Some(jwt_secret.into()),
             jwt_public_key_file: None,
             jwt_issuer: "crm".to_owned(),

@@ -12,6 +12,8 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
 use tonic::Code;
 
+use crate::ratelimit::Limited;
+
 /// ErrorInfo domain of errors raised by the gateway itself.
 pub const DOMAIN: &str = "gateway.crm";
 
@@ -60,6 +62,9 @@ pub enum ApiError {
         /// The declared content type.
         content_type: String,
     },
+    /// 429: a rate-limit bucket is empty (`Retry-After` and RetryInfo say when to retry).
+    #[error("too many {} requests for this {}; retry in {:.1} s", .0.class.as_str(), .0.scope.as_str(), .0.retry_after.as_secs_f64())]
+    RateLimited(Limited),
     /// Whatever the backend answered (or UNAVAILABLE when it could not be reached),
     /// with its details already rendered as JSON.
     #[error("{message}")]
@@ -93,6 +98,7 @@ impl ApiError {
             Self::RouteNotFound { .. } => Code::NotFound,
             Self::MethodNotAllowed { .. } => Code::Unimplemented,
             Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType { .. } => Code::InvalidArgument,
+            Self::RateLimited(_) => Code::ResourceExhausted,
             Self::Backend { code, .. } => *code,
         }
     }
@@ -116,6 +122,12 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => vec![error_info("METHOD_NOT_ALLOWED")],
             Self::PayloadTooLarge { .. } => vec![error_info("BODY_TOO_LARGE")],
             Self::UnsupportedMediaType { .. } => vec![error_info("UNSUPPORTED_MEDIA_TYPE")],
+            Self::RateLimited(limited) => vec![
+                json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMITED", "domain": DOMAIN,
+                       "metadata": {"scope": limited.scope.as_str(), "class": limited.class.as_str()}}),
+                json!({"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                       "retryDelay": format!("{:.3}s", limited.retry_after.as_secs_f64())}),
+            ],
         };
         json!({"error": {
             "code": self.http_status().as_u16(),
@@ -134,6 +146,11 @@ impl IntoResponse for ApiError {
             if let Ok(value) = HeaderValue::from_str(&allow) {
                 response.headers_mut().insert(header::ALLOW, value);
             }
+        }
+        if let Self::RateLimited(limited) = &self {
+            // Whole seconds, rounded up, so that a client honouring it never retries too early.
+            let seconds = limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         if self.code() == Code::Unauthenticated {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

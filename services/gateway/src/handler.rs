@@ -4,11 +4,11 @@
 //! server streams) with `ETag`. Every step that fails answers in the Google
 //! JSON error format; nothing a client sends can produce a 500.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::{
     errors::{ApiError, error_info},
     forward::{Backends, service_label},
+    ratelimit::{RateLimiter, RouteClass},
     routes::{BackendMap, Lookup, Route, RouteTable},
     transcode,
 };
@@ -55,6 +56,10 @@ pub struct Gateway {
     pub shutdown: watch::Receiver<bool>,
     /// The configured backends (readiness names them).
     pub backend_map: BackendMap,
+    /// Token buckets per caller and tenant.
+    pub limiter: RateLimiter,
+    /// Largest `page_size` passed on.
+    pub max_page_size: i32,
 }
 
 /// The request id of the current request (set by [`request_id`]).
@@ -128,11 +133,21 @@ impl Gateway {
         let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         // Checked here so that a bad token never costs a backend call; the
         // backend still checks the forwarded token and its permissions.
-        if !self.public_methods.contains(&grpc_path) {
-            self.auth.authenticate(authorization).map_err(|e| ApiError::Unauthenticated { reason: e.reason(), message: e.to_string() })?;
-        }
+        let (subject, tenant) = if self.public_methods.contains(&grpc_path) {
+            // No token: the client's address is the caller.
+            let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+            (format!("address:{peer}"), "public".to_owned())
+        } else {
+            let principal = self
+                .auth
+                .authenticate(authorization)
+                .map_err(|e| ApiError::Unauthenticated { reason: e.reason(), message: e.to_string() })?;
+            (principal.subject, principal.tenant.to_string())
+        };
+        self.limiter.check(&subject, &tenant, RouteClass::of(route)).map_err(ApiError::RateLimited)?;
         let bytes = self.read_body(&parts.headers, body).await?;
         let mut message = transcode::request_message(route, vars, parts.uri.query(), &bytes)?;
+        transcode::cap_page_size(&mut message, self.max_page_size);
         if takes_if_match(route)
             && let Some(etag) = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).and_then(transcode::parse_if_match)
         {

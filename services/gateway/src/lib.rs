@@ -12,12 +12,14 @@
 //! - [`handler`]: one request end to end (auth, deadline, metadata, streaming).
 //! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
 //! - [`health`]: `/healthz`, `/readyz`.
+//! - [`ratelimit`]: token buckets per caller and tenant by route class.
 
 pub mod config;
 pub mod errors;
 pub mod forward;
 pub mod handler;
 pub mod health;
+pub mod ratelimit;
 pub mod routes;
 pub mod startup;
 pub mod transcode;

@@ -22,6 +22,7 @@ use crate::{
     forward::Backends,
     handler::{self, Gateway, REQUEST_ID, REQUEST_TIMEOUT},
     health,
+    ratelimit::RateLimiter,
     routes::RouteTable,
 };
 
@@ -53,6 +54,8 @@ impl Application {
             request_timeout: config.request_timeout(),
             shutdown: shutdown_rx,
             backend_map,
+            limiter: RateLimiter::new(config.rate_limit_per_subject.clone(), config.rate_limit_per_tenant.clone()),
+            max_page_size: config.max_page_size.max(1),
         });
         let route_count = gateway.routes.routes().len();
         let router = router(gateway, &config)?;
@@ -82,7 +85,9 @@ impl Application {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let serve = axum::serve(listener, router).with_graceful_shutdown(signal);
+        // The client's address is the caller of token-less methods for rate limiting.
+        let serve =
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(signal);
         tokio::select! {
             result = serve => result?,
             _ = async { if stopping_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {

@@ -139,6 +139,16 @@ pub fn apply_if_match(message: &mut DynamicMessage, etag: &str) -> bool {
     }
 }
 
+/// Lowers a request's `page_size` to `max` (AIP-158 lets a server coerce a
+/// too-large page size); mobile clients get pages the gateway can afford.
+pub fn cap_page_size(message: &mut DynamicMessage, max: i32) {
+    let desc = message.descriptor();
+    let Some(field) = desc.get_field_by_name("page_size").filter(|f| f.kind() == Kind::Int32) else { return };
+    if message.get_field(&field).as_i32().is_some_and(|size| size > max) {
+        message.set_field(&field, ProtoValue::I32(max));
+    }
+}
+
 /// `If-Match: "abc"` / `W/"abc"` / `abc` → `abc`; `*` (any version) → None.
 pub fn parse_if_match(header: &str) -> Option<String> {
     let value = header.trim();

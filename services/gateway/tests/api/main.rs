@@ -5,5 +5,6 @@ mod customers;
 mod errors;
 mod health;
 mod helpers;
+mod limits;
 mod protocol;
 mod tickets;
