@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     domain::{
-        access::{WRITABLE_PATHS, may_write},
+        access::{Reach, WRITABLE_PATHS, may_write, reach, sees_pii},
         customer::CustomerDraft,
     },
     store::{self, CustomerRow, ListQuery},
@@ -64,9 +64,30 @@ fn not_found(id: Uuid) -> Error {
     Error::NotFound { resource_type: CUSTOMER_TYPE, name: customer_name(id) }
 }
 
+/// PERMISSION_DENIED naming `staff_permission` unless the caller holds it or
+/// acts for itself as a customer; checked before anything is read.
+fn require_staff_or_self(principal: &Principal, staff_permission: Permission) -> Result<(), Error> {
+    if principal.can(staff_permission) || principal.can(Permission::CustomersSelf) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied { permission: staff_permission.name().to_owned() })
+    }
+}
+
+/// OK when `principal` may act on customer `id` with `staff_permission`
+/// (see [`reach`]): PERMISSION_DENIED, or NOT_FOUND for another customer's record.
+fn authorize(principal: &Principal, id: Uuid, staff_permission: Permission) -> Result<(), Error> {
+    match reach(principal, id, staff_permission) {
+        Reach::Granted => Ok(()),
+        Reach::Hidden => Err(not_found(id)),
+        Reach::Denied(permission) => Err(Error::PermissionDenied { permission: permission.name().to_owned() }),
+    }
+}
+
 /// The customer as `principal` may see it.
 fn visible(principal: &Principal, mut customer: pb::Customer) -> pb::Customer {
-    if !principal.can(Permission::Pii) {
+    let own = parse_name(&customer.name, "name").is_ok_and(|id| sees_pii(principal, id));
+    if !own {
         mask_pii(&mut customer);
     }
     customer
@@ -143,8 +164,9 @@ impl CustomerService for CustomerApi {
     #[tracing::instrument(skip_all)]
     async fn get_customer(&self, request: Request<pb::GetCustomerRequest>) -> Result<Response<pb::GetCustomerResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::CustomersRead)?;
+        require_staff_or_self(&principal, Permission::CustomersRead)?;
         let id = parse_name(&request.get_ref().name, "name")?;
+        authorize(&principal, id, Permission::CustomersRead)?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let row = store::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
         tx.commit().await.map_err(Error::from)?;
@@ -154,10 +176,12 @@ impl CustomerService for CustomerApi {
     #[tracing::instrument(skip_all)]
     async fn update_customer(&self, request: Request<pb::UpdateCustomerRequest>) -> Result<Response<pb::UpdateCustomerResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::CustomersUpdate)?;
+        require_staff_or_self(&principal, Permission::CustomersUpdate)?;
         let pb::UpdateCustomerRequest { customer, update_mask } = request.into_inner();
         let input = customer.ok_or_else(|| Error::invalid("customer", "REQUIRED", "customer is required"))?;
         let id = parse_name(&input.name, "customer.name")?;
+        // Whose record first: another customer's is NOT_FOUND whatever the mask says.
+        authorize(&principal, id, Permission::CustomersUpdate)?;
         let mask = UpdateMask::parse(update_mask.as_ref(), WRITABLE_PATHS)?;
         let paths = mask.resolve(WRITABLE_PATHS);
         // Permission before existence: a caller learns nothing about customers it may not change.
