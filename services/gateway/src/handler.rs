@@ -178,17 +178,17 @@ impl Gateway {
             request.set_timeout(timeout);
         }
 
+        if route.backend == crate::overview::LOCAL {
+            let (metadata, _, message) = request.into_parts();
+            let response = crate::overview::serve(self, route, &message, &metadata, timeout.unwrap_or(self.request_timeout)).await?;
+            return Ok(json_response(route, &response));
+        }
         if streaming {
             let response = self.backends.server_streaming(route, request).await.map_err(|s| self.backend_error(route, s))?;
             return Ok(self.ndjson(response.into_inner()));
         }
         let response = self.backends.unary(route, request).await.map_err(|s| self.backend_error(route, s))?.into_inner();
-        let mut http = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
-        if let Some(etag) = transcode::response_etag(&response) {
-            // Strong etag, quoted as RFC 9110 requires; the quotes are stripped again from If-Match.
-            http = http.header(header::ETAG, format!("\"{}\"", etag.replace('"', "")));
-        }
-        Ok(http.body(Body::from(transcode::response_json(route, &response))).expect("valid response parts"))
+        Ok(json_response(route, &response))
     }
 
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
@@ -261,6 +261,16 @@ impl Gateway {
 }
 
 /// Whether `If-Match` applies: updates, deletes and custom methods (`:verb`).
+/// A 200 with the JSON of `response` and its resource's `ETag`.
+fn json_response(route: &Route, response: &DynamicMessage) -> Response {
+    let mut http = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
+    if let Some(etag) = transcode::response_etag(response) {
+        // Strong etag, quoted as RFC 9110 requires; the quotes are stripped again from If-Match.
+        http = http.header(header::ETAG, format!("\"{}\"", etag.replace('"', "")));
+    }
+    http.body(Body::from(transcode::response_json(route, response))).expect("valid response parts")
+}
+
 /// `application/json` or a `+json` type, with any parameters (`; charset=utf-8`).
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();

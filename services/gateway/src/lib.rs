@@ -12,6 +12,7 @@
 //! - [`handler`]: one request end to end (auth, deadline, metadata, streaming).
 //! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
 //! - [`health`]: `/healthz`, `/readyz`.
+//! - [`overview`]: customer 360, composed by the gateway from profiles and tickets.
 //! - [`ratelimit`]: token buckets per caller and tenant by route class.
 
 pub mod config;
@@ -19,6 +20,7 @@ pub mod errors;
 pub mod forward;
 pub mod handler;
 pub mod health;
+pub mod overview;
 pub mod ratelimit;
 pub mod routes;
 pub mod startup;

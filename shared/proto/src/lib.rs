@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! Modules mirror proto packages: `crm::profiles::v1`, `crm::tickets::v1`, `crm::events::v1`,
-//! `crm::common::v1`, and the vendored `google::{api, rpc, r#type}`.
+//! `crm::common::v1`, `crm::gateway::v1`, and the vendored `google::{api, rpc, r#type}`.
 #![allow(clippy::all, missing_docs)]
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every proto in `proto/`, imports included.
@@ -27,6 +27,12 @@ pub mod crm {
     pub mod tickets {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/crm.tickets.v1.rs"));
+        }
+    }
+    /// Views the gateway composes (customer 360).
+    pub mod gateway {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/crm.gateway.v1.rs"));
         }
     }
     /// The customer domain.

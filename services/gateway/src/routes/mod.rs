@@ -148,7 +148,9 @@ impl RouteTable {
         };
         let mut routes: Vec<Route> = Vec::new();
         for service in pool.services() {
-            let Some(backend) = backends.backend_for(&service) else { continue };
+            // Services the gateway composes itself need no backend entry.
+            let local = crate::overview::LOCAL_SERVICES.contains(&service.full_name()).then_some(crate::overview::LOCAL);
+            let Some(backend) = backends.backend_for(&service).or(local) else { continue };
             for rpc in service.methods() {
                 let options = rpc.options();
                 if !options.has_extension(&extension) {
@@ -331,7 +333,9 @@ mod tests {
         let table = RouteTable::from_pool(&pool, &backends).unwrap();
         let (route, _) = found(&table, Method::GET, "/v1/events:subscribe");
         assert!(route.rpc.is_server_streaming());
-        assert_eq!(table.routes().len(), 1);
+        // The event stream, plus the overview the gateway serves itself.
+        assert_eq!(table.routes().len(), 2);
+        assert!(table.routes().iter().any(|r| r.backend == crate::overview::LOCAL));
         assert!(BackendMap::parse("crm.x").is_err());
         assert!(BackendMap::parse("crm.x=ftp://h").is_err());
         assert!(BackendMap::parse("a=http://h,a=http://i").is_err());

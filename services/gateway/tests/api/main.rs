@@ -6,5 +6,6 @@ mod errors;
 mod health;
 mod helpers;
 mod limits;
+mod overview;
 mod protocol;
 mod tickets;
