@@ -12,14 +12,18 @@
 //! - [`handler`]: one request end to end (auth, deadline, metadata, streaming).
 //! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
 //! - [`health`]: `/healthz`, `/readyz`.
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the route table.
+//! - [`docs`]: `/openapi.json` and the `/docs` reference page.
 //! - [`overview`]: customer 360, composed by the gateway from profiles and tickets.
 //! - [`ratelimit`]: token buckets per caller and tenant by route class.
 
 pub mod config;
+pub mod docs;
 pub mod errors;
 pub mod forward;
 pub mod handler;
 pub mod health;
+pub mod openapi;
 pub mod overview;
 pub mod ratelimit;
 pub mod routes;

@@ -105,6 +105,7 @@ fn router(gateway: Arc<Gateway>, config: &Config) -> anyhow::Result<Router> {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(crate::docs::router(&crate::openapi::document(&gateway.pool, &gateway.routes, &gateway.public_methods)))
         .fallback(handler::handle)
         .with_state(gateway)
         .layer(compression)

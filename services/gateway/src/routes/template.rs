@@ -38,6 +38,13 @@ pub struct Variable {
     end: usize,
 }
 
+impl Variable {
+    /// The segments the variable spans, as indices into [`PathTemplate::segments`].
+    pub fn span(&self) -> std::ops::Range<usize> {
+        self.start..self.end
+    }
+}
+
 /// Path variables bound by a match: (field path, decoded value), in path order.
 pub type Bindings = Vec<(Vec<String>, String)>;
 

@@ -6,6 +6,7 @@ mod errors;
 mod health;
 mod helpers;
 mod limits;
+mod openapi;
 mod overview;
 mod protocol;
 mod tickets;

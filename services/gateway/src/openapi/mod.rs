@@ -1,0 +1,527 @@
+//! The OpenAPI 3.1 document of the REST/JSON API, generated once at start-up
+//! from the same descriptor pool and route table that serve requests, so it
+//! cannot drift from what the gateway accepts. Pure: no I/O.
+//!
+//! # Path parameters
+//! A variable that spans several segments (`{name=customers/*}`) becomes one
+//! OpenAPI path parameter per wildcard, with the template's literals kept in
+//! the path: `/v1/{name=customers/*}` is `/v1/customers/{customer}` (the
+//! parameter named after the collection, singular), and
+//! `/v1/{name=teams/*/members/*}` is `/v1/teams/{team}/members/{member}`.
+//! That is how Google's gnostic generator writes resource names, and every
+//! client (and fuzzer) fills such a path correctly, where a single `{name}`
+//! parameter holding `customers/abc` would need its `/` left unescaped, which
+//! OpenAPI cannot express for path parameters. The gateway rebuilds `name`
+//! (`customers/abc`) from the path as always. A variable bound to a single
+//! wildcard (`{ticket_id}`) keeps its field's name; a `**` becomes one
+//! parameter whose value may contain `/`.
+//!
+//! # Layout
+//! - [`document`]: the whole document.
+//! - `schema`: messages → JSON Schema (proto3 JSON mapping), comments, field behaviour.
+
+mod schema;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use http::Method;
+use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value, json};
+
+use self::schema::{Comments, Schemas};
+use crate::{
+    routes::{BodyBinding, PathTemplate, Route, RouteTable, Segment},
+    transcode,
+};
+
+/// Name of the shared error schema in `components/schemas`.
+pub const ERROR_SCHEMA: &str = "Error";
+/// Name of the bearer-token security scheme.
+pub const SECURITY_SCHEME: &str = "bearerAuth";
+
+/// Nested messages below this depth are not offered as dotted query parameters
+/// (recursive messages would otherwise never end).
+const MAX_QUERY_DEPTH: usize = 4;
+
+/// The OpenAPI 3.1 document of every route in `routes`; `public_methods` are
+/// the gRPC paths that take no bearer token (`security: []`).
+pub fn document(pool: &DescriptorPool, routes: &RouteTable, public_methods: &HashSet<String>) -> Value {
+    let comments = Comments::new(pool);
+    let requests = routes.routes().iter().map(|r| r.rpc.input().full_name().to_owned()).collect();
+    let mut schemas = Schemas::new(pool, &comments, requests);
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut operation_ids: HashMap<String, usize> = HashMap::new();
+    let mut tags: BTreeMap<String, Value> = BTreeMap::new();
+
+    for route in routes.routes() {
+        let Some(verb) = openapi_verb(&route.method) else {
+            tracing::warn!(method = %route.method, template = %route.template, "custom HTTP verb left out of the OpenAPI document");
+            continue;
+        };
+        let (path, path_params) = openapi_path(&route.template, &route.rpc.input());
+        let item = paths.entry(path.clone()).or_default();
+        if item.contains_key(verb) {
+            tracing::warn!(%path, verb, "two bindings share an OpenAPI path and verb; the second is left out");
+            continue;
+        }
+        let service = route.rpc.parent_service();
+        tags.entry(service.name().to_owned()).or_insert_with(|| {
+            let mut tag = json!({ "name": service.name() });
+            if let Some(comment) = comments.get(service.parent_file().name(), service.path()) {
+                tag["description"] = Value::String(comment.to_owned());
+            }
+            tag
+        });
+        let base_id = format!("{}_{}", service.name(), route.rpc.name());
+        let seen = operation_ids.entry(base_id.clone()).or_insert(0);
+        *seen += 1;
+        // Additional bindings of one RPC: Service_Method, Service_Method2, … (grpc-gateway's convention).
+        let operation_id = if *seen == 1 { base_id } else { format!("{base_id}{seen}") };
+        let comment = comments.get(route.rpc.parent_file().name(), route.rpc.path());
+        let operation = operation(route, operation_id, comment, path_params, public_methods, &mut schemas);
+        item.insert(verb.to_owned(), operation);
+    }
+
+    let mut components = schemas.into_components();
+    components.insert(ERROR_SCHEMA.to_owned(), error_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CRM API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "REST/JSON API of the CRM suite, served by crm-gateway from the services' \
+                `google.api.http` rules. Bodies and responses use the proto3 JSON mapping: lowerCamel \
+                names, enums by name, 64-bit integers as strings, default values left out. Errors use \
+                the Google JSON error format.",
+        },
+        "tags": tags.into_values().collect::<Vec<_>>(),
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A JWT signed with the suite's key (`CRM_JWT_SECRET` or `CRM_JWT_PUBLIC_KEY_FILE`).",
+                },
+            },
+        },
+        "security": [{ SECURITY_SCHEME: [] }],
+    })
+}
+
+fn openapi_verb(method: &Method) -> Option<&'static str> {
+    Some(match *method {
+        Method::GET => "get",
+        Method::PUT => "put",
+        Method::POST => "post",
+        Method::DELETE => "delete",
+        Method::PATCH => "patch",
+        Method::HEAD => "head",
+        Method::OPTIONS => "options",
+        Method::TRACE => "trace",
+        _ => return None,
+    })
+}
+
+/// A path parameter of an OpenAPI path: its name and what it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathParam {
+    /// The parameter's name in the OpenAPI path.
+    pub name: String,
+    /// The request field (proto names, dotted) the variable fills.
+    pub field: String,
+    /// The variable's pattern, e.g. `customers/*`.
+    pub pattern: String,
+    /// Whether the value may contain `/` (a `**` wildcard).
+    pub multi_segment: bool,
+}
+
+/// The OpenAPI path of `template` and its parameters (see the module docs).
+pub fn openapi_path(template: &PathTemplate, input: &MessageDescriptor) -> (String, Vec<PathParam>) {
+    let segments = template.segments();
+    let mut parts: Vec<String> = Vec::with_capacity(segments.len());
+    let mut params: Vec<PathParam> = Vec::new();
+    let mut variables = template.variables().iter().peekable();
+    let mut i = 0;
+    while i < segments.len() {
+        let Some(var) = variables.peek().filter(|v| v.span().start == i).copied() else {
+            parts.push(match &segments[i] {
+                Segment::Literal(l) => l.clone(),
+                // A wildcard outside any variable binds nothing; it still needs a value.
+                Segment::Any | Segment::Rest => format!("{{{}}}", unique(&mut params, "segment", "", "*", false)),
+            });
+            i += 1;
+            continue;
+        };
+        variables.next();
+        let field = var.field_path.join(".");
+        let json_field = json_field_path(input, &var.field_path);
+        let span = var.span();
+        let pattern = segments[span.clone()].iter().map(segment_text).collect::<Vec<_>>().join("/");
+        // `{name}` alone keeps the field's name; `{name=customers/*}` is named after `customers`.
+        let only_wildcard = span.len() == 1;
+        for j in span.clone() {
+            match &segments[j] {
+                Segment::Literal(l) => parts.push(l.clone()),
+                wildcard @ (Segment::Any | Segment::Rest) => {
+                    let multi = *wildcard == Segment::Rest;
+                    let name = match j.checked_sub(1).map(|k| &segments[k]) {
+                        Some(Segment::Literal(collection)) if !only_wildcard && !multi => singular(collection),
+                        _ => json_field.clone(),
+                    };
+                    let name = unique(&mut params, &name, &field, &pattern, multi);
+                    parts.push(format!("{{{name}}}"));
+                }
+            }
+        }
+        i = span.end;
+    }
+    let mut path = format!("/{}", parts.join("/"));
+    if let Some(verb) = template.verb() {
+        path.push(':');
+        path.push_str(verb);
+    }
+    (path, params)
+}
+
+/// Adds a parameter named `base` (or `base2`, … when taken) and returns the name.
+fn unique(params: &mut Vec<PathParam>, base: &str, field: &str, pattern: &str, multi_segment: bool) -> String {
+    let mut name = base.to_owned();
+    let mut n = 1;
+    while params.iter().any(|p| p.name == name) {
+        n += 1;
+        name = format!("{base}{n}");
+    }
+    params.push(PathParam { name: name.clone(), field: field.to_owned(), pattern: pattern.to_owned(), multi_segment });
+    name
+}
+
+fn segment_text(segment: &Segment) -> String {
+    match segment {
+        Segment::Literal(l) => l.clone(),
+        Segment::Any => "*".into(),
+        Segment::Rest => "**".into(),
+    }
+}
+
+/// `customers` → `customer`, `slaPolicies` → `slaPolicy`; anything else as is.
+fn singular(collection: &str) -> String {
+    if let Some(stem) = collection.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if let Some(stem) = collection.strip_suffix('s').filter(|s| !s.is_empty() && !s.ends_with('s')) {
+        stem.to_owned()
+    } else {
+        collection.to_owned()
+    }
+}
+
+/// The lowerCamel (JSON) spelling of a proto field path, e.g. `ticket.name`.
+fn json_field_path(input: &MessageDescriptor, path: &[String]) -> String {
+    let mut message = Some(input.clone());
+    let mut out = Vec::with_capacity(path.len());
+    for part in path {
+        let field = message.as_ref().and_then(|m| m.get_field_by_name(part));
+        out.push(field.as_ref().map_or_else(|| part.clone(), |f| f.json_name().to_owned()));
+        message = field.and_then(|f| match f.kind() {
+            Kind::Message(m) => Some(m),
+            _ => None,
+        });
+    }
+    out.join(".")
+}
+
+fn operation(
+    route: &Route,
+    operation_id: String,
+    comment: Option<&str>,
+    path_params: Vec<PathParam>,
+    public_methods: &HashSet<String>,
+    schemas: &mut Schemas<'_>,
+) -> Value {
+    let input = route.rpc.input();
+    let mut op = Map::new();
+    op.insert("operationId".into(), Value::String(operation_id));
+    op.insert("tags".into(), json!([route.rpc.parent_service().name()]));
+    let rpc_line = format!("gRPC: `{}`", route.grpc_path().trim_start_matches('/'));
+    match comment {
+        Some(text) => {
+            op.insert("summary".into(), Value::String(summary(text)));
+            op.insert("description".into(), Value::String(format!("{text}\n\n{rpc_line}")));
+        }
+        None => {
+            op.insert("summary".into(), Value::String(route.rpc.name().to_owned()));
+            op.insert("description".into(), Value::String(rpc_line));
+        }
+    }
+
+    let mut parameters: Vec<Value> = path_params
+        .iter()
+        .map(|p| {
+            let mut description = if p.field.is_empty() {
+                "A path segment (matches any value).".to_owned()
+            } else {
+                format!("Part of `{}` (`{}`).", p.field, p.pattern)
+            };
+            if p.multi_segment {
+                description.push_str(" May contain `/`.");
+            }
+            if let Some(field) = crate::routes::resolve_field_path(&input, &split(&p.field)).ok()
+                && let Some(text) = schemas.comment_of_field(&field)
+            {
+                description = format!("{description} {text}");
+            }
+            let mut schema = json!({ "type": "string", "minLength": 1 });
+            if !p.multi_segment {
+                schema["pattern"] = Value::String("^[^/]+$".into());
+            }
+            json!({ "name": p.name, "in": "path", "required": true, "description": description, "schema": schema })
+        })
+        .collect();
+
+    let path_fields: Vec<Vec<String>> = route.template.variables().iter().map(|v| v.field_path.clone()).collect();
+    match &route.body {
+        BodyBinding::Whole => {
+            // Top-level fields bound by the path are not part of the body.
+            let skip: Vec<&str> = path_fields.iter().filter(|p| p.len() == 1).map(|p| p[0].as_str()).collect();
+            let body = if skip.is_empty() { schemas.message(&input) } else { schemas.object(&input, &skip, true) };
+            op.insert("requestBody".into(), json!({ "required": true, "content": { "application/json": { "schema": body } } }));
+        }
+        BodyBinding::Field(name) => {
+            let field = input.get_field_by_name(name).expect("checked when the route was built");
+            let mut schema = schemas.field(&field);
+            if let Some(text) = schemas.comment_of_field(&field) {
+                schema["description"] = Value::String(text.to_owned());
+            }
+            let required = schemas.is_required(&field);
+            op.insert("requestBody".into(), json!({ "required": required, "content": { "application/json": { "schema": schema } } }));
+        }
+        BodyBinding::None => {}
+    }
+    if route.body != BodyBinding::Whole {
+        let mut bound = path_fields.clone();
+        if let BodyBinding::Field(name) = &route.body {
+            bound.push(vec![name.clone()]);
+        }
+        query_parameters(&input, &mut Vec::new(), &mut Vec::new(), &bound, schemas, &mut parameters);
+    }
+    if takes_if_match(route) && has_etag(&input) {
+        parameters.push(json!({
+            "name": "If-Match",
+            "in": "header",
+            "required": false,
+            "description": "The resource's `ETag`: the call fails with 409 `ABORTED` if the resource changed since.",
+            "schema": { "type": "string" },
+        }));
+    }
+    if !parameters.is_empty() {
+        op.insert("parameters".into(), Value::Array(parameters));
+    }
+
+    let output = route.rpc.output();
+    let response_schema = match &route.response_body {
+        Some(name) => schemas.field(&output.get_field_by_name(name).expect("checked when the route was built")),
+        None => schemas.message(&output),
+    };
+    let ok = if route.rpc.is_server_streaming() {
+        json!({
+            "description": "A stream of newline-delimited JSON messages, one per line (an error after the first \
+                message ends the stream with one `{\"error\": …}` line).",
+            "content": { "application/x-ndjson": { "schema": response_schema } },
+        })
+    } else {
+        let mut ok = json!({ "description": "OK", "content": { "application/json": { "schema": response_schema } } });
+        if transcode::resource_field(&output).is_some() {
+            ok["headers"] = json!({ "ETag": { "description": "The returned resource's etag, quoted.", "schema": { "type": "string" } } });
+        }
+        ok
+    };
+    op.insert(
+        "responses".into(),
+        json!({
+            "200": ok,
+            "default": {
+                "description": "An error in the Google JSON error format.",
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{ERROR_SCHEMA}") } } },
+            },
+        }),
+    );
+    if public_methods.contains(&route.grpc_path()) {
+        op.insert("security".into(), json!([]));
+    }
+    Value::Object(op)
+}
+
+/// The first sentence (or line) of a comment, for `summary`.
+fn summary(comment: &str) -> String {
+    let first_paragraph = comment.split("\n\n").next().unwrap_or_default().replace('\n', " ");
+    match first_paragraph.find(". ") {
+        Some(end) => first_paragraph[..=end].to_owned(),
+        None => first_paragraph,
+    }
+}
+
+fn split(field: &str) -> Vec<String> {
+    field.split('.').map(str::to_owned).collect()
+}
+
+/// Whether `If-Match` lands somewhere: the request's `etag`, or its resource's.
+fn has_etag(input: &MessageDescriptor) -> bool {
+    input.get_field_by_name("etag").is_some_and(|f| f.kind() == Kind::String) || transcode::resource_field(input).is_some()
+}
+
+/// Same rule as the handler: updates, deletes and custom methods (`:verb`).
+fn takes_if_match(route: &Route) -> bool {
+    matches!(route.method, Method::PATCH | Method::PUT | Method::DELETE)
+        || (route.method == Method::POST && route.template.verb().is_some())
+}
+
+/// Every field the query can set (what `transcode::query` accepts): scalars,
+/// enums, scalar well-known types and repeated ones of those, nested fields
+/// dotted; fields bound by the path or the body are left out.
+fn query_parameters(
+    message: &MessageDescriptor,
+    proto_path: &mut Vec<String>,
+    json_path: &mut Vec<String>,
+    bound: &[Vec<String>],
+    schemas: &mut Schemas<'_>,
+    out: &mut Vec<Value>,
+) {
+    for field in message.fields() {
+        proto_path.push(field.name().to_owned());
+        json_path.push(field.json_name().to_owned());
+        let is_bound = bound.iter().any(|b| b.starts_with(proto_path) || proto_path.starts_with(b));
+        if !is_bound && !field.is_map() {
+            match field.kind() {
+                Kind::Message(m) => match schema::well_known(m.full_name()) {
+                    Some(wkt) if is_scalar_json(&wkt) => out.push(query_parameter(&field, json_path, schemas)),
+                    // Struct, Value, Any, …: settable in a body only.
+                    Some(_) => {}
+                    None if !field.is_list() && proto_path.len() < MAX_QUERY_DEPTH => {
+                        query_parameters(&m, proto_path, json_path, bound, schemas, out);
+                    }
+                    None => {}
+                },
+                _ => out.push(query_parameter(&field, json_path, schemas)),
+            }
+        }
+        proto_path.pop();
+        json_path.pop();
+    }
+}
+
+fn query_parameter(field: &FieldDescriptor, json_path: &[String], schemas: &mut Schemas<'_>) -> Value {
+    let mut schema = schemas.field(field);
+    match schema.get_mut("items") {
+        Some(items) => strip_null(items),
+        None => strip_null(&mut schema),
+    }
+    let mut param = json!({ "name": json_path.join("."), "in": "query", "required": false, "schema": schema });
+    let mut description = Vec::new();
+    if schemas.is_required(field) {
+        description.push("Required.");
+    }
+    description.extend(schemas.comment_of_field(field));
+    if field.is_list() {
+        description.push("Repeat the parameter for several values.");
+    }
+    if !description.is_empty() {
+        param["description"] = Value::String(description.join(" "));
+    }
+    param
+}
+
+/// Whether a well-known type's JSON form is a single scalar (settable from the query).
+fn is_scalar_json(schema: &Value) -> bool {
+    match &schema["type"] {
+        Value::String(t) => t != "object" && t != "array",
+        Value::Array(types) => types.iter().all(|t| t != "object" && t != "array"),
+        _ => false,
+    }
+}
+
+/// A query parameter cannot be JSON `null`: `["string", "null"]` → `"string"`.
+fn strip_null(schema: &mut Value) {
+    if let Some(Value::Array(types)) = schema.get("type") {
+        let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        if kept.len() == 1 {
+            schema["type"] = kept[0].clone();
+        }
+    }
+}
+
+/// The Google JSON error format every failure is answered in.
+fn error_schema() -> Value {
+    let statuses = [
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    json!({
+        "title": "Error",
+        "description": "The Google JSON error format: the HTTP status, the gRPC status name, a message for \
+            developers and the typed details (`google.rpc.ErrorInfo` on every error; `BadRequest`, \
+            `PreconditionFailure`, … where they apply).",
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "status"],
+                "properties": {
+                    "code": { "type": "integer", "description": "The HTTP status code." },
+                    "message": { "type": "string" },
+                    "status": { "type": "string", "enum": statuses, "description": "The gRPC status code's name." },
+                    "details": {
+                        "type": "array",
+                        "items": schema::well_known("google.protobuf.Any").expect("Any is a well-known type"),
+                    },
+                },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_of(template: &str) -> (String, Vec<String>) {
+        let pool = DescriptorPool::decode(crm_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let input = pool.get_message_by_name("crm.profiles.v1.GetCustomerRequest").unwrap();
+        let (path, params) = openapi_path(&PathTemplate::parse(template).unwrap(), &input);
+        (path, params.into_iter().map(|p| p.name).collect())
+    }
+
+    #[test]
+    fn resource_names_become_one_parameter_per_wildcard() {
+        assert_eq!(path_of("/v1/{name=customers/*}"), ("/v1/customers/{customer}".into(), vec!["customer".into()]));
+        assert_eq!(path_of("/v1/{name=customers/*}:undelete").0, "/v1/customers/{customer}:undelete");
+        assert_eq!(path_of("/v1/{name=teams/*/members/*}").0, "/v1/teams/{team}/members/{member}");
+        assert_eq!(path_of("/v1/{name=slaPolicies/*}").0, "/v1/slaPolicies/{slaPolicy}");
+        assert_eq!(path_of("/v1/{name}").0, "/v1/{name}");
+        assert_eq!(path_of("/v1/{name=things/**}").0, "/v1/things/{name}");
+        assert_eq!(path_of("/v1/customers").0, "/v1/customers");
+        assert_eq!(path_of("/v1/{name=a/*/a/*}").1, vec!["a".to_owned(), "a2".to_owned()]);
+    }
+
+    #[test]
+    fn summaries_are_the_first_sentence() {
+        assert_eq!(summary("Gets a customer. Fails when deleted.\n\nMore."), "Gets a customer.");
+        assert_eq!(summary("Lists tickets"), "Lists tickets");
+    }
+}
