@@ -3,8 +3,9 @@
 #
 #   docker build --build-arg SERVICE=profiles --build-arg PORT=50051 -t crm-profiles:dev .
 #   docker build --build-arg SERVICE=tickets  --build-arg PORT=50052 -t crm-tickets:dev .
+#   docker build --build-arg SERVICE=gateway  --build-arg PORT=8080  -t crm-gateway:dev .
 #
-# (`make images` does both.) The runtime image is distroless: no shell, no
+# (`make images` does all three.) The runtime image is distroless: no shell, no
 # package manager, the binary and glibc/libgcc only, running as the
 # distroless `nonroot` user 65532, as the Kubernetes manifests require
 # (runAsNonRoot, readOnlyRootFilesystem). Configuration comes from CRM_*
@@ -27,10 +28,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 ARG SERVICE
-# The gRPC port the service listens on in a pod (CRM_LISTEN_ADDR=0.0.0.0:<port>).
+# The port the service listens on in a pod (CRM_LISTEN_ADDR=0.0.0.0:<port>):
+# gRPC for profiles and tickets, HTTP for the gateway.
 ARG PORT=50051
 LABEL org.opencontainers.image.title="crm-${SERVICE}" \
-      org.opencontainers.image.description="CRM suite: the ${SERVICE} gRPC service" \
+      org.opencontainers.image.description="CRM suite: crm-${SERVICE} (port ${PORT})" \
       org.opencontainers.image.licenses="Apache-2.0"
 # Exec-form ENTRYPOINT cannot expand ${SERVICE}, hence one fixed path in
 # every image; the image name (crm-<service>) says which binary it is.

@@ -10,7 +10,7 @@ BUF := $(TOOLS_DIR)/node_modules/.bin/buf
 # `make images`: one image per service from the root Dockerfile, as
 # service:port (the port the pod listens on; only EXPOSEd). Tag and registry
 # prefix (e.g. IMAGE_PREFIX=registry.example.com/crm/) are overridable.
-IMAGES := profiles:50051 tickets:50052
+IMAGES := profiles:50051 tickets:50052 gateway:8080
 IMAGE_TAG ?= dev
 IMAGE_PREFIX ?=
 

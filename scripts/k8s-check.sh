@@ -13,9 +13,12 @@
 #   4. security: checkov's Kubernetes checks on the rendered output; the few
 #      skipped checks are listed with their reasons in .checkov.yaml;
 #   5. drift: scripts/k8s_drift_check.py compares the Deployments with the
-#      service binaries' `--help` (env names, ports, probes, migrations,
-#      shutdown budget) and, when a dev Postgres answers, starts the dev
-#      overlay's containers locally and waits for SERVING.
+#      service binaries' `--help` (env names, ports, probes, service URLs,
+#      network policies, the Ingress's limits, migrations, shutdown budget)
+#      and, when a dev Postgres answers, starts the dev overlay's containers
+#      locally, waits until each is ready by its readiness probe (gRPC
+#      SERVING; the gateway's GET /readyz 200), calls the gateway, and stops
+#      each with SIGTERM.
 #
 # Needs kubectl (with its built-in kustomize) and python3; the service
 # binaries must be built (`cargo build --workspace --bins`; CARGO_TARGET_DIR

@@ -16,13 +16,25 @@ job, a missing binary is an error):
   kit's source);
 - command/args, when set, are accepted by the binary;
 - the server listens on 0.0.0.0 (CRM_LISTEN_ADDR) at the port the container
-  declares (named `grpc` where it has such a name), the probes check and the
-  Services target; URLs of
-  other services (CRM_*_URL) name a Service port that exists;
-- the init container runs the migrations (CRM_MIGRATE_ONLY=true) with the
-  owner's URL, and the server container never holds that URL;
-- terminationGracePeriodSeconds covers preStop + CRM_SHUTDOWN_DRAIN_MS +
-  CRM_SHUTDOWN_GRACE_MS.
+  declares (named `grpc` or `http` where it has such a name), the probes
+  check and the Services target; the probes fit the port's protocol (`grpc`
+  probes on a `grpc` port, `httpGet` with an absolute path, scheme HTTP, on
+  an `http` port); URLs of other services (CRM_*_URL, and the `package=url`
+  pairs of CRM_BACKENDS) name a Service port that exists;
+- where the overlay has NetworkPolicies, each of those calls (and Ingress ->
+  Service) is allowed by an egress rule of the caller and an ingress rule of
+  the callee (pod and port; same-namespace podSelectors, and for the Ingress
+  any rule from another namespace);
+- an Ingress routes to a Service port that exists, and ingress-nginx's
+  proxy-body-size equals the backend's CRM_MAX_BODY_BYTES and its
+  proxy-read-timeout exceeds the backend's CRM_REQUEST_TIMEOUT_MS;
+- every CRM container agrees on CRM_JWT_ISSUER and takes CRM_JWT_SECRET from
+  the same Secret key (tokens the gateway accepts, the services accept);
+- the init container, where there is one (services with a database), runs
+  the migrations (CRM_MIGRATE_ONLY=true) with the owner's URL, and the server
+  container never holds that URL;
+- terminationGracePeriodSeconds covers preStop + CRM_SHUTDOWN_DRAIN_MS (for
+  binaries that have a drain phase) + CRM_SHUTDOWN_GRACE_MS.
 
 Live part (--live auto, the default): when a Postgres for the services is
 known (PROFILES_DATABASE_URL and friends in the environment, or the dev
@@ -33,8 +45,14 @@ database per service (test_<svc>_k8s_<random>, created by the owner role as
 the tests do, dropped afterwards; `dev-db.sh prune-tests` removes leftovers)
 and throwaway keys, Service hosts rewritten to 127.0.0.1, listen ports moved
 to free ports, the collector endpoint dropped. Each init container must
-exit 0, each server must report SERVING through grpc.health.v1, and each must
-exit 0 on SIGTERM within its grace period. `--live require` fails instead of
+exit 0; each server must become ready by its readinessProbe (grpc.health.v1
+SERVING, or for HTTP servers such as the gateway: GET of the httpGet path,
+e.g. /readyz, returns 200, i.e. every backend it was given answers SERVING)
+and then answer every other httpGet probe path with 200; the gateway must
+route an authenticated REST call to each backend (SMOKE_CALLS) and answer
+each Exact path that any overlay's Ingress sends to it (not 404); each must
+exit 0 on SIGTERM within terminationGracePeriodSeconds minus its preStop
+sleep. `--live require` fails instead of
 skipping when no database answers; `--live off` skips the part.
 """
 
@@ -70,6 +88,18 @@ EXTERNAL_ENV = {
 # Slack between the services' own shutdown budget and SIGKILL, for the
 # telemetry flush after the grace period.
 SHUTDOWN_MARGIN_S = 2
+
+# Environment variables whose value is a list of `key=url` pairs, each url a
+# Service of the namespace (the gateway's backends).
+URL_LIST_ENV = {"CRM_BACKENDS"}
+
+# Live check, per binary: REST calls (path, expected status) made with a
+# token signed by the shared crm-jwt stand-in, proving that the routes reach
+# each backend through the rewritten CRM_BACKENDS and that gateway and
+# services accept the same tokens.
+SMOKE_CALLS = {
+    "crm-gateway": [("/v1/customers?pageSize=1", 200), ("/v1/tickets?pageSize=1", 200)],
+}
 
 
 class Failures:
@@ -228,6 +258,31 @@ def binary_of(image: str) -> str:
     return re.split(r"[:@]", last, maxsplit=1)[0]
 
 
+def service_urls(name: str, value: str | None) -> list[str]:
+    """The URLs of other services in one variable: CRM_*_URL, or each url of CRM_BACKENDS."""
+    if not value:
+        return []
+    if name in URL_LIST_ENV:
+        return [pair.partition("=")[2].strip() for pair in value.split(",") if "=" in pair]
+    if name.startswith("CRM_") and name.endswith("_URL"):
+        return [value]
+    return []
+
+
+def rewrite_urls(name: str, value: str, rewrite) -> str:
+    """`value` with each service URL replaced by rewrite(url) (None: unchanged)."""
+    if name in URL_LIST_ENV:
+        pairs = []
+        for pair in value.split(","):
+            key, sep, url = pair.partition("=")
+            new = rewrite(url.strip()) if sep else None
+            pairs.append(f"{key}={new}" if new else pair)
+        return ",".join(pairs)
+    if name.startswith("CRM_") and name.endswith("_URL"):
+        return rewrite(value) or value
+    return value
+
+
 def resolve_port(container: dict, port) -> int | None:
     if isinstance(port, int):
         return port
@@ -262,6 +317,9 @@ class PlannedContainer:
     args: list[str]
     listen_port: int | None
     grace_s: int
+    pre_stop_s: int = 0
+    probes: dict = field(default_factory=dict)  # startupProbe/readinessProbe/livenessProbe
+    pod_labels: dict = field(default_factory=dict)
 
 
 def check_rendered(rendered: Rendered, binaries: dict[str, Binary], failures: Failures) -> list[PlannedContainer]:
@@ -313,7 +371,8 @@ def check_rendered(rendered: Rendered, binaries: dict[str, Binary], failures: Fa
                 if "CRM_MIGRATE_ONLY" in env:
                     failures.add(where, "CRM_MIGRATE_ONLY on the server container would stop it from serving")
                 pre_stop = ((c.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
-                drain = ms_setting(env, binary, "CRM_SHUTDOWN_DRAIN_MS")
+                # Binaries without a drain phase (the gateway) do not list it in --help.
+                drain = ms_setting(env, binary, "CRM_SHUTDOWN_DRAIN_MS") if "CRM_SHUTDOWN_DRAIN_MS" in binary.envs else 0
                 grace_ms = ms_setting(env, binary, "CRM_SHUTDOWN_GRACE_MS")
                 if drain is None or grace_ms is None:
                     failures.add(where, "CRM_SHUTDOWN_DRAIN_MS / CRM_SHUTDOWN_GRACE_MS not known (not set, no default in --help)")
@@ -325,7 +384,10 @@ def check_rendered(rendered: Rendered, binaries: dict[str, Binary], failures: Fa
                             f"terminationGracePeriodSeconds {grace} < preStop {pre_stop}s + drain {drain}ms + "
                             f"grace {grace_ms}ms + {SHUTDOWN_MARGIN_S}s margin = {need}s",
                         )
-            planned.append(PlannedContainer(dname, c["name"], is_init, binary, env, args, listen_port, grace))
+            pre_stop_s = 0 if is_init else ((c.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
+            probes = {} if is_init else {k: c[k] for k in ("startupProbe", "readinessProbe", "livenessProbe") if c.get(k)}
+            planned.append(PlannedContainer(dname, c["name"], is_init, binary, env, args, listen_port, grace,
+                                            pre_stop_s, probes, pod_labels))
 
         # Services that select these pods must target the listen port.
         server_ports = [p.listen_port for p in planned if p.deployment == dname and not p.init and p.listen_port]
@@ -345,6 +407,9 @@ def check_rendered(rendered: Rendered, binaries: dict[str, Binary], failures: Fa
                         f"port {sp.get('name')} targets {target!r} = {resolved}, but {dname} listens on {server_ports}",
                     )
     check_urls(rendered, planned, failures)
+    check_jwt(rendered, planned, failures)
+    check_ingresses(rendered, planned, failures)
+    check_network_policies(rendered, planned, failures)
     return planned
 
 
@@ -362,37 +427,187 @@ def check_server(rendered, dep, c, env, binary, where, failures) -> int | None:
     if not any(p["containerPort"] == port for p in declared):
         failures.add(where, f"no container port {port} (CRM_LISTEN_ADDR) among {[p['containerPort'] for p in declared]}")
     for p in declared:
-        if p.get("name") == "grpc" and p["containerPort"] != port:
-            failures.add(where, f"container port `grpc` is {p['containerPort']}, but the server listens on {port}")
+        if p.get("name") in ("grpc", "http") and p["containerPort"] != port:
+            failures.add(where, f"container port `{p['name']}` is {p['containerPort']}, but the server listens on {port}")
+    # The listen port's protocol, by its name: what the probes must speak.
+    protocol = next((p.get("name") for p in declared if p["containerPort"] == port and p.get("name") in ("grpc", "http")), None)
+    want = {"grpc": "grpc", "http": "httpGet"}.get(protocol)
     for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = c.get(probe_name)
         if not probe:
             failures.add(where, f"no {probe_name}")
             continue
-        for kind in ("grpc", "tcpSocket", "httpGet"):
-            if kind in probe:
-                p = resolve_port(c, probe[kind].get("port"))
-                if p != port:
-                    failures.add(where, f"{probe_name} {kind} port {probe[kind].get('port')!r} = {p} != listen port {port}")
+        for kind in ("grpc", "tcpSocket", "httpGet", "exec"):
+            if kind not in probe:
+                continue
+            if want and kind != want:
+                failures.add(where, f"{probe_name} is {kind}, but the listen port is `{protocol}`: use {want}")
+            if kind == "exec":
+                continue
+            p = resolve_port(c, probe[kind].get("port"))
+            if p != port:
+                failures.add(where, f"{probe_name} {kind} port {probe[kind].get('port')!r} = {p} != listen port {port}")
+            if kind == "httpGet":
+                path = probe[kind].get("path", "")
+                if not path.startswith("/"):
+                    failures.add(where, f"{probe_name} httpGet path {path!r} is not an absolute path")
+                if probe[kind].get("scheme", "HTTP") != "HTTP":
+                    failures.add(where, f"{probe_name} httpGet scheme {probe[kind]['scheme']}: {binary.name} serves plain HTTP (TLS ends at the Ingress)")
     return port
 
 
 def check_urls(rendered: Rendered, planned: list[PlannedContainer], failures: Failures) -> None:
-    """CRM_*_URL values pointing at a Service of the same namespace must name one of its ports."""
+    """Service URLs (CRM_*_URL, CRM_BACKENDS) of the same namespace must name one of its ports."""
     for pc in planned:
         for name, var in pc.env.items():
-            if not (name.startswith("CRM_") and name.endswith("_URL")) or not var.value:
+            urls = service_urls(name, var.value)
+            if name in URL_LIST_ENV and var.value and not urls:
+                failures.add(f"{rendered.path.name}: Deployment/{pc.deployment} {pc.container}",
+                             f"{name}={var.value!r} has no package=url pair")
+            for value in urls:
+                url = urlsplit(value)
+                host = (url.hostname or "").split(".")[0]
+                if host not in rendered.services:
+                    continue
+                ports = [p["port"] for p in rendered.services[host]["spec"].get("ports") or []]
+                if url.port not in ports:
+                    failures.add(
+                        f"{rendered.path.name}: Deployment/{pc.deployment} {pc.container}",
+                        f"{name}: {value}: Service {host} has ports {ports}",
+                    )
+
+
+def service_target(rendered: Rendered, sname: str, port) -> tuple[dict, int] | None:
+    """(Deployment, container port) behind port `port` (number or name) of Service `sname`."""
+    svc = rendered.services.get(sname)
+    if not svc:
+        return None
+    for sp in svc["spec"].get("ports") or []:
+        if port not in (sp["port"], sp.get("name")):
+            continue
+        for dep in rendered.crm_deployments():
+            pod = dep["spec"]["template"]
+            if selects(svc["spec"].get("selector") or {}, pod["metadata"].get("labels") or {}):
+                target = sp.get("targetPort", sp["port"])
+                for c in pod["spec"]["containers"]:
+                    resolved = resolve_port(c, target)
+                    if resolved is not None:
+                        return dep, resolved
+    return None
+
+
+def calls(rendered: Rendered, planned: list[PlannedContainer]):
+    """(caller PlannedContainer, env name, callee Deployment, callee container port) per service URL."""
+    for pc in planned:
+        for name, var in pc.env.items():
+            for value in service_urls(name, var.value):
+                url = urlsplit(value)
+                hit = service_target(rendered, (url.hostname or "").split(".")[0], url.port)
+                if hit:
+                    yield pc, name, hit[0], hit[1]
+
+
+def check_jwt(rendered: Rendered, planned: list[PlannedContainer], failures: Failures) -> None:
+    """All CRM containers validate the same tokens: one issuer, one secret."""
+    servers = [pc for pc in planned if not pc.init]
+    issuers = {pc.deployment: (pc.env["CRM_JWT_ISSUER"].value if "CRM_JWT_ISSUER" in pc.env
+                               else pc.binary.defaults.get("CRM_JWT_ISSUER")) for pc in servers}
+    if len(set(issuers.values())) > 1:
+        failures.add(rendered.path.name, f"CRM_JWT_ISSUER differs between Deployments: {issuers}")
+    refs = {pc.deployment: pc.env["CRM_JWT_SECRET"].secret for pc in servers
+            if "CRM_JWT_SECRET" in pc.env and "CRM_JWT_PUBLIC_KEY_FILE" not in pc.env}
+    if len(set(refs.values())) > 1:
+        failures.add(rendered.path.name, f"CRM_JWT_SECRET comes from different Secrets: {refs}")
+
+
+def nginx_size(text: str) -> int | None:
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", str(text))
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+
+
+def check_ingresses(rendered: Rendered, planned: list[PlannedContainer], failures: Failures) -> None:
+    """Each Ingress backend is a Service port; ingress-nginx limits fit the backend's settings."""
+    servers = {pc.deployment: pc for pc in planned if not pc.init}
+    for ing in (d for d in rendered.docs if d.get("kind") == "Ingress"):
+        where = f"{rendered.path.name}: Ingress/{ing['metadata']['name']}"
+        annotations = ing["metadata"].get("annotations") or {}
+        nginx = ing["spec"].get("ingressClassName") == "nginx"
+        tls_hosts = {h for t in ing["spec"].get("tls") or [] for h in t.get("hosts") or []}
+        for rule in ing["spec"].get("rules") or []:
+            if rule.get("host") and rule["host"] not in tls_hosts:
+                failures.add(where, f"host {rule['host']} has no tls entry (it would be served over plain HTTP)")
+            for path in (rule.get("http") or {}).get("paths") or []:
+                svc = path["backend"].get("service") or {}
+                port = svc.get("port", {}).get("name") or svc.get("port", {}).get("number")
+                hit = service_target(rendered, svc.get("name"), port)
+                if not hit:
+                    failures.add(where, f"{path.get('path')}: backend {svc.get('name')}:{port} is no port of a CRM Service")
+                    continue
+                pc = servers.get(hit[0]["metadata"]["name"])
+                if not pc or not nginx:
+                    continue
+                limit = ms_setting(pc.env, pc.binary, "CRM_MAX_BODY_BYTES")
+                size = nginx_size(annotations.get("nginx.ingress.kubernetes.io/proxy-body-size", "1m"))
+                if limit is not None and size != limit:
+                    failures.add(where, f"proxy-body-size {size} bytes != {pc.deployment}'s CRM_MAX_BODY_BYTES {limit}")
+                timeout_ms = ms_setting(pc.env, pc.binary, "CRM_REQUEST_TIMEOUT_MS")
+                read_s = annotations.get("nginx.ingress.kubernetes.io/proxy-read-timeout", "60")
+                if timeout_ms is not None and (not str(read_s).isdigit() or int(read_s) * 1000 <= timeout_ms):
+                    failures.add(where, f"proxy-read-timeout {read_s}s must exceed {pc.deployment}'s CRM_REQUEST_TIMEOUT_MS {timeout_ms}")
+
+
+def policy_allows(rendered: Rendered, direction: str, pod_labels: dict, peer_labels: dict | None, port: int) -> bool:
+    """Whether a NetworkPolicy of `direction` (Ingress/Egress) selecting pod_labels lets traffic
+    to/from a pod with peer_labels (None: a pod of another namespace) through on `port`."""
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for pol in (d for d in rendered.docs if d.get("kind") == "NetworkPolicy"):
+        spec = pol["spec"]
+        if direction not in spec.get("policyTypes", ["Ingress"]):
+            continue
+        sel = spec.get("podSelector") or {}
+        if sel.get("matchExpressions") or not all(pod_labels.get(k) == v for k, v in (sel.get("matchLabels") or {}).items()):
+            continue
+        for rule in spec.get(key) or []:
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") == port for p in ports):
                 continue
-            url = urlsplit(var.value)
-            host = (url.hostname or "").split(".")[0]
-            if host not in rendered.services:
-                continue
-            ports = [p["port"] for p in rendered.services[host]["spec"].get("ports") or []]
-            if url.port not in ports:
-                failures.add(
-                    f"{rendered.path.name}: Deployment/{pc.deployment} {pc.container}",
-                    f"{name}={var.value}: Service {host} has ports {ports}",
-                )
+            peers = rule.get(peers_key)
+            if not peers:
+                return True
+            for peer in peers:
+                if peer_labels is None:
+                    if "namespaceSelector" in peer:
+                        return True
+                    continue
+                if "namespaceSelector" in peer or "ipBlock" in peer or "podSelector" not in peer:
+                    continue
+                ps = peer["podSelector"] or {}
+                if not ps.get("matchExpressions") and all(peer_labels.get(k) == v for k, v in (ps.get("matchLabels") or {}).items()):
+                    return True
+    return False
+
+
+def check_network_policies(rendered: Rendered, planned: list[PlannedContainer], failures: Failures) -> None:
+    """Where the overlay has NetworkPolicies, every call the settings imply must be allowed both ways."""
+    if not any(d.get("kind") == "NetworkPolicy" for d in rendered.docs):
+        return
+    for pc, name, callee, port in calls(rendered, planned):
+        callee_labels = callee["spec"]["template"]["metadata"].get("labels") or {}
+        where = f"{rendered.path.name}: {pc.deployment} -> {callee['metadata']['name']}:{port} ({name})"
+        if not policy_allows(rendered, "Egress", pc.pod_labels, callee_labels, port):
+            failures.add(where, f"no NetworkPolicy egress rule of {pc.deployment} allows it")
+        if not policy_allows(rendered, "Ingress", callee_labels, pc.pod_labels, port):
+            failures.add(where, f"no NetworkPolicy ingress rule of {callee['metadata']['name']} allows it")
+    for ing in (d for d in rendered.docs if d.get("kind") == "Ingress"):
+        for rule in ing["spec"].get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                svc = path["backend"].get("service") or {}
+                hit = service_target(rendered, svc.get("name"), svc.get("port", {}).get("name") or svc.get("port", {}).get("number"))
+                if hit and not policy_allows(rendered, "Ingress", hit[0]["spec"]["template"]["metadata"].get("labels") or {}, None, hit[1]):
+                    failures.add(f"{rendered.path.name}: Ingress/{ing['metadata']['name']} -> {hit[0]['metadata']['name']}:{hit[1]}",
+                                 "no NetworkPolicy admits the ingress controller's namespace")
 
 
 # --- live check --------------------------------------------------------------------------
@@ -504,13 +719,13 @@ def process_env(pc: PlannedContainer, stand_ins: SecretStandIns, local_ports: di
             env[name] = var.value
     if not pc.init and pc.listen_port:
         env["CRM_LISTEN_ADDR"] = f"127.0.0.1:{local_ports[pc.deployment]}"
+    def local(value: str) -> str | None:
+        url = urlsplit(value)
+        target = service_ports.get((url.hostname or "").split(".")[0], {}).get(url.port)
+        return f"{url.scheme}://127.0.0.1:{local_ports[target]}{url.path}" if target else None
+
     for name, value in list(env.items()):
-        if name.startswith("CRM_") and name.endswith("_URL"):
-            url = urlsplit(value)
-            host = (url.hostname or "").split(".")[0]
-            target = service_ports.get(host, {}).get(url.port)
-            if target:
-                env[name] = f"{url.scheme}://127.0.0.1:{local_ports[target]}{url.path}"
+        env[name] = rewrite_urls(name, value, local)
     return env
 
 
@@ -526,6 +741,46 @@ def grpc_serving(port: int) -> bool:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def http_get(port: int, path: str, token: str | None = None) -> tuple[int | None, str]:
+    """(status, body) of GET http://127.0.0.1:port/path; (None, error) when nothing answers."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    try:
+        conn.request("GET", path, headers={"authorization": f"Bearer {token}"} if token else {})
+        resp = conn.getresponse()
+        return resp.status, resp.read(2000).decode("utf-8", "replace")
+    except OSError as e:
+        return None, str(e)
+    finally:
+        conn.close()
+
+
+def is_ready(pc: PlannedContainer, port: int) -> bool:
+    """The readinessProbe's verdict, run locally: gRPC health or HTTP 200."""
+    probe = pc.probes.get("readinessProbe") or {}
+    if "httpGet" in probe:
+        return http_get(port, probe["httpGet"].get("path", "/"))[0] == 200
+    return grpc_serving(port)
+
+
+def hs256_token(secret: str, issuer: str) -> str:
+    """An admin token as crm-dev-token mints it (HS256, audience crm, a fresh tenant)."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+    import uuid
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    claims = {"sub": "k8s-drift-check", "tenant": str(uuid.uuid4()), "roles": ["admin"],
+              "exp": int(time.time()) + 600, "aud": "crm", "iss": issuer}
+    signing = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{b64(json.dumps(claims).encode())}"
+    return f"{signing}.{b64(hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest())}"
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -533,7 +788,22 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def live_check(rendered: Rendered, planned: list[PlannedContainer], mode: str, failures: Failures) -> None:
+def ingress_exact_paths(all_rendered: list[Rendered]) -> dict[str, set[str]]:
+    """Deployment name -> the Exact paths some overlay's Ingress sends to it (on any CRM Service port)."""
+    out: dict[str, set[str]] = {}
+    for rendered in all_rendered:
+        for ing in (d for d in rendered.docs if d.get("kind") == "Ingress"):
+            for rule in ing["spec"].get("rules") or []:
+                for path in (rule.get("http") or {}).get("paths") or []:
+                    svc = path["backend"].get("service") or {}
+                    hit = service_target(rendered, svc.get("name"), svc.get("port", {}).get("name") or svc.get("port", {}).get("number"))
+                    if hit and path.get("pathType") == "Exact":
+                        out.setdefault(hit[0]["metadata"]["name"], set()).add(path["path"])
+    return out
+
+
+def live_check(rendered: Rendered, planned: list[PlannedContainer], mode: str, failures: Failures,
+               published: dict[str, set[str]] | None = None) -> None:
     db = database_env()
     urls = [v for k, v in db.items() if k.endswith("_DATABASE_URL")]
     if not urls or not all(reachable(u) for u in urls):
@@ -563,8 +833,8 @@ def live_check(rendered: Rendered, planned: list[PlannedContainer], mode: str, f
         for pc in planned:
             if pc.deployment == d:
                 for name, var in pc.env.items():
-                    if name.endswith("_URL") and var.value:
-                        u = urlsplit(var.value)
+                    for value in service_urls(name, var.value):
+                        u = urlsplit(value)
                         t = service_ports.get((u.hostname or "").split(".")[0], {}).get(u.port)
                         if t and t != d:
                             out.add(t)
@@ -608,31 +878,76 @@ def live_check(rendered: Rendered, planned: list[PlannedContainer], mode: str, f
                     continue
                 running.append((pc, proc, log))
                 port = local_ports[d]
+                readiness = pc.probes.get("readinessProbe") or {}
+                what = f"GET {readiness['httpGet'].get('path')} 200" if "httpGet" in readiness else "SERVING"
                 deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and proc.poll() is None and not grpc_serving(port):
+                while time.monotonic() < deadline and proc.poll() is None and not is_ready(pc, port):
                     time.sleep(0.3)
-                if proc.poll() is not None or not grpc_serving(port):
-                    state = f"exited {proc.returncode}" if proc.poll() is not None else "not SERVING after 60 s"
+                if proc.poll() is not None or not is_ready(pc, port):
+                    state = f"exited {proc.returncode}" if proc.poll() is not None else f"not ready ({what}) after 60 s"
+                    if "httpGet" in readiness and proc.poll() is None:
+                        state += f"; last answer: {http_get(port, readiness['httpGet'].get('path', '/'))}"
                     failures.add(label, f"{state}; last output:\n{tail(log)}")
                     ok = False
                     break
-                print(f"k8s-drift: {label}: SERVING on 127.0.0.1:{port} with its rendered environment")
+                print(f"k8s-drift: {label}: ready ({what}) on 127.0.0.1:{port} with its rendered environment")
+                # Every other HTTP probe path must exist and answer 200 on a ready server.
+                for probe_name, probe in pc.probes.items():
+                    if "httpGet" in probe and probe is not readiness:
+                        path = probe["httpGet"].get("path", "/")
+                        status, body = http_get(port, path)
+                        if status != 200:
+                            failures.add(label, f"{probe_name} GET {path}: {status} {body[:200]}")
+                            ok = False
+                        else:
+                            print(f"k8s-drift: {label}: {probe_name} GET {path} 200")
+                # Exact paths an Ingress publishes must exist (not 404) on the server.
+                for path in sorted((published or {}).get(d, set())):
+                    status, body = http_get(port, path)
+                    if status is None or status == 404:
+                        failures.add(label, f"Ingress path {path}: GET -> {status} {body[:200]}")
+                        ok = False
+                    else:
+                        print(f"k8s-drift: {label}: Ingress path GET {path} -> {status}")
+                # Routed, authenticated calls through the gateway to each backend.
+                smoke = SMOKE_CALLS.get(pc.binary.name, [])
+                if smoke:
+                    secret = env.get("CRM_JWT_SECRET")
+                    issuer = env.get("CRM_JWT_ISSUER") or pc.binary.defaults.get("CRM_JWT_ISSUER", "crm")
+                    token = hs256_token(secret, issuer) if secret else None
+                    for path, expected in smoke:
+                        status, body = http_get(port, path, token)
+                        if status != expected:
+                            failures.add(label, f"GET {path} with a token: {status} (expected {expected}) {body[:300]}")
+                            ok = False
+                        else:
+                            print(f"k8s-drift: {label}: GET {path} with a token -> {status}")
+                    status, _ = http_get(port, smoke[0][0])
+                    if status != 401:
+                        failures.add(label, f"GET {smoke[0][0]} without a token: {status} (expected 401)")
+                        ok = False
+                if not ok:
+                    break
             if not ok:
                 break
         # Graceful stop, newest first (as the pods would drain), within each pod's grace period.
         for pc, proc, log in reversed(running):
             label = f"live {rendered.path.name}: {pc.deployment}/{pc.container}"
+            # The kubelet's grace period includes the preStop sleep; SIGTERM comes after it.
+            budget = pc.grace_s - pc.pre_stop_s
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             try:
-                rc = proc.wait(timeout=pc.grace_s)
+                rc = proc.wait(timeout=budget)
             except subprocess.TimeoutExpired:
-                failures.add(label, f"still running {pc.grace_s}s (terminationGracePeriodSeconds) after SIGTERM")
+                failures.add(label, f"still running {budget}s after SIGTERM (terminationGracePeriodSeconds "
+                                    f"{pc.grace_s} - preStop {pc.pre_stop_s})")
                 continue
             if rc != 0:
                 failures.add(label, f"exited {rc} on SIGTERM; last output:\n{tail(log)}")
             else:
-                print(f"k8s-drift: {label}: SIGTERM -> exit 0 in {time.monotonic() - started:.1f}s (budget {pc.grace_s}s)")
+                print(f"k8s-drift: {label}: SIGTERM -> exit 0 in {time.monotonic() - started:.1f}s "
+                      f"(budget {budget}s: terminationGracePeriodSeconds {pc.grace_s} - preStop {pc.pre_stop_s})")
     finally:
         for _, proc, _ in running:
             if proc.poll() is None:
@@ -671,7 +986,8 @@ def main() -> int:
         if args.live_overlay not in plans:
             failures.add("live", f"no rendered file named {args.live_overlay}.yaml among {sorted(plans)}")
         else:
-            live_check(*plans[args.live_overlay], args.live, failures)
+            published = ingress_exact_paths([r for r, _ in plans.values()])
+            live_check(*plans[args.live_overlay], args.live, failures, published)
 
     for item in failures.items:
         print(f"FAIL {item}", file=sys.stderr)
