@@ -1,5 +1,6 @@
 //! gRPC handlers, dispatch, and proto ⇄ store conversions.
 
+mod access;
 mod articles;
 mod convert;
 mod dispatch;

@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
+use super::access::{Scope, scope};
 use super::convert::{
     TICKET_TYPE, WRITABLE_PATHS, comment_input, comment_to_proto, copy_field, event_to_proto, new_ticket, parse_ticket_name, same_field,
     ticket_name, ticket_to_proto,
@@ -268,7 +269,7 @@ impl TicketService for TicketApi {
     #[tracing::instrument(skip_all)]
     async fn create_ticket(&self, request: Request<pb::CreateTicketRequest>) -> Result<Response<pb::CreateTicketResponse>, GrpcStatus> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsWrite)?;
+        let scope = scope(&principal, Permission::TicketsWrite)?;
         let authorization = authorization(&request);
         let request = request.into_inner();
         let key = IdempotencyKey::new(
@@ -277,6 +278,7 @@ impl TicketService for TicketApi {
             &pb::CreateTicketRequest { request_id: String::new(), ..request.clone() },
         )?;
         let input = request.ticket.ok_or_else(|| Error::invalid("ticket", "REQUIRED", "ticket is required"))?;
+        scope.check_new_ticket(&input)?;
         let mut ticket = new_ticket(&input)?;
 
         let tenant = principal.tenant;
@@ -324,11 +326,12 @@ impl TicketService for TicketApi {
     #[tracing::instrument(skip_all)]
     async fn get_ticket(&self, request: Request<pb::GetTicketRequest>) -> Result<Response<pb::GetTicketResponse>, GrpcStatus> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
+        let scope = scope(&principal, Permission::TicketsRead)?;
         let id = parse_ticket_name(&request.get_ref().name, "name")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let row = existing(&mut tx, principal.tenant, id, false).await?;
         tx.commit().await.map_err(Error::from)?;
+        scope.ensure_reaches(&row)?;
         Ok(Response::new(pb::GetTicketResponse { ticket: Some(ticket_to_proto(&row)) }))
     }
 
@@ -460,12 +463,17 @@ impl TicketService for TicketApi {
     #[tracing::instrument(skip_all)]
     async fn list_tickets(&self, request: Request<pb::ListTicketsRequest>) -> Result<Response<pb::ListTicketsResponse>, GrpcStatus> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
+        let scope = scope(&principal, Permission::TicketsRead)?;
         let request = request.into_inner();
+        // Deleted tickets do not exist for a customer.
+        if request.show_deleted && scope != Scope::All {
+            return Err(Error::PermissionDenied { permission: format!("{} (show_deleted)", Permission::TicketsRead.name()) }.into());
+        }
         let limit = page_size(request.page_size)?;
         let filter = TICKET_FILTER.check(&request.filter)?;
         let deleted = if request.show_deleted { "deleted" } else { "live" };
-        let fingerprint = QueryFingerprint::of(&["ListTickets", &principal.tenant.to_string(), request.filter.trim(), deleted]);
+        let only = scope.customer().map(|c| c.to_string()).unwrap_or_default();
+        let fingerprint = QueryFingerprint::of(&["ListTickets", &principal.tenant.to_string(), &only, request.filter.trim(), deleted]);
         let after = match self.page_tokens.decode(&request.page_token, &fingerprint)? {
             None => None,
             Some(key) => {
@@ -476,7 +484,8 @@ impl TicketService for TicketApi {
             }
         };
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let mut rows = store::list(&mut tx, principal.tenant, &filter, request.show_deleted, after, limit as i64 + 1).await?;
+        let mut rows =
+            store::list(&mut tx, principal.tenant, scope.customer(), &filter, request.show_deleted, after, limit as i64 + 1).await?;
         tx.commit().await.map_err(Error::from)?;
         let next_page_token = if rows.len() > limit {
             rows.truncate(limit);
@@ -533,15 +542,17 @@ impl TicketService for TicketApi {
     #[tracing::instrument(skip_all)]
     async fn add_comment(&self, request: Request<pb::AddCommentRequest>) -> Result<Response<pb::AddCommentResponse>, GrpcStatus> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsWrite)?;
+        let scope = scope(&principal, Permission::TicketsWrite)?;
         let request = request.into_inner();
         let id = parse_ticket_name(&request.parent, "parent")?;
         let input = request.comment.ok_or_else(|| Error::invalid("comment", "REQUIRED", "comment is required"))?;
+        scope.check_comment(input.public)?;
         let (body, attachments) = comment_input(&input)?;
 
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
         let row = existing(&mut tx, tenant, id, true).await?;
+        scope.ensure_reaches(&row)?;
         ensure_live(&row)?;
         if stored_status(&row)? == Status::Closed {
             return Err(Error::FailedPrecondition {
@@ -553,7 +564,8 @@ impl TicketService for TicketApi {
         }
         let now = Utc::now();
         let comment = store::insert_comment(&mut tx, tenant, id, &body, input.public, &principal.subject, &attachments, now).await?;
-        if input.public && row.first_response_time.is_none() {
+        // Only the service's reply counts as the first response, not the customer's own message.
+        if input.public && scope == Scope::All && row.first_response_time.is_none() {
             store::set_first_response(&mut tx, tenant, id, now).await?;
             // The first-response clock stops at the first public reply.
             let replied = existing(&mut tx, tenant, id, false).await?;
@@ -577,13 +589,13 @@ impl TicketService for TicketApi {
     #[tracing::instrument(skip_all)]
     async fn list_comments(&self, request: Request<pb::ListCommentsRequest>) -> Result<Response<pb::ListCommentsResponse>, GrpcStatus> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
+        let scope = scope(&principal, Permission::TicketsRead)?;
         let id = parse_ticket_name(&request.get_ref().parent, "parent")?;
         if request.get_ref().include_internal {
             principal.require(Permission::TicketsWrite)?;
         }
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        existing(&mut tx, principal.tenant, id, false).await?;
+        scope.ensure_reaches(&existing(&mut tx, principal.tenant, id, false).await?)?;
         let rows = store::list_comments(&mut tx, principal.tenant, id, request.get_ref().include_internal).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListCommentsResponse { comments: rows.iter().map(comment_to_proto).collect() }))

@@ -462,6 +462,7 @@ pub async fn list_events(tx: &mut TenantTx, tenant: Uuid, ticket: Uuid) -> Resul
 pub async fn list(
     tx: &mut TenantTx,
     tenant: Uuid,
+    customer: Option<Uuid>,
     filter: &CheckedFilter,
     show_deleted: bool,
     after: Option<(DateTime<Utc>, Uuid)>,
@@ -469,6 +470,11 @@ pub async fn list(
 ) -> Result<Vec<TicketRow>, Error> {
     let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM tickets t WHERE t.tenant_id = "));
     qb.push_bind(tenant);
+    // ANDed outside the caller's filter, which push_and parenthesises: a
+    // customer's OR cannot widen the list beyond its own tickets.
+    if let Some(customer) = customer {
+        qb.push(" AND t.customer_id = ").push_bind(customer);
+    }
     if !show_deleted {
         qb.push(" AND t.delete_time IS NULL");
     }

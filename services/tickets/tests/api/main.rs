@@ -3,6 +3,7 @@
 
 mod articles;
 mod classification;
+mod customer_role;
 mod follow_ups;
 mod helpers;
 mod merge;
