@@ -11,6 +11,7 @@
 //! - [`forward`]: the dynamic-message codec and one channel per backend.
 //! - [`handler`]: one request end to end (auth, deadline, metadata, streaming).
 //! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
+//! - [`grpcweb`]: gRPC-Web (and native gRPC) proxied to the owning backend.
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the route table.
 //! - [`docs`]: `/openapi.json` and the `/docs` reference page.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod docs;
 pub mod errors;
 pub mod forward;
+pub mod grpcweb;
 pub mod handler;
 pub mod health;
 pub mod openapi;

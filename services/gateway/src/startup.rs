@@ -102,6 +102,7 @@ impl Application {
 fn router(gateway: Arc<Gateway>, config: &Config) -> anyhow::Result<Router> {
     // NDJSON streams are not compressed: the encoder would hold events back until its buffer fills.
     let compression = CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("application/x-ndjson")));
+    let grpc = crate::grpcweb::service(gateway.clone());
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -109,7 +110,9 @@ fn router(gateway: Arc<Gateway>, config: &Config) -> anyhow::Result<Router> {
         .fallback(handler::handle)
         .with_state(gateway)
         .layer(compression)
-        .layer(middleware::from_fn(handler::request_id));
+        .layer(middleware::from_fn(handler::request_id))
+        // Outside compression: gRPC framing is left to the gRPC codecs.
+        .layer(middleware::from_fn_with_state(grpc, crate::grpcweb::route));
     if let Some(cors) = cors(&config.cors_origins)? {
         router = router.layer(cors);
     }
@@ -140,8 +143,17 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
                 HeaderName::from_static(REQUEST_TIMEOUT),
                 HeaderName::from_static("traceparent"),
                 HeaderName::from_static("tracestate"),
+                HeaderName::from_static("x-grpc-web"),
+                HeaderName::from_static("x-user-agent"),
+                HeaderName::from_static("grpc-timeout"),
             ])
-            .expose_headers([header::ETAG, HeaderName::from_static(REQUEST_ID)])
+            .expose_headers([
+                header::ETAG,
+                HeaderName::from_static(REQUEST_ID),
+                HeaderName::from_static("grpc-status"),
+                HeaderName::from_static("grpc-message"),
+                HeaderName::from_static("grpc-status-details-bin"),
+            ])
             .max_age(Duration::from_secs(600)),
     ))
 }

@@ -4,6 +4,7 @@
 mod customer_role;
 mod customers;
 mod errors;
+mod grpcweb;
 mod health;
 mod helpers;
 mod limits;
