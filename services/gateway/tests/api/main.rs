@@ -12,3 +12,4 @@ mod openapi;
 mod overview;
 mod protocol;
 mod tickets;
+mod trace;
