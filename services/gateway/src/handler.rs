@@ -112,9 +112,12 @@ impl Gateway {
         let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&parts.headers)));
         // Fails only when no OpenTelemetry layer is installed; the span is then a log span.
         let _ = span.set_parent(parent);
+        let started = std::time::Instant::now();
         let result = self.call(route, &vars, &parts, body, &request_id).instrument(span.clone()).await;
         let status = result.as_ref().map_or_else(ApiError::http_status, Response::status);
         span.record("http.response.status_code", status.as_u16());
+        // For streams this is the time to the first byte: the stream itself runs on.
+        crm_kit::metrics::record_http(route.method.as_str(), &route.template.to_string(), status.as_u16(), started.elapsed());
         if status.is_server_error() {
             span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
         }

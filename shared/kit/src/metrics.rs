@@ -6,6 +6,8 @@
 //! - `rpc.server.duration` (histogram, ms): `rpc.system`, `rpc.service`,
 //!   `rpc.method`, `rpc.grpc.status_code` — request rate, errors by code and
 //!   latency per method in one instrument;
+//! - `http.server.request.duration` (histogram, s, the gateway): `http.request.method`,
+//!   `http.route`, `http.response.status_code`;
 //! - `db.client.connection.count` (gauge): `db.client.connection.state`
 //!   (`used` | `idle`), `db.client.connection.pool.name`.
 
@@ -43,6 +45,30 @@ pub fn record_rpc(path: &str, code: i32, elapsed: Duration) {
             KeyValue::new("rpc.service", service.to_owned()),
             KeyValue::new("rpc.method", method.to_owned()),
             KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+        ],
+    );
+}
+
+fn http_duration() -> &'static Histogram<f64> {
+    static DURATION: OnceLock<Histogram<f64>> = OnceLock::new();
+    DURATION.get_or_init(|| {
+        global::meter("crm-kit")
+            .f64_histogram("http.server.request.duration")
+            .with_unit("s")
+            .with_description("Duration of inbound HTTP requests, by route and status")
+            .with_boundaries(DURATION_BOUNDS_MS.iter().map(|ms| ms / 1000.0).collect())
+            .build()
+    })
+}
+
+/// Records one HTTP request answered for `route` (the template, never the raw path).
+pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
+    http_duration().record(
+        elapsed.as_secs_f64(),
+        &[
+            KeyValue::new("http.request.method", method.to_owned()),
+            KeyValue::new("http.route", route.to_owned()),
+            KeyValue::new("http.response.status_code", i64::from(status)),
         ],
     );
 }

@@ -17,11 +17,18 @@ use crm_testkit::{
     process::{binary, spawn_service},
 };
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
+    collector::{
+        metrics::v1::{
+            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+            metrics_service_server::{MetricsService, MetricsServiceServer},
+        },
+        trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            trace_service_server::{TraceService, TraceServiceServer},
+        },
     },
-    common::v1::any_value::Value as Any,
+    common::v1::{KeyValue, any_value::Value as Any},
+    metrics::v1::{Metric, metric::Data},
     trace::v1::{Span, span::SpanKind},
 };
 use serde_json::json;
@@ -53,6 +60,33 @@ impl TraceService for Receiver {
     }
 }
 
+/// Every exported metric.
+#[derive(Clone, Default)]
+struct Metrics(Arc<Mutex<Vec<Metric>>>);
+
+#[tonic::async_trait]
+impl MetricsService for Metrics {
+    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        for resource in request.into_inner().resource_metrics {
+            for scope in resource.scope_metrics {
+                self.0.lock().unwrap().extend(scope.metrics);
+            }
+        }
+        Ok(Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
+
+fn has(attributes: &[KeyValue], key: &str, value: &str) -> bool {
+    attributes.iter().any(|kv| {
+        kv.key == key
+            && match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Any::StringValue(s)) => s == value,
+                Some(Any::IntValue(n)) => n.to_string() == value,
+                _ => false,
+            }
+    })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -70,12 +104,13 @@ async fn terminate(mut child: tokio::process::Child) {
 #[tokio::test]
 async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_event() {
     // Arrange: a receiver, and every process exporting to it.
-    let receiver = Receiver::default();
+    let (receiver, metrics) = (Receiver::default(), Metrics::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let otlp = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(receiver.clone()))
+            .add_service(MetricsServiceServer::new(metrics.clone()))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
     let export = ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone());
@@ -89,6 +124,7 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
         .env("CRM_JWT_SECRET", jwt_secret())
         .env("CRM_LOG", "warn")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -137,6 +173,21 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
     terminate(gateway).await;
     tickets.terminate().await;
     profiles.terminate().await;
+
+    // The gateway's RED metric has the route template (never the raw path) and the status.
+    let exported = metrics.0.lock().unwrap().clone();
+    let points: Vec<_> = exported
+        .iter()
+        .filter(|m| m.name == "http.server.request.duration")
+        .flat_map(|m| match &m.data {
+            Some(Data::Histogram(h)) => h.data_points.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(
+        points.iter().any(|p| has(&p.attributes, "http.route", "/v1/tickets") && has(&p.attributes, "http.response.status_code", "200")),
+        "{points:?}"
+    );
 
     // Assert: one trace id, and the parent links the hops form.
     let spans: Vec<(String, Span)> = receiver.0.lock().unwrap().iter().filter(|(_, s)| hex(&s.trace_id) == TRACE_ID).cloned().collect();
