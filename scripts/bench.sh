@@ -13,3 +13,6 @@ export CRM_JWT_SECRET="${CRM_JWT_SECRET:-crm-test-secret-0123456789abcdef}"
 export CRM_LOG="${CRM_LOG:-warn}"
 
 cargo bench -p crm-tickets --bench service_metrics
+# The gateway/telemetry benchmark starts real crm-profiles processes: build them in release too.
+cargo build --release -p crm-profiles
+cargo bench -p crm-gateway --bench overhead
