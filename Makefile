@@ -14,7 +14,7 @@ IMAGES := profiles:50051 tickets:50052 gateway:8080
 IMAGE_TAG ?= dev
 IMAGE_PREFIX ?=
 
-.PHONY: help build run test bench fmt lint db-up db-down clean-data k8s-check images
+.PHONY: help build run test bench fmt lint db-up db-down clean-data k8s-check api-check images
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ $(BUF):
 
 k8s-check: ## render the k8s overlays, validate them (schemas, checkov) and check them against the built binaries
 	@scripts/k8s-check.sh
+
+api-check: ## run the suite and check its API description: OpenAPI 3.1 validation, /docs in headless Chromium, schemathesis
+	@scripts/api-check.sh
 
 images: ## build a container image per service with docker (crm-<service>:IMAGE_TAG, default dev)
 	@command -v docker >/dev/null || { echo "make images: docker is not installed; the images are built where a Docker daemon runs (see README, Operating)" >&2; exit 1; }

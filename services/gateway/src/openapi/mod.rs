@@ -247,8 +247,11 @@ fn operation(
     let rpc_line = format!("gRPC: `{}`", route.grpc_path().trim_start_matches('/'));
     match comment {
         Some(text) => {
-            op.insert("summary".into(), Value::String(summary(text)));
-            op.insert("description".into(), Value::String(format!("{text}\n\n{rpc_line}")));
+            let summary = summary(text);
+            // A one-sentence comment is the summary; Redoc would show it twice.
+            let description = if summary == text { rpc_line } else { format!("{text}\n\n{rpc_line}") };
+            op.insert("summary".into(), Value::String(summary));
+            op.insert("description".into(), Value::String(description));
         }
         None => {
             op.insert("summary".into(), Value::String(route.rpc.name().to_owned()));
@@ -264,18 +267,15 @@ fn operation(
             } else {
                 format!("Part of `{}` (`{}`).", p.field, p.pattern)
             };
-            if p.multi_segment {
-                description.push_str(" May contain `/`.");
-            }
+            description.push_str(if p.multi_segment { " May contain `/`." } else { " One path segment: no `/`." });
             if let Some(field) = crate::routes::resolve_field_path(&input, &split(&p.field)).ok()
                 && let Some(text) = schemas.comment_of_field(&field)
             {
                 description = format!("{description} {text}");
             }
-            let mut schema = json!({ "type": "string", "minLength": 1 });
-            if !p.multi_segment {
-                schema["pattern"] = Value::String("^[^/]+$".into());
-            }
+            // No `pattern: ^[^/]+$`: a fuzzer cannot negate it (a `/` would change the
+            // path), so it reports the operation as untestable with invalid data.
+            let schema = json!({ "type": "string", "minLength": 1 });
             json!({ "name": p.name, "in": "path", "required": true, "description": description, "schema": schema })
         })
         .collect();
@@ -291,6 +291,18 @@ fn operation(
         BodyBinding::Field(name) => {
             let field = input.get_field_by_name(name).expect("checked when the route was built");
             let mut schema = schemas.field(&field);
+            // A resource's REQUIRED fields bind on create (and other whole-resource
+            // writes), not on a PATCH that names its fields in the update mask.
+            if route.method != Method::PATCH
+                && !field.is_list()
+                && !field.is_map()
+                && let Kind::Message(resource) = field.kind()
+            {
+                let required = schemas.required_fields(&resource);
+                if !required.is_empty() {
+                    schema = json!({ "allOf": [schema], "required": required });
+                }
+            }
             if let Some(text) = schemas.comment_of_field(&field) {
                 schema["description"] = Value::String(text.to_owned());
             }

@@ -187,6 +187,14 @@ impl<'a> Schemas<'a> {
         }
     }
 
+    /// The JSON names of `message`'s REQUIRED fields (none for a well-known type).
+    pub(crate) fn required_fields(&self, message: &MessageDescriptor) -> Vec<String> {
+        if well_known(message.full_name()).is_some() {
+            return Vec::new();
+        }
+        message.fields().filter(|f| self.is_required(f)).map(|f| f.json_name().to_owned()).collect()
+    }
+
     /// Whether `field` is REQUIRED.
     pub(crate) fn is_required(&self, field: &FieldDescriptor) -> bool {
         self.behaviors(field).contains(&REQUIRED)

@@ -125,7 +125,12 @@ async fn customer_operations_have_their_parameters_body_and_responses() {
     );
     assert!(get_customer.get("requestBody").is_none());
 
-    // body: "customer" → the body is a Customer; update_mask comes from the query.
+    // body: "customer" → the body is a Customer, whose REQUIRED fields bind on create only.
+    let create = operation(&document, "/v1/customers", "post");
+    let body = &create["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["allOf"][0]["$ref"], schema_ref("crm.profiles.v1.Customer"));
+    assert_eq!(body["required"], json!(["displayName"]));
+    // update_mask comes from the query.
     let update = operation(&document, "/v1/customers/{customer}", "patch");
     assert_eq!(update["requestBody"]["content"]["application/json"]["schema"]["$ref"], schema_ref("crm.profiles.v1.Customer"));
     assert_eq!(parameter(update, "updateMask")["in"], "query");
