@@ -49,7 +49,7 @@ step() { printf '\n== %s\n' "$*"; }
 START=$SECONDS
 RUN_PID=""
 STARTED_DB=0
-DATABASES=()
+DATABASES=() # "owner URL|database" pairs: a database is dropped by its owner
 WORK="$(mktemp -d)"
 
 cleanup() {
@@ -59,12 +59,13 @@ cleanup() {
         kill -TERM "$RUN_PID" 2>/dev/null || true
         wait "$RUN_PID" 2>/dev/null || true
     fi
-    local db
-    for db in "${DATABASES[@]}"; do
-        psql -q "$OWNER_URL_BASE" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    local entry
+    for entry in "${DATABASES[@]}"; do
+        psql -q "${entry%|*}" -c "DROP DATABASE IF EXISTS \"${entry##*|}\" WITH (FORCE)" >/dev/null 2>&1 ||
+            say "could not drop database ${entry##*|}"
     done
     if ((STARTED_DB)); then
-        scripts/dev-db.sh down >/dev/null 2>&1 || true
+        "$ROOT/scripts/dev-db.sh" down >/dev/null 2>&1 || true
     fi
     rm -rf "$WORK"
     say "finished in $((SECONDS - START)) s (exit $rc)"
@@ -105,7 +106,6 @@ scripts/dev-db.sh up >/dev/null
 # shellcheck source=/dev/null
 source .data/env
 unset CRM_DEV_CLUSTER
-OWNER_URL_BASE="$PROFILES_MIGRATION_DATABASE_URL"
 repoint() { printf '%s/%s' "${1%/*}" "$2"; } # postgres://u@h:p/db → …/$2
 suffix="$(date +%s)_$$"
 for svc in profiles tickets; do
@@ -113,7 +113,7 @@ for svc in profiles tickets; do
     mig_var="${up}_MIGRATION_DATABASE_URL" app_var="${up}_DATABASE_URL"
     db="apicheck_${svc}_$suffix"
     psql -q "${!mig_var}" -c "CREATE DATABASE \"$db\"" >/dev/null
-    DATABASES+=("$db")
+    DATABASES+=("${!mig_var}|$db")
     export "$mig_var=$(repoint "${!mig_var}" "$db")" "$app_var=$(repoint "${!app_var}" "$db")"
 done
 export PROFILES_LISTEN_ADDR="127.0.0.1:$BASE_PORT"
@@ -149,6 +149,10 @@ step "rendering $GATEWAY/docs in headless Chromium"
 # Positive data gets past the gateway to the services (and their databases);
 # negative data checks that every rejection is a documented error, not a 500.
 failed=()
+# schemathesis keeps a cache of the failures it found (replayed first next time) in
+# the working directory: keep it with the reports, out of the source tree.
+mkdir -p "$ROOT/target/api-check"
+cd "$ROOT/target/api-check"
 for mode in ${CRM_API_CHECK_MODES:-positive negative}; do
     step "schemathesis ($mode data): $EXAMPLES examples per operation"
     fuzz_start=$SECONDS
@@ -172,6 +176,6 @@ for mode in ${CRM_API_CHECK_MODES:-positive negative}; do
         failed+=("$mode")
         say "schemathesis ($mode) found failures in $((SECONDS - fuzz_start)) s (reports: $report; service logs: .data/logs/); responses by status:"
     fi
-    "$VENV/bin/python" scripts/api_check.py statuses "$report/requests.har"
+    "$VENV/bin/python" "$ROOT/scripts/api_check.py" statuses "$report/requests.har"
 done
 ((${#failed[@]} == 0)) || die "schemathesis failed with ${failed[*]} data"
