@@ -236,13 +236,18 @@ impl From<Error> for Status {
 }
 
 impl From<sqlx::Error> for Error {
-    /// Serialisation failures and deadlocks are retryable conflicts; a pool
+    /// Serialisation failures and deadlocks are retryable conflicts; text the
+    /// database cannot store (NUL) is the caller's invalid argument; a pool
     /// that cannot hand out a connection means the database is unavailable;
     /// anything else is internal. Unique violations that mean ALREADY_EXISTS
     /// are mapped by the store, which knows its constraint names.
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")) => Self::Conflict,
+            // Postgres text cannot hold U+0000; whichever field carried it, it is the caller's input.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => Self::InvalidArgument {
+                violations: vec![FieldViolation::new("*", "INVALID_CHARACTERS", "text fields cannot contain NUL (U+0000) characters")],
+            },
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Self::Unavailable {

@@ -43,6 +43,8 @@ fn text(violations: &mut Vec<FieldViolation>, field: &str, value: &str, required
         violations.push(FieldViolation::new(field, "REQUIRED", format!("{field} is required")));
     } else if value.chars().count() > max {
         violations.push(FieldViolation::new(field, "TOO_LONG", format!("at most {max} characters")));
+    } else if value.contains('\0') {
+        violations.push(FieldViolation::new(field, "INVALID_CHARACTERS", "must not contain NUL (U+0000) characters"));
     }
     value.to_owned()
 }

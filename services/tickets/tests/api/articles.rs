@@ -140,3 +140,25 @@ async fn tickets_get_suggestions_and_a_published_answer_can_be_linked() {
     let linked = client(&suite).link_article_to_ticket(link(&answer.name)).await.unwrap().into_inner().ticket.unwrap();
     assert_eq!(linked.answer_article, answer.name);
 }
+
+#[tokio::test]
+async fn text_postgres_cannot_store_is_invalid_argument_not_internal() {
+    // Found by schemathesis through the gateway: a NUL in an article's tag was a 500.
+    let suite = spawn_suite().await;
+    let article = pb::Article { title: "Printer".into(), tags: vec!["a\0b".into()], ..Default::default() };
+    let result = client(&suite).create_article(suite.admin(pb::CreateArticleRequest { article: Some(article) })).await;
+    assert_error(result, Code::InvalidArgument, "INVALID_CHARACTERS");
+    // Ticket text says which field.
+    let ticket = pb::Ticket { customer: suite.customer("Ada").await, subject: "Printer\0".into(), ..Default::default() };
+    let status = suite
+        .tickets
+        .clone()
+        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let violation = &details.bad_request().unwrap().field_violations[0];
+    assert_eq!((violation.field.as_str(), violation.reason.as_str()), ("ticket.subject", "INVALID_CHARACTERS"));
+}
