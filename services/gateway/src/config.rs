@@ -34,6 +34,9 @@ pub struct Config {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest backend response passed on, in bytes; larger ones get 502.
+    #[arg(long, env = "CRM_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_response_bytes: usize,
     /// gRPC methods that take no bearer token (they carry their own one-time token).
     #[arg(long, env = "CRM_PUBLIC_METHODS", value_delimiter = ',', default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey")]
     pub public_methods: Vec<String>,
@@ -76,6 +79,7 @@ impl Config {
             request_timeout_ms: 10_000,
             backend_connect_timeout_ms: 1_000,
             max_body_bytes: 1024 * 1024,
+            max_response_bytes: 4 * 1024 * 1024,
             public_methods: vec!["/crm.tickets.v1.SurveyService/AnswerSurvey".to_owned()],
             cors_origins: Vec::new(),
             rate_limit_per_subject: Limits::default(),

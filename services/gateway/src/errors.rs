@@ -62,6 +62,12 @@ pub enum ApiError {
         /// The declared content type.
         content_type: String,
     },
+    /// 502: the backend's answer exceeds `CRM_MAX_RESPONSE_BYTES`.
+    #[error("the response exceeds {limit} bytes; ask for a smaller page")]
+    ResponseTooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// 429: a rate-limit bucket is empty (`Retry-After` and RetryInfo say when to retry).
     #[error("too many {} requests for this {}; retry in {:.1} s", .0.class.as_str(), .0.scope.as_str(), .0.retry_after.as_secs_f64())]
     RateLimited(Limited),
@@ -99,6 +105,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => Code::Unimplemented,
             Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType { .. } => Code::InvalidArgument,
             Self::RateLimited(_) => Code::ResourceExhausted,
+            Self::ResponseTooLarge { .. } => Code::Internal,
             Self::Backend { code, .. } => *code,
         }
     }
@@ -109,6 +116,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
             other => http_status(other.code()),
         }
     }
@@ -122,6 +130,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => vec![error_info("METHOD_NOT_ALLOWED")],
             Self::PayloadTooLarge { .. } => vec![error_info("BODY_TOO_LARGE")],
             Self::UnsupportedMediaType { .. } => vec![error_info("UNSUPPORTED_MEDIA_TYPE")],
+            Self::ResponseTooLarge { .. } => vec![error_info("RESPONSE_TOO_LARGE")],
             Self::RateLimited(limited) => vec![
                 json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMITED", "domain": DOMAIN,
                        "metadata": {"scope": limited.scope.as_str(), "class": limited.class.as_str()}}),

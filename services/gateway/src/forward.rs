@@ -77,12 +77,13 @@ impl Decoder for DynamicDecoder {
 #[derive(Debug, Clone)]
 pub struct Backends {
     channels: HashMap<String, Channel>,
+    max_response_bytes: usize,
 }
 
 impl Backends {
     /// Lazy channels to every URL of `map` (nothing connects until the first call,
     /// so the gateway starts even when a backend is down).
-    pub fn new(map: &BackendMap, connect_timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(map: &BackendMap, connect_timeout: Duration, max_response_bytes: usize) -> anyhow::Result<Self> {
         let mut channels = HashMap::new();
         for url in map.urls() {
             let endpoint = Endpoint::from_shared(url.to_owned())
@@ -92,12 +93,17 @@ impl Backends {
                 .http2_keep_alive_interval(Duration::from_secs(30));
             channels.insert(url.to_owned(), endpoint.connect_lazy());
         }
-        Ok(Self { channels })
+        Ok(Self { channels, max_response_bytes })
     }
 
     /// The channel of `url` (every route's backend has one).
     pub fn channel(&self, url: &str) -> Channel {
         self.channels.get(url).cloned().expect("every routed backend has a channel")
+    }
+
+    /// The response size limit.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
     }
 
     /// Every backend URL with its channel.
@@ -122,7 +128,8 @@ impl Backends {
     }
 
     async fn ready(&self, route: &Route) -> Result<Grpc<Channel>, Status> {
-        let mut grpc = Grpc::new(self.channel(&route.backend));
+        // A backend answer larger than this is refused rather than turned into an even larger JSON body.
+        let mut grpc = Grpc::new(self.channel(&route.backend)).max_decoding_message_size(self.max_response_bytes);
         grpc.ready().await.map_err(|e| Status::unavailable(format!("the {} backend is unavailable: {e}", service_label(route))))?;
         Ok(grpc)
     }

@@ -217,6 +217,9 @@ impl Gateway {
     /// A backend status as the client's error; a transport failure (no
     /// details: the backend never answered) says which backend is down.
     fn backend_error(&self, route: &Route, status: Status) -> ApiError {
+        if status.code() == Code::OutOfRange && status.message().contains("decoded message length too large") {
+            return ApiError::ResponseTooLarge { limit: self.backends.max_response_bytes() };
+        }
         if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string() {
             // tonic reports its own client-side deadline as CANCELLED.
             return ApiError::Backend {

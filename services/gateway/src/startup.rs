@@ -42,7 +42,7 @@ impl Application {
         let pool = DescriptorPool::decode(crm_proto::FILE_DESCRIPTOR_SET)?;
         let backend_map = config.backend_map()?;
         let routes = RouteTable::from_pool(&pool, &backend_map)?;
-        let backends = Backends::new(&backend_map, Duration::from_millis(config.backend_connect_timeout_ms))?;
+        let backends = Backends::new(&backend_map, Duration::from_millis(config.backend_connect_timeout_ms), config.max_response_bytes)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let gateway = Arc::new(Gateway {
             routes,

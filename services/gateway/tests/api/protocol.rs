@@ -1,4 +1,4 @@
-//! HTTP-level behaviour: NDJSON server streams, h2c, gzip, CORS.
+//! HTTP-level behaviour: NDJSON server streams, h2c, gzip/brotli, CORS, the response size limit.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -53,6 +53,14 @@ async fn h2c_gzip_and_cors() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-encoding"], "gzip");
+    let brotli = h2
+        .get(format!("{}/v1/customers?pageSize=20", gw.base))
+        .header("authorization", format!("Bearer {}", gw.admin_token))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brotli.headers()["content-encoding"], "br");
 
     // CORS preflight for the configured origin only.
     let preflight = |origin: &'static str| {
@@ -72,4 +80,16 @@ async fn h2c_gzip_and_cors() {
     let plain = spawn_gateway().await;
     let response = plain.http.get(format!("{}/healthz", plain.base)).header("origin", "https://app.example.com").send().await.unwrap();
     assert!(response.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_backend_answer_over_the_response_limit_is_a_502_not_a_huge_body() {
+    let gw = spawn_gateway_with(|c| c.max_response_bytes = 512).await;
+    for i in 0..10 {
+        gw.create_customer(&format!("Customer {i}"), &format!("c{i}@example.com")).await;
+    }
+    let too_big = gw.call(Method::GET, "/v1/customers?pageSize=10", None).await;
+    assert_eq!(too_big.status, StatusCode::BAD_GATEWAY, "{:#}", too_big.body);
+    assert_eq!(too_big.reason(), "RESPONSE_TOO_LARGE");
+    assert_eq!(gw.call(Method::GET, "/v1/customers?pageSize=1", None).await.status, StatusCode::OK, "a smaller page fits");
 }
