@@ -50,6 +50,11 @@ pub struct Config {
     /// Rate limits per tenant (all its callers together), same syntax.
     #[arg(long, env = "CRM_RATE_LIMIT_PER_TENANT", default_value = "read=500/1000,write=100/200,search=50/100")]
     pub rate_limit_per_tenant: Limits,
+    /// Header holding the client's address when the gateway sits behind a
+    /// proxy it trusts (e.g. `x-forwarded-for`, first address wins); unset:
+    /// the TCP peer. Used to rate-limit token-less methods per client.
+    #[arg(long, env = "CRM_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
     /// Largest `pageSize` passed to a service; larger ones are lowered to it (AIP-158).
     #[arg(long, env = "CRM_MAX_PAGE_SIZE", default_value_t = 200)]
     pub max_page_size: i32,
@@ -85,6 +90,7 @@ impl Config {
             rate_limit_per_subject: Limits::default(),
             rate_limit_per_tenant: Limits::default(),
             max_page_size: 200,
+            client_ip_header: None,
             jwt_secret: Some(jwt_secret.into()),
             jwt_public_key_file: None,
             jwt_issuer: "crm".to_owned(),

@@ -9,14 +9,13 @@
 use std::{
     convert::Infallible,
     future::Future,
-    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     middleware::Next,
     response::Response,
 };
@@ -83,8 +82,7 @@ async fn proxy(gateway: &Gateway, mut request: http::Request<GrpcBody>) -> Resul
     let descriptor = gateway.pool.get_service_by_name(service).ok_or_else(unknown)?;
     let url = gateway.backend_map.backend_for(&descriptor).ok_or_else(unknown)?.to_owned();
     let (subject, tenant) = if gateway.public_methods.contains(&path) {
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-        (format!("address:{peer}"), "public".to_owned())
+        (format!("address:{}", gateway.client_address(request.headers(), request.extensions())), "public".to_owned())
     } else {
         let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let principal = gateway.auth.authenticate(authorization).map_err(|e| Status::unauthenticated(e.to_string()))?;

@@ -60,6 +60,8 @@ pub struct Gateway {
     pub limiter: RateLimiter,
     /// Largest `page_size` passed on.
     pub max_page_size: i32,
+    /// Header naming the client's address behind a trusted proxy.
+    pub client_ip_header: Option<http::HeaderName>,
 }
 
 /// The request id of the current request (set by [`request_id`]).
@@ -138,8 +140,7 @@ impl Gateway {
         // backend still checks the forwarded token and its permissions.
         let (subject, tenant) = if self.public_methods.contains(&grpc_path) {
             // No token: the client's address is the caller.
-            let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-            (format!("address:{peer}"), "public".to_owned())
+            (format!("address:{}", self.client_address(&parts.headers, &parts.extensions)), "public".to_owned())
         } else {
             let principal = self
                 .auth
@@ -267,6 +268,18 @@ impl Gateway {
 }
 
 /// Whether `If-Match` applies: updates, deletes and custom methods (`:verb`).
+impl Gateway {
+    /// The client's address: from the trusted proxy's header when configured
+    /// (first entry of a comma list), else the TCP peer.
+    pub fn client_address(&self, headers: &HeaderMap, extensions: &http::Extensions) -> String {
+        let forwarded = self.client_ip_header.as_ref().and_then(|name| headers.get(name)).and_then(|v| v.to_str().ok());
+        if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()) {
+            return first.to_owned();
+        }
+        extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+    }
+}
+
 /// A 200 with the JSON of `response` and its resource's `ETag`.
 fn json_response(route: &Route, response: &DynamicMessage) -> Response {
     let mut http = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");

@@ -56,6 +56,14 @@ impl Application {
             backend_map,
             limiter: RateLimiter::new(config.rate_limit_per_subject.clone(), config.rate_limit_per_tenant.clone()),
             max_page_size: config.max_page_size.max(1),
+            client_ip_header: config
+                .client_ip_header
+                .as_deref()
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("CRM_CLIENT_IP_HEADER: {e}"))?,
         });
         let route_count = gateway.routes.routes().len();
         let router = router(gateway, &config)?;

@@ -57,3 +57,19 @@ async fn page_sizes_above_the_cap_are_lowered() {
     assert_eq!(page.body["customers"].as_array().unwrap().len(), 2);
     assert!(page.body["nextPageToken"].as_str().is_some_and(|t| !t.is_empty()));
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_anonymous_callers_are_told_apart_by_its_header() {
+    let gw = spawn_gateway_with(|c| {
+        c.rate_limit_per_subject = "write=0.1/1".parse().unwrap();
+        c.client_ip_header = Some("x-forwarded-for".into());
+    })
+    .await;
+    let answer = async |client: &'static str| {
+        let body = serde_json::json!({"token": "not-a-real-token", "csat": 5});
+        gw.call_with(Method::POST, "/v1/surveys:answer", Some(body), &[("x-forwarded-for", client.to_owned())]).await
+    };
+    assert_ne!(answer("203.0.113.7, 10.0.0.1").await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer("203.0.113.7, 10.0.0.2").await.status, StatusCode::TOO_MANY_REQUESTS, "same client, other proxy hop");
+    assert_ne!(answer("198.51.100.9").await.status, StatusCode::TOO_MANY_REQUESTS, "another client has its own bucket");
+}
