@@ -8,6 +8,8 @@
 //!   latency per method in one instrument;
 //! - `http.server.request.duration` (histogram, s, the gateway): `http.request.method`,
 //!   `http.route`, `http.response.status_code`;
+//! - `crm.outbox.lag` (histogram, s): how long an event waited between its
+//!   commit and its first delivery to a subscriber;
 //! - `db.client.connection.count` (gauge): `db.client.connection.state`
 //!   (`used` | `idle`), `db.client.connection.pool.name`.
 
@@ -71,6 +73,25 @@ pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
             KeyValue::new("http.response.status_code", i64::from(status)),
         ],
     );
+}
+
+fn outbox_lag() -> &'static Histogram<f64> {
+    static LAG: OnceLock<Histogram<f64>> = OnceLock::new();
+    LAG.get_or_init(|| {
+        global::meter("crm-kit")
+            .f64_histogram("crm.outbox.lag")
+            .with_unit("s")
+            .with_description("Time from an event's commit to its first delivery to a subscriber")
+            .with_boundaries(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 3600.0])
+            .build()
+    })
+}
+
+/// Records the wait of events first delivered now.
+pub fn record_outbox_lag(waits_seconds: &[f64]) {
+    for wait in waits_seconds {
+        outbox_lag().record(wait.max(0.0), &[]);
+    }
 }
 
 /// Reports the pool's used and idle connections at every collection; keep

@@ -240,16 +240,19 @@ struct OutboxRow {
 /// advisory lock is held until `tx` commits (see the module docs for why).
 async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.outbox:' || $1::text, 0))").bind(tenant).execute(&mut **tx).await?;
-    sqlx::query(
+    // Stamping is an event's first delivery: how long it waited is the outbox lag.
+    let waits: Vec<f64> = sqlx::query_scalar(
         "UPDATE outbox o SET position = s.position
          FROM (SELECT seq, nextval('outbox_position_seq') AS position
                FROM (SELECT seq FROM outbox WHERE tenant_id = $1 AND position IS NULL ORDER BY seq FOR UPDATE) pending) s
-         WHERE o.seq = s.seq",
+         WHERE o.seq = s.seq
+         RETURNING extract(epoch FROM clock_timestamp() - o.time)::float8",
     )
     .bind(tenant)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .instrument(db_span("UPDATE", "outbox"))
     .await?;
+    crate::metrics::record_outbox_lag(&waits);
     Ok(())
 }
 

@@ -192,6 +192,14 @@ async fn red_metrics_and_pool_gauges_reach_the_collector_per_method_and_code() {
     let missing = pb::GetCustomerRequest { name: format!("customers/{}", uuid::Uuid::now_v7()) };
     client.get_customer(with_token(missing.clone(), &app.admin_token)).await.unwrap_err();
     client.get_customer(tonic::Request::new(missing)).await.unwrap_err();
+    // A subscriber's first read delivers the CustomerCreated event: its wait is the outbox lag.
+    let mut events = EventServiceClient::new(app.channel.clone())
+        .subscribe(with_token(SubscribeRequest::default(), &app.admin_token))
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap().unwrap().unwrap();
+    drop(events);
     tokio::time::sleep(Duration::from_millis(800)).await;
     app.terminate().await; // the final collection is flushed at exit
 
@@ -218,6 +226,9 @@ async fn red_metrics_and_pool_gauges_reach_the_collector_per_method_and_code() {
     assert_eq!(count("CreateCustomer", "0"), 1, "{points:?}");
     assert_eq!(count("GetCustomer", "5"), 1, "NOT_FOUND");
     assert_eq!(count("GetCustomer", "16"), 1, "rejected before the handler, still counted");
+    let lag = exported.iter().rev().find(|m| m.name == "crm.outbox.lag").expect("the outbox lag");
+    let Some(Data::Histogram(lag)) = &lag.data else { panic!("a histogram") };
+    assert!(lag.data_points.iter().map(|p| p.count).max() >= Some(1), "{lag:?}");
     let pool = exported.iter().find(|m| m.name == "db.client.connection.count").expect("the pool gauge");
     let Some(Data::Gauge(gauge)) = &pool.data else { panic!("a gauge") };
     for state in ["used", "idle"] {
