@@ -88,6 +88,17 @@ mkdir -p "$OUT/checkov"
 cp "${overlays[@]}" "$OUT/checkov/"
 "$VENV/bin/checkov" --config-file .checkov.yaml -d "$OUT/checkov"
 
+# --- 4b. monitoring config -----------------------------------------------------
+step "Prometheus config and alert rules (promtool)"
+# promtool comes out of Debian's prometheus package, unpacked rather than
+# installed so that no Prometheus daemon starts on the machine.
+PROMTOOL="$TOOLS_DIR/prometheus/usr/bin/promtool"
+if [[ ! -x $PROMTOOL ]]; then
+    (cd "$OUT" && apt-get download -q prometheus >/dev/null) || die "apt-get download prometheus failed (needed for promtool)"
+    dpkg-deb -x "$OUT"/prometheus_*.deb "$TOOLS_DIR/prometheus"
+fi
+(cd k8s/components/observability/config && "$PROMTOOL" check config prometheus.yml)
+
 # --- 5. drift ------------------------------------------------------------------
 step "manifests vs binaries (scripts/k8s_drift_check.py, live: ${CRM_K8S_LIVE:-auto})"
 "$PY" scripts/k8s_drift_check.py --live "${CRM_K8S_LIVE:-auto}" "${overlays[@]}"
