@@ -4,7 +4,7 @@
 //! - reference: `GetCustomer` over gRPC straight to profiles, telemetry off;
 //! - the same call as REST through the gateway (in-process, pooled channel);
 //! - the same gRPC call to a second profiles process exporting spans and
-//!   metrics to an OTLP receiver running in this benchmark.
+//!   metrics to a real OTLP collector running in this benchmark.
 //!
 //! Each is measured sequentially (latency) and with 16 callers at once
 //! (throughput), in the same run, so the ratios hold on a noisy machine.
@@ -20,43 +20,10 @@ use crm_proto::crm::profiles::v1::{self as pb, customer_service_client::Customer
 use crm_testkit::{
     auth::{jwt_secret, token, with_token},
     database::fresh_database,
+    otlp::Collector,
     process::{ServiceProcess, binary, spawn_service},
 };
-use opentelemetry_proto::tonic::collector::{
-    metrics::v1::{
-        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-        metrics_service_server::{MetricsService, MetricsServiceServer},
-    },
-    trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
-};
 use tonic::transport::Channel;
-
-/// An OTLP endpoint that accepts and drops everything (a collector's cost is not ours).
-#[derive(Clone, Default)]
-struct Sink;
-
-#[tonic::async_trait]
-impl TraceService for Sink {
-    async fn export(
-        &self,
-        _: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Sink {
-    async fn export(
-        &self,
-        _: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
-    }
-}
 
 struct Figures {
     median: Duration,
@@ -135,15 +102,10 @@ async fn main() -> anyhow::Result<()> {
 
     // Telemetry off (no endpoint), and on (exporting to a sink in this process).
     let plain = profiles(&[]).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let otlp = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(Sink))
-            .add_service(MetricsServiceServer::new(Sink))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    let traced = profiles(&[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp), ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into())]).await;
+    // A real collector in this process (keeping what it gets costs the services nothing).
+    let collector = Collector::start().await;
+    let traced =
+        profiles(&[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()), ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into())]).await;
 
     let app = Application::build(Config::for_tests(&format!("crm.profiles.v1={}", plain.url), &jwt_secret())).await?;
     let gateway = format!("http://127.0.0.1:{}", app.port());

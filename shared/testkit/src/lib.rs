@@ -11,10 +11,12 @@
 //! - [`database`]: per-test databases.
 //! - [`auth`]: tokens and authorised requests.
 //! - [`process`]: real service processes on free ports.
+//! - [`otlp`]: a real OTLP/gRPC collector that keeps spans and metrics.
 //! - [`proxy`]: a TCP proxy that can drop every connection.
 
 pub mod auth;
 pub mod database;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 

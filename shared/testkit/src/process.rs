@@ -58,12 +58,18 @@ pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, Str
 
 impl ServiceProcess {
     /// Sends SIGTERM and waits (at most 10 s) for a clean exit; returns how long it took.
-    pub async fn terminate(mut self) -> Duration {
-        let started = std::time::Instant::now();
-        let pid = self.child.id().expect("running");
-        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
-        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.expect("exits within 10 s").expect("exit status");
-        assert!(exit.success(), "clean exit: {exit:?}");
-        started.elapsed()
+    pub async fn terminate(self) -> Duration {
+        terminate(self.child).await
     }
+}
+
+/// Sends SIGTERM to `child` and waits (at most 10 s) for a clean exit, which
+/// also flushes its telemetry; returns how long it took.
+pub async fn terminate(mut child: tokio::process::Child) -> Duration {
+    let started = std::time::Instant::now();
+    let pid = child.id().expect("running");
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits within 10 s").expect("exit status");
+    assert!(exit.success(), "clean exit: {exit:?}");
+    started.elapsed()
 }

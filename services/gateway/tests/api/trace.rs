@@ -4,116 +4,26 @@
 //! (the customer check) → Postgres, and the outbox event that carries the
 //! trace to consumers.
 
-use std::{
-    process::Stdio,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{process::Stdio, time::Duration};
 
 use crm_proto::crm::events::v1::{SubscribeRequest, event_service_client::EventServiceClient};
 use crm_testkit::{
     auth::{jwt_secret, token, with_token},
     database::fresh_database,
-    process::{binary, spawn_service},
+    otlp::{Collector, has, hex},
+    process::{binary, spawn_service, terminate},
 };
-use opentelemetry_proto::tonic::{
-    collector::{
-        metrics::v1::{
-            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-            metrics_service_server::{MetricsService, MetricsServiceServer},
-        },
-        trace::v1::{
-            ExportTraceServiceRequest, ExportTraceServiceResponse,
-            trace_service_server::{TraceService, TraceServiceServer},
-        },
-    },
-    common::v1::{KeyValue, any_value::Value as Any},
-    metrics::v1::{Metric, metric::Data},
-    trace::v1::{Span, span::SpanKind},
-};
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use serde_json::json;
-use tonic::{Request, Response, Status};
-
-/// Every exported span with its resource's service name.
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                    Any::StringValue(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                self.0.lock().unwrap().extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
-            }
-        }
-        Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))
-    }
-}
-
-/// Every exported metric.
-#[derive(Clone, Default)]
-struct Metrics(Arc<Mutex<Vec<Metric>>>);
-
-#[tonic::async_trait]
-impl MetricsService for Metrics {
-    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        for resource in request.into_inner().resource_metrics {
-            for scope in resource.scope_metrics {
-                self.0.lock().unwrap().extend(scope.metrics);
-            }
-        }
-        Ok(Response::new(ExportMetricsServiceResponse { partial_success: None }))
-    }
-}
-
-fn has(attributes: &[KeyValue], key: &str, value: &str) -> bool {
-    attributes.iter().any(|kv| {
-        kv.key == key
-            && match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Any::StringValue(s)) => s == value,
-                Some(Any::IntValue(n)) => n.to_string() == value,
-                _ => false,
-            }
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN: &str = "b7ad6b7169203331";
 
-/// Sends SIGTERM and waits for the exit (which flushes the span exporter).
-async fn terminate(mut child: tokio::process::Child) {
-    let pid = child.id().expect("running");
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits").unwrap();
-}
-
 #[tokio::test]
 async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_event() {
     // Arrange: a receiver, and every process exporting to it.
-    let (receiver, metrics) = (Receiver::default(), Metrics::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let otlp = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .add_service(MetricsServiceServer::new(metrics.clone()))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    let export = ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone());
+    let collector = Collector::start().await;
+    let export = ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone());
     let profiles = spawn_service(binary("crm-profiles"), &fresh_database("profiles").await.unwrap(), std::slice::from_ref(&export)).await;
     let tickets_env = [export.clone(), ("CRM_PROFILES_URL", profiles.url.clone())];
     let tickets = spawn_service(binary("crm-tickets"), &fresh_database("tickets").await.unwrap(), &tickets_env).await;
@@ -123,7 +33,7 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
         .env("CRM_BACKENDS", format!("crm.profiles.v1={},crm.tickets.v1={}", profiles.url, tickets.url))
         .env("CRM_JWT_SECRET", jwt_secret())
         .env("CRM_LOG", "warn")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
         .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -175,22 +85,14 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
     profiles.terminate().await;
 
     // The gateway's RED metric has the route template (never the raw path) and the status.
-    let exported = metrics.0.lock().unwrap().clone();
-    let points: Vec<_> = exported
-        .iter()
-        .filter(|m| m.name == "http.server.request.duration")
-        .flat_map(|m| match &m.data {
-            Some(Data::Histogram(h)) => h.data_points.clone(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let points = collector.histogram_points("http.server.request.duration");
     assert!(
         points.iter().any(|p| has(&p.attributes, "http.route", "/v1/tickets") && has(&p.attributes, "http.response.status_code", "200")),
         "{points:?}"
     );
 
     // Assert: one trace id, and the parent links the hops form.
-    let spans: Vec<(String, Span)> = receiver.0.lock().unwrap().iter().filter(|(_, s)| hex(&s.trace_id) == TRACE_ID).cloned().collect();
+    let spans: Vec<(String, Span)> = collector.spans().into_iter().filter(|(_, s)| hex(&s.trace_id) == TRACE_ID).collect();
     let names: Vec<String> = spans.iter().map(|(svc, s)| format!("{svc}: {}", s.name)).collect();
     let find = |service: &str, name: &str| {
         spans

@@ -1,117 +1,31 @@
 //! Span export to a real OTLP/gRPC receiver (built from the published
 //! opentelemetry-proto service definitions), and telemetry that never hurts requests.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use crm_proto::crm::{
     events::v1::{SubscribeRequest, event_service_client::EventServiceClient},
     profiles::v1::{self as pb, customer_service_client::CustomerServiceClient},
 };
-use crm_testkit::auth::with_token;
+use crm_testkit::{
+    auth::with_token,
+    otlp::{Collector, attribute, has, hex},
+};
 use opentelemetry_proto::tonic::{
-    collector::{
-        metrics::v1::{
-            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-            metrics_service_server::{MetricsService, MetricsServiceServer},
-        },
-        trace::v1::{
-            ExportTraceServiceRequest, ExportTraceServiceResponse,
-            trace_service_server::{TraceService, TraceServiceServer},
-        },
-    },
-    common::v1::{AnyValue, KeyValue, any_value::Value},
-    metrics::v1::{Metric, metric::Data},
+    metrics::v1::metric::Data,
     trace::v1::{Span, span::SpanKind},
 };
 use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status};
 
 use crate::helpers::{customer, spawn_binary};
-
-/// Collects every exported span with its resource's service name.
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<(String, Span)>>>);
-
-/// Collects every exported metric.
-#[derive(Clone, Default)]
-struct MetricsReceiver(Arc<Mutex<Vec<Metric>>>);
-
-#[tonic::async_trait]
-impl MetricsService for MetricsReceiver {
-    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        for resource in request.into_inner().resource_metrics {
-            for scope in resource.scope_metrics {
-                self.0.lock().unwrap().extend(scope.metrics);
-            }
-        }
-        Ok(Response::new(ExportMetricsServiceResponse { partial_success: None }))
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| string(kv.value.as_ref()))
-                .unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                self.0.lock().unwrap().extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
-            }
-        }
-        Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))
-    }
-}
-
-fn string(value: Option<&AnyValue>) -> Option<String> {
-    match value?.value.as_ref()? {
-        Value::StringValue(s) => Some(s.clone()),
-        Value::IntValue(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| string(kv.value.as_ref()))
-}
-
-async fn start_receiver() -> (Receiver, std::net::SocketAddr) {
-    let (spans, _, addr) = start_collector().await;
-    (spans, addr)
-}
-
-/// An OTLP/gRPC endpoint taking spans and metrics.
-async fn start_collector() -> (Receiver, MetricsReceiver, std::net::SocketAddr) {
-    let (spans, metrics) = (Receiver::default(), MetricsReceiver::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(spans.clone()))
-            .add_service(MetricsServiceServer::new(metrics.clone()))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    (spans, metrics, addr)
-}
-
-fn has(attributes: &[KeyValue], key: &str, value: &str) -> bool {
-    attributes.iter().any(|kv| kv.key == key && string(kv.value.as_ref()).as_deref() == Some(value))
-}
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test]
 async fn spans_reach_an_otlp_receiver_as_one_trace_with_semantic_conventions() {
-    let (receiver, addr) = start_receiver().await;
-    let app = spawn_binary(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))]).await;
+    let collector = Collector::start().await;
+    let app = spawn_binary(&[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone())]).await;
 
     let mut request = with_token(
         pb::CreateCustomerRequest { customer: Some(customer("Traced", "traced@example.com")), request_id: String::new() },
@@ -130,7 +44,7 @@ async fn spans_reach_an_otlp_receiver_as_one_trace_with_semantic_conventions() {
     drop(events);
     app.terminate().await; // flushes the batch exporter
 
-    let spans = receiver.0.lock().unwrap().clone();
+    let spans = collector.spans();
     let in_trace: Vec<&Span> = spans.iter().map(|(_, s)| s).filter(|s| hex(&s.trace_id) == TRACE_ID).collect();
     assert!(spans.iter().all(|(service, _)| service == "profiles"));
     let server = in_trace
@@ -139,16 +53,16 @@ async fn spans_reach_an_otlp_receiver_as_one_trace_with_semantic_conventions() {
         .unwrap_or_else(|| panic!("no server span among {:?}", in_trace.iter().map(|s| &s.name).collect::<Vec<_>>()));
     assert_eq!(server.kind, SpanKind::Server as i32);
     assert_eq!(hex(&server.parent_span_id), PARENT_SPAN, "parented on the caller's traceparent");
-    assert_eq!(attribute(server, "rpc.system").as_deref(), Some("grpc"));
-    assert_eq!(attribute(server, "rpc.service").as_deref(), Some("crm.profiles.v1.CustomerService"));
-    assert_eq!(attribute(server, "rpc.method").as_deref(), Some("CreateCustomer"));
-    assert_eq!(attribute(server, "rpc.grpc.status_code").as_deref(), Some("0"));
+    assert_eq!(attribute(&server.attributes, "rpc.system").as_deref(), Some("grpc"));
+    assert_eq!(attribute(&server.attributes, "rpc.service").as_deref(), Some("crm.profiles.v1.CustomerService"));
+    assert_eq!(attribute(&server.attributes, "rpc.method").as_deref(), Some("CreateCustomer"));
+    assert_eq!(attribute(&server.attributes, "rpc.grpc.status_code").as_deref(), Some("0"));
 
     // DB spans are client spans below the server span, named per the DB conventions.
     let insert = in_trace.iter().find(|s| s.name == "INSERT customers").expect("a DB span");
     assert_eq!(insert.kind, SpanKind::Client as i32);
-    assert_eq!(attribute(insert, "db.system.name").as_deref(), Some("postgresql"));
-    assert_eq!(attribute(insert, "db.collection.name").as_deref(), Some("customers"));
+    assert_eq!(attribute(&insert.attributes, "db.system.name").as_deref(), Some("postgresql"));
+    assert_eq!(attribute(&insert.attributes, "db.collection.name").as_deref(), Some("customers"));
     let mut ancestor = *insert;
     while ancestor.span_id != server.span_id {
         ancestor = in_trace.iter().find(|s| s.span_id == ancestor.parent_span_id).expect("an unbroken parent chain to the server span");
@@ -174,16 +88,12 @@ async fn an_unreachable_collector_neither_blocks_nor_fails_requests() {
     assert!(app.terminate().await < Duration::from_secs(10));
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn red_metrics_and_pool_gauges_reach_the_collector_per_method_and_code() {
     // Arrange: export every 200 ms to a real OTLP receiver.
-    let (_, metrics, addr) = start_collector().await;
+    let collector = Collector::start().await;
     let app =
-        spawn_binary(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")), ("OTEL_METRIC_EXPORT_INTERVAL", "200".into())]).await;
+        spawn_binary(&[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()), ("OTEL_METRIC_EXPORT_INTERVAL", "200".into())]).await;
     let mut client = CustomerServiceClient::new(app.channel.clone());
 
     // Act: a success, a NOT_FOUND and an UNAUTHENTICATED call.
@@ -204,16 +114,9 @@ async fn red_metrics_and_pool_gauges_reach_the_collector_per_method_and_code() {
     app.terminate().await; // the final collection is flushed at exit
 
     // Assert: one histogram with a data point per method and code, and the pool gauge.
-    let exported = metrics.0.lock().unwrap().clone();
-    let points: Vec<_> = exported
-        .iter()
-        .filter(|m| m.name == "rpc.server.duration")
-        .inspect(|m| assert_eq!(m.unit, "ms"))
-        .flat_map(|m| match &m.data {
-            Some(Data::Histogram(h)) => h.data_points.clone(),
-            other => panic!("rpc.server.duration is a histogram, not {other:?}"),
-        })
-        .collect();
+    let exported = collector.metrics();
+    assert!(exported.iter().filter(|m| m.name == "rpc.server.duration").all(|m| m.unit == "ms"));
+    let points = collector.histogram_points("rpc.server.duration");
     let count = |method: &str, code: &str| {
         points
             .iter()
