@@ -109,14 +109,8 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    /// The token validator, with the services' rules: RS256 when a key file is
-    /// given, else HS256 with a secret of at least 16 characters.
+    /// The token validator, by the services' own rule (same settings, same code).
     pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
-        match (&self.jwt_public_key_file, &self.jwt_secret) {
-            (Some(path), _) => Authenticator::rs256_from_pem_file(path, &self.jwt_issuer),
-            (None, Some(secret)) if secret.expose().len() >= 16 => Ok(Authenticator::hs256(secret.expose().as_bytes(), &self.jwt_issuer)),
-            (None, Some(_)) => anyhow::bail!("CRM_JWT_SECRET must be at least 16 characters"),
-            (None, None) => anyhow::bail!("set CRM_JWT_SECRET (HS256) or CRM_JWT_PUBLIC_KEY_FILE (RS256)"),
-        }
+        Authenticator::from_settings(self.jwt_secret.as_ref().map(Secret::expose), self.jwt_public_key_file.as_deref(), &self.jwt_issuer)
     }
 }

@@ -201,6 +201,18 @@ impl Authenticator {
         Self { key: DecodingKey::from_secret(secret), validation: validation(Algorithm::HS256, issuer) }
     }
 
+    /// The validator the `CRM_JWT_*` settings ask for, for every process of the
+    /// suite alike: RS256 when a public key file is given, else HS256 with a
+    /// secret of at least 16 characters.
+    pub fn from_settings(secret: Option<&str>, public_key_file: Option<&Path>, issuer: &str) -> anyhow::Result<Self> {
+        match (public_key_file, secret) {
+            (Some(path), _) => Self::rs256_from_pem_file(path, issuer),
+            (None, Some(secret)) if secret.len() >= 16 => Ok(Self::hs256(secret.as_bytes(), issuer)),
+            (None, Some(_)) => anyhow::bail!("CRM_JWT_SECRET must be at least 16 characters"),
+            (None, None) => anyhow::bail!("set CRM_JWT_SECRET (HS256) or CRM_JWT_PUBLIC_KEY_FILE (RS256)"),
+        }
+    }
+
     /// RS256 with a PEM public key.
     pub fn rs256_from_pem_file(path: &Path, issuer: &str) -> anyhow::Result<Self> {
         let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("reading JWT public key {}: {e}", path.display()))?;
@@ -344,6 +356,19 @@ mod tests {
         let confused = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(), &EncodingKey::from_secret(&public)).unwrap();
         assert_eq!(reason(auth.authenticate(Some(&format!("Bearer {confused}")))), "INVALID_ALGORITHM");
         assert!(Authenticator::rs256_from_pem_file(&dir.join("missing.pem"), "crm").is_err());
+    }
+
+    #[test]
+    fn settings_pick_rs256_over_a_secret_and_refuse_weak_or_missing_ones() {
+        let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/rs256-test-public.pem");
+        let rs256 = Authenticator::from_settings(Some("a-long-enough-secret"), Some(&key), "crm").unwrap();
+        let hs256 =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(), &EncodingKey::from_secret(b"a-long-enough-secret")).unwrap();
+        assert_eq!(reason(rs256.authenticate(Some(&format!("Bearer {hs256}")))), "INVALID_ALGORITHM", "the key file wins");
+        let err = |secret| Authenticator::from_settings(secret, None, "crm").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err(Some("short")).contains("at least 16"));
+        assert!(err(None).contains("CRM_JWT_SECRET"));
+        assert!(Authenticator::from_settings(Some("a-long-enough-secret"), None, "crm").is_ok());
     }
 
     #[test]

@@ -248,12 +248,11 @@ async fn watch_database(
 }
 
 fn authenticator(config: &KitConfig) -> anyhow::Result<Authenticator> {
-    match (&config.jwt_public_key_file, &config.jwt_secret) {
-        (Some(path), _) => Authenticator::rs256_from_pem_file(path, &config.jwt_issuer),
-        (None, Some(secret)) if secret.expose().len() >= 16 => Ok(Authenticator::hs256(secret.expose().as_bytes(), &config.jwt_issuer)),
-        (None, Some(_)) => anyhow::bail!("CRM_JWT_SECRET must be at least 16 characters"),
-        (None, None) => anyhow::bail!("set CRM_JWT_SECRET (HS256) or CRM_JWT_PUBLIC_KEY_FILE (RS256)"),
-    }
+    Authenticator::from_settings(
+        config.jwt_secret.as_ref().map(crate::config::Secret::expose),
+        config.jwt_public_key_file.as_deref(),
+        &config.jwt_issuer,
+    )
 }
 
 /// The page-token key: configured, else derived from the JWT secret.
