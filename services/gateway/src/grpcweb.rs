@@ -24,7 +24,7 @@ use tonic::{Status, body::Body as GrpcBody};
 use tonic_web::{GrpcWebLayer, GrpcWebService};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::{handler::Gateway, ratelimit::RouteClass};
+use crate::{errors::ApiError, handler::Gateway, ratelimit::RouteClass};
 
 /// Forwards a gRPC request to the backend of its service.
 #[derive(Clone)]
@@ -55,14 +55,15 @@ impl Service<http::Request<GrpcBody>> for GrpcProxy {
     }
 }
 
-/// The class of a gRPC method for rate limiting, from its name.
-fn class(method: &str) -> RouteClass {
-    if method.starts_with("Search") || method.starts_with("Suggest") {
-        RouteClass::Search
-    } else if method.starts_with("Get") || method.starts_with("List") {
-        RouteClass::Read
-    } else {
-        RouteClass::Write
+/// A refusal of the gateway as the gRPC status a gRPC(-Web) client reads.
+fn status_of(refusal: ApiError) -> Status {
+    match &refusal {
+        ApiError::RateLimited(limited) => <Status as tonic_types::StatusExt>::with_error_details(
+            refusal.code(),
+            refusal.to_string(),
+            tonic_types::ErrorDetails::with_retry_info(Some(limited.retry_after)),
+        ),
+        other => Status::new(other.code(), other.to_string()),
     }
 }
 
@@ -81,26 +82,7 @@ async fn proxy(gateway: &Gateway, mut request: http::Request<GrpcBody>) -> Resul
     let (service, method) = path.trim_start_matches('/').split_once('/').ok_or_else(unknown)?;
     let descriptor = gateway.pool.get_service_by_name(service).ok_or_else(unknown)?;
     let url = gateway.backend_map.backend_for(&descriptor).ok_or_else(unknown)?.to_owned();
-    let (subject, tenant) = if gateway.public_methods.contains(&path) {
-        (format!("address:{}", gateway.client_address(request.headers(), request.extensions())), "public".to_owned())
-    } else {
-        let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let principal = gateway.auth.authenticate(authorization).map_err(|e| Status::unauthenticated(e.to_string()))?;
-        (principal.subject, principal.tenant.to_string())
-    };
-    if let Err(limited) = gateway.limiter.check(&subject, &tenant, class(method)) {
-        let message = format!(
-            "too many {} requests for this {}; retry in {:.1} s",
-            limited.class.as_str(),
-            limited.scope.as_str(),
-            limited.retry_after.as_secs_f64()
-        );
-        return Err(<Status as tonic_types::StatusExt>::with_error_details(
-            tonic::Code::ResourceExhausted,
-            message,
-            tonic_types::ErrorDetails::with_retry_info(Some(limited.retry_after)),
-        ));
-    }
+    gateway.admit(&path, RouteClass::of_method(method, None), request.headers(), request.extensions()).map_err(status_of)?;
     let channel = gateway.backends.channel(&url);
     let unavailable = |e: tonic::transport::Error| Status::unavailable(format!("the {service} backend is unavailable: {e}"));
     channel.oneshot(request).await.map_err(unavailable)
@@ -116,17 +98,5 @@ pub async fn route(State(grpc): State<GrpcWeb>, request: Request, next: Next) ->
     match grpc.oneshot(request).await {
         Ok(response) => response.map(axum::body::Body::new),
         Err(never) => match never {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn methods_are_classed_by_their_verb() {
-        assert_eq!(class("SearchArticles"), RouteClass::Search);
-        assert_eq!(class("ListTickets"), RouteClass::Read);
-        assert_eq!(class("CreateTicket"), RouteClass::Write);
     }
 }

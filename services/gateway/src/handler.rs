@@ -136,19 +136,7 @@ impl Gateway {
     ) -> Result<Response, ApiError> {
         let grpc_path = route.grpc_path();
         let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        // Checked here so that a bad token never costs a backend call; the
-        // backend still checks the forwarded token and its permissions.
-        let (subject, tenant) = if self.public_methods.contains(&grpc_path) {
-            // No token: the client's address is the caller.
-            (format!("address:{}", self.client_address(&parts.headers, &parts.extensions)), "public".to_owned())
-        } else {
-            let principal = self
-                .auth
-                .authenticate(authorization)
-                .map_err(|e| ApiError::Unauthenticated { reason: e.reason(), message: e.to_string() })?;
-            (principal.subject, principal.tenant.to_string())
-        };
-        self.limiter.check(&subject, &tenant, RouteClass::of(route)).map_err(ApiError::RateLimited)?;
+        self.admit(&grpc_path, RouteClass::of(route), &parts.headers, &parts.extensions)?;
         let bytes = self.read_body(&parts.headers, body).await?;
         let mut message = transcode::request_message(route, vars, parts.uri.query(), &bytes)?;
         transcode::cap_page_size(&mut message, self.max_page_size);
@@ -269,6 +257,25 @@ impl Gateway {
 
 /// Whether `If-Match` applies: updates, deletes and custom methods (`:verb`).
 impl Gateway {
+    /// Admits a call of `grpc_path` — REST, gRPC-Web or gRPC alike: checks the
+    /// bearer token (so a bad one never costs a backend call; the backend
+    /// still checks it and its permissions) unless the method is public, then
+    /// charges the caller's and the tenant's buckets for `class`.
+    pub fn admit(&self, grpc_path: &str, class: RouteClass, headers: &HeaderMap, extensions: &http::Extensions) -> Result<(), ApiError> {
+        let (subject, tenant) = if self.public_methods.contains(grpc_path) {
+            // No token: the client's address is the caller.
+            (format!("address:{}", self.client_address(headers, extensions)), "public".to_owned())
+        } else {
+            let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let principal = self
+                .auth
+                .authenticate(authorization)
+                .map_err(|e| ApiError::Unauthenticated { reason: e.reason(), message: e.to_string() })?;
+            (principal.subject, principal.tenant.to_string())
+        };
+        self.limiter.check(&subject, &tenant, class).map_err(ApiError::RateLimited)
+    }
+
     /// The client's address: from the trusted proxy's header when configured
     /// (first entry of a comma list), else the TCP peer.
     pub fn client_address(&self, headers: &HeaderMap, extensions: &http::Extensions) -> String {

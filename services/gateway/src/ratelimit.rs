@@ -30,10 +30,16 @@ pub enum RouteClass {
 impl RouteClass {
     /// The class of `route`: Search*/Suggest* RPCs are searches, GETs reads, the rest writes.
     pub fn of(route: &Route) -> Self {
-        let name = route.rpc.name();
+        Self::of_method(route.rpc.name(), Some(&route.method))
+    }
+
+    /// The class of RPC `name`, called with HTTP `verb` (REST) or none (gRPC,
+    /// gRPC-Web: reads are then told by their Get/List/Subscribe names).
+    pub fn of_method(name: &str, verb: Option<&Method>) -> Self {
+        let reads = ["Get", "List", "Subscribe"];
         if name.starts_with("Search") || name.starts_with("Suggest") {
             Self::Search
-        } else if route.method == Method::GET {
+        } else if verb.map_or_else(|| reads.iter().any(|r| name.starts_with(r)), |v| v == Method::GET) {
             Self::Read
         } else {
             Self::Write
@@ -216,6 +222,15 @@ mod tests {
 
     fn limiter(subject: &str, tenant: &str) -> RateLimiter {
         RateLimiter::new(subject.parse().unwrap(), tenant.parse().unwrap())
+    }
+
+    #[test]
+    fn methods_are_classed_by_verb_or_name() {
+        assert_eq!(RouteClass::of_method("SearchArticles", Some(&Method::GET)), RouteClass::Search);
+        assert_eq!(RouteClass::of_method("GetServiceMetrics", Some(&Method::GET)), RouteClass::Read);
+        assert_eq!(RouteClass::of_method("UndeleteCustomer", Some(&Method::POST)), RouteClass::Write);
+        assert_eq!(RouteClass::of_method("ListTickets", None), RouteClass::Read);
+        assert_eq!(RouteClass::of_method("CreateTicket", None), RouteClass::Write);
     }
 
     #[test]

@@ -106,3 +106,17 @@ async fn native_grpc_over_h2c_is_proxied_too() {
         .into_inner();
     assert_eq!(listed.customers.len(), 1);
 }
+
+#[tokio::test]
+async fn grpc_callers_share_the_rest_rate_limits_and_get_retry_info() {
+    let gw = crate::helpers::spawn_gateway_with(|c| c.rate_limit_per_subject = "read=0.1/1".parse().unwrap()).await;
+    let channel = tonic::transport::Channel::from_shared(gw.base.clone()).unwrap().connect().await.unwrap();
+    let mut client = CustomerServiceClient::new(channel);
+    client.list_customers(with_token(pb::ListCustomersRequest::default(), &gw.admin_token)).await.unwrap();
+
+    let limited = client.list_customers(with_token(pb::ListCustomersRequest::default(), &gw.admin_token)).await.unwrap_err();
+
+    assert_eq!(limited.code(), tonic::Code::ResourceExhausted);
+    use tonic_types::StatusExt;
+    assert!(limited.get_error_details().retry_info().and_then(|r| r.retry_delay).is_some_and(|d| d.as_secs_f64() > 0.0));
+}
