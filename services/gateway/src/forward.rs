@@ -3,9 +3,8 @@
 //! and a codec over `prost_reflect::DynamicMessage` so that any method of
 //! the descriptor set can be called without generated client code.
 
-use std::{collections::HashMap, str::FromStr, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
-use http::uri::PathAndQuery;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::{
@@ -114,7 +113,7 @@ impl Backends {
     /// Calls a unary method.
     pub async fn unary(&self, route: &Route, request: tonic::Request<DynamicMessage>) -> Result<tonic::Response<DynamicMessage>, Status> {
         let mut grpc = self.ready(route).await?;
-        grpc.unary(request, path(route)?, DynamicCodec::new(route.rpc.output())).await
+        grpc.unary(request, route.path_and_query(), DynamicCodec::new(route.rpc.output())).await
     }
 
     /// Calls a server-streaming method.
@@ -124,7 +123,7 @@ impl Backends {
         request: tonic::Request<DynamicMessage>,
     ) -> Result<tonic::Response<Streaming<DynamicMessage>>, Status> {
         let mut grpc = self.ready(route).await?;
-        grpc.server_streaming(request, path(route)?, DynamicCodec::new(route.rpc.output())).await
+        grpc.server_streaming(request, route.path_and_query(), DynamicCodec::new(route.rpc.output())).await
     }
 
     async fn ready(&self, route: &Route) -> Result<Grpc<Channel>, Status> {
@@ -133,10 +132,6 @@ impl Backends {
         grpc.ready().await.map_err(|e| Status::unavailable(format!("the {} backend is unavailable: {e}", service_label(route))))?;
         Ok(grpc)
     }
-}
-
-fn path(route: &Route) -> Result<PathAndQuery, Status> {
-    PathAndQuery::from_str(&route.grpc_path()).map_err(|e| Status::internal(format!("gRPC path: {e}")))
 }
 
 /// `crm.profiles.v1` for messages about a backend.

@@ -101,10 +101,10 @@ impl Gateway {
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
         let span = tracing::info_span!(
             "http.server",
-            otel.name = %format_args!("{} {}", route.method, route.template),
+            otel.name = %format_args!("{} {}", route.method, route.http_route()),
             otel.kind = "server",
             http.request.method = %route.method,
-            http.route = %route.template,
+            http.route = route.http_route(),
             rpc.system = "grpc",
             rpc.service = route.rpc.parent_service().full_name(),
             rpc.method = route.rpc.name(),
@@ -119,7 +119,7 @@ impl Gateway {
         let status = result.as_ref().map_or_else(ApiError::http_status, Response::status);
         span.record("http.response.status_code", status.as_u16());
         // For streams this is the time to the first byte: the stream itself runs on.
-        crm_kit::metrics::record_http(route.method.as_str(), &route.template.to_string(), status.as_u16(), started.elapsed());
+        crm_kit::metrics::record_http(route.method.as_str(), route.http_route(), status.as_u16(), started.elapsed());
         if status.is_server_error() {
             span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
         }
@@ -136,7 +136,7 @@ impl Gateway {
     ) -> Result<Response, ApiError> {
         let grpc_path = route.grpc_path();
         let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        self.admit(&grpc_path, RouteClass::of(route), &parts.headers, &parts.extensions)?;
+        self.admit(grpc_path, RouteClass::of(route), &parts.headers, &parts.extensions)?;
         let bytes = self.read_body(&parts.headers, body).await?;
         let mut message = transcode::request_message(route, vars, parts.uri.query(), &bytes)?;
         transcode::cap_page_size(&mut message, self.max_page_size);

@@ -359,7 +359,7 @@ fn operation(
             },
         }),
     );
-    if public_methods.contains(&route.grpc_path()) {
+    if public_methods.contains(route.grpc_path()) {
         op.insert("security".into(), json!([]));
     }
     Value::Object(op)

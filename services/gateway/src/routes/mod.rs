@@ -41,12 +41,26 @@ pub struct Route {
     pub rpc: MethodDescriptor,
     /// The backend URL that serves it.
     pub backend: String,
+    /// The gRPC path, built once (every request uses it).
+    path: http::uri::PathAndQuery,
+    /// The template as text, for spans and metrics (`http.route`).
+    http_route: String,
 }
 
 impl Route {
     /// The gRPC path, e.g. `/crm.profiles.v1.CustomerService/GetCustomer`.
-    pub fn grpc_path(&self) -> String {
-        format!("/{}/{}", self.rpc.parent_service().full_name(), self.rpc.name())
+    pub fn grpc_path(&self) -> &str {
+        self.path.as_str()
+    }
+
+    /// The gRPC path as the client API takes it.
+    pub fn path_and_query(&self) -> http::uri::PathAndQuery {
+        self.path.clone()
+    }
+
+    /// The template as written in the rule, e.g. `/v1/{name=customers/*}`.
+    pub fn http_route(&self) -> &str {
+        &self.http_route
     }
 }
 
@@ -249,7 +263,11 @@ fn route_for(rpc: &MethodDescriptor, rule: &HttpRule, backend: &str) -> Result<R
             Some(field.to_owned())
         }
     };
-    Ok(Route { method, template, body, response_body, rpc: rpc.clone(), backend: backend.to_owned() })
+    let path = format!("/{}/{}", rpc.parent_service().full_name(), rpc.name())
+        .parse()
+        .map_err(|e| RouteError::Field { method: rpc.full_name().to_owned(), message: format!("gRPC path: {e}") })?;
+    let http_route = template.to_string();
+    Ok(Route { method, template, body, response_body, rpc: rpc.clone(), backend: backend.to_owned(), path, http_route })
 }
 
 /// The field at `path` (proto names) below `message`; every step but the last
