@@ -163,20 +163,29 @@ impl Bucket {
     }
 }
 
-/// Above this many buckets, full (idle) ones are dropped before adding more.
+/// Above this many buckets, full (idle) ones are dropped…
 const PRUNE_ABOVE: usize = 100_000;
+/// …at most this often, so that a map of busy buckets is not rescanned on every request.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+type Buckets = HashMap<(Scope, RouteClass, String), Bucket>;
+
+struct State {
+    buckets: Buckets,
+    pruned: Instant,
+}
 
 /// The buckets of every caller and tenant seen.
 pub struct RateLimiter {
     per_subject: Limits,
     per_tenant: Limits,
-    buckets: Mutex<HashMap<(Scope, RouteClass, String), Bucket>>,
+    state: Mutex<State>,
 }
 
 impl RateLimiter {
     /// Limits per caller and per tenant.
     pub fn new(per_subject: Limits, per_tenant: Limits) -> Self {
-        Self { per_subject, per_tenant, buckets: Mutex::new(HashMap::new()) }
+        Self { per_subject, per_tenant, state: Mutex::new(State { buckets: HashMap::new(), pruned: Instant::now() }) }
     }
 
     /// Takes a token from `subject`'s and `tenant`'s buckets for `class`, or says which is empty.
@@ -186,10 +195,12 @@ impl RateLimiter {
 
     fn check_at(&self, subject: &str, tenant: &str, class: RouteClass, now: Instant) -> Result<(), Limited> {
         let wanted = [(Scope::Subject, subject, self.per_subject.rate(class)), (Scope::Tenant, tenant, self.per_tenant.rate(class))];
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() > PRUNE_ABOVE {
-            Self::prune(&mut buckets, &self.per_subject, &self.per_tenant, now);
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.buckets.len() > PRUNE_ABOVE && now.saturating_duration_since(state.pruned) >= PRUNE_EVERY {
+            Self::prune(&mut state.buckets, &self.per_subject, &self.per_tenant, now);
+            state.pruned = now;
         }
+        let buckets = &mut state.buckets;
         let mut charged = Vec::with_capacity(2);
         for (scope, key, rate) in wanted {
             let Some(rate) = rate else { continue };
@@ -208,7 +219,7 @@ impl RateLimiter {
     }
 
     /// Drops buckets that have refilled completely: forgetting them changes nothing.
-    fn prune(buckets: &mut HashMap<(Scope, RouteClass, String), Bucket>, subject: &Limits, tenant: &Limits, now: Instant) {
+    fn prune(buckets: &mut Buckets, subject: &Limits, tenant: &Limits, now: Instant) {
         buckets.retain(|(scope, class, _), bucket| {
             let limits = if *scope == Scope::Subject { subject } else { tenant };
             limits.rate(*class).is_some_and(|rate| bucket.refilled(rate, now).tokens < rate.burst)
@@ -268,7 +279,7 @@ mod tests {
         let refused = limits.check_at("c", "t1", RouteClass::Read, now).unwrap_err();
         assert_eq!(refused.scope, Scope::Tenant);
         limits.check_at("c", "t2", RouteClass::Read, now).unwrap();
-        let buckets = limits.buckets.lock().unwrap();
+        let buckets = &limits.state.lock().unwrap().buckets;
         assert_eq!(buckets[&(Scope::Subject, RouteClass::Read, "c".to_owned())].tokens, 99.0, "charged once, not for the refusal");
     }
 
@@ -278,8 +289,8 @@ mod tests {
         let start = Instant::now();
         limits.check_at("idle", "t", RouteClass::Read, start).unwrap();
         limits.check_at("busy", "t", RouteClass::Read, start + Duration::from_secs(5)).unwrap();
-        let mut buckets = limits.buckets.lock().unwrap();
-        RateLimiter::prune(&mut buckets, &limits.per_subject, &limits.per_tenant, start + Duration::from_millis(5050));
+        let buckets = &mut limits.state.lock().unwrap().buckets;
+        RateLimiter::prune(buckets, &limits.per_subject, &limits.per_tenant, start + Duration::from_millis(5050));
         let keys: Vec<&str> = buckets.keys().map(|(_, _, k)| k.as_str()).collect();
         assert_eq!(keys, ["busy"]);
     }
