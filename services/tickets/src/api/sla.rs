@@ -291,16 +291,14 @@ impl SlaPolicyService for SlaApi {
         let stored = store::update_calendar(&mut tx, tenant, &row).await?;
         let now = Utc::now();
         let running = store::running_on_calendar(&mut tx, tenant, id).await?;
-        for ticket in &running {
-            let ticket = store::find(&mut tx, tenant, *ticket, false)
-                .await?
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("locked ticket vanished")))?;
+        let rescheduled = running.len() as i64;
+        for ticket in running {
             super::sla_tracking::rebase(&mut tx, tenant, ticket, &old, &new, now).await?;
         }
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::UpdateBusinessCalendarResponse {
             calendar: Some(calendar_to_proto(&stored)),
-            rescheduled_tickets: running.len() as i64,
+            rescheduled_tickets: rescheduled,
         }))
     }
 

@@ -114,19 +114,6 @@ pub async fn delete_calendar(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Resul
     Ok(())
 }
 
-/// Open tickets on `calendar` with a running SLA clock, locked.
-pub async fn running_on_calendar(tx: &mut TenantTx, tenant: Uuid, calendar: Uuid) -> Result<Vec<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM tickets WHERE tenant_id = $1 AND sla_calendar_id = $2 AND (fr_since IS NOT NULL OR res_since IS NOT NULL)
-         ORDER BY id FOR UPDATE",
-    )
-    .bind(tenant)
-    .bind(calendar)
-    .fetch_all(&mut **tx)
-    .instrument(db_span("SELECT", "tickets"))
-    .await?)
-}
-
 /// A stored SLA policy.
 #[derive(Debug, Clone, FromRow)]
 pub struct PolicyRow {

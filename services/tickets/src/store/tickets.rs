@@ -573,3 +573,17 @@ pub async fn lock_in_order(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Res
     let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE");
     Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }
+
+/// Tickets on SLA calendar `calendar` with a running clock, locked in id order.
+pub async fn running_on_calendar(tx: &mut TenantTx, tenant: Uuid, calendar: Uuid) -> Result<Vec<TicketRow>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND sla_calendar_id = $2 AND (fr_since IS NOT NULL OR res_since IS NOT NULL)
+         ORDER BY id FOR UPDATE"
+    );
+    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+        .bind(tenant)
+        .bind(calendar)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "tickets"))
+        .await?)
+}
