@@ -90,3 +90,23 @@ async fn merges_that_would_lose_or_mix_data_are_refused_and_change_nothing() {
     assert_eq!(suite.get(&survivor.name).await.etag, survivor.etag);
     assert_eq!(suite.get(&other_customer.name).await.status, pb::Status::New as i32);
 }
+
+#[tokio::test]
+async fn crossing_merges_never_deadlock_and_exactly_one_wins() {
+    // Two agents merge the same pair in opposite directions at the same time.
+    let suite = spawn_suite().await;
+    let customer = suite.customer("Ada").await;
+    for _ in 0..5 {
+        let (a, b) = (suite.open(&customer, "Twin A").await, suite.open(&customer, "Twin B").await);
+        let (mut left, mut right) = (suite.tickets.clone(), suite.tickets.clone());
+        let (ab, ba) = tokio::join!(
+            left.merge_tickets(suite.admin(merge_request(&a.name, &[&b.name]))),
+            right.merge_tickets(suite.admin(merge_request(&b.name, &[&a.name]))),
+        );
+        assert!(ab.is_ok() != ba.is_ok(), "exactly one merge wins: {ab:?} / {ba:?}");
+        let loser = ab.err().or(ba.err()).unwrap();
+        assert_eq!(loser.code(), Code::FailedPrecondition, "{loser:?}");
+        let closed = [suite.get(&a.name).await, suite.get(&b.name).await].iter().filter(|t| t.status == pb::Status::Closed as i32).count();
+        assert_eq!(closed, 1);
+    }
+}
