@@ -5,9 +5,10 @@
 #   docker build --build-arg SERVICE=tickets  --build-arg PORT=50052 -t crm-tickets:dev .
 #   docker build --build-arg SERVICE=gateway  --build-arg PORT=8080  -t crm-gateway:dev .
 #
-# (`make images` does all three.) The runtime image is distroless: no shell, no
-# package manager, the binary and glibc/libgcc only, running as the
-# distroless `nonroot` user 65532, as the Kubernetes manifests require
+# (`make images` builds one per line of services/suite.tsv.) The runtime
+# image is distroless: no shell, no package manager, the binary and
+# glibc/libgcc only, running as the distroless `nonroot` user 65532, as the
+# Kubernetes manifests require
 # (runAsNonRoot, readOnlyRootFilesystem). Configuration comes from CRM_*
 # environment variables (`crm-<service> --help`).
 

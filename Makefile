@@ -7,10 +7,13 @@ CARGO ?= cargo
 # buf comes from npm (@bufbuild/buf ships the prebuilt binary as a package).
 TOOLS_DIR := $(HOME)/.cache/crm-tools
 BUF := $(TOOLS_DIR)/node_modules/.bin/buf
-# `make images`: one image per service from the root Dockerfile, as
-# service:port (the port the pod listens on; only EXPOSEd). Tag and registry
+# The suite's services, ports, databases and backends: one line each in
+# services/suite.tsv (read by the scripts too).
+SUITE := services/suite.tsv
+# `make images`: one image per line of $(SUITE) from the root Dockerfile, as
+# name:port (the port the pod listens on; only EXPOSEd). Tag and registry
 # prefix (e.g. IMAGE_PREFIX=registry.example.com/crm/) are overridable.
-IMAGES := profiles:50051 tickets:50052 gateway:8080
+IMAGES := $(shell awk 'NF && substr($$1, 1, 1) != "\043" { print $$1 ":" $$3 }' $(SUITE))
 IMAGE_TAG ?= dev
 IMAGE_PREFIX ?=
 
@@ -51,6 +54,7 @@ api-check: ## run the suite and check its API description: OpenAPI 3.1 validatio
 images: ## build a container image per service with docker (crm-<service>:IMAGE_TAG, default dev)
 	@command -v docker >/dev/null || { echo "make images: docker is not installed; the images are built where a Docker daemon runs (see README, Operating)" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "make images: the Docker daemon does not answer (docker info failed); start it or build where one runs" >&2; exit 1; }
+	@[[ -n "$(IMAGES)" ]] || { echo "make images: no services in $(SUITE)" >&2; exit 1; }
 	@for entry in $(IMAGES); do \
 		svc=$${entry%%:*}; port=$${entry##*:}; \
 		echo "docker build crm-$$svc (port $$port) -> $(IMAGE_PREFIX)crm-$$svc:$(IMAGE_TAG)"; \

@@ -6,9 +6,10 @@
 #      scripts/k8s-check.sh uses (~/.cache/crm-tools/venv; installed once, again when
 #      the pins below change), Chromium from Debian's packages (apt-get, when missing);
 #   2. build: `cargo build --workspace --bins` (CRM_API_CHECK_BUILD=0 skips it);
-#   3. suite: profiles, tickets and the gateway through scripts/run.sh on fresh
-#      databases of the dev Postgres (started if needed, stopped again if this script
-#      started it), on their own ports, with a dev admin token;
+#   3. suite: the services and the gateway of services/suite.tsv (profiles, tickets,
+#      gateway) through scripts/run.sh on fresh databases of the dev Postgres (started
+#      if needed, stopped again if this script started it), on their own ports, with a
+#      dev admin token;
 #   4. spec: /openapi.json is a valid OpenAPI 3.1 document (openapi-spec-validator);
 #   5. docs: headless Chromium loads /docs and Redoc lists every operation;
 #   6. fuzz: schemathesis runs every operation with the admin token, with positive
@@ -23,7 +24,8 @@
 #   CRM_API_CHECK_ARGS       more schemathesis arguments, e.g.
 #                            "--exclude-operation-id ArticleService_CreateArticle"
 #   CRM_API_CHECK_BUILD      0: do not build first
-#   CRM_API_CHECK_PORTS      base port: profiles +0, tickets +1, gateway +2 (default 58051)
+#   CRM_API_CHECK_PORTS      base port: the Nth line of services/suite.tsv listens on
+#                            base + N - 1 (profiles +0, tickets +1, gateway +2; default 58051)
 #   CRM_TOOLS_DIR            tools cache (default ~/.cache/crm-tools)
 #   CARGO_TARGET_DIR         where the binaries are built (default ./target)
 set -euo pipefail
@@ -45,6 +47,11 @@ PIP_PINS=(
 say() { printf 'api-check: %s\n' "$*"; }
 die() { printf 'api-check: error: %s\n' "$*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
+
+# The services, their ports and databases: services/suite.tsv.
+# shellcheck source-path=SCRIPTDIR source=suite.sh
+source "$ROOT/scripts/suite.sh"
+suite_load || die "cannot read the services from services/suite.tsv (see above)"
 
 START=$SECONDS
 RUN_PID=""
@@ -98,7 +105,7 @@ if [[ ${CRM_API_CHECK_BUILD:-1} != 0 ]]; then
 fi
 
 # --- 3. suite ------------------------------------------------------------------
-step "starting profiles, tickets and the gateway on fresh databases"
+step "starting ${SUITE_NAMES[*]} on fresh databases"
 if ! scripts/dev-db.sh status >/dev/null 2>&1; then
     STARTED_DB=1
 fi
@@ -108,7 +115,7 @@ source .data/env
 unset CRM_DEV_CLUSTER
 repoint() { printf '%s/%s' "${1%/*}" "$2"; } # postgres://u@h:p/db → …/$2
 suffix="$(date +%s)_$$"
-for svc in profiles tickets; do
+for svc in $(suite_databases); do
     up="${svc^^}"
     mig_var="${up}_MIGRATION_DATABASE_URL" app_var="${up}_DATABASE_URL"
     db="apicheck_${svc}_$suffix"
@@ -116,14 +123,21 @@ for svc in profiles tickets; do
     DATABASES+=("${!mig_var}|$db")
     export "$mig_var=$(repoint "${!mig_var}" "$db")" "$app_var=$(repoint "${!app_var}" "$db")"
 done
-export PROFILES_LISTEN_ADDR="127.0.0.1:$BASE_PORT"
-export TICKETS_LISTEN_ADDR="127.0.0.1:$((BASE_PORT + 1))"
-export GATEWAY_LISTEN_ADDR="127.0.0.1:$((BASE_PORT + 2))"
+# Own ports, in the registry's order; run.sh reads <NAME>_LISTEN_ADDR.
+GATEWAY=""
+for i in "${!SUITE_NAMES[@]}"; do
+    svc="${SUITE_NAMES[$i]}"
+    export "${svc^^}_LISTEN_ADDR=127.0.0.1:$((BASE_PORT + i))"
+    # The (first) gateway is the one checked.
+    if [[ -z $GATEWAY && ${SUITE_KIND[$svc]} == gateway ]]; then
+        GATEWAY="http://127.0.0.1:$((BASE_PORT + i))"
+    fi
+done
+[[ -n $GATEWAY ]] || die "services/suite.tsv lists no gateway"
 export CRM_LOG_FORMAT=json
 # The fuzzer is one caller sending hundreds of requests: rate limits would answer most with 429.
 export CRM_RATE_LIMIT_PER_SUBJECT="read=100000/100000,write=100000/100000,search=100000/100000"
 export CRM_RATE_LIMIT_PER_TENANT="$CRM_RATE_LIMIT_PER_SUBJECT"
-GATEWAY="http://$GATEWAY_LISTEN_ADDR"
 RUN_LOG="$WORK/run.log"
 scripts/run.sh >"$RUN_LOG" 2>&1 &
 RUN_PID=$!

@@ -15,7 +15,8 @@
 #   5. drift: scripts/k8s_drift_check.py compares the Deployments with the
 #      service binaries' `--help` (env names, ports, probes, service URLs,
 #      network policies, the Ingress's limits, migrations, shutdown budget)
-#      and, when a dev Postgres answers, starts the dev overlay's containers
+#      and with services/suite.tsv (one Deployment per line, its port,
+#      database, needs and the gateway's CRM_BACKENDS) and, when a dev Postgres answers, starts the dev overlay's containers
 #      locally, waits until each is ready by its readiness probe (gRPC
 #      SERVING; the gateway's GET /readyz 200), calls the gateway, and stops
 #      each with SIGTERM.

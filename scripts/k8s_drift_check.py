@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks that the rendered Kubernetes manifests still fit the binaries.
 
-    k8s_drift_check.py [--live auto|require|off] [--live-overlay dev] rendered/dev.yaml rendered/prod.yaml
+    k8s_drift_check.py [--live auto|require|off] [--live-overlay dev] [--suite services/suite.tsv]
+                       rendered/dev.yaml rendered/prod.yaml
 
 Part of `make k8s-check` (scripts/k8s-check.sh renders every overlay with
 `kubectl kustomize` and passes the files here). For every CRM Deployment
@@ -34,7 +35,16 @@ job, a missing binary is an error):
   the migrations (CRM_MIGRATE_ONLY=true) with the owner's URL, and the server
   container never holds that URL;
 - terminationGracePeriodSeconds covers preStop + CRM_SHUTDOWN_DRAIN_MS (for
-  binaries that have a drain phase) + CRM_SHUTDOWN_GRACE_MS.
+  binaries that have a drain phase) + CRM_SHUTDOWN_GRACE_MS;
+- the CRM Deployments are exactly the lines of services/suite.tsv (the list
+  `make run` starts), each as its line says: Deployment and Service <name>
+  running crm-<name> on its port (a `grpc` port for a service, `http` for a
+  gateway); a migration init container and, where the overlay has
+  CloudNativePG Clusters, a Cluster <name>-db creating its database, if and
+  only if it has one; CRM_<NEED>_URL naming Service <need> on its port for
+  each of its needs, and no CRM_<NAME>_URL of another line it does not need;
+  a gateway's CRM_BACKENDS routing exactly the lines' proto packages, each to
+  its line's Service and port.
 
 Live part (--live auto, the default): when a Postgres for the services is
 known (PROFILES_DATABASE_URL and friends in the environment, or the dev
@@ -49,7 +59,8 @@ exit 0; each server must become ready by its readinessProbe (grpc.health.v1
 SERVING, or for HTTP servers such as the gateway: GET of the httpGet path,
 e.g. /readyz, returns 200, i.e. every backend it was given answers SERVING)
 and then answer every other httpGet probe path with 200; the gateway must
-route an authenticated REST call to each backend (SMOKE_CALLS) and answer
+route an authenticated REST call to each backend (the `smoke` column of
+services/suite.tsv, in its order) and answer
 each Exact path that any overlay's Ingress sends to it (not 404); each must
 exit 0 on SIGTERM within terminationGracePeriodSeconds minus its preStop
 sleep. `--live require` fails instead of
@@ -93,13 +104,8 @@ SHUTDOWN_MARGIN_S = 2
 # Service of the namespace (the gateway's backends).
 URL_LIST_ENV = {"CRM_BACKENDS"}
 
-# Live check, per binary: REST calls (path, expected status) made with a
-# token signed by the shared crm-jwt stand-in, proving that the routes reach
-# each backend through the rewritten CRM_BACKENDS and that gateway and
-# services accept the same tokens.
-SMOKE_CALLS = {
-    "crm-gateway": [("/v1/customers?pageSize=1", 200), ("/v1/tickets?pageSize=1", 200)],
-}
+# The suite's processes, one line each (see the file's header for the columns).
+SUITE_FILE = ROOT / "services" / "suite.tsv"
 
 
 class Failures:
@@ -111,6 +117,83 @@ class Failures:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+# --- services/suite.tsv -------------------------------------------------------------------
+
+
+@dataclass
+class SuiteEntry:
+    name: str
+    kind: str  # service | gateway
+    port: int
+    database: str | None
+    protos: list[str]
+    needs: list[str]
+    smoke: str | None
+
+
+def load_suite(path: Path) -> list[SuiteEntry]:
+    """The lines of services/suite.tsv, validated as scripts/suite.sh validates them."""
+    if not path.is_file():
+        raise SystemExit(f"k8s-drift: {path} not found (the list of the services)")
+    entries: list[SuiteEntry] = []
+    ports: dict[int, str] = {}
+    packages: dict[str, str] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cols = line.split()
+        if len(cols) != 7:
+            raise SystemExit(f"k8s-drift: {path}:{n}: want 7 columns (name kind port database protos needs smoke), got: {line}")
+        name, kind, port, db, protos, needs, smoke = (None if c == "-" else c for c in cols)
+
+        def bad(msg: str) -> SystemExit:
+            return SystemExit(f"k8s-drift: {path}:{n}: {name}: {msg}")
+
+        if not re.fullmatch(r"[a-z][a-z0-9]*", name or ""):
+            raise bad("name must match [a-z][a-z0-9]*")
+        if any(e.name == name for e in entries):
+            raise bad("listed twice")
+        if kind not in ("service", "gateway"):
+            raise bad(f"kind {kind!r} is neither service nor gateway")
+        if not re.fullmatch(r"[1-9][0-9]{0,4}", port or "") or int(port) > 65535:
+            raise bad(f"port {port!r} is not a TCP port")
+        if int(port) in ports:
+            raise bad(f"port {port} is {ports[int(port)]}'s too")
+        ports[int(port)] = name
+        if db and not re.fullmatch(r"[a-z][a-z0-9_]*", db):
+            raise bad(f"database {db!r} must match [a-z][a-z0-9_]*")
+        pkgs = protos.split(",") if protos else []
+        for pkg in pkgs:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+", pkg):
+                raise bad(f"{pkg!r} is not a proto package")
+            if pkg in packages:
+                raise bad(f"proto package {pkg} is routed to {packages[pkg]} already")
+            packages[pkg] = name
+        need_list = needs.split(",") if needs else []
+        for need in need_list:
+            if not any(e.name == need and e.kind == "service" for e in entries):
+                raise bad(f"needs {need!r}, which is not a service on an earlier line")
+        if smoke and not smoke.startswith("/"):
+            raise bad(f"smoke path {smoke!r} must start with /")
+        if pkgs and not smoke:
+            raise bad("the gateway routes to it (protos), so it needs a smoke path")
+        if kind == "gateway" and (db or pkgs or need_list or smoke):
+            raise bad("a gateway has no database, protos, needs or smoke path (its backends are the services' protos)")
+        entries.append(SuiteEntry(name, kind, int(port), db, pkgs, need_list, smoke))
+    if not entries:
+        raise SystemExit(f"k8s-drift: {path} lists no service")
+    return entries
+
+
+def smoke_calls(suite: list[SuiteEntry]) -> dict[str, list[tuple[str, int]]]:
+    """Live check, per gateway binary: REST calls (path, expected status) made with a
+    token signed by the shared crm-jwt stand-in, one per backend in the suite's order,
+    proving that the routes reach each backend through the rewritten CRM_BACKENDS and
+    that gateway and services accept the same tokens."""
+    calls = [(e.smoke, 200) for e in suite if e.smoke]
+    return {f"crm-{e.name}": calls for e in suite if e.kind == "gateway"}
 
 
 # --- the binaries ------------------------------------------------------------------------
@@ -610,6 +693,88 @@ def check_network_policies(rendered: Rendered, planned: list[PlannedContainer], 
                                  "no NetworkPolicy admits the ingress controller's namespace")
 
 
+def url_target(value: str) -> tuple[str, int | None]:
+    """(Service name, port) of an in-namespace URL such as http://profiles:50051."""
+    url = urlsplit(value)
+    return (url.hostname or "").split(".")[0], url.port
+
+
+def check_suite(rendered: Rendered, planned: list[PlannedContainer], suite: list[SuiteEntry], failures: Failures) -> None:
+    """The overlay runs exactly the lines of services/suite.tsv, each as its line describes it."""
+    by_name = {e.name: e for e in suite}
+    deployments = {d["metadata"]["name"]: d for d in rendered.crm_deployments()}
+    for name in sorted(by_name.keys() - deployments.keys()):
+        failures.add(rendered.path.name, f"no CRM Deployment {name}, which services/suite.tsv lists "
+                                         f"(is k8s/base/{name} among the resources of k8s/base/kustomization.yaml?)")
+    for name in sorted(deployments.keys() - by_name.keys()):
+        failures.add(f"{rendered.path.name}: Deployment/{name}", "not in services/suite.tsv (add its line there)")
+    servers = {pc.deployment: pc for pc in planned if not pc.init}
+    migrating = {pc.deployment for pc in planned if pc.init}
+    clusters = {d["metadata"]["name"]: d for d in rendered.docs
+                if d.get("kind") == "Cluster" and str(d.get("apiVersion", "")).startswith("postgresql.cnpg.io/")}
+    packages = {pkg: e for e in suite for pkg in e.protos}
+    for e in suite:
+        pc = servers.get(e.name)
+        if pc is None:
+            continue
+        where = f"{rendered.path.name}: Deployment/{e.name} container {pc.container}"
+        if pc.binary.name != f"crm-{e.name}":
+            failures.add(where, f"runs {pc.binary.name}, but services/suite.tsv says crm-{e.name}")
+        if pc.listen_port != e.port:
+            failures.add(where, f"listens on {pc.listen_port}, but services/suite.tsv says port {e.port}")
+        container = next((c for c in deployments[e.name]["spec"]["template"]["spec"]["containers"] if c["name"] == pc.container), {})
+        protocol = next((p.get("name") for p in container.get("ports") or [] if p["containerPort"] == pc.listen_port), None)
+        want = "http" if e.kind == "gateway" else "grpc"
+        if protocol != want:
+            failures.add(where, f"the listen port is named {protocol!r}, but a {e.kind} of services/suite.tsv serves `{want}`")
+        hit = service_target(rendered, e.name, e.port)
+        if not hit or hit[0]["metadata"]["name"] != e.name:
+            failures.add(f"{rendered.path.name}: Service/{e.name}",
+                         f"no port {e.port} sending to Deployment {e.name} (services/suite.tsv: its URLs are http://{e.name}:{e.port})")
+        if e.database and e.name not in migrating:
+            failures.add(where, f"services/suite.tsv gives it database {e.database}, but it has no migration init container")
+        if not e.database and e.name in migrating:
+            failures.add(where, "it has a migration init container, but services/suite.tsv gives it no database")
+        if e.database and clusters:
+            cluster = clusters.get(f"{e.name}-db")
+            created = (((cluster or {}).get("spec") or {}).get("bootstrap") or {}).get("initdb", {}).get("database")
+            if cluster is None:
+                failures.add(rendered.path.name, f"no CloudNativePG Cluster {e.name}-db for {e.name}'s database {e.database} "
+                                                 "(k8s/components/postgres)")
+            elif created != e.database:
+                failures.add(f"{rendered.path.name}: Cluster/{e.name}-db",
+                             f"creates database {created!r}, but services/suite.tsv says {e.database}")
+        for need in e.needs:
+            var = f"CRM_{need.upper()}_URL"
+            value = pc.env[var].value if var in pc.env else None
+            if not value:
+                failures.add(where, f"{var} is not set, but services/suite.tsv says {e.name} needs {need}")
+            elif url_target(value) != (need, by_name[need].port):
+                failures.add(where, f"{var}={value}: want Service {need} port {by_name[need].port} (services/suite.tsv)")
+        for var in sorted(pc.env):
+            m = re.fullmatch(r"CRM_([A-Z0-9]+)_URL", var)
+            other = m.group(1).lower() if m else None
+            if other in by_name and other not in e.needs:
+                failures.add(where, f"{var} is set, but services/suite.tsv does not list {other} among {e.name}'s needs")
+        if e.kind == "gateway":
+            value = pc.env["CRM_BACKENDS"].value if "CRM_BACKENDS" in pc.env else None
+            if not value:
+                failures.add(where, "CRM_BACKENDS is not set (want the proto packages of services/suite.tsv)")
+                continue
+            routed = {}
+            for pair in value.split(","):
+                pkg, _, url = pair.partition("=")
+                routed[pkg.strip()] = url.strip()
+            for pkg, owner in packages.items():
+                if pkg not in routed:
+                    failures.add(where, f"CRM_BACKENDS does not route {pkg} ({owner.name} in services/suite.tsv)")
+                elif url_target(routed[pkg]) != (owner.name, owner.port):
+                    failures.add(where, f"CRM_BACKENDS routes {pkg} to {routed[pkg]}: want Service {owner.name} "
+                                        f"port {owner.port} (services/suite.tsv)")
+            for pkg in sorted(routed.keys() - packages.keys()):
+                failures.add(where, f"CRM_BACKENDS routes {pkg}, which no line of services/suite.tsv lists")
+
+
 # --- live check --------------------------------------------------------------------------
 
 
@@ -803,7 +968,7 @@ def ingress_exact_paths(all_rendered: list[Rendered]) -> dict[str, set[str]]:
 
 
 def live_check(rendered: Rendered, planned: list[PlannedContainer], mode: str, failures: Failures,
-               published: dict[str, set[str]] | None = None) -> None:
+               suite: list[SuiteEntry], published: dict[str, set[str]] | None = None) -> None:
     db = database_env()
     urls = [v for k, v in db.items() if k.endswith("_DATABASE_URL")]
     if not urls or not all(reachable(u) for u in urls):
@@ -818,7 +983,10 @@ def live_check(rendered: Rendered, planned: list[PlannedContainer], mode: str, f
 
     databases = ThrowawayDatabases(db)
     stand_ins = SecretStandIns(databases)
-    deployments = list(dict.fromkeys(p.deployment for p in planned))
+    # In the order of services/suite.tsv (which check_suite has matched with the Deployments).
+    rank = {e.name: i for i, e in enumerate(suite)}
+    deployments = sorted(dict.fromkeys(p.deployment for p in planned), key=lambda d: rank.get(d, len(rank)))
+    smoke_by_binary = smoke_calls(suite)
     local_ports = {d: free_port() for d in deployments}
     # Service name -> {service port -> deployment}, to rewrite CRM_*_URL.
     service_ports: dict[str, dict[int, str]] = {}
@@ -910,7 +1078,7 @@ def live_check(rendered: Rendered, planned: list[PlannedContainer], mode: str, f
                     else:
                         print(f"k8s-drift: {label}: Ingress path GET {path} -> {status}")
                 # Routed, authenticated calls through the gateway to each backend.
-                smoke = SMOKE_CALLS.get(pc.binary.name, [])
+                smoke = smoke_by_binary.get(pc.binary.name, [])
                 if smoke:
                     secret = env.get("CRM_JWT_SECRET")
                     issuer = env.get("CRM_JWT_ISSUER") or pc.binary.defaults.get("CRM_JWT_ISSUER", "crm")
@@ -968,15 +1136,19 @@ def main() -> int:
     parser.add_argument("files", nargs="+", type=Path, help="rendered overlays (kubectl kustomize output)")
     parser.add_argument("--live", choices=["auto", "require", "off"], default=os.environ.get("CRM_K8S_LIVE", "auto"))
     parser.add_argument("--live-overlay", default="dev", help="which rendered file (by stem) to start locally")
+    parser.add_argument("--suite", type=Path, default=SUITE_FILE, help="the list of the services (default services/suite.tsv)")
     args = parser.parse_args()
 
+    suite = load_suite(args.suite)
     failures = Failures()
     check_external_env(failures)
     binaries: dict[str, Binary] = {}
     plans = {}
     for path in args.files:
         rendered = Rendered.load(path)
-        plans[path.stem] = (rendered, check_rendered(rendered, binaries, failures))
+        planned = check_rendered(rendered, binaries, failures)
+        check_suite(rendered, planned, suite, failures)
+        plans[path.stem] = (rendered, planned)
         n = len(rendered.crm_deployments())
         print(f"k8s-drift: {path.name}: {n} CRM Deployments checked against {', '.join(sorted(binaries))}")
 
@@ -987,7 +1159,7 @@ def main() -> int:
             failures.add("live", f"no rendered file named {args.live_overlay}.yaml among {sorted(plans)}")
         else:
             published = ingress_exact_paths([r for r, _ in plans.values()])
-            live_check(*plans[args.live_overlay], args.live, failures, published)
+            live_check(*plans[args.live_overlay], args.live, failures, suite, published)
 
     for item in failures.items:
         print(f"FAIL {item}", file=sys.stderr)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # cleanup/on_signal are invoked through trap
 # Runs the CRM suite locally (what `make run` calls, after `cargo build --workspace --bins`):
-# starts the dev Postgres (unless PROFILES_DATABASE_URL is given), the services and the gateway,
-# mints a dev admin token and prints copy-paste examples. Ctrl-C stops everything.
+# starts the dev Postgres (unless PROFILES_DATABASE_URL is given), the services and the gateway
+# listed in services/suite.tsv, mints a dev admin token and prints copy-paste examples.
+# Ctrl-C stops everything.
 #
 # Environment (all optional):
 #   PROFILES_DATABASE_URL, PROFILES_MIGRATION_DATABASE_URL   use this database instead of the dev cluster
-#   PROFILES_LISTEN_ADDR   default 127.0.0.1:50051
-#   GATEWAY_LISTEN_ADDR    default 127.0.0.1:8080 (REST/JSON)
+#                          (then TICKETS_DATABASE_URL etc.: <NAME>_DATABASE_URL for each service
+#                          with a database in services/suite.tsv)
+#   <NAME>_LISTEN_ADDR     default 127.0.0.1:<port in services/suite.tsv>: PROFILES_LISTEN_ADDR
+#                          (50051), TICKETS_LISTEN_ADDR (50052), GATEWAY_LISTEN_ADDR (8080, REST/JSON)
 #   CRM_JWT_SECRET         default: .data/dev-jwt-secret (generated once)
 #   CRM_DEV_TENANT         tenant of the dev token (default 0190a4c2-0000-7000-8000-000000000001)
 #   CRM_LOG_FORMAT         default pretty
@@ -23,6 +26,13 @@ BIN="$TARGET_DIR/debug"
 
 say() { printf 'run: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+# Which processes run, on which ports, with which databases, backends and
+# peers: services/suite.tsv, one line each, started in its order. Read first,
+# so that a malformed line fails before anything starts.
+# shellcheck source-path=SCRIPTDIR source=suite.sh
+source "$ROOT/scripts/suite.sh"
+suite_load || die "cannot start the suite from services/suite.tsv (see above)"
 
 PIDS=()      # service PIDs (the service processes themselves, not their log filters)
 NAMES=()     # service names, parallel to PIDS
@@ -104,32 +114,57 @@ TOKEN="$("$BIN/crm-dev-token" --tenant "$CRM_DEV_TENANT" --roles admin --subject
 LOG_DIR="$DATA/logs"
 mkdir -p "$LOG_DIR"
 
-# start_service NAME DEFAULT_LISTEN_ADDR
-#   Runs $BIN/crm-NAME with the CRM_* settings taken from NAME_DATABASE_URL,
-#   NAME_MIGRATION_DATABASE_URL and NAME_LISTEN_ADDR (NAME upper-cased).
+# Listen address of each: NAME_LISTEN_ADDR (NAME upper-cased), else
+# 127.0.0.1:<its port in services/suite.tsv>.
+declare -A ADDR_OF=()
+for name in "${SUITE_NAMES[@]}"; do
+    addr_var="${name^^}_LISTEN_ADDR"
+    ADDR_OF[$name]="${!addr_var:-127.0.0.1:${SUITE_PORT[$name]}}"
+done
+
+# start_process NAME
+#   Runs $BIN/crm-NAME on ADDR_OF[NAME] with CRM_LOG_FORMAT and, as its line in
+#   services/suite.tsv says:
+#   - a database: CRM_DATABASE_URL and CRM_MIGRATION_DATABASE_URL taken from
+#     NAME_DATABASE_URL and NAME_MIGRATION_DATABASE_URL;
+#   - needs: CRM_<NEED>_URL=http://<address of NEED> for each;
+#   - a gateway: CRM_BACKENDS, a package=http://address pair for each proto
+#     package of each service.
 #   Output goes to the terminal prefixed with [NAME] and to .data/logs/NAME.log.
-start_service() {
-    local name=$1 default_addr=$2
-    local up="${name^^}"
+start_process() {
+    local name=$1
+    local up="${name^^}" addr="${ADDR_OF[$1]}"
     local url_var="${up}_DATABASE_URL" mig_var="${up}_MIGRATION_DATABASE_URL" addr_var="${up}_LISTEN_ADDR"
-    local url="${!url_var:-}" mig="${!mig_var:-}" addr="${!addr_var:-$default_addr}"
-    local bin="$BIN/crm-$name" log="$LOG_DIR/$name.log"
+    local bin="$BIN/crm-$name" log="$LOG_DIR/$name.log" need svc pkg backends=""
     [[ -x $bin ]] || die "$bin not found: run 'make build'"
-    [[ -n $url ]] || die "$url_var is not set"
+    local -a envs=(
+        CRM_LISTEN_ADDR="$addr"
+        CRM_LOG_FORMAT="${CRM_LOG_FORMAT:-pretty}"
+    )
+    if [[ -n ${SUITE_DB[$name]} ]]; then
+        [[ -n ${!url_var:-} ]] || die "$url_var is not set"
+        envs+=(CRM_DATABASE_URL="${!url_var}")
+        [[ -n ${!mig_var:-} ]] && envs+=(CRM_MIGRATION_DATABASE_URL="${!mig_var}")
+    fi
+    for need in ${SUITE_NEEDS[$name]}; do
+        envs+=("CRM_${need^^}_URL=http://${ADDR_OF[$need]}")
+    done
+    if [[ ${SUITE_KIND[$name]} == gateway ]]; then
+        for svc in "${SUITE_NAMES[@]}"; do
+            for pkg in ${SUITE_PROTOS[$svc]}; do
+                backends+="${backends:+,}$pkg=http://${ADDR_OF[$svc]}"
+            done
+        done
+        envs+=(CRM_BACKENDS="$backends")
+    fi
     if port_open "$addr"; then
         die "$addr is already in use (another 'make run'?); set $addr_var to move $name"
     fi
     : >"$log"
-    # $! is the service itself: the prefixing filter runs in a process
-    # substitution and ignores INT/TERM so that it drains the service's
+    # $! is the process itself: the prefixing filter runs in a process
+    # substitution and ignores INT/TERM so that it drains the process's
     # last log lines after Ctrl-C.
-    local -a envs=(
-        CRM_DATABASE_URL="$url"
-        CRM_LISTEN_ADDR="$addr"
-        CRM_LOG_FORMAT="${CRM_LOG_FORMAT:-pretty}"
-    )
-    [[ -n $mig ]] && envs+=(CRM_MIGRATION_DATABASE_URL="$mig")
-    env -u CRM_MIGRATION_DATABASE_URL "${envs[@]}" "$bin" > >(
+    env -u CRM_DATABASE_URL -u CRM_MIGRATION_DATABASE_URL "${envs[@]}" "$bin" > >(
             trap '' INT TERM
             tee -a "$log" | sed -u "s/^/[$name] /"
         ) 2>&1 &
@@ -148,7 +183,7 @@ port_open() {
     (: <>"/dev/tcp/$host/$port") 2>/dev/null
 }
 
-# wait_ready INDEX: waits up to 60 s for the service's port; fails if it dies.
+# wait_ready INDEX: waits up to 60 s for the process's port; fails if it dies.
 wait_ready() {
     local i=$1 pid="${PIDS[$1]}" name="${NAMES[$1]}" addr="${ADDRS[$1]}" t rc
     for ((t = 0; t < 600; t++)); do
@@ -169,46 +204,34 @@ wait_ready() {
     exit 1
 }
 
-# One line per service.
-start_service profiles 127.0.0.1:50051
-export CRM_PROFILES_URL="http://${PROFILES_LISTEN_ADDR:-127.0.0.1:50051}" # tickets checks customers there
-start_service tickets 127.0.0.1:50052
-
+# The services start together (a service reaches the ones it needs when it
+# calls them, not at start); the gateway, which has no database and only
+# needs the backends' addresses and the JWT settings, once they accept
+# connections.
+for name in $(suite_names service); do
+    start_process "$name"
+done
 for i in "${!PIDS[@]}"; do
     wait_ready "$i"
 done
-
-# The gateway has no database: it needs only the backends' addresses and the JWT settings.
-start_gateway() {
-    local addr="${GATEWAY_LISTEN_ADDR:-127.0.0.1:8080}" bin="$BIN/crm-gateway" log="$LOG_DIR/gateway.log"
-    [[ -x $bin ]] || die "$bin not found: run 'make build'"
-    if port_open "$addr"; then
-        die "$addr is already in use (another 'make run'?); set GATEWAY_LISTEN_ADDR to move the gateway"
-    fi
-    : >"$log"
-    env CRM_LISTEN_ADDR="$addr" \
-        CRM_BACKENDS="crm.profiles.v1=http://${ADDRS[0]},crm.tickets.v1=http://${ADDRS[1]}" \
-        CRM_LOG_FORMAT="${CRM_LOG_FORMAT:-pretty}" \
-        "$bin" > >(
-            trap '' INT TERM
-            tee -a "$log" | sed -u "s/^/[gateway] /"
-        ) 2>&1 &
-    PIDS+=("$!")
-    NAMES+=("gateway")
-    ADDRS+=("$addr")
-    say "started crm-gateway (pid $!) on $addr"
+for name in $(suite_names gateway); do
+    start_process "$name"
     wait_ready $((${#PIDS[@]} - 1))
-}
-start_gateway
+done
 
-P="${ADDRS[0]}"
-T="${ADDRS[1]}"
-G="${ADDRS[2]}"
+# The examples below call profiles, tickets and the (first) gateway.
+P="${ADDR_OF[profiles]:-}"
+T="${ADDR_OF[tickets]:-}"
+G=""
+for name in $(suite_names gateway); do
+    G="${ADDR_OF[$name]}"
+    break
+done
 cat <<EOF
 
 ================================================================================
  CRM suite is up (Ctrl-C to stop)
-$(for i in "${!NAMES[@]}"; do [[ ${NAMES[$i]} == gateway ]] && scheme=http || scheme=grpc; printf '   %-10s %s://%s\n' "${NAMES[$i]}" "$scheme" "${ADDRS[$i]}"; done)
+$(for i in "${!NAMES[@]}"; do [[ ${SUITE_KIND[${NAMES[$i]}]} == gateway ]] && scheme=http || scheme=grpc; printf '   %-10s %s://%s\n' "${NAMES[$i]}" "$scheme" "${ADDRS[$i]}"; done)
    tenant     $CRM_DEV_TENANT (dev token: roles=admin, subject=dev-admin, 24 h)
 
  export TOKEN=$TOKEN
