@@ -24,10 +24,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("crm_descriptor.bin"), compiler.encode_file_descriptor_set())?;
 
+    // Every message implements `prost::Name`, so that event types and Any
+    // type URLs are taken from the messages, never written out by hand.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    // Any type URLs as Google's APIs write them (prost's default has no domain).
+    config.type_name_domain(["."], "type.googleapis.com");
     tonic_prost_build::configure()
         // Maps as BTreeMap so that encoding is deterministic (idempotency hashes rely on it).
         .btree_map(".")
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }
 

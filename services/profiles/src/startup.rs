@@ -4,20 +4,13 @@
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::customer_service_server::CustomerServiceServer;
 use sqlx::migrate::Migrator;
-use tonic::service::Routes;
 
 use crate::{api::CustomerApi, config::Config};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// What the kit needs to know about this service.
-pub static SPEC: ServiceSpec = ServiceSpec {
-    name: "profiles",
-    error_domain: "profiles.crm",
-    grpc_services: &["crm.profiles.v1.CustomerService", "crm.events.v1.EventService"],
-    migrator: &MIGRATOR,
-    token_methods: &[],
-};
+pub static SPEC: ServiceSpec = ServiceSpec { name: "profiles", error_domain: "profiles.crm", migrator: &MIGRATOR, token_methods: &[] };
 
 /// A built, bound profiles service.
 pub struct Application {
@@ -28,10 +21,9 @@ impl Application {
     /// Connects, migrates and binds; the server starts with [`Application::run_until_stopped`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let kit = Kit::connect(&SPEC, config.kit).await?;
-        let customers = CustomerServiceServer::new(CustomerApi::new(kit.pool.clone(), kit.page_tokens.clone()))
-            .max_decoding_message_size(kit.config.max_message_bytes);
-        let routes = Routes::new(customers).add_service(kit.event_service());
-        let server = kit.serve(routes, config.listen_addr).await?;
+        let services =
+            crm_kit::register_services!(kit, CustomerServiceServer::new(CustomerApi::new(kit.pool.clone(), kit.page_tokens.clone())));
+        let server = kit.serve(services, config.listen_addr).await?;
         Ok(Self { server })
     }
 

@@ -11,10 +11,10 @@ use crm_proto::crm::tickets::v1::{
     ticket_service_server::TicketServiceServer,
 };
 use sqlx::migrate::Migrator;
-use tonic::service::Routes;
 
 use crate::{
     api::{ArticleApi, FollowUpApi, ReportApi, RuleApi, SlaApi, SurveyApi, TeamApi, TicketApi},
+    app::App,
     config::Config,
     profiles::ProfilesClient,
 };
@@ -25,17 +25,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub static SPEC: ServiceSpec = ServiceSpec {
     name: "tickets",
     error_domain: "tickets.crm",
-    grpc_services: &[
-        "crm.tickets.v1.TicketService",
-        "crm.tickets.v1.TeamService",
-        "crm.tickets.v1.ClassificationRuleService",
-        "crm.tickets.v1.SlaPolicyService",
-        "crm.tickets.v1.FollowUpService",
-        "crm.tickets.v1.SurveyService",
-        "crm.tickets.v1.ArticleService",
-        "crm.tickets.v1.ReportService",
-        "crm.events.v1.EventService",
-    ],
     migrator: &MIGRATOR,
     // Customers answer surveys with the one-time token in the request, without a login.
     token_methods: &["/crm.tickets.v1.SurveyService/AnswerSurvey"],
@@ -51,31 +40,21 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let profiles = ProfilesClient::new(&config.profiles_url, Duration::from_millis(config.profiles_timeout_ms))?;
         let kit = Kit::connect(&SPEC, config.kit).await?;
-        let follow_up_delay = chrono::Duration::minutes(config.follow_up_delay_minutes);
-        let tickets = TicketServiceServer::new(TicketApi::new(kit.pool.clone(), kit.page_tokens.clone(), profiles, follow_up_delay))
-            .max_decoding_message_size(kit.config.max_message_bytes);
-        let teams = TeamServiceServer::new(TeamApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
-        let rules =
-            ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
-        let sla = SlaPolicyServiceServer::new(SlaApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes);
-        let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(kit.pool.clone(), follow_up_delay))
-            .max_decoding_message_size(kit.config.max_message_bytes);
+        let app = App::new(kit.pool.clone(), chrono::Duration::minutes(config.follow_up_delay_minutes));
         let survey_key = crm_kit::server::derived_key(&kit.config, b"crm survey tokens");
-        let surveys =
-            SurveyServiceServer::new(SurveyApi::new(kit.pool.clone(), survey_key)).max_decoding_message_size(kit.config.max_message_bytes);
-        let routes = Routes::new(tickets)
-            .add_service(teams)
-            .add_service(rules)
-            .add_service(sla)
-            .add_service(follow_ups)
-            .add_service(surveys)
-            .add_service(
-                ArticleServiceServer::new(ArticleApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes),
-            )
-            .add_service(ReportServiceServer::new(ReportApi::new(kit.pool.clone())).max_decoding_message_size(kit.config.max_message_bytes))
-            .add_service(kit.event_service());
-        crate::jobs::sla::spawn(kit.pool.clone(), Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
-        let server = kit.serve(routes, config.listen_addr).await?;
+        let services = crm_kit::register_services!(
+            kit,
+            TicketServiceServer::new(TicketApi::new(app.clone(), kit.page_tokens.clone(), profiles)),
+            TeamServiceServer::new(TeamApi::new(app.clone())),
+            ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone())),
+            SlaPolicyServiceServer::new(SlaApi::new(app.clone())),
+            FollowUpServiceServer::new(FollowUpApi::new(app.clone())),
+            SurveyServiceServer::new(SurveyApi::new(kit.pool.clone(), survey_key)),
+            ArticleServiceServer::new(ArticleApi::new(kit.pool.clone())),
+            ReportServiceServer::new(ReportApi::new(kit.pool.clone())),
+        );
+        crate::jobs::sla::spawn(app, Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
+        let server = kit.serve(services, config.listen_addr).await?;
         Ok(Self { server })
     }
 

@@ -1,41 +1,23 @@
-//! Proto ⇄ stored-row conversions and validation of incoming tickets and comments.
+//! The wire form of tickets: proto ⇄ domain conversions and the validation of
+//! incoming tickets and comments. Handlers use it for requests and responses,
+//! use cases for the events they write, so it sits below both and imports
+//! neither. Conversions take `now`; none reads the clock.
 
-use chrono::Duration;
-use crm_kit::{Error, FieldViolation, etag, protoenum, resource, time};
+use chrono::{DateTime, Duration, Utc};
+use crm_kit::{Error, FieldViolation, etag, protoenum, time};
 use crm_proto::crm::tickets::v1 as pb;
-use uuid::Uuid;
 
 use crate::{
-    domain::sla::SlaState,
-    store::{CommentRow, EventRow, NewTicket, TicketRow},
+    domain::{
+        sla::SlaState,
+        ticket::{Channel, MAX_TAGS, NewTicket, OptionalChannel, Priority, Ticket, TicketType},
+    },
+    resources::{ARTICLE, CUSTOMER, SLA_POLICY, TICKET},
+    store::{CommentRow, EventRow},
 };
 
-/// Resource type in error details.
-pub const TICKET_TYPE: &str = "tickets.crm/Ticket";
 const MAX_TEXT: usize = 20_000;
-/// Most tags on a ticket.
-pub const MAX_TAGS: usize = 50;
 const MAX_ATTACHMENTS: usize = 20;
-
-/// "tickets/{id}".
-pub fn ticket_name(id: Uuid) -> String {
-    format!("tickets/{id}")
-}
-
-/// Parses "tickets/{uuid}".
-pub fn parse_ticket_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    resource::parse_id(name, "tickets", field, "INVALID_NAME")
-}
-
-/// Parses "teams/{uuid}".
-pub fn parse_team_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    resource::parse_id(name, "teams", field, "INVALID_TEAM")
-}
-
-/// Parses "customers/{uuid}".
-pub fn parse_customer_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    resource::parse_id(name, "customers", field, "INVALID_CUSTOMER")
-}
 
 fn text(violations: &mut Vec<FieldViolation>, field: &str, value: &str, required: bool, max: usize) -> String {
     let value = value.trim();
@@ -49,17 +31,28 @@ fn text(violations: &mut Vec<FieldViolation>, field: &str, value: &str, required
     value.to_owned()
 }
 
-fn enum_field(violations: &mut Vec<FieldViolation>, field: &str, result: Result<String, (&'static str, String)>) -> String {
-    result.unwrap_or_else(|(reason, message)| {
-        violations.push(FieldViolation::new(field, reason, message));
-        String::new()
-    })
+/// The domain value of wire enum number `value`; `None` for 0 (unspecified)
+/// and, with a violation on `field`, for a number the proto does not know.
+fn enum_field<T>(
+    violations: &mut Vec<FieldViolation>,
+    field: &str,
+    short_name: Result<String, (&'static str, String)>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Option<T> {
+    match short_name {
+        Ok(name) => parse(&name),
+        Err((reason, message)) => {
+            violations.push(FieldViolation::new(field, reason, message));
+            None
+        }
+    }
 }
 
 /// Validates a ticket for creation (output-only fields are ignored).
 pub fn new_ticket(t: &pb::Ticket) -> Result<NewTicket, Error> {
     let mut v = Vec::new();
-    let customer_id = parse_customer_name(&t.customer, "ticket.customer")
+    let customer_id = CUSTOMER
+        .parse_as(&t.customer, "ticket.customer", "INVALID_CUSTOMER")
         .map_err(|e| {
             if let Error::InvalidArgument { violations } = e {
                 v.extend(violations)
@@ -72,16 +65,19 @@ pub fn new_ticket(t: &pb::Ticket) -> Result<NewTicket, Error> {
         &mut v,
         "ticket.type",
         protoenum::short_name(t.r#type, |n| pb::TicketType::try_from(n).ok().map(|e| e.as_str_name()), "TICKET_TYPE_"),
+        TicketType::parse,
     );
     let channel = enum_field(
         &mut v,
         "ticket.channel",
         protoenum::short_name(t.channel, |n| pb::Channel::try_from(n).ok().map(|e| e.as_str_name()), "CHANNEL_"),
+        Channel::parse,
     );
     let priority = enum_field(
         &mut v,
         "ticket.priority",
         protoenum::short_name(t.priority, |n| pb::Priority::try_from(n).ok().map(|e| e.as_str_name()), "PRIORITY_"),
+        Priority::parse,
     );
     let category = text(&mut v, "ticket.category", &t.category, false, 100);
     let assignee = text(&mut v, "ticket.assignee", &t.assignee, false, 200);
@@ -101,9 +97,9 @@ pub fn new_ticket(t: &pb::Ticket) -> Result<NewTicket, Error> {
             customer_id,
             subject,
             description,
-            kind: if kind.is_empty() { "QUESTION".into() } else { kind },
-            channel,
-            priority: if priority.is_empty() { "NORMAL".into() } else { priority },
+            kind: kind.unwrap_or(TicketType::Question),
+            channel: OptionalChannel(channel),
+            priority: priority.unwrap_or(Priority::Normal),
             category,
             tags,
             assignee,
@@ -125,20 +121,20 @@ pub fn comment_input(c: &pb::Comment) -> Result<(String, Vec<String>), Error> {
     if v.is_empty() { Ok((body, attachments)) } else { Err(Error::InvalidArgument { violations: v }) }
 }
 
-/// A stored ticket as the API returns it.
-pub fn ticket_to_proto(row: &TicketRow) -> pb::Ticket {
-    let (first_response, resolution) = super::sla_tracking::states(&row.sla, chrono::Utc::now());
+/// A ticket as the API returns it, with its SLA states as of `now`.
+pub fn ticket_to_proto(row: &Ticket, now: DateTime<Utc>) -> pb::Ticket {
+    let (first_response, resolution) = row.sla.states(now);
     pb::Ticket {
-        name: ticket_name(row.id),
-        customer: format!("customers/{}", row.customer_id),
+        name: TICKET.name(row.id),
+        customer: CUSTOMER.name(row.customer_id),
         subject: row.subject.clone(),
         description: row.description.clone(),
-        r#type: protoenum::number(&row.kind, "TICKET_TYPE_", |s| pb::TicketType::from_str_name(s).map(|e| e as i32)),
-        channel: protoenum::number(&row.channel, "CHANNEL_", |s| pb::Channel::from_str_name(s).map(|e| e as i32)),
-        priority: protoenum::number(&row.priority, "PRIORITY_", |s| pb::Priority::from_str_name(s).map(|e| e as i32)),
+        r#type: protoenum::number(row.kind.name(), "TICKET_TYPE_", |s| pb::TicketType::from_str_name(s).map(|e| e as i32)),
+        channel: protoenum::number(row.channel.name(), "CHANNEL_", |s| pb::Channel::from_str_name(s).map(|e| e as i32)),
+        priority: protoenum::number(row.priority.name(), "PRIORITY_", |s| pb::Priority::from_str_name(s).map(|e| e as i32)),
         category: row.category.clone(),
         tags: row.tags.clone(),
-        status: protoenum::number(&row.status, "STATUS_", |s| pb::Status::from_str_name(s).map(|e| e as i32)),
+        status: status_number(row.status),
         assignee: row.assignee.clone(),
         team: row.team.clone(),
         first_response_time: row.first_response_time.map(time::to_timestamp),
@@ -151,15 +147,25 @@ pub fn ticket_to_proto(row: &TicketRow) -> pb::Ticket {
         update_time: Some(time::to_timestamp(row.update_time)),
         etag: etag::of_revision(row.revision),
         delete_time: row.delete_time.map(time::to_timestamp),
-        sla_policy: row.sla.sla_policy_id.map(|id| format!("slaPolicies/{id}")).unwrap_or_default(),
+        sla_policy: row.sla.sla_policy_id.map(|id| SLA_POLICY.name(id)).unwrap_or_default(),
         first_response_due: row.sla.fr_due.map(time::to_timestamp),
         resolution_due: row.sla.res_due.map(time::to_timestamp),
         first_response_sla: sla_state(first_response),
         resolution_sla: sla_state(resolution),
-        answer_article: row.answer_article_id.map(|id| format!("articles/{id}")).unwrap_or_default(),
-        merged_into: row.merged_into.map(ticket_name).unwrap_or_default(),
+        answer_article: row.answer_article_id.map(|id| ARTICLE.name(id)).unwrap_or_default(),
+        merged_into: row.merged_into.map(|id| TICKET.name(id)).unwrap_or_default(),
         reopen_count: row.reopen_count,
     }
+}
+
+/// The wire number of a status.
+pub fn status_number(status: crate::domain::status::Status) -> i32 {
+    protoenum::number(status.name(), "STATUS_", |s| pb::Status::from_str_name(s).map(|e| e as i32))
+}
+
+/// The domain status of a wire number; `None` for 0 or an unknown number.
+pub fn status_of(number: i32) -> Option<crate::domain::status::Status> {
+    pb::Status::try_from(number).ok().and_then(|s| crate::domain::status::Status::parse(s.as_str_name().trim_start_matches("STATUS_")))
 }
 
 fn sla_state(state: Option<SlaState>) -> i32 {
@@ -188,7 +194,7 @@ crm_kit::mask_fields!(pb::Ticket;
 /// A stored comment as the API returns it.
 pub fn comment_to_proto(row: &CommentRow) -> pb::Comment {
     pb::Comment {
-        name: format!("tickets/{}/comments/{}", row.ticket_id, row.id),
+        name: format!("{}/comments/{}", TICKET.name(row.ticket_id), row.id),
         body: row.body.clone(),
         public: row.public,
         author: row.author.clone(),
@@ -200,7 +206,7 @@ pub fn comment_to_proto(row: &CommentRow) -> pb::Comment {
 /// A timeline entry as the API returns it.
 pub fn event_to_proto(row: &EventRow) -> pb::TicketEvent {
     pb::TicketEvent {
-        name: format!("tickets/{}/events/{}", row.ticket_id, row.id),
+        name: format!("{}/events/{}", TICKET.name(row.ticket_id), row.id),
         kind: row.kind.clone(),
         actor: row.actor.clone(),
         detail: row.detail.clone(),
@@ -215,7 +221,7 @@ const MAX_PERIOD_DAYS: i64 = 366;
 pub fn parse_period(
     start: Option<&prost_types::Timestamp>,
     end: Option<&prost_types::Timestamp>,
-) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), Error> {
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Error> {
     let period = start.and_then(time::from_timestamp).zip(end.and_then(time::from_timestamp));
     match period {
         Some((from, to)) if from < to && to - from <= Duration::days(MAX_PERIOD_DAYS) => Ok((from, to)),
@@ -243,13 +249,16 @@ mod tests {
     #[test]
     fn defaults_and_violations() {
         let ok = pb::Ticket {
-            customer: format!("customers/{}", Uuid::nil()),
+            customer: CUSTOMER.name(uuid::Uuid::nil()),
             subject: " Broken ".into(),
             tags: vec!["a".into(), "a".into()],
             ..Default::default()
         };
         let t = new_ticket(&ok).unwrap();
-        assert_eq!((t.subject.as_str(), t.kind.as_str(), t.priority.as_str(), t.tags.len()), ("Broken", "QUESTION", "NORMAL", 1));
+        assert_eq!(
+            (t.subject.as_str(), t.kind, t.priority, t.channel, t.tags.len()),
+            ("Broken", TicketType::Question, Priority::Normal, OptionalChannel(None), 1)
+        );
 
         let bad = pb::Ticket { customer: "people/1".into(), priority: 42, ..Default::default() };
         let Error::InvalidArgument { violations } = new_ticket(&bad).unwrap_err() else { panic!() };

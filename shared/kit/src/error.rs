@@ -126,6 +126,19 @@ pub enum Error {
     Internal(#[source] anyhow::Error),
 }
 
+/// The error and every cause below it, "outer: inner: innermost", for logs:
+/// an `Internal` error displays only as "internal error" on its own.
+pub fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// "field: problem" for the first violation, and how many more there are.
 fn describe_violations(violations: &[FieldViolation]) -> String {
     match violations {
@@ -272,6 +285,19 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
 /// Result alias for service code.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Runs a gRPC handler body written against the kit's [`Result`] and converts
+/// its outcome to the wire once, so handlers use `?` on every step and never
+/// map errors by hand:
+///
+/// ```ignore
+/// async fn get_team(&self, request: Request<pb::GetTeamRequest>) -> Result<Response<pb::GetTeamResponse>, Status> {
+///     respond(async move { ... Ok(pb::GetTeamResponse { .. }) }).await
+/// }
+/// ```
+pub async fn respond<T>(body: impl Future<Output = Result<T>>) -> std::result::Result<tonic::Response<T>, Status> {
+    body.await.map(tonic::Response::new).map_err(Status::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +306,12 @@ mod tests {
         let status: Status = err.into();
         let details = status.get_error_details();
         (status, details)
+    }
+
+    #[test]
+    fn the_cause_chain_names_every_cause() {
+        let err = Error::internal(anyhow::anyhow!("connection refused").context("loading the calendar"));
+        assert_eq!(cause_chain(&err), "internal error: loading the calendar: connection refused");
     }
 
     #[test]

@@ -78,14 +78,28 @@ impl IdempotencyKey {
                 .fetch_one(&mut **tx)
                 .await?;
         if hash != self.request_hash {
-            return Err(Error::invalid(
-                "request_id",
-                "REQUEST_ID_REUSED",
-                "this request_id was already used with a different request; use a new request_id for a new request",
-            ));
+            return Err(reused());
         }
         let response = response.ok_or_else(|| Error::internal(anyhow::anyhow!("committed idempotency key without a response")))?;
         R::decode(response.as_slice()).map(Claim::Replay).map_err(Error::internal)
+    }
+
+    /// The response of a committed earlier request with this key, if any,
+    /// without claiming it: lets a retry be answered before the work (and any
+    /// call to another service) starts. REQUEST_ID_REUSED for another request.
+    pub async fn completed<R: Message + Default>(&self, tx: &mut TenantTx, tenant: Uuid) -> Result<Option<R>, Error> {
+        let stored: Option<(Vec<u8>, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE tenant_id = $1 AND method = $2 AND request_id = $3")
+                .bind(tenant)
+                .bind(self.method)
+                .bind(&self.request_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some((hash, response)) = stored else { return Ok(None) };
+        if hash != self.request_hash {
+            return Err(reused());
+        }
+        response.map(|r| R::decode(r.as_slice()).map_err(Error::internal)).transpose()
     }
 
     /// Stores the response of a fresh claim and forgets this tenant's expired keys.
@@ -104,6 +118,14 @@ impl IdempotencyKey {
             .await?;
         Ok(())
     }
+}
+
+fn reused() -> Error {
+    Error::invalid(
+        "request_id",
+        "REQUEST_ID_REUSED",
+        "this request_id was already used with a different request; use a new request_id for a new request",
+    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! - [`config`]: shared `CRM_*` settings.
 //! - [`db`]: pool, migrations, grants, tenant transactions, DB spans.
 //! - [`auth`]: JWT validation, roles, permissions.
+//! - [`client`]: calls to other services (deadline, token, trace, retries with a budget).
+//! - [`resource`]: resource names and the errors that name a resource.
 //! - [`error`]: the error type and its one mapping to `tonic::Status`.
 //! - [`telemetry`]: JSON logs, OTLP span and metric export, trace-context helpers.
 //! - [`metrics`]: RED metrics per RPC and pool gauges (semconv names).
@@ -14,6 +16,7 @@
 //! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -31,4 +34,4 @@ pub mod server;
 pub mod telemetry;
 pub mod time;
 
-pub use error::{Error, FieldViolation, Result};
+pub use error::{Error, FieldViolation, Result, respond};

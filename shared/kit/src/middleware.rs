@@ -110,7 +110,9 @@ where
                         }
                     }
                     let deadline = grpc_timeout(request.headers()).map_or(state.request_timeout, |t| t.min(state.request_timeout));
-                    let call = ERROR_DOMAIN.scope(state.error_domain, inner.call(request));
+                    // Outbound calls made while handling this one inherit what is left of it.
+                    let call = crate::client::REQUEST_DEADLINE
+                        .scope(tokio::time::Instant::now() + deadline, ERROR_DOMAIN.scope(state.error_domain, inner.call(request)));
                     let response = match tokio::time::timeout(deadline, call).await {
                         Ok(response) => with_error_info(response?, state.error_domain),
                         Err(_) => return Ok(reject(deadline_exceeded(deadline, state.error_domain))),

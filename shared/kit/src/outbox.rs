@@ -17,7 +17,7 @@ use std::{pin::Pin, time::Duration};
 use chrono::{DateTime, Utc};
 use crm_proto::crm::events::v1::{Event, SubscribeRequest, SubscribeResponse, event_service_server::EventService};
 use futures::Stream;
-use prost::Message;
+use prost::{Message, Name};
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -39,10 +39,14 @@ const BATCH: i64 = 256;
 /// Poll interval when no notification arrives.
 const POLL: Duration = Duration::from_secs(1);
 
-/// Writes one event for `subject` in the caller's transaction.
-#[tracing::instrument(skip_all, fields(event.type = type_name))]
-pub async fn append(tx: &mut TenantTx, tenant: Uuid, subject: &str, type_name: &'static str, data: &impl Message) -> Result<(), Error> {
-    let any = prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: data.encode_to_vec() };
+/// Writes one event for `subject` in the caller's transaction. The event
+/// type is the message's full protobuf name (`prost::Name`), so a type can
+/// never drift from the message a consumer decodes.
+#[tracing::instrument(skip_all, fields(event.type = tracing::field::Empty))]
+pub async fn append<M: Message + Name>(tx: &mut TenantTx, tenant: Uuid, subject: &str, data: &M) -> Result<(), Error> {
+    let type_name = M::full_name();
+    tracing::Span::current().record("event.type", type_name.as_str());
+    let any = prost_types::Any { type_url: M::type_url(), value: data.encode_to_vec() };
     sqlx::query(
         "WITH written AS (
              INSERT INTO outbox (tenant_id, id, type, subject, data, traceparent) VALUES ($1, $2, $3, $4, $5, $6)
@@ -51,7 +55,7 @@ pub async fn append(tx: &mut TenantTx, tenant: Uuid, subject: &str, type_name: &
     )
     .bind(tenant)
     .bind(Uuid::now_v7())
-    .bind(type_name)
+    .bind(&type_name)
     .bind(subject)
     .bind(any.encode_to_vec())
     .bind(current_traceparent())

@@ -12,6 +12,124 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
+/// The sort key of a row in a keyset-paged list, as a page token carries it.
+pub trait PageKey: Sized {
+    /// The key as JSON values.
+    fn to_values(&self) -> Vec<serde_json::Value>;
+    /// The key back from a (signed, so well-formed unless the format changed) token.
+    fn from_values(values: &[serde_json::Value]) -> Option<Self>;
+}
+
+/// Newest-first lists: (create_time, id).
+impl PageKey for (chrono::DateTime<chrono::Utc>, uuid::Uuid) {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into(), self.1.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        let time = chrono::DateTime::parse_from_rfc3339(values.first()?.as_str()?).ok()?.with_timezone(&chrono::Utc);
+        Some((time, uuid::Uuid::parse_str(values.get(1)?.as_str()?).ok()?))
+    }
+}
+
+/// Lists in id order (UUIDv7 ids are time-ordered).
+impl PageKey for uuid::Uuid {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        uuid::Uuid::parse_str(values.first()?.as_str()?).ok()
+    }
+}
+
+/// Lists ordered by a text key, then id (e.g. position or agent name).
+impl PageKey for (String, uuid::Uuid) {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.0.clone().into(), self.1.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        Some((values.first()?.as_str()?.to_owned(), uuid::Uuid::parse_str(values.get(1)?.as_str()?).ok()?))
+    }
+}
+
+/// Lists ordered by a number, then id (e.g. a rule's position).
+impl PageKey for (i64, uuid::Uuid) {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.0.into(), self.1.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        Some((values.first()?.as_i64()?, uuid::Uuid::parse_str(values.get(1)?.as_str()?).ok()?))
+    }
+}
+
+/// Lists ordered by a text key alone (unique within the list).
+impl PageKey for String {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.clone().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        Some(values.first()?.as_str()?.to_owned())
+    }
+}
+
+/// One page asked for: how many rows, after which key. Stores fetch
+/// [`fetch_limit`](Self::fetch_limit) rows (one more than the page) so that
+/// [`Pager::finish`] knows whether another page follows.
+#[derive(Debug, Clone)]
+pub struct Page<K> {
+    /// Rows on the page.
+    pub size: usize,
+    /// Key of the last row of the previous page; `None` on the first page.
+    pub after: Option<K>,
+    query: QueryFingerprint,
+}
+
+impl<K> Page<K> {
+    /// Rows to fetch: the page plus one, to learn whether more follow.
+    pub fn fetch_limit(&self) -> i64 {
+        self.size as i64 + 1
+    }
+}
+
+/// Keyset paging for one List method, used the same way by every List:
+/// [`Pager::start`] validates `page_size` and `page_token`, the store fetches
+/// `page.fetch_limit()` rows after `page.after`, [`Pager::finish`] cuts the
+/// page and signs the next token.
+pub struct Pager<'a> {
+    codec: &'a PageTokenCodec,
+}
+
+impl<'a> Pager<'a> {
+    /// Paging with tokens signed by `codec`.
+    pub fn new(codec: &'a PageTokenCodec) -> Self {
+        Self { codec }
+    }
+
+    /// The page a request asks for. `query` names everything that must stay
+    /// the same while paging (method, tenant, parent, filter, order, flags).
+    pub fn start<K: PageKey>(&self, page_size: i32, page_token: &str, query: &[&str]) -> Result<Page<K>, Error> {
+        let size = self::page_size(page_size)?;
+        let query = QueryFingerprint::of(query);
+        let after = match self.codec.decode(page_token, &query)? {
+            None => None,
+            Some(values) => Some(
+                K::from_values(&values)
+                    .ok_or_else(|| Error::invalid("page_token", "INVALID_PAGE_TOKEN", "the page token is malformed or was altered"))?,
+            ),
+        };
+        Ok(Page { size, after, query })
+    }
+
+    /// The page's rows and the token of the next page ("" on the last page).
+    pub fn finish<T, K: PageKey>(&self, page: &Page<K>, mut rows: Vec<T>, key_of: impl Fn(&T) -> K) -> (Vec<T>, String) {
+        if rows.len() <= page.size {
+            return (rows, String::new());
+        }
+        rows.truncate(page.size);
+        let token = rows.last().map(|last| self.codec.encode(&page.query, key_of(last).to_values())).unwrap_or_default();
+        (rows, token)
+    }
+}
+
 /// Page size used when the request says 0.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 /// Largest page returned; larger requests are capped.
@@ -118,6 +236,37 @@ mod tests {
 
     fn codec() -> PageTokenCodec {
         PageTokenCodec::new(b"key")
+    }
+
+    #[test]
+    fn a_pager_cuts_pages_and_resumes_after_the_last_key() {
+        let codec = codec();
+        let pager = Pager::new(&codec);
+        let ids: Vec<uuid::Uuid> = (0..5).map(|_| uuid::Uuid::now_v7()).collect();
+        let first: Page<uuid::Uuid> = pager.start(2, "", &["m", "tenant"]).unwrap();
+        assert_eq!((first.size, first.after, first.fetch_limit()), (2, None, 3));
+        let (rows, token) = pager.finish(&first, ids[..3].to_vec(), |id| *id);
+        assert_eq!(rows, ids[..2]);
+        let second: Page<uuid::Uuid> = pager.start(2, &token, &["m", "tenant"]).unwrap();
+        assert_eq!(second.after, Some(ids[1]));
+        assert_eq!(pager.finish(&second, ids[2..4].to_vec(), |id| *id).1, "", "a short page is the last");
+        assert_eq!(pager.start::<uuid::Uuid>(2, &token, &["m", "other"]).unwrap_err().reason(), "PAGE_TOKEN_MISMATCH");
+        assert_eq!(pager.start::<uuid::Uuid>(-1, "", &["m"]).unwrap_err().reason(), "INVALID_PAGE_SIZE");
+        let wrong_shape = codec.encode(&QueryFingerprint::of(&["m"]), vec![json!(7)]);
+        assert_eq!(pager.start::<uuid::Uuid>(2, &wrong_shape, &["m"]).unwrap_err().reason(), "INVALID_PAGE_TOKEN");
+    }
+
+    #[test]
+    fn page_keys_round_trip() {
+        let now = chrono::Utc::now();
+        let id = uuid::Uuid::now_v7();
+        let key = (now, id);
+        let back = <(chrono::DateTime<chrono::Utc>, uuid::Uuid)>::from_values(&key.to_values()).unwrap();
+        assert_eq!(back.1, id);
+        assert_eq!(back.0.timestamp_micros(), now.timestamp_micros());
+        assert_eq!(<(i64, uuid::Uuid)>::from_values(&(7, id).to_values()), Some((7, id)));
+        assert_eq!(<(String, uuid::Uuid)>::from_values(&("a".to_owned(), id).to_values()), Some(("a".to_owned(), id)));
+        assert_eq!(String::from_values(&"agent".to_owned().to_values()), Some("agent".to_owned()));
     }
 
     #[test]

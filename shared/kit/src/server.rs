@@ -49,8 +49,6 @@ pub struct ServiceSpec {
     pub name: &'static str,
     /// ErrorInfo domain, e.g. "profiles.crm".
     pub error_domain: &'static str,
-    /// Fully-qualified gRPC services served, for health and reflection.
-    pub grpc_services: &'static [&'static str],
     /// The service's own migrations.
     pub migrator: &'static Migrator,
     /// Full method paths (e.g. "/crm.tickets.v1.SurveyService/AnswerSurvey")
@@ -97,15 +95,26 @@ impl Kit {
         self.shutdown.subscribe()
     }
 
-    /// The `crm.events.v1.EventService` of this service's outbox.
-    pub fn event_service(&self) -> EventServiceServer<EventStreamService> {
-        EventServiceServer::new(EventStreamService::new(self.pool.clone(), self.spec.name, self.wakeups.clone(), self.shutdown.subscribe()))
-            .max_decoding_message_size(self.config.max_message_bytes)
+    /// The set of gRPC services this process serves, holding the event stream
+    /// of its outbox (`crm.events.v1.EventService`) already; add the service's
+    /// own with [`register_services!`](crate::register_services).
+    pub fn services(&self) -> Services {
+        let events = EventServiceServer::new(EventStreamService::new(
+            self.pool.clone(),
+            self.spec.name,
+            self.wakeups.clone(),
+            self.shutdown.subscribe(),
+        ))
+        .max_decoding_message_size(self.config.max_message_bytes);
+        let mut services = Services { routes: Routes::default(), names: Vec::new() };
+        services.add(events);
+        services
     }
 
-    /// Binds `addr` (port 0 picks a free port) and prepares to serve `routes`
-    /// with health, reflection and the middleware.
-    pub async fn serve(self, routes: Routes, addr: SocketAddr) -> anyhow::Result<Server> {
+    /// Binds `addr` (port 0 picks a free port) and prepares to serve
+    /// `services` with health, reflection and the middleware.
+    pub async fn serve(self, services: Services, addr: SocketAddr) -> anyhow::Result<Server> {
+        let Services { routes, names } = services;
         let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
         let local_addr = listener.local_addr()?;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -119,7 +128,7 @@ impl Kit {
             .with_service_name("grpc.health.v1.Health");
         // Advertise only what this process serves, though the descriptor set holds every service.
         let reflection = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
-        for name in self.spec.grpc_services.iter().chain(&reflection) {
+        for name in names.iter().chain(&reflection) {
             reflection_v1 = reflection_v1.with_service_name(*name);
             reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
         }
@@ -133,8 +142,57 @@ impl Kit {
             local_addr,
             request_timeout: self.config.request_timeout(),
         }));
-        Ok(Server { kit: self, listener, local_addr, routes, middleware, health })
+        Ok(Server { kit: self, listener, local_addr, routes, middleware, health, names })
     }
+}
+
+/// The gRPC services of one process. Every service added here is routed and
+/// announced in health and reflection; [`register_services!`](crate::register_services)
+/// also applies the kit's message-size limit, so a service cannot forget either.
+pub struct Services {
+    routes: Routes,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    /// Routes `service` and lists it for health and reflection. Prefer
+    /// [`register_services!`](crate::register_services), which applies the size limit first.
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes = std::mem::take(&mut self.routes).add_service(service);
+        self.names.push(S::NAME);
+        self
+    }
+
+    /// Fully-qualified names of the services added, e.g. `crm.tickets.v1.TicketService`.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+/// Adds generated tonic servers to `kit`'s [`Services`], each with the kit's
+/// decoding limit (`CRM_MAX_MESSAGE_BYTES`), and returns the set:
+///
+/// ```ignore
+/// let services = crm_kit::register_services!(kit, TicketServiceServer::new(tickets), TeamServiceServer::new(teams));
+/// let server = kit.serve(services, addr).await?;
+/// ```
+#[macro_export]
+macro_rules! register_services {
+    ($kit:expr, $($server:expr),+ $(,)?) => {{
+        let kit: &$crate::server::Kit = &$kit;
+        let mut services = kit.services();
+        $( services.add($server.max_decoding_message_size(kit.config.max_message_bytes)); )+
+        services
+    }};
 }
 
 /// A bound, not yet running server.
@@ -145,6 +203,7 @@ pub struct Server {
     routes: Routes,
     middleware: MiddlewareLayer,
     health: HealthReporter,
+    names: Vec<&'static str>,
 }
 
 impl Server {
@@ -160,23 +219,24 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains and stops (see the module docs).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { kit, listener, local_addr, routes, middleware, health } = self;
+        let Self { kit, listener, local_addr, routes, middleware, health, names } = self;
+        let names: Arc<[&'static str]> = names.into();
         let config = &kit.config;
         let draining = Arc::new(AtomicBool::new(false));
-        set_health(&health, kit.spec, ServingStatus::Serving).await;
-        tokio::spawn(watch_database(kit.pool.clone(), health.clone(), kit.spec, draining.clone(), kit.shutdown.subscribe()));
+        set_health(&health, &names, ServingStatus::Serving).await;
+        tokio::spawn(watch_database(kit.pool.clone(), health.clone(), names.clone(), draining.clone(), kit.shutdown.subscribe()));
 
         let (stopping_tx, stopping_rx) = oneshot::channel::<()>();
         let signal = {
             let health = health.clone();
             let drain = Duration::from_millis(config.shutdown_drain_ms);
             let streams = kit.shutdown.clone();
-            let spec = kit.spec;
+            let names = names.clone();
             async move {
                 shutdown.await;
                 tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: draining");
                 draining.store(true, Ordering::SeqCst);
-                set_health(&health, spec, ServingStatus::NotServing).await;
+                set_health(&health, &names, ServingStatus::NotServing).await;
                 tokio::time::sleep(drain).await;
                 let _ = streams.send(true);
                 let _ = stopping_tx.send(());
@@ -207,9 +267,9 @@ impl Server {
     }
 }
 
-async fn set_health(health: &HealthReporter, spec: &ServiceSpec, status: ServingStatus) {
+async fn set_health(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
     health.set_service_status("", status).await;
-    for name in spec.grpc_services {
+    for name in names {
         health.set_service_status(*name, status).await;
     }
 }
@@ -218,7 +278,7 @@ async fn set_health(health: &HealthReporter, spec: &ServiceSpec, status: Serving
 async fn watch_database(
     pool: PgPool,
     health: HealthReporter,
-    spec: &'static ServiceSpec,
+    names: Arc<[&'static str]>,
     draining: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -241,7 +301,7 @@ async fn watch_database(
             }
             let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
             if !draining.load(Ordering::SeqCst) {
-                set_health(&health, spec, status).await;
+                set_health(&health, &names, status).await;
             }
         }
     }

@@ -25,8 +25,8 @@ use crate::{
     store::CustomerRow,
 };
 
-/// Resource type in error details.
-pub const CUSTOMER_TYPE: &str = "profiles.crm/Customer";
+/// Customers: names `customers/{id}`, type `profiles.crm/Customer` in error details.
+pub const CUSTOMER: crm_kit::resource::ResourceType = crm_kit::resource::ResourceType::new("profiles.crm/Customer", "customers");
 /// Most entries per contact list.
 const MAX_CONTACTS: usize = 20;
 /// Most postal addresses.
@@ -321,15 +321,10 @@ fn opt_time(t: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
     t.map(time::to_timestamp)
 }
 
-/// The resource name of customer `id`.
-pub fn customer_name(id: uuid::Uuid) -> String {
-    format!("customers/{id}")
-}
-
 /// A stored customer as the API returns it (unmasked).
 pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
     pb::Customer {
-        name: customer_name(row.id),
+        name: CUSTOMER.name(row.id),
         display_name: row.display_name.clone(),
         given_name: row.given_name.clone(),
         family_name: row.family_name.clone(),

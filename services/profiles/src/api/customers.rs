@@ -7,7 +7,6 @@ use crm_kit::{
     Error,
     auth::{Permission, Principal, caller},
     db::{TenantTx, begin_tenant},
-    etag,
     fieldmask::UpdateMask,
     idempotency::{Claim, IdempotencyKey},
     outbox,
@@ -19,7 +18,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    convert::{CUSTOMER_TYPE, copy_field, customer_name, customer_to_proto, draft_from_proto, mask_pii, same_field},
+    convert::{CUSTOMER, copy_field, customer_to_proto, draft_from_proto, mask_pii, same_field},
     listing::{CUSTOMER_FILTER, PII_FILTER_FIELDS, key_from_token, key_of, order_fingerprint, parse_order_by},
 };
 use crate::{
@@ -29,14 +28,6 @@ use crate::{
     },
     store::{self, CustomerRow, ListQuery},
 };
-
-/// Event type names written to the outbox.
-mod event_types {
-    pub const CREATED: &str = "crm.profiles.v1.CustomerCreated";
-    pub const UPDATED: &str = "crm.profiles.v1.CustomerUpdated";
-    pub const DELETED: &str = "crm.profiles.v1.CustomerDeleted";
-    pub const UNDELETED: &str = "crm.profiles.v1.CustomerUndeleted";
-}
 
 /// Most names in one BatchGetCustomers call.
 const MAX_BATCH: usize = 1000;
@@ -55,15 +46,6 @@ impl CustomerApi {
     }
 }
 
-/// Parses `customers/{uuid}`.
-fn parse_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    crm_kit::resource::parse_id(name, "customers", field, "INVALID_NAME")
-}
-
-fn not_found(id: Uuid) -> Error {
-    Error::NotFound { resource_type: CUSTOMER_TYPE, name: customer_name(id) }
-}
-
 /// PERMISSION_DENIED naming `staff_permission` unless the caller holds it or
 /// acts for itself as a customer; checked before anything is read.
 fn require_staff_or_self(principal: &Principal, staff_permission: Permission) -> Result<(), Error> {
@@ -79,14 +61,14 @@ fn require_staff_or_self(principal: &Principal, staff_permission: Permission) ->
 fn authorize(principal: &Principal, id: Uuid, staff_permission: Permission) -> Result<(), Error> {
     match reach(principal, id, staff_permission) {
         Reach::Granted => Ok(()),
-        Reach::Hidden => Err(not_found(id)),
+        Reach::Hidden => Err(CUSTOMER.not_found(id)),
         Reach::Denied(permission) => Err(Error::PermissionDenied { permission: permission.name().to_owned() }),
     }
 }
 
 /// The customer as `principal` may see it.
 fn visible(principal: &Principal, mut customer: pb::Customer) -> pb::Customer {
-    let own = parse_name(&customer.name, "name").is_ok_and(|id| sees_pii(principal, id));
+    let own = CUSTOMER.parse(&customer.name, "name").is_ok_and(|id| sees_pii(principal, id));
     if !own {
         mask_pii(&mut customer);
     }
@@ -102,20 +84,18 @@ async fn ensure_emails_free(tx: &mut TenantTx, tenant: Uuid, draft: &CustomerDra
             let index = draft.emails.iter().position(|e| &e.address == address).unwrap_or(0);
             Err(Error::AlreadyExists {
                 reason: "EMAIL_ALREADY_USED",
-                message: format!("{field_prefix}.emails[{index}].address is already used by {}", customer_name(*owner)),
-                resource_type: CUSTOMER_TYPE,
-                name: customer_name(*owner),
+                message: format!("{field_prefix}.emails[{index}].address is already used by {}", CUSTOMER.name(*owner)),
+                resource_type: CUSTOMER.type_name,
+                name: CUSTOMER.name(*owner),
             })
         }
     }
 }
 
-/// Locks a customer and checks the caller's etag against it.
-async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, expected_revision: Option<i64>) -> Result<CustomerRow, Error> {
-    let row = store::find(tx, tenant, id, true).await?.ok_or_else(|| not_found(id))?;
-    if expected_revision.is_some_and(|r| r != row.revision) {
-        return Err(Error::EtagMismatch { resource_type: CUSTOMER_TYPE, name: customer_name(id) });
-    }
+/// Locks a customer and checks the caller's etag (field `etag_field`) against it.
+async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str, etag_field: &str) -> Result<CustomerRow, Error> {
+    let row = store::find(tx, tenant, id, true).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+    CUSTOMER.check_etag(etag, etag_field, id, row.revision)?;
     Ok(row)
 }
 
@@ -150,8 +130,7 @@ impl CustomerService for CustomerApi {
         let row = store::insert(&mut tx, tenant, id, &draft, now).await?;
         store::replace_emails(&mut tx, tenant, id, &draft.email_addresses()).await?;
         let customer = customer_to_proto(&row);
-        outbox::append(&mut tx, tenant, &customer.name, event_types::CREATED, &pb::CustomerCreated { customer: Some(customer.clone()) })
-            .await?;
+        outbox::append(&mut tx, tenant, &customer.name, &pb::CustomerCreated { customer: Some(customer.clone()) }).await?;
         let response = pb::CreateCustomerResponse { customer: Some(customer) };
         if let Some(key) = &key {
             key.complete(&mut tx, tenant, &response).await?;
@@ -165,10 +144,10 @@ impl CustomerService for CustomerApi {
     async fn get_customer(&self, request: Request<pb::GetCustomerRequest>) -> Result<Response<pb::GetCustomerResponse>, Status> {
         let principal = caller(&request)?;
         require_staff_or_self(&principal, Permission::CustomersRead)?;
-        let id = parse_name(&request.get_ref().name, "name")?;
+        let id = CUSTOMER.parse(&request.get_ref().name, "name")?;
         authorize(&principal, id, Permission::CustomersRead)?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let row = store::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
+        let row = store::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::GetCustomerResponse { customer: Some(visible(&principal, customer_to_proto(&row))) }))
     }
@@ -179,7 +158,7 @@ impl CustomerService for CustomerApi {
         require_staff_or_self(&principal, Permission::CustomersUpdate)?;
         let pb::UpdateCustomerRequest { customer, update_mask } = request.into_inner();
         let input = customer.ok_or_else(|| Error::invalid("customer", "REQUIRED", "customer is required"))?;
-        let id = parse_name(&input.name, "customer.name")?;
+        let id = CUSTOMER.parse(&input.name, "customer.name")?;
         // Whose record first: another customer's is NOT_FOUND whatever the mask says.
         authorize(&principal, id, Permission::CustomersUpdate)?;
         let mask = UpdateMask::parse(update_mask.as_ref(), WRITABLE_PATHS)?;
@@ -188,16 +167,16 @@ impl CustomerService for CustomerApi {
         if let Some(path) = paths.iter().find(|p| !may_write(&principal, p)) {
             return Err(Error::PermissionDenied { permission: format!("customers.update.{path}") }.into());
         }
-        let expected_revision = etag::parse(&input.etag, "customer.etag")?;
+        crm_kit::etag::parse(&input.etag, "customer.etag")?;
 
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
-        let row = lock_for_change(&mut tx, tenant, id, expected_revision).await?;
+        let row = lock_for_change(&mut tx, tenant, id, &input.etag, "customer.etag").await?;
         if row.delete_time.is_some() {
             return Err(Error::FailedPrecondition {
                 reason: "CUSTOMER_DELETED",
                 message: "the customer is deleted; undelete it before changing it".to_owned(),
-                subject: customer_name(id),
+                subject: CUSTOMER.name(id),
             }
             .into());
         }
@@ -222,14 +201,8 @@ impl CustomerService for CustomerApi {
         }
         let row = store::update(&mut tx, tenant, id, &draft, now).await?;
         let customer = customer_to_proto(&row);
-        outbox::append(
-            &mut tx,
-            tenant,
-            &customer.name,
-            event_types::UPDATED,
-            &pb::CustomerUpdated { customer: Some(customer.clone()), changed_paths: changed },
-        )
-        .await?;
+        outbox::append(&mut tx, tenant, &customer.name, &pb::CustomerUpdated { customer: Some(customer.clone()), changed_paths: changed })
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::UpdateCustomerResponse { customer: Some(visible(&principal, customer)) }))
     }
@@ -238,11 +211,11 @@ impl CustomerService for CustomerApi {
     async fn delete_customer(&self, request: Request<pb::DeleteCustomerRequest>) -> Result<Response<pb::DeleteCustomerResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::CustomersDelete)?;
-        let id = parse_name(&request.get_ref().name, "name")?;
-        let expected_revision = etag::parse(&request.get_ref().etag, "etag")?;
+        let id = CUSTOMER.parse(&request.get_ref().name, "name")?;
+        crm_kit::etag::parse(&request.get_ref().etag, "etag")?;
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
-        let row = lock_for_change(&mut tx, tenant, id, expected_revision).await?;
+        let row = lock_for_change(&mut tx, tenant, id, &request.get_ref().etag, "etag").await?;
         // Deleting twice returns the deleted customer, so that a retried DELETE is harmless.
         let row = if row.delete_time.is_some() {
             row
@@ -261,11 +234,11 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<pb::UndeleteCustomerResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::CustomersDelete)?;
-        let id = parse_name(&request.get_ref().name, "name")?;
-        let expected_revision = etag::parse(&request.get_ref().etag, "etag")?;
+        let id = CUSTOMER.parse(&request.get_ref().name, "name")?;
+        crm_kit::etag::parse(&request.get_ref().etag, "etag")?;
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
-        let row = lock_for_change(&mut tx, tenant, id, expected_revision).await?;
+        let row = lock_for_change(&mut tx, tenant, id, &request.get_ref().etag, "etag").await?;
         let row = if row.delete_time.is_none() {
             row
         } else {
@@ -274,9 +247,9 @@ impl CustomerService for CustomerApi {
             if let Some((address, owner)) = conflicts.first() {
                 return Err(Error::AlreadyExists {
                     reason: "EMAIL_ALREADY_USED",
-                    message: format!("cannot undelete: {} now uses {}", customer_name(*owner), crate::domain::mask::email(address)),
-                    resource_type: CUSTOMER_TYPE,
-                    name: customer_name(*owner),
+                    message: format!("cannot undelete: {} now uses {}", CUSTOMER.name(*owner), crate::domain::mask::email(address)),
+                    resource_type: CUSTOMER.type_name,
+                    name: CUSTOMER.name(*owner),
                 }
                 .into());
             }
@@ -340,14 +313,14 @@ impl CustomerService for CustomerApi {
         if names.len() > MAX_BATCH {
             return Err(Error::invalid("names", "TOO_MANY_ENTRIES", format!("at most {MAX_BATCH} names per call")).into());
         }
-        let ids = names.iter().enumerate().map(|(i, n)| parse_name(n, &format!("names[{i}]"))).collect::<Result<Vec<_>, _>>()?;
+        let ids = names.iter().enumerate().map(|(i, n)| CUSTOMER.parse(n, &format!("names[{i}]"))).collect::<Result<Vec<_>, _>>()?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let rows = store::batch_get(&mut tx, principal.tenant, &ids).await?;
         tx.commit().await.map_err(Error::from)?;
         let by_id: std::collections::HashMap<Uuid, &CustomerRow> = rows.iter().map(|r| (r.id, r)).collect();
         let customers = ids
             .iter()
-            .map(|id| by_id.get(id).map(|r| visible(&principal, customer_to_proto(r))).ok_or_else(|| not_found(*id)))
+            .map(|id| by_id.get(id).map(|r| visible(&principal, customer_to_proto(r))).ok_or_else(|| CUSTOMER.not_found(*id)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Response::new(pb::BatchGetCustomersResponse { customers }))
     }
@@ -360,9 +333,9 @@ async fn mark_deleted(tx: &mut TenantTx, tenant: Uuid, id: Uuid, deleted: bool) 
     let customer = customer_to_proto(&row);
     let name = customer.name.clone();
     if deleted {
-        outbox::append(tx, tenant, &name, event_types::DELETED, &pb::CustomerDeleted { customer: Some(customer) }).await?;
+        outbox::append(tx, tenant, &name, &pb::CustomerDeleted { customer: Some(customer) }).await?;
     } else {
-        outbox::append(tx, tenant, &name, event_types::UNDELETED, &pb::CustomerUndeleted { customer: Some(customer) }).await?;
+        outbox::append(tx, tenant, &name, &pb::CustomerUndeleted { customer: Some(customer) }).await?;
     }
     Ok(row)
 }

@@ -15,13 +15,16 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::{parse_ticket_name, ticket_to_proto};
 use crate::{
     domain::search::tokens,
     store::{
         self,
         articles::{self, ArticleFields, ArticleRow},
     },
+};
+use crate::{
+    resources::{ARTICLE, TICKET},
+    wire::ticket_to_proto,
 };
 
 const WRITABLE: &[&str] = &["title", "body", "category", "tags", "locale", "status"];
@@ -45,12 +48,12 @@ fn parse_article_name(name: &str, field: &str) -> Result<Uuid, Error> {
 }
 
 fn not_found(id: Uuid) -> Error {
-    Error::NotFound { resource_type: "tickets.crm/Article", name: format!("articles/{id}") }
+    ARTICLE.not_found(id)
 }
 
 fn to_proto(row: &ArticleRow) -> pb::Article {
     pb::Article {
-        name: format!("articles/{}", row.id),
+        name: ARTICLE.name(row.id),
         title: row.title.clone(),
         body: row.body.clone(),
         category: row.category.clone(),
@@ -231,11 +234,9 @@ impl ArticleService for ArticleApi {
     ) -> Result<Response<pb::SuggestArticlesResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
-        let ticket = parse_ticket_name(&request.get_ref().ticket, "ticket")?;
+        let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let row = store::find(&mut tx, principal.tenant, ticket, false)
-            .await?
-            .ok_or_else(|| Error::NotFound { resource_type: "tickets.crm/Ticket", name: format!("tickets/{ticket}") })?;
+        let row = store::find(&mut tx, principal.tenant, ticket, false).await?.ok_or_else(|| TICKET.not_found(ticket))?;
         let terms = tokens(&format!("{}\n{}", row.subject, row.description));
         let hits = if terms.is_empty() { Vec::new() } else { articles::search(&mut tx, principal.tenant, &terms, "", false, 5).await? };
         tx.commit().await.map_err(Error::from)?;
@@ -250,7 +251,7 @@ impl ArticleService for ArticleApi {
     ) -> Result<Response<pb::LinkArticleToTicketResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsWrite)?;
-        let ticket = parse_ticket_name(&request.get_ref().ticket, "ticket")?;
+        let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
         let article = parse_article_name(&request.get_ref().article, "article")?;
         let tenant = principal.tenant;
         let mut tx = begin_tenant(&self.pool, tenant).await?;
@@ -258,13 +259,11 @@ impl ArticleService for ArticleApi {
         if found.as_ref().is_none_or(|a| a.status != "PUBLISHED") {
             return Err(Error::invalid("article", "ARTICLE_NOT_PUBLISHED", "link a published article").into());
         }
-        store::find(&mut tx, tenant, ticket, true)
-            .await?
-            .ok_or_else(|| Error::NotFound { resource_type: "tickets.crm/Ticket", name: format!("tickets/{ticket}") })?;
+        store::find(&mut tx, tenant, ticket, true).await?.ok_or_else(|| TICKET.not_found(ticket))?;
         let now = Utc::now();
         let row = store::set_answer_article(&mut tx, tenant, ticket, article, now).await?;
-        store::append_event(&mut tx, tenant, ticket, "ARTICLE_LINKED", &principal.subject, &format!("articles/{article}"), now).await?;
+        store::append_event(&mut tx, tenant, ticket, "ARTICLE_LINKED", &principal.subject, &ARTICLE.name(article), now).await?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::LinkArticleToTicketResponse { ticket: Some(ticket_to_proto(&row)) }))
+        Ok(Response::new(pb::LinkArticleToTicketResponse { ticket: Some(ticket_to_proto(&row, now)) }))
     }
 }

@@ -9,8 +9,8 @@ use crm_proto::crm::tickets::v1::{self as pb, report_service_server::ReportServi
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use super::convert::parse_period;
 use crate::store::reports::{self, Grouping, MetricsRow};
+use crate::wire::parse_period;
 
 /// Handlers of ReportService.
 #[derive(Clone)]

@@ -13,9 +13,8 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::parse_team_name;
 use crate::{
-    domain::classify::{Actions, Conditions, Rule},
+    resources::{RULE, TEAM},
     store::{self, RuleRow},
 };
 
@@ -34,26 +33,12 @@ impl RuleApi {
     }
 }
 
-/// A stored rule as the classifier uses it.
-pub fn to_domain(row: &RuleRow) -> Rule {
-    Rule {
-        position: row.position,
-        conditions: Conditions {
-            keywords: row.keywords.clone(),
-            channels: row.channels.clone(),
-            types: row.types.clone(),
-            customer_categories: row.customer_categories.clone(),
-        },
-        actions: Actions { category: row.set_category.clone(), priority: row.set_priority.clone(), team: row.set_team.clone() },
-    }
-}
-
 fn to_proto(row: &RuleRow) -> pb::ClassificationRule {
     let numbers = |names: &[String], prefix: &str, number_of: fn(&str) -> Option<i32>| {
         names.iter().map(|n| protoenum::number(n, prefix, number_of)).collect()
     };
     pb::ClassificationRule {
-        name: format!("classificationRules/{}", row.id),
+        name: RULE.name(row.id),
         display_name: row.display_name.clone(),
         position: row.position,
         keywords: row.keywords.clone(),
@@ -115,7 +100,7 @@ fn validate(rule: &pb::ClassificationRule) -> Result<RuleRow, Error> {
         v.push(FieldViolation::new("rule.set_category", "TOO_LONG", "at most 100 characters"));
     }
     if !rule.set_team.is_empty()
-        && let Err(Error::InvalidArgument { violations }) = parse_team_name(&rule.set_team, "rule.set_team")
+        && let Err(Error::InvalidArgument { violations }) = TEAM.parse_as(&rule.set_team, "rule.set_team", "INVALID_TEAM")
     {
         v.extend(violations);
     }
@@ -151,7 +136,7 @@ impl ClassificationRuleService for RuleApi {
         let rule = request.into_inner().rule.ok_or_else(|| Error::invalid("rule", "REQUIRED", "rule is required"))?;
         let row = validate(&rule)?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        super::tickets::ensure_team(&mut tx, principal.tenant, &row.set_team, "rule.set_team").await?;
+        crate::app::ensure_team(&mut tx, principal.tenant, &row.set_team, "rule.set_team").await?;
         let stored = store::insert_rule(&mut tx, principal.tenant, &row).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::CreateClassificationRuleResponse { rule: Some(to_proto(&stored)) }))

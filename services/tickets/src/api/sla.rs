@@ -13,12 +13,14 @@ use crm_proto::{
     crm::tickets::v1::{self as pb, sla_policy_service_server::SlaPolicyService},
     google::r#type::{Date, DayOfWeek, TimeOfDay},
 };
-use sqlx::{PgPool, types::Json};
+use sqlx::types::Json;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    domain::calendar::{BusinessCalendar, CalendarError, Hours},
+    app::App,
+    domain::calendar::CalendarError,
+    resources::{CALENDAR, SLA_POLICY},
     store::{self, CalendarRow, PolicyRow, StoredHours},
 };
 
@@ -29,24 +31,14 @@ const MAX_TARGET: StdDuration = StdDuration::from_secs(365 * 24 * 3600);
 /// Handlers of SlaPolicyService.
 #[derive(Clone)]
 pub struct SlaApi {
-    pool: PgPool,
+    app: App,
 }
 
 impl SlaApi {
-    /// Handlers over `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// Handlers over the use cases of `app`.
+    pub fn new(app: App) -> Self {
+        Self { app }
     }
-}
-
-/// The domain calendar of a stored one.
-pub fn calendar_of(row: &CalendarRow) -> Result<BusinessCalendar, CalendarError> {
-    let tz = row.time_zone.parse().unwrap_or(chrono_tz::UTC);
-    let mut week: [Vec<Hours>; 7] = Default::default();
-    for h in &row.opening_hours.0 {
-        week[(h.day as usize).clamp(1, 7) - 1].push(Hours { start: h.start, end: h.end });
-    }
-    BusinessCalendar::new(tz, week, row.holidays.iter().copied())
 }
 
 fn minute_of(t: Option<&TimeOfDay>) -> Option<u32> {
@@ -59,7 +51,7 @@ fn minute_of(t: Option<&TimeOfDay>) -> Option<u32> {
 fn calendar_to_proto(row: &CalendarRow) -> pb::BusinessCalendar {
     let time_of = |minute: u32| TimeOfDay { hours: (minute / 60) as i32, minutes: (minute % 60) as i32, seconds: 0, nanos: 0 };
     pb::BusinessCalendar {
-        name: format!("businessCalendars/{}", row.id),
+        name: CALENDAR.name(row.id),
         display_name: row.display_name.clone(),
         time_zone: row.time_zone.clone(),
         opening_hours: row
@@ -115,7 +107,7 @@ fn validate_calendar(c: &pb::BusinessCalendar) -> Result<CalendarRow, Error> {
         create_time: Utc::now(),
     };
     if v.is_empty()
-        && let Err(err) = calendar_of(&row)
+        && let Err(err) = row.calendar()
     {
         let reason = match err {
             CalendarError::InvalidHours { .. } => "INVALID_HOURS",
@@ -147,11 +139,11 @@ fn calendar_not_found(name: &str) -> Error {
 fn policy_to_proto(row: &PolicyRow) -> pb::SlaPolicy {
     let duration = |ms: i64| prost_types::Duration { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 };
     pb::SlaPolicy {
-        name: format!("slaPolicies/{}", row.id),
+        name: SLA_POLICY.name(row.id),
         display_name: row.display_name.clone(),
         priority: protoenum::number(&row.priority, "PRIORITY_", |s| pb::Priority::from_str_name(s).map(|e| e as i32)),
         customer_category: row.customer_category.clone(),
-        calendar: row.calendar_id.map(|id| format!("businessCalendars/{id}")).unwrap_or_default(),
+        calendar: row.calendar_id.map(|id| CALENDAR.name(id)).unwrap_or_default(),
         first_response_target: Some(duration(row.first_response_ms)),
         resolution_target: Some(duration(row.resolution_ms)),
         warning_ratio: row.warning_ratio,
@@ -170,7 +162,7 @@ fn target_ms(v: &mut Vec<FieldViolation>, field: &str, d: Option<&prost_types::D
 }
 
 fn parse_calendar_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    crm_kit::resource::parse_id(name, "businessCalendars", field, "INVALID_CALENDAR")
+    CALENDAR.parse_as(name, field, "INVALID_CALENDAR")
 }
 
 fn validate_policy(p: &pb::SlaPolicy) -> Result<PolicyRow, Error> {
@@ -236,7 +228,7 @@ impl SlaPolicyService for SlaApi {
         principal.require(Permission::TicketsConfigure)?;
         let calendar = request.into_inner().calendar.ok_or_else(|| Error::invalid("calendar", "REQUIRED", "calendar is required"))?;
         let row = validate_calendar(&calendar)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         let stored = store::insert_calendar(&mut tx, principal.tenant, &row).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::CreateBusinessCalendarResponse { calendar: Some(calendar_to_proto(&stored)) }))
@@ -249,7 +241,7 @@ impl SlaPolicyService for SlaApi {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
         let id = parse_calendar_name(&request.get_ref().name, "name")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         let row = store::find_calendar(&mut tx, principal.tenant, id)
             .await?
             .ok_or_else(|| Error::NotFound { resource_type: "tickets.crm/BusinessCalendar", name: request.get_ref().name.clone() })?;
@@ -263,7 +255,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::ListBusinessCalendarsResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         let rows = store::list_calendars(&mut tx, principal.tenant).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListBusinessCalendarsResponse { calendars: rows.iter().map(calendar_to_proto).collect() }))
@@ -279,26 +271,17 @@ impl SlaPolicyService for SlaApi {
         let input = calendar.ok_or_else(|| Error::invalid("calendar", "REQUIRED", "calendar is required"))?;
         let id = parse_calendar_name(&input.name, "calendar.name")?;
         let paths = crm_kit::fieldmask::UpdateMask::parse(update_mask.as_ref(), CALENDAR_PATHS)?.resolve(CALENDAR_PATHS);
-        let tenant = principal.tenant;
-        let mut tx = begin_tenant(&self.pool, tenant).await?;
-        let current = store::lock_calendar(&mut tx, tenant, id).await?.ok_or_else(|| calendar_not_found(&input.name))?;
-        let mut merged = calendar_to_proto(&current);
-        for path in &paths {
-            calendar_mask::copy_field(&mut merged, &input, path);
-        }
-        let row = CalendarRow { id, create_time: current.create_time, ..validate_calendar(&merged)? };
-        let (old, new) = (calendar_of(&current).map_err(Error::internal)?, calendar_of(&row).map_err(Error::internal)?);
-        let stored = store::update_calendar(&mut tx, tenant, &row).await?;
-        let now = Utc::now();
-        let running = store::running_on_calendar(&mut tx, tenant, id).await?;
-        let rescheduled = running.len() as i64;
-        for ticket in running {
-            super::sla_tracking::rebase(&mut tx, tenant, ticket, &old, &new, now).await?;
-        }
-        tx.commit().await.map_err(Error::from)?;
+        let edit = |current: &CalendarRow| {
+            let mut merged = calendar_to_proto(current);
+            for path in &paths {
+                calendar_mask::copy_field(&mut merged, &input, path);
+            }
+            Ok(CalendarRow { id, create_time: current.create_time, ..validate_calendar(&merged)? })
+        };
+        let (stored, rescheduled) = self.app.update_calendar(principal.tenant, id, edit, Utc::now()).await?;
         Ok(Response::new(pb::UpdateBusinessCalendarResponse {
             calendar: Some(calendar_to_proto(&stored)),
-            rescheduled_tickets: rescheduled,
+            rescheduled_tickets: rescheduled as i64,
         }))
     }
 
@@ -311,7 +294,7 @@ impl SlaPolicyService for SlaApi {
         let name = &request.get_ref().name;
         let id = parse_calendar_name(name, "name")?;
         let tenant = principal.tenant;
-        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), tenant).await?;
         store::lock_calendar(&mut tx, tenant, id).await?.ok_or_else(|| calendar_not_found(name))?;
         let (policies, tickets) = store::calendar_users(&mut tx, tenant, id).await?;
         if policies + tickets > 0 {
@@ -335,7 +318,7 @@ impl SlaPolicyService for SlaApi {
         principal.require(Permission::TicketsConfigure)?;
         let policy = request.into_inner().policy.ok_or_else(|| Error::invalid("policy", "REQUIRED", "policy is required"))?;
         let row = validate_policy(&policy)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         if let Some(id) = row.calendar_id
             && store::find_calendar(&mut tx, principal.tenant, id).await?.is_none()
         {
@@ -357,7 +340,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::ListSlaPoliciesResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         let rows = store::list_policies(&mut tx, principal.tenant).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListSlaPoliciesResponse { policies: rows.iter().map(policy_to_proto).collect() }))
@@ -371,7 +354,7 @@ impl SlaPolicyService for SlaApi {
         principal.require(Permission::TicketsConfigure)?;
         let name = &request.get_ref().name;
         let id = crm_kit::resource::parse_id(name, "slaPolicies", "name", "INVALID_NAME")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         if !store::delete_policy(&mut tx, principal.tenant, id).await? {
             return Err(Error::NotFound { resource_type: "tickets.crm/SlaPolicy", name: name.clone() }.into());
         }

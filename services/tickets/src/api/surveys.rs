@@ -3,11 +3,11 @@
 //! with HMAC-SHA256, so answering needs no login and no stored secret.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use crm_kit::{
     Error,
     auth::{Permission, caller},
-    db::{TenantTx, begin_tenant},
+    db::begin_tenant,
     outbox, time,
 };
 use crm_proto::crm::tickets::v1::{self as pb, survey_service_server::SurveyService};
@@ -17,18 +17,16 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::parse_ticket_name;
 use crate::store::{
-    self, TicketRow,
+    self,
     surveys::{self, SurveyRow},
+};
+use crate::{
+    resources::{SURVEY, TICKET},
+    wire::parse_period,
 };
 
 const MAC_LEN: usize = 16;
-
-/// Creates the survey at a ticket's first resolution.
-pub async fn on_resolved(tx: &mut TenantTx, tenant: Uuid, row: &TicketRow, now: DateTime<Utc>) -> Result<(), Error> {
-    surveys::create_once(tx, tenant, row.id, &row.assignee, &row.team, &row.category, now).await
-}
 
 /// Handlers of SurveyService.
 #[derive(Clone)]
@@ -71,8 +69,8 @@ impl SurveyApi {
 
     fn to_proto(&self, tenant: Uuid, row: &SurveyRow) -> pb::Survey {
         pb::Survey {
-            name: format!("surveys/{}", row.id),
-            ticket: format!("tickets/{}", row.ticket_id),
+            name: SURVEY.name(row.id),
+            ticket: TICKET.name(row.ticket_id),
             agent: row.agent.clone(),
             team: row.team.clone(),
             category: row.category.clone(),
@@ -94,7 +92,7 @@ impl SurveyService for SurveyApi {
     ) -> Result<Response<pb::GetTicketSurveyResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsWrite)?;
-        let ticket = parse_ticket_name(&request.get_ref().ticket, "ticket")?;
+        let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let row = surveys::for_ticket(&mut tx, principal.tenant, ticket)
             .await?
@@ -127,7 +125,7 @@ impl SurveyService for SurveyApi {
             return Err(Error::FailedPrecondition {
                 reason: "SURVEY_ALREADY_ANSWERED",
                 message: "this survey was already answered; thank you".to_owned(),
-                subject: format!("surveys/{id}"),
+                subject: SURVEY.name(id),
             }
             .into());
         }
@@ -139,9 +137,9 @@ impl SurveyService for SurveyApi {
             None => format!("CSAT {}", r.csat),
         };
         store::append_event(&mut tx, tenant, survey.ticket_id, "SURVEY_ANSWERED", "customer", &detail, now).await?;
-        let ticket = format!("tickets/{}", survey.ticket_id);
+        let ticket = TICKET.name(survey.ticket_id);
         let event = pb::SurveyAnswered { ticket: ticket.clone(), csat: r.csat, nps: r.nps };
-        outbox::append(&mut tx, tenant, &ticket, "crm.tickets.v1.SurveyAnswered", &event).await?;
+        outbox::append(&mut tx, tenant, &ticket, &event).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::AnswerSurveyResponse {}))
     }
@@ -159,7 +157,7 @@ impl SurveyService for SurveyApi {
             Ok(pb::SummaryGrouping::Category) => "category",
             _ => return Err(Error::invalid("group_by", "INVALID_GROUPING", "group by AGENT, TEAM or CATEGORY").into()),
         };
-        let (from, to) = super::convert::parse_period(r.start_time.as_ref(), r.end_time.as_ref())?;
+        let (from, to) = parse_period(r.start_time.as_ref(), r.end_time.as_ref())?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let rows = surveys::summary(&mut tx, principal.tenant, column, from, to).await?;
         tx.commit().await.map_err(Error::from)?;

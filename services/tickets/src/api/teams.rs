@@ -8,12 +8,14 @@ use crm_kit::{
     protoenum, time,
 };
 use crm_proto::crm::tickets::v1::{self as pb, team_service_server::TeamService};
-use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert::parse_team_name, dispatch};
-use crate::store::{self, MemberRow, TeamRow};
+use crate::{
+    app::{App, Member},
+    resources::TEAM,
+    store::{self, MemberRow, TeamRow},
+};
 
 /// Capacity when a membership gives 0.
 const DEFAULT_CAPACITY: i32 = 10;
@@ -21,23 +23,19 @@ const DEFAULT_CAPACITY: i32 = 10;
 /// Handlers of TeamService.
 #[derive(Clone)]
 pub struct TeamApi {
-    pool: PgPool,
+    app: App,
 }
 
 impl TeamApi {
-    /// Handlers over `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// Handlers over the use cases of `app`.
+    pub fn new(app: App) -> Self {
+        Self { app }
     }
-}
-
-fn team_name(id: Uuid) -> String {
-    format!("teams/{id}")
 }
 
 fn team_to_proto(row: &TeamRow) -> pb::Team {
     pb::Team {
-        name: team_name(row.id),
+        name: TEAM.name(row.id),
         display_name: row.display_name.clone(),
         assignment_strategy: protoenum::number(&row.strategy, "ASSIGNMENT_STRATEGY_", |s| {
             pb::AssignmentStrategy::from_str_name(s).map(|e| e as i32)
@@ -49,17 +47,13 @@ fn team_to_proto(row: &TeamRow) -> pb::Team {
 
 fn member_to_proto(row: &MemberRow) -> pb::TeamMember {
     pb::TeamMember {
-        name: format!("teams/{}/members/{}", row.team_id, row.agent),
+        name: format!("{}/members/{}", TEAM.name(row.team_id), row.agent),
         agent: row.agent.clone(),
         capacity: row.capacity,
         skills: row.skills.clone(),
         available: row.available,
         open_tickets: row.load,
     }
-}
-
-fn not_found(id: Uuid) -> Error {
-    Error::NotFound { resource_type: "tickets.crm/Team", name: team_name(id) }
 }
 
 /// 1-`max` printable characters without `/` (it would break resource names).
@@ -88,7 +82,7 @@ impl TeamService for TeamApi {
             Ok(s) => s,
             Err((reason, message)) => return Err(Error::invalid("team.assignment_strategy", reason, message).into()),
         };
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         let row = store::insert_team(&mut tx, principal.tenant, Uuid::now_v7(), &display_name, &strategy, &lead, Utc::now()).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::CreateTeamResponse { team: Some(team_to_proto(&row)) }))
@@ -97,9 +91,9 @@ impl TeamService for TeamApi {
     async fn get_team(&self, request: Request<pb::GetTeamRequest>) -> Result<Response<pb::GetTeamResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
-        let id = parse_team_name(&request.get_ref().name, "name")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let row = store::find_team(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
+        let id = TEAM.parse_as(&request.get_ref().name, "name", "INVALID_TEAM")?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
+        let row = store::find_team(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| TEAM.not_found(id))?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::GetTeamResponse { team: Some(team_to_proto(&row)) }))
     }
@@ -107,7 +101,7 @@ impl TeamService for TeamApi {
     async fn list_teams(&self, request: Request<pb::ListTeamsRequest>) -> Result<Response<pb::ListTeamsResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         let rows = store::list_teams(&mut tx, principal.tenant).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListTeamsResponse { teams: rows.iter().map(team_to_proto).collect() }))
@@ -117,7 +111,7 @@ impl TeamService for TeamApi {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsConfigure)?;
         let request = request.into_inner();
-        let team_id = parse_team_name(&request.parent, "parent")?;
+        let team_id = TEAM.parse_as(&request.parent, "parent", "INVALID_TEAM")?;
         let member = request.member.ok_or_else(|| Error::invalid("member", "REQUIRED", "member is required"))?;
         let agent = identifier("member.agent", &member.agent, 200)?;
         let capacity = match member.capacity {
@@ -135,14 +129,8 @@ impl TeamService for TeamApi {
             .map(|(i, s)| identifier(&format!("member.skills[{i}]"), s, 100))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let tenant = principal.tenant;
-        let mut tx = begin_tenant(&self.pool, tenant).await?;
-        store::find_team(&mut tx, tenant, team_id, true).await?.ok_or_else(|| not_found(team_id))?;
-        store::upsert_member(&mut tx, tenant, team_id, &agent, capacity, &skills, member.available).await?;
-        // More capacity or a member back at work: hand out what waits in the queue.
-        dispatch::drain_queue(&mut tx, tenant, &team_name(team_id), Utc::now()).await?;
-        let stored = store::members(&mut tx, tenant, team_id).await?.into_iter().find(|m| m.agent == agent).expect("just stored");
-        tx.commit().await.map_err(Error::from)?;
+        let member = Member { agent: &agent, capacity, skills: &skills, available: member.available };
+        let stored = self.app.set_team_member(principal.tenant, team_id, member, Utc::now()).await?;
         Ok(Response::new(pb::SetTeamMemberResponse { member: Some(member_to_proto(&stored)) }))
     }
 
@@ -156,8 +144,8 @@ impl TeamService for TeamApi {
         let invalid =
             || Error::invalid("name", "INVALID_NAME", format!("{name:?} is not a member name like \"teams/<uuid>/members/<agent>\""));
         let (team, agent) = name.split_once("/members/").ok_or_else(invalid)?;
-        let team_id = parse_team_name(team, "name")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+        let team_id = TEAM.parse_as(team, "name", "INVALID_TEAM")?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
         if !store::delete_member(&mut tx, principal.tenant, team_id, agent).await? {
             return Err(Error::NotFound { resource_type: "tickets.crm/TeamMember", name: name.clone() }.into());
         }
@@ -171,9 +159,9 @@ impl TeamService for TeamApi {
     ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
         let principal = caller(&request)?;
         principal.require(Permission::TicketsRead)?;
-        let team_id = parse_team_name(&request.get_ref().parent, "parent")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        store::find_team(&mut tx, principal.tenant, team_id, false).await?.ok_or_else(|| not_found(team_id))?;
+        let team_id = TEAM.parse_as(&request.get_ref().parent, "parent", "INVALID_TEAM")?;
+        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
+        store::find_team(&mut tx, principal.tenant, team_id, false).await?.ok_or_else(|| TEAM.not_found(team_id))?;
         let rows = store::members(&mut tx, principal.tenant, team_id).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::ListTeamMembersResponse { members: rows.iter().map(member_to_proto).collect() }))

@@ -16,12 +16,12 @@ use crm_kit::{
 use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
-use super::{convert::parse_customer_name, tickets::not_found};
-use crate::store::TicketRow;
+use super::ticket::Ticket;
+use crate::resources::{CUSTOMER, TICKET};
 
 /// The tickets a caller reaches in one RPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
+pub enum Scope {
     /// Every ticket of the tenant (staff).
     All,
     /// The live tickets of this customer only.
@@ -31,7 +31,7 @@ pub(crate) enum Scope {
 /// The caller's scope for an RPC that staff need `staff_permission` for and
 /// a customer may use on its own tickets; PERMISSION_DENIED naming
 /// `staff_permission` for anyone else. Checked before anything is read.
-pub(crate) fn scope(principal: &Principal, staff_permission: Permission) -> Result<Scope, Error> {
+pub fn scope(principal: &Principal, staff_permission: Permission) -> Result<Scope, Error> {
     if principal.can(staff_permission) {
         return Ok(Scope::All);
     }
@@ -43,7 +43,7 @@ pub(crate) fn scope(principal: &Principal, staff_permission: Permission) -> Resu
 
 impl Scope {
     /// The customer every ticket of this scope belongs to, if limited to one.
-    pub(crate) fn customer(self) -> Option<Uuid> {
+    pub fn customer(self) -> Option<Uuid> {
         match self {
             Self::All => None,
             Self::Customer(own) => Some(own),
@@ -51,11 +51,11 @@ impl Scope {
     }
 
     /// NOT_FOUND unless `row` is in scope.
-    pub(crate) fn ensure_reaches(self, row: &TicketRow) -> Result<(), Error> {
+    pub fn ensure_reaches(self, row: &Ticket) -> Result<(), Error> {
         match self {
             Self::All => Ok(()),
             Self::Customer(own) if row.customer_id == own && row.delete_time.is_none() => Ok(()),
-            Self::Customer(_) => Err(not_found(row.id)),
+            Self::Customer(_) => Err(TICKET.not_found(row.id)),
         }
     }
 
@@ -64,9 +64,9 @@ impl Scope {
     /// tags, assignee, team — is the staff's and the intake rules' job, so
     /// setting any of them is PERMISSION_DENIED naming the field (refused
     /// rather than silently dropped, so that an app learns its form is wrong).
-    pub(crate) fn check_new_ticket(self, input: &pb::Ticket) -> Result<(), Error> {
+    pub fn check_new_ticket(self, input: &pb::Ticket) -> Result<(), Error> {
         let Self::Customer(own) = self else { return Ok(()) };
-        if parse_customer_name(&input.customer, "ticket.customer").ok() != Some(own) {
+        if CUSTOMER.id_of(&input.customer) != Some(own) {
             return Err(denied("tickets.create.customer"));
         }
         let triage = [
@@ -83,7 +83,7 @@ impl Scope {
     }
 
     /// A customer writes public replies only; an internal note is staff talk.
-    pub(crate) fn check_comment(self, public: bool) -> Result<(), Error> {
+    pub fn check_comment(self, public: bool) -> Result<(), Error> {
         match self {
             Self::Customer(_) if !public => Err(denied(Permission::TicketsWrite.name())),
             _ => Ok(()),

@@ -1,6 +1,8 @@
 //! An SLA clock: business time consumed towards a target, paused while the
 //! ticket waits on the customer, with the due time, warning and breach that
-//! follow from it.
+//! follow from it; a ticket's two tracked targets ([`SlaTracking`]); the
+//! steps the SLA job records ([`due_steps`]) and the escalation of a breach
+//! ([`escalation`]).
 //!
 //! The clock stores only what cannot be recomputed — the business time used
 //! before the current running period and when that period began — so due
@@ -8,7 +10,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::calendar::BusinessCalendar;
+use super::{
+    calendar::BusinessCalendar,
+    status::Status,
+    ticket::{Priority, SlaTracking, Ticket},
+};
 
 /// How close to its target an SLA is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +79,163 @@ impl SlaClock {
             SlaState::OnTrack
         }
     }
+}
+
+/// Which clocks should run for a ticket: both only while it is NEW or OPEN,
+/// first response only until the first public reply.
+pub fn clocks_should_run(status: Status, first_response_given: bool) -> (bool, bool) {
+    let runs = status.sla_clock_runs();
+    (runs && !first_response_given, runs)
+}
+
+impl SlaTracking {
+    /// The (first response, resolution) targets tracked, if the ticket has a policy.
+    pub fn targets(&self) -> (Option<Tracked>, Option<Tracked>) {
+        (
+            tracked(self.fr_target_ms, self.fr_consumed_ms, self.fr_since, self.fr_breached, self.sla_warning_ratio),
+            tracked(self.res_target_ms, self.res_consumed_ms, self.res_since, self.res_breached, self.sla_warning_ratio),
+        )
+    }
+
+    /// This tracking with both targets written back, their due and warning instants on `calendar`.
+    pub fn with_targets(&self, calendar: &BusinessCalendar, fr: Option<Tracked>, res: Option<Tracked>) -> SlaTracking {
+        let mut s = self.clone();
+        if let Some(t) = fr {
+            let (due, warn) = t.instants(calendar);
+            (s.fr_consumed_ms, s.fr_since, s.fr_due, s.fr_warn_at, s.fr_breached) =
+                (t.clock.consumed.num_milliseconds(), t.clock.running_since, due, warn, t.breached);
+        }
+        if let Some(t) = res {
+            let (due, warn) = t.instants(calendar);
+            (s.res_consumed_ms, s.res_since, s.res_due, s.res_warn_at, s.res_breached) =
+                (t.clock.consumed.num_milliseconds(), t.clock.running_since, due, warn, t.breached);
+        }
+        s
+    }
+
+    /// The clocks paused or resumed at `now` to match `should_run` (first response, resolution).
+    pub fn followed(&self, calendar: &BusinessCalendar, should_run: (bool, bool), now: DateTime<Utc>) -> SlaTracking {
+        let (mut fr, mut res) = self.targets();
+        for (target, run) in [(&mut fr, should_run.0), (&mut res, should_run.1)] {
+            if let Some(t) = target {
+                match (t.clock.running_since.is_some(), run) {
+                    (true, false) => t.pause(calendar, now),
+                    (false, true) => t.resume(now),
+                    _ => {}
+                }
+            }
+        }
+        self.with_targets(calendar, fr, res)
+    }
+
+    /// The running clocks moved from calendar `old` to `new` at `now`: business
+    /// time used so far is banked under `old`, the rest runs on `new`.
+    pub fn rebased(&self, old: &BusinessCalendar, new: &BusinessCalendar, now: DateTime<Utc>) -> SlaTracking {
+        let (mut fr, mut res) = self.targets();
+        for t in [&mut fr, &mut res].into_iter().flatten() {
+            if t.clock.running_since.is_some() {
+                t.pause(old, now);
+                t.resume(now);
+            }
+        }
+        self.with_targets(new, fr, res)
+    }
+
+    /// (first response, resolution) states at `now`, from the stored instants only.
+    pub fn states(&self, now: DateTime<Utc>) -> (Option<SlaState>, Option<SlaState>) {
+        let (fr, res) = self.targets();
+        (fr.map(|t| t.state_at(now, self.fr_due, self.fr_warn_at)), res.map(|t| t.state_at(now, self.res_due, self.res_warn_at)))
+    }
+}
+
+fn tracked(target_ms: Option<i64>, consumed_ms: i64, since: Option<DateTime<Utc>>, breached: bool, ratio: f64) -> Option<Tracked> {
+    Some(Tracked {
+        target: Duration::milliseconds(target_ms?),
+        warn_ratio: ratio,
+        clock: SlaClock { consumed: Duration::milliseconds(consumed_ms), running_since: since },
+        breached,
+    })
+}
+
+/// The SLA steps the job records for a ticket at `now`: a warning once its
+/// instant passes (or the target is missed), a breach once the target is
+/// missed, each at most once per target. Returns the tracking with the
+/// "recorded" flags set, and the steps in order.
+pub fn due_steps(s: &SlaTracking, now: DateTime<Utc>) -> (SlaTracking, Vec<(SlaStep, SlaTarget)>) {
+    let mut s = s.clone();
+    let mut steps = Vec::new();
+    let targets = [
+        (SlaTarget::FirstResponse, s.fr_warn_at, s.fr_due, s.fr_breached, &mut s.fr_warn_recorded, &mut s.fr_breach_recorded),
+        (SlaTarget::Resolution, s.res_warn_at, s.res_due, s.res_breached, &mut s.res_warn_recorded, &mut s.res_breach_recorded),
+    ];
+    for (target, warn_at, due, breached, warn_recorded, breach_recorded) in targets {
+        let missed = breached || due.is_some_and(|d| now >= d);
+        if !*warn_recorded && (missed || warn_at.is_some_and(|w| now >= w)) {
+            *warn_recorded = true;
+            steps.push((SlaStep::Warning, target));
+        }
+        if missed && !*breach_recorded {
+            *breach_recorded = true;
+            steps.push((SlaStep::Breach, target));
+        }
+    }
+    (s, steps)
+}
+
+/// A step the SLA job records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaStep {
+    /// The warning share of the target is used up.
+    Warning,
+    /// The target is missed: escalate.
+    Breach,
+}
+
+/// One of a ticket's two SLA targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaTarget {
+    /// Until the first public reply.
+    FirstResponse,
+    /// Until the ticket is resolved.
+    Resolution,
+}
+
+impl SlaTarget {
+    /// Name in events, timeline entries and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FirstResponse => "first_response",
+            Self::Resolution => "resolution",
+        }
+    }
+}
+
+/// What escalating a breached ticket changes: one priority level up and, when
+/// the team has a lead, the lead takes it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    pub priority: Priority,
+    pub assignee: String,
+    /// Timeline detail, e.g. "resolution target missed; priority HIGH → URGENT".
+    pub detail: String,
+    /// The previous assignee was relieved: their capacity frees up.
+    pub frees_capacity: bool,
+}
+
+/// The escalation of `ticket` after missing `target`, given the team lead ("" if none).
+pub fn escalation(ticket: &Ticket, target: SlaTarget, team_lead: &str) -> Escalation {
+    let priority = ticket.priority.raised();
+    let assignee = if team_lead.is_empty() { ticket.assignee.clone() } else { team_lead.to_owned() };
+    let mut detail = format!("{} target missed", target.name());
+    if priority != ticket.priority {
+        detail.push_str(&format!("; priority {} → {priority}", ticket.priority));
+    }
+    if assignee != ticket.assignee {
+        let from = if ticket.assignee.is_empty() { "nobody" } else { &ticket.assignee };
+        detail.push_str(&format!("; reassigned {from} → {assignee} (team lead)"));
+    }
+    let frees_capacity = assignee != ticket.assignee && !ticket.assignee.is_empty();
+    Escalation { priority, assignee, detail, frees_capacity }
 }
 
 #[cfg(test)]

@@ -6,7 +6,14 @@
 //!  └───────┴─► RESOLVED ◄┘ ──► CLOSED
 //!              │  ▲
 //!              └──┘ reopen: RESOLVED → OPEN
+//!
+//! NEW, OPEN, PENDING ──merge──► CLOSED   (a duplicate folded into another ticket)
 //! ```
+//!
+//! The merge edge is the one way to CLOSED that skips RESOLVED: the duplicate
+//! was never solved on its own, its matter lives on in the surviving ticket.
+//! It is not a move a caller can request with a status; only MergeTickets
+//! takes it, through [`Status::close_as_duplicate`].
 
 use std::fmt;
 
@@ -44,6 +51,16 @@ impl Status {
     /// Checks a move to `to`, naming the allowed moves when it is invalid.
     pub fn transition(self, to: Status) -> Result<Status, InvalidTransition> {
         if self.successors().contains(&to) { Ok(to) } else { Err(InvalidTransition { from: self, to, allowed: self.successors() }) }
+    }
+
+    /// The merge edge: an open ticket (NEW, OPEN, PENDING) closes as a
+    /// duplicate; a RESOLVED or CLOSED one cannot be merged.
+    pub fn close_as_duplicate(self) -> Result<Status, InvalidTransition> {
+        if self.is_open() {
+            Ok(Status::Closed)
+        } else {
+            Err(InvalidTransition { from: self, to: Status::Closed, allowed: self.successors() })
+        }
     }
 
     /// Whether the SLA clock runs in this status (it pauses while waiting on

@@ -9,6 +9,8 @@ use sqlx::FromRow;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::domain::classify::{Actions, Conditions, Rule};
+
 /// A stored rule.
 #[derive(Debug, Clone, FromRow)]
 pub struct RuleRow {
@@ -27,6 +29,22 @@ pub struct RuleRow {
 
 const COLUMNS: &str =
     "id, display_name, position, keywords, channels, types, customer_categories, set_category, set_priority, set_team, create_time";
+
+impl RuleRow {
+    /// The rule as classification applies it.
+    pub fn rule(&self) -> Rule {
+        Rule {
+            position: self.position,
+            conditions: Conditions {
+                keywords: self.keywords.clone(),
+                channels: self.channels.clone(),
+                types: self.types.clone(),
+                customer_categories: self.customer_categories.clone(),
+            },
+            actions: Actions { category: self.set_category.clone(), priority: self.set_priority.clone(), team: self.set_team.clone() },
+        }
+    }
+}
 
 /// Inserts a rule (the row's id and time are used as given).
 pub async fn insert_rule(tx: &mut TenantTx, tenant: Uuid, r: &RuleRow) -> Result<RuleRow, Error> {

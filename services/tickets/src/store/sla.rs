@@ -11,6 +11,8 @@ use sqlx::{FromRow, types::Json};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::domain::calendar::{BusinessCalendar, CalendarError, Hours};
+
 /// One opening interval as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredHours {
@@ -31,6 +33,18 @@ pub struct CalendarRow {
     pub opening_hours: Json<Vec<StoredHours>>,
     pub holidays: Vec<NaiveDate>,
     pub create_time: DateTime<Utc>,
+}
+
+impl CalendarRow {
+    /// The business calendar this row describes.
+    pub fn calendar(&self) -> Result<BusinessCalendar, CalendarError> {
+        let tz = self.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        let mut week: [Vec<Hours>; 7] = Default::default();
+        for h in &self.opening_hours.0 {
+            week[(h.day as usize).clamp(1, 7) - 1].push(Hours { start: h.start, end: h.end });
+        }
+        BusinessCalendar::new(tz, week, self.holidays.iter().copied())
+    }
 }
 
 const CALENDAR_COLUMNS: &str = "id, display_name, time_zone, opening_hours, holidays, create_time";

@@ -7,78 +7,10 @@ use crm_kit::{
     filter::CheckedFilter,
 };
 use sqlx::{FromRow, Postgres, QueryBuilder};
+
+use crate::domain::ticket::{NewTicket, Priority, SlaTracking, StatusChange, Ticket};
 use tracing::Instrument;
 use uuid::Uuid;
-
-/// A stored ticket.
-#[derive(Debug, Clone, FromRow)]
-pub struct TicketRow {
-    pub id: Uuid,
-    pub customer_id: Uuid,
-    pub subject: String,
-    pub description: String,
-    #[sqlx(rename = "type")]
-    pub kind: String,
-    pub channel: String,
-    pub priority: String,
-    pub category: String,
-    pub tags: Vec<String>,
-    pub status: String,
-    pub assignee: String,
-    pub team: String,
-    pub first_response_time: Option<DateTime<Utc>>,
-    pub resolve_time: Option<DateTime<Utc>>,
-    pub pending_since: Option<DateTime<Utc>>,
-    pub pending_ms: i64,
-    pub revision: i64,
-    pub create_time: DateTime<Utc>,
-    pub update_time: DateTime<Utc>,
-    pub delete_time: Option<DateTime<Utc>>,
-    pub answer_article_id: Option<Uuid>,
-    pub merged_into: Option<Uuid>,
-    pub reopen_count: i32,
-    #[sqlx(flatten)]
-    pub sla: SlaColumns,
-}
-
-/// SLA tracking columns (see migration 1006).
-#[derive(Debug, Clone, Default, FromRow, PartialEq)]
-pub struct SlaColumns {
-    pub sla_policy_id: Option<Uuid>,
-    pub sla_calendar_id: Option<Uuid>,
-    pub sla_warning_ratio: f64,
-    pub fr_target_ms: Option<i64>,
-    pub fr_consumed_ms: i64,
-    pub fr_since: Option<DateTime<Utc>>,
-    pub fr_due: Option<DateTime<Utc>>,
-    pub fr_warn_at: Option<DateTime<Utc>>,
-    pub fr_breached: bool,
-    pub res_target_ms: Option<i64>,
-    pub res_consumed_ms: i64,
-    pub res_since: Option<DateTime<Utc>>,
-    pub res_due: Option<DateTime<Utc>>,
-    pub res_warn_at: Option<DateTime<Utc>>,
-    pub res_breached: bool,
-    pub fr_warn_recorded: bool,
-    pub fr_breach_recorded: bool,
-    pub res_warn_recorded: bool,
-    pub res_breach_recorded: bool,
-}
-
-impl SlaColumns {
-    /// When the SLA job next has something to record, if ever: an unrecorded
-    /// warning or breach instant, or at once for a breach found at a pause.
-    pub fn next_check(&self) -> Option<DateTime<Utc>> {
-        let at_once = DateTime::<Utc>::UNIX_EPOCH;
-        let candidates = [
-            (!self.fr_warn_recorded).then_some(self.fr_warn_at).flatten(),
-            (!self.fr_breach_recorded).then_some(if self.fr_breached { Some(at_once) } else { self.fr_due }).flatten(),
-            (!self.res_warn_recorded).then_some(self.res_warn_at).flatten(),
-            (!self.res_breach_recorded).then_some(if self.res_breached { Some(at_once) } else { self.res_due }).flatten(),
-        ];
-        candidates.into_iter().flatten().min()
-    }
-}
 
 const COLUMNS: &str = "id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, \
 first_response_time, resolve_time, pending_since, pending_ms, revision, create_time, update_time, delete_time, answer_article_id, \
@@ -88,7 +20,7 @@ fr_warn_recorded, fr_breach_recorded, res_warn_recorded, res_breach_recorded";
 
 /// Stores a ticket's SLA columns (no revision bump: they follow other changes)
 /// and keeps its SLA timer in step.
-pub async fn set_sla(tx: &mut TenantTx, tenant: Uuid, id: Uuid, s: &SlaColumns) -> Result<TicketRow, Error> {
+pub async fn set_sla(tx: &mut TenantTx, tenant: Uuid, id: Uuid, s: &SlaTracking) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET sla_policy_id = $3, sla_calendar_id = $4, sla_warning_ratio = $5,
          fr_target_ms = $6, fr_consumed_ms = $7, fr_since = $8, fr_due = $9, fr_warn_at = $10, fr_breached = $11,
@@ -96,7 +28,7 @@ pub async fn set_sla(tx: &mut TenantTx, tenant: Uuid, id: Uuid, s: &SlaColumns) 
          fr_warn_recorded = $18, fr_breach_recorded = $19, res_warn_recorded = $20, res_breach_recorded = $21
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    let row = sqlx::query_as::<_, TicketRow>(&sql)
+    let row = sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(s.sla_policy_id)
@@ -160,9 +92,9 @@ pub async fn due_timers(pool: &sqlx::PgPool, limit: i64) -> Result<Vec<(Uuid, Uu
 }
 
 /// The given tickets, locked, skipping any another worker holds.
-pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<TicketRow>, Error> {
+pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<Ticket>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = ANY($2) FOR UPDATE SKIP LOCKED");
-    Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
+    Ok(sqlx::query_as::<_, Ticket>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }
 
 /// Raises the priority and/or reassigns an escalated ticket, bumping the revision.
@@ -170,17 +102,17 @@ pub async fn escalate(
     tx: &mut TenantTx,
     tenant: Uuid,
     id: Uuid,
-    priority: &str,
+    priority: Priority,
     assignee: &str,
     now: DateTime<Utc>,
-) -> Result<TicketRow, Error> {
+) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET priority = $3, assignee = $4, update_time = $5, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
-        .bind(priority)
+        .bind(priority.name())
         .bind(assignee)
         .bind(now)
         .fetch_one(&mut **tx)
@@ -188,36 +120,21 @@ pub async fn escalate(
         .await?)
 }
 
-/// A validated new ticket.
-#[derive(Debug, Clone)]
-pub struct NewTicket {
-    pub customer_id: Uuid,
-    pub subject: String,
-    pub description: String,
-    pub kind: String,
-    pub channel: String,
-    pub priority: String,
-    pub category: String,
-    pub tags: Vec<String>,
-    pub assignee: String,
-    pub team: String,
-}
-
 /// Inserts a NEW ticket.
-pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<Ticket, Error> {
     let sql = format!(
         "INSERT INTO tickets (tenant_id, id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, create_time, update_time)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'NEW', $11, $12, $13, $13) RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(t.customer_id)
         .bind(&t.subject)
         .bind(&t.description)
-        .bind(&t.kind)
-        .bind(&t.channel)
-        .bind(&t.priority)
+        .bind(t.kind.name())
+        .bind(t.channel.name())
+        .bind(t.priority.name())
         .bind(&t.category)
         .bind(&t.tags)
         .bind(&t.assignee)
@@ -229,32 +146,27 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, no
 }
 
 /// One ticket; `for_update` locks it until the transaction ends.
-pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<TicketRow>, Error> {
+pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<Ticket>, Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2{lock}");
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .instrument(db_span("SELECT", "tickets"))
-        .await?)
+    Ok(sqlx::query_as::<_, Ticket>(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }
 
 /// Replaces the editable fields (subject, description, type, channel,
 /// priority, category, tags, team) and bumps the revision.
-pub async fn update_fields(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+pub async fn update_fields(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET subject = $3, description = $4, type = $5, channel = $6, priority = $7, category = $8, tags = $9, team = $10,
          update_time = $11, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(&t.subject)
         .bind(&t.description)
-        .bind(&t.kind)
-        .bind(&t.channel)
-        .bind(&t.priority)
+        .bind(t.kind.name())
+        .bind(t.channel.name())
+        .bind(t.priority.name())
         .bind(&t.category)
         .bind(&t.tags)
         .bind(&t.team)
@@ -272,11 +184,11 @@ pub async fn set_assignment(
     assignee: &str,
     team: &str,
     now: DateTime<Utc>,
-) -> Result<TicketRow, Error> {
+) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET assignee = $3, team = $4, update_time = $5, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(assignee)
@@ -294,11 +206,11 @@ pub async fn set_delete_time(
     id: Uuid,
     delete_time: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<TicketRow, Error> {
+) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET delete_time = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(delete_time)
@@ -308,27 +220,16 @@ pub async fn set_delete_time(
         .await?)
 }
 
-/// The columns a status change sets.
-#[derive(Debug, Clone)]
-pub struct StatusChange {
-    pub status: &'static str,
-    pub pending_since: Option<DateTime<Utc>>,
-    pub pending_ms: i64,
-    pub resolve_time: Option<DateTime<Utc>>,
-    /// A RESOLVED ticket going back to OPEN.
-    pub reopened: bool,
-}
-
 /// Applies a status change and bumps the revision.
-pub async fn set_status(tx: &mut TenantTx, tenant: Uuid, id: Uuid, change: &StatusChange, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+pub async fn set_status(tx: &mut TenantTx, tenant: Uuid, id: Uuid, change: &StatusChange, now: DateTime<Utc>) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET status = $3, pending_since = $4, pending_ms = $5, resolve_time = $6, update_time = $7, revision = revision + 1,
          reopen_count = reopen_count + $8 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
-        .bind(change.status)
+        .bind(change.status.name())
         .bind(change.pending_since)
         .bind(change.pending_ms)
         .bind(change.resolve_time)
@@ -467,7 +368,7 @@ pub async fn list(
     show_deleted: bool,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<TicketRow>, Error> {
+) -> Result<Vec<Ticket>, Error> {
     let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM tickets t WHERE t.tenant_id = "));
     qb.push_bind(tenant);
     // ANDed outside the caller's filter, which push_and parenthesises: a
@@ -483,17 +384,17 @@ pub async fn list(
         qb.push(" AND (t.create_time, t.id) < (").push_bind(time).push(", ").push_bind(id).push(")");
     }
     qb.push(" ORDER BY t.create_time DESC, t.id DESC LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as::<TicketRow>().fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
+    Ok(qb.build_query_as::<Ticket>().fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }
 
 /// The oldest unassigned open tickets of `team` (a resource name), locked, skipping ones locked elsewhere.
-pub async fn queued(tx: &mut TenantTx, tenant: Uuid, team: &str, limit: i64) -> Result<Vec<TicketRow>, Error> {
+pub async fn queued(tx: &mut TenantTx, tenant: Uuid, team: &str, limit: i64) -> Result<Vec<Ticket>, Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND team = $2 AND assignee = ''
          AND status IN ('NEW', 'OPEN', 'PENDING') AND delete_time IS NULL
          ORDER BY create_time, id LIMIT $3 FOR UPDATE SKIP LOCKED"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(team)
         .bind(limit)
@@ -503,11 +404,11 @@ pub async fn queued(tx: &mut TenantTx, tenant: Uuid, team: &str, limit: i64) -> 
 }
 
 /// Records the knowledge-base article that answered a ticket.
-pub async fn set_answer_article(tx: &mut TenantTx, tenant: Uuid, id: Uuid, article: Uuid, now: DateTime<Utc>) -> Result<TicketRow, Error> {
+pub async fn set_answer_article(tx: &mut TenantTx, tenant: Uuid, id: Uuid, article: Uuid, now: DateTime<Utc>) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET answer_article_id = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(article)
@@ -517,24 +418,27 @@ pub async fn set_answer_article(tx: &mut TenantTx, tenant: Uuid, id: Uuid, artic
         .await?)
 }
 
-/// Closes a duplicate as merged into `target`; its pending time is banked.
+/// Applies a merge's status change (see `Ticket::merge_into`) to a duplicate
+/// and links it to `target`.
 pub async fn set_merged(
     tx: &mut TenantTx,
     tenant: Uuid,
     id: Uuid,
     target: Uuid,
-    pending_ms: i64,
+    change: &StatusChange,
     now: DateTime<Utc>,
-) -> Result<TicketRow, Error> {
+) -> Result<Ticket, Error> {
     let sql = format!(
-        "UPDATE tickets SET merged_into = $3, status = 'CLOSED', pending_since = NULL, pending_ms = $4, update_time = $5, revision = revision + 1
+        "UPDATE tickets SET merged_into = $3, status = $4, pending_since = $5, pending_ms = $6, update_time = $7, revision = revision + 1
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(target)
-        .bind(pending_ms)
+        .bind(change.status.name())
+        .bind(change.pending_since)
+        .bind(change.pending_ms)
         .bind(now)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "tickets"))
@@ -542,11 +446,11 @@ pub async fn set_merged(
 }
 
 /// Sets a ticket's tags (a merge adds the duplicates' tags) and bumps the revision.
-pub async fn set_tags(tx: &mut TenantTx, tenant: Uuid, id: Uuid, tags: &[String], now: DateTime<Utc>) -> Result<TicketRow, Error> {
+pub async fn set_tags(tx: &mut TenantTx, tenant: Uuid, id: Uuid, tags: &[String], now: DateTime<Utc>) -> Result<Ticket, Error> {
     let sql = format!(
         "UPDATE tickets SET tags = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
+    Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
         .bind(id)
         .bind(tags)
@@ -569,21 +473,16 @@ pub async fn move_comments(tx: &mut TenantTx, tenant: Uuid, from: &[Uuid], to: U
 }
 
 /// The given tickets, locked in id order (so that concurrent merges cannot deadlock).
-pub async fn lock_in_order(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<TicketRow>, Error> {
+pub async fn lock_in_order(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<Ticket>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE");
-    Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
+    Ok(sqlx::query_as::<_, Ticket>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }
 
 /// Tickets on SLA calendar `calendar` with a running clock, locked in id order.
-pub async fn running_on_calendar(tx: &mut TenantTx, tenant: Uuid, calendar: Uuid) -> Result<Vec<TicketRow>, Error> {
+pub async fn running_on_calendar(tx: &mut TenantTx, tenant: Uuid, calendar: Uuid) -> Result<Vec<Ticket>, Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND sla_calendar_id = $2 AND (fr_since IS NOT NULL OR res_since IS NOT NULL)
          ORDER BY id FOR UPDATE"
     );
-    Ok(sqlx::query_as::<_, TicketRow>(&sql)
-        .bind(tenant)
-        .bind(calendar)
-        .fetch_all(&mut **tx)
-        .instrument(db_span("SELECT", "tickets"))
-        .await?)
+    Ok(sqlx::query_as::<_, Ticket>(&sql).bind(tenant).bind(calendar).fetch_all(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
 }

@@ -73,6 +73,50 @@ async fn profiles_being_down_is_unavailable_with_retry_info_and_writes_nothing()
 }
 
 #[tokio::test]
+async fn a_slow_profiles_service_does_not_starve_other_calls_of_database_connections() {
+    // Arrange: a profiles that accepts connections and never answers, so every
+    // customer check runs into its deadline (1 s); more such intakes than the
+    // pool has connections (8 in tests).
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", black_hole.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = black_hole.accept().await {
+            held.push(socket);
+        }
+    });
+    let suite = spawn_tickets(None, url).await;
+    let intakes: Vec<_> = (0..20)
+        .map(|i| {
+            let mut client = suite.tickets.clone();
+            let request = suite.admin(pb::CreateTicketRequest {
+                ticket: Some(pb::Ticket {
+                    customer: format!("customers/{}", Uuid::now_v7()),
+                    subject: format!("t{i}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            });
+            tokio::spawn(async move { client.create_ticket(request).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // Act: while all of them wait on profiles, other calls need connections.
+    let mut list = suite.admin(pb::ListTicketsRequest::default());
+    list.set_timeout(std::time::Duration::from_millis(500));
+    let listed = suite.tickets.clone().list_tickets(list).await;
+    let still_waiting = intakes.iter().filter(|t| !t.is_finished()).count();
+
+    // Assert: the list was answered before the intakes gave up, and each intake failed cleanly.
+    assert!(listed.is_ok(), "a read waited for a connection held across the profiles call: {listed:?}");
+    assert_eq!(still_waiting, 20, "the intakes were still waiting on profiles while the list was answered");
+    for intake in intakes {
+        assert_error(intake.await.unwrap(), Code::Unavailable, "PROFILES_UNAVAILABLE");
+    }
+}
+
+#[tokio::test]
 async fn the_lifecycle_is_enforced_and_recorded_in_the_timeline() {
     let suite = spawn_suite().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Refund").await;

@@ -1,0 +1,272 @@
+//! Tickets themselves: intake (classification, SLA start, dispatch), edits,
+//! soft deletion, comments, and the reads behind Get/List.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::TenantTx,
+    filter::CheckedFilter,
+    idempotency::{Claim, IdempotencyKey},
+};
+use crm_proto::crm::tickets::v1 as pb;
+use prost::Message;
+use uuid::Uuid;
+
+use super::{App, dispatch, ensure_live, ensure_team, events, existing, lock_for_change, sla};
+use crate::{
+    domain::{
+        access::Scope,
+        classify::{Intake, classify},
+        status::Status,
+        ticket::{NewTicket, Priority, Ticket},
+    },
+    resources::TICKET,
+    store::{self, CommentRow, EventRow},
+};
+
+/// A new ticket whose customer the profiles service confirmed.
+#[derive(Debug, Clone)]
+pub struct CheckedTicket {
+    pub ticket: NewTicket,
+    /// The customer's category: VIP, REGULAR, NEW, POTENTIAL or "".
+    pub customer_category: String,
+}
+
+/// A new comment.
+#[derive(Debug, Clone)]
+pub struct NewComment {
+    pub body: String,
+    pub public: bool,
+    pub attachments: Vec<String>,
+}
+
+/// One page of a ticket list, newest first.
+#[derive(Debug, Clone)]
+pub struct TicketQuery<'a> {
+    /// Only this customer's tickets (a customer caller).
+    pub customer: Option<Uuid>,
+    pub filter: &'a CheckedFilter,
+    pub show_deleted: bool,
+    /// Keyset: (create_time, id) of the last ticket of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+impl App {
+    /// Opens a ticket whose customer was checked beforehand (no connection is
+    /// held across that call): classification rules, SLA policy, timeline,
+    /// `TicketCreated`, then dispatch within its team. With a request id, a
+    /// retry returns the first response (`respond` builds it from the ticket).
+    pub async fn open<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        checked: CheckedTicket,
+        request: Option<&IdempotencyKey>,
+        actor: &str,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&Ticket) -> R,
+    ) -> Result<R, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if let Some(key) = request
+            && let Claim::Replay(response) = key.claim::<R>(&mut tx, tenant).await?
+        {
+            tx.commit().await?;
+            return Ok(response);
+        }
+        let CheckedTicket { ticket: mut draft, customer_category } = checked;
+        ensure_team(&mut tx, tenant, &draft.team, "ticket.team").await?;
+        let classification = classify_intake(&mut tx, tenant, &mut draft, &customer_category).await?;
+        let id = Uuid::now_v7();
+        let ticket = store::insert(&mut tx, tenant, id, &draft, now).await?;
+        let ticket = sla::start(&mut tx, tenant, ticket, &customer_category, now).await?;
+        let detail = format!("{} {} via {}", ticket.priority, ticket.kind, ticket.channel.name());
+        store::append_event(&mut tx, tenant, id, "CREATED", actor, &detail, now).await?;
+        if let Some(detail) = classification {
+            store::append_event(&mut tx, tenant, id, "CLASSIFIED", "classification", &detail, now).await?;
+        }
+        events::emit(&mut tx, tenant, id, &pb::TicketCreated { ticket: Some(events::wire(&ticket, now)) }).await?;
+        // Dispatch within the team, if it names one; otherwise the ticket waits in its queue.
+        let ticket = dispatch::assign_new(&mut tx, tenant, ticket, now).await?;
+        let response = respond(&ticket);
+        if let Some(key) = request {
+            key.complete(&mut tx, tenant, &response).await?;
+        }
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// A response stored for `request` by a committed earlier attempt, so that
+    /// a retry is answered before any outside call is made.
+    pub async fn replay<R: Message + Default>(&self, tenant: Uuid, request: &IdempotencyKey) -> Result<Option<R>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let replay = request.completed::<R>(&mut tx, tenant).await?;
+        tx.commit().await?;
+        Ok(replay)
+    }
+
+    /// Replaces a live ticket's editable fields with what `edit` makes of the
+    /// current ticket. Re-sending the same values changes nothing (same etag,
+    /// no event); otherwise `TicketUpdated` names the changed paths.
+    pub async fn update(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        etag: &str,
+        edit: impl FnOnce(&Ticket) -> Result<NewTicket, Error>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before = lock_for_change(&mut tx, tenant, id, etag).await?;
+        ensure_live(&before)?;
+        let fields = edit(&before)?;
+        ensure_team(&mut tx, tenant, &fields.team, "ticket.team").await?;
+        let changed = fields.changed_paths(&before);
+        if changed.is_empty() {
+            tx.commit().await?;
+            return Ok(before);
+        }
+        let updated = store::update_fields(&mut tx, tenant, id, &fields, now).await?;
+        store::append_event(&mut tx, tenant, id, "UPDATED", actor, &changed.join(", "), now).await?;
+        let event =
+            pb::TicketUpdated { ticket: Some(events::wire(&updated, now)), changed_paths: changed.iter().map(|p| p.to_string()).collect() };
+        events::emit(&mut tx, tenant, id, &event).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Soft-deletes (`deleted`) or restores a ticket; repeating either is harmless.
+    pub async fn set_deleted(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        etag: &str,
+        deleted: bool,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let ticket = lock_for_change(&mut tx, tenant, id, etag).await?;
+        if ticket.delete_time.is_some() == deleted {
+            tx.commit().await?;
+            return Ok(ticket);
+        }
+        let ticket = store::set_delete_time(&mut tx, tenant, id, deleted.then_some(now), now).await?;
+        let wire = Some(events::wire(&ticket, now));
+        if deleted {
+            store::append_event(&mut tx, tenant, id, "DELETED", actor, "", now).await?;
+            events::emit(&mut tx, tenant, id, &pb::TicketDeleted { ticket: wire }).await?;
+        } else {
+            store::append_event(&mut tx, tenant, id, "UNDELETED", actor, "", now).await?;
+            events::emit(&mut tx, tenant, id, &pb::TicketUndeleted { ticket: wire }).await?;
+        }
+        tx.commit().await?;
+        Ok(ticket)
+    }
+
+    /// Adds a comment to a live, not closed ticket the caller reaches. The
+    /// staff's first public reply is the first response and stops that clock.
+    pub async fn comment(
+        &self,
+        tenant: Uuid,
+        scope: Scope,
+        id: Uuid,
+        comment: NewComment,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CommentRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let ticket = existing(&mut tx, tenant, id, true).await?;
+        scope.ensure_reaches(&ticket)?;
+        ensure_live(&ticket)?;
+        if ticket.status == Status::Closed {
+            return Err(Error::FailedPrecondition {
+                reason: "TICKET_CLOSED",
+                message: "a closed ticket takes no more comments; open a new ticket".to_owned(),
+                subject: TICKET.name(id),
+            });
+        }
+        let stored = store::insert_comment(&mut tx, tenant, id, &comment.body, comment.public, actor, &comment.attachments, now).await?;
+        // Only the service's reply counts as the first response, not the customer's own message.
+        if comment.public && scope == Scope::All && ticket.first_response_time.is_none() {
+            store::set_first_response(&mut tx, tenant, id, now).await?;
+            let replied = existing(&mut tx, tenant, id, false).await?;
+            sla::follow(&mut tx, tenant, replied, now).await?;
+        }
+        let kind = if comment.public { "public reply" } else { "internal note" };
+        store::append_event(&mut tx, tenant, id, "COMMENTED", actor, kind, now).await?;
+        let event = pb::TicketCommented { ticket: TICKET.name(id), comment: Some(crate::wire::comment_to_proto(&stored)) };
+        events::emit(&mut tx, tenant, id, &event).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// A ticket the caller reaches.
+    pub async fn ticket(&self, tenant: Uuid, scope: Scope, id: Uuid) -> Result<Ticket, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let ticket = existing(&mut tx, tenant, id, false).await?;
+        tx.commit().await?;
+        scope.ensure_reaches(&ticket)?;
+        Ok(ticket)
+    }
+
+    /// One page of tickets.
+    pub async fn tickets(&self, tenant: Uuid, query: TicketQuery<'_>) -> Result<Vec<Ticket>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = store::list(&mut tx, tenant, query.customer, query.filter, query.show_deleted, query.after, query.limit).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// A reachable ticket's comments, oldest first; internal notes only with `include_internal`.
+    pub async fn comments(&self, tenant: Uuid, scope: Scope, id: Uuid, include_internal: bool) -> Result<Vec<CommentRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        scope.ensure_reaches(&existing(&mut tx, tenant, id, false).await?)?;
+        let rows = store::list_comments(&mut tx, tenant, id, include_internal).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// A ticket's timeline, oldest first.
+    pub async fn timeline(&self, tenant: Uuid, id: Uuid) -> Result<Vec<EventRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        existing(&mut tx, tenant, id, false).await?;
+        let rows = store::list_events(&mut tx, tenant, id).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+/// Applies the tenant's classification rules and the built-in VIP rules to a
+/// new ticket; returns a timeline detail when anything matched or changed.
+async fn classify_intake(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    ticket: &mut NewTicket,
+    customer_category: &str,
+) -> Result<Option<String>, Error> {
+    let rules: Vec<_> = store::list_rules(tx, tenant).await?.iter().map(|r| r.rule()).collect();
+    let intake = Intake {
+        subject: ticket.subject.clone(),
+        description: ticket.description.clone(),
+        channel: ticket.channel.name().to_owned(),
+        kind: ticket.kind.name().to_owned(),
+        customer_category: customer_category.to_owned(),
+        category: ticket.category.clone(),
+        priority: ticket.priority.name().to_owned(),
+        team: ticket.team.clone(),
+    };
+    let (classified, matched) = classify(intake, &rules);
+    let priority = Priority::parse(&classified.priority).unwrap_or(ticket.priority);
+    let mut changes = Vec::new();
+    if !matched.is_empty() {
+        changes.push(format!("rules at positions {}", matched.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")));
+    }
+    if priority != ticket.priority {
+        changes.push(format!("priority {} → {priority}", ticket.priority));
+    }
+    ticket.category = classified.category;
+    ticket.priority = priority;
+    ticket.team = classified.team;
+    Ok((!changes.is_empty()).then(|| changes.join("; ")))
+}
