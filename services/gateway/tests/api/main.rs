@@ -1,5 +1,7 @@
 //! End-to-end tests of the gateway: real crm-profiles and crm-tickets
 //! processes on fresh databases, the gateway in-process on port 0, plain HTTP.
+//! Scenarios with the gateway as a process too (the suite trace test) are in
+//! `tests/` at the repository root (crate crm-e2e).
 
 mod customer_role;
 mod customers;
@@ -12,4 +14,3 @@ mod openapi;
 mod overview;
 mod protocol;
 mod tickets;
-mod trace;

@@ -4,14 +4,13 @@
 //! (the customer check) → Postgres, and the outbox event that carries the
 //! trace to consumers.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
+use crm_e2e::spawn_suite_with;
 use crm_proto::crm::events::v1::{SubscribeRequest, event_service_client::EventServiceClient};
 use crm_testkit::{
-    auth::{jwt_secret, token, with_token},
-    database::fresh_database,
+    auth::with_token,
     otlp::{Collector, has, hex},
-    process::{binary, spawn_service, terminate},
 };
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use serde_json::json;
@@ -21,34 +20,14 @@ const CLIENT_SPAN: &str = "b7ad6b7169203331";
 
 #[tokio::test]
 async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_event() {
-    // Arrange: a receiver, and every process exporting to it.
+    // Arrange: a receiver, and every process exporting to it (metrics often
+    // enough that the gateway's RED histogram is sent before it stops).
     let collector = Collector::start().await;
-    let export = ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone());
-    let profiles = spawn_service(binary("crm-profiles"), &fresh_database("profiles").await.unwrap(), std::slice::from_ref(&export)).await;
-    let tickets_env = [export.clone(), ("CRM_PROFILES_URL", profiles.url.clone())];
-    let tickets = spawn_service(binary("crm-tickets"), &fresh_database("tickets").await.unwrap(), &tickets_env).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let gateway = tokio::process::Command::new(binary("crm-gateway"))
-        .env("CRM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("CRM_BACKENDS", format!("crm.profiles.v1={},crm.tickets.v1={}", profiles.url, tickets.url))
-        .env("CRM_JWT_SECRET", jwt_secret())
-        .env("CRM_LOG", "warn")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let tenant = uuid::Uuid::now_v7();
-    let admin = token(tenant, &["admin"]);
+    let suite =
+        spawn_suite_with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()), ("OTEL_METRIC_EXPORT_INTERVAL", "200".to_owned())])
+            .await;
+    let (base, http) = (&suite.base, &suite.http);
+    let admin = suite.token("test-user", &["admin"]);
     let customer: serde_json::Value = http
         .post(format!("{base}/v1/customers"))
         .bearer_auth(&admin)
@@ -72,7 +51,7 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
     assert_eq!(created.status(), 200, "{:?}", created.text().await);
 
     // The event a consumer reads carries the same trace.
-    let mut events = EventServiceClient::new(tickets.channel.clone())
+    let mut events = EventServiceClient::new(suite.tickets.channel.clone())
         .subscribe(with_token(SubscribeRequest::default(), &admin))
         .await
         .unwrap()
@@ -80,9 +59,7 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
     let event = tokio::time::timeout(Duration::from_secs(10), events.message()).await.unwrap().unwrap().unwrap().event.unwrap();
     assert!(event.traceparent.contains(TRACE_ID), "{}", event.traceparent);
     drop(events);
-    terminate(gateway).await;
-    tickets.terminate().await;
-    profiles.terminate().await;
+    suite.terminate().await;
 
     // The gateway's RED metric has the route template (never the raw path) and the status.
     let points = collector.histogram_points("http.server.request.duration");
