@@ -44,7 +44,7 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
         .post(format!("{base}/v1/tickets"))
         .bearer_auth(&admin)
         .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .json(&json!({"customer": customer["customer"]["name"], "subject": "Traced through the suite"}))
+        .json(&json!({"customer": customer["name"], "subject": "Traced through the suite"}))
         .send()
         .await
         .unwrap();

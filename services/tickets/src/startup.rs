@@ -45,12 +45,12 @@ impl Application {
         let services = crm_kit::register_services!(
             kit,
             TicketServiceServer::new(TicketApi::new(app.clone(), kit.page_tokens.clone(), profiles)),
-            TeamServiceServer::new(TeamApi::new(app.clone())),
-            ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone())),
-            SlaPolicyServiceServer::new(SlaApi::new(app.clone())),
-            FollowUpServiceServer::new(FollowUpApi::new(app.clone())),
+            TeamServiceServer::new(TeamApi::new(app.clone(), kit.page_tokens.clone())),
+            ClassificationRuleServiceServer::new(RuleApi::new(kit.pool.clone(), kit.page_tokens.clone())),
+            SlaPolicyServiceServer::new(SlaApi::new(app.clone(), kit.page_tokens.clone())),
+            FollowUpServiceServer::new(FollowUpApi::new(app.clone(), kit.page_tokens.clone())),
             SurveyServiceServer::new(SurveyApi::new(kit.pool.clone(), survey_key)),
-            ArticleServiceServer::new(ArticleApi::new(kit.pool.clone())),
+            ArticleServiceServer::new(ArticleApi::new(kit.pool.clone(), kit.page_tokens.clone())),
             ReportServiceServer::new(ReportApi::new(kit.pool.clone())),
         );
         crate::jobs::sla::spawn(app, Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());

@@ -285,6 +285,11 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
 /// Result alias for service code.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The value of a REQUIRED message field, or INVALID_ARGUMENT `REQUIRED` naming it.
+pub fn required<T>(value: Option<T>, field: &str) -> Result<T> {
+    value.ok_or_else(|| Error::invalid(field, "REQUIRED", format!("{field} is required")))
+}
+
 /// Runs a gRPC handler body written against the kit's [`Result`] and converts
 /// its outcome to the wire once, so handlers use `?` on every step and never
 /// map errors by hand:

@@ -120,6 +120,28 @@ impl IdempotencyKey {
     }
 }
 
+/// Claims `key` (if the request has one) in `tx`: the stored response when
+/// this is a retry of a committed request — return it and do nothing else —
+/// or `None` to do the work and then [`remember`] its response in the same
+/// transaction. Without a key there is nothing to claim.
+pub async fn replay<R: Message + Default>(key: Option<&IdempotencyKey>, tx: &mut TenantTx, tenant: Uuid) -> Result<Option<R>, Error> {
+    match key {
+        Some(key) => match key.claim::<R>(tx, tenant).await? {
+            Claim::Replay(response) => Ok(Some(response)),
+            Claim::Fresh => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Stores the response of the work a [`replay`] claim let through.
+pub async fn remember(key: Option<&IdempotencyKey>, tx: &mut TenantTx, tenant: Uuid, response: &impl Message) -> Result<(), Error> {
+    match key {
+        Some(key) => key.complete(tx, tenant, response).await,
+        None => Ok(()),
+    }
+}
+
 fn reused() -> Error {
     Error::invalid(
         "request_id",

@@ -34,4 +34,4 @@ pub mod server;
 pub mod telemetry;
 pub mod time;
 
-pub use error::{Error, FieldViolation, Result, respond};
+pub use error::{Error, FieldViolation, Result, required, respond};

@@ -61,6 +61,30 @@ impl PageKey for (i64, uuid::Uuid) {
     }
 }
 
+/// Lists ordered by two text keys, then id (e.g. priority and category).
+impl PageKey for (String, String, uuid::Uuid) {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.0.clone().into(), self.1.clone().into(), self.2.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        Some((
+            values.first()?.as_str()?.to_owned(),
+            values.get(1)?.as_str()?.to_owned(),
+            uuid::Uuid::parse_str(values.get(2)?.as_str()?).ok()?,
+        ))
+    }
+}
+
+/// Lists ordered by a unique number (e.g. a version).
+impl PageKey for i64 {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![(*self).into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        values.first()?.as_i64()
+    }
+}
+
 /// Lists ordered by a text key alone (unique within the list).
 impl PageKey for String {
     fn to_values(&self) -> Vec<serde_json::Value> {

@@ -18,8 +18,8 @@ async fn customers_lifecycle_over_http() {
     // Get, with the resource's etag as ETag.
     let got = gw.call(Method::GET, &path(&created["name"]), None).await;
     assert_eq!(got.status, StatusCode::OK);
-    assert_eq!(got.body["customer"]["name"], name.as_str());
-    assert_eq!(got.etag(), got.body["customer"]["etag"].as_str().unwrap());
+    assert_eq!(got.body["name"], name.as_str());
+    assert_eq!(got.etag(), got.body["etag"].as_str().unwrap());
     assert!(got.headers.contains_key("x-request-id"));
 
     // Patch with an updateMask query parameter and If-Match.
@@ -32,7 +32,7 @@ async fn customers_lifecycle_over_http() {
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{:#}", patched.body);
-    assert_eq!(patched.body["customer"]["displayName"], "Ada King");
+    assert_eq!(patched.body["displayName"], "Ada King");
     assert_ne!(patched.etag(), got.etag(), "an update changes the etag");
 
     // A stale If-Match is a conflict.
@@ -51,10 +51,10 @@ async fn customers_lifecycle_over_http() {
     let deleted = gw.call(Method::DELETE, &path(&created["name"]), None).await;
     assert_eq!(deleted.status, StatusCode::OK, "{:#}", deleted.body);
     let got = gw.call(Method::GET, &path(&created["name"]), None).await;
-    assert!(got.body["customer"]["deleteTime"].is_string(), "{:#}", got.body);
+    assert!(got.body["deleteTime"].is_string(), "{:#}", got.body);
     let undeleted = gw.call(Method::POST, &format!("{}:undelete", path(&created["name"])), Some(json!({}))).await;
     assert_eq!(undeleted.status, StatusCode::OK, "{:#}", undeleted.body);
-    assert!(undeleted.body["customer"]["deleteTime"].is_null());
+    assert!(undeleted.body["deleteTime"].is_null());
 }
 
 #[tokio::test]

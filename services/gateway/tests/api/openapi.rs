@@ -121,7 +121,8 @@ async fn customer_operations_have_their_parameters_body_and_responses() {
     assert_eq!((&customer["in"], &customer["required"]), (&json!("path"), &json!(true)));
     assert_eq!(
         get_customer["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
-        schema_ref("crm.profiles.v1.GetCustomerResponse")
+        schema_ref("crm.profiles.v1.Customer"),
+        "response_body: a standard Get answers with the resource itself"
     );
     assert!(get_customer.get("requestBody").is_none());
 

@@ -9,7 +9,7 @@ use crate::helpers::{TestGateway, path, spawn_gateway};
 async fn ticket(gw: &TestGateway, customer: &Value, subject: &str) -> Value {
     let created = gw.call(Method::POST, "/v1/tickets", Some(json!({"customer": customer["name"], "subject": subject}))).await;
     assert_eq!(created.status, StatusCode::OK, "{:#}", created.body);
-    created.body["ticket"].clone()
+    created.body.clone()
 }
 
 fn subjects(tickets: &Value) -> Vec<&str> {

@@ -18,7 +18,7 @@ async fn a_ticket_is_opened_commented_and_transitioned() {
         )
         .await;
     assert_eq!(created.status, StatusCode::OK, "{:#}", created.body);
-    let ticket = created.body["ticket"].clone();
+    let ticket = created.body.clone();
     assert_eq!(ticket["status"], "STATUS_NEW", "enums as names");
 
     let comment =

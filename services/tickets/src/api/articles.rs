@@ -8,7 +8,9 @@ use crm_kit::{
     db::begin_tenant,
     etag,
     fieldmask::UpdateMask,
-    protoenum, time,
+    idempotency::{self, IdempotencyKey},
+    pagination::{PageTokenCodec, Pager},
+    protoenum, required, respond, time,
 };
 use crm_proto::crm::tickets::v1::{self as pb, article_service_server::ArticleService};
 use sqlx::PgPool;
@@ -34,12 +36,13 @@ const MAX_BODY: usize = 100_000;
 #[derive(Clone)]
 pub struct ArticleApi {
     pool: PgPool,
+    page_tokens: PageTokenCodec,
 }
 
 impl ArticleApi {
-    /// Handlers over `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// Handlers over `pool`, signing page tokens with `page_tokens`.
+    pub fn new(pool: PgPool, page_tokens: PageTokenCodec) -> Self {
+        Self { pool, page_tokens }
     }
 }
 
@@ -120,14 +123,29 @@ crm_kit::mask_fields!(pb::Article;
 #[tonic::async_trait]
 impl ArticleService for ArticleApi {
     async fn create_article(&self, request: Request<pb::CreateArticleRequest>) -> Result<Response<pb::CreateArticleResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsWrite)?;
-        let article = request.into_inner().article.ok_or_else(|| Error::invalid("article", "REQUIRED", "article is required"))?;
-        let fields = validate(&article)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let row = articles::insert(&mut tx, principal.tenant, &fields, &search_tokens(&fields), &principal.subject, Utc::now()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::CreateArticleResponse { article: Some(to_proto(&row)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsWrite)?;
+            let request = request.into_inner();
+            let key = IdempotencyKey::new(
+                "CreateArticle",
+                &request.request_id,
+                &pb::CreateArticleRequest { request_id: String::new(), ..request.clone() },
+            )?;
+            let fields = validate(&required(request.article, "article")?)?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(&self.pool, tenant).await?;
+            if let Some(replay) = idempotency::replay(key.as_ref(), &mut tx, tenant).await? {
+                tx.commit().await?;
+                return Ok(replay);
+            }
+            let row = articles::insert(&mut tx, tenant, &fields, &search_tokens(&fields), &principal.subject, Utc::now()).await?;
+            let response = pb::CreateArticleResponse { article: Some(to_proto(&row)) };
+            idempotency::remember(key.as_ref(), &mut tx, tenant, &response).await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await
     }
 
     async fn get_article(&self, request: Request<pb::GetArticleRequest>) -> Result<Response<pb::GetArticleResponse>, Status> {
@@ -183,24 +201,35 @@ impl ArticleService for ArticleApi {
         &self,
         request: Request<pb::ListArticleVersionsRequest>,
     ) -> Result<Response<pb::ListArticleVersionsResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsWrite)?;
-        let id = parse_article_name(&request.get_ref().parent, "parent")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        articles::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
-        let rows = articles::versions(&mut tx, principal.tenant, id).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let versions = rows
-            .into_iter()
-            .map(|v| pb::ArticleVersion {
-                version: v.version,
-                title: v.title,
-                body: v.body,
-                editor: v.editor,
-                create_time: Some(time::to_timestamp(v.create_time)),
-            })
-            .collect();
-        Ok(Response::new(pb::ListArticleVersionsResponse { versions }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsWrite)?;
+            let request = request.get_ref();
+            let id = parse_article_name(&request.parent, "parent")?;
+            let pager = Pager::new(&self.page_tokens);
+            let page = pager.start(
+                request.page_size,
+                &request.page_token,
+                &["ListArticleVersions", &principal.tenant.to_string(), &request.parent],
+            )?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            articles::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
+            let rows = articles::versions(&mut tx, principal.tenant, id, page.after, page.fetch_limit()).await?;
+            tx.commit().await?;
+            let (rows, next_page_token) = pager.finish(&page, rows, |v| i64::from(v.version));
+            let versions = rows
+                .into_iter()
+                .map(|v| pb::ArticleVersion {
+                    version: v.version,
+                    title: v.title,
+                    body: v.body,
+                    editor: v.editor,
+                    create_time: Some(time::to_timestamp(v.create_time)),
+                })
+                .collect();
+            Ok(pb::ListArticleVersionsResponse { versions, next_page_token })
+        })
+        .await
     }
 
     async fn search_articles(&self, request: Request<pb::SearchArticlesRequest>) -> Result<Response<pb::SearchArticlesResponse>, Status> {

@@ -6,6 +6,7 @@ use crm_kit::{
     Error,
     auth::{Permission, caller},
     db::begin_tenant,
+    pagination::{PageTokenCodec, Pager},
     respond, time,
 };
 use crm_proto::crm::tickets::v1::{self as pb, follow_up_service_server::FollowUpService};
@@ -14,7 +15,7 @@ use tonic::{Request, Response, Status as GrpcStatus};
 use crate::{
     app::{App, follow_ups::Visit},
     resources::{FOLLOW_UP, TICKET},
-    store::follow_ups::{self, FollowUpRow},
+    store::follow_ups::{self, FollowUpQuery, FollowUpRow},
 };
 
 fn to_proto(row: &FollowUpRow) -> pb::FollowUp {
@@ -41,12 +42,13 @@ fn to_proto(row: &FollowUpRow) -> pb::FollowUp {
 #[derive(Clone)]
 pub struct FollowUpApi {
     app: App,
+    page_tokens: PageTokenCodec,
 }
 
 impl FollowUpApi {
-    /// Handlers over the use cases of `app`.
-    pub fn new(app: App) -> Self {
-        Self { app }
+    /// Handlers over the use cases of `app`, signing page tokens with `page_tokens`.
+    pub fn new(app: App, page_tokens: PageTokenCodec) -> Self {
+        Self { app, page_tokens }
     }
 }
 
@@ -58,10 +60,21 @@ impl FollowUpService for FollowUpApi {
             let principal = caller(&request)?;
             principal.require(Permission::TicketsRead)?;
             let r = request.into_inner();
+            let pager = Pager::new(&self.page_tokens);
+            let flags = format!("{}/{}/{}", r.agent.trim(), r.due_only, r.include_closed);
+            let page = pager.start(r.page_size, &r.page_token, &["ListFollowUps", &principal.tenant.to_string(), &flags])?;
+            let query = FollowUpQuery {
+                agent: r.agent.trim(),
+                due_before: r.due_only.then(Utc::now),
+                include_closed: r.include_closed,
+                after: page.after,
+                limit: page.fetch_limit(),
+            };
             let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-            let rows = follow_ups::list(&mut tx, principal.tenant, r.agent.trim(), r.due_only.then(Utc::now), r.include_closed).await?;
+            let rows = follow_ups::list(&mut tx, principal.tenant, &query).await?;
             tx.commit().await?;
-            Ok(pb::ListFollowUpsResponse { follow_ups: rows.iter().map(to_proto).collect() })
+            let (rows, next_page_token) = pager.finish(&page, rows, |f| (f.due_time, f.id));
+            Ok(pb::ListFollowUpsResponse { follow_ups: rows.iter().map(to_proto).collect(), next_page_token })
         })
         .await
     }

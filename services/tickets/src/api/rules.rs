@@ -6,7 +6,11 @@ use crm_kit::{
     Error, FieldViolation,
     auth::{Permission, caller},
     db::begin_tenant,
-    protoenum, time,
+    etag,
+    fieldmask::UpdateMask,
+    idempotency::{self, IdempotencyKey},
+    pagination::{PageTokenCodec, Pager},
+    protoenum, required, respond, time,
 };
 use crm_proto::crm::tickets::v1::{self as pb, classification_rule_service_server::ClassificationRuleService};
 use sqlx::PgPool;
@@ -24,12 +28,13 @@ const CUSTOMER_CATEGORIES: [&str; 4] = ["VIP", "REGULAR", "NEW", "POTENTIAL"];
 #[derive(Clone)]
 pub struct RuleApi {
     pool: PgPool,
+    page_tokens: PageTokenCodec,
 }
 
 impl RuleApi {
-    /// Handlers over `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// Handlers over `pool`, signing page tokens with `page_tokens`.
+    pub fn new(pool: PgPool, page_tokens: PageTokenCodec) -> Self {
+        Self { pool, page_tokens }
     }
 }
 
@@ -49,7 +54,27 @@ fn to_proto(row: &RuleRow) -> pb::ClassificationRule {
         set_priority: protoenum::number(&row.set_priority, "PRIORITY_", |s| pb::Priority::from_str_name(s).map(|e| e as i32)),
         set_team: row.set_team.clone(),
         create_time: Some(time::to_timestamp(row.create_time)),
+        etag: etag::of_revision(row.revision),
     }
+}
+
+/// Paths UpdateClassificationRule may change.
+const RULE_PATHS: &[&str] =
+    &["display_name", "position", "keywords", "channels", "types", "customer_categories", "set_category", "set_priority", "set_team"];
+
+mod rule_mask {
+    use super::pb;
+    crm_kit::mask_fields!(pb::ClassificationRule;
+        "display_name" => display_name,
+        "position" => position,
+        "keywords" => keywords,
+        "channels" => channels,
+        "types" => types,
+        "customer_categories" => customer_categories,
+        "set_category" => set_category,
+        "set_priority" => set_priority,
+        "set_team" => set_team,
+    );
 }
 
 /// Validates a rule; every bad field is reported.
@@ -122,51 +147,129 @@ fn validate(rule: &pb::ClassificationRule) -> Result<RuleRow, Error> {
         set_priority,
         set_team: rule.set_team.clone(),
         create_time: Utc::now(),
+        revision: 1,
     })
 }
 
 #[tonic::async_trait]
 impl ClassificationRuleService for RuleApi {
+    #[tracing::instrument(skip_all)]
     async fn create_classification_rule(
         &self,
         request: Request<pb::CreateClassificationRuleRequest>,
     ) -> Result<Response<pb::CreateClassificationRuleResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsConfigure)?;
-        let rule = request.into_inner().rule.ok_or_else(|| Error::invalid("rule", "REQUIRED", "rule is required"))?;
-        let row = validate(&rule)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        crate::app::ensure_team(&mut tx, principal.tenant, &row.set_team, "rule.set_team").await?;
-        let stored = store::insert_rule(&mut tx, principal.tenant, &row).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::CreateClassificationRuleResponse { rule: Some(to_proto(&stored)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let request = request.into_inner();
+            let key = IdempotencyKey::new(
+                "CreateClassificationRule",
+                &request.request_id,
+                &pb::CreateClassificationRuleRequest { request_id: String::new(), ..request.clone() },
+            )?;
+            let row = validate(&required(request.rule, "rule")?)?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(&self.pool, tenant).await?;
+            if let Some(replay) = idempotency::replay(key.as_ref(), &mut tx, tenant).await? {
+                tx.commit().await?;
+                return Ok(replay);
+            }
+            crate::app::ensure_team(&mut tx, tenant, &row.set_team, "rule.set_team").await?;
+            let stored = store::insert_rule(&mut tx, tenant, &row).await?;
+            let response = pb::CreateClassificationRuleResponse { rule: Some(to_proto(&stored)) };
+            idempotency::remember(key.as_ref(), &mut tx, tenant, &response).await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn get_classification_rule(
+        &self,
+        request: Request<pb::GetClassificationRuleRequest>,
+    ) -> Result<Response<pb::GetClassificationRuleResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsRead)?;
+            let id = RULE.parse(&request.get_ref().name, "name")?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let row = store::find_rule(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| RULE.not_found(id))?;
+            tx.commit().await?;
+            Ok(pb::GetClassificationRuleResponse { rule: Some(to_proto(&row)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_classification_rule(
+        &self,
+        request: Request<pb::UpdateClassificationRuleRequest>,
+    ) -> Result<Response<pb::UpdateClassificationRuleResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let pb::UpdateClassificationRuleRequest { rule, update_mask } = request.into_inner();
+            let input = required(rule, "rule")?;
+            let id = RULE.parse(&input.name, "rule.name")?;
+            let paths = UpdateMask::parse(update_mask.as_ref(), RULE_PATHS)?.resolve(RULE_PATHS);
+            etag::parse(&input.etag, "rule.etag")?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(&self.pool, tenant).await?;
+            let current = store::find_rule(&mut tx, tenant, id, true).await?.ok_or_else(|| RULE.not_found(id))?;
+            RULE.check_etag(&input.etag, "rule.etag", id, current.revision)?;
+            let mut merged = to_proto(&current);
+            for path in &paths {
+                rule_mask::copy_field(&mut merged, &input, path);
+            }
+            let row = RuleRow { id, create_time: current.create_time, revision: current.revision, ..validate(&merged)? };
+            crate::app::ensure_team(&mut tx, tenant, &row.set_team, "rule.set_team").await?;
+            let unchanged = RULE_PATHS.iter().all(|p| rule_mask::same_field(&to_proto(&current), &to_proto(&row), p));
+            let stored = if unchanged { current } else { store::update_rule(&mut tx, tenant, &row).await? };
+            tx.commit().await?;
+            Ok(pb::UpdateClassificationRuleResponse { rule: Some(to_proto(&stored)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_classification_rules(
         &self,
         request: Request<pb::ListClassificationRulesRequest>,
     ) -> Result<Response<pb::ListClassificationRulesResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let rows = store::list_rules(&mut tx, principal.tenant).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::ListClassificationRulesResponse { rules: rows.iter().map(to_proto).collect() }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsRead)?;
+            let request = request.get_ref();
+            let pager = Pager::new(&self.page_tokens);
+            let page = pager.start(request.page_size, &request.page_token, &["ListClassificationRules", &principal.tenant.to_string()])?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let rows = store::rules_page(&mut tx, principal.tenant, page.after, page.fetch_limit()).await?;
+            tx.commit().await?;
+            let (rows, next_page_token) = pager.finish(&page, rows, |r| (i64::from(r.position), r.id));
+            Ok(pb::ListClassificationRulesResponse { rules: rows.iter().map(to_proto).collect(), next_page_token })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn delete_classification_rule(
         &self,
         request: Request<pb::DeleteClassificationRuleRequest>,
     ) -> Result<Response<pb::DeleteClassificationRuleResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsConfigure)?;
-        let name = &request.get_ref().name;
-        let id = crm_kit::resource::parse_id(name, "classificationRules", "name", "INVALID_NAME")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        if !store::delete_rule(&mut tx, principal.tenant, id).await? {
-            return Err(Error::NotFound { resource_type: "tickets.crm/ClassificationRule", name: name.clone() }.into());
-        }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::DeleteClassificationRuleResponse {}))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let request = request.get_ref();
+            let id = RULE.parse(&request.name, "name")?;
+            etag::parse(&request.etag, "etag")?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let current = store::find_rule(&mut tx, principal.tenant, id, true).await?.ok_or_else(|| RULE.not_found(id))?;
+            RULE.check_etag(&request.etag, "etag", id, current.revision)?;
+            store::delete_rule(&mut tx, principal.tenant, id).await?;
+            tx.commit().await?;
+            Ok(pb::DeleteClassificationRuleResponse {})
+        })
+        .await
     }
 }

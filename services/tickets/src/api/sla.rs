@@ -6,8 +6,12 @@ use chrono::{Datelike, NaiveDate, Utc};
 use crm_kit::{
     Error, FieldViolation,
     auth::{Permission, caller},
-    db::begin_tenant,
-    protoenum, time,
+    db::{TenantTx, begin_tenant},
+    etag,
+    fieldmask::UpdateMask,
+    idempotency::{self, IdempotencyKey},
+    pagination::{PageTokenCodec, Pager},
+    protoenum, required, respond, time,
 };
 use crm_proto::{
     crm::tickets::v1::{self as pb, sla_policy_service_server::SlaPolicyService},
@@ -32,12 +36,13 @@ const MAX_TARGET: StdDuration = StdDuration::from_secs(365 * 24 * 3600);
 #[derive(Clone)]
 pub struct SlaApi {
     app: App,
+    page_tokens: PageTokenCodec,
 }
 
 impl SlaApi {
-    /// Handlers over the use cases of `app`.
-    pub fn new(app: App) -> Self {
-        Self { app }
+    /// Handlers over the use cases of `app`, signing page tokens with `page_tokens`.
+    pub fn new(app: App, page_tokens: PageTokenCodec) -> Self {
+        Self { app, page_tokens }
     }
 }
 
@@ -62,6 +67,7 @@ fn calendar_to_proto(row: &CalendarRow) -> pb::BusinessCalendar {
             .collect(),
         holidays: row.holidays.iter().map(|d| Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }).collect(),
         create_time: Some(time::to_timestamp(row.create_time)),
+        etag: etag::of_revision(row.revision),
     }
 }
 
@@ -105,6 +111,7 @@ fn validate_calendar(c: &pb::BusinessCalendar) -> Result<CalendarRow, Error> {
         opening_hours: Json(hours),
         holidays,
         create_time: Utc::now(),
+        revision: 1,
     };
     if v.is_empty()
         && let Err(err) = row.calendar()
@@ -132,8 +139,31 @@ mod calendar_mask {
     );
 }
 
-fn calendar_not_found(name: &str) -> Error {
-    Error::NotFound { resource_type: "tickets.crm/BusinessCalendar", name: name.to_owned() }
+/// Paths UpdateSlaPolicy may change.
+const POLICY_PATHS: &[&str] =
+    &["display_name", "priority", "customer_category", "calendar", "first_response_target", "resolution_target", "warning_ratio"];
+
+mod policy_mask {
+    use super::pb;
+    crm_kit::mask_fields!(pb::SlaPolicy;
+        "display_name" => display_name,
+        "priority" => priority,
+        "customer_category" => customer_category,
+        "calendar" => calendar,
+        "first_response_target" => first_response_target,
+        "resolution_target" => resolution_target,
+        "warning_ratio" => warning_ratio,
+    );
+}
+
+/// INVALID_ARGUMENT unless the policy's calendar (if any) is one of the tenant's.
+async fn ensure_calendar(tx: &mut TenantTx, tenant: Uuid, row: &PolicyRow) -> Result<(), Error> {
+    match row.calendar_id {
+        Some(id) if store::find_calendar(tx, tenant, id).await?.is_none() => {
+            Err(Error::invalid("policy.calendar", "UNKNOWN_CALENDAR", format!("{:?} is not a calendar of this tenant", CALENDAR.name(id))))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn policy_to_proto(row: &PolicyRow) -> pb::SlaPolicy {
@@ -148,6 +178,7 @@ fn policy_to_proto(row: &PolicyRow) -> pb::SlaPolicy {
         resolution_target: Some(duration(row.resolution_ms)),
         warning_ratio: row.warning_ratio,
         create_time: Some(time::to_timestamp(row.create_time)),
+        etag: etag::of_revision(row.revision),
     }
 }
 
@@ -215,150 +246,251 @@ fn validate_policy(p: &pb::SlaPolicy) -> Result<PolicyRow, Error> {
         resolution_ms,
         warning_ratio,
         create_time: Utc::now(),
+        revision: 1,
     })
 }
 
 #[tonic::async_trait]
 impl SlaPolicyService for SlaApi {
+    #[tracing::instrument(skip_all)]
     async fn create_business_calendar(
         &self,
         request: Request<pb::CreateBusinessCalendarRequest>,
     ) -> Result<Response<pb::CreateBusinessCalendarResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsConfigure)?;
-        let calendar = request.into_inner().calendar.ok_or_else(|| Error::invalid("calendar", "REQUIRED", "calendar is required"))?;
-        let row = validate_calendar(&calendar)?;
-        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-        let stored = store::insert_calendar(&mut tx, principal.tenant, &row).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::CreateBusinessCalendarResponse { calendar: Some(calendar_to_proto(&stored)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let request = request.into_inner();
+            let key = IdempotencyKey::new(
+                "CreateBusinessCalendar",
+                &request.request_id,
+                &pb::CreateBusinessCalendarRequest { request_id: String::new(), ..request.clone() },
+            )?;
+            let row = validate_calendar(&required(request.calendar, "calendar")?)?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(self.app.pool(), tenant).await?;
+            if let Some(replay) = idempotency::replay(key.as_ref(), &mut tx, tenant).await? {
+                tx.commit().await?;
+                return Ok(replay);
+            }
+            let stored = store::insert_calendar(&mut tx, tenant, &row).await?;
+            let response = pb::CreateBusinessCalendarResponse { calendar: Some(calendar_to_proto(&stored)) };
+            idempotency::remember(key.as_ref(), &mut tx, tenant, &response).await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_business_calendar(
         &self,
         request: Request<pb::GetBusinessCalendarRequest>,
     ) -> Result<Response<pb::GetBusinessCalendarResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
-        let id = parse_calendar_name(&request.get_ref().name, "name")?;
-        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-        let row = store::find_calendar(&mut tx, principal.tenant, id)
-            .await?
-            .ok_or_else(|| Error::NotFound { resource_type: "tickets.crm/BusinessCalendar", name: request.get_ref().name.clone() })?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::GetBusinessCalendarResponse { calendar: Some(calendar_to_proto(&row)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsRead)?;
+            let id = parse_calendar_name(&request.get_ref().name, "name")?;
+            let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
+            let row = store::find_calendar(&mut tx, principal.tenant, id).await?.ok_or_else(|| CALENDAR.not_found(id))?;
+            tx.commit().await?;
+            Ok(pb::GetBusinessCalendarResponse { calendar: Some(calendar_to_proto(&row)) })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_business_calendars(
         &self,
         request: Request<pb::ListBusinessCalendarsRequest>,
     ) -> Result<Response<pb::ListBusinessCalendarsResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
-        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-        let rows = store::list_calendars(&mut tx, principal.tenant).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::ListBusinessCalendarsResponse { calendars: rows.iter().map(calendar_to_proto).collect() }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsRead)?;
+            let request = request.get_ref();
+            let pager = Pager::new(&self.page_tokens);
+            let page = pager.start(request.page_size, &request.page_token, &["ListBusinessCalendars", &principal.tenant.to_string()])?;
+            let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
+            let rows = store::list_calendars(&mut tx, principal.tenant, page.after.clone(), page.fetch_limit()).await?;
+            tx.commit().await?;
+            let (rows, next_page_token) = pager.finish(&page, rows, |c| (c.display_name.clone(), c.id));
+            Ok(pb::ListBusinessCalendarsResponse { calendars: rows.iter().map(calendar_to_proto).collect(), next_page_token })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn update_business_calendar(
         &self,
         request: Request<pb::UpdateBusinessCalendarRequest>,
     ) -> Result<Response<pb::UpdateBusinessCalendarResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsConfigure)?;
-        let pb::UpdateBusinessCalendarRequest { calendar, update_mask } = request.into_inner();
-        let input = calendar.ok_or_else(|| Error::invalid("calendar", "REQUIRED", "calendar is required"))?;
-        let id = parse_calendar_name(&input.name, "calendar.name")?;
-        let paths = crm_kit::fieldmask::UpdateMask::parse(update_mask.as_ref(), CALENDAR_PATHS)?.resolve(CALENDAR_PATHS);
-        let edit = |current: &CalendarRow| {
-            let mut merged = calendar_to_proto(current);
-            for path in &paths {
-                calendar_mask::copy_field(&mut merged, &input, path);
-            }
-            Ok(CalendarRow { id, create_time: current.create_time, ..validate_calendar(&merged)? })
-        };
-        let (stored, rescheduled) = self.app.update_calendar(principal.tenant, id, edit, Utc::now()).await?;
-        Ok(Response::new(pb::UpdateBusinessCalendarResponse {
-            calendar: Some(calendar_to_proto(&stored)),
-            rescheduled_tickets: rescheduled as i64,
-        }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let pb::UpdateBusinessCalendarRequest { calendar, update_mask } = request.into_inner();
+            let input = required(calendar, "calendar")?;
+            let id = parse_calendar_name(&input.name, "calendar.name")?;
+            let paths = UpdateMask::parse(update_mask.as_ref(), CALENDAR_PATHS)?.resolve(CALENDAR_PATHS);
+            etag::parse(&input.etag, "calendar.etag")?;
+            let edit = |current: &CalendarRow| {
+                CALENDAR.check_etag(&input.etag, "calendar.etag", id, current.revision)?;
+                let mut merged = calendar_to_proto(current);
+                for path in &paths {
+                    calendar_mask::copy_field(&mut merged, &input, path);
+                }
+                Ok(CalendarRow { id, create_time: current.create_time, revision: current.revision, ..validate_calendar(&merged)? })
+            };
+            let (stored, rescheduled) = self.app.update_calendar(principal.tenant, id, edit, Utc::now()).await?;
+            Ok(pb::UpdateBusinessCalendarResponse { calendar: Some(calendar_to_proto(&stored)), rescheduled_tickets: rescheduled as i64 })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn delete_business_calendar(
         &self,
         request: Request<pb::DeleteBusinessCalendarRequest>,
     ) -> Result<Response<pb::DeleteBusinessCalendarResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsConfigure)?;
-        let name = &request.get_ref().name;
-        let id = parse_calendar_name(name, "name")?;
-        let tenant = principal.tenant;
-        let mut tx = begin_tenant(self.app.pool(), tenant).await?;
-        store::lock_calendar(&mut tx, tenant, id).await?.ok_or_else(|| calendar_not_found(name))?;
-        let (policies, tickets) = store::calendar_users(&mut tx, tenant, id).await?;
-        if policies + tickets > 0 {
-            return Err(Error::FailedPrecondition {
-                reason: "CALENDAR_IN_USE",
-                message: format!("used by {policies} SLA policies and {tickets} open tickets; move them to another calendar first"),
-                subject: name.clone(),
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let request = request.get_ref();
+            let id = parse_calendar_name(&request.name, "name")?;
+            etag::parse(&request.etag, "etag")?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(self.app.pool(), tenant).await?;
+            let current = store::lock_calendar(&mut tx, tenant, id).await?.ok_or_else(|| CALENDAR.not_found(id))?;
+            CALENDAR.check_etag(&request.etag, "etag", id, current.revision)?;
+            let (policies, tickets) = store::calendar_users(&mut tx, tenant, id).await?;
+            if policies + tickets > 0 {
+                return Err(Error::FailedPrecondition {
+                    reason: "CALENDAR_IN_USE",
+                    message: format!("used by {policies} SLA policies and {tickets} open tickets; move them to another calendar first"),
+                    subject: CALENDAR.name(id),
+                });
             }
-            .into());
-        }
-        store::delete_calendar(&mut tx, tenant, id).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::DeleteBusinessCalendarResponse {}))
+            store::delete_calendar(&mut tx, tenant, id).await?;
+            tx.commit().await?;
+            Ok(pb::DeleteBusinessCalendarResponse {})
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn create_sla_policy(
         &self,
         request: Request<pb::CreateSlaPolicyRequest>,
     ) -> Result<Response<pb::CreateSlaPolicyResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsConfigure)?;
-        let policy = request.into_inner().policy.ok_or_else(|| Error::invalid("policy", "REQUIRED", "policy is required"))?;
-        let row = validate_policy(&policy)?;
-        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-        if let Some(id) = row.calendar_id
-            && store::find_calendar(&mut tx, principal.tenant, id).await?.is_none()
-        {
-            return Err(Error::invalid(
-                "policy.calendar",
-                "UNKNOWN_CALENDAR",
-                format!("{:?} is not a calendar of this tenant", policy.calendar),
-            )
-            .into());
-        }
-        let stored = store::insert_policy(&mut tx, principal.tenant, &row).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::CreateSlaPolicyResponse { policy: Some(policy_to_proto(&stored)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let request = request.into_inner();
+            let key = IdempotencyKey::new(
+                "CreateSlaPolicy",
+                &request.request_id,
+                &pb::CreateSlaPolicyRequest { request_id: String::new(), ..request.clone() },
+            )?;
+            let row = validate_policy(&required(request.policy, "policy")?)?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(self.app.pool(), tenant).await?;
+            if let Some(replay) = idempotency::replay(key.as_ref(), &mut tx, tenant).await? {
+                tx.commit().await?;
+                return Ok(replay);
+            }
+            ensure_calendar(&mut tx, tenant, &row).await?;
+            let stored = store::insert_policy(&mut tx, tenant, &row).await?;
+            let response = pb::CreateSlaPolicyResponse { policy: Some(policy_to_proto(&stored)) };
+            idempotency::remember(key.as_ref(), &mut tx, tenant, &response).await?;
+            tx.commit().await?;
+            Ok(response)
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn get_sla_policy(&self, request: Request<pb::GetSlaPolicyRequest>) -> Result<Response<pb::GetSlaPolicyResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsRead)?;
+            let id = SLA_POLICY.parse(&request.get_ref().name, "name")?;
+            let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
+            let row = store::find_policy(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| SLA_POLICY.not_found(id))?;
+            tx.commit().await?;
+            Ok(pb::GetSlaPolicyResponse { policy: Some(policy_to_proto(&row)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_sla_policy(
+        &self,
+        request: Request<pb::UpdateSlaPolicyRequest>,
+    ) -> Result<Response<pb::UpdateSlaPolicyResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let pb::UpdateSlaPolicyRequest { policy, update_mask } = request.into_inner();
+            let input = required(policy, "policy")?;
+            let id = SLA_POLICY.parse(&input.name, "policy.name")?;
+            let paths = UpdateMask::parse(update_mask.as_ref(), POLICY_PATHS)?.resolve(POLICY_PATHS);
+            etag::parse(&input.etag, "policy.etag")?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(self.app.pool(), tenant).await?;
+            let current = store::find_policy(&mut tx, tenant, id, true).await?.ok_or_else(|| SLA_POLICY.not_found(id))?;
+            SLA_POLICY.check_etag(&input.etag, "policy.etag", id, current.revision)?;
+            let before = policy_to_proto(&current);
+            let mut merged = before.clone();
+            for path in &paths {
+                policy_mask::copy_field(&mut merged, &input, path);
+            }
+            let row = PolicyRow { id, create_time: current.create_time, revision: current.revision, ..validate_policy(&merged)? };
+            ensure_calendar(&mut tx, tenant, &row).await?;
+            let unchanged = POLICY_PATHS.iter().all(|p| policy_mask::same_field(&before, &policy_to_proto(&row), p));
+            let stored = if unchanged { current } else { store::update_policy(&mut tx, tenant, &row).await? };
+            tx.commit().await?;
+            Ok(pb::UpdateSlaPolicyResponse { policy: Some(policy_to_proto(&stored)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_sla_policies(
         &self,
         request: Request<pb::ListSlaPoliciesRequest>,
     ) -> Result<Response<pb::ListSlaPoliciesResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
-        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-        let rows = store::list_policies(&mut tx, principal.tenant).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::ListSlaPoliciesResponse { policies: rows.iter().map(policy_to_proto).collect() }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsRead)?;
+            let request = request.get_ref();
+            let pager = Pager::new(&self.page_tokens);
+            let page = pager.start(request.page_size, &request.page_token, &["ListSlaPolicies", &principal.tenant.to_string()])?;
+            let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
+            let rows = store::list_policies(&mut tx, principal.tenant, page.after.clone(), page.fetch_limit()).await?;
+            tx.commit().await?;
+            let (rows, next_page_token) = pager.finish(&page, rows, |p| (p.priority.clone(), p.customer_category.clone(), p.id));
+            Ok(pb::ListSlaPoliciesResponse { policies: rows.iter().map(policy_to_proto).collect(), next_page_token })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn delete_sla_policy(
         &self,
         request: Request<pb::DeleteSlaPolicyRequest>,
     ) -> Result<Response<pb::DeleteSlaPolicyResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(Permission::TicketsConfigure)?;
-        let name = &request.get_ref().name;
-        let id = crm_kit::resource::parse_id(name, "slaPolicies", "name", "INVALID_NAME")?;
-        let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-        if !store::delete_policy(&mut tx, principal.tenant, id).await? {
-            return Err(Error::NotFound { resource_type: "tickets.crm/SlaPolicy", name: name.clone() }.into());
-        }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::DeleteSlaPolicyResponse {}))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(Permission::TicketsConfigure)?;
+            let request = request.get_ref();
+            let id = SLA_POLICY.parse(&request.name, "name")?;
+            etag::parse(&request.etag, "etag")?;
+            let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
+            let current = store::find_policy(&mut tx, principal.tenant, id, true).await?.ok_or_else(|| SLA_POLICY.not_found(id))?;
+            SLA_POLICY.check_etag(&request.etag, "etag", id, current.revision)?;
+            store::delete_policy(&mut tx, principal.tenant, id).await?;
+            tx.commit().await?;
+            Ok(pb::DeleteSlaPolicyResponse {})
+        })
+        .await
     }
 }

@@ -10,7 +10,7 @@ use crm_kit::{
     filter::{FieldType, FilterField, FilterSchema},
     idempotency::IdempotencyKey,
     pagination::{PageTokenCodec, Pager},
-    respond,
+    required, respond,
 };
 use crm_proto::crm::tickets::v1::{self as pb, ticket_service_server::TicketService};
 use tonic::{Request, Response, Status as GrpcStatus};
@@ -79,10 +79,6 @@ fn wire(ticket: &crate::domain::ticket::Ticket, now: DateTime<Utc>) -> Option<pb
     Some(ticket_to_proto(ticket, now))
 }
 
-fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::invalid(field, "REQUIRED", format!("{field} is required")))
-}
-
 #[tonic::async_trait]
 impl TicketService for TicketApi {
     #[tracing::instrument(skip_all)]
@@ -108,9 +104,9 @@ impl TicketService for TicketApi {
             }
             // Checked before the transaction opens: no pooled connection waits on profiles.
             let customer_category = self.profiles.check_customer(&caller_context, &input.customer, "ticket.customer").await?;
-            let now = Utc::now();
+            let (now, id) = (Utc::now(), Uuid::now_v7());
             let respond = |t: &_| pb::CreateTicketResponse { ticket: wire(t, now) };
-            let checked = CheckedTicket { ticket: draft, customer_category };
+            let checked = CheckedTicket { id, ticket: draft, customer_category };
             self.app.open(tenant, checked, key.as_ref(), &principal.subject, now, respond).await
         })
         .await
@@ -283,10 +279,15 @@ impl TicketService for TicketApi {
             let id = TICKET.parse(&request.parent, "parent")?;
             let input = required(request.comment, "comment")?;
             scope.check_comment(input.public)?;
+            let key = IdempotencyKey::new(
+                "AddComment",
+                &request.request_id,
+                &pb::AddCommentRequest { request_id: String::new(), comment: Some(input.clone()), parent: request.parent.clone() },
+            )?;
             let (body, attachments) = comment_input(&input)?;
             let comment = NewComment { body, public: input.public, attachments };
-            let stored = self.app.comment(principal.tenant, scope, id, comment, &principal.subject, Utc::now()).await?;
-            Ok(pb::AddCommentResponse { comment: Some(comment_to_proto(&stored)) })
+            let respond = |stored: &_| pb::AddCommentResponse { comment: Some(comment_to_proto(stored)) };
+            self.app.comment(principal.tenant, scope, id, comment, key.as_ref(), &principal.subject, Utc::now(), respond).await
         })
         .await
     }
@@ -301,8 +302,16 @@ impl TicketService for TicketApi {
             if request.include_internal {
                 principal.require(Permission::TicketsWrite)?;
             }
-            let rows = self.app.comments(principal.tenant, scope, id, request.include_internal).await?;
-            Ok(pb::ListCommentsResponse { comments: rows.iter().map(comment_to_proto).collect() })
+            let pager = Pager::new(&self.page_tokens);
+            let internal = if request.include_internal { "internal" } else { "public" };
+            let page = pager.start(
+                request.page_size,
+                &request.page_token,
+                &["ListComments", &principal.tenant.to_string(), &request.parent, internal],
+            )?;
+            let rows = self.app.comments(principal.tenant, scope, id, request.include_internal, page.after, page.fetch_limit()).await?;
+            let (rows, next_page_token) = pager.finish(&page, rows, |c| c.id);
+            Ok(pb::ListCommentsResponse { comments: rows.iter().map(comment_to_proto).collect(), next_page_token })
         })
         .await
     }
@@ -315,9 +324,17 @@ impl TicketService for TicketApi {
         respond(async move {
             let principal = caller(&request)?;
             principal.require(Permission::TicketsRead)?;
-            let id: Uuid = TICKET.parse(&request.get_ref().parent, "parent")?;
-            let rows = self.app.timeline(principal.tenant, id).await?;
-            Ok(pb::ListTicketEventsResponse { events: rows.iter().map(event_to_proto).collect() })
+            let request = request.get_ref();
+            let id: Uuid = TICKET.parse(&request.parent, "parent")?;
+            let pager = Pager::new(&self.page_tokens);
+            let page = pager.start(
+                request.page_size,
+                &request.page_token,
+                &["ListTicketEvents", &principal.tenant.to_string(), &request.parent],
+            )?;
+            let rows = self.app.timeline(principal.tenant, id, page.after, page.fetch_limit()).await?;
+            let (rows, next_page_token) = pager.finish(&page, rows, |e| e.id);
+            Ok(pb::ListTicketEventsResponse { events: rows.iter().map(event_to_proto).collect(), next_page_token })
         })
         .await
     }

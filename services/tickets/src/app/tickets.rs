@@ -6,7 +6,7 @@ use crm_kit::{
     Error,
     db::TenantTx,
     filter::CheckedFilter,
-    idempotency::{Claim, IdempotencyKey},
+    idempotency::{self, IdempotencyKey},
 };
 use crm_proto::crm::tickets::v1 as pb;
 use prost::Message;
@@ -27,6 +27,9 @@ use crate::{
 /// A new ticket whose customer the profiles service confirmed.
 #[derive(Debug, Clone)]
 pub struct CheckedTicket {
+    /// Its id, taken with the creation time so that id order is creation order
+    /// (the team queue hands out oldest first).
+    pub id: Uuid,
     pub ticket: NewTicket,
     /// The customer's category: VIP, REGULAR, NEW, POTENTIAL or "".
     pub customer_category: String,
@@ -67,16 +70,13 @@ impl App {
         respond: impl FnOnce(&Ticket) -> R,
     ) -> Result<R, Error> {
         let mut tx = self.begin(tenant).await?;
-        if let Some(key) = request
-            && let Claim::Replay(response) = key.claim::<R>(&mut tx, tenant).await?
-        {
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
             tx.commit().await?;
-            return Ok(response);
+            return Ok(replay);
         }
-        let CheckedTicket { ticket: mut draft, customer_category } = checked;
+        let CheckedTicket { id, ticket: mut draft, customer_category } = checked;
         ensure_team(&mut tx, tenant, &draft.team, "ticket.team").await?;
         let classification = classify_intake(&mut tx, tenant, &mut draft, &customer_category).await?;
-        let id = Uuid::now_v7();
         let ticket = store::insert(&mut tx, tenant, id, &draft, now).await?;
         let ticket = sla::start(&mut tx, tenant, ticket, &customer_category, now).await?;
         let detail = format!("{} {} via {}", ticket.priority, ticket.kind, ticket.channel.name());
@@ -88,9 +88,7 @@ impl App {
         // Dispatch within the team, if it names one; otherwise the ticket waits in its queue.
         let ticket = dispatch::assign_new(&mut tx, tenant, ticket, now).await?;
         let response = respond(&ticket);
-        if let Some(key) = request {
-            key.complete(&mut tx, tenant, &response).await?;
-        }
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
         Ok(response)
     }
@@ -166,16 +164,24 @@ impl App {
 
     /// Adds a comment to a live, not closed ticket the caller reaches. The
     /// staff's first public reply is the first response and stops that clock.
-    pub async fn comment(
+    /// With a request id, a retry returns the first response (`respond` builds it).
+    #[allow(clippy::too_many_arguments)] // the comment, who, when, and its request id
+    pub async fn comment<R: Message + Default>(
         &self,
         tenant: Uuid,
         scope: Scope,
         id: Uuid,
         comment: NewComment,
+        request: Option<&IdempotencyKey>,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<CommentRow, Error> {
+        respond: impl FnOnce(&CommentRow) -> R,
+    ) -> Result<R, Error> {
         let mut tx = self.begin(tenant).await?;
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
+            tx.commit().await?;
+            return Ok(replay);
+        }
         let ticket = existing(&mut tx, tenant, id, true).await?;
         scope.ensure_reaches(&ticket)?;
         ensure_live(&ticket)?;
@@ -197,8 +203,10 @@ impl App {
         store::append_event(&mut tx, tenant, id, "COMMENTED", actor, kind, now).await?;
         let event = pb::TicketCommented { ticket: TICKET.name(id), comment: Some(crate::wire::comment_to_proto(&stored)) };
         events::emit(&mut tx, tenant, id, &event).await?;
+        let response = respond(&stored);
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
-        Ok(stored)
+        Ok(response)
     }
 
     /// A ticket the caller reaches.
@@ -218,20 +226,29 @@ impl App {
         Ok(rows)
     }
 
-    /// A reachable ticket's comments, oldest first; internal notes only with `include_internal`.
-    pub async fn comments(&self, tenant: Uuid, scope: Scope, id: Uuid, include_internal: bool) -> Result<Vec<CommentRow>, Error> {
+    /// A page of a reachable ticket's comments, oldest first, after comment
+    /// `after`; internal notes only with `include_internal`.
+    pub async fn comments(
+        &self,
+        tenant: Uuid,
+        scope: Scope,
+        id: Uuid,
+        include_internal: bool,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<CommentRow>, Error> {
         let mut tx = self.begin(tenant).await?;
         scope.ensure_reaches(&existing(&mut tx, tenant, id, false).await?)?;
-        let rows = store::list_comments(&mut tx, tenant, id, include_internal).await?;
+        let rows = store::list_comments(&mut tx, tenant, id, include_internal, after, limit).await?;
         tx.commit().await?;
         Ok(rows)
     }
 
-    /// A ticket's timeline, oldest first.
-    pub async fn timeline(&self, tenant: Uuid, id: Uuid) -> Result<Vec<EventRow>, Error> {
+    /// A page of a ticket's timeline, oldest first, after entry `after`.
+    pub async fn timeline(&self, tenant: Uuid, id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<EventRow>, Error> {
         let mut tx = self.begin(tenant).await?;
         existing(&mut tx, tenant, id, false).await?;
-        let rows = store::list_events(&mut tx, tenant, id).await?;
+        let rows = store::list_events(&mut tx, tenant, id, after, limit).await?;
         tx.commit().await?;
         Ok(rows)
     }

@@ -137,13 +137,16 @@ pub struct VersionRow {
     pub create_time: DateTime<Utc>,
 }
 
-/// An article's versions, newest first.
-pub async fn versions(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<Vec<VersionRow>, Error> {
+/// A page of an article's versions, newest first, before version `before`.
+pub async fn versions(tx: &mut TenantTx, tenant: Uuid, id: Uuid, before: Option<i64>, limit: i64) -> Result<Vec<VersionRow>, Error> {
     Ok(sqlx::query_as(
-        "SELECT version, title, body, editor, create_time FROM article_versions WHERE tenant_id = $1 AND article_id = $2 ORDER BY version DESC",
+        "SELECT version, title, body, editor, create_time FROM article_versions WHERE tenant_id = $1 AND article_id = $2
+         AND ($3::bigint IS NULL OR version < $3) ORDER BY version DESC LIMIT $4",
     )
     .bind(tenant)
     .bind(id)
+    .bind(before)
+    .bind(limit)
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "article_versions"))
     .await?)

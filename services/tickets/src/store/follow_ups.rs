@@ -60,24 +60,37 @@ pub async fn cancel_scheduled(tx: &mut TenantTx, tenant: Uuid, ticket: Uuid) -> 
     Ok(())
 }
 
-/// Follow-ups, soonest due first.
-pub async fn list(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    agent: &str,
-    due_before: Option<DateTime<Utc>>,
-    include_closed: bool,
-) -> Result<Vec<FollowUpRow>, Error> {
+/// Which follow-ups to list.
+#[derive(Debug, Clone)]
+pub struct FollowUpQuery<'a> {
+    /// Only this agent's; empty for everyone's.
+    pub agent: &'a str,
+    /// Only those due by then.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Also done and cancelled ones.
+    pub include_closed: bool,
+    /// Keyset: (due time, id) of the last row of the previous page.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// A page of follow-ups, soonest due first.
+pub async fn list(tx: &mut TenantTx, tenant: Uuid, q: &FollowUpQuery<'_>) -> Result<Vec<FollowUpRow>, Error> {
+    let (due, id) = q.after.unzip();
     let sql = format!(
         "SELECT {COLUMNS} FROM follow_ups WHERE tenant_id = $1 AND ($2 = '' OR agent = $2)
          AND ($3::timestamptz IS NULL OR due_time <= $3) AND ($4 OR state = 'SCHEDULED')
-         ORDER BY due_time, id LIMIT 1000"
+         AND ($5::timestamptz IS NULL OR (due_time, id) > ($5, $6))
+         ORDER BY due_time, id LIMIT $7"
     );
     Ok(sqlx::query_as(&sql)
         .bind(tenant)
-        .bind(agent)
-        .bind(due_before)
-        .bind(include_closed)
+        .bind(q.agent)
+        .bind(q.due_before)
+        .bind(q.include_closed)
+        .bind(due)
+        .bind(id)
+        .bind(q.limit)
         .fetch_all(&mut **tx)
         .instrument(db_span("SELECT", "follow_ups"))
         .await?)

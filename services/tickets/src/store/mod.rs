@@ -10,12 +10,15 @@ pub mod surveys;
 mod teams;
 mod tickets;
 
-pub use rules::{RuleRow, delete_rule, insert_rule, list_rules};
+pub use rules::{RuleRow, delete_rule, find_rule, insert_rule, list_rules, rules_page, update_rule};
 pub use sla::{
-    CalendarRow, PolicyRow, StoredHours, calendar_users, delete_calendar, delete_policy, find_calendar, insert_calendar, insert_policy,
-    list_calendars, list_policies, lock_calendar, policy_for, update_calendar,
+    CalendarRow, PolicyRow, StoredHours, calendar_users, delete_calendar, delete_policy, find_calendar, find_policy, insert_calendar,
+    insert_policy, list_calendars, list_policies, lock_calendar, policy_for, update_calendar, update_policy,
 };
-pub use teams::{MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, set_last_assigned, upsert_member};
+pub use teams::{
+    MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, members_page, set_last_assigned, update_team,
+    upsert_member,
+};
 pub use tickets::{
     CommentRow, EventRow, append_event, due_timers, escalate, find, insert, insert_comment, list, list_comments, list_events,
     lock_in_order, lock_many, move_comments, queued, running_on_calendar, set_answer_article, set_assignment, set_delete_time,

@@ -25,10 +25,11 @@ pub struct RuleRow {
     pub set_priority: String,
     pub set_team: String,
     pub create_time: DateTime<Utc>,
+    /// Incremented by every edit; the etag.
+    pub revision: i64,
 }
 
-const COLUMNS: &str =
-    "id, display_name, position, keywords, channels, types, customer_categories, set_category, set_priority, set_team, create_time";
+const COLUMNS: &str = "id, display_name, position, keywords, channels, types, customer_categories, set_category, set_priority, set_team, create_time, revision";
 
 impl RuleRow {
     /// The rule as classification applies it.
@@ -74,6 +75,54 @@ pub async fn insert_rule(tx: &mut TenantTx, tenant: Uuid, r: &RuleRow) -> Result
 pub async fn list_rules(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<RuleRow>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM classification_rules WHERE tenant_id = $1 ORDER BY position, id");
     Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "classification_rules")).await?)
+}
+
+/// A page of the tenant's rules in evaluation order, after the (position, id) key `after`.
+pub async fn rules_page(tx: &mut TenantTx, tenant: Uuid, after: Option<(i64, Uuid)>, limit: i64) -> Result<Vec<RuleRow>, Error> {
+    let (position, id) = after.unzip();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM classification_rules WHERE tenant_id = $1 AND ($2::bigint IS NULL OR (position::bigint, id) > ($2, $3))
+         ORDER BY position, id LIMIT $4"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(position)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "classification_rules"))
+        .await?)
+}
+
+/// One rule; `lock` holds it until the transaction ends.
+pub async fn find_rule(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<RuleRow>, Error> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {COLUMNS} FROM classification_rules WHERE tenant_id = $1 AND id = $2{lock}");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "classification_rules")).await?)
+}
+
+/// Replaces a rule's conditions, actions, name and position and bumps its revision.
+pub async fn update_rule(tx: &mut TenantTx, tenant: Uuid, r: &RuleRow) -> Result<RuleRow, Error> {
+    let sql = format!(
+        "UPDATE classification_rules SET display_name = $3, position = $4, keywords = $5, channels = $6, types = $7,
+         customer_categories = $8, set_category = $9, set_priority = $10, set_team = $11, revision = revision + 1
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(r.id)
+        .bind(&r.display_name)
+        .bind(r.position)
+        .bind(&r.keywords)
+        .bind(&r.channels)
+        .bind(&r.types)
+        .bind(&r.customer_categories)
+        .bind(&r.set_category)
+        .bind(&r.set_priority)
+        .bind(&r.set_team)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "classification_rules"))
+        .await?)
 }
 
 /// Deletes a rule; false if there was none.

@@ -33,6 +33,8 @@ pub struct CalendarRow {
     pub opening_hours: Json<Vec<StoredHours>>,
     pub holidays: Vec<NaiveDate>,
     pub create_time: DateTime<Utc>,
+    /// Incremented by every edit; the etag (ignored on insert).
+    pub revision: i64,
 }
 
 impl CalendarRow {
@@ -47,7 +49,7 @@ impl CalendarRow {
     }
 }
 
-const CALENDAR_COLUMNS: &str = "id, display_name, time_zone, opening_hours, holidays, create_time";
+const CALENDAR_COLUMNS: &str = "id, display_name, time_zone, opening_hours, holidays, create_time, revision";
 
 /// Inserts a calendar.
 pub async fn insert_calendar(tx: &mut TenantTx, tenant: Uuid, c: &CalendarRow) -> Result<CalendarRow, Error> {
@@ -74,16 +76,27 @@ pub async fn find_calendar(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<
     Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
 }
 
-/// Every calendar of the tenant.
-pub async fn list_calendars(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<CalendarRow>, Error> {
-    let sql = format!("SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 ORDER BY display_name, id");
-    Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
+/// A page of the tenant's calendars by display name, after the (display name, id) key `after`.
+pub async fn list_calendars(tx: &mut TenantTx, tenant: Uuid, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<CalendarRow>, Error> {
+    let (name, id) = after.unzip();
+    let sql = format!(
+        "SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 AND ($2::text IS NULL OR (display_name, id) > ($2, $3))
+         ORDER BY display_name, id LIMIT $4"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(name)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "business_calendars"))
+        .await?)
 }
 
-/// Stores a calendar's new values.
+/// Stores a calendar's new values and bumps its revision.
 pub async fn update_calendar(tx: &mut TenantTx, tenant: Uuid, c: &CalendarRow) -> Result<CalendarRow, Error> {
     let sql = format!(
-        "UPDATE business_calendars SET display_name = $3, time_zone = $4, opening_hours = $5, holidays = $6
+        "UPDATE business_calendars SET display_name = $3, time_zone = $4, opening_hours = $5, holidays = $6, revision = revision + 1
          WHERE tenant_id = $1 AND id = $2 RETURNING {CALENDAR_COLUMNS}"
     );
     Ok(sqlx::query_as(&sql)
@@ -140,10 +153,24 @@ pub struct PolicyRow {
     pub resolution_ms: i64,
     pub warning_ratio: f64,
     pub create_time: DateTime<Utc>,
+    /// Incremented by every edit; the etag (ignored on insert).
+    pub revision: i64,
 }
 
 const POLICY_COLUMNS: &str =
-    "id, display_name, priority, customer_category, calendar_id, first_response_ms, resolution_ms, warning_ratio, create_time";
+    "id, display_name, priority, customer_category, calendar_id, first_response_ms, resolution_ms, warning_ratio, create_time, revision";
+
+fn policy_exists(err: sqlx::Error, p: &PolicyRow) -> Error {
+    match violated_constraint(&err) {
+        Some("sla_policies_one_per_scope") => Error::AlreadyExists {
+            reason: "SLA_POLICY_EXISTS",
+            message: format!("a policy for priority {} and customer category {:?} already exists", p.priority, p.customer_category),
+            resource_type: "tickets.crm/SlaPolicy",
+            name: String::new(),
+        },
+        _ => err.into(),
+    }
+}
 
 /// Inserts a policy; one per (priority, customer category): ALREADY_EXISTS otherwise.
 pub async fn insert_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Result<PolicyRow, Error> {
@@ -165,21 +192,64 @@ pub async fn insert_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Re
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "sla_policies"))
         .await
-        .map_err(|err| match violated_constraint(&err) {
-            Some("sla_policies_one_per_scope") => Error::AlreadyExists {
-                reason: "SLA_POLICY_EXISTS",
-                message: format!("a policy for priority {} and customer category {:?} already exists", p.priority, p.customer_category),
-                resource_type: "tickets.crm/SlaPolicy",
-                name: String::new(),
-            },
-            _ => err.into(),
-        })
+        .map_err(|err| policy_exists(err, p))
 }
 
-/// Every policy of the tenant.
-pub async fn list_policies(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<PolicyRow>, Error> {
-    let sql = format!("SELECT {POLICY_COLUMNS} FROM sla_policies WHERE tenant_id = $1 ORDER BY priority, customer_category, id");
-    Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "sla_policies")).await?)
+/// Replaces a policy's values and bumps its revision; ALREADY_EXISTS if it
+/// now clashes with another policy's (priority, customer category).
+pub async fn update_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Result<PolicyRow, Error> {
+    let sql = format!(
+        "UPDATE sla_policies SET display_name = $3, priority = $4, customer_category = $5, calendar_id = $6, first_response_ms = $7,
+         resolution_ms = $8, warning_ratio = $9, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {POLICY_COLUMNS}"
+    );
+    sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(p.id)
+        .bind(&p.display_name)
+        .bind(&p.priority)
+        .bind(&p.customer_category)
+        .bind(p.calendar_id)
+        .bind(p.first_response_ms)
+        .bind(p.resolution_ms)
+        .bind(p.warning_ratio)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "sla_policies"))
+        .await
+        .map_err(|err| policy_exists(err, p))
+}
+
+/// One policy; `lock` holds it until the transaction ends.
+pub async fn find_policy(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<PolicyRow>, Error> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {POLICY_COLUMNS} FROM sla_policies WHERE tenant_id = $1 AND id = $2{lock}");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "sla_policies")).await?)
+}
+
+/// A page of the tenant's policies by (priority, customer category, id), after `after`.
+pub async fn list_policies(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    after: Option<(String, String, Uuid)>,
+    limit: i64,
+) -> Result<Vec<PolicyRow>, Error> {
+    let (priority, category, id) = match after {
+        Some((p, c, id)) => (Some(p), Some(c), Some(id)),
+        None => (None, None, None),
+    };
+    let sql = format!(
+        "SELECT {POLICY_COLUMNS} FROM sla_policies WHERE tenant_id = $1
+         AND ($2::text IS NULL OR (priority, customer_category, id) > ($2, $3, $4))
+         ORDER BY priority, customer_category, id LIMIT $5"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(priority)
+        .bind(category)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "sla_policies"))
+        .await?)
 }
 
 /// Deletes a policy; false if there was none.

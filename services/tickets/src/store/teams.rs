@@ -18,9 +18,11 @@ pub struct TeamRow {
     pub lead: String,
     pub last_assigned: String,
     pub create_time: DateTime<Utc>,
+    /// Incremented by every edit; the etag.
+    pub revision: i64,
 }
 
-const TEAM_COLUMNS: &str = "id, display_name, strategy, lead, last_assigned, create_time";
+const TEAM_COLUMNS: &str = "id, display_name, strategy, lead, last_assigned, create_time, revision";
 
 /// Inserts a team.
 pub async fn insert_team(
@@ -54,10 +56,44 @@ pub async fn find_team(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) ->
     Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "teams")).await?)
 }
 
-/// Every team of the tenant, by display name.
-pub async fn list_teams(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<TeamRow>, Error> {
-    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams WHERE tenant_id = $1 ORDER BY display_name, id");
-    Ok(sqlx::query_as(&sql).bind(tenant).fetch_all(&mut **tx).instrument(db_span("SELECT", "teams")).await?)
+/// A page of the tenant's teams by display name, after the (display name, id) key `after`.
+pub async fn list_teams(tx: &mut TenantTx, tenant: Uuid, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<TeamRow>, Error> {
+    let (name, id) = after.unzip();
+    let sql = format!(
+        "SELECT {TEAM_COLUMNS} FROM teams WHERE tenant_id = $1 AND ($2::text IS NULL OR (display_name, id) > ($2, $3))
+         ORDER BY display_name, id LIMIT $4"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(name)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "teams"))
+        .await?)
+}
+
+/// Replaces a team's name, strategy and lead and bumps its revision.
+pub async fn update_team(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    display_name: &str,
+    strategy: &str,
+    lead: &str,
+) -> Result<TeamRow, Error> {
+    let sql = format!(
+        "UPDATE teams SET display_name = $3, strategy = $4, lead = $5, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {TEAM_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(display_name)
+        .bind(strategy)
+        .bind(lead)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "teams"))
+        .await?)
 }
 
 /// Remembers the agent most recently auto-assigned.
@@ -130,4 +166,20 @@ pub async fn delete_member(tx: &mut TenantTx, tenant: Uuid, team: Uuid, agent: &
 pub async fn members(tx: &mut TenantTx, tenant: Uuid, team: Uuid) -> Result<Vec<MemberRow>, Error> {
     let sql = format!("SELECT {MEMBER_COLUMNS} FROM team_members m WHERE m.tenant_id = $1 AND m.team_id = $2 ORDER BY m.agent");
     Ok(sqlx::query_as(&sql).bind(tenant).bind(team).fetch_all(&mut **tx).instrument(db_span("SELECT", "team_members")).await?)
+}
+
+/// A page of a team's members by agent, after agent `after`.
+pub async fn members_page(tx: &mut TenantTx, tenant: Uuid, team: Uuid, after: Option<String>, limit: i64) -> Result<Vec<MemberRow>, Error> {
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM team_members m WHERE m.tenant_id = $1 AND m.team_id = $2 AND ($3::text IS NULL OR m.agent > $3)
+         ORDER BY m.agent LIMIT $4"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(team)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "team_members"))
+        .await?)
 }

@@ -322,15 +322,24 @@ pub async fn insert_comment(
     .await?)
 }
 
-/// A ticket's comments, oldest first; internal notes only when asked.
-pub async fn list_comments(tx: &mut TenantTx, tenant: Uuid, ticket: Uuid, include_internal: bool) -> Result<Vec<CommentRow>, Error> {
+/// A page of a ticket's comments, oldest first (after comment `after`); internal notes only when asked.
+pub async fn list_comments(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    ticket: Uuid,
+    include_internal: bool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<CommentRow>, Error> {
     Ok(sqlx::query_as(
         "SELECT id, ticket_id, body, public, author, attachments, create_time FROM ticket_comments
-         WHERE tenant_id = $1 AND ticket_id = $2 AND (public OR $3) ORDER BY id",
+         WHERE tenant_id = $1 AND ticket_id = $2 AND (public OR $3) AND ($4::uuid IS NULL OR id > $4) ORDER BY id LIMIT $5",
     )
     .bind(tenant)
     .bind(ticket)
     .bind(include_internal)
+    .bind(after)
+    .bind(limit)
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "ticket_comments"))
     .await?)
@@ -347,13 +356,16 @@ pub struct EventRow {
     pub create_time: DateTime<Utc>,
 }
 
-/// A ticket's timeline, oldest first.
-pub async fn list_events(tx: &mut TenantTx, tenant: Uuid, ticket: Uuid) -> Result<Vec<EventRow>, Error> {
+/// A page of a ticket's timeline, oldest first, after entry `after`.
+pub async fn list_events(tx: &mut TenantTx, tenant: Uuid, ticket: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<EventRow>, Error> {
     Ok(sqlx::query_as(
-        "SELECT id, ticket_id, kind, actor, detail, create_time FROM ticket_events WHERE tenant_id = $1 AND ticket_id = $2 ORDER BY id",
+        "SELECT id, ticket_id, kind, actor, detail, create_time FROM ticket_events WHERE tenant_id = $1 AND ticket_id = $2
+         AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
     )
     .bind(tenant)
     .bind(ticket)
+    .bind(after)
+    .bind(limit)
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "ticket_events"))
     .await?)

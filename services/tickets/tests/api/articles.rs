@@ -13,7 +13,7 @@ async fn create(suite: &Suite, title: &str, body: &str, locale: &str, status: pb
     let article =
         pb::Article { title: title.into(), body: body.into(), locale: locale.into(), status: status as i32, ..Default::default() };
     client(suite)
-        .create_article(suite.as_roles(pb::CreateArticleRequest { article: Some(article) }, &["agent"]))
+        .create_article(suite.as_roles(pb::CreateArticleRequest { request_id: String::new(), article: Some(article) }, &["agent"]))
         .await
         .unwrap()
         .into_inner()
@@ -92,12 +92,16 @@ async fn text_changes_make_versions_and_drafts_stay_hidden_from_readers() {
         ))
         .await;
     assert_error(stale, Code::Aborted, "ETAG_MISMATCH");
-    let versions = client(&suite)
-        .list_article_versions(suite.as_roles(pb::ListArticleVersionsRequest { parent: draft.name.clone() }, &["agent"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .versions;
+    let versions =
+        client(&suite)
+            .list_article_versions(suite.as_roles(
+                pb::ListArticleVersionsRequest { page_size: 0, page_token: String::new(), parent: draft.name.clone() },
+                &["agent"],
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .versions;
     assert_eq!(versions.iter().map(|v| (v.version, v.body.as_str())).collect::<Vec<_>>(), [(2, "Usually 2 days."), (1, "Usually 3 days.")]);
     assert!(client(&suite).get_article(suite.as_roles(pb::GetArticleRequest { name: draft.name.clone() }, &["readonly"])).await.is_ok());
 }
@@ -146,7 +150,8 @@ async fn text_postgres_cannot_store_is_invalid_argument_not_internal() {
     // Found by schemathesis through the gateway: a NUL in an article's tag was a 500.
     let suite = spawn_suite().await;
     let article = pb::Article { title: "Printer".into(), tags: vec!["a\0b".into()], ..Default::default() };
-    let result = client(&suite).create_article(suite.admin(pb::CreateArticleRequest { article: Some(article) })).await;
+    let result =
+        client(&suite).create_article(suite.admin(pb::CreateArticleRequest { request_id: String::new(), article: Some(article) })).await;
     assert_error(result, Code::InvalidArgument, "INVALID_CHARACTERS");
     // Ticket text says which field.
     let ticket = pb::Ticket { customer: suite.customer("Ada").await, subject: "Printer\0".into(), ..Default::default() };

@@ -53,7 +53,8 @@ async fn tenant_rules_set_category_team_and_priority_in_order_then_dispatch_runs
     let suite = spawn_suite().await;
     let billing = crate::teams::team(&suite, "Billing", pb::AssignmentStrategy::RoundRobin).await;
     crate::teams::set_member(&suite, &billing, "alice", 5, &[], true).await;
-    let create = |rule: pb::ClassificationRule| suite.admin(pb::CreateClassificationRuleRequest { rule: Some(rule) });
+    let create =
+        |rule: pb::ClassificationRule| suite.admin(pb::CreateClassificationRuleRequest { request_id: String::new(), rule: Some(rule) });
     let mut client = rules(&suite);
     client
         .create_classification_rule(create(pb::ClassificationRule {
@@ -77,7 +78,9 @@ async fn tenant_rules_set_category_team_and_priority_in_order_then_dispatch_runs
         .await
         .unwrap();
     let listed = client
-        .list_classification_rules(suite.as_roles(pb::ListClassificationRulesRequest {}, &["readonly"]))
+        .list_classification_rules(
+            suite.as_roles(pb::ListClassificationRulesRequest { page_size: 0, page_token: String::new() }, &["readonly"]),
+        )
         .await
         .unwrap()
         .into_inner()
@@ -93,8 +96,13 @@ async fn tenant_rules_set_category_team_and_priority_in_order_then_dispatch_runs
     let other = open(&suite, &customer, "Password reset", pb::TicketType::Request, pb::Channel::Web).await;
     assert_eq!((other.category.as_str(), other.team.as_str(), other.priority), ("", "", pb::Priority::Normal as i32));
 
-    client.delete_classification_rule(suite.admin(pb::DeleteClassificationRuleRequest { name: listed[0].name.clone() })).await.unwrap();
-    let again = client.delete_classification_rule(suite.admin(pb::DeleteClassificationRuleRequest { name: listed[0].name.clone() })).await;
+    client
+        .delete_classification_rule(suite.admin(pb::DeleteClassificationRuleRequest { etag: String::new(), name: listed[0].name.clone() }))
+        .await
+        .unwrap();
+    let again = client
+        .delete_classification_rule(suite.admin(pb::DeleteClassificationRuleRequest { etag: String::new(), name: listed[0].name.clone() }))
+        .await;
     assert_error(again, Code::NotFound, "NOT_FOUND");
 }
 
@@ -104,25 +112,37 @@ async fn rules_are_validated_and_admin_only() {
     let mut client = rules(&suite);
     let rule = pb::ClassificationRule { display_name: "x".into(), set_category: "c".into(), ..Default::default() };
     let by_agent = client
-        .create_classification_rule(suite.as_roles(pb::CreateClassificationRuleRequest { rule: Some(rule.clone()) }, &["agent"]))
+        .create_classification_rule(
+            suite.as_roles(pb::CreateClassificationRuleRequest { request_id: String::new(), rule: Some(rule.clone()) }, &["agent"]),
+        )
         .await;
     assert_error(by_agent, Code::PermissionDenied, "PERMISSION_DENIED");
     let no_action = pb::ClassificationRule { display_name: "x".into(), ..Default::default() };
     assert_error(
-        client.create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { rule: Some(no_action) })).await,
+        client
+            .create_classification_rule(
+                suite.admin(pb::CreateClassificationRuleRequest { request_id: String::new(), rule: Some(no_action) }),
+            )
+            .await,
         Code::InvalidArgument,
         "NO_ACTION",
     );
     let bad = pb::ClassificationRule { customer_categories: vec!["GOLD".into()], channels: vec![0], ..rule.clone() };
     let status = assert_error(
-        client.create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { rule: Some(bad) })).await,
+        client
+            .create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { request_id: String::new(), rule: Some(bad) }))
+            .await,
         Code::InvalidArgument,
         "INVALID_FIELDS",
     );
     assert!(status.message().contains("rule.channels"));
     let ghost_team = pb::ClassificationRule { set_team: format!("teams/{}", uuid::Uuid::now_v7()), ..rule };
     assert_error(
-        client.create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { rule: Some(ghost_team) })).await,
+        client
+            .create_classification_rule(
+                suite.admin(pb::CreateClassificationRuleRequest { request_id: String::new(), rule: Some(ghost_team) }),
+            )
+            .await,
         Code::InvalidArgument,
         "UNKNOWN_TEAM",
     );

@@ -109,7 +109,7 @@ async fn a_customer_opens_reads_lists_and_answers_its_own_tickets() {
     t.suite.comment(&t.a_ticket.name, "We are looking into it", true).await;
     let reply = pb::Comment { body: "Thanks!".into(), public: true, ..Default::default() };
     let added = tickets
-        .add_comment(t.as_a(pb::AddCommentRequest { parent: t.a_ticket.name.clone(), comment: Some(reply) }))
+        .add_comment(t.as_a(pb::AddCommentRequest { request_id: String::new(), parent: t.a_ticket.name.clone(), comment: Some(reply) }))
         .await
         .unwrap()
         .into_inner()
@@ -117,20 +117,35 @@ async fn a_customer_opens_reads_lists_and_answers_its_own_tickets() {
         .unwrap();
     assert_eq!(added.author, t.a);
     let listed = tickets
-        .list_comments(t.as_a(pb::ListCommentsRequest { parent: t.a_ticket.name.clone(), include_internal: false }))
+        .list_comments(t.as_a(pb::ListCommentsRequest {
+            page_size: 0,
+            page_token: String::new(),
+            parent: t.a_ticket.name.clone(),
+            include_internal: false,
+        }))
         .await
         .unwrap()
         .into_inner()
         .comments;
     let bodies: Vec<&str> = listed.iter().map(|c| c.body.as_str()).collect();
     assert_eq!(bodies, ["We are looking into it", "Thanks!"]);
-    let internal = tickets.list_comments(t.as_a(pb::ListCommentsRequest { parent: t.a_ticket.name.clone(), include_internal: true })).await;
+    let internal = tickets
+        .list_comments(t.as_a(pb::ListCommentsRequest {
+            page_size: 0,
+            page_token: String::new(),
+            parent: t.a_ticket.name.clone(),
+            include_internal: true,
+        }))
+        .await;
     denied!(async { internal });
 
     // A customer's own message is not the service's first response.
     let fresh = t.a_creates(pb::Ticket { customer: t.a.clone(), subject: "Another".into(), ..Default::default() }).await.unwrap();
     let note = pb::Comment { body: "More details".into(), public: true, ..Default::default() };
-    tickets.add_comment(t.as_a(pb::AddCommentRequest { parent: fresh.name.clone(), comment: Some(note) })).await.unwrap();
+    tickets
+        .add_comment(t.as_a(pb::AddCommentRequest { request_id: String::new(), parent: fresh.name.clone(), comment: Some(note) }))
+        .await
+        .unwrap();
     assert!(t.suite.get(&fresh.name).await.first_response_time.is_none());
 }
 
@@ -168,14 +183,23 @@ async fn a_customer_reaches_no_other_customers_ticket_through_any_rpc() {
 
     // Reads and replies that a customer may do on its own tickets are NOT_FOUND on B's.
     hidden!(tickets.get_ticket(t.as_a(pb::GetTicketRequest { name: b.clone() })));
-    hidden!(tickets.list_comments(t.as_a(pb::ListCommentsRequest { parent: b.clone(), include_internal: false })));
+    hidden!(tickets.list_comments(t.as_a(pb::ListCommentsRequest {
+        page_size: 0,
+        page_token: String::new(),
+        parent: b.clone(),
+        include_internal: false
+    })));
     let reply = pb::Comment { body: "hi Bob".into(), public: true, ..Default::default() };
-    hidden!(tickets.add_comment(t.as_a(pb::AddCommentRequest { parent: b.clone(), comment: Some(reply) })));
+    hidden!(tickets.add_comment(t.as_a(pb::AddCommentRequest { request_id: String::new(), parent: b.clone(), comment: Some(reply) })));
 
     // Everything else is refused outright, on B's ticket and on A's own alike.
     for name in [b.clone(), t.a_ticket.name.clone()] {
         let note = pb::Comment { body: "note".into(), public: false, ..Default::default() };
-        denied!(tickets.add_comment(t.as_a(pb::AddCommentRequest { parent: name.clone(), comment: Some(note) })));
+        denied!(tickets.add_comment(t.as_a(pb::AddCommentRequest {
+            request_id: String::new(),
+            parent: name.clone(),
+            comment: Some(note)
+        })));
         let update =
             pb::Ticket { name: name.clone(), subject: "mine now".into(), priority: pb::Priority::Urgent as i32, ..Default::default() };
         let mask = prost_types::FieldMask { paths: vec!["subject".into(), "priority".into()] };
@@ -188,7 +212,11 @@ async fn a_customer_reaches_no_other_customers_ticket_through_any_rpc() {
         })));
         denied!(tickets.delete_ticket(t.as_a(pb::DeleteTicketRequest { name: name.clone(), etag: String::new() })));
         denied!(tickets.undelete_ticket(t.as_a(pb::UndeleteTicketRequest { name: name.clone(), etag: String::new() })));
-        denied!(tickets.list_ticket_events(t.as_a(pb::ListTicketEventsRequest { parent: name.clone() })));
+        denied!(tickets.list_ticket_events(t.as_a(pb::ListTicketEventsRequest {
+            page_size: 0,
+            page_token: String::new(),
+            parent: name.clone()
+        })));
     }
     denied!(tickets.merge_tickets(t.as_a(pb::MergeTicketsRequest {
         name: t.a_ticket.name.clone(),
@@ -257,7 +285,7 @@ async fn every_other_tickets_service_refuses_a_customer_but_published_articles_a
             status: status as i32,
             ..Default::default()
         };
-        t.suite.admin(pb::CreateArticleRequest { article: Some(article) })
+        t.suite.admin(pb::CreateArticleRequest { request_id: String::new(), article: Some(article) })
     };
     let published =
         articles.create_article(create("Password help", pb::ArticleStatus::Published)).await.unwrap().into_inner().article.unwrap();
@@ -271,7 +299,11 @@ async fn every_other_tickets_service_refuses_a_customer_but_published_articles_a
     denied!(articles.search_articles(search(true)));
     denied!(articles.create_article(t.as_a(pb::CreateArticleRequest::default())));
     denied!(articles.update_article(t.as_a(pb::UpdateArticleRequest::default())));
-    denied!(articles.list_article_versions(t.as_a(pb::ListArticleVersionsRequest { parent: published.name.clone() })));
+    denied!(articles.list_article_versions(t.as_a(pb::ListArticleVersionsRequest {
+        page_size: 0,
+        page_token: String::new(),
+        parent: published.name.clone()
+    })));
     denied!(articles.suggest_articles(t.as_a(pb::SuggestArticlesRequest { ticket: a_ticket.clone() })));
     denied!(articles.link_article_to_ticket(t.as_a(pb::LinkArticleToTicketRequest { ticket: a_ticket, article: published.name })));
 }

@@ -10,7 +10,13 @@ fn client(suite: &Suite) -> FollowUpServiceClient<tonic::transport::Channel> {
 }
 
 async fn list(suite: &Suite, agent: &str, include_closed: bool) -> Vec<pb::FollowUp> {
-    let request = suite.admin(pb::ListFollowUpsRequest { agent: agent.into(), due_only: !include_closed, include_closed });
+    let request = suite.admin(pb::ListFollowUpsRequest {
+        page_size: 0,
+        page_token: String::new(),
+        agent: agent.into(),
+        due_only: !include_closed,
+        include_closed,
+    });
     client(suite).list_follow_ups(request).await.unwrap().into_inner().follow_ups
 }
 

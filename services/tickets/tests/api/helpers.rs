@@ -153,7 +153,7 @@ impl Suite {
     pub async fn timeline(&self, name: &str) -> Vec<pb::TicketEvent> {
         self.tickets
             .clone()
-            .list_ticket_events(self.admin(pb::ListTicketEventsRequest { parent: name.into() }))
+            .list_ticket_events(self.admin(pb::ListTicketEventsRequest { page_size: 0, page_token: String::new(), parent: name.into() }))
             .await
             .unwrap()
             .into_inner()
@@ -163,12 +163,17 @@ impl Suite {
     /// Adds a public reply (or an internal note) as admin.
     pub async fn comment(&self, name: &str, body: &str, public: bool) {
         let comment = pb::Comment { body: body.into(), public, ..Default::default() };
-        self.tickets.clone().add_comment(self.admin(pb::AddCommentRequest { parent: name.into(), comment: Some(comment) })).await.unwrap();
+        self.tickets
+            .clone()
+            .add_comment(self.admin(pb::AddCommentRequest { request_id: String::new(), parent: name.into(), comment: Some(comment) }))
+            .await
+            .unwrap();
     }
 
     /// A ticket's comments (internal notes included), as admin.
     pub async fn comments(&self, name: &str) -> Vec<pb::Comment> {
-        let request = self.admin(pb::ListCommentsRequest { parent: name.into(), include_internal: true });
+        let request =
+            self.admin(pb::ListCommentsRequest { page_size: 0, page_token: String::new(), parent: name.into(), include_internal: true });
         self.tickets.clone().list_comments(request).await.unwrap().into_inner().comments
     }
 

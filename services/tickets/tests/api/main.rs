@@ -1,6 +1,7 @@
 //! Service tests: each spawns the tickets service on port 0 against a fresh
 //! database, next to a real profiles process with its own database.
 
+mod aip;
 mod articles;
 mod classification;
 mod customer_role;

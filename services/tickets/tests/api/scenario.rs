@@ -73,7 +73,7 @@ async fn a_vip_complaint_goes_from_intake_to_metrics() {
         ..Default::default()
     };
     let billing = TeamServiceClient::new(suite.channel.clone())
-        .create_team(suite.admin(pb::CreateTeamRequest { team: Some(team) }))
+        .create_team(suite.admin(pb::CreateTeamRequest { request_id: String::new(), team: Some(team) }))
         .await
         .unwrap()
         .into_inner()
@@ -90,7 +90,7 @@ async fn a_vip_complaint_goes_from_intake_to_metrics() {
         ..Default::default()
     };
     ClassificationRuleServiceClient::new(suite.channel.clone())
-        .create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { rule: Some(rule) }))
+        .create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { request_id: String::new(), rule: Some(rule) }))
         .await
         .unwrap();
     policy(&suite, pb::Priority::Urgent, "", "", secs(2), secs(60), 0.5).await;
@@ -135,9 +135,16 @@ async fn a_vip_complaint_goes_from_intake_to_metrics() {
     // Follow-up visit by the resolving agent, then the customer's survey.
     let mut follow_ups = FollowUpServiceClient::new(suite.channel.clone());
     let due = follow_ups
-        .list_follow_ups(
-            suite.as_roles(pb::ListFollowUpsRequest { agent: "lena".into(), due_only: true, include_closed: false }, &["agent"]),
-        )
+        .list_follow_ups(suite.as_roles(
+            pb::ListFollowUpsRequest {
+                page_size: 0,
+                page_token: String::new(),
+                agent: "lena".into(),
+                due_only: true,
+                include_closed: false,
+            },
+            &["agent"],
+        ))
         .await
         .unwrap()
         .into_inner()

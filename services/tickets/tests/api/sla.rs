@@ -28,7 +28,7 @@ pub fn office_calendar(tz: &str, holidays: Vec<Date>) -> pb::BusinessCalendar {
 
 pub async fn create_calendar(suite: &Suite, calendar: pb::BusinessCalendar) -> String {
     client(suite)
-        .create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { calendar: Some(calendar) }))
+        .create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { request_id: String::new(), calendar: Some(calendar) }))
         .await
         .unwrap()
         .into_inner()
@@ -47,6 +47,7 @@ async fn calendars_are_validated_and_round_trip() {
     let mut sla = client(&suite);
     let created = sla
         .create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest {
+            request_id: String::new(),
             calendar: Some(office_calendar("Asia/Shanghai", vec![Date { year: 2026, month: 10, day: 1 }])),
         }))
         .await
@@ -67,23 +68,32 @@ async fn calendars_are_validated_and_round_trip() {
 
     let mut overlapping = office_calendar("Asia/Shanghai", vec![]);
     overlapping.opening_hours.push(pb::OpeningHours { day: DayOfWeek::Monday as i32, start_time: at(11, 0), end_time: at(14, 0) });
-    let result = sla.create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { calendar: Some(overlapping) })).await;
+    let result = sla
+        .create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { request_id: String::new(), calendar: Some(overlapping) }))
+        .await;
     assert_error(result, Code::InvalidArgument, "OVERLAPPING_HOURS");
     let bad_zone = sla
-        .create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { calendar: Some(office_calendar("Mars/Base", vec![])) }))
+        .create_business_calendar(
+            suite.admin(pb::CreateBusinessCalendarRequest {
+                request_id: String::new(),
+                calendar: Some(office_calendar("Mars/Base", vec![])),
+            }),
+        )
         .await;
     assert_error(bad_zone, Code::InvalidArgument, "INVALID_TIME_ZONE");
     let mut closed = office_calendar("UTC", vec![]);
     closed.opening_hours.clear();
     assert_error(
-        sla.create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { calendar: Some(closed) })).await,
+        sla.create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { request_id: String::new(), calendar: Some(closed) }))
+            .await,
         Code::InvalidArgument,
         "NO_BUSINESS_HOURS",
     );
     let by_agent = sla
-        .create_business_calendar(
-            suite.as_roles(pb::CreateBusinessCalendarRequest { calendar: Some(office_calendar("UTC", vec![])) }, &["agent"]),
-        )
+        .create_business_calendar(suite.as_roles(
+            pb::CreateBusinessCalendarRequest { request_id: String::new(), calendar: Some(office_calendar("UTC", vec![])) },
+            &["agent"],
+        ))
         .await;
     assert_error(by_agent, Code::PermissionDenied, "PERMISSION_DENIED");
 }
@@ -102,7 +112,7 @@ async fn one_policy_per_priority_and_category() {
     };
     let mut sla = client(&suite);
     let created = sla
-        .create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(policy.clone()) }))
+        .create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { request_id: String::new(), policy: Some(policy.clone()) }))
         .await
         .unwrap()
         .into_inner()
@@ -110,35 +120,44 @@ async fn one_policy_per_priority_and_category() {
         .unwrap();
     assert_eq!(created.warning_ratio, 0.8, "0 means the default");
     assert_error(
-        sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(policy.clone()) })).await,
+        sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { request_id: String::new(), policy: Some(policy.clone()) })).await,
         Code::AlreadyExists,
         "SLA_POLICY_EXISTS",
     );
     let vip = pb::SlaPolicy { customer_category: "VIP".into(), ..policy.clone() };
-    assert!(sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(vip) })).await.is_ok());
+    assert!(sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { request_id: String::new(), policy: Some(vip) })).await.is_ok());
     let ghost = pb::SlaPolicy {
         priority: pb::Priority::Low as i32,
         calendar: format!("businessCalendars/{}", uuid::Uuid::now_v7()),
         ..policy.clone()
     };
     assert_error(
-        sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(ghost) })).await,
+        sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { request_id: String::new(), policy: Some(ghost) })).await,
         Code::InvalidArgument,
         "UNKNOWN_CALENDAR",
     );
     let invalid = pb::SlaPolicy { priority: 0, first_response_target: None, warning_ratio: 1.5, ..policy };
     let status = assert_error(
-        sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(invalid) })).await,
+        sla.create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { request_id: String::new(), policy: Some(invalid) })).await,
         Code::InvalidArgument,
         "INVALID_FIELDS",
     );
     use tonic_types::StatusExt;
     let fields: Vec<String> = status.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
     assert_eq!(fields, ["policy.priority", "policy.first_response_target", "policy.warning_ratio"]);
-    let listed = sla.list_sla_policies(suite.admin(pb::ListSlaPoliciesRequest {})).await.unwrap().into_inner().policies;
+    let listed = sla
+        .list_sla_policies(suite.admin(pb::ListSlaPoliciesRequest { page_size: 0, page_token: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .policies;
     assert_eq!(listed.len(), 2);
-    sla.delete_sla_policy(suite.admin(pb::DeleteSlaPolicyRequest { name: created.name.clone() })).await.unwrap();
-    assert_error(sla.delete_sla_policy(suite.admin(pb::DeleteSlaPolicyRequest { name: created.name })).await, Code::NotFound, "NOT_FOUND");
+    sla.delete_sla_policy(suite.admin(pb::DeleteSlaPolicyRequest { etag: String::new(), name: created.name.clone() })).await.unwrap();
+    assert_error(
+        sla.delete_sla_policy(suite.admin(pb::DeleteSlaPolicyRequest { etag: String::new(), name: created.name })).await,
+        Code::NotFound,
+        "NOT_FOUND",
+    );
 }
 
 pub async fn policy(
@@ -161,7 +180,7 @@ pub async fn policy(
         ..Default::default()
     };
     client(suite)
-        .create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(policy) }))
+        .create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { request_id: String::new(), policy: Some(policy) }))
         .await
         .unwrap()
         .into_inner()
@@ -215,6 +234,7 @@ async fn clocks_pause_while_pending_and_stop_at_the_first_reply_and_resolution()
     assert_eq!(res_after - res_due, fr_after - fr_due, "both clocks paused for the same time");
 
     let reply = pb::AddCommentRequest {
+        request_id: String::new(),
         parent: ticket.name.clone(),
         comment: Some(pb::Comment { body: "On it".into(), public: true, ..Default::default() }),
     };
@@ -242,6 +262,7 @@ async fn states_warn_and_breach_as_business_time_passes() {
     assert_eq!(later.resolution_sla, pb::SlaState::Warning as i32, "1.3 s of 10 s is past the 10 % warning");
     // A reply after the target keeps the breach on record.
     let reply = pb::AddCommentRequest {
+        request_id: String::new(),
         parent: ticket.name.clone(),
         comment: Some(pb::Comment { body: "Sorry".into(), public: true, ..Default::default() }),
     };
@@ -274,7 +295,7 @@ async fn the_job_records_each_warning_and_breach_once_and_escalates_to_the_team_
         ..Default::default()
     };
     let team = crm_proto::crm::tickets::v1::team_service_client::TeamServiceClient::new(suite.channel.clone())
-        .create_team(suite.admin(pb::CreateTeamRequest { team: Some(team) }))
+        .create_team(suite.admin(pb::CreateTeamRequest { request_id: String::new(), team: Some(team) }))
         .await
         .unwrap()
         .into_inner()
@@ -296,7 +317,7 @@ async fn the_job_records_each_warning_and_breach_once_and_escalates_to_the_team_
     suite.tickets.clone().assign_ticket(suite.admin(assign)).await.unwrap();
 
     let timeline = || async {
-        let request = suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() });
+        let request = suite.admin(pb::ListTicketEventsRequest { page_size: 0, page_token: String::new(), parent: ticket.name.clone() });
         suite.tickets.clone().list_ticket_events(request).await.unwrap().into_inner().events
     };
     let mut events = timeline().await;
@@ -385,10 +406,13 @@ async fn changing_a_calendar_reschedules_running_clocks_and_a_used_calendar_cann
         .await;
     assert_error(by_agent, Code::PermissionDenied, "PERMISSION_DENIED");
 
-    let in_use = sla.delete_business_calendar(suite.admin(pb::DeleteBusinessCalendarRequest { name: calendar.clone() })).await;
+    let in_use =
+        sla.delete_business_calendar(suite.admin(pb::DeleteBusinessCalendarRequest { etag: String::new(), name: calendar.clone() })).await;
     assert_error(in_use, Code::FailedPrecondition, "CALENDAR_IN_USE");
     let unused = create_calendar(&suite, office_calendar("Asia/Shanghai", vec![])).await;
-    sla.delete_business_calendar(suite.admin(pb::DeleteBusinessCalendarRequest { name: unused.clone() })).await.unwrap();
+    sla.delete_business_calendar(suite.admin(pb::DeleteBusinessCalendarRequest { etag: String::new(), name: unused.clone() }))
+        .await
+        .unwrap();
     let gone = sla.get_business_calendar(suite.admin(pb::GetBusinessCalendarRequest { name: unused })).await;
     assert_error(gone, Code::NotFound, "NOT_FOUND");
 }

@@ -11,7 +11,14 @@ use crate::helpers::{Suite, assert_error, spawn_suite};
 /// Creates a team as admin and returns its name.
 pub async fn team(suite: &Suite, display_name: &str, strategy: pb::AssignmentStrategy) -> String {
     let team = pb::Team { display_name: display_name.into(), assignment_strategy: strategy as i32, ..Default::default() };
-    teams(suite).create_team(suite.admin(pb::CreateTeamRequest { team: Some(team) })).await.unwrap().into_inner().team.unwrap().name
+    teams(suite)
+        .create_team(suite.admin(pb::CreateTeamRequest { request_id: String::new(), team: Some(team) }))
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap()
+        .name
 }
 
 fn teams(suite: &Suite) -> TeamServiceClient<tonic::transport::Channel> {
@@ -55,15 +62,22 @@ async fn open_in(suite: &Suite, customer: &str, team: &str, category: &str) -> p
 }
 
 async fn loads(suite: &Suite, team: &str) -> HashMap<String, i64> {
-    let members =
-        teams(suite).list_team_members(suite.admin(pb::ListTeamMembersRequest { parent: team.into() })).await.unwrap().into_inner().members;
+    let members = teams(suite)
+        .list_team_members(suite.admin(pb::ListTeamMembersRequest { page_size: 0, page_token: String::new(), parent: team.into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
     members.into_iter().map(|m| (m.agent, m.open_tickets)).collect()
 }
 
 #[tokio::test]
 async fn only_admins_manage_teams_and_inputs_are_validated() {
     let suite = spawn_suite().await;
-    let team_request = |name: &str| pb::CreateTeamRequest { team: Some(pb::Team { display_name: name.into(), ..Default::default() }) };
+    let team_request = |name: &str| pb::CreateTeamRequest {
+        request_id: String::new(),
+        team: Some(pb::Team { display_name: name.into(), ..Default::default() }),
+    };
     assert_error(
         teams(&suite).create_team(suite.as_roles(team_request("Support"), &["agent"])).await,
         Code::PermissionDenied,

@@ -16,7 +16,7 @@ async fn every_tickets_table_hides_its_rows_without_a_tenant() {
     let rule =
         pb::ClassificationRule { display_name: "r".into(), keywords: vec!["x".into()], set_category: "c".into(), ..Default::default() };
     pb::classification_rule_service_client::ClassificationRuleServiceClient::new(suite.channel.clone())
-        .create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { rule: Some(rule) }))
+        .create_classification_rule(suite.admin(pb::CreateClassificationRuleRequest { request_id: String::new(), rule: Some(rule) }))
         .await
         .unwrap();
     let calendar = crate::sla::create_calendar(&suite, crate::sla::office_calendar("UTC", vec![])).await;
@@ -28,15 +28,21 @@ async fn every_tickets_table_hides_its_rows_without_a_tenant() {
         resolution_target: crate::sla::hours(200),
         ..Default::default()
     };
-    crate::sla::client(&suite).create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { policy: Some(policy) })).await.unwrap();
+    crate::sla::client(&suite)
+        .create_sla_policy(suite.admin(pb::CreateSlaPolicyRequest { request_id: String::new(), policy: Some(policy) }))
+        .await
+        .unwrap();
     let article = pb::Article { title: "t".into(), ..Default::default() };
     pb::article_service_client::ArticleServiceClient::new(suite.channel.clone())
-        .create_article(suite.admin(pb::CreateArticleRequest { article: Some(article) }))
+        .create_article(suite.admin(pb::CreateArticleRequest { request_id: String::new(), article: Some(article) }))
         .await
         .unwrap();
     let ticket = suite.open(&suite.customer("Ada").await, "x").await;
-    let comment =
-        pb::AddCommentRequest { parent: ticket.name.clone(), comment: Some(pb::Comment { body: "hi".into(), ..Default::default() }) };
+    let comment = pb::AddCommentRequest {
+        request_id: String::new(),
+        parent: ticket.name.clone(),
+        comment: Some(pb::Comment { body: "hi".into(), ..Default::default() }),
+    };
     suite.tickets.clone().add_comment(suite.admin(comment)).await.unwrap();
     suite.transition(&ticket.name, pb::Status::Resolved).await.unwrap();
 

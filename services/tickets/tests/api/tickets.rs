@@ -166,6 +166,7 @@ async fn the_first_public_reply_is_the_first_response_and_notes_stay_internal() 
     let suite = spawn_suite().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Help").await;
     let comment = |public: bool, body: &str| pb::AddCommentRequest {
+        request_id: String::new(),
         parent: ticket.name.clone(),
         comment: Some(pb::Comment { body: body.into(), public, attachments: vec!["s3://bucket/log.txt".into()], ..Default::default() }),
     };
@@ -185,17 +186,26 @@ async fn the_first_public_reply_is_the_first_response_and_notes_stay_internal() 
     assert_eq!(get(&mut client).await.first_response_time, first, "only the first reply counts");
 
     let public_only = client
-        .list_comments(suite.as_roles(pb::ListCommentsRequest { parent: ticket.name.clone(), include_internal: false }, &["readonly"]))
+        .list_comments(suite.as_roles(
+            pb::ListCommentsRequest { page_size: 0, page_token: String::new(), parent: ticket.name.clone(), include_internal: false },
+            &["readonly"],
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(public_only.comments.len(), 2);
     let denied = client
-        .list_comments(suite.as_roles(pb::ListCommentsRequest { parent: ticket.name.clone(), include_internal: true }, &["readonly"]))
+        .list_comments(suite.as_roles(
+            pb::ListCommentsRequest { page_size: 0, page_token: String::new(), parent: ticket.name.clone(), include_internal: true },
+            &["readonly"],
+        ))
         .await;
     assert_error(denied, Code::PermissionDenied, "PERMISSION_DENIED");
     let all = client
-        .list_comments(suite.as_roles(pb::ListCommentsRequest { parent: ticket.name.clone(), include_internal: true }, &["agent"]))
+        .list_comments(suite.as_roles(
+            pb::ListCommentsRequest { page_size: 0, page_token: String::new(), parent: ticket.name.clone(), include_internal: true },
+            &["agent"],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -315,7 +325,11 @@ async fn update_applies_the_mask_records_changes_and_checks_the_etag() {
     assert_eq!(unchanged.etag, updated.etag, "a no-op update keeps the etag");
 
     let events = client
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
+        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest {
+            page_size: 0,
+            page_token: String::new(),
+            parent: ticket.name.clone(),
+        }))
         .await
         .unwrap()
         .into_inner()
@@ -347,7 +361,11 @@ async fn assignment_is_recorded_and_limited_to_open_work() {
     assert_error(client.assign_ticket(suite.as_roles(assign("eve", ""), &["readonly"])).await, Code::PermissionDenied, "PERMISSION_DENIED");
 
     let events = client
-        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest { parent: ticket.name.clone() }))
+        .list_ticket_events(suite.admin(pb::ListTicketEventsRequest {
+            page_size: 0,
+            page_token: String::new(),
+            parent: ticket.name.clone(),
+        }))
         .await
         .unwrap()
         .into_inner()
