@@ -281,7 +281,7 @@ async fn configuration_resources_have_etags_gets_and_updates() {
     };
     let updated = policies.update_sla_policy(suite.admin(faster(&current.etag))).await.unwrap().into_inner().policy.unwrap();
     assert_eq!(updated.first_response_target, hours(2));
-    assert_eq!((updated.priority, updated.resolution_target.clone()), (current.priority, current.resolution_target));
+    assert_eq!((updated.priority, updated.resolution_target), (current.priority, current.resolution_target));
     assert_error(policies.update_sla_policy(suite.admin(faster(&current.etag))).await, Code::Aborted, "ETAG_MISMATCH");
 
     // Business calendar: its etag guards updates too.
