@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::{
     errors::{ApiError, error_info},
     forward::{Backends, service_label},
+    overview::Overview,
     ratelimit::{RateLimiter, RouteClass},
     routes::{BackendMap, Lookup, Route, RouteTable},
     transcode,
@@ -58,6 +59,8 @@ pub struct Gateway {
     pub backend_map: BackendMap,
     /// Token buckets per caller and tenant.
     pub limiter: RateLimiter,
+    /// The customer 360's backends.
+    pub overview: Overview,
     /// Largest `page_size` passed on.
     pub max_page_size: i32,
     /// Header naming the client's address behind a trusted proxy.
@@ -172,7 +175,7 @@ impl Gateway {
 
         if route.backend == crate::overview::LOCAL {
             let (metadata, _, message) = request.into_parts();
-            let response = crate::overview::serve(self, route, &message, &metadata, timeout.unwrap_or(self.request_timeout)).await?;
+            let response = self.overview.serve(route, &message, &metadata, timeout.unwrap_or(self.request_timeout)).await?;
             return Ok(json_response(route, &response));
         }
         if streaming {

@@ -15,7 +15,8 @@
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the route table.
 //! - [`docs`]: `/openapi.json` and the `/docs` reference page.
-//! - [`overview`]: customer 360, composed by the gateway from profiles and tickets.
+//! - [`overview`]: customer 360, composed by the gateway from profiles and tickets
+//!   through the kit's outbound client.
 //! - [`ratelimit`]: token buckets per caller and tenant by route class.
 
 pub mod config;
