@@ -9,7 +9,10 @@
 //! - [`routes`]: path templates and the route table (pure).
 //! - [`transcode`]: JSON/query/path ⇄ dynamic messages, etag conventions.
 //! - [`forward`]: the dynamic-message codec and one channel per backend.
-//! - [`handler`]: one request end to end (auth, deadline, metadata, streaming).
+//! - [`state`]: [`state::Gateway`], what every request needs, and the admission
+//!   check (token, rate limits) every protocol applies.
+//! - [`handler`]: one REST request end to end (admission, body, deadline,
+//!   metadata, streaming).
 //! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
 //! - [`grpcweb`]: gRPC-Web (and native gRPC) proxied to the owning backend.
 //! - [`health`]: `/healthz`, `/readyz`.
@@ -31,4 +34,5 @@ pub mod overview;
 pub mod ratelimit;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod transcode;

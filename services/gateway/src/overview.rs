@@ -28,11 +28,6 @@ use crate::{
     routes::{BackendMap, Route},
 };
 
-/// `Route::backend` of the services the gateway serves itself.
-pub const LOCAL: &str = "gateway";
-/// The services the gateway serves itself.
-pub const LOCAL_SERVICES: &[&str] = &["crm.gateway.v1.OverviewService"];
-
 const CUSTOMERS: &str = "crm.profiles.v1.CustomerService";
 const TICKETS: &str = "crm.tickets.v1.TicketService";
 

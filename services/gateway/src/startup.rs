@@ -21,11 +21,12 @@ use tower_http::{
 use crate::{
     config::Config,
     forward::Backends,
-    handler::{self, Gateway, REQUEST_ID, REQUEST_TIMEOUT},
+    handler::{self, REQUEST_ID, REQUEST_TIMEOUT},
     health,
     overview::Overview,
     ratelimit::RateLimiter,
     routes::RouteTable,
+    state::Gateway,
 };
 
 /// A bound, not yet serving gateway.
@@ -168,11 +169,4 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
             ])
             .max_age(Duration::from_secs(600)),
     ))
-}
-
-impl Gateway {
-    /// The configured keys (packages or services) served by backend `url`.
-    pub fn backend_keys(&self, url: &str) -> Vec<&str> {
-        self.backend_map.entries().iter().filter(|(_, u)| u == url).map(|(k, _)| k.as_str()).collect()
-    }
 }
