@@ -24,7 +24,7 @@ use tonic::{Status, body::Body as GrpcBody};
 use tonic_web::{GrpcWebLayer, GrpcWebService};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::{errors::ApiError, handler::Gateway, ratelimit::RouteClass};
+use crate::{errors::ApiError, ratelimit::RouteClass, state::Gateway};
 
 /// Forwards a gRPC request to the backend of its service.
 #[derive(Clone)]

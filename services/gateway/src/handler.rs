@@ -1,23 +1,24 @@
-//! One HTTP request through the gateway: route lookup → server span (parent
-//! from `traceparent`) → bearer-token check → body (size-limited) → request
-//! message → `If-Match` → deadline → backend call → JSON (or NDJSON for
-//! server streams) with `ETag`. Every step that fails answers in the Google
-//! JSON error format; nothing a client sends can produce a 500.
+//! One REST request through the gateway: route lookup → server span (parent
+//! from `traceparent`) → admission (bearer token, rate limits:
+//! [`Gateway::admit`]) → body (size-limited) → request message → `If-Match` →
+//! deadline → backend call (or the [`crate::overview`] the gateway serves
+//! itself) → JSON (or NDJSON for server streams) with `ETag`. Every step that
+//! fails answers in the Google JSON error format; nothing a client sends can
+//! produce a 500. Also the `x-request-id` middleware every response passes.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use crm_kit::{auth::Authenticator, telemetry::HeaderExtractor};
+use crm_kit::telemetry::HeaderExtractor;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use prost_reflect::{DescriptorPool, DynamicMessage};
-use tokio::sync::watch;
+use prost_reflect::DynamicMessage;
 use tonic::{Code, Status};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -25,9 +26,10 @@ use uuid::Uuid;
 
 use crate::{
     errors::{ApiError, error_info},
-    forward::{Backends, service_label},
-    ratelimit::{RateLimiter, RouteClass},
-    routes::{BackendMap, Lookup, Route, RouteTable},
+    forward::service_label,
+    ratelimit::RouteClass,
+    routes::{LOCAL, Lookup, Route},
+    state::Gateway,
     transcode,
 };
 
@@ -35,34 +37,6 @@ use crate::{
 pub const REQUEST_ID: &str = "x-request-id";
 /// Header with the client's deadline: milliseconds, or a gRPC-style value (`5S`, `250m`).
 pub const REQUEST_TIMEOUT: &str = "x-request-timeout";
-
-/// Everything a request needs, built once at start-up.
-pub struct Gateway {
-    /// The routes.
-    pub routes: RouteTable,
-    /// Channels to the backends.
-    pub backends: Backends,
-    /// The descriptor pool (error details are decoded with it).
-    pub pool: DescriptorPool,
-    /// Token validator.
-    pub auth: Authenticator,
-    /// gRPC paths that take no bearer token.
-    pub public_methods: HashSet<String>,
-    /// Body size limit.
-    pub max_body_bytes: usize,
-    /// Default deadline for unary calls.
-    pub request_timeout: Duration,
-    /// Turns true at shutdown; open NDJSON streams end on it.
-    pub shutdown: watch::Receiver<bool>,
-    /// The configured backends (readiness names them).
-    pub backend_map: BackendMap,
-    /// Token buckets per caller and tenant.
-    pub limiter: RateLimiter,
-    /// Largest `page_size` passed on.
-    pub max_page_size: i32,
-    /// Header naming the client's address behind a trusted proxy.
-    pub client_ip_header: Option<http::HeaderName>,
-}
 
 /// The request id of the current request (set by [`request_id`]).
 #[derive(Debug, Clone)]
@@ -170,9 +144,9 @@ impl Gateway {
             request.set_timeout(timeout);
         }
 
-        if route.backend == crate::overview::LOCAL {
+        if route.backend == LOCAL {
             let (metadata, _, message) = request.into_parts();
-            let response = crate::overview::serve(self, route, &message, &metadata, timeout.unwrap_or(self.request_timeout)).await?;
+            let response = self.overview.serve(route, &message, &metadata, timeout.unwrap_or(self.request_timeout)).await?;
             return Ok(json_response(route, &response));
         }
         if streaming {
@@ -255,38 +229,6 @@ impl Gateway {
     }
 }
 
-/// Whether `If-Match` applies: updates, deletes and custom methods (`:verb`).
-impl Gateway {
-    /// Admits a call of `grpc_path` — REST, gRPC-Web or gRPC alike: checks the
-    /// bearer token (so a bad one never costs a backend call; the backend
-    /// still checks it and its permissions) unless the method is public, then
-    /// charges the caller's and the tenant's buckets for `class`.
-    pub fn admit(&self, grpc_path: &str, class: RouteClass, headers: &HeaderMap, extensions: &http::Extensions) -> Result<(), ApiError> {
-        let (subject, tenant) = if self.public_methods.contains(grpc_path) {
-            // No token: the client's address is the caller.
-            (format!("address:{}", self.client_address(headers, extensions)), "public".to_owned())
-        } else {
-            let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let principal = self
-                .auth
-                .authenticate(authorization)
-                .map_err(|e| ApiError::Unauthenticated { reason: e.reason(), message: e.to_string() })?;
-            (principal.subject, principal.tenant.to_string())
-        };
-        self.limiter.check(&subject, &tenant, class).map_err(ApiError::RateLimited)
-    }
-
-    /// The client's address: from the trusted proxy's header when configured
-    /// (first entry of a comma list), else the TCP peer.
-    pub fn client_address(&self, headers: &HeaderMap, extensions: &http::Extensions) -> String {
-        let forwarded = self.client_ip_header.as_ref().and_then(|name| headers.get(name)).and_then(|v| v.to_str().ok());
-        if let Some(first) = forwarded.and_then(|v| v.split(',').next()).map(str::trim).filter(|v| !v.is_empty()) {
-            return first.to_owned();
-        }
-        extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
-    }
-}
-
 /// A 200 with the JSON of `response` and its resource's `ETag`.
 fn json_response(route: &Route, response: &DynamicMessage) -> Response {
     let mut http = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
@@ -303,6 +245,7 @@ fn is_json(content_type: &str) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// Whether `If-Match` applies: updates, deletes and custom methods (`:verb`).
 fn takes_if_match(route: &Route) -> bool {
     matches!(route.method, Method::PATCH | Method::PUT | Method::DELETE)
         || (route.method == Method::POST && route.template.verb().is_some())

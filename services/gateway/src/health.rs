@@ -11,7 +11,7 @@ use axum::{
 use serde_json::{Map, Value, json};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::{errors::ApiError, handler::Gateway};
+use crate::{errors::ApiError, state::Gateway};
 
 /// How long one backend's health check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);

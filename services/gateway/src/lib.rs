@@ -9,13 +9,17 @@
 //! - [`routes`]: path templates and the route table (pure).
 //! - [`transcode`]: JSON/query/path ⇄ dynamic messages, etag conventions.
 //! - [`forward`]: the dynamic-message codec and one channel per backend.
-//! - [`handler`]: one request end to end (auth, deadline, metadata, streaming).
+//! - [`state`]: [`state::Gateway`], what every request needs, and the admission
+//!   check (token, rate limits) every protocol applies.
+//! - [`handler`]: one REST request end to end (admission, body, deadline,
+//!   metadata, streaming).
 //! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
 //! - [`grpcweb`]: gRPC-Web (and native gRPC) proxied to the owning backend.
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the route table.
 //! - [`docs`]: `/openapi.json` and the `/docs` reference page.
-//! - [`overview`]: customer 360, composed by the gateway from profiles and tickets.
+//! - [`overview`]: customer 360, composed by the gateway from profiles and tickets
+//!   through the kit's outbound client.
 //! - [`ratelimit`]: token buckets per caller and tenant by route class.
 
 pub mod config;
@@ -30,4 +34,5 @@ pub mod overview;
 pub mod ratelimit;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod transcode;

@@ -1,7 +1,8 @@
 //! `Application::build(config)`: decodes the descriptor set and builds the
-//! route table (once), opens lazy channels to the backends, binds the
-//! listener (port 0 in tests); `run_until_stopped` serves HTTP/1.1 and h2c
-//! until the shutdown future resolves.
+//! route table (once), opens lazy channels to the backends (the customer 360
+//! calls over the same ones), binds the listener (port 0 in tests);
+//! `run_until_stopped` serves HTTP/1.1 and h2c until the shutdown future
+//! resolves.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -20,10 +21,12 @@ use tower_http::{
 use crate::{
     config::Config,
     forward::Backends,
-    handler::{self, Gateway, REQUEST_ID, REQUEST_TIMEOUT},
+    handler::{self, REQUEST_ID, REQUEST_TIMEOUT},
     health,
+    overview::Overview,
     ratelimit::RateLimiter,
     routes::RouteTable,
+    state::Gateway,
 };
 
 /// A bound, not yet serving gateway.
@@ -43,6 +46,7 @@ impl Application {
         let backend_map = config.backend_map()?;
         let routes = RouteTable::from_pool(&pool, &backend_map)?;
         let backends = Backends::new(&backend_map, Duration::from_millis(config.backend_connect_timeout_ms), config.max_response_bytes)?;
+        let overview = Overview::new(&pool, &backend_map, &backends, config.request_timeout());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let gateway = Arc::new(Gateway {
             routes,
@@ -55,6 +59,7 @@ impl Application {
             shutdown: shutdown_rx,
             backend_map,
             limiter: RateLimiter::new(config.rate_limit_per_subject.clone(), config.rate_limit_per_tenant.clone()),
+            overview,
             max_page_size: config.max_page_size.max(1),
             client_ip_header: config
                 .client_ip_header
@@ -164,11 +169,4 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
             ])
             .max_age(Duration::from_secs(600)),
     ))
-}
-
-impl Gateway {
-    /// The configured keys (packages or services) served by backend `url`.
-    pub fn backend_keys(&self, url: &str) -> Vec<&str> {
-        self.backend_map.entries().iter().filter(|(_, u)| u == url).map(|(k, _)| k.as_str()).collect()
-    }
 }

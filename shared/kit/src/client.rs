@@ -90,6 +90,14 @@ impl Peer {
         Self { service, url: url.to_owned(), channel, timeout, budget }
     }
 
+    /// This peer with `timeout` as the longest a call may take, sharing its
+    /// channel and retry budget: for a caller whose deadlines are chosen per
+    /// request (the gateway's `X-Request-Timeout`), which a peer built once
+    /// with a fixed default would otherwise cut short.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self { timeout, ..self.clone() }
+    }
+
     /// Calls `method` with `message` for `caller`: `send` is the generated
     /// client call, e.g. `|channel, request| async move { CustomerServiceClient::new(channel).get_customer(request).await }`.
     pub async fn call<M, R, F, Fut>(&self, method: &'static str, caller: &Caller, retry: Retry, message: M, send: F) -> Result<R, Status>
@@ -208,6 +216,19 @@ mod tests {
             let cap = BASE_BACKOFF * 2u32.pow(attempt - 1);
             assert!((0..100).all(|_| backoff(attempt) <= cap), "attempt {attempt}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_peer_with_another_timeout_keeps_its_retry_budget() {
+        let peer = Peer::with_channel(
+            "crm.test.v1.Service",
+            "http://127.0.0.1:1",
+            Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+            Duration::from_secs(1),
+        );
+        let longer = peer.with_timeout(Duration::from_secs(30));
+        assert_eq!(longer.timeout, Duration::from_secs(30));
+        assert!(Arc::ptr_eq(&peer.budget, &longer.budget), "retries of both count against one budget");
     }
 
     #[test]

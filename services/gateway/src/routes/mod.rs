@@ -2,6 +2,9 @@
 //! method, built once at start-up from a descriptor pool, and the lookup of
 //! an HTTP request (verb + path) in it. Pure: no I/O.
 //!
+//! Services the gateway serves itself ([`LOCAL_SERVICES`], e.g. the customer
+//! 360) are routed like the others, to the [`LOCAL`] backend.
+//!
 //! The table keeps what OpenAPI generation needs (method descriptors,
 //! templates, body fields) so that it can be generated from the same source.
 
@@ -14,6 +17,11 @@ use http::Method;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor, Value};
 
 pub use self::template::{Bindings, PathTemplate, Segment, TemplateError};
+
+/// `Route::backend` of the services the gateway serves itself.
+pub const LOCAL: &str = "gateway";
+/// The services the gateway serves itself (they need no `CRM_BACKENDS` entry).
+pub const LOCAL_SERVICES: &[&str] = &["crm.gateway.v1.OverviewService"];
 
 /// Where the HTTP body goes in the request message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +171,7 @@ impl RouteTable {
         let mut routes: Vec<Route> = Vec::new();
         for service in pool.services() {
             // Services the gateway composes itself need no backend entry.
-            let local = crate::overview::LOCAL_SERVICES.contains(&service.full_name()).then_some(crate::overview::LOCAL);
+            let local = LOCAL_SERVICES.contains(&service.full_name()).then_some(LOCAL);
             let Some(backend) = backends.backend_for(&service).or(local) else { continue };
             for rpc in service.methods() {
                 let options = rpc.options();
@@ -353,7 +361,7 @@ mod tests {
         assert!(route.rpc.is_server_streaming());
         // The event stream, plus the overview the gateway serves itself.
         assert_eq!(table.routes().len(), 2);
-        assert!(table.routes().iter().any(|r| r.backend == crate::overview::LOCAL));
+        assert!(table.routes().iter().any(|r| r.backend == LOCAL));
         assert!(BackendMap::parse("crm.x").is_err());
         assert!(BackendMap::parse("crm.x=ftp://h").is_err());
         assert!(BackendMap::parse("a=http://h,a=http://i").is_err());

@@ -7,7 +7,7 @@
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 
-use super::{existing_key, parent_map};
+use super::object::{existing_key, parent_map};
 use crate::errors::ApiError;
 
 /// Well-known message types whose JSON form is a single scalar.
