@@ -17,16 +17,15 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{
-    convert::{CUSTOMER, copy_field, customer_to_proto, draft_from_proto, mask_pii, same_field},
-    listing::{CUSTOMER_FILTER, PII_FILTER_FIELDS, key_from_token, key_of, order_fingerprint, parse_order_by},
-};
+use super::listing::{CUSTOMER_FILTER, PII_FILTER_FIELDS, key_from_token, key_of, order_fingerprint, parse_order_by};
 use crate::{
     domain::{
         access::{Reach, WRITABLE_PATHS, may_write, reach, sees_pii},
         customer::CustomerDraft,
     },
+    resources::CUSTOMER,
     store::{self, CustomerRow, ListQuery},
+    wire::{copy_field, customer_to_proto, draft_from_proto, mask_pii, same_field},
 };
 
 /// Most names in one BatchGetCustomers call.

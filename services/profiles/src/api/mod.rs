@@ -1,6 +1,5 @@
-//! gRPC handlers and proto ⇄ domain conversions.
+//! gRPC handlers; proto ⇄ domain conversions are in `crate::wire`.
 
-mod convert;
 mod customers;
 mod listing;
 

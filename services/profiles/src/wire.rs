@@ -1,6 +1,8 @@
-//! Proto ⇄ domain conversions for customers: validation of incoming
-//! `Customer` messages into a [`CustomerDraft`] (collecting every bad field),
-//! stored rows back into `Customer`, and per-path copy/compare for update masks.
+//! The wire form of customers: proto ⇄ domain conversions. Incoming
+//! `Customer` messages are validated into a [`CustomerDraft`] (collecting
+//! every bad field); stored rows go back out as `Customer`; update masks copy
+//! and compare per path. It sits below the handlers and imports none of
+//! them, so that code beneath `api` can write events in wire form too.
 
 use std::collections::HashSet;
 
@@ -22,11 +24,10 @@ use crate::{
         fields::{self, Birthday, Rejection},
         mask,
     },
+    resources::CUSTOMER,
     store::CustomerRow,
 };
 
-/// Customers: names `customers/{id}`, type `profiles.crm/Customer` in error details.
-pub const CUSTOMER: crm_kit::resource::ResourceType = crm_kit::resource::ResourceType::new("profiles.crm/Customer", "customers");
 /// Most entries per contact list.
 const MAX_CONTACTS: usize = 20;
 /// Most postal addresses.
