@@ -3,14 +3,25 @@
 //! `crm.events.v1.EventService`.
 //!
 //! # Layout
-//! - `config`: flags and environment.
-//! - `startup`: wires the kit, the handlers and the event stream.
-//! - `api`: gRPC handlers, proto ⇄ domain conversion, list filters and ordering.
-//! - `domain`: validated field types, the customer draft, masking, field-level write rules.
+//! Data flows `api` → `app` → `domain` / `store`; `wire` and `resources` sit
+//! below `api` and `app` and import neither.
+//! - `config`, `startup`: flags and wiring.
+//! - `api`: gRPC handlers — authorize, convert, call `app`, convert back;
+//!   ListCustomers' filter schema, ordering and page-token keys.
+//! - `app`: use cases, one transaction each, with the outbox event of every
+//!   change: creation with request-id replay, updates, soft deletion and
+//!   undeletion (email addresses unique among live customers), reads.
+//! - `domain`: pure rules — validated field types, the customer draft and
+//!   its consent timestamps, masking, who may reach and write what.
 //! - `store`: SQL.
+//! - `wire`: proto ⇄ domain conversions (requests, responses and events).
+//! - `resources`: the customer resource name and type.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod domain;
+pub mod resources;
 pub mod startup;
 pub mod store;
+pub mod wire;

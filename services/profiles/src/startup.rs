@@ -5,7 +5,7 @@ use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::customer_service_server::CustomerServiceServer;
 use sqlx::migrate::Migrator;
 
-use crate::{api::CustomerApi, config::Config};
+use crate::{api::CustomerApi, app::App, config::Config};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -21,8 +21,8 @@ impl Application {
     /// Connects, migrates and binds; the server starts with [`Application::run_until_stopped`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let kit = Kit::connect(&SPEC, config.kit).await?;
-        let services =
-            crm_kit::register_services!(kit, CustomerServiceServer::new(CustomerApi::new(kit.pool.clone(), kit.page_tokens.clone())));
+        let app = App::new(kit.pool.clone());
+        let services = crm_kit::register_services!(kit, CustomerServiceServer::new(CustomerApi::new(app, kit.page_tokens.clone())));
         let server = kit.serve(services, config.listen_addr).await?;
         Ok(Self { server })
     }

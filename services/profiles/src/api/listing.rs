@@ -1,10 +1,14 @@
 //! ListCustomers specifics: the filterable fields, `order_by` parsing and the
-//! sort key carried in page tokens.
+//! sort key carried in page tokens. The key's shape depends on the order the
+//! caller chose, so a token carries it untyped ([`TokenKey`]) and it is typed
+//! against that order ([`key_from_token`]), which the token's signed query
+//! fingerprint guarantees is the order it was made for.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use crm_kit::{
     Error,
     filter::{FieldType, FilterField, FilterSchema},
+    pagination::PageKey,
 };
 use serde_json::Value;
 
@@ -74,6 +78,20 @@ pub fn parse_order_by(order_by: &str) -> Result<Vec<(SortKey, bool)>, Error> {
         keys.push((key, desc));
     }
     Ok(keys)
+}
+
+/// A customer's sort key as a page token carries it: the values of
+/// [`key_of`], typed again by [`key_from_token`].
+pub struct TokenKey(pub Vec<Value>);
+
+impl PageKey for TokenKey {
+    fn to_values(&self) -> Vec<Value> {
+        self.0.clone()
+    }
+
+    fn from_values(values: &[Value]) -> Option<Self> {
+        Some(Self(values.to_vec()))
+    }
 }
 
 /// Canonical text of an order, for the page-token fingerprint.

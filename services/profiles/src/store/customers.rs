@@ -12,7 +12,10 @@ use sqlx::{FromRow, Postgres, QueryBuilder, types::Json};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::customer::{AddressEntry, Consent, CustomerDraft, EmailEntry, PhoneEntry};
+use crate::{
+    domain::customer::{AddressEntry, Consent, CustomerDraft, EmailEntry, PhoneEntry},
+    resources::CUSTOMER,
+};
 
 /// A stored customer.
 #[derive(Debug, Clone, FromRow)]
@@ -193,7 +196,7 @@ pub async fn replace_emails(tx: &mut TenantTx, tenant: Uuid, id: Uuid, addresses
             Some("customer_emails_unique_address") => Error::AlreadyExists {
                 reason: "EMAIL_ALREADY_USED",
                 message: "another customer was just given one of these email addresses".to_owned(),
-                resource_type: "profiles.crm/Customer",
+                resource_type: CUSTOMER.type_name,
                 name: String::new(),
             },
             _ => err.into(),

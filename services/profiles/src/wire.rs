@@ -1,6 +1,9 @@
-//! Proto ⇄ domain conversions for customers: validation of incoming
-//! `Customer` messages into a [`CustomerDraft`] (collecting every bad field),
-//! stored rows back into `Customer`, and per-path copy/compare for update masks.
+//! The wire form of customers: proto ⇄ domain conversions. Incoming
+//! `Customer` messages are validated into a [`CustomerDraft`] (collecting
+//! every bad field); stored rows go back out as `Customer`; update masks copy
+//! and compare per path. Handlers use it for requests and responses, use
+//! cases for the events they write and to tell which paths an update changes,
+//! so it sits below both and imports neither.
 
 use std::collections::HashSet;
 
@@ -18,15 +21,15 @@ use serde_json::{Map, Number, Value as Json};
 
 use crate::{
     domain::{
+        access::WRITABLE_PATHS,
         customer::{AddressEntry, ChannelConsent, Consent, CustomerDraft, EmailEntry, PhoneEntry},
         fields::{self, Birthday, Rejection},
         mask,
     },
+    resources::CUSTOMER,
     store::CustomerRow,
 };
 
-/// Customers: names `customers/{id}`, type `profiles.crm/Customer` in error details.
-pub const CUSTOMER: crm_kit::resource::ResourceType = crm_kit::resource::ResourceType::new("profiles.crm/Customer", "customers");
 /// Most entries per contact list.
 const MAX_CONTACTS: usize = 20;
 /// Most postal addresses.
@@ -411,10 +414,46 @@ crm_kit::mask_fields!(pb::Customer;
     "verify_time" => verify_time,
 );
 
+/// The writable paths whose value `draft` changes in `before`, in proto
+/// order. Both sides are compared in their wire form, after normalisation,
+/// so that re-sending what a client was given is not a change.
+pub fn changed_paths(before: &CustomerRow, draft: &CustomerDraft) -> Vec<String> {
+    let (before, after) = (customer_to_proto(before), customer_to_proto(&with_draft(before.clone(), draft)));
+    WRITABLE_PATHS.iter().filter(|p| !same_field(&before, &after, p)).map(|p| p.to_string()).collect()
+}
+
+/// `row` with the draft's values, as `store::update` will store them.
+fn with_draft(mut row: CustomerRow, d: &CustomerDraft) -> CustomerRow {
+    use sqlx::types::Json;
+    row.display_name = d.display_name.clone();
+    row.given_name = d.given_name.clone();
+    row.family_name = d.family_name.clone();
+    row.kind = d.kind.clone();
+    row.emails = Json(d.emails.clone());
+    row.phones = Json(d.phones.clone());
+    row.addresses = Json(d.addresses.clone());
+    row.company = d.company.clone();
+    row.job_title = d.job_title.clone();
+    row.industry = d.industry.clone();
+    row.company_size = d.company_size.clone();
+    row.source_channel = d.source_channel.clone();
+    row.birthday_year = d.birthday.and_then(|b| b.year);
+    row.birthday_month = d.birthday.map(|b| b.month as i32);
+    row.birthday_day = d.birthday.map(|b| b.day as i32);
+    row.time_zone = d.time_zone.clone();
+    row.locale = d.locale.clone();
+    row.tags = d.tags.clone();
+    row.attributes = Json(d.attributes.clone());
+    row.owner = d.owner.clone();
+    row.category = d.category.clone();
+    row.consent = Json(d.consent.clone());
+    row.verify_time = d.verify_time;
+    row
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::access::WRITABLE_PATHS;
 
     fn valid() -> pb::Customer {
         pb::Customer { display_name: "Ada".into(), ..Default::default() }

@@ -1,0 +1,208 @@
+//! Customers: creation, updates, soft deletion and undeletion, each with its
+//! outbox event, and the reads behind Get, BatchGet and List. An email
+//! address belongs to at most one live customer: `customer_emails` holds the
+//! claims, so every change that adds or frees addresses rewrites them here.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::TenantTx,
+    idempotency::{Claim, IdempotencyKey},
+    outbox,
+};
+use crm_proto::crm::profiles::v1 as pb;
+use prost::{Message, Name};
+use uuid::Uuid;
+
+use super::App;
+use crate::{
+    domain::{customer::CustomerDraft, mask},
+    resources::CUSTOMER,
+    store::{self, CustomerRow, ListQuery},
+    wire::{changed_paths, customer_to_proto},
+};
+
+impl App {
+    /// Creates a customer from a validated draft, stamping its consent as of
+    /// `now`, and writes `CustomerCreated`. With a request id, a retry returns
+    /// the first response (`respond` builds it from the stored customer).
+    pub async fn create<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        mut draft: CustomerDraft,
+        request: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&CustomerRow) -> R,
+    ) -> Result<R, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if let Some(key) = request
+            && let Claim::Replay(response) = key.claim::<R>(&mut tx, tenant).await?
+        {
+            tx.commit().await?;
+            return Ok(response);
+        }
+        draft.consent.stamp(None, now);
+        let id = Uuid::now_v7();
+        ensure_emails_free(&mut tx, tenant, &draft, id).await?;
+        let row = store::insert(&mut tx, tenant, id, &draft, now).await?;
+        store::replace_emails(&mut tx, tenant, id, &draft.email_addresses()).await?;
+        emit(&mut tx, tenant, id, &pb::CustomerCreated { customer: Some(customer_to_proto(&row)) }).await?;
+        let response = respond(&row);
+        if let Some(key) = request {
+            key.complete(&mut tx, tenant, &response).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(customer = %row.id, "customer created");
+        Ok(response)
+    }
+
+    /// Replaces a live customer's writable fields with what `edit` makes of
+    /// the stored customer (after the etag check, so a stale etag is ABORTED
+    /// whatever the edit says). Re-sending the same values changes nothing
+    /// (same etag, no event); otherwise `CustomerUpdated` names the changed
+    /// paths, and changed emails are claimed anew.
+    pub async fn update(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        etag: &str,
+        edit: impl FnOnce(&CustomerRow) -> Result<CustomerDraft, Error>,
+        now: DateTime<Utc>,
+    ) -> Result<CustomerRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before = lock_for_change(&mut tx, tenant, id, etag, "customer.etag").await?;
+        ensure_live(&before)?;
+        let mut draft = edit(&before)?;
+        draft.consent.stamp(Some(&before.consent.0), now);
+        let changed = changed_paths(&before, &draft);
+        if changed.is_empty() {
+            tx.commit().await?;
+            return Ok(before);
+        }
+        if changed.iter().any(|p| p == "emails") {
+            ensure_emails_free(&mut tx, tenant, &draft, id).await?;
+            store::replace_emails(&mut tx, tenant, id, &draft.email_addresses()).await?;
+        }
+        let updated = store::update(&mut tx, tenant, id, &draft, now).await?;
+        emit(&mut tx, tenant, id, &pb::CustomerUpdated { customer: Some(customer_to_proto(&updated)), changed_paths: changed }).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Soft-deletes a customer and frees its email addresses for others.
+    /// Deleting twice returns the deleted customer, so that a retried DELETE
+    /// is harmless.
+    pub async fn delete(&self, tenant: Uuid, id: Uuid, etag: &str, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let customer = lock_for_change(&mut tx, tenant, id, etag, "etag").await?;
+        if customer.delete_time.is_some() {
+            tx.commit().await?;
+            return Ok(customer);
+        }
+        store::replace_emails(&mut tx, tenant, id, &[]).await?;
+        let deleted = store::set_delete_time(&mut tx, tenant, id, Some(now), now).await?;
+        emit(&mut tx, tenant, id, &pb::CustomerDeleted { customer: Some(customer_to_proto(&deleted)) }).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Restores a soft-deleted customer with its email addresses; ALREADY_EXISTS
+    /// when another live customer took one of them meanwhile. Undeleting a live
+    /// customer returns it unchanged.
+    pub async fn undelete(&self, tenant: Uuid, id: Uuid, etag: &str, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let customer = lock_for_change(&mut tx, tenant, id, etag, "etag").await?;
+        if customer.delete_time.is_none() {
+            tx.commit().await?;
+            return Ok(customer);
+        }
+        let addresses: Vec<String> = customer.emails.0.iter().map(|e| e.address.clone()).collect();
+        let conflicts = store::email_conflicts(&mut tx, tenant, &addresses, id).await?;
+        if let Some((address, owner)) = conflicts.first() {
+            return Err(Error::AlreadyExists {
+                reason: "EMAIL_ALREADY_USED",
+                message: format!("cannot undelete: {} now uses {}", CUSTOMER.name(*owner), mask::email(address)),
+                resource_type: CUSTOMER.type_name,
+                name: CUSTOMER.name(*owner),
+            });
+        }
+        store::replace_emails(&mut tx, tenant, id, &addresses).await?;
+        let restored = store::set_delete_time(&mut tx, tenant, id, None, now).await?;
+        emit(&mut tx, tenant, id, &pb::CustomerUndeleted { customer: Some(customer_to_proto(&restored)) }).await?;
+        tx.commit().await?;
+        Ok(restored)
+    }
+
+    /// One customer, deleted or not; NOT_FOUND if there is none.
+    pub async fn customer(&self, tenant: Uuid, id: Uuid) -> Result<CustomerRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let customer = store::find(&mut tx, tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    /// The customers `ids` name, in that order (repeats included); NOT_FOUND
+    /// naming the first id without a customer, so that a batch is all or nothing.
+    pub async fn customers_by_id(&self, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<CustomerRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = store::batch_get(&mut tx, tenant, ids).await?;
+        tx.commit().await?;
+        let by_id: HashMap<Uuid, &CustomerRow> = rows.iter().map(|r| (r.id, r)).collect();
+        ids.iter().map(|id| by_id.get(id).map(|r| (*r).clone()).ok_or_else(|| CUSTOMER.not_found(*id))).collect()
+    }
+
+    /// One page of customers, in the query's keyset order.
+    pub async fn customers(&self, tenant: Uuid, query: ListQuery<'_>) -> Result<Vec<CustomerRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = store::list(&mut tx, tenant, query).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+/// Writes `event` about customer `id`; the event type is the message's name.
+async fn emit<M: Message + Name>(tx: &mut TenantTx, tenant: Uuid, id: Uuid, event: &M) -> Result<(), Error> {
+    outbox::append(tx, tenant, &CUSTOMER.name(id), event).await
+}
+
+/// Locks a customer for a change, checking the caller's etag (request field
+/// `etag_field`; empty: no check). A malformed etag is rejected before any read.
+async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str, etag_field: &str) -> Result<CustomerRow, Error> {
+    crm_kit::etag::parse(etag, etag_field)?;
+    let customer = store::find(tx, tenant, id, true).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+    CUSTOMER.check_etag(etag, etag_field, id, customer.revision)?;
+    Ok(customer)
+}
+
+/// FAILED_PRECONDITION for a soft-deleted customer, which takes no changes until undeleted.
+fn ensure_live(customer: &CustomerRow) -> Result<(), Error> {
+    if customer.delete_time.is_none() {
+        return Ok(());
+    }
+    Err(Error::FailedPrecondition {
+        reason: "CUSTOMER_DELETED",
+        message: "the customer is deleted; undelete it before changing it".to_owned(),
+        subject: CUSTOMER.name(customer.id),
+    })
+}
+
+/// ALREADY_EXISTS naming the first of the draft's addresses another live
+/// customer (not `id`) uses. The claim itself (`store::replace_emails`) is the
+/// last word under concurrency; this check names the owner and the field.
+async fn ensure_emails_free(tx: &mut TenantTx, tenant: Uuid, draft: &CustomerDraft, id: Uuid) -> Result<(), Error> {
+    let conflicts = store::email_conflicts(tx, tenant, &draft.email_addresses(), id).await?;
+    match conflicts.first() {
+        None => Ok(()),
+        Some((address, owner)) => {
+            let index = draft.emails.iter().position(|e| &e.address == address).unwrap_or(0);
+            Err(Error::AlreadyExists {
+                reason: "EMAIL_ALREADY_USED",
+                message: format!("customer.emails[{index}].address is already used by {}", CUSTOMER.name(*owner)),
+                resource_type: CUSTOMER.type_name,
+                name: CUSTOMER.name(*owner),
+            })
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Use cases of the profiles service. Each public method runs in one tenant
+//! transaction and carries out the customer archive's rules through
+//! `store/` — email addresses unique among live customers, consent
+//! timestamps, soft deletion — writing the outbox event of every change in
+//! the same transaction. Handlers (`api/`) call these after authorizing and
+//! converting; nothing here sees a gRPC request or a caller's permissions.
+//!
+//! # Layout
+//! - [`customers`]: creation (with request-id replay), updates, deletion
+//!   and undeletion, and the reads behind Get, BatchGet and List.
+
+pub mod customers;
+
+use crm_kit::{
+    Error,
+    db::{TenantTx, begin_tenant},
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The customer archive over one database.
+#[derive(Clone)]
+pub struct App {
+    pool: PgPool,
+}
+
+impl App {
+    /// Use cases over `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    async fn begin(&self, tenant: Uuid) -> Result<TenantTx, Error> {
+        begin_tenant(&self.pool, tenant).await
+    }
+}

@@ -1,0 +1,7 @@
+//! The resource types of this service (names `{collection}/{uuid}` and the
+//! type in error details), in one place for handlers, use cases and conversions.
+
+use crm_kit::resource::ResourceType;
+
+/// `customers/{id}`, type `profiles.crm/Customer` in error details.
+pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");
