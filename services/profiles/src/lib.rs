@@ -21,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod permissions;
 pub mod resources;
 pub mod startup;
 pub mod store;

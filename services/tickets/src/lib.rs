@@ -27,6 +27,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod jobs;
+pub mod permissions;
 pub mod profiles;
 pub mod resources;
 pub mod startup;

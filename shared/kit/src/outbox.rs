@@ -26,7 +26,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    auth::{Permission, caller},
+    auth::{EVENTS_READ, caller},
     db::{TenantTx, begin_tenant, db_span},
     error::Error,
     telemetry::current_traceparent,
@@ -131,7 +131,7 @@ impl EventService for EventStreamService {
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<EventStream>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::EventsRead)?;
+        principal.require(EVENTS_READ)?;
         let SubscribeRequest { after_position, types } = request.into_inner();
         if after_position < 0 {
             return Err(Error::invalid("after_position", "INVALID_POSITION", "after_position must not be negative").into());

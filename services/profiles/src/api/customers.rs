@@ -24,6 +24,7 @@ use crate::{
         access::{Reach, WRITABLE_PATHS, may_write, reach, sees_pii},
         customer::CustomerDraft,
     },
+    permissions,
     resources::CUSTOMER,
     store::{CustomerRow, ListQuery},
     wire::{copy_field, customer_to_proto, draft_from_proto, mask_pii},
@@ -49,7 +50,7 @@ impl CustomerApi {
 /// PERMISSION_DENIED naming `staff_permission` unless the caller holds it or
 /// acts for itself as a customer; checked before anything is read.
 fn require_staff_or_self(principal: &Principal, staff_permission: Permission) -> Result<(), Error> {
-    if principal.can(staff_permission) || principal.can(Permission::CustomersSelf) {
+    if principal.can(staff_permission) || principal.can(permissions::CUSTOMERS_SELF) {
         Ok(())
     } else {
         Err(Error::PermissionDenied { permission: staff_permission.name().to_owned() })
@@ -95,7 +96,7 @@ impl CustomerService for CustomerApi {
     async fn create_customer(&self, request: Request<pb::CreateCustomerRequest>) -> Result<Response<pb::CreateCustomerResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::CustomersCreate)?;
+            principal.require(permissions::CUSTOMERS_CREATE)?;
             let request = request.into_inner();
             let key = IdempotencyKey::new(
                 "CreateCustomer",
@@ -115,9 +116,9 @@ impl CustomerService for CustomerApi {
     async fn get_customer(&self, request: Request<pb::GetCustomerRequest>) -> Result<Response<pb::GetCustomerResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_staff_or_self(&principal, Permission::CustomersRead)?;
+            require_staff_or_self(&principal, permissions::CUSTOMERS_READ)?;
             let id = CUSTOMER.parse(&request.get_ref().name, "name")?;
-            authorize(&principal, id, Permission::CustomersRead)?;
+            authorize(&principal, id, permissions::CUSTOMERS_READ)?;
             let customer = self.app.customer(principal.tenant, id).await?;
             Ok(pb::GetCustomerResponse { customer: shown(&principal, &customer) })
         })
@@ -128,12 +129,12 @@ impl CustomerService for CustomerApi {
     async fn update_customer(&self, request: Request<pb::UpdateCustomerRequest>) -> Result<Response<pb::UpdateCustomerResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_staff_or_self(&principal, Permission::CustomersUpdate)?;
+            require_staff_or_self(&principal, permissions::CUSTOMERS_UPDATE)?;
             let pb::UpdateCustomerRequest { customer, update_mask } = request.into_inner();
             let input = required(customer, "customer")?;
             let id = CUSTOMER.parse(&input.name, "customer.name")?;
             // Whose record first: another customer's is NOT_FOUND whatever the mask says.
-            authorize(&principal, id, Permission::CustomersUpdate)?;
+            authorize(&principal, id, permissions::CUSTOMERS_UPDATE)?;
             let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE_PATHS)?.resolve(WRITABLE_PATHS);
             // Permission before existence: a caller learns nothing about customers it may not change.
             if let Some(path) = paths.iter().find(|p| !may_write(&principal, p)) {
@@ -156,7 +157,7 @@ impl CustomerService for CustomerApi {
     async fn delete_customer(&self, request: Request<pb::DeleteCustomerRequest>) -> Result<Response<pb::DeleteCustomerResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::CustomersDelete)?;
+            principal.require(permissions::CUSTOMERS_DELETE)?;
             let request = request.get_ref();
             let id = CUSTOMER.parse(&request.name, "name")?;
             let deleted = self.app.delete(principal.tenant, id, &request.etag, Utc::now()).await?;
@@ -172,7 +173,7 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<pb::UndeleteCustomerResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::CustomersDelete)?;
+            principal.require(permissions::CUSTOMERS_DELETE)?;
             let request = request.get_ref();
             let id = CUSTOMER.parse(&request.name, "name")?;
             let restored = self.app.undelete(principal.tenant, id, &request.etag, Utc::now()).await?;
@@ -185,13 +186,13 @@ impl CustomerService for CustomerApi {
     async fn list_customers(&self, request: Request<pb::ListCustomersRequest>) -> Result<Response<pb::ListCustomersResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::CustomersRead)?;
+            principal.require(permissions::CUSTOMERS_READ)?;
             let request = request.into_inner();
             // A bad page_size is reported before a bad filter or order, as it
             // always was; the pager below checks it again.
             page_size(request.page_size)?;
             let filter = CUSTOMER_FILTER.check(&request.filter)?;
-            if !principal.can(Permission::Pii)
+            if !principal.can(permissions::PII)
                 && let Some(field) = PII_FILTER_FIELDS.iter().find(|f| filter.mentions(f))
             {
                 return Err(Error::PermissionDenied { permission: format!("pii (to filter on {field})") });
@@ -219,7 +220,7 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<pb::BatchGetCustomersResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::CustomersRead)?;
+            principal.require(permissions::CUSTOMERS_READ)?;
             let names = &request.get_ref().names;
             if names.len() > MAX_BATCH {
                 return Err(Error::invalid("names", "TOO_MANY_ENTRIES", format!("at most {MAX_BATCH} names per call")));

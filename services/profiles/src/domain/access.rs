@@ -7,6 +7,8 @@
 use crm_kit::auth::{Permission, Principal, Role};
 use uuid::Uuid;
 
+use crate::permissions;
+
 /// Every writable field path of `Customer`, in proto order.
 pub const WRITABLE_PATHS: &[&str] = &[
     "display_name",
@@ -74,7 +76,7 @@ pub fn reach(principal: &Principal, customer: Uuid, staff_permission: Permission
         return Reach::Granted;
     }
     match principal.customer() {
-        Some(own) if own == customer && principal.can(Permission::CustomersSelf) => Reach::Granted,
+        Some(own) if own == customer && principal.can(permissions::CUSTOMERS_SELF) => Reach::Granted,
         Some(_) => Reach::Hidden,
         None => Reach::Denied(staff_permission),
     }
@@ -83,7 +85,7 @@ pub fn reach(principal: &Principal, customer: Uuid, staff_permission: Permission
 /// Whether `principal` sees `customer`'s emails and phones unmasked: with
 /// the `pii` permission, or when they are its own.
 pub fn sees_pii(principal: &Principal, customer: Uuid) -> bool {
-    principal.can(Permission::Pii) || principal.customer() == Some(customer)
+    principal.can(permissions::PII) || principal.customer() == Some(customer)
 }
 
 #[cfg(test)]
@@ -113,14 +115,14 @@ mod tests {
         let other = Uuid::now_v7();
         let customer =
             Principal { subject: format!("customers/{own}"), tenant: Uuid::nil(), roles: [Role::Customer].into_iter().collect() };
-        assert_eq!(reach(&customer, own, Permission::CustomersUpdate), Reach::Granted);
-        assert_eq!(reach(&customer, other, Permission::CustomersRead), Reach::Hidden);
+        assert_eq!(reach(&customer, own, permissions::CUSTOMERS_UPDATE), Reach::Granted);
+        assert_eq!(reach(&customer, other, permissions::CUSTOMERS_READ), Reach::Hidden);
         assert!(sees_pii(&customer, own) && !sees_pii(&customer, other));
         assert!(may_write(&customer, "emails") && may_write(&customer, "consent"));
         assert!(!may_write(&customer, "display_name") && !may_write(&customer, "category") && !may_write(&customer, "owner"));
         let readonly = principal(&[Role::Readonly]);
-        assert_eq!(reach(&readonly, other, Permission::CustomersUpdate), Reach::Denied(Permission::CustomersUpdate));
-        assert_eq!(reach(&readonly, other, Permission::CustomersRead), Reach::Granted);
+        assert_eq!(reach(&readonly, other, permissions::CUSTOMERS_UPDATE), Reach::Denied(permissions::CUSTOMERS_UPDATE));
+        assert_eq!(reach(&readonly, other, permissions::CUSTOMERS_READ), Reach::Granted);
         assert!(!sees_pii(&readonly, other));
     }
 }

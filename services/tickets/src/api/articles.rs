@@ -4,7 +4,7 @@
 use chrono::Utc;
 use crm_kit::{
     Error, FieldViolation,
-    auth::{Permission, caller},
+    auth::caller,
     db::begin_tenant,
     etag,
     fieldmask::UpdateMask,
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::search::tokens,
+    permissions,
     store::{
         self,
         articles::{self, ArticleFields, ArticleRow},
@@ -125,7 +126,7 @@ impl ArticleService for ArticleApi {
     async fn create_article(&self, request: Request<pb::CreateArticleRequest>) -> Result<Response<pb::CreateArticleResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
             let request = request.into_inner();
             let key = IdempotencyKey::new(
                 "CreateArticle",
@@ -151,13 +152,13 @@ impl ArticleService for ArticleApi {
     async fn get_article(&self, request: Request<pb::GetArticleRequest>) -> Result<Response<pb::GetArticleResponse>, Status> {
         let principal = caller(&request)?;
         // ArticlesRead, not TicketsRead: a customer's help center reads published articles too.
-        principal.require(Permission::ArticlesRead)?;
+        principal.require(permissions::ARTICLES_READ)?;
         let id = parse_article_name(&request.get_ref().name, "name")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let row = articles::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
         tx.commit().await.map_err(Error::from)?;
         // Readers see published articles only; drafts do not exist for them.
-        if row.status != "PUBLISHED" && !principal.can(Permission::TicketsWrite) {
+        if row.status != "PUBLISHED" && !principal.can(permissions::TICKETS_WRITE) {
             return Err(not_found(id).into());
         }
         Ok(Response::new(pb::GetArticleResponse { article: Some(to_proto(&row)) }))
@@ -165,7 +166,7 @@ impl ArticleService for ArticleApi {
 
     async fn update_article(&self, request: Request<pb::UpdateArticleRequest>) -> Result<Response<pb::UpdateArticleResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsWrite)?;
+        principal.require(permissions::TICKETS_WRITE)?;
         let pb::UpdateArticleRequest { article, update_mask } = request.into_inner();
         let input = article.ok_or_else(|| Error::invalid("article", "REQUIRED", "article is required"))?;
         let id = parse_article_name(&input.name, "article.name")?;
@@ -203,7 +204,7 @@ impl ArticleService for ArticleApi {
     ) -> Result<Response<pb::ListArticleVersionsResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
             let request = request.get_ref();
             let id = parse_article_name(&request.parent, "parent")?;
             let pager = Pager::new(&self.page_tokens);
@@ -234,10 +235,10 @@ impl ArticleService for ArticleApi {
 
     async fn search_articles(&self, request: Request<pb::SearchArticlesRequest>) -> Result<Response<pb::SearchArticlesResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::ArticlesRead)?;
+        principal.require(permissions::ARTICLES_READ)?;
         let r = request.into_inner();
         if r.include_unpublished {
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
         }
         let query = r.query.trim();
         let terms = tokens(query);
@@ -262,7 +263,7 @@ impl ArticleService for ArticleApi {
         request: Request<pb::SuggestArticlesRequest>,
     ) -> Result<Response<pb::SuggestArticlesResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
+        principal.require(permissions::TICKETS_READ)?;
         let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let row = store::find(&mut tx, principal.tenant, ticket, false).await?.ok_or_else(|| TICKET.not_found(ticket))?;
@@ -279,7 +280,7 @@ impl ArticleService for ArticleApi {
         request: Request<pb::LinkArticleToTicketRequest>,
     ) -> Result<Response<pb::LinkArticleToTicketResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsWrite)?;
+        principal.require(permissions::TICKETS_WRITE)?;
         let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
         let article = parse_article_name(&request.get_ref().article, "article")?;
         let tenant = principal.tenant;

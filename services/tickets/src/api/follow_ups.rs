@@ -4,7 +4,7 @@
 use chrono::Utc;
 use crm_kit::{
     Error,
-    auth::{Permission, caller},
+    auth::caller,
     db::begin_tenant,
     pagination::{PageTokenCodec, Pager},
     respond, time,
@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status as GrpcStatus};
 
 use crate::{
     app::{App, follow_ups::Visit},
+    permissions,
     resources::{FOLLOW_UP, TICKET},
     store::follow_ups::{self, FollowUpQuery, FollowUpRow},
 };
@@ -58,7 +59,7 @@ impl FollowUpService for FollowUpApi {
     async fn list_follow_ups(&self, request: Request<pb::ListFollowUpsRequest>) -> Result<Response<pb::ListFollowUpsResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let r = request.into_inner();
             let pager = Pager::new(&self.page_tokens);
             let flags = format!("{}/{}/{}", r.agent.trim(), r.due_only, r.include_closed);
@@ -86,7 +87,7 @@ impl FollowUpService for FollowUpApi {
     ) -> Result<Response<pb::CompleteFollowUpResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
             let r = request.into_inner();
             let id = FOLLOW_UP.parse(&r.name, "name")?;
             let notes = r.notes.trim();

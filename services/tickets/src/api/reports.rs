@@ -1,14 +1,11 @@
 //! `crm.tickets.v1.ReportService`: service metrics for managers and analysts.
 
-use crm_kit::{
-    Error,
-    auth::{Permission, caller},
-    db::begin_tenant,
-};
+use crm_kit::{Error, auth::caller, db::begin_tenant};
 use crm_proto::crm::tickets::v1::{self as pb, report_service_server::ReportService};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
+use crate::permissions;
 use crate::store::reports::{self, Grouping, MetricsRow};
 use crate::wire::parse_period;
 
@@ -77,7 +74,7 @@ impl ReportService for ReportApi {
         request: Request<pb::GetServiceMetricsRequest>,
     ) -> Result<Response<pb::GetServiceMetricsResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
+        principal.require(permissions::TICKETS_READ)?;
         let r = request.into_inner();
         let grouping = grouping(r.group_by)?;
         let (from, to) = parse_period(r.start_time.as_ref(), r.end_time.as_ref())?;

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use crm_kit::{
     Error, FieldViolation,
-    auth::{Permission, caller},
+    auth::caller,
     db::begin_tenant,
     etag,
     fieldmask::UpdateMask,
@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
+    permissions,
     resources::{RULE, TEAM},
     store::{self, RuleRow},
 };
@@ -160,7 +161,7 @@ impl ClassificationRuleService for RuleApi {
     ) -> Result<Response<pb::CreateClassificationRuleResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.into_inner();
             let key = IdempotencyKey::new(
                 "CreateClassificationRule",
@@ -191,7 +192,7 @@ impl ClassificationRuleService for RuleApi {
     ) -> Result<Response<pb::GetClassificationRuleResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let id = RULE.parse(&request.get_ref().name, "name")?;
             let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
             let row = store::find_rule(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| RULE.not_found(id))?;
@@ -208,7 +209,7 @@ impl ClassificationRuleService for RuleApi {
     ) -> Result<Response<pb::UpdateClassificationRuleResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let pb::UpdateClassificationRuleRequest { rule, update_mask } = request.into_inner();
             let input = required(rule, "rule")?;
             let id = RULE.parse(&input.name, "rule.name")?;
@@ -239,7 +240,7 @@ impl ClassificationRuleService for RuleApi {
     ) -> Result<Response<pb::ListClassificationRulesResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let request = request.get_ref();
             let pager = Pager::new(&self.page_tokens);
             let page = pager.start(request.page_size, &request.page_token, &["ListClassificationRules", &principal.tenant.to_string()])?;
@@ -259,7 +260,7 @@ impl ClassificationRuleService for RuleApi {
     ) -> Result<Response<pb::DeleteClassificationRuleResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.get_ref();
             let id = RULE.parse(&request.name, "name")?;
             etag::parse(&request.etag, "etag")?;

@@ -5,7 +5,7 @@ use std::time::Duration as StdDuration;
 use chrono::{Datelike, NaiveDate, Utc};
 use crm_kit::{
     Error, FieldViolation,
-    auth::{Permission, caller},
+    auth::caller,
     db::{TenantTx, begin_tenant},
     etag,
     fieldmask::UpdateMask,
@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::{
     app::App,
     domain::calendar::CalendarError,
+    permissions,
     resources::{CALENDAR, SLA_POLICY},
     store::{self, CalendarRow, PolicyRow, StoredHours},
 };
@@ -259,7 +260,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::CreateBusinessCalendarResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.into_inner();
             let key = IdempotencyKey::new(
                 "CreateBusinessCalendar",
@@ -289,7 +290,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::GetBusinessCalendarResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let id = parse_calendar_name(&request.get_ref().name, "name")?;
             let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
             let row = store::find_calendar(&mut tx, principal.tenant, id).await?.ok_or_else(|| CALENDAR.not_found(id))?;
@@ -306,7 +307,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::ListBusinessCalendarsResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let request = request.get_ref();
             let pager = Pager::new(&self.page_tokens);
             let page = pager.start(request.page_size, &request.page_token, &["ListBusinessCalendars", &principal.tenant.to_string()])?;
@@ -326,7 +327,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::UpdateBusinessCalendarResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let pb::UpdateBusinessCalendarRequest { calendar, update_mask } = request.into_inner();
             let input = required(calendar, "calendar")?;
             let id = parse_calendar_name(&input.name, "calendar.name")?;
@@ -353,7 +354,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::DeleteBusinessCalendarResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.get_ref();
             let id = parse_calendar_name(&request.name, "name")?;
             etag::parse(&request.etag, "etag")?;
@@ -383,7 +384,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::CreateSlaPolicyResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.into_inner();
             let key = IdempotencyKey::new(
                 "CreateSlaPolicy",
@@ -411,7 +412,7 @@ impl SlaPolicyService for SlaApi {
     async fn get_sla_policy(&self, request: Request<pb::GetSlaPolicyRequest>) -> Result<Response<pb::GetSlaPolicyResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let id = SLA_POLICY.parse(&request.get_ref().name, "name")?;
             let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
             let row = store::find_policy(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| SLA_POLICY.not_found(id))?;
@@ -428,7 +429,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::UpdateSlaPolicyResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let pb::UpdateSlaPolicyRequest { policy, update_mask } = request.into_inner();
             let input = required(policy, "policy")?;
             let id = SLA_POLICY.parse(&input.name, "policy.name")?;
@@ -460,7 +461,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::ListSlaPoliciesResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let request = request.get_ref();
             let pager = Pager::new(&self.page_tokens);
             let page = pager.start(request.page_size, &request.page_token, &["ListSlaPolicies", &principal.tenant.to_string()])?;
@@ -480,7 +481,7 @@ impl SlaPolicyService for SlaApi {
     ) -> Result<Response<pb::DeleteSlaPolicyResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.get_ref();
             let id = SLA_POLICY.parse(&request.name, "name")?;
             etag::parse(&request.etag, "etag")?;

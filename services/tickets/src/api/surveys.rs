@@ -4,12 +4,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use crm_kit::{
-    Error,
-    auth::{Permission, caller},
-    db::begin_tenant,
-    outbox, time,
-};
+use crm_kit::{Error, auth::caller, db::begin_tenant, outbox, time};
 use crm_proto::crm::tickets::v1::{self as pb, survey_service_server::SurveyService};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -22,6 +17,7 @@ use crate::store::{
     surveys::{self, SurveyRow},
 };
 use crate::{
+    permissions,
     resources::{SURVEY, TICKET},
     wire::parse_period,
 };
@@ -91,7 +87,7 @@ impl SurveyService for SurveyApi {
         request: Request<pb::GetTicketSurveyRequest>,
     ) -> Result<Response<pb::GetTicketSurveyResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsWrite)?;
+        principal.require(permissions::TICKETS_WRITE)?;
         let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
         let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
         let row = surveys::for_ticket(&mut tx, principal.tenant, ticket)
@@ -149,7 +145,7 @@ impl SurveyService for SurveyApi {
         request: Request<pb::GetSatisfactionSummaryRequest>,
     ) -> Result<Response<pb::GetSatisfactionSummaryResponse>, Status> {
         let principal = caller(&request)?;
-        principal.require(Permission::TicketsRead)?;
+        principal.require(permissions::TICKETS_READ)?;
         let r = request.into_inner();
         let column = match pb::SummaryGrouping::try_from(r.group_by) {
             Ok(pb::SummaryGrouping::Agent) => "agent",

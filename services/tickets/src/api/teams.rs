@@ -3,7 +3,7 @@
 use chrono::Utc;
 use crm_kit::{
     Error,
-    auth::{Permission, caller},
+    auth::caller,
     db::begin_tenant,
     etag,
     fieldmask::UpdateMask,
@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::{
     app::{App, Member},
+    permissions,
     resources::TEAM,
     store::{self, MemberRow, TeamRow},
 };
@@ -105,7 +106,7 @@ impl TeamService for TeamApi {
     async fn create_team(&self, request: Request<pb::CreateTeamRequest>) -> Result<Response<pb::CreateTeamResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.into_inner();
             let key = IdempotencyKey::new(
                 "CreateTeam",
@@ -132,7 +133,7 @@ impl TeamService for TeamApi {
     async fn get_team(&self, request: Request<pb::GetTeamRequest>) -> Result<Response<pb::GetTeamResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let id = TEAM.parse_as(&request.get_ref().name, "name", "INVALID_TEAM")?;
             let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
             let row = store::find_team(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| TEAM.not_found(id))?;
@@ -146,7 +147,7 @@ impl TeamService for TeamApi {
     async fn update_team(&self, request: Request<pb::UpdateTeamRequest>) -> Result<Response<pb::UpdateTeamResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let pb::UpdateTeamRequest { team, update_mask } = request.into_inner();
             let input = required(team, "team")?;
             let id = TEAM.parse_as(&input.name, "team.name", "INVALID_TEAM")?;
@@ -174,7 +175,7 @@ impl TeamService for TeamApi {
     async fn list_teams(&self, request: Request<pb::ListTeamsRequest>) -> Result<Response<pb::ListTeamsResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let request = request.get_ref();
             let pager = Pager::new(&self.page_tokens);
             let page = pager.start(request.page_size, &request.page_token, &["ListTeams", &principal.tenant.to_string()])?;
@@ -191,7 +192,7 @@ impl TeamService for TeamApi {
     async fn set_team_member(&self, request: Request<pb::SetTeamMemberRequest>) -> Result<Response<pb::SetTeamMemberResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let request = request.into_inner();
             let team_id = TEAM.parse_as(&request.parent, "parent", "INVALID_TEAM")?;
             let member = required(request.member, "member")?;
@@ -224,7 +225,7 @@ impl TeamService for TeamApi {
     ) -> Result<Response<pb::RemoveTeamMemberResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsConfigure)?;
+            principal.require(permissions::TICKETS_CONFIGURE)?;
             let name = &request.get_ref().name;
             let invalid =
                 || Error::invalid("name", "INVALID_NAME", format!("{name:?} is not a member name like \"teams/<uuid>/members/<agent>\""));
@@ -247,7 +248,7 @@ impl TeamService for TeamApi {
     ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let request = request.get_ref();
             let team_id = TEAM.parse_as(&request.parent, "parent", "INVALID_TEAM")?;
             let pager = Pager::new(&self.page_tokens);

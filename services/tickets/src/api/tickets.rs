@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    auth::{Permission, caller},
+    auth::caller,
     client::Caller,
     fieldmask::UpdateMask,
     filter::{FieldType, FilterField, FilterSchema},
@@ -22,6 +22,7 @@ use crate::{
         tickets::{CheckedTicket, NewComment, TicketQuery},
     },
     domain::access::{Scope, scope},
+    permissions,
     profiles::ProfilesClient,
     resources::TICKET,
     wire::{WRITABLE_PATHS, comment_input, comment_to_proto, copy_field, event_to_proto, new_ticket, status_of, ticket_to_proto},
@@ -85,7 +86,7 @@ impl TicketService for TicketApi {
     async fn create_ticket(&self, request: Request<pb::CreateTicketRequest>) -> Result<Response<pb::CreateTicketResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            let scope = scope(&principal, Permission::TicketsWrite)?;
+            let scope = scope(&principal, permissions::TICKETS_WRITE)?;
             let caller_context = Caller::of(&request);
             let request = request.into_inner();
             let key = IdempotencyKey::new(
@@ -116,7 +117,7 @@ impl TicketService for TicketApi {
     async fn get_ticket(&self, request: Request<pb::GetTicketRequest>) -> Result<Response<pb::GetTicketResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            let scope = scope(&principal, Permission::TicketsRead)?;
+            let scope = scope(&principal, permissions::TICKETS_READ)?;
             let id = TICKET.parse(&request.get_ref().name, "name")?;
             let ticket = self.app.ticket(principal.tenant, scope, id).await?;
             Ok(pb::GetTicketResponse { ticket: wire(&ticket, Utc::now()) })
@@ -128,7 +129,7 @@ impl TicketService for TicketApi {
     async fn update_ticket(&self, request: Request<pb::UpdateTicketRequest>) -> Result<Response<pb::UpdateTicketResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
             let pb::UpdateTicketRequest { ticket, update_mask } = request.into_inner();
             let input = required(ticket, "ticket")?;
             let id = TICKET.parse(&input.name, "ticket.name")?;
@@ -151,7 +152,7 @@ impl TicketService for TicketApi {
     async fn assign_ticket(&self, request: Request<pb::AssignTicketRequest>) -> Result<Response<pb::AssignTicketResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
             let request = request.into_inner();
             let id = TICKET.parse(&request.name, "name")?;
             let (assignee, team) = (request.assignee.trim(), request.team.trim());
@@ -172,7 +173,7 @@ impl TicketService for TicketApi {
     async fn delete_ticket(&self, request: Request<pb::DeleteTicketRequest>) -> Result<Response<pb::DeleteTicketResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsDelete)?;
+            principal.require(permissions::TICKETS_DELETE)?;
             let id = TICKET.parse(&request.get_ref().name, "name")?;
             let now = Utc::now();
             let ticket = self.app.set_deleted(principal.tenant, id, &request.get_ref().etag, true, &principal.subject, now).await?;
@@ -188,7 +189,7 @@ impl TicketService for TicketApi {
     ) -> Result<Response<pb::UndeleteTicketResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsDelete)?;
+            principal.require(permissions::TICKETS_DELETE)?;
             let id = TICKET.parse(&request.get_ref().name, "name")?;
             let now = Utc::now();
             let ticket = self.app.set_deleted(principal.tenant, id, &request.get_ref().etag, false, &principal.subject, now).await?;
@@ -201,11 +202,11 @@ impl TicketService for TicketApi {
     async fn list_tickets(&self, request: Request<pb::ListTicketsRequest>) -> Result<Response<pb::ListTicketsResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            let scope = scope(&principal, Permission::TicketsRead)?;
+            let scope = scope(&principal, permissions::TICKETS_READ)?;
             let request = request.into_inner();
             // Deleted tickets do not exist for a customer.
             if request.show_deleted && scope != Scope::All {
-                return Err(Error::PermissionDenied { permission: format!("{} (show_deleted)", Permission::TicketsRead.name()) });
+                return Err(Error::PermissionDenied { permission: format!("{} (show_deleted)", permissions::TICKETS_READ.name()) });
             }
             let filter = TICKET_FILTER.check(&request.filter)?;
             let pager = Pager::new(&self.page_tokens);
@@ -236,7 +237,7 @@ impl TicketService for TicketApi {
     ) -> Result<Response<pb::TransitionTicketResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
             let request = request.into_inner();
             let id = TICKET.parse(&request.name, "name")?;
             let to = status_of(request.status)
@@ -256,7 +257,7 @@ impl TicketService for TicketApi {
     async fn merge_tickets(&self, request: Request<pb::MergeTicketsRequest>) -> Result<Response<pb::MergeTicketsResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsWrite)?;
+            principal.require(permissions::TICKETS_WRITE)?;
             let request = request.into_inner();
             let target = TICKET.parse(&request.name, "name")?;
             let sources = super::merge::parse_sources(&request.source_tickets, target)?;
@@ -274,7 +275,7 @@ impl TicketService for TicketApi {
     async fn add_comment(&self, request: Request<pb::AddCommentRequest>) -> Result<Response<pb::AddCommentResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            let scope = scope(&principal, Permission::TicketsWrite)?;
+            let scope = scope(&principal, permissions::TICKETS_WRITE)?;
             let request = request.into_inner();
             let id = TICKET.parse(&request.parent, "parent")?;
             let input = required(request.comment, "comment")?;
@@ -296,11 +297,11 @@ impl TicketService for TicketApi {
     async fn list_comments(&self, request: Request<pb::ListCommentsRequest>) -> Result<Response<pb::ListCommentsResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            let scope = scope(&principal, Permission::TicketsRead)?;
+            let scope = scope(&principal, permissions::TICKETS_READ)?;
             let request = request.get_ref();
             let id = TICKET.parse(&request.parent, "parent")?;
             if request.include_internal {
-                principal.require(Permission::TicketsWrite)?;
+                principal.require(permissions::TICKETS_WRITE)?;
             }
             let pager = Pager::new(&self.page_tokens);
             let internal = if request.include_internal { "internal" } else { "public" };
@@ -323,7 +324,7 @@ impl TicketService for TicketApi {
     ) -> Result<Response<pb::ListTicketEventsResponse>, GrpcStatus> {
         respond(async move {
             let principal = caller(&request)?;
-            principal.require(Permission::TicketsRead)?;
+            principal.require(permissions::TICKETS_READ)?;
             let request = request.get_ref();
             let id: Uuid = TICKET.parse(&request.parent, "parent")?;
             let pager = Pager::new(&self.page_tokens);

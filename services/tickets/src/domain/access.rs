@@ -17,6 +17,7 @@ use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
 use super::ticket::Ticket;
+use crate::permissions;
 use crate::resources::{CUSTOMER, TICKET};
 
 /// The tickets a caller reaches in one RPC.
@@ -36,7 +37,7 @@ pub fn scope(principal: &Principal, staff_permission: Permission) -> Result<Scop
         return Ok(Scope::All);
     }
     match principal.customer() {
-        Some(own) if principal.can(Permission::TicketsSelf) => Ok(Scope::Customer(own)),
+        Some(own) if principal.can(permissions::TICKETS_SELF) => Ok(Scope::Customer(own)),
         _ => Err(denied(staff_permission.name())),
     }
 }
@@ -85,7 +86,7 @@ impl Scope {
     /// A customer writes public replies only; an internal note is staff talk.
     pub fn check_comment(self, public: bool) -> Result<(), Error> {
         match self {
-            Self::Customer(_) if !public => Err(denied(Permission::TicketsWrite.name())),
+            Self::Customer(_) if !public => Err(denied(permissions::TICKETS_WRITE.name())),
             _ => Ok(()),
         }
     }
@@ -109,10 +110,10 @@ mod tests {
     fn staff_reach_all_and_a_customer_only_itself() {
         let own = Uuid::now_v7();
         let customer = principal(format!("customers/{own}"), &[Role::Customer]);
-        assert_eq!(scope(&customer, Permission::TicketsRead).unwrap(), Scope::Customer(own));
-        assert_eq!(scope(&principal("u".into(), &[Role::Agent]), Permission::TicketsWrite).unwrap(), Scope::All);
-        assert_eq!(scope(&principal("u".into(), &[Role::Readonly]), Permission::TicketsWrite).unwrap_err().reason(), "PERMISSION_DENIED");
-        assert!(scope(&principal("u".into(), &[Role::Marketer]), Permission::TicketsRead).is_err());
+        assert_eq!(scope(&customer, permissions::TICKETS_READ).unwrap(), Scope::Customer(own));
+        assert_eq!(scope(&principal("u".into(), &[Role::Agent]), permissions::TICKETS_WRITE).unwrap(), Scope::All);
+        assert_eq!(scope(&principal("u".into(), &[Role::Readonly]), permissions::TICKETS_WRITE).unwrap_err().reason(), "PERMISSION_DENIED");
+        assert!(scope(&principal("u".into(), &[Role::Marketer]), permissions::TICKETS_READ).is_err());
     }
 
     #[test]

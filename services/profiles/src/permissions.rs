@@ -1,0 +1,41 @@
+//! What callers of the profiles service may do, and which roles grant it
+//! (`admin` holds everything; see `crm_kit::auth::Permission`). Field-level
+//! write rules and PII masking build on these in `domain::access`.
+
+use crm_kit::auth::{Permission, Role};
+
+/// Get, List and BatchGet customers.
+pub const CUSTOMERS_READ: Permission =
+    Permission::new("customers.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
+/// Create customers.
+pub const CUSTOMERS_CREATE: Permission = Permission::new("customers.create", &[Role::Service, Role::Agent]);
+/// Update customers (further limited per field in `domain::access`).
+pub const CUSTOMERS_UPDATE: Permission = Permission::new("customers.update", &[Role::Service, Role::Agent, Role::Marketer]);
+/// Delete and undelete customers.
+pub const CUSTOMERS_DELETE: Permission = Permission::new("customers.delete", &[]);
+/// Read one's own record and update its contact details and consent (the
+/// `customer` role; `domain::access` checks the record is the caller's).
+pub const CUSTOMERS_SELF: Permission = Permission::new("customers.self", &[Role::Customer]);
+/// See emails and phone numbers unmasked, and filter by them.
+pub const PII: Permission = Permission::new("pii", &[Role::Service, Role::Agent, Role::Marketer]);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crm_kit::auth::held_by;
+
+    use super::*;
+
+    const ALL: [Permission; 6] = [CUSTOMERS_READ, CUSTOMERS_CREATE, CUSTOMERS_UPDATE, CUSTOMERS_DELETE, CUSTOMERS_SELF, PII];
+
+    #[test]
+    fn each_role_holds_exactly_its_permissions() {
+        assert_eq!(held_by(Role::Admin, &ALL).len(), ALL.len());
+        assert_eq!(held_by(Role::Agent, &ALL), BTreeSet::from(["customers.read", "customers.create", "customers.update", "pii"]));
+        assert_eq!(held_by(Role::Marketer, &ALL), BTreeSet::from(["customers.read", "customers.update", "pii"]));
+        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read"]));
+        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["customers.read"]));
+        assert_eq!(held_by(Role::Customer, &ALL), BTreeSet::from(["customers.self"]), "a customer holds no staff permission");
+    }
+}
