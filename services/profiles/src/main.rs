@@ -1,13 +1,3 @@
-use clap::Parser;
-use crm_kit::server::{run_main, shutdown_signal};
-use crm_profiles::{
-    config::Config,
-    startup::{Application, SPEC},
-};
+//! The `crm-profiles` binary: flags and `CRM_*` settings, then the kit's service main.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    let kit = config.kit.clone();
-    run_main(&SPEC, &kit, || async { Application::build(config).await?.run_until_stopped(shutdown_signal()).await }).await
-}
+crm_kit::service_main!(crm_profiles::config::Config, crm_profiles::startup::SPEC, crm_profiles::startup::Application::build);

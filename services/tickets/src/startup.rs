@@ -30,14 +30,13 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     token_methods: &["/crm.tickets.v1.SurveyService/AnswerSurvey"],
 };
 
-/// A built, bound tickets service.
-pub struct Application {
-    server: Server,
-}
+/// The wiring of the tickets service: [`Application::build`] returns the kit's
+/// bound [`Server`], which tells its `port()` and serves with `run_until_stopped`.
+pub struct Application;
 
 impl Application {
-    /// Connects, migrates and binds; the server starts with [`Application::run_until_stopped`].
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    /// Connects, migrates and binds; the server starts with [`Server::run_until_stopped`].
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
         let profiles = ProfilesClient::new(&config.profiles_url, Duration::from_millis(config.profiles_timeout_ms))?;
         let kit = Kit::connect(&SPEC, config.kit).await?;
         let app = App::new(kit.pool.clone(), chrono::Duration::minutes(config.follow_up_delay_minutes));
@@ -54,17 +53,6 @@ impl Application {
             ReportServiceServer::new(ReportApi::new(kit.pool.clone())),
         );
         crate::jobs::sla::spawn(app, Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
-        let server = kit.serve(services, config.listen_addr).await?;
-        Ok(Self { server })
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    /// Serves until `shutdown` resolves, then drains gracefully.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        self.server.run_until_stopped(shutdown).await
+        kit.serve(services, config.listen_addr).await
     }
 }

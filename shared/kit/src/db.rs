@@ -13,6 +13,7 @@ use sqlx::{
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{config::KitConfig, error::Error};
@@ -82,6 +83,55 @@ pub async fn begin_tenant(pool: &PgPool, tenant: Uuid) -> Result<TenantTx, Error
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
     Ok(tx)
+}
+
+/// A tenant table with the suite's row conventions — `tenant_id`, `id`,
+/// `revision` (the etag), `update_time`, `delete_time` for soft deletion — and
+/// the statements every service writes the same way over one.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// Table name.
+    pub name: &'static str,
+    /// The column list a row type is read from.
+    pub columns: &'static str,
+}
+
+impl Table {
+    /// Row `id`; `lock` holds it (`FOR UPDATE`) until the transaction ends, for a change.
+    pub async fn find<T>(&self, tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<T>, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let lock = if lock { " FOR UPDATE" } else { "" };
+        let sql = format!("SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2{lock}", self.columns, self.name);
+        Ok(sqlx::query_as::<_, T>(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", self.name)).await?)
+    }
+
+    /// Soft-deletes (`Some(now)`) or restores (`None`) row `id`, bumping its revision.
+    pub async fn set_delete_time<T>(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        id: Uuid,
+        delete_time: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<T, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let sql = format!(
+            "UPDATE {} SET delete_time = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
+            self.name, self.columns
+        );
+        Ok(sqlx::query_as::<_, T>(&sql)
+            .bind(tenant)
+            .bind(id)
+            .bind(delete_time)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .instrument(db_span("UPDATE", self.name))
+            .await?)
+    }
 }
 
 /// A client span for one database operation, named and attributed per the

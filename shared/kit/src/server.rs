@@ -381,6 +381,28 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// A service's whole `main`: parse `$config` (flags and `CRM_*`, with the
+/// kit's settings flattened in as `kit`), then [`run_main`] with `$build`
+/// (which returns the bound [`Server`]) served until SIGTERM or Ctrl-C.
+///
+/// ```ignore
+/// crm_kit::service_main!(crm_tickets::config::Config, crm_tickets::startup::SPEC, crm_tickets::startup::Application::build);
+/// ```
+#[macro_export]
+macro_rules! service_main {
+    ($config:ty, $spec:expr, $build:path) => {
+        #[tokio::main]
+        async fn main() -> anyhow::Result<()> {
+            let config = <$config as clap::Parser>::parse();
+            let kit = config.kit.clone();
+            $crate::server::run_main(&$spec, &kit, || async {
+                $build(config).await?.run_until_stopped($crate::server::shutdown_signal()).await
+            })
+            .await
+        }
+    };
+}
+
 /// The body of every service's `main`: installs telemetry, runs `run` (build
 /// and serve until SIGTERM/Ctrl-C) or only the migrations with
 /// `--migrate-only`, logs a failure with its cause chain, and flushes

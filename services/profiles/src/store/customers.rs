@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{Table, TenantTx, db_span},
     error::violated_constraint,
     filter::CheckedFilter,
 };
@@ -55,6 +55,8 @@ pub struct CustomerRow {
 const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
 company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
 consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time";
+
+const TABLE: Table = Table { name: "customers", columns: COLUMNS };
 
 /// Binds the draft's columns in the order of `DRAFT_COLUMNS`.
 macro_rules! bind_draft {
@@ -121,29 +123,12 @@ pub async fn set_delete_time(
     delete_time: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<CustomerRow, Error> {
-    let sql = format!(
-        "UPDATE customers SET delete_time = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
-    );
-    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
-        .bind(tenant)
-        .bind(id)
-        .bind(delete_time)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .instrument(db_span("UPDATE", "customers"))
-        .await?)
+    TABLE.set_delete_time(tx, tenant, id, delete_time, now).await
 }
 
 /// One customer; `for_update` locks the row until the transaction ends.
 pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<CustomerRow>, Error> {
-    let lock = if for_update { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2{lock}");
-    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .instrument(db_span("SELECT", "customers"))
-        .await?)
+    TABLE.find(tx, tenant, id, for_update).await
 }
 
 /// The customers among `ids` (in no particular order; missing ones are absent).

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{Table, TenantTx, db_span},
     filter::CheckedFilter,
 };
 use sqlx::{FromRow, Postgres, QueryBuilder};
@@ -17,6 +17,8 @@ first_response_time, resolve_time, pending_since, pending_ms, revision, create_t
 merged_into, reopen_count, sla_policy_id, sla_calendar_id, sla_warning_ratio, fr_target_ms, fr_consumed_ms, fr_since, fr_due, fr_warn_at, fr_breached, \
 res_target_ms, res_consumed_ms, res_since, res_due, res_warn_at, res_breached, \
 fr_warn_recorded, fr_breach_recorded, res_warn_recorded, res_breach_recorded";
+
+const TABLE: Table = Table { name: "tickets", columns: COLUMNS };
 
 /// Stores a ticket's SLA columns (no revision bump: they follow other changes)
 /// and keeps its SLA timer in step.
@@ -147,9 +149,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, no
 
 /// One ticket; `for_update` locks it until the transaction ends.
 pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<Ticket>, Error> {
-    let lock = if for_update { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {COLUMNS} FROM tickets WHERE tenant_id = $1 AND id = $2{lock}");
-    Ok(sqlx::query_as::<_, Ticket>(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "tickets")).await?)
+    TABLE.find(tx, tenant, id, for_update).await
 }
 
 /// Replaces the editable fields (subject, description, type, channel,
@@ -207,17 +207,7 @@ pub async fn set_delete_time(
     delete_time: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Ticket, Error> {
-    let sql = format!(
-        "UPDATE tickets SET delete_time = $3, update_time = $4, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
-    );
-    Ok(sqlx::query_as::<_, Ticket>(&sql)
-        .bind(tenant)
-        .bind(id)
-        .bind(delete_time)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .instrument(db_span("UPDATE", "tickets"))
-        .await?)
+    TABLE.set_delete_time(tx, tenant, id, delete_time, now).await
 }
 
 /// Applies a status change and bumps the revision.
