@@ -15,7 +15,6 @@ use crm_kit::{
 use crm_proto::crm::tickets::v1::{self as pb, article_service_server::ArticleService};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::{
     domain::search::tokens,
@@ -45,14 +44,6 @@ impl ArticleApi {
     pub fn new(pool: PgPool, page_tokens: PageTokenCodec) -> Self {
         Self { pool, page_tokens }
     }
-}
-
-fn parse_article_name(name: &str, field: &str) -> Result<Uuid, Error> {
-    crm_kit::resource::parse_id(name, "articles", field, "INVALID_NAME")
-}
-
-fn not_found(id: Uuid) -> Error {
-    ARTICLE.not_found(id)
 }
 
 fn to_proto(row: &ArticleRow) -> pb::Article {
@@ -123,6 +114,7 @@ crm_kit::mask_fields!(pb::Article;
 
 #[tonic::async_trait]
 impl ArticleService for ArticleApi {
+    #[tracing::instrument(skip_all)]
     async fn create_article(&self, request: Request<pb::CreateArticleRequest>) -> Result<Response<pb::CreateArticleResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
@@ -149,55 +141,62 @@ impl ArticleService for ArticleApi {
         .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_article(&self, request: Request<pb::GetArticleRequest>) -> Result<Response<pb::GetArticleResponse>, Status> {
-        let principal = caller(&request)?;
-        // ArticlesRead, not TicketsRead: a customer's help center reads published articles too.
-        principal.require(permissions::ARTICLES_READ)?;
-        let id = parse_article_name(&request.get_ref().name, "name")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let row = articles::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
-        tx.commit().await.map_err(Error::from)?;
-        // Readers see published articles only; drafts do not exist for them.
-        if row.status != "PUBLISHED" && !principal.can(permissions::TICKETS_WRITE) {
-            return Err(not_found(id).into());
-        }
-        Ok(Response::new(pb::GetArticleResponse { article: Some(to_proto(&row)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            // ArticlesRead, not TicketsRead: a customer's help center reads published articles too.
+            principal.require(permissions::ARTICLES_READ)?;
+            let id = ARTICLE.parse(&request.get_ref().name, "name")?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let row = articles::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| ARTICLE.not_found(id))?;
+            tx.commit().await?;
+            // Readers see published articles only; drafts do not exist for them.
+            if row.status != "PUBLISHED" && !principal.can(permissions::TICKETS_WRITE) {
+                return Err(ARTICLE.not_found(id));
+            }
+            Ok(pb::GetArticleResponse { article: Some(to_proto(&row)) })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn update_article(&self, request: Request<pb::UpdateArticleRequest>) -> Result<Response<pb::UpdateArticleResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(permissions::TICKETS_WRITE)?;
-        let pb::UpdateArticleRequest { article, update_mask } = request.into_inner();
-        let input = article.ok_or_else(|| Error::invalid("article", "REQUIRED", "article is required"))?;
-        let id = parse_article_name(&input.name, "article.name")?;
-        let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
-        let expected = etag::parse(&input.etag, "article.etag")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let row = articles::find(&mut tx, principal.tenant, id, true).await?.ok_or_else(|| not_found(id))?;
-        if expected.is_some_and(|r| r != row.revision) {
-            return Err(Error::EtagMismatch { resource_type: "tickets.crm/Article", name: input.name.clone() }.into());
-        }
-        let before = to_proto(&row);
-        let mut merged = before.clone();
-        for path in &paths {
-            copy_field(&mut merged, &input, path);
-        }
-        let fields = validate(&merged)?;
-        let new_text = fields.title != row.title || fields.body != row.body;
-        let updated = articles::update(
-            &mut tx,
-            principal.tenant,
-            id,
-            &fields,
-            &search_tokens(&fields),
-            new_text.then_some(principal.subject.as_str()),
-            Utc::now(),
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::UpdateArticleResponse { article: Some(to_proto(&updated)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::TICKETS_WRITE)?;
+            let pb::UpdateArticleRequest { article, update_mask } = request.into_inner();
+            let input = required(article, "article")?;
+            let id = ARTICLE.parse(&input.name, "article.name")?;
+            let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
+            etag::parse(&input.etag, "article.etag")?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let row = articles::find(&mut tx, principal.tenant, id, true).await?.ok_or_else(|| ARTICLE.not_found(id))?;
+            ARTICLE.check_etag(&input.etag, "article.etag", id, row.revision)?;
+            let before = to_proto(&row);
+            let mut merged = before.clone();
+            for path in &paths {
+                copy_field(&mut merged, &input, path);
+            }
+            let fields = validate(&merged)?;
+            let new_text = fields.title != row.title || fields.body != row.body;
+            let updated = articles::update(
+                &mut tx,
+                principal.tenant,
+                id,
+                &fields,
+                &search_tokens(&fields),
+                new_text.then_some(principal.subject.as_str()),
+                Utc::now(),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(pb::UpdateArticleResponse { article: Some(to_proto(&updated)) })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_article_versions(
         &self,
         request: Request<pb::ListArticleVersionsRequest>,
@@ -206,7 +205,7 @@ impl ArticleService for ArticleApi {
             let principal = caller(&request)?;
             principal.require(permissions::TICKETS_WRITE)?;
             let request = request.get_ref();
-            let id = parse_article_name(&request.parent, "parent")?;
+            let id = ARTICLE.parse(&request.parent, "parent")?;
             let pager = Pager::new(&self.page_tokens);
             let page = pager.start(
                 request.page_size,
@@ -214,7 +213,7 @@ impl ArticleService for ArticleApi {
                 &["ListArticleVersions", &principal.tenant.to_string(), &request.parent],
             )?;
             let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-            articles::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| not_found(id))?;
+            articles::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| ARTICLE.not_found(id))?;
             let rows = articles::versions(&mut tx, principal.tenant, id, page.after, page.fetch_limit()).await?;
             tx.commit().await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |v| i64::from(v.version));
@@ -233,67 +232,81 @@ impl ArticleService for ArticleApi {
         .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn search_articles(&self, request: Request<pb::SearchArticlesRequest>) -> Result<Response<pb::SearchArticlesResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(permissions::ARTICLES_READ)?;
-        let r = request.into_inner();
-        if r.include_unpublished {
-            principal.require(permissions::TICKETS_WRITE)?;
-        }
-        let query = r.query.trim();
-        let terms = tokens(query);
-        if query.is_empty() || query.chars().count() > 500 || terms.is_empty() {
-            return Err(Error::invalid("query", "INVALID_QUERY", "1-500 characters with at least one word").into());
-        }
-        let limit = match r.page_size {
-            0 => 10,
-            n @ 1..=50 => n,
-            _ => return Err(Error::invalid("page_size", "INVALID_PAGE_SIZE", "0-50").into()),
-        };
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let hits = articles::search(&mut tx, principal.tenant, &terms, r.locale.trim(), r.include_unpublished, limit.into()).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::SearchArticlesResponse {
-            hits: hits.iter().map(|(a, score)| pb::ArticleHit { article: Some(to_proto(a)), score: *score }).collect(),
-        }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::ARTICLES_READ)?;
+            let r = request.into_inner();
+            if r.include_unpublished {
+                principal.require(permissions::TICKETS_WRITE)?;
+            }
+            let query = r.query.trim();
+            let terms = tokens(query);
+            if query.is_empty() || query.chars().count() > 500 || terms.is_empty() {
+                return Err(Error::invalid("query", "INVALID_QUERY", "1-500 characters with at least one word"));
+            }
+            let limit = match r.page_size {
+                0 => 10,
+                n @ 1..=50 => n,
+                _ => return Err(Error::invalid("page_size", "INVALID_PAGE_SIZE", "0-50")),
+            };
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let hits =
+                articles::search(&mut tx, principal.tenant, &terms, r.locale.trim(), r.include_unpublished, i64::from(limit)).await?;
+            tx.commit().await?;
+            Ok(pb::SearchArticlesResponse {
+                hits: hits.iter().map(|(a, score)| pb::ArticleHit { article: Some(to_proto(a)), score: *score }).collect(),
+            })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn suggest_articles(
         &self,
         request: Request<pb::SuggestArticlesRequest>,
     ) -> Result<Response<pb::SuggestArticlesResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(permissions::TICKETS_READ)?;
-        let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let row = store::find(&mut tx, principal.tenant, ticket, false).await?.ok_or_else(|| TICKET.not_found(ticket))?;
-        let terms = tokens(&format!("{}\n{}", row.subject, row.description));
-        let hits = if terms.is_empty() { Vec::new() } else { articles::search(&mut tx, principal.tenant, &terms, "", false, 5).await? };
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::SuggestArticlesResponse {
-            hits: hits.iter().map(|(a, score)| pb::ArticleHit { article: Some(to_proto(a)), score: *score }).collect(),
-        }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::TICKETS_READ)?;
+            let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let row = store::find(&mut tx, principal.tenant, ticket, false).await?.ok_or_else(|| TICKET.not_found(ticket))?;
+            let terms = tokens(&format!("{}\n{}", row.subject, row.description));
+            let hits =
+                if terms.is_empty() { Vec::new() } else { articles::search(&mut tx, principal.tenant, &terms, "", false, 5).await? };
+            tx.commit().await?;
+            Ok(pb::SuggestArticlesResponse {
+                hits: hits.iter().map(|(a, score)| pb::ArticleHit { article: Some(to_proto(a)), score: *score }).collect(),
+            })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn link_article_to_ticket(
         &self,
         request: Request<pb::LinkArticleToTicketRequest>,
     ) -> Result<Response<pb::LinkArticleToTicketResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(permissions::TICKETS_WRITE)?;
-        let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
-        let article = parse_article_name(&request.get_ref().article, "article")?;
-        let tenant = principal.tenant;
-        let mut tx = begin_tenant(&self.pool, tenant).await?;
-        let found = articles::find(&mut tx, tenant, article, false).await?;
-        if found.as_ref().is_none_or(|a| a.status != "PUBLISHED") {
-            return Err(Error::invalid("article", "ARTICLE_NOT_PUBLISHED", "link a published article").into());
-        }
-        store::find(&mut tx, tenant, ticket, true).await?.ok_or_else(|| TICKET.not_found(ticket))?;
-        let now = Utc::now();
-        let row = store::set_answer_article(&mut tx, tenant, ticket, article, now).await?;
-        store::append_event(&mut tx, tenant, ticket, "ARTICLE_LINKED", &principal.subject, &ARTICLE.name(article), now).await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::LinkArticleToTicketResponse { ticket: Some(ticket_to_proto(&row, now)) }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::TICKETS_WRITE)?;
+            let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
+            let article = ARTICLE.parse(&request.get_ref().article, "article")?;
+            let tenant = principal.tenant;
+            let mut tx = begin_tenant(&self.pool, tenant).await?;
+            let found = articles::find(&mut tx, tenant, article, false).await?;
+            if found.as_ref().is_none_or(|a| a.status != "PUBLISHED") {
+                return Err(Error::invalid("article", "ARTICLE_NOT_PUBLISHED", "link a published article"));
+            }
+            store::find(&mut tx, tenant, ticket, true).await?.ok_or_else(|| TICKET.not_found(ticket))?;
+            let now = Utc::now();
+            let row = store::set_answer_article(&mut tx, tenant, ticket, article, now).await?;
+            store::append_event(&mut tx, tenant, ticket, "ARTICLE_LINKED", &principal.subject, &ARTICLE.name(article), now).await?;
+            tx.commit().await?;
+            Ok(pb::LinkArticleToTicketResponse { ticket: Some(ticket_to_proto(&row, now)) })
+        })
+        .await
     }
 }

@@ -1,6 +1,6 @@
 //! `crm.tickets.v1.ReportService`: service metrics for managers and analysts.
 
-use crm_kit::{Error, auth::caller, db::begin_tenant};
+use crm_kit::{Error, auth::caller, db::begin_tenant, respond};
 use crm_proto::crm::tickets::v1::{self as pb, report_service_server::ReportService};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -73,17 +73,20 @@ impl ReportService for ReportApi {
         &self,
         request: Request<pb::GetServiceMetricsRequest>,
     ) -> Result<Response<pb::GetServiceMetricsResponse>, Status> {
-        let principal = caller(&request)?;
-        principal.require(permissions::TICKETS_READ)?;
-        let r = request.into_inner();
-        let grouping = grouping(r.group_by)?;
-        let (from, to) = parse_period(r.start_time.as_ref(), r.end_time.as_ref())?;
-        let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-        let rows = reports::service_metrics(&mut tx, principal.tenant, grouping, from, to).await?;
-        tx.commit().await.map_err(Error::from)?;
-        let (overall, groups): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.overall);
-        let groups = if grouping == Grouping::None { Vec::new() } else { groups.into_iter().map(to_proto).collect() };
-        Ok(Response::new(pb::GetServiceMetricsResponse { overall: overall.into_iter().next().map(to_proto), groups }))
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::TICKETS_READ)?;
+            let r = request.into_inner();
+            let grouping = grouping(r.group_by)?;
+            let (from, to) = parse_period(r.start_time.as_ref(), r.end_time.as_ref())?;
+            let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
+            let rows = reports::service_metrics(&mut tx, principal.tenant, grouping, from, to).await?;
+            tx.commit().await?;
+            let (overall, groups): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.overall);
+            let groups = if grouping == Grouping::None { Vec::new() } else { groups.into_iter().map(to_proto).collect() };
+            Ok(pb::GetServiceMetricsResponse { overall: overall.into_iter().next().map(to_proto), groups })
+        })
+        .await
     }
 }
 
