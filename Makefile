@@ -31,7 +31,7 @@ run: build ## start Postgres and the suite, print endpoints and a dev token
 test: ## every test of the workspace against a real Postgres
 	@scripts/test.sh
 
-bench: ## benchmarks in release mode against the dev Postgres (figures: README "Benchmarks")
+bench: ## benchmarks in release mode against the dev Postgres (figures: docs/benchmarks.md)
 	@scripts/bench.sh
 
 fmt: ## format all Rust code
@@ -52,7 +52,7 @@ api-check: ## run the suite and check its API description: OpenAPI 3.1 validatio
 	@scripts/api-check.sh
 
 images: ## build a container image per service with docker (crm-<service>:IMAGE_TAG, default dev)
-	@command -v docker >/dev/null || { echo "make images: docker is not installed; the images are built where a Docker daemon runs (see README, Operating)" >&2; exit 1; }
+	@command -v docker >/dev/null || { echo "make images: docker is not installed; the images are built where a Docker daemon runs (see docs/operating.md)" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "make images: the Docker daemon does not answer (docker info failed); start it or build where one runs" >&2; exit 1; }
 	@[[ -n "$(IMAGES)" ]] || { echo "make images: no services in $(SUITE)" >&2; exit 1; }
 	@for entry in $(IMAGES); do \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks (what `make bench` calls) against the dev Postgres
-# cluster, in release mode. Figures and how to read them: README "Benchmarks".
+# cluster, in release mode. Figures and how to read them: docs/benchmarks.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
