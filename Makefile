@@ -37,10 +37,11 @@ bench: ## benchmarks in release mode against the dev Postgres (figures: docs/ben
 fmt: ## format all Rust code
 	$(CARGO) fmt --all
 
-lint: $(BUF) ## rustfmt check, clippy with -D warnings, buf lint of proto/
+lint: $(BUF) ## rustfmt check, clippy with -D warnings, buf lint of proto/, no module import cycles in any crate
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd proto && "$(BUF)" lint
+	@for src in services/*/src shared/*/src tests/src; do printf '%s: ' "$$src"; python3 scripts/module_cycles.py "$$src" | tail -1 || exit 1; done
 
 $(BUF):
 	npm install --prefix "$(TOOLS_DIR)" --no-audit --no-fund --loglevel=error @bufbuild/buf

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use crm_kit::{Error, db::TenantTx};
 use uuid::Uuid;
 
-use super::{App, ensure_live, events, lock_for_change};
+use super::{
+    context::{App, ensure_live, lock_for_change},
+    events,
+};
 use crate::{
     domain::{
         dispatch::{Candidate, Strategy, choose},

@@ -6,7 +6,11 @@ use crm_kit::Error;
 use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
-use super::{App, Move, events, lifecycle};
+use super::{
+    context::App,
+    events,
+    lifecycle::{self, Move},
+};
 use crate::{
     domain::status::Status,
     resources::FOLLOW_UP,

@@ -8,7 +8,11 @@ use crm_kit::{Error, db::TenantTx};
 use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
-use super::{App, dispatch::drain_queue, ensure_live, events, lock_for_change, sla};
+use super::{
+    context::{App, ensure_live, lock_for_change},
+    dispatch::drain_queue,
+    events, sla,
+};
 use crate::{
     domain::{
         status::{InvalidTransition, Status},

@@ -9,7 +9,7 @@ use crm_kit::Error;
 use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
-use super::{App, dispatch::drain_queue, events, lifecycle};
+use super::{context::App, dispatch::drain_queue, events, lifecycle};
 use crate::{
     domain::{
         merge::{check_survivor, merge_note, mergeable, merged_tags},

@@ -17,7 +17,7 @@ use crm_proto::crm::tickets::v1 as pb;
 use opentelemetry::metrics::Counter;
 use uuid::Uuid;
 
-use super::{App, dispatch::drain_queue, events};
+use super::{context::App, dispatch::drain_queue, events};
 use crate::{
     domain::{
         calendar::{BusinessCalendar, CalendarError},

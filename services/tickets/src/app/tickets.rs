@@ -12,7 +12,12 @@ use crm_proto::crm::tickets::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{App, dispatch, ensure_live, ensure_team, events, existing, lock_for_change, sla};
+use super::{
+    context::{App, ensure_live, existing, lock_for_change},
+    dispatch,
+    dispatch::ensure_team,
+    events, sla,
+};
 use crate::{
     domain::{
         access::Scope,

@@ -20,13 +20,4 @@ mod compile;
 mod parse;
 
 pub use compile::{CheckedFilter, FieldType, FilterField, FilterSchema};
-pub use parse::{Comparator, Expr};
-
-/// Longest filter accepted, in characters.
-pub const MAX_FILTER_LEN: usize = 2000;
-/// Deepest nesting of parentheses and NOT.
-pub const MAX_DEPTH: usize = 8;
-/// Most comparisons in one filter.
-pub const MAX_TERMS: usize = 50;
-/// Longest literal, in characters.
-pub const MAX_LITERAL_LEN: usize = 256;
+pub use parse::{Comparator, Expr, MAX_DEPTH, MAX_FILTER_LEN, MAX_LITERAL_LEN, MAX_TERMS};
