@@ -74,7 +74,7 @@ fn enum_short<E: Copy>(
 }
 
 /// Validates an incoming customer; on failure returns one violation per bad field.
-pub fn draft_from_proto(c: &pb::Customer, prefix: &str) -> Result<CustomerDraft, Vec<FieldViolation>> {
+pub fn draft_from_proto(c: &pb::Customer, prefix: &str, now: DateTime<Utc>) -> Result<CustomerDraft, Vec<FieldViolation>> {
     let mut v = Violations { prefix, found: Vec::new() };
     let display_name = v.check("display_name", fields::display_name(&c.display_name));
     let given_name = v.check("given_name", fields::short_text(&c.given_name, 100));
@@ -95,7 +95,7 @@ pub fn draft_from_proto(c: &pb::Customer, prefix: &str) -> Result<CustomerDraft,
     let birthday = match &c.birthday {
         None => Some(None),
         Some(Date { year: 0, month: 0, day: 0 }) => Some(None),
-        Some(d) => v.check("birthday", Birthday::parse(d.year, d.month, d.day)).map(Some),
+        Some(d) => v.check("birthday", Birthday::parse(d.year, d.month, d.day, now.date_naive())).map(Some),
     };
     let time_zone = if c.time_zone.is_empty() { Some(String::new()) } else { v.check("time_zone", fields::time_zone(&c.time_zone)) };
     let locale = if c.locale.is_empty() { Some(String::new()) } else { v.check("locale", fields::locale(&c.locale)) };
@@ -111,7 +111,7 @@ pub fn draft_from_proto(c: &pb::Customer, prefix: &str) -> Result<CustomerDraft,
     let verify_time = match &c.verify_time {
         None => Some(None),
         Some(t) => match time::from_timestamp(t) {
-            Some(t) if t <= Utc::now() + chrono::Duration::minutes(1) => Some(Some(t)),
+            Some(t) if t <= now + chrono::Duration::minutes(1) => Some(Some(t)),
             _ => {
                 v.add("verify_time", "INVALID_VERIFY_TIME", "must be a valid time, not in the future");
                 None
@@ -481,7 +481,7 @@ mod tests {
             birthday: Some(Date { year: 1990, month: 2, day: 30 }),
             ..Default::default()
         };
-        let violations = draft_from_proto(&c, "customer").unwrap_err();
+        let violations = draft_from_proto(&c, "customer", Utc::now()).unwrap_err();
         let fields: Vec<_> = violations.iter().map(|v| (v.field.as_str(), v.reason)).collect();
         assert_eq!(
             fields,
@@ -506,7 +506,7 @@ mod tests {
             ],
             ..valid()
         };
-        let reasons: Vec<_> = draft_from_proto(&c, "customer").unwrap_err().iter().map(|v| v.reason).collect();
+        let reasons: Vec<_> = draft_from_proto(&c, "customer", Utc::now()).unwrap_err().iter().map(|v| v.reason).collect();
         assert_eq!(reasons, ["DUPLICATE_EMAIL", "MULTIPLE_PRIMARY"]);
     }
 
@@ -514,13 +514,13 @@ mod tests {
     fn attributes_are_bounded() {
         let big = Struct { fields: [("k".to_owned(), Value { kind: Some(Kind::StringValue("x".repeat(20_000))) })].into() };
         let c = pb::Customer { attributes: Some(big), ..valid() };
-        assert_eq!(draft_from_proto(&c, "customer").unwrap_err()[0].reason, "ATTRIBUTES_TOO_LARGE");
+        assert_eq!(draft_from_proto(&c, "customer", Utc::now()).unwrap_err()[0].reason, "ATTRIBUTES_TOO_LARGE");
         let mut deep = Value { kind: Some(Kind::NullValue(0)) };
         for _ in 0..12 {
             deep = Value { kind: Some(Kind::ListValue(prost_types::ListValue { values: vec![deep] })) };
         }
         let c = pb::Customer { attributes: Some(Struct { fields: [("k".to_owned(), deep)].into() }), ..valid() };
-        assert_eq!(draft_from_proto(&c, "customer").unwrap_err()[0].reason, "ATTRIBUTES_TOO_DEEP");
+        assert_eq!(draft_from_proto(&c, "customer", Utc::now()).unwrap_err()[0].reason, "ATTRIBUTES_TOO_DEEP");
     }
 
     #[test]
@@ -532,7 +532,7 @@ mod tests {
             category: pb::CustomerCategory::Vip as i32,
             ..Default::default()
         };
-        let d = draft_from_proto(&c, "customer").unwrap();
+        let d = draft_from_proto(&c, "customer", Utc::now()).unwrap();
         assert_eq!(d.display_name, "Ada");
         assert_eq!(d.emails[0].address, "ada@example.com");
         assert_eq!(d.tags, ["vip", "gold"]);

@@ -4,14 +4,14 @@
 //! reach which record, and write which field, is decided here before
 //! anything is read, so that permission comes before existence.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
     auth::{Permission, Principal, caller},
     fieldmask::UpdateMask,
     idempotency::IdempotencyKey,
     pagination::{PageTokenCodec, Pager, page_size},
-    respond,
+    required, respond,
 };
 use crm_proto::crm::profiles::v1::{self as pb, customer_service_server::CustomerService};
 use tonic::{Request, Response, Status};
@@ -81,13 +81,9 @@ fn shown(principal: &Principal, row: &CustomerRow) -> Option<pb::Customer> {
     Some(visible(principal, customer_to_proto(row)))
 }
 
-fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::invalid(field, "REQUIRED", format!("{field} is required")))
-}
-
 /// The validated draft of an incoming customer, every bad field reported at once.
-fn to_draft(customer: &pb::Customer) -> Result<CustomerDraft, Error> {
-    draft_from_proto(customer, "customer").map_err(|violations| Error::InvalidArgument { violations })
+fn to_draft(customer: &pb::Customer, now: DateTime<Utc>) -> Result<CustomerDraft, Error> {
+    draft_from_proto(customer, "customer", now).map_err(|violations| Error::InvalidArgument { violations })
 }
 
 #[tonic::async_trait]
@@ -103,10 +99,11 @@ impl CustomerService for CustomerApi {
                 &request.request_id,
                 &pb::CreateCustomerRequest { request_id: String::new(), ..request.clone() },
             )?;
-            let draft = to_draft(&required(request.customer, "customer")?)?;
+            let now = Utc::now();
+            let draft = to_draft(&required(request.customer, "customer")?, now)?;
             // Stored unmasked, so that a retry is masked for whoever sends it.
             let respond = |row: &_| pb::CreateCustomerResponse { customer: Some(customer_to_proto(row)) };
-            let response = self.app.create(principal.tenant, draft, key.as_ref(), Utc::now(), respond).await?;
+            let response = self.app.create(principal.tenant, draft, key.as_ref(), now, respond).await?;
             Ok(pb::CreateCustomerResponse { customer: response.customer.map(|c| visible(&principal, c)) })
         })
         .await
@@ -140,14 +137,15 @@ impl CustomerService for CustomerApi {
             if let Some(path) = paths.iter().find(|p| !may_write(&principal, p)) {
                 return Err(Error::PermissionDenied { permission: format!("customers.update.{path}") });
             }
+            let now = Utc::now();
             let edit = |current: &CustomerRow| {
                 let mut merged = customer_to_proto(current);
                 for path in &paths {
                     copy_field(&mut merged, &input, path);
                 }
-                to_draft(&merged)
+                to_draft(&merged, now)
             };
-            let updated = self.app.update(principal.tenant, id, &input.etag, edit, Utc::now()).await?;
+            let updated = self.app.update(principal.tenant, id, &input.etag, edit, now).await?;
             Ok(pb::UpdateCustomerResponse { customer: shown(&principal, &updated) })
         })
         .await

@@ -2,7 +2,7 @@
 //! normalised value or the ErrorInfo-style reason and a message; an invalid
 //! value cannot be constructed.
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 
 /// Why a value was rejected: an UPPER_SNAKE reason and a message for humans.
 pub type Rejection = (&'static str, String);
@@ -135,8 +135,8 @@ pub struct Birthday {
 }
 
 impl Birthday {
-    /// Validates a google.type.Date-shaped birthday.
-    pub fn parse(year: i32, month: i32, day: i32) -> Result<Self, Rejection> {
+    /// Validates a google.type.Date-shaped birthday as of `today` (not in the future).
+    pub fn parse(year: i32, month: i32, day: i32, today: NaiveDate) -> Result<Self, Rejection> {
         let invalid = || reject("INVALID_BIRTHDAY", "must be a real date with month and day (year optional), not in the future");
         if !(1..=12).contains(&month) || !(1..=31).contains(&day) || !(0..=9999).contains(&year) {
             return invalid();
@@ -144,7 +144,6 @@ impl Birthday {
         // Without a year, validate against a leap year so that 29 February is allowed.
         let check_year = if year == 0 { 2000 } else { year };
         let Some(date) = NaiveDate::from_ymd_opt(check_year, month as u32, day as u32) else { return invalid() };
-        let today = Utc::now().date_naive();
         if year != 0 && (date > today || year < today.year() - 150) {
             return invalid();
         }
@@ -154,6 +153,8 @@ impl Birthday {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
     #[test]
@@ -210,13 +211,17 @@ mod tests {
         assert!(tag("").is_err() && tag(&"t".repeat(65)).is_err());
     }
 
+    fn today() -> NaiveDate {
+        Utc::now().date_naive()
+    }
+
     #[test]
     fn birthdays() {
-        assert_eq!(Birthday::parse(0, 2, 29).unwrap(), Birthday { year: None, month: 2, day: 29 });
-        assert!(Birthday::parse(2023, 2, 29).is_err());
-        assert!(Birthday::parse(1990, 13, 1).is_err());
-        assert!(Birthday::parse(1990, 4, 31).is_err());
-        assert!(Birthday::parse(Utc::now().year() + 1, 1, 1).is_err());
-        assert!(Birthday::parse(1990, 0, 0).is_err());
+        assert_eq!(Birthday::parse(0, 2, 29, today()).unwrap(), Birthday { year: None, month: 2, day: 29 });
+        assert!(Birthday::parse(2023, 2, 29, today()).is_err());
+        assert!(Birthday::parse(1990, 13, 1, today()).is_err());
+        assert!(Birthday::parse(1990, 4, 31, today()).is_err());
+        assert!(Birthday::parse(Utc::now().year() + 1, 1, 1, today()).is_err());
+        assert!(Birthday::parse(1990, 0, 0, today()).is_err());
     }
 }

@@ -11,7 +11,7 @@ use crm_proto::crm::tickets::v1::{
 use tonic::Code;
 
 use crate::{
-    helpers::{Suite, assert_error, spawn_suite},
+    helpers::{TestApp, assert_error, spawn_app},
     sla::{client as sla, create_calendar, hours, office_calendar, policy},
     teams::{set_member, team},
 };
@@ -46,7 +46,7 @@ fn rule(name: &str) -> pb::ClassificationRule {
     pb::ClassificationRule { display_name: name.into(), set_category: name.to_lowercase(), ..Default::default() }
 }
 
-async fn create_rule(suite: &Suite, name: &str) -> pb::ClassificationRule {
+async fn create_rule(suite: &TestApp, name: &str) -> pb::ClassificationRule {
     let request = suite.admin(pb::CreateClassificationRuleRequest { rule: Some(rule(name)), request_id: String::new() });
     ClassificationRuleServiceClient::new(suite.channel.clone())
         .create_classification_rule(request)
@@ -60,7 +60,7 @@ async fn create_rule(suite: &Suite, name: &str) -> pb::ClassificationRule {
 #[tokio::test]
 async fn every_list_pages_with_tokens() {
     // Arrange: three of everything.
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let teams: Vec<String> = futures::future::join_all(["A", "B", "C"].map(|n| team(&suite, n, pb::AssignmentStrategy::Manual))).await;
     for agent in ["ann", "bea", "cid"] {
         set_member(&suite, &teams[0], agent, 5, &[], true).await;
@@ -218,7 +218,7 @@ async fn every_list_pages_with_tokens() {
 
 #[tokio::test]
 async fn configuration_resources_have_etags_gets_and_updates() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
 
     // Team: update with the current etag, then a stale one is ABORTED.
     let mut teams = TeamServiceClient::new(suite.channel.clone());
@@ -309,7 +309,7 @@ async fn configuration_resources_have_etags_gets_and_updates() {
 
 #[tokio::test]
 async fn every_create_takes_a_request_id() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let mut teams = TeamServiceClient::new(suite.channel.clone());
     let create = |name: &str| {
         suite.admin(pb::CreateTeamRequest {

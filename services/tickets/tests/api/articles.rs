@@ -3,13 +3,13 @@
 use crm_proto::crm::tickets::v1::{self as pb, article_service_client::ArticleServiceClient};
 use tonic::Code;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
-fn client(suite: &Suite) -> ArticleServiceClient<tonic::transport::Channel> {
+fn client(suite: &TestApp) -> ArticleServiceClient<tonic::transport::Channel> {
     ArticleServiceClient::new(suite.channel.clone())
 }
 
-async fn create(suite: &Suite, title: &str, body: &str, locale: &str, status: pb::ArticleStatus) -> pb::Article {
+async fn create(suite: &TestApp, title: &str, body: &str, locale: &str, status: pb::ArticleStatus) -> pb::Article {
     let article =
         pb::Article { title: title.into(), body: body.into(), locale: locale.into(), status: status as i32, ..Default::default() };
     client(suite)
@@ -21,14 +21,14 @@ async fn create(suite: &Suite, title: &str, body: &str, locale: &str, status: pb
         .unwrap()
 }
 
-async fn search(suite: &Suite, query: &str, roles: &[&str], include_unpublished: bool) -> Vec<String> {
+async fn search(suite: &TestApp, query: &str, roles: &[&str], include_unpublished: bool) -> Vec<String> {
     let request = suite.as_roles(pb::SearchArticlesRequest { query: query.into(), include_unpublished, ..Default::default() }, roles);
     client(suite).search_articles(request).await.unwrap().into_inner().hits.into_iter().map(|h| h.article.unwrap().title).collect()
 }
 
 #[tokio::test]
 async fn search_finds_chinese_and_english_articles_best_first_and_hides_drafts() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     create(&suite, "How to reset your password", "Open the login page and click 'Forgot password'.", "en", pb::ArticleStatus::Published)
         .await;
     create(&suite, "如何重置密码", "在登录页面点击“忘记密码”，按提示重置密码。", "zh-CN", pb::ArticleStatus::Published).await;
@@ -53,7 +53,7 @@ async fn search_finds_chinese_and_english_articles_best_first_and_hides_drafts()
 
 #[tokio::test]
 async fn text_changes_make_versions_and_drafts_stay_hidden_from_readers() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let draft = create(&suite, "Shipping times", "Usually 3 days.", "en", pb::ArticleStatus::Draft).await;
     let hidden = client(&suite).get_article(suite.as_roles(pb::GetArticleRequest { name: draft.name.clone() }, &["readonly"])).await;
     assert_error(hidden, Code::NotFound, "NOT_FOUND");
@@ -108,7 +108,7 @@ async fn text_changes_make_versions_and_drafts_stay_hidden_from_readers() {
 
 #[tokio::test]
 async fn tickets_get_suggestions_and_a_published_answer_can_be_linked() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let answer = create(&suite, "如何重置密码", "在登录页面点击“忘记密码”。", "zh-CN", pb::ArticleStatus::Published).await;
     let draft = create(&suite, "重置密码（草稿）", "未发布", "zh-CN", pb::ArticleStatus::Draft).await;
     let ticket = pb::Ticket {
@@ -148,7 +148,7 @@ async fn tickets_get_suggestions_and_a_published_answer_can_be_linked() {
 #[tokio::test]
 async fn text_postgres_cannot_store_is_invalid_argument_not_internal() {
     // Found by schemathesis through the gateway: a NUL in an article's tag was a 500.
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let article = pb::Article { title: "Printer".into(), tags: vec!["a\0b".into()], ..Default::default() };
     let result =
         client(&suite).create_article(suite.admin(pb::CreateArticleRequest { request_id: String::new(), article: Some(article) })).await;

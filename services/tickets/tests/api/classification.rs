@@ -6,13 +6,13 @@ use crm_proto::crm::{
 };
 use tonic::Code;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
-fn rules(suite: &Suite) -> ClassificationRuleServiceClient<tonic::transport::Channel> {
+fn rules(suite: &TestApp) -> ClassificationRuleServiceClient<tonic::transport::Channel> {
     ClassificationRuleServiceClient::new(suite.channel.clone())
 }
 
-async fn open(suite: &Suite, customer: &str, subject: &str, kind: pb::TicketType, channel: pb::Channel) -> pb::Ticket {
+async fn open(suite: &TestApp, customer: &str, subject: &str, kind: pb::TicketType, channel: pb::Channel) -> pb::Ticket {
     let ticket = pb::Ticket {
         customer: customer.into(),
         subject: subject.into(),
@@ -33,7 +33,7 @@ async fn open(suite: &Suite, customer: &str, subject: &str, kind: pb::TicketType
 
 #[tokio::test]
 async fn vip_tickets_are_at_least_high_and_vip_complaints_urgent() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let vip = suite.customer_in("Big Spender", CustomerCategory::Vip).await;
     let regular = suite.customer_in("Regular Joe", CustomerCategory::Regular).await;
     let complaint = open(&suite, &vip, "Rude driver", pb::TicketType::Complaint, pb::Channel::Phone).await;
@@ -50,7 +50,7 @@ async fn vip_tickets_are_at_least_high_and_vip_complaints_urgent() {
 
 #[tokio::test]
 async fn tenant_rules_set_category_team_and_priority_in_order_then_dispatch_runs() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let billing = crate::teams::team(&suite, "Billing", pb::AssignmentStrategy::RoundRobin).await;
     crate::teams::set_member(&suite, &billing, "alice", 5, &[], true).await;
     let create =
@@ -108,7 +108,7 @@ async fn tenant_rules_set_category_team_and_priority_in_order_then_dispatch_runs
 
 #[tokio::test]
 async fn rules_are_validated_and_admin_only() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let mut client = rules(&suite);
     let rule = pb::ClassificationRule { display_name: "x".into(), set_category: "c".into(), ..Default::default() };
     let by_agent = client

@@ -15,11 +15,11 @@ use crm_testkit::auth::{customer_token, with_token};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
 /// Customers A and B, each with a ticket opened by an agent, and A's token.
 struct Two {
-    suite: Suite,
+    suite: TestApp,
     a: String,
     b: String,
     a_ticket: pb::Ticket,
@@ -28,7 +28,7 @@ struct Two {
 }
 
 async fn two_customers() -> Two {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let a = suite.customer("Ada").await;
     let b = suite.customer("Bob").await;
     let a_ticket = suite.open(&a, "Ada's printer").await;

@@ -3,13 +3,13 @@
 use crm_proto::crm::tickets::v1::{self as pb, follow_up_service_client::FollowUpServiceClient};
 use tonic::Code;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
-fn client(suite: &Suite) -> FollowUpServiceClient<tonic::transport::Channel> {
+fn client(suite: &TestApp) -> FollowUpServiceClient<tonic::transport::Channel> {
     FollowUpServiceClient::new(suite.channel.clone())
 }
 
-async fn list(suite: &Suite, agent: &str, include_closed: bool) -> Vec<pb::FollowUp> {
+async fn list(suite: &TestApp, agent: &str, include_closed: bool) -> Vec<pb::FollowUp> {
     let request = suite.admin(pb::ListFollowUpsRequest {
         page_size: 0,
         page_token: String::new(),
@@ -21,7 +21,7 @@ async fn list(suite: &Suite, agent: &str, include_closed: bool) -> Vec<pb::Follo
 }
 
 /// A ticket assigned to alice and resolved.
-async fn resolved_ticket(suite: &Suite) -> pb::Ticket {
+async fn resolved_ticket(suite: &TestApp) -> pb::Ticket {
     let ticket = suite.open(&suite.customer("Ada").await, "Broken").await;
     let assign = pb::AssignTicketRequest { name: ticket.name.clone(), assignee: "alice".into(), team: String::new(), etag: String::new() };
     suite.tickets.clone().assign_ticket(suite.admin(assign)).await.unwrap();
@@ -34,7 +34,7 @@ fn complete(name: &str, reached: bool, satisfied: bool, notes: &str) -> pb::Comp
 
 #[tokio::test]
 async fn resolving_schedules_a_follow_up_for_the_agent_and_a_satisfied_customer_closes_the_loop() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = resolved_ticket(&suite).await;
     let due = list(&suite, "alice", false).await;
     assert_eq!(due.len(), 1);
@@ -62,7 +62,7 @@ async fn resolving_schedules_a_follow_up_for_the_agent_and_a_satisfied_customer_
 
 #[tokio::test]
 async fn an_unsatisfied_customer_reopens_the_ticket_and_a_reopen_cancels_the_follow_up() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = resolved_ticket(&suite).await;
     let follow_up = list(&suite, "alice", false).await.remove(0);
     client(&suite).complete_follow_up(suite.admin(complete(&follow_up.name, true, false, "still broken"))).await.unwrap();
@@ -82,7 +82,7 @@ async fn an_unsatisfied_customer_reopens_the_ticket_and_a_reopen_cancels_the_fol
 
 #[tokio::test]
 async fn a_customer_not_reached_leaves_the_ticket_resolved() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = resolved_ticket(&suite).await;
     let follow_up = list(&suite, "", false).await.remove(0);
     let done = client(&suite)

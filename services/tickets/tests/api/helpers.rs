@@ -1,4 +1,4 @@
-//! `spawn_suite()`: a real profiles process plus the tickets service in-process.
+//! `spawn_app()`: a real profiles process plus the tickets service in-process.
 
 use crm_kit::config::KitConfig;
 use crm_proto::crm::{
@@ -18,7 +18,7 @@ use tonic_types::StatusExt;
 use uuid::Uuid;
 
 /// Tickets (in-process) and profiles (a real process) for one tenant.
-pub struct Suite {
+pub struct TestApp {
     pub tenant: Uuid,
     pub admin_token: String,
     pub tickets: TicketServiceClient<Channel>,
@@ -33,7 +33,7 @@ pub struct Suite {
     stop: Option<oneshot::Sender<()>>,
 }
 
-pub async fn spawn_suite() -> Suite {
+pub async fn spawn_app() -> TestApp {
     let profiles_db = fresh_database("profiles").await.unwrap();
     let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
     let url = profiles.url.clone();
@@ -41,7 +41,7 @@ pub async fn spawn_suite() -> Suite {
 }
 
 /// Tickets pointed at `profiles_url`, with `profiles` kept alive alongside.
-pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: String) -> Suite {
+pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: String) -> TestApp {
     init_test_logs();
     let db = fresh_database("tickets").await.unwrap();
     let config = Config {
@@ -64,7 +64,7 @@ pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: Strin
         None => channel.clone(),
     };
     let tenant = Uuid::now_v7();
-    Suite {
+    TestApp {
         tenant,
         admin_token: token(tenant, &["admin"]),
         tickets: TicketServiceClient::new(channel.clone()),
@@ -77,7 +77,7 @@ pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: Strin
     }
 }
 
-impl Drop for Suite {
+impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -85,7 +85,7 @@ impl Drop for Suite {
     }
 }
 
-impl Suite {
+impl TestApp {
     /// URL of the tickets service's login role on its test database (for SQL-level checks).
     pub fn app_database_url(&self) -> &str {
         &self.db.app_url

@@ -3,13 +3,13 @@
 use crm_proto::crm::tickets::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
 fn merge_request(target: &str, sources: &[&str]) -> pb::MergeTicketsRequest {
     pb::MergeTicketsRequest { name: target.into(), source_tickets: sources.iter().map(|s| s.to_string()).collect(), etag: String::new() }
 }
 
-async fn tagged(suite: &Suite, customer: &str, subject: &str, tags: &[&str]) -> pb::Ticket {
+async fn tagged(suite: &TestApp, customer: &str, subject: &str, tags: &[&str]) -> pb::Ticket {
     let ticket = suite.open(customer, subject).await;
     let mut update = ticket.clone();
     update.tags = tags.iter().map(|t| t.to_string()).collect();
@@ -21,7 +21,7 @@ async fn tagged(suite: &Suite, customer: &str, subject: &str, tags: &[&str]) -> 
 #[tokio::test]
 async fn duplicates_close_into_the_survivor_with_their_comments_tags_and_a_note() {
     // Arrange: the same customer wrote three times about one problem.
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     let survivor = tagged(&suite, &customer, "Router down", &["network"]).await;
     let by_email = tagged(&suite, &customer, "Internet not working", &["network", "email"]).await;
@@ -61,7 +61,7 @@ async fn duplicates_close_into_the_survivor_with_their_comments_tags_and_a_note(
 
 #[tokio::test]
 async fn merges_that_would_lose_or_mix_data_are_refused_and_change_nothing() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ada = suite.customer("Ada").await;
     let bob = suite.customer("Bob").await;
     let survivor = suite.open(&ada, "Router down").await;
@@ -94,7 +94,7 @@ async fn merges_that_would_lose_or_mix_data_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn crossing_merges_never_deadlock_and_exactly_one_wins() {
     // Two agents merge the same pair in opposite directions at the same time.
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     for _ in 0..5 {
         let (a, b) = (suite.open(&customer, "Twin A").await, suite.open(&customer, "Twin B").await);

@@ -8,11 +8,11 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::{
-    helpers::{Suite, assert_error, spawn_suite},
+    helpers::{TestApp, assert_error, spawn_app},
     surveys::{answer, survey},
 };
 
-fn client(suite: &Suite) -> ReportServiceClient<tonic::transport::Channel> {
+fn client(suite: &TestApp) -> ReportServiceClient<tonic::transport::Channel> {
     ReportServiceClient::new(suite.channel.clone())
 }
 
@@ -22,7 +22,7 @@ fn day(d: u32) -> DateTime<Utc> {
 
 /// Rewrites a ticket's history (the API only ever records "now") with the
 /// service's own login role, inside the tenant like the service does.
-async fn pin_history(suite: &Suite, name: &str, created: DateTime<Utc>, replied: Option<Duration>, resolved: Option<Duration>) {
+async fn pin_history(suite: &TestApp, name: &str, created: DateTime<Utc>, replied: Option<Duration>, resolved: Option<Duration>) {
     let id = Uuid::parse_str(name.trim_start_matches("tickets/")).unwrap();
     let pool = sqlx::PgPool::connect(suite.app_database_url()).await.unwrap();
     let mut tx = pool.begin().await.unwrap();
@@ -44,7 +44,7 @@ async fn pin_history(suite: &Suite, name: &str, created: DateTime<Utc>, replied:
     tx.commit().await.unwrap();
 }
 
-async fn ticket(suite: &Suite, customer: &str, category: &str, channel: pb::Channel) -> pb::Ticket {
+async fn ticket(suite: &TestApp, customer: &str, category: &str, channel: pb::Channel) -> pb::Ticket {
     let ticket = pb::Ticket {
         customer: customer.into(),
         subject: "Help".into(),
@@ -79,7 +79,7 @@ fn hours(d: &Option<prost_types::Duration>) -> f64 {
 #[tokio::test]
 async fn metrics_count_volumes_times_satisfaction_and_reopens_per_group() {
     // Arrange: January's tickets with known histories.
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     let a = ticket(&suite, &customer, "billing", pb::Channel::Email).await;
     let b = ticket(&suite, &customer, "billing", pb::Channel::Phone).await;
@@ -149,7 +149,7 @@ async fn metrics_count_volumes_times_satisfaction_and_reopens_per_group() {
 
 #[tokio::test]
 async fn bad_periods_groupings_and_callers_are_refused() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let mut reports = client(&suite);
     let backwards =
         pb::GetServiceMetricsRequest { start_time: Some(to_timestamp(day(31))), end_time: Some(to_timestamp(day(1))), group_by: 0 };

@@ -15,13 +15,13 @@ use crm_proto::crm::{
 };
 
 use crate::{
-    helpers::{Suite, spawn_suite},
+    helpers::{TestApp, spawn_app},
     sla::{instant, policy, secs},
     surveys::{answer, survey},
     teams::set_member,
 };
 
-async fn intake(suite: &Suite, customer: &str, subject: &str, kind: pb::TicketType) -> pb::Ticket {
+async fn intake(suite: &TestApp, customer: &str, subject: &str, kind: pb::TicketType) -> pb::Ticket {
     let ticket = pb::Ticket {
         customer: customer.into(),
         subject: subject.into(),
@@ -34,7 +34,7 @@ async fn intake(suite: &Suite, customer: &str, subject: &str, kind: pb::TicketTy
 }
 
 /// Polls the timeline until an entry of `kind` whose detail starts with `detail` shows up.
-async fn wait_for(suite: &Suite, ticket: &str, kind: &str, detail: &str) -> pb::TicketEvent {
+async fn wait_for(suite: &TestApp, ticket: &str, kind: &str, detail: &str) -> pb::TicketEvent {
     for _ in 0..150 {
         if let Some(e) = suite.timeline(ticket).await.into_iter().find(|e| e.kind == kind && e.detail.starts_with(detail)) {
             return e;
@@ -45,7 +45,7 @@ async fn wait_for(suite: &Suite, ticket: &str, kind: &str, detail: &str) -> pb::
 }
 
 /// Event types recorded for `subject`, in stream order, read until the stream goes quiet.
-async fn events_of(suite: &Suite, subject: &str) -> Vec<String> {
+async fn events_of(suite: &TestApp, subject: &str) -> Vec<String> {
     let mut stream = EventServiceClient::new(suite.channel.clone())
         .subscribe(suite.admin(SubscribeRequest { after_position: 0, types: vec![] }))
         .await
@@ -65,7 +65,7 @@ async fn events_of(suite: &Suite, subject: &str) -> Vec<String> {
 async fn a_vip_complaint_goes_from_intake_to_metrics() {
     // Arrange: a billing team of two agents (one ticket each) led by lena, a
     // rule sending refunds to it, and a tight SLA for urgent tickets.
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let team = pb::Team {
         display_name: "Billing".into(),
         lead: "lena".into(),

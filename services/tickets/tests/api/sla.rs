@@ -6,9 +6,9 @@ use crm_proto::{
 };
 use tonic::Code;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
-pub fn client(suite: &Suite) -> SlaPolicyServiceClient<tonic::transport::Channel> {
+pub fn client(suite: &TestApp) -> SlaPolicyServiceClient<tonic::transport::Channel> {
     SlaPolicyServiceClient::new(suite.channel.clone())
 }
 
@@ -26,7 +26,7 @@ pub fn office_calendar(tz: &str, holidays: Vec<Date>) -> pb::BusinessCalendar {
     pb::BusinessCalendar { display_name: "Office".into(), time_zone: tz.into(), opening_hours, holidays, ..Default::default() }
 }
 
-pub async fn create_calendar(suite: &Suite, calendar: pb::BusinessCalendar) -> String {
+pub async fn create_calendar(suite: &TestApp, calendar: pb::BusinessCalendar) -> String {
     client(suite)
         .create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest { request_id: String::new(), calendar: Some(calendar) }))
         .await
@@ -43,7 +43,7 @@ pub fn hours(h: i64) -> Option<prost_types::Duration> {
 
 #[tokio::test]
 async fn calendars_are_validated_and_round_trip() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let mut sla = client(&suite);
     let created = sla
         .create_business_calendar(suite.admin(pb::CreateBusinessCalendarRequest {
@@ -100,7 +100,7 @@ async fn calendars_are_validated_and_round_trip() {
 
 #[tokio::test]
 async fn one_policy_per_priority_and_category() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let calendar = create_calendar(&suite, office_calendar("Asia/Shanghai", vec![])).await;
     let policy = pb::SlaPolicy {
         display_name: "High".into(),
@@ -161,7 +161,7 @@ async fn one_policy_per_priority_and_category() {
 }
 
 pub async fn policy(
-    suite: &Suite,
+    suite: &TestApp,
     priority: pb::Priority,
     category: &str,
     calendar: &str,
@@ -200,7 +200,7 @@ pub fn instant(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::U
 #[tokio::test]
 async fn due_times_follow_the_policy_calendar_exactly() {
     use crm_tickets::domain::calendar::{BusinessCalendar, Hours};
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let calendar = create_calendar(&suite, office_calendar("Asia/Shanghai", vec![])).await;
     let name = policy(&suite, pb::Priority::Normal, "", &calendar, secs(3600), secs(16 * 3600), 0.0).await;
     let ticket = suite.open(&suite.customer("Ada").await, "Due?").await;
@@ -219,7 +219,7 @@ async fn due_times_follow_the_policy_calendar_exactly() {
 
 #[tokio::test]
 async fn clocks_pause_while_pending_and_stop_at_the_first_reply_and_resolution() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     policy(&suite, pb::Priority::Normal, "", "", secs(3600), secs(7200), 0.0).await;
     let ticket = suite.open(&suite.customer("Ada").await, "Pause me").await;
     let (fr_due, res_due) = (instant(&ticket.first_response_due), instant(&ticket.resolution_due));
@@ -253,7 +253,7 @@ async fn clocks_pause_while_pending_and_stop_at_the_first_reply_and_resolution()
 
 #[tokio::test]
 async fn states_warn_and_breach_as_business_time_passes() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     policy(&suite, pb::Priority::Normal, "", "", secs(1), secs(10), 0.1).await;
     let ticket = suite.open(&suite.customer("Ada").await, "Tick tock").await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
@@ -273,7 +273,7 @@ async fn states_warn_and_breach_as_business_time_passes() {
 #[tokio::test]
 async fn a_category_specific_policy_wins_and_no_policy_means_no_sla() {
     use crm_proto::crm::profiles::v1::CustomerCategory;
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     policy(&suite, pb::Priority::High, "", "", secs(3600), secs(36_000), 0.0).await;
     let vip_policy = policy(&suite, pb::Priority::High, "VIP", "", secs(600), secs(3600), 0.0).await;
     // The built-in rule raises a VIP customer's ticket to HIGH, so the VIP HIGH policy applies.
@@ -286,7 +286,7 @@ async fn a_category_specific_policy_wins_and_no_policy_means_no_sla() {
 
 #[tokio::test]
 async fn the_job_records_each_warning_and_breach_once_and_escalates_to_the_team_lead() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let _second_replica = suite.replica().await;
     let team = pb::Team {
         display_name: "Support".into(),
@@ -348,7 +348,7 @@ async fn the_job_records_each_warning_and_breach_once_and_escalates_to_the_team_
 #[tokio::test]
 async fn the_cross_tenant_timer_scan_is_read_only_and_opt_in() {
     use sqlx::Connection;
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     policy(&suite, pb::Priority::Normal, "", "", secs(3600), secs(7200), 0.0).await;
     suite.open(&suite.customer("Ada").await, "Timer").await;
     let mut conn = sqlx::PgConnection::connect(suite.app_database_url()).await.unwrap();
@@ -368,7 +368,7 @@ async fn the_cross_tenant_timer_scan_is_read_only_and_opt_in() {
 
 #[tokio::test]
 async fn changing_a_calendar_reschedules_running_clocks_and_a_used_calendar_cannot_be_deleted() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let mut around_the_clock = office_calendar("UTC", vec![]);
     around_the_clock.opening_hours = (1..=7).map(|day| pb::OpeningHours { day, start_time: at(0, 0), end_time: at(24, 0) }).collect();
     let calendar = create_calendar(&suite, around_the_clock).await;

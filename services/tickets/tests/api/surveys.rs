@@ -3,20 +3,20 @@
 use crm_proto::crm::tickets::v1::{self as pb, survey_service_client::SurveyServiceClient};
 use tonic::Code;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
-fn client(suite: &Suite) -> SurveyServiceClient<tonic::transport::Channel> {
+fn client(suite: &TestApp) -> SurveyServiceClient<tonic::transport::Channel> {
     SurveyServiceClient::new(suite.channel.clone())
 }
 
-async fn resolved_by(suite: &Suite, customer: &str, agent: &str) -> pb::Ticket {
+async fn resolved_by(suite: &TestApp, customer: &str, agent: &str) -> pb::Ticket {
     let ticket = suite.open(customer, "Help").await;
     let assign = pb::AssignTicketRequest { name: ticket.name.clone(), assignee: agent.into(), team: String::new(), etag: String::new() };
     suite.tickets.clone().assign_ticket(suite.admin(assign)).await.unwrap();
     suite.transition(&ticket.name, pb::Status::Resolved).await.unwrap()
 }
 
-pub async fn survey(suite: &Suite, ticket: &str) -> pb::Survey {
+pub async fn survey(suite: &TestApp, ticket: &str) -> pb::Survey {
     client(suite)
         .get_ticket_survey(suite.as_roles(pb::GetTicketSurveyRequest { ticket: ticket.into() }, &["agent"]))
         .await
@@ -27,14 +27,14 @@ pub async fn survey(suite: &Suite, ticket: &str) -> pb::Survey {
 }
 
 /// Answers without any login, as a customer-facing page would.
-pub async fn answer(suite: &Suite, token: &str, csat: i32, nps: Option<i32>) -> Result<(), tonic::Status> {
+pub async fn answer(suite: &TestApp, token: &str, csat: i32, nps: Option<i32>) -> Result<(), tonic::Status> {
     let request = tonic::Request::new(pb::AnswerSurveyRequest { token: token.into(), csat, nps, comment: "thanks".into() });
     client(suite).answer_survey(request).await.map(|_| ())
 }
 
 #[tokio::test]
 async fn a_survey_is_answered_once_with_its_token_and_no_login() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     let open = suite.open(&customer, "Not yet").await;
     let missing = client(&suite).get_ticket_survey(suite.admin(pb::GetTicketSurveyRequest { ticket: open.name.clone() })).await;
@@ -67,7 +67,7 @@ async fn a_survey_is_answered_once_with_its_token_and_no_login() {
 
 #[tokio::test]
 async fn the_summary_gives_csat_nps_and_response_rate_per_agent() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     let start = chrono::Utc::now() - chrono::Duration::minutes(1);
     let a1 = resolved_by(&suite, &customer, "alice").await;

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use crm_proto::crm::tickets::v1::{self as pb, team_service_client::TeamServiceClient};
 use tonic::Code;
 
-use crate::helpers::{Suite, assert_error, spawn_suite};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 
 /// Creates a team as admin and returns its name.
-pub async fn team(suite: &Suite, display_name: &str, strategy: pb::AssignmentStrategy) -> String {
+pub async fn team(suite: &TestApp, display_name: &str, strategy: pb::AssignmentStrategy) -> String {
     let team = pb::Team { display_name: display_name.into(), assignment_strategy: strategy as i32, ..Default::default() };
     teams(suite)
         .create_team(suite.admin(pb::CreateTeamRequest { request_id: String::new(), team: Some(team) }))
@@ -21,11 +21,11 @@ pub async fn team(suite: &Suite, display_name: &str, strategy: pb::AssignmentStr
         .name
 }
 
-fn teams(suite: &Suite) -> TeamServiceClient<tonic::transport::Channel> {
+fn teams(suite: &TestApp) -> TeamServiceClient<tonic::transport::Channel> {
     TeamServiceClient::new(suite.channel.clone())
 }
 
-pub async fn set_member(suite: &Suite, team: &str, agent: &str, capacity: i32, skills: &[&str], available: bool) -> pb::TeamMember {
+pub async fn set_member(suite: &TestApp, team: &str, agent: &str, capacity: i32, skills: &[&str], available: bool) -> pb::TeamMember {
     let member = pb::TeamMember {
         agent: agent.into(),
         capacity,
@@ -42,7 +42,7 @@ pub async fn set_member(suite: &Suite, team: &str, agent: &str, capacity: i32, s
         .unwrap()
 }
 
-async fn open_in(suite: &Suite, customer: &str, team: &str, category: &str) -> pb::Ticket {
+async fn open_in(suite: &TestApp, customer: &str, team: &str, category: &str) -> pb::Ticket {
     let ticket = pb::Ticket {
         customer: customer.into(),
         subject: "Help".into(),
@@ -61,7 +61,7 @@ async fn open_in(suite: &Suite, customer: &str, team: &str, category: &str) -> p
         .unwrap()
 }
 
-async fn loads(suite: &Suite, team: &str) -> HashMap<String, i64> {
+async fn loads(suite: &TestApp, team: &str) -> HashMap<String, i64> {
     let members = teams(suite)
         .list_team_members(suite.admin(pb::ListTeamMembersRequest { page_size: 0, page_token: String::new(), parent: team.into() }))
         .await
@@ -73,7 +73,7 @@ async fn loads(suite: &Suite, team: &str) -> HashMap<String, i64> {
 
 #[tokio::test]
 async fn only_admins_manage_teams_and_inputs_are_validated() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let team_request = |name: &str| pb::CreateTeamRequest {
         request_id: String::new(),
         team: Some(pb::Team { display_name: name.into(), ..Default::default() }),
@@ -116,7 +116,7 @@ async fn only_admins_manage_teams_and_inputs_are_validated() {
 
 #[tokio::test]
 async fn concurrent_intake_never_exceeds_capacity_and_the_queue_drains_as_capacity_frees() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let support = team(&suite, "Support", pb::AssignmentStrategy::RoundRobin).await;
     set_member(&suite, &support, "alice", 3, &[], true).await;
     set_member(&suite, &support, "bob", 3, &[], true).await;
@@ -167,7 +167,7 @@ async fn concurrent_intake_never_exceeds_capacity_and_the_queue_drains_as_capaci
 
 #[tokio::test]
 async fn skills_route_tickets_and_least_loaded_balances() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let desk = team(&suite, "Desk", pb::AssignmentStrategy::LeastLoaded).await;
     set_member(&suite, &desk, "alice", 5, &["billing"], true).await;
     set_member(&suite, &desk, "bob", 5, &["tech"], true).await;

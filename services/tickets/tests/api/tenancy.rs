@@ -4,11 +4,11 @@
 use crm_proto::crm::tickets::v1 as pb;
 use sqlx::Connection;
 
-use crate::helpers::spawn_suite;
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn every_tickets_table_hides_its_rows_without_a_tenant() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     // Put rows in every table: ticket, comment, timeline, team, member, rule,
     // calendar, policy, timer, follow-up, survey, article, version, outbox.
     let team = crate::teams::team(&suite, "Support", pb::AssignmentStrategy::Manual).await;

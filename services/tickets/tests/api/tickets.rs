@@ -6,11 +6,11 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::helpers::{assert_error, spawn_suite, spawn_tickets};
+use crate::helpers::{assert_error, spawn_app, spawn_tickets};
 
 #[tokio::test]
 async fn a_ticket_is_opened_for_an_existing_customer_with_defaults() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     let created = suite.open(&customer, "  Printer on fire ").await;
     assert!(created.name.starts_with("tickets/"));
@@ -25,7 +25,7 @@ async fn a_ticket_is_opened_for_an_existing_customer_with_defaults() {
 
 #[tokio::test]
 async fn unknown_or_malformed_customers_are_invalid_argument() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let create = |customer: String| {
         let mut client = suite.tickets.clone();
         let request = suite.admin(pb::CreateTicketRequest {
@@ -118,7 +118,7 @@ async fn a_slow_profiles_service_does_not_starve_other_calls_of_database_connect
 
 #[tokio::test]
 async fn the_lifecycle_is_enforced_and_recorded_in_the_timeline() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Refund").await;
     use pb::Status::*;
     for status in [Open, Pending, Open, Resolved, Open, Resolved] {
@@ -149,7 +149,7 @@ async fn the_lifecycle_is_enforced_and_recorded_in_the_timeline() {
 
 #[tokio::test]
 async fn a_stale_etag_is_aborted() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Etag").await;
     suite.transition(&ticket.name, pb::Status::Open).await.unwrap();
     let request = suite.admin(pb::TransitionTicketRequest {
@@ -163,7 +163,7 @@ async fn a_stale_etag_is_aborted() {
 
 #[tokio::test]
 async fn the_first_public_reply_is_the_first_response_and_notes_stay_internal() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Help").await;
     let comment = |public: bool, body: &str| pb::AddCommentRequest {
         request_id: String::new(),
@@ -220,7 +220,7 @@ async fn the_first_public_reply_is_the_first_response_and_notes_stay_internal() 
 
 #[tokio::test]
 async fn roles_and_tenants_limit_access() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Private").await;
     let mut client = suite.tickets.clone();
     let get = |token: &str| with_token(pb::GetTicketRequest { name: ticket.name.clone() }, token);
@@ -241,7 +241,7 @@ async fn roles_and_tenants_limit_access() {
 
 #[tokio::test]
 async fn list_filters_and_pages_newest_first() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     let mut names = Vec::new();
     for i in 0..5 {
@@ -276,7 +276,7 @@ async fn list_filters_and_pages_newest_first() {
 
 #[tokio::test]
 async fn a_retried_create_returns_the_first_ticket() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let customer = suite.customer("Ada").await;
     let request = || {
         suite.admin(pb::CreateTicketRequest {
@@ -291,7 +291,7 @@ async fn a_retried_create_returns_the_first_ticket() {
 
 #[tokio::test]
 async fn update_applies_the_mask_records_changes_and_checks_the_etag() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Slow site").await;
     let mut client = suite.tickets.clone();
     let update = |t: pb::Ticket, paths: &[&str]| {
@@ -340,7 +340,7 @@ async fn update_applies_the_mask_records_changes_and_checks_the_etag() {
 
 #[tokio::test]
 async fn assignment_is_recorded_and_limited_to_open_work() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Assign me").await;
     let billing = crate::teams::team(&suite, "Billing", pb::AssignmentStrategy::Manual).await;
     let mut client = suite.tickets.clone();
@@ -384,7 +384,7 @@ async fn assignment_is_recorded_and_limited_to_open_work() {
 
 #[tokio::test]
 async fn only_admins_soft_delete_and_a_deleted_ticket_takes_no_work() {
-    let suite = spawn_suite().await;
+    let suite = spawn_app().await;
     let ticket = suite.open(&suite.customer("Ada").await, "Spam").await;
     let mut client = suite.tickets.clone();
     let delete = || pb::DeleteTicketRequest { name: ticket.name.clone(), etag: String::new() };
