@@ -23,7 +23,7 @@ use crate::{
         access::Scope,
         classify::{Intake, classify},
         status::Status,
-        ticket::{NewTicket, Priority, Ticket},
+        ticket::{NewTicket, Ticket},
     },
     resources::TICKET,
     store::{self, CommentRow, EventRow},
@@ -271,15 +271,15 @@ async fn classify_intake(
     let intake = Intake {
         subject: ticket.subject.clone(),
         description: ticket.description.clone(),
-        channel: ticket.channel.name().to_owned(),
-        kind: ticket.kind.name().to_owned(),
+        channel: ticket.channel,
+        kind: ticket.kind,
         customer_category: customer_category.to_owned(),
         category: ticket.category.clone(),
-        priority: ticket.priority.name().to_owned(),
+        priority: ticket.priority,
         team: ticket.team.clone(),
     };
     let (classified, matched) = classify(intake, &rules);
-    let priority = Priority::parse(&classified.priority).unwrap_or(ticket.priority);
+    let priority = classified.priority;
     let mut changes = Vec::new();
     if !matched.is_empty() {
         changes.push(format!("rules at positions {}", matched.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")));

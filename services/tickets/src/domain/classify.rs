@@ -3,27 +3,17 @@
 //! and team. Two rules always apply on top: a VIP customer's ticket is at
 //! least HIGH, and a VIP customer's complaint is URGENT.
 
-/// Priorities from most to least urgent, as stored.
-pub const PRIORITIES: [&str; 4] = ["URGENT", "HIGH", "NORMAL", "LOW"];
-
-fn urgency(priority: &str) -> usize {
-    PRIORITIES.iter().position(|p| *p == priority).unwrap_or(PRIORITIES.len())
-}
-
-/// The more urgent of two stored priorities.
-pub fn more_urgent<'a>(a: &'a str, b: &'a str) -> &'a str {
-    if urgency(b) < urgency(a) { b } else { a }
-}
+use super::ticket::{OptionalChannel, Priority, TicketType};
 
 /// What a rule looks at; every non-empty list must match (lists match any of their entries).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conditions {
     /// Case-insensitive words or phrases searched in the subject and description.
     pub keywords: Vec<String>,
-    /// Stored channel names.
-    pub channels: Vec<String>,
-    /// Stored ticket type names.
-    pub types: Vec<String>,
+    /// Intake channels.
+    pub channels: Vec<super::ticket::Channel>,
+    /// Ticket types.
+    pub types: Vec<TicketType>,
     /// Customer categories (VIP, REGULAR, NEW, POTENTIAL).
     pub customer_categories: Vec<String>,
 }
@@ -34,7 +24,7 @@ pub struct Actions {
     /// Sets the category when the ticket has none.
     pub category: String,
     /// Raises the priority to at least this.
-    pub priority: String,
+    pub priority: Option<Priority>,
     /// Sets the team ("teams/{id}") when the ticket has none.
     pub team: String,
 }
@@ -55,22 +45,22 @@ pub struct Rule {
 pub struct Intake {
     pub subject: String,
     pub description: String,
-    pub channel: String,
-    pub kind: String,
+    pub channel: OptionalChannel,
+    pub kind: TicketType,
+    /// The customer's category in profiles: VIP, REGULAR, NEW, POTENTIAL or "".
     pub customer_category: String,
     pub category: String,
-    pub priority: String,
+    pub priority: Priority,
     pub team: String,
 }
 
 impl Conditions {
     fn matches(&self, t: &Intake) -> bool {
         let text = format!("{}\n{}", t.subject, t.description).to_lowercase();
-        let any = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
         (self.keywords.is_empty() || self.keywords.iter().any(|k| text.contains(&k.to_lowercase())))
-            && any(&self.channels, &t.channel)
-            && any(&self.types, &t.kind)
-            && any(&self.customer_categories, &t.customer_category)
+            && (self.channels.is_empty() || t.channel.0.is_some_and(|c| self.channels.contains(&c)))
+            && (self.types.is_empty() || self.types.contains(&t.kind))
+            && (self.customer_categories.is_empty() || self.customer_categories.contains(&t.customer_category))
     }
 }
 
@@ -92,13 +82,13 @@ pub fn classify(mut ticket: Intake, rules: &[Rule]) -> (Intake, Vec<i32>) {
         if ticket.team.is_empty() && !a.team.is_empty() {
             ticket.team = a.team.clone();
         }
-        if !a.priority.is_empty() {
-            ticket.priority = more_urgent(&ticket.priority, &a.priority).to_owned();
+        if let Some(priority) = a.priority {
+            ticket.priority = ticket.priority.more_urgent(priority);
         }
     }
     if ticket.customer_category == "VIP" {
-        let floor = if ticket.kind == "COMPLAINT" { "URGENT" } else { "HIGH" };
-        ticket.priority = more_urgent(&ticket.priority, floor).to_owned();
+        let floor = if ticket.kind == TicketType::Complaint { Priority::Urgent } else { Priority::High };
+        ticket.priority = ticket.priority.more_urgent(floor);
     }
     (ticket, matched)
 }
@@ -107,15 +97,17 @@ pub fn classify(mut ticket: Intake, rules: &[Rule]) -> (Intake, Vec<i32>) {
 mod tests {
     use super::*;
 
-    fn intake(kind: &str, customer_category: &str) -> Intake {
+    use crate::domain::ticket::Channel;
+
+    fn intake(kind: TicketType, customer_category: &str) -> Intake {
         Intake {
             subject: "Invoice is WRONG".into(),
             description: "charged twice".into(),
-            channel: "EMAIL".into(),
-            kind: kind.into(),
+            channel: OptionalChannel(Some(Channel::Email)),
+            kind,
             customer_category: customer_category.into(),
             category: String::new(),
-            priority: "NORMAL".into(),
+            priority: Priority::Normal,
             team: String::new(),
         }
     }
@@ -130,34 +122,34 @@ mod tests {
 
     #[test]
     fn vip_customers_get_at_least_high_and_vip_complaints_are_urgent() {
-        assert_eq!(classify(intake("QUESTION", "VIP"), &[]).0.priority, "HIGH");
-        assert_eq!(classify(intake("COMPLAINT", "VIP"), &[]).0.priority, "URGENT");
-        assert_eq!(classify(intake("COMPLAINT", "REGULAR"), &[]).0.priority, "NORMAL");
-        let mut low = intake("QUESTION", "VIP");
-        low.priority = "URGENT".into();
-        assert_eq!(classify(low, &[]).0.priority, "URGENT", "never lowered");
+        assert_eq!(classify(intake(TicketType::Question, "VIP"), &[]).0.priority, Priority::High);
+        assert_eq!(classify(intake(TicketType::Complaint, "VIP"), &[]).0.priority, Priority::Urgent);
+        assert_eq!(classify(intake(TicketType::Complaint, "REGULAR"), &[]).0.priority, Priority::Normal);
+        let mut urgent = intake(TicketType::Question, "VIP");
+        urgent.priority = Priority::Urgent;
+        assert_eq!(classify(urgent, &[]).0.priority, Priority::Urgent, "never lowered");
     }
 
     #[test]
     fn rules_apply_in_order_first_category_and_team_win_priority_only_rises() {
         let rules = [
-            rule(20, &["invoice"], Actions { category: "billing-late".into(), priority: "LOW".into(), team: "teams/b".into() }),
-            rule(10, &["charged"], Actions { category: "billing".into(), priority: "HIGH".into(), team: String::new() }),
+            rule(20, &["invoice"], Actions { category: "billing-late".into(), priority: Some(Priority::Low), team: "teams/b".into() }),
+            rule(10, &["charged"], Actions { category: "billing".into(), priority: Some(Priority::High), team: String::new() }),
             rule(30, &["refund"], Actions { category: "refunds".into(), ..Default::default() }),
         ];
-        let (t, matched) = classify(intake("PROBLEM", ""), &rules);
+        let (t, matched) = classify(intake(TicketType::Problem, ""), &rules);
         assert_eq!(matched, [10, 20]);
-        assert_eq!((t.category.as_str(), t.priority.as_str(), t.team.as_str()), ("billing", "HIGH", "teams/b"));
+        assert_eq!((t.category.as_str(), t.priority, t.team.as_str()), ("billing", Priority::High, "teams/b"));
     }
 
     #[test]
     fn every_condition_must_hold_and_caller_values_are_kept() {
         let mut r = rule(1, &[], Actions { category: "vip-desk".into(), ..Default::default() });
-        r.conditions.channels = vec!["PHONE".into()];
+        r.conditions.channels = vec![Channel::Phone];
         r.conditions.customer_categories = vec!["VIP".into()];
-        assert!(classify(intake("QUESTION", "VIP"), std::slice::from_ref(&r)).1.is_empty(), "channel differs");
-        let mut phone = intake("QUESTION", "VIP");
-        phone.channel = "PHONE".into();
+        assert!(classify(intake(TicketType::Question, "VIP"), std::slice::from_ref(&r)).1.is_empty(), "channel differs");
+        let mut phone = intake(TicketType::Question, "VIP");
+        phone.channel = OptionalChannel(Some(Channel::Phone));
         phone.category = "mine".into();
         let (t, matched) = classify(phone, &[r]);
         assert_eq!((matched, t.category.as_str()), (vec![1], "mine"));

@@ -70,6 +70,12 @@ stored_enum!(
 );
 
 impl Priority {
+    /// The more urgent of the two (declaration order is most urgent first).
+    pub fn more_urgent(self, other: Priority) -> Priority {
+        let urgency = |p: Priority| Self::ALL.iter().position(|q| *q == p);
+        if urgency(other) < urgency(self) { other } else { self }
+    }
+
     /// One level more urgent (URGENT stays URGENT): an escalation.
     pub fn raised(self) -> Self {
         match self {

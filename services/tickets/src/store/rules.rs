@@ -9,7 +9,10 @@ use sqlx::FromRow;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::classify::{Actions, Conditions, Rule};
+use crate::domain::{
+    classify::{Actions, Conditions, Rule},
+    ticket::{Channel, Priority, TicketType},
+};
 
 /// A stored rule.
 #[derive(Debug, Clone, FromRow)]
@@ -36,13 +39,18 @@ impl RuleRow {
     pub fn rule(&self) -> Rule {
         Rule {
             position: self.position,
+            // Stored names were validated when the rule was written.
             conditions: Conditions {
                 keywords: self.keywords.clone(),
-                channels: self.channels.clone(),
-                types: self.types.clone(),
+                channels: self.channels.iter().filter_map(|c| Channel::parse(c)).collect(),
+                types: self.types.iter().filter_map(|t| TicketType::parse(t)).collect(),
                 customer_categories: self.customer_categories.clone(),
             },
-            actions: Actions { category: self.set_category.clone(), priority: self.set_priority.clone(), team: self.set_team.clone() },
+            actions: Actions {
+                category: self.set_category.clone(),
+                priority: Priority::parse(&self.set_priority),
+                team: self.set_team.clone(),
+            },
         }
     }
 }
