@@ -12,17 +12,16 @@
 //! # Layout
 //! - [`spawn_suite`], [`spawn_suite_with`]: start the three processes.
 //! - [`Suite`]: the running suite, tokens of its tenant and REST calls.
-//! - [`Reply`]: what a REST call returned, with its error details.
+//! - [`Reply`]: what a REST call returned, with its error details (the testkit's).
 //! - [`path`]: the REST path of a resource name.
 
-use std::{process::Stdio, time::Duration};
-
+pub use crm_testkit::rest::Reply;
 use crm_testkit::{
-    auth::{claims, jwt_secret, token_with},
+    auth::{claims, token_with},
     database::fresh_database,
-    process::{ServiceProcess, binary, spawn_service, terminate},
+    process::{ServiceProcess, binary, spawn_gateway, spawn_service, terminate},
 };
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -42,15 +41,6 @@ pub struct Suite {
     pub profiles: ServiceProcess,
 }
 
-/// What a REST call returned.
-#[derive(Debug)]
-pub struct Reply {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The JSON body (`Null` when empty, a string when not JSON).
-    pub body: Value,
-}
-
 /// Starts the suite with its defaults.
 pub async fn spawn_suite() -> Suite {
     spawn_suite_with(&[]).await
@@ -67,40 +57,6 @@ pub async fn spawn_suite_with(extra_env: &[(&str, String)]) -> Suite {
     let backends = format!("crm.profiles.v1={},crm.tickets.v1={}", profiles.url, tickets.url);
     let (gateway, base) = spawn_gateway(&backends, extra_env).await;
     Suite { base, http: reqwest::Client::new(), tenant: Uuid::now_v7(), gateway, tickets, profiles }
-}
-
-/// Starts crm-gateway in front of `backends` on a free port and waits for
-/// `/readyz`, which only answers 200 once every backend serves: a scenario
-/// must not race the services' start-up.
-async fn spawn_gateway(backends: &str, extra_env: &[(&str, String)]) -> (tokio::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
-    let mut command = tokio::process::Command::new(binary("crm-gateway"));
-    command
-        .env("CRM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("CRM_BACKENDS", backends)
-        .env("CRM_JWT_SECRET", jwt_secret())
-        .env("CRM_LOG", "warn")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::null())
-        .kill_on_drop(true);
-    for (key, value) in extra_env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("the gateway starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(ready) = http.get(format!("{base}/readyz")).send().await
-            && ready.status() == StatusCode::OK
-        {
-            return (child, base);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the gateway exited during start-up: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the gateway was not ready within 30 s");
 }
 
 impl Suite {
@@ -124,15 +80,7 @@ impl Suite {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.expect("the gateway answers");
-        let status = response.status();
-        let bytes = response.bytes().await.expect("a body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Reply { status, body }
+        Reply::read(request.send().await.expect("the gateway answers")).await
     }
 
     /// `GET path` as the holder of `token`.
@@ -152,22 +100,6 @@ impl Suite {
         terminate(self.gateway).await;
         self.tickets.terminate().await;
         self.profiles.terminate().await;
-    }
-}
-
-impl Reply {
-    /// The `ErrorInfo` reason of an error reply.
-    pub fn reason(&self) -> &str {
-        self.detail("google.rpc.ErrorInfo")["reason"].as_str().unwrap_or_else(|| panic!("no ErrorInfo reason in {:#}", self.body))
-    }
-
-    /// The error detail of type `google.rpc.<kind>`.
-    pub fn detail(&self, kind: &str) -> &Value {
-        let url = format!("type.googleapis.com/{kind}");
-        self.body["error"]["details"]
-            .as_array()
-            .and_then(|details| details.iter().find(|d| d["@type"] == url.as_str()))
-            .unwrap_or_else(|| panic!("no {kind} in {:#}", self.body))
     }
 }
 

@@ -10,15 +10,17 @@
 //! # Layout
 //! - [`database`]: per-test databases.
 //! - [`auth`]: tokens and authorised requests.
-//! - [`process`]: real service processes on free ports.
+//! - [`process`]: real service processes (and the gateway) on free ports.
 //! - [`otlp`]: a real OTLP/gRPC collector that keeps spans and metrics.
 //! - [`proxy`]: a TCP proxy that can drop every connection.
+//! - [`rest`]: what a REST call through the gateway returned.
 
 pub mod auth;
 pub mod database;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
+pub mod rest;
 
 /// Installs a log subscriber once: to stdout when `TEST_LOG` is set, else to a sink.
 pub fn init_test_logs() {

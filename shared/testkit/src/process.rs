@@ -26,13 +26,13 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// Starts `binary` against `db` with `extra_env`, waits until it accepts connections.
-pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, String)]) -> ServiceProcess {
+/// A command for a suite binary on a free port: the test JWT secret, quiet
+/// logs, no telemetry export, killed on drop; `extra_env` on top. Returns it
+/// with its port.
+fn suite_command(binary: PathBuf, extra_env: &[(&str, String)]) -> (tokio::process::Command, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
     let mut command = tokio::process::Command::new(binary);
     command
-        .env("CRM_DATABASE_URL", &db.app_url)
-        .env("CRM_MIGRATION_DATABASE_URL", &db.owner_url)
         .env("CRM_JWT_SECRET", jwt_secret())
         .env("CRM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("CRM_LOG", "warn")
@@ -42,6 +42,14 @@ pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, Str
     for (key, value) in extra_env {
         command.env(key, value);
     }
+    (command, port)
+}
+
+/// Starts `binary` against `db` with `extra_env`, waits until it accepts connections.
+pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, String)]) -> ServiceProcess {
+    let mut env = vec![("CRM_DATABASE_URL", db.app_url.clone()), ("CRM_MIGRATION_DATABASE_URL", db.owner_url.clone())];
+    env.extend(extra_env.iter().cloned());
+    let (mut command, port) = suite_command(binary, &env);
     let mut child = command.spawn().expect("service starts");
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
@@ -61,6 +69,31 @@ impl ServiceProcess {
     pub async fn terminate(self) -> Duration {
         terminate(self.child).await
     }
+}
+
+/// Starts crm-gateway in front of `backends` (`CRM_BACKENDS`) on a free port
+/// and waits for `/readyz`, which answers 200 only once every backend serves,
+/// so that a scenario never races the services' start-up. Returns the process
+/// and its base URL.
+pub async fn spawn_gateway(backends: &str, extra_env: &[(&str, String)]) -> (tokio::process::Child, String) {
+    let mut env = vec![("CRM_BACKENDS", backends.to_owned())];
+    env.extend(extra_env.iter().cloned());
+    let (mut command, port) = suite_command(binary("crm-gateway"), &env);
+    let mut child = command.spawn().expect("the gateway starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(ready) = http.get(format!("{base}/readyz")).send().await
+            && ready.status() == reqwest::StatusCode::OK
+        {
+            return (child, base);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the gateway exited during start-up: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the gateway was not ready within 30 s");
 }
 
 /// Sends SIGTERM to `child` and waits (at most 10 s) for a clean exit, which

@@ -7,7 +7,7 @@ use crm_testkit::{
     init_test_logs,
     process::{ServiceProcess, binary, spawn_service},
 };
-use reqwest::{Method, StatusCode, header::HeaderMap};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -24,34 +24,7 @@ pub struct TestGateway {
     stop: Option<oneshot::Sender<()>>,
 }
 
-/// What a call returned.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Reply {
-    /// The ErrorInfo reason of an error reply.
-    pub fn reason(&self) -> &str {
-        self.detail("google.rpc.ErrorInfo")["reason"].as_str().unwrap_or_else(|| panic!("no ErrorInfo reason in {:#}", self.body))
-    }
-
-    /// The detail of type `google.rpc.<kind>`.
-    pub fn detail(&self, kind: &str) -> &Value {
-        let url = format!("type.googleapis.com/{kind}");
-        self.body["error"]["details"]
-            .as_array()
-            .and_then(|d| d.iter().find(|d| d["@type"] == url.as_str()))
-            .unwrap_or_else(|| panic!("no {kind} in {:#}", self.body))
-    }
-
-    /// The `ETag` header without quotes.
-    pub fn etag(&self) -> String {
-        self.headers.get("etag").expect("an ETag header").to_str().unwrap().trim_matches('"').to_owned()
-    }
-}
+pub use crm_testkit::rest::Reply;
 
 pub async fn spawn_gateway() -> TestGateway {
     spawn_gateway_with(|_| {}).await
@@ -131,16 +104,9 @@ impl TestGateway {
     }
 }
 
+/// Reads a whole response.
 pub async fn reply(response: reqwest::Response) -> Reply {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.expect("a body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    Reply { status, headers, body }
+    Reply::read(response).await
 }
 
 impl Drop for TestGateway {
