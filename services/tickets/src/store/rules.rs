@@ -5,7 +5,7 @@ use crm_kit::{
     Error,
     db::{TenantTx, db_span},
 };
-use sqlx::FromRow;
+use sqlx::{FromRow, Postgres, postgres::PgArguments, query::QueryAs};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -55,13 +55,13 @@ impl RuleRow {
     }
 }
 
-/// Inserts a rule (the row's id and time are used as given).
-pub async fn insert_rule(tx: &mut TenantTx, tenant: Uuid, r: &RuleRow) -> Result<RuleRow, Error> {
-    let sql = format!(
-        "INSERT INTO classification_rules (tenant_id, id, display_name, position, keywords, channels, types, customer_categories,
-         set_category, set_priority, set_team, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
-    );
-    Ok(sqlx::query_as(&sql)
+/// Binds $1 tenant, $2 id and $3-$11 the rule's fields, in the order of its columns.
+fn bind_rule<'q>(
+    query: QueryAs<'q, Postgres, RuleRow, PgArguments>,
+    tenant: Uuid,
+    r: &'q RuleRow,
+) -> QueryAs<'q, Postgres, RuleRow, PgArguments> {
+    query
         .bind(tenant)
         .bind(r.id)
         .bind(&r.display_name)
@@ -73,6 +73,15 @@ pub async fn insert_rule(tx: &mut TenantTx, tenant: Uuid, r: &RuleRow) -> Result
         .bind(&r.set_category)
         .bind(&r.set_priority)
         .bind(&r.set_team)
+}
+
+/// Inserts a rule (the row's id and time are used as given).
+pub async fn insert_rule(tx: &mut TenantTx, tenant: Uuid, r: &RuleRow) -> Result<RuleRow, Error> {
+    let sql = format!(
+        "INSERT INTO classification_rules (tenant_id, id, display_name, position, keywords, channels, types, customer_categories,
+         set_category, set_priority, set_team, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+    );
+    Ok(bind_rule(sqlx::query_as(&sql), tenant, r)
         .bind(r.create_time)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "classification_rules"))
@@ -116,21 +125,7 @@ pub async fn update_rule(tx: &mut TenantTx, tenant: Uuid, r: &RuleRow) -> Result
          customer_categories = $8, set_category = $9, set_priority = $10, set_team = $11, revision = revision + 1
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(r.id)
-        .bind(&r.display_name)
-        .bind(r.position)
-        .bind(&r.keywords)
-        .bind(&r.channels)
-        .bind(&r.types)
-        .bind(&r.customer_categories)
-        .bind(&r.set_category)
-        .bind(&r.set_priority)
-        .bind(&r.set_team)
-        .fetch_one(&mut **tx)
-        .instrument(db_span("UPDATE", "classification_rules"))
-        .await?)
+    Ok(bind_rule(sqlx::query_as(&sql), tenant, r).fetch_one(&mut **tx).instrument(db_span("UPDATE", "classification_rules")).await?)
 }
 
 /// Deletes a rule; false if there was none.

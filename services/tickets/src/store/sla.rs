@@ -7,7 +7,7 @@ use crm_kit::{
     error::violated_constraint,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, types::Json};
+use sqlx::{FromRow, Postgres, postgres::PgArguments, query::QueryAs, types::Json};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -172,13 +172,13 @@ fn policy_exists(err: sqlx::Error, p: &PolicyRow) -> Error {
     }
 }
 
-/// Inserts a policy; one per (priority, customer category): ALREADY_EXISTS otherwise.
-pub async fn insert_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Result<PolicyRow, Error> {
-    let sql = format!(
-        "INSERT INTO sla_policies (tenant_id, id, display_name, priority, customer_category, calendar_id, first_response_ms, resolution_ms,
-         warning_ratio, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {POLICY_COLUMNS}"
-    );
-    sqlx::query_as(&sql)
+/// Binds $1 tenant, $2 id and $3-$9 the policy's fields, in the order of its columns.
+fn bind_policy<'q>(
+    query: QueryAs<'q, Postgres, PolicyRow, PgArguments>,
+    tenant: Uuid,
+    p: &'q PolicyRow,
+) -> QueryAs<'q, Postgres, PolicyRow, PgArguments> {
+    query
         .bind(tenant)
         .bind(p.id)
         .bind(&p.display_name)
@@ -188,6 +188,15 @@ pub async fn insert_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Re
         .bind(p.first_response_ms)
         .bind(p.resolution_ms)
         .bind(p.warning_ratio)
+}
+
+/// Inserts a policy; one per (priority, customer category): ALREADY_EXISTS otherwise.
+pub async fn insert_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Result<PolicyRow, Error> {
+    let sql = format!(
+        "INSERT INTO sla_policies (tenant_id, id, display_name, priority, customer_category, calendar_id, first_response_ms, resolution_ms,
+         warning_ratio, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {POLICY_COLUMNS}"
+    );
+    bind_policy(sqlx::query_as(&sql), tenant, p)
         .bind(p.create_time)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "sla_policies"))
@@ -202,16 +211,7 @@ pub async fn update_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Re
         "UPDATE sla_policies SET display_name = $3, priority = $4, customer_category = $5, calendar_id = $6, first_response_ms = $7,
          resolution_ms = $8, warning_ratio = $9, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {POLICY_COLUMNS}"
     );
-    sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(p.id)
-        .bind(&p.display_name)
-        .bind(&p.priority)
-        .bind(&p.customer_category)
-        .bind(p.calendar_id)
-        .bind(p.first_response_ms)
-        .bind(p.resolution_ms)
-        .bind(p.warning_ratio)
+    bind_policy(sqlx::query_as(&sql), tenant, p)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "sla_policies"))
         .await
