@@ -167,9 +167,12 @@ impl Peer {
         request.set_timeout(remaining);
         let started = std::time::Instant::now();
         // Enforced here too: a hung connection must not outlive the deadline.
-        let result = tokio::time::timeout(remaining, send(self.channel.clone(), request))
-            .await
-            .unwrap_or_else(|_| Err(timed_out(self.service, remaining)));
+        let result = match tokio::time::timeout(remaining, send(self.channel.clone(), request)).await {
+            // tonic enforces the grpc-timeout it sends too, and reports that as CANCELLED.
+            Ok(Err(status)) if status.code() == Code::Cancelled && Instant::now() >= deadline => Err(timed_out(self.service, remaining)),
+            Ok(result) => result,
+            Err(_) => Err(timed_out(self.service, remaining)),
+        };
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         client_duration().record(
             started.elapsed().as_secs_f64() * 1000.0,
