@@ -27,7 +27,11 @@ pub async fn connect(config: &KitConfig) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = config.database_url.expose().parse()?;
     let pool_options = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
-        .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms));
+        .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms))
+        // No `SELECT 1` round trip before every use: a connection that died
+        // while idle fails at BEGIN, before any work, and `begin_tenant` takes
+        // another; the health watcher pings separately.
+        .test_before_acquire(false);
     retry_connect(|| pool_options.clone().connect_with(options.clone())).await
 }
 
@@ -78,11 +82,30 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Begins a transaction in which RLS shows only `tenant`'s rows.
+/// Begins a transaction in which RLS shows only `tenant`'s rows, in one
+/// round trip: `BEGIN` and the transaction-local `set_config` travel as one
+/// simple query (a UUID's text form cannot break out of its quotes). A pooled
+/// connection that died while idle (a database restart or failover) fails
+/// here before any work was done, so the next one is tried.
 pub async fn begin_tenant(pool: &PgPool, tenant: Uuid) -> Result<TenantTx, Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
-    Ok(tx)
+    let begin = format!("BEGIN; SELECT set_config('crm.tenant_id', '{}', true)", tenant.hyphenated());
+    let mut attempts = pool.options().get_max_connections() + 1;
+    loop {
+        match pool.begin_with(begin.clone()).await {
+            Err(err) if attempts > 1 && lost_connection(&err) => attempts -= 1,
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// Whether `err` says the connection itself is gone (not that the statement failed).
+fn lost_connection(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        // 08: connection exceptions; 57P01-57P03: the server shut down or is starting.
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 /// A tenant table with the suite's row conventions — `tenant_id`, `id`,

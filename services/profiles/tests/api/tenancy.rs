@@ -93,3 +93,34 @@ async fn rls_hides_other_tenants_even_from_a_query_without_a_tenant_filter() {
     assert!(sqlx::query("ALTER TABLE customers DISABLE ROW LEVEL SECURITY").execute(&mut conn).await.is_err());
     assert!(sqlx::query("DROP TABLE customers").execute(&mut conn).await.is_err());
 }
+
+#[tokio::test]
+async fn a_tenant_transaction_begins_in_one_round_trip_and_leaves_nothing_on_its_connection() {
+    // Arrange: one customer, and a pool of exactly one connection, so every
+    // transaction below runs on the same server session.
+    let app = spawn_app().await;
+    app.create(customer("A1", "a1@example.com")).await;
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&app.db.app_url).await.unwrap();
+    let visible = |tenant: Uuid| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = crm_kit::db::begin_tenant(&pool, tenant).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+            n
+        }
+    };
+    let leftover = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT nullif(current_setting('crm.tenant_id', true), '')").fetch_one(&pool).await.unwrap()
+    };
+
+    // Act + Assert: each transaction sees its tenant only ...
+    assert_eq!(visible(app.tenant).await, 1);
+    assert_eq!(visible(Uuid::now_v7()).await, 0);
+    // ... and the session keeps no tenant after a commit or a rollback.
+    assert_eq!(leftover().await, None);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 0, "outside a tenant transaction nothing is visible");
+    drop(crm_kit::db::begin_tenant(&pool, app.tenant).await.unwrap());
+    assert_eq!(leftover().await, None, "a dropped transaction rolls the setting back too");
+}
