@@ -13,6 +13,8 @@ export CRM_JWT_SECRET="${CRM_JWT_SECRET:-crm-test-secret-0123456789abcdef}"
 export CRM_LOG="${CRM_LOG:-warn}"
 
 cargo bench -p crm-tickets --bench service_metrics
-# The gateway/telemetry benchmark starts real crm-profiles processes: build them in release too.
+# The profiles and gateway benchmarks start real crm-profiles processes: build them in release too.
+# CRM_BENCH_BASELINE_BIN=<another crm-profiles binary> adds before/after figures to hot_paths.
 cargo build --release -p crm-profiles
+cargo bench -p crm-profiles --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
