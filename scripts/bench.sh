@@ -13,8 +13,9 @@ export CRM_JWT_SECRET="${CRM_JWT_SECRET:-crm-test-secret-0123456789abcdef}"
 export CRM_LOG="${CRM_LOG:-warn}"
 
 cargo bench -p crm-tickets --bench service_metrics
-# The profiles and gateway benchmarks start real crm-profiles processes: build them in release too.
+# The hot-path and gateway benchmarks start real service processes: build them in release too.
 # CRM_BENCH_BASELINE_BIN=<another crm-profiles binary> adds before/after figures to hot_paths.
-cargo build --release -p crm-profiles
+cargo build --release -p crm-profiles -p crm-tickets
 cargo bench -p crm-profiles --bench hot_paths
+cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead

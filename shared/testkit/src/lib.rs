@@ -10,12 +10,14 @@
 //! # Layout
 //! - [`database`]: per-test databases.
 //! - [`auth`]: tokens and authorised requests.
+//! - [`bench`]: load with N calls in flight, latency, CPU per call and RSS, pgbench references.
 //! - [`process`]: real service processes (and the gateway) on free ports.
 //! - [`otlp`]: a real OTLP/gRPC collector that keeps spans and metrics.
 //! - [`proxy`]: a TCP proxy that can drop every connection.
 //! - [`rest`]: what a REST call through the gateway returned.
 
 pub mod auth;
+pub mod bench;
 pub mod database;
 pub mod otlp;
 pub mod process;

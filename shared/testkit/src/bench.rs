@@ -1,0 +1,163 @@
+//! Load for `make bench`: a workload run with N calls in flight for a while,
+//! its throughput, p50/p99 and the service's CPU per call and peak RSS (from
+//! /proc), and pgbench as the reference measured in the same run. Every
+//! benchmark of the suite uses these, so their tables mean the same thing.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Mutex;
+
+/// Throughput and latency of one workload.
+pub struct Figures {
+    /// Calls per second with 8 in flight.
+    pub per_second: f64,
+    /// Latency with 1 in flight.
+    pub p50_1: Duration,
+    /// Latency with 1 in flight.
+    pub p99_1: Duration,
+    /// Latency with 8 in flight.
+    pub p50_8: Duration,
+    /// Latency with 8 in flight.
+    pub p99_8: Duration,
+    /// The service's CPU (user + system) per call with 8 in flight.
+    pub cpu_per_call: Option<Duration>,
+}
+
+/// The service's CPU time so far (user + system), from /proc.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10)) // USER_HZ is 100 on Linux
+}
+
+/// Peak resident set size, from /proc.
+pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// Runs `call` with `in_flight` callers for `duration`; every call must succeed.
+async fn run<F, Fut>(call: Arc<F>, in_flight: usize, duration: Duration) -> (usize, Vec<Duration>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let until = Instant::now() + duration;
+    let workers: Vec<_> = (0..in_flight)
+        .map(|worker| {
+            let (call, samples) = (call.clone(), samples.clone());
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut i = worker;
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    call(i).await;
+                    mine.push(started.elapsed());
+                    i += in_flight;
+                }
+                samples.lock().await.extend(mine);
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("a worker");
+    }
+    let mut samples = std::mem::take(&mut *samples.lock().await);
+    samples.sort();
+    (samples.len(), samples)
+}
+
+/// Warms up, then runs `call(i)` with 1 and with 8 in flight for `duration`,
+/// measuring the service process `pid`; every call must succeed (the call panics otherwise).
+pub async fn measure<F, Fut>(pid: u32, call: F, duration: Duration) -> Figures
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    run(call.clone(), 8, duration / 4).await; // warm connections, caches and plans
+    let (_, single) = run(call.clone(), 1, duration / 2).await;
+    let cpu_before = cpu_time(pid);
+    let started = Instant::now();
+    let (calls, eight) = run(call, 8, duration).await;
+    let elapsed = started.elapsed();
+    let cpu_per_call = cpu_before.zip(cpu_time(pid)).map(|(before, after)| (after - before) / calls as u32);
+    Figures {
+        per_second: calls as f64 / elapsed.as_secs_f64(),
+        p50_1: percentile(&single, 50),
+        p99_1: percentile(&single, 99),
+        p50_8: percentile(&eight, 50),
+        p99_8: percentile(&eight, 99),
+        cpu_per_call,
+    }
+}
+
+/// `pgbench` with `args` against `url` for `seconds`; its tps (excluding connection set-up).
+pub fn pgbench(url: &str, args: &[&str], seconds: u64) -> f64 {
+    let bin = pg_bin("pgbench");
+    let output = Command::new(&bin)
+        .args(args)
+        .args(["-c", "8", "-j", "2", "-T", &seconds.to_string(), "-n", url])
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in {text}"))
+}
+
+/// A Postgres binary: on PATH, else under /usr/lib/postgresql/*/bin.
+pub fn pg_bin(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten().map(|d| d.path().join("bin")).collect();
+    dirs.sort();
+    dirs.into_iter().rev().map(|d| d.join(name)).find(|p| p.exists()).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// A pgbench script file, removed when dropped.
+pub struct ScriptFile(pub PathBuf);
+
+impl ScriptFile {
+    /// Writes `text` to a fresh file in the temporary directory.
+    pub fn write(text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("crm-bench-{}.sql", uuid::Uuid::now_v7()));
+        std::fs::write(&path, text).expect("script written");
+        Self(path)
+    }
+}
+
+impl Drop for ScriptFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A table row of `figures` under [`HEADER`]: calls/s, p50/p99 at 1 and 8 in flight (ms), CPU per call.
+pub fn row(label: &str, f: &Figures) -> String {
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+    let cpu = f.cpu_per_call.map_or(String::from("-"), |c| format!("{} µs", c.as_micros()));
+    format!("{label:<30} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>9}", f.per_second, ms(f.p50_1), ms(f.p99_1), ms(f.p50_8), ms(f.p99_8), cpu)
+}
+
+/// The header of [`row`]'s table.
+pub const HEADER: &str = "call                             calls/s   p50 @1   p99 @1   p50 @8   p99 @8  CPU/call";
+
+/// What the build is, for a table's title: figures of a debug build are a smoke test only.
+pub fn build_kind() -> &'static str {
+    if cfg!(debug_assertions) { "debug build: smoke test only" } else { "release" }
+}
