@@ -81,18 +81,27 @@ pub fn request_message(
 /// 64-bit integers as strings, default values omitted), or only its
 /// `response_body` field when the rule names one.
 pub fn response_json(route: &Route, message: &DynamicMessage) -> Vec<u8> {
+    let options = SerializeOptions::new();
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::new(&mut out);
-    let options = SerializeOptions::new();
-    message.serialize_with_options(&mut serializer, &options).expect("a dynamic message always serialises");
-    match &route.response_body {
-        None => out,
-        Some(name) => {
-            let json_name = route.rpc.output().get_field_by_name(name).map(|f| f.json_name().to_owned()).unwrap_or_default();
-            let value: Value = serde_json::from_slice(&out).expect("just serialised");
-            serde_json::to_vec(value.get(&json_name).unwrap_or(&Value::Null)).expect("JSON")
-        }
+    let field = route.response_body.as_deref().and_then(|name| route.rpc.output().get_field_by_name(name));
+    match field {
+        None => message.serialize_with_options(&mut serializer, &options).expect("a dynamic message always serialises"),
+        // The resource itself, serialised directly (not the whole response, re-parsed and cut).
+        Some(field) if !message.has_field(&field) => out.extend_from_slice(b"null"),
+        Some(field) => match message.get_field(&field).as_ref() {
+            ProtoValue::Message(resource) => {
+                resource.serialize_with_options(&mut serializer, &options).expect("a dynamic message always serialises")
+            }
+            _ => {
+                // A scalar response_body (none in the suite's protos): cut it from the whole response.
+                message.serialize_with_options(&mut serializer, &options).expect("a dynamic message always serialises");
+                let value: Value = serde_json::from_slice(&out).expect("just serialised");
+                return serde_json::to_vec(value.get(field.json_name()).unwrap_or(&Value::Null)).expect("JSON");
+            }
+        },
     }
+    out
 }
 
 /// A stream item as one NDJSON line.
