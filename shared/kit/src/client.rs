@@ -3,9 +3,12 @@
 //! every call a deadline of min(what is left of the caller's deadline, the
 //! peer's default), the caller's token and request id forwarded, the trace
 //! context injected, a client span and an `rpc.client.duration` measurement.
-//! Idempotent calls are retried on UNAVAILABLE (and on RESOURCE_EXHAUSTED
-//! load shedding) with jittered exponential backoff, within the deadline and
-//! a retry budget (tower's `TpsBudget`), so retries cannot multiply an outage.
+//! Idempotent calls are retried on UNAVAILABLE (the peer is down, draining
+//! or shedding load — the kit sheds with UNAVAILABLE `OVERLOADED`) with
+//! jittered exponential backoff, within the deadline and a retry budget
+//! (tower's `TpsBudget`: every first attempt deposits, every retry
+//! withdraws), so retries cannot multiply an outage. Other codes, such as
+//! RESOURCE_EXHAUSTED for an oversized message, would fail the same way again.
 
 use std::{sync::Arc, time::Duration};
 
@@ -112,18 +115,19 @@ impl Peer {
         };
         let span = client_span(self.service, method, &self.url);
         async {
+            // Every call earns retries for others, whatever its outcome (as tower's Retry layer does).
+            self.budget.deposit();
             let mut attempt = 1;
             loop {
                 let result = self.attempt(method, caller, deadline, message.clone(), &send).await;
                 match result {
                     Ok(response) => {
-                        self.budget.deposit();
                         tracing::Span::current().record("rpc.grpc.status_code", Code::Ok as i32);
                         return Ok(response.into_inner());
                     }
                     Err(status) => {
                         let backoff = backoff(attempt);
-                        let retryable = retry == Retry::Idempotent && matches!(status.code(), Code::Unavailable | Code::ResourceExhausted);
+                        let retryable = retry == Retry::Idempotent && status.code() == Code::Unavailable;
                         if retryable && attempt < MAX_ATTEMPTS && Instant::now() + backoff < deadline && self.budget.withdraw() {
                             tracing::debug!(code = ?status.code(), attempt, "retrying an idempotent call");
                             tokio::time::sleep(backoff).await;
@@ -154,7 +158,10 @@ impl Peer {
     {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(timed_out(self.service, self.timeout));
+            return Err(Status::deadline_exceeded(format!(
+                "the deadline for calling {} passed before the call could be sent",
+                self.service
+            )));
         }
         let mut request = tonic::Request::new(message);
         for (key, value) in caller.metadata.iter().filter_map(|kv| match kv {

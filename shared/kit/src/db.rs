@@ -29,8 +29,8 @@ pub async fn connect(config: &KitConfig) -> anyhow::Result<PgPool> {
         .max_connections(config.db_max_connections)
         .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms))
         // No `SELECT 1` round trip before every use: a connection that died
-        // while idle fails at BEGIN, before any work, and `begin_tenant` takes
-        // another; the health watcher pings separately.
+        // while idle fails at BEGIN, before any work, and `begin_tenant` (and
+        // the health `ping`) take another.
         .test_before_acquire(false);
     retry_connect(|| pool_options.clone().connect_with(options.clone())).await
 }
@@ -173,9 +173,21 @@ pub fn db_span(operation: &'static str, collection: &'static str) -> tracing::Sp
 
 /// Whether the database answers a trivial query within `timeout`.
 pub async fn ping(pool: &PgPool, timeout: Duration) -> bool {
-    matches!(tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await, Ok(Ok(_)))
+    // The pool does not test connections before use: a connection that died
+    // while idle fails here once, and the next one answers for the database.
+    let attempts = pool.options().get_max_connections() + 1;
+    let ping = async {
+        for _ in 0..attempts {
+            match sqlx::query("SELECT 1").execute(pool).await {
+                Ok(_) => return true,
+                Err(err) if lost_connection(&err) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    tokio::time::timeout(timeout, ping).await.unwrap_or(false)
 }
-
 #[cfg(test)]
 mod tests {
     #[test]

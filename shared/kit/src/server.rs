@@ -171,11 +171,6 @@ impl Services {
         self.names.push(S::NAME);
         self
     }
-
-    /// Fully-qualified names of the services added, e.g. `crm.tickets.v1.TicketService`.
-    pub fn names(&self) -> &[&'static str] {
-        &self.names
-    }
 }
 
 /// Adds generated tonic servers to `kit`'s [`Services`], each with the kit's

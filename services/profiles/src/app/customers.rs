@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
     db::TenantTx,
-    idempotency::{Claim, IdempotencyKey},
+    idempotency::{self, IdempotencyKey},
     outbox,
 };
 use crm_proto::crm::profiles::v1 as pb;
@@ -37,11 +37,9 @@ impl App {
         respond: impl FnOnce(&CustomerRow) -> R,
     ) -> Result<R, Error> {
         let mut tx = self.begin(tenant).await?;
-        if let Some(key) = request
-            && let Claim::Replay(response) = key.claim::<R>(&mut tx, tenant).await?
-        {
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
             tx.commit().await?;
-            return Ok(response);
+            return Ok(replay);
         }
         draft.consent.stamp(None, now);
         let id = Uuid::now_v7();
@@ -50,9 +48,7 @@ impl App {
         store::replace_emails(&mut tx, tenant, id, &draft.email_addresses()).await?;
         emit(&mut tx, tenant, id, &pb::CustomerCreated { customer: Some(customer_to_proto(&row)) }).await?;
         let response = respond(&row);
-        if let Some(key) = request {
-            key.complete(&mut tx, tenant, &response).await?;
-        }
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
         tracing::info!(customer = %row.id, "customer created");
         Ok(response)

@@ -62,8 +62,8 @@ impl FollowUpService for FollowUpApi {
             principal.require(permissions::TICKETS_READ)?;
             let r = request.into_inner();
             let pager = Pager::new(&self.page_tokens);
-            let flags = format!("{}/{}/{}", r.agent.trim(), r.due_only, r.include_closed);
-            let page = pager.start(r.page_size, &r.page_token, &["ListFollowUps", &principal.tenant.to_string(), &flags])?;
+            let (tenant, due_only, include_closed) = (principal.tenant.to_string(), r.due_only.to_string(), r.include_closed.to_string());
+            let page = pager.start(r.page_size, &r.page_token, &["ListFollowUps", &tenant, r.agent.trim(), &due_only, &include_closed])?;
             let query = FollowUpQuery {
                 agent: r.agent.trim(),
                 due_before: r.due_only.then(Utc::now),

@@ -76,7 +76,8 @@ impl TicketApi {
     }
 }
 
-fn wire(ticket: &crate::domain::ticket::Ticket, now: DateTime<Utc>) -> Option<pb::Ticket> {
+/// The ticket field of a response.
+fn ticket_field(ticket: &crate::domain::ticket::Ticket, now: DateTime<Utc>) -> Option<pb::Ticket> {
     Some(ticket_to_proto(ticket, now))
 }
 
@@ -98,15 +99,13 @@ impl TicketService for TicketApi {
             scope.check_new_ticket(&input)?;
             let draft = new_ticket(&input)?;
             let tenant = principal.tenant;
-            if let Some(key) = &key
-                && let Some(replay) = self.app.replay::<pb::CreateTicketResponse>(tenant, key).await?
-            {
+            if let Some(replay) = self.app.precheck::<pb::CreateTicketResponse>(tenant, key.as_ref(), &draft.team).await? {
                 return Ok(replay);
             }
             // Checked before the transaction opens: no pooled connection waits on profiles.
             let customer_category = self.profiles.check_customer(&caller_context, &input.customer, "ticket.customer").await?;
             let (now, id) = (Utc::now(), Uuid::now_v7());
-            let respond = |t: &_| pb::CreateTicketResponse { ticket: wire(t, now) };
+            let respond = |t: &_| pb::CreateTicketResponse { ticket: ticket_field(t, now) };
             let checked = CheckedTicket { id, ticket: draft, customer_category };
             self.app.open(tenant, checked, key.as_ref(), &principal.subject, now, respond).await
         })
@@ -120,7 +119,7 @@ impl TicketService for TicketApi {
             let scope = scope(&principal, permissions::TICKETS_READ)?;
             let id = TICKET.parse(&request.get_ref().name, "name")?;
             let ticket = self.app.ticket(principal.tenant, scope, id).await?;
-            Ok(pb::GetTicketResponse { ticket: wire(&ticket, Utc::now()) })
+            Ok(pb::GetTicketResponse { ticket: ticket_field(&ticket, Utc::now()) })
         })
         .await
     }
@@ -143,7 +142,7 @@ impl TicketService for TicketApi {
                 new_ticket(&merged)
             };
             let updated = self.app.update(principal.tenant, id, &input.etag, edit, &principal.subject, now).await?;
-            Ok(pb::UpdateTicketResponse { ticket: wire(&updated, now) })
+            Ok(pb::UpdateTicketResponse { ticket: ticket_field(&updated, now) })
         })
         .await
     }
@@ -164,7 +163,7 @@ impl TicketService for TicketApi {
             let now = Utc::now();
             let to = Assignment { assignee, team };
             let ticket = self.app.assign(principal.tenant, id, &request.etag, to, &principal.subject, now).await?;
-            Ok(pb::AssignTicketResponse { ticket: wire(&ticket, now) })
+            Ok(pb::AssignTicketResponse { ticket: ticket_field(&ticket, now) })
         })
         .await
     }
@@ -177,7 +176,7 @@ impl TicketService for TicketApi {
             let id = TICKET.parse(&request.get_ref().name, "name")?;
             let now = Utc::now();
             let ticket = self.app.set_deleted(principal.tenant, id, &request.get_ref().etag, true, &principal.subject, now).await?;
-            Ok(pb::DeleteTicketResponse { ticket: wire(&ticket, now) })
+            Ok(pb::DeleteTicketResponse { ticket: ticket_field(&ticket, now) })
         })
         .await
     }
@@ -193,7 +192,7 @@ impl TicketService for TicketApi {
             let id = TICKET.parse(&request.get_ref().name, "name")?;
             let now = Utc::now();
             let ticket = self.app.set_deleted(principal.tenant, id, &request.get_ref().etag, false, &principal.subject, now).await?;
-            Ok(pb::UndeleteTicketResponse { ticket: wire(&ticket, now) })
+            Ok(pb::UndeleteTicketResponse { ticket: ticket_field(&ticket, now) })
         })
         .await
     }
@@ -208,13 +207,13 @@ impl TicketService for TicketApi {
             if request.show_deleted && scope != Scope::All {
                 return Err(Error::PermissionDenied { permission: format!("{} (show_deleted)", permissions::TICKETS_READ.name()) });
             }
-            let filter = TICKET_FILTER.check(&request.filter)?;
             let pager = Pager::new(&self.page_tokens);
             let only = scope.customer().map(|c| c.to_string()).unwrap_or_default();
             let deleted = if request.show_deleted { "deleted" } else { "live" };
             let tenant = principal.tenant.to_string();
             let page =
                 pager.start(request.page_size, &request.page_token, &["ListTickets", &tenant, &only, request.filter.trim(), deleted])?;
+            let filter = TICKET_FILTER.check(&request.filter)?;
             let query = TicketQuery {
                 customer: scope.customer(),
                 filter: &filter,
@@ -248,7 +247,7 @@ impl TicketService for TicketApi {
             let now = Utc::now();
             let change = Move { to, actor: &principal.subject, reason: request.reason.trim() };
             let ticket = self.app.transition(principal.tenant, id, &request.etag, change, now).await?;
-            Ok(pb::TransitionTicketResponse { ticket: wire(&ticket, now) })
+            Ok(pb::TransitionTicketResponse { ticket: ticket_field(&ticket, now) })
         })
         .await
     }
@@ -264,7 +263,7 @@ impl TicketService for TicketApi {
             let now = Utc::now();
             let merged = self.app.merge(principal.tenant, target, &request.etag, &sources, &principal.subject, now).await?;
             Ok(pb::MergeTicketsResponse {
-                ticket: wire(&merged.survivor, now),
+                ticket: ticket_field(&merged.survivor, now),
                 merged_tickets: merged.merged.iter().map(|t| ticket_to_proto(t, now)).collect(),
             })
         })

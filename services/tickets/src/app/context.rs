@@ -25,7 +25,8 @@ impl App {
         Self { pool, follow_up_delay }
     }
 
-    /// The pool, for the read-only handlers of configuration resources.
+    /// The pool, for handlers of configuration resources (teams, rules,
+    /// calendars, policies) whose reads and writes are one store call each.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -80,10 +80,8 @@ pub(super) async fn apply_effects(
     drain: bool,
     now: DateTime<Utc>,
 ) -> Result<Ticket, Error> {
-    let mut moved = ticket;
-    if step.resync_sla_clocks {
-        moved = sla::follow(tx, tenant, moved, now).await?;
-    }
+    // The clocks follow every new status (they run only while NEW or OPEN).
+    let moved = sla::follow(tx, tenant, ticket, now).await?;
     match step.follow_up {
         FollowUpEffect::Schedule => follow_ups::schedule(tx, tenant, moved.id, &moved.assignee, now + follow_up_delay, now).await?,
         FollowUpEffect::Cancel => follow_ups::cancel_scheduled(tx, tenant, moved.id).await?,

@@ -98,11 +98,24 @@ impl App {
         Ok(response)
     }
 
-    /// A response stored for `request` by a committed earlier attempt, so that
-    /// a retry is answered before any outside call is made.
-    pub async fn replay<R: Message + Default>(&self, tenant: Uuid, request: &IdempotencyKey) -> Result<Option<R>, Error> {
+    /// What can be decided before the customer check with profiles, in one
+    /// short transaction (none is held across that call): the response a
+    /// committed earlier attempt with this request id stored, if any; else
+    /// INVALID_ARGUMENT for a team that is not the tenant's.
+    pub async fn precheck<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        request: Option<&IdempotencyKey>,
+        team: &str,
+    ) -> Result<Option<R>, Error> {
         let mut tx = self.begin(tenant).await?;
-        let replay = request.completed::<R>(&mut tx, tenant).await?;
+        let replay = match request {
+            Some(key) => key.completed::<R>(&mut tx, tenant).await?,
+            None => None,
+        };
+        if replay.is_none() {
+            ensure_team(&mut tx, tenant, team, "ticket.team").await?;
+        }
         tx.commit().await?;
         Ok(replay)
     }
@@ -183,12 +196,13 @@ impl App {
         respond: impl FnOnce(&CommentRow) -> R,
     ) -> Result<R, Error> {
         let mut tx = self.begin(tenant).await?;
+        let ticket = existing(&mut tx, tenant, id, true).await?;
+        // Whose ticket first: a retry on another customer's ticket is NOT_FOUND, not a replay.
+        scope.ensure_reaches(&ticket)?;
         if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
             tx.commit().await?;
             return Ok(replay);
         }
-        let ticket = existing(&mut tx, tenant, id, true).await?;
-        scope.ensure_reaches(&ticket)?;
         ensure_live(&ticket)?;
         if ticket.status == Status::Closed {
             return Err(Error::FailedPrecondition {
@@ -267,7 +281,7 @@ async fn classify_intake(
     ticket: &mut NewTicket,
     customer_category: &str,
 ) -> Result<Option<String>, Error> {
-    let rules: Vec<_> = store::list_rules(tx, tenant).await?.iter().map(|r| r.rule()).collect();
+    let rules: Vec<_> = store::list_rules(tx, tenant).await?.iter().filter_map(|r| r.rule()).collect();
     let intake = Intake {
         subject: ticket.subject.clone(),
         description: ticket.description.clone(),

@@ -303,10 +303,8 @@ pub struct Transition {
     /// Resolved: send the satisfaction survey (once per ticket).
     pub send_survey: bool,
     /// The assignee stops working on it: hand out what waits in the team's queue.
+    /// (The SLA clocks always follow a new status: they run only while NEW or OPEN.)
     pub frees_capacity: bool,
-    /// The SLA clocks follow the new status (they run only while NEW or OPEN);
-    /// true for every change, named so that no caller forgets them.
-    pub resync_sla_clocks: bool,
 }
 
 impl Ticket {
@@ -349,7 +347,6 @@ impl Ticket {
             follow_up,
             send_survey: resolution_path && to == Status::Resolved,
             frees_capacity: from.is_open() && !to.is_open() && !self.assignee.is_empty(),
-            resync_sla_clocks: true,
         }
     }
 

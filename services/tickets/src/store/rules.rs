@@ -35,23 +35,29 @@ pub struct RuleRow {
 const COLUMNS: &str = "id, display_name, position, keywords, channels, types, customer_categories, set_category, set_priority, set_team, create_time, revision";
 
 impl RuleRow {
-    /// The rule as classification applies it.
-    pub fn rule(&self) -> Rule {
-        Rule {
+    /// The rule as classification applies it; `None` (the rule never applies)
+    /// if a stored name is unknown — it fails closed rather than matching more.
+    pub fn rule(&self) -> Option<Rule> {
+        let channels = self.channels.iter().map(|c| Channel::parse(c)).collect::<Option<Vec<_>>>();
+        let types = self.types.iter().map(|t| TicketType::parse(t)).collect::<Option<Vec<_>>>();
+        let priority = match self.set_priority.as_str() {
+            "" => Some(None),
+            name => Priority::parse(name).map(Some),
+        };
+        let (Some(channels), Some(types), Some(priority)) = (channels, types, priority) else {
+            tracing::warn!(rule = %self.id, "a classification rule names an unknown channel, type or priority; it is skipped");
+            return None;
+        };
+        Some(Rule {
             position: self.position,
-            // Stored names were validated when the rule was written.
             conditions: Conditions {
                 keywords: self.keywords.clone(),
-                channels: self.channels.iter().filter_map(|c| Channel::parse(c)).collect(),
-                types: self.types.iter().filter_map(|t| TicketType::parse(t)).collect(),
+                channels,
+                types,
                 customer_categories: self.customer_categories.clone(),
             },
-            actions: Actions {
-                category: self.set_category.clone(),
-                priority: Priority::parse(&self.set_priority),
-                team: self.set_team.clone(),
-            },
-        }
+            actions: Actions { category: self.set_category.clone(), priority, team: self.set_team.clone() },
+        })
     }
 }
 

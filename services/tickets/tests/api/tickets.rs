@@ -73,6 +73,21 @@ async fn profiles_being_down_is_unavailable_with_retry_info_and_writes_nothing()
 }
 
 #[tokio::test]
+async fn an_unknown_team_is_refused_before_the_customer_is_checked() {
+    // Profiles is down: a request that is wrong on its own gets its own error, not UNAVAILABLE.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let app = spawn_tickets(None, format!("http://{closed}")).await;
+    let ticket = pb::Ticket {
+        customer: format!("customers/{}", Uuid::now_v7()),
+        subject: "x".into(),
+        team: format!("teams/{}", Uuid::now_v7()),
+        ..Default::default()
+    };
+    let request = app.admin(pb::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() });
+    assert_error(app.tickets.clone().create_ticket(request).await, Code::InvalidArgument, "UNKNOWN_TEAM");
+}
+
+#[tokio::test]
 async fn a_slow_profiles_service_does_not_starve_other_calls_of_database_connections() {
     // Arrange: a profiles that accepts connections and never answers, so every
     // customer check runs into its deadline (1 s); more such intakes than the
