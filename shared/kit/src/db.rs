@@ -108,6 +108,12 @@ fn lost_connection(err: &sqlx::Error) -> bool {
     }
 }
 
+/// A row that carries its revision, from which its etag is made.
+pub trait Revisioned {
+    /// Incremented by every change of the row.
+    fn revision(&self) -> i64;
+}
+
 /// A tenant table with the suite's row conventions — `tenant_id`, `id`,
 /// `revision` (the etag), `update_time`, `delete_time` for soft deletion — and
 /// the statements every service writes the same way over one.
@@ -128,6 +134,28 @@ impl Table {
         let lock = if lock { " FOR UPDATE" } else { "" };
         let sql = format!("SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2{lock}", self.columns, self.name);
         Ok(sqlx::query_as::<_, T>(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", self.name)).await?)
+    }
+
+    /// Row `id` of resource type `resource`, locked for a change once the
+    /// caller's `etag` (request field `etag_field`; empty: no check) is found
+    /// current: INVALID_ARGUMENT for a malformed etag (before any read),
+    /// NOT_FOUND naming the resource, ABORTED `ETAG_MISMATCH` when stale.
+    pub async fn lock_for_change<T>(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        id: Uuid,
+        resource: &crate::resource::ResourceType,
+        etag: &str,
+        etag_field: &str,
+    ) -> Result<T, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + Revisioned,
+    {
+        crate::etag::parse(etag, etag_field)?;
+        let row: T = self.find(tx, tenant, id, true).await?.ok_or_else(|| resource.not_found(id))?;
+        resource.check_etag(etag, etag_field, id, row.revision())?;
+        Ok(row)
     }
 
     /// Soft-deletes (`Some(now)`) or restores (`None`) row `id`, bumping its revision.

@@ -166,10 +166,7 @@ async fn emit<M: Message + Name>(tx: &mut TenantTx, tenant: Uuid, id: Uuid, even
 /// Locks a customer for a change, checking the caller's etag (request field
 /// `etag_field`; empty: no check). A malformed etag is rejected before any read.
 async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str, etag_field: &str) -> Result<CustomerRow, Error> {
-    crm_kit::etag::parse(etag, etag_field)?;
-    let customer = store::find(tx, tenant, id, true).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
-    CUSTOMER.check_etag(etag, etag_field, id, customer.revision)?;
-    Ok(customer)
+    store::CUSTOMERS.lock_for_change(tx, tenant, id, &CUSTOMER, etag, etag_field).await
 }
 
 /// FAILED_PRECONDITION for a soft-deleted customer, which takes no changes until undeleted.

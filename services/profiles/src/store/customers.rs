@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{Table, TenantTx, db_span},
+    db::{Revisioned, Table, TenantTx, db_span},
     error::violated_constraint,
     filter::CheckedFilter,
 };
@@ -56,7 +56,14 @@ const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, 
 company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
 consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time";
 
-const TABLE: Table = Table { name: "customers", columns: COLUMNS };
+/// The `customers` table, for the kit's shared statements.
+pub const CUSTOMERS: Table = Table { name: "customers", columns: COLUMNS };
+
+impl Revisioned for CustomerRow {
+    fn revision(&self) -> i64 {
+        self.revision
+    }
+}
 
 /// Binds the draft's columns in the order of `DRAFT_COLUMNS`.
 macro_rules! bind_draft {
@@ -123,12 +130,12 @@ pub async fn set_delete_time(
     delete_time: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<CustomerRow, Error> {
-    TABLE.set_delete_time(tx, tenant, id, delete_time, now).await
+    CUSTOMERS.set_delete_time(tx, tenant, id, delete_time, now).await
 }
 
 /// One customer; `for_update` locks the row until the transaction ends.
 pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<CustomerRow>, Error> {
-    TABLE.find(tx, tenant, id, for_update).await
+    CUSTOMERS.find(tx, tenant, id, for_update).await
 }
 
 /// The customers among `ids` (in no particular order; missing ones are absent).

@@ -5,5 +5,6 @@
 mod customers;
 
 pub use customers::{
-    CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, find, insert, list, replace_emails, set_delete_time, update,
+    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, find, insert, list, replace_emails, set_delete_time,
+    update,
 };

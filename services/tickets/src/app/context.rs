@@ -43,10 +43,7 @@ pub(super) async fn existing(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bo
 
 /// Locks a ticket for a change, checking the caller's etag (empty: no check).
 pub(super) async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str) -> Result<Ticket, Error> {
-    crm_kit::etag::parse(etag, "etag")?;
-    let ticket = existing(tx, tenant, id, true).await?;
-    TICKET.check_etag(etag, "etag", id, ticket.revision)?;
-    Ok(ticket)
+    store::TICKETS.lock_for_change(tx, tenant, id, &TICKET, etag, "etag").await
 }
 
 /// FAILED_PRECONDITION for a soft-deleted ticket, which takes no work until undeleted.

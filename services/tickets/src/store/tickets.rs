@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{Table, TenantTx, db_span},
+    db::{Revisioned, Table, TenantTx, db_span},
     filter::CheckedFilter,
 };
 use sqlx::{FromRow, Postgres, QueryBuilder};
@@ -18,7 +18,14 @@ merged_into, reopen_count, sla_policy_id, sla_calendar_id, sla_warning_ratio, fr
 res_target_ms, res_consumed_ms, res_since, res_due, res_warn_at, res_breached, \
 fr_warn_recorded, fr_breach_recorded, res_warn_recorded, res_breach_recorded";
 
-const TABLE: Table = Table { name: "tickets", columns: COLUMNS };
+/// The `tickets` table, for the kit's shared statements.
+pub const TICKETS: Table = Table { name: "tickets", columns: COLUMNS };
+
+impl Revisioned for Ticket {
+    fn revision(&self) -> i64 {
+        self.revision
+    }
+}
 
 /// Stores a ticket's SLA columns (no revision bump: they follow other changes)
 /// and keeps its SLA timer in step.
@@ -149,7 +156,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, no
 
 /// One ticket; `for_update` locks it until the transaction ends.
 pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<Ticket>, Error> {
-    TABLE.find(tx, tenant, id, for_update).await
+    TICKETS.find(tx, tenant, id, for_update).await
 }
 
 /// Replaces the editable fields (subject, description, type, channel,
@@ -207,7 +214,7 @@ pub async fn set_delete_time(
     delete_time: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Ticket, Error> {
-    TABLE.set_delete_time(tx, tenant, id, delete_time, now).await
+    TICKETS.set_delete_time(tx, tenant, id, delete_time, now).await
 }
 
 /// Applies a status change and bumps the revision.
