@@ -22,7 +22,7 @@ use std::{path::PathBuf, process::Command, sync::Arc, time::Duration};
 use crm_proto::crm::profiles::v1::{self as pb, customer_service_client::CustomerServiceClient};
 use crm_testkit::{
     auth::{token, with_token},
-    bench::{Figures, HEADER, ScriptFile, build_kind, measure, peak_rss_mb, pg_bin, pgbench, row},
+    bench::{Figures, HEADER, ScriptFile, build_kind, measure, peak_rss_mb, pg_bin, pgbench, row, unary},
     database::{TestDb, fresh_database},
     process::{ServiceProcess, binary, spawn_service},
 };
@@ -76,41 +76,36 @@ async fn create(client: &CustomerServiceClient<Channel>, bearer: &str, i: usize)
 async fn workloads(service: &ServiceProcess, names: Arc<Vec<String>>, bearer: &str, duration: Duration) -> Vec<(&'static str, Figures)> {
     let pid = service.child.id().expect("running");
     let client = CustomerServiceClient::new(service.channel.clone());
-    let get = {
-        let (client, names, bearer) = (client.clone(), names.clone(), bearer.to_owned());
-        move |i: usize| {
-            let request = with_token(pb::GetCustomerRequest { name: names[i % names.len()].clone() }, &bearer);
-            let mut client = client.clone();
-            async move {
-                client.get_customer(request).await.expect("GetCustomer");
-            }
-        }
-    };
-    let list = {
-        let (client, bearer) = (client.clone(), bearer.to_owned());
-        move |_: usize| {
-            let request = with_token(pb::ListCustomersRequest { page_size: 50, ..Default::default() }, &bearer);
-            let mut client = client.clone();
-            async move {
-                let page = client.list_customers(request).await.expect("ListCustomers").into_inner();
-                assert_eq!(page.customers.len(), 50);
-            }
-        }
-    };
-    let update = {
-        let (client, names, bearer) = (client.clone(), names.clone(), bearer.to_owned());
-        move |i: usize| {
+    let (names_get, bearer_get) = (names.clone(), bearer.to_owned());
+    let get = unary(
+        client.clone(),
+        move |i| with_token(pb::GetCustomerRequest { name: names_get[i % names_get.len()].clone() }, &bearer_get),
+        |mut client, request| async move {
+            client.get_customer(request).await.expect("GetCustomer");
+        },
+    );
+    let bearer_list = bearer.to_owned();
+    let list = unary(
+        client.clone(),
+        move |_| with_token(pb::ListCustomersRequest { page_size: 50, ..Default::default() }, &bearer_list),
+        |mut client, request| async move {
+            assert_eq!(client.list_customers(request).await.expect("ListCustomers").into_inner().customers.len(), 50);
+        },
+    );
+    let (names_update, bearer_update) = (names.clone(), bearer.to_owned());
+    let update = unary(
+        client.clone(),
+        move |i| {
             // No etag: last writer wins, so that concurrent renames of one customer never conflict.
-            let customer =
-                pb::Customer { name: names[i % names.len()].clone(), display_name: format!("Renamed {i}"), ..Default::default() };
+            let name = names_update[i % names_update.len()].clone();
+            let customer = pb::Customer { name, display_name: format!("Renamed {i}"), ..Default::default() };
             let mask = prost_types::FieldMask { paths: vec!["display_name".into()] };
-            let request = with_token(pb::UpdateCustomerRequest { customer: Some(customer), update_mask: Some(mask) }, &bearer);
-            let mut client = client.clone();
-            async move {
-                client.update_customer(request).await.expect("UpdateCustomer");
-            }
-        }
-    };
+            with_token(pb::UpdateCustomerRequest { customer: Some(customer), update_mask: Some(mask) }, &bearer_update)
+        },
+        |mut client, request| async move {
+            client.update_customer(request).await.expect("UpdateCustomer");
+        },
+    );
     let create_one = {
         let (client, bearer) = (client.clone(), bearer.to_owned());
         move |i: usize| {

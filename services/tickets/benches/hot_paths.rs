@@ -22,7 +22,7 @@ use crm_proto::crm::{
 };
 use crm_testkit::{
     auth::{token, with_token},
-    bench::{HEADER, ScriptFile, build_kind, measure, peak_rss_mb, pgbench, row},
+    bench::{HEADER, ScriptFile, build_kind, measure, peak_rss_mb, pgbench, row, unary},
     database::fresh_database,
     process::{binary, spawn_service},
 };
@@ -77,42 +77,36 @@ async fn main() -> anyhow::Result<()> {
     }
     let names = Arc::new(names);
 
-    let get = {
-        let (client, names, bearer) = (client.clone(), names.clone(), bearer.clone());
-        move |i: usize| {
-            let request = with_token(pb::GetTicketRequest { name: names[i % names.len()].clone() }, &bearer);
-            let mut client = client.clone();
-            async move {
-                client.get_ticket(request).await.expect("GetTicket");
-            }
-        }
-    };
-    let list = {
-        let (client, bearer) = (client.clone(), bearer.clone());
-        move |_: usize| {
-            let request = with_token(pb::ListTicketsRequest { page_size: 50, ..Default::default() }, &bearer);
-            let mut client = client.clone();
-            async move {
-                let page = client.list_tickets(request).await.expect("ListTickets").into_inner();
-                assert_eq!(page.tickets.len(), 50);
-            }
-        }
-    };
+    let (names_get, bearer_get) = (names.clone(), bearer.clone());
+    let get = unary(
+        client.clone(),
+        move |i| with_token(pb::GetTicketRequest { name: names_get[i % names_get.len()].clone() }, &bearer_get),
+        |mut client, request| async move {
+            client.get_ticket(request).await.expect("GetTicket");
+        },
+    );
+    let bearer_list = bearer.clone();
+    let list = unary(
+        client.clone(),
+        move |_| with_token(pb::ListTicketsRequest { page_size: 50, ..Default::default() }, &bearer_list),
+        |mut client, request| async move {
+            assert_eq!(client.list_tickets(request).await.expect("ListTickets").into_inner().tickets.len(), 50);
+        },
+    );
     // OPEN ⇄ PENDING; a ticket's state is kept here so that every move is a valid one.
     let pending: Arc<Vec<AtomicBool>> = Arc::new((0..TICKETS).map(|_| AtomicBool::new(false)).collect());
-    let transition = {
-        let (client, names, bearer) = (client.clone(), names.clone(), bearer.clone());
-        move |i: usize| {
+    let (names_move, bearer_move) = (names.clone(), bearer.clone());
+    let transition = unary(
+        client.clone(),
+        move |i| {
             let t = i % TICKETS;
             let to = if pending[t].fetch_xor(true, Ordering::SeqCst) { pb::Status::Open } else { pb::Status::Pending };
-            let request =
-                with_token(pb::TransitionTicketRequest { name: names[t].clone(), status: to as i32, ..Default::default() }, &bearer);
-            let mut client = client.clone();
-            async move {
-                client.transition_ticket(request).await.expect("TransitionTicket");
-            }
-        }
-    };
+            with_token(pb::TransitionTicketRequest { name: names_move[t].clone(), status: to as i32, ..Default::default() }, &bearer_move)
+        },
+        |mut client, request| async move {
+            client.transition_ticket(request).await.expect("TransitionTicket");
+        },
+    );
     let create = move |i: usize| {
         let ticket = open(TICKETS + i);
         async move {

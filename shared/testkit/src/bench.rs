@@ -129,6 +129,21 @@ pub fn pg_bin(name: &str) -> PathBuf {
     dirs.into_iter().rev().map(|d| d.join(name)).find(|p| p.exists()).unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// A workload of one unary RPC for [`measure`]: the i-th call sends
+/// `request(i)` through a clone of `client` with `send`, which checks the
+/// response (a panic fails the benchmark).
+pub fn unary<C, Req, Fut>(
+    client: C,
+    request: impl Fn(usize) -> tonic::Request<Req> + Send + Sync + 'static,
+    send: impl Fn(C, tonic::Request<Req>) -> Fut + Send + Sync + 'static,
+) -> impl Fn(usize) -> Fut + Send + Sync + 'static
+where
+    C: Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    move |i| send(client.clone(), request(i))
+}
+
 /// A pgbench script file, removed when dropped.
 pub struct ScriptFile(pub PathBuf);
 

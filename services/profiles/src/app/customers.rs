@@ -98,7 +98,7 @@ impl App {
             return Ok(customer);
         }
         store::replace_emails(&mut tx, tenant, id, &[]).await?;
-        let deleted = store::set_delete_time(&mut tx, tenant, id, Some(now), now).await?;
+        let deleted = store::CUSTOMERS.set_delete_time(&mut tx, tenant, id, Some(now), now).await?;
         emit(&mut tx, tenant, id, &pb::CustomerDeleted { customer: Some(customer_to_proto(&deleted)) }).await?;
         tx.commit().await?;
         Ok(deleted)
@@ -125,7 +125,7 @@ impl App {
             });
         }
         store::replace_emails(&mut tx, tenant, id, &addresses).await?;
-        let restored = store::set_delete_time(&mut tx, tenant, id, None, now).await?;
+        let restored = store::CUSTOMERS.set_delete_time(&mut tx, tenant, id, None, now).await?;
         emit(&mut tx, tenant, id, &pb::CustomerUndeleted { customer: Some(customer_to_proto(&restored)) }).await?;
         tx.commit().await?;
         Ok(restored)
@@ -134,7 +134,7 @@ impl App {
     /// One customer, deleted or not; NOT_FOUND if there is none.
     pub async fn customer(&self, tenant: Uuid, id: Uuid) -> Result<CustomerRow, Error> {
         let mut tx = self.begin(tenant).await?;
-        let customer = store::find(&mut tx, tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+        let customer = store::CUSTOMERS.find(&mut tx, tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
         tx.commit().await?;
         Ok(customer)
     }

@@ -122,22 +122,6 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerD
     Ok(bind_draft!(query, draft).fetch_one(&mut **tx).instrument(db_span("UPDATE", "customers")).await?)
 }
 
-/// Sets or clears `delete_time` and bumps the revision.
-pub async fn set_delete_time(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    id: Uuid,
-    delete_time: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<CustomerRow, Error> {
-    CUSTOMERS.set_delete_time(tx, tenant, id, delete_time, now).await
-}
-
-/// One customer; `for_update` locks the row until the transaction ends.
-pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<CustomerRow>, Error> {
-    CUSTOMERS.find(tx, tenant, id, for_update).await
-}
-
 /// The customers among `ids` (in no particular order; missing ones are absent).
 pub async fn batch_get(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<CustomerRow>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND id = ANY($2)");

@@ -5,6 +5,5 @@
 mod customers;
 
 pub use customers::{
-    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, find, insert, list, replace_emails, set_delete_time,
-    update,
+    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, insert, list, replace_emails, update,
 };

@@ -17,15 +17,13 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::search::tokens,
+    domain::{search::tokens, ticket::Ticket},
     permissions,
+    resources::{ARTICLE, TICKET},
     store::{
         self,
         articles::{self, ArticleFields, ArticleRow},
     },
-};
-use crate::{
-    resources::{ARTICLE, TICKET},
     wire::ticket_to_proto,
 };
 
@@ -272,7 +270,8 @@ impl ArticleService for ArticleApi {
             principal.require(permissions::TICKETS_READ)?;
             let ticket = TICKET.parse(&request.get_ref().ticket, "ticket")?;
             let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-            let row = store::find(&mut tx, principal.tenant, ticket, false).await?.ok_or_else(|| TICKET.not_found(ticket))?;
+            let row: Ticket =
+                store::TICKETS.find(&mut tx, principal.tenant, ticket, false).await?.ok_or_else(|| TICKET.not_found(ticket))?;
             let terms = tokens(&format!("{}\n{}", row.subject, row.description));
             let hits =
                 if terms.is_empty() { Vec::new() } else { articles::search(&mut tx, principal.tenant, &terms, "", false, 5).await? };
@@ -300,7 +299,7 @@ impl ArticleService for ArticleApi {
             if found.as_ref().is_none_or(|a| a.status != "PUBLISHED") {
                 return Err(Error::invalid("article", "ARTICLE_NOT_PUBLISHED", "link a published article"));
             }
-            store::find(&mut tx, tenant, ticket, true).await?.ok_or_else(|| TICKET.not_found(ticket))?;
+            store::TICKETS.find::<Ticket>(&mut tx, tenant, ticket, true).await?.ok_or_else(|| TICKET.not_found(ticket))?;
             let now = Utc::now();
             let row = store::set_answer_article(&mut tx, tenant, ticket, article, now).await?;
             store::append_event(&mut tx, tenant, ticket, "ARTICLE_LINKED", &principal.subject, &ARTICLE.name(article), now).await?;

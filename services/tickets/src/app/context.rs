@@ -38,7 +38,7 @@ impl App {
 
 /// The ticket, or NOT_FOUND; `lock` holds it until the transaction ends.
 pub(super) async fn existing(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Ticket, Error> {
-    store::find(tx, tenant, id, lock).await?.ok_or_else(|| TICKET.not_found(id))
+    store::TICKETS.find(tx, tenant, id, lock).await?.ok_or_else(|| TICKET.not_found(id))
 }
 
 /// Locks a ticket for a change, checking the caller's etag (empty: no check).

@@ -12,7 +12,7 @@ use super::{
     lifecycle::{self, Move},
 };
 use crate::{
-    domain::status::Status,
+    domain::{status::Status, ticket::Ticket},
     resources::FOLLOW_UP,
     store::{
         self,
@@ -52,7 +52,8 @@ impl App {
         let done =
             follow_ups::complete(&mut tx, tenant, id, Outcome { reached: visit.reached, satisfied, notes: visit.notes, by: actor }, now)
                 .await?;
-        let ticket = store::find(&mut tx, tenant, follow_up.ticket_id, true)
+        let ticket: Ticket = store::TICKETS
+            .find(&mut tx, tenant, follow_up.ticket_id, true)
             .await?
             .ok_or_else(|| Error::internal(anyhow::anyhow!("follow-up without ticket")))?;
         let outcome = match (visit.reached, satisfied) {

@@ -167,7 +167,7 @@ impl App {
             tx.commit().await?;
             return Ok(ticket);
         }
-        let ticket = store::set_delete_time(&mut tx, tenant, id, deleted.then_some(now), now).await?;
+        let ticket = store::TICKETS.set_delete_time(&mut tx, tenant, id, deleted.then_some(now), now).await?;
         let wire = Some(events::wire(&ticket, now));
         if deleted {
             store::append_event(&mut tx, tenant, id, "DELETED", actor, "", now).await?;

@@ -20,7 +20,7 @@ pub use teams::{
     upsert_member,
 };
 pub use tickets::{
-    CommentRow, EventRow, TICKETS, append_event, due_timers, escalate, find, insert, insert_comment, list, list_comments, list_events,
-    lock_in_order, lock_many, move_comments, queued, running_on_calendar, set_answer_article, set_assignment, set_delete_time,
-    set_first_response, set_merged, set_sla, set_status, set_tags, update_fields,
+    CommentRow, EventRow, TICKETS, append_event, due_timers, escalate, insert, insert_comment, list, list_comments, list_events,
+    lock_in_order, lock_many, move_comments, queued, running_on_calendar, set_answer_article, set_assignment, set_first_response,
+    set_merged, set_sla, set_status, set_tags, update_fields,
 };

@@ -154,11 +154,6 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, no
         .await?)
 }
 
-/// One ticket; `for_update` locks it until the transaction ends.
-pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, for_update: bool) -> Result<Option<Ticket>, Error> {
-    TICKETS.find(tx, tenant, id, for_update).await
-}
-
 /// Replaces the editable fields (subject, description, type, channel,
 /// priority, category, tags, team) and bumps the revision.
 pub async fn update_fields(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<Ticket, Error> {
@@ -204,17 +199,6 @@ pub async fn set_assignment(
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "tickets"))
         .await?)
-}
-
-/// Sets or clears `delete_time` and bumps the revision.
-pub async fn set_delete_time(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    id: Uuid,
-    delete_time: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<Ticket, Error> {
-    TICKETS.set_delete_time(tx, tenant, id, delete_time, now).await
 }
 
 /// Applies a status change and bumps the revision.
