@@ -15,7 +15,7 @@ export CRM_LOG="${CRM_LOG:-warn}"
 cargo bench -p crm-tickets --bench service_metrics
 # The hot-path and gateway benchmarks start real service processes: build them in release too.
 # CRM_BENCH_BASELINE_BIN=<another crm-profiles binary> adds before/after figures to hot_paths.
-cargo build --release -p crm-profiles -p crm-tickets
+cargo build --release -p crm-profiles -p crm-tickets -p crm-gateway
 cargo bench -p crm-profiles --bench hot_paths
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead

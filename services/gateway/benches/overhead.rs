@@ -1,94 +1,70 @@
-//! `make bench`: what the gateway and telemetry cost per call.
+//! `make bench`: what the gateway and telemetry cost per call, with the
+//! suite's bench harness (8 and 1 in flight, every response checked,
+//! p50/p99, CPU per call of the process named in the row, peak RSS).
 //!
-//! Against one real crm-profiles process (release build) and real Postgres:
-//! - reference: `GetCustomer` over gRPC straight to profiles, telemetry off;
-//! - the same call as REST through the gateway (in-process, pooled channel);
-//! - the same gRPC call to a second profiles process exporting spans and
-//!   metrics to a real OTLP collector running in this benchmark.
-//!
-//! Each is measured sequentially (latency) and with 16 callers at once
-//! (throughput), in the same run, so the ratios hold on a noisy machine.
-//! `cargo test --all-targets` runs it without `--bench` as a quick smoke test.
+//! Real release processes on real Postgres: crm-profiles (telemetry off) with
+//! 200 customers; crm-gateway in front of it; a second crm-profiles exporting
+//! spans and metrics to a real OTLP collector running in this benchmark.
+//! References in the same run: the same calls over gRPC straight to profiles.
+//! `cargo test --all-targets` runs it without `--bench` as a short smoke test.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use crm_gateway::{config::Config, startup::Application};
 use crm_proto::crm::profiles::v1::{self as pb, customer_service_client::CustomerServiceClient};
 use crm_testkit::{
-    auth::{jwt_secret, token, with_token},
+    auth::{token, with_token},
+    bench::{Figures, HEADER, build_kind, measure, peak_rss_mb, row, unary},
     database::fresh_database,
     otlp::Collector,
-    process::{ServiceProcess, binary, spawn_service},
+    process::{ServiceProcess, binary, spawn_gateway, spawn_service},
 };
-use tonic::transport::Channel;
 
-struct Figures {
-    median: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-/// `calls` sequential calls (latency), then `calls` spread over 16 concurrent callers (throughput).
-async fn measure<F, Fut>(calls: usize, call: F) -> Figures
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    for _ in 0..50 {
-        call().await; // warm connections, caches and plans
-    }
-    let mut samples = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let started = Instant::now();
-        call().await;
-        samples.push(started.elapsed());
-    }
-    samples.sort();
-    let call = Arc::new(call);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..16)
-        .map(|_| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                for _ in 0..calls / 16 {
-                    call().await;
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.expect("worker");
-    }
-    Figures {
-        median: samples[samples.len() / 2],
-        p99: samples[samples.len() * 99 / 100],
-        per_second: (calls / 16 * 16) as f64 / started.elapsed().as_secs_f64(),
-    }
-}
+const CUSTOMERS: usize = 200;
 
 async fn profiles(extra_env: &[(&str, String)]) -> ServiceProcess {
     spawn_service(binary("crm-profiles"), &fresh_database("profiles").await.expect("database"), extra_env).await
 }
 
-async fn create_customer(channel: Channel, bearer: &str) -> String {
-    let customer = pb::Customer { display_name: "Bench".into(), ..Default::default() };
-    let request = with_token(pb::CreateCustomerRequest { customer: Some(customer), request_id: String::new() }, bearer);
-    CustomerServiceClient::new(channel).create_customer(request).await.expect("created").into_inner().customer.expect("customer").name
+/// Creates `CUSTOMERS` customers in `service`; returns their names.
+async fn customers(service: &ServiceProcess, bearer: &str) -> Arc<Vec<String>> {
+    let client = CustomerServiceClient::new(service.channel.clone());
+    let mut names = Vec::with_capacity(CUSTOMERS);
+    for i in 0..CUSTOMERS {
+        let customer = pb::Customer { display_name: format!("Bench {i}"), ..Default::default() };
+        let request = with_token(pb::CreateCustomerRequest { customer: Some(customer), request_id: String::new() }, bearer);
+        names.push(client.clone().create_customer(request).await.expect("created").into_inner().customer.expect("customer").name);
+    }
+    Arc::new(names)
 }
 
+/// GetCustomer over gRPC against `service`.
 fn grpc_get(
-    channel: Channel,
-    name: String,
+    service: &ServiceProcess,
+    names: Arc<Vec<String>>,
     bearer: String,
-) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync {
-    move || {
-        let (mut client, request) =
-            (CustomerServiceClient::new(channel.clone()), with_token(pb::GetCustomerRequest { name: name.clone() }, &bearer));
-        Box::pin(async move {
+) -> impl Fn(usize) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static {
+    let get = unary(
+        CustomerServiceClient::new(service.channel.clone()),
+        move |i| with_token(pb::GetCustomerRequest { name: names[i % names.len()].clone() }, &bearer),
+        |mut client, request| async move {
             client.get_customer(request).await.expect("GetCustomer");
+        },
+    );
+    move |i| Box::pin(get(i))
+}
+
+/// A GET through the gateway, which must answer 200 with a body.
+fn rest_get(
+    http: reqwest::Client,
+    url: impl Fn(usize) -> String + Send + Sync + 'static,
+    bearer: String,
+) -> impl Fn(usize) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static {
+    move |i| {
+        let request = http.get(url(i)).bearer_auth(&bearer).send();
+        Box::pin(async move {
+            let response = request.await.expect("the gateway answers");
+            assert!(response.status().is_success(), "{}", response.status());
+            response.bytes().await.expect("a body");
         })
     }
 }
@@ -96,46 +72,70 @@ fn grpc_get(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let full = std::env::args().any(|a| a == "--bench");
-    let calls = if full { 4000 } else { 64 };
+    let duration = if full { Duration::from_secs(6) } else { Duration::from_millis(300) };
     let tenant = uuid::Uuid::now_v7();
     let bearer = token(tenant, &["admin"]);
 
-    // Telemetry off (no endpoint), and on (exporting to a sink in this process).
     let plain = profiles(&[]).await;
-    // A real collector in this process (keeping what it gets costs the services nothing).
     let collector = Collector::start().await;
     let traced =
         profiles(&[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()), ("OTEL_METRIC_EXPORT_INTERVAL", "1000".into())]).await;
+    // Rate limits off: the benchmark measures the path, not the limiter's verdicts.
+    let limits_off = [("CRM_RATE_LIMIT_PER_SUBJECT", "off".to_owned()), ("CRM_RATE_LIMIT_PER_TENANT", "off".to_owned())];
+    let (gateway, base) = spawn_gateway(&format!("crm.profiles.v1={}", plain.url), &limits_off).await;
+    let (plain_pid, traced_pid, gateway_pid) = (plain.child.id().unwrap(), traced.child.id().unwrap(), gateway.id().unwrap());
 
-    let app = Application::build(Config::for_tests(&format!("crm.profiles.v1={}", plain.url), &jwt_secret())).await?;
-    let gateway = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-
-    let name = create_customer(plain.channel.clone(), &bearer).await;
-    let traced_name = create_customer(traced.channel.clone(), &bearer).await;
-    let direct = measure(calls, grpc_get(plain.channel.clone(), name.clone(), bearer.clone())).await;
-    let exported = measure(calls, grpc_get(traced.channel.clone(), traced_name, bearer.clone())).await;
+    let names = customers(&plain, &bearer).await;
+    let traced_names = customers(&traced, &bearer).await;
     let http = reqwest::Client::new();
-    let url = format!("{gateway}/v1/{name}");
-    let rest = measure(calls, move || {
-        let request = http.get(&url).bearer_auth(&bearer).send();
-        async move {
-            let response = request.await.expect("the gateway answers");
-            assert!(response.status().is_success(), "{}", response.status());
-            response.bytes().await.expect("body");
-        }
-    })
-    .await;
+    let list_direct = unary(
+        CustomerServiceClient::new(plain.channel.clone()),
+        {
+            let bearer = bearer.clone();
+            move |_| with_token(pb::ListCustomersRequest { page_size: 50, ..Default::default() }, &bearer)
+        },
+        |mut client, request| async move {
+            assert_eq!(client.list_customers(request).await.expect("ListCustomers").into_inner().customers.len(), 50);
+        },
+    );
+    let get_url = {
+        let (base, names) = (base.clone(), names.clone());
+        move |i: usize| format!("{base}/v1/{}", names[i % names.len()])
+    };
+    let list_url = {
+        let base = base.clone();
+        move |_: usize| format!("{base}/v1/customers?pageSize=50")
+    };
 
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    println!("{:<52} {:>10} {:>10} {:>12} {:>14}", format!("GetCustomer, {calls} calls"), "median", "p99", "calls/s (16)", "÷ reference");
-    for (label, f) in [
-        ("reference: gRPC direct, telemetry off", &direct),
-        ("gRPC direct, spans + metrics exported", &exported),
-        ("REST through the gateway (JSON, auth, limits)", &rest),
-    ] {
-        let ratio = f.median.as_secs_f64() / direct.median.as_secs_f64();
-        println!("{label:<52} {:>10} {:>10} {:>12.0} {ratio:>13.2}x", ms(f.median), ms(f.p99), f.per_second);
+    let rows: Vec<(&str, &str, Figures)> = vec![
+        ("GetCustomer, gRPC direct", "profiles", measure(plain_pid, grpc_get(&plain, names.clone(), bearer.clone()), duration).await),
+        ("GetCustomer, REST via gateway", "gateway", measure(gateway_pid, rest_get(http.clone(), get_url, bearer.clone()), duration).await),
+        ("ListCustomers 50, gRPC direct", "profiles", measure(plain_pid, list_direct, duration).await),
+        (
+            "ListCustomers 50, REST via gw",
+            "gateway",
+            measure(gateway_pid, rest_get(http.clone(), list_url, bearer.clone()), duration).await,
+        ),
+        (
+            "GetCustomer, gRPC, telemetry on",
+            "profiles",
+            measure(traced_pid, grpc_get(&traced, traced_names, bearer.clone()), duration).await,
+        ),
+    ];
+
+    println!("gateway and telemetry overhead, 8 in flight for {duration:?} each ({}; CPU/call is the named process's)", build_kind());
+    println!("{HEADER}  process    ÷ direct");
+    for (i, (label, process, f)) in rows.iter().enumerate() {
+        let reference = match i {
+            1 => Some(&rows[0].2),
+            3 => Some(&rows[2].2),
+            4 => Some(&rows[0].2),
+            _ => None,
+        };
+        let ratio = reference.map_or(String::from("-"), |r| format!("{:.2}x", f.per_second / r.per_second));
+        println!("{}  {process:<9} {ratio:>8}", row(label, f));
     }
+    println!("gateway peak RSS: {}", peak_rss_mb(gateway_pid).map_or(String::from("-"), |mb| format!("{mb:.1} MB")));
+    drop(gateway);
     Ok(())
 }

@@ -13,7 +13,7 @@ use tokio::{net::TcpListener, sync::watch};
 use tower_http::{
     compression::{
         CompressionLayer,
-        predicate::{DefaultPredicate, NotForContentType, Predicate},
+        predicate::{NotForContentType, Predicate, SizeAbove},
     },
     cors::{AllowOrigin, CorsLayer},
 };
@@ -114,7 +114,15 @@ impl Application {
 
 fn router(gateway: Arc<Gateway>, config: &Config) -> anyhow::Result<Router> {
     // NDJSON streams are not compressed: the encoder would hold events back until its buffer fills.
-    let compression = CompressionLayer::new().compress_when(DefaultPredicate::new().and(NotForContentType::new("application/x-ndjson")));
+    // Nor are bodies under 1 KiB (a single resource, an error): compressing them costs more CPU than
+    // the bytes it saves on the wire (tower-http's default threshold is 32 bytes).
+    let compression = CompressionLayer::new().compress_when(
+        SizeAbove::new(1024)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::SSE)
+            .and(NotForContentType::new("application/x-ndjson")),
+    );
     let grpc = crate::grpcweb::service(gateway.clone());
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))

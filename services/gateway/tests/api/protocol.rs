@@ -37,8 +37,9 @@ async fn a_server_stream_arrives_as_ndjson() {
 #[tokio::test]
 async fn h2c_gzip_and_cors() {
     let gw = spawn_gateway_with(|c| c.cors_origins = vec!["https://app.example.com".into()]).await;
+    let mut one = serde_json::Value::Null;
     for i in 0..20 {
-        gw.create_customer(&format!("Customer {i}"), &format!("c{i}@example.com")).await;
+        one = gw.create_customer(&format!("Customer {i}"), &format!("c{i}@example.com")).await;
     }
 
     // HTTP/2 without TLS (prior knowledge), and a compressed answer when asked for.
@@ -61,6 +62,16 @@ async fn h2c_gzip_and_cors() {
         .await
         .unwrap();
     assert_eq!(brotli.headers()["content-encoding"], "br");
+    // One resource (well under 1 KiB) is sent as it is: compressing it would cost more than it saves.
+    let small = h2
+        .get(format!("{}/v1/{}", gw.base, one["name"].as_str().unwrap()))
+        .header("authorization", format!("Bearer {}", gw.admin_token))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), StatusCode::OK);
+    assert!(small.headers().get("content-encoding").is_none(), "{:?}", small.headers());
 
     // CORS preflight for the configured origin only.
     let preflight = |origin: &'static str| {
