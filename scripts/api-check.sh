@@ -25,7 +25,9 @@
 #                            "--exclude-operation-id ArticleService_CreateArticle"
 #   CRM_API_CHECK_BUILD      0: do not build first
 #   CRM_API_CHECK_PORTS      base port: the Nth line of services/suite.tsv listens on
-#                            base + N - 1 (profiles +0, tickets +1, gateway +2; default 58051)
+#                            base + N - 1 (profiles +0, tickets +1, gateway +2; default 28051,
+#                            below Linux's ephemeral range 32768-60999, so that no outgoing
+#                            connection of the test run can hold one of these ports)
 #   CRM_TOOLS_DIR            tools cache (default ~/.cache/crm-tools)
 #   CARGO_TARGET_DIR         where the binaries are built (default ./target)
 set -euo pipefail
@@ -35,7 +37,7 @@ cd "$ROOT"
 TOOLS_DIR="${CRM_TOOLS_DIR:-$HOME/.cache/crm-tools}"
 VENV="$TOOLS_DIR/venv"
 EXAMPLES="${CRM_API_CHECK_EXAMPLES:-25}"
-BASE_PORT="${CRM_API_CHECK_PORTS:-58051}"
+BASE_PORT="${CRM_API_CHECK_PORTS:-28051}"
 # Pinned so that a new schemathesis check cannot turn the run red by itself; bump
 # deliberately. packaging stays below 24 for checkov, which shares the venv.
 PIP_PINS=(
