@@ -14,7 +14,8 @@
 //! Also reported: p50/p99 at 1 and 8 in flight, the service's CPU per call
 //! (utime + stime from /proc) and its peak RSS. `CRM_BENCH_BASELINE_BIN` names
 //! a second crm-profiles binary (e.g. built from an earlier commit) measured
-//! the same way in the same run, for before/after figures.
+//! the same way in the same run, for before/after figures;
+//! `CRM_BENCH_SERVICE_LOG` sets the services' log filter (default `warn`).
 //! `cargo test --all-targets` runs it without `--bench` as a short smoke test.
 
 use std::{path::PathBuf, process::Command, sync::Arc, time::Duration};
@@ -54,9 +55,12 @@ async fn number_ids(db: &TestDb, tenant: uuid::Uuid) {
     }
 }
 
+/// Starts `binary` on a fresh database; its log filter is `CRM_BENCH_SERVICE_LOG`
+/// (default `warn`; `info` is what a deployment runs with, spans and all).
 async fn spawn(binary: PathBuf) -> (ServiceProcess, TestDb) {
     let db = fresh_database("profiles").await.expect("a database");
-    (spawn_service(binary, &db, &[]).await, db)
+    let log = std::env::var("CRM_BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".into());
+    (spawn_service(binary, &db, &[("CRM_LOG", log)]).await, db)
 }
 
 async fn create(client: &CustomerServiceClient<Channel>, bearer: &str, i: usize) -> String {
