@@ -4,10 +4,10 @@
 //! etag lets exactly one of two racing updates through, and the event stream
 //! hands out every event once, in one order, whichever replica serves it.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use crm_proto::crm::{
-    events::v1::{Event, SubscribeRequest, event_service_client::EventServiceClient},
+    events::v1::Event,
     profiles::v1::{self as pb, customer_service_client::CustomerServiceClient},
 };
 use crm_testkit::{
@@ -15,7 +15,6 @@ use crm_testkit::{
     database::fresh_database,
     process::{ServiceProcess, binary, spawn_service},
 };
-use tokio_stream::StreamExt;
 use tonic::{Code, transport::Channel};
 use uuid::Uuid;
 
@@ -30,14 +29,7 @@ fn create(name: &str, request_id: &str, bearer: &str) -> tonic::Request<pb::Crea
 
 /// The first `n` events of `replica`'s stream (failing after 20 s).
 async fn events(replica: &ServiceProcess, bearer: &str, n: usize) -> Vec<Event> {
-    let request = with_token(SubscribeRequest { after_position: 0, types: vec![] }, bearer);
-    let mut stream = EventServiceClient::new(replica.channel.clone()).subscribe(request).await.unwrap().into_inner();
-    let mut events = Vec::new();
-    while events.len() < n {
-        let next = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("events arrive in time");
-        events.push(next.expect("stream open").expect("no stream error").event.unwrap());
-    }
-    events
+    crm_testkit::events::collect(&replica.channel, bearer, 0, n).await
 }
 
 #[tokio::test]

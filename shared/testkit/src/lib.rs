@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`database`]: per-test databases.
 //! - [`auth`]: tokens and authorised requests.
+//! - [`events`]: reading a service's event stream.
 //! - [`bench`]: load with N calls in flight, latency, CPU per call and RSS, pgbench references.
 //! - [`process`]: real service processes (and the gateway) on free ports.
 //! - [`otlp`]: a real OTLP/gRPC collector that keeps spans and metrics.
@@ -19,6 +20,7 @@
 pub mod auth;
 pub mod bench;
 pub mod database;
+pub mod events;
 pub mod otlp;
 pub mod process;
 pub mod proxy;

@@ -14,14 +14,7 @@ use crate::helpers::{TestApp, assert_error, customer, spawn_app};
 
 /// Subscribes after `after` and collects `n` events (failing after 20 s).
 async fn collect(app: &TestApp, after: i64, n: usize) -> Vec<Event> {
-    let mut stream =
-        app.events.clone().subscribe(app.admin(SubscribeRequest { after_position: after, types: vec![] })).await.unwrap().into_inner();
-    let mut events = Vec::new();
-    while events.len() < n {
-        let next = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("events arrive in time");
-        events.push(next.expect("stream open").expect("no stream error").event.unwrap());
-    }
-    events
+    crm_testkit::events::collect(&app.channel, &app.admin_token, after, n).await
 }
 
 #[tokio::test]
