@@ -136,6 +136,33 @@ impl Table {
         Ok(sqlx::query_as::<_, T>(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", self.name)).await?)
     }
 
+    /// A page of rows in (`display_name`, id) order, after the key `after` of
+    /// the previous page's last row; for resources listed by their name.
+    pub async fn page_by_display_name<T>(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        after: Option<(String, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<T>, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let (name, id) = after.unzip();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE tenant_id = $1 AND ($2::text IS NULL OR (display_name, id) > ($2, $3)) ORDER BY display_name, id LIMIT $4",
+            self.columns, self.name
+        );
+        Ok(sqlx::query_as::<_, T>(&sql)
+            .bind(tenant)
+            .bind(name)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .instrument(db_span("SELECT", self.name))
+            .await?)
+    }
+
     /// Row `id` of resource type `resource`, locked for a change once the
     /// caller's `etag` (request field `etag_field`; empty: no check) is found
     /// current: INVALID_ARGUMENT for a malformed etag (before any read),

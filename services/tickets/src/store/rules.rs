@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{Table, TenantTx, db_span},
 };
 use sqlx::{FromRow, Postgres, postgres::PgArguments, query::QueryAs};
 use tracing::Instrument;
@@ -33,6 +33,7 @@ pub struct RuleRow {
 }
 
 const COLUMNS: &str = "id, display_name, position, keywords, channels, types, customer_categories, set_category, set_priority, set_team, create_time, revision";
+const RULES: Table = Table { name: "classification_rules", columns: COLUMNS };
 
 impl RuleRow {
     /// The rule as classification applies it; `None` (the rule never applies)
@@ -119,9 +120,7 @@ pub async fn rules_page(tx: &mut TenantTx, tenant: Uuid, after: Option<(i64, Uui
 
 /// One rule; `lock` holds it until the transaction ends.
 pub async fn find_rule(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<RuleRow>, Error> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {COLUMNS} FROM classification_rules WHERE tenant_id = $1 AND id = $2{lock}");
-    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "classification_rules")).await?)
+    RULES.find(tx, tenant, id, lock).await
 }
 
 /// Replaces a rule's conditions, actions, name and position and bumps its revision.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{Table, TenantTx, db_span},
     error::violated_constraint,
 };
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,7 @@ impl CalendarRow {
 }
 
 const CALENDAR_COLUMNS: &str = "id, display_name, time_zone, opening_hours, holidays, create_time, revision";
+const CALENDARS: Table = Table { name: "business_calendars", columns: CALENDAR_COLUMNS };
 
 /// Inserts a calendar.
 pub async fn insert_calendar(tx: &mut TenantTx, tenant: Uuid, c: &CalendarRow) -> Result<CalendarRow, Error> {
@@ -72,25 +73,12 @@ pub async fn insert_calendar(tx: &mut TenantTx, tenant: Uuid, c: &CalendarRow) -
 
 /// One calendar.
 pub async fn find_calendar(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<Option<CalendarRow>, Error> {
-    let sql = format!("SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 AND id = $2");
-    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
+    CALENDARS.find(tx, tenant, id, false).await
 }
 
 /// A page of the tenant's calendars by display name, after the (display name, id) key `after`.
 pub async fn list_calendars(tx: &mut TenantTx, tenant: Uuid, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<CalendarRow>, Error> {
-    let (name, id) = after.unzip();
-    let sql = format!(
-        "SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 AND ($2::text IS NULL OR (display_name, id) > ($2, $3))
-         ORDER BY display_name, id LIMIT $4"
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(name)
-        .bind(id)
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .instrument(db_span("SELECT", "business_calendars"))
-        .await?)
+    CALENDARS.page_by_display_name(tx, tenant, after, limit).await
 }
 
 /// Stores a calendar's new values and bumps its revision.
@@ -113,8 +101,7 @@ pub async fn update_calendar(tx: &mut TenantTx, tenant: Uuid, c: &CalendarRow) -
 
 /// One calendar, locked against concurrent changes.
 pub async fn lock_calendar(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<Option<CalendarRow>, Error> {
-    let sql = format!("SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE tenant_id = $1 AND id = $2 FOR UPDATE");
-    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "business_calendars")).await?)
+    CALENDARS.find(tx, tenant, id, true).await
 }
 
 /// What still uses a calendar: (SLA policies, open tickets).
@@ -159,6 +146,7 @@ pub struct PolicyRow {
 
 const POLICY_COLUMNS: &str =
     "id, display_name, priority, customer_category, calendar_id, first_response_ms, resolution_ms, warning_ratio, create_time, revision";
+const POLICIES: Table = Table { name: "sla_policies", columns: POLICY_COLUMNS };
 
 fn policy_exists(err: sqlx::Error, p: &PolicyRow) -> Error {
     match violated_constraint(&err) {
@@ -220,9 +208,7 @@ pub async fn update_policy(tx: &mut TenantTx, tenant: Uuid, p: &PolicyRow) -> Re
 
 /// One policy; `lock` holds it until the transaction ends.
 pub async fn find_policy(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<PolicyRow>, Error> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {POLICY_COLUMNS} FROM sla_policies WHERE tenant_id = $1 AND id = $2{lock}");
-    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "sla_policies")).await?)
+    POLICIES.find(tx, tenant, id, lock).await
 }
 
 /// A page of the tenant's policies by (priority, customer category, id), after `after`.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{Table, TenantTx, db_span},
 };
 use sqlx::FromRow;
 use tracing::Instrument;
@@ -23,6 +23,7 @@ pub struct TeamRow {
 }
 
 const TEAM_COLUMNS: &str = "id, display_name, strategy, lead, last_assigned, create_time, revision";
+const TEAMS: Table = Table { name: "teams", columns: TEAM_COLUMNS };
 
 /// Inserts a team.
 pub async fn insert_team(
@@ -51,26 +52,12 @@ pub async fn insert_team(
 
 /// One team; `lock` serialises dispatch for it until the transaction ends.
 pub async fn find_team(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<TeamRow>, Error> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT {TEAM_COLUMNS} FROM teams WHERE tenant_id = $1 AND id = $2{lock}");
-    Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "teams")).await?)
+    TEAMS.find(tx, tenant, id, lock).await
 }
 
 /// A page of the tenant's teams by display name, after the (display name, id) key `after`.
 pub async fn list_teams(tx: &mut TenantTx, tenant: Uuid, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<TeamRow>, Error> {
-    let (name, id) = after.unzip();
-    let sql = format!(
-        "SELECT {TEAM_COLUMNS} FROM teams WHERE tenant_id = $1 AND ($2::text IS NULL OR (display_name, id) > ($2, $3))
-         ORDER BY display_name, id LIMIT $4"
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(name)
-        .bind(id)
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .instrument(db_span("SELECT", "teams"))
-        .await?)
+    TEAMS.page_by_display_name(tx, tenant, after, limit).await
 }
 
 /// Replaces a team's name, strategy and lead and bumps its revision.
