@@ -8,6 +8,7 @@
 # Environment (all optional):
 #   PROFILES_DATABASE_URL, PROFILES_MIGRATION_DATABASE_URL   use this database
 #   CRM_JWT_SECRET   default: a fixed test secret (tests mint their own tokens with it)
+#   CRM_TOOLS_DIR    where the Python venv with aiosmtpd lives (default ~/.cache/crm-tools)
 #   TEST_ARGS        extra arguments for the test binaries, e.g. TEST_ARGS=--nocapture
 # shellcheck disable=SC2317 # stop_db is invoked through trap
 set -euo pipefail
@@ -39,6 +40,21 @@ else
 fi
 
 export CRM_JWT_SECRET="${CRM_JWT_SECRET:-crm-test-secret-0123456789abcdef}"
+
+# The campaigns tests send email to a real SMTP server: aiosmtpd (PyPI), run by
+# scripts/smtp_sink.py from a venv shared with the other Python tools.
+TOOLS_DIR="${CRM_TOOLS_DIR:-$HOME/.cache/crm-tools}"
+VENV="$TOOLS_DIR/venv"
+TEST_PINS="aiosmtpd==1.4.6"
+if [[ ! -x $VENV/bin/python || $(cat "$VENV/.crm-test-pins" 2>/dev/null) != "$TEST_PINS" ]]; then
+    echo "test: installing $TEST_PINS into $VENV (once)" >&2
+    mkdir -p "$TOOLS_DIR"
+    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+    # shellcheck disable=SC2086 # one pin per word
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check $TEST_PINS
+    printf '%s' "$TEST_PINS" >"$VENV/.crm-test-pins"
+fi
+export CRM_TEST_PYTHON="$VENV/bin/python"
 export RUST_BACKTRACE=1
 
 # TEST_ARGS is split on whitespace on purpose (no globbing).

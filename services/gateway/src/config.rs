@@ -12,7 +12,8 @@ use crm_kit::{
 use crate::{ratelimit::Limits, routes::BackendMap};
 
 /// Backends when `CRM_BACKENDS` is unset: the `make run` addresses.
-pub const DEFAULT_BACKENDS: &str = "crm.profiles.v1=http://127.0.0.1:50051,crm.tickets.v1=http://127.0.0.1:50052";
+pub const DEFAULT_BACKENDS: &str =
+    "crm.profiles.v1=http://127.0.0.1:50051,crm.tickets.v1=http://127.0.0.1:50052,crm.campaigns.v1=http://127.0.0.1:50053";
 
 /// Gateway settings.
 #[derive(Debug, Clone, clap::Parser)]

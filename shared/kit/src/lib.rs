@@ -8,22 +8,26 @@
 //! - [`db`]: pool, migrations, grants, tenant transactions, DB spans.
 //! - [`auth`]: JWT validation, roles, permissions.
 //! - [`client`]: calls to other services (deadline, token, trace, retries with a budget).
+//! - [`egress`]: outbound connections to tenant-configured hosts, safe from SSRF.
 //! - [`resource`]: resource names and the errors that name a resource.
 //! - [`error`]: the error type and its one mapping to `tonic::Status`.
 //! - [`telemetry`]: JSON logs, OTLP span and metric export, trace-context helpers.
 //! - [`metrics`]: RED metrics per RPC and pool gauges (semconv names).
 //! - [`pagination`], [`etag`], [`fieldmask`], [`filter`]: AIP request helpers.
+//! - [`mask`]: personal data masked for callers without `pii` and for logs.
 //! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
 
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod error;
 pub mod etag;
 pub mod fieldmask;
 pub mod filter;
 pub mod idempotency;
+pub mod mask;
 pub mod metrics;
 mod middleware;
 pub mod outbox;

@@ -2,7 +2,7 @@
 //! descriptor set that server reflection and the gateway read.
 //!
 //! # Layout
-//! Modules mirror proto packages: `crm::profiles::v1`, `crm::tickets::v1`, `crm::events::v1`,
+//! Modules mirror proto packages: `crm::profiles::v1`, `crm::tickets::v1`, `crm::campaigns::v1`, `crm::events::v1`,
 //! `crm::common::v1`, `crm::gateway::v1`, and the vendored `google::{api, rpc, r#type}`.
 #![allow(clippy::all, missing_docs)]
 
@@ -27,6 +27,12 @@ pub mod crm {
     pub mod tickets {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/crm.tickets.v1.rs"));
+        }
+    }
+    /// The marketing domain.
+    pub mod campaigns {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/crm.campaigns.v1.rs"));
         }
     }
     /// Views the gateway composes (customer 360).

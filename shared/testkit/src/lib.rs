@@ -16,6 +16,7 @@
 //! - [`otlp`]: a real OTLP/gRPC collector that keeps spans and metrics.
 //! - [`proxy`]: a TCP proxy that can drop every connection.
 //! - [`rest`]: what a REST call through the gateway returned.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps what it receives.
 
 pub mod auth;
 pub mod bench;
@@ -25,6 +26,7 @@ pub mod otlp;
 pub mod process;
 pub mod proxy;
 pub mod rest;
+pub mod smtp;
 
 /// Installs a log subscriber once: to stdout when `TEST_LOG` is set, else to a sink.
 pub fn init_test_logs() {

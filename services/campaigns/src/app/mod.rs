@@ -1,0 +1,71 @@
+//! Use cases of the campaigns service. Each public method runs in one tenant
+//! transaction and carries out what `domain/` decides through `store/`,
+//! writing the outbox event of every change in the same transaction. No
+//! network call happens while a transaction is open: handlers read profiles
+//! before, and the delivery job sends between its claim and its record.
+//!
+//! # Layout
+//! - [`templates`]: create (with request-id replay), update, delete, reads.
+//! - [`providers`]: the tenant's providers and their sealed credentials.
+//! - [`notices`]: accepting a notice into the ledger (render, policy, queue).
+//! - [`delivery`]: the ledger's worker steps — claim due messages, record
+//!   each attempt's outcome — and the sent log's reads.
+
+pub mod delivery;
+pub mod notices;
+pub mod providers;
+pub mod templates;
+
+use std::time::Duration;
+
+use crm_kit::{
+    Error,
+    db::{TenantTx, begin_tenant},
+    outbox,
+};
+use prost::{Message, Name};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{channels::Senders, domain::delivery::RetryPolicy};
+
+/// The marketing domain over one database.
+#[derive(Clone)]
+pub struct App {
+    pool: PgPool,
+    senders: Senders,
+    retry: RetryPolicy,
+    lease: Duration,
+}
+
+impl App {
+    /// Use cases over `pool`, sending through `senders`; a claimed message is
+    /// reserved for `lease`, a failed one retried by `retry`.
+    pub fn new(pool: PgPool, senders: Senders, retry: RetryPolicy, lease: Duration) -> Self {
+        Self { pool, senders, retry, lease }
+    }
+
+    /// The pool (the delivery job's cross-tenant scan).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The senders.
+    pub fn senders(&self) -> &Senders {
+        &self.senders
+    }
+
+    /// How long a claim is reserved.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    async fn begin(&self, tenant: Uuid) -> Result<TenantTx, Error> {
+        begin_tenant(&self.pool, tenant).await
+    }
+}
+
+/// Writes `event` about `subject` to the outbox of `tx`.
+async fn emit<M: Message + Name>(tx: &mut TenantTx, tenant: Uuid, subject: &str, event: &M) -> Result<(), Error> {
+    outbox::append(tx, tenant, subject, event).await
+}

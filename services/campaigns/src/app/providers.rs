@@ -1,0 +1,116 @@
+//! Providers: the tenant's delivery settings per channel, with credentials
+//! sealed before they reach the database; each change with its event
+//! (credentials never in it).
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    idempotency::{self, IdempotencyKey},
+};
+use crm_proto::crm::campaigns::v1 as pb;
+use prost::Message;
+use uuid::Uuid;
+
+use super::{App, emit};
+use crate::{
+    domain::channel::Channel,
+    resources::PROVIDER,
+    store::providers::{self as store, PROVIDERS, ProviderFields, ProviderRow, ProviderSettings},
+    wire::{channel_to, provider_to},
+};
+
+/// A provider as a request describes it; `password` in clear until sealed here.
+#[derive(Debug, Clone)]
+pub struct ProviderDraft {
+    pub display_name: String,
+    pub channel: Channel,
+    pub max_per_second: i32,
+    pub settings: ProviderSettings,
+    /// New secret; `None` keeps the stored one (on update) or stores none.
+    pub password: Option<String>,
+}
+
+impl App {
+    fn fields(&self, tenant: Uuid, id: Uuid, draft: ProviderDraft, stored: Option<Vec<u8>>) -> ProviderFields {
+        let credentials = match draft.password {
+            Some(secret) => Some(self.senders.cipher().seal(tenant, id, &secret)),
+            None => stored,
+        };
+        ProviderFields {
+            display_name: draft.display_name,
+            channel: draft.channel,
+            max_per_second: draft.max_per_second,
+            settings: draft.settings,
+            credentials,
+        }
+    }
+
+    /// Stores a new provider (ALREADY_EXISTS when the channel has one) and writes `ProviderChanged`.
+    pub async fn create_provider<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        draft: ProviderDraft,
+        request: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&ProviderRow) -> R,
+    ) -> Result<R, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
+            tx.commit().await?;
+            return Ok(replay);
+        }
+        let id = Uuid::now_v7();
+        let row = store::insert(&mut tx, tenant, id, &self.fields(tenant, id, draft, None), now).await?;
+        emit(&mut tx, tenant, &PROVIDER.name(id), &pb::ProviderChanged { provider: Some(provider_to(&row)), deleted: false }).await?;
+        let response = respond(&row);
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
+        tx.commit().await?;
+        tracing::info!(provider = %id, channel = %row.channel, "provider configured");
+        Ok(response)
+    }
+
+    /// Replaces provider `id` with what `edit` makes of the stored one (after the etag check).
+    pub async fn update_provider(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        etag: &str,
+        edit: impl FnOnce(&ProviderRow) -> Result<ProviderDraft, Error>,
+        now: DateTime<Utc>,
+    ) -> Result<ProviderRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before: ProviderRow = PROVIDERS.lock_for_change(&mut tx, tenant, id, &PROVIDER, etag, "provider.etag").await?;
+        let draft = edit(&before)?;
+        let row = store::update(&mut tx, tenant, id, &self.fields(tenant, id, draft, before.credentials.clone()), now).await?;
+        emit(&mut tx, tenant, &PROVIDER.name(id), &pb::ProviderChanged { provider: Some(provider_to(&row)), deleted: false }).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Deletes provider `id` (etag checked when given) and writes `ProviderChanged` with `deleted`.
+    pub async fn delete_provider(&self, tenant: Uuid, id: Uuid, etag: &str) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before: ProviderRow = PROVIDERS.lock_for_change(&mut tx, tenant, id, &PROVIDER, etag, "etag").await?;
+        store::delete(&mut tx, tenant, id).await?;
+        let gone = pb::Provider { name: PROVIDER.name(id), channel: channel_to(before.channel) as i32, ..Default::default() };
+        emit(&mut tx, tenant, &PROVIDER.name(id), &pb::ProviderChanged { provider: Some(gone), deleted: true }).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Provider `id`, or NOT_FOUND.
+    pub async fn provider(&self, tenant: Uuid, id: Uuid) -> Result<ProviderRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let row = PROVIDERS.find(&mut tx, tenant, id, false).await?.ok_or_else(|| PROVIDER.not_found(id))?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// A page of providers by (display name, id), after `after`.
+    pub async fn providers(&self, tenant: Uuid, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<ProviderRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = PROVIDERS.page_by_display_name(&mut tx, tenant, after, limit).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}

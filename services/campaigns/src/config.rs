@@ -1,0 +1,47 @@
+//! Settings of the campaigns service: its own plus the kit's shared ones.
+
+use std::net::SocketAddr;
+
+use crm_kit::config::{KitConfig, Secret};
+
+/// Command-line flags and `CRM_*` environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "crm-campaigns", about = "The CRM campaigns service: templates, notices and their delivery over gRPC.")]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CRM_LISTEN_ADDR", default_value = "127.0.0.1:50053")]
+    pub listen_addr: SocketAddr,
+    /// gRPC URL of the profiles service (customer records, contact details and consent).
+    #[arg(long, env = "CRM_PROFILES_URL", default_value = "http://127.0.0.1:50051")]
+    pub profiles_url: String,
+    /// Deadline of a call to profiles.
+    #[arg(long, env = "CRM_PROFILES_TIMEOUT_MS", default_value_t = 2000)]
+    pub profiles_timeout_ms: u64,
+    /// Key that encrypts provider credentials at rest (any length; hashed to
+    /// an AES-256 key). Unset: derived from CRM_JWT_SECRET.
+    #[arg(long, env = "CRM_CREDENTIALS_KEY", hide_env_values = true)]
+    pub credentials_key: Option<Secret>,
+    /// Allow providers on loopback, private and link-local addresses (local
+    /// development and tests); off in production, against SSRF.
+    #[arg(long, env = "CRM_OUTBOUND_ALLOW_PRIVATE", default_value_t = false)]
+    pub outbound_allow_private: bool,
+    /// Messages one replica sends at the same time.
+    #[arg(long, env = "CRM_DELIVERY_CONCURRENCY", default_value_t = 32)]
+    pub delivery_concurrency: usize,
+    /// How long a claimed message is reserved for the replica that claimed it;
+    /// after that another replica reconciles it.
+    #[arg(long, env = "CRM_DELIVERY_LEASE_MS", default_value_t = 60_000)]
+    pub delivery_lease_ms: u64,
+    /// How often the delivery worker looks for due messages when nothing woke it.
+    #[arg(long, env = "CRM_DELIVERY_POLL_MS", default_value_t = 1000)]
+    pub delivery_poll_ms: u64,
+    /// Attempts before a temporarily failing message is recorded as FAILED.
+    #[arg(long, env = "CRM_DELIVERY_MAX_ATTEMPTS", default_value_t = 5)]
+    pub delivery_max_attempts: i32,
+    /// Delay before the first retry; doubled per attempt (with jitter), at most 10 minutes.
+    #[arg(long, env = "CRM_DELIVERY_RETRY_BASE_MS", default_value_t = 5000)]
+    pub delivery_retry_base_ms: u64,
+    /// Shared settings.
+    #[command(flatten)]
+    pub kit: KitConfig,
+}

@@ -1,0 +1,10 @@
+//! Pure marketing-domain logic, no I/O: channels and purposes, the customer
+//! as a recipient, templates (checking and sandboxed rendering), SMS length,
+//! the contact policy, the delivery lifecycle and retry timing.
+
+pub mod channel;
+pub mod customer;
+pub mod delivery;
+pub mod policy;
+pub mod sms;
+pub mod template;

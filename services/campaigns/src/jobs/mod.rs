@@ -1,0 +1,3 @@
+//! Background work of the campaigns service.
+
+pub mod delivery;

@@ -1,0 +1,41 @@
+//! What callers of the campaigns service may do, and which roles grant it
+//! (`admin` holds everything; see `crm_kit::auth::Permission`). The customer
+//! role holds nothing here.
+
+use crm_kit::auth::{Permission, Role};
+
+/// Read templates and render previews.
+pub const TEMPLATES_READ: Permission =
+    Permission::new("templates.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
+/// Create, change and delete templates.
+pub const TEMPLATES_WRITE: Permission = Permission::new("templates.write", &[Role::Marketer]);
+/// Configure the tenant's delivery providers and their credentials.
+pub const PROVIDERS_CONFIGURE: Permission = Permission::new("providers.configure", &[]);
+/// Send transactional notices.
+pub const NOTICES_SEND: Permission = Permission::new("notices.send", &[Role::Service, Role::Agent]);
+/// Read the sent log.
+pub const DELIVERIES_READ: Permission =
+    Permission::new("deliveries.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
+/// See recipients' addresses and rendered messages unmasked, and filter by address.
+pub const PII: Permission = Permission::new("pii", &[Role::Service, Role::Marketer, Role::Agent]);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crm_kit::auth::held_by;
+
+    use super::*;
+
+    const ALL: [Permission; 6] = [TEMPLATES_READ, TEMPLATES_WRITE, PROVIDERS_CONFIGURE, NOTICES_SEND, DELIVERIES_READ, PII];
+
+    #[test]
+    fn each_role_holds_exactly_its_permissions() {
+        assert_eq!(held_by(Role::Admin, &ALL).len(), ALL.len());
+        assert_eq!(held_by(Role::Marketer, &ALL), BTreeSet::from(["templates.read", "templates.write", "deliveries.read", "pii"]));
+        assert_eq!(held_by(Role::Agent, &ALL), BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "pii"]));
+        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["templates.read", "deliveries.read"]));
+        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["templates.read", "deliveries.read"]));
+        assert!(held_by(Role::Customer, &ALL).is_empty(), "a customer holds nothing here");
+    }
+}

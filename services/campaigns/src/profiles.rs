@@ -1,0 +1,138 @@
+//! The profiles service as seen from campaigns: a customer's record,
+//! contact details and consent, read through profiles' API (campaigns never
+//! reads profiles' tables). Made through the kit's outbound client (one
+//! shared channel, the caller's deadline, token and trace context, retries of
+//! this read when profiles is briefly unavailable).
+
+use std::time::Duration;
+
+use crm_kit::{
+    Error,
+    client::{Caller, Peer, Retry},
+};
+use crm_proto::crm::profiles::v1::{self as pb, customer_service_client::CustomerServiceClient};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::domain::customer::{Consent, ConsentState, Customer, TemplateFields};
+
+/// Client of `crm.profiles.v1.CustomerService`.
+#[derive(Clone)]
+pub struct ProfilesClient {
+    peer: Peer,
+}
+
+impl ProfilesClient {
+    /// A lazily connecting client of the profiles service at `url`; no call takes longer than `timeout`.
+    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self { peer: Peer::connect_lazy("crm.profiles.v1.CustomerService", url, timeout)? })
+    }
+
+    /// Customer `id` as the caller sees it. Its absence is the caller's
+    /// mistake (INVALID_ARGUMENT on `field`); profiles being down or slow is
+    /// UNAVAILABLE with RetryInfo.
+    pub async fn customer(&self, caller: &Caller, id: Uuid, field: &str) -> Result<Customer, Error> {
+        let request = pb::GetCustomerRequest { name: format!("customers/{id}") };
+        let result = self
+            .peer
+            .call("GetCustomer", caller, Retry::Idempotent, request, |channel, request| async move {
+                CustomerServiceClient::new(channel).get_customer(request).await
+            })
+            .await;
+        match result {
+            Ok(response) => Ok(customer_of(id, response.customer.unwrap_or_default())),
+            Err(status) => Err(match status.code() {
+                Code::NotFound | Code::InvalidArgument => {
+                    Error::invalid(field, "UNKNOWN_CUSTOMER", format!("customers/{id} is not a customer of this tenant"))
+                }
+                Code::PermissionDenied => Error::PermissionDenied { permission: "customers.read".to_owned() },
+                Code::Unauthenticated => Error::Unauthenticated { reason: "INVALID_TOKEN", message: status.message().to_owned() },
+                _ => {
+                    tracing::warn!(code = ?status.code(), "profiles did not answer a customer read");
+                    Error::Unavailable {
+                        reason: "PROFILES_UNAVAILABLE",
+                        message: "the customer could not be read because the profiles service is unavailable; retry later".to_owned(),
+                        retry_after: Duration::from_secs(1),
+                    }
+                }
+            }),
+        }
+    }
+}
+
+/// The primary entry of a contact list, else the first.
+fn primary<'a, T>(items: &'a [T], is_primary: impl Fn(&T) -> bool, value: impl Fn(&'a T) -> &'a str) -> Option<String> {
+    items.iter().find(|i| is_primary(i)).or_else(|| items.first()).map(|i| value(i).to_owned())
+}
+
+fn consent_state(c: Option<&pb::ChannelConsent>) -> ConsentState {
+    match c.map(|c| pb::ConsentState::try_from(c.state)) {
+        Some(Ok(pb::ConsentState::OptedIn)) => ConsentState::OptedIn,
+        Some(Ok(pb::ConsentState::OptedOut)) => ConsentState::OptedOut,
+        _ => ConsentState::Unknown,
+    }
+}
+
+/// The record as campaigns uses it. Profiles masks addresses for callers
+/// without `pii`; a masked address is no address to send to.
+fn customer_of(id: Uuid, c: pb::Customer) -> Customer {
+    let email = primary(&c.emails, |e| e.primary, |e| e.address.as_str()).filter(|e| !e.contains('*'));
+    let phone = primary(&c.phones, |p| p.primary, |p| p.number.as_str()).filter(|p| !p.contains('*'));
+    let consent = c.consent.as_ref();
+    let birthday = c.birthday.as_ref().map_or_else(String::new, |d| match (d.year, d.month, d.day) {
+        (0, 0, _) | (_, 0, _) => String::new(),
+        (0, m, d) => format!("{m:02}-{d:02}"),
+        (y, m, d) => format!("{y:04}-{m:02}-{d:02}"),
+    });
+    let category = crm_kit::protoenum::short_name(
+        c.category,
+        |n| pb::CustomerCategory::try_from(n).ok().map(|e| e.as_str_name()),
+        "CUSTOMER_CATEGORY_",
+    )
+    .unwrap_or_default();
+    let attributes = c.attributes.as_ref().map_or(serde_json::Value::Object(Default::default()), struct_to_json);
+    Customer {
+        id,
+        deleted: c.delete_time.is_some(),
+        email: email.clone(),
+        phone: phone.clone(),
+        consent: Consent {
+            email: consent_state(consent.and_then(|c| c.email.as_ref())),
+            sms: consent_state(consent.and_then(|c| c.sms.as_ref())),
+            push: consent_state(consent.and_then(|c| c.push.as_ref())),
+            do_not_contact: consent.is_some_and(|c| c.do_not_contact),
+        },
+        fields: TemplateFields {
+            display_name: c.display_name,
+            given_name: c.given_name,
+            family_name: c.family_name,
+            company: c.company,
+            job_title: c.job_title,
+            industry: c.industry,
+            locale: c.locale,
+            time_zone: c.time_zone,
+            category,
+            tags: c.tags,
+            birthday,
+            email: email.unwrap_or_default(),
+            phone: phone.unwrap_or_default(),
+            attributes,
+        },
+    }
+}
+
+fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
+    serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
+}
+
+fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &v.kind {
+        Some(Kind::BoolValue(b)) => (*b).into(),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Some(Kind::StringValue(s)) => s.clone().into(),
+        Some(Kind::StructValue(s)) => struct_to_json(s),
+        Some(Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(value_to_json).collect()),
+        Some(Kind::NullValue(_)) | None => serde_json::Value::Null,
+    }
+}

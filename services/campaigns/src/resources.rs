@@ -1,0 +1,13 @@
+//! The resource types of this service (names `{collection}/{uuid}` and the
+//! type in error details), in one place for handlers, use cases and conversions.
+
+use crm_kit::resource::ResourceType;
+
+/// `templates/{id}`.
+pub const TEMPLATE: ResourceType = ResourceType::new("campaigns.crm/Template", "templates");
+/// `providers/{id}`.
+pub const PROVIDER: ResourceType = ResourceType::new("campaigns.crm/Provider", "providers");
+/// `deliveries/{id}`.
+pub const DELIVERY: ResourceType = ResourceType::new("campaigns.crm/Delivery", "deliveries");
+/// `customers/{id}`, owned by profiles.
+pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");

@@ -1,0 +1,62 @@
+//! Builds the campaigns service: the kit's runtime plus TemplateService,
+//! ProviderService and DeliveryService, the profiles client, the delivery
+//! job and the event stream.
+
+use std::time::Duration;
+
+use crm_kit::server::{Kit, Server, ServiceSpec};
+use crm_proto::crm::campaigns::v1::{
+    delivery_service_server::DeliveryServiceServer, provider_service_server::ProviderServiceServer,
+    template_service_server::TemplateServiceServer,
+};
+use sqlx::migrate::Migrator;
+
+use crate::{
+    api::{DeliveryApi, ProviderApi, TemplateApi},
+    app::App,
+    channels::Senders,
+    config::Config,
+    credentials::CredentialCipher,
+    domain::delivery::RetryPolicy,
+    jobs,
+    profiles::ProfilesClient,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What the kit needs to know about this service.
+pub static SPEC: ServiceSpec = ServiceSpec { name: "campaigns", error_domain: "campaigns.crm", migrator: &MIGRATOR, token_methods: &[] };
+
+/// The wiring of the campaigns service: [`Application::build`] returns the
+/// kit's bound [`Server`], which tells its `port()` and serves with `run_until_stopped`.
+pub struct Application;
+
+impl Application {
+    /// Connects, migrates and binds, and starts the delivery job; the server
+    /// starts with [`Server::run_until_stopped`].
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
+        let profiles = ProfilesClient::new(&config.profiles_url, Duration::from_millis(config.profiles_timeout_ms))?;
+        let kit = Kit::connect(&SPEC, config.kit).await?;
+        let cipher = match &config.credentials_key {
+            Some(key) => CredentialCipher::new(key.expose().as_bytes()),
+            None => CredentialCipher::new(&crm_kit::server::derived_key(&kit.config, b"crm provider credentials")),
+        };
+        let retry = RetryPolicy {
+            max_attempts: config.delivery_max_attempts.max(1),
+            base: Duration::from_millis(config.delivery_retry_base_ms),
+            max_delay: Duration::from_secs(600),
+        };
+        let senders = Senders::new(cipher, config.outbound_allow_private);
+        let app = App::new(kit.pool.clone(), senders, retry, Duration::from_millis(config.delivery_lease_ms));
+        let services = crm_kit::register_services!(
+            kit,
+            TemplateServiceServer::new(TemplateApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
+            ProviderServiceServer::new(ProviderApi::new(app.clone(), kit.page_tokens.clone())),
+            DeliveryServiceServer::new(DeliveryApi::new(app.clone(), kit.page_tokens.clone(), profiles)),
+        );
+        let settings =
+            jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };
+        jobs::delivery::spawn(app, settings, kit.shutdown_receiver());
+        kit.serve(services, config.listen_addr).await
+    }
+}

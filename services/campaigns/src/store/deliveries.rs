@@ -1,0 +1,176 @@
+//! The `deliveries` table: the ledger and the sent log.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{Table, TenantTx, db_span},
+    filter::CheckedFilter,
+};
+use sqlx::{FromRow, Postgres, QueryBuilder, types::Json};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::{
+    channel::{Channel, Purpose},
+    delivery::Status,
+};
+
+/// A stored delivery.
+#[derive(Debug, Clone, FromRow)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub campaign_id: Option<Uuid>,
+    pub request_id: String,
+    pub template_id: Uuid,
+    pub customer_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub channel: Channel,
+    #[sqlx(try_from = "String")]
+    pub purpose: Purpose,
+    pub recipient: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    pub skip_reason: String,
+    pub locale: String,
+    pub subject: String,
+    pub body: String,
+    pub html_body: String,
+    pub data: Json<BTreeMap<String, String>>,
+    pub attempts: i32,
+    pub provider_id: Option<Uuid>,
+    pub provider_message_id: String,
+    pub error: String,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub send_time: Option<DateTime<Utc>>,
+    pub next_attempt_time: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale,
+    subject, body, html_body, data, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time";
+
+/// The deliveries table for find by id.
+pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };
+
+/// Inserts `row` as given (QUEUED rows also need their queue entry: [`super::queue::enqueue`]).
+pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &DeliveryRow) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO deliveries (tenant_id, id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status,
+         skip_reason, locale, subject, body, html_body, data, create_time, update_time, next_attempt_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19)",
+    )
+    .bind(tenant)
+    .bind(row.id)
+    .bind(&row.kind)
+    .bind(row.campaign_id)
+    .bind(&row.request_id)
+    .bind(row.template_id)
+    .bind(row.customer_id)
+    .bind(row.channel.as_str())
+    .bind(row.purpose.as_str())
+    .bind(&row.recipient)
+    .bind(row.status.as_str())
+    .bind(&row.skip_reason)
+    .bind(&row.locale)
+    .bind(&row.subject)
+    .bind(&row.body)
+    .bind(&row.html_body)
+    .bind(&row.data)
+    .bind(row.create_time)
+    .bind(row.next_attempt_time)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "deliveries"))
+    .await?;
+    Ok(())
+}
+
+/// The deliveries `ids`, locked for recording an attempt.
+pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<DeliveryRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "deliveries")).await?)
+}
+
+/// Marks `ids` SUBMITTING through `provider`, counting an attempt each.
+pub async fn mark_submitting(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    ids: &[Uuid],
+    provider: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'SUBMITTING', attempts = attempts + 1, provider_id = $3, update_time = $4, next_attempt_time = NULL
+         WHERE tenant_id = $1 AND id = ANY($2)",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .bind(provider)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "deliveries"))
+    .await?;
+    Ok(())
+}
+
+/// What an attempt left a delivery as.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord<'a> {
+    pub status: Status,
+    pub provider_message_id: &'a str,
+    pub error: &'a str,
+    pub send_time: Option<DateTime<Utc>>,
+    pub next_attempt_time: Option<DateTime<Utc>>,
+}
+
+/// Records the outcome of an attempt on delivery `id` and returns the row.
+pub async fn record_attempt(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    r: &AttemptRecord<'_>,
+    now: DateTime<Utc>,
+) -> Result<DeliveryRow, Error> {
+    let sql = format!(
+        "UPDATE deliveries SET status = $3, provider_message_id = CASE WHEN $4 = '' THEN provider_message_id ELSE $4 END, error = $5,
+         send_time = coalesce($6, send_time), next_attempt_time = $7, update_time = $8 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(r.status.as_str())
+        .bind(r.provider_message_id)
+        .bind(r.error)
+        .bind(r.send_time)
+        .bind(r.next_attempt_time)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "deliveries"))
+        .await?)
+}
+
+/// The notice with `request_id`, if one was sent.
+pub async fn find_notice(tx: &mut TenantTx, tenant: Uuid, request_id: &str) -> Result<Option<DeliveryRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND kind = 'NOTICE' AND request_id = $2");
+    Ok(sqlx::query_as(&sql).bind(tenant).bind(request_id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "deliveries")).await?)
+}
+
+/// A page of the sent log, newest first, before delivery `before`.
+pub async fn list(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    filter: &CheckedFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, Error> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM deliveries d WHERE d.tenant_id = "));
+    qb.push_bind(tenant);
+    filter.push_and(&mut qb);
+    if let Some(before) = before {
+        qb.push(" AND d.id < ").push_bind(before);
+    }
+    qb.push(" ORDER BY d.id DESC LIMIT ").push_bind(limit);
+    Ok(qb.build_query_as().fetch_all(&mut **tx).instrument(db_span("SELECT", "deliveries")).await?)
+}

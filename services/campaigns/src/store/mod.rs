@@ -1,0 +1,9 @@
+//! SQL for the campaigns service, and nothing else. Every function runs in a
+//! tenant-scoped transaction (RLS) and also names the tenant explicitly, so
+//! the planner uses the `(tenant_id, ...)` indexes — except the queue scan,
+//! which reads ids and instants across tenants under its own policy.
+
+pub mod deliveries;
+pub mod providers;
+pub mod queue;
+pub mod templates;

@@ -1,0 +1,307 @@
+//! proto ⇄ domain conversions: requests into validated domain values, rows
+//! and domain values into responses and event payloads. Conversions take
+//! what they need (`pii`), never read the clock or the database.
+
+use crm_kit::{Error, FieldViolation, etag, time::to_timestamp};
+use crm_proto::crm::campaigns::v1 as pb;
+
+use crate::{
+    domain::{
+        channel::{Channel, Purpose},
+        delivery::Status,
+        policy::SkipReason,
+        sms,
+        template::{Content, Problem, Rendered, TemplateDraft},
+    },
+    resources::{CUSTOMER, DELIVERY, PROVIDER, TEMPLATE},
+    store::{
+        deliveries::DeliveryRow,
+        providers::{ProviderRow, ProviderSettings, SmtpSettings},
+        templates::TemplateRow,
+    },
+};
+
+/// The channel of a request, or INVALID_ARGUMENT on `field`.
+pub fn channel_from(value: i32, field: &str) -> Result<Channel, Error> {
+    match pb::Channel::try_from(value) {
+        Ok(pb::Channel::Email) => Ok(Channel::Email),
+        Ok(pb::Channel::Sms) => Ok(Channel::Sms),
+        Ok(pb::Channel::Push) => Ok(Channel::Push),
+        _ => Err(Error::invalid(field, "INVALID_CHANNEL", "one of CHANNEL_EMAIL, CHANNEL_SMS, CHANNEL_PUSH")),
+    }
+}
+
+/// The proto value of `channel`.
+pub fn channel_to(channel: Channel) -> pb::Channel {
+    match channel {
+        Channel::Email => pb::Channel::Email,
+        Channel::Sms => pb::Channel::Sms,
+        Channel::Push => pb::Channel::Push,
+    }
+}
+
+fn purpose_from(value: i32, field: &str) -> Result<Purpose, Error> {
+    match pb::Purpose::try_from(value) {
+        Ok(pb::Purpose::Marketing) => Ok(Purpose::Marketing),
+        Ok(pb::Purpose::Transactional) => Ok(Purpose::Transactional),
+        _ => Err(Error::invalid(field, "INVALID_PURPOSE", "one of PURPOSE_MARKETING, PURPOSE_TRANSACTIONAL")),
+    }
+}
+
+fn purpose_to(purpose: Purpose) -> pb::Purpose {
+    match purpose {
+        Purpose::Marketing => pb::Purpose::Marketing,
+        Purpose::Transactional => pb::Purpose::Transactional,
+    }
+}
+
+/// A template request as a draft; `channel` is the stored one on update.
+/// Field checks beyond the enums happen in `domain::template::check`.
+pub fn template_draft(t: &pb::Template, channel: Option<Channel>) -> Result<TemplateDraft, Error> {
+    let channel = match channel {
+        Some(c) => c,
+        None => channel_from(t.channel, "template.channel")?,
+    };
+    Ok(TemplateDraft {
+        display_name: t.display_name.trim().to_owned(),
+        channel,
+        purpose: purpose_from(t.purpose, "template.purpose")?,
+        contents: t
+            .contents
+            .iter()
+            .map(|c| Content {
+                locale: c.locale.trim().to_owned(),
+                subject: c.subject.clone(),
+                body: c.body.clone(),
+                html_body: c.html_body.clone(),
+                data: c.data.clone(),
+            })
+            .collect(),
+        default_locale: t.default_locale.trim().to_owned(),
+        locked_variables: t.locked_variables.iter().map(|v| v.trim().to_owned()).collect(),
+    })
+}
+
+/// A stored template as the API shows it.
+pub fn template_to(row: &TemplateRow) -> pb::Template {
+    pb::Template {
+        name: TEMPLATE.name(row.id),
+        display_name: row.display_name.clone(),
+        channel: channel_to(row.channel) as i32,
+        purpose: purpose_to(row.purpose) as i32,
+        contents: row
+            .contents
+            .0
+            .iter()
+            .map(|c| pb::TemplateContent {
+                locale: c.locale.clone(),
+                subject: c.subject.clone(),
+                body: c.body.clone(),
+                html_body: c.html_body.clone(),
+                data: c.data.clone(),
+            })
+            .collect(),
+        default_locale: row.default_locale.clone(),
+        locked_variables: row.locked_variables.clone(),
+        variables: row.variables.clone(),
+        create_time: Some(to_timestamp(row.create_time)),
+        update_time: Some(to_timestamp(row.update_time)),
+        etag: etag::of_revision(row.revision),
+    }
+}
+
+/// A preview as the API shows it.
+pub fn preview_to(channel: Channel, rendered: Rendered, problems: Vec<Problem>) -> pb::RenderPreviewResponse {
+    let sms = (channel == Channel::Sms).then(|| {
+        let length = sms::measure(&rendered.body);
+        pb::SmsLength {
+            encoding: match length.encoding {
+                sms::Encoding::Gsm7 => pb::SmsEncoding::Gsm7,
+                sms::Encoding::Ucs2 => pb::SmsEncoding::Ucs2,
+            } as i32,
+            units: i32::try_from(length.units).unwrap_or(i32::MAX),
+            segments: i32::try_from(length.segments).unwrap_or(i32::MAX),
+        }
+    });
+    pb::RenderPreviewResponse {
+        locale: rendered.locale,
+        subject: rendered.subject,
+        body: rendered.body,
+        html_body: rendered.html_body,
+        data: rendered.data,
+        sms,
+        problems: problems
+            .into_iter()
+            .map(|p| pb::RenderProblem { field: p.field, reason: p.reason.to_owned(), description: p.description })
+            .collect(),
+    }
+}
+
+/// Render problems that stop a send, as INVALID_ARGUMENT violations.
+pub fn problems_to_violations(problems: Vec<Problem>) -> Error {
+    Error::InvalidArgument { violations: problems.into_iter().map(|p| FieldViolation::new(p.field, p.reason, p.description)).collect() }
+}
+
+/// A stored provider as the API shows it: credentials never, only whether some are stored.
+pub fn provider_to(row: &ProviderRow) -> pb::Provider {
+    let settings = match &row.settings.0 {
+        ProviderSettings::Smtp(s) => pb::provider::Settings::Smtp(pb::SmtpSettings {
+            host: s.host.clone(),
+            port: i32::from(s.port),
+            security: match s.security.as_str() {
+                "TLS" => pb::SmtpSecurity::Tls,
+                "STARTTLS" => pb::SmtpSecurity::Starttls,
+                _ => pb::SmtpSecurity::None,
+            } as i32,
+            username: s.username.clone(),
+            password: String::new(),
+            password_set: row.credentials.is_some(),
+            from_address: s.from_address.clone(),
+            from_name: s.from_name.clone(),
+        }),
+    };
+    pb::Provider {
+        name: PROVIDER.name(row.id),
+        display_name: row.display_name.clone(),
+        channel: channel_to(row.channel) as i32,
+        max_per_second: row.max_per_second,
+        settings: Some(settings),
+        create_time: Some(to_timestamp(row.create_time)),
+        update_time: Some(to_timestamp(row.update_time)),
+        etag: etag::of_revision(row.revision),
+    }
+}
+
+/// A provider request's settings, validated, with its password (if any).
+pub fn smtp_settings(s: &pb::SmtpSettings, field: &str) -> Result<(SmtpSettings, Option<String>), Error> {
+    let mut v = Vec::new();
+    let host = s.host.trim().to_owned();
+    if host.is_empty() || host.len() > 253 || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+        v.push(FieldViolation::new(format!("{field}.host"), "INVALID_HOST", "a host name or IP address"));
+    }
+    let security = match pb::SmtpSecurity::try_from(s.security) {
+        Ok(pb::SmtpSecurity::Tls) => "TLS",
+        Ok(pb::SmtpSecurity::Starttls) => "STARTTLS",
+        Ok(pb::SmtpSecurity::None) => "NONE",
+        _ => {
+            v.push(FieldViolation::new(format!("{field}.security"), "INVALID_SECURITY", "one of TLS, STARTTLS, NONE"));
+            "NONE"
+        }
+    };
+    let port = match s.port {
+        0 => crate::channels::email::default_port(security),
+        p => u16::try_from(p).unwrap_or_else(|_| {
+            v.push(FieldViolation::new(format!("{field}.port"), "INVALID_PORT", "1-65535"));
+            0
+        }),
+    };
+    if s.from_address.trim().parse::<lettre::Address>().is_err() {
+        v.push(FieldViolation::new(format!("{field}.from_address"), "INVALID_EMAIL", "a valid email address"));
+    }
+    if s.from_name.chars().count() > 200 || s.username.chars().count() > 320 || s.password.len() > 1024 {
+        v.push(FieldViolation::new(field.to_owned(), "TOO_LONG", "from_name at most 200, username 320, password 1024 characters"));
+    }
+    if !v.is_empty() {
+        return Err(Error::InvalidArgument { violations: v });
+    }
+    let settings = SmtpSettings {
+        host,
+        port,
+        security: security.to_owned(),
+        username: s.username.trim().to_owned(),
+        from_address: s.from_address.trim().to_owned(),
+        from_name: s.from_name.trim().to_owned(),
+    };
+    Ok((settings, (!s.password.is_empty()).then(|| s.password.clone())))
+}
+
+fn status_to(status: Status) -> pb::DeliveryStatus {
+    match status {
+        Status::Queued => pb::DeliveryStatus::Queued,
+        Status::Submitting => pb::DeliveryStatus::Submitting,
+        Status::Sent => pb::DeliveryStatus::Sent,
+        Status::Failed => pb::DeliveryStatus::Failed,
+        Status::Skipped => pb::DeliveryStatus::Skipped,
+    }
+}
+
+/// The proto number of a stored status (for event payloads built before a change).
+pub fn status_number(status: Status) -> i32 {
+    status_to(status) as i32
+}
+
+fn skip_reason_to(stored: &str) -> pb::SkipReason {
+    [SkipReason::NoAddress, SkipReason::NoConsent, SkipReason::DoNotContact, SkipReason::CustomerDeleted]
+        .into_iter()
+        .find(|r| r.as_str() == stored)
+        .map_or(pb::SkipReason::Unspecified, |r| match r {
+            SkipReason::NoAddress => pb::SkipReason::NoAddress,
+            SkipReason::NoConsent => pb::SkipReason::NoConsent,
+            SkipReason::DoNotContact => pb::SkipReason::DoNotContact,
+            SkipReason::CustomerDeleted => pb::SkipReason::CustomerDeleted,
+        })
+}
+
+/// How much of a delivery a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Everything, unmasked (the `pii` permission).
+    Full,
+    /// Address and rendered text masked.
+    Masked,
+    /// No rendered content (event payloads).
+    WithoutContent,
+}
+
+/// A delivery as the API (or an event) shows it.
+pub fn delivery_to(row: &DeliveryRow, view: View) -> pb::Delivery {
+    let full = pb::Delivery {
+        name: DELIVERY.name(row.id),
+        kind: match row.kind.as_str() {
+            "NOTICE" => pb::DeliveryKind::Notice,
+            "CAMPAIGN" => pb::DeliveryKind::Campaign,
+            _ => pb::DeliveryKind::Unspecified,
+        } as i32,
+        template: TEMPLATE.name(row.template_id),
+        customer: CUSTOMER.name(row.customer_id),
+        channel: channel_to(row.channel) as i32,
+        purpose: purpose_to(row.purpose) as i32,
+        recipient: row.recipient.clone(),
+        status: status_to(row.status) as i32,
+        skip_reason: skip_reason_to(&row.skip_reason) as i32,
+        locale: row.locale.clone(),
+        subject: row.subject.clone(),
+        body: row.body.clone(),
+        html_body: row.html_body.clone(),
+        attempts: row.attempts,
+        provider: row.provider_id.map(|p| PROVIDER.name(p)).unwrap_or_default(),
+        provider_message_id: row.provider_message_id.clone(),
+        error: row.error.clone(),
+        request_id: row.request_id.clone(),
+        create_time: Some(to_timestamp(row.create_time)),
+        update_time: Some(to_timestamp(row.update_time)),
+        send_time: row.send_time.map(to_timestamp),
+        next_attempt_time: row.next_attempt_time.map(to_timestamp),
+    };
+    match view {
+        View::Full => full,
+        View::Masked => masked(full),
+        View::WithoutContent => pb::Delivery { subject: String::new(), body: String::new(), html_body: String::new(), ..masked(full) },
+    }
+}
+
+/// `d` with its address and rendered text masked (see `crm_kit::mask`).
+pub fn masked(d: pb::Delivery) -> pb::Delivery {
+    let recipient = match pb::Channel::try_from(d.channel) {
+        Ok(pb::Channel::Email) => crm_kit::mask::email(&d.recipient),
+        Ok(pb::Channel::Sms) => crm_kit::mask::phone(&d.recipient),
+        _ => d.recipient.clone(),
+    };
+    pb::Delivery {
+        recipient,
+        subject: crm_kit::mask::text(&d.subject),
+        body: crm_kit::mask::text(&d.body),
+        html_body: crm_kit::mask::text(&d.html_body),
+        ..d
+    }
+}

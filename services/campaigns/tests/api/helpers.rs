@@ -1,0 +1,252 @@
+//! `spawn_app()`: campaigns in-process, a real profiles process and a real
+//! SMTP server (aiosmtpd), each test with fresh databases.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use crm_campaigns::{config::Config, startup::Application};
+use crm_kit::config::KitConfig;
+use crm_proto::crm::{
+    campaigns::v1::{
+        self as pb, delivery_service_client::DeliveryServiceClient, provider_service_client::ProviderServiceClient,
+        template_service_client::TemplateServiceClient,
+    },
+    common::v1::{EmailAddress, PhoneNumber},
+    profiles::v1::{self as profiles, customer_service_client::CustomerServiceClient},
+};
+use crm_testkit::{
+    auth::{jwt_secret, token, with_token},
+    database::{TestDb, fresh_database},
+    init_test_logs,
+    process::{ServiceProcess, binary, spawn_service},
+    smtp::SmtpSink,
+};
+use tokio::sync::oneshot;
+use tonic::{Code, Request, Status, transport::Channel};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+/// Campaigns for one tenant, beside its peers.
+pub struct TestApp {
+    pub tenant: Uuid,
+    pub admin_token: String,
+    pub templates: TemplateServiceClient<Channel>,
+    pub providers: ProviderServiceClient<Channel>,
+    pub deliveries: DeliveryServiceClient<Channel>,
+    pub customers: CustomerServiceClient<Channel>,
+    pub smtp: SmtpSink,
+    pub db: TestDb,
+    _profiles: ServiceProcess,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The settings tests run with: relays on loopback allowed, quick retries.
+pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
+    Config {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        profiles_url: profiles_url.to_owned(),
+        profiles_timeout_ms: 2000,
+        credentials_key: Some("test credentials key".into()),
+        outbound_allow_private: true,
+        delivery_concurrency: 16,
+        delivery_lease_ms: 10_000,
+        delivery_poll_ms: 200,
+        delivery_max_attempts: 3,
+        delivery_retry_base_ms: 50,
+        kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
+    }
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    init_test_logs();
+    let profiles_db = fresh_database("profiles").await.unwrap();
+    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+    let smtp = SmtpSink::start().await;
+    let db = fresh_database("campaigns").await.unwrap();
+    let mut config = test_config(&db, &profiles.url);
+    customise(&mut config);
+    let app = Application::build(config).await.expect("campaigns builds");
+    let port = app.port();
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+    let tenant = Uuid::now_v7();
+    TestApp {
+        tenant,
+        admin_token: token(tenant, &["admin"]),
+        templates: TemplateServiceClient::new(channel.clone()),
+        providers: ProviderServiceClient::new(channel.clone()),
+        deliveries: DeliveryServiceClient::new(channel),
+        customers: CustomerServiceClient::new(profiles.channel.clone()),
+        smtp,
+        db,
+        _profiles: profiles,
+        stop: Some(stop),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A recipient to create in profiles.
+#[derive(Debug, Clone, Default)]
+pub struct Person<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub phone: &'a str,
+    pub locale: &'a str,
+    pub email_opt_in: bool,
+}
+
+impl TestApp {
+    pub fn admin<T>(&self, message: T) -> Request<T> {
+        with_token(message, &self.admin_token)
+    }
+
+    pub fn as_roles<T>(&self, message: T, roles: &[&str]) -> Request<T> {
+        with_token(message, &token(self.tenant, roles))
+    }
+
+    /// Creates a customer in profiles and returns its name.
+    pub async fn customer(&self, p: Person<'_>) -> String {
+        let state = if p.email_opt_in { profiles::ConsentState::OptedIn } else { profiles::ConsentState::Unspecified };
+        let customer = profiles::Customer {
+            display_name: p.name.into(),
+            emails: if p.email.is_empty() {
+                vec![]
+            } else {
+                vec![EmailAddress { address: p.email.into(), label: String::new(), primary: true }]
+            },
+            phones: if p.phone.is_empty() {
+                vec![]
+            } else {
+                vec![PhoneNumber { number: p.phone.into(), label: String::new(), primary: true }]
+            },
+            locale: p.locale.into(),
+            consent: Some(profiles::Consent {
+                email: Some(profiles::ChannelConsent { state: state as i32, update_time: None }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let request = self.admin(profiles::CreateCustomerRequest { customer: Some(customer), request_id: String::new() });
+        self.customers.clone().create_customer(request).await.unwrap().into_inner().customer.unwrap().name
+    }
+
+    /// Configures the tenant's email provider: the test SMTP server.
+    pub async fn email_provider(&self) -> pb::Provider {
+        let provider = pb::Provider {
+            display_name: "Test relay".into(),
+            channel: pb::Channel::Email as i32,
+            settings: Some(pb::provider::Settings::Smtp(pb::SmtpSettings {
+                host: "127.0.0.1".into(),
+                port: i32::from(self.smtp.port),
+                security: pb::SmtpSecurity::None as i32,
+                from_address: "notices@crm.example".into(),
+                from_name: "CRM Notices".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let request = self.admin(pb::CreateProviderRequest { provider: Some(provider), request_id: String::new() });
+        self.providers.clone().create_provider(request).await.unwrap().into_inner().provider.unwrap()
+    }
+
+    /// Creates a template as admin.
+    pub async fn create_template(&self, template: pb::Template) -> Result<pb::Template, Status> {
+        let request = self.admin(pb::CreateTemplateRequest { template: Some(template), request_id: String::new() });
+        Ok(self.templates.clone().create_template(request).await?.into_inner().template.unwrap())
+    }
+
+    /// Sends a notice as an agent.
+    pub async fn send_notice(
+        &self,
+        template: &str,
+        customer: &str,
+        vars: &[(&str, &str)],
+        request_id: &str,
+    ) -> Result<pb::Delivery, Status> {
+        let request = self.as_roles(
+            pb::SendNoticeRequest {
+                template: template.into(),
+                customer: customer.into(),
+                variables: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
+                request_id: request_id.into(),
+            },
+            &["agent"],
+        );
+        Ok(self.deliveries.clone().send_notice(request).await?.into_inner().delivery.unwrap())
+    }
+
+    /// Gets a delivery as admin.
+    pub async fn delivery(&self, name: &str) -> pb::Delivery {
+        let request = self.admin(pb::GetDeliveryRequest { name: name.into() });
+        self.deliveries.clone().get_delivery(request).await.unwrap().into_inner().delivery.unwrap()
+    }
+
+    /// Waits (at most 20 s) until delivery `name` is no longer QUEUED or SUBMITTING.
+    pub async fn settled(&self, name: &str) -> pb::Delivery {
+        for _ in 0..400 {
+            let d = self.delivery(name).await;
+            let status = pb::DeliveryStatus::try_from(d.status).unwrap();
+            if !matches!(status, pb::DeliveryStatus::Queued | pb::DeliveryStatus::Submitting) {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} did not settle within 20 s");
+    }
+
+    /// Lists deliveries with `filter` as `roles`.
+    pub async fn list_deliveries(&self, filter: &str, roles: &[&str]) -> Result<Vec<pb::Delivery>, Status> {
+        let request = self.as_roles(pb::ListDeliveriesRequest { page_size: 0, page_token: String::new(), filter: filter.into() }, roles);
+        Ok(self.deliveries.clone().list_deliveries(request).await?.into_inner().deliveries)
+    }
+}
+
+/// An email template with one content in `locale`.
+pub fn email_template(purpose: pb::Purpose, subject: &str, body: &str, locked: &[&str]) -> pb::Template {
+    pb::Template {
+        display_name: "Notice".into(),
+        channel: pb::Channel::Email as i32,
+        purpose: purpose as i32,
+        contents: vec![pb::TemplateContent {
+            locale: "en".into(),
+            subject: subject.into(),
+            body: body.into(),
+            html_body: String::new(),
+            data: BTreeMap::new(),
+        }],
+        default_locale: "en".into(),
+        locked_variables: locked.iter().map(|v| (*v).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Asserts the code and ErrorInfo reason of a failed call.
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Status {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    let info = status.get_error_details().error_info().cloned().unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"));
+    assert_eq!(info.reason, reason, "{status:?}");
+    status
+}
+
+/// The BadRequest violations of a failed call, as (field, reason) pairs.
+pub fn violations(status: &Status) -> Vec<(String, String)> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| (v.field.clone(), v.reason.clone())).collect())
+        .unwrap_or_default()
+}

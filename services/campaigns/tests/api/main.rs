@@ -1,0 +1,8 @@
+//! Service tests: each spawns the campaigns service on port 0 against a fresh
+//! database, next to a real profiles process and a real SMTP server.
+
+mod helpers;
+mod notices;
+mod providers;
+mod sent_log;
+mod templates;

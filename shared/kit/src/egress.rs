@@ -1,0 +1,120 @@
+//! Outbound connections to addresses that tenants configure (SMTP relays,
+//! SMS and push providers, webhooks), safe from server-side request forgery:
+//! a host is resolved once, every address it resolves to must be public, and
+//! the connection then goes to that checked address — so a name cannot
+//! resolve to a public address when checked and to an internal one when
+//! used (DNS rebinding).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Why an outbound address was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EgressError {
+    /// The host did not resolve.
+    #[error("{host} does not resolve: {reason}")]
+    Unresolvable { host: String, reason: String },
+    /// The host resolves to an address inside a private, loopback,
+    /// link-local or otherwise non-public range.
+    #[error("{host} resolves to the non-public address {address}; outbound connections go to public addresses only")]
+    NotPublic { host: String, address: IpAddr },
+}
+
+/// Resolves `host:port` and returns the address to connect to: the first
+/// one, after checking that every address the host resolves to is public
+/// (unless `allow_private`, for local development and tests).
+pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<SocketAddr, EgressError> {
+    let host_only = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<SocketAddr> = match host_only.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host_only, port))
+            .await
+            .map_err(|e| EgressError::Unresolvable { host: host.to_owned(), reason: e.to_string() })?
+            .collect(),
+    };
+    let first = *addresses.first().ok_or_else(|| EgressError::Unresolvable { host: host.to_owned(), reason: "no addresses".into() })?;
+    if !allow_private && let Some(bad) = addresses.iter().find(|a| !is_public(a.ip())) {
+        return Err(EgressError::NotPublic { host: host.to_owned(), address: bad.ip() });
+    }
+    Ok(first)
+}
+
+/// Whether `ip` is a globally routable unicast address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => public_v4(v4),
+            None => public_v6(v6),
+        },
+    }
+}
+
+fn public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        // 100.64.0.0/10: carrier-grade NAT, often a cluster's pod network.
+        || (a == 100 && (64..128).contains(&b))
+        // 192.0.0.0/24 (IETF protocol assignments), 198.18.0.0/15 (benchmarking), 240.0.0.0/4 (reserved).
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
+        || (a == 198 && (18..20).contains(&b))
+        || a >= 240)
+}
+
+fn public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        // fc00::/7 unique local, fe80::/10 link-local, 2001:db8::/32 documentation.
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8)
+        // 64:ff9b::/96 NAT64 can reach IPv4 inside; ::/96 IPv4-compatible.
+        || (first == 0x64 && ip.segments()[1] == 0xff9b)
+        || ip.segments()[..6].iter().all(|s| *s == 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_ranges_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip} must not count as public");
+        }
+        for ip in ["8.8.8.8", "203.0.114.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loopback_relay_is_refused_unless_allowed() {
+        let refused = resolve("127.0.0.1", 25, false).await.unwrap_err();
+        assert!(matches!(refused, EgressError::NotPublic { .. }), "{refused:?}");
+        assert_eq!(resolve("localhost", 25, true).await.unwrap().port(), 25);
+        assert!(matches!(resolve("localhost", 25, false).await, Err(EgressError::NotPublic { .. })));
+    }
+}
