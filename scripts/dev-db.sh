@@ -16,7 +16,7 @@
 # Environment:
 #   CRM_PG_PORT      TCP port of the cluster (default 55432)
 #   CRM_SERVICES     services to provision (default: those with a database in
-#                    services/suite.tsv, then the planned campaigns: "profiles tickets campaigns")
+#                    services/suite.tsv: "profiles tickets campaigns")
 #   DATABASE_URL / PROFILES_DATABASE_URL
 #                    when given by the user, `up` does nothing: the callers use that
 #                    database. (A PROFILES_DATABASE_URL that came from .data/env, i.e.
@@ -35,10 +35,6 @@ ENV_FILE="$DATA/env"
 PORT="${CRM_PG_PORT:-55432}"
 # shellcheck source-path=SCRIPTDIR source=suite.sh
 source "$ROOT/scripts/suite.sh"
-# campaigns (ARCHITECTURE.md) has no crate and no line in services/suite.tsv
-# yet, but its database is provisioned ahead, so that its crate can start on
-# the dev cluster. Once it has its line this adds nothing (no duplicates).
-PLANNED_SERVICES="campaigns"
 # Where the cluster lives when the postgres user cannot reach the checkout
 # (e.g. a checkout under /root, which is mode 700).
 FALLBACK_HOME="/var/tmp/crm-dev-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
@@ -56,13 +52,13 @@ load_services() {
         return 0
     fi
     SERVICES=""
-    for svc in $(suite_databases) $PLANNED_SERVICES; do
+    for svc in $(suite_databases); do
         [[ " $SERVICES " == *" $svc "* ]] || SERVICES+="${SERVICES:+ }$svc"
     done
 }
 
 # db_name SERVICE: its database as services/suite.tsv says; crm_<service> for
-# one that has no database there (not listed yet, e.g. campaigns).
+# one that has no database there (a service named in CRM_SERVICES only).
 db_name() { printf '%s' "${SUITE_DB[$1]:-crm_$1}"; }
 
 IS_ROOT=0

@@ -140,6 +140,8 @@ start_process() {
     local -a envs=(
         CRM_LISTEN_ADDR="$addr"
         CRM_LOG_FORMAT="${CRM_LOG_FORMAT:-pretty}"
+        # Locally, providers (the SMTP server above) live on loopback; never in production.
+        CRM_OUTBOUND_ALLOW_PRIVATE=true
     )
     if [[ -n ${SUITE_DB[$name]} ]]; then
         [[ -n ${!url_var:-} ]] || die "$url_var is not set"
@@ -204,6 +206,21 @@ wait_ready() {
     exit 1
 }
 
+# A local SMTP server for campaigns' email: every message it accepts is a line
+# of .data/smtp-sink.jsonl (scripts/smtp_sink.py; aiosmtpd from the tools' venv).
+# shellcheck source-path=SCRIPTDIR source=py-tools.sh
+source "$ROOT/scripts/py-tools.sh"
+SMTP_PORT="${CRM_SMTP_SINK_PORT:-2525}"
+SMTP_OUT="$DATA/smtp-sink.jsonl"
+if port_open "127.0.0.1:$SMTP_PORT"; then
+    die "127.0.0.1:$SMTP_PORT is already in use; set CRM_SMTP_SINK_PORT to move the local SMTP server"
+fi
+"$(crm_tools_python)" "$ROOT/scripts/smtp_sink.py" --port "$SMTP_PORT" --out "$SMTP_OUT" &
+PIDS+=("$!")
+NAMES+=("smtp-sink")
+ADDRS+=("127.0.0.1:$SMTP_PORT")
+say "started the local SMTP server (pid $!) on 127.0.0.1:$SMTP_PORT; messages: $SMTP_OUT"
+
 # The services start together (a service reaches the ones it needs when it
 # calls them, not at start); the gateway, which has no database and only
 # needs the backends' addresses and the JWT settings, once they accept
@@ -222,6 +239,7 @@ done
 # The examples below call profiles, tickets and the (first) gateway.
 P="${ADDR_OF[profiles]:-}"
 T="${ADDR_OF[tickets]:-}"
+C="${ADDR_OF[campaigns]:-}"
 G=""
 for name in $(suite_names gateway); do
     G="${ADDR_OF[$name]}"
@@ -231,7 +249,7 @@ cat <<EOF
 
 ================================================================================
  CRM suite is up (Ctrl-C to stop)
-$(for i in "${!NAMES[@]}"; do [[ ${SUITE_KIND[${NAMES[$i]}]} == gateway ]] && scheme=http || scheme=grpc; printf '   %-10s %s://%s\n' "${NAMES[$i]}" "$scheme" "${ADDRS[$i]}"; done)
+$(for i in "${!NAMES[@]}"; do case "${SUITE_KIND[${NAMES[$i]}]:-smtp}" in gateway) scheme=http ;; service) scheme=grpc ;; *) scheme=smtp ;; esac; printf '   %-10s %s://%s\n' "${NAMES[$i]}" "$scheme" "${ADDRS[$i]}"; done)
    tenant     $CRM_DEV_TENANT (dev token: roles=admin, subject=dev-admin, 24 h)
 
  export TOKEN=$TOKEN
@@ -244,6 +262,13 @@ $(for i in "${!NAMES[@]}"; do [[ ${SUITE_KIND[${NAMES[$i]}]} == gateway ]] && sc
 
  # open a ticket for that customer (use the name CreateCustomer returned)
  buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"ticket":{"customer":"customers/<id>","subject":"Printer on fire","type":"TICKET_TYPE_PROBLEM","channel":"CHANNEL_HOTLINE"}}' http://$T/crm.tickets.v1.TicketService/CreateTicket
+
+ # send that customer an email notice: the tenant's email provider (the local
+ # SMTP server), a template with a locked amount, then the notice
+ buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"provider":{"displayName":"Local relay","channel":"CHANNEL_EMAIL","smtp":{"host":"127.0.0.1","port":$SMTP_PORT,"security":"SMTP_SECURITY_NONE","fromAddress":"notices@crm.example"}}}' http://$C/crm.campaigns.v1.ProviderService/CreateProvider
+ buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"template":{"displayName":"Fee notice","channel":"CHANNEL_EMAIL","purpose":"PURPOSE_TRANSACTIONAL","defaultLocale":"en","lockedVariables":["amount"],"contents":[{"locale":"en","subject":"Your fee notice","body":"Dear {{ customer.display_name }}, your fee of {{ vars.amount }} is due."}]}}' http://$C/crm.campaigns.v1.TemplateService/CreateTemplate
+ buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"template":"templates/<id>","customer":"customers/<id>","variables":{"amount":"¥328.00"},"requestId":"fee-2026-11-ada"}' http://$C/crm.campaigns.v1.DeliveryService/SendNotice
+ tail -n1 $SMTP_OUT   # what the SMTP server received
 
  # the same over REST/JSON through the gateway
  curl -s -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"displayName":"Ada Lovelace","emails":[{"address":"ada@example.com"}]}' http://$G/v1/customers

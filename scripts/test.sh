@@ -42,19 +42,11 @@ fi
 export CRM_JWT_SECRET="${CRM_JWT_SECRET:-crm-test-secret-0123456789abcdef}"
 
 # The campaigns tests send email to a real SMTP server: aiosmtpd (PyPI), run by
-# scripts/smtp_sink.py from a venv shared with the other Python tools.
-TOOLS_DIR="${CRM_TOOLS_DIR:-$HOME/.cache/crm-tools}"
-VENV="$TOOLS_DIR/venv"
-TEST_PINS="aiosmtpd==1.4.6"
-if [[ ! -x $VENV/bin/python || $(cat "$VENV/.crm-test-pins" 2>/dev/null) != "$TEST_PINS" ]]; then
-    echo "test: installing $TEST_PINS into $VENV (once)" >&2
-    mkdir -p "$TOOLS_DIR"
-    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
-    # shellcheck disable=SC2086 # one pin per word
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check $TEST_PINS
-    printf '%s' "$TEST_PINS" >"$VENV/.crm-test-pins"
-fi
-export CRM_TEST_PYTHON="$VENV/bin/python"
+# scripts/smtp_sink.py from the tools' venv.
+# shellcheck source-path=SCRIPTDIR source=py-tools.sh
+source "$ROOT/scripts/py-tools.sh"
+CRM_TEST_PYTHON="$(crm_tools_python)"
+export CRM_TEST_PYTHON
 export RUST_BACKTRACE=1
 
 # TEST_ARGS is split on whitespace on purpose (no globbing).
