@@ -26,11 +26,19 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port()
+}
+
 /// A command for a suite binary on a free port: the test JWT secret, quiet
 /// logs, no telemetry export, killed on drop; `extra_env` on top. Returns it
 /// with its port.
 fn suite_command(binary: PathBuf, extra_env: &[(&str, String)]) -> (tokio::process::Command, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    suite_command_on(binary, free_port(), extra_env)
+}
+
+fn suite_command_on(binary: PathBuf, port: u16, extra_env: &[(&str, String)]) -> (tokio::process::Command, u16) {
     let mut command = tokio::process::Command::new(binary);
     command
         .env("CRM_JWT_SECRET", jwt_secret())
@@ -47,9 +55,15 @@ fn suite_command(binary: PathBuf, extra_env: &[(&str, String)]) -> (tokio::proce
 
 /// Starts `binary` against `db` with `extra_env`, waits until it accepts connections.
 pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, String)]) -> ServiceProcess {
+    spawn_service_on(binary, db, free_port(), extra_env).await
+}
+
+/// Starts `binary` against `db` on `port` (to restart a process where its
+/// clients already point) with `extra_env`; waits until it accepts connections.
+pub async fn spawn_service_on(binary: PathBuf, db: &TestDb, port: u16, extra_env: &[(&str, String)]) -> ServiceProcess {
     let mut env = vec![("CRM_DATABASE_URL", db.app_url.clone()), ("CRM_MIGRATION_DATABASE_URL", db.owner_url.clone())];
     env.extend(extra_env.iter().cloned());
-    let (mut command, port) = suite_command(binary, &env);
+    let (mut command, port) = suite_command_on(binary, port, &env);
     let mut child = command.spawn().expect("service starts");
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
@@ -65,6 +79,11 @@ pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, Str
 }
 
 impl ServiceProcess {
+    /// Kills the process with SIGKILL — no shutdown, no flush — and reaps it.
+    pub async fn kill_hard(mut self) {
+        self.child.kill().await.expect("SIGKILL");
+    }
+
     /// Sends SIGTERM and waits (at most 10 s) for a clean exit; returns how long it took.
     pub async fn terminate(self) -> Duration {
         terminate(self.child).await

@@ -1,10 +1,12 @@
 //! The ledger's worker steps and the sent log's reads.
 //!
 //! A worker *claims* due deliveries (their queue rows' due time moves to the
-//! end of a lease, and each is marked SUBMITTING with one more attempt)
-//! before it sends anything, and *records* each outcome afterwards, checking
-//! that the row is still its claim (same attempt number, still SUBMITTING):
-//! a worker that outlived its lease cannot overwrite what another recorded.
+//! end of a lease), then for each one, right before handing it to the
+//! provider, *marks* it SUBMITTING with one more attempt — so SUBMITTING means
+//! "handed over, answer not recorded", never "waiting for its turn" — and
+//! *records* the outcome afterwards, checking that the row is still its
+//! claim (same attempt number, still SUBMITTING): a worker that outlived its
+//! lease cannot overwrite what another recorded.
 
 use chrono::{DateTime, Utc};
 use crm_kit::{Error, filter::CheckedFilter};
@@ -13,7 +15,10 @@ use uuid::Uuid;
 
 use super::{App, emit};
 use crate::{
-    domain::delivery::{Next, Outcome, Status},
+    domain::{
+        channel::Channel,
+        delivery::{Next, Outcome, Status},
+    },
     resources::DELIVERY,
     store::{
         deliveries::{self, AttemptRecord, DELIVERIES, DeliveryRow},
@@ -26,7 +31,7 @@ use crate::{
 /// A delivery claimed for sending.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    /// The row as claimed (SUBMITTING, its attempt counted).
+    /// The row as claimed.
     pub delivery: DeliveryRow,
     /// The provider to send through; `None` when the channel has none now.
     pub provider: Option<ProviderRow>,
@@ -45,11 +50,11 @@ impl App {
             return Ok(Vec::new());
         }
         let rows = deliveries::lock_many(&mut tx, tenant, &ids).await?;
-        let mut providers_by_channel = Vec::new();
+        let mut providers_by_channel: Vec<(Channel, Option<ProviderRow>)> = Vec::new();
         let mut claimed = Vec::with_capacity(rows.len());
-        for mut row in rows {
+        for row in rows {
             let provider = match providers_by_channel.iter().find(|(c, _)| *c == row.channel) {
-                Some((_, p)) => Option::<ProviderRow>::clone(p),
+                Some((_, p)) => p.clone(),
                 None => {
                     let p = providers::for_channel(&mut tx, tenant, row.channel).await?;
                     providers_by_channel.push((row.channel, p.clone()));
@@ -57,18 +62,27 @@ impl App {
                 }
             };
             let resumed = row.status == Status::Submitting;
-            row.status = Status::Submitting;
-            row.attempts += 1;
-            row.provider_id = provider.as_ref().map(|p| p.id);
             claimed.push(Claimed { delivery: row, provider, resumed });
-        }
-        for (channel, provider) in &providers_by_channel {
-            let ids: Vec<Uuid> = claimed.iter().filter(|c| c.delivery.channel == *channel).map(|c| c.delivery.id).collect();
-            let provider = provider.as_ref().map(|p| p.id);
-            deliveries::mark_submitting(&mut tx, tenant, &ids, provider, now).await?;
         }
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// Marks claimed delivery `id` (read at `attempts`) SUBMITTING through
+    /// `provider`, right before it is handed over; the attempt number, or
+    /// `None` when it is no longer this claim's.
+    pub async fn begin_attempt(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        attempts: i32,
+        provider: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i32>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let attempt = deliveries::mark_submitting(&mut tx, tenant, id, attempts, provider, now).await?;
+        tx.commit().await?;
+        Ok(attempt)
     }
 
     /// Records the outcome of attempt `attempt` of delivery `id`: SENT,

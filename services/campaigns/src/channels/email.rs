@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::{domain::delivery::Outcome, store::providers::SmtpSettings};
 
 /// Connections kept open per relay.
-const POOL_SIZE: u32 = 8;
+pub const POOL_SIZE: u32 = 8;
 /// Longest an SMTP command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -14,6 +14,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use self::{
@@ -37,8 +38,12 @@ pub struct Outgoing<'a> {
 }
 
 /// A provider ready to send.
-struct Sender {
+pub struct Sender {
     revision: i64,
+    /// One permit per connection the provider's transport keeps: a message
+    /// is marked SUBMITTING only once it can go out at once, never while it
+    /// queues for a connection.
+    slots: Arc<Semaphore>,
     bucket: Option<Arc<Bucket>>,
     channel: ChannelSender,
 }
@@ -93,21 +98,34 @@ impl Senders {
             ),
         };
         let rate = u32::try_from(provider.max_per_second).unwrap_or(0);
-        let sender = Arc::new(Sender { revision: provider.revision, bucket: (rate > 0).then(|| Arc::new(Bucket::new(rate))), channel });
+        let slots = Arc::new(Semaphore::new(email::POOL_SIZE as usize));
+        let sender =
+            Arc::new(Sender { revision: provider.revision, slots, bucket: (rate > 0).then(|| Arc::new(Bucket::new(rate))), channel });
         self.cache.lock().expect("not poisoned").insert(key, sender.clone());
         Ok(sender)
     }
 
-    /// Sends `message` through `provider` of `tenant`, at the provider's pace.
-    pub async fn send(&self, tenant: Uuid, provider: &ProviderRow, message: Outgoing<'_>) -> Outcome {
-        let sender = match self.sender(tenant, provider).await {
-            Ok(sender) => sender,
-            Err(outcome) => return outcome,
-        };
-        if let Some(bucket) = &sender.bucket {
+    /// The sender of `provider` of `tenant` (built on first use, rebuilt when
+    /// the provider changed); an [`Outcome`] when it cannot be built.
+    pub async fn get(&self, tenant: Uuid, provider: &ProviderRow) -> Result<Arc<Sender>, Outcome> {
+        self.sender(tenant, provider).await
+    }
+}
+
+impl Sender {
+    /// Waits until a connection is free and the provider's rate allows one
+    /// more message; the permit is held while the message is sent.
+    pub async fn ready(&self) -> OwnedSemaphorePermit {
+        let permit = self.slots.clone().acquire_owned().await.expect("never closed");
+        if let Some(bucket) = &self.bucket {
             bucket.take().await;
         }
-        match &sender.channel {
+        permit
+    }
+
+    /// Hands `message` to the provider and returns its answer.
+    pub async fn send(&self, message: Outgoing<'_>) -> Outcome {
+        match &self.channel {
             ChannelSender::Smtp(smtp) => {
                 smtp.send(Email {
                     delivery: message.delivery,

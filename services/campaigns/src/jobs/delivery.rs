@@ -99,21 +99,44 @@ async fn drain(app: &App, slots: &Arc<Semaphore>) -> Result<(), crm_kit::Error> 
     }
 }
 
-/// Sends one claimed message and records the outcome.
+/// Sends one claimed message and records the outcome: waits for the
+/// provider's rate, marks the attempt, hands the message over, records.
 async fn send(app: &App, tenant: uuid::Uuid, claimed: Claimed) {
     let d = &claimed.delivery;
-    let span = tracing::info_span!("delivery.send", delivery.id = %d.id, delivery.channel = %d.channel, delivery.attempt = d.attempts);
+    let span =
+        tracing::info_span!("delivery.send", delivery.id = %d.id, delivery.channel = %d.channel, delivery.attempt = tracing::field::Empty);
     async {
         if claimed.resumed {
             tracing::info!("reconciling a message whose sender stopped mid-send: submitting it again under the same id");
         }
-        let outcome = match &claimed.provider {
-            None => Outcome::Temporary { error: format!("no {} provider is configured", d.channel) },
-            Some(provider) => {
-                let message =
-                    Outgoing { delivery: d.id, recipient: &d.recipient, subject: &d.subject, body: &d.body, html_body: &d.html_body };
+        let sender = match &claimed.provider {
+            None => Err(Outcome::Temporary { error: format!("no {} provider is configured", d.channel) }),
+            Some(provider) => app.senders().get(tenant, provider).await,
+        };
+        let _slot = match &sender {
+            Ok(sender) => Some(sender.ready().await),
+            Err(_) => None,
+        };
+        let provider = claimed.provider.as_ref().map(|p| p.id);
+        let attempt = match app.begin_attempt(tenant, d.id, d.attempts, provider, Utc::now()).await {
+            Ok(Some(attempt)) => attempt,
+            Ok(None) => {
+                tracing::info!("another sender took this message over; leaving it");
+                return;
+            }
+            Err(err) => {
+                // Nothing was handed over: the message is due again when the lease ends.
+                tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not mark the attempt; the message waits for its lease to end");
+                return;
+            }
+        };
+        tracing::Span::current().record("delivery.attempt", attempt);
+        let outcome = match sender {
+            Err(outcome) => outcome,
+            Ok(sender) => {
+                let message = Outgoing { delivery: d.id, recipient: &d.recipient, subject: &d.subject, body: &d.body, html_body: &d.html_body };
                 // Give up well before the lease ends, so no other replica takes it over while this one still sends.
-                match tokio::time::timeout(app.lease().mul_f64(0.8), app.senders().send(tenant, provider, message)).await {
+                match tokio::time::timeout(app.lease().mul_f64(0.8), sender.send(message)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Outcome::Temporary { error: "the provider did not answer in time".into() },
                 }
@@ -126,7 +149,7 @@ async fn send(app: &App, tenant: uuid::Uuid, claimed: Claimed) {
         let mut delay = Duration::from_millis(100);
         for _ in 0..6 {
             let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
-            match app.record_attempt(tenant, d.id, d.attempts, outcome.clone(), Utc::now(), jitter).await {
+            match app.record_attempt(tenant, d.id, attempt, outcome.clone(), Utc::now(), jitter).await {
                 Ok(()) => return,
                 Err(err) => {
                     tracing::warn!(error = %crm_kit::error::cause_chain(&err), "recording a delivery attempt failed; retrying");

@@ -93,26 +93,29 @@ pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<
     Ok(sqlx::query_as(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", "deliveries")).await?)
 }
 
-/// Marks `ids` SUBMITTING through `provider`, counting an attempt each.
+/// Marks delivery `id` SUBMITTING through `provider`, counting an attempt,
+/// if it is still the claim that read it at `attempts`; returns the new
+/// attempt number, or `None` when another sender took it over.
 pub async fn mark_submitting(
     tx: &mut TenantTx,
     tenant: Uuid,
-    ids: &[Uuid],
+    id: Uuid,
+    attempts: i32,
     provider: Option<Uuid>,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE deliveries SET status = 'SUBMITTING', attempts = attempts + 1, provider_id = $3, update_time = $4, next_attempt_time = NULL
-         WHERE tenant_id = $1 AND id = ANY($2)",
+) -> Result<Option<i32>, Error> {
+    Ok(sqlx::query_scalar(
+        "UPDATE deliveries SET status = 'SUBMITTING', attempts = attempts + 1, provider_id = $4, update_time = $5, next_attempt_time = NULL
+         WHERE tenant_id = $1 AND id = $2 AND attempts = $3 AND status IN ('QUEUED', 'SUBMITTING') RETURNING attempts",
     )
     .bind(tenant)
-    .bind(ids)
+    .bind(id)
+    .bind(attempts)
     .bind(provider)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .instrument(db_span("UPDATE", "deliveries"))
-    .await?;
-    Ok(())
+    .await?)
 }
 
 /// What an attempt left a delivery as.

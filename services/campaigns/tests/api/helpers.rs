@@ -27,16 +27,30 @@ use uuid::Uuid;
 
 /// Campaigns for one tenant, beside its peers.
 pub struct TestApp {
+    pub clients: Clients,
+    pub smtp: SmtpSink,
+    pub db: TestDb,
+    _profiles: ServiceProcess,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Clients;
+    fn deref(&self) -> &Clients {
+        &self.clients
+    }
+}
+
+/// Typed clients of campaigns (and profiles, for recipients) for one tenant.
+pub struct Clients {
     pub tenant: Uuid,
     pub admin_token: String,
     pub templates: TemplateServiceClient<Channel>,
     pub providers: ProviderServiceClient<Channel>,
     pub deliveries: DeliveryServiceClient<Channel>,
     pub customers: CustomerServiceClient<Channel>,
-    pub smtp: SmtpSink,
-    pub db: TestDb,
-    _profiles: ServiceProcess,
-    stop: Option<oneshot::Sender<()>>,
+    /// Where the tenant's email provider points.
+    smtp_port: u16,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -74,20 +88,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
-    let tenant = Uuid::now_v7();
-    TestApp {
-        tenant,
-        admin_token: token(tenant, &["admin"]),
-        templates: TemplateServiceClient::new(channel.clone()),
-        providers: ProviderServiceClient::new(channel.clone()),
-        deliveries: DeliveryServiceClient::new(channel),
-        customers: CustomerServiceClient::new(profiles.channel.clone()),
-        smtp,
-        db,
-        _profiles: profiles,
-        stop: Some(stop),
-    }
+    let clients = Clients::connect(&format!("http://127.0.0.1:{port}"), profiles.channel.clone(), Uuid::now_v7(), smtp.port).await;
+    TestApp { clients, smtp, db, _profiles: profiles, stop: Some(stop) }
 }
 
 impl Drop for TestApp {
@@ -108,7 +110,21 @@ pub struct Person<'a> {
     pub email_opt_in: bool,
 }
 
-impl TestApp {
+impl Clients {
+    /// Clients of campaigns at `url` and of profiles on `profiles`, for `tenant`.
+    pub async fn connect(url: &str, profiles: Channel, tenant: Uuid, smtp_port: u16) -> Self {
+        let channel = Channel::from_shared(url.to_owned()).unwrap().connect().await.unwrap();
+        Self {
+            tenant,
+            admin_token: token(tenant, &["admin"]),
+            templates: TemplateServiceClient::new(channel.clone()),
+            providers: ProviderServiceClient::new(channel.clone()),
+            deliveries: DeliveryServiceClient::new(channel),
+            customers: CustomerServiceClient::new(profiles),
+            smtp_port,
+        }
+    }
+
     pub fn admin<T>(&self, message: T) -> Request<T> {
         with_token(message, &self.admin_token)
     }
@@ -145,12 +161,18 @@ impl TestApp {
 
     /// Configures the tenant's email provider: the test SMTP server.
     pub async fn email_provider(&self) -> pb::Provider {
+        self.email_provider_paced(0).await
+    }
+
+    /// The tenant's email provider, sending at most `per_second` (0: no limit).
+    pub async fn email_provider_paced(&self, per_second: i32) -> pb::Provider {
         let provider = pb::Provider {
             display_name: "Test relay".into(),
             channel: pb::Channel::Email as i32,
+            max_per_second: per_second,
             settings: Some(pb::provider::Settings::Smtp(pb::SmtpSettings {
                 host: "127.0.0.1".into(),
-                port: i32::from(self.smtp.port),
+                port: i32::from(self.smtp_port),
                 security: pb::SmtpSecurity::None as i32,
                 from_address: "notices@crm.example".into(),
                 from_name: "CRM Notices".into(),

@@ -1,6 +1,8 @@
 //! Service tests: each spawns the campaigns service on port 0 against a fresh
-//! database, next to a real profiles process and a real SMTP server.
+//! database, next to a real profiles process and a real SMTP server; the
+//! crash test runs the campaigns binary itself and kills it.
 
+mod crash;
 mod helpers;
 mod notices;
 mod providers;

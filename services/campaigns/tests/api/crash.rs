@@ -1,0 +1,178 @@
+//! The ledger under SIGKILL: the campaigns process is killed at random
+//! moments while notices are accepted and sent, and restarted each time. The
+//! SMTP server's own record must show every recipient exactly one message —
+//! a re-submission of a message whose sender died may reach the server again,
+//! but only under the same Message-ID, the receiving end's idempotency key —
+//! and the ledger must agree with it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use crm_proto::crm::campaigns::v1::{self as pb, delivery_service_client::DeliveryServiceClient};
+use crm_testkit::{
+    auth::{token, with_token},
+    database::fresh_database,
+    process::{ServiceProcess, binary, free_port, spawn_service, spawn_service_on},
+    smtp::SmtpSink,
+};
+use rand::{Rng, SeedableRng};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::helpers::{Person, email_template};
+
+const RECIPIENTS: usize = 300;
+const KILLS: usize = 5;
+
+fn campaigns_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_crm-campaigns"))
+}
+
+#[tokio::test]
+async fn every_recipient_gets_exactly_one_message_through_repeated_sigkills() {
+    // Arrange: profiles, an SMTP server, campaigns as a real process with a short lease.
+    let profiles_db = fresh_database("profiles").await.unwrap();
+    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+    let smtp = SmtpSink::start().await;
+    let db = fresh_database("campaigns").await.unwrap();
+    let port = free_port();
+    let env = vec![
+        ("CRM_PROFILES_URL", profiles.url.clone()),
+        ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
+        ("CRM_DELIVERY_LEASE_MS", "1500".to_owned()),
+        ("CRM_DELIVERY_POLL_MS", "100".to_owned()),
+        ("CRM_DELIVERY_RETRY_BASE_MS", "50".to_owned()),
+        ("CRM_DELIVERY_MAX_ATTEMPTS", "20".to_owned()),
+        ("CRM_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+    ];
+    let start = || spawn_service_on(campaigns_binary(), &db, port, &env);
+    let mut campaigns: ServiceProcess = start().await;
+
+    let tenant = uuid::Uuid::now_v7();
+    let admin = token(tenant, &["admin"]);
+    let app = crate::helpers::Clients::connect(&campaigns.url, profiles.channel.clone(), tenant, smtp.port).await;
+    app.email_provider_paced(200).await;
+    let template =
+        app.create_template(email_template(pb::Purpose::Transactional, "Fee", "Fee {{ vars.amount }}", &["amount"])).await.unwrap().name;
+    let mut customers = Vec::new();
+    for i in 0..RECIPIENTS {
+        let email = format!("r{i}@example.com");
+        customers.push((app.customer(Person { name: "R", email: &email, ..Person::default() }).await, email));
+    }
+
+    // Act: senders retry each notice with its request id until it is accepted, as a real client does;
+    // meanwhile the service is killed with SIGKILL and restarted, again and again.
+    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+    let senders = customers.chunks(RECIPIENTS / 6).map(|chunk| {
+        let chunk = chunk.to_vec();
+        let (channel, template, admin) = (channel.clone(), template.clone(), admin.clone());
+        tokio::spawn(async move {
+            for (i, (customer, _)) in chunk.iter().enumerate() {
+                send_until_accepted(&channel, &admin, &template, customer, &format!("fee-{customer}-{i}")).await;
+            }
+        })
+    });
+    let senders: Vec<_> = senders.collect();
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
+        campaigns.kill_hard().await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        campaigns = start().await;
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+
+    // Assert: the ledger settles with every notice SENT ...
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ledger = loop {
+        let all = list_all(&channel, &admin).await;
+        let open = all
+            .iter()
+            .filter(|d| d.status == pb::DeliveryStatus::Queued as i32 || d.status == pb::DeliveryStatus::Submitting as i32)
+            .count();
+        if all.len() == RECIPIENTS && open == 0 {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "the ledger did not settle: {} deliveries, {open} open", all.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        ledger.iter().all(|d| d.status == pb::DeliveryStatus::Sent as i32),
+        "{:?}",
+        ledger.iter().find(|d| d.status != pb::DeliveryStatus::Sent as i32)
+    );
+
+    // ... and the SMTP server's own record: one Message-ID per recipient, the ledger's.
+    let mail = smtp.messages();
+    let mut ids_by_recipient: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for m in &mail {
+        for to in &m.rcpt_tos {
+            ids_by_recipient.entry(to.clone()).or_default().insert(m.message_id.clone());
+        }
+    }
+    assert_eq!(ids_by_recipient.len(), RECIPIENTS, "every recipient received the notice");
+    let twice: Vec<_> = ids_by_recipient.iter().filter(|(_, ids)| ids.len() != 1).collect();
+    assert!(twice.is_empty(), "recipients with two different messages: {twice:?}");
+    for d in &ledger {
+        let ids = &ids_by_recipient[&d.recipient];
+        assert!(
+            ids.contains(&d.provider_message_id),
+            "the ledger's Message-ID {} is the one {} received",
+            d.provider_message_id,
+            d.recipient
+        );
+    }
+    let resubmitted = mail.len() - RECIPIENTS;
+    // Only what was handed to the relay when a kill struck comes again: at most one message per connection.
+    assert!(resubmitted <= KILLS * crm_campaigns::channels::email::POOL_SIZE as usize, "{resubmitted} re-submissions");
+    println!(
+        "{KILLS} SIGKILLs, {RECIPIENTS} recipients: {} messages reached the server, {resubmitted} of them re-submissions under the same Message-ID",
+        mail.len()
+    );
+    campaigns.kill_hard().await;
+}
+
+async fn send_until_accepted(channel: &Channel, token: &str, template: &str, customer: &str, request_id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let request = with_token(
+            pb::SendNoticeRequest {
+                template: template.to_owned(),
+                customer: customer.to_owned(),
+                variables: [("amount".to_owned(), "10".to_owned())].into(),
+                request_id: request_id.to_owned(),
+            },
+            token,
+        );
+        match DeliveryServiceClient::new(channel.clone()).send_notice(request).await {
+            Ok(_) => return,
+            Err(status) => {
+                assert!(Instant::now() < deadline, "{request_id} was never accepted: {status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn list_all(channel: &Channel, token: &str) -> Vec<pb::Delivery> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request =
+            with_token(pb::ListDeliveriesRequest { page_size: 1000, page_token: page_token.clone(), filter: String::new() }, token);
+        let Ok(page) = DeliveryServiceClient::new(channel.clone()).list_deliveries(request).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let page = page.into_inner();
+        all.extend(page.deliveries);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
+}
