@@ -9,6 +9,10 @@ pub const TEMPLATES_READ: Permission =
     Permission::new("templates.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
 /// Create, change and delete templates.
 pub const TEMPLATES_WRITE: Permission = Permission::new("templates.write", &[Role::Marketer]);
+/// Read campaigns and their counts.
+pub const CAMPAIGNS_READ: Permission = Permission::new("campaigns.read", &[Role::Service, Role::Marketer, Role::Analyst, Role::Readonly]);
+/// Create, edit, start, pause, resume, cancel and delete campaigns.
+pub const CAMPAIGNS_RUN: Permission = Permission::new("campaigns.run", &[Role::Marketer]);
 /// Configure the tenant's delivery providers and their credentials.
 pub const PROVIDERS_CONFIGURE: Permission = Permission::new("providers.configure", &[]);
 /// Send transactional notices.
@@ -27,15 +31,19 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 6] = [TEMPLATES_READ, TEMPLATES_WRITE, PROVIDERS_CONFIGURE, NOTICES_SEND, DELIVERIES_READ, PII];
+    const ALL: [Permission; 8] =
+        [TEMPLATES_READ, TEMPLATES_WRITE, CAMPAIGNS_READ, CAMPAIGNS_RUN, PROVIDERS_CONFIGURE, NOTICES_SEND, DELIVERIES_READ, PII];
 
     #[test]
     fn each_role_holds_exactly_its_permissions() {
         assert_eq!(held_by(Role::Admin, &ALL).len(), ALL.len());
-        assert_eq!(held_by(Role::Marketer, &ALL), BTreeSet::from(["templates.read", "templates.write", "deliveries.read", "pii"]));
+        assert_eq!(
+            held_by(Role::Marketer, &ALL),
+            BTreeSet::from(["templates.read", "templates.write", "campaigns.read", "campaigns.run", "deliveries.read", "pii"])
+        );
         assert_eq!(held_by(Role::Agent, &ALL), BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "pii"]));
-        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["templates.read", "deliveries.read"]));
-        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["templates.read", "deliveries.read"]));
+        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read"]));
+        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read"]));
         assert!(held_by(Role::Customer, &ALL).is_empty(), "a customer holds nothing here");
     }
 }

@@ -45,17 +45,79 @@ impl ProfilesClient {
                 Code::NotFound | Code::InvalidArgument => {
                     Error::invalid(field, "UNKNOWN_CUSTOMER", format!("customers/{id} is not a customer of this tenant"))
                 }
-                Code::PermissionDenied => Error::PermissionDenied { permission: "customers.read".to_owned() },
-                Code::Unauthenticated => Error::Unauthenticated { reason: "INVALID_TOKEN", message: status.message().to_owned() },
-                _ => {
-                    tracing::warn!(code = ?status.code(), "profiles did not answer a customer read");
-                    Error::Unavailable {
-                        reason: "PROFILES_UNAVAILABLE",
-                        message: "the customer could not be read because the profiles service is unavailable; retry later".to_owned(),
-                        retry_after: Duration::from_secs(1),
-                    }
-                }
+                other => peer_error(other, status.message()),
             }),
+        }
+    }
+}
+
+/// A page of customers matching `filter`, as ListCustomers pages them.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerPage {
+    pub customers: Vec<Customer>,
+    /// Empty on the last page.
+    pub next_page_token: String,
+}
+
+impl ProfilesClient {
+    /// One page (up to `page_size`) of the live customers matching `filter`
+    /// (AIP-160, profiles' ListCustomers syntax), after `page_token`. A filter
+    /// profiles refuses is INVALID_ARGUMENT on `field`.
+    pub async fn customers(
+        &self,
+        caller: &Caller,
+        filter: &str,
+        page_token: &str,
+        page_size: i32,
+        field: &str,
+    ) -> Result<CustomerPage, Error> {
+        let request = pb::ListCustomersRequest {
+            page_size,
+            page_token: page_token.to_owned(),
+            filter: filter.to_owned(),
+            order_by: String::new(),
+            show_deleted: false,
+        };
+        let result = self
+            .peer
+            .call("ListCustomers", caller, Retry::Idempotent, request, |channel, request| async move {
+                CustomerServiceClient::new(channel).list_customers(request).await
+            })
+            .await;
+        match result {
+            Ok(page) => Ok(CustomerPage {
+                customers: page
+                    .customers
+                    .into_iter()
+                    .filter_map(|c| {
+                        let id = crate::resources::CUSTOMER.id_of(&c.name)?;
+                        Some(customer_of(id, c))
+                    })
+                    .collect(),
+                next_page_token: page.next_page_token,
+            }),
+            Err(status) => Err(match status.code() {
+                Code::InvalidArgument => {
+                    Error::invalid(field, "INVALID_AUDIENCE", format!("profiles refused the filter: {}", status.message()))
+                }
+                other => peer_error(other, status.message()),
+            }),
+        }
+    }
+}
+
+/// A failed call to profiles that is not the caller's mistake.
+fn peer_error(code: Code, message: &str) -> Error {
+    match code {
+        Code::PermissionDenied => Error::PermissionDenied { permission: "customers.read".to_owned() },
+        Code::Unauthenticated => Error::Unauthenticated { reason: "INVALID_TOKEN", message: message.to_owned() },
+        _ => {
+            tracing::warn!(code = ?code, "profiles did not answer a customer read");
+            Error::Unavailable {
+                reason: "PROFILES_UNAVAILABLE",
+                message: "customers could not be read because the profiles service is unavailable; retry later".to_owned(),
+                retry_after: Duration::from_secs(1),
+            }
         }
     }
 }

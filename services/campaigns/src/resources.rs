@@ -7,6 +7,8 @@ use crm_kit::resource::ResourceType;
 pub const TEMPLATE: ResourceType = ResourceType::new("campaigns.crm/Template", "templates");
 /// `providers/{id}`.
 pub const PROVIDER: ResourceType = ResourceType::new("campaigns.crm/Provider", "providers");
+/// `campaigns/{id}`.
+pub const CAMPAIGN: ResourceType = ResourceType::new("campaigns.crm/Campaign", "campaigns");
 /// `deliveries/{id}`.
 pub const DELIVERY: ResourceType = ResourceType::new("campaigns.crm/Delivery", "deliveries");
 /// `customers/{id}`, owned by profiles.

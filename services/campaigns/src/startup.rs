@@ -1,18 +1,18 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
-//! ProviderService and DeliveryService, the profiles client, the delivery
-//! job and the event stream.
+//! ProviderService, DeliveryService and CampaignService, the profiles client,
+//! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::campaigns::v1::{
-    delivery_service_server::DeliveryServiceServer, provider_service_server::ProviderServiceServer,
-    template_service_server::TemplateServiceServer,
+    campaign_service_server::CampaignServiceServer, delivery_service_server::DeliveryServiceServer,
+    provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{DeliveryApi, ProviderApi, TemplateApi},
+    api::{CampaignApi, DeliveryApi, ProviderApi, TemplateApi},
     app::App,
     channels::Senders,
     config::Config,
@@ -52,8 +52,11 @@ impl Application {
             kit,
             TemplateServiceServer::new(TemplateApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             ProviderServiceServer::new(ProviderApi::new(app.clone(), kit.page_tokens.clone())),
-            DeliveryServiceServer::new(DeliveryApi::new(app.clone(), kit.page_tokens.clone(), profiles)),
+            DeliveryServiceServer::new(DeliveryApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
+            CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
         );
+        let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
+        jobs::campaigns::spawn(app.clone(), profiles, tokens, Duration::from_millis(config.delivery_poll_ms), kit.shutdown_receiver());
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };
         jobs::delivery::spawn(app, settings, kit.shutdown_receiver());

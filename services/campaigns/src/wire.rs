@@ -7,14 +7,16 @@ use crm_proto::crm::campaigns::v1 as pb;
 
 use crate::{
     domain::{
+        campaign::State as CampaignState,
         channel::{Channel, Purpose},
         delivery::Status,
         policy::SkipReason,
         sms,
         template::{Content, Problem, Rendered, TemplateDraft},
     },
-    resources::{CUSTOMER, DELIVERY, PROVIDER, TEMPLATE},
+    resources::{CAMPAIGN, CUSTOMER, DELIVERY, PROVIDER, TEMPLATE},
     store::{
+        campaigns::{CampaignFields, CampaignRow},
         deliveries::DeliveryRow,
         providers::{ProviderRow, ProviderSettings, SmtpSettings},
         templates::TemplateRow,
@@ -222,6 +224,7 @@ fn status_to(status: Status) -> pb::DeliveryStatus {
         Status::Sent => pb::DeliveryStatus::Sent,
         Status::Failed => pb::DeliveryStatus::Failed,
         Status::Skipped => pb::DeliveryStatus::Skipped,
+        Status::Cancelled => pb::DeliveryStatus::Cancelled,
     }
 }
 
@@ -230,7 +233,8 @@ pub fn status_number(status: Status) -> i32 {
     status_to(status) as i32
 }
 
-fn skip_reason_to(stored: &str) -> pb::SkipReason {
+/// The proto value of a stored skip reason.
+pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
     [SkipReason::NoAddress, SkipReason::NoConsent, SkipReason::DoNotContact, SkipReason::CustomerDeleted]
         .into_iter()
         .find(|r| r.as_str() == stored)
@@ -278,6 +282,7 @@ pub fn delivery_to(row: &DeliveryRow, view: View) -> pb::Delivery {
         provider_message_id: row.provider_message_id.clone(),
         error: row.error.clone(),
         request_id: row.request_id.clone(),
+        campaign: row.campaign_id.map(|c| CAMPAIGN.name(c)).unwrap_or_default(),
         create_time: Some(to_timestamp(row.create_time)),
         update_time: Some(to_timestamp(row.update_time)),
         send_time: row.send_time.map(to_timestamp),
@@ -303,5 +308,103 @@ pub fn masked(d: pb::Delivery) -> pb::Delivery {
         body: crm_kit::mask::text(&d.body),
         html_body: crm_kit::mask::text(&d.html_body),
         ..d
+    }
+}
+
+/// The proto value of a campaign state.
+pub fn campaign_state_to(state: CampaignState) -> pb::CampaignState {
+    match state {
+        CampaignState::Draft => pb::CampaignState::Draft,
+        CampaignState::Scheduled => pb::CampaignState::Scheduled,
+        CampaignState::Running => pb::CampaignState::Running,
+        CampaignState::Paused => pb::CampaignState::Paused,
+        CampaignState::Completed => pb::CampaignState::Completed,
+        CampaignState::Cancelled => pb::CampaignState::Cancelled,
+    }
+}
+
+/// Counts from the stored (status, skip reason, count) sums.
+pub fn campaign_counts(sums: &[(String, String, i64)]) -> pb::CampaignCounts {
+    let mut counts = pb::CampaignCounts::default();
+    for (status, reason, n) in sums {
+        match status.as_str() {
+            "QUEUED" => counts.queued += n,
+            "SENT" => counts.sent += n,
+            "FAILED" => counts.failed += n,
+            "CANCELLED" => counts.cancelled += n,
+            "SKIPPED" => {
+                counts.skipped += n;
+                counts.skipped_by_reason.push(pb::SkipCount { reason: skip_reason_to(reason) as i32, count: *n });
+            }
+            _ => {}
+        }
+    }
+    counts.targeted = counts.queued + counts.sent + counts.failed + counts.cancelled + counts.skipped;
+    counts.skipped_by_reason.sort_by_key(|c| c.reason);
+    counts
+}
+
+/// A stored campaign as the API shows it, with `counts` (None: not read, as in events).
+pub fn campaign_to(row: &CampaignRow, counts: Option<pb::CampaignCounts>) -> pb::Campaign {
+    pb::Campaign {
+        name: CAMPAIGN.name(row.id),
+        display_name: row.display_name.clone(),
+        template: TEMPLATE.name(row.template_id),
+        audience: Some(pb::Audience { filter: row.audience_filter.clone() }),
+        variables: row.variables.0.clone(),
+        schedule_time: row.schedule_time.map(to_timestamp),
+        state: campaign_state_to(row.state) as i32,
+        counts,
+        start_time: row.start_time.map(to_timestamp),
+        run_time: row.run_time.map(to_timestamp),
+        end_time: row.end_time.map(to_timestamp),
+        create_time: Some(to_timestamp(row.create_time)),
+        update_time: Some(to_timestamp(row.update_time)),
+        etag: etag::of_revision(row.revision),
+    }
+}
+
+/// A campaign request's written fields, validated (the template's existence
+/// and variables are checked against the stored template by the use case).
+pub fn campaign_fields(c: &pb::Campaign) -> Result<CampaignFields, Error> {
+    let mut v = Vec::new();
+    let display_name = c.display_name.trim().to_owned();
+    if display_name.is_empty() || display_name.chars().count() > 200 {
+        v.push(FieldViolation::new("campaign.display_name", "INVALID_VALUE", "1-200 characters"));
+    }
+    let template_id = match TEMPLATE.parse(&c.template, "campaign.template") {
+        Ok(id) => Some(id),
+        Err(Error::InvalidArgument { violations }) => {
+            v.extend(violations);
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    let filter = c.audience.as_ref().map(|a| a.filter.trim().to_owned()).unwrap_or_default();
+    if filter.len() > 2000 {
+        v.push(FieldViolation::new("campaign.audience.filter", "TOO_LONG", "at most 2000 characters"));
+    }
+    if c.variables.len() > 100 || c.variables.iter().any(|(k, val)| k.is_empty() || k.len() > 64 || val.len() > 10_000) {
+        v.push(FieldViolation::new(
+            "campaign.variables",
+            "INVALID_VARIABLES",
+            "at most 100 variables, names of 1-64 and values of at most 10 000 bytes",
+        ));
+    }
+    let schedule_time = match &c.schedule_time {
+        Some(t) => match crm_kit::time::from_timestamp(t) {
+            Some(t) => Some(t),
+            None => {
+                v.push(FieldViolation::new("campaign.schedule_time", "INVALID_TIME", "not a valid timestamp"));
+                None
+            }
+        },
+        None => None,
+    };
+    match template_id {
+        Some(template_id) if v.is_empty() => {
+            Ok(CampaignFields { display_name, template_id, audience_filter: filter, variables: c.variables.clone(), schedule_time })
+        }
+        _ => Err(Error::InvalidArgument { violations: v }),
     }
 }

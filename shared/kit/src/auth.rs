@@ -253,7 +253,56 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
         .ok_or_else(|| unauthenticated("MISSING_CREDENTIALS", "send `authorization: Bearer <token>`"))
 }
 
-/// Mints an HS256 token: for `make run`'s dev token and for tests.
+/// Tokens a service mints for its own calls to other services when no
+/// inbound caller's token can be forwarded (background jobs: a campaign's
+/// audience read at its schedule time, say): role `service`, subject
+/// `service:<name>`, one tenant, five minutes. Minted with the shared HS256
+/// secret, which every service of the suite already holds to validate tokens;
+/// a deployment with RS256 public keys only has no secret to mint with, and
+/// the job's call fails with FAILED_PRECONDITION `SERVICE_IDENTITY_UNAVAILABLE`.
+#[derive(Clone)]
+pub struct ServiceTokens {
+    secret: Option<Vec<u8>>,
+    issuer: String,
+    subject: String,
+}
+
+impl std::fmt::Debug for ServiceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceTokens").field("subject", &self.subject).field("can_mint", &self.secret.is_some()).finish()
+    }
+}
+
+impl ServiceTokens {
+    /// Tokens of service `name` under `config`'s JWT settings.
+    pub fn new(config: &crate::config::KitConfig, name: &str) -> Self {
+        Self {
+            secret: config.jwt_secret.as_ref().map(|s| s.expose().as_bytes().to_vec()),
+            issuer: config.jwt_issuer.clone(),
+            subject: format!("service:{name}"),
+        }
+    }
+
+    /// A fresh token for `tenant`.
+    pub fn mint(&self, tenant: Uuid) -> Result<String, Error> {
+        let secret = self.secret.as_ref().ok_or_else(|| Error::FailedPrecondition {
+            reason: "SERVICE_IDENTITY_UNAVAILABLE",
+            message: "this service has no HS256 secret (CRM_JWT_SECRET) to mint its own tokens for background calls".into(),
+            subject: self.subject.clone(),
+        })?;
+        let claims = Claims {
+            sub: self.subject.clone(),
+            tenant: Some(tenant.to_string()),
+            roles: Some(vec!["service".into()]),
+            exp: u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0) + 300,
+            aud: AUDIENCE.to_owned(),
+            iss: self.issuer.clone(),
+        };
+        Ok(mint_hs256(secret, &claims))
+    }
+}
+
+/// Mints an HS256 token: for `make run`'s dev token, service tokens and tests.
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).expect("HS256 encoding cannot fail")
 }
@@ -263,6 +312,18 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"test-secret";
+
+    #[test]
+    fn service_tokens_carry_the_service_role_for_one_tenant() {
+        let config = crate::config::KitConfig::for_tests("postgres://x", "postgres://y", "test-secret-0123456789");
+        let tenant = Uuid::now_v7();
+        let token = ServiceTokens::new(&config, "campaigns").mint(tenant).unwrap();
+        let principal = Authenticator::hs256(b"test-secret-0123456789", "crm").authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!((principal.tenant, principal.subject.as_str()), (tenant, "service:campaigns"));
+        assert!(principal.has_role(Role::Service));
+        let keyless = crate::config::KitConfig { jwt_secret: None, ..config };
+        assert_eq!(ServiceTokens::new(&keyless, "campaigns").mint(tenant).unwrap_err().reason(), "SERVICE_IDENTITY_UNAVAILABLE");
+    }
 
     fn claims() -> Claims {
         Claims {

@@ -47,6 +47,15 @@ impl Caller {
         Self::from_metadata(request.metadata(), REQUEST_DEADLINE.try_with(|d| *d).ok())
     }
 
+    /// A service acting for itself with `token` (see
+    /// [`ServiceTokens`](crate::auth::ServiceTokens)); the peer's default deadline applies.
+    pub fn service(token: &str) -> Result<Self, crate::Error> {
+        let mut metadata = MetadataMap::new();
+        let value = format!("Bearer {token}").parse().map_err(crate::Error::internal)?;
+        metadata.insert("authorization", value);
+        Ok(Self { metadata, deadline: None })
+    }
+
     /// A caller from forwarded headers and an explicit deadline (e.g. the gateway's HTTP requests).
     pub fn from_metadata(metadata: &MetadataMap, deadline: Option<Instant>) -> Self {
         let mut forwarded = MetadataMap::new();

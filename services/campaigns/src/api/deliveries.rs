@@ -31,11 +31,12 @@ static DELIVERY_FILTER: FilterSchema = FilterSchema {
         FilterField { name: "customer", sql: "('customers/' || d.customer_id::text)", ty: FieldType::Text },
         FilterField { name: "recipient", sql: "d.recipient", ty: FieldType::Text },
         FilterField { name: "template", sql: "('templates/' || d.template_id::text)", ty: FieldType::Text },
+        FilterField { name: "campaign", sql: "('campaigns/' || d.campaign_id::text)", ty: FieldType::Text },
         FilterField { name: "channel", sql: "d.channel", ty: FieldType::Enum { values: &["EMAIL", "SMS", "PUSH"], prefix: "CHANNEL_" } },
         FilterField {
             name: "status",
             sql: "d.status",
-            ty: FieldType::Enum { values: &["QUEUED", "SUBMITTING", "SENT", "FAILED", "SKIPPED"], prefix: "DELIVERY_STATUS_" },
+            ty: FieldType::Enum { values: &["QUEUED", "SUBMITTING", "SENT", "FAILED", "SKIPPED", "CANCELLED"], prefix: "DELIVERY_STATUS_" },
         },
         FilterField { name: "kind", sql: "d.kind", ty: FieldType::Enum { values: &["NOTICE", "CAMPAIGN"], prefix: "DELIVERY_KIND_" } },
         FilterField {

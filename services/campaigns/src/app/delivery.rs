@@ -21,6 +21,7 @@ use crate::{
     },
     resources::DELIVERY,
     store::{
+        campaigns,
         deliveries::{self, AttemptRecord, DELIVERIES, DeliveryRow},
         providers::{self, ProviderRow},
         queue,
@@ -125,6 +126,10 @@ impl App {
         let (status, message_id, error, send_time, next_attempt_time) = record;
         let record = AttemptRecord { status, provider_message_id: &message_id, error: &error, send_time, next_attempt_time };
         let row = deliveries::record_attempt(&mut tx, tenant, id, &record, now).await?;
+        if let (Some(campaign), Status::Sent | Status::Failed) = (row.campaign_id, status) {
+            let deltas = [(("QUEUED", ""), -1), ((status.as_str(), ""), 1)].into_iter().collect();
+            campaigns::add_counts(&mut tx, tenant, campaign, &deltas).await?;
+        }
         if status != Status::Queued {
             let event = pb::DeliveryStatusChanged {
                 delivery: Some(delivery_to(&row, View::WithoutContent)),

@@ -5,12 +5,15 @@
 //! before, and the delivery job sends between its claim and its record.
 //!
 //! # Layout
+//! - [`campaigns`]: drafts, the lifecycle and its effects on the queue, the
+//!   audience snapshot in batches, completion, live counts.
 //! - [`templates`]: create (with request-id replay), update, delete, reads.
 //! - [`providers`]: the tenant's providers and their sealed credentials.
 //! - [`notices`]: accepting a notice into the ledger (render, policy, queue).
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
+pub mod campaigns;
 pub mod delivery;
 pub mod notices;
 pub mod providers;

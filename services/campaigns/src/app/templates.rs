@@ -72,6 +72,13 @@ impl App {
     pub async fn delete_template(&self, tenant: Uuid, id: Uuid, etag: &str) -> Result<(), Error> {
         let mut tx = self.begin(tenant).await?;
         let _: TemplateRow = TEMPLATES.lock_for_change(&mut tx, tenant, id, &TEMPLATE, etag, "etag").await?;
+        if crate::store::campaigns::template_in_use(&mut tx, tenant, id).await? {
+            return Err(Error::FailedPrecondition {
+                reason: "TEMPLATE_IN_USE",
+                message: "a campaign that has not finished sends this template; cancel or delete it first".into(),
+                subject: TEMPLATE.name(id),
+            });
+        }
         store::delete(&mut tx, tenant, id).await?;
         emit(&mut tx, tenant, &TEMPLATE.name(id), &pb::TemplateDeleted { template: TEMPLATE.name(id) }).await?;
         tx.commit().await?;

@@ -24,6 +24,7 @@ pub enum Status {
     Sent,
     Failed,
     Skipped,
+    Cancelled,
 }
 
 impl Status {
@@ -35,12 +36,13 @@ impl Status {
             Self::Sent => "SENT",
             Self::Failed => "FAILED",
             Self::Skipped => "SKIPPED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 
     /// The status named `name`.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Queued, Self::Submitting, Self::Sent, Self::Failed, Self::Skipped].into_iter().find(|s| s.as_str() == name)
+        [Self::Queued, Self::Submitting, Self::Sent, Self::Failed, Self::Skipped, Self::Cancelled].into_iter().find(|s| s.as_str() == name)
     }
 }
 

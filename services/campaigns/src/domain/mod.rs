@@ -1,7 +1,8 @@
-//! Pure marketing-domain logic, no I/O: channels and purposes, the customer
+//! Pure marketing-domain logic, no I/O: the campaign lifecycle, channels and purposes, the customer
 //! as a recipient, templates (checking and sandboxed rendering), SMS length,
 //! the contact policy, the delivery lifecycle and retry timing.
 
+pub mod campaign;
 pub mod channel;
 pub mod customer;
 pub mod delivery;

@@ -1,3 +1,4 @@
 //! Background work of the campaigns service.
 
+pub mod campaigns;
 pub mod delivery;

@@ -94,8 +94,10 @@ pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<
 }
 
 /// Marks delivery `id` SUBMITTING through `provider`, counting an attempt,
-/// if it is still the claim that read it at `attempts`; returns the new
-/// attempt number, or `None` when another sender took it over.
+/// if it is still the claim that read it at `attempts` and, for a campaign's
+/// message, its campaign is RUNNING; returns the new attempt number, or
+/// `None` when another sender took it over or its campaign is paused or
+/// cancelled.
 pub async fn mark_submitting(
     tx: &mut TenantTx,
     tenant: Uuid,
@@ -105,8 +107,11 @@ pub async fn mark_submitting(
     now: DateTime<Utc>,
 ) -> Result<Option<i32>, Error> {
     Ok(sqlx::query_scalar(
-        "UPDATE deliveries SET status = 'SUBMITTING', attempts = attempts + 1, provider_id = $4, update_time = $5, next_attempt_time = NULL
-         WHERE tenant_id = $1 AND id = $2 AND attempts = $3 AND status IN ('QUEUED', 'SUBMITTING') RETURNING attempts",
+        "UPDATE deliveries d SET status = 'SUBMITTING', attempts = attempts + 1, provider_id = $4, update_time = $5, next_attempt_time = NULL
+         WHERE d.tenant_id = $1 AND d.id = $2 AND d.attempts = $3 AND d.status IN ('QUEUED', 'SUBMITTING')
+           AND (d.campaign_id IS NULL
+                OR EXISTS (SELECT 1 FROM campaigns c WHERE c.tenant_id = d.tenant_id AND c.id = d.campaign_id AND c.state = 'RUNNING'))
+         RETURNING d.attempts",
     )
     .bind(tenant)
     .bind(id)

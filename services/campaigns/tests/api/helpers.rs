@@ -7,8 +7,8 @@ use crm_campaigns::{config::Config, startup::Application};
 use crm_kit::config::KitConfig;
 use crm_proto::crm::{
     campaigns::v1::{
-        self as pb, delivery_service_client::DeliveryServiceClient, provider_service_client::ProviderServiceClient,
-        template_service_client::TemplateServiceClient,
+        self as pb, campaign_service_client::CampaignServiceClient, delivery_service_client::DeliveryServiceClient,
+        provider_service_client::ProviderServiceClient, template_service_client::TemplateServiceClient,
     },
     common::v1::{EmailAddress, PhoneNumber},
     profiles::v1::{self as profiles, customer_service_client::CustomerServiceClient},
@@ -49,6 +49,8 @@ pub struct Clients {
     pub providers: ProviderServiceClient<Channel>,
     pub deliveries: DeliveryServiceClient<Channel>,
     pub customers: CustomerServiceClient<Channel>,
+    /// The campaigns service.
+    pub channel: Channel,
     /// Where the tenant's email provider points.
     smtp_port: u16,
 }
@@ -108,6 +110,7 @@ pub struct Person<'a> {
     pub phone: &'a str,
     pub locale: &'a str,
     pub email_opt_in: bool,
+    pub tags: &'a [&'a str],
 }
 
 impl Clients {
@@ -119,8 +122,9 @@ impl Clients {
             admin_token: token(tenant, &["admin"]),
             templates: TemplateServiceClient::new(channel.clone()),
             providers: ProviderServiceClient::new(channel.clone()),
-            deliveries: DeliveryServiceClient::new(channel),
+            deliveries: DeliveryServiceClient::new(channel.clone()),
             customers: CustomerServiceClient::new(profiles),
+            channel,
             smtp_port,
         }
     }
@@ -149,6 +153,7 @@ impl Clients {
                 vec![PhoneNumber { number: p.phone.into(), label: String::new(), primary: true }]
             },
             locale: p.locale.into(),
+            tags: p.tags.iter().map(|t| (*t).to_owned()).collect(),
             consent: Some(profiles::Consent {
                 email: Some(profiles::ChannelConsent { state: state as i32, update_time: None }),
                 ..Default::default()
@@ -271,4 +276,47 @@ pub fn violations(status: &Status) -> Vec<(String, String)> {
         .bad_request()
         .map(|b| b.field_violations.iter().map(|v| (v.field.clone(), v.reason.clone())).collect())
         .unwrap_or_default()
+}
+
+impl Clients {
+    /// Creates a DRAFT campaign as a marketer.
+    pub async fn create_campaign(&self, template: &str, filter: &str, variables: &[(&str, &str)]) -> Result<pb::Campaign, Status> {
+        let campaign = pb::Campaign {
+            display_name: "Autumn offer".into(),
+            template: template.into(),
+            audience: Some(pb::Audience { filter: filter.into() }),
+            variables: variables.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        };
+        let request = self.as_roles(pb::CreateCampaignRequest { campaign: Some(campaign), request_id: String::new() }, &["marketer"]);
+        Ok(self.campaigns().create_campaign(request).await?.into_inner().campaign.unwrap())
+    }
+
+    /// A client of CampaignService.
+    pub fn campaigns(&self) -> CampaignServiceClient<Channel> {
+        CampaignServiceClient::new(self.channel.clone())
+    }
+
+    /// Gets a campaign as admin.
+    pub async fn campaign(&self, name: &str) -> pb::Campaign {
+        self.campaigns()
+            .get_campaign(self.admin(pb::GetCampaignRequest { name: name.into() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .campaign
+            .unwrap()
+    }
+
+    /// Waits (at most 30 s) until campaign `name` is in `state`.
+    pub async fn campaign_in(&self, name: &str, state: pb::CampaignState) -> pb::Campaign {
+        for _ in 0..600 {
+            let c = self.campaign(name).await;
+            if c.state == state as i32 {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} did not reach {state:?} within 30 s: {:?}", self.campaign(name).await);
+    }
 }

@@ -1,0 +1,408 @@
+//! Campaigns: drafts and their edits, the lifecycle moves with their
+//! effects on the queue, the audience snapshot in batches, completion, and
+//! the reads with live counts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::TenantTx,
+    idempotency::{self, IdempotencyKey},
+};
+use crm_proto::crm::campaigns::v1 as pb;
+use prost::Message;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{App, emit};
+use crate::{
+    domain::{
+        campaign::{self, Effect, Move, State},
+        customer::Customer,
+        delivery::Status,
+        policy,
+        template::{self, TemplateDraft},
+    },
+    resources::{CAMPAIGN, TEMPLATE},
+    store::{
+        campaigns::{self as store, CAMPAIGNS, CampaignFields, CampaignRow, Stamps},
+        deliveries::DeliveryRow,
+        queue,
+        templates::{TEMPLATES, TemplateRow},
+    },
+    wire::{campaign_counts, campaign_state_to, campaign_to},
+};
+
+/// A campaign with its live counts.
+pub type CampaignWithCounts = (CampaignRow, pb::CampaignCounts);
+
+/// What the campaign job is to do for one campaign.
+#[derive(Debug)]
+pub enum JobWork {
+    /// Store its audience (from the page token stored with it on) with `template`.
+    Snapshot { campaign: Box<CampaignRow>, template: Box<TemplateRow> },
+    /// Nothing now (it was handled, or another replica holds it).
+    Nothing,
+}
+
+/// The template a campaign sends, checked against the campaign's variables:
+/// every locked variable given, none the template does not use.
+async fn checked_template(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields) -> Result<TemplateRow, Error> {
+    let template: TemplateRow = TEMPLATES.find(tx, tenant, f.template_id, false).await?.ok_or_else(|| {
+        Error::invalid(
+            "campaign.template",
+            "UNKNOWN_TEMPLATE",
+            format!("{} is not a template of this tenant", TEMPLATE.name(f.template_id)),
+        )
+    })?;
+    let mut violations = Vec::new();
+    for locked in &template.locked_variables {
+        if f.variables.get(locked).is_none_or(|v| v.trim().is_empty()) {
+            violations.push(crm_kit::FieldViolation::new(
+                format!("campaign.variables.{locked}"),
+                "MISSING_LOCKED_VARIABLE",
+                format!("the template requires vars.{locked}"),
+            ));
+        }
+    }
+    for name in f.variables.keys().filter(|n| !template.variables.contains(*n)) {
+        violations.push(crm_kit::FieldViolation::new(
+            format!("campaign.variables.{name}"),
+            "UNKNOWN_VARIABLE",
+            format!("the template does not use vars.{name}"),
+        ));
+    }
+    if violations.is_empty() { Ok(template) } else { Err(Error::InvalidArgument { violations }) }
+}
+
+fn stamps(effects: &[Effect]) -> Stamps {
+    Stamps {
+        start: effects.contains(&Effect::StampStart),
+        run: effects.contains(&Effect::StampRun),
+        end: effects.contains(&Effect::StampEnd),
+    }
+}
+
+fn not_editable(row: &CampaignRow) -> Error {
+    Error::FailedPrecondition {
+        reason: "CAMPAIGN_NOT_EDITABLE",
+        message: format!("a {} campaign cannot be changed or deleted; only a DRAFT can", row.state.as_str()),
+        subject: CAMPAIGN.name(row.id),
+    }
+}
+
+impl App {
+    /// Stores a DRAFT campaign after checking its template and variables; writes `CampaignChanged`.
+    pub async fn create_campaign<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        fields: CampaignFields,
+        request: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&CampaignWithCounts) -> R,
+    ) -> Result<R, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
+            tx.commit().await?;
+            return Ok(replay);
+        }
+        checked_template(&mut tx, tenant, &fields).await?;
+        let row = store::insert(&mut tx, tenant, &fields, now).await?;
+        changed(&mut tx, tenant, &row, None).await?;
+        let response = respond(&(row, pb::CampaignCounts::default()));
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Replaces a DRAFT campaign's fields with what `edit` makes of the stored ones.
+    pub async fn update_campaign(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        etag: &str,
+        edit: impl FnOnce(&CampaignRow) -> Result<CampaignFields, Error>,
+        now: DateTime<Utc>,
+    ) -> Result<CampaignWithCounts, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before: CampaignRow = CAMPAIGNS.lock_for_change(&mut tx, tenant, id, &CAMPAIGN, etag, "campaign.etag").await?;
+        if !campaign::editable(before.state) {
+            return Err(not_editable(&before));
+        }
+        let fields = edit(&before)?;
+        checked_template(&mut tx, tenant, &fields).await?;
+        let row = store::update(&mut tx, tenant, id, &fields, now).await?;
+        changed(&mut tx, tenant, &row, Some(before.state)).await?;
+        tx.commit().await?;
+        Ok((row, pb::CampaignCounts::default()))
+    }
+
+    /// Deletes a DRAFT campaign.
+    pub async fn delete_campaign(&self, tenant: Uuid, id: Uuid, etag: &str) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before: CampaignRow = CAMPAIGNS.lock_for_change(&mut tx, tenant, id, &CAMPAIGN, etag, "etag").await?;
+        if !campaign::editable(before.state) {
+            return Err(not_editable(&before));
+        }
+        store::delete(&mut tx, tenant, id).await?;
+        let gone = pb::Campaign { name: CAMPAIGN.name(id), ..Default::default() };
+        let event = pb::CampaignChanged { campaign: Some(gone), previous_state: campaign_state_to(before.state) as i32, deleted: true };
+        emit(&mut tx, tenant, &CAMPAIGN.name(id), &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves campaign `id` by `m` (etag checked when given) and carries out the move's effects.
+    pub async fn move_campaign(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        etag: &str,
+        m: Move,
+        now: DateTime<Utc>,
+    ) -> Result<CampaignWithCounts, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before: CampaignRow = CAMPAIGNS.lock_for_change(&mut tx, tenant, id, &CAMPAIGN, etag, "etag").await?;
+        if matches!(m, Move::Start { .. }) {
+            let fields = CampaignFields {
+                display_name: before.display_name.clone(),
+                template_id: before.template_id,
+                audience_filter: before.audience_filter.clone(),
+                variables: before.variables.0.clone(),
+                schedule_time: before.schedule_time,
+            };
+            checked_template(&mut tx, tenant, &fields).await?;
+        }
+        let row = self.apply_move(&mut tx, tenant, &before, m, now).await?;
+        let counts = self.counts_of(&mut tx, tenant, &[id]).await?.remove(&id).unwrap_or_default();
+        tx.commit().await?;
+        tracing::info!(campaign = %id, state = row.state.as_str(), "campaign moved");
+        Ok((row, counts))
+    }
+
+    /// Applies `m` to `before` (locked in `tx`) with its effects and event.
+    async fn apply_move(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        before: &CampaignRow,
+        m: Move,
+        now: DateTime<Utc>,
+    ) -> Result<CampaignRow, Error> {
+        let (to, effects) = campaign::apply(before.state, m, now).map_err(|invalid| Error::FailedPrecondition {
+            reason: "INVALID_CAMPAIGN_STATE",
+            message: format!(
+                "a {} campaign cannot do that; it must be {}",
+                invalid.from.as_str(),
+                invalid.allowed_from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+            ),
+            subject: CAMPAIGN.name(before.id),
+        })?;
+        let id = before.id;
+        for effect in &effects {
+            match effect {
+                Effect::WakeJobAt(at) => store::wake_job(tx, tenant, id, *at).await?,
+                Effect::DropJob => store::drop_job(tx, tenant, id).await?,
+                Effect::HoldQueued => store::set_queue_due(tx, tenant, id, DateTime::<Utc>::MAX_UTC).await?,
+                Effect::ReleaseQueued => {
+                    store::set_queue_due(tx, tenant, id, now).await?;
+                    sqlx::query("SELECT pg_notify($1, $2::text)").bind(queue::NOTIFY_CHANNEL).bind(tenant).execute(&mut **tx).await?;
+                }
+                Effect::CancelQueued => {
+                    let n = store::cancel_queued(tx, tenant, id, now).await?;
+                    let deltas = [(("QUEUED", ""), -n), (("CANCELLED", ""), n)].into_iter().collect();
+                    store::add_counts(tx, tenant, id, &deltas).await?;
+                }
+                Effect::StampStart | Effect::StampRun | Effect::StampEnd => {}
+            }
+        }
+        let row = store::set_state(tx, tenant, id, to, stamps(&effects), now).await?;
+        changed(tx, tenant, &row, Some(before.state)).await?;
+        Ok(row)
+    }
+
+    /// Campaign `id` with its counts, or NOT_FOUND.
+    pub async fn campaign(&self, tenant: Uuid, id: Uuid) -> Result<CampaignWithCounts, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let row: CampaignRow = CAMPAIGNS.find(&mut tx, tenant, id, false).await?.ok_or_else(|| CAMPAIGN.not_found(id))?;
+        let counts = self.counts_of(&mut tx, tenant, &[id]).await?.remove(&id).unwrap_or_default();
+        tx.commit().await?;
+        Ok((row, counts))
+    }
+
+    /// A page of campaigns, newest first, with their counts.
+    pub async fn campaigns(&self, tenant: Uuid, before: Option<Uuid>, limit: i64) -> Result<Vec<CampaignWithCounts>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = store::list(&mut tx, tenant, before, limit).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut counts = self.counts_of(&mut tx, tenant, &ids).await?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let c = counts.remove(&r.id).unwrap_or_default();
+                (r, c)
+            })
+            .collect())
+    }
+
+    async fn counts_of(&self, tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<BTreeMap<Uuid, pb::CampaignCounts>, Error> {
+        let mut sums: BTreeMap<Uuid, Vec<(String, String, i64)>> = BTreeMap::new();
+        for (id, status, reason, n) in store::counts(tx, tenant, ids).await? {
+            sums.entry(id).or_default().push((status, reason, n));
+        }
+        Ok(sums.into_iter().map(|(id, s)| (id, campaign_counts(&s))).collect())
+    }
+
+    // --- the campaign job's steps ------------------------------------------------
+
+    /// Takes campaign `id`'s job if it is due: a SCHEDULED campaign's audience
+    /// is to be stored (under a lease); a RUNNING one completes once nothing
+    /// of it is queued (else it is looked at again shortly); any other state
+    /// needs nothing more.
+    pub async fn lease_campaign_job(&self, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<JobWork, Error> {
+        let lease = chrono::Duration::from_std(self.lease).map_err(Error::internal)?;
+        let mut tx = self.begin(tenant).await?;
+        if !store::lease_job(&mut tx, tenant, id, now, now + lease).await? {
+            tx.commit().await?;
+            return Ok(JobWork::Nothing);
+        }
+        let Some(row) = CAMPAIGNS.find::<CampaignRow>(&mut tx, tenant, id, true).await? else {
+            tx.commit().await?;
+            return Ok(JobWork::Nothing);
+        };
+        let work = match row.state {
+            State::Scheduled => {
+                let template = TEMPLATES.find(&mut tx, tenant, row.template_id, false).await?;
+                match template {
+                    Some(template) => JobWork::Snapshot { campaign: Box::new(row), template: Box::new(template) },
+                    // Templates in use cannot be deleted; a missing one means the campaign cannot run.
+                    None => {
+                        tracing::warn!(campaign = %id, "the campaign's template is gone; cancelling it");
+                        self.apply_move(&mut tx, tenant, &row, Move::Cancel, now).await?;
+                        JobWork::Nothing
+                    }
+                }
+            }
+            State::Running if !store::has_queued(&mut tx, tenant, id).await? => {
+                self.apply_move(&mut tx, tenant, &row, Move::Complete, now).await?;
+                tracing::info!(campaign = %id, "campaign completed");
+                JobWork::Nothing
+            }
+            State::Running => {
+                store::wake_job(&mut tx, tenant, id, now + chrono::Duration::seconds(1)).await?;
+                JobWork::Nothing
+            }
+            _ => {
+                store::drop_job(&mut tx, tenant, id).await?;
+                JobWork::Nothing
+            }
+        };
+        tx.commit().await?;
+        Ok(work)
+    }
+
+    /// Stores one page of a SCHEDULED campaign's audience — each member
+    /// rendered and checked by the contact policy, QUEUED in the campaign lane
+    /// or SKIPPED (or FAILED when the template cannot be rendered for them) —
+    /// and the page token that follows it; after the last page the campaign
+    /// starts sending. Nothing is stored when the campaign moved on
+    /// (cancelled) or another replica stored this page first. Returns whether
+    /// the snapshot is finished.
+    pub async fn store_audience_page(
+        &self,
+        tenant: Uuid,
+        campaign: &CampaignRow,
+        template: &TemplateRow,
+        members: &[Customer],
+        next_page_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let draft = template.draft();
+        let rows: Vec<DeliveryRow> = members.iter().map(|m| delivery_for(campaign, template, &draft, m, now)).collect();
+        let lease = chrono::Duration::from_std(self.lease).map_err(Error::internal)?;
+        let mut tx = self.begin(tenant).await?;
+        let current: CampaignRow =
+            CAMPAIGNS.find(&mut tx, tenant, campaign.id, true).await?.ok_or_else(|| CAMPAIGN.not_found(campaign.id))?;
+        if current.state != State::Scheduled || current.snapshot_done || current.snapshot_page_token != campaign.snapshot_page_token {
+            tx.commit().await?;
+            return Ok(true);
+        }
+        let stored = store::insert_deliveries(&mut tx, tenant, &rows, now).await?;
+        let mut deltas: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        for (_, status, reason) in &stored {
+            *deltas.entry((status.as_str(), reason.as_str())).or_default() += 1;
+        }
+        store::add_counts(&mut tx, tenant, campaign.id, &deltas).await?;
+        let done = next_page_token.is_empty();
+        store::set_snapshot_progress(&mut tx, tenant, campaign.id, next_page_token, done).await?;
+        if done {
+            let ready_at = campaign.schedule_time.unwrap_or(now);
+            if ready_at <= now {
+                self.apply_move(&mut tx, tenant, &current, Move::BeginSending, now).await?;
+            } else {
+                store::wake_job(&mut tx, tenant, campaign.id, ready_at).await?;
+            }
+        } else {
+            store::wake_job(&mut tx, tenant, campaign.id, now + lease).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// The ledger row of one audience member.
+fn delivery_for(
+    campaign: &CampaignRow,
+    template: &TemplateRow,
+    draft: &TemplateDraft,
+    member: &Customer,
+    now: DateTime<Utc>,
+) -> DeliveryRow {
+    let (rendered, problems) = template::render(draft, "", Some(&member.fields), &campaign.variables.0);
+    let (status, recipient, skip_reason, error) = match policy::address(member, draft.channel, draft.purpose) {
+        Err(reason) => (Status::Skipped, String::new(), reason.as_str().to_owned(), String::new()),
+        Ok(address) if !problems.is_empty() => {
+            let error = problems.iter().map(|p| format!("{}: {}", p.field, p.description)).collect::<Vec<_>>().join("; ");
+            (Status::Failed, address, String::new(), format!("the template could not be rendered for this customer: {error}"))
+        }
+        Ok(address) => (Status::Queued, address, String::new(), String::new()),
+    };
+    DeliveryRow {
+        id: Uuid::now_v7(),
+        kind: "CAMPAIGN".into(),
+        campaign_id: Some(campaign.id),
+        request_id: String::new(),
+        template_id: template.id,
+        customer_id: member.id,
+        channel: draft.channel,
+        purpose: draft.purpose,
+        recipient,
+        status,
+        skip_reason,
+        locale: rendered.locale,
+        subject: rendered.subject,
+        body: rendered.body,
+        html_body: rendered.html_body,
+        data: Json(rendered.data),
+        attempts: 0,
+        provider_id: None,
+        provider_message_id: String::new(),
+        error,
+        create_time: now,
+        update_time: now,
+        send_time: None,
+        next_attempt_time: None,
+    }
+}
+
+/// Writes `CampaignChanged` for `row`, which was in `previous` (None: just created).
+async fn changed(tx: &mut TenantTx, tenant: Uuid, row: &CampaignRow, previous: Option<State>) -> Result<(), Error> {
+    let event = pb::CampaignChanged {
+        campaign: Some(campaign_to(row, None)),
+        previous_state: previous.map_or(0, |s| campaign_state_to(s) as i32),
+        deleted: false,
+    };
+    emit(tx, tenant, &CAMPAIGN.name(row.id), &event).await
+}

@@ -1,0 +1,78 @@
+//! The campaign job: every poll interval, looks at the campaigns that are
+//! due (`app::campaigns`): stores a SCHEDULED campaign's audience page by
+//! page, reading profiles with the service's own token for the campaign's
+//! tenant (there is no caller to forward at its schedule time), and
+//! completes RUNNING campaigns with nothing left in the queue. A snapshot
+//! that fails half-way (profiles down, a crash) resumes from the page token
+//! stored with the last batch when its lease ends.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use crm_kit::{auth::ServiceTokens, client::Caller};
+use tokio::sync::watch;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    app::{App, campaigns::JobWork},
+    profiles::ProfilesClient,
+    store::campaigns as store,
+};
+
+/// Audience members read per page from profiles (its largest page).
+const PAGE_SIZE: i32 = 1000;
+/// Campaigns looked at per round.
+const PER_ROUND: i64 = 32;
+
+/// Runs the job every `poll` until `shutdown` turns true.
+pub fn spawn(app: App, profiles: ProfilesClient, tokens: ServiceTokens, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = round(&app, &profiles, &tokens).await {
+                tracing::warn!(error = %crm_kit::error::cause_chain(&err), "campaign job round failed; retrying next round");
+            }
+            tokio::select! {
+                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    });
+}
+
+async fn round(app: &App, profiles: &ProfilesClient, tokens: &ServiceTokens) -> Result<(), crm_kit::Error> {
+    for (tenant, id) in store::due_jobs(app.pool(), Utc::now(), PER_ROUND).await? {
+        if let JobWork::Snapshot { campaign, template } = app.lease_campaign_job(tenant, id, Utc::now()).await? {
+            let span = tracing::info_span!("campaign.snapshot", campaign.id = %id);
+            if let Err(err) = snapshot(app, profiles, tokens, tenant, *campaign, *template).instrument(span).await {
+                tracing::warn!(campaign = %id, error = %crm_kit::error::cause_chain(&err), "audience snapshot interrupted; it resumes when its lease ends");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stores the campaign's audience from where the last stored page left off.
+async fn snapshot(
+    app: &App,
+    profiles: &ProfilesClient,
+    tokens: &ServiceTokens,
+    tenant: Uuid,
+    mut campaign: store::CampaignRow,
+    template: crate::store::templates::TemplateRow,
+) -> Result<(), crm_kit::Error> {
+    let started = std::time::Instant::now();
+    let mut members = 0usize;
+    loop {
+        let caller = Caller::service(&tokens.mint(tenant)?)?;
+        let page_token = campaign.snapshot_page_token.clone().unwrap_or_default();
+        let page = profiles.customers(&caller, &campaign.audience_filter, &page_token, PAGE_SIZE, "campaign.audience.filter").await?;
+        members += page.customers.len();
+        let done = app.store_audience_page(tenant, &campaign, &template, &page.customers, &page.next_page_token, Utc::now()).await?;
+        if done {
+            tracing::info!(campaign = %campaign.id, members, elapsed_ms = started.elapsed().as_millis() as u64, "audience stored");
+            return Ok(());
+        }
+        campaign.snapshot_page_token = Some(page.next_page_token);
+    }
+}
