@@ -18,7 +18,7 @@ use crate::{
     store::{
         campaigns::{CampaignFields, CampaignRow},
         deliveries::DeliveryRow,
-        providers::{ProviderRow, ProviderSettings, SmtpSettings},
+        providers::{AliyunSmsSettings, ProviderRow, ProviderSettings, SmtpSettings, TwilioSettings, WebhookSettings},
         templates::TemplateRow,
     },
 };
@@ -161,6 +161,27 @@ pub fn provider_to(row: &ProviderRow) -> pb::Provider {
             from_address: s.from_address.clone(),
             from_name: s.from_name.clone(),
         }),
+        ProviderSettings::Twilio(t) => pb::provider::Settings::Twilio(pb::TwilioSettings {
+            account_sid: t.account_sid.clone(),
+            auth_token: String::new(),
+            auth_token_set: row.credentials.is_some(),
+            from: t.from.clone(),
+            messaging_service_sid: t.messaging_service_sid.clone(),
+            base_url: t.base_url.clone(),
+        }),
+        ProviderSettings::AliyunSms(a) => pb::provider::Settings::AliyunSms(pb::AliyunSmsSettings {
+            access_key_id: a.access_key_id.clone(),
+            access_key_secret: String::new(),
+            access_key_secret_set: row.credentials.is_some(),
+            sign_name: a.sign_name.clone(),
+            template_code: a.template_code.clone(),
+            endpoint: a.endpoint.clone(),
+        }),
+        ProviderSettings::Webhook(w) => pb::provider::Settings::Webhook(pb::WebhookSettings {
+            url: w.url.clone(),
+            secret: String::new(),
+            secret_set: row.credentials.is_some(),
+        }),
     };
     pb::Provider {
         name: PROVIDER.name(row.id),
@@ -215,6 +236,71 @@ pub fn smtp_settings(s: &pb::SmtpSettings, field: &str) -> Result<(SmtpSettings,
         from_name: s.from_name.trim().to_owned(),
     };
     Ok((settings, (!s.password.is_empty()).then(|| s.password.clone())))
+}
+
+/// A secret field's value: `None` when left empty (keep the stored one).
+fn secret(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// A short identifier field: 1-`max` printable ASCII characters.
+fn identifier(value: &str, field: String, max: usize, v: &mut Vec<FieldViolation>) -> String {
+    let value = value.trim();
+    if value.is_empty() || value.len() > max || !value.chars().all(|c| c.is_ascii_graphic()) {
+        v.push(FieldViolation::new(field, "INVALID_VALUE", format!("1-{max} printable ASCII characters")));
+    }
+    value.to_owned()
+}
+
+/// A URL field that must parse; the scheme and address are checked when a client is built.
+fn url_field(value: &str, default: &str, field: String, v: &mut Vec<FieldViolation>) -> String {
+    let value = if value.trim().is_empty() { default } else { value.trim() };
+    if reqwest::Url::parse(value).map(|u| u.host_str().is_none()).unwrap_or(true) || value.len() > 2000 {
+        v.push(FieldViolation::new(field, "INVALID_URL", "an absolute https URL"));
+    }
+    value.trim_end_matches('/').to_owned()
+}
+
+/// Twilio settings from a request, validated, with the auth token (if any).
+pub fn twilio_settings(t: &pb::TwilioSettings, field: &str) -> Result<(TwilioSettings, Option<String>), Error> {
+    let mut v = Vec::new();
+    let account_sid = identifier(&t.account_sid, format!("{field}.account_sid"), 64, &mut v);
+    let from = t.from.trim().to_owned();
+    let messaging_service_sid = t.messaging_service_sid.trim().to_owned();
+    if from.is_empty() == messaging_service_sid.is_empty() {
+        v.push(FieldViolation::new(format!("{field}.from"), "INVALID_SENDER", "give either from or messaging_service_sid"));
+    }
+    let base_url = url_field(&t.base_url, "https://api.twilio.com", format!("{field}.base_url"), &mut v);
+    if !v.is_empty() {
+        return Err(Error::InvalidArgument { violations: v });
+    }
+    Ok((TwilioSettings { account_sid, from, messaging_service_sid, base_url }, secret(&t.auth_token)))
+}
+
+/// Aliyun SMS settings from a request, validated, with the secret (if any).
+pub fn aliyun_settings(a: &pb::AliyunSmsSettings, field: &str) -> Result<(AliyunSmsSettings, Option<String>), Error> {
+    let mut v = Vec::new();
+    let access_key_id = identifier(&a.access_key_id, format!("{field}.access_key_id"), 128, &mut v);
+    let template_code = identifier(&a.template_code, format!("{field}.template_code"), 64, &mut v);
+    let sign_name = a.sign_name.trim().to_owned();
+    if sign_name.is_empty() || sign_name.chars().count() > 40 {
+        v.push(FieldViolation::new(format!("{field}.sign_name"), "INVALID_VALUE", "1-40 characters"));
+    }
+    let endpoint = url_field(&a.endpoint, "https://dysmsapi.aliyuncs.com", format!("{field}.endpoint"), &mut v);
+    if !v.is_empty() {
+        return Err(Error::InvalidArgument { violations: v });
+    }
+    Ok((AliyunSmsSettings { access_key_id, sign_name, template_code, endpoint }, secret(&a.access_key_secret)))
+}
+
+/// Webhook settings from a request, validated, with the secret (if any).
+pub fn webhook_settings(w: &pb::WebhookSettings, field: &str) -> Result<(WebhookSettings, Option<String>), Error> {
+    let mut v = Vec::new();
+    let url = url_field(&w.url, "", format!("{field}.url"), &mut v);
+    if !v.is_empty() {
+        return Err(Error::InvalidArgument { violations: v });
+    }
+    Ok((WebhookSettings { url }, secret(&w.secret)))
 }
 
 fn status_to(status: Status) -> pb::DeliveryStatus {

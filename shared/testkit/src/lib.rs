@@ -14,6 +14,7 @@
 //! - [`bench`]: load with N calls in flight, latency, CPU per call and RSS, pgbench references.
 //! - [`process`]: real service processes (and the gateway) on free ports.
 //! - [`otlp`]: a real OTLP/gRPC collector that keeps spans and metrics.
+//! - [`providers`]: real HTTP peers speaking Twilio's, Aliyun's and a signed webhook's wire formats.
 //! - [`proxy`]: a TCP proxy that can drop every connection.
 //! - [`rest`]: what a REST call through the gateway returned.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps what it receives.
@@ -24,6 +25,7 @@ pub mod database;
 pub mod events;
 pub mod otlp;
 pub mod process;
+pub mod providers;
 pub mod proxy;
 pub mod rest;
 pub mod smtp;

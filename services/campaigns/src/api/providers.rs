@@ -20,10 +20,10 @@ use crate::{
     permissions,
     resources::PROVIDER,
     store::providers::ProviderSettings,
-    wire::{channel_from, provider_to, smtp_settings},
+    wire::{aliyun_settings, channel_from, provider_to, smtp_settings, twilio_settings, webhook_settings},
 };
 
-const WRITABLE: &[&str] = &["display_name", "max_per_second", "smtp"];
+const WRITABLE: &[&str] = &["display_name", "max_per_second", "smtp", "twilio", "aliyun_sms", "webhook"];
 
 /// Handlers of ProviderService.
 #[derive(Clone)]
@@ -47,25 +47,61 @@ impl ProviderApi {
         if !(0..=100_000).contains(&p.max_per_second) {
             return Err(Error::invalid("provider.max_per_second", "OUT_OF_RANGE", "0 (no limit) to 100 000"));
         }
-        let (settings, password) = match (&p.settings, channel) {
-            (Some(pb::provider::Settings::Smtp(smtp)), Channel::Email) => {
+        use pb::provider::Settings;
+        let allow = self.app.senders().allow_private();
+        let (settings, password, host) = match (&p.settings, channel) {
+            (Some(Settings::Smtp(smtp)), Channel::Email) => {
                 let (settings, password) = smtp_settings(smtp, "provider.smtp")?;
-                crm_kit::egress::resolve(&settings.host, settings.port, self.app.senders().allow_private())
+                crm_kit::egress::resolve(&settings.host, settings.port, allow)
                     .await
                     .map_err(|e| Error::invalid("provider.smtp.host", "HOST_NOT_ALLOWED", e.to_string()))?;
-                (ProviderSettings::Smtp(settings), password)
+                (ProviderSettings::Smtp(settings), password, None)
             }
-            (Some(pb::provider::Settings::Smtp(_)), _) => {
-                return Err(Error::invalid("provider.smtp", "NOT_FOR_CHANNEL", "an SMTP relay sends email only"));
+            (Some(Settings::Twilio(t)), Channel::Sms) => {
+                let (settings, token) = twilio_settings(t, "provider.twilio")?;
+                let url = ("provider.twilio.base_url", settings.base_url.clone());
+                (ProviderSettings::Twilio(settings), token, Some(url))
+            }
+            (Some(Settings::AliyunSms(a)), Channel::Sms) => {
+                let (settings, secret) = aliyun_settings(a, "provider.aliyun_sms")?;
+                let url = ("provider.aliyun_sms.endpoint", settings.endpoint.clone());
+                (ProviderSettings::AliyunSms(settings), secret, Some(url))
+            }
+            (Some(Settings::Webhook(w)), Channel::Sms | Channel::Push) => {
+                let (settings, secret) = webhook_settings(w, "provider.webhook")?;
+                let url = ("provider.webhook.url", settings.url.clone());
+                (ProviderSettings::Webhook(settings), secret, Some(url))
+            }
+            (Some(other), _) => {
+                let (name, serves) = match other {
+                    Settings::Smtp(_) => ("smtp", "email"),
+                    Settings::Twilio(_) => ("twilio", "SMS"),
+                    Settings::AliyunSms(_) => ("aliyun_sms", "SMS"),
+                    Settings::Webhook(_) => ("webhook", "SMS and push"),
+                };
+                return Err(Error::invalid(
+                    format!("provider.{name}"),
+                    "NOT_FOR_CHANNEL",
+                    format!("a {name} provider sends {serves} only"),
+                ));
             }
             (None, _) => {
                 return Err(Error::invalid(
                     "provider.settings",
                     "REQUIRED",
-                    format!("the {channel} channel's provider settings are required (email: smtp)"),
+                    format!(
+                        "the {channel} channel's provider settings are required (email: smtp; SMS: twilio, aliyun_sms or webhook; push: webhook)"
+                    ),
                 ));
             }
         };
+        if let Some((field, url)) = host {
+            let parsed = crate::channels::check_url(&url, allow).map_err(|e| Error::invalid(field, "URL_NOT_ALLOWED", e.to_string()))?;
+            let port = parsed.port_or_known_default().unwrap_or(443);
+            crm_kit::egress::resolve(parsed.host_str().unwrap_or_default(), port, allow)
+                .await
+                .map_err(|e| Error::invalid(field, "HOST_NOT_ALLOWED", e.to_string()))?;
+        }
         Ok(ProviderDraft { display_name, channel, max_per_second: p.max_per_second, settings, password })
     }
 }
@@ -137,6 +173,7 @@ impl ProviderService for ProviderApi {
                 match *path {
                     "display_name" => merged.display_name.clone_from(&input.display_name),
                     "max_per_second" => merged.max_per_second = input.max_per_second,
+                    // The settings are one oneof: naming any of its kinds replaces it.
                     _ => merged.settings.clone_from(&input.settings),
                 }
             }

@@ -386,6 +386,7 @@ fn delivery_for(
         body: rendered.body,
         html_body: rendered.html_body,
         data: Json(rendered.data),
+        variables: Json(template::slot_values(&campaign.variables.0, Some(&member.fields))),
         attempts: 0,
         provider_id: None,
         provider_message_id: String::new(),

@@ -109,6 +109,7 @@ impl App {
             tx.commit().await?;
             return Ok(());
         }
+        let mut uncounted = false;
         let record = match self.retry.next(outcome, attempt, now, jitter) {
             Next::Sent { message_id } => {
                 queue::remove(&mut tx, tenant, id).await?;
@@ -122,9 +123,14 @@ impl App {
                 queue::reschedule(&mut tx, tenant, id, at).await?;
                 (Status::Queued, String::new(), error, None, Some(at))
             }
+            Next::Throttled { at, error } => {
+                queue::reschedule(&mut tx, tenant, id, at).await?;
+                uncounted = true;
+                (Status::Queued, String::new(), error, None, Some(at))
+            }
         };
         let (status, message_id, error, send_time, next_attempt_time) = record;
-        let record = AttemptRecord { status, provider_message_id: &message_id, error: &error, send_time, next_attempt_time };
+        let record = AttemptRecord { status, provider_message_id: &message_id, error: &error, send_time, next_attempt_time, uncounted };
         let row = deliveries::record_attempt(&mut tx, tenant, id, &record, now).await?;
         if let (Some(campaign), Status::Sent | Status::Failed) = (row.campaign_id, status) {
             let deltas = [(("QUEUED", ""), -1), ((status.as_str(), ""), 1)].into_iter().collect();

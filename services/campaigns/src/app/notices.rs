@@ -103,6 +103,7 @@ impl App {
             body: rendered.body,
             html_body: rendered.html_body,
             data: Json(rendered.data),
+            variables: Json(template::slot_values(notice.variables, Some(&notice.customer.fields))),
             attempts: 0,
             provider_id: None,
             provider_message_id: String::new(),

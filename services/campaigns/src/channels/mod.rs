@@ -4,10 +4,19 @@
 //!
 //! # Layout
 //! - [`email`] — SMTP.
+//! - [`twilio`], [`aliyun`] — SMS through Twilio's and Aliyun's APIs.
+//! - [`webhook`] — a signed webhook (SMS or push through any gateway).
+//! - `message` — the rendered message a channel sends.
+//! - `http` — the HTTP providers' pinned clients and status meanings.
 //! - `throttle` — the per-provider token bucket.
 
+pub mod aliyun;
 pub mod email;
+mod http;
+mod message;
 mod throttle;
+pub mod twilio;
+pub mod webhook;
 
 use std::{
     collections::HashMap,
@@ -17,9 +26,15 @@ use std::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
+pub use self::message::Outgoing;
 use self::{
+    aliyun::AliyunSender,
     email::{Email, SmtpSender},
     throttle::Bucket,
+    twilio::TwilioSender,
+    webhook::WebhookSender,
 };
 use crate::{
     credentials::CredentialCipher,
@@ -27,14 +42,9 @@ use crate::{
     store::providers::{ProviderRow, ProviderSettings},
 };
 
-/// A rendered message, as a channel sends it.
-#[derive(Debug, Clone, Copy)]
-pub struct Outgoing<'a> {
-    pub delivery: Uuid,
-    pub recipient: &'a str,
-    pub subject: &'a str,
-    pub body: &'a str,
-    pub html_body: &'a str,
+/// `url` as an HTTP provider may use it (https; http only where private peers are allowed).
+pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, http::HttpSetupError> {
+    http::parse_url(url, allow_private)
 }
 
 /// A provider ready to send.
@@ -44,12 +54,15 @@ pub struct Sender {
     /// is marked SUBMITTING only once it can go out at once, never while it
     /// queues for a connection.
     slots: Arc<Semaphore>,
-    bucket: Option<Arc<Bucket>>,
+    bucket: Bucket,
     channel: ChannelSender,
 }
 
 enum ChannelSender {
     Smtp(SmtpSender),
+    Twilio(TwilioSender),
+    Aliyun(AliyunSender),
+    Webhook(WebhookSender),
 }
 
 /// Senders by (tenant, provider); a changed provider (new revision) gets a new one.
@@ -89,18 +102,18 @@ impl Senders {
             Some(sealed) => Some(self.cipher.open(tenant, provider.id, sealed).map_err(|e| Outcome::Temporary { error: e.to_string() })?),
             None => None,
         };
+        // A name may resolve again later; a refused address is the provider's setting to fix: temporary.
+        let unusable = |e: &dyn std::fmt::Display| Outcome::Temporary { error: format!("provider {}: {e}", provider.id) };
+        let allow = self.allow_private;
         let channel = match &provider.settings.0 {
-            ProviderSettings::Smtp(settings) => ChannelSender::Smtp(
-                SmtpSender::new(settings, secret, self.allow_private)
-                    .await
-                    // The relay's name may resolve again later; a refused address is the provider's setting to fix.
-                    .map_err(|e| Outcome::Temporary { error: format!("provider {}: {e}", provider.id) })?,
-            ),
+            ProviderSettings::Smtp(s) => ChannelSender::Smtp(SmtpSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
+            ProviderSettings::Twilio(s) => ChannelSender::Twilio(TwilioSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
+            ProviderSettings::AliyunSms(s) => ChannelSender::Aliyun(AliyunSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
+            ProviderSettings::Webhook(s) => ChannelSender::Webhook(WebhookSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
         };
         let rate = u32::try_from(provider.max_per_second).unwrap_or(0);
         let slots = Arc::new(Semaphore::new(email::POOL_SIZE as usize));
-        let sender =
-            Arc::new(Sender { revision: provider.revision, slots, bucket: (rate > 0).then(|| Arc::new(Bucket::new(rate))), channel });
+        let sender = Arc::new(Sender { revision: provider.revision, slots, bucket: Bucket::new(rate), channel });
         self.cache.lock().expect("not poisoned").insert(key, sender.clone());
         Ok(sender)
     }
@@ -117,15 +130,14 @@ impl Sender {
     /// more message; the permit is held while the message is sent.
     pub async fn ready(&self) -> OwnedSemaphorePermit {
         let permit = self.slots.clone().acquire_owned().await.expect("never closed");
-        if let Some(bucket) = &self.bucket {
-            bucket.take().await;
-        }
+        self.bucket.take().await;
         permit
     }
 
-    /// Hands `message` to the provider and returns its answer.
+    /// Hands `message` to the provider and returns its answer. A throttling
+    /// answer also holds every later message of this provider for its wait.
     pub async fn send(&self, message: Outgoing<'_>) -> Outcome {
-        match &self.channel {
+        let outcome = match &self.channel {
             ChannelSender::Smtp(smtp) => {
                 smtp.send(Email {
                     delivery: message.delivery,
@@ -136,6 +148,26 @@ impl Sender {
                 })
                 .await
             }
+            ChannelSender::Twilio(twilio) => twilio.send(&message).await,
+            ChannelSender::Aliyun(aliyun) => aliyun.send(&message).await,
+            ChannelSender::Webhook(webhook) => webhook.send(&message).await,
+        };
+        if let Outcome::Throttled { retry_after, .. } = &outcome {
+            self.bucket.hold_for(*retry_after).await;
+        }
+        outcome
+    }
+
+    /// Whether the provider already has `message`, handed over by a sender
+    /// that stopped before recording the answer (attempt begun at `since`):
+    /// its outcome if found; None when it must be sent (again). Providers
+    /// with an idempotency key at the receiving end (SMTP's Message-ID, the
+    /// webhook's Idempotency-Key) answer None: re-sending is safe there.
+    pub async fn find(&self, message: Outgoing<'_>, since: DateTime<Utc>) -> Option<Outcome> {
+        match &self.channel {
+            ChannelSender::Smtp(_) | ChannelSender::Webhook(_) => None,
+            ChannelSender::Twilio(twilio) => twilio.find(&message, since).await,
+            ChannelSender::Aliyun(aliyun) => aliyun.find(&message, since).await,
         }
     }
 }

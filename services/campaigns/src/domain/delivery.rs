@@ -4,9 +4,11 @@
 //! ```text
 //!   (accepted) ──► QUEUED ──claim──► SUBMITTING ──accepted──► SENT
 //!        │            ▲                  │
+//!        │            ├──throttled ──────┤  (the attempt does not count)
 //!        │            └──temporary, ─────┤
 //!        │               attempts left   └──permanent, or the last attempt──► FAILED
 //!        └──the contact policy refuses──► SKIPPED
+//!   QUEUED ──its campaign is cancelled──► CANCELLED
 //! ```
 //! A row found SUBMITTING when its claim's lease ran out was being sent when
 //! its sender stopped: it is reconciled, never silently dropped (see
@@ -62,6 +64,9 @@ pub enum Outcome {
     Temporary { error: String },
     /// Refused for good (a 5xx SMTP reply, an invalid address): do not try again.
     Permanent { error: String },
+    /// The provider asks us to slow down (HTTP 429, a rate-limit code): the
+    /// message waits `retry_after` and this attempt does not count.
+    Throttled { error: String, retry_after: Duration },
 }
 
 /// What to record after an attempt.
@@ -73,6 +78,8 @@ pub enum Next {
     Retry { at: DateTime<Utc>, error: String },
     /// FAILED.
     Failed { error: String },
+    /// Back to QUEUED until `at`, the attempt not counted (throttling is no failure).
+    Throttled { at: DateTime<Utc>, error: String },
 }
 
 /// Retry timing: the first retry after `base`, doubling per attempt up to
@@ -92,6 +99,9 @@ impl RetryPolicy {
         match outcome {
             Outcome::Accepted { message_id } => Next::Sent { message_id },
             Outcome::Permanent { error } => Next::Failed { error },
+            Outcome::Throttled { error, retry_after } => {
+                Next::Throttled { at: now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::MAX), error }
+            }
             Outcome::Temporary { error } if attempts >= self.max_attempts => {
                 Next::Failed { error: format!("{error} (gave up after {attempts} attempts)") }
             }
@@ -139,6 +149,13 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn throttling_waits_without_using_up_attempts() {
+        let now = Utc::now();
+        let throttled = Outcome::Throttled { error: "429".into(), retry_after: Duration::from_secs(2) };
+        assert_eq!(POLICY.next(throttled, 99, now, 0.0), Next::Throttled { at: now + chrono::Duration::seconds(2), error: "429".into() });
     }
 
     #[test]

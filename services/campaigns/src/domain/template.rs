@@ -276,6 +276,18 @@ pub fn choose_locale<'a>(draft: &'a TemplateDraft, wanted: &str) -> &'a Content 
     exact.or_else(same_language).or_else(default).or(draft.contents.first()).expect("a checked template has a content")
 }
 
+/// The values a message's slots take, for providers that send approved
+/// templates with parameters instead of text (Aliyun SMS): the sender's
+/// variables, and the customer's display name as `name` unless a variable
+/// has that name.
+pub fn slot_values(vars: &BTreeMap<String, String>, customer: Option<&TemplateFields>) -> BTreeMap<String, String> {
+    let mut values = vars.clone();
+    if let Some(c) = customer {
+        values.entry("name".to_owned()).or_insert_with(|| c.display_name.clone());
+    }
+    values
+}
+
 /// Renders `draft` in `locale` (empty: the customer's, else the default)
 /// for `customer` (None: no `customer.*`) with `vars`. Every part is
 /// rendered even when another fails, so that all problems are reported at once.

@@ -7,9 +7,10 @@
 //!
 //! A message found SUBMITTING again was handed to the provider by a sender
 //! that stopped before recording the answer. It is *reconciled*, not
-//! dropped: for SMTP, which has no status query, it is submitted again under
-//! the same Message-ID (its idempotency key at the receiving end, see
-//! `channels::email`).
+//! dropped: a provider with a status query (Twilio's message list, Aliyun's
+//! QuerySendDetails by OutId) is asked first, and a message it has is
+//! recorded, not sent again; otherwise it is submitted again under the same
+//! idempotency key (SMTP's Message-ID, the webhook's Idempotency-Key).
 
 use std::{sync::Arc, time::Duration};
 
@@ -107,7 +108,7 @@ async fn send(app: &App, tenant: uuid::Uuid, claimed: Claimed) {
         tracing::info_span!("delivery.send", delivery.id = %d.id, delivery.channel = %d.channel, delivery.attempt = tracing::field::Empty);
     async {
         if claimed.resumed {
-            tracing::info!("reconciling a message whose sender stopped mid-send: submitting it again under the same id");
+            tracing::info!("reconciling a message whose sender stopped mid-send");
         }
         let sender = match &claimed.provider {
             None => Err(Outcome::Temporary { error: format!("no {} provider is configured", d.channel) }),
@@ -131,18 +132,39 @@ async fn send(app: &App, tenant: uuid::Uuid, claimed: Claimed) {
             }
         };
         tracing::Span::current().record("delivery.attempt", attempt);
+        let message = Outgoing {
+            delivery: d.id,
+            channel: d.channel,
+            recipient: &d.recipient,
+            subject: &d.subject,
+            body: &d.body,
+            html_body: &d.html_body,
+            data: &d.data.0,
+            variables: &d.variables.0,
+        };
         let outcome = match sender {
             Err(outcome) => outcome,
             Ok(sender) => {
-                let message = Outgoing { delivery: d.id, recipient: &d.recipient, subject: &d.subject, body: &d.body, html_body: &d.html_body };
                 // Give up well before the lease ends, so no other replica takes it over while this one still sends.
-                match tokio::time::timeout(app.lease().mul_f64(0.8), sender.send(message)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Outcome::Temporary { error: "the provider did not answer in time".into() },
+                let budget = app.lease().mul_f64(0.8);
+                let found = match claimed.resumed {
+                    // Handed over before, answer unknown: does the provider have it?
+                    true => tokio::time::timeout(budget / 2, sender.find(message, d.update_time)).await.ok().flatten(),
+                    false => None,
+                };
+                match found {
+                    Some(outcome) => {
+                        tracing::info!("the provider had the message already: recorded, not sent again");
+                        outcome
+                    }
+                    None => match tokio::time::timeout(budget, sender.send(message)).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Outcome::Temporary { error: "the provider did not answer in time".into() },
+                    },
                 }
             }
         };
-        if let Outcome::Temporary { error } | Outcome::Permanent { error } = &outcome {
+        if let Outcome::Temporary { error } | Outcome::Permanent { error } | Outcome::Throttled { error, .. } = &outcome {
             tracing::info!(error = %error, "attempt failed");
         }
         // Recording is retried: a lost record would send the message again when the lease ends.

@@ -292,12 +292,14 @@ pub async fn insert_deliveries(
     }
     let stored: Vec<(Uuid, String, String)> = sqlx::query_as(
         "INSERT INTO deliveries (tenant_id, id, kind, campaign_id, template_id, customer_id, channel, purpose, recipient, status,
-             skip_reason, locale, subject, body, html_body, data, error, create_time, update_time, next_attempt_time)
+             skip_reason, locale, subject, body, html_body, data, error, variables, create_time, update_time, next_attempt_time)
          SELECT $1, t.id, 'CAMPAIGN', t.campaign_id, t.template_id, t.customer_id, t.channel, t.purpose, t.recipient, t.status,
-             t.skip_reason, t.locale, t.subject, t.body, t.html_body, t.data, t.error, $2, $2, CASE WHEN t.status = 'QUEUED' THEN $3::timestamptz END
+             t.skip_reason, t.locale, t.subject, t.body, t.html_body, t.data, t.error, t.variables, $2, $2,
+             CASE WHEN t.status = 'QUEUED' THEN $3::timestamptz END
          FROM unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::text[])
-              AS t(id, campaign_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale, subject, body, html_body, data, error)
+                     $13::text[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::jsonb[])
+              AS t(id, campaign_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale, subject, body,
+                   html_body, data, error, variables)
          ON CONFLICT DO NOTHING
          RETURNING id, status, skip_reason",
     )
@@ -319,6 +321,7 @@ pub async fn insert_deliveries(
     .bind(column!(|r| r.html_body.as_str()))
     .bind(column!(|r| r.data.clone()))
     .bind(column!(|r| r.error.as_str()))
+    .bind(column!(|r| r.variables.clone()))
     .fetch_all(&mut **tx)
     .instrument(db_span("INSERT", "deliveries"))
     .await?;

@@ -39,6 +39,8 @@ pub struct DeliveryRow {
     pub body: String,
     pub html_body: String,
     pub data: Json<BTreeMap<String, String>>,
+    /// The values that filled its slots (`vars.*` and `name`).
+    pub variables: Json<BTreeMap<String, String>>,
     pub attempts: i32,
     pub provider_id: Option<Uuid>,
     pub provider_message_id: String,
@@ -50,7 +52,7 @@ pub struct DeliveryRow {
 }
 
 const COLUMNS: &str = "id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale,
-    subject, body, html_body, data, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time";
+    subject, body, html_body, data, variables, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time";
 
 /// The deliveries table for find by id.
 pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };
@@ -59,8 +61,8 @@ pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &DeliveryRow) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO deliveries (tenant_id, id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status,
-         skip_reason, locale, subject, body, html_body, data, create_time, update_time, next_attempt_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19)",
+         skip_reason, locale, subject, body, html_body, data, create_time, update_time, next_attempt_time, variables)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20)",
     )
     .bind(tenant)
     .bind(row.id)
@@ -81,6 +83,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &DeliveryRow) -> Resul
     .bind(&row.data)
     .bind(row.create_time)
     .bind(row.next_attempt_time)
+    .bind(&row.variables)
     .execute(&mut **tx)
     .instrument(db_span("INSERT", "deliveries"))
     .await?;
@@ -131,6 +134,8 @@ pub struct AttemptRecord<'a> {
     pub error: &'a str,
     pub send_time: Option<DateTime<Utc>>,
     pub next_attempt_time: Option<DateTime<Utc>>,
+    /// The attempt does not count (the provider throttled it).
+    pub uncounted: bool,
 }
 
 /// Records the outcome of an attempt on delivery `id` and returns the row.
@@ -143,7 +148,8 @@ pub async fn record_attempt(
 ) -> Result<DeliveryRow, Error> {
     let sql = format!(
         "UPDATE deliveries SET status = $3, provider_message_id = CASE WHEN $4 = '' THEN provider_message_id ELSE $4 END, error = $5,
-         send_time = coalesce($6, send_time), next_attempt_time = $7, update_time = $8 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+         send_time = coalesce($6, send_time), next_attempt_time = $7, update_time = $8, attempts = attempts - $9::int
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as(&sql)
         .bind(tenant)
@@ -154,6 +160,7 @@ pub async fn record_attempt(
         .bind(r.send_time)
         .bind(r.next_attempt_time)
         .bind(now)
+        .bind(i32::from(r.uncounted))
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "deliveries"))
         .await?)

@@ -25,12 +25,44 @@ pub struct SmtpSettings {
     pub from_name: String,
 }
 
+/// The non-secret settings of a Twilio account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwilioSettings {
+    pub account_sid: String,
+    pub from: String,
+    pub messaging_service_sid: String,
+    /// API base URL, e.g. `https://api.twilio.com`.
+    pub base_url: String,
+}
+
+/// The non-secret settings of an Aliyun SMS account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliyunSmsSettings {
+    pub access_key_id: String,
+    pub sign_name: String,
+    pub template_code: String,
+    /// Endpoint, e.g. `https://dysmsapi.aliyuncs.com`.
+    pub endpoint: String,
+}
+
+/// The non-secret settings of a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSettings {
+    pub url: String,
+}
+
 /// Settings of a provider, by kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProviderSettings {
     /// An SMTP relay.
     Smtp(SmtpSettings),
+    /// Twilio's Messages API.
+    Twilio(TwilioSettings),
+    /// Aliyun SMS.
+    AliyunSms(AliyunSmsSettings),
+    /// A signed webhook.
+    Webhook(WebhookSettings),
 }
 
 impl ProviderSettings {
@@ -38,6 +70,9 @@ impl ProviderSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Smtp(_) => "SMTP",
+            Self::Twilio(_) => "TWILIO",
+            Self::AliyunSms(_) => "ALIYUN_SMS",
+            Self::Webhook(_) => "WEBHOOK",
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The ledger under SIGKILL: the campaigns process is killed at random
-//! moments while notices are accepted and sent, and restarted each time. The
-//! SMTP server's own record must show every recipient exactly one message —
-//! a re-submission of a message whose sender died may reach the server again,
-//! but only under the same Message-ID, the receiving end's idempotency key —
-//! and the ledger must agree with it.
+//! moments while notices are accepted and sent, and restarted each time.
+//! - Email: the SMTP server's own record must show every recipient exactly
+//!   one message — a re-submission of a message whose sender died may reach
+//!   the server again, but only under the same Message-ID, the receiving
+//!   end's idempotency key — and the ledger must agree with it.
+//! - SMS through Aliyun: the provider's own record must show every recipient
+//!   exactly one message and no repeat at all — a message found SUBMITTING
+//!   is looked up by its OutId (QuerySendDetails) before it is sent again.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -16,6 +19,7 @@ use crm_testkit::{
     auth::{token, with_token},
     database::fresh_database,
     process::{ServiceProcess, binary, free_port, spawn_service, spawn_service_on},
+    providers::{PeerConfig, ProviderPeer},
     smtp::SmtpSink,
 };
 use rand::{Rng, SeedableRng};
@@ -30,12 +34,18 @@ fn campaigns_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_crm-campaigns"))
 }
 
-#[tokio::test]
-async fn every_recipient_gets_exactly_one_message_through_repeated_sigkills() {
-    // Arrange: profiles, an SMTP server, campaigns as a real process with a short lease.
+/// What the notices go through.
+enum Route {
+    Email(SmtpSink),
+    Aliyun(ProviderPeer),
+}
+
+/// Sends one notice to each of `RECIPIENTS` customers while killing and
+/// restarting campaigns `KILLS` times; returns the settled ledger.
+async fn notices_through_kills(route: &Route) -> Vec<pb::Delivery> {
+    // Arrange: profiles, campaigns as a real process with a short lease, the provider.
     let profiles_db = fresh_database("profiles").await.unwrap();
     let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
-    let smtp = SmtpSink::start().await;
     let db = fresh_database("campaigns").await.unwrap();
     let port = free_port();
     let env = vec![
@@ -52,29 +62,69 @@ async fn every_recipient_gets_exactly_one_message_through_repeated_sigkills() {
 
     let tenant = uuid::Uuid::now_v7();
     let admin = token(tenant, &["admin"]);
-    let app = crate::helpers::Clients::connect(&campaigns.url, profiles.channel.clone(), tenant, smtp.port).await;
-    app.email_provider_paced(200).await;
-    let template =
-        app.create_template(email_template(pb::Purpose::Transactional, "Fee", "Fee {{ vars.amount }}", &["amount"])).await.unwrap().name;
+    let smtp_port = match route {
+        Route::Email(smtp) => smtp.port,
+        Route::Aliyun(_) => 0,
+    };
+    let app = crate::helpers::Clients::connect(&campaigns.url, profiles.channel.clone(), tenant, smtp_port).await;
+    let template = match route {
+        Route::Email(_) => {
+            app.email_provider_paced(200).await;
+            email_template(pb::Purpose::Transactional, "Fee", "Fee {{ vars.amount }}", &["amount"])
+        }
+        Route::Aliyun(peer) => {
+            let settings = pb::provider::Settings::AliyunSms(pb::AliyunSmsSettings {
+                access_key_id: peer.config.aliyun.0.clone(),
+                access_key_secret: peer.config.aliyun.1.clone(),
+                sign_name: "物业服务中心".into(),
+                template_code: "SMS_154950909".into(),
+                endpoint: peer.url.clone(),
+                ..Default::default()
+            });
+            let provider = crate::sms::sms_provider(&app, settings).await.unwrap();
+            let paced = pb::Provider { max_per_second: 200, ..provider };
+            let request = app.admin(pb::UpdateProviderRequest {
+                provider: Some(paced),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["max_per_second".into()] }),
+            });
+            app.providers.clone().update_provider(request).await.unwrap();
+            pb::Template {
+                display_name: "Fee".into(),
+                channel: pb::Channel::Sms as i32,
+                purpose: pb::Purpose::Transactional as i32,
+                contents: vec![pb::TemplateContent {
+                    locale: "zh-CN".into(),
+                    body: "物业费{{ vars.amount }}元".into(),
+                    ..Default::default()
+                }],
+                default_locale: "zh-CN".into(),
+                locked_variables: vec!["amount".into()],
+                ..Default::default()
+            }
+        }
+    };
+    let template = app.create_template(template).await.unwrap().name;
     let mut customers = Vec::new();
     for i in 0..RECIPIENTS {
-        let email = format!("r{i}@example.com");
-        customers.push((app.customer(Person { name: "R", email: &email, ..Person::default() }).await, email));
+        let (email, phone) = (format!("r{i}@example.com"), format!("+86139{i:08}"));
+        customers.push(app.customer(Person { name: "R", email: &email, phone: &phone, ..Person::default() }).await);
     }
 
     // Act: senders retry each notice with its request id until it is accepted, as a real client does;
     // meanwhile the service is killed with SIGKILL and restarted, again and again.
     let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
-    let senders = customers.chunks(RECIPIENTS / 6).map(|chunk| {
-        let chunk = chunk.to_vec();
-        let (channel, template, admin) = (channel.clone(), template.clone(), admin.clone());
-        tokio::spawn(async move {
-            for (i, (customer, _)) in chunk.iter().enumerate() {
-                send_until_accepted(&channel, &admin, &template, customer, &format!("fee-{customer}-{i}")).await;
-            }
+    let senders: Vec<_> = customers
+        .chunks(RECIPIENTS / 6)
+        .map(|chunk| {
+            let chunk = chunk.to_vec();
+            let (channel, template, admin) = (channel.clone(), template.clone(), admin.clone());
+            tokio::spawn(async move {
+                for customer in &chunk {
+                    send_until_accepted(&channel, &admin, &template, customer, &format!("fee-{customer}")).await;
+                }
+            })
         })
-    });
-    let senders: Vec<_> = senders.collect();
+        .collect();
     let mut rng = rand::rngs::StdRng::from_entropy();
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
@@ -86,7 +136,7 @@ async fn every_recipient_gets_exactly_one_message_through_repeated_sigkills() {
         sender.await.unwrap();
     }
 
-    // Assert: the ledger settles with every notice SENT ...
+    // The ledger settles with every notice SENT.
     let deadline = Instant::now() + Duration::from_secs(60);
     let ledger = loop {
         let all = list_all(&channel, &admin).await;
@@ -105,8 +155,17 @@ async fn every_recipient_gets_exactly_one_message_through_repeated_sigkills() {
         "{:?}",
         ledger.iter().find(|d| d.status != pb::DeliveryStatus::Sent as i32)
     );
+    campaigns.kill_hard().await;
+    ledger
+}
 
-    // ... and the SMTP server's own record: one Message-ID per recipient, the ledger's.
+#[tokio::test]
+async fn every_recipient_gets_exactly_one_email_through_repeated_sigkills() {
+    let route = Route::Email(SmtpSink::start().await);
+    let ledger = notices_through_kills(&route).await;
+    let Route::Email(smtp) = &route else { unreachable!() };
+
+    // The SMTP server's own record: one Message-ID per recipient, the ledger's.
     let mail = smtp.messages();
     let mut ids_by_recipient: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for m in &mail {
@@ -130,10 +189,34 @@ async fn every_recipient_gets_exactly_one_message_through_repeated_sigkills() {
     // Only what was handed to the relay when a kill struck comes again: at most one message per connection.
     assert!(resubmitted <= KILLS * crm_campaigns::channels::email::POOL_SIZE as usize, "{resubmitted} re-submissions");
     println!(
-        "{KILLS} SIGKILLs, {RECIPIENTS} recipients: {} messages reached the server, {resubmitted} of them re-submissions under the same Message-ID",
+        "email: {KILLS} SIGKILLs, {RECIPIENTS} recipients: {} messages reached the server, {resubmitted} of them re-submissions under the same Message-ID",
         mail.len()
     );
-    campaigns.kill_hard().await;
+}
+
+#[tokio::test]
+async fn every_recipient_gets_exactly_one_sms_through_repeated_sigkills() {
+    let route = Route::Aliyun(ProviderPeer::start(PeerConfig::default()).await);
+    let ledger = notices_through_kills(&route).await;
+    let Route::Aliyun(peer) = &route else { unreachable!() };
+
+    // The provider's own record: each delivery's OutId once, and nothing else.
+    let received = peer.messages();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &received {
+        *per_id.entry(m.key.clone()).or_default() += 1;
+    }
+    let repeated: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "messages the provider got twice: {repeated:?}");
+    assert_eq!(received.len(), RECIPIENTS, "every recipient exactly once");
+    for d in &ledger {
+        assert_eq!(per_id.get(d.name.trim_start_matches("deliveries/")), Some(&1), "{} reached Aliyun once", d.name);
+    }
+    let reconciled = ledger.iter().filter(|d| d.provider_message_id.starts_with("OutId:")).count();
+    println!(
+        "sms: {KILLS} SIGKILLs, {RECIPIENTS} recipients: {} messages reached Aliyun, {reconciled} found there by OutId after a kill instead of being sent again",
+        received.len()
+    );
 }
 
 async fn send_until_accepted(channel: &Channel, token: &str, template: &str, customer: &str, request_id: &str) {

@@ -8,4 +8,5 @@ mod helpers;
 mod notices;
 mod providers;
 mod sent_log;
+mod sms;
 mod templates;

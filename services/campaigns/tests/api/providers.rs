@@ -27,6 +27,7 @@ fn relay(host: &str, password: &str) -> pb::Provider {
 fn smtp(p: &pb::Provider) -> &pb::SmtpSettings {
     match p.settings.as_ref().unwrap() {
         pb::provider::Settings::Smtp(s) => s,
+        other => panic!("not an SMTP provider: {other:?}"),
     }
 }
 

@@ -1,0 +1,21 @@
+//! The rendered message a channel sends: everything a provider needs, borrowed from the ledger row.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::domain::channel::Channel;
+
+/// A rendered message, as a channel sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub delivery: Uuid,
+    pub channel: Channel,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub html_body: &'a str,
+    pub data: &'a BTreeMap<String, String>,
+    /// The values that filled its slots (`vars.*` and `name`).
+    pub variables: &'a BTreeMap<String, String>,
+}
