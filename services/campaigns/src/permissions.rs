@@ -15,6 +15,8 @@ pub const CAMPAIGNS_READ: Permission = Permission::new("campaigns.read", &[Role:
 pub const CAMPAIGNS_RUN: Permission = Permission::new("campaigns.run", &[Role::Marketer]);
 /// Configure the tenant's delivery providers and their credentials.
 pub const PROVIDERS_CONFIGURE: Permission = Permission::new("providers.configure", &[]);
+/// Set the tenant's contact rules (frequency caps, quiet hours, time zone).
+pub const CONTACT_POLICY_CONFIGURE: Permission = Permission::new("contact_policy.configure", &[]);
 /// Send transactional notices.
 pub const NOTICES_SEND: Permission = Permission::new("notices.send", &[Role::Service, Role::Agent]);
 /// Read the sent log.
@@ -31,8 +33,17 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 8] =
-        [TEMPLATES_READ, TEMPLATES_WRITE, CAMPAIGNS_READ, CAMPAIGNS_RUN, PROVIDERS_CONFIGURE, NOTICES_SEND, DELIVERIES_READ, PII];
+    const ALL: [Permission; 9] = [
+        TEMPLATES_READ,
+        TEMPLATES_WRITE,
+        CAMPAIGNS_READ,
+        CAMPAIGNS_RUN,
+        PROVIDERS_CONFIGURE,
+        CONTACT_POLICY_CONFIGURE,
+        NOTICES_SEND,
+        DELIVERIES_READ,
+        PII,
+    ];
 
     #[test]
     fn each_role_holds_exactly_its_permissions() {

@@ -106,6 +106,45 @@ impl ProfilesClient {
     }
 }
 
+impl ProfilesClient {
+    /// The customers `ids` as profiles has them now, read in batches; a
+    /// customer profiles no longer knows (erased) comes back deleted.
+    pub async fn customers_by_id(&self, caller: &Caller, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Customer>, Error> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let request = pb::BatchGetCustomersRequest { names: chunk.iter().map(|id| format!("customers/{id}")).collect() };
+            let result = self
+                .peer
+                .call("BatchGetCustomers", caller, Retry::Idempotent, request, |channel, request| async move {
+                    CustomerServiceClient::new(channel).batch_get_customers(request).await
+                })
+                .await;
+            match result {
+                Ok(batch) => {
+                    for c in batch.customers {
+                        if let Some(id) = crate::resources::CUSTOMER.id_of(&c.name) {
+                            found.insert(id, customer_of(id, c));
+                        }
+                    }
+                }
+                // One unknown name fails the batch: ask one by one.
+                Err(status) if status.code() == Code::NotFound => {
+                    for id in chunk {
+                        let customer = match self.customer(caller, *id, "customer").await {
+                            Ok(c) => c,
+                            Err(Error::InvalidArgument { .. }) => Customer { id: *id, deleted: true, ..Customer::default() },
+                            Err(other) => return Err(other),
+                        };
+                        found.insert(*id, customer);
+                    }
+                }
+                Err(status) => return Err(peer_error(status.code(), status.message())),
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// A failed call to profiles that is not the caller's mistake.
 fn peer_error(code: Code, message: &str) -> Error {
     match code {

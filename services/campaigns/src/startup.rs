@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::campaigns::v1::{
-    campaign_service_server::CampaignServiceServer, delivery_service_server::DeliveryServiceServer,
-    provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
+    campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
+    delivery_service_server::DeliveryServiceServer, provider_service_server::ProviderServiceServer,
+    template_service_server::TemplateServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CampaignApi, DeliveryApi, ProviderApi, TemplateApi},
+    api::{CampaignApi, ContactPolicyApi, DeliveryApi, ProviderApi, TemplateApi},
     app::App,
     channels::Senders,
     config::Config,
@@ -54,12 +55,14 @@ impl Application {
             ProviderServiceServer::new(ProviderApi::new(app.clone(), kit.page_tokens.clone())),
             DeliveryServiceServer::new(DeliveryApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
+            ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
         );
         let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
+        let recipients = jobs::delivery::Recipients { profiles: profiles.clone(), tokens: tokens.clone() };
         jobs::campaigns::spawn(app.clone(), profiles, tokens, Duration::from_millis(config.delivery_poll_ms), kit.shutdown_receiver());
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };
-        jobs::delivery::spawn(app, settings, kit.shutdown_receiver());
+        jobs::delivery::spawn(app, recipients, settings, kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await
     }
 }

@@ -17,6 +17,7 @@ use crate::{
     resources::{CAMPAIGN, CUSTOMER, DELIVERY, PROVIDER, TEMPLATE},
     store::{
         campaigns::{CampaignFields, CampaignRow},
+        contact_policy::{ContactPolicyRow, StoredCap},
         deliveries::DeliveryRow,
         providers::{AliyunSmsSettings, ProviderRow, ProviderSettings, SmtpSettings, TwilioSettings, WebhookSettings},
         templates::TemplateRow,
@@ -321,7 +322,7 @@ pub fn status_number(status: Status) -> i32 {
 
 /// The proto value of a stored skip reason.
 pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
-    [SkipReason::NoAddress, SkipReason::NoConsent, SkipReason::DoNotContact, SkipReason::CustomerDeleted]
+    [SkipReason::NoAddress, SkipReason::NoConsent, SkipReason::DoNotContact, SkipReason::CustomerDeleted, SkipReason::FrequencyCap]
         .into_iter()
         .find(|r| r.as_str() == stored)
         .map_or(pb::SkipReason::Unspecified, |r| match r {
@@ -329,6 +330,7 @@ pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
             SkipReason::NoConsent => pb::SkipReason::NoConsent,
             SkipReason::DoNotContact => pb::SkipReason::DoNotContact,
             SkipReason::CustomerDeleted => pb::SkipReason::CustomerDeleted,
+            SkipReason::FrequencyCap => pb::SkipReason::FrequencyCap,
         })
 }
 
@@ -493,4 +495,82 @@ pub fn campaign_fields(c: &pb::Campaign) -> Result<CampaignFields, Error> {
         }
         _ => Err(Error::InvalidArgument { violations: v }),
     }
+}
+
+/// A stored contact policy as the API shows it.
+pub fn contact_policy_to(row: &ContactPolicyRow) -> pb::ContactPolicy {
+    let time = |minutes: Option<i32>| {
+        minutes.map(|m| crm_proto::google::r#type::TimeOfDay { hours: m / 60, minutes: m % 60, seconds: 0, nanos: 0 })
+    };
+    pb::ContactPolicy {
+        name: "contactPolicy".into(),
+        time_zone: row.time_zone.clone(),
+        quiet_hours_start: time(row.quiet_start),
+        quiet_hours_end: time(row.quiet_end),
+        frequency_caps: row
+            .caps
+            .0
+            .iter()
+            .filter_map(|c| {
+                Some(pb::FrequencyCap {
+                    channel: channel_to(Channel::parse(&c.channel)?) as i32,
+                    max_per_day: i32::try_from(c.per_day).unwrap_or(i32::MAX),
+                    max_per_week: i32::try_from(c.per_week).unwrap_or(i32::MAX),
+                })
+            })
+            .collect(),
+        update_time: row.update_time.map(to_timestamp),
+        etag: etag::of_revision(row.revision),
+    }
+}
+
+/// A contact policy request, validated, as it is stored.
+pub fn contact_policy_from(p: &pb::ContactPolicy) -> Result<ContactPolicyRow, Error> {
+    let mut v = Vec::new();
+    let time_zone = p.time_zone.trim().to_owned();
+    if !time_zone.is_empty() && time_zone.parse::<chrono_tz::Tz>().is_err() {
+        v.push(FieldViolation::new("contact_policy.time_zone", "INVALID_TIME_ZONE", "an IANA time zone such as Asia/Shanghai"));
+    }
+    let minutes = |t: &Option<crm_proto::google::r#type::TimeOfDay>, field: &str, v: &mut Vec<FieldViolation>| match t {
+        None => None,
+        Some(t) if (0..24).contains(&t.hours) && (0..60).contains(&t.minutes) && t.seconds == 0 && t.nanos == 0 => {
+            Some(t.hours * 60 + t.minutes)
+        }
+        Some(_) => {
+            v.push(FieldViolation::new(format!("contact_policy.{field}"), "INVALID_TIME", "hours 0-23 and minutes 0-59"));
+            None
+        }
+    };
+    let quiet_start = minutes(&p.quiet_hours_start, "quiet_hours_start", &mut v);
+    let quiet_end = minutes(&p.quiet_hours_end, "quiet_hours_end", &mut v);
+    if quiet_start.is_some() != quiet_end.is_some() {
+        v.push(FieldViolation::new(
+            "contact_policy.quiet_hours_end",
+            "INCOMPLETE_QUIET_HOURS",
+            "give both the start and the end, or neither",
+        ));
+    }
+    let mut caps: Vec<StoredCap> = Vec::new();
+    for (i, cap) in p.frequency_caps.iter().enumerate() {
+        let field = format!("contact_policy.frequency_caps[{i}]");
+        let Ok(channel) = channel_from(cap.channel, &format!("{field}.channel")) else {
+            v.push(FieldViolation::new(format!("{field}.channel"), "INVALID_CHANNEL", "one of CHANNEL_EMAIL, CHANNEL_SMS, CHANNEL_PUSH"));
+            continue;
+        };
+        if cap.max_per_day < 0 || cap.max_per_week < 0 {
+            v.push(FieldViolation::new(field.clone(), "OUT_OF_RANGE", "caps are 0 (no limit) or more"));
+        }
+        if caps.iter().any(|c| c.channel == channel.as_str()) {
+            v.push(FieldViolation::new(format!("{field}.channel"), "DUPLICATE_CHANNEL", "one cap per channel"));
+        }
+        caps.push(StoredCap {
+            channel: channel.as_str().to_owned(),
+            per_day: u32::try_from(cap.max_per_day).unwrap_or(0),
+            per_week: u32::try_from(cap.max_per_week).unwrap_or(0),
+        });
+    }
+    if !v.is_empty() {
+        return Err(Error::InvalidArgument { violations: v });
+    }
+    Ok(ContactPolicyRow { time_zone, quiet_start, quiet_end, caps: sqlx::types::Json(caps), ..ContactPolicyRow::default() })
 }

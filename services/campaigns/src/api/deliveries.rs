@@ -42,7 +42,10 @@ static DELIVERY_FILTER: FilterSchema = FilterSchema {
         FilterField {
             name: "skip_reason",
             sql: "d.skip_reason",
-            ty: FieldType::Enum { values: &["NO_ADDRESS", "NO_CONSENT", "DO_NOT_CONTACT", "CUSTOMER_DELETED"], prefix: "SKIP_REASON_" },
+            ty: FieldType::Enum {
+                values: &["NO_ADDRESS", "NO_CONSENT", "DO_NOT_CONTACT", "CUSTOMER_DELETED", "FREQUENCY_CAP"],
+                prefix: "SKIP_REASON_",
+            },
         },
         FilterField { name: "create_time", sql: "d.create_time", ty: FieldType::Timestamp },
     ],

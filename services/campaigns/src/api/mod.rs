@@ -3,16 +3,19 @@
 //!
 //! # Layout
 //! - `campaigns`: CampaignService.
+//! - `contact_policy`: ContactPolicyService.
 //! - `templates`: TemplateService, including RenderPreview.
 //! - `providers`: ProviderService.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
 
 mod campaigns;
+mod contact_policy;
 mod deliveries;
 mod providers;
 mod templates;
 
 pub use campaigns::CampaignApi;
+pub use contact_policy::ContactPolicyApi;
 pub use deliveries::DeliveryApi;
 pub use providers::ProviderApi;
 pub use templates::TemplateApi;

@@ -9,25 +9,50 @@
 //! lease cannot overwrite what another recorded.
 
 use chrono::{DateTime, Utc};
-use crm_kit::{Error, filter::CheckedFilter};
+use crm_kit::{Error, db::TenantTx, filter::CheckedFilter};
 use crm_proto::crm::campaigns::v1 as pb;
 use uuid::Uuid;
 
 use super::{App, emit};
 use crate::{
     domain::{
-        channel::Channel,
+        channel::{Channel, Purpose},
+        customer::Customer,
         delivery::{Next, Outcome, Status},
+        policy::{self, SkipReason},
+        rules::{self, ContactRules},
     },
     resources::DELIVERY,
     store::{
-        campaigns,
+        campaigns, contact_policy,
         deliveries::{self, AttemptRecord, DELIVERIES, DeliveryRow},
         providers::{self, ProviderRow},
         queue,
     },
     wire::{View, delivery_to, status_number},
 };
+
+/// What the dispatch step made of a claimed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begun {
+    /// Marked SUBMITTING as this attempt number: hand it over now.
+    Attempt(i32),
+    /// The contact policy stopped it: SKIPPED.
+    Skipped(SkipReason),
+    /// Quiet hours: it waits until then, QUEUED.
+    Postponed(DateTime<Utc>),
+    /// No longer this claim's (another sender took it, its campaign was paused or cancelled).
+    Gone,
+}
+
+/// The recipient as profiles has them at dispatch time.
+#[derive(Debug, Clone, Copy)]
+pub enum Fresh<'a> {
+    /// Read just now.
+    Customer(&'a Customer),
+    /// Profiles could not be asked.
+    Unavailable,
+}
 
 /// A delivery claimed for sending.
 #[derive(Debug, Clone)]
@@ -69,21 +94,109 @@ impl App {
         Ok(claimed)
     }
 
-    /// Marks claimed delivery `id` (read at `attempts`) SUBMITTING through
-    /// `provider`, right before it is handed over; the attempt number, or
-    /// `None` when it is no longer this claim's.
+    /// The dispatch step of claimed delivery `d` (read at `d.attempts`),
+    /// right before it is handed to `provider`: the contact policy once more
+    /// with the customer as profiles has them now (when profiles cannot say,
+    /// marketing waits a little and transactional messages go), then
+    /// for marketing the tenant's quiet hours (it waits) and frequency caps
+    /// (counted under a per-customer lock, so concurrent senders cannot both
+    /// take the last slot). A message that may go is marked SUBMITTING with
+    /// one more attempt, in the same transaction.
     pub async fn begin_attempt(
         &self,
         tenant: Uuid,
-        id: Uuid,
-        attempts: i32,
+        d: &DeliveryRow,
         provider: Option<Uuid>,
+        customer: Fresh<'_>,
+        rules: &ContactRules,
         now: DateTime<Utc>,
-    ) -> Result<Option<i32>, Error> {
+    ) -> Result<Begun, Error> {
         let mut tx = self.begin(tenant).await?;
-        let attempt = deliveries::mark_submitting(&mut tx, tenant, id, attempts, provider, now).await?;
+        let begun = self.dispatch_checks(&mut tx, tenant, d, customer, rules, now).await?;
+        let begun = match begun {
+            Some(other) => other,
+            None => match deliveries::mark_submitting(&mut tx, tenant, d.id, d.attempts, provider, now).await? {
+                Some(attempt) => Begun::Attempt(attempt),
+                None => Begun::Gone,
+            },
+        };
         tx.commit().await?;
-        Ok(attempt)
+        Ok(begun)
+    }
+
+    /// The policy's verdict on `d` when it stops the message; None when it may go.
+    async fn dispatch_checks(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        d: &DeliveryRow,
+        customer: Fresh<'_>,
+        rules: &ContactRules,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Begun>, Error> {
+        if d.status != Status::Queued {
+            // Handed over once already: the policy let it go then; it is reconciled, not judged again.
+            return Ok(None);
+        }
+        let customer = match customer {
+            Fresh::Customer(c) => Some(c),
+            Fresh::Unavailable if d.purpose == Purpose::Marketing => {
+                let until = now + chrono::Duration::seconds(5);
+                if deliveries::postpone(tx, tenant, d.id, d.attempts, until, now).await? {
+                    queue::reschedule(tx, tenant, d.id, until).await?;
+                    return Ok(Some(Begun::Postponed(until)));
+                }
+                return Ok(Some(Begun::Gone));
+            }
+            Fresh::Unavailable => None,
+        };
+        if let Some(reason) = customer.and_then(|c| policy::address(c, d.channel, d.purpose).err()) {
+            return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
+        }
+        if d.purpose != Purpose::Marketing {
+            return Ok(None);
+        }
+        let zone = rules.zone_of(customer.map_or("", |c| c.fields.time_zone.as_str()));
+        if let Some(until) = rules.quiet_until(zone, now) {
+            if deliveries::postpone(tx, tenant, d.id, d.attempts, until, now).await? {
+                queue::reschedule(tx, tenant, d.id, until).await?;
+                return Ok(Some(Begun::Postponed(until)));
+            }
+            return Ok(Some(Begun::Gone));
+        }
+        if let Some(cap) = rules.cap(d.channel) {
+            contact_policy::lock_customer(tx, tenant, d.customer_id).await?;
+            let (day, week) = rules::counting_windows(zone, now);
+            let (today, this_week) = contact_policy::marketing_sent(tx, tenant, d.customer_id, d.channel, day, week).await?;
+            if rules::over_cap(cap, today, this_week) {
+                return self.skip_at_dispatch(tx, tenant, d, SkipReason::FrequencyCap, now).await;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn skip_at_dispatch(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        d: &DeliveryRow,
+        reason: SkipReason,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Begun>, Error> {
+        let Some(row) = deliveries::skip_queued(tx, tenant, d.id, d.attempts, reason.as_str(), now).await? else {
+            return Ok(Some(Begun::Gone));
+        };
+        queue::remove(tx, tenant, d.id).await?;
+        if let Some(campaign) = row.campaign_id {
+            let deltas = [(("QUEUED", ""), -1), (("SKIPPED", reason.as_str()), 1)].into_iter().collect();
+            campaigns::add_counts(tx, tenant, campaign, &deltas).await?;
+        }
+        let event = pb::DeliveryStatusChanged {
+            delivery: Some(delivery_to(&row, View::WithoutContent)),
+            previous_status: status_number(Status::Queued),
+        };
+        emit(tx, tenant, &DELIVERY.name(d.id), &event).await?;
+        Ok(Some(Begun::Skipped(reason)))
     }
 
     /// Records the outcome of attempt `attempt` of delivery `id`: SENT,

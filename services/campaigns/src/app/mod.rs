@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`campaigns`]: drafts, the lifecycle and its effects on the queue, the
 //!   audience snapshot in batches, completion, live counts.
+//! - [`contact_policy`]: the tenant's caps, quiet hours and time zone.
 //! - [`templates`]: create (with request-id replay), update, delete, reads.
 //! - [`providers`]: the tenant's providers and their sealed credentials.
 //! - [`notices`]: accepting a notice into the ledger (render, policy, queue).
@@ -14,6 +15,7 @@
 //!   each attempt's outcome — and the sent log's reads.
 
 pub mod campaigns;
+pub mod contact_policy;
 pub mod delivery;
 pub mod notices;
 pub mod providers;

@@ -24,6 +24,8 @@ pub enum SkipReason {
     DoNotContact,
     /// The record is deleted.
     CustomerDeleted,
+    /// The tenant's frequency cap for the channel is reached.
+    FrequencyCap,
 }
 
 impl SkipReason {
@@ -34,6 +36,7 @@ impl SkipReason {
             Self::NoConsent => "NO_CONSENT",
             Self::DoNotContact => "DO_NOT_CONTACT",
             Self::CustomerDeleted => "CUSTOMER_DELETED",
+            Self::FrequencyCap => "FREQUENCY_CAP",
         }
     }
 }

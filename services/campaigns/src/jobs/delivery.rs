@@ -12,7 +12,7 @@
 //! recorded, not sent again; otherwise it is submitted again under the same
 //! idempotency key (SMTP's Message-ID, the webhook's Idempotency-Key).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use rand::Rng;
@@ -20,10 +20,17 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
+use crm_kit::{auth::ServiceTokens, client::Caller};
+use uuid::Uuid;
+
 use crate::{
-    app::{App, delivery::Claimed},
+    app::{
+        App,
+        delivery::{Begun, Claimed, Fresh as Recipient},
+    },
     channels::Outgoing,
-    domain::delivery::Outcome,
+    domain::{customer::Customer, delivery::Outcome, rules::ContactRules},
+    profiles::ProfilesClient,
     store::queue,
 };
 
@@ -39,13 +46,20 @@ pub struct Settings {
 /// Tenants looked at per scan.
 const TENANTS_PER_SCAN: i64 = 64;
 
+/// What the job reads recipients with: profiles, as the service itself.
+#[derive(Clone)]
+pub struct Recipients {
+    pub profiles: ProfilesClient,
+    pub tokens: ServiceTokens,
+}
+
 /// Runs the job until `shutdown` turns true; sends in flight then finish on their own.
-pub fn spawn(app: App, settings: Settings, mut shutdown: watch::Receiver<bool>) {
+pub fn spawn(app: App, recipients: Recipients, settings: Settings, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let mut listener = listen(&app).await;
         loop {
-            if let Err(err) = drain(&app, &slots).await {
+            if let Err(err) = drain(&app, &recipients, &slots).await {
                 tracing::warn!(error = %crm_kit::error::cause_chain(&err), "delivery round failed; retrying next round");
             }
             let woken = async {
@@ -72,8 +86,44 @@ async fn listen(app: &App) -> Option<PgListener> {
     Some(listener)
 }
 
+/// How old a recipient read may be when its message leaves; a message that
+/// waited longer for its provider's rate reads its recipient again.
+const FRESH_FOR: Duration = Duration::from_millis(500);
+
+/// Recipients as profiles had them when read.
+struct Fresh {
+    read_at: std::time::Instant,
+    /// None when profiles could not be asked.
+    customers: Option<HashMap<Uuid, Customer>>,
+}
+
+impl Fresh {
+    /// The claimed messages' recipients (the ones already handed over once
+    /// are not judged again), in one batch.
+    async fn read(recipients: &Recipients, tenant: Uuid, claimed: &[Claimed]) -> Self {
+        let mut ids: Vec<Uuid> = claimed.iter().filter(|c| !c.resumed).map(|c| c.delivery.customer_id).collect();
+        ids.sort();
+        ids.dedup();
+        Self { read_at: std::time::Instant::now(), customers: read_customers(recipients, tenant, &ids).await }
+    }
+}
+
+async fn read_customers(recipients: &Recipients, tenant: Uuid, ids: &[Uuid]) -> Option<HashMap<Uuid, Customer>> {
+    if ids.is_empty() {
+        return Some(HashMap::new());
+    }
+    let caller = Caller::service(&recipients.tokens.mint(tenant).ok()?).ok()?;
+    match recipients.profiles.customers_by_id(&caller, ids).await {
+        Ok(found) => Some(found),
+        Err(err) => {
+            tracing::warn!(error = %crm_kit::error::cause_chain(&err), "recipients could not be read at dispatch; marketing waits");
+            None
+        }
+    }
+}
+
 /// Claims and starts sending due messages until none is due or every slot is busy.
-async fn drain(app: &App, slots: &Arc<Semaphore>) -> Result<(), crm_kit::Error> {
+async fn drain(app: &App, recipients: &Recipients, slots: &Arc<Semaphore>) -> Result<(), crm_kit::Error> {
     loop {
         // Wait for at least one free slot before claiming: a claim starts its lease.
         drop(slots.clone().acquire_owned().await.expect("never closed"));
@@ -84,12 +134,18 @@ async fn drain(app: &App, slots: &Arc<Semaphore>) -> Result<(), crm_kit::Error> 
             if free == 0 {
                 break;
             }
-            for claimed in app.claim_due(tenant, Utc::now(), i64::try_from(free).unwrap_or(i64::MAX)).await? {
+            let claimed = app.claim_due(tenant, Utc::now(), i64::try_from(free).unwrap_or(i64::MAX)).await?;
+            if claimed.is_empty() {
+                continue;
+            }
+            let fresh = Arc::new(Fresh::read(recipients, tenant, &claimed).await);
+            let rules = Arc::new(app.contact_rules(tenant).await?);
+            for claimed in claimed {
                 let permit = slots.clone().acquire_owned().await.expect("never closed");
-                let app = app.clone();
+                let (app, fresh, rules, recipients) = (app.clone(), fresh.clone(), rules.clone(), recipients.clone());
                 started += 1;
                 tokio::spawn(async move {
-                    send(&app, tenant, claimed).await;
+                    send(&app, &recipients, tenant, claimed, &fresh, &rules).await;
                     drop(permit);
                 });
             }
@@ -101,8 +157,9 @@ async fn drain(app: &App, slots: &Arc<Semaphore>) -> Result<(), crm_kit::Error> 
 }
 
 /// Sends one claimed message and records the outcome: waits for the
-/// provider's rate, marks the attempt, hands the message over, records.
-async fn send(app: &App, tenant: uuid::Uuid, claimed: Claimed) {
+/// provider's rate, applies the contact policy and marks the attempt, hands
+/// the message over, records.
+async fn send(app: &App, recipients: &Recipients, tenant: Uuid, claimed: Claimed, fresh: &Fresh, rules: &ContactRules) {
     let d = &claimed.delivery;
     let span =
         tracing::info_span!("delivery.send", delivery.id = %d.id, delivery.channel = %d.channel, delivery.attempt = tracing::field::Empty);
@@ -119,10 +176,28 @@ async fn send(app: &App, tenant: uuid::Uuid, claimed: Claimed) {
             Err(_) => None,
         };
         let provider = claimed.provider.as_ref().map(|p| p.id);
-        let attempt = match app.begin_attempt(tenant, d.id, d.attempts, provider, Utc::now()).await {
-            Ok(Some(attempt)) => attempt,
-            Ok(None) => {
-                tracing::info!("another sender took this message over; leaving it");
+        // The batch read is stale when this message waited long for its turn: read its recipient again.
+        let reread = match fresh.read_at.elapsed() > FRESH_FOR && !claimed.resumed {
+            true => Some(read_customers(recipients, tenant, &[d.customer_id]).await),
+            false => None,
+        };
+        let found = reread.as_ref().unwrap_or(&fresh.customers);
+        let customer = match found {
+            Some(found) => found.get(&d.customer_id).map_or(Recipient::Unavailable, Recipient::Customer),
+            None => Recipient::Unavailable,
+        };
+        let attempt = match app.begin_attempt(tenant, d, provider, customer, rules, Utc::now()).await {
+            Ok(Begun::Attempt(attempt)) => attempt,
+            Ok(Begun::Skipped(reason)) => {
+                tracing::info!(reason = reason.as_str(), "skipped at dispatch by the contact policy");
+                return;
+            }
+            Ok(Begun::Postponed(until)) => {
+                tracing::info!(until = %until, "postponed at dispatch (quiet hours, or consent could not be checked)");
+                return;
+            }
+            Ok(Begun::Gone) => {
+                tracing::info!("no longer this claim's (taken over, paused or cancelled); leaving it");
                 return;
             }
             Err(err) => {

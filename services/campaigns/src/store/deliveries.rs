@@ -189,3 +189,52 @@ pub async fn list(
     qb.push(" ORDER BY d.id DESC LIMIT ").push_bind(limit);
     Ok(qb.build_query_as().fetch_all(&mut **tx).instrument(db_span("SELECT", "deliveries")).await?)
 }
+
+/// Skips QUEUED delivery `id` (still the claim read at `attempts`) with
+/// `reason` at dispatch; returns the row, or `None` when it is no longer that claim.
+pub async fn skip_queued(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    attempts: i32,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DeliveryRow>, Error> {
+    let sql = format!(
+        "UPDATE deliveries SET status = 'SKIPPED', skip_reason = $4, next_attempt_time = NULL, update_time = $5
+         WHERE tenant_id = $1 AND id = $2 AND attempts = $3 AND status = 'QUEUED' RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(attempts)
+        .bind(reason)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("UPDATE", "deliveries"))
+        .await?)
+}
+
+/// Puts QUEUED delivery `id` (still the claim read at `attempts`) off until
+/// `until` without counting an attempt; false when it is no longer that claim.
+pub async fn postpone(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    attempts: i32,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET next_attempt_time = $4, update_time = $5 WHERE tenant_id = $1 AND id = $2 AND attempts = $3 AND status = 'QUEUED'",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(attempts)
+    .bind(until)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "deliveries"))
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -7,8 +7,9 @@ use crm_campaigns::{config::Config, startup::Application};
 use crm_kit::config::KitConfig;
 use crm_proto::crm::{
     campaigns::v1::{
-        self as pb, campaign_service_client::CampaignServiceClient, delivery_service_client::DeliveryServiceClient,
-        provider_service_client::ProviderServiceClient, template_service_client::TemplateServiceClient,
+        self as pb, campaign_service_client::CampaignServiceClient, contact_policy_service_client::ContactPolicyServiceClient,
+        delivery_service_client::DeliveryServiceClient, provider_service_client::ProviderServiceClient,
+        template_service_client::TemplateServiceClient,
     },
     common::v1::{EmailAddress, PhoneNumber},
     profiles::v1::{self as profiles, customer_service_client::CustomerServiceClient},
@@ -290,6 +291,11 @@ impl Clients {
         };
         let request = self.as_roles(pb::CreateCampaignRequest { campaign: Some(campaign), request_id: String::new() }, &["marketer"]);
         Ok(self.campaigns().create_campaign(request).await?.into_inner().campaign.unwrap())
+    }
+
+    /// A client of ContactPolicyService.
+    pub fn contact_policy(&self) -> ContactPolicyServiceClient<Channel> {
+        ContactPolicyServiceClient::new(self.channel.clone())
     }
 
     /// A client of CampaignService.

@@ -6,6 +6,7 @@ mod campaigns;
 mod crash;
 mod helpers;
 mod notices;
+mod policy;
 mod providers;
 mod sent_log;
 mod sms;
