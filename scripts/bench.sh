@@ -15,7 +15,13 @@ export CRM_LOG="${CRM_LOG:-warn}"
 cargo bench -p crm-tickets --bench service_metrics
 # The hot-path and gateway benchmarks start real service processes: build them in release too.
 # CRM_BENCH_BASELINE_BIN=<another crm-profiles binary> adds before/after figures to hot_paths.
-cargo build --release -p crm-profiles -p crm-tickets -p crm-gateway
+cargo build --release -p crm-profiles -p crm-tickets -p crm-campaigns -p crm-gateway
 cargo bench -p crm-profiles --bench hot_paths
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
+# Campaigns: email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).
+# shellcheck source-path=SCRIPTDIR source=py-tools.sh
+source "$ROOT/scripts/py-tools.sh"
+CRM_TEST_PYTHON="$(crm_tools_python)"
+export CRM_TEST_PYTHON
+cargo bench -p crm-campaigns --bench delivery

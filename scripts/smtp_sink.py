@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """A real SMTP server (aiosmtpd) that keeps what it receives, for tests.
 
-    smtp_sink.py --port PORT --out FILE
+    smtp_sink.py --port PORT --out FILE [--no-fsync]
 
 Every accepted message is appended to FILE as one JSON line:
 {"mail_from", "rcpt_tos", "message_id", "subject", "data"} — the test reads
-the file, so what the sink received is the sink's own record.
+the file, so what the sink received is the sink's own record. Each message is
+fsynced before the 250 reply, as a real relay makes it durable; --no-fsync
+(benchmarks) skips that, so that the disk does not set the pace.
 
 Recipients answer like a real relay would, chosen by the local part:
   reject...@  550 5.1.1 (a permanent refusal: the sender must not retry)
@@ -26,8 +28,9 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, out):
+    def __init__(self, out, fsync):
         self.out = out
+        self.fsync = fsync
         self.seen_flaky = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -55,7 +58,8 @@ class Sink:
         with open(self.out, "a", encoding="utf8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
-            os.fsync(f.fileno())
+            if self.fsync:
+                os.fsync(f.fileno())
         return "250 2.0.0 queued"
 
 
@@ -63,8 +67,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--no-fsync", action="store_true")
     args = parser.parse_args()
-    controller = Controller(Sink(args.out), hostname="127.0.0.1", port=args.port)
+    controller = Controller(Sink(args.out, not args.no_fsync), hostname="127.0.0.1", port=args.port)
     controller.start()
     stop = asyncio.Event()
     loop = asyncio.new_event_loop()

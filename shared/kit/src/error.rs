@@ -143,10 +143,29 @@ pub fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
 fn describe_violations(violations: &[FieldViolation]) -> String {
     match violations {
         [] => "the request is invalid".to_owned(),
-        [only] => format!("{}: {}", only.field, only.description),
-        [first, rest @ ..] => {
-            format!("{}: {} (and {} more invalid field(s); see BadRequest details)", first.field, first.description, rest.len())
-        }
+        [only] => format!("{}: {}", clip(&only.field, MAX_FIELD_CHARS), clip(&only.description, MAX_DESCRIPTION_CHARS)),
+        [first, rest @ ..] => format!(
+            "{}: {} (and {} more invalid field(s); see BadRequest details)",
+            clip(&first.field, MAX_FIELD_CHARS),
+            clip(&first.description, MAX_DESCRIPTION_CHARS),
+            rest.len()
+        ),
+    }
+}
+
+/// Violations sent in one BadRequest: error details travel in a response
+/// header, and HTTP/2 peers refuse header lists over 16 KiB — an answer
+/// about a request with thousands of bad fields must still arrive.
+const MAX_VIOLATIONS: usize = 25;
+/// Longest field path and description sent, in characters (they may quote the request).
+const MAX_FIELD_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 300;
+
+/// `text` cut to `max` characters, marked when cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
 }
 
@@ -212,15 +231,24 @@ impl From<Error> for Status {
         };
         match &err {
             Error::InvalidArgument { violations } => {
-                let v: Vec<_> = violations
+                let mut v: Vec<_> = violations
                     .iter()
+                    .take(MAX_VIOLATIONS)
                     .map(|v| tonic_types::FieldViolation {
-                        field: v.field.clone(),
-                        description: v.description.clone(),
+                        field: clip(&v.field, MAX_FIELD_CHARS),
+                        description: clip(&v.description, MAX_DESCRIPTION_CHARS),
                         reason: v.reason.to_owned(),
                         localized_message: None,
                     })
                     .collect();
+                if violations.len() > MAX_VIOLATIONS {
+                    v.push(tonic_types::FieldViolation {
+                        field: String::new(),
+                        description: format!("{} more invalid field(s) not listed; fix these first", violations.len() - MAX_VIOLATIONS),
+                        reason: "TOO_MANY_VIOLATIONS".to_owned(),
+                        localized_message: None,
+                    });
+                }
                 details.set_bad_request(v);
             }
             Error::NotFound { resource_type, name } | Error::EtagMismatch { resource_type, name } => {
@@ -301,6 +329,28 @@ pub fn required<T>(value: Option<T>, field: &str) -> Result<T> {
 /// ```
 pub async fn respond<T>(body: impl Future<Output = Result<T>>) -> std::result::Result<tonic::Response<T>, Status> {
     body.await.map(tonic::Response::new).map_err(Status::from)
+}
+
+#[cfg(test)]
+mod violation_limits {
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    #[test]
+    fn thousands_of_long_violations_still_make_a_small_status() {
+        let violations =
+            (0..2000).map(|i| FieldViolation::new(format!("items[{i}].{}", "x".repeat(500)), "BAD", "y".repeat(5000))).collect();
+        let status: Status = Error::InvalidArgument { violations }.into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.details().len() < 16_000, "{} bytes of details", status.details().len());
+        assert!(status.message().len() < 1_000);
+        let listed = status.get_error_details().bad_request().unwrap().field_violations.clone();
+        assert_eq!(listed.len(), MAX_VIOLATIONS + 1);
+        assert_eq!(listed.last().unwrap().reason, "TOO_MANY_VIOLATIONS");
+        assert!(listed[0].description.ends_with('…'));
+    }
 }
 
 #[cfg(test)]

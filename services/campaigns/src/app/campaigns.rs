@@ -264,14 +264,16 @@ impl App {
     pub async fn lease_campaign_job(&self, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<JobWork, Error> {
         let lease = chrono::Duration::from_std(self.lease).map_err(Error::internal)?;
         let mut tx = self.begin(tenant).await?;
-        if !store::lease_job(&mut tx, tenant, id, now, now + lease).await? {
-            tx.commit().await?;
-            return Ok(JobWork::Nothing);
-        }
+        // The campaign row first, then its job row: the order every move of
+        // the API takes them in, so the two never wait on each other in a circle.
         let Some(row) = CAMPAIGNS.find::<CampaignRow>(&mut tx, tenant, id, true).await? else {
             tx.commit().await?;
             return Ok(JobWork::Nothing);
         };
+        if !store::lease_job(&mut tx, tenant, id, now, now + lease).await? {
+            tx.commit().await?;
+            return Ok(JobWork::Nothing);
+        }
         let work = match row.state {
             State::Scheduled => {
                 let template = TEMPLATES.find(&mut tx, tenant, row.template_id, false).await?;

@@ -112,6 +112,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<Begun, Error> {
         let mut tx = self.begin(tenant).await?;
+        queue::lock(&mut tx, tenant, d.id).await?;
         let begun = self.dispatch_checks(&mut tx, tenant, d, customer, rules, now).await?;
         let begun = match begun {
             Some(other) => other,
@@ -213,6 +214,7 @@ impl App {
         jitter: f64,
     ) -> Result<(), Error> {
         let mut tx = self.begin(tenant).await?;
+        queue::lock(&mut tx, tenant, id).await?;
         let Some(before) = deliveries::lock_many(&mut tx, tenant, &[id]).await?.pop() else {
             tx.commit().await?;
             return Ok(());

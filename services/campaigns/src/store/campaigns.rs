@@ -362,6 +362,14 @@ pub async fn set_queue_due(tx: &mut TenantTx, tenant: Uuid, id: Uuid, due: DateT
 /// Cancels campaign `id`'s messages that are still QUEUED (not those being
 /// handed over right now) and takes them off the queue; returns how many.
 pub async fn cancel_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<i64, Error> {
+    // Queue rows first, then ledger rows: the order the delivery job's claim
+    // takes them in, so the two never wait on each other in a circle.
+    sqlx::query("SELECT delivery_id FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY delivery_id FOR UPDATE")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut **tx)
+        .instrument(db_span("SELECT", "delivery_queue"))
+        .await?;
     let cancelled: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE deliveries SET status = 'CANCELLED', next_attempt_time = NULL, update_time = $3
          WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'QUEUED' RETURNING id",

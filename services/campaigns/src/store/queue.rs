@@ -78,6 +78,20 @@ pub async fn claim(
     .await?)
 }
 
+/// Locks delivery `id`'s queue row (if it has one) until the transaction
+/// ends. Every transaction that changes both a queue row and its delivery
+/// takes the queue row first — the order the claim takes them in — so that
+/// none waits on another in a circle.
+pub async fn lock(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), Error> {
+    sqlx::query("SELECT 1 FROM delivery_queue WHERE tenant_id = $1 AND delivery_id = $2 FOR UPDATE")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut **tx)
+        .instrument(db_span("SELECT", "delivery_queue"))
+        .await?;
+    Ok(())
+}
+
 /// Sets delivery `id`'s next due time (a retry).
 pub async fn reschedule(tx: &mut TenantTx, tenant: Uuid, id: Uuid, due: DateTime<Utc>) -> Result<(), Error> {
     sqlx::query("UPDATE delivery_queue SET due_time = $3 WHERE tenant_id = $1 AND delivery_id = $2")

@@ -175,3 +175,22 @@ async fn an_email_preview_escapes_html_and_reports_the_contact_policy() {
     let reasons: Vec<_> = preview.problems.iter().map(|p| (p.field.as_str(), p.reason.as_str())).collect();
     assert_eq!(reasons, vec![("customer", "NO_CONSENT")], "marketing without opt-in would be skipped");
 }
+
+#[tokio::test]
+async fn a_template_with_hundreds_of_problems_gets_a_readable_answer() {
+    let app = spawn_app().await;
+    let mut t = arrears_sms();
+    t.contents = (0..20)
+        .map(|i| pb::TemplateContent {
+            locale: format!("x{i}"),
+            body: (0..10).map(|j| format!("{{{{ customer.no_such_field_{j} }}}} ")).collect(),
+            data: [("k".to_owned(), "v".to_owned())].into(),
+            subject: "not for SMS".into(),
+            ..Default::default()
+        })
+        .collect();
+    let status = assert_error(app.create_template(t).await, Code::InvalidArgument, "INVALID_FIELDS");
+    let listed = violations(&status);
+    assert_eq!(listed.len(), 26, "25 violations and a note of how many more");
+    assert_eq!(listed.last().unwrap().1, "TOO_MANY_VIOLATIONS");
+}
