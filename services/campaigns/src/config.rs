@@ -17,6 +17,9 @@ pub struct Config {
     /// Deadline of a call to profiles.
     #[arg(long, env = "CRM_PROFILES_TIMEOUT_MS", default_value_t = 2000)]
     pub profiles_timeout_ms: u64,
+    /// gRPC URL of the tickets service (its event stream: open complaints stop marketing).
+    #[arg(long, env = "CRM_TICKETS_URL", default_value = "http://127.0.0.1:50052")]
+    pub tickets_url: String,
     /// Key that encrypts provider credentials at rest (any length; hashed to
     /// an AES-256 key). Unset: derived from CRM_JWT_SECRET.
     #[arg(long, env = "CRM_CREDENTIALS_KEY", hide_env_values = true)]

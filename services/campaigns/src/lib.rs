@@ -21,6 +21,7 @@
 //! - `wire`: proto ⇄ domain conversions.
 //! - `resources`: resource names and types.
 //! - `profiles`: the client of the profiles service.
+//! - `tickets`: what tickets' event stream says for the contact policy.
 
 pub mod api;
 pub mod app;
@@ -34,4 +35,5 @@ pub mod profiles;
 pub mod resources;
 pub mod startup;
 pub mod store;
+pub mod tickets;
 pub mod wire;

@@ -59,7 +59,14 @@ impl Application {
         );
         let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
         let recipients = jobs::delivery::Recipients { profiles: profiles.clone(), tokens: tokens.clone() };
-        jobs::campaigns::spawn(app.clone(), profiles, tokens, Duration::from_millis(config.delivery_poll_ms), kit.shutdown_receiver());
+        jobs::campaigns::spawn(
+            app.clone(),
+            profiles,
+            tokens.clone(),
+            Duration::from_millis(config.delivery_poll_ms),
+            kit.shutdown_receiver(),
+        );
+        jobs::complaints::spawn(app.clone(), &config.tickets_url, tokens, kit.shutdown_receiver())?;
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };
         jobs::delivery::spawn(app, recipients, settings, kit.shutdown_receiver());

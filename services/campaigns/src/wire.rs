@@ -322,16 +322,24 @@ pub fn status_number(status: Status) -> i32 {
 
 /// The proto value of a stored skip reason.
 pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
-    [SkipReason::NoAddress, SkipReason::NoConsent, SkipReason::DoNotContact, SkipReason::CustomerDeleted, SkipReason::FrequencyCap]
-        .into_iter()
-        .find(|r| r.as_str() == stored)
-        .map_or(pb::SkipReason::Unspecified, |r| match r {
-            SkipReason::NoAddress => pb::SkipReason::NoAddress,
-            SkipReason::NoConsent => pb::SkipReason::NoConsent,
-            SkipReason::DoNotContact => pb::SkipReason::DoNotContact,
-            SkipReason::CustomerDeleted => pb::SkipReason::CustomerDeleted,
-            SkipReason::FrequencyCap => pb::SkipReason::FrequencyCap,
-        })
+    [
+        SkipReason::NoAddress,
+        SkipReason::NoConsent,
+        SkipReason::DoNotContact,
+        SkipReason::CustomerDeleted,
+        SkipReason::FrequencyCap,
+        SkipReason::OpenComplaint,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == stored)
+    .map_or(pb::SkipReason::Unspecified, |r| match r {
+        SkipReason::NoAddress => pb::SkipReason::NoAddress,
+        SkipReason::NoConsent => pb::SkipReason::NoConsent,
+        SkipReason::DoNotContact => pb::SkipReason::DoNotContact,
+        SkipReason::CustomerDeleted => pb::SkipReason::CustomerDeleted,
+        SkipReason::FrequencyCap => pb::SkipReason::FrequencyCap,
+        SkipReason::OpenComplaint => pb::SkipReason::OpenComplaint,
+    })
 }
 
 /// How much of a delivery a reader sees.

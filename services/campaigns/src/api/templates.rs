@@ -160,12 +160,17 @@ impl TemplateService for TemplateApi {
             let draft = stored.draft();
             let (rendered, mut problems) =
                 template::render(&draft, request.locale.trim(), customer.as_ref().map(|c| &c.fields), &request.variables);
-            if let Some(Err(reason)) = customer.as_ref().map(|c| policy::address(c, draft.channel, draft.purpose)) {
-                problems.push(Problem {
-                    field: "customer".into(),
-                    reason: reason.as_str(),
-                    description: "the contact policy would skip this customer on this channel".into(),
-                });
+            if let Some(c) = &customer {
+                let complaint = self.app.has_open_complaint(principal.tenant, c.id).await?;
+                let verdict =
+                    policy::address(c, draft.channel, draft.purpose).and_then(|_| policy::marketing_allowed(draft.purpose, complaint));
+                if let Err(reason) = verdict {
+                    problems.push(Problem {
+                        field: "customer".into(),
+                        reason: reason.as_str(),
+                        description: "the contact policy would skip this customer on this channel".into(),
+                    });
+                }
             }
             Ok(preview_to(draft.channel, rendered, problems))
         })

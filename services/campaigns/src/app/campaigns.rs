@@ -28,7 +28,7 @@ use crate::{
     store::{
         campaigns::{self as store, CAMPAIGNS, CampaignFields, CampaignRow, Stamps},
         deliveries::DeliveryRow,
-        queue,
+        queue, streams,
         templates::{TEMPLATES, TemplateRow},
     },
     wire::{campaign_counts, campaign_state_to, campaign_to},
@@ -322,7 +322,6 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
         let draft = template.draft();
-        let rows: Vec<DeliveryRow> = members.iter().map(|m| delivery_for(campaign, template, &draft, m, now)).collect();
         let lease = chrono::Duration::from_std(self.lease).map_err(Error::internal)?;
         let mut tx = self.begin(tenant).await?;
         let current: CampaignRow =
@@ -331,6 +330,10 @@ impl App {
             tx.commit().await?;
             return Ok(true);
         }
+        let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
+        let complaints = streams::with_open_complaints(&mut tx, tenant, &ids).await?;
+        let rows: Vec<DeliveryRow> =
+            members.iter().map(|m| delivery_for(campaign, template, &draft, m, complaints.contains(&m.id), now)).collect();
         let stored = store::insert_deliveries(&mut tx, tenant, &rows, now).await?;
         let mut deltas: BTreeMap<(&str, &str), i64> = BTreeMap::new();
         for (_, status, reason) in &stored {
@@ -360,10 +363,13 @@ fn delivery_for(
     template: &TemplateRow,
     draft: &TemplateDraft,
     member: &Customer,
+    open_complaint: bool,
     now: DateTime<Utc>,
 ) -> DeliveryRow {
     let (rendered, problems) = template::render(draft, "", Some(&member.fields), &campaign.variables.0);
-    let (status, recipient, skip_reason, error) = match policy::address(member, draft.channel, draft.purpose) {
+    let verdict = policy::address(member, draft.channel, draft.purpose)
+        .and_then(|address| policy::marketing_allowed(draft.purpose, open_complaint).map(|()| address));
+    let (status, recipient, skip_reason, error) = match verdict {
         Err(reason) => (Status::Skipped, String::new(), reason.as_str().to_owned(), String::new()),
         Ok(address) if !problems.is_empty() => {
             let error = problems.iter().map(|p| format!("{}: {}", p.field, p.description)).collect::<Vec<_>>().join("; ");

@@ -27,7 +27,7 @@ use crate::{
         campaigns, contact_policy,
         deliveries::{self, AttemptRecord, DELIVERIES, DeliveryRow},
         providers::{self, ProviderRow},
-        queue,
+        queue, streams,
     },
     wire::{View, delivery_to, status_number},
 };
@@ -156,6 +156,10 @@ impl App {
         }
         if d.purpose != Purpose::Marketing {
             return Ok(None);
+        }
+        let complaints = streams::with_open_complaints(tx, tenant, &[d.customer_id]).await?;
+        if let Err(reason) = policy::marketing_allowed(d.purpose, complaints.contains(&d.customer_id)) {
+            return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
         }
         let zone = rules.zone_of(customer.map_or("", |c| c.fields.time_zone.as_str()));
         if let Some(until) = rules.quiet_until(zone, now) {

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`campaigns`]: drafts, the lifecycle and its effects on the queue, the
 //!   audience snapshot in batches, completion, live counts.
+//! - [`complaints`]: open complaint tickets, from tickets' event stream.
 //! - [`contact_policy`]: the tenant's caps, quiet hours and time zone.
 //! - [`templates`]: create (with request-id replay), update, delete, reads.
 //! - [`providers`]: the tenant's providers and their sealed credentials.
@@ -15,6 +16,7 @@
 //!   each attempt's outcome — and the sent log's reads.
 
 pub mod campaigns;
+pub mod complaints;
 pub mod contact_policy;
 pub mod delivery;
 pub mod notices;

@@ -7,6 +7,8 @@
 //! - Marketing needs the channel's explicit opt-in and no do-not-contact
 //!   flag; transactional messages (fees, arrears, service) do not, because
 //!   the customer must receive them.
+//! - No marketing to a customer with an open complaint ticket (known from
+//!   tickets' event stream; see [`marketing_allowed`]).
 
 use super::{
     channel::{Channel, Purpose},
@@ -26,6 +28,8 @@ pub enum SkipReason {
     CustomerDeleted,
     /// The tenant's frequency cap for the channel is reached.
     FrequencyCap,
+    /// The customer has an open complaint ticket.
+    OpenComplaint,
 }
 
 impl SkipReason {
@@ -37,6 +41,7 @@ impl SkipReason {
             Self::DoNotContact => "DO_NOT_CONTACT",
             Self::CustomerDeleted => "CUSTOMER_DELETED",
             Self::FrequencyCap => "FREQUENCY_CAP",
+            Self::OpenComplaint => "OPEN_COMPLAINT",
         }
     }
 }
@@ -64,6 +69,11 @@ pub fn address(customer: &Customer, channel: Channel, purpose: Purpose) -> Resul
         }
     }
     Ok(address)
+}
+
+/// Whether marketing may reach a customer who has `open_complaints` open complaint tickets.
+pub fn marketing_allowed(purpose: Purpose, open_complaints: bool) -> Result<(), SkipReason> {
+    if purpose == Purpose::Marketing && open_complaints { Err(SkipReason::OpenComplaint) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -97,6 +107,13 @@ mod tests {
         c.consent.sms = ConsentState::OptedOut;
         c.consent.do_not_contact = true;
         assert_eq!(address(&c, Channel::Sms, Purpose::Transactional).as_deref(), Ok("+8613800138000"));
+    }
+
+    #[test]
+    fn an_open_complaint_stops_marketing_only() {
+        assert_eq!(marketing_allowed(Purpose::Marketing, true), Err(SkipReason::OpenComplaint));
+        assert_eq!(marketing_allowed(Purpose::Transactional, true), Ok(()));
+        assert_eq!(marketing_allowed(Purpose::Marketing, false), Ok(()));
     }
 
     #[test]

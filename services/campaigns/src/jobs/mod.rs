@@ -1,4 +1,5 @@
 //! Background work of the campaigns service.
 
 pub mod campaigns;
+pub mod complaints;
 pub mod delivery;

@@ -8,4 +8,5 @@ pub mod contact_policy;
 pub mod deliveries;
 pub mod providers;
 pub mod queue;
+pub mod streams;
 pub mod templates;

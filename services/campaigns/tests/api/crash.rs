@@ -50,6 +50,7 @@ async fn notices_through_kills(route: &Route) -> Vec<pb::Delivery> {
     let port = free_port();
     let env = vec![
         ("CRM_PROFILES_URL", profiles.url.clone()),
+        ("CRM_TICKETS_URL", "http://127.0.0.1:9".to_owned()),
         ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
         ("CRM_DELIVERY_LEASE_MS", "1500".to_owned()),
         ("CRM_DELIVERY_POLL_MS", "100".to_owned()),

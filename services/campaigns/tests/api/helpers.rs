@@ -31,6 +31,8 @@ pub struct TestApp {
     pub clients: Clients,
     pub smtp: SmtpSink,
     pub db: TestDb,
+    /// A tickets process, when started with [`spawn_app_with_tickets`].
+    pub tickets: Option<ServiceProcess>,
     _profiles: ServiceProcess,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -66,6 +68,7 @@ pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         profiles_url: profiles_url.to_owned(),
         profiles_timeout_ms: 2000,
+        tickets_url: "http://127.0.0.1:9".into(),
         credentials_key: Some("test credentials key".into()),
         outbound_allow_private: true,
         delivery_concurrency: 16,
@@ -78,12 +81,31 @@ pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_suite(false, customise).await
+}
+
+/// Campaigns with a real tickets process too (its event stream feeds the open-complaint rule).
+pub async fn spawn_app_with_tickets() -> TestApp {
+    spawn_suite(true, |_| {}).await
+}
+
+async fn spawn_suite(with_tickets: bool, customise: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logs();
     let profiles_db = fresh_database("profiles").await.unwrap();
     let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+    let tickets = match with_tickets {
+        true => {
+            let tickets_db = fresh_database("tickets").await.unwrap();
+            Some(spawn_service(binary("crm-tickets"), &tickets_db, &[("CRM_PROFILES_URL", profiles.url.clone())]).await)
+        }
+        false => None,
+    };
     let smtp = SmtpSink::start().await;
     let db = fresh_database("campaigns").await.unwrap();
     let mut config = test_config(&db, &profiles.url);
+    if let Some(t) = &tickets {
+        config.tickets_url = t.url.clone();
+    }
     customise(&mut config);
     let app = Application::build(config).await.expect("campaigns builds");
     let port = app.port();
@@ -92,7 +114,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         let _ = stopped.await;
     }));
     let clients = Clients::connect(&format!("http://127.0.0.1:{port}"), profiles.channel.clone(), Uuid::now_v7(), smtp.port).await;
-    TestApp { clients, smtp, db, _profiles: profiles, stop: Some(stop) }
+    TestApp { clients, smtp, db, tickets, _profiles: profiles, stop: Some(stop) }
 }
 
 impl Drop for TestApp {

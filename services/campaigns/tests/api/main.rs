@@ -3,6 +3,7 @@
 //! crash test runs the campaigns binary itself and kills it.
 
 mod campaigns;
+mod complaints;
 mod crash;
 mod helpers;
 mod notices;
