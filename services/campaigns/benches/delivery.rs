@@ -183,6 +183,11 @@ async fn plain_smtp_client(sink: &SmtpSink, count: usize) -> anyhow::Result<f64>
 async fn main() -> anyhow::Result<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let (emails, sms, snapshot) = if full { (100_000, 100_000, 1_000_000) } else { (200, 200, 2_000) };
+    // CRM_BENCH_RECIPIENTS scales the three down for a quick look (e.g. 20000 → 20 000, 20 000 and 200 000).
+    let (emails, sms, snapshot) = match std::env::var("CRM_BENCH_RECIPIENTS").ok().and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => (n, n, n * 10),
+        None => (emails, sms, snapshot),
+    };
     let tenant = uuid::Uuid::now_v7();
     let profiles_db = fresh_database("profiles").await?;
     let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;

@@ -28,8 +28,9 @@ pub struct Config {
     /// development and tests); off in production, against SSRF.
     #[arg(long, env = "CRM_OUTBOUND_ALLOW_PRIVATE", default_value_t = false)]
     pub outbound_allow_private: bool,
-    /// Messages one replica sends at the same time.
-    #[arg(long, env = "CRM_DELIVERY_CONCURRENCY", default_value_t = 32)]
+    /// Messages one replica has claimed and is working on at the same time
+    /// (each provider still gets at most 8 at once; the rest wait, QUEUED).
+    #[arg(long, env = "CRM_DELIVERY_CONCURRENCY", default_value_t = 256)]
     pub delivery_concurrency: usize,
     /// How long a claimed message is reserved for the replica that claimed it;
     /// after that another replica reconciles it.

@@ -334,7 +334,8 @@ impl App {
         let complaints = streams::with_open_complaints(&mut tx, tenant, &ids).await?;
         let rows: Vec<DeliveryRow> =
             members.iter().map(|m| delivery_for(campaign, template, &draft, m, complaints.contains(&m.id), now)).collect();
-        let stored = store::insert_deliveries(&mut tx, tenant, &rows, now).await?;
+        // Held until the whole audience is stored and the campaign runs (BeginSending releases them).
+        let stored = store::insert_deliveries(&mut tx, tenant, &rows, DateTime::<Utc>::MAX_UTC).await?;
         let mut deltas: BTreeMap<(&str, &str), i64> = BTreeMap::new();
         for (_, status, reason) in &stored {
             *deltas.entry((status.as_str(), reason.as_str())).or_default() += 1;

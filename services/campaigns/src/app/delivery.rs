@@ -45,6 +45,27 @@ pub enum Begun {
     Gone,
 }
 
+/// The outcome of one attempt, to record.
+#[derive(Debug, Clone)]
+pub struct Attempted {
+    pub id: Uuid,
+    /// The attempt number the dispatch step gave it.
+    pub attempt: i32,
+    pub outcome: Outcome,
+    /// In [-1, 1]: spreads a retry.
+    pub jitter: f64,
+}
+
+/// One message's dispatch step, as the job hands it over for a batch.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    pub delivery: DeliveryRow,
+    pub provider: Option<Uuid>,
+    /// The recipient as profiles has them now; None when profiles could not be asked.
+    pub customer: Option<Customer>,
+    pub rules: std::sync::Arc<ContactRules>,
+}
+
 /// The recipient as profiles has them at dispatch time.
 #[derive(Debug, Clone, Copy)]
 pub enum Fresh<'a> {
@@ -112,17 +133,51 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<Begun, Error> {
         let mut tx = self.begin(tenant).await?;
-        queue::lock(&mut tx, tenant, d.id).await?;
-        let begun = self.dispatch_checks(&mut tx, tenant, d, customer, rules, now).await?;
-        let begun = match begun {
+        let begun = self.begin_in(&mut tx, tenant, d, provider, customer, rules, now).await?;
+        tx.commit().await?;
+        Ok(begun)
+    }
+
+    /// The dispatch step of several messages of one tenant in one
+    /// transaction (one commit for all: the delivery job batches messages
+    /// that become ready together), in id order so that concurrent batches
+    /// never wait on each other in a circle. Returns each message's verdict.
+    pub async fn begin_attempts(&self, tenant: Uuid, items: &[Dispatch], now: DateTime<Utc>) -> Result<Vec<(Uuid, Begun)>, Error> {
+        let mut sorted: Vec<&Dispatch> = items.iter().collect();
+        sorted.sort_by_key(|i| i.delivery.id);
+        let mut tx = self.begin(tenant).await?;
+        let mut verdicts = Vec::with_capacity(items.len());
+        for i in sorted {
+            let customer = match &i.customer {
+                Some(c) => Fresh::Customer(c),
+                None => Fresh::Unavailable,
+            };
+            let begun = self.begin_in(&mut tx, tenant, &i.delivery, i.provider, customer, &i.rules, now).await?;
+            verdicts.push((i.delivery.id, begun));
+        }
+        tx.commit().await?;
+        Ok(verdicts)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn begin_in(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        d: &DeliveryRow,
+        provider: Option<Uuid>,
+        customer: Fresh<'_>,
+        rules: &ContactRules,
+        now: DateTime<Utc>,
+    ) -> Result<Begun, Error> {
+        queue::lock(tx, tenant, d.id).await?;
+        Ok(match self.dispatch_checks(tx, tenant, d, customer, rules, now).await? {
             Some(other) => other,
-            None => match deliveries::mark_submitting(&mut tx, tenant, d.id, d.attempts, provider, now).await? {
+            None => match deliveries::mark_submitting(tx, tenant, d.id, d.attempts, provider, now).await? {
                 Some(attempt) => Begun::Attempt(attempt),
                 None => Begun::Gone,
             },
-        };
-        tx.commit().await?;
-        Ok(begun)
+        })
     }
 
     /// The policy's verdict on `d` when it stops the message; None when it may go.
@@ -217,52 +272,68 @@ impl App {
         now: DateTime<Utc>,
         jitter: f64,
     ) -> Result<(), Error> {
+        self.record_attempts(tenant, &[Attempted { id, attempt, outcome, jitter }], now).await
+    }
+
+    /// Records several outcomes of one tenant in one transaction (one commit
+    /// for many messages: the delivery job batches what finishes together).
+    /// Rows are taken in id order, so concurrent batches never wait on each
+    /// other in a circle.
+    pub async fn record_attempts(&self, tenant: Uuid, outcomes: &[Attempted], now: DateTime<Utc>) -> Result<(), Error> {
+        let mut sorted: Vec<&Attempted> = outcomes.iter().collect();
+        sorted.sort_by_key(|a| a.id);
         let mut tx = self.begin(tenant).await?;
-        queue::lock(&mut tx, tenant, id).await?;
-        let Some(before) = deliveries::lock_many(&mut tx, tenant, &[id]).await?.pop() else {
-            tx.commit().await?;
+        for a in sorted {
+            self.record_in(&mut tx, tenant, a, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_in(&self, tx: &mut TenantTx, tenant: Uuid, a: &Attempted, now: DateTime<Utc>) -> Result<(), Error> {
+        let (id, attempt) = (a.id, a.attempt);
+        queue::lock(tx, tenant, id).await?;
+        let Some(before) = deliveries::lock_many(tx, tenant, &[id]).await?.pop() else {
             return Ok(());
         };
         if before.status != Status::Submitting || before.attempts != attempt {
             tracing::info!(delivery = %id, attempt, "an outcome arrived for a claim that is no longer current; ignored");
-            tx.commit().await?;
             return Ok(());
         }
         let mut uncounted = false;
-        let record = match self.retry.next(outcome, attempt, now, jitter) {
+        let record = match self.retry.next(a.outcome.clone(), attempt, now, a.jitter) {
             Next::Sent { message_id } => {
-                queue::remove(&mut tx, tenant, id).await?;
+                queue::remove(tx, tenant, id).await?;
                 (Status::Sent, message_id, String::new(), Some(now), None)
             }
             Next::Failed { error } => {
-                queue::remove(&mut tx, tenant, id).await?;
+                queue::remove(tx, tenant, id).await?;
                 (Status::Failed, String::new(), error, None, None)
             }
             Next::Retry { at, error } => {
-                queue::reschedule(&mut tx, tenant, id, at).await?;
+                queue::reschedule(tx, tenant, id, at).await?;
                 (Status::Queued, String::new(), error, None, Some(at))
             }
             Next::Throttled { at, error } => {
-                queue::reschedule(&mut tx, tenant, id, at).await?;
+                queue::reschedule(tx, tenant, id, at).await?;
                 uncounted = true;
                 (Status::Queued, String::new(), error, None, Some(at))
             }
         };
         let (status, message_id, error, send_time, next_attempt_time) = record;
         let record = AttemptRecord { status, provider_message_id: &message_id, error: &error, send_time, next_attempt_time, uncounted };
-        let row = deliveries::record_attempt(&mut tx, tenant, id, &record, now).await?;
+        let row = deliveries::record_attempt(tx, tenant, id, &record, now).await?;
         if let (Some(campaign), Status::Sent | Status::Failed) = (row.campaign_id, status) {
             let deltas = [(("QUEUED", ""), -1), ((status.as_str(), ""), 1)].into_iter().collect();
-            campaigns::add_counts(&mut tx, tenant, campaign, &deltas).await?;
+            campaigns::add_counts(tx, tenant, campaign, &deltas).await?;
         }
         if status != Status::Queued {
             let event = pb::DeliveryStatusChanged {
                 delivery: Some(delivery_to(&row, View::WithoutContent)),
                 previous_status: status_number(before.status),
             };
-            emit(&mut tx, tenant, &DELIVERY.name(id), &event).await?;
+            emit(tx, tenant, &DELIVERY.name(id), &event).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

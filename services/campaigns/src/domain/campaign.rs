@@ -77,7 +77,8 @@ pub enum Effect {
     DropJob,
     /// Its queued messages are held (not claimed until released).
     HoldQueued,
-    /// Its held messages are due again.
+    /// Its held messages are due (again): those stored by the snapshot wait
+    /// until the campaign runs, those of a paused campaign until it resumes.
     ReleaseQueued,
     /// Its queued messages are cancelled and leave the queue.
     CancelQueued,
@@ -102,7 +103,7 @@ pub fn apply(from: State, m: Move, now: DateTime<Utc>) -> Result<(State, Vec<Eff
     use State::*;
     let (allowed_from, to, effects): (&'static [State], State, Vec<Effect>) = match m {
         Move::Start { at } => (&[Draft], Scheduled, vec![StampStart, WakeJobAt(at.max(now))]),
-        Move::BeginSending => (&[Scheduled], Running, vec![StampRun, WakeJobAt(now)]),
+        Move::BeginSending => (&[Scheduled], Running, vec![StampRun, ReleaseQueued, WakeJobAt(now)]),
         Move::Pause => (&[Running], Paused, vec![HoldQueued]),
         Move::Resume => (&[Paused], Running, vec![ReleaseQueued, WakeJobAt(now)]),
         Move::Cancel => (&[Scheduled, Running, Paused], Cancelled, vec![CancelQueued, DropJob, StampEnd]),
@@ -128,7 +129,8 @@ mod tests {
         let later = now + chrono::Duration::hours(2);
         let (s, e) = apply(State::Draft, Move::Start { at: later }, now).unwrap();
         assert_eq!((s, e), (State::Scheduled, vec![Effect::StampStart, Effect::WakeJobAt(later)]));
-        let (s, _) = apply(s, Move::BeginSending, now).unwrap();
+        let (s, e) = apply(s, Move::BeginSending, now).unwrap();
+        assert_eq!(e, vec![Effect::StampRun, Effect::ReleaseQueued, Effect::WakeJobAt(now)], "the stored audience is released");
         let (s, e) = apply(s, Move::Pause, now).unwrap();
         assert_eq!((s, e), (State::Paused, vec![Effect::HoldQueued]));
         let (s, e) = apply(s, Move::Resume, now).unwrap();

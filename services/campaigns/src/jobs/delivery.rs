@@ -17,7 +17,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use chrono::Utc;
 use rand::Rng;
 use sqlx::postgres::PgListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use crm_kit::{auth::ServiceTokens, client::Caller};
@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::{
     app::{
         App,
-        delivery::{Begun, Claimed, Fresh as Recipient},
+        delivery::{Attempted, Begun, Claimed, Dispatch},
     },
     channels::Outgoing,
     domain::{customer::Customer, delivery::Outcome, rules::ContactRules},
@@ -43,6 +43,8 @@ pub struct Settings {
     pub poll: Duration,
 }
 
+/// Longest wait for more free slots before a claim.
+const GATHER: Duration = Duration::from_millis(10);
 /// Tenants looked at per scan.
 const TENANTS_PER_SCAN: i64 = 64;
 
@@ -53,13 +55,129 @@ pub struct Recipients {
     pub tokens: ServiceTokens,
 }
 
+/// An item handed to a batching actor, and where its answer goes.
+type Waiting<T, A> = (T, oneshot::Sender<A>);
+
+/// Records outcomes: those that finish together go into one transaction per
+/// tenant, so that a busy replica commits once for many messages instead of
+/// once for each.
+#[derive(Clone)]
+struct Recorder {
+    queue: mpsc::UnboundedSender<(Uuid, Attempted, oneshot::Sender<bool>)>,
+}
+
+/// Outcomes recorded in one transaction, at most.
+const RECORD_BATCH: usize = 64;
+
+impl Recorder {
+    fn spawn(app: App) -> Self {
+        let (queue, mut incoming) = mpsc::unbounded_channel::<(Uuid, Attempted, oneshot::Sender<bool>)>();
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < RECORD_BATCH {
+                    match incoming.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let mut by_tenant: HashMap<Uuid, Vec<Waiting<Attempted, bool>>> = HashMap::new();
+                for (tenant, attempted, reply) in batch {
+                    by_tenant.entry(tenant).or_default().push((attempted, reply));
+                }
+                for (tenant, items) in by_tenant {
+                    let outcomes: Vec<Attempted> = items.iter().map(|(a, _)| a.clone()).collect();
+                    let recorded = app.record_attempts(tenant, &outcomes, Utc::now()).await;
+                    if let Err(err) = &recorded {
+                        tracing::warn!(error = %crm_kit::error::cause_chain(err), count = outcomes.len(), "recording delivery attempts failed; each is retried");
+                    }
+                    for (_, reply) in items {
+                        let _ = reply.send(recorded.is_ok());
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Records `attempted` of `tenant`; whether it was recorded.
+    async fn record(&self, tenant: Uuid, attempted: Attempted) -> bool {
+        let (reply, recorded) = oneshot::channel();
+        self.queue.send((tenant, attempted, reply)).is_ok() && recorded.await.unwrap_or(false)
+    }
+}
+
+/// Runs the dispatch step (policy, then SUBMITTING) of messages that became
+/// ready together in one transaction per tenant: a message is marked only
+/// once its connection slot and the provider's rate allow it, and those
+/// slots free up in bursts, so one commit serves several messages.
+#[derive(Clone)]
+struct Marker {
+    queue: mpsc::UnboundedSender<(Uuid, Dispatch, oneshot::Sender<Option<Begun>>)>,
+}
+
+impl Marker {
+    fn spawn(app: App) -> Self {
+        let (queue, mut incoming) = mpsc::unbounded_channel::<(Uuid, Dispatch, oneshot::Sender<Option<Begun>>)>();
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < RECORD_BATCH {
+                    match incoming.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let mut by_tenant: HashMap<Uuid, Vec<Waiting<Dispatch, Option<Begun>>>> = HashMap::new();
+                for (tenant, item, reply) in batch {
+                    by_tenant.entry(tenant).or_default().push((item, reply));
+                }
+                for (tenant, items) in by_tenant {
+                    let dispatches: Vec<Dispatch> = items.iter().map(|(d, _)| d.clone()).collect();
+                    match app.begin_attempts(tenant, &dispatches, Utc::now()).await {
+                        Ok(verdicts) => {
+                            let verdicts: HashMap<Uuid, Begun> = verdicts.into_iter().collect();
+                            for (item, reply) in items {
+                                let _ = reply.send(verdicts.get(&item.delivery.id).copied());
+                            }
+                        }
+                        Err(err) => {
+                            // Nothing was marked: the messages wait for their lease to end.
+                            tracing::warn!(error = %crm_kit::error::cause_chain(&err), count = dispatches.len(), "the dispatch step failed");
+                            for (_, reply) in items {
+                                let _ = reply.send(None);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// The dispatch step of `item`; None when it could not be taken.
+    async fn begin(&self, tenant: Uuid, item: Dispatch) -> Option<Begun> {
+        let (reply, verdict) = oneshot::channel();
+        self.queue.send((tenant, item, reply)).ok()?;
+        verdict.await.ok().flatten()
+    }
+}
+
+/// The batching actors a send uses.
+#[derive(Clone)]
+struct Batches {
+    marker: Marker,
+    recorder: Recorder,
+}
+
 /// Runs the job until `shutdown` turns true; sends in flight then finish on their own.
 pub fn spawn(app: App, recipients: Recipients, settings: Settings, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
+        let batches = Batches { marker: Marker::spawn(app.clone()), recorder: Recorder::spawn(app.clone()) };
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let mut listener = listen(&app).await;
         loop {
-            if let Err(err) = drain(&app, &recipients, &slots).await {
+            if let Err(err) = drain(&app, &recipients, &batches, &slots, settings.concurrency.max(1)).await {
                 tracing::warn!(error = %crm_kit::error::cause_chain(&err), "delivery round failed; retrying next round");
             }
             let woken = async {
@@ -123,10 +241,23 @@ async fn read_customers(recipients: &Recipients, tenant: Uuid, ids: &[Uuid]) -> 
 }
 
 /// Claims and starts sending due messages until none is due or every slot is busy.
-async fn drain(app: &App, recipients: &Recipients, slots: &Arc<Semaphore>) -> Result<(), crm_kit::Error> {
+async fn drain(
+    app: &App,
+    recipients: &Recipients,
+    batches: &Batches,
+    slots: &Arc<Semaphore>,
+    concurrency: usize,
+) -> Result<(), crm_kit::Error> {
     loop {
         // Wait for at least one free slot before claiming: a claim starts its lease.
         drop(slots.clone().acquire_owned().await.expect("never closed"));
+        // A claim costs a few round trips (the claim, the recipients' batch
+        // read, the rules): let freed slots gather for a moment, so that one
+        // claim serves many messages instead of one each.
+        let gather_until = std::time::Instant::now() + GATHER;
+        while slots.available_permits() < (concurrency / 4).max(1) && std::time::Instant::now() < gather_until {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         let tenants = queue::due_tenants(app.pool(), Utc::now(), TENANTS_PER_SCAN).await?;
         let mut started = 0;
         for tenant in tenants {
@@ -142,10 +273,11 @@ async fn drain(app: &App, recipients: &Recipients, slots: &Arc<Semaphore>) -> Re
             let rules = Arc::new(app.contact_rules(tenant).await?);
             for claimed in claimed {
                 let permit = slots.clone().acquire_owned().await.expect("never closed");
-                let (app, fresh, rules, recipients) = (app.clone(), fresh.clone(), rules.clone(), recipients.clone());
+                let (app, fresh, rules, recipients, batches) =
+                    (app.clone(), fresh.clone(), rules.clone(), recipients.clone(), batches.clone());
                 started += 1;
                 tokio::spawn(async move {
-                    send(&app, &recipients, tenant, claimed, &fresh, &rules).await;
+                    send(&app, &recipients, &batches, tenant, claimed, &fresh, &rules).await;
                     drop(permit);
                 });
             }
@@ -159,7 +291,15 @@ async fn drain(app: &App, recipients: &Recipients, slots: &Arc<Semaphore>) -> Re
 /// Sends one claimed message and records the outcome: waits for the
 /// provider's rate, applies the contact policy and marks the attempt, hands
 /// the message over, records.
-async fn send(app: &App, recipients: &Recipients, tenant: Uuid, claimed: Claimed, fresh: &Fresh, rules: &ContactRules) {
+async fn send(
+    app: &App,
+    recipients: &Recipients,
+    batches: &Batches,
+    tenant: Uuid,
+    claimed: Claimed,
+    fresh: &Fresh,
+    rules: &Arc<ContactRules>,
+) {
     let d = &claimed.delivery;
     let span =
         tracing::info_span!("delivery.send", delivery.id = %d.id, delivery.channel = %d.channel, delivery.attempt = tracing::field::Empty);
@@ -171,7 +311,7 @@ async fn send(app: &App, recipients: &Recipients, tenant: Uuid, claimed: Claimed
             None => Err(Outcome::Temporary { error: format!("no {} provider is configured", d.channel) }),
             Some(provider) => app.senders().get(tenant, provider).await,
         };
-        let _slot = match &sender {
+        let slot = match &sender {
             Ok(sender) => Some(sender.ready().await),
             Err(_) => None,
         };
@@ -182,29 +322,24 @@ async fn send(app: &App, recipients: &Recipients, tenant: Uuid, claimed: Claimed
             false => None,
         };
         let found = reread.as_ref().unwrap_or(&fresh.customers);
-        let customer = match found {
-            Some(found) => found.get(&d.customer_id).map_or(Recipient::Unavailable, Recipient::Customer),
-            None => Recipient::Unavailable,
-        };
-        let attempt = match app.begin_attempt(tenant, d, provider, customer, rules, Utc::now()).await {
-            Ok(Begun::Attempt(attempt)) => attempt,
-            Ok(Begun::Skipped(reason)) => {
+        let customer = found.as_ref().and_then(|found| found.get(&d.customer_id).cloned());
+        let item = Dispatch { delivery: d.clone(), provider, customer, rules: rules.clone() };
+        let attempt = match batches.marker.begin(tenant, item).await {
+            Some(Begun::Attempt(attempt)) => attempt,
+            Some(Begun::Skipped(reason)) => {
                 tracing::info!(reason = reason.as_str(), "skipped at dispatch by the contact policy");
                 return;
             }
-            Ok(Begun::Postponed(until)) => {
+            Some(Begun::Postponed(until)) => {
                 tracing::info!(until = %until, "postponed at dispatch (quiet hours, or consent could not be checked)");
                 return;
             }
-            Ok(Begun::Gone) => {
+            Some(Begun::Gone) => {
                 tracing::info!("no longer this claim's (taken over, paused or cancelled); leaving it");
                 return;
             }
-            Err(err) => {
-                // Nothing was handed over: the message is due again when the lease ends.
-                tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not mark the attempt; the message waits for its lease to end");
-                return;
-            }
+            // Nothing was handed over: the message is due again when the lease ends.
+            None => return,
         };
         tracing::Span::current().record("delivery.attempt", attempt);
         let message = Outgoing {
@@ -239,6 +374,8 @@ async fn send(app: &App, recipients: &Recipients, tenant: Uuid, claimed: Claimed
                 }
             }
         };
+        // The provider's connection is free again; recording needs only the database.
+        drop(slot);
         if let Outcome::Temporary { error } | Outcome::Permanent { error } | Outcome::Throttled { error, .. } = &outcome {
             tracing::info!(error = %error, "attempt failed");
         }
@@ -246,14 +383,11 @@ async fn send(app: &App, recipients: &Recipients, tenant: Uuid, claimed: Claimed
         let mut delay = Duration::from_millis(100);
         for _ in 0..6 {
             let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
-            match app.record_attempt(tenant, d.id, attempt, outcome.clone(), Utc::now(), jitter).await {
-                Ok(()) => return,
-                Err(err) => {
-                    tracing::warn!(error = %crm_kit::error::cause_chain(&err), "recording a delivery attempt failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
+            if batches.recorder.record(tenant, Attempted { id: d.id, attempt, outcome: outcome.clone(), jitter }).await {
+                return;
             }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
         }
         tracing::error!("the outcome of a delivery attempt could not be recorded; it will be reconciled when its lease ends");
     }

@@ -274,7 +274,8 @@ pub async fn lease_job(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<
 
 /// Stores a batch of the audience's deliveries — a member already stored
 /// (a batch repeated after a crash) is skipped by the ledger's unique key —
-/// and queues the QUEUED ones in the campaign lane, due at `due`. Returns
+/// and queues the QUEUED ones in the campaign lane, due at `due` (the end of
+/// time while the snapshot goes on: they are released when the campaign runs). Returns
 /// the (status, skip reason) of each row actually stored.
 pub async fn insert_deliveries(
     tx: &mut TenantTx,
