@@ -47,12 +47,18 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, http::H
     http::parse_url(url, allow_private)
 }
 
+/// Messages of one provider marked SUBMITTING and being handed over at once,
+/// per replica: twice the connections a provider gets, so that while one
+/// message's mark commits, another uses the connection — a connection never
+/// idles through a commit. It is also the most messages one crash can leave
+/// SUBMITTING per provider and replica.
+pub const IN_FLIGHT_PER_PROVIDER: usize = 2 * email::POOL_SIZE as usize;
+
 /// A provider ready to send.
 pub struct Sender {
     revision: i64,
-    /// One permit per connection the provider's transport keeps: a message
-    /// is marked SUBMITTING only once it can go out at once, never while it
-    /// queues for a connection.
+    /// [`IN_FLIGHT_PER_PROVIDER`] permits: a message is marked SUBMITTING
+    /// only once it holds one, so it never waits long for a connection.
     slots: Arc<Semaphore>,
     bucket: Bucket,
     channel: ChannelSender,
@@ -112,7 +118,7 @@ impl Senders {
             ProviderSettings::Webhook(s) => ChannelSender::Webhook(WebhookSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
         };
         let rate = u32::try_from(provider.max_per_second).unwrap_or(0);
-        let slots = Arc::new(Semaphore::new(email::POOL_SIZE as usize));
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT_PER_PROVIDER));
         let sender = Arc::new(Sender { revision: provider.revision, slots, bucket: Bucket::new(rate), channel });
         self.cache.lock().expect("not poisoned").insert(key, sender.clone());
         Ok(sender)
