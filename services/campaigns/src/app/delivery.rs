@@ -115,29 +115,6 @@ impl App {
         Ok(claimed)
     }
 
-    /// The dispatch step of claimed delivery `d` (read at `d.attempts`),
-    /// right before it is handed to `provider`: the contact policy once more
-    /// with the customer as profiles has them now (when profiles cannot say,
-    /// marketing waits a little and transactional messages go), then
-    /// for marketing the tenant's quiet hours (it waits) and frequency caps
-    /// (counted under a per-customer lock, so concurrent senders cannot both
-    /// take the last slot). A message that may go is marked SUBMITTING with
-    /// one more attempt, in the same transaction.
-    pub async fn begin_attempt(
-        &self,
-        tenant: Uuid,
-        d: &DeliveryRow,
-        provider: Option<Uuid>,
-        customer: Fresh<'_>,
-        rules: &ContactRules,
-        now: DateTime<Utc>,
-    ) -> Result<Begun, Error> {
-        let mut tx = self.begin(tenant).await?;
-        let begun = self.begin_in(&mut tx, tenant, d, provider, customer, rules, now).await?;
-        tx.commit().await?;
-        Ok(begun)
-    }
-
     /// The dispatch step of several messages of one tenant in one
     /// transaction (one commit for all: the delivery job batches messages
     /// that become ready together), in id order so that concurrent batches
@@ -159,6 +136,14 @@ impl App {
         Ok(verdicts)
     }
 
+    /// The dispatch step of claimed delivery `d` (read at `d.attempts`) in `tx`,
+    /// right before it is handed to `provider`: the contact policy once more
+    /// with the customer as profiles has them now (when profiles cannot say,
+    /// marketing waits a little and transactional messages go), then
+    /// for marketing the tenant's quiet hours (it waits) and frequency caps
+    /// (counted under a per-customer lock, so concurrent senders cannot both
+    /// take the last slot). A message that may go is marked SUBMITTING with
+    /// one more attempt, in the same transaction.
     #[allow(clippy::too_many_arguments)]
     async fn begin_in(
         &self,
@@ -259,22 +244,6 @@ impl App {
         Ok(Some(Begun::Skipped(reason)))
     }
 
-    /// Records the outcome of attempt `attempt` of delivery `id`: SENT,
-    /// FAILED (both final: the queue row goes, an event is written) or QUEUED
-    /// again until its retry. Nothing happens when the row is no longer that
-    /// claim. `jitter` in [-1, 1] spreads the retry.
-    pub async fn record_attempt(
-        &self,
-        tenant: Uuid,
-        id: Uuid,
-        attempt: i32,
-        outcome: Outcome,
-        now: DateTime<Utc>,
-        jitter: f64,
-    ) -> Result<(), Error> {
-        self.record_attempts(tenant, &[Attempted { id, attempt, outcome, jitter }], now).await
-    }
-
     /// Records several outcomes of one tenant in one transaction (one commit
     /// for many messages: the delivery job batches what finishes together).
     /// Rows are taken in id order, so concurrent batches never wait on each
@@ -290,6 +259,10 @@ impl App {
         Ok(())
     }
 
+    /// Records the outcome of one attempt in `tx`: SENT,
+    /// FAILED (both final: the queue row goes, an event is written) or QUEUED
+    /// again until its retry. Nothing happens when the row is no longer that
+    /// claim.
     async fn record_in(&self, tx: &mut TenantTx, tenant: Uuid, a: &Attempted, now: DateTime<Utc>) -> Result<(), Error> {
         let (id, attempt) = (a.id, a.attempt);
         queue::lock(tx, tenant, id).await?;

@@ -166,12 +166,6 @@ pub async fn record_attempt(
         .await?)
 }
 
-/// The notice with `request_id`, if one was sent.
-pub async fn find_notice(tx: &mut TenantTx, tenant: Uuid, request_id: &str) -> Result<Option<DeliveryRow>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND kind = 'NOTICE' AND request_id = $2");
-    Ok(sqlx::query_as(&sql).bind(tenant).bind(request_id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "deliveries")).await?)
-}
-
 /// A page of the sent log, newest first, before delivery `before`.
 pub async fn list(
     tx: &mut TenantTx,

@@ -74,14 +74,7 @@ async fn notices_through_kills(route: &Route) -> Vec<pb::Delivery> {
             email_template(pb::Purpose::Transactional, "Fee", "Fee {{ vars.amount }}", &["amount"])
         }
         Route::Aliyun(peer) => {
-            let settings = pb::provider::Settings::AliyunSms(pb::AliyunSmsSettings {
-                access_key_id: peer.config.aliyun.0.clone(),
-                access_key_secret: peer.config.aliyun.1.clone(),
-                sign_name: "物业服务中心".into(),
-                template_code: "SMS_154950909".into(),
-                endpoint: peer.url.clone(),
-                ..Default::default()
-            });
+            let settings = crate::sms::aliyun(peer);
             let provider = crate::sms::sms_provider(&app, settings).await.unwrap();
             let paced = pb::Provider { max_per_second: 200, ..provider };
             let request = app.admin(pb::UpdateProviderRequest {

@@ -50,3 +50,42 @@ async fn a_bad_filter_is_refused() {
     assert_error(app.list_deliveries("status = LOST", &["admin"]).await, Code::InvalidArgument, "INVALID_FILTER");
     assert_error(app.list_deliveries("body : \"x\"", &["admin"]).await, Code::InvalidArgument, "INVALID_FILTER");
 }
+
+#[tokio::test]
+async fn templates_campaigns_providers_and_the_contact_policy_stay_within_their_tenant() {
+    let app = spawn_app().await;
+    let provider = app.email_provider().await;
+    let template = app.create_template(email_template(pb::Purpose::Marketing, "Offer", "{{ vars.d }} off", &["d"])).await.unwrap();
+    let campaign = app.create_campaign(&template.name, "", &[("d", "5%")]).await.unwrap();
+    let request = app.admin(pb::UpdateContactPolicyRequest {
+        contact_policy: Some(pb::ContactPolicy { name: "contactPolicy".into(), time_zone: "Asia/Shanghai".into(), ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["time_zone".into()] }),
+    });
+    app.contact_policy().update_contact_policy(request).await.unwrap();
+
+    let other = token(uuid::Uuid::now_v7(), &["admin"]);
+    let get = with_token(pb::GetTemplateRequest { name: template.name.clone() }, &other);
+    assert_error(app.templates.clone().get_template(get).await, Code::NotFound, "NOT_FOUND");
+    let get = with_token(pb::GetCampaignRequest { name: campaign.name.clone() }, &other);
+    assert_error(app.campaigns().get_campaign(get).await, Code::NotFound, "NOT_FOUND");
+    let get = with_token(pb::GetProviderRequest { name: provider.name.clone() }, &other);
+    assert_error(app.providers.clone().get_provider(get).await, Code::NotFound, "NOT_FOUND");
+    let list = with_token(pb::ListTemplatesRequest::default(), &other);
+    assert!(app.templates.clone().list_templates(list).await.unwrap().into_inner().templates.is_empty());
+    let list = with_token(pb::ListCampaignsRequest::default(), &other);
+    assert!(app.campaigns().list_campaigns(list).await.unwrap().into_inner().campaigns.is_empty());
+    let get = with_token(pb::GetContactPolicyRequest { name: "contactPolicy".into() }, &other);
+    let theirs = app.contact_policy().get_contact_policy(get).await.unwrap().into_inner().contact_policy.unwrap();
+    assert_eq!(theirs.time_zone, "", "the other tenant has the defaults, not this one's policy");
+    // Using this tenant's template from the other tenant is as if it did not exist.
+    let notice = with_token(
+        pb::SendNoticeRequest {
+            template: template.name.clone(),
+            customer: format!("customers/{}", uuid::Uuid::now_v7()),
+            variables: Default::default(),
+            request_id: "x".into(),
+        },
+        &token(uuid::Uuid::now_v7(), &["agent"]),
+    );
+    assert_eq!(app.deliveries.clone().send_notice(notice).await.unwrap_err().code(), Code::InvalidArgument);
+}

@@ -36,7 +36,7 @@ fn twilio(peer: &ProviderPeer) -> pb::provider::Settings {
     })
 }
 
-fn aliyun(peer: &ProviderPeer) -> pb::provider::Settings {
+pub fn aliyun(peer: &ProviderPeer) -> pb::provider::Settings {
     pb::provider::Settings::AliyunSms(pb::AliyunSmsSettings {
         access_key_id: peer.config.aliyun.0.clone(),
         access_key_secret: peer.config.aliyun.1.clone(),
