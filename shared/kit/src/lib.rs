@@ -14,6 +14,7 @@
 //! - [`telemetry`]: JSON logs, OTLP span and metric export, trace-context helpers.
 //! - [`metrics`]: RED metrics per RPC and pool gauges (semconv names).
 //! - [`pagination`], [`etag`], [`fieldmask`], [`filter`]: AIP request helpers.
+//! - [`link`]: signed tokens for links followed without a login (surveys, unsubscribe).
 //! - [`mask`]: personal data masked for callers without `pii` and for logs.
 //! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
 
@@ -27,6 +28,7 @@ pub mod etag;
 pub mod fieldmask;
 pub mod filter;
 pub mod idempotency;
+pub mod link;
 pub mod mask;
 pub mod metrics;
 mod middleware;

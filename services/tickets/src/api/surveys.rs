@@ -1,13 +1,10 @@
 //! Satisfaction surveys: created at a ticket's first resolution, answered once
 //! through a one-time token that carries tenant and survey id and is signed
-//! with HMAC-SHA256, so answering needs no login and no stored secret.
+//! (`crm_kit::link`), so answering needs no login and no stored secret.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use crm_kit::{Error, auth::caller, db::begin_tenant, outbox, respond, time};
+use crm_kit::{Error, auth::caller, db::begin_tenant, link::LinkSigner, outbox, respond, time};
 use crm_proto::crm::tickets::v1::{self as pb, survey_service_server::SurveyService};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -22,45 +19,24 @@ use crate::{
     wire::parse_period,
 };
 
-const MAC_LEN: usize = 16;
-
 /// Handlers of SurveyService.
 #[derive(Clone)]
 pub struct SurveyApi {
     pool: PgPool,
-    key: Vec<u8>,
+    links: LinkSigner,
 }
 
 impl SurveyApi {
     /// Handlers over `pool`, signing answer tokens with `key`.
     pub fn new(pool: PgPool, key: Vec<u8>) -> Self {
-        Self { pool, key }
-    }
-
-    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(payload);
-        mac
-    }
-
-    fn token(&self, tenant: Uuid, survey: Uuid) -> String {
-        let mut bytes = [tenant.into_bytes(), survey.into_bytes()].concat();
-        let tag = self.mac(&bytes).finalize().into_bytes();
-        bytes.extend_from_slice(&tag[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode(bytes)
+        Self { pool, links: LinkSigner::new(key) }
     }
 
     /// (tenant, survey) of a genuine token.
     fn verify(&self, token: &str) -> Result<(Uuid, Uuid), Error> {
-        let invalid = || Error::Unauthenticated { reason: "INVALID_SURVEY_TOKEN", message: "the survey link is invalid".to_owned() };
-        let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| invalid())?;
-        if bytes.len() != 32 + MAC_LEN {
-            return Err(invalid());
-        }
-        let (payload, tag) = bytes.split_at(32);
-        self.mac(payload).verify_truncated_left(tag).map_err(|_| invalid())?;
-        let id = |b: &[u8]| Uuid::from_slice(b).map_err(|_| invalid());
-        Ok((id(&payload[..16])?, id(&payload[16..])?))
+        self.links
+            .verify(token)
+            .ok_or_else(|| Error::Unauthenticated { reason: "INVALID_SURVEY_TOKEN", message: "the survey link is invalid".to_owned() })
     }
 
     fn to_proto(&self, tenant: Uuid, row: &SurveyRow) -> pb::Survey {
@@ -71,7 +47,7 @@ impl SurveyApi {
             team: row.team.clone(),
             category: row.category.clone(),
             send_time: Some(time::to_timestamp(row.send_time)),
-            answer_token: self.token(tenant, row.id),
+            answer_token: self.links.sign(tenant, row.id),
             csat: row.csat.map_or(0, i32::from),
             nps: row.nps.map(i32::from),
             comment: row.comment.clone(),
