@@ -45,6 +45,11 @@ pub struct Config {
     /// Delay before the first retry; doubled per attempt (with jitter), at most 10 minutes.
     #[arg(long, env = "CRM_DELIVERY_RETRY_BASE_MS", default_value_t = 5000)]
     pub delivery_retry_base_ms: u64,
+    /// The gateway's URL as the recipients' mail clients reach it (e.g.
+    /// `https://crm.example.com`): unsubscribe links point there. Unset:
+    /// marketing email goes out without a `List-Unsubscribe` link.
+    #[arg(long, env = "CRM_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

@@ -3,8 +3,9 @@
 //! delivery ledger that sends them exactly once, crash or not.
 //!
 //! Serves `crm.campaigns.v1`: TemplateService (with RenderPreview),
-//! ProviderService, DeliveryService (SendNotice and the sent log), and its
-//! event stream.
+//! ProviderService, DeliveryService (SendNotice and the sent log),
+//! CampaignService, ContactPolicyService, UnsubscribeService (links followed
+//! without a login), and its event stream.
 //!
 //! # Layout
 //! Data flows `api` → `app` → `domain` / `store`; `jobs` call `app`.
@@ -15,9 +16,11 @@
 //!   (checking, sandboxed rendering), SMS length, the contact policy, the
 //!   delivery lifecycle and retry timing.
 //! - `store`: SQL.
-//! - `jobs::delivery`: the worker that claims, sends and records.
+//! - `jobs::delivery`: the worker that claims, sends and records; the other
+//!   jobs snapshot campaigns, follow tickets' stream and carry opt-outs to profiles.
 //! - `channels`: senders per provider (SMTP), paced per provider.
 //! - `credentials`: provider secrets sealed at rest.
+//! - `links`: signed unsubscribe links.
 //! - `wire`: proto ⇄ domain conversions.
 //! - `resources`: resource names and types.
 //! - `profiles`: the client of the profiles service.
@@ -30,6 +33,7 @@ pub mod config;
 pub mod credentials;
 pub mod domain;
 pub mod jobs;
+pub mod links;
 pub mod permissions;
 pub mod profiles;
 pub mod resources;

@@ -14,7 +14,10 @@ use crm_proto::crm::profiles::v1::{self as pb, customer_service_client::Customer
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::domain::customer::{Consent, ConsentState, Customer, TemplateFields};
+use crate::domain::{
+    channel::Channel,
+    customer::{Consent, ConsentState, Customer, TemplateFields},
+};
 
 /// Client of `crm.profiles.v1.CustomerService`.
 #[derive(Clone)]
@@ -144,6 +147,69 @@ impl ProfilesClient {
         Ok(found)
     }
 }
+
+impl ProfilesClient {
+    /// Withdraws customer `id`'s consent to marketing on `channel` (an
+    /// unsubscribe link, an opt-out keyword). Read, change one channel, write
+    /// back under the read's etag — so a concurrent edit of another channel
+    /// is never overwritten — and read again when someone else wrote first.
+    /// A customer already opted out, deleted or erased needs nothing.
+    pub async fn opt_out(&self, caller: &Caller, id: Uuid, channel: Channel) -> Result<(), Error> {
+        for _ in 0..OPT_OUT_ATTEMPTS {
+            let request = pb::GetCustomerRequest { name: format!("customers/{id}") };
+            let read = self
+                .peer
+                .call("GetCustomer", caller, Retry::Idempotent, request, |channel, request| async move {
+                    CustomerServiceClient::new(channel).get_customer(request).await
+                })
+                .await;
+            let mut customer = match read {
+                Ok(response) => response.customer.unwrap_or_default(),
+                Err(status) if status.code() == Code::NotFound => return Ok(()),
+                Err(status) => return Err(peer_error(status.code(), status.message())),
+            };
+            if customer.delete_time.is_some() {
+                return Ok(());
+            }
+            let mut consent = customer.consent.take().unwrap_or_default();
+            let slot = match channel {
+                Channel::Email => &mut consent.email,
+                Channel::Sms => &mut consent.sms,
+                Channel::Push => &mut consent.push,
+            };
+            if slot.as_ref().is_some_and(|c| c.state == pb::ConsentState::OptedOut as i32) {
+                return Ok(());
+            }
+            *slot = Some(pb::ChannelConsent { state: pb::ConsentState::OptedOut as i32, update_time: None });
+            let change = pb::Customer { name: customer.name, etag: customer.etag, consent: Some(consent), ..Default::default() };
+            let request = pb::UpdateCustomerRequest {
+                customer: Some(change),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["consent".to_owned()] }),
+            };
+            // Not retried by the client: a lost answer is retried here, from the read.
+            let written = self
+                .peer
+                .call("UpdateCustomer", caller, Retry::Once, request, |channel, request| async move {
+                    CustomerServiceClient::new(channel).update_customer(request).await
+                })
+                .await;
+            match written {
+                Ok(_) => return Ok(()),
+                Err(status) if matches!(status.code(), Code::Aborted | Code::FailedPrecondition) => continue,
+                Err(status) if status.code() == Code::NotFound => return Ok(()),
+                Err(status) => return Err(peer_error(status.code(), status.message())),
+            }
+        }
+        Err(Error::Unavailable {
+            reason: "PROFILES_CONTENDED",
+            message: "the customer kept changing while the opt-out was written; retry later".to_owned(),
+            retry_after: Duration::from_secs(1),
+        })
+    }
+}
+
+/// Read-change-write rounds of an opt-out before giving up for now.
+const OPT_OUT_ATTEMPTS: usize = 5;
 
 /// A failed call to profiles that is not the caller's mistake.
 fn peer_error(code: Code, message: &str) -> Error {

@@ -1,5 +1,6 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
-//! ProviderService, DeliveryService and CampaignService, the profiles client,
+//! ProviderService, DeliveryService, CampaignService, ContactPolicyService and
+//! UnsubscribeService, the profiles client,
 //! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
@@ -8,25 +9,27 @@ use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::campaigns::v1::{
     campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
     delivery_service_server::DeliveryServiceServer, provider_service_server::ProviderServiceServer,
-    template_service_server::TemplateServiceServer,
+    template_service_server::TemplateServiceServer, unsubscribe_service_server::UnsubscribeServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CampaignApi, ContactPolicyApi, DeliveryApi, ProviderApi, TemplateApi},
+    api::{CampaignApi, ContactPolicyApi, DeliveryApi, LINK_METHODS, ProviderApi, TemplateApi, UnsubscribeApi},
     app::App,
     channels::Senders,
     config::Config,
     credentials::CredentialCipher,
     domain::delivery::RetryPolicy,
     jobs,
+    links::UnsubscribeLinks,
     profiles::ProfilesClient,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// What the kit needs to know about this service.
-pub static SPEC: ServiceSpec = ServiceSpec { name: "campaigns", error_domain: "campaigns.crm", migrator: &MIGRATOR, token_methods: &[] };
+pub static SPEC: ServiceSpec =
+    ServiceSpec { name: "campaigns", error_domain: "campaigns.crm", migrator: &MIGRATOR, token_methods: LINK_METHODS };
 
 /// The wiring of the campaigns service: [`Application::build`] returns the
 /// kit's bound [`Server`], which tells its `port()` and serves with `run_until_stopped`.
@@ -48,7 +51,11 @@ impl Application {
             max_delay: Duration::from_secs(600),
         };
         let senders = Senders::new(cipher, config.outbound_allow_private);
-        let app = App::new(kit.pool.clone(), senders, retry, Duration::from_millis(config.delivery_lease_ms));
+        let links =
+            UnsubscribeLinks::new(crm_kit::server::derived_key(&kit.config, b"crm unsubscribe links"), config.public_url.as_deref());
+        let app = App::new(kit.pool.clone(), senders, retry, Duration::from_millis(config.delivery_lease_ms), links);
+        let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
+        let opt_outs = jobs::unsubscribes::OptOuts::new(app.clone(), profiles.clone(), tokens.clone());
         let services = crm_kit::register_services!(
             kit,
             TemplateServiceServer::new(TemplateApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
@@ -56,8 +63,9 @@ impl Application {
             DeliveryServiceServer::new(DeliveryApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
+            UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
         );
-        let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
+        opt_outs.spawn(kit.shutdown_receiver());
         let recipients = jobs::delivery::Recipients { profiles: profiles.clone(), tokens: tokens.clone() };
         jobs::campaigns::spawn(
             app.clone(),

@@ -391,15 +391,20 @@ pub fn delivery_to(row: &DeliveryRow, view: View) -> pb::Delivery {
     }
 }
 
+/// An email address or phone number as callers without `pii` see it.
+pub fn masked_recipient(channel: pb::Channel, recipient: &str) -> String {
+    match channel {
+        pb::Channel::Email => crm_kit::mask::email(recipient),
+        pb::Channel::Sms => crm_kit::mask::phone(recipient),
+        _ => recipient.to_owned(),
+    }
+}
+
 /// `d` with its address and rendered text masked (see `crm_kit::mask`).
 pub fn masked(d: pb::Delivery) -> pb::Delivery {
-    let recipient = match pb::Channel::try_from(d.channel) {
-        Ok(pb::Channel::Email) => crm_kit::mask::email(&d.recipient),
-        Ok(pb::Channel::Sms) => crm_kit::mask::phone(&d.recipient),
-        _ => d.recipient.clone(),
-    };
+    let channel = pb::Channel::try_from(d.channel).unwrap_or_default();
     pb::Delivery {
-        recipient,
+        recipient: masked_recipient(channel, &d.recipient),
         subject: crm_kit::mask::text(&d.subject),
         body: crm_kit::mask::text(&d.body),
         html_body: crm_kit::mask::text(&d.html_body),
@@ -428,6 +433,8 @@ pub fn campaign_counts(sums: &[(String, String, i64)]) -> pb::CampaignCounts {
             "SENT" => counts.sent += n,
             "FAILED" => counts.failed += n,
             "CANCELLED" => counts.cancelled += n,
+            // Not a status: a recipient who followed the message's unsubscribe link (already counted as sent).
+            "UNSUBSCRIBED" => counts.unsubscribed += n,
             "SKIPPED" => {
                 counts.skipped += n;
                 counts.skipped_by_reason.push(pb::SkipCount { reason: skip_reason_to(reason) as i32, count: *n });

@@ -39,7 +39,12 @@ pub struct Config {
     #[arg(long, env = "CRM_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_response_bytes: usize,
     /// gRPC methods that take no bearer token (they carry their own one-time token).
-    #[arg(long, env = "CRM_PUBLIC_METHODS", value_delimiter = ',', default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey")]
+    #[arg(
+        long,
+        env = "CRM_PUBLIC_METHODS",
+        value_delimiter = ',',
+        default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey,/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink,/crm.campaigns.v1.UnsubscribeService/Unsubscribe"
+    )]
     pub public_methods: Vec<String>,
     /// Origins allowed by CORS, comma-separated (`*` for any); none: no CORS headers.
     #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
@@ -86,7 +91,13 @@ impl Config {
             backend_connect_timeout_ms: 1_000,
             max_body_bytes: 1024 * 1024,
             max_response_bytes: 4 * 1024 * 1024,
-            public_methods: vec!["/crm.tickets.v1.SurveyService/AnswerSurvey".to_owned()],
+            public_methods: [
+                "/crm.tickets.v1.SurveyService/AnswerSurvey",
+                "/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink",
+                "/crm.campaigns.v1.UnsubscribeService/Unsubscribe",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             cors_origins: Vec::new(),
             rate_limit_per_subject: Limits::default(),
             rate_limit_per_tenant: Limits::default(),

@@ -28,7 +28,7 @@ use crate::{
     errors::{ApiError, error_info},
     forward::service_label,
     ratelimit::RouteClass,
-    routes::{LOCAL, Lookup, Route},
+    routes::{BodyBinding, LOCAL, Lookup, Route},
     state::Gateway,
     transcode,
 };
@@ -111,8 +111,10 @@ impl Gateway {
         let grpc_path = route.grpc_path();
         let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         self.admit(grpc_path, RouteClass::of(route), &parts.headers, &parts.extensions)?;
-        let bytes = self.read_body(&parts.headers, body).await?;
-        let mut message = transcode::request_message(route, vars, parts.uri.query(), &bytes)?;
+        let raw = matches!(route.body, BodyBinding::Raw(_));
+        let bytes = self.read_body(&parts.headers, body, raw).await?;
+        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let mut message = transcode::request_message(route, vars, parts.uri.query(), &bytes, content_type)?;
         transcode::cap_page_size(&mut message, self.max_page_size);
         if takes_if_match(route)
             && let Some(etag) = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).and_then(transcode::parse_if_match)
@@ -157,10 +159,12 @@ impl Gateway {
         Ok(json_response(route, &response))
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    /// The body, size-limited; JSON unless the route takes it `raw`.
+    async fn read_body(&self, headers: &HeaderMap, body: Body, raw: bool) -> Result<Bytes, ApiError> {
         // A missing Content-Type is taken as JSON (curl -d without -H); a
         // declared non-JSON type is refused rather than misread.
-        if let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        if !raw
+            && let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
             && !is_json(content_type)
         {
             return Err(ApiError::UnsupportedMediaType { content_type: content_type.to_owned() });

@@ -6,6 +6,7 @@
 //! - `contact_policy`: ContactPolicyService.
 //! - `templates`: TemplateService, including RenderPreview.
 //! - `providers`: ProviderService.
+//! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
 
 mod campaigns;
@@ -13,9 +14,11 @@ mod contact_policy;
 mod deliveries;
 mod providers;
 mod templates;
+mod unsubscribes;
 
 pub use campaigns::CampaignApi;
 pub use contact_policy::ContactPolicyApi;
 pub use deliveries::DeliveryApi;
 pub use providers::ProviderApi;
 pub use templates::TemplateApi;
+pub use unsubscribes::{LINK_METHODS, UnsubscribeApi};

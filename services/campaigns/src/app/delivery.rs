@@ -27,7 +27,7 @@ use crate::{
         campaigns, contact_policy,
         deliveries::{self, AttemptRecord, DELIVERIES, DeliveryRow},
         providers::{self, ProviderRow},
-        queue, streams,
+        queue,
     },
     wire::{View, delivery_to, status_number},
 };
@@ -197,8 +197,11 @@ impl App {
         if d.purpose != Purpose::Marketing {
             return Ok(None);
         }
-        let complaints = streams::with_open_complaints(tx, tenant, &[d.customer_id]).await?;
-        if let Err(reason) = policy::marketing_allowed(d.purpose, complaints.contains(&d.customer_id)) {
+        let (open_complaint, unsubscribed) = contact_policy::marketing_stops(tx, tenant, d.customer_id, d.channel).await?;
+        if unsubscribed {
+            return self.skip_at_dispatch(tx, tenant, d, SkipReason::NoConsent, now).await;
+        }
+        if let Err(reason) = policy::marketing_allowed(d.purpose, open_complaint) {
             return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
         }
         let zone = rules.zone_of(customer.map_or("", |c| c.fields.time_zone.as_str()));

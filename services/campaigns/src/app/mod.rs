@@ -12,6 +12,7 @@
 //! - [`templates`]: create (with request-id replay), update, delete, reads.
 //! - [`providers`]: the tenant's providers and their sealed credentials.
 //! - [`notices`]: accepting a notice into the ledger (render, policy, queue).
+//! - [`unsubscribes`]: unsubscribe links — minted, followed, applied to profiles.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
@@ -22,6 +23,7 @@ pub mod delivery;
 pub mod notices;
 pub mod providers;
 pub mod templates;
+pub mod unsubscribes;
 
 use std::time::Duration;
 
@@ -34,7 +36,7 @@ use prost::{Message, Name};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{channels::Senders, domain::delivery::RetryPolicy};
+use crate::{channels::Senders, domain::delivery::RetryPolicy, links::UnsubscribeLinks};
 
 /// The marketing domain over one database.
 #[derive(Clone)]
@@ -43,13 +45,20 @@ pub struct App {
     senders: Senders,
     retry: RetryPolicy,
     lease: Duration,
+    links: UnsubscribeLinks,
 }
 
 impl App {
     /// Use cases over `pool`, sending through `senders`; a claimed message is
-    /// reserved for `lease`, a failed one retried by `retry`.
-    pub fn new(pool: PgPool, senders: Senders, retry: RetryPolicy, lease: Duration) -> Self {
-        Self { pool, senders, retry, lease }
+    /// reserved for `lease`, a failed one retried by `retry`; marketing
+    /// messages carry `links`' unsubscribe links.
+    pub fn new(pool: PgPool, senders: Senders, retry: RetryPolicy, lease: Duration, links: UnsubscribeLinks) -> Self {
+        Self { pool, senders, retry, lease, links }
+    }
+
+    /// The unsubscribe links.
+    pub fn links(&self) -> &UnsubscribeLinks {
+        &self.links
     }
 
     /// The pool (the delivery job's cross-tenant scan).

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, MultiPart, SinglePart, header::ContentType},
+    message::{
+        Mailbox, MultiPart, SinglePart,
+        header::{ContentType, Header, HeaderName, HeaderValue},
+    },
     transport::smtp::{
         PoolConfig,
         authentication::Credentials,
@@ -34,6 +37,8 @@ pub struct Email<'a> {
     pub subject: &'a str,
     pub text: &'a str,
     pub html: &'a str,
+    /// Where the mail client's unsubscribe button posts (RFC 8058).
+    pub unsubscribe_url: Option<&'a str>,
 }
 
 /// Sends through one SMTP relay.
@@ -95,7 +100,11 @@ impl SmtpSender {
             Err(_) => return Outcome::Permanent { error: "the recipient address is not a valid email address".into() },
         };
         let message_id = format!("<{}@{}>", email.delivery, self.domain);
-        let builder = Message::builder().from(self.from.clone()).to(to).subject(email.subject).message_id(Some(message_id.clone()));
+        let mut builder = Message::builder().from(self.from.clone()).to(to).subject(email.subject).message_id(Some(message_id.clone()));
+        if let Some(url) = email.unsubscribe_url {
+            // RFC 8058: the client POSTs `List-Unsubscribe=One-Click` to the URL; no mailto, no login.
+            builder = builder.header(ListUnsubscribe(format!("<{url}>"))).header(ListUnsubscribePost);
+        }
         let message = match (email.text.is_empty(), email.html.is_empty()) {
             (false, false) => builder.multipart(MultiPart::alternative_plain_html(email.text.to_owned(), email.html.to_owned())),
             (true, false) => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(email.html.to_owned())),
@@ -112,6 +121,42 @@ impl SmtpSender {
             // 4xx replies, timeouts, refused or dropped connections: try again later.
             Err(e) => Outcome::Temporary { error: smtp_error(&e) },
         }
+    }
+}
+
+/// `List-Unsubscribe: <https://…>` (RFC 2369).
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_owned())
     }
 }
 

@@ -18,4 +18,6 @@ pub struct Outgoing<'a> {
     pub data: &'a BTreeMap<String, String>,
     /// The values that filled its slots (`vars.*` and `name`).
     pub variables: &'a BTreeMap<String, String>,
+    /// The one-click unsubscribe URL (marketing email, when links are configured).
+    pub unsubscribe_url: Option<&'a str>,
 }

@@ -151,6 +151,7 @@ impl Sender {
                     subject: message.subject,
                     text: message.body,
                     html: message.html_body,
+                    unsubscribe_url: message.unsubscribe_url,
                 })
                 .await
             }

@@ -29,7 +29,12 @@ use crate::{
         delivery::{Attempted, Begun, Claimed, Dispatch},
     },
     channels::Outgoing,
-    domain::{customer::Customer, delivery::Outcome, rules::ContactRules},
+    domain::{
+        channel::{Channel, Purpose},
+        customer::Customer,
+        delivery::Outcome,
+        rules::ContactRules,
+    },
     profiles::ProfilesClient,
     store::queue,
 };
@@ -342,6 +347,10 @@ async fn send(
             None => return,
         };
         tracing::Span::current().record("delivery.attempt", attempt);
+        let unsubscribe_url = match (d.purpose, d.channel) {
+            (Purpose::Marketing, Channel::Email) => app.links().url(tenant, d.id),
+            _ => None,
+        };
         let message = Outgoing {
             delivery: d.id,
             channel: d.channel,
@@ -351,6 +360,7 @@ async fn send(
             html_body: &d.html_body,
             data: &d.data.0,
             variables: &d.variables.0,
+            unsubscribe_url: unsubscribe_url.as_deref(),
         };
         let outcome = match sender {
             Err(outcome) => outcome,

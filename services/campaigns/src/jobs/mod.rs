@@ -3,3 +3,4 @@
 pub mod campaigns;
 pub mod complaints;
 pub mod delivery;
+pub mod unsubscribes;

@@ -113,3 +113,19 @@ pub async fn marketing_sent(
     .instrument(db_span("SELECT", "deliveries"))
     .await?)
 }
+
+/// What stops marketing to `customer` on `channel` beyond their record, in
+/// one round trip: an open complaint ticket, and an unsubscribe link followed
+/// that profiles has not recorded yet (once it has, the consent says so).
+pub async fn marketing_stops(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, channel: Channel) -> Result<(bool, bool), Error> {
+    Ok(sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM complaint_tickets WHERE tenant_id = $1 AND customer_id = $2 AND open),
+                EXISTS (SELECT 1 FROM unsubscribes WHERE tenant_id = $1 AND customer_id = $2 AND channel = $3 AND apply_time IS NULL)",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(channel.as_str())
+    .fetch_one(&mut **tx)
+    .instrument(db_span("SELECT", "complaint_tickets"))
+    .await?)
+}

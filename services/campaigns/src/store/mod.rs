@@ -10,3 +10,4 @@ pub mod providers;
 pub mod queue;
 pub mod streams;
 pub mod templates;
+pub mod unsubscribes;

@@ -33,7 +33,9 @@ pub struct TestApp {
     pub db: TestDb,
     /// A tickets process, when started with [`spawn_app_with_tickets`].
     pub tickets: Option<ServiceProcess>,
-    _profiles: ServiceProcess,
+    /// The profiles process (a test may stop and restart it on the same port and database).
+    pub profiles: Option<ServiceProcess>,
+    pub profiles_db: TestDb,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -76,6 +78,7 @@ pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
         delivery_poll_ms: 200,
         delivery_max_attempts: 3,
         delivery_retry_base_ms: 50,
+        public_url: None,
         kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
     }
 }
@@ -114,7 +117,7 @@ async fn spawn_suite(with_tickets: bool, customise: impl FnOnce(&mut Config)) ->
         let _ = stopped.await;
     }));
     let clients = Clients::connect(&format!("http://127.0.0.1:{port}"), profiles.channel.clone(), Uuid::now_v7(), smtp.port).await;
-    TestApp { clients, smtp, db, tickets, _profiles: profiles, stop: Some(stop) }
+    TestApp { clients, smtp, db, tickets, profiles: Some(profiles), profiles_db, stop: Some(stop) }
 }
 
 impl Drop for TestApp {

@@ -12,3 +12,4 @@ mod providers;
 mod sent_log;
 mod sms;
 mod templates;
+mod unsubscribe;

@@ -309,11 +309,21 @@ fn operation(
             let required = schemas.is_required(&field);
             op.insert("requestBody".into(), json!({ "required": required, "content": { "application/json": { "schema": schema } } }));
         }
+        BodyBinding::Raw(name) => {
+            let field = input.get_field_by_name(name).expect("checked when the route was built");
+            let description = schemas.comment_of_field(&field).unwrap_or("The request body, passed on as sent.");
+            // Any media type is passed on; a form is what clients send in practice (RFC 8058's one-click POST).
+            let form = json!({ "schema": { "type": "object", "additionalProperties": { "type": "string" } } });
+            op.insert(
+                "requestBody".into(),
+                json!({ "required": false, "description": description, "content": { "application/x-www-form-urlencoded": form } }),
+            );
+        }
         BodyBinding::None => {}
     }
     if route.body != BodyBinding::Whole {
         let mut bound = path_fields.clone();
-        if let BodyBinding::Field(name) = &route.body {
+        if let BodyBinding::Field(name) | BodyBinding::Raw(name) = &route.body {
             bound.push(vec![name.clone()]);
         }
         query_parameters(&input, &mut Vec::new(), &mut Vec::new(), &bound, schemas, &mut parameters);

@@ -32,7 +32,13 @@ pub enum BodyBinding {
     Whole,
     /// `body: "field"`: the body is that top-level field.
     Field(String),
+    /// `body: "field"` naming a `google.api.HttpBody`: the body is passed as
+    /// sent, any content type (a form POST from a mail client, say), in that field.
+    Raw(String),
 }
+
+/// The message that carries a raw HTTP body.
+pub const HTTP_BODY: &str = "google.api.HttpBody";
 
 /// One HTTP binding of one gRPC method.
 #[derive(Debug, Clone)]
@@ -258,7 +264,10 @@ fn route_for(rpc: &MethodDescriptor, rule: &HttpRule, backend: &str) -> Result<R
                 method: name(),
                 message: format!("body field {field:?} is not a field of {}", input.full_name()),
             })?;
-            BodyBinding::Field(field.to_owned())
+            match input.get_field_by_name(field).map(|f| f.kind()) {
+                Some(Kind::Message(m)) if m.full_name() == HTTP_BODY => BodyBinding::Raw(field.to_owned()),
+                _ => BodyBinding::Field(field.to_owned()),
+            }
         }
     };
     let response_body = match rule.response_body.as_str() {

@@ -14,10 +14,11 @@
 mod object;
 mod query;
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, SerializeOptions, Value as ProtoValue,
 };
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use self::object::set_path;
 use crate::{
@@ -32,6 +33,7 @@ pub fn request_message(
     vars: &[(Vec<String>, String)],
     query: Option<&str>,
     body: &[u8],
+    content_type: Option<&str>,
 ) -> Result<DynamicMessage, ApiError> {
     let input = route.rpc.input();
     let body_is_empty = body.iter().all(u8::is_ascii_whitespace);
@@ -56,6 +58,12 @@ pub fn request_message(
             if !body_is_empty {
                 root.insert(field.json_name().to_owned(), parse_json(body)?);
             }
+            bound.push(vec![name.clone()]);
+        }
+        BodyBinding::Raw(name) => {
+            let field = input.get_field_by_name(name).expect("checked when the route was built");
+            let http_body = json!({ "contentType": content_type.unwrap_or_default(), "data": STANDARD.encode(body) });
+            root.insert(field.json_name().to_owned(), http_body);
             bound.push(vec![name.clone()]);
         }
     }
@@ -186,13 +194,14 @@ mod tests {
 
     fn table() -> RouteTable {
         let pool = DescriptorPool::decode(crm_proto::FILE_DESCRIPTOR_SET).unwrap();
-        RouteTable::from_pool(&pool, &BackendMap::parse("crm.profiles.v1=http://p:1,crm.tickets.v1=http://t:2").unwrap()).unwrap()
+        let backends = "crm.profiles.v1=http://p:1,crm.tickets.v1=http://t:2,crm.campaigns.v1=http://c:3";
+        RouteTable::from_pool(&pool, &BackendMap::parse(backends).unwrap()).unwrap()
     }
 
     fn build(method: Method, path: &str, query: Option<&str>, body: &str) -> Result<Value, ApiError> {
         let table = table();
         let Lookup::Found(route, vars) = table.lookup(&method, path) else { panic!("no route for {path}") };
-        let message = request_message(route, &vars, query, body.as_bytes())?;
+        let message = request_message(route, &vars, query, body.as_bytes(), None)?;
         Ok(serde_json::to_value(&message).unwrap())
     }
 
@@ -245,14 +254,30 @@ mod tests {
     }
 
     #[test]
+    fn an_http_body_field_takes_the_body_as_sent() {
+        let table = table();
+        let Lookup::Found(route, vars) = table.lookup(&Method::POST, "/v1/unsubscribeLinks/t0k3n:unsubscribe") else { panic!() };
+        assert_eq!(route.body, BodyBinding::Raw("form".into()));
+        let form = "application/x-www-form-urlencoded";
+        let message = request_message(route, &vars, None, b"List-Unsubscribe=One-Click", Some(form)).unwrap();
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(json["name"], "unsubscribeLinks/t0k3n");
+        assert_eq!(json["form"]["contentType"], form);
+        assert_eq!(json["form"]["data"], STANDARD.encode("List-Unsubscribe=One-Click"));
+        // Not JSON, and not refused for it; an empty body is an empty HttpBody.
+        let empty = request_message(route, &vars, None, b"", None).unwrap();
+        assert_eq!(serde_json::to_value(&empty).unwrap()["name"], "unsubscribeLinks/t0k3n");
+    }
+
+    #[test]
     fn if_match_lands_in_the_request_or_its_resource() {
         let table = table();
         let Lookup::Found(route, vars) = table.lookup(&Method::PATCH, "/v1/customers/c1") else { panic!() };
-        let mut update = request_message(route, &vars, Some("updateMask=displayName"), br#"{"displayName":"A"}"#).unwrap();
+        let mut update = request_message(route, &vars, Some("updateMask=displayName"), br#"{"displayName":"A"}"#, None).unwrap();
         assert!(apply_if_match(&mut update, "e7"));
         assert_eq!(serde_json::to_value(&update).unwrap()["customer"]["etag"], "e7");
         let Lookup::Found(route, vars) = table.lookup(&Method::DELETE, "/v1/customers/c1") else { panic!() };
-        let mut delete = request_message(route, &vars, None, b"").unwrap();
+        let mut delete = request_message(route, &vars, None, b"", None).unwrap();
         assert!(apply_if_match(&mut delete, "e8"));
         assert_eq!(serde_json::to_value(&delete).unwrap()["etag"], "e8");
         assert_eq!(parse_if_match("\"abc\""), Some("abc".into()));
