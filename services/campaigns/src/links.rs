@@ -1,45 +1,89 @@
-//! Unsubscribe links: each marketing delivery's link carries the tenant and
-//! the delivery, signed (`crm_kit::link`) with a key of this purpose, and
-//! points at the gateway's public URL.
+//! Links that work without a login, each carrying the tenant and one record
+//! signed (`crm_kit::link`) under a key of its own purpose, pointing at the
+//! gateway's public URL:
+//! - unsubscribe links, one per marketing delivery (`unsubscribeLinks/{token}`);
+//! - provider callback URLs, one per provider (`providerCallbacks/{token}`).
 
 use crm_kit::{Error, link::LinkSigner};
 use uuid::Uuid;
 
 /// Mints and checks the links, and knows where they point.
 #[derive(Debug, Clone)]
-pub struct UnsubscribeLinks {
-    signer: LinkSigner,
+pub struct Links {
+    unsubscribe: LinkSigner,
+    callbacks: LinkSigner,
     /// The gateway's public URL, without a trailing `/`; links need one.
     public_url: Option<String>,
 }
 
-impl UnsubscribeLinks {
-    /// Links signed with `key`, pointing at `public_url` (the gateway as the
-    /// internet reaches it); without one, messages carry no link.
-    pub fn new(key: Vec<u8>, public_url: Option<&str>) -> Self {
-        let public_url = public_url.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty());
-        Self { signer: LinkSigner::new(key), public_url }
-    }
+/// Unsubscribe links' collection.
+const UNSUBSCRIBE: &str = "unsubscribeLinks/";
+/// Provider callbacks' collection.
+const CALLBACKS: &str = "providerCallbacks/";
 
-    /// The link's token for `delivery` of `tenant`.
-    pub fn token(&self, tenant: Uuid, delivery: Uuid) -> String {
-        self.signer.sign(tenant, delivery)
+impl Links {
+    /// Links signed with keys derived by `key_for(purpose)`, pointing at
+    /// `public_url` (the gateway as the internet reaches it); without one,
+    /// messages carry no link and providers get no callback URL.
+    pub fn new(key_for: impl Fn(&[u8]) -> Vec<u8>, public_url: Option<&str>) -> Self {
+        let public_url = public_url.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty());
+        Self {
+            unsubscribe: LinkSigner::new(key_for(b"crm unsubscribe links")),
+            callbacks: LinkSigner::new(key_for(b"crm provider callbacks")),
+            public_url,
+        }
     }
 
     /// The one-click URL (RFC 8058) for `delivery`, when a public URL is configured.
-    pub fn url(&self, tenant: Uuid, delivery: Uuid) -> Option<String> {
+    pub fn unsubscribe_url(&self, tenant: Uuid, delivery: Uuid) -> Option<String> {
         let base = self.public_url.as_ref()?;
-        Some(format!("{base}/v1/unsubscribeLinks/{}:unsubscribe", self.token(tenant, delivery)))
+        Some(format!("{base}/v1/{UNSUBSCRIBE}{}:unsubscribe", self.unsubscribe.sign(tenant, delivery)))
     }
 
-    /// (tenant, delivery) of a genuine resource name `unsubscribeLinks/{token}`.
-    pub fn resolve(&self, name: &str) -> Result<(Uuid, Uuid), Error> {
-        name.strip_prefix("unsubscribeLinks/").and_then(|token| self.signer.verify(token)).ok_or_else(invalid_link)
+    /// (tenant, delivery) of a genuine `unsubscribeLinks/{token}`.
+    pub fn resolve_unsubscribe(&self, name: &str) -> Result<(Uuid, Uuid), Error> {
+        name.strip_prefix(UNSUBSCRIBE).and_then(|token| self.unsubscribe.verify(token)).ok_or_else(invalid_link)
+    }
+
+    /// Where `provider` of `tenant` reports back, when a public URL is configured.
+    pub fn callback_url(&self, tenant: Uuid, provider: Uuid) -> Option<String> {
+        let base = self.public_url.as_ref()?;
+        Some(format!("{base}/v1/{CALLBACKS}{}:receive", self.callbacks.sign(tenant, provider)))
+    }
+
+    /// (tenant, provider) of a genuine `providerCallbacks/{token}`.
+    pub fn resolve_callback(&self, name: &str) -> Result<(Uuid, Uuid), Error> {
+        name.strip_prefix(CALLBACKS).and_then(|token| self.callbacks.verify(token)).ok_or_else(invalid_callback)
     }
 }
 
-/// The answer to every link that is not genuine — the same for a forged one
-/// and one whose message is gone, so that links cannot be probed.
+/// The answer to every unsubscribe link that is not genuine — the same for a
+/// forged one and one whose message is gone, so that links cannot be probed.
 pub fn invalid_link() -> Error {
     Error::Unauthenticated { reason: "INVALID_UNSUBSCRIBE_LINK", message: "this unsubscribe link is not valid".to_owned() }
+}
+
+/// The answer to a callback whose URL is not genuine or whose provider is gone.
+pub fn invalid_callback() -> Error {
+    Error::Unauthenticated { reason: "INVALID_CALLBACK_URL", message: "this provider callback URL is not valid".to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_purpose_verifies_its_own_links_only() {
+        let links = Links::new(|label| label.to_vec(), Some("https://crm.example/"));
+        let (tenant, id) = (Uuid::now_v7(), Uuid::now_v7());
+        let url = links.unsubscribe_url(tenant, id).unwrap();
+        let name = url.strip_prefix("https://crm.example/v1/").unwrap().strip_suffix(":unsubscribe").unwrap();
+        assert_eq!(links.resolve_unsubscribe(name).unwrap(), (tenant, id));
+        let token = name.strip_prefix(UNSUBSCRIBE).unwrap();
+        assert!(links.resolve_callback(&format!("{CALLBACKS}{token}")).is_err(), "an unsubscribe token is no callback token");
+        let callback = links.callback_url(tenant, id).unwrap();
+        let name = callback.strip_prefix("https://crm.example/v1/").unwrap().strip_suffix(":receive").unwrap();
+        assert_eq!(links.resolve_callback(name).unwrap(), (tenant, id));
+        assert!(Links::new(|l| l.to_vec(), None).unsubscribe_url(tenant, id).is_none());
+    }
 }

@@ -8,28 +8,38 @@ use std::time::Duration;
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::campaigns::v1::{
     campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
-    delivery_service_server::DeliveryServiceServer, provider_service_server::ProviderServiceServer,
-    template_service_server::TemplateServiceServer, unsubscribe_service_server::UnsubscribeServiceServer,
+    delivery_service_server::DeliveryServiceServer, provider_callback_service_server::ProviderCallbackServiceServer,
+    provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
+    unsubscribe_service_server::UnsubscribeServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CampaignApi, ContactPolicyApi, DeliveryApi, LINK_METHODS, ProviderApi, TemplateApi, UnsubscribeApi},
+    api::{CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, ProviderApi, TemplateApi, UnsubscribeApi},
     app::App,
     channels::Senders,
     config::Config,
     credentials::CredentialCipher,
     domain::delivery::RetryPolicy,
     jobs,
-    links::UnsubscribeLinks,
+    links::Links,
     profiles::ProfilesClient,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// What the kit needs to know about this service.
-pub static SPEC: ServiceSpec =
-    ServiceSpec { name: "campaigns", error_domain: "campaigns.crm", migrator: &MIGRATOR, token_methods: LINK_METHODS };
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "campaigns",
+    error_domain: "campaigns.crm",
+    migrator: &MIGRATOR,
+    token_methods: &[
+        // Links and callbacks carry their own signed credential instead of a login.
+        "/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink",
+        "/crm.campaigns.v1.UnsubscribeService/Unsubscribe",
+        "/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback",
+    ],
+};
 
 /// The wiring of the campaigns service: [`Application::build`] returns the
 /// kit's bound [`Server`], which tells its `port()` and serves with `run_until_stopped`.
@@ -51,8 +61,7 @@ impl Application {
             max_delay: Duration::from_secs(600),
         };
         let senders = Senders::new(cipher, config.outbound_allow_private);
-        let links =
-            UnsubscribeLinks::new(crm_kit::server::derived_key(&kit.config, b"crm unsubscribe links"), config.public_url.as_deref());
+        let links = Links::new(|purpose| crm_kit::server::derived_key(&kit.config, purpose), config.public_url.as_deref());
         let app = App::new(kit.pool.clone(), senders, retry, Duration::from_millis(config.delivery_lease_ms), links);
         let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
         let opt_outs = jobs::unsubscribes::OptOuts::new(app.clone(), profiles.clone(), tokens.clone());
@@ -64,6 +73,7 @@ impl Application {
             CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
+            ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone())),
         );
         opt_outs.spawn(kit.shutdown_receiver());
         let recipients = jobs::delivery::Recipients { profiles: profiles.clone(), tokens: tokens.clone() };

@@ -193,6 +193,8 @@ pub fn provider_to(row: &ProviderRow) -> pb::Provider {
         create_time: Some(to_timestamp(row.create_time)),
         update_time: Some(to_timestamp(row.update_time)),
         etag: etag::of_revision(row.revision),
+        // Set by the handlers, which know the public URL (events carry none).
+        callback_url: String::new(),
     }
 }
 
@@ -383,6 +385,13 @@ pub fn delivery_to(row: &DeliveryRow, view: View) -> pb::Delivery {
         update_time: Some(to_timestamp(row.update_time)),
         send_time: row.send_time.map(to_timestamp),
         next_attempt_time: row.next_attempt_time.map(to_timestamp),
+        receipt_status: match row.receipt_status.as_str() {
+            "DELIVERED" => pb::ReceiptStatus::Delivered,
+            "UNDELIVERED" => pb::ReceiptStatus::Undelivered,
+            _ => pb::ReceiptStatus::Unspecified,
+        } as i32,
+        receipt_time: row.receipt_time.map(to_timestamp),
+        receipt_error: row.receipt_error.clone(),
     };
     match view {
         View::Full => full,
@@ -435,6 +444,9 @@ pub fn campaign_counts(sums: &[(String, String, i64)]) -> pb::CampaignCounts {
             "CANCELLED" => counts.cancelled += n,
             // Not a status: a recipient who followed the message's unsubscribe link (already counted as sent).
             "UNSUBSCRIBED" => counts.unsubscribed += n,
+            // Receipts of sent messages (already counted as sent).
+            "DELIVERED" => counts.delivered += n,
+            "UNDELIVERED" => counts.undelivered += n,
             "SKIPPED" => {
                 counts.skipped += n;
                 counts.skipped_by_reason.push(pb::SkipCount { reason: skip_reason_to(reason) as i32, count: *n });

@@ -43,7 +43,7 @@ pub struct Config {
         long,
         env = "CRM_PUBLIC_METHODS",
         value_delimiter = ',',
-        default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey,/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink,/crm.campaigns.v1.UnsubscribeService/Unsubscribe"
+        default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey,/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink,/crm.campaigns.v1.UnsubscribeService/Unsubscribe,/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback"
     )]
     pub public_methods: Vec<String>,
     /// Origins allowed by CORS, comma-separated (`*` for any); none: no CORS headers.
@@ -95,6 +95,7 @@ impl Config {
                 "/crm.tickets.v1.SurveyService/AnswerSurvey",
                 "/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink",
                 "/crm.campaigns.v1.UnsubscribeService/Unsubscribe",
+                "/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback",
             ]
             .map(str::to_owned)
             .to_vec(),

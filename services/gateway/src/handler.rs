@@ -133,6 +133,9 @@ impl Gateway {
         if let Ok(value) = request_id.parse() {
             metadata.insert(REQUEST_ID, value);
         }
+        if raw {
+            pass_signature_headers(&parts.headers, metadata);
+        }
         crm_kit::telemetry::inject_context(metadata);
         // Without span export the injected context is empty: pass the client's through.
         if !metadata.contains_key("traceparent") {
@@ -230,6 +233,24 @@ impl Gateway {
             .header(header::CONTENT_TYPE, "application/x-ndjson")
             .body(Body::from_stream(lines))
             .expect("valid response parts")
+    }
+}
+
+/// Headers a raw body's sender signs it with (`X-Twilio-Signature`,
+/// `X-CRM-Signature`, …): every `x-` header but the gateway's own and the
+/// proxies', passed to the backend as metadata, which checks them.
+fn pass_signature_headers(headers: &HeaderMap, metadata: &mut tonic::metadata::MetadataMap) {
+    const NOT_PASSED: [&str; 4] = [REQUEST_ID, REQUEST_TIMEOUT, "x-forwarded-", "x-real-ip"];
+    for (name, value) in headers {
+        let name = name.as_str();
+        if !name.starts_with("x-") || NOT_PASSED.iter().any(|n| name.starts_with(n)) || value.len() > 1024 {
+            continue;
+        }
+        if let (Ok(key), Ok(value)) =
+            (tonic::metadata::MetadataKey::from_bytes(name.as_bytes()), tonic::metadata::MetadataValue::try_from(value.as_bytes()))
+        {
+            metadata.insert(key, value);
+        }
     }
 }
 

@@ -47,6 +47,11 @@ static DELIVERY_FILTER: FilterSchema = FilterSchema {
                 prefix: "SKIP_REASON_",
             },
         },
+        FilterField {
+            name: "receipt_status",
+            sql: "d.receipt_status",
+            ty: FieldType::Enum { values: &["DELIVERED", "UNDELIVERED"], prefix: "RECEIPT_STATUS_" },
+        },
         FilterField { name: "create_time", sql: "d.create_time", ty: FieldType::Timestamp },
     ],
 };

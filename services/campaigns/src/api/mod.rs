@@ -6,9 +6,11 @@
 //! - `contact_policy`: ContactPolicyService.
 //! - `templates`: TemplateService, including RenderPreview.
 //! - `providers`: ProviderService.
+//! - `callbacks`: ProviderCallbackService — receipts and inbound messages, verified per provider.
 //! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
 
+mod callbacks;
 mod campaigns;
 mod contact_policy;
 mod deliveries;
@@ -16,9 +18,10 @@ mod providers;
 mod templates;
 mod unsubscribes;
 
+pub use callbacks::CallbackApi;
 pub use campaigns::CampaignApi;
 pub use contact_policy::ContactPolicyApi;
 pub use deliveries::DeliveryApi;
 pub use providers::ProviderApi;
 pub use templates::TemplateApi;
-pub use unsubscribes::{LINK_METHODS, UnsubscribeApi};
+pub use unsubscribes::UnsubscribeApi;

@@ -13,13 +13,14 @@ use crm_kit::{
 };
 use crm_proto::crm::campaigns::v1::{self as pb, provider_service_server::ProviderService};
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::{
     app::{App, providers::ProviderDraft},
     domain::channel::Channel,
     permissions,
     resources::PROVIDER,
-    store::providers::ProviderSettings,
+    store::providers::{ProviderRow, ProviderSettings},
     wire::{aliyun_settings, channel_from, provider_to, smtp_settings, twilio_settings, webhook_settings},
 };
 
@@ -36,6 +37,15 @@ impl ProviderApi {
     /// Handlers over `app`.
     pub fn new(app: App, page_tokens: PageTokenCodec) -> Self {
         Self { app, page_tokens }
+    }
+
+    /// `row` as the API shows it, with its callback URL (SMTP relays call nothing back).
+    fn shown(&self, tenant: Uuid, row: &ProviderRow) -> pb::Provider {
+        let mut provider = provider_to(row);
+        if !matches!(row.settings.0, ProviderSettings::Smtp(_)) {
+            provider.callback_url = self.app.links().callback_url(tenant, row.id).unwrap_or_default();
+        }
+        provider
     }
 
     /// A validated draft of `p` for `channel`, its relay's address checked.
@@ -123,7 +133,7 @@ impl ProviderService for ProviderApi {
             let draft = self.draft(&input, channel_from(input.channel, "provider.channel")?).await?;
             self.app
                 .create_provider(principal.tenant, draft, key.as_ref(), Utc::now(), |row| pb::CreateProviderResponse {
-                    provider: Some(provider_to(row)),
+                    provider: Some(self.shown(principal.tenant, row)),
                 })
                 .await
         })
@@ -136,7 +146,7 @@ impl ProviderService for ProviderApi {
             let principal = caller(&request)?;
             principal.require(permissions::PROVIDERS_CONFIGURE)?;
             let id = PROVIDER.parse(&request.get_ref().name, "name")?;
-            Ok(pb::GetProviderResponse { provider: Some(provider_to(&self.app.provider(principal.tenant, id).await?)) })
+            Ok(pb::GetProviderResponse { provider: Some(self.shown(principal.tenant, &self.app.provider(principal.tenant, id).await?)) })
         })
         .await
     }
@@ -151,7 +161,7 @@ impl ProviderService for ProviderApi {
             let page = pager.start(request.page_size, &request.page_token, &["ListProviders", &principal.tenant.to_string()])?;
             let rows = self.app.providers(principal.tenant, page.after.clone(), page.fetch_limit()).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |p| (p.display_name.clone(), p.id));
-            Ok(pb::ListProvidersResponse { providers: rows.iter().map(provider_to).collect(), next_page_token })
+            Ok(pb::ListProvidersResponse { providers: rows.iter().map(|row| self.shown(principal.tenant, row)).collect(), next_page_token })
         })
         .await
     }
@@ -180,7 +190,7 @@ impl ProviderService for ProviderApi {
             let draft = self.draft(&merged, stored.channel).await?;
             let etag = if input.etag.is_empty() { crm_kit::etag::of_revision(stored.revision) } else { input.etag.clone() };
             let row = self.app.update_provider(principal.tenant, id, &etag, |_| Ok(draft), Utc::now()).await?;
-            Ok(pb::UpdateProviderResponse { provider: Some(provider_to(&row)) })
+            Ok(pb::UpdateProviderResponse { provider: Some(self.shown(principal.tenant, &row)) })
         })
         .await
     }

@@ -14,10 +14,6 @@ use crate::{
     wire::{channel_to, masked_recipient},
 };
 
-/// The gRPC paths that take an unsubscribe link instead of a login.
-pub const LINK_METHODS: &[&str] =
-    &["/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink", "/crm.campaigns.v1.UnsubscribeService/Unsubscribe"];
-
 /// Handlers of UnsubscribeService.
 #[derive(Clone)]
 pub struct UnsubscribeApi {
@@ -53,7 +49,7 @@ impl UnsubscribeService for UnsubscribeApi {
     ) -> Result<Response<pb::GetUnsubscribeLinkResponse>, Status> {
         respond(async move {
             let name = request.into_inner().name;
-            let (tenant, delivery) = self.app.links().resolve(&name)?;
+            let (tenant, delivery) = self.app.links().resolve_unsubscribe(&name)?;
             let (row, followed) = self.app.unsubscribe_link(tenant, delivery).await?;
             Ok(pb::GetUnsubscribeLinkResponse { link: Some(link_to(name, &row, followed.as_ref())) })
         })
@@ -64,7 +60,7 @@ impl UnsubscribeService for UnsubscribeApi {
     async fn unsubscribe(&self, request: Request<pb::UnsubscribeRequest>) -> Result<Response<pb::UnsubscribeResponse>, Status> {
         respond(async move {
             let name = request.into_inner().name;
-            let (tenant, delivery) = self.app.links().resolve(&name)?;
+            let (tenant, delivery) = self.app.links().resolve_unsubscribe(&name)?;
             let (row, followed) = self.app.unsubscribe(tenant, delivery, Utc::now()).await?;
             if followed.apply_time.is_none()
                 && let Err(err) = self.opt_outs.apply(&followed).await

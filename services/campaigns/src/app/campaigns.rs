@@ -404,6 +404,9 @@ fn delivery_for(
         update_time: now,
         send_time: None,
         next_attempt_time: None,
+        receipt_status: String::new(),
+        receipt_time: None,
+        receipt_error: String::new(),
     }
 }
 

@@ -12,10 +12,12 @@
 //! - [`templates`]: create (with request-id replay), update, delete, reads.
 //! - [`providers`]: the tenant's providers and their sealed credentials.
 //! - [`notices`]: accepting a notice into the ledger (render, policy, queue).
+//! - [`callbacks`]: what providers report back — receipts, inbound messages, opt-out keywords.
 //! - [`unsubscribes`]: unsubscribe links — minted, followed, applied to profiles.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
+pub mod callbacks;
 pub mod campaigns;
 pub mod complaints;
 pub mod contact_policy;
@@ -36,7 +38,7 @@ use prost::{Message, Name};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{channels::Senders, domain::delivery::RetryPolicy, links::UnsubscribeLinks};
+use crate::{channels::Senders, domain::delivery::RetryPolicy, links::Links};
 
 /// The marketing domain over one database.
 #[derive(Clone)]
@@ -45,19 +47,19 @@ pub struct App {
     senders: Senders,
     retry: RetryPolicy,
     lease: Duration,
-    links: UnsubscribeLinks,
+    links: Links,
 }
 
 impl App {
     /// Use cases over `pool`, sending through `senders`; a claimed message is
     /// reserved for `lease`, a failed one retried by `retry`; marketing
     /// messages carry `links`' unsubscribe links.
-    pub fn new(pool: PgPool, senders: Senders, retry: RetryPolicy, lease: Duration, links: UnsubscribeLinks) -> Self {
+    pub fn new(pool: PgPool, senders: Senders, retry: RetryPolicy, lease: Duration, links: Links) -> Self {
         Self { pool, senders, retry, lease, links }
     }
 
-    /// The unsubscribe links.
-    pub fn links(&self) -> &UnsubscribeLinks {
+    /// The links that work without a login (unsubscribe, provider callbacks).
+    pub fn links(&self) -> &Links {
         &self.links
     }
 

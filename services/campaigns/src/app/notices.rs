@@ -112,6 +112,9 @@ impl App {
             update_time: now,
             send_time: None,
             next_attempt_time: (status == Status::Queued).then_some(now),
+            receipt_status: String::new(),
+            receipt_time: None,
+            receipt_error: String::new(),
         };
         deliveries::insert(&mut tx, tenant, &row).await?;
         if status == Status::Queued {

@@ -6,7 +6,7 @@
 //! never depends on profiles being up, and nothing it promised is lost.
 
 use chrono::{DateTime, Utc};
-use crm_kit::Error;
+use crm_kit::{Error, db::TenantTx};
 use crm_proto::crm::campaigns::v1 as pb;
 use uuid::Uuid;
 
@@ -38,21 +38,8 @@ impl App {
     pub async fn unsubscribe(&self, tenant: Uuid, delivery: Uuid, now: DateTime<Utc>) -> Result<(DeliveryRow, UnsubscribeRow), Error> {
         let mut tx = self.begin(tenant).await?;
         let row = DELIVERIES.find(&mut tx, tenant, delivery, false).await?.ok_or_else(invalid_link)?;
-        let followed = match unsubscribes::insert(&mut tx, tenant, &row, now).await? {
-            Some(new) => {
-                if let Some(campaign) = row.campaign_id {
-                    let deltas = [(("UNSUBSCRIBED", ""), 1)].into_iter().collect();
-                    campaigns::add_counts(&mut tx, tenant, campaign, &deltas).await?;
-                }
-                let event = pb::CustomerUnsubscribed {
-                    customer: CUSTOMER.name(row.customer_id),
-                    channel: channel_to(row.channel).into(),
-                    delivery: DELIVERY.name(row.id),
-                    campaign: row.campaign_id.map(|c| CAMPAIGN.name(c)).unwrap_or_default(),
-                };
-                emit(&mut tx, tenant, &CUSTOMER.name(row.customer_id), &event).await?;
-                new
-            }
+        let followed = match record_unsubscribe(&mut tx, tenant, &row, now).await? {
+            Some(new) => new,
             None => unsubscribes::get(&mut tx, tenant, delivery)
                 .await?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("the unsubscribe just found in conflict is missing")))?,
@@ -73,4 +60,30 @@ impl App {
     pub async fn pending_unsubscribes(&self, limit: i64) -> Result<Vec<UnsubscribeRow>, Error> {
         unsubscribes::pending(self.pool(), limit).await
     }
+}
+
+/// Records an unsubscribe from `row`'s channel in `tx` — counted on its
+/// campaign, `CustomerUnsubscribed` emitted — unless one was recorded for
+/// that delivery already (None).
+pub(super) async fn record_unsubscribe(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    row: &DeliveryRow,
+    now: DateTime<Utc>,
+) -> Result<Option<UnsubscribeRow>, Error> {
+    let Some(new) = unsubscribes::insert(tx, tenant, row, now).await? else {
+        return Ok(None);
+    };
+    if let Some(campaign) = row.campaign_id {
+        let deltas = [(("UNSUBSCRIBED", ""), 1)].into_iter().collect();
+        campaigns::add_counts(tx, tenant, campaign, &deltas).await?;
+    }
+    let event = pb::CustomerUnsubscribed {
+        customer: CUSTOMER.name(row.customer_id),
+        channel: channel_to(row.channel).into(),
+        delivery: DELIVERY.name(row.id),
+        campaign: row.campaign_id.map(|c| CAMPAIGN.name(c)).unwrap_or_default(),
+    };
+    emit(tx, tenant, &CUSTOMER.name(row.customer_id), &event).await?;
+    Ok(Some(new))
 }

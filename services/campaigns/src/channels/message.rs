@@ -20,4 +20,6 @@ pub struct Outgoing<'a> {
     pub variables: &'a BTreeMap<String, String>,
     /// The one-click unsubscribe URL (marketing email, when links are configured).
     pub unsubscribe_url: Option<&'a str>,
+    /// Where the provider reports back about it (Twilio's `StatusCallback`), when there is a public URL.
+    pub callback_url: Option<&'a str>,
 }

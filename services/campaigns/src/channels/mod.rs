@@ -6,11 +6,13 @@
 //! - [`email`] — SMTP.
 //! - [`twilio`], [`aliyun`] — SMS through Twilio's and Aliyun's APIs.
 //! - [`webhook`] — a signed webhook (SMS or push through any gateway).
+//! - [`callbacks`] — what the providers send back (receipts, inbound messages), verified.
 //! - `message` — the rendered message a channel sends.
 //! - `http` — the HTTP providers' pinned clients and status meanings.
 //! - `throttle` — the per-provider token bucket.
 
 pub mod aliyun;
+pub mod callbacks;
 pub mod email;
 mod http;
 mod message;

@@ -1,6 +1,7 @@
 //! SMS through Twilio's Messages API: `POST
 //! {base}/2010-04-01/Accounts/{AccountSid}/Messages.json` (form fields `To`,
-//! `From` or `MessagingServiceSid`, `Body`) with HTTP basic auth; 201 with
+//! `From` or `MessagingServiceSid`, `Body`, and `StatusCallback` — the
+//! provider's callback URL — when the service has a public URL) with HTTP basic auth; 201 with
 //! the message's `sid` accepts it. Twilio takes no idempotency key: a
 //! message found SUBMITTING after a crash is looked for in the account's
 //! message list (same recipient, same text, created since the attempt began)
@@ -65,6 +66,10 @@ impl TwilioSender {
             form.push(("From", self.settings.from.as_str()));
         } else {
             form.push(("MessagingServiceSid", self.settings.messaging_service_sid.as_str()));
+        }
+        if let Some(url) = m.callback_url {
+            // Twilio posts the message's status changes there (delivery receipts).
+            form.push(("StatusCallback", url));
         }
         let response =
             self.client.post(self.messages.clone()).basic_auth(&self.settings.account_sid, Some(&self.auth_token)).form(&form).send().await;

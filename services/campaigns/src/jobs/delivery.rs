@@ -348,7 +348,11 @@ async fn send(
         };
         tracing::Span::current().record("delivery.attempt", attempt);
         let unsubscribe_url = match (d.purpose, d.channel) {
-            (Purpose::Marketing, Channel::Email) => app.links().url(tenant, d.id),
+            (Purpose::Marketing, Channel::Email) => app.links().unsubscribe_url(tenant, d.id),
+            _ => None,
+        };
+        let callback_url = match (d.channel, provider) {
+            (Channel::Sms | Channel::Push, Some(provider)) => app.links().callback_url(tenant, provider),
             _ => None,
         };
         let message = Outgoing {
@@ -361,6 +365,7 @@ async fn send(
             data: &d.data.0,
             variables: &d.variables.0,
             unsubscribe_url: unsubscribe_url.as_deref(),
+            callback_url: callback_url.as_deref(),
         };
         let outcome = match sender {
             Err(outcome) => outcome,

@@ -49,10 +49,15 @@ pub struct DeliveryRow {
     pub update_time: DateTime<Utc>,
     pub send_time: Option<DateTime<Utc>>,
     pub next_attempt_time: Option<DateTime<Utc>>,
+    /// The provider's first final receipt: '', DELIVERED or UNDELIVERED.
+    pub receipt_status: String,
+    pub receipt_time: Option<DateTime<Utc>>,
+    pub receipt_error: String,
 }
 
 const COLUMNS: &str = "id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale,
-    subject, body, html_body, data, variables, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time";
+    subject, body, html_body, data, variables, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time,
+    receipt_status, receipt_time, receipt_error";
 
 /// The deliveries table for find by id.
 pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };

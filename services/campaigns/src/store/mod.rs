@@ -8,6 +8,7 @@ pub mod contact_policy;
 pub mod deliveries;
 pub mod providers;
 pub mod queue;
+pub mod receipts;
 pub mod streams;
 pub mod templates;
 pub mod unsubscribes;

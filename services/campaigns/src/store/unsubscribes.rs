@@ -54,6 +54,18 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, delivery: &DeliveryRow, now
     .await?)
 }
 
+/// Makes `delivery`'s unsubscribe pending again (a new opt-out by the same
+/// customer, who may have opted in since): dispatch honours it and the job
+/// writes it to profiles once more. The row, if there is one.
+pub async fn reopen(tx: &mut TenantTx, tenant: Uuid, delivery: Uuid) -> Result<Option<UnsubscribeRow>, Error> {
+    Ok(sqlx::query_as(&format!("UPDATE unsubscribes SET apply_time = NULL WHERE tenant_id = $1 AND delivery_id = $2 RETURNING {COLUMNS}"))
+        .bind(tenant)
+        .bind(delivery)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("UPDATE", "unsubscribes"))
+        .await?)
+}
+
 /// Profiles has recorded the opt-out of `delivery`'s unsubscribe.
 pub async fn mark_applied(tx: &mut TenantTx, tenant: Uuid, delivery: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
     sqlx::query("UPDATE unsubscribes SET apply_time = $3 WHERE tenant_id = $1 AND delivery_id = $2 AND apply_time IS NULL")

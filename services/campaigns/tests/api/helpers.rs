@@ -136,6 +136,7 @@ pub struct Person<'a> {
     pub phone: &'a str,
     pub locale: &'a str,
     pub email_opt_in: bool,
+    pub sms_opt_in: bool,
     pub tags: &'a [&'a str],
 }
 
@@ -165,7 +166,7 @@ impl Clients {
 
     /// Creates a customer in profiles and returns its name.
     pub async fn customer(&self, p: Person<'_>) -> String {
-        let state = if p.email_opt_in { profiles::ConsentState::OptedIn } else { profiles::ConsentState::Unspecified };
+        let state = |opted_in| if opted_in { profiles::ConsentState::OptedIn } else { profiles::ConsentState::Unspecified };
         let customer = profiles::Customer {
             display_name: p.name.into(),
             emails: if p.email.is_empty() {
@@ -181,7 +182,8 @@ impl Clients {
             locale: p.locale.into(),
             tags: p.tags.iter().map(|t| (*t).to_owned()).collect(),
             consent: Some(profiles::Consent {
-                email: Some(profiles::ChannelConsent { state: state as i32, update_time: None }),
+                email: Some(profiles::ChannelConsent { state: state(p.email_opt_in) as i32, update_time: None }),
+                sms: Some(profiles::ChannelConsent { state: state(p.sms_opt_in) as i32, update_time: None }),
                 ..Default::default()
             }),
             ..Default::default()

@@ -2,6 +2,7 @@
 //! database, next to a real profiles process and a real SMTP server; the
 //! crash test runs the campaigns binary itself and kills it.
 
+mod callbacks;
 mod campaigns;
 mod complaints;
 mod crash;

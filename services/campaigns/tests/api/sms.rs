@@ -26,7 +26,7 @@ fn arrears_sms() -> pb::Template {
     }
 }
 
-fn twilio(peer: &ProviderPeer) -> pb::provider::Settings {
+pub fn twilio(peer: &ProviderPeer) -> pb::provider::Settings {
     pb::provider::Settings::Twilio(pb::TwilioSettings {
         account_sid: peer.config.twilio.0.clone(),
         auth_token: peer.config.twilio.1.clone(),
