@@ -331,6 +331,7 @@ pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
         SkipReason::CustomerDeleted,
         SkipReason::FrequencyCap,
         SkipReason::OpenComplaint,
+        SkipReason::Suppressed,
     ]
     .into_iter()
     .find(|r| r.as_str() == stored)
@@ -341,6 +342,7 @@ pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
         SkipReason::CustomerDeleted => pb::SkipReason::CustomerDeleted,
         SkipReason::FrequencyCap => pb::SkipReason::FrequencyCap,
         SkipReason::OpenComplaint => pb::SkipReason::OpenComplaint,
+        SkipReason::Suppressed => pb::SkipReason::Suppressed,
     })
 }
 

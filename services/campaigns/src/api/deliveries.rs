@@ -43,7 +43,15 @@ static DELIVERY_FILTER: FilterSchema = FilterSchema {
             name: "skip_reason",
             sql: "d.skip_reason",
             ty: FieldType::Enum {
-                values: &["NO_ADDRESS", "NO_CONSENT", "DO_NOT_CONTACT", "CUSTOMER_DELETED", "FREQUENCY_CAP", "OPEN_COMPLAINT"],
+                values: &[
+                    "NO_ADDRESS",
+                    "NO_CONSENT",
+                    "DO_NOT_CONTACT",
+                    "CUSTOMER_DELETED",
+                    "FREQUENCY_CAP",
+                    "OPEN_COMPLAINT",
+                    "SUPPRESSED",
+                ],
                 prefix: "SKIP_REASON_",
             },
         },

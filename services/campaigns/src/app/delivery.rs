@@ -194,14 +194,17 @@ impl App {
         if let Some(reason) = customer.and_then(|c| policy::address(c, d.channel, d.purpose).err()) {
             return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
         }
+        let stops = contact_policy::dispatch_stops(tx, tenant, d.customer_id, d.channel, &d.recipient).await?;
+        if stops.suppressed {
+            return self.skip_at_dispatch(tx, tenant, d, SkipReason::Suppressed, now).await;
+        }
         if d.purpose != Purpose::Marketing {
             return Ok(None);
         }
-        let (open_complaint, unsubscribed) = contact_policy::marketing_stops(tx, tenant, d.customer_id, d.channel).await?;
-        if unsubscribed {
+        if stops.unsubscribed {
             return self.skip_at_dispatch(tx, tenant, d, SkipReason::NoConsent, now).await;
         }
-        if let Err(reason) = policy::marketing_allowed(d.purpose, open_complaint) {
+        if let Err(reason) = policy::marketing_allowed(d.purpose, stops.open_complaint) {
             return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
         }
         let zone = rules.zone_of(customer.map_or("", |c| c.fields.time_zone.as_str()));
@@ -282,8 +285,11 @@ impl App {
                 queue::remove(tx, tenant, id).await?;
                 (Status::Sent, message_id, String::new(), Some(now), None)
             }
-            Next::Failed { error } => {
+            Next::Failed { error, bounced } => {
                 queue::remove(tx, tenant, id).await?;
+                if bounced {
+                    contact_policy::suppress(tx, tenant, before.channel, &before.recipient, id, &error, now).await?;
+                }
                 (Status::Failed, String::new(), error, None, None)
             }
             Next::Retry { at, error } => {

@@ -164,6 +164,9 @@ fn classify(code: &str, message: &str, status: reqwest::StatusCode, headers: &re
     let error = crm_kit::mask::text(&format!("{code}: {message}"));
     if code == "isv.BUSINESS_LIMIT_CONTROL" || code.starts_with("Throttling") {
         Outcome::Throttled { error, retry_after: Duration::from_secs(1) }
+    } else if code == "isv.MOBILE_NUMBER_ILLEGAL" {
+        // Not a mobile number: a hard bounce.
+        Outcome::Bounced { error }
     } else if code.starts_with("isv.") || code.starts_with("InvalidAccessKeyId") || code == "SignatureDoesNotMatch" {
         Outcome::Permanent { error }
     } else if !status.is_success() && !status.is_server_error() && code.is_empty() {

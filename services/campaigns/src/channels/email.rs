@@ -22,7 +22,10 @@ use lettre::{
 };
 use uuid::Uuid;
 
-use crate::{domain::delivery::Outcome, store::providers::SmtpSettings};
+use crate::{
+    domain::delivery::{Outcome, is_hard_bounce},
+    store::providers::SmtpSettings,
+};
 
 /// Connections kept open per relay.
 pub const POOL_SIZE: u32 = 8;
@@ -117,7 +120,13 @@ impl SmtpSender {
         match self.transport.send(message).await {
             Ok(_) => Outcome::Accepted { message_id },
             // A 5xx reply: the relay refuses this message for good.
-            Err(e) if e.is_permanent() => Outcome::Permanent { error: smtp_error(&e) },
+            Err(e) if e.is_permanent() => {
+                let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+                match is_hard_bounce(&code, &e.to_string()) {
+                    true => Outcome::Bounced { error: smtp_error(&e) },
+                    false => Outcome::Permanent { error: smtp_error(&e) },
+                }
+            }
             // 4xx replies, timeouts, refused or dropped connections: try again later.
             Err(e) => Outcome::Temporary { error: smtp_error(&e) },
         }

@@ -86,8 +86,12 @@ impl TwilioSender {
                 Err(_) => Outcome::Temporary { error: "Twilio accepted the request but its answer has no message sid".into() },
             };
         }
-        let detail = serde_json::from_str::<TwilioError>(&text)
-            .map_or_else(|_| text.chars().take(200).collect(), |e| format!("{} {}", e.code, e.message));
+        let refusal = serde_json::from_str::<TwilioError>(&text).ok();
+        let detail = refusal.as_ref().map_or_else(|| text.chars().take(200).collect(), |e| format!("{} {}", e.code, e.message));
+        // 21211: not a valid phone number; 21614: not a mobile number — the address is bad: a hard bounce.
+        if refusal.is_some_and(|e| matches!(e.code, 21211 | 21614)) {
+            return Outcome::Bounced { error: crm_kit::mask::text(&format!("HTTP {}: {detail}", status.as_u16())) };
+        }
         http::failure(status, &headers, &detail)
     }
 

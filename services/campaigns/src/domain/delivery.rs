@@ -6,7 +6,7 @@
 //!        │            ▲                  │
 //!        │            ├──throttled ──────┤  (the attempt does not count)
 //!        │            └──temporary, ─────┤
-//!        │               attempts left   └──permanent, or the last attempt──► FAILED
+//!        │               attempts left   └──permanent (a hard bounce too), or the last attempt──► FAILED
 //!        └──the contact policy refuses──► SKIPPED
 //!   QUEUED ──its campaign is cancelled──► CANCELLED
 //! ```
@@ -62,8 +62,12 @@ pub enum Outcome {
     Accepted { message_id: String },
     /// Refused for now (throttled, unavailable, a 4xx SMTP reply): try again later.
     Temporary { error: String },
-    /// Refused for good (a 5xx SMTP reply, an invalid address): do not try again.
+    /// Refused for good (a 5xx SMTP reply, a refused request): do not try again.
     Permanent { error: String },
+    /// Refused for good because the address does not exist (a hard bounce:
+    /// SMTP 5.1.x, an invalid phone number): do not try again, and send
+    /// nothing more to that address.
+    Bounced { error: String },
     /// The provider asks us to slow down (HTTP 429, a rate-limit code): the
     /// message waits `retry_after` and this attempt does not count.
     Throttled { error: String, retry_after: Duration },
@@ -76,10 +80,27 @@ pub enum Next {
     Sent { message_id: String },
     /// Back to QUEUED until `at`.
     Retry { at: DateTime<Utc>, error: String },
-    /// FAILED.
-    Failed { error: String },
+    /// FAILED; `bounced` when the address itself is bad (suppress it).
+    Failed { error: String, bounced: bool },
     /// Back to QUEUED until `at`, the attempt not counted (throttling is no failure).
     Throttled { at: DateTime<Utc>, error: String },
+}
+
+/// Whether an SMTP refusal (`code` such as `550`, `text` the reply) says the
+/// address does not exist — a hard bounce — rather than refusing this
+/// message (policy, content, size). The enhanced status code decides when
+/// there is one (RFC 3463: `5.1.x` is a bad destination address, `5.7.x` a
+/// policy refusal, ...); without one, 550, 551 and 553 are address refusals.
+pub fn is_hard_bounce(code: &str, text: &str) -> bool {
+    let enhanced = text.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ':').find(|w| {
+        let mut parts = w.split('.');
+        matches!((parts.next(), parts.next(), parts.next(), parts.next()), (Some("5"), Some(b), Some(c), None)
+            if !b.is_empty() && !c.is_empty() && b.chars().chain(c.chars()).all(|ch| ch.is_ascii_digit()))
+    });
+    match enhanced {
+        Some(status) => status.starts_with("5.1."),
+        None => matches!(code, "550" | "551" | "553"),
+    }
 }
 
 /// Retry timing: the first retry after `base`, doubling per attempt up to
@@ -98,12 +119,13 @@ impl RetryPolicy {
     pub fn next(&self, outcome: Outcome, attempts: i32, now: DateTime<Utc>, jitter: f64) -> Next {
         match outcome {
             Outcome::Accepted { message_id } => Next::Sent { message_id },
-            Outcome::Permanent { error } => Next::Failed { error },
+            Outcome::Permanent { error } => Next::Failed { error, bounced: false },
+            Outcome::Bounced { error } => Next::Failed { error, bounced: true },
             Outcome::Throttled { error, retry_after } => {
                 Next::Throttled { at: now + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::MAX), error }
             }
             Outcome::Temporary { error } if attempts >= self.max_attempts => {
-                Next::Failed { error: format!("{error} (gave up after {attempts} attempts)") }
+                Next::Failed { error: format!("{error} (gave up after {attempts} attempts)"), bounced: false }
             }
             Outcome::Temporary { error } => {
                 let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
@@ -136,7 +158,9 @@ mod tests {
             })
             .collect();
         assert_eq!(delays, vec![5, 10, 20]);
-        assert!(matches!(POLICY.next(temporary(), 4, now, 0.0), Next::Failed { error } if error.contains("after 4 attempts")));
+        assert!(
+            matches!(POLICY.next(temporary(), 4, now, 0.0), Next::Failed { error, bounced: false } if error.contains("after 4 attempts"))
+        );
     }
 
     #[test]
@@ -162,6 +186,20 @@ mod tests {
     fn acceptance_and_permanent_refusal_are_final() {
         let now = Utc::now();
         assert_eq!(POLICY.next(Outcome::Accepted { message_id: "m".into() }, 1, now, 0.0), Next::Sent { message_id: "m".into() });
-        assert_eq!(POLICY.next(Outcome::Permanent { error: "550".into() }, 1, now, 0.0), Next::Failed { error: "550".into() });
+        assert_eq!(
+            POLICY.next(Outcome::Permanent { error: "550".into() }, 1, now, 0.0),
+            Next::Failed { error: "550".into(), bounced: false }
+        );
+        assert_eq!(POLICY.next(Outcome::Bounced { error: "550".into() }, 1, now, 0.0), Next::Failed { error: "550".into(), bounced: true });
+    }
+
+    #[test]
+    fn only_refusals_of_the_address_are_hard_bounces() {
+        assert!(is_hard_bounce("550", "permanent error (550): 5.1.1 mailbox unavailable"));
+        assert!(is_hard_bounce("553", "5.1.3 bad destination mailbox address syntax"));
+        assert!(is_hard_bounce("550", "mailbox unavailable"), "no enhanced code: 550 refuses the address");
+        assert!(!is_hard_bounce("550", "5.7.1 message refused as spam"), "a policy refusal is not a bounce");
+        assert!(!is_hard_bounce("552", "5.3.4 message too big"));
+        assert!(!is_hard_bounce("554", "transaction failed"));
     }
 }

@@ -30,6 +30,8 @@ pub enum SkipReason {
     FrequencyCap,
     /// The customer has an open complaint ticket.
     OpenComplaint,
+    /// The address bounced hard before.
+    Suppressed,
 }
 
 impl SkipReason {
@@ -42,6 +44,7 @@ impl SkipReason {
             Self::CustomerDeleted => "CUSTOMER_DELETED",
             Self::FrequencyCap => "FREQUENCY_CAP",
             Self::OpenComplaint => "OPEN_COMPLAINT",
+            Self::Suppressed => "SUPPRESSED",
         }
     }
 }

@@ -391,7 +391,9 @@ async fn send(
         };
         // The provider's connection is free again; recording needs only the database.
         drop(slot);
-        if let Outcome::Temporary { error } | Outcome::Permanent { error } | Outcome::Throttled { error, .. } = &outcome {
+        if let Outcome::Temporary { error } | Outcome::Permanent { error } | Outcome::Bounced { error } | Outcome::Throttled { error, .. } =
+            &outcome
+        {
             tracing::info!(error = %error, "attempt failed");
         }
         // Recording is retried: a lost record would send the message again when the lease ends.

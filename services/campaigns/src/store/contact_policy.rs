@@ -114,18 +114,57 @@ pub async fn marketing_sent(
     .await?)
 }
 
-/// What stops marketing to `customer` on `channel` beyond their record, in
-/// one round trip: an open complaint ticket, and an unsubscribe link followed
-/// that profiles has not recorded yet (once it has, the consent says so).
-pub async fn marketing_stops(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, channel: Channel) -> Result<(bool, bool), Error> {
+/// What stops a message to `customer` at `address` on `channel` beyond
+/// their record, in one round trip: the address bounced hard before (any
+/// purpose), and for marketing an open complaint ticket and an unsubscribe
+/// link followed that profiles has not recorded yet (once it has, the
+/// consent says so).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Stops {
+    pub suppressed: bool,
+    pub open_complaint: bool,
+    pub unsubscribed: bool,
+}
+
+/// The [`Stops`] of one message.
+pub async fn dispatch_stops(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, channel: Channel, address: &str) -> Result<Stops, Error> {
     Ok(sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM complaint_tickets WHERE tenant_id = $1 AND customer_id = $2 AND open),
-                EXISTS (SELECT 1 FROM unsubscribes WHERE tenant_id = $1 AND customer_id = $2 AND channel = $3 AND apply_time IS NULL)",
+        "SELECT EXISTS (SELECT 1 FROM suppressions WHERE tenant_id = $1 AND channel = $3 AND address = $4) AS suppressed,
+                EXISTS (SELECT 1 FROM complaint_tickets WHERE tenant_id = $1 AND customer_id = $2 AND open) AS open_complaint,
+                EXISTS (SELECT 1 FROM unsubscribes WHERE tenant_id = $1 AND customer_id = $2 AND channel = $3 AND apply_time IS NULL)
+                    AS unsubscribed",
     )
     .bind(tenant)
     .bind(customer)
     .bind(channel.as_str())
+    .bind(address)
     .fetch_one(&mut **tx)
-    .instrument(db_span("SELECT", "complaint_tickets"))
+    .instrument(db_span("SELECT", "suppressions"))
     .await?)
+}
+
+/// Suppresses `address` on `channel` after `delivery` bounced hard (no-op if it is already).
+pub async fn suppress(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    channel: Channel,
+    address: &str,
+    delivery: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO suppressions (tenant_id, channel, address, delivery_id, reason, create_time) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(channel.as_str())
+    .bind(address)
+    .bind(delivery)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "suppressions"))
+    .await?;
+    Ok(())
 }

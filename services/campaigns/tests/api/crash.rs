@@ -30,7 +30,7 @@ use crate::helpers::{Person, email_template};
 const RECIPIENTS: usize = 300;
 const KILLS: usize = 5;
 
-fn campaigns_binary() -> PathBuf {
+pub fn campaigns_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_crm-campaigns"))
 }
 
@@ -235,7 +235,7 @@ async fn send_until_accepted(channel: &Channel, token: &str, template: &str, cus
     }
 }
 
-async fn list_all(channel: &Channel, token: &str) -> Vec<pb::Delivery> {
+pub async fn list_all(channel: &Channel, token: &str) -> Vec<pb::Delivery> {
     let mut all = Vec::new();
     let mut page_token = String::new();
     loop {

@@ -3,6 +3,7 @@
 //! crash test runs the campaigns binary itself and kills it.
 
 mod callbacks;
+mod campaign_crash;
 mod campaigns;
 mod complaints;
 mod crash;

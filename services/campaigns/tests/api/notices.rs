@@ -158,4 +158,15 @@ async fn refusals_by_the_relay_fail_for_good_or_retry_with_backoff() {
     let mail = app.smtp.messages();
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0].rcpt_tos, vec!["flaky-box@example.com"]);
+
+    // The 550 5.1.1 was a hard bounce: the address is suppressed for every
+    // later message, whatever its purpose; the customer's consent is untouched.
+    let again = app.send_notice(&fee.name, &rejected, &[("amount", "2")], "n4").await.unwrap();
+    let again = app.settled(&again.name).await;
+    assert_eq!((again.status, again.skip_reason), (pb::DeliveryStatus::Skipped as i32, pb::SkipReason::Suppressed as i32), "{again:?}");
+    assert_eq!(again.attempts, 0, "nothing was handed to the relay");
+    let busy_again = app.send_notice(&fee.name, &busy, &[("amount", "2")], "n5").await.unwrap();
+    assert_ne!(app.settled(&busy_again.name).await.skip_reason, pb::SkipReason::Suppressed as i32, "busy mailboxes are not bounces");
+    let suppressed = app.list_deliveries("skip_reason = SUPPRESSED", &["analyst"]).await.unwrap();
+    assert_eq!(suppressed.len(), 1);
 }

@@ -1,0 +1,194 @@
+//! A campaign under SIGKILL and pause/resume: the campaigns process is
+//! killed at random moments while it snapshots the audience and sends (and
+//! the campaign is paused and resumed in between), restarted each time, and
+//! the provider's own record must show every eligible recipient exactly one
+//! message, every ineligible one none, and the ledger must match it.
+//!
+//! `make test` runs it with 600 recipients; `CRM_CRASH_RECIPIENTS=5000`
+//! (what `make bench` uses) runs the issue's full size.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use crm_proto::crm::campaigns::v1::{self as pb, campaign_service_client::CampaignServiceClient};
+use crm_testkit::{
+    auth::{token, with_token},
+    database::fresh_database,
+    process::{ServiceProcess, binary, free_port, spawn_service, spawn_service_on},
+    providers::{PeerConfig, ProviderPeer},
+};
+use rand::{Rng, SeedableRng};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    crash::{campaigns_binary, list_all},
+    helpers::{Clients, Person},
+};
+
+const KILLS: usize = 6;
+
+fn recipients() -> usize {
+    std::env::var("CRM_CRASH_RECIPIENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(600)
+}
+
+/// Calls `act` on the campaign until the (restarting) service answers.
+async fn until_answered<F, Fut>(what: &str, act: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match act().await {
+            Ok(()) => return,
+            // Paused or resumed by an earlier attempt whose answer was lost.
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => return,
+            Err(s) => {
+                assert!(Instant::now() < deadline, "{what} never succeeded: {s:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn campaign_state(channel: &Channel, bearer: &str, name: &str) -> Option<pb::Campaign> {
+    let request = with_token(pb::GetCampaignRequest { name: name.to_owned() }, bearer);
+    CampaignServiceClient::new(channel.clone()).get_campaign(request).await.ok().and_then(|r| r.into_inner().campaign)
+}
+
+#[tokio::test]
+async fn a_campaign_reaches_each_eligible_recipient_once_through_kills_and_a_pause() {
+    // Arrange: profiles, campaigns as a real process with a short lease, Aliyun as a local peer.
+    let n = recipients();
+    let peer = ProviderPeer::start(PeerConfig::default()).await;
+    let profiles = spawn_service(binary("crm-profiles"), &fresh_database("profiles").await.unwrap(), &[]).await;
+    let db = fresh_database("campaigns").await.unwrap();
+    let port = free_port();
+    let env = vec![
+        ("CRM_PROFILES_URL", profiles.url.clone()),
+        ("CRM_TICKETS_URL", "http://127.0.0.1:9".to_owned()),
+        ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
+        ("CRM_DELIVERY_LEASE_MS", "1500".to_owned()),
+        ("CRM_DELIVERY_POLL_MS", "100".to_owned()),
+        ("CRM_DELIVERY_RETRY_BASE_MS", "50".to_owned()),
+        ("CRM_DELIVERY_MAX_ATTEMPTS", "20".to_owned()),
+        ("CRM_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+    ];
+    let start = || spawn_service_on(campaigns_binary(), &db, port, &env);
+    let mut campaigns: ServiceProcess = start().await;
+    let tenant = uuid::Uuid::now_v7();
+    let app = Clients::connect(&campaigns.url, profiles.channel.clone(), tenant, 0).await;
+    let provider = crate::sms::sms_provider(&app, crate::sms::aliyun(&peer)).await.unwrap();
+    // Paced so that the kills land while it sends.
+    let paced = pb::Provider { max_per_second: i32::try_from(n / 3).unwrap().clamp(100, 1000), ..provider };
+    let mask = prost_types::FieldMask { paths: vec!["max_per_second".into()] };
+    app.providers
+        .clone()
+        .update_provider(app.admin(pb::UpdateProviderRequest { provider: Some(paced), update_mask: Some(mask) }))
+        .await
+        .unwrap();
+    let template = pb::Template {
+        display_name: "Offer".into(),
+        channel: pb::Channel::Sms as i32,
+        purpose: pb::Purpose::Marketing as i32,
+        contents: vec![pb::TemplateContent {
+            locale: "zh-CN".into(), body: "本周物业服务八折。回复TD退订".into(), ..Default::default()
+        }],
+        default_locale: "zh-CN".into(),
+        ..Default::default()
+    };
+    let template = app.create_template(template).await.unwrap().name;
+    // Every tenth customer never agreed to SMS marketing: ineligible.
+    let mut eligible = BTreeSet::new();
+    let mut ineligible = BTreeSet::new();
+    for i in 0..n {
+        let phone = format!("+86139{i:08}");
+        let opted_in = i % 10 != 0;
+        let customer = app.customer(Person { name: "R", phone: &phone, sms_opt_in: opted_in, tags: &["crash"], ..Person::default() }).await;
+        if opted_in {
+            eligible.insert(customer)
+        } else {
+            ineligible.insert(customer)
+        };
+    }
+    let campaign = app.create_campaign(&template, "tags:\"crash\"", &[]).await.unwrap().name;
+    let marketer = token(tenant, &["marketer"]);
+    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+    let client = || CampaignServiceClient::new(channel.clone());
+    let start_request = || with_token(pb::StartCampaignRequest { name: campaign.clone(), etag: String::new() }, &marketer);
+    client().start_campaign(start_request()).await.unwrap();
+
+    // Act: kill and restart campaigns again and again while it snapshots and sends; pause and resume once in between.
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    // How many messages had reached the provider at each kill: where the kills landed.
+    let mut sent_at_kills = Vec::new();
+    for kill in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
+        campaigns.kill_hard().await;
+        sent_at_kills.push(peer.messages().len());
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        campaigns = start().await;
+        if kill == KILLS / 2 {
+            let pause = || async {
+                client().pause_campaign(with_token(pb::PauseCampaignRequest { name: campaign.clone() }, &marketer)).await.map(|_| ())
+            };
+            until_answered("pause", pause).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let resume = || async {
+                client().resume_campaign(with_token(pb::ResumeCampaignRequest { name: campaign.clone() }, &marketer)).await.map(|_| ())
+            };
+            until_answered("resume", resume).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        match campaign_state(&channel, &marketer, &campaign).await {
+            Some(c) if c.state == pb::CampaignState::Completed as i32 => break c,
+            Some(c) if c.state == pb::CampaignState::Paused as i32 => {
+                // A resume that raced a kill: resume again (the test's pause is over).
+                let _ = client().resume_campaign(with_token(pb::ResumeCampaignRequest { name: campaign.clone() }, &marketer)).await;
+            }
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the campaign did not complete: {:?}", campaign_state(&channel, &marketer, &campaign).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Assert: the provider's own record — each delivery's OutId once, eligible recipients only.
+    let received = peer.messages();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &received {
+        *per_id.entry(m.key.clone()).or_default() += 1;
+    }
+    let repeated: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "messages the provider got twice: {repeated:?}");
+    let ledger = list_all(&channel, &token(tenant, &["admin"])).await;
+    assert_eq!(ledger.len(), n, "one ledger row per audience member");
+    let mut reached = BTreeSet::new();
+    for d in &ledger {
+        let id = d.name.trim_start_matches("deliveries/");
+        if eligible.contains(&d.customer) {
+            assert_eq!(d.status, pb::DeliveryStatus::Sent as i32, "{d:?}");
+            assert_eq!(per_id.get(id), Some(&1), "{} reached Aliyun once", d.name);
+            reached.insert(d.customer.clone());
+        } else {
+            assert!(ineligible.contains(&d.customer));
+            assert_eq!((d.status, d.skip_reason), (pb::DeliveryStatus::Skipped as i32, pb::SkipReason::NoConsent as i32), "{d:?}");
+            assert_eq!(per_id.get(id), None, "{} must not reach Aliyun", d.name);
+        }
+    }
+    assert_eq!(reached, eligible, "every eligible recipient got the message");
+    assert_eq!(received.len(), eligible.len(), "and nothing else reached the provider");
+    let counts = done.counts.unwrap();
+    assert_eq!((counts.sent, counts.skipped, counts.queued), (eligible.len() as i64, ineligible.len() as i64, 0), "{counts:?}");
+    let reconciled = ledger.iter().filter(|d| d.provider_message_id.starts_with("OutId:")).count();
+    println!(
+        "campaign: {KILLS} SIGKILLs (with {sent_at_kills:?} messages at the provider) and a pause/resume, {n} audience members ({} eligible): \
+         {} messages reached Aliyun, {reconciled} found there by OutId after a kill",
+        eligible.len(),
+        received.len()
+    );
+    campaigns.kill_hard().await;
+}
