@@ -70,7 +70,7 @@ impl Application {
             TemplateServiceServer::new(TemplateApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             ProviderServiceServer::new(ProviderApi::new(app.clone(), kit.page_tokens.clone())),
             DeliveryServiceServer::new(DeliveryApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
-            CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
+            CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone(), tokens.clone())),
             ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
             ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone())),

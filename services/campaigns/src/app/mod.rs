@@ -13,6 +13,7 @@
 //! - [`providers`]: the tenant's providers and their sealed credentials.
 //! - [`notices`]: accepting a notice into the ledger (render, policy, queue).
 //! - [`callbacks`]: what providers report back — receipts, inbound messages, opt-out keywords.
+//! - [`reach`]: a campaign's estimated reach, judged by the contact policy.
 //! - [`unsubscribes`]: unsubscribe links — minted, followed, applied to profiles.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
@@ -24,6 +25,7 @@ pub mod contact_policy;
 pub mod delivery;
 pub mod notices;
 pub mod providers;
+pub mod reach;
 pub mod templates;
 pub mod unsubscribes;
 

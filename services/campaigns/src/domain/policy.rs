@@ -16,7 +16,7 @@ use super::{
 };
 
 /// Why a message is not sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SkipReason {
     /// No address for the channel.
     NoAddress,

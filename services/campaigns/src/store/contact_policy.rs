@@ -168,3 +168,21 @@ pub async fn suppress(
     .await?;
     Ok(())
 }
+
+/// Which of `addresses` are suppressed on `channel`.
+pub async fn suppressed_among(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    channel: Channel,
+    addresses: &[String],
+) -> Result<std::collections::HashSet<String>, Error> {
+    let found: Vec<String> =
+        sqlx::query_scalar("SELECT address FROM suppressions WHERE tenant_id = $1 AND channel = $2 AND address = ANY($3)")
+            .bind(tenant)
+            .bind(channel.as_str())
+            .bind(addresses)
+            .fetch_all(&mut **tx)
+            .instrument(db_span("SELECT", "suppressions"))
+            .await?;
+    Ok(found.into_iter().collect())
+}

@@ -90,3 +90,22 @@ pub async fn pending(pool: &PgPool, limit: i64) -> Result<Vec<UnsubscribeRow>, E
     tx.commit().await?;
     Ok(rows)
 }
+
+/// Which of `customers` have an unsubscribe from `channel` that profiles does not have yet.
+pub async fn pending_among(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    channel: Channel,
+    customers: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, Error> {
+    let found: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT customer_id FROM unsubscribes WHERE tenant_id = $1 AND channel = $2 AND customer_id = ANY($3) AND apply_time IS NULL",
+    )
+    .bind(tenant)
+    .bind(channel.as_str())
+    .bind(customers)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "unsubscribes"))
+    .await?;
+    Ok(found.into_iter().collect())
+}

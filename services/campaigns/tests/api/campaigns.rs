@@ -211,3 +211,32 @@ async fn campaigns_refuse_bad_input_and_the_wrong_moves() {
     let request = app.as_roles(pb::ListCampaignsRequest::default(), &["analyst"]);
     assert_eq!(app.campaigns().list_campaigns(request).await.unwrap().into_inner().campaigns.len(), 1);
 }
+
+#[tokio::test]
+async fn the_estimated_reach_counts_who_the_policy_would_skip_and_matches_the_send() {
+    let app = spawn_app().await;
+    app.email_provider().await;
+    let template = app.create_template(offer()).await.unwrap();
+    audience(&app, "est", 3).await;
+    app.customer(Person { name: "No consent", email: "nc@example.com", tags: &["est"], ..Person::default() }).await;
+    app.customer(Person { name: "No email", email_opt_in: true, tags: &["est"], ..Person::default() }).await;
+    let campaign = app.create_campaign(&template.name, "tags:\"est\"", &[("discount", "5%")]).await.unwrap();
+
+    // An analyst sees counts (no addresses), read with the service's own access to profiles.
+    let request = app.as_roles(pb::EstimateCampaignReachRequest { name: campaign.name.clone() }, &["analyst"]);
+    let estimate = app.campaigns().estimate_campaign_reach(request).await.unwrap().into_inner();
+    assert_eq!((estimate.audience, estimate.reachable, estimate.complete), (5, 3, true), "{estimate:?}");
+    let mut reasons: Vec<_> = estimate.skipped_by_reason.iter().map(|s| (s.reason, s.count)).collect();
+    reasons.sort();
+    assert_eq!(reasons, vec![(pb::SkipReason::NoAddress as i32, 1), (pb::SkipReason::NoConsent as i32, 1)]);
+    let denied = app
+        .campaigns()
+        .estimate_campaign_reach(app.as_roles(pb::EstimateCampaignReachRequest { name: campaign.name.clone() }, &["agent"]))
+        .await;
+    assert_error(denied, Code::PermissionDenied, "PERMISSION_DENIED");
+
+    // The send agrees with the estimate.
+    act(&app, &campaign.name, "start").await.unwrap();
+    let counts = app.campaign_in(&campaign.name, pb::CampaignState::Completed).await.counts.unwrap();
+    assert_eq!((counts.sent, counts.skipped), (estimate.reachable, estimate.audience - estimate.reachable), "{counts:?}");
+}
