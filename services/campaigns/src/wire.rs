@@ -470,6 +470,12 @@ pub fn campaign_to(row: &CampaignRow, counts: Option<pb::CampaignCounts>) -> pb:
         audience: Some(pb::Audience { filter: row.audience_filter.clone() }),
         variables: row.variables.0.clone(),
         schedule_time: row.schedule_time.map(to_timestamp),
+        local_send_time: row.local_send_minute.map(|m| crm_proto::google::r#type::TimeOfDay {
+            hours: m / 60,
+            minutes: m % 60,
+            seconds: 0,
+            nanos: 0,
+        }),
         state: campaign_state_to(row.state) as i32,
         counts,
         start_time: row.start_time.map(to_timestamp),
@@ -518,10 +524,22 @@ pub fn campaign_fields(c: &pb::Campaign) -> Result<CampaignFields, Error> {
         },
         None => None,
     };
-    match template_id {
-        Some(template_id) if v.is_empty() => {
-            Ok(CampaignFields { display_name, template_id, audience_filter: filter, variables: c.variables.clone(), schedule_time })
+    let local_send_minute = c.local_send_time.as_ref().and_then(|t| {
+        let whole_minute = (0..24).contains(&t.hours) && (0..60).contains(&t.minutes) && t.seconds == 0 && t.nanos == 0;
+        if !whole_minute {
+            v.push(FieldViolation::new("campaign.local_send_time", "INVALID_TIME", "a time of day in whole minutes, 00:00-23:59"));
         }
+        whole_minute.then_some(t.hours * 60 + t.minutes)
+    });
+    match template_id {
+        Some(template_id) if v.is_empty() => Ok(CampaignFields {
+            display_name,
+            template_id,
+            audience_filter: filter,
+            variables: c.variables.clone(),
+            schedule_time,
+            local_send_minute,
+        }),
         _ => Err(Error::InvalidArgument { violations: v }),
     }
 }

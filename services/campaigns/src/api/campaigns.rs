@@ -22,7 +22,7 @@ use crate::{
     wire::{campaign_fields, campaign_to, skip_reason_to},
 };
 
-const WRITABLE: &[&str] = &["display_name", "template", "audience", "variables", "schedule_time"];
+const WRITABLE: &[&str] = &["display_name", "template", "audience", "variables", "schedule_time", "local_send_time"];
 
 crm_kit::mask_fields!(pb::Campaign;
     "display_name" => display_name,
@@ -30,6 +30,7 @@ crm_kit::mask_fields!(pb::Campaign;
     "audience" => audience,
     "variables" => variables,
     "schedule_time" => schedule_time,
+    "local_send_time" => local_send_time,
 );
 
 /// Handlers of CampaignService.

@@ -21,12 +21,13 @@ use crate::{
         campaign::{self, Effect, Move, State},
         customer::Customer,
         delivery::Status,
-        policy,
+        policy, rules,
         template::{self, TemplateDraft},
     },
     resources::{CAMPAIGN, TEMPLATE},
     store::{
         campaigns::{self as store, CAMPAIGNS, CampaignFields, CampaignRow, Stamps},
+        contact_policy,
         deliveries::DeliveryRow,
         queue, streams,
         templates::{TEMPLATES, TemplateRow},
@@ -171,6 +172,7 @@ impl App {
                 audience_filter: before.audience_filter.clone(),
                 variables: before.variables.0.clone(),
                 schedule_time: before.schedule_time,
+                local_send_minute: before.local_send_minute,
             };
             checked_template(&mut tx, tenant, &fields).await?;
         }
@@ -206,7 +208,7 @@ impl App {
                 Effect::DropJob => store::drop_job(tx, tenant, id).await?,
                 Effect::HoldQueued => store::set_queue_due(tx, tenant, id, DateTime::<Utc>::MAX_UTC).await?,
                 Effect::ReleaseQueued => {
-                    store::set_queue_due(tx, tenant, id, now).await?;
+                    store::release_queue(tx, tenant, id, now).await?;
                     sqlx::query("SELECT pg_notify($1, $2::text)").bind(queue::NOTIFY_CHANNEL).bind(tenant).execute(&mut **tx).await?;
                 }
                 Effect::CancelQueued => {
@@ -332,8 +334,16 @@ impl App {
         }
         let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
         let complaints = streams::with_open_complaints(&mut tx, tenant, &ids).await?;
-        let rows: Vec<DeliveryRow> =
+        let mut rows: Vec<DeliveryRow> =
             members.iter().map(|m| delivery_for(campaign, template, &draft, m, complaints.contains(&m.id), now)).collect();
+        if let Some(minute) = current.local_send_minute.and_then(|m| u32::try_from(m).ok()) {
+            // Each member's own local time, the first after the campaign's schedule (or start): the same for every page.
+            let rules = super::contact_policy::rules_of(&contact_policy::get(&mut tx, tenant, false).await?);
+            let anchor = current.schedule_time.or(current.start_time).unwrap_or(now);
+            for (row, member) in rows.iter_mut().zip(members).filter(|(row, _)| row.status == Status::Queued) {
+                row.next_attempt_time = Some(rules::next_local_time(rules.zone_of(&member.fields.time_zone), minute, anchor));
+            }
+        }
         // Held until the whole audience is stored and the campaign runs (BeginSending releases them).
         let stored = store::insert_deliveries(&mut tx, tenant, &rows, DateTime::<Utc>::MAX_UTC).await?;
         let mut deltas: BTreeMap<(&str, &str), i64> = BTreeMap::new();

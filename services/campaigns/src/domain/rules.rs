@@ -72,6 +72,16 @@ fn to_utc(zone: Tz, at: NaiveDateTime) -> DateTime<Utc> {
     Utc.from_utc_datetime(&at)
 }
 
+/// The first instant at or after `after` when it is `minute_of_day` (0-1439)
+/// in `zone` — a campaign's "send at 09:30 local". A local time that a DST
+/// change skips comes at the first instant after the gap.
+pub fn next_local_time(zone: Tz, minute_of_day: u32, after: DateTime<Utc>) -> DateTime<Utc> {
+    let time = NaiveTime::from_hms_opt(minute_of_day / 60 % 24, minute_of_day % 60, 0).unwrap_or(NaiveTime::MIN);
+    let today = after.with_timezone(&zone).date_naive();
+    let candidate = to_utc(zone, today.and_time(time));
+    if candidate >= after { candidate } else { to_utc(zone, today.succ_opt().unwrap_or(today).and_time(time)) }
+}
+
 /// When the recipient's local day and week (from Monday) containing `now` began.
 pub fn counting_windows(zone: Tz, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let today = now.with_timezone(&zone).date_naive();
@@ -162,5 +172,24 @@ mod tests {
                 prop_assert_eq!(rules.quiet_until(SHANGHAI, until), None);
             }
         }
+    }
+
+    #[test]
+    fn a_local_send_time_comes_today_if_still_ahead_else_tomorrow() {
+        let shanghai: Tz = "Asia/Shanghai".parse().unwrap();
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        let after = at(Tz::UTC, 2026, 11, 26, 0, 0); // 08:00 in Shanghai, 19:00 the day before in New York
+        assert_eq!(next_local_time(shanghai, 9 * 60 + 30, after), at(shanghai, 2026, 11, 26, 9, 30));
+        assert_eq!(next_local_time(shanghai, 7 * 60, after), at(shanghai, 2026, 11, 27, 7, 0));
+        assert_eq!(next_local_time(new_york, 9 * 60 + 30, after), at(new_york, 2026, 11, 26, 9, 30));
+        assert_eq!(next_local_time(shanghai, 8 * 60, after), after, "exactly now is now");
+    }
+
+    #[test]
+    fn a_local_send_time_in_a_dst_gap_comes_right_after_it() {
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        // 2026-03-08: clocks go from 02:00 to 03:00 in New York.
+        let after = at(Tz::UTC, 2026, 3, 8, 5, 0); // 00:00 local
+        assert_eq!(next_local_time(new_york, 2 * 60 + 30, after), at(new_york, 2026, 3, 8, 3, 0));
     }
 }

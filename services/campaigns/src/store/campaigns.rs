@@ -25,6 +25,8 @@ pub struct CampaignRow {
     pub audience_filter: String,
     pub variables: Json<BTreeMap<String, String>>,
     pub schedule_time: Option<DateTime<Utc>>,
+    /// Minute of the day each member's message goes at, in their zone.
+    pub local_send_minute: Option<i32>,
     #[sqlx(try_from = "String")]
     pub state: State,
     pub snapshot_page_token: Option<String>,
@@ -46,7 +48,7 @@ impl Revisioned for CampaignRow {
 /// The campaigns table for find and lock.
 pub const CAMPAIGNS: Table = Table {
     name: "campaigns",
-    columns: "id, display_name, template_id, audience_filter, variables, schedule_time, state, snapshot_page_token, snapshot_done,
+    columns: "id, display_name, template_id, audience_filter, variables, schedule_time, local_send_minute, state, snapshot_page_token, snapshot_done,
         start_time, run_time, end_time, revision, create_time, update_time",
 };
 
@@ -58,13 +60,15 @@ pub struct CampaignFields {
     pub audience_filter: String,
     pub variables: BTreeMap<String, String>,
     pub schedule_time: Option<DateTime<Utc>>,
+    pub local_send_minute: Option<i32>,
 }
 
 /// Inserts a DRAFT campaign.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: DateTime<Utc>) -> Result<CampaignRow, Error> {
     let sql = format!(
-        "INSERT INTO campaigns (tenant_id, id, display_name, template_id, audience_filter, variables, schedule_time, state, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'DRAFT', $8, $8) RETURNING {}",
+        "INSERT INTO campaigns (tenant_id, id, display_name, template_id, audience_filter, variables, schedule_time, local_send_minute,
+             state, create_time, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, 'DRAFT', $8, $8) RETURNING {}",
         CAMPAIGNS.columns
     );
     Ok(sqlx::query_as(&sql)
@@ -76,6 +80,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: Da
         .bind(Json(&f.variables))
         .bind(f.schedule_time)
         .bind(now)
+        .bind(f.local_send_minute)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "campaigns"))
         .await?)
@@ -85,7 +90,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: Da
 pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &CampaignFields, now: DateTime<Utc>) -> Result<CampaignRow, Error> {
     let sql = format!(
         "UPDATE campaigns SET display_name = $3, template_id = $4, audience_filter = $5, variables = $6, schedule_time = $7,
-         update_time = $8, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
+         local_send_minute = $9, update_time = $8, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
         CAMPAIGNS.columns
     );
     Ok(sqlx::query_as(&sql)
@@ -97,6 +102,7 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &CampaignField
         .bind(Json(&f.variables))
         .bind(f.schedule_time)
         .bind(now)
+        .bind(f.local_send_minute)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "campaigns"))
         .await?)
@@ -275,8 +281,9 @@ pub async fn lease_job(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<
 /// Stores a batch of the audience's deliveries — a member already stored
 /// (a batch repeated after a crash) is skipped by the ledger's unique key —
 /// and queues the QUEUED ones in the campaign lane, due at `due` (the end of
-/// time while the snapshot goes on: they are released when the campaign runs). Returns
-/// the (status, skip reason) of each row actually stored.
+/// time while the snapshot goes on: they are released when the campaign runs,
+/// each at its `next_attempt_time` if it has one). Returns the (status, skip
+/// reason) of each row actually stored.
 pub async fn insert_deliveries(
     tx: &mut TenantTx,
     tenant: Uuid,
@@ -296,17 +303,17 @@ pub async fn insert_deliveries(
              skip_reason, locale, subject, body, html_body, data, error, variables, create_time, update_time, next_attempt_time)
          SELECT $1, t.id, 'CAMPAIGN', t.campaign_id, t.template_id, t.customer_id, t.channel, t.purpose, t.recipient, t.status,
              t.skip_reason, t.locale, t.subject, t.body, t.html_body, t.data, t.error, t.variables, $2, $2,
-             CASE WHEN t.status = 'QUEUED' THEN $3::timestamptz END
+             CASE WHEN t.status = 'QUEUED' THEN t.next_attempt_time END
          FROM unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::jsonb[])
+                     $13::text[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::jsonb[], $3::timestamptz[])
               AS t(id, campaign_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale, subject, body,
-                   html_body, data, error, variables)
+                   html_body, data, error, variables, next_attempt_time)
          ON CONFLICT DO NOTHING
          RETURNING id, status, skip_reason",
     )
     .bind(tenant)
     .bind(rows[0].create_time)
-    .bind(due)
+    .bind(column!(|r| r.next_attempt_time))
     .bind(column!(|r| r.id))
     .bind(column!(|r| r.campaign_id))
     .bind(column!(|r| r.template_id))
@@ -357,6 +364,24 @@ pub async fn set_queue_due(tx: &mut TenantTx, tenant: Uuid, id: Uuid, due: DateT
         .execute(&mut **tx)
         .instrument(db_span("UPDATE", "delivery_queue"))
         .await?;
+    Ok(())
+}
+
+/// Makes campaign `id`'s queued messages due: each at its delivery's
+/// `next_attempt_time` (a recipient's local send time, a retry's backoff,
+/// the end of quiet hours) if that is later than `now`, else at `now`.
+pub async fn release_queue(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE delivery_queue q SET due_time = greatest(coalesce(d.next_attempt_time, $3), $3)
+         FROM deliveries d
+         WHERE q.tenant_id = $1 AND q.campaign_id = $2 AND d.tenant_id = $1 AND d.id = q.delivery_id",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "delivery_queue"))
+    .await?;
     Ok(())
 }
 

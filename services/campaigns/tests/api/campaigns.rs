@@ -240,3 +240,73 @@ async fn the_estimated_reach_counts_who_the_policy_would_skip_and_matches_the_se
     let counts = app.campaign_in(&campaign.name, pb::CampaignState::Completed).await.counts.unwrap();
     assert_eq!((counts.sent, counts.skipped), (estimate.reachable, estimate.audience - estimate.reachable), "{counts:?}");
 }
+
+#[tokio::test]
+async fn each_member_gets_the_campaign_at_their_own_local_time() {
+    use chrono::{Duration as Span, Timelike, Utc};
+    use chrono_tz::Tz;
+
+    let app = spawn_app().await;
+    app.email_provider().await;
+    let template = app.create_template(offer()).await.unwrap();
+    let person = |name: &'static str, email: &'static str, time_zone: &'static str| Person {
+        name,
+        email,
+        time_zone,
+        email_opt_in: true,
+        tags: &["tz"],
+        ..Person::default()
+    };
+    app.customer(person("Shanghai", "sh@example.com", "Asia/Shanghai")).await;
+    app.customer(person("New York", "ny@example.com", "America/New_York")).await;
+    app.customer(person("Unknown", "utc@example.com", "")).await;
+
+    // Scheduled ten minutes ago, "local time" = five minutes ago in Shanghai:
+    // Shanghai's moment has come; New York's and the tenant's (UTC) are hours away.
+    let now = Utc::now();
+    let schedule = now - Span::minutes(10);
+    let shanghai: Tz = "Asia/Shanghai".parse().unwrap();
+    let local = (now - Span::minutes(5)).with_timezone(&shanghai);
+    let time = crm_proto::google::r#type::TimeOfDay { hours: local.hour() as i32, minutes: local.minute() as i32, seconds: 0, nanos: 0 };
+    let draft = pb::Campaign {
+        display_name: "Good morning".into(),
+        template: template.name.clone(),
+        audience: Some(pb::Audience { filter: "tags:\"tz\"".into() }),
+        variables: [("discount".to_owned(), "9%".to_owned())].into(),
+        schedule_time: Some(crm_kit::time::to_timestamp(schedule)),
+        local_send_time: Some(time),
+        ..Default::default()
+    };
+    let request = app.as_roles(pb::CreateCampaignRequest { campaign: Some(draft), request_id: String::new() }, &["marketer"]);
+    let campaign = app.campaigns().create_campaign(request).await.unwrap().into_inner().campaign.unwrap();
+    assert_eq!(campaign.local_send_time, Some(time));
+    act(&app, &campaign.name, "start").await.unwrap();
+
+    app.smtp.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(recipients(&app), vec!["sh@example.com"], "only Shanghai's local time has come");
+    let minute = (time.hours * 60 + time.minutes) as u32;
+    for (email, zone) in [("ny@example.com", "America/New_York"), ("utc@example.com", "UTC")] {
+        let d = app.list_deliveries(&format!("recipient = \"{email}\""), &["admin"]).await.unwrap().remove(0);
+        assert_eq!(d.status, pb::DeliveryStatus::Queued as i32, "{d:?}");
+        let expected = crm_campaigns::domain::rules::next_local_time(zone.parse().unwrap(), minute, schedule);
+        assert_eq!(
+            d.next_attempt_time,
+            Some(crm_kit::time::to_timestamp(expected)),
+            "{email} waits for its own {:02}:{:02}",
+            time.hours,
+            time.minutes
+        );
+        assert!(expected > now + Span::hours(1), "{email}: {expected}");
+    }
+    assert_eq!(app.campaign(&campaign.name).await.state, pb::CampaignState::Running as i32, "running until the last zone's time");
+
+    // A bad time of day is refused with the field named.
+    let bad = pb::Campaign {
+        local_send_time: Some(crm_proto::google::r#type::TimeOfDay { hours: 9, minutes: 30, seconds: 15, nanos: 0 }),
+        ..campaign
+    };
+    let request = app.as_roles(pb::CreateCampaignRequest { campaign: Some(bad), request_id: String::new() }, &["marketer"]);
+    let refused = assert_error(app.campaigns().create_campaign(request).await, Code::InvalidArgument, "INVALID_TIME");
+    assert!(violations(&refused).iter().any(|(f, _)| f == "campaign.local_send_time"));
+}

@@ -135,6 +135,7 @@ pub struct Person<'a> {
     pub email: &'a str,
     pub phone: &'a str,
     pub locale: &'a str,
+    pub time_zone: &'a str,
     pub email_opt_in: bool,
     pub sms_opt_in: bool,
     pub tags: &'a [&'a str],
@@ -180,6 +181,7 @@ impl Clients {
                 vec![PhoneNumber { number: p.phone.into(), label: String::new(), primary: true }]
             },
             locale: p.locale.into(),
+            time_zone: p.time_zone.into(),
             tags: p.tags.iter().map(|t| (*t).to_owned()).collect(),
             consent: Some(profiles::Consent {
                 email: Some(profiles::ChannelConsent { state: state(p.email_opt_in) as i32, update_time: None }),
