@@ -14,6 +14,9 @@
 //! - [`Suite`]: the running suite, tokens of its tenant and REST calls.
 //! - [`Reply`]: what a REST call returned, with its error details (the testkit's).
 //! - [`path`]: the REST path of a resource name.
+//! - [`marketing`]: profiles, campaigns and a gateway for marketing scenarios.
+
+pub mod marketing;
 
 pub use crm_testkit::rest::Reply;
 use crm_testkit::{

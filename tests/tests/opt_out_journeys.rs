@@ -11,132 +11,24 @@
 
 use std::time::Duration;
 
-use crm_e2e::{Reply, path};
+use crm_e2e::{Reply, marketing::Marketing};
 use crm_testkit::{
-    auth::{claims, token_with},
-    database::fresh_database,
-    process::{ServiceProcess, binary, spawn_gateway, spawn_service},
     providers::{PeerConfig, ProviderPeer, twilio_signature},
     smtp::SmtpSink,
 };
 use reqwest::{Method, StatusCode, header};
-use serde_json::{Value, json};
-use uuid::Uuid;
-
-/// Where campaigns says its links point; the test swaps in the gateway's address.
-const PUBLIC_URL: &str = "https://links.crm.example";
+use serde_json::json;
 
 #[track_caller]
 fn assert_ok(reply: &Reply) {
     assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
 }
 
-/// Profiles, campaigns and a gateway in front of both, for one tenant.
-struct Marketing {
-    base: String,
-    http: reqwest::Client,
-    admin: String,
-    marketer: String,
-    _processes: (ServiceProcess, ServiceProcess, tokio::process::Child),
-}
-
-impl Marketing {
-    async fn start() -> Self {
-        let profiles = spawn_service(binary("crm-profiles"), &fresh_database("profiles").await.unwrap(), &[]).await;
-        let campaigns_env = [
-            ("CRM_PROFILES_URL", profiles.url.clone()),
-            ("CRM_TICKETS_URL", "http://127.0.0.1:9".to_owned()),
-            ("CRM_PUBLIC_URL", PUBLIC_URL.to_owned()),
-            ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
-            ("CRM_DELIVERY_POLL_MS", "200".to_owned()),
-        ];
-        let campaigns = spawn_service(binary("crm-campaigns"), &fresh_database("campaigns").await.unwrap(), &campaigns_env).await;
-        let backends = format!("crm.profiles.v1={},crm.campaigns.v1={}", profiles.url, campaigns.url);
-        let (gateway, base) = spawn_gateway(&backends, &[]).await;
-        let tenant = Uuid::now_v7();
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            admin: token_with(&claims("admin", tenant, &["admin"])),
-            marketer: token_with(&claims("mia", tenant, &["marketer"])),
-            _processes: (profiles, campaigns, gateway),
-        }
-    }
-
-    async fn call(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        Reply::read(request.send().await.expect("the gateway answers")).await
-    }
-
-    /// A link or callback URL of campaigns, pointed at this gateway.
-    fn here(&self, url: &str) -> String {
-        url.replacen(PUBLIC_URL, &self.base, 1)
-    }
-
-    /// Creates a customer tagged `news` with `fields` (contact details, consent); returns it.
-    async fn customer(&self, fields: Value) -> Value {
-        let mut body = json!({"displayName": "Ada", "tags": ["news"]});
-        body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
-        let created = self.call(&self.admin, Method::POST, "/v1/customers", Some(body)).await;
-        assert_ok(&created);
-        created.body
-    }
-
-    /// Sends a marketing campaign on `channel` to the `news` tag; returns the campaign's path.
-    async fn campaign(&self, channel: &str, subject: &str) -> String {
-        let template = self
-            .call(
-                &self.marketer,
-                Method::POST,
-                "/v1/templates",
-                Some(json!({"displayName": "News", "channel": channel, "purpose": "PURPOSE_MARKETING", "defaultLocale": "en",
-                    "contents": [{"locale": "en", "subject": subject, "body": "Hello {{ customer.display_name }}. Reply STOP to opt out."}]})),
-            )
-            .await;
-        assert_ok(&template);
-        let campaign = self
-            .call(
-                &self.marketer,
-                Method::POST,
-                "/v1/campaigns",
-                Some(json!({"displayName": "November news", "template": template.body["name"], "audience": {"filter": "tags:\"news\""}})),
-            )
-            .await;
-        assert_ok(&campaign);
-        let campaign_path = path(&campaign.body["name"]);
-        assert_ok(&self.call(&self.marketer, Method::POST, &format!("{campaign_path}:start"), Some(json!({}))).await);
-        campaign_path
-    }
-
-    /// The customer's consent state on `channel` (`email`, `sms`).
-    async fn consent(&self, customer: &Value, channel: &str) -> Value {
-        let read = self.call(&self.admin, Method::GET, &path(&customer["name"]), None).await;
-        read.body["consent"][channel]["state"].clone()
-    }
-
-    /// The campaign's count `name`, once it is at least `at_least` (within 30 s).
-    async fn count(&self, campaign: &str, name: &str, at_least: i64) -> i64 {
-        let mut n = 0;
-        for _ in 0..300 {
-            let read = self.call(&self.marketer, Method::GET, campaign, None).await;
-            n = read.body["counts"][name].as_str().map_or(0, |v| v.parse().unwrap());
-            if n >= at_least {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        n
-    }
-}
-
 #[tokio::test]
 async fn a_mail_clients_one_click_unsubscribe_withdraws_consent_through_the_gateway() {
     // Arrange: the suite, a relay to a local SMTP server, an opted-in customer.
     let smtp = SmtpSink::start().await;
-    let suite = Marketing::start().await;
+    let suite = Marketing::start(&[]).await;
     let relay = json!({"displayName": "Relay", "channel": "CHANNEL_EMAIL",
         "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "SMTP_SECURITY_NONE", "fromAddress": "news@crm.example"}});
     assert_ok(&suite.call(&suite.admin, Method::POST, "/v1/providers", Some(relay)).await);
@@ -186,7 +78,7 @@ async fn a_mail_clients_one_click_unsubscribe_withdraws_consent_through_the_gate
 async fn a_stop_reply_posted_by_twilio_through_the_gateway_withdraws_sms_consent() {
     // Arrange: the suite, Twilio (a local peer speaking its API), an opted-in customer.
     let peer = ProviderPeer::start(PeerConfig::default()).await;
-    let suite = Marketing::start().await;
+    let suite = Marketing::start(&[]).await;
     let (account, auth_token) = peer.config.twilio.clone();
     let twilio = json!({"displayName": "Twilio", "channel": "CHANNEL_SMS",
         "twilio": {"accountSid": account, "authToken": auth_token, "from": "+15005550006", "baseUrl": peer.url}});

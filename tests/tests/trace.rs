@@ -2,21 +2,26 @@
 //! (built from the published opentelemetry-proto service definitions): a
 //! mobile call through the gateway (a real process) → tickets → profiles
 //! (the customer check) → Postgres, and the outbox event that carries the
-//! trace to consumers.
+//! trace to consumers; and a campaign, from StartCampaign through its
+//! snapshot and the ledger to each provider call.
 
 use std::time::Duration;
 
-use crm_e2e::spawn_suite_with;
+use crm_e2e::{marketing::Marketing, path, spawn_suite_with};
 use crm_proto::crm::events::v1::{SubscribeRequest, event_service_client::EventServiceClient};
 use crm_testkit::{
     auth::with_token,
     otlp::{Collector, has, hex},
+    process::terminate,
+    providers::{PeerConfig, ProviderPeer},
 };
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
+use reqwest::Method;
 use serde_json::json;
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN: &str = "b7ad6b7169203331";
+const CAMPAIGN_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test]
 async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_event() {
@@ -105,4 +110,78 @@ async fn a_gateway_call_is_one_trace_through_tickets_profiles_postgres_and_the_e
                 by_id(&current.parent_span_id).unwrap_or_else(|| panic!("{} is not connected to the gateway span: {names:#?}", span.name));
         }
     }
+}
+
+#[tokio::test]
+async fn a_campaign_is_one_trace_from_its_start_through_the_ledger_to_each_provider_call() {
+    // Arrange: a receiver; profiles, campaigns and the gateway exporting to it; Twilio as a local peer.
+    let collector = Collector::start().await;
+    let otel = [("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint.clone()), ("OTEL_METRIC_EXPORT_INTERVAL", "200".to_owned())];
+    let suite = Marketing::start(&otel).await;
+    let peer = ProviderPeer::start(PeerConfig::default()).await;
+    let (account, auth_token) = peer.config.twilio.clone();
+    let twilio = json!({"displayName": "Twilio", "channel": "CHANNEL_SMS",
+        "twilio": {"accountSid": account, "authToken": auth_token, "from": "+15005550006", "baseUrl": peer.url}});
+    assert_eq!(suite.call(&suite.admin, Method::POST, "/v1/providers", Some(twilio)).await.status, 200);
+    for i in 0..3 {
+        let phone = format!("+1555123000{i}");
+        suite
+            .customer(json!({"phones": [{"number": phone, "primary": true}], "consent": {"sms": {"state": "CONSENT_STATE_OPTED_IN"}}}))
+            .await;
+    }
+    let template = suite
+        .call(
+            &suite.marketer,
+            Method::POST,
+            "/v1/templates",
+            Some(json!({"displayName": "News", "channel": "CHANNEL_SMS", "purpose": "PURPOSE_MARKETING", "defaultLocale": "en",
+                "contents": [{"locale": "en", "body": "News for {{ customer.display_name }}."}]})),
+        )
+        .await;
+    let campaign = suite
+        .call(
+            &suite.marketer,
+            Method::POST,
+            "/v1/campaigns",
+            Some(json!({"displayName": "Traced", "template": template.body["name"], "audience": {"filter": "tags:\"news\""}})),
+        )
+        .await;
+    let campaign_path = path(&campaign.body["name"]);
+
+    // Act: the marketer's app starts the campaign with its own trace context.
+    let started = suite
+        .http
+        .post(format!("{}{campaign_path}:start", suite.base))
+        .bearer_auth(&suite.marketer)
+        .header("traceparent", format!("00-{CAMPAIGN_TRACE}-{CLIENT_SPAN}-01"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    assert_eq!(suite.count(&campaign_path, "sent", 3).await, 3);
+    let (profiles, campaigns, gateway) = suite.processes;
+    terminate(gateway).await;
+    campaigns.terminate().await;
+    profiles.terminate().await;
+
+    // Assert: the start, the snapshot, every send and every provider call in the one trace.
+    let spans: Vec<Span> =
+        collector.spans().into_iter().filter(|(svc, s)| svc == "campaigns" && hex(&s.trace_id) == CAMPAIGN_TRACE).map(|(_, s)| s).collect();
+    let named = |name: &str| spans.iter().filter(|s| s.name == name).cloned().collect::<Vec<_>>();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let start = named("crm.campaigns.v1.CampaignService/StartCampaign");
+    assert_eq!(start.len(), 1, "{names:?}");
+    assert_eq!(named("campaign.snapshot").len(), 1, "the snapshot continues the start's trace: {names:?}");
+    let sends = named("delivery.send");
+    assert_eq!(sends.len(), 3, "each message's send: {names:?}");
+    let calls = named("twilio send");
+    assert_eq!(calls.len(), 3, "each provider call: {names:?}");
+    for call in &calls {
+        assert_eq!(call.kind, SpanKind::Client as i32);
+        assert!(sends.iter().any(|s| s.span_id == call.parent_span_id), "a provider call is a child of its send");
+    }
+    // The dashboard's throughput metric: accepted SMS.
+    let accepted = collector.metrics().into_iter().filter(|m| m.name == "crm.campaigns.deliveries").count();
+    assert!(accepted > 0, "crm.campaigns.deliveries is exported");
 }

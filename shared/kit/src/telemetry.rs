@@ -162,6 +162,24 @@ pub fn current_traceparent() -> String {
     carrier.remove("traceparent").unwrap_or_default()
 }
 
+/// Makes `span` a child of the span `traceparent` names — work a request
+/// started that a background job carries on (a campaign's sends, a notice's
+/// delivery), so that it is one trace from the request to the last effect.
+/// Nothing happens for an empty or malformed `traceparent`.
+pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::{propagation::TextMapPropagator, trace::TraceContextExt};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if traceparent.is_empty() {
+        return;
+    }
+    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    if parent.span().span_context().is_valid() {
+        // Fails only when no OpenTelemetry layer is installed; the span is then a log span.
+        let _ = span.set_parent(parent);
+    }
+}
+
 /// Writes W3C trace context into outgoing gRPC metadata.
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 

@@ -417,6 +417,7 @@ fn delivery_for(
         receipt_status: String::new(),
         receipt_time: None,
         receipt_error: String::new(),
+        traceparent: campaign.traceparent.clone(),
     }
 }
 

@@ -115,6 +115,7 @@ impl App {
             receipt_status: String::new(),
             receipt_time: None,
             receipt_error: String::new(),
+            traceparent: crm_kit::telemetry::current_traceparent(),
         };
         deliveries::insert(&mut tx, tenant, &row).await?;
         if status == Status::Queued {

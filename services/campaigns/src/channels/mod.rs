@@ -26,6 +26,7 @@ use std::{
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
@@ -49,17 +50,26 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, http::H
     http::parse_url(url, allow_private)
 }
 
-/// Messages of one provider marked SUBMITTING and being handed over at once,
-/// per replica: twice the connections a provider gets, so that while one
+/// Messages of one SMTP relay marked SUBMITTING and being handed over at
+/// once, per replica: twice the connections a relay gets, so that while one
 /// message's mark commits, another uses the connection — a connection never
 /// idles through a commit. It is also the most messages one crash can leave
-/// SUBMITTING per provider and replica.
+/// SUBMITTING per relay and replica, to be re-submitted under their
+/// Message-ID.
 pub const IN_FLIGHT_PER_PROVIDER: usize = 2 * email::POOL_SIZE as usize;
+
+/// The same for HTTP providers, which multiplex requests rather than hold a
+/// connection per message: enough that the mark's commit and the request's
+/// round trip do not cap the rate below the provider's (at ~15 ms each,
+/// 64 in flight allow ~4 000/s). A crash can leave this many SUBMITTING;
+/// they are looked up at the provider or carry an idempotency key, never
+/// blindly re-sent.
+pub const IN_FLIGHT_PER_HTTP_PROVIDER: usize = 64;
 
 /// A provider ready to send.
 pub struct Sender {
     revision: i64,
-    /// [`IN_FLIGHT_PER_PROVIDER`] permits: a message is marked SUBMITTING
+    /// [`IN_FLIGHT_PER_PROVIDER`] (SMTP) or [`IN_FLIGHT_PER_HTTP_PROVIDER`] permits: a message is marked SUBMITTING
     /// only once it holds one, so it never waits long for a connection.
     slots: Arc<Semaphore>,
     bucket: Bucket,
@@ -120,7 +130,11 @@ impl Senders {
             ProviderSettings::Webhook(s) => ChannelSender::Webhook(WebhookSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
         };
         let rate = u32::try_from(provider.max_per_second).unwrap_or(0);
-        let slots = Arc::new(Semaphore::new(IN_FLIGHT_PER_PROVIDER));
+        let in_flight = match &channel {
+            ChannelSender::Smtp(_) => IN_FLIGHT_PER_PROVIDER,
+            _ => IN_FLIGHT_PER_HTTP_PROVIDER,
+        };
+        let slots = Arc::new(Semaphore::new(in_flight));
         let sender = Arc::new(Sender { revision: provider.revision, slots, bucket: Bucket::new(rate), channel });
         self.cache.lock().expect("not poisoned").insert(key, sender.clone());
         Ok(sender)
@@ -145,6 +159,26 @@ impl Sender {
     /// Hands `message` to the provider and returns its answer. A throttling
     /// answer also holds every later message of this provider for its wait.
     pub async fn send(&self, message: Outgoing<'_>) -> Outcome {
+        let kind = match &self.channel {
+            ChannelSender::Smtp(_) => "smtp",
+            ChannelSender::Twilio(_) => "twilio",
+            ChannelSender::Aliyun(_) => "aliyun_sms",
+            ChannelSender::Webhook(_) => "webhook",
+        };
+        // The provider call as a client span: the leaf of the campaign's or notice's trace.
+        let span = tracing::info_span!(
+            "provider.send",
+            otel.name = %format_args!("{kind} send"),
+            otel.kind = "client",
+            provider.kind = kind,
+            provider.outcome = tracing::field::Empty,
+        );
+        let outcome = self.hand_over(message).instrument(span.clone()).await;
+        span.record("provider.outcome", outcome.kind());
+        outcome
+    }
+
+    async fn hand_over(&self, message: Outgoing<'_>) -> Outcome {
         let outcome = match &self.channel {
             ChannelSender::Smtp(smtp) => {
                 smtp.send(Email {
@@ -163,6 +197,9 @@ impl Sender {
         };
         if let Outcome::Throttled { retry_after, .. } = &outcome {
             self.bucket.hold_for(*retry_after).await;
+            if let Some(rate) = self.bucket.learned_rate().await {
+                tracing::info!(pace = rate.round(), "the provider throttled us: pacing it at the learned rate (messages/s)");
+            }
         }
         outcome
     }

@@ -1,50 +1,118 @@
 //! A token bucket per provider: at most `rate` messages per second (0: no
-//! limit), with a burst of up to one second's worth after a quiet spell; and
-//! a hold, when the provider asks us to slow down, that delays every
-//! following message of that provider until it ends.
+//! limit), with a burst of up to one second's worth after a quiet spell; a
+//! hold, when the provider asks us to slow down, that delays every following
+//! message of that provider until it ends; and a learned pace.
+//!
+//! A provider that throttles without saying its limit (a 429 with a
+//! `Retry-After`) would otherwise be hit in bursts: full speed until it
+//! refuses, a one-second hold, full speed again — 1 000/s of capacity used at
+//! ~600/s. So a throttling reply also sets the pace to just under what went
+//! out in the second before it (95 %), and every ten seconds without
+//! throttling the pace rises by a tenth again, until it is back above the
+//! configured rate (additive-increase, multiplicative-decrease, as TCP does).
 
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
 
 use tokio::{sync::Mutex, time::Instant};
 
+/// Share of the last second's rate a throttled provider is paced at.
+const BACK_OFF: f64 = 0.95;
+/// Time without throttling before the learned pace speeds up.
+const RECOVER_AFTER: Duration = Duration::from_secs(10);
+/// Speed-up per recovery step.
+const RECOVER_BY: f64 = 1.10;
+
 /// Paces sends to one provider.
 pub struct Bucket {
-    /// Time per token; None: no limit.
-    interval: Option<Duration>,
+    /// Time per token as configured; None: no limit.
+    configured: Option<Duration>,
     burst: Duration,
+    state: Mutex<State>,
+}
+
+struct State {
     /// The instant the next token is free.
-    next: Mutex<Instant>,
+    next: Instant,
+    /// Time per token learned from throttling replies; None: not throttled lately.
+    learned: Option<Duration>,
+    /// The last throttling reply, or the last speed-up since.
+    last_change: Instant,
+    /// Tokens handed out in the last second.
+    recent: VecDeque<Instant>,
 }
 
 impl Bucket {
-    /// A bucket of `rate` tokens per second (0: unlimited, holds only).
+    /// A bucket of `rate` tokens per second (0: unlimited, holds and learned pace only).
     pub fn new(rate: u32) -> Self {
-        let interval = (rate > 0).then(|| Duration::from_secs(1) / rate);
-        Self { interval, burst: Duration::from_secs(1), next: Mutex::new(Instant::now()) }
+        let configured = (rate > 0).then(|| Duration::from_secs(1) / rate);
+        let now = Instant::now();
+        Self {
+            configured,
+            burst: Duration::from_secs(1),
+            state: Mutex::new(State { next: now, learned: None, last_change: now, recent: VecDeque::new() }),
+        }
     }
 
     /// Waits for a token.
     pub async fn take(&self) {
         let slot = {
-            let mut next = self.next.lock().await;
+            let mut s = self.state.lock().await;
             let now = Instant::now();
-            match self.interval {
+            if let Some(learned) = s.learned
+                && now.duration_since(s.last_change) >= RECOVER_AFTER
+            {
+                let faster = learned.div_f64(RECOVER_BY);
+                s.learned = (self.configured.is_none_or(|c| faster > c) && faster > Duration::from_micros(100)).then_some(faster);
+                s.last_change = now;
+            }
+            let slot = match self.interval(&s) {
                 Some(interval) => {
-                    // Unused capacity accrues for at most `burst`.
-                    let slot = (*next).max(now.checked_sub(self.burst).unwrap_or(now));
-                    *next = slot + interval;
+                    // Unused capacity accrues for at most `burst` (none while a learned pace holds).
+                    let burst = if s.learned.is_some() { interval } else { self.burst };
+                    let slot = s.next.max(now.checked_sub(burst).unwrap_or(now));
+                    s.next = slot + interval;
                     slot
                 }
-                None => (*next).max(now),
+                None => s.next.max(now),
+            };
+            while s.recent.front().is_some_and(|t| slot.duration_since(*t) > Duration::from_secs(1)) {
+                s.recent.pop_front();
             }
+            s.recent.push_back(slot);
+            slot
         };
-        tokio::time::sleep_until(slot).await;
+        // A token free now needs no timer (a timer would round up to the next millisecond).
+        if slot > Instant::now() {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 
-    /// Holds every later token for `wait` from now (the provider throttled us).
+    /// The time per token now: the slower of the configured and the learned pace.
+    fn interval(&self, s: &State) -> Option<Duration> {
+        match (self.configured, s.learned) {
+            (Some(c), Some(l)) => Some(c.max(l)),
+            (c, l) => c.or(l),
+        }
+    }
+
+    /// The provider throttled us: holds every later token for `wait` from
+    /// now, and paces at just under the rate of the last second.
     pub async fn hold_for(&self, wait: Duration) {
-        let mut next = self.next.lock().await;
-        *next = (*next).max(Instant::now() + wait);
+        let mut s = self.state.lock().await;
+        let now = Instant::now();
+        s.next = s.next.max(now + wait);
+        let sent_last_second = s.recent.iter().filter(|t| now.saturating_duration_since(**t) <= Duration::from_secs(1)).count();
+        if sent_last_second > 1 {
+            let pace = Duration::from_secs(1).div_f64(sent_last_second as f64 * BACK_OFF);
+            // Several throttled replies of one burst arrive together: keep the slowest pace they imply.
+            s.learned = Some(s.learned.map_or(pace, |l| l.max(pace)));
+        }
+        s.last_change = now;
+    }
+
+    /// The pace learned from throttling, in messages per second (None: not throttled lately).
+    pub async fn learned_rate(&self) -> Option<f64> {
+        self.state.lock().await.learned.map(|l| 1.0 / l.as_secs_f64())
     }
 }
 
@@ -74,5 +142,45 @@ mod tests {
         bucket.hold_for(Duration::from_secs(2)).await;
         bucket.take().await;
         assert!(start.elapsed() >= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttling_provider_is_paced_just_under_what_it_took_then_sped_up_again() {
+        let bucket = Bucket::new(0);
+        // 1 000 messages in the second before the provider said "slow down".
+        for _ in 0..1000 {
+            bucket.take().await;
+            tokio::time::advance(Duration::from_micros(900)).await;
+        }
+        bucket.hold_for(Duration::from_millis(100)).await;
+        let rate = bucket.learned_rate().await.unwrap();
+        assert!((940.0..=960.0).contains(&rate), "{rate}");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let start = Instant::now();
+        for _ in 0..950 {
+            bucket.take().await;
+        }
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(990) && elapsed <= Duration::from_millis(1010), "950 at ~950/s: {elapsed:?}");
+        // Ten quiet seconds later the pace rises by a tenth, and keeps rising.
+        tokio::time::advance(RECOVER_AFTER).await;
+        bucket.take().await;
+        let faster = bucket.learned_rate().await.unwrap();
+        assert!((faster / rate - RECOVER_BY).abs() < 0.01, "{rate} -> {faster}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_learned_pace_never_exceeds_the_configured_rate_and_gives_way_to_it() {
+        let bucket = Bucket::new(100);
+        for _ in 0..50 {
+            bucket.take().await;
+        }
+        bucket.hold_for(Duration::ZERO).await;
+        assert!(bucket.learned_rate().await.is_some());
+        for _ in 0..30 {
+            tokio::time::advance(RECOVER_AFTER).await;
+            bucket.take().await;
+        }
+        assert_eq!(bucket.learned_rate().await, None, "recovered past the configured rate: the configured rate rules again");
     }
 }

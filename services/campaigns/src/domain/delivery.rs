@@ -73,6 +73,19 @@ pub enum Outcome {
     Throttled { error: String, retry_after: Duration },
 }
 
+impl Outcome {
+    /// A short name of the kind of outcome (spans, metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Temporary { .. } => "temporary",
+            Self::Permanent { .. } => "permanent",
+            Self::Bounced { .. } => "bounced",
+            Self::Throttled { .. } => "throttled",
+        }
+    }
+}
+
 /// What to record after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {

@@ -44,6 +44,8 @@ async fn round(app: &App, profiles: &ProfilesClient, tokens: &ServiceTokens) -> 
     for (tenant, id) in store::due_jobs(app.pool(), Utc::now(), PER_ROUND).await? {
         if let JobWork::Snapshot { campaign, template } = app.lease_campaign_job(tenant, id, Utc::now()).await? {
             let span = tracing::info_span!("campaign.snapshot", campaign.id = %id);
+            // One trace from StartCampaign through the snapshot to every send.
+            crm_kit::telemetry::continue_trace(&span, &campaign.traceparent);
             if let Err(err) = snapshot(app, profiles, tokens, tenant, *campaign, *template).instrument(span).await {
                 tracing::warn!(campaign = %id, error = %crm_kit::error::cause_chain(&err), "audience snapshot interrupted; it resumes when its lease ends");
             }

@@ -12,9 +12,14 @@
 //! recorded, not sent again; otherwise it is submitted again under the same
 //! idempotency key (SMTP's Message-ID, the webhook's Idempotency-Key).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use chrono::Utc;
+use opentelemetry::{KeyValue, metrics::Counter};
 use rand::Rng;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -38,6 +43,29 @@ use crate::{
     profiles::ProfilesClient,
     store::queue,
 };
+
+/// `crm.campaigns.deliveries`: what became of each attempt, by channel and
+/// outcome (accepted, temporary, permanent, bounced, throttled — or skipped
+/// at dispatch, with the skip reason): the dashboard's throughput, skips and
+/// failures.
+fn deliveries() -> &'static Counter<u64> {
+    static DELIVERIES: OnceLock<Counter<u64>> = OnceLock::new();
+    DELIVERIES.get_or_init(|| {
+        opentelemetry::global::meter("crm-campaigns")
+            .u64_counter("crm.campaigns.deliveries")
+            .with_unit("{message}")
+            .with_description("Delivery attempts by channel and outcome, and messages skipped at dispatch by reason")
+            .build()
+    })
+}
+
+fn count(channel: Channel, outcome: &'static str, skip_reason: &'static str) {
+    let mut attributes = vec![KeyValue::new("channel", channel.as_str()), KeyValue::new("outcome", outcome)];
+    if !skip_reason.is_empty() {
+        attributes.push(KeyValue::new("skip_reason", skip_reason));
+    }
+    deliveries().add(1, &attributes);
+}
 
 /// How the job runs.
 #[derive(Debug, Clone, Copy)]
@@ -308,6 +336,8 @@ async fn send(
     let d = &claimed.delivery;
     let span =
         tracing::info_span!("delivery.send", delivery.id = %d.id, delivery.channel = %d.channel, delivery.attempt = tracing::field::Empty);
+    // A child of SendNotice's or StartCampaign's trace, however long the message waited.
+    crm_kit::telemetry::continue_trace(&span, &d.traceparent);
     async {
         if claimed.resumed {
             tracing::info!("reconciling a message whose sender stopped mid-send");
@@ -333,6 +363,7 @@ async fn send(
             Some(Begun::Attempt(attempt)) => attempt,
             Some(Begun::Skipped(reason)) => {
                 tracing::info!(reason = reason.as_str(), "skipped at dispatch by the contact policy");
+                count(d.channel, "skipped", reason.as_str());
                 return;
             }
             Some(Begun::Postponed(until)) => {
@@ -391,6 +422,7 @@ async fn send(
         };
         // The provider's connection is free again; recording needs only the database.
         drop(slot);
+        count(d.channel, outcome.kind(), "");
         if let Outcome::Temporary { error } | Outcome::Permanent { error } | Outcome::Bounced { error } | Outcome::Throttled { error, .. } =
             &outcome
         {

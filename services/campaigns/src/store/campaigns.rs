@@ -34,6 +34,8 @@ pub struct CampaignRow {
     pub start_time: Option<DateTime<Utc>>,
     pub run_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// The trace StartCampaign ran in ('' when spans are not exported).
+    pub traceparent: String,
     pub revision: i64,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -49,7 +51,7 @@ impl Revisioned for CampaignRow {
 pub const CAMPAIGNS: Table = Table {
     name: "campaigns",
     columns: "id, display_name, template_id, audience_filter, variables, schedule_time, local_send_minute, state, snapshot_page_token, snapshot_done,
-        start_time, run_time, end_time, revision, create_time, update_time",
+        start_time, run_time, end_time, traceparent, revision, create_time, update_time",
 };
 
 /// What a campaign's author writes.
@@ -128,6 +130,7 @@ pub async fn set_state(
     let sql = format!(
         "UPDATE campaigns SET state = $3, start_time = CASE WHEN $4 THEN $7 ELSE start_time END,
          run_time = CASE WHEN $5 THEN $7 ELSE run_time END, end_time = CASE WHEN $6 THEN $7 ELSE end_time END,
+         traceparent = CASE WHEN $4 THEN $8 ELSE traceparent END,
          update_time = $7, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
         CAMPAIGNS.columns
     );
@@ -139,6 +142,8 @@ pub async fn set_state(
         .bind(stamps.run)
         .bind(stamps.end)
         .bind(now)
+        // The start's trace: the snapshot and every send continue it.
+        .bind(crm_kit::telemetry::current_traceparent())
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "campaigns"))
         .await?)
@@ -300,10 +305,11 @@ pub async fn insert_deliveries(
     }
     let stored: Vec<(Uuid, String, String)> = sqlx::query_as(
         "INSERT INTO deliveries (tenant_id, id, kind, campaign_id, template_id, customer_id, channel, purpose, recipient, status,
-             skip_reason, locale, subject, body, html_body, data, error, variables, create_time, update_time, next_attempt_time)
+             skip_reason, locale, subject, body, html_body, data, error, variables, create_time, update_time, next_attempt_time,
+             traceparent)
          SELECT $1, t.id, 'CAMPAIGN', t.campaign_id, t.template_id, t.customer_id, t.channel, t.purpose, t.recipient, t.status,
              t.skip_reason, t.locale, t.subject, t.body, t.html_body, t.data, t.error, t.variables, $2, $2,
-             CASE WHEN t.status = 'QUEUED' THEN t.next_attempt_time END
+             CASE WHEN t.status = 'QUEUED' THEN t.next_attempt_time END, $20
          FROM unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                      $13::text[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::jsonb[], $3::timestamptz[])
               AS t(id, campaign_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale, subject, body,
@@ -330,6 +336,7 @@ pub async fn insert_deliveries(
     .bind(column!(|r| r.data.clone()))
     .bind(column!(|r| r.error.as_str()))
     .bind(column!(|r| r.variables.clone()))
+    .bind(&rows[0].traceparent)
     .fetch_all(&mut **tx)
     .instrument(db_span("INSERT", "deliveries"))
     .await?;

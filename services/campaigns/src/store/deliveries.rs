@@ -53,11 +53,13 @@ pub struct DeliveryRow {
     pub receipt_status: String,
     pub receipt_time: Option<DateTime<Utc>>,
     pub receipt_error: String,
+    /// The trace the message was accepted in (SendNotice, StartCampaign); its send continues it.
+    pub traceparent: String,
 }
 
 const COLUMNS: &str = "id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale,
     subject, body, html_body, data, variables, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time,
-    receipt_status, receipt_time, receipt_error";
+    receipt_status, receipt_time, receipt_error, traceparent";
 
 /// The deliveries table for find by id.
 pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };
@@ -66,8 +68,8 @@ pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &DeliveryRow) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO deliveries (tenant_id, id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status,
-         skip_reason, locale, subject, body, html_body, data, create_time, update_time, next_attempt_time, variables)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20)",
+         skip_reason, locale, subject, body, html_body, data, create_time, update_time, next_attempt_time, variables, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20, $21)",
     )
     .bind(tenant)
     .bind(row.id)
@@ -89,6 +91,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &DeliveryRow) -> Resul
     .bind(row.create_time)
     .bind(row.next_attempt_time)
     .bind(&row.variables)
+    .bind(&row.traceparent)
     .execute(&mut **tx)
     .instrument(db_span("INSERT", "deliveries"))
     .await?;
