@@ -35,7 +35,7 @@ struct State {
     next: Instant,
     /// Time per token learned from throttling replies; None: not throttled lately.
     learned: Option<Duration>,
-    /// The last throttling reply, or the last speed-up since.
+    /// When the learned pace last changed (set by a throttling reply, or sped up).
     last_change: Instant,
     /// Tokens handed out in the last second.
     recent: VecDeque<Instant>,
@@ -75,7 +75,7 @@ impl Bucket {
                 }
                 None => s.next.max(now),
             };
-            while s.recent.front().is_some_and(|t| slot.duration_since(*t) > Duration::from_secs(1)) {
+            while s.recent.front().is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1)) {
                 s.recent.pop_front();
             }
             s.recent.push_back(slot);
@@ -101,13 +101,16 @@ impl Bucket {
         let mut s = self.state.lock().await;
         let now = Instant::now();
         s.next = s.next.max(now + wait);
-        let sent_last_second = s.recent.iter().filter(|t| now.saturating_duration_since(**t) <= Duration::from_secs(1)).count();
-        if sent_last_second > 1 {
-            let pace = Duration::from_secs(1).div_f64(sent_last_second as f64 * BACK_OFF);
-            // Several throttled replies of one burst arrive together: keep the slowest pace they imply.
-            s.learned = Some(s.learned.map_or(pace, |l| l.max(pace)));
+        // The replies to requests already in flight when the pace was set
+        // arrive together: they say nothing about the new pace.
+        if s.learned.is_some() && now.duration_since(s.last_change) < wait.max(Duration::from_secs(1)) {
+            return;
         }
-        s.last_change = now;
+        let sent_last_second = s.recent.iter().filter(|t| **t <= now && now.duration_since(**t) <= Duration::from_secs(1)).count();
+        if sent_last_second > 1 {
+            s.learned = Some(Duration::from_secs(1).div_f64(sent_last_second as f64 * BACK_OFF));
+            s.last_change = now;
+        }
     }
 
     /// The pace learned from throttling, in messages per second (None: not throttled lately).
@@ -155,6 +158,11 @@ mod tests {
         bucket.hold_for(Duration::from_millis(100)).await;
         let rate = bucket.learned_rate().await.unwrap();
         assert!((940.0..=960.0).contains(&rate), "{rate}");
+        // The other requests that were in flight come back throttled too: they change nothing.
+        for _ in 0..64 {
+            bucket.hold_for(Duration::from_millis(100)).await;
+        }
+        assert_eq!(bucket.learned_rate().await, Some(rate));
         tokio::time::advance(Duration::from_millis(100)).await;
         let start = Instant::now();
         for _ in 0..950 {
