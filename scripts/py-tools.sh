@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # The Python tools the suite's own scripts run (sourced by test.sh and run.sh):
-# aiosmtpd for the local SMTP server (scripts/smtp_sink.py), in a venv under
+# aiosmtpd for the local SMTP server (scripts/smtp_sink.py) and dkimpy to
+# check the DKIM signatures it receives (scripts/dkim_verify.py), in a venv under
 # ~/.cache/crm-tools shared with the API and Kubernetes checks' tools.
 
 CRM_TOOLS_DIR="${CRM_TOOLS_DIR:-$HOME/.cache/crm-tools}"
-CRM_PY_PINS="aiosmtpd==1.4.6"
+CRM_PY_PINS="aiosmtpd==1.4.6 dkimpy==1.1.8 dnspython==2.7.0"
 
 # Installs the pins into the venv once (again when they change) and prints its python.
 crm_tools_python() {

@@ -161,6 +161,10 @@ pub fn provider_to(row: &ProviderRow) -> pb::Provider {
             password_set: row.credentials.is_some(),
             from_address: s.from_address.clone(),
             from_name: s.from_name.clone(),
+            dkim_domain: s.dkim_domain.clone(),
+            dkim_selector: s.dkim_selector.clone(),
+            dkim_private_key: String::new(),
+            dkim_private_key_set: row.dkim_key.is_some(),
         }),
         ProviderSettings::Twilio(t) => pb::provider::Settings::Twilio(pb::TwilioSettings {
             account_sid: t.account_sid.clone(),
@@ -198,8 +202,15 @@ pub fn provider_to(row: &ProviderRow) -> pb::Provider {
     }
 }
 
-/// A provider request's settings, validated, with its password (if any).
-pub fn smtp_settings(s: &pb::SmtpSettings, field: &str) -> Result<(SmtpSettings, Option<String>), Error> {
+/// What an SMTP provider request carries in clear: its password and DKIM key (each `None` when left empty).
+#[derive(Debug, Clone, Default)]
+pub struct SmtpSecrets {
+    pub password: Option<String>,
+    pub dkim_private_key: Option<String>,
+}
+
+/// A provider request's settings, validated, with its secrets.
+pub fn smtp_settings(s: &pb::SmtpSettings, field: &str) -> Result<(SmtpSettings, SmtpSecrets), Error> {
     let mut v = Vec::new();
     let host = s.host.trim().to_owned();
     if host.is_empty() || host.len() > 253 || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
@@ -227,6 +238,28 @@ pub fn smtp_settings(s: &pb::SmtpSettings, field: &str) -> Result<(SmtpSettings,
     if s.from_name.chars().count() > 200 || s.username.chars().count() > 320 || s.password.len() > 1024 {
         v.push(FieldViolation::new(field.to_owned(), "TOO_LONG", "from_name at most 200, username 320, password 1024 characters"));
     }
+    let (dkim_domain, dkim_selector) = (s.dkim_domain.trim().to_ascii_lowercase(), s.dkim_selector.trim().to_owned());
+    let label = |v: &str| !v.is_empty() && v.len() <= 253 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !dkim_domain.is_empty() && !label(&dkim_domain) {
+        v.push(FieldViolation::new(format!("{field}.dkim_domain"), "INVALID_DOMAIN", "a domain name such as example.com"));
+    }
+    if !dkim_selector.is_empty() && !label(&dkim_selector) {
+        v.push(FieldViolation::new(format!("{field}.dkim_selector"), "INVALID_SELECTOR", "letters, digits, '.', '-' and '_'"));
+    }
+    if dkim_domain.is_empty() != dkim_selector.is_empty() || (dkim_domain.is_empty() && !s.dkim_private_key.is_empty()) {
+        v.push(FieldViolation::new(
+            format!("{field}.dkim_domain"),
+            "DKIM_INCOMPLETE",
+            "DKIM needs a domain, a selector and a private key together",
+        ));
+    }
+    if !s.dkim_private_key.is_empty() && crate::channels::email::dkim_key(&s.dkim_private_key).is_err() {
+        v.push(FieldViolation::new(
+            format!("{field}.dkim_private_key"),
+            "INVALID_DKIM_KEY",
+            "an RSA private key in PKCS#1 PEM (-----BEGIN RSA PRIVATE KEY-----)",
+        ));
+    }
     if !v.is_empty() {
         return Err(Error::InvalidArgument { violations: v });
     }
@@ -237,8 +270,11 @@ pub fn smtp_settings(s: &pb::SmtpSettings, field: &str) -> Result<(SmtpSettings,
         username: s.username.trim().to_owned(),
         from_address: s.from_address.trim().to_owned(),
         from_name: s.from_name.trim().to_owned(),
+        dkim_domain,
+        dkim_selector,
     };
-    Ok((settings, (!s.password.is_empty()).then(|| s.password.clone())))
+    let secrets = SmtpSecrets { password: secret(&s.password), dkim_private_key: secret(&s.dkim_private_key) };
+    Ok((settings, secrets))
 }
 
 /// A secret field's value: `None` when left empty (keep the stored one).

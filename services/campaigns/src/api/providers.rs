@@ -59,13 +59,15 @@ impl ProviderApi {
         }
         use pb::provider::Settings;
         let allow = self.app.senders().allow_private();
+        let mut dkim_private_key = None;
         let (settings, password, host) = match (&p.settings, channel) {
             (Some(Settings::Smtp(smtp)), Channel::Email) => {
-                let (settings, password) = smtp_settings(smtp, "provider.smtp")?;
+                let (settings, secrets) = smtp_settings(smtp, "provider.smtp")?;
                 crm_kit::egress::resolve(&settings.host, settings.port, allow)
                     .await
                     .map_err(|e| Error::invalid("provider.smtp.host", "HOST_NOT_ALLOWED", e.to_string()))?;
-                (ProviderSettings::Smtp(settings), password, None)
+                dkim_private_key = secrets.dkim_private_key;
+                (ProviderSettings::Smtp(settings), secrets.password, None)
             }
             (Some(Settings::Twilio(t)), Channel::Sms) => {
                 let (settings, token) = twilio_settings(t, "provider.twilio")?;
@@ -112,7 +114,7 @@ impl ProviderApi {
                 .await
                 .map_err(|e| Error::invalid(field, "HOST_NOT_ALLOWED", e.to_string()))?;
         }
-        Ok(ProviderDraft { display_name, channel, max_per_second: p.max_per_second, settings, password })
+        Ok(ProviderDraft { display_name, channel, max_per_second: p.max_per_second, settings, password, dkim_private_key })
     }
 }
 

@@ -159,7 +159,7 @@ impl TemplateService for TemplateApi {
             };
             let draft = stored.draft();
             let (rendered, mut problems) =
-                template::render(&draft, request.locale.trim(), customer.as_ref().map(|c| &c.fields), &request.variables);
+                template::render(&draft, request.locale.trim(), customer.as_ref().map(|c| &c.fields), &request.variables, None);
             if let Some(c) = &customer {
                 let complaint = self.app.has_open_complaint(principal.tenant, c.id).await?;
                 let verdict =

@@ -19,6 +19,7 @@ use super::{App, emit};
 use crate::{
     domain::{
         campaign::{self, Effect, Move, State},
+        channel::Purpose,
         customer::Customer,
         delivery::Status,
         policy, rules,
@@ -334,8 +335,9 @@ impl App {
         }
         let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
         let complaints = streams::with_open_complaints(&mut tx, tenant, &ids).await?;
+        let link = |delivery| self.links().unsubscribe_url(tenant, delivery);
         let mut rows: Vec<DeliveryRow> =
-            members.iter().map(|m| delivery_for(campaign, template, &draft, m, complaints.contains(&m.id), now)).collect();
+            members.iter().map(|m| delivery_for(campaign, template, &draft, m, complaints.contains(&m.id), &link, now)).collect();
         if let Some(minute) = current.local_send_minute.and_then(|m| u32::try_from(m).ok()) {
             // Each member's own local time, the first after the campaign's schedule (or start): the same for every page.
             let rules = super::contact_policy::rules_of(&contact_policy::get(&mut tx, tenant, false).await?);
@@ -375,9 +377,15 @@ fn delivery_for(
     draft: &TemplateDraft,
     member: &Customer,
     open_complaint: bool,
+    unsubscribe_url_of: &dyn Fn(Uuid) -> Option<String>,
     now: DateTime<Utc>,
 ) -> DeliveryRow {
-    let (rendered, problems) = template::render(draft, "", Some(&member.fields), &campaign.variables.0);
+    let id = Uuid::now_v7();
+    let unsubscribe_url = match draft.purpose {
+        Purpose::Marketing => unsubscribe_url_of(id),
+        Purpose::Transactional => None,
+    };
+    let (rendered, problems) = template::render(draft, "", Some(&member.fields), &campaign.variables.0, unsubscribe_url.as_deref());
     let verdict = policy::address(member, draft.channel, draft.purpose)
         .and_then(|address| policy::marketing_allowed(draft.purpose, open_complaint).map(|()| address));
     let (status, recipient, skip_reason, error) = match verdict {
@@ -389,7 +397,7 @@ fn delivery_for(
         Ok(address) => (Status::Queued, address, String::new(), String::new()),
     };
     DeliveryRow {
-        id: Uuid::now_v7(),
+        id,
         kind: "CAMPAIGN".into(),
         campaign_id: Some(campaign.id),
         request_id: String::new(),

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{App, emit};
 use crate::{
-    domain::{customer::Customer, delivery::Status, policy, template},
+    domain::{channel::Purpose, customer::Customer, delivery::Status, policy, template},
     resources::DELIVERY,
     store::{
         deliveries::{self, DeliveryRow},
@@ -78,7 +78,13 @@ impl App {
                 subject: format!("channels/{}", draft.channel),
             });
         }
-        let (rendered, problems) = template::render(&draft, "", Some(&notice.customer.fields), notice.variables);
+        let id = Uuid::now_v7();
+        let unsubscribe_url = match draft.purpose {
+            Purpose::Marketing => self.links().unsubscribe_url(tenant, id),
+            Purpose::Transactional => None,
+        };
+        let (rendered, problems) =
+            template::render(&draft, "", Some(&notice.customer.fields), notice.variables, unsubscribe_url.as_deref());
         if !problems.is_empty() {
             return Err(problems_to_violations(problems));
         }
@@ -87,7 +93,7 @@ impl App {
             Err(reason) => (Status::Skipped, String::new(), reason.as_str().to_owned()),
         };
         let row = DeliveryRow {
-            id: Uuid::now_v7(),
+            id,
             kind: "NOTICE".into(),
             campaign_id: None,
             request_id: notice.request_id.to_owned(),

@@ -28,21 +28,35 @@ pub struct ProviderDraft {
     pub settings: ProviderSettings,
     /// New secret; `None` keeps the stored one (on update) or stores none.
     pub password: Option<String>,
+    /// New DKIM key (SMTP); `None` keeps the stored one while the settings name a DKIM domain.
+    pub dkim_private_key: Option<String>,
 }
 
 impl App {
-    fn fields(&self, tenant: Uuid, id: Uuid, draft: ProviderDraft, stored: Option<Vec<u8>>) -> ProviderFields {
-        let credentials = match draft.password {
-            Some(secret) => Some(self.senders.cipher().seal(tenant, id, &secret)),
-            None => stored,
-        };
-        ProviderFields {
+    /// The fields to store: new secrets sealed, the `stored` ones (credentials, DKIM key) kept where none is given.
+    fn fields(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        draft: ProviderDraft,
+        stored: (Option<Vec<u8>>, Option<Vec<u8>>),
+    ) -> Result<ProviderFields, Error> {
+        let seal = |secret: String| self.senders.cipher().seal(tenant, id, &secret);
+        let credentials = draft.password.map(seal).or(stored.0);
+        let signs = matches!(&draft.settings, ProviderSettings::Smtp(s) if !s.dkim_domain.is_empty());
+        // Turning DKIM off drops the key; turning it on needs one.
+        let dkim_key = if signs { draft.dkim_private_key.map(seal).or(stored.1) } else { None };
+        if signs && dkim_key.is_none() {
+            return Err(Error::invalid("provider.smtp.dkim_private_key", "REQUIRED", "DKIM signing needs the domain's private key"));
+        }
+        Ok(ProviderFields {
             display_name: draft.display_name,
             channel: draft.channel,
             max_per_second: draft.max_per_second,
             settings: draft.settings,
             credentials,
-        }
+            dkim_key,
+        })
     }
 
     /// Stores a new provider (ALREADY_EXISTS when the channel has one) and writes `ProviderChanged`.
@@ -60,7 +74,7 @@ impl App {
             return Ok(replay);
         }
         let id = Uuid::now_v7();
-        let row = store::insert(&mut tx, tenant, id, &self.fields(tenant, id, draft, None), now).await?;
+        let row = store::insert(&mut tx, tenant, id, &self.fields(tenant, id, draft, (None, None))?, now).await?;
         // A tenant that sends is a tenant whose complaints the contact policy must know.
         crate::store::streams::follow(&mut tx, tenant, super::complaints::TICKETS).await?;
         emit(&mut tx, tenant, &PROVIDER.name(id), &pb::ProviderChanged { provider: Some(provider_to(&row)), deleted: false }).await?;
@@ -83,7 +97,8 @@ impl App {
         let mut tx = self.begin(tenant).await?;
         let before: ProviderRow = PROVIDERS.lock_for_change(&mut tx, tenant, id, &PROVIDER, etag, "provider.etag").await?;
         let draft = edit(&before)?;
-        let row = store::update(&mut tx, tenant, id, &self.fields(tenant, id, draft, before.credentials.clone()), now).await?;
+        let stored = (before.credentials.clone(), before.dkim_key.clone());
+        let row = store::update(&mut tx, tenant, id, &self.fields(tenant, id, draft, stored)?, now).await?;
         emit(&mut tx, tenant, &PROVIDER.name(id), &pb::ProviderChanged { provider: Some(provider_to(&row)), deleted: false }).await?;
         tx.commit().await?;
         Ok(row)

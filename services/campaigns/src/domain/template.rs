@@ -178,10 +178,14 @@ pub fn check(draft: &TemplateDraft, field: &str) -> Result<Vec<String>, Vec<Fiel
                         content_vars.insert(var.to_owned());
                     }
                     (Some("customer"), Some(f)) if TEMPLATE_FIELDS.contains(&f) => {}
+                    (Some("links"), Some("unsubscribe")) => {}
                     _ => v.push(FieldViolation::new(
                         at.clone(),
                         "UNKNOWN_VARIABLE",
-                        format!("{name:?} is neither customer.<field> (one of {}) nor vars.<name>", TEMPLATE_FIELDS.join(", ")),
+                        format!(
+                            "{name:?} is neither customer.<field> (one of {}), vars.<name> nor links.unsubscribe",
+                            TEMPLATE_FIELDS.join(", ")
+                        ),
                     )),
                 }
             }
@@ -289,13 +293,16 @@ pub fn slot_values(vars: &BTreeMap<String, String>, customer: Option<&TemplateFi
 }
 
 /// Renders `draft` in `locale` (empty: the customer's, else the default)
-/// for `customer` (None: no `customer.*`) with `vars`. Every part is
-/// rendered even when another fails, so that all problems are reported at once.
+/// for `customer` (None: no `customer.*`) with `vars`, and
+/// `links.unsubscribe` as `unsubscribe_url` (empty when the message has no
+/// link: transactional, a preview, no public URL). Every part is rendered
+/// even when another fails, so that all problems are reported at once.
 pub fn render(
     draft: &TemplateDraft,
     locale: &str,
     customer: Option<&TemplateFields>,
     vars: &BTreeMap<String, String>,
+    unsubscribe_url: Option<&str>,
 ) -> (Rendered, Vec<Problem>) {
     let mut problems = Vec::new();
     for locked in &draft.locked_variables {
@@ -335,6 +342,7 @@ pub fn render(
 
     let mut context = BTreeMap::new();
     context.insert("vars", Value::from(Serde(vars)));
+    context.insert("links", Value::from(Serde(BTreeMap::from([("unsubscribe", unsubscribe_url.unwrap_or_default())]))));
     if let Some(fields) = customer {
         context.insert("customer", Value::from(Serde(fields)));
     }
@@ -477,18 +485,18 @@ mod tests {
     #[test]
     fn renders_in_the_customers_locale_with_fallback() {
         let t = arrears_notice();
-        let (out, problems) = render(&t, "", Some(&customer("en-GB")), &vars(&[("amount", "328.00")]));
+        let (out, problems) = render(&t, "", Some(&customer("en-GB")), &vars(&[("amount", "328.00")]), None);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!((out.locale.as_str(), out.body.as_str()), ("en", "Dear 李雷, you owe 328.00."));
-        let (out, _) = render(&t, "", Some(&customer("fr")), &vars(&[("amount", "328.00")]));
+        let (out, _) = render(&t, "", Some(&customer("fr")), &vars(&[("amount", "328.00")]), None);
         assert_eq!(out.locale, "zh-CN", "no French content: the default");
-        let (out, _) = render(&t, "zh", None, &vars(&[("amount", "1")]));
+        let (out, _) = render(&t, "zh", None, &vars(&[("amount", "1")]), None);
         assert_eq!(out.locale, "zh-CN");
     }
 
     #[test]
     fn a_missing_locked_variable_or_an_unknown_one_is_a_problem() {
-        let (_, problems) = render(&arrears_notice(), "en", Some(&customer("en")), &vars(&[("amuont", "328")]));
+        let (_, problems) = render(&arrears_notice(), "en", Some(&customer("en")), &vars(&[("amuont", "328")]), None);
         let reasons: Vec<_> = problems.iter().map(|p| (p.field.as_str(), p.reason)).collect();
         assert!(reasons.contains(&("variables.amount", "MISSING_LOCKED_VARIABLE")), "{reasons:?}");
         assert!(reasons.contains(&("variables.amuont", "UNKNOWN_VARIABLE")), "{reasons:?}");
@@ -511,7 +519,7 @@ mod tests {
             default_locale: "en".into(),
             locked_variables: vec![],
         };
-        let (out, problems) = render(&t, "", None, &vars(&[("name", "<b>Tom & Jerry</b>")]));
+        let (out, problems) = render(&t, "", None, &vars(&[("name", "<b>Tom & Jerry</b>")]), None);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(out.body, "Hello <b>Tom & Jerry</b>");
         assert_eq!(out.html_body, "<p>Hello &lt;b&gt;Tom &amp; Jerry&lt;&#x2f;b&gt;</p>");
@@ -529,7 +537,7 @@ mod tests {
             ..arrears_notice()
         };
         let t = TemplateDraft { locked_variables: vec![], ..t };
-        let (_, problems) = render(&t, "", None, &BTreeMap::new());
+        let (_, problems) = render(&t, "", None, &BTreeMap::new(), None);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(matches!(problems[0].reason, "TOO_MUCH_WORK" | "RENDER_FAILED"), "{problems:?}");
     }
@@ -538,7 +546,21 @@ mod tests {
     fn long_sms_texts_are_a_problem() {
         let mut t = arrears_notice();
         t.contents[1].body = "{{ vars.amount }}".into();
-        let (_, problems) = render(&t, "en", None, &vars(&[("amount", &"x".repeat(1600))]));
+        let (_, problems) = render(&t, "en", None, &vars(&[("amount", &"x".repeat(1600))]), None);
         assert_eq!(problems.iter().map(|p| p.reason).collect::<Vec<_>>(), vec!["TOO_MANY_SEGMENTS"]);
+    }
+
+    #[test]
+    fn links_unsubscribe_is_a_known_name_and_renders_the_messages_link() {
+        let mut t = arrears_notice();
+        t.locked_variables.clear();
+        t.contents = vec![Content { locale: "en".into(), body: "Leave: {{ links.unsubscribe }}".into(), ..Content::default() }];
+        t.default_locale = "en".into();
+        assert!(check(&t, "t").is_ok(), "{:?}", check(&t, "t"));
+        let (out, problems) = render(&t, "", None, &BTreeMap::new(), Some("https://crm.example/v1/unsubscribeLinks/abc:unsubscribe"));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(out.body, "Leave: https://crm.example/v1/unsubscribeLinks/abc:unsubscribe");
+        let (out, problems) = render(&t, "", None, &BTreeMap::new(), None);
+        assert!(problems.is_empty() && out.body == "Leave: ", "no link, no error: {out:?}");
     }
 }

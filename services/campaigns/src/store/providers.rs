@@ -23,6 +23,11 @@ pub struct SmtpSettings {
     pub username: String,
     pub from_address: String,
     pub from_name: String,
+    /// DKIM signing domain and selector; empty: unsigned (the key is sealed apart).
+    #[serde(default)]
+    pub dkim_domain: String,
+    #[serde(default)]
+    pub dkim_selector: String,
 }
 
 /// The non-secret settings of a Twilio account.
@@ -87,6 +92,8 @@ pub struct ProviderRow {
     pub max_per_second: i32,
     pub settings: Json<ProviderSettings>,
     pub credentials: Option<Vec<u8>>,
+    /// The sealed DKIM key of an SMTP provider.
+    pub dkim_key: Option<Vec<u8>>,
     pub revision: i64,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -101,7 +108,7 @@ impl Revisioned for ProviderRow {
 /// The providers table for find, lock and paging by display name.
 pub const PROVIDERS: Table = Table {
     name: "providers",
-    columns: "id, display_name, channel, max_per_second, settings, credentials, revision, create_time, update_time",
+    columns: "id, display_name, channel, max_per_second, settings, credentials, dkim_key, revision, create_time, update_time",
 };
 
 /// What Create and Update write.
@@ -112,6 +119,7 @@ pub struct ProviderFields {
     pub max_per_second: i32,
     pub settings: ProviderSettings,
     pub credentials: Option<Vec<u8>>,
+    pub dkim_key: Option<Vec<u8>>,
 }
 
 fn one_per_channel(err: sqlx::Error, channel: Channel) -> Error {
@@ -129,8 +137,9 @@ fn one_per_channel(err: sqlx::Error, channel: Channel) -> Error {
 /// Inserts provider `id` (its id is chosen first: the credentials are sealed to it).
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &ProviderFields, now: DateTime<Utc>) -> Result<ProviderRow, Error> {
     let sql = format!(
-        "INSERT INTO providers (tenant_id, id, display_name, channel, kind, max_per_second, settings, credentials, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {}",
+        "INSERT INTO providers (tenant_id, id, display_name, channel, kind, max_per_second, settings, credentials, create_time, update_time,
+             dkim_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING {}",
         PROVIDERS.columns
     );
     sqlx::query_as(&sql)
@@ -143,6 +152,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &ProviderField
         .bind(Json(&f.settings))
         .bind(&f.credentials)
         .bind(now)
+        .bind(&f.dkim_key)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "providers"))
         .await
@@ -153,7 +163,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &ProviderField
 pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &ProviderFields, now: DateTime<Utc>) -> Result<ProviderRow, Error> {
     let sql = format!(
         "UPDATE providers SET display_name = $3, kind = $4, max_per_second = $5, settings = $6, credentials = $7, update_time = $8,
-         revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
+         dkim_key = $9, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
         PROVIDERS.columns
     );
     Ok(sqlx::query_as(&sql)
@@ -165,6 +175,7 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &ProviderField
         .bind(Json(&f.settings))
         .bind(&f.credentials)
         .bind(now)
+        .bind(&f.dkim_key)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "providers"))
         .await?)

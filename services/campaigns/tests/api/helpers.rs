@@ -201,22 +201,33 @@ impl Clients {
 
     /// The tenant's email provider, sending at most `per_second` (0: no limit).
     pub async fn email_provider_paced(&self, per_second: i32) -> pb::Provider {
+        self.email_provider_with(per_second, |_| {}).await.unwrap()
+    }
+
+    /// Configures the tenant's email provider, the test SMTP server, with `customise`d settings.
+    pub async fn email_provider_with(
+        &self,
+        per_second: i32,
+        customise: impl FnOnce(&mut pb::SmtpSettings),
+    ) -> Result<pb::Provider, Status> {
+        let mut smtp = pb::SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: i32::from(self.smtp_port),
+            security: pb::SmtpSecurity::None as i32,
+            from_address: "notices@crm.example".into(),
+            from_name: "CRM Notices".into(),
+            ..Default::default()
+        };
+        customise(&mut smtp);
         let provider = pb::Provider {
             display_name: "Test relay".into(),
             channel: pb::Channel::Email as i32,
             max_per_second: per_second,
-            settings: Some(pb::provider::Settings::Smtp(pb::SmtpSettings {
-                host: "127.0.0.1".into(),
-                port: i32::from(self.smtp_port),
-                security: pb::SmtpSecurity::None as i32,
-                from_address: "notices@crm.example".into(),
-                from_name: "CRM Notices".into(),
-                ..Default::default()
-            })),
+            settings: Some(pb::provider::Settings::Smtp(smtp)),
             ..Default::default()
         };
         let request = self.admin(pb::CreateProviderRequest { provider: Some(provider), request_id: String::new() });
-        self.providers.clone().create_provider(request).await.unwrap().into_inner().provider.unwrap()
+        Ok(self.providers.clone().create_provider(request).await?.into_inner().provider.unwrap())
     }
 
     /// Creates a template as admin.

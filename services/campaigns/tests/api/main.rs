@@ -7,6 +7,7 @@ mod campaign_crash;
 mod campaigns;
 mod complaints;
 mod crash;
+mod dkim;
 mod helpers;
 mod notices;
 mod policy;

@@ -24,8 +24,15 @@ async fn spawn() -> TestApp {
 
 /// Sends a marketing campaign to everyone tagged `tag` and waits until it completes.
 async fn run_campaign(app: &Clients, tag: &str) -> pb::Campaign {
-    let template =
-        app.create_template(email_template(pb::Purpose::Marketing, "News for {{ customer.display_name }}", "Hello.", &[])).await.unwrap();
+    let template = app
+        .create_template(email_template(
+            pb::Purpose::Marketing,
+            "News for {{ customer.display_name }}",
+            "Hello. Leave: {{ links.unsubscribe }}",
+            &[],
+        ))
+        .await
+        .unwrap();
     let campaign = app.create_campaign(&template.name, &format!("tags:\"{tag}\""), &[]).await.unwrap();
     let start = pb::StartCampaignRequest { name: campaign.name.clone(), etag: String::new() };
     app.campaigns().start_campaign(app.as_roles(start, &["marketer"])).await.unwrap();
@@ -91,6 +98,12 @@ async fn one_click_withdraws_consent_once_and_the_next_campaign_skips_the_custom
     assert_eq!(header(&mail, "List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
     let name = link_of(&mail);
     assert_ne!(name, link_of(&mail_to(&app, "staying@example.com")), "one link per recipient");
+    let in_body = format!("Leave: {PUBLIC_URL}/v1/{name}:unsubscribe");
+    assert!(
+        mail.data.replace("=\r\n", "").contains(&in_body),
+        "the body's {{{{ links.unsubscribe }}}} is the header's link: {}",
+        mail.data
+    );
 
     // Reading the link (as a mail scanner does) changes nothing and needs no login.
     let read = links_of(&app).get_unsubscribe_link(Request::new(pb::GetUnsubscribeLinkRequest { name: name.clone() })).await.unwrap();
