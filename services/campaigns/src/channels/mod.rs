@@ -204,6 +204,9 @@ impl Sender {
             ChannelSender::Aliyun(aliyun) => aliyun.send(&message).await,
             ChannelSender::Webhook(webhook) => webhook.send(&message).await,
         };
+        if let Outcome::Accepted { .. } = &outcome {
+            self.bucket.accepted().await;
+        }
         if let Outcome::Throttled { retry_after, .. } = &outcome {
             self.bucket.hold_for(*retry_after).await;
             if let Some(rate) = self.bucket.learned_rate().await {

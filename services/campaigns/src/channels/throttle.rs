@@ -6,10 +6,11 @@
 //! A provider that throttles without saying its limit (a 429 with a
 //! `Retry-After`) would otherwise be hit in bursts: full speed until it
 //! refuses, a one-second hold, full speed again — 1 000/s of capacity used at
-//! ~600/s. So a throttling reply also sets the pace to just under what went
-//! out in the second before it (95 %), and every ten seconds without
-//! throttling the pace rises by a tenth again, until it is back above the
-//! configured rate (additive-increase, multiplicative-decrease, as TCP does).
+//! ~600/s. So a throttling reply also sets the pace to just under what the
+//! provider accepted in the second before it (95 %) — its capacity, as
+//! measured, not what we offered — and every twenty seconds without
+//! throttling the pace rises by 5 % again, until it is back above the
+//! configured rate (a gentle increase, a multiplicative decrease, as TCP's).
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -18,9 +19,9 @@ use tokio::{sync::Mutex, time::Instant};
 /// Share of the last second's rate a throttled provider is paced at.
 const BACK_OFF: f64 = 0.95;
 /// Time without throttling before the learned pace speeds up.
-const RECOVER_AFTER: Duration = Duration::from_secs(10);
+const RECOVER_AFTER: Duration = Duration::from_secs(20);
 /// Speed-up per recovery step.
-const RECOVER_BY: f64 = 1.10;
+const RECOVER_BY: f64 = 1.05;
 
 /// Paces sends to one provider.
 pub struct Bucket {
@@ -37,8 +38,8 @@ struct State {
     learned: Option<Duration>,
     /// When the learned pace last changed (set by a throttling reply, or sped up).
     last_change: Instant,
-    /// Tokens handed out in the last second.
-    recent: VecDeque<Instant>,
+    /// When the provider accepted a message, over the last second.
+    accepted: VecDeque<Instant>,
 }
 
 impl Bucket {
@@ -49,7 +50,7 @@ impl Bucket {
         Self {
             configured,
             burst: Duration::from_secs(1),
-            state: Mutex::new(State { next: now, learned: None, last_change: now, recent: VecDeque::new() }),
+            state: Mutex::new(State { next: now, learned: None, last_change: now, accepted: VecDeque::new() }),
         }
     }
 
@@ -75,10 +76,6 @@ impl Bucket {
                 }
                 None => s.next.max(now),
             };
-            while s.recent.front().is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1)) {
-                s.recent.pop_front();
-            }
-            s.recent.push_back(slot);
             slot
         };
         // A token free now needs no timer (a timer would round up to the next millisecond).
@@ -95,8 +92,18 @@ impl Bucket {
         }
     }
 
+    /// The provider accepted a message now.
+    pub async fn accepted(&self) {
+        let mut s = self.state.lock().await;
+        let now = Instant::now();
+        while s.accepted.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1)) {
+            s.accepted.pop_front();
+        }
+        s.accepted.push_back(now);
+    }
+
     /// The provider throttled us: holds every later token for `wait` from
-    /// now, and paces at just under the rate of the last second.
+    /// now, and paces at just under what it accepted in the last second.
     pub async fn hold_for(&self, wait: Duration) {
         let mut s = self.state.lock().await;
         let now = Instant::now();
@@ -106,11 +113,10 @@ impl Bucket {
         if s.learned.is_some() && now.duration_since(s.last_change) < wait.max(Duration::from_secs(1)) {
             return;
         }
-        let sent_last_second = s.recent.iter().filter(|t| **t <= now && now.duration_since(**t) <= Duration::from_secs(1)).count();
-        if sent_last_second > 1 {
-            s.learned = Some(Duration::from_secs(1).div_f64(sent_last_second as f64 * BACK_OFF));
-            s.last_change = now;
-        }
+        let accepted_last_second = s.accepted.iter().filter(|t| now.duration_since(**t) <= Duration::from_secs(1)).count();
+        // A provider that took nothing in the last second is paced at one a second until it recovers.
+        s.learned = Some(Duration::from_secs(1).div_f64((accepted_last_second.max(1) as f64 * BACK_OFF).max(1.0)));
+        s.last_change = now;
     }
 
     /// The pace learned from throttling, in messages per second (None: not throttled lately).
@@ -150,10 +156,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_throttling_provider_is_paced_just_under_what_it_took_then_sped_up_again() {
         let bucket = Bucket::new(0);
-        // 1 000 messages in the second before the provider said "slow down".
-        for _ in 0..1000 {
+        // 1 400 offered in the second before the provider said "slow down", 1 000 of them accepted.
+        for i in 0..1400 {
             bucket.take().await;
-            tokio::time::advance(Duration::from_micros(900)).await;
+            if i % 7 < 5 {
+                bucket.accepted().await;
+            }
+            tokio::time::advance(Duration::from_micros(700)).await;
         }
         bucket.hold_for(Duration::from_millis(100)).await;
         let rate = bucket.learned_rate().await.unwrap();
@@ -170,7 +179,7 @@ mod tests {
         }
         let elapsed = start.elapsed();
         assert!(elapsed >= Duration::from_millis(990) && elapsed <= Duration::from_millis(1010), "950 at ~950/s: {elapsed:?}");
-        // Ten quiet seconds later the pace rises by a tenth, and keeps rising.
+        // Twenty quiet seconds later the pace rises by 5 %, and keeps rising.
         tokio::time::advance(RECOVER_AFTER).await;
         bucket.take().await;
         let faster = bucket.learned_rate().await.unwrap();
@@ -182,6 +191,7 @@ mod tests {
         let bucket = Bucket::new(100);
         for _ in 0..50 {
             bucket.take().await;
+            bucket.accepted().await;
         }
         bucket.hold_for(Duration::ZERO).await;
         assert!(bucket.learned_rate().await.is_some());
