@@ -66,7 +66,7 @@ impl Bucket {
                 s.learned = (self.configured.is_none_or(|c| faster > c) && faster > Duration::from_micros(100)).then_some(faster);
                 s.last_change = now;
             }
-            let slot = match self.interval(&s) {
+            match self.interval(&s) {
                 Some(interval) => {
                     // Unused capacity accrues for at most `burst` (none while a learned pace holds).
                     let burst = if s.learned.is_some() { interval } else { self.burst };
@@ -75,8 +75,7 @@ impl Bucket {
                     slot
                 }
                 None => s.next.max(now),
-            };
-            slot
+            }
         };
         // A token free now needs no timer (a timer would round up to the next millisecond).
         if slot > Instant::now() {
