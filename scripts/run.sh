@@ -272,6 +272,15 @@ $(for i in "${!NAMES[@]}"; do case "${SUITE_KIND[${NAMES[$i]}]:-smtp}" in gatewa
  buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer \$TOKEN" -d '{"template":"templates/<id>","customer":"customers/<id>","variables":{"amount":"¥328.00"},"requestId":"fee-2026-11-ada"}' http://$C/crm.campaigns.v1.DeliveryService/SendNotice
  tail -n1 $SMTP_OUT   # what the SMTP server received
 
+ # send a test campaign: customers tagged "news" who opted in to email, a
+ # marketing template (its unsubscribe link points at the gateway), start, watch the counts
+ curl -s -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"displayName":"Grace Hopper","emails":[{"address":"grace@example.com","primary":true}],"tags":["news"],"consent":{"email":{"state":"CONSENT_STATE_OPTED_IN"}}}' http://$G/v1/customers
+ curl -s -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"displayName":"News","channel":"CHANNEL_EMAIL","purpose":"PURPOSE_MARKETING","defaultLocale":"en","contents":[{"locale":"en","subject":"News for {{ customer.display_name }}","body":"Hello! Leave this list: {{ links.unsubscribe }}"}]}' http://$G/v1/templates
+ curl -s -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"displayName":"November news","template":"templates/<id>","audience":{"filter":"tags:\\"news\\""}}' http://$G/v1/campaigns
+ curl -s -H "authorization: Bearer \$TOKEN" http://$G/v1/campaigns/<id>:estimateReach
+ curl -s -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{}' http://$G/v1/campaigns/<id>:start
+ curl -s -H "authorization: Bearer \$TOKEN" http://$G/v1/campaigns/<id>    # state and counts; the mail is in $SMTP_OUT
+
  # the same over REST/JSON through the gateway
  curl -s -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' -d '{"displayName":"Ada Lovelace","emails":[{"address":"ada@example.com"}]}' http://$G/v1/customers
  curl -s -H "authorization: Bearer \$TOKEN" 'http://$G/v1/customers?pageSize=10&filter=display_name:ada'

@@ -1,5 +1,5 @@
 //! Cross-service scenarios against the suite as real processes: the
-//! crm-profiles, crm-tickets and crm-gateway binaries of the workspace, each
+//! crm-profiles, crm-tickets, crm-campaigns and crm-gateway binaries of the workspace, each
 //! service on a fresh database, the gateway reached over plain HTTP the way a
 //! mobile app reaches it. Nothing runs in-process, so a scenario sees exactly
 //! what a deployed suite would do with the same requests.

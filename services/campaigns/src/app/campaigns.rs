@@ -213,9 +213,7 @@ impl App {
                     sqlx::query("SELECT pg_notify($1, $2::text)").bind(queue::NOTIFY_CHANNEL).bind(tenant).execute(&mut **tx).await?;
                 }
                 Effect::CancelQueued => {
-                    let n = store::cancel_queued(tx, tenant, id, now).await?;
-                    let deltas = [(("QUEUED", ""), -n), (("CANCELLED", ""), n)].into_iter().collect();
-                    store::add_counts(tx, tenant, id, &deltas).await?;
+                    cancel_batch(tx, tenant, id, now).await?;
                 }
                 Effect::StampStart | Effect::StampRun | Effect::StampEnd => {}
             }
@@ -299,6 +297,15 @@ impl App {
                 store::wake_job(&mut tx, tenant, id, now + chrono::Duration::seconds(1)).await?;
                 JobWork::Nothing
             }
+            // Cancelled with more queued than one batch: the next batch, and again until none is left.
+            State::Cancelled => {
+                if cancel_batch(&mut tx, tenant, id, now).await? {
+                    store::drop_job(&mut tx, tenant, id).await?;
+                } else {
+                    store::wake_job(&mut tx, tenant, id, now).await?;
+                }
+                JobWork::Nothing
+            }
             _ => {
                 store::drop_job(&mut tx, tenant, id).await?;
                 JobWork::Nothing
@@ -368,6 +375,19 @@ impl App {
         tx.commit().await?;
         Ok(done)
     }
+}
+
+/// Messages cancelled per transaction: a request's worth of work.
+const CANCEL_BATCH: i64 = 2000;
+
+/// Cancels a batch of campaign `id`'s queued messages, counted; whether none is left.
+async fn cancel_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<bool, Error> {
+    let n = store::cancel_queued(tx, tenant, id, now, CANCEL_BATCH).await?;
+    if n > 0 {
+        let deltas = [(("QUEUED", ""), -n), (("CANCELLED", ""), n)].into_iter().collect();
+        store::add_counts(tx, tenant, id, &deltas).await?;
+    }
+    Ok(n < CANCEL_BATCH)
 }
 
 /// The ledger row of one audience member.

@@ -80,7 +80,8 @@ pub enum Effect {
     /// Its held messages are due (again): those stored by the snapshot wait
     /// until the campaign runs, those of a paused campaign until it resumes.
     ReleaseQueued,
-    /// Its queued messages are cancelled and leave the queue.
+    /// Its queued messages are cancelled and leave the queue (the first
+    /// batch at once, the rest by the campaign job).
     CancelQueued,
     /// `start_time` is stamped.
     StampStart,
@@ -106,7 +107,8 @@ pub fn apply(from: State, m: Move, now: DateTime<Utc>) -> Result<(State, Vec<Eff
         Move::BeginSending => (&[Scheduled], Running, vec![StampRun, ReleaseQueued, WakeJobAt(now)]),
         Move::Pause => (&[Running], Paused, vec![HoldQueued]),
         Move::Resume => (&[Paused], Running, vec![ReleaseQueued, WakeJobAt(now)]),
-        Move::Cancel => (&[Scheduled, Running, Paused], Cancelled, vec![CancelQueued, DropJob, StampEnd]),
+        // The first batch in the move itself, the rest by the campaign job (a million queued messages do not fit in a request).
+        Move::Cancel => (&[Scheduled, Running, Paused], Cancelled, vec![CancelQueued, WakeJobAt(now), StampEnd]),
         Move::Complete => (&[Running], Completed, vec![DropJob, StampEnd]),
     };
     if allowed_from.contains(&from) { Ok((to, effects)) } else { Err(InvalidMove { from, allowed_from }) }
@@ -162,7 +164,10 @@ mod tests {
         for from in [State::Scheduled, State::Running, State::Paused] {
             let (to, effects) = apply(from, Move::Cancel, now).unwrap();
             assert_eq!(to, State::Cancelled);
-            assert!(effects.contains(&Effect::CancelQueued) && effects.contains(&Effect::DropJob));
+            assert!(
+                effects.contains(&Effect::CancelQueued) && effects.contains(&Effect::WakeJobAt(now)),
+                "the job finishes the cancelling"
+            );
         }
         assert!(apply(State::Draft, Move::Cancel, now).is_err(), "a draft is deleted, not cancelled");
     }

@@ -392,23 +392,29 @@ pub async fn release_queue(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateT
     Ok(())
 }
 
-/// Cancels campaign `id`'s messages that are still QUEUED (not those being
-/// handed over right now) and takes them off the queue; returns how many.
-pub async fn cancel_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<i64, Error> {
+/// Cancels up to `limit` of campaign `id`'s messages that are still QUEUED
+/// (not those being handed over right now) and takes them off the queue;
+/// returns how many (fewer than `limit`: none is left).
+pub async fn cancel_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<i64, Error> {
     // Queue rows first, then ledger rows: the order the delivery job's claim
     // takes them in, so the two never wait on each other in a circle.
-    sqlx::query("SELECT delivery_id FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY delivery_id FOR UPDATE")
-        .bind(tenant)
-        .bind(id)
-        .execute(&mut **tx)
-        .instrument(db_span("SELECT", "delivery_queue"))
-        .await?;
-    let cancelled: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE deliveries SET status = 'CANCELLED', next_attempt_time = NULL, update_time = $3
-         WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'QUEUED' RETURNING id",
+    let batch: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT q.delivery_id FROM delivery_queue q JOIN deliveries d ON d.tenant_id = q.tenant_id AND d.id = q.delivery_id
+         WHERE q.tenant_id = $1 AND q.campaign_id = $2 AND d.status = 'QUEUED'
+         ORDER BY q.delivery_id LIMIT $3 FOR UPDATE OF q",
     )
     .bind(tenant)
     .bind(id)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "delivery_queue"))
+    .await?;
+    let cancelled: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE deliveries SET status = 'CANCELLED', next_attempt_time = NULL, update_time = $3
+         WHERE tenant_id = $1 AND id = ANY($2) AND status = 'QUEUED' RETURNING id",
+    )
+    .bind(tenant)
+    .bind(&batch)
     .bind(now)
     .fetch_all(&mut **tx)
     .instrument(db_span("UPDATE", "deliveries"))

@@ -150,6 +150,35 @@ async fn cancelling_stops_what_was_not_sent() {
 }
 
 #[tokio::test]
+async fn cancelling_more_than_a_batch_answers_at_once_and_the_job_cancels_the_rest() {
+    let app = spawn_app().await;
+    app.email_provider_paced(5).await;
+    let template = app.create_template(offer()).await.unwrap();
+    // More than one cancel batch (2 000): the request cancels one, the campaign job the rest.
+    let members = audience(&app, "many", 2300).await;
+    let campaign = app.create_campaign(&template.name, "tags:\"many\"", &[("discount", "3%")]).await.unwrap();
+    act(&app, &campaign.name, "start").await.unwrap();
+    app.campaign_in(&campaign.name, pb::CampaignState::Running).await;
+
+    let cancelled = act(&app, &campaign.name, "cancel").await.unwrap();
+    assert_eq!(cancelled.state, pb::CampaignState::Cancelled as i32);
+    let mut counts = app.campaign(&campaign.name).await.counts.unwrap();
+    for _ in 0..100 {
+        if counts.queued == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        counts = app.campaign(&campaign.name).await.counts.unwrap();
+    }
+    assert_eq!(counts.queued, 0, "the job cancelled what the request left: {counts:?}");
+    assert!(counts.cancelled > 2000, "{counts:?}");
+    assert_eq!((counts.sent + counts.cancelled) as usize, members.len(), "{counts:?}");
+    let sent = app.smtp.messages().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.smtp.messages().len(), sent, "nothing leaves a cancelled campaign");
+}
+
+#[tokio::test]
 async fn notices_are_not_held_up_by_a_running_campaign() {
     let app = spawn_app().await;
     app.email_provider_paced(20).await;
