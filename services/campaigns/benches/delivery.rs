@@ -77,6 +77,10 @@ impl Bench {
         .bind(i64::try_from(count)?)
         .execute(&mut owner)
         .await?;
+        // A table that grew by a million rows in one statement has no statistics
+        // for them until autovacuum gets to it (a minute of bad plans for every
+        // page read); a table that grew the usual way has them.
+        sqlx::query("ANALYZE customers").execute(&mut owner).await?;
         owner.close().await?;
         Ok(started.elapsed())
     }
@@ -286,9 +290,13 @@ async fn main() -> anyhow::Result<()> {
     if runs("snapshot") {
         let seeded = bench.seed("big", snapshot).await?;
         let template = bench.template(pb::Channel::Push, "Hello", "Hello {{ customer.display_name }}").await?;
+        let asked = std::time::Instant::now();
         let running = bench.campaign(&template, "big", pb::CampaignState::Running).await?;
-        // Cancelling cancels every queued message in the request: at a million it
-        // can exceed the request deadline (reported, not fatal: the snapshot is what is measured).
+        // From CreateCampaign to RUNNING seen by a client (the campaign's run_time is stamped
+        // when its last page begins; the release of the queue in that page's transaction comes after).
+        let observed = asked.elapsed().as_secs_f64();
+        // The request cancels one batch and the campaign job the rest (reported, not fatal:
+        // the snapshot is what is measured).
         let cancel_started = std::time::Instant::now();
         let cancelled = CampaignServiceClient::new(bench.channel.clone())
             .cancel_campaign(bench.admin(pb::CancelCampaignRequest { name: running.name.clone() }))
@@ -300,9 +308,9 @@ async fn main() -> anyhow::Result<()> {
         let counts = running.counts.clone().unwrap_or_default();
         anyhow::ensure!(counts.targeted == snapshot as i64, "every member stored: {counts:?}");
         lines.push(format!(
-            "audience snapshot, {snapshot} members | {:.1} s ({:.0} members/s) | seeding profiles by SQL took {:.1} s | RSS {:.0} MB | {cancel}",
+            "audience snapshot, {snapshot} members | {:.1} s by the campaign's times, {observed:.1} s until RUNNING was seen ({:.0} members/s) | seeding profiles by SQL took {:.1} s | RSS {:.0} MB | {cancel}",
             seconds(&running.start_time, &running.run_time),
-            snapshot as f64 / seconds(&running.start_time, &running.run_time),
+            snapshot as f64 / observed,
             seeded.as_secs_f64(),
             peak_rss_mb(bench.pid).unwrap_or(0.0)
         ));
