@@ -73,7 +73,7 @@ impl Application {
             CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone(), tokens.clone())),
             ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
-            ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone())),
+            ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone(), kit.page_tokens.clone())),
         );
         opt_outs.spawn(kit.shutdown_receiver());
         let recipients = jobs::delivery::Recipients { profiles: profiles.clone(), tokens: tokens.clone() };

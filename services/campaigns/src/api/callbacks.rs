@@ -1,10 +1,18 @@
 //! `crm.campaigns.v1.ProviderCallbackService`: providers report back here
 //! without a login. The signed callback URL names the tenant and the
 //! provider; the provider's own signature, where it signs, is checked with
-//! its stored credentials before anything is applied.
+//! its stored credentials before anything is applied. Also the read of what
+//! customers sent (ListInboundMessages), which needs a login as usual.
 
 use chrono::Utc;
-use crm_kit::{Error, respond};
+use crm_kit::{
+    Error,
+    auth::caller,
+    filter::{FieldType, FilterField, FilterSchema},
+    pagination::{PageTokenCodec, Pager},
+    respond,
+    time::to_timestamp,
+};
 use crm_proto::crm::campaigns::v1::{self as pb, provider_callback_service_server::ProviderCallbackService};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
@@ -14,20 +22,55 @@ use crate::{
     domain::inbound::Report,
     jobs::unsubscribes::OptOuts,
     links::invalid_callback,
-    store::providers::{ProviderRow, ProviderSettings},
+    permissions,
+    resources::{CUSTOMER, PROVIDER},
+    store::{
+        providers::{ProviderRow, ProviderSettings},
+        receipts::InboundRow,
+    },
+    wire::masked_recipient,
 };
+
+static INBOUND_FILTER: FilterSchema = FilterSchema {
+    fields: &[
+        FilterField { name: "customer", sql: "('customers/' || m.customer_id::text)", ty: FieldType::Text },
+        FilterField { name: "provider", sql: "('providers/' || m.provider_id::text)", ty: FieldType::Text },
+        FilterField { name: "opt_out", sql: "m.opt_out", ty: FieldType::Bool },
+        FilterField { name: "receive_time", sql: "m.receive_time", ty: FieldType::Timestamp },
+    ],
+};
+
+/// `m` as the API shows it; sender and text masked unless the caller has `pii`.
+fn inbound_to(m: &InboundRow, pii: bool) -> pb::InboundMessage {
+    let (sender, text) = match pii {
+        true => (m.sender.clone(), m.body.clone()),
+        false => (masked_recipient(pb::Channel::Sms, &m.sender), crm_kit::mask::text(&m.body)),
+    };
+    pb::InboundMessage {
+        name: format!("inboundMessages/{}", m.id),
+        provider: PROVIDER.name(m.provider_id),
+        provider_message_id: m.provider_message_id.clone(),
+        sender,
+        recipient: m.recipient.clone(),
+        text,
+        customer: m.customer_id.map(|c| CUSTOMER.name(c)).unwrap_or_default(),
+        opt_out: m.opt_out,
+        receive_time: Some(to_timestamp(m.receive_time)),
+    }
+}
 
 /// Handlers of ProviderCallbackService.
 #[derive(Clone)]
 pub struct CallbackApi {
     app: App,
     opt_outs: OptOuts,
+    page_tokens: PageTokenCodec,
 }
 
 impl CallbackApi {
     /// Handlers over `app`, carrying opt-out keywords to profiles with `opt_outs`.
-    pub fn new(app: App, opt_outs: OptOuts) -> Self {
-        Self { app, opt_outs }
+    pub fn new(app: App, opt_outs: OptOuts, page_tokens: PageTokenCodec) -> Self {
+        Self { app, opt_outs, page_tokens }
     }
 
     /// The reports in `body`, in `provider`'s wire format, verified.
@@ -62,6 +105,30 @@ impl CallbackApi {
 
 #[tonic::async_trait]
 impl ProviderCallbackService for CallbackApi {
+    #[tracing::instrument(skip_all)]
+    async fn list_inbound_messages(
+        &self,
+        request: Request<pb::ListInboundMessagesRequest>,
+    ) -> Result<Response<pb::ListInboundMessagesResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::DELIVERIES_READ)?;
+            let request = request.get_ref();
+            let filter = INBOUND_FILTER.check(&request.filter)?;
+            let pager = Pager::new(&self.page_tokens);
+            let page = pager.start(
+                request.page_size,
+                &request.page_token,
+                &["ListInboundMessages", &principal.tenant.to_string(), request.filter.trim()],
+            )?;
+            let rows = self.app.inbound_messages(principal.tenant, &filter, page.after, page.fetch_limit()).await?;
+            let (rows, next_page_token) = pager.finish(&page, rows, |m| m.id);
+            let pii = principal.can(permissions::PII);
+            Ok(pb::ListInboundMessagesResponse { inbound_messages: rows.iter().map(|m| inbound_to(m, pii)).collect(), next_page_token })
+        })
+        .await
+    }
+
     #[tracing::instrument(skip_all, fields(provider = tracing::field::Empty))]
     async fn receive_provider_callback(
         &self,

@@ -112,3 +112,19 @@ async fn apply_inbound(
     emit(tx, tenant, &PROVIDER.name(provider), &event).await?;
     Ok(Some(unsubscribe))
 }
+
+impl App {
+    /// A page of the tenant's inbound messages matching `filter`, newest first.
+    pub async fn inbound_messages(
+        &self,
+        tenant: Uuid,
+        filter: &crm_kit::filter::CheckedFilter,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<InboundRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = receipts::list_inbound(&mut tx, tenant, filter, before, limit).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}

@@ -45,7 +45,7 @@ pub async fn record(
 }
 
 /// A message from a customer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InboundRow {
     pub id: Uuid,
     pub provider_id: Uuid,
@@ -87,4 +87,25 @@ pub async fn last_sms_to(tx: &mut TenantTx, tenant: Uuid, addresses: &[String]) 
         DELIVERIES.columns
     );
     Ok(sqlx::query_as(&sql).bind(tenant).bind(addresses).fetch_optional(&mut **tx).instrument(db_span("SELECT", "deliveries")).await?)
+}
+
+/// A page of the tenant's inbound messages matching `filter`, newest first, before `before`.
+pub async fn list_inbound(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    filter: &crm_kit::filter::CheckedFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<InboundRow>, Error> {
+    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT id, provider_id, provider_message_id, sender, recipient, body, customer_id, opt_out, receive_time
+         FROM inbound_messages m WHERE m.tenant_id = ",
+    );
+    qb.push_bind(tenant);
+    filter.push_and(&mut qb);
+    if let Some(before) = before {
+        qb.push(" AND m.id < ").push_bind(before);
+    }
+    qb.push(" ORDER BY m.id DESC LIMIT ").push_bind(limit);
+    Ok(qb.build_query_as().fetch_all(&mut **tx).instrument(db_span("SELECT", "inbound_messages")).await?)
 }

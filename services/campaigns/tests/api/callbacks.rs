@@ -163,6 +163,24 @@ async fn twilio_receipts_and_a_stop_reply_are_applied_once_and_honoured() {
     // A reply that is not a keyword is kept, and opts nobody out.
     let chat = [("MessageSid", "SMin2"), ("From", "+15551230002"), ("To", "+15005550006"), ("Body", "please don't stop")];
     assert_eq!(twilio_post(&app, &provider, &token, &chat).await.unwrap().inbound_messages, 1);
+    // What customers sent: newest first, filterable, masked for readers without `pii`.
+    let list = |filter: &str, roles: &[&str]| {
+        let request =
+            app.as_roles(pb::ListInboundMessagesRequest { page_size: 0, page_token: String::new(), filter: filter.into() }, roles);
+        let mut client = ProviderCallbackServiceClient::new(app.channel.clone());
+        async move { client.list_inbound_messages(request).await }
+    };
+    let all = list("", &["admin"]).await.unwrap().into_inner().inbound_messages;
+    assert_eq!(all.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["please don't stop", "Stop"]);
+    assert_eq!((all[1].sender.as_str(), all[1].customer.as_str(), all[1].opt_out), ("+15551230001", ann.as_str(), true));
+    let opted_out = list("opt_out = true", &["analyst"]).await.unwrap().into_inner().inbound_messages;
+    assert_eq!(opted_out.len(), 1);
+    assert!(opted_out[0].sender.contains('*') && !opted_out[0].sender.contains("1230001"), "masked: {}", opted_out[0].sender);
+    // Unlike the callback itself, reading them needs a login.
+    let anonymous = ProviderCallbackServiceClient::new(app.channel.clone())
+        .list_inbound_messages(Request::new(pb::ListInboundMessagesRequest::default()))
+        .await;
+    assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
 
     let second = sms_campaign(&app, &template.name, "sms").await;
     let counts = second.counts.unwrap();
