@@ -142,9 +142,11 @@ start_process() {
         CRM_LOG_FORMAT="${CRM_LOG_FORMAT:-pretty}"
         # Locally, providers (the SMTP server above) live on loopback; never in production.
         CRM_OUTBOUND_ALLOW_PRIVATE=true
-        # Unsubscribe links in marketing email point at the local gateway.
-        CRM_PUBLIC_URL="http://${ADDR_OF[gateway]:-127.0.0.1:8080}"
     )
+    # Campaigns' unsubscribe links and provider callback URLs point at the local gateway.
+    if [[ $name == campaigns ]]; then
+        envs+=(CRM_PUBLIC_URL="http://${ADDR_OF[gateway]:-127.0.0.1:8080}")
+    fi
     if [[ -n ${SUITE_DB[$name]} ]]; then
         [[ -n ${!url_var:-} ]] || die "$url_var is not set"
         envs+=(CRM_DATABASE_URL="${!url_var}")

@@ -106,6 +106,12 @@ impl Suite {
     }
 }
 
+/// Fails the test, with the body, unless the reply is a 200.
+#[track_caller]
+pub fn assert_ok(reply: &Reply) {
+    assert_eq!(reply.status, reqwest::StatusCode::OK, "{:#}", reply.body);
+}
+
 /// The REST path of a resource name: `customers/x` → `/v1/customers/x`.
 pub fn path(name: &Value) -> String {
     format!("/v1/{}", name.as_str().unwrap_or_else(|| panic!("a resource name, not {name}")))

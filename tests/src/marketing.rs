@@ -12,12 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{Reply, path};
-
-#[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, reqwest::StatusCode::OK, "{:#}", reply.body);
-}
+use crate::{Reply, assert_ok, path};
 
 /// Where campaigns says its links point; [`Marketing::here`] swaps in the gateway's address.
 pub const PUBLIC_URL: &str = "https://links.crm.example";
@@ -84,6 +79,13 @@ impl Marketing {
 
     /// Sends a marketing campaign on `channel` to the `news` tag; returns the campaign's path.
     pub async fn campaign(&self, channel: &str, subject: &str) -> String {
+        let campaign_path = self.draft_campaign(channel, subject).await;
+        assert_ok(&self.call(&self.marketer, Method::POST, &format!("{campaign_path}:start"), Some(json!({}))).await);
+        campaign_path
+    }
+
+    /// A DRAFT marketing campaign on `channel` to the `news` tag, with its template; returns its path.
+    pub async fn draft_campaign(&self, channel: &str, subject: &str) -> String {
         let template = self
             .call(
                 &self.marketer,
@@ -103,9 +105,7 @@ impl Marketing {
             )
             .await;
         assert_ok(&campaign);
-        let campaign_path = path(&campaign.body["name"]);
-        assert_ok(&self.call(&self.marketer, Method::POST, &format!("{campaign_path}:start"), Some(json!({}))).await);
-        campaign_path
+        path(&campaign.body["name"])
     }
 
     /// The customer's consent state on `channel` (`email`, `sms`).

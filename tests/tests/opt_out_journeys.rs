@@ -11,18 +11,13 @@
 
 use std::time::Duration;
 
-use crm_e2e::{Reply, marketing::Marketing};
+use crm_e2e::{Reply, assert_ok, marketing::Marketing};
 use crm_testkit::{
     providers::{PeerConfig, ProviderPeer, twilio_signature},
     smtp::SmtpSink,
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
-
-#[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
-}
 
 #[tokio::test]
 async fn a_mail_clients_one_click_unsubscribe_withdraws_consent_through_the_gateway() {

@@ -8,18 +8,13 @@
 //! agent's permission) and send it as a link; neither the customer role nor
 //! any event carries it.
 
-use crm_e2e::{Reply, path, spawn_suite};
+use crm_e2e::{assert_ok, path, spawn_suite};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// The resource names in a list field of a reply (absent: none).
 fn names(list: &Value) -> Vec<&str> {
     list.as_array().map(|items| items.iter().map(|item| item["name"].as_str().expect("a name")).collect()).unwrap_or_default()
-}
-
-#[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
 }
 
 #[tokio::test]

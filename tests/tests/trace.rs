@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crm_e2e::{marketing::Marketing, path, spawn_suite_with};
+use crm_e2e::{marketing::Marketing, spawn_suite_with};
 use crm_proto::crm::events::v1::{SubscribeRequest, event_service_client::EventServiceClient};
 use crm_testkit::{
     auth::with_token,
@@ -129,24 +129,7 @@ async fn a_campaign_is_one_trace_from_its_start_through_the_ledger_to_each_provi
             .customer(json!({"phones": [{"number": phone, "primary": true}], "consent": {"sms": {"state": "CONSENT_STATE_OPTED_IN"}}}))
             .await;
     }
-    let template = suite
-        .call(
-            &suite.marketer,
-            Method::POST,
-            "/v1/templates",
-            Some(json!({"displayName": "News", "channel": "CHANNEL_SMS", "purpose": "PURPOSE_MARKETING", "defaultLocale": "en",
-                "contents": [{"locale": "en", "body": "News for {{ customer.display_name }}."}]})),
-        )
-        .await;
-    let campaign = suite
-        .call(
-            &suite.marketer,
-            Method::POST,
-            "/v1/campaigns",
-            Some(json!({"displayName": "Traced", "template": template.body["name"], "audience": {"filter": "tags:\"news\""}})),
-        )
-        .await;
-    let campaign_path = path(&campaign.body["name"]);
+    let campaign_path = suite.draft_campaign("CHANNEL_SMS", "").await;
 
     // Act: the marketer's app starts the campaign with its own trace context.
     let started = suite

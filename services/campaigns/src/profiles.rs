@@ -35,15 +35,8 @@ impl ProfilesClient {
     /// mistake (INVALID_ARGUMENT on `field`); profiles being down or slow is
     /// UNAVAILABLE with RetryInfo.
     pub async fn customer(&self, caller: &Caller, id: Uuid, field: &str) -> Result<Customer, Error> {
-        let request = pb::GetCustomerRequest { name: format!("customers/{id}") };
-        let result = self
-            .peer
-            .call("GetCustomer", caller, Retry::Idempotent, request, |channel, request| async move {
-                CustomerServiceClient::new(channel).get_customer(request).await
-            })
-            .await;
-        match result {
-            Ok(response) => Ok(customer_of(id, response.customer.unwrap_or_default())),
+        match self.get(caller, id).await {
+            Ok(customer) => Ok(customer_of(id, customer)),
             Err(status) => Err(match status.code() {
                 Code::NotFound | Code::InvalidArgument => {
                     Error::invalid(field, "UNKNOWN_CUSTOMER", format!("customers/{id} is not a customer of this tenant"))
@@ -51,6 +44,20 @@ impl ProfilesClient {
                 other => peer_error(other, status.message()),
             }),
         }
+    }
+}
+
+impl ProfilesClient {
+    /// GetCustomer of `id`, as profiles answers it.
+    async fn get(&self, caller: &Caller, id: Uuid) -> Result<pb::Customer, tonic::Status> {
+        let request = pb::GetCustomerRequest { name: format!("customers/{id}") };
+        let response = self
+            .peer
+            .call("GetCustomer", caller, Retry::Idempotent, request, |channel, request| async move {
+                CustomerServiceClient::new(channel).get_customer(request).await
+            })
+            .await?;
+        Ok(response.customer.unwrap_or_default())
     }
 }
 
@@ -156,15 +163,8 @@ impl ProfilesClient {
     /// A customer already opted out, deleted or erased needs nothing.
     pub async fn opt_out(&self, caller: &Caller, id: Uuid, channel: Channel) -> Result<(), Error> {
         for _ in 0..OPT_OUT_ATTEMPTS {
-            let request = pb::GetCustomerRequest { name: format!("customers/{id}") };
-            let read = self
-                .peer
-                .call("GetCustomer", caller, Retry::Idempotent, request, |channel, request| async move {
-                    CustomerServiceClient::new(channel).get_customer(request).await
-                })
-                .await;
-            let mut customer = match read {
-                Ok(response) => response.customer.unwrap_or_default(),
+            let mut customer = match self.get(caller, id).await {
+                Ok(customer) => customer,
                 Err(status) if status.code() == Code::NotFound => return Ok(()),
                 Err(status) => return Err(peer_error(status.code(), status.message())),
             };

@@ -20,7 +20,6 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::Value;
 use sha1::Sha1;
-use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::domain::inbound::{Inbound, MessageKey, Receipt, Report};
@@ -169,11 +168,8 @@ pub fn webhook(body: &[u8], signature: Option<&str>, secret: &str, now: i64) -> 
     if (now - timestamp).abs() > WEBHOOK_TOLERANCE_SECONDS {
         return Err(CallbackError::BadSignature);
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&claimed).map_err(|_| CallbackError::BadSignature)?;
+    // The same MAC the messages we send carry; compared in constant time.
+    super::webhook::mac(secret, timestamp, body).verify_slice(&claimed).map_err(|_| CallbackError::BadSignature)?;
     let callback: WebhookCallback = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
     let mut reports = Vec::with_capacity(callback.receipts.len() + callback.inbound.len());
     for (i, r) in callback.receipts.into_iter().enumerate() {

@@ -16,13 +16,18 @@ use super::{
 };
 use crate::{domain::delivery::Outcome, store::providers::WebhookSettings};
 
-/// The signature header of a body sent at `timestamp`.
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+/// The HMAC-SHA256 under `secret` of `"<timestamp>.<body>"`: what `v1=` carries, both ways.
+pub fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac
+}
+
+/// The signature header of a body sent at `timestamp`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    format!("t={timestamp},v1={}", hex::encode(mac(secret, timestamp, body).finalize().into_bytes()))
 }
 
 /// Sends to one webhook.

@@ -91,122 +91,115 @@ pub struct Recipients {
 /// An item handed to a batching actor, and where its answer goes.
 type Waiting<T, A> = (T, oneshot::Sender<A>);
 
-/// Records outcomes: those that finish together go into one transaction per
-/// tenant, so that a busy replica commits once for many messages instead of
-/// once for each.
-#[derive(Clone)]
-struct Recorder {
-    queue: mpsc::UnboundedSender<(Uuid, Attempted, oneshot::Sender<bool>)>,
+/// Items handed to a [`Batcher`] in one round, at most.
+const BATCH: usize = 64;
+
+/// A batching actor: items that arrive together (up to [`BATCH`]) are
+/// handed to its step grouped by tenant — one transaction per tenant for
+/// many messages, so a busy replica commits once instead of once each.
+struct Batcher<T, A> {
+    queue: mpsc::UnboundedSender<(Uuid, T, oneshot::Sender<A>)>,
 }
 
-/// Outcomes recorded in one transaction, at most.
-const RECORD_BATCH: usize = 64;
+impl<T, A> Clone for Batcher<T, A> {
+    fn clone(&self) -> Self {
+        Self { queue: self.queue.clone() }
+    }
+}
 
-impl Recorder {
-    fn spawn(app: App) -> Self {
-        let (queue, mut incoming) = mpsc::unbounded_channel::<(Uuid, Attempted, oneshot::Sender<bool>)>();
+impl<T: Send + 'static, A: Send + 'static> Batcher<T, A> {
+    /// Runs `step` for each tenant's share of every batch; it answers each item.
+    fn spawn<F, Fut>(step: F) -> Self
+    where
+        F: Fn(Uuid, Vec<Waiting<T, A>>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let (queue, mut incoming) = mpsc::unbounded_channel::<(Uuid, T, oneshot::Sender<A>)>();
         tokio::spawn(async move {
             while let Some(first) = incoming.recv().await {
                 let mut batch = vec![first];
-                while batch.len() < RECORD_BATCH {
+                while batch.len() < BATCH {
                     match incoming.try_recv() {
                         Ok(next) => batch.push(next),
                         Err(_) => break,
                     }
                 }
-                let mut by_tenant: HashMap<Uuid, Vec<Waiting<Attempted, bool>>> = HashMap::new();
-                for (tenant, attempted, reply) in batch {
-                    by_tenant.entry(tenant).or_default().push((attempted, reply));
-                }
-                for (tenant, items) in by_tenant {
-                    let outcomes: Vec<Attempted> = items.iter().map(|(a, _)| a.clone()).collect();
-                    let recorded = app.record_attempts(tenant, &outcomes, Utc::now()).await;
-                    if let Err(err) = &recorded {
-                        tracing::warn!(error = %crm_kit::error::cause_chain(err), count = outcomes.len(), "recording delivery attempts failed; each is retried");
-                    }
-                    for (_, reply) in items {
-                        let _ = reply.send(recorded.is_ok());
-                    }
-                }
-            }
-        });
-        Self { queue }
-    }
-
-    /// Records `attempted` of `tenant`; whether it was recorded.
-    async fn record(&self, tenant: Uuid, attempted: Attempted) -> bool {
-        let (reply, recorded) = oneshot::channel();
-        self.queue.send((tenant, attempted, reply)).is_ok() && recorded.await.unwrap_or(false)
-    }
-}
-
-/// Runs the dispatch step (policy, then SUBMITTING) of messages that became
-/// ready together in one transaction per tenant: a message is marked only
-/// once its connection slot and the provider's rate allow it, and those
-/// slots free up in bursts, so one commit serves several messages.
-#[derive(Clone)]
-struct Marker {
-    queue: mpsc::UnboundedSender<(Uuid, Dispatch, oneshot::Sender<Option<Begun>>)>,
-}
-
-impl Marker {
-    fn spawn(app: App) -> Self {
-        let (queue, mut incoming) = mpsc::unbounded_channel::<(Uuid, Dispatch, oneshot::Sender<Option<Begun>>)>();
-        tokio::spawn(async move {
-            while let Some(first) = incoming.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < RECORD_BATCH {
-                    match incoming.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let mut by_tenant: HashMap<Uuid, Vec<Waiting<Dispatch, Option<Begun>>>> = HashMap::new();
+                let mut by_tenant: HashMap<Uuid, Vec<Waiting<T, A>>> = HashMap::new();
                 for (tenant, item, reply) in batch {
                     by_tenant.entry(tenant).or_default().push((item, reply));
                 }
                 for (tenant, items) in by_tenant {
-                    let dispatches: Vec<Dispatch> = items.iter().map(|(d, _)| d.clone()).collect();
-                    match app.begin_attempts(tenant, &dispatches, Utc::now()).await {
-                        Ok(verdicts) => {
-                            let verdicts: HashMap<Uuid, Begun> = verdicts.into_iter().collect();
-                            for (item, reply) in items {
-                                let _ = reply.send(verdicts.get(&item.delivery.id).copied());
-                            }
-                        }
-                        Err(err) => {
-                            // Nothing was marked: the messages wait for their lease to end.
-                            tracing::warn!(error = %crm_kit::error::cause_chain(&err), count = dispatches.len(), "the dispatch step failed");
-                            for (_, reply) in items {
-                                let _ = reply.send(None);
-                            }
-                        }
-                    }
+                    step(tenant, items).await;
                 }
             }
         });
         Self { queue }
     }
 
-    /// The dispatch step of `item`; None when it could not be taken.
-    async fn begin(&self, tenant: Uuid, item: Dispatch) -> Option<Begun> {
-        let (reply, verdict) = oneshot::channel();
+    /// Hands `item` of `tenant` over; its answer, or None when the actor is gone.
+    async fn call(&self, tenant: Uuid, item: T) -> Option<A> {
+        let (reply, answer) = oneshot::channel();
         self.queue.send((tenant, item, reply)).ok()?;
-        verdict.await.ok().flatten()
+        answer.await.ok()
     }
+}
+
+/// Records outcomes of messages that finish together, per tenant in one transaction.
+fn recorder(app: App) -> Batcher<Attempted, bool> {
+    Batcher::spawn(move |tenant, items: Vec<Waiting<Attempted, bool>>| {
+        let app = app.clone();
+        async move {
+            let outcomes: Vec<Attempted> = items.iter().map(|(a, _)| a.clone()).collect();
+            let recorded = app.record_attempts(tenant, &outcomes, Utc::now()).await;
+            if let Err(err) = &recorded {
+                tracing::warn!(error = %crm_kit::error::cause_chain(err), count = outcomes.len(), "recording delivery attempts failed; each is retried");
+            }
+            for (_, reply) in items {
+                let _ = reply.send(recorded.is_ok());
+            }
+        }
+    })
+}
+
+/// Runs the dispatch step (policy, then SUBMITTING) of messages that became
+/// ready together, per tenant in one transaction: a message is marked only
+/// once its connection slot and the provider's rate allow it, and those
+/// slots free up in bursts, so one commit serves several messages.
+fn marker(app: App) -> Batcher<Dispatch, Option<Begun>> {
+    Batcher::spawn(move |tenant, items: Vec<Waiting<Dispatch, Option<Begun>>>| {
+        let app = app.clone();
+        async move {
+            let dispatches: Vec<Dispatch> = items.iter().map(|(d, _)| d.clone()).collect();
+            match app.begin_attempts(tenant, &dispatches, Utc::now()).await {
+                Ok(verdicts) => {
+                    let verdicts: HashMap<Uuid, Begun> = verdicts.into_iter().collect();
+                    for (item, reply) in items {
+                        let _ = reply.send(verdicts.get(&item.delivery.id).copied());
+                    }
+                }
+                Err(err) => {
+                    // Nothing was marked: the messages wait for their lease to end.
+                    tracing::warn!(error = %crm_kit::error::cause_chain(&err), count = dispatches.len(), "the dispatch step failed");
+                    for (_, reply) in items {
+                        let _ = reply.send(None);
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// The batching actors a send uses.
 #[derive(Clone)]
 struct Batches {
-    marker: Marker,
-    recorder: Recorder,
+    marker: Batcher<Dispatch, Option<Begun>>,
+    recorder: Batcher<Attempted, bool>,
 }
 
 /// Runs the job until `shutdown` turns true; sends in flight then finish on their own.
 pub fn spawn(app: App, recipients: Recipients, settings: Settings, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
-        let batches = Batches { marker: Marker::spawn(app.clone()), recorder: Recorder::spawn(app.clone()) };
+        let batches = Batches { marker: marker(app.clone()), recorder: recorder(app.clone()) };
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let mut listener = listen(&app).await;
         loop {
@@ -359,7 +352,7 @@ async fn send(
         let found = reread.as_ref().unwrap_or(&fresh.customers);
         let customer = found.as_ref().and_then(|found| found.get(&d.customer_id).cloned());
         let item = Dispatch { delivery: d.clone(), provider, customer, rules: rules.clone() };
-        let attempt = match batches.marker.begin(tenant, item).await {
+        let attempt = match batches.marker.call(tenant, item).await.flatten() {
             Some(Begun::Attempt(attempt)) => attempt,
             Some(Begun::Skipped(reason)) => {
                 tracing::info!(reason = reason.as_str(), "skipped at dispatch by the contact policy");
@@ -432,7 +425,7 @@ async fn send(
         let mut delay = Duration::from_millis(100);
         for _ in 0..6 {
             let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
-            if batches.recorder.record(tenant, Attempted { id: d.id, attempt, outcome: outcome.clone(), jitter }).await {
+            if batches.recorder.call(tenant, Attempted { id: d.id, attempt, outcome: outcome.clone(), jitter }).await.unwrap_or(false) {
                 return;
             }
             tokio::time::sleep(delay).await;

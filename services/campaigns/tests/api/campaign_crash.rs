@@ -15,15 +15,13 @@ use std::{
 use crm_proto::crm::campaigns::v1::{self as pb, campaign_service_client::CampaignServiceClient};
 use crm_testkit::{
     auth::{token, with_token},
-    database::fresh_database,
-    process::{ServiceProcess, binary, free_port, spawn_service, spawn_service_on},
     providers::{PeerConfig, ProviderPeer},
 };
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{
-    crash::{campaigns_binary, list_all},
+    crash::{Killable, list_all, paced_aliyun},
     helpers::{Clients, Person},
 };
 
@@ -63,32 +61,12 @@ async fn a_campaign_reaches_each_eligible_recipient_once_through_kills_and_a_pau
     // Arrange: profiles, campaigns as a real process with a short lease, Aliyun as a local peer.
     let n = recipients();
     let peer = ProviderPeer::start(PeerConfig::default()).await;
-    let profiles = spawn_service(binary("crm-profiles"), &fresh_database("profiles").await.unwrap(), &[]).await;
-    let db = fresh_database("campaigns").await.unwrap();
-    let port = free_port();
-    let env = vec![
-        ("CRM_PROFILES_URL", profiles.url.clone()),
-        ("CRM_TICKETS_URL", "http://127.0.0.1:9".to_owned()),
-        ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
-        ("CRM_DELIVERY_LEASE_MS", "1500".to_owned()),
-        ("CRM_DELIVERY_POLL_MS", "100".to_owned()),
-        ("CRM_DELIVERY_RETRY_BASE_MS", "50".to_owned()),
-        ("CRM_DELIVERY_MAX_ATTEMPTS", "20".to_owned()),
-        ("CRM_SHUTDOWN_DRAIN_MS", "0".to_owned()),
-    ];
-    let start = || spawn_service_on(campaigns_binary(), &db, port, &env);
-    let mut campaigns: ServiceProcess = start().await;
+    let (suite, mut campaigns) = Killable::start().await;
+    let port = suite.port;
     let tenant = uuid::Uuid::now_v7();
-    let app = Clients::connect(&campaigns.url, profiles.channel.clone(), tenant, 0).await;
-    let provider = crate::sms::sms_provider(&app, crate::sms::aliyun(&peer)).await.unwrap();
+    let app = Clients::connect(&campaigns.url, suite.profiles.channel.clone(), tenant, 0).await;
     // Paced so that the kills land while it sends.
-    let paced = pb::Provider { max_per_second: i32::try_from(n / 3).unwrap().clamp(100, 1000), ..provider };
-    let mask = prost_types::FieldMask { paths: vec!["max_per_second".into()] };
-    app.providers
-        .clone()
-        .update_provider(app.admin(pb::UpdateProviderRequest { provider: Some(paced), update_mask: Some(mask) }))
-        .await
-        .unwrap();
+    paced_aliyun(&app, &peer, i32::try_from(n / 3).unwrap().clamp(100, 1000)).await;
     let template = pb::Template {
         display_name: "Offer".into(),
         channel: pb::Channel::Sms as i32,
@@ -129,7 +107,7 @@ async fn a_campaign_reaches_each_eligible_recipient_once_through_kills_and_a_pau
         campaigns.kill_hard().await;
         sent_at_kills.push(peer.messages().len());
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
-        campaigns = start().await;
+        campaigns = suite.restart().await;
         if kill == KILLS / 2 {
             let pause = || async {
                 client().pause_campaign(with_token(pb::PauseCampaignRequest { name: campaign.clone() }, &marketer)).await.map(|_| ())

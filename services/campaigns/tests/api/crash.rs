@@ -17,7 +17,7 @@ use std::{
 use crm_proto::crm::campaigns::v1::{self as pb, delivery_service_client::DeliveryServiceClient};
 use crm_testkit::{
     auth::{token, with_token},
-    database::fresh_database,
+    database::{TestDb, fresh_database},
     process::{ServiceProcess, binary, free_port, spawn_service, spawn_service_on},
     providers::{PeerConfig, ProviderPeer},
     smtp::SmtpSink,
@@ -40,26 +40,59 @@ enum Route {
     Aliyun(ProviderPeer),
 }
 
+/// Profiles, and campaigns as a real process with a short lease and quick
+/// retries, which a test kills with SIGKILL and starts again on the same
+/// port and database.
+pub struct Killable {
+    pub profiles: ServiceProcess,
+    db: TestDb,
+    pub port: u16,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Killable {
+    /// Starts profiles and campaigns; returns them with the running campaigns process.
+    pub async fn start() -> (Self, ServiceProcess) {
+        let profiles_db = fresh_database("profiles").await.unwrap();
+        let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+        let env = vec![
+            ("CRM_PROFILES_URL", profiles.url.clone()),
+            ("CRM_TICKETS_URL", "http://127.0.0.1:9".to_owned()),
+            ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
+            ("CRM_DELIVERY_LEASE_MS", "1500".to_owned()),
+            ("CRM_DELIVERY_POLL_MS", "100".to_owned()),
+            ("CRM_DELIVERY_RETRY_BASE_MS", "50".to_owned()),
+            ("CRM_DELIVERY_MAX_ATTEMPTS", "20".to_owned()),
+            ("CRM_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+        ];
+        let killable = Self { profiles, db: fresh_database("campaigns").await.unwrap(), port: free_port(), env };
+        let campaigns = killable.restart().await;
+        (killable, campaigns)
+    }
+
+    /// Starts campaigns (again).
+    pub async fn restart(&self) -> ServiceProcess {
+        spawn_service_on(campaigns_binary(), &self.db, self.port, &self.env).await
+    }
+}
+
+/// The tenant's Aliyun provider (the peer), paced at `per_second`.
+pub async fn paced_aliyun(app: &crate::helpers::Clients, peer: &ProviderPeer, per_second: i32) {
+    let provider = crate::sms::sms_provider(app, crate::sms::aliyun(peer)).await.unwrap();
+    let paced = pb::Provider { max_per_second: per_second, ..provider };
+    let request = app.admin(pb::UpdateProviderRequest {
+        provider: Some(paced),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["max_per_second".into()] }),
+    });
+    app.providers.clone().update_provider(request).await.unwrap();
+}
+
 /// Sends one notice to each of `RECIPIENTS` customers while killing and
 /// restarting campaigns `KILLS` times; returns the settled ledger.
 async fn notices_through_kills(route: &Route) -> Vec<pb::Delivery> {
     // Arrange: profiles, campaigns as a real process with a short lease, the provider.
-    let profiles_db = fresh_database("profiles").await.unwrap();
-    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
-    let db = fresh_database("campaigns").await.unwrap();
-    let port = free_port();
-    let env = vec![
-        ("CRM_PROFILES_URL", profiles.url.clone()),
-        ("CRM_TICKETS_URL", "http://127.0.0.1:9".to_owned()),
-        ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
-        ("CRM_DELIVERY_LEASE_MS", "1500".to_owned()),
-        ("CRM_DELIVERY_POLL_MS", "100".to_owned()),
-        ("CRM_DELIVERY_RETRY_BASE_MS", "50".to_owned()),
-        ("CRM_DELIVERY_MAX_ATTEMPTS", "20".to_owned()),
-        ("CRM_SHUTDOWN_DRAIN_MS", "0".to_owned()),
-    ];
-    let start = || spawn_service_on(campaigns_binary(), &db, port, &env);
-    let mut campaigns: ServiceProcess = start().await;
+    let (suite, mut campaigns) = Killable::start().await;
+    let (profiles, port) = (&suite.profiles, suite.port);
 
     let tenant = uuid::Uuid::now_v7();
     let admin = token(tenant, &["admin"]);
@@ -74,14 +107,7 @@ async fn notices_through_kills(route: &Route) -> Vec<pb::Delivery> {
             email_template(pb::Purpose::Transactional, "Fee", "Fee {{ vars.amount }}", &["amount"])
         }
         Route::Aliyun(peer) => {
-            let settings = crate::sms::aliyun(peer);
-            let provider = crate::sms::sms_provider(&app, settings).await.unwrap();
-            let paced = pb::Provider { max_per_second: 200, ..provider };
-            let request = app.admin(pb::UpdateProviderRequest {
-                provider: Some(paced),
-                update_mask: Some(prost_types::FieldMask { paths: vec!["max_per_second".into()] }),
-            });
-            app.providers.clone().update_provider(request).await.unwrap();
+            paced_aliyun(&app, peer, 200).await;
             pb::Template {
                 display_name: "Fee".into(),
                 channel: pb::Channel::Sms as i32,
@@ -124,7 +150,7 @@ async fn notices_through_kills(route: &Route) -> Vec<pb::Delivery> {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
         campaigns.kill_hard().await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
-        campaigns = start().await;
+        campaigns = suite.restart().await;
     }
     for sender in senders {
         sender.await.unwrap();
