@@ -176,6 +176,13 @@ async fn twilio_receipts_and_a_stop_reply_are_applied_once_and_honoured() {
     let opted_out = list("opt_out = true", &["analyst"]).await.unwrap().into_inner().inbound_messages;
     assert_eq!(opted_out.len(), 1);
     assert!(opted_out[0].sender.contains('*') && !opted_out[0].sender.contains("1230001"), "masked: {}", opted_out[0].sender);
+    // Another tenant sees none of them.
+    let other = crm_testkit::auth::with_token(
+        pb::ListInboundMessagesRequest::default(),
+        &crm_testkit::auth::token(uuid::Uuid::now_v7(), &["admin"]),
+    );
+    let theirs = ProviderCallbackServiceClient::new(app.channel.clone()).list_inbound_messages(other).await.unwrap().into_inner();
+    assert!(theirs.inbound_messages.is_empty(), "{theirs:?}");
     // Unlike the callback itself, reading them needs a login.
     let anonymous = ProviderCallbackServiceClient::new(app.channel.clone())
         .list_inbound_messages(Request::new(pb::ListInboundMessagesRequest::default()))

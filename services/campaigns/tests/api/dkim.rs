@@ -72,6 +72,21 @@ async fn a_provider_with_a_dkim_key_signs_every_message_and_the_reference_verifi
     assert!(!ok, "an altered message must not verify");
     let (ok, _) = verify(&mail.data, &keypair().1);
     assert!(!ok, "another key must not verify");
+
+    // An update that leaves the key empty keeps it; clearing the domain turns signing off and drops it.
+    let update = |smtp: pb::SmtpSettings| {
+        let provider = pb::Provider { settings: Some(pb::provider::Settings::Smtp(smtp)), etag: String::new(), ..provider.clone() };
+        let mask = prost_types::FieldMask { paths: vec!["smtp".into()] };
+        app.admin(pb::UpdateProviderRequest { provider: Some(provider), update_mask: Some(mask) })
+    };
+    let renamed = pb::SmtpSettings { from_name: "Billing".into(), ..smtp.clone() };
+    let kept = app.providers.clone().update_provider(update(renamed)).await.unwrap().into_inner().provider.unwrap();
+    let Some(pb::provider::Settings::Smtp(kept)) = kept.settings else { panic!() };
+    assert!(kept.dkim_private_key_set, "the stored key is kept");
+    let unsigned = pb::SmtpSettings { dkim_domain: String::new(), dkim_selector: String::new(), ..kept };
+    let off = app.providers.clone().update_provider(update(unsigned)).await.unwrap().into_inner().provider.unwrap();
+    let Some(pb::provider::Settings::Smtp(off)) = off.settings else { panic!() };
+    assert!(!off.dkim_private_key_set, "no domain, no key");
 }
 
 #[tokio::test]

@@ -153,7 +153,12 @@ async fn refusals_by_the_provider_fail_the_message_for_good() {
     assert!(d.error.contains("21211"), "{}", d.error);
     assert!(!d.error.contains("5550001234"), "no number in the error: {}", d.error);
     assert!(peer.messages().is_empty());
+    // 21211 says the number itself is bad: a hard bounce, so the next message to it never reaches Twilio.
+    let again = app.send_notice(&template.name, &customer, &[("amount", "6")], "bad-number-again").await.unwrap();
+    let again = app.settled(&again.name).await;
+    assert_eq!((again.status, again.skip_reason), (pb::DeliveryStatus::Skipped as i32, pb::SkipReason::Suppressed as i32), "{again:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(peer.messages().is_empty());
 }
 
 #[tokio::test]
