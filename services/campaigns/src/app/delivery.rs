@@ -195,17 +195,11 @@ impl App {
             return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
         }
         let stops = contact_policy::dispatch_stops(tx, tenant, d.customer_id, d.channel, &d.recipient).await?;
-        if stops.suppressed {
-            return self.skip_at_dispatch(tx, tenant, d, SkipReason::Suppressed, now).await;
+        if let Err(reason) = policy::beyond_record(d.purpose, stops.suppressed, stops.unsubscribed, stops.open_complaint) {
+            return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
         }
         if d.purpose != Purpose::Marketing {
             return Ok(None);
-        }
-        if stops.unsubscribed {
-            return self.skip_at_dispatch(tx, tenant, d, SkipReason::NoConsent, now).await;
-        }
-        if let Err(reason) = policy::marketing_allowed(d.purpose, stops.open_complaint) {
-            return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
         }
         let zone = rules.zone_of(customer.map_or("", |c| c.fields.time_zone.as_str()));
         if let Some(until) = rules.quiet_until(zone, now) {

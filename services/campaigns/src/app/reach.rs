@@ -64,13 +64,7 @@ impl App {
         tx.commit().await?;
         for (id, address) in addresses {
             let verdict = address.and_then(|address| {
-                if suppressed.contains(&address) {
-                    return Err(SkipReason::Suppressed);
-                }
-                if purpose == Purpose::Marketing && unsubscribed.contains(&id) {
-                    return Err(SkipReason::NoConsent);
-                }
-                policy::marketing_allowed(purpose, complaints.contains(&id))
+                policy::beyond_record(purpose, suppressed.contains(&address), unsubscribed.contains(&id), complaints.contains(&id))
             });
             reach.audience += 1;
             match verdict {

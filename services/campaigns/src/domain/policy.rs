@@ -79,6 +79,19 @@ pub fn marketing_allowed(purpose: Purpose, open_complaints: bool) -> Result<(), 
     if purpose == Purpose::Marketing && open_complaints { Err(SkipReason::OpenComplaint) } else { Ok(()) }
 }
 
+/// What stops a message beyond the customer's record, in the order it is
+/// reported: an address that bounced hard (any purpose), then, for
+/// marketing, an unsubscribe profiles has not recorded yet and an open complaint.
+pub fn beyond_record(purpose: Purpose, suppressed: bool, unsubscribed: bool, open_complaint: bool) -> Result<(), SkipReason> {
+    if suppressed {
+        return Err(SkipReason::Suppressed);
+    }
+    if purpose == Purpose::Marketing && unsubscribed {
+        return Err(SkipReason::NoConsent);
+    }
+    marketing_allowed(purpose, open_complaint)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +139,14 @@ mod tests {
         assert_eq!(address(&c, Channel::Email, Purpose::Transactional), Err(SkipReason::NoAddress));
         c.deleted = true;
         assert_eq!(address(&c, Channel::Sms, Purpose::Transactional), Err(SkipReason::CustomerDeleted));
+    }
+
+    #[test]
+    fn beyond_the_record_a_bounce_stops_everything_and_the_rest_only_marketing() {
+        assert_eq!(beyond_record(Purpose::Transactional, true, false, false), Err(SkipReason::Suppressed));
+        assert_eq!(beyond_record(Purpose::Transactional, false, true, true), Ok(()));
+        assert_eq!(beyond_record(Purpose::Marketing, false, true, true), Err(SkipReason::NoConsent));
+        assert_eq!(beyond_record(Purpose::Marketing, false, false, true), Err(SkipReason::OpenComplaint));
+        assert_eq!(beyond_record(Purpose::Marketing, false, false, false), Ok(()));
     }
 }
