@@ -1,6 +1,7 @@
 //! What callers of the campaigns service may do, and which roles grant it
 //! (`admin` holds everything; see `crm_kit::auth::Permission`). The customer
-//! role holds nothing here.
+//! role holds none of these: it registers, reads and removes its own devices
+//! (DeviceService checks that itself) and follows its unsubscribe links.
 
 use crm_kit::auth::{Permission, Role};
 
@@ -22,6 +23,11 @@ pub const NOTICES_SEND: Permission = Permission::new("notices.send", &[Role::Ser
 /// Read the sent log.
 pub const DELIVERIES_READ: Permission =
     Permission::new("deliveries.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
+/// Read customers' registered devices (tokens masked without `pii`).
+pub const DEVICES_READ: Permission =
+    Permission::new("devices.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
+/// Register and remove any customer's devices (a customer registers their own without it).
+pub const DEVICES_WRITE: Permission = Permission::new("devices.write", &[Role::Service, Role::Agent]);
 /// See recipients' addresses and rendered messages unmasked, and filter by address.
 pub const PII: Permission = Permission::new("pii", &[Role::Service, Role::Marketer, Role::Agent]);
 
@@ -33,7 +39,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 9] = [
+    const ALL: [Permission; 11] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -42,6 +48,8 @@ mod tests {
         CONTACT_POLICY_CONFIGURE,
         NOTICES_SEND,
         DELIVERIES_READ,
+        DEVICES_READ,
+        DEVICES_WRITE,
         PII,
     ];
 
@@ -50,11 +58,22 @@ mod tests {
         assert_eq!(held_by(Role::Admin, &ALL).len(), ALL.len());
         assert_eq!(
             held_by(Role::Marketer, &ALL),
-            BTreeSet::from(["templates.read", "templates.write", "campaigns.read", "campaigns.run", "deliveries.read", "pii"])
+            BTreeSet::from([
+                "templates.read",
+                "templates.write",
+                "campaigns.read",
+                "campaigns.run",
+                "deliveries.read",
+                "devices.read",
+                "pii"
+            ])
         );
-        assert_eq!(held_by(Role::Agent, &ALL), BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "pii"]));
-        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read"]));
-        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read"]));
+        assert_eq!(
+            held_by(Role::Agent, &ALL),
+            BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "devices.read", "devices.write", "pii"])
+        );
+        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read"]));
+        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read"]));
         assert!(held_by(Role::Customer, &ALL).is_empty(), "a customer holds nothing here");
     }
 }

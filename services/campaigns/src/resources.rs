@@ -11,5 +11,7 @@ pub const PROVIDER: ResourceType = ResourceType::new("campaigns.crm/Provider", "
 pub const CAMPAIGN: ResourceType = ResourceType::new("campaigns.crm/Campaign", "campaigns");
 /// `deliveries/{id}`.
 pub const DELIVERY: ResourceType = ResourceType::new("campaigns.crm/Delivery", "deliveries");
+/// `devices/{id}`.
+pub const DEVICE: ResourceType = ResourceType::new("campaigns.crm/Device", "devices");
 /// `customers/{id}`, owned by profiles.
 pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");

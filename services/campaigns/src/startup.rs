@@ -1,6 +1,6 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
 //! ProviderService, DeliveryService, CampaignService, ContactPolicyService and
-//! UnsubscribeService, the profiles client,
+//! UnsubscribeService, DeviceService, the profiles client,
 //! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
@@ -8,14 +8,14 @@ use std::time::Duration;
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::campaigns::v1::{
     campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
-    delivery_service_server::DeliveryServiceServer, provider_callback_service_server::ProviderCallbackServiceServer,
-    provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
-    unsubscribe_service_server::UnsubscribeServiceServer,
+    delivery_service_server::DeliveryServiceServer, device_service_server::DeviceServiceServer,
+    provider_callback_service_server::ProviderCallbackServiceServer, provider_service_server::ProviderServiceServer,
+    template_service_server::TemplateServiceServer, unsubscribe_service_server::UnsubscribeServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, ProviderApi, TemplateApi, UnsubscribeApi},
+    api::{CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, DeviceApi, ProviderApi, TemplateApi, UnsubscribeApi},
     app::App,
     channels::Senders,
     config::Config,
@@ -72,6 +72,7 @@ impl Application {
             DeliveryServiceServer::new(DeliveryApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             CampaignServiceServer::new(CampaignApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone(), tokens.clone())),
             ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
+            DeviceServiceServer::new(DeviceApi::new(app.clone(), kit.page_tokens.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
             ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone(), kit.page_tokens.clone())),
         );

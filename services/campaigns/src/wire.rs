@@ -14,12 +14,13 @@ use crate::{
         sms,
         template::{Content, Problem, Rendered, TemplateDraft},
     },
-    resources::{CAMPAIGN, CUSTOMER, DELIVERY, PROVIDER, TEMPLATE},
+    resources::{CAMPAIGN, CUSTOMER, DELIVERY, DEVICE, PROVIDER, TEMPLATE},
     store::{
         campaigns::{CampaignFields, CampaignRow},
         contact_policy::{ContactPolicyRow, StoredCap},
         deliveries::DeliveryRow,
-        providers::{AliyunSmsSettings, ProviderRow, ProviderSettings, SmtpSettings, TwilioSettings, WebhookSettings},
+        devices::{DeviceRow, Registration},
+        providers::{AliyunSmsSettings, FcmSettings, ProviderRow, ProviderSettings, SmtpSettings, TwilioSettings, WebhookSettings},
         templates::TemplateRow,
     },
 };
@@ -187,6 +188,13 @@ pub fn provider_to(row: &ProviderRow) -> pb::Provider {
             secret: String::new(),
             secret_set: row.credentials.is_some(),
         }),
+        ProviderSettings::Fcm(f) => pb::provider::Settings::Fcm(pb::FcmSettings {
+            project_id: f.project_id.clone(),
+            service_account_key: String::new(),
+            service_account_key_set: row.credentials.is_some(),
+            client_email: f.client_email.clone(),
+            base_url: f.base_url.clone(),
+        }),
     };
     pb::Provider {
         name: PROVIDER.name(row.id),
@@ -340,6 +348,91 @@ pub fn webhook_settings(w: &pb::WebhookSettings, field: &str) -> Result<(Webhook
         return Err(Error::InvalidArgument { violations: v });
     }
     Ok((WebhookSettings { url }, secret(&w.secret)))
+}
+
+/// FCM settings from a request, validated, with the key file (if any) and
+/// the OAuth token endpoint it names. Without a new key, `client_email` is
+/// the stored one (what the request shows of it).
+pub fn fcm_settings(f: &pb::FcmSettings, field: &str) -> Result<(FcmSettings, Option<String>, Option<String>), Error> {
+    let mut v = Vec::new();
+    let project_id = f.project_id.trim().to_owned();
+    // Firebase project ids: 6-30 lowercase letters, digits and hyphens.
+    if !(6..=30).contains(&project_id.len()) || !project_id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        v.push(FieldViolation::new(format!("{field}.project_id"), "INVALID_VALUE", "6-30 lowercase letters, digits and hyphens"));
+    }
+    let base_url = url_field(&f.base_url, "https://fcm.googleapis.com", format!("{field}.base_url"), &mut v);
+    let mut client_email = f.client_email.trim().to_owned();
+    let mut token_uri = None;
+    if !f.service_account_key.is_empty() {
+        match crate::channels::fcm::ServiceAccount::parse(&f.service_account_key) {
+            Ok((account, _)) => {
+                client_email = account.client_email;
+                token_uri = Some(account.token_uri);
+            }
+            Err(problem) => v.push(FieldViolation::new(format!("{field}.service_account_key"), "INVALID_KEY", problem)),
+        }
+    }
+    if !v.is_empty() {
+        return Err(Error::InvalidArgument { violations: v });
+    }
+    Ok((FcmSettings { project_id, client_email, base_url }, secret(&f.service_account_key), token_uri))
+}
+
+/// A device as the API (or an event) shows it: its token whole for callers
+/// who may see it (`pii`, or the customer it belongs to), else its ends.
+pub fn device_to(row: &DeviceRow, show_token: bool) -> pb::Device {
+    let token = if show_token {
+        row.token.clone()
+    } else {
+        let chars: Vec<char> = row.token.chars().collect();
+        match chars.len() {
+            n if n > 12 => format!("{}…{}", chars[..4].iter().collect::<String>(), chars[n - 4..].iter().collect::<String>()),
+            _ => "…".to_owned(),
+        }
+    };
+    pb::Device {
+        name: DEVICE.name(row.id),
+        customer: CUSTOMER.name(row.customer_id),
+        token,
+        platform: match row.platform.as_str() {
+            "ANDROID" => pb::DevicePlatform::Android,
+            "IOS" => pb::DevicePlatform::Ios,
+            _ => pb::DevicePlatform::Web,
+        } as i32,
+        app_version: row.app_version.clone(),
+        create_time: Some(to_timestamp(row.create_time)),
+        update_time: Some(to_timestamp(row.update_time)),
+    }
+}
+
+/// A RegisterDevice request's device, validated, for `customer`.
+pub fn registration_from(d: &pb::Device, customer: uuid::Uuid) -> Result<Registration, Error> {
+    let mut v = Vec::new();
+    let token = d.token.trim().to_owned();
+    if token.is_empty() || token.len() > 4096 || !token.chars().all(|c| c.is_ascii_graphic()) {
+        v.push(FieldViolation::new("device.token", "INVALID_TOKEN", "an FCM registration token: 1-4096 printable ASCII characters"));
+    }
+    let platform = match pb::DevicePlatform::try_from(d.platform) {
+        Ok(pb::DevicePlatform::Android) => "ANDROID",
+        Ok(pb::DevicePlatform::Ios) => "IOS",
+        Ok(pb::DevicePlatform::Web) => "WEB",
+        _ => {
+            v.push(FieldViolation::new(
+                "device.platform",
+                "INVALID_PLATFORM",
+                "one of DEVICE_PLATFORM_ANDROID, DEVICE_PLATFORM_IOS, DEVICE_PLATFORM_WEB",
+            ));
+            ""
+        }
+    };
+    let app_version = d.app_version.trim().to_owned();
+    if app_version.chars().count() > 64 {
+        v.push(FieldViolation::new("device.app_version", "TOO_LONG", "at most 64 characters"));
+    }
+    if !v.is_empty() {
+        return Err(Error::InvalidArgument { violations: v });
+    }
+    Ok(Registration { customer_id: customer, token, platform, app_version })
 }
 
 fn status_to(status: Status) -> pb::DeliveryStatus {

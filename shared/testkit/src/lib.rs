@@ -23,6 +23,7 @@ pub mod auth;
 pub mod bench;
 pub mod database;
 pub mod events;
+pub mod fcm;
 pub mod otlp;
 pub mod process;
 pub mod providers;

@@ -88,10 +88,10 @@ impl CallbackApi {
             }
             ProviderSettings::AliyunSms(_) => callbacks::aliyun(body),
             ProviderSettings::Webhook(_) => callbacks::webhook(body, header("x-crm-signature"), &secret()?, Utc::now().timestamp()),
-            ProviderSettings::Smtp(_) => {
+            ProviderSettings::Smtp(_) | ProviderSettings::Fcm(_) => {
                 return Err(Error::FailedPrecondition {
                     reason: "NO_CALLBACKS",
-                    message: "an SMTP relay reports nothing back here".to_owned(),
+                    message: "SMTP relays and FCM report nothing back here".to_owned(),
                     subject: crate::resources::PROVIDER.name(provider.id),
                 });
             }

@@ -8,12 +8,14 @@
 //! - `providers`: ProviderService.
 //! - `callbacks`: ProviderCallbackService — receipts and inbound messages, verified per provider.
 //! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
+//! - `devices`: DeviceService — the devices FCM pushes go to; customers manage their own.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
 
 mod callbacks;
 mod campaigns;
 mod contact_policy;
 mod deliveries;
+mod devices;
 mod providers;
 mod templates;
 mod unsubscribes;
@@ -22,6 +24,7 @@ pub use callbacks::CallbackApi;
 pub use campaigns::CampaignApi;
 pub use contact_policy::ContactPolicyApi;
 pub use deliveries::DeliveryApi;
+pub use devices::DeviceApi;
 pub use providers::ProviderApi;
 pub use templates::TemplateApi;
 pub use unsubscribes::UnsubscribeApi;

@@ -21,10 +21,10 @@ use crate::{
     permissions,
     resources::PROVIDER,
     store::providers::{ProviderRow, ProviderSettings},
-    wire::{aliyun_settings, channel_from, provider_to, smtp_settings, twilio_settings, webhook_settings},
+    wire::{aliyun_settings, channel_from, fcm_settings, provider_to, smtp_settings, twilio_settings, webhook_settings},
 };
 
-const WRITABLE: &[&str] = &["display_name", "max_per_second", "smtp", "twilio", "aliyun_sms", "webhook"];
+const WRITABLE: &[&str] = &["display_name", "max_per_second", "smtp", "twilio", "aliyun_sms", "webhook", "fcm"];
 
 /// Handlers of ProviderService.
 #[derive(Clone)]
@@ -42,7 +42,7 @@ impl ProviderApi {
     /// `row` as the API shows it, with its callback URL (SMTP relays call nothing back).
     fn shown(&self, tenant: Uuid, row: &ProviderRow) -> pb::Provider {
         let mut provider = provider_to(row);
-        if !matches!(row.settings.0, ProviderSettings::Smtp(_)) {
+        if !matches!(row.settings.0, ProviderSettings::Smtp(_) | ProviderSettings::Fcm(_)) {
             provider.callback_url = self.app.links().callback_url(tenant, row.id).unwrap_or_default();
         }
         provider
@@ -60,29 +60,39 @@ impl ProviderApi {
         use pb::provider::Settings;
         let allow = self.app.senders().allow_private();
         let mut dkim_private_key = None;
-        let (settings, password, host) = match (&p.settings, channel) {
+        // Each URL the provider will be called at, checked like a relay's host.
+        let mut urls = Vec::new();
+        let (settings, password) = match (&p.settings, channel) {
             (Some(Settings::Smtp(smtp)), Channel::Email) => {
                 let (settings, secrets) = smtp_settings(smtp, "provider.smtp")?;
                 crm_kit::egress::resolve(&settings.host, settings.port, allow)
                     .await
                     .map_err(|e| Error::invalid("provider.smtp.host", "HOST_NOT_ALLOWED", e.to_string()))?;
                 dkim_private_key = secrets.dkim_private_key;
-                (ProviderSettings::Smtp(settings), secrets.password, None)
+                (ProviderSettings::Smtp(settings), secrets.password)
             }
             (Some(Settings::Twilio(t)), Channel::Sms) => {
                 let (settings, token) = twilio_settings(t, "provider.twilio")?;
-                let url = ("provider.twilio.base_url", settings.base_url.clone());
-                (ProviderSettings::Twilio(settings), token, Some(url))
+                urls.push(("provider.twilio.base_url", settings.base_url.clone()));
+                (ProviderSettings::Twilio(settings), token)
             }
             (Some(Settings::AliyunSms(a)), Channel::Sms) => {
                 let (settings, secret) = aliyun_settings(a, "provider.aliyun_sms")?;
-                let url = ("provider.aliyun_sms.endpoint", settings.endpoint.clone());
-                (ProviderSettings::AliyunSms(settings), secret, Some(url))
+                urls.push(("provider.aliyun_sms.endpoint", settings.endpoint.clone()));
+                (ProviderSettings::AliyunSms(settings), secret)
             }
             (Some(Settings::Webhook(w)), Channel::Sms | Channel::Push) => {
                 let (settings, secret) = webhook_settings(w, "provider.webhook")?;
-                let url = ("provider.webhook.url", settings.url.clone());
-                (ProviderSettings::Webhook(settings), secret, Some(url))
+                urls.push(("provider.webhook.url", settings.url.clone()));
+                (ProviderSettings::Webhook(settings), secret)
+            }
+            (Some(Settings::Fcm(f)), Channel::Push) => {
+                let (settings, key, token_uri) = fcm_settings(f, "provider.fcm")?;
+                urls.push(("provider.fcm.base_url", settings.base_url.clone()));
+                if let Some(token_uri) = token_uri {
+                    urls.push(("provider.fcm.service_account_key", token_uri));
+                }
+                (ProviderSettings::Fcm(settings), key)
             }
             (Some(other), _) => {
                 let (name, serves) = match other {
@@ -90,6 +100,7 @@ impl ProviderApi {
                     Settings::Twilio(_) => ("twilio", "SMS"),
                     Settings::AliyunSms(_) => ("aliyun_sms", "SMS"),
                     Settings::Webhook(_) => ("webhook", "SMS and push"),
+                    Settings::Fcm(_) => ("fcm", "push"),
                 };
                 return Err(Error::invalid(
                     format!("provider.{name}"),
@@ -102,12 +113,12 @@ impl ProviderApi {
                     "provider.settings",
                     "REQUIRED",
                     format!(
-                        "the {channel} channel's provider settings are required (email: smtp; SMS: twilio, aliyun_sms or webhook; push: webhook)"
+                        "the {channel} channel's provider settings are required (email: smtp; SMS: twilio, aliyun_sms or webhook; push: fcm or webhook)"
                     ),
                 ));
             }
         };
-        if let Some((field, url)) = host {
+        for (field, url) in urls {
             let parsed = crate::channels::check_url(&url, allow).map_err(|e| Error::invalid(field, "URL_NOT_ALLOWED", e.to_string()))?;
             let port = parsed.port_or_known_default().unwrap_or(443);
             crm_kit::egress::resolve(parsed.host_str().unwrap_or_default(), port, allow)
@@ -187,6 +198,21 @@ impl ProviderService for ProviderApi {
                     "max_per_second" => merged.max_per_second = input.max_per_second,
                     // The settings are one oneof: naming any of its kinds replaces it.
                     _ => merged.settings.clone_from(&input.settings),
+                }
+            }
+            // An FCM key file kept as stored keeps its service account; another kind's secret is no key file.
+            if let Some(pb::provider::Settings::Fcm(new)) = &mut merged.settings
+                && new.service_account_key.is_empty()
+            {
+                match &stored.settings.0 {
+                    ProviderSettings::Fcm(old) => new.client_email.clone_from(&old.client_email),
+                    _ => {
+                        return Err(Error::invalid(
+                            "provider.fcm.service_account_key",
+                            "REQUIRED",
+                            "FCM needs the project's service account key file",
+                        ));
+                    }
                 }
             }
             let draft = self.draft(&merged, stored.channel).await?;

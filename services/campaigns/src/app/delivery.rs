@@ -64,6 +64,8 @@ pub struct Dispatch {
     /// The recipient as profiles has them now; None when profiles could not be asked.
     pub customer: Option<Customer>,
     pub rules: std::sync::Arc<ContactRules>,
+    /// Push through FCM and the customer has no registered device.
+    pub no_device: bool,
 }
 
 /// The recipient as profiles has them at dispatch time.
@@ -129,7 +131,7 @@ impl App {
                 Some(c) => Fresh::Customer(c),
                 None => Fresh::Unavailable,
             };
-            let begun = self.begin_in(&mut tx, tenant, &i.delivery, i.provider, customer, &i.rules, now).await?;
+            let begun = self.begin_in(&mut tx, tenant, i, customer, now).await?;
             verdicts.push((i.delivery.id, begun));
         }
         tx.commit().await?;
@@ -144,21 +146,19 @@ impl App {
     /// (counted under a per-customer lock, so concurrent senders cannot both
     /// take the last slot). A message that may go is marked SUBMITTING with
     /// one more attempt, in the same transaction.
-    #[allow(clippy::too_many_arguments)]
     async fn begin_in(
         &self,
         tx: &mut TenantTx,
         tenant: Uuid,
-        d: &DeliveryRow,
-        provider: Option<Uuid>,
+        item: &Dispatch,
         customer: Fresh<'_>,
-        rules: &ContactRules,
         now: DateTime<Utc>,
     ) -> Result<Begun, Error> {
+        let d = &item.delivery;
         queue::lock(tx, tenant, d.id).await?;
-        Ok(match self.dispatch_checks(tx, tenant, d, customer, rules, now).await? {
+        Ok(match self.dispatch_checks(tx, tenant, item, customer, now).await? {
             Some(other) => other,
-            None => match deliveries::mark_submitting(tx, tenant, d.id, d.attempts, provider, now).await? {
+            None => match deliveries::mark_submitting(tx, tenant, d.id, d.attempts, item.provider, now).await? {
                 Some(attempt) => Begun::Attempt(attempt),
                 None => Begun::Gone,
             },
@@ -170,11 +170,11 @@ impl App {
         &self,
         tx: &mut TenantTx,
         tenant: Uuid,
-        d: &DeliveryRow,
+        item: &Dispatch,
         customer: Fresh<'_>,
-        rules: &ContactRules,
         now: DateTime<Utc>,
     ) -> Result<Option<Begun>, Error> {
+        let (d, rules) = (&item.delivery, &item.rules);
         if d.status != Status::Queued {
             // Handed over once already: the policy let it go then; it is reconciled, not judged again.
             return Ok(None);
@@ -193,6 +193,10 @@ impl App {
         };
         if let Some(reason) = customer.and_then(|c| policy::address(c, d.channel, d.purpose).err()) {
             return self.skip_at_dispatch(tx, tenant, d, reason, now).await;
+        }
+        if item.no_device {
+            // FCM reaches a customer only through a registered device.
+            return self.skip_at_dispatch(tx, tenant, d, SkipReason::NoAddress, now).await;
         }
         let stops = contact_policy::dispatch_stops(tx, tenant, d.customer_id, d.channel, &d.recipient).await?;
         if let Err(reason) = policy::beyond_record(d.purpose, stops.suppressed, stops.unsubscribed, stops.open_complaint) {

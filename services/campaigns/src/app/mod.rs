@@ -15,6 +15,7 @@
 //! - [`callbacks`]: what providers report back — receipts, inbound messages, opt-out keywords.
 //! - [`reach`]: a campaign's estimated reach, judged by the contact policy.
 //! - [`unsubscribes`]: unsubscribe links — minted, followed, applied to profiles.
+//! - [`devices`]: the push tokens of customers' app installs.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
@@ -23,6 +24,7 @@ pub mod campaigns;
 pub mod complaints;
 pub mod contact_policy;
 pub mod delivery;
+pub mod devices;
 pub mod notices;
 pub mod providers;
 pub mod reach;

@@ -49,6 +49,9 @@ impl App {
         if signs && dkim_key.is_none() {
             return Err(Error::invalid("provider.smtp.dkim_private_key", "REQUIRED", "DKIM signing needs the domain's private key"));
         }
+        if matches!(draft.settings, ProviderSettings::Fcm(_)) && credentials.is_none() {
+            return Err(Error::invalid("provider.fcm.service_account_key", "REQUIRED", "FCM needs the project's service account key file"));
+        }
         Ok(ProviderFields {
             display_name: draft.display_name,
             channel: draft.channel,

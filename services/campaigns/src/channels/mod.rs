@@ -6,14 +6,16 @@
 //! - [`email`] — SMTP.
 //! - [`twilio`], [`aliyun`] — SMS through Twilio's and Aliyun's APIs.
 //! - [`webhook`] — a signed webhook (SMS or push through any gateway).
+//! - [`fcm`] — push through Firebase Cloud Messaging.
 //! - [`callbacks`] — what the providers send back (receipts, inbound messages), verified.
-//! - `message` — the rendered message a channel sends.
+//! - `message` — the rendered message a channel sends, and what handing it over made.
 //! - `http` — the HTTP providers' pinned clients and status meanings.
 //! - `throttle` — the per-provider token bucket.
 
 pub mod aliyun;
 pub mod callbacks;
 pub mod email;
+pub mod fcm;
 mod http;
 mod message;
 mod throttle;
@@ -31,10 +33,11 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
-pub use self::message::Outgoing;
+pub use self::message::{Handover, Outgoing};
 use self::{
     aliyun::AliyunSender,
     email::{Email, SmtpSender},
+    fcm::FcmSender,
     throttle::Bucket,
     twilio::TwilioSender,
     webhook::WebhookSender,
@@ -77,11 +80,12 @@ pub struct Sender {
 }
 
 enum ChannelSender {
-    // Boxed: with its DKIM key an SMTP sender is several times the size of the others.
+    // Boxed: with its DKIM key an SMTP sender (with its signing key an FCM one) is several times the size of the others.
     Smtp(Box<SmtpSender>),
     Twilio(TwilioSender),
     Aliyun(AliyunSender),
     Webhook(WebhookSender),
+    Fcm(Box<FcmSender>),
 }
 
 /// Senders by (tenant, provider); a changed provider (new revision) gets a new one.
@@ -137,6 +141,7 @@ impl Senders {
             ProviderSettings::Twilio(s) => ChannelSender::Twilio(TwilioSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
             ProviderSettings::AliyunSms(s) => ChannelSender::Aliyun(AliyunSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
             ProviderSettings::Webhook(s) => ChannelSender::Webhook(WebhookSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?),
+            ProviderSettings::Fcm(s) => ChannelSender::Fcm(Box::new(FcmSender::new(s, secret, allow).await.map_err(|e| unusable(&e))?)),
         };
         let rate = u32::try_from(provider.max_per_second).unwrap_or(0);
         let in_flight = match &channel {
@@ -165,14 +170,20 @@ impl Sender {
         permit
     }
 
+    /// Whether it pushes through FCM, to the devices registered here.
+    pub fn pushes_to_devices(&self) -> bool {
+        matches!(self.channel, ChannelSender::Fcm(_))
+    }
+
     /// Hands `message` to the provider and returns its answer. A throttling
     /// answer also holds every later message of this provider for its wait.
-    pub async fn send(&self, message: Outgoing<'_>) -> Outcome {
+    pub async fn send(&self, message: Outgoing<'_>) -> Handover {
         let kind = match &self.channel {
             ChannelSender::Smtp(_) => "smtp",
             ChannelSender::Twilio(_) => "twilio",
             ChannelSender::Aliyun(_) => "aliyun_sms",
             ChannelSender::Webhook(_) => "webhook",
+            ChannelSender::Fcm(_) => "fcm",
         };
         // The provider call as a client span: the leaf of the campaign's or notice's trace.
         let span = tracing::info_span!(
@@ -182,15 +193,15 @@ impl Sender {
             provider.kind = kind,
             provider.outcome = tracing::field::Empty,
         );
-        let outcome = self.hand_over(message).instrument(span.clone()).await;
-        span.record("provider.outcome", outcome.kind());
-        outcome
+        let handover = self.hand_over(message).instrument(span.clone()).await;
+        span.record("provider.outcome", handover.outcome.kind());
+        handover
     }
 
-    async fn hand_over(&self, message: Outgoing<'_>) -> Outcome {
-        let outcome = match &self.channel {
-            ChannelSender::Smtp(smtp) => {
-                smtp.send(Email {
+    async fn hand_over(&self, message: Outgoing<'_>) -> Handover {
+        let handover: Handover = match &self.channel {
+            ChannelSender::Smtp(smtp) => smtp
+                .send(Email {
                     delivery: message.delivery,
                     to: message.recipient,
                     subject: message.subject,
@@ -199,31 +210,34 @@ impl Sender {
                     unsubscribe_url: message.unsubscribe_url,
                 })
                 .await
-            }
-            ChannelSender::Twilio(twilio) => twilio.send(&message).await,
-            ChannelSender::Aliyun(aliyun) => aliyun.send(&message).await,
-            ChannelSender::Webhook(webhook) => webhook.send(&message).await,
+                .into(),
+            ChannelSender::Twilio(twilio) => twilio.send(&message).await.into(),
+            ChannelSender::Aliyun(aliyun) => aliyun.send(&message).await.into(),
+            ChannelSender::Webhook(webhook) => webhook.send(&message).await.into(),
+            ChannelSender::Fcm(fcm) => fcm.send(&message).await,
         };
-        if let Outcome::Accepted { .. } = &outcome {
+        let outcome = &handover.outcome;
+        if let Outcome::Accepted { .. } = outcome {
             self.bucket.accepted().await;
         }
-        if let Outcome::Throttled { retry_after, .. } = &outcome {
+        if let Outcome::Throttled { retry_after, .. } = outcome {
             self.bucket.hold_for(*retry_after).await;
             if let Some(rate) = self.bucket.learned_rate().await {
                 tracing::info!(pace = rate.round(), "the provider throttled us: pacing it at the learned rate (messages/s)");
             }
         }
-        outcome
+        handover
     }
 
     /// Whether the provider already has `message`, handed over by a sender
     /// that stopped before recording the answer (attempt begun at `since`):
     /// its outcome if found; None when it must be sent (again). Providers
     /// with an idempotency key at the receiving end (SMTP's Message-ID, the
-    /// webhook's Idempotency-Key) answer None: re-sending is safe there.
+    /// webhook's Idempotency-Key) or a collapse key on the device (FCM)
+    /// answer None: re-sending is safe there.
     pub async fn find(&self, message: Outgoing<'_>, since: DateTime<Utc>) -> Option<Outcome> {
         match &self.channel {
-            ChannelSender::Smtp(_) | ChannelSender::Webhook(_) => None,
+            ChannelSender::Smtp(_) | ChannelSender::Webhook(_) | ChannelSender::Fcm(_) => None,
             ChannelSender::Twilio(twilio) => twilio.find(&message, since).await,
             ChannelSender::Aliyun(aliyun) => aliyun.find(&message, since).await,
         }

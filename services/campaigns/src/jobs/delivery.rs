@@ -339,6 +339,19 @@ async fn send(
             None => Err(Outcome::Temporary { error: format!("no {} provider is configured", d.channel) }),
             Some(provider) => app.senders().get(tenant, provider).await,
         };
+        // FCM pushes go to the devices registered here; the customer's are read before the provider's turn comes.
+        let devices = match &sender {
+            Ok(sender) if sender.pushes_to_devices() => match app.push_tokens(tenant, d.customer_id).await {
+                Ok(tokens) => tokens,
+                Err(e) => {
+                    // Nothing was handed over: the message is due again when the lease ends.
+                    tracing::warn!(error = %e, "the customer's devices could not be read");
+                    return;
+                }
+            },
+            _ => Vec::new(),
+        };
+        let no_device = sender.as_ref().is_ok_and(|s| s.pushes_to_devices()) && devices.is_empty();
         let slot = match &sender {
             Ok(sender) => Some(sender.ready().await),
             Err(_) => None,
@@ -351,7 +364,7 @@ async fn send(
         };
         let found = reread.as_ref().unwrap_or(&fresh.customers);
         let customer = found.as_ref().and_then(|found| found.get(&d.customer_id).cloned());
-        let item = Dispatch { delivery: d.clone(), provider, customer, rules: rules.clone() };
+        let item = Dispatch { delivery: d.clone(), provider, customer, rules: rules.clone(), no_device };
         let attempt = match batches.marker.call(tenant, item).await.flatten() {
             Some(Begun::Attempt(attempt)) => attempt,
             Some(Begun::Skipped(reason)) => {
@@ -390,9 +403,10 @@ async fn send(
             variables: &d.variables.0,
             unsubscribe_url: unsubscribe_url.as_deref(),
             callback_url: callback_url.as_deref(),
+            devices: &devices,
         };
-        let outcome = match sender {
-            Err(outcome) => outcome,
+        let handover = match sender {
+            Err(outcome) => outcome.into(),
             Ok(sender) => {
                 // Give up well before the lease ends, so no other replica takes it over while this one still sends.
                 let budget = app.lease().mul_f64(0.8);
@@ -404,17 +418,25 @@ async fn send(
                 match found {
                     Some(outcome) => {
                         tracing::info!("the provider had the message already: recorded, not sent again");
-                        outcome
+                        outcome.into()
                     }
                     None => match tokio::time::timeout(budget, sender.send(message)).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Outcome::Temporary { error: "the provider did not answer in time".into() },
+                        Ok(handover) => handover,
+                        Err(_) => Outcome::Temporary { error: "the provider did not answer in time".into() }.into(),
                     },
                 }
             }
         };
         // The provider's connection is free again; recording needs only the database.
         drop(slot);
+        if !handover.unregistered_devices.is_empty() {
+            tracing::info!(devices = handover.unregistered_devices.len(), "FCM called devices unregistered: forgetting them");
+            if let Err(e) = app.forget_push_tokens(tenant, &handover.unregistered_devices).await {
+                // They are called unregistered again on the next push.
+                tracing::warn!(error = %e, "unregistered devices could not be forgotten");
+            }
+        }
+        let outcome = handover.outcome;
         count(d.channel, outcome.kind(), "");
         if let Outcome::Temporary { error } | Outcome::Permanent { error } | Outcome::Bounced { error } | Outcome::Throttled { error, .. } =
             &outcome

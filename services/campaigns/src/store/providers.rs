@@ -56,6 +56,16 @@ pub struct WebhookSettings {
     pub url: String,
 }
 
+/// The non-secret settings of a Firebase project (the key file is sealed apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FcmSettings {
+    pub project_id: String,
+    /// The key's service account, shown to administrators.
+    pub client_email: String,
+    /// API base URL, e.g. `https://fcm.googleapis.com`.
+    pub base_url: String,
+}
+
 /// Settings of a provider, by kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -68,6 +78,8 @@ pub enum ProviderSettings {
     AliyunSms(AliyunSmsSettings),
     /// A signed webhook.
     Webhook(WebhookSettings),
+    /// Firebase Cloud Messaging.
+    Fcm(FcmSettings),
 }
 
 impl ProviderSettings {
@@ -78,6 +90,7 @@ impl ProviderSettings {
             Self::Twilio(_) => "TWILIO",
             Self::AliyunSms(_) => "ALIYUN_SMS",
             Self::Webhook(_) => "WEBHOOK",
+            Self::Fcm(_) => "FCM",
         }
     }
 }

@@ -12,6 +12,7 @@ mod helpers;
 mod notices;
 mod policy;
 mod providers;
+mod push;
 mod sent_log;
 mod sms;
 mod templates;
