@@ -207,13 +207,14 @@ impl App {
             match effect {
                 Effect::WakeJobAt(at) => store::wake_job(tx, tenant, id, *at).await?,
                 Effect::DropJob => store::drop_job(tx, tenant, id).await?,
-                Effect::HoldQueued => store::set_queue_due(tx, tenant, id, DateTime::<Utc>::MAX_UTC).await?,
+                Effect::HoldQueued => {
+                    store::hold_queued(tx, tenant, id, REQUEST_BATCH).await?;
+                }
                 Effect::ReleaseQueued => {
-                    store::release_queue(tx, tenant, id, now).await?;
-                    sqlx::query("SELECT pg_notify($1, $2::text)").bind(queue::NOTIFY_CHANNEL).bind(tenant).execute(&mut **tx).await?;
+                    release_batch(tx, tenant, id, now, REQUEST_BATCH).await?;
                 }
                 Effect::CancelQueued => {
-                    cancel_batch(tx, tenant, id, now).await?;
+                    cancel_batch(tx, tenant, id, now, REQUEST_BATCH).await?;
                 }
                 Effect::StampStart | Effect::StampRun | Effect::StampEnd => {}
             }
@@ -259,9 +260,10 @@ impl App {
     // --- the campaign job's steps ------------------------------------------------
 
     /// Takes campaign `id`'s job if it is due: a SCHEDULED campaign's audience
-    /// is to be stored (under a lease); a RUNNING one completes once nothing
-    /// of it is queued (else it is looked at again shortly); any other state
-    /// needs nothing more.
+    /// is to be stored (under a lease); a RUNNING one has the next batch of
+    /// its held messages released, and completes once nothing of it is
+    /// queued (else it is looked at again shortly); a PAUSED one has the next
+    /// batch held, a CANCELLED one cancelled; any other state needs nothing more.
     pub async fn lease_campaign_job(&self, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<JobWork, Error> {
         let lease = chrono::Duration::from_std(self.lease).map_err(Error::internal)?;
         let mut tx = self.begin(tenant).await?;
@@ -288,18 +290,25 @@ impl App {
                     }
                 }
             }
-            State::Running if !store::has_queued(&mut tx, tenant, id).await? => {
-                self.apply_move(&mut tx, tenant, &row, Move::Complete, now).await?;
-                tracing::info!(campaign = %id, "campaign completed");
-                JobWork::Nothing
-            }
             State::Running => {
-                store::wake_job(&mut tx, tenant, id, now + chrono::Duration::seconds(1)).await?;
+                if !release_batch(&mut tx, tenant, id, now, JOB_BATCH).await? {
+                    // Started or resumed with more held than one batch: the next batch, until none is held.
+                    store::wake_job(&mut tx, tenant, id, now).await?;
+                } else if !store::has_queued(&mut tx, tenant, id).await? {
+                    self.apply_move(&mut tx, tenant, &row, Move::Complete, now).await?;
+                    tracing::info!(campaign = %id, "campaign completed");
+                } else {
+                    store::wake_job(&mut tx, tenant, id, now + chrono::Duration::seconds(1)).await?;
+                }
                 JobWork::Nothing
             }
-            // Cancelled with more queued than one batch: the next batch, and again until none is left.
-            State::Cancelled => {
-                if cancel_batch(&mut tx, tenant, id, now).await? {
+            // Paused, or cancelled, with more queued than one batch: the next batch, and again until none is left.
+            State::Paused | State::Cancelled => {
+                let done = match row.state {
+                    State::Paused => store::hold_queued(&mut tx, tenant, id, JOB_BATCH).await? < JOB_BATCH,
+                    _ => cancel_batch(&mut tx, tenant, id, now, JOB_BATCH).await?,
+                };
+                if done {
                     store::drop_job(&mut tx, tenant, id).await?;
                 } else {
                     store::wake_job(&mut tx, tenant, id, now).await?;
@@ -354,7 +363,7 @@ impl App {
             }
         }
         // Held until the whole audience is stored and the campaign runs (BeginSending releases them).
-        let stored = store::insert_deliveries(&mut tx, tenant, &rows, DateTime::<Utc>::MAX_UTC).await?;
+        let stored = store::insert_deliveries(&mut tx, tenant, &rows, store::HELD).await?;
         let mut deltas: BTreeMap<(&str, &str), i64> = BTreeMap::new();
         for (_, status, reason) in &stored {
             *deltas.entry((status.as_str(), reason.as_str())).or_default() += 1;
@@ -377,17 +386,31 @@ impl App {
     }
 }
 
-/// Messages cancelled per transaction: a request's worth of work.
-const CANCEL_BATCH: i64 = 2000;
+/// Messages held, released or cancelled by a move itself: a request's
+/// worth of work (a million queued messages do not fit in one). The campaign
+/// job does the rest, [`JOB_BATCH`] per round.
+const REQUEST_BATCH: i64 = 2000;
+/// Messages held, released or cancelled per round of the campaign job.
+const JOB_BATCH: i64 = 20_000;
 
-/// Cancels a batch of campaign `id`'s queued messages, counted; whether none is left.
-async fn cancel_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<bool, Error> {
-    let n = store::cancel_queued(tx, tenant, id, now, CANCEL_BATCH).await?;
+/// Cancels up to `limit` of campaign `id`'s queued messages, counted; whether none is left.
+async fn cancel_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<bool, Error> {
+    let n = store::cancel_queued(tx, tenant, id, now, limit).await?;
     if n > 0 {
         let deltas = [(("QUEUED", ""), -n), (("CANCELLED", ""), n)].into_iter().collect();
         store::add_counts(tx, tenant, id, &deltas).await?;
     }
-    Ok(n < CANCEL_BATCH)
+    Ok(n < limit)
+}
+
+/// Releases up to `limit` of campaign `id`'s held messages and wakes the
+/// delivery workers; whether none is held any more.
+async fn release_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<bool, Error> {
+    let n = store::release_held(tx, tenant, id, now, limit).await?;
+    if n > 0 {
+        sqlx::query("SELECT pg_notify($1, $2::text)").bind(queue::NOTIFY_CHANNEL).bind(tenant).execute(&mut **tx).await?;
+    }
+    Ok(n < limit)
 }
 
 /// The ledger row of one audience member.

@@ -75,10 +75,13 @@ pub enum Effect {
     WakeJobAt(DateTime<Utc>),
     /// The campaign job has nothing more to do for it.
     DropJob,
-    /// Its queued messages are held (not claimed until released).
+    /// Its queued messages are held (not claimed until released; the first
+    /// batch at once, the rest by the campaign job — until then dispatch
+    /// sends nothing of a campaign that is not RUNNING anyway).
     HoldQueued,
     /// Its held messages are due (again): those stored by the snapshot wait
-    /// until the campaign runs, those of a paused campaign until it resumes.
+    /// until the campaign runs, those of a paused campaign until it resumes
+    /// (the first batch at once, the rest by the campaign job).
     ReleaseQueued,
     /// Its queued messages are cancelled and leave the queue (the first
     /// batch at once, the rest by the campaign job).
@@ -105,7 +108,7 @@ pub fn apply(from: State, m: Move, now: DateTime<Utc>) -> Result<(State, Vec<Eff
     let (allowed_from, to, effects): (&'static [State], State, Vec<Effect>) = match m {
         Move::Start { at } => (&[Draft], Scheduled, vec![StampStart, WakeJobAt(at.max(now))]),
         Move::BeginSending => (&[Scheduled], Running, vec![StampRun, ReleaseQueued, WakeJobAt(now)]),
-        Move::Pause => (&[Running], Paused, vec![HoldQueued]),
+        Move::Pause => (&[Running], Paused, vec![HoldQueued, WakeJobAt(now)]),
         Move::Resume => (&[Paused], Running, vec![ReleaseQueued, WakeJobAt(now)]),
         // The first batch in the move itself, the rest by the campaign job (a million queued messages do not fit in a request).
         Move::Cancel => (&[Scheduled, Running, Paused], Cancelled, vec![CancelQueued, WakeJobAt(now), StampEnd]),
@@ -134,7 +137,7 @@ mod tests {
         let (s, e) = apply(s, Move::BeginSending, now).unwrap();
         assert_eq!(e, vec![Effect::StampRun, Effect::ReleaseQueued, Effect::WakeJobAt(now)], "the stored audience is released");
         let (s, e) = apply(s, Move::Pause, now).unwrap();
-        assert_eq!((s, e), (State::Paused, vec![Effect::HoldQueued]));
+        assert_eq!((s, e), (State::Paused, vec![Effect::HoldQueued, Effect::WakeJobAt(now)]));
         let (s, e) = apply(s, Move::Resume, now).unwrap();
         assert_eq!((s, e), (State::Running, vec![Effect::ReleaseQueued, Effect::WakeJobAt(now)]));
         assert_eq!(apply(s, Move::Complete, now).unwrap().0, State::Completed);

@@ -362,34 +362,50 @@ pub async fn insert_deliveries(
     Ok(stored)
 }
 
-/// Holds (`Some(infinity)`) or releases (`Some(now)`) campaign `id`'s queued messages.
-pub async fn set_queue_due(tx: &mut TenantTx, tenant: Uuid, id: Uuid, due: DateTime<Utc>) -> Result<(), Error> {
-    sqlx::query("UPDATE delivery_queue SET due_time = $3 WHERE tenant_id = $1 AND campaign_id = $2")
-        .bind(tenant)
-        .bind(id)
-        .bind(due)
-        .execute(&mut **tx)
-        .instrument(db_span("UPDATE", "delivery_queue"))
-        .await?;
-    Ok(())
+/// When a held message is due: never, until it is released.
+pub const HELD: DateTime<Utc> = DateTime::<Utc>::MAX_UTC;
+
+/// Holds up to `limit` of campaign `id`'s queued messages that are not held
+/// yet (they are not claimed until released); returns how many (fewer than
+/// `limit`: none is left).
+pub async fn hold_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, limit: i64) -> Result<i64, Error> {
+    let held = sqlx::query(
+        "UPDATE delivery_queue SET due_time = $3
+         WHERE tenant_id = $1 AND delivery_id IN (
+             SELECT delivery_id FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 AND due_time < $3
+             ORDER BY due_time LIMIT $4 FOR UPDATE)",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(HELD)
+    .bind(limit)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "delivery_queue"))
+    .await?;
+    Ok(i64::try_from(held.rows_affected()).unwrap_or(i64::MAX))
 }
 
-/// Makes campaign `id`'s queued messages due: each at its delivery's
-/// `next_attempt_time` (a recipient's local send time, a retry's backoff,
-/// the end of quiet hours) if that is later than `now`, else at `now`.
-pub async fn release_queue(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
-    sqlx::query(
+/// Makes up to `limit` of campaign `id`'s held messages due: each at its
+/// delivery's `next_attempt_time` (a recipient's local send time, a retry's
+/// backoff, the end of quiet hours) if that is later than `now`, else at
+/// `now`; returns how many (fewer than `limit`: none is left).
+pub async fn release_held(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<i64, Error> {
+    let released = sqlx::query(
         "UPDATE delivery_queue q SET due_time = greatest(coalesce(d.next_attempt_time, $3), $3)
          FROM deliveries d
-         WHERE q.tenant_id = $1 AND q.campaign_id = $2 AND d.tenant_id = $1 AND d.id = q.delivery_id",
+         WHERE q.tenant_id = $1 AND d.tenant_id = $1 AND d.id = q.delivery_id AND q.delivery_id IN (
+             SELECT delivery_id FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 AND due_time = $4
+             LIMIT $5 FOR UPDATE)",
     )
     .bind(tenant)
     .bind(id)
     .bind(now)
+    .bind(HELD)
+    .bind(limit)
     .execute(&mut **tx)
     .instrument(db_span("UPDATE", "delivery_queue"))
     .await?;
-    Ok(())
+    Ok(i64::try_from(released.rows_affected()).unwrap_or(i64::MAX))
 }
 
 /// Cancels up to `limit` of campaign `id`'s messages that are still QUEUED
