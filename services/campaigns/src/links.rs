@@ -2,9 +2,13 @@
 //! signed (`crm_kit::link`) under a key of its own purpose, pointing at the
 //! gateway's public URL:
 //! - unsubscribe links, one per marketing delivery (`unsubscribeLinks/{token}`);
-//! - provider callback URLs, one per provider (`providerCallbacks/{token}`).
+//! - provider callback URLs, one per provider (`providerCallbacks/{token}`);
+//! - tracking links, one per tracked email (`trackingLinks/{token}`): its
+//!   open pixel and its links.
 
 use crm_kit::{Error, link::LinkSigner};
+
+use crate::domain::tracking;
 use uuid::Uuid;
 
 /// Mints and checks the links, and knows where they point.
@@ -12,6 +16,7 @@ use uuid::Uuid;
 pub struct Links {
     unsubscribe: LinkSigner,
     callbacks: LinkSigner,
+    tracking: LinkSigner,
     /// The gateway's public URL, without a trailing `/`; links need one.
     public_url: Option<String>,
 }
@@ -20,6 +25,8 @@ pub struct Links {
 const UNSUBSCRIBE: &str = "unsubscribeLinks/";
 /// Provider callbacks' collection.
 const CALLBACKS: &str = "providerCallbacks/";
+/// Tracking links' collection.
+const TRACKING: &str = "trackingLinks/";
 
 impl Links {
     /// Links signed with keys derived by `key_for(purpose)`, pointing at
@@ -30,6 +37,7 @@ impl Links {
         Self {
             unsubscribe: LinkSigner::new(key_for(b"crm unsubscribe links")),
             callbacks: LinkSigner::new(key_for(b"crm provider callbacks")),
+            tracking: LinkSigner::new(key_for(b"crm tracking links")),
             public_url,
         }
     }
@@ -51,6 +59,21 @@ impl Links {
         Some(format!("{base}/v1/{CALLBACKS}{}:receive", self.callbacks.sign(tenant, provider)))
     }
 
+    /// `html` of `delivery` as it is sent tracked — each tracked link (see
+    /// `domain::tracking`) through this service and an open pixel — when a
+    /// public URL is configured; `unsubscribe` is its untracked unsubscribe URL.
+    pub fn tracked_html(&self, tenant: Uuid, delivery: Uuid, html: &str, unsubscribe: Option<&str>) -> Option<String> {
+        let base = self.public_url.as_ref()?;
+        let link = format!("{base}/v1/{TRACKING}{}", self.tracking.sign(tenant, delivery));
+        let links = tracking::links(html, unsubscribe);
+        Some(tracking::tracked(html, &links, |position| format!("{link}:click?link={position}"), &format!("{link}:open")))
+    }
+
+    /// (tenant, delivery) of a genuine `trackingLinks/{token}`.
+    pub fn resolve_tracking(&self, name: &str) -> Result<(Uuid, Uuid), Error> {
+        name.strip_prefix(TRACKING).and_then(|token| self.tracking.verify(token)).ok_or_else(invalid_tracking_link)
+    }
+
     /// (tenant, provider) of a genuine `providerCallbacks/{token}`.
     pub fn resolve_callback(&self, name: &str) -> Result<(Uuid, Uuid), Error> {
         name.strip_prefix(CALLBACKS).and_then(|token| self.callbacks.verify(token)).ok_or_else(invalid_callback)
@@ -61,6 +84,11 @@ impl Links {
 /// forged one and one whose message is gone, so that links cannot be probed.
 pub fn invalid_link() -> Error {
     Error::Unauthenticated { reason: "INVALID_UNSUBSCRIBE_LINK", message: "this unsubscribe link is not valid".to_owned() }
+}
+
+/// The answer to a tracking link that is not genuine or whose message is not sent.
+pub fn invalid_tracking_link() -> Error {
+    Error::Unauthenticated { reason: "INVALID_TRACKING_LINK", message: "this tracking link is not valid".to_owned() }
 }
 
 /// The answer to a callback whose URL is not genuine or whose provider is gone.

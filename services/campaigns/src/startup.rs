@@ -1,6 +1,6 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
 //! ProviderService, DeliveryService, CampaignService, ContactPolicyService and
-//! UnsubscribeService, DeviceService, the profiles client,
+//! UnsubscribeService, DeviceService, TrackingService, the profiles client,
 //! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
@@ -10,12 +10,13 @@ use crm_proto::crm::campaigns::v1::{
     campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
     delivery_service_server::DeliveryServiceServer, device_service_server::DeviceServiceServer,
     provider_callback_service_server::ProviderCallbackServiceServer, provider_service_server::ProviderServiceServer,
-    template_service_server::TemplateServiceServer, unsubscribe_service_server::UnsubscribeServiceServer,
+    template_service_server::TemplateServiceServer, tracking_service_server::TrackingServiceServer,
+    unsubscribe_service_server::UnsubscribeServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, DeviceApi, ProviderApi, TemplateApi, UnsubscribeApi},
+    api::{CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, DeviceApi, ProviderApi, TemplateApi, TrackingApi, UnsubscribeApi},
     app::App,
     channels::Senders,
     config::Config,
@@ -38,6 +39,8 @@ pub static SPEC: ServiceSpec = ServiceSpec {
         "/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink",
         "/crm.campaigns.v1.UnsubscribeService/Unsubscribe",
         "/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback",
+        "/crm.campaigns.v1.TrackingService/OpenTrackingPixel",
+        "/crm.campaigns.v1.TrackingService/FollowTrackedLink",
     ],
 };
 
@@ -74,6 +77,7 @@ impl Application {
             ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
             DeviceServiceServer::new(DeviceApi::new(app.clone(), kit.page_tokens.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
+            TrackingServiceServer::new(TrackingApi::new(app.clone())),
             ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone(), kit.page_tokens.clone())),
         );
         opt_outs.spawn(kit.shutdown_receiver());

@@ -523,6 +523,8 @@ pub fn delivery_to(row: &DeliveryRow, view: View) -> pb::Delivery {
         } as i32,
         receipt_time: row.receipt_time.map(to_timestamp),
         receipt_error: row.receipt_error.clone(),
+        open_time: row.open_time.map(to_timestamp),
+        click_time: row.click_time.map(to_timestamp),
     };
     match view {
         View::Full => full,
@@ -571,13 +573,21 @@ pub fn campaign_counts(sums: &[(String, String, i64)]) -> pb::CampaignCounts {
         match status.as_str() {
             "QUEUED" => counts.queued += n,
             "SENT" => counts.sent += n,
-            "FAILED" => counts.failed += n,
+            "FAILED" => {
+                counts.failed += n;
+                if reason == "BOUNCED" {
+                    counts.bounced += n;
+                }
+            }
             "CANCELLED" => counts.cancelled += n,
             // Not a status: a recipient who followed the message's unsubscribe link (already counted as sent).
             "UNSUBSCRIBED" => counts.unsubscribed += n,
             // Receipts of sent messages (already counted as sent).
             "DELIVERED" => counts.delivered += n,
             "UNDELIVERED" => counts.undelivered += n,
+            // Engagement with sent messages (already counted as sent).
+            "OPENED" => counts.opened += n,
+            "CLICKED" => counts.clicked += n,
             "SKIPPED" => {
                 counts.skipped += n;
                 counts.skipped_by_reason.push(pb::SkipCount { reason: skip_reason_to(reason) as i32, count: *n });

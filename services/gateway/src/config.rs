@@ -43,7 +43,7 @@ pub struct Config {
         long,
         env = "CRM_PUBLIC_METHODS",
         value_delimiter = ',',
-        default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey,/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink,/crm.campaigns.v1.UnsubscribeService/Unsubscribe,/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback"
+        default_value = "/crm.tickets.v1.SurveyService/AnswerSurvey,/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink,/crm.campaigns.v1.UnsubscribeService/Unsubscribe,/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback,/crm.campaigns.v1.TrackingService/OpenTrackingPixel,/crm.campaigns.v1.TrackingService/FollowTrackedLink"
     )]
     pub public_methods: Vec<String>,
     /// Origins allowed by CORS, comma-separated (`*` for any); none: no CORS headers.
@@ -96,6 +96,8 @@ impl Config {
                 "/crm.campaigns.v1.UnsubscribeService/GetUnsubscribeLink",
                 "/crm.campaigns.v1.UnsubscribeService/Unsubscribe",
                 "/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback",
+                "/crm.campaigns.v1.TrackingService/OpenTrackingPixel",
+                "/crm.campaigns.v1.TrackingService/FollowTrackedLink",
             ]
             .map(str::to_owned)
             .to_vec(),

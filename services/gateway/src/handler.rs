@@ -158,8 +158,11 @@ impl Gateway {
             let response = self.backends.server_streaming(route, request).await.map_err(|s| self.backend_error(route, s))?;
             return Ok(self.ndjson(response.into_inner()));
         }
-        let response = self.backends.unary(route, request).await.map_err(|s| self.backend_error(route, s))?.into_inner();
-        Ok(json_response(route, &response))
+        let response = self.backends.unary(route, request).await.map_err(|s| self.backend_error(route, s))?;
+        if route.raw_response() {
+            return Ok(raw_response(route, &response));
+        }
+        Ok(json_response(route, response.get_ref()))
     }
 
     /// The body, size-limited; JSON unless the route takes it `raw`.
@@ -262,6 +265,25 @@ fn json_response(route: &Route, response: &DynamicMessage) -> Response {
         http = http.header(header::ETAG, format!("\"{}\"", etag.replace('"', "")));
     }
     http.body(Body::from(transcode::response_json(route, response))).expect("valid response parts")
+}
+
+/// The `google.api.HttpBody` a route answers with, as sent: its bytes and
+/// content type, never cached (each fetch may be recorded, as a tracking
+/// pixel's is). A `location` in the backend's metadata makes it a 302
+/// redirect there (a tracked link); the body stays, for clients that show it.
+fn raw_response(route: &Route, response: &tonic::Response<DynamicMessage>) -> Response {
+    let (content_type, data) = transcode::response_http_body(route, response.get_ref());
+    let location = response.metadata().get("location").and_then(|v| v.to_str().ok()).and_then(|v| HeaderValue::from_str(v).ok());
+    let mut http = Response::builder()
+        .status(if location.is_some() { StatusCode::FOUND } else { StatusCode::OK })
+        .header(header::CACHE_CONTROL, "no-store, private");
+    if !content_type.is_empty() {
+        http = http.header(header::CONTENT_TYPE, content_type);
+    }
+    if let Some(location) = location {
+        http = http.header(header::LOCATION, location);
+    }
+    http.body(Body::from(data)).expect("valid response parts")
 }
 
 /// `application/json` or a `+json` type, with any parameters (`; charset=utf-8`).

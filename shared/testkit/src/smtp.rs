@@ -26,6 +26,31 @@ pub struct ReceivedMail {
     pub data: String,
 }
 
+impl ReceivedMail {
+    /// The `text/html` part, its quoted-printable transfer encoding undone
+    /// (what lettre uses for long lines); None when the message has none.
+    pub fn html_part(&self) -> Option<String> {
+        let part = &self.data[self.data.find("Content-Type: text/html")?..];
+        let body = &part[part.find("\r\n\r\n")? + 4..];
+        let body = &body[..body.find("\r\n--").unwrap_or(body.len())];
+        let joined = body.replace("=\r\n", "");
+        let (bytes, mut out, mut i) = (joined.as_bytes(), Vec::new(), 0);
+        while i < bytes.len() {
+            match joined.get(i + 1..i + 3).filter(|_| bytes[i] == b'=').and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+}
+
 /// A running SMTP sink (stopped when dropped).
 pub struct SmtpSink {
     child: tokio::process::Child,

@@ -7,6 +7,7 @@
 //! - `templates`: TemplateService, including RenderPreview.
 //! - `providers`: ProviderService.
 //! - `callbacks`: ProviderCallbackService — receipts and inbound messages, verified per provider.
+//! - `tracking`: TrackingService — the pixel and links of tracked emails, without a login.
 //! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
 //! - `devices`: DeviceService — the devices FCM pushes go to; customers manage their own.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
@@ -18,6 +19,7 @@ mod deliveries;
 mod devices;
 mod providers;
 mod templates;
+mod tracking;
 mod unsubscribes;
 
 pub use callbacks::CallbackApi;
@@ -27,4 +29,5 @@ pub use deliveries::DeliveryApi;
 pub use devices::DeviceApi;
 pub use providers::ProviderApi;
 pub use templates::TemplateApi;
+pub use tracking::TrackingApi;
 pub use unsubscribes::UnsubscribeApi;

@@ -469,6 +469,8 @@ fn delivery_for(
         receipt_time: None,
         receipt_error: String::new(),
         traceparent: campaign.traceparent.clone(),
+        open_time: None,
+        click_time: None,
     }
 }
 

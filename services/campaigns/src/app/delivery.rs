@@ -278,6 +278,8 @@ impl App {
             return Ok(());
         }
         let mut uncounted = false;
+        // A hard bounce is counted apart among the failures.
+        let mut count_reason = "";
         let record = match self.retry.next(a.outcome.clone(), attempt, now, a.jitter) {
             Next::Sent { message_id } => {
                 queue::remove(tx, tenant, id).await?;
@@ -287,6 +289,7 @@ impl App {
                 queue::remove(tx, tenant, id).await?;
                 if bounced {
                     contact_policy::suppress(tx, tenant, before.channel, &before.recipient, id, &error, now).await?;
+                    count_reason = "BOUNCED";
                 }
                 (Status::Failed, String::new(), error, None, None)
             }
@@ -304,7 +307,7 @@ impl App {
         let record = AttemptRecord { status, provider_message_id: &message_id, error: &error, send_time, next_attempt_time, uncounted };
         let row = deliveries::record_attempt(tx, tenant, id, &record, now).await?;
         if let (Some(campaign), Status::Sent | Status::Failed) = (row.campaign_id, status) {
-            let deltas = [(("QUEUED", ""), -1), ((status.as_str(), ""), 1)].into_iter().collect();
+            let deltas = [(("QUEUED", ""), -1), ((status.as_str(), count_reason), 1)].into_iter().collect();
             campaigns::add_counts(tx, tenant, campaign, &deltas).await?;
         }
         if status != Status::Queued {

@@ -14,6 +14,7 @@
 //! - [`notices`]: accepting a notice into the ledger (render, policy, queue).
 //! - [`callbacks`]: what providers report back — receipts, inbound messages, opt-out keywords.
 //! - [`reach`]: a campaign's estimated reach, judged by the contact policy.
+//! - [`tracking`]: opens and clicks of tracked emails.
 //! - [`unsubscribes`]: unsubscribe links — minted, followed, applied to profiles.
 //! - [`devices`]: the push tokens of customers' app installs.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
@@ -29,6 +30,7 @@ pub mod notices;
 pub mod providers;
 pub mod reach;
 pub mod templates;
+pub mod tracking;
 pub mod unsubscribes;
 
 use std::time::Duration;

@@ -122,6 +122,8 @@ impl App {
             receipt_time: None,
             receipt_error: String::new(),
             traceparent: crm_kit::telemetry::current_traceparent(),
+            open_time: None,
+            click_time: None,
         };
         deliveries::insert(&mut tx, tenant, &row).await?;
         if status == Status::Queued {

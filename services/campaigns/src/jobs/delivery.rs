@@ -388,6 +388,11 @@ async fn send(
             (Purpose::Marketing, Channel::Email) => app.links().unsubscribe_url(tenant, d.id),
             _ => None,
         };
+        // Marketing email is sent with its opens and clicks tracked; the ledger keeps it as rendered.
+        let tracked_html = match (d.purpose, d.channel, d.html_body.is_empty()) {
+            (Purpose::Marketing, Channel::Email, false) => app.links().tracked_html(tenant, d.id, &d.html_body, unsubscribe_url.as_deref()),
+            _ => None,
+        };
         let callback_url = match (d.channel, provider) {
             (Channel::Sms | Channel::Push, Some(provider)) => app.links().callback_url(tenant, provider),
             _ => None,
@@ -398,7 +403,7 @@ async fn send(
             recipient: &d.recipient,
             subject: &d.subject,
             body: &d.body,
-            html_body: &d.html_body,
+            html_body: tracked_html.as_deref().unwrap_or(&d.html_body),
             data: &d.data.0,
             variables: &d.variables.0,
             unsubscribe_url: unsubscribe_url.as_deref(),

@@ -55,11 +55,14 @@ pub struct DeliveryRow {
     pub receipt_error: String,
     /// The trace the message was accepted in (SendNotice, StartCampaign); its send continues it.
     pub traceparent: String,
+    /// The first open and click of a tracked email.
+    pub open_time: Option<DateTime<Utc>>,
+    pub click_time: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale,
     subject, body, html_body, data, variables, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time,
-    receipt_status, receipt_time, receipt_error, traceparent";
+    receipt_status, receipt_time, receipt_error, traceparent, open_time, click_time";
 
 /// The deliveries table for find by id.
 pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };
@@ -239,4 +242,36 @@ pub async fn postpone(
     .instrument(db_span("UPDATE", "deliveries"))
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// What an open or a click changed: the delivery, and whether it is its first open and first click.
+#[derive(Debug, Clone)]
+pub struct Engagement {
+    pub delivery: DeliveryRow,
+    pub first_open: bool,
+    pub first_click: bool,
+}
+
+/// Records an open (or, with `click`, a click, which implies an open) of
+/// sent delivery `id` at `now`: the first of each stands. None when no sent
+/// delivery has that id.
+pub async fn engage(tx: &mut TenantTx, tenant: Uuid, id: Uuid, click: bool, now: DateTime<Utc>) -> Result<Option<Engagement>, Error> {
+    let returned: Option<(bool, bool)> = sqlx::query_as(
+        "WITH before AS (SELECT open_time, click_time FROM deliveries WHERE tenant_id = $1 AND id = $2 AND status = 'SENT' FOR UPDATE)
+         UPDATE deliveries d SET open_time = coalesce(d.open_time, $4),
+                                 click_time = CASE WHEN $3 THEN coalesce(d.click_time, $4) ELSE d.click_time END
+         FROM before WHERE d.tenant_id = $1 AND d.id = $2
+         RETURNING before.open_time IS NULL, $3 AND before.click_time IS NULL",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(click)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .instrument(db_span("UPDATE", "deliveries"))
+    .await?;
+    let Some((first_open, first_click)) = returned else { return Ok(None) };
+    let delivery =
+        DELIVERIES.find(tx, tenant, id, false).await?.ok_or_else(|| Error::internal(anyhow::anyhow!("delivery {id} vanished")))?;
+    Ok(Some(Engagement { delivery, first_open, first_click }))
 }

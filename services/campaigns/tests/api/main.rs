@@ -16,4 +16,5 @@ mod push;
 mod sent_log;
 mod sms;
 mod templates;
+mod tracking;
 mod unsubscribe;

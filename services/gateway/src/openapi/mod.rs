@@ -346,7 +346,12 @@ fn operation(
         Some(name) => schemas.field(&output.get_field_by_name(name).expect("checked when the route was built")),
         None => schemas.message(&output),
     };
-    let ok = if route.rpc.is_server_streaming() {
+    let ok = if route.raw_response() {
+        json!({
+            "description": "The body as the service sends it, in its own media type (see the description).",
+            "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } },
+        })
+    } else if route.rpc.is_server_streaming() {
         json!({
             "description": "A stream of newline-delimited JSON messages, one per line (an error after the first \
                 message ends the stream with one `{\"error\": …}` line).",
@@ -359,16 +364,22 @@ fn operation(
         }
         ok
     };
-    op.insert(
-        "responses".into(),
-        json!({
-            "200": ok,
-            "default": {
-                "description": "An error in the Google JSON error format.",
-                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{ERROR_SCHEMA}") } } },
-            },
-        }),
-    );
+    let mut responses = json!({
+        "200": ok,
+        "default": {
+            "description": "An error in the Google JSON error format.",
+            "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{ERROR_SCHEMA}") } } },
+        },
+    });
+    if route.raw_response() {
+        // A backend's `location` metadata turns the answer into a redirect (a tracked link).
+        responses["302"] = json!({
+            "description": "A redirect to `Location`, with the same body for clients that do not follow it.",
+            "headers": { "Location": { "description": "Where to go.", "schema": { "type": "string" } } },
+            "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } },
+        });
+    }
+    op.insert("responses".into(), responses);
     if public_methods.contains(route.grpc_path()) {
         op.insert("security".into(), json!([]));
     }

@@ -76,6 +76,15 @@ impl Route {
     pub fn http_route(&self) -> &str {
         &self.http_route
     }
+
+    /// Whether `response_body` names a `google.api.HttpBody`: the answer is
+    /// its bytes with its content type (a tracking pixel, a redirect page), not JSON.
+    pub fn raw_response(&self) -> bool {
+        self.response_body
+            .as_deref()
+            .and_then(|name| self.rpc.output().get_field_by_name(name))
+            .is_some_and(|field| matches!(field.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY))
+    }
 }
 
 /// Which backend serves which proto package (or single service).

@@ -112,6 +112,22 @@ pub fn response_json(route: &Route, message: &DynamicMessage) -> Vec<u8> {
     out
 }
 
+/// The content type and bytes of the `google.api.HttpBody` in `route`'s
+/// `response_body` field (empty when unset or not a valid header value).
+pub fn response_http_body(route: &Route, message: &DynamicMessage) -> (http::HeaderValue, Vec<u8>) {
+    let body = route.response_body.as_deref().and_then(|name| message.get_field_by_name(name));
+    let Some(ProtoValue::Message(body)) = body.as_deref() else { return (http::HeaderValue::from_static(""), Vec::new()) };
+    let content_type = match body.get_field_by_name("content_type").as_deref() {
+        Some(ProtoValue::String(s)) => http::HeaderValue::from_str(s).unwrap_or(http::HeaderValue::from_static("")),
+        _ => http::HeaderValue::from_static(""),
+    };
+    let data = match body.get_field_by_name("data").as_deref() {
+        Some(ProtoValue::Bytes(b)) => b.to_vec(),
+        _ => Vec::new(),
+    };
+    (content_type, data)
+}
+
 /// A stream item as one NDJSON line.
 pub fn stream_line(message: &DynamicMessage) -> Vec<u8> {
     let mut out = Vec::new();
