@@ -584,7 +584,13 @@ pub fn campaign_counts(sums: &[(String, String, i64)]) -> pb::CampaignCounts {
             "UNSUBSCRIBED" => counts.unsubscribed += n,
             // Receipts of sent messages (already counted as sent).
             "DELIVERED" => counts.delivered += n,
-            "UNDELIVERED" => counts.undelivered += n,
+            "UNDELIVERED" => {
+                counts.undelivered += n;
+                // A bounce report after the relay had accepted it.
+                if reason == "BOUNCED" {
+                    counts.bounced += n;
+                }
+            }
             // Engagement with sent messages (already counted as sent).
             "OPENED" => counts.opened += n,
             "CLICKED" => counts.clicked += n,

@@ -88,10 +88,12 @@ impl CallbackApi {
             }
             ProviderSettings::AliyunSms(_) => callbacks::aliyun(body),
             ProviderSettings::Webhook(_) => callbacks::webhook(body, header("x-crm-signature"), &secret()?, Utc::now().timestamp()),
-            ProviderSettings::Smtp(_) | ProviderSettings::Fcm(_) => {
+            // Bounce reports forwarded from the envelope sender's mailbox: the signed URL is the credential.
+            ProviderSettings::Smtp(_) => crate::channels::dsn::parse(body),
+            ProviderSettings::Fcm(_) => {
                 return Err(Error::FailedPrecondition {
                     reason: "NO_CALLBACKS",
-                    message: "SMTP relays and FCM report nothing back here".to_owned(),
+                    message: "FCM reports nothing back here".to_owned(),
                     subject: crate::resources::PROVIDER.name(provider.id),
                 });
             }

@@ -39,10 +39,10 @@ impl ProviderApi {
         Self { app, page_tokens }
     }
 
-    /// `row` as the API shows it, with its callback URL (SMTP relays call nothing back).
+    /// `row` as the API shows it, with its callback URL (for an SMTP relay, where its bounce reports go; FCM calls nothing back).
     fn shown(&self, tenant: Uuid, row: &ProviderRow) -> pb::Provider {
         let mut provider = provider_to(row);
-        if !matches!(row.settings.0, ProviderSettings::Smtp(_) | ProviderSettings::Fcm(_)) {
+        if !matches!(row.settings.0, ProviderSettings::Fcm(_)) {
             provider.callback_url = self.app.links().callback_url(tenant, row.id).unwrap_or_default();
         }
         provider

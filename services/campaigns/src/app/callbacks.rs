@@ -16,7 +16,7 @@ use crate::{
     domain::inbound::{self, Inbound, Receipt, Report},
     resources::{CUSTOMER, DELIVERY, PROVIDER},
     store::{
-        campaigns,
+        campaigns, contact_policy,
         receipts::{self, InboundRow},
         unsubscribes::{self, UnsubscribeRow},
     },
@@ -62,8 +62,13 @@ async fn apply_receipt(tx: &mut TenantTx, tenant: Uuid, provider: Uuid, r: &Rece
     let Some(row) = receipts::record(tx, tenant, provider, &r.message, status, &error, now).await? else {
         return Ok(false);
     };
+    if r.bounced && !r.delivered {
+        // The address does not exist: nothing more goes to it, as for a refusal at submission.
+        contact_policy::suppress(tx, tenant, row.channel, &row.recipient, row.id, &error, now).await?;
+    }
     if let Some(campaign) = row.campaign_id {
-        campaigns::add_counts(tx, tenant, campaign, &[((status, ""), 1)].into_iter().collect()).await?;
+        let reason = if r.bounced && !r.delivered { "BOUNCED" } else { "" };
+        campaigns::add_counts(tx, tenant, campaign, &[((status, reason), 1)].into_iter().collect()).await?;
     }
     let event = pb::DeliveryReceiptRecorded { delivery: Some(delivery_to(&row, View::WithoutContent)) };
     emit(tx, tenant, &DELIVERY.name(row.id), &event).await?;

@@ -304,14 +304,15 @@ impl App {
             }
             // Paused, or cancelled, with more queued than one batch: the next batch, and again until none is left.
             State::Paused | State::Cancelled => {
-                let done = match row.state {
-                    State::Paused => store::hold_queued(&mut tx, tenant, id, JOB_BATCH).await? < JOB_BATCH,
-                    _ => cancel_batch(&mut tx, tenant, id, now, JOB_BATCH).await?,
+                let next = match row.state {
+                    State::Paused if store::hold_queued(&mut tx, tenant, id, JOB_BATCH).await? == JOB_BATCH => Some(now),
+                    // What a sender had locked was skipped: looked at again shortly.
+                    State::Paused => store::has_unheld(&mut tx, tenant, id).await?.then(|| now + chrono::Duration::seconds(1)),
+                    _ => (!cancel_batch(&mut tx, tenant, id, now, JOB_BATCH).await?).then_some(now),
                 };
-                if done {
-                    store::drop_job(&mut tx, tenant, id).await?;
-                } else {
-                    store::wake_job(&mut tx, tenant, id, now).await?;
+                match next {
+                    Some(at) => store::wake_job(&mut tx, tenant, id, at).await?,
+                    None => store::drop_job(&mut tx, tenant, id).await?,
                 }
                 JobWork::Nothing
             }
@@ -404,7 +405,7 @@ async fn cancel_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<U
 }
 
 /// Releases up to `limit` of campaign `id`'s held messages and wakes the
-/// delivery workers; whether none is held any more.
+/// delivery workers; whether that was the last batch (fewer than `limit`).
 async fn release_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<bool, Error> {
     let n = store::release_held(tx, tenant, id, now, limit).await?;
     if n > 0 {

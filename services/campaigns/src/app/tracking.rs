@@ -47,7 +47,8 @@ impl App {
             .and_then(|link| reqwest::Url::parse(&link.url).ok())
             .map(String::from)
             .ok_or_else(|| Error::invalid("link", "NO_SUCH_LINK", "the email has no tracked link at this position"))?;
-        if row.status == Status::Sent {
+        // Read before its relay's answer was recorded, it is sent all the same.
+        if matches!(row.status, Status::Sent | Status::Submitting) {
             self.engage(&mut tx, tenant, delivery, Some(&url), now).await?;
         }
         tx.commit().await?;

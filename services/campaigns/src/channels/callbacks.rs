@@ -69,10 +69,10 @@ pub fn twilio(body: &[u8], signature: Option<&str>, url: &str, auth_token: &str)
     if let Some(status) = param("MessageStatus") {
         let message = MessageKey::Provider(sid.to_owned());
         return Ok(match status {
-            "delivered" | "read" => vec![Report::Receipt(Receipt { message, delivered: true, error: String::new() })],
+            "delivered" | "read" => vec![Report::Receipt(Receipt { message, delivered: true, error: String::new(), bounced: false })],
             "undelivered" | "failed" => {
                 let error = param("ErrorCode").map_or_else(|| status.to_owned(), |code| format!("{status} (error {code})"));
-                vec![Report::Receipt(Receipt { message, delivered: false, error })]
+                vec![Report::Receipt(Receipt { message, delivered: false, error, bounced: false })]
             }
             // queued, sending, sent, accepted, scheduled: not final.
             _ => Vec::new(),
@@ -126,7 +126,7 @@ pub fn aliyun(body: &[u8]) -> Result<Vec<Report>, CallbackError> {
             } else {
                 format!("{} {}", text_of(item, "err_code"), text_of(item, "err_msg")).trim().to_owned()
             };
-            reports.push(Report::Receipt(Receipt { message, delivered, error }));
+            reports.push(Report::Receipt(Receipt { message, delivered, error, bounced: false }));
         } else {
             return Err(malformed(format!("item {i} is neither an SmsReport nor an SmsUp item")));
         }
@@ -182,7 +182,7 @@ pub fn webhook(body: &[u8], signature: Option<&str>, secret: &str, now: i64) -> 
             "UNDELIVERED" => false,
             other => return Err(malformed(format!("receipts[{i}].status {other:?} is not DELIVERED or UNDELIVERED"))),
         };
-        reports.push(Report::Receipt(Receipt { message: MessageKey::Delivery(delivery), delivered, error: r.error }));
+        reports.push(Report::Receipt(Receipt { message: MessageKey::Delivery(delivery), delivered, error: r.error, bounced: false }));
     }
     for m in callback.inbound {
         if m.id.is_empty() || m.from.is_empty() {
@@ -224,7 +224,12 @@ mod tests {
         let (body, sig) = twilio_form(&[("MessageSid", "SM1"), ("MessageStatus", "delivered"), ("To", "+1555")]);
         assert_eq!(
             twilio(&body, Some(&sig), url, "token").unwrap(),
-            vec![Report::Receipt(Receipt { message: MessageKey::Provider("SM1".into()), delivered: true, error: String::new() })]
+            vec![Report::Receipt(Receipt {
+                message: MessageKey::Provider("SM1".into()),
+                delivered: true,
+                error: String::new(),
+                bounced: false
+            })]
         );
         let (body, sig) = twilio_form(&[("MessageSid", "SM2"), ("MessageStatus", "undelivered"), ("ErrorCode", "30005")]);
         let Report::Receipt(r) = &twilio(&body, Some(&sig), url, "token").unwrap()[0] else { panic!() };
@@ -258,10 +263,18 @@ mod tests {
         ])
         .to_string();
         let reports = aliyun(body.as_bytes()).unwrap();
-        assert_eq!(reports[0], Report::Receipt(Receipt { message: MessageKey::Delivery(delivery), delivered: true, error: String::new() }));
+        assert_eq!(
+            reports[0],
+            Report::Receipt(Receipt { message: MessageKey::Delivery(delivery), delivered: true, error: String::new(), bounced: false })
+        );
         assert_eq!(
             reports[1],
-            Report::Receipt(Receipt { message: MessageKey::Provider("900^2".into()), delivered: false, error: "MK:0001 空号".into() })
+            Report::Receipt(Receipt {
+                message: MessageKey::Provider("900^2".into()),
+                delivered: false,
+                error: "MK:0001 空号".into(),
+                bounced: false
+            })
         );
         assert_eq!(
             reports[2],
@@ -284,7 +297,12 @@ mod tests {
         let reports = webhook(body.as_bytes(), Some(&sig), "secret", now + 10).unwrap();
         assert_eq!(
             reports[0],
-            Report::Receipt(Receipt { message: MessageKey::Delivery(delivery), delivered: false, error: "unreachable".into() })
+            Report::Receipt(Receipt {
+                message: MessageKey::Delivery(delivery),
+                delivered: false,
+                error: "unreachable".into(),
+                bounced: false
+            })
         );
         assert!(matches!(&reports[1], Report::Inbound(m) if m.text == "TD"));
         assert_eq!(webhook(body.as_bytes(), Some(&sig), "other", now), Err(CallbackError::BadSignature));

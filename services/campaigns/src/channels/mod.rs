@@ -8,12 +8,14 @@
 //! - [`webhook`] — a signed webhook (SMS or push through any gateway).
 //! - [`fcm`] — push through Firebase Cloud Messaging.
 //! - [`callbacks`] — what the providers send back (receipts, inbound messages), verified.
+//! - [`dsn`] — email bounce reports (RFC 3464), forwarded to the SMTP provider's callback URL.
 //! - `message` — the rendered message a channel sends, and what handing it over made.
 //! - `http` — the HTTP providers' pinned clients and status meanings.
 //! - `throttle` — the per-provider token bucket.
 
 pub mod aliyun;
 pub mod callbacks;
+pub mod dsn;
 pub mod email;
 pub mod fcm;
 mod http;

@@ -27,6 +27,8 @@ pub struct Receipt {
     pub delivered: bool,
     /// The provider's reason when it was not delivered.
     pub error: String,
+    /// Not delivered because the address does not exist (a hard bounce): nothing more goes to it.
+    pub bounced: bool,
 }
 
 /// How a receipt names its message.

@@ -366,14 +366,17 @@ pub async fn insert_deliveries(
 pub const HELD: DateTime<Utc> = DateTime::<Utc>::MAX_UTC;
 
 /// Holds up to `limit` of campaign `id`'s queued messages that are not held
-/// yet (they are not claimed until released); returns how many (fewer than
-/// `limit`: none is left).
+/// yet (they are not claimed until released); returns how many. Rows a
+/// sender has locked right now are skipped, not waited for — senders lock
+/// several in delivery-id order, this scan goes by due time, and waiting
+/// would deadlock — so fewer than `limit` does not prove none is left:
+/// [`has_unheld`] does.
 pub async fn hold_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, limit: i64) -> Result<i64, Error> {
     let held = sqlx::query(
         "UPDATE delivery_queue SET due_time = $3
          WHERE tenant_id = $1 AND delivery_id IN (
              SELECT delivery_id FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 AND due_time < $3
-             ORDER BY due_time LIMIT $4 FOR UPDATE)",
+             ORDER BY due_time LIMIT $4 FOR UPDATE SKIP LOCKED)",
     )
     .bind(tenant)
     .bind(id)
@@ -385,17 +388,31 @@ pub async fn hold_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, limit: i64) 
     Ok(i64::try_from(held.rows_affected()).unwrap_or(i64::MAX))
 }
 
+/// Whether campaign `id` has queued messages that are not held.
+pub async fn has_unheld(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 AND due_time < $3)")
+        .bind(tenant)
+        .bind(id)
+        .bind(HELD)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("SELECT", "delivery_queue"))
+        .await?)
+}
+
 /// Makes up to `limit` of campaign `id`'s held messages due: each at its
 /// delivery's `next_attempt_time` (a recipient's local send time, a retry's
 /// backoff, the end of quiet hours) if that is later than `now`, else at
-/// `now`; returns how many (fewer than `limit`: none is left).
+/// `now`; returns how many. Like [`hold_queued`] it skips rows a sender has
+/// locked (one that claimed a message just before the pause and is letting
+/// it go), so fewer than `limit` is not proof that none is held: the
+/// campaign job releases again every round while the campaign runs.
 pub async fn release_held(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<i64, Error> {
     let released = sqlx::query(
         "UPDATE delivery_queue q SET due_time = greatest(coalesce(d.next_attempt_time, $3), $3)
          FROM deliveries d
          WHERE q.tenant_id = $1 AND d.tenant_id = $1 AND d.id = q.delivery_id AND q.delivery_id IN (
              SELECT delivery_id FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 AND due_time = $4
-             LIMIT $5 FOR UPDATE)",
+             LIMIT $5 FOR UPDATE SKIP LOCKED)",
     )
     .bind(tenant)
     .bind(id)

@@ -253,11 +253,12 @@ pub struct Engagement {
 }
 
 /// Records an open (or, with `click`, a click, which implies an open) of
-/// sent delivery `id` at `now`: the first of each stands. None when no sent
-/// delivery has that id.
+/// sent delivery `id` at `now`: the first of each stands. A SUBMITTING one
+/// counts as sent — the recipient may read it before the relay's answer is
+/// recorded. None when no such delivery has that id.
 pub async fn engage(tx: &mut TenantTx, tenant: Uuid, id: Uuid, click: bool, now: DateTime<Utc>) -> Result<Option<Engagement>, Error> {
     let returned: Option<(bool, bool)> = sqlx::query_as(
-        "WITH before AS (SELECT open_time, click_time FROM deliveries WHERE tenant_id = $1 AND id = $2 AND status = 'SENT' FOR UPDATE)
+        "WITH before AS (SELECT open_time, click_time FROM deliveries WHERE tenant_id = $1 AND id = $2 AND status IN ('SENT', 'SUBMITTING') FOR UPDATE)
          UPDATE deliveries d SET open_time = coalesce(d.open_time, $4),
                                  click_time = CASE WHEN $3 THEN coalesce(d.click_time, $4) ELSE d.click_time END
          FROM before WHERE d.tenant_id = $1 AND d.id = $2

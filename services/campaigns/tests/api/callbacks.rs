@@ -258,3 +258,52 @@ async fn webhook_callbacks_need_a_fresh_signature_and_forged_urls_are_refused() 
     let forged = post(&app, &String::from_utf8(forged).unwrap(), "application/json", body.clone(), &[("x-crm-signature", signature)]).await;
     assert_error(forged, Code::Unauthenticated, "INVALID_CALLBACK_URL");
 }
+
+/// A bounce report as a receiving server mails it back, quoting `message_id`.
+fn bounce_report(message_id: &str, status: &str) -> Vec<u8> {
+    format!(
+        "From: MAILER-DAEMON@mx.example.org\r\nMessage-ID: <B1@mx.example.org>\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"R\"\r\n\r\n\
+         --R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n\
+         Final-Recipient: rfc822; ann@example.com\r\nAction: failed\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; 550 {status} user unknown\r\n\r\n\
+         --R\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\nSubject: Fee\r\n\r\n--R--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_bounce_report_forwarded_for_an_smtp_relay_marks_undelivered_and_suppresses_once() {
+    let app = spawn().await;
+    let relay = app.email_provider().await;
+    assert!(relay.callback_url.starts_with(PUBLIC_URL), "a relay has a URL for its bounce reports: {relay:?}");
+    let fee = app
+        .create_template(crate::helpers::email_template(pb::Purpose::Transactional, "Fee", "{{ vars.amount }} due", &["amount"]))
+        .await
+        .unwrap();
+    let ann = app.customer(Person { name: "Ann", email: "ann@example.com", ..Person::default() }).await;
+    let first = app.send_notice(&fee.name, &ann, &[("amount", "1")], "fee-1").await.unwrap();
+    assert_eq!(app.settled(&first.name).await.status, pb::DeliveryStatus::Sent as i32);
+    let message_id = app.smtp.messages()[0].message_id.clone();
+
+    // A full mailbox later: undelivered, but the address stays.
+    let full = post(&app, &callback_name(&relay), "message/rfc822", bounce_report(&message_id, "5.2.2"), &[]).await.unwrap();
+    assert_eq!(full.receipts, 1);
+    let after = app.delivery(&first.name).await;
+    assert_eq!(after.receipt_status, pb::ReceiptStatus::Undelivered as i32, "{after:?}");
+    let second = app.send_notice(&fee.name, &ann, &[("amount", "2")], "fee-2").await.unwrap();
+    assert_eq!(app.settled(&second.name).await.status, pb::DeliveryStatus::Sent as i32, "a full mailbox is no bounce");
+
+    // The second message's report says the mailbox does not exist: suppressed, once.
+    let second_id = app.smtp.messages()[1].message_id.clone();
+    let report = bounce_report(&second_id, "5.1.1");
+    let name = callback_name(&relay);
+    assert_eq!(post(&app, &name, "multipart/report", report.clone(), &[]).await.unwrap().receipts, 1);
+    assert_eq!(post(&app, &name, "multipart/report", report, &[]).await.unwrap().receipts, 0, "a replay changes nothing");
+    let third = app.send_notice(&fee.name, &ann, &[("amount", "3")], "fee-3").await.unwrap();
+    let third = app.settled(&third.name).await;
+    assert_eq!((third.status, third.skip_reason), (pb::DeliveryStatus::Skipped as i32, pb::SkipReason::Suppressed as i32));
+    assert_eq!(app.smtp.messages().len(), 2);
+
+    assert_error(post(&app, &name, "text/plain", b"hello".to_vec(), &[]).await, Code::InvalidArgument, "MALFORMED_CALLBACK");
+}
