@@ -1,8 +1,9 @@
 //! A campaign's estimated reach: its audience judged by the contact policy
 //! as if it started now — the record (deleted, address, consent,
 //! do-not-contact), an open complaint, a suppressed address, an unsubscribe
-//! profiles has not recorded yet — read-only, one transaction per page of
-//! members. Frequency caps and quiet hours belong to the moment of sending.
+//! profiles has not recorded yet, for push through FCM no registered device —
+//! read-only, one transaction per page of members. Frequency caps and quiet
+//! hours belong to the moment of sending.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,9 @@ use crate::{
     resources::{CAMPAIGN, TEMPLATE},
     store::{
         campaigns::{CAMPAIGNS, CampaignRow},
-        contact_policy, streams,
+        contact_policy, devices,
+        providers::{self, ProviderSettings},
+        streams,
         templates::{TEMPLATES, TemplateRow},
         unsubscribes,
     },
@@ -61,11 +64,23 @@ impl App {
         let complaints = streams::with_open_complaints(&mut tx, tenant, &ids).await?;
         let suppressed = contact_policy::suppressed_among(&mut tx, tenant, channel, &sendable).await?;
         let unsubscribed = unsubscribes::pending_among(&mut tx, tenant, channel, &ids).await?;
+        // FCM reaches a customer only through a device registered here (a webhook resolves its own).
+        let pushes_to_devices = channel == Channel::Push
+            && matches!(providers::for_channel(&mut tx, tenant, channel).await?, Some(p) if matches!(p.settings.0, ProviderSettings::Fcm(_)));
+        let with_devices = match pushes_to_devices {
+            true => Some(devices::customers_with_devices(&mut tx, tenant, &ids).await?),
+            false => None,
+        };
         tx.commit().await?;
         for (id, address) in addresses {
-            let verdict = address.and_then(|address| {
-                policy::beyond_record(purpose, suppressed.contains(&address), unsubscribed.contains(&id), complaints.contains(&id))
-            });
+            let verdict = address
+                .and_then(|address| match &with_devices {
+                    Some(reachable) if !reachable.contains(&id) => Err(SkipReason::NoAddress),
+                    _ => Ok(address),
+                })
+                .and_then(|address| {
+                    policy::beyond_record(purpose, suppressed.contains(&address), unsubscribed.contains(&id), complaints.contains(&id))
+                });
             reach.audience += 1;
             match verdict {
                 Ok(()) => reach.reachable += 1,

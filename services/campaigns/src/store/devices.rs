@@ -1,5 +1,7 @@
 //! The `devices` table: push tokens by customer.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
@@ -120,6 +122,17 @@ pub async fn push_tokens(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Res
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "devices"))
     .await?)
+}
+
+/// Those of `customers` with at least one registered device.
+pub async fn customers_with_devices(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid]) -> Result<HashSet<Uuid>, Error> {
+    let found: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT customer_id FROM devices WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(tenant)
+        .bind(customers)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "devices"))
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 /// Removes device `id`; the row removed, if there was one.

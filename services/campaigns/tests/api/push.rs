@@ -242,3 +242,27 @@ async fn an_fcm_provider_needs_a_service_account_key_and_keeps_it() {
     let Some(pb::provider::Settings::Fcm(kept)) = updated.settings else { panic!() };
     assert!(kept.service_account_key_set && kept.client_email == peer.client_email(), "{kept:?}");
 }
+
+#[tokio::test]
+async fn a_push_campaign_reaches_and_estimates_only_customers_with_a_device() {
+    let app = spawn_app().await;
+    let peer = FcmPeer::start(PROJECT, None).await;
+    push_provider(&app, fcm(&peer)).await.unwrap();
+    let with_app = app.customer(Person { name: "Has the app", tags: &["residents"], ..Person::default() }).await;
+    app.customer(Person { name: "No app", tags: &["residents"], ..Person::default() }).await;
+    register(&app, &with_app, "fcm-token-resident-0001", pb::DevicePlatform::Ios).await;
+    let template = app.create_template(parcel_push()).await.unwrap();
+    let campaign = app.create_campaign(&template.name, "tags:\"residents\"", &[("code", "ALL")]).await.unwrap();
+
+    let request = app.as_roles(pb::EstimateCampaignReachRequest { name: campaign.name.clone() }, &["marketer"]);
+    let estimate = app.campaigns().estimate_campaign_reach(request).await.unwrap().into_inner();
+    assert_eq!((estimate.audience, estimate.reachable), (2, 1), "{estimate:?}");
+    assert_eq!(estimate.skipped_by_reason.iter().map(|s| (s.reason, s.count)).collect::<Vec<_>>(), [(pb::SkipReason::NoAddress as i32, 1)]);
+
+    let start = pb::StartCampaignRequest { name: campaign.name.clone(), etag: String::new() };
+    app.campaigns().start_campaign(app.as_roles(start, &["marketer"])).await.unwrap();
+    let done = app.campaign_in(&campaign.name, pb::CampaignState::Completed).await;
+    let counts = done.counts.unwrap();
+    assert_eq!((counts.sent, counts.skipped), (1, 1), "the send matches the estimate: {counts:?}");
+    assert_eq!(peer.messages().len(), 1);
+}
