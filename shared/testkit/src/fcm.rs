@@ -13,7 +13,6 @@
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex, OnceLock},
-    time::{Duration, Instant},
 };
 
 use axum::{
@@ -27,6 +26,8 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::peer::{self, RateWindow};
 
 /// The service account the peer trusts.
 const CLIENT_EMAIL: &str = "firebase-adminsdk-test@crm-mobile-test.iam.gserviceaccount.com";
@@ -66,8 +67,7 @@ struct Record {
     access_tokens: HashSet<String>,
     tokens_issued: usize,
     unregistered: HashSet<String>,
-    throttled: usize,
-    window: Option<(Instant, u32)>,
+    rate: RateWindow,
 }
 
 #[derive(Clone)]
@@ -91,15 +91,11 @@ pub struct FcmPeer {
 impl FcmPeer {
     /// Starts the peer for `project` on a free port, throttling above `max_per_second` sends.
     pub async fn start(project: &str, max_per_second: Option<u32>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (listener, url) = peer::bind().await;
         let record = Arc::new(Mutex::new(Record::default()));
         let peer = Peer { project: project.to_owned(), token_uri: format!("{url}/token"), max_per_second, record: record.clone() };
         let app = Router::new().route("/token", post(token)).route("/v1/projects/{project}/messages:send", post(send)).with_state(peer);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("the FCM peer serves");
-        });
-        Self { url, project: project.to_owned(), record, server }
+        Self { url, project: project.to_owned(), record, server: peer::serve(listener, app) }
     }
 
     /// A service account key file, as the Firebase console downloads it, whose key this peer trusts.
@@ -138,7 +134,7 @@ impl FcmPeer {
 
     /// How many sends were throttled.
     pub fn throttled(&self) -> usize {
-        self.record.lock().expect("not poisoned").throttled
+        self.record.lock().expect("not poisoned").rate.throttled
     }
 }
 
@@ -221,17 +217,8 @@ async fn send(State(peer): State<Peer>, Path(project): Path<String>, headers: He
     if record.unregistered.contains(&token) {
         return fcm_error(StatusCode::NOT_FOUND, "NOT_FOUND", Some("UNREGISTERED"), "Requested entity was not found.");
     }
-    if let Some(max) = peer.max_per_second {
-        let now = Instant::now();
-        let (start, count) = match record.window {
-            Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => (start, count + 1),
-            _ => (now, 1),
-        };
-        record.window = Some((start, count));
-        if count > max {
-            record.throttled += 1;
-            return fcm_error(StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED", Some("QUOTA_EXCEEDED"), "Quota exceeded.");
-        }
+    if record.rate.over(peer.max_per_second) {
+        return fcm_error(StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED", Some("QUOTA_EXCEEDED"), "Quota exceeded.");
     }
     let name = format!("projects/{project}/messages/0:{}", uuid::Uuid::new_v4().simple());
     record.accepted.push(PushMessage {

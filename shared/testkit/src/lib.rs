@@ -25,6 +25,7 @@ pub mod database;
 pub mod events;
 pub mod fcm;
 pub mod otlp;
+mod peer;
 pub mod process;
 pub mod providers;
 pub mod proxy;

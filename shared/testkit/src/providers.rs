@@ -18,7 +18,6 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 
 use axum::{
@@ -32,6 +31,8 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+
+use crate::peer::{self, RateWindow};
 
 /// Credentials the peer accepts.
 #[derive(Debug, Clone)]
@@ -79,8 +80,7 @@ pub struct PeerMessage {
 #[derive(Default)]
 struct Record {
     messages: Vec<PeerMessage>,
-    throttled: usize,
-    window: Option<(Instant, u32)>,
+    rate: RateWindow,
 }
 
 #[derive(Clone)]
@@ -92,19 +92,7 @@ struct Peer {
 impl Peer {
     /// Whether this request is over the rate (and counts it).
     fn throttle(&self) -> bool {
-        let Some(max) = self.config.max_per_second else { return false };
-        let mut record = self.record.lock().expect("not poisoned");
-        let now = Instant::now();
-        let (start, count) = match record.window {
-            Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => (start, count + 1),
-            _ => (now, 1),
-        };
-        record.window = Some((start, count));
-        if count > max {
-            record.throttled += 1;
-            return true;
-        }
-        false
+        self.record.lock().expect("not poisoned").rate.over(self.config.max_per_second)
     }
 
     fn accept(&self, message: PeerMessage) {
@@ -132,12 +120,8 @@ impl ProviderPeer {
             .route("/", get(aliyun))
             .route("/webhook", post(webhook))
             .with_state(peer);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("the provider peer serves");
-        });
-        Self { url, config, record, server }
+        let (listener, url) = peer::bind().await;
+        Self { url, config, record, server: peer::serve(listener, app) }
     }
 
     /// The webhook's URL.
@@ -152,7 +136,7 @@ impl ProviderPeer {
 
     /// How many requests were throttled.
     pub fn throttled(&self) -> usize {
-        self.record.lock().expect("not poisoned").throttled
+        self.record.lock().expect("not poisoned").rate.throttled
     }
 }
 

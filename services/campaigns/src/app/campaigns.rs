@@ -304,11 +304,13 @@ impl App {
             }
             // Paused, or cancelled, with more queued than one batch: the next batch, and again until none is left.
             State::Paused | State::Cancelled => {
+                // What a sender had locked was skipped: looked at again shortly, until none is left.
+                let later = now + chrono::Duration::seconds(1);
                 let next = match row.state {
                     State::Paused if store::hold_queued(&mut tx, tenant, id, JOB_BATCH).await? == JOB_BATCH => Some(now),
-                    // What a sender had locked was skipped: looked at again shortly.
-                    State::Paused => store::has_unheld(&mut tx, tenant, id).await?.then(|| now + chrono::Duration::seconds(1)),
-                    _ => (!cancel_batch(&mut tx, tenant, id, now, JOB_BATCH).await?).then_some(now),
+                    State::Paused => store::has_unheld(&mut tx, tenant, id).await?.then_some(later),
+                    _ if !cancel_batch(&mut tx, tenant, id, now, JOB_BATCH).await? => Some(now),
+                    _ => store::has_queued(&mut tx, tenant, id).await?.then_some(later),
                 };
                 match next {
                     Some(at) => store::wake_job(&mut tx, tenant, id, at).await?,

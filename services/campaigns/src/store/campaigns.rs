@@ -427,14 +427,16 @@ pub async fn release_held(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTi
 
 /// Cancels up to `limit` of campaign `id`'s messages that are still QUEUED
 /// (not those being handed over right now) and takes them off the queue;
-/// returns how many (fewer than `limit`: none is left).
+/// returns how many. Like [`hold_queued`] it skips rows a sender has locked,
+/// so fewer than `limit` is not proof that none is left: [`has_queued`] is.
 pub async fn cancel_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<i64, Error> {
     // Queue rows first, then ledger rows: the order the delivery job's claim
-    // takes them in, so the two never wait on each other in a circle.
+    // takes them in. In the index's order (a million queued need no sort),
+    // skipping what a sender holds (its batches go in delivery-id order).
     let batch: Vec<Uuid> = sqlx::query_scalar(
         "SELECT q.delivery_id FROM delivery_queue q JOIN deliveries d ON d.tenant_id = q.tenant_id AND d.id = q.delivery_id
          WHERE q.tenant_id = $1 AND q.campaign_id = $2 AND d.status = 'QUEUED'
-         ORDER BY q.delivery_id LIMIT $3 FOR UPDATE OF q",
+         ORDER BY q.due_time LIMIT $3 FOR UPDATE OF q SKIP LOCKED",
     )
     .bind(tenant)
     .bind(id)
