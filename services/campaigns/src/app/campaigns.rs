@@ -44,6 +44,10 @@ pub type CampaignWithCounts = (CampaignRow, pb::CampaignCounts);
 pub enum JobWork {
     /// Store its audience (from the page token stored with it on) with `template`.
     Snapshot { campaign: Box<CampaignRow>, template: Box<TemplateRow> },
+    /// One batch of held, released or cancelled messages done, more to go:
+    /// take the job again (each batch in its own transaction, so a move of
+    /// the campaign never waits long for its row).
+    Again,
     /// Nothing now (it was handled, or another replica holds it).
     Nothing,
 }
@@ -294,13 +298,15 @@ impl App {
                 if !release_batch(&mut tx, tenant, id, now, JOB_BATCH).await? {
                     // Started or resumed with more held than one batch: the next batch, until none is held.
                     store::wake_job(&mut tx, tenant, id, now).await?;
+                    JobWork::Again
                 } else if !store::has_queued(&mut tx, tenant, id).await? {
                     self.apply_move(&mut tx, tenant, &row, Move::Complete, now).await?;
                     tracing::info!(campaign = %id, "campaign completed");
+                    JobWork::Nothing
                 } else {
                     store::wake_job(&mut tx, tenant, id, now + chrono::Duration::seconds(1)).await?;
+                    JobWork::Nothing
                 }
-                JobWork::Nothing
             }
             // Paused, or cancelled, with more queued than one batch: the next batch, and again until none is left.
             State::Paused | State::Cancelled => {
@@ -316,7 +322,7 @@ impl App {
                     Some(at) => store::wake_job(&mut tx, tenant, id, at).await?,
                     None => store::drop_job(&mut tx, tenant, id).await?,
                 }
-                JobWork::Nothing
+                if next == Some(now) { JobWork::Again } else { JobWork::Nothing }
             }
             _ => {
                 store::drop_job(&mut tx, tenant, id).await?;
@@ -391,10 +397,12 @@ impl App {
 
 /// Messages held, released or cancelled by a move itself: a request's
 /// worth of work (a million queued messages do not fit in one). The campaign
-/// job does the rest, [`JOB_BATCH`] per round.
+/// job does the rest, [`JOB_BATCH`] per transaction.
 const REQUEST_BATCH: i64 = 2000;
-/// Messages held, released or cancelled per round of the campaign job.
-const JOB_BATCH: i64 = 20_000;
+/// Messages held, released or cancelled per transaction of the campaign job
+/// (which takes batch after batch for up to a second per round): small
+/// enough that a move waiting for the campaign's row waits well under a second.
+const JOB_BATCH: i64 = 5_000;
 
 /// Cancels up to `limit` of campaign `id`'s queued messages, counted; whether none is left.
 async fn cancel_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<bool, Error> {

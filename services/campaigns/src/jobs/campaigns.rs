@@ -24,6 +24,8 @@ use crate::{
 const PAGE_SIZE: i32 = 1000;
 /// Campaigns looked at per round.
 const PER_ROUND: i64 = 32;
+/// How long one campaign's batches may go on in a round before the next campaign's turn.
+const BATCHES_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the job every `poll` until `shutdown` turns true.
 pub fn spawn(app: App, profiles: ProfilesClient, tokens: ServiceTokens, poll: Duration, mut shutdown: watch::Receiver<bool>) {
@@ -42,7 +44,13 @@ pub fn spawn(app: App, profiles: ProfilesClient, tokens: ServiceTokens, poll: Du
 
 async fn round(app: &App, profiles: &ProfilesClient, tokens: &ServiceTokens) -> Result<(), crm_kit::Error> {
     for (tenant, id) in store::due_jobs(app.pool(), Utc::now(), PER_ROUND).await? {
-        if let JobWork::Snapshot { campaign, template } = app.lease_campaign_job(tenant, id, Utc::now()).await? {
+        // Batches of a huge pause, resume or cancel, one transaction each, for up to a second.
+        let started = std::time::Instant::now();
+        let mut work = app.lease_campaign_job(tenant, id, Utc::now()).await?;
+        while matches!(work, JobWork::Again) && started.elapsed() < BATCHES_FOR {
+            work = app.lease_campaign_job(tenant, id, Utc::now()).await?;
+        }
+        if let JobWork::Snapshot { campaign, template } = work {
             let span = tracing::info_span!("campaign.snapshot", campaign.id = %id);
             // One trace from StartCampaign through the snapshot to every send.
             crm_kit::telemetry::continue_trace(&span, &campaign.traceparent);
