@@ -376,7 +376,7 @@ pub async fn hold_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, limit: i64) 
         "UPDATE delivery_queue SET due_time = $3
          WHERE tenant_id = $1 AND delivery_id IN (
              SELECT delivery_id FROM delivery_queue WHERE tenant_id = $1 AND campaign_id = $2 AND due_time < $3
-             ORDER BY due_time LIMIT $4 FOR UPDATE SKIP LOCKED)",
+             LIMIT $4 FOR UPDATE SKIP LOCKED)",
     )
     .bind(tenant)
     .bind(id)
@@ -431,12 +431,13 @@ pub async fn release_held(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTi
 /// so fewer than `limit` is not proof that none is left: [`has_queued`] is.
 pub async fn cancel_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<i64, Error> {
     // Queue rows first, then ledger rows: the order the delivery job's claim
-    // takes them in. In the index's order (a million queued need no sort),
-    // skipping what a sender holds (its batches go in delivery-id order).
+    // takes them in. In no particular order — any batch will do, and a sort
+    // of a million rows planned on statistics not yet gathered (the audience
+    // was just stored) took seconds — skipping what a sender holds.
     let batch: Vec<Uuid> = sqlx::query_scalar(
         "SELECT q.delivery_id FROM delivery_queue q JOIN deliveries d ON d.tenant_id = q.tenant_id AND d.id = q.delivery_id
          WHERE q.tenant_id = $1 AND q.campaign_id = $2 AND d.status = 'QUEUED'
-         ORDER BY q.due_time LIMIT $3 FOR UPDATE OF q SKIP LOCKED",
+         LIMIT $3 FOR UPDATE OF q SKIP LOCKED",
     )
     .bind(tenant)
     .bind(id)
