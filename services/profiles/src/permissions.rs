@@ -16,6 +16,12 @@ pub const CUSTOMERS_DELETE: Permission = Permission::new("customers.delete", &[]
 /// Read one's own record and update its contact details and consent (the
 /// `customer` role; `domain::access` checks the record is the caller's).
 pub const CUSTOMERS_SELF: Permission = Permission::new("customers.self", &[Role::Customer]);
+/// Read a customer's archive records (related persons, ...); a customer reads
+/// their own through `customers.self`.
+pub const ARCHIVE_READ: Permission =
+    Permission::new("archive.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
+/// Add, change and remove a customer's archive records.
+pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::Service, Role::Agent]);
 /// See emails and phone numbers unmasked, and filter by them.
 pub const PII: Permission = Permission::new("pii", &[Role::Service, Role::Agent, Role::Marketer]);
 
@@ -27,15 +33,19 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 6] = [CUSTOMERS_READ, CUSTOMERS_CREATE, CUSTOMERS_UPDATE, CUSTOMERS_DELETE, CUSTOMERS_SELF, PII];
+    const ALL: [Permission; 8] =
+        [CUSTOMERS_READ, CUSTOMERS_CREATE, CUSTOMERS_UPDATE, CUSTOMERS_DELETE, CUSTOMERS_SELF, ARCHIVE_READ, ARCHIVE_WRITE, PII];
 
     #[test]
     fn each_role_holds_exactly_its_permissions() {
         assert_eq!(held_by(Role::Admin, &ALL).len(), ALL.len());
-        assert_eq!(held_by(Role::Agent, &ALL), BTreeSet::from(["customers.read", "customers.create", "customers.update", "pii"]));
-        assert_eq!(held_by(Role::Marketer, &ALL), BTreeSet::from(["customers.read", "customers.update", "pii"]));
-        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read"]));
-        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["customers.read"]));
+        assert_eq!(
+            held_by(Role::Agent, &ALL),
+            BTreeSet::from(["customers.read", "customers.create", "customers.update", "archive.read", "archive.write", "pii"])
+        );
+        assert_eq!(held_by(Role::Marketer, &ALL), BTreeSet::from(["customers.read", "customers.update", "archive.read", "pii"]));
+        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read", "archive.read"]));
+        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["customers.read", "archive.read"]));
         assert_eq!(held_by(Role::Customer, &ALL), BTreeSet::from(["customers.self"]), "a customer holds no staff permission");
     }
 }

@@ -1,7 +1,9 @@
 //! The resource types of this service (names `{collection}/{uuid}` and the
 //! type in error details), in one place for handlers, use cases and conversions.
 
-use crm_kit::resource::ResourceType;
+use crm_kit::resource::{ChildResourceType, ResourceType};
 
 /// `customers/{id}`, type `profiles.crm/Customer` in error details.
 pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");
+/// `customers/{customer}/relatedPersons/{id}`.
+pub const RELATED_PERSON: ChildResourceType = ChildResourceType::new("profiles.crm/RelatedPerson", CUSTOMER, "relatedPersons");

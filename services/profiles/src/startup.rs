@@ -1,11 +1,17 @@
-//! Builds the profiles service: the kit's runtime plus CustomerService and the
-//! event stream.
+//! Builds the profiles service: the kit's runtime plus CustomerService,
+//! RelatedPersonService and the event stream.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
-use crm_proto::crm::profiles::v1::customer_service_server::CustomerServiceServer;
+use crm_proto::crm::profiles::v1::{
+    customer_service_server::CustomerServiceServer, related_person_service_server::RelatedPersonServiceServer,
+};
 use sqlx::migrate::Migrator;
 
-use crate::{api::CustomerApi, app::App, config::Config};
+use crate::{
+    api::{CustomerApi, RelatedPersonApi},
+    app::App,
+    config::Config,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -21,7 +27,11 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let kit = Kit::connect(&SPEC, config.kit).await?;
         let app = App::new(kit.pool.clone());
-        let services = crm_kit::register_services!(kit, CustomerServiceServer::new(CustomerApi::new(app, kit.page_tokens.clone())));
+        let services = crm_kit::register_services!(
+            kit,
+            CustomerServiceServer::new(CustomerApi::new(app.clone(), kit.page_tokens.clone())),
+            RelatedPersonServiceServer::new(RelatedPersonApi::new(app, kit.page_tokens.clone())),
+        );
         kit.serve(services, config.listen_addr).await
     }
 }

@@ -59,7 +59,7 @@ fn require_staff_or_self(principal: &Principal, staff_permission: Permission) ->
 
 /// OK when `principal` may act on customer `id` with `staff_permission`
 /// (see [`reach`]): PERMISSION_DENIED, or NOT_FOUND for another customer's record.
-fn authorize(principal: &Principal, id: Uuid, staff_permission: Permission) -> Result<(), Error> {
+pub(super) fn authorize(principal: &Principal, id: Uuid, staff_permission: Permission) -> Result<(), Error> {
     match reach(principal, id, staff_permission) {
         Reach::Granted => Ok(()),
         Reach::Hidden => Err(CUSTOMER.not_found(id)),

@@ -170,7 +170,7 @@ async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str, 
 }
 
 /// FAILED_PRECONDITION for a soft-deleted customer, which takes no changes until undeleted.
-fn ensure_live(customer: &CustomerRow) -> Result<(), Error> {
+pub(super) fn ensure_live(customer: &CustomerRow) -> Result<(), Error> {
     if customer.delete_time.is_none() {
         return Ok(());
     }

@@ -8,8 +8,10 @@
 //! # Layout
 //! - [`customers`]: creation (with request-id replay), updates, deletion
 //!   and undeletion, and the reads behind Get, BatchGet and List.
+//! - [`related_persons`]: the people around a customer (客户成员).
 
 pub mod customers;
+pub mod related_persons;
 
 use crm_kit::{
     Error,

@@ -1,7 +1,8 @@
-//! Pure customer-domain logic: validated field types, the customer draft,
+//! Pure customer-domain logic: validated field types, the customer and related-person drafts,
 //! masking and field-level write rules. No I/O.
 
 pub mod access;
 pub mod customer;
 pub mod fields;
 pub mod mask;
+pub mod related_person;

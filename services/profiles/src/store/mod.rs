@@ -3,6 +3,7 @@
 //! the planner uses the `(tenant_id, ...)` indexes.
 
 mod customers;
+pub mod related_persons;
 
 pub use customers::{
     CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, insert, list, replace_emails, update,

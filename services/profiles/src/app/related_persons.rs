@@ -1,0 +1,157 @@
+//! Related persons (客户成员): added to a live customer, changed under their
+//! etag, removed; each change with its `RelatedPersonChanged` event. A link
+//! to another customer record must name one that exists in the tenant.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::TenantTx,
+    idempotency::{self, IdempotencyKey},
+    outbox,
+};
+use crm_proto::crm::profiles::v1 as pb;
+use prost::Message;
+use uuid::Uuid;
+
+use super::{App, customers::ensure_live};
+use crate::{
+    domain::related_person::RelatedPersonDraft,
+    resources::{CUSTOMER, RELATED_PERSON},
+    store::{
+        CUSTOMERS, CustomerRow,
+        related_persons::{self as store, RELATED_PERSONS, RelatedPersonRow},
+    },
+    wire::related_persons::{changed_paths, to_proto},
+};
+
+impl App {
+    /// Adds `draft` to live customer `customer` and writes `RelatedPersonChanged`.
+    /// With a request id, a retry returns the first response.
+    pub async fn create_related_person<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        customer: Uuid,
+        draft: RelatedPersonDraft,
+        request: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&RelatedPersonRow) -> R,
+    ) -> Result<R, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
+            tx.commit().await?;
+            return Ok(replay);
+        }
+        // The customer row is locked so that it cannot be deleted under the new person.
+        let parent: CustomerRow = CUSTOMERS.find(&mut tx, tenant, customer, true).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        ensure_live(&parent)?;
+        ensure_linked_exists(&mut tx, tenant, &draft, "related_person.linked_customer").await?;
+        let row = store::insert(&mut tx, tenant, customer, Uuid::now_v7(), &draft, now).await?;
+        emit(&mut tx, tenant, &row, Vec::new(), false).await?;
+        let response = respond(&row);
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Related person `id` of `customer`, or NOT_FOUND.
+    pub async fn related_person(&self, tenant: Uuid, customer: Uuid, id: Uuid) -> Result<RelatedPersonRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let row = find(&mut tx, tenant, customer, id, false).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// A page of `customer`'s related persons after `after` (NOT_FOUND when there is no such customer).
+    pub async fn related_persons(
+        &self,
+        tenant: Uuid,
+        customer: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<RelatedPersonRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        let rows = store::list(&mut tx, tenant, customer, after, limit).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Replaces related person `id` with what `edit` makes of it (after the
+    /// etag check); re-sending the same values changes nothing (same etag, no event).
+    pub async fn update_related_person(
+        &self,
+        tenant: Uuid,
+        customer: Uuid,
+        id: Uuid,
+        etag: &str,
+        edit: impl FnOnce(&RelatedPersonRow) -> Result<RelatedPersonDraft, Error>,
+        now: DateTime<Utc>,
+    ) -> Result<RelatedPersonRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before = lock_for_change(&mut tx, tenant, customer, id, etag, "related_person.etag").await?;
+        let parent: CustomerRow = CUSTOMERS.find(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        ensure_live(&parent)?;
+        let draft = edit(&before)?;
+        ensure_linked_exists(&mut tx, tenant, &draft, "related_person.linked_customer").await?;
+        let after = store::update(&mut tx, tenant, id, &draft, now).await?;
+        let changed = changed_paths(&to_proto(&before), &to_proto(&after));
+        if changed.is_empty() {
+            // Nothing differs: roll the revision bump back.
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        emit(&mut tx, tenant, &after, changed, false).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Removes related person `id` (etag checked when given) and writes `RelatedPersonChanged` with `deleted`.
+    pub async fn delete_related_person(&self, tenant: Uuid, customer: Uuid, id: Uuid, etag: &str) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before = lock_for_change(&mut tx, tenant, customer, id, etag, "etag").await?;
+        store::delete(&mut tx, tenant, id).await?;
+        emit(&mut tx, tenant, &before, Vec::new(), true).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Related person `id`, which must belong to `customer`; NOT_FOUND naming it otherwise.
+async fn find(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, id: Uuid, lock: bool) -> Result<RelatedPersonRow, Error> {
+    RELATED_PERSONS
+        .find::<RelatedPersonRow>(tx, tenant, id, lock)
+        .await?
+        .filter(|row| row.customer_id == customer)
+        .ok_or_else(|| RELATED_PERSON.not_found(customer, id))
+}
+
+/// Related person `id` of `customer`, locked for a change once the caller's
+/// `etag` (request field `etag_field`; empty: no check) is found current.
+async fn lock_for_change(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    customer: Uuid,
+    id: Uuid,
+    etag: &str,
+    etag_field: &str,
+) -> Result<RelatedPersonRow, Error> {
+    crm_kit::etag::parse(etag, etag_field)?;
+    let row = find(tx, tenant, customer, id, true).await?;
+    RELATED_PERSON.check_etag(etag, etag_field, customer, id, row.revision)?;
+    Ok(row)
+}
+
+/// INVALID_ARGUMENT on `field` when the draft links to a customer the tenant does not have.
+async fn ensure_linked_exists(tx: &mut TenantTx, tenant: Uuid, draft: &RelatedPersonDraft, field: &str) -> Result<(), Error> {
+    let Some(linked) = draft.linked_customer else { return Ok(()) };
+    match CUSTOMERS.find::<CustomerRow>(tx, tenant, linked, false).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::invalid(field, "LINKED_CUSTOMER_NOT_FOUND", format!("{} does not exist", CUSTOMER.name(linked)))),
+    }
+}
+
+/// Writes `RelatedPersonChanged` about `row` (its customer is the event's subject).
+async fn emit(tx: &mut TenantTx, tenant: Uuid, row: &RelatedPersonRow, changed_paths: Vec<String>, deleted: bool) -> Result<(), Error> {
+    let event = pb::RelatedPersonChanged { related_person: Some(to_proto(row)), changed_paths, deleted };
+    outbox::append(tx, tenant, &CUSTOMER.name(row.customer_id), &event).await
+}
