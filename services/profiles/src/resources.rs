@@ -7,3 +7,5 @@ use crm_kit::resource::{ChildResourceType, ResourceType};
 pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");
 /// `customers/{customer}/relatedPersons/{id}`.
 pub const RELATED_PERSON: ChildResourceType = ChildResourceType::new("profiles.crm/RelatedPerson", CUSTOMER, "relatedPersons");
+/// `customers/{customer}/paymentAccounts/{id}`.
+pub const PAYMENT_ACCOUNT: ChildResourceType = ChildResourceType::new("profiles.crm/PaymentAccount", CUSTOMER, "paymentAccounts");

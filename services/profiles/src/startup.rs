@@ -1,14 +1,15 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
-//! RelatedPersonService and the event stream.
+//! RelatedPersonService, PaymentAccountService and the event stream.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
-    customer_service_server::CustomerServiceServer, related_person_service_server::RelatedPersonServiceServer,
+    customer_service_server::CustomerServiceServer, payment_account_service_server::PaymentAccountServiceServer,
+    related_person_service_server::RelatedPersonServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CustomerApi, RelatedPersonApi},
+    api::{CustomerApi, PaymentAccountApi, RelatedPersonApi},
     app::App,
     config::Config,
 };
@@ -30,7 +31,8 @@ impl Application {
         let services = crm_kit::register_services!(
             kit,
             CustomerServiceServer::new(CustomerApi::new(app.clone(), kit.page_tokens.clone())),
-            RelatedPersonServiceServer::new(RelatedPersonApi::new(app, kit.page_tokens.clone())),
+            RelatedPersonServiceServer::new(RelatedPersonApi::new(app.clone(), kit.page_tokens.clone())),
+            PaymentAccountServiceServer::new(PaymentAccountApi::new(app, kit.page_tokens.clone())),
         );
         kit.serve(services, config.listen_addr).await
     }

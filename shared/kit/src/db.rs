@@ -114,6 +114,12 @@ pub trait Revisioned {
     fn revision(&self) -> i64;
 }
 
+/// A row of a resource that lives under a parent (`customers/{c}/relatedPersons/{p}`).
+pub trait ChildRow: Revisioned {
+    /// The parent's id.
+    fn parent_id(&self) -> Uuid;
+}
+
 /// A tenant table with the suite's row conventions — `tenant_id`, `id`,
 /// `revision` (the etag), `update_time`, `delete_time` for soft deletion — and
 /// the statements every service writes the same way over one.
@@ -182,6 +188,44 @@ impl Table {
         crate::etag::parse(etag, etag_field)?;
         let row: T = self.find(tx, tenant, id, true).await?.ok_or_else(|| resource.not_found(id))?;
         resource.check_etag(etag, etag_field, id, row.revision())?;
+        Ok(row)
+    }
+
+    /// Row `id` of child resource type `resource`, which must live under
+    /// `parent` (a real id under another parent is NOT_FOUND too, so names
+    /// cannot be mixed); `lock` holds it for a change.
+    pub async fn find_child<T>(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        resource: &crate::resource::ChildResourceType,
+        parent: Uuid,
+        id: Uuid,
+        lock: bool,
+    ) -> Result<T, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + ChildRow,
+    {
+        self.find::<T>(tx, tenant, id, lock).await?.filter(|row| row.parent_id() == parent).ok_or_else(|| resource.not_found(parent, id))
+    }
+
+    /// [`find_child`](Self::find_child), locked for a change once the caller's
+    /// `etag` (request field `etag_field`; empty: no check) is found current.
+    pub async fn lock_child_for_change<T>(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        resource: &crate::resource::ChildResourceType,
+        (parent, id): (Uuid, Uuid),
+        etag: &str,
+        etag_field: &str,
+    ) -> Result<T, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + ChildRow,
+    {
+        crate::etag::parse(etag, etag_field)?;
+        let row: T = self.find_child(tx, tenant, resource, parent, id, true).await?;
+        resource.check_etag(etag, etag_field, parent, id, row.revision())?;
         Ok(row)
     }
 

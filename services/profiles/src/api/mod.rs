@@ -6,10 +6,13 @@
 //!   write which field, and PII masking of every response.
 //! - `listing`: ListCustomers' filter schema, `order_by` and page-token keys.
 //! - `related_persons`: RelatedPersonService — the people around a customer.
+//! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 
 mod customers;
 mod listing;
+mod payment_accounts;
 mod related_persons;
 
 pub use customers::CustomerApi;
+pub use payment_accounts::PaymentAccountApi;
 pub use related_persons::RelatedPersonApi;

@@ -169,8 +169,17 @@ async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str, 
     store::CUSTOMERS.lock_for_change(tx, tenant, id, &CUSTOMER, etag, etag_field).await
 }
 
+/// Customer `id`, which must exist (NOT_FOUND) and be live (FAILED_PRECONDITION):
+/// the parent of an archive record being added or changed; `lock` keeps it
+/// from being deleted until the transaction ends.
+pub(super) async fn live_customer(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<CustomerRow, Error> {
+    let customer = store::CUSTOMERS.find(tx, tenant, id, lock).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+    ensure_live(&customer)?;
+    Ok(customer)
+}
+
 /// FAILED_PRECONDITION for a soft-deleted customer, which takes no changes until undeleted.
-pub(super) fn ensure_live(customer: &CustomerRow) -> Result<(), Error> {
+fn ensure_live(customer: &CustomerRow) -> Result<(), Error> {
     if customer.delete_time.is_none() {
         return Ok(());
     }

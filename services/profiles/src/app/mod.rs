@@ -9,8 +9,10 @@
 //! - [`customers`]: creation (with request-id replay), updates, deletion
 //!   and undeletion, and the reads behind Get, BatchGet and List.
 //! - [`related_persons`]: the people around a customer (客户成员).
+//! - [`payment_accounts`]: the accounts a customer pays from (客户帐号), one primary at most.
 
 pub mod customers;
+pub mod payment_accounts;
 pub mod related_persons;
 
 use crm_kit::{

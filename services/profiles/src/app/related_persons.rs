@@ -13,7 +13,7 @@ use crm_proto::crm::profiles::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{App, customers::ensure_live};
+use super::{App, customers::live_customer};
 use crate::{
     domain::related_person::RelatedPersonDraft,
     resources::{CUSTOMER, RELATED_PERSON},
@@ -42,8 +42,7 @@ impl App {
             return Ok(replay);
         }
         // The customer row is locked so that it cannot be deleted under the new person.
-        let parent: CustomerRow = CUSTOMERS.find(&mut tx, tenant, customer, true).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
-        ensure_live(&parent)?;
+        live_customer(&mut tx, tenant, customer, true).await?;
         ensure_linked_exists(&mut tx, tenant, &draft, "related_person.linked_customer").await?;
         let row = store::insert(&mut tx, tenant, customer, Uuid::now_v7(), &draft, now).await?;
         emit(&mut tx, tenant, &row, Vec::new(), false).await?;
@@ -56,7 +55,7 @@ impl App {
     /// Related person `id` of `customer`, or NOT_FOUND.
     pub async fn related_person(&self, tenant: Uuid, customer: Uuid, id: Uuid) -> Result<RelatedPersonRow, Error> {
         let mut tx = self.begin(tenant).await?;
-        let row = find(&mut tx, tenant, customer, id, false).await?;
+        let row = RELATED_PERSONS.find_child(&mut tx, tenant, &RELATED_PERSON, customer, id, false).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -88,9 +87,9 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<RelatedPersonRow, Error> {
         let mut tx = self.begin(tenant).await?;
-        let before = lock_for_change(&mut tx, tenant, customer, id, etag, "related_person.etag").await?;
-        let parent: CustomerRow = CUSTOMERS.find(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
-        ensure_live(&parent)?;
+        let before: RelatedPersonRow =
+            RELATED_PERSONS.lock_child_for_change(&mut tx, tenant, &RELATED_PERSON, (customer, id), etag, "related_person.etag").await?;
+        live_customer(&mut tx, tenant, customer, false).await?;
         let draft = edit(&before)?;
         ensure_linked_exists(&mut tx, tenant, &draft, "related_person.linked_customer").await?;
         let after = store::update(&mut tx, tenant, id, &draft, now).await?;
@@ -108,37 +107,13 @@ impl App {
     /// Removes related person `id` (etag checked when given) and writes `RelatedPersonChanged` with `deleted`.
     pub async fn delete_related_person(&self, tenant: Uuid, customer: Uuid, id: Uuid, etag: &str) -> Result<(), Error> {
         let mut tx = self.begin(tenant).await?;
-        let before = lock_for_change(&mut tx, tenant, customer, id, etag, "etag").await?;
+        let before: RelatedPersonRow =
+            RELATED_PERSONS.lock_child_for_change(&mut tx, tenant, &RELATED_PERSON, (customer, id), etag, "etag").await?;
         store::delete(&mut tx, tenant, id).await?;
         emit(&mut tx, tenant, &before, Vec::new(), true).await?;
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// Related person `id`, which must belong to `customer`; NOT_FOUND naming it otherwise.
-async fn find(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, id: Uuid, lock: bool) -> Result<RelatedPersonRow, Error> {
-    RELATED_PERSONS
-        .find::<RelatedPersonRow>(tx, tenant, id, lock)
-        .await?
-        .filter(|row| row.customer_id == customer)
-        .ok_or_else(|| RELATED_PERSON.not_found(customer, id))
-}
-
-/// Related person `id` of `customer`, locked for a change once the caller's
-/// `etag` (request field `etag_field`; empty: no check) is found current.
-async fn lock_for_change(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    customer: Uuid,
-    id: Uuid,
-    etag: &str,
-    etag_field: &str,
-) -> Result<RelatedPersonRow, Error> {
-    crm_kit::etag::parse(etag, etag_field)?;
-    let row = find(tx, tenant, customer, id, true).await?;
-    RELATED_PERSON.check_etag(etag, etag_field, customer, id, row.revision)?;
-    Ok(row)
 }
 
 /// INVALID_ARGUMENT on `field` when the draft links to a customer the tenant does not have.

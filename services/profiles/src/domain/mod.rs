@@ -5,4 +5,5 @@ pub mod access;
 pub mod customer;
 pub mod fields;
 pub mod mask;
+pub mod payment_account;
 pub mod related_person;

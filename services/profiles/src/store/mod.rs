@@ -3,6 +3,7 @@
 //! the planner uses the `(tenant_id, ...)` indexes.
 
 mod customers;
+pub mod payment_accounts;
 pub mod related_persons;
 
 pub use customers::{

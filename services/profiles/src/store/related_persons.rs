@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{Revisioned, Table, TenantTx, db_span},
+    db::{ChildRow, Revisioned, Table, TenantTx, db_span},
 };
 use sqlx::{FromRow, types::Json};
 use tracing::Instrument;
@@ -37,6 +37,12 @@ pub struct RelatedPersonRow {
 impl Revisioned for RelatedPersonRow {
     fn revision(&self) -> i64 {
         self.revision
+    }
+}
+
+impl ChildRow for RelatedPersonRow {
+    fn parent_id(&self) -> Uuid {
+        self.customer_id
     }
 }
 

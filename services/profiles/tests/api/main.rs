@@ -9,6 +9,7 @@ mod helpers;
 mod idempotency;
 mod infrastructure;
 mod listing;
+mod payment_accounts;
 mod related_persons;
 mod shutdown;
 mod telemetry;
