@@ -229,6 +229,41 @@ impl Table {
         Ok(row)
     }
 
+    /// A page of the rows whose `parent_column` is `parent`, in id order
+    /// (creation order for UUIDv7 ids), after the id `after`.
+    pub async fn page_under<T>(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        parent_column: &str,
+        parent: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<T>, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE tenant_id = $1 AND {parent_column} = $2 AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
+            self.columns, self.name
+        );
+        Ok(sqlx::query_as::<_, T>(&sql)
+            .bind(tenant)
+            .bind(parent)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .instrument(db_span("SELECT", self.name))
+            .await?)
+    }
+
+    /// Removes row `id` for good (resources without soft deletion).
+    pub async fn delete(&self, tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), Error> {
+        let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", self.name);
+        sqlx::query(&sql).bind(tenant).bind(id).execute(&mut **tx).instrument(db_span("DELETE", self.name)).await?;
+        Ok(())
+    }
+
     /// Soft-deletes (`Some(now)`) or restores (`None`) row `id`, bumping its revision.
     pub async fn set_delete_time<T>(
         &self,

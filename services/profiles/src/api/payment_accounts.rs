@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::customers::authorize;
 use crate::{
-    app::App,
+    app::{App, payment_accounts::PaymentAccounts},
     domain::{access::sees_pii, payment_account::PaymentAccountDraft},
     permissions,
     resources::{CUSTOMER, PAYMENT_ACCOUNT},
@@ -95,7 +95,7 @@ impl PaymentAccountService for PaymentAccountApi {
             let principal = caller(&request)?;
             let (customer, id) = PAYMENT_ACCOUNT.parse(&request.get_ref().name, "name")?;
             authorize(&principal, customer, permissions::ARCHIVE_READ)?;
-            let row = self.app.payment_account(principal.tenant, customer, id).await?;
+            let row = self.app.record::<PaymentAccounts>(principal.tenant, customer, id).await?;
             Ok(pb::GetPaymentAccountResponse { payment_account: Some(shown(&principal, &row)) })
         })
         .await
@@ -113,7 +113,7 @@ impl PaymentAccountService for PaymentAccountApi {
             authorize(&principal, customer, permissions::ARCHIVE_READ)?;
             let pager = Pager::new(&self.page_tokens);
             let page = pager.start::<Uuid>(request.page_size, &request.page_token, &["ListPaymentAccounts", &request.parent])?;
-            let rows = self.app.payment_accounts(principal.tenant, customer, page.after, page.fetch_limit()).await?;
+            let rows = self.app.records::<PaymentAccounts>(principal.tenant, customer, page.after, page.fetch_limit()).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |r| r.id);
             Ok(pb::ListPaymentAccountsResponse { payment_accounts: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
         })
@@ -164,7 +164,7 @@ impl PaymentAccountService for PaymentAccountApi {
             require_writer(&principal)?;
             let request = request.get_ref();
             let (customer, id) = PAYMENT_ACCOUNT.parse(&request.name, "name")?;
-            self.app.delete_payment_account(principal.tenant, customer, id, &request.etag).await?;
+            self.app.delete_record::<PaymentAccounts>(principal.tenant, customer, id, &request.etag).await?;
             Ok(pb::DeletePaymentAccountResponse {})
         })
         .await

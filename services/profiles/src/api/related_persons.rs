@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::customers::authorize;
 use crate::{
-    app::App,
+    app::{App, related_persons::RelatedPersons},
     domain::{access::sees_pii, related_person::RelatedPersonDraft},
     permissions,
     resources::{CUSTOMER, RELATED_PERSON},
@@ -95,7 +95,7 @@ impl RelatedPersonService for RelatedPersonApi {
             let principal = caller(&request)?;
             let (customer, id) = RELATED_PERSON.parse(&request.get_ref().name, "name")?;
             authorize(&principal, customer, permissions::ARCHIVE_READ)?;
-            let row = self.app.related_person(principal.tenant, customer, id).await?;
+            let row = self.app.record::<RelatedPersons>(principal.tenant, customer, id).await?;
             Ok(pb::GetRelatedPersonResponse { related_person: Some(shown(&principal, &row)) })
         })
         .await
@@ -113,7 +113,7 @@ impl RelatedPersonService for RelatedPersonApi {
             authorize(&principal, customer, permissions::ARCHIVE_READ)?;
             let pager = Pager::new(&self.page_tokens);
             let page = pager.start::<Uuid>(request.page_size, &request.page_token, &["ListRelatedPersons", &request.parent])?;
-            let rows = self.app.related_persons(principal.tenant, customer, page.after, page.fetch_limit()).await?;
+            let rows = self.app.records::<RelatedPersons>(principal.tenant, customer, page.after, page.fetch_limit()).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |r| r.id);
             Ok(pb::ListRelatedPersonsResponse { related_persons: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
         })
@@ -164,7 +164,7 @@ impl RelatedPersonService for RelatedPersonApi {
             require_writer(&principal)?;
             let request = request.get_ref();
             let (customer, id) = RELATED_PERSON.parse(&request.name, "name")?;
-            self.app.delete_related_person(principal.tenant, customer, id, &request.etag).await?;
+            self.app.delete_record::<RelatedPersons>(principal.tenant, customer, id, &request.etag).await?;
             Ok(pb::DeleteRelatedPersonResponse {})
         })
         .await

@@ -8,9 +8,11 @@
 //! # Layout
 //! - [`customers`]: creation (with request-id replay), updates, deletion
 //!   and undeletion, and the reads behind Get, BatchGet and List.
+//! - [`archive`]: what every archive record shares — reads, lists, removal, its event.
 //! - [`related_persons`]: the people around a customer (客户成员).
 //! - [`payment_accounts`]: the accounts a customer pays from (客户帐号), one primary at most.
 
+pub mod archive;
 pub mod customers;
 pub mod payment_accounts;
 pub mod related_persons;

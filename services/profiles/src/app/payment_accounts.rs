@@ -7,22 +7,23 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::TenantTx,
+    db::{Table, TenantTx},
     idempotency::{self, IdempotencyKey},
-    outbox,
+    resource::ChildResourceType,
 };
 use crm_proto::crm::profiles::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{App, customers::live_customer};
+use super::{
+    App,
+    archive::{ArchiveRecord, announce, lock_for_update},
+    customers::live_customer,
+};
 use crate::{
     domain::payment_account::PaymentAccountDraft,
     resources::{CUSTOMER, PAYMENT_ACCOUNT},
-    store::{
-        CUSTOMERS, CustomerRow,
-        payment_accounts::{self as store, PAYMENT_ACCOUNTS, PaymentAccountRow, SecondPrimary},
-    },
+    store::payment_accounts::{self as store, PAYMENT_ACCOUNTS, PaymentAccountRow, SecondPrimary},
     wire::payment_accounts::{changed_paths, mask_pii, to_proto},
 };
 
@@ -46,34 +47,11 @@ impl App {
         live_customer(&mut tx, tenant, customer, true).await?;
         ensure_no_other_primary(&mut tx, tenant, customer, None, &draft).await?;
         let row = store::insert(&mut tx, tenant, customer, Uuid::now_v7(), &draft, now).await?.map_err(|SecondPrimary| raced(customer))?;
-        emit(&mut tx, tenant, &row, Vec::new(), false).await?;
+        announce::<PaymentAccounts>(&mut tx, tenant, &row, Vec::new(), false).await?;
         let response = respond(&row);
         idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
         Ok(response)
-    }
-
-    /// Payment account `id` of `customer`, or NOT_FOUND.
-    pub async fn payment_account(&self, tenant: Uuid, customer: Uuid, id: Uuid) -> Result<PaymentAccountRow, Error> {
-        let mut tx = self.begin(tenant).await?;
-        let row = PAYMENT_ACCOUNTS.find_child(&mut tx, tenant, &PAYMENT_ACCOUNT, customer, id, false).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    /// A page of `customer`'s payment accounts after `after` (NOT_FOUND when there is no such customer).
-    pub async fn payment_accounts(
-        &self,
-        tenant: Uuid,
-        customer: Uuid,
-        after: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<PaymentAccountRow>, Error> {
-        let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
-        let rows = store::list(&mut tx, tenant, customer, after, limit).await?;
-        tx.commit().await?;
-        Ok(rows)
     }
 
     /// Replaces payment account `id` with what `edit` makes of it (after the
@@ -88,9 +66,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<PaymentAccountRow, Error> {
         let mut tx = self.begin(tenant).await?;
-        let before: PaymentAccountRow =
-            PAYMENT_ACCOUNTS.lock_child_for_change(&mut tx, tenant, &PAYMENT_ACCOUNT, (customer, id), etag, "payment_account.etag").await?;
-        live_customer(&mut tx, tenant, customer, false).await?;
+        let before = lock_for_update::<PaymentAccounts>(&mut tx, tenant, (customer, id), etag, "payment_account.etag").await?;
         let draft = edit(&before)?;
         ensure_no_other_primary(&mut tx, tenant, customer, Some(id), &draft).await?;
         let after = store::update(&mut tx, tenant, id, &draft, now).await?.map_err(|SecondPrimary| raced(customer))?;
@@ -100,20 +76,9 @@ impl App {
             tx.rollback().await?;
             return Ok(before);
         }
-        emit(&mut tx, tenant, &after, changed, false).await?;
+        announce::<PaymentAccounts>(&mut tx, tenant, &after, changed, false).await?;
         tx.commit().await?;
         Ok(after)
-    }
-
-    /// Removes payment account `id` (etag checked when given) and writes `PaymentAccountChanged` with `deleted`.
-    pub async fn delete_payment_account(&self, tenant: Uuid, customer: Uuid, id: Uuid, etag: &str) -> Result<(), Error> {
-        let mut tx = self.begin(tenant).await?;
-        let before: PaymentAccountRow =
-            PAYMENT_ACCOUNTS.lock_child_for_change(&mut tx, tenant, &PAYMENT_ACCOUNT, (customer, id), etag, "etag").await?;
-        store::delete(&mut tx, tenant, id).await?;
-        emit(&mut tx, tenant, &before, Vec::new(), true).await?;
-        tx.commit().await?;
-        Ok(())
     }
 }
 
@@ -148,10 +113,18 @@ fn raced(customer: Uuid) -> Error {
     }
 }
 
-/// Writes `PaymentAccountChanged` about `row`, its number masked (its customer is the event's subject).
-async fn emit(tx: &mut TenantTx, tenant: Uuid, row: &PaymentAccountRow, changed_paths: Vec<String>, deleted: bool) -> Result<(), Error> {
-    let mut account = to_proto(row);
-    mask_pii(&mut account);
-    let event = pb::PaymentAccountChanged { payment_account: Some(account), changed_paths, deleted };
-    outbox::append(tx, tenant, &CUSTOMER.name(row.customer_id), &event).await
+/// Payment accounts as archive records; their events carry the number masked.
+pub struct PaymentAccounts;
+
+impl ArchiveRecord for PaymentAccounts {
+    type Row = PaymentAccountRow;
+    type Changed = pb::PaymentAccountChanged;
+    const TABLE: Table = PAYMENT_ACCOUNTS;
+    const RESOURCE: ChildResourceType = PAYMENT_ACCOUNT;
+
+    fn changed(row: &PaymentAccountRow, changed_paths: Vec<String>, deleted: bool) -> pb::PaymentAccountChanged {
+        let mut account = to_proto(row);
+        mask_pii(&mut account);
+        pb::PaymentAccountChanged { payment_account: Some(account), changed_paths, deleted }
+    }
 }

@@ -5,15 +5,19 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::TenantTx,
+    db::{Table, TenantTx},
     idempotency::{self, IdempotencyKey},
-    outbox,
+    resource::ChildResourceType,
 };
 use crm_proto::crm::profiles::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{App, customers::live_customer};
+use super::{
+    App,
+    archive::{ArchiveRecord, announce, lock_for_update},
+    customers::live_customer,
+};
 use crate::{
     domain::related_person::RelatedPersonDraft,
     resources::{CUSTOMER, RELATED_PERSON},
@@ -45,34 +49,11 @@ impl App {
         live_customer(&mut tx, tenant, customer, true).await?;
         ensure_linked_exists(&mut tx, tenant, &draft, "related_person.linked_customer").await?;
         let row = store::insert(&mut tx, tenant, customer, Uuid::now_v7(), &draft, now).await?;
-        emit(&mut tx, tenant, &row, Vec::new(), false).await?;
+        announce::<RelatedPersons>(&mut tx, tenant, &row, Vec::new(), false).await?;
         let response = respond(&row);
         idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
         Ok(response)
-    }
-
-    /// Related person `id` of `customer`, or NOT_FOUND.
-    pub async fn related_person(&self, tenant: Uuid, customer: Uuid, id: Uuid) -> Result<RelatedPersonRow, Error> {
-        let mut tx = self.begin(tenant).await?;
-        let row = RELATED_PERSONS.find_child(&mut tx, tenant, &RELATED_PERSON, customer, id, false).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    /// A page of `customer`'s related persons after `after` (NOT_FOUND when there is no such customer).
-    pub async fn related_persons(
-        &self,
-        tenant: Uuid,
-        customer: Uuid,
-        after: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<RelatedPersonRow>, Error> {
-        let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
-        let rows = store::list(&mut tx, tenant, customer, after, limit).await?;
-        tx.commit().await?;
-        Ok(rows)
     }
 
     /// Replaces related person `id` with what `edit` makes of it (after the
@@ -87,9 +68,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<RelatedPersonRow, Error> {
         let mut tx = self.begin(tenant).await?;
-        let before: RelatedPersonRow =
-            RELATED_PERSONS.lock_child_for_change(&mut tx, tenant, &RELATED_PERSON, (customer, id), etag, "related_person.etag").await?;
-        live_customer(&mut tx, tenant, customer, false).await?;
+        let before = lock_for_update::<RelatedPersons>(&mut tx, tenant, (customer, id), etag, "related_person.etag").await?;
         let draft = edit(&before)?;
         ensure_linked_exists(&mut tx, tenant, &draft, "related_person.linked_customer").await?;
         let after = store::update(&mut tx, tenant, id, &draft, now).await?;
@@ -99,20 +78,9 @@ impl App {
             tx.rollback().await?;
             return Ok(before);
         }
-        emit(&mut tx, tenant, &after, changed, false).await?;
+        announce::<RelatedPersons>(&mut tx, tenant, &after, changed, false).await?;
         tx.commit().await?;
         Ok(after)
-    }
-
-    /// Removes related person `id` (etag checked when given) and writes `RelatedPersonChanged` with `deleted`.
-    pub async fn delete_related_person(&self, tenant: Uuid, customer: Uuid, id: Uuid, etag: &str) -> Result<(), Error> {
-        let mut tx = self.begin(tenant).await?;
-        let before: RelatedPersonRow =
-            RELATED_PERSONS.lock_child_for_change(&mut tx, tenant, &RELATED_PERSON, (customer, id), etag, "etag").await?;
-        store::delete(&mut tx, tenant, id).await?;
-        emit(&mut tx, tenant, &before, Vec::new(), true).await?;
-        tx.commit().await?;
-        Ok(())
     }
 }
 
@@ -125,8 +93,16 @@ async fn ensure_linked_exists(tx: &mut TenantTx, tenant: Uuid, draft: &RelatedPe
     }
 }
 
-/// Writes `RelatedPersonChanged` about `row` (its customer is the event's subject).
-async fn emit(tx: &mut TenantTx, tenant: Uuid, row: &RelatedPersonRow, changed_paths: Vec<String>, deleted: bool) -> Result<(), Error> {
-    let event = pb::RelatedPersonChanged { related_person: Some(to_proto(row)), changed_paths, deleted };
-    outbox::append(tx, tenant, &CUSTOMER.name(row.customer_id), &event).await
+/// Related persons as archive records.
+pub struct RelatedPersons;
+
+impl ArchiveRecord for RelatedPersons {
+    type Row = RelatedPersonRow;
+    type Changed = pb::RelatedPersonChanged;
+    const TABLE: Table = RELATED_PERSONS;
+    const RESOURCE: ChildResourceType = RELATED_PERSON;
+
+    fn changed(row: &RelatedPersonRow, changed_paths: Vec<String>, deleted: bool) -> pb::RelatedPersonChanged {
+        pb::RelatedPersonChanged { related_person: Some(to_proto(row)), changed_paths, deleted }
+    }
 }

@@ -111,38 +111,6 @@ pub async fn update(
     updated.map(Ok).or_else(second_primary)
 }
 
-/// Removes account `id`.
-pub async fn delete(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), Error> {
-    sqlx::query("DELETE FROM payment_accounts WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant)
-        .bind(id)
-        .execute(&mut **tx)
-        .instrument(db_span("DELETE", "payment_accounts"))
-        .await?;
-    Ok(())
-}
-
-/// A page of `customer`'s accounts, oldest first, after `after`.
-pub async fn list(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    customer: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<PaymentAccountRow>, Error> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM payment_accounts WHERE tenant_id = $1 AND customer_id = $2 AND ($3::uuid IS NULL OR id > $3)
-         ORDER BY id LIMIT $4"
-    ))
-    .bind(tenant)
-    .bind(customer)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .instrument(db_span("SELECT", "payment_accounts"))
-    .await?)
-}
-
 /// The customer's primary account, if any.
 pub async fn primary_of(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Result<Option<Uuid>, Error> {
     Ok(sqlx::query_scalar("SELECT id FROM payment_accounts WHERE tenant_id = $1 AND customer_id = $2 AND is_primary")

@@ -126,35 +126,3 @@ pub async fn update(
     .instrument(db_span("UPDATE", "related_persons"))
     .await?)
 }
-
-/// Removes related person `id`.
-pub async fn delete(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), Error> {
-    sqlx::query("DELETE FROM related_persons WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant)
-        .bind(id)
-        .execute(&mut **tx)
-        .instrument(db_span("DELETE", "related_persons"))
-        .await?;
-    Ok(())
-}
-
-/// A page of `customer`'s related persons, oldest first, after `after`.
-pub async fn list(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    customer: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<RelatedPersonRow>, Error> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM related_persons WHERE tenant_id = $1 AND customer_id = $2 AND ($3::uuid IS NULL OR id > $3)
-         ORDER BY id LIMIT $4"
-    ))
-    .bind(tenant)
-    .bind(customer)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .instrument(db_span("SELECT", "related_persons"))
-    .await?)
-}
