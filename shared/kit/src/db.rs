@@ -116,6 +116,8 @@ pub trait Revisioned {
 
 /// A row of a resource that lives under a parent (`customers/{c}/relatedPersons/{p}`).
 pub trait ChildRow: Revisioned {
+    /// The row's own id.
+    fn id(&self) -> Uuid;
     /// The parent's id.
     fn parent_id(&self) -> Uuid;
 }

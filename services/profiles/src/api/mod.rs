@@ -5,9 +5,11 @@
 //! - `customers`: CustomerService, including who may reach which record and
 //!   write which field, and PII masking of every response.
 //! - `listing`: ListCustomers' filter schema, `order_by` and page-token keys.
+//! - `archive`: who may read, list and remove any archive record, and their paging.
 //! - `related_persons`: RelatedPersonService — the people around a customer.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 
+mod archive;
 mod customers;
 mod listing;
 mod payment_accounts;

@@ -10,14 +10,13 @@ use crm_kit::{
     auth::{Principal, caller},
     fieldmask::UpdateMask,
     idempotency::IdempotencyKey,
-    pagination::{PageTokenCodec, Pager},
+    pagination::PageTokenCodec,
     required, respond,
 };
 use crm_proto::crm::profiles::v1::{self as pb, payment_account_service_server::PaymentAccountService};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::customers::authorize;
+use super::archive;
 use crate::{
     app::{App, payment_accounts::PaymentAccounts},
     domain::{access::sees_pii, payment_account::PaymentAccountDraft},
@@ -93,9 +92,7 @@ impl PaymentAccountService for PaymentAccountApi {
     ) -> Result<Response<pb::GetPaymentAccountResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let (customer, id) = PAYMENT_ACCOUNT.parse(&request.get_ref().name, "name")?;
-            authorize(&principal, customer, permissions::ARCHIVE_READ)?;
-            let row = self.app.record::<PaymentAccounts>(principal.tenant, customer, id).await?;
+            let row = archive::get::<PaymentAccounts>(&self.app, &principal, &request.get_ref().name).await?;
             Ok(pb::GetPaymentAccountResponse { payment_account: Some(shown(&principal, &row)) })
         })
         .await
@@ -109,12 +106,9 @@ impl PaymentAccountService for PaymentAccountApi {
         respond(async move {
             let principal = caller(&request)?;
             let request = request.get_ref();
-            let customer = CUSTOMER.parse(&request.parent, "parent")?;
-            authorize(&principal, customer, permissions::ARCHIVE_READ)?;
-            let pager = Pager::new(&self.page_tokens);
-            let page = pager.start::<Uuid>(request.page_size, &request.page_token, &["ListPaymentAccounts", &request.parent])?;
-            let rows = self.app.records::<PaymentAccounts>(principal.tenant, customer, page.after, page.fetch_limit()).await?;
-            let (rows, next_page_token) = pager.finish(&page, rows, |r| r.id);
+            let page = (request.parent.as_str(), request.page_size, request.page_token.as_str());
+            let (rows, next_page_token) =
+                archive::list::<PaymentAccounts>(&self.app, &self.page_tokens, &principal, "ListPaymentAccounts", page).await?;
             Ok(pb::ListPaymentAccountsResponse { payment_accounts: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
         })
         .await
@@ -161,10 +155,7 @@ impl PaymentAccountService for PaymentAccountApi {
     ) -> Result<Response<pb::DeletePaymentAccountResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
-            let request = request.get_ref();
-            let (customer, id) = PAYMENT_ACCOUNT.parse(&request.name, "name")?;
-            self.app.delete_record::<PaymentAccounts>(principal.tenant, customer, id, &request.etag).await?;
+            archive::delete::<PaymentAccounts>(&self.app, &principal, &request.get_ref().name, &request.get_ref().etag).await?;
             Ok(pb::DeletePaymentAccountResponse {})
         })
         .await

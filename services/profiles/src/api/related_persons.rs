@@ -10,14 +10,13 @@ use crm_kit::{
     auth::{Principal, caller},
     fieldmask::UpdateMask,
     idempotency::IdempotencyKey,
-    pagination::{PageTokenCodec, Pager},
+    pagination::PageTokenCodec,
     required, respond,
 };
 use crm_proto::crm::profiles::v1::{self as pb, related_person_service_server::RelatedPersonService};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::customers::authorize;
+use super::archive;
 use crate::{
     app::{App, related_persons::RelatedPersons},
     domain::{access::sees_pii, related_person::RelatedPersonDraft},
@@ -93,9 +92,7 @@ impl RelatedPersonService for RelatedPersonApi {
     ) -> Result<Response<pb::GetRelatedPersonResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let (customer, id) = RELATED_PERSON.parse(&request.get_ref().name, "name")?;
-            authorize(&principal, customer, permissions::ARCHIVE_READ)?;
-            let row = self.app.record::<RelatedPersons>(principal.tenant, customer, id).await?;
+            let row = archive::get::<RelatedPersons>(&self.app, &principal, &request.get_ref().name).await?;
             Ok(pb::GetRelatedPersonResponse { related_person: Some(shown(&principal, &row)) })
         })
         .await
@@ -109,12 +106,9 @@ impl RelatedPersonService for RelatedPersonApi {
         respond(async move {
             let principal = caller(&request)?;
             let request = request.get_ref();
-            let customer = CUSTOMER.parse(&request.parent, "parent")?;
-            authorize(&principal, customer, permissions::ARCHIVE_READ)?;
-            let pager = Pager::new(&self.page_tokens);
-            let page = pager.start::<Uuid>(request.page_size, &request.page_token, &["ListRelatedPersons", &request.parent])?;
-            let rows = self.app.records::<RelatedPersons>(principal.tenant, customer, page.after, page.fetch_limit()).await?;
-            let (rows, next_page_token) = pager.finish(&page, rows, |r| r.id);
+            let page = (request.parent.as_str(), request.page_size, request.page_token.as_str());
+            let (rows, next_page_token) =
+                archive::list::<RelatedPersons>(&self.app, &self.page_tokens, &principal, "ListRelatedPersons", page).await?;
             Ok(pb::ListRelatedPersonsResponse { related_persons: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
         })
         .await
@@ -161,10 +155,7 @@ impl RelatedPersonService for RelatedPersonApi {
     ) -> Result<Response<pb::DeleteRelatedPersonResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
-            let request = request.get_ref();
-            let (customer, id) = RELATED_PERSON.parse(&request.name, "name")?;
-            self.app.delete_record::<RelatedPersons>(principal.tenant, customer, id, &request.etag).await?;
+            archive::delete::<RelatedPersons>(&self.app, &principal, &request.get_ref().name, &request.get_ref().etag).await?;
             Ok(pb::DeleteRelatedPersonResponse {})
         })
         .await

@@ -34,6 +34,10 @@ impl Revisioned for PaymentAccountRow {
 }
 
 impl ChildRow for PaymentAccountRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
     fn parent_id(&self) -> Uuid {
         self.customer_id
     }

@@ -41,6 +41,10 @@ impl Revisioned for RelatedPersonRow {
 }
 
 impl ChildRow for RelatedPersonRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
     fn parent_id(&self) -> Uuid {
         self.customer_id
     }
