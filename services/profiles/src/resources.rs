@@ -9,3 +9,5 @@ pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "c
 pub const RELATED_PERSON: ChildResourceType = ChildResourceType::new("profiles.crm/RelatedPerson", CUSTOMER, "relatedPersons");
 /// `customers/{customer}/paymentAccounts/{id}`.
 pub const PAYMENT_ACCOUNT: ChildResourceType = ChildResourceType::new("profiles.crm/PaymentAccount", CUSTOMER, "paymentAccounts");
+/// `customers/{customer}/communications/{id}`.
+pub const COMMUNICATION: ChildResourceType = ChildResourceType::new("profiles.crm/Communication", CUSTOMER, "communications");

@@ -1,15 +1,15 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
-//! RelatedPersonService, PaymentAccountService and the event stream.
+//! RelatedPersonService, PaymentAccountService, CommunicationService and the event stream.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
-    customer_service_server::CustomerServiceServer, payment_account_service_server::PaymentAccountServiceServer,
-    related_person_service_server::RelatedPersonServiceServer,
+    communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
+    payment_account_service_server::PaymentAccountServiceServer, related_person_service_server::RelatedPersonServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CustomerApi, PaymentAccountApi, RelatedPersonApi},
+    api::{CommunicationApi, CustomerApi, PaymentAccountApi, RelatedPersonApi},
     app::App,
     config::Config,
 };
@@ -32,7 +32,8 @@ impl Application {
             kit,
             CustomerServiceServer::new(CustomerApi::new(app.clone(), kit.page_tokens.clone())),
             RelatedPersonServiceServer::new(RelatedPersonApi::new(app.clone(), kit.page_tokens.clone())),
-            PaymentAccountServiceServer::new(PaymentAccountApi::new(app, kit.page_tokens.clone())),
+            PaymentAccountServiceServer::new(PaymentAccountApi::new(app.clone(), kit.page_tokens.clone())),
+            CommunicationServiceServer::new(CommunicationApi::new(app, kit.page_tokens.clone())),
         );
         kit.serve(services, config.listen_addr).await
     }

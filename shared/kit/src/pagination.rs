@@ -31,6 +31,17 @@ impl PageKey for (chrono::DateTime<chrono::Utc>, uuid::Uuid) {
     }
 }
 
+/// Lists ordered by a calendar date, then id (e.g. follow-ups by due date).
+impl PageKey for (chrono::NaiveDate, uuid::Uuid) {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.0.to_string().into(), self.1.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        let date = chrono::NaiveDate::parse_from_str(values.first()?.as_str()?, "%Y-%m-%d").ok()?;
+        Some((date, uuid::Uuid::parse_str(values.get(1)?.as_str()?).ok()?))
+    }
+}
+
 /// Lists in id order (UUIDv7 ids are time-ordered).
 impl PageKey for uuid::Uuid {
     fn to_values(&self) -> Vec<serde_json::Value> {

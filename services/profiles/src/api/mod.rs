@@ -7,14 +7,17 @@
 //! - `listing`: ListCustomers' filter schema, `order_by` and page-token keys.
 //! - `archive`: who may read, list and remove any archive record, and their paging.
 //! - `related_persons`: RelatedPersonService — the people around a customer.
+//! - `communications`: CommunicationService — contacts with a customer and the follow-ups due.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 
 mod archive;
+mod communications;
 mod customers;
 mod listing;
 mod payment_accounts;
 mod related_persons;
 
+pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
 pub use payment_accounts::PaymentAccountApi;
 pub use related_persons::RelatedPersonApi;

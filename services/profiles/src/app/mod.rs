@@ -10,9 +10,11 @@
 //!   and undeletion, and the reads behind Get, BatchGet and List.
 //! - [`archive`]: what every archive record shares — reads, lists, removal, its event.
 //! - [`related_persons`]: the people around a customer (客户成员).
+//! - [`communications`]: contacts with a customer (沟通记录) and the follow-ups due.
 //! - [`payment_accounts`]: the accounts a customer pays from (客户帐号), one primary at most.
 
 pub mod archive;
+pub mod communications;
 pub mod customers;
 pub mod payment_accounts;
 pub mod related_persons;

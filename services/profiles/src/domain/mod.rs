@@ -2,6 +2,7 @@
 //! masking and field-level write rules. No I/O.
 
 pub mod access;
+pub mod communication;
 pub mod customer;
 pub mod fields;
 pub mod mask;

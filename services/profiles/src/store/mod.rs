@@ -2,6 +2,7 @@
 //! tenant-scoped transaction (RLS) and also names the tenant explicitly, so
 //! the planner uses the `(tenant_id, ...)` indexes.
 
+pub mod communications;
 mod customers;
 pub mod payment_accounts;
 pub mod related_persons;

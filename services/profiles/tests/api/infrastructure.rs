@@ -61,6 +61,7 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
     let app = spawn_app().await;
     let expected = vec![
         "crm.events.v1.EventService".to_string(),
+        "crm.profiles.v1.CommunicationService".into(),
         "crm.profiles.v1.CustomerService".into(),
         "crm.profiles.v1.PaymentAccountService".into(),
         "crm.profiles.v1.RelatedPersonService".into(),

@@ -2,6 +2,7 @@
 //! database and calls it with a real tonic client.
 
 mod auth;
+mod communications;
 mod customer_role;
 mod customers;
 mod events;
