@@ -11,3 +11,7 @@ pub const RELATED_PERSON: ChildResourceType = ChildResourceType::new("profiles.c
 pub const PAYMENT_ACCOUNT: ChildResourceType = ChildResourceType::new("profiles.crm/PaymentAccount", CUSTOMER, "paymentAccounts");
 /// `customers/{customer}/communications/{id}`.
 pub const COMMUNICATION: ChildResourceType = ChildResourceType::new("profiles.crm/Communication", CUSTOMER, "communications");
+/// `premises/{id}`.
+pub const PREMISES: ResourceType = ResourceType::new("profiles.crm/Premises", "premises");
+/// `premises/{premises}/occupancies/{id}`.
+pub const OCCUPANCY: ChildResourceType = ChildResourceType::new("profiles.crm/Occupancy", PREMISES, "occupancies");

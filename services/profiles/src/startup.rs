@@ -1,15 +1,17 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
-//! RelatedPersonService, PaymentAccountService, CommunicationService and the event stream.
+//! RelatedPersonService, PaymentAccountService, CommunicationService,
+//! PremisesService and the event stream.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
-    payment_account_service_server::PaymentAccountServiceServer, related_person_service_server::RelatedPersonServiceServer,
+    payment_account_service_server::PaymentAccountServiceServer, premises_service_server::PremisesServiceServer,
+    related_person_service_server::RelatedPersonServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CommunicationApi, CustomerApi, PaymentAccountApi, RelatedPersonApi},
+    api::{CommunicationApi, CustomerApi, PaymentAccountApi, PremisesApi, RelatedPersonApi},
     app::App,
     config::Config,
 };
@@ -33,7 +35,8 @@ impl Application {
             CustomerServiceServer::new(CustomerApi::new(app.clone(), kit.page_tokens.clone())),
             RelatedPersonServiceServer::new(RelatedPersonApi::new(app.clone(), kit.page_tokens.clone())),
             PaymentAccountServiceServer::new(PaymentAccountApi::new(app.clone(), kit.page_tokens.clone())),
-            CommunicationServiceServer::new(CommunicationApi::new(app, kit.page_tokens.clone())),
+            CommunicationServiceServer::new(CommunicationApi::new(app.clone(), kit.page_tokens.clone())),
+            PremisesServiceServer::new(PremisesApi::new(app, kit.page_tokens.clone())),
         );
         kit.serve(services, config.listen_addr).await
     }

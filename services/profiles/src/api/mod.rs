@@ -8,6 +8,7 @@
 //! - `archive`: who may read, list and remove any archive record, and their paging.
 //! - `related_persons`: RelatedPersonService — the people around a customer.
 //! - `communications`: CommunicationService — contacts with a customer and the follow-ups due.
+//! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 
 mod archive;
@@ -15,9 +16,11 @@ mod communications;
 mod customers;
 mod listing;
 mod payment_accounts;
+mod premises;
 mod related_persons;
 
 pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
 pub use payment_accounts::PaymentAccountApi;
+pub use premises::PremisesApi;
 pub use related_persons::RelatedPersonApi;

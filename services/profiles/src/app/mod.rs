@@ -11,12 +11,14 @@
 //! - [`archive`]: what every archive record shares — reads, lists, removal, its event.
 //! - [`related_persons`]: the people around a customer (客户成员).
 //! - [`communications`]: contacts with a customer (沟通记录) and the follow-ups due.
+//! - [`premises`]: premises and who holds them over time (迁入/迁出), billing parties.
 //! - [`payment_accounts`]: the accounts a customer pays from (客户帐号), one primary at most.
 
 pub mod archive;
 pub mod communications;
 pub mod customers;
 pub mod payment_accounts;
+pub mod premises;
 pub mod related_persons;
 
 use crm_kit::{

@@ -7,4 +7,5 @@ pub mod customer;
 pub mod fields;
 pub mod mask;
 pub mod payment_account;
+pub mod premises;
 pub mod related_person;

@@ -5,6 +5,7 @@
 pub mod communications;
 mod customers;
 pub mod payment_accounts;
+pub mod premises;
 pub mod related_persons;
 
 pub use customers::{

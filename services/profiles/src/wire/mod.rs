@@ -7,6 +7,7 @@
 
 pub mod communications;
 pub mod payment_accounts;
+pub mod premises;
 pub mod related_persons;
 
 use std::collections::HashSet;

@@ -64,6 +64,7 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
         "crm.profiles.v1.CommunicationService".into(),
         "crm.profiles.v1.CustomerService".into(),
         "crm.profiles.v1.PaymentAccountService".into(),
+        "crm.profiles.v1.PremisesService".into(),
         "crm.profiles.v1.RelatedPersonService".into(),
         "grpc.health.v1.Health".into(),
         "grpc.reflection.v1.ServerReflection".into(),

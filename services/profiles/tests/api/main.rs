@@ -11,6 +11,7 @@ mod idempotency;
 mod infrastructure;
 mod listing;
 mod payment_accounts;
+mod premises;
 mod related_persons;
 mod shutdown;
 mod telemetry;
