@@ -15,3 +15,5 @@ pub const COMMUNICATION: ChildResourceType = ChildResourceType::new("profiles.cr
 pub const PREMISES: ResourceType = ResourceType::new("profiles.crm/Premises", "premises");
 /// `premises/{premises}/occupancies/{id}`.
 pub const OCCUPANCY: ChildResourceType = ChildResourceType::new("profiles.crm/Occupancy", PREMISES, "occupancies");
+/// `customers/{customer}/occurrences/{id}`.
+pub const OCCURRENCE: ChildResourceType = ChildResourceType::new("profiles.crm/Occurrence", CUSTOMER, "occurrences");

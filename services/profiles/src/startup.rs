@@ -1,17 +1,17 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
-//! PremisesService and the event stream.
+//! PremisesService, OccurrenceService and the event stream.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
-    payment_account_service_server::PaymentAccountServiceServer, premises_service_server::PremisesServiceServer,
-    related_person_service_server::RelatedPersonServiceServer,
+    occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
+    premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CommunicationApi, CustomerApi, PaymentAccountApi, PremisesApi, RelatedPersonApi},
+    api::{CommunicationApi, CustomerApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi},
     app::App,
     config::Config,
 };
@@ -36,7 +36,8 @@ impl Application {
             RelatedPersonServiceServer::new(RelatedPersonApi::new(app.clone(), kit.page_tokens.clone())),
             PaymentAccountServiceServer::new(PaymentAccountApi::new(app.clone(), kit.page_tokens.clone())),
             CommunicationServiceServer::new(CommunicationApi::new(app.clone(), kit.page_tokens.clone())),
-            PremisesServiceServer::new(PremisesApi::new(app, kit.page_tokens.clone())),
+            PremisesServiceServer::new(PremisesApi::new(app.clone(), kit.page_tokens.clone())),
+            OccurrenceServiceServer::new(OccurrenceApi::new(app, kit.page_tokens.clone())),
         );
         kit.serve(services, config.listen_addr).await
     }

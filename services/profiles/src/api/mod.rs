@@ -9,18 +9,21 @@
 //! - `related_persons`: RelatedPersonService — the people around a customer.
 //! - `communications`: CommunicationService — contacts with a customer and the follow-ups due.
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
+//! - `occurrences`: OccurrenceService — notable things that happened to a customer.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 
 mod archive;
 mod communications;
 mod customers;
 mod listing;
+mod occurrences;
 mod payment_accounts;
 mod premises;
 mod related_persons;
 
 pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
+pub use occurrences::OccurrenceApi;
 pub use payment_accounts::PaymentAccountApi;
 pub use premises::PremisesApi;
 pub use related_persons::RelatedPersonApi;

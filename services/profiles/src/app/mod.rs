@@ -12,11 +12,13 @@
 //! - [`related_persons`]: the people around a customer (客户成员).
 //! - [`communications`]: contacts with a customer (沟通记录) and the follow-ups due.
 //! - [`premises`]: premises and who holds them over time (迁入/迁出), billing parties.
+//! - [`occurrences`]: notable things that happened to a customer (客户事件).
 //! - [`payment_accounts`]: the accounts a customer pays from (客户帐号), one primary at most.
 
 pub mod archive;
 pub mod communications;
 pub mod customers;
+pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;

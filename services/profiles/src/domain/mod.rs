@@ -6,6 +6,7 @@ pub mod communication;
 pub mod customer;
 pub mod fields;
 pub mod mask;
+pub mod occurrence;
 pub mod payment_account;
 pub mod premises;
 pub mod related_person;

@@ -6,6 +6,7 @@
 //! so it sits below both and imports neither.
 
 pub mod communications;
+pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;

@@ -10,6 +10,7 @@ mod helpers;
 mod idempotency;
 mod infrastructure;
 mod listing;
+mod occurrences;
 mod payment_accounts;
 mod premises;
 mod related_persons;
