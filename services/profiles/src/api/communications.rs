@@ -80,8 +80,8 @@ impl CommunicationService for CommunicationApi {
             )?;
             let draft = to_draft(&required(request.communication, "communication")?, &principal)?;
             self.app
-                .create_communication(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| pb::CreateCommunicationResponse {
-                    communication: Some(shown(&principal, row)),
+                .create_record::<Communications, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
+                    pb::CreateCommunicationResponse { communication: Some(shown(&principal, row)) }
                 })
                 .await
         })
@@ -131,10 +131,9 @@ impl CommunicationService for CommunicationApi {
             let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
             let row = self
                 .app
-                .update_communication(
+                .update_record::<Communications>(
                     principal.tenant,
-                    customer,
-                    id,
+                    (customer, id),
                     &input.etag,
                     |stored| {
                         let mut merged = to_proto(stored);

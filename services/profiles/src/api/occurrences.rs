@@ -78,8 +78,8 @@ impl OccurrenceService for OccurrenceApi {
             )?;
             let draft = to_draft(&required(request.occurrence, "occurrence")?, &principal)?;
             self.app
-                .create_occurrence(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| pb::CreateOccurrenceResponse {
-                    occurrence: Some(shown(&principal, row)),
+                .create_record::<Occurrences, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
+                    pb::CreateOccurrenceResponse { occurrence: Some(shown(&principal, row)) }
                 })
                 .await
         })
@@ -126,10 +126,9 @@ impl OccurrenceService for OccurrenceApi {
             let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
             let row = self
                 .app
-                .update_occurrence(
+                .update_record::<Occurrences>(
                     principal.tenant,
-                    customer,
-                    id,
+                    (customer, id),
                     &input.etag,
                     |stored| {
                         let mut merged = to_proto(stored);

@@ -77,7 +77,7 @@ impl PaymentAccountService for PaymentAccountApi {
             )?;
             let draft = to_draft(&required(request.payment_account, "payment_account")?)?;
             self.app
-                .create_payment_account(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
+                .create_record::<PaymentAccounts, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
                     pb::CreatePaymentAccountResponse { payment_account: Some(shown(&principal, row)) }
                 })
                 .await
@@ -128,10 +128,9 @@ impl PaymentAccountService for PaymentAccountApi {
             let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
             let row = self
                 .app
-                .update_payment_account(
+                .update_record::<PaymentAccounts>(
                     principal.tenant,
-                    customer,
-                    id,
+                    (customer, id),
                     &input.etag,
                     |stored| {
                         let mut merged = to_proto(stored);

@@ -77,8 +77,8 @@ impl RelatedPersonService for RelatedPersonApi {
             )?;
             let draft = to_draft(&required(request.related_person, "related_person")?)?;
             self.app
-                .create_related_person(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| pb::CreateRelatedPersonResponse {
-                    related_person: Some(shown(&principal, row)),
+                .create_record::<RelatedPersons, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
+                    pb::CreateRelatedPersonResponse { related_person: Some(shown(&principal, row)) }
                 })
                 .await
         })
@@ -128,10 +128,9 @@ impl RelatedPersonService for RelatedPersonApi {
             let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
             let row = self
                 .app
-                .update_related_person(
+                .update_record::<RelatedPersons>(
                     principal.tenant,
-                    customer,
-                    id,
+                    (customer, id),
                     &input.etag,
                     |stored| {
                         let mut merged = to_proto(stored);

@@ -1,12 +1,18 @@
 //! What every record of a customer's archive (related persons, payment
-//! accounts, ...) shares: it lives under its customer in a table of its own,
-//! is read, listed and removed the same way, and announces each change with
-//! one event on its customer's subject. Each kind adds its own create and
-//! update rules.
+//! accounts, communications, occurrences) shares: it lives under its
+//! customer in a table of its own; it is added to a live customer (with
+//! request-id replay), changed under its etag (the same values again change
+//! nothing), read, listed and removed the same way; and each change is
+//! announced with one event on its customer's subject. A kind brings its
+//! SQL, its event and the checks its drafts need against the database.
 
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
     db::{ChildRow, Table, TenantTx},
+    idempotency::{self, IdempotencyKey},
     outbox,
     resource::ChildResourceType,
 };
@@ -29,11 +35,98 @@ pub trait ArchiveRecord {
     const TABLE: Table;
     /// Its resource type, under `customers/{c}`.
     const RESOURCE: ChildResourceType;
+    /// Its validated draft.
+    type Draft: Send + Sync;
+    /// The request field an update's etag comes in, e.g. `related_person.etag`.
+    const ETAG_FIELD: &'static str;
     /// The event of a change to `row` (`changed_paths` empty when added or removed).
     fn changed(row: &Self::Row, changed_paths: Vec<String>, deleted: bool) -> Self::Changed;
+    /// The writable paths whose values differ between `before` and `after`.
+    fn changed_paths(before: &Self::Row, after: &Self::Row) -> Vec<String>;
+    /// Checks `draft` against what the database holds, before it is written
+    /// for `customer` (`id`: the record being changed; None on create).
+    fn check(
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        customer: Uuid,
+        id: Option<Uuid>,
+        draft: &Self::Draft,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Stores `draft` as record `id` of `customer`.
+    fn insert(
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        customer: Uuid,
+        id: Uuid,
+        draft: &Self::Draft,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Self::Row, Error>> + Send;
+    /// Replaces record `id`'s writable fields with `draft`, bumping its revision.
+    fn update(
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        id: Uuid,
+        draft: &Self::Draft,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Self::Row, Error>> + Send;
 }
 
 impl App {
+    /// Adds `draft` to live customer `customer` and announces it. With a
+    /// request id, a retry returns the first response.
+    pub async fn create_record<R: ArchiveRecord, Response: Message + Default>(
+        &self,
+        tenant: Uuid,
+        customer: Uuid,
+        draft: R::Draft,
+        request: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&R::Row) -> Response + Send,
+    ) -> Result<Response, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
+            tx.commit().await?;
+            return Ok(replay);
+        }
+        // The customer row is locked so that it cannot be deleted under the new record.
+        super::customers::live_customer(&mut tx, tenant, customer, true).await?;
+        R::check(&mut tx, tenant, customer, None, &draft).await?;
+        let row = R::insert(&mut tx, tenant, customer, Uuid::now_v7(), &draft, now).await?;
+        announce::<R>(&mut tx, tenant, &row, Vec::new(), false).await?;
+        let response = respond(&row);
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Replaces record `id` of live customer `customer` with what `edit`
+    /// makes of it, after the etag check; re-sending the same values changes
+    /// nothing (same etag, no event).
+    pub async fn update_record<R: ArchiveRecord>(
+        &self,
+        tenant: Uuid,
+        (customer, id): (Uuid, Uuid),
+        etag: &str,
+        edit: impl FnOnce(&R::Row) -> Result<R::Draft, Error> + Send,
+        now: DateTime<Utc>,
+    ) -> Result<R::Row, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before: R::Row = R::TABLE.lock_child_for_change(&mut tx, tenant, &R::RESOURCE, (customer, id), etag, R::ETAG_FIELD).await?;
+        super::customers::live_customer(&mut tx, tenant, customer, false).await?;
+        let draft = edit(&before)?;
+        R::check(&mut tx, tenant, customer, Some(id), &draft).await?;
+        let after = R::update(&mut tx, tenant, id, &draft, now).await?;
+        let changed = R::changed_paths(&before, &after);
+        if changed.is_empty() {
+            // Nothing differs: roll the revision bump back.
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        announce::<R>(&mut tx, tenant, &after, changed, false).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
     /// Record `id` of `customer`, or NOT_FOUND.
     pub async fn record<R: ArchiveRecord>(&self, tenant: Uuid, customer: Uuid, id: Uuid) -> Result<R::Row, Error> {
         let mut tx = self.begin(tenant).await?;
@@ -69,7 +162,7 @@ impl App {
 }
 
 /// Writes the change event of `row` on its customer's subject.
-pub(super) async fn announce<R: ArchiveRecord>(
+async fn announce<R: ArchiveRecord>(
     tx: &mut TenantTx,
     tenant: Uuid,
     row: &R::Row,
@@ -77,18 +170,4 @@ pub(super) async fn announce<R: ArchiveRecord>(
     deleted: bool,
 ) -> Result<(), Error> {
     outbox::append(tx, tenant, &CUSTOMER.name(row.parent_id()), &R::changed(row, changed_paths, deleted)).await
-}
-
-/// Record `id` of `customer` locked for an update under the caller's `etag`
-/// (request field `etag_field`), its live customer checked.
-pub(super) async fn lock_for_update<R: ArchiveRecord>(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    (customer, id): (Uuid, Uuid),
-    etag: &str,
-    etag_field: &str,
-) -> Result<R::Row, Error> {
-    let before = R::TABLE.lock_child_for_change(tx, tenant, &R::RESOURCE, (customer, id), etag, etag_field).await?;
-    super::customers::live_customer(tx, tenant, customer, false).await?;
-    Ok(before)
 }
