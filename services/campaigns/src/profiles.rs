@@ -87,6 +87,8 @@ impl ProfilesClient {
             filter: filter.to_owned(),
             order_by: String::new(),
             show_deleted: false,
+            // A disabled customer is never a marketing audience member.
+            show_disabled: false,
         };
         let result = self
             .peer
@@ -261,6 +263,7 @@ fn customer_of(id: Uuid, c: pb::Customer) -> Customer {
     Customer {
         id,
         deleted: c.delete_time.is_some(),
+        disabled: c.disable_time.is_some(),
         email: email.clone(),
         phone: phone.clone(),
         consent: Consent {

@@ -461,6 +461,7 @@ pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
         SkipReason::FrequencyCap,
         SkipReason::OpenComplaint,
         SkipReason::Suppressed,
+        SkipReason::CustomerDisabled,
     ]
     .into_iter()
     .find(|r| r.as_str() == stored)
@@ -472,6 +473,7 @@ pub fn skip_reason_to(stored: &str) -> pb::SkipReason {
         SkipReason::FrequencyCap => pb::SkipReason::FrequencyCap,
         SkipReason::OpenComplaint => pb::SkipReason::OpenComplaint,
         SkipReason::Suppressed => pb::SkipReason::Suppressed,
+        SkipReason::CustomerDisabled => pb::SkipReason::CustomerDisabled,
     })
 }
 

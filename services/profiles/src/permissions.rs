@@ -11,6 +11,8 @@ pub const CUSTOMERS_READ: Permission =
 pub const CUSTOMERS_CREATE: Permission = Permission::new("customers.create", &[Role::Service, Role::Agent]);
 /// Update customers (further limited per field in `domain::access`).
 pub const CUSTOMERS_UPDATE: Permission = Permission::new("customers.update", &[Role::Service, Role::Agent, Role::Marketer]);
+/// Disable and enable customers (禁用/启用).
+pub const CUSTOMERS_DISABLE: Permission = Permission::new("customers.disable", &[Role::Service, Role::Agent]);
 /// Delete and undelete customers.
 pub const CUSTOMERS_DELETE: Permission = Permission::new("customers.delete", &[]);
 /// Read one's own record and update its contact details and consent (the
@@ -33,15 +35,32 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 8] =
-        [CUSTOMERS_READ, CUSTOMERS_CREATE, CUSTOMERS_UPDATE, CUSTOMERS_DELETE, CUSTOMERS_SELF, ARCHIVE_READ, ARCHIVE_WRITE, PII];
+    const ALL: [Permission; 9] = [
+        CUSTOMERS_READ,
+        CUSTOMERS_CREATE,
+        CUSTOMERS_UPDATE,
+        CUSTOMERS_DISABLE,
+        CUSTOMERS_DELETE,
+        CUSTOMERS_SELF,
+        ARCHIVE_READ,
+        ARCHIVE_WRITE,
+        PII,
+    ];
 
     #[test]
     fn each_role_holds_exactly_its_permissions() {
         assert_eq!(held_by(Role::Admin, &ALL).len(), ALL.len());
         assert_eq!(
             held_by(Role::Agent, &ALL),
-            BTreeSet::from(["customers.read", "customers.create", "customers.update", "archive.read", "archive.write", "pii"])
+            BTreeSet::from([
+                "customers.read",
+                "customers.create",
+                "customers.update",
+                "customers.disable",
+                "archive.read",
+                "archive.write",
+                "pii"
+            ])
         );
         assert_eq!(held_by(Role::Marketer, &ALL), BTreeSet::from(["customers.read", "customers.update", "archive.read", "pii"]));
         assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read", "archive.read"]));

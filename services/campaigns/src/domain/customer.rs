@@ -12,6 +12,8 @@ pub struct Customer {
     pub id: Uuid,
     /// Whether the record is soft-deleted.
     pub deleted: bool,
+    /// Whether the customer is disabled (禁用): no marketing.
+    pub disabled: bool,
     /// Primary (else first) email address.
     pub email: Option<String>,
     /// Primary (else first) phone number.

@@ -2,7 +2,7 @@
 //! which address. Applied to every message before it enters the ledger as
 //! QUEUED; a refusal is recorded as SKIPPED with its reason.
 //!
-//! - A deleted customer gets nothing.
+//! - A deleted customer gets nothing; a disabled one no marketing.
 //! - A customer without an address for the channel gets nothing.
 //! - Marketing needs the channel's explicit opt-in and no do-not-contact
 //!   flag; transactional messages (fees, arrears, service) do not, because
@@ -32,6 +32,8 @@ pub enum SkipReason {
     OpenComplaint,
     /// The address bounced hard before.
     Suppressed,
+    /// The customer is disabled in profiles (marketing only).
+    CustomerDisabled,
 }
 
 impl SkipReason {
@@ -45,6 +47,7 @@ impl SkipReason {
             Self::FrequencyCap => "FREQUENCY_CAP",
             Self::OpenComplaint => "OPEN_COMPLAINT",
             Self::Suppressed => "SUPPRESSED",
+            Self::CustomerDisabled => "CUSTOMER_DISABLED",
         }
     }
 }
@@ -64,6 +67,9 @@ pub fn address(customer: &Customer, channel: Channel, purpose: Purpose) -> Resul
     };
     let address = address.filter(|a| !a.is_empty()).ok_or(SkipReason::NoAddress)?;
     if purpose == Purpose::Marketing {
+        if customer.disabled {
+            return Err(SkipReason::CustomerDisabled);
+        }
         if customer.consent.do_not_contact {
             return Err(SkipReason::DoNotContact);
         }
@@ -115,6 +121,13 @@ mod tests {
         c.consent.sms = ConsentState::OptedIn;
         c.consent.do_not_contact = true;
         assert_eq!(address(&c, Channel::Sms, Purpose::Marketing), Err(SkipReason::DoNotContact));
+    }
+
+    #[test]
+    fn a_disabled_customer_gets_notices_but_no_marketing() {
+        let c = Customer { disabled: true, ..reachable() };
+        assert_eq!(address(&c, Channel::Email, Purpose::Marketing), Err(SkipReason::CustomerDisabled));
+        assert_eq!(address(&c, Channel::Email, Purpose::Transactional).as_deref(), Ok("li@example.com"));
     }
 
     #[test]

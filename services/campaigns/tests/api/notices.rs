@@ -103,6 +103,24 @@ async fn without_a_provider_a_notice_fails_its_precondition() {
 }
 
 #[tokio::test]
+async fn a_customer_disabled_in_profiles_gets_notices_but_no_marketing() {
+    let app = spawn_app().await;
+    app.email_provider().await;
+    let promo =
+        app.create_template(email_template(pb::Purpose::Marketing, "Offer", "Hello {{ customer.display_name }}", &[])).await.unwrap();
+    let fan = app.customer(Person { name: "Fan", email: "fan@example.com", email_opt_in: true, ..Person::default() }).await;
+    let disable =
+        crm_proto::crm::profiles::v1::DisableCustomerRequest { name: fan.clone(), reason: "moved away".into(), etag: String::new() };
+    app.customers.clone().disable_customer(app.admin(disable)).await.unwrap();
+
+    let skipped = app.send_notice(&promo.name, &fan, &[], "d1").await.unwrap();
+    assert_eq!((skipped.status, skipped.skip_reason), (pb::DeliveryStatus::Skipped as i32, pb::SkipReason::CustomerDisabled as i32));
+    let fee = app.create_template(fee_notice()).await.unwrap();
+    let notice = app.send_notice(&fee.name, &fan, &[("amount", "5")], "d2").await.unwrap();
+    assert_eq!(app.settled(&notice.name).await.status, pb::DeliveryStatus::Sent as i32, "a fee notice still reaches them");
+}
+
+#[tokio::test]
 async fn the_contact_policy_skips_marketing_without_consent_and_records_why() {
     let app = spawn_app().await;
     app.email_provider().await;

@@ -181,6 +181,39 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn disable_customer(
+        &self,
+        request: Request<pb::DisableCustomerRequest>,
+    ) -> Result<Response<pb::DisableCustomerResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::CUSTOMERS_DISABLE)?;
+            let request = request.get_ref();
+            let id = CUSTOMER.parse(&request.name, "name")?;
+            let reason = request.reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(Error::invalid("reason", "INVALID_REASON", "why the customer is disabled, 1-500 characters"));
+            }
+            let row = self.app.set_disabled(principal.tenant, id, Some(reason), &request.etag, Utc::now()).await?;
+            Ok(pb::DisableCustomerResponse { customer: shown(&principal, &row) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn enable_customer(&self, request: Request<pb::EnableCustomerRequest>) -> Result<Response<pb::EnableCustomerResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::CUSTOMERS_DISABLE)?;
+            let request = request.get_ref();
+            let id = CUSTOMER.parse(&request.name, "name")?;
+            let row = self.app.set_disabled(principal.tenant, id, None, &request.etag, Utc::now()).await?;
+            Ok(pb::EnableCustomerResponse { customer: shown(&principal, &row) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_customers(&self, request: Request<pb::ListCustomersRequest>) -> Result<Response<pb::ListCustomersResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
@@ -199,10 +232,18 @@ impl CustomerService for CustomerApi {
             let pager = Pager::new(&self.page_tokens);
             let tenant = principal.tenant.to_string();
             let deleted = if request.show_deleted { "deleted" } else { "live" };
-            let fingerprint = ["ListCustomers", &tenant, request.filter.trim(), &order_fingerprint(&order), deleted];
+            let disabled = if request.show_disabled { "disabled" } else { "enabled" };
+            let fingerprint = ["ListCustomers", &tenant, request.filter.trim(), &order_fingerprint(&order), deleted, disabled];
             let page = pager.start::<TokenKey>(request.page_size, &request.page_token, &fingerprint)?;
             let after = page.after.as_ref().map(|key| key_from_token(&key.0, &order)).transpose()?;
-            let query = ListQuery { filter: &filter, order: &order, after, show_deleted: request.show_deleted, limit: page.fetch_limit() };
+            let query = ListQuery {
+                filter: &filter,
+                order: &order,
+                after,
+                show_deleted: request.show_deleted,
+                show_disabled: request.show_disabled,
+                limit: page.fetch_limit(),
+            };
             let rows = self.app.customers(principal.tenant, query).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |row| TokenKey(key_of(row, &order)));
             let customers = rows.iter().map(|r| visible(&principal, customer_to_proto(r))).collect();

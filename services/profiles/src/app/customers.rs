@@ -131,6 +131,32 @@ impl App {
         Ok(restored)
     }
 
+    /// Disables (`Some(reason)`) or enables (`None`) a customer and writes
+    /// `CustomerDisabled` or `CustomerEnabled`; asking for the state it is
+    /// in already changes nothing (no new revision, no event).
+    pub async fn set_disabled(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        reason: Option<&str>,
+        etag: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CustomerRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before = lock_for_change(&mut tx, tenant, id, etag, "etag").await?;
+        if before.disable_time.is_some() == reason.is_some() {
+            tx.commit().await?;
+            return Ok(before);
+        }
+        let row = store::set_disabled(&mut tx, tenant, id, reason.map(|r| (now, r)), now).await?;
+        match reason {
+            Some(_) => emit(&mut tx, tenant, id, &pb::CustomerDisabled { customer: Some(customer_to_proto(&row)) }).await?,
+            None => emit(&mut tx, tenant, id, &pb::CustomerEnabled { customer: Some(customer_to_proto(&row)) }).await?,
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
     /// One customer, deleted or not; NOT_FOUND if there is none.
     pub async fn customer(&self, tenant: Uuid, id: Uuid) -> Result<CustomerRow, Error> {
         let mut tx = self.begin(tenant).await?;

@@ -50,11 +50,14 @@ pub struct CustomerRow {
     pub update_time: DateTime<Utc>,
     pub delete_time: Option<DateTime<Utc>>,
     pub verify_time: Option<DateTime<Utc>>,
+    /// When it was disabled, and why; None while enabled.
+    pub disable_time: Option<DateTime<Utc>>,
+    pub disable_reason: String,
 }
 
 const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
 company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
-consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time";
+consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time, disable_time, disable_reason";
 
 /// The `customers` table, for the kit's shared statements.
 pub const CUSTOMERS: Table = Table { name: "customers", columns: COLUMNS };
@@ -231,6 +234,8 @@ pub struct ListQuery<'a> {
     pub after: Option<Vec<KeyValue>>,
     /// Include soft-deleted customers.
     pub show_deleted: bool,
+    /// Include disabled customers.
+    pub show_disabled: bool,
     /// Rows to fetch.
     pub limit: i64,
 }
@@ -289,6 +294,9 @@ pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Resu
     if !query.show_deleted {
         qb.push(" AND c.delete_time IS NULL");
     }
+    if !query.show_disabled {
+        qb.push(" AND c.disable_time IS NULL");
+    }
     query.filter.push_and(&mut qb);
     if let Some(after) = &query.after {
         push_after(&mut qb, &keys, after);
@@ -303,4 +311,27 @@ pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Resu
     qb.push(" LIMIT ");
     qb.push_bind(query.limit);
     Ok(qb.build_query_as::<CustomerRow>().fetch_all(&mut **tx).instrument(db_span("SELECT", "customers")).await?)
+}
+
+/// Disables customer `id` (`Some((now, reason))`) or enables it (`None`), bumping its revision.
+pub async fn set_disabled(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    disabled: Option<(DateTime<Utc>, &str)>,
+    now: DateTime<Utc>,
+) -> Result<CustomerRow, Error> {
+    let (time, reason) = disabled.unzip();
+    Ok(sqlx::query_as(&format!(
+        "UPDATE customers SET disable_time = $3, disable_reason = $4, update_time = $5, revision = revision + 1
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(time)
+    .bind(reason.unwrap_or_default())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("UPDATE", "customers"))
+    .await?)
 }

@@ -10,5 +10,5 @@ pub mod premises;
 pub mod related_persons;
 
 pub use customers::{
-    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, insert, list, replace_emails, update,
+    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, insert, list, replace_emails, set_disabled, update,
 };

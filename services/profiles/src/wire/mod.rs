@@ -383,6 +383,8 @@ pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
         delete_time: opt_time(row.delete_time),
         verify_time: opt_time(row.verify_time),
         etag: etag::of_revision(row.revision),
+        disable_time: opt_time(row.disable_time),
+        disable_reason: row.disable_reason.clone(),
     }
 }
 

@@ -5,6 +5,7 @@ mod auth;
 mod communications;
 mod customer_role;
 mod customers;
+mod disable;
 mod events;
 mod helpers;
 mod idempotency;
