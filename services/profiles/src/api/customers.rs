@@ -181,6 +181,23 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn confirm_customer_data(
+        &self,
+        request: Request<pb::ConfirmCustomerDataRequest>,
+    ) -> Result<Response<pb::ConfirmCustomerDataResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            let request = request.get_ref();
+            let id = CUSTOMER.parse(&request.name, "name")?;
+            // Staff who update customers, or the customer confirming their own data.
+            authorize(&principal, id, permissions::CUSTOMERS_UPDATE)?;
+            let row = self.app.confirm_data(principal.tenant, id, &request.etag, Utc::now()).await?;
+            Ok(pb::ConfirmCustomerDataResponse { customer: shown(&principal, &row) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn disable_customer(
         &self,
         request: Request<pb::DisableCustomerRequest>,

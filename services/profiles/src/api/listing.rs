@@ -42,6 +42,8 @@ pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
         FilterField { name: "owner", sql: "c.owner", ty: FieldType::Text },
         FilterField { name: "create_time", sql: "c.create_time", ty: FieldType::Timestamp },
         FilterField { name: "update_time", sql: "c.update_time", ty: FieldType::Timestamp },
+        // Never confirmed counts as confirmed when created, so `verify_time < "…"` finds every stale record.
+        FilterField { name: "verify_time", sql: "coalesce(c.verify_time, c.create_time)", ty: FieldType::Timestamp },
         FilterField { name: "birthday.month", sql: "c.birthday_month", ty: FieldType::Integer { min: 1, max: 12 } },
         FilterField { name: "birthday.day", sql: "c.birthday_day", ty: FieldType::Integer { min: 1, max: 31 } },
     ],

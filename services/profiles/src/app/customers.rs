@@ -157,6 +157,19 @@ impl App {
         Ok(row)
     }
 
+    /// Records that live customer `id` confirmed their data at `now` and
+    /// writes `CustomerUpdated` naming `verify_time`.
+    pub async fn confirm_data(&self, tenant: Uuid, id: Uuid, etag: &str, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let before = lock_for_change(&mut tx, tenant, id, etag, "etag").await?;
+        ensure_live(&before)?;
+        let row = store::confirm_data(&mut tx, tenant, id, now).await?;
+        let event = pb::CustomerUpdated { customer: Some(customer_to_proto(&row)), changed_paths: vec!["verify_time".to_owned()] };
+        emit(&mut tx, tenant, id, &event).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
     /// One customer, deleted or not; NOT_FOUND if there is none.
     pub async fn customer(&self, tenant: Uuid, id: Uuid) -> Result<CustomerRow, Error> {
         let mut tx = self.begin(tenant).await?;

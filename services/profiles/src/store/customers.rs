@@ -335,3 +335,16 @@ pub async fn set_disabled(
     .instrument(db_span("UPDATE", "customers"))
     .await?)
 }
+
+/// Stamps customer `id`'s `verify_time` with `now`, bumping its revision.
+pub async fn confirm_data(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE customers SET verify_time = $3, update_time = $3, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("UPDATE", "customers"))
+    .await?)
+}

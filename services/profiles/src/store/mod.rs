@@ -10,5 +10,6 @@ pub mod premises;
 pub mod related_persons;
 
 pub use customers::{
-    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, email_conflicts, insert, list, replace_emails, set_disabled, update,
+    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, confirm_data, email_conflicts, insert, list, replace_emails,
+    set_disabled, update,
 };

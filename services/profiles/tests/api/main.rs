@@ -18,3 +18,4 @@ mod related_persons;
 mod shutdown;
 mod telemetry;
 mod tenancy;
+mod verification;
