@@ -11,6 +11,9 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "CRM_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: SocketAddr,
+    /// How often the verification job looks for customers whose data went stale.
+    #[arg(long, env = "CRM_VERIFICATION_POLL_MS", default_value_t = 3_600_000)]
+    pub verification_poll_ms: u64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

@@ -24,6 +24,8 @@ pub const ARCHIVE_READ: Permission =
     Permission::new("archive.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Add, change and remove a customer's archive records.
 pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::Service, Role::Agent]);
+/// Set the tenant's data-verification period (administrators only).
+pub const SETTINGS_CONFIGURE: Permission = Permission::new("settings.configure", &[]);
 /// See emails and phone numbers unmasked, and filter by them.
 pub const PII: Permission = Permission::new("pii", &[Role::Service, Role::Agent, Role::Marketer]);
 
@@ -35,7 +37,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 9] = [
+    const ALL: [Permission; 10] = [
         CUSTOMERS_READ,
         CUSTOMERS_CREATE,
         CUSTOMERS_UPDATE,
@@ -44,6 +46,7 @@ mod tests {
         CUSTOMERS_SELF,
         ARCHIVE_READ,
         ARCHIVE_WRITE,
+        SETTINGS_CONFIGURE,
         PII,
     ];
 

@@ -1,6 +1,6 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
-//! PremisesService, OccurrenceService and the event stream.
+//! PremisesService, OccurrenceService, the event stream and the verification job.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
@@ -8,12 +8,15 @@ use crm_proto::crm::profiles::v1::{
     occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
     premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
 };
+use std::time::Duration;
+
 use sqlx::migrate::Migrator;
 
 use crate::{
     api::{CommunicationApi, CustomerApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi},
     app::App,
     config::Config,
+    jobs,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -37,8 +40,9 @@ impl Application {
             PaymentAccountServiceServer::new(PaymentAccountApi::new(app.clone(), kit.page_tokens.clone())),
             CommunicationServiceServer::new(CommunicationApi::new(app.clone(), kit.page_tokens.clone())),
             PremisesServiceServer::new(PremisesApi::new(app.clone(), kit.page_tokens.clone())),
-            OccurrenceServiceServer::new(OccurrenceApi::new(app, kit.page_tokens.clone())),
+            OccurrenceServiceServer::new(OccurrenceApi::new(app.clone(), kit.page_tokens.clone())),
         );
+        jobs::verification::spawn(app, Duration::from_millis(config.verification_poll_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await
     }
 }

@@ -198,6 +198,41 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn get_verification_settings(
+        &self,
+        request: Request<pb::GetVerificationSettingsRequest>,
+    ) -> Result<Response<pb::GetVerificationSettingsResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::CUSTOMERS_READ)?;
+            let (fresh_days, update_time) = self.app.verification_settings(principal.tenant).await?;
+            let settings = pb::VerificationSettings { fresh_days, update_time: update_time.map(crm_kit::time::to_timestamp) };
+            Ok(pb::GetVerificationSettingsResponse { verification_settings: Some(settings) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_verification_settings(
+        &self,
+        request: Request<pb::UpdateVerificationSettingsRequest>,
+    ) -> Result<Response<pb::UpdateVerificationSettingsResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::SETTINGS_CONFIGURE)?;
+            let settings = required(request.into_inner().verification_settings, "verification_settings")?;
+            if !(0..=3650).contains(&settings.fresh_days) {
+                return Err(Error::invalid("verification_settings.fresh_days", "OUT_OF_RANGE", "0 (off) to 3650 days"));
+            }
+            let now = Utc::now();
+            self.app.set_verification_settings(principal.tenant, settings.fresh_days, now).await?;
+            let stored = pb::VerificationSettings { fresh_days: settings.fresh_days, update_time: Some(crm_kit::time::to_timestamp(now)) };
+            Ok(pb::UpdateVerificationSettingsResponse { verification_settings: Some(stored) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn disable_customer(
         &self,
         request: Request<pb::DisableCustomerRequest>,

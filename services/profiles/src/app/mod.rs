@@ -9,6 +9,7 @@
 //! - [`customers`]: creation (with request-id replay), updates, deletion
 //!   and undeletion, and the reads behind Get, BatchGet and List.
 //! - [`archive`]: what every archive record shares — reads, lists, removal, its event.
+//! - [`verification`]: the tenant's fresh period and the reminders of stale data (定期确认).
 //! - [`related_persons`]: the people around a customer (客户成员).
 //! - [`communications`]: contacts with a customer (沟通记录) and the follow-ups due.
 //! - [`premises`]: premises and who holds them over time (迁入/迁出), billing parties.
@@ -22,6 +23,7 @@ pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
+pub mod verification;
 
 use crm_kit::{
     Error,

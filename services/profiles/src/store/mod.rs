@@ -8,6 +8,7 @@ pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
+pub mod verification;
 
 pub use customers::{
     CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, confirm_data, email_conflicts, insert, list, replace_emails,

@@ -37,8 +37,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logs();
     let db = fresh_database("profiles").await.expect("test database");
-    let mut config =
-        Config { listen_addr: "127.0.0.1:0".parse().unwrap(), kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()) };
+    let mut config = Config {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        verification_poll_ms: 3_600_000,
+        kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
+    };
     customise(&mut config);
     let app = Application::build(config).await.expect("the service builds");
     let port = app.port();

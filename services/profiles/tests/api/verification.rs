@@ -38,3 +38,46 @@ async fn confirming_stamps_verify_time_and_lists_find_the_stale() {
     let listed = client.list_customers(app.admin(stale(&cutoff))).await.unwrap().into_inner().customers;
     assert_eq!(listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), [bo.name.as_str()], "Ada is fresh now");
 }
+
+#[tokio::test]
+async fn stale_data_gets_one_reminder_per_period_however_often_the_job_runs() {
+    let app = crate::helpers::spawn_app_with(|c| c.verification_poll_ms = 100).await;
+    let mut client = app.customers.clone();
+    let stale = app.create(customer("Stale", "stale@example.com")).await;
+    app.create(customer("Fresh", "fresh@example.com")).await;
+    // Stale confirmed its data 40 days ago.
+    let forty_days_ago = prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() - 40 * 86_400, nanos: 0 };
+    let edit = pb::UpdateCustomerRequest {
+        customer: Some(pb::Customer { name: stale.name.clone(), verify_time: Some(forty_days_ago), ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["verify_time".into()] }),
+    };
+    client.update_customer(app.admin(edit)).await.unwrap();
+
+    let settings = |days| pb::UpdateVerificationSettingsRequest {
+        verification_settings: Some(pb::VerificationSettings { fresh_days: days, update_time: None }),
+    };
+    assert_error(
+        client.update_verification_settings(app.as_roles(settings(30), &["agent"])).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+    );
+    assert_error(client.update_verification_settings(app.admin(settings(-1))).await, Code::InvalidArgument, "OUT_OF_RANGE");
+    client.update_verification_settings(app.admin(settings(30))).await.unwrap();
+    let read = client.get_verification_settings(app.as_roles(pb::GetVerificationSettingsRequest {}, &["analyst"])).await.unwrap();
+    assert_eq!(read.into_inner().verification_settings.unwrap().fresh_days, 30);
+
+    // Created, created, updated — then the reminder; ten more job rounds add nothing.
+    let events = crm_testkit::events::collect(&app.channel, &app.admin_token, 0, 4).await;
+    assert_eq!(events[3].r#type, "crm.profiles.v1.CustomerVerificationDue");
+    assert_eq!(events[3].subject, stale.name);
+    let due = <pb::CustomerVerificationDue as prost::Message>::decode(events[3].data.as_ref().unwrap().value.as_slice()).unwrap();
+    assert_eq!(due.period, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let mut conn = app.app_connection().await;
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(app.tenant.to_string()).execute(&mut conn).await.unwrap();
+    let reminders: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE type = 'crm.profiles.v1.CustomerVerificationDue'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or(-1);
+    assert_eq!(reminders, 1, "one reminder, not one per round");
+}
