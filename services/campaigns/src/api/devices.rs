@@ -20,7 +20,7 @@ use crate::{
     permissions,
     resources::{CUSTOMER, DEVICE},
     store::devices::DeviceRow,
-    wire::{device_to, registration_from},
+    wire::devices::{device_to, registration_from},
 };
 
 /// Handlers of DeviceService.

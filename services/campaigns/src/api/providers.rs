@@ -21,7 +21,10 @@ use crate::{
     permissions,
     resources::PROVIDER,
     store::providers::{ProviderRow, ProviderSettings},
-    wire::{aliyun_settings, channel_from, fcm_settings, provider_to, smtp_settings, twilio_settings, webhook_settings},
+    wire::{
+        channel_from,
+        providers::{aliyun_settings, fcm_settings, provider_to, smtp_settings, twilio_settings, webhook_settings},
+    },
 };
 
 const WRITABLE: &[&str] = &["display_name", "max_per_second", "smtp", "twilio", "aliyun_sms", "webhook", "fcm"];

@@ -11,7 +11,7 @@ use super::{App, emit};
 use crate::{
     resources::DEVICE,
     store::devices::{self, DeviceRow, Registration},
-    wire::device_to,
+    wire::devices::device_to,
 };
 
 impl App {

@@ -16,7 +16,7 @@ use crate::{
     domain::channel::Channel,
     resources::PROVIDER,
     store::providers::{self as store, PROVIDERS, ProviderFields, ProviderRow, ProviderSettings},
-    wire::{channel_to, provider_to},
+    wire::{channel_to, providers::provider_to},
 };
 
 /// A provider as a request describes it; `password` in clear until sealed here.
