@@ -8,21 +8,18 @@ use chrono::{NaiveDate, Utc};
 use crm_kit::{
     Error,
     auth::{Principal, caller},
-    fieldmask::UpdateMask,
     idempotency::IdempotencyKey,
     pagination::{PageTokenCodec, Pager},
-    required, respond,
+    respond,
 };
 use crm_proto::crm::profiles::v1::{self as pb, communication_service_server::CommunicationService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::archive;
+use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, communications::Communications},
-    domain::{access::sees_pii, communication::CommunicationDraft},
     permissions,
-    resources::{COMMUNICATION, CUSTOMER},
     store::communications::CommunicationRow,
     wire::communications::{WRITABLE, copy_field, date_from, draft_from_proto, mask_pii, to_proto},
 };
@@ -41,24 +38,30 @@ impl CommunicationApi {
     }
 }
 
-/// `row` as `principal` may see it.
-fn shown(principal: &Principal, row: &CommunicationRow) -> pb::Communication {
-    let mut communication = to_proto(row);
-    if !sees_pii(principal, row.customer_id) {
-        mask_pii(&mut communication);
+impl ArchiveWire for Communications {
+    type Proto = pb::Communication;
+    const FIELD: &'static str = "communication";
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &CommunicationRow) -> pb::Communication {
+        to_proto(row)
     }
-    communication
-}
 
-/// PERMISSION_DENIED unless the caller is staff with `archive.write` (customers do not write here).
-fn require_writer(principal: &Principal) -> Result<(), Error> {
-    principal.require(permissions::ARCHIVE_WRITE)
-}
+    fn mask_pii(record: &mut pb::Communication) {
+        mask_pii(record);
+    }
 
-/// The validated draft of `communication`; `principal` is its agent when it names none.
-fn to_draft(communication: &pb::Communication, principal: &Principal) -> Result<CommunicationDraft, Error> {
-    draft_from_proto(communication, "communication", &principal.subject, Utc::now())
-        .map_err(|violations| Error::InvalidArgument { violations })
+    fn copy_field(dst: &mut pb::Communication, src: &pb::Communication, path: &str) {
+        copy_field(dst, src, path);
+    }
+
+    fn name_and_etag(record: &pb::Communication) -> (&str, &str) {
+        (&record.name, &record.etag)
+    }
+
+    fn draft(record: &pb::Communication, principal: &Principal) -> Result<Self::Draft, Error> {
+        draft_from_proto(record, Self::FIELD, &principal.subject, Utc::now()).map_err(|violations| Error::InvalidArgument { violations })
+    }
 }
 
 #[tonic::async_trait]
@@ -70,20 +73,17 @@ impl CommunicationService for CommunicationApi {
     ) -> Result<Response<pb::CreateCommunicationResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
+            archive::require_writer(&principal)?;
             let request = request.into_inner();
-            let customer = CUSTOMER.parse(&request.parent, "parent")?;
             let key = IdempotencyKey::new(
                 "CreateCommunication",
                 &request.request_id,
                 &pb::CreateCommunicationRequest { request_id: String::new(), ..request.clone() },
             )?;
-            let draft = to_draft(&required(request.communication, "communication")?, &principal)?;
-            self.app
-                .create_record::<Communications, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
-                    pb::CreateCommunicationResponse { communication: Some(shown(&principal, row)) }
-                })
-                .await
+            archive::create::<Communications, _>(&self.app, &principal, &request.parent, request.communication, key.as_ref(), |record| {
+                pb::CreateCommunicationResponse { communication: Some(record) }
+            })
+            .await
         })
         .await
     }
@@ -95,8 +95,8 @@ impl CommunicationService for CommunicationApi {
     ) -> Result<Response<pb::GetCommunicationResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let row = archive::get::<Communications>(&self.app, &principal, &request.get_ref().name).await?;
-            Ok(pb::GetCommunicationResponse { communication: Some(shown(&principal, &row)) })
+            let record = archive::get::<Communications>(&self.app, &principal, &request.get_ref().name).await?;
+            Ok(pb::GetCommunicationResponse { communication: Some(record) })
         })
         .await
     }
@@ -108,11 +108,11 @@ impl CommunicationService for CommunicationApi {
     ) -> Result<Response<pb::ListCommunicationsResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let request = request.get_ref();
-            let page = (request.parent.as_str(), request.page_size, request.page_token.as_str());
-            let (rows, next_page_token) =
+            let r = request.get_ref();
+            let page = (r.parent.as_str(), r.page_size, r.page_token.as_str());
+            let (communications, next_page_token) =
                 archive::list::<Communications>(&self.app, &self.page_tokens, &principal, "ListCommunications", page).await?;
-            Ok(pb::ListCommunicationsResponse { communications: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
+            Ok(pb::ListCommunicationsResponse { communications, next_page_token })
         })
         .await
     }
@@ -124,28 +124,9 @@ impl CommunicationService for CommunicationApi {
     ) -> Result<Response<pb::UpdateCommunicationResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
             let pb::UpdateCommunicationRequest { communication, update_mask } = request.into_inner();
-            let input = required(communication, "communication")?;
-            let (customer, id) = COMMUNICATION.parse(&input.name, "communication.name")?;
-            let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
-            let row = self
-                .app
-                .update_record::<Communications>(
-                    principal.tenant,
-                    (customer, id),
-                    &input.etag,
-                    |stored| {
-                        let mut merged = to_proto(stored);
-                        for path in &paths {
-                            copy_field(&mut merged, &input, path);
-                        }
-                        to_draft(&merged, &principal)
-                    },
-                    Utc::now(),
-                )
-                .await?;
-            Ok(pb::UpdateCommunicationResponse { communication: Some(shown(&principal, &row)) })
+            let record = archive::update::<Communications>(&self.app, &principal, communication, update_mask.as_ref()).await?;
+            Ok(pb::UpdateCommunicationResponse { communication: Some(record) })
         })
         .await
     }
@@ -176,7 +157,10 @@ impl CommunicationService for CommunicationApi {
             let page = pager.start::<(NaiveDate, Uuid)>(request.page_size, &request.page_token, &query)?;
             let rows = self.app.due_reminders(principal.tenant, agent, due_by, page.after, page.fetch_limit()).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |r| (r.next_contact_date.unwrap_or_default(), r.id));
-            Ok(pb::ListDueRemindersResponse { communications: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
+            Ok(pb::ListDueRemindersResponse {
+                communications: rows.iter().map(|r| archive::shown::<Communications>(&principal, r)).collect(),
+                next_page_token,
+            })
         })
         .await
     }

@@ -8,20 +8,16 @@ use chrono::Utc;
 use crm_kit::{
     Error,
     auth::{Principal, caller},
-    fieldmask::UpdateMask,
     idempotency::IdempotencyKey,
     pagination::PageTokenCodec,
-    required, respond,
+    respond,
 };
 use crm_proto::crm::profiles::v1::{self as pb, occurrence_service_server::OccurrenceService};
 use tonic::{Request, Response, Status};
 
-use super::archive;
+use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, occurrences::Occurrences},
-    domain::{access::sees_pii, occurrence::OccurrenceDraft},
-    permissions,
-    resources::{CUSTOMER, OCCURRENCE},
     store::occurrences::OccurrenceRow,
     wire::occurrences::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
 };
@@ -40,23 +36,30 @@ impl OccurrenceApi {
     }
 }
 
-/// `row` as `principal` may see it.
-fn shown(principal: &Principal, row: &OccurrenceRow) -> pb::Occurrence {
-    let mut occurrence = to_proto(row);
-    if !sees_pii(principal, row.customer_id) {
-        mask_pii(&mut occurrence);
+impl ArchiveWire for Occurrences {
+    type Proto = pb::Occurrence;
+    const FIELD: &'static str = "occurrence";
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &OccurrenceRow) -> pb::Occurrence {
+        to_proto(row)
     }
-    occurrence
-}
 
-/// PERMISSION_DENIED unless the caller is staff with `archive.write` (customers do not write here).
-fn require_writer(principal: &Principal) -> Result<(), Error> {
-    principal.require(permissions::ARCHIVE_WRITE)
-}
+    fn mask_pii(record: &mut pb::Occurrence) {
+        mask_pii(record);
+    }
 
-/// The validated draft of `occurrence`; `principal` is its agent when it names none.
-fn to_draft(occurrence: &pb::Occurrence, principal: &Principal) -> Result<OccurrenceDraft, Error> {
-    draft_from_proto(occurrence, "occurrence", &principal.subject, Utc::now()).map_err(|violations| Error::InvalidArgument { violations })
+    fn copy_field(dst: &mut pb::Occurrence, src: &pb::Occurrence, path: &str) {
+        copy_field(dst, src, path);
+    }
+
+    fn name_and_etag(record: &pb::Occurrence) -> (&str, &str) {
+        (&record.name, &record.etag)
+    }
+
+    fn draft(record: &pb::Occurrence, principal: &Principal) -> Result<Self::Draft, Error> {
+        draft_from_proto(record, Self::FIELD, &principal.subject, Utc::now()).map_err(|violations| Error::InvalidArgument { violations })
+    }
 }
 
 #[tonic::async_trait]
@@ -68,20 +71,17 @@ impl OccurrenceService for OccurrenceApi {
     ) -> Result<Response<pb::CreateOccurrenceResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
+            archive::require_writer(&principal)?;
             let request = request.into_inner();
-            let customer = CUSTOMER.parse(&request.parent, "parent")?;
             let key = IdempotencyKey::new(
                 "CreateOccurrence",
                 &request.request_id,
                 &pb::CreateOccurrenceRequest { request_id: String::new(), ..request.clone() },
             )?;
-            let draft = to_draft(&required(request.occurrence, "occurrence")?, &principal)?;
-            self.app
-                .create_record::<Occurrences, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
-                    pb::CreateOccurrenceResponse { occurrence: Some(shown(&principal, row)) }
-                })
-                .await
+            archive::create::<Occurrences, _>(&self.app, &principal, &request.parent, request.occurrence, key.as_ref(), |record| {
+                pb::CreateOccurrenceResponse { occurrence: Some(record) }
+            })
+            .await
         })
         .await
     }
@@ -90,8 +90,8 @@ impl OccurrenceService for OccurrenceApi {
     async fn get_occurrence(&self, request: Request<pb::GetOccurrenceRequest>) -> Result<Response<pb::GetOccurrenceResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let row = archive::get::<Occurrences>(&self.app, &principal, &request.get_ref().name).await?;
-            Ok(pb::GetOccurrenceResponse { occurrence: Some(shown(&principal, &row)) })
+            let record = archive::get::<Occurrences>(&self.app, &principal, &request.get_ref().name).await?;
+            Ok(pb::GetOccurrenceResponse { occurrence: Some(record) })
         })
         .await
     }
@@ -103,11 +103,11 @@ impl OccurrenceService for OccurrenceApi {
     ) -> Result<Response<pb::ListOccurrencesResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let request = request.get_ref();
-            let page = (request.parent.as_str(), request.page_size, request.page_token.as_str());
-            let (rows, next_page_token) =
+            let r = request.get_ref();
+            let page = (r.parent.as_str(), r.page_size, r.page_token.as_str());
+            let (occurrences, next_page_token) =
                 archive::list::<Occurrences>(&self.app, &self.page_tokens, &principal, "ListOccurrences", page).await?;
-            Ok(pb::ListOccurrencesResponse { occurrences: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
+            Ok(pb::ListOccurrencesResponse { occurrences, next_page_token })
         })
         .await
     }
@@ -119,28 +119,9 @@ impl OccurrenceService for OccurrenceApi {
     ) -> Result<Response<pb::UpdateOccurrenceResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
             let pb::UpdateOccurrenceRequest { occurrence, update_mask } = request.into_inner();
-            let input = required(occurrence, "occurrence")?;
-            let (customer, id) = OCCURRENCE.parse(&input.name, "occurrence.name")?;
-            let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
-            let row = self
-                .app
-                .update_record::<Occurrences>(
-                    principal.tenant,
-                    (customer, id),
-                    &input.etag,
-                    |stored| {
-                        let mut merged = to_proto(stored);
-                        for path in &paths {
-                            copy_field(&mut merged, &input, path);
-                        }
-                        to_draft(&merged, &principal)
-                    },
-                    Utc::now(),
-                )
-                .await?;
-            Ok(pb::UpdateOccurrenceResponse { occurrence: Some(shown(&principal, &row)) })
+            let record = archive::update::<Occurrences>(&self.app, &principal, occurrence, update_mask.as_ref()).await?;
+            Ok(pb::UpdateOccurrenceResponse { occurrence: Some(record) })
         })
         .await
     }

@@ -4,24 +4,19 @@
 //! characters for callers without `pii`; a customer reads their own.
 //! Who may reach the customer is decided before anything is read.
 
-use chrono::Utc;
 use crm_kit::{
     Error,
     auth::{Principal, caller},
-    fieldmask::UpdateMask,
     idempotency::IdempotencyKey,
     pagination::PageTokenCodec,
-    required, respond,
+    respond,
 };
 use crm_proto::crm::profiles::v1::{self as pb, payment_account_service_server::PaymentAccountService};
 use tonic::{Request, Response, Status};
 
-use super::archive;
+use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, payment_accounts::PaymentAccounts},
-    domain::{access::sees_pii, payment_account::PaymentAccountDraft},
-    permissions,
-    resources::{CUSTOMER, PAYMENT_ACCOUNT},
     store::payment_accounts::PaymentAccountRow,
     wire::payment_accounts::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
 };
@@ -40,22 +35,30 @@ impl PaymentAccountApi {
     }
 }
 
-/// `row` as `principal` may see it.
-fn shown(principal: &Principal, row: &PaymentAccountRow) -> pb::PaymentAccount {
-    let mut account = to_proto(row);
-    if !sees_pii(principal, row.customer_id) {
-        mask_pii(&mut account);
+impl ArchiveWire for PaymentAccounts {
+    type Proto = pb::PaymentAccount;
+    const FIELD: &'static str = "payment_account";
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &PaymentAccountRow) -> pb::PaymentAccount {
+        to_proto(row)
     }
-    account
-}
 
-/// PERMISSION_DENIED unless the caller is staff with `archive.write` (customers do not write here).
-fn require_writer(principal: &Principal) -> Result<(), Error> {
-    principal.require(permissions::ARCHIVE_WRITE)
-}
+    fn mask_pii(record: &mut pb::PaymentAccount) {
+        mask_pii(record);
+    }
 
-fn to_draft(account: &pb::PaymentAccount) -> Result<PaymentAccountDraft, Error> {
-    draft_from_proto(account, "payment_account").map_err(|violations| Error::InvalidArgument { violations })
+    fn copy_field(dst: &mut pb::PaymentAccount, src: &pb::PaymentAccount, path: &str) {
+        copy_field(dst, src, path);
+    }
+
+    fn name_and_etag(record: &pb::PaymentAccount) -> (&str, &str) {
+        (&record.name, &record.etag)
+    }
+
+    fn draft(record: &pb::PaymentAccount, _principal: &Principal) -> Result<Self::Draft, Error> {
+        draft_from_proto(record, Self::FIELD).map_err(|violations| Error::InvalidArgument { violations })
+    }
 }
 
 #[tonic::async_trait]
@@ -67,20 +70,17 @@ impl PaymentAccountService for PaymentAccountApi {
     ) -> Result<Response<pb::CreatePaymentAccountResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
+            archive::require_writer(&principal)?;
             let request = request.into_inner();
-            let customer = CUSTOMER.parse(&request.parent, "parent")?;
             let key = IdempotencyKey::new(
                 "CreatePaymentAccount",
                 &request.request_id,
                 &pb::CreatePaymentAccountRequest { request_id: String::new(), ..request.clone() },
             )?;
-            let draft = to_draft(&required(request.payment_account, "payment_account")?)?;
-            self.app
-                .create_record::<PaymentAccounts, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
-                    pb::CreatePaymentAccountResponse { payment_account: Some(shown(&principal, row)) }
-                })
-                .await
+            archive::create::<PaymentAccounts, _>(&self.app, &principal, &request.parent, request.payment_account, key.as_ref(), |record| {
+                pb::CreatePaymentAccountResponse { payment_account: Some(record) }
+            })
+            .await
         })
         .await
     }
@@ -92,8 +92,8 @@ impl PaymentAccountService for PaymentAccountApi {
     ) -> Result<Response<pb::GetPaymentAccountResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let row = archive::get::<PaymentAccounts>(&self.app, &principal, &request.get_ref().name).await?;
-            Ok(pb::GetPaymentAccountResponse { payment_account: Some(shown(&principal, &row)) })
+            let record = archive::get::<PaymentAccounts>(&self.app, &principal, &request.get_ref().name).await?;
+            Ok(pb::GetPaymentAccountResponse { payment_account: Some(record) })
         })
         .await
     }
@@ -105,11 +105,11 @@ impl PaymentAccountService for PaymentAccountApi {
     ) -> Result<Response<pb::ListPaymentAccountsResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let request = request.get_ref();
-            let page = (request.parent.as_str(), request.page_size, request.page_token.as_str());
-            let (rows, next_page_token) =
+            let r = request.get_ref();
+            let page = (r.parent.as_str(), r.page_size, r.page_token.as_str());
+            let (payment_accounts, next_page_token) =
                 archive::list::<PaymentAccounts>(&self.app, &self.page_tokens, &principal, "ListPaymentAccounts", page).await?;
-            Ok(pb::ListPaymentAccountsResponse { payment_accounts: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
+            Ok(pb::ListPaymentAccountsResponse { payment_accounts, next_page_token })
         })
         .await
     }
@@ -121,28 +121,9 @@ impl PaymentAccountService for PaymentAccountApi {
     ) -> Result<Response<pb::UpdatePaymentAccountResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
             let pb::UpdatePaymentAccountRequest { payment_account, update_mask } = request.into_inner();
-            let input = required(payment_account, "payment_account")?;
-            let (customer, id) = PAYMENT_ACCOUNT.parse(&input.name, "payment_account.name")?;
-            let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
-            let row = self
-                .app
-                .update_record::<PaymentAccounts>(
-                    principal.tenant,
-                    (customer, id),
-                    &input.etag,
-                    |stored| {
-                        let mut merged = to_proto(stored);
-                        for path in &paths {
-                            copy_field(&mut merged, &input, path);
-                        }
-                        to_draft(&merged)
-                    },
-                    Utc::now(),
-                )
-                .await?;
-            Ok(pb::UpdatePaymentAccountResponse { payment_account: Some(shown(&principal, &row)) })
+            let record = archive::update::<PaymentAccounts>(&self.app, &principal, payment_account, update_mask.as_ref()).await?;
+            Ok(pb::UpdatePaymentAccountResponse { payment_account: Some(record) })
         })
         .await
     }

@@ -8,20 +8,16 @@ use chrono::Utc;
 use crm_kit::{
     Error,
     auth::{Principal, caller},
-    fieldmask::UpdateMask,
     idempotency::IdempotencyKey,
     pagination::PageTokenCodec,
-    required, respond,
+    respond,
 };
 use crm_proto::crm::profiles::v1::{self as pb, related_person_service_server::RelatedPersonService};
 use tonic::{Request, Response, Status};
 
-use super::archive;
+use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, related_persons::RelatedPersons},
-    domain::{access::sees_pii, related_person::RelatedPersonDraft},
-    permissions,
-    resources::{CUSTOMER, RELATED_PERSON},
     store::related_persons::RelatedPersonRow,
     wire::related_persons::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
 };
@@ -40,22 +36,30 @@ impl RelatedPersonApi {
     }
 }
 
-/// `row` as `principal` may see it.
-fn shown(principal: &Principal, row: &RelatedPersonRow) -> pb::RelatedPerson {
-    let mut person = to_proto(row);
-    if !sees_pii(principal, row.customer_id) {
-        mask_pii(&mut person);
+impl ArchiveWire for RelatedPersons {
+    type Proto = pb::RelatedPerson;
+    const FIELD: &'static str = "related_person";
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &RelatedPersonRow) -> pb::RelatedPerson {
+        to_proto(row)
     }
-    person
-}
 
-/// PERMISSION_DENIED unless the caller is staff with `archive.write` (customers do not write here).
-fn require_writer(principal: &Principal) -> Result<(), Error> {
-    principal.require(permissions::ARCHIVE_WRITE)
-}
+    fn mask_pii(record: &mut pb::RelatedPerson) {
+        mask_pii(record);
+    }
 
-fn to_draft(person: &pb::RelatedPerson) -> Result<RelatedPersonDraft, Error> {
-    draft_from_proto(person, "related_person", Utc::now()).map_err(|violations| Error::InvalidArgument { violations })
+    fn copy_field(dst: &mut pb::RelatedPerson, src: &pb::RelatedPerson, path: &str) {
+        copy_field(dst, src, path);
+    }
+
+    fn name_and_etag(record: &pb::RelatedPerson) -> (&str, &str) {
+        (&record.name, &record.etag)
+    }
+
+    fn draft(record: &pb::RelatedPerson, _principal: &Principal) -> Result<Self::Draft, Error> {
+        draft_from_proto(record, Self::FIELD, Utc::now()).map_err(|violations| Error::InvalidArgument { violations })
+    }
 }
 
 #[tonic::async_trait]
@@ -67,20 +71,17 @@ impl RelatedPersonService for RelatedPersonApi {
     ) -> Result<Response<pb::CreateRelatedPersonResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
+            archive::require_writer(&principal)?;
             let request = request.into_inner();
-            let customer = CUSTOMER.parse(&request.parent, "parent")?;
             let key = IdempotencyKey::new(
                 "CreateRelatedPerson",
                 &request.request_id,
                 &pb::CreateRelatedPersonRequest { request_id: String::new(), ..request.clone() },
             )?;
-            let draft = to_draft(&required(request.related_person, "related_person")?)?;
-            self.app
-                .create_record::<RelatedPersons, _>(principal.tenant, customer, draft, key.as_ref(), Utc::now(), |row| {
-                    pb::CreateRelatedPersonResponse { related_person: Some(shown(&principal, row)) }
-                })
-                .await
+            archive::create::<RelatedPersons, _>(&self.app, &principal, &request.parent, request.related_person, key.as_ref(), |record| {
+                pb::CreateRelatedPersonResponse { related_person: Some(record) }
+            })
+            .await
         })
         .await
     }
@@ -92,8 +93,8 @@ impl RelatedPersonService for RelatedPersonApi {
     ) -> Result<Response<pb::GetRelatedPersonResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let row = archive::get::<RelatedPersons>(&self.app, &principal, &request.get_ref().name).await?;
-            Ok(pb::GetRelatedPersonResponse { related_person: Some(shown(&principal, &row)) })
+            let record = archive::get::<RelatedPersons>(&self.app, &principal, &request.get_ref().name).await?;
+            Ok(pb::GetRelatedPersonResponse { related_person: Some(record) })
         })
         .await
     }
@@ -105,11 +106,11 @@ impl RelatedPersonService for RelatedPersonApi {
     ) -> Result<Response<pb::ListRelatedPersonsResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            let request = request.get_ref();
-            let page = (request.parent.as_str(), request.page_size, request.page_token.as_str());
-            let (rows, next_page_token) =
+            let r = request.get_ref();
+            let page = (r.parent.as_str(), r.page_size, r.page_token.as_str());
+            let (related_persons, next_page_token) =
                 archive::list::<RelatedPersons>(&self.app, &self.page_tokens, &principal, "ListRelatedPersons", page).await?;
-            Ok(pb::ListRelatedPersonsResponse { related_persons: rows.iter().map(|r| shown(&principal, r)).collect(), next_page_token })
+            Ok(pb::ListRelatedPersonsResponse { related_persons, next_page_token })
         })
         .await
     }
@@ -121,28 +122,9 @@ impl RelatedPersonService for RelatedPersonApi {
     ) -> Result<Response<pb::UpdateRelatedPersonResponse>, Status> {
         respond(async move {
             let principal = caller(&request)?;
-            require_writer(&principal)?;
             let pb::UpdateRelatedPersonRequest { related_person, update_mask } = request.into_inner();
-            let input = required(related_person, "related_person")?;
-            let (customer, id) = RELATED_PERSON.parse(&input.name, "related_person.name")?;
-            let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
-            let row = self
-                .app
-                .update_record::<RelatedPersons>(
-                    principal.tenant,
-                    (customer, id),
-                    &input.etag,
-                    |stored| {
-                        let mut merged = to_proto(stored);
-                        for path in &paths {
-                            copy_field(&mut merged, &input, path);
-                        }
-                        to_draft(&merged)
-                    },
-                    Utc::now(),
-                )
-                .await?;
-            Ok(pb::UpdateRelatedPersonResponse { related_person: Some(shown(&principal, &row)) })
+            let record = archive::update::<RelatedPersons>(&self.app, &principal, related_person, update_mask.as_ref()).await?;
+            Ok(pb::UpdateRelatedPersonResponse { related_person: Some(record) })
         })
         .await
     }
