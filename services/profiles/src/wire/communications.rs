@@ -2,11 +2,11 @@
 //! [`CommunicationDraft`] (every bad field reported), rows back out as
 //! `Communication`, masking, and the per-path copy and compare of updates.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use crm_kit::{FieldViolation, etag, time};
 use crm_proto::{crm::profiles::v1 as pb, google::r#type::Date};
 
-use super::{Violations, enum_short};
+use super::{Violations, date_from, date_to, enum_short};
 use crate::{
     domain::{
         communication::{CommunicationDraft, MAX_CONTENT_BYTES, MAX_DURATION_SECONDS},
@@ -19,15 +19,6 @@ use crate::{
 /// The paths UpdateCommunication may change.
 pub const WRITABLE: &[&str] =
     &["kind", "direction", "subject", "content", "occur_time", "duration", "agent", "outcome", "next_contact_date"];
-
-/// A `google.type.Date` as a calendar date (all three parts required).
-pub fn date_from(d: &Date) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(d.year, u32::try_from(d.month).ok()?, u32::try_from(d.day).ok()?)
-}
-
-fn date_to(d: NaiveDate) -> Date {
-    Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
-}
 
 /// Validates an incoming record at `now`; `caller` is the agent when none is given.
 pub fn draft_from_proto(

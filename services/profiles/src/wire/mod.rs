@@ -13,7 +13,7 @@ pub mod related_persons;
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use crm_kit::{FieldViolation, etag, protoenum, protoenum::number as enum_number, time};
 use crm_proto::{
     crm::{
@@ -69,6 +69,36 @@ impl Violations<'_> {
     }
 }
 
+/// A request's birthday, validated as of `now` (unset or all zero: none); None when its violation was recorded.
+fn birthday_from(v: &mut Violations, d: Option<&Date>, now: DateTime<Utc>) -> Option<Option<Birthday>> {
+    match d {
+        None | Some(Date { year: 0, month: 0, day: 0 }) => Some(None),
+        Some(d) => v.check("birthday", Birthday::parse(d.year, d.month, d.day, now.date_naive())).map(Some),
+    }
+}
+
+/// A stored birthday (year optional) as a `google.type.Date` (year 0 when unknown).
+fn birthday_to(year: Option<i32>, month: Option<i32>, day: Option<i32>) -> Option<Date> {
+    month.zip(day).map(|(month, day)| Date { year: year.unwrap_or(0), month, day })
+}
+
+/// A `google.type.Date` as a calendar date (all three parts required).
+pub fn date_from(d: &Date) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(d.year, u32::try_from(d.month).ok()?, u32::try_from(d.day).ok()?)
+}
+
+/// A calendar date as a `google.type.Date`.
+pub fn date_to(d: NaiveDate) -> Date {
+    Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
+}
+
+/// The date of a request (`field`), or INVALID_ARGUMENT.
+pub fn date_field(value: Option<&Date>, field: &str) -> Result<NaiveDate, crm_kit::Error> {
+    value
+        .and_then(date_from)
+        .ok_or_else(|| crm_kit::Error::invalid(field, "INVALID_DATE", "required: a real date with year, month and day"))
+}
+
 /// Short stored name of a proto enum value (see `crm_kit::protoenum`).
 fn enum_short<E: Copy>(
     value: i32,
@@ -98,11 +128,7 @@ pub fn draft_from_proto(c: &pb::Customer, prefix: &str, now: DateTime<Utc>) -> R
         "source_channel",
         enum_short(c.source_channel, |n| pb::SourceChannel::try_from(n).ok(), |e| e.as_str_name(), "SOURCE_CHANNEL_"),
     );
-    let birthday = match &c.birthday {
-        None => Some(None),
-        Some(Date { year: 0, month: 0, day: 0 }) => Some(None),
-        Some(d) => v.check("birthday", Birthday::parse(d.year, d.month, d.day, now.date_naive())).map(Some),
-    };
+    let birthday = birthday_from(&mut v, c.birthday.as_ref(), now);
     let time_zone = if c.time_zone.is_empty() { Some(String::new()) } else { v.check("time_zone", fields::time_zone(&c.time_zone)) };
     let locale = if c.locale.is_empty() { Some(String::new()) } else { v.check("locale", fields::locale(&c.locale)) };
     let tags = tags(&mut v, &c.tags);
@@ -363,7 +389,7 @@ pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
         industry: row.industry.clone(),
         company_size: enum_number(&row.company_size, "COMPANY_SIZE_", |s| pb::CompanySize::from_str_name(s).map(|e| e as i32)),
         source_channel: enum_number(&row.source_channel, "SOURCE_CHANNEL_", |s| pb::SourceChannel::from_str_name(s).map(|e| e as i32)),
-        birthday: row.birthday_month.zip(row.birthday_day).map(|(month, day)| Date { year: row.birthday_year.unwrap_or(0), month, day }),
+        birthday: birthday_to(row.birthday_year, row.birthday_month, row.birthday_day),
         time_zone: row.time_zone.clone(),
         locale: row.locale.clone(),
         tags: row.tags.clone(),

@@ -2,11 +2,11 @@
 //! [`OccurrenceDraft`] (every bad field reported), rows back out as
 //! `Occurrence`, masking, and the per-path copy and compare of updates.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use crm_kit::{FieldViolation, etag, time};
-use crm_proto::{crm::profiles::v1 as pb, google::r#type::Date};
+use crm_proto::crm::profiles::v1 as pb;
 
-use super::{Violations, communications::date_from};
+use super::{Violations, date_from, date_to};
 use crate::{
     domain::{
         fields,
@@ -76,7 +76,7 @@ pub fn to_proto(row: &OccurrenceRow) -> pb::Occurrence {
     pb::Occurrence {
         name: OCCURRENCE.name(row.customer_id, row.id),
         category: row.category.clone(),
-        occur_date: Some(Date { year: row.occur_date.year(), month: row.occur_date.month() as i32, day: row.occur_date.day() as i32 }),
+        occur_date: Some(date_to(row.occur_date)),
         premises: row.premises_id.map(|p| PREMISES.name(p)).unwrap_or_default(),
         handler: row.handler.clone(),
         description: row.description.clone(),

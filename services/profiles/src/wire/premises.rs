@@ -2,11 +2,10 @@
 //! field reported), rows back out, and the per-path copy and compare of
 //! premises updates.
 
-use chrono::NaiveDate;
 use crm_kit::{FieldViolation, etag, protoenum::number as enum_number, time};
-use crm_proto::{crm::profiles::v1 as pb, google::r#type::Date};
+use crm_proto::crm::profiles::v1 as pb;
 
-use super::{Violations, communications::date_from, enum_short};
+use super::{Violations, date_to, enum_short};
 use crate::{
     domain::{fields, premises::PremisesDraft},
     resources::{CUSTOMER, OCCUPANCY, PREMISES},
@@ -52,20 +51,8 @@ pub fn role_from(value: i32, field: &str) -> Result<&'static str, crm_kit::Error
     }
 }
 
-/// The date of a request (`field`), or INVALID_ARGUMENT.
-pub fn date_field(value: Option<&Date>, field: &str) -> Result<NaiveDate, crm_kit::Error> {
-    value
-        .and_then(date_from)
-        .ok_or_else(|| crm_kit::Error::invalid(field, "INVALID_DATE", "required: a real date with year, month and day"))
-}
-
 fn role_to(role: &str) -> i32 {
     enum_number(role, "OCCUPANCY_ROLE_", |s| pb::OccupancyRole::from_str_name(s).map(|e| e as i32))
-}
-
-fn date_to(d: NaiveDate) -> Date {
-    use chrono::Datelike;
-    Date { year: d.year(), month: d.month() as i32, day: d.day() as i32 }
 }
 
 /// Stored premises as the API returns them, with today's billing party (role, customer), if any.

@@ -4,21 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use crm_kit::{FieldViolation, etag, protoenum::number as enum_number, time};
-use crm_proto::{
-    crm::{
-        common::v1::{EmailAddress, PhoneNumber},
-        profiles::v1 as pb,
-    },
-    google::r#type::Date,
+use crm_proto::crm::{
+    common::v1::{EmailAddress, PhoneNumber},
+    profiles::v1 as pb,
 };
 
-use super::{Violations, emails, enum_short, phones};
+use super::{Violations, birthday_from, birthday_to, emails, enum_short, phones};
 use crate::{
-    domain::{
-        fields::{self, Birthday},
-        mask,
-        related_person::RelatedPersonDraft,
-    },
+    domain::{fields, mask, related_person::RelatedPersonDraft},
     resources::{CUSTOMER, RELATED_PERSON},
     store::related_persons::RelatedPersonRow,
 };
@@ -40,10 +33,7 @@ pub fn draft_from_proto(p: &pb::RelatedPerson, prefix: &str, now: DateTime<Utc>)
     let phones = phones(&mut v, &p.phones);
     let emails = emails(&mut v, &p.emails);
     let gender = v.check("gender", enum_short(p.gender, |n| pb::Gender::try_from(n).ok(), |e| e.as_str_name(), "GENDER_"));
-    let birthday = match &p.birthday {
-        None | Some(Date { year: 0, month: 0, day: 0 }) => Some(None),
-        Some(d) => v.check("birthday", Birthday::parse(d.year, d.month, d.day, now.date_naive())).map(Some),
-    };
+    let birthday = birthday_from(&mut v, p.birthday.as_ref(), now);
     let note = v.check("note", fields::short_text(&p.note, 2000));
     let linked_customer = match p.linked_customer.as_str() {
         "" => Some(None),
@@ -87,7 +77,7 @@ pub fn to_proto(row: &RelatedPersonRow) -> pb::RelatedPerson {
             .map(|e| EmailAddress { address: e.address.clone(), label: e.label.clone(), primary: e.primary })
             .collect(),
         gender: enum_number(&row.gender, "GENDER_", |s| pb::Gender::from_str_name(s).map(|e| e as i32)),
-        birthday: row.birthday_month.zip(row.birthday_day).map(|(month, day)| Date { year: row.birthday_year.unwrap_or(0), month, day }),
+        birthday: birthday_to(row.birthday_year, row.birthday_month, row.birthday_day),
         note: row.note.clone(),
         linked_customer: row.linked_customer_id.map(|id| CUSTOMER.name(id)).unwrap_or_default(),
         create_time: Some(time::to_timestamp(row.create_time)),
