@@ -245,8 +245,9 @@ pub async fn postpone(
 }
 
 /// What an open or a click changed: the delivery, and whether it is its first open and first click.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct Engagement {
+    #[sqlx(flatten)]
     pub delivery: DeliveryRow,
     pub first_open: bool,
     pub first_click: bool,
@@ -257,22 +258,21 @@ pub struct Engagement {
 /// counts as sent — the recipient may read it before the relay's answer is
 /// recorded. None when no such delivery has that id.
 pub async fn engage(tx: &mut TenantTx, tenant: Uuid, id: Uuid, click: bool, now: DateTime<Utc>) -> Result<Option<Engagement>, Error> {
-    let returned: Option<(bool, bool)> = sqlx::query_as(
-        "WITH before AS (SELECT open_time, click_time FROM deliveries WHERE tenant_id = $1 AND id = $2 AND status IN ('SENT', 'SUBMITTING') FOR UPDATE)
+    // The row as it was (locked), then the update, which returns the row as it is and what changed.
+    Ok(sqlx::query_as(&format!(
+        "WITH before AS (SELECT open_time AS opened, click_time AS clicked FROM deliveries
+                         WHERE tenant_id = $1 AND id = $2 AND status IN ('SENT', 'SUBMITTING') FOR UPDATE)
          UPDATE deliveries d SET open_time = coalesce(d.open_time, $4),
                                  click_time = CASE WHEN $3 THEN coalesce(d.click_time, $4) ELSE d.click_time END
          FROM before WHERE d.tenant_id = $1 AND d.id = $2
-         RETURNING before.open_time IS NULL, $3 AND before.click_time IS NULL",
-    )
+         RETURNING {}, before.opened IS NULL AS first_open, $3 AND before.clicked IS NULL AS first_click",
+        COLUMNS.split(',').map(|c| format!("d.{}", c.trim())).collect::<Vec<_>>().join(", ")
+    ))
     .bind(tenant)
     .bind(id)
     .bind(click)
     .bind(now)
     .fetch_optional(&mut **tx)
     .instrument(db_span("UPDATE", "deliveries"))
-    .await?;
-    let Some((first_open, first_click)) = returned else { return Ok(None) };
-    let delivery =
-        DELIVERIES.find(tx, tenant, id, false).await?.ok_or_else(|| Error::internal(anyhow::anyhow!("delivery {id} vanished")))?;
-    Ok(Some(Engagement { delivery, first_open, first_click }))
+    .await?)
 }

@@ -21,7 +21,10 @@ use crate::{
     app::{App, communications::Communications},
     permissions,
     store::communications::CommunicationRow,
-    wire::communications::{WRITABLE, copy_field, date_from, draft_from_proto, mask_pii, to_proto},
+    wire::{
+        communications::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
+        date_field,
+    },
 };
 
 /// Handlers of CommunicationService.
@@ -148,9 +151,7 @@ impl CommunicationService for CommunicationApi {
             };
             let due_by = match &request.due_by {
                 None => Utc::now().date_naive(),
-                Some(date) => {
-                    date_from(date).ok_or_else(|| Error::invalid("due_by", "INVALID_DATE", "a real date with year, month and day"))?
-                }
+                Some(date) => date_field(Some(date), "due_by")?,
             };
             let pager = Pager::new(&self.page_tokens);
             let query = ["ListDueReminders", agent.unwrap_or("*"), &due_by.to_string()];

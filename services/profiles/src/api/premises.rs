@@ -22,7 +22,10 @@ use crate::{
     permissions,
     resources::{CUSTOMER, OCCUPANCY, PREMISES},
     store::premises::MoveIn,
-    wire::premises::{WRITABLE, copy_field, date_field, draft_from_proto, occupancy_to, premises_to, role_from},
+    wire::{
+        date_field,
+        premises::{WRITABLE, copy_field, draft_from_proto, occupancy_to, premises_to, role_from},
+    },
 };
 
 /// Handlers of PremisesService.

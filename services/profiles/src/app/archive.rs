@@ -61,11 +61,11 @@ pub trait ArchiveRecord {
         draft: &Self::Draft,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Self::Row, Error>> + Send;
-    /// Replaces record `id`'s writable fields with `draft`, bumping its revision.
+    /// Replaces record `id` (of `customer`)'s writable fields with `draft`, bumping its revision.
     fn update(
         tx: &mut TenantTx,
         tenant: Uuid,
-        id: Uuid,
+        customer_and_id: (Uuid, Uuid),
         draft: &Self::Draft,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Self::Row, Error>> + Send;
@@ -115,7 +115,7 @@ impl App {
         super::customers::live_customer(&mut tx, tenant, customer, false).await?;
         let draft = edit(&before)?;
         R::check(&mut tx, tenant, customer, Some(id), &draft).await?;
-        let after = R::update(&mut tx, tenant, id, &draft, now).await?;
+        let after = R::update(&mut tx, tenant, (customer, id), &draft, now).await?;
         let changed = R::changed_paths(&before, &after);
         if changed.is_empty() {
             // Nothing differs: roll the revision bump back.

@@ -73,7 +73,7 @@ impl ArchiveRecord for Communications {
     async fn update(
         tx: &mut TenantTx,
         tenant: Uuid,
-        id: Uuid,
+        (_, id): (Uuid, Uuid),
         draft: &CommunicationDraft,
         now: DateTime<Utc>,
     ) -> Result<CommunicationRow, Error> {

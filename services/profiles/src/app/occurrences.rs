@@ -63,7 +63,7 @@ impl ArchiveRecord for Occurrences {
     async fn update(
         tx: &mut TenantTx,
         tenant: Uuid,
-        id: Uuid,
+        (_, id): (Uuid, Uuid),
         draft: &OccurrenceDraft,
         now: DateTime<Utc>,
     ) -> Result<OccurrenceRow, Error> {

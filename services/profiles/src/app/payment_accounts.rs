@@ -71,16 +71,11 @@ impl ArchiveRecord for PaymentAccounts {
     async fn update(
         tx: &mut TenantTx,
         tenant: Uuid,
-        id: Uuid,
+        (customer, id): (Uuid, Uuid),
         draft: &PaymentAccountDraft,
         now: DateTime<Utc>,
     ) -> Result<PaymentAccountRow, Error> {
-        let updated = store::update(tx, tenant, id, draft, now).await?;
-        updated.map_err(|SecondPrimary| Error::FailedPrecondition {
-            reason: "PRIMARY_ACCOUNT_EXISTS",
-            message: "another account of the customer was just made primary".to_owned(),
-            subject: String::new(),
-        })
+        store::update(tx, tenant, id, draft, now).await?.map_err(|SecondPrimary| raced(customer))
     }
 }
 

@@ -67,7 +67,7 @@ impl ArchiveRecord for RelatedPersons {
     async fn update(
         tx: &mut TenantTx,
         tenant: Uuid,
-        id: Uuid,
+        (_, id): (Uuid, Uuid),
         draft: &RelatedPersonDraft,
         now: DateTime<Utc>,
     ) -> Result<RelatedPersonRow, Error> {

@@ -4,6 +4,8 @@
 //! confirmation (recorded first, so a repeated run or another replica sends
 //! none twice).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use crm_kit::{Error, outbox};
 use crm_proto::crm::profiles::v1 as pb;
@@ -12,7 +14,7 @@ use uuid::Uuid;
 use super::App;
 use crate::{
     resources::CUSTOMER,
-    store::{self, verification},
+    store::{self, CustomerRow, verification},
     wire::customer_to_proto,
 };
 
@@ -43,9 +45,9 @@ impl App {
         let mut tx = self.begin(tenant).await?;
         let due = verification::record_due(&mut tx, tenant, fresh_days, now).await?;
         let ids: Vec<Uuid> = due.iter().map(|(id, _)| *id).collect();
-        let customers = store::batch_get(&mut tx, tenant, &ids).await?;
+        let customers: HashMap<Uuid, CustomerRow> = store::batch_get(&mut tx, tenant, &ids).await?.into_iter().map(|c| (c.id, c)).collect();
         for (customer, period) in &due {
-            if let Some(row) = customers.iter().find(|c| c.id == *customer) {
+            if let Some(row) = customers.get(customer) {
                 let event = pb::CustomerVerificationDue { customer: Some(customer_to_proto(row)), period: *period };
                 outbox::append(&mut tx, tenant, &CUSTOMER.name(*customer), &event).await?;
             }
