@@ -17,3 +17,18 @@ pub const PREMISES: ResourceType = ResourceType::new("profiles.crm/Premises", "p
 pub const OCCUPANCY: ChildResourceType = ChildResourceType::new("profiles.crm/Occupancy", PREMISES, "occupancies");
 /// `customers/{customer}/occurrences/{id}`.
 pub const OCCURRENCE: ChildResourceType = ChildResourceType::new("profiles.crm/Occurrence", CUSTOMER, "occurrences");
+/// `customers/{customer}/transactions/{id}`.
+pub const TRANSACTION: ChildResourceType = ChildResourceType::new("profiles.crm/Transaction", CUSTOMER, "transactions");
+
+/// `customers/{customer}/spending`, the customer's spending (a singleton).
+pub fn spending_name(customer: uuid::Uuid) -> String {
+    format!("{}/spending", CUSTOMER.name(customer))
+}
+
+/// The customer of a spending name (request field `field`), or INVALID_ARGUMENT.
+pub fn parse_spending(name: &str, field: &str) -> Result<uuid::Uuid, crm_kit::Error> {
+    match name.strip_suffix("/spending") {
+        Some(customer) => CUSTOMER.parse(customer, field),
+        None => Err(crm_kit::Error::invalid(field, "INVALID_NAME", "expected customers/{customer}/spending")),
+    }
+}

@@ -1,19 +1,20 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
-//! PremisesService, OccurrenceService, the event stream and the verification job.
+//! PremisesService, OccurrenceService, TransactionService, the event stream and the verification job.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
     occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
     premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
+    transaction_service_server::TransactionServiceServer,
 };
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CommunicationApi, CustomerApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi},
+    api::{CommunicationApi, CustomerApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi, TransactionApi},
     app::App,
     config::Config,
     jobs,
@@ -41,6 +42,7 @@ impl Application {
             CommunicationServiceServer::new(CommunicationApi::new(app.clone(), kit.page_tokens.clone())),
             PremisesServiceServer::new(PremisesApi::new(app.clone(), kit.page_tokens.clone())),
             OccurrenceServiceServer::new(OccurrenceApi::new(app.clone(), kit.page_tokens.clone())),
+            TransactionServiceServer::new(TransactionApi::new(app.clone(), kit.page_tokens.clone())),
         );
         jobs::verification::spawn(app, Duration::from_millis(config.verification_poll_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await

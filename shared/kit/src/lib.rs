@@ -32,6 +32,7 @@ pub mod link;
 pub mod mask;
 pub mod metrics;
 mod middleware;
+pub mod money;
 pub mod outbox;
 pub mod pagination;
 pub mod protoenum;

@@ -66,6 +66,39 @@ pub async fn append<M: Message + Name>(tx: &mut TenantTx, tenant: Uuid, subject:
     Ok(())
 }
 
+/// Writes `events` — (subject, message) pairs of one type — in the caller's
+/// transaction with one statement, for writes that announce many changes.
+#[tracing::instrument(skip_all, fields(event.type = tracing::field::Empty, event.count = events.len()))]
+pub async fn append_all<M: Message + Name>(tx: &mut TenantTx, tenant: Uuid, events: &[(String, M)]) -> Result<(), Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let type_name = M::full_name();
+    tracing::Span::current().record("event.type", type_name.as_str());
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let subjects: Vec<&str> = events.iter().map(|(subject, _)| subject.as_str()).collect();
+    let data: Vec<Vec<u8>> =
+        events.iter().map(|(_, m)| prost_types::Any { type_url: M::type_url(), value: m.encode_to_vec() }.encode_to_vec()).collect();
+    sqlx::query(
+        "WITH written AS (
+             INSERT INTO outbox (tenant_id, id, type, subject, data, traceparent)
+             SELECT $1, id, $3, subject, data, $6 FROM unnest($2::uuid[], $4::text[], $5::bytea[]) AS e(id, subject, data)
+         )
+         SELECT pg_notify($7, $1::text)",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .bind(&type_name)
+    .bind(&subjects)
+    .bind(&data)
+    .bind(current_traceparent())
+    .bind(NOTIFY_CHANNEL)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "outbox"))
+    .await?;
+    Ok(())
+}
+
 /// Listens for outbox notifications and fans them out to streams; runs until `shutdown` turns true.
 pub fn spawn_listener(pool: PgPool, mut shutdown: watch::Receiver<bool>) -> broadcast::Sender<Uuid> {
     let (wakeups, _) = broadcast::channel(1024);

@@ -11,6 +11,7 @@
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `occurrences`: OccurrenceService — notable things that happened to a customer.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
+//! - `transactions`: TransactionService — purchases and refunds, one or a batch, and spending.
 
 mod archive;
 mod communications;
@@ -20,6 +21,7 @@ mod occurrences;
 mod payment_accounts;
 mod premises;
 mod related_persons;
+mod transactions;
 
 pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
@@ -27,3 +29,4 @@ pub use occurrences::OccurrenceApi;
 pub use payment_accounts::PaymentAccountApi;
 pub use premises::PremisesApi;
 pub use related_persons::RelatedPersonApi;
+pub use transactions::TransactionApi;

@@ -23,6 +23,7 @@ pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
+pub mod transactions;
 pub mod verification;
 
 use crm_kit::{

@@ -10,3 +10,4 @@ pub mod occurrence;
 pub mod payment_account;
 pub mod premises;
 pub mod related_person;
+pub mod transaction;

@@ -8,6 +8,7 @@ pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
+pub mod transactions;
 pub mod verification;
 
 pub use customers::{

@@ -18,4 +18,5 @@ mod related_persons;
 mod shutdown;
 mod telemetry;
 mod tenancy;
+mod transactions;
 mod verification;
