@@ -17,6 +17,7 @@ cargo bench -p crm-tickets --bench service_metrics
 # CRM_BENCH_BASELINE_BIN=<another crm-profiles binary> adds before/after figures to hot_paths.
 cargo build --release -p crm-profiles -p crm-tickets -p crm-campaigns -p crm-gateway
 cargo bench -p crm-profiles --bench hot_paths
+cargo bench -p crm-profiles --bench archive
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
 # Campaigns: email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).

@@ -161,6 +161,9 @@ pub async fn insert_items(tx: &mut TenantTx, tenant: Uuid, rows: &[(Uuid, &Trans
 
 /// The stored transactions with these external ids, with their line items.
 pub async fn find_by_external_ids(tx: &mut TenantTx, tenant: Uuid, external_ids: &[&str]) -> Result<Vec<TransactionRow>, Error> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut rows: Vec<TransactionRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM transactions WHERE tenant_id = $1 AND external_id = ANY($2)"))
             .bind(tenant)
