@@ -32,3 +32,5 @@ pub fn parse_spending(name: &str, field: &str) -> Result<uuid::Uuid, crm_kit::Er
         None => Err(crm_kit::Error::invalid(field, "INVALID_NAME", "expected customers/{customer}/spending")),
     }
 }
+/// `customers/{customer}/changes/{id}`: one field of the customer's history.
+pub const CUSTOMER_CHANGE: ChildResourceType = ChildResourceType::new("profiles.crm/CustomerChange", CUSTOMER, "changes");

@@ -1,7 +1,8 @@
 //! The tower middleware in front of every service's routes: one server span
 //! per call (OpenTelemetry RPC conventions, parented on the caller's W3C
-//! `traceparent`), load shedding, bearer authentication, and the ErrorInfo
-//! domain for the handler's errors.
+//! `traceparent`), load shedding, bearer authentication, the ErrorInfo
+//! domain for the handler's errors, and the origin of the changes it makes
+//! (the caller and its `x-request-id`, made up when absent and echoed back).
 
 use std::{
     net::SocketAddr,
@@ -21,8 +22,20 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::{
     auth::Authenticator,
     error::{ERROR_DOMAIN, Error},
+    history::{ORIGIN, Origin},
     telemetry::HeaderExtractor,
 };
+
+/// The request-id header: the gateway's, or any client's.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's request id when it is a sane one (1-128 printable ASCII), else a new UUIDv7.
+fn request_id(headers: &http::HeaderMap) -> String {
+    match headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        Some(id) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) => id.to_owned(),
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
+}
 
 /// Shared state of the middleware.
 pub(crate) struct MiddlewareState {
@@ -99,11 +112,13 @@ where
                             Err(_) => return Ok(reject(overloaded())),
                         }
                     };
+                    let mut origin = Origin { actor: String::new(), request_id: request_id(request.headers()) };
                     if !infrastructure && !state.token_methods.contains(&path.as_str()) {
                         let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                         match state.auth.authenticate(header) {
                             Ok(principal) => {
                                 tracing::Span::current().record("tenant", tracing::field::display(principal.tenant));
+                                origin.actor.clone_from(&principal.subject);
                                 request.extensions_mut().insert(principal);
                             }
                             Err(err) => return Ok(reject(ERROR_DOMAIN.sync_scope(state.error_domain, || tonic::Status::from(err)))),
@@ -111,14 +126,20 @@ where
                     }
                     let deadline = grpc_timeout(request.headers()).map_or(state.request_timeout, |t| t.min(state.request_timeout));
                     // Outbound calls made while handling this one inherit what is left of it.
-                    let call = crate::client::REQUEST_DEADLINE
-                        .scope(tokio::time::Instant::now() + deadline, ERROR_DOMAIN.scope(state.error_domain, inner.call(request)));
-                    let response = match tokio::time::timeout(deadline, call).await {
+                    let echoed = http::HeaderValue::from_str(&origin.request_id).ok();
+                    let call = crate::client::REQUEST_DEADLINE.scope(
+                        tokio::time::Instant::now() + deadline,
+                        ERROR_DOMAIN.scope(state.error_domain, ORIGIN.scope(origin, inner.call(request))),
+                    );
+                    let mut response = match tokio::time::timeout(deadline, call).await {
                         Ok(response) => with_error_info(response?, state.error_domain),
                         Err(_) => return Ok(reject(deadline_exceeded(deadline, state.error_domain))),
                     };
                     // Unary errors arrive trailers-only, so the code is in the headers;
                     // a successful call puts it in trailers, which come later: record OK.
+                    if let Some(id) = echoed {
+                        response.headers_mut().insert(REQUEST_ID, id);
+                    }
                     let code = status_code(&response);
                     let span = tracing::Span::current();
                     span.record("rpc.grpc.status_code", code);

@@ -27,16 +27,8 @@ use crate::{
 
 /// How one kind of archive record travels on the wire.
 pub(super) trait ArchiveWire: ArchiveRecord {
-    /// Its proto message.
-    type Proto: Clone + Send + Sync;
     /// Its request field, e.g. `related_person` (violations are named under it).
     const FIELD: &'static str;
-    /// The paths an update may change.
-    const WRITABLE: &'static [&'static str];
-    /// A stored row as the API returns it, unmasked.
-    fn to_proto(row: &Self::Row) -> Self::Proto;
-    /// Masks what callers without `pii` may not see.
-    fn mask_pii(record: &mut Self::Proto);
     /// Copies field `path` from `src` to `dst`.
     fn copy_field(dst: &mut Self::Proto, src: &Self::Proto, path: &str);
     /// The record's name and etag, from a request.

@@ -20,9 +20,8 @@ use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, communications::Communications},
     permissions,
-    store::communications::CommunicationRow,
     wire::{
-        communications::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
+        communications::{copy_field, draft_from_proto},
         date_field,
     },
 };
@@ -42,17 +41,7 @@ impl CommunicationApi {
 }
 
 impl ArchiveWire for Communications {
-    type Proto = pb::Communication;
     const FIELD: &'static str = "communication";
-    const WRITABLE: &'static [&'static str] = WRITABLE;
-
-    fn to_proto(row: &CommunicationRow) -> pb::Communication {
-        to_proto(row)
-    }
-
-    fn mask_pii(record: &mut pb::Communication) {
-        mask_pii(record);
-    }
 
     fn copy_field(dst: &mut pb::Communication, src: &pb::Communication, path: &str) {
         copy_field(dst, src, path);

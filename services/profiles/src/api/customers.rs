@@ -305,6 +305,18 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn list_customer_changes(
+        &self,
+        request: Request<pb::ListCustomerChangesRequest>,
+    ) -> Result<Response<pb::ListCustomerChangesResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            super::changes::list(&self.app, &self.page_tokens, &principal, request.get_ref()).await
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn batch_get_customers(
         &self,
         request: Request<pb::BatchGetCustomersRequest>,

@@ -4,6 +4,7 @@
 //! # Layout
 //! - `customers`: CustomerService, including who may reach which record and
 //!   write which field, and PII masking of every response.
+//! - `changes`: ListCustomerChanges — the field history of a customer and its records.
 //! - `listing`: ListCustomers' filter schema, `order_by` and page-token keys.
 //! - `archive`: who may read, list and remove any archive record, and their paging.
 //! - `related_persons`: RelatedPersonService — the people around a customer.
@@ -14,6 +15,7 @@
 //! - `transactions`: TransactionService — purchases and refunds, one or a batch, and spending.
 
 mod archive;
+mod changes;
 mod communications;
 mod customers;
 mod listing;

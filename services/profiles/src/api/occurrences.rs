@@ -18,8 +18,7 @@ use tonic::{Request, Response, Status};
 use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, occurrences::Occurrences},
-    store::occurrences::OccurrenceRow,
-    wire::occurrences::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
+    wire::occurrences::{copy_field, draft_from_proto},
 };
 
 /// Handlers of OccurrenceService.
@@ -37,17 +36,7 @@ impl OccurrenceApi {
 }
 
 impl ArchiveWire for Occurrences {
-    type Proto = pb::Occurrence;
     const FIELD: &'static str = "occurrence";
-    const WRITABLE: &'static [&'static str] = WRITABLE;
-
-    fn to_proto(row: &OccurrenceRow) -> pb::Occurrence {
-        to_proto(row)
-    }
-
-    fn mask_pii(record: &mut pb::Occurrence) {
-        mask_pii(record);
-    }
 
     fn copy_field(dst: &mut pb::Occurrence, src: &pb::Occurrence, path: &str) {
         copy_field(dst, src, path);

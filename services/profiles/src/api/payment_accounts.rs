@@ -17,8 +17,7 @@ use tonic::{Request, Response, Status};
 use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, payment_accounts::PaymentAccounts},
-    store::payment_accounts::PaymentAccountRow,
-    wire::payment_accounts::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
+    wire::payment_accounts::{copy_field, draft_from_proto},
 };
 
 /// Handlers of PaymentAccountService.
@@ -36,17 +35,7 @@ impl PaymentAccountApi {
 }
 
 impl ArchiveWire for PaymentAccounts {
-    type Proto = pb::PaymentAccount;
     const FIELD: &'static str = "payment_account";
-    const WRITABLE: &'static [&'static str] = WRITABLE;
-
-    fn to_proto(row: &PaymentAccountRow) -> pb::PaymentAccount {
-        to_proto(row)
-    }
-
-    fn mask_pii(record: &mut pb::PaymentAccount) {
-        mask_pii(record);
-    }
 
     fn copy_field(dst: &mut pb::PaymentAccount, src: &pb::PaymentAccount, path: &str) {
         copy_field(dst, src, path);

@@ -18,8 +18,7 @@ use tonic::{Request, Response, Status};
 use super::archive::{self, ArchiveWire};
 use crate::{
     app::{App, related_persons::RelatedPersons},
-    store::related_persons::RelatedPersonRow,
-    wire::related_persons::{WRITABLE, copy_field, draft_from_proto, mask_pii, to_proto},
+    wire::related_persons::{copy_field, draft_from_proto},
 };
 
 /// Handlers of RelatedPersonService.
@@ -37,17 +36,7 @@ impl RelatedPersonApi {
 }
 
 impl ArchiveWire for RelatedPersons {
-    type Proto = pb::RelatedPerson;
     const FIELD: &'static str = "related_person";
-    const WRITABLE: &'static [&'static str] = WRITABLE;
-
-    fn to_proto(row: &RelatedPersonRow) -> pb::RelatedPerson {
-        to_proto(row)
-    }
-
-    fn mask_pii(record: &mut pb::RelatedPerson) {
-        mask_pii(record);
-    }
 
     fn copy_field(dst: &mut pb::RelatedPerson, src: &pb::RelatedPerson, path: &str) {
         copy_field(dst, src, path);

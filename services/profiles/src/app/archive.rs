@@ -31,6 +31,14 @@ pub trait ArchiveRecord {
     type Row: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + ChildRow + Send + Unpin;
     /// Its change event.
     type Changed: Message + Name;
+    /// Its proto message, as the API returns it.
+    type Proto: Message + Name + Clone + Default + Send + Sync;
+    /// The paths an update may change (and the fields its history follows).
+    const WRITABLE: &'static [&'static str];
+    /// A stored row as the API returns it, unmasked.
+    fn to_proto(row: &Self::Row) -> Self::Proto;
+    /// Masks what callers without `pii` may not see.
+    fn mask_pii(record: &mut Self::Proto);
     /// Its table (the parent column is `customer_id`).
     const TABLE: Table;
     /// Its resource type, under `customers/{c}`.
@@ -93,6 +101,7 @@ impl App {
         R::check(&mut tx, tenant, customer, None, &draft).await?;
         let row = R::insert(&mut tx, tenant, customer, Uuid::now_v7(), &draft, now).await?;
         announce::<R>(&mut tx, tenant, &row, Vec::new(), false).await?;
+        log_change::<R>(&mut tx, tenant, None, Some(&row), now).await?;
         let response = respond(&row);
         idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
@@ -123,6 +132,7 @@ impl App {
             return Ok(before);
         }
         announce::<R>(&mut tx, tenant, &after, changed, false).await?;
+        log_change::<R>(&mut tx, tenant, Some(&before), Some(&after), now).await?;
         tx.commit().await?;
         Ok(after)
     }
@@ -156,6 +166,7 @@ impl App {
         let before: R::Row = R::TABLE.lock_child_for_change(&mut tx, tenant, &R::RESOURCE, (customer, id), etag, "etag").await?;
         R::TABLE.delete(&mut tx, tenant, id).await?;
         announce::<R>(&mut tx, tenant, &before, Vec::new(), true).await?;
+        log_change::<R>(&mut tx, tenant, Some(&before), None, Utc::now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -170,4 +181,19 @@ async fn announce<R: ArchiveRecord>(
     deleted: bool,
 ) -> Result<(), Error> {
     outbox::append(tx, tenant, &CUSTOMER.name(row.parent_id()), &R::changed(row, changed_paths, deleted)).await
+}
+
+/// Writes the field history of a change from `before` to `after` (None: added, or removed).
+async fn log_change<R: ArchiveRecord>(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    before: Option<&R::Row>,
+    after: Option<&R::Row>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let Some(row) = after.or(before) else { return Ok(()) };
+    let record = R::RESOURCE.name(row.parent_id(), row.id());
+    let (before, after) = (before.map(R::to_proto), after.map(R::to_proto));
+    let change = super::history::Change { customer: row.parent_id(), record: &record, fields: R::WRITABLE, now };
+    super::history::record(tx, tenant, change, before.as_ref(), after.as_ref(), R::mask_pii).await
 }

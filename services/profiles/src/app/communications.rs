@@ -15,7 +15,7 @@ use crate::{
     domain::communication::CommunicationDraft,
     resources::COMMUNICATION,
     store::communications::{self as store, COMMUNICATIONS, CommunicationRow},
-    wire::communications::{changed_paths, to_proto},
+    wire::communications::{WRITABLE, changed_paths, mask_pii, to_proto},
 };
 
 impl App {
@@ -45,6 +45,16 @@ impl ArchiveRecord for Communications {
     const TABLE: Table = COMMUNICATIONS;
     const RESOURCE: ChildResourceType = COMMUNICATION;
     const ETAG_FIELD: &'static str = "communication.etag";
+    type Proto = pb::Communication;
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &Self::Row) -> pb::Communication {
+        to_proto(row)
+    }
+
+    fn mask_pii(record: &mut pb::Communication) {
+        mask_pii(record);
+    }
 
     fn changed(row: &CommunicationRow, changed_paths: Vec<String>, deleted: bool) -> pb::CommunicationChanged {
         let communication = pb::Communication { content: String::new(), ..to_proto(row) };

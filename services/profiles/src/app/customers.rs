@@ -16,12 +16,12 @@ use crm_proto::crm::profiles::v1 as pb;
 use prost::{Message, Name};
 use uuid::Uuid;
 
-use super::App;
+use super::{App, history};
 use crate::{
-    domain::{customer::CustomerDraft, mask},
+    domain::{access::WRITABLE_PATHS, customer::CustomerDraft, mask},
     resources::CUSTOMER,
     store::{self, CustomerRow, ListQuery},
-    wire::{changed_paths, customer_to_proto},
+    wire::{changed_paths, customer_to_proto, mask_pii},
 };
 
 impl App {
@@ -47,6 +47,7 @@ impl App {
         let row = store::insert(&mut tx, tenant, id, &draft, now).await?;
         store::replace_emails(&mut tx, tenant, id, &draft.email_addresses()).await?;
         emit(&mut tx, tenant, id, &pb::CustomerCreated { customer: Some(customer_to_proto(&row)) }).await?;
+        log_change(&mut tx, tenant, None, &row, now).await?;
         let response = respond(&row);
         idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
@@ -83,6 +84,7 @@ impl App {
         }
         let updated = store::update(&mut tx, tenant, id, &draft, now).await?;
         emit(&mut tx, tenant, id, &pb::CustomerUpdated { customer: Some(customer_to_proto(&updated)), changed_paths: changed }).await?;
+        log_change(&mut tx, tenant, Some(&before), &updated, now).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -100,6 +102,7 @@ impl App {
         store::replace_emails(&mut tx, tenant, id, &[]).await?;
         let deleted = store::CUSTOMERS.set_delete_time(&mut tx, tenant, id, Some(now), now).await?;
         emit(&mut tx, tenant, id, &pb::CustomerDeleted { customer: Some(customer_to_proto(&deleted)) }).await?;
+        log_change(&mut tx, tenant, Some(&customer), &deleted, now).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -127,6 +130,7 @@ impl App {
         store::replace_emails(&mut tx, tenant, id, &addresses).await?;
         let restored = store::CUSTOMERS.set_delete_time(&mut tx, tenant, id, None, now).await?;
         emit(&mut tx, tenant, id, &pb::CustomerUndeleted { customer: Some(customer_to_proto(&restored)) }).await?;
+        log_change(&mut tx, tenant, Some(&customer), &restored, now).await?;
         tx.commit().await?;
         Ok(restored)
     }
@@ -153,6 +157,7 @@ impl App {
             Some(_) => emit(&mut tx, tenant, id, &pb::CustomerDisabled { customer: Some(customer_to_proto(&row)) }).await?,
             None => emit(&mut tx, tenant, id, &pb::CustomerEnabled { customer: Some(customer_to_proto(&row)) }).await?,
         }
+        log_change(&mut tx, tenant, Some(&before), &row, now).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -166,6 +171,7 @@ impl App {
         let row = store::confirm_data(&mut tx, tenant, id, now).await?;
         let event = pb::CustomerUpdated { customer: Some(customer_to_proto(&row)), changed_paths: vec!["verify_time".to_owned()] };
         emit(&mut tx, tenant, id, &event).await?;
+        log_change(&mut tx, tenant, Some(&before), &row, now).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -215,6 +221,36 @@ pub(super) async fn live_customer(tx: &mut TenantTx, tenant: Uuid, id: Uuid, loc
     let customer = store::CUSTOMERS.find(tx, tenant, id, lock).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
     ensure_live(&customer)?;
     Ok(customer)
+}
+
+/// The customer fields whose history is kept: the writable ones, and the
+/// states other calls set (soft delete, disable).
+const HISTORY_FIELDS: &[&str] = {
+    const EXTRA: [&str; 3] = ["delete_time", "disable_time", "disable_reason"];
+    const N: usize = WRITABLE_PATHS.len() + EXTRA.len();
+    const FIELDS: [&str; N] = {
+        let mut out = [""; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = if i < WRITABLE_PATHS.len() { WRITABLE_PATHS[i] } else { EXTRA[i - WRITABLE_PATHS.len()] };
+            i += 1;
+        }
+        out
+    };
+    &FIELDS
+};
+
+/// Writes the field history of customer `after`'s change from `before` (None: created).
+async fn log_change(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    before: Option<&CustomerRow>,
+    after: &CustomerRow,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let record = CUSTOMER.name(after.id);
+    let change = history::Change { customer: after.id, record: &record, fields: HISTORY_FIELDS, now };
+    history::record(tx, tenant, change, before.map(customer_to_proto).as_ref(), Some(&customer_to_proto(after)), mask_pii).await
 }
 
 /// FAILED_PRECONDITION for a soft-deleted customer, which takes no changes until undeleted.

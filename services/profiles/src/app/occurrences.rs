@@ -18,7 +18,7 @@ use crate::{
         occurrences::{self as store, OCCURRENCES, OccurrenceRow},
         premises::{PREMISES as PREMISES_TABLE, PremisesRow},
     },
-    wire::occurrences::{changed_paths, to_proto},
+    wire::occurrences::{WRITABLE, changed_paths, mask_pii, to_proto},
 };
 
 /// Occurrences as archive records.
@@ -31,6 +31,16 @@ impl ArchiveRecord for Occurrences {
     const TABLE: Table = OCCURRENCES;
     const RESOURCE: ChildResourceType = OCCURRENCE;
     const ETAG_FIELD: &'static str = "occurrence.etag";
+    type Proto = pb::Occurrence;
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &Self::Row) -> pb::Occurrence {
+        to_proto(row)
+    }
+
+    fn mask_pii(record: &mut pb::Occurrence) {
+        mask_pii(record);
+    }
 
     fn changed(row: &OccurrenceRow, changed_paths: Vec<String>, deleted: bool) -> pb::OccurrenceChanged {
         pb::OccurrenceChanged { occurrence: Some(to_proto(row)), changed_paths, deleted }

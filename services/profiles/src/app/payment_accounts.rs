@@ -17,7 +17,7 @@ use crate::{
     domain::payment_account::PaymentAccountDraft,
     resources::{CUSTOMER, PAYMENT_ACCOUNT},
     store::payment_accounts::{self as store, PAYMENT_ACCOUNTS, PaymentAccountRow, SecondPrimary},
-    wire::payment_accounts::{changed_paths, mask_pii, to_proto},
+    wire::payment_accounts::{WRITABLE, changed_paths, mask_pii, to_proto},
 };
 
 /// Payment accounts as archive records.
@@ -30,6 +30,16 @@ impl ArchiveRecord for PaymentAccounts {
     const TABLE: Table = PAYMENT_ACCOUNTS;
     const RESOURCE: ChildResourceType = PAYMENT_ACCOUNT;
     const ETAG_FIELD: &'static str = "payment_account.etag";
+    type Proto = pb::PaymentAccount;
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &Self::Row) -> pb::PaymentAccount {
+        to_proto(row)
+    }
+
+    fn mask_pii(record: &mut pb::PaymentAccount) {
+        mask_pii(record);
+    }
 
     fn changed(row: &PaymentAccountRow, changed_paths: Vec<String>, deleted: bool) -> pb::PaymentAccountChanged {
         let mut account = to_proto(row);

@@ -18,7 +18,7 @@ use crate::{
         CUSTOMERS, CustomerRow,
         related_persons::{self as store, RELATED_PERSONS, RelatedPersonRow},
     },
-    wire::related_persons::{changed_paths, to_proto},
+    wire::related_persons::{WRITABLE, changed_paths, mask_pii, to_proto},
 };
 
 /// Related persons as archive records.
@@ -31,6 +31,16 @@ impl ArchiveRecord for RelatedPersons {
     const TABLE: Table = RELATED_PERSONS;
     const RESOURCE: ChildResourceType = RELATED_PERSON;
     const ETAG_FIELD: &'static str = "related_person.etag";
+    type Proto = pb::RelatedPerson;
+    const WRITABLE: &'static [&'static str] = WRITABLE;
+
+    fn to_proto(row: &Self::Row) -> pb::RelatedPerson {
+        to_proto(row)
+    }
+
+    fn mask_pii(record: &mut pb::RelatedPerson) {
+        mask_pii(record);
+    }
 
     fn changed(row: &RelatedPersonRow, changed_paths: Vec<String>, deleted: bool) -> pb::RelatedPersonChanged {
         pb::RelatedPersonChanged { related_person: Some(to_proto(row)), changed_paths, deleted }

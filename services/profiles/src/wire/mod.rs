@@ -5,6 +5,7 @@
 //! cases for the events they write and to tell which paths an update changes,
 //! so it sits below both and imports neither.
 
+pub mod changes;
 pub mod communications;
 pub mod occurrences;
 pub mod payment_accounts;

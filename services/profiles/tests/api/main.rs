@@ -8,6 +8,7 @@ mod customers;
 mod disable;
 mod events;
 mod helpers;
+mod history;
 mod idempotency;
 mod infrastructure;
 mod listing;
