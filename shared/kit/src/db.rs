@@ -144,6 +144,18 @@ impl Table {
         Ok(sqlx::query_as::<_, T>(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", self.name)).await?)
     }
 
+    /// The rows with these ids (in no particular order; missing ones are left out).
+    pub async fn find_many<T>(&self, tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<T>, Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {} FROM {} WHERE tenant_id = $1 AND id = ANY($2)", self.columns, self.name);
+        Ok(sqlx::query_as::<_, T>(&sql).bind(tenant).bind(ids).fetch_all(&mut **tx).instrument(db_span("SELECT", self.name)).await?)
+    }
+
     /// A page of rows in (`display_name`, id) order, after the key `after` of
     /// the previous page's last row; for resources listed by their name.
     pub async fn page_by_display_name<T>(

@@ -31,6 +31,17 @@ impl PageKey for (chrono::DateTime<chrono::Utc>, uuid::Uuid) {
     }
 }
 
+/// Newest-first lists of several kinds of row: (time, kind, id).
+impl PageKey for (chrono::DateTime<chrono::Utc>, String, uuid::Uuid) {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into(), self.1.clone().into(), self.2.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        let time = chrono::DateTime::parse_from_rfc3339(values.first()?.as_str()?).ok()?.with_timezone(&chrono::Utc);
+        Some((time, values.get(1)?.as_str()?.to_owned(), uuid::Uuid::parse_str(values.get(2)?.as_str()?).ok()?))
+    }
+}
+
 /// Lists ordered by a calendar date, then id (e.g. follow-ups by due date).
 impl PageKey for (chrono::NaiveDate, uuid::Uuid) {
     fn to_values(&self) -> Vec<serde_json::Value> {

@@ -17,7 +17,7 @@ use crm_kit::{
 use prost::Message;
 use uuid::Uuid;
 
-use super::customers::authorize;
+use super::authorization::authorize;
 use crate::{
     app::{App, archive::ArchiveRecord},
     domain::access::sees_pii,

@@ -15,13 +15,13 @@ use crm_kit::{
 };
 use crm_proto::crm::profiles::v1::{self as pb, customer_service_server::CustomerService};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
+use super::authorization::authorize;
 use super::listing::{CUSTOMER_FILTER, PII_FILTER_FIELDS, TokenKey, key_from_token, key_of, order_fingerprint, parse_order_by};
 use crate::{
     app::App,
     domain::{
-        access::{Reach, WRITABLE_PATHS, may_write, reach, sees_pii},
+        access::{WRITABLE_PATHS, may_write, sees_pii},
         customer::CustomerDraft,
     },
     permissions,
@@ -54,16 +54,6 @@ fn require_staff_or_self(principal: &Principal, staff_permission: Permission) ->
         Ok(())
     } else {
         Err(Error::PermissionDenied { permission: staff_permission.name().to_owned() })
-    }
-}
-
-/// OK when `principal` may act on customer `id` with `staff_permission`
-/// (see [`reach`]): PERMISSION_DENIED, or NOT_FOUND for another customer's record.
-pub(super) fn authorize(principal: &Principal, id: Uuid, staff_permission: Permission) -> Result<(), Error> {
-    match reach(principal, id, staff_permission) {
-        Reach::Granted => Ok(()),
-        Reach::Hidden => Err(CUSTOMER.not_found(id)),
-        Reach::Denied(permission) => Err(Error::PermissionDenied { permission: permission.name().to_owned() }),
     }
 }
 
@@ -312,6 +302,18 @@ impl CustomerService for CustomerApi {
         respond(async move {
             let principal = caller(&request)?;
             super::changes::list(&self.app, &self.page_tokens, &principal, request.get_ref()).await
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_customer_timeline(
+        &self,
+        request: Request<pb::ListCustomerTimelineRequest>,
+    ) -> Result<Response<pb::ListCustomerTimelineResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            super::timeline::list(&self.app, &self.page_tokens, &principal, request.get_ref()).await
         })
         .await
     }

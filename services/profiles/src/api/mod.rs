@@ -5,7 +5,9 @@
 //! - `customers`: CustomerService, including who may reach which record and
 //!   write which field, and PII masking of every response.
 //! - `changes`: ListCustomerChanges — the field history of a customer and its records.
+//! - `timeline`: ListCustomerTimeline — everything that happened with a customer, newest first.
 //! - `listing`: ListCustomers' filter schema, `order_by` and page-token keys.
+//! - `authorization`: who may reach a customer's data (staff by permission, a customer their own).
 //! - `archive`: who may read, list and remove any archive record, and their paging.
 //! - `related_persons`: RelatedPersonService — the people around a customer.
 //! - `communications`: CommunicationService — contacts with a customer and the follow-ups due.
@@ -15,6 +17,7 @@
 //! - `transactions`: TransactionService — purchases and refunds, one or a batch, and spending.
 
 mod archive;
+mod authorization;
 mod changes;
 mod communications;
 mod customers;
@@ -23,6 +26,7 @@ mod occurrences;
 mod payment_accounts;
 mod premises;
 mod related_persons;
+mod timeline;
 mod transactions;
 
 pub use communications::CommunicationApi;

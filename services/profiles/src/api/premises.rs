@@ -15,7 +15,7 @@ use crm_proto::crm::profiles::v1::{self as pb, premises_service_server::Premises
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::customers::authorize;
+use super::authorization::authorize;
 use crate::{
     app::{App, premises::PremisesView},
     domain::premises::PremisesDraft,

@@ -15,7 +15,7 @@ use crm_proto::crm::profiles::v1::{self as pb, transaction_service_server::Trans
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{archive::require_writer, customers::authorize};
+use super::{archive::require_writer, authorization::authorize};
 use crate::{
     app::App,
     domain::transaction::{MAX_BATCH, TransactionDraft},

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{Table, TenantTx, db_span},
     history::{FieldChange, Origin},
 };
 use sqlx::{FromRow, types::Json};
@@ -29,6 +29,9 @@ pub struct ChangeRow {
 
 const COLUMNS: &str =
     "id, customer_id, record, operation, field_path, old_value, new_value, old_masked, new_masked, actor, request_id, change_time";
+
+/// The `field_changes` table, for the kit's shared statements.
+pub const FIELD_CHANGES: Table = Table { name: "field_changes", columns: COLUMNS };
 
 /// Stores `changes` of `record` (of `customer`) in one statement.
 pub async fn insert(

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{Table, TenantTx, db_span},
 };
 use sqlx::FromRow;
 use tracing::Instrument;
@@ -57,6 +57,9 @@ pub struct SpendingRow {
 }
 
 const COLUMNS: &str = "id, customer_id, external_id, kind, currency_code, amount_minor, occur_time, channel, store, create_time";
+
+/// The `transactions` table, for the kit's shared statements (line items: [`load_items`]).
+pub const TRANSACTIONS: Table = Table { name: "transactions", columns: COLUMNS };
 
 /// The customers among `ids` that exist, with their delete time, held
 /// (`FOR SHARE`) so that none is deleted before the transaction ends.

@@ -19,5 +19,6 @@ mod related_persons;
 mod shutdown;
 mod telemetry;
 mod tenancy;
+mod timeline;
 mod transactions;
 mod verification;
