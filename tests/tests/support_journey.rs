@@ -122,4 +122,6 @@ async fn a_customer_opens_a_ticket_an_agent_resolves_it_and_the_customer_rates_i
         (&json!("STATUS_RESOLVED"), &json!("alice"), &json!("Charged twice"))
     );
     assert!(overview.get("unavailable").is_none(), "{overview:#}");
+    let timeline = overview["timeline"].as_array().expect("the customer's timeline beside the tickets");
+    assert!(timeline.iter().any(|item| item["kind"] == "TIMELINE_KIND_FIELD_CHANGE" && item["record"] == customer["name"]), "{overview:#}");
 }

@@ -1,9 +1,10 @@
 //! `crm.gateway.v1.OverviewService`, served by the gateway itself: the
-//! customer 360 view. Profiles and tickets are asked concurrently through the
+//! customer 360 view: the customer and their latest timeline entries from
+//! profiles, their tickets from tickets. The backends are asked concurrently through the
 //! kit's outbound client (`crm_kit::client`): over the gateway's one channel
 //! per backend, each call in its own client span and within the request's
 //! deadline, forwarding the caller's token and request id (so every service
-//! still applies its own permissions and tenancy). Both calls are reads, so a
+//! still applies its own permissions and tenancy). Every call is a read, so a
 //! briefly unavailable backend is retried, within the deadline and a retry
 //! budget per backend service. A part whose backend is down, slow or refuses
 //! is left empty and listed in `unavailable`; only an unknown (or invisible)
@@ -14,7 +15,9 @@ use std::time::Duration;
 use crm_kit::client::{Caller, Peer, Retry};
 use crm_proto::crm::{
     gateway::v1 as pb,
-    profiles::v1::{Customer, GetCustomerRequest, customer_service_client::CustomerServiceClient},
+    profiles::v1::{
+        Customer, GetCustomerRequest, ListCustomerTimelineRequest, TimelineItem, customer_service_client::CustomerServiceClient,
+    },
     tickets::v1::{ListTicketsRequest, Ticket, ticket_service_client::TicketServiceClient},
 };
 use prost::Message as _;
@@ -73,8 +76,9 @@ impl Overview {
             .ok_or_else(|| ApiError::bad_request("INVALID_NAME", format!("name must be customers/{{uuid}}, not {name:?}")))?;
         let caller = Caller::from_metadata(metadata, Some(Instant::now() + timeout));
         let of_customer = format!("customer = \"customers/{id}\"");
-        let (customer, open, recent) = tokio::join!(
+        let (customer, timeline, open, recent) = tokio::join!(
             self.customer(&name, &caller, timeout),
+            self.timeline(&name, &caller, timeout),
             self.tickets(format!("{of_customer} AND {OPEN}"), 50, &caller, timeout),
             self.tickets(format!("{of_customer} AND {DONE}"), 10, &caller, timeout),
         );
@@ -88,6 +92,10 @@ impl Overview {
                 return Err(ApiError::from_status(&status, &self.pool));
             }
             Err(status) => response.unavailable.push(unavailable("customer", &status)),
+        }
+        match timeline {
+            Ok(items) => response.timeline = items,
+            Err(status) => response.unavailable.push(unavailable("timeline", &status)),
         }
         match (open, recent) {
             (Ok(open), Ok(recent)) => (response.open_tickets, response.recent_tickets) = (open, recent),
@@ -111,6 +119,18 @@ impl Overview {
             })
             .await?;
         Ok(response.customer.unwrap_or_default())
+    }
+
+    async fn timeline(&self, name: &str, caller: &Caller, timeout: Duration) -> Result<Vec<TimelineItem>, Status> {
+        let peer = self.customers.as_ref().ok_or_else(|| unconfigured(CUSTOMERS))?;
+        let request = ListCustomerTimelineRequest { parent: name.to_owned(), page_size: 20, ..Default::default() };
+        let response = peer
+            .with_timeout(timeout)
+            .call("ListCustomerTimeline", caller, Retry::Idempotent, request, |channel, request| async move {
+                CustomerServiceClient::new(channel).list_customer_timeline(request).await
+            })
+            .await?;
+        Ok(response.items)
     }
 
     async fn tickets(&self, filter: String, page_size: i32, caller: &Caller, timeout: Duration) -> Result<Vec<Ticket>, Status> {

@@ -9,9 +9,20 @@
 //! INSERT of the transactions, one of their line items, one upsert of the
 //! customers' spending, COMMIT — no idempotency check, no events. Service
 //! and reference rounds alternate, so that both see the same machine.
+//!
+//! ListCustomerTimeline: one customer with 100 000 timeline entries (40 000
+//! communications, 30 000 transactions with a line item each, 15 000
+//! occurrences, 15 000 field changes, seeded by SQL), read 50 at a time:
+//! the first page again and again, then the first 40 pages in turn, one call
+//! at a time. The reference is one hand-written statement returning the same
+//! page with every record's columns (`to_jsonb`, line items aggregated),
+//! inside the same BEGIN + tenant + COMMIT as the service, over one
+//! connection; it runs after each service call, for the same page.
 //! `cargo test --all-targets` runs it without `--bench` as a short smoke test.
 
 use std::time::{Duration, Instant};
+
+use crm_testkit::database::TestDb;
 
 use crm_proto::{
     crm::profiles::v1::{self as pb, customer_service_client::CustomerServiceClient, transaction_service_client::TransactionServiceClient},
@@ -143,6 +154,174 @@ fn summary(label: &str, times: &mut [Duration]) -> f64 {
     per_second
 }
 
+/// Seeds `entries` timeline entries for `customer` by SQL, as the schema owner with the tenant set (RLS is forced).
+async fn seed_timeline(db: &TestDb, tenant: Uuid, customer: Uuid, entries: i64) {
+    let mut owner = PgConnection::connect(&db.owner_url).await.expect("owner connects");
+    let (communications, transactions, occurrences) = (entries * 40 / 100, entries * 30 / 100, entries * 15 / 100);
+    let changes = entries - communications - transactions - occurrences;
+    let statements = [
+        format!(
+            "INSERT INTO communications (tenant_id, customer_id, id, kind, direction, subject, content, occur_time, agent, create_time, update_time)
+             SELECT $1, $2, gen_random_uuid(), 'CALL', 'INBOUND', 'Call ' || i, repeat('Talked about the renewal. ', 8),
+                    now() - i * interval '17 minutes', 'agent:bench', now(), now()
+             FROM generate_series(1, {communications}) AS i"
+        ),
+        format!(
+            "INSERT INTO transactions (tenant_id, customer_id, id, external_id, kind, currency_code, amount_minor, occur_time, channel, store, create_time)
+             SELECT $1, $2, gen_random_uuid(), 'seed-' || i, 'PURCHASE', 'CNY', 100 + i % 5000, now() - i * interval '23 minutes', 'store', 'Bench outlet', now()
+             FROM generate_series(1, {transactions}) AS i"
+        ),
+        "INSERT INTO transaction_items (tenant_id, transaction_id, position, product, sku, quantity, unit_price_minor)
+         SELECT tenant_id, id, 0, 'Water filter', 'WF-200', 1, amount_minor FROM transactions WHERE tenant_id = $1 AND customer_id = $2"
+            .to_owned(),
+        format!(
+            "INSERT INTO occurrences (tenant_id, customer_id, id, category, occur_date, handler, description, create_time, update_time)
+             SELECT $1, $2, gen_random_uuid(), 'visit', (now() - i * interval '41 minutes')::date, 'agent:bench', 'Visited the site.', now(), now()
+             FROM generate_series(1, {occurrences}) AS i"
+        ),
+        format!(
+            "INSERT INTO field_changes (tenant_id, customer_id, id, record, operation, field_path, old_value, new_value, old_masked, new_masked,
+                                        actor, request_id, change_time)
+             SELECT $1, $2, gen_random_uuid(), 'customers/' || $2, 'UPDATE', 'display_name', to_jsonb('Name ' || i), to_jsonb('Name ' || i + 1),
+                    to_jsonb('Name ' || i), to_jsonb('Name ' || i + 1), 'agent:bench', 'seed-' || i, now() - i * interval '13 minutes'
+             FROM generate_series(1, {changes}) AS i"
+        ),
+        "ANALYZE".to_owned(),
+    ];
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(tenant.to_string()).execute(&mut owner).await.expect("tenant");
+    for statement in statements {
+        sqlx::query(&statement).bind(tenant).bind(customer).execute(&mut owner).await.expect("seeding the timeline");
+    }
+}
+
+/// The reference: the same page of 50 in one hand-written statement, every record's columns included.
+const REFERENCE_TIMELINE: &str = "
+SELECT time, kind, id, row FROM (
+  (SELECT occur_time AS time, 'COMMUNICATION'::text AS kind, id, to_jsonb(c) AS row FROM communications c
+   WHERE tenant_id = $1 AND customer_id = $2 AND occur_time <= $3 AND (occur_time, 'COMMUNICATION'::text, id) < ($3, $4, $5)
+   ORDER BY occur_time DESC, id DESC LIMIT 51)
+  UNION ALL
+  (SELECT occur_time, 'TRANSACTION', id, to_jsonb(t) || jsonb_build_object('items',
+      (SELECT jsonb_agg(i ORDER BY position) FROM transaction_items i WHERE i.tenant_id = t.tenant_id AND i.transaction_id = t.id))
+   FROM transactions t
+   WHERE tenant_id = $1 AND customer_id = $2 AND occur_time <= $3 AND (occur_time, 'TRANSACTION'::text, id) < ($3, $4, $5)
+   ORDER BY occur_time DESC, id DESC LIMIT 51)
+  UNION ALL
+  (SELECT occur_date::timestamp AT TIME ZONE 'UTC', 'OCCURRENCE', id, to_jsonb(o) FROM occurrences o
+   WHERE tenant_id = $1 AND customer_id = $2 AND occur_date <= ($3 AT TIME ZONE 'UTC')::date
+     AND (occur_date::timestamp AT TIME ZONE 'UTC', 'OCCURRENCE'::text, id) < ($3, $4, $5)
+   ORDER BY occur_date DESC, id DESC LIMIT 51)
+  UNION ALL
+  (SELECT change_time, 'FIELD_CHANGE', id, to_jsonb(f) FROM field_changes f
+   WHERE tenant_id = $1 AND customer_id = $2 AND change_time <= $3 AND (change_time, 'FIELD_CHANGE'::text, id) < ($3, $4, $5)
+   ORDER BY change_time DESC, id DESC LIMIT 51)
+) AS entries ORDER BY time DESC, kind DESC, id DESC LIMIT 51";
+
+/// The key a page continues after: far in the future for the first page.
+type PageAfter = (chrono::DateTime<chrono::Utc>, String, Uuid);
+
+fn first_page() -> PageAfter {
+    (chrono::Utc::now() + chrono::Duration::days(3650), "~".into(), Uuid::max())
+}
+
+/// The key of the last item of a service page, to continue after.
+fn key_of(item: &pb::TimelineItem) -> PageAfter {
+    let time = item.time.expect("a time");
+    let time = chrono::DateTime::from_timestamp(time.seconds, time.nanos as u32).expect("a valid time");
+    let kind = pb::TimelineKind::try_from(item.kind).expect("a kind").as_str_name().trim_start_matches("TIMELINE_KIND_").to_owned();
+    let id = Uuid::parse_str(item.record.rsplit('/').next().expect("an id")).expect("a uuid");
+    (time, kind, id)
+}
+
+async fn reference_page(conn: &mut PgConnection, tenant: Uuid, customer: Uuid, after: &PageAfter) -> usize {
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.expect("tenant");
+    let rows = sqlx::query(REFERENCE_TIMELINE)
+        .bind(tenant)
+        .bind(customer)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(after.2)
+        .fetch_all(&mut *tx)
+        .await
+        .expect("reference timeline");
+    tx.commit().await.expect("commit");
+    rows.len()
+}
+
+fn latency(label: &str, times: &mut [Duration]) -> Duration {
+    times.sort();
+    let p95 = times[(times.len() * 95 / 100).min(times.len() - 1)];
+    println!("{label:<52} p50 {:>7.2?}   p95 {:>7.2?}   ({} calls)", times[times.len() / 2], p95, times.len());
+    p95
+}
+
+/// The timeline benchmark; prints its figures.
+async fn timeline_bench(
+    db: &TestDb,
+    client: &CustomerServiceClient<tonic::transport::Channel>,
+    bearer: &str,
+    tenant: Uuid,
+    full: bool,
+) -> anyhow::Result<()> {
+    let entries: i64 = if full { 100_000 } else { 2_000 };
+    let created = client
+        .clone()
+        .create_customer(with_token(
+            pb::CreateCustomerRequest {
+                customer: Some(pb::Customer { display_name: "Long history".into(), ..Default::default() }),
+                request_id: String::new(),
+            },
+            bearer,
+        ))
+        .await?
+        .into_inner()
+        .customer
+        .expect("a customer");
+    let customer = Uuid::parse_str(created.name.trim_start_matches("customers/"))?;
+    let started = Instant::now();
+    seed_timeline(db, tenant, customer, entries).await;
+    let seeded = started.elapsed();
+    let mut reference = PgConnection::connect(&db.app_url).await?;
+    let page = |page_token: String| {
+        with_token(pb::ListCustomerTimelineRequest { parent: created.name.clone(), page_size: 50, page_token, kinds: vec![] }, bearer)
+    };
+
+    let (rounds, pages) = if full { (200, 40) } else { (5, 3) };
+    let (mut first_service, mut first_reference) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let items = client.clone().list_customer_timeline(page(String::new())).await?.into_inner().items;
+        first_service.push(started.elapsed());
+        assert_eq!(items.len(), 50);
+        let started = Instant::now();
+        assert_eq!(reference_page(&mut reference, tenant, customer, &first_page()).await, 51);
+        first_reference.push(started.elapsed());
+    }
+    let (mut walk_service, mut walk_reference) = (Vec::new(), Vec::new());
+    let (mut token, mut after) = (String::new(), first_page());
+    for _ in 0..pages {
+        let started = Instant::now();
+        let response = client.clone().list_customer_timeline(page(token)).await?.into_inner();
+        walk_service.push(started.elapsed());
+        let started = Instant::now();
+        reference_page(&mut reference, tenant, customer, &after).await;
+        walk_reference.push(started.elapsed());
+        after = key_of(response.items.last().expect("a full page"));
+        token = response.next_page_token;
+    }
+
+    println!();
+    println!("profiles timeline, one customer with {entries} entries (seeded by SQL in {seeded:.1?}), pages of 50, one call at a time");
+    let service_p95 = latency("ListCustomerTimeline, first page (gRPC)", &mut first_service);
+    let reference_p95 = latency("reference: one hand-written statement, same page", &mut first_reference);
+    println!("first page p95: {:.2}x the reference (target ≤ 3x, ≤ 50 ms)", service_p95.as_secs_f64() / reference_p95.as_secs_f64());
+    let service_p95 = latency(&format!("ListCustomerTimeline, pages 1-{pages} in turn"), &mut walk_service);
+    let reference_p95 = latency("reference, the same pages", &mut walk_reference);
+    println!("walk p95: {:.2}x the reference", service_p95.as_secs_f64() / reference_p95.as_secs_f64());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let full = std::env::args().any(|a| a == "--bench");
@@ -192,6 +371,8 @@ async fn main() -> anyhow::Result<()> {
     let service_rate = summary("BatchCreateTransactions (gRPC, events, idempotent)", &mut service_times);
     let reference_rate = summary("reference: multi-row INSERTs + spending upsert", &mut reference_times);
     println!("BatchCreateTransactions / reference: {:.2}x (target ≥ 0.5x)", service_rate / reference_rate);
+
+    timeline_bench(&db, &customers_client, &bearer, tenant, full).await?;
     println!(
         "service peak RSS: {}",
         peak_rss_mb(service.child.id().expect("running")).map_or(String::from("-"), |mb| format!("{mb:.1} MB"))

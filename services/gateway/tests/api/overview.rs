@@ -35,6 +35,11 @@ async fn the_overview_has_the_customer_and_their_open_and_recent_tickets() {
     assert_eq!(subjects(&overview.body["recentTickets"]), ["Invoice question"]);
     assert!(overview.body["openTickets"][0]["status"].is_string(), "tickets carry their status and SLA fields");
     assert!(overview.body.get("unavailable").is_none(), "{:#}", overview.body);
+    // Beside the tickets, the customer's own timeline: here, the fields set when Ada was created.
+    let timeline = overview.body["timeline"].as_array().expect("a timeline");
+    assert!(!timeline.is_empty() && timeline.len() <= 20, "{:#}", overview.body);
+    assert!(timeline.iter().all(|item| item["record"] == ada["name"] && item["kind"] == "TIMELINE_KIND_FIELD_CHANGE"), "{timeline:#?}");
+    assert!(timeline.iter().any(|item| item["change"]["fieldPath"] == "display_name" && item["change"]["newValue"] == "Ada"));
 
     let unknown = gw.call(Method::GET, &format!("/v1/customers/{}:overview", uuid::Uuid::now_v7()), None).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
