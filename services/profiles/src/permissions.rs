@@ -24,7 +24,9 @@ pub const ARCHIVE_READ: Permission =
     Permission::new("archive.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Add, change and remove a customer's archive records.
 pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::Service, Role::Agent]);
-/// Set the tenant's data-verification period (administrators only).
+/// Approve or reject requests to rename a customer (administrators only).
+pub const CUSTOMERS_APPROVE_RENAME: Permission = Permission::new("customers.approve_rename", &[]);
+/// Set the tenant's data-verification period and rename approval (administrators only).
 pub const SETTINGS_CONFIGURE: Permission = Permission::new("settings.configure", &[]);
 /// See emails and phone numbers unmasked, and filter by them.
 pub const PII: Permission = Permission::new("pii", &[Role::Service, Role::Agent, Role::Marketer]);
@@ -37,13 +39,14 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 10] = [
+    const ALL: [Permission; 11] = [
         CUSTOMERS_READ,
         CUSTOMERS_CREATE,
         CUSTOMERS_UPDATE,
         CUSTOMERS_DISABLE,
         CUSTOMERS_DELETE,
         CUSTOMERS_SELF,
+        CUSTOMERS_APPROVE_RENAME,
         ARCHIVE_READ,
         ARCHIVE_WRITE,
         SETTINGS_CONFIGURE,

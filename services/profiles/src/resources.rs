@@ -34,3 +34,5 @@ pub fn parse_spending(name: &str, field: &str) -> Result<uuid::Uuid, crm_kit::Er
 }
 /// `customers/{customer}/changes/{id}`: one field of the customer's history.
 pub const CUSTOMER_CHANGE: ChildResourceType = ChildResourceType::new("profiles.crm/CustomerChange", CUSTOMER, "changes");
+/// `customers/{customer}/renameRequests/{id}`.
+pub const RENAME_REQUEST: ChildResourceType = ChildResourceType::new("profiles.crm/RenameRequest", CUSTOMER, "renameRequests");

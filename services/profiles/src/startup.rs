@@ -1,20 +1,22 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
-//! PremisesService, OccurrenceService, TransactionService, the event stream and the verification job.
+//! PremisesService, OccurrenceService, TransactionService, RenameRequestService, the event stream and the verification job.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
     occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
     premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
-    transaction_service_server::TransactionServiceServer,
+    rename_request_service_server::RenameRequestServiceServer, transaction_service_server::TransactionServiceServer,
 };
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{CommunicationApi, CustomerApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi, TransactionApi},
+    api::{
+        CommunicationApi, CustomerApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi, RenameRequestApi, TransactionApi,
+    },
     app::App,
     config::Config,
     jobs,
@@ -43,6 +45,7 @@ impl Application {
             PremisesServiceServer::new(PremisesApi::new(app.clone(), kit.page_tokens.clone())),
             OccurrenceServiceServer::new(OccurrenceApi::new(app.clone(), kit.page_tokens.clone())),
             TransactionServiceServer::new(TransactionApi::new(app.clone(), kit.page_tokens.clone())),
+            RenameRequestServiceServer::new(RenameRequestApi::new(app.clone(), kit.page_tokens.clone())),
         );
         jobs::verification::spawn(app, Duration::from_millis(config.verification_poll_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await

@@ -13,6 +13,7 @@
 //! - `communications`: CommunicationService — contacts with a customer and the follow-ups due.
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `occurrences`: OccurrenceService — notable things that happened to a customer.
+//! - `rename`: RenameRequestService — renaming customers with approval (客户更名单).
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 //! - `transactions`: TransactionService — purchases and refunds, one or a batch, and spending.
 
@@ -26,6 +27,7 @@ mod occurrences;
 mod payment_accounts;
 mod premises;
 mod related_persons;
+mod rename;
 mod timeline;
 mod transactions;
 
@@ -35,4 +37,5 @@ pub use occurrences::OccurrenceApi;
 pub use payment_accounts::PaymentAccountApi;
 pub use premises::PremisesApi;
 pub use related_persons::RelatedPersonApi;
+pub use rename::RenameRequestApi;
 pub use transactions::TransactionApi;

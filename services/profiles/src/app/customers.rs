@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{App, history};
 use crate::{
-    domain::{access::WRITABLE_PATHS, customer::CustomerDraft, mask},
+    domain::{access::WRITABLE_PATHS, customer::CustomerDraft, mask, rename::NAME_FIELDS},
     resources::CUSTOMER,
     store::{self, CustomerRow, ListQuery},
     wire::{changed_paths, customer_to_proto, mask_pii},
@@ -70,21 +70,7 @@ impl App {
     ) -> Result<CustomerRow, Error> {
         let mut tx = self.begin(tenant).await?;
         let before = lock_for_change(&mut tx, tenant, id, etag, "customer.etag").await?;
-        ensure_live(&before)?;
-        let mut draft = edit(&before)?;
-        draft.consent.stamp(Some(&before.consent.0), now);
-        let changed = changed_paths(&before, &draft);
-        if changed.is_empty() {
-            tx.commit().await?;
-            return Ok(before);
-        }
-        if changed.iter().any(|p| p == "emails") {
-            ensure_emails_free(&mut tx, tenant, &draft, id).await?;
-            store::replace_emails(&mut tx, tenant, id, &draft.email_addresses()).await?;
-        }
-        let updated = store::update(&mut tx, tenant, id, &draft, now).await?;
-        emit(&mut tx, tenant, id, &pb::CustomerUpdated { customer: Some(customer_to_proto(&updated)), changed_paths: changed }).await?;
-        log_change(&mut tx, tenant, Some(&before), &updated, now).await?;
+        let updated = change(&mut tx, tenant, before, edit, Renaming::NeedsApproval, now).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -210,7 +196,7 @@ async fn emit<M: Message + Name>(tx: &mut TenantTx, tenant: Uuid, id: Uuid, even
 
 /// Locks a customer for a change, checking the caller's etag (request field
 /// `etag_field`; empty: no check). A malformed etag is rejected before any read.
-async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str, etag_field: &str) -> Result<CustomerRow, Error> {
+pub(super) async fn lock_for_change(tx: &mut TenantTx, tenant: Uuid, id: Uuid, etag: &str, etag_field: &str) -> Result<CustomerRow, Error> {
     store::CUSTOMERS.lock_for_change(tx, tenant, id, &CUSTOMER, etag, etag_field).await
 }
 
@@ -221,6 +207,59 @@ pub(super) async fn live_customer(tx: &mut TenantTx, tenant: Uuid, id: Uuid, loc
     let customer = store::CUSTOMERS.find(tx, tenant, id, lock).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
     ensure_live(&customer)?;
     Ok(customer)
+}
+
+/// Whether a change may rename the customer where the tenant requires approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Renaming {
+    /// An ordinary update: a rename is refused when the tenant requires approval.
+    NeedsApproval,
+    /// An approved rename request being applied.
+    Approved,
+}
+
+/// Replaces live customer `before`'s writable fields (it is locked) with what
+/// `edit` makes of it; the same values again change nothing (same etag, no
+/// event); otherwise `CustomerUpdated` names the changed paths, changed
+/// emails are claimed anew, and the field history is written.
+pub(super) async fn change(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    before: CustomerRow,
+    edit: impl FnOnce(&CustomerRow) -> Result<CustomerDraft, Error>,
+    renaming: Renaming,
+    now: DateTime<Utc>,
+) -> Result<CustomerRow, Error> {
+    let id = before.id;
+    ensure_live(&before)?;
+    let mut draft = edit(&before)?;
+    draft.consent.stamp(Some(&before.consent.0), now);
+    let changed = changed_paths(&before, &draft);
+    if changed.is_empty() {
+        return Ok(before);
+    }
+    if renaming == Renaming::NeedsApproval
+        && changed.iter().any(|p| NAME_FIELDS.contains(&p.as_str()))
+        && store::rename::approval_required(tx, tenant).await?
+    {
+        return Err(Error::FailedPrecondition {
+            reason: "RENAME_NEEDS_APPROVAL",
+            message: format!(
+                "renaming needs approval in this tenant: ask with crm.profiles.v1.RenameRequestService/CreateRenameRequest \
+                 (POST /v1/{}/renameRequests)",
+                CUSTOMER.name(id)
+            ),
+            subject: CUSTOMER.name(id),
+        });
+    }
+    if changed.iter().any(|p| p == "emails") {
+        ensure_emails_free(tx, tenant, &draft, id).await?;
+        store::replace_emails(tx, tenant, id, &draft.email_addresses()).await?;
+    }
+    let updated = store::update(tx, tenant, id, &draft, now).await?;
+    emit(tx, tenant, id, &pb::CustomerUpdated { customer: Some(customer_to_proto(&updated)), changed_paths: changed }).await?;
+    log_change(tx, tenant, Some(&before), &updated, now).await?;
+    Ok(updated)
 }
 
 /// The customer fields whose history is kept: the writable ones, and the

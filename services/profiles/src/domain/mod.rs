@@ -10,4 +10,5 @@ pub mod occurrence;
 pub mod payment_account;
 pub mod premises;
 pub mod related_person;
+pub mod rename;
 pub mod transaction;

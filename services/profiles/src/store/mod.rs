@@ -9,6 +9,7 @@ pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
+pub mod rename;
 pub mod timeline;
 pub mod transactions;
 pub mod verification;

@@ -11,6 +11,7 @@ pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
+pub mod rename;
 pub mod transactions;
 
 use std::collections::HashSet;

@@ -16,6 +16,7 @@ mod occurrences;
 mod payment_accounts;
 mod premises;
 mod related_persons;
+mod rename;
 mod shutdown;
 mod telemetry;
 mod tenancy;
