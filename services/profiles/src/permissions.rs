@@ -24,6 +24,8 @@ pub const ARCHIVE_READ: Permission =
     Permission::new("archive.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Add, change and remove a customer's archive records.
 pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::Service, Role::Agent]);
+/// Export everything held about a customer and erase their personal data (GDPR / PIPL; administrators only).
+pub const PRIVACY_MANAGE: Permission = Permission::new("privacy.manage", &[]);
 /// Approve or reject requests to rename a customer (administrators only).
 pub const CUSTOMERS_APPROVE_RENAME: Permission = Permission::new("customers.approve_rename", &[]);
 /// Set the tenant's data-verification period and rename approval (administrators only).
@@ -39,7 +41,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 11] = [
+    const ALL: [Permission; 12] = [
         CUSTOMERS_READ,
         CUSTOMERS_CREATE,
         CUSTOMERS_UPDATE,
@@ -47,6 +49,7 @@ mod tests {
         CUSTOMERS_DELETE,
         CUSTOMERS_SELF,
         CUSTOMERS_APPROVE_RENAME,
+        PRIVACY_MANAGE,
         ARCHIVE_READ,
         ARCHIVE_WRITE,
         SETTINGS_CONFIGURE,

@@ -319,6 +319,27 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn export_customer_data(
+        &self,
+        request: Request<pb::ExportCustomerDataRequest>,
+    ) -> Result<Response<pb::ExportCustomerDataResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            super::privacy::export(&self.app, &principal, request.get_ref()).await
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_customer(&self, request: Request<pb::EraseCustomerRequest>) -> Result<Response<pb::EraseCustomerResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            super::privacy::erase(&self.app, &principal, request.get_ref()).await
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn batch_get_customers(
         &self,
         request: Request<pb::BatchGetCustomersRequest>,

@@ -5,6 +5,7 @@
 //! - `customers`: CustomerService, including who may reach which record and
 //!   write which field, and PII masking of every response.
 //! - `changes`: ListCustomerChanges — the field history of a customer and its records.
+//! - `privacy`: ExportCustomerData and EraseCustomer — GDPR / PIPL.
 //! - `timeline`: ListCustomerTimeline — everything that happened with a customer, newest first.
 //! - `listing`: ListCustomers' filter schema, `order_by` and page-token keys.
 //! - `authorization`: who may reach a customer's data (staff by permission, a customer their own).
@@ -26,6 +27,7 @@ mod listing;
 mod occurrences;
 mod payment_accounts;
 mod premises;
+mod privacy;
 mod related_persons;
 mod rename;
 mod timeline;

@@ -103,6 +103,13 @@ impl App {
             tx.commit().await?;
             return Ok(customer);
         }
+        if customer.erase_time.is_some() {
+            return Err(Error::FailedPrecondition {
+                reason: "CUSTOMER_ERASED",
+                message: "the customer's personal data was erased; an erased customer stays deleted".to_owned(),
+                subject: CUSTOMER.name(id),
+            });
+        }
         let addresses: Vec<String> = customer.emails.0.iter().map(|e| e.address.clone()).collect();
         let conflicts = store::email_conflicts(&mut tx, tenant, &addresses, id).await?;
         if let Some((address, owner)) = conflicts.first() {

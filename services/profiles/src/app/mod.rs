@@ -23,6 +23,7 @@ pub mod history;
 pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
+pub mod privacy;
 pub mod related_persons;
 pub mod rename;
 pub mod timeline;

@@ -53,11 +53,13 @@ pub struct CustomerRow {
     /// When it was disabled, and why; None while enabled.
     pub disable_time: Option<DateTime<Utc>>,
     pub disable_reason: String,
+    /// When its personal data was erased; None until then.
+    pub erase_time: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
+pub(super) const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
 company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
-consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time, disable_time, disable_reason";
+consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time, disable_time, disable_reason, erase_time";
 
 /// The `customers` table, for the kit's shared statements.
 pub const CUSTOMERS: Table = Table { name: "customers", columns: COLUMNS };

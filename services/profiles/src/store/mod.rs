@@ -4,6 +4,7 @@
 
 pub mod communications;
 mod customers;
+pub mod erasure;
 pub mod history;
 pub mod occurrences;
 pub mod payment_accounts;

@@ -414,6 +414,7 @@ pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
         etag: etag::of_revision(row.revision),
         disable_time: opt_time(row.disable_time),
         disable_reason: row.disable_reason.clone(),
+        erase_time: row.erase_time.map(time::to_timestamp),
     }
 }
 

@@ -15,6 +15,7 @@ mod listing;
 mod occurrences;
 mod payment_accounts;
 mod premises;
+mod privacy;
 mod related_persons;
 mod rename;
 mod shutdown;
