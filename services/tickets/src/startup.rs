@@ -52,6 +52,8 @@ impl Application {
             ArticleServiceServer::new(ArticleApi::new(kit.pool.clone(), kit.page_tokens.clone())),
             ReportServiceServer::new(ReportApi::new(kit.pool.clone())),
         );
+        let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
+        crate::jobs::erasure::spawn(app.clone(), &config.profiles_url, tokens, kit.shutdown_receiver())?;
         crate::jobs::sla::spawn(app, Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await
     }

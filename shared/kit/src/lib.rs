@@ -27,6 +27,7 @@ pub mod error;
 pub mod etag;
 pub mod fieldmask;
 pub mod filter;
+pub mod follow;
 pub mod history;
 pub mod idempotency;
 pub mod link;

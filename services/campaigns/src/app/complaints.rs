@@ -12,14 +12,6 @@ use crate::{store::streams, tickets::TicketFacts};
 pub const TICKETS: &str = "tickets";
 
 impl App {
-    /// Where the tenant's tickets stream was applied up to.
-    pub async fn tickets_position(&self, tenant: Uuid) -> Result<i64, Error> {
-        let mut tx = self.begin(tenant).await?;
-        let position = streams::position(&mut tx, tenant, TICKETS).await?;
-        tx.commit().await?;
-        Ok(position)
-    }
-
     /// Whether `customer` has an open complaint ticket (as far as tickets' stream has been applied).
     pub async fn has_open_complaint(&self, tenant: Uuid, customer: Uuid) -> Result<bool, Error> {
         let mut tx = self.begin(tenant).await?;
@@ -34,7 +26,7 @@ impl App {
         for t in tickets {
             streams::record_ticket(&mut tx, tenant, t.id, t.customer, t.complaint, t.open, position).await?;
         }
-        streams::advance(&mut tx, tenant, TICKETS, position).await?;
+        crm_kit::follow::advance(&mut tx, tenant, TICKETS, position).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! The `stream_positions` and `complaint_tickets` tables: what campaigns
-//! keeps from other services' event streams.
+//! The `complaint_tickets` table: what campaigns keeps from tickets' event
+//! stream (its position is in `stream_positions`, kept by `crm_kit::follow`).
 
 use std::collections::HashSet;
 
@@ -7,58 +7,8 @@ use crm_kit::{
     Error,
     db::{TenantTx, db_span},
 };
-use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
-
-/// The tenant's stream from `source` is followed from now on (no-op if it is).
-pub async fn follow(tx: &mut TenantTx, tenant: Uuid, source: &str) -> Result<(), Error> {
-    sqlx::query("INSERT INTO stream_positions (tenant_id, source) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(tenant)
-        .bind(source)
-        .execute(&mut **tx)
-        .instrument(db_span("INSERT", "stream_positions"))
-        .await?;
-    Ok(())
-}
-
-/// Every followed (tenant, position) of `source`, across tenants, through the `consumer_scan` policy.
-pub async fn followed(pool: &PgPool, source: &str) -> Result<Vec<(Uuid, i64)>, Error> {
-    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'consumer-scan', true)").await?;
-    let rows = sqlx::query_as("SELECT tenant_id, position FROM stream_positions WHERE source = $1")
-        .bind(source)
-        .fetch_all(&mut *tx)
-        .instrument(db_span("SELECT", "stream_positions"))
-        .await?;
-    tx.commit().await?;
-    Ok(rows)
-}
-
-/// The position the tenant's `source` stream was applied up to.
-pub async fn position(tx: &mut TenantTx, tenant: Uuid, source: &str) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar("SELECT position FROM stream_positions WHERE tenant_id = $1 AND source = $2")
-        .bind(tenant)
-        .bind(source)
-        .fetch_optional(&mut **tx)
-        .instrument(db_span("SELECT", "stream_positions"))
-        .await?
-        .unwrap_or(0))
-}
-
-/// Records that the tenant's `source` stream is applied up to `position` (never backwards).
-pub async fn advance(tx: &mut TenantTx, tenant: Uuid, source: &str, position: i64) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO stream_positions (tenant_id, source, position) VALUES ($1, $2, $3)
-         ON CONFLICT (tenant_id, source) DO UPDATE SET position = greatest(stream_positions.position, EXCLUDED.position), update_time = now()",
-    )
-    .bind(tenant)
-    .bind(source)
-    .bind(position)
-    .execute(&mut **tx)
-    .instrument(db_span("INSERT", "stream_positions"))
-    .await?;
-    Ok(())
-}
 
 /// Records ticket `ticket` of `customer` as of the event at `position`: an
 /// open or closed complaint, or (`complaint` false) no complaint any more.

@@ -16,6 +16,7 @@
 
 mod context;
 mod dispatch;
+pub mod erasure;
 mod events;
 pub mod follow_ups;
 pub mod lifecycle;

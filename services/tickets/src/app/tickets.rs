@@ -83,6 +83,8 @@ impl App {
         ensure_team(&mut tx, tenant, &draft.team, "ticket.team").await?;
         let classification = classify_intake(&mut tx, tenant, &mut draft, &customer_category).await?;
         let ticket = store::insert(&mut tx, tenant, id, &draft, now).await?;
+        // A tenant with tickets follows profiles' stream, to erase what it holds of an erased customer.
+        crm_kit::follow::follow_tenant(&mut tx, tenant, super::erasure::PROFILES).await?;
         let ticket = sla::start(&mut tx, tenant, ticket, &customer_category, now).await?;
         let detail = format!("{} {} via {}", ticket.priority, ticket.kind, ticket.channel.name());
         store::append_event(&mut tx, tenant, id, "CREATED", actor, &detail, now).await?;

@@ -1,3 +1,4 @@
 //! Background work of the tickets service.
 
+pub mod erasure;
 pub mod sla;

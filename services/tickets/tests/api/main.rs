@@ -5,6 +5,7 @@ mod aip;
 mod articles;
 mod classification;
 mod customer_role;
+mod erasure;
 mod follow_ups;
 mod helpers;
 mod merge;

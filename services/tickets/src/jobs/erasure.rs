@@ -1,0 +1,37 @@
+//! Follows profiles' event stream for every tenant with tickets (through
+//! `crm_kit::follow`) and erases a customer's personal text from their
+//! tickets when profiles announces CustomerErased.
+
+use chrono::Utc;
+use crm_kit::{
+    Error,
+    auth::ServiceTokens,
+    follow::{self, Apply, Source},
+};
+use crm_proto::crm::{events::v1::Event, profiles::v1::CustomerErased};
+use prost::{Message, Name};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::app::{App, erasure::PROFILES};
+
+/// Applies profiles' erasures to tickets.
+#[derive(Clone)]
+struct Erasures(App);
+
+impl Apply for Erasures {
+    async fn apply(&self, tenant: Uuid, event: Event) -> Result<(), Error> {
+        let customer = (event.r#type == CustomerErased::full_name())
+            .then(|| event.data.as_ref().and_then(|any| CustomerErased::decode(any.value.as_slice()).ok()))
+            .flatten()
+            .and_then(|erased| erased.customer.strip_prefix("customers/").and_then(|id| Uuid::parse_str(id).ok()));
+        self.0.apply_profiles_event(tenant, event.position, customer, Utc::now()).await?;
+        Ok(())
+    }
+}
+
+/// Runs the job until `shutdown` turns true.
+pub fn spawn(app: App, profiles_url: &str, tokens: ServiceTokens, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types: vec![CustomerErased::full_name()] };
+    follow::spawn(app.pool().clone(), source, tokens, Erasures(app), shutdown)
+}

@@ -1,0 +1,214 @@
+//! Following another service's event stream, tenant by tenant, from a
+//! position the follower stores: at least once from the source, exactly once
+//! in effect, because [`Apply::apply`] stores each event's position
+//! ([`advance`]) in the transaction that applies it, and replaying an
+//! applied event must change nothing.
+//!
+//! Which tenants are followed is kept in the follower's `stream_positions`
+//! table — a row per (tenant, source) means "follow this tenant's stream",
+//! marked with [`follow_tenant`] when a tenant starts to matter (campaigns:
+//! its first provider; tickets: its first ticket). The follower's own
+//! migrations create that table, with its tenant policy and the read-only
+//! `consumer_scan` policy through which [`spawn`] lists the tenants:
+//!
+//! ```sql
+//! CREATE TABLE stream_positions (tenant_id uuid, source text, position bigint NOT NULL DEFAULT 0,
+//!     update_time timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, source));
+//! CREATE POLICY consumer_scan ON stream_positions FOR SELECT USING (current_setting('crm.scope', true) = 'consumer-scan');
+//! ```
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use crm_proto::crm::events::v1::{Event, SubscribeRequest, event_service_client::EventServiceClient};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    Error,
+    auth::ServiceTokens,
+    db::{TenantTx, begin_tenant, db_span},
+};
+
+/// How often newly followed tenants are looked for.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// What a follower does with each event of a tenant's stream.
+pub trait Apply: Clone + Send + Sync + 'static {
+    /// Applies `event` of `tenant` and [`advance`]s the stored position to
+    /// its position, in one transaction; an event applied before must change nothing.
+    fn apply(&self, tenant: Uuid, event: Event) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The stream a follower reads.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its name in `stream_positions`, e.g. "profiles".
+    pub name: &'static str,
+    /// The URL of the service serving it.
+    pub url: String,
+    /// The event types to receive.
+    pub types: Vec<String>,
+}
+
+/// From now on, `tenant`'s stream from `source` is followed (no-op if it is).
+pub async fn follow_tenant(tx: &mut TenantTx, tenant: Uuid, source: &str) -> Result<(), Error> {
+    sqlx::query("INSERT INTO stream_positions (tenant_id, source) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .bind(source)
+        .execute(&mut **tx)
+        .instrument(db_span("INSERT", "stream_positions"))
+        .await?;
+    Ok(())
+}
+
+/// The tenants whose `source` stream is followed, across tenants (the `consumer_scan` policy).
+pub async fn followed(pool: &PgPool, source: &str) -> Result<Vec<Uuid>, Error> {
+    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'consumer-scan', true)").await?;
+    let tenants = sqlx::query_scalar("SELECT tenant_id FROM stream_positions WHERE source = $1")
+        .bind(source)
+        .fetch_all(&mut *tx)
+        .instrument(db_span("SELECT", "stream_positions"))
+        .await?;
+    tx.commit().await?;
+    Ok(tenants)
+}
+
+/// The position `tenant`'s `source` stream was applied up to.
+pub async fn position(tx: &mut TenantTx, tenant: Uuid, source: &str) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar("SELECT position FROM stream_positions WHERE tenant_id = $1 AND source = $2")
+        .bind(tenant)
+        .bind(source)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "stream_positions"))
+        .await?
+        .unwrap_or(0))
+}
+
+/// Records that `tenant`'s `source` stream is applied up to `position` (never backwards).
+pub async fn advance(tx: &mut TenantTx, tenant: Uuid, source: &str, position: i64) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO stream_positions (tenant_id, source, position) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, source) DO UPDATE SET position = greatest(stream_positions.position, EXCLUDED.position), update_time = now()",
+    )
+    .bind(tenant)
+    .bind(source)
+    .bind(position)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "stream_positions"))
+    .await?;
+    Ok(())
+}
+
+/// Moves `tenant`'s `source` position to `position` if it is behind it, and
+/// says whether it did: the gate of an event whose effect must happen once
+/// even when two replicas apply it (the second waits for the first's row
+/// lock, then finds the position moved and gets `false`).
+pub async fn claim(tx: &mut TenantTx, tenant: Uuid, source: &str, position: i64) -> Result<bool, Error> {
+    let moved: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO stream_positions (tenant_id, source, position) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, source) DO UPDATE SET position = EXCLUDED.position, update_time = now()
+         WHERE stream_positions.position < EXCLUDED.position
+         RETURNING position",
+    )
+    .bind(tenant)
+    .bind(source)
+    .bind(position)
+    .fetch_optional(&mut **tx)
+    .instrument(db_span("INSERT", "stream_positions"))
+    .await?;
+    Ok(moved.is_some())
+}
+
+/// Follows `source` for every followed tenant (one stream each, read with
+/// the service's own token from the stored position) until `shutdown` turns
+/// true. A broken stream is opened again from the stored position; a newly
+/// followed tenant is picked up at the next look.
+pub fn spawn<A: Apply>(
+    pool: PgPool,
+    source: Source,
+    tokens: ServiceTokens,
+    apply: A,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(source.url.clone())?.connect_timeout(Duration::from_secs(2)).connect_lazy();
+    let following: Arc<Mutex<HashSet<Uuid>>> = Arc::default();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            match followed(&pool, source.name).await {
+                Ok(tenants) => {
+                    for tenant in tenants {
+                        if following.lock().expect("not poisoned").insert(tenant) {
+                            let follower = Follower {
+                                pool: pool.clone(),
+                                source: source.clone(),
+                                channel: channel.clone(),
+                                tokens: tokens.clone(),
+                                apply: apply.clone(),
+                            };
+                            tokio::spawn(follower.run(tenant, shutdown.clone()));
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(source = source.name, error = %crate::error::cause_chain(&err), "could not list the tenants to follow")
+                }
+            }
+            tokio::select! {
+                changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One tenant's stream.
+struct Follower<A> {
+    pool: PgPool,
+    source: Source,
+    channel: Channel,
+    tokens: ServiceTokens,
+    apply: A,
+}
+
+impl<A: Apply> Follower<A> {
+    /// Follows the tenant's stream until shutdown, reopening it after any failure.
+    async fn run(self, tenant: Uuid, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = tokio::select! {
+                result = self.read(tenant) => result,
+                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return } else { continue },
+            };
+            if let Err(err) = result {
+                tracing::info!(source = self.source.name, tenant = %tenant, error = %err, "an event stream broke; reopening it");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Reads the stream from the stored position and applies every event; returns when it ends.
+    async fn read(&self, tenant: Uuid) -> anyhow::Result<()> {
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let after = position(&mut tx, tenant, self.source.name).await?;
+        tx.commit().await?;
+        let mut request = tonic::Request::new(SubscribeRequest { after_position: after, types: self.source.types.clone() });
+        request.metadata_mut().insert("authorization", format!("Bearer {}", self.tokens.mint(tenant)?).parse()?);
+        let mut events = EventServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner();
+        while let Some(message) = events.message().await? {
+            if let Some(event) = message.event {
+                self.apply.apply(tenant, event).await?;
+            }
+        }
+        Ok(())
+    }
+}
