@@ -11,7 +11,13 @@ use crm_kit::{
 use crm_proto::crm::profiles::v1 as pb;
 use uuid::Uuid;
 
-use crate::{app::App, domain::access::sees_pii, permissions, resources::CUSTOMER, wire::changes::to_proto};
+use crate::{
+    app::App,
+    domain::access::sees_pii,
+    permissions,
+    resources::{CUSTOMER, OCCUPANCY},
+    wire::changes::to_proto,
+};
 
 /// A page of the changes `request` asks for.
 pub(super) async fn list(
@@ -22,11 +28,12 @@ pub(super) async fn list(
 ) -> Result<pb::ListCustomerChangesResponse, Error> {
     principal.require(permissions::ARCHIVE_READ)?;
     let customer = CUSTOMER.parse(&request.parent, "parent")?;
-    if !request.record.is_empty() && request.record != request.parent && !request.record.starts_with(&format!("{}/", request.parent)) {
+    let own_record = request.record == request.parent || request.record.starts_with(&format!("{}/", request.parent));
+    if !request.record.is_empty() && !own_record && OCCUPANCY.parse(&request.record, "record").is_err() {
         return Err(Error::invalid(
             "record",
             "INVALID_RECORD",
-            format!("the customer's name or one of its records', under {}", request.parent),
+            format!("the customer's name, one of its records' (under {}) or one of its occupancies'", request.parent),
         ));
     }
     let filter = (

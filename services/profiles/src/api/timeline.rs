@@ -51,13 +51,13 @@ pub(super) async fn list(
 fn kinds(principal: &Principal, asked: &[i32]) -> Result<Vec<&'static str>, Error> {
     let staff = principal.customer().is_none();
     if asked.is_empty() {
-        return Ok(KINDS.iter().map(|(kind, _)| *kind).filter(|kind| staff || *kind != "FIELD_CHANGE").collect());
+        return Ok(KINDS.iter().copied().filter(|kind| staff || *kind != "FIELD_CHANGE").collect());
     }
     let mut kinds = Vec::with_capacity(asked.len());
     for (i, value) in asked.iter().enumerate() {
         let name = protoenum::short_name(*value, |n| pb::TimelineKind::try_from(n).ok().map(|k| k.as_str_name()), "TIMELINE_KIND_")
             .ok()
-            .and_then(|short| KINDS.iter().map(|(kind, _)| *kind).find(|kind| *kind == short))
+            .and_then(|short| KINDS.iter().copied().find(|kind| *kind == short))
             .ok_or_else(|| Error::invalid(format!("kinds[{i}]"), "INVALID_KIND", "a TimelineKind other than UNSPECIFIED"))?;
         if name == "FIELD_CHANGE" && !staff {
             return Err(Error::PermissionDenied { permission: permissions::ARCHIVE_READ.name().to_owned() });

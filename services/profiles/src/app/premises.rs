@@ -18,13 +18,29 @@ use crm_proto::crm::profiles::v1 as pb;
 use prost::{Message, Name};
 use uuid::Uuid;
 
-use super::{App, customers::live_customer};
+use super::{App, customers::live_customer, history};
 use crate::{
     domain::premises::{PremisesDraft, billing_party, move_in_allowed},
     resources::{CUSTOMER, OCCUPANCY, PREMISES},
     store::premises::{self as store, MoveIn, OCCUPANCIES, OccupancyRow, PREMISES as PREMISES_TABLE, PremisesRow, Refused},
     wire::premises::{changed_paths, occupancy_to, premises_to},
 };
+
+/// The occupancy fields whose history is kept, in the field history of the occupant.
+const OCCUPANCY_FIELDS: &[&str] = &["customer", "role", "move_in_date", "move_out_date"];
+
+/// Writes the field history of occupancy `after` (from `before`; None: a move-in) under its occupant.
+async fn log_occupancy(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    before: Option<&OccupancyRow>,
+    after: &OccupancyRow,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let record = OCCUPANCY.name(after.premises_id, after.id);
+    let change = history::Change { customer: after.customer_id, record: &record, fields: OCCUPANCY_FIELDS, now };
+    history::record(tx, tenant, change, before.map(occupancy_to).as_ref(), Some(&occupancy_to(after)), |_| {}).await
+}
 
 /// Premises with today's billing party (role, customer).
 pub type PremisesView = (PremisesRow, Option<(&'static str, Uuid)>);
@@ -157,13 +173,17 @@ impl App {
         if !move_in_allowed(m.date, current.as_ref().map(|c| c.move_in_date)) {
             return Err(overlap(m.premises, "the role's current holder moved in on or after that day"));
         }
-        let ended = match current {
+        let ended = match &current {
             Some(current) => Some(store::end_occupancy(&mut tx, tenant, current.id, m.date, now).await?),
             None => None,
         };
         let row = store::insert_occupancy(&mut tx, tenant, Uuid::now_v7(), &m, now)
             .await?
             .map_err(|_| overlap(m.premises, "someone held the role on some of these days"))?;
+        if let Some(ended) = &ended {
+            log_occupancy(&mut tx, tenant, current.as_ref(), ended, now).await?;
+        }
+        log_occupancy(&mut tx, tenant, None, &row, now).await?;
         if let Some(ended) = &ended {
             emit(&mut tx, tenant, &PREMISES.name(m.premises), &pb::OccupancyChanged { occupancy: Some(occupancy_to(ended)), ended: true })
                 .await?;
@@ -202,6 +222,7 @@ impl App {
             ));
         }
         let row = store::end_occupancy(&mut tx, tenant, id, date, now).await?;
+        log_occupancy(&mut tx, tenant, Some(&current), &row, now).await?;
         emit(&mut tx, tenant, &PREMISES.name(premises), &pb::OccupancyChanged { occupancy: Some(occupancy_to(&row)), ended: true }).await?;
         tx.commit().await?;
         Ok(row)

@@ -21,56 +21,88 @@ pub struct TimelineKey {
     pub id: Uuid,
 }
 
-/// The kinds, each with its branch: `$1` tenant, `$2` customer, `$3`-`$5`
-/// the key to continue after (NULL: from the newest), `$6` the page size.
-pub const KINDS: [(&str, &str); 6] = [
-    (
-        "COMMUNICATION",
-        "SELECT occur_time AS time, 'COMMUNICATION'::text AS kind, id FROM communications
-         WHERE tenant_id = $1 AND customer_id = $2 AND occur_time <= coalesce($3, 'infinity')
-           AND (occur_time, 'COMMUNICATION'::text, id) < (coalesce($3, 'infinity'), coalesce($4, '~'), coalesce($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-         ORDER BY occur_time DESC, id DESC LIMIT $6",
-    ),
-    (
-        "TRANSACTION",
-        "SELECT occur_time AS time, 'TRANSACTION'::text AS kind, id FROM transactions
-         WHERE tenant_id = $1 AND customer_id = $2 AND occur_time <= coalesce($3, 'infinity')
-           AND (occur_time, 'TRANSACTION'::text, id) < (coalesce($3, 'infinity'), coalesce($4, '~'), coalesce($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-         ORDER BY occur_time DESC, id DESC LIMIT $6",
-    ),
-    (
-        "OCCURRENCE",
-        "SELECT occur_date::timestamp AT TIME ZONE 'UTC' AS time, 'OCCURRENCE'::text AS kind, id FROM occurrences
-         WHERE tenant_id = $1 AND customer_id = $2 AND occur_date <= (coalesce($3, 'infinity') AT TIME ZONE 'UTC')::date
-           AND (occur_date::timestamp AT TIME ZONE 'UTC', 'OCCURRENCE'::text, id)
-               < (coalesce($3, 'infinity'), coalesce($4, '~'), coalesce($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-         ORDER BY occur_date DESC, id DESC LIMIT $6",
-    ),
-    (
-        "MOVE_IN",
-        "SELECT move_in_date::timestamp AT TIME ZONE 'UTC' AS time, 'MOVE_IN'::text AS kind, id FROM occupancies
-         WHERE tenant_id = $1 AND customer_id = $2 AND move_in_date <= (coalesce($3, 'infinity') AT TIME ZONE 'UTC')::date
-           AND (move_in_date::timestamp AT TIME ZONE 'UTC', 'MOVE_IN'::text, id)
-               < (coalesce($3, 'infinity'), coalesce($4, '~'), coalesce($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-         ORDER BY move_in_date DESC, id DESC LIMIT $6",
-    ),
-    (
-        "MOVE_OUT",
-        "SELECT move_out_date::timestamp AT TIME ZONE 'UTC' AS time, 'MOVE_OUT'::text AS kind, id FROM occupancies
-         WHERE tenant_id = $1 AND customer_id = $2 AND move_out_date IS NOT NULL
-           AND move_out_date <= (coalesce($3, 'infinity') AT TIME ZONE 'UTC')::date
-           AND (move_out_date::timestamp AT TIME ZONE 'UTC', 'MOVE_OUT'::text, id)
-               < (coalesce($3, 'infinity'), coalesce($4, '~'), coalesce($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-         ORDER BY move_out_date DESC, id DESC LIMIT $6",
-    ),
-    (
-        "FIELD_CHANGE",
-        "SELECT change_time AS time, 'FIELD_CHANGE'::text AS kind, id FROM field_changes
-         WHERE tenant_id = $1 AND customer_id = $2 AND change_time <= coalesce($3, 'infinity')
-           AND (change_time, 'FIELD_CHANGE'::text, id) < (coalesce($3, 'infinity'), coalesce($4, '~'), coalesce($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-         ORDER BY change_time DESC, id DESC LIMIT $6",
-    ),
+/// The kinds of entries, each read from: its table, its time (as a
+/// timestamp), the column its index orders by, the bound on that column
+/// (`$3` being the time to continue before), and any further condition.
+struct Branch {
+    kind: &'static str,
+    table: &'static str,
+    time: &'static str,
+    order: &'static str,
+    bound: &'static str,
+    also: &'static str,
+}
+
+/// Dates count as midnight UTC.
+const BRANCHES: [Branch; 6] = [
+    Branch {
+        kind: "COMMUNICATION",
+        table: "communications",
+        time: "occur_time",
+        order: "occur_time",
+        bound: "coalesce($3, 'infinity')",
+        also: "",
+    },
+    Branch {
+        kind: "TRANSACTION",
+        table: "transactions",
+        time: "occur_time",
+        order: "occur_time",
+        bound: "coalesce($3, 'infinity')",
+        also: "",
+    },
+    Branch {
+        kind: "OCCURRENCE",
+        table: "occurrences",
+        time: "occur_date::timestamp AT TIME ZONE 'UTC'",
+        order: "occur_date",
+        bound: "(coalesce($3, 'infinity') AT TIME ZONE 'UTC')::date",
+        also: "",
+    },
+    Branch {
+        kind: "MOVE_IN",
+        table: "occupancies",
+        time: "move_in_date::timestamp AT TIME ZONE 'UTC'",
+        order: "move_in_date",
+        bound: "(coalesce($3, 'infinity') AT TIME ZONE 'UTC')::date",
+        also: "",
+    },
+    Branch {
+        kind: "MOVE_OUT",
+        table: "occupancies",
+        time: "move_out_date::timestamp AT TIME ZONE 'UTC'",
+        order: "move_out_date",
+        bound: "(coalesce($3, 'infinity') AT TIME ZONE 'UTC')::date",
+        also: "AND move_out_date IS NOT NULL",
+    },
+    Branch {
+        kind: "FIELD_CHANGE",
+        table: "field_changes",
+        time: "change_time",
+        order: "change_time",
+        bound: "coalesce($3, 'infinity')",
+        also: "",
+    },
 ];
+
+/// The kinds of entries, by name.
+pub const KINDS: [&str; 6] = ["COMMUNICATION", "TRANSACTION", "OCCURRENCE", "MOVE_IN", "MOVE_OUT", "FIELD_CHANGE"];
+
+impl Branch {
+    /// The branch's statement: `$1` tenant, `$2` customer, `$3`-`$5` the key
+    /// to continue after (NULL: from the newest), `$6` the page size. The
+    /// bound on the indexed column lets the index start at the key; the row
+    /// comparison drops the entries of that instant already shown.
+    fn sql(&self) -> String {
+        let Branch { kind, table, time, order, bound, also } = self;
+        format!(
+            "SELECT {time} AS time, '{kind}'::text AS kind, id FROM {table}
+             WHERE tenant_id = $1 AND customer_id = $2 {also} AND {order} <= {bound}
+               AND ({time}, '{kind}'::text, id) < (coalesce($3, 'infinity'), coalesce($4, '~'), coalesce($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+             ORDER BY {order} DESC, id DESC LIMIT $6"
+        )
+    }
+}
 
 /// The keys of a page of `customer`'s entries of `kinds` (names from
 /// [`KINDS`]), newest first, after `after`.
@@ -82,7 +114,7 @@ pub async fn page(
     after: Option<&TimelineKey>,
     limit: i64,
 ) -> Result<Vec<TimelineKey>, Error> {
-    let branches: Vec<String> = KINDS.iter().filter(|(kind, _)| kinds.contains(kind)).map(|(_, sql)| format!("({sql})")).collect();
+    let branches: Vec<String> = BRANCHES.iter().filter(|b| kinds.contains(&b.kind)).map(|b| format!("({})", b.sql())).collect();
     if branches.is_empty() {
         return Ok(Vec::new());
     }
@@ -98,4 +130,15 @@ pub async fn page(
         .fetch_all(&mut **tx)
         .instrument(db_span("SELECT", "timeline"))
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_branch() {
+        assert_eq!(BRANCHES.map(|b| b.kind), KINDS);
+        assert!(BRANCHES.iter().all(|b| b.sql().contains(&format!("'{}'::text", b.kind))));
+    }
 }
