@@ -14,6 +14,9 @@ pub struct Config {
     /// How often the verification job looks for customers whose data went stale.
     #[arg(long, env = "CRM_VERIFICATION_POLL_MS", default_value_t = 3_600_000)]
     pub verification_poll_ms: u64,
+    /// How often the grading job looks for tenants due for a regrade.
+    #[arg(long, env = "CRM_GRADING_POLL_MS", default_value_t = 60_000)]
+    pub grading_poll_ms: u64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

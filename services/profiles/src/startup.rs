@@ -1,13 +1,14 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
-//! PremisesService, OccurrenceService, TransactionService, RenameRequestService, the event stream and the verification job.
+//! PremisesService, OccurrenceService, TransactionService, RenameRequestService, GradingService, the event stream and the verification job.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
-    occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
-    premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
-    rename_request_service_server::RenameRequestServiceServer, transaction_service_server::TransactionServiceServer,
+    grading_service_server::GradingServiceServer, occurrence_service_server::OccurrenceServiceServer,
+    payment_account_service_server::PaymentAccountServiceServer, premises_service_server::PremisesServiceServer,
+    related_person_service_server::RelatedPersonServiceServer, rename_request_service_server::RenameRequestServiceServer,
+    transaction_service_server::TransactionServiceServer,
 };
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CommunicationApi, CustomerApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi, RenameRequestApi, TransactionApi,
+        CommunicationApi, CustomerApi, GradingApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi, RenameRequestApi,
+        TransactionApi,
     },
     app::App,
     config::Config,
@@ -46,7 +48,9 @@ impl Application {
             OccurrenceServiceServer::new(OccurrenceApi::new(app.clone(), kit.page_tokens.clone())),
             TransactionServiceServer::new(TransactionApi::new(app.clone(), kit.page_tokens.clone())),
             RenameRequestServiceServer::new(RenameRequestApi::new(app.clone(), kit.page_tokens.clone())),
+            GradingServiceServer::new(GradingApi::new(app.clone())),
         );
+        jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());
         jobs::verification::spawn(app, Duration::from_millis(config.verification_poll_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await
     }

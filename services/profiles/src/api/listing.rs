@@ -44,6 +44,22 @@ pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
         FilterField { name: "update_time", sql: "c.update_time", ty: FieldType::Timestamp },
         // Never confirmed counts as confirmed when created, so `verify_time < "…"` finds every stale record.
         FilterField { name: "verify_time", sql: "coalesce(c.verify_time, c.create_time)", ty: FieldType::Timestamp },
+        FilterField {
+            name: "value_tier",
+            sql: "c.value_tier",
+            ty: FieldType::Enum { values: &["HIGH", "MEDIUM", "LOW"], prefix: "VALUE_TIER_" },
+        },
+        FilterField {
+            name: "lifecycle_stage",
+            sql: "c.lifecycle_stage",
+            ty: FieldType::Enum {
+                values: &["PROSPECT", "NEW", "ACTIVE", "LOYAL", "AT_RISK", "LAPSED", "WON_BACK"],
+                prefix: "LIFECYCLE_STAGE_",
+            },
+        },
+        FilterField { name: "recency_score", sql: "c.recency_score", ty: FieldType::Integer { min: 1, max: 5 } },
+        FilterField { name: "frequency_score", sql: "c.frequency_score", ty: FieldType::Integer { min: 1, max: 5 } },
+        FilterField { name: "monetary_score", sql: "c.monetary_score", ty: FieldType::Integer { min: 1, max: 5 } },
         FilterField { name: "birthday.month", sql: "c.birthday_month", ty: FieldType::Integer { min: 1, max: 12 } },
         FilterField { name: "birthday.day", sql: "c.birthday_day", ty: FieldType::Integer { min: 1, max: 31 } },
     ],

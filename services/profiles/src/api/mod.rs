@@ -7,6 +7,7 @@
 //! - `changes`: ListCustomerChanges — the field history of a customer and its records.
 //! - `privacy`: ExportCustomerData and EraseCustomer — GDPR / PIPL.
 //! - `timeline`: ListCustomerTimeline — everything that happened with a customer, newest first.
+//! - `grading`: GradingService — RFM grading and lifecycle settings, regrades.
 //! - `listing`: ListCustomers' filter schema, `order_by` and page-token keys.
 //! - `authorization`: who may reach a customer's data (staff by permission, a customer their own).
 //! - `archive`: who may read, list and remove any archive record, and their paging.
@@ -23,6 +24,7 @@ mod authorization;
 mod changes;
 mod communications;
 mod customers;
+mod grading;
 mod listing;
 mod occurrences;
 mod payment_accounts;
@@ -35,6 +37,7 @@ mod transactions;
 
 pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
+pub use grading::GradingApi;
 pub use occurrences::OccurrenceApi;
 pub use payment_accounts::PaymentAccountApi;
 pub use premises::PremisesApi;

@@ -82,6 +82,12 @@ impl App {
             response.push(row.clone());
         }
         outbox::append_all(&mut tx, tenant, &events).await?;
+        let mut touched: Vec<Uuid> = new.iter().map(|(_, d)| d.customer).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        if !touched.is_empty() {
+            super::grading::rescore(&mut tx, tenant, &touched, now).await?;
+        }
         tx.commit().await?;
         Ok(response)
     }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod communication;
 pub mod customer;
 pub mod fields;
+pub mod grading;
 pub mod mask;
 pub mod occurrence;
 pub mod payment_account;

@@ -2,5 +2,7 @@
 //!
 //! # Layout
 //! - [`verification`]: the reminders of data that went stale (定期确认).
+//! - [`grading`]: the tenants' regrades (RFM cut points, scores, tiers, stages).
 
+pub mod grading;
 pub mod verification;

@@ -55,11 +55,18 @@ pub struct CustomerRow {
     pub disable_reason: String,
     /// When its personal data was erased; None until then.
     pub erase_time: Option<DateTime<Utc>>,
+    /// RFM scores, 1-5; None until graded.
+    pub recency_score: Option<i16>,
+    pub frequency_score: Option<i16>,
+    pub monetary_score: Option<i16>,
+    /// When the lifecycle stage last changed.
+    pub lifecycle_time: Option<DateTime<Utc>>,
 }
 
 pub(super) const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
 company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
-consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time, disable_time, disable_reason, erase_time";
+consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time, disable_time, disable_reason, erase_time, \
+recency_score, frequency_score, monetary_score, lifecycle_time";
 
 /// The `customers` table, for the kit's shared statements.
 pub const CUSTOMERS: Table = Table { name: "customers", columns: COLUMNS };

@@ -5,6 +5,7 @@
 pub mod communications;
 mod customers;
 pub mod erasure;
+pub mod grading;
 pub mod history;
 pub mod occurrences;
 pub mod payment_accounts;

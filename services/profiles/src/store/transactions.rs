@@ -61,10 +61,12 @@ const COLUMNS: &str = "id, customer_id, external_id, kind, currency_code, amount
 /// The `transactions` table, for the kit's shared statements (line items: [`load_items`]).
 pub const TRANSACTIONS: Table = Table { name: "transactions", columns: COLUMNS };
 
-/// The customers among `ids` that exist, with their delete time, held
-/// (`FOR SHARE`) so that none is deleted before the transaction ends.
+/// The customers among `ids` that exist, with their delete time, held so
+/// that none is deleted before the transaction ends and their grades can be
+/// set: `FOR NO KEY UPDATE`, in id order (as the grading job takes them), so
+/// that writers to the same customers queue up instead of deadlocking.
 pub async fn hold_customers(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>, Error> {
-    Ok(sqlx::query_as("SELECT id, delete_time FROM customers WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR SHARE")
+    Ok(sqlx::query_as("SELECT id, delete_time FROM customers WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR NO KEY UPDATE")
         .bind(tenant)
         .bind(ids)
         .fetch_all(&mut **tx)

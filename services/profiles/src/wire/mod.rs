@@ -7,6 +7,7 @@
 
 pub mod changes;
 pub mod communications;
+pub mod grading;
 pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
@@ -415,6 +416,10 @@ pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
         disable_time: opt_time(row.disable_time),
         disable_reason: row.disable_reason.clone(),
         erase_time: row.erase_time.map(time::to_timestamp),
+        recency_score: row.recency_score.map_or(0, i32::from),
+        frequency_score: row.frequency_score.map_or(0, i32::from),
+        monetary_score: row.monetary_score.map_or(0, i32::from),
+        lifecycle_time: row.lifecycle_time.map(time::to_timestamp),
     }
 }
 

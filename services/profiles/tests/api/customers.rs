@@ -29,7 +29,7 @@ async fn create_then_get_returns_the_normalised_customer() {
             email: Some(pb::ChannelConsent { state: pb::ConsentState::OptedIn as i32, update_time: None }),
             ..Default::default()
         }),
-        value_tier: pb::ValueTier::A as i32, // output only: ignored
+        value_tier: pb::ValueTier::High as i32, // output only: ignored
         ..customer("", "ADA@Example.com")
     };
 

@@ -7,6 +7,7 @@ mod customer_role;
 mod customers;
 mod disable;
 mod events;
+mod grading;
 mod helpers;
 mod history;
 mod idempotency;

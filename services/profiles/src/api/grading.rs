@@ -1,0 +1,93 @@
+//! `crm.profiles.v1.GradingService`: `customers.read` reads the tenant's
+//! grading settings and cut points; administrators (`settings.configure`)
+//! change them and regrade at once.
+
+use chrono::Utc;
+use crm_kit::{Error, auth::caller, fieldmask::UpdateMask, required, respond};
+use crm_proto::crm::profiles::v1::{self as pb, grading_service_server::GradingService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    app::App,
+    permissions,
+    wire::grading::{SETTINGS_NAME, WRITABLE, copy_field, from_proto, to_proto},
+};
+
+/// Handlers of GradingService.
+#[derive(Clone)]
+pub struct GradingApi {
+    app: App,
+}
+
+impl GradingApi {
+    /// Handlers over `app`.
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+fn settings_name(name: &str, field: &str) -> Result<(), Error> {
+    if name == SETTINGS_NAME { Ok(()) } else { Err(Error::invalid(field, "INVALID_NAME", "the settings are named \"gradingSettings\"")) }
+}
+
+#[tonic::async_trait]
+impl GradingService for GradingApi {
+    #[tracing::instrument(skip_all)]
+    async fn get_grading_settings(
+        &self,
+        request: Request<pb::GetGradingSettingsRequest>,
+    ) -> Result<Response<pb::GetGradingSettingsResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::CUSTOMERS_READ)?;
+            settings_name(&request.get_ref().name, "name")?;
+            let (settings, update_time, cuts) = self.app.grading_settings(principal.tenant).await?;
+            Ok(pb::GetGradingSettingsResponse { grading_settings: Some(to_proto(&settings, update_time, &cuts)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_grading_settings(
+        &self,
+        request: Request<pb::UpdateGradingSettingsRequest>,
+    ) -> Result<Response<pb::UpdateGradingSettingsResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::SETTINGS_CONFIGURE)?;
+            let pb::UpdateGradingSettingsRequest { grading_settings, update_mask } = request.into_inner();
+            let input = required(grading_settings, "grading_settings")?;
+            settings_name(&input.name, "grading_settings.name")?;
+            let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
+            let (stored, _, cuts) = self.app.grading_settings(principal.tenant).await?;
+            let mut merged = to_proto(&stored, None, &cuts);
+            for path in &paths {
+                copy_field(&mut merged, &input, path);
+            }
+            let settings = from_proto(&merged, "grading_settings").map_err(|violations| Error::InvalidArgument { violations })?;
+            let now = Utc::now();
+            self.app.set_grading_settings(principal.tenant, &settings, now).await?;
+            Ok(pb::UpdateGradingSettingsResponse { grading_settings: Some(to_proto(&settings, Some(now), &cuts)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn regrade_customers(
+        &self,
+        request: Request<pb::RegradeCustomersRequest>,
+    ) -> Result<Response<pb::RegradeCustomersResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::SETTINGS_CONFIGURE)?;
+            settings_name(&request.get_ref().name, "name")?;
+            let (_, changed) = self.app.regrade(principal.tenant, false, Utc::now()).await?.unwrap_or_default();
+            let (settings, update_time, cuts) = self.app.grading_settings(principal.tenant).await?;
+            Ok(pb::RegradeCustomersResponse {
+                grading_settings: Some(to_proto(&settings, update_time, &cuts)),
+                changed_customers: i64::try_from(changed).unwrap_or(i64::MAX),
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,96 @@
+//! Value grading (RFM) and lifecycle stages: the tenant's settings, a
+//! regrade (cut points, then every customer, in one transaction; the job
+//! runs one per tenant and interval, a replica skipping a tenant another
+//! holds), and the re-scoring of the customers a transaction touched. Every
+//! change of tier or stage is announced with `CustomerGraded`.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{Error, db::TenantTx, outbox};
+use crm_proto::crm::profiles::v1 as pb;
+use uuid::Uuid;
+
+use super::App;
+use crate::{
+    domain::grading::GradingSettings,
+    resources::CUSTOMER,
+    store::grading::{self as store, CutPoints, GradeChange},
+};
+
+impl App {
+    /// The tenant's settings (defaults while never set), when they were set, and the cut points in use.
+    pub async fn grading_settings(&self, tenant: Uuid) -> Result<(GradingSettings, Option<DateTime<Utc>>, CutPoints), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let (settings, update_time) = settings_of(&mut tx, tenant).await?;
+        let cuts = store::cut_points(&mut tx, tenant).await?;
+        tx.commit().await?;
+        Ok((settings, update_time, cuts))
+    }
+
+    /// Stores the tenant's settings (validated by the caller).
+    pub async fn set_grading_settings(&self, tenant: Uuid, settings: &GradingSettings, now: DateTime<Utc>) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        store::put_settings(&mut tx, tenant, settings, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Regrades the tenant as of `now`: `due_only` (the job) does nothing
+    /// unless the tenant is due and no other replica is at it; otherwise (an
+    /// administrator's call) it waits for a run in progress and runs. The
+    /// new cut points and how many customers changed tier or stage; None when skipped.
+    pub async fn regrade(&self, tenant: Uuid, due_only: bool, now: DateTime<Utc>) -> Result<Option<(CutPoints, usize)>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if !store::take_run(&mut tx, tenant, due_only, now).await? {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let (settings, _) = settings_of(&mut tx, tenant).await?;
+        let cuts = store::compute_cut_points(&mut tx, tenant, &settings, now).await?;
+        let changed = store::score(&mut tx, tenant, &settings, None, now).await?;
+        announce(&mut tx, tenant, &changed).await?;
+        tx.commit().await?;
+        Ok(Some((cuts, changed.len())))
+    }
+
+    /// Tenants due for a regrade.
+    pub async fn grading_due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, Error> {
+        store::due_tenants(&self.pool, now).await
+    }
+}
+
+/// Re-scores `customers` after their transactions were recorded in `tx`,
+/// against the stored cut points, and marks the tenant as graded.
+pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid], now: DateTime<Utc>) -> Result<(), Error> {
+    store::start_grading(tx, tenant, now).await?;
+    let (settings, _) = settings_of(tx, tenant).await?;
+    let changed = store::score(tx, tenant, &settings, Some(customers), now).await?;
+    announce(tx, tenant, &changed).await
+}
+
+async fn settings_of(tx: &mut TenantTx, tenant: Uuid) -> Result<(GradingSettings, Option<DateTime<Utc>>), Error> {
+    Ok(match store::settings(tx, tenant).await? {
+        Some((settings, time)) => (settings, Some(time)),
+        None => (GradingSettings::default(), None),
+    })
+}
+
+/// `CustomerGraded` for each change, on the customers' subjects, in one statement.
+async fn announce(tx: &mut TenantTx, tenant: Uuid, changed: &[GradeChange]) -> Result<(), Error> {
+    let tier = |s: &str| pb::ValueTier::from_str_name(&format!("VALUE_TIER_{s}")).map_or(0, |t| t as i32);
+    let stage = |s: &str| pb::LifecycleStage::from_str_name(&format!("LIFECYCLE_STAGE_{s}")).map_or(0, |t| t as i32);
+    let events: Vec<(String, pb::CustomerGraded)> = changed
+        .iter()
+        .map(|c| {
+            let name = CUSTOMER.name(c.id);
+            let event = pb::CustomerGraded {
+                customer: name.clone(),
+                value_tier: tier(&c.value_tier),
+                previous_value_tier: tier(&c.previous_value_tier),
+                lifecycle_stage: stage(&c.lifecycle_stage),
+                previous_lifecycle_stage: stage(&c.previous_lifecycle_stage),
+            };
+            (name, event)
+        })
+        .collect();
+    outbox::append_all(tx, tenant, &events).await
+}

@@ -1,0 +1,37 @@
+//! The grading job: every poll interval, regrades each tenant that is due
+//! (its cut points, then every customer's scores, tier and stage). Every
+//! replica runs it; a tenant's run is held by one replica at a time
+//! (`FOR UPDATE SKIP LOCKED` on its grading state), the others skip it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::app::App;
+
+/// Runs the job every `poll` until `shutdown` turns true.
+pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = round(&app).await {
+                tracing::warn!(error = %crm_kit::error::cause_chain(&err), "grading round failed; retrying next round");
+            }
+            tokio::select! {
+                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    });
+}
+
+async fn round(app: &App) -> Result<(), crm_kit::Error> {
+    for tenant in app.grading_due(Utc::now()).await? {
+        let started = std::time::Instant::now();
+        if let Some((cuts, changed)) = app.regrade(tenant, true, Utc::now()).await? {
+            let elapsed_ms = started.elapsed().as_millis();
+            tracing::info!(%tenant, graded = cuts.graded_customers, changed, elapsed_ms, "customers regraded");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The `grading_settings` and `grading_state` tables, and the two
+//! statements of grading: the tenant's quintile cut points, and every (or
+//! some) customer's scores, tier and stage from their spending in the
+//! grading currency — set only where they change, returning what changed.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{TenantTx, db_span},
+};
+use sqlx::{FromRow, PgPool};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::grading::{GradingSettings, MIN_AT_RISK_DAYS};
+
+/// The cut points the job computed.
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct CutPoints {
+    pub recency_days: Option<Vec<i32>>,
+    pub frequency: Option<Vec<i64>>,
+    pub monetary: Option<Vec<i64>>,
+    pub graded_customers: i64,
+    pub compute_time: Option<DateTime<Utc>>,
+}
+
+/// A customer whose tier or stage changed.
+#[derive(Debug, Clone, FromRow)]
+pub struct GradeChange {
+    pub id: Uuid,
+    pub previous_value_tier: String,
+    pub value_tier: String,
+    pub previous_lifecycle_stage: String,
+    pub lifecycle_stage: String,
+}
+
+const SETTINGS_COLUMNS: &str = "currency_code, high_min_score, medium_min_score, new_days, at_risk_days, at_risk_gap_factor, lapsed_days, \
+loyal_min_purchases, won_back_days, regrade_interval_hours";
+
+/// The tenant's settings and when they were set; None while never set (the defaults apply).
+pub async fn settings(tx: &mut TenantTx, tenant: Uuid) -> Result<Option<(GradingSettings, DateTime<Utc>)>, Error> {
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        settings: GradingSettings,
+        update_time: DateTime<Utc>,
+    }
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {SETTINGS_COLUMNS}, update_time FROM grading_settings WHERE tenant_id = $1"))
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "grading_settings"))
+        .await?;
+    Ok(row.map(|r| (r.settings, r.update_time)))
+}
+
+/// Stores the tenant's settings.
+pub async fn put_settings(tx: &mut TenantTx, tenant: Uuid, s: &GradingSettings, now: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query(&format!(
+        "INSERT INTO grading_settings (tenant_id, {SETTINGS_COLUMNS}, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (tenant_id) DO UPDATE SET currency_code = $2, high_min_score = $3, medium_min_score = $4, new_days = $5,
+             at_risk_days = $6, at_risk_gap_factor = $7, lapsed_days = $8, loyal_min_purchases = $9, won_back_days = $10,
+             regrade_interval_hours = $11, update_time = $12"
+    ))
+    .bind(tenant)
+    .bind(&s.currency_code)
+    .bind(s.high_min_score)
+    .bind(s.medium_min_score)
+    .bind(s.new_days)
+    .bind(s.at_risk_days)
+    .bind(s.at_risk_gap_factor)
+    .bind(s.lapsed_days)
+    .bind(s.loyal_min_purchases)
+    .bind(s.won_back_days)
+    .bind(s.regrade_interval_hours)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "grading_settings"))
+    .await?;
+    Ok(())
+}
+
+/// The cut points in use (the default while the job never ran).
+pub async fn cut_points(tx: &mut TenantTx, tenant: Uuid) -> Result<CutPoints, Error> {
+    Ok(sqlx::query_as("SELECT recency_days, frequency, monetary, graded_customers, compute_time FROM grading_state WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "grading_state"))
+        .await?
+        .unwrap_or_default())
+}
+
+/// From now on the tenant is graded (its first run due at `now`); no-op if it is.
+pub async fn start_grading(tx: &mut TenantTx, tenant: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query("INSERT INTO grading_state (tenant_id, next_run_time) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .bind(now)
+        .execute(&mut **tx)
+        .instrument(db_span("INSERT", "grading_state"))
+        .await?;
+    Ok(())
+}
+
+/// Tenants due for a regrade at `now`, across tenants (the `grading_scan` policy).
+pub async fn due_tenants(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<Uuid>, Error> {
+    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'grading-scan', true)").await?;
+    let tenants = sqlx::query_scalar("SELECT tenant_id FROM grading_state WHERE next_run_time <= $1")
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .instrument(db_span("SELECT", "grading_state"))
+        .await?;
+    tx.commit().await?;
+    Ok(tenants)
+}
+
+/// Takes the tenant's grading run: `due_only` skips it (false) unless it is
+/// due and no other replica holds it; otherwise waits for any run in progress.
+pub async fn take_run(tx: &mut TenantTx, tenant: Uuid, due_only: bool, now: DateTime<Utc>) -> Result<bool, Error> {
+    if !due_only {
+        start_grading(tx, tenant, now).await?;
+    }
+    let sql = if due_only {
+        "SELECT 1 FROM grading_state WHERE tenant_id = $1 AND next_run_time <= $2 FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT 1 FROM grading_state WHERE tenant_id = $1 AND $2::timestamptz IS NOT NULL FOR UPDATE"
+    };
+    let taken: Option<i32> =
+        sqlx::query_scalar(sql).bind(tenant).bind(now).fetch_optional(&mut **tx).instrument(db_span("SELECT", "grading_state")).await?;
+    Ok(taken.is_some())
+}
+
+/// Computes the tenant's quintile cut points over its live customers with
+/// purchases in the grading currency, as of `now`; the next run is due an interval later.
+pub async fn compute_cut_points(tx: &mut TenantTx, tenant: Uuid, s: &GradingSettings, now: DateTime<Utc>) -> Result<CutPoints, Error> {
+    Ok(sqlx::query_as(
+        "WITH graded AS (
+             SELECT floor(extract(epoch FROM $3 - sp.last_purchase_time) / 86400)::int AS days, sp.purchase_count AS n,
+                    sp.purchase_minor - sp.refund_minor AS net
+             FROM customer_spending sp JOIN customers c ON c.tenant_id = sp.tenant_id AND c.id = sp.customer_id
+             WHERE sp.tenant_id = $1 AND sp.currency_code = $2 AND sp.purchase_count > 0 AND c.delete_time IS NULL
+         ), points AS (
+             SELECT percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY days) AS recency_days,
+                    percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY n) AS frequency,
+                    percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY net) AS monetary,
+                    count(*) AS graded_customers
+             FROM graded
+         )
+         INSERT INTO grading_state AS g (tenant_id, recency_days, frequency, monetary, graded_customers, compute_time, next_run_time)
+         SELECT $1, recency_days, frequency, monetary, graded_customers, $3, $3 + make_interval(hours => $4) FROM points
+         ON CONFLICT (tenant_id) DO UPDATE SET recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency,
+             monetary = EXCLUDED.monetary, graded_customers = EXCLUDED.graded_customers, compute_time = EXCLUDED.compute_time,
+             next_run_time = EXCLUDED.next_run_time
+         RETURNING recency_days, frequency, monetary, graded_customers, compute_time",
+    )
+    .bind(tenant)
+    .bind(&s.currency_code)
+    .bind(now)
+    .bind(s.regrade_interval_hours)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("INSERT", "grading_state"))
+    .await?)
+}
+
+/// Scores, tiers and stages the tenant's live customers (`customers`, or
+/// all) as of `now` against the stored cut points; sets only what changed
+/// (no revision bump: these fields are the service's, not the caller's) and
+/// returns the customers whose tier or stage changed.
+pub async fn score(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    s: &GradingSettings,
+    customers: Option<&[Uuid]>,
+    now: DateTime<Utc>,
+) -> Result<Vec<GradeChange>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "WITH cuts AS (
+             SELECT (SELECT recency_days FROM grading_state WHERE tenant_id = $1) AS rd,
+                    (SELECT frequency FROM grading_state WHERE tenant_id = $1) AS fr,
+                    (SELECT monetary FROM grading_state WHERE tenant_id = $1) AS mo
+         ), facts AS (
+             SELECT c.id, c.value_tier AS old_tier, c.lifecycle_stage AS old_stage, c.lifecycle_time,
+                    sp.purchase_count AS n, sp.purchase_minor - sp.refund_minor AS net,
+                    extract(epoch FROM $4 - sp.last_purchase_time) / 86400 AS days,
+                    extract(epoch FROM sp.last_purchase_time - sp.first_purchase_time) / 86400 / nullif(sp.purchase_count - 1, 0) AS gap
+             FROM customers c
+             LEFT JOIN customer_spending sp
+                    ON sp.tenant_id = c.tenant_id AND sp.customer_id = c.id AND sp.currency_code = $3 AND sp.purchase_count > 0
+             WHERE c.tenant_id = $1 AND c.delete_time IS NULL AND ($2::uuid[] IS NULL OR c.id = ANY($2))
+             -- Taken in id order, as writers of transactions take them, so that neither waits on the other in a circle.
+             ORDER BY c.id FOR NO KEY UPDATE OF c
+         ), scores AS (
+             SELECT f.*,
+                    CASE WHEN f.n IS NULL OR cuts.rd IS NULL THEN NULL ELSE
+                        1 + (f.days <= cuts.rd[4])::int + (f.days <= cuts.rd[3])::int + (f.days <= cuts.rd[2])::int + (f.days <= cuts.rd[1])::int
+                    END AS r,
+                    CASE WHEN f.n IS NULL OR cuts.fr IS NULL THEN NULL ELSE
+                        1 + (f.n > cuts.fr[1])::int + (f.n > cuts.fr[2])::int + (f.n > cuts.fr[3])::int + (f.n > cuts.fr[4])::int
+                    END AS fq,
+                    CASE WHEN f.n IS NULL OR cuts.mo IS NULL THEN NULL ELSE
+                        1 + (f.net > cuts.mo[1])::int + (f.net > cuts.mo[2])::int + (f.net > cuts.mo[3])::int + (f.net > cuts.mo[4])::int
+                    END AS m,
+                    CASE WHEN f.gap IS NULL THEN $7::float8 ELSE least($7::float8, greatest({MIN_AT_RISK_DAYS}, $8 * f.gap)) END AS at_risk_after
+             FROM facts f CROSS JOIN cuts
+         ), graded AS (
+             SELECT s.id, s.old_tier, s.old_stage, s.lifecycle_time, s.r, s.fq, s.m,
+                    CASE WHEN s.r IS NULL THEN '' WHEN s.r + s.fq + s.m >= $5 THEN 'HIGH' WHEN s.r + s.fq + s.m >= $6 THEN 'MEDIUM' ELSE 'LOW' END
+                        AS tier,
+                    CASE WHEN s.n IS NULL THEN 'PROSPECT'
+                         WHEN s.days > $9 THEN 'LAPSED'
+                         WHEN s.days > s.at_risk_after THEN 'AT_RISK'
+                         WHEN s.old_stage = 'LAPSED'
+                              OR (s.old_stage = 'WON_BACK' AND s.lifecycle_time > $4 - make_interval(days => $10)) THEN 'WON_BACK'
+                         WHEN s.n = 1 AND s.days <= $11 THEN 'NEW'
+                         WHEN s.n >= $12 THEN 'LOYAL'
+                         ELSE 'ACTIVE'
+                    END AS stage
+             FROM scores s
+         )
+         UPDATE customers c SET recency_score = g.r, frequency_score = g.fq, monetary_score = g.m, value_tier = g.tier,
+                lifecycle_stage = g.stage, lifecycle_time = CASE WHEN g.stage <> g.old_stage THEN $4 ELSE c.lifecycle_time END
+         FROM graded g
+         WHERE c.tenant_id = $1 AND c.id = g.id
+           AND (c.recency_score, c.frequency_score, c.monetary_score, c.value_tier, c.lifecycle_stage)
+               IS DISTINCT FROM (g.r::smallint, g.fq::smallint, g.m::smallint, g.tier, g.stage)
+         RETURNING c.id, g.old_tier AS previous_value_tier, c.value_tier, g.old_stage AS previous_lifecycle_stage, c.lifecycle_stage"
+    ))
+    .bind(tenant)
+    .bind(customers)
+    .bind(&s.currency_code)
+    .bind(now)
+    .bind(s.high_min_score)
+    .bind(s.medium_min_score)
+    .bind(f64::from(s.at_risk_days))
+    .bind(s.at_risk_gap_factor)
+    .bind(f64::from(s.lapsed_days))
+    .bind(s.won_back_days)
+    .bind(f64::from(s.new_days))
+    .bind(i64::from(s.loyal_min_purchases))
+    .fetch_all(&mut **tx)
+    .instrument(db_span("UPDATE", "customers"))
+    .await?
+    .into_iter()
+    .filter(|c: &GradeChange| c.value_tier != c.previous_value_tier || c.lifecycle_stage != c.previous_lifecycle_stage)
+    .collect())
+}
