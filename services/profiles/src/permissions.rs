@@ -24,6 +24,8 @@ pub const ARCHIVE_READ: Permission =
     Permission::new("archive.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Add, change and remove a customer's archive records.
 pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::Service, Role::Agent]);
+/// Create, change and remove segments and static segments' members.
+pub const SEGMENTS_WRITE: Permission = Permission::new("segments.write", &[Role::Agent, Role::Marketer]);
 /// Export everything held about a customer and erase their personal data (GDPR / PIPL; administrators only).
 pub const PRIVACY_MANAGE: Permission = Permission::new("privacy.manage", &[]);
 /// Approve or reject requests to rename a customer (administrators only).
@@ -41,7 +43,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 12] = [
+    const ALL: [Permission; 13] = [
         CUSTOMERS_READ,
         CUSTOMERS_CREATE,
         CUSTOMERS_UPDATE,
@@ -50,6 +52,7 @@ mod tests {
         CUSTOMERS_SELF,
         CUSTOMERS_APPROVE_RENAME,
         PRIVACY_MANAGE,
+        SEGMENTS_WRITE,
         ARCHIVE_READ,
         ARCHIVE_WRITE,
         SETTINGS_CONFIGURE,
@@ -68,10 +71,14 @@ mod tests {
                 "customers.disable",
                 "archive.read",
                 "archive.write",
+                "segments.write",
                 "pii"
             ])
         );
-        assert_eq!(held_by(Role::Marketer, &ALL), BTreeSet::from(["customers.read", "customers.update", "archive.read", "pii"]));
+        assert_eq!(
+            held_by(Role::Marketer, &ALL),
+            BTreeSet::from(["customers.read", "customers.update", "archive.read", "segments.write", "pii"])
+        );
         assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read", "archive.read"]));
         assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["customers.read", "archive.read"]));
         assert_eq!(held_by(Role::Customer, &ALL), BTreeSet::from(["customers.self"]), "a customer holds no staff permission");

@@ -36,3 +36,5 @@ pub fn parse_spending(name: &str, field: &str) -> Result<uuid::Uuid, crm_kit::Er
 pub const CUSTOMER_CHANGE: ChildResourceType = ChildResourceType::new("profiles.crm/CustomerChange", CUSTOMER, "changes");
 /// `customers/{customer}/renameRequests/{id}`.
 pub const RENAME_REQUEST: ChildResourceType = ChildResourceType::new("profiles.crm/RenameRequest", CUSTOMER, "renameRequests");
+/// `segments/{id}`.
+pub const SEGMENT: ResourceType = ResourceType::new("profiles.crm/Segment", "segments");

@@ -1,6 +1,8 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
-//! PremisesService, OccurrenceService, TransactionService, RenameRequestService, GradingService, the event stream and the verification job.
+//! PremisesService, OccurrenceService, TransactionService,
+//! RenameRequestService, GradingService, SegmentService, the event stream,
+//! and the grading and verification jobs.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
@@ -8,7 +10,7 @@ use crm_proto::crm::profiles::v1::{
     grading_service_server::GradingServiceServer, occurrence_service_server::OccurrenceServiceServer,
     payment_account_service_server::PaymentAccountServiceServer, premises_service_server::PremisesServiceServer,
     related_person_service_server::RelatedPersonServiceServer, rename_request_service_server::RenameRequestServiceServer,
-    transaction_service_server::TransactionServiceServer,
+    segment_service_server::SegmentServiceServer, transaction_service_server::TransactionServiceServer,
 };
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use sqlx::migrate::Migrator;
 use crate::{
     api::{
         CommunicationApi, CustomerApi, GradingApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi, RenameRequestApi,
-        TransactionApi,
+        SegmentApi, TransactionApi,
     },
     app::App,
     config::Config,
@@ -49,6 +51,7 @@ impl Application {
             TransactionServiceServer::new(TransactionApi::new(app.clone(), kit.page_tokens.clone())),
             RenameRequestServiceServer::new(RenameRequestApi::new(app.clone(), kit.page_tokens.clone())),
             GradingServiceServer::new(GradingApi::new(app.clone())),
+            SegmentServiceServer::new(SegmentApi::new(app.clone(), kit.page_tokens.clone())),
         );
         jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());
         jobs::verification::spawn(app, Duration::from_millis(config.verification_poll_ms), kit.shutdown_receiver());

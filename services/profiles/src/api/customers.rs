@@ -67,7 +67,7 @@ fn visible(principal: &Principal, mut customer: pb::Customer) -> pb::Customer {
 }
 
 /// A stored customer as `principal` may see it.
-fn shown(principal: &Principal, row: &CustomerRow) -> Option<pb::Customer> {
+pub(super) fn shown(principal: &Principal, row: &CustomerRow) -> Option<pb::Customer> {
     Some(visible(principal, customer_to_proto(row)))
 }
 

@@ -16,6 +16,7 @@
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `occurrences`: OccurrenceService — notable things that happened to a customer.
 //! - `rename`: RenameRequestService — renaming customers with approval (客户更名单).
+//! - `segments`: SegmentService — dynamic and static segments with exact live counts.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 //! - `transactions`: TransactionService — purchases and refunds, one or a batch, and spending.
 
@@ -32,6 +33,7 @@ mod premises;
 mod privacy;
 mod related_persons;
 mod rename;
+mod segments;
 mod timeline;
 mod transactions;
 
@@ -43,4 +45,5 @@ pub use payment_accounts::PaymentAccountApi;
 pub use premises::PremisesApi;
 pub use related_persons::RelatedPersonApi;
 pub use rename::RenameRequestApi;
+pub use segments::SegmentApi;
 pub use transactions::TransactionApi;

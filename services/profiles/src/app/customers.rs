@@ -16,7 +16,7 @@ use crm_proto::crm::profiles::v1 as pb;
 use prost::{Message, Name};
 use uuid::Uuid;
 
-use super::{App, history};
+use super::{App, history, segments};
 use crate::{
     domain::{access::WRITABLE_PATHS, customer::CustomerDraft, mask, rename::NAME_FIELDS},
     resources::CUSTOMER,
@@ -286,7 +286,7 @@ const HISTORY_FIELDS: &[&str] = {
     &FIELDS
 };
 
-/// Writes the field history of customer `after`'s change from `before` (None: created).
+/// Writes the field history of customer `after`'s change from `before` (None: created), and moves its segment memberships.
 async fn log_change(
     tx: &mut TenantTx,
     tenant: Uuid,
@@ -296,7 +296,9 @@ async fn log_change(
 ) -> Result<(), Error> {
     let record = CUSTOMER.name(after.id);
     let change = history::Change { customer: after.id, record: &record, fields: HISTORY_FIELDS, now };
-    history::record(tx, tenant, change, before.map(customer_to_proto).as_ref(), Some(&customer_to_proto(after)), mask_pii).await
+    history::record(tx, tenant, change, before.map(customer_to_proto).as_ref(), Some(&customer_to_proto(after)), mask_pii).await?;
+    // Every change of a customer passes here: its segments follow in the same transaction.
+    segments::refresh(tx, tenant, &[(after.id, after.delete_time.is_none())], now).await
 }
 
 /// FAILED_PRECONDITION for a soft-deleted customer, which takes no changes until undeleted.

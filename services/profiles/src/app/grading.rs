@@ -47,9 +47,9 @@ impl App {
         let (settings, _) = settings_of(&mut tx, tenant).await?;
         let cuts = store::compute_cut_points(&mut tx, tenant, &settings, now).await?;
         let changed = store::score(&mut tx, tenant, &settings, None, now).await?;
-        announce(&mut tx, tenant, &changed).await?;
+        let announced = graded(&mut tx, tenant, &changed, now).await?;
         tx.commit().await?;
-        Ok(Some((cuts, changed.len())))
+        Ok(Some((cuts, announced)))
     }
 
     /// Tenants due for a regrade.
@@ -64,7 +64,22 @@ pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid],
     store::start_grading(tx, tenant, now).await?;
     let (settings, _) = settings_of(tx, tenant).await?;
     let changed = store::score(tx, tenant, &settings, Some(customers), now).await?;
-    announce(tx, tenant, &changed).await
+    graded(tx, tenant, &changed, now).await?;
+    Ok(())
+}
+
+/// After grades changed: the customers' segments follow, and each change of
+/// tier or stage is announced; how many were.
+async fn graded(tx: &mut TenantTx, tenant: Uuid, changed: &[GradeChange], now: DateTime<Utc>) -> Result<usize, Error> {
+    let moved: Vec<(Uuid, bool)> = changed.iter().map(|c| (c.id, true)).collect();
+    super::segments::refresh(tx, tenant, &moved, now).await?;
+    let announced: Vec<GradeChange> = changed
+        .iter()
+        .filter(|c| c.value_tier != c.previous_value_tier || c.lifecycle_stage != c.previous_lifecycle_stage)
+        .cloned()
+        .collect();
+    announce(tx, tenant, &announced).await?;
+    Ok(announced.len())
 }
 
 async fn settings_of(tx: &mut TenantTx, tenant: Uuid) -> Result<(GradingSettings, Option<DateTime<Utc>>), Error> {

@@ -27,6 +27,7 @@ pub mod premises;
 pub mod privacy;
 pub mod related_persons;
 pub mod rename;
+pub mod segments;
 pub mod timeline;
 pub mod transactions;
 pub mod verification;

@@ -98,6 +98,7 @@ impl App {
             new_masked: value,
         });
         changes::insert(&mut tx, tenant, (id, &CUSTOMER.name(id), "UPDATE"), &audit, &history::origin(), now).await?;
+        super::segments::refresh(&mut tx, tenant, &[(id, false)], now).await?;
         let event = pb::CustomerErased { customer: CUSTOMER.name(id), erase_time: Some(crm_kit::time::to_timestamp(now)) };
         outbox::append(&mut tx, tenant, &CUSTOMER.name(id), &event).await?;
         tx.commit().await?;

@@ -12,4 +12,5 @@ pub mod payment_account;
 pub mod premises;
 pub mod related_person;
 pub mod rename;
+pub mod segment;
 pub mod transaction;

@@ -24,7 +24,7 @@ pub struct CutPoints {
     pub compute_time: Option<DateTime<Utc>>,
 }
 
-/// A customer whose tier or stage changed.
+/// A customer whose grades changed.
 #[derive(Debug, Clone, FromRow)]
 pub struct GradeChange {
     pub id: Uuid,
@@ -163,7 +163,7 @@ pub async fn compute_cut_points(tx: &mut TenantTx, tenant: Uuid, s: &GradingSett
 /// Scores, tiers and stages the tenant's live customers (`customers`, or
 /// all) as of `now` against the stored cut points; sets only what changed
 /// (no revision bump: these fields are the service's, not the caller's) and
-/// returns the customers whose tier or stage changed.
+/// returns the customers it changed, with their tier and stage before and after.
 pub async fn score(
     tx: &mut TenantTx,
     tenant: Uuid,
@@ -237,8 +237,5 @@ pub async fn score(
     .bind(i64::from(s.loyal_min_purchases))
     .fetch_all(&mut **tx)
     .instrument(db_span("UPDATE", "customers"))
-    .await?
-    .into_iter()
-    .filter(|c: &GradeChange| c.value_tier != c.previous_value_tier || c.lifecycle_stage != c.previous_lifecycle_stage)
-    .collect())
+    .await?)
 }

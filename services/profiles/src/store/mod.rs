@@ -3,6 +3,7 @@
 //! the planner uses the `(tenant_id, ...)` indexes.
 
 pub mod communications;
+pub mod customer_filter;
 mod customers;
 pub mod erasure;
 pub mod grading;
@@ -12,6 +13,7 @@ pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
 pub mod rename;
+pub mod segments;
 pub mod timeline;
 pub mod transactions;
 pub mod verification;

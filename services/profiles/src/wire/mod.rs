@@ -13,6 +13,7 @@ pub mod payment_accounts;
 pub mod premises;
 pub mod related_persons;
 pub mod rename;
+pub mod segments;
 pub mod transactions;
 
 use std::collections::HashSet;

@@ -19,6 +19,7 @@ mod premises;
 mod privacy;
 mod related_persons;
 mod rename;
+mod segments;
 mod shutdown;
 mod telemetry;
 mod tenancy;
