@@ -17,6 +17,9 @@ pub struct Config {
     /// How often the grading job looks for tenants due for a regrade.
     #[arg(long, env = "CRM_GRADING_POLL_MS", default_value_t = 60_000)]
     pub grading_poll_ms: u64,
+    /// How often segments whose filter is relative to the current time are refilled.
+    #[arg(long, env = "CRM_SEGMENT_SWEEP_MS", default_value_t = 60_000)]
+    pub segment_sweep_ms: u64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

@@ -2,7 +2,7 @@
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
 //! PremisesService, OccurrenceService, TransactionService,
 //! RenameRequestService, GradingService, SegmentService, the event stream,
-//! and the grading and verification jobs.
+//! and the grading, segment-sweep and verification jobs.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
@@ -54,6 +54,7 @@ impl Application {
             SegmentServiceServer::new(SegmentApi::new(app.clone(), kit.page_tokens.clone())),
         );
         jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());
+        jobs::segments::spawn(app.clone(), Duration::from_millis(config.segment_sweep_ms), kit.shutdown_receiver());
         jobs::verification::spawn(app, Duration::from_millis(config.verification_poll_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await
     }

@@ -64,7 +64,10 @@ pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid],
     store::start_grading(tx, tenant, now).await?;
     let (settings, _) = settings_of(tx, tenant).await?;
     let changed = store::score(tx, tenant, &settings, Some(customers), now).await?;
-    graded(tx, tenant, &changed, now).await?;
+    // Their spending moved, whatever their grades did: every one of them is re-evaluated.
+    let touched: Vec<(Uuid, bool)> = customers.iter().map(|id| (*id, true)).collect();
+    super::segments::refresh(tx, tenant, &touched, now).await?;
+    announce_grades(tx, tenant, &changed).await?;
     Ok(())
 }
 
@@ -73,6 +76,11 @@ pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid],
 async fn graded(tx: &mut TenantTx, tenant: Uuid, changed: &[GradeChange], now: DateTime<Utc>) -> Result<usize, Error> {
     let moved: Vec<(Uuid, bool)> = changed.iter().map(|c| (c.id, true)).collect();
     super::segments::refresh(tx, tenant, &moved, now).await?;
+    announce_grades(tx, tenant, changed).await
+}
+
+/// Announces the changes of tier or stage among `changed`; how many there were.
+async fn announce_grades(tx: &mut TenantTx, tenant: Uuid, changed: &[GradeChange]) -> Result<usize, Error> {
     let announced: Vec<GradeChange> = changed
         .iter()
         .filter(|c| c.value_tier != c.previous_value_tier || c.lifecycle_stage != c.previous_lifecycle_stage)

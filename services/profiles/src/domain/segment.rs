@@ -14,4 +14,7 @@ pub struct SegmentDraft {
     pub kind: String,
     /// The dynamic segment's filter; empty for a static one.
     pub filter: String,
+    /// Whether the filter compares against the current time, so that the
+    /// segment must be refilled as time passes.
+    pub time_relative: bool,
 }

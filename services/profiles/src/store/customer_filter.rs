@@ -3,7 +3,21 @@
 
 use crm_kit::filter::{FieldType, FilterField, FilterSchema};
 
-/// Fields `ListCustomers.filter` accepts, and the SQL each compiles to.
+/// A column of the customer's spending in the tenant's grading currency
+/// (`CNY` until set), as a subquery: NULL without purchases in it.
+macro_rules! spending {
+    ($column:literal) => {
+        concat!(
+            "(SELECT sp.",
+            $column,
+            " FROM customer_spending sp WHERE sp.tenant_id = c.tenant_id AND sp.customer_id = c.id AND sp.currency_code = ",
+            "(SELECT coalesce(max(g.currency_code), 'CNY') FROM grading_settings g WHERE g.tenant_id = c.tenant_id))"
+        )
+    };
+}
+
+/// Fields a customer filter accepts, and the SQL each compiles to; the
+/// purchase fields read the spending in the grading currency.
 pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
     fields: &[
         FilterField { name: "display_name", sql: "c.display_name", ty: FieldType::Text },
@@ -49,6 +63,13 @@ pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
         FilterField { name: "recency_score", sql: "c.recency_score", ty: FieldType::Integer { min: 1, max: 5 } },
         FilterField { name: "frequency_score", sql: "c.frequency_score", ty: FieldType::Integer { min: 1, max: 5 } },
         FilterField { name: "monetary_score", sql: "c.monetary_score", ty: FieldType::Integer { min: 1, max: 5 } },
+        FilterField {
+            name: "purchase_count",
+            sql: concat!("coalesce(", spending!("purchase_count"), ", 0)"),
+            ty: FieldType::Integer { min: 0, max: i64::MAX },
+        },
+        FilterField { name: "first_purchase_time", sql: spending!("first_purchase_time"), ty: FieldType::Timestamp },
+        FilterField { name: "last_purchase_time", sql: spending!("last_purchase_time"), ty: FieldType::Timestamp },
         FilterField { name: "birthday.month", sql: "c.birthday_month", ty: FieldType::Integer { min: 1, max: 12 } },
         FilterField { name: "birthday.day", sql: "c.birthday_day", ty: FieldType::Integer { min: 1, max: 31 } },
     ],

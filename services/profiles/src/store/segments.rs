@@ -55,8 +55,8 @@ pub async fn count(tx: &mut TenantTx, tenant: Uuid) -> Result<i64, Error> {
 /// Stores segment `id`.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, d: &SegmentDraft, now: DateTime<Utc>) -> Result<SegmentRow, Error> {
     Ok(sqlx::query_as(&format!(
-        "INSERT INTO segments (tenant_id, id, display_name, description, kind, filter, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
+        "INSERT INTO segments (tenant_id, id, display_name, description, kind, filter, time_relative, next_sweep_time, create_time, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 THEN $8 END, $8, $8) RETURNING {COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
@@ -64,6 +64,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, d: &SegmentDraft,
     .bind(&d.description)
     .bind(&d.kind)
     .bind(&d.filter)
+    .bind(d.time_relative)
     .bind(now)
     .fetch_one(&mut **tx)
     .instrument(db_span("INSERT", "segments"))
@@ -73,7 +74,8 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, d: &SegmentDraft,
 /// Replaces segment `id`'s writable fields, bumping its revision.
 pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, d: &SegmentDraft, now: DateTime<Utc>) -> Result<SegmentRow, Error> {
     Ok(sqlx::query_as(&format!(
-        "UPDATE segments SET display_name = $3, description = $4, filter = $5, update_time = $6, revision = revision + 1
+        "UPDATE segments SET display_name = $3, description = $4, filter = $5, time_relative = $7,
+             next_sweep_time = CASE WHEN $7 THEN coalesce(next_sweep_time, $6) END, update_time = $6, revision = revision + 1
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(tenant)
@@ -82,6 +84,7 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, d: &SegmentDraft,
     .bind(&d.description)
     .bind(&d.filter)
     .bind(now)
+    .bind(d.time_relative)
     .fetch_one(&mut **tx)
     .instrument(db_span("UPDATE", "segments"))
     .await?)
@@ -130,6 +133,50 @@ async fn recount(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), Error>
     .instrument(db_span("UPDATE", "segments"))
     .await?;
     Ok(())
+}
+
+/// Time-relative segments due for a refill at `now`, across tenants (the `segment_scan` policy).
+pub async fn due_sweeps(pool: &sqlx::PgPool, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'segment-scan', true)").await?;
+    let due = sqlx::query_as(
+        "SELECT tenant_id, id FROM segments WHERE time_relative AND next_sweep_time <= $1 ORDER BY next_sweep_time LIMIT 100",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .instrument(db_span("SELECT", "segments"))
+    .await?;
+    tx.commit().await?;
+    Ok(due)
+}
+
+/// Takes segment `id`'s refill if it is due and no other replica holds it:
+/// its filter, with its next refill set `every` later; None otherwise.
+pub async fn take_sweep(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+    every: chrono::Duration,
+) -> Result<Option<String>, Error> {
+    let filter: Option<String> = sqlx::query_scalar(
+        "SELECT filter FROM segments WHERE tenant_id = $1 AND id = $2 AND time_relative AND next_sweep_time <= $3 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .instrument(db_span("SELECT", "segments"))
+    .await?;
+    if filter.is_some() {
+        sqlx::query("UPDATE segments SET next_sweep_time = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .bind(now + every)
+            .execute(&mut **tx)
+            .instrument(db_span("UPDATE", "segments"))
+            .await?;
+    }
+    Ok(filter)
 }
 
 /// The tenant's dynamic segments and their filters.

@@ -49,7 +49,8 @@ pub fn draft_from_proto(s: &pb::Segment, prefix: &str) -> Result<(SegmentDraft, 
     match (display_name, description, kind, filter) {
         (Some(display_name), Some(description), Some(kind), Some(checked)) if v.found.is_empty() => {
             let filter = if kind == "STATIC" { String::new() } else { s.filter.trim().to_owned() };
-            Ok((SegmentDraft { display_name, description, kind, filter }, checked))
+            let time_relative = checked.is_time_relative();
+            Ok((SegmentDraft { display_name, description, kind, filter, time_relative }, checked))
         }
         _ => Err(v.found),
     }

@@ -172,3 +172,42 @@ async fn static_segments_previews_and_bad_input() {
     }
     assert_error(create(&app, pb::SegmentKind::Static, "").await, Code::FailedPrecondition, "SEGMENT_LIMIT");
 }
+
+#[tokio::test]
+async fn purchase_fields_and_relative_time_keep_a_segment_current_as_customers_buy_and_time_passes() {
+    use crm_proto::{crm::profiles::v1::transaction_service_client::TransactionServiceClient, google::r#type::Money};
+    use std::time::{Duration, SystemTime};
+    let app = crate::helpers::spawn_app_with(|c| c.segment_sweep_ms = 100).await;
+    let buy = |customer: String, days: u64| {
+        let request = pb::CreateTransactionRequest {
+            parent: customer,
+            transaction: Some(pb::Transaction {
+                external_id: uuid::Uuid::now_v7().to_string(),
+                kind: pb::TransactionKind::Purchase as i32,
+                amount: Some(Money { currency_code: "CNY".into(), units: 10, nanos: 0 }),
+                occur_time: Some((SystemTime::now() - Duration::from_secs(days * 86_400 + 60)).into()),
+                ..Default::default()
+            }),
+        };
+        let mut client = TransactionServiceClient::new(app.channel.clone());
+        let request = app.as_roles(request, &["agent"]);
+        async move { client.create_transaction(request).await.unwrap() }
+    };
+    let dormant = tagged(&app, "Dormant", &[]).await;
+    let recent = tagged(&app, "Recent", &[]).await;
+    buy(dormant.name.clone(), 40).await;
+    buy(recent.name.clone(), 10).await;
+    let lapsing = create(&app, pb::SegmentKind::Dynamic, "purchase_count >= 1 AND last_purchase_time < now - 30d").await.unwrap();
+    assert_eq!(members(&app, &lapsing).await, [dormant.name.as_str()]);
+    buy(dormant.name.clone(), 0).await;
+    assert_eq!(count(&app, &lapsing).await, 0, "a new purchase takes the customer out at once");
+
+    // Time passing alone moves members: the sweep refills time-relative segments.
+    let fresh = create(&app, pb::SegmentKind::Dynamic, "create_time > now - 3s").await.unwrap();
+    assert_eq!(fresh.member_count, 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(&app, &fresh).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "the sweep emptied the segment as its members aged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -66,6 +66,8 @@ pub struct FilterSchema {
 enum Value {
     Text(String),
     Timestamp(DateTime<Utc>),
+    /// `now`, or `now±<duration>`: the time the statement is built, moved by the offset.
+    RelativeTime(chrono::Duration),
     Int(i64),
     Bool(bool),
 }
@@ -131,9 +133,12 @@ fn typed_value(spec: &FilterField, op: Comparator, raw: String, quoted: bool) ->
                 .map(|v| (Value::Text((*v).to_owned()), false))
                 .ok_or_else(|| invalid(format!("{raw:?} is not a value of {name:?}; use one of: {}", values.join(", "))))
         }
-        FieldType::Timestamp if op != Has => DateTime::parse_from_rfc3339(&raw)
-            .map(|t| (Value::Timestamp(t.with_timezone(&Utc)), false))
-            .map_err(|_| invalid(format!("{name:?} needs an RFC 3339 timestamp such as \"2026-01-31T00:00:00Z\", not {raw:?}"))),
+        FieldType::Timestamp if op != Has => match relative_time(&raw) {
+            Some(offset) => Ok((Value::RelativeTime(offset), false)),
+            None => DateTime::parse_from_rfc3339(&raw).map(|t| (Value::Timestamp(t.with_timezone(&Utc)), false)).map_err(|_| {
+                invalid(format!("{name:?} needs an RFC 3339 timestamp such as \"2026-01-31T00:00:00Z\" or a relative time such as now - 90d, not {raw:?}"))
+            }),
+        },
         FieldType::Integer { min, max } if op != Has => raw
             .parse::<i64>()
             .ok()
@@ -149,6 +154,31 @@ fn typed_value(spec: &FilterField, op: Comparator, raw: String, quoted: bool) ->
     }
 }
 
+/// The offset of a relative time: `now`, `now-90d`, `now+12h` (s, m, h, d, w); None for anything else.
+fn relative_time(raw: &str) -> Option<chrono::Duration> {
+    let rest = raw.strip_prefix("now")?;
+    if rest.is_empty() {
+        return Some(chrono::Duration::zero());
+    }
+    let (sign, duration) = match rest.split_at(1) {
+        ("-", d) => (-1, d),
+        ("+", d) => (1, d),
+        _ => return None,
+    };
+    if !super::parse::is_duration(duration) {
+        return None;
+    }
+    let amount: i64 = duration[..duration.len() - 1].parse().ok().filter(|n| *n <= 36_500 * 24 * 3600)?;
+    let seconds = match duration.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => 7 * 86_400,
+    };
+    Some(chrono::Duration::seconds(sign * amount.checked_mul(seconds)?))
+}
+
 /// Escapes LIKE metacharacters so a literal matches itself.
 fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
@@ -158,6 +188,19 @@ impl CheckedFilter {
     /// Whether the filter restricts anything.
     pub fn is_empty(&self) -> bool {
         self.0.is_none()
+    }
+
+    /// Whether the filter compares against the current time (`now - 90d`):
+    /// what it matches changes as time passes, not only as rows change.
+    pub fn is_time_relative(&self) -> bool {
+        fn walk(node: &Node) -> bool {
+            match node {
+                Node::And(items) | Node::Or(items) => items.iter().any(walk),
+                Node::Not(inner) => walk(inner),
+                Node::Leaf { value, .. } => matches!(value, Value::RelativeTime(_)),
+            }
+        }
+        self.0.as_ref().is_some_and(walk)
     }
 
     /// Whether the filter compares the field named `name` anywhere.
@@ -226,6 +269,7 @@ fn push_leaf(qb: &mut QueryBuilder<'_, Postgres>, field: &FilterField, op: Compa
             match value {
                 Value::Text(t) => qb.push_bind(t.clone()),
                 Value::Timestamp(t) => qb.push_bind(*t),
+                Value::RelativeTime(offset) => qb.push_bind(Utc::now() + *offset),
                 Value::Int(n) => qb.push_bind(*n),
                 Value::Bool(b) => qb.push_bind(*b),
             };
@@ -278,6 +322,20 @@ mod tests {
             "WHERE true AND (c.create_time >= $1 AND NOT (c.birth_month = $2))"
         );
         assert_eq!(sql("deleted = false"), "WHERE true AND (c.delete_time IS NOT NULL) = $1");
+    }
+
+    #[test]
+    fn relative_times_compile_to_a_bound_time_and_mark_the_filter() {
+        for filter in ["create_time < now - 90d", "create_time < now-90d", "create_time > now + 12h", "create_time <= now"] {
+            assert_eq!(sql(filter).matches('$').count(), 1, "{filter}");
+            assert!(SCHEMA.check(filter).unwrap().is_time_relative(), "{filter}");
+        }
+        assert_eq!(sql("create_time < now - 90d AND birthday.month = 3"), "WHERE true AND (c.create_time < $1 AND c.birth_month = $2)");
+        assert!(!SCHEMA.check("create_time < \"2026-01-01T00:00:00Z\"").unwrap().is_time_relative());
+        assert_eq!(reason("create_time < now - 90x"), "INVALID_FILTER");
+        assert_eq!(reason("create_time < later"), "INVALID_FILTER");
+        // A minus before a term that is not a duration still negates it.
+        assert_eq!(sql("create_time < now -tags:gold"), "WHERE true AND (c.create_time < $1 AND NOT ((c.tags @> ARRAY[$2]::text[])))");
     }
 
     #[test]

@@ -307,12 +307,44 @@ impl Parser {
                     ));
                 }
                 let value = if negative { format!("-{value}") } else { value };
+                let value = if quoted { value } else { self.relative_time(value) };
                 Ok(Expr::Compare { field, op, value, quoted })
             }
             Some(other) => Err(invalid(format!("unexpected {}", describe(&other)))),
             None => Err(invalid("the filter ends too early")),
         }
     }
+}
+
+impl Parser {
+    /// `now - 90d` and `now + 7d` written with spaces, as one value
+    /// (`now-90d`): a minus followed by a duration right after `now` is part
+    /// of the value, not the negation of the next term.
+    fn relative_time(&mut self, value: String) -> String {
+        if value != "now" {
+            return value;
+        }
+        let sign = match self.peek() {
+            Some(Token::Minus) => "-",
+            Some(Token::Word(w)) if w == "+" => "+",
+            _ => return value,
+        };
+        match self.tokens.get(self.pos + 1) {
+            Some(Token::Word(duration)) if is_duration(duration) => {
+                let duration = duration.clone();
+                self.pos += 2;
+                format!("now{sign}{duration}")
+            }
+            _ => value,
+        }
+    }
+}
+
+/// Whether `word` is a duration such as `90d`, `12h`, `30m`, `2w`.
+pub(super) fn is_duration(word: &str) -> bool {
+    word.len() >= 2
+        && word[..word.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && matches!(word.chars().last(), Some('s' | 'm' | 'h' | 'd' | 'w'))
 }
 
 fn flatten(mut items: Vec<Expr>, combine: fn(Vec<Expr>) -> Expr) -> Expr {

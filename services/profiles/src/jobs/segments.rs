@@ -1,0 +1,39 @@
+//! The segment sweep: every poll interval, refills the dynamic segments
+//! whose filter compares against the current time (`last_purchase_time <
+//! now - 90d`), which change as time passes and not only as customers do.
+//! Every replica runs it; a segment's refill is held by one at a time
+//! (`FOR UPDATE SKIP LOCKED`), the others skip it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::app::App;
+
+/// Runs the sweep every `poll` until `shutdown` turns true; each segment is refilled once per `poll`.
+pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+    let every = chrono::Duration::from_std(poll).unwrap_or(chrono::Duration::minutes(1));
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = round(&app, every).await {
+                tracing::warn!(error = %crm_kit::error::cause_chain(&err), "segment sweep failed; retrying next round");
+            }
+            tokio::select! {
+                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    });
+}
+
+async fn round(app: &App, every: chrono::Duration) -> Result<(), crm_kit::Error> {
+    for (tenant, segment) in app.segments_due(Utc::now()).await? {
+        if let Some(moved) = app.sweep_segment(tenant, segment, every, Utc::now()).await?
+            && moved > 0
+        {
+            tracing::info!(%tenant, %segment, moved, "time-relative segment refilled");
+        }
+    }
+    Ok(())
+}
