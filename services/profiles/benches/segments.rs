@@ -58,7 +58,7 @@ async fn toggle_rate(client: &CustomerServiceClient<tonic::transport::Channel>, 
             let mut calls = 0usize;
             while Instant::now() < until {
                 let name = names[calls % names.len()].clone();
-                let tags = if (calls / names.len()) % 2 == 0 { vec!["hot".to_owned()] } else { vec![] };
+                let tags = if (calls / names.len()).is_multiple_of(2) { vec!["hot".to_owned()] } else { vec![] };
                 let customer = pb::Customer { name, tags, ..Default::default() };
                 let mask = prost_types::FieldMask { paths: vec!["tags".into()] };
                 client
