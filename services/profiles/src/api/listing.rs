@@ -31,7 +31,15 @@ pub fn parse_order_by(order_by: &str) -> Result<Vec<(SortKey, bool)>, Error> {
             "display_name" => SortKey::DisplayName,
             "create_time" => SortKey::CreateTime,
             "update_time" => SortKey::UpdateTime,
-            other => return Err(invalid(format!("cannot order by {other:?}; use display_name, create_time or update_time"))),
+            "recency_score" => SortKey::RecencyScore,
+            "frequency_score" => SortKey::FrequencyScore,
+            "monetary_score" => SortKey::MonetaryScore,
+            "value_tier" => SortKey::ValueTier,
+            other => {
+                return Err(invalid(format!(
+                    "cannot order by {other:?}; use display_name, create_time, update_time, recency_score, frequency_score, monetary_score or value_tier"
+                )));
+            }
         };
         if keys.iter().any(|(k, _)| *k == key) {
             return Err(invalid(format!("{name:?} is listed twice")));
@@ -67,6 +75,7 @@ pub fn key_of(row: &CustomerRow, order: &[(SortKey, bool)]) -> Vec<Value> {
         .map(|(k, _)| match k.value_of(row) {
             KeyValue::Text(t) => Value::String(t),
             KeyValue::Time(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            KeyValue::Int(n) => Value::from(n),
             KeyValue::Id(id) => Value::String(id.to_string()),
         })
         .chain([Value::String(row.id.to_string())])
@@ -86,6 +95,9 @@ pub fn key_from_token(values: &[Value], order: &[(SortKey, bool)]) -> Result<Vec
             SortKey::DisplayName => KeyValue::Text(text(v)?),
             SortKey::CreateTime | SortKey::UpdateTime => {
                 KeyValue::Time(DateTime::parse_from_rfc3339(&text(v)?).map_err(|_| invalid())?.with_timezone(&Utc))
+            }
+            SortKey::RecencyScore | SortKey::FrequencyScore | SortKey::MonetaryScore | SortKey::ValueTier => {
+                KeyValue::Int(v.as_i64().ok_or_else(invalid)?)
             }
         });
     }

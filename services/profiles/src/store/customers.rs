@@ -201,23 +201,46 @@ pub enum SortKey {
     CreateTime,
     /// `update_time`
     UpdateTime,
+    /// `recency_score` (ungraded: 0)
+    RecencyScore,
+    /// `frequency_score` (ungraded: 0)
+    FrequencyScore,
+    /// `monetary_score` (ungraded: 0)
+    MonetaryScore,
+    /// `value_tier`, by rank: HIGH 3, MEDIUM 2, LOW 1, ungraded 0
+    ValueTier,
 }
 
 impl SortKey {
-    fn column(self) -> &'static str {
+    /// The SQL expression over `customers c` the key orders by (never NULL).
+    fn expr(self) -> &'static str {
         match self {
-            Self::DisplayName => "display_name",
-            Self::CreateTime => "create_time",
-            Self::UpdateTime => "update_time",
+            Self::DisplayName => "c.display_name",
+            Self::CreateTime => "c.create_time",
+            Self::UpdateTime => "c.update_time",
+            Self::RecencyScore => "coalesce(c.recency_score, 0)",
+            Self::FrequencyScore => "coalesce(c.frequency_score, 0)",
+            Self::MonetaryScore => "coalesce(c.monetary_score, 0)",
+            Self::ValueTier => "(CASE c.value_tier WHEN 'HIGH' THEN 3 WHEN 'MEDIUM' THEN 2 WHEN 'LOW' THEN 1 ELSE 0 END)",
         }
     }
 
     /// This key's value in `row`.
     pub fn value_of(self, row: &CustomerRow) -> KeyValue {
+        let score = |s: Option<i16>| KeyValue::Int(i64::from(s.unwrap_or(0)));
         match self {
             Self::DisplayName => KeyValue::Text(row.display_name.clone()),
             Self::CreateTime => KeyValue::Time(row.create_time),
             Self::UpdateTime => KeyValue::Time(row.update_time),
+            Self::RecencyScore => score(row.recency_score),
+            Self::FrequencyScore => score(row.frequency_score),
+            Self::MonetaryScore => score(row.monetary_score),
+            Self::ValueTier => KeyValue::Int(match row.value_tier.as_str() {
+                "HIGH" => 3,
+                "MEDIUM" => 2,
+                "LOW" => 1,
+                _ => 0,
+            }),
         }
     }
 }
@@ -229,6 +252,8 @@ pub enum KeyValue {
     Text(String),
     /// A timestamp key.
     Time(DateTime<Utc>),
+    /// A number key (scores, tier rank).
+    Int(i64),
     /// The id tiebreaker.
     Id(Uuid),
 }
@@ -253,15 +278,16 @@ fn push_key_value(qb: &mut QueryBuilder<'_, Postgres>, value: &KeyValue) {
     match value {
         KeyValue::Text(t) => qb.push_bind(t.clone()),
         KeyValue::Time(t) => qb.push_bind(*t),
+        KeyValue::Int(n) => qb.push_bind(*n),
         KeyValue::Id(id) => qb.push_bind(*id),
     };
 }
 
-/// Restricts to rows after `after` in the order `keys`.
+/// Restricts to rows after `after` in the order `keys` (SQL expressions over `customers c`).
 fn push_after(qb: &mut QueryBuilder<'_, Postgres>, keys: &[(&str, bool)], after: &[KeyValue]) {
     if keys.iter().all(|(_, desc)| *desc == keys[0].1) {
         // One direction: a row-value comparison, which the (tenant_id, key, id) indexes serve directly.
-        let columns: Vec<String> = keys.iter().map(|(c, _)| format!("c.{c}")).collect();
+        let columns: Vec<&str> = keys.iter().map(|(c, _)| *c).collect();
         qb.push(format!(" AND ({}) {} (", columns.join(", "), if keys[0].1 { "<" } else { ">" }));
         for (i, value) in after.iter().enumerate() {
             if i > 0 {
@@ -280,12 +306,12 @@ fn push_after(qb: &mut QueryBuilder<'_, Postgres>, keys: &[(&str, bool)], after:
         }
         qb.push("(");
         for (j, (column, _)) in keys.iter().enumerate().take(i) {
-            qb.push(format!("c.{column} = "));
+            qb.push(format!("{column} = "));
             push_key_value(qb, &after[j]);
             qb.push(" AND ");
         }
         let (column, desc) = keys[i];
-        qb.push(format!("c.{column} {} ", if desc { "<" } else { ">" }));
+        qb.push(format!("{column} {} ", if desc { "<" } else { ">" }));
         push_key_value(qb, &after[i]);
         qb.push(")");
     }
@@ -297,7 +323,7 @@ pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Resu
     // The id breaks ties in the direction of the last key, so that single-key
     // orders stay one-directional and use the index in either direction.
     let id_desc = query.order.last().is_some_and(|(_, desc)| *desc);
-    let keys: Vec<(&str, bool)> = query.order.iter().map(|(k, desc)| (k.column(), *desc)).chain([("id", id_desc)]).collect();
+    let keys: Vec<(&str, bool)> = query.order.iter().map(|(k, desc)| (k.expr(), *desc)).chain([("c.id", id_desc)]).collect();
     let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "));
     qb.push_bind(tenant);
     if !query.show_deleted {
@@ -315,7 +341,7 @@ pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Resu
         if i > 0 {
             qb.push(", ");
         }
-        qb.push(format!("c.{column} {}", if *desc { "DESC" } else { "ASC" }));
+        qb.push(format!("{column} {}", if *desc { "DESC" } else { "ASC" }));
     }
     qb.push(" LIMIT ");
     qb.push_bind(query.limit);

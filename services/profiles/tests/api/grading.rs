@@ -114,6 +114,28 @@ async fn customers_are_graded_by_their_purchases_at_once_and_by_the_regrade() {
     assert_eq!(filtered(&app, "lifecycle_stage = LAPSED OR lifecycle_stage = PROSPECT").await, lapsed_or_prospect);
     assert_eq!(filtered(&app, "recency_score = 5 AND frequency_score = 5").await, [c["Top"].clone()]);
 
+    // Best customers first, paged: the same order as one page.
+    let ordered = |page_size: i32, page_token: String| pb::ListCustomersRequest {
+        order_by: "value_tier desc, monetary_score desc".into(),
+        page_size,
+        page_token,
+        ..Default::default()
+    };
+    let whole = app.customers.clone().list_customers(app.admin(ordered(100, String::new()))).await.unwrap().into_inner().customers;
+    assert_eq!(whole[0].name, c["Top"], "HIGH first");
+    assert!(whole.windows(2).all(|w| (w[0].value_tier == 0) <= (w[1].value_tier == 0)), "ungraded last");
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app.customers.clone().list_customers(app.admin(ordered(3, token))).await.unwrap().into_inner();
+        paged.extend(page.customers.into_iter().map(|c| c.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, whole.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+
     // A lapsed customer buys again: won back at once, and announced.
     buy(&app, &c["Gone"], &[(0, 800)]).await;
     assert_eq!(graded(&app, &c["Gone"]).await.1, Stage::WonBack as i32);
