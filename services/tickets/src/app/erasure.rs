@@ -14,6 +14,18 @@ use crate::store::erasure;
 pub const PROFILES: &str = "profiles";
 
 impl App {
+    /// Marks every tenant that has tickets as following profiles' stream
+    /// (those with tickets from before the stream was followed included);
+    /// how many were marked anew is not told: marking is idempotent.
+    pub async fn follow_profiles_for_every_tenant(&self) -> Result<(), Error> {
+        for tenant in erasure::tenants_with_tickets(&self.pool).await? {
+            let mut tx = self.begin(tenant).await?;
+            follow::follow_tenant(&mut tx, tenant, PROFILES).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
     /// Applies the event at `position` of profiles' stream: erases
     /// `customer`'s texts (when it names one); the number of tickets erased,
     /// 0 for an event applied before.

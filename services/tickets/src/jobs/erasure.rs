@@ -30,8 +30,15 @@ impl Apply for Erasures {
     }
 }
 
-/// Runs the job until `shutdown` turns true.
+/// Runs the job until `shutdown` turns true. Tenants with tickets from
+/// before the stream was followed are marked first, in the background.
 pub fn spawn(app: App, profiles_url: &str, tokens: ServiceTokens, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let marking = app.clone();
+    tokio::spawn(async move {
+        if let Err(err) = marking.follow_profiles_for_every_tenant().await {
+            tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not mark the tenants with tickets as following profiles");
+        }
+    });
     let source = Source { name: PROFILES, url: profiles_url.to_owned(), types: vec![CustomerErased::full_name()] };
     follow::spawn(app.pool().clone(), source, tokens, Erasures(app), shutdown)
 }

@@ -11,6 +11,15 @@ use crm_kit::{
 use tracing::Instrument;
 use uuid::Uuid;
 
+/// Every tenant with tickets, across tenants (the read-only `tenant_scan` policy).
+pub async fn tenants_with_tickets(pool: &sqlx::PgPool) -> Result<Vec<Uuid>, Error> {
+    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'tenant-scan', true)").await?;
+    let tenants =
+        sqlx::query_scalar("SELECT DISTINCT tenant_id FROM tickets").fetch_all(&mut *tx).instrument(db_span("SELECT", "tickets")).await?;
+    tx.commit().await?;
+    Ok(tenants)
+}
+
 /// The subject an erased ticket keeps.
 pub const ERASED_SUBJECT: &str = "(erased)";
 

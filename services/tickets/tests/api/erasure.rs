@@ -75,3 +75,27 @@ async fn an_erased_customers_text_leaves_their_tickets_once_and_only_theirs() {
         .events;
     assert_eq!(events.iter().filter(|e| e.kind == "ERASED").count(), 1, "{events:?}");
 }
+
+#[tokio::test]
+async fn tenants_with_tickets_from_before_the_stream_are_followed_from_start_up() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let ada = app.customer("Ada Lovelace").await;
+    app.open(&ada, "Router down").await;
+    // As if the ticket predated migration 1013: the tenant is not marked as following profiles.
+    let mut conn = sqlx::PgConnection::connect(app.app_database_url()).await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(app.tenant.to_string()).execute(&mut conn).await.unwrap();
+    sqlx::query("DELETE FROM stream_positions WHERE source = 'profiles'").execute(&mut conn).await.unwrap();
+
+    let _replica = app.replica().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let marked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM stream_positions WHERE source = 'profiles'").fetch_one(&mut conn).await.unwrap();
+        if marked == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a starting replica marked the tenant");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
