@@ -89,7 +89,8 @@ impl Application {
             Duration::from_millis(config.delivery_poll_ms),
             kit.shutdown_receiver(),
         );
-        jobs::complaints::spawn(app.clone(), &config.tickets_url, tokens, kit.shutdown_receiver())?;
+        jobs::complaints::spawn(app.clone(), &config.tickets_url, tokens.clone(), kit.shutdown_receiver())?;
+        jobs::erasure::spawn(app.clone(), &config.profiles_url, tokens, kit.shutdown_receiver())?;
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };
         jobs::delivery::spawn(app, recipients, settings, kit.shutdown_receiver());

@@ -26,6 +26,7 @@ pub mod complaints;
 pub mod contact_policy;
 pub mod delivery;
 pub mod devices;
+pub mod erasure;
 pub mod notices;
 pub mod providers;
 pub mod reach;

@@ -80,6 +80,8 @@ impl App {
         let row = store::insert(&mut tx, tenant, id, &self.fields(tenant, id, draft, (None, None))?, now).await?;
         // A tenant that sends is a tenant whose complaints the contact policy must know.
         crm_kit::follow::follow_tenant(&mut tx, tenant, super::complaints::TICKETS).await?;
+        // And whose customers' erasures it must apply.
+        crm_kit::follow::follow_tenant(&mut tx, tenant, super::erasure::PROFILES).await?;
         emit(&mut tx, tenant, &PROVIDER.name(id), &pb::ProviderChanged { provider: Some(provider_to(&row)), deleted: false }).await?;
         let response = respond(&row);
         idempotency::remember(request, &mut tx, tenant, &response).await?;

@@ -3,4 +3,5 @@
 pub mod campaigns;
 pub mod complaints;
 pub mod delivery;
+pub mod erasure;
 pub mod unsubscribes;

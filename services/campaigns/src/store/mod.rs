@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod contact_policy;
 pub mod deliveries;
 pub mod devices;
+pub mod erasure;
 pub mod providers;
 pub mod queue;
 pub mod receipts;

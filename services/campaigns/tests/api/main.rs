@@ -8,6 +8,7 @@ mod campaigns;
 mod complaints;
 mod crash;
 mod dkim;
+mod erasure;
 mod helpers;
 mod notices;
 mod policy;

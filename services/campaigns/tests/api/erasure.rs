@@ -1,0 +1,66 @@
+//! When profiles erases a customer (CustomerErased on its event stream),
+//! campaigns erases what it holds of them: the addresses and texts in their
+//! deliveries (the ledger rows stay, for the counts) and their devices.
+
+use std::time::{Duration, Instant};
+
+use crm_proto::crm::{
+    campaigns::v1::{self as pb, device_service_client::DeviceServiceClient},
+    profiles::v1 as profiles,
+};
+
+use crate::helpers::{Person, email_template, spawn_app};
+
+#[tokio::test]
+async fn an_erased_customers_messages_and_devices_are_erased_too() {
+    let app = spawn_app().await;
+    app.email_provider().await;
+    let template = app
+        .create_template(email_template(
+            pb::Purpose::Transactional,
+            "Your fee notice",
+            "Dear {{ customer.display_name }}, pay {{ vars.amount }}.",
+            &["amount"],
+        ))
+        .await
+        .unwrap();
+    let li = app.customer(Person { name: "Li Lei", email: "li.lei@example.com", ..Person::default() }).await;
+    let han = app.customer(Person { name: "Han Meimei", email: "han@example.com", ..Person::default() }).await;
+    let lis = app.send_notice(&template.name, &li, &[("amount", "¥328.00")], "fee-li").await.unwrap();
+    let hans = app.send_notice(&template.name, &han, &[("amount", "¥12.00")], "fee-han").await.unwrap();
+    assert_eq!(app.settled(&lis.name).await.status, pb::DeliveryStatus::Sent as i32);
+    app.settled(&hans.name).await;
+    let device = pb::Device {
+        customer: li.clone(),
+        token: "fcm-token-of-li".into(),
+        platform: pb::DevicePlatform::Android as i32,
+        ..Default::default()
+    };
+    DeviceServiceClient::new(app.channel.clone())
+        .register_device(app.admin(pb::RegisterDeviceRequest { device: Some(device) }))
+        .await
+        .unwrap();
+
+    let erase = profiles::EraseCustomerRequest { name: li.clone(), reason: "GDPR Art. 17".into(), etag: String::new() };
+    app.customers.clone().erase_customer(app.admin(erase)).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let erased = loop {
+        let delivery = app.delivery(&lis.name).await;
+        if delivery.recipient.is_empty() {
+            break delivery;
+        }
+        assert!(Instant::now() < deadline, "the erasure reached campaigns in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((erased.subject.as_str(), erased.body.as_str()), ("", ""));
+    assert_eq!(erased.status, pb::DeliveryStatus::Sent as i32, "the ledger row stays, for the counts");
+    assert_eq!(app.delivery(&hans.name).await.recipient, "han@example.com", "other customers' messages stay");
+    let devices = DeviceServiceClient::new(app.channel.clone())
+        .list_devices(app.admin(pb::ListDevicesRequest { customer: li.clone(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .devices;
+    assert!(devices.is_empty(), "the customer's devices are gone: {devices:?}");
+}
