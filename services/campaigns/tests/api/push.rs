@@ -266,3 +266,24 @@ async fn a_push_campaign_reaches_and_estimates_only_customers_with_a_device() {
     assert_eq!((counts.sent, counts.skipped), (1, 1), "the send matches the estimate: {counts:?}");
     assert_eq!(peer.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn another_tenant_sees_none_of_a_tenants_devices() {
+    let app = spawn_app().await;
+    let customer = app.customer(Person { name: "Han Meimei", ..Person::default() }).await;
+    let phone = register(&app, &customer, "fcm-token-android-0001", pb::DevicePlatform::Android).await;
+    let elsewhere = crm_testkit::auth::token(uuid::Uuid::now_v7(), &["admin"]);
+
+    let get = devices(&app).get_device(with_token(pb::GetDeviceRequest { name: phone.name.clone() }, &elsewhere)).await;
+    assert_error(get, Code::NotFound, "NOT_FOUND");
+    let listed = devices(&app)
+        .list_devices(with_token(pb::ListDevicesRequest { customer: customer.clone(), ..Default::default() }, &elsewhere))
+        .await;
+    match listed {
+        Ok(response) => assert!(response.into_inner().devices.is_empty(), "another tenant lists nothing"),
+        Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+    }
+    let delete = devices(&app).delete_device(with_token(pb::DeleteDeviceRequest { name: phone.name.clone() }, &elsewhere)).await;
+    assert_error(delete, Code::NotFound, "NOT_FOUND");
+    assert_eq!(list_devices(&app, &customer, &["agent"]).await.len(), 1, "the device is still the tenant's");
+}
