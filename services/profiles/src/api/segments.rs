@@ -22,7 +22,10 @@ use crate::{
     domain::segment::MAX_MEMBERS_PER_CALL,
     permissions,
     resources::{CUSTOMER, SEGMENT},
-    store::customer_filter::{CUSTOMER_FILTER, PII_FILTER_FIELDS},
+    store::{
+        customer_filter::{CUSTOMER_FILTER, PII_FILTER_FIELDS},
+        segments::SegmentRow,
+    },
     wire::segments::{WRITABLE, copy_field, draft_from_proto, to_proto},
 };
 
@@ -57,11 +60,22 @@ impl SegmentApi {
             .map(|(i, name)| CUSTOMER.parse(name, &format!("customers[{i}]")))
             .collect::<Result<Vec<Uuid>, _>>()?;
         let (moved, row) = self.app.change_static_members(principal.tenant, id, &ids, add, Utc::now()).await?;
-        Ok((moved, to_proto(&row)))
+        Ok((moved, visible(principal, &row)))
     }
 }
 
-/// INVALID_ARGUMENT for a filter on personal data from a caller without `pii`.
+/// Segment `row` as `principal` may see it: a filter on emails or phones
+/// names personal data, so callers without `pii` get it blanked.
+fn visible(principal: &Principal, row: &SegmentRow) -> pb::Segment {
+    let mut segment = to_proto(row);
+    let personal = CUSTOMER_FILTER.check(&segment.filter).map_or(true, |f| PII_FILTER_FIELDS.iter().any(|field| f.mentions(field)));
+    if personal && !segment.filter.is_empty() && !principal.can(permissions::PII) {
+        segment.filter = String::new();
+    }
+    segment
+}
+
+/// PERMISSION_DENIED for a filter on personal data from a caller without `pii`.
 fn allow_filter(principal: &Principal, filter: &crm_kit::filter::CheckedFilter, field: &str) -> Result<(), Error> {
     if !principal.can(permissions::PII)
         && let Some(pii) = PII_FILTER_FIELDS.iter().find(|f| filter.mentions(f))
@@ -102,7 +116,7 @@ impl SegmentService for SegmentApi {
             let principal = caller(&request)?;
             principal.require(permissions::CUSTOMERS_READ)?;
             let id = SEGMENT.parse(&request.get_ref().name, "name")?;
-            Ok(pb::GetSegmentResponse { segment: Some(to_proto(&self.app.segment(principal.tenant, id).await?)) })
+            Ok(pb::GetSegmentResponse { segment: Some(visible(&principal, &self.app.segment(principal.tenant, id).await?)) })
         })
         .await
     }
@@ -117,7 +131,7 @@ impl SegmentService for SegmentApi {
             let page = pager.start::<(String, Uuid)>(r.page_size, &r.page_token, &["ListSegments"])?;
             let rows = self.app.segments(principal.tenant, page.after.clone(), page.fetch_limit()).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |s| (s.display_name.clone(), s.id));
-            Ok(pb::ListSegmentsResponse { segments: rows.iter().map(to_proto).collect(), next_page_token })
+            Ok(pb::ListSegmentsResponse { segments: rows.iter().map(|r| visible(&principal, r)).collect(), next_page_token })
         })
         .await
     }
@@ -131,7 +145,7 @@ impl SegmentService for SegmentApi {
             let input = required(segment, "segment")?;
             let id = SEGMENT.parse(&input.name, "segment.name")?;
             let paths = UpdateMask::parse(update_mask.as_ref(), WRITABLE)?.resolve(WRITABLE);
-            let edit = |stored: &crate::store::segments::SegmentRow| {
+            let edit = |stored: &SegmentRow| {
                 let mut merged = to_proto(stored);
                 for path in &paths {
                     copy_field(&mut merged, &input, path);
@@ -141,7 +155,7 @@ impl SegmentService for SegmentApi {
                 Ok((draft, filter))
             };
             let row = self.app.update_segment(principal.tenant, id, &input.etag, edit, Utc::now()).await?;
-            Ok(pb::UpdateSegmentResponse { segment: Some(to_proto(&row)) })
+            Ok(pb::UpdateSegmentResponse { segment: Some(visible(&principal, &row)) })
         })
         .await
     }

@@ -125,6 +125,8 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<RenameRow, Error> {
         let mut tx = self.begin(tenant).await?;
+        // The customer first, then the request: the order erasure takes them in, so the two never wait on each other in a circle.
+        let before = lock_for_change(&mut tx, tenant, customer, "", "etag").await?;
         let request: RenameRow =
             RENAME_REQUESTS.lock_child_for_change(&mut tx, tenant, &RENAME_REQUEST, (customer, id), etag, "etag").await?;
         let name = RENAME_REQUEST.name(customer, id);
@@ -144,7 +146,6 @@ impl App {
         }
         let state = match verdict {
             Verdict::Approve => {
-                let before = lock_for_change(&mut tx, tenant, customer, "", "etag").await?;
                 let rename = |row: &CustomerRow| {
                     let mut renamed = wire::customer_to_proto(row);
                     renamed.display_name.clone_from(&request.display_name);

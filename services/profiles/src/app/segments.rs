@@ -140,7 +140,8 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<(usize, SegmentRow), Error> {
         let mut tx = self.begin(tenant).await?;
-        let segment: SegmentRow = SEGMENTS.find(&mut tx, tenant, id, false).await?.ok_or_else(|| SEGMENT.not_found(id))?;
+        // Held first, as every writer of a segment's members holds it before touching them.
+        let segment: SegmentRow = SEGMENTS.find(&mut tx, tenant, id, true).await?.ok_or_else(|| SEGMENT.not_found(id))?;
         if segment.kind != "STATIC" {
             return Err(Error::FailedPrecondition {
                 reason: "NOT_STATIC",
@@ -238,6 +239,11 @@ pub(super) async fn refresh(tx: &mut TenantTx, tenant: Uuid, customers: &[(Uuid,
     let current: HashSet<(Uuid, Uuid)> = store::memberships(tx, tenant, &ids).await?.into_iter().collect();
     let leave: Vec<(Uuid, Uuid)> =
         current.iter().filter(|(c, s)| gone.contains(c) || (dynamic_ids.contains(s) && !hits.contains(&(*c, *s)))).copied().collect();
+    // Static segments a gone customer leaves are held like the dynamic ones, before their members are touched.
+    let mut static_left: Vec<Uuid> = leave.iter().map(|(_, s)| *s).filter(|s| !dynamic_ids.contains(s)).collect();
+    static_left.sort_unstable();
+    static_left.dedup();
+    store::hold(tx, tenant, &static_left).await?;
     let enter: Vec<(Uuid, Uuid)> = hits.iter().filter(|pair| !current.contains(pair)).copied().collect();
     if leave.is_empty() && enter.is_empty() {
         return Ok(());

@@ -37,12 +37,15 @@ impl App {
         let mut sorted: Vec<(Uuid, &TransactionDraft)> = drafts.iter().map(|d| (Uuid::now_v7(), d)).collect();
         sorted.sort_by(|a, b| a.1.external_id.cmp(&b.1.external_id));
         let inserted = store::insert_new(&mut tx, tenant, &sorted, now).await?;
-        let new_ids: HashMap<Uuid, usize> = inserted.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
-        let new: Vec<(Uuid, &TransactionDraft)> = sorted.iter().filter(|(id, _)| new_ids.contains_key(id)).copied().collect();
+        let new_ids: HashSet<Uuid> = inserted.iter().map(|r| r.id).collect();
+        let new: Vec<(Uuid, &TransactionDraft)> = sorted.iter().filter(|(id, _)| new_ids.contains(id)).copied().collect();
         store::insert_items(&mut tx, tenant, &new).await?;
 
+        // RETURNING promises no order: each stored row finds its draft by id.
+        let drafts_by_id: HashMap<Uuid, &TransactionDraft> = new.iter().copied().collect();
         let mut stored: HashMap<String, TransactionRow> = HashMap::with_capacity(drafts.len());
-        for (mut row, (_, draft)) in inserted.into_iter().zip(&new) {
+        for mut row in inserted {
+            let Some(draft) = drafts_by_id.get(&row.id) else { continue };
             row.line_items = draft
                 .line_items
                 .iter()

@@ -28,9 +28,14 @@ pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
 async fn round(app: &App) -> Result<(), crm_kit::Error> {
     for tenant in app.grading_due(Utc::now()).await? {
         let started = std::time::Instant::now();
-        if let Some((cuts, changed)) = app.regrade(tenant, true, Utc::now()).await? {
-            let elapsed_ms = started.elapsed().as_millis();
-            tracing::info!(%tenant, graded = cuts.graded_customers, changed, elapsed_ms, "customers regraded");
+        // One tenant's failure must not hold up the others: it is tried again next round.
+        match app.regrade(tenant, true, Utc::now()).await {
+            Ok(Some((cuts, changed))) => {
+                let elapsed_ms = started.elapsed().as_millis();
+                tracing::info!(%tenant, graded = cuts.graded_customers, changed, elapsed_ms, "customers regraded");
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(%tenant, error = %crm_kit::error::cause_chain(&err), "regrade failed; retrying next round"),
         }
     }
     Ok(())

@@ -29,10 +29,13 @@ pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
 
 async fn round(app: &App, every: chrono::Duration) -> Result<(), crm_kit::Error> {
     for (tenant, segment) in app.segments_due(Utc::now()).await? {
-        if let Some(moved) = app.sweep_segment(tenant, segment, every, Utc::now()).await?
-            && moved > 0
-        {
-            tracing::info!(%tenant, %segment, moved, "time-relative segment refilled");
+        // One segment's failure must not hold up the others: it is tried again next round.
+        match app.sweep_segment(tenant, segment, every, Utc::now()).await {
+            Ok(Some(moved)) if moved > 0 => tracing::info!(%tenant, %segment, moved, "time-relative segment refilled"),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(%tenant, %segment, error = %crm_kit::error::cause_chain(&err), "segment refill failed; retrying next round")
+            }
         }
     }
     Ok(())

@@ -179,7 +179,8 @@ pub async fn score(
          ), facts AS (
              SELECT c.id, c.value_tier AS old_tier, c.lifecycle_stage AS old_stage, c.lifecycle_time,
                     sp.purchase_count AS n, sp.purchase_minor - sp.refund_minor AS net,
-                    extract(epoch FROM $4 - sp.last_purchase_time) / 86400 AS days,
+                    -- Whole days, as the cut points count them.
+                    floor(extract(epoch FROM $4 - sp.last_purchase_time) / 86400) AS days,
                     extract(epoch FROM sp.last_purchase_time - sp.first_purchase_time) / 86400 / nullif(sp.purchase_count - 1, 0) AS gap
              FROM customers c
              LEFT JOIN customer_spending sp

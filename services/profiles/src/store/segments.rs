@@ -179,9 +179,12 @@ pub async fn take_sweep(
     Ok(filter)
 }
 
-/// The tenant's dynamic segments and their filters.
+/// The tenant's dynamic segments and their filters, held `FOR KEY SHARE`
+/// in id order: a refill or change of one (`FOR UPDATE`) waits for the
+/// customer changes evaluating it and they for it — always segment row
+/// before members — while customer changes do not wait for one another.
 pub async fn dynamic(tx: &mut TenantTx, tenant: Uuid) -> Result<Vec<(Uuid, String)>, Error> {
-    Ok(sqlx::query_as("SELECT id, filter FROM segments WHERE tenant_id = $1 AND kind = 'DYNAMIC' ORDER BY id")
+    Ok(sqlx::query_as("SELECT id, filter FROM segments WHERE tenant_id = $1 AND kind = 'DYNAMIC' ORDER BY id FOR KEY SHARE")
         .bind(tenant)
         .fetch_all(&mut **tx)
         .instrument(db_span("SELECT", "segments"))
@@ -214,6 +217,20 @@ pub async fn matches(
         .push(") AND c.delete_time IS NULL AND s.hit");
     let rows: Vec<(Uuid, Uuid)> = qb.build_query_as().fetch_all(&mut **tx).instrument(db_span("SELECT", "customers")).await?;
     Ok(rows.into_iter().collect())
+}
+
+/// Holds segments `ids` `FOR KEY SHARE`, in id order (before their members are touched).
+pub async fn hold(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<(), Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT 1 FROM segments WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR KEY SHARE")
+        .bind(tenant)
+        .bind(ids)
+        .execute(&mut **tx)
+        .instrument(db_span("SELECT", "segments"))
+        .await?;
+    Ok(())
 }
 
 /// The (customer, segment) memberships of `customers`, of every segment.

@@ -134,6 +134,20 @@ async fn an_export_holds_everything_and_an_erasure_leaves_no_personal_data_anywh
     let app = spawn_app().await;
     let li = li_with_an_archive(&app).await;
     let other = app.create(customer("Other", "other@example.com")).await;
+    // Another customer's record of Li (a colleague linked to his record) holds his data too.
+    let colleague = pb::RelatedPerson {
+        relation: pb::Relation::Colleague as i32,
+        display_name: "李雷".into(),
+        linked_customer: li.name.clone(),
+        ..Default::default()
+    };
+    RelatedPersonServiceClient::new(app.channel.clone())
+        .create_related_person(app.as_roles(
+            pb::CreateRelatedPersonRequest { parent: other.name.clone(), related_person: Some(colleague), request_id: String::new() },
+            &["agent"],
+        ))
+        .await
+        .unwrap();
 
     let document = export(&app, &li.name).await;
     assert_eq!(document.customer.as_ref().unwrap().display_name, "李雷");
@@ -181,7 +195,7 @@ async fn an_export_holds_everything_and_an_erasure_leaves_no_personal_data_anywh
     assert_error(app.customers.clone().undelete_customer(app.admin(undelete)).await, Code::FailedPrecondition, "CUSTOMER_ERASED");
     app.create(customer("Someone new", "lilei@example.com")).await;
 
-    let events = crm_testkit::events::collect(&app.channel, &app.admin_token, 0, 9).await;
+    let events = crm_testkit::events::collect(&app.channel, &app.admin_token, 0, 11).await;
     let erasures: Vec<_> = events.iter().filter(|e| e.r#type == "crm.profiles.v1.CustomerErased").collect();
     assert_eq!(erasures.len(), 1, "announced once");
     let announced = pb::CustomerErased::decode(erasures[0].data.as_ref().unwrap().value.as_slice()).unwrap();

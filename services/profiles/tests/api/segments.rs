@@ -167,7 +167,29 @@ async fn static_segments_previews_and_bad_input() {
     let by_email = pb::PreviewSegmentRequest { filter: "email = ada@example.com".into(), sample_size: 0 };
     assert_error(client(&app).preview_segment(app.as_roles(by_email, &["analyst"])).await, Code::PermissionDenied, "PERMISSION_DENIED");
 
-    for _ in 0..98 {
+    // A filter on personal data is itself personal: callers without pii do not see it.
+    let by_address = pb::Segment {
+        display_name: "Ada".into(),
+        kind: pb::SegmentKind::Dynamic as i32,
+        filter: "email = ada@example.com".into(),
+        ..Default::default()
+    };
+    let by_address = client(&app)
+        .create_segment(app.admin(pb::CreateSegmentRequest { segment: Some(by_address), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .segment
+        .unwrap();
+    assert_eq!(by_address.member_count, 1);
+    let read = |roles: &[&str]| app.as_roles(pb::GetSegmentRequest { name: by_address.name.clone() }, roles);
+    assert_eq!(client(&app).get_segment(read(&["readonly"])).await.unwrap().into_inner().segment.unwrap().filter, "");
+    assert_eq!(
+        client(&app).get_segment(read(&["marketer"])).await.unwrap().into_inner().segment.unwrap().filter,
+        "email = ada@example.com"
+    );
+
+    for _ in 0..97 {
         create(&app, pb::SegmentKind::Static, "").await.unwrap();
     }
     assert_error(create(&app, pb::SegmentKind::Static, "").await, Code::FailedPrecondition, "SEGMENT_LIMIT");

@@ -156,27 +156,32 @@ fn typed_value(spec: &FilterField, op: Comparator, raw: String, quoted: bool) ->
 
 /// The offset of a relative time: `now`, `now-90d`, `now+12h` (s, m, h, d, w); None for anything else.
 fn relative_time(raw: &str) -> Option<chrono::Duration> {
+    /// A century: further is a typo, and would overflow the timestamp.
+    const MAX_SECONDS: i64 = 100 * 366 * 86_400;
     let rest = raw.strip_prefix("now")?;
     if rest.is_empty() {
         return Some(chrono::Duration::zero());
     }
-    let (sign, duration) = match rest.split_at(1) {
-        ("-", d) => (-1, d),
-        ("+", d) => (1, d),
+    let mut chars = rest.chars();
+    let sign = match chars.next() {
+        Some('-') => -1,
+        Some('+') => 1,
         _ => return None,
     };
+    let duration = chars.as_str();
     if !super::parse::is_duration(duration) {
         return None;
     }
-    let amount: i64 = duration[..duration.len() - 1].parse().ok().filter(|n| *n <= 36_500 * 24 * 3600)?;
-    let seconds = match duration.chars().last()? {
+    let amount: i64 = duration[..duration.len() - 1].parse().ok()?;
+    let unit = match duration.chars().last()? {
         's' => 1,
         'm' => 60,
         'h' => 3600,
         'd' => 86_400,
         _ => 7 * 86_400,
     };
-    Some(chrono::Duration::seconds(sign * amount.checked_mul(seconds)?))
+    let seconds = amount.checked_mul(unit).filter(|s| *s <= MAX_SECONDS)?;
+    Some(chrono::Duration::seconds(sign * seconds))
 }
 
 /// Escapes LIKE metacharacters so a literal matches itself.
@@ -333,6 +338,11 @@ mod tests {
         assert_eq!(sql("create_time < now - 90d AND birthday.month = 3"), "WHERE true AND (c.create_time < $1 AND c.birth_month = $2)");
         assert!(!SCHEMA.check("create_time < \"2026-01-01T00:00:00Z\"").unwrap().is_time_relative());
         assert_eq!(reason("create_time < now - 90x"), "INVALID_FILTER");
+        // Multibyte units and absurd spans are refused, not a panic.
+        assert_eq!(reason("create_time < now - 5日"), "INVALID_FILTER");
+        assert_eq!(reason("create_time < now日"), "INVALID_FILTER");
+        assert_eq!(reason("create_time < now - 99999999999w"), "INVALID_FILTER");
+        assert_eq!(reason("create_time < now-9223372036854775807s"), "INVALID_FILTER");
         assert_eq!(reason("create_time < later"), "INVALID_FILTER");
         // A minus before a term that is not a duration still negates it.
         assert_eq!(sql("create_time < now -tags:gold"), "WHERE true AND (c.create_time < $1 AND NOT ((c.tags @> ARRAY[$2]::text[])))");

@@ -342,9 +342,9 @@ impl Parser {
 
 /// Whether `word` is a duration such as `90d`, `12h`, `30m`, `2w`.
 pub(super) fn is_duration(word: &str) -> bool {
-    word.len() >= 2
-        && word[..word.len() - 1].chars().all(|c| c.is_ascii_digit())
-        && matches!(word.chars().last(), Some('s' | 'm' | 'h' | 'd' | 'w'))
+    let Some(unit) = word.chars().last() else { return false };
+    let digits = &word[..word.len() - unit.len_utf8()];
+    matches!(unit, 's' | 'm' | 'h' | 'd' | 'w') && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
 }
 
 fn flatten(mut items: Vec<Expr>, combine: fn(Vec<Expr>) -> Expr) -> Expr {
