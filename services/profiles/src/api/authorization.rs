@@ -21,3 +21,13 @@ pub(super) fn authorize(principal: &Principal, id: Uuid, staff_permission: Permi
         Reach::Denied(permission) => Err(Error::PermissionDenied { permission: permission.name().to_owned() }),
     }
 }
+
+/// PERMISSION_DENIED when `filter` compares emails or phones and `principal` lacks `pii`.
+pub(super) fn allow_filter(principal: &Principal, filter: &crm_kit::filter::CheckedFilter) -> Result<(), Error> {
+    if !principal.can(crate::permissions::PII)
+        && let Some(field) = crate::store::customer_filter::PII_FILTER_FIELDS.iter().find(|f| filter.mentions(f))
+    {
+        return Err(Error::PermissionDenied { permission: format!("pii (to filter on {field})") });
+    }
+    Ok(())
+}

@@ -16,8 +16,8 @@ use crm_kit::{
 use crm_proto::crm::profiles::v1::{self as pb, customer_service_server::CustomerService};
 use tonic::{Request, Response, Status};
 
-use super::authorization::authorize;
-use super::listing::{CUSTOMER_FILTER, PII_FILTER_FIELDS, TokenKey, key_from_token, key_of, order_fingerprint, parse_order_by};
+use super::authorization::{allow_filter, authorize};
+use super::listing::{CUSTOMER_FILTER, TokenKey, key_from_token, key_of, order_fingerprint, parse_order_by};
 use crate::{
     app::App,
     domain::{
@@ -265,11 +265,7 @@ impl CustomerService for CustomerApi {
             // always was; the pager below checks it again.
             page_size(request.page_size)?;
             let filter = CUSTOMER_FILTER.check(&request.filter)?;
-            if !principal.can(permissions::PII)
-                && let Some(field) = PII_FILTER_FIELDS.iter().find(|f| filter.mentions(f))
-            {
-                return Err(Error::PermissionDenied { permission: format!("pii (to filter on {field})") });
-            }
+            allow_filter(&principal, &filter)?;
             let order = parse_order_by(&request.order_by)?;
             let pager = Pager::new(&self.page_tokens);
             let tenant = principal.tenant.to_string();

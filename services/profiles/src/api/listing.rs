@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crm_kit::{Error, pagination::PageKey};
 use serde_json::Value;
 
-pub use crate::store::customer_filter::{CUSTOMER_FILTER, PII_FILTER_FIELDS};
+pub use crate::store::customer_filter::CUSTOMER_FILTER;
 use crate::store::{CustomerRow, KeyValue, SortKey};
 
 /// Parses AIP-132 `order_by`: up to three distinct keys, each optionally `desc`/`asc`.

@@ -16,7 +16,10 @@ use crm_proto::crm::profiles::v1::{self as pb, segment_service_server::SegmentSe
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{authorization::authorize, customers::shown};
+use super::{
+    authorization::{allow_filter, authorize},
+    customers::shown,
+};
 use crate::{
     app::App,
     domain::segment::MAX_MEMBERS_PER_CALL,
@@ -75,16 +78,6 @@ fn visible(principal: &Principal, row: &SegmentRow) -> pb::Segment {
     segment
 }
 
-/// PERMISSION_DENIED for a filter on personal data from a caller without `pii`.
-fn allow_filter(principal: &Principal, filter: &crm_kit::filter::CheckedFilter, field: &str) -> Result<(), Error> {
-    if !principal.can(permissions::PII)
-        && let Some(pii) = PII_FILTER_FIELDS.iter().find(|f| filter.mentions(f))
-    {
-        return Err(Error::PermissionDenied { permission: format!("{field}:{pii}") });
-    }
-    Ok(())
-}
-
 #[tonic::async_trait]
 impl SegmentService for SegmentApi {
     #[tracing::instrument(skip_all)]
@@ -95,7 +88,7 @@ impl SegmentService for SegmentApi {
             let request = request.into_inner();
             let segment = required(request.segment.as_ref(), "segment")?;
             let (draft, filter) = draft_from_proto(segment, "segment").map_err(|violations| Error::InvalidArgument { violations })?;
-            allow_filter(&principal, &filter, "segment.filter")?;
+            allow_filter(&principal, &filter)?;
             let key = IdempotencyKey::new(
                 "CreateSegment",
                 &request.request_id,
@@ -151,7 +144,7 @@ impl SegmentService for SegmentApi {
                     copy_field(&mut merged, &input, path);
                 }
                 let (draft, filter) = draft_from_proto(&merged, "segment").map_err(|violations| Error::InvalidArgument { violations })?;
-                allow_filter(&principal, &filter, "segment.filter")?;
+                allow_filter(&principal, &filter)?;
                 Ok((draft, filter))
             };
             let row = self.app.update_segment(principal.tenant, id, &input.etag, edit, Utc::now()).await?;
@@ -226,7 +219,7 @@ impl SegmentService for SegmentApi {
             principal.require(permissions::CUSTOMERS_READ)?;
             let r = request.get_ref();
             let filter = CUSTOMER_FILTER.check(&r.filter)?;
-            allow_filter(&principal, &filter, "filter")?;
+            allow_filter(&principal, &filter)?;
             let sample = match r.sample_size {
                 0 => 10,
                 n @ 1..=50 => i64::from(n),

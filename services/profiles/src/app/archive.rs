@@ -20,10 +20,7 @@ use prost::{Message, Name};
 use uuid::Uuid;
 
 use super::App;
-use crate::{
-    resources::CUSTOMER,
-    store::{CUSTOMERS, CustomerRow},
-};
+use crate::resources::CUSTOMER;
 
 /// A kind of archive record.
 pub trait ArchiveRecord {
@@ -154,7 +151,7 @@ impl App {
         limit: i64,
     ) -> Result<Vec<R::Row>, Error> {
         let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        super::existing_customer(&mut tx, tenant, customer).await?;
         let rows = R::TABLE.page_under(&mut tx, tenant, "customer_id", customer, after, limit).await?;
         tx.commit().await?;
         Ok(rows)

@@ -9,13 +9,7 @@ use prost::{Message, Name};
 use uuid::Uuid;
 
 use super::App;
-use crate::{
-    resources::CUSTOMER,
-    store::{
-        CUSTOMERS, CustomerRow,
-        history::{self as store, ChangeRow},
-    },
-};
+use crate::store::history::{self as store, ChangeRow};
 
 /// What changed: which customer's record, which of its fields are followed, and when.
 pub(super) struct Change<'a> {
@@ -60,7 +54,7 @@ impl App {
         limit: i64,
     ) -> Result<Vec<ChangeRow>, Error> {
         let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        super::existing_customer(&mut tx, tenant, customer).await?;
         let rows = store::page(&mut tx, tenant, customer, filter, after, limit).await?;
         tx.commit().await?;
         Ok(rows)

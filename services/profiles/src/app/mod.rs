@@ -55,3 +55,8 @@ impl App {
         begin_tenant(&self.pool, tenant).await
     }
 }
+
+/// Customer `id`, deleted or not, or NOT_FOUND: what every read under a customer checks first.
+async fn existing_customer(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<crate::store::CustomerRow, Error> {
+    crate::store::CUSTOMERS.find(tx, tenant, id, false).await?.ok_or_else(|| crate::resources::CUSTOMER.not_found(id))
+}

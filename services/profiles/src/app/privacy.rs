@@ -18,7 +18,7 @@ use super::{App, customers::lock_for_change};
 use crate::{
     resources::CUSTOMER,
     store::{
-        CUSTOMERS, CustomerRow,
+        CustomerRow,
         communications::{COMMUNICATIONS, CommunicationRow},
         erasure,
         history::{self as changes, ChangeRow},
@@ -52,7 +52,7 @@ impl App {
     pub async fn customer_data(&self, tenant: Uuid, id: Uuid) -> Result<CustomerData, Error> {
         let all = i64::MAX;
         let mut tx = self.begin(tenant).await?;
-        let customer = CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+        let customer = super::existing_customer(&mut tx, tenant, id).await?;
         let related_persons = RELATED_PERSONS.page_under(&mut tx, tenant, "customer_id", id, None, all).await?;
         let payment_accounts = PAYMENT_ACCOUNTS.page_under(&mut tx, tenant, "customer_id", id, None, all).await?;
         let communications = COMMUNICATIONS.page_under(&mut tx, tenant, "customer_id", id, None, all).await?;

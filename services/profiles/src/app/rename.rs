@@ -22,7 +22,7 @@ use crate::{
     domain::rename::RenameDraft,
     resources::{CUSTOMER, RENAME_REQUEST},
     store::{
-        CUSTOMERS, CustomerRow,
+        CustomerRow,
         rename::{self as store, RENAME_REQUESTS, RenameRow},
     },
     wire::{self, rename::to_proto},
@@ -107,7 +107,7 @@ impl App {
     ) -> Result<Vec<RenameRow>, Error> {
         let mut tx = self.begin(tenant).await?;
         if let Some(customer) = customer {
-            CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+            super::existing_customer(&mut tx, tenant, customer).await?;
         }
         let rows = store::page(&mut tx, tenant, (customer, state), after, limit).await?;
         tx.commit().await?;

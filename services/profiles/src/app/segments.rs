@@ -212,7 +212,7 @@ impl App {
     /// The segments customer `id` is a member of (NOT_FOUND when there is no such customer).
     pub async fn customer_segments(&self, tenant: Uuid, id: Uuid) -> Result<Vec<Uuid>, Error> {
         let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+        super::existing_customer(&mut tx, tenant, id).await?;
         let segments = store::of_customer(&mut tx, tenant, id).await?;
         tx.commit().await?;
         Ok(segments)

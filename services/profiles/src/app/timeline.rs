@@ -8,17 +8,13 @@ use crm_kit::{Error, db::ChildRow};
 use uuid::Uuid;
 
 use super::App;
-use crate::{
-    resources::CUSTOMER,
-    store::{
-        CUSTOMERS, CustomerRow,
-        communications::{COMMUNICATIONS, CommunicationRow},
-        history::{ChangeRow, FIELD_CHANGES},
-        occurrences::{OCCURRENCES, OccurrenceRow},
-        premises::{OCCUPANCIES, OccupancyRow},
-        timeline::{self as store, TimelineKey},
-        transactions::{self, TRANSACTIONS, TransactionRow},
-    },
+use crate::store::{
+    communications::{COMMUNICATIONS, CommunicationRow},
+    history::{ChangeRow, FIELD_CHANGES},
+    occurrences::{OCCURRENCES, OccurrenceRow},
+    premises::{OCCUPANCIES, OccupancyRow},
+    timeline::{self as store, TimelineKey},
+    transactions::{self, TRANSACTIONS, TransactionRow},
 };
 
 /// One timeline entry with its record.
@@ -44,7 +40,7 @@ impl App {
         limit: i64,
     ) -> Result<Vec<(TimelineKey, TimelineEntry)>, Error> {
         let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        super::existing_customer(&mut tx, tenant, customer).await?;
         let keys = store::page(&mut tx, tenant, customer, kinds, after, limit).await?;
         let ids = |kinds: &[&str]| keys.iter().filter(|k| kinds.contains(&k.kind.as_str())).map(|k| k.id).collect::<Vec<_>>();
         let communications: HashMap<Uuid, CommunicationRow> =

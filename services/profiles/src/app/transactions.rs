@@ -15,10 +15,7 @@ use super::App;
 use crate::{
     domain::transaction::TransactionDraft,
     resources::{CUSTOMER, TRANSACTION},
-    store::{
-        CUSTOMERS, CustomerRow,
-        transactions::{self as store, SpendingRow, TransactionRow},
-    },
+    store::transactions::{self as store, SpendingRow, TransactionRow},
     wire::transactions::{same_transaction, to_proto},
 };
 
@@ -113,7 +110,7 @@ impl App {
         limit: i64,
     ) -> Result<Vec<TransactionRow>, Error> {
         let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        super::existing_customer(&mut tx, tenant, customer).await?;
         let rows = store::page(&mut tx, tenant, customer, kind, after, limit).await?;
         tx.commit().await?;
         Ok(rows)
@@ -122,7 +119,7 @@ impl App {
     /// `customer`'s spending per currency (NOT_FOUND when there is no such customer).
     pub async fn spending(&self, tenant: Uuid, customer: Uuid) -> Result<Vec<SpendingRow>, Error> {
         let mut tx = self.begin(tenant).await?;
-        CUSTOMERS.find::<CustomerRow>(&mut tx, tenant, customer, false).await?.ok_or_else(|| CUSTOMER.not_found(customer))?;
+        super::existing_customer(&mut tx, tenant, customer).await?;
         let rows = store::spending(&mut tx, tenant, customer).await?;
         tx.commit().await?;
         Ok(rows)
