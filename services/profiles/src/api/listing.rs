@@ -35,9 +35,11 @@ pub fn parse_order_by(order_by: &str) -> Result<Vec<(SortKey, bool)>, Error> {
             "frequency_score" => SortKey::FrequencyScore,
             "monetary_score" => SortKey::MonetaryScore,
             "value_tier" => SortKey::ValueTier,
+            "expected_value" => SortKey::ExpectedValue,
+            "probability_alive" => SortKey::ProbabilityAlive,
             other => {
                 return Err(invalid(format!(
-                    "cannot order by {other:?}; use display_name, create_time, update_time, recency_score, frequency_score, monetary_score or value_tier"
+                    "cannot order by {other:?}; use display_name, create_time, update_time, recency_score, frequency_score, monetary_score, value_tier, expected_value or probability_alive"
                 )));
             }
         };
@@ -96,9 +98,12 @@ pub fn key_from_token(values: &[Value], order: &[(SortKey, bool)]) -> Result<Vec
             SortKey::CreateTime | SortKey::UpdateTime => {
                 KeyValue::Time(DateTime::parse_from_rfc3339(&text(v)?).map_err(|_| invalid())?.with_timezone(&Utc))
             }
-            SortKey::RecencyScore | SortKey::FrequencyScore | SortKey::MonetaryScore | SortKey::ValueTier => {
-                KeyValue::Int(v.as_i64().ok_or_else(invalid)?)
-            }
+            SortKey::RecencyScore
+            | SortKey::FrequencyScore
+            | SortKey::MonetaryScore
+            | SortKey::ValueTier
+            | SortKey::ExpectedValue
+            | SortKey::ProbabilityAlive => KeyValue::Int(v.as_i64().ok_or_else(invalid)?),
         });
     }
     let id = text(values.last().ok_or_else(invalid)?)?.parse().map_err(|_| invalid())?;

@@ -1,7 +1,9 @@
-//! Value grading (RFM) and lifecycle stages: the tenant's settings, a
-//! regrade (cut points, then every customer, in one transaction; the job
-//! runs one per tenant and interval, a replica skipping a tenant another
-//! holds), and the re-scoring of the customers a transaction touched. Every
+//! Value grading (RFM), lifecycle stages, churn risk and lifetime value:
+//! the tenant's settings, a regrade (cut points, every customer's grades,
+//! then the lifetime-value model's fit and every customer's predictions, in
+//! one transaction; the job runs one per tenant and interval, a replica
+//! skipping a tenant another holds), and the re-scoring of the customers a
+//! transaction touched against the stored cut points and model. Every
 //! change of tier or stage is announced with `CustomerGraded`.
 
 use chrono::{DateTime, Utc};
@@ -12,16 +14,23 @@ use uuid::Uuid;
 use super::App;
 use crate::{
     domain::grading::GradingSettings,
+    domain::lifetime::{History, LifetimeModel, Prediction},
     resources::CUSTOMER,
-    store::grading::{self as store, CutPoints, GradeChange},
+    store::{
+        grading::{self as store, GradeChange, GradingState},
+        lifetime,
+    },
 };
+
+/// Customers whose segments a regrade re-evaluates per statement.
+const REFRESH_BATCH: usize = 10_000;
 
 impl App {
     /// The tenant's settings (defaults while never set), when they were set, and the cut points in use.
-    pub async fn grading_settings(&self, tenant: Uuid) -> Result<(GradingSettings, Option<DateTime<Utc>>, CutPoints), Error> {
+    pub async fn grading_settings(&self, tenant: Uuid) -> Result<(GradingSettings, Option<DateTime<Utc>>, GradingState), Error> {
         let mut tx = self.begin(tenant).await?;
         let (settings, update_time) = settings_of(&mut tx, tenant).await?;
-        let cuts = store::cut_points(&mut tx, tenant).await?;
+        let cuts = store::state(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok((settings, update_time, cuts))
     }
@@ -38,18 +47,33 @@ impl App {
     /// unless the tenant is due and no other replica is at it; otherwise (an
     /// administrator's call) it waits for a run in progress and runs. The
     /// new cut points and how many customers changed tier or stage; None when skipped.
-    pub async fn regrade(&self, tenant: Uuid, due_only: bool, now: DateTime<Utc>) -> Result<Option<(CutPoints, usize)>, Error> {
+    pub async fn regrade(&self, tenant: Uuid, due_only: bool, now: DateTime<Utc>) -> Result<Option<(GradingState, usize)>, Error> {
         let mut tx = self.begin(tenant).await?;
         if !store::take_run(&mut tx, tenant, due_only, now).await? {
             tx.commit().await?;
             return Ok(None);
         }
         let (settings, _) = settings_of(&mut tx, tenant).await?;
-        let cuts = store::compute_cut_points(&mut tx, tenant, &settings, now).await?;
+        store::compute_cut_points(&mut tx, tenant, &settings, now).await?;
         let changed = store::score(&mut tx, tenant, &settings, None, now).await?;
-        let announced = graded(&mut tx, tenant, &changed, now).await?;
+        let histories = lifetime::histories(&mut tx, tenant, &settings.currency_code, None, now).await?;
+        let model = LifetimeModel::fit(histories.iter().map(|(_, h)| *h));
+        lifetime::put_model(&mut tx, tenant, model.as_ref(), now).await?;
+        let mut revalued = predict(&mut tx, tenant, &settings, model.as_ref(), &histories).await?;
+        revalued.extend(lifetime::clear_predictions(&mut tx, tenant, &settings.currency_code, model.is_none()).await?);
+        drop(histories);
+        // Their segments follow every change (filters may name any of these fields), a batch at a time.
+        let mut moved: Vec<Uuid> = changed.iter().map(|c| c.id).chain(revalued).collect();
+        moved.sort_unstable();
+        moved.dedup();
+        for batch in moved.chunks(REFRESH_BATCH) {
+            let batch: Vec<(Uuid, bool)> = batch.iter().map(|id| (*id, true)).collect();
+            super::segments::refresh(&mut tx, tenant, &batch, now).await?;
+        }
+        let announced = announce_grades(&mut tx, tenant, &changed).await?;
+        let state = store::state(&mut tx, tenant).await?;
         tx.commit().await?;
-        Ok(Some((cuts, announced)))
+        Ok(Some((state, announced)))
     }
 
     /// Tenants due for a regrade.
@@ -64,6 +88,9 @@ pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid],
     store::start_grading(tx, tenant, now).await?;
     let (settings, _) = settings_of(tx, tenant).await?;
     let changed = store::score(tx, tenant, &settings, Some(customers), now).await?;
+    let model = store::state(tx, tenant).await?.model();
+    let histories = lifetime::histories(tx, tenant, &settings.currency_code, Some(customers), now).await?;
+    predict(tx, tenant, &settings, model.as_ref(), &histories).await?;
     // Their spending moved, whatever their grades did: every one of them is re-evaluated.
     let touched: Vec<(Uuid, bool)> = customers.iter().map(|id| (*id, true)).collect();
     super::segments::refresh(tx, tenant, &touched, now).await?;
@@ -71,12 +98,19 @@ pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid],
     Ok(())
 }
 
-/// After grades changed: the customers' segments follow, and each change of
-/// tier or stage is announced; how many were.
-async fn graded(tx: &mut TenantTx, tenant: Uuid, changed: &[GradeChange], now: DateTime<Utc>) -> Result<usize, Error> {
-    let moved: Vec<(Uuid, bool)> = changed.iter().map(|c| (c.id, true)).collect();
-    super::segments::refresh(tx, tenant, &moved, now).await?;
-    announce_grades(tx, tenant, changed).await
+/// Stores what `model` predicts for each of `histories` over the tenant's
+/// horizon (nothing without a model); the customers whose predictions changed.
+async fn predict(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    settings: &GradingSettings,
+    model: Option<&LifetimeModel>,
+    histories: &[(Uuid, History)],
+) -> Result<Vec<Uuid>, Error> {
+    let Some(model) = model else { return Ok(Vec::new()) };
+    let horizon = f64::from(settings.value_horizon_days);
+    let predictions: Vec<(Uuid, Prediction)> = histories.iter().map(|(id, h)| (*id, model.predict(h, horizon))).collect();
+    lifetime::put_predictions(tx, tenant, &settings.currency_code, &predictions).await
 }
 
 /// Announces the changes of tier or stage among `changed`; how many there were.

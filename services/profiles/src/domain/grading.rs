@@ -14,6 +14,7 @@ pub struct GradingSettings {
     pub loyal_min_purchases: i32,
     pub won_back_days: i32,
     pub regrade_interval_hours: i32,
+    pub value_horizon_days: i32,
 }
 
 impl Default for GradingSettings {
@@ -29,6 +30,7 @@ impl Default for GradingSettings {
             loyal_min_purchases: 5,
             won_back_days: 90,
             regrade_interval_hours: 24,
+            value_horizon_days: 365,
         }
     }
 }
@@ -71,6 +73,9 @@ impl GradingSettings {
         }
         if !(1..=168).contains(&self.regrade_interval_hours) {
             found.push(("regrade_interval_hours", "OUT_OF_RANGE", "1 to 168 hours".to_owned()));
+        }
+        if !(30..=1825).contains(&self.value_horizon_days) {
+            found.push(("value_horizon_days", "OUT_OF_RANGE", "30 to 1825 days".to_owned()));
         }
         found
     }

@@ -64,6 +64,13 @@ pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
         FilterField { name: "frequency_score", sql: "c.frequency_score", ty: FieldType::Integer { min: 1, max: 5 } },
         FilterField { name: "monetary_score", sql: "c.monetary_score", ty: FieldType::Integer { min: 1, max: 5 } },
         FilterField {
+            name: "churn_risk",
+            sql: "c.churn_risk",
+            ty: FieldType::Enum { values: &["LOW", "MEDIUM", "HIGH"], prefix: "CHURN_RISK_" },
+        },
+        FilterField { name: "probability_alive", sql: "c.probability_alive", ty: FieldType::Number { min: 0.0, max: 1.0 } },
+        FilterField { name: "expected_purchases", sql: "c.expected_purchases", ty: FieldType::Number { min: 0.0, max: 1e9 } },
+        FilterField {
             name: "purchase_count",
             sql: concat!("coalesce(", spending!("purchase_count"), ", 0)"),
             ty: FieldType::Integer { min: 0, max: i64::MAX },

@@ -61,12 +61,20 @@ pub struct CustomerRow {
     pub monetary_score: Option<i16>,
     /// When the lifecycle stage last changed.
     pub lifecycle_time: Option<DateTime<Utc>>,
+    /// LOW / MEDIUM / HIGH; empty until the customer has purchased.
+    pub churn_risk: String,
+    /// The lifetime-value model's predictions; None until there are any.
+    pub probability_alive: Option<f64>,
+    pub expected_purchases: Option<f64>,
+    pub expected_value_minor: Option<i64>,
+    pub expected_value_currency: String,
 }
 
 pub(super) const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
 company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
 consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time, disable_time, disable_reason, erase_time, \
-recency_score, frequency_score, monetary_score, lifecycle_time";
+recency_score, frequency_score, monetary_score, lifecycle_time, churn_risk, probability_alive, expected_purchases, expected_value_minor, \
+expected_value_currency";
 
 /// The `customers` table, for the kit's shared statements.
 pub const CUSTOMERS: Table = Table { name: "customers", columns: COLUMNS };
@@ -209,6 +217,10 @@ pub enum SortKey {
     MonetaryScore,
     /// `value_tier`, by rank: HIGH 3, MEDIUM 2, LOW 1, ungraded 0
     ValueTier,
+    /// `expected_value` (in minor units; none: -1)
+    ExpectedValue,
+    /// `probability_alive` (in 1/10 000ths, as stored; none: -1)
+    ProbabilityAlive,
 }
 
 impl SortKey {
@@ -222,6 +234,8 @@ impl SortKey {
             Self::FrequencyScore => "coalesce(c.frequency_score, 0)",
             Self::MonetaryScore => "coalesce(c.monetary_score, 0)",
             Self::ValueTier => "(CASE c.value_tier WHEN 'HIGH' THEN 3 WHEN 'MEDIUM' THEN 2 WHEN 'LOW' THEN 1 ELSE 0 END)",
+            Self::ExpectedValue => "coalesce(c.expected_value_minor, -1)",
+            Self::ProbabilityAlive => "coalesce(round(c.probability_alive * 10000)::bigint, -1)",
         }
     }
 
@@ -241,6 +255,8 @@ impl SortKey {
                 "LOW" => 1,
                 _ => 0,
             }),
+            Self::ExpectedValue => KeyValue::Int(row.expected_value_minor.unwrap_or(-1)),
+            Self::ProbabilityAlive => KeyValue::Int(row.probability_alive.map_or(-1, |p| (p * 10_000.0).round() as i64)),
         }
     }
 }

@@ -12,17 +12,44 @@ use sqlx::{FromRow, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::grading::{GradingSettings, MIN_AT_RISK_DAYS};
+use crate::domain::{
+    grading::{GradingSettings, MIN_AT_RISK_DAYS},
+    lifetime::{BgNbd, GammaGamma, LifetimeModel},
+};
 
-/// The cut points the job computed.
+/// What the job computed last: the cut points and the lifetime-value model.
 #[derive(Debug, Clone, Default, FromRow)]
-pub struct CutPoints {
+pub struct GradingState {
     pub recency_days: Option<Vec<i32>>,
     pub frequency: Option<Vec<i64>>,
     pub monetary: Option<Vec<i64>>,
     pub graded_customers: i64,
     pub compute_time: Option<DateTime<Utc>>,
+    /// r, alpha, a, b; None while there is no model.
+    pub purchase_model: Option<Vec<f64>>,
+    /// p, q, gamma; None while there is no model or purchase values are too alike to fit.
+    pub spend_model: Option<Vec<f64>>,
+    pub model_customers: Option<i64>,
+    pub model_repeat_check: Option<f64>,
+    pub model_fit_time: Option<DateTime<Utc>>,
 }
+
+impl GradingState {
+    /// The stored lifetime-value model; None until one was fitted.
+    pub fn model(&self) -> Option<LifetimeModel> {
+        let [r, alpha, a, b] = self.purchase_model.as_deref().and_then(|m| <[f64; 4]>::try_from(m).ok())?;
+        let spend = self.spend_model.as_deref().and_then(|m| <[f64; 3]>::try_from(m).ok());
+        Some(LifetimeModel {
+            purchases: BgNbd { r, alpha, a, b },
+            spend: spend.map(|[p, q, gamma]| GammaGamma { p, q, gamma }),
+            fitted_customers: usize::try_from(self.model_customers.unwrap_or_default()).unwrap_or_default(),
+            repeat_check: self.model_repeat_check.unwrap_or_default(),
+        })
+    }
+}
+
+const STATE_COLUMNS: &str = "recency_days, frequency, monetary, graded_customers, compute_time, purchase_model, spend_model, \
+model_customers, model_repeat_check, model_fit_time";
 
 /// A customer whose grades changed.
 #[derive(Debug, Clone, FromRow)]
@@ -35,7 +62,7 @@ pub struct GradeChange {
 }
 
 const SETTINGS_COLUMNS: &str = "currency_code, high_min_score, medium_min_score, new_days, at_risk_days, at_risk_gap_factor, lapsed_days, \
-loyal_min_purchases, won_back_days, regrade_interval_hours";
+loyal_min_purchases, won_back_days, regrade_interval_hours, value_horizon_days";
 
 /// The tenant's settings and when they were set; None while never set (the defaults apply).
 pub async fn settings(tx: &mut TenantTx, tenant: Uuid) -> Result<Option<(GradingSettings, DateTime<Utc>)>, Error> {
@@ -56,10 +83,10 @@ pub async fn settings(tx: &mut TenantTx, tenant: Uuid) -> Result<Option<(Grading
 /// Stores the tenant's settings.
 pub async fn put_settings(tx: &mut TenantTx, tenant: Uuid, s: &GradingSettings, now: DateTime<Utc>) -> Result<(), Error> {
     sqlx::query(&format!(
-        "INSERT INTO grading_settings (tenant_id, {SETTINGS_COLUMNS}, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        "INSERT INTO grading_settings (tenant_id, {SETTINGS_COLUMNS}, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $12)
          ON CONFLICT (tenant_id) DO UPDATE SET currency_code = $2, high_min_score = $3, medium_min_score = $4, new_days = $5,
              at_risk_days = $6, at_risk_gap_factor = $7, lapsed_days = $8, loyal_min_purchases = $9, won_back_days = $10,
-             regrade_interval_hours = $11, update_time = $12"
+             regrade_interval_hours = $11, update_time = $12, value_horizon_days = $13"
     ))
     .bind(tenant)
     .bind(&s.currency_code)
@@ -73,15 +100,16 @@ pub async fn put_settings(tx: &mut TenantTx, tenant: Uuid, s: &GradingSettings, 
     .bind(s.won_back_days)
     .bind(s.regrade_interval_hours)
     .bind(now)
+    .bind(s.value_horizon_days)
     .execute(&mut **tx)
     .instrument(db_span("INSERT", "grading_settings"))
     .await?;
     Ok(())
 }
 
-/// The cut points in use (the default while the job never ran).
-pub async fn cut_points(tx: &mut TenantTx, tenant: Uuid) -> Result<CutPoints, Error> {
-    Ok(sqlx::query_as("SELECT recency_days, frequency, monetary, graded_customers, compute_time FROM grading_state WHERE tenant_id = $1")
+/// The cut points and model in use (none while the job never ran).
+pub async fn state(tx: &mut TenantTx, tenant: Uuid) -> Result<GradingState, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {STATE_COLUMNS} FROM grading_state WHERE tenant_id = $1"))
         .bind(tenant)
         .fetch_optional(&mut **tx)
         .instrument(db_span("SELECT", "grading_state"))
@@ -130,8 +158,8 @@ pub async fn take_run(tx: &mut TenantTx, tenant: Uuid, due_only: bool, now: Date
 
 /// Computes the tenant's quintile cut points over its live customers with
 /// purchases in the grading currency, as of `now`; the next run is due an interval later.
-pub async fn compute_cut_points(tx: &mut TenantTx, tenant: Uuid, s: &GradingSettings, now: DateTime<Utc>) -> Result<CutPoints, Error> {
-    Ok(sqlx::query_as(
+pub async fn compute_cut_points(tx: &mut TenantTx, tenant: Uuid, s: &GradingSettings, now: DateTime<Utc>) -> Result<GradingState, Error> {
+    Ok(sqlx::query_as(&format!(
         "WITH graded AS (
              SELECT floor(extract(epoch FROM $3 - sp.last_purchase_time) / 86400)::int AS days, sp.purchase_count AS n,
                     sp.purchase_minor - sp.refund_minor AS net
@@ -149,8 +177,8 @@ pub async fn compute_cut_points(tx: &mut TenantTx, tenant: Uuid, s: &GradingSett
          ON CONFLICT (tenant_id) DO UPDATE SET recency_days = EXCLUDED.recency_days, frequency = EXCLUDED.frequency,
              monetary = EXCLUDED.monetary, graded_customers = EXCLUDED.graded_customers, compute_time = EXCLUDED.compute_time,
              next_run_time = EXCLUDED.next_run_time
-         RETURNING recency_days, frequency, monetary, graded_customers, compute_time",
-    )
+         RETURNING {STATE_COLUMNS}"
+    ))
     .bind(tenant)
     .bind(&s.currency_code)
     .bind(now)
@@ -160,7 +188,7 @@ pub async fn compute_cut_points(tx: &mut TenantTx, tenant: Uuid, s: &GradingSett
     .await?)
 }
 
-/// Scores, tiers and stages the tenant's live customers (`customers`, or
+/// Scores, tiers, stages and churn risks of the tenant's live customers (`customers`, or
 /// all) as of `now` against the stored cut points; sets only what changed
 /// (no revision bump: these fields are the service's, not the caller's) and
 /// returns the customers it changed, with their tier and stage before and after.
@@ -199,7 +227,9 @@ pub async fn score(
                     CASE WHEN f.n IS NULL OR cuts.mo IS NULL THEN NULL ELSE
                         1 + (f.net > cuts.mo[1])::int + (f.net > cuts.mo[2])::int + (f.net > cuts.mo[3])::int + (f.net > cuts.mo[4])::int
                     END AS m,
-                    CASE WHEN f.gap IS NULL THEN $7::float8 ELSE least($7::float8, greatest({MIN_AT_RISK_DAYS}, $8 * f.gap)) END AS at_risk_after
+                    CASE WHEN f.gap IS NULL THEN $7::float8 ELSE least($7::float8, greatest({MIN_AT_RISK_DAYS}, $8 * f.gap)) END AS at_risk_after,
+                    -- A single purchase has no rhythm of its own: the tenant's (at-risk days over the gap factor) stands in.
+                    CASE WHEN f.gap IS NULL THEN $7::float8 / $8 ELSE greatest(1, f.gap) END AS typical_gap
              FROM facts f CROSS JOIN cuts
          ), graded AS (
              SELECT s.id, s.old_tier, s.old_stage, s.lifecycle_time, s.r, s.fq, s.m,
@@ -213,15 +243,21 @@ pub async fn score(
                          WHEN s.n = 1 AND s.days <= $11 THEN 'NEW'
                          WHEN s.n >= $12 THEN 'LOYAL'
                          ELSE 'ACTIVE'
-                    END AS stage
+                    END AS stage,
+                    CASE WHEN s.n IS NULL THEN ''
+                         WHEN s.days > s.at_risk_after THEN 'HIGH'
+                         WHEN s.days > s.typical_gap THEN 'MEDIUM'
+                         ELSE 'LOW'
+                    END AS churn
              FROM scores s
          )
          UPDATE customers c SET recency_score = g.r, frequency_score = g.fq, monetary_score = g.m, value_tier = g.tier,
-                lifecycle_stage = g.stage, lifecycle_time = CASE WHEN g.stage <> g.old_stage THEN $4 ELSE c.lifecycle_time END
+                lifecycle_stage = g.stage, lifecycle_time = CASE WHEN g.stage <> g.old_stage THEN $4 ELSE c.lifecycle_time END,
+                churn_risk = g.churn
          FROM graded g
          WHERE c.tenant_id = $1 AND c.id = g.id
-           AND (c.recency_score, c.frequency_score, c.monetary_score, c.value_tier, c.lifecycle_stage)
-               IS DISTINCT FROM (g.r::smallint, g.fq::smallint, g.m::smallint, g.tier, g.stage)
+           AND (c.recency_score, c.frequency_score, c.monetary_score, c.value_tier, c.lifecycle_stage, c.churn_risk)
+               IS DISTINCT FROM (g.r::smallint, g.fq::smallint, g.m::smallint, g.tier, g.stage, g.churn)
          RETURNING c.id, g.old_tier AS previous_value_tier, c.value_tier, g.old_stage AS previous_lifecycle_stage, c.lifecycle_stage"
     ))
     .bind(tenant)

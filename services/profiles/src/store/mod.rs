@@ -8,6 +8,7 @@ mod customers;
 pub mod erasure;
 pub mod grading;
 pub mod history;
+pub mod lifetime;
 pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;

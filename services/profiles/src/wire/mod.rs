@@ -421,6 +421,10 @@ pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
         frequency_score: row.frequency_score.map_or(0, i32::from),
         monetary_score: row.monetary_score.map_or(0, i32::from),
         lifecycle_time: row.lifecycle_time.map(time::to_timestamp),
+        churn_risk: enum_number(&row.churn_risk, "CHURN_RISK_", |s| pb::ChurnRisk::from_str_name(s).map(|e| e as i32)),
+        probability_alive: row.probability_alive,
+        expected_purchases: row.expected_purchases,
+        expected_value: row.expected_value_minor.map(|minor| crm_kit::money::from_minor(&row.expected_value_currency, minor)),
     }
 }
 

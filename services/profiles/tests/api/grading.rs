@@ -200,3 +200,124 @@ async fn the_job_grades_a_tenant_once_it_has_transactions() {
     let settings = grading(&app).get_grading_settings(app.admin(get)).await.unwrap().into_inner().grading_settings.unwrap();
     assert_eq!(settings.cut_points.unwrap().graded_customers, 1);
 }
+
+#[tokio::test]
+async fn churn_risk_follows_each_customers_rhythm() {
+    use pb::ChurnRisk as Risk;
+    let app = spawn_app().await;
+    let risk = |c: pb::Customer| Risk::try_from(c.churn_risk).unwrap();
+    /// A name, its purchases (days ago, amount), and the risk they make.
+    type Case<'a> = (&'a str, &'a [(u64, i64)], Risk);
+    let cases: [Case; 5] = [
+        // Every 10 days, silent for 5: on time.
+        ("OnTime", &[(5, 100), (15, 100), (25, 100)], Risk::Low),
+        // Every 10 days, silent for 12: overdue, not yet twice the gap (nor the 14-day floor).
+        ("Overdue", &[(12, 100), (22, 100), (32, 100)], Risk::Medium),
+        // Every 7 days, silent for 20: AT_RISK by their own rhythm.
+        ("Silent", &[(20, 100), (27, 100), (34, 100)], Risk::High),
+        // One purchase: the tenant's rhythm (90 days / 2) stands in; 50 days is overdue.
+        ("Once", &[(50, 100)], Risk::Medium),
+        ("Lapsed", &[(400, 100), (410, 100)], Risk::High),
+    ];
+    for (i, (name, purchases, expected)) in cases.iter().enumerate() {
+        let created = app.create(customer(name, &format!("risk{i}@example.com"))).await;
+        buy(&app, &created.name, purchases).await;
+        assert_eq!(risk(app.get(&created.name).await.unwrap()), *expected, "{name}");
+    }
+    let prospect = app.create(customer("Prospect", "risk-prospect@example.com")).await;
+    assert_eq!(risk(app.get(&prospect.name).await.unwrap()), Risk::Unspecified);
+    assert_eq!(filtered(&app, "churn_risk = HIGH").await.len(), 2);
+    assert_eq!(filtered(&app, "churn_risk = CHURN_RISK_MEDIUM").await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_regrade_fits_a_lifetime_value_model_and_values_every_buyer() {
+    let app = spawn_app().await;
+    let get = pb::GetGradingSettingsRequest { name: "gradingSettings".into() };
+    let regrade = pb::RegradeCustomersRequest { name: "gradingSettings".into() };
+    // Too few buyers: no model, no predictions.
+    let few = app.create(customer("Few", "few@example.com")).await;
+    buy(&app, &few.name, &[(3, 100), (9, 100)]).await;
+    let settings = grading(&app).regrade_customers(app.admin(regrade.clone())).await.unwrap().into_inner().grading_settings.unwrap();
+    assert!(settings.lifetime_model.is_none());
+    assert_eq!(app.get(&few.name).await.unwrap().probability_alive, None);
+
+    // Sixty buyers with varied rhythms (every 4 to 28 days, 1 to 6 purchases) and silences (0 to 118 days).
+    let mut buyers = Vec::new();
+    let mut purchases = Vec::new();
+    for i in 0..60_u64 {
+        let created = app.create(customer(&format!("Buyer {i}"), &format!("clv{i}@example.com"))).await;
+        let (count, gap, silence) = (1 + i % 6, 4 + 4 * (i % 7), (i * 2) % 120);
+        purchases.extend((0..count).map(|k| (created.name.clone(), silence + k * gap, 50 + 10 * i64::try_from(i % 9).unwrap())));
+        buyers.push(created.name);
+    }
+    let requests = purchases
+        .iter()
+        .map(|(parent, days, units)| pb::CreateTransactionRequest {
+            parent: parent.clone(),
+            transaction: Some(pb::Transaction {
+                external_id: uuid::Uuid::now_v7().to_string(),
+                kind: pb::TransactionKind::Purchase as i32,
+                amount: Some(Money { currency_code: "CNY".into(), units: *units, nanos: 0 }),
+                occur_time: Some((SystemTime::now() - Duration::from_secs(days * 86_400 + 60)).into()),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    let batch = pb::BatchCreateTransactionsRequest { parent: "customers/-".into(), requests };
+    TransactionServiceClient::new(app.channel.clone()).batch_create_transactions(app.as_roles(batch, &["service"])).await.unwrap();
+
+    let settings = grading(&app).regrade_customers(app.admin(regrade.clone())).await.unwrap().into_inner().grading_settings.unwrap();
+    let model = settings.lifetime_model.expect("a model from 61 buyers");
+    assert_eq!(model.fitted_customers, 61);
+    assert!(model.fit_time.is_some());
+    assert!([model.r, model.alpha, model.a, model.b, model.p, model.q, model.gamma].iter().all(|v| v.is_finite() && *v > 0.0));
+    assert!((0.5..2.0).contains(&model.repeat_check), "the model explains the repeat purchases: {}", model.repeat_check);
+
+    let mut valued = Vec::new();
+    for name in &buyers {
+        let c = app.get(name).await.unwrap();
+        let alive = c.probability_alive.expect("every buyer has a probability alive");
+        assert!((0.0..=1.0).contains(&alive));
+        let value = c.expected_value.expect("and an expected value");
+        assert_eq!(value.currency_code, "CNY");
+        assert!(c.expected_purchases.unwrap() >= 0.0);
+        valued.push((c.name, alive, value.units));
+    }
+    // Buyer 0 bought once: the model cannot tell them gone. Buyer 55 bought 2 times, every 28 days, silent for 110: likely gone.
+    assert_eq!(valued[0].1, 1.0);
+    assert!(valued[55].1 < valued[1].1, "{valued:?}");
+    let likely_gone: Vec<String> = {
+        let mut v: Vec<String> = valued.iter().filter(|(_, alive, _)| *alive < 0.5).map(|(n, _, _)| n.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(filtered(&app, "probability_alive < 0.5").await, likely_gone);
+
+    // Most valuable first.
+    let request = pb::ListCustomersRequest { order_by: "expected_value desc".into(), page_size: 100, ..Default::default() };
+    let ordered = app.customers.clone().list_customers(app.admin(request)).await.unwrap().into_inner().customers;
+    let values: Vec<i64> =
+        ordered.iter().map(|c| c.expected_value.as_ref().map_or(-1, |m| m.units * 100 + i64::from(m.nanos) / 10_000_000)).collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    assert!(ordered.last().unwrap().expected_value.is_none() || ordered.len() == 61);
+
+    // A purchase revalues its customer at once, against the stored model.
+    let before = app.get(&buyers[55]).await.unwrap();
+    buy(&app, &buyers[55], &[(0, 90)]).await;
+    let after = app.get(&buyers[55]).await.unwrap();
+    assert!(after.probability_alive.unwrap() > before.probability_alive.unwrap(), "{before:?} {after:?}");
+
+    // A longer horizon expects more.
+    let horizon = pb::UpdateGradingSettingsRequest {
+        grading_settings: Some(pb::GradingSettings { name: "gradingSettings".into(), value_horizon_days: 730, ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["value_horizon_days".into()] }),
+    };
+    grading(&app).update_grading_settings(app.admin(horizon)).await.unwrap();
+    grading(&app).regrade_customers(app.admin(regrade)).await.unwrap();
+    let longer = app.get(&buyers[1]).await.unwrap();
+    let shorter = valued.iter().find(|(n, _, _)| *n == buyers[1]).unwrap();
+    assert!(longer.expected_value.as_ref().unwrap().units > shorter.2, "{longer:?}");
+    let stored = grading(&app).get_grading_settings(app.admin(get)).await.unwrap().into_inner().grading_settings.unwrap();
+    assert_eq!(stored.value_horizon_days, 730);
+}

@@ -40,6 +40,13 @@ pub enum FieldType {
         /// Largest accepted value.
         max: i64,
     },
+    /// A real number within bounds (`double precision`).
+    Number {
+        /// Smallest accepted value.
+        min: f64,
+        /// Largest accepted value.
+        max: f64,
+    },
     /// `true` / `false`.
     Bool,
 }
@@ -69,6 +76,7 @@ enum Value {
     /// `now`, or `now±<duration>`: the time the statement is built, moved by the offset.
     RelativeTime(chrono::Duration),
     Int(i64),
+    Number(f64),
     Bool(bool),
 }
 
@@ -145,6 +153,12 @@ fn typed_value(spec: &FilterField, op: Comparator, raw: String, quoted: bool) ->
             .filter(|n| (min..=max).contains(n))
             .map(|n| (Value::Int(n), false))
             .ok_or_else(|| invalid(format!("{name:?} needs an integer from {min} to {max}, not {raw:?}"))),
+        FieldType::Number { min, max } if op != Has => raw
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && (min..=max).contains(n))
+            .map(|n| (Value::Number(n), false))
+            .ok_or_else(|| invalid(format!("{name:?} needs a number from {min} to {max}, not {raw:?}"))),
         FieldType::Bool if matches!(op, Eq | Ne) => match raw.as_str() {
             "true" => Ok((Value::Bool(true), false)),
             "false" => Ok((Value::Bool(false), false)),
@@ -276,6 +290,7 @@ fn push_leaf(qb: &mut QueryBuilder<'_, Postgres>, field: &FilterField, op: Compa
                 Value::Timestamp(t) => qb.push_bind(*t),
                 Value::RelativeTime(offset) => qb.push_bind(Utc::now() + *offset),
                 Value::Int(n) => qb.push_bind(*n),
+                Value::Number(n) => qb.push_bind(*n),
                 Value::Bool(b) => qb.push_bind(*b),
             };
         }
@@ -299,6 +314,7 @@ mod tests {
             FilterField { name: "create_time", sql: "c.create_time", ty: FieldType::Timestamp },
             FilterField { name: "birthday.month", sql: "c.birth_month", ty: FieldType::Integer { min: 1, max: 12 } },
             FilterField { name: "deleted", sql: "(c.delete_time IS NOT NULL)", ty: FieldType::Bool },
+            FilterField { name: "probability", sql: "c.probability", ty: FieldType::Number { min: 0.0, max: 1.0 } },
         ],
     };
 
@@ -327,6 +343,7 @@ mod tests {
             "WHERE true AND (c.create_time >= $1 AND NOT (c.birth_month = $2))"
         );
         assert_eq!(sql("deleted = false"), "WHERE true AND (c.delete_time IS NOT NULL) = $1");
+        assert_eq!(sql("probability < 0.25 AND probability >= 0"), "WHERE true AND (c.probability < $1 AND c.probability >= $2)");
     }
 
     #[test]
@@ -368,6 +385,10 @@ mod tests {
             "birthday.month : 3",
             "tags > a",
             "deleted = maybe",
+            "probability > 1.5",
+            "probability < NaN",
+            "probability < high",
+            "probability : 0.5",
         ] {
             assert_eq!(reason(bad), "INVALID_FILTER", "{bad}");
         }
