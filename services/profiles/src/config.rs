@@ -20,6 +20,9 @@ pub struct Config {
     /// How often segments whose filter is relative to the current time are refilled.
     #[arg(long, env = "CRM_SEGMENT_SWEEP_MS", default_value_t = 60_000)]
     pub segment_sweep_ms: u64,
+    /// How often the duplicate scan looks for created and changed customers.
+    #[arg(long, env = "CRM_DUPLICATE_SCAN_MS", default_value_t = 5_000)]
+    pub duplicate_scan_ms: u64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

@@ -1,16 +1,18 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
 //! PremisesService, OccurrenceService, TransactionService,
-//! RenameRequestService, GradingService, SegmentService, the event stream,
-//! and the grading, segment-sweep and verification jobs.
+//! RenameRequestService, GradingService, SegmentService, DuplicateService,
+//! the event stream, and the grading, segment-sweep, duplicate-scan and
+//! verification jobs.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
-    grading_service_server::GradingServiceServer, occurrence_service_server::OccurrenceServiceServer,
-    payment_account_service_server::PaymentAccountServiceServer, premises_service_server::PremisesServiceServer,
-    related_person_service_server::RelatedPersonServiceServer, rename_request_service_server::RenameRequestServiceServer,
-    segment_service_server::SegmentServiceServer, transaction_service_server::TransactionServiceServer,
+    duplicate_service_server::DuplicateServiceServer, grading_service_server::GradingServiceServer,
+    occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
+    premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
+    rename_request_service_server::RenameRequestServiceServer, segment_service_server::SegmentServiceServer,
+    transaction_service_server::TransactionServiceServer,
 };
 use std::time::Duration;
 
@@ -18,8 +20,8 @@ use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CommunicationApi, CustomerApi, GradingApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi, RenameRequestApi,
-        SegmentApi, TransactionApi,
+        CommunicationApi, CustomerApi, DuplicateApi, GradingApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi,
+        RenameRequestApi, SegmentApi, TransactionApi,
     },
     app::App,
     config::Config,
@@ -52,9 +54,11 @@ impl Application {
             RenameRequestServiceServer::new(RenameRequestApi::new(app.clone(), kit.page_tokens.clone())),
             GradingServiceServer::new(GradingApi::new(app.clone())),
             SegmentServiceServer::new(SegmentApi::new(app.clone(), kit.page_tokens.clone())),
+            DuplicateServiceServer::new(DuplicateApi::new(app.clone(), kit.page_tokens.clone())),
         );
         jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());
         jobs::segments::spawn(app.clone(), Duration::from_millis(config.segment_sweep_ms), kit.shutdown_receiver());
+        jobs::duplicates::spawn(app.clone(), Duration::from_millis(config.duplicate_scan_ms), kit.shutdown_receiver());
         jobs::verification::spawn(app, Duration::from_millis(config.verification_poll_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await
     }

@@ -53,6 +53,17 @@ impl PageKey for (chrono::NaiveDate, uuid::Uuid) {
     }
 }
 
+/// Lists ordered by a score, then a pair of ids (e.g. duplicate pairs, most alike first).
+impl PageKey for (f64, uuid::Uuid, uuid::Uuid) {
+    fn to_values(&self) -> Vec<serde_json::Value> {
+        vec![self.0.into(), self.1.to_string().into(), self.2.to_string().into()]
+    }
+    fn from_values(values: &[serde_json::Value]) -> Option<Self> {
+        let id = |i: usize| uuid::Uuid::parse_str(values.get(i)?.as_str()?).ok();
+        Some((values.first()?.as_f64()?, id(1)?, id(2)?))
+    }
+}
+
 /// Lists in id order (UUIDv7 ids are time-ordered).
 impl PageKey for uuid::Uuid {
     fn to_values(&self) -> Vec<serde_json::Value> {

@@ -16,6 +16,7 @@
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `occurrences`: OccurrenceService — notable things that happened to a customer.
 //! - `rename`: RenameRequestService — renaming customers with approval (客户更名单).
+//! - `duplicates`: DuplicateService — duplicate candidates and the scan's pairs.
 //! - `segments`: SegmentService — dynamic and static segments with exact live counts.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
 //! - `transactions`: TransactionService — purchases and refunds, one or a batch, and spending.
@@ -25,6 +26,7 @@ mod authorization;
 mod changes;
 mod communications;
 mod customers;
+mod duplicates;
 mod grading;
 mod listing;
 mod occurrences;
@@ -39,6 +41,7 @@ mod transactions;
 
 pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
+pub use duplicates::DuplicateApi;
 pub use grading::GradingApi;
 pub use occurrences::OccurrenceApi;
 pub use payment_accounts::PaymentAccountApi;

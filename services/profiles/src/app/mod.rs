@@ -19,6 +19,7 @@
 pub mod archive;
 pub mod communications;
 pub mod customers;
+pub mod duplicates;
 pub mod grading;
 pub mod history;
 pub mod occurrences;

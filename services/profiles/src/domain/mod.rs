@@ -8,6 +8,7 @@ pub mod fields;
 pub mod grading;
 pub mod lifetime;
 pub mod mask;
+pub mod matching;
 pub mod occurrence;
 pub mod optimize;
 pub mod payment_account;

@@ -3,8 +3,10 @@
 //! # Layout
 //! - [`verification`]: the reminders of data that went stale (定期确认).
 //! - [`grading`]: the tenants' regrades (RFM cut points, scores, tiers, stages).
+//! - [`duplicates`]: the tenant-wide duplicate scan (match keys and pairs of changed customers).
 //! - [`segments`]: the refills of segments whose filter is relative to the current time.
 
+pub mod duplicates;
 pub mod grading;
 pub mod segments;
 pub mod verification;

@@ -13,7 +13,10 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    domain::customer::{AddressEntry, Consent, CustomerDraft, EmailEntry, PhoneEntry},
+    domain::{
+        customer::{AddressEntry, Consent, CustomerDraft, EmailEntry, PhoneEntry},
+        matching::{Person, match_keys},
+    },
     resources::CUSTOMER,
 };
 
@@ -118,14 +121,18 @@ macro_rules! bind_draft {
 /// Inserts a new customer.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerDraft, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
     let sql = format!(
-        "INSERT INTO customers (tenant_id, id, create_time, update_time, display_name, given_name, family_name, kind, emails, phones, \
+        // The tenant's duplicate scan is started with its first customer (in the same statement: no extra round trip).
+        "WITH scan AS (INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING)
+         INSERT INTO customers (tenant_id, id, create_time, update_time, display_name, given_name, family_name, kind, emails, phones, \
          addresses, company, job_title, industry, company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, \
-         locale, tags, attributes, owner, category, consent, verify_time)
-         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+         locale, tags, attributes, owner, category, consent, verify_time, match_keys)
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,
+                 $27)
          RETURNING {COLUMNS}"
     );
     let query = sqlx::query_as::<_, CustomerRow>(&sql).bind(tenant).bind(id).bind(now);
-    Ok(bind_draft!(query, draft).fetch_one(&mut **tx).instrument(db_span("INSERT", "customers")).await?)
+    let keys = match_keys(&Person::of_draft(draft));
+    Ok(bind_draft!(query, draft).bind(keys).fetch_one(&mut **tx).instrument(db_span("INSERT", "customers")).await?)
 }
 
 /// Replaces every writable column of a customer and bumps its revision.
@@ -134,12 +141,13 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerD
         "UPDATE customers SET update_time = $3, revision = revision + 1, display_name = $4, given_name = $5, family_name = $6, kind = $7, \
          emails = $8, phones = $9, addresses = $10, company = $11, job_title = $12, industry = $13, company_size = $14, \
          source_channel = $15, birthday_year = $16, birthday_month = $17, birthday_day = $18, time_zone = $19, locale = $20, tags = $21, \
-         attributes = $22, owner = $23, category = $24, consent = $25, verify_time = $26
+         attributes = $22, owner = $23, category = $24, consent = $25, verify_time = $26, match_keys = $27
          WHERE tenant_id = $1 AND id = $2
          RETURNING {COLUMNS}"
     );
     let query = sqlx::query_as::<_, CustomerRow>(&sql).bind(tenant).bind(id).bind(now);
-    Ok(bind_draft!(query, draft).fetch_one(&mut **tx).instrument(db_span("UPDATE", "customers")).await?)
+    let keys = match_keys(&Person::of_draft(draft));
+    Ok(bind_draft!(query, draft).bind(keys).fetch_one(&mut **tx).instrument(db_span("UPDATE", "customers")).await?)
 }
 
 /// The customers among `ids` (in no particular order; missing ones are absent).

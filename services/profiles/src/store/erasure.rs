@@ -62,7 +62,7 @@ pub async fn erase(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>
     Ok(sqlx::query_as(&format!(
         "UPDATE customers SET display_name = $3, given_name = '', family_name = '', emails = '[]', phones = '[]', addresses = '[]',
              company = '', job_title = '', industry = '', birthday_year = NULL, birthday_month = NULL, birthday_day = NULL,
-             time_zone = '', locale = '', tags = '{{}}', attributes = '{{}}', disable_reason = '',
+             time_zone = '', locale = '', tags = '{{}}', attributes = '{{}}', disable_reason = '', match_keys = '{{}}',
              delete_time = coalesce(delete_time, $4), erase_time = $4, update_time = $4, revision = revision + 1
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))

@@ -5,6 +5,7 @@
 pub mod communications;
 pub mod customer_filter;
 mod customers;
+pub mod duplicates;
 pub mod erasure;
 pub mod grading;
 pub mod history;

@@ -42,6 +42,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         verification_poll_ms: 3_600_000,
         grading_poll_ms: 3_600_000,
         segment_sweep_ms: 3_600_000,
+        duplicate_scan_ms: 3_600_000,
         kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
     };
     customise(&mut config);

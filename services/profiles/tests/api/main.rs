@@ -6,6 +6,7 @@ mod communications;
 mod customer_role;
 mod customers;
 mod disable;
+mod duplicates;
 mod events;
 mod grading;
 mod helpers;
