@@ -17,13 +17,15 @@ use crate::{
     domain::lifetime::{History, LifetimeModel, Prediction},
     resources::CUSTOMER,
     store::{
-        grading::{self as store, GradeChange, GradingState},
+        grading::{self as store, GradeChange, GradingState, STAGES, TIERS},
         lifetime,
     },
 };
 
 /// Customers whose segments a regrade re-evaluates per statement.
 const REFRESH_BATCH: usize = 10_000;
+/// `CustomerGraded` events appended per statement (the first regrade of a big tenant changes everyone).
+const ANNOUNCE_BATCH: usize = 5_000;
 
 impl App {
     /// The tenant's settings (defaults while never set), when they were set, and the cut points in use.
@@ -55,19 +57,15 @@ impl App {
         }
         let (settings, _) = settings_of(&mut tx, tenant).await?;
         store::compute_cut_points(&mut tx, tenant, &settings, now).await?;
-        let changed = store::score(&mut tx, tenant, &settings, None, now).await?;
         let histories = lifetime::histories(&mut tx, tenant, &settings.currency_code, None, now).await?;
         let model = LifetimeModel::fit(histories.iter().map(|(_, h)| *h));
         lifetime::put_model(&mut tx, tenant, model.as_ref(), now).await?;
-        let mut revalued = predict(&mut tx, tenant, &settings, model.as_ref(), &histories).await?;
-        revalued.extend(lifetime::clear_predictions(&mut tx, tenant, &settings.currency_code, model.is_none()).await?);
-        drop(histories);
+        let predictions = predict(&settings, model.as_ref(), histories);
+        let changed = store::score(&mut tx, tenant, &settings, None, &predictions, now).await?;
+        drop(predictions);
         // Their segments follow every change (filters may name any of these fields), a batch at a time.
-        let mut moved: Vec<Uuid> = changed.iter().map(|c| c.id).chain(revalued).collect();
-        moved.sort_unstable();
-        moved.dedup();
-        for batch in moved.chunks(REFRESH_BATCH) {
-            let batch: Vec<(Uuid, bool)> = batch.iter().map(|id| (*id, true)).collect();
+        for batch in changed.chunks(REFRESH_BATCH) {
+            let batch: Vec<(Uuid, bool)> = batch.iter().map(|c| (c.id, true)).collect();
             super::segments::refresh(&mut tx, tenant, &batch, now).await?;
         }
         let announced = announce_grades(&mut tx, tenant, &changed).await?;
@@ -87,10 +85,10 @@ impl App {
 pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid], now: DateTime<Utc>) -> Result<(), Error> {
     store::start_grading(tx, tenant, now).await?;
     let (settings, _) = settings_of(tx, tenant).await?;
-    let changed = store::score(tx, tenant, &settings, Some(customers), now).await?;
     let model = store::state(tx, tenant).await?.model();
     let histories = lifetime::histories(tx, tenant, &settings.currency_code, Some(customers), now).await?;
-    predict(tx, tenant, &settings, model.as_ref(), &histories).await?;
+    let predictions = predict(&settings, model.as_ref(), histories);
+    let changed = store::score(tx, tenant, &settings, Some(customers), &predictions, now).await?;
     // Their spending moved, whatever their grades did: every one of them is re-evaluated.
     let touched: Vec<(Uuid, bool)> = customers.iter().map(|id| (*id, true)).collect();
     super::segments::refresh(tx, tenant, &touched, now).await?;
@@ -98,29 +96,20 @@ pub(super) async fn rescore(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid],
     Ok(())
 }
 
-/// Stores what `model` predicts for each of `histories` over the tenant's
-/// horizon (nothing without a model); the customers whose predictions changed.
-async fn predict(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    settings: &GradingSettings,
-    model: Option<&LifetimeModel>,
-    histories: &[(Uuid, History)],
-) -> Result<Vec<Uuid>, Error> {
-    let Some(model) = model else { return Ok(Vec::new()) };
+/// What `model` predicts for each of `histories` over the tenant's horizon (nothing without a model).
+fn predict(settings: &GradingSettings, model: Option<&LifetimeModel>, histories: Vec<(Uuid, History)>) -> Vec<(Uuid, Prediction)> {
+    let Some(model) = model else { return Vec::new() };
     let horizon = f64::from(settings.value_horizon_days);
-    let predictions: Vec<(Uuid, Prediction)> = histories.iter().map(|(id, h)| (*id, model.predict(h, horizon))).collect();
-    lifetime::put_predictions(tx, tenant, &settings.currency_code, &predictions).await
+    histories.into_iter().map(|(id, h)| (id, model.predict(&h, horizon))).collect()
 }
 
-/// Announces the changes of tier or stage among `changed`; how many there were.
+/// Announces the changes of tier or stage among `changed`, a batch of
+/// events per statement; how many there were.
 async fn announce_grades(tx: &mut TenantTx, tenant: Uuid, changed: &[GradeChange]) -> Result<usize, Error> {
-    let announced: Vec<GradeChange> = changed
-        .iter()
-        .filter(|c| c.value_tier != c.previous_value_tier || c.lifecycle_stage != c.previous_lifecycle_stage)
-        .cloned()
-        .collect();
-    announce(tx, tenant, &announced).await?;
+    let announced: Vec<GradeChange> = changed.iter().filter(|c| c.is_regrade()).copied().collect();
+    for batch in announced.chunks(ANNOUNCE_BATCH) {
+        announce(tx, tenant, batch).await?;
+    }
     Ok(announced.len())
 }
 
@@ -133,18 +122,18 @@ async fn settings_of(tx: &mut TenantTx, tenant: Uuid) -> Result<(GradingSettings
 
 /// `CustomerGraded` for each change, on the customers' subjects, in one statement.
 async fn announce(tx: &mut TenantTx, tenant: Uuid, changed: &[GradeChange]) -> Result<(), Error> {
-    let tier = |s: &str| pb::ValueTier::from_str_name(&format!("VALUE_TIER_{s}")).map_or(0, |t| t as i32);
-    let stage = |s: &str| pb::LifecycleStage::from_str_name(&format!("LIFECYCLE_STAGE_{s}")).map_or(0, |t| t as i32);
+    let tier = |i: u8| pb::ValueTier::from_str_name(&format!("VALUE_TIER_{}", TIERS[usize::from(i)])).map_or(0, |t| t as i32);
+    let stage = |i: u8| pb::LifecycleStage::from_str_name(&format!("LIFECYCLE_STAGE_{}", STAGES[usize::from(i)])).map_or(0, |t| t as i32);
     let events: Vec<(String, pb::CustomerGraded)> = changed
         .iter()
         .map(|c| {
             let name = CUSTOMER.name(c.id);
             let event = pb::CustomerGraded {
                 customer: name.clone(),
-                value_tier: tier(&c.value_tier),
-                previous_value_tier: tier(&c.previous_value_tier),
-                lifecycle_stage: stage(&c.lifecycle_stage),
-                previous_lifecycle_stage: stage(&c.previous_lifecycle_stage),
+                value_tier: tier(c.value_tier),
+                previous_value_tier: tier(c.previous_value_tier),
+                lifecycle_stage: stage(c.lifecycle_stage),
+                previous_lifecycle_stage: stage(c.previous_lifecycle_stage),
             };
             (name, event)
         })

@@ -280,9 +280,10 @@ fn from_logs<const N: usize>(logs: &[f64]) -> Option<[f64; N]> {
 /// (every parameter 1), restarting once from where the first search stopped
 /// (a simplex can stall on a ridge); the parameters, or None if it did not settle.
 fn minimise<const N: usize>(negative: impl Fn(&[f64]) -> f64) -> Option<[f64; N]> {
-    let first = nelder_mead(&negative, &[0.0; N], 1.0, 1e-7, 6_000);
-    let found = nelder_mead(&negative, &first.point, 0.2, 1e-9, 6_000);
-    if !found.converged || !found.value.is_finite() {
+    let first = nelder_mead(&negative, &[0.0; N], 1.0, 1e-9, 6_000);
+    let found = nelder_mead(&negative, &first.point, 0.2, 1e-11, 6_000);
+    // Pressed against the bounds, the likelihood was still climbing: no finite answer (values all alike).
+    if !found.converged || !found.value.is_finite() || found.point.iter().any(|l| l.abs() > 13.0) {
         return None;
     }
     from_logs(&found.point)

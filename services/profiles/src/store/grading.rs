@@ -8,13 +8,14 @@ use crm_kit::{
     Error,
     db::{TenantTx, db_span},
 };
+use futures::TryStreamExt;
 use sqlx::{FromRow, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{
     grading::{GradingSettings, MIN_AT_RISK_DAYS},
-    lifetime::{BgNbd, GammaGamma, LifetimeModel},
+    lifetime::{BgNbd, GammaGamma, LifetimeModel, Prediction},
 };
 
 /// What the job computed last: the cut points and the lifetime-value model.
@@ -51,14 +52,31 @@ impl GradingState {
 const STATE_COLUMNS: &str = "recency_days, frequency, monetary, graded_customers, compute_time, purchase_model, spend_model, \
 model_customers, model_repeat_check, model_fit_time";
 
-/// A customer whose grades changed.
-#[derive(Debug, Clone, FromRow)]
+/// The value tiers and lifecycle stages as stored; a change carries their indexes.
+pub const TIERS: [&str; 4] = ["", "HIGH", "MEDIUM", "LOW"];
+pub const STAGES: [&str; 8] = ["", "PROSPECT", "NEW", "ACTIVE", "LOYAL", "AT_RISK", "LAPSED", "WON_BACK"];
+
+/// A customer whose grades or predictions changed: 20 bytes, so that a
+/// regrade that changes a million of them holds 20 MB, not their rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GradeChange {
     pub id: Uuid,
-    pub previous_value_tier: String,
-    pub value_tier: String,
-    pub previous_lifecycle_stage: String,
-    pub lifecycle_stage: String,
+    /// Indexes into `TIERS` and `STAGES`, before and after.
+    pub previous_value_tier: u8,
+    pub value_tier: u8,
+    pub previous_lifecycle_stage: u8,
+    pub lifecycle_stage: u8,
+}
+
+impl GradeChange {
+    /// Whether its tier or stage moved (what is announced).
+    pub fn is_regrade(&self) -> bool {
+        self.value_tier != self.previous_value_tier || self.lifecycle_stage != self.previous_lifecycle_stage
+    }
+}
+
+fn index_of(values: &[&str], value: &str) -> u8 {
+    values.iter().position(|v| *v == value).and_then(|i| u8::try_from(i).ok()).unwrap_or(0)
 }
 
 const SETTINGS_COLUMNS: &str = "currency_code, high_min_score, medium_min_score, new_days, at_risk_days, at_risk_gap_factor, lapsed_days, \
@@ -188,18 +206,27 @@ pub async fn compute_cut_points(tx: &mut TenantTx, tenant: Uuid, s: &GradingSett
     .await?)
 }
 
-/// Scores, tiers, stages and churn risks of the tenant's live customers (`customers`, or
-/// all) as of `now` against the stored cut points; sets only what changed
+/// Scores, tiers, stages and churn risks of the tenant's live customers
+/// (`customers`, or all) as of `now` against the stored cut points, with
+/// the lifetime-value `predictions` (in the grading currency; a customer
+/// without one has none), in one pass over the rows; sets only what changed
 /// (no revision bump: these fields are the service's, not the caller's) and
-/// returns the customers it changed, with their tier and stage before and after.
+/// returns the customers it changed, with their tier and stage before and
+/// after, streamed into compact form.
 pub async fn score(
     tx: &mut TenantTx,
     tenant: Uuid,
     s: &GradingSettings,
     customers: Option<&[Uuid]>,
+    predictions: &[(Uuid, Prediction)],
     now: DateTime<Utc>,
 ) -> Result<Vec<GradeChange>, Error> {
-    Ok(sqlx::query_as(&format!(
+    let ids: Vec<Uuid> = predictions.iter().map(|(id, _)| *id).collect();
+    let alive: Vec<f64> = predictions.iter().map(|(_, p)| round_to(p.probability_alive.clamp(0.0, 1.0), 1e4)).collect();
+    let purchases: Vec<f64> = predictions.iter().map(|(_, p)| round_to(p.expected_purchases, 1e3)).collect();
+    // Saturating: an absurd forecast is capped, never an error.
+    let value: Vec<i64> = predictions.iter().map(|(_, p)| p.expected_value.round().clamp(0.0, 9.0e15) as i64).collect();
+    let sql = format!(
         "WITH cuts AS (
              SELECT (SELECT recency_days FROM grading_state WHERE tenant_id = $1) AS rd,
                     (SELECT frequency FROM grading_state WHERE tenant_id = $1) AS fr,
@@ -250,29 +277,56 @@ pub async fn score(
                          ELSE 'LOW'
                     END AS churn
              FROM scores s
+         ), predicted AS (
+             SELECT * FROM unnest($13::uuid[], $14::float8[], $15::float8[], $16::int8[]) AS p(id, alive, purchases, value)
+         ), next AS (
+             SELECT g.*, p.alive, p.purchases, p.value, CASE WHEN p.id IS NULL THEN '' ELSE $3 END AS value_currency
+             FROM graded g LEFT JOIN predicted p ON p.id = g.id
          )
          UPDATE customers c SET recency_score = g.r, frequency_score = g.fq, monetary_score = g.m, value_tier = g.tier,
                 lifecycle_stage = g.stage, lifecycle_time = CASE WHEN g.stage <> g.old_stage THEN $4 ELSE c.lifecycle_time END,
-                churn_risk = g.churn
-         FROM graded g
+                churn_risk = g.churn, probability_alive = g.alive, expected_purchases = g.purchases, expected_value_minor = g.value,
+                expected_value_currency = g.value_currency
+         FROM next g
          WHERE c.tenant_id = $1 AND c.id = g.id
-           AND (c.recency_score, c.frequency_score, c.monetary_score, c.value_tier, c.lifecycle_stage, c.churn_risk)
-               IS DISTINCT FROM (g.r::smallint, g.fq::smallint, g.m::smallint, g.tier, g.stage, g.churn)
-         RETURNING c.id, g.old_tier AS previous_value_tier, c.value_tier, g.old_stage AS previous_lifecycle_stage, c.lifecycle_stage"
-    ))
-    .bind(tenant)
-    .bind(customers)
-    .bind(&s.currency_code)
-    .bind(now)
-    .bind(s.high_min_score)
-    .bind(s.medium_min_score)
-    .bind(f64::from(s.at_risk_days))
-    .bind(s.at_risk_gap_factor)
-    .bind(f64::from(s.lapsed_days))
-    .bind(s.won_back_days)
-    .bind(f64::from(s.new_days))
-    .bind(i64::from(s.loyal_min_purchases))
-    .fetch_all(&mut **tx)
-    .instrument(db_span("UPDATE", "customers"))
-    .await?)
+           AND (c.recency_score, c.frequency_score, c.monetary_score, c.value_tier, c.lifecycle_stage, c.churn_risk,
+                c.probability_alive, c.expected_purchases, c.expected_value_minor, c.expected_value_currency)
+               IS DISTINCT FROM (g.r::smallint, g.fq::smallint, g.m::smallint, g.tier, g.stage, g.churn,
+                g.alive, g.purchases, g.value, g.value_currency)
+         RETURNING c.id, g.old_tier, c.value_tier, g.old_stage, c.lifecycle_stage"
+    );
+    let mut rows = sqlx::query_as::<_, (Uuid, String, String, String, String)>(&sql)
+        .bind(tenant)
+        .bind(customers)
+        .bind(&s.currency_code)
+        .bind(now)
+        .bind(s.high_min_score)
+        .bind(s.medium_min_score)
+        .bind(f64::from(s.at_risk_days))
+        .bind(s.at_risk_gap_factor)
+        .bind(f64::from(s.lapsed_days))
+        .bind(s.won_back_days)
+        .bind(f64::from(s.new_days))
+        .bind(i64::from(s.loyal_min_purchases))
+        .bind(&ids)
+        .bind(&alive)
+        .bind(&purchases)
+        .bind(&value)
+        .fetch(&mut **tx);
+    let span = db_span("UPDATE", "customers");
+    let mut changed = Vec::new();
+    while let Some((id, old_tier, tier, old_stage, stage)) = rows.try_next().instrument(span.clone()).await? {
+        changed.push(GradeChange {
+            id,
+            previous_value_tier: index_of(&TIERS, &old_tier),
+            value_tier: index_of(&TIERS, &tier),
+            previous_lifecycle_stage: index_of(&STAGES, &old_stage),
+            lifecycle_stage: index_of(&STAGES, &stage),
+        });
+    }
+    Ok(changed)
+}
+
+fn round_to(value: f64, per_unit: f64) -> f64 {
+    (value * per_unit).round() / per_unit
 }

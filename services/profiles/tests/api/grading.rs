@@ -20,10 +20,16 @@ fn grading(app: &TestApp) -> GradingServiceClient<Channel> {
 
 /// Purchases of `customer`: (days ago, CNY amount) each.
 async fn buy(app: &TestApp, customer: &str, purchases: &[(u64, i64)]) {
+    let all: Vec<(String, u64, i64)> = purchases.iter().map(|(days, units)| (customer.to_owned(), *days, *units)).collect();
+    buy_many(app, &all).await;
+}
+
+/// Purchases in one batch: (customer, days ago, CNY amount) each.
+async fn buy_many(app: &TestApp, purchases: &[(String, u64, i64)]) {
     let requests = purchases
         .iter()
-        .map(|(days, units)| pb::CreateTransactionRequest {
-            parent: customer.into(),
+        .map(|(customer, days, units)| pb::CreateTransactionRequest {
+            parent: customer.clone(),
             transaction: Some(pb::Transaction {
                 external_id: uuid::Uuid::now_v7().to_string(),
                 kind: pb::TransactionKind::Purchase as i32,
@@ -251,21 +257,7 @@ async fn the_regrade_fits_a_lifetime_value_model_and_values_every_buyer() {
         purchases.extend((0..count).map(|k| (created.name.clone(), silence + k * gap, 50 + 10 * i64::try_from(i % 9).unwrap())));
         buyers.push(created.name);
     }
-    let requests = purchases
-        .iter()
-        .map(|(parent, days, units)| pb::CreateTransactionRequest {
-            parent: parent.clone(),
-            transaction: Some(pb::Transaction {
-                external_id: uuid::Uuid::now_v7().to_string(),
-                kind: pb::TransactionKind::Purchase as i32,
-                amount: Some(Money { currency_code: "CNY".into(), units: *units, nanos: 0 }),
-                occur_time: Some((SystemTime::now() - Duration::from_secs(days * 86_400 + 60)).into()),
-                ..Default::default()
-            }),
-        })
-        .collect();
-    let batch = pb::BatchCreateTransactionsRequest { parent: "customers/-".into(), requests };
-    TransactionServiceClient::new(app.channel.clone()).batch_create_transactions(app.as_roles(batch, &["service"])).await.unwrap();
+    buy_many(&app, &purchases).await;
 
     let settings = grading(&app).regrade_customers(app.admin(regrade.clone())).await.unwrap().into_inner().grading_settings.unwrap();
     let model = settings.lifetime_model.expect("a model from 61 buyers");
