@@ -15,6 +15,8 @@ pub const CUSTOMERS_UPDATE: Permission = Permission::new("customers.update", &[R
 pub const CUSTOMERS_DISABLE: Permission = Permission::new("customers.disable", &[Role::Service, Role::Agent]);
 /// Delete and undelete customers.
 pub const CUSTOMERS_DELETE: Permission = Permission::new("customers.delete", &[]);
+/// Merge duplicate customers and undo merges.
+pub const CUSTOMERS_MERGE: Permission = Permission::new("customers.merge", &[Role::Agent]);
 /// Read one's own record and update its contact details and consent (the
 /// `customer` role; `domain::access` checks the record is the caller's).
 pub const CUSTOMERS_SELF: Permission = Permission::new("customers.self", &[Role::Customer]);
@@ -43,8 +45,9 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 13] = [
+    const ALL: [Permission; 14] = [
         CUSTOMERS_READ,
+        CUSTOMERS_MERGE,
         CUSTOMERS_CREATE,
         CUSTOMERS_UPDATE,
         CUSTOMERS_DISABLE,
@@ -69,6 +72,7 @@ mod tests {
                 "customers.create",
                 "customers.update",
                 "customers.disable",
+                "customers.merge",
                 "archive.read",
                 "archive.write",
                 "segments.write",

@@ -36,5 +36,7 @@ pub fn parse_spending(name: &str, field: &str) -> Result<uuid::Uuid, crm_kit::Er
 pub const CUSTOMER_CHANGE: ChildResourceType = ChildResourceType::new("profiles.crm/CustomerChange", CUSTOMER, "changes");
 /// `customers/{customer}/renameRequests/{id}`.
 pub const RENAME_REQUEST: ChildResourceType = ChildResourceType::new("profiles.crm/RenameRequest", CUSTOMER, "renameRequests");
+/// `customerMerges/{id}`: a merge of duplicates, kept to undo it.
+pub const CUSTOMER_MERGE: ResourceType = ResourceType::new("profiles.crm/CustomerMerge", "customerMerges");
 /// `segments/{id}`.
 pub const SEGMENT: ResourceType = ResourceType::new("profiles.crm/Segment", "segments");

@@ -1,7 +1,7 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
 //! PremisesService, OccurrenceService, TransactionService,
-//! RenameRequestService, GradingService, SegmentService, DuplicateService,
+//! RenameRequestService, GradingService, SegmentService, DuplicateService, MergeService,
 //! the event stream, and the grading, segment-sweep, duplicate-scan and
 //! verification jobs.
 
@@ -9,10 +9,10 @@ use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
     duplicate_service_server::DuplicateServiceServer, grading_service_server::GradingServiceServer,
-    occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
-    premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
-    rename_request_service_server::RenameRequestServiceServer, segment_service_server::SegmentServiceServer,
-    transaction_service_server::TransactionServiceServer,
+    merge_service_server::MergeServiceServer, occurrence_service_server::OccurrenceServiceServer,
+    payment_account_service_server::PaymentAccountServiceServer, premises_service_server::PremisesServiceServer,
+    related_person_service_server::RelatedPersonServiceServer, rename_request_service_server::RenameRequestServiceServer,
+    segment_service_server::SegmentServiceServer, transaction_service_server::TransactionServiceServer,
 };
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CommunicationApi, CustomerApi, DuplicateApi, GradingApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi,
+        CommunicationApi, CustomerApi, DuplicateApi, GradingApi, MergeApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi,
         RenameRequestApi, SegmentApi, TransactionApi,
     },
     app::App,
@@ -55,6 +55,7 @@ impl Application {
             GradingServiceServer::new(GradingApi::new(app.clone())),
             SegmentServiceServer::new(SegmentApi::new(app.clone(), kit.page_tokens.clone())),
             DuplicateServiceServer::new(DuplicateApi::new(app.clone(), kit.page_tokens.clone())),
+            MergeServiceServer::new(MergeApi::new(app.clone())),
         );
         jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());
         jobs::segments::spawn(app.clone(), Duration::from_millis(config.segment_sweep_ms), kit.shutdown_receiver());

@@ -58,7 +58,7 @@ fn require_staff_or_self(principal: &Principal, staff_permission: Permission) ->
 }
 
 /// The customer as `principal` may see it.
-fn visible(principal: &Principal, mut customer: pb::Customer) -> pb::Customer {
+pub(super) fn visible(principal: &Principal, mut customer: pb::Customer) -> pb::Customer {
     let own = CUSTOMER.parse(&customer.name, "name").is_ok_and(|id| sees_pii(principal, id));
     if !own {
         mask_pii(&mut customer);

@@ -16,6 +16,7 @@
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `occurrences`: OccurrenceService — notable things that happened to a customer.
 //! - `rename`: RenameRequestService — renaming customers with approval (客户更名单).
+//! - `merges`: MergeService — merging duplicates and undoing it.
 //! - `duplicates`: DuplicateService — duplicate candidates and the scan's pairs.
 //! - `segments`: SegmentService — dynamic and static segments with exact live counts.
 //! - `payment_accounts`: PaymentAccountService — the accounts a customer pays from.
@@ -29,6 +30,7 @@ mod customers;
 mod duplicates;
 mod grading;
 mod listing;
+mod merges;
 mod occurrences;
 mod payment_accounts;
 mod premises;
@@ -43,6 +45,7 @@ pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
 pub use duplicates::DuplicateApi;
 pub use grading::GradingApi;
+pub use merges::MergeApi;
 pub use occurrences::OccurrenceApi;
 pub use payment_accounts::PaymentAccountApi;
 pub use premises::PremisesApi;

@@ -24,6 +24,9 @@ use crate::{
     wire::{changed_paths, customer_to_proto, mask_pii},
 };
 
+/// Merges a read follows from a merged customer to its survivor, at most.
+const MAX_MERGE_HOPS: usize = 10;
+
 impl App {
     /// Creates a customer from a validated draft, stamping its consent as of
     /// `now`, and writes `CustomerCreated`. With a request id, a retry returns
@@ -103,6 +106,13 @@ impl App {
             tx.commit().await?;
             return Ok(customer);
         }
+        if let Some(survivor) = customer.merged_into {
+            return Err(Error::FailedPrecondition {
+                reason: "CUSTOMER_MERGED",
+                message: format!("the customer was merged into {}; undo the merge (UnmergeCustomers) instead", CUSTOMER.name(survivor)),
+                subject: CUSTOMER.name(id),
+            });
+        }
         if customer.erase_time.is_some() {
             return Err(Error::FailedPrecondition {
                 reason: "CUSTOMER_ERASED",
@@ -172,7 +182,12 @@ impl App {
     /// One customer, deleted or not; NOT_FOUND if there is none.
     pub async fn customer(&self, tenant: Uuid, id: Uuid) -> Result<CustomerRow, Error> {
         let mut tx = self.begin(tenant).await?;
-        let customer = store::CUSTOMERS.find(&mut tx, tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+        let mut customer: CustomerRow = store::CUSTOMERS.find(&mut tx, tenant, id, false).await?.ok_or_else(|| CUSTOMER.not_found(id))?;
+        // A merged customer is read as its survivor (which may have been merged on in turn).
+        for _ in 0..MAX_MERGE_HOPS {
+            let Some(survivor) = customer.merged_into else { break };
+            customer = store::CUSTOMERS.find(&mut tx, tenant, survivor, false).await?.ok_or_else(|| CUSTOMER.not_found(survivor))?;
+        }
         tx.commit().await?;
         Ok(customer)
     }
@@ -287,7 +302,7 @@ const HISTORY_FIELDS: &[&str] = {
 };
 
 /// Writes the field history of customer `after`'s change from `before` (None: created), and moves its segment memberships.
-async fn log_change(
+pub(super) async fn log_change(
     tx: &mut TenantTx,
     tenant: Uuid,
     before: Option<&CustomerRow>,

@@ -22,6 +22,7 @@ pub mod customers;
 pub mod duplicates;
 pub mod grading;
 pub mod history;
+pub mod merges;
 pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;

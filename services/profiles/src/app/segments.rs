@@ -165,10 +165,7 @@ impl App {
         } else {
             store::remove(&mut tx, tenant, &pairs).await?
         };
-        let delta = if add { moved.len() as i64 } else { -(moved.len() as i64) };
-        store::adjust_counts(&mut tx, tenant, &[(id, delta)]).await?;
-        let moves: Vec<(Uuid, Uuid, bool)> = moved.iter().map(|(c, s)| (*c, *s, add)).collect();
-        announce(&mut tx, tenant, &moves).await?;
+        counted(&mut tx, tenant, &moved, add).await?;
         let row = SEGMENTS.find(&mut tx, tenant, id, false).await?.ok_or_else(|| SEGMENT.not_found(id))?;
         tx.commit().await?;
         Ok((moved.len(), row))
@@ -260,6 +257,36 @@ pub(super) async fn refresh(tx: &mut TenantTx, tenant: Uuid, customers: &[(Uuid,
     store::adjust_counts(tx, tenant, &deltas.into_iter().collect::<Vec<_>>()).await?;
     let moves: Vec<(Uuid, Uuid, bool)> =
         entered.iter().map(|(c, s)| (*c, *s, true)).chain(left.iter().map(|(c, s)| (*c, *s, false))).collect();
+    announce(tx, tenant, &moves).await
+}
+
+/// Adds (`add`) or removes static (customer, segment) memberships in `tx`,
+/// the segments held first (in id order, as every writer of members does);
+/// counts move and each move is announced. The pairs that moved.
+pub(super) async fn change_static(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    pairs: &[(Uuid, Uuid)],
+    add: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let mut held: Vec<Uuid> = pairs.iter().map(|(_, s)| *s).collect();
+    held.sort_unstable();
+    held.dedup();
+    store::hold(tx, tenant, &held).await?;
+    let moved = if add { store::add(tx, tenant, pairs, now).await? } else { store::remove(tx, tenant, pairs).await? };
+    counted(tx, tenant, &moved, add).await?;
+    Ok(moved)
+}
+
+/// After `moved` memberships were added (`add`) or removed: the segments' counts follow, and each move is announced.
+async fn counted(tx: &mut TenantTx, tenant: Uuid, moved: &[(Uuid, Uuid)], add: bool) -> Result<(), Error> {
+    let mut deltas: HashMap<Uuid, i64> = HashMap::new();
+    for (_, s) in moved {
+        *deltas.entry(*s).or_default() += if add { 1 } else { -1 };
+    }
+    store::adjust_counts(tx, tenant, &deltas.into_iter().collect::<Vec<_>>()).await?;
+    let moves: Vec<(Uuid, Uuid, bool)> = moved.iter().map(|(c, s)| (*c, *s, add)).collect();
     announce(tx, tenant, &moves).await
 }
 

@@ -71,13 +71,15 @@ pub struct CustomerRow {
     pub expected_purchases: Option<f64>,
     pub expected_value_minor: Option<i64>,
     pub expected_value_currency: String,
+    /// The customer this one was merged into; None unless merged.
+    pub merged_into: Option<Uuid>,
 }
 
 pub(super) const COLUMNS: &str = "id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, \
 company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, \
 consent, value_tier, lifecycle_stage, revision, create_time, update_time, delete_time, verify_time, disable_time, disable_reason, erase_time, \
 recency_score, frequency_score, monetary_score, lifecycle_time, churn_risk, probability_alive, expected_purchases, expected_value_minor, \
-expected_value_currency";
+expected_value_currency, merged_into";
 
 /// The `customers` table, for the kit's shared statements.
 pub const CUSTOMERS: Table = Table { name: "customers", columns: COLUMNS };

@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod grading;
 pub mod history;
 pub mod lifetime;
+pub mod merges;
 pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;

@@ -8,6 +8,7 @@
 pub mod changes;
 pub mod communications;
 pub mod grading;
+pub mod merges;
 pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
@@ -425,6 +426,7 @@ pub fn customer_to_proto(row: &CustomerRow) -> pb::Customer {
         probability_alive: row.probability_alive,
         expected_purchases: row.expected_purchases,
         expected_value: row.expected_value_minor.map(|minor| crm_kit::money::from_minor(&row.expected_value_currency, minor)),
+        merged_into: row.merged_into.map(|id| CUSTOMER.name(id)).unwrap_or_default(),
     }
 }
 

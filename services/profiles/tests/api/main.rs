@@ -14,6 +14,7 @@ mod history;
 mod idempotency;
 mod infrastructure;
 mod listing;
+mod merges;
 mod occurrences;
 mod payment_accounts;
 mod premises;
