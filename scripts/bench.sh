@@ -22,6 +22,8 @@ cargo bench -p crm-profiles --bench archive
 cargo bench -p crm-profiles --bench segments
 # The nightly regrade (scores + lifetime-value model) over 1 000 000 buyers.
 cargo bench -p crm-profiles --bench grading
+# Duplicate detection over 1 000 000 customers: the full scan and FindDuplicates.
+cargo bench -p crm-profiles --bench duplicates
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
 # Campaigns: email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).

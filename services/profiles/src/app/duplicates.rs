@@ -25,8 +25,9 @@ pub const SCAN_BATCH: i64 = 500;
 /// The scan leaves changes younger than this to its next round: a
 /// transaction that began before a newer change may still commit.
 const SCAN_LAG_SECONDS: i64 = 5;
-/// Pairs the scan keeps: weaker ones (a name alone) are too many to be news.
-pub const MIN_KEPT_SCORE: f64 = 0.3;
+/// Pairs the scan keeps: a name alone (0.35) is not news — a common name
+/// is shared by thousands — but a near name at the same company (0.45) is.
+pub const MIN_KEPT_SCORE: f64 = 0.45;
 
 /// Whose duplicates are looked for.
 pub enum Subject {
@@ -98,14 +99,13 @@ impl App {
         let keyed: Vec<(Uuid, Vec<String>)> =
             rows.iter().map(|r| (r.id, if r.delete_time.is_some() { Vec::new() } else { match_keys(&person_of(r)) })).collect();
         store::set_keys(&mut tx, tenant, &keyed).await?;
+        let people: std::collections::HashMap<Uuid, Person> = rows.iter().map(|r| (r.id, person_of(r))).collect();
         let mut pairs: Vec<(Uuid, Uuid, f64, Vec<&'static str>)> = Vec::new();
-        for (row, (id, keys)) in rows.iter().zip(&keyed) {
-            let person = person_of(row);
-            for other in store::sharing_keys(&mut tx, tenant, keys, Some(*id), COMPARED).await? {
-                let Some(found) = likeness(&person, &person_of(&other)).filter(|l| l.score >= MIN_KEPT_SCORE) else { continue };
-                let (first, second) = if row.id < other.id { (row.id, other.id) } else { (other.id, row.id) };
-                pairs.push((first, second, found.score, found.signals.iter().map(|s| s.as_str()).collect()));
-            }
+        for (probe, other) in store::sharing_keys_of_each(&mut tx, tenant, &keyed, COMPARED).await? {
+            let Some(person) = people.get(&probe) else { continue };
+            let Some(found) = likeness(person, &person_of(&other)).filter(|l| l.score >= MIN_KEPT_SCORE) else { continue };
+            let (first, second) = if probe < other.id { (probe, other.id) } else { (other.id, probe) };
+            pairs.push((first, second, found.score, found.signals.iter().map(|s| s.as_str()).collect()));
         }
         // Two changed customers alike find each other twice.
         pairs.sort_by_key(|p| (p.0, p.1));

@@ -48,6 +48,44 @@ pub async fn sharing_keys(
     .await?)
 }
 
+/// For each probe (customer, its keys): the live customers other than it
+/// sharing one of its keys, at most `limit` each, in one statement.
+pub async fn sharing_keys_of_each(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    probes: &[(Uuid, Vec<String>)],
+    limit: i64,
+) -> Result<Vec<(Uuid, CustomerRow)>, Error> {
+    #[derive(FromRow)]
+    struct Found {
+        probe: Uuid,
+        #[sqlx(flatten)]
+        row: CustomerRow,
+    }
+    let ids: Vec<Uuid> = probes.iter().map(|(id, _)| *id).collect();
+    // One text per probe (keys never hold a newline), split again in SQL: unnest cannot take ragged arrays.
+    let joined: Vec<String> = probes.iter().map(|(_, k)| k.join("\n")).collect();
+    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect();
+    let found: Vec<Found> = sqlx::query_as(&format!(
+        "SELECT p.probe, {} FROM unnest($2::uuid[], $3::text[]) AS p(probe, joined)
+         CROSS JOIN LATERAL (
+             SELECT * FROM customers c
+             WHERE c.tenant_id = $1 AND c.match_keys && string_to_array(p.joined, E'\\n') AND c.delete_time IS NULL AND c.id <> p.probe
+             ORDER BY c.id LIMIT $4
+         ) c
+         WHERE p.joined <> ''",
+        columns.join(", ")
+    ))
+    .bind(tenant)
+    .bind(&ids)
+    .bind(&joined)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "customers"))
+    .await?;
+    Ok(found.into_iter().map(|f| (f.probe, f.row)).collect())
+}
+
 /// Customers (deleted ones too) changed after `after` and before `before`, in change order; at most `limit`.
 pub async fn changed(
     tx: &mut TenantTx,

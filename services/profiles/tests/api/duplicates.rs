@@ -145,7 +145,7 @@ async fn the_scan_pairs_new_customers_and_forgets_deleted_ones() {
     assert!(found.contains(&(zhang.clone(), by_phone.clone())) && found.contains(&(zhang.clone(), homophone.clone())), "{found:?}");
     assert!(pairs.windows(2).all(|w| w[0].score >= w[1].score));
     assert!(pairs.iter().all(|p| p.score >= 0.5 && p.find_time.is_some()));
-    let weaker = duplicates(&app).list_duplicates(app.admin(list(0.3))).await.unwrap().into_inner();
+    let weaker = duplicates(&app).list_duplicates(app.admin(list(0.45))).await.unwrap().into_inner();
     assert_eq!(weaker.duplicates.len(), 2, "paged");
 
     app.customers
