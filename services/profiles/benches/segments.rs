@@ -21,17 +21,12 @@ use crm_proto::crm::profiles::v1::{
 };
 use crm_testkit::{
     auth::{token, with_token},
-    bench::{build_kind, peak_rss_mb},
+    bench::{build_kind, peak_rss_mb, percentile_of},
     database::fresh_database,
     process::{binary, spawn_service},
 };
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
-
-fn percentile(times: &mut [Duration], p: usize) -> Duration {
-    times.sort();
-    times[(times.len() * p / 100).min(times.len() - 1)]
-}
 
 /// Calls `call` `n` times one after the other; the latencies.
 async fn timed<F, Fut>(n: usize, mut call: F) -> Vec<Duration>
@@ -179,13 +174,13 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "member_count of a {}-member segment (GetSegment)   p50 {:>8.2?}   p99 {:>8.2?}   (target p99 ≤ 5 ms)",
         customers / 2,
-        percentile(&mut get, 50),
-        percentile(&mut get, 99)
+        percentile_of(&mut get, 50),
+        percentile_of(&mut get, 99)
     );
     println!(
         "reference: count(*) of the same members          p50 {:>8.2?}   p99 {:>8.2?}",
-        percentile(&mut reference, 50),
-        percentile(&mut reference, 99)
+        percentile_of(&mut reference, 50),
+        percentile_of(&mut reference, 99)
     );
     println!(
         "UpdateCustomer, 8 in flight, moving into and out of 20 segments: {with_twenty:.0}/s; with only the 50% segment: {alone:.0}/s → {:.2}x slower (target ≤ 2x)",
@@ -194,8 +189,8 @@ async fn main() -> anyhow::Result<()> {
     for (filter, times) in &mut previews {
         println!(
             "PreviewSegment, {filter:?}   p50 {:>8.2?}   p95 {:>8.2?}   (target p95 ≤ 500 ms)",
-            percentile(times, 50),
-            percentile(times, 95)
+            percentile_of(times, 50),
+            percentile_of(times, 95)
         );
     }
     println!(

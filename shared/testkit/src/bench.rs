@@ -47,6 +47,12 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
+/// The `p`-th percentile of `times` (sorted in place; never empty).
+pub fn percentile_of(times: &mut [Duration], p: usize) -> Duration {
+    times.sort();
+    percentile(times, p)
+}
+
 /// Runs `call` with `in_flight` callers for `duration`; every call must succeed.
 async fn run<F, Fut>(call: Arc<F>, in_flight: usize, duration: Duration) -> (usize, Vec<Duration>)
 where

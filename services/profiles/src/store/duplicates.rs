@@ -35,9 +35,12 @@ pub async fn sharing_keys(
         return Ok(Vec::new());
     }
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM customers
-         WHERE tenant_id = $1 AND match_keys && $2 AND delete_time IS NULL AND ($3::uuid IS NULL OR id <> $3)
-         ORDER BY id LIMIT $4"
+        // The inner query is fenced (OFFSET 0) so that the planner finds the sharers by the GIN index
+        // instead of walking the primary key in id order looking for them.
+        "SELECT {COLUMNS} FROM (
+             SELECT * FROM customers
+             WHERE tenant_id = $1 AND match_keys && $2 AND delete_time IS NULL AND ($3::uuid IS NULL OR id <> $3) OFFSET 0
+         ) c ORDER BY id LIMIT $4"
     ))
     .bind(tenant)
     .bind(keys)
@@ -69,9 +72,12 @@ pub async fn sharing_keys_of_each(
     let found: Vec<Found> = sqlx::query_as(&format!(
         "SELECT p.probe, {} FROM unnest($2::uuid[], $3::text[]) AS p(probe, joined)
          CROSS JOIN LATERAL (
-             SELECT * FROM customers c
-             WHERE c.tenant_id = $1 AND c.match_keys && string_to_array(p.joined, E'\\n') AND c.delete_time IS NULL AND c.id <> p.probe
-             ORDER BY c.id LIMIT $4
+             SELECT * FROM (
+                 SELECT * FROM customers c
+                 WHERE c.tenant_id = $1 AND c.match_keys && string_to_array(p.joined, E'\\n') AND c.delete_time IS NULL
+                   AND c.id <> p.probe
+                 OFFSET 0
+             ) s ORDER BY s.id LIMIT $4
          ) c
          WHERE p.joined <> ''",
         columns.join(", ")

@@ -1,5 +1,7 @@
-//! Erasure from profiles' stream: when profiles erases a customer
-//! (CustomerErased), their personal text in tickets goes too — once, even
+//! What tickets does with profiles' stream: when profiles erases a customer
+//! (CustomerErased), their personal text in tickets goes too; when it
+//! merges customers (CustomersMerged), their tickets move to the survivor,
+//! and back when the merge is undone (CustomersUnmerged) — each once, even
 //! with replicas applying the same event, because the stream position is
 //! claimed in the same transaction.
 
@@ -8,7 +10,20 @@ use crm_kit::{Error, follow};
 use uuid::Uuid;
 
 use super::App;
-use crate::store::erasure;
+use crate::store::{customer_merges, erasure};
+
+/// An event of profiles' stream, as tickets acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfilesChange {
+    /// A customer's personal data was erased.
+    Erased(Uuid),
+    /// Customers were merged into a survivor (merge, survivor, merged).
+    Merged(Uuid, Uuid, Vec<Uuid>),
+    /// A merge was undone.
+    Unmerged(Uuid),
+    /// Nothing tickets acts on.
+    Other,
+}
 
 /// The name of profiles' stream in `stream_positions`.
 pub const PROFILES: &str = "profiles";
@@ -26,14 +41,13 @@ impl App {
         Ok(())
     }
 
-    /// Applies the event at `position` of profiles' stream: erases
-    /// `customer`'s texts (when it names one); the number of tickets erased,
-    /// 0 for an event applied before.
+    /// Applies the event at `position` of profiles' stream; the number of
+    /// tickets it touched, 0 for an event applied before.
     pub async fn apply_profiles_event(
         &self,
         tenant: Uuid,
         position: i64,
-        customer: Option<Uuid>,
+        change: ProfilesChange,
         now: DateTime<Utc>,
     ) -> Result<u64, Error> {
         let mut tx = self.begin(tenant).await?;
@@ -41,14 +55,18 @@ impl App {
             tx.commit().await?;
             return Ok(0);
         }
-        let erased = match customer {
-            Some(customer) => erasure::erase(&mut tx, tenant, customer, now).await?,
-            None => 0,
+        let touched = match &change {
+            ProfilesChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer, now).await?,
+            ProfilesChange::Merged(merge, survivor, merged) => {
+                customer_merges::repoint(&mut tx, tenant, *merge, *survivor, merged, now).await?
+            }
+            ProfilesChange::Unmerged(merge) => customer_merges::restore(&mut tx, tenant, *merge, now).await?,
+            ProfilesChange::Other => 0,
         };
         tx.commit().await?;
-        if erased > 0 {
-            tracing::info!(tickets = erased, "a customer's personal text was erased from their tickets");
+        if touched > 0 {
+            tracing::info!(tickets = touched, change = ?std::mem::discriminant(&change), "profiles' change applied to tickets");
         }
-        Ok(erased)
+        Ok(touched)
     }
 }

@@ -2,6 +2,7 @@
 //! tenant-scoped transaction (RLS) and names the tenant explicitly too.
 
 pub mod articles;
+pub mod customer_merges;
 pub mod erasure;
 pub mod follow_ups;
 pub mod reports;

@@ -25,6 +25,8 @@ pub struct TestApp {
     /// Channel to the tickets service (for other clients such as TeamService).
     pub channel: Channel,
     pub customers: CustomerServiceClient<Channel>,
+    /// Channel to the profiles service (for its other clients, such as MergeService).
+    pub profiles: Channel,
     /// The tickets database and the profiles URL, for extra replicas.
     db: crm_testkit::database::TestDb,
     profiles_url: String,
@@ -69,7 +71,8 @@ pub async fn spawn_tickets(profiles: Option<ServiceProcess>, profiles_url: Strin
         admin_token: token(tenant, &["admin"]),
         tickets: TicketServiceClient::new(channel.clone()),
         channel,
-        customers: CustomerServiceClient::new(customers_channel),
+        customers: CustomerServiceClient::new(customers_channel.clone()),
+        profiles: customers_channel,
         db,
         profiles_url,
         _profiles: profiles,

@@ -4,6 +4,7 @@
 mod aip;
 mod articles;
 mod classification;
+mod customer_merges;
 mod customer_role;
 mod erasure;
 mod follow_ups;
