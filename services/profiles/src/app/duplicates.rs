@@ -81,6 +81,19 @@ impl App {
         store::scanned_tenants(&self.pool).await
     }
 
+    /// Starts a scan for every tenant with customers but none yet (those
+    /// from before duplicate detection, or written around CreateCustomer);
+    /// how many were started.
+    pub async fn start_missing_duplicate_scans(&self) -> Result<usize, Error> {
+        let tenants = store::unscanned_tenants(&self.pool).await?;
+        for tenant in &tenants {
+            let mut tx = self.begin(*tenant).await?;
+            store::start_scan(&mut tx, *tenant).await?;
+            tx.commit().await?;
+        }
+        Ok(tenants.len())
+    }
+
     /// One step of the tenant's scan as of `now`: how many changed customers
     /// it covered (0: none waiting, or another replica is at it).
     pub async fn scan_duplicates(&self, tenant: Uuid, now: DateTime<Utc>) -> Result<usize, Error> {

@@ -178,6 +178,7 @@ impl App {
             let before = rows.iter().find(|r| r.id == restored.id);
             log_change(&mut tx, tenant, before, &restored, now).await?;
         }
+        crate::store::duplicates::reindex(&mut tx, tenant, &ids).await?;
         super::segments::change_static(&mut tx, tenant, &log.static_left, true, now).await?;
         store::recompute_spending(&mut tx, tenant, &ids).await?;
         // Grades came back with the rows; those resting on purchases are recomputed (the cut points may have moved).

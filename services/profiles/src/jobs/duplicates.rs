@@ -13,6 +13,11 @@ use crate::app::{App, duplicates::SCAN_BATCH};
 /// Runs the scan every `poll` until `shutdown` turns true.
 pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
+        match app.start_missing_duplicate_scans().await {
+            Ok(0) => {}
+            Ok(started) => tracing::info!(started, "duplicate scans started for tenants with customers"),
+            Err(err) => tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not start the missing duplicate scans"),
+        }
         loop {
             if let Err(err) = round(&app, &shutdown).await {
                 tracing::warn!(error = %crm_kit::error::cause_chain(&err), "duplicate scan failed; retrying next round");

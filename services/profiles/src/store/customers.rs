@@ -124,7 +124,8 @@ macro_rules! bind_draft {
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerDraft, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
     let sql = format!(
         // The tenant's duplicate scan is started with its first customer (in the same statement: no extra round trip).
-        "WITH scan AS (INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING)
+        "WITH scan AS (INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING),
+              keys AS (INSERT INTO customer_match_keys (tenant_id, key, customer_id) SELECT $1, unnest($27::text[]), $2)
          INSERT INTO customers (tenant_id, id, create_time, update_time, display_name, given_name, family_name, kind, emails, phones, \
          addresses, company, job_title, industry, company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, \
          locale, tags, attributes, owner, category, consent, verify_time, match_keys)
@@ -140,7 +141,10 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerD
 /// Replaces every writable column of a customer and bumps its revision.
 pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, draft: &CustomerDraft, now: DateTime<Utc>) -> Result<CustomerRow, Error> {
     let sql = format!(
-        "UPDATE customers SET update_time = $3, revision = revision + 1, display_name = $4, given_name = $5, family_name = $6, kind = $7, \
+        // The match keys' index rows follow in the same statement (keys unchanged: nothing written).
+        "WITH gone AS (DELETE FROM customer_match_keys WHERE tenant_id = $1 AND customer_id = $2 AND key <> ALL($27::text[])),
+              added AS (INSERT INTO customer_match_keys (tenant_id, key, customer_id) SELECT $1, unnest($27::text[]), $2 ON CONFLICT DO NOTHING)
+         UPDATE customers SET update_time = $3, revision = revision + 1, display_name = $4, given_name = $5, family_name = $6, kind = $7, \
          emails = $8, phones = $9, addresses = $10, company = $11, job_title = $12, industry = $13, company_size = $14, \
          source_channel = $15, birthday_year = $16, birthday_month = $17, birthday_day = $18, time_zone = $19, locale = $20, tags = $21, \
          attributes = $22, owner = $23, category = $24, consent = $25, verify_time = $26, match_keys = $27

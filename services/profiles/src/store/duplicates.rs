@@ -35,12 +35,10 @@ pub async fn sharing_keys(
         return Ok(Vec::new());
     }
     Ok(sqlx::query_as(&format!(
-        // The inner query is fenced (OFFSET 0) so that the planner finds the sharers by the GIN index
-        // instead of walking the primary key in id order looking for them.
-        "SELECT {COLUMNS} FROM (
-             SELECT * FROM customers
-             WHERE tenant_id = $1 AND match_keys && $2 AND delete_time IS NULL AND ($3::uuid IS NULL OR id <> $3) OFFSET 0
-         ) c ORDER BY id LIMIT $4"
+        "SELECT {COLUMNS} FROM customers
+         WHERE tenant_id = $1 AND delete_time IS NULL AND ($3::uuid IS NULL OR id <> $3)
+           AND id IN (SELECT customer_id FROM customer_match_keys WHERE tenant_id = $1 AND key = ANY($2))
+         ORDER BY id LIMIT $4"
     ))
     .bind(tenant)
     .bind(keys)
@@ -72,12 +70,11 @@ pub async fn sharing_keys_of_each(
     let found: Vec<Found> = sqlx::query_as(&format!(
         "SELECT p.probe, {} FROM unnest($2::uuid[], $3::text[]) AS p(probe, joined)
          CROSS JOIN LATERAL (
-             SELECT * FROM (
-                 SELECT * FROM customers c
-                 WHERE c.tenant_id = $1 AND c.match_keys && string_to_array(p.joined, E'\\n') AND c.delete_time IS NULL
-                   AND c.id <> p.probe
-                 OFFSET 0
-             ) s ORDER BY s.id LIMIT $4
+             SELECT * FROM customers c
+             WHERE c.tenant_id = $1 AND c.delete_time IS NULL AND c.id <> p.probe
+               AND c.id IN (SELECT k.customer_id FROM customer_match_keys k
+                            WHERE k.tenant_id = $1 AND k.key = ANY(string_to_array(p.joined, E'\\n')))
+             ORDER BY c.id LIMIT $4
          ) c
          WHERE p.joined <> ''",
         columns.join(", ")
@@ -116,7 +113,8 @@ pub async fn changed(
 }
 
 /// Stores the customers' match keys where they changed (without touching
-/// `update_time`: the keys follow the row, they are not a change of it).
+/// `update_time`: the keys follow the row, they are not a change of it),
+/// and their index rows.
 pub async fn set_keys(tx: &mut TenantTx, tenant: Uuid, keys: &[(Uuid, Vec<String>)]) -> Result<(), Error> {
     let ids: Vec<Uuid> = keys.iter().map(|(id, _)| *id).collect();
     // One text per customer (keys never hold a newline), split again in SQL: unnest cannot take ragged arrays.
@@ -133,6 +131,50 @@ pub async fn set_keys(tx: &mut TenantTx, tenant: Uuid, keys: &[(Uuid, Vec<String
     .execute(&mut **tx)
     .instrument(db_span("UPDATE", "customers"))
     .await?;
+    reindex(tx, tenant, &ids).await
+}
+
+/// Rewrites the index rows of customers `ids` from their stored match keys
+/// (after a write that set the keys without them: the scan, an unmerge, an erasure).
+pub async fn reindex(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<(), Error> {
+    sqlx::query("DELETE FROM customer_match_keys WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(tenant)
+        .bind(ids)
+        .execute(&mut **tx)
+        .instrument(db_span("DELETE", "customer_match_keys"))
+        .await?;
+    sqlx::query(
+        "INSERT INTO customer_match_keys (tenant_id, key, customer_id)
+         SELECT DISTINCT tenant_id, unnest(match_keys), id FROM customers WHERE tenant_id = $1 AND id = ANY($2) AND match_keys IS NOT NULL",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "customer_match_keys"))
+    .await?;
+    Ok(())
+}
+
+/// Tenants with customers not yet covered by a scan, across tenants (the `duplicate_scan` policies).
+pub async fn unscanned_tenants(pool: &PgPool) -> Result<Vec<Uuid>, Error> {
+    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'duplicate-scan', true)").await?;
+    let tenants = sqlx::query_scalar(
+        "SELECT DISTINCT c.tenant_id FROM customers c WHERE NOT EXISTS (SELECT 1 FROM duplicate_scans s WHERE s.tenant_id = c.tenant_id)",
+    )
+    .fetch_all(&mut *tx)
+    .instrument(db_span("SELECT", "customers"))
+    .await?;
+    tx.commit().await?;
+    Ok(tenants)
+}
+
+/// Starts the tenant's scan from the beginning; no-op if it has one.
+pub async fn start_scan(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+    sqlx::query("INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .execute(&mut **tx)
+        .instrument(db_span("INSERT", "duplicate_scans"))
+        .await?;
     Ok(())
 }
 
