@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::App;
 use crate::{
-    domain::matching::{Likeness, Person, likeness, match_keys},
+    domain::matching::{Likeness, Person, likeness, match_keys, strong_keys},
     store::{
         CustomerRow,
         duplicates::{self as store, PairRow},
@@ -27,6 +27,7 @@ pub const SCAN_BATCH: i64 = 500;
 const SCAN_LAG_SECONDS: i64 = 5;
 /// Pairs the scan keeps: a name alone (0.35) is not news — a common name
 /// is shared by thousands — but a near name at the same company (0.45) is.
+/// `matching::strong_keys` relies on this bound.
 pub const MIN_KEPT_SCORE: f64 = 0.45;
 
 /// Whose duplicates are looked for.
@@ -112,9 +113,11 @@ impl App {
         let keyed: Vec<(Uuid, Vec<String>)> =
             rows.iter().map(|r| (r.id, if r.delete_time.is_some() { Vec::new() } else { match_keys(&person_of(r)) })).collect();
         store::set_keys(&mut tx, tenant, &keyed).await?;
+        // Pairs kept score from 0.45, and every such pair shares a strong key: only those are looked up.
+        let probes: Vec<(Uuid, Vec<String>)> = keyed.iter().map(|(id, keys)| (*id, strong_keys(keys))).collect();
         let people: std::collections::HashMap<Uuid, Person> = rows.iter().map(|r| (r.id, person_of(r))).collect();
         let mut pairs: Vec<(Uuid, Uuid, f64, Vec<&'static str>)> = Vec::new();
-        for (probe, other) in store::sharing_keys_of_each(&mut tx, tenant, &keyed, COMPARED).await? {
+        for (probe, other) in store::sharing_keys_of_each(&mut tx, tenant, &probes, COMPARED).await? {
             let Some(person) = people.get(&probe) else { continue };
             let Some(found) = likeness(person, &person_of(&other)).filter(|l| l.score >= MIN_KEPT_SCORE) else { continue };
             let (first, second) = if probe < other.id { (probe, other.id) } else { (other.id, probe) };

@@ -110,22 +110,37 @@ pub struct Likeness {
     pub signals: Vec<Signal>,
 }
 
+/// The keys a pair scoring from 0.45 shares (an email, a phone, or a name
+/// with the company): what the scan looks up.
+pub fn strong_keys(keys: &[String]) -> Vec<String> {
+    keys.iter().filter(|k| !k.starts_with("n:") && !k.starts_with("s:")).cloned().collect()
+}
+
 /// The score from which a pair is reported unless the caller asks otherwise.
 pub const DEFAULT_MIN_SCORE: f64 = 0.5;
 /// Jaro-Winkler similarity of two name keys from which they count as alike.
 const SIMILAR_NAMES: f64 = 0.92;
 
-/// The keys a customer is found by, sorted and without repeats.
+/// The keys a customer is found by, sorted and without repeats: `e:`
+/// emails, `p:` phones, `n:`/`s:` the name's two keys, and `nc:`/`sc:` those
+/// with the company — what a pair scoring from 0.45 always shares, so that
+/// the scan looks up those (a name alone is shared by hundreds).
 pub fn match_keys(person: &Person) -> Vec<String> {
     let mut keys: Vec<String> = person.emails.iter().filter_map(|e| normal_email(e)).map(|e| format!("e:{e}")).collect();
     keys.extend(person.phones.iter().filter(|p| !p.is_empty()).map(|p| format!("p:{p}")));
+    let company = company_key(&person.company);
     for name in &person.names {
         let tokens = name_tokens(name);
         if tokens.is_empty() {
             continue;
         }
-        keys.push(format!("n:{}", name_key(&tokens)));
-        keys.push(format!("s:{}", letters_key(&tokens)));
+        let (name, letters) = (name_key(&tokens), letters_key(&tokens));
+        if !company.is_empty() {
+            keys.push(format!("nc:{name}|{company}"));
+            keys.push(format!("sc:{letters}|{company}"));
+        }
+        keys.push(format!("n:{name}"));
+        keys.push(format!("s:{letters}"));
     }
     keys.sort();
     keys.dedup();
@@ -305,6 +320,9 @@ mod tests {
     fn chinese_and_latin_names_share_keys_by_sound_and_word_order() {
         let keys = |name: &str| match_keys(&person(name, "", "", ""));
         assert_eq!(keys("张伟"), ["n:wei zhang", "s:aghnz eiw"]);
+        let at_work = match_keys(&person("张伟", "", "", "华为技术有限公司"));
+        assert_eq!(at_work, ["n:wei zhang", "nc:wei zhang|华为技术", "s:aghnz eiw", "sc:aghnz eiw|华为技术"]);
+        assert_eq!(strong_keys(&at_work), ["nc:wei zhang|华为技术", "sc:aghnz eiw|华为技术"]);
         assert_eq!(keys("张伟"), keys("章伟"), "same sound, other characters");
         assert_eq!(keys("张伟"), keys("Zhang Wei"));
         assert_eq!(keys("张伟"), keys("WEI, zhang"));
