@@ -149,6 +149,9 @@ impl App {
         if log.unmerge_time.is_some() {
             return Err(refuse("ALREADY_UNMERGED", "the merge was already undone".to_owned()));
         }
+        if log.snapshots.is_empty() {
+            return Err(refuse("MERGE_ERASED", "a customer of this merge was erased since; the merge cannot be undone".to_owned()));
+        }
         if now > log.merge_time + UNMERGE_WINDOW {
             return Err(refuse("UNMERGE_WINDOW_PASSED", format!("a merge can be undone for {} days", UNMERGE_WINDOW.num_days())));
         }

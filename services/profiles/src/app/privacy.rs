@@ -88,8 +88,10 @@ impl App {
             return Ok(before);
         }
         let erased = erasure::erase(&mut tx, tenant, id, now).await?;
-        // Its match keys went with its data; so do their index rows.
+        // Its match keys went with its data; so do their index rows, and the
+        // rows merge logs kept of it (those merges can no longer be undone).
         crate::store::duplicates::reindex(&mut tx, tenant, &[id]).await?;
+        crate::store::merges::forget(&mut tx, tenant, id).await?;
         // The audit entry: when, by whom, through which request and why — nothing of what was erased.
         let time = Json::String(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         let audit = [("erase_time", time), ("erase_reason", Json::String(reason.to_owned()))].map(|(field, value)| FieldChange {

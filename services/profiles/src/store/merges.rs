@@ -296,6 +296,18 @@ pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Resu
         .await?)
 }
 
+/// Drops the customer rows kept by the merges involving `customer` (its
+/// personal data is being erased); those merges cannot be undone any more.
+pub async fn forget(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Result<(), Error> {
+    sqlx::query("UPDATE customer_merges SET snapshots = '[]' WHERE tenant_id = $1 AND (survivor_id = $2 OR $2 = ANY(merged_ids))")
+        .bind(tenant)
+        .bind(customer)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "customer_merges"))
+        .await?;
+    Ok(())
+}
+
 /// Marks a merge undone.
 pub async fn set_unmerged(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
     sqlx::query("UPDATE customer_merges SET unmerge_time = $3 WHERE tenant_id = $1 AND id = $2")

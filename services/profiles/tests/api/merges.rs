@@ -293,6 +293,14 @@ async fn bad_merges_are_refused_and_change_nothing() {
         .unwrap();
     let late = pb::UnmergeCustomersRequest { name: merged.name.clone() };
     assert_error(merges(&app).unmerge_customers(app.admin(late)).await, Code::FailedPrecondition, "UNMERGE_WINDOW_PASSED");
+    // Erasing a customer of a merge drops the rows its log kept: it can no longer be undone.
+    let d = app.create(customer("D", "d@example.com")).await;
+    let e = app.create(customer("E", "e@example.com")).await;
+    let kept = merges(&app).merge_customers(app.admin(merge(&d.name, &[&e.name]))).await.unwrap().into_inner().customer_merge.unwrap();
+    let erase = pb::EraseCustomerRequest { name: e.name.clone(), reason: "GDPR Art. 17".into(), etag: String::new() };
+    app.customers.clone().erase_customer(app.admin(erase)).await.unwrap();
+    let erased = pb::UnmergeCustomersRequest { name: kept.name.clone() };
+    assert_error(merges(&app).unmerge_customers(app.admin(erased)).await, Code::FailedPrecondition, "MERGE_ERASED");
     let missing = pb::UnmergeCustomersRequest { name: format!("customerMerges/{}", uuid::Uuid::now_v7()) };
     assert_error(merges(&app).unmerge_customers(app.admin(missing)).await, Code::NotFound, "NOT_FOUND");
 }
