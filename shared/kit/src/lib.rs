@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod customer_changes;
 pub mod db;
 pub mod egress;
 pub mod error;

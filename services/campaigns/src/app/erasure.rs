@@ -1,32 +1,38 @@
-//! Erasure from profiles' stream: when profiles erases a customer
-//! (CustomerErased), what campaigns holds of their personal data goes too —
-//! once, even with replicas applying the same event, because the stream
-//! position is claimed in the same transaction.
+//! What campaigns does with profiles' stream: when profiles erases a
+//! customer (CustomerErased), what campaigns holds of their personal data
+//! goes too; when it merges customers (CustomersMerged), their devices,
+//! unsubscribes and open complaints follow the survivor, and come back on
+//! unmerge (CustomersUnmerged) — each once, even with replicas applying the
+//! same event, because the stream position is claimed in the same transaction.
 
-use crm_kit::{Error, follow};
+use crm_kit::{Error, customer_changes::CustomerChange, follow};
 use uuid::Uuid;
 
 use super::{App, complaints::TICKETS};
-use crate::store::erasure;
+use crate::store::{customer_merges, erasure};
 
 /// The name of profiles' stream in `stream_positions`.
 pub const PROFILES: &str = "profiles";
 
 impl App {
-    /// Applies the event at `position` of profiles' stream: erases
-    /// `customer`'s data (when it names one); deliveries touched, 0 for an event applied before.
-    pub async fn apply_profiles_event(&self, tenant: Uuid, position: i64, customer: Option<Uuid>) -> Result<u64, Error> {
+    /// Applies the event at `position` of profiles' stream; the rows it
+    /// touched (deliveries erased, rows moved), 0 for an event applied before.
+    pub async fn apply_profiles_event(&self, tenant: Uuid, position: i64, change: &CustomerChange) -> Result<u64, Error> {
         let mut tx = self.begin(tenant).await?;
         if !follow::claim(&mut tx, tenant, PROFILES, position).await? {
             tx.commit().await?;
             return Ok(0);
         }
-        let erased = match customer {
-            Some(customer) => erasure::erase(&mut tx, tenant, customer).await?,
-            None => 0,
+        let touched = match change {
+            CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,
+            CustomerChange::Merged { merge, survivor, merged } => {
+                customer_merges::repoint(&mut tx, tenant, *merge, *survivor, merged).await?
+            }
+            CustomerChange::Unmerged { merge } => customer_merges::restore(&mut tx, tenant, *merge).await?,
+            CustomerChange::Other => 0,
         };
         tx.commit().await?;
-        Ok(erased)
+        Ok(touched)
     }
 
     /// Marks every sending tenant (one that follows tickets' stream) as

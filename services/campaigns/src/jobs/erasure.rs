@@ -1,14 +1,15 @@
 //! Follows profiles' event stream for every sending tenant (through
-//! `crm_kit::follow`) and erases a customer's personal data from campaigns
-//! when profiles announces CustomerErased.
+//! `crm_kit::follow`): erases a customer's personal data from campaigns on
+//! CustomerErased, moves what follows a person on CustomersMerged and back
+//! on CustomersUnmerged.
 
 use crm_kit::{
     Error,
     auth::ServiceTokens,
+    customer_changes::{self, CustomerChange},
     follow::{self, Apply, Source},
 };
-use crm_proto::crm::{events::v1::Event, profiles::v1::CustomerErased};
-use prost::{Message, Name};
+use crm_proto::crm::events::v1::Event;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -20,13 +21,10 @@ struct Erasures(App);
 
 impl Apply for Erasures {
     async fn apply(&self, tenant: Uuid, event: Event) -> Result<(), Error> {
-        let customer = (event.r#type == CustomerErased::full_name())
-            .then(|| event.data.as_ref().and_then(|any| CustomerErased::decode(any.value.as_slice()).ok()))
-            .flatten()
-            .and_then(|erased| erased.customer.strip_prefix("customers/").and_then(|id| Uuid::parse_str(id).ok()));
-        let erased = self.0.apply_profiles_event(tenant, event.position, customer).await?;
-        if erased > 0 {
-            tracing::info!(%tenant, deliveries = erased, "a customer's personal data was erased from campaigns");
+        let change = CustomerChange::of(&event);
+        let touched = self.0.apply_profiles_event(tenant, event.position, &change).await?;
+        if touched > 0 {
+            tracing::info!(%tenant, rows = touched, change = ?std::mem::discriminant(&change), "profiles' change applied to campaigns");
         }
         Ok(())
     }
@@ -41,6 +39,6 @@ pub fn spawn(app: App, profiles_url: &str, tokens: ServiceTokens, shutdown: watc
             tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not mark the sending tenants as following profiles");
         }
     });
-    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types: vec![CustomerErased::full_name()] };
+    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types: customer_changes::event_types() };
     follow::spawn(app.pool().clone(), source, tokens, Erasures(app), shutdown)
 }

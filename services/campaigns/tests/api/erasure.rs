@@ -64,3 +64,51 @@ async fn an_erased_customers_messages_and_devices_are_erased_too() {
         .devices;
     assert!(devices.is_empty(), "the customer's devices are gone: {devices:?}");
 }
+
+#[tokio::test]
+async fn a_merged_customers_devices_follow_the_survivor_and_come_back_on_unmerge() {
+    let app = spawn_app().await;
+    app.email_provider().await;
+    let li = app.customer(Person { name: "Li Lei", email: "li.lei@example.com", ..Person::default() }).await;
+    let again = app.customer(Person { name: "Li L.", email: "lilei@home.example", ..Person::default() }).await;
+    // A notice to each makes the tenant a sender, which follows profiles' stream.
+    let template =
+        app.create_template(email_template(pb::Purpose::Transactional, "Hello", "Dear {{ customer.display_name }}.", &[])).await.unwrap();
+    let sent = app.send_notice(&template.name, &again, &[], "hello-again").await.unwrap();
+    app.settled(&sent.name).await;
+    let device = pb::Device {
+        customer: again.clone(),
+        token: "fcm-token-of-li-again".into(),
+        platform: pb::DevicePlatform::Ios as i32,
+        ..Default::default()
+    };
+    DeviceServiceClient::new(app.channel.clone())
+        .register_device(app.admin(pb::RegisterDeviceRequest { device: Some(device) }))
+        .await
+        .unwrap();
+    let devices_of = |customer: &str| {
+        let (client, request) = (
+            DeviceServiceClient::new(app.channel.clone()),
+            app.admin(pb::ListDevicesRequest { customer: customer.to_owned(), ..Default::default() }),
+        );
+        async move { client.clone().list_devices(request).await.unwrap().into_inner().devices.len() }
+    };
+    let wait = |customer: String, expected: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while devices_of(&customer).await != expected {
+            assert!(Instant::now() < deadline, "{customer} holds {expected} devices in time");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    let profiles_channel = app.profiles.as_ref().expect("profiles runs").channel.clone();
+    let mut merges = profiles::merge_service_client::MergeServiceClient::new(profiles_channel);
+    let request = profiles::MergeCustomersRequest { survivor: li.clone(), duplicates: vec![again.clone()], ..Default::default() };
+    let merge = merges.merge_customers(app.admin(request)).await.unwrap().into_inner().customer_merge.unwrap();
+    wait(li.clone(), 1).await;
+    assert_eq!(devices_of(&again).await, 0);
+
+    merges.unmerge_customers(app.admin(profiles::UnmergeCustomersRequest { name: merge.name })).await.unwrap();
+    wait(again.clone(), 1).await;
+    assert_eq!(devices_of(&li).await, 0);
+}

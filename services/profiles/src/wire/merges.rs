@@ -47,7 +47,8 @@ pub const UNMERGE_WINDOW: Duration = Duration::days(30);
 /// `chosen` (path, customer) from that customer; every other field the
 /// survivor's, or where it is empty the first of the others' that is not;
 /// emails, phones, addresses and tags the union (only the survivor's
-/// primaries stay primary); attributes merged key by key, the survivor's winning.
+/// primaries stay primary); attributes merged key by key, the survivor's
+/// winning; consent the strictest per channel (a refusal stands).
 pub fn combine(survivor: &pb::Customer, others: &[pb::Customer], chosen: &[(String, &pb::Customer)]) -> pb::Customer {
     let mut merged = survivor.clone();
     for other in others {
@@ -96,11 +97,31 @@ pub fn combine(survivor: &pb::Customer, others: &[pb::Customer], chosen: &[(Stri
                 into.fields.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
+        if let Some(from) = &other.consent {
+            strictest_consent(merged.consent.get_or_insert_with(Default::default), from);
+        }
     }
     for (path, source) in chosen {
         copy_field(&mut merged, source, path);
     }
     merged
+}
+
+/// The stricter of two consents, channel by channel: a refusal anywhere
+/// stands (the merged customer's addresses are now the survivor's, and
+/// whoever said no must not be written to), then a consent over none.
+fn strictest_consent(into: &mut pb::Consent, from: &pb::Consent) {
+    let rank = |c: &Option<pb::ChannelConsent>| match c.as_ref().map(|c| c.state()) {
+        Some(pb::ConsentState::OptedOut) => 2,
+        Some(pb::ConsentState::OptedIn) => 1,
+        _ => 0,
+    };
+    for (mine, theirs) in [(&mut into.email, &from.email), (&mut into.sms, &from.sms), (&mut into.push, &from.push)] {
+        if rank(theirs) > rank(mine) && (rank(theirs) == 2 || rank(mine) == 0) {
+            *mine = *theirs;
+        }
+    }
+    into.do_not_contact |= from.do_not_contact;
 }
 
 fn fill_text(into: &mut String, from: &str) {
@@ -160,6 +181,24 @@ mod tests {
         assert_eq!(merged.emails, [email("ann@acme.com", true), email("ann@home.net", false)]);
         assert!(!merged.phones[0].primary, "only the survivor's primaries stay primary");
         assert_eq!(merged.tags, ["gold", "vip"]);
+
+        let opted_out = |state: pb::ConsentState| pb::ChannelConsent { state: state as i32, update_time: None };
+        let refusing = pb::Customer {
+            consent: Some(pb::Consent { email: Some(opted_out(pb::ConsentState::OptedOut)), do_not_contact: true, ..Default::default() }),
+            ..Default::default()
+        };
+        let keen = pb::Customer {
+            consent: Some(pb::Consent {
+                email: Some(opted_out(pb::ConsentState::OptedIn)),
+                sms: Some(opted_out(pb::ConsentState::OptedIn)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let consent = combine(&keen, std::slice::from_ref(&refusing), &[]).consent.unwrap();
+        assert_eq!(consent.email.unwrap().state(), pb::ConsentState::OptedOut, "a refusal stands");
+        assert_eq!(consent.sms.unwrap().state(), pb::ConsentState::OptedIn);
+        assert!(consent.do_not_contact);
 
         let chosen = combine(&survivor, std::slice::from_ref(&other), &[("display_name".into(), &other), ("emails".into(), &other)]);
         assert_eq!(chosen.display_name, "Ann L.");

@@ -6,24 +6,11 @@
 //! claimed in the same transaction.
 
 use chrono::{DateTime, Utc};
-use crm_kit::{Error, follow};
+use crm_kit::{Error, customer_changes::CustomerChange, follow};
 use uuid::Uuid;
 
 use super::App;
 use crate::store::{customer_merges, erasure};
-
-/// An event of profiles' stream, as tickets acts on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProfilesChange {
-    /// A customer's personal data was erased.
-    Erased(Uuid),
-    /// Customers were merged into a survivor (merge, survivor, merged).
-    Merged(Uuid, Uuid, Vec<Uuid>),
-    /// A merge was undone.
-    Unmerged(Uuid),
-    /// Nothing tickets acts on.
-    Other,
-}
 
 /// The name of profiles' stream in `stream_positions`.
 pub const PROFILES: &str = "profiles";
@@ -47,7 +34,7 @@ impl App {
         &self,
         tenant: Uuid,
         position: i64,
-        change: ProfilesChange,
+        change: CustomerChange,
         now: DateTime<Utc>,
     ) -> Result<u64, Error> {
         let mut tx = self.begin(tenant).await?;
@@ -56,12 +43,12 @@ impl App {
             return Ok(0);
         }
         let touched = match &change {
-            ProfilesChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer, now).await?,
-            ProfilesChange::Merged(merge, survivor, merged) => {
+            CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer, now).await?,
+            CustomerChange::Merged { merge, survivor, merged } => {
                 customer_merges::repoint(&mut tx, tenant, *merge, *survivor, merged, now).await?
             }
-            ProfilesChange::Unmerged(merge) => customer_merges::restore(&mut tx, tenant, *merge, now).await?,
-            ProfilesChange::Other => 0,
+            CustomerChange::Unmerged { merge } => customer_merges::restore(&mut tx, tenant, *merge, now).await?,
+            CustomerChange::Other => 0,
         };
         tx.commit().await?;
         if touched > 0 {
