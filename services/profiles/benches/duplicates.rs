@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crm_proto::crm::profiles::v1::{self as pb, duplicate_service_client::DuplicateServiceClient};
 use crm_testkit::{
     auth::{token, with_token},
-    bench::{build_kind, peak_rss_mb, percentile_of},
+    bench::{build_kind, customer_scale, peak_rss_mb, percentile_of},
     database::fresh_database,
     process::{binary, spawn_service},
 };
@@ -31,9 +31,7 @@ use uuid::Uuid;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--bench");
-    let customers: i64 =
-        std::env::var("CRM_BENCH_CUSTOMERS").ok().and_then(|n| n.parse().ok()).unwrap_or(if full { 1_000_000 } else { 2_000 });
+    let (full, customers) = customer_scale();
     let rounds = if full { 300 } else { 20 };
     let tenant = Uuid::now_v7();
     let bearer = token(tenant, &["admin"]);

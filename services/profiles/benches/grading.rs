@@ -27,7 +27,7 @@ use crm_proto::crm::profiles::v1::{
 };
 use crm_testkit::{
     auth::{token, with_token},
-    bench::{build_kind, peak_rss_mb},
+    bench::{build_kind, customer_scale, peak_rss_mb},
     database::fresh_database,
     process::{binary, spawn_service},
 };
@@ -36,9 +36,7 @@ use uuid::Uuid;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--bench");
-    let customers: i64 =
-        std::env::var("CRM_BENCH_CUSTOMERS").ok().and_then(|n| n.parse().ok()).unwrap_or(if full { 1_000_000 } else { 2_000 });
+    let (_, customers) = customer_scale();
     let tenant = Uuid::now_v7();
     let bearer = token(tenant, &["admin"]);
     let db = fresh_database("profiles").await.expect("a database");

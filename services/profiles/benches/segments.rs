@@ -21,7 +21,7 @@ use crm_proto::crm::profiles::v1::{
 };
 use crm_testkit::{
     auth::{token, with_token},
-    bench::{build_kind, peak_rss_mb, percentile_of},
+    bench::{build_kind, customer_scale, peak_rss_mb, percentile_of},
     database::fresh_database,
     process::{binary, spawn_service},
 };
@@ -71,9 +71,7 @@ async fn toggle_rate(client: &CustomerServiceClient<tonic::transport::Channel>, 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--bench");
-    let customers: i64 =
-        std::env::var("CRM_BENCH_CUSTOMERS").ok().and_then(|n| n.parse().ok()).unwrap_or(if full { 1_000_000 } else { 2_000 });
+    let (full, customers) = customer_scale();
     let (rounds, duration) = if full { (500, Duration::from_secs(8)) } else { (20, Duration::from_millis(400)) };
     let tenant = Uuid::now_v7();
     let bearer = token(tenant, &["admin"]);

@@ -47,6 +47,15 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
+/// Whether the bench runs at full size (`cargo bench` passes `--bench`; under
+/// `cargo test` it is a smoke test), and how many customers it seeds:
+/// `CRM_BENCH_CUSTOMERS`, else 1 000 000 at full size and 2 000 in a smoke test.
+pub fn customer_scale() -> (bool, i64) {
+    let full = std::env::args().any(|a| a == "--bench");
+    let customers = std::env::var("CRM_BENCH_CUSTOMERS").ok().and_then(|n| n.parse().ok()).unwrap_or(if full { 1_000_000 } else { 2_000 });
+    (full, customers)
+}
+
 /// The `p`-th percentile of `times` (sorted in place; never empty).
 pub fn percentile_of(times: &mut [Duration], p: usize) -> Duration {
     times.sort();
