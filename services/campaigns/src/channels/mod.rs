@@ -55,12 +55,13 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, http::H
     http::parse_url(url, allow_private)
 }
 
-/// Messages of one SMTP relay marked SUBMITTING and being handed over at
-/// once, per replica: twice the connections a relay gets, so that while one
-/// message's mark commits, another uses the connection — a connection never
-/// idles through a commit. It is also the most messages one crash can leave
-/// SUBMITTING per relay and replica, to be re-submitted under their
-/// Message-ID.
+/// Messages of one SMTP relay between their SUBMITTING mark and the record
+/// of the relay's answer, per replica: twice the connections a relay gets,
+/// so that while one message's mark or record commits, another uses the
+/// connection — a connection never idles through a commit. It is also the
+/// most messages one crash can leave SUBMITTING per relay and replica, to be
+/// re-submitted under their Message-ID (a slot is held until the answer is
+/// recorded, so a message handed over and not yet recorded still counts).
 pub const IN_FLIGHT_PER_PROVIDER: usize = 2 * email::POOL_SIZE as usize;
 
 /// The same for HTTP providers, which multiplex requests rather than hold a

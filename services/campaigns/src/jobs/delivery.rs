@@ -432,8 +432,6 @@ async fn send(
                 }
             }
         };
-        // The provider's connection is free again; recording needs only the database.
-        drop(slot);
         if !handover.unregistered_devices.is_empty() {
             tracing::info!(devices = handover.unregistered_devices.len(), "FCM called devices unregistered: forgetting them");
             if let Err(e) = app.forget_push_tokens(tenant, &handover.unregistered_devices).await {
@@ -450,15 +448,24 @@ async fn send(
         }
         // Recording is retried: a lost record would send the message again when the lease ends.
         let mut delay = Duration::from_millis(100);
+        let mut recorded = false;
         for _ in 0..6 {
             let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
-            if batches.recorder.call(tenant, Attempted { id: d.id, attempt, outcome: outcome.clone(), jitter }).await.unwrap_or(false) {
-                return;
+            recorded =
+                batches.recorder.call(tenant, Attempted { id: d.id, attempt, outcome: outcome.clone(), jitter }).await.unwrap_or(false);
+            if recorded {
+                break;
             }
             tokio::time::sleep(delay).await;
             delay *= 2;
         }
-        tracing::error!("the outcome of a delivery attempt could not be recorded; it will be reconciled when its lease ends");
+        if !recorded {
+            tracing::error!("the outcome of a delivery attempt could not be recorded; it will be reconciled when its lease ends");
+        }
+        // The slot is held until the outcome is recorded, not just until the
+        // provider answered: a message handed over but not yet recorded is
+        // one a crash would re-submit, and the slots are what bounds those.
+        drop(slot);
     }
     .instrument(span)
     .await;
