@@ -26,6 +26,21 @@ pub struct Figures {
     pub p99_8: Duration,
     /// The service's CPU (user + system) per call with 8 in flight.
     pub cpu_per_call: Option<Duration>,
+    /// The load generator's own CPU per call with 8 in flight (it shares the cores).
+    pub client_cpu_per_call: Option<Duration>,
+    /// How busy the machine's cores were with 8 in flight (0..=1): below 1,
+    /// the calls wait on something other than CPU.
+    pub machine_busy: Option<f64>,
+}
+
+/// Busy and total time of all cores so far (jiffies), from /proc/stat.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let values: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: u64 = values.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = values.get(3)? + values.get(4)?;
+    Some((total - idle, total))
 }
 
 /// The service's CPU time so far (user + system), from /proc.
@@ -104,18 +119,23 @@ where
     let call = Arc::new(call);
     run(call.clone(), 8, duration / 4).await; // warm connections, caches and plans
     let (_, single) = run(call.clone(), 1, duration / 2).await;
-    let cpu_before = cpu_time(pid);
+    let (cpu_before, client_before, machine_before) = (cpu_time(pid), cpu_time(std::process::id()), machine_ticks());
     let started = Instant::now();
     let (calls, eight) = run(call, 8, duration).await;
     let elapsed = started.elapsed();
-    let cpu_per_call = cpu_before.zip(cpu_time(pid)).map(|(before, after)| (after - before) / calls as u32);
+    let per_call = |before: Option<Duration>, pid: u32| before.zip(cpu_time(pid)).map(|(before, after)| (after - before) / calls as u32);
+    let machine_busy = machine_before
+        .zip(machine_ticks())
+        .map(|((busy_before, total_before), (busy, total))| (busy - busy_before) as f64 / (total - total_before).max(1) as f64);
     Figures {
         per_second: calls as f64 / elapsed.as_secs_f64(),
         p50_1: percentile(&single, 50),
         p99_1: percentile(&single, 99),
         p50_8: percentile(&eight, 50),
         p99_8: percentile(&eight, 99),
-        cpu_per_call,
+        cpu_per_call: per_call(cpu_before, pid),
+        client_cpu_per_call: per_call(client_before, std::process::id()),
+        machine_busy,
     }
 }
 
@@ -177,15 +197,28 @@ impl Drop for ScriptFile {
     }
 }
 
-/// A table row of `figures` under [`HEADER`]: calls/s, p50/p99 at 1 and 8 in flight (ms), CPU per call.
+/// A table row of `figures` under [`HEADER`]: calls/s, p50/p99 at 1 and 8 in
+/// flight (ms), the service's and the client's CPU per call, the cores' use.
 pub fn row(label: &str, f: &Figures) -> String {
     let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
-    let cpu = f.cpu_per_call.map_or(String::from("-"), |c| format!("{} µs", c.as_micros()));
-    format!("{label:<30} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>9}", f.per_second, ms(f.p50_1), ms(f.p99_1), ms(f.p50_8), ms(f.p99_8), cpu)
+    let micros = |c: Option<Duration>| c.map_or(String::from("-"), |c| format!("{} µs", c.as_micros()));
+    let busy = f.machine_busy.map_or(String::from("-"), |b| format!("{:.0} %", b * 100.0));
+    format!(
+        "{label:<30} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>9} {:>11} {:>6}",
+        f.per_second,
+        ms(f.p50_1),
+        ms(f.p99_1),
+        ms(f.p50_8),
+        ms(f.p99_8),
+        micros(f.cpu_per_call),
+        micros(f.client_cpu_per_call),
+        busy
+    )
 }
 
-/// The header of [`row`]'s table.
-pub const HEADER: &str = "call                             calls/s   p50 @1   p99 @1   p50 @8   p99 @8  CPU/call";
+/// The header of [`row`]'s table (CPU/call is the service's, client/call the
+/// load generator's; busy is how much of the machine's cores were in use).
+pub const HEADER: &str = "call                             calls/s   p50 @1   p99 @1   p50 @8   p99 @8  CPU/call client/call   busy";
 
 /// What the build is, for a table's title: figures of a debug build are a smoke test only.
 pub fn build_kind() -> &'static str {
