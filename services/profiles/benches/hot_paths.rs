@@ -25,7 +25,7 @@ use std::{path::PathBuf, process::Command, sync::Arc, time::Duration};
 use crm_proto::crm::profiles::v1::{self as pb, customer_service_client::CustomerServiceClient};
 use crm_testkit::{
     auth::{token, with_token},
-    bench::{Figures, HEADER, build_kind, measure, peak_rss_mb, pg_bin, pgbench, row, unary},
+    bench::{Figures, HEADER, build_kind, measure, peak_rss_mb, pg_bin, pgbench, row, unary, with_session_tenant},
     database::{TestDb, fresh_database},
     process::{ServiceProcess, binary, spawn_service},
 };
@@ -167,7 +167,11 @@ impl References {
             CREATE => references::create(self.tenant),
             _ => references::update(self.tenant),
         };
-        pgbench(&self.app_url, &["-M", "simple", "-f", &script.0.to_string_lossy()], self.seconds)
+        let path = script.0.to_string_lossy();
+        match references::PREPARED.contains(&label) {
+            true => pgbench(&with_session_tenant(&self.app_url, self.tenant), &["-M", "prepared", "-f", &path], self.seconds),
+            false => pgbench(&self.app_url, &["-M", "simple", "-f", &path], self.seconds),
+        }
     }
 }
 

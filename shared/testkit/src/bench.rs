@@ -179,6 +179,14 @@ where
     move |i| send(client.clone(), request(i))
 }
 
+/// A connection URL whose sessions start with `tenant` set (`options` in the
+/// URL), for a reference that runs a service's single prepared SELECT under
+/// RLS the way the kit's one-round-trip `Table::get` does, minus its `SET LOCAL`.
+pub fn with_session_tenant(url: &str, tenant: uuid::Uuid) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20crm.tenant_id%3D{tenant}")
+}
+
 /// A pgbench script file, removed when dropped.
 pub struct ScriptFile(pub PathBuf);
 

@@ -6,10 +6,11 @@
 //! Copied from the statements crm-profiles sends (`log_statement = all` on
 //! one call of each kind); where pgbench cannot do what the service does,
 //! the script does the nearest thing, and says so:
-//! - pgbench cannot send a compound statement prepared, so every script runs
-//!   in the simple protocol: Postgres parses and plans each statement every
-//!   time, which the service (prepared statements) does not — this favours
-//!   the service a little;
+//! - pgbench cannot send a compound statement prepared, so the transaction
+//!   scripts run in the simple protocol: Postgres parses and plans each
+//!   statement every time, which the service (prepared statements) does not
+//!   — this favours the service a little (GetCustomer's is prepared: see
+//!   [`get`]);
 //! - new ids are `gen_random_uuid()` (random) where the service's are
 //!   UUIDv7 (time-ordered; cheaper B-tree inserts) — this favours the
 //!   service a little too;
@@ -62,15 +63,22 @@ fn history(tenant: Uuid, customer: &str, operation: &str, fields: &[(&str, &str,
     )
 }
 
-/// GetCustomer: the SELECT by id.
+/// GetCustomer: the service reads a customer in one round trip (`SET LOCAL`
+/// of the tenant and `EXECUTE` of a statement prepared on the connection, as
+/// one simple query — the kit's `Table::get`). pgbench cannot prepare a
+/// statement per connection, so its nearest equal is the prepared SELECT
+/// alone, with the tenant set for the whole session (`options` in the URL):
+/// the same single round trip and plan under RLS, minus the `SET LOCAL`.
+/// Run with `-M prepared` (see [`PREPARED`]).
 pub fn get(tenant: Uuid) -> ScriptFile {
     ScriptFile::write(&format!(
-        "\\set n random(1, {CUSTOMERS})\n{}\
-         SELECT {COLUMNS} FROM customers WHERE tenant_id = '{tenant}' AND id = (SELECT id FROM bench_ids WHERE n = :n);\n\
-         COMMIT;\n",
-        begin(tenant)
+        "\\set n random(1, {CUSTOMERS})\n\
+         SELECT {COLUMNS} FROM customers WHERE tenant_id = '{tenant}' AND id = (SELECT id FROM bench_ids WHERE n = :n);\n"
     ))
 }
+
+/// The references pgbench runs prepared (`-M prepared`), with the tenant set for the session.
+pub const PREPARED: &[&str] = &[super::GET];
 
 /// ListCustomers, first page of 50: the keyset SELECT of 51 rows (one more tells whether a next page exists).
 pub fn list(tenant: Uuid) -> ScriptFile {

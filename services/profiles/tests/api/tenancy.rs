@@ -124,3 +124,37 @@ async fn a_tenant_transaction_begins_in_one_round_trip_and_leaves_nothing_on_its
     drop(crm_kit::db::begin_tenant(&pool, app.tenant).await.unwrap());
     assert_eq!(leftover().await, None, "a dropped transaction rolls the setting back too");
 }
+
+#[tokio::test]
+async fn a_one_round_trip_read_sees_its_tenant_only_and_leaves_nothing_on_its_connection() {
+    // Arrange: a customer of the app's tenant, and a pool of exactly one
+    // connection, so every read below runs on the same server session.
+    let app = spawn_app().await;
+    let created = app.create(customer("A1", "a1@example.com")).await;
+    let id: Uuid = created.name.trim_start_matches("customers/").parse().unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&app.db.app_url).await.unwrap();
+    let table = crm_profiles::store::CUSTOMERS;
+    let read = |tenant: Uuid, id: Uuid| {
+        let pool = pool.clone();
+        async move { table.get::<crm_profiles::store::CustomerRow>(&pool, tenant, id).await.unwrap().map(|row| row.display_name) }
+    };
+    let leftover = || async {
+        sqlx::query_scalar::<_, Option<String>>("SELECT nullif(current_setting('crm.tenant_id', true), '')").fetch_one(&pool).await.unwrap()
+    };
+
+    // Act + Assert: the first read prepares the statement on the session, later ones use it;
+    // each finds its tenant's row only ...
+    assert_eq!(read(app.tenant, id).await.as_deref(), Some("A1"));
+    assert_eq!(read(app.tenant, id).await.as_deref(), Some("A1"));
+    assert_eq!(read(Uuid::now_v7(), id).await, None, "another tenant cannot read it by id");
+    assert_eq!(read(app.tenant, Uuid::now_v7()).await, None);
+    // ... and the session keeps no tenant (a transaction left open would still hold it).
+    assert_eq!(leftover().await, None);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 0, "outside the read nothing is visible");
+
+    // A statement that went away (a DISCARD, a pooler handing over another session) is prepared again.
+    sqlx::raw_sql("DEALLOCATE crm_get_customers").execute(&pool).await.unwrap();
+    assert_eq!(read(app.tenant, id).await.as_deref(), Some("A1"));
+    assert_eq!(leftover().await, None);
+}
