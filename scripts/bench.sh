@@ -31,6 +31,7 @@ cargo bench -p crm-gateway --bench overhead
 source "$ROOT/scripts/py-tools.sh"
 CRM_TEST_PYTHON="$(crm_tools_python)"
 export CRM_TEST_PYTHON
+cargo bench -p crm-campaigns --bench hot_paths
 cargo bench -p crm-campaigns --bench delivery
 # The reliability proof at the full size: a 5 000-recipient campaign
 # under 6 SIGKILLs and a pause/resume (make test runs it with 600).
