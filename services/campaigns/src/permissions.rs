@@ -28,6 +28,11 @@ pub const DEVICES_READ: Permission =
     Permission::new("devices.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
 /// Register and remove any customer's devices (a customer registers their own without it).
 pub const DEVICES_WRITE: Permission = Permission::new("devices.write", &[Role::Service, Role::Agent]);
+/// Read the holiday calendar.
+pub const HOLIDAYS_READ: Permission =
+    Permission::new("holidays.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
+/// Add, rename, disable and delete holidays of the tenant's calendar.
+pub const HOLIDAYS_WRITE: Permission = Permission::new("holidays.write", &[Role::Marketer]);
 /// See recipients' addresses and rendered messages unmasked, and filter by address.
 pub const PII: Permission = Permission::new("pii", &[Role::Service, Role::Marketer, Role::Agent]);
 
@@ -39,7 +44,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 11] = [
+    const ALL: [Permission; 13] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -50,6 +55,8 @@ mod tests {
         DELIVERIES_READ,
         DEVICES_READ,
         DEVICES_WRITE,
+        HOLIDAYS_READ,
+        HOLIDAYS_WRITE,
         PII,
     ];
 
@@ -65,15 +72,18 @@ mod tests {
                 "campaigns.run",
                 "deliveries.read",
                 "devices.read",
+                "holidays.read",
+                "holidays.write",
                 "pii"
             ])
         );
         assert_eq!(
             held_by(Role::Agent, &ALL),
-            BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "devices.read", "devices.write", "pii"])
+            BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "devices.read", "devices.write", "holidays.read", "pii"])
         );
-        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read"]));
-        assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read"]));
+        let reader = BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read", "holidays.read"]);
+        assert_eq!(held_by(Role::Analyst, &ALL), reader);
+        assert_eq!(held_by(Role::Readonly, &ALL), reader);
         assert!(held_by(Role::Customer, &ALL).is_empty(), "a customer holds nothing here");
     }
 }

@@ -27,6 +27,7 @@ pub mod contact_policy;
 pub mod delivery;
 pub mod devices;
 pub mod erasure;
+pub mod holidays;
 pub mod notices;
 pub mod providers;
 pub mod reach;

@@ -9,6 +9,7 @@ pub mod customer_merges;
 pub mod deliveries;
 pub mod devices;
 pub mod erasure;
+pub mod holidays;
 pub mod providers;
 pub mod queue;
 pub mod receipts;

@@ -5,9 +5,11 @@
 //! # Layout
 //! Channels, templates, deliveries, campaigns and the contact policy here;
 //! - `providers`: provider settings in and out (credentials never out);
-//! - `devices`: push devices in and out.
+//! - `devices`: push devices in and out;
+//! - `holidays`: holiday rules in, holidays with their dates out.
 
 pub mod devices;
+pub mod holidays;
 pub mod providers;
 
 use crm_kit::{Error, FieldViolation, etag, time::to_timestamp};

@@ -10,6 +10,7 @@ mod crash;
 mod dkim;
 mod erasure;
 mod helpers;
+mod holidays;
 mod notices;
 mod policy;
 mod providers;
