@@ -10,6 +10,7 @@ use super::App;
 use crate::{
     domain::holidays::{BUILT_IN, BuiltIn, Rule, built_in},
     store::holidays::{self, HolidayRow},
+    wire::holidays::holiday_name,
 };
 
 /// The most holidays of its own a tenant keeps.
@@ -79,8 +80,19 @@ fn holiday_of(id: &str, row: Option<&HolidayRow>) -> Option<Holiday> {
     }
 }
 
+/// The resource type of holidays (their ids are chosen, not UUIDs, so the kit's `ResourceType` does not apply).
+const HOLIDAY: &str = "campaigns.crm/Holiday";
+
 fn not_found(id: &str) -> Error {
-    Error::NotFound { resource_type: "campaigns.crm/Holiday", name: format!("holidays/{id}") }
+    Error::NotFound { resource_type: HOLIDAY, name: holiday_name(id) }
+}
+
+/// ABORTED `ETAG_MISMATCH` unless `etag` (field `field`) is empty or names `revision`.
+fn check_etag(etag: &str, field: &str, id: &str, revision: i64) -> Result<(), Error> {
+    match crm_kit::etag::parse(etag, field)? {
+        Some(expected) if expected != revision => Err(Error::EtagMismatch { resource_type: HOLIDAY, name: holiday_name(id) }),
+        _ => Ok(()),
+    }
 }
 
 impl App {
@@ -115,8 +127,8 @@ impl App {
         let exists = || Error::AlreadyExists {
             reason: "HOLIDAY_EXISTS",
             message: format!("holidays/{id} exists already"),
-            resource_type: "campaigns.crm/Holiday",
-            name: format!("holidays/{id}"),
+            resource_type: HOLIDAY,
+            name: holiday_name(id),
         };
         if built_in(id).is_some() {
             return Err(exists());
@@ -155,11 +167,7 @@ impl App {
         let mut tx = self.begin(tenant).await?;
         let row = holidays::find(&mut tx, tenant, id, true).await?;
         let current = holiday_of(id, row.as_ref()).ok_or_else(|| not_found(id))?;
-        if let Some(expected) = crm_kit::etag::parse(etag, "holiday.etag")?
-            && expected != current.revision
-        {
-            return Err(Error::EtagMismatch { resource_type: "campaigns.crm/Holiday", name: format!("holidays/{id}") });
-        }
+        check_etag(etag, "holiday.etag", id, current.revision)?;
         if current.built_in && change.rule.is_some_and(|r| r != current.rule) {
             return Err(Error::invalid(
                 "holiday.rule",
@@ -191,16 +199,12 @@ impl App {
             return Err(Error::FailedPrecondition {
                 reason: "BUILT_IN_HOLIDAY",
                 message: format!("holidays/{id} is built in and cannot be deleted; disable it (UpdateHoliday, disabled = true)"),
-                subject: format!("holidays/{id}"),
+                subject: holiday_name(id),
             });
         }
         let mut tx = self.begin(tenant).await?;
         let row = holidays::find(&mut tx, tenant, id, true).await?.ok_or_else(|| not_found(id))?;
-        if let Some(expected) = crm_kit::etag::parse(etag, "etag")?
-            && expected != row.revision
-        {
-            return Err(Error::EtagMismatch { resource_type: "campaigns.crm/Holiday", name: format!("holidays/{id}") });
-        }
+        check_etag(etag, "etag", id, row.revision)?;
         holidays::delete(&mut tx, tenant, id).await?;
         tx.commit().await?;
         Ok(())
