@@ -11,9 +11,18 @@ pub mod customer;
 pub mod delivery;
 pub mod holidays;
 pub mod inbound;
+pub mod journey;
 pub mod lunisolar;
 pub mod policy;
 pub mod rules;
 pub mod sms;
 pub mod template;
 pub mod tracking;
+
+/// Whether `id` is a well-formed id a caller chooses (a holiday's, a journey
+/// step's): 1-63 lowercase letters, digits and hyphens, starting with a letter.
+pub fn is_slug(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}

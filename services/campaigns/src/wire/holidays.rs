@@ -14,10 +14,7 @@ pub fn holiday_name(id: &str) -> String {
 
 /// A holiday id a caller chose: 1-63 lowercase letters, digits and hyphens, starting with a letter.
 pub fn holiday_id(id: &str, field: &str) -> Result<String, Error> {
-    let well_formed = (1..=63).contains(&id.len())
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    match well_formed {
+    match crate::domain::is_slug(id) {
         true => Ok(id.to_owned()),
         false => Err(Error::invalid(field, "INVALID_HOLIDAY_ID", "1-63 lowercase letters, digits and hyphens, starting with a letter")),
     }
