@@ -28,6 +28,10 @@ pub const DEVICES_READ: Permission =
     Permission::new("devices.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
 /// Register and remove any customer's devices (a customer registers their own without it).
 pub const DEVICES_WRITE: Permission = Permission::new("devices.write", &[Role::Service, Role::Agent]);
+/// Read journeys.
+pub const JOURNEYS_READ: Permission = Permission::new("journeys.read", &[Role::Service, Role::Marketer, Role::Analyst, Role::Readonly]);
+/// Create, edit, publish, pause, resume and delete journeys.
+pub const JOURNEYS_RUN: Permission = Permission::new("journeys.run", &[Role::Marketer]);
 /// Read the holiday calendar.
 pub const HOLIDAYS_READ: Permission =
     Permission::new("holidays.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
@@ -44,7 +48,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 13] = [
+    const ALL: [Permission; 15] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -57,6 +61,8 @@ mod tests {
         DEVICES_WRITE,
         HOLIDAYS_READ,
         HOLIDAYS_WRITE,
+        JOURNEYS_READ,
+        JOURNEYS_RUN,
         PII,
     ];
 
@@ -74,6 +80,8 @@ mod tests {
                 "devices.read",
                 "holidays.read",
                 "holidays.write",
+                "journeys.read",
+                "journeys.run",
                 "pii"
             ])
         );
@@ -81,7 +89,8 @@ mod tests {
             held_by(Role::Agent, &ALL),
             BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "devices.read", "devices.write", "holidays.read", "pii"])
         );
-        let reader = BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read", "holidays.read"]);
+        let reader =
+            BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read", "holidays.read", "journeys.read"]);
         assert_eq!(held_by(Role::Analyst, &ALL), reader);
         assert_eq!(held_by(Role::Readonly, &ALL), reader);
         assert!(held_by(Role::Customer, &ALL).is_empty(), "a customer holds nothing here");

@@ -306,3 +306,27 @@ fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
         Some(Kind::NullValue(_)) | None => serde_json::Value::Null,
     }
 }
+
+impl ProfilesClient {
+    /// Whether segment `id` is one of the caller's tenant's segments in
+    /// profiles; a missing one is the caller's mistake (INVALID_ARGUMENT
+    /// `UNKNOWN_SEGMENT` on `field`), profiles down is UNAVAILABLE.
+    pub async fn check_segment(&self, caller: &Caller, id: &str, field: &str) -> Result<(), Error> {
+        let request = pb::GetSegmentRequest { name: format!("segments/{id}") };
+        let found = self
+            .peer
+            .call("GetSegment", caller, Retry::Idempotent, request, |channel, request| async move {
+                pb::segment_service_client::SegmentServiceClient::new(channel).get_segment(request).await
+            })
+            .await;
+        match found {
+            Ok(_) => Ok(()),
+            Err(status) => Err(match status.code() {
+                Code::NotFound | Code::InvalidArgument => {
+                    Error::invalid(field, "UNKNOWN_SEGMENT", format!("segments/{id} is not a segment of this tenant"))
+                }
+                other => peer_error(other, status.message()),
+            }),
+        }
+    }
+}

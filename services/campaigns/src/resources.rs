@@ -13,5 +13,7 @@ pub const CAMPAIGN: ResourceType = ResourceType::new("campaigns.crm/Campaign", "
 pub const DELIVERY: ResourceType = ResourceType::new("campaigns.crm/Delivery", "deliveries");
 /// `devices/{id}`.
 pub const DEVICE: ResourceType = ResourceType::new("campaigns.crm/Device", "devices");
+/// `journeys/{id}`.
+pub const JOURNEY: ResourceType = ResourceType::new("campaigns.crm/Journey", "journeys");
 /// `customers/{id}`, owned by profiles.
 pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");

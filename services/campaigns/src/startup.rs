@@ -1,6 +1,6 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
 //! ProviderService, DeliveryService, CampaignService, ContactPolicyService and
-//! UnsubscribeService, DeviceService, HolidayService, TrackingService, the profiles client,
+//! UnsubscribeService, DeviceService, HolidayService, JourneyService, TrackingService, the profiles client,
 //! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
@@ -9,15 +9,16 @@ use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::campaigns::v1::{
     campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
     delivery_service_server::DeliveryServiceServer, device_service_server::DeviceServiceServer,
-    holiday_service_server::HolidayServiceServer, provider_callback_service_server::ProviderCallbackServiceServer,
-    provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
-    tracking_service_server::TrackingServiceServer, unsubscribe_service_server::UnsubscribeServiceServer,
+    holiday_service_server::HolidayServiceServer, journey_service_server::JourneyServiceServer,
+    provider_callback_service_server::ProviderCallbackServiceServer, provider_service_server::ProviderServiceServer,
+    template_service_server::TemplateServiceServer, tracking_service_server::TrackingServiceServer,
+    unsubscribe_service_server::UnsubscribeServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, DeviceApi, HolidayApi, ProviderApi, TemplateApi, TrackingApi,
+        CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, DeviceApi, HolidayApi, JourneyApi, ProviderApi, TemplateApi, TrackingApi,
         UnsubscribeApi,
     },
     app::App,
@@ -80,6 +81,7 @@ impl Application {
             ContactPolicyServiceServer::new(ContactPolicyApi::new(app.clone())),
             DeviceServiceServer::new(DeviceApi::new(app.clone(), kit.page_tokens.clone())),
             HolidayServiceServer::new(HolidayApi::new(app.clone())),
+            JourneyServiceServer::new(JourneyApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
             TrackingServiceServer::new(TrackingApi::new(app.clone())),
             ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone(), kit.page_tokens.clone())),

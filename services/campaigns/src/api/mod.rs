@@ -9,6 +9,7 @@
 //! - `callbacks`: ProviderCallbackService — receipts and inbound messages, verified per provider.
 //! - `tracking`: TrackingService — the pixel and links of tracked emails, without a login.
 //! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
+//! - `journeys`: JourneyService — journeys' definitions (checked on save), versions and state.
 //! - `holidays`: HolidayService — the tenant's holiday calendar (built-in lunar and Gregorian holidays, its own).
 //! - `devices`: DeviceService — the devices FCM pushes go to; customers manage their own.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
@@ -19,6 +20,7 @@ mod contact_policy;
 mod deliveries;
 mod devices;
 mod holidays;
+mod journeys;
 mod providers;
 mod templates;
 mod tracking;
@@ -30,6 +32,7 @@ pub use contact_policy::ContactPolicyApi;
 pub use deliveries::DeliveryApi;
 pub use devices::DeviceApi;
 pub use holidays::HolidayApi;
+pub use journeys::JourneyApi;
 pub use providers::ProviderApi;
 pub use templates::TemplateApi;
 pub use tracking::TrackingApi;

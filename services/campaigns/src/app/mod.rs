@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod devices;
 pub mod erasure;
 pub mod holidays;
+pub mod journeys;
 pub mod notices;
 pub mod providers;
 pub mod reach;

@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::is_slug;
 
 /// The most steps a journey has.
@@ -16,7 +18,8 @@ pub const MAX_STEPS: usize = 100;
 pub const MAX_WAIT_DAYS: i64 = 366;
 
 /// What starts a customer on a journey.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// An event of the suite's streams about the customer.
     Event(EventTrigger),
@@ -29,7 +32,8 @@ pub enum Trigger {
 }
 
 /// The events a journey can start on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventTrigger {
     CustomerCreated,
     /// The customer entered segment `segment` (its id in profiles).
@@ -51,7 +55,7 @@ pub enum EventTrigger {
 }
 
 /// One step of a journey.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// Unique in the journey: 1-63 lowercase letters, digits and hyphens, starting with a letter.
     pub id: String,
@@ -59,7 +63,8 @@ pub struct Step {
 }
 
 /// What a step does, and where the customer goes next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Sends template `template` (its id) through the contact policy and the ledger.
     Send { template: String, variables: BTreeMap<String, String>, next: Option<String> },
@@ -74,7 +79,8 @@ pub enum Action {
 }
 
 /// How long a wait step holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Wait {
     Minutes(i64),
     /// Until this local time of day (minutes after midnight) comes next.
@@ -82,7 +88,8 @@ pub enum Wait {
 }
 
 /// What a branch asks about the customer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// Whether the customer is a member of segment `segment` (its id in profiles).
     InSegment { segment: String },
@@ -91,7 +98,8 @@ pub enum Condition {
 }
 
 /// Whether a customer may start the same journey again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reentry {
     Never,
     AfterDays(i64),
@@ -99,7 +107,7 @@ pub enum Reentry {
 }
 
 /// A whole definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Definition {
     pub trigger: Trigger,
     /// The first is where every run starts.

@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod devices;
 pub mod erasure;
 pub mod holidays;
+pub mod journeys;
 pub mod providers;
 pub mod queue;
 pub mod receipts;

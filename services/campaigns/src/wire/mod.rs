@@ -6,10 +6,12 @@
 //! Channels, templates, deliveries, campaigns and the contact policy here;
 //! - `providers`: provider settings in and out (credentials never out);
 //! - `devices`: push devices in and out;
-//! - `holidays`: holiday rules in, holidays with their dates out.
+//! - `holidays`: holiday rules in, holidays with their dates out;
+//! - `journeys`: journey definitions in (every malformed field named), journeys out.
 
 pub mod devices;
 pub mod holidays;
+pub mod journeys;
 pub mod providers;
 
 use crm_kit::{Error, FieldViolation, etag, time::to_timestamp};

@@ -11,6 +11,7 @@ mod dkim;
 mod erasure;
 mod helpers;
 mod holidays;
+mod journeys;
 mod notices;
 mod policy;
 mod providers;

@@ -1,0 +1,246 @@
+//! Journeys in and out: a request's journey into a domain definition (every
+//! malformed field a violation naming its step), a stored journey into a
+//! response.
+
+use std::time::Duration as StdDuration;
+
+use crm_kit::{Error, FieldViolation, etag, time::to_timestamp};
+use crm_proto::{crm::campaigns::v1 as pb, google::r#type::TimeOfDay};
+
+use crate::{
+    domain::journey::{Action, Condition, Definition, EventTrigger, Problem, Reentry, Step, Trigger, Wait},
+    resources::{JOURNEY, TEMPLATE},
+    store::journeys::JourneyRow,
+};
+
+/// Segment names in profiles: "segments/{id}".
+const SEGMENTS: &str = "segments/";
+
+/// The field a domain problem is about: a step by its index, or a journey field.
+pub fn problem_field(definition: &Definition, p: &Problem) -> String {
+    match p.subject.as_str() {
+        "trigger" => "journey.trigger".to_owned(),
+        "reentry" => "journey.reentry_days".to_owned(),
+        "steps" => "journey.steps".to_owned(),
+        id => {
+            definition.steps.iter().position(|s| s.id == id).map_or_else(|| "journey.steps".to_owned(), |i| format!("journey.steps[{i}]"))
+        }
+    }
+}
+
+/// `problems` as INVALID_ARGUMENT, one violation each, naming the step in the message.
+pub fn problems_to_error(definition: &Definition, problems: &[Problem]) -> Error {
+    let violations = problems
+        .iter()
+        .map(|p| {
+            let about = if matches!(p.subject.as_str(), "trigger" | "reentry" | "steps") {
+                String::new()
+            } else {
+                format!("step {:?}: ", p.subject)
+            };
+            FieldViolation::new(problem_field(definition, p), p.reason, format!("{about}{}", p.message))
+        })
+        .collect();
+    Error::InvalidArgument { violations }
+}
+
+fn minute_of_day(t: Option<&TimeOfDay>) -> Option<u16> {
+    let t = t?;
+    let valid = (0..24).contains(&t.hours) && (0..60).contains(&t.minutes);
+    // An impossible time is kept out of range, for the domain's check to name.
+    Some(if valid { u16::try_from(t.hours * 60 + t.minutes).unwrap_or(u16::MAX) } else { u16::MAX })
+}
+
+fn time_of_day(minute: u16) -> TimeOfDay {
+    TimeOfDay { hours: i32::from(minute / 60), minutes: i32::from(minute % 60), ..Default::default() }
+}
+
+/// The trigger of a request (its shape; whether its segment and holiday exist is the use case's to check).
+fn trigger_from(trigger: Option<&pb::JourneyTrigger>) -> Result<Trigger, FieldViolation> {
+    use pb::journey_trigger::Kind;
+    let missing = || FieldViolation::new("journey.trigger", "MISSING_TRIGGER", "one of event, birthday, holiday, api (true)");
+    match trigger.and_then(|t| t.kind.as_ref()).ok_or_else(missing)? {
+        Kind::Event(e) => {
+            let segment = || match e.segment.strip_prefix(SEGMENTS) {
+                Some(id) if !id.is_empty() => Ok(id.to_owned()),
+                _ => Err(FieldViolation::new("journey.trigger.event.segment", "INVALID_SEGMENT", "segments/{id} of profiles")),
+            };
+            let event = match pb::JourneyEvent::try_from(e.event) {
+                Ok(pb::JourneyEvent::CustomerCreated) => EventTrigger::CustomerCreated,
+                Ok(pb::JourneyEvent::SegmentEntered) => EventTrigger::SegmentEntered { segment: segment()? },
+                Ok(pb::JourneyEvent::SegmentLeft) => EventTrigger::SegmentLeft { segment: segment()? },
+                Ok(pb::JourneyEvent::TierChanged) => EventTrigger::TierChanged,
+                Ok(pb::JourneyEvent::TransactionCreated) => EventTrigger::TransactionCreated,
+                Ok(pb::JourneyEvent::TicketResolved) => EventTrigger::TicketResolved,
+                Ok(pb::JourneyEvent::ComplaintOpened) => EventTrigger::ComplaintOpened,
+                _ => return Err(FieldViolation::new("journey.trigger.event.event", "INVALID_EVENT", "one of the JOURNEY_EVENT_ values")),
+            };
+            Ok(Trigger::Event(event))
+        }
+        Kind::Birthday(t) => Ok(Trigger::Birthday { minute_of_day: minute_of_day(Some(t)).unwrap_or(u16::MAX) }),
+        Kind::Holiday(h) => {
+            let holiday = h.holiday.strip_prefix("holidays/").unwrap_or(&h.holiday).to_owned();
+            let minute_of_day = minute_of_day(h.time.as_ref())
+                .ok_or_else(|| FieldViolation::new("journey.trigger.holiday.time", "MISSING_TIME_OF_DAY", "when the greeting starts"))?;
+            Ok(Trigger::Holiday { holiday, minute_of_day })
+        }
+        Kind::Api(true) => Ok(Trigger::Api),
+        Kind::Api(false) => Err(missing()),
+    }
+}
+
+/// One step of a request; `field` is its path.
+fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation> {
+    use pb::journey_step::Kind;
+    let next = (!step.next.is_empty()).then(|| step.next.clone());
+    let action = match step.kind.as_ref() {
+        Some(Kind::Send(send)) => {
+            let template = match TEMPLATE.id_of(&send.template) {
+                Some(id) => id.to_string(),
+                None => return Err(FieldViolation::new(format!("{field}.send.template"), "INVALID_TEMPLATE", "templates/{id}")),
+            };
+            Action::Send { template, variables: send.variables.clone().into_iter().collect(), next }
+        }
+        Some(Kind::Wait(wait)) => {
+            let wait = match wait.until.as_ref() {
+                Some(pb::wait_step::Until::Duration(d)) => {
+                    let exact = d.nanos == 0 && d.seconds % 60 == 0;
+                    Wait::Minutes(if exact { d.seconds / 60 } else { 0 })
+                }
+                Some(pb::wait_step::Until::TimeOfDay(t)) => Wait::UntilMinuteOfDay(minute_of_day(Some(t)).unwrap_or(u16::MAX)),
+                None => return Err(FieldViolation::new(format!("{field}.wait"), "INVALID_WAIT", "a duration or a time_of_day")),
+            };
+            Action::Wait { wait, next }
+        }
+        Some(Kind::Branch(branch)) => {
+            let condition = match branch.condition.as_ref() {
+                Some(pb::branch_step::Condition::InSegment(name)) => match name.strip_prefix(SEGMENTS) {
+                    Some(id) if !id.is_empty() => Condition::InSegment { segment: id.to_owned() },
+                    _ => {
+                        return Err(FieldViolation::new(
+                            format!("{field}.branch.in_segment"),
+                            "INVALID_SEGMENT",
+                            "segments/{id} of profiles",
+                        ));
+                    }
+                },
+                Some(pb::branch_step::Condition::Filter(filter)) => Condition::Matches { filter: filter.clone() },
+                None => return Err(FieldViolation::new(format!("{field}.branch"), "INVALID_CONDITION", "in_segment or filter")),
+            };
+            Action::Branch { condition, if_true: branch.if_true.clone(), if_false: branch.if_false.clone() }
+        }
+        Some(Kind::UpdateCustomer(u)) => Action::UpdateCustomer { add_tags: u.add_tags.clone(), remove_tags: u.remove_tags.clone(), next },
+        Some(Kind::Exit(_)) => Action::Exit,
+        None => return Err(FieldViolation::new(field.to_owned(), "MISSING_ACTION", "one of send, wait, branch, update_customer, exit")),
+    };
+    Ok(Step { id: step.id.clone(), action })
+}
+
+/// The definition in `journey`, or every malformed field at once.
+pub fn definition_from(journey: &pb::Journey) -> Result<Definition, Error> {
+    let mut violations = Vec::new();
+    let trigger = trigger_from(journey.trigger.as_ref()).map_err(|v| violations.push(v)).ok();
+    let steps: Vec<Step> = journey
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| step_from(s, &format!("journey.steps[{i}]")).map_err(|v| violations.push(v)).ok())
+        .collect();
+    let reentry = match pb::JourneyReentry::try_from(journey.reentry) {
+        Ok(pb::JourneyReentry::Unspecified | pb::JourneyReentry::Never) => Reentry::Never,
+        Ok(pb::JourneyReentry::AfterDays) => Reentry::AfterDays(i64::from(journey.reentry_days)),
+        Ok(pb::JourneyReentry::Always) => Reentry::Always,
+        Err(_) => {
+            violations.push(FieldViolation::new("journey.reentry", "INVALID_REENTRY", "one of the JOURNEY_REENTRY_ values"));
+            Reentry::Never
+        }
+    };
+    match (trigger, violations.is_empty()) {
+        (Some(trigger), true) => Ok(Definition { trigger, steps, reentry, exit_on_purchase: journey.exit_on_purchase }),
+        _ => Err(Error::InvalidArgument { violations }),
+    }
+}
+
+fn trigger_to(trigger: &Trigger) -> pb::JourneyTrigger {
+    use pb::journey_trigger::Kind;
+    let event = |event: pb::JourneyEvent, segment: Option<&str>| {
+        Kind::Event(pb::JourneyEventTrigger { event: event as i32, segment: segment.map(|s| format!("{SEGMENTS}{s}")).unwrap_or_default() })
+    };
+    let kind = match trigger {
+        Trigger::Event(EventTrigger::CustomerCreated) => event(pb::JourneyEvent::CustomerCreated, None),
+        Trigger::Event(EventTrigger::SegmentEntered { segment }) => event(pb::JourneyEvent::SegmentEntered, Some(segment)),
+        Trigger::Event(EventTrigger::SegmentLeft { segment }) => event(pb::JourneyEvent::SegmentLeft, Some(segment)),
+        Trigger::Event(EventTrigger::TierChanged) => event(pb::JourneyEvent::TierChanged, None),
+        Trigger::Event(EventTrigger::TransactionCreated) => event(pb::JourneyEvent::TransactionCreated, None),
+        Trigger::Event(EventTrigger::TicketResolved) => event(pb::JourneyEvent::TicketResolved, None),
+        Trigger::Event(EventTrigger::ComplaintOpened) => event(pb::JourneyEvent::ComplaintOpened, None),
+        Trigger::Birthday { minute_of_day } => Kind::Birthday(time_of_day(*minute_of_day)),
+        Trigger::Holiday { holiday, minute_of_day } => {
+            Kind::Holiday(pb::JourneyHolidayTrigger { holiday: format!("holidays/{holiday}"), time: Some(time_of_day(*minute_of_day)) })
+        }
+        Trigger::Api => Kind::Api(true),
+    };
+    pb::JourneyTrigger { kind: Some(kind) }
+}
+
+fn step_to(step: &Step) -> pb::JourneyStep {
+    use pb::journey_step::Kind;
+    let (kind, next) = match &step.action {
+        Action::Send { template, variables, next } => {
+            let send = pb::SendStep { template: format!("templates/{template}"), variables: variables.clone().into_iter().collect() };
+            (Kind::Send(send), next.clone())
+        }
+        Action::Wait { wait, next } => {
+            let until = match wait {
+                Wait::Minutes(m) => pb::wait_step::Until::Duration(
+                    prost_types::Duration::try_from(StdDuration::from_secs(u64::try_from(*m).unwrap_or(0) * 60)).unwrap_or_default(),
+                ),
+                Wait::UntilMinuteOfDay(m) => pb::wait_step::Until::TimeOfDay(time_of_day(*m)),
+            };
+            (Kind::Wait(pb::WaitStep { until: Some(until) }), next.clone())
+        }
+        Action::Branch { condition, if_true, if_false } => {
+            let condition = match condition {
+                Condition::InSegment { segment } => pb::branch_step::Condition::InSegment(format!("{SEGMENTS}{segment}")),
+                Condition::Matches { filter } => pb::branch_step::Condition::Filter(filter.clone()),
+            };
+            (Kind::Branch(pb::BranchStep { condition: Some(condition), if_true: if_true.clone(), if_false: if_false.clone() }), None)
+        }
+        Action::UpdateCustomer { add_tags, remove_tags, next } => {
+            (Kind::UpdateCustomer(pb::UpdateCustomerStep { add_tags: add_tags.clone(), remove_tags: remove_tags.clone() }), next.clone())
+        }
+        Action::Exit => (Kind::Exit(pb::ExitStep {}), None),
+    };
+    pb::JourneyStep { id: step.id.clone(), kind: Some(kind), next: next.unwrap_or_default() }
+}
+
+/// A stored journey (its draft) as a response.
+pub fn journey_to(row: &JourneyRow) -> pb::Journey {
+    let d = &row.draft.0;
+    let (reentry, reentry_days) = match d.reentry {
+        Reentry::Never => (pb::JourneyReentry::Never, 0),
+        Reentry::AfterDays(days) => (pb::JourneyReentry::AfterDays, i32::try_from(days).unwrap_or(i32::MAX)),
+        Reentry::Always => (pb::JourneyReentry::Always, 0),
+    };
+    let state = match row.state.as_str() {
+        "ACTIVE" => pb::JourneyState::Active,
+        "PAUSED" => pb::JourneyState::Paused,
+        _ => pb::JourneyState::Draft,
+    };
+    pb::Journey {
+        name: JOURNEY.name(row.id),
+        display_name: row.display_name.clone(),
+        trigger: Some(trigger_to(&d.trigger)),
+        steps: d.steps.iter().map(step_to).collect(),
+        reentry: reentry as i32,
+        reentry_days,
+        exit_on_purchase: d.exit_on_purchase,
+        state: state as i32,
+        published_version: row.published_version,
+        has_unpublished_changes: row.has_unpublished_changes,
+        etag: etag::of_revision(row.revision),
+        create_time: Some(to_timestamp(row.create_time)),
+        update_time: Some(to_timestamp(row.update_time)),
+        publish_time: row.publish_time.map(to_timestamp),
+    }
+}
