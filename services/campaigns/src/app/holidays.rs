@@ -8,29 +8,13 @@ use uuid::Uuid;
 
 use super::App;
 use crate::{
-    domain::holidays::{BUILT_IN, BuiltIn, Rule, built_in},
+    domain::holidays::{BUILT_IN, BuiltIn, Holiday, Rule, built_in},
     store::holidays::{self, HolidayRow},
     wire::holidays::holiday_name,
 };
 
 /// The most holidays of its own a tenant keeps.
 pub const MAX_OWN_HOLIDAYS: i64 = 200;
-
-/// A holiday of the tenant's calendar.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Holiday {
-    pub id: String,
-    pub display_name: String,
-    /// A built-in's English name; empty for the tenant's own.
-    pub english_name: &'static str,
-    pub rule: Rule,
-    pub built_in: bool,
-    pub disabled: bool,
-    pub revision: i64,
-    /// None for an untouched built-in.
-    pub create_time: Option<DateTime<Utc>>,
-    pub update_time: Option<DateTime<Utc>>,
-}
 
 /// A change to a holiday (None: unchanged).
 #[derive(Debug, Clone, Default)]

@@ -3,7 +3,7 @@
 //! year (`lunisolar`) — plus Gregorian ones, and the tenant's own holidays,
 //! each a rule that yields its dates in a given Gregorian year.
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::lunisolar::{LunarDate, solar_term, to_gregorian};
 
@@ -126,6 +126,22 @@ pub const BUILT_IN: &[BuiltIn] = &[
 /// The built-in holiday `id`.
 pub fn built_in(id: &str) -> Option<&'static BuiltIn> {
     BUILT_IN.iter().find(|h| h.id == id)
+}
+
+/// A holiday of the tenant's calendar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holiday {
+    pub id: String,
+    pub display_name: String,
+    /// A built-in's English name; empty for the tenant's own.
+    pub english_name: &'static str,
+    pub rule: Rule,
+    pub built_in: bool,
+    pub disabled: bool,
+    pub revision: i64,
+    /// None for an untouched built-in.
+    pub create_time: Option<DateTime<Utc>>,
+    pub update_time: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use chrono::Datelike;
 use crm_kit::{Error, etag, time::to_timestamp};
 use crm_proto::{crm::campaigns::v1 as pb, google::r#type::Date};
 
-use crate::{app::holidays::Holiday, domain::holidays::Rule};
+use crate::domain::holidays::{Holiday, Rule};
 
 /// The name of holiday `id`.
 pub fn holiday_name(id: &str) -> String {
