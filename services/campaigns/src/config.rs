@@ -45,6 +45,10 @@ pub struct Config {
     /// Delay before the first retry; doubled per attempt (with jitter), at most 10 minutes.
     #[arg(long, env = "CRM_DELIVERY_RETRY_BASE_MS", default_value_t = 5000)]
     pub delivery_retry_base_ms: u64,
+    /// How often expired loyalty points are booked out of their balances (a
+    /// redemption books what expired first, whatever this says).
+    #[arg(long, env = "CRM_LOYALTY_EXPIRY_POLL_MS", default_value_t = 60_000)]
+    pub loyalty_expiry_poll_ms: u64,
     /// The gateway's URL as the recipients' mail clients reach it (e.g.
     /// `https://crm.example.com`): unsubscribe links point there. Unset:
     /// marketing email goes out without a `List-Unsubscribe` link.

@@ -32,6 +32,11 @@ pub const DEVICES_WRITE: Permission = Permission::new("devices.write", &[Role::S
 pub const JOURNEYS_READ: Permission = Permission::new("journeys.read", &[Role::Service, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Create, edit, publish, pause, resume and delete journeys.
 pub const JOURNEYS_RUN: Permission = Permission::new("journeys.run", &[Role::Marketer]);
+/// Read customers' points accounts (a customer reads their own without it).
+pub const LOYALTY_READ: Permission =
+    Permission::new("loyalty.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
+/// Grant and redeem points.
+pub const LOYALTY_WRITE: Permission = Permission::new("loyalty.write", &[Role::Service, Role::Marketer, Role::Agent]);
 /// Read the holiday calendar.
 pub const HOLIDAYS_READ: Permission =
     Permission::new("holidays.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
@@ -48,7 +53,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 15] = [
+    const ALL: [Permission; 17] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -63,6 +68,8 @@ mod tests {
         HOLIDAYS_WRITE,
         JOURNEYS_READ,
         JOURNEYS_RUN,
+        LOYALTY_READ,
+        LOYALTY_WRITE,
         PII,
     ];
 
@@ -82,15 +89,34 @@ mod tests {
                 "holidays.write",
                 "journeys.read",
                 "journeys.run",
+                "loyalty.read",
+                "loyalty.write",
                 "pii"
             ])
         );
         assert_eq!(
             held_by(Role::Agent, &ALL),
-            BTreeSet::from(["templates.read", "notices.send", "deliveries.read", "devices.read", "devices.write", "holidays.read", "pii"])
+            BTreeSet::from([
+                "templates.read",
+                "notices.send",
+                "deliveries.read",
+                "devices.read",
+                "devices.write",
+                "holidays.read",
+                "loyalty.read",
+                "loyalty.write",
+                "pii"
+            ])
         );
-        let reader =
-            BTreeSet::from(["templates.read", "campaigns.read", "deliveries.read", "devices.read", "holidays.read", "journeys.read"]);
+        let reader = BTreeSet::from([
+            "templates.read",
+            "campaigns.read",
+            "deliveries.read",
+            "devices.read",
+            "holidays.read",
+            "journeys.read",
+            "loyalty.read",
+        ]);
         assert_eq!(held_by(Role::Analyst, &ALL), reader);
         assert_eq!(held_by(Role::Readonly, &ALL), reader);
         assert!(held_by(Role::Customer, &ALL).is_empty(), "a customer holds nothing here");

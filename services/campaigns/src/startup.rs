@@ -1,6 +1,6 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
 //! ProviderService, DeliveryService, CampaignService, ContactPolicyService and
-//! UnsubscribeService, DeviceService, HolidayService, JourneyService, TrackingService, the profiles client,
+//! UnsubscribeService, DeviceService, HolidayService, JourneyService, LoyaltyService, TrackingService, the profiles client,
 //! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
@@ -10,16 +10,16 @@ use crm_proto::crm::campaigns::v1::{
     campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
     delivery_service_server::DeliveryServiceServer, device_service_server::DeviceServiceServer,
     holiday_service_server::HolidayServiceServer, journey_service_server::JourneyServiceServer,
-    provider_callback_service_server::ProviderCallbackServiceServer, provider_service_server::ProviderServiceServer,
-    template_service_server::TemplateServiceServer, tracking_service_server::TrackingServiceServer,
-    unsubscribe_service_server::UnsubscribeServiceServer,
+    loyalty_service_server::LoyaltyServiceServer, provider_callback_service_server::ProviderCallbackServiceServer,
+    provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
+    tracking_service_server::TrackingServiceServer, unsubscribe_service_server::UnsubscribeServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, DeviceApi, HolidayApi, JourneyApi, ProviderApi, TemplateApi, TrackingApi,
-        UnsubscribeApi,
+        CallbackApi, CampaignApi, ContactPolicyApi, DeliveryApi, DeviceApi, HolidayApi, JourneyApi, LoyaltyApi, ProviderApi, TemplateApi,
+        TrackingApi, UnsubscribeApi,
     },
     app::App,
     channels::Senders,
@@ -82,6 +82,7 @@ impl Application {
             DeviceServiceServer::new(DeviceApi::new(app.clone(), kit.page_tokens.clone())),
             HolidayServiceServer::new(HolidayApi::new(app.clone())),
             JourneyServiceServer::new(JourneyApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
+            LoyaltyServiceServer::new(LoyaltyApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
             TrackingServiceServer::new(TrackingApi::new(app.clone())),
             ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone(), kit.page_tokens.clone())),
@@ -97,6 +98,7 @@ impl Application {
         );
         jobs::complaints::spawn(app.clone(), &config.tickets_url, tokens.clone(), kit.shutdown_receiver())?;
         jobs::erasure::spawn(app.clone(), &config.profiles_url, tokens, kit.shutdown_receiver())?;
+        jobs::loyalty::spawn(app.clone(), Duration::from_millis(config.loyalty_expiry_poll_ms), kit.shutdown_receiver());
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };
         jobs::delivery::spawn(app, recipients, settings, kit.shutdown_receiver());

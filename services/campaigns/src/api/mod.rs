@@ -10,6 +10,7 @@
 //! - `tracking`: TrackingService — the pixel and links of tracked emails, without a login.
 //! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
 //! - `journeys`: JourneyService — journeys' definitions (checked on save), versions and state.
+//! - `loyalty`: LoyaltyService — customers' points: grants, redemptions, expiry, the ledger.
 //! - `holidays`: HolidayService — the tenant's holiday calendar (built-in lunar and Gregorian holidays, its own).
 //! - `devices`: DeviceService — the devices FCM pushes go to; customers manage their own.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
@@ -21,6 +22,7 @@ mod deliveries;
 mod devices;
 mod holidays;
 mod journeys;
+mod loyalty;
 mod providers;
 mod templates;
 mod tracking;
@@ -33,6 +35,7 @@ pub use deliveries::DeliveryApi;
 pub use devices::DeviceApi;
 pub use holidays::HolidayApi;
 pub use journeys::JourneyApi;
+pub use loyalty::LoyaltyApi;
 pub use providers::ProviderApi;
 pub use templates::TemplateApi;
 pub use tracking::TrackingApi;

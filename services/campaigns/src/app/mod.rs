@@ -29,6 +29,7 @@ pub mod devices;
 pub mod erasure;
 pub mod holidays;
 pub mod journeys;
+pub mod loyalty;
 pub mod notices;
 pub mod providers;
 pub mod reach;

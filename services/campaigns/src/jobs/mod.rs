@@ -4,4 +4,5 @@ pub mod campaigns;
 pub mod complaints;
 pub mod delivery;
 pub mod erasure;
+pub mod loyalty;
 pub mod unsubscribes;

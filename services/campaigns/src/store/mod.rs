@@ -11,6 +11,7 @@ pub mod devices;
 pub mod erasure;
 pub mod holidays;
 pub mod journeys;
+pub mod loyalty;
 pub mod providers;
 pub mod queue;
 pub mod receipts;

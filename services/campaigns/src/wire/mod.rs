@@ -7,11 +7,13 @@
 //! - `providers`: provider settings in and out (credentials never out);
 //! - `devices`: push devices in and out;
 //! - `holidays`: holiday rules in, holidays with their dates out;
-//! - `journeys`: journey definitions in (every malformed field named), journeys out.
+//! - `journeys`: journey definitions in (every malformed field named), journeys out;
+//! - `loyalty`: points accounts and entries out.
 
 pub mod devices;
 pub mod holidays;
 pub mod journeys;
+pub mod loyalty;
 pub mod providers;
 
 use crm_kit::{Error, FieldViolation, etag, time::to_timestamp};

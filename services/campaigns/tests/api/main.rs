@@ -12,6 +12,7 @@ mod erasure;
 mod helpers;
 mod holidays;
 mod journeys;
+mod loyalty;
 mod notices;
 mod policy;
 mod providers;

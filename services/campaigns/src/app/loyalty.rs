@@ -1,0 +1,165 @@
+//! Loyalty points: grants, redemptions and expiry booked in the customer's
+//! ledger under the balance row's lock, each exactly once per source.
+
+use chrono::{DateTime, Duration, Utc};
+use crm_kit::{Error, db::TenantTx};
+use uuid::Uuid;
+
+use super::App;
+use crate::{
+    domain::loyalty::consume,
+    store::loyalty::{self, EntryRow, NewEntry},
+};
+
+/// How far ahead an account's "expiring soon" looks.
+pub const EXPIRING_WITHIN_DAYS: i64 = 30;
+
+/// A customer's points account.
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    pub customer_id: Uuid,
+    pub balance: i64,
+    pub lifetime_earned: i64,
+    /// Points of lots expiring within [`EXPIRING_WITHIN_DAYS`].
+    pub expiring_points: i64,
+    pub next_expire_time: Option<DateTime<Utc>>,
+    pub update_time: Option<DateTime<Utc>>,
+}
+
+/// A booking asked for: its source (e.g. `requests/{id}`) makes it happen once.
+#[derive(Debug, Clone)]
+pub struct Booking<'a> {
+    pub customer_id: Uuid,
+    pub points: i64,
+    pub reason: &'a str,
+    pub source: &'a str,
+}
+
+/// The entry booked before for this source, if it is the same booking; INVALID_ARGUMENT if the source was used for another.
+fn replayed(found: Option<EntryRow>, kind: &str, points: i64) -> Result<Option<EntryRow>, Error> {
+    match found {
+        Some(entry) if entry.kind == kind && entry.points == points => Ok(Some(entry)),
+        Some(_) => Err(Error::invalid("request_id", "REQUEST_ID_REUSED", "this request id was used for another booking")),
+        None => Ok(None),
+    }
+}
+
+/// Books the expiry of every lot of `customer` that expired by `now` (the balance row locked); the balance left.
+async fn expire_due(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, mut balance: i64, now: DateTime<Utc>) -> Result<i64, Error> {
+    for (lot, remaining) in loyalty::expired_lots(tx, tenant, customer, now).await? {
+        let source = format!("expiries/{lot}");
+        balance -= remaining;
+        let entry =
+            NewEntry { customer_id: customer, kind: "EXPIRE", points: -remaining, source: &source, reason: "expired", expire_time: None };
+        loyalty::take_from_lots(tx, tenant, &[(lot, remaining)]).await?;
+        loyalty::book(tx, tenant, &entry, balance, now).await?;
+    }
+    Ok(balance)
+}
+
+impl App {
+    /// Grants `b.points` (> 0), expiring at `expire_time` (None: never); a retry of the same source returns the first entry.
+    pub async fn grant_points(
+        &self,
+        tenant: Uuid,
+        b: &Booking<'_>,
+        expire_time: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(EntryRow, Account), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let balance = loyalty::lock_balance(&mut tx, tenant, b.customer_id, now).await?;
+        let entry = match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "GRANT", b.points)? {
+            Some(entry) => entry,
+            None => {
+                let balance = expire_due(&mut tx, tenant, b.customer_id, balance, now).await?;
+                let entry = NewEntry {
+                    customer_id: b.customer_id,
+                    kind: "GRANT",
+                    points: b.points,
+                    source: b.source,
+                    reason: b.reason,
+                    expire_time,
+                };
+                loyalty::book(&mut tx, tenant, &entry, balance + b.points, now).await?
+            }
+        };
+        let account = account_in(&mut tx, tenant, b.customer_id, now).await?;
+        tx.commit().await?;
+        Ok((entry, account))
+    }
+
+    /// Redeems `b.points` (> 0) from the lots soonest to expire; FAILED_PRECONDITION
+    /// `INSUFFICIENT_POINTS` when the balance is short. A retry of the same source returns the first entry.
+    pub async fn redeem_points(&self, tenant: Uuid, b: &Booking<'_>, now: DateTime<Utc>) -> Result<(EntryRow, Account), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let balance = loyalty::lock_balance(&mut tx, tenant, b.customer_id, now).await?;
+        let entry = match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "REDEEM", -b.points)? {
+            Some(entry) => entry,
+            None => {
+                // Points that expired are gone before anything is redeemed from them.
+                let balance = expire_due(&mut tx, tenant, b.customer_id, balance, now).await?;
+                let lots = loyalty::open_lots(&mut tx, tenant, b.customer_id).await?;
+                let Some(taken) = consume(&lots, b.points) else {
+                    // What expired is booked even though the redemption fails.
+                    tx.commit().await?;
+                    return Err(Error::FailedPrecondition {
+                        reason: "INSUFFICIENT_POINTS",
+                        message: format!("the balance is {balance} points; {} cannot be redeemed", b.points),
+                        subject: format!("customers/{}/pointsAccount", b.customer_id),
+                    });
+                };
+                loyalty::take_from_lots(&mut tx, tenant, &taken).await?;
+                let entry = NewEntry {
+                    customer_id: b.customer_id,
+                    kind: "REDEEM",
+                    points: -b.points,
+                    source: b.source,
+                    reason: b.reason,
+                    expire_time: None,
+                };
+                loyalty::book(&mut tx, tenant, &entry, balance - b.points, now).await?
+            }
+        };
+        let account = account_in(&mut tx, tenant, b.customer_id, now).await?;
+        tx.commit().await?;
+        Ok((entry, account))
+    }
+
+    /// Books the expiry of `customer`'s lots that expired by `now`.
+    pub async fn expire_points(&self, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let balance = loyalty::lock_balance(&mut tx, tenant, customer, now).await?;
+        expire_due(&mut tx, tenant, customer, balance, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The customer's account (a customer with no bookings has an empty one).
+    pub async fn points_account(&self, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<Account, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let account = account_in(&mut tx, tenant, customer, now).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// A page of the customer's entries, newest first.
+    pub async fn points_entries(&self, tenant: Uuid, customer: Uuid, before: Option<Uuid>, limit: i64) -> Result<Vec<EntryRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = loyalty::entries(&mut tx, tenant, customer, before, limit).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+async fn account_in(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<Account, Error> {
+    let balance = loyalty::balance(tx, tenant, customer).await?;
+    let (expiring_points, next_expire_time) = loyalty::expiring(tx, tenant, customer, now + Duration::days(EXPIRING_WITHIN_DAYS)).await?;
+    Ok(Account {
+        customer_id: customer,
+        balance: balance.balance,
+        lifetime_earned: balance.lifetime_earned,
+        expiring_points,
+        next_expire_time,
+        update_time: balance.update_time,
+    })
+}

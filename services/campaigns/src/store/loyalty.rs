@@ -1,0 +1,213 @@
+//! The `points_entries` ledger and `points_balances`: entries booked under
+//! the customer's balance row lock, lots consumed, due lots found for expiry.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{TenantTx, db_span},
+};
+use sqlx::{FromRow, PgPool};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::loyalty::Lot;
+
+/// A ledger entry.
+#[derive(Debug, Clone, FromRow)]
+pub struct EntryRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    /// GRANT, REDEEM or EXPIRE.
+    pub kind: String,
+    pub points: i64,
+    pub source: String,
+    pub reason: String,
+    pub expire_time: Option<DateTime<Utc>>,
+    pub balance_after: i64,
+    pub create_time: DateTime<Utc>,
+}
+
+const ENTRY_COLUMNS: &str = "id, customer_id, kind, points, source, reason, expire_time, balance_after, create_time";
+
+/// A customer's balance.
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct BalanceRow {
+    pub balance: i64,
+    pub lifetime_earned: i64,
+    pub update_time: Option<DateTime<Utc>>,
+}
+
+/// An entry to book.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub customer_id: Uuid,
+    pub kind: &'static str,
+    /// Signed: positive for a grant.
+    pub points: i64,
+    pub source: &'a str,
+    pub reason: &'a str,
+    pub expire_time: Option<DateTime<Utc>>,
+}
+
+/// Locks customer `customer`'s balance row (creating it at zero) and returns the balance.
+pub async fn lock_balance(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<i64, Error> {
+    sqlx::query(
+        "INSERT INTO points_balances (tenant_id, customer_id, balance, update_time) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (tenant_id, customer_id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "points_balances"))
+    .await?;
+    Ok(sqlx::query_scalar("SELECT balance FROM points_balances WHERE tenant_id = $1 AND customer_id = $2 FOR UPDATE")
+        .bind(tenant)
+        .bind(customer)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("SELECT", "points_balances"))
+        .await?)
+}
+
+/// The entry booked for `source` of `customer`, if any (a retry or a replay).
+pub async fn entry_by_source(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, source: &str) -> Result<Option<EntryRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {ENTRY_COLUMNS} FROM points_entries WHERE tenant_id = $1 AND customer_id = $2 AND source = $3"))
+        .bind(tenant)
+        .bind(customer)
+        .bind(source)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "points_entries"))
+        .await?)
+}
+
+/// Books `e` with the balance it leaves (the balance row must be locked) and moves the balance.
+pub async fn book(tx: &mut TenantTx, tenant: Uuid, e: &NewEntry<'_>, balance_after: i64, now: DateTime<Utc>) -> Result<EntryRow, Error> {
+    let remaining = if e.points > 0 { e.points } else { 0 };
+    let row = sqlx::query_as(&format!(
+        "WITH moved AS (
+             UPDATE points_balances SET balance = $9, lifetime_earned = lifetime_earned + greatest($5, 0), update_time = $10
+             WHERE tenant_id = $1 AND customer_id = $3)
+         INSERT INTO points_entries (tenant_id, id, customer_id, kind, points, source, reason, expire_time, remaining, balance_after, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10) RETURNING {ENTRY_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(e.customer_id)
+    .bind(e.kind)
+    .bind(e.points)
+    .bind(e.source)
+    .bind(e.reason)
+    .bind(e.expire_time)
+    .bind(balance_after)
+    .bind(now)
+    .bind(remaining)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("INSERT", "points_entries"))
+    .await?;
+    Ok(row)
+}
+
+/// The customer's lots with points left.
+pub async fn open_lots(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Result<Vec<Lot>, Error> {
+    let rows: Vec<(Uuid, i64, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT id, remaining, expire_time FROM points_entries WHERE tenant_id = $1 AND customer_id = $2 AND remaining > 0")
+            .bind(tenant)
+            .bind(customer)
+            .fetch_all(&mut **tx)
+            .instrument(db_span("SELECT", "points_entries"))
+            .await?;
+    Ok(rows.into_iter().map(|(id, remaining, expire_time)| Lot { id, remaining, expire_time }).collect())
+}
+
+/// Takes `taken` (lot, points) from the lots.
+pub async fn take_from_lots(tx: &mut TenantTx, tenant: Uuid, taken: &[(Uuid, i64)]) -> Result<(), Error> {
+    let (ids, points): (Vec<Uuid>, Vec<i64>) = taken.iter().copied().unzip();
+    sqlx::query(
+        "UPDATE points_entries e SET remaining = e.remaining - t.points
+         FROM unnest($2::uuid[], $3::bigint[]) AS t(id, points) WHERE e.tenant_id = $1 AND e.id = t.id",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .bind(points)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "points_entries"))
+    .await?;
+    Ok(())
+}
+
+/// The customer's balance (zero before any booking).
+pub async fn balance(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Result<BalanceRow, Error> {
+    let row = sqlx::query_as("SELECT balance, lifetime_earned, update_time FROM points_balances WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant)
+        .bind(customer)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "points_balances"))
+        .await?;
+    Ok(row.unwrap_or_default())
+}
+
+/// Points of the customer's lots expiring before `until`, and the soonest expiry.
+pub async fn expiring(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    customer: Uuid,
+    until: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>), Error> {
+    Ok(sqlx::query_as(
+        "SELECT coalesce(sum(remaining) FILTER (WHERE expire_time < $3), 0)::bigint, min(expire_time)
+         FROM points_entries WHERE tenant_id = $1 AND customer_id = $2 AND remaining > 0",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(until)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("SELECT", "points_entries"))
+    .await?)
+}
+
+/// A page of the customer's entries, newest first, before `before`.
+pub async fn entries(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, before: Option<Uuid>, limit: i64) -> Result<Vec<EntryRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM points_entries WHERE tenant_id = $1 AND customer_id = $2 AND ($3::uuid IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(tenant)
+    .bind(customer)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "points_entries"))
+    .await?)
+}
+
+/// The customer's lots that expired by `now` with points left, by expiry.
+pub async fn expired_lots(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<Vec<(Uuid, i64)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, remaining FROM points_entries
+         WHERE tenant_id = $1 AND customer_id = $2 AND remaining > 0 AND expire_time <= $3 ORDER BY expire_time, id",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "points_entries"))
+    .await?)
+}
+
+/// Customers (with their tenants) holding lots that expired by `now`, at most `limit`.
+/// Reads across tenants through the `expiry_scan` policy.
+pub async fn due_expiries(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'points-expiry-scan', true)").await?;
+    let due = sqlx::query_as(
+        "SELECT DISTINCT tenant_id, customer_id FROM
+             (SELECT tenant_id, customer_id FROM points_entries
+              WHERE remaining > 0 AND expire_time IS NOT NULL AND expire_time <= $1 ORDER BY expire_time LIMIT $2) due",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .instrument(db_span("SELECT", "points_entries"))
+    .await?;
+    tx.commit().await?;
+    Ok(due)
+}
