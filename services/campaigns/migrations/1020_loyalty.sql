@@ -43,9 +43,10 @@ ALTER TABLE points_entries FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON points_entries
     USING (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid)
     WITH CHECK (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid);
--- The expiry job finds due lots across tenants (crm.scope = 'points-expiry-scan'), then works per tenant.
+-- The expiry job finds due lots across tenants (crm.scope = 'points-expiry-scan'), then works per tenant;
+-- the scope sees open lots with an expiry only.
 CREATE POLICY expiry_scan ON points_entries FOR SELECT
-    USING (current_setting('crm.scope', true) = 'points-expiry-scan');
+    USING (current_setting('crm.scope', true) = 'points-expiry-scan' AND remaining > 0 AND expire_time IS NOT NULL);
 
 ALTER TABLE points_balances ENABLE ROW LEVEL SECURITY;
 ALTER TABLE points_balances FORCE ROW LEVEL SECURITY;

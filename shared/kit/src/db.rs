@@ -119,6 +119,17 @@ fn missing_statement(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("26000"))
 }
 
+/// Whether `err` says a prepared plan no longer fits its tables (0A000:
+/// "cached plan must not change result type", after a migration).
+fn stale_plan(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("0A000"))
+}
+
+/// The 32-bit FNV-1a hash of `text`: a short, stable tag of a column list.
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+}
+
 /// Whether `err` says the connection itself is gone (not that the statement failed).
 fn lost_connection(err: &sqlx::Error) -> bool {
     match err {
@@ -160,7 +171,7 @@ impl Table {
     /// a statement prepared on the connection, as one simple query —
     ///
     /// ```sql
-    /// SET LOCAL crm.tenant_id = '<tenant>'; EXECUTE crm_get_<table>('<tenant>', '<id>')
+    /// SET LOCAL crm.tenant_id = '<tenant>'; EXECUTE crm_get_<table>_<hash>('<tenant>', '<id>')
     /// ```
     ///
     /// Postgres runs a simple query's statements as one implicit transaction,
@@ -171,35 +182,32 @@ impl Table {
     /// `begin_tenant` + [`Table::find`] + `COMMIT` it saves two of three round
     /// trips; `EXECUTE` keeps the plan that a plain simple query would parse
     /// and plan on every call. The statement is prepared on a connection the
-    /// first time the connection lacks it; where a pooler in transaction mode
-    /// (PgBouncer) hides session state, a read that still finds no statement
+    /// first time the connection lacks it and the read runs again there (a
+    /// plan a migration made stale is prepared afresh); where a pooler in
+    /// transaction mode (PgBouncer) does not keep it on the session, the read
     /// falls back to the transaction path.
     pub async fn get<T>(&self, pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<T>, Error>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
     {
-        let statement = format!("crm_get_{}", self.name);
+        // The column list's hash in the name: two builds selecting different columns (a rolling
+        // deploy behind a pooler that shares sessions) never run each other's statement.
+        let statement = format!("crm_get_{}_{:08x}", self.name, fnv1a(self.columns));
         let read = format!(
             "SET LOCAL crm.tenant_id = '{}'; EXECUTE {statement}('{}', '{}')",
             tenant.hyphenated(),
             tenant.hyphenated(),
             id.hyphenated()
         );
+        let prepare =
+            format!("PREPARE {statement} (uuid, uuid) AS SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2", self.columns, self.name);
         let mut lost_attempts = pool.options().get_max_connections() + 1;
-        let mut prepared_here = false;
         loop {
             let mut conn = pool.acquire().await?;
-            match fetch_optional_raw(&mut conn, &read).instrument(db_span("SELECT", self.name)).await {
-                Ok(row) => return Ok(row.as_ref().map(T::from_row).transpose()?),
-                Err(err) if missing_statement(&err) && !prepared_here => {
-                    let prepare = format!(
-                        "PREPARE {statement} (uuid, uuid) AS SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2",
-                        self.columns, self.name
-                    );
-                    execute_raw(&mut conn, &prepare).instrument(db_span("PREPARE", self.name)).await?;
-                    prepared_here = true;
-                }
-                Err(err) if missing_statement(&err) => {
+            match self.read_prepared(&mut conn, &read, &statement, &prepare).await {
+                Ok(Some(row)) => return Ok(row.as_ref().map(T::from_row).transpose()?),
+                // The session will not keep the statement (a pooler in transaction mode): the transaction path.
+                Ok(None) => {
                     drop(conn);
                     let mut tx = begin_tenant(pool, tenant).await?;
                     let row = self.find(&mut tx, tenant, id, false).await?;
@@ -213,6 +221,35 @@ impl Table {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+
+    /// Runs `read` on `conn`, preparing `statement` there when the session
+    /// lacks it (or re-preparing it when a migration changed the columns'
+    /// types under its plan) and running it again on the same session:
+    /// `Some(row)` as read, `None` when the statement still cannot be used.
+    async fn read_prepared(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        read: &str,
+        statement: &str,
+        prepare: &str,
+    ) -> Result<Option<Option<sqlx::postgres::PgRow>>, sqlx::Error> {
+        for _ in 0..2 {
+            match fetch_optional_raw(conn, read).instrument(db_span("SELECT", self.name)).await {
+                Ok(row) => return Ok(Some(row)),
+                Err(err) if missing_statement(&err) => {}
+                Err(err) if stale_plan(&err) => {
+                    execute_raw(conn, &format!("DEALLOCATE {statement}")).instrument(db_span("DEALLOCATE", self.name)).await?;
+                }
+                Err(err) => return Err(err),
+            }
+            match execute_raw(conn, prepare).instrument(db_span("PREPARE", self.name)).await {
+                // 42P05: prepared already (another client of a shared session did it): use it.
+                Err(err) if !matches!(&err, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P05")) => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(None)
     }
 
     /// Row `id`; `lock` holds it (`FOR UPDATE`) until the transaction ends, for a change.

@@ -156,7 +156,13 @@ impl JourneyService for JourneyApi {
             }
             let draft = JourneyDraft { display_name: display_name(&merged.display_name)?, definition: definition_from(&merged)? };
             self.check(&from, &draft.definition).await?;
-            let updated = self.app.update_journey(principal.tenant, id, &change.etag, |_| Ok(draft), Utc::now()).await?;
+            // The draft was merged from a read before the lock: if the journey changed since, the merge is stale.
+            let read_revision = current.revision;
+            let edit = |locked: &crate::store::journeys::JourneyRow| match locked.revision == read_revision {
+                true => Ok(draft),
+                false => Err(Error::Conflict),
+            };
+            let updated = self.app.update_journey(principal.tenant, id, &change.etag, edit, Utc::now()).await?;
             Ok(pb::UpdateJourneyResponse { journey: Some(journey_to(&updated)) })
         })
         .await

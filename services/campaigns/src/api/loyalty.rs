@@ -4,7 +4,7 @@
 //! customer of profiles (checked with the caller's token) and a request id,
 //! which makes it happen once.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use crm_kit::{
     Error,
     auth::{Principal, caller},
@@ -120,7 +120,8 @@ impl LoyaltyService for LoyaltyApi {
             let now = Utc::now();
             let expire_time = match &request.expire_time {
                 None => None,
-                Some(t) => match from_timestamp(t).filter(|t| *t > now) {
+                // Postgres keeps microseconds: a retry's identical timestamp must compare equal to the stored one.
+                Some(t) => match from_timestamp(t).map(|t| t.trunc_subsecs(6)).filter(|t| *t > now) {
                     Some(t) => Some(t),
                     None => {
                         return Err(Error::invalid(

@@ -118,6 +118,8 @@ impl App {
             return Err(exists());
         }
         let mut tx = self.begin(tenant).await?;
+        // Concurrent creates of one tenant take turns, so the cap holds.
+        holidays::lock_calendar(&mut tx, tenant).await?;
         if holidays::count_own(&mut tx, tenant).await? >= MAX_OWN_HOLIDAYS {
             return Err(Error::FailedPrecondition {
                 reason: "TOO_MANY_HOLIDAYS",

@@ -58,15 +58,22 @@ async fn check_references(tx: &mut crm_kit::db::TenantTx, tenant: Uuid, d: &Defi
             }
         }
     }
-    if let Trigger::Holiday { holiday, .. } = &d.trigger
-        && crate::domain::holidays::built_in(holiday).is_none()
-        && stored_holidays::find(tx, tenant, holiday, false).await?.is_none()
-    {
-        problems.push(Problem {
-            subject: "trigger".to_owned(),
-            reason: "UNKNOWN_HOLIDAY",
-            message: format!("holidays/{holiday} is not in this tenant's calendar"),
-        });
+    if let Trigger::Holiday { holiday, .. } = &d.trigger {
+        let stored = stored_holidays::find(tx, tenant, holiday, false).await?;
+        let known = crate::domain::holidays::built_in(holiday).is_some() || stored.is_some();
+        if !known {
+            problems.push(Problem {
+                subject: "trigger".to_owned(),
+                reason: "UNKNOWN_HOLIDAY",
+                message: format!("holidays/{holiday} is not in this tenant's calendar"),
+            });
+        } else if stored.is_some_and(|h| h.disabled) {
+            problems.push(Problem {
+                subject: "trigger".to_owned(),
+                reason: "HOLIDAY_DISABLED",
+                message: format!("holidays/{holiday} is disabled in this tenant's calendar; enable it first"),
+            });
+        }
     }
     match problems.is_empty() {
         true => Ok(()),
@@ -159,7 +166,7 @@ impl App {
         Ok(())
     }
 
-    /// Publishes the draft as the next version (its references checked again) and makes the journey ACTIVE.
+    /// Publishes the draft as the next version (its references checked again) and makes the journey ACTIVE (a paused one stays paused).
     pub async fn publish_journey(&self, tenant: Uuid, id: Uuid, etag: &str, now: DateTime<Utc>) -> Result<JourneyRow, Error> {
         let mut tx = self.begin(tenant).await?;
         let row: JourneyRow = JOURNEYS.lock_for_change(&mut tx, tenant, id, &JOURNEY, etag, "etag").await?;

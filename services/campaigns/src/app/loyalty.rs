@@ -36,9 +36,16 @@ pub struct Booking<'a> {
 }
 
 /// The entry booked before for this source, if it is the same booking; INVALID_ARGUMENT if the source was used for another.
-fn replayed(found: Option<EntryRow>, kind: &str, points: i64) -> Result<Option<EntryRow>, Error> {
+fn replayed(
+    found: Option<EntryRow>,
+    kind: &str,
+    b: &Booking<'_>,
+    points: i64,
+    expire_time: Option<DateTime<Utc>>,
+) -> Result<Option<EntryRow>, Error> {
+    let same = |e: &EntryRow| e.kind == kind && e.points == points && e.reason == b.reason && e.expire_time == expire_time;
     match found {
-        Some(entry) if entry.kind == kind && entry.points == points => Ok(Some(entry)),
+        Some(entry) if same(&entry) => Ok(Some(entry)),
         Some(_) => Err(Error::invalid("request_id", "REQUEST_ID_REUSED", "this request id was used for another booking")),
         None => Ok(None),
     }
@@ -68,21 +75,22 @@ impl App {
     ) -> Result<(EntryRow, Account), Error> {
         let mut tx = self.begin(tenant).await?;
         let balance = loyalty::lock_balance(&mut tx, tenant, b.customer_id, now).await?;
-        let entry = match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "GRANT", b.points)? {
-            Some(entry) => entry,
-            None => {
-                let balance = expire_due(&mut tx, tenant, b.customer_id, balance, now).await?;
-                let entry = NewEntry {
-                    customer_id: b.customer_id,
-                    kind: "GRANT",
-                    points: b.points,
-                    source: b.source,
-                    reason: b.reason,
-                    expire_time,
-                };
-                loyalty::book(&mut tx, tenant, &entry, balance + b.points, now).await?
-            }
-        };
+        let entry =
+            match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "GRANT", b, b.points, expire_time)? {
+                Some(entry) => entry,
+                None => {
+                    let balance = expire_due(&mut tx, tenant, b.customer_id, balance, now).await?;
+                    let entry = NewEntry {
+                        customer_id: b.customer_id,
+                        kind: "GRANT",
+                        points: b.points,
+                        source: b.source,
+                        reason: b.reason,
+                        expire_time,
+                    };
+                    loyalty::book(&mut tx, tenant, &entry, balance + b.points, now).await?
+                }
+            };
         let account = account_in(&mut tx, tenant, b.customer_id, now).await?;
         tx.commit().await?;
         Ok((entry, account))
@@ -93,7 +101,8 @@ impl App {
     pub async fn redeem_points(&self, tenant: Uuid, b: &Booking<'_>, now: DateTime<Utc>) -> Result<(EntryRow, Account), Error> {
         let mut tx = self.begin(tenant).await?;
         let balance = loyalty::lock_balance(&mut tx, tenant, b.customer_id, now).await?;
-        let entry = match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "REDEEM", -b.points)? {
+        let entry = match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "REDEEM", b, -b.points, None)?
+        {
             Some(entry) => entry,
             None => {
                 // Points that expired are gone before anything is redeemed from them.
@@ -153,13 +162,14 @@ impl App {
 
 async fn account_in(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<Account, Error> {
     let balance = loyalty::balance(tx, tenant, customer).await?;
-    let (expiring_points, next_expire_time) = loyalty::expiring(tx, tenant, customer, now + Duration::days(EXPIRING_WITHIN_DAYS)).await?;
+    let expiry = loyalty::expiry(tx, tenant, customer, now, now + Duration::days(EXPIRING_WITHIN_DAYS)).await?;
     Ok(Account {
         customer_id: customer,
-        balance: balance.balance,
+        // Points already expired are not available, even before the job books their expiry.
+        balance: balance.balance - expiry.expired,
         lifetime_earned: balance.lifetime_earned,
-        expiring_points,
-        next_expire_time,
+        expiring_points: expiry.expiring,
+        next_expire_time: expiry.next_expire_time,
         update_time: balance.update_time,
     })
 }

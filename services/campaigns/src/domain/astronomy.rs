@@ -29,7 +29,7 @@ pub fn from_julian_day(jd: f64) -> DateTime<Utc> {
 }
 
 /// ΔT = TD − UT in seconds for a (fractional) year (Espenak & Meeus,
-/// NASA's five-millennium canon; the long-term parabola outside 1800–2150).
+/// NASA's five-millennium canon, from 1900; the long-term parabola outside 1900–2150).
 pub fn delta_t_seconds(year: f64) -> f64 {
     let t = year - 2000.0;
     match year {

@@ -449,11 +449,11 @@ async fn send(
         // Recording is retried: a lost record would send the message again when the lease ends.
         let mut delay = Duration::from_millis(100);
         let mut recorded = false;
-        for _ in 0..6 {
+        for tries_left in (0..6).rev() {
             let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
             recorded =
                 batches.recorder.call(tenant, Attempted { id: d.id, attempt, outcome: outcome.clone(), jitter }).await.unwrap_or(false);
-            if recorded {
+            if recorded || tries_left == 0 {
                 break;
             }
             tokio::time::sleep(delay).await;

@@ -79,6 +79,16 @@ pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: &str, lock: bool) -> Resu
         .await?)
 }
 
+/// Holds the tenant's calendar against concurrent creations until the transaction ends.
+pub async fn lock_calendar(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('holidays:' || $1::text, 0))")
+        .bind(tenant)
+        .execute(&mut **tx)
+        .instrument(db_span("SELECT", "holidays"))
+        .await?;
+    Ok(())
+}
+
 /// How many holidays of its own the tenant has.
 pub async fn count_own(tx: &mut TenantTx, tenant: Uuid) -> Result<i64, Error> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM holidays WHERE tenant_id = $1 AND rule IS NOT NULL")

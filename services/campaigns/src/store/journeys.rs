@@ -97,11 +97,12 @@ pub async fn update_draft(
     reread(tx, tenant, id).await
 }
 
-/// Stores the draft as version `published_version + 1` and makes the journey ACTIVE on it.
+/// Stores the draft as version `published_version + 1` and makes the journey ACTIVE on it (a PAUSED one stays paused).
 pub async fn publish(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<JourneyRow, Error> {
     sqlx::query(
         "WITH published AS (
-             UPDATE journeys SET published_version = published_version + 1, state = 'ACTIVE', publish_time = $3,
+             UPDATE journeys SET published_version = published_version + 1, publish_time = $3,
+                                 state = CASE WHEN state = 'PAUSED' THEN 'PAUSED' ELSE 'ACTIVE' END,
                                  revision = revision + 1, update_time = $3
              WHERE tenant_id = $1 AND id = $2 RETURNING published_version, draft)
          INSERT INTO journey_versions (tenant_id, journey_id, version, definition, publish_time)

@@ -146,19 +146,28 @@ pub async fn balance(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Result<
     Ok(row.unwrap_or_default())
 }
 
-/// Points of the customer's lots expiring before `until`, and the soonest expiry.
-pub async fn expiring(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    customer: Uuid,
-    until: DateTime<Utc>,
-) -> Result<(i64, Option<DateTime<Utc>>), Error> {
+/// The customer's lots by expiry at `now`.
+#[derive(Debug, Clone, Copy, Default, FromRow)]
+pub struct Expiry {
+    /// Points that expired by `now` whose expiry the job has not booked yet.
+    pub expired: i64,
+    /// Points expiring after `now` and before `until`.
+    pub expiring: i64,
+    /// The soonest expiry after `now`.
+    pub next_expire_time: Option<DateTime<Utc>>,
+}
+
+/// How the customer's lots stand against expiry at `now`, looking ahead to `until`.
+pub async fn expiry(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<Expiry, Error> {
     Ok(sqlx::query_as(
-        "SELECT coalesce(sum(remaining) FILTER (WHERE expire_time < $3), 0)::bigint, min(expire_time)
+        "SELECT coalesce(sum(remaining) FILTER (WHERE expire_time <= $3), 0)::bigint AS expired,
+                coalesce(sum(remaining) FILTER (WHERE expire_time > $3 AND expire_time < $4), 0)::bigint AS expiring,
+                min(expire_time) FILTER (WHERE expire_time > $3) AS next_expire_time
          FROM points_entries WHERE tenant_id = $1 AND customer_id = $2 AND remaining > 0",
     )
     .bind(tenant)
     .bind(customer)
+    .bind(now)
     .bind(until)
     .fetch_one(&mut **tx)
     .instrument(db_span("SELECT", "points_entries"))

@@ -137,6 +137,15 @@ async fn a_journey_is_drafted_published_in_versions_paused_and_resumed() {
     let pause = f.marketer(pb::PauseJourneyRequest { name: draft.name.clone(), etag: String::new() });
     let paused = client.pause_journey(pause).await.unwrap().into_inner().journey.unwrap();
     assert_eq!(paused.state, pb::JourneyState::Paused as i32);
+    // Publishing a paused journey's new draft keeps it paused: only ResumeJourney takes entrants again.
+    // (The display name is a label, not part of a version: renaming alone publishes nothing.)
+    let mut renamed = pb::Journey { name: draft.name.clone(), exit_on_purchase: false, ..Default::default() };
+    renamed.etag = paused.etag.clone();
+    let mask = prost_types::FieldMask { paths: vec!["exit_on_purchase".into()] };
+    let request = f.marketer(pb::UpdateJourneyRequest { journey: Some(renamed), update_mask: Some(mask) });
+    client.update_journey(request).await.unwrap();
+    let v3 = client.publish_journey(publish(&draft.name, "")).await.unwrap().into_inner().journey.unwrap();
+    assert_eq!((v3.published_version, v3.state), (3, pb::JourneyState::Paused as i32));
     let resume = f.marketer(pb::ResumeJourneyRequest { name: draft.name.clone(), etag: String::new() });
     assert_eq!(client.resume_journey(resume).await.unwrap().into_inner().journey.unwrap().state, pb::JourneyState::Active as i32);
     let delete = |name: &str| f.marketer(pb::DeleteJourneyRequest { name: name.into(), etag: String::new() });
@@ -204,6 +213,17 @@ async fn bad_definitions_are_refused_with_the_step_named() {
     assert_eq!(found, [("journey.trigger.event.segment".to_owned(), "UNKNOWN_SEGMENT".to_owned())]);
     let (found, _) = refused(f.create(with_steps(&f, vec![branch_on_segment("b", &ghost_segment, "x", "x"), exit("x")])).await);
     assert_eq!(found, [("journey.steps[0].branch.in_segment".to_owned(), "UNKNOWN_SEGMENT".to_owned())]);
+
+    // A holiday the tenant disabled triggers nothing, so no journey may wait for it.
+    let mut holidays = crm_proto::crm::campaigns::v1::holiday_service_client::HolidayServiceClient::new(f.app.clients.channel.clone());
+    let off = pb::Holiday { name: "holidays/christmas".into(), disabled: true, ..Default::default() };
+    let mask = prost_types::FieldMask { paths: vec!["disabled".into()] };
+    holidays.update_holiday(f.marketer(pb::UpdateHolidayRequest { holiday: Some(off), update_mask: Some(mask) })).await.unwrap();
+    let at_nine = crm_proto::google::r#type::TimeOfDay { hours: 9, ..Default::default() };
+    let christmas = pb::JourneyHolidayTrigger { holiday: "holidays/christmas".into(), time: Some(at_nine) };
+    let trigger = pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Holiday(christmas)) };
+    let (found, _) = refused(f.create(pb::Journey { trigger: Some(trigger), ..f.win_back() }).await);
+    assert_eq!(found, [("journey.trigger".to_owned(), "HOLIDAY_DISABLED".to_owned())]);
 
     // Malformed fields, all at once.
     let mut bad = with_steps(&f, vec![wait_days("w", 400, ""), pb::JourneyStep { id: "no-action".into(), ..Default::default() }]);

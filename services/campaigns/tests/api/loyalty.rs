@@ -35,8 +35,9 @@ async fn points_are_granted_and_redeemed_once_each_soonest_expiring_first() {
 
     // Two grants: 100 expiring in 10 days, 50 that never expire; a retry books nothing more.
     let ten_days = Some(Duration::from_secs(10 * 86_400));
-    let first = client.grant_points(with_token(grant(&account, 100, "g-1", ten_days), &agent)).await.unwrap().into_inner();
-    let again = client.grant_points(with_token(grant(&account, 100, "g-1", ten_days), &agent)).await.unwrap().into_inner();
+    let welcome = grant(&account, 100, "g-1", ten_days);
+    let first = client.grant_points(with_token(welcome.clone(), &agent)).await.unwrap().into_inner();
+    let again = client.grant_points(with_token(welcome, &agent)).await.unwrap().into_inner();
     assert_eq!(first.entry.as_ref().unwrap().name, again.entry.as_ref().unwrap().name, "a retry returns the first booking");
     assert_eq!(again.points_account.as_ref().unwrap().balance, 100);
     let reused = client.grant_points(with_token(grant(&account, 7, "g-1", None), &agent)).await;

@@ -154,7 +154,15 @@ async fn a_one_round_trip_read_sees_its_tenant_only_and_leaves_nothing_on_its_co
     assert_eq!(n, 0, "outside the read nothing is visible");
 
     // A statement that went away (a DISCARD, a pooler handing over another session) is prepared again.
-    sqlx::raw_sql("DEALLOCATE crm_get_customers").execute(&pool).await.unwrap();
+    let statement: String =
+        sqlx::query_scalar("SELECT name FROM pg_prepared_statements WHERE name LIKE 'crm_get_customers_%'").fetch_one(&pool).await.unwrap();
+    sqlx::raw_sql(&format!("DEALLOCATE {statement}")).execute(&pool).await.unwrap();
     assert_eq!(read(app.tenant, id).await.as_deref(), Some("A1"));
     assert_eq!(leftover().await, None);
+
+    // A migration that changes a selected column's type under the prepared plan ("cached plan
+    // must not change result type") does not break reads: the statement is prepared afresh.
+    let mut owner = sqlx::PgConnection::connect(&app.db.owner_url).await.unwrap();
+    sqlx::query("ALTER TABLE customers ALTER COLUMN company TYPE varchar(500)").execute(&mut owner).await.unwrap();
+    assert_eq!(read(app.tenant, id).await.as_deref(), Some("A1"));
 }
