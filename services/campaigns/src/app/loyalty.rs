@@ -79,6 +79,9 @@ impl App {
             match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "GRANT", b, b.points, expire_time)? {
                 Some(entry) => entry,
                 None => {
+                    // A tenant with points follows profiles' stream, so that an erasure reaches its ledger
+                    // (a sending tenant follows it from its first provider already).
+                    crm_kit::follow::follow_tenant(&mut tx, tenant, super::erasure::PROFILES).await?;
                     let balance = expire_due(&mut tx, tenant, b.customer_id, balance, now).await?;
                     let entry = NewEntry {
                         customer_id: b.customer_id,

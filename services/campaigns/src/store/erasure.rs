@@ -1,7 +1,8 @@
 //! Erasing a customer's personal data from campaigns (on profiles'
 //! CustomerErased): the addresses and rendered texts in their deliveries
 //! (a queued message is skipped instead of sent), their devices' push
-//! tokens, and the texts they sent in. A message being handed to a provider
+//! tokens, the texts they sent in, and the reasons written on their points
+//! bookings. A message being handed to a provider
 //! at that very moment (SUBMITTING) keeps its copy until a later erasure.
 //! Opt-outs and suppressions stay: they are what keeps the address from
 //! being contacted again.
@@ -30,6 +31,8 @@ pub async fn erase(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Result<u6
     for (table, sql) in [
         ("devices", "DELETE FROM devices WHERE tenant_id = $1 AND customer_id = $2"),
         ("inbound_messages", "UPDATE inbound_messages SET sender = '', body = '' WHERE tenant_id = $1 AND customer_id = $2"),
+        // The points ledger keeps its numbers (balances and expiries stay exact); the free-text reasons go.
+        ("points_entries", "UPDATE points_entries SET reason = '' WHERE tenant_id = $1 AND customer_id = $2 AND reason <> ''"),
     ] {
         sqlx::query(sql).bind(tenant).bind(customer).execute(&mut **tx).instrument(db_span("UPDATE", table)).await?;
     }

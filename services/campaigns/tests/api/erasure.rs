@@ -1,11 +1,12 @@
 //! When profiles erases a customer (CustomerErased on its event stream),
 //! campaigns erases what it holds of them: the addresses and texts in their
-//! deliveries (the ledger rows stay, for the counts) and their devices.
+//! deliveries (the ledger rows stay, for the counts), their devices and the
+//! reasons on their points bookings.
 
 use std::time::{Duration, Instant};
 
 use crm_proto::crm::{
-    campaigns::v1::{self as pb, device_service_client::DeviceServiceClient},
+    campaigns::v1::{self as pb, device_service_client::DeviceServiceClient, loyalty_service_client::LoyaltyServiceClient},
     profiles::v1 as profiles,
 };
 
@@ -41,6 +42,17 @@ async fn an_erased_customers_messages_and_devices_are_erased_too() {
         .await
         .unwrap();
 
+    let mut loyalty = LoyaltyServiceClient::new(app.channel.clone());
+    let account = format!("{li}/pointsAccount");
+    let gift = pb::GrantPointsRequest {
+        account: account.clone(),
+        points: 88,
+        reason: "birthday gift for Li Lei".into(),
+        expire_time: None,
+        request_id: "gift-li".into(),
+    };
+    loyalty.grant_points(app.admin(gift)).await.unwrap();
+
     let erase = profiles::EraseCustomerRequest { name: li.clone(), reason: "GDPR Art. 17".into(), etag: String::new() };
     app.customers.clone().erase_customer(app.admin(erase)).await.unwrap();
 
@@ -63,6 +75,14 @@ async fn an_erased_customers_messages_and_devices_are_erased_too() {
         .into_inner()
         .devices;
     assert!(devices.is_empty(), "the customer's devices are gone: {devices:?}");
+    // The points ledger keeps its numbers; the reasons written on it go.
+    let entries = loyalty
+        .list_points_entries(app.admin(pb::ListPointsEntriesRequest { parent: account.clone(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(entries.iter().map(|e| (e.points, e.reason.as_str())).collect::<Vec<_>>(), [(88, "")]);
 }
 
 #[tokio::test]
@@ -111,4 +131,36 @@ async fn a_merged_customers_devices_follow_the_survivor_and_come_back_on_unmerge
     merges.unmerge_customers(app.admin(profiles::UnmergeCustomersRequest { name: merge.name })).await.unwrap();
     wait(again.clone(), 1).await;
     assert_eq!(devices_of(&li).await, 0);
+}
+
+#[tokio::test]
+async fn a_tenant_that_only_grants_points_still_follows_erasures() {
+    // No provider: the tenant's first grant is what makes campaigns follow its profiles stream.
+    let app = spawn_app().await;
+    let li = app.customer(Person { name: "Li Lei", email: "li.lei@example.com", ..Person::default() }).await;
+    let account = format!("{li}/pointsAccount");
+    let mut loyalty = LoyaltyServiceClient::new(app.channel.clone());
+    let gift = pb::GrantPointsRequest {
+        account: account.clone(),
+        points: 10,
+        reason: "welcome, Li Lei".into(),
+        expire_time: None,
+        request_id: "welcome-li".into(),
+    };
+    loyalty.grant_points(app.admin(gift)).await.unwrap();
+
+    let erase = profiles::EraseCustomerRequest { name: li.clone(), reason: "PIPL".into(), etag: String::new() };
+    app.customers.clone().erase_customer(app.admin(erase)).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let request = app.admin(pb::ListPointsEntriesRequest { parent: account.clone(), ..Default::default() });
+        let entries = loyalty.list_points_entries(request).await.unwrap().into_inner().entries;
+        if entries.iter().all(|e| e.reason.is_empty()) {
+            assert_eq!(entries.iter().map(|e| e.points).collect::<Vec<_>>(), [10], "the numbers stay");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the erasure reached the points ledger in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
