@@ -79,7 +79,25 @@ fn holds_principal_term(start: NaiveDate, next: NaiveDate) -> bool {
 
 /// The months of the 岁 from the 11th month holding the December solstice of
 /// Gregorian `year - 1` up to (not including) the next 11th month, numbered.
+/// Computed once per year and process: a calendar of many lunar holidays
+/// asks for the same few years again and again, and the answer never changes.
 fn months_of_sui(year: i32) -> Vec<Month> {
+    static COMPUTED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<i32, Vec<Month>>>> = std::sync::OnceLock::new();
+    let cache = COMPUTED.get_or_init(Default::default);
+    if let Some(months) = cache.lock().expect("not poisoned").get(&year) {
+        return months.clone();
+    }
+    let months = compute_months_of_sui(year);
+    let mut cached = cache.lock().expect("not poisoned");
+    // Years are asked for within a few centuries; the map stays small.
+    if cached.len() < 4096 {
+        cached.insert(year, months.clone());
+    }
+    months
+}
+
+/// [`months_of_sui`] without the cache.
+fn compute_months_of_sui(year: i32) -> Vec<Month> {
     let (first, _) = month_start_on_or_before(december_solstice(year - 1));
     let (next_eleventh, _) = month_start_on_or_before(december_solstice(year));
     let starts: Vec<NaiveDate> = (first..=next_eleventh).map(|k| beijing_date(new_moon(k))).collect();
