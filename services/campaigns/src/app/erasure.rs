@@ -5,6 +5,7 @@
 //! unmerge (CustomersUnmerged) — each once, even with replicas applying the
 //! same event, because the stream position is claimed in the same transaction.
 
+use chrono::Utc;
 use crm_kit::{Error, customer_changes::CustomerChange, follow};
 use uuid::Uuid;
 
@@ -27,8 +28,12 @@ impl App {
             CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,
             CustomerChange::Merged { merge, survivor, merged } => {
                 customer_merges::repoint(&mut tx, tenant, *merge, *survivor, merged).await?
+                    + super::loyalty::move_for_merge(&mut tx, tenant, *merge, *survivor, merged, Utc::now()).await?
             }
-            CustomerChange::Unmerged { merge } => customer_merges::restore(&mut tx, tenant, *merge).await?,
+            CustomerChange::Unmerged { merge } => {
+                customer_merges::restore(&mut tx, tenant, *merge).await?
+                    + super::loyalty::move_back_for_unmerge(&mut tx, tenant, *merge, Utc::now()).await?
+            }
             CustomerChange::Other => 0,
         };
         tx.commit().await?;

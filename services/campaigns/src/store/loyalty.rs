@@ -17,7 +17,7 @@ use crate::domain::loyalty::Lot;
 pub struct EntryRow {
     pub id: Uuid,
     pub customer_id: Uuid,
-    /// GRANT, REDEEM or EXPIRE.
+    /// GRANT, REDEEM, EXPIRE, MOVE_IN or MOVE_OUT.
     pub kind: String,
     pub points: i64,
     pub source: String,
@@ -47,6 +47,9 @@ pub struct NewEntry<'a> {
     pub source: &'a str,
     pub reason: &'a str,
     pub expire_time: Option<DateTime<Utc>>,
+    /// For a move with a merge: the merge, and (moving in) the lot the points came from.
+    pub merge_id: Option<Uuid>,
+    pub moved_from: Option<Uuid>,
 }
 
 /// Locks customer `customer`'s balance row (creating it at zero) and returns the balance.
@@ -85,10 +88,11 @@ pub async fn book(tx: &mut TenantTx, tenant: Uuid, e: &NewEntry<'_>, balance_aft
     let remaining = if e.points > 0 { e.points } else { 0 };
     let row = sqlx::query_as(&format!(
         "WITH moved AS (
-             UPDATE points_balances SET balance = $9, lifetime_earned = lifetime_earned + greatest($5, 0), update_time = $10
+             UPDATE points_balances SET balance = $9, lifetime_earned = lifetime_earned + CASE WHEN $4 = 'GRANT' THEN $5 ELSE 0 END, update_time = $10
              WHERE tenant_id = $1 AND customer_id = $3)
-         INSERT INTO points_entries (tenant_id, id, customer_id, kind, points, source, reason, expire_time, remaining, balance_after, create_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10) RETURNING {ENTRY_COLUMNS}"
+         INSERT INTO points_entries (tenant_id, id, customer_id, kind, points, source, reason, expire_time, remaining, balance_after,
+                                     create_time, merge_id, moved_from)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10, $12, $13) RETURNING {ENTRY_COLUMNS}"
     ))
     .bind(tenant)
     .bind(Uuid::now_v7())
@@ -101,6 +105,8 @@ pub async fn book(tx: &mut TenantTx, tenant: Uuid, e: &NewEntry<'_>, balance_aft
     .bind(balance_after)
     .bind(now)
     .bind(remaining)
+    .bind(e.merge_id)
+    .bind(e.moved_from)
     .fetch_one(&mut **tx)
     .instrument(db_span("INSERT", "points_entries"))
     .await?;
@@ -201,6 +207,24 @@ pub async fn expired_lots(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: 
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "points_entries"))
     .await?)
+}
+
+/// A lot moved in by a merge: (lot, survivor, the lot it came from, points left, expiry).
+pub type MovedLot = (Uuid, Uuid, Uuid, i64, Option<DateTime<Utc>>);
+
+/// The lots merge `merge` moved in, with the customer each came from.
+pub async fn moved_in(tx: &mut TenantTx, tenant: Uuid, merge: Uuid) -> Result<Vec<(MovedLot, Uuid)>, Error> {
+    let rows: Vec<(Uuid, Uuid, Uuid, i64, Option<DateTime<Utc>>, Uuid)> = sqlx::query_as(
+        "SELECT e.id, e.customer_id, e.moved_from, e.remaining, e.expire_time, o.customer_id
+         FROM points_entries e JOIN points_entries o ON o.tenant_id = e.tenant_id AND o.id = e.moved_from
+         WHERE e.tenant_id = $1 AND e.merge_id = $2 AND e.kind = 'MOVE_IN' ORDER BY e.id",
+    )
+    .bind(tenant)
+    .bind(merge)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "points_entries"))
+    .await?;
+    Ok(rows.into_iter().map(|(id, survivor, from, remaining, expire, owner)| ((id, survivor, from, remaining, expire), owner)).collect())
 }
 
 /// Customers (with their tenants) holding lots that expired by `now`, at most `limit`.

@@ -36,6 +36,8 @@ pub fn entry_to(entry: &EntryRow) -> pb::PointsEntry {
     let kind = match entry.kind.as_str() {
         "GRANT" => pb::PointsEntryKind::Grant,
         "REDEEM" => pb::PointsEntryKind::Redeem,
+        "MOVE_IN" => pb::PointsEntryKind::MoveIn,
+        "MOVE_OUT" => pb::PointsEntryKind::MoveOut,
         _ => pb::PointsEntryKind::Expire,
     };
     pb::PointsEntry {

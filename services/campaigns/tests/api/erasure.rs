@@ -164,3 +164,72 @@ async fn a_tenant_that_only_grants_points_still_follows_erasures() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn points_follow_a_merge_and_what_is_left_of_them_comes_back_on_unmerge() {
+    let app = spawn_app().await;
+    let li = app.customer(Person { name: "Li Lei", email: "li.lei@example.com", ..Person::default() }).await;
+    let again = app.customer(Person { name: "Li L.", email: "lilei@home.example", ..Person::default() }).await;
+    let mut loyalty = LoyaltyServiceClient::new(app.channel.clone());
+    let in_ten_days = crm_kit::time::to_timestamp(chrono::Utc::now() + chrono::Duration::days(10));
+    let grant = |customer: &str, points: i64, expire_time: Option<prost_types::Timestamp>, id: &str| pb::GrantPointsRequest {
+        account: format!("{customer}/pointsAccount"),
+        points,
+        reason: "welcome".into(),
+        expire_time,
+        request_id: id.into(),
+    };
+    loyalty.grant_points(app.admin(grant(&li, 10, None, "li-1"))).await.unwrap();
+    loyalty.grant_points(app.admin(grant(&again, 50, Some(in_ten_days), "again-1"))).await.unwrap();
+    let reader = loyalty.clone();
+    let balance_of = |customer: String| {
+        let (mut client, request) = (reader.clone(), app.admin(pb::GetPointsAccountRequest { name: format!("{customer}/pointsAccount") }));
+        async move { client.get_points_account(request).await.unwrap().into_inner().points_account.unwrap() }
+    };
+    let wait_for = |customer: String, expected: i64| {
+        let balance_of = balance_of.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while balance_of(customer.clone()).await.balance != expected {
+                assert!(Instant::now() < deadline, "{customer} holds {expected} points in time");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    // Merged: the duplicate's 50 points (with their expiry) join the survivor's 10.
+    let profiles_channel = app.profiles.as_ref().expect("profiles runs").channel.clone();
+    let mut merges = profiles::merge_service_client::MergeServiceClient::new(profiles_channel);
+    let request = profiles::MergeCustomersRequest { survivor: li.clone(), duplicates: vec![again.clone()], ..Default::default() };
+    let merge = merges.merge_customers(app.admin(request)).await.unwrap().into_inner().customer_merge.unwrap();
+    wait_for(li.clone(), 60).await;
+    let survivor = balance_of(li.clone()).await;
+    assert_eq!((survivor.expiring_points, balance_of(again.clone()).await.balance), (50, 0));
+    assert_eq!(survivor.lifetime_earned, 10, "a move is not an earning");
+
+    // The survivor spends 20 (from the soonest-expiring lot: the moved one), then the merge is undone.
+    loyalty
+        .redeem_points(app.admin(pb::RedeemPointsRequest {
+            account: format!("{li}/pointsAccount"),
+            points: 20,
+            reason: "coffee".into(),
+            request_id: "li-coffee".into(),
+        }))
+        .await
+        .unwrap();
+    merges.unmerge_customers(app.admin(profiles::UnmergeCustomersRequest { name: merge.name })).await.unwrap();
+    wait_for(again.clone(), 30).await;
+    assert_eq!(balance_of(li.clone()).await.balance, 10, "what was spent stays spent; the rest went back");
+    let kinds: Vec<(i32, i64)> = loyalty
+        .list_points_entries(app.admin(pb::ListPointsEntriesRequest { parent: format!("{again}/pointsAccount"), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .iter()
+        .map(|e| (e.kind, e.points))
+        .collect();
+    let (moved_in, moved_out, granted) =
+        (pb::PointsEntryKind::MoveIn as i32, pb::PointsEntryKind::MoveOut as i32, pb::PointsEntryKind::Grant as i32);
+    assert_eq!(kinds, [(moved_in, 30), (moved_out, -50), (granted, 50)]);
+}
