@@ -10,7 +10,7 @@ use crm_kit::{Error, customer_changes::CustomerChange, follow};
 use uuid::Uuid;
 
 use super::{App, complaints::TICKETS};
-use crate::store::{customer_merges, erasure};
+use crate::store::{customer_merges, erasure, loyalty};
 
 /// The name of profiles' stream in `stream_positions`.
 pub const PROFILES: &str = "profiles";
@@ -28,11 +28,11 @@ impl App {
             CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,
             CustomerChange::Merged { merge, survivor, merged } => {
                 customer_merges::repoint(&mut tx, tenant, *merge, *survivor, merged).await?
-                    + super::loyalty::move_for_merge(&mut tx, tenant, *merge, *survivor, merged, Utc::now()).await?
+                    + loyalty::move_for_merge(&mut tx, tenant, *merge, *survivor, merged, Utc::now()).await?
             }
             CustomerChange::Unmerged { merge } => {
                 customer_merges::restore(&mut tx, tenant, *merge).await?
-                    + super::loyalty::move_back_for_unmerge(&mut tx, tenant, *merge, Utc::now()).await?
+                    + loyalty::move_back_for_unmerge(&mut tx, tenant, *merge, Utc::now()).await?
             }
             CustomerChange::Other => 0,
         };

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::App;
 use crate::{
     domain::loyalty::consume,
-    store::loyalty::{self, EntryRow, NewEntry},
+    store::loyalty::{self, EntryRow, NewEntry, expire_due},
 };
 
 /// How far ahead an account's "expiring soon" looks.
@@ -49,27 +49,6 @@ fn replayed(
         Some(_) => Err(Error::invalid("request_id", "REQUEST_ID_REUSED", "this request id was used for another booking")),
         None => Ok(None),
     }
-}
-
-/// Books the expiry of every lot of `customer` that expired by `now` (the balance row locked); the balance left.
-async fn expire_due(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, mut balance: i64, now: DateTime<Utc>) -> Result<i64, Error> {
-    for (lot, remaining) in loyalty::expired_lots(tx, tenant, customer, now).await? {
-        let source = format!("expiries/{lot}");
-        balance -= remaining;
-        let entry = NewEntry {
-            customer_id: customer,
-            kind: "EXPIRE",
-            points: -remaining,
-            source: &source,
-            reason: "expired",
-            expire_time: None,
-            merge_id: None,
-            moved_from: None,
-        };
-        loyalty::take_from_lots(tx, tenant, &[(lot, remaining)]).await?;
-        loyalty::book(tx, tenant, &entry, balance, now).await?;
-    }
-    Ok(balance)
 }
 
 impl App {
@@ -187,123 +166,4 @@ async fn account_in(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTi
         next_expire_time: expiry.next_expire_time,
         update_time: balance.update_time,
     })
-}
-
-/// Moves the open lots of the `merged` customers into `survivor`'s account
-/// under merge `merge` (in the caller's transaction, which applies profiles'
-/// CustomersMerged): each lot is booked out of its account (MOVE_OUT) and
-/// into the survivor's as a lot of the same points and expiry (MOVE_IN).
-/// Sources `merges/{merge}/{lot}` make a replay book nothing twice. How many lots moved.
-pub async fn move_for_merge(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    merge: Uuid,
-    survivor: Uuid,
-    merged: &[Uuid],
-    now: DateTime<Utc>,
-) -> Result<u64, Error> {
-    // Balance rows locked in one order, as every booking takes them one at a time: no deadlock.
-    let mut customers: Vec<Uuid> = merged.iter().copied().chain([survivor]).collect();
-    customers.sort();
-    customers.dedup();
-    let mut balances = std::collections::HashMap::new();
-    for customer in &customers {
-        let balance = loyalty::lock_balance(tx, tenant, *customer, now).await?;
-        balances.insert(*customer, expire_due(tx, tenant, *customer, balance, now).await?);
-    }
-    let mut moved = 0;
-    for from in merged.iter().filter(|c| **c != survivor) {
-        for lot in loyalty::open_lots(tx, tenant, *from).await? {
-            let source = format!("merges/{merge}/{}", lot.id);
-            if loyalty::entry_by_source(tx, tenant, *from, &source).await?.is_some() {
-                continue;
-            }
-            let reason = format!("merged into customers/{survivor}");
-            let out = balances.get_mut(from).expect("locked");
-            *out -= lot.remaining;
-            let entry = NewEntry {
-                customer_id: *from,
-                kind: "MOVE_OUT",
-                points: -lot.remaining,
-                source: &source,
-                reason: &reason,
-                expire_time: None,
-                merge_id: Some(merge),
-                moved_from: None,
-            };
-            loyalty::take_from_lots(tx, tenant, &[(lot.id, lot.remaining)]).await?;
-            loyalty::book(tx, tenant, &entry, *out, now).await?;
-            let reason = format!("merged from customers/{from}");
-            let into = balances.get_mut(&survivor).expect("locked");
-            *into += lot.remaining;
-            let entry = NewEntry {
-                customer_id: survivor,
-                kind: "MOVE_IN",
-                points: lot.remaining,
-                source: &source,
-                reason: &reason,
-                expire_time: lot.expire_time,
-                merge_id: Some(merge),
-                moved_from: Some(lot.id),
-            };
-            loyalty::book(tx, tenant, &entry, *into, now).await?;
-            moved += 1;
-        }
-    }
-    Ok(moved)
-}
-
-/// Undoes merge `merge`'s moves (profiles' CustomersUnmerged): what is left
-/// of each lot it moved in goes back to the customer it came from (what the
-/// survivor used meanwhile stays used). Sources `unmerges/{merge}/{lot}`.
-/// How many lots moved back.
-pub async fn move_back_for_unmerge(tx: &mut TenantTx, tenant: Uuid, merge: Uuid, now: DateTime<Utc>) -> Result<u64, Error> {
-    let lots = loyalty::moved_in(tx, tenant, merge).await?;
-    let mut customers: Vec<Uuid> = lots.iter().flat_map(|((_, survivor, ..), owner)| [*survivor, *owner]).collect();
-    customers.sort();
-    customers.dedup();
-    let mut balances = std::collections::HashMap::new();
-    for customer in &customers {
-        let balance = loyalty::lock_balance(tx, tenant, *customer, now).await?;
-        balances.insert(*customer, expire_due(tx, tenant, *customer, balance, now).await?);
-    }
-    let mut moved = 0;
-    // Read again under the locks: the expiries just booked may have emptied some lots.
-    for ((lot, survivor, _, remaining, expire_time), owner) in loyalty::moved_in(tx, tenant, merge).await? {
-        let source = format!("unmerges/{merge}/{lot}");
-        if remaining == 0 || loyalty::entry_by_source(tx, tenant, survivor, &source).await?.is_some() {
-            continue;
-        }
-        let reason = format!("unmerged to customers/{owner}");
-        let out = balances.get_mut(&survivor).expect("locked");
-        *out -= remaining;
-        let entry = NewEntry {
-            customer_id: survivor,
-            kind: "MOVE_OUT",
-            points: -remaining,
-            source: &source,
-            reason: &reason,
-            expire_time: None,
-            merge_id: Some(merge),
-            moved_from: None,
-        };
-        loyalty::take_from_lots(tx, tenant, &[(lot, remaining)]).await?;
-        loyalty::book(tx, tenant, &entry, *out, now).await?;
-        let reason = format!("unmerged from customers/{survivor}");
-        let into = balances.get_mut(&owner).expect("locked");
-        *into += remaining;
-        let entry = NewEntry {
-            customer_id: owner,
-            kind: "MOVE_IN",
-            points: remaining,
-            source: &source,
-            reason: &reason,
-            expire_time,
-            merge_id: None,
-            moved_from: Some(lot),
-        };
-        loyalty::book(tx, tenant, &entry, *into, now).await?;
-        moved += 1;
-    }
-    Ok(moved)
 }

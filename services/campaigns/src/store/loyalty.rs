@@ -209,13 +209,23 @@ pub async fn expired_lots(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: 
     .await?)
 }
 
-/// A lot moved in by a merge: (lot, survivor, the lot it came from, points left, expiry).
-pub type MovedLot = (Uuid, Uuid, Uuid, i64, Option<DateTime<Utc>>);
+/// A lot a merge moved in.
+#[derive(Debug, Clone, FromRow)]
+pub struct MovedLot {
+    /// The MOVE_IN entry (a lot of the survivor).
+    pub id: Uuid,
+    pub survivor: Uuid,
+    /// Points left of it.
+    pub remaining: i64,
+    pub expire_time: Option<DateTime<Utc>>,
+    /// The customer its points came from.
+    pub owner: Uuid,
+}
 
 /// The lots merge `merge` moved in, with the customer each came from.
-pub async fn moved_in(tx: &mut TenantTx, tenant: Uuid, merge: Uuid) -> Result<Vec<(MovedLot, Uuid)>, Error> {
-    let rows: Vec<(Uuid, Uuid, Uuid, i64, Option<DateTime<Utc>>, Uuid)> = sqlx::query_as(
-        "SELECT e.id, e.customer_id, e.moved_from, e.remaining, e.expire_time, o.customer_id
+pub async fn moved_in(tx: &mut TenantTx, tenant: Uuid, merge: Uuid) -> Result<Vec<MovedLot>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT e.id, e.customer_id AS survivor, e.remaining, e.expire_time, o.customer_id AS owner
          FROM points_entries e JOIN points_entries o ON o.tenant_id = e.tenant_id AND o.id = e.moved_from
          WHERE e.tenant_id = $1 AND e.merge_id = $2 AND e.kind = 'MOVE_IN' ORDER BY e.id",
     )
@@ -223,8 +233,7 @@ pub async fn moved_in(tx: &mut TenantTx, tenant: Uuid, merge: Uuid) -> Result<Ve
     .bind(merge)
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "points_entries"))
-    .await?;
-    Ok(rows.into_iter().map(|(id, survivor, from, remaining, expire, owner)| ((id, survivor, from, remaining, expire), owner)).collect())
+    .await?)
 }
 
 /// Customers (with their tenants) holding lots that expired by `now`, at most `limit`.
@@ -243,4 +252,144 @@ pub async fn due_expiries(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Resu
     .await?;
     tx.commit().await?;
     Ok(due)
+}
+
+/// Books the expiry of every lot of `customer` that expired by `now` (the balance row locked); the balance left.
+pub async fn expire_due(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, mut balance: i64, now: DateTime<Utc>) -> Result<i64, Error> {
+    for (lot, remaining) in expired_lots(tx, tenant, customer, now).await? {
+        let source = format!("expiries/{lot}");
+        balance -= remaining;
+        let entry = NewEntry {
+            customer_id: customer,
+            kind: "EXPIRE",
+            points: -remaining,
+            source: &source,
+            reason: "expired",
+            expire_time: None,
+            merge_id: None,
+            moved_from: None,
+        };
+        take_from_lots(tx, tenant, &[(lot, remaining)]).await?;
+        book(tx, tenant, &entry, balance, now).await?;
+    }
+    Ok(balance)
+}
+
+/// Moves the open lots of the `merged` customers into `survivor`'s account
+/// under merge `merge` (in the caller's transaction, which applies profiles'
+/// CustomersMerged): each lot is booked out of its account (MOVE_OUT) and
+/// into the survivor's as a lot of the same points and expiry (MOVE_IN).
+/// Sources `merges/{merge}/{lot}` make a replay book nothing twice. How many lots moved.
+pub async fn move_for_merge(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    merge: Uuid,
+    survivor: Uuid,
+    merged: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<u64, Error> {
+    // Balance rows locked in one order, as every booking takes them one at a time: no deadlock.
+    let mut customers: Vec<Uuid> = merged.iter().copied().chain([survivor]).collect();
+    customers.sort();
+    customers.dedup();
+    let mut balances = std::collections::HashMap::new();
+    for customer in &customers {
+        let balance = lock_balance(tx, tenant, *customer, now).await?;
+        balances.insert(*customer, expire_due(tx, tenant, *customer, balance, now).await?);
+    }
+    let mut moved = 0;
+    for from in merged.iter().filter(|c| **c != survivor) {
+        for lot in open_lots(tx, tenant, *from).await? {
+            let source = format!("merges/{merge}/{}", lot.id);
+            if entry_by_source(tx, tenant, *from, &source).await?.is_some() {
+                continue;
+            }
+            let reason = format!("merged into customers/{survivor}");
+            let out = balances.get_mut(from).expect("locked");
+            *out -= lot.remaining;
+            let entry = NewEntry {
+                customer_id: *from,
+                kind: "MOVE_OUT",
+                points: -lot.remaining,
+                source: &source,
+                reason: &reason,
+                expire_time: None,
+                merge_id: Some(merge),
+                moved_from: None,
+            };
+            take_from_lots(tx, tenant, &[(lot.id, lot.remaining)]).await?;
+            book(tx, tenant, &entry, *out, now).await?;
+            let reason = format!("merged from customers/{from}");
+            let into = balances.get_mut(&survivor).expect("locked");
+            *into += lot.remaining;
+            let entry = NewEntry {
+                customer_id: survivor,
+                kind: "MOVE_IN",
+                points: lot.remaining,
+                source: &source,
+                reason: &reason,
+                expire_time: lot.expire_time,
+                merge_id: Some(merge),
+                moved_from: Some(lot.id),
+            };
+            book(tx, tenant, &entry, *into, now).await?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// Undoes merge `merge`'s moves (profiles' CustomersUnmerged): what is left
+/// of each lot it moved in goes back to the customer it came from (what the
+/// survivor used meanwhile stays used). Sources `unmerges/{merge}/{lot}`.
+/// How many lots moved back.
+pub async fn move_back_for_unmerge(tx: &mut TenantTx, tenant: Uuid, merge: Uuid, now: DateTime<Utc>) -> Result<u64, Error> {
+    let lots = moved_in(tx, tenant, merge).await?;
+    let mut customers: Vec<Uuid> = lots.iter().flat_map(|l| [l.survivor, l.owner]).collect();
+    customers.sort();
+    customers.dedup();
+    let mut balances = std::collections::HashMap::new();
+    for customer in &customers {
+        let balance = lock_balance(tx, tenant, *customer, now).await?;
+        balances.insert(*customer, expire_due(tx, tenant, *customer, balance, now).await?);
+    }
+    let mut moved = 0;
+    // Read again under the locks: the expiries just booked may have emptied some lots.
+    for MovedLot { id: lot, survivor, remaining, expire_time, owner } in moved_in(tx, tenant, merge).await? {
+        let source = format!("unmerges/{merge}/{lot}");
+        if remaining == 0 || entry_by_source(tx, tenant, survivor, &source).await?.is_some() {
+            continue;
+        }
+        let reason = format!("unmerged to customers/{owner}");
+        let out = balances.get_mut(&survivor).expect("locked");
+        *out -= remaining;
+        let entry = NewEntry {
+            customer_id: survivor,
+            kind: "MOVE_OUT",
+            points: -remaining,
+            source: &source,
+            reason: &reason,
+            expire_time: None,
+            merge_id: Some(merge),
+            moved_from: None,
+        };
+        take_from_lots(tx, tenant, &[(lot, remaining)]).await?;
+        book(tx, tenant, &entry, *out, now).await?;
+        let reason = format!("unmerged from customers/{survivor}");
+        let into = balances.get_mut(&owner).expect("locked");
+        *into += remaining;
+        let entry = NewEntry {
+            customer_id: owner,
+            kind: "MOVE_IN",
+            points: remaining,
+            source: &source,
+            reason: &reason,
+            expire_time,
+            merge_id: None,
+            moved_from: Some(lot),
+        };
+        book(tx, tenant, &entry, *into, now).await?;
+        moved += 1;
+    }
+    Ok(moved)
 }

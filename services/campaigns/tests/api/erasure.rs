@@ -186,14 +186,11 @@ async fn points_follow_a_merge_and_what_is_left_of_them_comes_back_on_unmerge() 
         let (mut client, request) = (reader.clone(), app.admin(pb::GetPointsAccountRequest { name: format!("{customer}/pointsAccount") }));
         async move { client.get_points_account(request).await.unwrap().into_inner().points_account.unwrap() }
     };
-    let wait_for = |customer: String, expected: i64| {
-        let balance_of = balance_of.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while balance_of(customer.clone()).await.balance != expected {
-                assert!(Instant::now() < deadline, "{customer} holds {expected} points in time");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+    let wait_for = |customer: String, expected: i64| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while balance_of(customer.clone()).await.balance != expected {
+            assert!(Instant::now() < deadline, "{customer} holds {expected} points in time");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
 
