@@ -1,6 +1,8 @@
 //! The `points_entries` ledger and `points_balances`: entries booked under
 //! the customer's balance row lock, lots consumed, due lots found for expiry.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
@@ -275,6 +277,74 @@ pub async fn expire_due(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, mut bal
     Ok(balance)
 }
 
+/// Locks the balance rows of `customers` in one order (as every booking
+/// takes them one at a time: no deadlock) and books what expired in them; the
+/// balances left.
+async fn lock_balances(tx: &mut TenantTx, tenant: Uuid, mut customers: Vec<Uuid>, now: DateTime<Utc>) -> Result<HashMap<Uuid, i64>, Error> {
+    customers.sort();
+    customers.dedup();
+    let mut balances = HashMap::with_capacity(customers.len());
+    for customer in customers {
+        let balance = lock_balance(tx, tenant, customer, now).await?;
+        balances.insert(customer, expire_due(tx, tenant, customer, balance, now).await?);
+    }
+    Ok(balances)
+}
+
+/// One lot's points moving between two locked accounts under `source`.
+struct Move<'a> {
+    lot: Uuid,
+    points: i64,
+    expire_time: Option<DateTime<Utc>>,
+    from: Uuid,
+    to: Uuid,
+    source: &'a str,
+    /// Kept on the moved-out entry (and, for a merge, on the lot moved in, which an unmerge looks for).
+    merge: Uuid,
+    into_merge: Option<Uuid>,
+}
+
+/// Books `m`: MOVE_OUT of the lot's points from `from` (consuming the lot),
+/// MOVE_IN of a lot of the same points and expiry into `to`.
+async fn transfer(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    m: Move<'_>,
+    balances: &mut HashMap<Uuid, i64>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let out = balances.get_mut(&m.from).expect("locked");
+    *out -= m.points;
+    let reason = format!("moved to customers/{}", m.to);
+    let entry = NewEntry {
+        customer_id: m.from,
+        kind: "MOVE_OUT",
+        points: -m.points,
+        source: m.source,
+        reason: &reason,
+        expire_time: None,
+        merge_id: Some(m.merge),
+        moved_from: None,
+    };
+    take_from_lots(tx, tenant, &[(m.lot, m.points)]).await?;
+    book(tx, tenant, &entry, *out, now).await?;
+    let into = balances.get_mut(&m.to).expect("locked");
+    *into += m.points;
+    let reason = format!("moved from customers/{}", m.from);
+    let entry = NewEntry {
+        customer_id: m.to,
+        kind: "MOVE_IN",
+        points: m.points,
+        source: m.source,
+        reason: &reason,
+        expire_time: m.expire_time,
+        merge_id: m.into_merge,
+        moved_from: Some(m.lot),
+    };
+    book(tx, tenant, &entry, *into, now).await?;
+    Ok(())
+}
+
 /// Moves the open lots of the `merged` customers into `survivor`'s account
 /// under merge `merge` (in the caller's transaction, which applies profiles'
 /// CustomersMerged): each lot is booked out of its account (MOVE_OUT) and
@@ -288,15 +358,7 @@ pub async fn move_for_merge(
     merged: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<u64, Error> {
-    // Balance rows locked in one order, as every booking takes them one at a time: no deadlock.
-    let mut customers: Vec<Uuid> = merged.iter().copied().chain([survivor]).collect();
-    customers.sort();
-    customers.dedup();
-    let mut balances = std::collections::HashMap::new();
-    for customer in &customers {
-        let balance = lock_balance(tx, tenant, *customer, now).await?;
-        balances.insert(*customer, expire_due(tx, tenant, *customer, balance, now).await?);
-    }
+    let mut balances = lock_balances(tx, tenant, merged.iter().copied().chain([survivor]).collect(), now).await?;
     let mut moved = 0;
     for from in merged.iter().filter(|c| **c != survivor) {
         for lot in open_lots(tx, tenant, *from).await? {
@@ -304,35 +366,17 @@ pub async fn move_for_merge(
             if entry_by_source(tx, tenant, *from, &source).await?.is_some() {
                 continue;
             }
-            let reason = format!("merged into customers/{survivor}");
-            let out = balances.get_mut(from).expect("locked");
-            *out -= lot.remaining;
-            let entry = NewEntry {
-                customer_id: *from,
-                kind: "MOVE_OUT",
-                points: -lot.remaining,
-                source: &source,
-                reason: &reason,
-                expire_time: None,
-                merge_id: Some(merge),
-                moved_from: None,
-            };
-            take_from_lots(tx, tenant, &[(lot.id, lot.remaining)]).await?;
-            book(tx, tenant, &entry, *out, now).await?;
-            let reason = format!("merged from customers/{from}");
-            let into = balances.get_mut(&survivor).expect("locked");
-            *into += lot.remaining;
-            let entry = NewEntry {
-                customer_id: survivor,
-                kind: "MOVE_IN",
+            let m = Move {
+                lot: lot.id,
                 points: lot.remaining,
-                source: &source,
-                reason: &reason,
                 expire_time: lot.expire_time,
-                merge_id: Some(merge),
-                moved_from: Some(lot.id),
+                from: *from,
+                to: survivor,
+                source: &source,
+                merge,
+                into_merge: Some(merge),
             };
-            book(tx, tenant, &entry, *into, now).await?;
+            transfer(tx, tenant, m, &mut balances, now).await?;
             moved += 1;
         }
     }
@@ -344,51 +388,26 @@ pub async fn move_for_merge(
 /// survivor used meanwhile stays used). Sources `unmerges/{merge}/{lot}`.
 /// How many lots moved back.
 pub async fn move_back_for_unmerge(tx: &mut TenantTx, tenant: Uuid, merge: Uuid, now: DateTime<Utc>) -> Result<u64, Error> {
-    let lots = moved_in(tx, tenant, merge).await?;
-    let mut customers: Vec<Uuid> = lots.iter().flat_map(|l| [l.survivor, l.owner]).collect();
-    customers.sort();
-    customers.dedup();
-    let mut balances = std::collections::HashMap::new();
-    for customer in &customers {
-        let balance = lock_balance(tx, tenant, *customer, now).await?;
-        balances.insert(*customer, expire_due(tx, tenant, *customer, balance, now).await?);
-    }
+    let involved = moved_in(tx, tenant, merge).await?.iter().flat_map(|l| [l.survivor, l.owner]).collect();
+    let mut balances = lock_balances(tx, tenant, involved, now).await?;
     let mut moved = 0;
     // Read again under the locks: the expiries just booked may have emptied some lots.
-    for MovedLot { id: lot, survivor, remaining, expire_time, owner } in moved_in(tx, tenant, merge).await? {
-        let source = format!("unmerges/{merge}/{lot}");
-        if remaining == 0 || entry_by_source(tx, tenant, survivor, &source).await?.is_some() {
+    for lot in moved_in(tx, tenant, merge).await? {
+        let source = format!("unmerges/{merge}/{}", lot.id);
+        if lot.remaining == 0 || entry_by_source(tx, tenant, lot.survivor, &source).await?.is_some() {
             continue;
         }
-        let reason = format!("unmerged to customers/{owner}");
-        let out = balances.get_mut(&survivor).expect("locked");
-        *out -= remaining;
-        let entry = NewEntry {
-            customer_id: survivor,
-            kind: "MOVE_OUT",
-            points: -remaining,
+        let m = Move {
+            lot: lot.id,
+            points: lot.remaining,
+            expire_time: lot.expire_time,
+            from: lot.survivor,
+            to: lot.owner,
             source: &source,
-            reason: &reason,
-            expire_time: None,
-            merge_id: Some(merge),
-            moved_from: None,
+            merge,
+            into_merge: None,
         };
-        take_from_lots(tx, tenant, &[(lot, remaining)]).await?;
-        book(tx, tenant, &entry, *out, now).await?;
-        let reason = format!("unmerged from customers/{survivor}");
-        let into = balances.get_mut(&owner).expect("locked");
-        *into += remaining;
-        let entry = NewEntry {
-            customer_id: owner,
-            kind: "MOVE_IN",
-            points: remaining,
-            source: &source,
-            reason: &reason,
-            expire_time,
-            merge_id: None,
-            moved_from: Some(lot),
-        };
-        book(tx, tenant, &entry, *into, now).await?;
+        transfer(tx, tenant, m, &mut balances, now).await?;
         moved += 1;
     }
     Ok(moved)
