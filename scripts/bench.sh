@@ -26,7 +26,7 @@ cargo bench -p crm-profiles --bench grading
 cargo bench -p crm-profiles --bench duplicates
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
-# Campaigns: email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).
+# Campaigns: SendNotice against its transaction; email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).
 # shellcheck source-path=SCRIPTDIR source=py-tools.sh
 source "$ROOT/scripts/py-tools.sh"
 CRM_TEST_PYTHON="$(crm_tools_python)"

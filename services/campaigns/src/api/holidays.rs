@@ -9,8 +9,14 @@ use tonic::{Request, Response, Status};
 use crate::{
     app::{App, holidays::HolidayChange},
     permissions,
-    wire::holidays::{display_name, holiday_id, holiday_id_of, holiday_to, rule_from},
+    wire::{
+        display_name,
+        holidays::{holiday_id, holiday_id_of, holiday_to, rule_from},
+    },
 };
+
+/// The longest holiday name, in characters.
+const MAX_HOLIDAY_NAME: usize = 100;
 
 /// Handlers of HolidayService.
 #[derive(Clone)]
@@ -72,7 +78,7 @@ impl HolidayService for HolidayApi {
             let request = request.into_inner();
             let id = holiday_id(&request.holiday_id, "holiday_id")?;
             let holiday = required(request.holiday, "holiday")?;
-            let name = display_name(&holiday.display_name, "holiday.display_name")?;
+            let name = display_name(&holiday.display_name, "holiday.display_name", MAX_HOLIDAY_NAME)?;
             let rule = rule_from(holiday.rule.as_ref(), "holiday.rule")?;
             let now = Utc::now();
             let created = self.app.create_holiday(principal.tenant, &id, name, rule, now).await?;
@@ -96,7 +102,9 @@ impl HolidayService for HolidayApi {
             let mut change = HolidayChange::default();
             for path in &mask.paths {
                 match path.as_str() {
-                    "display_name" => change.display_name = Some(display_name(&holiday.display_name, "holiday.display_name")?),
+                    "display_name" => {
+                        change.display_name = Some(display_name(&holiday.display_name, "holiday.display_name", MAX_HOLIDAY_NAME)?)
+                    }
                     "disabled" => change.disabled = Some(holiday.disabled),
                     "rule" => change.rule = Some(rule_from(holiday.rule.as_ref(), "holiday.rule")?),
                     other => {

@@ -25,8 +25,14 @@ use crate::{
     permissions,
     profiles::ProfilesClient,
     resources::JOURNEY,
-    wire::journeys::{definition_from, journey_to},
+    wire::{
+        display_name,
+        journeys::{definition_from, journey_to},
+    },
 };
+
+/// The longest journey name, in characters.
+const MAX_JOURNEY_NAME: usize = 200;
 
 /// Handlers of JourneyService.
 #[derive(Clone)]
@@ -34,15 +40,6 @@ pub struct JourneyApi {
     app: App,
     page_tokens: PageTokenCodec,
     profiles: ProfilesClient,
-}
-
-/// A display name: 1-200 characters after trimming.
-fn display_name(name: &str) -> Result<String, Error> {
-    let name = name.trim();
-    match (1..=200).contains(&name.chars().count()) {
-        true => Ok(name.to_owned()),
-        false => Err(Error::invalid("journey.display_name", "INVALID_DISPLAY_NAME", "1-200 characters")),
-    }
 }
 
 impl JourneyApi {
@@ -87,7 +84,10 @@ impl JourneyService for JourneyApi {
                 &pb::CreateJourneyRequest { request_id: String::new(), ..request.clone() },
             )?;
             let journey = required(request.journey, "journey")?;
-            let draft = JourneyDraft { display_name: display_name(&journey.display_name)?, definition: definition_from(&journey)? };
+            let draft = JourneyDraft {
+                display_name: display_name(&journey.display_name, "journey.display_name", MAX_JOURNEY_NAME)?,
+                definition: definition_from(&journey)?,
+            };
             self.check(&from, &draft.definition).await?;
             self.app
                 .create_journey(principal.tenant, draft, key.as_ref(), Utc::now(), |row| pb::CreateJourneyResponse {
@@ -154,7 +154,10 @@ impl JourneyService for JourneyApi {
                     _ => merged.exit_on_purchase = change.exit_on_purchase,
                 }
             }
-            let draft = JourneyDraft { display_name: display_name(&merged.display_name)?, definition: definition_from(&merged)? };
+            let draft = JourneyDraft {
+                display_name: display_name(&merged.display_name, "journey.display_name", MAX_JOURNEY_NAME)?,
+                definition: definition_from(&merged)?,
+            };
             self.check(&from, &draft.definition).await?;
             // The draft was merged from a read before the lock: if the journey changed since, the merge is stale.
             let read_revision = current.revision;

@@ -55,23 +55,20 @@ pub async fn insert(
     draft: &Definition,
     now: DateTime<Utc>,
 ) -> Result<JourneyRow, Error> {
-    sqlx::query(
-        "INSERT INTO journeys (tenant_id, id, display_name, draft, state, create_time, update_time) VALUES ($1, $2, $3, $4, 'DRAFT', $5, $5)",
-    )
-    .bind(tenant)
-    .bind(id)
-    .bind(display_name)
-    .bind(Json(draft))
-    .bind(now)
-    .execute(&mut **tx)
-    .instrument(db_span("INSERT", "journeys"))
-    .await?;
-    reread(tx, tenant, id).await
-}
-
-/// Journey `id` as it now stands (after a write in the same transaction).
-async fn reread(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<JourneyRow, Error> {
-    JOURNEYS.find(tx, tenant, id, false).await?.ok_or(Error::Conflict)
+    let sql = format!(
+        "INSERT INTO journeys (tenant_id, id, display_name, draft, state, create_time, update_time) VALUES ($1, $2, $3, $4, 'DRAFT', $5, $5)
+         RETURNING {}",
+        JOURNEYS.columns
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(display_name)
+        .bind(Json(draft))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("INSERT", "journeys"))
+        .await?)
 }
 
 /// Replaces journey `id`'s display name and draft and bumps its revision.
@@ -83,18 +80,20 @@ pub async fn update_draft(
     draft: &Definition,
     now: DateTime<Utc>,
 ) -> Result<JourneyRow, Error> {
-    sqlx::query(
-        "UPDATE journeys SET display_name = $3, draft = $4, revision = revision + 1, update_time = $5 WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(tenant)
-    .bind(id)
-    .bind(display_name)
-    .bind(Json(draft))
-    .bind(now)
-    .execute(&mut **tx)
-    .instrument(db_span("UPDATE", "journeys"))
-    .await?;
-    reread(tx, tenant, id).await
+    let sql = format!(
+        "UPDATE journeys SET display_name = $3, draft = $4, revision = revision + 1, update_time = $5 WHERE tenant_id = $1 AND id = $2
+         RETURNING {}",
+        JOURNEYS.columns
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(display_name)
+        .bind(Json(draft))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("UPDATE", "journeys"))
+        .await?)
 }
 
 /// Stores the draft as version `published_version + 1` and makes the journey ACTIVE on it (a PAUSED one stays paused).
@@ -114,20 +113,24 @@ pub async fn publish(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Ut
     .execute(&mut **tx)
     .instrument(db_span("UPDATE", "journeys"))
     .await?;
-    reread(tx, tenant, id).await
+    // Read after the statement: its own RETURNING would not see the version row it inserts.
+    JOURNEYS.find(tx, tenant, id, false).await?.ok_or(Error::Conflict)
 }
 
 /// Sets journey `id`'s state (ACTIVE or PAUSED) and bumps its revision.
 pub async fn set_state(tx: &mut TenantTx, tenant: Uuid, id: Uuid, state: &str, now: DateTime<Utc>) -> Result<JourneyRow, Error> {
-    sqlx::query("UPDATE journeys SET state = $3, revision = revision + 1, update_time = $4 WHERE tenant_id = $1 AND id = $2")
+    let sql = format!(
+        "UPDATE journeys SET state = $3, revision = revision + 1, update_time = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
+        JOURNEYS.columns
+    );
+    Ok(sqlx::query_as(&sql)
         .bind(tenant)
         .bind(id)
         .bind(state)
         .bind(now)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "journeys"))
-        .await?;
-    reread(tx, tenant, id).await
+        .await?)
 }
 
 /// A page of journeys, newest first, before `before`.

@@ -54,24 +54,20 @@ pub struct NewEntry<'a> {
     pub moved_from: Option<Uuid>,
 }
 
-/// Locks customer `customer`'s balance row (creating it at zero) and returns the balance.
+/// Locks customer `customer`'s balance row (creating it at zero) and returns
+/// the balance, in one round trip: the upsert's no-op update takes the row lock.
 pub async fn lock_balance(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<i64, Error> {
-    sqlx::query(
+    Ok(sqlx::query_scalar(
         "INSERT INTO points_balances (tenant_id, customer_id, balance, update_time) VALUES ($1, $2, 0, $3)
-         ON CONFLICT (tenant_id, customer_id) DO NOTHING",
+         ON CONFLICT (tenant_id, customer_id) DO UPDATE SET balance = points_balances.balance
+         RETURNING balance",
     )
     .bind(tenant)
     .bind(customer)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .instrument(db_span("INSERT", "points_balances"))
-    .await?;
-    Ok(sqlx::query_scalar("SELECT balance FROM points_balances WHERE tenant_id = $1 AND customer_id = $2 FOR UPDATE")
-        .bind(tenant)
-        .bind(customer)
-        .fetch_one(&mut **tx)
-        .instrument(db_span("SELECT", "points_balances"))
-        .await?)
+    .await?)
 }
 
 /// The entry booked for `source` of `customer`, if any (a retry or a replay).

@@ -28,15 +28,6 @@ pub fn holiday_id_of(name: &str, field: &str) -> Result<String, Error> {
     }
 }
 
-/// A display name: 1-100 characters after trimming.
-pub fn display_name(name: &str, field: &str) -> Result<String, Error> {
-    let name = name.trim();
-    match (1..=100).contains(&name.chars().count()) {
-        true => Ok(name.to_owned()),
-        false => Err(Error::invalid(field, "INVALID_DISPLAY_NAME", "1-100 characters")),
-    }
-}
-
 /// The rule of a request, checked.
 pub fn rule_from(rule: Option<&pb::HolidayRule>, field: &str) -> Result<Rule, Error> {
     use pb::holiday_rule::Kind;

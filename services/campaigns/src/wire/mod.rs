@@ -37,6 +37,15 @@ use crate::{
     },
 };
 
+/// A display name of 1-`max` characters after trimming, or INVALID_ARGUMENT `INVALID_DISPLAY_NAME` on `field`.
+pub fn display_name(name: &str, field: &str, max: usize) -> Result<String, Error> {
+    let name = name.trim();
+    match (1..=max).contains(&name.chars().count()) {
+        true => Ok(name.to_owned()),
+        false => Err(Error::invalid(field, "INVALID_DISPLAY_NAME", format!("1-{max} characters"))),
+    }
+}
+
 /// The channel of a request, or INVALID_ARGUMENT on `field`.
 pub fn channel_from(value: i32, field: &str) -> Result<Channel, Error> {
     match pb::Channel::try_from(value) {

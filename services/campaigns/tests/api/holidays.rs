@@ -166,3 +166,36 @@ async fn bad_holidays_are_refused_with_the_field_named_and_readers_cannot_write(
     let listed = client.list_holidays(with_token(pb::ListHolidaysRequest { year: 0 }, &customer)).await;
     assert_error(listed, Code::PermissionDenied, "PERMISSION_DENIED");
 }
+
+#[tokio::test]
+async fn a_tenant_keeps_at_most_200_holidays_of_its_own_even_when_created_at_once() {
+    let app = spawn_app().await;
+    let client = HolidayServiceClient::new(app.clients.channel.clone());
+    let marketer = token(app.clients.tenant, &["marketer"]);
+    let create = |i: usize| {
+        let holiday = pb::Holiday { display_name: format!("Store day {i}"), rule: Some(gregorian(1, 2)), ..Default::default() };
+        with_token(pb::CreateHolidayRequest { holiday_id: format!("store-day-{i}"), holiday: Some(holiday) }, &marketer)
+    };
+    // 210 creations, 10 at a time: exactly 200 succeed, the rest are refused with the cap named.
+    let mut created = 0;
+    let mut refused = 0;
+    for batch in (0..210).collect::<Vec<_>>().chunks(10) {
+        let calls: Vec<_> = batch
+            .iter()
+            .map(|i| {
+                let (mut client, request) = (client.clone(), create(*i));
+                tokio::spawn(async move { client.create_holiday(request).await })
+            })
+            .collect();
+        for call in calls {
+            match call.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(status) => {
+                    assert_error::<()>(Err(status), Code::FailedPrecondition, "TOO_MANY_HOLIDAYS");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert_eq!((created, refused), (200, 10));
+}
