@@ -92,6 +92,15 @@ async fn a_stop_reply_posted_by_twilio_through_the_gateway_withdraws_sms_consent
     }
     let texted = peer.messages().pop().expect("the campaign's text reached Twilio");
     assert_eq!(texted.callback, callback_url, "Twilio is told where to report");
+    // Twilio's reply (the message's SID) is recorded just after the peer has the request:
+    // wait for the ledger to hold it, as a receipt names the message by that SID.
+    for _ in 0..300 {
+        let ledger = suite.call(&suite.admin, Method::GET, "/v1/deliveries", None).await;
+        if ledger.body["deliveries"].as_array().is_some_and(|d| d.iter().any(|d| d["providerMessageId"] == json!(texted.id))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Act: Twilio posts the delivery receipt and then the customer's STOP, each signed over the callback URL.
     let post = |params: Vec<(&'static str, String)>| {
