@@ -49,6 +49,9 @@ pub struct Config {
     /// redemption books what expired first, whatever this says).
     #[arg(long, env = "CRM_LOYALTY_EXPIRY_POLL_MS", default_value_t = 60_000)]
     pub loyalty_expiry_poll_ms: u64,
+    /// How often the journey runner looks for runs due to take a step.
+    #[arg(long, env = "CRM_JOURNEY_POLL_MS", default_value_t = 1000)]
+    pub journey_poll_ms: u64,
     /// The gateway's URL as the recipients' mail clients reach it (e.g.
     /// `https://crm.example.com`): unsubscribe links point there. Unset:
     /// marketing email goes out without a `List-Unsubscribe` link.

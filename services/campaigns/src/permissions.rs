@@ -32,6 +32,8 @@ pub const DEVICES_WRITE: Permission = Permission::new("devices.write", &[Role::S
 pub const JOURNEYS_READ: Permission = Permission::new("journeys.read", &[Role::Service, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Create, edit, publish, pause, resume and delete journeys.
 pub const JOURNEYS_RUN: Permission = Permission::new("journeys.run", &[Role::Marketer]);
+/// Start a customer on a journey (EnterJourney): backend systems and marketers.
+pub const JOURNEYS_ENTER: Permission = Permission::new("journeys.enter", &[Role::Service, Role::Marketer]);
 /// Read customers' points accounts (a customer reads their own without it).
 pub const LOYALTY_READ: Permission =
     Permission::new("loyalty.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
@@ -53,7 +55,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 17] = [
+    const ALL: [Permission; 18] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -68,6 +70,7 @@ mod tests {
         HOLIDAYS_WRITE,
         JOURNEYS_READ,
         JOURNEYS_RUN,
+        JOURNEYS_ENTER,
         LOYALTY_READ,
         LOYALTY_WRITE,
         PII,
@@ -89,6 +92,7 @@ mod tests {
                 "holidays.write",
                 "journeys.read",
                 "journeys.run",
+                "journeys.enter",
                 "loyalty.read",
                 "loyalty.write",
                 "pii"

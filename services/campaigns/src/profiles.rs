@@ -17,6 +17,8 @@ use uuid::Uuid;
 use crate::domain::{
     channel::Channel,
     customer::{Consent, ConsentState, Customer, TemplateFields},
+    journey::EventTrigger,
+    journey_run::CustomerEvent,
 };
 
 /// Client of `crm.profiles.v1.CustomerService`.
@@ -159,20 +161,10 @@ impl ProfilesClient {
 
 impl ProfilesClient {
     /// Withdraws customer `id`'s consent to marketing on `channel` (an
-    /// unsubscribe link, an opt-out keyword). Read, change one channel, write
-    /// back under the read's etag — so a concurrent edit of another channel
-    /// is never overwritten — and read again when someone else wrote first.
-    /// A customer already opted out, deleted or erased needs nothing.
+    /// unsubscribe link, an opt-out keyword). A customer already opted out,
+    /// deleted or erased needs nothing.
     pub async fn opt_out(&self, caller: &Caller, id: Uuid, channel: Channel) -> Result<(), Error> {
-        for _ in 0..OPT_OUT_ATTEMPTS {
-            let mut customer = match self.get(caller, id).await {
-                Ok(customer) => customer,
-                Err(status) if status.code() == Code::NotFound => return Ok(()),
-                Err(status) => return Err(peer_error(status.code(), status.message())),
-            };
-            if customer.delete_time.is_some() {
-                return Ok(());
-            }
+        let withdraw = |customer: &mut pb::Customer| {
             let mut consent = customer.consent.take().unwrap_or_default();
             let slot = match channel {
                 Channel::Email => &mut consent.email,
@@ -180,13 +172,54 @@ impl ProfilesClient {
                 Channel::Push => &mut consent.push,
             };
             if slot.as_ref().is_some_and(|c| c.state == pb::ConsentState::OptedOut as i32) {
-                return Ok(());
+                return None;
             }
             *slot = Some(pb::ChannelConsent { state: pb::ConsentState::OptedOut as i32, update_time: None });
-            let change = pb::Customer { name: customer.name, etag: customer.etag, consent: Some(consent), ..Default::default() };
+            Some(pb::Customer { consent: Some(consent), ..Default::default() })
+        };
+        self.change(caller, id, "consent", withdraw).await.map(|_| ())
+    }
+
+    /// Adds `add` to customer `id`'s tags and takes `remove` away (a journey
+    /// step); whether the customer is still there to change (false: deleted or erased).
+    pub async fn retag(&self, caller: &Caller, id: Uuid, add: &[String], remove: &[String]) -> Result<bool, Error> {
+        let retag = |customer: &mut pb::Customer| {
+            let mut tags: Vec<String> = customer.tags.iter().filter(|t| !remove.contains(t)).cloned().collect();
+            for tag in add {
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
+            (tags != customer.tags).then(|| pb::Customer { tags, ..Default::default() })
+        };
+        self.change(caller, id, "tags", retag).await
+    }
+
+    /// Reads customer `id`, lets `edit` make the change of field `path` (None:
+    /// nothing to change), and writes it back under the read's etag — so a
+    /// concurrent edit of another field is never overwritten — reading again
+    /// when someone else wrote first. False when the customer is deleted or gone.
+    async fn change(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        path: &str,
+        edit: impl Fn(&mut pb::Customer) -> Option<pb::Customer>,
+    ) -> Result<bool, Error> {
+        for _ in 0..CHANGE_ATTEMPTS {
+            let mut customer = match self.get(caller, id).await {
+                Ok(customer) => customer,
+                Err(status) if status.code() == Code::NotFound => return Ok(false),
+                Err(status) => return Err(peer_error(status.code(), status.message())),
+            };
+            if customer.delete_time.is_some() {
+                return Ok(false);
+            }
+            let Some(change) = edit(&mut customer) else { return Ok(true) };
+            let change = pb::Customer { name: customer.name, etag: customer.etag, ..change };
             let request = pb::UpdateCustomerRequest {
                 customer: Some(change),
-                update_mask: Some(prost_types::FieldMask { paths: vec!["consent".to_owned()] }),
+                update_mask: Some(prost_types::FieldMask { paths: vec![path.to_owned()] }),
             };
             // Not retried by the client: a lost answer is retried here, from the read.
             let written = self
@@ -196,22 +229,22 @@ impl ProfilesClient {
                 })
                 .await;
             match written {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(true),
                 Err(status) if matches!(status.code(), Code::Aborted | Code::FailedPrecondition) => continue,
-                Err(status) if status.code() == Code::NotFound => return Ok(()),
+                Err(status) if status.code() == Code::NotFound => return Ok(false),
                 Err(status) => return Err(peer_error(status.code(), status.message())),
             }
         }
         Err(Error::Unavailable {
             reason: "PROFILES_CONTENDED",
-            message: "the customer kept changing while the opt-out was written; retry later".to_owned(),
+            message: "the customer kept changing while the change was written; retry later".to_owned(),
             retry_after: Duration::from_secs(1),
         })
     }
 }
 
-/// Read-change-write rounds of an opt-out before giving up for now.
-const OPT_OUT_ATTEMPTS: usize = 5;
+/// Read-change-write rounds of a change before giving up for now.
+const CHANGE_ATTEMPTS: usize = 5;
 
 /// A failed call to profiles that is not the caller's mistake.
 fn peer_error(code: Code, message: &str) -> Error {
@@ -329,4 +362,76 @@ impl ProfilesClient {
             }),
         }
     }
+}
+
+impl ProfilesClient {
+    /// The segments (ids) customer `id` is a member of now.
+    pub async fn segments_of(&self, caller: &Caller, id: Uuid) -> Result<Vec<String>, Error> {
+        let request = pb::CheckMembershipRequest { customer: format!("customers/{id}") };
+        let found = self
+            .peer
+            .call("CheckMembership", caller, Retry::Idempotent, request, |channel, request| async move {
+                pb::segment_service_client::SegmentServiceClient::new(channel).check_membership(request).await
+            })
+            .await;
+        match found {
+            Ok(membership) => Ok(membership.segments.iter().filter_map(|s| s.strip_prefix("segments/")).map(str::to_owned).collect()),
+            Err(status) if status.code() == Code::NotFound => Ok(Vec::new()),
+            Err(status) => Err(peer_error(status.code(), status.message())),
+        }
+    }
+
+    /// Whether customer `id` matches `filter` (profiles' ListCustomers syntax)
+    /// now; a filter profiles refuses is INVALID_ARGUMENT on `field`.
+    pub async fn matches(&self, caller: &Caller, id: Uuid, filter: &str, field: &str) -> Result<bool, Error> {
+        let filter = format!("({filter}) AND name = \"customers/{id}\"");
+        Ok(!self.customers(caller, &filter, "", 1, field).await?.customers.is_empty())
+    }
+}
+
+/// The profiles event types journeys start on.
+pub fn journey_event_types() -> Vec<String> {
+    use prost::Name;
+    vec![
+        pb::CustomerCreated::full_name(),
+        pb::SegmentMembershipChanged::full_name(),
+        pb::CustomerGraded::full_name(),
+        pb::TransactionRecorded::full_name(),
+    ]
+}
+
+/// What an event of profiles' stream says happened to a customer, as
+/// journeys start on it: a customer created, a segment entered or left, a
+/// value tier changed, a purchase (refunds start nothing).
+pub fn customer_events(type_name: &str, data: &[u8]) -> Vec<CustomerEvent> {
+    use prost::{Message, Name};
+    let customer = |name: &str| crate::resources::CUSTOMER.id_of(name);
+    let found = if type_name == pb::CustomerCreated::full_name() {
+        pb::CustomerCreated::decode(data)
+            .ok()
+            .and_then(|e| customer(&e.customer?.name))
+            .map(|c| CustomerEvent { customer: c, event: EventTrigger::CustomerCreated })
+    } else if type_name == pb::SegmentMembershipChanged::full_name() {
+        pb::SegmentMembershipChanged::decode(data).ok().and_then(|e| {
+            let segment = e.segment.strip_prefix("segments/")?.to_owned();
+            let event = if e.entered { EventTrigger::SegmentEntered { segment } } else { EventTrigger::SegmentLeft { segment } };
+            Some(CustomerEvent { customer: customer(&e.customer)?, event })
+        })
+    } else if type_name == pb::CustomerGraded::full_name() {
+        pb::CustomerGraded::decode(data)
+            .ok()
+            .filter(|e| e.value_tier != e.previous_value_tier)
+            .and_then(|e| customer(&e.customer))
+            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TierChanged })
+    } else if type_name == pb::TransactionRecorded::full_name() {
+        pb::TransactionRecorded::decode(data)
+            .ok()
+            .and_then(|e| e.transaction)
+            .filter(|t| t.kind == pb::TransactionKind::Purchase as i32)
+            .and_then(|t| customer(t.name.split("/transactions/").next()?))
+            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TransactionCreated })
+    } else {
+        None
+    };
+    found.into_iter().collect()
 }

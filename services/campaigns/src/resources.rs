@@ -1,7 +1,7 @@
 //! The resource types of this service (names `{collection}/{uuid}` and the
 //! type in error details), in one place for handlers, use cases and conversions.
 
-use crm_kit::resource::ResourceType;
+use crm_kit::resource::{ChildResourceType, ResourceType};
 
 /// `templates/{id}`.
 pub const TEMPLATE: ResourceType = ResourceType::new("campaigns.crm/Template", "templates");
@@ -15,5 +15,7 @@ pub const DELIVERY: ResourceType = ResourceType::new("campaigns.crm/Delivery", "
 pub const DEVICE: ResourceType = ResourceType::new("campaigns.crm/Device", "devices");
 /// `journeys/{id}`.
 pub const JOURNEY: ResourceType = ResourceType::new("campaigns.crm/Journey", "journeys");
+/// `journeys/{journey}/runs/{id}`.
+pub const JOURNEY_RUN: ChildResourceType = ChildResourceType::new("campaigns.crm/JourneyRun", JOURNEY, "runs");
 /// `customers/{id}`, owned by profiles.
 pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");

@@ -91,13 +91,15 @@ impl Application {
         let recipients = jobs::delivery::Recipients { profiles: profiles.clone(), tokens: tokens.clone() };
         jobs::campaigns::spawn(
             app.clone(),
-            profiles,
+            profiles.clone(),
             tokens.clone(),
             Duration::from_millis(config.delivery_poll_ms),
             kit.shutdown_receiver(),
         );
         jobs::complaints::spawn(app.clone(), &config.tickets_url, tokens.clone(), kit.shutdown_receiver())?;
-        jobs::erasure::spawn(app.clone(), &config.profiles_url, tokens, kit.shutdown_receiver())?;
+        jobs::erasure::spawn(app.clone(), &config.profiles_url, tokens.clone(), kit.shutdown_receiver())?;
+        jobs::journeys::Runner::new(app.clone(), profiles.clone(), tokens.clone())
+            .spawn(Duration::from_millis(config.journey_poll_ms), kit.shutdown_receiver());
         jobs::loyalty::spawn(app.clone(), Duration::from_millis(config.loyalty_expiry_poll_ms), kit.shutdown_receiver());
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };

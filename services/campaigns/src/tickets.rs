@@ -6,7 +6,10 @@ use crm_proto::crm::tickets::v1 as pb;
 use prost::Name;
 use uuid::Uuid;
 
-use crate::resources::CUSTOMER;
+use crate::{
+    domain::{journey::EventTrigger, journey_run::CustomerEvent},
+    resources::CUSTOMER,
+};
 
 /// What one ticket says for the contact policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,33 @@ pub fn tickets_in(type_name: &str, data: &[u8]) -> Vec<TicketFacts> {
     tickets.iter().filter_map(facts).collect()
 }
 
+/// What an event of tickets' stream says happened to a customer, as
+/// journeys start on it: a ticket resolved (its status moved to RESOLVED), a
+/// complaint opened (created as a complaint).
+pub fn customer_events(type_name: &str, data: &[u8]) -> Vec<CustomerEvent> {
+    use prost::Message;
+    let customer = |t: &pb::Ticket| CUSTOMER.id_of(&t.customer);
+    let found = if type_name == pb::TicketStatusChanged::full_name() {
+        pb::TicketStatusChanged::decode(data)
+            .ok()
+            .filter(|e| e.previous_status != pb::Status::Resolved as i32)
+            .and_then(|e| e.ticket)
+            .filter(|t| t.status == pb::Status::Resolved as i32)
+            .and_then(|t| customer(&t))
+            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TicketResolved })
+    } else if type_name == pb::TicketCreated::full_name() {
+        pb::TicketCreated::decode(data)
+            .ok()
+            .and_then(|e| e.ticket)
+            .filter(|t| t.r#type == pb::TicketType::Complaint as i32)
+            .and_then(|t| customer(&t))
+            .map(|c| CustomerEvent { customer: c, event: EventTrigger::ComplaintOpened })
+    } else {
+        None
+    };
+    found.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message;
@@ -86,5 +116,24 @@ mod tests {
         let facts = tickets_in(&pb::TicketCreated::full_name(), &pb::TicketCreated { ticket: Some(question) }.encode_to_vec());
         assert!(!facts[0].complaint);
         assert!(tickets_in("crm.tickets.v1.TicketCommented", &[]).is_empty());
+    }
+
+    #[test]
+    fn a_resolution_and_a_new_complaint_are_journey_events() {
+        let resolved = ticket(pb::Status::Resolved, pb::TicketType::Question);
+        let customer = CUSTOMER.id_of(&resolved.customer).unwrap();
+        let event = pb::TicketStatusChanged { ticket: Some(resolved.clone()), previous_status: pb::Status::Open as i32 };
+        assert_eq!(
+            customer_events(&pb::TicketStatusChanged::full_name(), &event.encode_to_vec()),
+            [CustomerEvent { customer, event: EventTrigger::TicketResolved }]
+        );
+        // Resolved again (an edit of a resolved ticket) is no new resolution.
+        let again = pb::TicketStatusChanged { ticket: Some(resolved), previous_status: pb::Status::Resolved as i32 };
+        assert!(customer_events(&pb::TicketStatusChanged::full_name(), &again.encode_to_vec()).is_empty());
+        let complaint = ticket(pb::Status::New, pb::TicketType::Complaint);
+        let created = pb::TicketCreated { ticket: Some(complaint) }.encode_to_vec();
+        assert_eq!(customer_events(&pb::TicketCreated::full_name(), &created)[0].event, EventTrigger::ComplaintOpened);
+        let question = pb::TicketCreated { ticket: Some(ticket(pb::Status::New, pb::TicketType::Question)) }.encode_to_vec();
+        assert!(customer_events(&pb::TicketCreated::full_name(), &question).is_empty());
     }
 }

@@ -82,6 +82,28 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The due rows of a scan across tenants: `sql` (binding `$1` = `now` and
+/// `$2` = `limit`) runs in a read-only transaction whose `crm.scope` is
+/// `scope`, which the table's read-only scan policy admits — a policy that
+/// shows ids and instants, never a tenant's data. Background jobs find their
+/// work this way, then do it tenant by tenant in [`begin_tenant`] transactions.
+pub async fn scan_due<T>(
+    pool: &PgPool,
+    scope: &'static str,
+    table: &'static str,
+    sql: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<Vec<T>, Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let mut tx = pool.begin_with(format!("BEGIN READ ONLY; SELECT set_config('crm.scope', '{scope}', true)")).await?;
+    let rows = sqlx::query_as(sql).bind(now).bind(limit).fetch_all(&mut *tx).instrument(db_span("SELECT", table)).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// Begins a transaction in which RLS shows only `tenant`'s rows, in one
 /// round trip: `BEGIN` and the transaction-local `set_config` travel as one
 /// simple query (a UUID's text form cannot break out of its quotes). A pooled

@@ -53,6 +53,11 @@ impl IdempotencyKey {
         Ok(Some(Self { method, request_id: request_id.to_owned(), request_hash }))
     }
 
+    /// The caller's request id.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
     /// Claims the key inside `tx`; see [`Claim`].
     pub async fn claim<R: Message + Default>(&self, tx: &mut TenantTx, tenant: Uuid) -> Result<Claim<R>, Error> {
         let inserted = sqlx::query(

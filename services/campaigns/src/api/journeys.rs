@@ -1,5 +1,6 @@
 //! `crm.campaigns.v1.JourneyService`: journeys' definitions, versions and
-//! state. Reading needs `journeys.read`, changing `journeys.run`. A
+//! state, and the runs customers make through them. Reading needs
+//! `journeys.read`, entering a customer `journeys.enter`, changing `journeys.run`. A
 //! definition is checked on every save: its shape (domain), its segments and
 //! branch filters against profiles (with the caller's own token, before any
 //! transaction), its templates and holiday in the use case.
@@ -24,10 +25,11 @@ use crate::{
     domain::journey::{Action, Condition, Definition, EventTrigger, Trigger},
     permissions,
     profiles::ProfilesClient,
-    resources::JOURNEY,
+    resources::{CUSTOMER, JOURNEY, JOURNEY_RUN},
+    store::journey_runs::RunScope,
     wire::{
         display_name,
-        journeys::{definition_from, journey_to},
+        journeys::{definition_from, journey_to, run_to},
     },
 };
 
@@ -223,6 +225,90 @@ impl JourneyService for JourneyApi {
             let id = JOURNEY.parse(&request.name, "name")?;
             let resumed = self.app.set_journey_paused(principal.tenant, id, &request.etag, false, Utc::now()).await?;
             Ok(pb::ResumeJourneyResponse { journey: Some(journey_to(&resumed)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn enter_journey(&self, request: Request<pb::EnterJourneyRequest>) -> Result<Response<pb::EnterJourneyResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::JOURNEYS_ENTER)?;
+            let from = Caller::of(&request);
+            let request = request.into_inner();
+            let key = IdempotencyKey::new(
+                "EnterJourney",
+                &request.request_id,
+                &pb::EnterJourneyRequest { request_id: String::new(), ..request.clone() },
+            )?;
+            let journey = JOURNEY.parse(&request.name, "name")?;
+            let customer = CUSTOMER.parse(&request.customer, "customer")?;
+            // The customer is one of the caller's (their read decides), before anything is written.
+            self.profiles.customer(&from, customer, "customer").await?;
+            self.app
+                .enter_journey(principal.tenant, journey, customer, key.as_ref(), Utc::now(), |run| pb::EnterJourneyResponse {
+                    run: Some(run_to(run, &[])),
+                })
+                .await
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_journey_run(&self, request: Request<pb::GetJourneyRunRequest>) -> Result<Response<pb::GetJourneyRunResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::JOURNEYS_READ)?;
+            let (journey, run) = JOURNEY_RUN.parse(&request.get_ref().name, "name")?;
+            let (row, steps) = self.app.journey_run(principal.tenant, journey, run).await?;
+            Ok(pb::GetJourneyRunResponse { run: Some(run_to(&row, &steps)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_journey_runs(
+        &self,
+        request: Request<pb::ListJourneyRunsRequest>,
+    ) -> Result<Response<pb::ListJourneyRunsResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::JOURNEYS_READ)?;
+            let request = request.get_ref();
+            let journey = match request.parent.as_str() {
+                "journeys/-" => None,
+                parent => Some(JOURNEY.parse(parent, "parent")?),
+            };
+            let customer = match request.customer.as_str() {
+                "" => None,
+                name => Some(CUSTOMER.parse(name, "customer")?),
+            };
+            if journey.is_none() && customer.is_none() {
+                return Err(Error::invalid("customer", "CUSTOMER_REQUIRED", "across journeys (parent \"journeys/-\") name the customer"));
+            }
+            let pager = Pager::new(&self.page_tokens);
+            let query = ["ListJourneyRuns", &principal.tenant.to_string(), &request.parent, &request.customer];
+            let page = pager.start(request.page_size, &request.page_token, &query)?;
+            let scope = RunScope { journey, customer };
+            let (runs, steps) = self.app.journey_runs(principal.tenant, scope, page.after, page.fetch_limit()).await?;
+            let (runs, next_page_token) = pager.finish(&page, runs, |r| r.id);
+            Ok(pb::ListJourneyRunsResponse { runs: runs.iter().map(|r| run_to(r, &steps)).collect(), next_page_token })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn cancel_journey_run(
+        &self,
+        request: Request<pb::CancelJourneyRunRequest>,
+    ) -> Result<Response<pb::CancelJourneyRunResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::JOURNEYS_RUN)?;
+            let (journey, run) = JOURNEY_RUN.parse(&request.get_ref().name, "name")?;
+            self.app.cancel_run(principal.tenant, journey, run, Utc::now()).await?;
+            let (row, steps) = self.app.journey_run(principal.tenant, journey, run).await?;
+            Ok(pb::CancelJourneyRunResponse { run: Some(run_to(&row, &steps)) })
         })
         .await
     }

@@ -2,14 +2,19 @@
 //! (each ticket keeps the position of the event it was last set by, and the
 //! tenant's stream position moves forward in the same transaction).
 
+use chrono::{DateTime, Utc};
 use crm_kit::Error;
 use uuid::Uuid;
 
-use super::App;
-use crate::{store::streams, tickets::TicketFacts};
-
-/// The source name of tickets' stream in `stream_positions`.
-pub const TICKETS: &str = "tickets";
+use super::{
+    App,
+    journey_runs::{self, Firing},
+};
+use crate::{
+    domain::journey_run::CustomerEvent,
+    store::streams::{self, TICKETS},
+    tickets::TicketFacts,
+};
 
 impl App {
     /// Whether `customer` has an open complaint ticket (as far as tickets' stream has been applied).
@@ -20,12 +25,24 @@ impl App {
         Ok(open.contains(&customer))
     }
 
-    /// Applies the tickets of the event at `position`, and the position itself.
-    pub async fn apply_ticket_event(&self, tenant: Uuid, position: i64, tickets: &[TicketFacts]) -> Result<(), Error> {
+    /// Applies the tickets of the event at `position` (which happened at
+    /// `time`) and what it means to journeys, and the position itself. An
+    /// event applied before starts no run twice (the run's entry key is the
+    /// position) and sets each ticket to what it already is.
+    pub async fn apply_ticket_event(
+        &self,
+        tenant: Uuid,
+        position: i64,
+        time: DateTime<Utc>,
+        tickets: &[TicketFacts],
+        events: &[CustomerEvent],
+    ) -> Result<(), Error> {
         let mut tx = self.begin(tenant).await?;
         for t in tickets {
             streams::record_ticket(&mut tx, tenant, t.id, t.customer, t.complaint, t.open, position).await?;
         }
+        let (key, label) = (format!("{TICKETS}/{position}"), format!("{TICKETS} event {position}"));
+        journey_runs::apply_events(&mut tx, tenant, events, time, Firing { key: &key, label: &label }, Utc::now()).await?;
         crm_kit::follow::advance(&mut tx, tenant, TICKETS, position).await?;
         tx.commit().await?;
         Ok(())

@@ -5,25 +5,43 @@
 //! unmerge (CustomersUnmerged) — each once, even with replicas applying the
 //! same event, because the stream position is claimed in the same transaction.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crm_kit::{Error, customer_changes::CustomerChange, follow};
 use uuid::Uuid;
 
-use super::{App, complaints::TICKETS};
-use crate::store::{customer_merges, erasure, loyalty};
-
-/// The name of profiles' stream in `stream_positions`.
-pub const PROFILES: &str = "profiles";
+use super::{
+    App,
+    journey_runs::{self, Firing},
+};
+use crate::{
+    domain::journey_run::CustomerEvent,
+    store::{
+        customer_merges, erasure, loyalty,
+        streams::{PROFILES, TICKETS},
+    },
+};
 
 impl App {
-    /// Applies the event at `position` of profiles' stream; the rows it
-    /// touched (deliveries erased, rows moved), 0 for an event applied before.
-    pub async fn apply_profiles_event(&self, tenant: Uuid, position: i64, change: &CustomerChange) -> Result<u64, Error> {
+    /// Applies the event at `position` of profiles' stream, which happened
+    /// at `time`: its change to customers, and what it means to journeys;
+    /// the rows it touched (deliveries erased, rows moved, runs started), 0
+    /// for an event applied before.
+    pub async fn apply_profiles_event(
+        &self,
+        tenant: Uuid,
+        position: i64,
+        time: DateTime<Utc>,
+        change: &CustomerChange,
+        events: &[CustomerEvent],
+    ) -> Result<u64, Error> {
         let mut tx = self.begin(tenant).await?;
         if !follow::claim(&mut tx, tenant, PROFILES, position).await? {
             tx.commit().await?;
             return Ok(0);
         }
+        let (key, label) = (format!("{PROFILES}/{position}"), format!("{PROFILES} event {position}"));
+        let firing = Firing { key: &key, label: &label };
+        let started = journey_runs::apply_events(&mut tx, tenant, events, time, firing, Utc::now()).await?;
         let touched = match change {
             CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,
             CustomerChange::Merged { merge, survivor, merged } => {
@@ -35,7 +53,7 @@ impl App {
                     + loyalty::move_back_for_unmerge(&mut tx, tenant, *merge, Utc::now()).await?
             }
             CustomerChange::Other => 0,
-        };
+        } + started;
         tx.commit().await?;
         Ok(touched)
     }

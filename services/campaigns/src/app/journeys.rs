@@ -177,6 +177,9 @@ impl App {
         check_shape(&row.draft.0)?;
         check_references(&mut tx, tenant, &row.draft.0).await?;
         let published = journeys::publish(&mut tx, tenant, id, now).await?;
+        // Its trigger may be an event of either stream: from now on the tenant's streams are read.
+        crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::PROFILES).await?;
+        crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::TICKETS).await?;
         tx.commit().await?;
         Ok(published)
     }

@@ -61,28 +61,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<(EntryRow, Account), Error> {
         let mut tx = self.begin(tenant).await?;
-        let balance = loyalty::lock_balance(&mut tx, tenant, b.customer_id, now).await?;
-        let entry =
-            match replayed(loyalty::entry_by_source(&mut tx, tenant, b.customer_id, b.source).await?, "GRANT", b, b.points, expire_time)? {
-                Some(entry) => entry,
-                None => {
-                    // A tenant with points follows profiles' stream, so that an erasure reaches its ledger
-                    // (a sending tenant follows it from its first provider already).
-                    crm_kit::follow::follow_tenant(&mut tx, tenant, super::erasure::PROFILES).await?;
-                    let balance = expire_due(&mut tx, tenant, b.customer_id, balance, now).await?;
-                    let entry = NewEntry {
-                        customer_id: b.customer_id,
-                        kind: "GRANT",
-                        points: b.points,
-                        source: b.source,
-                        reason: b.reason,
-                        expire_time,
-                        merge_id: None,
-                        moved_from: None,
-                    };
-                    loyalty::book(&mut tx, tenant, &entry, balance + b.points, now).await?
-                }
-            };
+        let entry = grant_in(&mut tx, tenant, b, expire_time, now).await?;
         let account = account_in(&mut tx, tenant, b.customer_id, now).await?;
         tx.commit().await?;
         Ok((entry, account))
@@ -166,4 +145,36 @@ async fn account_in(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTi
         next_expire_time: expiry.next_expire_time,
         update_time: balance.update_time,
     })
+}
+
+/// Grants `b.points` in `tx` (see [`App::grant_points`]): the entry booked, or the one this source booked before.
+pub async fn grant_in(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    b: &Booking<'_>,
+    expire_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<EntryRow, Error> {
+    let balance = loyalty::lock_balance(tx, tenant, b.customer_id, now).await?;
+    let entry = match replayed(loyalty::entry_by_source(tx, tenant, b.customer_id, b.source).await?, "GRANT", b, b.points, expire_time)? {
+        Some(entry) => entry,
+        None => {
+            // A tenant with points follows profiles' stream, so that an erasure reaches its ledger
+            // (a sending tenant follows it from its first provider already).
+            crm_kit::follow::follow_tenant(tx, tenant, crate::store::streams::PROFILES).await?;
+            let balance = expire_due(tx, tenant, b.customer_id, balance, now).await?;
+            let entry = NewEntry {
+                customer_id: b.customer_id,
+                kind: "GRANT",
+                points: b.points,
+                source: b.source,
+                reason: b.reason,
+                expire_time,
+                merge_id: None,
+                moved_from: None,
+            };
+            loyalty::book(tx, tenant, &entry, balance + b.points, now).await?
+        }
+    };
+    Ok(entry)
 }

@@ -17,6 +17,10 @@
 //! - [`tracking`]: opens and clicks of tracked emails.
 //! - [`unsubscribes`]: unsubscribe links — minted, followed, applied to profiles.
 //! - [`devices`]: the push tokens of customers' app installs.
+//! - [`journeys`]: journeys' definitions, versions and state.
+//! - [`journey_runs`]: customers started on journeys (by events, by calls),
+//!   each step taken once, runs ended early.
+//! - [`loyalty`]: the points ledger.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
@@ -28,6 +32,7 @@ pub mod delivery;
 pub mod devices;
 pub mod erasure;
 pub mod holidays;
+pub mod journey_runs;
 pub mod journeys;
 pub mod loyalty;
 pub mod notices;

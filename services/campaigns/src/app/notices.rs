@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
+    db::TenantTx,
     idempotency::{self, IdempotencyKey},
 };
 use crm_proto::crm::campaigns::v1 as pb;
@@ -67,11 +68,33 @@ impl App {
             tx.commit().await?;
             return Ok(replay);
         }
-        let stored: TemplateRow = TEMPLATES.find(&mut tx, tenant, notice.template, false).await?.ok_or_else(|| {
+        let row = self.accept_notice(&mut tx, tenant, notice, now).await?;
+        let response = respond(&row);
+        idempotency::remember(Some(key), &mut tx, tenant, &response).await?;
+        tx.commit().await?;
+        tracing::info!(delivery = %row.id, status = row.status.as_str(), channel = %row.channel, "notice accepted");
+        Ok(response)
+    }
+}
+
+impl App {
+    /// Accepts `notice` into the ledger in `tx`: the delivery QUEUED (or
+    /// SKIPPED with its reason) and its `DeliveryStatusChanged` event.
+    /// INVALID_ARGUMENT for an unknown template or every render problem;
+    /// FAILED_PRECONDITION when the tenant has no provider for the channel —
+    /// both before anything is written, so `tx` stays usable.
+    pub async fn accept_notice(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        notice: Notice<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryRow, Error> {
+        let stored: TemplateRow = TEMPLATES.find(tx, tenant, notice.template, false).await?.ok_or_else(|| {
             Error::invalid("template", "UNKNOWN_TEMPLATE", format!("templates/{} is not a template of this tenant", notice.template))
         })?;
         let draft = stored.draft();
-        if providers::for_channel(&mut tx, tenant, draft.channel).await?.is_none() {
+        if providers::for_channel(tx, tenant, draft.channel).await?.is_none() {
             return Err(Error::FailedPrecondition {
                 reason: "NO_PROVIDER",
                 message: format!("no {} provider is configured; an administrator creates one with CreateProvider", draft.channel),
@@ -125,16 +148,12 @@ impl App {
             open_time: None,
             click_time: None,
         };
-        deliveries::insert(&mut tx, tenant, &row).await?;
+        deliveries::insert(tx, tenant, &row).await?;
         if status == Status::Queued {
-            queue::enqueue(&mut tx, tenant, row.id, NOTICE_LANE, now).await?;
+            queue::enqueue(tx, tenant, row.id, NOTICE_LANE, now).await?;
         }
         let event = pb::DeliveryStatusChanged { delivery: Some(delivery_to(&row, View::WithoutContent)), previous_status: 0 };
-        emit(&mut tx, tenant, &DELIVERY.name(row.id), &event).await?;
-        let response = respond(&row);
-        idempotency::remember(Some(key), &mut tx, tenant, &response).await?;
-        tx.commit().await?;
-        tracing::info!(delivery = %row.id, status = status.as_str(), channel = %row.channel, "notice accepted");
-        Ok(response)
+        emit(tx, tenant, &DELIVERY.name(row.id), &event).await?;
+        Ok(row)
     }
 }

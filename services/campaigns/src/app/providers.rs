@@ -79,9 +79,9 @@ impl App {
         let id = Uuid::now_v7();
         let row = store::insert(&mut tx, tenant, id, &self.fields(tenant, id, draft, (None, None))?, now).await?;
         // A tenant that sends is a tenant whose complaints the contact policy must know.
-        crm_kit::follow::follow_tenant(&mut tx, tenant, super::complaints::TICKETS).await?;
+        crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::TICKETS).await?;
         // And whose customers' erasures it must apply.
-        crm_kit::follow::follow_tenant(&mut tx, tenant, super::erasure::PROFILES).await?;
+        crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::PROFILES).await?;
         emit(&mut tx, tenant, &PROVIDER.name(id), &pb::ProviderChanged { provider: Some(provider_to(&row)), deleted: false }).await?;
         let response = respond(&row);
         idempotency::remember(request, &mut tx, tenant, &response).await?;

@@ -16,6 +16,8 @@ use super::is_slug;
 pub const MAX_STEPS: usize = 100;
 /// The longest single wait.
 pub const MAX_WAIT_DAYS: i64 = 366;
+/// The most points one step grants.
+pub const MAX_POINTS_PER_STEP: i64 = 1_000_000;
 
 /// What starts a customer on a journey.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +76,8 @@ pub enum Action {
     Branch { condition: Condition, if_true: String, if_false: String },
     /// Tags the customer (and removes tags) in profiles.
     UpdateCustomer { add_tags: Vec<String>, remove_tags: Vec<String>, next: Option<String> },
+    /// Grants loyalty points (expiring after `expire_days`, 0: never).
+    GrantPoints { points: i64, expire_days: i32, reason: String, next: Option<String> },
     /// Ends the run.
     Exit,
 }
@@ -134,9 +138,10 @@ impl Action {
     /// The steps this one may lead to.
     pub fn successors(&self) -> Vec<&str> {
         match self {
-            Action::Send { next, .. } | Action::Wait { next, .. } | Action::UpdateCustomer { next, .. } => {
-                next.iter().map(String::as_str).collect()
-            }
+            Action::Send { next, .. }
+            | Action::Wait { next, .. }
+            | Action::UpdateCustomer { next, .. }
+            | Action::GrantPoints { next, .. } => next.iter().map(String::as_str).collect(),
             Action::Branch { if_true, if_false, .. } => vec![if_true.as_str(), if_false.as_str()],
             Action::Exit => Vec::new(),
         }
@@ -250,6 +255,17 @@ fn check_step(step: &Step) -> Vec<Problem> {
             }
             if add_tags.iter().chain(remove_tags).any(|t| t.trim().is_empty() || t.chars().count() > 64) {
                 problems.push(problem(&step.id, "INVALID_TAG", "tags are 1-64 characters"));
+            }
+        }
+        Action::GrantPoints { points, expire_days, reason, .. } => {
+            if !(1..=MAX_POINTS_PER_STEP).contains(points) {
+                problems.push(problem(&step.id, "INVALID_POINTS", format!("a step grants 1-{MAX_POINTS_PER_STEP} points")));
+            }
+            if !(0..=3650).contains(expire_days) {
+                problems.push(problem(&step.id, "INVALID_EXPIRY", "points expire after 1-3650 days, or never (0)"));
+            }
+            if reason.chars().count() > 200 {
+                problems.push(problem(&step.id, "INVALID_REASON", "a reason is up to 200 characters"));
             }
         }
         _ => {}

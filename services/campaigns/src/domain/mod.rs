@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod holidays;
 pub mod inbound;
 pub mod journey;
+pub mod journey_run;
 pub mod loyalty;
 pub mod lunisolar;
 pub mod policy;

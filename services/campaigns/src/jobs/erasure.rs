@@ -1,7 +1,7 @@
 //! Follows profiles' event stream for every sending tenant (through
 //! `crm_kit::follow`): erases a customer's personal data from campaigns on
 //! CustomerErased, moves what follows a person on CustomersMerged and back
-//! on CustomersUnmerged.
+//! on CustomersUnmerged, and starts the journeys profiles' events trigger.
 
 use crm_kit::{
     Error,
@@ -13,7 +13,7 @@ use crm_proto::crm::events::v1::Event;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::app::{App, erasure::PROFILES};
+use crate::{app::App, profiles, store::streams::PROFILES};
 
 /// Applies profiles' erasures to campaigns.
 #[derive(Clone)]
@@ -22,7 +22,10 @@ struct Erasures(App);
 impl Apply for Erasures {
     async fn apply(&self, tenant: Uuid, event: Event) -> Result<(), Error> {
         let change = CustomerChange::of(&event);
-        let touched = self.0.apply_profiles_event(tenant, event.position, &change).await?;
+        let data = event.data.as_ref().map(|any| any.value.as_slice()).unwrap_or_default();
+        let events = profiles::customer_events(&event.r#type, data);
+        let time = event.time.and_then(|t| crm_kit::time::from_timestamp(&t)).unwrap_or_else(chrono::Utc::now);
+        let touched = self.0.apply_profiles_event(tenant, event.position, time, &change, &events).await?;
         if touched > 0 {
             tracing::info!(%tenant, rows = touched, change = ?std::mem::discriminant(&change), "profiles' change applied to campaigns");
         }
@@ -39,6 +42,8 @@ pub fn spawn(app: App, profiles_url: &str, tokens: ServiceTokens, shutdown: watc
             tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not mark the sending tenants as following profiles");
         }
     });
-    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types: customer_changes::event_types() };
+    let mut types = customer_changes::event_types();
+    types.extend(profiles::journey_event_types());
+    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types };
     follow::spawn(app.pool().clone(), source, tokens, Erasures(app), shutdown)
 }

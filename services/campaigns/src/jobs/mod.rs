@@ -4,5 +4,6 @@ pub mod campaigns;
 pub mod complaints;
 pub mod delivery;
 pub mod erasure;
+pub mod journeys;
 pub mod loyalty;
 pub mod unsubscribes;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{Revisioned, Table, TenantTx, db_span},
+    db::{Revisioned, Table, TenantTx, db_span, scan_due},
 };
 use rand::Rng;
 use sqlx::{FromRow, PgPool, types::Json};
@@ -256,15 +256,8 @@ pub async fn drop_job(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), E
 
 /// Campaigns due for the job, across tenants, through the `due_scan` policy.
 pub async fn due_jobs(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
-    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'campaign-scan', true)").await?;
-    let due = sqlx::query_as("SELECT tenant_id, campaign_id FROM campaign_jobs WHERE due_time <= $1 ORDER BY due_time LIMIT $2")
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .instrument(db_span("SELECT", "campaign_jobs"))
-        .await?;
-    tx.commit().await?;
-    Ok(due)
+    let sql = "SELECT tenant_id, campaign_id FROM campaign_jobs WHERE due_time <= $1 ORDER BY due_time LIMIT $2";
+    scan_due(pool, "campaign-scan", "campaign_jobs", sql, now, limit).await
 }
 
 /// Takes campaign `id`'s job until `until` if it is due at `now`; false when

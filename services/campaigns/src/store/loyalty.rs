@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{TenantTx, db_span, scan_due},
 };
 use sqlx::{FromRow, PgPool};
 use tracing::Instrument;
@@ -237,19 +237,10 @@ pub async fn moved_in(tx: &mut TenantTx, tenant: Uuid, merge: Uuid) -> Result<Ve
 /// Customers (with their tenants) holding lots that expired by `now`, at most `limit`.
 /// Reads across tenants through the `expiry_scan` policy.
 pub async fn due_expiries(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
-    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'points-expiry-scan', true)").await?;
-    let due = sqlx::query_as(
-        "SELECT DISTINCT tenant_id, customer_id FROM
-             (SELECT tenant_id, customer_id FROM points_entries
-              WHERE remaining > 0 AND expire_time IS NOT NULL AND expire_time <= $1 ORDER BY expire_time LIMIT $2) due",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .instrument(db_span("SELECT", "points_entries"))
-    .await?;
-    tx.commit().await?;
-    Ok(due)
+    let sql = "SELECT DISTINCT tenant_id, customer_id FROM
+                   (SELECT tenant_id, customer_id FROM points_entries
+                    WHERE remaining > 0 AND expire_time IS NOT NULL AND expire_time <= $1 ORDER BY expire_time LIMIT $2) due";
+    scan_due(pool, "points-expiry-scan", "points_entries", sql, now, limit).await
 }
 
 /// Books the expiry of every lot of `customer` that expired by `now` (the balance row locked); the balance left.

@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod devices;
 pub mod erasure;
 pub mod holidays;
+pub mod journey_runs;
 pub mod journeys;
 pub mod loyalty;
 pub mod providers;

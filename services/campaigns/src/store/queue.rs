@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span},
+    db::{TenantTx, db_span, scan_due},
 };
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -38,17 +38,9 @@ pub async fn enqueue(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lane: i16, due: 
 /// Tenants with due work, those with due notices first, at most `limit`.
 /// Reads across tenants through the `due_scan` policy (ids and instants only).
 pub async fn due_tenants(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, Error> {
-    let mut tx = pool.begin_with("BEGIN READ ONLY; SELECT set_config('crm.scope', 'delivery-scan', true)").await?;
-    let tenants: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT tenant_id FROM delivery_queue WHERE due_time <= $1 GROUP BY tenant_id ORDER BY min(lane), min(due_time) LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .instrument(db_span("SELECT", "delivery_queue"))
-    .await?;
-    tx.commit().await?;
-    Ok(tenants)
+    let sql = "SELECT tenant_id FROM delivery_queue WHERE due_time <= $1 GROUP BY tenant_id ORDER BY min(lane), min(due_time) LIMIT $2";
+    let tenants: Vec<(Uuid,)> = scan_due(pool, "delivery-scan", "delivery_queue", sql, now, limit).await?;
+    Ok(tenants.into_iter().map(|(t,)| t).collect())
 }
 
 /// Claims up to `limit` of the tenant's due deliveries, notices first, by

@@ -1,5 +1,6 @@
-//! The `complaint_tickets` table: what campaigns keeps from tickets' event
-//! stream (its position is in `stream_positions`, kept by `crm_kit::follow`).
+//! The streams campaigns follows, by their names in `stream_positions`
+//! (positions kept by `crm_kit::follow`), and the `complaint_tickets` table:
+//! what campaigns keeps from tickets' event stream.
 
 use std::collections::HashSet;
 
@@ -9,6 +10,11 @@ use crm_kit::{
 };
 use tracing::Instrument;
 use uuid::Uuid;
+
+/// The name of profiles' stream in `stream_positions`.
+pub const PROFILES: &str = "profiles";
+/// The name of tickets' stream in `stream_positions`.
+pub const TICKETS: &str = "tickets";
 
 /// Records ticket `ticket` of `customer` as of the event at `position`: an
 /// open or closed complaint, or (`complaint` false) no complaint any more.

@@ -9,8 +9,11 @@ use crm_proto::{crm::campaigns::v1 as pb, google::r#type::TimeOfDay};
 
 use crate::{
     domain::journey::{Action, Condition, Definition, EventTrigger, Problem, Reentry, Step, Trigger, Wait},
-    resources::{JOURNEY, TEMPLATE},
-    store::journeys::JourneyRow,
+    resources::{CUSTOMER, DELIVERY, JOURNEY, JOURNEY_RUN, TEMPLATE},
+    store::{
+        journey_runs::{RunRow, StepRow},
+        journeys::JourneyRow,
+    },
 };
 
 /// Segment names in profiles: "segments/{id}".
@@ -130,6 +133,7 @@ fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation
             Action::Branch { condition, if_true: branch.if_true.clone(), if_false: branch.if_false.clone() }
         }
         Some(Kind::UpdateCustomer(u)) => Action::UpdateCustomer { add_tags: u.add_tags.clone(), remove_tags: u.remove_tags.clone(), next },
+        Some(Kind::GrantPoints(g)) => Action::GrantPoints { points: g.points, expire_days: g.expire_days, reason: g.reason.clone(), next },
         Some(Kind::Exit(_)) => Action::Exit,
         None => return Err(FieldViolation::new(field.to_owned(), "MISSING_ACTION", "one of send, wait, branch, update_customer, exit")),
     };
@@ -209,6 +213,9 @@ fn step_to(step: &Step) -> pb::JourneyStep {
         Action::UpdateCustomer { add_tags, remove_tags, next } => {
             (Kind::UpdateCustomer(pb::UpdateCustomerStep { add_tags: add_tags.clone(), remove_tags: remove_tags.clone() }), next.clone())
         }
+        Action::GrantPoints { points, expire_days, reason, next } => {
+            (Kind::GrantPoints(pb::GrantPointsStep { points: *points, expire_days: *expire_days, reason: reason.clone() }), next.clone())
+        }
         Action::Exit => (Kind::Exit(pb::ExitStep {}), None),
     };
     pb::JourneyStep { id: step.id.clone(), kind: Some(kind), next: next.unwrap_or_default() }
@@ -242,5 +249,51 @@ pub fn journey_to(row: &JourneyRow) -> pb::Journey {
         create_time: Some(to_timestamp(row.create_time)),
         update_time: Some(to_timestamp(row.update_time)),
         publish_time: row.publish_time.map(to_timestamp),
+    }
+}
+
+fn run_state(state: &str) -> pb::JourneyRunState {
+    match state {
+        "ACTIVE" => pb::JourneyRunState::Active,
+        "WAITING" => pb::JourneyRunState::Waiting,
+        "COMPLETED" => pb::JourneyRunState::Completed,
+        "EXITED" => pb::JourneyRunState::Exited,
+        _ => pb::JourneyRunState::Unspecified,
+    }
+}
+
+fn end_reason(reason: &str) -> pb::JourneyRunEndReason {
+    pb::JourneyRunEndReason::from_str_name(&format!("JOURNEY_RUN_END_REASON_{reason}")).unwrap_or(pb::JourneyRunEndReason::Unspecified)
+}
+
+fn outcome(outcome: &str) -> pb::JourneyStepOutcome {
+    pb::JourneyStepOutcome::from_str_name(&format!("JOURNEY_STEP_OUTCOME_{outcome}")).unwrap_or(pb::JourneyStepOutcome::Unspecified)
+}
+
+/// A stored run with its steps (those of other runs in `steps` are skipped) as a response.
+pub fn run_to(row: &RunRow, steps: &[StepRow]) -> pb::JourneyRun {
+    let waiting = row.state == "WAITING";
+    pb::JourneyRun {
+        name: JOURNEY_RUN.name(row.journey_id, row.id),
+        customer: CUSTOMER.name(row.customer_id),
+        version: row.version,
+        state: run_state(&row.state) as i32,
+        current_step: row.step_id.clone().unwrap_or_default(),
+        wake_time: row.due_time.filter(|_| waiting).map(to_timestamp),
+        trigger: row.trigger.clone(),
+        enter_time: Some(to_timestamp(row.enter_time)),
+        end_time: row.end_time.map(to_timestamp),
+        end_reason: end_reason(&row.end_reason) as i32,
+        steps: steps
+            .iter()
+            .filter(|s| s.run_id == row.id)
+            .map(|s| pb::JourneyRunStep {
+                step: s.step_id.clone(),
+                outcome: outcome(&s.outcome) as i32,
+                delivery: s.delivery_id.map(|d| DELIVERY.name(d)).unwrap_or_default(),
+                detail: s.detail.clone(),
+                time: Some(to_timestamp(s.time)),
+            })
+            .collect(),
     }
 }

@@ -45,9 +45,9 @@ enum Route {
 /// port and database.
 pub struct Killable {
     pub profiles: ServiceProcess,
-    db: TestDb,
+    pub db: TestDb,
     pub port: u16,
-    env: Vec<(&'static str, String)>,
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Killable {
@@ -64,6 +64,7 @@ impl Killable {
             ("CRM_DELIVERY_RETRY_BASE_MS", "50".to_owned()),
             ("CRM_DELIVERY_MAX_ATTEMPTS", "20".to_owned()),
             ("CRM_SHUTDOWN_DRAIN_MS", "0".to_owned()),
+            ("CRM_JOURNEY_POLL_MS", "100".to_owned()),
         ];
         let killable = Self { profiles, db: fresh_database("campaigns").await.unwrap(), port: free_port(), env };
         let campaigns = killable.restart().await;
@@ -73,6 +74,15 @@ impl Killable {
     /// Starts campaigns (again).
     pub async fn restart(&self) -> ServiceProcess {
         spawn_service_on(campaigns_binary(), &self.db, self.port, &self.env).await
+    }
+
+    /// Kills `campaigns` with SIGKILL after a random pause within `after_ms`,
+    /// then starts it again after another of up to 300 ms; the new process.
+    pub async fn kill_and_restart(&self, campaigns: ServiceProcess, rng: &mut impl Rng, after_ms: std::ops::Range<u64>) -> ServiceProcess {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(after_ms))).await;
+        campaigns.kill_hard().await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        self.restart().await
     }
 }
 
@@ -147,10 +157,7 @@ async fn notices_through_kills(route: &Route) -> Vec<pb::Delivery> {
         .collect();
     let mut rng = rand::rngs::StdRng::from_entropy();
     for _ in 0..KILLS {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
-        campaigns.kill_hard().await;
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
-        campaigns = suite.restart().await;
+        campaigns = suite.kill_and_restart(campaigns, &mut rng, 150..600).await;
     }
     for sender in senders {
         sender.await.unwrap();

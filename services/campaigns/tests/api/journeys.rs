@@ -11,18 +11,18 @@ use tonic::{Code, transport::Channel};
 
 use crate::helpers::{TestApp, assert_error, email_template, spawn_app, violations};
 
-fn send(id: &str, template: &str, next: &str) -> pb::JourneyStep {
+pub(crate) fn send(id: &str, template: &str, next: &str) -> pb::JourneyStep {
     let send = pb::SendStep { template: template.into(), variables: Default::default() };
     pb::JourneyStep { id: id.into(), kind: Some(pb::journey_step::Kind::Send(send)), next: next.into() }
 }
 
-fn wait_days(id: &str, days: i64, next: &str) -> pb::JourneyStep {
+pub(crate) fn wait_days(id: &str, days: i64, next: &str) -> pb::JourneyStep {
     let duration = prost_types::Duration { seconds: days * 86_400, nanos: 0 };
     let wait = pb::WaitStep { until: Some(pb::wait_step::Until::Duration(duration)) };
     pb::JourneyStep { id: id.into(), kind: Some(pb::journey_step::Kind::Wait(wait)), next: next.into() }
 }
 
-fn branch_on_segment(id: &str, segment: &str, if_true: &str, if_false: &str) -> pb::JourneyStep {
+pub(crate) fn branch_on_segment(id: &str, segment: &str, if_true: &str, if_false: &str) -> pb::JourneyStep {
     let branch = pb::BranchStep {
         condition: Some(pb::branch_step::Condition::InSegment(segment.into())),
         if_true: if_true.into(),
@@ -31,7 +31,7 @@ fn branch_on_segment(id: &str, segment: &str, if_true: &str, if_false: &str) -> 
     pb::JourneyStep { id: id.into(), kind: Some(pb::journey_step::Kind::Branch(branch)), next: String::new() }
 }
 
-fn exit(id: &str) -> pb::JourneyStep {
+pub(crate) fn exit(id: &str) -> pb::JourneyStep {
     pb::JourneyStep { id: id.into(), kind: Some(pb::journey_step::Kind::Exit(pb::ExitStep {})), next: String::new() }
 }
 

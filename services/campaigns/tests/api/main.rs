@@ -11,6 +11,8 @@ mod dkim;
 mod erasure;
 mod helpers;
 mod holidays;
+mod journey_crash;
+mod journey_runs;
 mod journeys;
 mod loyalty;
 mod notices;

@@ -20,6 +20,7 @@ macro_rules! spending {
 /// purchase fields read the spending in the grading currency.
 pub static CUSTOMER_FILTER: FilterSchema = FilterSchema {
     fields: &[
+        FilterField { name: "name", sql: "c.id", ty: FieldType::Name { collection: "customers/" } },
         FilterField { name: "display_name", sql: "c.display_name", ty: FieldType::Text },
         FilterField { name: "email", sql: "c.emails", ty: FieldType::JsonArrayKey { key: "address", lowercase: true } },
         FilterField { name: "phone", sql: "c.phones", ty: FieldType::JsonArrayKey { key: "number", lowercase: false } },

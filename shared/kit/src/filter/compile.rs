@@ -49,6 +49,13 @@ pub enum FieldType {
     },
     /// `true` / `false`.
     Bool,
+    /// A resource's own name, `<collection><uuid>` (e.g. `customers/…`),
+    /// compared with `=` and `!=` against its `uuid` column — so a filter can
+    /// ask about one resource (`(tags = "vip") AND name = "customers/…"`) on its key.
+    Name {
+        /// The name's prefix, e.g. `customers/`.
+        collection: &'static str,
+    },
 }
 
 /// One field a filter may name.
@@ -78,6 +85,7 @@ enum Value {
     Int(i64),
     Number(f64),
     Bool(bool),
+    Id(uuid::Uuid),
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +172,11 @@ fn typed_value(spec: &FilterField, op: Comparator, raw: String, quoted: bool) ->
             "false" => Ok((Value::Bool(false), false)),
             _ => Err(invalid(format!("{name:?} needs true or false, not {raw:?}"))),
         },
+        FieldType::Name { collection } if matches!(op, Eq | Ne) => raw
+            .strip_prefix(collection)
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            .map(|id| (Value::Id(id), false))
+            .ok_or_else(|| invalid(format!("{name:?} needs a name such as \"{collection}<uuid>\", not {raw:?}"))),
         _ => Err(unsupported()),
     }
 }
@@ -292,6 +305,7 @@ fn push_leaf(qb: &mut QueryBuilder<'_, Postgres>, field: &FilterField, op: Compa
                 Value::Int(n) => qb.push_bind(*n),
                 Value::Number(n) => qb.push_bind(*n),
                 Value::Bool(b) => qb.push_bind(*b),
+                Value::Id(id) => qb.push_bind(*id),
             };
         }
     }
@@ -315,6 +329,7 @@ mod tests {
             FilterField { name: "birthday.month", sql: "c.birth_month", ty: FieldType::Integer { min: 1, max: 12 } },
             FilterField { name: "deleted", sql: "(c.delete_time IS NOT NULL)", ty: FieldType::Bool },
             FilterField { name: "probability", sql: "c.probability", ty: FieldType::Number { min: 0.0, max: 1.0 } },
+            FilterField { name: "name", sql: "c.id", ty: FieldType::Name { collection: "customers/" } },
         ],
     };
 
@@ -344,6 +359,10 @@ mod tests {
         );
         assert_eq!(sql("deleted = false"), "WHERE true AND (c.delete_time IS NOT NULL) = $1");
         assert_eq!(sql("probability < 0.25 AND probability >= 0"), "WHERE true AND (c.probability < $1 AND c.probability >= $2)");
+        assert_eq!(
+            sql("tags:gold AND name = \"customers/0190a0a0-0000-7000-8000-000000000001\""),
+            "WHERE true AND ((c.tags @> ARRAY[$1]::text[]) AND c.id = $2)"
+        );
     }
 
     #[test]
@@ -389,6 +408,9 @@ mod tests {
             "probability < NaN",
             "probability < high",
             "probability : 0.5",
+            "name = customers/not-a-uuid",
+            "name = \"tickets/0190a0a0-0000-7000-8000-000000000001\"",
+            "name > \"customers/0190a0a0-0000-7000-8000-000000000001\"",
         ] {
             assert_eq!(reason(bad), "INVALID_FILTER", "{bad}");
         }

@@ -1,0 +1,386 @@
+//! Journey runs: customers started on a journey's published version (by an
+//! event of profiles' or tickets' stream, in the transaction that claims the
+//! event, or by EnterJourney), each step recorded in the transaction that
+//! does it and moves the run on, and runs ended early (a purchase, a
+//! cancellation, a customer gone).
+//!
+//! Exactly once: a start is unique per (journey, customer, entry key) and
+//! a step is taken only by the transaction that finds the run, under its row
+//! lock, where the runner left it (same state, step and step count); its
+//! effects in campaigns (the message, the points) are written in that same
+//! transaction, under keys naming the run and step.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use crm_kit::{
+    Error,
+    db::TenantTx,
+    idempotency::{self, IdempotencyKey},
+};
+use prost::Message;
+use uuid::Uuid;
+
+use super::{
+    App,
+    loyalty::{Booking, grant_in},
+    notices::Notice,
+};
+use crate::{
+    domain::{
+        customer::Customer,
+        journey::{Action, Definition, EventTrigger, Reentry, Trigger},
+        journey_run::{self, CustomerEvent, EndReason, Move, Outcome, RunState, entry_key, may_reenter},
+    },
+    resources::{JOURNEY, JOURNEY_RUN},
+    store::journey_runs::{self, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
+};
+
+/// How many of a run's latest steps a read shows.
+pub const STEPS_SHOWN: i64 = 100;
+
+/// What a start came to.
+#[derive(Debug, Clone)]
+pub enum Entered {
+    /// A new run.
+    Started(RunRow),
+    /// The run this same start (entry key) made before.
+    Existing(RunRow),
+    /// The re-entry rule refuses it: NEVER, or AFTER_DAYS too soon (the last start).
+    Refused { reentry: Reentry, last_start: DateTime<Utc> },
+}
+
+/// Why a trigger fired: its key (unique per firing) and a description for people.
+#[derive(Debug, Clone, Copy)]
+pub struct Firing<'a> {
+    /// E.g. "profiles/1042" (a stream position), "requests/{id}".
+    pub key: &'a str,
+    /// E.g. "profiles event 1042".
+    pub label: &'a str,
+}
+
+/// Starts `customer` on `entrance`'s version in `tx`, as its re-entry rule allows.
+async fn enter_in(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    entrance: &Entrance,
+    customer: Uuid,
+    firing: Firing<'_>,
+    now: DateTime<Utc>,
+) -> Result<Entered, Error> {
+    let definition = &entrance.definition.0;
+    let key = entry_key(definition.reentry, firing.key);
+    if let Some(run) = journey_runs::by_entry(tx, tenant, entrance.journey_id, customer, &key).await? {
+        return Ok(Entered::Existing(run));
+    }
+    if let Reentry::AfterDays(_) = definition.reentry {
+        journey_runs::lock_starts(tx, entrance.journey_id, customer).await?;
+        let last = journey_runs::last_start(tx, tenant, entrance.journey_id, customer).await?;
+        if let Some(last_start) = last.filter(|_| !may_reenter(definition.reentry, last, now)) {
+            return Ok(Entered::Refused { reentry: definition.reentry, last_start });
+        }
+    }
+    let Some(first) = definition.steps.first() else { return Err(Error::Internal(anyhow::anyhow!("a published journey without steps"))) };
+    let run = NewRun {
+        journey_id: entrance.journey_id,
+        version: entrance.version,
+        customer_id: customer,
+        entry_key: &key,
+        trigger: firing.label,
+        first_step: &first.id,
+        exit_on_purchase: definition.exit_on_purchase,
+    };
+    match journey_runs::insert(tx, tenant, &run, now).await? {
+        Some(run) => Ok(Entered::Started(run)),
+        // Started by a concurrent transaction with the same key (only NEVER's "once" can race here).
+        None => {
+            journey_runs::by_entry(tx, tenant, entrance.journey_id, customer, &key).await?.map(Entered::Existing).ok_or(Error::Conflict)
+        }
+    }
+}
+
+/// Applies `events` (of one stream event, at `time`) to journeys in `tx`:
+/// purchases end the runs that exit on them, then every ACTIVE journey
+/// published before the event and started by it takes the customer. The
+/// runs started.
+pub async fn apply_events(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    events: &[CustomerEvent],
+    time: DateTime<Utc>,
+    firing: Firing<'_>,
+    now: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let mut started = 0;
+    for e in events {
+        if e.event == EventTrigger::TransactionCreated {
+            journey_runs::exit_on_purchase(tx, tenant, e.customer, now).await?;
+        }
+        for entrance in journey_runs::entrances_for(tx, tenant, &Trigger::Event(e.event.clone())).await? {
+            // A journey takes what happens after it is published, not the stream's history.
+            if time < entrance.first_publish_time {
+                continue;
+            }
+            if let Entered::Started(_) = enter_in(tx, tenant, &entrance, e.customer, firing, now).await? {
+                started += 1;
+            }
+        }
+    }
+    Ok(started)
+}
+
+/// What the runner learnt outside the transaction for the step it takes.
+#[derive(Debug, Clone)]
+pub struct Asked<'a> {
+    /// The customer as profiles has them now.
+    pub customer: &'a Customer,
+    /// The customer's time zone (theirs, else the tenant's).
+    pub zone: Tz,
+    /// A branch's answer.
+    pub branch: bool,
+    /// Why an update of the customer in profiles could not be made.
+    pub failure: Option<String>,
+}
+
+/// The step record and the move of one step.
+struct Taken {
+    outcome: Outcome,
+    delivery: Option<Uuid>,
+    detail: String,
+    to: Move,
+}
+
+fn position(to: &Move, lease_until: DateTime<Utc>) -> (RunState, Option<&str>, Option<DateTime<Utc>>, &'static str) {
+    match to {
+        Move::To(step) => (RunState::Active, Some(step.as_str()), Some(lease_until), ""),
+        Move::WaitUntil(until) => (RunState::Waiting, None, Some(*until), ""),
+        Move::End(reason) => (reason.state(), None, None, reason.as_str()),
+    }
+}
+
+impl App {
+    /// Starts `customer` on journey `journey` (ACTIVE) by an explicit call.
+    /// With a request id, a retry returns the first run; without, the
+    /// re-entry rule may refuse (ALREADY_EXISTS for NEVER, FAILED_PRECONDITION
+    /// for AFTER_DAYS within the period).
+    pub async fn enter_journey<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        journey: Uuid,
+        customer: Uuid,
+        request: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&RunRow) -> R,
+    ) -> Result<R, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
+            tx.commit().await?;
+            return Ok(replay);
+        }
+        let Some(entrance) = journey_runs::entrance(&mut tx, tenant, journey).await? else {
+            let row = self.journey(tenant, journey).await?;
+            return Err(Error::FailedPrecondition {
+                reason: "JOURNEY_NOT_ACTIVE",
+                message: format!("the journey is {}; only an ACTIVE journey takes entrants", row.state),
+                subject: JOURNEY.name(journey),
+            });
+        };
+        // Without a request id every call is a start of its own.
+        let key = format!("requests/{}", request.map_or_else(|| Uuid::now_v7().to_string(), |k| k.request_id().to_owned()));
+        let firing = Firing { key: &key, label: "EnterJourney" };
+        let run = match enter_in(&mut tx, tenant, &entrance, customer, firing, now).await? {
+            Entered::Started(run) => run,
+            Entered::Existing(run) => {
+                return Err(Error::AlreadyExists {
+                    reason: "ALREADY_ENTERED",
+                    message: format!("customers/{customer} started this journey before; its re-entry is NEVER"),
+                    resource_type: JOURNEY_RUN.type_name,
+                    name: JOURNEY_RUN.name(journey, run.id),
+                });
+            }
+            Entered::Refused { last_start, .. } => {
+                return Err(Error::FailedPrecondition {
+                    reason: "REENTRY_TOO_SOON",
+                    message: format!("customers/{customer} last started this journey at {last_start}; re-entry needs more days to pass"),
+                    subject: JOURNEY.name(journey),
+                });
+            }
+        };
+        let response = respond(&run);
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
+        tx.commit().await?;
+        tracing::info!(run = %run.id, journey = %journey, "customer entered a journey by request");
+        Ok(response)
+    }
+
+    /// Run `run` of journey `journey` with its latest steps, or NOT_FOUND.
+    pub async fn journey_run(&self, tenant: Uuid, journey: Uuid, run: Uuid) -> Result<(RunRow, Vec<StepRow>), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let found: Option<RunRow> = RUNS.find(&mut tx, tenant, run, false).await?;
+        let Some(row) = found.filter(|r| r.journey_id == journey) else { return Err(JOURNEY_RUN.not_found(journey, run)) };
+        let steps = journey_runs::steps_of(&mut tx, tenant, &[row.id], STEPS_SHOWN).await?;
+        tx.commit().await?;
+        Ok((row, steps))
+    }
+
+    /// A page of runs, newest first, with their latest steps.
+    pub async fn journey_runs(
+        &self,
+        tenant: Uuid,
+        scope: RunScope,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<(Vec<RunRow>, Vec<StepRow>), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let runs = journey_runs::list(&mut tx, tenant, scope, before, limit).await?;
+        let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+        let steps = journey_runs::steps_of(&mut tx, tenant, &ids, STEPS_SHOWN).await?;
+        tx.commit().await?;
+        Ok((runs, steps))
+    }
+
+    /// Claims up to `limit` of the tenant's due runs for this runner's lease.
+    pub async fn claim_due_runs(&self, tenant: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<RunRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let lease_until = now + Duration::from_std(self.lease()).unwrap_or(Duration::minutes(1));
+        let claimed = journey_runs::claim(&mut tx, tenant, now, lease_until, limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// The definition of version `version` of journey `journey` (never changes once published).
+    pub async fn journey_version(&self, tenant: Uuid, journey: Uuid, version: i32) -> Result<Definition, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let found = crate::store::journeys::version(&mut tx, tenant, journey, version).await?;
+        tx.commit().await?;
+        found.ok_or_else(|| JOURNEY.not_found(journey))
+    }
+
+    /// Ends `run` for `reason` if it is still where the caller saw it; the run after, None if it had moved.
+    pub async fn end_run(&self, tenant: Uuid, run: &RunRow, reason: EndReason, now: DateTime<Utc>) -> Result<Option<RunRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if !still_at(&mut tx, tenant, run).await? {
+            return Ok(None);
+        }
+        let to = Position { state: reason.state().as_str(), step_id: None, due_time: None, end_reason: reason.as_str() };
+        let ended = journey_runs::set_position(&mut tx, tenant, run.id, &to, 0, now).await?;
+        tx.commit().await?;
+        Ok(Some(ended))
+    }
+
+    /// Stops run `id` of journey `journey` (CANCELLED) unless it has ended; the run.
+    pub async fn cancel_run(&self, tenant: Uuid, journey: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<RunRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let found: Option<RunRow> = RUNS.find(&mut tx, tenant, id, true).await?;
+        let Some(run) = found.filter(|r| r.journey_id == journey) else { return Err(JOURNEY_RUN.not_found(journey, id)) };
+        let run = match run.due_time {
+            None => run,
+            Some(_) => {
+                let reason = EndReason::Cancelled;
+                let to = Position { state: reason.state().as_str(), step_id: None, due_time: None, end_reason: reason.as_str() };
+                journey_runs::set_position(&mut tx, tenant, id, &to, 0, now).await?
+            }
+        };
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// Takes `run`'s next step of `definition` (or leaves the wait it is
+    /// in), with what the runner `asked` profiles, and moves the run on, in
+    /// one transaction. The run after, None if it had moved meanwhile
+    /// (another runner took the step, a purchase ended it).
+    pub async fn take_step(
+        &self,
+        tenant: Uuid,
+        run: &RunRow,
+        definition: &Definition,
+        asked: &Asked<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RunRow>, Error> {
+        let Some(step_id) = run.step_id.as_deref() else { return Ok(None) };
+        let mut tx = self.begin(tenant).await?;
+        if !still_at(&mut tx, tenant, run).await? {
+            return Ok(None);
+        }
+        let lease_until = now + Duration::from_std(self.lease()).unwrap_or(Duration::minutes(1));
+        let Some(step) = journey_run::step(definition, step_id) else {
+            // A published version never changes; a run at a step it lacks can only end.
+            return self.end_run(tenant, run, EndReason::Finished, now).await;
+        };
+        if RunState::parse(&run.state) == RunState::Waiting {
+            let to = journey_run::after(step, false);
+            let (state, step_id, due_time, end_reason) = position(&to, lease_until);
+            let position = Position { state: state.as_str(), step_id, due_time, end_reason };
+            let moved = journey_runs::set_position(&mut tx, tenant, run.id, &position, 0, now).await?;
+            tx.commit().await?;
+            return Ok(Some(moved));
+        }
+        let seq = run.step_count;
+        let source = format!("{}/steps/{seq}", JOURNEY_RUN.name(run.journey_id, run.id));
+        let taken = match &step.action {
+            Action::Send { template, variables, .. } => {
+                let notice =
+                    Notice { template: template.parse().unwrap_or_default(), customer: asked.customer, variables, request_id: &source };
+                match self.accept_notice(&mut tx, tenant, notice, now).await {
+                    Ok(delivery) => Taken {
+                        outcome: Outcome::Sent,
+                        delivery: Some(delivery.id),
+                        detail: String::new(),
+                        to: journey_run::after(step, false),
+                    },
+                    // Nothing was written: the run goes on without the message, saying why.
+                    Err(err @ (Error::InvalidArgument { .. } | Error::FailedPrecondition { .. })) => {
+                        Taken { outcome: Outcome::NotSent, delivery: None, detail: err.to_string(), to: journey_run::after(step, false) }
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            Action::Wait { wait, .. } => {
+                let until = journey_run::wake_time(*wait, asked.zone, now);
+                Taken { outcome: Outcome::Waited, delivery: None, detail: until.to_rfc3339(), to: Move::WaitUntil(until) }
+            }
+            Action::Branch { .. } => {
+                let outcome = if asked.branch { Outcome::BranchTrue } else { Outcome::BranchFalse };
+                Taken { outcome, delivery: None, detail: String::new(), to: journey_run::after(step, asked.branch) }
+            }
+            Action::UpdateCustomer { .. } => match &asked.failure {
+                None => Taken { outcome: Outcome::Updated, delivery: None, detail: String::new(), to: journey_run::after(step, false) },
+                Some(why) => Taken { outcome: Outcome::Failed, delivery: None, detail: why.clone(), to: journey_run::after(step, false) },
+            },
+            Action::GrantPoints { points, expire_days, reason, .. } => {
+                let booking = Booking { customer_id: run.customer_id, points: *points, reason, source: &source };
+                let expire_time = (*expire_days > 0).then(|| now + Duration::days(i64::from(*expire_days)));
+                grant_in(&mut tx, tenant, &booking, expire_time, now).await?;
+                Taken {
+                    outcome: Outcome::PointsGranted,
+                    delivery: None,
+                    detail: format!("{points} points"),
+                    to: journey_run::after(step, false),
+                }
+            }
+            Action::Exit => Taken { outcome: Outcome::Exited, delivery: None, detail: String::new(), to: journey_run::after(step, false) },
+        };
+        let record = StepRow {
+            run_id: run.id,
+            seq,
+            step_id: step.id.clone(),
+            outcome: taken.outcome.as_str().to_owned(),
+            delivery_id: taken.delivery,
+            detail: taken.detail,
+            time: now,
+        };
+        journey_runs::record_step(&mut tx, tenant, &record).await?;
+        let (state, next_step, due_time, end_reason) = position(&taken.to, lease_until);
+        // A waiting run stays at its wait step.
+        let step_id = if state == RunState::Waiting { Some(step.id.as_str()) } else { next_step };
+        let position = Position { state: state.as_str(), step_id, due_time, end_reason };
+        let moved = journey_runs::set_position(&mut tx, tenant, run.id, &position, 1, now).await?;
+        tx.commit().await?;
+        Ok(Some(moved))
+    }
+}
+
+/// Locks `run` and says whether it is still where the caller saw it.
+async fn still_at(tx: &mut TenantTx, tenant: Uuid, run: &RunRow) -> Result<bool, Error> {
+    let current: Option<RunRow> = RUNS.find(tx, tenant, run.id, true).await?;
+    Ok(current.is_some_and(|c| c.step_count == run.step_count && c.state == run.state && c.step_id == run.step_id && c.due_time.is_some()))
+}

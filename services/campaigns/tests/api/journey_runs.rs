@@ -1,0 +1,336 @@
+//! Journey runs against real campaigns, profiles and SMTP: customers started
+//! by EnterJourney and by profiles' events, each step taken once (the
+//! message in the ledger, the points in the ledger, the tag in profiles),
+//! waits held until their time, purchases ending runs, re-entry rules, and
+//! the runs' history by journey and by customer.
+
+use std::time::Duration;
+
+use crm_proto::{
+    crm::{
+        campaigns::v1::{self as pb, journey_service_client::JourneyServiceClient, loyalty_service_client::LoyaltyServiceClient},
+        profiles::v1::{self as profiles, transaction_service_client::TransactionServiceClient},
+    },
+    google::r#type::Money,
+};
+use sqlx::Connection;
+use tonic::{Code, transport::Channel};
+
+use crate::{
+    helpers::{Person, TestApp, assert_error, email_template, spawn_app, violations},
+    journeys::{exit, send, wait_days},
+};
+
+fn step(id: &str, kind: pb::journey_step::Kind, next: &str) -> pb::JourneyStep {
+    pb::JourneyStep { id: id.into(), kind: Some(kind), next: next.into() }
+}
+
+fn grant(id: &str, points: i64, next: &str) -> pb::JourneyStep {
+    let grant = pb::GrantPointsStep { points, expire_days: 365, reason: "Welcome gift".into() };
+    step(id, pb::journey_step::Kind::GrantPoints(grant), next)
+}
+
+fn tag(id: &str, tag: &str, next: &str) -> pb::JourneyStep {
+    let update = pb::UpdateCustomerStep { add_tags: vec![tag.into()], remove_tags: vec![] };
+    step(id, pb::journey_step::Kind::UpdateCustomer(update), next)
+}
+
+fn branch_on_filter(id: &str, filter: &str, if_true: &str, if_false: &str) -> pb::JourneyStep {
+    let branch = pb::BranchStep {
+        condition: Some(pb::branch_step::Condition::Filter(filter.into())),
+        if_true: if_true.into(),
+        if_false: if_false.into(),
+    };
+    step(id, pb::journey_step::Kind::Branch(branch), "")
+}
+
+fn api_trigger() -> pb::JourneyTrigger {
+    pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Api(true)) }
+}
+
+fn on(event: pb::JourneyEvent) -> pb::JourneyTrigger {
+    let event = pb::JourneyEventTrigger { event: event as i32, segment: String::new() };
+    pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Event(event)) }
+}
+
+struct Fixture {
+    app: TestApp,
+    client: JourneyServiceClient<Channel>,
+    template: String,
+}
+
+impl Fixture {
+    /// The app with an email provider and a welcome template.
+    async fn start() -> Self {
+        let app = spawn_app().await;
+        app.email_provider().await;
+        let template = email_template(pb::Purpose::Marketing, "Welcome", "Hello {{ customer.display_name }}", &[]);
+        let template = app.clients.create_template(template).await.unwrap().name;
+        let client = JourneyServiceClient::new(app.clients.channel.clone());
+        Self { app, client, template }
+    }
+
+    fn marketer<T>(&self, message: T) -> tonic::Request<T> {
+        self.app.clients.as_roles(message, &["marketer"])
+    }
+
+    /// Creates and publishes `journey`.
+    async fn publish(&self, journey: pb::Journey) -> pb::Journey {
+        let mut client = self.client.clone();
+        let request = self.marketer(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() });
+        let draft = client.create_journey(request).await.unwrap().into_inner().journey.unwrap();
+        let publish = self.marketer(pb::PublishJourneyRequest { name: draft.name, etag: String::new() });
+        client.publish_journey(publish).await.unwrap().into_inner().journey.unwrap()
+    }
+
+    async fn customer(&self, name: &str, email: &str) -> String {
+        self.app.clients.customer(Person { name, email, email_opt_in: true, ..Default::default() }).await
+    }
+
+    async fn enter(&self, journey: &str, customer: &str, request_id: &str) -> Result<pb::JourneyRun, tonic::Status> {
+        let request = pb::EnterJourneyRequest { name: journey.into(), customer: customer.into(), request_id: request_id.into() };
+        Ok(self.client.clone().enter_journey(self.app.clients.as_roles(request, &["service"])).await?.into_inner().run.unwrap())
+    }
+
+    async fn run(&self, name: &str) -> pb::JourneyRun {
+        let request = self.marketer(pb::GetJourneyRunRequest { name: name.into() });
+        self.client.clone().get_journey_run(request).await.unwrap().into_inner().run.unwrap()
+    }
+
+    /// Waits (at most 15 s) until run `name` is in `state`.
+    async fn run_in(&self, name: &str, state: pb::JourneyRunState) -> pb::JourneyRun {
+        for _ in 0..300 {
+            let run = self.run(name).await;
+            if run.state == state as i32 {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name} did not reach {state:?}: {:?}", self.run(name).await);
+    }
+
+    async fn runs(&self, parent: &str, customer: &str) -> Vec<pb::JourneyRun> {
+        let request =
+            pb::ListJourneyRunsRequest { parent: parent.into(), customer: customer.into(), page_size: 0, page_token: String::new() };
+        self.client.clone().list_journey_runs(self.marketer(request)).await.unwrap().into_inner().runs
+    }
+
+    /// Moves every waiting run's wake-up to now, as if its wait had passed.
+    async fn let_waits_pass(&self) {
+        let mut owner = sqlx::PgConnection::connect(&self.app.db.owner_url).await.unwrap();
+        // FORCE ROW LEVEL SECURITY binds the owner too: act as the tenant.
+        sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(self.app.tenant.to_string()).execute(&mut owner).await.unwrap();
+        sqlx::query("UPDATE journey_runs SET due_time = now() WHERE state = 'WAITING'").execute(&mut owner).await.unwrap();
+    }
+}
+
+fn outcomes(run: &pb::JourneyRun) -> Vec<(String, pb::JourneyStepOutcome)> {
+    run.steps.iter().map(|s| (s.step.clone(), pb::JourneyStepOutcome::try_from(s.outcome).unwrap())).collect()
+}
+
+#[tokio::test]
+async fn a_customer_entered_by_a_call_takes_each_step_once() {
+    let f = Fixture::start().await;
+    let journey = f
+        .publish(pb::Journey {
+            display_name: "Welcome".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![
+                send("hello", &f.template, "gift"),
+                grant("gift", 100, "mark"),
+                tag("mark", "welcomed", "is-welcomed"),
+                branch_on_filter("is-welcomed", "tags = \"welcomed\"", "done", "hello-again"),
+                send("hello-again", &f.template, ""),
+                exit("done"),
+            ],
+            ..Default::default()
+        })
+        .await;
+    let customer = f.customer("Ada", "ada@example.com").await;
+
+    // Entered by a call; a retry of the same request is the same run.
+    let run = f.enter(&journey.name, &customer, "enter-ada").await.unwrap();
+    assert_eq!((run.customer.as_str(), run.version, run.trigger.as_str()), (customer.as_str(), 1, "EnterJourney"));
+    assert_eq!(f.enter(&journey.name, &customer, "enter-ada").await.unwrap().name, run.name);
+
+    let done = f.run_in(&run.name, pb::JourneyRunState::Completed).await;
+    use pb::JourneyStepOutcome::*;
+    assert_eq!(
+        outcomes(&done),
+        [
+            ("hello".to_owned(), Sent),
+            ("gift".to_owned(), PointsGranted),
+            ("mark".to_owned(), Updated),
+            ("is-welcomed".to_owned(), BranchTrue),
+            ("done".to_owned(), Exited)
+        ]
+    );
+    assert_eq!(done.end_reason, pb::JourneyRunEndReason::ExitStep as i32);
+    assert!(done.end_time.is_some() && done.current_step.is_empty());
+
+    // The message went through the ledger, once.
+    let delivery = f.app.settled(&done.steps[0].delivery).await;
+    assert_eq!(delivery.status, pb::DeliveryStatus::Sent as i32, "{delivery:?}");
+    let mails = f.app.smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 1);
+    // The points are in the customer's ledger, once.
+    let account = LoyaltyServiceClient::new(f.app.clients.channel.clone())
+        .get_points_account(f.marketer(pb::GetPointsAccountRequest { name: format!("{customer}/pointsAccount") }))
+        .await
+        .unwrap()
+        .into_inner()
+        .points_account
+        .unwrap();
+    assert_eq!(account.balance, 100);
+    // The tag is on the customer in profiles.
+    let stored = f.app.clients.customers.clone().get_customer(f.app.admin(profiles::GetCustomerRequest { name: customer.clone() })).await;
+    assert!(stored.unwrap().into_inner().customer.unwrap().tags.contains(&"welcomed".to_owned()));
+
+    // NEVER re-enters: a new request for the same customer is refused, naming the run.
+    let again = assert_error(f.enter(&journey.name, &customer, "").await, Code::AlreadyExists, "ALREADY_ENTERED");
+    assert!(again.message().contains("re-entry is NEVER"), "{again:?}");
+
+    // The run shows in the journey's runs and in the customer's.
+    assert_eq!(f.runs(&journey.name, "").await.iter().map(|r| r.name.clone()).collect::<Vec<_>>(), std::slice::from_ref(&run.name));
+    assert_eq!(f.runs("journeys/-", &customer).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(f.app.smtp.messages().len(), 1, "nothing more was sent");
+}
+
+#[tokio::test]
+async fn a_wait_holds_the_run_until_its_time_and_a_purchase_ends_it() {
+    let f = Fixture::start().await;
+    let journey = f
+        .publish(pb::Journey {
+            display_name: "Nudge".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![send("first", &f.template, "pause"), wait_days("pause", 3, "second"), send("second", &f.template, "")],
+            reentry: pb::JourneyReentry::Always as i32,
+            exit_on_purchase: true,
+            ..Default::default()
+        })
+        .await;
+    let ada = f.customer("Ada", "ada@example.com").await;
+    let bob = f.customer("Bob", "bob@example.com").await;
+    let ada_run = f.enter(&journey.name, &ada, "").await.unwrap();
+    let bob_run = f.enter(&journey.name, &bob, "").await.unwrap();
+
+    // Both send and wait three days.
+    let waiting = f.run_in(&ada_run.name, pb::JourneyRunState::Waiting).await;
+    assert_eq!(waiting.current_step, "pause");
+    let wake = waiting.wake_time.unwrap().seconds - waiting.steps[1].time.unwrap().seconds;
+    assert!((3 * 86_400 - 5..=3 * 86_400 + 5).contains(&wake), "{wake}");
+    f.run_in(&bob_run.name, pb::JourneyRunState::Waiting).await;
+
+    // Bob buys: his run ends on its goal; Ada's goes on when the wait is over.
+    let purchase = profiles::Transaction {
+        external_id: "order-1".into(),
+        kind: profiles::TransactionKind::Purchase as i32,
+        amount: Some(Money { currency_code: "CNY".into(), units: 99, nanos: 0 }),
+        occur_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() - 60, nanos: 0 }),
+        ..Default::default()
+    };
+    let request = profiles::CreateTransactionRequest { parent: bob.clone(), transaction: Some(purchase) };
+    TransactionServiceClient::new(f.app.profiles.as_ref().unwrap().channel.clone())
+        .create_transaction(f.app.clients.as_roles(request, &["agent"]))
+        .await
+        .unwrap();
+    let ended = f.run_in(&bob_run.name, pb::JourneyRunState::Exited).await;
+    assert_eq!(ended.end_reason, pb::JourneyRunEndReason::GoalReached as i32);
+
+    f.let_waits_pass().await;
+    let done = f.run_in(&ada_run.name, pb::JourneyRunState::Completed).await;
+    use pb::JourneyStepOutcome::*;
+    assert_eq!(outcomes(&done), [("first".to_owned(), Sent), ("pause".to_owned(), Waited), ("second".to_owned(), Sent)]);
+    f.app.smtp.wait_for(3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(f.app.smtp.messages().len(), 3, "Ada twice, Bob once");
+
+    // ALWAYS re-enters: a second call starts a second run.
+    let second = f.enter(&journey.name, &ada, "").await.unwrap();
+    assert_ne!(second.name, ada_run.name);
+    assert_eq!(f.runs("journeys/-", &ada).await.len(), 2);
+
+    // A run is cancelled once; cancelling an ended run changes nothing.
+    let cancel = |name: &str| f.marketer(pb::CancelJourneyRunRequest { name: name.into() });
+    let cancelled = f.client.clone().cancel_journey_run(cancel(&second.name)).await.unwrap().into_inner().run.unwrap();
+    assert_eq!(cancelled.state, pb::JourneyRunState::Exited as i32);
+    let ended_before = f.client.clone().cancel_journey_run(cancel(&done.name)).await.unwrap().into_inner().run.unwrap();
+    assert_eq!(ended_before.end_reason, pb::JourneyRunEndReason::Finished as i32, "still FINISHED");
+}
+
+#[tokio::test]
+async fn a_customer_created_in_profiles_starts_the_welcome_journey_once() {
+    let f = Fixture::start().await;
+    // Created before the journey is published: not a new customer to it.
+    let earlier = f.customer("Early", "early@example.com").await;
+    let journey = f
+        .publish(pb::Journey {
+            display_name: "Welcome".into(),
+            trigger: Some(on(pb::JourneyEvent::CustomerCreated)),
+            steps: vec![send("hello", &f.template, "")],
+            ..Default::default()
+        })
+        .await;
+    let ada = f.customer("Ada", "ada@example.com").await;
+
+    let mut runs = Vec::new();
+    for _ in 0..200 {
+        runs = f.runs(&journey.name, "").await;
+        if runs.first().is_some_and(|r| r.state == pb::JourneyRunState::Completed as i32) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].customer, ada);
+    assert!(runs[0].trigger.starts_with("profiles event "), "{runs:?}");
+    assert_eq!(f.app.smtp.wait_for(1, Duration::from_secs(10)).await[0].rcpt_tos, ["ada@example.com"]);
+    assert!(f.runs("journeys/-", &earlier).await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_entries_and_reads_are_refused_clearly() {
+    let f = Fixture::start().await;
+    let customer = f.customer("Ada", "ada@example.com").await;
+    let mut client = f.client.clone();
+    let request = f.marketer(pb::CreateJourneyRequest {
+        journey: Some(pb::Journey {
+            display_name: "Draft".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![send("hello", &f.template, "")],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    });
+    let draft = client.create_journey(request).await.unwrap().into_inner().journey.unwrap();
+
+    // A draft takes no one; an unknown customer is the caller's mistake.
+    assert_error(f.enter(&draft.name, &customer, "").await, Code::FailedPrecondition, "JOURNEY_NOT_ACTIVE");
+    let nobody = format!("customers/{}", uuid::Uuid::now_v7());
+    assert_error(f.enter(&draft.name, &nobody, "").await, Code::InvalidArgument, "UNKNOWN_CUSTOMER");
+    // Entering needs journeys.enter, which an analyst lacks.
+    let by_analyst = f.app.clients.as_roles(
+        pb::EnterJourneyRequest { name: draft.name.clone(), customer: customer.clone(), request_id: String::new() },
+        &["analyst"],
+    );
+    assert_error(client.enter_journey(by_analyst).await, Code::PermissionDenied, "PERMISSION_DENIED");
+    // Across journeys, a customer is required.
+    let all = f.marketer(pb::ListJourneyRunsRequest { parent: "journeys/-".into(), ..Default::default() });
+    assert_error(client.list_journey_runs(all).await, Code::InvalidArgument, "CUSTOMER_REQUIRED");
+    let missing = format!("{}/runs/{}", draft.name, uuid::Uuid::now_v7());
+    assert_error(client.get_journey_run(f.marketer(pb::GetJourneyRunRequest { name: missing })).await, Code::NotFound, "NOT_FOUND");
+
+    // A grant step is checked with the rest of the definition.
+    let bad = f.marketer(pb::CreateJourneyRequest {
+        journey: Some(pb::Journey {
+            display_name: "Bad".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![grant("gift", 0, "")],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    });
+    let refused = assert_error(client.create_journey(bad).await, Code::InvalidArgument, "INVALID_POINTS");
+    assert_eq!(violations(&refused), [("journey.steps[0]".to_owned(), "INVALID_POINTS".to_owned())]);
+}
