@@ -33,6 +33,8 @@ CRM_TEST_PYTHON="$(crm_tools_python)"
 export CRM_TEST_PYTHON
 cargo bench -p crm-campaigns --bench hot_paths
 cargo bench -p crm-campaigns --bench delivery
+# Journeys: 100 000 customers entering from one burst of profiles' events, against the stream read alone; 1 000 000 runs' storage and reads.
+cargo bench -p crm-campaigns --bench journeys
 # The reliability proof at the full size: a 5 000-recipient campaign
 # under 6 SIGKILLs and a pause/resume (make test runs it with 600).
 CRM_CRASH_RECIPIENTS="${CRM_CRASH_RECIPIENTS:-5000}" cargo test --release -p crm-campaigns --test api campaign_crash -- --nocapture

@@ -52,6 +52,10 @@ pub struct Config {
     /// How often the journey runner looks for runs due to take a step.
     #[arg(long, env = "CRM_JOURNEY_POLL_MS", default_value_t = 1000)]
     pub journey_poll_ms: u64,
+    /// How often birthday and holiday journeys look for occasions of today
+    /// and tomorrow to schedule (a pass runs once per occasion).
+    #[arg(long, env = "CRM_OCCASION_POLL_MS", default_value_t = 60_000)]
+    pub occasion_poll_ms: u64,
     /// The gateway's URL as the recipients' mail clients reach it (e.g.
     /// `https://crm.example.com`): unsubscribe links point there. Unset:
     /// marketing email goes out without a `List-Unsubscribe` link.

@@ -24,6 +24,7 @@ use std::{
 };
 
 use crm_proto::crm::events::v1::{Event, SubscribeRequest, event_service_client::EventServiceClient};
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
@@ -39,11 +40,27 @@ use crate::{
 /// How often newly followed tenants are looked for.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
+/// The most events handed to [`Apply::apply_batch`] at once.
+pub const MAX_BATCH: usize = 500;
+
 /// What a follower does with each event of a tenant's stream.
 pub trait Apply: Clone + Send + Sync + 'static {
     /// Applies `event` of `tenant` and [`advance`]s the stored position to
     /// its position, in one transaction; an event applied before must change nothing.
     fn apply(&self, tenant: Uuid, event: Event) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Applies `events` (in stream order, those that had arrived together,
+    /// at most [`MAX_BATCH`]): by default one by one; a follower that can
+    /// apply many in one transaction overrides it (then [`lock_position`]
+    /// tells which were applied before).
+    fn apply_batch(&self, tenant: Uuid, events: Vec<Event>) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            for event in events {
+                self.apply(tenant, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The stream a follower reads.
@@ -104,6 +121,20 @@ pub async fn advance(tx: &mut TenantTx, tenant: Uuid, source: &str, position: i6
     .instrument(db_span("INSERT", "stream_positions"))
     .await?;
     Ok(())
+}
+
+/// Locks `tenant`'s `source` position until the transaction ends and
+/// returns it: a batch applies only the events after it, then [`advance`]s
+/// it — a second replica applying the same batch waits here, then finds
+/// them applied.
+pub async fn lock_position(tx: &mut TenantTx, tenant: Uuid, source: &str) -> Result<i64, Error> {
+    follow_tenant(tx, tenant, source).await?;
+    Ok(sqlx::query_scalar("SELECT position FROM stream_positions WHERE tenant_id = $1 AND source = $2 FOR UPDATE")
+        .bind(tenant)
+        .bind(source)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("SELECT", "stream_positions"))
+        .await?)
 }
 
 /// Moves `tenant`'s `source` position to `position` if it is behind it, and
@@ -204,9 +235,25 @@ impl<A: Apply> Follower<A> {
         let mut request = tonic::Request::new(SubscribeRequest { after_position: after, types: self.source.types.clone() });
         request.metadata_mut().insert("authorization", format!("Bearer {}", self.tokens.mint(tenant)?).parse()?);
         let mut events = EventServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner();
-        while let Some(message) = events.message().await? {
-            if let Some(event) = message.event {
-                self.apply.apply(tenant, event).await?;
+        while let Some(message) = events.next().await {
+            // With the first event, whatever else has already arrived: a backlog is applied in batches.
+            let mut batch: Vec<Event> = message?.event.into_iter().collect();
+            let mut ended = false;
+            while batch.len() < MAX_BATCH {
+                match events.next().now_or_never() {
+                    Some(Some(message)) => batch.extend(message?.event),
+                    Some(None) => {
+                        ended = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.apply.apply_batch(tenant, batch).await?;
+            }
+            if ended {
+                break;
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     App,
-    journey_runs::{self, Firing},
+    journey_runs::{self, Fired},
 };
 use crate::{
     domain::journey_run::CustomerEvent,
@@ -41,8 +41,11 @@ impl App {
         for t in tickets {
             streams::record_ticket(&mut tx, tenant, t.id, t.customer, t.complaint, t.open, position).await?;
         }
-        let (key, label) = (format!("{TICKETS}/{position}"), format!("{TICKETS} event {position}"));
-        journey_runs::apply_events(&mut tx, tenant, events, time, Firing { key: &key, label: &label }, Utc::now()).await?;
+        let fired: Vec<Fired> = events
+            .iter()
+            .map(|e| Fired { event: e.clone(), time, key: format!("{TICKETS}/{position}"), label: format!("{TICKETS} event {position}") })
+            .collect();
+        journey_runs::apply_events(&mut tx, tenant, &fired, Utc::now()).await?;
         crm_kit::follow::advance(&mut tx, tenant, TICKETS, position).await?;
         tx.commit().await?;
         Ok(())

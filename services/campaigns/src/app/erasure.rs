@@ -2,8 +2,10 @@
 //! customer (CustomerErased), what campaigns holds of their personal data
 //! goes too; when it merges customers (CustomersMerged), their devices,
 //! unsubscribes and open complaints follow the survivor, and come back on
-//! unmerge (CustomersUnmerged) — each once, even with replicas applying the
-//! same event, because the stream position is claimed in the same transaction.
+//! unmerge (CustomersUnmerged); and customers start the journeys profiles'
+//! events trigger — each once, even with replicas applying the same events,
+//! because the stream position is locked, read and moved in the transaction
+//! that applies them.
 
 use chrono::{DateTime, Utc};
 use crm_kit::{Error, customer_changes::CustomerChange, follow};
@@ -11,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     App,
-    journey_runs::{self, Firing},
+    journey_runs::{self, Fired},
 };
 use crate::{
     domain::journey_run::CustomerEvent,
@@ -21,39 +23,59 @@ use crate::{
     },
 };
 
+/// An event of profiles' stream as campaigns applies it.
+#[derive(Debug, Clone)]
+pub struct ProfilesEvent {
+    pub position: i64,
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    pub change: CustomerChange,
+    /// What it means to journeys.
+    pub customer_events: Vec<CustomerEvent>,
+}
+
 impl App {
-    /// Applies the event at `position` of profiles' stream, which happened
-    /// at `time`: its change to customers, and what it means to journeys;
-    /// the rows it touched (deliveries erased, rows moved, runs started), 0
-    /// for an event applied before.
-    pub async fn apply_profiles_event(
-        &self,
-        tenant: Uuid,
-        position: i64,
-        time: DateTime<Utc>,
-        change: &CustomerChange,
-        events: &[CustomerEvent],
-    ) -> Result<u64, Error> {
+    /// Applies `events` of profiles' stream (in order) in one transaction:
+    /// each one's change to customers, and what they mean to journeys; those
+    /// at or before the stored position were applied before and change
+    /// nothing. The rows touched (deliveries erased, rows moved, runs started).
+    pub async fn apply_profiles_events(&self, tenant: Uuid, events: &[ProfilesEvent]) -> Result<u64, Error> {
         let mut tx = self.begin(tenant).await?;
-        if !follow::claim(&mut tx, tenant, PROFILES, position).await? {
+        let applied = follow::lock_position(&mut tx, tenant, PROFILES).await?;
+        let fresh: Vec<&ProfilesEvent> = events.iter().filter(|e| e.position > applied).collect();
+        let Some(last) = fresh.last().map(|e| e.position) else {
             tx.commit().await?;
             return Ok(0);
+        };
+        let now = Utc::now();
+        let mut touched = 0;
+        for event in &fresh {
+            touched += match &event.change {
+                CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,
+                CustomerChange::Merged { merge, survivor, merged } => {
+                    customer_merges::repoint(&mut tx, tenant, *merge, *survivor, merged).await?
+                        + loyalty::move_for_merge(&mut tx, tenant, *merge, *survivor, merged, now).await?
+                }
+                CustomerChange::Unmerged { merge } => {
+                    customer_merges::restore(&mut tx, tenant, *merge).await?
+                        + loyalty::move_back_for_unmerge(&mut tx, tenant, *merge, now).await?
+                }
+                CustomerChange::Other => 0,
+            };
         }
-        let (key, label) = (format!("{PROFILES}/{position}"), format!("{PROFILES} event {position}"));
-        let firing = Firing { key: &key, label: &label };
-        let started = journey_runs::apply_events(&mut tx, tenant, events, time, firing, Utc::now()).await?;
-        let touched = match change {
-            CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,
-            CustomerChange::Merged { merge, survivor, merged } => {
-                customer_merges::repoint(&mut tx, tenant, *merge, *survivor, merged).await?
-                    + loyalty::move_for_merge(&mut tx, tenant, *merge, *survivor, merged, Utc::now()).await?
-            }
-            CustomerChange::Unmerged { merge } => {
-                customer_merges::restore(&mut tx, tenant, *merge).await?
-                    + loyalty::move_back_for_unmerge(&mut tx, tenant, *merge, Utc::now()).await?
-            }
-            CustomerChange::Other => 0,
-        } + started;
+        let fired: Vec<Fired> = fresh
+            .iter()
+            .flat_map(|e| {
+                e.customer_events.iter().map(|c| Fired {
+                    event: c.clone(),
+                    time: e.time,
+                    key: format!("{PROFILES}/{}", e.position),
+                    label: format!("{PROFILES} event {}", e.position),
+                })
+            })
+            .collect();
+        touched += journey_runs::apply_events(&mut tx, tenant, &fired, now).await?;
+        follow::advance(&mut tx, tenant, PROFILES, last).await?;
         tx.commit().await?;
         Ok(touched)
     }

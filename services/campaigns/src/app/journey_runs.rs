@@ -10,6 +10,8 @@
 //! effects in campaigns (the message, the points) are written in that same
 //! transaction, under keys naming the run and step.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use crm_kit::{
@@ -32,7 +34,7 @@ use crate::{
         journey_run::{self, CustomerEvent, EndReason, Move, Outcome, RunState, entry_key, may_reenter},
     },
     resources::{JOURNEY, JOURNEY_RUN},
-    store::journey_runs::{self, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
+    store::journey_runs::{self, Door, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
 };
 
 /// How many of a run's latest steps a read shows.
@@ -88,6 +90,7 @@ async fn enter_in(
         trigger: firing.label,
         first_step: &first.id,
         exit_on_purchase: definition.exit_on_purchase,
+        due_time: now,
     };
     match journey_runs::insert(tx, tenant, &run, now).await? {
         Some(run) => Ok(Entered::Started(run)),
@@ -98,34 +101,92 @@ async fn enter_in(
     }
 }
 
-/// Applies `events` (of one stream event, at `time`) to journeys in `tx`:
-/// purchases end the runs that exit on them, then every ACTIVE journey
-/// published before the event and started by it takes the customer. The
-/// runs started.
-pub async fn apply_events(
+/// What an event of another service's stream means to journeys.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    pub event: CustomerEvent,
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// The stream's name and the event's position, e.g. "profiles/1042": the
+    /// entry key of the runs it starts (where re-entry allows more than one).
+    pub key: String,
+    /// E.g. "profiles event 1042".
+    pub label: String,
+}
+
+/// Applies `fired` (in stream order) to journeys in `tx`: a purchase ends
+/// the runs that exit on it, and every ACTIVE journey published before an
+/// event and started by it takes the customer — in one statement per journey
+/// for a batch of events between purchases. The runs started.
+pub async fn apply_events(tx: &mut TenantTx, tenant: Uuid, fired: &[Fired], now: DateTime<Utc>) -> Result<u64, Error> {
+    let mut entrances: HashMap<String, Vec<Entrance>> = HashMap::new();
+    let mut started = 0;
+    let mut pending: Vec<&Fired> = Vec::new();
+    for f in fired {
+        // A purchase ends what came before it, not the runs it starts itself (a cross-sell).
+        if f.event.event == EventTrigger::TransactionCreated {
+            started += enter_all(tx, tenant, &std::mem::take(&mut pending), &mut entrances, now).await?;
+            journey_runs::exit_on_purchase(tx, tenant, f.event.customer, now).await?;
+        }
+        pending.push(f);
+    }
+    started += enter_all(tx, tenant, &pending, &mut entrances, now).await?;
+    Ok(started)
+}
+
+/// Starts `fired`'s customers on the journeys their events trigger (`entrances` caches each trigger's journeys).
+async fn enter_all(
     tx: &mut TenantTx,
     tenant: Uuid,
-    events: &[CustomerEvent],
-    time: DateTime<Utc>,
-    firing: Firing<'_>,
+    fired: &[&Fired],
+    entrances: &mut HashMap<String, Vec<Entrance>>,
     now: DateTime<Utc>,
 ) -> Result<u64, Error> {
+    let mut by_trigger: BTreeMap<String, (Trigger, Vec<&Fired>)> = BTreeMap::new();
+    for f in fired {
+        let trigger = Trigger::Event(f.event.event.clone());
+        let key = serde_json::to_string(&trigger).unwrap_or_default();
+        by_trigger.entry(key).or_insert_with(|| (trigger, Vec::new())).1.push(f);
+    }
     let mut started = 0;
-    for e in events {
-        if e.event == EventTrigger::TransactionCreated {
-            journey_runs::exit_on_purchase(tx, tenant, e.customer, now).await?;
+    for (key, (trigger, fired)) in by_trigger {
+        if !entrances.contains_key(&key) {
+            let found = journey_runs::entrances_for(tx, tenant, &trigger).await?;
+            entrances.insert(key.clone(), found);
         }
-        for entrance in journey_runs::entrances_for(tx, tenant, &Trigger::Event(e.event.clone())).await? {
+        for entrance in &entrances[&key] {
             // A journey takes what happens after it is published, not the stream's history.
-            if time < entrance.first_publish_time {
+            let after: Vec<&&Fired> = fired.iter().filter(|f| f.time >= entrance.first_publish_time).collect();
+            let definition = &entrance.definition.0;
+            if let Reentry::AfterDays(_) = definition.reentry {
+                for f in after {
+                    let firing = Firing { key: &f.key, label: &f.label };
+                    if let Entered::Started(_) = enter_in(tx, tenant, entrance, f.event.customer, firing, now).await? {
+                        started += 1;
+                    }
+                }
                 continue;
             }
-            if let Entered::Started(_) = enter_in(tx, tenant, &entrance, e.customer, firing, now).await? {
-                started += 1;
-            }
+            let Some(first) = definition.steps.first().filter(|_| !after.is_empty()) else { continue };
+            let entrants: Vec<(Uuid, String, String)> =
+                after.iter().map(|f| (f.event.customer, entry_key(definition.reentry, &f.key), f.label.clone())).collect();
+            let door = Door {
+                journey_id: entrance.journey_id,
+                version: entrance.version,
+                first_step: &first.id,
+                exit_on_purchase: definition.exit_on_purchase,
+            };
+            started += journey_runs::insert_many(tx, tenant, door, &entrants, now).await?;
         }
     }
     Ok(started)
+}
+
+/// A customer a birthday or holiday pass greets, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Greeting {
+    pub customer: Uuid,
+    pub due: DateTime<Utc>,
 }
 
 /// What the runner learnt outside the transaction for the step it takes.
@@ -236,6 +297,60 @@ impl App {
         let steps = journey_runs::steps_of(&mut tx, tenant, &ids, STEPS_SHOWN).await?;
         tx.commit().await?;
         Ok((runs, steps))
+    }
+
+    /// Journey `id`'s published version, if the journey is ACTIVE.
+    pub async fn journey_entrance(&self, tenant: Uuid, id: Uuid) -> Result<Option<Entrance>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let found = journey_runs::entrance(&mut tx, tenant, id).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Where the pass for `occurrence` of journey `journey` stands: (next page token, done); None before it starts.
+    pub async fn occasion_pass(&self, tenant: Uuid, journey: Uuid, occurrence: &str) -> Result<Option<(String, bool)>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let found = journey_runs::occurrence(&mut tx, tenant, journey, occurrence).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Starts each of `greetings` on `entrance`'s version for `occurrence`
+    /// (the entry key: one run per customer and occasion, whatever the
+    /// re-entry rule), due at its time, and records the pass as read up to
+    /// `next_page_token`, in one transaction; the runs started. Two replicas
+    /// on the same pass start nobody twice (the entry key).
+    pub async fn enter_occasion(
+        &self,
+        tenant: Uuid,
+        entrance: &Entrance,
+        occurrence: &str,
+        greetings: &[Greeting],
+        next_page_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let definition = &entrance.definition.0;
+        let Some(first) = definition.steps.first() else { return Ok(0) };
+        let mut tx = self.begin(tenant).await?;
+        let mut started = 0;
+        for g in greetings {
+            let run = NewRun {
+                journey_id: entrance.journey_id,
+                version: entrance.version,
+                customer_id: g.customer,
+                entry_key: occurrence,
+                trigger: occurrence,
+                first_step: &first.id,
+                exit_on_purchase: definition.exit_on_purchase,
+                due_time: g.due,
+            };
+            if journey_runs::insert(&mut tx, tenant, &run, now).await?.is_some() {
+                started += 1;
+            }
+        }
+        journey_runs::save_occurrence(&mut tx, tenant, entrance.journey_id, occurrence, next_page_token, started, now).await?;
+        tx.commit().await?;
+        Ok(u64::try_from(started).unwrap_or(0))
     }
 
     /// Claims up to `limit` of the tenant's due runs for this runner's lease.

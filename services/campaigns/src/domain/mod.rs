@@ -15,6 +15,7 @@ pub mod journey;
 pub mod journey_run;
 pub mod loyalty;
 pub mod lunisolar;
+pub mod occasions;
 pub mod policy;
 pub mod rules;
 pub mod sms;

@@ -61,7 +61,7 @@ impl ContactRules {
 }
 
 /// The instant of local `at` in `zone`; in a DST gap, the first instant after it.
-fn to_utc(zone: Tz, at: NaiveDateTime) -> DateTime<Utc> {
+pub fn to_utc(zone: Tz, at: NaiveDateTime) -> DateTime<Utc> {
     let mut probe = at;
     for _ in 0..4 {
         if let Some(t) = zone.from_local_datetime(&probe).earliest() {

@@ -13,7 +13,11 @@ use crm_proto::crm::events::v1::Event;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::{app::App, profiles, store::streams::PROFILES};
+use crate::{
+    app::{App, erasure::ProfilesEvent},
+    profiles,
+    store::streams::PROFILES,
+};
 
 /// Applies profiles' erasures to campaigns.
 #[derive(Clone)]
@@ -21,15 +25,27 @@ struct Erasures(App);
 
 impl Apply for Erasures {
     async fn apply(&self, tenant: Uuid, event: Event) -> Result<(), Error> {
-        let change = CustomerChange::of(&event);
-        let data = event.data.as_ref().map(|any| any.value.as_slice()).unwrap_or_default();
-        let events = profiles::customer_events(&event.r#type, data);
-        let time = event.time.and_then(|t| crm_kit::time::from_timestamp(&t)).unwrap_or_else(chrono::Utc::now);
-        let touched = self.0.apply_profiles_event(tenant, event.position, time, &change, &events).await?;
+        self.apply_batch(tenant, vec![event]).await
+    }
+
+    async fn apply_batch(&self, tenant: Uuid, events: Vec<Event>) -> Result<(), Error> {
+        let events: Vec<ProfilesEvent> = events.iter().map(profiles_event).collect();
+        let touched = self.0.apply_profiles_events(tenant, &events).await?;
         if touched > 0 {
-            tracing::info!(%tenant, rows = touched, change = ?std::mem::discriminant(&change), "profiles' change applied to campaigns");
+            tracing::info!(%tenant, rows = touched, events = events.len(), "profiles' events applied to campaigns");
         }
         Ok(())
+    }
+}
+
+/// What an event of profiles' stream says, for campaigns.
+fn profiles_event(event: &Event) -> ProfilesEvent {
+    let data = event.data.as_ref().map(|any| any.value.as_slice()).unwrap_or_default();
+    ProfilesEvent {
+        position: event.position,
+        time: event.time.and_then(|t| crm_kit::time::from_timestamp(&t)).unwrap_or_else(chrono::Utc::now),
+        change: CustomerChange::of(event),
+        customer_events: profiles::customer_events(&event.r#type, data),
     }
 }
 

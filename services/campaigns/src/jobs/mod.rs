@@ -6,4 +6,5 @@ pub mod delivery;
 pub mod erasure;
 pub mod journeys;
 pub mod loyalty;
+pub mod occasions;
 pub mod unsubscribes;

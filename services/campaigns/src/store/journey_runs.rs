@@ -129,14 +129,16 @@ pub struct NewRun<'a> {
     pub trigger: &'a str,
     pub first_step: &'a str,
     pub exit_on_purchase: bool,
+    /// When its first step is due.
+    pub due_time: DateTime<Utc>,
 }
 
-/// Starts a run, due now; None when a run with the same entry key exists.
+/// Starts a run; None when a run with the same entry key exists.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, run: &NewRun<'_>, now: DateTime<Utc>) -> Result<Option<RunRow>, Error> {
     let sql = format!(
         "INSERT INTO journey_runs (tenant_id, id, journey_id, version, customer_id, entry_key, trigger, state, step_id,
                                    due_time, exit_on_purchase, enter_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'ACTIVE', $8, $9, $10, $9)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'ACTIVE', $8, $9, $10, $11)
          ON CONFLICT (tenant_id, journey_id, customer_id, entry_key) DO NOTHING
          RETURNING {}",
         RUNS.columns
@@ -150,11 +152,58 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, run: &NewRun<'_>, now: Date
         .bind(run.entry_key)
         .bind(run.trigger)
         .bind(run.first_step)
-        .bind(now)
+        .bind(run.due_time)
         .bind(run.exit_on_purchase)
+        .bind(now)
         .fetch_optional(&mut **tx)
         .instrument(db_span("INSERT", "journey_runs"))
         .await?)
+}
+
+/// Where a batch of runs enters: one journey version.
+#[derive(Debug, Clone, Copy)]
+pub struct Door<'a> {
+    pub journey_id: Uuid,
+    pub version: i32,
+    pub first_step: &'a str,
+    pub exit_on_purchase: bool,
+}
+
+/// Starts a run, due now, for each (customer, entry key, trigger) of
+/// `entrants` in one statement; those whose entry key exists are skipped.
+/// How many started.
+pub async fn insert_many(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    door: Door<'_>,
+    entrants: &[(Uuid, String, String)],
+    now: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let ids: Vec<Uuid> = entrants.iter().map(|_| Uuid::now_v7()).collect();
+    let customers: Vec<Uuid> = entrants.iter().map(|e| e.0).collect();
+    let keys: Vec<&str> = entrants.iter().map(|e| e.1.as_str()).collect();
+    let triggers: Vec<&str> = entrants.iter().map(|e| e.2.as_str()).collect();
+    Ok(sqlx::query(
+        "INSERT INTO journey_runs (tenant_id, id, journey_id, version, customer_id, entry_key, trigger, state, step_id,
+                                   due_time, exit_on_purchase, enter_time)
+         SELECT $1, e.id, $2, $3, e.customer, e.key, e.trigger, 'ACTIVE', $4, $5, $6, $5
+         FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) AS e(id, customer, key, trigger)
+         ON CONFLICT (tenant_id, journey_id, customer_id, entry_key) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(door.journey_id)
+    .bind(door.version)
+    .bind(door.first_step)
+    .bind(now)
+    .bind(door.exit_on_purchase)
+    .bind(&ids)
+    .bind(&customers)
+    .bind(&keys)
+    .bind(&triggers)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "journey_runs"))
+    .await?
+    .rows_affected())
 }
 
 /// Tenants with due runs, across tenants through the `due_scan` policy (ids and instants only).
@@ -308,4 +357,52 @@ pub async fn steps_of(tx: &mut TenantTx, tenant: Uuid, runs: &[Uuid], per_run: i
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "journey_run_steps"))
     .await?)
+}
+
+/// The ACTIVE journeys across tenants (ids only, through the `schedule_scan` policy), at most `limit`.
+pub async fn active_journeys(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let sql = "SELECT tenant_id, id FROM journeys WHERE state = 'ACTIVE' AND publish_time <= $1 ORDER BY tenant_id, id LIMIT $2";
+    scan_due(pool, "journey-schedule-scan", "journeys", sql, now, limit).await
+}
+
+/// Where the pass for `occurrence` of journey `journey` stands: its next page token and whether it is done.
+pub async fn occurrence(tx: &mut TenantTx, tenant: Uuid, journey: Uuid, occurrence: &str) -> Result<Option<(String, bool)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT page_token, done FROM journey_occurrences WHERE tenant_id = $1 AND journey_id = $2 AND occurrence = $3 FOR UPDATE",
+    )
+    .bind(tenant)
+    .bind(journey)
+    .bind(occurrence)
+    .fetch_optional(&mut **tx)
+    .instrument(db_span("SELECT", "journey_occurrences"))
+    .await?)
+}
+
+/// Records the pass for `occurrence` as read up to `page_token` (done when it is the last page), `entered` more runs started.
+pub async fn save_occurrence(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    journey: Uuid,
+    occurrence: &str,
+    page_token: &str,
+    entered: i64,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO journey_occurrences (tenant_id, journey_id, occurrence, page_token, done, entered, update_time)
+         VALUES ($1, $2, $3, $4, $4 = '', $5, $6)
+         ON CONFLICT (tenant_id, journey_id, occurrence) DO UPDATE
+         SET page_token = EXCLUDED.page_token, done = EXCLUDED.done,
+             entered = journey_occurrences.entered + EXCLUDED.entered, update_time = EXCLUDED.update_time",
+    )
+    .bind(tenant)
+    .bind(journey)
+    .bind(occurrence)
+    .bind(page_token)
+    .bind(entered)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "journey_occurrences"))
+    .await?;
+    Ok(())
 }

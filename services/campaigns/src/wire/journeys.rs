@@ -272,14 +272,13 @@ fn outcome(outcome: &str) -> pb::JourneyStepOutcome {
 
 /// A stored run with its steps (those of other runs in `steps` are skipped) as a response.
 pub fn run_to(row: &RunRow, steps: &[StepRow]) -> pb::JourneyRun {
-    let waiting = row.state == "WAITING";
     pb::JourneyRun {
         name: JOURNEY_RUN.name(row.journey_id, row.id),
         customer: CUSTOMER.name(row.customer_id),
         version: row.version,
         state: run_state(&row.state) as i32,
         current_step: row.step_id.clone().unwrap_or_default(),
-        wake_time: row.due_time.filter(|_| waiting).map(to_timestamp),
+        wake_time: row.due_time.map(to_timestamp),
         trigger: row.trigger.clone(),
         enter_time: Some(to_timestamp(row.enter_time)),
         end_time: row.end_time.map(to_timestamp),

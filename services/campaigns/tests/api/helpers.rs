@@ -78,6 +78,7 @@ pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
         delivery_poll_ms: 200,
         loyalty_expiry_poll_ms: 200,
         journey_poll_ms: 100,
+        occasion_poll_ms: 200,
         delivery_max_attempts: 3,
         delivery_retry_base_ms: 50,
         public_url: None,

@@ -334,3 +334,87 @@ async fn bad_entries_and_reads_are_refused_clearly() {
     let refused = assert_error(client.create_journey(bad).await, Code::InvalidArgument, "INVALID_POINTS");
     assert_eq!(violations(&refused), [("journey.steps[0]".to_owned(), "INVALID_POINTS".to_owned())]);
 }
+
+/// Creates a customer born on `month`/`day` (0: no birthday), opted in to email.
+async fn born(f: &Fixture, name: &str, email: &str, month: u32, day: u32) -> String {
+    let customer = profiles::Customer {
+        display_name: name.into(),
+        emails: vec![crm_proto::crm::common::v1::EmailAddress { address: email.into(), label: String::new(), primary: true }],
+        birthday: (month > 0).then_some(crm_proto::google::r#type::Date { year: 1990, month: month as i32, day: day as i32 }),
+        consent: Some(profiles::Consent {
+            email: Some(profiles::ChannelConsent { state: profiles::ConsentState::OptedIn as i32, update_time: None }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let request = f.app.admin(profiles::CreateCustomerRequest { customer: Some(customer), request_id: String::new() });
+    f.app.clients.customers.clone().create_customer(request).await.unwrap().into_inner().customer.unwrap().name
+}
+
+/// Waits (at most 15 s) until journey `name` has `count` runs.
+async fn runs_of(f: &Fixture, name: &str, count: usize) -> Vec<pb::JourneyRun> {
+    for _ in 0..300 {
+        let runs = f.runs(name, "").await;
+        if runs.len() >= count {
+            return runs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} did not reach {count} runs: {:?}", f.runs(name, "").await);
+}
+
+#[tokio::test]
+async fn birthdays_and_holidays_greet_each_customer_once_at_their_local_time() {
+    use chrono::Datelike;
+    let f = Fixture::start().await;
+    let (today, tomorrow) = (chrono::Utc::now().date_naive(), chrono::Utc::now().date_naive() + chrono::Duration::days(1));
+    let today_born = born(&f, "Today", "today@example.com", today.month(), today.day()).await;
+    let tomorrow_born = born(&f, "Tomorrow", "tomorrow@example.com", tomorrow.month(), tomorrow.day()).await;
+    born(&f, "Nobody knows", "unknown@example.com", 0, 0).await;
+    let midnight = crm_proto::google::r#type::TimeOfDay::default();
+
+    // A birthday journey at 00:00 (the tenant's zone, UTC): today's customer now, tomorrow's tomorrow.
+    let birthday = f
+        .publish(pb::Journey {
+            display_name: "Happy birthday".into(),
+            trigger: Some(pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Birthday(midnight)) }),
+            steps: vec![send("card", &f.template, "")],
+            ..Default::default()
+        })
+        .await;
+    let runs = runs_of(&f, &birthday.name, 2).await;
+    let of = |customer: &str| runs.iter().find(|r| r.customer == customer).unwrap().clone();
+    assert_eq!(of(&today_born).trigger, format!("birthdays/{today}"));
+    assert_eq!(f.run_in(&of(&today_born).name, pb::JourneyRunState::Completed).await.steps.len(), 1);
+    let waiting = of(&tomorrow_born);
+    assert_eq!(waiting.state, pb::JourneyRunState::Active as i32, "not yet taken");
+    let due = chrono::DateTime::from_timestamp(waiting.wake_time.unwrap().seconds, 0).unwrap();
+    assert_eq!(due, tomorrow.and_hms_opt(0, 0, 0).unwrap().and_utc(), "greeted at 00:00 on the day");
+
+    // A holiday of the tenant's calendar today, at 00:00: everyone, once.
+    let rule = pb::HolidayRule {
+        kind: Some(pb::holiday_rule::Kind::Gregorian(pb::MonthDay { month: today.month() as i32, day: today.day() as i32 })),
+    };
+    let holiday = pb::Holiday { display_name: "Founders' day".into(), rule: Some(rule), ..Default::default() };
+    crm_proto::crm::campaigns::v1::holiday_service_client::HolidayServiceClient::new(f.app.clients.channel.clone())
+        .create_holiday(f.marketer(pb::CreateHolidayRequest { holiday_id: "founders-day".into(), holiday: Some(holiday) }))
+        .await
+        .unwrap();
+    let trigger = pb::JourneyHolidayTrigger { holiday: "holidays/founders-day".into(), time: Some(midnight) };
+    let greeting = f
+        .publish(pb::Journey {
+            display_name: "Founders' day".into(),
+            trigger: Some(pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Holiday(trigger)) }),
+            steps: vec![send("card", &f.template, "")],
+            ..Default::default()
+        })
+        .await;
+    let greeted = runs_of(&f, &greeting.name, 3).await;
+    assert!(greeted.iter().all(|r| r.trigger == format!("holidays/founders-day/{today}")), "{greeted:?}");
+
+    // Later rounds start nobody twice.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(f.runs(&birthday.name, "").await.len(), 2);
+    assert_eq!(f.runs(&greeting.name, "").await.len(), 3);
+    assert_eq!(f.app.smtp.wait_for(4, Duration::from_secs(10)).await.len(), 4, "today's birthday and three holiday cards");
+}
