@@ -124,7 +124,7 @@ async fn seed_runs(owner: &mut PgConnection, tenant: Uuid, journey: Uuid, count:
     sqlx::query(
         "INSERT INTO journey_runs (tenant_id, id, journey_id, version, customer_id, entry_key, trigger, state, step_id, step_count,
                                    due_time, exit_on_purchase, enter_time, end_time, end_reason)
-         SELECT $1, uuidv7_like, $2, 1, gen_random_uuid(), 'once', 'profiles event ' || i, 'COMPLETED', NULL, 3,
+         SELECT $1, uuidv7_like, $2, 1, gen_random_uuid(), 'once', 'seeded ' || i, 'COMPLETED', NULL, 3,
                 NULL, false, now(), now(), 'EXIT_STEP'
          FROM (SELECT i, (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7' || substr(md5(i::text), 1, 19))::uuid
                    AS uuidv7_like FROM generate_series(1, $3) AS i) s",
@@ -139,7 +139,8 @@ async fn seed_runs(owner: &mut PgConnection, tenant: Uuid, journey: Uuid, count:
          SELECT r.tenant_id, r.id, s.seq, (ARRAY['settle-in', 'hello', 'done'])[s.seq + 1],
                 (ARRAY['WAITED', 'SENT', 'EXITED'])[s.seq + 1], CASE WHEN s.seq = 1 THEN gen_random_uuid() END,
                 CASE WHEN s.seq = 0 THEN '2027-03-04T09:00:00+00:00' ELSE '' END, now()
-         FROM journey_runs r CROSS JOIN generate_series(0, 2) AS s(seq) WHERE r.tenant_id = $1 AND r.journey_id = $2",
+         FROM journey_runs r CROSS JOIN generate_series(0, 2) AS s(seq)
+         WHERE r.tenant_id = $1 AND r.journey_id = $2 AND r.trigger LIKE 'seeded %'",
     )
     .bind(tenant)
     .bind(journey)

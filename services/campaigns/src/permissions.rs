@@ -39,6 +39,11 @@ pub const LOYALTY_READ: Permission =
     Permission::new("loyalty.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
 /// Grant and redeem points.
 pub const LOYALTY_WRITE: Permission = Permission::new("loyalty.write", &[Role::Service, Role::Marketer, Role::Agent]);
+/// Read customers' coupons.
+pub const COUPONS_READ: Permission =
+    Permission::new("coupons.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
+/// Issue and redeem coupons (a till, a service desk, a backend).
+pub const COUPONS_WRITE: Permission = Permission::new("coupons.write", &[Role::Service, Role::Marketer, Role::Agent]);
 /// Read the holiday calendar.
 pub const HOLIDAYS_READ: Permission =
     Permission::new("holidays.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
@@ -55,7 +60,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 18] = [
+    const ALL: [Permission; 20] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -73,6 +78,8 @@ mod tests {
         JOURNEYS_ENTER,
         LOYALTY_READ,
         LOYALTY_WRITE,
+        COUPONS_READ,
+        COUPONS_WRITE,
         PII,
     ];
 
@@ -95,6 +102,8 @@ mod tests {
                 "journeys.enter",
                 "loyalty.read",
                 "loyalty.write",
+                "coupons.read",
+                "coupons.write",
                 "pii"
             ])
         );
@@ -109,6 +118,8 @@ mod tests {
                 "holidays.read",
                 "loyalty.read",
                 "loyalty.write",
+                "coupons.read",
+                "coupons.write",
                 "pii"
             ])
         );
@@ -120,6 +131,7 @@ mod tests {
             "holidays.read",
             "journeys.read",
             "loyalty.read",
+            "coupons.read",
         ]);
         assert_eq!(held_by(Role::Analyst, &ALL), reader);
         assert_eq!(held_by(Role::Readonly, &ALL), reader);

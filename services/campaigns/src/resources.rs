@@ -17,5 +17,7 @@ pub const DEVICE: ResourceType = ResourceType::new("campaigns.crm/Device", "devi
 pub const JOURNEY: ResourceType = ResourceType::new("campaigns.crm/Journey", "journeys");
 /// `journeys/{journey}/runs/{id}`.
 pub const JOURNEY_RUN: ChildResourceType = ChildResourceType::new("campaigns.crm/JourneyRun", JOURNEY, "runs");
+/// `coupons/{id}`.
+pub const COUPON: ResourceType = ResourceType::new("campaigns.crm/Coupon", "coupons");
 /// `customers/{id}`, owned by profiles.
 pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");

@@ -9,7 +9,8 @@
 //! - `callbacks`: ProviderCallbackService — receipts and inbound messages, verified per provider.
 //! - `tracking`: TrackingService — the pixel and links of tracked emails, without a login.
 //! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
-//! - `journeys`: JourneyService — journeys' definitions (checked on save), versions and state.
+//! - `journeys`: JourneyService — journeys' definitions (checked on save), versions, state and runs.
+//! - `coupons`: CouponService — single-use coupons, issued and redeemed once.
 //! - `loyalty`: LoyaltyService — customers' points: grants, redemptions, expiry, the ledger.
 //! - `holidays`: HolidayService — the tenant's holiday calendar (built-in lunar and Gregorian holidays, its own).
 //! - `devices`: DeviceService — the devices FCM pushes go to; customers manage their own.
@@ -18,6 +19,7 @@
 mod callbacks;
 mod campaigns;
 mod contact_policy;
+mod coupons;
 mod deliveries;
 mod devices;
 mod holidays;
@@ -31,6 +33,7 @@ mod unsubscribes;
 pub use callbacks::CallbackApi;
 pub use campaigns::CampaignApi;
 pub use contact_policy::ContactPolicyApi;
+pub use coupons::CouponApi;
 pub use deliveries::DeliveryApi;
 pub use devices::DeviceApi;
 pub use holidays::HolidayApi;

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::{
     App,
+    coupons::{NewCoupon, issue_in},
     loyalty::{Booking, grant_in},
     notices::Notice,
 };
@@ -33,7 +34,7 @@ use crate::{
         journey::{Action, Definition, EventTrigger, Reentry, Trigger},
         journey_run::{self, CustomerEvent, EndReason, Move, Outcome, RunState, entry_key, may_reenter},
     },
-    resources::{JOURNEY, JOURNEY_RUN},
+    resources::{COUPON, JOURNEY, JOURNEY_RUN},
     store::journey_runs::{self, Door, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
 };
 
@@ -469,6 +470,23 @@ impl App {
                     outcome: Outcome::PointsGranted,
                     delivery: None,
                     detail: format!("{points} points"),
+                    to: journey_run::after(step, false),
+                }
+            }
+            Action::IssueCoupon { currency, value_minor, valid_days, description, .. } => {
+                let coupon = NewCoupon {
+                    customer_id: run.customer_id,
+                    currency_code: currency.clone(),
+                    value_minor: *value_minor,
+                    description: description.clone(),
+                    valid_from: now,
+                    expire_time: now + Duration::days(i64::from(*valid_days)),
+                };
+                let issued = issue_in(&mut tx, tenant, &coupon, &source, now).await?;
+                Taken {
+                    outcome: Outcome::CouponIssued,
+                    delivery: None,
+                    detail: COUPON.name(issued.id),
                     to: journey_run::after(step, false),
                 }
             }

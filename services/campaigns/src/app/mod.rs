@@ -28,6 +28,7 @@ pub mod callbacks;
 pub mod campaigns;
 pub mod complaints;
 pub mod contact_policy;
+pub mod coupons;
 pub mod delivery;
 pub mod devices;
 pub mod erasure;

@@ -16,6 +16,8 @@ use super::is_slug;
 pub const MAX_STEPS: usize = 100;
 /// The longest single wait.
 pub const MAX_WAIT_DAYS: i64 = 366;
+/// The longest a coupon a step issues stays valid.
+pub const MAX_COUPON_DAYS: i32 = 1095;
 /// The most points one step grants.
 pub const MAX_POINTS_PER_STEP: i64 = 1_000_000;
 
@@ -78,6 +80,8 @@ pub enum Action {
     UpdateCustomer { add_tags: Vec<String>, remove_tags: Vec<String>, next: Option<String> },
     /// Grants loyalty points (expiring after `expire_days`, 0: never).
     GrantPoints { points: i64, expire_days: i32, reason: String, next: Option<String> },
+    /// Issues a single-use coupon worth `value_minor` of `currency`, valid for `valid_days`.
+    IssueCoupon { currency: String, value_minor: i64, valid_days: i32, description: String, next: Option<String> },
     /// Ends the run.
     Exit,
 }
@@ -141,7 +145,8 @@ impl Action {
             Action::Send { next, .. }
             | Action::Wait { next, .. }
             | Action::UpdateCustomer { next, .. }
-            | Action::GrantPoints { next, .. } => next.iter().map(String::as_str).collect(),
+            | Action::GrantPoints { next, .. }
+            | Action::IssueCoupon { next, .. } => next.iter().map(String::as_str).collect(),
             Action::Branch { if_true, if_false, .. } => vec![if_true.as_str(), if_false.as_str()],
             Action::Exit => Vec::new(),
         }
@@ -266,6 +271,14 @@ fn check_step(step: &Step) -> Vec<Problem> {
             }
             if reason.chars().count() > 200 {
                 problems.push(problem(&step.id, "INVALID_REASON", "a reason is up to 200 characters"));
+            }
+        }
+        Action::IssueCoupon { valid_days, description, .. } => {
+            if !(1..=MAX_COUPON_DAYS).contains(valid_days) {
+                problems.push(problem(&step.id, "INVALID_VALIDITY", format!("a coupon is valid for 1-{MAX_COUPON_DAYS} days")));
+            }
+            if description.chars().count() > 200 {
+                problems.push(problem(&step.id, "INVALID_DESCRIPTION", "a description is up to 200 characters"));
             }
         }
         _ => {}

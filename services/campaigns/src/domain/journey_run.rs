@@ -85,6 +85,7 @@ pub enum Outcome {
     BranchFalse,
     Updated,
     PointsGranted,
+    CouponIssued,
     Exited,
     Failed,
 }
@@ -99,6 +100,7 @@ impl Outcome {
             Self::BranchFalse => "BRANCH_FALSE",
             Self::Updated => "UPDATED",
             Self::PointsGranted => "POINTS_GRANTED",
+            Self::CouponIssued => "COUPON_ISSUED",
             Self::Exited => "EXITED",
             Self::Failed => "FAILED",
         }
@@ -161,9 +163,11 @@ pub fn step<'a>(definition: &'a Definition, id: &str) -> Option<&'a Step> {
 /// over); `branch` is a branch's answer.
 pub fn after(step: &Step, branch: bool) -> Move {
     match &step.action {
-        Action::Send { next, .. } | Action::Wait { next, .. } | Action::UpdateCustomer { next, .. } | Action::GrantPoints { next, .. } => {
-            to_next(next)
-        }
+        Action::Send { next, .. }
+        | Action::Wait { next, .. }
+        | Action::UpdateCustomer { next, .. }
+        | Action::GrantPoints { next, .. }
+        | Action::IssueCoupon { next, .. } => to_next(next),
         Action::Branch { if_true, if_false, .. } => Move::To(if branch { if_true } else { if_false }.clone()),
         Action::Exit => Move::End(EndReason::ExitStep),
     }

@@ -7,6 +7,7 @@
 pub mod astronomy;
 pub mod campaign;
 pub mod channel;
+pub mod coupon;
 pub mod customer;
 pub mod delivery;
 pub mod holidays;

@@ -134,8 +134,34 @@ fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation
         }
         Some(Kind::UpdateCustomer(u)) => Action::UpdateCustomer { add_tags: u.add_tags.clone(), remove_tags: u.remove_tags.clone(), next },
         Some(Kind::GrantPoints(g)) => Action::GrantPoints { points: g.points, expire_days: g.expire_days, reason: g.reason.clone(), next },
+        Some(Kind::IssueCoupon(c)) => {
+            let value = match c.value.as_ref().map(|m| crm_kit::money::to_minor(m, None)) {
+                Some(Ok(v)) if v.minor > 0 => v,
+                Some(Err((reason, message))) => return Err(FieldViolation::new(format!("{field}.issue_coupon.value"), reason, message)),
+                _ => {
+                    return Err(FieldViolation::new(
+                        format!("{field}.issue_coupon.value"),
+                        "INVALID_AMOUNT",
+                        "a coupon is worth more than zero",
+                    ));
+                }
+            };
+            Action::IssueCoupon {
+                currency: value.currency,
+                value_minor: value.minor,
+                valid_days: c.valid_days,
+                description: c.description.clone(),
+                next,
+            }
+        }
         Some(Kind::Exit(_)) => Action::Exit,
-        None => return Err(FieldViolation::new(field.to_owned(), "MISSING_ACTION", "one of send, wait, branch, update_customer, exit")),
+        None => {
+            return Err(FieldViolation::new(
+                field.to_owned(),
+                "MISSING_ACTION",
+                "one of send, wait, branch, update_customer, grant_points, issue_coupon, exit",
+            ));
+        }
     };
     Ok(Step { id: step.id.clone(), action })
 }
@@ -215,6 +241,10 @@ fn step_to(step: &Step) -> pb::JourneyStep {
         }
         Action::GrantPoints { points, expire_days, reason, next } => {
             (Kind::GrantPoints(pb::GrantPointsStep { points: *points, expire_days: *expire_days, reason: reason.clone() }), next.clone())
+        }
+        Action::IssueCoupon { currency, value_minor, valid_days, description, next } => {
+            let value = Some(crm_kit::money::from_minor(currency, *value_minor));
+            (Kind::IssueCoupon(pb::IssueCouponStep { value, valid_days: *valid_days, description: description.clone() }), next.clone())
         }
         Action::Exit => (Kind::Exit(pb::ExitStep {}), None),
     };

@@ -6,6 +6,7 @@ mod callbacks;
 mod campaign_crash;
 mod campaigns;
 mod complaints;
+mod coupons;
 mod crash;
 mod dkim;
 mod erasure;
