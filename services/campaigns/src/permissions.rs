@@ -39,6 +39,8 @@ pub const LOYALTY_READ: Permission =
     Permission::new("loyalty.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
 /// Grant and redeem points.
 pub const LOYALTY_WRITE: Permission = Permission::new("loyalty.write", &[Role::Service, Role::Marketer, Role::Agent]);
+/// Change the loyalty programme (earning rate, member tiers).
+pub const LOYALTY_CONFIGURE: Permission = Permission::new("loyalty.configure", &[Role::Marketer]);
 /// Read customers' coupons.
 pub const COUPONS_READ: Permission =
     Permission::new("coupons.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
@@ -60,7 +62,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 20] = [
+    const ALL: [Permission; 21] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -78,6 +80,7 @@ mod tests {
         JOURNEYS_ENTER,
         LOYALTY_READ,
         LOYALTY_WRITE,
+        LOYALTY_CONFIGURE,
         COUPONS_READ,
         COUPONS_WRITE,
         PII,
@@ -102,6 +105,7 @@ mod tests {
                 "journeys.enter",
                 "loyalty.read",
                 "loyalty.write",
+                "loyalty.configure",
                 "coupons.read",
                 "coupons.write",
                 "pii"

@@ -19,6 +19,7 @@ use crate::domain::{
     customer::{Consent, ConsentState, Customer, TemplateFields},
     journey::EventTrigger,
     journey_run::CustomerEvent,
+    loyalty_program::Purchase,
 };
 
 /// Client of `crm.profiles.v1.CustomerService`.
@@ -434,4 +435,24 @@ pub fn customer_events(type_name: &str, data: &[u8]) -> Vec<CustomerEvent> {
         None
     };
     found.into_iter().collect()
+}
+
+/// The purchase an event of profiles' stream records, if it is one (refunds earn nothing).
+pub fn purchase(type_name: &str, data: &[u8]) -> Option<Purchase> {
+    use prost::{Message, Name};
+    if type_name != pb::TransactionRecorded::full_name() {
+        return None;
+    }
+    let t = pb::TransactionRecorded::decode(data).ok()?.transaction?;
+    if t.kind != pb::TransactionKind::Purchase as i32 {
+        return None;
+    }
+    let (customer, transaction) = t.name.split_once("/transactions/")?;
+    let amount = crm_kit::money::to_minor(t.amount.as_ref()?, None).ok()?;
+    Some(Purchase {
+        customer: crate::resources::CUSTOMER.id_of(customer)?,
+        transaction: Uuid::parse_str(transaction).ok()?,
+        currency: amount.currency,
+        minor: amount.minor,
+    })
 }

@@ -9,8 +9,9 @@ use crm_kit::{
     Error,
     auth::{Principal, caller},
     client::Caller,
+    fieldmask::UpdateMask,
     pagination::{PageTokenCodec, Pager},
-    respond,
+    required, respond,
     time::from_timestamp,
 };
 use crm_proto::crm::campaigns::v1::{self as pb, loyalty_service_server::LoyaltyService};
@@ -20,9 +21,11 @@ use uuid::Uuid;
 use crate::{
     app::{App, loyalty::Booking},
     domain::loyalty::{MAX_POINTS, MAX_REASON},
+    domain::loyalty_program::Program,
     permissions,
     profiles::ProfilesClient,
-    wire::loyalty::{account_customer, account_name, account_to, entry_to},
+    store::loyalty::ProgramRow,
+    wire::loyalty::{PROGRAM_NAME, account_customer, account_name, account_to, entry_to, program_from, program_to},
 };
 
 /// Handlers of LoyaltyService.
@@ -155,5 +158,64 @@ impl LoyaltyService for LoyaltyApi {
             Ok(pb::RedeemPointsResponse { entry: Some(entry_to(&entry)), points_account: Some(account_to(&account)) })
         })
         .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_loyalty_program(
+        &self,
+        request: Request<pb::GetLoyaltyProgramRequest>,
+    ) -> Result<Response<pb::GetLoyaltyProgramResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::LOYALTY_READ)?;
+            check_program_name(&request.get_ref().name, "name")?;
+            Ok(pb::GetLoyaltyProgramResponse { loyalty_program: Some(program_to(&self.app.loyalty_program(principal.tenant).await?)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_loyalty_program(
+        &self,
+        request: Request<pb::UpdateLoyaltyProgramRequest>,
+    ) -> Result<Response<pb::UpdateLoyaltyProgramResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::LOYALTY_CONFIGURE)?;
+            let pb::UpdateLoyaltyProgramRequest { loyalty_program, update_mask } = request.into_inner();
+            let input = required(loyalty_program, "loyalty_program")?;
+            check_program_name(&input.name, "loyalty_program.name")?;
+            let paths = UpdateMask::parse(update_mask.as_ref(), PROGRAM_FIELDS)?.resolve(PROGRAM_FIELDS);
+            let edit = |stored: &Program| {
+                let mut merged = program_to(&ProgramRow { program: sqlx::types::Json(stored.clone()), revision: 0, update_time: None });
+                for path in &paths {
+                    copy_field(&mut merged, &input, path);
+                }
+                program_from(&merged, stored)
+            };
+            let row = self.app.update_loyalty_program(principal.tenant, &input.etag, edit, Utc::now()).await?;
+            Ok(pb::UpdateLoyaltyProgramResponse { loyalty_program: Some(program_to(&row)) })
+        })
+        .await
+    }
+}
+
+/// The programme's fields an update may change.
+const PROGRAM_FIELDS: &[&str] =
+    &["earn_currency_code", "points_per_unit", "earned_points_expire_days", "tier_basis", "tier_window_days", "tiers"];
+
+crm_kit::mask_fields!(pb::LoyaltyProgram;
+    "earn_currency_code" => earn_currency_code,
+    "points_per_unit" => points_per_unit,
+    "earned_points_expire_days" => earned_points_expire_days,
+    "tier_basis" => tier_basis,
+    "tier_window_days" => tier_window_days,
+    "tiers" => tiers,
+);
+
+fn check_program_name(name: &str, field: &str) -> Result<(), Error> {
+    match name == PROGRAM_NAME {
+        true => Ok(()),
+        false => Err(Error::invalid(field, "INVALID_NAME", "the name is \"loyaltyProgram\"")),
     }
 }

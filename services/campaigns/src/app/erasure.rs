@@ -14,9 +14,10 @@ use uuid::Uuid;
 use super::{
     App,
     journey_runs::{self, Fired},
+    loyalty::earn_in,
 };
 use crate::{
-    domain::journey_run::CustomerEvent,
+    domain::{journey_run::CustomerEvent, loyalty_program::Purchase},
     store::{
         customer_merges, erasure, loyalty,
         streams::{PROFILES, TICKETS},
@@ -32,6 +33,8 @@ pub struct ProfilesEvent {
     pub change: CustomerChange,
     /// What it means to journeys.
     pub customer_events: Vec<CustomerEvent>,
+    /// The purchase it records, which the loyalty programme earns on.
+    pub purchase: Option<Purchase>,
 }
 
 impl App {
@@ -49,7 +52,14 @@ impl App {
         };
         let now = Utc::now();
         let mut touched = 0;
+        let program = match fresh.iter().any(|e| e.purchase.is_some()) {
+            true => Some(loyalty::program(&mut tx, tenant, false).await?.program.0),
+            false => None,
+        };
         for event in &fresh {
+            if let (Some(program), Some(purchase)) = (program.as_ref().filter(|p| p.earns_at(event.time)), &event.purchase) {
+                touched += u64::from(earn_in(&mut tx, tenant, program, purchase, now).await? > 0);
+            }
             touched += match &event.change {
                 CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,
                 CustomerChange::Merged { merge, survivor, merged } => {

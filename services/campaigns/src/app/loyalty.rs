@@ -3,12 +3,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 use crm_kit::{Error, db::TenantTx};
+use crm_proto::crm::campaigns::v1 as pb;
 use uuid::Uuid;
 
-use super::App;
+use super::{App, emit};
 use crate::{
-    domain::loyalty::consume,
-    store::loyalty::{self, EntryRow, NewEntry, expire_due},
+    domain::{
+        loyalty::consume,
+        loyalty_program::{Program, Purchase},
+    },
+    store::loyalty::{self, EntryRow, NewEntry, ProgramRow, expire_due},
 };
 
 /// How far ahead an account's "expiring soon" looks.
@@ -24,6 +28,9 @@ pub struct Account {
     pub expiring_points: i64,
     pub next_expire_time: Option<DateTime<Utc>>,
     pub update_time: Option<DateTime<Utc>>,
+    /// The member tier's id; empty below the first.
+    pub tier: String,
+    pub tier_progress: i64,
 }
 
 /// A booking asked for: its source (e.g. `requests/{id}`) makes it happen once.
@@ -98,6 +105,7 @@ impl App {
                     expire_time: None,
                     merge_id: None,
                     moved_from: None,
+                    spend_minor: 0,
                 };
                 loyalty::book(&mut tx, tenant, &entry, balance - b.points, now).await?
             }
@@ -144,6 +152,8 @@ async fn account_in(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTi
         expiring_points: expiry.expiring,
         next_expire_time: expiry.next_expire_time,
         update_time: balance.update_time,
+        tier: balance.tier,
+        tier_progress: balance.tier_progress,
     })
 }
 
@@ -155,26 +165,113 @@ pub async fn grant_in(
     expire_time: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<EntryRow, Error> {
+    grant_for_spend(tx, tenant, b, expire_time, 0, now).await
+}
+
+/// Grants `b.points` in `tx`, earned by a purchase of `spend_minor` (0 for
+/// a plain grant), and judges the customer's member tier again.
+async fn grant_for_spend(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    b: &Booking<'_>,
+    expire_time: Option<DateTime<Utc>>,
+    spend_minor: i64,
+    now: DateTime<Utc>,
+) -> Result<EntryRow, Error> {
     let balance = loyalty::lock_balance(tx, tenant, b.customer_id, now).await?;
-    let entry = match replayed(loyalty::entry_by_source(tx, tenant, b.customer_id, b.source).await?, "GRANT", b, b.points, expire_time)? {
-        Some(entry) => entry,
-        None => {
-            // A tenant with points follows profiles' stream, so that an erasure reaches its ledger
-            // (a sending tenant follows it from its first provider already).
-            crm_kit::follow::follow_tenant(tx, tenant, crate::store::streams::PROFILES).await?;
-            let balance = expire_due(tx, tenant, b.customer_id, balance, now).await?;
-            let entry = NewEntry {
-                customer_id: b.customer_id,
-                kind: "GRANT",
-                points: b.points,
-                source: b.source,
-                reason: b.reason,
-                expire_time,
-                merge_id: None,
-                moved_from: None,
-            };
-            loyalty::book(tx, tenant, &entry, balance + b.points, now).await?
-        }
+    if let Some(entry) = replayed(loyalty::entry_by_source(tx, tenant, b.customer_id, b.source).await?, "GRANT", b, b.points, expire_time)?
+    {
+        return Ok(entry);
+    }
+    // A tenant with points follows profiles' stream, so that an erasure reaches its ledger
+    // (a sending tenant follows it from its first provider already).
+    crm_kit::follow::follow_tenant(tx, tenant, crate::store::streams::PROFILES).await?;
+    let balance = expire_due(tx, tenant, b.customer_id, balance, now).await?;
+    let entry = NewEntry {
+        customer_id: b.customer_id,
+        kind: "GRANT",
+        points: b.points,
+        source: b.source,
+        reason: b.reason,
+        expire_time,
+        merge_id: None,
+        moved_from: None,
+        spend_minor,
     };
-    Ok(entry)
+    let booked = loyalty::book(tx, tenant, &entry, balance + b.points, now).await?;
+    let program = loyalty::program(tx, tenant, false).await?.program.0;
+    judge_tier(tx, tenant, &program, b.customer_id, now).await?;
+    Ok(booked)
+}
+
+/// Judges `customer`'s member tier on their progress over the programme's
+/// window and records it; a change writes `MemberTierChanged`. The balance row must be locked.
+async fn judge_tier(tx: &mut TenantTx, tenant: Uuid, program: &Program, customer: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    if program.tiers.is_empty() {
+        return Ok(());
+    }
+    let since = now - Duration::days(i64::from(program.window_days));
+    let progress = loyalty::progress(tx, tenant, customer, program.basis, since).await?;
+    let tier = program.tier_for(progress).map_or("", |t| t.id.as_str());
+    let before = loyalty::balance(tx, tenant, customer).await?;
+    loyalty::set_tier(tx, tenant, customer, tier, progress).await?;
+    if before.tier != tier {
+        let event = pb::MemberTierChanged {
+            points_account: format!("customers/{customer}/pointsAccount"),
+            tier: tier.to_owned(),
+            previous_tier: before.tier,
+            tier_progress: progress,
+        };
+        emit(tx, tenant, &event.points_account.clone(), &event).await?;
+    }
+    Ok(())
+}
+
+/// Books what `purchase` earns under `program` in `tx` (source
+/// "transactions/{id}": a replayed event earns nothing twice); the points.
+pub async fn earn_in(tx: &mut TenantTx, tenant: Uuid, program: &Program, purchase: &Purchase, now: DateTime<Utc>) -> Result<i64, Error> {
+    let Some(exponent) = crm_kit::money::exponent(&purchase.currency) else { return Ok(0) };
+    let tier = loyalty::balance(tx, tenant, purchase.customer).await?.tier;
+    let points = program.earned(&purchase.currency, purchase.minor, exponent, &tier);
+    if points <= 0 {
+        return Ok(0);
+    }
+    let source = format!("transactions/{}", purchase.transaction);
+    let booking = Booking { customer_id: purchase.customer, points, reason: "Purchase", source: &source };
+    let expire_time = (program.earned_points_expire_days > 0).then(|| now + Duration::days(i64::from(program.earned_points_expire_days)));
+    let spend = if purchase.currency == program.earn_currency { purchase.minor } else { 0 };
+    grant_for_spend(tx, tenant, &booking, expire_time, spend, now).await?;
+    Ok(points)
+}
+
+impl App {
+    /// The tenant's loyalty programme (defaults, revision 0, when never stored).
+    pub async fn loyalty_program(&self, tenant: Uuid) -> Result<ProgramRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let row = loyalty::program(&mut tx, tenant, false).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Replaces the programme with what `edit` makes of the stored one (after the etag check).
+    pub async fn update_loyalty_program(
+        &self,
+        tenant: Uuid,
+        etag: &str,
+        edit: impl FnOnce(&Program) -> Result<Program, Error>,
+        now: DateTime<Utc>,
+    ) -> Result<ProgramRow, Error> {
+        let expected = crm_kit::etag::parse(etag, "loyalty_program.etag")?;
+        let mut tx = self.begin(tenant).await?;
+        let before = loyalty::program(&mut tx, tenant, true).await?;
+        if expected.is_some_and(|e| e != before.revision) {
+            return Err(Error::EtagMismatch { resource_type: "campaigns.crm/LoyaltyProgram", name: "loyaltyProgram".into() });
+        }
+        let program = edit(&before.program.0)?.changed_from(&before.program.0, now);
+        let row = loyalty::put_program(&mut tx, tenant, &program, now).await?;
+        // Purchases earn from profiles' stream: from now on the tenant's is read.
+        crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::PROFILES).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
 }

@@ -15,6 +15,7 @@ pub mod inbound;
 pub mod journey;
 pub mod journey_run;
 pub mod loyalty;
+pub mod loyalty_program;
 pub mod lunisolar;
 pub mod occasions;
 pub mod policy;

@@ -46,6 +46,7 @@ fn profiles_event(event: &Event) -> ProfilesEvent {
         time: event.time.and_then(|t| crm_kit::time::from_timestamp(&t)).unwrap_or_else(chrono::Utc::now),
         change: CustomerChange::of(event),
         customer_events: profiles::customer_events(&event.r#type, data),
+        purchase: profiles::purchase(&event.r#type, data),
     }
 }
 

@@ -12,7 +12,12 @@ use sqlx::{FromRow, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::loyalty::Lot;
+use sqlx::types::Json;
+
+use crate::domain::{
+    loyalty::Lot,
+    loyalty_program::{Basis, Program},
+};
 
 /// A ledger entry.
 #[derive(Debug, Clone, FromRow)]
@@ -37,6 +42,9 @@ pub struct BalanceRow {
     pub balance: i64,
     pub lifetime_earned: i64,
     pub update_time: Option<DateTime<Utc>>,
+    /// The member tier's id; empty below the first.
+    pub tier: String,
+    pub tier_progress: i64,
 }
 
 /// An entry to book.
@@ -52,6 +60,8 @@ pub struct NewEntry<'a> {
     /// For a move with a merge: the merge, and (moving in) the lot the points came from.
     pub merge_id: Option<Uuid>,
     pub moved_from: Option<Uuid>,
+    /// For a purchase's earning: the spend it came from, in minor units of the programme's currency.
+    pub spend_minor: i64,
 }
 
 /// Locks customer `customer`'s balance row (creating it at zero) and returns
@@ -89,8 +99,8 @@ pub async fn book(tx: &mut TenantTx, tenant: Uuid, e: &NewEntry<'_>, balance_aft
              UPDATE points_balances SET balance = $9, lifetime_earned = lifetime_earned + CASE WHEN $4 = 'GRANT' THEN $5 ELSE 0 END, update_time = $10
              WHERE tenant_id = $1 AND customer_id = $3)
          INSERT INTO points_entries (tenant_id, id, customer_id, kind, points, source, reason, expire_time, remaining, balance_after,
-                                     create_time, merge_id, moved_from)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10, $12, $13) RETURNING {ENTRY_COLUMNS}"
+                                     create_time, merge_id, moved_from, spend_minor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $9, $10, $12, $13, $14) RETURNING {ENTRY_COLUMNS}"
     ))
     .bind(tenant)
     .bind(Uuid::now_v7())
@@ -105,6 +115,7 @@ pub async fn book(tx: &mut TenantTx, tenant: Uuid, e: &NewEntry<'_>, balance_aft
     .bind(remaining)
     .bind(e.merge_id)
     .bind(e.moved_from)
+    .bind(e.spend_minor)
     .fetch_one(&mut **tx)
     .instrument(db_span("INSERT", "points_entries"))
     .await?;
@@ -141,12 +152,14 @@ pub async fn take_from_lots(tx: &mut TenantTx, tenant: Uuid, taken: &[(Uuid, i64
 
 /// The customer's balance (zero before any booking).
 pub async fn balance(tx: &mut TenantTx, tenant: Uuid, customer: Uuid) -> Result<BalanceRow, Error> {
-    let row = sqlx::query_as("SELECT balance, lifetime_earned, update_time FROM points_balances WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant)
-        .bind(customer)
-        .fetch_optional(&mut **tx)
-        .instrument(db_span("SELECT", "points_balances"))
-        .await?;
+    let row = sqlx::query_as(
+        "SELECT balance, lifetime_earned, update_time, tier, tier_progress FROM points_balances WHERE tenant_id = $1 AND customer_id = $2",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .fetch_optional(&mut **tx)
+    .instrument(db_span("SELECT", "points_balances"))
+    .await?;
     Ok(row.unwrap_or_default())
 }
 
@@ -257,6 +270,7 @@ pub async fn expire_due(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, mut bal
             expire_time: None,
             merge_id: None,
             moved_from: None,
+            spend_minor: 0,
         };
         take_from_lots(tx, tenant, &[(lot, remaining)]).await?;
         book(tx, tenant, &entry, balance, now).await?;
@@ -312,6 +326,7 @@ async fn transfer(
         expire_time: None,
         merge_id: Some(m.merge),
         moved_from: None,
+        spend_minor: 0,
     };
     take_from_lots(tx, tenant, &[(m.lot, m.points)]).await?;
     book(tx, tenant, &entry, *out, now).await?;
@@ -327,6 +342,7 @@ async fn transfer(
         expire_time: m.expire_time,
         merge_id: m.into_merge,
         moved_from: Some(m.lot),
+        spend_minor: 0,
     };
     book(tx, tenant, &entry, *into, now).await?;
     Ok(())
@@ -398,4 +414,79 @@ pub async fn move_back_for_unmerge(tx: &mut TenantTx, tenant: Uuid, merge: Uuid,
         moved += 1;
     }
     Ok(moved)
+}
+
+/// The tenant's stored loyalty programme.
+#[derive(Debug, Clone, FromRow)]
+pub struct ProgramRow {
+    pub program: Json<Program>,
+    /// 0 for the defaults of a tenant that never stored one.
+    pub revision: i64,
+    pub update_time: Option<DateTime<Utc>>,
+}
+
+impl Default for ProgramRow {
+    fn default() -> Self {
+        Self { program: Json(Program::default()), revision: 0, update_time: None }
+    }
+}
+
+/// The tenant's programme (the defaults when none is stored); `lock` holds it for a change.
+pub async fn program(tx: &mut TenantTx, tenant: Uuid, lock: bool) -> Result<ProgramRow, Error> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT program, revision, update_time FROM loyalty_programs WHERE tenant_id = $1{lock}");
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "loyalty_programs"))
+        .await?
+        .unwrap_or_default())
+}
+
+/// Stores the tenant's programme, bumping its revision.
+pub async fn put_program(tx: &mut TenantTx, tenant: Uuid, program: &Program, now: DateTime<Utc>) -> Result<ProgramRow, Error> {
+    Ok(sqlx::query_as(
+        "INSERT INTO loyalty_programs (tenant_id, program, update_time) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id) DO UPDATE SET program = EXCLUDED.program, revision = loyalty_programs.revision + 1,
+                                               update_time = EXCLUDED.update_time
+         RETURNING program, revision, update_time",
+    )
+    .bind(tenant)
+    .bind(Json(program))
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("INSERT", "loyalty_programs"))
+    .await?)
+}
+
+/// The customer's tier progress since `since`: points granted, or spend on purchases.
+pub async fn progress(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, basis: Basis, since: DateTime<Utc>) -> Result<i64, Error> {
+    let sum = match basis {
+        Basis::Points => "points",
+        Basis::Spend => "spend_minor",
+    };
+    let sql = format!(
+        "SELECT coalesce(sum({sum}), 0)::bigint FROM points_entries
+         WHERE tenant_id = $1 AND customer_id = $2 AND kind = 'GRANT' AND create_time >= $3"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(tenant)
+        .bind(customer)
+        .bind(since)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("SELECT", "points_entries"))
+        .await?)
+}
+
+/// Records the customer's tier and the progress it was judged on (the balance row must exist).
+pub async fn set_tier(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, tier: &str, progress: i64) -> Result<(), Error> {
+    sqlx::query("UPDATE points_balances SET tier = $3, tier_progress = $4 WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant)
+        .bind(customer)
+        .bind(tier)
+        .bind(progress)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "points_balances"))
+        .await?;
+    Ok(())
 }

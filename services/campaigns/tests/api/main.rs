@@ -16,6 +16,7 @@ mod journey_crash;
 mod journey_runs;
 mod journeys;
 mod loyalty;
+mod loyalty_program;
 mod notices;
 mod policy;
 mod providers;
