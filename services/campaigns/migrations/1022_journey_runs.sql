@@ -36,8 +36,10 @@ CREATE TABLE journey_runs (
 -- ListJourneyRuns by journey and by customer, newest first (ids are UUIDv7).
 CREATE INDEX journey_runs_by_journey ON journey_runs (tenant_id, journey_id, id DESC);
 CREATE INDEX journey_runs_by_customer ON journey_runs (tenant_id, customer_id, id DESC);
--- The runner's scan across tenants for due runs.
+-- The runner's scan across tenants for due runs, and its claim within one
+-- tenant (so one tenant's backlog does not slow another's claims).
 CREATE INDEX journey_runs_due ON journey_runs (due_time) WHERE due_time IS NOT NULL;
+CREATE INDEX journey_runs_due_by_tenant ON journey_runs (tenant_id, due_time) WHERE due_time IS NOT NULL;
 
 CREATE TABLE journey_run_steps (
     tenant_id   uuid        NOT NULL,

@@ -23,7 +23,20 @@ CREATE POLICY tenant_isolation ON journey_occurrences
     USING (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid)
     WITH CHECK (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid);
 
--- The scheduler finds the ACTIVE journeys across tenants (ids only), then
--- reads each one's trigger in its tenant's transaction.
-CREATE POLICY schedule_scan ON journeys FOR SELECT
-    USING (current_setting('crm.scope', true) = 'journey-schedule-scan' AND state = 'ACTIVE');
+-- Which journeys a date starts (a birthday, a holiday): set when a version
+-- is published. The scheduler's scan across tenants reads this table, which
+-- holds ids only, then each journey's trigger in its tenant's transaction.
+CREATE TABLE occasion_journeys (
+    tenant_id  uuid NOT NULL,
+    journey_id uuid NOT NULL,
+    PRIMARY KEY (tenant_id, journey_id),
+    FOREIGN KEY (tenant_id, journey_id) REFERENCES journeys (tenant_id, id) ON DELETE CASCADE
+);
+
+ALTER TABLE occasion_journeys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE occasion_journeys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON occasion_journeys
+    USING (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid);
+CREATE POLICY schedule_scan ON occasion_journeys FOR SELECT
+    USING (current_setting('crm.scope', true) = 'journey-schedule-scan');

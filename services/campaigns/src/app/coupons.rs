@@ -34,7 +34,7 @@ pub struct NewCoupon {
 /// Issues `c` in `tx` from `source`: the coupon, or the one this source issued before.
 pub async fn issue_in(tx: &mut TenantTx, tenant: Uuid, c: &NewCoupon, source: &str, now: DateTime<Utc>) -> Result<CouponRow, Error> {
     if let Some(issued) = coupons::by_source(tx, tenant, source).await? {
-        return Ok(issued);
+        return same_issue(issued, c);
     }
     for _ in 0..CODE_ATTEMPTS {
         let row = CouponRow {
@@ -56,10 +56,20 @@ pub async fn issue_in(tx: &mut TenantTx, tenant: Uuid, c: &NewCoupon, source: &s
         }
         // The source raced another issue of it, or (astronomically rarely) the code was taken.
         if let Some(issued) = coupons::by_source(tx, tenant, source).await? {
-            return Ok(issued);
+            return same_issue(issued, c);
         }
     }
     Err(Error::Conflict)
+}
+
+/// The coupon a source issued before, if it is what `c` asks for again; a
+/// request id reused (after its idempotency record expired) for another
+/// coupon is INVALID_ARGUMENT.
+fn same_issue(issued: CouponRow, c: &NewCoupon) -> Result<CouponRow, Error> {
+    match issued.customer_id == c.customer_id && issued.currency_code == c.currency_code && issued.value_minor == c.value_minor {
+        true => Ok(issued),
+        false => Err(Error::invalid("request_id", "REQUEST_ID_REUSED", "this request id was used for another coupon")),
+    }
 }
 
 /// FAILED_PRECONDITION `reason` about coupon `row`.

@@ -251,6 +251,8 @@ impl App {
         let firing = Firing { key: &key, label: "EnterJourney" };
         let run = match enter_in(&mut tx, tenant, &entrance, customer, firing, now).await? {
             Entered::Started(run) => run,
+            // The same request id again (after its idempotency record expired): the run it started.
+            Entered::Existing(run) if entrance.definition.0.reentry != Reentry::Never => run,
             Entered::Existing(run) => {
                 return Err(Error::AlreadyExists {
                     reason: "ALREADY_ENTERED",
@@ -354,6 +356,21 @@ impl App {
         Ok(u64::try_from(started).unwrap_or(0))
     }
 
+    /// Checks that `run` is still where the runner saw it and extends its
+    /// lease, just before the runner changes something outside campaigns
+    /// for it (a customer's tags in profiles): a runner whose lease ran out
+    /// meanwhile learns it here instead of repeating another's step.
+    pub async fn hold_run(&self, tenant: Uuid, run: &RunRow, now: DateTime<Utc>) -> Result<bool, Error> {
+        let mut tx = self.begin(tenant).await?;
+        if !still_at(&mut tx, tenant, run).await? {
+            return Ok(false);
+        }
+        let lease_until = now + Duration::from_std(self.lease()).unwrap_or(Duration::minutes(1));
+        journey_runs::extend_lease(&mut tx, tenant, run.id, lease_until).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Claims up to `limit` of the tenant's due runs for this runner's lease.
     pub async fn claim_due_runs(&self, tenant: Uuid, now: DateTime<Utc>, limit: i64) -> Result<Vec<RunRow>, Error> {
         let mut tx = self.begin(tenant).await?;
@@ -419,8 +436,12 @@ impl App {
         }
         let lease_until = now + Duration::from_std(self.lease()).unwrap_or(Duration::minutes(1));
         let Some(step) = journey_run::step(definition, step_id) else {
-            // A published version never changes; a run at a step it lacks can only end.
-            return self.end_run(tenant, run, EndReason::Finished, now).await;
+            // A published version never changes; a run at a step it lacks can only end (in this transaction, which holds its lock).
+            let reason = EndReason::Finished;
+            let to = Position { state: reason.state().as_str(), step_id: None, due_time: None, end_reason: reason.as_str() };
+            let ended = journey_runs::set_position(&mut tx, tenant, run.id, &to, 0, now).await?;
+            tx.commit().await?;
+            return Ok(Some(ended));
         };
         if RunState::parse(&run.state) == RunState::Waiting {
             let to = journey_run::after(step, false);

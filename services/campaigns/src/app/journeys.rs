@@ -177,6 +177,8 @@ impl App {
         check_shape(&row.draft.0)?;
         check_references(&mut tx, tenant, &row.draft.0).await?;
         let published = journeys::publish(&mut tx, tenant, id, now).await?;
+        let by_date = matches!(row.draft.0.trigger, Trigger::Birthday { .. } | Trigger::Holiday { .. });
+        crate::store::journey_runs::set_occasion_journey(&mut tx, tenant, id, by_date).await?;
         // Its trigger may be an event of either stream: from now on the tenant's streams are read.
         crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::PROFILES).await?;
         crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::TICKETS).await?;

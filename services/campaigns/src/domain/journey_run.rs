@@ -178,7 +178,7 @@ pub fn wake_time(wait: Wait, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
     match wait {
         Wait::Minutes(minutes) => now + Duration::minutes(minutes),
         // "Until 09:00" at 09:00 itself waits for tomorrow's: a wait always waits.
-        Wait::UntilMinuteOfDay(minute) => next_local_time(zone, u32::from(minute), now + Duration::minutes(1)),
+        Wait::UntilMinuteOfDay(minute) => next_local_time(zone, u32::from(minute), now + Duration::seconds(1)),
     }
 }
 
@@ -236,5 +236,8 @@ mod tests {
         let at_nine = Utc.with_ymd_and_hms(2027, 3, 1, 1, 0, 0).unwrap();
         assert_eq!(wake_time(Wait::UntilMinuteOfDay(9 * 60), zone, at_nine), Utc.with_ymd_and_hms(2027, 3, 2, 1, 0, 0).unwrap());
         assert_eq!(wake_time(Wait::Minutes(90), zone, now), now + Duration::minutes(90));
+        // Half a minute before 09:00 it is today's 09:00, not tomorrow's.
+        let almost = Utc.with_ymd_and_hms(2027, 3, 1, 0, 59, 30).unwrap();
+        assert_eq!(wake_time(Wait::UntilMinuteOfDay(9 * 60), zone, almost), Utc.with_ymd_and_hms(2027, 3, 1, 1, 0, 0).unwrap());
     }
 }

@@ -160,6 +160,10 @@ impl Runner {
                         };
                     }
                     Action::UpdateCustomer { add_tags, remove_tags, .. } => {
+                        // Still this runner's to take (not another's after a lapsed lease), for another lease.
+                        if !self.app.hold_run(round.tenant, &run, Utc::now()).await? {
+                            return Ok(());
+                        }
                         match self.profiles.retag(&round.caller, run.customer_id, add_tags, remove_tags).await {
                             Ok(true) => changed_customer = true,
                             Ok(false) => asked.failure = Some("the customer is gone from profiles".to_owned()),

@@ -1,6 +1,6 @@
 //! Starts birthday and holiday journeys: every poll interval, each ACTIVE
-//! journey with such a trigger (found across tenants through the
-//! `schedule_scan` policy) gets a pass for each of its occasions of today and
+//! journey with such a trigger (found across tenants in `occasion_journeys`,
+//! ids only, through its `schedule_scan` policy) gets a pass for each of its occasions of today and
 //! tomorrow (UTC): the customers the occasion concerns — those born on that
 //! day, or everyone on a holiday of the tenant's calendar — are read from
 //! profiles page by page, and each is started on the journey, due at the
@@ -22,11 +22,11 @@ use crate::{
         occasions::{birthday_filter, birthday_key, greeting_due, holiday_key, pass_dates},
     },
     profiles::ProfilesClient,
-    store::journey_runs::{Entrance, active_journeys},
+    store::journey_runs::{Entrance, occasion_journeys},
 };
 
-/// Journeys looked at per round.
-const JOURNEYS_PER_ROUND: i64 = 10_000;
+/// Birthday and holiday journeys looked at per round, across tenants.
+const JOURNEYS_PER_ROUND: i64 = 100_000;
 /// Customers read from profiles per page.
 const PAGE: i32 = 500;
 
@@ -69,7 +69,7 @@ impl Occasions {
     }
 
     async fn round(&self, now: DateTime<Utc>) -> Result<(), Error> {
-        for (tenant, journey) in active_journeys(self.app.pool(), now, JOURNEYS_PER_ROUND).await? {
+        for (tenant, journey) in occasion_journeys(self.app.pool(), now, JOURNEYS_PER_ROUND).await? {
             if let Err(err) = self.journey(tenant, journey, now).await {
                 tracing::warn!(error = %crm_kit::error::cause_chain(&err), %tenant, %journey, "an occasion pass stopped; it resumes next round");
             }

@@ -279,6 +279,18 @@ pub async fn set_position(
         .await?)
 }
 
+/// Pushes run `id`'s due time (its lease) to `until`.
+pub async fn extend_lease(tx: &mut TenantTx, tenant: Uuid, id: Uuid, until: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query("UPDATE journey_runs SET due_time = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .bind(until)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "journey_runs"))
+        .await?;
+    Ok(())
+}
+
 /// Records step `seq` of run `run`.
 pub async fn record_step(tx: &mut TenantTx, tenant: Uuid, step: &StepRow) -> Result<(), Error> {
     sqlx::query(
@@ -303,7 +315,9 @@ pub async fn record_step(tx: &mut TenantTx, tenant: Uuid, step: &StepRow) -> Res
 pub async fn exit_on_purchase(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<u64, Error> {
     Ok(sqlx::query(
         "UPDATE journey_runs SET state = 'EXITED', step_id = NULL, due_time = NULL, end_reason = 'GOAL_REACHED', end_time = $3
-         WHERE tenant_id = $1 AND customer_id = $2 AND exit_on_purchase AND due_time IS NOT NULL",
+         WHERE tenant_id = $1 AND customer_id = $2 AND exit_on_purchase AND due_time IS NOT NULL
+           -- A greeting scheduled ahead (a birthday tomorrow) has not started: a purchase today does not cancel it.
+           AND NOT (step_count = 0 AND due_time > $3 AND (trigger LIKE 'birthdays/%' OR trigger LIKE 'holidays/%'))",
     )
     .bind(tenant)
     .bind(customer)
@@ -359,10 +373,22 @@ pub async fn steps_of(tx: &mut TenantTx, tenant: Uuid, runs: &[Uuid], per_run: i
     .await?)
 }
 
-/// The ACTIVE journeys across tenants (ids only, through the `schedule_scan` policy), at most `limit`.
-pub async fn active_journeys(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
-    let sql = "SELECT tenant_id, id FROM journeys WHERE state = 'ACTIVE' AND publish_time <= $1 ORDER BY tenant_id, id LIMIT $2";
-    scan_due(pool, "journey-schedule-scan", "journeys", sql, now, limit).await
+/// The journeys a date starts, across tenants (ids only, through the `schedule_scan` policy), at most `limit`.
+pub async fn occasion_journeys(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    // `now` is not needed: every such journey is looked at each round.
+    let sql =
+        "SELECT tenant_id, journey_id FROM occasion_journeys WHERE $1::timestamptz IS NOT NULL ORDER BY tenant_id, journey_id LIMIT $2";
+    scan_due(pool, "journey-schedule-scan", "occasion_journeys", sql, now, limit).await
+}
+
+/// Records whether journey `journey`'s published version is started by a date (for the scheduler's scan).
+pub async fn set_occasion_journey(tx: &mut TenantTx, tenant: Uuid, journey: Uuid, by_date: bool) -> Result<(), Error> {
+    let sql = match by_date {
+        true => "INSERT INTO occasion_journeys (tenant_id, journey_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        false => "DELETE FROM occasion_journeys WHERE tenant_id = $1 AND journey_id = $2",
+    };
+    sqlx::query(sql).bind(tenant).bind(journey).execute(&mut **tx).instrument(db_span("INSERT", "occasion_journeys")).await?;
+    Ok(())
 }
 
 /// Where the pass for `occurrence` of journey `journey` stands: its next page token and whether it is done.
@@ -393,7 +419,9 @@ pub async fn save_occurrence(
          VALUES ($1, $2, $3, $4, $4 = '', $5, $6)
          ON CONFLICT (tenant_id, journey_id, occurrence) DO UPDATE
          SET page_token = EXCLUDED.page_token, done = EXCLUDED.done,
-             entered = journey_occurrences.entered + EXCLUDED.entered, update_time = EXCLUDED.update_time",
+             entered = journey_occurrences.entered + EXCLUDED.entered, update_time = EXCLUDED.update_time
+         -- A replica behind another never reopens a finished pass.
+         WHERE NOT journey_occurrences.done",
     )
     .bind(tenant)
     .bind(journey)
