@@ -41,6 +41,8 @@ pub const LOYALTY_READ: Permission =
 pub const LOYALTY_WRITE: Permission = Permission::new("loyalty.write", &[Role::Service, Role::Marketer, Role::Agent]);
 /// Change the loyalty programme (earning rate, member tiers).
 pub const LOYALTY_CONFIGURE: Permission = Permission::new("loyalty.configure", &[Role::Marketer]);
+/// Record customers' custom goals (RecordConversion): backend systems and marketers.
+pub const CONVERSIONS_WRITE: Permission = Permission::new("conversions.write", &[Role::Service, Role::Marketer]);
 /// Read customers' coupons.
 pub const COUPONS_READ: Permission =
     Permission::new("coupons.read", &[Role::Service, Role::Marketer, Role::Agent, Role::Analyst, Role::Readonly]);
@@ -62,7 +64,7 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 21] = [
+    const ALL: [Permission; 22] = [
         TEMPLATES_READ,
         TEMPLATES_WRITE,
         CAMPAIGNS_READ,
@@ -83,6 +85,7 @@ mod tests {
         LOYALTY_CONFIGURE,
         COUPONS_READ,
         COUPONS_WRITE,
+        CONVERSIONS_WRITE,
         PII,
     ];
 
@@ -108,6 +111,7 @@ mod tests {
                 "loyalty.configure",
                 "coupons.read",
                 "coupons.write",
+                "conversions.write",
                 "pii"
             ])
         );

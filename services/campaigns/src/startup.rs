@@ -1,14 +1,15 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
 //! ProviderService, DeliveryService, CampaignService, ContactPolicyService and
-//! UnsubscribeService, DeviceService, HolidayService, JourneyService, LoyaltyService, CouponService, TrackingService, the profiles client,
+//! UnsubscribeService, DeviceService, HolidayService, JourneyService, LoyaltyService, CouponService, AttributionService, TrackingService, the profiles client,
 //! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::campaigns::v1::{
-    campaign_service_server::CampaignServiceServer, contact_policy_service_server::ContactPolicyServiceServer,
-    coupon_service_server::CouponServiceServer, delivery_service_server::DeliveryServiceServer, device_service_server::DeviceServiceServer,
+    attribution_service_server::AttributionServiceServer, campaign_service_server::CampaignServiceServer,
+    contact_policy_service_server::ContactPolicyServiceServer, coupon_service_server::CouponServiceServer,
+    delivery_service_server::DeliveryServiceServer, device_service_server::DeviceServiceServer,
     holiday_service_server::HolidayServiceServer, journey_service_server::JourneyServiceServer,
     loyalty_service_server::LoyaltyServiceServer, provider_callback_service_server::ProviderCallbackServiceServer,
     provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
@@ -18,8 +19,8 @@ use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CallbackApi, CampaignApi, ContactPolicyApi, CouponApi, DeliveryApi, DeviceApi, HolidayApi, JourneyApi, LoyaltyApi, ProviderApi,
-        TemplateApi, TrackingApi, UnsubscribeApi,
+        AttributionApi, CallbackApi, CampaignApi, ContactPolicyApi, CouponApi, DeliveryApi, DeviceApi, HolidayApi, JourneyApi, LoyaltyApi,
+        ProviderApi, TemplateApi, TrackingApi, UnsubscribeApi,
     },
     app::App,
     channels::Senders,
@@ -84,6 +85,7 @@ impl Application {
             JourneyServiceServer::new(JourneyApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             LoyaltyServiceServer::new(LoyaltyApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             CouponServiceServer::new(CouponApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
+            AttributionServiceServer::new(AttributionApi::new(app.clone(), profiles.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
             TrackingServiceServer::new(TrackingApi::new(app.clone())),
             ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone(), kit.page_tokens.clone())),

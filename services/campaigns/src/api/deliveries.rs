@@ -113,6 +113,14 @@ impl DeliveryService for DeliveryApi {
             let key = IdempotencyKey::new("SendNotice", &request.request_id, &fingerprint)?.ok_or_else(|| {
                 Error::invalid("request_id", "REQUIRED", "a notice needs a request_id, so that a retry never sends it twice")
             })?;
+            // Journeys' messages carry "journeys/…" request ids in the same ledger: a caller's may not look like one.
+            if request.request_id.starts_with("journeys/") {
+                return Err(Error::invalid(
+                    "request_id",
+                    "RESERVED_REQUEST_ID",
+                    "request ids starting with \"journeys/\" are the journeys'",
+                ));
+            }
             let view = view_for(&principal);
             let respond = |row: &DeliveryRow| pb::SendNoticeResponse { delivery: Some(delivery_to(row, View::Full)) };
             // A retry is answered from the ledger without asking profiles again.

@@ -11,11 +11,13 @@
 //! - `unsubscribes`: UnsubscribeService — the links in marketing messages, without a login.
 //! - `journeys`: JourneyService — journeys' definitions (checked on save), versions, state and runs.
 //! - `coupons`: CouponService — single-use coupons, issued and redeemed once.
+//! - `attribution`: AttributionService — custom goals recorded; what campaigns and journeys earned.
 //! - `loyalty`: LoyaltyService — customers' points: grants, redemptions, expiry, the ledger.
 //! - `holidays`: HolidayService — the tenant's holiday calendar (built-in lunar and Gregorian holidays, its own).
 //! - `devices`: DeviceService — the devices FCM pushes go to; customers manage their own.
 //! - `deliveries`: DeliveryService — SendNotice and the sent log, masked for callers without `pii`.
 
+mod attribution;
 mod callbacks;
 mod campaigns;
 mod contact_policy;
@@ -30,6 +32,7 @@ mod templates;
 mod tracking;
 mod unsubscribes;
 
+pub use attribution::AttributionApi;
 pub use callbacks::CallbackApi;
 pub use campaigns::CampaignApi;
 pub use contact_policy::ContactPolicyApi;

@@ -8,11 +8,15 @@ use uuid::Uuid;
 
 use super::{
     App,
+    attribution::{self, TICKET_RESOLVED},
     journey_runs::{self, Fired},
 };
 use crate::{
-    domain::journey_run::CustomerEvent,
-    store::streams::{self, TICKETS},
+    domain::{journey::EventTrigger, journey_run::CustomerEvent},
+    store::{
+        conversions::Goal,
+        streams::{self, TICKETS},
+    },
     tickets::TicketFacts,
 };
 
@@ -45,7 +49,20 @@ impl App {
             .iter()
             .map(|e| Fired { event: e.clone(), time, key: format!("{TICKETS}/{position}"), label: format!("{TICKETS} event {position}") })
             .collect();
-        journey_runs::apply_events(&mut tx, tenant, &fired, Utc::now()).await?;
+        let now = Utc::now();
+        journey_runs::apply_events(&mut tx, tenant, &fired, now).await?;
+        let source = format!("{TICKETS} event {position}");
+        for resolved in events.iter().filter(|e| e.event == EventTrigger::TicketResolved) {
+            let goal = Goal {
+                customer_id: resolved.customer,
+                goal: TICKET_RESOLVED,
+                source: &source,
+                currency_code: "",
+                revenue_minor: 0,
+                occur_time: time,
+            };
+            attribution::record_in(&mut tx, tenant, &goal, now).await?;
+        }
         crm_kit::follow::advance(&mut tx, tenant, TICKETS, position).await?;
         tx.commit().await?;
         Ok(())

@@ -13,12 +13,14 @@ use uuid::Uuid;
 
 use super::{
     App,
+    attribution::{self, PURCHASE},
     journey_runs::{self, Fired},
     loyalty::earn_in,
 };
 use crate::{
     domain::{journey_run::CustomerEvent, loyalty_program::Purchase},
     store::{
+        conversions::Goal,
         customer_merges, erasure, loyalty,
         streams::{PROFILES, TICKETS},
     },
@@ -59,6 +61,18 @@ impl App {
         for event in &fresh {
             if let (Some(program), Some(purchase)) = (program.as_ref().filter(|p| p.earns_at(event.time)), &event.purchase) {
                 touched += u64::from(earn_in(&mut tx, tenant, program, purchase, now).await? > 0);
+            }
+            if let Some(purchase) = &event.purchase {
+                let source = format!("transactions/{}", purchase.transaction);
+                let goal = Goal {
+                    customer_id: purchase.customer,
+                    goal: PURCHASE,
+                    source: &source,
+                    currency_code: &purchase.currency,
+                    revenue_minor: purchase.minor,
+                    occur_time: event.time,
+                };
+                touched += u64::from(attribution::record_in(&mut tx, tenant, &goal, now).await?.is_some());
             }
             touched += match &event.change {
                 CustomerChange::Erased(customer) => erasure::erase(&mut tx, tenant, *customer).await?,

@@ -20,10 +20,13 @@
 //! - [`journeys`]: journeys' definitions, versions and state.
 //! - [`journey_runs`]: customers started on journeys (by events, by calls),
 //!   each step taken once, runs ended early.
-//! - [`loyalty`]: the points ledger.
+//! - [`loyalty`]: the points ledger, the programme that earns points, member tiers.
+//! - [`coupons`]: single-use coupons.
+//! - [`attribution`]: goals reached and the messages they are attributed to.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
+pub mod attribution;
 pub mod callbacks;
 pub mod campaigns;
 pub mod complaints;

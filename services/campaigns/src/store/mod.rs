@@ -5,6 +5,7 @@
 
 pub mod campaigns;
 pub mod contact_policy;
+pub mod conversions;
 pub mod coupons;
 pub mod customer_merges;
 pub mod deliveries;

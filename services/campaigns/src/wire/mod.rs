@@ -10,6 +10,7 @@
 //! - `journeys`: journey definitions in (every malformed field named), journeys out;
 //! - `loyalty`: points accounts and entries out.
 
+pub mod attribution;
 pub mod coupons;
 pub mod devices;
 pub mod holidays;

@@ -418,3 +418,76 @@ async fn birthdays_and_holidays_greet_each_customer_once_at_their_local_time() {
     assert_eq!(f.runs(&greeting.name, "").await.len(), 3);
     assert_eq!(f.app.smtp.wait_for(4, Duration::from_secs(10)).await.len(), 4, "today's birthday and three holiday cards");
 }
+
+#[tokio::test]
+async fn a_purchase_and_a_custom_goal_are_attributed_to_the_journeys_message() {
+    use crm_proto::crm::campaigns::v1::attribution_service_client::AttributionServiceClient;
+    let f = Fixture::start().await;
+    let journey = f
+        .publish(pb::Journey {
+            display_name: "Cross-sell".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![send("offer", &f.template, "")],
+            ..Default::default()
+        })
+        .await;
+    let ada = f.customer("Ada", "ada@example.com").await;
+    let bob = f.customer("Bob", "bob@example.com").await;
+    let run = f.enter(&journey.name, &ada, "").await.unwrap();
+    let done = f.run_in(&run.name, pb::JourneyRunState::Completed).await;
+    let delivery = f.app.settled(&done.steps[0].delivery).await;
+    assert_eq!(delivery.status, pb::DeliveryStatus::Sent as i32);
+
+    // Ada buys (in profiles): the purchase is hers and the offer's.
+    let purchase = profiles::Transaction {
+        external_id: "order-7".into(),
+        kind: profiles::TransactionKind::Purchase as i32,
+        amount: Some(Money { currency_code: "CNY".into(), units: 99, nanos: 0 }),
+        occur_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
+        ..Default::default()
+    };
+    let request = profiles::CreateTransactionRequest { parent: ada.clone(), transaction: Some(purchase) };
+    TransactionServiceClient::new(f.app.profiles.as_ref().unwrap().channel.clone())
+        .create_transaction(f.app.clients.as_roles(request, &["agent"]))
+        .await
+        .unwrap();
+    // A custom goal through the API, once per request id; Bob's, without a message, is nobody's.
+    let mut attribution = AttributionServiceClient::new(f.app.clients.channel.clone());
+    let goal = |customer: &str, request_id: &str| {
+        let conversion = pb::Conversion { customer: customer.into(), goal: "app-installed".into(), ..Default::default() };
+        f.app.clients.as_roles(pb::RecordConversionRequest { conversion: Some(conversion), request_id: request_id.into() }, &["service"])
+    };
+    let installed = attribution.record_conversion(goal(&ada, "install-ada")).await.unwrap().into_inner().conversion.unwrap();
+    assert_eq!((installed.delivery.as_str(), installed.journey.as_str()), (delivery.name.as_str(), journey.name.as_str()));
+    let again = attribution.record_conversion(goal(&ada, "install-ada")).await.unwrap().into_inner().conversion.unwrap();
+    assert_eq!(again.name, installed.name);
+    let nobodys = attribution.record_conversion(goal(&bob, "install-bob")).await.unwrap().into_inner().conversion.unwrap();
+    assert!(nobodys.delivery.is_empty() && nobodys.journey.is_empty(), "{nobodys:?}");
+
+    // The journey's report: one message, two conversions, CNY 99.
+    let report_name = format!("{}/attribution", journey.name);
+    let mut report = pb::Attribution::default();
+    for _ in 0..200 {
+        let request = f.marketer(pb::GetAttributionRequest { name: report_name.clone() });
+        report = attribution.get_attribution(request).await.unwrap().into_inner().attribution.unwrap();
+        if report.conversions == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((report.messages_sent, report.conversions, report.window_days), (1, 2, 7), "{report:?}");
+    assert_eq!(report.revenue, [Money { currency_code: "CNY".into(), units: 99, nanos: 0 }]);
+    assert_eq!(report.conversions_by_goal.get("PURCHASE"), Some(&1));
+    assert_eq!(report.conversions_by_goal.get("app-installed"), Some(&1));
+
+    // Bad input: a goal name that is not a slug, no request id; an unknown campaign's report.
+    let bad = pb::Conversion { customer: ada.clone(), goal: "App Installed".into(), ..Default::default() };
+    let request = f.app.clients.as_roles(pb::RecordConversionRequest { conversion: Some(bad), request_id: "x".into() }, &["service"]);
+    assert_error(attribution.record_conversion(request).await, Code::InvalidArgument, "INVALID_GOAL");
+    assert_error(attribution.record_conversion(goal(&ada, "")).await, Code::InvalidArgument, "REQUIRED");
+    let unknown = f.marketer(pb::GetAttributionRequest { name: format!("campaigns/{}/attribution", uuid::Uuid::now_v7()) });
+    assert_error(attribution.get_attribution(unknown).await, Code::NotFound, "NOT_FOUND");
+    // A notice may not borrow a journey step's request id (its message would be the step's).
+    let borrowed = format!("{}/steps/1", run.name);
+    assert_error(f.app.send_notice(&f.template, &ada, &[], &borrowed).await, Code::InvalidArgument, "RESERVED_REQUEST_ID");
+}
