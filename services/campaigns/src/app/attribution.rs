@@ -23,9 +23,15 @@ pub const PURCHASE: &str = "PURCHASE";
 /// The goal of a customer's ticket resolved in tickets.
 pub const TICKET_RESOLVED: &str = "TICKET_RESOLVED";
 
-/// Records `goal` in `tx`, attributed; None when its source was recorded before.
+/// Records `goal` in `tx`, attributed, and wakes the customer's runs waiting
+/// for it; None when its source was recorded before.
 pub async fn record_in(tx: &mut TenantTx, tenant: Uuid, goal: &Goal<'_>, now: DateTime<Utc>) -> Result<Option<ConversionRow>, Error> {
-    conversions::record(tx, tenant, goal, Duration::days(WINDOW_DAYS), now).await
+    let recorded = conversions::record(tx, tenant, goal, Duration::days(WINDOW_DAYS), now).await?;
+    if recorded.is_some() {
+        // Runs waiting for this goal go on now (the runner finds it reached).
+        conversions::wake_waiting(tx, tenant, goal.customer_id, goal.goal, now).await?;
+    }
+    Ok(recorded)
 }
 
 impl App {

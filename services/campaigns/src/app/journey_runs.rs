@@ -31,11 +31,14 @@ use super::{
 use crate::{
     domain::{
         customer::Customer,
-        journey::{Action, Definition, EventTrigger, Reentry, Trigger},
+        journey::{Action, Condition, Definition, EventTrigger, Reentry, Trigger},
         journey_run::{self, CustomerEvent, EndReason, Move, Outcome, RunState, entry_key, may_reenter},
     },
     resources::{COUPON, JOURNEY, JOURNEY_RUN},
-    store::journey_runs::{self, Door, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
+    store::{
+        conversions,
+        journey_runs::{self, Door, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
+    },
 };
 
 /// How many of a run's latest steps a read shows.
@@ -209,13 +212,45 @@ struct Taken {
     delivery: Option<Uuid>,
     detail: String,
     to: Move,
+    /// For a goal wait: the goal.
+    awaiting: Option<String>,
 }
 
-fn position(to: &Move, lease_until: DateTime<Utc>) -> (RunState, Option<&str>, Option<DateTime<Utc>>, &'static str) {
+impl Taken {
+    fn of(outcome: Outcome, to: Move) -> Self {
+        Self { outcome, delivery: None, detail: String::new(), to, awaiting: None }
+    }
+
+    fn saying(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+}
+
+/// Where an ended run stands.
+fn ended(reason: EndReason) -> Position<'static> {
+    Position { state: reason.state().as_str(), step_id: None, due_time: None, end_reason: reason.as_str(), awaiting_goal: None }
+}
+
+/// Where a run at `step` stands after moving `to`: taking its next step
+/// within the lease, waiting at `step` (for `awaiting`, if a goal), or ended.
+fn position<'a>(to: &'a Move, step: &'a str, awaiting: Option<&'a str>, lease_until: DateTime<Utc>) -> Position<'a> {
     match to {
-        Move::To(step) => (RunState::Active, Some(step.as_str()), Some(lease_until), ""),
-        Move::WaitUntil(until) => (RunState::Waiting, None, Some(*until), ""),
-        Move::End(reason) => (reason.state(), None, None, reason.as_str()),
+        Move::To(next) => Position {
+            state: RunState::Active.as_str(),
+            step_id: Some(next),
+            due_time: Some(lease_until),
+            end_reason: "",
+            awaiting_goal: None,
+        },
+        Move::WaitUntil(until) => Position {
+            state: RunState::Waiting.as_str(),
+            step_id: Some(step),
+            due_time: Some(*until),
+            end_reason: "",
+            awaiting_goal: awaiting,
+        },
+        Move::End(reason) => ended(*reason),
     }
 }
 
@@ -394,8 +429,7 @@ impl App {
         if !still_at(&mut tx, tenant, run).await? {
             return Ok(None);
         }
-        let to = Position { state: reason.state().as_str(), step_id: None, due_time: None, end_reason: reason.as_str() };
-        let ended = journey_runs::set_position(&mut tx, tenant, run.id, &to, 0, now).await?;
+        let ended = journey_runs::set_position(&mut tx, tenant, run.id, &ended(reason), 0, now).await?;
         tx.commit().await?;
         Ok(Some(ended))
     }
@@ -407,11 +441,7 @@ impl App {
         let Some(run) = found.filter(|r| r.journey_id == journey) else { return Err(JOURNEY_RUN.not_found(journey, id)) };
         let run = match run.due_time {
             None => run,
-            Some(_) => {
-                let reason = EndReason::Cancelled;
-                let to = Position { state: reason.state().as_str(), step_id: None, due_time: None, end_reason: reason.as_str() };
-                journey_runs::set_position(&mut tx, tenant, id, &to, 0, now).await?
-            }
+            Some(_) => journey_runs::set_position(&mut tx, tenant, id, &ended(EndReason::Cancelled), 0, now).await?,
         };
         tx.commit().await?;
         Ok(run)
@@ -437,17 +467,20 @@ impl App {
         let lease_until = now + Duration::from_std(self.lease()).unwrap_or(Duration::minutes(1));
         let Some(step) = journey_run::step(definition, step_id) else {
             // A published version never changes; a run at a step it lacks can only end (in this transaction, which holds its lock).
-            let reason = EndReason::Finished;
-            let to = Position { state: reason.state().as_str(), step_id: None, due_time: None, end_reason: reason.as_str() };
-            let ended = journey_runs::set_position(&mut tx, tenant, run.id, &to, 0, now).await?;
+            let ended = journey_runs::set_position(&mut tx, tenant, run.id, &ended(EndReason::Finished), 0, now).await?;
             tx.commit().await?;
             return Ok(Some(ended));
         };
         if RunState::parse(&run.state) == RunState::Waiting {
-            let to = journey_run::after(step, false);
-            let (state, step_id, due_time, end_reason) = position(&to, lease_until);
-            let position = Position { state: state.as_str(), step_id, due_time, end_reason };
-            let moved = journey_runs::set_position(&mut tx, tenant, run.id, &position, 0, now).await?;
+            // A goal wait goes on one way if the goal was reached while it waited, the other on its timeout.
+            let reached = match &step.action {
+                Action::WaitForGoal { goal, .. } => {
+                    conversions::reached(&mut tx, tenant, run.customer_id, goal, run.waiting_since.unwrap_or(run.enter_time)).await?
+                }
+                _ => false,
+            };
+            let to = journey_run::after(step, reached);
+            let moved = journey_runs::set_position(&mut tx, tenant, run.id, &position(&to, &step.id, None, lease_until), 0, now).await?;
             tx.commit().await?;
             return Ok(Some(moved));
         }
@@ -458,41 +491,41 @@ impl App {
                 let notice =
                     Notice { template: template.parse().unwrap_or_default(), customer: asked.customer, variables, request_id: &source };
                 match self.accept_notice(&mut tx, tenant, notice, now).await {
-                    Ok(delivery) => Taken {
-                        outcome: Outcome::Sent,
-                        delivery: Some(delivery.id),
-                        detail: String::new(),
-                        to: journey_run::after(step, false),
-                    },
+                    Ok(delivery) => Taken { delivery: Some(delivery.id), ..Taken::of(Outcome::Sent, journey_run::after(step, false)) },
                     // Nothing was written: the run goes on without the message, saying why.
                     Err(err @ (Error::InvalidArgument { .. } | Error::FailedPrecondition { .. })) => {
-                        Taken { outcome: Outcome::NotSent, delivery: None, detail: err.to_string(), to: journey_run::after(step, false) }
+                        Taken::of(Outcome::NotSent, journey_run::after(step, false)).saying(err.to_string())
                     }
                     Err(other) => return Err(other),
                 }
             }
             Action::Wait { wait, .. } => {
                 let until = journey_run::wake_time(*wait, asked.zone, now);
-                Taken { outcome: Outcome::Waited, delivery: None, detail: until.to_rfc3339(), to: Move::WaitUntil(until) }
+                Taken::of(Outcome::Waited, Move::WaitUntil(until)).saying(until.to_rfc3339())
             }
-            Action::Branch { .. } => {
-                let outcome = if asked.branch { Outcome::BranchTrue } else { Outcome::BranchFalse };
-                Taken { outcome, delivery: None, detail: String::new(), to: journey_run::after(step, asked.branch) }
+            Action::WaitForGoal { goal, timeout_minutes, .. } => {
+                let until = now + Duration::minutes(*timeout_minutes);
+                let waiting =
+                    Taken::of(Outcome::AwaitingGoal, Move::WaitUntil(until)).saying(format!("{goal} until {}", until.to_rfc3339()));
+                Taken { awaiting: Some(goal.clone()), ..waiting }
+            }
+            Action::Branch { condition, .. } => {
+                // A goal is campaigns' own record; the rest the runner asked profiles.
+                let holds = match condition {
+                    Condition::GoalReached { goal } => conversions::reached(&mut tx, tenant, run.customer_id, goal, run.enter_time).await?,
+                    _ => asked.branch,
+                };
+                Taken::of(if holds { Outcome::BranchTrue } else { Outcome::BranchFalse }, journey_run::after(step, holds))
             }
             Action::UpdateCustomer { .. } => match &asked.failure {
-                None => Taken { outcome: Outcome::Updated, delivery: None, detail: String::new(), to: journey_run::after(step, false) },
-                Some(why) => Taken { outcome: Outcome::Failed, delivery: None, detail: why.clone(), to: journey_run::after(step, false) },
+                None => Taken::of(Outcome::Updated, journey_run::after(step, false)),
+                Some(why) => Taken::of(Outcome::Failed, journey_run::after(step, false)).saying(why.clone()),
             },
             Action::GrantPoints { points, expire_days, reason, .. } => {
                 let booking = Booking { customer_id: run.customer_id, points: *points, reason, source: &source };
                 let expire_time = (*expire_days > 0).then(|| now + Duration::days(i64::from(*expire_days)));
                 grant_in(&mut tx, tenant, &booking, expire_time, now).await?;
-                Taken {
-                    outcome: Outcome::PointsGranted,
-                    delivery: None,
-                    detail: format!("{points} points"),
-                    to: journey_run::after(step, false),
-                }
+                Taken::of(Outcome::PointsGranted, journey_run::after(step, false)).saying(format!("{points} points"))
             }
             Action::IssueCoupon { currency, value_minor, valid_days, description, .. } => {
                 let coupon = NewCoupon {
@@ -504,14 +537,9 @@ impl App {
                     expire_time: now + Duration::days(i64::from(*valid_days)),
                 };
                 let issued = issue_in(&mut tx, tenant, &coupon, &source, now).await?;
-                Taken {
-                    outcome: Outcome::CouponIssued,
-                    delivery: None,
-                    detail: COUPON.name(issued.id),
-                    to: journey_run::after(step, false),
-                }
+                Taken::of(Outcome::CouponIssued, journey_run::after(step, false)).saying(COUPON.name(issued.id))
             }
-            Action::Exit => Taken { outcome: Outcome::Exited, delivery: None, detail: String::new(), to: journey_run::after(step, false) },
+            Action::Exit => Taken::of(Outcome::Exited, journey_run::after(step, false)),
         };
         let record = StepRow {
             run_id: run.id,
@@ -523,10 +551,7 @@ impl App {
             time: now,
         };
         journey_runs::record_step(&mut tx, tenant, &record).await?;
-        let (state, next_step, due_time, end_reason) = position(&taken.to, lease_until);
-        // A waiting run stays at its wait step.
-        let step_id = if state == RunState::Waiting { Some(step.id.as_str()) } else { next_step };
-        let position = Position { state: state.as_str(), step_id, due_time, end_reason };
+        let position = position(&taken.to, &step.id, taken.awaiting.as_deref(), lease_until);
         let moved = journey_runs::set_position(&mut tx, tenant, run.id, &position, 1, now).await?;
         tx.commit().await?;
         Ok(Some(moved))

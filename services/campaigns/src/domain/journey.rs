@@ -80,6 +80,8 @@ pub enum Action {
     UpdateCustomer { add_tags: Vec<String>, remove_tags: Vec<String>, next: Option<String> },
     /// Grants loyalty points (expiring after `expire_days`, 0: never).
     GrantPoints { points: i64, expire_days: i32, reason: String, next: Option<String> },
+    /// Waits until the customer reaches `goal` (then `next`) or `timeout_minutes` pass (then `on_timeout`).
+    WaitForGoal { goal: String, timeout_minutes: i64, next: Option<String>, on_timeout: Option<String> },
     /// Issues a single-use coupon worth `value_minor` of `currency`, valid for `valid_days`.
     IssueCoupon { currency: String, value_minor: i64, valid_days: i32, description: String, next: Option<String> },
     /// Ends the run.
@@ -103,6 +105,8 @@ pub enum Condition {
     InSegment { segment: String },
     /// Whether the customer matches an AIP-160 filter over profiles' customers.
     Matches { filter: String },
+    /// Whether the customer reached `goal` since the run started.
+    GoalReached { goal: String },
 }
 
 /// Whether a customer may start the same journey again.
@@ -148,6 +152,7 @@ impl Action {
             | Action::GrantPoints { next, .. }
             | Action::IssueCoupon { next, .. } => next.iter().map(String::as_str).collect(),
             Action::Branch { if_true, if_false, .. } => vec![if_true.as_str(), if_false.as_str()],
+            Action::WaitForGoal { next, on_timeout, .. } => next.iter().chain(on_timeout).map(String::as_str).collect(),
             Action::Exit => Vec::new(),
         }
     }
@@ -273,6 +278,17 @@ fn check_step(step: &Step) -> Vec<Problem> {
                 problems.push(problem(&step.id, "INVALID_REASON", "a reason is up to 200 characters"));
             }
         }
+        Action::WaitForGoal { goal, timeout_minutes, .. } => {
+            if !is_goal(goal) {
+                problems.push(problem(&step.id, "INVALID_GOAL", "PURCHASE, TICKET_RESOLVED or a custom goal's name (a slug)"));
+            }
+            if !(1..=MAX_WAIT_DAYS * 24 * 60).contains(timeout_minutes) {
+                problems.push(problem(&step.id, "INVALID_WAIT", format!("a timeout of 1 minute to {MAX_WAIT_DAYS} days")));
+            }
+        }
+        Action::Branch { condition: Condition::GoalReached { goal }, .. } if !is_goal(goal) => {
+            problems.push(problem(&step.id, "INVALID_GOAL", "PURCHASE, TICKET_RESOLVED or a custom goal's name (a slug)"));
+        }
         Action::IssueCoupon { valid_days, description, .. } => {
             if !(1..=MAX_COUPON_DAYS).contains(valid_days) {
                 problems.push(problem(&step.id, "INVALID_VALIDITY", format!("a coupon is valid for 1-{MAX_COUPON_DAYS} days")));
@@ -284,6 +300,16 @@ fn check_step(step: &Step) -> Vec<Problem> {
         _ => {}
     }
     problems
+}
+
+/// Whether `goal` names a goal: a built-in one or a custom goal's name.
+pub fn is_goal(goal: &str) -> bool {
+    matches!(goal, "PURCHASE" | "TICKET_RESOLVED") || is_slug(goal)
+}
+
+/// Whether a step holds a run for a while (so a loop through it is no tight circle).
+fn waits(action: &Action) -> bool {
+    matches!(action, Action::Wait { .. } | Action::WaitForGoal { .. })
 }
 
 /// The ids reachable from `first`.
@@ -310,15 +336,14 @@ fn loop_without_wait<'a>(steps: &'a [Step], by_id: &BTreeMap<&'a str, &'a Step>)
     }
     // Iterative depth-first search over the steps that do not wait; an edge back to an open step closes a loop.
     let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
-    for start in steps.iter().filter(|s| !matches!(s.action, Action::Wait { .. })) {
+    for start in steps.iter().filter(|s| !waits(&s.action)) {
         if marks.contains_key(start.id.as_str()) {
             continue;
         }
         let mut stack: Vec<(&str, usize)> = vec![(start.id.as_str(), 0)];
         marks.insert(start.id.as_str(), Mark::Open);
         while let Some(&(id, child)) = stack.last() {
-            let successors: Vec<&str> =
-                by_id[id].action.successors().into_iter().filter(|n| !matches!(by_id[n].action, Action::Wait { .. })).collect();
+            let successors: Vec<&str> = by_id[id].action.successors().into_iter().filter(|n| !waits(&by_id[n].action)).collect();
             match successors.get(child) {
                 Some(&next) => {
                     stack.last_mut().expect("not empty").1 += 1;

@@ -86,6 +86,7 @@ pub enum Outcome {
     Updated,
     PointsGranted,
     CouponIssued,
+    AwaitingGoal,
     Exited,
     Failed,
 }
@@ -101,6 +102,7 @@ impl Outcome {
             Self::Updated => "UPDATED",
             Self::PointsGranted => "POINTS_GRANTED",
             Self::CouponIssued => "COUPON_ISSUED",
+            Self::AwaitingGoal => "AWAITING_GOAL",
             Self::Exited => "EXITED",
             Self::Failed => "FAILED",
         }
@@ -160,7 +162,7 @@ pub fn step<'a>(definition: &'a Definition, id: &str) -> Option<&'a Step> {
 }
 
 /// Where a run goes after `step` is done (a wait step: once its wait is
-/// over); `branch` is a branch's answer.
+/// over); `branch` is a branch's answer, or for a goal wait whether the goal was reached.
 pub fn after(step: &Step, branch: bool) -> Move {
     match &step.action {
         Action::Send { next, .. }
@@ -169,6 +171,8 @@ pub fn after(step: &Step, branch: bool) -> Move {
         | Action::GrantPoints { next, .. }
         | Action::IssueCoupon { next, .. } => to_next(next),
         Action::Branch { if_true, if_false, .. } => Move::To(if branch { if_true } else { if_false }.clone()),
+        // `branch`: whether the goal was reached (else the wait timed out).
+        Action::WaitForGoal { next, on_timeout, .. } => to_next(if branch { next } else { on_timeout }),
         Action::Exit => Move::End(EndReason::ExitStep),
     }
 }

@@ -129,3 +129,33 @@ pub async fn earned(tx: &mut TenantTx, tenant: Uuid, sender: Sender) -> Result<E
     .await?;
     Ok(Earned { messages_sent, groups })
 }
+
+/// Whether `customer` reached `goal` at or after `since`.
+pub async fn reached(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, goal: &str, since: DateTime<Utc>) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM conversions WHERE tenant_id = $1 AND customer_id = $2 AND goal = $3 AND occur_time >= $4)",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(goal)
+    .bind(since)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("SELECT", "conversions"))
+    .await?)
+}
+
+/// Wakes `customer`'s runs waiting for `goal` (due now); how many.
+pub async fn wake_waiting(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, goal: &str, now: DateTime<Utc>) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "UPDATE journey_runs SET due_time = $4
+         WHERE tenant_id = $1 AND customer_id = $2 AND state = 'WAITING' AND awaiting_goal = $3 AND due_time > $4",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(goal)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "journey_runs"))
+    .await?
+    .rows_affected())
+}

@@ -32,12 +32,18 @@ pub struct RunRow {
     pub end_time: Option<DateTime<Utc>>,
     /// Empty until ended.
     pub end_reason: String,
+    /// For a run waiting for a goal: the goal, and since when.
+    pub awaiting_goal: Option<String>,
+    pub waiting_since: Option<DateTime<Utc>>,
 }
 
 /// The journey_runs table for find and lock.
 pub const RUNS: Table = Table {
     name: "journey_runs",
-    columns: "id, journey_id, version, customer_id, trigger, state, step_id, step_count, due_time, enter_time, end_time, end_reason",
+    columns: concat!(
+        "id, journey_id, version, customer_id, trigger, state, step_id, step_count, due_time, enter_time, end_time, end_reason, ",
+        "awaiting_goal, waiting_since"
+    ),
 };
 
 /// A step a run took.
@@ -248,6 +254,8 @@ pub struct Position<'a> {
     pub step_id: Option<&'a str>,
     pub due_time: Option<DateTime<Utc>>,
     pub end_reason: &'a str,
+    /// For a run that starts waiting for a goal: the goal.
+    pub awaiting_goal: Option<&'a str>,
 }
 
 /// Moves run `id` to `to`, counting `steps_taken` more steps; an ending position sets the end time.
@@ -261,7 +269,8 @@ pub async fn set_position(
 ) -> Result<RunRow, Error> {
     let sql = format!(
         "UPDATE journey_runs SET state = $3, step_id = $4, due_time = $5, end_reason = $6, step_count = step_count + $7,
-                end_time = CASE WHEN $5::timestamptz IS NULL THEN $8 END
+                end_time = CASE WHEN $5::timestamptz IS NULL THEN $8 END,
+                awaiting_goal = $9, waiting_since = CASE WHEN $9::text IS NULL THEN NULL ELSE $8 END
          WHERE tenant_id = $1 AND id = $2 RETURNING {}",
         RUNS.columns
     );
@@ -274,6 +283,7 @@ pub async fn set_position(
         .bind(to.end_reason)
         .bind(steps_taken)
         .bind(now)
+        .bind(to.awaiting_goal)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "journey_runs"))
         .await?)

@@ -128,12 +128,18 @@ fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation
                     }
                 },
                 Some(pb::branch_step::Condition::Filter(filter)) => Condition::Matches { filter: filter.clone() },
+                Some(pb::branch_step::Condition::GoalReached(goal)) => Condition::GoalReached { goal: goal.clone() },
                 None => return Err(FieldViolation::new(format!("{field}.branch"), "INVALID_CONDITION", "in_segment or filter")),
             };
             Action::Branch { condition, if_true: branch.if_true.clone(), if_false: branch.if_false.clone() }
         }
         Some(Kind::UpdateCustomer(u)) => Action::UpdateCustomer { add_tags: u.add_tags.clone(), remove_tags: u.remove_tags.clone(), next },
         Some(Kind::GrantPoints(g)) => Action::GrantPoints { points: g.points, expire_days: g.expire_days, reason: g.reason.clone(), next },
+        Some(Kind::WaitForGoal(w)) => {
+            let timeout = w.timeout.as_ref().filter(|d| d.nanos == 0 && d.seconds % 60 == 0).map_or(0, |d| d.seconds / 60);
+            let on_timeout = (!w.on_timeout.is_empty()).then(|| w.on_timeout.clone());
+            Action::WaitForGoal { goal: w.goal.clone(), timeout_minutes: timeout, next, on_timeout }
+        }
         Some(Kind::IssueCoupon(c)) => {
             let value = match c.value.as_ref().map(|m| crm_kit::money::to_minor(m, None)) {
                 Some(Ok(v)) if v.minor > 0 => v,
@@ -233,6 +239,7 @@ fn step_to(step: &Step) -> pb::JourneyStep {
             let condition = match condition {
                 Condition::InSegment { segment } => pb::branch_step::Condition::InSegment(format!("{SEGMENTS}{segment}")),
                 Condition::Matches { filter } => pb::branch_step::Condition::Filter(filter.clone()),
+                Condition::GoalReached { goal } => pb::branch_step::Condition::GoalReached(goal.clone()),
             };
             (Kind::Branch(pb::BranchStep { condition: Some(condition), if_true: if_true.clone(), if_false: if_false.clone() }), None)
         }
@@ -241,6 +248,11 @@ fn step_to(step: &Step) -> pb::JourneyStep {
         }
         Action::GrantPoints { points, expire_days, reason, next } => {
             (Kind::GrantPoints(pb::GrantPointsStep { points: *points, expire_days: *expire_days, reason: reason.clone() }), next.clone())
+        }
+        Action::WaitForGoal { goal, timeout_minutes, next, on_timeout } => {
+            let timeout = Some(prost_types::Duration { seconds: timeout_minutes * 60, nanos: 0 });
+            let wait = pb::GoalWaitStep { goal: goal.clone(), timeout, on_timeout: on_timeout.clone().unwrap_or_default() };
+            (Kind::WaitForGoal(wait), next.clone())
         }
         Action::IssueCoupon { currency, value_minor, valid_days, description, next } => {
             let value = Some(crm_kit::money::from_minor(currency, *value_minor));

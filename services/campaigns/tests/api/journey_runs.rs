@@ -491,3 +491,80 @@ async fn a_purchase_and_a_custom_goal_are_attributed_to_the_journeys_message() {
     let borrowed = format!("{}/steps/1", run.name);
     assert_error(f.app.send_notice(&f.template, &ada, &[], &borrowed).await, Code::InvalidArgument, "RESERVED_REQUEST_ID");
 }
+
+#[tokio::test]
+async fn a_goal_wait_goes_on_when_the_customer_buys_and_a_branch_asks_for_a_goal_after_the_timeout() {
+    use crm_proto::crm::campaigns::v1::attribution_service_client::AttributionServiceClient;
+    let f = Fixture::start().await;
+    let await_purchase = pb::GoalWaitStep {
+        goal: "PURCHASE".into(),
+        timeout: Some(prost_types::Duration { seconds: 86_400, nanos: 0 }),
+        on_timeout: "installed".into(),
+    };
+    let installed = pb::BranchStep {
+        condition: Some(pb::branch_step::Condition::GoalReached("app-installed".into())),
+        if_true: "done".into(),
+        if_false: "nudge".into(),
+    };
+    let journey = f
+        .publish(pb::Journey {
+            display_name: "Offer".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![
+                send("offer", &f.template, "await-purchase"),
+                step("await-purchase", pb::journey_step::Kind::WaitForGoal(await_purchase), "thanks"),
+                grant("thanks", 10, ""),
+                step("installed", pb::journey_step::Kind::Branch(installed), ""),
+                send("nudge", &f.template, ""),
+                exit("done"),
+            ],
+            reentry: pb::JourneyReentry::Always as i32,
+            ..Default::default()
+        })
+        .await;
+    let ada = f.customer("Ada", "ada@example.com").await;
+    let bob = f.customer("Bob", "bob@example.com").await;
+    let ada_run = f.enter(&journey.name, &ada, "").await.unwrap();
+    let bob_run = f.enter(&journey.name, &bob, "").await.unwrap();
+    f.run_in(&ada_run.name, pb::JourneyRunState::Waiting).await;
+    f.run_in(&bob_run.name, pb::JourneyRunState::Waiting).await;
+
+    // Ada buys: her run goes on at once, to the thanks.
+    let purchase = profiles::Transaction {
+        external_id: "order-9".into(),
+        kind: profiles::TransactionKind::Purchase as i32,
+        amount: Some(Money { currency_code: "CNY".into(), units: 10, nanos: 0 }),
+        occur_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
+        ..Default::default()
+    };
+    let request = profiles::CreateTransactionRequest { parent: ada.clone(), transaction: Some(purchase) };
+    TransactionServiceClient::new(f.app.profiles.as_ref().unwrap().channel.clone())
+        .create_transaction(f.app.clients.as_roles(request, &["agent"]))
+        .await
+        .unwrap();
+    let thanked = f.run_in(&ada_run.name, pb::JourneyRunState::Completed).await;
+    use pb::JourneyStepOutcome::*;
+    assert_eq!(
+        outcomes(&thanked),
+        [("offer".to_owned(), Sent), ("await-purchase".to_owned(), AwaitingGoal), ("thanks".to_owned(), PointsGranted)]
+    );
+
+    // Bob installs the app but does not buy: after the timeout the branch finds his goal.
+    let conversion = pb::Conversion { customer: bob.clone(), goal: "app-installed".into(), ..Default::default() };
+    let request =
+        f.app.clients.as_roles(pb::RecordConversionRequest { conversion: Some(conversion), request_id: "bob-app".into() }, &["service"]);
+    AttributionServiceClient::new(f.app.clients.channel.clone()).record_conversion(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(f.run(&bob_run.name).await.state, pb::JourneyRunState::Waiting as i32, "another goal does not end the wait");
+    f.let_waits_pass().await;
+    let timed_out = f.run_in(&bob_run.name, pb::JourneyRunState::Completed).await;
+    assert_eq!(
+        outcomes(&timed_out),
+        [
+            ("offer".to_owned(), Sent),
+            ("await-purchase".to_owned(), AwaitingGoal),
+            ("installed".to_owned(), BranchTrue),
+            ("done".to_owned(), Exited)
+        ]
+    );
+}
