@@ -105,6 +105,7 @@ impl Application {
             .spawn(Duration::from_millis(config.journey_poll_ms), kit.shutdown_receiver());
         jobs::occasions::Occasions::new(app.clone(), profiles.clone(), tokens.clone())
             .spawn(Duration::from_millis(config.occasion_poll_ms), kit.shutdown_receiver());
+        jobs::ab_tests::spawn(app.clone(), Duration::from_millis(config.occasion_poll_ms), kit.shutdown_receiver());
         jobs::loyalty::spawn(app.clone(), Duration::from_millis(config.loyalty_expiry_poll_ms), kit.shutdown_receiver());
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };

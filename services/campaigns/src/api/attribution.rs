@@ -112,19 +112,19 @@ impl AttributionService for AttributionApi {
             let name = request.get_ref().name.as_str();
             let invalid = || Error::invalid("name", "INVALID_NAME", "campaigns/{id}/attribution or journeys/{id}/attribution");
             let parent = name.strip_suffix("/attribution").ok_or_else(invalid)?;
-            let sender = match (CAMPAIGN.id_of(parent), JOURNEY.id_of(parent)) {
+            let (sender, tests) = match (CAMPAIGN.id_of(parent), JOURNEY.id_of(parent)) {
                 (Some(id), _) => {
                     self.app.campaign(principal.tenant, id).await?;
-                    Sender::Campaign(id)
+                    (Sender::Campaign(id), Vec::new())
                 }
                 (_, Some(id)) => {
                     self.app.journey(principal.tenant, id).await?;
-                    Sender::Journey(id)
+                    (Sender::Journey(id), self.app.ab_test_reports(principal.tenant, id).await?)
                 }
                 _ => return Err(invalid()),
             };
             let earned = self.app.attribution(principal.tenant, sender).await?;
-            Ok(pb::GetAttributionResponse { attribution: Some(attribution_to(name, &earned, WINDOW_DAYS)) })
+            Ok(pb::GetAttributionResponse { attribution: Some(attribution_to(name, &earned, WINDOW_DAYS, &tests)) })
         })
         .await
     }

@@ -30,13 +30,14 @@ use super::{
 };
 use crate::{
     domain::{
+        ab_test::{Assignment, HOLDOUT, variant_index, variant_name},
         customer::Customer,
         journey::{Action, Condition, Definition, EventTrigger, Reentry, Trigger},
         journey_run::{self, CustomerEvent, EndReason, Move, Outcome, RunState, entry_key, may_reenter},
     },
     resources::{COUPON, JOURNEY, JOURNEY_RUN},
     store::{
-        conversions,
+        ab_tests, conversions,
         journey_runs::{self, Door, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
     },
 };
@@ -214,11 +215,13 @@ struct Taken {
     to: Move,
     /// For a goal wait: the goal.
     awaiting: Option<String>,
+    /// For a tested send step: the group.
+    variant: String,
 }
 
 impl Taken {
     fn of(outcome: Outcome, to: Move) -> Self {
-        Self { outcome, delivery: None, detail: String::new(), to, awaiting: None }
+        Self { outcome, delivery: None, detail: String::new(), to, awaiting: None, variant: String::new() }
     }
 
     fn saying(mut self, detail: impl Into<String>) -> Self {
@@ -487,17 +490,42 @@ impl App {
         let seq = run.step_count;
         let source = format!("{}/steps/{seq}", JOURNEY_RUN.name(run.journey_id, run.id));
         let taken = match &step.action {
-            Action::Send { template, variables, .. } => {
-                let notice =
-                    Notice { template: template.parse().unwrap_or_default(), customer: asked.customer, variables, request_id: &source };
-                match self.accept_notice(&mut tx, tenant, notice, now).await {
-                    Ok(delivery) => Taken { delivery: Some(delivery.id), ..Taken::of(Outcome::Sent, journey_run::after(step, false)) },
-                    // Nothing was written: the run goes on without the message, saying why.
-                    Err(err @ (Error::InvalidArgument { .. } | Error::FailedPrecondition { .. })) => {
-                        Taken::of(Outcome::NotSent, journey_run::after(step, false)).saying(err.to_string())
+            Action::Send { template, variables, ab, .. } => {
+                // A tested step: the run's group, the winner's once chosen; the holdout gets nothing.
+                let (variant, message) = match ab {
+                    None => (String::new(), Some((template, variables))),
+                    Some(test) => {
+                        let decided = ab_tests::find(&mut tx, tenant, run.journey_id, run.version, &step.id).await?;
+                        let winner = decided.and_then(|t| variant_index(&t.winner));
+                        match test.assign(run.id, &step.id, winner) {
+                            Assignment::Holdout => (HOLDOUT.to_owned(), None),
+                            Assignment::Variant(0) => (variant_name(0), Some((template, variables))),
+                            Assignment::Variant(i) => (variant_name(i), test.variants.get(i - 1).map(|v| (&v.template, &v.variables))),
+                        }
                     }
-                    Err(other) => return Err(other),
-                }
+                };
+                let taken = match message {
+                    None => Taken::of(Outcome::HeldOut, journey_run::after(step, false)),
+                    Some((template, variables)) => {
+                        let notice = Notice {
+                            template: template.parse().unwrap_or_default(),
+                            customer: asked.customer,
+                            variables,
+                            request_id: &source,
+                        };
+                        match self.accept_notice(&mut tx, tenant, notice, now).await {
+                            Ok(delivery) => {
+                                Taken { delivery: Some(delivery.id), ..Taken::of(Outcome::Sent, journey_run::after(step, false)) }
+                            }
+                            // Nothing was written: the run goes on without the message, saying why.
+                            Err(err @ (Error::InvalidArgument { .. } | Error::FailedPrecondition { .. })) => {
+                                Taken::of(Outcome::NotSent, journey_run::after(step, false)).saying(err.to_string())
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                };
+                Taken { variant, ..taken }
             }
             Action::Wait { wait, .. } => {
                 let until = journey_run::wake_time(*wait, asked.zone, now);
@@ -549,6 +577,7 @@ impl App {
             delivery_id: taken.delivery,
             detail: taken.detail,
             time: now,
+            variant: taken.variant,
         };
         journey_runs::record_step(&mut tx, tenant, &record).await?;
         let position = position(&taken.to, &step.id, taken.awaiting.as_deref(), lease_until);

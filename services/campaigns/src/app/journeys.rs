@@ -39,8 +39,13 @@ async fn check_references(tx: &mut crm_kit::db::TenantTx, tenant: Uuid, d: &Defi
     let found: Vec<TemplateRow> = TEMPLATES.find_many(tx, tenant, &ids).await?;
     let templates: BTreeMap<String, &TemplateRow> = found.iter().map(|t| (t.id.to_string(), t)).collect();
     let mut problems = Vec::new();
-    for step in &d.steps {
-        let Action::Send { template, variables, .. } = &step.action else { continue };
+    let sends = d.steps.iter().flat_map(|step| match &step.action {
+        Action::Send { template, variables, ab, .. } => std::iter::once((step, template, variables))
+            .chain(ab.iter().flat_map(|t| t.variants.iter().map(move |v| (step, &v.template, &v.variables))))
+            .collect(),
+        _ => Vec::new(),
+    });
+    for (step, template, variables) in sends {
         match templates.get(template) {
             None => problems.push(Problem {
                 subject: step.id.clone(),
@@ -179,6 +184,7 @@ impl App {
         let published = journeys::publish(&mut tx, tenant, id, now).await?;
         let by_date = matches!(row.draft.0.trigger, Trigger::Birthday { .. } | Trigger::Holiday { .. });
         crate::store::journey_runs::set_occasion_journey(&mut tx, tenant, id, by_date).await?;
+        super::ab_tests::register_in(&mut tx, tenant, id, published.published_version, &row.draft.0, now).await?;
         // Its trigger may be an event of either stream: from now on the tenant's streams are read.
         crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::PROFILES).await?;
         crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::TICKETS).await?;

@@ -23,9 +23,11 @@
 //! - [`loyalty`]: the points ledger, the programme that earns points, member tiers.
 //! - [`coupons`]: single-use coupons.
 //! - [`attribution`]: goals reached and the messages they are attributed to.
+//! - [`ab_tests`]: A/B/n tests of journeys' send steps: registered, decided, reported.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
+pub mod ab_tests;
 pub mod attribution;
 pub mod callbacks;
 pub mod campaigns;

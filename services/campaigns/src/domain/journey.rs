@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::is_slug;
+use super::{ab_test::AbTest, is_slug};
 
 /// The most steps a journey has.
 pub const MAX_STEPS: usize = 100;
@@ -70,8 +70,15 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// Sends template `template` (its id) through the contact policy and the ledger.
-    Send { template: String, variables: BTreeMap<String, String>, next: Option<String> },
+    /// Sends template `template` (its id) through the contact policy and the
+    /// ledger; with `ab`, one of its variants (or nothing, in the holdout).
+    Send {
+        template: String,
+        variables: BTreeMap<String, String>,
+        next: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ab: Option<AbTest>,
+    },
     /// Waits a number of minutes, or until the next local time of day.
     Wait { wait: Wait, next: Option<String> },
     /// Goes one way or the other on the customer.
@@ -163,9 +170,11 @@ impl Definition {
     pub fn templates(&self) -> BTreeSet<&str> {
         self.steps
             .iter()
-            .filter_map(|s| match &s.action {
-                Action::Send { template, .. } => Some(template.as_str()),
-                _ => None,
+            .flat_map(|s| match &s.action {
+                Action::Send { template, ab, .. } => std::iter::once(template.as_str())
+                    .chain(ab.iter().flat_map(|t| t.variants.iter().map(|v| v.template.as_str())))
+                    .collect(),
+                _ => Vec::new(),
             })
             .collect()
     }
@@ -242,9 +251,12 @@ impl Definition {
 fn check_step(step: &Step) -> Vec<Problem> {
     let mut problems = Vec::new();
     match &step.action {
-        Action::Send { template, variables, .. } => {
+        Action::Send { template, variables, ab, .. } => {
             if template.is_empty() {
                 problems.push(problem(&step.id, "MISSING_TEMPLATE", "a send step names its template"));
+            }
+            for (reason, message) in ab.iter().flat_map(AbTest::check) {
+                problems.push(problem(&step.id, reason, message));
             }
             if variables.len() > 50 || variables.iter().any(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > 1000) {
                 problems.push(problem(&step.id, "INVALID_VARIABLES", "at most 50 variables, names of 1-64 characters, values up to 1000"));
@@ -371,7 +383,10 @@ mod tests {
     use super::*;
 
     fn send(id: &str, next: Option<&str>) -> Step {
-        Step { id: id.into(), action: Action::Send { template: "t".into(), variables: BTreeMap::new(), next: next.map(Into::into) } }
+        Step {
+            id: id.into(),
+            action: Action::Send { template: "t".into(), variables: BTreeMap::new(), next: next.map(Into::into), ab: None },
+        }
     }
 
     fn wait(id: &str, minutes: i64, next: Option<&str>) -> Step {

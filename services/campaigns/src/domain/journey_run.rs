@@ -87,6 +87,7 @@ pub enum Outcome {
     PointsGranted,
     CouponIssued,
     AwaitingGoal,
+    HeldOut,
     Exited,
     Failed,
 }
@@ -103,6 +104,7 @@ impl Outcome {
             Self::PointsGranted => "POINTS_GRANTED",
             Self::CouponIssued => "COUPON_ISSUED",
             Self::AwaitingGoal => "AWAITING_GOAL",
+            Self::HeldOut => "HELD_OUT",
             Self::Exited => "EXITED",
             Self::Failed => "FAILED",
         }
@@ -214,8 +216,10 @@ mod tests {
 
     #[test]
     fn steps_lead_on_and_branches_choose() {
-        let send =
-            Step { id: "s".into(), action: Action::Send { template: "t".into(), variables: BTreeMap::new(), next: Some("b".into()) } };
+        let send = Step {
+            id: "s".into(),
+            action: Action::Send { template: "t".into(), variables: BTreeMap::new(), next: Some("b".into()), ab: None },
+        };
         assert_eq!(after(&send, false), Move::To("b".into()));
         let branch = Step {
             id: "b".into(),

@@ -4,6 +4,7 @@
 //! opt-out keywords, the contact policy and the tenant's contact rules (caps, quiet hours), the delivery lifecycle and retry timing, and
 //! which links of an email are tracked.
 
+pub mod ab_test;
 pub mod astronomy;
 pub mod campaign;
 pub mod channel;

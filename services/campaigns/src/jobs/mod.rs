@@ -1,5 +1,6 @@
 //! Background work of the campaigns service.
 
+pub mod ab_tests;
 pub mod campaigns;
 pub mod complaints;
 pub mod delivery;

@@ -56,6 +56,8 @@ pub struct StepRow {
     pub delivery_id: Option<Uuid>,
     pub detail: String,
     pub time: DateTime<Utc>,
+    /// For a tested send step: "a", "b", … or "holdout"; else empty.
+    pub variant: String,
 }
 
 /// A published journey that takes entrants now: its version's definition.
@@ -304,8 +306,8 @@ pub async fn extend_lease(tx: &mut TenantTx, tenant: Uuid, id: Uuid, until: Date
 /// Records step `seq` of run `run`.
 pub async fn record_step(tx: &mut TenantTx, tenant: Uuid, step: &StepRow) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO journey_run_steps (tenant_id, run_id, seq, step_id, outcome, delivery_id, detail, time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO journey_run_steps (tenant_id, run_id, seq, step_id, outcome, delivery_id, detail, time, variant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(tenant)
     .bind(step.run_id)
@@ -315,6 +317,7 @@ pub async fn record_step(tx: &mut TenantTx, tenant: Uuid, step: &StepRow) -> Res
     .bind(step.delivery_id)
     .bind(&step.detail)
     .bind(step.time)
+    .bind(&step.variant)
     .execute(&mut **tx)
     .instrument(db_span("INSERT", "journey_run_steps"))
     .await?;
@@ -370,7 +373,7 @@ pub async fn list(tx: &mut TenantTx, tenant: Uuid, scope: RunScope, before: Opti
 /// The latest `per_run` steps of each of `runs`, oldest first within a run.
 pub async fn steps_of(tx: &mut TenantTx, tenant: Uuid, runs: &[Uuid], per_run: i64) -> Result<Vec<StepRow>, Error> {
     Ok(sqlx::query_as(
-        "SELECT s.run_id, s.seq, s.step_id, s.outcome, s.delivery_id, s.detail, s.time
+        "SELECT s.run_id, s.seq, s.step_id, s.outcome, s.delivery_id, s.detail, s.time, s.variant
          FROM unnest($2::uuid[]) AS r(id),
               LATERAL (SELECT * FROM journey_run_steps WHERE tenant_id = $1 AND run_id = r.id ORDER BY seq DESC LIMIT $3) s
          ORDER BY s.run_id, s.seq",

@@ -3,6 +3,7 @@
 //! the planner uses the `(tenant_id, ...)` indexes — except the queue scan,
 //! which reads ids and instants across tenants under its own policy.
 
+pub mod ab_tests;
 pub mod campaigns;
 pub mod contact_policy;
 pub mod conversions;

@@ -6,8 +6,13 @@ use crm_kit::{money::from_minor, time::to_timestamp};
 use crm_proto::crm::campaigns::v1 as pb;
 
 use crate::{
+    app::ab_tests::TestReport,
+    domain::ab_test::HOLDOUT,
     resources::{CAMPAIGN, CUSTOMER, DELIVERY, JOURNEY},
-    store::conversions::{ConversionRow, Earned},
+    store::{
+        ab_tests::GroupRow,
+        conversions::{ConversionRow, Earned},
+    },
 };
 
 /// A stored conversion as a response.
@@ -25,8 +30,35 @@ pub fn conversion_to(row: &ConversionRow) -> pb::Conversion {
     }
 }
 
-/// What a sender's messages earned, as report `name`.
-pub fn attribution_to(name: &str, earned: &Earned, window_days: i64) -> pb::Attribution {
+/// A tested step's groups, with lift against its holdout.
+fn ab_test_to(report: &TestReport) -> pb::AbTestResult {
+    let rate = |g: &GroupRow| if g.runs > 0 { g.converted as f64 / g.runs as f64 } else { 0.0 };
+    let holdout = report.groups.iter().find(|g| g.variant == HOLDOUT).map(rate).unwrap_or(0.0);
+    pb::AbTestResult {
+        step: report.test.step_id.clone(),
+        version: report.test.version,
+        groups: report
+            .groups
+            .iter()
+            .map(|g| pb::AbGroupResult {
+                variant: g.variant.clone(),
+                runs: g.runs,
+                sent: g.sent,
+                opened: g.opened,
+                clicked: g.clicked,
+                converted: g.converted,
+                conversion_rate: rate(g),
+                lift: if holdout > 0.0 && g.variant != HOLDOUT { rate(g) / holdout - 1.0 } else { 0.0 },
+            })
+            .collect(),
+        winner: report.test.winner.clone(),
+        decision: report.test.decision.clone(),
+        detail: report.test.detail.clone(),
+    }
+}
+
+/// What a sender's messages earned, as report `name`, with its A/B/n tests.
+pub fn attribution_to(name: &str, earned: &Earned, window_days: i64, tests: &[TestReport]) -> pb::Attribution {
     let mut revenue: BTreeMap<&str, i64> = BTreeMap::new();
     let mut by_goal: BTreeMap<String, i64> = BTreeMap::new();
     let mut conversions = 0;
@@ -45,5 +77,6 @@ pub fn attribution_to(name: &str, earned: &Earned, window_days: i64) -> pb::Attr
         revenue: revenue.into_iter().map(|(currency, minor)| from_minor(currency, minor)).collect(),
         conversions_by_goal: by_goal.into_iter().collect(),
         window_days: i32::try_from(window_days).unwrap_or(i32::MAX),
+        ab_tests: tests.iter().map(ab_test_to).collect(),
     }
 }

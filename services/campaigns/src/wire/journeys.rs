@@ -8,7 +8,10 @@ use crm_kit::{Error, FieldViolation, etag, time::to_timestamp};
 use crm_proto::{crm::campaigns::v1 as pb, google::r#type::TimeOfDay};
 
 use crate::{
-    domain::journey::{Action, Condition, Definition, EventTrigger, Problem, Reentry, Step, Trigger, Wait},
+    domain::{
+        ab_test::{AbTest, Metric, Variant},
+        journey::{Action, Condition, Definition, EventTrigger, Problem, Reentry, Step, Trigger, Wait},
+    },
     resources::{CUSTOMER, DELIVERY, JOURNEY, JOURNEY_RUN, TEMPLATE},
     store::{
         journey_runs::{RunRow, StepRow},
@@ -102,7 +105,11 @@ fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation
                 Some(id) => id.to_string(),
                 None => return Err(FieldViolation::new(format!("{field}.send.template"), "INVALID_TEMPLATE", "templates/{id}")),
             };
-            Action::Send { template, variables: send.variables.clone().into_iter().collect(), next }
+            let ab = match send.ab_test.as_ref() {
+                None => None,
+                Some(t) => Some(ab_test_from(t, &format!("{field}.send.ab_test"))?),
+            };
+            Action::Send { template, variables: send.variables.clone().into_iter().collect(), next, ab }
         }
         Some(Kind::Wait(wait)) => {
             let wait = match wait.until.as_ref() {
@@ -172,6 +179,49 @@ fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation
     Ok(Step { id: step.id.clone(), action })
 }
 
+/// A send step's A/B/n test from a request (its numbers are the domain's to check).
+fn ab_test_from(t: &pb::AbTest, field: &str) -> Result<AbTest, FieldViolation> {
+    let metric = match pb::AbTestMetric::try_from(t.metric) {
+        Ok(pb::AbTestMetric::Open) => Metric::Open,
+        Ok(pb::AbTestMetric::Click) => Metric::Click,
+        Ok(pb::AbTestMetric::Conversion) => Metric::Conversion,
+        _ => return Err(FieldViolation::new(format!("{field}.metric"), "INVALID_METRIC", "OPEN, CLICK or CONVERSION")),
+    };
+    let mut variants = Vec::new();
+    for (i, v) in t.variants.iter().enumerate() {
+        let Some(id) = TEMPLATE.id_of(&v.template) else {
+            return Err(FieldViolation::new(format!("{field}.variants[{i}].template"), "INVALID_TEMPLATE", "templates/{id}"));
+        };
+        variants.push(Variant { template: id.to_string(), variables: v.variables.clone().into_iter().collect() });
+    }
+    Ok(AbTest {
+        variants,
+        holdout_percent: t.holdout_percent,
+        metric,
+        min_sample: if t.min_sample == 0 { 100 } else { i64::from(t.min_sample) },
+        decide_within_days: if t.decide_within_days == 0 { 14 } else { i64::from(t.decide_within_days) },
+    })
+}
+
+fn ab_test_to(t: &AbTest) -> pb::AbTest {
+    let metric = match t.metric {
+        Metric::Open => pb::AbTestMetric::Open,
+        Metric::Click => pb::AbTestMetric::Click,
+        Metric::Conversion => pb::AbTestMetric::Conversion,
+    };
+    pb::AbTest {
+        variants: t
+            .variants
+            .iter()
+            .map(|v| pb::AbVariant { template: format!("templates/{}", v.template), variables: v.variables.clone().into_iter().collect() })
+            .collect(),
+        holdout_percent: t.holdout_percent,
+        metric: metric as i32,
+        min_sample: i32::try_from(t.min_sample).unwrap_or(i32::MAX),
+        decide_within_days: i32::try_from(t.decide_within_days).unwrap_or(i32::MAX),
+    }
+}
+
 /// The definition in `journey`, or every malformed field at once.
 pub fn definition_from(journey: &pb::Journey) -> Result<Definition, Error> {
     let mut violations = Vec::new();
@@ -222,8 +272,12 @@ fn trigger_to(trigger: &Trigger) -> pb::JourneyTrigger {
 fn step_to(step: &Step) -> pb::JourneyStep {
     use pb::journey_step::Kind;
     let (kind, next) = match &step.action {
-        Action::Send { template, variables, next } => {
-            let send = pb::SendStep { template: format!("templates/{template}"), variables: variables.clone().into_iter().collect() };
+        Action::Send { template, variables, next, ab } => {
+            let send = pb::SendStep {
+                template: format!("templates/{template}"),
+                variables: variables.clone().into_iter().collect(),
+                ab_test: ab.as_ref().map(ab_test_to),
+            };
             (Kind::Send(send), next.clone())
         }
         Action::Wait { wait, next } => {
@@ -334,6 +388,7 @@ pub fn run_to(row: &RunRow, steps: &[StepRow]) -> pb::JourneyRun {
                 delivery: s.delivery_id.map(|d| DELIVERY.name(d)).unwrap_or_default(),
                 detail: s.detail.clone(),
                 time: Some(to_timestamp(s.time)),
+                variant: s.variant.clone(),
             })
             .collect(),
     }

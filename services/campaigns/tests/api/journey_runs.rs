@@ -568,3 +568,75 @@ async fn a_goal_wait_goes_on_when_the_customer_buys_and_a_branch_asks_for_a_goal
         ]
     );
 }
+
+#[tokio::test]
+async fn an_ab_test_splits_runs_holds_some_out_and_picks_a_significant_winner() {
+    use crm_proto::crm::campaigns::v1::attribution_service_client::AttributionServiceClient;
+    let f = Fixture::start().await;
+    let other = email_template(pb::Purpose::Marketing, "A better offer", "Hi {{ customer.display_name }}", &[]);
+    let other = f.app.clients.create_template(other).await.unwrap().name;
+    let ab_test = pb::AbTest {
+        variants: vec![pb::AbVariant { template: other, variables: Default::default() }],
+        holdout_percent: 20,
+        metric: pb::AbTestMetric::Conversion as i32,
+        min_sample: 10,
+        decide_within_days: 7,
+    };
+    let offer = pb::SendStep { template: f.template.clone(), variables: Default::default(), ab_test: Some(ab_test) };
+    let journey = f
+        .publish(pb::Journey {
+            display_name: "Tested offer".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![step("offer", pb::journey_step::Kind::Send(offer), "")],
+            ..Default::default()
+        })
+        .await;
+
+    // 70 customers go through: about 20 % held out, the rest split between a and b.
+    let mut groups: std::collections::BTreeMap<String, Vec<(String, pb::JourneyRunStep)>> = Default::default();
+    for i in 0..70 {
+        let customer = f.customer(&format!("C{i}"), &format!("c{i}@example.com")).await;
+        let run = f.enter(&journey.name, &customer, "").await.unwrap();
+        let done = f.run_in(&run.name, pb::JourneyRunState::Completed).await;
+        groups.entry(done.steps[0].variant.clone()).or_default().push((customer, done.steps[0].clone()));
+    }
+    assert_eq!(groups.keys().cloned().collect::<Vec<_>>(), ["a", "b", "holdout"], "{groups:?}");
+    assert!(groups["holdout"].iter().all(|(_, s)| s.outcome == pb::JourneyStepOutcome::HeldOut as i32 && s.delivery.is_empty()));
+    assert!(groups["a"].len() >= 10 && groups["b"].len() >= 10, "{:?}", groups.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>());
+    for (_, s) in groups["a"].iter().chain(&groups["b"]) {
+        assert_eq!(f.app.settled(&s.delivery).await.status, pb::DeliveryStatus::Sent as i32);
+    }
+
+    // Everyone who got b converts, nobody who got a; two of the holdout do.
+    let mut attribution = AttributionServiceClient::new(f.app.clients.channel.clone());
+    let converters = groups["b"].iter().chain(groups["holdout"].iter().take(2));
+    for (i, (customer, _)) in converters.enumerate() {
+        let conversion = pb::Conversion { customer: customer.clone(), goal: "signed-up".into(), ..Default::default() };
+        let request = pb::RecordConversionRequest { conversion: Some(conversion), request_id: format!("signup-{i}") };
+        attribution.record_conversion(f.app.clients.as_roles(request, &["service"])).await.unwrap();
+    }
+
+    // The decision job picks b; the report shows each group and b's lift over the holdout.
+    let name = format!("{}/attribution", journey.name);
+    let mut test = pb::AbTestResult::default();
+    for _ in 0..200 {
+        let report = attribution.get_attribution(f.marketer(pb::GetAttributionRequest { name: name.clone() })).await.unwrap();
+        test = report.into_inner().attribution.unwrap().ab_tests.remove(0);
+        if !test.winner.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((test.winner.as_str(), test.decision.as_str()), ("b", "SIGNIFICANT"), "{test:?}");
+    let b = test.groups.iter().find(|g| g.variant == "b").unwrap();
+    assert_eq!(b.converted, b.runs);
+    assert!(b.lift > 1.0, "{test:?}");
+
+    // From now on everyone outside the holdout gets b.
+    for i in 0..10 {
+        let customer = f.customer(&format!("Late{i}"), &format!("late{i}@example.com")).await;
+        let run = f.enter(&journey.name, &customer, "").await.unwrap();
+        let variant = f.run_in(&run.name, pb::JourneyRunState::Completed).await.steps[0].variant.clone();
+        assert!(variant == "b" || variant == "holdout", "{variant}");
+    }
+}
