@@ -65,7 +65,16 @@ async fn welcome_journey(channel: &Channel, bearer: &str) -> anyhow::Result<Stri
         }),
         steps: vec![
             step("settle-in", pb::journey_step::Kind::Wait(wait), "hello"),
-            step("hello", pb::journey_step::Kind::Send(pb::SendStep { template, variables: Default::default(), ab_test: None }), "done"),
+            step(
+                "hello",
+                pb::journey_step::Kind::Send(pb::SendStep {
+                    template,
+                    variables: Default::default(),
+                    ab_test: None,
+                    questionnaire: String::new(),
+                }),
+                "done",
+            ),
             step("done", pb::journey_step::Kind::Exit(pb::ExitStep {}), ""),
         ],
         ..Default::default()

@@ -4,7 +4,8 @@
 //! - unsubscribe links, one per marketing delivery (`unsubscribeLinks/{token}`);
 //! - provider callback URLs, one per provider (`providerCallbacks/{token}`);
 //! - tracking links, one per tracked email (`trackingLinks/{token}`): its
-//!   open pixel and its links.
+//!   open pixel and its links;
+//! - questionnaire invitations, one per invitation (`questionnaireInvitations/{token}`).
 
 use crm_kit::{Error, link::LinkSigner};
 
@@ -17,6 +18,7 @@ pub struct Links {
     unsubscribe: LinkSigner,
     callbacks: LinkSigner,
     tracking: LinkSigner,
+    invitations: LinkSigner,
     /// The gateway's public URL, without a trailing `/`; links need one.
     public_url: Option<String>,
 }
@@ -27,6 +29,8 @@ const UNSUBSCRIBE: &str = "unsubscribeLinks/";
 const CALLBACKS: &str = "providerCallbacks/";
 /// Tracking links' collection.
 const TRACKING: &str = "trackingLinks/";
+/// Questionnaire invitations' collection.
+const INVITATIONS: &str = "questionnaireInvitations/";
 
 impl Links {
     /// Links signed with keys derived by `key_for(purpose)`, pointing at
@@ -38,6 +42,7 @@ impl Links {
             unsubscribe: LinkSigner::new(key_for(b"crm unsubscribe links")),
             callbacks: LinkSigner::new(key_for(b"crm provider callbacks")),
             tracking: LinkSigner::new(key_for(b"crm tracking links")),
+            invitations: LinkSigner::new(key_for(b"crm questionnaire invitations")),
             public_url,
         }
     }
@@ -46,6 +51,20 @@ impl Links {
     pub fn unsubscribe_url(&self, tenant: Uuid, delivery: Uuid) -> Option<String> {
         let base = self.public_url.as_ref()?;
         Some(format!("{base}/v1/{UNSUBSCRIBE}{}:unsubscribe", self.unsubscribe.sign(tenant, delivery)))
+    }
+
+    /// Where the customer answers invitation `invitation`, when a public URL is configured.
+    pub fn invitation_url(&self, tenant: Uuid, invitation: Uuid) -> Option<String> {
+        let base = self.public_url.as_ref()?;
+        Some(format!("{base}/v1/{INVITATIONS}{}", self.invitations.sign(tenant, invitation)))
+    }
+
+    /// (tenant, invitation) of a genuine `questionnaireInvitations/{token}`.
+    pub fn resolve_invitation(&self, name: &str) -> Result<(Uuid, Uuid), Error> {
+        name.strip_prefix(INVITATIONS).and_then(|token| self.invitations.verify(token)).ok_or_else(|| Error::Unauthenticated {
+            reason: "INVALID_INVITATION_LINK",
+            message: "this invitation link is not genuine".to_owned(),
+        })
     }
 
     /// (tenant, delivery) of a genuine `unsubscribeLinks/{token}`.

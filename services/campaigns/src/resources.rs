@@ -19,5 +19,7 @@ pub const JOURNEY: ResourceType = ResourceType::new("campaigns.crm/Journey", "jo
 pub const JOURNEY_RUN: ChildResourceType = ChildResourceType::new("campaigns.crm/JourneyRun", JOURNEY, "runs");
 /// `coupons/{id}`.
 pub const COUPON: ResourceType = ResourceType::new("campaigns.crm/Coupon", "coupons");
+/// `questionnaires/{id}`.
+pub const QUESTIONNAIRE: ResourceType = ResourceType::new("campaigns.crm/Questionnaire", "questionnaires");
 /// `customers/{id}`, owned by profiles.
 pub const CUSTOMER: ResourceType = ResourceType::new("profiles.crm/Customer", "customers");

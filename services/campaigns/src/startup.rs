@@ -1,6 +1,6 @@
 //! Builds the campaigns service: the kit's runtime plus TemplateService,
 //! ProviderService, DeliveryService, CampaignService, ContactPolicyService and
-//! UnsubscribeService, DeviceService, HolidayService, JourneyService, LoyaltyService, CouponService, AttributionService, TrackingService, the profiles client,
+//! UnsubscribeService, DeviceService, HolidayService, JourneyService, LoyaltyService, CouponService, AttributionService, QuestionnaireService, TrackingService, the profiles client,
 //! the delivery and campaign jobs and the event stream.
 
 use std::time::Duration;
@@ -12,15 +12,16 @@ use crm_proto::crm::campaigns::v1::{
     delivery_service_server::DeliveryServiceServer, device_service_server::DeviceServiceServer,
     holiday_service_server::HolidayServiceServer, journey_service_server::JourneyServiceServer,
     loyalty_service_server::LoyaltyServiceServer, provider_callback_service_server::ProviderCallbackServiceServer,
-    provider_service_server::ProviderServiceServer, template_service_server::TemplateServiceServer,
-    tracking_service_server::TrackingServiceServer, unsubscribe_service_server::UnsubscribeServiceServer,
+    provider_service_server::ProviderServiceServer, questionnaire_service_server::QuestionnaireServiceServer,
+    template_service_server::TemplateServiceServer, tracking_service_server::TrackingServiceServer,
+    unsubscribe_service_server::UnsubscribeServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
         AttributionApi, CallbackApi, CampaignApi, ContactPolicyApi, CouponApi, DeliveryApi, DeviceApi, HolidayApi, JourneyApi, LoyaltyApi,
-        ProviderApi, TemplateApi, TrackingApi, UnsubscribeApi,
+        ProviderApi, QuestionnaireApi, TemplateApi, TrackingApi, UnsubscribeApi,
     },
     app::App,
     channels::Senders,
@@ -46,6 +47,8 @@ pub static SPEC: ServiceSpec = ServiceSpec {
         "/crm.campaigns.v1.ProviderCallbackService/ReceiveProviderCallback",
         "/crm.campaigns.v1.TrackingService/OpenTrackingPixel",
         "/crm.campaigns.v1.TrackingService/FollowTrackedLink",
+        "/crm.campaigns.v1.QuestionnaireService/GetInvitation",
+        "/crm.campaigns.v1.QuestionnaireService/AnswerInvitation",
     ],
 };
 
@@ -86,6 +89,7 @@ impl Application {
             LoyaltyServiceServer::new(LoyaltyApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             CouponServiceServer::new(CouponApi::new(app.clone(), kit.page_tokens.clone(), profiles.clone())),
             AttributionServiceServer::new(AttributionApi::new(app.clone(), profiles.clone())),
+            QuestionnaireServiceServer::new(QuestionnaireApi::new(app.clone())),
             UnsubscribeServiceServer::new(UnsubscribeApi::new(app.clone(), opt_outs.clone())),
             TrackingServiceServer::new(TrackingApi::new(app.clone())),
             ProviderCallbackServiceServer::new(CallbackApi::new(app.clone(), opt_outs.clone(), kit.page_tokens.clone())),

@@ -12,6 +12,7 @@
 //! - `journeys`: JourneyService — journeys' definitions (checked on save), versions, state and runs.
 //! - `coupons`: CouponService — single-use coupons, issued and redeemed once.
 //! - `attribution`: AttributionService — custom goals recorded; what campaigns and journeys earned.
+//! - `questionnaires`: QuestionnaireService — surveys journeys send; invitations answered by signed link.
 //! - `loyalty`: LoyaltyService — customers' points: grants, redemptions, expiry, the ledger.
 //! - `holidays`: HolidayService — the tenant's holiday calendar (built-in lunar and Gregorian holidays, its own).
 //! - `devices`: DeviceService — the devices FCM pushes go to; customers manage their own.
@@ -28,6 +29,7 @@ mod holidays;
 mod journeys;
 mod loyalty;
 mod providers;
+mod questionnaires;
 mod templates;
 mod tracking;
 mod unsubscribes;
@@ -43,6 +45,7 @@ pub use holidays::HolidayApi;
 pub use journeys::JourneyApi;
 pub use loyalty::LoyaltyApi;
 pub use providers::ProviderApi;
+pub use questionnaires::QuestionnaireApi;
 pub use templates::TemplateApi;
 pub use tracking::TrackingApi;
 pub use unsubscribes::UnsubscribeApi;

@@ -39,8 +39,12 @@ use crate::{
     store::{
         ab_tests, conversions,
         journey_runs::{self, Door, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
+        questionnaires::{self, NewInvitation, QUESTIONNAIRES, QuestionnaireRow},
     },
 };
+
+/// The variable a questionnaire's invitation link reaches the template in (`{{ vars.survey_link }}`).
+pub const SURVEY_LINK: &str = "survey_link";
 
 /// How many of a run's latest steps a read shows.
 pub const STEPS_SHOWN: i64 = 100;
@@ -394,6 +398,32 @@ impl App {
         Ok(u64::try_from(started).unwrap_or(0))
     }
 
+    /// Invites `run`'s customer to questionnaire `questionnaire` from step
+    /// `source` in `tx` (once per step); the invitation's link (empty
+    /// without a public URL).
+    async fn invite(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        questionnaire: &str,
+        run: &RunRow,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, Error> {
+        let id: Uuid = questionnaire.parse().unwrap_or_default();
+        let found: Option<QuestionnaireRow> = QUESTIONNAIRES.find(tx, tenant, id, false).await?;
+        let days = found.map_or(7, |q| q.answer_within_days);
+        let invitation = NewInvitation {
+            questionnaire_id: id,
+            customer_id: run.customer_id,
+            journey_id: Some(run.journey_id),
+            source,
+            expire_time: now + Duration::days(i64::from(days)),
+        };
+        let made = questionnaires::invite(tx, tenant, &invitation, now).await?;
+        Ok(self.links().invitation_url(tenant, made.id).unwrap_or_default())
+    }
+
     /// Checks that `run` is still where the runner saw it and extends its
     /// lease, just before the runner changes something outside campaigns
     /// for it (a customer's tags in profiles): a runner whose lease ran out
@@ -490,7 +520,7 @@ impl App {
         let seq = run.step_count;
         let source = format!("{}/steps/{seq}", JOURNEY_RUN.name(run.journey_id, run.id));
         let taken = match &step.action {
-            Action::Send { template, variables, ab, .. } => {
+            Action::Send { template, variables, ab, questionnaire, .. } => {
                 // A tested step: the run's group, the winner's once chosen; the holdout gets nothing.
                 let (variant, message) = match ab {
                     None => (String::new(), Some((template, variables))),
@@ -507,10 +537,19 @@ impl App {
                 let taken = match message {
                     None => Taken::of(Outcome::HeldOut, journey_run::after(step, false)),
                     Some((template, variables)) => {
+                        let variables = match questionnaire {
+                            None => variables.clone(),
+                            Some(q) => {
+                                let link = self.invite(&mut tx, tenant, q, run, &source, now).await?;
+                                let mut with_link = variables.clone();
+                                with_link.insert(SURVEY_LINK.to_owned(), link);
+                                with_link
+                            }
+                        };
                         let notice = Notice {
                             template: template.parse().unwrap_or_default(),
                             customer: asked.customer,
-                            variables,
+                            variables: &variables,
                             request_id: &source,
                         };
                         match self.accept_notice(&mut tx, tenant, notice, now).await {

@@ -63,6 +63,19 @@ async fn check_references(tx: &mut crm_kit::db::TenantTx, tenant: Uuid, d: &Defi
             }
         }
     }
+    for step in &d.steps {
+        let Action::Send { questionnaire: Some(questionnaire), .. } = &step.action else { continue };
+        let id: Uuid = questionnaire.parse().unwrap_or_default();
+        let found: Option<crate::store::questionnaires::QuestionnaireRow> =
+            crate::store::questionnaires::QUESTIONNAIRES.find(tx, tenant, id, false).await?;
+        if found.is_none() {
+            problems.push(Problem {
+                subject: step.id.clone(),
+                reason: "UNKNOWN_QUESTIONNAIRE",
+                message: format!("questionnaires/{questionnaire} is not a questionnaire of this tenant"),
+            });
+        }
+    }
     if let Trigger::Holiday { holiday, .. } = &d.trigger {
         let stored = stored_holidays::find(tx, tenant, holiday, false).await?;
         let known = crate::domain::holidays::built_in(holiday).is_some() || stored.is_some();

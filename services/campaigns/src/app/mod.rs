@@ -24,6 +24,7 @@
 //! - [`coupons`]: single-use coupons.
 //! - [`attribution`]: goals reached and the messages they are attributed to.
 //! - [`ab_tests`]: A/B/n tests of journeys' send steps: registered, decided, reported.
+//! - [`questionnaires`]: surveys journeys send, answered through a signed link.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
 
@@ -43,6 +44,7 @@ pub mod journeys;
 pub mod loyalty;
 pub mod notices;
 pub mod providers;
+pub mod questionnaires;
 pub mod reach;
 pub mod templates;
 pub mod tracking;

@@ -78,6 +78,9 @@ pub enum Action {
         next: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ab: Option<AbTest>,
+        /// A questionnaire (its id) the message invites the customer to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        questionnaire: Option<String>,
     },
     /// Waits a number of minutes, or until the next local time of day.
     Wait { wait: Wait, next: Option<String> },
@@ -385,7 +388,13 @@ mod tests {
     fn send(id: &str, next: Option<&str>) -> Step {
         Step {
             id: id.into(),
-            action: Action::Send { template: "t".into(), variables: BTreeMap::new(), next: next.map(Into::into), ab: None },
+            action: Action::Send {
+                template: "t".into(),
+                variables: BTreeMap::new(),
+                next: next.map(Into::into),
+                ab: None,
+                questionnaire: None,
+            },
         }
     }
 

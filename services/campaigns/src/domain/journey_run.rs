@@ -218,7 +218,13 @@ mod tests {
     fn steps_lead_on_and_branches_choose() {
         let send = Step {
             id: "s".into(),
-            action: Action::Send { template: "t".into(), variables: BTreeMap::new(), next: Some("b".into()), ab: None },
+            action: Action::Send {
+                template: "t".into(),
+                variables: BTreeMap::new(),
+                next: Some("b".into()),
+                ab: None,
+                questionnaire: None,
+            },
         };
         assert_eq!(after(&send, false), Move::To("b".into()));
         let branch = Step {

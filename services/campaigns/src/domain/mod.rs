@@ -20,6 +20,7 @@ pub mod loyalty_program;
 pub mod lunisolar;
 pub mod occasions;
 pub mod policy;
+pub mod questionnaire;
 pub mod rules;
 pub mod sms;
 pub mod template;

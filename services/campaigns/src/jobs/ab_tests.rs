@@ -15,25 +15,16 @@ use crate::{app::App, store::ab_tests::undecided};
 const PER_ROUND: i64 = 1_000;
 
 /// Runs every `poll` until `shutdown` turns true.
-pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
-                _ = tokio::time::sleep(poll) => {}
-            }
-            let tests = match undecided(app.pool(), Utc::now(), PER_ROUND).await {
-                Ok(tests) => tests,
-                Err(err) => {
-                    tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not find A/B/n tests to decide; retrying next round");
-                    continue;
-                }
-            };
-            for (tenant, journey, version, step) in tests {
+pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
+    super::every(poll, shutdown, "A/B/n decisions", move || {
+        let app = app.clone();
+        async move {
+            for (tenant, journey, version, step) in undecided(app.pool(), Utc::now(), PER_ROUND).await? {
                 if let Err(err) = app.decide_ab_test(tenant, journey, version, &step, Utc::now()).await {
                     tracing::warn!(error = %crm_kit::error::cause_chain(&err), %tenant, "an A/B/n test could not be decided; retrying next round");
                 }
             }
+            Ok(())
         }
     });
 }

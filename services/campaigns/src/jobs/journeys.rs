@@ -66,17 +66,10 @@ impl Runner {
     }
 
     /// Runs journeys every `poll` until `shutdown` turns true.
-    pub fn spawn(self, poll: Duration, mut shutdown: watch::Receiver<bool>) {
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
-                    _ = tokio::time::sleep(poll) => {}
-                }
-                if let Err(err) = self.drain().await {
-                    tracing::warn!(error = %crm_kit::error::cause_chain(&err), "journey runs could not be taken; retrying next round");
-                }
-            }
+    pub fn spawn(self, poll: Duration, shutdown: watch::Receiver<bool>) {
+        super::every(poll, shutdown, "journey runner", move || {
+            let this = self.clone();
+            async move { this.drain().await }
         });
     }
 

@@ -15,25 +15,16 @@ use crate::{app::App, store::loyalty::due_expiries};
 const PER_ROUND: i64 = 500;
 
 /// Runs the expiry every `poll` until `shutdown` turns true.
-pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
-                _ = tokio::time::sleep(poll) => {}
-            }
-            let due = match due_expiries(app.pool(), Utc::now(), PER_ROUND).await {
-                Ok(due) => due,
-                Err(err) => {
-                    tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not find expired points; retrying next round");
-                    continue;
-                }
-            };
-            for (tenant, customer) in due {
+pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
+    super::every(poll, shutdown, "points expiry", move || {
+        let app = app.clone();
+        async move {
+            for (tenant, customer) in due_expiries(app.pool(), Utc::now(), PER_ROUND).await? {
                 if let Err(err) = app.expire_points(tenant, customer, Utc::now()).await {
                     tracing::warn!(error = %crm_kit::error::cause_chain(&err), %tenant, "points could not be expired; retrying next round");
                 }
             }
+            Ok(())
         }
     });
 }

@@ -54,17 +54,10 @@ impl Occasions {
     }
 
     /// Runs every `poll` until `shutdown` turns true.
-    pub fn spawn(self, poll: Duration, mut shutdown: watch::Receiver<bool>) {
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
-                    _ = tokio::time::sleep(poll) => {}
-                }
-                if let Err(err) = self.round(Utc::now()).await {
-                    tracing::warn!(error = %crm_kit::error::cause_chain(&err), "birthday and holiday journeys could not be scheduled; retrying next round");
-                }
-            }
+    pub fn spawn(self, poll: Duration, shutdown: watch::Receiver<bool>) {
+        super::every(poll, shutdown, "birthday and holiday journeys", move || {
+            let this = self.clone();
+            async move { this.round(Utc::now()).await }
         });
     }
 

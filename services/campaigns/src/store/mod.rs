@@ -17,6 +17,7 @@ pub mod journey_runs;
 pub mod journeys;
 pub mod loyalty;
 pub mod providers;
+pub mod questionnaires;
 pub mod queue;
 pub mod receipts;
 pub mod streams;

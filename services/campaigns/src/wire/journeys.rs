@@ -12,7 +12,7 @@ use crate::{
         ab_test::{AbTest, Metric, Variant},
         journey::{Action, Condition, Definition, EventTrigger, Problem, Reentry, Step, Trigger, Wait},
     },
-    resources::{CUSTOMER, DELIVERY, JOURNEY, JOURNEY_RUN, TEMPLATE},
+    resources::{CUSTOMER, DELIVERY, JOURNEY, JOURNEY_RUN, QUESTIONNAIRE, TEMPLATE},
     store::{
         journey_runs::{RunRow, StepRow},
         journeys::JourneyRow,
@@ -109,7 +109,20 @@ fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation
                 None => None,
                 Some(t) => Some(ab_test_from(t, &format!("{field}.send.ab_test"))?),
             };
-            Action::Send { template, variables: send.variables.clone().into_iter().collect(), next, ab }
+            let questionnaire = match send.questionnaire.as_str() {
+                "" => None,
+                name => match QUESTIONNAIRE.id_of(name) {
+                    Some(id) => Some(id.to_string()),
+                    None => {
+                        return Err(FieldViolation::new(
+                            format!("{field}.send.questionnaire"),
+                            "INVALID_QUESTIONNAIRE",
+                            "questionnaires/{id}",
+                        ));
+                    }
+                },
+            };
+            Action::Send { template, variables: send.variables.clone().into_iter().collect(), next, ab, questionnaire }
         }
         Some(Kind::Wait(wait)) => {
             let wait = match wait.until.as_ref() {
@@ -272,11 +285,12 @@ fn trigger_to(trigger: &Trigger) -> pb::JourneyTrigger {
 fn step_to(step: &Step) -> pb::JourneyStep {
     use pb::journey_step::Kind;
     let (kind, next) = match &step.action {
-        Action::Send { template, variables, next, ab } => {
+        Action::Send { template, variables, next, ab, questionnaire } => {
             let send = pb::SendStep {
                 template: format!("templates/{template}"),
                 variables: variables.clone().into_iter().collect(),
                 ab_test: ab.as_ref().map(ab_test_to),
+                questionnaire: questionnaire.as_ref().map(|q| format!("questionnaires/{q}")).unwrap_or_default(),
             };
             (Kind::Send(send), next.clone())
         }

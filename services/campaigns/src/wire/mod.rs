@@ -17,6 +17,7 @@ pub mod holidays;
 pub mod journeys;
 pub mod loyalty;
 pub mod providers;
+pub mod questionnaires;
 
 use crm_kit::{Error, FieldViolation, etag, time::to_timestamp};
 use crm_proto::crm::campaigns::v1 as pb;

@@ -115,6 +115,22 @@ impl Fixture {
         self.client.clone().list_journey_runs(self.marketer(request)).await.unwrap().into_inner().runs
     }
 
+    /// Records a purchase of CNY `units` by `customer` in profiles.
+    async fn buy(&self, customer: &str, external_id: &str, units: i64) {
+        let purchase = profiles::Transaction {
+            external_id: external_id.into(),
+            kind: profiles::TransactionKind::Purchase as i32,
+            amount: Some(Money { currency_code: "CNY".into(), units, nanos: 0 }),
+            occur_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
+            ..Default::default()
+        };
+        let request = profiles::CreateTransactionRequest { parent: customer.into(), transaction: Some(purchase) };
+        TransactionServiceClient::new(self.app.profiles.as_ref().unwrap().channel.clone())
+            .create_transaction(self.app.clients.as_roles(request, &["agent"]))
+            .await
+            .unwrap();
+    }
+
     /// Moves every waiting run's wake-up to now, as if its wait had passed.
     async fn let_waits_pass(&self) {
         let mut owner = sqlx::PgConnection::connect(&self.app.db.owner_url).await.unwrap();
@@ -223,18 +239,7 @@ async fn a_wait_holds_the_run_until_its_time_and_a_purchase_ends_it() {
     f.run_in(&bob_run.name, pb::JourneyRunState::Waiting).await;
 
     // Bob buys: his run ends on its goal; Ada's goes on when the wait is over.
-    let purchase = profiles::Transaction {
-        external_id: "order-1".into(),
-        kind: profiles::TransactionKind::Purchase as i32,
-        amount: Some(Money { currency_code: "CNY".into(), units: 99, nanos: 0 }),
-        occur_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() - 60, nanos: 0 }),
-        ..Default::default()
-    };
-    let request = profiles::CreateTransactionRequest { parent: bob.clone(), transaction: Some(purchase) };
-    TransactionServiceClient::new(f.app.profiles.as_ref().unwrap().channel.clone())
-        .create_transaction(f.app.clients.as_roles(request, &["agent"]))
-        .await
-        .unwrap();
+    f.buy(&bob, "order-1", 99).await;
     let ended = f.run_in(&bob_run.name, pb::JourneyRunState::Exited).await;
     assert_eq!(ended.end_reason, pb::JourneyRunEndReason::GoalReached as i32);
 
@@ -439,18 +444,7 @@ async fn a_purchase_and_a_custom_goal_are_attributed_to_the_journeys_message() {
     assert_eq!(delivery.status, pb::DeliveryStatus::Sent as i32);
 
     // Ada buys (in profiles): the purchase is hers and the offer's.
-    let purchase = profiles::Transaction {
-        external_id: "order-7".into(),
-        kind: profiles::TransactionKind::Purchase as i32,
-        amount: Some(Money { currency_code: "CNY".into(), units: 99, nanos: 0 }),
-        occur_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
-        ..Default::default()
-    };
-    let request = profiles::CreateTransactionRequest { parent: ada.clone(), transaction: Some(purchase) };
-    TransactionServiceClient::new(f.app.profiles.as_ref().unwrap().channel.clone())
-        .create_transaction(f.app.clients.as_roles(request, &["agent"]))
-        .await
-        .unwrap();
+    f.buy(&ada, "order-7", 99).await;
     // A custom goal through the API, once per request id; Bob's, without a message, is nobody's.
     let mut attribution = AttributionServiceClient::new(f.app.clients.channel.clone());
     let goal = |customer: &str, request_id: &str| {
@@ -530,18 +524,7 @@ async fn a_goal_wait_goes_on_when_the_customer_buys_and_a_branch_asks_for_a_goal
     f.run_in(&bob_run.name, pb::JourneyRunState::Waiting).await;
 
     // Ada buys: her run goes on at once, to the thanks.
-    let purchase = profiles::Transaction {
-        external_id: "order-9".into(),
-        kind: profiles::TransactionKind::Purchase as i32,
-        amount: Some(Money { currency_code: "CNY".into(), units: 10, nanos: 0 }),
-        occur_time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
-        ..Default::default()
-    };
-    let request = profiles::CreateTransactionRequest { parent: ada.clone(), transaction: Some(purchase) };
-    TransactionServiceClient::new(f.app.profiles.as_ref().unwrap().channel.clone())
-        .create_transaction(f.app.clients.as_roles(request, &["agent"]))
-        .await
-        .unwrap();
+    f.buy(&ada, "order-9", 10).await;
     let thanked = f.run_in(&ada_run.name, pb::JourneyRunState::Completed).await;
     use pb::JourneyStepOutcome::*;
     assert_eq!(
@@ -582,7 +565,8 @@ async fn an_ab_test_splits_runs_holds_some_out_and_picks_a_significant_winner() 
         min_sample: 10,
         decide_within_days: 7,
     };
-    let offer = pb::SendStep { template: f.template.clone(), variables: Default::default(), ab_test: Some(ab_test) };
+    let offer =
+        pb::SendStep { template: f.template.clone(), variables: Default::default(), ab_test: Some(ab_test), questionnaire: String::new() };
     let journey = f
         .publish(pb::Journey {
             display_name: "Tested offer".into(),

@@ -12,7 +12,7 @@ use tonic::{Code, transport::Channel};
 use crate::helpers::{TestApp, assert_error, email_template, spawn_app, violations};
 
 pub(crate) fn send(id: &str, template: &str, next: &str) -> pb::JourneyStep {
-    let send = pb::SendStep { template: template.into(), variables: Default::default(), ab_test: None };
+    let send = pb::SendStep { template: template.into(), variables: Default::default(), ab_test: None, questionnaire: String::new() };
     pb::JourneyStep { id: id.into(), kind: Some(pb::journey_step::Kind::Send(send)), next: next.into() }
 }
 

@@ -21,6 +21,7 @@ mod notices;
 mod policy;
 mod providers;
 mod push;
+mod questionnaires;
 mod sent_log;
 mod sms;
 mod templates;

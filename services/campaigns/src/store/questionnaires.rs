@@ -1,0 +1,134 @@
+//! The `questionnaires` and `questionnaire_invitations` tables.
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{Table, TenantTx, db_span},
+};
+use sqlx::{FromRow, types::Json};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::questionnaire::{Answer, Question};
+
+/// A stored questionnaire.
+#[derive(Debug, Clone, FromRow)]
+pub struct QuestionnaireRow {
+    pub id: Uuid,
+    pub display_name: String,
+    pub questions: Json<Vec<Question>>,
+    pub answer_within_days: i32,
+    pub create_time: DateTime<Utc>,
+}
+
+/// The questionnaires table for find.
+pub const QUESTIONNAIRES: Table = Table { name: "questionnaires", columns: "id, display_name, questions, answer_within_days, create_time" };
+
+/// A stored invitation.
+#[derive(Debug, Clone, FromRow)]
+pub struct InvitationRow {
+    pub id: Uuid,
+    pub questionnaire_id: Uuid,
+    pub customer_id: Uuid,
+    pub expire_time: DateTime<Utc>,
+    pub answer_time: Option<DateTime<Utc>>,
+    pub answers: Option<Json<Vec<Answer>>>,
+}
+
+/// The invitations table for find.
+pub const INVITATIONS: Table =
+    Table { name: "questionnaire_invitations", columns: "id, questionnaire_id, customer_id, expire_time, answer_time, answers" };
+
+/// Inserts a questionnaire.
+pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &QuestionnaireRow) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO questionnaires (tenant_id, id, display_name, questions, answer_within_days, create_time) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant)
+    .bind(row.id)
+    .bind(&row.display_name)
+    .bind(&row.questions)
+    .bind(row.answer_within_days)
+    .bind(row.create_time)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "questionnaires"))
+    .await?;
+    Ok(())
+}
+
+/// An invitation to send.
+#[derive(Debug, Clone, Copy)]
+pub struct NewInvitation<'a> {
+    pub questionnaire_id: Uuid,
+    pub customer_id: Uuid,
+    pub journey_id: Option<Uuid>,
+    pub source: &'a str,
+    pub expire_time: DateTime<Utc>,
+}
+
+/// The invitation from `i.source`: made now, or the one made before.
+pub async fn invite(tx: &mut TenantTx, tenant: Uuid, i: &NewInvitation<'_>, now: DateTime<Utc>) -> Result<InvitationRow, Error> {
+    let sql = format!(
+        "WITH made AS (
+             INSERT INTO questionnaire_invitations (tenant_id, id, questionnaire_id, customer_id, journey_id, source, expire_time, create_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, source) DO NOTHING RETURNING {cols})
+         SELECT {cols} FROM made
+         UNION ALL SELECT {cols} FROM questionnaire_invitations WHERE tenant_id = $1 AND source = $6
+         LIMIT 1",
+        cols = INVITATIONS.columns
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(Uuid::now_v7())
+        .bind(i.questionnaire_id)
+        .bind(i.customer_id)
+        .bind(i.journey_id)
+        .bind(i.source)
+        .bind(i.expire_time)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("INSERT", "questionnaire_invitations"))
+        .await?)
+}
+
+/// Records `answers` on invitation `id` if it is unanswered and not expired at `now`; None otherwise.
+pub async fn answer(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    answers: &[Answer],
+    now: DateTime<Utc>,
+) -> Result<Option<InvitationRow>, Error> {
+    let sql = format!(
+        "UPDATE questionnaire_invitations SET answer_time = $3, answers = $4
+         WHERE tenant_id = $1 AND id = $2 AND answer_time IS NULL AND expire_time > $3 RETURNING {}",
+        INVITATIONS.columns
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(now)
+        .bind(Json(answers))
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("UPDATE", "questionnaire_invitations"))
+        .await?)
+}
+
+/// How many invitations of `questionnaire` were sent, and the answers of those answered.
+pub async fn results(tx: &mut TenantTx, tenant: Uuid, questionnaire: Uuid) -> Result<(i64, Vec<Vec<Answer>>), Error> {
+    let invited: i64 = sqlx::query_scalar("SELECT count(*) FROM questionnaire_invitations WHERE tenant_id = $1 AND questionnaire_id = $2")
+        .bind(tenant)
+        .bind(questionnaire)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("SELECT", "questionnaire_invitations"))
+        .await?;
+    let answered: Vec<Json<Vec<Answer>>> = sqlx::query_scalar(
+        "SELECT answers FROM questionnaire_invitations WHERE tenant_id = $1 AND questionnaire_id = $2 AND answers IS NOT NULL",
+    )
+    .bind(tenant)
+    .bind(questionnaire)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "questionnaire_invitations"))
+    .await?;
+    Ok((invited, answered.into_iter().map(|Json(a)| a).collect()))
+}

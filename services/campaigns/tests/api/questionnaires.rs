@@ -1,0 +1,126 @@
+//! Questionnaires against real campaigns, profiles and SMTP: a journey's
+//! send step invites the customer (the email carries the signed link), the
+//! customer reads and answers through the link without a login — once,
+//! before it expires — and the results sum the answers up.
+
+use std::time::Duration;
+
+use crm_proto::crm::campaigns::v1::{
+    self as pb, journey_service_client::JourneyServiceClient, questionnaire_service_client::QuestionnaireServiceClient,
+};
+use sqlx::Connection;
+use tonic::{Code, Request};
+
+use crate::helpers::{Person, assert_error, email_template, spawn_app_with, violations};
+
+fn question(id: &str, kind: pb::QuestionKind, options: &[&str], required: bool) -> pb::Question {
+    pb::Question {
+        id: id.into(),
+        text: format!("{id}?"),
+        kind: kind as i32,
+        options: options.iter().map(|o| (*o).to_owned()).collect(),
+        required,
+    }
+}
+
+fn answer(question: &str, score: i32, text: &str) -> pb::Answer {
+    pb::Answer { question: question.into(), score, text: text.into() }
+}
+
+/// The invitation's name in the link an email carries.
+fn invitation_in(mail: &str) -> String {
+    // Undo quoted-printable soft breaks and escapes.
+    let body = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let start = body.find("questionnaireInvitations/").expect("the email carries the link");
+    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')).collect()
+}
+
+#[tokio::test]
+async fn a_journey_invites_and_the_customer_answers_once_through_the_link() {
+    let app = spawn_app_with(|c| c.public_url = Some("https://crm.example.com".into())).await;
+    app.email_provider().await;
+    let template = email_template(pb::Purpose::Transactional, "How did we do?", "Tell us: {{ vars.survey_link }}", &[]);
+    let template = app.create_template(template).await.unwrap().name;
+    let mut questionnaires = QuestionnaireServiceClient::new(app.clients.channel.clone());
+    let create = |questions: Vec<pb::Question>| {
+        let q = pb::Questionnaire { display_name: "After service".into(), questions, ..Default::default() };
+        app.as_roles(pb::CreateQuestionnaireRequest { questionnaire: Some(q) }, &["marketer"])
+    };
+    let questions = vec![
+        question("service", pb::QuestionKind::Rating, &[], true),
+        question("recommend", pb::QuestionKind::Nps, &[], false),
+        question("channel", pb::QuestionKind::Choice, &["phone", "chat"], false),
+    ];
+    let questionnaire = questionnaires.create_questionnaire(create(questions)).await.unwrap().into_inner().questionnaire.unwrap();
+    assert_eq!(questionnaire.answer_within_days, 7);
+    // A choice without options is refused, naming the question.
+    let bad = questionnaires.create_questionnaire(create(vec![question("channel", pb::QuestionKind::Choice, &[], false)])).await;
+    let refused = assert_error(bad, Code::InvalidArgument, "INVALID_OPTIONS");
+    assert_eq!(violations(&refused)[0].0, "questionnaire.questions[0].options");
+
+    let send = pb::SendStep { template, variables: Default::default(), ab_test: None, questionnaire: questionnaire.name.clone() };
+    let journey = pb::Journey {
+        display_name: "Survey".into(),
+        trigger: Some(pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Api(true)) }),
+        steps: vec![pb::JourneyStep { id: "ask".into(), kind: Some(pb::journey_step::Kind::Send(send)), next: String::new() }],
+        reentry: pb::JourneyReentry::Always as i32,
+        ..Default::default()
+    };
+    let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
+    let draft = journeys
+        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .journey
+        .unwrap();
+    journeys
+        .publish_journey(app.as_roles(pb::PublishJourneyRequest { name: draft.name.clone(), etag: String::new() }, &["marketer"]))
+        .await
+        .unwrap();
+    let ada = app.customer(Person { name: "Ada", email: "ada@example.com", ..Default::default() }).await;
+    let enter = || {
+        app.as_roles(pb::EnterJourneyRequest { name: draft.name.clone(), customer: ada.clone(), request_id: String::new() }, &["service"])
+    };
+    journeys.enter_journey(enter()).await.unwrap();
+    let mail = app.smtp.wait_for(1, Duration::from_secs(15)).await;
+    let name = invitation_in(&mail[0].data);
+
+    // Read and answered with the link alone: no login.
+    let invitation = questionnaires.get_invitation(Request::new(pb::GetInvitationRequest { name: name.clone() })).await.unwrap();
+    assert_eq!(invitation.into_inner().invitation.unwrap().questions.len(), 3);
+    let answer_with = |answers: Vec<pb::Answer>| Request::new(pb::AnswerInvitationRequest { name: name.clone(), answers });
+    let wrong = questionnaires.answer_invitation(answer_with(vec![answer("service", 9, ""), answer("channel", 0, "fax")])).await;
+    assert_error(wrong, Code::InvalidArgument, "INVALID_ANSWER");
+    let missing = questionnaires.answer_invitation(answer_with(vec![answer("recommend", 10, "")])).await;
+    assert_error(missing, Code::InvalidArgument, "MISSING_ANSWER");
+    let answers = vec![answer("service", 5, ""), answer("recommend", 10, ""), answer("channel", 0, "chat")];
+    let answered = questionnaires.answer_invitation(answer_with(answers.clone())).await.unwrap().into_inner().invitation.unwrap();
+    assert!(answered.answer_time.is_some());
+    assert_error(questionnaires.answer_invitation(answer_with(answers.clone())).await, Code::FailedPrecondition, "ALREADY_ANSWERED");
+    let forged = Request::new(pb::GetInvitationRequest { name: "questionnaireInvitations/forged".into() });
+    assert_error(questionnaires.get_invitation(forged).await, Code::Unauthenticated, "INVALID_INVITATION_LINK");
+
+    // A second invitation, expired before it is answered.
+    journeys.enter_journey(enter()).await.unwrap();
+    let mail = app.smtp.wait_for(2, Duration::from_secs(15)).await;
+    let second = invitation_in(&mail[1].data);
+    assert_ne!(second, name);
+    let mut owner = sqlx::PgConnection::connect(&app.db.owner_url).await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(app.tenant.to_string()).execute(&mut owner).await.unwrap();
+    sqlx::query("UPDATE questionnaire_invitations SET expire_time = now() - interval '1 minute' WHERE answer_time IS NULL")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let late = Request::new(pb::AnswerInvitationRequest { name: second, answers });
+    assert_error(questionnaires.answer_invitation(late).await, Code::FailedPrecondition, "INVITATION_EXPIRED");
+
+    // The results: two invited, one answered.
+    let request = app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", questionnaire.name) }, &["analyst"]);
+    let results = questionnaires.get_questionnaire_results(request).await.unwrap().into_inner().results.unwrap();
+    assert_eq!((results.invited, results.answered), (2, 1));
+    let service = results.questions.iter().find(|q| q.question == "service").unwrap();
+    assert_eq!((service.answers, service.mean), (1, 5.0));
+    let recommend = results.questions.iter().find(|q| q.question == "recommend").unwrap();
+    assert_eq!(recommend.nps, 100.0);
+}
