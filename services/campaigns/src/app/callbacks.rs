@@ -4,7 +4,8 @@
 //! message once (stored, matched to the customer the tenant last texted at
 //! that number, `InboundMessageReceived` emitted) — and an opt-out keyword
 //! from a known customer unsubscribes them from SMS marketing like a link
-//! does. Replays find everything recorded and change nothing.
+//! does, and any other reply answers their open survey invitation when it
+//! fits its first question. Replays find everything recorded and change nothing.
 
 use chrono::{DateTime, Utc};
 use crm_kit::{Error, db::TenantTx};
@@ -13,10 +14,13 @@ use uuid::Uuid;
 
 use super::{App, emit, unsubscribes::record_unsubscribe};
 use crate::{
-    domain::inbound::{self, Inbound, Receipt, Report},
+    domain::{
+        inbound::{self, Inbound, Receipt, Report},
+        questionnaire,
+    },
     resources::{CUSTOMER, DELIVERY, PROVIDER},
     store::{
-        campaigns, contact_policy,
+        campaigns, contact_policy, questionnaires,
         receipts::{self, InboundRow},
         unsubscribes::{self, UnsubscribeRow},
     },
@@ -99,6 +103,13 @@ async fn apply_inbound(
     };
     if !receipts::insert_inbound(tx, tenant, &row).await? {
         return Ok(None);
+    }
+    // A reply to a survey invitation answers it (the customer's latest open one).
+    if let (Some(customer), false) = (row.customer_id, opt_out)
+        && let Some((invitation, questions)) = questionnaires::latest_open(tx, tenant, customer, now).await?
+        && let Some(answer) = questionnaire::reply_answer(&questions.0, &row.body)
+    {
+        questionnaires::answer(tx, tenant, invitation, &[answer], now).await?;
     }
     let unsubscribe = match (&answered, opt_out) {
         (Some(delivery), true) => match record_unsubscribe(tx, tenant, delivery, now).await? {

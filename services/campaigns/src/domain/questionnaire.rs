@@ -112,6 +112,28 @@ pub fn check_answers(questions: &[Question], answers: &[Answer]) -> Vec<(String,
     problems
 }
 
+/// The answer an SMS reply `text` gives to the first of `questions`: a
+/// number for a rating or NPS, an option (or its number, from 1) for a
+/// choice, the text itself for a text question; None when it does not fit,
+/// or when another question needs an answer a single reply cannot give.
+pub fn reply_answer(questions: &[Question], text: &str) -> Option<Answer> {
+    let first = questions.first()?;
+    let text = text.trim();
+    let answer = match first.kind {
+        Kind::Rating | Kind::Nps => Answer { question: first.id.clone(), score: text.parse().ok()?, text: String::new() },
+        Kind::Choice => {
+            let chosen = match text.parse::<usize>() {
+                Ok(n) if (1..=first.options.len()).contains(&n) => first.options[n - 1].clone(),
+                _ => first.options.iter().find(|o| o.eq_ignore_ascii_case(text))?.clone(),
+            };
+            Answer { question: first.id.clone(), score: 0, text: chosen }
+        }
+        Kind::Text => Answer { question: first.id.clone(), score: 0, text: text.to_owned() },
+    };
+    let answers = [answer];
+    check_answers(questions, &answers).is_empty().then(|| answers.into_iter().next()).flatten()
+}
+
 /// One question's results.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Summary {
@@ -181,6 +203,28 @@ mod tests {
             .collect();
         assert_eq!(reasons, ["INVALID_ANSWER", "UNKNOWN_QUESTION", "INVALID_ANSWER"]);
         assert_eq!(check_answers(&qs, &[answer("recommend", 9, "")])[0].1, "MISSING_ANSWER");
+    }
+
+    #[test]
+    fn an_sms_reply_answers_the_first_question_when_nothing_else_is_required() {
+        let nps = vec![Question { id: "recommend".into(), text: "?".into(), kind: Kind::Nps, options: vec![], required: true }];
+        assert_eq!(reply_answer(&nps, " 9 "), Some(answer("recommend", 9, "")));
+        assert_eq!(reply_answer(&nps, "11"), None);
+        assert_eq!(reply_answer(&nps, "great"), None);
+        let choice = vec![Question {
+            id: "channel".into(),
+            text: "?".into(),
+            kind: Kind::Choice,
+            options: vec!["phone".into(), "chat".into()],
+            required: false,
+        }];
+        assert_eq!(reply_answer(&choice, "2"), Some(answer("channel", 0, "chat")));
+        assert_eq!(reply_answer(&choice, "PHONE"), Some(answer("channel", 0, "phone")));
+        // "service" is required and the reply answers only "recommend"... the first question here is the rating.
+        assert_eq!(reply_answer(&questions(), "4"), Some(answer("service", 4, "")));
+        let mut two_required = questions();
+        two_required[1].required = true;
+        assert_eq!(reply_answer(&two_required, "4"), None, "a second required question needs the link");
     }
 
     #[test]

@@ -132,3 +132,24 @@ pub async fn results(tx: &mut TenantTx, tenant: Uuid, questionnaire: Uuid) -> Re
     .await?;
     Ok((invited, answered.into_iter().map(|Json(a)| a).collect()))
 }
+
+/// `customer`'s latest invitation still open at `now` (unanswered, unexpired), with its questions.
+pub async fn latest_open(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    customer: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<(Uuid, Json<Vec<Question>>)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT i.id, q.questions FROM questionnaire_invitations i
+         JOIN questionnaires q ON q.tenant_id = i.tenant_id AND q.id = i.questionnaire_id
+         WHERE i.tenant_id = $1 AND i.customer_id = $2 AND i.answer_time IS NULL AND i.expire_time > $3
+         ORDER BY i.create_time DESC LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .instrument(db_span("SELECT", "questionnaire_invitations"))
+    .await?)
+}

@@ -21,7 +21,7 @@ use crate::{
     sms::{aliyun, sms_provider, twilio},
 };
 
-const PUBLIC_URL: &str = "https://crm.example.test";
+pub(crate) const PUBLIC_URL: &str = "https://crm.example.test";
 
 async fn spawn() -> TestApp {
     spawn_app_with(|c| c.public_url = Some(PUBLIC_URL.into())).await
@@ -51,7 +51,7 @@ async fn post(
 }
 
 /// Posts a Twilio form, signed as Twilio signs it with `token`.
-async fn twilio_post(
+pub(crate) async fn twilio_post(
     app: &Clients,
     provider: &pb::Provider,
     token: &str,
@@ -90,7 +90,7 @@ async fn sms_consent(app: &Clients, customer: &str) -> profiles::ConsentState {
     profiles::ConsentState::try_from(c.into_inner().customer.unwrap().consent.unwrap().sms.unwrap().state).unwrap()
 }
 
-async fn texter(app: &Clients, name: &str, phone: &str) -> String {
+pub(crate) async fn texter(app: &Clients, name: &str, phone: &str) -> String {
     app.customer(Person { name, phone, sms_opt_in: true, tags: &["sms"], ..Person::default() }).await
 }
 

@@ -124,3 +124,88 @@ async fn a_journey_invites_and_the_customer_answers_once_through_the_link() {
     let recommend = results.questions.iter().find(|q| q.question == "recommend").unwrap();
     assert_eq!(recommend.nps, 100.0);
 }
+
+#[tokio::test]
+async fn an_sms_reply_answers_the_customers_open_invitation() {
+    use crm_testkit::providers::{PeerConfig, ProviderPeer};
+    let app = spawn_app_with(|c| c.public_url = Some(crate::callbacks::PUBLIC_URL.into())).await;
+    let peer = ProviderPeer::start(PeerConfig::default()).await;
+    let provider = crate::sms::sms_provider(&app, crate::sms::twilio(&peer)).await.unwrap();
+    let template = pb::Template {
+        display_name: "Survey SMS".into(),
+        channel: pb::Channel::Sms as i32,
+        purpose: pb::Purpose::Transactional as i32,
+        contents: vec![pb::TemplateContent {
+            locale: "en".into(),
+            body: "How likely are you to recommend us, 0-10? Reply or {{ vars.survey_link }}".into(),
+            ..Default::default()
+        }],
+        default_locale: "en".into(),
+        ..Default::default()
+    };
+    let template = app.create_template(template).await.unwrap().name;
+    let q = pb::Questionnaire {
+        display_name: "NPS".into(),
+        questions: vec![question("recommend", pb::QuestionKind::Nps, &[], true)],
+        ..Default::default()
+    };
+    let mut questionnaires = QuestionnaireServiceClient::new(app.clients.channel.clone());
+    let q = questionnaires
+        .create_questionnaire(app.as_roles(pb::CreateQuestionnaireRequest { questionnaire: Some(q) }, &["marketer"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .questionnaire
+        .unwrap();
+    let send = pb::SendStep { template, variables: Default::default(), ab_test: None, questionnaire: q.name.clone() };
+    let journey = pb::Journey {
+        display_name: "After the ticket".into(),
+        trigger: Some(pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Api(true)) }),
+        steps: vec![pb::JourneyStep { id: "ask".into(), kind: Some(pb::journey_step::Kind::Send(send)), next: String::new() }],
+        ..Default::default()
+    };
+    let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
+    let draft = journeys
+        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .journey
+        .unwrap();
+    journeys
+        .publish_journey(app.as_roles(pb::PublishJourneyRequest { name: draft.name.clone(), etag: String::new() }, &["marketer"]))
+        .await
+        .unwrap();
+    let ann = crate::callbacks::texter(&app, "Ann", "+15551230001").await;
+    let enter = pb::EnterJourneyRequest { name: draft.name.clone(), customer: ann, request_id: String::new() };
+    journeys.enter_journey(app.as_roles(enter, &["service"])).await.unwrap();
+    let mut sent = Vec::new();
+    for _ in 0..300 {
+        sent = peer.messages();
+        if !sent.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent[0].body.contains("questionnaireInvitations/"), "{:?}", sent[0].body);
+    // The ledger records Twilio's answer (the SID the reply is matched through) before the reply comes.
+    for _ in 0..300 {
+        let recorded = app.list_deliveries("", &["admin"]).await.unwrap();
+        if recorded.iter().any(|d| !d.provider_message_id.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Ann replies "9": her invitation is answered; a second reply changes nothing.
+    let token = peer.config.twilio.1.clone();
+    let reply = |sid: &'static str, body: &'static str| {
+        [("MessageSid", sid), ("From", "+15551230001"), ("To", "+15005550006"), ("Body", body), ("SmsStatus", "received")]
+    };
+    assert_eq!(crate::callbacks::twilio_post(&app, &provider, &token, &reply("SMin1", "9")).await.unwrap().inbound_messages, 1);
+    assert_eq!(crate::callbacks::twilio_post(&app, &provider, &token, &reply("SMin2", "3")).await.unwrap().inbound_messages, 1);
+    let request = app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", q.name) }, &["analyst"]);
+    let results = questionnaires.get_questionnaire_results(request).await.unwrap().into_inner().results.unwrap();
+    assert_eq!((results.invited, results.answered), (1, 1));
+    assert_eq!((results.questions[0].answers, results.questions[0].mean), (1, 9.0), "{results:?}");
+}
