@@ -408,29 +408,30 @@ pub fn customer_events(type_name: &str, data: &[u8]) -> Vec<CustomerEvent> {
     use prost::{Message, Name};
     let customer = |name: &str| crate::resources::CUSTOMER.id_of(name);
     let found = if type_name == pb::CustomerCreated::full_name() {
-        pb::CustomerCreated::decode(data)
-            .ok()
-            .and_then(|e| customer(&e.customer?.name))
-            .map(|c| CustomerEvent { customer: c, event: EventTrigger::CustomerCreated })
+        pb::CustomerCreated::decode(data).ok().and_then(|e| customer(&e.customer?.name)).map(|c| CustomerEvent {
+            customer: c,
+            event: EventTrigger::CustomerCreated,
+            ticket: None,
+        })
     } else if type_name == pb::SegmentMembershipChanged::full_name() {
         pb::SegmentMembershipChanged::decode(data).ok().and_then(|e| {
             let segment = e.segment.strip_prefix("segments/")?.to_owned();
             let event = if e.entered { EventTrigger::SegmentEntered { segment } } else { EventTrigger::SegmentLeft { segment } };
-            Some(CustomerEvent { customer: customer(&e.customer)?, event })
+            Some(CustomerEvent { customer: customer(&e.customer)?, event, ticket: None })
         })
     } else if type_name == pb::CustomerGraded::full_name() {
         pb::CustomerGraded::decode(data)
             .ok()
             .filter(|e| e.value_tier != e.previous_value_tier)
             .and_then(|e| customer(&e.customer))
-            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TierChanged })
+            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TierChanged, ticket: None })
     } else if type_name == pb::TransactionRecorded::full_name() {
         pb::TransactionRecorded::decode(data)
             .ok()
             .and_then(|e| e.transaction)
             .filter(|t| t.kind == pb::TransactionKind::Purchase as i32)
             .and_then(|t| customer(t.name.split("/transactions/").next()?))
-            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TransactionCreated })
+            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TransactionCreated, ticket: None })
     } else {
         None
     };

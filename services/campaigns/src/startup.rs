@@ -110,6 +110,9 @@ impl Application {
         jobs::occasions::Occasions::new(app.clone(), profiles.clone(), tokens.clone())
             .spawn(Duration::from_millis(config.occasion_poll_ms), kit.shutdown_receiver());
         jobs::ab_tests::spawn(app.clone(), Duration::from_millis(config.occasion_poll_ms), kit.shutdown_receiver());
+        let ticket_surveys = crate::tickets::TicketSurveys::new(&config.tickets_url, Duration::from_millis(config.profiles_timeout_ms))?;
+        let poll = Duration::from_millis(config.journey_poll_ms);
+        jobs::ticket_answers::spawn(app.clone(), ticket_surveys, tokens.clone(), poll, kit.shutdown_receiver());
         jobs::loyalty::spawn(app.clone(), Duration::from_millis(config.loyalty_expiry_poll_ms), kit.shutdown_receiver());
         let settings =
             jobs::delivery::Settings { concurrency: config.delivery_concurrency, poll: Duration::from_millis(config.delivery_poll_ms) };

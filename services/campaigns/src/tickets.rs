@@ -1,7 +1,13 @@
 //! The tickets service as seen from campaigns: its event stream, read with
 //! the service's own token per tenant, turned into what the contact policy
-//! needs — which tickets are open complaints of which customer.
+//! needs — which tickets are open complaints of which customer — and what
+//! journeys start on; and its SurveyService, which takes the answers of
+//! surveys about a ticket.
 
+use crm_kit::{
+    Error,
+    client::{Caller, Peer, Retry},
+};
 use crm_proto::crm::tickets::v1 as pb;
 use prost::Name;
 use uuid::Uuid;
@@ -60,6 +66,11 @@ pub fn tickets_in(type_name: &str, data: &[u8]) -> Vec<TicketFacts> {
     tickets.iter().filter_map(facts).collect()
 }
 
+/// The id of ticket `t`.
+fn ticket_id(t: &pb::Ticket) -> Option<Uuid> {
+    Uuid::parse_str(t.name.strip_prefix("tickets/")?).ok()
+}
+
 /// What an event of tickets' stream says happened to a customer, as
 /// journeys start on it: a ticket resolved (its status moved to RESOLVED), a
 /// complaint opened (created as a complaint).
@@ -72,19 +83,76 @@ pub fn customer_events(type_name: &str, data: &[u8]) -> Vec<CustomerEvent> {
             .filter(|e| e.previous_status != pb::Status::Resolved as i32)
             .and_then(|e| e.ticket)
             .filter(|t| t.status == pb::Status::Resolved as i32)
-            .and_then(|t| customer(&t))
-            .map(|c| CustomerEvent { customer: c, event: EventTrigger::TicketResolved })
+            .and_then(|t| Some(CustomerEvent { customer: customer(&t)?, event: EventTrigger::TicketResolved, ticket: ticket_id(&t) }))
     } else if type_name == pb::TicketCreated::full_name() {
         pb::TicketCreated::decode(data)
             .ok()
             .and_then(|e| e.ticket)
             .filter(|t| t.r#type == pb::TicketType::Complaint as i32)
-            .and_then(|t| customer(&t))
-            .map(|c| CustomerEvent { customer: c, event: EventTrigger::ComplaintOpened })
+            .and_then(|t| Some(CustomerEvent { customer: customer(&t)?, event: EventTrigger::ComplaintOpened, ticket: ticket_id(&t) }))
     } else {
         None
     };
     found.into_iter().collect()
+}
+
+/// Client of tickets' `crm.tickets.v1.SurveyService`: a ticket's
+/// satisfaction survey answered with what a campaigns questionnaire learnt.
+#[derive(Clone)]
+pub struct TicketSurveys {
+    peer: Peer,
+}
+
+/// What tickets answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded now, or answered before (by the customer or an earlier try).
+    Done,
+    /// The ticket has no survey (never resolved, or deleted): nothing to record.
+    NoSurvey,
+}
+
+impl TicketSurveys {
+    /// A lazily connecting client of the tickets service at `url`.
+    pub fn new(url: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
+        Ok(Self { peer: Peer::connect_lazy("crm.tickets.v1.SurveyService", url, timeout)? })
+    }
+
+    /// Answers ticket `ticket`'s survey with `csat` (1-5), `nps` and `comment`.
+    pub async fn answer(&self, caller: &Caller, ticket: Uuid, csat: i32, nps: Option<i32>, comment: &str) -> Result<Recorded, Error> {
+        let request = pb::GetTicketSurveyRequest { ticket: format!("tickets/{ticket}") };
+        let survey = self
+            .peer
+            .call("GetTicketSurvey", caller, Retry::Idempotent, request, |channel, request| async move {
+                pb::survey_service_client::SurveyServiceClient::new(channel).get_ticket_survey(request).await
+            })
+            .await;
+        let token = match survey {
+            Ok(found) => found.survey.unwrap_or_default().answer_token,
+            Err(status) if status.code() == tonic::Code::NotFound => return Ok(Recorded::NoSurvey),
+            Err(status) => return Err(unavailable(status.message())),
+        };
+        let request = pb::AnswerSurveyRequest { token, csat, nps, comment: comment.chars().take(2000).collect() };
+        let answered = self
+            .peer
+            .call("AnswerSurvey", caller, Retry::Once, request, |channel, request| async move {
+                pb::survey_service_client::SurveyServiceClient::new(channel).answer_survey(request).await
+            })
+            .await;
+        match answered {
+            Ok(_) => Ok(Recorded::Done),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => Ok(Recorded::Done),
+            Err(status) => Err(unavailable(status.message())),
+        }
+    }
+}
+
+fn unavailable(message: &str) -> Error {
+    Error::Unavailable {
+        reason: "TICKETS_UNAVAILABLE",
+        message: format!("tickets did not take the survey answer: {message}"),
+        retry_after: std::time::Duration::from_secs(5),
+    }
 }
 
 #[cfg(test)]
@@ -123,9 +191,10 @@ mod tests {
         let resolved = ticket(pb::Status::Resolved, pb::TicketType::Question);
         let customer = CUSTOMER.id_of(&resolved.customer).unwrap();
         let event = pb::TicketStatusChanged { ticket: Some(resolved.clone()), previous_status: pb::Status::Open as i32 };
+        assert!(ticket_id(&resolved).is_some());
         assert_eq!(
             customer_events(&pb::TicketStatusChanged::full_name(), &event.encode_to_vec()),
-            [CustomerEvent { customer, event: EventTrigger::TicketResolved }]
+            [CustomerEvent { customer, event: EventTrigger::TicketResolved, ticket: ticket_id(&resolved) }]
         );
         // Resolved again (an edit of a resolved ticket) is no new resolution.
         let again = pb::TicketStatusChanged { ticket: Some(resolved), previous_status: pb::Status::Resolved as i32 };

@@ -38,7 +38,7 @@ use crate::{
     resources::{COUPON, JOURNEY, JOURNEY_RUN},
     store::{
         ab_tests, conversions,
-        journey_runs::{self, Door, Entrance, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
+        journey_runs::{self, Door, Entrance, Entrant, NewRun, Position, RUNS, RunRow, RunScope, StepRow},
         questionnaires::{self, NewInvitation, QUESTIONNAIRES, QuestionnaireRow},
     },
 };
@@ -76,6 +76,7 @@ async fn enter_in(
     entrance: &Entrance,
     customer: Uuid,
     firing: Firing<'_>,
+    ticket: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Entered, Error> {
     let definition = &entrance.definition.0;
@@ -100,6 +101,7 @@ async fn enter_in(
         first_step: &first.id,
         exit_on_purchase: definition.exit_on_purchase,
         due_time: now,
+        ticket_id: ticket,
     };
     match journey_runs::insert(tx, tenant, &run, now).await? {
         Some(run) => Ok(Entered::Started(run)),
@@ -170,15 +172,15 @@ async fn enter_all(
             if let Reentry::AfterDays(_) = definition.reentry {
                 for f in after {
                     let firing = Firing { key: &f.key, label: &f.label };
-                    if let Entered::Started(_) = enter_in(tx, tenant, entrance, f.event.customer, firing, now).await? {
+                    if let Entered::Started(_) = enter_in(tx, tenant, entrance, f.event.customer, firing, f.event.ticket, now).await? {
                         started += 1;
                     }
                 }
                 continue;
             }
             let Some(first) = definition.steps.first().filter(|_| !after.is_empty()) else { continue };
-            let entrants: Vec<(Uuid, String, String)> =
-                after.iter().map(|f| (f.event.customer, entry_key(definition.reentry, &f.key), f.label.clone())).collect();
+            let entrants: Vec<Entrant> =
+                after.iter().map(|f| (f.event.customer, entry_key(definition.reentry, &f.key), f.label.clone(), f.event.ticket)).collect();
             let door = Door {
                 journey_id: entrance.journey_id,
                 version: entrance.version,
@@ -291,7 +293,7 @@ impl App {
         // Without a request id every call is a start of its own.
         let key = format!("requests/{}", request.map_or_else(|| Uuid::now_v7().to_string(), |k| k.request_id().to_owned()));
         let firing = Firing { key: &key, label: "EnterJourney" };
-        let run = match enter_in(&mut tx, tenant, &entrance, customer, firing, now).await? {
+        let run = match enter_in(&mut tx, tenant, &entrance, customer, firing, None, now).await? {
             Entered::Started(run) => run,
             // The same request id again (after its idempotency record expired): the run it started.
             Entered::Existing(run) if entrance.definition.0.reentry != Reentry::Never => run,
@@ -388,6 +390,7 @@ impl App {
                 first_step: &first.id,
                 exit_on_purchase: definition.exit_on_purchase,
                 due_time: g.due,
+                ticket_id: None,
             };
             if journey_runs::insert(&mut tx, tenant, &run, now).await?.is_some() {
                 started += 1;
@@ -417,6 +420,7 @@ impl App {
             questionnaire_id: id,
             customer_id: run.customer_id,
             journey_id: Some(run.journey_id),
+            ticket_id: run.ticket_id,
             source,
             expire_time: now + Duration::days(i64::from(days)),
         };

@@ -109,3 +109,49 @@ impl App {
         }
     }
 }
+
+/// What a ticket's survey gets from an answered invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketAnswer {
+    pub ticket: Uuid,
+    /// The first rating answer (tickets' CSAT, 1-5).
+    pub csat: i32,
+    /// The first NPS answer.
+    pub nps: Option<i32>,
+    /// The first free-text answer.
+    pub comment: String,
+}
+
+impl App {
+    /// What invitation `id`'s answer gives its ticket's survey; None when
+    /// there is nothing to write (no ticket, not answered, no rating).
+    pub async fn ticket_answer(&self, tenant: Uuid, id: Uuid) -> Result<Option<TicketAnswer>, Error> {
+        let (invitation, questionnaire) = self.invitation(tenant, id).await?;
+        let (Some(ticket), Some(Json(answers))) = (invitation.ticket_id, invitation.answers) else { return Ok(None) };
+        let kind_of = |a: &Answer| questionnaire.questions.0.iter().find(|q| q.id == a.question).map(|q| q.kind);
+        let first = |kind| answers.iter().find(|a| kind_of(a) == Some(kind));
+        let Some(csat) = first(questionnaire::Kind::Rating).map(|a| a.score) else { return Ok(None) };
+        Ok(Some(TicketAnswer {
+            ticket,
+            csat,
+            nps: first(questionnaire::Kind::Nps).map(|a| a.score),
+            comment: first(questionnaire::Kind::Text).map(|a| a.text.clone()).unwrap_or_default(),
+        }))
+    }
+
+    /// Invitation `id`'s answer is on its ticket (or has nothing for it): its queue row goes.
+    pub async fn ticket_answer_done(&self, tenant: Uuid, id: Uuid) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        questionnaires::ticket_answer_done(&mut tx, tenant, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Invitation `id`'s ticket write is tried again at `due`.
+    pub async fn ticket_answer_later(&self, tenant: Uuid, id: Uuid, due: DateTime<Utc>) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        questionnaires::ticket_answer_later(&mut tx, tenant, id, due).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -116,6 +116,8 @@ impl Outcome {
 pub struct CustomerEvent {
     pub customer: Uuid,
     pub event: EventTrigger,
+    /// The ticket it is about (tickets' events): runs it starts keep it, so a survey they send is about it.
+    pub ticket: Option<Uuid>,
 }
 
 /// The entry key of journeys a customer starts once, whatever the trigger and version.

@@ -8,6 +8,7 @@ pub mod erasure;
 pub mod journeys;
 pub mod loyalty;
 pub mod occasions;
+pub mod ticket_answers;
 pub mod unsubscribes;
 
 use std::time::Duration;

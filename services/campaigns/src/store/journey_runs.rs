@@ -35,6 +35,8 @@ pub struct RunRow {
     /// For a run waiting for a goal: the goal, and since when.
     pub awaiting_goal: Option<String>,
     pub waiting_since: Option<DateTime<Utc>>,
+    /// The ticket the event that started it was about.
+    pub ticket_id: Option<Uuid>,
 }
 
 /// The journey_runs table for find and lock.
@@ -42,7 +44,7 @@ pub const RUNS: Table = Table {
     name: "journey_runs",
     columns: concat!(
         "id, journey_id, version, customer_id, trigger, state, step_id, step_count, due_time, enter_time, end_time, end_reason, ",
-        "awaiting_goal, waiting_since"
+        "awaiting_goal, waiting_since, ticket_id"
     ),
 };
 
@@ -139,14 +141,16 @@ pub struct NewRun<'a> {
     pub exit_on_purchase: bool,
     /// When its first step is due.
     pub due_time: DateTime<Utc>,
+    /// The ticket the starting event was about.
+    pub ticket_id: Option<Uuid>,
 }
 
 /// Starts a run; None when a run with the same entry key exists.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, run: &NewRun<'_>, now: DateTime<Utc>) -> Result<Option<RunRow>, Error> {
     let sql = format!(
         "INSERT INTO journey_runs (tenant_id, id, journey_id, version, customer_id, entry_key, trigger, state, step_id,
-                                   due_time, exit_on_purchase, enter_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'ACTIVE', $8, $9, $10, $11)
+                                   due_time, exit_on_purchase, enter_time, ticket_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'ACTIVE', $8, $9, $10, $11, $12)
          ON CONFLICT (tenant_id, journey_id, customer_id, entry_key) DO NOTHING
          RETURNING {}",
         RUNS.columns
@@ -163,6 +167,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, run: &NewRun<'_>, now: Date
         .bind(run.due_time)
         .bind(run.exit_on_purchase)
         .bind(now)
+        .bind(run.ticket_id)
         .fetch_optional(&mut **tx)
         .instrument(db_span("INSERT", "journey_runs"))
         .await?)
@@ -177,25 +182,23 @@ pub struct Door<'a> {
     pub exit_on_purchase: bool,
 }
 
-/// Starts a run, due now, for each (customer, entry key, trigger) of
+/// One entrant of [`insert_many`]: customer, entry key, trigger, the ticket it is about.
+pub type Entrant = (Uuid, String, String, Option<Uuid>);
+
+/// Starts a run, due now, for each (customer, entry key, trigger, ticket) of
 /// `entrants` in one statement; those whose entry key exists are skipped.
 /// How many started.
-pub async fn insert_many(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    door: Door<'_>,
-    entrants: &[(Uuid, String, String)],
-    now: DateTime<Utc>,
-) -> Result<u64, Error> {
+pub async fn insert_many(tx: &mut TenantTx, tenant: Uuid, door: Door<'_>, entrants: &[Entrant], now: DateTime<Utc>) -> Result<u64, Error> {
     let ids: Vec<Uuid> = entrants.iter().map(|_| Uuid::now_v7()).collect();
     let customers: Vec<Uuid> = entrants.iter().map(|e| e.0).collect();
     let keys: Vec<&str> = entrants.iter().map(|e| e.1.as_str()).collect();
     let triggers: Vec<&str> = entrants.iter().map(|e| e.2.as_str()).collect();
+    let tickets: Vec<Option<Uuid>> = entrants.iter().map(|e| e.3).collect();
     Ok(sqlx::query(
         "INSERT INTO journey_runs (tenant_id, id, journey_id, version, customer_id, entry_key, trigger, state, step_id,
-                                   due_time, exit_on_purchase, enter_time)
-         SELECT $1, e.id, $2, $3, e.customer, e.key, e.trigger, 'ACTIVE', $4, $5, $6, $5
-         FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) AS e(id, customer, key, trigger)
+                                   due_time, exit_on_purchase, enter_time, ticket_id)
+         SELECT $1, e.id, $2, $3, e.customer, e.key, e.trigger, 'ACTIVE', $4, $5, $6, $5, e.ticket
+         FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::uuid[]) AS e(id, customer, key, trigger, ticket)
          ON CONFLICT (tenant_id, journey_id, customer_id, entry_key) DO NOTHING",
     )
     .bind(tenant)
@@ -208,6 +211,7 @@ pub async fn insert_many(
     .bind(&customers)
     .bind(&keys)
     .bind(&triggers)
+    .bind(&tickets)
     .execute(&mut **tx)
     .instrument(db_span("INSERT", "journey_runs"))
     .await?

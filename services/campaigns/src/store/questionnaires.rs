@@ -33,11 +33,13 @@ pub struct InvitationRow {
     pub expire_time: DateTime<Utc>,
     pub answer_time: Option<DateTime<Utc>>,
     pub answers: Option<Json<Vec<Answer>>>,
+    /// The ticket the survey is about.
+    pub ticket_id: Option<Uuid>,
 }
 
 /// The invitations table for find.
 pub const INVITATIONS: Table =
-    Table { name: "questionnaire_invitations", columns: "id, questionnaire_id, customer_id, expire_time, answer_time, answers" };
+    Table { name: "questionnaire_invitations", columns: "id, questionnaire_id, customer_id, expire_time, answer_time, answers, ticket_id" };
 
 /// Inserts a questionnaire.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &QuestionnaireRow) -> Result<(), Error> {
@@ -62,6 +64,7 @@ pub struct NewInvitation<'a> {
     pub questionnaire_id: Uuid,
     pub customer_id: Uuid,
     pub journey_id: Option<Uuid>,
+    pub ticket_id: Option<Uuid>,
     pub source: &'a str,
     pub expire_time: DateTime<Utc>,
 }
@@ -70,8 +73,9 @@ pub struct NewInvitation<'a> {
 pub async fn invite(tx: &mut TenantTx, tenant: Uuid, i: &NewInvitation<'_>, now: DateTime<Utc>) -> Result<InvitationRow, Error> {
     let sql = format!(
         "WITH made AS (
-             INSERT INTO questionnaire_invitations (tenant_id, id, questionnaire_id, customer_id, journey_id, source, expire_time, create_time)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, source) DO NOTHING RETURNING {cols})
+             INSERT INTO questionnaire_invitations (tenant_id, id, questionnaire_id, customer_id, journey_id, source, expire_time, create_time,
+                                                    ticket_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, source) DO NOTHING RETURNING {cols})
          SELECT {cols} FROM made
          UNION ALL SELECT {cols} FROM questionnaire_invitations WHERE tenant_id = $1 AND source = $6
          LIMIT 1",
@@ -86,6 +90,7 @@ pub async fn invite(tx: &mut TenantTx, tenant: Uuid, i: &NewInvitation<'_>, now:
         .bind(i.source)
         .bind(i.expire_time)
         .bind(now)
+        .bind(i.ticket_id)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "questionnaire_invitations"))
         .await?)
@@ -104,14 +109,54 @@ pub async fn answer(
          WHERE tenant_id = $1 AND id = $2 AND answer_time IS NULL AND expire_time > $3 RETURNING {}",
         INVITATIONS.columns
     );
-    Ok(sqlx::query_as(&sql)
+    let answered: Option<InvitationRow> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(id)
         .bind(now)
         .bind(Json(answers))
         .fetch_optional(&mut **tx)
         .instrument(db_span("UPDATE", "questionnaire_invitations"))
-        .await?)
+        .await?;
+    // About a ticket: the answer goes onto it too, by the job (tickets may be down right now).
+    if answered.as_ref().is_some_and(|a| a.ticket_id.is_some()) {
+        sqlx::query("INSERT INTO ticket_answers_due (tenant_id, invitation_id, due_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(tenant)
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .instrument(db_span("INSERT", "ticket_answers_due"))
+            .await?;
+    }
+    Ok(answered)
+}
+
+/// Answers due to be written onto their tickets, across tenants (ids and instants only).
+pub async fn ticket_answers_due(pool: &sqlx::PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let sql = "SELECT tenant_id, invitation_id FROM ticket_answers_due WHERE due_time <= $1 ORDER BY due_time LIMIT $2";
+    crm_kit::db::scan_due(pool, "ticket-answers-scan", "ticket_answers_due", sql, now, limit).await
+}
+
+/// The answer of invitation `id` is on its ticket: its queue row goes.
+pub async fn ticket_answer_done(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<(), Error> {
+    sqlx::query("DELETE FROM ticket_answers_due WHERE tenant_id = $1 AND invitation_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut **tx)
+        .instrument(db_span("DELETE", "ticket_answers_due"))
+        .await?;
+    Ok(())
+}
+
+/// Tries invitation `id`'s ticket write again at `due` (backing off).
+pub async fn ticket_answer_later(tx: &mut TenantTx, tenant: Uuid, id: Uuid, due: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query("UPDATE ticket_answers_due SET due_time = $3, attempts = attempts + 1 WHERE tenant_id = $1 AND invitation_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .bind(due)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "ticket_answers_due"))
+        .await?;
+    Ok(())
 }
 
 /// How many invitations of `questionnaire` were sent, and the answers of those answered.

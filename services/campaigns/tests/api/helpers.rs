@@ -95,6 +95,11 @@ pub async fn spawn_app_with_tickets() -> TestApp {
     spawn_suite(true, |_| {}).await
 }
 
+/// Campaigns with a real tickets process, with `customise`d settings.
+pub async fn spawn_app_with_tickets_and(customise: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_suite(true, customise).await
+}
+
 async fn spawn_suite(with_tickets: bool, customise: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logs();
     let profiles_db = fresh_database("profiles").await.unwrap();

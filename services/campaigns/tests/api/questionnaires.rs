@@ -209,3 +209,82 @@ async fn an_sms_reply_answers_the_customers_open_invitation() {
     assert_eq!((results.invited, results.answered), (1, 1));
     assert_eq!((results.questions[0].answers, results.questions[0].mean), (1, 9.0), "{results:?}");
 }
+
+#[tokio::test]
+async fn a_survey_after_a_resolved_ticket_is_answered_onto_the_ticket_too() {
+    use crm_proto::crm::tickets::v1 as tickets;
+    let app = crate::helpers::spawn_app_with_tickets_and(|c| c.public_url = Some("https://crm.example.com".into())).await;
+    app.email_provider().await;
+    let template = email_template(pb::Purpose::Transactional, "Your ticket", "How did we do? {{ vars.survey_link }}", &[]);
+    let template = app.create_template(template).await.unwrap().name;
+    let questions = vec![
+        question("service", pb::QuestionKind::Rating, &[], true),
+        question("recommend", pb::QuestionKind::Nps, &[], false),
+        question("comment", pb::QuestionKind::Text, &[], false),
+    ];
+    let q = pb::Questionnaire { display_name: "After the ticket".into(), questions, ..Default::default() };
+    let mut questionnaires = QuestionnaireServiceClient::new(app.clients.channel.clone());
+    let q = questionnaires
+        .create_questionnaire(app.as_roles(pb::CreateQuestionnaireRequest { questionnaire: Some(q) }, &["marketer"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .questionnaire
+        .unwrap();
+    let send = pb::SendStep { template, variables: Default::default(), ab_test: None, questionnaire: q.name.clone() };
+    let resolved = pb::JourneyEventTrigger { event: pb::JourneyEvent::TicketResolved as i32, segment: String::new() };
+    let journey = pb::Journey {
+        display_name: "After the ticket".into(),
+        trigger: Some(pb::JourneyTrigger { kind: Some(pb::journey_trigger::Kind::Event(resolved)) }),
+        steps: vec![pb::JourneyStep { id: "ask".into(), kind: Some(pb::journey_step::Kind::Send(send)), next: String::new() }],
+        ..Default::default()
+    };
+    let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
+    let draft = journeys
+        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .journey
+        .unwrap();
+    journeys
+        .publish_journey(app.as_roles(pb::PublishJourneyRequest { name: draft.name, etag: String::new() }, &["marketer"]))
+        .await
+        .unwrap();
+
+    // Ada's ticket is resolved in tickets: the journey invites her.
+    let ada = app.customer(Person { name: "Ada", email: "ada@example.com", ..Default::default() }).await;
+    let mut ticket_client = tickets::ticket_service_client::TicketServiceClient::new(app.tickets.as_ref().unwrap().channel.clone());
+    let ticket = tickets::Ticket { customer: ada, subject: "The heater is broken".into(), ..Default::default() };
+    let ticket = ticket_client
+        .create_ticket(app.admin(tickets::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    let resolve = tickets::TransitionTicketRequest {
+        name: ticket.name.clone(),
+        status: tickets::Status::Resolved as i32,
+        etag: String::new(),
+        reason: "fixed".into(),
+    };
+    ticket_client.transition_ticket(app.admin(resolve)).await.unwrap();
+    let mail = app.smtp.wait_for(1, Duration::from_secs(20)).await;
+    let name = invitation_in(&mail[0].data);
+
+    // She answers through the link: the answer lands on the ticket's own survey too.
+    let answers = vec![answer("service", 4, ""), answer("recommend", 9, ""), answer("comment", 0, "Quick and kind")];
+    questionnaires.answer_invitation(Request::new(pb::AnswerInvitationRequest { name, answers })).await.unwrap();
+    let mut surveys = tickets::survey_service_client::SurveyServiceClient::new(app.tickets.as_ref().unwrap().channel.clone());
+    let mut survey = tickets::Survey::default();
+    for _ in 0..300 {
+        let request = app.admin(tickets::GetTicketSurveyRequest { ticket: ticket.name.clone() });
+        survey = surveys.get_ticket_survey(request).await.unwrap().into_inner().survey.unwrap();
+        if survey.csat > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((survey.csat, survey.nps, survey.comment.as_str()), (4, Some(9), "Quick and kind"), "{survey:?}");
+}
