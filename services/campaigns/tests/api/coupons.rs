@@ -124,18 +124,8 @@ async fn a_journey_step_issues_one_coupon_per_run() {
         steps: vec![step],
         ..Default::default()
     };
+    let draft = app.clients.publish_journey(journey).await;
     let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
-    let draft = journeys
-        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .journey
-        .unwrap();
-    journeys
-        .publish_journey(app.as_roles(pb::PublishJourneyRequest { name: draft.name.clone(), etag: String::new() }, &["marketer"]))
-        .await
-        .unwrap();
     let enter = pb::EnterJourneyRequest { name: draft.name.clone(), customer: ada.clone(), request_id: String::new() };
     let run = journeys.enter_journey(app.as_roles(enter, &["service"])).await.unwrap().into_inner().run.unwrap();
     let mut done = run.clone();

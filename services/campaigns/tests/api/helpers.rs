@@ -374,3 +374,21 @@ impl Clients {
         panic!("{name} did not reach {state:?} within 30 s: {:?}", self.campaign(name).await);
     }
 }
+
+impl Clients {
+    /// Creates and publishes `journey` as a marketer; the journey as published.
+    pub async fn publish_journey(&self, journey: pb::Journey) -> pb::Journey {
+        let mut journeys = pb::journey_service_client::JourneyServiceClient::new(self.channel.clone());
+        let request = self.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]);
+        let draft = journeys.create_journey(request).await.unwrap().into_inner().journey.unwrap();
+        let request = self.as_roles(pb::PublishJourneyRequest { name: draft.name, etag: String::new() }, &["marketer"]);
+        journeys.publish_journey(request).await.unwrap().into_inner().journey.unwrap()
+    }
+
+    /// Creates `questionnaire` as a marketer.
+    pub async fn create_questionnaire(&self, questionnaire: pb::Questionnaire) -> pb::Questionnaire {
+        let mut client = pb::questionnaire_service_client::QuestionnaireServiceClient::new(self.channel.clone());
+        let request = self.as_roles(pb::CreateQuestionnaireRequest { questionnaire: Some(questionnaire) }, &["marketer"]);
+        client.create_questionnaire(request).await.unwrap().into_inner().questionnaire.unwrap()
+    }
+}

@@ -66,18 +66,8 @@ async fn a_journey_invites_and_the_customer_answers_once_through_the_link() {
         reentry: pb::JourneyReentry::Always as i32,
         ..Default::default()
     };
+    let draft = app.clients.publish_journey(journey).await;
     let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
-    let draft = journeys
-        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .journey
-        .unwrap();
-    journeys
-        .publish_journey(app.as_roles(pb::PublishJourneyRequest { name: draft.name.clone(), etag: String::new() }, &["marketer"]))
-        .await
-        .unwrap();
     let ada = app.customer(Person { name: "Ada", email: "ada@example.com", ..Default::default() }).await;
     let enter = || {
         app.as_roles(pb::EnterJourneyRequest { name: draft.name.clone(), customer: ada.clone(), request_id: String::new() }, &["service"])
@@ -150,13 +140,7 @@ async fn an_sms_reply_answers_the_customers_open_invitation() {
         ..Default::default()
     };
     let mut questionnaires = QuestionnaireServiceClient::new(app.clients.channel.clone());
-    let q = questionnaires
-        .create_questionnaire(app.as_roles(pb::CreateQuestionnaireRequest { questionnaire: Some(q) }, &["marketer"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .questionnaire
-        .unwrap();
+    let q = app.clients.create_questionnaire(q).await;
     let send = pb::SendStep { template, variables: Default::default(), ab_test: None, questionnaire: q.name.clone() };
     let journey = pb::Journey {
         display_name: "After the ticket".into(),
@@ -164,18 +148,8 @@ async fn an_sms_reply_answers_the_customers_open_invitation() {
         steps: vec![pb::JourneyStep { id: "ask".into(), kind: Some(pb::journey_step::Kind::Send(send)), next: String::new() }],
         ..Default::default()
     };
+    let draft = app.clients.publish_journey(journey).await;
     let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
-    let draft = journeys
-        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .journey
-        .unwrap();
-    journeys
-        .publish_journey(app.as_roles(pb::PublishJourneyRequest { name: draft.name.clone(), etag: String::new() }, &["marketer"]))
-        .await
-        .unwrap();
     let ann = crate::callbacks::texter(&app, "Ann", "+15551230001").await;
     let enter = pb::EnterJourneyRequest { name: draft.name.clone(), customer: ann, request_id: String::new() };
     journeys.enter_journey(app.as_roles(enter, &["service"])).await.unwrap();
@@ -224,13 +198,7 @@ async fn a_survey_after_a_resolved_ticket_is_answered_onto_the_ticket_too() {
     ];
     let q = pb::Questionnaire { display_name: "After the ticket".into(), questions, ..Default::default() };
     let mut questionnaires = QuestionnaireServiceClient::new(app.clients.channel.clone());
-    let q = questionnaires
-        .create_questionnaire(app.as_roles(pb::CreateQuestionnaireRequest { questionnaire: Some(q) }, &["marketer"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .questionnaire
-        .unwrap();
+    let q = app.clients.create_questionnaire(q).await;
     let send = pb::SendStep { template, variables: Default::default(), ab_test: None, questionnaire: q.name.clone() };
     let resolved = pb::JourneyEventTrigger { event: pb::JourneyEvent::TicketResolved as i32, segment: String::new() };
     let journey = pb::Journey {
@@ -239,18 +207,7 @@ async fn a_survey_after_a_resolved_ticket_is_answered_onto_the_ticket_too() {
         steps: vec![pb::JourneyStep { id: "ask".into(), kind: Some(pb::journey_step::Kind::Send(send)), next: String::new() }],
         ..Default::default()
     };
-    let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
-    let draft = journeys
-        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(journey), request_id: String::new() }, &["marketer"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .journey
-        .unwrap();
-    journeys
-        .publish_journey(app.as_roles(pb::PublishJourneyRequest { name: draft.name, etag: String::new() }, &["marketer"]))
-        .await
-        .unwrap();
+    app.clients.publish_journey(journey).await;
 
     // Ada's ticket is resolved in tickets: the journey invites her.
     let ada = app.customer(Person { name: "Ada", email: "ada@example.com", ..Default::default() }).await;
