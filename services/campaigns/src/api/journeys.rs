@@ -22,10 +22,13 @@ use crate::{
         App,
         journeys::{JourneyDraft, check_shape},
     },
-    domain::journey::{Action, Condition, Definition, EventTrigger, Trigger},
+    domain::{
+        blueprints::{BLUEPRINTS, blueprint},
+        journey::{Action, Condition, Definition, EventTrigger, Trigger},
+    },
     permissions,
     profiles::ProfilesClient,
-    resources::{CUSTOMER, JOURNEY, JOURNEY_RUN},
+    resources::{CUSTOMER, JOURNEY, JOURNEY_RUN, TEMPLATE},
     store::journey_runs::RunScope,
     wire::{
         display_name,
@@ -309,6 +312,54 @@ impl JourneyService for JourneyApi {
             self.app.cancel_run(principal.tenant, journey, run, Utc::now()).await?;
             let (row, steps) = self.app.journey_run(principal.tenant, journey, run).await?;
             Ok(pb::CancelJourneyRunResponse { run: Some(run_to(&row, &steps)) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_journey_blueprints(
+        &self,
+        request: Request<pb::ListJourneyBlueprintsRequest>,
+    ) -> Result<Response<pb::ListJourneyBlueprintsResponse>, Status> {
+        respond(async move {
+            caller(&request)?.require(permissions::JOURNEYS_READ)?;
+            let blueprints = BLUEPRINTS
+                .iter()
+                .map(|b| pb::JourneyBlueprint {
+                    name: format!("journeyBlueprints/{}", b.id),
+                    display_name: b.display_name.to_owned(),
+                    description: b.description.to_owned(),
+                })
+                .collect();
+            Ok(pb::ListJourneyBlueprintsResponse { blueprints })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_journey_from_blueprint(
+        &self,
+        request: Request<pb::CreateJourneyFromBlueprintRequest>,
+    ) -> Result<Response<pb::CreateJourneyFromBlueprintResponse>, Status> {
+        respond(async move {
+            let principal = caller(&request)?;
+            principal.require(permissions::JOURNEYS_RUN)?;
+            principal.require(permissions::TEMPLATES_WRITE)?;
+            let request = request.into_inner();
+            let key = IdempotencyKey::new(
+                "CreateJourneyFromBlueprint",
+                &request.request_id,
+                &pb::CreateJourneyFromBlueprintRequest { request_id: String::new(), ..request.clone() },
+            )?;
+            let found = request.name.strip_prefix("journeyBlueprints/").and_then(blueprint);
+            let Some(blueprint) = found else {
+                return Err(Error::NotFound { resource_type: "campaigns.crm/JourneyBlueprint", name: request.name.clone() });
+            };
+            self.app
+                .create_journey_from_blueprint(principal.tenant, blueprint, key.as_ref(), Utc::now(), |row, template| {
+                    pb::CreateJourneyFromBlueprintResponse { journey: Some(journey_to(row)), template: TEMPLATE.name(template) }
+                })
+                .await
         })
         .await
     }

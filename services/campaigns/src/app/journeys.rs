@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 use super::App;
 use crate::{
-    domain::journey::{Action, Definition, Problem, Trigger},
+    domain::{
+        blueprints::Blueprint,
+        journey::{Action, Definition, Problem, Trigger},
+    },
     resources::{JOURNEY, TEMPLATE},
     store::{
         holidays as stored_holidays,
@@ -135,6 +138,36 @@ impl App {
         check_references(&mut tx, tenant, &draft.definition).await?;
         let row = journeys::insert(&mut tx, tenant, Uuid::now_v7(), &draft.display_name, &draft.definition, now).await?;
         let response = respond(&row);
+        idempotency::remember(request, &mut tx, tenant, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Creates a DRAFT journey from built-in `blueprint` with its greeting
+    /// card as a new template, in one transaction; a retry with the same
+    /// request id returns the first response.
+    pub async fn create_journey_from_blueprint<R: Message + Default>(
+        &self,
+        tenant: Uuid,
+        blueprint: &Blueprint,
+        request: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+        respond: impl FnOnce(&JourneyRow, Uuid) -> R,
+    ) -> Result<R, Error> {
+        let card = blueprint.card();
+        let variables = crate::domain::template::check(&card, "template")
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the built-in card of {} does not check", blueprint.id)))?;
+        let mut tx = self.begin(tenant).await?;
+        if let Some(replay) = idempotency::replay(request, &mut tx, tenant).await? {
+            tx.commit().await?;
+            return Ok(replay);
+        }
+        let template = crate::store::templates::insert(&mut tx, tenant, &card, &variables, now).await?;
+        let created = crm_proto::crm::campaigns::v1::TemplateCreated { template: Some(crate::wire::template_to(&template)) };
+        super::emit(&mut tx, tenant, &TEMPLATE.name(template.id), &created).await?;
+        let definition = blueprint.definition(&template.id.to_string());
+        let row = journeys::insert(&mut tx, tenant, Uuid::now_v7(), blueprint.display_name, &definition, now).await?;
+        let response = respond(&row, template.id);
         idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;
         Ok(response)

@@ -6,6 +6,7 @@
 
 pub mod ab_test;
 pub mod astronomy;
+pub mod blueprints;
 pub mod campaign;
 pub mod channel;
 pub mod coupon;

@@ -1,6 +1,6 @@
-//! Following profiles' merges: a merged customer's devices, unsubscribes
-//! and open complaints move to the survivor (each move kept per merge), and
-//! back when the merge is undone.
+//! Following profiles' merges: a merged customer's devices, unsubscribes,
+//! open complaints and coupons move to the survivor (each move kept per
+//! merge), and back when the merge is undone.
 
 use crm_kit::{
     Error,
@@ -10,8 +10,12 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 /// What moves: (kind in `customer_moves`, table, its row key).
-const MOVED: [(&str, &str, &str); 3] =
-    [("devices", "devices", "id"), ("unsubscribes", "unsubscribes", "delivery_id"), ("complaints", "complaint_tickets", "ticket_id")];
+const MOVED: [(&str, &str, &str); 4] = [
+    ("devices", "devices", "id"),
+    ("unsubscribes", "unsubscribes", "delivery_id"),
+    ("complaints", "complaint_tickets", "ticket_id"),
+    ("coupons", "coupons", "id"),
+];
 
 /// Moves what `merged` hold to `survivor`, kept under `merge`; how many rows moved.
 pub async fn repoint(tx: &mut TenantTx, tenant: Uuid, merge: Uuid, survivor: Uuid, merged: &[Uuid]) -> Result<u64, Error> {

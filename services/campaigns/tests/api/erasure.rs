@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use crm_proto::crm::{
-    campaigns::v1::{self as pb, device_service_client::DeviceServiceClient, loyalty_service_client::LoyaltyServiceClient},
+    campaigns::v1::{
+        self as pb, coupon_service_client::CouponServiceClient, device_service_client::DeviceServiceClient,
+        loyalty_service_client::LoyaltyServiceClient,
+    },
     profiles::v1 as profiles,
 };
 
@@ -121,16 +124,39 @@ async fn a_merged_customers_devices_follow_the_survivor_and_come_back_on_unmerge
         }
     };
 
+    // A coupon of the duplicate's: it follows the person too.
+    let mut coupons = CouponServiceClient::new(app.channel.clone());
+    let coupon = pb::Coupon {
+        customer: again.clone(),
+        value: Some(crm_proto::google::r#type::Money { currency_code: "CNY".into(), units: 10, nanos: 0 }),
+        expire_time: Some(crm_kit::time::to_timestamp(chrono::Utc::now() + chrono::Duration::days(30))),
+        ..Default::default()
+    };
+    let coupon = coupons
+        .issue_coupon(app.admin(pb::IssueCouponRequest { coupon: Some(coupon), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .coupon
+        .unwrap();
+    let holder = |name: String| {
+        let mut client = coupons.clone();
+        let request = app.admin(pb::GetCouponRequest { name });
+        async move { client.get_coupon(request).await.unwrap().into_inner().coupon.unwrap().customer }
+    };
+
     let profiles_channel = app.profiles.as_ref().expect("profiles runs").channel.clone();
     let mut merges = profiles::merge_service_client::MergeServiceClient::new(profiles_channel);
     let request = profiles::MergeCustomersRequest { survivor: li.clone(), duplicates: vec![again.clone()], ..Default::default() };
     let merge = merges.merge_customers(app.admin(request)).await.unwrap().into_inner().customer_merge.unwrap();
     wait(li.clone(), 1).await;
     assert_eq!(devices_of(&again).await, 0);
+    assert_eq!(holder(coupon.name.clone()).await, li, "the coupon moved with the merge");
 
     merges.unmerge_customers(app.admin(profiles::UnmergeCustomersRequest { name: merge.name })).await.unwrap();
     wait(again.clone(), 1).await;
     assert_eq!(devices_of(&li).await, 0);
+    assert_eq!(holder(coupon.name.clone()).await, again, "and came back with the unmerge");
 }
 
 #[tokio::test]

@@ -234,3 +234,38 @@ async fn bad_definitions_are_refused_with_the_step_named() {
     let (found, _) = refused(f.create(with_steps(&f, vec![wait_days("w", 400, "")])).await);
     assert_eq!(found, [("journey.steps[0]".to_owned(), "INVALID_WAIT".to_owned())]);
 }
+
+#[tokio::test]
+async fn a_care_journey_is_created_from_a_blueprint_with_its_own_card() {
+    let app = spawn_app().await;
+    let mut client = JourneyServiceClient::new(app.clients.channel.clone());
+    let listed = client.list_journey_blueprints(app.clients.as_roles(pb::ListJourneyBlueprintsRequest {}, &["analyst"])).await;
+    let names: Vec<String> = listed.unwrap().into_inner().blueprints.into_iter().map(|b| b.name).collect();
+    for wanted in
+        ["journeyBlueprints/birthday-greeting", "journeyBlueprints/spring-festival-greeting", "journeyBlueprints/mid-autumn-greeting"]
+    {
+        assert!(names.contains(&wanted.to_owned()), "{names:?}");
+    }
+
+    let create = |name: &str, roles: &[&str]| {
+        app.clients.as_roles(pb::CreateJourneyFromBlueprintRequest { name: name.into(), request_id: "birthday".into() }, roles)
+    };
+    let created =
+        client.create_journey_from_blueprint(create("journeyBlueprints/birthday-greeting", &["marketer"])).await.unwrap().into_inner();
+    let journey = created.journey.unwrap();
+    assert_eq!((journey.state, journey.steps.len()), (pb::JourneyState::Draft as i32, 2));
+    assert!(matches!(journey.trigger.unwrap().kind, Some(pb::journey_trigger::Kind::Birthday(t)) if t.hours == 9));
+    let again = client.create_journey_from_blueprint(create("journeyBlueprints/birthday-greeting", &["marketer"])).await.unwrap();
+    assert_eq!(again.into_inner().journey.unwrap().name, journey.name, "a retry is the same journey");
+
+    // The card is the tenant's own template, and the journey publishes as it is.
+    let card = app.clients.templates.clone().get_template(app.admin(pb::GetTemplateRequest { name: created.template.clone() })).await;
+    let card = card.unwrap().into_inner().template.unwrap();
+    assert!(card.contents.iter().any(|c| c.subject.contains("生日快乐")), "{card:?}");
+    let publish = app.clients.as_roles(pb::PublishJourneyRequest { name: journey.name.clone(), etag: String::new() }, &["marketer"]);
+    assert_eq!(client.publish_journey(publish).await.unwrap().into_inner().journey.unwrap().state, pb::JourneyState::Active as i32);
+
+    assert_error(client.create_journey_from_blueprint(create("journeyBlueprints/nope", &["marketer"])).await, Code::NotFound, "NOT_FOUND");
+    let by_analyst = client.create_journey_from_blueprint(create("journeyBlueprints/birthday-greeting", &["analyst"])).await;
+    assert_error(by_analyst, Code::PermissionDenied, "PERMISSION_DENIED");
+}
