@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     app::App,
     permissions,
-    resources::QUESTIONNAIRE,
+    resources::{JOURNEY, QUESTIONNAIRE},
     wire::{
         display_name,
         questionnaires::{answers_from, invitation_to, questionnaire_to, questions_from, results_to},
@@ -74,10 +74,14 @@ impl QuestionnaireService for QuestionnaireApi {
         respond(async move {
             let principal = caller(&request)?;
             principal.require(permissions::JOURNEYS_READ)?;
-            let name = request.get_ref().name.as_str();
-            let parent = name.strip_suffix("/results").unwrap_or_default();
+            let request = request.get_ref();
+            let parent = request.name.strip_suffix("/results").unwrap_or_default();
             let id = QUESTIONNAIRE.parse(parent, "name")?;
-            let (invited, answered, summaries) = self.app.questionnaire_results(principal.tenant, id).await?;
+            let journey = match request.journey.as_str() {
+                "" => None,
+                name => Some(JOURNEY.parse(name, "journey")?),
+            };
+            let (invited, answered, summaries) = self.app.questionnaire_results(principal.tenant, id, journey).await?;
             let row = self.app.questionnaire(principal.tenant, id).await?;
             Ok(pb::GetQuestionnaireResultsResponse { results: Some(results_to(&row, invited, answered, &summaries)) })
         })

@@ -159,19 +159,31 @@ pub async fn ticket_answer_later(tx: &mut TenantTx, tenant: Uuid, id: Uuid, due:
     Ok(())
 }
 
-/// How many invitations of `questionnaire` were sent, and the answers of those answered.
-pub async fn results(tx: &mut TenantTx, tenant: Uuid, questionnaire: Uuid) -> Result<(i64, Vec<Vec<Answer>>), Error> {
-    let invited: i64 = sqlx::query_scalar("SELECT count(*) FROM questionnaire_invitations WHERE tenant_id = $1 AND questionnaire_id = $2")
-        .bind(tenant)
-        .bind(questionnaire)
-        .fetch_one(&mut **tx)
-        .instrument(db_span("SELECT", "questionnaire_invitations"))
-        .await?;
-    let answered: Vec<Json<Vec<Answer>>> = sqlx::query_scalar(
-        "SELECT answers FROM questionnaire_invitations WHERE tenant_id = $1 AND questionnaire_id = $2 AND answers IS NOT NULL",
+/// How many invitations of `questionnaire` were sent (by `journey`, if
+/// given), and the answers of those answered.
+pub async fn results(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    questionnaire: Uuid,
+    journey: Option<Uuid>,
+) -> Result<(i64, Vec<Vec<Answer>>), Error> {
+    let invited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM questionnaire_invitations
+         WHERE tenant_id = $1 AND questionnaire_id = $2 AND ($3::uuid IS NULL OR journey_id = $3)",
     )
     .bind(tenant)
     .bind(questionnaire)
+    .bind(journey)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("SELECT", "questionnaire_invitations"))
+    .await?;
+    let answered: Vec<Json<Vec<Answer>>> = sqlx::query_scalar(
+        "SELECT answers FROM questionnaire_invitations
+         WHERE tenant_id = $1 AND questionnaire_id = $2 AND answers IS NOT NULL AND ($3::uuid IS NULL OR journey_id = $3)",
+    )
+    .bind(tenant)
+    .bind(questionnaire)
+    .bind(journey)
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "questionnaire_invitations"))
     .await?;

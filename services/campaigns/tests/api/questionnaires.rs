@@ -105,9 +105,14 @@ async fn a_journey_invites_and_the_customer_answers_once_through_the_link() {
     let late = Request::new(pb::AnswerInvitationRequest { name: second, answers });
     assert_error(questionnaires.answer_invitation(late).await, Code::FailedPrecondition, "INVITATION_EXPIRED");
 
-    // The results: two invited, one answered.
-    let request = app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", questionnaire.name) }, &["analyst"]);
-    let results = questionnaires.get_questionnaire_results(request).await.unwrap().into_inner().results.unwrap();
+    // The results: two invited, one answered — all by this journey, none by another.
+    let results_of = |journey: String| {
+        app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", questionnaire.name), journey }, &["analyst"])
+    };
+    let results = questionnaires.get_questionnaire_results(results_of(draft.name.clone())).await.unwrap().into_inner().results.unwrap();
+    let other = format!("journeys/{}", uuid::Uuid::now_v7());
+    let none = questionnaires.get_questionnaire_results(results_of(other)).await.unwrap().into_inner().results.unwrap();
+    assert_eq!((none.invited, none.answered), (0, 0));
     assert_eq!((results.invited, results.answered), (2, 1));
     let service = results.questions.iter().find(|q| q.question == "service").unwrap();
     assert_eq!((service.answers, service.mean), (1, 5.0));
@@ -178,7 +183,8 @@ async fn an_sms_reply_answers_the_customers_open_invitation() {
     };
     assert_eq!(crate::callbacks::twilio_post(&app, &provider, &token, &reply("SMin1", "9")).await.unwrap().inbound_messages, 1);
     assert_eq!(crate::callbacks::twilio_post(&app, &provider, &token, &reply("SMin2", "3")).await.unwrap().inbound_messages, 1);
-    let request = app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", q.name) }, &["analyst"]);
+    let request =
+        app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", q.name), journey: String::new() }, &["analyst"]);
     let results = questionnaires.get_questionnaire_results(request).await.unwrap().into_inner().results.unwrap();
     assert_eq!((results.invited, results.answered), (1, 1));
     assert_eq!((results.questions[0].answers, results.questions[0].mean), (1, 9.0), "{results:?}");
