@@ -31,6 +31,7 @@ pub mod filter;
 pub mod follow;
 pub mod history;
 pub mod idempotency;
+pub mod jobs;
 pub mod link;
 pub mod mask;
 pub mod metrics;

@@ -11,17 +11,10 @@ use tokio::sync::watch;
 use crate::app::App;
 
 /// Runs the job every `poll` until `shutdown` turns true.
-pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        loop {
-            if let Err(err) = round(&app).await {
-                tracing::warn!(error = %crm_kit::error::cause_chain(&err), "grading round failed; retrying next round");
-            }
-            tokio::select! {
-                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
-                _ = tokio::time::sleep(poll) => {}
-            }
-        }
+pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
+    crm_kit::jobs::every(poll, shutdown, "grading", move || {
+        let app = app.clone();
+        async move { round(&app).await }
     });
 }
 

@@ -12,18 +12,11 @@ use tokio::sync::watch;
 use crate::app::App;
 
 /// Runs the sweep every `poll` until `shutdown` turns true; each segment is refilled once per `poll`.
-pub fn spawn(app: App, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
     let every = chrono::Duration::from_std(poll).unwrap_or(chrono::Duration::minutes(1));
-    tokio::spawn(async move {
-        loop {
-            if let Err(err) = round(&app, every).await {
-                tracing::warn!(error = %crm_kit::error::cause_chain(&err), "segment sweep failed; retrying next round");
-            }
-            tokio::select! {
-                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
-                _ = tokio::time::sleep(poll) => {}
-            }
-        }
+    crm_kit::jobs::every(poll, shutdown, "segment sweep", move || {
+        let app = app.clone();
+        async move { round(&app, every).await }
     });
 }
 
