@@ -68,12 +68,7 @@ impl App {
         let Some(row) = ab_tests::find(&mut tx, tenant, journey, version, step).await?.filter(|t| t.winner.is_empty()) else {
             return Ok(None);
         };
-        let definition = journeys::version(&mut tx, tenant, journey, version).await?.unwrap_or_else(|| Definition {
-            trigger: crate::domain::journey::Trigger::Api,
-            steps: Vec::new(),
-            reentry: crate::domain::journey::Reentry::Never,
-            exit_on_purchase: false,
-        });
+        let Some(definition) = journeys::version(&mut tx, tenant, journey, version).await? else { return Ok(None) };
         let Some((_, test)) = tested_steps(&definition).into_iter().find(|(id, _)| *id == step) else { return Ok(None) };
         let groups = ab_tests::groups(&mut tx, tenant, &row, Duration::days(WINDOW_DAYS)).await?;
         let samples: Vec<Sample> = (0..test.groups())

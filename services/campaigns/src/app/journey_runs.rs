@@ -283,7 +283,10 @@ impl App {
             return Ok(replay);
         }
         let Some(entrance) = journey_runs::entrance(&mut tx, tenant, journey).await? else {
-            let row = self.journey(tenant, journey).await?;
+            // Not ACTIVE: say what it is, read in this transaction (not on a second connection while it is open).
+            let found: Option<crate::store::journeys::JourneyRow> =
+                crate::store::journeys::JOURNEYS.find(&mut tx, tenant, journey, false).await?;
+            let row = found.ok_or_else(|| JOURNEY.not_found(journey))?;
             return Err(Error::FailedPrecondition {
                 reason: "JOURNEY_NOT_ACTIVE",
                 message: format!("the journey is {}; only an ACTIVE journey takes entrants", row.state),

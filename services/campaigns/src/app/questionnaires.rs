@@ -80,7 +80,8 @@ impl App {
         })?;
         let questionnaire: Option<QuestionnaireRow> = QUESTIONNAIRES.find(&mut tx, tenant, invitation.questionnaire_id, false).await?;
         tx.commit().await?;
-        Ok((invitation, questionnaire.ok_or_else(|| QUESTIONNAIRE.not_found(Uuid::nil()))?))
+        let questionnaire = questionnaire.ok_or_else(|| QUESTIONNAIRE.not_found(invitation.questionnaire_id))?;
+        Ok((invitation, questionnaire))
     }
 
     /// Answers invitation `id` once, before it expires: FAILED_PRECONDITION

@@ -55,20 +55,9 @@ pub async fn insert(
     draft: &Definition,
     now: DateTime<Utc>,
 ) -> Result<JourneyRow, Error> {
-    let sql = format!(
-        "INSERT INTO journeys (tenant_id, id, display_name, draft, state, create_time, update_time) VALUES ($1, $2, $3, $4, 'DRAFT', $5, $5)
-         RETURNING {}",
-        JOURNEYS.columns
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(id)
-        .bind(display_name)
-        .bind(Json(draft))
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .instrument(db_span("INSERT", "journeys"))
-        .await?)
+    let sql = "INSERT INTO journeys (tenant_id, id, display_name, draft, state, create_time, update_time)
+               VALUES ($1, $2, $3, $4, 'DRAFT', $5, $5)";
+    write_draft(tx, ("INSERT", sql), tenant, id, display_name, draft, now).await
 }
 
 /// Replaces journey `id`'s display name and draft and bumps its revision.
@@ -80,11 +69,23 @@ pub async fn update_draft(
     draft: &Definition,
     now: DateTime<Utc>,
 ) -> Result<JourneyRow, Error> {
-    let sql = format!(
-        "UPDATE journeys SET display_name = $3, draft = $4, revision = revision + 1, update_time = $5 WHERE tenant_id = $1 AND id = $2
-         RETURNING {}",
-        JOURNEYS.columns
-    );
+    let sql =
+        "UPDATE journeys SET display_name = $3, draft = $4, revision = revision + 1, update_time = $5 WHERE tenant_id = $1 AND id = $2";
+    write_draft(tx, ("UPDATE", sql), tenant, id, display_name, draft, now).await
+}
+
+/// Runs `statement` (an operation and its SQL over $1 tenant, $2 id, $3
+/// display name, $4 draft, $5 now) and returns the journey it wrote.
+async fn write_draft(
+    tx: &mut TenantTx,
+    (operation, statement): (&'static str, &str),
+    tenant: Uuid,
+    id: Uuid,
+    display_name: &str,
+    draft: &Definition,
+    now: DateTime<Utc>,
+) -> Result<JourneyRow, Error> {
+    let sql = format!("{statement} RETURNING {}", JOURNEYS.columns);
     Ok(sqlx::query_as(&sql)
         .bind(tenant)
         .bind(id)
@@ -92,7 +93,7 @@ pub async fn update_draft(
         .bind(Json(draft))
         .bind(now)
         .fetch_one(&mut **tx)
-        .instrument(db_span("UPDATE", "journeys"))
+        .instrument(db_span(operation, "journeys"))
         .await?)
 }
 
