@@ -71,6 +71,13 @@ async fn a_coupon_is_issued_once_and_redeemed_exactly_once_under_concurrency() {
         assert!(format!("{lost:?}").contains("COUPON_ALREADY_REDEEMED"), "{lost:?}");
     }
     let reference = won[0].redeem_reference.clone();
+    // Another tenant sees neither the coupon nor its code.
+    let other = crm_testkit::auth::token(uuid::Uuid::now_v7(), &["admin"]);
+    let foreign = crm_testkit::auth::with_token(pb::GetCouponRequest { name: coupon.name.clone() }, &other);
+    assert_error(client(&app).await.get_coupon(foreign).await, Code::NotFound, "NOT_FOUND");
+    let foreign = pb::RedeemCouponRequest { code: code.clone(), reference: reference.clone(), customer: String::new() };
+    let foreign = client(&app).await.redeem_coupon(crm_testkit::auth::with_token(foreign, &other)).await;
+    assert_error(foreign, Code::NotFound, "NOT_FOUND");
     assert_eq!(won[0].state, pb::CouponState::Redeemed as i32);
     // The winning till's retry gets the coupon back; anyone else is refused.
     assert_eq!(redeem(&app, &code, &reference, "").await.unwrap().name, coupon.name);

@@ -314,6 +314,19 @@ async fn bad_entries_and_reads_are_refused_clearly() {
     assert_error(f.enter(&draft.name, &customer, "").await, Code::FailedPrecondition, "JOURNEY_NOT_ACTIVE");
     let nobody = format!("customers/{}", uuid::Uuid::now_v7());
     assert_error(f.enter(&draft.name, &nobody, "").await, Code::InvalidArgument, "UNKNOWN_CUSTOMER");
+    // Re-entry after 30 days: a second start within them is refused, naming why.
+    let monthly = f
+        .publish(pb::Journey {
+            display_name: "Monthly".into(),
+            trigger: Some(api_trigger()),
+            steps: vec![send("hello", &f.template, "")],
+            reentry: pb::JourneyReentry::AfterDays as i32,
+            reentry_days: 30,
+            ..Default::default()
+        })
+        .await;
+    f.enter(&monthly.name, &customer, "").await.unwrap();
+    assert_error(f.enter(&monthly.name, &customer, "").await, Code::FailedPrecondition, "REENTRY_TOO_SOON");
     // Entering needs journeys.enter, which an analyst lacks.
     let by_analyst = f.app.clients.as_roles(
         pb::EnterJourneyRequest { name: draft.name.clone(), customer: customer.clone(), request_id: String::new() },
