@@ -147,7 +147,7 @@ impl ProfilesClient {
                     for id in chunk {
                         let customer = match self.customer(caller, *id, "customer").await {
                             Ok(c) => c,
-                            Err(Error::InvalidArgument { .. }) => Customer { id: *id, deleted: true, ..Customer::default() },
+                            Err(Error::InvalidArgument { .. }) => Customer::gone(*id),
                             Err(other) => return Err(other),
                         };
                         found.insert(*id, customer);

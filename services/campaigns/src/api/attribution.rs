@@ -112,19 +112,20 @@ impl AttributionService for AttributionApi {
             let name = request.get_ref().name.as_str();
             let invalid = || Error::invalid("name", "INVALID_NAME", "campaigns/{id}/attribution or journeys/{id}/attribution");
             let parent = name.strip_suffix("/attribution").ok_or_else(invalid)?;
-            let (sender, tests) = match (CAMPAIGN.id_of(parent), JOURNEY.id_of(parent)) {
+            let (sender, tests, window_days) = match (CAMPAIGN.id_of(parent), JOURNEY.id_of(parent)) {
                 (Some(id), _) => {
-                    self.app.campaign(principal.tenant, id).await?;
-                    (Sender::Campaign(id), Vec::new())
+                    let (campaign, _) = self.app.campaign(principal.tenant, id).await?;
+                    let test = self.app.campaign_test_report(principal.tenant, &campaign).await?;
+                    (Sender::Campaign(id), test.into_iter().collect(), i64::from(campaign.attribution_window_days))
                 }
                 (_, Some(id)) => {
                     self.app.journey(principal.tenant, id).await?;
-                    (Sender::Journey(id), self.app.ab_test_reports(principal.tenant, id).await?)
+                    (Sender::Journey(id), self.app.ab_test_reports(principal.tenant, id).await?, WINDOW_DAYS)
                 }
                 _ => return Err(invalid()),
             };
             let earned = self.app.attribution(principal.tenant, sender).await?;
-            Ok(pb::GetAttributionResponse { attribution: Some(attribution_to(name, &earned, WINDOW_DAYS, &tests)) })
+            Ok(pb::GetAttributionResponse { attribution: Some(attribution_to(name, &earned, window_days, &tests)) })
         })
         .await
     }

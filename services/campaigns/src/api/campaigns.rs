@@ -22,7 +22,8 @@ use crate::{
     wire::{campaign_fields, campaign_to, skip_reason_to},
 };
 
-const WRITABLE: &[&str] = &["display_name", "template", "audience", "variables", "schedule_time", "local_send_time"];
+const WRITABLE: &[&str] =
+    &["display_name", "template", "audience", "variables", "schedule_time", "local_send_time", "ab_test", "attribution_window_days"];
 
 crm_kit::mask_fields!(pb::Campaign;
     "display_name" => display_name,
@@ -31,6 +32,8 @@ crm_kit::mask_fields!(pb::Campaign;
     "variables" => variables,
     "schedule_time" => schedule_time,
     "local_send_time" => local_send_time,
+    "ab_test" => ab_test,
+    "attribution_window_days" => attribution_window_days,
 );
 
 /// Handlers of CampaignService.

@@ -32,6 +32,7 @@ static DELIVERY_FILTER: FilterSchema = FilterSchema {
         FilterField { name: "recipient", sql: "d.recipient", ty: FieldType::Text },
         FilterField { name: "template", sql: "('templates/' || d.template_id::text)", ty: FieldType::Text },
         FilterField { name: "campaign", sql: "('campaigns/' || d.campaign_id::text)", ty: FieldType::Text },
+        FilterField { name: "ab_variant", sql: "d.variant", ty: FieldType::Text },
         FilterField { name: "channel", sql: "d.channel", ty: FieldType::Enum { values: &["EMAIL", "SMS", "PUSH"], prefix: "CHANNEL_" } },
         FilterField {
             name: "status",

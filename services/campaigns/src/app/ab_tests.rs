@@ -1,6 +1,7 @@
 //! A/B/n tests of journeys' send steps: registered when a version is
 //! published, decided by the background job (`jobs::ab_tests`) with the
 //! domain's test, and reported per group with lift against the holdout.
+//! (Campaigns' tests: [`super::campaign_tests`].)
 
 use chrono::{DateTime, Duration, Utc};
 use crm_kit::{Error, db::TenantTx};
@@ -46,11 +47,32 @@ pub async fn register_in(
     ab_tests::register(tx, tenant, journey, version, &steps, now).await
 }
 
-/// A tested step's groups and decision.
+/// A test's groups and decision: a journey's tested step, or a campaign's test.
 #[derive(Debug, Clone)]
 pub struct TestReport {
-    pub test: AbTestRow,
+    /// The step and version tested ('' and 0 for a campaign).
+    pub step: String,
+    pub version: i32,
+    pub winner: String,
+    pub decision: String,
+    pub detail: String,
     pub groups: Vec<GroupRow>,
+}
+
+/// Each variant's sample of `test` (the control first) from its groups' numbers.
+pub fn samples(test: &AbTest, groups: &[GroupRow]) -> Vec<Sample> {
+    (0..test.groups())
+        .map(|i| {
+            let name = variant_name(i);
+            let found = groups.iter().find(|g| g.variant == name);
+            let successes = found.map_or(0, |g| match test.metric {
+                Metric::Open => g.opened,
+                Metric::Click => g.clicked,
+                Metric::Conversion => g.attributed,
+            });
+            Sample { variant: name, sent: found.map_or(0, |g| g.sent), successes }
+        })
+        .collect()
 }
 
 impl App {
@@ -71,20 +93,8 @@ impl App {
         let Some(definition) = journeys::version(&mut tx, tenant, journey, version).await? else { return Ok(None) };
         let Some((_, test)) = tested_steps(&definition).into_iter().find(|(id, _)| *id == step) else { return Ok(None) };
         let groups = ab_tests::groups(&mut tx, tenant, &row, Duration::days(WINDOW_DAYS)).await?;
-        let samples: Vec<Sample> = (0..test.groups())
-            .map(|i| {
-                let name = variant_name(i);
-                let found = groups.iter().find(|g| g.variant == name);
-                let successes = found.map_or(0, |g| match test.metric {
-                    Metric::Open => g.opened,
-                    Metric::Click => g.clicked,
-                    Metric::Conversion => g.attributed,
-                });
-                Sample { variant: name, sent: found.map_or(0, |g| g.sent), successes }
-            })
-            .collect();
         let deadline_passed = now >= row.publish_time + Duration::days(test.decide_within_days);
-        let Some(decision) = ab_test::decide(test, &samples, deadline_passed) else { return Ok(None) };
+        let Some(decision) = ab_test::decide(test, &samples(test, &groups), deadline_passed) else { return Ok(None) };
         ab_tests::decide(&mut tx, tenant, &row, &decision.winner, decision.reason, &decision.detail, now).await?;
         tx.commit().await?;
         tracing::info!(%tenant, %journey, version, step, winner = %decision.winner, reason = decision.reason, "an A/B/n test was decided");
@@ -97,7 +107,8 @@ impl App {
         let mut reports = Vec::new();
         for test in ab_tests::of_journey(&mut tx, tenant, journey).await? {
             let groups = ab_tests::groups(&mut tx, tenant, &test, Duration::days(WINDOW_DAYS)).await?;
-            reports.push(TestReport { test, groups });
+            let AbTestRow { step_id: step, version, winner, decision, detail, .. } = test;
+            reports.push(TestReport { step, version, winner, decision, detail, groups });
         }
         tx.commit().await?;
         Ok(reports)

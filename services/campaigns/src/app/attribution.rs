@@ -3,7 +3,7 @@
 //! window (last touch); a campaign's or a journey's report sums what its
 //! messages earned.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
     db::TenantTx,
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::App;
 use crate::store::conversions::{self, ConversionRow, Earned, Goal, Sender};
 
-/// How long after a message a goal is still attributed to it.
+/// How long after a message a goal is still attributed to it, unless its campaign says otherwise.
 pub const WINDOW_DAYS: i64 = 7;
 
 /// The goal of a purchase recorded in profiles.
@@ -26,7 +26,7 @@ pub const TICKET_RESOLVED: &str = "TICKET_RESOLVED";
 /// Records `goal` in `tx`, attributed, and wakes the customer's runs waiting
 /// for it; None when its source was recorded before.
 pub async fn record_in(tx: &mut TenantTx, tenant: Uuid, goal: &Goal<'_>, now: DateTime<Utc>) -> Result<Option<ConversionRow>, Error> {
-    let recorded = conversions::record(tx, tenant, goal, Duration::days(WINDOW_DAYS), now).await?;
+    let recorded = conversions::record(tx, tenant, goal, WINDOW_DAYS as i32, now).await?;
     if recorded.is_some() {
         // Runs waiting for this goal go on now (the runner finds it reached).
         conversions::wake_waiting(tx, tenant, goal.customer_id, goal.goal, now).await?;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::{App, emit};
 use crate::{
     domain::{
+        ab_test::{CampaignGroup, HOLDOUT, REST, variant_name},
         campaign::{self, Effect, Move, State},
         channel::Purpose,
         customer::Customer,
@@ -27,6 +28,7 @@ use crate::{
     },
     resources::{CAMPAIGN, TEMPLATE},
     store::{
+        campaign_tests,
         campaigns::{self as store, CAMPAIGNS, CampaignFields, CampaignRow, Stamps},
         contact_policy,
         deliveries::DeliveryRow,
@@ -42,8 +44,12 @@ pub type CampaignWithCounts = (CampaignRow, pb::CampaignCounts);
 /// What the campaign job is to do for one campaign.
 #[derive(Debug)]
 pub enum JobWork {
-    /// Store its audience (from the page token stored with it on) with `template`.
-    Snapshot { campaign: Box<CampaignRow>, template: Box<TemplateRow> },
+    /// Store its audience (from the page token stored with it on) with
+    /// `templates` (its own, then its A/B/n test's variants').
+    Snapshot { campaign: Box<CampaignRow>, templates: Vec<TemplateRow> },
+    /// Send its A/B/n test's winner, `templates[winner]`, to the rest, from
+    /// the cursor stored with it on.
+    SendRest { campaign: Box<CampaignRow>, templates: Vec<TemplateRow> },
     /// One batch of held, released or cancelled messages done, more to go:
     /// take the job again (each batch in its own transaction, so a move of
     /// the campaign never waits long for its row).
@@ -52,34 +58,54 @@ pub enum JobWork {
     Nothing,
 }
 
-/// The template a campaign sends, checked against the campaign's variables:
-/// every locked variable given, none the template does not use.
-async fn checked_template(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields) -> Result<TemplateRow, Error> {
-    let template: TemplateRow = TEMPLATES.find(tx, tenant, f.template_id, false).await?.ok_or_else(|| {
-        Error::invalid(
-            "campaign.template",
-            "UNKNOWN_TEMPLATE",
-            format!("{} is not a template of this tenant", TEMPLATE.name(f.template_id)),
-        )
-    })?;
+/// The templates a campaign sends — its own, then its A/B/n test's
+/// variants' — each checked against its variables: every locked variable
+/// given, none the template does not use; the variants on the campaign's
+/// channel and purpose.
+async fn checked_templates(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields) -> Result<Vec<TemplateRow>, Error> {
+    let mut messages = vec![("campaign".to_owned(), f.template_id, &f.variables)];
+    for (i, v) in f.ab_test.iter().flat_map(|t| t.test.variants.iter()).enumerate() {
+        let id = v.template.parse().map_err(Error::internal)?;
+        messages.push((format!("campaign.ab_test.variants[{i}]"), id, &v.variables));
+    }
+    let mut templates: Vec<TemplateRow> = Vec::with_capacity(messages.len());
     let mut violations = Vec::new();
-    for locked in &template.locked_variables {
-        if f.variables.get(locked).is_none_or(|v| v.trim().is_empty()) {
+    for (field, id, variables) in messages {
+        let Some(template) = TEMPLATES.find::<TemplateRow>(tx, tenant, id, false).await? else {
+            let message = format!("{} is not a template of this tenant", TEMPLATE.name(id));
+            violations.push(crm_kit::FieldViolation::new(format!("{field}.template"), "UNKNOWN_TEMPLATE", message));
+            continue;
+        };
+        for locked in &template.locked_variables {
+            if variables.get(locked).is_none_or(|v| v.trim().is_empty()) {
+                violations.push(crm_kit::FieldViolation::new(
+                    format!("{field}.variables.{locked}"),
+                    "MISSING_LOCKED_VARIABLE",
+                    format!("the template requires vars.{locked}"),
+                ));
+            }
+        }
+        for name in variables.keys().filter(|n| !template.variables.contains(*n)) {
             violations.push(crm_kit::FieldViolation::new(
-                format!("campaign.variables.{locked}"),
-                "MISSING_LOCKED_VARIABLE",
-                format!("the template requires vars.{locked}"),
+                format!("{field}.variables.{name}"),
+                "UNKNOWN_VARIABLE",
+                format!("the template does not use vars.{name}"),
             ));
         }
+        if let Some(first) = templates.first().filter(|c| c.channel != template.channel || c.purpose != template.purpose) {
+            violations.push(crm_kit::FieldViolation::new(
+                format!("{field}.template"),
+                "VARIANT_CHANNEL_MISMATCH",
+                format!(
+                    "a variant is sent on the campaign's channel for its purpose ({} {})",
+                    first.channel.as_str(),
+                    first.purpose.as_str()
+                ),
+            ));
+        }
+        templates.push(template);
     }
-    for name in f.variables.keys().filter(|n| !template.variables.contains(*n)) {
-        violations.push(crm_kit::FieldViolation::new(
-            format!("campaign.variables.{name}"),
-            "UNKNOWN_VARIABLE",
-            format!("the template does not use vars.{name}"),
-        ));
-    }
-    if violations.is_empty() { Ok(template) } else { Err(Error::InvalidArgument { violations }) }
+    if violations.is_empty() { Ok(templates) } else { Err(Error::InvalidArgument { violations }) }
 }
 
 fn stamps(effects: &[Effect]) -> Stamps {
@@ -113,7 +139,7 @@ impl App {
             tx.commit().await?;
             return Ok(replay);
         }
-        checked_template(&mut tx, tenant, &fields).await?;
+        checked_templates(&mut tx, tenant, &fields).await?;
         let row = store::insert(&mut tx, tenant, &fields, now).await?;
         changed(&mut tx, tenant, &row, None).await?;
         let response = respond(&(row, pb::CampaignCounts::default()));
@@ -137,7 +163,7 @@ impl App {
             return Err(not_editable(&before));
         }
         let fields = edit(&before)?;
-        checked_template(&mut tx, tenant, &fields).await?;
+        checked_templates(&mut tx, tenant, &fields).await?;
         let row = store::update(&mut tx, tenant, id, &fields, now).await?;
         changed(&mut tx, tenant, &row, Some(before.state)).await?;
         tx.commit().await?;
@@ -171,15 +197,7 @@ impl App {
         let mut tx = self.begin(tenant).await?;
         let before: CampaignRow = CAMPAIGNS.lock_for_change(&mut tx, tenant, id, &CAMPAIGN, etag, "etag").await?;
         if matches!(m, Move::Start { .. }) {
-            let fields = CampaignFields {
-                display_name: before.display_name.clone(),
-                template_id: before.template_id,
-                audience_filter: before.audience_filter.clone(),
-                variables: before.variables.0.clone(),
-                schedule_time: before.schedule_time,
-                local_send_minute: before.local_send_minute,
-            };
-            checked_template(&mut tx, tenant, &fields).await?;
+            checked_templates(&mut tx, tenant, &CampaignFields::of(&before)).await?;
         }
         let row = self.apply_move(&mut tx, tenant, &before, m, now).await?;
         let counts = self.counts_of(&mut tx, tenant, &[id]).await?.remove(&id).unwrap_or_default();
@@ -219,6 +237,9 @@ impl App {
                 }
                 Effect::CancelQueued => {
                     cancel_batch(tx, tenant, id, now, REQUEST_BATCH).await?;
+                    if before.rest_pending() {
+                        campaign_tests::cancel_rest(tx, tenant, id).await?;
+                    }
                 }
                 Effect::StampStart | Effect::StampRun | Effect::StampEnd => {}
             }
@@ -282,23 +303,36 @@ impl App {
             return Ok(JobWork::Nothing);
         }
         let work = match row.state {
-            State::Scheduled => {
-                let template = TEMPLATES.find(&mut tx, tenant, row.template_id, false).await?;
-                match template {
-                    Some(template) => JobWork::Snapshot { campaign: Box::new(row), template: Box::new(template) },
-                    // Templates in use cannot be deleted; a missing one means the campaign cannot run.
-                    None => {
-                        tracing::warn!(campaign = %id, "the campaign's template is gone; cancelling it");
-                        self.apply_move(&mut tx, tenant, &row, Move::Cancel, now).await?;
-                        JobWork::Nothing
-                    }
+            State::Scheduled => match self.templates_of(&mut tx, tenant, &row).await? {
+                Some(templates) => JobWork::Snapshot { campaign: Box::new(row), templates },
+                // Templates in use cannot be deleted; a missing one means the campaign cannot run.
+                None => {
+                    tracing::warn!(campaign = %id, "a template of the campaign is gone; cancelling it");
+                    self.apply_move(&mut tx, tenant, &row, Move::Cancel, now).await?;
+                    JobWork::Nothing
                 }
-            }
+            },
             State::Running => {
                 if !release_batch(&mut tx, tenant, id, now, JOB_BATCH).await? {
                     // Started or resumed with more held than one batch: the next batch, until none is held.
                     store::wake_job(&mut tx, tenant, id, now).await?;
                     JobWork::Again
+                } else if row.undecided_test().is_some() {
+                    // The test's groups are being sent or watched: decide when it can be, and look again.
+                    let decided = self.decide_campaign_test(&mut tx, tenant, &row, now).await?;
+                    let again = if decided { now } else { now + DECIDE_EVERY };
+                    store::wake_job(&mut tx, tenant, id, again).await?;
+                    JobWork::Nothing
+                } else if row.rest_pending() {
+                    match self.templates_of(&mut tx, tenant, &row).await? {
+                        Some(templates) => JobWork::SendRest { campaign: Box::new(row), templates },
+                        None => {
+                            tracing::warn!(campaign = %id, "the winning template is gone; cancelling the rest");
+                            campaign_tests::cancel_rest(&mut tx, tenant, id).await?;
+                            store::wake_job(&mut tx, tenant, id, now).await?;
+                            JobWork::Nothing
+                        }
+                    }
                 } else if !store::has_queued(&mut tx, tenant, id).await? {
                     self.apply_move(&mut tx, tenant, &row, Move::Complete, now).await?;
                     tracing::info!(campaign = %id, "campaign completed");
@@ -333,23 +367,41 @@ impl App {
         Ok(work)
     }
 
+    /// The templates campaign `row` sends (its own, then its test's
+    /// variants'); None when one is gone.
+    async fn templates_of(&self, tx: &mut TenantTx, tenant: Uuid, row: &CampaignRow) -> Result<Option<Vec<TemplateRow>>, Error> {
+        let mut ids = vec![row.template_id];
+        for v in row.ab_test.iter().flat_map(|t| t.0.test.variants.iter()) {
+            ids.push(v.template.parse().map_err(Error::internal)?);
+        }
+        let mut templates = Vec::with_capacity(ids.len());
+        for id in ids {
+            match TEMPLATES.find(tx, tenant, id, false).await? {
+                Some(template) => templates.push(template),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(templates))
+    }
+
     /// Stores one page of a SCHEDULED campaign's audience — each member
     /// rendered and checked by the contact policy, QUEUED in the campaign lane
-    /// or SKIPPED (or FAILED when the template cannot be rendered for them) —
-    /// and the page token that follows it; after the last page the campaign
-    /// starts sending. Nothing is stored when the campaign moved on
-    /// (cancelled) or another replica stored this page first. Returns whether
-    /// the snapshot is finished.
+    /// or SKIPPED (or FAILED when the template cannot be rendered for them);
+    /// with an A/B/n test, each member in their group: a variant's message,
+    /// the holdout or the rest — and the page token that follows it; after
+    /// the last page the campaign starts sending. Nothing is stored when the
+    /// campaign moved on (cancelled) or another replica stored this page
+    /// first. Returns whether the snapshot is finished.
     pub async fn store_audience_page(
         &self,
         tenant: Uuid,
         campaign: &CampaignRow,
-        template: &TemplateRow,
+        templates: &[TemplateRow],
         members: &[Customer],
         next_page_token: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let draft = template.draft();
+        let messages = Outgoing::of(campaign, templates);
         let lease = chrono::Duration::from_std(self.lease).map_err(Error::internal)?;
         let mut tx = self.begin(tenant).await?;
         let current: CampaignRow =
@@ -358,24 +410,22 @@ impl App {
             tx.commit().await?;
             return Ok(true);
         }
-        let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
-        let complaints = streams::with_open_complaints(&mut tx, tenant, &ids).await?;
-        let link = |delivery| self.links().unsubscribe_url(tenant, delivery);
-        let mut rows: Vec<DeliveryRow> =
-            members.iter().map(|m| delivery_for(campaign, template, &draft, m, complaints.contains(&m.id), &link, now)).collect();
-        if let Some(minute) = current.local_send_minute.and_then(|m| u32::try_from(m).ok()) {
-            // Each member's own local time, the first after the campaign's schedule (or start): the same for every page.
-            let rules = super::contact_policy::rules_of(&contact_policy::get(&mut tx, tenant, false).await?);
-            let anchor = current.schedule_time.or(current.start_time).unwrap_or(now);
-            for (row, member) in rows.iter_mut().zip(members).filter(|(row, _)| row.status == Status::Queued) {
-                row.next_attempt_time = Some(rules::next_local_time(rules.zone_of(&member.fields.time_zone), minute, anchor));
+        let mut sent: Vec<(&Customer, &Outgoing)> = Vec::with_capacity(members.len());
+        let mut held_back: Vec<(Uuid, &str)> = Vec::new();
+        for member in members {
+            match current.ab_test.as_ref().map(|t| t.0.group_of(campaign.id, member.id)) {
+                None => sent.push((member, &messages[0])),
+                Some(CampaignGroup::Variant(i)) => sent.push((member, &messages[i.min(messages.len() - 1)])),
+                Some(CampaignGroup::Holdout) => held_back.push((member.id, HOLDOUT)),
+                Some(CampaignGroup::Rest) => held_back.push((member.id, REST)),
             }
         }
-        // Held until the whole audience is stored and the campaign runs (BeginSending releases them).
-        let stored = store::insert_deliveries(&mut tx, tenant, &rows, store::HELD).await?;
-        let mut deltas: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-        for (_, status, reason) in &stored {
-            *deltas.entry((status.as_str(), reason.as_str())).or_default() += 1;
+        // Each member's own local time, the first after the campaign's schedule (or start): the same for every page.
+        let anchor = current.schedule_time.or(current.start_time).unwrap_or(now);
+        let stored = self.store_messages(&mut tx, tenant, campaign, &sent, anchor, now).await?;
+        let mut deltas = tally(&stored);
+        for group in campaign_tests::insert_members(&mut tx, tenant, campaign.id, &held_back).await? {
+            *deltas.entry((if group == HOLDOUT { "HOLDOUT" } else { "AWAITING_WINNER" }, "")).or_default() += 1;
         }
         store::add_counts(&mut tx, tenant, campaign.id, &deltas).await?;
         let done = next_page_token.is_empty();
@@ -393,7 +443,85 @@ impl App {
         tx.commit().await?;
         Ok(done)
     }
+
+    /// Stores campaign `campaign`'s messages to `members` in `tx`, held (a
+    /// release makes them due), each at its local send time after `anchor`
+    /// if its message has one; the (id, status, skip reason) of each stored
+    /// (a member stored before is skipped).
+    pub(super) async fn store_messages(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        campaign: &CampaignRow,
+        members: &[(&Customer, &Outgoing<'_>)],
+        anchor: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, String, String)>, Error> {
+        let ids: Vec<Uuid> = members.iter().map(|(m, _)| m.id).collect();
+        let complaints = streams::with_open_complaints(tx, tenant, &ids).await?;
+        let link = |delivery| self.links().unsubscribe_url(tenant, delivery);
+        let mut rows: Vec<DeliveryRow> =
+            members.iter().map(|(m, out)| delivery_for(campaign, out, m, complaints.contains(&m.id), &link, now)).collect();
+        if members.iter().any(|(_, out)| out.local_send_minute.is_some()) {
+            let rules = super::contact_policy::rules_of(&contact_policy::get(tx, tenant, false).await?);
+            for (row, (member, out)) in rows.iter_mut().zip(members).filter(|(row, _)| row.status == Status::Queued) {
+                if let Some(minute) = out.local_send_minute.and_then(|m| u32::try_from(m).ok()) {
+                    row.next_attempt_time = Some(rules::next_local_time(rules.zone_of(&member.fields.time_zone), minute, anchor));
+                }
+            }
+        }
+        store::insert_deliveries(tx, tenant, &rows, store::HELD).await
+    }
 }
+
+/// The counter changes of stored ledger rows `(id, status, skip reason)`.
+pub(super) fn tally(stored: &[(Uuid, String, String)]) -> BTreeMap<(&str, &str), i64> {
+    let mut deltas: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for (_, status, reason) in stored {
+        *deltas.entry((status.as_str(), reason.as_str())).or_default() += 1;
+    }
+    deltas
+}
+
+/// One of a campaign's messages: its own, or a variant of its A/B/n test.
+pub struct Outgoing<'a> {
+    pub template: &'a TemplateRow,
+    pub draft: TemplateDraft,
+    pub variables: &'a BTreeMap<String, String>,
+    pub local_send_minute: Option<i32>,
+    /// "a", "b", …, "rest"; '' without a test.
+    pub variant: String,
+}
+
+impl<'a> Outgoing<'a> {
+    /// Campaign `campaign`'s messages: its own ("a" when tested), then its test's variants.
+    pub fn of(campaign: &'a CampaignRow, templates: &'a [TemplateRow]) -> Vec<Self> {
+        let tested = campaign.ab_test.is_some();
+        let own = Outgoing {
+            template: &templates[0],
+            draft: templates[0].draft(),
+            variables: &campaign.variables.0,
+            local_send_minute: campaign.local_send_minute,
+            variant: if tested { variant_name(0) } else { String::new() },
+        };
+        let variants =
+            campaign.ab_test.iter().flat_map(|t| t.0.test.variants.iter()).zip(&templates[1..]).enumerate().map(|(i, (v, template))| {
+                Outgoing {
+                    template,
+                    draft: template.draft(),
+                    variables: &v.variables,
+                    local_send_minute: v.local_send_minute.or(campaign.local_send_minute),
+                    variant: variant_name(i + 1),
+                }
+            });
+        std::iter::once(own).chain(variants).collect()
+    }
+}
+
+/// How often the campaign job looks at an undecided A/B/n test's numbers
+/// (opens, clicks and conversions come in over hours; the look is one
+/// aggregate over the test's groups).
+const DECIDE_EVERY: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Messages held, released or cancelled by a move itself: a request's
 /// worth of work (a million queued messages do not fit in one). The campaign
@@ -416,7 +544,7 @@ async fn cancel_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<U
 
 /// Releases up to `limit` of campaign `id`'s held messages and wakes the
 /// delivery workers; whether that was the last batch (fewer than `limit`).
-async fn release_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<bool, Error> {
+pub(super) async fn release_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>, limit: i64) -> Result<bool, Error> {
     let n = store::release_held(tx, tenant, id, now, limit).await?;
     if n > 0 {
         sqlx::query("SELECT pg_notify($1, $2::text)").bind(queue::NOTIFY_CHANNEL).bind(tenant).execute(&mut **tx).await?;
@@ -427,19 +555,19 @@ async fn release_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<
 /// The ledger row of one audience member.
 fn delivery_for(
     campaign: &CampaignRow,
-    template: &TemplateRow,
-    draft: &TemplateDraft,
+    out: &Outgoing,
     member: &Customer,
     open_complaint: bool,
     unsubscribe_url_of: &dyn Fn(Uuid) -> Option<String>,
     now: DateTime<Utc>,
 ) -> DeliveryRow {
     let id = Uuid::now_v7();
+    let draft = &out.draft;
     let unsubscribe_url = match draft.purpose {
         Purpose::Marketing => unsubscribe_url_of(id),
         Purpose::Transactional => None,
     };
-    let (rendered, problems) = template::render(draft, "", Some(&member.fields), &campaign.variables.0, unsubscribe_url.as_deref());
+    let (rendered, problems) = template::render(draft, "", Some(&member.fields), out.variables, unsubscribe_url.as_deref());
     let verdict = policy::address(member, draft.channel, draft.purpose)
         .and_then(|address| policy::marketing_allowed(draft.purpose, open_complaint).map(|()| address));
     let (status, recipient, skip_reason, error) = match verdict {
@@ -455,7 +583,7 @@ fn delivery_for(
         kind: "CAMPAIGN".into(),
         campaign_id: Some(campaign.id),
         request_id: String::new(),
-        template_id: template.id,
+        template_id: out.template.id,
         customer_id: member.id,
         channel: draft.channel,
         purpose: draft.purpose,
@@ -467,7 +595,7 @@ fn delivery_for(
         body: rendered.body,
         html_body: rendered.html_body,
         data: Json(rendered.data),
-        variables: Json(template::slot_values(&campaign.variables.0, Some(&member.fields))),
+        variables: Json(template::slot_values(out.variables, Some(&member.fields))),
         attempts: 0,
         provider_id: None,
         provider_message_id: String::new(),
@@ -482,11 +610,12 @@ fn delivery_for(
         traceparent: campaign.traceparent.clone(),
         open_time: None,
         click_time: None,
+        variant: out.variant.clone(),
     }
 }
 
 /// Writes `CampaignChanged` for `row`, which was in `previous` (None: just created).
-async fn changed(tx: &mut TenantTx, tenant: Uuid, row: &CampaignRow, previous: Option<State>) -> Result<(), Error> {
+pub(super) async fn changed(tx: &mut TenantTx, tenant: Uuid, row: &CampaignRow, previous: Option<State>) -> Result<(), Error> {
     let event = pb::CampaignChanged {
         campaign: Some(campaign_to(row, None)),
         previous_state: previous.map_or(0, |s| campaign_state_to(s) as i32),

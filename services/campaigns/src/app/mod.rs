@@ -24,6 +24,7 @@
 //! - [`coupons`]: single-use coupons.
 //! - [`attribution`]: goals reached and the messages they are attributed to.
 //! - [`ab_tests`]: A/B/n tests of journeys' send steps: registered, decided, reported.
+//! - [`campaign_tests`]: A/B/n tests of campaigns: decided, the winner sent to the rest, reported.
 //! - [`questionnaires`]: surveys journeys send, answered through a signed link.
 //! - [`delivery`]: the ledger's worker steps — claim due messages, record
 //!   each attempt's outcome — and the sent log's reads.
@@ -31,6 +32,7 @@
 pub mod ab_tests;
 pub mod attribution;
 pub mod callbacks;
+pub mod campaign_tests;
 pub mod campaigns;
 pub mod complaints;
 pub mod contact_policy;

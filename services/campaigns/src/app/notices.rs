@@ -147,6 +147,7 @@ impl App {
             traceparent: crm_kit::telemetry::current_traceparent(),
             open_time: None,
             click_time: None,
+            variant: String::new(),
         };
         deliveries::insert(tx, tenant, &row).await?;
         if status == Status::Queued {

@@ -1,9 +1,10 @@
-//! A/B/n tests of a journey's send step: which group a run falls in
-//! (deterministic, so a retried step lands in the same one), and when the
-//! winner is chosen — the best variant against the runner-up with a
-//! two-sided two-proportion z-test at p < 0.05, once every variant has its
-//! minimum sample; with no significant difference by the deadline, the
-//! control is kept.
+//! A/B/n tests of a journey's send step or of a campaign: which group a run
+//! or an audience member falls in (deterministic, so a retried step or a
+//! repeated snapshot page lands in the same one), and when the winner is
+//! chosen — the best variant against the runner-up with a two-sided
+//! two-proportion z-test at p < 0.05, once every variant has its minimum
+//! sample; with no significant difference by the deadline, the control is
+//! kept.
 
 use std::collections::BTreeMap;
 
@@ -26,14 +27,17 @@ pub enum Metric {
     Conversion,
 }
 
-/// Another version of the step's message.
+/// Another version of the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variant {
     pub template: String,
     pub variables: BTreeMap<String, String>,
+    /// A campaign variant's own local send time (minute of the day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_send_minute: Option<i32>,
 }
 
-/// A send step's test.
+/// A send step's test (a campaign's: [`CampaignTest`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbTest {
     /// "b", "c", … in order (the step's own message is "a").
@@ -93,8 +97,17 @@ impl AbTest {
         }
     }
 
-    /// Every problem of the test's numbers: (reason, message).
+    /// Every problem of a journey step's test: (reason, message).
     pub fn check(&self) -> Vec<(&'static str, String)> {
+        let mut problems = self.check_groups();
+        if !(1..=90).contains(&self.decide_within_days) {
+            problems.push(("INVALID_DEADLINE", "a decision within 1-90 days".to_owned()));
+        }
+        problems
+    }
+
+    /// Every problem of the variants, holdout and sample: (reason, message).
+    fn check_groups(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if self.variants.is_empty() || self.variants.len() > MAX_VARIANTS {
             problems.push(("INVALID_AB_TEST", format!("a test has 1-{MAX_VARIANTS} variants besides the step's own message")));
@@ -108,8 +121,58 @@ impl AbTest {
         if !(10..=100_000).contains(&self.min_sample) {
             problems.push(("INVALID_SAMPLE", "a minimum sample of 10-100000 messages per variant".to_owned()));
         }
-        if !(1..=90).contains(&self.decide_within_days) {
-            problems.push(("INVALID_DEADLINE", "a decision within 1-90 days".to_owned()));
+        problems
+    }
+}
+
+/// The group name of a tested campaign's rest, sent the winner after the test.
+pub const REST: &str = "rest";
+
+/// A campaign's test: a send step's, plus the fraction of the audience
+/// tested and how long the campaign waits for a significant difference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignTest {
+    /// Its `decide_within_days` is unused: `decide_after_minutes` says.
+    pub test: AbTest,
+    /// Percent of the audience outside the holdout in the test, 1-100.
+    pub test_percent: i32,
+    pub decide_after_minutes: i64,
+}
+
+/// Where an audience member of a tested campaign falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignGroup {
+    Holdout,
+    /// 0: the control.
+    Variant(usize),
+    /// Waits for the winner.
+    Rest,
+}
+
+impl CampaignTest {
+    /// The longest a campaign waits for a significant difference: 30 days.
+    pub const MAX_DECIDE_AFTER_MINUTES: i64 = 30 * 24 * 60;
+
+    /// The group of customer `customer` in campaign `campaign`'s audience.
+    pub fn group_of(&self, campaign: Uuid, customer: Uuid) -> CampaignGroup {
+        let campaign = campaign.to_string();
+        match self.test.assign(customer, &campaign, None) {
+            Assignment::Holdout => CampaignGroup::Holdout,
+            Assignment::Variant(_) if hash(customer, &campaign, 2) % 100 >= u64::try_from(self.test_percent.max(0)).unwrap_or(0) => {
+                CampaignGroup::Rest
+            }
+            Assignment::Variant(i) => CampaignGroup::Variant(i),
+        }
+    }
+
+    /// Every problem of the test's numbers: (reason, message).
+    pub fn check(&self) -> Vec<(&'static str, String)> {
+        let mut problems = self.test.check_groups();
+        if !(1..=100).contains(&self.test_percent) {
+            problems.push(("INVALID_TEST_PERCENT", "a test of 1-100 percent of the audience outside the holdout".to_owned()));
+        }
+        if !(1..=Self::MAX_DECIDE_AFTER_MINUTES).contains(&self.decide_after_minutes) {
+            problems.push(("INVALID_DEADLINE", "a decision within 1 minute to 30 days, in whole minutes".to_owned()));
         }
         problems
     }
@@ -136,8 +199,8 @@ fn rate(s: &Sample) -> f64 {
     if s.sent > 0 { s.successes as f64 / s.sent as f64 } else { 0.0 }
 }
 
-/// The winner, if one can be chosen from `samples` (one per variant, the
-/// control included) now; `deadline_passed`: the test's time is up.
+/// The winner of `test`, if one can be chosen from `samples` (one per
+/// variant, the control included) now; `deadline_passed`: the test's time is up.
 pub fn decide(test: &AbTest, samples: &[Sample], deadline_passed: bool) -> Option<Decision> {
     let control = || Decision {
         winner: variant_name(0),
@@ -188,7 +251,7 @@ mod tests {
     use super::*;
 
     fn test(holdout_percent: i32) -> AbTest {
-        let variant = Variant { template: "t2".into(), variables: BTreeMap::new() };
+        let variant = Variant { template: "t2".into(), variables: BTreeMap::new(), local_send_minute: None };
         AbTest { variants: vec![variant], holdout_percent, metric: Metric::Click, min_sample: 100, decide_within_days: 14 }
     }
 
@@ -234,5 +297,27 @@ mod tests {
         assert_eq!((kept.winner.as_str(), kept.reason), ("a", "NO_SIGNIFICANT_DIFFERENCE"));
         assert_eq!(decide(&t, &[sample("a", 5, 1)], true).unwrap().winner, "a");
         assert_eq!((variant_name(0), variant_name(2), variant_index("c")), ("a".to_owned(), "c".to_owned(), Some(2)));
+    }
+
+    #[test]
+    fn a_campaign_audience_splits_into_holdout_test_and_rest_stably() {
+        let t = CampaignTest { test: test(10), test_percent: 20, decide_after_minutes: 60 };
+        let campaign = Uuid::now_v7();
+        let mut counts: BTreeMap<String, i32> = BTreeMap::new();
+        for _ in 0..20_000 {
+            *counts.entry(format!("{:?}", t.group_of(campaign, Uuid::now_v7()))).or_default() += 1;
+        }
+        // 10 % held out; 20 % of the other 90 % tested, half each; 72 % rest.
+        assert!((1_700..2_300).contains(&counts["Holdout"]), "{counts:?}");
+        assert!((1_500..2_100).contains(&counts["Variant(0)"]) && (1_500..2_100).contains(&counts["Variant(1)"]), "{counts:?}");
+        assert!((13_800..15_000).contains(&counts["Rest"]), "{counts:?}");
+        let customer = Uuid::now_v7();
+        assert_eq!(t.group_of(campaign, customer), t.group_of(campaign, customer));
+        let everyone = CampaignTest { test_percent: 100, ..t.clone() };
+        assert!((0..1000).all(|_| everyone.group_of(campaign, Uuid::now_v7()) != CampaignGroup::Rest));
+        assert!(t.check().is_empty());
+        let bad = CampaignTest { test_percent: 0, decide_after_minutes: 0, ..t };
+        let reasons: Vec<&str> = bad.check().into_iter().map(|(r, _)| r).collect();
+        assert_eq!(reasons, ["INVALID_TEST_PERCENT", "INVALID_DEADLINE"]);
     }
 }

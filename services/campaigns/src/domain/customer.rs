@@ -24,6 +24,13 @@ pub struct Customer {
     pub fields: TemplateFields,
 }
 
+impl Customer {
+    /// A customer profiles no longer knows (erased): nothing is sent to them.
+    pub fn gone(id: Uuid) -> Self {
+        Self { id, deleted: true, ..Self::default() }
+    }
+}
+
 /// The customer fields a template may use, as `customer.<field>`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TemplateFields {

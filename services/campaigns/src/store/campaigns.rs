@@ -14,7 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::deliveries::DeliveryRow;
-use crate::domain::campaign::State;
+use crate::domain::{ab_test::CampaignTest, campaign::State};
 
 /// A stored campaign.
 #[derive(Debug, Clone, FromRow)]
@@ -36,6 +36,16 @@ pub struct CampaignRow {
     pub end_time: Option<DateTime<Utc>>,
     /// The trace StartCampaign ran in ('' when spans are not exported).
     pub traceparent: String,
+    /// Its A/B/n test, if it has one, and the test's outcome once decided.
+    pub ab_test: Option<Json<CampaignTest>>,
+    pub ab_winner: String,
+    pub ab_decision: String,
+    pub ab_detail: String,
+    pub ab_decide_time: Option<DateTime<Utc>>,
+    /// How far the winner went out to the rest (customer ids in order), and whether it all did.
+    pub rest_cursor: Option<Uuid>,
+    pub rest_done: bool,
+    pub attribution_window_days: i32,
     pub revision: i64,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -51,8 +61,21 @@ impl Revisioned for CampaignRow {
 pub const CAMPAIGNS: Table = Table {
     name: "campaigns",
     columns: "id, display_name, template_id, audience_filter, variables, schedule_time, local_send_minute, state, snapshot_page_token, snapshot_done,
-        start_time, run_time, end_time, traceparent, revision, create_time, update_time",
+        start_time, run_time, end_time, traceparent, ab_test, ab_winner, ab_decision, ab_detail, ab_decide_time, rest_cursor, rest_done,
+        attribution_window_days, revision, create_time, update_time",
 };
+
+impl CampaignRow {
+    /// Its A/B/n test while no winner is chosen.
+    pub fn undecided_test(&self) -> Option<&CampaignTest> {
+        self.ab_test.as_ref().map(|t| &t.0).filter(|_| self.ab_winner.is_empty())
+    }
+
+    /// Whether its test has a rest still waiting for the winner.
+    pub fn rest_pending(&self) -> bool {
+        self.ab_test.as_ref().is_some_and(|t| t.0.test_percent < 100) && !self.rest_done
+    }
+}
 
 /// What a campaign's author writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +86,32 @@ pub struct CampaignFields {
     pub variables: BTreeMap<String, String>,
     pub schedule_time: Option<DateTime<Utc>>,
     pub local_send_minute: Option<i32>,
+    pub ab_test: Option<CampaignTest>,
+    pub attribution_window_days: i32,
+}
+
+impl CampaignFields {
+    /// The fields of stored campaign `row`.
+    pub fn of(row: &CampaignRow) -> Self {
+        Self {
+            display_name: row.display_name.clone(),
+            template_id: row.template_id,
+            audience_filter: row.audience_filter.clone(),
+            variables: row.variables.0.clone(),
+            schedule_time: row.schedule_time,
+            local_send_minute: row.local_send_minute,
+            ab_test: row.ab_test.as_ref().map(|t| t.0.clone()),
+            attribution_window_days: row.attribution_window_days,
+        }
+    }
 }
 
 /// Inserts a DRAFT campaign.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: DateTime<Utc>) -> Result<CampaignRow, Error> {
     let sql = format!(
         "INSERT INTO campaigns (tenant_id, id, display_name, template_id, audience_filter, variables, schedule_time, local_send_minute,
-             state, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, 'DRAFT', $8, $8) RETURNING {}",
+             ab_test, attribution_window_days, state, create_time, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $11, 'DRAFT', $8, $8) RETURNING {}",
         CAMPAIGNS.columns
     );
     Ok(sqlx::query_as(&sql)
@@ -83,6 +124,8 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: Da
         .bind(f.schedule_time)
         .bind(now)
         .bind(f.local_send_minute)
+        .bind(f.ab_test.as_ref().map(Json))
+        .bind(f.attribution_window_days)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "campaigns"))
         .await?)
@@ -92,7 +135,8 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: Da
 pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &CampaignFields, now: DateTime<Utc>) -> Result<CampaignRow, Error> {
     let sql = format!(
         "UPDATE campaigns SET display_name = $3, template_id = $4, audience_filter = $5, variables = $6, schedule_time = $7,
-         local_send_minute = $9, update_time = $8, revision = revision + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {}",
+         local_send_minute = $9, ab_test = $10, attribution_window_days = $11, update_time = $8, revision = revision + 1
+         WHERE tenant_id = $1 AND id = $2 RETURNING {}",
         CAMPAIGNS.columns
     );
     Ok(sqlx::query_as(&sql)
@@ -105,6 +149,8 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &CampaignField
         .bind(f.schedule_time)
         .bind(now)
         .bind(f.local_send_minute)
+        .bind(f.ab_test.as_ref().map(Json))
+        .bind(f.attribution_window_days)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "campaigns"))
         .await?)
@@ -299,14 +345,15 @@ pub async fn insert_deliveries(
     let stored: Vec<(Uuid, String, String)> = sqlx::query_as(
         "INSERT INTO deliveries (tenant_id, id, kind, campaign_id, template_id, customer_id, channel, purpose, recipient, status,
              skip_reason, locale, subject, body, html_body, data, error, variables, create_time, update_time, next_attempt_time,
-             traceparent)
+             traceparent, variant)
          SELECT $1, t.id, 'CAMPAIGN', t.campaign_id, t.template_id, t.customer_id, t.channel, t.purpose, t.recipient, t.status,
              t.skip_reason, t.locale, t.subject, t.body, t.html_body, t.data, t.error, t.variables, $2, $2,
-             CASE WHEN t.status = 'QUEUED' THEN t.next_attempt_time END, $20
+             CASE WHEN t.status = 'QUEUED' THEN t.next_attempt_time END, $20, t.variant
          FROM unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::jsonb[], $3::timestamptz[])
+                     $13::text[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::text[], $19::jsonb[], $3::timestamptz[],
+                     $21::text[])
               AS t(id, campaign_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale, subject, body,
-                   html_body, data, error, variables, next_attempt_time)
+                   html_body, data, error, variables, next_attempt_time, variant)
          ON CONFLICT DO NOTHING
          RETURNING id, status, skip_reason",
     )
@@ -330,6 +377,7 @@ pub async fn insert_deliveries(
     .bind(column!(|r| r.error.as_str()))
     .bind(column!(|r| r.variables.clone()))
     .bind(&rows[0].traceparent)
+    .bind(column!(|r| r.variant.as_str()))
     .fetch_all(&mut **tx)
     .instrument(db_span("INSERT", "deliveries"))
     .await?;

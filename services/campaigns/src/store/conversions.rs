@@ -2,7 +2,7 @@
 //! message (and its campaign or journey) it is attributed to; and what a
 //! campaign's or journey's messages earned.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
     db::{TenantTx, db_span},
@@ -39,13 +39,17 @@ pub struct Goal<'a> {
     pub occur_time: DateTime<Utc>,
 }
 
+/// The longest attribution window a campaign may have, in days.
+pub const MAX_WINDOW_DAYS: i32 = 90;
+
 /// Records `goal`, attributed to the last message sent to the customer
-/// within `window` before it; None when its source was recorded before.
+/// within its window before it — its campaign's attribution window, else
+/// `default_window_days` — ; None when its source was recorded before.
 pub async fn record(
     tx: &mut TenantTx,
     tenant: Uuid,
     goal: &Goal<'_>,
-    window: Duration,
+    default_window_days: i32,
     now: DateTime<Utc>,
 ) -> Result<Option<ConversionRow>, Error> {
     let sql = format!(
@@ -55,10 +59,12 @@ pub async fn record(
                 CASE WHEN d.request_id ~ '^journeys/[0-9a-f-]{{36}}/runs/' THEN split_part(d.request_id, '/', 2)::uuid END, $8, $9
          FROM (SELECT 1) AS one
          LEFT JOIN LATERAL (
-             SELECT id, campaign_id, request_id FROM deliveries
-             WHERE tenant_id = $1 AND customer_id = $3 AND send_time IS NOT NULL AND status = 'SENT'
-               AND send_time <= $8 AND send_time > $8 - $10
-             ORDER BY send_time DESC LIMIT 1) AS d ON true
+             SELECT m.id, m.campaign_id, m.request_id FROM deliveries m
+             LEFT JOIN campaigns c ON c.tenant_id = m.tenant_id AND c.id = m.campaign_id
+             WHERE m.tenant_id = $1 AND m.customer_id = $3 AND m.send_time IS NOT NULL AND m.status = 'SENT'
+               AND m.send_time <= $8 AND m.send_time > $8 - make_interval(days => $11)
+               AND m.send_time > $8 - make_interval(days => coalesce(c.attribution_window_days, $10))
+             ORDER BY m.send_time DESC LIMIT 1) AS d ON true
          ON CONFLICT (tenant_id, source) DO NOTHING
          RETURNING {COLUMNS}"
     );
@@ -72,7 +78,8 @@ pub async fn record(
         .bind(goal.revenue_minor)
         .bind(goal.occur_time)
         .bind(now)
-        .bind(window)
+        .bind(default_window_days)
+        .bind(MAX_WINDOW_DAYS)
         .fetch_optional(&mut **tx)
         .instrument(db_span("INSERT", "conversions"))
         .await?)

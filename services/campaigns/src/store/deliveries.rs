@@ -58,11 +58,13 @@ pub struct DeliveryRow {
     /// The first open and click of a tracked email.
     pub open_time: Option<DateTime<Utc>>,
     pub click_time: Option<DateTime<Utc>>,
+    /// A tested campaign's group: "a", "b", … or "rest"; '' otherwise.
+    pub variant: String,
 }
 
 const COLUMNS: &str = "id, kind, campaign_id, request_id, template_id, customer_id, channel, purpose, recipient, status, skip_reason, locale,
     subject, body, html_body, data, variables, attempts, provider_id, provider_message_id, error, create_time, update_time, send_time, next_attempt_time,
-    receipt_status, receipt_time, receipt_error, traceparent, open_time, click_time";
+    receipt_status, receipt_time, receipt_error, traceparent, open_time, click_time, variant";
 
 /// The deliveries table for find by id.
 pub const DELIVERIES: Table = Table { name: "deliveries", columns: COLUMNS };

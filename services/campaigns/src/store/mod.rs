@@ -4,6 +4,7 @@
 //! which reads ids and instants across tenants under its own policy.
 
 pub mod ab_tests;
+pub mod campaign_tests;
 pub mod campaigns;
 pub mod contact_policy;
 pub mod conversions;

@@ -35,8 +35,8 @@ fn ab_test_to(report: &TestReport) -> pb::AbTestResult {
     let rate = |g: &GroupRow| if g.runs > 0 { g.converted as f64 / g.runs as f64 } else { 0.0 };
     let holdout = report.groups.iter().find(|g| g.variant == HOLDOUT).map(rate).unwrap_or(0.0);
     pb::AbTestResult {
-        step: report.test.step_id.clone(),
-        version: report.test.version,
+        step: report.step.clone(),
+        version: report.version,
         groups: report
             .groups
             .iter()
@@ -51,9 +51,9 @@ fn ab_test_to(report: &TestReport) -> pb::AbTestResult {
                 lift: if holdout > 0.0 && g.variant != HOLDOUT { rate(g) / holdout - 1.0 } else { 0.0 },
             })
             .collect(),
-        winner: report.test.winner.clone(),
-        decision: report.test.decision.clone(),
-        detail: report.test.detail.clone(),
+        winner: report.winner.clone(),
+        decision: report.decision.clone(),
+        detail: report.detail.clone(),
     }
 }
 

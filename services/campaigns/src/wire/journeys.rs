@@ -194,18 +194,13 @@ fn step_from(step: &pb::JourneyStep, field: &str) -> Result<Step, FieldViolation
 
 /// A send step's A/B/n test from a request (its numbers are the domain's to check).
 fn ab_test_from(t: &pb::AbTest, field: &str) -> Result<AbTest, FieldViolation> {
-    let metric = match pb::AbTestMetric::try_from(t.metric) {
-        Ok(pb::AbTestMetric::Open) => Metric::Open,
-        Ok(pb::AbTestMetric::Click) => Metric::Click,
-        Ok(pb::AbTestMetric::Conversion) => Metric::Conversion,
-        _ => return Err(FieldViolation::new(format!("{field}.metric"), "INVALID_METRIC", "OPEN, CLICK or CONVERSION")),
-    };
+    let metric = metric_from(t.metric, field)?;
     let mut variants = Vec::new();
     for (i, v) in t.variants.iter().enumerate() {
         let Some(id) = TEMPLATE.id_of(&v.template) else {
             return Err(FieldViolation::new(format!("{field}.variants[{i}].template"), "INVALID_TEMPLATE", "templates/{id}"));
         };
-        variants.push(Variant { template: id.to_string(), variables: v.variables.clone().into_iter().collect() });
+        variants.push(Variant { template: id.to_string(), variables: v.variables.clone().into_iter().collect(), local_send_minute: None });
     }
     Ok(AbTest {
         variants,
@@ -216,12 +211,27 @@ fn ab_test_from(t: &pb::AbTest, field: &str) -> Result<AbTest, FieldViolation> {
     })
 }
 
-fn ab_test_to(t: &AbTest) -> pb::AbTest {
-    let metric = match t.metric {
+/// What decides a test's winner, from a request.
+pub(super) fn metric_from(metric: i32, field: &str) -> Result<Metric, FieldViolation> {
+    match pb::AbTestMetric::try_from(metric) {
+        Ok(pb::AbTestMetric::Open) => Ok(Metric::Open),
+        Ok(pb::AbTestMetric::Click) => Ok(Metric::Click),
+        Ok(pb::AbTestMetric::Conversion) => Ok(Metric::Conversion),
+        _ => Err(FieldViolation::new(format!("{field}.metric"), "INVALID_METRIC", "OPEN, CLICK or CONVERSION")),
+    }
+}
+
+/// What decides a test's winner, as the API shows it.
+pub(super) fn metric_to(metric: Metric) -> pb::AbTestMetric {
+    match metric {
         Metric::Open => pb::AbTestMetric::Open,
         Metric::Click => pb::AbTestMetric::Click,
         Metric::Conversion => pb::AbTestMetric::Conversion,
-    };
+    }
+}
+
+fn ab_test_to(t: &AbTest) -> pb::AbTest {
+    let metric = metric_to(t.metric);
     pb::AbTest {
         variants: t
             .variants

@@ -8,9 +8,11 @@
 //! - `devices`: push devices in and out;
 //! - `holidays`: holiday rules in, holidays with their dates out;
 //! - `journeys`: journey definitions in (every malformed field named), journeys out;
+//! - `campaign_tests`: a campaign's A/B/n test in and out;
 //! - `loyalty`: points accounts and entries out.
 
 pub mod attribution;
+pub mod campaign_tests;
 pub mod coupons;
 pub mod devices;
 pub mod holidays;
@@ -249,6 +251,7 @@ pub fn delivery_to(row: &DeliveryRow, view: View) -> pb::Delivery {
         error: row.error.clone(),
         request_id: row.request_id.clone(),
         campaign: row.campaign_id.map(|c| CAMPAIGN.name(c)).unwrap_or_default(),
+        ab_variant: row.variant.clone(),
         create_time: Some(to_timestamp(row.create_time)),
         update_time: Some(to_timestamp(row.update_time)),
         send_time: row.send_time.map(to_timestamp),
@@ -335,10 +338,14 @@ pub fn campaign_counts(sums: &[(String, String, i64)]) -> pb::CampaignCounts {
                 counts.skipped += n;
                 counts.skipped_by_reason.push(pb::SkipCount { reason: skip_reason_to(reason) as i32, count: *n });
             }
+            // Not statuses: an A/B/n test's members without a message (yet).
+            "HOLDOUT" => counts.holdout += n,
+            "AWAITING_WINNER" => counts.awaiting_winner += n,
             _ => {}
         }
     }
-    counts.targeted = counts.queued + counts.sent + counts.failed + counts.cancelled + counts.skipped;
+    counts.targeted =
+        counts.queued + counts.sent + counts.failed + counts.cancelled + counts.skipped + counts.holdout + counts.awaiting_winner;
     counts.skipped_by_reason.sort_by_key(|c| c.reason);
     counts
 }
@@ -352,12 +359,9 @@ pub fn campaign_to(row: &CampaignRow, counts: Option<pb::CampaignCounts>) -> pb:
         audience: Some(pb::Audience { filter: row.audience_filter.clone() }),
         variables: row.variables.0.clone(),
         schedule_time: row.schedule_time.map(to_timestamp),
-        local_send_time: row.local_send_minute.map(|m| crm_proto::google::r#type::TimeOfDay {
-            hours: m / 60,
-            minutes: m % 60,
-            seconds: 0,
-            nanos: 0,
-        }),
+        local_send_time: row.local_send_minute.map(campaign_tests::time_of_day),
+        ab_test: campaign_tests::campaign_test_to(row),
+        attribution_window_days: row.attribution_window_days,
         state: campaign_state_to(row.state) as i32,
         counts,
         start_time: row.start_time.map(to_timestamp),
@@ -406,13 +410,16 @@ pub fn campaign_fields(c: &pb::Campaign) -> Result<CampaignFields, Error> {
         },
         None => None,
     };
-    let local_send_minute = c.local_send_time.as_ref().and_then(|t| {
-        let whole_minute = (0..24).contains(&t.hours) && (0..60).contains(&t.minutes) && t.seconds == 0 && t.nanos == 0;
-        if !whole_minute {
-            v.push(FieldViolation::new("campaign.local_send_time", "INVALID_TIME", "a time of day in whole minutes, 00:00-23:59"));
+    let local_send_minute = c.local_send_time.as_ref().and_then(|t| campaign_tests::minute_of_day(t, "campaign.local_send_time", &mut v));
+    let ab_test = c.ab_test.as_ref().and_then(|t| campaign_tests::campaign_test_from(t, &mut v));
+    let attribution_window_days = match c.attribution_window_days {
+        0 => crate::app::attribution::WINDOW_DAYS as i32,
+        days @ 1..=90 => days,
+        _ => {
+            v.push(FieldViolation::new("campaign.attribution_window_days", "INVALID_WINDOW", "1-90 days"));
+            0
         }
-        whole_minute.then_some(t.hours * 60 + t.minutes)
-    });
+    };
     match template_id {
         Some(template_id) if v.is_empty() => Ok(CampaignFields {
             display_name,
@@ -421,6 +428,8 @@ pub fn campaign_fields(c: &pb::Campaign) -> Result<CampaignFields, Error> {
             variables: c.variables.clone(),
             schedule_time,
             local_send_minute,
+            ab_test,
+            attribution_window_days,
         }),
         _ => Err(Error::InvalidArgument { violations: v }),
     }

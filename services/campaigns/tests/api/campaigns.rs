@@ -180,10 +180,7 @@ async fn cancelling_more_than_a_batch_answers_at_once_and_the_job_cancels_the_re
 
 /// How many of campaign `name`'s queue rows are due some time (not held), and how many there are.
 async fn queue_rows(app: &TestApp, name: &str) -> (i64, i64) {
-    use sqlx::Connection;
-    let mut owner = sqlx::PgConnection::connect(&app.db.owner_url).await.unwrap();
-    // FORCE ROW LEVEL SECURITY binds the owner too: look as the tenant.
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(app.tenant.to_string()).execute(&mut owner).await.unwrap();
+    let mut owner = app.owner().await;
     let id = uuid::Uuid::parse_str(name.trim_start_matches("campaigns/")).unwrap();
     sqlx::query_as("SELECT count(*) FILTER (WHERE due_time < '100000-01-01'), count(*) FROM delivery_queue WHERE campaign_id = $1")
         .bind(id)

@@ -39,6 +39,18 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
 }
 
+impl TestApp {
+    /// A connection to the campaigns database as its owner, looking as the
+    /// tenant (FORCE ROW LEVEL SECURITY binds the owner too): for what the
+    /// API does not show, or to move time back.
+    pub async fn owner(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        let mut owner = sqlx::PgConnection::connect(&self.db.owner_url).await.unwrap();
+        sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(self.tenant.to_string()).execute(&mut owner).await.unwrap();
+        owner
+    }
+}
+
 impl std::ops::Deref for TestApp {
     type Target = Clients;
     fn deref(&self) -> &Clients {

@@ -4,6 +4,7 @@
 
 mod callbacks;
 mod campaign_crash;
+mod campaign_tests;
 mod campaigns;
 mod complaints;
 mod coupons;
