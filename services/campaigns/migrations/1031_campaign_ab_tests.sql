@@ -1,4 +1,5 @@
--- A/B/n tests of bulk campaigns and per-campaign attribution windows.
+-- A/B/n tests of bulk campaigns, per-campaign attribution windows and
+-- questionnaires sent by campaigns.
 --
 -- A tested campaign keeps its test (variants, holdout, test fraction,
 -- metric) with it and, once chosen, the winner. At the snapshot each member
@@ -15,7 +16,12 @@ ALTER TABLE campaigns
     ADD COLUMN rest_cursor             uuid,
     ADD COLUMN rest_done               boolean     NOT NULL DEFAULT false,
     ADD COLUMN attribution_window_days integer     NOT NULL DEFAULT 7
-        CHECK (attribution_window_days BETWEEN 1 AND 90);
+        CHECK (attribution_window_days BETWEEN 1 AND 90),
+    -- Each recipient's message invites them to this questionnaire.
+    ADD COLUMN questionnaire_id        uuid;
+
+-- The campaign an invitation came with (results per campaign).
+ALTER TABLE questionnaire_invitations ADD COLUMN campaign_id uuid;
 
 -- "a", "b", … for a tested campaign's test groups, "rest" for the rest
 -- (who got the winner); '' otherwise. A constant default: no table rewrite.

@@ -22,8 +22,17 @@ use crate::{
     wire::{campaign_fields, campaign_to, skip_reason_to},
 };
 
-const WRITABLE: &[&str] =
-    &["display_name", "template", "audience", "variables", "schedule_time", "local_send_time", "ab_test", "attribution_window_days"];
+const WRITABLE: &[&str] = &[
+    "display_name",
+    "template",
+    "audience",
+    "variables",
+    "schedule_time",
+    "local_send_time",
+    "ab_test",
+    "attribution_window_days",
+    "questionnaire",
+];
 
 crm_kit::mask_fields!(pb::Campaign;
     "display_name" => display_name,
@@ -34,6 +43,7 @@ crm_kit::mask_fields!(pb::Campaign;
     "local_send_time" => local_send_time,
     "ab_test" => ab_test,
     "attribution_window_days" => attribution_window_days,
+    "questionnaire" => questionnaire,
 );
 
 /// Handlers of CampaignService.

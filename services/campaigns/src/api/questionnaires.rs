@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 use crate::{
     app::App,
     permissions,
-    resources::{JOURNEY, QUESTIONNAIRE},
+    resources::{CAMPAIGN, JOURNEY, QUESTIONNAIRE},
+    store::questionnaires::SentBy,
     wire::{
         display_name,
         questionnaires::{answers_from, invitation_to, questionnaire_to, questions_from, results_to},
@@ -81,7 +82,12 @@ impl QuestionnaireService for QuestionnaireApi {
                 "" => None,
                 name => Some(JOURNEY.parse(name, "journey")?),
             };
-            let (invited, answered, summaries) = self.app.questionnaire_results(principal.tenant, id, journey).await?;
+            let campaign = match request.campaign.as_str() {
+                "" => None,
+                name => Some(CAMPAIGN.parse(name, "campaign")?),
+            };
+            let by = SentBy { journey, campaign };
+            let (invited, answered, summaries) = self.app.questionnaire_results(principal.tenant, id, by).await?;
             let row = self.app.questionnaire(principal.tenant, id).await?;
             Ok(pb::GetQuestionnaireResultsResponse { results: Some(results_to(&row, invited, answered, &summaries)) })
         })

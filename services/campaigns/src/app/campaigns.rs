@@ -2,7 +2,10 @@
 //! effects on the queue, the audience snapshot in batches, completion, and
 //! the reads with live counts.
 
-use std::collections::BTreeMap;
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+};
 
 use chrono::{DateTime, Utc};
 use crm_kit::{
@@ -23,15 +26,18 @@ use crate::{
         channel::Purpose,
         customer::Customer,
         delivery::Status,
-        policy, rules,
+        policy,
+        questionnaire::SURVEY_LINK,
+        rules,
         template::{self, TemplateDraft},
     },
-    resources::{CAMPAIGN, TEMPLATE},
+    resources::{CAMPAIGN, QUESTIONNAIRE, TEMPLATE},
     store::{
         campaign_tests,
         campaigns::{self as store, CAMPAIGNS, CampaignFields, CampaignRow, Stamps},
         contact_policy,
         deliveries::DeliveryRow,
+        questionnaires::{self, QUESTIONNAIRES, QuestionnaireRow},
         queue, streams,
         templates::{TEMPLATES, TemplateRow},
     },
@@ -61,7 +67,7 @@ pub enum JobWork {
 /// The templates a campaign sends — its own, then its A/B/n test's
 /// variants' — each checked against its variables: every locked variable
 /// given, none the template does not use; the variants on the campaign's
-/// channel and purpose.
+/// channel and purpose. Its questionnaire, if any, exists.
 async fn checked_templates(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields) -> Result<Vec<TemplateRow>, Error> {
     let mut messages = vec![("campaign".to_owned(), f.template_id, &f.variables)];
     for (i, v) in f.ab_test.iter().flat_map(|t| t.test.variants.iter()).enumerate() {
@@ -104,6 +110,12 @@ async fn checked_templates(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields) 
             ));
         }
         templates.push(template);
+    }
+    if let Some(id) = f.questionnaire_id
+        && QUESTIONNAIRES.find::<QuestionnaireRow>(tx, tenant, id, false).await?.is_none()
+    {
+        let message = format!("{} is not a questionnaire of this tenant", QUESTIONNAIRE.name(id));
+        violations.push(crm_kit::FieldViolation::new("campaign.questionnaire", "UNKNOWN_QUESTIONNAIRE", message));
     }
     if violations.is_empty() { Ok(templates) } else { Err(Error::InvalidArgument { violations }) }
 }
@@ -459,9 +471,22 @@ impl App {
     ) -> Result<Vec<(Uuid, String, String)>, Error> {
         let ids: Vec<Uuid> = members.iter().map(|(m, _)| m.id).collect();
         let complaints = streams::with_open_complaints(tx, tenant, &ids).await?;
+        let links = self.invite_to_questionnaire(tx, tenant, campaign, members, &complaints, now).await?;
         let link = |delivery| self.links().unsubscribe_url(tenant, delivery);
-        let mut rows: Vec<DeliveryRow> =
-            members.iter().map(|(m, out)| delivery_for(campaign, out, m, complaints.contains(&m.id), &link, now)).collect();
+        let mut rows: Vec<DeliveryRow> = members
+            .iter()
+            .map(|(m, out)| {
+                let variables = match links.get(&m.id) {
+                    None => Cow::Borrowed(out.variables),
+                    Some(url) => {
+                        let mut with_link = out.variables.clone();
+                        with_link.insert(SURVEY_LINK.to_owned(), url.clone());
+                        Cow::Owned(with_link)
+                    }
+                };
+                delivery_for(campaign, out, &variables, m, complaints.contains(&m.id), &link, now)
+            })
+            .collect();
         if members.iter().any(|(_, out)| out.local_send_minute.is_some()) {
             let rules = super::contact_policy::rules_of(&contact_policy::get(tx, tenant, false).await?);
             for (row, (member, out)) in rows.iter_mut().zip(members).filter(|(row, _)| row.status == Status::Queued) {
@@ -471,6 +496,30 @@ impl App {
             }
         }
         store::insert_deliveries(tx, tenant, &rows, store::HELD).await
+    }
+
+    /// Invites the `members` campaign `campaign`'s message will reach (by
+    /// the contact policy) to its questionnaire, if it has one, once each;
+    /// customer → the invitation's signed link.
+    async fn invite_to_questionnaire(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        campaign: &CampaignRow,
+        members: &[(&Customer, &Outgoing<'_>)],
+        complaints: &std::collections::HashSet<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<Uuid, String>, Error> {
+        let Some(id) = campaign.questionnaire_id else { return Ok(HashMap::new()) };
+        let Some(questionnaire) = QUESTIONNAIRES.find::<QuestionnaireRow>(tx, tenant, id, false).await? else { return Ok(HashMap::new()) };
+        let reached: Vec<Uuid> =
+            members.iter().filter(|(m, out)| verdict(m, &out.draft, complaints.contains(&m.id)).is_ok()).map(|(m, _)| m.id).collect();
+        let expire_time = now + chrono::Duration::days(i64::from(questionnaire.answer_within_days));
+        let invited = questionnaires::invite_for_campaign(tx, tenant, id, campaign.id, &reached, expire_time, now).await?;
+        Ok(invited
+            .into_iter()
+            .map(|(customer, invitation)| (customer, self.links().invitation_url(tenant, invitation).unwrap_or_default()))
+            .collect())
     }
 }
 
@@ -552,10 +601,17 @@ pub(super) async fn release_batch(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now
     Ok(n < limit)
 }
 
-/// The ledger row of one audience member.
+/// Where `member`'s message goes, or why it is not sent, by the contact policy.
+fn verdict(member: &Customer, draft: &TemplateDraft, open_complaint: bool) -> Result<String, policy::SkipReason> {
+    policy::address(member, draft.channel, draft.purpose)
+        .and_then(|address| policy::marketing_allowed(draft.purpose, open_complaint).map(|()| address))
+}
+
+/// The ledger row of one audience member, the template filled with `variables`.
 fn delivery_for(
     campaign: &CampaignRow,
     out: &Outgoing,
+    variables: &BTreeMap<String, String>,
     member: &Customer,
     open_complaint: bool,
     unsubscribe_url_of: &dyn Fn(Uuid) -> Option<String>,
@@ -567,10 +623,8 @@ fn delivery_for(
         Purpose::Marketing => unsubscribe_url_of(id),
         Purpose::Transactional => None,
     };
-    let (rendered, problems) = template::render(draft, "", Some(&member.fields), out.variables, unsubscribe_url.as_deref());
-    let verdict = policy::address(member, draft.channel, draft.purpose)
-        .and_then(|address| policy::marketing_allowed(draft.purpose, open_complaint).map(|()| address));
-    let (status, recipient, skip_reason, error) = match verdict {
+    let (rendered, problems) = template::render(draft, "", Some(&member.fields), variables, unsubscribe_url.as_deref());
+    let (status, recipient, skip_reason, error) = match verdict(member, draft, open_complaint) {
         Err(reason) => (Status::Skipped, String::new(), reason.as_str().to_owned(), String::new()),
         Ok(address) if !problems.is_empty() => {
             let error = problems.iter().map(|p| format!("{}: {}", p.field, p.description)).collect::<Vec<_>>().join("; ");
@@ -595,7 +649,7 @@ fn delivery_for(
         body: rendered.body,
         html_body: rendered.html_body,
         data: Json(rendered.data),
-        variables: Json(template::slot_values(out.variables, Some(&member.fields))),
+        variables: Json(template::slot_values(variables, Some(&member.fields))),
         attempts: 0,
         provider_id: None,
         provider_message_id: String::new(),

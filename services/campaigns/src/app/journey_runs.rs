@@ -34,6 +34,7 @@ use crate::{
         customer::Customer,
         journey::{Action, Condition, Definition, EventTrigger, Reentry, Trigger},
         journey_run::{self, CustomerEvent, EndReason, Move, Outcome, RunState, entry_key, may_reenter},
+        questionnaire::SURVEY_LINK,
     },
     resources::{COUPON, JOURNEY, JOURNEY_RUN},
     store::{
@@ -42,9 +43,6 @@ use crate::{
         questionnaires::{self, NewInvitation, QUESTIONNAIRES, QuestionnaireRow},
     },
 };
-
-/// The variable a questionnaire's invitation link reaches the template in (`{{ vars.survey_link }}`).
-pub const SURVEY_LINK: &str = "survey_link";
 
 /// How many of a run's latest steps a read shows.
 pub const STEPS_SHOWN: i64 = 100;

@@ -11,7 +11,7 @@ use super::App;
 use crate::{
     domain::questionnaire::{self, Answer, Question, Summary},
     resources::QUESTIONNAIRE,
-    store::questionnaires::{self, INVITATIONS, InvitationRow, QUESTIONNAIRES, QuestionnaireRow},
+    store::questionnaires::{self, INVITATIONS, InvitationRow, QUESTIONNAIRES, QuestionnaireRow, SentBy},
 };
 
 /// `problems` as INVALID_ARGUMENT, one violation each.
@@ -54,17 +54,12 @@ impl App {
         found.ok_or_else(|| QUESTIONNAIRE.not_found(id))
     }
 
-    /// Questionnaire `id`'s invitations sent (by `journey`, if given) and
-    /// answered, and each question's summary.
-    pub async fn questionnaire_results(
-        &self,
-        tenant: Uuid,
-        id: Uuid,
-        journey: Option<Uuid>,
-    ) -> Result<(i64, i64, Vec<(String, Summary)>), Error> {
+    /// Questionnaire `id`'s invitations sent (by `by`) and answered, and
+    /// each question's summary.
+    pub async fn questionnaire_results(&self, tenant: Uuid, id: Uuid, by: SentBy) -> Result<(i64, i64, Vec<(String, Summary)>), Error> {
         let row = self.questionnaire(tenant, id).await?;
         let mut tx = self.begin(tenant).await?;
-        let (invited, answered) = questionnaires::results(&mut tx, tenant, id, journey).await?;
+        let (invited, answered) = questionnaires::results(&mut tx, tenant, id, by).await?;
         tx.commit().await?;
         let summaries = questionnaire::summarize(&row.questions.0, &answered);
         Ok((invited, answered.len() as i64, summaries))

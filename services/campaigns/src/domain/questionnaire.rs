@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::is_slug;
 
+/// The variable a questionnaire's invitation link reaches the template in (`{{ vars.survey_link }}`).
+pub const SURVEY_LINK: &str = "survey_link";
+
 /// The most questions a questionnaire has.
 pub const MAX_QUESTIONS: usize = 20;
 /// The longest free-text answer.

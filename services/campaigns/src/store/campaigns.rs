@@ -46,6 +46,8 @@ pub struct CampaignRow {
     pub rest_cursor: Option<Uuid>,
     pub rest_done: bool,
     pub attribution_window_days: i32,
+    /// The questionnaire each recipient is invited to.
+    pub questionnaire_id: Option<Uuid>,
     pub revision: i64,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -62,7 +64,7 @@ pub const CAMPAIGNS: Table = Table {
     name: "campaigns",
     columns: "id, display_name, template_id, audience_filter, variables, schedule_time, local_send_minute, state, snapshot_page_token, snapshot_done,
         start_time, run_time, end_time, traceparent, ab_test, ab_winner, ab_decision, ab_detail, ab_decide_time, rest_cursor, rest_done,
-        attribution_window_days, revision, create_time, update_time",
+        attribution_window_days, questionnaire_id, revision, create_time, update_time",
 };
 
 impl CampaignRow {
@@ -88,6 +90,7 @@ pub struct CampaignFields {
     pub local_send_minute: Option<i32>,
     pub ab_test: Option<CampaignTest>,
     pub attribution_window_days: i32,
+    pub questionnaire_id: Option<Uuid>,
 }
 
 impl CampaignFields {
@@ -102,6 +105,7 @@ impl CampaignFields {
             local_send_minute: row.local_send_minute,
             ab_test: row.ab_test.as_ref().map(|t| t.0.clone()),
             attribution_window_days: row.attribution_window_days,
+            questionnaire_id: row.questionnaire_id,
         }
     }
 }
@@ -110,8 +114,8 @@ impl CampaignFields {
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: DateTime<Utc>) -> Result<CampaignRow, Error> {
     let sql = format!(
         "INSERT INTO campaigns (tenant_id, id, display_name, template_id, audience_filter, variables, schedule_time, local_send_minute,
-             ab_test, attribution_window_days, state, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $11, 'DRAFT', $8, $8) RETURNING {}",
+             ab_test, attribution_window_days, questionnaire_id, state, create_time, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $11, $12, 'DRAFT', $8, $8) RETURNING {}",
         CAMPAIGNS.columns
     );
     Ok(sqlx::query_as(&sql)
@@ -126,6 +130,7 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: Da
         .bind(f.local_send_minute)
         .bind(f.ab_test.as_ref().map(Json))
         .bind(f.attribution_window_days)
+        .bind(f.questionnaire_id)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "campaigns"))
         .await?)
@@ -135,7 +140,8 @@ pub async fn insert(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields, now: Da
 pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &CampaignFields, now: DateTime<Utc>) -> Result<CampaignRow, Error> {
     let sql = format!(
         "UPDATE campaigns SET display_name = $3, template_id = $4, audience_filter = $5, variables = $6, schedule_time = $7,
-         local_send_minute = $9, ab_test = $10, attribution_window_days = $11, update_time = $8, revision = revision + 1
+         local_send_minute = $9, ab_test = $10, attribution_window_days = $11, questionnaire_id = $12, update_time = $8,
+         revision = revision + 1
          WHERE tenant_id = $1 AND id = $2 RETURNING {}",
         CAMPAIGNS.columns
     );
@@ -151,6 +157,7 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, f: &CampaignField
         .bind(f.local_send_minute)
         .bind(f.ab_test.as_ref().map(Json))
         .bind(f.attribution_window_days)
+        .bind(f.questionnaire_id)
         .fetch_one(&mut **tx)
         .instrument(db_span("UPDATE", "campaigns"))
         .await?)

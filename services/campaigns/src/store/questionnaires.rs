@@ -96,6 +96,47 @@ pub async fn invite(tx: &mut TenantTx, tenant: Uuid, i: &NewInvitation<'_>, now:
         .await?)
 }
 
+/// Invites each of `customers` to questionnaire `questionnaire` from
+/// campaign `campaign` (once per campaign and customer: a repeated page
+/// finds the invitations made before); customer → invitation.
+pub async fn invite_for_campaign(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    questionnaire: Uuid,
+    campaign: Uuid,
+    customers: &[Uuid],
+    expire_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    if customers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = customers.iter().map(|_| Uuid::now_v7()).collect();
+    let sources: Vec<String> = customers.iter().map(|c| format!("campaigns/{campaign}/customers/{c}")).collect();
+    sqlx::query(
+        "INSERT INTO questionnaire_invitations (tenant_id, id, questionnaire_id, customer_id, campaign_id, source, expire_time, create_time)
+         SELECT $1, i, $2, c, $3, s, $4, $5 FROM unnest($6::uuid[], $7::uuid[], $8::text[]) AS t(i, c, s)
+         ON CONFLICT (tenant_id, source) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(questionnaire)
+    .bind(campaign)
+    .bind(expire_time)
+    .bind(now)
+    .bind(&ids)
+    .bind(customers)
+    .bind(&sources)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "questionnaire_invitations"))
+    .await?;
+    Ok(sqlx::query_as("SELECT customer_id, id FROM questionnaire_invitations WHERE tenant_id = $1 AND source = ANY($2)")
+        .bind(tenant)
+        .bind(&sources)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "questionnaire_invitations"))
+        .await?)
+}
+
 /// Records `answers` on invitation `id` if it is unanswered and not expired at `now`; None otherwise.
 pub async fn answer(
     tx: &mut TenantTx,
@@ -159,31 +200,36 @@ pub async fn ticket_answer_later(tx: &mut TenantTx, tenant: Uuid, id: Uuid, due:
     Ok(())
 }
 
-/// How many invitations of `questionnaire` were sent (by `journey`, if
-/// given), and the answers of those answered.
-pub async fn results(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    questionnaire: Uuid,
-    journey: Option<Uuid>,
-) -> Result<(i64, Vec<Vec<Answer>>), Error> {
+/// Whose invitations results count: a journey's, a campaign's, or (both None) all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SentBy {
+    pub journey: Option<Uuid>,
+    pub campaign: Option<Uuid>,
+}
+
+/// How many invitations of `questionnaire` were sent (by `by`), and the
+/// answers of those answered.
+pub async fn results(tx: &mut TenantTx, tenant: Uuid, questionnaire: Uuid, by: SentBy) -> Result<(i64, Vec<Vec<Answer>>), Error> {
     let invited: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM questionnaire_invitations
-         WHERE tenant_id = $1 AND questionnaire_id = $2 AND ($3::uuid IS NULL OR journey_id = $3)",
+         WHERE tenant_id = $1 AND questionnaire_id = $2 AND ($3::uuid IS NULL OR journey_id = $3) AND ($4::uuid IS NULL OR campaign_id = $4)",
     )
     .bind(tenant)
     .bind(questionnaire)
-    .bind(journey)
+    .bind(by.journey)
+    .bind(by.campaign)
     .fetch_one(&mut **tx)
     .instrument(db_span("SELECT", "questionnaire_invitations"))
     .await?;
     let answered: Vec<Json<Vec<Answer>>> = sqlx::query_scalar(
         "SELECT answers FROM questionnaire_invitations
-         WHERE tenant_id = $1 AND questionnaire_id = $2 AND answers IS NOT NULL AND ($3::uuid IS NULL OR journey_id = $3)",
+         WHERE tenant_id = $1 AND questionnaire_id = $2 AND answers IS NOT NULL AND ($3::uuid IS NULL OR journey_id = $3)
+           AND ($4::uuid IS NULL OR campaign_id = $4)",
     )
     .bind(tenant)
     .bind(questionnaire)
-    .bind(journey)
+    .bind(by.journey)
+    .bind(by.campaign)
     .fetch_all(&mut **tx)
     .instrument(db_span("SELECT", "questionnaire_invitations"))
     .await?;

@@ -33,7 +33,7 @@ use crate::{
         sms,
         template::{Content, Problem, Rendered, TemplateDraft},
     },
-    resources::{CAMPAIGN, CUSTOMER, DELIVERY, PROVIDER, TEMPLATE},
+    resources::{CAMPAIGN, CUSTOMER, DELIVERY, PROVIDER, QUESTIONNAIRE, TEMPLATE},
     store::{
         campaigns::{CampaignFields, CampaignRow},
         contact_policy::{ContactPolicyRow, StoredCap},
@@ -362,6 +362,7 @@ pub fn campaign_to(row: &CampaignRow, counts: Option<pb::CampaignCounts>) -> pb:
         local_send_time: row.local_send_minute.map(campaign_tests::time_of_day),
         ab_test: campaign_tests::campaign_test_to(row),
         attribution_window_days: row.attribution_window_days,
+        questionnaire: row.questionnaire_id.map(|q| QUESTIONNAIRE.name(q)).unwrap_or_default(),
         state: campaign_state_to(row.state) as i32,
         counts,
         start_time: row.start_time.map(to_timestamp),
@@ -420,6 +421,17 @@ pub fn campaign_fields(c: &pb::Campaign) -> Result<CampaignFields, Error> {
             0
         }
     };
+    let questionnaire_id = match c.questionnaire.as_str() {
+        "" => None,
+        name => match QUESTIONNAIRE.parse(name, "campaign.questionnaire") {
+            Ok(id) => Some(id),
+            Err(Error::InvalidArgument { violations }) => {
+                v.extend(violations);
+                None
+            }
+            Err(other) => return Err(other),
+        },
+    };
     match template_id {
         Some(template_id) if v.is_empty() => Ok(CampaignFields {
             display_name,
@@ -430,6 +442,7 @@ pub fn campaign_fields(c: &pb::Campaign) -> Result<CampaignFields, Error> {
             local_send_minute,
             ab_test,
             attribution_window_days,
+            questionnaire_id,
         }),
         _ => Err(Error::InvalidArgument { violations: v }),
     }

@@ -107,7 +107,10 @@ async fn a_journey_invites_and_the_customer_answers_once_through_the_link() {
 
     // The results: two invited, one answered — all by this journey, none by another.
     let results_of = |journey: String| {
-        app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", questionnaire.name), journey }, &["analyst"])
+        app.as_roles(
+            pb::GetQuestionnaireResultsRequest { name: format!("{}/results", questionnaire.name), journey, campaign: String::new() },
+            &["analyst"],
+        )
     };
     let results = questionnaires.get_questionnaire_results(results_of(draft.name.clone())).await.unwrap().into_inner().results.unwrap();
     let other = format!("journeys/{}", uuid::Uuid::now_v7());
@@ -183,8 +186,10 @@ async fn an_sms_reply_answers_the_customers_open_invitation() {
     };
     assert_eq!(crate::callbacks::twilio_post(&app, &provider, &token, &reply("SMin1", "9")).await.unwrap().inbound_messages, 1);
     assert_eq!(crate::callbacks::twilio_post(&app, &provider, &token, &reply("SMin2", "3")).await.unwrap().inbound_messages, 1);
-    let request =
-        app.as_roles(pb::GetQuestionnaireResultsRequest { name: format!("{}/results", q.name), journey: String::new() }, &["analyst"]);
+    let request = app.as_roles(
+        pb::GetQuestionnaireResultsRequest { name: format!("{}/results", q.name), journey: String::new(), campaign: String::new() },
+        &["analyst"],
+    );
     let results = questionnaires.get_questionnaire_results(request).await.unwrap().into_inner().results.unwrap();
     assert_eq!((results.invited, results.answered), (1, 1));
     assert_eq!((results.questions[0].answers, results.questions[0].mean), (1, 9.0), "{results:?}");
@@ -250,4 +255,61 @@ async fn a_survey_after_a_resolved_ticket_is_answered_onto_the_ticket_too() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!((survey.csat, survey.nps, survey.comment.as_str()), (4, Some(9), "Quick and kind"), "{survey:?}");
+}
+
+#[tokio::test]
+async fn a_campaign_invites_each_recipient_it_reaches_once_and_results_count_per_campaign() {
+    let app = spawn_app_with(|c| c.public_url = Some("https://crm.example.com".into())).await;
+    app.email_provider().await;
+    let template = email_template(pb::Purpose::Marketing, "Two minutes?", "Tell us how we did: {{ vars.survey_link }}", &[]);
+    let template = app.create_template(template).await.unwrap().name;
+    let q = pb::Questionnaire {
+        display_name: "Yearly".into(),
+        questions: vec![question("service", pb::QuestionKind::Rating, &[], true)],
+        ..Default::default()
+    };
+    let q = app.clients.create_questionnaire(q).await;
+    for (name, email, opted_in) in [("Ada", "ada@example.com", true), ("Bob", "bob@example.com", true), ("Cy", "cy@example.com", false)] {
+        app.customer(Person { name, email, email_opt_in: opted_in, tags: &["yearly"], ..Default::default() }).await;
+    }
+    let campaign = |questionnaire: &str| pb::Campaign {
+        display_name: "Yearly survey".into(),
+        template: template.clone(),
+        audience: Some(pb::Audience { filter: "tags:\"yearly\"".into() }),
+        questionnaire: questionnaire.into(),
+        ..Default::default()
+    };
+    let create = |c: pb::Campaign| app.as_roles(pb::CreateCampaignRequest { campaign: Some(c), request_id: String::new() }, &["marketer"]);
+    let mut campaigns = app.campaigns();
+
+    // A questionnaire that is not the tenant's is refused, named.
+    let unknown = campaigns.create_campaign(create(campaign(&format!("questionnaires/{}", uuid::Uuid::now_v7())))).await;
+    let refused = assert_error(unknown, Code::InvalidArgument, "UNKNOWN_QUESTIONNAIRE");
+    assert_eq!(violations(&refused)[0].0, "campaign.questionnaire");
+
+    let created = campaigns.create_campaign(create(campaign(&q.name))).await.unwrap().into_inner().campaign.unwrap();
+    assert_eq!(created.questionnaire, q.name);
+    let start = pb::StartCampaignRequest { name: created.name.clone(), etag: String::new() };
+    campaigns.start_campaign(app.as_roles(start, &["marketer"])).await.unwrap();
+    app.campaign_in(&created.name, pb::CampaignState::Completed).await;
+
+    // The two it reached each got their own link; Cy, not reached, was not invited.
+    let mail = app.smtp.messages();
+    assert_eq!(mail.len(), 2);
+    let links: Vec<String> = mail.iter().map(|m| invitation_in(&m.data)).collect();
+    assert_ne!(links[0], links[1]);
+    let mut questionnaires = QuestionnaireServiceClient::new(app.clients.channel.clone());
+    let answer_request = pb::AnswerInvitationRequest { name: links[0].clone(), answers: vec![answer("service", 4, "")] };
+    questionnaires.answer_invitation(Request::new(answer_request)).await.unwrap();
+
+    let results_of = |campaign: String| {
+        let request = pb::GetQuestionnaireResultsRequest { name: format!("{}/results", q.name), journey: String::new(), campaign };
+        app.as_roles(request, &["analyst"])
+    };
+    let results = questionnaires.get_questionnaire_results(results_of(created.name.clone())).await.unwrap().into_inner().results.unwrap();
+    assert_eq!((results.invited, results.answered), (2, 1));
+    assert_eq!(results.questions[0].mean, 4.0);
+    let other = results_of(format!("campaigns/{}", uuid::Uuid::now_v7()));
+    let none = questionnaires.get_questionnaire_results(other).await.unwrap().into_inner().results.unwrap();
+    assert_eq!((none.invited, none.answered), (0, 0));
 }
