@@ -124,6 +124,16 @@ impl App {
         Ok(())
     }
 
+    /// Judges `customer`'s member tier again (their window moved on, or the programme changed).
+    pub async fn review_tier(&self, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        loyalty::lock_balance(&mut tx, tenant, customer, now).await?;
+        let program = loyalty::program(&mut tx, tenant, false).await?.program.0;
+        judge_tier(&mut tx, tenant, &program, customer, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The customer's account (a customer with no bookings has an empty one).
     pub async fn points_account(&self, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<Account, Error> {
         let mut tx = self.begin(tenant).await?;
@@ -205,16 +215,19 @@ async fn grant_for_spend(
 }
 
 /// Judges `customer`'s member tier on their progress over the programme's
-/// window and records it; a change writes `MemberTierChanged`. The balance row must be locked.
+/// window and records it, with when to judge it again (when the oldest
+/// grant in the window leaves it); a change writes `MemberTierChanged`. The
+/// balance row must be locked.
 async fn judge_tier(tx: &mut TenantTx, tenant: Uuid, program: &Program, customer: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
-    if program.tiers.is_empty() {
+    let before = loyalty::balance(tx, tenant, customer).await?;
+    if program.tiers.is_empty() && before.tier.is_empty() {
         return Ok(());
     }
-    let since = now - Duration::days(i64::from(program.window_days));
-    let progress = loyalty::progress(tx, tenant, customer, program.basis, since).await?;
+    let window = Duration::days(i64::from(program.window_days));
+    let (progress, oldest) = loyalty::progress(tx, tenant, customer, program.basis, now - window).await?;
     let tier = program.tier_for(progress).map_or("", |t| t.id.as_str());
-    let before = loyalty::balance(tx, tenant, customer).await?;
-    loyalty::set_tier(tx, tenant, customer, tier, progress).await?;
+    let review_time = oldest.filter(|_| !program.tiers.is_empty()).map(|t| t + window);
+    loyalty::set_tier(tx, tenant, customer, tier, progress, review_time).await?;
     if before.tier != tier {
         let event = pb::MemberTierChanged {
             points_account: format!("customers/{customer}/pointsAccount"),
@@ -269,6 +282,13 @@ impl App {
         }
         let program = edit(&before.program.0)?.changed_from(&before.program.0, now);
         let row = loyalty::put_program(&mut tx, tenant, &program, now).await?;
+        if program.tiers != before.program.0.tiers
+            || program.basis != before.program.0.basis
+            || program.window_days != before.program.0.window_days
+        {
+            // Tiers judged under other rules: everyone is judged again by the tier-review job.
+            loyalty::review_all_tiers(&mut tx, tenant, now).await?;
+        }
         // Purchases earn from profiles' stream: from now on the tenant's is read.
         crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::PROFILES).await?;
         tx.commit().await?;

@@ -460,16 +460,22 @@ pub async fn put_program(tx: &mut TenantTx, tenant: Uuid, program: &Program, now
 }
 
 /// The customer's tier progress since `since`: points granted, or spend on purchases.
-pub async fn progress(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, basis: Basis, since: DateTime<Utc>) -> Result<i64, Error> {
+pub async fn progress(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    customer: Uuid,
+    basis: Basis,
+    since: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>), Error> {
     let sum = match basis {
         Basis::Points => "points",
         Basis::Spend => "spend_minor",
     };
     let sql = format!(
-        "SELECT coalesce(sum({sum}), 0)::bigint FROM points_entries
+        "SELECT coalesce(sum({sum}), 0)::bigint, min(create_time) FILTER (WHERE {sum} > 0) FROM points_entries
          WHERE tenant_id = $1 AND customer_id = $2 AND kind = 'GRANT' AND create_time >= $3"
     );
-    Ok(sqlx::query_scalar(&sql)
+    Ok(sqlx::query_as(&sql)
         .bind(tenant)
         .bind(customer)
         .bind(since)
@@ -478,15 +484,43 @@ pub async fn progress(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, basis: Ba
         .await?)
 }
 
-/// Records the customer's tier and the progress it was judged on (the balance row must exist).
-pub async fn set_tier(tx: &mut TenantTx, tenant: Uuid, customer: Uuid, tier: &str, progress: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE points_balances SET tier = $3, tier_progress = $4 WHERE tenant_id = $1 AND customer_id = $2")
+/// Records the customer's tier, the progress it was judged on, and when to
+/// judge it again without a booking (the balance row must exist).
+pub async fn set_tier(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    customer: Uuid,
+    tier: &str,
+    progress: i64,
+    review_time: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE points_balances SET tier = $3, tier_progress = $4, tier_review_time = $5 WHERE tenant_id = $1 AND customer_id = $2",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(tier)
+    .bind(progress)
+    .bind(review_time)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "points_balances"))
+    .await?;
+    Ok(())
+}
+
+/// Every member of the tenant is judged again from `now` (the programme changed).
+pub async fn review_all_tiers(tx: &mut TenantTx, tenant: Uuid, now: DateTime<Utc>) -> Result<u64, Error> {
+    Ok(sqlx::query("UPDATE points_balances SET tier_review_time = $2 WHERE tenant_id = $1")
         .bind(tenant)
-        .bind(customer)
-        .bind(tier)
-        .bind(progress)
+        .bind(now)
         .execute(&mut **tx)
         .instrument(db_span("UPDATE", "points_balances"))
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected())
+}
+
+/// Members due to have their tier judged again, across tenants (through the `tier_review_scan` policy).
+pub async fn due_tier_reviews(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let sql = "SELECT tenant_id, customer_id FROM points_balances WHERE tier_review_time <= $1 ORDER BY tier_review_time LIMIT $2";
+    scan_due(pool, "tier-review-scan", "points_balances", sql, now, limit).await
 }

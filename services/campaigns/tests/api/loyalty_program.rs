@@ -139,3 +139,75 @@ async fn bad_programmes_are_refused_with_each_field_named() {
     let denied = LoyaltyServiceClient::new(app.clients.channel.clone()).update_loyalty_program(app.as_roles(request, &["agent"])).await;
     assert_error(denied, Code::PermissionDenied, "PERMISSION_DENIED");
 }
+
+/// When `customer`'s tier is next judged without a booking, as stored.
+async fn review_time(app: &TestApp, customer: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let id = uuid::Uuid::parse_str(customer.trim_start_matches("customers/")).unwrap();
+    sqlx::query_scalar("SELECT tier_review_time FROM points_balances WHERE customer_id = $1")
+        .bind(id)
+        .fetch_one(&mut app.owner().await)
+        .await
+        .unwrap()
+}
+
+/// Waits (at most 15 s) until the customer's tier is `tier`.
+async fn tier_becomes(app: &TestApp, customer: &str, tier: &str) -> pb::PointsAccount {
+    for _ in 0..300 {
+        let found = account(app, customer).await;
+        if found.tier == tier {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the tier did not become {tier:?}: {:?}", account(app, customer).await);
+}
+
+#[tokio::test]
+async fn tiers_fall_when_grants_leave_the_window_and_follow_a_changed_programme() {
+    let app = spawn_app().await;
+    let program = pb::LoyaltyProgram {
+        tier_basis: pb::MemberTierBasis::Points as i32,
+        tier_window_days: 30,
+        tiers: vec![tier("silver", 100, 100)],
+        ..Default::default()
+    };
+    set_program(&app, program.clone(), &["tier_basis", "tier_window_days", "tiers"]).await.unwrap();
+    let ada = app.customer(Person { name: "Ada", ..Default::default() }).await;
+    let mut loyalty = LoyaltyServiceClient::new(app.clients.channel.clone());
+    let grant = |points: i64, request_id: &str| {
+        let request = pb::GrantPointsRequest {
+            account: format!("{ada}/pointsAccount"),
+            points,
+            reason: "welcome".into(),
+            expire_time: None,
+            request_id: request_id.into(),
+        };
+        app.as_roles(request, &["marketer"])
+    };
+    loyalty.grant_points(grant(150, "welcome")).await.unwrap();
+    assert_eq!(account(&app, &ada).await.tier, "silver");
+    // Judged again when the grant leaves the 30-day window, not before.
+    let due = review_time(&app, &ada).await.expect("a review is due some day");
+    let in_30_days = chrono::Utc::now() + chrono::Duration::days(30);
+    assert!((due - in_30_days).num_seconds().abs() < 60, "{due} against {in_30_days}");
+
+    // A month on (the grant moved back 31 days, its review due): the tier falls, though nothing was booked.
+    let id = uuid::Uuid::parse_str(ada.trim_start_matches("customers/")).unwrap();
+    let mut owner = app.owner().await;
+    sqlx::query("UPDATE points_entries SET create_time = create_time - interval '31 days' WHERE customer_id = $1")
+        .bind(id)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE points_balances SET tier_review_time = now() WHERE customer_id = $1").bind(id).execute(&mut owner).await.unwrap();
+    let fallen = tier_becomes(&app, &ada, "").await;
+    assert_eq!((fallen.tier_progress, fallen.balance), (0, 150), "the points stay; the tier's progress left the window");
+    assert_eq!(review_time(&app, &ada).await, None, "nothing left in the window to review");
+
+    // A new grant makes her silver again; a programme with a higher threshold judges everyone again.
+    loyalty.grant_points(grant(120, "again")).await.unwrap();
+    assert_eq!(account(&app, &ada).await.tier, "silver");
+    let stricter = pb::LoyaltyProgram { tiers: vec![tier("silver", 200, 100)], ..program };
+    set_program(&app, stricter, &["tiers"]).await.unwrap();
+    assert_eq!(tier_becomes(&app, &ada, "").await.tier_progress, 120);
+}
