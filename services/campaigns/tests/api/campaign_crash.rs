@@ -6,6 +6,10 @@
 //!
 //! `make test` runs it with 600 recipients; `CRM_CRASH_RECIPIENTS=5000`
 //! (what `make bench` uses) runs the issue's full size.
+//!
+//! And an A/B/n-tested campaign killed while it snapshots, sends the test
+//! and then sends the winner to the rest: each member outside the holdout
+//! gets exactly one message.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -56,6 +60,18 @@ async fn campaign_state(channel: &Channel, bearer: &str, name: &str) -> Option<p
     CampaignServiceClient::new(channel.clone()).get_campaign(request).await.ok().and_then(|r| r.into_inner().campaign)
 }
 
+/// A marketing SMS template saying `body`.
+fn sms_offer(body: &str) -> pb::Template {
+    pb::Template {
+        display_name: "Offer".into(),
+        channel: pb::Channel::Sms as i32,
+        purpose: pb::Purpose::Marketing as i32,
+        contents: vec![pb::TemplateContent { locale: "zh-CN".into(), body: body.into(), ..Default::default() }],
+        default_locale: "zh-CN".into(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn a_campaign_reaches_each_eligible_recipient_once_through_kills_and_a_pause() {
     // Arrange: profiles, campaigns as a real process with a short lease, Aliyun as a local peer.
@@ -67,17 +83,7 @@ async fn a_campaign_reaches_each_eligible_recipient_once_through_kills_and_a_pau
     let app = Clients::connect(&campaigns.url, suite.profiles.channel.clone(), tenant, 0).await;
     // Paced so that the kills land while it sends.
     paced_aliyun(&app, &peer, i32::try_from(n / 3).unwrap().clamp(100, 1000)).await;
-    let template = pb::Template {
-        display_name: "Offer".into(),
-        channel: pb::Channel::Sms as i32,
-        purpose: pb::Purpose::Marketing as i32,
-        contents: vec![pb::TemplateContent {
-            locale: "zh-CN".into(), body: "本周物业服务八折。回复TD退订".into(), ..Default::default()
-        }],
-        default_locale: "zh-CN".into(),
-        ..Default::default()
-    };
-    let template = app.create_template(template).await.unwrap().name;
+    let template = app.create_template(sms_offer("本周物业服务八折。回复TD退订")).await.unwrap().name;
     // Every tenth customer never agreed to SMS marketing: ineligible.
     let mut eligible = BTreeSet::new();
     let mut ineligible = BTreeSet::new();
@@ -167,6 +173,111 @@ async fn a_campaign_reaches_each_eligible_recipient_once_through_kills_and_a_pau
          {} messages reached Aliyun, {reconciled} found there by OutId after a kill",
         eligible.len(),
         received.len()
+    );
+    campaigns.kill_hard().await;
+}
+
+/// Waits (at most `within`) until the (restarting) service shows campaign `name` satisfying `done`.
+async fn campaign_when(
+    channel: &Channel,
+    bearer: &str,
+    name: &str,
+    within: Duration,
+    done: impl Fn(&pb::Campaign) -> bool,
+) -> pb::Campaign {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(c) = campaign_state(channel, bearer, name).await.filter(|c| done(c)) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{name} did not get there: {:?}", campaign_state(channel, bearer, name).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tested_campaign_sends_the_winner_to_the_rest_once_each_through_kills() {
+    // Arrange: 300 SMS recipients; a test of a fifth of them with a 10 % holdout, decided after a minute.
+    let n = 300;
+    let peer = ProviderPeer::start(PeerConfig::default()).await;
+    let (suite, mut campaigns) = Killable::start().await;
+    let tenant = uuid::Uuid::now_v7();
+    let app = Clients::connect(&campaigns.url, suite.profiles.channel.clone(), tenant, 0).await;
+    // Paced so that the kills land while the rest goes out.
+    paced_aliyun(&app, &peer, 60).await;
+    let control = app.create_template(sms_offer("本周物业服务八折。回复TD退订")).await.unwrap().name;
+    let variant = app.create_template(sms_offer("本周物业服务七五折。回复TD退订")).await.unwrap().name;
+    let mut audience = BTreeSet::new();
+    for i in 0..n {
+        let phone = format!("+86138{i:08}");
+        audience.insert(app.customer(Person { name: "R", phone: &phone, sms_opt_in: true, tags: &["tested"], ..Person::default() }).await);
+    }
+    let campaign = pb::Campaign {
+        display_name: "Tested".into(),
+        template: control.clone(),
+        audience: Some(pb::Audience { filter: "tags:\"tested\"".into() }),
+        ab_test: Some(pb::CampaignAbTest {
+            variants: vec![pb::CampaignVariant { template: variant, ..Default::default() }],
+            holdout_percent: 10,
+            test_percent: 20,
+            // SMS has no clicks: no significant difference, so the control is kept when the minute is up.
+            metric: pb::AbTestMetric::Click as i32,
+            decide_after: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let marketer = token(tenant, &["marketer"]);
+    let channel = Endpoint::from_shared(campaigns.url.clone()).unwrap().connect_lazy();
+    let client = || CampaignServiceClient::new(channel.clone());
+    let create = with_token(pb::CreateCampaignRequest { campaign: Some(campaign), request_id: String::new() }, &marketer);
+    let name = client().create_campaign(create).await.unwrap().into_inner().campaign.unwrap().name;
+    client().start_campaign(with_token(pb::StartCampaignRequest { name: name.clone(), etag: String::new() }, &marketer)).await.unwrap();
+
+    // Act: two kills while it snapshots and sends the test; then, once the winner is chosen, four while it sends it to the rest.
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    for _ in 0..2 {
+        campaigns = suite.kill_and_restart(campaigns, &mut rng, 100..500).await;
+    }
+    let decided =
+        campaign_when(&channel, &marketer, &name, Duration::from_secs(120), |c| c.ab_test.as_ref().is_some_and(|t| !t.winner.is_empty()))
+            .await;
+    let outcome = decided.ab_test.unwrap();
+    assert_eq!((outcome.winner.as_str(), outcome.decision.as_str()), ("a", "NO_SIGNIFICANT_DIFFERENCE"));
+    let mut sent_at_kills = Vec::new();
+    for _ in 0..4 {
+        campaigns = suite.kill_and_restart(campaigns, &mut rng, 200..900).await;
+        sent_at_kills.push(peer.messages().len());
+    }
+    let done =
+        campaign_when(&channel, &marketer, &name, Duration::from_secs(120), |c| c.state == pb::CampaignState::Completed as i32).await;
+
+    // Assert: each member outside the holdout got exactly one message — the test's or, for the rest, the winner's.
+    let received = peer.messages();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &received {
+        *per_id.entry(m.key.clone()).or_default() += 1;
+    }
+    assert!(per_id.values().all(|n| *n == 1), "messages the provider got twice: {per_id:?}");
+    let counts = done.counts.unwrap();
+    let ledger = list_all(&channel, &token(tenant, &["admin"])).await;
+    assert_eq!(ledger.len() as i64, n as i64 - counts.holdout, "one ledger row per member outside the holdout");
+    let mut reached = BTreeSet::new();
+    for d in &ledger {
+        assert_eq!(d.status, pb::DeliveryStatus::Sent as i32, "{d:?}");
+        assert_eq!(per_id.get(d.name.trim_start_matches("deliveries/")), Some(&1), "{} reached Aliyun once", d.name);
+        if d.ab_variant == "rest" {
+            assert_eq!(d.template, control, "the rest got the winner");
+        }
+        assert!(reached.insert(d.customer.clone()), "{} has one message", d.customer);
+    }
+    let rest = ledger.iter().filter(|d| d.ab_variant == "rest").count() as i64;
+    assert!(rest > n as i64 / 2, "most went to the rest: {rest}");
+    assert_eq!(received.len(), ledger.len(), "nothing else reached the provider");
+    assert_eq!((counts.sent, counts.awaiting_winner, counts.targeted), (ledger.len() as i64, 0, n as i64), "{counts:?}");
+    assert!(reached.is_subset(&audience));
+    println!(
+        "tested campaign: 6 SIGKILLs ({sent_at_kills:?} messages at the provider at the last four), {n} members, {rest} sent the winner"
     );
     campaigns.kill_hard().await;
 }
