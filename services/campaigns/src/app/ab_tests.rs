@@ -95,7 +95,7 @@ impl App {
         let groups = ab_tests::groups(&mut tx, tenant, &row, Duration::days(WINDOW_DAYS)).await?;
         let deadline_passed = now >= row.publish_time + Duration::days(test.decide_within_days);
         let Some(decision) = ab_test::decide(test, &samples(test, &groups), deadline_passed) else { return Ok(None) };
-        ab_tests::decide(&mut tx, tenant, &row, &decision.winner, decision.reason, &decision.detail, now).await?;
+        ab_tests::decide(&mut tx, tenant, &row, &decision, now).await?;
         tx.commit().await?;
         tracing::info!(%tenant, %journey, version, step, winner = %decision.winner, reason = decision.reason, "an A/B/n test was decided");
         Ok(Some(decision.winner))

@@ -60,7 +60,7 @@ impl App {
         let groups = campaign_tests::groups(tx, tenant, row.id, since, None, window).await?;
         let deadline_passed = now >= since + Duration::minutes(test.decide_after_minutes);
         let Some(decision) = ab_test::decide(&test.test, &samples(&test.test, &groups), deadline_passed) else { return Ok(false) };
-        campaign_tests::decide(tx, tenant, row.id, &decision.winner, decision.reason, &decision.detail, now).await?;
+        campaign_tests::decide(tx, tenant, row.id, &decision, now).await?;
         let decided: CampaignRow = CAMPAIGNS.find(tx, tenant, row.id, false).await?.ok_or_else(|| CAMPAIGN.not_found(row.id))?;
         super::campaigns::changed(tx, tenant, &decided, Some(row.state)).await?;
         tracing::info!(%tenant, campaign = %row.id, winner = %decision.winner, reason = decision.reason, "a campaign's A/B/n test was decided");

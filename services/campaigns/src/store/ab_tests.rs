@@ -10,6 +10,8 @@ use sqlx::{FromRow, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::domain::ab_test::Decision;
+
 /// A tested step.
 #[derive(Debug, Clone, FromRow)]
 pub struct AbTestRow {
@@ -80,15 +82,7 @@ pub async fn undecided(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<
 }
 
 /// Records the winner of a test (once: a decided test is not decided again).
-pub async fn decide(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    test: &AbTestRow,
-    winner: &str,
-    decision: &str,
-    detail: &str,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
+pub async fn decide(tx: &mut TenantTx, tenant: Uuid, test: &AbTestRow, decision: &Decision, now: DateTime<Utc>) -> Result<(), Error> {
     sqlx::query(
         "UPDATE ab_tests SET winner = $5, decision = $6, detail = $7, decide_time = $8
          WHERE tenant_id = $1 AND journey_id = $2 AND version = $3 AND step_id = $4 AND winner = ''",
@@ -97,9 +91,9 @@ pub async fn decide(
     .bind(test.journey_id)
     .bind(test.version)
     .bind(&test.step_id)
-    .bind(winner)
-    .bind(decision)
-    .bind(detail)
+    .bind(&decision.winner)
+    .bind(decision.reason)
+    .bind(&decision.detail)
     .bind(now)
     .execute(&mut **tx)
     .instrument(db_span("UPDATE", "ab_tests"))

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ab_tests::GroupRow, campaigns as store};
+use crate::domain::ab_test::Decision;
 
 /// Stores audience members of campaign `campaign` in the holdout or the
 /// rest (`(customer, "holdout" | "rest")`); a member stored before (a page
@@ -75,24 +76,16 @@ pub async fn cancel_rest(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<()
 }
 
 /// Records campaign `campaign`'s winner (once: a decided test is not decided again).
-pub async fn decide(
-    tx: &mut TenantTx,
-    tenant: Uuid,
-    campaign: Uuid,
-    winner: &str,
-    decision: &str,
-    detail: &str,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
+pub async fn decide(tx: &mut TenantTx, tenant: Uuid, campaign: Uuid, decision: &Decision, now: DateTime<Utc>) -> Result<(), Error> {
     sqlx::query(
         "UPDATE campaigns SET ab_winner = $3, ab_decision = $4, ab_detail = $5, ab_decide_time = $6
          WHERE tenant_id = $1 AND id = $2 AND ab_winner = ''",
     )
     .bind(tenant)
     .bind(campaign)
-    .bind(winner)
-    .bind(decision)
-    .bind(detail)
+    .bind(&decision.winner)
+    .bind(decision.reason)
+    .bind(&decision.detail)
     .bind(now)
     .execute(&mut **tx)
     .instrument(db_span("UPDATE", "campaigns"))
