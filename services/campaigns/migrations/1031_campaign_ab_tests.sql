@@ -23,6 +23,9 @@ ALTER TABLE campaigns
 -- The campaign an invitation came with (results per campaign).
 ALTER TABLE questionnaire_invitations ADD COLUMN campaign_id uuid;
 
+-- A test's numbers: which messages a conversion is attributed to.
+CREATE INDEX conversions_by_delivery ON conversions (tenant_id, delivery_id) WHERE delivery_id IS NOT NULL;
+
 -- "a", "b", … for a tested campaign's test groups, "rest" for the rest
 -- (who got the winner); '' otherwise. A constant default: no table rewrite.
 ALTER TABLE deliveries ADD COLUMN variant text NOT NULL DEFAULT '';

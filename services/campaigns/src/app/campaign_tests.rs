@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use crm_kit::{Error, db::TenantTx};
+use crm_kit::Error;
 use uuid::Uuid;
 
 use super::{
@@ -45,24 +45,34 @@ fn test_start(row: &CampaignRow, now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl App {
-    /// Decides campaign `row`'s test (locked in `tx`) if it can be decided
-    /// now: writes the winner and `CampaignChanged`; whether it was decided.
-    pub(super) async fn decide_campaign_test(
-        &self,
-        tx: &mut TenantTx,
-        tenant: Uuid,
-        row: &CampaignRow,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Error> {
+    /// Decides campaign `row`'s test if it can be decided now: its numbers
+    /// are read without holding the campaign's row (a pause or a cancel
+    /// never waits for them), then the winner is written, with
+    /// `CampaignChanged`, if the campaign is still RUNNING and undecided.
+    /// The deadline counts only once none of the test's messages is still
+    /// queued (a pause past it does not decide on messages not sent).
+    /// Whether it was decided.
+    pub async fn decide_campaign_test(&self, tenant: Uuid, row: &CampaignRow, now: DateTime<Utc>) -> Result<bool, Error> {
         let Some(test) = row.undecided_test() else { return Ok(false) };
         let since = test_start(row, now);
         let window = Duration::days(i64::from(row.attribution_window_days));
-        let groups = campaign_tests::groups(tx, tenant, row.id, since, None, window).await?;
-        let deadline_passed = now >= since + Duration::minutes(test.decide_after_minutes);
+        let mut tx = self.begin(tenant).await?;
+        let groups = campaign_tests::groups(&mut tx, tenant, row.id, since, None, window).await?;
+        let sending = store::has_queued(&mut tx, tenant, row.id).await?;
+        tx.commit().await?;
+        let deadline_passed = now >= since + Duration::minutes(test.decide_after_minutes) && !sending;
         let Some(decision) = ab_test::decide(&test.test, &samples(&test.test, &groups), deadline_passed) else { return Ok(false) };
-        campaign_tests::decide(tx, tenant, row.id, &decision, now).await?;
-        let decided: CampaignRow = CAMPAIGNS.find(tx, tenant, row.id, false).await?.ok_or_else(|| CAMPAIGN.not_found(row.id))?;
-        super::campaigns::changed(tx, tenant, &decided, Some(row.state)).await?;
+        let mut tx = self.begin(tenant).await?;
+        let current: CampaignRow = CAMPAIGNS.find(&mut tx, tenant, row.id, true).await?.ok_or_else(|| CAMPAIGN.not_found(row.id))?;
+        if current.state != State::Running || !current.ab_winner.is_empty() {
+            return Ok(false);
+        }
+        campaign_tests::decide(&mut tx, tenant, row.id, &decision, now).await?;
+        let decided: CampaignRow = CAMPAIGNS.find(&mut tx, tenant, row.id, false).await?.ok_or_else(|| CAMPAIGN.not_found(row.id))?;
+        super::campaigns::changed(&mut tx, tenant, &decided, Some(current.state)).await?;
+        // The rest goes out at once.
+        store::wake_job(&mut tx, tenant, row.id, now).await?;
+        tx.commit().await?;
         tracing::info!(%tenant, campaign = %row.id, winner = %decision.winner, reason = decision.reason, "a campaign's A/B/n test was decided");
         Ok(true)
     }

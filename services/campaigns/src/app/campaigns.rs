@@ -53,6 +53,8 @@ pub enum JobWork {
     /// Store its audience (from the page token stored with it on) with
     /// `templates` (its own, then its A/B/n test's variants').
     Snapshot { campaign: Box<CampaignRow>, templates: Vec<TemplateRow> },
+    /// Decide its A/B/n test if its numbers allow.
+    Decide { campaign: Box<CampaignRow> },
     /// Send its A/B/n test's winner, `templates[winner]`, to the rest, from
     /// the cursor stored with it on.
     SendRest { campaign: Box<CampaignRow>, templates: Vec<TemplateRow> },
@@ -330,11 +332,10 @@ impl App {
                     store::wake_job(&mut tx, tenant, id, now).await?;
                     JobWork::Again
                 } else if row.undecided_test().is_some() {
-                    // The test's groups are being sent or watched: decide when it can be, and look again.
-                    let decided = self.decide_campaign_test(&mut tx, tenant, &row, now).await?;
-                    let again = if decided { now } else { now + DECIDE_EVERY };
-                    store::wake_job(&mut tx, tenant, id, again).await?;
-                    JobWork::Nothing
+                    // The test's groups are being sent or watched: the job looks at its numbers (a
+                    // decision wakes the campaign at once), and again later.
+                    store::wake_job(&mut tx, tenant, id, now + DECIDE_EVERY).await?;
+                    JobWork::Decide { campaign: Box::new(row) }
                 } else if row.rest_pending() {
                     match self.templates_of(&mut tx, tenant, &row).await? {
                         Some(templates) => JobWork::SendRest { campaign: Box::new(row), templates },

@@ -124,6 +124,15 @@ impl App {
         Ok(())
     }
 
+    /// Makes the next batch of the tenant's members due for a tier review
+    /// (the programme changed); how many.
+    pub async fn sweep_tiers(&self, tenant: Uuid, batch: i64, now: DateTime<Utc>) -> Result<i64, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let marked = loyalty::sweep_tiers(&mut tx, tenant, batch, now).await?;
+        tx.commit().await?;
+        Ok(marked)
+    }
+
     /// Judges `customer`'s member tier again (their window moved on, or the programme changed).
     pub async fn review_tier(&self, tenant: Uuid, customer: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
         let mut tx = self.begin(tenant).await?;
@@ -221,7 +230,8 @@ async fn grant_for_spend(
 async fn judge_tier(tx: &mut TenantTx, tenant: Uuid, program: &Program, customer: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
     let before = loyalty::balance(tx, tenant, customer).await?;
     if program.tiers.is_empty() && before.tier.is_empty() {
-        return Ok(());
+        // No tiers to judge (a review due from an earlier programme is dropped).
+        return loyalty::set_tier(tx, tenant, customer, "", before.tier_progress, None).await;
     }
     let window = Duration::days(i64::from(program.window_days));
     let (progress, oldest) = loyalty::progress(tx, tenant, customer, program.basis, now - window).await?;
@@ -282,12 +292,11 @@ impl App {
         }
         let program = edit(&before.program.0)?.changed_from(&before.program.0, now);
         let row = loyalty::put_program(&mut tx, tenant, &program, now).await?;
-        if program.tiers != before.program.0.tiers
-            || program.basis != before.program.0.basis
-            || program.window_days != before.program.0.window_days
-        {
-            // Tiers judged under other rules: everyone is judged again by the tier-review job.
-            loyalty::review_all_tiers(&mut tx, tenant, now).await?;
+        let old = &before.program.0;
+        let rules_moved = program.basis != old.basis || program.window_days != old.window_days;
+        if program.tiers != old.tiers || (!program.tiers.is_empty() && rules_moved) {
+            // Tiers judged under other rules: everyone is judged again, by the tier-review job's sweep.
+            loyalty::start_tier_sweep(&mut tx, tenant).await?;
         }
         // Purchases earn from profiles' stream: from now on the tenant's is read.
         crm_kit::follow::follow_tenant(&mut tx, tenant, crate::store::streams::PROFILES).await?;

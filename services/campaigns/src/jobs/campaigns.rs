@@ -69,6 +69,11 @@ async fn round(app: &App, profiles: &ProfilesClient, tokens: &ServiceTokens) -> 
                     tracing::warn!(campaign = %id, error = %crm_kit::error::cause_chain(&err), "sending the winner interrupted; it resumes when its lease ends");
                 }
             }
+            JobWork::Decide { campaign } => {
+                if let Err(err) = app.decide_campaign_test(tenant, &campaign, Utc::now()).await {
+                    tracing::warn!(campaign = %id, error = %crm_kit::error::cause_chain(&err), "an A/B/n test could not be decided; looking again later");
+                }
+            }
             JobWork::Again | JobWork::Nothing => {}
         }
     }

@@ -5,10 +5,13 @@
 //! books one twice; a redemption books what expired first anyway.
 //!
 //! And reviews member tiers: the members whose oldest grant in the rolling
-//! window has left it, or whose programme changed (found through the
-//! `tier_review_scan` policy), are judged again, one per transaction under
-//! their balance row's lock; a judgement sets the next review time, so a
-//! member is not looked at again before their progress can change.
+//! window has left it (found through the `tier_review_scan` policy) are
+//! judged again, one per transaction under their balance row's lock; a
+//! judgement sets the next review time, so a member is not looked at again
+//! before their progress can change. After a programme's tiers changed, its
+//! sweep makes every member due, a batch per transaction (no edit holds
+//! every balance row at once); a round goes on while there is work, for up
+//! to a few seconds.
 
 use std::time::Duration;
 
@@ -17,11 +20,15 @@ use tokio::sync::watch;
 
 use crate::{
     app::App,
-    store::loyalty::{due_expiries, due_tier_reviews},
+    store::loyalty::{due_expiries, due_tier_reviews, pending_tier_sweeps},
 };
 
 /// Customers handled per round.
 const PER_ROUND: i64 = 500;
+/// Members a sweep makes due per transaction.
+const SWEEP_BATCH: i64 = 1_000;
+/// How long a round of tier reviews goes on while there is more to do.
+const REVIEWS_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the expiry and the tier reviews every `poll` until `shutdown` turns true.
 pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
@@ -29,12 +36,21 @@ pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
     super::every(poll, shutdown.clone(), "member tier reviews", move || {
         let app = reviewer.clone();
         async move {
-            for (tenant, customer) in due_tier_reviews(app.pool(), Utc::now(), PER_ROUND).await? {
-                if let Err(err) = app.review_tier(tenant, customer, Utc::now()).await {
-                    tracing::warn!(error = %crm_kit::error::cause_chain(&err), %tenant, "a member tier could not be reviewed; retrying next round");
+            let started = std::time::Instant::now();
+            for (tenant,) in pending_tier_sweeps(app.pool(), Utc::now(), PER_ROUND).await? {
+                while app.sweep_tiers(tenant, SWEEP_BATCH, Utc::now()).await? == SWEEP_BATCH && started.elapsed() < REVIEWS_FOR {}
+            }
+            loop {
+                let due = due_tier_reviews(app.pool(), Utc::now(), PER_ROUND).await?;
+                for (tenant, customer) in &due {
+                    if let Err(err) = app.review_tier(*tenant, *customer, Utc::now()).await {
+                        tracing::warn!(error = %crm_kit::error::cause_chain(&err), %tenant, "a member tier could not be reviewed; retrying next round");
+                    }
+                }
+                if (due.len() as i64) < PER_ROUND || started.elapsed() >= REVIEWS_FOR {
+                    return Ok(());
                 }
             }
-            Ok(())
         }
     });
     super::every(poll, shutdown, "points expiry", move || {

@@ -522,10 +522,12 @@ pub async fn has_queued(tx: &mut TenantTx, tenant: Uuid, id: Uuid) -> Result<boo
         .await?)
 }
 
-/// Whether a campaign that is not finished yet sends template `template`.
+/// Whether a campaign that is not finished yet sends template `template`
+/// (as its own message or an A/B/n test's variant).
 pub async fn template_in_use(tx: &mut TenantTx, tenant: Uuid, template: Uuid) -> Result<bool, Error> {
     Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM campaigns WHERE tenant_id = $1 AND template_id = $2 AND state IN ('DRAFT', 'SCHEDULED', 'RUNNING', 'PAUSED'))",
+        "SELECT EXISTS (SELECT 1 FROM campaigns WHERE tenant_id = $1 AND state IN ('DRAFT', 'SCHEDULED', 'RUNNING', 'PAUSED')
+             AND (template_id = $2 OR ab_test->'test'->'variants' @> jsonb_build_array(jsonb_build_object('template', $2::text))))",
     )
     .bind(tenant)
     .bind(template)

@@ -508,15 +508,55 @@ pub async fn set_tier(
     Ok(())
 }
 
-/// Every member of the tenant is judged again from `now` (the programme changed).
-pub async fn review_all_tiers(tx: &mut TenantTx, tenant: Uuid, now: DateTime<Utc>) -> Result<u64, Error> {
-    Ok(sqlx::query("UPDATE points_balances SET tier_review_time = $2 WHERE tenant_id = $1")
+/// Every member of the tenant is to be judged again (the programme
+/// changed): a sweep from the first customer on, by [`sweep_tiers`].
+pub async fn start_tier_sweep(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+    sqlx::query("UPDATE loyalty_programs SET tier_sweep_cursor = $2 WHERE tenant_id = $1")
         .bind(tenant)
-        .bind(now)
+        .bind(Uuid::nil())
         .execute(&mut **tx)
-        .instrument(db_span("UPDATE", "points_balances"))
-        .await?
-        .rows_affected())
+        .instrument(db_span("UPDATE", "loyalty_programs"))
+        .await?;
+    Ok(())
+}
+
+/// Makes the next `batch` members of the tenant's pending sweep due at
+/// `now` and moves the sweep on (or ends it after the last); how many.
+pub async fn sweep_tiers(tx: &mut TenantTx, tenant: Uuid, batch: i64, now: DateTime<Utc>) -> Result<i64, Error> {
+    let cursor: Option<Uuid> = sqlx::query_scalar(
+        "SELECT tier_sweep_cursor FROM loyalty_programs WHERE tenant_id = $1 AND tier_sweep_cursor IS NOT NULL FOR UPDATE",
+    )
+    .bind(tenant)
+    .fetch_optional(&mut **tx)
+    .instrument(db_span("SELECT", "loyalty_programs"))
+    .await?;
+    let Some(cursor) = cursor else { return Ok(0) };
+    let marked: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE points_balances SET tier_review_time = $3 WHERE tenant_id = $1 AND customer_id IN (
+             SELECT customer_id FROM points_balances WHERE tenant_id = $1 AND customer_id > $2 ORDER BY customer_id LIMIT $4)
+         RETURNING customer_id",
+    )
+    .bind(tenant)
+    .bind(cursor)
+    .bind(now)
+    .bind(batch)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("UPDATE", "points_balances"))
+    .await?;
+    let next = if (marked.len() as i64) < batch { None } else { marked.iter().max().copied() };
+    sqlx::query("UPDATE loyalty_programs SET tier_sweep_cursor = $2 WHERE tenant_id = $1")
+        .bind(tenant)
+        .bind(next)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "loyalty_programs"))
+        .await?;
+    Ok(marked.len() as i64)
+}
+
+/// Tenants with a pending tier sweep (through the `tier_sweep_scan` policy; `now` unused).
+pub async fn pending_tier_sweeps(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid,)>, Error> {
+    let sql = "SELECT tenant_id FROM loyalty_programs WHERE tier_sweep_cursor IS NOT NULL AND $1::timestamptz IS NOT NULL LIMIT $2";
+    scan_due(pool, "tier-sweep-scan", "loyalty_programs", sql, now, limit).await
 }
 
 /// Members due to have their tier judged again, across tenants (through the `tier_review_scan` policy).

@@ -184,6 +184,9 @@ async fn cancelling_a_tested_campaign_cancels_its_rest_too() {
     })
     .await;
     let waiting = running.counts.unwrap().awaiting_winner;
+    // A variant's template is in use as much as the campaign's own.
+    let delete = app.admin(pb::DeleteTemplateRequest { name: other.clone(), etag: String::new() });
+    assert_error(app.templates.clone().delete_template(delete).await, Code::FailedPrecondition, "TEMPLATE_IN_USE");
 
     let request = app.as_roles(pb::CancelCampaignRequest { name: campaign.name.clone() }, &["marketer"]);
     let cancelled = app.campaigns().cancel_campaign(request).await.unwrap().into_inner().campaign.unwrap();

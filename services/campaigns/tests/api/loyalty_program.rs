@@ -207,7 +207,19 @@ async fn tiers_fall_when_grants_leave_the_window_and_follow_a_changed_programme(
     // A new grant makes her silver again; a programme with a higher threshold judges everyone again.
     loyalty.grant_points(grant(120, "again")).await.unwrap();
     assert_eq!(account(&app, &ada).await.tier, "silver");
-    let stricter = pb::LoyaltyProgram { tiers: vec![tier("silver", 200, 100)], ..program };
+    let stricter = pb::LoyaltyProgram { tiers: vec![tier("silver", 200, 100)], ..program.clone() };
     set_program(&app, stricter, &["tiers"]).await.unwrap();
     assert_eq!(tier_becomes(&app, &ada, "").await.tier_progress, 120);
+    // Silver again at 220; a programme without tiers takes every tier away, and nothing is left to review.
+    loyalty.grant_points(grant(100, "more")).await.unwrap();
+    assert_eq!(account(&app, &ada).await.tier, "silver");
+    set_program(&app, pb::LoyaltyProgram { tiers: vec![], ..program }, &["tiers"]).await.unwrap();
+    tier_becomes(&app, &ada, "").await;
+    for _ in 0..100 {
+        if review_time(&app, &ada).await.is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("a review is still due without tiers: {:?}", review_time(&app, &ada).await);
 }
