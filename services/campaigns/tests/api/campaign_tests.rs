@@ -291,3 +291,47 @@ async fn a_goal_is_attributed_to_the_last_message_whose_own_campaign_window_cove
     assert_eq!(attribution(&app, &short.name).await.window_days, 3);
     assert_eq!((attribution(&app, &week.name).await.conversions, attribution(&app, &short.name).await.conversions), (1, 0));
 }
+
+#[tokio::test]
+async fn a_variant_with_its_own_send_time_waits_for_it_while_the_control_goes_at_once() {
+    let app = spawn_app().await;
+    app.email_provider().await;
+    let control = app.create_template(offer("Now")).await.unwrap().name;
+    let evening = app.create_template(offer("Tonight")).await.unwrap().name;
+    audience(&app, "timed", 40).await;
+    // The variant at a local time (the tenant's zone: UTC) twelve hours away; the campaign has none.
+    let later = chrono::Utc::now() + chrono::Duration::hours(12);
+    let at = crm_proto::google::r#type::TimeOfDay { hours: chrono::Timelike::hour(&later) as i32, minutes: 0, seconds: 0, nanos: 0 };
+    let test = pb::CampaignAbTest {
+        variants: vec![pb::CampaignVariant { local_send_time: Some(at), ..variant(&evening, "15%") }],
+        metric: pb::AbTestMetric::Open as i32,
+        ..Default::default()
+    };
+    let campaign = create(&app, tested(&control, "timed", test)).await.unwrap();
+    assert_eq!(campaign.ab_test.as_ref().unwrap().variants[0].local_send_time, Some(at));
+    start(&app, &campaign.name).await;
+    let running = campaign_when(&app, &campaign.name, |c| {
+        let n = c.counts.clone().unwrap_or_default();
+        n.targeted == 40 && n.sent + n.queued == 40 && n.sent > 0 && n.queued > 0
+    })
+    .await;
+    let filter = format!("campaign = \"{}\"", campaign.name);
+    let a = deliveries(&app, &format!("{filter} AND ab_variant = \"a\"")).await;
+    let b = deliveries(&app, &format!("{filter} AND ab_variant = \"b\"")).await;
+    assert_eq!((a.len() + b.len()) as i64, running.counts.unwrap().targeted);
+    // a goes at once; b waits for its hour.
+    for _ in 0..100 {
+        if app.smtp.messages().len() == a.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(app.smtp.messages().iter().all(|m| m.subject == "Now"), "only the control went");
+    let b = deliveries(&app, &format!("{filter} AND ab_variant = \"b\"")).await;
+    for d in &b {
+        assert_eq!(d.status, pb::DeliveryStatus::Queued as i32);
+        let due = d.next_attempt_time.as_ref().map(|t| t.seconds).unwrap_or_default();
+        assert_eq!(due % 3600, 0, "due on the hour asked for: {d:?}");
+        assert!((due - later.timestamp()).abs() <= 3600, "due at the variant's time: {d:?}");
+    }
+}
