@@ -6,6 +6,7 @@ pub mod communication;
 pub mod customer;
 pub mod fields;
 pub mod grading;
+pub mod import;
 pub mod lifetime;
 pub mod mask;
 pub mod matching;

@@ -1,0 +1,462 @@
+//! The pure half of bulk import and export (issue 15): what kind of file an
+//! upload is, its text encoding (UTF-8 with or without a BOM, or GB18030 —
+//! the superset of GBK that Chinese Excel writes — detected or declared,
+//! decoded chunk by chunk as it streams in), the column correspondence
+//! (列对应设置) suggested from a sheet's headers in Chinese and English with
+//! its confidence, the spreadsheet cells that need parsing (tags, birthdays),
+//! and the neutralising of exported cells a spreadsheet would run as
+//! formulas. No I/O.
+
+use std::borrow::Cow;
+
+use encoding_rs::{Decoder, DecoderResult, GB18030, UTF_8};
+
+/// What an upload's first bytes say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Text: CSV.
+    Csv,
+    /// An Office Open XML package (a ZIP): XLSX.
+    Xlsx,
+    /// An OLE compound file: an encrypted (password-protected) XLSX, or a legacy XLS.
+    Encrypted,
+    /// Anything else with NUL bytes: not a spreadsheet.
+    Binary,
+}
+
+/// The kind of file whose first bytes are `head`.
+pub fn sniff(head: &[u8]) -> FileKind {
+    match head {
+        [b'P', b'K', 3, 4, ..] => FileKind::Xlsx,
+        [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, ..] => FileKind::Encrypted,
+        _ if head.contains(&0) => FileKind::Binary,
+        _ => FileKind::Csv,
+    }
+}
+
+/// A CSV file's text encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    /// GB18030, which reads GBK and GB2312 too.
+    Gb18030,
+}
+
+impl Encoding {
+    /// The encoding named `name` ("UTF-8", "GBK", "GB18030", "GB2312"; any case).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "utf8" => Some(Self::Utf8),
+            "gbk" | "gb18030" | "gb2312" | "cp936" => Some(Self::Gb18030),
+            _ => None,
+        }
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Utf8 => "UTF-8",
+            Self::Gb18030 => "GB18030",
+        }
+    }
+}
+
+/// The encoding of a file whose first bytes are `head`: UTF-8 when they
+/// are valid UTF-8 (a multi-byte sequence cut at the end of `head` allowed),
+/// else GB18030. `complete`: `head` is the whole file.
+pub fn detect(head: &[u8], complete: bool) -> Encoding {
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    match std::str::from_utf8(head) {
+        Ok(_) => Encoding::Utf8,
+        // `error_len` None: the input ended inside a sequence, which the next chunk may finish.
+        Err(e) if e.error_len().is_none() && !complete => Encoding::Utf8,
+        Err(_) => Encoding::Gb18030,
+    }
+}
+
+/// Bytes that are not text in the file's encoding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("byte {offset} is not {encoding} text")]
+pub struct NotText {
+    pub offset: u64,
+    pub encoding: &'static str,
+}
+
+/// Decodes a file's bytes to text chunk by chunk, as they stream in: a
+/// character cut between two chunks is finished by the next; a UTF-8 BOM is
+/// dropped; bytes that are not text in the encoding are an error (never
+/// replaced: a wrongly detected file must not import as mojibake).
+pub struct TextDecoder {
+    decoder: Decoder,
+    encoding: Encoding,
+    offset: u64,
+}
+
+impl TextDecoder {
+    /// A decoder of `encoding`.
+    pub fn new(encoding: Encoding) -> Self {
+        let decoder = match encoding {
+            Encoding::Utf8 => UTF_8.new_decoder_with_bom_removal(),
+            Encoding::Gb18030 => GB18030.new_decoder(),
+        };
+        Self { decoder, encoding, offset: 0 }
+    }
+
+    /// The text of `chunk` (`last`: no chunk follows), appended to `out`.
+    pub fn decode(&mut self, chunk: &[u8], last: bool, out: &mut String) -> Result<(), NotText> {
+        out.reserve(self.decoder.max_utf8_buffer_length_without_replacement(chunk.len()).unwrap_or(chunk.len() * 4 + 16));
+        let (result, read) = self.decoder.decode_to_string_without_replacement(chunk, out, last);
+        match result {
+            DecoderResult::InputEmpty => {
+                self.offset += read as u64;
+                Ok(())
+            }
+            DecoderResult::Malformed(bad, extra) => {
+                let at = read.saturating_sub(usize::from(bad) + usize::from(extra));
+                Err(NotText { offset: self.offset + at as u64, encoding: self.encoding.as_str() })
+            }
+            // The reserve above makes room for the worst case; should it not, the chunk is not text we can take.
+            DecoderResult::OutputFull => Err(NotText { offset: self.offset + read as u64, encoding: self.encoding.as_str() }),
+        }
+    }
+}
+
+/// A customer field a column can fill.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    DisplayName,
+    GivenName,
+    FamilyName,
+    /// An email address (several columns may each hold one).
+    Email,
+    /// A phone number (several columns may each hold one).
+    Phone,
+    Company,
+    JobTitle,
+    Industry,
+    /// A postal address's street lines, as one text.
+    Address,
+    City,
+    Region,
+    PostalCode,
+    Country,
+    Birthday,
+    /// Tags, several in one cell.
+    Tags,
+    Locale,
+    TimeZone,
+    /// An id in the system the list came from.
+    ExternalId,
+    /// A custom attribute of this name.
+    Attribute(String),
+}
+
+impl Field {
+    /// Whether several columns may fill it.
+    pub fn repeats(&self) -> bool {
+        matches!(self, Self::Email | Self::Phone | Self::Tags)
+    }
+}
+
+/// Header names of each field, normalised (see [`normalise`]): Chinese and English.
+const SYNONYMS: &[(Field, &[&str])] = &[
+    (
+        Field::DisplayName,
+        &["客户名", "客户名称", "姓名", "名称", "名字", "客户", "name", "fullname", "displayname", "customername", "customer"],
+    ),
+    (Field::GivenName, &["名", "firstname", "givenname", "forename"]),
+    (Field::FamilyName, &["姓", "姓氏", "lastname", "familyname", "surname"]),
+    (Field::Email, &["邮箱", "电子邮件", "电子邮箱", "邮件", "email", "emailaddress", "mail"]),
+    (
+        Field::Phone,
+        &[
+            "手机",
+            "手机号",
+            "手机号码",
+            "电话",
+            "电话号码",
+            "联系电话",
+            "移动电话",
+            "phone",
+            "mobile",
+            "phonenumber",
+            "tel",
+            "telephone",
+            "cell",
+        ],
+    ),
+    (Field::Company, &["公司", "单位", "公司名称", "工作单位", "企业", "company", "organization", "organisation", "employer"]),
+    (Field::JobTitle, &["职位", "职务", "岗位", "jobtitle", "title", "position", "role"]),
+    (Field::Industry, &["行业", "所属行业", "industry", "sector"]),
+    (Field::Address, &["地址", "住址", "联系地址", "详细地址", "address", "street", "streetaddress"]),
+    (Field::City, &["城市", "市", "city", "town"]),
+    (Field::Region, &["省", "省份", "地区", "region", "state", "province"]),
+    (Field::PostalCode, &["邮编", "邮政编码", "postalcode", "zip", "zipcode", "postcode"]),
+    (Field::Country, &["国家", "country"]),
+    (Field::Birthday, &["生日", "出生日期", "出生年月日", "birthday", "birthdate", "dateofbirth", "dob"]),
+    (Field::Tags, &["标签", "tags", "tag", "labels"]),
+    (Field::Locale, &["语言", "locale", "language"]),
+    (Field::TimeZone, &["时区", "timezone", "tz"]),
+    (Field::ExternalId, &["编号", "客户编号", "外部编号", "id", "externalid", "customerid", "customerno", "code"]),
+];
+
+/// A header made comparable: lowercase, without spaces, punctuation (ASCII
+/// or full-width) and a trailing colon or asterisk ("手机号：", "Email *").
+pub fn normalise(header: &str) -> String {
+    header.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// How a column is suggested to be mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    /// 0-based column.
+    pub column: usize,
+    /// Its header as the file has it.
+    pub header: String,
+    /// The field suggested; None: not recognised (the user maps it, or it
+    /// goes to a custom attribute, or is skipped).
+    pub field: Option<Field>,
+    /// 1.0: the header is a known name of the field; 0.6: it contains one;
+    /// 0 with no field.
+    pub confidence: f32,
+}
+
+/// The column correspondence suggested for a sheet with `headers`. A field
+/// that takes one column goes to the most confident column (the first of
+/// equals); the others are left unmapped.
+pub fn suggest(headers: &[String]) -> Vec<Suggestion> {
+    let mut suggestions: Vec<Suggestion> = headers
+        .iter()
+        .enumerate()
+        .map(|(column, header)| {
+            let key = normalise(header);
+            let exact = SYNONYMS.iter().find(|(_, names)| names.contains(&key.as_str()));
+            // A contained name of four bytes or more — two Chinese characters ("客户手机" has "手机"), four
+            // letters ("mobilephone" has "mobile") — the longest; shorter ones ("名", "市", "id") only exactly.
+            let within = || {
+                SYNONYMS
+                    .iter()
+                    .filter_map(|(field, names)| {
+                        let longest = names.iter().filter(|n| n.len() >= 4 && key.contains(*n)).map(|n| n.len()).max()?;
+                        Some((field, longest))
+                    })
+                    .max_by_key(|(_, len)| *len)
+                    .map(|(field, _)| field)
+            };
+            let (field, confidence) = match exact {
+                Some((field, _)) => (Some(field.clone()), 1.0),
+                None => match within() {
+                    Some(field) => (Some(field.clone()), 0.6),
+                    None => (None, 0.0),
+                },
+            };
+            Suggestion { column, header: header.clone(), field, confidence }
+        })
+        .collect();
+    // One column per single field: the most confident keeps it.
+    let mut order: Vec<usize> = (0..suggestions.len()).collect();
+    order.sort_by(|a, b| suggestions[*b].confidence.total_cmp(&suggestions[*a].confidence).then(a.cmp(b)));
+    let mut taken: Vec<Field> = Vec::new();
+    for i in order {
+        let Some(field) = suggestions[i].field.clone() else { continue };
+        if field.repeats() {
+            continue;
+        }
+        if taken.contains(&field) {
+            suggestions[i].field = None;
+            suggestions[i].confidence = 0.0;
+        } else {
+            taken.push(field);
+        }
+    }
+    suggestions
+}
+
+/// The tags in a cell: split on commas, semicolons, vertical bars and the
+/// Chinese 、，； — trimmed, empties dropped.
+pub fn split_tags(cell: &str) -> Vec<String> {
+    cell.split([',', ';', '|', '、', '，', '；']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+}
+
+/// A phone number as a list writes it, made international: "+…" as it is,
+/// "00…" as "+…", and a national number ("13800138000", "021-5000 0000")
+/// with `calling_code` (e.g. "86") in front of it, its trunk 0 dropped.
+/// Without a calling code a national number stays as it is (and is refused
+/// as not E.164 when checked).
+pub fn international<'a>(cell: &'a str, calling_code: &str) -> Cow<'a, str> {
+    let cell = cell.trim();
+    if cell.starts_with('+') || calling_code.is_empty() {
+        return Cow::Borrowed(cell);
+    }
+    if let Some(rest) = cell.strip_prefix("00") {
+        return Cow::Owned(format!("+{rest}"));
+    }
+    Cow::Owned(format!("+{calling_code}{}", cell.trim_start_matches('0')))
+}
+
+/// A birthday as a spreadsheet writes it: (year if known, month, day).
+/// "1990-03-02", "1990/3/2", "1990.03.02", "19900302", "1990年3月2日",
+/// "3月2日", "03-02"; None when it is none of those or no date.
+pub fn parse_birthday(cell: &str) -> Option<(Option<i32>, u32, u32)> {
+    let cell = cell.trim();
+    let digits: Vec<&str> = cell.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).collect();
+    let (year, month, day) = match digits.as_slice() {
+        [ymd] if ymd.len() == 8 => (Some(ymd[..4].parse().ok()?), ymd[4..6].parse().ok()?, ymd[6..].parse().ok()?),
+        [y, m, d] if y.len() == 4 => (Some(y.parse().ok()?), m.parse().ok()?, d.parse().ok()?),
+        [m, d] if m.len() <= 2 && d.len() <= 2 => (None, m.parse().ok()?, d.parse().ok()?),
+        _ => return None,
+    };
+    // 29 February is a birthday without a year too (2000 is a leap year).
+    let check_year = year.unwrap_or(2000);
+    chrono::NaiveDate::from_ymd_opt(check_year, month, day)?;
+    Some((year, month, day))
+}
+
+/// A cell as exported: one that a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
+/// leading apostrophe, which spreadsheets show as text (OWASP "CSV
+/// injection"). A negative number stays a number.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let number = cell.parse::<f64>().is_ok();
+    if risky && !number { Cow::Owned(format!("'{cell}")) } else { Cow::Borrowed(cell) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn mapped(suggestions: &[Suggestion]) -> Vec<Option<Field>> {
+        suggestions.iter().map(|s| s.field.clone()).collect()
+    }
+
+    #[test]
+    fn uploads_are_told_apart_by_their_first_bytes() {
+        assert_eq!(sniff(b"PK\x03\x04\x14\x00"), FileKind::Xlsx);
+        assert_eq!(sniff(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00"), FileKind::Encrypted);
+        assert_eq!(sniff(b"\x7fELF\x02\x01\x01\x00"), FileKind::Binary);
+        assert_eq!(sniff("姓名,手机\n张三,13800138000\n".as_bytes()), FileKind::Csv);
+    }
+
+    #[test]
+    fn gbk_and_utf8_with_or_without_a_bom_decode_to_the_same_text() {
+        let text = "客户名,手机,邮箱\n张三,13800138000,zhang@example.com\n";
+        let (gbk, _, unmappable) = GB18030.encode(text);
+        assert!(!unmappable);
+        let bom = [b"\xef\xbb\xbf".as_slice(), text.as_bytes()].concat();
+        for (bytes, encoding) in [(gbk.to_vec(), Encoding::Gb18030), (bom, Encoding::Utf8), (text.as_bytes().to_vec(), Encoding::Utf8)] {
+            assert_eq!(detect(&bytes, true), encoding);
+            // Streamed in chunks of 3 bytes: characters cut between chunks are finished by the next.
+            let mut decoder = TextDecoder::new(encoding);
+            let mut out = String::new();
+            let chunks: Vec<&[u8]> = bytes.chunks(3).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                decoder.decode(chunk, i == chunks.len() - 1, &mut out).unwrap();
+            }
+            assert_eq!(out, text, "{encoding:?}");
+        }
+        // A UTF-8 head cut inside a character is still UTF-8 when more follows.
+        assert_eq!(detect(&"客户".as_bytes()[..4], false), Encoding::Utf8);
+        assert_eq!(detect(&"客户".as_bytes()[..4], true), Encoding::Gb18030);
+        assert_eq!(
+            (Encoding::parse("gbk"), Encoding::parse("UTF-8"), Encoding::parse("latin1")),
+            (Some(Encoding::Gb18030), Some(Encoding::Utf8), None)
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_refused_with_their_offset_not_replaced() {
+        let mut decoder = TextDecoder::new(Encoding::Utf8);
+        let mut out = String::new();
+        let err = decoder.decode(b"ok,\xff\xfe", true, &mut out).unwrap_err();
+        assert_eq!(err, NotText { offset: 3, encoding: "UTF-8" });
+    }
+
+    #[test]
+    fn headers_in_chinese_and_english_are_recognised_with_their_confidence() {
+        let found = suggest(&headers(&["客户名", "手机号：", "E-mail", "公司/单位", "职位", "出生日期", "标签", "Remark", "联系电话"]));
+        assert_eq!(
+            mapped(&found),
+            [
+                Some(Field::DisplayName),
+                Some(Field::Phone),
+                Some(Field::Email),
+                Some(Field::Company),
+                Some(Field::JobTitle),
+                Some(Field::Birthday),
+                Some(Field::Tags),
+                None,
+                Some(Field::Phone),
+            ]
+        );
+        assert_eq!(found[0].confidence, 1.0);
+        assert_eq!(found[3].confidence, 0.6, "公司/单位 contains a name of the company field");
+        assert_eq!((found[7].field.clone(), found[7].confidence), (None, 0.0));
+        let english = suggest(&headers(&["First Name", "Last Name", "Email Address", "Mobile", "Job Title", "Zip", "Provider"]));
+        assert_eq!(
+            mapped(&english),
+            [
+                Some(Field::GivenName),
+                Some(Field::FamilyName),
+                Some(Field::Email),
+                Some(Field::Phone),
+                Some(Field::JobTitle),
+                Some(Field::PostalCode),
+                None
+            ],
+            "a short name (\"id\") is not looked for inside others"
+        );
+    }
+
+    #[test]
+    fn a_single_field_goes_to_its_most_confident_column_only() {
+        // "姓名" is exactly a display name; "客户名称备注" only contains one.
+        let found = suggest(&headers(&["客户名称备注", "姓名"]));
+        assert_eq!(mapped(&found), [None, Some(Field::DisplayName)]);
+        // Two exact ones: the first keeps it.
+        assert_eq!(mapped(&suggest(&headers(&["Name", "名称"]))), [Some(Field::DisplayName), None]);
+    }
+
+    #[test]
+    fn tags_and_birthdays_are_read_as_spreadsheets_write_them() {
+        assert_eq!(split_tags("vip, 老客户、团购；gold|"), ["vip", "老客户", "团购", "gold"]);
+        assert!(split_tags(" ,， ").is_empty());
+        for (cell, expected) in [
+            ("1990-03-02", Some((Some(1990), 3, 2))),
+            ("1990/3/2", Some((Some(1990), 3, 2))),
+            ("1990.03.02", Some((Some(1990), 3, 2))),
+            ("19900302", Some((Some(1990), 3, 2))),
+            ("1990年3月2日", Some((Some(1990), 3, 2))),
+            ("3月2日", Some((None, 3, 2))),
+            ("02-29", Some((None, 2, 29))),
+            ("1991-02-29", None),
+            ("13/45", None),
+            ("soon", None),
+        ] {
+            assert_eq!(parse_birthday(cell), expected, "{cell}");
+        }
+    }
+
+    #[test]
+    fn national_phone_numbers_get_the_calling_code() {
+        assert_eq!(international("13800138000", "86"), "+8613800138000");
+        assert_eq!(international("021-5000 0000", "86"), "+8621-5000 0000");
+        assert_eq!(international("0044 20 7946 0000", "86"), "+44 20 7946 0000");
+        assert_eq!(international(" +1 555 0100 ", "86"), "+1 555 0100");
+        assert_eq!(international("13800138000", ""), "13800138000");
+    }
+
+    #[test]
+    fn exported_cells_that_would_run_as_formulas_are_neutralised() {
+        assert_eq!(neutralise("=HYPERLINK(\"http://x\")"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(neutralise("+86 138"), "'+86 138");
+        assert_eq!(neutralise("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralise("\tx"), "'\tx");
+        assert_eq!(neutralise("-12.5"), "-12.5", "a negative number stays a number");
+        assert_eq!(neutralise("张三"), "张三");
+    }
+}
