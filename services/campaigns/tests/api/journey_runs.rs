@@ -384,6 +384,12 @@ async fn runs_of(f: &Fixture, name: &str, count: usize) -> Vec<pb::JourneyRun> {
 #[tokio::test]
 async fn birthdays_and_holidays_greet_each_customer_once_at_their_local_time() {
     use chrono::Datelike;
+    // "Today" must stay today while the test runs: this close to midnight (UTC), wait for the new day.
+    let now = chrono::Utc::now();
+    let midnight_utc = (now.date_naive() + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    if midnight_utc - now < chrono::Duration::seconds(90) {
+        tokio::time::sleep((midnight_utc - now + chrono::Duration::seconds(2)).to_std().unwrap()).await;
+    }
     let f = Fixture::start().await;
     let (today, tomorrow) = (chrono::Utc::now().date_naive(), chrono::Utc::now().date_naive() + chrono::Duration::days(1));
     let today_born = born(&f, "Today", "today@example.com", today.month(), today.day()).await;
