@@ -335,3 +335,56 @@ async fn a_variant_with_its_own_send_time_waits_for_it_while_the_control_goes_at
         assert!((due - later.timestamp()).abs() <= 3600, "due at the variant's time: {d:?}");
     }
 }
+
+#[tokio::test]
+async fn a_paused_test_waits_and_the_winner_skips_a_rest_member_deleted_meanwhile() {
+    let app = spawn_app().await;
+    app.email_provider().await;
+    let control = app.create_template(offer("Our offer")).await.unwrap().name;
+    let better = app.create_template(offer("A better offer")).await.unwrap().name;
+    let members = audience(&app, "paused", 60).await;
+    let test = pb::CampaignAbTest {
+        variants: vec![variant(&better, "15%")],
+        test_percent: 60,
+        metric: pb::AbTestMetric::Conversion as i32,
+        min_sample: 10,
+        ..Default::default()
+    };
+    let campaign = create(&app, tested(&control, "paused", test)).await.unwrap();
+    start(&app, &campaign.name).await;
+    campaign_when(&app, &campaign.name, |c| {
+        let n = c.counts.clone().unwrap_or_default();
+        n.targeted == 60 && n.sent == n.targeted - n.awaiting_winner && n.awaiting_winner > 0
+    })
+    .await;
+    let filter = format!("campaign = \"{}\"", campaign.name);
+    let tested = deliveries(&app, &filter).await;
+    let reached: Vec<&String> = tested.iter().map(|d| &d.customer).collect();
+    let rest: Vec<&String> = members.iter().filter(|m| !reached.contains(m)).collect();
+
+    // Paused: b's conversions come in, yet nothing is decided and nothing goes to the rest.
+    let pause = app.as_roles(pb::PauseCampaignRequest { name: campaign.name.clone() }, &["marketer"]);
+    app.campaigns().pause_campaign(pause).await.unwrap();
+    for (i, d) in tested.iter().filter(|d| d.ab_variant == "b").enumerate() {
+        convert(&app, &d.customer, &format!("b-{i}")).await;
+    }
+    // One of the rest is deleted in profiles before the winner reaches them.
+    let gone = rest[0].clone();
+    let delete = crm_proto::crm::profiles::v1::DeleteCustomerRequest { name: gone.clone(), etag: String::new() };
+    app.customers.clone().delete_customer(app.admin(delete)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let paused = app.campaign(&campaign.name).await;
+    assert_eq!(paused.ab_test.unwrap().winner, "", "a paused campaign's test is not decided");
+    assert_eq!(app.smtp.messages().len(), tested.len(), "nothing went to the rest");
+
+    // Resumed: decided, the rest sent — all but the deleted member, who is skipped.
+    let resume = app.as_roles(pb::ResumeCampaignRequest { name: campaign.name.clone() }, &["marketer"]);
+    app.campaigns().resume_campaign(resume).await.unwrap();
+    let done = app.campaign_in(&campaign.name, pb::CampaignState::Completed).await;
+    assert_eq!(done.ab_test.unwrap().winner, "b");
+    let counts = done.counts.unwrap();
+    assert_eq!((counts.sent, counts.skipped, counts.awaiting_winner), (59, 1, 0), "{counts:?}");
+    let skipped = deliveries(&app, &format!("{filter} AND status = SKIPPED")).await;
+    assert_eq!((skipped[0].customer.as_str(), skipped[0].skip_reason), (gone.as_str(), pb::SkipReason::CustomerDeleted as i32));
+    assert_eq!(skipped[0].ab_variant, "rest");
+}
