@@ -121,6 +121,97 @@ impl TextDecoder {
     }
 }
 
+/// The delimiter of a CSV file whose first line is `line`: the most frequent
+/// of comma, semicolon and tab outside quotes (a comma when none is there).
+pub fn detect_delimiter(line: &str) -> u8 {
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for b in line.bytes() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            _ if !quoted => {
+                if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
+                    c.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    counts.iter().filter(|(_, n)| *n > 0).max_by_key(|(_, n)| *n).map_or(b',', |(d, _)| *d)
+}
+
+/// One record of a CSV file: its number (1: the header row), as a
+/// spreadsheet numbers rows, and its cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub number: u64,
+    pub cells: Vec<String>,
+}
+
+/// Splits decoded CSV text into records as it streams in (RFC 4180: quoted
+/// cells with delimiters, doubled quotes and line breaks inside, a quote or
+/// a record cut between chunks); blank lines are skipped and not counted
+/// (a row's number is its record's: the header is 1).
+pub struct RecordSplitter {
+    reader: csv_core::Reader,
+    field_bytes: Vec<u8>,
+    field_ends: Vec<usize>,
+    used: (usize, usize),
+    number: u64,
+}
+
+impl RecordSplitter {
+    /// A splitter of cells separated by `delimiter`.
+    pub fn new(delimiter: u8) -> Self {
+        let reader = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+        Self { reader, field_bytes: vec![0; 4096], field_ends: vec![0; 64], used: (0, 0), number: 0 }
+    }
+
+    /// The records `text` completes (`last`: no more text follows).
+    pub fn feed(&mut self, text: &str, last: bool) -> Vec<Record> {
+        use csv_core::ReadRecordResult;
+        let mut input = text.as_bytes();
+        let mut records = Vec::new();
+        // An empty input tells the reader the file ended: only when it has.
+        if input.is_empty() && !last {
+            return records;
+        }
+        loop {
+            let (bytes, ends) = (&mut self.field_bytes[self.used.0..], &mut self.field_ends[self.used.1..]);
+            let (result, read, wrote, ended) = self.reader.read_record(input, bytes, ends);
+            input = &input[read..];
+            self.used = (self.used.0 + wrote, self.used.1 + ended);
+            match result {
+                ReadRecordResult::OutputFull => self.field_bytes.resize(self.field_bytes.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.field_ends.resize(self.field_ends.len() * 2, 0),
+                ReadRecordResult::Record => records.extend(self.take_record()),
+                // All of `text` read; at the end of the file the next turn (empty input) ends the last record.
+                ReadRecordResult::InputEmpty if last => {}
+                ReadRecordResult::InputEmpty | ReadRecordResult::End => return records,
+            }
+        }
+    }
+
+    /// The record the reader just completed, counted; None when all its cells are empty.
+    fn take_record(&mut self) -> Option<Record> {
+        self.number += 1;
+        let (bytes, ends) = (&self.field_bytes[..self.used.0], &self.field_ends[..self.used.1]);
+        let mut start = 0;
+        let cells: Vec<String> = ends
+            .iter()
+            .map(|&end| {
+                // The input was text and cells split at ASCII delimiters: each cell is text too.
+                let cell = String::from_utf8_lossy(&bytes[start..end]).into_owned();
+                start = end;
+                cell
+            })
+            .collect();
+        self.used = (0, 0);
+        cells.iter().any(|c| !c.is_empty()).then_some(Record { number: self.number, cells })
+    }
+}
+
 /// A customer field a column can fill.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
@@ -439,6 +530,44 @@ mod tests {
         ] {
             assert_eq!(parse_birthday(cell), expected, "{cell}");
         }
+    }
+
+    #[test]
+    fn records_stream_in_with_quotes_and_line_breaks_cut_between_chunks() {
+        let text = "姓名,备注,手机\n张三,\"说 \"\"你好\"\", 再见\",13800138000\n\n李四,\"两行\n备注\",13900139000\n王五,,";
+        for size in [1, 2, 5, 1000] {
+            let mut splitter = RecordSplitter::new(b',');
+            let chars: Vec<char> = text.chars().collect();
+            let chunks: Vec<String> = chars.chunks(size).map(|c| c.iter().collect()).collect();
+            let mut records = Vec::new();
+            for (i, chunk) in chunks.iter().enumerate() {
+                records.extend(splitter.feed(chunk, i == chunks.len() - 1));
+            }
+            let seen: Vec<(u64, Vec<&str>)> = records.iter().map(|r| (r.number, r.cells.iter().map(String::as_str).collect())).collect();
+            assert_eq!(
+                seen,
+                [
+                    (1, vec!["姓名", "备注", "手机"]),
+                    (2, vec!["张三", "说 \"你好\", 再见", "13800138000"]),
+                    (3, vec!["李四", "两行\n备注", "13900139000"]),
+                    (4, vec!["王五", "", ""]),
+                ],
+                "chunks of {size}"
+            );
+        }
+        // An empty chunk before the end ends nothing.
+        let mut splitter = RecordSplitter::new(b';');
+        assert!(splitter.feed("a;b", false).is_empty());
+        assert!(splitter.feed("", false).is_empty());
+        assert_eq!(splitter.feed("", true), [Record { number: 1, cells: vec!["a".into(), "b".into()] }]);
+    }
+
+    #[test]
+    fn the_delimiter_is_the_most_frequent_outside_quotes() {
+        assert_eq!(detect_delimiter("姓名,手机,邮箱\n"), b',');
+        assert_eq!(detect_delimiter("Name;Phone;\"a,b,c\"\n"), b';');
+        assert_eq!(detect_delimiter("Name\tPhone\n1,2,3,4"), b'\t');
+        assert_eq!(detect_delimiter("Name"), b',');
     }
 
     #[test]
