@@ -104,6 +104,19 @@ where
     Ok(rows)
 }
 
+/// [`scan_due`] of one id column: the tenants (or other ids) with due work.
+pub async fn scan_due_ids(
+    pool: &PgPool,
+    scope: &'static str,
+    table: &'static str,
+    sql: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<Vec<Uuid>, Error> {
+    let rows: Vec<(Uuid,)> = scan_due(pool, scope, table, sql, now, limit).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// Begins a transaction in which RLS shows only `tenant`'s rows, in one
 /// round trip: `BEGIN` and the transaction-local `set_config` travel as one
 /// simple query (a UUID's text form cannot break out of its quotes). A pooled

@@ -37,7 +37,7 @@ pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
         let app = reviewer.clone();
         async move {
             let started = std::time::Instant::now();
-            for (tenant,) in pending_tier_sweeps(app.pool(), Utc::now(), PER_ROUND).await? {
+            for tenant in pending_tier_sweeps(app.pool(), Utc::now(), PER_ROUND).await? {
                 while app.sweep_tiers(tenant, SWEEP_BATCH, Utc::now()).await? == SWEEP_BATCH && started.elapsed() < REVIEWS_FOR {}
             }
             loop {

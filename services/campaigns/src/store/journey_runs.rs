@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{Table, TenantTx, db_span, scan_due},
+    db::{Table, TenantTx, db_span, scan_due, scan_due_ids},
 };
 use sqlx::{FromRow, PgPool, types::Json};
 use tracing::Instrument;
@@ -221,8 +221,7 @@ pub async fn insert_many(tx: &mut TenantTx, tenant: Uuid, door: Door<'_>, entran
 /// Tenants with due runs, across tenants through the `due_scan` policy (ids and instants only).
 pub async fn due_tenants(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, Error> {
     let sql = "SELECT tenant_id FROM journey_runs WHERE due_time <= $1 GROUP BY tenant_id ORDER BY min(due_time) LIMIT $2";
-    let tenants: Vec<(Uuid,)> = scan_due(pool, "journey-scan", "journey_runs", sql, now, limit).await?;
-    Ok(tenants.into_iter().map(|(t,)| t).collect())
+    scan_due_ids(pool, "journey-scan", "journey_runs", sql, now, limit).await
 }
 
 /// Claims up to `limit` of the tenant's due runs by pushing their due time

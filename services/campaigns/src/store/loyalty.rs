@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span, scan_due},
+    db::{TenantTx, db_span, scan_due, scan_due_ids},
 };
 use sqlx::{FromRow, PgPool};
 use tracing::Instrument;
@@ -554,9 +554,9 @@ pub async fn sweep_tiers(tx: &mut TenantTx, tenant: Uuid, batch: i64, now: DateT
 }
 
 /// Tenants with a pending tier sweep (through the `tier_sweep_scan` policy; `now` unused).
-pub async fn pending_tier_sweeps(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid,)>, Error> {
+pub async fn pending_tier_sweeps(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, Error> {
     let sql = "SELECT tenant_id FROM loyalty_programs WHERE tier_sweep_cursor IS NOT NULL AND $1::timestamptz IS NOT NULL LIMIT $2";
-    scan_due(pool, "tier-sweep-scan", "loyalty_programs", sql, now, limit).await
+    scan_due_ids(pool, "tier-sweep-scan", "loyalty_programs", sql, now, limit).await
 }
 
 /// Members due to have their tier judged again, across tenants (through the `tier_review_scan` policy).

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{TenantTx, db_span, scan_due},
+    db::{TenantTx, db_span, scan_due_ids},
 };
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -39,8 +39,7 @@ pub async fn enqueue(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lane: i16, due: 
 /// Reads across tenants through the `due_scan` policy (ids and instants only).
 pub async fn due_tenants(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, Error> {
     let sql = "SELECT tenant_id FROM delivery_queue WHERE due_time <= $1 GROUP BY tenant_id ORDER BY min(lane), min(due_time) LIMIT $2";
-    let tenants: Vec<(Uuid,)> = scan_due(pool, "delivery-scan", "delivery_queue", sql, now, limit).await?;
-    Ok(tenants.into_iter().map(|(t,)| t).collect())
+    scan_due_ids(pool, "delivery-scan", "delivery_queue", sql, now, limit).await
 }
 
 /// Claims up to `limit` of the tenant's due deliveries, notices first, by
