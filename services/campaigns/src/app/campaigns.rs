@@ -69,7 +69,8 @@ pub enum JobWork {
 /// The templates a campaign sends — its own, then its A/B/n test's
 /// variants' — each checked against its variables: every locked variable
 /// given, none the template does not use; the variants on the campaign's
-/// channel and purpose. Its questionnaire, if any, exists.
+/// channel and purpose. Its questionnaire, if any, exists, and every
+/// template shows its link.
 async fn checked_templates(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields) -> Result<Vec<TemplateRow>, Error> {
     let mut messages = vec![("campaign".to_owned(), f.template_id, &f.variables)];
     for (i, v) in f.ab_test.iter().flat_map(|t| t.test.variants.iter()).enumerate() {
@@ -98,6 +99,15 @@ async fn checked_templates(tx: &mut TenantTx, tenant: Uuid, f: &CampaignFields) 
                 format!("{field}.variables.{name}"),
                 "UNKNOWN_VARIABLE",
                 format!("the template does not use vars.{name}"),
+            ));
+        }
+        if f.questionnaire_id.is_some() && !template.variables.iter().any(|v| v == SURVEY_LINK) {
+            violations.push(crm_kit::FieldViolation::new(
+                format!("{field}.template"),
+                "MISSING_SURVEY_LINK",
+                format!(
+                    "the questionnaire's invitation reaches the message as {{{{ vars.{SURVEY_LINK} }}}}, which this template does not show"
+                ),
             ));
         }
         if let Some(first) = templates.first().filter(|c| c.channel != template.channel || c.purpose != template.purpose) {

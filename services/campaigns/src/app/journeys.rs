@@ -18,6 +18,7 @@ use crate::{
     domain::{
         blueprints::Blueprint,
         journey::{Action, Definition, Problem, Trigger},
+        questionnaire::SURVEY_LINK,
     },
     resources::{JOURNEY, TEMPLATE},
     store::{
@@ -43,12 +44,14 @@ async fn check_references(tx: &mut crm_kit::db::TenantTx, tenant: Uuid, d: &Defi
     let templates: BTreeMap<String, &TemplateRow> = found.iter().map(|t| (t.id.to_string(), t)).collect();
     let mut problems = Vec::new();
     let sends = d.steps.iter().flat_map(|step| match &step.action {
-        Action::Send { template, variables, ab, .. } => std::iter::once((step, template, variables))
-            .chain(ab.iter().flat_map(|t| t.variants.iter().map(move |v| (step, &v.template, &v.variables))))
-            .collect(),
+        Action::Send { template, variables, ab, questionnaire, .. } => {
+            std::iter::once((step, template, variables, questionnaire.is_some()))
+                .chain(ab.iter().flat_map(|t| t.variants.iter().map(move |v| (step, &v.template, &v.variables, questionnaire.is_some()))))
+                .collect()
+        }
         _ => Vec::new(),
     });
-    for (step, template, variables) in sends {
+    for (step, template, variables, surveys) in sends {
         match templates.get(template) {
             None => problems.push(Problem {
                 subject: step.id.clone(),
@@ -56,6 +59,13 @@ async fn check_references(tx: &mut crm_kit::db::TenantTx, tenant: Uuid, d: &Defi
                 message: format!("{} is not a template of this tenant", TEMPLATE.name(template.parse().unwrap_or_default())),
             }),
             Some(t) => {
+                if surveys && !t.variables.iter().any(|v| v == SURVEY_LINK) {
+                    problems.push(Problem {
+                        subject: step.id.clone(),
+                        reason: "MISSING_SURVEY_LINK",
+                        message: format!("the questionnaire's invitation reaches the message as {{{{ vars.{SURVEY_LINK} }}}}, which the template does not show"),
+                    });
+                }
                 for locked in t.locked_variables.iter().filter(|l| variables.get(*l).is_none_or(|v| v.trim().is_empty())) {
                     problems.push(Problem {
                         subject: step.id.clone(),

@@ -205,8 +205,20 @@ async fn a_tested_campaign_sends_the_winner_to_the_rest_once_each_through_kills(
     let app = Clients::connect(&campaigns.url, suite.profiles.channel.clone(), tenant, 0).await;
     // Paced so that the kills land while the rest goes out.
     paced_aliyun(&app, &peer, 60).await;
-    let control = app.create_template(sms_offer("本周物业服务八折。回复TD退订")).await.unwrap().name;
-    let variant = app.create_template(sms_offer("本周物业服务七五折。回复TD退订")).await.unwrap().name;
+    let control = app.create_template(sms_offer("本周物业服务八折。评价：{{ vars.survey_link }} 回复TD退订")).await.unwrap().name;
+    let variant = app.create_template(sms_offer("本周物业服务七五折。评价：{{ vars.survey_link }} 回复TD退订")).await.unwrap().name;
+    // Each member the message reaches is invited to a questionnaire, once, whatever the kills repeat.
+    let questionnaire = pb::Questionnaire {
+        display_name: "How was it?".into(),
+        questions: vec![pb::Question {
+            id: "service".into(),
+            text: "1-5?".into(),
+            kind: pb::QuestionKind::Rating as i32,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let questionnaire = app.create_questionnaire(questionnaire).await.name;
     let mut audience = BTreeSet::new();
     for i in 0..n {
         let phone = format!("+86138{i:08}");
@@ -216,6 +228,7 @@ async fn a_tested_campaign_sends_the_winner_to_the_rest_once_each_through_kills(
         display_name: "Tested".into(),
         template: control.clone(),
         audience: Some(pb::Audience { filter: "tags:\"tested\"".into() }),
+        questionnaire: questionnaire.clone(),
         ab_test: Some(pb::CampaignAbTest {
             variants: vec![pb::CampaignVariant { template: variant, ..Default::default() }],
             holdout_percent: 10,
@@ -276,6 +289,16 @@ async fn a_tested_campaign_sends_the_winner_to_the_rest_once_each_through_kills(
     assert_eq!(received.len(), ledger.len(), "nothing else reached the provider");
     assert_eq!((counts.sent, counts.awaiting_winner, counts.targeted), (ledger.len() as i64, 0, n as i64), "{counts:?}");
     assert!(reached.is_subset(&audience));
+    let results =
+        pb::GetQuestionnaireResultsRequest { name: format!("{questionnaire}/results"), journey: String::new(), campaign: name.clone() };
+    let results = pb::questionnaire_service_client::QuestionnaireServiceClient::new(channel.clone())
+        .get_questionnaire_results(with_token(results, &marketer))
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+        .unwrap();
+    assert_eq!(results.invited, ledger.len() as i64, "each member reached invited exactly once");
     println!(
         "tested campaign: 6 SIGKILLs ({sent_at_kills:?} messages at the provider at the last four), {n} members, {rest} sent the winner"
     );

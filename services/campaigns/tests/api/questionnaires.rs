@@ -66,8 +66,20 @@ async fn a_journey_invites_and_the_customer_answers_once_through_the_link() {
         reentry: pb::JourneyReentry::Always as i32,
         ..Default::default()
     };
-    let draft = app.clients.publish_journey(journey).await;
     let mut journeys = JourneyServiceClient::new(app.clients.channel.clone());
+    // A step whose template does not show the link is refused on save, the step named.
+    let silent = email_template(pb::Purpose::Transactional, "How did we do?", "Tell us.", &[]);
+    let silent = app.create_template(silent).await.unwrap().name;
+    let mut without_link = journey.clone();
+    if let Some(pb::journey_step::Kind::Send(send)) = without_link.steps[0].kind.as_mut() {
+        send.template = silent;
+    }
+    let refused = journeys
+        .create_journey(app.as_roles(pb::CreateJourneyRequest { journey: Some(without_link), request_id: String::new() }, &["marketer"]))
+        .await;
+    let refused = assert_error(refused, Code::InvalidArgument, "MISSING_SURVEY_LINK");
+    assert_eq!(violations(&refused), [("journey.steps[0]".to_owned(), "MISSING_SURVEY_LINK".to_owned())]);
+    let draft = app.clients.publish_journey(journey).await;
     let ada = app.customer(Person { name: "Ada", email: "ada@example.com", ..Default::default() }).await;
     let enter = || {
         app.as_roles(pb::EnterJourneyRequest { name: draft.name.clone(), customer: ada.clone(), request_id: String::new() }, &["service"])
@@ -286,6 +298,13 @@ async fn a_campaign_invites_each_recipient_it_reaches_once_and_results_count_per
     let unknown = campaigns.create_campaign(create(campaign(&format!("questionnaires/{}", uuid::Uuid::now_v7())))).await;
     let refused = assert_error(unknown, Code::InvalidArgument, "UNKNOWN_QUESTIONNAIRE");
     assert_eq!(violations(&refused)[0].0, "campaign.questionnaire");
+
+    // A template that does not show the link would fail every message: refused on save.
+    let silent = email_template(pb::Purpose::Marketing, "Two minutes?", "Tell us how we did.", &[]);
+    let silent = app.create_template(silent).await.unwrap().name;
+    let refused = campaigns.create_campaign(create(pb::Campaign { template: silent, ..campaign(&q.name) })).await;
+    let refused = assert_error(refused, Code::InvalidArgument, "MISSING_SURVEY_LINK");
+    assert_eq!(violations(&refused)[0].0, "campaign.template");
 
     let created = campaigns.create_campaign(create(campaign(&q.name))).await.unwrap().into_inner().campaign.unwrap();
     assert_eq!(created.questionnaire, q.name);
