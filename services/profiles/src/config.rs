@@ -23,6 +23,12 @@ pub struct Config {
     /// How often the duplicate scan looks for created and changed customers.
     #[arg(long, env = "CRM_DUPLICATE_SCAN_MS", default_value_t = 5_000)]
     pub duplicate_scan_ms: u64,
+    /// How often the import worker looks for import jobs to run (started, or left by a replica that died).
+    #[arg(long, env = "CRM_IMPORT_POLL_MS", default_value_t = 1_000)]
+    pub import_poll_ms: u64,
+    /// The largest file UploadImportFile accepts, in bytes (default 512 MiB: about 5 million customer rows).
+    #[arg(long, env = "CRM_IMPORT_MAX_BYTES", default_value_t = 512 << 20)]
+    pub import_max_bytes: u64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

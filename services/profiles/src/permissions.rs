@@ -26,6 +26,8 @@ pub const ARCHIVE_READ: Permission =
     Permission::new("archive.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Add, change and remove a customer's archive records.
 pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::Service, Role::Agent]);
+/// Upload spreadsheets and import customers from them (and read the jobs and the rows they refused).
+pub const CUSTOMERS_IMPORT: Permission = Permission::new("customers.import", &[Role::Agent, Role::Marketer]);
 /// Create, change and remove segments and static segments' members.
 pub const SEGMENTS_WRITE: Permission = Permission::new("segments.write", &[Role::Agent, Role::Marketer]);
 /// Export everything held about a customer and erase their personal data (GDPR / PIPL; administrators only).
@@ -45,8 +47,9 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 14] = [
+    const ALL: [Permission; 15] = [
         CUSTOMERS_READ,
+        CUSTOMERS_IMPORT,
         CUSTOMERS_MERGE,
         CUSTOMERS_CREATE,
         CUSTOMERS_UPDATE,
@@ -73,6 +76,7 @@ mod tests {
                 "customers.update",
                 "customers.disable",
                 "customers.merge",
+                "customers.import",
                 "archive.read",
                 "archive.write",
                 "segments.write",
@@ -81,7 +85,7 @@ mod tests {
         );
         assert_eq!(
             held_by(Role::Marketer, &ALL),
-            BTreeSet::from(["customers.read", "customers.update", "archive.read", "segments.write", "pii"])
+            BTreeSet::from(["customers.read", "customers.update", "customers.import", "archive.read", "segments.write", "pii"])
         );
         assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read", "archive.read"]));
         assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["customers.read", "archive.read"]));

@@ -38,5 +38,7 @@ pub const CUSTOMER_CHANGE: ChildResourceType = ChildResourceType::new("profiles.
 pub const RENAME_REQUEST: ChildResourceType = ChildResourceType::new("profiles.crm/RenameRequest", CUSTOMER, "renameRequests");
 /// `customerMerges/{id}`: a merge of duplicates, kept to undo it.
 pub const CUSTOMER_MERGE: ResourceType = ResourceType::new("profiles.crm/CustomerMerge", "customerMerges");
+/// `importJobs/{id}`: an upload and its import runs.
+pub const IMPORT_JOB: ResourceType = ResourceType::new("profiles.crm/ImportJob", "importJobs");
 /// `segments/{id}`.
 pub const SEGMENT: ResourceType = ResourceType::new("profiles.crm/Segment", "segments");

@@ -1,18 +1,19 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
 //! PremisesService, OccurrenceService, TransactionService,
-//! RenameRequestService, GradingService, SegmentService, DuplicateService, MergeService,
-//! the event stream, and the grading, segment-sweep, duplicate-scan and
+//! RenameRequestService, GradingService, SegmentService, DuplicateService, MergeService, ImportService,
+//! the event stream, and the grading, segment-sweep, duplicate-scan, import and
 //! verification jobs.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
     duplicate_service_server::DuplicateServiceServer, grading_service_server::GradingServiceServer,
-    merge_service_server::MergeServiceServer, occurrence_service_server::OccurrenceServiceServer,
-    payment_account_service_server::PaymentAccountServiceServer, premises_service_server::PremisesServiceServer,
-    related_person_service_server::RelatedPersonServiceServer, rename_request_service_server::RenameRequestServiceServer,
-    segment_service_server::SegmentServiceServer, transaction_service_server::TransactionServiceServer,
+    import_service_server::ImportServiceServer, merge_service_server::MergeServiceServer,
+    occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
+    premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
+    rename_request_service_server::RenameRequestServiceServer, segment_service_server::SegmentServiceServer,
+    transaction_service_server::TransactionServiceServer,
 };
 use std::time::Duration;
 
@@ -20,8 +21,8 @@ use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CommunicationApi, CustomerApi, DuplicateApi, GradingApi, MergeApi, OccurrenceApi, PaymentAccountApi, PremisesApi, RelatedPersonApi,
-        RenameRequestApi, SegmentApi, TransactionApi,
+        CommunicationApi, CustomerApi, DuplicateApi, GradingApi, ImportApi, MergeApi, OccurrenceApi, PaymentAccountApi, PremisesApi,
+        RelatedPersonApi, RenameRequestApi, SegmentApi, TransactionApi,
     },
     app::App,
     config::Config,
@@ -56,7 +57,9 @@ impl Application {
             SegmentServiceServer::new(SegmentApi::new(app.clone(), kit.page_tokens.clone())),
             DuplicateServiceServer::new(DuplicateApi::new(app.clone(), kit.page_tokens.clone())),
             MergeServiceServer::new(MergeApi::new(app.clone())),
+            ImportServiceServer::new(ImportApi::new(app.clone(), kit.page_tokens.clone(), config.import_max_bytes)),
         );
+        jobs::imports::spawn(app.clone(), Duration::from_millis(config.import_poll_ms), kit.shutdown_receiver());
         jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());
         jobs::segments::spawn(app.clone(), Duration::from_millis(config.segment_sweep_ms), kit.shutdown_receiver());
         jobs::duplicates::spawn(app.clone(), Duration::from_millis(config.duplicate_scan_ms), kit.shutdown_receiver());

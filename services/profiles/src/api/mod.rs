@@ -16,6 +16,7 @@
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `occurrences`: OccurrenceService — notable things that happened to a customer.
 //! - `rename`: RenameRequestService — renaming customers with approval (客户更名单).
+//! - `imports`: ImportService — spreadsheet uploads, import runs and the rows they refused.
 //! - `merges`: MergeService — merging duplicates and undoing it.
 //! - `duplicates`: DuplicateService — duplicate candidates and the scan's pairs.
 //! - `segments`: SegmentService — dynamic and static segments with exact live counts.
@@ -29,6 +30,7 @@ mod communications;
 mod customers;
 mod duplicates;
 mod grading;
+mod imports;
 mod listing;
 mod merges;
 mod occurrences;
@@ -45,6 +47,7 @@ pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
 pub use duplicates::DuplicateApi;
 pub use grading::GradingApi;
+pub use imports::ImportApi;
 pub use merges::MergeApi;
 pub use occurrences::OccurrenceApi;
 pub use payment_accounts::PaymentAccountApi;

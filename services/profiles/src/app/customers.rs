@@ -291,7 +291,7 @@ pub(super) async fn change(
 
 /// The customer fields whose history is kept: the writable ones, and the
 /// states other calls set (soft delete, disable).
-const HISTORY_FIELDS: &[&str] = {
+pub(super) const HISTORY_FIELDS: &[&str] = {
     const EXTRA: [&str; 3] = ["delete_time", "disable_time", "disable_reason"];
     const N: usize = WRITABLE_PATHS.len() + EXTRA.len();
     const FIELDS: [&str; N] = {

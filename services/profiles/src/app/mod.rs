@@ -22,6 +22,8 @@ pub mod customers;
 pub mod duplicates;
 pub mod grading;
 pub mod history;
+pub mod import_run;
+pub mod imports;
 pub mod merges;
 pub mod occurrences;
 pub mod payment_accounts;

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 
 use encoding_rs::{Decoder, DecoderResult, GB18030, UTF_8};
+use serde::{Deserialize, Serialize};
 
 /// What an upload's first bytes say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,10 +243,122 @@ pub enum Field {
     Attribute(String),
 }
 
+/// The named fields, as the API names them (custom attributes are `attributes.<name>`).
+const NAMES: &[(Field, &str)] = &[
+    (Field::DisplayName, "display_name"),
+    (Field::GivenName, "given_name"),
+    (Field::FamilyName, "family_name"),
+    (Field::Email, "email"),
+    (Field::Phone, "phone"),
+    (Field::Company, "company"),
+    (Field::JobTitle, "job_title"),
+    (Field::Industry, "industry"),
+    (Field::Address, "address"),
+    (Field::City, "city"),
+    (Field::Region, "region"),
+    (Field::PostalCode, "postal_code"),
+    (Field::Country, "country"),
+    (Field::Birthday, "birthday"),
+    (Field::Tags, "tags"),
+    (Field::Locale, "locale"),
+    (Field::TimeZone, "time_zone"),
+    (Field::ExternalId, "external_id"),
+];
+
+/// The longest custom attribute name a column may fill.
+const MAX_ATTRIBUTE_NAME: usize = 64;
+
 impl Field {
     /// Whether several columns may fill it.
     pub fn repeats(&self) -> bool {
         matches!(self, Self::Email | Self::Phone | Self::Tags)
+    }
+
+    /// The field named `name` ("email", "attributes.来源"); None for an unknown name.
+    pub fn parse(name: &str) -> Option<Self> {
+        if let Some(attribute) = name.strip_prefix("attributes.") {
+            let valid = !attribute.trim().is_empty() && attribute.chars().count() <= MAX_ATTRIBUTE_NAME && attribute == attribute.trim();
+            return valid.then(|| Self::Attribute(attribute.to_owned()));
+        }
+        NAMES.iter().find(|(_, n)| *n == name).map(|(field, _)| field.clone())
+    }
+
+    /// Its name, as [`Field::parse`] reads it.
+    pub fn name(&self) -> Cow<'static, str> {
+        match self {
+            Self::Attribute(attribute) => Cow::Owned(format!("attributes.{attribute}")),
+            field => Cow::Borrowed(NAMES.iter().find(|(f, _)| f == field).map_or("", |(_, n)| *n)),
+        }
+    }
+
+    /// Whether its cells are personal data, shown masked to callers without `pii`.
+    pub fn personal(&self) -> bool {
+        matches!(
+            self,
+            Self::DisplayName
+                | Self::GivenName
+                | Self::FamilyName
+                | Self::Email
+                | Self::Phone
+                | Self::Address
+                | Self::Birthday
+                | Self::PostalCode
+        )
+    }
+}
+
+/// What a run does with the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Create a customer per valid row; a row matching a stored one is refused.
+    CreateOnly,
+    /// Update the customer a row matches, create one where none does.
+    Upsert,
+}
+
+/// What identifies the customer a row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchKey {
+    None,
+    /// The row's first email address.
+    Email,
+    /// The row's first phone number.
+    Phone,
+    /// The external_id column.
+    ExternalId,
+}
+
+/// What an update does with a field the row fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rule {
+    Overwrite,
+    Keep,
+    FillBlanks,
+}
+
+/// How a job runs, as StartImportJob set it (stored with the job).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// (0-based column, field name) for each mapped column.
+    pub mapping: Vec<(usize, String)>,
+    pub mode: Mode,
+    pub match_key: MatchKey,
+    /// The rule of fields without their own.
+    pub rule: Rule,
+    /// Rules by field name ("attributes" for every custom attribute).
+    pub field_rules: std::collections::BTreeMap<String, Rule>,
+    /// Put before national phone numbers, e.g. "86".
+    pub calling_code: String,
+    /// Check every row as `mode` would; write nothing.
+    pub dry_run: bool,
+}
+
+impl Settings {
+    /// The rule for `field`: its own, "attributes" for a custom attribute, else the default.
+    pub fn rule_for(&self, field: &Field) -> Rule {
+        let own = self.field_rules.get(field.name().as_ref()).copied();
+        let attributes = || matches!(field, Field::Attribute(_)).then(|| self.field_rules.get("attributes").copied()).flatten();
+        own.or_else(attributes).unwrap_or(self.rule)
     }
 }
 
@@ -411,6 +524,34 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
     let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let number = cell.parse::<f64>().is_ok();
     if risky && !number { Cow::Owned(format!("'{cell}")) } else { Cow::Borrowed(cell) }
+}
+
+/// A cell as it was before [`neutralise`]: a file we wrote (the refused
+/// rows, an export) comes back with its cells as they were.
+pub fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
+/// Appends `cells` as one CSV line (RFC 4180: quoted where needed, CRLF),
+/// each cell neutralised.
+pub fn write_csv_row(cells: &[&str], out: &mut String) {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let cell = neutralise(cell);
+        if cell.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&cell.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&cell);
+        }
+    }
+    out.push_str("\r\n");
 }
 
 #[cfg(test)]
@@ -587,5 +728,28 @@ mod tests {
         assert_eq!(neutralise("\tx"), "'\tx");
         assert_eq!(neutralise("-12.5"), "-12.5", "a negative number stays a number");
         assert_eq!(neutralise("张三"), "张三");
+    }
+
+    #[test]
+    fn every_field_is_read_back_from_its_name() {
+        for (field, name) in NAMES {
+            assert_eq!(Field::parse(name).as_ref(), Some(field));
+            assert_eq!(field.name(), *name);
+        }
+        assert_eq!(Field::parse("attributes.来源"), Some(Field::Attribute("来源".into())));
+        assert_eq!(Field::Attribute("来源".into()).name(), "attributes.来源");
+        assert_eq!(Field::parse("attributes. "), None);
+        assert_eq!(Field::parse("nickname"), None);
+    }
+
+    #[test]
+    fn written_rows_split_back_into_the_same_cells() {
+        let cells = ["张三", "a,b", "say \"hi\"", "two\nlines", "=1+1", "+86 138 0013 8000"];
+        let mut line = String::new();
+        write_csv_row(&cells, &mut line);
+        let records = RecordSplitter::new(b',').feed(&line, true);
+        let back: Vec<&str> = records[0].cells.iter().map(|c| unneutralise(c)).collect();
+        assert_eq!(back, cells);
+        assert!(line.contains("'=1+1"), "{line}");
     }
 }

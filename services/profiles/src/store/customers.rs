@@ -167,6 +167,20 @@ pub async fn batch_get(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<
         .await?)
 }
 
+/// The live customers among `ids`, locked for a change in id order (as every
+/// writer of several customers locks them, so that none deadlock).
+pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<CustomerRow>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND id = ANY($2) AND delete_time IS NULL ORDER BY id FOR NO KEY UPDATE"
+    );
+    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "customers"))
+        .await?)
+}
+
 /// Live customers other than `except` that already use one of `addresses`.
 pub async fn email_conflicts(tx: &mut TenantTx, tenant: Uuid, addresses: &[String], except: Uuid) -> Result<Vec<(String, Uuid)>, Error> {
     if addresses.is_empty() {
@@ -202,15 +216,7 @@ pub async fn replace_emails(tx: &mut TenantTx, tenant: Uuid, id: Uuid, addresses
         .execute(&mut **tx)
         .instrument(db_span("INSERT", "customer_emails"))
         .await
-        .map_err(|err| match violated_constraint(&err) {
-            Some("customer_emails_unique_address") => Error::AlreadyExists {
-                reason: "EMAIL_ALREADY_USED",
-                message: "another customer was just given one of these email addresses".to_owned(),
-                resource_type: CUSTOMER.type_name,
-                name: String::new(),
-            },
-            _ => err.into(),
-        })?;
+        .map_err(email_claim_error)?;
     Ok(())
 }
 
@@ -412,4 +418,17 @@ pub async fn confirm_data(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTi
     .fetch_one(&mut **tx)
     .instrument(db_span("UPDATE", "customers"))
     .await?)
+}
+
+/// ALREADY_EXISTS when a claim lost to a concurrent claim of the same address.
+pub(super) fn email_claim_error(err: sqlx::Error) -> Error {
+    match violated_constraint(&err) {
+        Some("customer_emails_unique_address") => Error::AlreadyExists {
+            reason: "EMAIL_ALREADY_USED",
+            message: "another customer was just given one of these email addresses".to_owned(),
+            resource_type: CUSTOMER.type_name,
+            name: String::new(),
+        },
+        _ => err.into(),
+    }
 }

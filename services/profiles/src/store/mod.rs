@@ -9,6 +9,7 @@ pub mod duplicates;
 pub mod erasure;
 pub mod grading;
 pub mod history;
+pub mod imports;
 pub mod lifetime;
 pub mod merges;
 pub mod occurrences;
@@ -22,6 +23,6 @@ pub mod transactions;
 pub mod verification;
 
 pub use customers::{
-    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, confirm_data, email_conflicts, insert, list, replace_emails,
-    set_disabled, update,
+    CUSTOMERS, CustomerRow, KeyValue, ListQuery, SortKey, batch_get, confirm_data, email_conflicts, insert, list, lock_many,
+    replace_emails, set_disabled, update,
 };

@@ -9,6 +9,7 @@ pub mod changes;
 pub mod communications;
 pub mod grading;
 pub mod import;
+pub mod import_jobs;
 pub mod merges;
 pub mod occurrences;
 pub mod payment_accounts;

@@ -43,6 +43,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         grading_poll_ms: 3_600_000,
         segment_sweep_ms: 3_600_000,
         duplicate_scan_ms: 3_600_000,
+        import_poll_ms: 50,
+        import_max_bytes: 64 << 20,
         kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
     };
     customise(&mut config);

@@ -12,6 +12,7 @@ mod grading;
 mod helpers;
 mod history;
 mod idempotency;
+mod imports;
 mod infrastructure;
 mod listing;
 mod merges;

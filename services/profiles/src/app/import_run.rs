@@ -1,0 +1,488 @@
+//! Running an import job: its stored file is read again from the start,
+//! chunk by chunk (constant memory), split into rows, and the rows after
+//! the job's cursor are judged and written in batches. Each batch is ONE
+//! transaction that writes its customers, its refused rows, its event and
+//! the job's new cursor and counts together — so a replica killed mid-way
+//! leaves the job at the end of its last committed batch, and whoever takes
+//! the lease next carries on from there without writing a row twice.
+
+use std::{
+    collections::{HashMap, HashSet},
+    hash::{DefaultHasher, Hash, Hasher},
+};
+
+use chrono::{DateTime, Duration, Utc};
+use crm_kit::{Error, db::TenantTx, outbox};
+use crm_proto::crm::profiles::v1 as pb;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{App, history, segments};
+use crate::{
+    domain::{
+        customer::CustomerDraft,
+        import::{Encoding, Field, MatchKey, Mode, Record, RecordSplitter, Settings, TextDecoder},
+        rename::NAME_FIELDS,
+    },
+    resources::{CUSTOMER, IMPORT_JOB},
+    store::{
+        self, CustomerRow,
+        imports::{self as jobs, BatchCounts, ErrorRow, ImportJobRow, StoredProblem},
+    },
+    wire::{
+        changed_paths, customer_to_proto,
+        import::{ColumnMap, RowCustomer, RowProblem, read_row},
+        mask_pii,
+    },
+};
+
+/// Rows judged and written per transaction.
+pub const BATCH_ROWS: usize = 5_000;
+
+/// How long a worker holds a job between batches before another may take it over.
+const LEASE_SECONDS: i64 = 60;
+
+/// What the run has seen of the file so far: the rows each email address and
+/// match key was first accepted in, by a 64-bit hash (8 bytes a key, so a
+/// million-row file costs tens of MB, not the keys themselves).
+#[derive(Default)]
+struct Seen(HashMap<u64, i64>);
+
+impl Seen {
+    fn hash(kind: &str, key: &str) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        (kind, key).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The row that already had `key` of `kind`, if any.
+    fn first(&self, kind: &str, key: &str) -> Option<i64> {
+        self.0.get(&Self::hash(kind, key)).copied()
+    }
+
+    fn remember(&mut self, kind: &str, key: &str, row: i64) {
+        self.0.entry(Self::hash(kind, key)).or_insert(row);
+    }
+}
+
+/// The keys a row claims within the file: its email addresses and its match key.
+fn row_keys(row: &RowCustomer, match_key: MatchKey) -> Vec<(&'static str, String)> {
+    let mut keys: Vec<(&'static str, String)> = row.emails().into_iter().map(|e| ("email", e)).collect();
+    if let Some(key) = row.key(match_key).filter(|_| match_key != MatchKey::Email) {
+        keys.push(("key", key));
+    }
+    keys
+}
+
+/// A job's run as the worker holds it.
+struct Run {
+    tenant: Uuid,
+    job: ImportJobRow,
+    settings: Settings,
+    mapping: Vec<ColumnMap>,
+    token: Uuid,
+    seen: Seen,
+    /// Turns true when the service shuts down: the run stops between batches and lets another replica carry on at once.
+    stop: watch::Receiver<bool>,
+}
+
+/// How a row ended in a batch.
+enum Verdict {
+    Refused(Vec<RowProblem>),
+    Create(CustomerDraft),
+    Update(Box<CustomerRow>, CustomerDraft),
+    /// Matched a customer it would not change.
+    Unchanged,
+}
+
+impl App {
+    /// The running jobs whose lease has run out, across tenants.
+    pub async fn imports_due(&self, now: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, Error> {
+        jobs::due(&self.pool, now, 100).await
+    }
+
+    /// Takes job `id`'s lease and runs it to its end, a batch per
+    /// transaction; returns quietly when another worker holds it, or when it
+    /// is cancelled meanwhile. A batch that fails leaves the job to be tried
+    /// again shortly (by any replica) from its last committed batch.
+    pub async fn run_import(&self, tenant: Uuid, id: Uuid, stop: watch::Receiver<bool>) -> Result<(), Error> {
+        let token = Uuid::new_v4();
+        let now = Utc::now();
+        let mut tx = self.begin(tenant).await?;
+        if !jobs::lease(&mut tx, tenant, id, token, now, now + Duration::seconds(LEASE_SECONDS)).await? {
+            return Ok(());
+        }
+        let job = jobs::job(&mut tx, tenant, id, false).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
+        tx.commit().await?;
+        let Some(settings) = job.settings.as_ref().map(|s| s.0.clone()).filter(|_| job.state == "RUNNING") else {
+            return Ok(());
+        };
+        let mapping = settings
+            .mapping
+            .iter()
+            .filter_map(|(column, name)| Field::parse(name).map(|field| ColumnMap { column: *column, field }))
+            .collect();
+        let mut run = Run { tenant, job, settings, mapping, token, seen: Seen::default(), stop };
+        match self.read_through(&mut run).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                // Tried again soon from the last committed batch, by whichever replica comes first.
+                let mut tx = self.begin(tenant).await?;
+                jobs::release(&mut tx, tenant, id, token, Utc::now() + Duration::seconds(5)).await?;
+                tx.commit().await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Reads the job's file from its first chunk, skipping the rows before
+    /// the cursor (remembering their keys), and writes the rest in batches.
+    async fn read_through(&self, run: &mut Run) -> Result<(), Error> {
+        let (tenant, id) = (run.tenant, run.job.id);
+        let encoding = Encoding::parse(&run.job.encoding).unwrap_or(Encoding::Utf8);
+        let mut decoder = TextDecoder::new(encoding);
+        let mut splitter = RecordSplitter::new(run.job.delimiter.bytes().next().unwrap_or(b','));
+        let cursor = run.job.cursor_row;
+        let refused: HashSet<i64> = {
+            let mut tx = self.begin(tenant).await?;
+            let rows = jobs::refused_rows(&mut tx, tenant, id, run.job.run, cursor).await?;
+            tx.commit().await?;
+            rows.into_iter().collect()
+        };
+        let mut batch: Vec<Record> = Vec::with_capacity(BATCH_ROWS);
+        let mut text = String::new();
+        let mut seq = 0;
+        loop {
+            let chunk = {
+                let mut tx = self.begin(tenant).await?;
+                let chunk = jobs::chunk(&mut tx, tenant, id, seq).await?;
+                tx.commit().await?;
+                chunk
+            };
+            let last = chunk.is_none();
+            text.clear();
+            if let Err(e) = decoder.decode(chunk.as_deref().unwrap_or_default(), last, &mut text) {
+                return self.fail(run, &format!("byte {} is not {} text", e.offset, e.encoding)).await;
+            }
+            for record in splitter.feed(&text, last) {
+                let number = i64::try_from(record.number).unwrap_or(i64::MAX);
+                if number == 1 {
+                    continue;
+                }
+                if number <= cursor {
+                    // Judged by an earlier lease: only what it accepted is remembered, for the duplicate checks.
+                    if !refused.contains(&number) {
+                        let cells: Vec<&str> = record.cells.iter().map(String::as_str).collect();
+                        let row = read_row(&cells, &run.mapping, &run.settings.calling_code);
+                        for (kind, key) in row_keys(&row, run.settings.match_key) {
+                            run.seen.remember(kind, &key, number);
+                        }
+                    }
+                    continue;
+                }
+                batch.push(record);
+                if batch.len() == BATCH_ROWS {
+                    if *run.stop.borrow() {
+                        let mut tx = self.begin(tenant).await?;
+                        jobs::release(&mut tx, tenant, id, run.token, Utc::now()).await?;
+                        tx.commit().await?;
+                        return Ok(());
+                    }
+                    if !self.write_batch(run, &std::mem::take(&mut batch)).await? {
+                        return Ok(());
+                    }
+                }
+            }
+            if last {
+                break;
+            }
+            seq += 1;
+        }
+        if !batch.is_empty() && !self.write_batch(run, &batch).await? {
+            return Ok(());
+        }
+        let mut tx = self.begin(tenant).await?;
+        if self.hold(&mut tx, run).await?.is_none() {
+            return Ok(());
+        }
+        let ended = jobs::end(&mut tx, tenant, id, "SUCCEEDED", "", Utc::now()).await?;
+        if !run.settings.dry_run {
+            // A real run is done with the file: it is never imported again.
+            jobs::delete_chunks(&mut tx, tenant, id).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(job = %id, rows = ended.rows_read, created = ended.rows_created, updated = ended.rows_updated, failed = ended.rows_failed,
+            dry_run = run.settings.dry_run, "import finished");
+        Ok(())
+    }
+
+    /// Ends the run FAILED with `message` (the file cannot be read through).
+    async fn fail(&self, run: &Run, message: &str) -> Result<(), Error> {
+        let mut tx = self.begin(run.tenant).await?;
+        if self.hold(&mut tx, run).await?.is_some() {
+            jobs::end(&mut tx, run.tenant, run.job.id, "FAILED", message, Utc::now()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Locks the job for a batch and renews the lease: None when the job is
+    /// no longer this worker's to run (cancelled, or its lease taken over).
+    async fn hold(&self, tx: &mut TenantTx, run: &Run) -> Result<Option<ImportJobRow>, Error> {
+        let job = jobs::job(tx, run.tenant, run.job.id, true).await?;
+        let Some(job) = job.filter(|j| j.state == "RUNNING" && j.run == run.job.run) else { return Ok(None) };
+        let now = Utc::now();
+        if !jobs::lease(tx, run.tenant, job.id, run.token, now, now + Duration::seconds(LEASE_SECONDS)).await? {
+            return Ok(None);
+        }
+        Ok(Some(job))
+    }
+
+    /// Judges `records` and (unless a dry run) writes them, with the refused
+    /// rows, the event and the job's cursor, in one transaction. false: the
+    /// job is no longer this worker's to run.
+    async fn write_batch(&self, run: &mut Run, records: &[Record]) -> Result<bool, Error> {
+        let (tenant, now) = (run.tenant, Utc::now());
+        let mut tx = self.begin(tenant).await?;
+        let Some(job) = self.hold(&mut tx, run).await? else { return Ok(false) };
+        let first = records.first().map_or(0, |r| i64::try_from(r.number).unwrap_or(i64::MAX));
+        if job.cursor_row >= first {
+            // Another lease wrote these rows already (this one was slow): leave the job to it.
+            return Ok(false);
+        }
+        let verdicts = judge(&mut tx, run, records, now).await?;
+        let mut counts = BatchCounts {
+            last_row: records.last().map_or(job.cursor_row, |r| i64::try_from(r.number).unwrap_or(i64::MAX)),
+            read: records.len() as i64,
+            ..BatchCounts::default()
+        };
+        let mut refused = Vec::new();
+        let (mut creates, mut created_ids, mut updates) = (Vec::new(), Vec::new(), Vec::new());
+        for (record, verdict) in records.iter().zip(verdicts) {
+            match verdict {
+                Verdict::Refused(problems) => {
+                    counts.failed += 1;
+                    refused.push(error_row(record, problems));
+                }
+                Verdict::Create(mut draft) => {
+                    counts.valid += 1;
+                    counts.created += 1;
+                    draft.consent.stamp(None, now);
+                    created_ids.push(Uuid::now_v7());
+                    creates.push(draft);
+                }
+                Verdict::Update(before, draft) => {
+                    counts.valid += 1;
+                    counts.updated += 1;
+                    updates.push((before, draft));
+                }
+                Verdict::Unchanged => counts.valid += 1,
+            }
+        }
+        if !run.settings.dry_run {
+            store::imports::insert_customers(&mut tx, tenant, &created_ids, &creates, now).await?;
+            let mut updated_ids = Vec::with_capacity(updates.len());
+            for (before, draft) in updates {
+                updated_ids.push(update(&mut tx, tenant, &before, &draft, now).await?);
+            }
+            let touched: Vec<(Uuid, bool)> = created_ids.iter().chain(&updated_ids).map(|id| (*id, true)).collect();
+            segments::refresh(&mut tx, tenant, &touched, now).await?;
+            if !touched.is_empty() {
+                let event = pb::CustomersImported {
+                    import_job: IMPORT_JOB.name(job.id),
+                    created: created_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
+                    updated: updated_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
+                };
+                outbox::append(&mut tx, tenant, &IMPORT_JOB.name(job.id), &event).await?;
+            }
+        }
+        jobs::insert_errors(&mut tx, tenant, job.id, job.run, &refused).await?;
+        jobs::advance(&mut tx, tenant, job.id, &counts).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Writes one upserted customer (its claims, its columns, its field history) and returns its id.
+async fn update(tx: &mut TenantTx, tenant: Uuid, before: &CustomerRow, draft: &CustomerDraft, now: DateTime<Utc>) -> Result<Uuid, Error> {
+    let mut draft = draft.clone();
+    draft.consent.stamp(Some(&before.consent.0), now);
+    if changed_paths(before, &draft).iter().any(|p| p == "emails") {
+        store::replace_emails(tx, tenant, before.id, &draft.email_addresses()).await?;
+    }
+    let after = store::update(tx, tenant, before.id, &draft, now).await?;
+    let record = CUSTOMER.name(after.id);
+    let change = history::Change { customer: after.id, record: &record, fields: super::customers::HISTORY_FIELDS, now };
+    history::record(tx, tenant, change, Some(&customer_to_proto(before)), Some(&customer_to_proto(&after)), mask_pii).await?;
+    Ok(after.id)
+}
+
+/// What becomes of each of `records`: checked alone and against the rows
+/// before it in the file, then against the stored customers (matches,
+/// email claims) in a few statements for the whole batch.
+async fn judge(tx: &mut TenantTx, run: &mut Run, records: &[Record], now: DateTime<Utc>) -> Result<Vec<Verdict>, Error> {
+    let settings = &run.settings;
+    let rows: Vec<RowCustomer> = records
+        .iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.cells.iter().map(String::as_str).collect();
+            read_row(&cells, &run.mapping, &settings.calling_code)
+        })
+        .collect();
+    // The stored customers each row's key and emails name.
+    let keys: Vec<Option<String>> = rows.iter().map(|r| r.key(settings.match_key)).collect();
+    let wanted: Vec<String> = keys.iter().flatten().cloned().collect();
+    let owners: HashMap<String, Vec<Uuid>> = group(match settings.match_key {
+        MatchKey::None => Vec::new(),
+        MatchKey::Email => jobs::email_owners(tx, run.tenant, &wanted).await?,
+        MatchKey::Phone => jobs::phone_owners(tx, run.tenant, &wanted).await?,
+        MatchKey::ExternalId => jobs::external_id_owners(tx, run.tenant, &wanted).await?,
+    });
+    let matched: Vec<Uuid> = {
+        let mut ids: Vec<Uuid> = keys.iter().flatten().filter_map(|k| owners.get(k)).filter(|o| o.len() == 1).map(|o| o[0]).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let stored: HashMap<Uuid, CustomerRow> = if settings.mode == Mode::Upsert && !matched.is_empty() {
+        store::lock_many(tx, run.tenant, &matched).await?.into_iter().map(|c| (c.id, c)).collect()
+    } else {
+        HashMap::new()
+    };
+    let rename_needs_approval = settings.mode == Mode::Upsert && store::rename::approval_required(tx, run.tenant).await?;
+    let mut verdicts = Vec::with_capacity(rows.len());
+    let mut drafts_emails: Vec<String> = Vec::new();
+    for ((record, row), key) in records.iter().zip(rows).zip(&keys) {
+        let number = i64::try_from(record.number).unwrap_or(i64::MAX);
+        let claims = row_keys(&row, settings.match_key);
+        if let Some((kind, first)) = claims.iter().find_map(|(kind, key)| run.seen.first(kind, key).map(|first| (*kind, first))) {
+            let (field, what) =
+                if kind == "email" { ("emails", "email address") } else { (key_field(settings.match_key), key_field(settings.match_key)) };
+            verdicts.push(Verdict::Refused(vec![RowProblem {
+                column: None,
+                field: field.to_owned(),
+                reason: "DUPLICATE_IN_FILE",
+                message: format!("row {first} of the file has the same {what}; each customer once per file"),
+            }]));
+            continue;
+        }
+        let owners = key.as_ref().and_then(|k| owners.get(k)).cloned().unwrap_or_default();
+        let verdict = match (settings.mode, owners.as_slice()) {
+            (_, []) => match row.into_draft(None, now) {
+                Ok(draft) => Verdict::Create(draft),
+                Err(problems) => Verdict::Refused(problems),
+            },
+            (Mode::CreateOnly, found) => Verdict::Refused(vec![RowProblem {
+                column: None,
+                field: key_field(settings.match_key).to_owned(),
+                reason: "MATCHES_CUSTOMER",
+                message: format!("{} has the same {}: use UPSERT to update it", CUSTOMER.name(found[0]), key_field(settings.match_key)),
+            }]),
+            (Mode::Upsert, [id]) => match stored.get(id) {
+                None => Verdict::Refused(vec![RowProblem {
+                    column: None,
+                    field: key_field(settings.match_key).to_owned(),
+                    reason: "MATCHES_CUSTOMER",
+                    message: format!("{} was deleted meanwhile", CUSTOMER.name(*id)),
+                }]),
+                Some(before) => match row.into_draft(Some((customer_to_proto(before), settings)), now) {
+                    Err(problems) => Verdict::Refused(problems),
+                    Ok(draft) => {
+                        let changed = changed_paths(before, &draft);
+                        if changed.is_empty() {
+                            Verdict::Unchanged
+                        } else if rename_needs_approval && changed.iter().any(|p| NAME_FIELDS.contains(&p.as_str())) {
+                            Verdict::Refused(vec![RowProblem {
+                                column: None,
+                                field: "display_name".to_owned(),
+                                reason: "RENAME_NEEDS_APPROVAL",
+                                message: "renaming needs approval in this tenant: map no name column, or ask with a rename request"
+                                    .to_owned(),
+                            }])
+                        } else {
+                            Verdict::Update(Box::new(before.clone()), draft)
+                        }
+                    }
+                },
+            },
+            (Mode::Upsert, found) => Verdict::Refused(vec![RowProblem {
+                column: None,
+                field: key_field(settings.match_key).to_owned(),
+                reason: "AMBIGUOUS_MATCH",
+                message: format!(
+                    "{} customers have the same {} ({}, …): merge them first, or match by another key",
+                    found.len(),
+                    key_field(settings.match_key),
+                    CUSTOMER.name(found[0])
+                ),
+            }]),
+        };
+        if !matches!(verdict, Verdict::Refused(_)) {
+            for (kind, key) in &claims {
+                run.seen.remember(kind, key, number);
+            }
+        }
+        if let Verdict::Create(draft) | Verdict::Update(_, draft) = &verdict {
+            drafts_emails.extend(draft.email_addresses());
+        }
+        verdicts.push(verdict);
+    }
+    // Email addresses are claimed by one live customer: a row taking one another customer holds is refused.
+    let claimed: HashMap<String, Uuid> = jobs::email_owners(tx, run.tenant, &drafts_emails).await?.into_iter().collect();
+    for verdict in &mut verdicts {
+        let (draft, own) = match verdict {
+            Verdict::Create(draft) => (&*draft, None),
+            Verdict::Update(before, draft) => (&*draft, Some(before.id)),
+            _ => continue,
+        };
+        let taken = draft
+            .emails
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| claimed.get(&e.address).filter(|owner| Some(**owner) != own).map(|owner| (i, *owner)));
+        if let Some((i, owner)) = taken {
+            *verdict = Verdict::Refused(vec![RowProblem {
+                column: None,
+                field: format!("emails[{i}].address"),
+                reason: "EMAIL_ALREADY_USED",
+                message: format!("{} already uses this email address", CUSTOMER.name(owner)),
+            }]);
+        }
+    }
+    Ok(verdicts)
+}
+
+/// The customer field a match key reads.
+fn key_field(key: MatchKey) -> &'static str {
+    match key {
+        MatchKey::Email | MatchKey::None => "email",
+        MatchKey::Phone => "phone",
+        MatchKey::ExternalId => "external_id",
+    }
+}
+
+/// Pairs grouped by their first element.
+fn group(pairs: Vec<(String, Uuid)>) -> HashMap<String, Vec<Uuid>> {
+    let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for (key, id) in pairs {
+        let ids = groups.entry(key).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    groups
+}
+
+/// A refused row as it is stored: its cells as the file had them and its problems.
+fn error_row(record: &Record, problems: Vec<RowProblem>) -> ErrorRow {
+    ErrorRow {
+        row_number: i64::try_from(record.number).unwrap_or(i64::MAX),
+        cells: sqlx::types::Json(record.cells.clone()),
+        problems: sqlx::types::Json(
+            problems
+                .into_iter()
+                .map(|p| StoredProblem { column: p.column, field: p.field, reason: p.reason.to_owned(), message: p.message })
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,315 @@
+//! Import jobs: the upload (the file checked, stored and its header read as
+//! it streams in), starting and cancelling runs, and the reads of jobs and
+//! refused rows. The rows themselves are judged and written by
+//! [`super::import_run`], batch by batch.
+
+use chrono::{DateTime, Utc};
+use crm_kit::Error;
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::App;
+use crate::{
+    domain::import::{Encoding, FileKind, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest},
+    resources::IMPORT_JOB,
+    store::imports::{self as store, ErrorRow, ImportJobRow, NewJob},
+};
+
+/// Bytes of the file kept per stored chunk.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// What the first message of an upload says.
+#[derive(Debug, Clone, Default)]
+pub struct Upload {
+    pub kind: &'static str,
+    pub file_name: String,
+    /// Declared; None: detected from the first chunk.
+    pub encoding: Option<Encoding>,
+    pub request_id: String,
+    pub actor: String,
+    /// The largest file accepted, in bytes.
+    pub max_bytes: u64,
+}
+
+/// The file as it streamed in: counted, hashed, decoded and split into
+/// records, so that it is refused as soon as something is wrong with it.
+struct Reading {
+    size: u64,
+    max_bytes: u64,
+    sha: Sha256,
+    head: Vec<u8>,
+    decoder: Option<(TextDecoder, Encoding)>,
+    declared: Option<Encoding>,
+    text: String,
+    splitter: Option<(RecordSplitter, u8)>,
+    headers: Option<Vec<String>>,
+    records: u64,
+}
+
+impl Reading {
+    fn new(declared: Option<Encoding>, max_bytes: u64) -> Self {
+        Self {
+            size: 0,
+            max_bytes,
+            sha: Sha256::new(),
+            head: Vec::new(),
+            decoder: None,
+            declared,
+            text: String::new(),
+            splitter: None,
+            headers: None,
+            records: 0,
+        }
+    }
+
+    /// Takes the next bytes (`last`: the file ended), refusing the file at the first sign it is not a CSV we can read.
+    fn take(&mut self, bytes: &[u8], last: bool) -> Result<(), Error> {
+        self.size += bytes.len() as u64;
+        if self.size > self.max_bytes {
+            return Err(Error::invalid(
+                "file",
+                "FILE_TOO_LARGE",
+                format!("the file is over the limit of {} bytes; split it into smaller files", self.max_bytes),
+            ));
+        }
+        self.sha.update(bytes);
+        if self.decoder.is_none() {
+            // What the file is and its encoding are judged on its first 64 KiB (or all of it, if smaller).
+            self.head.extend_from_slice(bytes);
+            if self.head.len() < 64 * 1024 && !last {
+                return Ok(());
+            }
+            let head = std::mem::take(&mut self.head);
+            check_kind(&head)?;
+            let encoding = self.declared.unwrap_or_else(|| detect(&head, last));
+            self.decoder = Some((TextDecoder::new(encoding), encoding));
+            return self.decode(&head, last);
+        }
+        self.decode(bytes, last)
+    }
+
+    fn decode(&mut self, bytes: &[u8], last: bool) -> Result<(), Error> {
+        let Some((decoder, encoding)) = self.decoder.as_mut() else { return Ok(()) };
+        decoder.decode(bytes, last, &mut self.text).map_err(|e| {
+            Error::invalid(
+                "file",
+                "NOT_TEXT",
+                format!(
+                    "byte {} is not {} text: declare the file's encoding (e.g. encoding=GBK for a Chinese Excel export) or save it as UTF-8 CSV",
+                    e.offset,
+                    encoding.as_str()
+                ),
+            )
+        })?;
+        if self.splitter.is_none() {
+            // The delimiter is read from the whole first line.
+            let Some(end) = self.text.find('\n').or(last.then_some(self.text.len())) else { return Ok(()) };
+            let delimiter = detect_delimiter(&self.text[..end]);
+            self.splitter = Some((RecordSplitter::new(delimiter), delimiter));
+        }
+        let Some((splitter, _)) = self.splitter.as_mut() else { return Ok(()) };
+        for record in splitter.feed(&self.text, last) {
+            self.records += 1;
+            if self.headers.is_none() {
+                self.headers = Some(record.cells.iter().map(|c| c.trim().to_owned()).collect());
+            }
+        }
+        self.text.clear();
+        Ok(())
+    }
+}
+
+/// Refuses a file whose first bytes say it is not a CSV file.
+fn check_kind(head: &[u8]) -> Result<(), Error> {
+    let (reason, message) = match sniff(head) {
+        FileKind::Csv if head.is_empty() => ("EMPTY_FILE", "the file is empty"),
+        FileKind::Csv => return Ok(()),
+        FileKind::Xlsx => ("UNSUPPORTED_FORMAT", "XLSX files are not read yet: save the sheet as CSV (UTF-8 or GBK) and upload that"),
+        FileKind::Encrypted => {
+            ("ENCRYPTED_FILE", "the file is password-protected (or a legacy .xls): remove the password, save it as CSV and upload that")
+        }
+        FileKind::Binary => ("NOT_A_SPREADSHEET", "the file is neither CSV nor XLSX"),
+    };
+    Err(Error::invalid("file", reason, message))
+}
+
+impl App {
+    /// Stores an uploaded file as an UPLOADED job with its header and the
+    /// suggested mapping, all in one transaction (a broken upload leaves
+    /// nothing). The same request id again answers the job it made, if the
+    /// file is the same (ALREADY_EXISTS otherwise).
+    pub async fn upload(
+        &self,
+        tenant: Uuid,
+        upload: Upload,
+        mut chunks: impl Stream<Item = Result<Vec<u8>, Error>> + Unpin,
+        now: DateTime<Utc>,
+    ) -> Result<ImportJobRow, Error> {
+        let id = Uuid::now_v7();
+        let mut reading = Reading::new(upload.encoding, upload.max_bytes);
+        let mut tx = self.begin(tenant).await?;
+        let earlier = match upload.request_id.as_str() {
+            "" => None,
+            request_id => store::job_by_request(&mut tx, tenant, request_id).await?,
+        };
+        let mut pending: Vec<u8> = Vec::with_capacity(CHUNK_BYTES);
+        let mut seq = 0;
+        while let Some(bytes) = chunks.next().await {
+            let bytes = bytes?;
+            if earlier.is_some() {
+                // Only its hash is wanted: is it the same file?
+                reading.size += bytes.len() as u64;
+                reading.sha.update(&bytes);
+                continue;
+            }
+            reading.take(&bytes, false)?;
+            pending.extend_from_slice(&bytes);
+            while pending.len() >= CHUNK_BYTES {
+                let rest = pending.split_off(CHUNK_BYTES);
+                store::put_chunk(&mut tx, tenant, id, seq, &pending).await?;
+                seq += 1;
+                pending = rest;
+            }
+        }
+        if let Some(job) = earlier {
+            return same_file(job, &hex(reading.sha.clone().finalize().as_slice()));
+        }
+        reading.take(&[], true)?;
+        if !pending.is_empty() {
+            store::put_chunk(&mut tx, tenant, id, seq, &pending).await?;
+        }
+        let Some(headers) = reading.headers.take() else {
+            return Err(Error::invalid("file", "EMPTY_FILE", "the file has no header row"));
+        };
+        let sha256 = hex(reading.sha.clone().finalize().as_slice());
+        let suggested: Vec<(usize, String, f32)> = suggest(&headers)
+            .into_iter()
+            .map(|s| (s.column, s.field.map(|f| f.name().into_owned()).unwrap_or_default(), s.confidence))
+            .collect();
+        let delimiter = reading.splitter.as_ref().map_or(b',', |(_, d)| *d);
+        let encoding = reading.decoder.as_ref().map_or("UTF-8", |(_, e)| e.as_str());
+        let job = NewJob {
+            id,
+            kind: upload.kind,
+            file_name: &upload.file_name,
+            format: "CSV",
+            encoding,
+            delimiter: &(delimiter as char).to_string(),
+            size_bytes: i64::try_from(reading.size).unwrap_or(i64::MAX),
+            sha256: &sha256,
+            total_rows: i64::try_from(reading.records.saturating_sub(1)).unwrap_or(i64::MAX),
+            headers: &headers,
+            suggested: &suggested,
+            actor: &upload.actor,
+            request_id: &upload.request_id,
+            now,
+        };
+        let stored = match store::insert_job(&mut tx, tenant, &job).await {
+            Ok(stored) => stored,
+            // A concurrent upload with the same request id won: the same job, if the same file.
+            Err(Error::AlreadyExists { .. }) if !upload.request_id.is_empty() => {
+                drop(tx);
+                let mut tx = self.begin(tenant).await?;
+                let job = store::job_by_request(&mut tx, tenant, &upload.request_id).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
+                tx.commit().await?;
+                return same_file(job, &sha256);
+            }
+            Err(err) => return Err(err),
+        };
+        tx.commit().await?;
+        tracing::info!(job = %stored.id, bytes = stored.size_bytes, rows = stored.total_rows, "import file uploaded");
+        Ok(stored)
+    }
+
+    /// Starts a run of job `id` with `settings` (checked against its columns
+    /// by the caller): the job must be UPLOADED, or its last run a dry run
+    /// that is not running.
+    pub async fn start_import(&self, tenant: Uuid, id: Uuid, settings: &Settings, now: DateTime<Utc>) -> Result<ImportJobRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let job = store::job(&mut tx, tenant, id, true).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
+        let last_was_dry = job.settings.as_ref().is_some_and(|s| s.dry_run);
+        let refusal = match job.state.as_str() {
+            "UPLOADED" => None,
+            "RUNNING" => Some(("JOB_RUNNING", "the job is running; wait for it to end, or cancel it")),
+            _ if last_was_dry && job.state != "FAILED" => None,
+            "SUCCEEDED" => Some(("ALREADY_IMPORTED", "the file was imported already; a file is imported once (upload a new one)")),
+            "CANCELLED" => Some(("JOB_CANCELLED", "the job was cancelled; upload the file again to import it")),
+            _ => Some(("JOB_FAILED", "the file could not be read through; fix it and upload it again")),
+        };
+        if let Some((reason, message)) = refusal {
+            return Err(Error::FailedPrecondition { reason, message: message.to_owned(), subject: IMPORT_JOB.name(id) });
+        }
+        store::delete_errors(&mut tx, tenant, id).await?;
+        let started = store::start(&mut tx, tenant, id, settings, now).await?;
+        tx.commit().await?;
+        tracing::info!(job = %id, run = started.run, dry_run = settings.dry_run, "import started");
+        Ok(started)
+    }
+
+    /// Cancels job `id` (UPLOADED or RUNNING); cancelling a cancelled job answers it as it is.
+    pub async fn cancel_import(&self, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<ImportJobRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let job = store::job(&mut tx, tenant, id, true).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
+        let job = match job.state.as_str() {
+            "UPLOADED" | "RUNNING" => {
+                let cancelled = store::end(&mut tx, tenant, id, "CANCELLED", "", now).await?;
+                store::delete_chunks(&mut tx, tenant, id).await?;
+                cancelled
+            }
+            "CANCELLED" => job,
+            state => {
+                return Err(Error::FailedPrecondition {
+                    reason: "JOB_ENDED",
+                    message: format!("the job has ended ({state}); there is nothing to cancel"),
+                    subject: IMPORT_JOB.name(id),
+                });
+            }
+        };
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// Job `id`, or NOT_FOUND.
+    pub async fn import_job(&self, tenant: Uuid, id: Uuid) -> Result<ImportJobRow, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let job = store::job(&mut tx, tenant, id, false).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// A page of the tenant's jobs, newest first.
+    pub async fn import_jobs(&self, tenant: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<ImportJobRow>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let jobs = store::jobs(&mut tx, tenant, after, limit).await?;
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    /// Job `id` and a page of its current run's refused rows after row `after`.
+    pub async fn import_errors(&self, tenant: Uuid, id: Uuid, after: i64, limit: i64) -> Result<(ImportJobRow, Vec<ErrorRow>), Error> {
+        let mut tx = self.begin(tenant).await?;
+        let job = store::job(&mut tx, tenant, id, false).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
+        let rows = store::errors(&mut tx, tenant, id, job.run, after, limit).await?;
+        tx.commit().await?;
+        Ok((job, rows))
+    }
+}
+
+/// `job` when the file just uploaded under its request id is the same (`sha256`); ALREADY_EXISTS otherwise.
+fn same_file(job: ImportJobRow, sha256: &str) -> Result<ImportJobRow, Error> {
+    if job.sha256 == sha256 {
+        return Ok(job);
+    }
+    Err(Error::AlreadyExists {
+        reason: "REQUEST_ID_REUSED",
+        message: format!("request_id was used for another file ({}); use a new request id for a new file", IMPORT_JOB.name(job.id)),
+        resource_type: IMPORT_JOB.type_name,
+        name: IMPORT_JOB.name(job.id),
+    })
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

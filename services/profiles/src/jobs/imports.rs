@@ -1,0 +1,33 @@
+//! The import worker: every poll interval, runs the import jobs whose lease
+//! has run out (just started, or left by a replica that stopped or died),
+//! each to its end, a batch per transaction. Every replica runs it; a job
+//! is held by one lease at a time.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::app::App;
+
+/// Runs the worker every `poll` until `shutdown` turns true (a running job stops between two batches).
+pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
+    let stop = shutdown.clone();
+    crm_kit::jobs::every(poll, shutdown, "imports", move || {
+        let (app, stop) = (app.clone(), stop.clone());
+        async move { round(&app, stop).await }
+    });
+}
+
+async fn round(app: &App, stop: watch::Receiver<bool>) -> Result<(), crm_kit::Error> {
+    for (tenant, job) in app.imports_due(Utc::now()).await? {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        // One job's failure must not hold up the others: it is tried again after a short release.
+        if let Err(err) = app.run_import(tenant, job, stop.clone()).await {
+            tracing::warn!(%tenant, %job, error = %crm_kit::error::cause_chain(&err), "import batch failed; retrying shortly");
+        }
+    }
+    Ok(())
+}
