@@ -26,6 +26,9 @@ pub struct Config {
     /// How often the import worker looks for import jobs to run (started, or left by a replica that died).
     #[arg(long, env = "CRM_IMPORT_POLL_MS", default_value_t = 1_000)]
     pub import_poll_ms: u64,
+    /// How long a replica holds a running import from each batch on: a replica that dies leaves its job to another after this.
+    #[arg(long, env = "CRM_IMPORT_LEASE_MS", default_value_t = 30_000)]
+    pub import_lease_ms: u64,
     /// The largest file UploadImportFile accepts, in bytes (default 512 MiB: about 5 million customer rows).
     #[arg(long, env = "CRM_IMPORT_MAX_BYTES", default_value_t = 512 << 20)]
     pub import_max_bytes: u64,

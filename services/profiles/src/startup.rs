@@ -59,7 +59,12 @@ impl Application {
             MergeServiceServer::new(MergeApi::new(app.clone())),
             ImportServiceServer::new(ImportApi::new(app.clone(), kit.page_tokens.clone(), config.import_max_bytes)),
         );
-        jobs::imports::spawn(app.clone(), Duration::from_millis(config.import_poll_ms), kit.shutdown_receiver());
+        jobs::imports::spawn(
+            app.clone(),
+            Duration::from_millis(config.import_poll_ms),
+            Duration::from_millis(config.import_lease_ms),
+            kit.shutdown_receiver(),
+        );
         jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());
         jobs::segments::spawn(app.clone(), Duration::from_millis(config.segment_sweep_ms), kit.shutdown_receiver());
         jobs::duplicates::spawn(app.clone(), Duration::from_millis(config.duplicate_scan_ms), kit.shutdown_receiver());

@@ -39,9 +39,6 @@ use crate::{
 /// Rows judged and written per transaction.
 pub const BATCH_ROWS: usize = 5_000;
 
-/// How long a worker holds a job between batches before another may take it over.
-const LEASE_SECONDS: i64 = 60;
-
 /// What the run has seen of the file so far: the rows each email address and
 /// match key was first accepted in, by a 64-bit hash (8 bytes a key, so a
 /// million-row file costs tens of MB, not the keys themselves).
@@ -82,6 +79,8 @@ struct Run {
     mapping: Vec<ColumnMap>,
     token: Uuid,
     seen: Seen,
+    /// How long the worker holds the job from each batch on before another may take it over.
+    lease: Duration,
     /// Turns true when the service shuts down: the run stops between batches and lets another replica carry on at once.
     stop: watch::Receiver<bool>,
 }
@@ -105,11 +104,12 @@ impl App {
     /// transaction; returns quietly when another worker holds it, or when it
     /// is cancelled meanwhile. A batch that fails leaves the job to be tried
     /// again shortly (by any replica) from its last committed batch.
-    pub async fn run_import(&self, tenant: Uuid, id: Uuid, stop: watch::Receiver<bool>) -> Result<(), Error> {
+    pub async fn run_import(&self, tenant: Uuid, id: Uuid, lease: std::time::Duration, stop: watch::Receiver<bool>) -> Result<(), Error> {
+        let lease = Duration::from_std(lease).unwrap_or(Duration::seconds(60));
         let token = Uuid::new_v4();
         let now = Utc::now();
         let mut tx = self.begin(tenant).await?;
-        if !jobs::lease(&mut tx, tenant, id, token, now, now + Duration::seconds(LEASE_SECONDS)).await? {
+        if !jobs::lease(&mut tx, tenant, id, token, now, now + lease).await? {
             return Ok(());
         }
         let job = jobs::job(&mut tx, tenant, id, false).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
@@ -122,7 +122,7 @@ impl App {
             .iter()
             .filter_map(|(column, name)| Field::parse(name).map(|field| ColumnMap { column: *column, field }))
             .collect();
-        let mut run = Run { tenant, job, settings, mapping, token, seen: Seen::default(), stop };
+        let mut run = Run { tenant, job, settings, mapping, token, seen: Seen::default(), lease, stop };
         match self.read_through(&mut run).await {
             Ok(()) => Ok(()),
             Err(err) => {
@@ -232,7 +232,7 @@ impl App {
         let job = jobs::job(tx, run.tenant, run.job.id, true).await?;
         let Some(job) = job.filter(|j| j.state == "RUNNING" && j.run == run.job.run) else { return Ok(None) };
         let now = Utc::now();
-        if !jobs::lease(tx, run.tenant, job.id, run.token, now, now + Duration::seconds(LEASE_SECONDS)).await? {
+        if !jobs::lease(tx, run.tenant, job.id, run.token, now, now + run.lease).await? {
             return Ok(None);
         }
         Ok(Some(job))

@@ -10,22 +10,22 @@ use tokio::sync::watch;
 
 use crate::app::App;
 
-/// Runs the worker every `poll` until `shutdown` turns true (a running job stops between two batches).
-pub fn spawn(app: App, poll: Duration, shutdown: watch::Receiver<bool>) {
+/// Runs the worker every `poll`, holding a job for `lease` from each batch on, until `shutdown` turns true (a running job stops between two batches).
+pub fn spawn(app: App, poll: Duration, lease: Duration, shutdown: watch::Receiver<bool>) {
     let stop = shutdown.clone();
     crm_kit::jobs::every(poll, shutdown, "imports", move || {
         let (app, stop) = (app.clone(), stop.clone());
-        async move { round(&app, stop).await }
+        async move { round(&app, lease, stop).await }
     });
 }
 
-async fn round(app: &App, stop: watch::Receiver<bool>) -> Result<(), crm_kit::Error> {
+async fn round(app: &App, lease: Duration, stop: watch::Receiver<bool>) -> Result<(), crm_kit::Error> {
     for (tenant, job) in app.imports_due(Utc::now()).await? {
         if *stop.borrow() {
             return Ok(());
         }
         // One job's failure must not hold up the others: it is tried again after a short release.
-        if let Err(err) = app.run_import(tenant, job, stop.clone()).await {
+        if let Err(err) = app.run_import(tenant, job, lease, stop.clone()).await {
             tracing::warn!(%tenant, %job, error = %crm_kit::error::cause_chain(&err), "import batch failed; retrying shortly");
         }
     }

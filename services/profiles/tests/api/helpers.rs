@@ -44,6 +44,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         segment_sweep_ms: 3_600_000,
         duplicate_scan_ms: 3_600_000,
         import_poll_ms: 50,
+        import_lease_ms: 30_000,
         import_max_bytes: 64 << 20,
         kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
     };

@@ -12,6 +12,7 @@ mod grading;
 mod helpers;
 mod history;
 mod idempotency;
+mod import_crash;
 mod imports;
 mod infrastructure;
 mod listing;
