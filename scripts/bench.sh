@@ -24,6 +24,8 @@ cargo bench -p crm-profiles --bench segments
 cargo bench -p crm-profiles --bench grading
 # Duplicate detection over 1 000 000 customers: the full scan and FindDuplicates.
 cargo bench -p crm-profiles --bench duplicates
+# 1 000 000 customer rows imported from CSV beside a raw COPY of the same rows.
+cargo bench -p crm-profiles --bench imports
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
 # Campaigns: SendNotice against its transaction; email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).

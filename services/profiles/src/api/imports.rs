@@ -52,7 +52,19 @@ fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, max_bytes: u64) -
         return Err(Error::invalid("request_id", "TOO_LONG", "at most 128 characters"));
     }
     let file_name: String = first.file_name.chars().take(255).collect();
-    Ok(Upload { kind: "CUSTOMERS", file_name, encoding, request_id: first.request_id.clone(), actor: actor.to_owned(), max_bytes })
+    let declared_size = match first.size_bytes {
+        0 => None,
+        size => Some(u64::try_from(size).map_err(|_| Error::invalid("size_bytes", "OUT_OF_RANGE", "the file's size in bytes, or 0"))?),
+    };
+    Ok(Upload {
+        kind: "CUSTOMERS",
+        file_name,
+        encoding,
+        request_id: first.request_id.clone(),
+        actor: actor.to_owned(),
+        max_bytes,
+        declared_size,
+    })
 }
 
 /// INVALID_ARGUMENT for an upload whose stream broke (a malformed or oversized message); nothing of it is kept.

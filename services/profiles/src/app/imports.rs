@@ -30,6 +30,8 @@ pub struct Upload {
     pub actor: String,
     /// The largest file accepted, in bytes.
     pub max_bytes: u64,
+    /// The size the client says the file has, if it does.
+    pub declared_size: Option<u64>,
 }
 
 /// The file as it streamed in: counted, hashed, decoded and split into
@@ -67,11 +69,7 @@ impl Reading {
     fn take(&mut self, bytes: &[u8], last: bool) -> Result<(), Error> {
         self.size += bytes.len() as u64;
         if self.size > self.max_bytes {
-            return Err(Error::invalid(
-                "file",
-                "FILE_TOO_LARGE",
-                format!("the file is over the limit of {} bytes; split it into smaller files", self.max_bytes),
-            ));
+            return Err(too_large(self.max_bytes));
         }
         self.sha.update(bytes);
         if self.decoder.is_none() {
@@ -120,6 +118,11 @@ impl Reading {
     }
 }
 
+/// FILE_TOO_LARGE: over `max_bytes`.
+fn too_large(max_bytes: u64) -> Error {
+    Error::invalid("file", "FILE_TOO_LARGE", format!("the file is over the limit of {max_bytes} bytes; split it into smaller files"))
+}
+
 /// Refuses a file whose first bytes say it is not a CSV file.
 fn check_kind(head: &[u8]) -> Result<(), Error> {
     let (reason, message) = match sniff(head) {
@@ -147,6 +150,9 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<ImportJobRow, Error> {
         let id = Uuid::now_v7();
+        if upload.declared_size.is_some_and(|size| size > upload.max_bytes) {
+            return Err(too_large(upload.max_bytes));
+        }
         let mut reading = Reading::new(upload.encoding, upload.max_bytes);
         let mut tx = self.begin(tenant).await?;
         let earlier = match upload.request_id.as_str() {
@@ -171,6 +177,13 @@ impl App {
                 seq += 1;
                 pending = rest;
             }
+        }
+        if let Some(declared) = upload.declared_size.filter(|size| *size != reading.size) {
+            return Err(Error::invalid(
+                "size_bytes",
+                "UPLOAD_INCOMPLETE",
+                format!("the stream carried {} of the {declared} bytes declared; nothing was kept: upload the file again", reading.size),
+            ));
         }
         if let Some(job) = earlier {
             return same_file(job, &hex(reading.sha.clone().finalize().as_slice()));

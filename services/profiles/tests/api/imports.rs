@@ -246,6 +246,11 @@ async fn files_that_are_not_csv_or_too_large_are_refused_at_once() {
     let big = format!("name\n{}", "x\n".repeat(60_000));
     assert_error(upload(&app, big.as_bytes(), "", "").await, Code::InvalidArgument, "FILE_TOO_LARGE");
     assert_error(upload(&app, b"name\nx\n", "EBCDIC", "").await, Code::InvalidArgument, "UNKNOWN_ENCODING");
+    // A stream that ends short of the size its client declared (a client that gave up) is not a file.
+    let mut messages = upload_messages(b"name\nAnn\nBob\n", 4, "", "");
+    messages[0].size_bytes = 100;
+    let cut = imports(&app).upload_import_file(with_token(tokio_stream::iter(messages), &app.admin_token)).await;
+    assert_error(cut, Code::InvalidArgument, "UPLOAD_INCOMPLETE");
     // Nothing of a refused upload is kept.
     let jobs = imports(&app).list_import_jobs(app.admin(pb::ListImportJobsRequest::default())).await.unwrap().into_inner();
     assert!(jobs.import_jobs.is_empty());
