@@ -56,6 +56,12 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// 408: a streamed upload's body stopped arriving; the backend call is cancelled.
+    #[error("no part of the request body arrived for {} s; the upload is cancelled", idle.as_secs())]
+    BodyStalled {
+        /// How long nothing arrived.
+        idle: std::time::Duration,
+    },
     /// 415: a body that is not declared as JSON.
     #[error("the request body must be JSON (Content-Type: application/json), not {content_type:?}")]
     UnsupportedMediaType {
@@ -105,6 +111,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => Code::Unimplemented,
             Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType { .. } => Code::InvalidArgument,
             Self::RateLimited(_) => Code::ResourceExhausted,
+            Self::BodyStalled { .. } => Code::DeadlineExceeded,
             Self::ResponseTooLarge { .. } => Code::Internal,
             Self::Backend { code, .. } => *code,
         }
@@ -116,6 +123,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyStalled { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
             other => http_status(other.code()),
         }
@@ -130,6 +138,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => vec![error_info("METHOD_NOT_ALLOWED")],
             Self::PayloadTooLarge { .. } => vec![error_info("BODY_TOO_LARGE")],
             Self::UnsupportedMediaType { .. } => vec![error_info("UNSUPPORTED_MEDIA_TYPE")],
+            Self::BodyStalled { .. } => vec![error_info("BODY_STALLED")],
             Self::ResponseTooLarge { .. } => vec![error_info("RESPONSE_TOO_LARGE")],
             Self::RateLimited(limited) => vec![
                 json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMITED", "domain": DOMAIN,

@@ -5,6 +5,10 @@
 //! itself) → JSON (or NDJSON for server streams) with `ETag`. Every step that
 //! fails answers in the Google JSON error format; nothing a client sends can
 //! produce a 500. Also the `x-request-id` middleware every response passes.
+//!
+//! Two kinds of route leave the path after admission: a body streamed into a
+//! client-streaming RPC ([`crate::upload`]), and a server stream of
+//! `google.api.HttpBody` answered as a plain body ([`crate::download`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,6 +29,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::{
+    download,
     errors::{ApiError, error_info},
     forward::service_label,
     ratelimit::RouteClass,
@@ -108,46 +113,19 @@ impl Gateway {
         body: Body,
         request_id: &str,
     ) -> Result<Response, ApiError> {
-        let grpc_path = route.grpc_path();
-        let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        self.admit(grpc_path, RouteClass::of(route), &parts.headers, &parts.extensions)?;
+        self.admit(route.grpc_path(), RouteClass::of(route), &parts.headers, &parts.extensions)?;
+        if route.streams_request_body() {
+            // Streamed as it arrives: neither buffered nor held to the body size limit.
+            return self.upload(route, vars, parts, body, request_id).await;
+        }
         let raw = matches!(route.body, BodyBinding::Raw(_));
         let bytes = self.read_body(&parts.headers, body, raw).await?;
         let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let mut message = transcode::request_message(route, vars, parts.uri.query(), &bytes, content_type)?;
-        transcode::cap_page_size(&mut message, self.max_page_size);
-        if takes_if_match(route)
-            && let Some(etag) = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).and_then(transcode::parse_if_match)
-        {
-            transcode::apply_if_match(&mut message, &etag);
-        }
+        let message = self.request_message(route, vars, parts, &bytes, content_type)?;
         let streaming = route.rpc.is_server_streaming();
-        // Server streams (event subscriptions) run until the client leaves unless it asks for a deadline.
+        // Server streams (event subscriptions, downloads) run until the client leaves unless it asks for a deadline.
         let timeout = client_timeout(&parts.headers)?.or((!streaming).then_some(self.request_timeout));
-
-        let mut request = tonic::Request::new(message);
-        let metadata = request.metadata_mut();
-        if let Some(value) = authorization.and_then(|a| a.parse().ok()) {
-            metadata.insert("authorization", value);
-        }
-        if let Ok(value) = request_id.parse() {
-            metadata.insert(REQUEST_ID, value);
-        }
-        if raw {
-            pass_signature_headers(&parts.headers, metadata);
-        }
-        crm_kit::telemetry::inject_context(metadata);
-        // Without span export the injected context is empty: pass the client's through.
-        if !metadata.contains_key("traceparent") {
-            for name in ["traceparent", "tracestate"] {
-                if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
-                    metadata.insert(name, value);
-                }
-            }
-        }
-        if let Some(timeout) = timeout {
-            request.set_timeout(timeout);
-        }
+        let request = backend_request(route, message, parts, request_id, timeout);
 
         if route.backend == LOCAL {
             let (metadata, _, message) = request.into_parts();
@@ -156,13 +134,36 @@ impl Gateway {
         }
         if streaming {
             let response = self.backends.server_streaming(route, request).await.map_err(|s| self.backend_error(route, s))?;
+            if route.raw_response() {
+                return download::http_body_stream(route, response).await.map_err(|s| self.backend_error(route, s));
+            }
             return Ok(self.ndjson(response.into_inner()));
         }
         let response = self.backends.unary(route, request).await.map_err(|s| self.backend_error(route, s))?;
         if route.raw_response() {
-            return Ok(raw_response(route, &response));
+            return Ok(raw_response(route, response));
         }
         Ok(json_response(route, response.get_ref()))
+    }
+
+    /// The request message from the path, the query and `body`, with the
+    /// gateway's adjustments: page size capped, `If-Match` applied.
+    pub(crate) fn request_message(
+        &self,
+        route: &Route,
+        vars: &[(Vec<String>, String)],
+        parts: &http::request::Parts,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<DynamicMessage, ApiError> {
+        let mut message = transcode::request_message(route, vars, parts.uri.query(), body, content_type)?;
+        transcode::cap_page_size(&mut message, self.max_page_size);
+        if takes_if_match(route)
+            && let Some(etag) = parts.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).and_then(transcode::parse_if_match)
+        {
+            transcode::apply_if_match(&mut message, &etag);
+        }
+        Ok(message)
     }
 
     /// The body, size-limited; JSON unless the route takes it `raw`.
@@ -189,7 +190,7 @@ impl Gateway {
 
     /// A backend status as the client's error; a transport failure (no
     /// details: the backend never answered) says which backend is down.
-    fn backend_error(&self, route: &Route, status: Status) -> ApiError {
+    pub(crate) fn backend_error(&self, route: &Route, status: Status) -> ApiError {
         if status.code() == Code::OutOfRange && status.message().contains("decoded message length too large") {
             return ApiError::ResponseTooLarge { limit: self.backends.max_response_bytes() };
         }
@@ -239,6 +240,42 @@ impl Gateway {
     }
 }
 
+/// The backend call of `message` (a message, or a stream of them): the
+/// caller's token, the request id, the trace context, signature headers of a
+/// raw body, and the deadline.
+pub(crate) fn backend_request<T>(
+    route: &Route,
+    message: T,
+    parts: &http::request::Parts,
+    request_id: &str,
+    timeout: Option<Duration>,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|a| a.parse().ok()) {
+        metadata.insert("authorization", value);
+    }
+    if let Ok(value) = request_id.parse() {
+        metadata.insert(REQUEST_ID, value);
+    }
+    if matches!(route.body, BodyBinding::Raw(_)) {
+        pass_signature_headers(&parts.headers, metadata);
+    }
+    crm_kit::telemetry::inject_context(metadata);
+    // Without span export the injected context is empty: pass the client's through.
+    if !metadata.contains_key("traceparent") {
+        for name in ["traceparent", "tracestate"] {
+            if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
+                metadata.insert(name, value);
+            }
+        }
+    }
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    request
+}
+
 /// Headers a raw body's sender signs it with (`X-Twilio-Signature`,
 /// `X-CRM-Signature`, …): every `x-` header but the gateway's own and the
 /// proxies', passed to the backend as metadata, which checks them.
@@ -258,7 +295,7 @@ fn pass_signature_headers(headers: &HeaderMap, metadata: &mut tonic::metadata::M
 }
 
 /// A 200 with the JSON of `response` and its resource's `ETag`.
-fn json_response(route: &Route, response: &DynamicMessage) -> Response {
+pub(crate) fn json_response(route: &Route, response: &DynamicMessage) -> Response {
     let mut http = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
     if let Some(etag) = transcode::response_etag(response) {
         // Strong etag, quoted as RFC 9110 requires; the quotes are stripped again from If-Match.
@@ -271,9 +308,10 @@ fn json_response(route: &Route, response: &DynamicMessage) -> Response {
 /// content type, never cached (each fetch may be recorded, as a tracking
 /// pixel's is). A `location` in the backend's metadata makes it a 302
 /// redirect there (a tracked link); the body stays, for clients that show it.
-fn raw_response(route: &Route, response: &tonic::Response<DynamicMessage>) -> Response {
-    let (content_type, data) = transcode::response_http_body(route, response.get_ref());
-    let location = response.metadata().get("location").and_then(|v| v.to_str().ok()).and_then(|v| HeaderValue::from_str(v).ok());
+pub(crate) fn raw_response(route: &Route, response: tonic::Response<DynamicMessage>) -> Response {
+    let (metadata, message, _) = response.into_parts();
+    let (content_type, data) = transcode::response_http_body(route, message);
+    let location = metadata.get("location").and_then(|v| v.to_str().ok()).and_then(|v| HeaderValue::from_str(v).ok());
     let mut http = Response::builder()
         .status(if location.is_some() { StatusCode::FOUND } else { StatusCode::OK })
         .header(header::CACHE_CONTROL, "no-store, private");
@@ -299,7 +337,7 @@ fn takes_if_match(route: &Route) -> bool {
 }
 
 /// The client's deadline from `X-Request-Timeout` (ms or gRPC-style) or `grpc-timeout`.
-fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+pub(crate) fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
     for name in [REQUEST_TIMEOUT, "grpc-timeout"] {
         if let Some(value) = headers.get(name) {
             let text = value.to_str().unwrap_or_default().trim();

@@ -13,6 +13,9 @@
 //!   check (token, rate limits) every protocol applies.
 //! - [`handler`]: one REST request end to end (admission, body, deadline,
 //!   metadata, streaming).
+//! - [`upload`]: a request body streamed into a client-streaming RPC (file uploads).
+//! - [`download`]: a server stream of `google.api.HttpBody` answered as a plain
+//!   streamed body (file downloads).
 //! - [`errors`]: the Google JSON error format and gRPC code → HTTP status.
 //! - [`grpcweb`]: gRPC-Web (and native gRPC) proxied to the owning backend.
 //! - [`health`]: `/healthz`, `/readyz`.
@@ -24,6 +27,7 @@
 
 pub mod config;
 pub mod docs;
+pub mod download;
 pub mod errors;
 pub mod forward;
 pub mod grpcweb;
@@ -36,3 +40,4 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod transcode;
+pub mod upload;

@@ -7,7 +7,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::{Router, middleware, routing::get, serve::ListenerExt};
-use http::{HeaderName, HeaderValue, Method, header};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch};
 use tower_http::{
@@ -112,16 +112,25 @@ impl Application {
     }
 }
 
+/// A response extension that keeps the compression layer off the response:
+/// a streamed file, whose bytes go out as they arrive (and whose abort the
+/// client must see as such, not as a compressed stream that never started).
+#[derive(Debug, Clone, Copy)]
+pub struct Uncompressed;
+
 fn router(gateway: Arc<Gateway>, config: &Config) -> anyhow::Result<Router> {
-    // NDJSON streams are not compressed: the encoder would hold events back until its buffer fills.
-    // Nor are bodies under 1 KiB (a single resource, an error): compressing them costs more CPU than
-    // the bytes it saves on the wire (tower-http's default threshold is 32 bytes).
+    // NDJSON streams are not compressed: the encoder would hold events back until its buffer fills;
+    // nor are streamed files (`Uncompressed`). Nor are bodies under 1 KiB (a single resource, an
+    // error): compressing them costs more CPU than the bytes it saves on the wire (tower-http's
+    // default threshold is 32 bytes).
+    let not_marked = |_: StatusCode, _: Version, _: &HeaderMap, extensions: &Extensions| extensions.get::<Uncompressed>().is_none();
     let compression = CompressionLayer::new().compress_when(
         SizeAbove::new(1024)
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES)
             .and(NotForContentType::SSE)
-            .and(NotForContentType::new("application/x-ndjson")),
+            .and(NotForContentType::new("application/x-ndjson"))
+            .and(not_marked),
     );
     let grpc = crate::grpcweb::service(gateway.clone());
     let mut router = Router::new()

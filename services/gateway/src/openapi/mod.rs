@@ -309,6 +309,10 @@ fn operation(
             let required = schemas.is_required(&field);
             op.insert("requestBody".into(), json!({ "required": required, "content": { "application/json": { "schema": schema } } }));
         }
+        BodyBinding::Raw(name) if route.streams_request_body() => {
+            let field = input.get_field_by_name(name).expect("checked when the route was built");
+            op.insert("requestBody".into(), streamed_request_body(&field));
+        }
         BodyBinding::Raw(name) => {
             let field = input.get_field_by_name(name).expect("checked when the route was built");
             let description = schemas.comment_of_field(&field).unwrap_or("The request body, passed on as sent.");
@@ -347,10 +351,15 @@ fn operation(
         None => schemas.message(&output),
     };
     let ok = if route.raw_response() {
-        json!({
-            "description": "The body as the service sends it, in its own media type (see the description).",
-            "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } },
-        })
+        let field = output.get_field_by_name(route.response_body.as_deref().unwrap_or_default()).expect("an HttpBody field");
+        let description = if route.rpc.is_server_streaming() {
+            "The file as the service streams it, in its own media type, sent as it arrives (chunked). An error \
+                before the first byte is answered as usual; a later one aborts the transfer, so a download that \
+                ends early is never a complete-looking file."
+        } else {
+            "The body as the service sends it, in its own media type (see the description)."
+        };
+        json!({ "description": description, "content": raw_content(&field, schemas) })
     } else if route.rpc.is_server_streaming() {
         json!({
             "description": "A stream of newline-delimited JSON messages, one per line (an error after the first \
@@ -371,7 +380,7 @@ fn operation(
             "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{ERROR_SCHEMA}") } } },
         },
     });
-    if route.raw_response() {
+    if route.raw_response() && !route.rpc.is_server_streaming() {
         // A backend's `location` metadata turns the answer into a redirect (a tracked link).
         responses["302"] = json!({
             "description": "A redirect to `Location`, with the same body for clients that do not follow it.",
@@ -384,6 +393,52 @@ fn operation(
         op.insert("security".into(), json!([]));
     }
     Value::Object(op)
+}
+
+/// The request body of an upload (a client stream of `google.api.HttpBody`):
+/// the file as sent, any media type, or a multipart form with a `file` part.
+/// (The field's own comment speaks of one gRPC message's chunk, not of the HTTP body.)
+fn streamed_request_body(field: &FieldDescriptor) -> Value {
+    let binary = json!({ "type": "string", "format": "binary" });
+    let description = "The file, streamed to the service as it arrives (no size limit at the gateway; the service \
+        has its own). Sent as is, its `Content-Type` is passed on; or as `multipart/form-data`, whose first part \
+        with a filename (or else the part named after this field) is the file, its filename the default file name.";
+    json!({
+        "required": true,
+        "description": description,
+        "content": {
+            "application/octet-stream": { "schema": binary },
+            "multipart/form-data": {
+                "schema": { "type": "object", "required": [field.name()], "properties": { field.name(): binary } },
+            },
+        },
+    })
+}
+
+/// The content of a `google.api.HttpBody` response: binary, in the media
+/// types its field's comment names (`// text/csv; charset=utf-8 bytes`), else any.
+fn raw_content(field: &FieldDescriptor, schemas: &Schemas<'_>) -> Value {
+    let binary = json!({ "schema": { "type": "string", "format": "binary" } });
+    let mut types = schemas.comment_of_field(field).map(media_types_named_in).unwrap_or_default();
+    if types.is_empty() {
+        types.push("*/*".to_owned());
+    }
+    Value::Object(types.into_iter().map(|t| (t, binary.clone())).collect())
+}
+
+/// The media types (`image/gif`, `text/csv`) a comment names, in order.
+fn media_types_named_in(comment: &str) -> Vec<String> {
+    const TOP_LEVEL: [&str; 6] = ["application", "audio", "font", "image", "text", "video"];
+    let mut found: Vec<String> = Vec::new();
+    for word in comment.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '`' | '"')) {
+        let word = word.trim_end_matches(['.', ':']).to_ascii_lowercase();
+        let Some((top, sub)) = word.split_once('/') else { continue };
+        let sub_ok = !sub.is_empty() && sub.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'));
+        if TOP_LEVEL.contains(&top) && sub_ok && !found.contains(&word) {
+            found.push(word);
+        }
+    }
+    found
 }
 
 /// The first sentence (or line) of a comment, for `summary`.
@@ -550,6 +605,14 @@ mod tests {
         assert_eq!(path_of("/v1/{name=things/**}").0, "/v1/things/{name}");
         assert_eq!(path_of("/v1/customers").0, "/v1/customers");
         assert_eq!(path_of("/v1/{name=a/*/a/*}").1, vec!["a".to_owned(), "a2".to_owned()]);
+    }
+
+    #[test]
+    fn media_types_are_read_from_comments() {
+        assert_eq!(media_types_named_in("text/csv; charset=utf-8 bytes, in order."), vec!["text/csv"]);
+        assert_eq!(media_types_named_in("image/gif, 1×1, transparent."), vec!["image/gif"]);
+        assert_eq!(media_types_named_in("A PDF (`application/pdf`) or image/png."), vec!["application/pdf", "image/png"]);
+        assert!(media_types_named_in("A short HTML page, and/or a link.").is_empty());
     }
 
     #[test]

@@ -77,6 +77,12 @@ impl Route {
         &self.http_route
     }
 
+    /// Whether the HTTP body is streamed into a client-streaming RPC (only
+    /// routed when it binds a `google.api.HttpBody`, see [`crate::upload`]).
+    pub fn streams_request_body(&self) -> bool {
+        self.rpc.is_client_streaming()
+    }
+
     /// Whether `response_body` names a `google.api.HttpBody`: the answer is
     /// its bytes with its content type (a tracking pixel, a redirect page), not JSON.
     pub fn raw_response(&self) -> bool {
@@ -85,6 +91,16 @@ impl Route {
             .and_then(|name| self.rpc.output().get_field_by_name(name))
             .is_some_and(|field| matches!(field.kind(), Kind::Message(m) if m.full_name() == HTTP_BODY))
     }
+}
+
+/// Whether REST can carry the route's RPC: unary and server-streaming RPCs
+/// always; a client-streaming one only when its body is a `google.api.HttpBody`
+/// (the HTTP body, streamed in as chunks: [`crate::upload`]), since nothing
+/// else in one HTTP request splits naturally into a stream of messages; a
+/// bidirectional one never (a client's next message cannot wait for the
+/// server's answer within one HTTP request).
+fn servable(route: &Route) -> bool {
+    !route.rpc.is_client_streaming() || (matches!(route.body, BodyBinding::Raw(_)) && !route.rpc.is_server_streaming())
 }
 
 /// Which backend serves which proto package (or single service).
@@ -202,6 +218,10 @@ impl RouteTable {
                 };
                 for binding in std::iter::once(&rule).chain(&rule.additional_bindings) {
                     let route = route_for(&rpc, binding, backend)?;
+                    if !servable(&route) {
+                        tracing::warn!(rpc = rpc.full_name(), template = %route.template, "streaming RPC not served over REST: only client streams whose body is a google.api.HttpBody are");
+                        continue;
+                    }
                     if routes.iter().any(|r| r.method == route.method && r.template == route.template) {
                         tracing::warn!(method = %route.method, template = %route.template, rpc = rpc.full_name(), "duplicate HTTP binding ignored");
                         continue;
@@ -438,6 +458,59 @@ message MoveBookResponse {}
         assert_eq!(vars[0].1, "books/a/b");
         // Without a backend for its package, the service is not routed.
         assert!(RouteTable::from_pool(&pool, &BackendMap::default()).unwrap().routes().is_empty());
+    }
+
+    #[test]
+    fn import_files_stream_in_and_out() {
+        let table = crm_table();
+        let (upload, _) = found(&table, Method::POST, "/v1/importJobs:upload");
+        assert_eq!(upload.rpc.name(), "UploadImportFile");
+        assert_eq!(upload.body, BodyBinding::Raw("file".into()));
+        assert!(upload.streams_request_body() && !upload.raw_response());
+        let (download, vars) = found(&table, Method::GET, "/v1/importJobs/j1/errors:download");
+        assert_eq!(download.rpc.name(), "DownloadImportErrors");
+        assert!(download.rpc.is_server_streaming() && download.raw_response() && !download.streams_request_body());
+        assert_eq!(vars[0].1, "importJobs/j1");
+    }
+
+    /// A client stream is routed only when its body is an HttpBody; bidirectional streams never.
+    #[test]
+    fn client_streams_are_routed_only_with_an_http_body_body() {
+        let pool = compile(
+            "acme/v1/files.proto",
+            r#"syntax = "proto3";
+package acme.v1;
+import "google/api/annotations.proto";
+import "google/api/httpbody.proto";
+service FileService {
+  rpc Upload(stream UploadRequest) returns (UploadResponse) {
+    option (google.api.http) = { post: "/v1/files:upload" body: "file" };
+  }
+  rpc UploadJson(stream UploadRequest) returns (UploadResponse) {
+    option (google.api.http) = { post: "/v1/files:uploadJson" body: "*" };
+  }
+  rpc UploadField(stream UploadRequest) returns (UploadResponse) {
+    option (google.api.http) = { post: "/v1/files:uploadField" body: "name" };
+  }
+  rpc UploadQuery(stream UploadRequest) returns (UploadResponse) {
+    option (google.api.http) = { post: "/v1/files:uploadQuery" };
+  }
+  rpc Echo(stream UploadRequest) returns (stream UploadResponse) {
+    option (google.api.http) = { post: "/v1/files:echo" body: "file" };
+  }
+}
+message UploadRequest { string name = 1; google.api.HttpBody file = 2; }
+message UploadResponse { string name = 1; }
+"#,
+        );
+        let table = RouteTable::from_pool(&pool, &BackendMap::parse("acme.v1=http://acme:9").unwrap()).unwrap();
+
+        let routed: Vec<&str> = table.routes().iter().map(|r| r.rpc.name()).collect();
+        assert_eq!(routed, vec!["Upload"]);
+        let (route, _) = found(&table, Method::POST, "/v1/files:upload");
+        assert_eq!(route.body, BodyBinding::Raw("file".into()));
+        assert!(route.streams_request_body());
+        assert!(matches!(table.lookup(&Method::POST, "/v1/files:uploadJson"), Lookup::NotFound));
     }
 
     #[test]

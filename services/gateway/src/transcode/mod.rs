@@ -15,6 +15,7 @@ mod object;
 mod query;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+use bytes::Bytes;
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, SerializeOptions, Value as ProtoValue,
 };
@@ -114,16 +115,18 @@ pub fn response_json(route: &Route, message: &DynamicMessage) -> Vec<u8> {
 
 /// The content type and bytes of the `google.api.HttpBody` in `route`'s
 /// `response_body` field (empty when unset or not a valid header value).
-pub fn response_http_body(route: &Route, message: &DynamicMessage) -> (http::HeaderValue, Vec<u8>) {
-    let body = route.response_body.as_deref().and_then(|name| message.get_field_by_name(name));
-    let Some(ProtoValue::Message(body)) = body.as_deref() else { return (http::HeaderValue::from_static(""), Vec::new()) };
+/// Takes the message so that the bytes are moved out, not copied: a streamed
+/// file passes through chunk by chunk.
+pub fn response_http_body(route: &Route, mut message: DynamicMessage) -> (http::HeaderValue, Bytes) {
+    let body = route.response_body.as_deref().and_then(|name| message.take_field_by_name(name));
+    let Some(ProtoValue::Message(mut body)) = body else { return (http::HeaderValue::from_static(""), Bytes::new()) };
     let content_type = match body.get_field_by_name("content_type").as_deref() {
         Some(ProtoValue::String(s)) => http::HeaderValue::from_str(s).unwrap_or(http::HeaderValue::from_static("")),
         _ => http::HeaderValue::from_static(""),
     };
-    let data = match body.get_field_by_name("data").as_deref() {
-        Some(ProtoValue::Bytes(b)) => b.to_vec(),
-        _ => Vec::new(),
+    let data = match body.take_field_by_name("data") {
+        Some(ProtoValue::Bytes(b)) => b,
+        _ => Bytes::new(),
     };
     (content_type, data)
 }

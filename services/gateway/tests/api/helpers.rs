@@ -31,9 +31,15 @@ pub async fn spawn_gateway() -> TestGateway {
 }
 
 pub async fn spawn_gateway_with(customise: impl FnOnce(&mut Config)) -> TestGateway {
+    spawn_gateway_with_profiles_env(&[], customise).await
+}
+
+/// The suite with `profiles_env` set for the profiles process (e.g. a short
+/// import poll), the gateway `customise`d.
+pub async fn spawn_gateway_with_profiles_env(profiles_env: &[(&str, String)], customise: impl FnOnce(&mut Config)) -> TestGateway {
     init_test_logs();
     let profiles_db = fresh_database("profiles").await.unwrap();
-    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, profiles_env).await;
     let tickets_db = fresh_database("tickets").await.unwrap();
     let tickets = spawn_service(binary("crm-tickets"), &tickets_db, &[("CRM_PROFILES_URL", profiles.url.clone())]).await;
     let mut config = Config::for_tests(&format!("crm.profiles.v1={},crm.tickets.v1={}", profiles.url, tickets.url), &jwt_secret());

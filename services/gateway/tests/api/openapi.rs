@@ -171,6 +171,29 @@ async fn customer_operations_have_their_parameters_body_and_responses() {
 }
 
 #[tokio::test]
+async fn import_files_are_described_as_binary_bodies() {
+    let document = fetch_document().await;
+
+    // The upload: the raw file or a form, the other fields from the query.
+    let upload = operation(&document, "/v1/importJobs:upload", "post");
+    let content = &upload["requestBody"]["content"];
+    assert_eq!(content["application/octet-stream"]["schema"], json!({ "type": "string", "format": "binary" }));
+    let form = &content["multipart/form-data"]["schema"];
+    assert_eq!((&form["required"], &form["properties"]["file"]["format"]), (&json!(["file"]), &json!("binary")));
+    for query in ["fileName", "encoding", "requestId", "kind"] {
+        assert_eq!(parameter(upload, query)["in"], "query");
+    }
+    assert!(upload["parameters"].as_array().unwrap().iter().all(|p| !p["name"].as_str().unwrap().starts_with("file.")));
+    assert_eq!(upload["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], schema_ref("crm.profiles.v1.ImportJob"));
+
+    // The download: CSV bytes (the media type its proto comment names), errors as JSON.
+    let download = operation(&document, "/v1/importJobs/{importJob}/errors:download", "get");
+    assert_eq!(download["responses"]["200"]["content"], json!({ "text/csv": { "schema": { "type": "string", "format": "binary" } } }));
+    assert_eq!(download["responses"]["default"]["content"]["application/json"]["schema"]["$ref"], schema_ref("Error"));
+    assert!(download["responses"].get("302").is_none());
+}
+
+#[tokio::test]
 async fn bearer_tokens_are_required_except_for_public_methods() {
     let document = fetch_document().await;
 
