@@ -288,6 +288,8 @@ async fn the_refused_rows_download_as_a_csv_to_fix() {
     // Assert: the file's header plus the error column, then Bob's row; Ann's was imported.
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = response.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.starts_with("attachment; filename=\"import-") && disposition.ends_with("-refused-rows.csv\""), "{disposition}");
     assert!(response.headers().get("content-length").is_none(), "streamed, not buffered");
     assert!(response.headers().get("content-encoding").is_none(), "sent as it arrives, not held by a compressor");
     let body = response.text().await.expect("the whole file");

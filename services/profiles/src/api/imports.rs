@@ -212,6 +212,12 @@ impl ImportService for ImportApi {
                 Ok(Some((chunk(errors_csv_lines(&job, &rows, pii)), next)))
             }
         });
-        Ok(Response::new(Box::pin(stream::once(async move { Ok(head) }).chain(rest))))
+        let mut response = Response::new(Box::pin(stream::once(async move { Ok(head) }).chain(rest)) as DownloadStream);
+        // A browser saving the download gets a name; the gateway passes the header on.
+        let file_name = format!("attachment; filename=\"import-{}-refused-rows.csv\"", id.simple());
+        if let Ok(value) = file_name.parse() {
+            response.metadata_mut().insert("content-disposition", value);
+        }
+        Ok(response)
     }
 }

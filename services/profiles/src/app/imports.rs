@@ -164,8 +164,11 @@ impl App {
         while let Some(bytes) = chunks.next().await {
             let bytes = bytes?;
             if earlier.is_some() {
-                // Only its hash is wanted: is it the same file?
+                // Only its hash is wanted: is it the same file? (Still no larger than any file may be.)
                 reading.size += bytes.len() as u64;
+                if reading.size > upload.max_bytes {
+                    return Err(too_large(upload.max_bytes));
+                }
                 reading.sha.update(&bytes);
                 continue;
             }
