@@ -17,7 +17,13 @@ use http::{HeaderValue, StatusCode, header};
 use prost_reflect::DynamicMessage;
 use tonic::{Status, codec::Streaming};
 
-use crate::{routes::Route, startup::Uncompressed, transcode};
+use crate::{routes::Route, transcode};
+
+/// A response extension that keeps the compression layer off the response:
+/// a streamed file, whose bytes go out as they arrive (and whose abort the
+/// client must see as such, not as a compressed stream that never started).
+#[derive(Debug, Clone, Copy)]
+pub struct Uncompressed;
 
 /// The file the backend streams: 200 with the first message's content type,
 /// then the bytes of each message. `Err` only when the stream fails before

@@ -20,6 +20,7 @@ use tower_http::{
 
 use crate::{
     config::Config,
+    download::Uncompressed,
     forward::Backends,
     handler::{self, REQUEST_ID, REQUEST_TIMEOUT},
     health,
@@ -111,12 +112,6 @@ impl Application {
         Ok(())
     }
 }
-
-/// A response extension that keeps the compression layer off the response:
-/// a streamed file, whose bytes go out as they arrive (and whose abort the
-/// client must see as such, not as a compressed stream that never started).
-#[derive(Debug, Clone, Copy)]
-pub struct Uncompressed;
 
 fn router(gateway: Arc<Gateway>, config: &Config) -> anyhow::Result<Router> {
     // NDJSON streams are not compressed: the encoder would hold events back until its buffer fills;
