@@ -14,7 +14,7 @@ use std::{
 use chrono::{DateTime, Duration, Utc};
 use crm_kit::{Error, db::TenantTx, outbox};
 use crm_proto::crm::profiles::v1 as pb;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::{App, history, segments};
@@ -69,6 +69,113 @@ fn row_keys(row: &RowCustomer, match_key: MatchKey) -> Vec<(&'static str, String
         keys.push(("key", key));
     }
     keys
+}
+
+/// A row read through the mapping ahead of its batch: its record, the row,
+/// and the customer it makes alone (what a create writes), already checked.
+struct Prepared {
+    number: i64,
+    record: Record,
+    /// The keys it claims within the file, and its match key.
+    claims: Vec<(&'static str, String)>,
+    key: Option<String>,
+    /// The row itself, kept only where an update may apply it to a stored customer.
+    row: Option<RowCustomer>,
+    alone: Result<CustomerDraft, Vec<RowProblem>>,
+}
+
+/// What the file's reader hands the batch writer.
+enum Piece {
+    /// Rows an earlier lease judged and accepted: their keys (kind, key, row), for the duplicate checks.
+    Judged(Vec<(&'static str, String, i64)>),
+    /// The next rows to judge and write.
+    Batch(Vec<Prepared>),
+    /// The file stopped being text in its encoding here.
+    NotText(String),
+}
+
+/// Reads a job's stored file from its first chunk: decodes it, splits it
+/// into rows and reads each through the mapping, a batch ahead of the writer.
+struct Reader {
+    app: App,
+    tenant: Uuid,
+    job: ImportJobRow,
+    mapping: Vec<ColumnMap>,
+    settings: Settings,
+    /// The rows before the cursor that the earlier leases refused.
+    refused: HashSet<i64>,
+}
+
+impl Reader {
+    /// Sends the file's pieces to `pieces` until the end, an error, or the writer stops listening.
+    async fn read(self, pieces: mpsc::Sender<Result<Piece, Error>>) {
+        if let Err(err) = self.read_pieces(&pieces).await {
+            let _ = pieces.send(Err(err)).await;
+        }
+    }
+
+    async fn read_pieces(&self, pieces: &mpsc::Sender<Result<Piece, Error>>) -> Result<(), Error> {
+        let (tenant, id, cursor) = (self.tenant, self.job.id, self.job.cursor_row);
+        let encoding = Encoding::parse(&self.job.encoding).unwrap_or(Encoding::Utf8);
+        let mut decoder = TextDecoder::new(encoding);
+        let mut splitter = RecordSplitter::new(self.job.delimiter.bytes().next().unwrap_or(b','));
+        let (mut batch, mut judged) = (Vec::with_capacity(BATCH_ROWS), Vec::new());
+        let mut text = String::new();
+        let mut seq = 0;
+        loop {
+            let chunk = {
+                let mut tx = self.app.begin(tenant).await?;
+                let chunk = jobs::chunk(&mut tx, tenant, id, seq).await?;
+                tx.commit().await?;
+                chunk
+            };
+            let last = chunk.is_none();
+            text.clear();
+            if let Err(e) = decoder.decode(chunk.as_deref().unwrap_or_default(), last, &mut text) {
+                let _ = pieces.send(Ok(Piece::NotText(format!("byte {} is not {} text", e.offset, e.encoding)))).await;
+                return Ok(());
+            }
+            for record in splitter.feed(&text, last) {
+                let number = i64::try_from(record.number).unwrap_or(i64::MAX);
+                if number == 1 {
+                    continue;
+                }
+                let cells: Vec<&str> = record.cells.iter().map(String::as_str).collect();
+                let row = read_row(&cells, &self.mapping, &self.settings.calling_code);
+                if number <= cursor {
+                    // Judged by an earlier lease: only what it accepted is remembered, for the duplicate checks.
+                    if !self.refused.contains(&number) {
+                        judged.extend(row_keys(&row, self.settings.match_key).into_iter().map(|(kind, key)| (kind, key, number)));
+                    }
+                    continue;
+                }
+                if !judged.is_empty() && pieces.send(Ok(Piece::Judged(std::mem::take(&mut judged)))).await.is_err() {
+                    return Ok(());
+                }
+                let (claims, key) = (row_keys(&row, self.settings.match_key), row.key(self.settings.match_key));
+                let (row, alone) = match self.settings.mode {
+                    Mode::Upsert => (Some(row.clone()), row.into_draft(None, Utc::now())),
+                    Mode::CreateOnly => (None, row.into_draft(None, Utc::now())),
+                };
+                batch.push(Prepared { number, record, claims, key, row, alone });
+                if batch.len() == BATCH_ROWS && pieces.send(Ok(Piece::Batch(std::mem::take(&mut batch)))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if last {
+                break;
+            }
+            seq += 1;
+        }
+        if !judged.is_empty() {
+            let _ = pieces.send(Ok(Piece::Judged(judged))).await;
+        }
+        if !batch.is_empty() {
+            let _ = pieces.send(Ok(Piece::Batch(batch))).await;
+        }
+        Ok(())
+    }
+
 }
 
 /// A job's run as the worker holds it.
@@ -137,69 +244,39 @@ impl App {
 
     /// Reads the job's file from its first chunk, skipping the rows before
     /// the cursor (remembering their keys), and writes the rest in batches.
+    /// The file is read and its rows prepared one batch ahead, on a task of
+    /// its own, while the previous batch is being written.
     async fn read_through(&self, run: &mut Run) -> Result<(), Error> {
         let (tenant, id) = (run.tenant, run.job.id);
-        let encoding = Encoding::parse(&run.job.encoding).unwrap_or(Encoding::Utf8);
-        let mut decoder = TextDecoder::new(encoding);
-        let mut splitter = RecordSplitter::new(run.job.delimiter.bytes().next().unwrap_or(b','));
-        let cursor = run.job.cursor_row;
         let refused: HashSet<i64> = {
             let mut tx = self.begin(tenant).await?;
-            let rows = jobs::refused_rows(&mut tx, tenant, id, run.job.run, cursor).await?;
+            let rows = jobs::refused_rows(&mut tx, tenant, id, run.job.run, run.job.cursor_row).await?;
             tx.commit().await?;
             rows.into_iter().collect()
         };
-        let mut batch: Vec<Record> = Vec::with_capacity(BATCH_ROWS);
-        let mut text = String::new();
-        let mut seq = 0;
-        loop {
-            let chunk = {
-                let mut tx = self.begin(tenant).await?;
-                let chunk = jobs::chunk(&mut tx, tenant, id, seq).await?;
-                tx.commit().await?;
-                chunk
-            };
-            let last = chunk.is_none();
-            text.clear();
-            if let Err(e) = decoder.decode(chunk.as_deref().unwrap_or_default(), last, &mut text) {
-                return self.fail(run, &format!("byte {} is not {} text", e.offset, e.encoding)).await;
-            }
-            for record in splitter.feed(&text, last) {
-                let number = i64::try_from(record.number).unwrap_or(i64::MAX);
-                if number == 1 {
-                    continue;
-                }
-                if number <= cursor {
-                    // Judged by an earlier lease: only what it accepted is remembered, for the duplicate checks.
-                    if !refused.contains(&number) {
-                        let cells: Vec<&str> = record.cells.iter().map(String::as_str).collect();
-                        let row = read_row(&cells, &run.mapping, &run.settings.calling_code);
-                        for (kind, key) in row_keys(&row, run.settings.match_key) {
-                            run.seen.remember(kind, &key, number);
-                        }
+        let (sender, mut pieces) = mpsc::channel(1);
+        let reader = Reader { app: self.clone(), tenant, job: run.job.clone(), mapping: run.mapping.clone(), settings: run.settings.clone(), refused };
+        tokio::spawn(reader.read(sender));
+        while let Some(piece) = pieces.recv().await {
+            match piece? {
+                Piece::Judged(keys) => {
+                    for (kind, key, number) in keys {
+                        run.seen.remember(kind, &key, number);
                     }
-                    continue;
                 }
-                batch.push(record);
-                if batch.len() == BATCH_ROWS {
+                Piece::NotText(message) => return self.fail(run, &message).await,
+                Piece::Batch(batch) => {
                     if *run.stop.borrow() {
                         let mut tx = self.begin(tenant).await?;
                         jobs::release(&mut tx, tenant, id, run.token, Utc::now()).await?;
                         tx.commit().await?;
                         return Ok(());
                     }
-                    if !self.write_batch(run, &std::mem::take(&mut batch)).await? {
+                    if !self.write_batch(run, batch).await? {
                         return Ok(());
                     }
                 }
             }
-            if last {
-                break;
-            }
-            seq += 1;
-        }
-        if !batch.is_empty() && !self.write_batch(run, &batch).await? {
-            return Ok(());
         }
         let mut tx = self.begin(tenant).await?;
         if self.hold(&mut tx, run).await?.is_none() {
@@ -241,16 +318,16 @@ impl App {
     /// Judges `records` and (unless a dry run) writes them, with the refused
     /// rows, the event and the job's cursor, in one transaction. false: the
     /// job is no longer this worker's to run.
-    async fn write_batch(&self, run: &mut Run, records: &[Record]) -> Result<bool, Error> {
+    async fn write_batch(&self, run: &mut Run, rows: Vec<Prepared>) -> Result<bool, Error> {
         let (tenant, now) = (run.tenant, Utc::now());
         let mut tx = self.begin(tenant).await?;
         let Some(job) = self.hold(&mut tx, run).await? else { return Ok(false) };
-        let first = records.first().map_or(0, |r| i64::try_from(r.number).unwrap_or(i64::MAX));
+        let first = rows.first().map_or(0, |r| r.number);
         if job.cursor_row >= first {
             // Another lease wrote these rows already (this one was slow): leave the job to it.
             return Ok(false);
         }
-        let verdicts = judge(&mut tx, run, records, now).await?;
+        let (records, verdicts) = judge(&mut tx, run, rows, now).await?;
         let mut counts = BatchCounts {
             last_row: records.last().map_or(job.cursor_row, |r| i64::try_from(r.number).unwrap_or(i64::MAX)),
             read: records.len() as i64,
@@ -320,17 +397,22 @@ async fn update(tx: &mut TenantTx, tenant: Uuid, before: &CustomerRow, draft: &C
 /// What becomes of each of `records`: checked alone and against the rows
 /// before it in the file, then against the stored customers (matches,
 /// email claims) in a few statements for the whole batch.
-async fn judge(tx: &mut TenantTx, run: &mut Run, records: &[Record], now: DateTime<Utc>) -> Result<Vec<Verdict>, Error> {
+async fn judge(
+    tx: &mut TenantTx,
+    run: &mut Run,
+    prepared: Vec<Prepared>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Record>, Vec<Verdict>), Error> {
     let settings = &run.settings;
-    let rows: Vec<RowCustomer> = records
-        .iter()
-        .map(|r| {
-            let cells: Vec<&str> = r.cells.iter().map(String::as_str).collect();
-            read_row(&cells, &run.mapping, &settings.calling_code)
-        })
-        .collect();
+    let mut records = Vec::with_capacity(prepared.len());
+    let mut rows = Vec::with_capacity(prepared.len());
+    let mut keys: Vec<Option<String>> = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        records.push(p.record);
+        rows.push((p.claims, p.row, p.alone));
+        keys.push(p.key);
+    }
     // The stored customers each row's key and emails name.
-    let keys: Vec<Option<String>> = rows.iter().map(|r| r.key(settings.match_key)).collect();
     let wanted: Vec<String> = keys.iter().flatten().cloned().collect();
     let owners: HashMap<String, Vec<Uuid>> = group(match settings.match_key {
         MatchKey::None => Vec::new(),
@@ -352,9 +434,8 @@ async fn judge(tx: &mut TenantTx, run: &mut Run, records: &[Record], now: DateTi
     let rename_needs_approval = settings.mode == Mode::Upsert && store::rename::approval_required(tx, run.tenant).await?;
     let mut verdicts = Vec::with_capacity(rows.len());
     let mut drafts_emails: Vec<String> = Vec::new();
-    for ((record, row), key) in records.iter().zip(rows).zip(&keys) {
+    for ((record, (claims, row, alone)), key) in records.iter().zip(rows).zip(&keys) {
         let number = i64::try_from(record.number).unwrap_or(i64::MAX);
-        let claims = row_keys(&row, settings.match_key);
         if let Some((kind, first)) = claims.iter().find_map(|(kind, key)| run.seen.first(kind, key).map(|first| (*kind, first))) {
             let (field, what) =
                 if kind == "email" { ("emails", "email address") } else { (key_field(settings.match_key), key_field(settings.match_key)) };
@@ -368,7 +449,7 @@ async fn judge(tx: &mut TenantTx, run: &mut Run, records: &[Record], now: DateTi
         }
         let owners = key.as_ref().and_then(|k| owners.get(k)).cloned().unwrap_or_default();
         let verdict = match (settings.mode, owners.as_slice()) {
-            (_, []) => match row.into_draft(None, now) {
+            (_, []) => match alone {
                 Ok(draft) => Verdict::Create(draft),
                 Err(problems) => Verdict::Refused(problems),
             },
@@ -385,7 +466,7 @@ async fn judge(tx: &mut TenantTx, run: &mut Run, records: &[Record], now: DateTi
                     reason: "MATCHES_CUSTOMER",
                     message: format!("{} was deleted meanwhile", CUSTOMER.name(*id)),
                 }]),
-                Some(before) => match row.into_draft(Some((customer_to_proto(before), settings)), now) {
+                Some(before) => match row.map_or(alone, |row| row.into_draft(Some((customer_to_proto(before), settings)), now)) {
                     Err(problems) => Verdict::Refused(problems),
                     Ok(draft) => {
                         let changed = changed_paths(before, &draft);
@@ -449,7 +530,7 @@ async fn judge(tx: &mut TenantTx, run: &mut Run, records: &[Record], now: DateTi
             }]);
         }
     }
-    Ok(verdicts)
+    Ok((records, verdicts))
 }
 
 /// The customer field a match key reads.

@@ -9,7 +9,6 @@ use crm_kit::{
     db::{TenantTx, db_span, scan_due},
     error::violated_constraint,
 };
-use serde_json::Value;
 use sqlx::{FromRow, PgPool, types::Json};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -435,16 +434,23 @@ pub async fn insert_customers(
         return Ok(());
     }
     let col = |f: fn(&CustomerDraft) -> String| drafts.iter().map(f).collect::<Vec<String>>();
-    let json = |f: fn(&CustomerDraft) -> Value| drafts.iter().map(f).collect::<Vec<Value>>();
+    // JSON travels as text (cast in SQL): no value tree is built per cell on the way.
+    let json = |f: fn(&CustomerDraft) -> String| drafts.iter().map(f).collect::<Vec<String>>();
     // Lists travel as one text each, split in SQL: far cheaper to bind than a JSON value per row.
     let joined = |items: &[String]| items.iter().map(|i| i.replace(SEPARATOR, "")).collect::<Vec<_>>().join(SEPARATOR);
-    let keys: Vec<Vec<String>> = drafts.iter().map(|d| match_keys(&Person::of_draft(d))).collect();
+    // Only the contact keys (emails, phones) are indexed now, for the upserts that match by them; the
+    // duplicate scan, which pairs every new customer anyway, writes all of a customer's keys shortly
+    // after (customers.match_keys stays NULL until it has).
+    let keys: Vec<Vec<String>> = drafts
+        .iter()
+        .map(|d| match_keys(&Person::of_draft(d)).into_iter().filter(|k| k.starts_with("e:") || k.starts_with("p:")).collect())
+        .collect();
     // An import's rows mostly share one consent: each distinct one is bound once.
-    let mut consents: Vec<Value> = Vec::new();
+    let mut consents: Vec<String> = Vec::new();
     let consent_of: Vec<i32> = drafts
         .iter()
         .map(|d| {
-            let consent = serde_json::to_value(&d.consent).unwrap_or_default();
+            let consent = serde_json::to_string(&d.consent).unwrap_or_default();
             let at = consents.iter().position(|c| *c == consent).unwrap_or_else(|| {
                 consents.push(consent);
                 consents.len() - 1
@@ -456,16 +462,16 @@ pub async fn insert_customers(
         "WITH scan AS (INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING)
          INSERT INTO customers (tenant_id, id, create_time, update_time, display_name, given_name, family_name, kind, emails, phones, \
          addresses, company, job_title, industry, company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, \
-         locale, tags, attributes, owner, category, consent, verify_time, match_keys)
-         SELECT $1, u.id, $2, $2, u.display_name, u.given_name, u.family_name, u.kind, u.emails, u.phones, u.addresses, u.company, \
+         locale, tags, attributes, owner, category, consent, verify_time)
+         SELECT $1, u.id, $2, $2, u.display_name, u.given_name, u.family_name, u.kind, u.emails::jsonb, u.phones::jsonb, u.addresses::jsonb, \
+         u.company, \
          u.job_title, u.industry, u.company_size, u.source_channel, u.birthday_year, u.birthday_month, u.birthday_day, u.time_zone, \
-         u.locale, string_to_array(u.tags, E'\\x1f'), u.attributes, u.owner, u.category, ($25::jsonb[])[u.consent], NULL, \
-         string_to_array(u.match_keys, E'\\x1f')
-         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::text[], \
+         u.locale, string_to_array(u.tags, E'\\x1f'), u.attributes::jsonb, u.owner, u.category, ($25::text[])[u.consent]::jsonb, NULL
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
          $12::text[], $13::text[], $14::text[], $15::text[], $16::int[], $17::int[], $18::int[], $19::text[], $20::text[], $21::text[], \
-         $22::jsonb[], $23::text[], $24::text[], $26::int[], $27::text[])
+         $22::text[], $23::text[], $24::text[], $26::int[])
          AS u(id, display_name, given_name, family_name, kind, emails, phones, addresses, company, job_title, industry, company_size, \
-         source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, consent, match_keys)",
+         source_channel, birthday_year, birthday_month, birthday_day, time_zone, locale, tags, attributes, owner, category, consent)",
     )
     .bind(tenant)
     .bind(now)
@@ -474,9 +480,9 @@ pub async fn insert_customers(
     .bind(col(|d| d.given_name.clone()))
     .bind(col(|d| d.family_name.clone()))
     .bind(col(|d| d.kind.clone()))
-    .bind(json(|d| serde_json::to_value(&d.emails).unwrap_or_default()))
-    .bind(json(|d| serde_json::to_value(&d.phones).unwrap_or_default()))
-    .bind(json(|d| serde_json::to_value(&d.addresses).unwrap_or_default()))
+    .bind(json(|d| serde_json::to_string(&d.emails).unwrap_or_default()))
+    .bind(json(|d| serde_json::to_string(&d.phones).unwrap_or_default()))
+    .bind(json(|d| serde_json::to_string(&d.addresses).unwrap_or_default()))
     .bind(col(|d| d.company.clone()))
     .bind(col(|d| d.job_title.clone()))
     .bind(col(|d| d.industry.clone()))
@@ -488,12 +494,11 @@ pub async fn insert_customers(
     .bind(col(|d| d.time_zone.clone()))
     .bind(col(|d| d.locale.clone()))
     .bind(drafts.iter().map(|d| joined(&d.tags)).collect::<Vec<_>>())
-    .bind(json(|d| serde_json::to_value(&d.attributes).unwrap_or_default()))
+    .bind(json(|d| serde_json::to_string(&d.attributes).unwrap_or_default()))
     .bind(col(|d| d.owner.clone()))
     .bind(col(|d| d.category.clone()))
     .bind(consents)
     .bind(consent_of)
-    .bind(keys.iter().map(|k| joined(k)).collect::<Vec<_>>())
     .execute(&mut **tx)
     .instrument(db_span("INSERT", "customers"))
     .await?;

@@ -41,6 +41,7 @@ pub struct RowProblem {
 /// A row read through its mapping, not yet checked: the customer message
 /// its cells fill, which column filled which part, and the cells that could
 /// not be read at all.
+#[derive(Debug, Clone)]
 pub struct RowCustomer {
     customer: pb::Customer,
     origin: Vec<(String, usize)>,
