@@ -433,18 +433,16 @@ pub async fn insert_customers(
     if drafts.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&CustomerDraft) -> String| drafts.iter().map(f).collect::<Vec<String>>();
+    let col = |f: fn(&CustomerDraft) -> &str| drafts.iter().map(f).collect::<Vec<&str>>();
     // JSON travels as text (cast in SQL): no value tree is built per cell on the way.
     let json = |f: fn(&CustomerDraft) -> String| drafts.iter().map(f).collect::<Vec<String>>();
     // Lists travel as one text each, split in SQL: far cheaper to bind than a JSON value per row.
     let joined = |items: &[String]| items.iter().map(|i| i.replace(SEPARATOR, "")).collect::<Vec<_>>().join(SEPARATOR);
-    // Only the contact keys (emails, phones) are indexed now, for the upserts that match by them; the
-    // duplicate scan, which pairs every new customer anyway, writes all of a customer's keys shortly
-    // after (customers.match_keys stays NULL until it has).
-    let keys: Vec<Vec<String>> = drafts
-        .iter()
-        .map(|d| match_keys(&Person::of_draft(d)).into_iter().filter(|k| k.starts_with("e:") || k.starts_with("p:")).collect())
-        .collect();
+    // Only the phone keys are indexed now, for the upserts that match by phone (emails are matched by
+    // their claims); the duplicate scan, which pairs every new customer anyway, writes all of a
+    // customer's keys shortly after (customers.match_keys stays NULL until it has).
+    let keys: Vec<Vec<String>> =
+        drafts.iter().map(|d| match_keys(&Person::of_draft(d)).into_iter().filter(|k| k.starts_with("p:")).collect()).collect();
     // An import's rows mostly share one consent: each distinct one is bound once.
     let mut consents: Vec<String> = Vec::new();
     let consent_of: Vec<i32> = drafts
@@ -476,27 +474,27 @@ pub async fn insert_customers(
     .bind(tenant)
     .bind(now)
     .bind(ids)
-    .bind(col(|d| d.display_name.clone()))
-    .bind(col(|d| d.given_name.clone()))
-    .bind(col(|d| d.family_name.clone()))
-    .bind(col(|d| d.kind.clone()))
+    .bind(col(|d| d.display_name.as_str()))
+    .bind(col(|d| d.given_name.as_str()))
+    .bind(col(|d| d.family_name.as_str()))
+    .bind(col(|d| d.kind.as_str()))
     .bind(json(|d| serde_json::to_string(&d.emails).unwrap_or_default()))
     .bind(json(|d| serde_json::to_string(&d.phones).unwrap_or_default()))
     .bind(json(|d| serde_json::to_string(&d.addresses).unwrap_or_default()))
-    .bind(col(|d| d.company.clone()))
-    .bind(col(|d| d.job_title.clone()))
-    .bind(col(|d| d.industry.clone()))
-    .bind(col(|d| d.company_size.clone()))
-    .bind(col(|d| d.source_channel.clone()))
+    .bind(col(|d| d.company.as_str()))
+    .bind(col(|d| d.job_title.as_str()))
+    .bind(col(|d| d.industry.as_str()))
+    .bind(col(|d| d.company_size.as_str()))
+    .bind(col(|d| d.source_channel.as_str()))
     .bind(drafts.iter().map(|d| d.birthday.and_then(|b| b.year)).collect::<Vec<_>>())
     .bind(drafts.iter().map(|d| d.birthday.map(|b| b.month as i32)).collect::<Vec<_>>())
     .bind(drafts.iter().map(|d| d.birthday.map(|b| b.day as i32)).collect::<Vec<_>>())
-    .bind(col(|d| d.time_zone.clone()))
-    .bind(col(|d| d.locale.clone()))
+    .bind(col(|d| d.time_zone.as_str()))
+    .bind(col(|d| d.locale.as_str()))
     .bind(drafts.iter().map(|d| joined(&d.tags)).collect::<Vec<_>>())
     .bind(json(|d| serde_json::to_string(&d.attributes).unwrap_or_default()))
-    .bind(col(|d| d.owner.clone()))
-    .bind(col(|d| d.category.clone()))
+    .bind(col(|d| d.owner.as_str()))
+    .bind(col(|d| d.category.as_str()))
     .bind(consents)
     .bind(consent_of)
     .execute(&mut **tx)
