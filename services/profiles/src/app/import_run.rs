@@ -7,14 +7,17 @@
 //! the lease next carries on from there without writing a row twice.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     hash::{DefaultHasher, Hash, Hasher},
 };
 
 use chrono::{DateTime, Duration, Utc};
 use crm_kit::{Error, db::TenantTx, outbox};
 use crm_proto::crm::profiles::v1 as pb;
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::JoinHandle,
+};
 use uuid::Uuid;
 
 use super::{App, history, segments};
@@ -37,7 +40,7 @@ use crate::{
 };
 
 /// Rows judged and written per transaction.
-pub const BATCH_ROWS: usize = 5_000;
+pub const BATCH_ROWS: usize = 2_500;
 
 /// What the run has seen of the file so far: the rows each email address and
 /// match key was first accepted in, by a 64-bit hash (8 bytes a key, so a
@@ -175,7 +178,6 @@ impl Reader {
         }
         Ok(())
     }
-
 }
 
 /// A job's run as the worker holds it.
@@ -255,7 +257,17 @@ impl App {
             rows.into_iter().collect()
         };
         let (sender, mut pieces) = mpsc::channel(1);
-        let reader = Reader { app: self.clone(), tenant, job: run.job.clone(), mapping: run.mapping.clone(), settings: run.settings.clone(), refused };
+        // The batches being written (at most two), and whether the last one committed.
+        let mut writing: VecDeque<JoinHandle<Result<bool, Error>>> = VecDeque::new();
+        let mut previous: Option<oneshot::Receiver<bool>> = None;
+        let reader = Reader {
+            app: self.clone(),
+            tenant,
+            job: run.job.clone(),
+            mapping: run.mapping.clone(),
+            settings: run.settings.clone(),
+            refused,
+        };
         tokio::spawn(reader.read(sender));
         while let Some(piece) = pieces.recv().await {
             match piece? {
@@ -264,22 +276,35 @@ impl App {
                         run.seen.remember(kind, &key, number);
                     }
                 }
-                Piece::NotText(message) => return self.fail(run, &message).await,
+                Piece::NotText(message) => {
+                    if !all_written(&mut writing).await? {
+                        return Ok(());
+                    }
+                    return self.fail(run, &message).await;
+                }
                 Piece::Batch(batch) => {
                     if *run.stop.borrow() {
+                        // What is being written commits; another replica carries on at once from there.
+                        all_written(&mut writing).await?;
                         let mut tx = self.begin(tenant).await?;
                         jobs::release(&mut tx, tenant, id, run.token, Utc::now()).await?;
                         tx.commit().await?;
                         return Ok(());
                     }
-                    if !self.write_batch(run, batch).await? {
+                    let (task, committed) = self.start_batch(run, batch, previous.take()).await?;
+                    previous = Some(committed);
+                    writing.push_back(task);
+                    if writing.len() > 1 && !written(writing.pop_front()).await? {
                         return Ok(());
                     }
                 }
             }
         }
+        if !all_written(&mut writing).await? {
+            return Ok(());
+        }
         let mut tx = self.begin(tenant).await?;
-        if self.hold(&mut tx, run).await?.is_none() {
+        if hold(&mut tx, &run.held()).await?.is_none() {
             return Ok(());
         }
         let ended = jobs::end(&mut tx, tenant, id, "SUCCEEDED", "", Utc::now()).await?;
@@ -296,88 +321,167 @@ impl App {
     /// Ends the run FAILED with `message` (the file cannot be read through).
     async fn fail(&self, run: &Run, message: &str) -> Result<(), Error> {
         let mut tx = self.begin(run.tenant).await?;
-        if self.hold(&mut tx, run).await?.is_some() {
+        if hold(&mut tx, &run.held()).await?.is_some() {
             jobs::end(&mut tx, run.tenant, run.job.id, "FAILED", message, Utc::now()).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Locks the job for a batch and renews the lease: None when the job is
-    /// no longer this worker's to run (cancelled, or its lease taken over).
-    async fn hold(&self, tx: &mut TenantTx, run: &Run) -> Result<Option<ImportJobRow>, Error> {
-        let job = jobs::job(tx, run.tenant, run.job.id, true).await?;
-        let Some(job) = job.filter(|j| j.state == "RUNNING" && j.run == run.job.run) else { return Ok(None) };
+    /// Judges `rows` (in file order, after the batch before them was
+    /// judged) and hands them to a task that writes them with their refused
+    /// rows, event and the job's new cursor in one transaction — committed
+    /// only once `previous` (the batch before) has committed, so that two
+    /// batches are written at once but the cursor moves in file order. The
+    /// task answers false (and sends false on the returned receiver) when
+    /// the job is no longer this worker's to run or the batch before failed.
+    async fn start_batch(
+        &self,
+        run: &mut Run,
+        rows: Vec<Prepared>,
+        previous: Option<oneshot::Receiver<bool>>,
+    ) -> Result<(JoinHandle<Result<bool, Error>>, oneshot::Receiver<bool>), Error> {
         let now = Utc::now();
-        if !jobs::lease(tx, run.tenant, job.id, run.token, now, now + run.lease).await? {
-            return Ok(None);
-        }
-        Ok(Some(job))
-    }
-
-    /// Judges `records` and (unless a dry run) writes them, with the refused
-    /// rows, the event and the job's cursor, in one transaction. false: the
-    /// job is no longer this worker's to run.
-    async fn write_batch(&self, run: &mut Run, rows: Vec<Prepared>) -> Result<bool, Error> {
-        let (tenant, now) = (run.tenant, Utc::now());
-        let mut tx = self.begin(tenant).await?;
-        let Some(job) = self.hold(&mut tx, run).await? else { return Ok(false) };
         let first = rows.first().map_or(0, |r| r.number);
-        if job.cursor_row >= first {
-            // Another lease wrote these rows already (this one was slow): leave the job to it.
-            return Ok(false);
-        }
+        let mut tx = self.begin(run.tenant).await?;
         let (records, verdicts) = judge(&mut tx, run, rows, now).await?;
-        let mut counts = BatchCounts {
-            last_row: records.last().map_or(job.cursor_row, |r| i64::try_from(r.number).unwrap_or(i64::MAX)),
-            read: records.len() as i64,
-            ..BatchCounts::default()
-        };
-        let mut refused = Vec::new();
-        let (mut creates, mut created_ids, mut updates) = (Vec::new(), Vec::new(), Vec::new());
-        for (record, verdict) in records.iter().zip(verdicts) {
-            match verdict {
-                Verdict::Refused(problems) => {
-                    counts.failed += 1;
-                    refused.push(error_row(record, problems));
-                }
-                Verdict::Create(mut draft) => {
-                    counts.valid += 1;
-                    counts.created += 1;
-                    draft.consent.stamp(None, now);
-                    created_ids.push(Uuid::now_v7());
-                    creates.push(draft);
-                }
-                Verdict::Update(before, draft) => {
-                    counts.valid += 1;
-                    counts.updated += 1;
-                    updates.push((before, draft));
-                }
-                Verdict::Unchanged => counts.valid += 1,
-            }
-        }
-        if !run.settings.dry_run {
-            store::imports::insert_customers(&mut tx, tenant, &created_ids, &creates, now).await?;
-            let mut updated_ids = Vec::with_capacity(updates.len());
-            for (before, draft) in updates {
-                updated_ids.push(update(&mut tx, tenant, &before, &draft, now).await?);
-            }
-            let touched: Vec<(Uuid, bool)> = created_ids.iter().chain(&updated_ids).map(|id| (*id, true)).collect();
-            segments::refresh(&mut tx, tenant, &touched, now).await?;
-            if !touched.is_empty() {
-                let event = pb::CustomersImported {
-                    import_job: IMPORT_JOB.name(job.id),
-                    created: created_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
-                    updated: updated_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
-                };
-                outbox::append(&mut tx, tenant, &IMPORT_JOB.name(job.id), &event).await?;
-            }
-        }
-        jobs::insert_errors(&mut tx, tenant, job.id, job.run, &refused).await?;
-        jobs::advance(&mut tx, tenant, job.id, &counts).await?;
-        tx.commit().await?;
-        Ok(true)
+        let (done, committed) = oneshot::channel();
+        let held = run.held();
+        let task = tokio::spawn(async move {
+            let written = write(tx, &held, first, &records, verdicts, previous, now).await;
+            let _ = done.send(matches!(written, Ok(true)));
+            written
+        });
+        Ok((task, committed))
     }
+}
+
+/// Whether the batch `task` writes committed (false: the job is no longer
+/// this worker's to run, or the batch before it failed).
+async fn written(task: Option<JoinHandle<Result<bool, Error>>>) -> Result<bool, Error> {
+    match task {
+        None => Ok(true),
+        Some(task) => task.await.map_err(|e| Error::Internal(anyhow::anyhow!("an import batch's writer failed: {e}")))?,
+    }
+}
+
+/// Whether every batch in `writing` committed, waiting for each in order.
+async fn all_written(writing: &mut VecDeque<JoinHandle<Result<bool, Error>>>) -> Result<bool, Error> {
+    let mut all = true;
+    while let Some(task) = writing.pop_front() {
+        all &= written(Some(task)).await?;
+    }
+    Ok(all)
+}
+
+/// What a batch's writer needs of its run.
+#[derive(Debug, Clone)]
+struct Held {
+    tenant: Uuid,
+    job: Uuid,
+    run: i32,
+    token: Uuid,
+    lease: Duration,
+    dry_run: bool,
+}
+
+impl Run {
+    fn held(&self) -> Held {
+        Held {
+            tenant: self.tenant,
+            job: self.job.id,
+            run: self.job.run,
+            token: self.token,
+            lease: self.lease,
+            dry_run: self.settings.dry_run,
+        }
+    }
+}
+
+/// Locks the job and renews the lease: None when the job is no longer this
+/// worker's to run (cancelled, or its lease taken over).
+async fn hold(tx: &mut TenantTx, held: &Held) -> Result<Option<ImportJobRow>, Error> {
+    let job = jobs::job(tx, held.tenant, held.job, true).await?;
+    let Some(job) = job.filter(|j| j.state == "RUNNING" && j.run == held.run) else { return Ok(None) };
+    let now = Utc::now();
+    if !jobs::lease(tx, held.tenant, job.id, held.token, now, now + held.lease).await? {
+        return Ok(None);
+    }
+    Ok(Some(job))
+}
+
+/// Writes a judged batch (unless a dry run) with its refused rows, its
+/// event and the job's new cursor, committing after `previous` did.
+async fn write(
+    mut tx: TenantTx,
+    held: &Held,
+    first: i64,
+    records: &[Record],
+    verdicts: Vec<Verdict>,
+    previous: Option<oneshot::Receiver<bool>>,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let tenant = held.tenant;
+    let mut counts = BatchCounts {
+        last_row: records.last().map_or(first, |r| i64::try_from(r.number).unwrap_or(i64::MAX)),
+        read: records.len() as i64,
+        ..BatchCounts::default()
+    };
+    let mut refused = Vec::new();
+    let (mut creates, mut created_ids, mut updates) = (Vec::new(), Vec::new(), Vec::new());
+    for (record, verdict) in records.iter().zip(verdicts) {
+        match verdict {
+            Verdict::Refused(problems) => {
+                counts.failed += 1;
+                refused.push(error_row(record, problems));
+            }
+            Verdict::Create(mut draft) => {
+                counts.valid += 1;
+                counts.created += 1;
+                draft.consent.stamp(None, now);
+                created_ids.push(Uuid::now_v7());
+                creates.push(draft);
+            }
+            Verdict::Update(before, draft) => {
+                counts.valid += 1;
+                counts.updated += 1;
+                updates.push((before, draft));
+            }
+            Verdict::Unchanged => counts.valid += 1,
+        }
+    }
+    if !held.dry_run {
+        store::imports::insert_customers(&mut tx, tenant, &created_ids, &creates, now).await?;
+        let mut updated_ids = Vec::with_capacity(updates.len());
+        for (before, draft) in updates {
+            updated_ids.push(update(&mut tx, tenant, &before, &draft, now).await?);
+        }
+        let touched: Vec<(Uuid, bool)> = created_ids.iter().chain(&updated_ids).map(|id| (*id, true)).collect();
+        segments::refresh(&mut tx, tenant, &touched, now).await?;
+        if !touched.is_empty() {
+            let event = pb::CustomersImported {
+                import_job: IMPORT_JOB.name(held.job),
+                created: created_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
+                updated: updated_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
+            };
+            outbox::append(&mut tx, tenant, &IMPORT_JOB.name(held.job), &event).await?;
+        }
+    }
+    jobs::insert_errors(&mut tx, tenant, held.job, held.run, &refused).await?;
+    // In file order: the batch before this one has committed (or this one is dropped, uncommitted).
+    if let Some(previous) = previous
+        && !previous.await.unwrap_or(false)
+    {
+        return Ok(false);
+    }
+    let Some(job) = hold(&mut tx, held).await? else { return Ok(false) };
+    if job.cursor_row >= first {
+        // Another lease wrote these rows already (this one was slow): leave the job to it.
+        return Ok(false);
+    }
+    jobs::advance(&mut tx, tenant, held.job, &counts).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Writes one upserted customer (its claims, its columns, its field history) and returns its id.
