@@ -15,6 +15,9 @@
 //!   second fresh database with the same indexes (RLS not forced: COPY FROM
 //!   refuses forced row security) — the floor of what any import can cost.
 //!
+//! - the same rows from an XLSX (numbers typed as numbers), on a service of
+//!   its own: upload, run and peak RSS (an XLSX is held whole in memory).
+//!
 //! `CRM_BENCH_CUSTOMERS=N` scales the file down; `cargo test --all-targets`
 //! runs it with 2 000 rows as a smoke test.
 
@@ -83,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         ("CRM_LOG", "warn".into()),
         ("CRM_IMPORT_POLL_MS", "100".into()),
         ("CRM_IMPORT_MAX_BYTES", (1u64 << 30).to_string()),
+        ("CRM_IMPORT_MAX_XLSX_BYTES", (1u64 << 30).to_string()),
         ("CRM_DUPLICATE_SCAN_MS", "3600000".into()),
     ];
     let service = spawn_service(binary("crm-profiles"), &db, &env).await;
@@ -91,42 +95,11 @@ async fn main() -> anyhow::Result<()> {
     let mb = file.len() as f64 / 1e6;
     let rss_idle = peak_rss_mb(pid).unwrap_or(0.0);
 
-    // The upload, streamed.
-    let started = Instant::now();
-    let messages: Vec<pb::UploadImportFileRequest> = file
-        .chunks(256 * 1024)
-        .enumerate()
-        .map(|(i, data)| pb::UploadImportFileRequest {
-            file_name: if i == 0 { "bench.csv".into() } else { String::new() },
-            file: Some(crm_proto::google::api::HttpBody { content_type: String::new(), data: data.to_vec(), extensions: vec![] }),
-            ..Default::default()
-        })
-        .collect();
-    let mut client =
-        ImportServiceClient::new(service.channel.clone()).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
-    let job = client.upload_import_file(with_token(tokio_stream::iter(messages), &bearer)).await?.into_inner().import_job.unwrap();
-    let upload = started.elapsed();
-    assert_eq!(job.total_rows, rows, "every row counted");
-    drop(file);
-    let rss_upload = peak_rss_mb(pid).unwrap_or(0.0);
-
-    // The run.
-    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, calling_code: "86".into(), ..Default::default() };
     let cpu_before = cpu_time(pid).unwrap_or_default();
-    let started = Instant::now();
-    client.start_import_job(with_token(pb::StartImportJobRequest { name: job.name.clone(), settings: Some(settings) }, &bearer)).await?;
-    let done = loop {
-        let job = client.get_import_job(with_token(pb::GetImportJobRequest { name: job.name.clone() }, &bearer)).await?.into_inner();
-        let job = job.import_job.unwrap();
-        if job.state != State::Running as i32 {
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let run = started.elapsed();
+    let (upload, run, _) = import_file(&service.channel, &bearer, &file, "bench.csv", rows).await?;
+    let (csv_upload, csv_run) = (upload, run);
     let run_cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu_before);
-    let progress = done.progress.unwrap();
-    assert_eq!((done.state, progress.rows_created), (State::Succeeded as i32, rows), "every row imported: {progress:?}");
+    drop(file);
     let rss_peak = peak_rss_mb(pid).unwrap_or(0.0);
 
     // The reference: the same rows COPYed into the same (empty, indexed) table.
@@ -165,9 +138,83 @@ async fn main() -> anyhow::Result<()> {
         copy_time.as_secs_f64() / run.as_secs_f64(),
         copy_time.as_secs_f64() / (upload + run).as_secs_f64()
     );
+    println!("service RSS: idle {rss_idle:.0} MB, peak {rss_peak:.0} MB (target <= 200 MB)");
+    service.kill_hard().await;
+
+    // The same rows from an XLSX, on a service of its own (its own peak RSS).
+    let xlsx = workbook(rows)?;
+    let xlsx_db = fresh_database("profiles").await.expect("a database");
+    let service = spawn_service(binary("crm-profiles"), &xlsx_db, &env).await;
+    let pid = service.child.id().expect("running");
+    let (upload, run, _) = import_file(&service.channel, &bearer, &xlsx, "bench.xlsx", rows).await?;
     println!(
-        "service RSS: idle {rss_idle:.0} MB, peak after upload {rss_upload:.0} MB, peak after run {rss_peak:.0} MB (target <= 200 MB)"
+        "from XLSX ({:.1} MB): upload (whole sheet read to count its rows) {:.2}s, run {:.2}s, end to end {:.0} rows/s = {:.2}x the CSV import; service peak RSS {:.0} MB",
+        xlsx.len() as f64 / 1e6,
+        upload.as_secs_f64(),
+        run.as_secs_f64(),
+        per_second(upload + run),
+        (csv_upload + csv_run).as_secs_f64() / (upload + run).as_secs_f64(),
+        peak_rss_mb(pid).unwrap_or(0.0)
     );
     service.kill_hard().await;
     Ok(())
+}
+
+/// The same rows as an XLSX workbook of one sheet, the phone numbers typed as numbers.
+fn workbook(rows: i64) -> anyhow::Result<Vec<u8>> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet_with_constant_memory();
+    for (column, header) in ["客户名", "手机", "邮箱", "公司", "城市", "标签"].iter().enumerate() {
+        sheet.write_string(0, column as u16, *header)?;
+    }
+    for i in 1..=rows {
+        let row = u32::try_from(i)?;
+        for (column, cell) in cells(i).iter().enumerate() {
+            match column {
+                1 => sheet.write_number(row, 1, cell.parse::<f64>()?)?,
+                _ => sheet.write_string(row, column as u16, cell)?,
+            };
+        }
+    }
+    Ok(book.save_to_buffer()?)
+}
+
+/// Uploads `bytes` as `file_name` (256 KiB messages) and runs it as
+/// CREATE_ONLY to its end: how long the upload and the run took, and the job.
+async fn import_file(
+    channel: &tonic::transport::Channel,
+    bearer: &str,
+    bytes: &[u8],
+    file_name: &str,
+    rows: i64,
+) -> anyhow::Result<(Duration, Duration, pb::ImportJob)> {
+    let started = Instant::now();
+    let messages: Vec<pb::UploadImportFileRequest> = bytes
+        .chunks(256 * 1024)
+        .enumerate()
+        .map(|(i, data)| pb::UploadImportFileRequest {
+            file_name: if i == 0 { file_name.into() } else { String::new() },
+            file: Some(crm_proto::google::api::HttpBody { content_type: String::new(), data: data.to_vec(), extensions: vec![] }),
+            ..Default::default()
+        })
+        .collect();
+    let mut client = ImportServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+    let job = client.upload_import_file(with_token(tokio_stream::iter(messages), bearer)).await?.into_inner().import_job.unwrap();
+    let upload = started.elapsed();
+    assert_eq!(job.total_rows, rows, "every row counted");
+    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, calling_code: "86".into(), ..Default::default() };
+    let started = Instant::now();
+    client.start_import_job(with_token(pb::StartImportJobRequest { name: job.name.clone(), settings: Some(settings) }, bearer)).await?;
+    let done = loop {
+        let job = client.get_import_job(with_token(pb::GetImportJobRequest { name: job.name.clone() }, bearer)).await?.into_inner();
+        let job = job.import_job.unwrap();
+        if job.state != State::Running as i32 {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let run = started.elapsed();
+    let progress = done.progress.unwrap();
+    assert_eq!((done.state, progress.rows_created), (State::Succeeded as i32, rows), "every row imported: {progress:?}");
+    Ok((upload, run, done))
 }

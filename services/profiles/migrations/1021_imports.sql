@@ -11,6 +11,7 @@ CREATE TABLE import_jobs (
     format          text NOT NULL,
     encoding        text NOT NULL,
     delimiter       text NOT NULL,
+    sheet           text NOT NULL,
     size_bytes      bigint NOT NULL,
     sha256          text NOT NULL,
     total_rows      bigint NOT NULL,

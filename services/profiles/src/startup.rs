@@ -57,7 +57,11 @@ impl Application {
             SegmentServiceServer::new(SegmentApi::new(app.clone(), kit.page_tokens.clone())),
             DuplicateServiceServer::new(DuplicateApi::new(app.clone(), kit.page_tokens.clone())),
             MergeServiceServer::new(MergeApi::new(app.clone())),
-            ImportServiceServer::new(ImportApi::new(app.clone(), kit.page_tokens.clone(), config.import_max_bytes)),
+            ImportServiceServer::new(ImportApi::new(
+                app.clone(),
+                kit.page_tokens.clone(),
+                (config.import_max_bytes, config.import_max_xlsx_bytes),
+            )),
         );
         jobs::imports::spawn(
             app.clone(),

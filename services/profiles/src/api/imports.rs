@@ -27,12 +27,13 @@ const DOWNLOAD_PAGE: i64 = 1_000;
 pub struct ImportApi {
     app: App,
     page_tokens: crm_kit::pagination::PageTokenCodec,
-    max_bytes: u64,
+    /// The largest file accepted, and the largest XLSX (read whole, in memory).
+    max_bytes: (u64, u64),
 }
 
 impl ImportApi {
-    /// Handlers over `app`, accepting files up to `max_bytes`.
-    pub fn new(app: App, page_tokens: crm_kit::pagination::PageTokenCodec, max_bytes: u64) -> Self {
+    /// Handlers over `app`, accepting files up to `max_bytes` (any, XLSX).
+    pub fn new(app: App, page_tokens: crm_kit::pagination::PageTokenCodec, max_bytes: (u64, u64)) -> Self {
         Self { app, page_tokens, max_bytes }
     }
 }
@@ -40,7 +41,7 @@ impl ImportApi {
 type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadImportErrorsResponse, Status>> + Send>>;
 
 /// The upload's settings from its first message.
-fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, max_bytes: u64) -> Result<Upload, Error> {
+fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, (max_bytes, max_xlsx_bytes): (u64, u64)) -> Result<Upload, Error> {
     if !matches!(pb::import_job::Kind::try_from(first.kind), Ok(pb::import_job::Kind::Unspecified | pb::import_job::Kind::Customers)) {
         return Err(Error::invalid("kind", "INVALID_VALUE", "KIND_CUSTOMERS"));
     }
@@ -63,7 +64,9 @@ fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, max_bytes: u64) -
         request_id: first.request_id.clone(),
         actor: actor.to_owned(),
         max_bytes,
+        max_xlsx_bytes,
         declared_size,
+        sheet: first.sheet.trim().chars().take(255).collect(),
     })
 }
 

@@ -26,6 +26,7 @@ use crate::{
         customer::CustomerDraft,
         import::{Encoding, Field, MatchKey, Mode, Record, RecordSplitter, Settings, TextDecoder},
         rename::NAME_FIELDS,
+        xlsx,
     },
     resources::{CUSTOMER, IMPORT_JOB},
     store::{
@@ -93,8 +94,8 @@ enum Piece {
     Judged(Vec<(&'static str, String, i64)>),
     /// The next rows to judge and write.
     Batch(Vec<Prepared>),
-    /// The file stopped being text in its encoding here.
-    NotText(String),
+    /// The file stopped being readable here (bytes that are not text in its encoding).
+    Unreadable(String),
 }
 
 /// Reads a job's stored file from its first chunk: decodes it, splits it
@@ -118,31 +119,24 @@ impl Reader {
     }
 
     async fn read_pieces(&self, pieces: &mpsc::Sender<Result<Piece, Error>>) -> Result<(), Error> {
-        let (tenant, id, cursor) = (self.tenant, self.job.id, self.job.cursor_row);
-        let encoding = Encoding::parse(&self.job.encoding).unwrap_or(Encoding::Utf8);
-        let mut decoder = TextDecoder::new(encoding);
-        let mut splitter = RecordSplitter::new(self.job.delimiter.bytes().next().unwrap_or(b','));
+        let cursor = self.job.cursor_row;
+        let mut rows = self.rows().await?;
         let (mut batch, mut judged) = (Vec::with_capacity(BATCH_ROWS), Vec::new());
-        let mut text = String::new();
-        let mut seq = 0;
-        loop {
-            let chunk = {
-                let mut tx = self.app.begin(tenant).await?;
-                let chunk = jobs::chunk(&mut tx, tenant, id, seq).await?;
-                tx.commit().await?;
-                chunk
+        let mut header_seen = false;
+        while let Some(group) = rows.recv().await {
+            let group = match group {
+                Ok(group) => group,
+                Err(message) => {
+                    let _ = pieces.send(Ok(Piece::Unreadable(message))).await;
+                    return Ok(());
+                }
             };
-            let last = chunk.is_none();
-            text.clear();
-            if let Err(e) = decoder.decode(chunk.as_deref().unwrap_or_default(), last, &mut text) {
-                let _ = pieces.send(Ok(Piece::NotText(format!("byte {} is not {} text", e.offset, e.encoding)))).await;
-                return Ok(());
-            }
-            for record in splitter.feed(&text, last) {
-                let number = i64::try_from(record.number).unwrap_or(i64::MAX);
-                if number == 1 {
+            for record in group {
+                // The first row is the header, wherever the sheet starts.
+                if !std::mem::replace(&mut header_seen, true) {
                     continue;
                 }
+                let number = i64::try_from(record.number).unwrap_or(i64::MAX);
                 let cells: Vec<&str> = record.cells.iter().map(String::as_str).collect();
                 let row = read_row(&cells, &self.mapping, &self.settings.calling_code);
                 if number <= cursor {
@@ -165,10 +159,6 @@ impl Reader {
                     return Ok(());
                 }
             }
-            if last {
-                break;
-            }
-            seq += 1;
         }
         if !judged.is_empty() {
             let _ = pieces.send(Ok(Piece::Judged(judged))).await;
@@ -178,7 +168,85 @@ impl Reader {
         }
         Ok(())
     }
+
+    /// The file's rows in order, in groups, from a task of their own: a
+    /// CSV decoded and split chunk by chunk, or an XLSX sheet read on a
+    /// blocking thread from the whole file. Err: where the file stopped being readable.
+    async fn rows(&self) -> Result<mpsc::Receiver<Result<Vec<Record>, String>>, Error> {
+        let (sender, rows) = mpsc::channel(4);
+        if self.job.format == "XLSX" {
+            let bytes = self.whole_file().await?;
+            let sheet = self.job.sheet.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut group = Vec::with_capacity(ROWS_PER_GROUP);
+                let read = xlsx::read_rows(&bytes, Some(&sheet), |record| {
+                    group.push(record);
+                    group.len() < ROWS_PER_GROUP || sender.blocking_send(Ok(std::mem::take(&mut group))).is_ok()
+                });
+                let _ = match read {
+                    Ok(_) if group.is_empty() => Ok(()),
+                    Ok(_) => sender.blocking_send(Ok(group)),
+                    Err(e) => sender.blocking_send(Err(e.to_string())),
+                };
+            });
+            return Ok(rows);
+        }
+        let (app, tenant, id) = (self.app.clone(), self.tenant, self.job.id);
+        let encoding = Encoding::parse(&self.job.encoding).unwrap_or(Encoding::Utf8);
+        let delimiter = self.job.delimiter.bytes().next().unwrap_or(b',');
+        tokio::spawn(async move {
+            let mut decoder = TextDecoder::new(encoding);
+            let mut splitter = RecordSplitter::new(delimiter);
+            let mut text = String::new();
+            for seq in 0.. {
+                let chunk = match chunk(&app, tenant, id, seq).await {
+                    Ok(chunk) => chunk,
+                    Err(err) => {
+                        let _ = sender.send(Err(format!("the stored file could not be read: {err}"))).await;
+                        return;
+                    }
+                };
+                let last = chunk.is_none();
+                text.clear();
+                if let Err(e) = decoder.decode(chunk.as_deref().unwrap_or_default(), last, &mut text) {
+                    let _ = sender.send(Err(format!("byte {} is not {} text", e.offset, e.encoding))).await;
+                    return;
+                }
+                let group = splitter.feed(&text, last);
+                if (!group.is_empty() && sender.send(Ok(group)).await.is_err()) || last {
+                    return;
+                }
+            }
+        });
+        Ok(rows)
+    }
+
+    /// The stored file, whole (an XLSX is read by seeking).
+    async fn whole_file(&self) -> Result<Vec<u8>, Error> {
+        let mut bytes = Vec::with_capacity(usize::try_from(self.job.size_bytes).unwrap_or(0));
+        for seq in 0.. {
+            match chunk(&self.app, self.tenant, self.job.id, seq).await? {
+                Some(data) => bytes.extend_from_slice(&data),
+                None => break,
+            }
+        }
+        Ok(bytes)
+    }
 }
+
+/// Chunk `seq` of job `id`'s stored file; None past the last.
+async fn chunk(app: &App, tenant: Uuid, id: Uuid, seq: i32) -> Result<Option<Vec<u8>>, Error> {
+    let mut tx = app.begin(tenant).await?;
+    let chunk = jobs::chunk(&mut tx, tenant, id, seq).await?;
+    tx.commit().await?;
+    Ok(chunk)
+}
+
+/// The longest a batch waits for the one before it to commit.
+const PREVIOUS_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Rows handed from the file's reader to the row preparer at a time.
+const ROWS_PER_GROUP: usize = 500;
 
 /// A job's run as the worker holds it.
 struct Run {
@@ -276,7 +344,7 @@ impl App {
                         run.seen.remember(kind, &key, number);
                     }
                 }
-                Piece::NotText(message) => {
+                Piece::Unreadable(message) => {
                     if !all_written(&mut writing).await? {
                         return Ok(());
                     }
@@ -450,13 +518,34 @@ async fn write(
             Verdict::Unchanged => counts.valid += 1,
         }
     }
+    // First what no other batch's transaction can be waiting for: new rows only (and the stored
+    // customers this batch alone matched, locked when it was judged).
+    let mut updated_ids = Vec::with_capacity(updates.len());
     if !held.dry_run {
         store::imports::insert_customers(&mut tx, tenant, &created_ids, &creates, now).await?;
-        let mut updated_ids = Vec::with_capacity(updates.len());
         for (before, draft) in updates {
             updated_ids.push(update(&mut tx, tenant, &before, &draft, now).await?);
         }
+    }
+    jobs::insert_errors(&mut tx, tenant, held.job, held.run, &refused).await?;
+    // In file order: the batch before this one has committed (or this one is dropped, uncommitted).
+    // Only then what two batches share — the tenant's scan mark, segment counts, the outbox — so that
+    // no batch ever waits for a lock of the one after it, which waits for it to commit.
+    if let Some(previous) = previous {
+        // A wait that outlasts any batch means something holds both: give up this batch (the run is retried).
+        match tokio::time::timeout(PREVIOUS_BATCH_WAIT, previous).await {
+            Ok(Ok(true)) => {}
+            Ok(_) => return Ok(false),
+            Err(_) => {
+                return Err(Error::Internal(anyhow::anyhow!("the batch before this one did not commit within {PREVIOUS_BATCH_WAIT:?}")));
+            }
+        }
+    }
+    if !held.dry_run {
         let touched: Vec<(Uuid, bool)> = created_ids.iter().chain(&updated_ids).map(|id| (*id, true)).collect();
+        if !created_ids.is_empty() {
+            jobs::mark_for_duplicate_scan(&mut tx, tenant).await?;
+        }
         segments::refresh(&mut tx, tenant, &touched, now).await?;
         if !touched.is_empty() {
             let event = pb::CustomersImported {
@@ -466,13 +555,6 @@ async fn write(
             };
             outbox::append(&mut tx, tenant, &IMPORT_JOB.name(held.job), &event).await?;
         }
-    }
-    jobs::insert_errors(&mut tx, tenant, held.job, held.run, &refused).await?;
-    // In file order: the batch before this one has committed (or this one is dropped, uncommitted).
-    if let Some(previous) = previous
-        && !previous.await.unwrap_or(false)
-    {
-        return Ok(false);
     }
     let Some(job) = hold(&mut tx, held).await? else { return Ok(false) };
     if job.cursor_row >= first {

@@ -11,7 +11,10 @@ use uuid::Uuid;
 
 use super::App;
 use crate::{
-    domain::import::{Encoding, FileKind, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest},
+    domain::{
+        import::{Encoding, FileKind, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest},
+        xlsx,
+    },
     resources::IMPORT_JOB,
     store::imports::{self as store, ErrorRow, ImportJobRow, NewJob},
 };
@@ -30,8 +33,12 @@ pub struct Upload {
     pub actor: String,
     /// The largest file accepted, in bytes.
     pub max_bytes: u64,
+    /// The largest XLSX accepted (read whole, in memory).
+    pub max_xlsx_bytes: u64,
     /// The size the client says the file has, if it does.
     pub declared_size: Option<u64>,
+    /// XLSX: the sheet to import; empty: the first.
+    pub sheet: String,
 }
 
 /// The file as it streamed in: counted, hashed, decoded and split into
@@ -47,11 +54,16 @@ struct Reading {
     splitter: Option<(RecordSplitter, u8)>,
     headers: Option<Vec<String>>,
     records: u64,
+    /// An XLSX, kept whole until the upload ends (a ZIP is read by seeking), and its size limit.
+    xlsx: Option<Vec<u8>>,
+    max_xlsx_bytes: u64,
 }
 
 impl Reading {
-    fn new(declared: Option<Encoding>, max_bytes: u64) -> Self {
+    fn new(declared: Option<Encoding>, (max_bytes, max_xlsx_bytes): (u64, u64)) -> Self {
         Self {
+            xlsx: None,
+            max_xlsx_bytes,
             size: 0,
             max_bytes,
             sha: Sha256::new(),
@@ -72,6 +84,13 @@ impl Reading {
             return Err(too_large(self.max_bytes));
         }
         self.sha.update(bytes);
+        if let Some(xlsx) = self.xlsx.as_mut() {
+            if self.size > self.max_xlsx_bytes {
+                return Err(too_large_xlsx(self.max_xlsx_bytes));
+            }
+            xlsx.extend_from_slice(bytes);
+            return Ok(());
+        }
         if self.decoder.is_none() {
             // What the file is and its encoding are judged on its first 64 KiB (or all of it, if smaller).
             self.head.extend_from_slice(bytes);
@@ -79,7 +98,13 @@ impl Reading {
                 return Ok(());
             }
             let head = std::mem::take(&mut self.head);
-            check_kind(&head)?;
+            if check_kind(&head)? == FileKind::Xlsx {
+                if self.size > self.max_xlsx_bytes {
+                    return Err(too_large_xlsx(self.max_xlsx_bytes));
+                }
+                self.xlsx = Some(head);
+                return Ok(());
+            }
             let encoding = self.declared.unwrap_or_else(|| detect(&head, last));
             self.decoder = Some((TextDecoder::new(encoding), encoding));
             return self.decode(&head, last);
@@ -123,12 +148,22 @@ fn too_large(max_bytes: u64) -> Error {
     Error::invalid("file", "FILE_TOO_LARGE", format!("the file is over the limit of {max_bytes} bytes; split it into smaller files"))
 }
 
-/// Refuses a file whose first bytes say it is not a CSV file.
-fn check_kind(head: &[u8]) -> Result<(), Error> {
+/// FILE_TOO_LARGE for an XLSX over `max_bytes`.
+fn too_large_xlsx(max_bytes: u64) -> Error {
+    Error::invalid(
+        "file",
+        "FILE_TOO_LARGE",
+        format!(
+            "an XLSX is read whole, in memory, and this one is over the limit of {max_bytes} bytes; save it as CSV (which streams) or split it"
+        ),
+    )
+}
+
+/// What a file is (CSV or XLSX) by its first bytes, or why it is refused.
+fn check_kind(head: &[u8]) -> Result<FileKind, Error> {
     let (reason, message) = match sniff(head) {
         FileKind::Csv if head.is_empty() => ("EMPTY_FILE", "the file is empty"),
-        FileKind::Csv => return Ok(()),
-        FileKind::Xlsx => ("UNSUPPORTED_FORMAT", "XLSX files are not read yet: save the sheet as CSV (UTF-8 or GBK) and upload that"),
+        kind @ (FileKind::Csv | FileKind::Xlsx) => return Ok(kind),
         FileKind::Encrypted => {
             ("ENCRYPTED_FILE", "the file is password-protected (or a legacy .xls): remove the password, save it as CSV and upload that")
         }
@@ -153,7 +188,7 @@ impl App {
         if upload.declared_size.is_some_and(|size| size > upload.max_bytes) {
             return Err(too_large(upload.max_bytes));
         }
-        let mut reading = Reading::new(upload.encoding, upload.max_bytes);
+        let mut reading = Reading::new(upload.encoding, (upload.max_bytes, upload.max_xlsx_bytes));
         let mut tx = self.begin(tenant).await?;
         let earlier = match upload.request_id.as_str() {
             "" => None,
@@ -195,6 +230,11 @@ impl App {
         if !pending.is_empty() {
             store::put_chunk(&mut tx, tenant, id, seq, &pending).await?;
         }
+        let mut sheet = String::new();
+        if let Some(xlsx) = reading.xlsx.take() {
+            let (name, headers, records) = read_sheet(xlsx, upload.sheet.clone()).await?;
+            (sheet, reading.headers, reading.records) = (name, headers, records);
+        }
         let Some(headers) = reading.headers.take() else {
             return Err(Error::invalid("file", "EMPTY_FILE", "the file has no header row"));
         };
@@ -203,15 +243,17 @@ impl App {
             .into_iter()
             .map(|s| (s.column, s.field.map(|f| f.name().into_owned()).unwrap_or_default(), s.confidence))
             .collect();
-        let delimiter = reading.splitter.as_ref().map_or(b',', |(_, d)| *d);
-        let encoding = reading.decoder.as_ref().map_or("UTF-8", |(_, e)| e.as_str());
+        let xlsx = !sheet.is_empty();
+        let delimiter = if xlsx { String::new() } else { (reading.splitter.as_ref().map_or(b',', |(_, d)| *d) as char).to_string() };
+        let encoding = if xlsx { "" } else { reading.decoder.as_ref().map_or("UTF-8", |(_, e)| e.as_str()) };
         let job = NewJob {
             id,
             kind: upload.kind,
             file_name: &upload.file_name,
-            format: "CSV",
+            format: if xlsx { "XLSX" } else { "CSV" },
             encoding,
-            delimiter: &(delimiter as char).to_string(),
+            delimiter: &delimiter,
+            sheet: &sheet,
             size_bytes: i64::try_from(reading.size).unwrap_or(i64::MAX),
             sha256: &sha256,
             total_rows: i64::try_from(reading.records.saturating_sub(1)).unwrap_or(i64::MAX),
@@ -310,6 +352,28 @@ impl App {
         tx.commit().await?;
         Ok((job, rows))
     }
+}
+
+/// The sheet of an uploaded XLSX that will be imported (`sheet`, or the
+/// first): its name, its header row and how many rows it has, read on a
+/// blocking thread; INVALID_ARGUMENT when the workbook cannot be read or has no such sheet.
+async fn read_sheet(bytes: Vec<u8>, sheet: String) -> Result<(String, Option<Vec<String>>, u64), Error> {
+    let read = tokio::task::spawn_blocking(move || {
+        let (mut headers, mut records) = (None, 0u64);
+        let name = xlsx::read_rows(&bytes, Some(&sheet), |record| {
+            records += 1;
+            headers.get_or_insert_with(|| record.cells.iter().map(|c| c.trim().to_owned()).collect::<Vec<_>>());
+            true
+        });
+        name.map(|name| (name, headers, records))
+    })
+    .await
+    .map_err(|e| Error::Internal(anyhow::anyhow!("reading the sheet failed: {e}")))?;
+    read.map_err(|e| match e {
+        xlsx::SheetError::NoSuchSheet { .. } => Error::invalid("sheet", "SHEET_NOT_FOUND", e.to_string()),
+        xlsx::SheetError::NoSheet => Error::invalid("file", "EMPTY_FILE", e.to_string()),
+        xlsx::SheetError::Unreadable(_) => Error::invalid("file", "UNREADABLE_XLSX", e.to_string()),
+    })
 }
 
 /// `job` when the file just uploaded under its request id is the same (`sha256`); ALREADY_EXISTS otherwise.

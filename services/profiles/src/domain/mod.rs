@@ -18,3 +18,4 @@ pub mod related_person;
 pub mod rename;
 pub mod segment;
 pub mod transaction;
+pub mod xlsx;

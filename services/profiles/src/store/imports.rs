@@ -31,6 +31,7 @@ pub struct ImportJobRow {
     pub format: String,
     pub encoding: String,
     pub delimiter: String,
+    pub sheet: String,
     pub size_bytes: i64,
     pub sha256: String,
     pub total_rows: i64,
@@ -54,7 +55,7 @@ pub struct ImportJobRow {
     pub end_time: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, kind, file_name, format, encoding, delimiter, size_bytes, sha256, total_rows, headers, suggested, state, \
+const COLUMNS: &str = "id, kind, file_name, format, encoding, delimiter, sheet, size_bytes, sha256, total_rows, headers, suggested, state, \
 settings, run, cursor_row, rows_read, rows_valid, rows_failed, rows_created, rows_updated, failure_message, actor, request_id, \
 create_time, start_time, end_time";
 
@@ -66,6 +67,7 @@ pub struct NewJob<'a> {
     pub format: &'a str,
     pub encoding: &'a str,
     pub delimiter: &'a str,
+    pub sheet: &'a str,
     pub size_bytes: i64,
     pub sha256: &'a str,
     pub total_rows: i64,
@@ -80,8 +82,8 @@ pub struct NewJob<'a> {
 pub async fn insert_job(tx: &mut TenantTx, tenant: Uuid, job: &NewJob<'_>) -> Result<ImportJobRow, Error> {
     let sql = format!(
         "INSERT INTO import_jobs (tenant_id, id, kind, file_name, format, encoding, delimiter, size_bytes, sha256, total_rows, headers, \
-         suggested, state, actor, request_id, create_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'UPLOADED', $13, $14, $15) RETURNING {COLUMNS}"
+         suggested, state, actor, request_id, create_time, sheet)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'UPLOADED', $13, $14, $15, $16) RETURNING {COLUMNS}"
     );
     sqlx::query_as(&sql)
         .bind(tenant)
@@ -99,6 +101,7 @@ pub async fn insert_job(tx: &mut TenantTx, tenant: Uuid, job: &NewJob<'_>) -> Re
         .bind(job.actor)
         .bind(job.request_id)
         .bind(job.now)
+        .bind(job.sheet)
         .fetch_one(&mut **tx)
         .instrument(db_span("INSERT", "import_jobs"))
         .await
@@ -119,9 +122,12 @@ pub async fn job_by_request(tx: &mut TenantTx, tenant: Uuid, request_id: &str) -
     Ok(sqlx::query_as(&sql).bind(tenant).bind(request_id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "import_jobs")).await?)
 }
 
-/// Job `id`; `lock`: held until the transaction ends.
+/// Job `id`; `lock`: held until the transaction ends — FOR NO KEY UPDATE,
+/// which the key-share locks of a batch's refused rows (their foreign key to
+/// the job) do not block: a batch waiting for the one before it holds such a
+/// lock, and the one before must still be able to lock the job to commit.
 pub async fn job(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<ImportJobRow>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM import_jobs WHERE tenant_id = $1 AND id = $2{}", if lock { " FOR UPDATE" } else { "" });
+    let sql = format!("SELECT {COLUMNS} FROM import_jobs WHERE tenant_id = $1 AND id = $2{}", if lock { " FOR NO KEY UPDATE" } else { "" });
     Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "import_jobs")).await?)
 }
 
@@ -416,6 +422,16 @@ pub async fn external_id_owners(tx: &mut TenantTx, tenant: Uuid, ids: &[String])
     .await?)
 }
 
+/// Marks the tenant for the duplicate scan (which keys and pairs the new customers).
+pub async fn mark_for_duplicate_scan(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+    sqlx::query("INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .execute(&mut **tx)
+        .instrument(db_span("INSERT", "duplicate_scans"))
+        .await?;
+    Ok(())
+}
+
 /// Separates the items of a list bound as one text (a control character no tag or key holds).
 const SEPARATOR: &str = "\u{1f}";
 
@@ -457,8 +473,7 @@ pub async fn insert_customers(
         })
         .collect();
     sqlx::query(
-        "WITH scan AS (INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING)
-         INSERT INTO customers (tenant_id, id, create_time, update_time, display_name, given_name, family_name, kind, emails, phones, \
+        "INSERT INTO customers (tenant_id, id, create_time, update_time, display_name, given_name, family_name, kind, emails, phones, \
          addresses, company, job_title, industry, company_size, source_channel, birthday_year, birthday_month, birthday_day, time_zone, \
          locale, tags, attributes, owner, category, consent, verify_time)
          SELECT $1, u.id, $2, $2, u.display_name, u.given_name, u.family_name, u.kind, u.emails::jsonb, u.phones::jsonb, u.addresses::jsonb, \

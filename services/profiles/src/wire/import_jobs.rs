@@ -45,6 +45,7 @@ pub fn job_to_proto(job: &ImportJobRow) -> pb::ImportJob {
         format: job.format.clone(),
         encoding: job.encoding.clone(),
         delimiter: job.delimiter.clone(),
+        sheet: job.sheet.clone(),
         size_bytes: job.size_bytes,
         sha256: job.sha256.clone(),
         total_rows: job.total_rows,

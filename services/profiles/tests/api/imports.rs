@@ -235,7 +235,7 @@ async fn a_gbk_file_from_chinese_excel_is_detected_and_read() {
 async fn files_that_are_not_csv_or_too_large_are_refused_at_once() {
     let app = spawn_app_with(|c| c.import_max_bytes = 100_000).await;
     let cases: [(&[u8], &str); 4] = [
-        (b"PK\x03\x04\x14\x00\x06\x00rest of a zip", "UNSUPPORTED_FORMAT"),
+        (b"PK\x03\x04\x14\x00\x06\x00rest of a zip", "UNREADABLE_XLSX"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1encrypted", "ENCRYPTED_FILE"),
         (b"\x7fELF\x02\x01\x01\x00\x00\x00", "NOT_A_SPREADSHEET"),
         (b"", "EMPTY_FILE"),
@@ -379,4 +379,66 @@ async fn only_importers_of_the_tenant_see_its_jobs() {
     assert!(as_marketer.is_ok());
     let other_tenant = with_token(pb::GetImportJobRequest { name: job.name.clone() }, &token(uuid::Uuid::now_v7(), &["admin"]));
     assert_error(imports(&app).get_import_job(other_tenant).await, Code::NotFound, "NOT_FOUND");
+}
+
+/// A workbook as a spreadsheet program writes it: a cover sheet first, then
+/// the customers with numbers typed as numbers and a birthday as a date,
+/// and a blank row between two customers.
+fn workbook() -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    let cover = book.add_worksheet();
+    cover.set_name("说明").unwrap();
+    cover.write_string(0, 0, "填写说明：每行一位客户").unwrap();
+    let sheet = book.add_worksheet();
+    sheet.set_name("客户").unwrap();
+    for (column, header) in ["客户名", "手机", "邮箱", "生日", "积分"].iter().enumerate() {
+        sheet.write_string(0, column as u16, *header).unwrap();
+    }
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    sheet.write_string(1, 0, "张三").unwrap();
+    sheet.write_number(1, 1, 13800138000.0).unwrap();
+    sheet.write_string(1, 2, "zhang@example.com").unwrap();
+    sheet.write_datetime_with_format(1, 3, &ExcelDateTime::from_ymd(1990, 3, 2).unwrap(), &date).unwrap();
+    sheet.write_number(1, 4, 12.5).unwrap();
+    sheet.write_string(3, 0, "李四").unwrap();
+    sheet.write_number(3, 1, 13900139000.0).unwrap();
+    sheet.write_string(3, 2, "not-an-email").unwrap();
+    book.save_to_buffer().unwrap()
+}
+
+#[tokio::test]
+async fn an_xlsx_written_by_a_spreadsheet_library_imports_from_a_named_sheet_numbered_as_excel_numbers_rows() {
+    let app = spawn_app().await;
+    let bytes = workbook();
+    let upload_sheet = |sheet: &str| {
+        let mut messages = upload_messages(&bytes, 4_096, "", "");
+        messages[0].sheet = sheet.into();
+        let (mut client, request) = (imports(&app), with_token(tokio_stream::iter(messages), &app.admin_token));
+        async move { client.upload_import_file(request).await }
+    };
+    let missing = upload_sheet("Sheet9").await;
+    let status = assert_error(missing, Code::InvalidArgument, "SHEET_NOT_FOUND");
+    assert!(status.message().contains("说明") && status.message().contains("客户"), "the sheets are named: {}", status.message());
+
+    let job = upload_sheet("客户").await.unwrap().into_inner().import_job.unwrap();
+    assert_eq!((job.format.as_str(), job.sheet.as_str(), job.encoding.as_str(), job.total_rows), ("XLSX", "客户", "", 2));
+    assert_eq!(job.headers, ["客户名", "手机", "邮箱", "生日", "积分"]);
+    let mut run_settings = settings(ps::Mode::CreateOnly);
+    run_settings.mapping = job.suggested_mapping.clone();
+    run_settings.mapping[4].field = "attributes.积分".into();
+    let done = run(&app, &job.name, run_settings).await;
+    let progress = done.progress.unwrap();
+    assert_eq!((progress.rows_created, progress.rows_failed), (1, 1), "{:?}", errors(&app, &job.name).await);
+    let refused = errors(&app, &job.name).await;
+    assert_eq!(refused[0].row, 4, "as Excel numbers it (the blank row 3 counts)");
+    let zhang = &all_customers(&app).await[0];
+    assert_eq!(zhang.phones[0].number, "+8613800138000", "a number cell reads as the digits the user typed");
+    assert_eq!(zhang.birthday.as_ref().map(|b| (b.year, b.month, b.day)), Some((1990, 3, 2)), "a date cell reads as a date");
+    let points = zhang.attributes.as_ref().unwrap().fields.get("积分").unwrap();
+    assert_eq!(points.kind, Some(prost_types::value::Kind::StringValue("12.5".into())));
+
+    // The first sheet by default: the cover, a header without rows.
+    let cover = upload_sheet("").await.unwrap().into_inner().import_job.unwrap();
+    assert_eq!((cover.sheet.as_str(), cover.total_rows), ("说明", 0));
 }

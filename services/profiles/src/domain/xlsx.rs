@@ -1,0 +1,93 @@
+//! Reading the rows of an XLSX sheet (the first, or one named) as text
+//! cells, as a user sees them in Excel: whole numbers without a decimal
+//! point (a phone number typed into a number cell is 13800138000, not
+//! 1.38e10), dates as ISO dates, booleans as TRUE/FALSE. A row's number is
+//! its number in the sheet, so refused rows are named as Excel names them.
+//!
+//! calamine needs the whole file in memory (a ZIP is read by seeking) and
+//! keeps the workbook's shared-strings table — every distinct text in it —
+//! for as long as the sheet is read; the cells themselves are streamed
+//! (`worksheet_cells_reader`), never the whole sheet at once. No I/O.
+
+use std::io::Cursor;
+
+use calamine::{DataRef, Reader, Xlsx, open_workbook_from_rs};
+
+use super::import::Record;
+
+/// Why a workbook cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SheetError {
+    /// No sheet of that name; the workbook's sheets are listed.
+    #[error("the workbook has no sheet {wanted:?} (it has: {})", .found.join(", "))]
+    NoSuchSheet { wanted: String, found: Vec<String> },
+    /// The workbook has no sheet at all.
+    #[error("the workbook has no sheet")]
+    NoSheet,
+    /// Not a workbook calamine can read.
+    #[error("not a readable XLSX workbook: {0}")]
+    Unreadable(String),
+}
+
+/// Reads the rows of sheet `sheet` (None: the first) of the workbook in
+/// `bytes`, handing each to `row` in order (blank rows skipped) until it
+/// answers false. Returns the sheet's name.
+pub fn read_rows(bytes: &[u8], sheet: Option<&str>, mut row: impl FnMut(Record) -> bool) -> Result<String, SheetError> {
+    let mut workbook: Xlsx<Cursor<&[u8]>> =
+        open_workbook_from_rs(Cursor::new(bytes)).map_err(|e: calamine::XlsxError| SheetError::Unreadable(e.to_string()))?;
+    let names = workbook.sheet_names();
+    let name = match sheet.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(wanted) => names
+            .iter()
+            .find(|n| n.as_str() == wanted)
+            .cloned()
+            .ok_or_else(|| SheetError::NoSuchSheet { wanted: wanted.to_owned(), found: names.clone() })?,
+        None => names.first().cloned().ok_or(SheetError::NoSheet)?,
+    };
+    let mut cells = workbook.worksheet_cells_reader(&name).map_err(|e| SheetError::Unreadable(e.to_string()))?;
+    let mut current: Option<(u32, Vec<String>)> = None;
+    while let Some(cell) = cells.next_cell().map_err(|e| SheetError::Unreadable(e.to_string()))? {
+        let (r, c) = cell.get_position();
+        let text = cell_text(cell.get_value());
+        if current.as_ref().is_some_and(|(at, _)| *at != r)
+            && let Some(done) = current.take().and_then(|(at, cells)| record(at, cells))
+            && !row(done)
+        {
+            return Ok(name);
+        }
+        let (_, cells) = current.get_or_insert_with(|| (r, Vec::new()));
+        let c = c as usize;
+        if cells.len() <= c {
+            cells.resize(c + 1, String::new());
+        }
+        cells[c] = text;
+    }
+    if let Some(done) = current.and_then(|(at, cells)| record(at, cells)) {
+        row(done);
+    }
+    Ok(name)
+}
+
+/// Row `at` (0-based) with `cells`; None when every cell is empty.
+fn record(at: u32, cells: Vec<String>) -> Option<Record> {
+    cells.iter().any(|c| !c.trim().is_empty()).then(|| Record { number: u64::from(at) + 1, cells })
+}
+
+/// A cell as text, as Excel shows it.
+fn cell_text(cell: &DataRef<'_>) -> String {
+    match cell {
+        DataRef::Empty => String::new(),
+        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
+        DataRef::SharedString(s) => (*s).to_owned(),
+        DataRef::Int(i) => i.to_string(),
+        DataRef::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+        DataRef::Float(f) => f.to_string(),
+        DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
+        DataRef::DateTime(d) => match d.as_datetime() {
+            Some(t) if d.is_datetime() && t.time() == chrono::NaiveTime::MIN => t.date().to_string(),
+            Some(t) if d.is_datetime() => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            _ => d.as_f64().to_string(),
+        },
+        DataRef::Error(e) => e.to_string(),
+    }
+}
