@@ -399,7 +399,7 @@ fn workbook() -> Vec<u8> {
     sheet.write_string(1, 0, "张三").unwrap();
     sheet.write_number(1, 1, 13800138000.0).unwrap();
     sheet.write_string(1, 2, "zhang@example.com").unwrap();
-    sheet.write_datetime_with_format(1, 3, &ExcelDateTime::from_ymd(1990, 3, 2).unwrap(), &date).unwrap();
+    sheet.write_datetime_with_format(1, 3, ExcelDateTime::from_ymd(1990, 3, 2).unwrap(), &date).unwrap();
     sheet.write_number(1, 4, 12.5).unwrap();
     sheet.write_string(3, 0, "李四").unwrap();
     sheet.write_number(3, 1, 13900139000.0).unwrap();
