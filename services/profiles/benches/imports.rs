@@ -8,7 +8,7 @@
 //!   hashed, decoded, split and stored as it arrives);
 //! - the import run (CREATE_ONLY: every row read through its mapping,
 //!   checked as CreateCustomer checks one, within-file and stored duplicate
-//!   checks, written a batch of 2 500 per transaction (two batches written at once, committed in file order) with the email claims,
+//!   checks, written a batch of 2 000 per transaction (two batches written at once, committed in file order) with the email claims,
 //!   match keys and segment upkeep), and the service's peak RSS;
 //! - the reference: the same rows, already typed as the table stores them,
 //!   loaded with `COPY customers (…) FROM STDIN` by the table's owner into a
@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     let per_second = |d: Duration| rows as f64 / d.as_secs_f64();
     println!("profiles import, {rows} customer rows from CSV ({mb:.1} MB, UTF-8), {}", build_kind());
     println!("upload (streamed, checked, stored): {:.2}s = {:.1} MB/s", upload.as_secs_f64(), mb / upload.as_secs_f64());
-    println!("import run (CREATE_ONLY, batches of 2 500, two at once): {:.2}s = {:.0} rows/s", run.as_secs_f64(), per_second(run));
+    println!("import run (CREATE_ONLY, batches of 2 000, two at once): {:.2}s = {:.0} rows/s", run.as_secs_f64(), per_second(run));
     println!(
         "service CPU during the run: {:.2}s ({:.1} µs a row; the rest of the wall time is Postgres)",
         run_cpu.as_secs_f64(),

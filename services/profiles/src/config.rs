@@ -33,8 +33,8 @@ pub struct Config {
     #[arg(long, env = "CRM_IMPORT_MAX_BYTES", default_value_t = 512 << 20)]
     pub import_max_bytes: u64,
     /// The largest XLSX file UploadImportFile accepts, in bytes: an XLSX is read whole, in memory
-    /// (default 64 MiB: about 1.5 million rows of a customer list).
-    #[arg(long, env = "CRM_IMPORT_MAX_XLSX_BYTES", default_value_t = 64 << 20)]
+    /// (default 36 MiB: about a million rows of a customer list, read in under 150 MB).
+    #[arg(long, env = "CRM_IMPORT_MAX_XLSX_BYTES", default_value_t = 36 << 20)]
     pub import_max_xlsx_bytes: u64,
     /// Shared settings.
     #[command(flatten)]

@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// Rows judged and written per transaction.
-pub const BATCH_ROWS: usize = 2_500;
+pub const BATCH_ROWS: usize = 2_000;
 
 /// What the run has seen of the file so far: the rows each email address and
 /// match key was first accepted in, by a 64-bit hash (8 bytes a key, so a
@@ -299,7 +299,9 @@ impl App {
             .iter()
             .filter_map(|(column, name)| Field::parse(name).map(|field| ColumnMap { column: *column, field }))
             .collect();
-        let mut run = Run { tenant, job, settings, mapping, token, seen: Seen::default(), lease, stop };
+        // Sized for the file at once: growing a million-key table would hold the old and the new one together.
+        let seen = Seen(HashMap::with_capacity(usize::try_from(job.total_rows).unwrap_or(0)));
+        let mut run = Run { tenant, job, settings, mapping, token, seen, lease, stop };
         match self.read_through(&mut run).await {
             Ok(()) => Ok(()),
             Err(err) => {
