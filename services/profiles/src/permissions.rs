@@ -26,7 +26,8 @@ pub const ARCHIVE_READ: Permission =
     Permission::new("archive.read", &[Role::Service, Role::Agent, Role::Marketer, Role::Analyst, Role::Readonly]);
 /// Add, change and remove a customer's archive records.
 pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::Service, Role::Agent]);
-/// Upload spreadsheets and import customers from them (and read the jobs and the rows they refused).
+/// Upload spreadsheets, dry-run them and read the jobs and the rows they refused; a real
+/// run also needs `customers.create` (and for an upsert `customers.update` and each mapped field).
 pub const CUSTOMERS_IMPORT: Permission = Permission::new("customers.import", &[Role::Agent, Role::Marketer]);
 /// Create, change and remove segments and static segments' members.
 pub const SEGMENTS_WRITE: Permission = Permission::new("segments.write", &[Role::Agent, Role::Marketer]);

@@ -178,12 +178,12 @@ async fn a_browser_form_upload_streams_its_file_part() {
 async fn refusals_are_json_errors_and_keep_nothing() {
     let gw = spawn_files_gateway(|_| {}).await;
 
-    // The backend's: an XLSX (a zip: PK\x03\x04), an encoding it does not read.
+    // The backend's: a broken XLSX (the start of a zip, PK\x03\x04, and no more), an encoding it does not read.
     let xlsx = b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml".to_vec();
     let refused = upload(&gw, "?fileName=customers.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", xlsx).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{:#}", refused.body);
     assert_eq!(refused.body["error"]["status"], "INVALID_ARGUMENT");
-    assert_eq!(refused.reason(), "UNSUPPORTED_FORMAT");
+    assert_eq!(refused.reason(), "UNREADABLE_XLSX");
     let refused = upload(&gw, "?fileName=customers.csv&encoding=EBCDIC", "text/csv", "name,email\nAda,ada@example.com\n").await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{:#}", refused.body);
     assert_eq!(refused.reason(), "UNKNOWN_ENCODING");

@@ -5,14 +5,22 @@
 use std::pin::Pin;
 
 use chrono::Utc;
-use crm_kit::{Error, auth::caller, pagination::Pager, respond};
+use crm_kit::{
+    Error,
+    auth::{Principal, caller},
+    pagination::Pager,
+    respond,
+};
 use crm_proto::crm::profiles::v1::{self as pb, import_service_server::ImportService};
 use futures::{Stream, StreamExt, stream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     app::{App, imports::Upload},
-    domain::import::Encoding,
+    domain::{
+        access,
+        import::{Encoding, Field, Mode, Settings},
+    },
     permissions,
     resources::IMPORT_JOB,
     store::imports::ImportJobRow,
@@ -68,6 +76,28 @@ fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, (max_bytes, max_x
         declared_size,
         sheet: first.sheet.trim().chars().take(255).collect(),
     })
+}
+
+/// PERMISSION_DENIED unless the caller may do what the run would: a dry run
+/// writes nothing; a real run creates customers (`customers.create`), and an
+/// upsert also changes them — `customers.update` and each mapped field the
+/// caller may write (a marketer's upsert may fill tags, attributes and
+/// consent, not names or contacts).
+fn may_run(principal: &Principal, settings: &Settings) -> Result<(), Error> {
+    if settings.dry_run {
+        return Ok(());
+    }
+    principal.require(permissions::CUSTOMERS_CREATE)?;
+    if settings.mode == Mode::Upsert {
+        principal.require(permissions::CUSTOMERS_UPDATE)?;
+        for (_, name) in &settings.mapping {
+            let path = Field::parse(name).map_or("attributes", |f| f.path());
+            if !access::may_write(principal, path) {
+                return Err(Error::PermissionDenied { permission: path.to_owned() });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// INVALID_ARGUMENT for an upload whose stream broke (a malformed or oversized message); nothing of it is kept.
@@ -143,7 +173,8 @@ impl ImportService for ImportApi {
                 return Err(Error::invalid("settings", "REQUIRED", "how to run the job: mode, mapping, match key"));
             };
             let job = self.app.import_job(principal.tenant, id).await?;
-            let settings = settings_from_proto(settings, &job)?;
+            let settings = Settings { started_by: principal.subject.clone(), ..settings_from_proto(settings, &job)? };
+            may_run(&principal, &settings)?;
             let job = self.app.start_import(principal.tenant, id, &settings, Utc::now()).await?;
             Ok(pb::StartImportJobResponse { import_job: Some(job_to_proto(&job)) })
         })

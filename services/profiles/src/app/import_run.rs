@@ -24,7 +24,7 @@ use super::{App, history, segments};
 use crate::{
     domain::{
         customer::CustomerDraft,
-        import::{Encoding, Field, MatchKey, Mode, Record, RecordSplitter, Settings, TextDecoder},
+        import::{Encoding, Field, MAX_COLUMNS, MatchKey, Mode, Record, RecordSplitter, Settings, TextDecoder},
         rename::NAME_FIELDS,
         xlsx,
     },
@@ -126,7 +126,8 @@ impl Reader {
         while let Some(group) = rows.recv().await {
             let group = match group {
                 Ok(group) => group,
-                Err(message) => {
+                Err(Unreadable::Now(err)) => return Err(err),
+                Err(Unreadable::File(message)) => {
                     let _ = pieces.send(Ok(Piece::Unreadable(message))).await;
                     return Ok(());
                 }
@@ -143,6 +144,9 @@ impl Reader {
                     // Judged by an earlier lease: only what it accepted is remembered, for the duplicate checks.
                     if !self.refused.contains(&number) {
                         judged.extend(row_keys(&row, self.settings.match_key).into_iter().map(|(kind, key)| (kind, key, number)));
+                    }
+                    if judged.len() >= BATCH_ROWS && pieces.send(Ok(Piece::Judged(std::mem::take(&mut judged)))).await.is_err() {
+                        return Ok(());
                     }
                     continue;
                 }
@@ -172,7 +176,7 @@ impl Reader {
     /// The file's rows in order, in groups, from a task of their own: a
     /// CSV decoded and split chunk by chunk, or an XLSX sheet read on a
     /// blocking thread from the whole file. Err: where the file stopped being readable.
-    async fn rows(&self) -> Result<mpsc::Receiver<Result<Vec<Record>, String>>, Error> {
+    async fn rows(&self) -> Result<mpsc::Receiver<Result<Vec<Record>, Unreadable>>, Error> {
         let (sender, rows) = mpsc::channel(4);
         if self.job.format == "XLSX" {
             let bytes = self.whole_file().await?;
@@ -186,7 +190,7 @@ impl Reader {
                 let _ = match read {
                     Ok(_) if group.is_empty() => Ok(()),
                     Ok(_) => sender.blocking_send(Ok(group)),
-                    Err(e) => sender.blocking_send(Err(e.to_string())),
+                    Err(e) => sender.blocking_send(Err(Unreadable::File(e.to_string()))),
                 };
             });
             return Ok(rows);
@@ -202,14 +206,15 @@ impl Reader {
                 let chunk = match chunk(&app, tenant, id, seq).await {
                     Ok(chunk) => chunk,
                     Err(err) => {
-                        let _ = sender.send(Err(format!("the stored file could not be read: {err}"))).await;
+                        // The database, not the file: the run is tried again from its cursor.
+                        let _ = sender.send(Err(Unreadable::Now(err))).await;
                         return;
                     }
                 };
                 let last = chunk.is_none();
                 text.clear();
                 if let Err(e) = decoder.decode(chunk.as_deref().unwrap_or_default(), last, &mut text) {
-                    let _ = sender.send(Err(format!("byte {} is not {} text", e.offset, e.encoding))).await;
+                    let _ = sender.send(Err(Unreadable::File(format!("byte {} is not {} text", e.offset, e.encoding)))).await;
                     return;
                 }
                 let group = splitter.feed(&text, last);
@@ -232,6 +237,14 @@ impl Reader {
         }
         Ok(bytes)
     }
+}
+
+/// Why the file's rows stopped coming.
+enum Unreadable {
+    /// The file itself cannot be read on from here (the run fails, saying why).
+    File(String),
+    /// The database could not be read now (the run is tried again).
+    Now(Error),
 }
 
 /// Chunk `seq` of job `id`'s stored file; None past the last.
@@ -393,6 +406,8 @@ impl App {
         let mut tx = self.begin(run.tenant).await?;
         if hold(&mut tx, &run.held()).await?.is_some() {
             jobs::end(&mut tx, run.tenant, run.job.id, "FAILED", message, Utc::now()).await?;
+            // A file that cannot be read through is never imported: its data is not kept.
+            jobs::delete_chunks(&mut tx, run.tenant, run.job.id).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -417,8 +432,10 @@ impl App {
         let (records, verdicts) = judge(&mut tx, run, rows, now).await?;
         let (done, committed) = oneshot::channel();
         let held = run.held();
+        // The changes it writes are the starter's (field history names them), through this job.
+        let origin = history_origin(&run.settings.started_by, held.job);
         let task = tokio::spawn(async move {
-            let written = write(tx, &held, first, &records, verdicts, previous, now).await;
+            let written = crm_kit::history::with_origin(origin, write(tx, &held, first, &records, verdicts, previous, now)).await;
             let _ = done.send(matches!(written, Ok(true)));
             written
         });
@@ -442,6 +459,12 @@ async fn all_written(writing: &mut VecDeque<JoinHandle<Result<bool, Error>>>) ->
         all &= written(Some(task)).await?;
     }
     Ok(all)
+}
+
+/// The origin of an import's changes: who started it, and the job as the request.
+fn history_origin(started_by: &str, job: Uuid) -> crm_kit::history::Origin {
+    let actor = if started_by.is_empty() { format!("system:import/{job}") } else { started_by.to_owned() };
+    crm_kit::history::Origin { actor, request_id: IMPORT_JOB.name(job) }
 }
 
 /// What a batch's writer needs of its run.
@@ -621,7 +644,11 @@ async fn judge(
     };
     let rename_needs_approval = settings.mode == Mode::Upsert && store::rename::approval_required(tx, run.tenant).await?;
     let mut verdicts = Vec::with_capacity(rows.len());
-    let mut drafts_emails: Vec<String> = Vec::new();
+    // Email addresses are claimed by one live customer: the owners of every address the rows bring,
+    // looked up first, so that a row is fully judged before its keys are remembered for the rows after it.
+    let brought: Vec<String> =
+        rows.iter().flat_map(|(claims, _, _)| claims.iter().filter(|(kind, _)| *kind == "email").map(|(_, e)| e.clone())).collect();
+    let claimed: HashMap<String, Uuid> = jobs::email_owners(tx, run.tenant, &brought).await?.into_iter().collect();
     for ((record, (claims, row, alone)), key) in records.iter().zip(rows).zip(&keys) {
         let number = i64::try_from(record.number).unwrap_or(i64::MAX);
         if let Some((kind, first)) = claims.iter().find_map(|(kind, key)| run.seen.first(kind, key).map(|first| (*kind, first))) {
@@ -686,39 +713,39 @@ async fn judge(
                 ),
             }]),
         };
+        let verdict = refuse_taken_emails(verdict, &claimed);
         if !matches!(verdict, Verdict::Refused(_)) {
             for (kind, key) in &claims {
                 run.seen.remember(kind, key, number);
             }
         }
-        if let Verdict::Create(draft) | Verdict::Update(_, draft) = &verdict {
-            drafts_emails.extend(draft.email_addresses());
-        }
         verdicts.push(verdict);
     }
-    // Email addresses are claimed by one live customer: a row taking one another customer holds is refused.
-    let claimed: HashMap<String, Uuid> = jobs::email_owners(tx, run.tenant, &drafts_emails).await?.into_iter().collect();
-    for verdict in &mut verdicts {
-        let (draft, own) = match verdict {
-            Verdict::Create(draft) => (&*draft, None),
-            Verdict::Update(before, draft) => (&*draft, Some(before.id)),
-            _ => continue,
-        };
-        let taken = draft
-            .emails
-            .iter()
-            .enumerate()
-            .find_map(|(i, e)| claimed.get(&e.address).filter(|owner| Some(**owner) != own).map(|owner| (i, *owner)));
-        if let Some((i, owner)) = taken {
-            *verdict = Verdict::Refused(vec![RowProblem {
-                column: None,
-                field: format!("emails[{i}].address"),
-                reason: "EMAIL_ALREADY_USED",
-                message: format!("{} already uses this email address", CUSTOMER.name(owner)),
-            }]);
-        }
-    }
     Ok((records, verdicts))
+}
+
+/// `verdict`, or a refusal when its customer would take an email address
+/// another customer holds (`claimed`: address → owner).
+fn refuse_taken_emails(verdict: Verdict, claimed: &HashMap<String, Uuid>) -> Verdict {
+    let (draft, own) = match &verdict {
+        Verdict::Create(draft) => (draft, None),
+        Verdict::Update(before, draft) => (draft, Some(before.id)),
+        _ => return verdict,
+    };
+    let taken = draft
+        .emails
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| claimed.get(&e.address).filter(|owner| Some(**owner) != own).map(|owner| (i, *owner)));
+    match taken {
+        None => verdict,
+        Some((i, owner)) => Verdict::Refused(vec![RowProblem {
+            column: None,
+            field: format!("emails[{i}].address"),
+            reason: "EMAIL_ALREADY_USED",
+            message: format!("{} already uses this email address", CUSTOMER.name(owner)),
+        }]),
+    }
 }
 
 /// The customer field a match key reads.
@@ -746,7 +773,7 @@ fn group(pairs: Vec<(String, Uuid)>) -> HashMap<String, Vec<Uuid>> {
 fn error_row(record: &Record, problems: Vec<RowProblem>) -> ErrorRow {
     ErrorRow {
         row_number: i64::try_from(record.number).unwrap_or(i64::MAX),
-        cells: sqlx::types::Json(record.cells.clone()),
+        cells: sqlx::types::Json(record.cells.iter().take(MAX_COLUMNS).cloned().collect()),
         problems: sqlx::types::Json(
             problems
                 .into_iter()

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::App;
 use crate::{
     domain::{
-        import::{Encoding, FileKind, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest},
+        import::{Encoding, FileKind, MAX_RECORD_BYTES, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest},
         xlsx,
     },
     resources::IMPORT_JOB,
@@ -131,6 +131,13 @@ impl Reading {
             let delimiter = detect_delimiter(&self.text[..end]);
             self.splitter = Some((RecordSplitter::new(delimiter), delimiter));
         }
+        if self.text.contains('\0') {
+            return Err(Error::invalid(
+                "file",
+                "NOT_TEXT",
+                "the file holds a NUL character, which no spreadsheet text has: it is not a CSV file",
+            ));
+        }
         let Some((splitter, _)) = self.splitter.as_mut() else { return Ok(()) };
         for record in splitter.feed(&self.text, last) {
             self.records += 1;
@@ -139,6 +146,16 @@ impl Reading {
             }
         }
         self.text.clear();
+        if splitter.pending_bytes() > MAX_RECORD_BYTES {
+            return Err(Error::invalid(
+                "file",
+                "ROW_TOO_LARGE",
+                format!(
+                    "row {} runs over {MAX_RECORD_BYTES} bytes — a quote opened and never closed? Fix the file and upload it again",
+                    self.records + 1
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -290,7 +307,7 @@ impl App {
         let refusal = match job.state.as_str() {
             "UPLOADED" => None,
             "RUNNING" => Some(("JOB_RUNNING", "the job is running; wait for it to end, or cancel it")),
-            _ if last_was_dry && job.state != "FAILED" => None,
+            "SUCCEEDED" if last_was_dry => None,
             "SUCCEEDED" => Some(("ALREADY_IMPORTED", "the file was imported already; a file is imported once (upload a new one)")),
             "CANCELLED" => Some(("JOB_CANCELLED", "the job was cancelled; upload the file again to import it")),
             _ => Some(("JOB_FAILED", "the file could not be read through; fix it and upload it again")),

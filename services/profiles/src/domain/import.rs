@@ -142,6 +142,14 @@ pub fn detect_delimiter(line: &str) -> u8 {
     counts.iter().filter(|(_, n)| *n > 0).max_by_key(|(_, n)| *n).map_or(b',', |(d, _)| *d)
 }
 
+/// The most columns a sheet's row is read with (Excel's own limit is
+/// 16 384; a customer list has tens): cells beyond are ignored.
+pub const MAX_COLUMNS: usize = 1_024;
+
+/// The largest record (row) a CSV file may have, in bytes: a quote left
+/// open would otherwise swallow the rest of the file into one cell.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// One record of a CSV file: its number (1: the header row), as a
 /// spreadsheet numbers rows, and its cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +200,11 @@ impl RecordSplitter {
                 ReadRecordResult::InputEmpty | ReadRecordResult::End => return records,
             }
         }
+    }
+
+    /// Bytes of the record being read that its end has not reached yet.
+    pub fn pending_bytes(&self) -> usize {
+        self.used.0
     }
 
     /// The record the reader just completed, counted; None when all its cells are empty.
@@ -291,6 +304,26 @@ impl Field {
         }
     }
 
+    /// The customer field (as field masks and write permissions name it) it writes.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Self::DisplayName => "display_name",
+            Self::GivenName => "given_name",
+            Self::FamilyName => "family_name",
+            Self::Email => "emails",
+            Self::Phone => "phones",
+            Self::Company => "company",
+            Self::JobTitle => "job_title",
+            Self::Industry => "industry",
+            Self::Address | Self::City | Self::Region | Self::PostalCode | Self::Country => "addresses",
+            Self::Birthday => "birthday",
+            Self::Tags => "tags",
+            Self::Locale => "locale",
+            Self::TimeZone => "time_zone",
+            Self::ExternalId | Self::Attribute(_) => "attributes",
+        }
+    }
+
     /// Whether its cells are personal data, shown masked to callers without `pii`.
     pub fn personal(&self) -> bool {
         matches!(
@@ -351,6 +384,9 @@ pub struct Settings {
     pub calling_code: String,
     /// Check every row as `mode` would; write nothing.
     pub dry_run: bool,
+    /// Who started the run (the token's subject): the actor of the changes it writes.
+    #[serde(default)]
+    pub started_by: String,
 }
 
 impl Settings {

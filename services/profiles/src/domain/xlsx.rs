@@ -13,7 +13,7 @@ use std::io::Cursor;
 
 use calamine::{DataRef, Reader, Xlsx, open_workbook_from_rs};
 
-use super::import::Record;
+use super::import::{MAX_COLUMNS, Record};
 
 /// Why a workbook cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +48,9 @@ pub fn read_rows(bytes: &[u8], sheet: Option<&str>, mut row: impl FnMut(Record) 
     let mut current: Option<(u32, Vec<String>)> = None;
     while let Some(cell) = cells.next_cell().map_err(|e| SheetError::Unreadable(e.to_string()))? {
         let (r, c) = cell.get_position();
+        if c as usize >= MAX_COLUMNS {
+            continue;
+        }
         let text = cell_text(cell.get_value());
         if current.as_ref().is_some_and(|(at, _)| *at != r)
             && let Some(done) = current.take().and_then(|(at, cells)| record(at, cells))

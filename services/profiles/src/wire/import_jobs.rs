@@ -226,7 +226,7 @@ pub fn settings_from_proto(s: &pb::ImportSettings, job: &ImportJobRow) -> Result
     }
     match mode {
         Some(mode) if violations.is_empty() => {
-            Ok(Settings { mapping, mode, match_key, rule, field_rules, calling_code, dry_run: s.dry_run })
+            Ok(Settings { mapping, mode, match_key, rule, field_rules, calling_code, dry_run: s.dry_run, started_by: String::new() })
         }
         _ => Err(Error::InvalidArgument { violations }),
     }
@@ -262,8 +262,11 @@ fn shown_cells(row: &ErrorRow, fields: &[Option<Field>], pii: bool) -> Vec<Strin
         .iter()
         .enumerate()
         .map(|(i, cell)| match fields.get(i).and_then(|f| f.as_ref()) {
-            Some(field) if !pii && field.personal() => masked(field, cell),
-            _ => cell.clone(),
+            _ if pii => cell.clone(),
+            Some(field) if !field.personal() && !matches!(field, Field::Attribute(_)) => cell.clone(),
+            // A column mapped to personal data, to a custom attribute, or to nothing may hold anything.
+            Some(field) => masked(field, cell),
+            None => masked(&Field::DisplayName, cell),
         })
         .collect()
 }

@@ -379,6 +379,19 @@ async fn only_importers_of_the_tenant_see_its_jobs() {
     assert!(as_marketer.is_ok());
     let other_tenant = with_token(pb::GetImportJobRequest { name: job.name.clone() }, &token(uuid::Uuid::now_v7(), &["admin"]));
     assert_error(imports(&app).get_import_job(other_tenant).await, Code::NotFound, "NOT_FOUND");
+
+    // A marketer may dry-run a list, not create customers from it (nor change fields it may not write).
+    let start = |settings: pb::ImportSettings| {
+        let request = app.as_roles(pb::StartImportJobRequest { name: job.name.clone(), settings: Some(settings) }, &["marketer"]);
+        let mut client = imports(&app);
+        async move { client.start_import_job(request).await }
+    };
+    assert_error(start(settings(ps::Mode::CreateOnly)).await, Code::PermissionDenied, "PERMISSION_DENIED");
+    let mut dry = settings(ps::Mode::CreateOnly);
+    dry.dry_run = true;
+    start(dry).await.expect("a marketer's dry run");
+    assert_eq!(finished(&app, &job.name).await.state, State::Succeeded as i32);
+    assert!(all_customers(&app).await.is_empty());
 }
 
 /// A workbook as a spreadsheet program writes it: a cover sheet first, then
