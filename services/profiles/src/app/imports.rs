@@ -241,7 +241,7 @@ impl App {
             ));
         }
         if let Some(job) = earlier {
-            return same_file(job, &hex(reading.sha.clone().finalize().as_slice()));
+            return same_file(job, &hex::encode(reading.sha.clone().finalize()));
         }
         reading.take(&[], true)?;
         if !pending.is_empty() {
@@ -255,7 +255,7 @@ impl App {
         let Some(headers) = reading.headers.take() else {
             return Err(Error::invalid("file", "EMPTY_FILE", "the file has no header row"));
         };
-        let sha256 = hex(reading.sha.clone().finalize().as_slice());
+        let sha256 = hex::encode(reading.sha.clone().finalize());
         let suggested: Vec<(usize, String, f32)> = suggest(&headers)
             .into_iter()
             .map(|s| (s.column, s.field.map(|f| f.name().into_owned()).unwrap_or_default(), s.confidence))
@@ -404,9 +404,4 @@ fn same_file(job: ImportJobRow, sha256: &str) -> Result<ImportJobRow, Error> {
         resource_type: IMPORT_JOB.type_name,
         name: IMPORT_JOB.name(job.id),
     })
-}
-
-/// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

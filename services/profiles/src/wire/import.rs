@@ -193,16 +193,6 @@ impl RowCustomer {
     }
 }
 
-/// A new customer from the row `cells` describes (see [`read_row`] and [`RowCustomer::into_draft`]).
-pub fn customer_from_row(
-    cells: &[&str],
-    mapping: &[ColumnMap],
-    calling_code: &str,
-    now: DateTime<Utc>,
-) -> Result<CustomerDraft, Vec<RowProblem>> {
-    read_row(cells, mapping, calling_code).into_draft(None, now)
-}
-
 /// Applies the row's `field` to the stored customer under `rule`: scalars
 /// are replaced, kept or filled when blank; lists (emails, phones, tags) are
 /// replaced, kept, or added to; attributes go key by key.
@@ -311,6 +301,16 @@ fn attribute(attributes: &mut Struct, origin: &mut Vec<(String, usize)>, name: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new customer from the row `cells` describes (see [`read_row`] and [`RowCustomer::into_draft`]).
+    fn customer_from_row(
+        cells: &[&str],
+        mapping: &[ColumnMap],
+        calling_code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CustomerDraft, Vec<RowProblem>> {
+        read_row(cells, mapping, calling_code).into_draft(None, now)
+    }
 
     fn mapping(fields: &[Field]) -> Vec<ColumnMap> {
         fields.iter().enumerate().map(|(column, field)| ColumnMap { column, field: field.clone() }).collect()
