@@ -26,6 +26,8 @@ cargo bench -p crm-profiles --bench grading
 cargo bench -p crm-profiles --bench duplicates
 # 1 000 000 customer rows imported from CSV beside a raw COPY of the same rows.
 cargo bench -p crm-profiles --bench imports
+# 1 000 000 customers exported as CSV (and XLSX) beside COPY … TO STDOUT of the same rows.
+cargo bench -p crm-profiles --bench exports
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
 # Campaigns: SendNotice against its transaction; email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).

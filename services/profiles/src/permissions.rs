@@ -29,6 +29,11 @@ pub const ARCHIVE_WRITE: Permission = Permission::new("archive.write", &[Role::S
 /// Upload spreadsheets, dry-run them and read the jobs and the rows they refused; a real
 /// run also needs `customers.create` (and for an upsert `customers.update` and each mapped field).
 pub const CUSTOMERS_IMPORT: Permission = Permission::new("customers.import", &[Role::Agent, Role::Marketer]);
+/// Export customers (by filter or segment) and transactions (by time range)
+/// as CSV or XLSX; personal data unmasked only with `pii`. Every export is audited.
+pub const CUSTOMERS_EXPORT: Permission = Permission::new("customers.export", &[Role::Agent, Role::Marketer, Role::Analyst]);
+/// Read the audit of exports: who took which data out, when (administrators only).
+pub const AUDIT_READ: Permission = Permission::new("audit.read", &[]);
 /// Create, change and remove segments and static segments' members.
 pub const SEGMENTS_WRITE: Permission = Permission::new("segments.write", &[Role::Agent, Role::Marketer]);
 /// Export everything held about a customer and erase their personal data (GDPR / PIPL; administrators only).
@@ -48,9 +53,11 @@ mod tests {
 
     use super::*;
 
-    const ALL: [Permission; 15] = [
+    const ALL: [Permission; 17] = [
         CUSTOMERS_READ,
         CUSTOMERS_IMPORT,
+        CUSTOMERS_EXPORT,
+        AUDIT_READ,
         CUSTOMERS_MERGE,
         CUSTOMERS_CREATE,
         CUSTOMERS_UPDATE,
@@ -78,6 +85,7 @@ mod tests {
                 "customers.disable",
                 "customers.merge",
                 "customers.import",
+                "customers.export",
                 "archive.read",
                 "archive.write",
                 "segments.write",
@@ -86,9 +94,17 @@ mod tests {
         );
         assert_eq!(
             held_by(Role::Marketer, &ALL),
-            BTreeSet::from(["customers.read", "customers.update", "customers.import", "archive.read", "segments.write", "pii"])
+            BTreeSet::from([
+                "customers.read",
+                "customers.update",
+                "customers.import",
+                "customers.export",
+                "archive.read",
+                "segments.write",
+                "pii"
+            ])
         );
-        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read", "archive.read"]));
+        assert_eq!(held_by(Role::Analyst, &ALL), BTreeSet::from(["customers.read", "customers.export", "archive.read"]));
         assert_eq!(held_by(Role::Readonly, &ALL), BTreeSet::from(["customers.read", "archive.read"]));
         assert_eq!(held_by(Role::Customer, &ALL), BTreeSet::from(["customers.self"]), "a customer holds no staff permission");
     }

@@ -40,5 +40,7 @@ pub const RENAME_REQUEST: ChildResourceType = ChildResourceType::new("profiles.c
 pub const CUSTOMER_MERGE: ResourceType = ResourceType::new("profiles.crm/CustomerMerge", "customerMerges");
 /// `importJobs/{id}`: an upload and its import runs.
 pub const IMPORT_JOB: ResourceType = ResourceType::new("profiles.crm/ImportJob", "importJobs");
+/// `exports/{id}`: the audit entry of an export.
+pub const EXPORT: ResourceType = ResourceType::new("profiles.crm/Export", "exports");
 /// `segments/{id}`.
 pub const SEGMENT: ResourceType = ResourceType::new("profiles.crm/Segment", "segments");

@@ -1,15 +1,15 @@
 //! Builds the profiles service: the kit's runtime plus CustomerService,
 //! RelatedPersonService, PaymentAccountService, CommunicationService,
 //! PremisesService, OccurrenceService, TransactionService,
-//! RenameRequestService, GradingService, SegmentService, DuplicateService, MergeService, ImportService,
+//! RenameRequestService, GradingService, SegmentService, DuplicateService, MergeService, ImportService, ExportService,
 //! the event stream, and the grading, segment-sweep, duplicate-scan, import and
 //! verification jobs.
 
 use crm_kit::server::{Kit, Server, ServiceSpec};
 use crm_proto::crm::profiles::v1::{
     communication_service_server::CommunicationServiceServer, customer_service_server::CustomerServiceServer,
-    duplicate_service_server::DuplicateServiceServer, grading_service_server::GradingServiceServer,
-    import_service_server::ImportServiceServer, merge_service_server::MergeServiceServer,
+    duplicate_service_server::DuplicateServiceServer, export_service_server::ExportServiceServer,
+    grading_service_server::GradingServiceServer, import_service_server::ImportServiceServer, merge_service_server::MergeServiceServer,
     occurrence_service_server::OccurrenceServiceServer, payment_account_service_server::PaymentAccountServiceServer,
     premises_service_server::PremisesServiceServer, related_person_service_server::RelatedPersonServiceServer,
     rename_request_service_server::RenameRequestServiceServer, segment_service_server::SegmentServiceServer,
@@ -21,8 +21,8 @@ use sqlx::migrate::Migrator;
 
 use crate::{
     api::{
-        CommunicationApi, CustomerApi, DuplicateApi, GradingApi, ImportApi, MergeApi, OccurrenceApi, PaymentAccountApi, PremisesApi,
-        RelatedPersonApi, RenameRequestApi, SegmentApi, TransactionApi,
+        CommunicationApi, CustomerApi, DuplicateApi, ExportApi, GradingApi, ImportApi, MergeApi, OccurrenceApi, PaymentAccountApi,
+        PremisesApi, RelatedPersonApi, RenameRequestApi, SegmentApi, TransactionApi,
     },
     app::App,
     config::Config,
@@ -62,6 +62,7 @@ impl Application {
                 kit.page_tokens.clone(),
                 (config.import_max_bytes, config.import_max_xlsx_bytes),
             )),
+            ExportServiceServer::new(ExportApi::new(app.clone(), kit.page_tokens.clone())),
         );
         jobs::imports::spawn(
             app.clone(),

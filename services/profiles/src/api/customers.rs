@@ -280,6 +280,7 @@ impl CustomerService for CustomerApi {
                 after,
                 show_deleted: request.show_deleted,
                 show_disabled: request.show_disabled,
+                segment: None,
                 limit: page.fetch_limit(),
             };
             let rows = self.app.customers(principal.tenant, query).await?;

@@ -227,14 +227,14 @@ impl ImportService for ImportApi {
         // The first page is read before answering, so that a missing job is NOT_FOUND rather than a broken stream.
         let (job, first) = self.app.import_errors(principal.tenant, id, 0, DOWNLOAD_PAGE).await?;
         let pii = principal.can(permissions::PII);
-        let chunk = |text: String| pb::DownloadImportErrorsResponse {
+        let chunk = |data: Vec<u8>| pb::DownloadImportErrorsResponse {
             chunk: Some(crm_proto::google::api::HttpBody {
                 content_type: "text/csv; charset=utf-8".to_owned(),
-                data: text.into_bytes(),
+                data,
                 extensions: Vec::new(),
             }),
         };
-        let head = chunk(errors_csv_header(&job) + &errors_csv_lines(&job, &first, pii));
+        let head = chunk([errors_csv_header(&job), errors_csv_lines(&job, &first, pii)].concat());
         let (app, tenant) = (self.app.clone(), principal.tenant);
         let after = (first.len() as i64 == DOWNLOAD_PAGE).then(|| first.last().map_or(0, |r| r.row_number));
         let rest = stream::try_unfold(after, move |after| {

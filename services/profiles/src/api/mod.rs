@@ -16,6 +16,7 @@
 //! - `premises`: PremisesService — premises, move-ins and move-outs, billing parties.
 //! - `occurrences`: OccurrenceService — notable things that happened to a customer.
 //! - `rename`: RenameRequestService — renaming customers with approval (客户更名单).
+//! - `exports`: ExportService — customers and transactions as CSV or XLSX, streamed; the audit of exports.
 //! - `imports`: ImportService — spreadsheet uploads, import runs and the rows they refused.
 //! - `merges`: MergeService — merging duplicates and undoing it.
 //! - `duplicates`: DuplicateService — duplicate candidates and the scan's pairs.
@@ -29,6 +30,7 @@ mod changes;
 mod communications;
 mod customers;
 mod duplicates;
+mod exports;
 mod grading;
 mod imports;
 mod listing;
@@ -46,6 +48,7 @@ mod transactions;
 pub use communications::CommunicationApi;
 pub use customers::CustomerApi;
 pub use duplicates::DuplicateApi;
+pub use exports::ExportApi;
 pub use grading::GradingApi;
 pub use imports::ImportApi;
 pub use merges::MergeApi;

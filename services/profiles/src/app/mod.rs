@@ -20,6 +20,7 @@ pub mod archive;
 pub mod communications;
 pub mod customers;
 pub mod duplicates;
+pub mod exports;
 pub mod grading;
 pub mod history;
 pub mod import_run;

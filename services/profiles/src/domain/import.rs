@@ -440,6 +440,10 @@ const SYNONYMS: &[(Field, &[&str])] = &[
     (Field::ExternalId, &["编号", "客户编号", "外部编号", "id", "externalid", "customerid", "customerno", "code"]),
 ];
 
+/// Headers that name no field although they contain a field's name: the
+/// resource name an export writes ("resource_name" is not a display name).
+const NOT_FIELDS: &[&str] = &["resourcename"];
+
 /// A header made comparable: lowercase, without spaces, punctuation (ASCII
 /// or full-width) and a trailing colon or asterisk ("手机号：", "Email *").
 pub fn normalise(header: &str) -> String {
@@ -470,6 +474,9 @@ pub fn suggest(headers: &[String]) -> Vec<Suggestion> {
         .enumerate()
         .map(|(column, header)| {
             let key = normalise(header);
+            if NOT_FIELDS.contains(&key.as_str()) {
+                return Suggestion { column, header: header.clone(), field: None, confidence: 0.0 };
+            }
             let exact = SYNONYMS.iter().find(|(_, names)| names.contains(&key.as_str()));
             // A contained name of four bytes or more — two Chinese characters ("客户手机" has "手机"), four
             // letters ("mobilephone" has "mobile") — the longest; shorter ones ("名", "市", "id") only exactly.
@@ -510,6 +517,12 @@ pub fn suggest(headers: &[String]) -> Vec<Suggestion> {
         }
     }
     suggestions
+}
+
+/// The addresses or numbers in an email or phone cell: split on semicolons
+/// (ASCII or full-width), as an export writes several — trimmed, empties dropped.
+pub fn split_contacts(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split([';', '；']).map(str::trim).filter(|c| !c.is_empty())
 }
 
 /// The tags in a cell: split on commas, semicolons, vertical bars and the
@@ -573,21 +586,31 @@ pub fn unneutralise(cell: &str) -> &str {
 
 /// Appends `cells` as one CSV line (RFC 4180: quoted where needed, CRLF),
 /// each cell neutralised.
-pub fn write_csv_row(cells: &[&str], out: &mut String) {
+pub fn write_csv_row(cells: &[&str], out: &mut Vec<u8>) {
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        let cell = neutralise(cell);
-        if cell.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&cell.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(&cell);
-        }
+        push_csv_cell(cell, out);
     }
-    out.push_str("\r\n");
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `cell` as a CSV cell: neutralised, quoted where needed.
+pub fn push_csv_cell(cell: &str, out: &mut Vec<u8>) {
+    let cell = neutralise(cell);
+    if cell.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        for part in cell.split_inclusive('"') {
+            out.extend_from_slice(part.as_bytes());
+            if part.ends_with('"') {
+                out.push(b'"');
+            }
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(cell.as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -781,8 +804,9 @@ mod tests {
     #[test]
     fn written_rows_split_back_into_the_same_cells() {
         let cells = ["张三", "a,b", "say \"hi\"", "two\nlines", "=1+1", "+86 138 0013 8000"];
-        let mut line = String::new();
+        let mut line = Vec::new();
         write_csv_row(&cells, &mut line);
+        let line = String::from_utf8(line).unwrap();
         let records = RecordSplitter::new(b',').feed(&line, true);
         let back: Vec<&str> = records[0].cells.iter().map(|c| unneutralise(c)).collect();
         assert_eq!(back, cells);

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod communication;
 pub mod customer;
+pub mod export;
 pub mod fields;
 pub mod grading;
 pub mod import;
@@ -17,5 +18,6 @@ pub mod premises;
 pub mod related_person;
 pub mod rename;
 pub mod segment;
+pub mod sheet;
 pub mod transaction;
 pub mod xlsx;

@@ -306,6 +306,8 @@ pub struct ListQuery<'a> {
     pub show_deleted: bool,
     /// Include disabled customers.
     pub show_disabled: bool,
+    /// Only the members of this segment.
+    pub segment: Option<Uuid>,
     /// Rows to fetch.
     pub limit: i64,
 }
@@ -369,6 +371,13 @@ pub async fn list(tx: &mut TenantTx, tenant: Uuid, query: ListQuery<'_>) -> Resu
         qb.push(" AND c.disable_time IS NULL");
     }
     query.filter.push_and(&mut qb);
+    if let Some(segment) = query.segment {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM segment_members m WHERE m.tenant_id = c.tenant_id AND m.customer_id = c.id AND m.segment_id = ",
+        );
+        qb.push_bind(segment);
+        qb.push(")");
+    }
     if let Some(after) = &query.after {
         push_after(&mut qb, &keys, after);
     }

@@ -7,6 +7,7 @@ pub mod customer_filter;
 mod customers;
 pub mod duplicates;
 pub mod erasure;
+pub mod exports;
 pub mod grading;
 pub mod history;
 pub mod imports;

@@ -18,7 +18,7 @@ use super::draft_from_proto;
 use crate::domain::{
     customer::CustomerDraft,
     fields,
-    import::{Field, MatchKey, Rule, Settings, international, parse_birthday, split_tags, unneutralise},
+    import::{Field, MatchKey, Rule, Settings, international, parse_birthday, split_contacts, split_tags, unneutralise},
 };
 
 /// Which field column `column` (0-based) fills.
@@ -86,14 +86,22 @@ pub fn read_row(cells: &[&str], mapping: &[ColumnMap], calling_code: &str) -> Ro
                 origin.push(("addresses[0].lines".to_owned(), map.column));
             }
             Field::Email => {
-                origin.push((format!("emails[{}]", customer.emails.len()), map.column));
-                let primary = customer.emails.is_empty();
-                customer.emails.push(EmailAddress { address: cell.to_owned(), label: String::new(), primary });
+                for address in split_contacts(cell) {
+                    origin.push((format!("emails[{}]", customer.emails.len()), map.column));
+                    let primary = customer.emails.is_empty();
+                    customer.emails.push(EmailAddress { address: address.to_owned(), label: String::new(), primary });
+                }
             }
             Field::Phone => {
-                origin.push((format!("phones[{}]", customer.phones.len()), map.column));
-                let primary = customer.phones.is_empty();
-                customer.phones.push(PhoneNumber { number: international(cell, calling_code).into_owned(), label: String::new(), primary });
+                for number in split_contacts(cell) {
+                    origin.push((format!("phones[{}]", customer.phones.len()), map.column));
+                    let primary = customer.phones.is_empty();
+                    customer.phones.push(PhoneNumber {
+                        number: international(number, calling_code).into_owned(),
+                        label: String::new(),
+                        primary,
+                    });
+                }
             }
             Field::Tags => {
                 for tag in split_tags(cell) {

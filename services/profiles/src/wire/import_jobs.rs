@@ -12,7 +12,7 @@ use crm_proto::crm::profiles::v1::{self as pb, import_job::State, import_setting
 use crate::{
     domain::{
         import::{Field, MatchKey, Mode, Rule, Settings, write_csv_row},
-        mask,
+        mask::{self, CellMask},
     },
     resources::IMPORT_JOB,
     store::imports::{ErrorRow, ImportJobRow},
@@ -245,14 +245,12 @@ fn column_fields(job: &ImportJobRow) -> Vec<Option<Field>> {
 
 /// A personal cell as a caller without `pii` sees it.
 fn masked(field: &Field, cell: &str) -> String {
-    match field {
-        Field::Email => mask::email(cell),
-        Field::Phone => mask::phone(cell),
-        _ => {
-            let mut chars = cell.chars();
-            chars.next().map(|first| format!("{first}***")).unwrap_or_default()
-        }
-    }
+    let how = match field {
+        Field::Email => CellMask::Email,
+        Field::Phone => CellMask::Phone,
+        _ => CellMask::Initial,
+    };
+    mask::cell(cell, how)
 }
 
 /// The cells of a refused row as the caller may see them.
@@ -298,8 +296,8 @@ pub fn errors_to_proto(job: &ImportJobRow, rows: &[ErrorRow], pii: bool) -> Vec<
 }
 
 /// The refused rows' CSV header: the file's headers and a column saying what is wrong.
-pub fn errors_csv_header(job: &ImportJobRow) -> String {
-    let mut line = String::from("\u{feff}");
+pub fn errors_csv_header(job: &ImportJobRow) -> Vec<u8> {
+    let mut line = "\u{feff}".as_bytes().to_vec();
     let mut cells: Vec<&str> = job.headers.iter().map(String::as_str).collect();
     cells.push("错误 / Error");
     write_csv_row(&cells, &mut line);
@@ -308,9 +306,9 @@ pub fn errors_csv_header(job: &ImportJobRow) -> String {
 
 /// Refused rows as lines of the CSV: their cells (masked without `pii`,
 /// neutralised against formulas) and what is wrong with them.
-pub fn errors_csv_lines(job: &ImportJobRow, rows: &[ErrorRow], pii: bool) -> String {
+pub fn errors_csv_lines(job: &ImportJobRow, rows: &[ErrorRow], pii: bool) -> Vec<u8> {
     let fields = column_fields(job);
-    let mut out = String::new();
+    let mut out = Vec::new();
     for row in rows {
         let mut cells = shown_cells(row, &fields, pii);
         cells.resize(job.headers.len(), String::new());

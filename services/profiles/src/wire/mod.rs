@@ -7,6 +7,7 @@
 
 pub mod changes;
 pub mod communications;
+pub mod exports;
 pub mod grading;
 pub mod import;
 pub mod import_jobs;

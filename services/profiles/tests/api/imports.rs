@@ -41,18 +41,18 @@ pub fn upload_messages(bytes: &[u8], chunk: usize, encoding: &str, request_id: &
 }
 
 /// Uploads `bytes` as the admin.
-async fn upload(app: &TestApp, bytes: &[u8], encoding: &str, request_id: &str) -> Result<pb::ImportJob, Status> {
+pub async fn upload(app: &TestApp, bytes: &[u8], encoding: &str, request_id: &str) -> Result<pb::ImportJob, Status> {
     let messages = upload_messages(bytes, 7_000, encoding, request_id);
     let response = imports(app).upload_import_file(with_token(tokio_stream::iter(messages), &app.admin_token)).await?;
     Ok(response.into_inner().import_job.unwrap())
 }
 
-fn settings(mode: ps::Mode) -> pb::ImportSettings {
+pub fn settings(mode: ps::Mode) -> pb::ImportSettings {
     pb::ImportSettings { mode: mode as i32, calling_code: "86".into(), ..Default::default() }
 }
 
 /// Starts `job` and waits for its run to end.
-async fn run(app: &TestApp, job: &str, settings: pb::ImportSettings) -> pb::ImportJob {
+pub async fn run(app: &TestApp, job: &str, settings: pb::ImportSettings) -> pb::ImportJob {
     let request = app.admin(pb::StartImportJobRequest { name: job.into(), settings: Some(settings) });
     imports(app).start_import_job(request).await.expect("starts");
     finished(app, job).await

@@ -8,6 +8,7 @@ mod customers;
 mod disable;
 mod duplicates;
 mod events;
+mod exports;
 mod grading;
 mod helpers;
 mod history;

@@ -1,0 +1,34 @@
+-- Bulk export (issue 15). Every export is audited: the entry is written
+-- (RUNNING) before the first byte leaves and finished with what was sent.
+-- Nothing of the exported data itself is kept.
+CREATE TABLE data_exports (
+    tenant_id        uuid NOT NULL,
+    id               uuid NOT NULL,
+    kind             text NOT NULL CHECK (kind IN ('CUSTOMERS', 'TRANSACTIONS')),
+    format           text NOT NULL CHECK (format IN ('CSV', 'XLSX')),
+    actor            text NOT NULL,
+    filter           text NOT NULL DEFAULT '',
+    segment_id       uuid,
+    order_by         text NOT NULL DEFAULT '',
+    range_start_time timestamptz,
+    range_end_time   timestamptz,
+    columns          text[] NOT NULL,
+    -- Personal data went out unmasked (the caller held `pii`).
+    personal_data    boolean NOT NULL,
+    state            text NOT NULL CHECK (state IN ('RUNNING', 'SUCCEEDED', 'FAILED')),
+    row_count        bigint NOT NULL DEFAULT 0,
+    size_bytes       bigint NOT NULL DEFAULT 0,
+    failure_message  text NOT NULL DEFAULT '',
+    create_time      timestamptz NOT NULL,
+    finish_time      timestamptz,
+    PRIMARY KEY (tenant_id, id)
+);
+
+-- Transactions by occur time, for exports of a time range.
+CREATE INDEX transactions_by_occur_time ON transactions (tenant_id, occur_time, id);
+
+ALTER TABLE data_exports ENABLE ROW LEVEL SECURITY;
+ALTER TABLE data_exports FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON data_exports
+    USING (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = nullif(current_setting('crm.tenant_id', true), '')::uuid);

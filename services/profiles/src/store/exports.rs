@@ -1,0 +1,137 @@
+//! Exports: the audit entries in `data_exports`, and the pages of
+//! transactions by occur time that a transaction export reads (customer
+//! exports page through `customers::list`).
+
+use chrono::{DateTime, Utc};
+use crm_kit::{
+    Error,
+    db::{Table, TenantTx, db_span},
+};
+use sqlx::FromRow;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::transactions::{TRANSACTIONS, TransactionRow, load_items};
+
+/// A stored export audit entry.
+#[derive(Debug, Clone, FromRow)]
+pub struct ExportRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub format: String,
+    pub actor: String,
+    pub filter: String,
+    pub segment_id: Option<Uuid>,
+    pub order_by: String,
+    pub range_start_time: Option<DateTime<Utc>>,
+    pub range_end_time: Option<DateTime<Utc>>,
+    pub columns: Vec<String>,
+    pub personal_data: bool,
+    pub state: String,
+    pub row_count: i64,
+    pub size_bytes: i64,
+    pub failure_message: String,
+    pub create_time: DateTime<Utc>,
+    pub finish_time: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, kind, format, actor, filter, segment_id, order_by, range_start_time, range_end_time, columns, personal_data, \
+state, row_count, size_bytes, failure_message, create_time, finish_time";
+
+/// The `data_exports` table, for the kit's shared statements.
+pub const EXPORTS: Table = Table { name: "data_exports", columns: COLUMNS };
+
+/// Writes `row` (RUNNING).
+pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &ExportRow) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO data_exports (tenant_id, id, kind, format, actor, filter, segment_id, order_by, range_start_time, range_end_time,
+                                   columns, personal_data, state, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'RUNNING', $13)",
+    )
+    .bind(tenant)
+    .bind(row.id)
+    .bind(&row.kind)
+    .bind(&row.format)
+    .bind(&row.actor)
+    .bind(&row.filter)
+    .bind(row.segment_id)
+    .bind(&row.order_by)
+    .bind(row.range_start_time)
+    .bind(row.range_end_time)
+    .bind(&row.columns)
+    .bind(row.personal_data)
+    .bind(row.create_time)
+    .execute(&mut **tx)
+    .instrument(db_span("INSERT", "data_exports"))
+    .await?;
+    Ok(())
+}
+
+/// Ends export `id`: SUCCEEDED, or FAILED with `failure`, with what was sent.
+pub async fn finish(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    (rows, bytes): (i64, i64),
+    failure: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE data_exports SET state = $3, row_count = $4, size_bytes = $5, failure_message = $6, finish_time = $7
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(if failure.is_some() { "FAILED" } else { "SUCCEEDED" })
+    .bind(rows)
+    .bind(bytes)
+    .bind(failure.unwrap_or_default())
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "data_exports"))
+    .await?;
+    Ok(())
+}
+
+/// A page of exports, newest first (ids are UUIDv7), after `after`.
+pub async fn page(tx: &mut TenantTx, tenant: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<ExportRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM data_exports WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(tenant)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "data_exports"))
+    .await?)
+}
+
+/// A page of transactions that occurred in [`start`, `end`), oldest first,
+/// after the key (occur time, id) of the previous page's last row, with their line items.
+pub async fn transactions(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    (start, end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<TransactionRow>, Error> {
+    let (after_time, after_id) = after.unzip();
+    let mut rows: Vec<TransactionRow> = sqlx::query_as(&format!(
+        "SELECT {} FROM transactions
+         WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR occur_time >= $2) AND ($3::timestamptz IS NULL OR occur_time < $3)
+           AND ($4::timestamptz IS NULL OR (occur_time, id) > ($4, $5))
+         ORDER BY occur_time, id LIMIT $6",
+        TRANSACTIONS.columns
+    ))
+    .bind(tenant)
+    .bind(start)
+    .bind(end)
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT", "transactions"))
+    .await?;
+    load_items(tx, tenant, &mut rows).await?;
+    Ok(rows)
+}
