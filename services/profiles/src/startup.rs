@@ -62,7 +62,7 @@ impl Application {
                 kit.page_tokens.clone(),
                 (config.import_max_bytes, config.import_max_xlsx_bytes),
             )),
-            ExportServiceServer::new(ExportApi::new(app.clone(), kit.page_tokens.clone())),
+            ExportServiceServer::new(ExportApi::new(app.clone(), kit.page_tokens.clone(), config.export_concurrency)),
         );
         jobs::imports::spawn(
             app.clone(),

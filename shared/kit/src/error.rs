@@ -331,6 +331,14 @@ pub async fn respond<T>(body: impl Future<Output = Result<T>>) -> std::result::R
     body.await.map(tonic::Response::new).map_err(Status::from)
 }
 
+/// A converter of the errors a response stream raises after its handler
+/// returned (a download's later pages), into statuses of the domain of the
+/// call that started it: those items are polled outside the request's scope.
+pub fn stream_status() -> impl Fn(Error) -> Status + Send + Sync + Clone + 'static {
+    let domain = ERROR_DOMAIN.try_with(|d| *d).unwrap_or(FALLBACK_DOMAIN);
+    move |error| ERROR_DOMAIN.sync_scope(domain, || Status::from(error))
+}
+
 #[cfg(test)]
 mod violation_limits {
     use tonic::Code;

@@ -1,7 +1,8 @@
 //! Files through the gateway, against the real profiles ImportService: an
 //! upload streamed into the client-streaming UploadImportFile (raw or as a
 //! multipart form), and an import's refused rows streamed out of
-//! DownloadImportErrors as a CSV. What reached the backend is asserted by
+//! DownloadImportErrors as a CSV, and customers exported by ExportCustomers
+//! as CSV and XLSX downloads. What reached the backend is asserted by
 //! what it made of it: the job's size, SHA-256, rows and name; and, for an
 //! upload cut short, that no job exists at all (a truncated file must never
 //! be taken for a complete one).
@@ -309,4 +310,47 @@ async fn the_download_of_an_unknown_job_is_a_json_404() {
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["status"], "NOT_FOUND");
+}
+
+/// `GET /v1/customers:export{query}` as the admin.
+async fn export(gw: &TestGateway, query: &str) -> reqwest::Response {
+    gw.http
+        .get(format!("{}/v1/customers:export{query}", gw.base))
+        .header("authorization", format!("Bearer {}", gw.admin_token))
+        .send()
+        .await
+        .expect("the gateway answers")
+}
+
+#[tokio::test]
+async fn customers_export_as_csv_and_xlsx_downloads() {
+    // Arrange: two customers, one tagged.
+    let gw = spawn_files_gateway(|_| {}).await;
+    for (name, email, tags) in [("Ann", "ann@example.com", json!(["gold"])), ("Bob", "bob@example.com", json!([]))] {
+        let created =
+            gw.call(Method::POST, "/v1/customers", Some(json!({"displayName": name, "emails": [{"address": email}], "tags": tags}))).await;
+        assert_eq!(created.status, StatusCode::OK, "{:#}", created.body);
+    }
+
+    // Act: the filter, the columns (repeated), the format, as query parameters.
+    let csv = export(&gw, "?filter=tags:gold&columns=display_name&columns=email").await;
+    let xlsx = export(&gw, "?format=EXPORT_FORMAT_XLSX").await;
+    let bad = export(&gw, "?columns=emails").await;
+
+    // Assert
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = csv.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.starts_with("attachment; filename=\"customers-") && disposition.ends_with(".csv\""), "{disposition}");
+    assert!(csv.headers().get("content-length").is_none(), "streamed, not buffered");
+    assert_eq!(csv.text().await.unwrap(), "\u{feff}display_name,email\r\nAnn,ann@example.com\r\n");
+    assert_eq!(xlsx.status(), StatusCode::OK);
+    assert_eq!(xlsx.headers()["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    let workbook = xlsx.bytes().await.unwrap();
+    assert!(workbook.starts_with(b"PK\x03\x04") && workbook.len() > 1_000, "a ZIP: {} bytes", workbook.len());
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    let details = body["error"]["details"].as_array().cloned().unwrap_or_default();
+    let bad_request = details.iter().find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest").expect("field violations");
+    assert_eq!(bad_request["fieldViolations"][0]["field"], "columns[0]", "{body:#}");
 }

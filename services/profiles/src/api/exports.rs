@@ -3,7 +3,7 @@
 //! they are read; personal data unmasked only for callers holding `pii`;
 //! every export audited (GetExport / ListExports, `audit.read`).
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
 use chrono::Utc;
 use crm_kit::{Error, auth::caller, pagination::Pager, respond, time::from_timestamp};
@@ -12,7 +12,7 @@ use crm_proto::{
     google::api::HttpBody,
 };
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -42,12 +42,14 @@ use crate::{
 pub struct ExportApi {
     app: App,
     page_tokens: crm_kit::pagination::PageTokenCodec,
+    /// A permit per export being streamed.
+    running: Arc<Semaphore>,
 }
 
 impl ExportApi {
-    /// Handlers over `app`.
-    pub fn new(app: App, page_tokens: crm_kit::pagination::PageTokenCodec) -> Self {
-        Self { app, page_tokens }
+    /// Handlers over `app`, streaming at most `concurrency` exports at once.
+    pub fn new(app: App, page_tokens: crm_kit::pagination::PageTokenCodec, concurrency: usize) -> Self {
+        Self { app, page_tokens, running: Arc::new(Semaphore::new(concurrency.max(1))) }
     }
 }
 
@@ -84,16 +86,28 @@ impl ExportApi {
         selection: Selection,
         wrap: fn(HttpBody) -> M,
     ) -> Result<Response<FileStream<M>>, Error> {
+        let permit = self.running.clone().try_acquire_owned().map_err(|_| Error::Unavailable {
+            reason: "TOO_MANY_EXPORTS",
+            message: "as many exports as this server streams at once are running; retry shortly".to_owned(),
+            retry_after: std::time::Duration::from_secs(5),
+        })?;
         let sheet = sheet_for(&entry.format, entry.columns.clone())?;
         let (content_type, extension) = (sheet.content_type(), sheet.extension());
         self.app.begin_export(tenant, &entry).await?;
         let (out, chunks) = mpsc::channel(2);
         let (app, id) = (self.app.clone(), entry.id);
         // The export outlives this call's future; its page reads stay in the request's trace.
-        tokio::spawn(async move { app.run_export(tenant, id, selection, sheet, out).await }.in_current_span());
+        tokio::spawn(
+            async move {
+                app.run_export(tenant, id, selection, sheet, out).await;
+                drop(permit);
+            }
+            .in_current_span(),
+        );
+        let status = crm_kit::error::stream_status();
         let stream = ReceiverStream::new(chunks).map(move |chunk| match chunk {
             Ok(data) => Ok(wrap(HttpBody { content_type: content_type.to_owned(), data, extensions: Vec::new() })),
-            Err(error) => Err(Status::from(error)),
+            Err(error) => Err(status(error)),
         });
         let mut response = Response::new(Box::pin(stream) as FileStream<M>);
         // A browser saving the download gets a name; the gateway passes the header on.

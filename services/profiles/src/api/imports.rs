@@ -235,13 +235,13 @@ impl ImportService for ImportApi {
             }),
         };
         let head = chunk([errors_csv_header(&job), errors_csv_lines(&job, &first, pii)].concat());
-        let (app, tenant) = (self.app.clone(), principal.tenant);
+        let (app, tenant, status) = (self.app.clone(), principal.tenant, crm_kit::error::stream_status());
         let after = (first.len() as i64 == DOWNLOAD_PAGE).then(|| first.last().map_or(0, |r| r.row_number));
         let rest = stream::try_unfold(after, move |after| {
-            let app = app.clone();
+            let (app, status) = (app.clone(), status.clone());
             async move {
                 let Some(after) = after else { return Ok(None) };
-                let (job, rows) = app.import_errors(tenant, id, after, DOWNLOAD_PAGE).await.map_err(Status::from)?;
+                let (job, rows) = app.import_errors(tenant, id, after, DOWNLOAD_PAGE).await.map_err(status)?;
                 let next = (rows.len() as i64 == DOWNLOAD_PAGE).then(|| rows.last().map_or(after, |r| r.row_number));
                 Ok(Some((chunk(errors_csv_lines(&job, &rows, pii)), next)))
             }

@@ -7,6 +7,8 @@
 //! with what was sent. Memory stays at a page of rows and a chunk of bytes
 //! or two, whatever the export's size.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use crm_kit::{Error, filter::CheckedFilter};
 use tokio::sync::mpsc;
@@ -33,6 +35,10 @@ use crate::{
 pub const PAGE_ROWS: i64 = 5_000;
 /// Bytes gathered before they are sent as one chunk.
 pub const CHUNK_BYTES: usize = 256 << 10;
+/// How long a caller may leave a chunk unread before the export is given up
+/// (a client that stops reading but keeps its connection alive would hold
+/// the export's thread and buffers for ever).
+pub const STALL: Duration = Duration::from_secs(60);
 
 /// Which customers an export takes, in which order.
 pub struct CustomerSelection {
@@ -51,18 +57,27 @@ pub enum Selection {
     Transactions { range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>), columns: Vec<TransactionColumn> },
 }
 
-/// A page of rows read.
+/// A page of rows read, or the end of them.
 enum Page {
     Customers(Vec<CustomerRow>),
     Transactions(Vec<TransactionRow>),
+    /// Every row was read: a reader that stops without saying so has failed.
+    End,
 }
 
 /// Why an export stopped short.
 enum Stop {
-    /// The caller stopped reading.
+    /// The caller went away or stopped reading.
     CallerGone,
     /// Reading or writing failed.
     Failed(Error),
+}
+
+/// What an export sent: rows (all of whose bytes were handed on) and bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    rows: i64,
+    bytes: i64,
 }
 
 impl App {
@@ -118,28 +133,38 @@ impl App {
                 (Columns::Transactions(columns), tokio::spawn(read_transactions(self.clone(), tenant, range, pages_in).in_current_span()))
             }
         };
-        let error_out = out.clone();
-        let writing = tokio::task::spawn_blocking(move || write_pages(pages, sheet, &columns, &out));
+        // The writer hands chunks to this task, which gives the caller STALL to take each; past that the
+        // writer's next hand-over fails and the export ends as abandoned.
+        let (chunks_in, mut chunks) = mpsc::channel::<Vec<u8>>(1);
+        let forward_out = out.clone();
+        let forwarding = tokio::spawn(async move {
+            while let Some(chunk) = chunks.recv().await {
+                if forward_out.send_timeout(Ok(chunk), STALL).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let writing = tokio::task::spawn_blocking(move || write_pages(pages, sheet, &columns, &chunks_in));
         let (sent, stop) = match writing.await {
             Ok(outcome) => outcome,
-            Err(e) => ((0, 0), Some(Stop::Failed(Error::internal(anyhow::anyhow!("the export's writer failed: {e}"))))),
+            Err(e) => (Sent::default(), Some(Stop::Failed(Error::internal(anyhow::anyhow!("the export's writer failed: {e}"))))),
         };
         // The reader stops by itself once the writer is gone; a reader blocked in a query is dropped here.
         reading.abort();
-        let failure = match stop {
+        let failure = match &stop {
             None => None,
-            Some(Stop::CallerGone) => Some(format!("the caller stopped reading after {} rows", sent.0)),
-            Some(Stop::Failed(error)) => {
-                let message = error.to_string();
-                // Best effort: the caller may be gone too.
-                let _ = error_out.send(Err(error)).await;
-                Some(message)
-            }
+            Some(Stop::CallerGone) => Some(format!("the caller went away or stopped reading after {} rows", sent.rows)),
+            Some(Stop::Failed(error)) => Some(error.to_string()),
         };
-        tracing::info!(export = %EXPORT.name(id), rows = sent.0, bytes = sent.1, failed = failure.is_some(), "export finished");
+        let _ = forwarding.await;
+        if let Some(Stop::Failed(error)) = stop {
+            // The caller learns why the file ends here, if it is still reading.
+            let _ = out.send_timeout(Err(error), STALL).await;
+        }
+        tracing::info!(export = %EXPORT.name(id), rows = sent.rows, bytes = sent.bytes, failed = failure.is_some(), "export finished");
         let finished = async {
             let mut tx = self.begin(tenant).await?;
-            exports_store::finish(&mut tx, tenant, id, sent, failure.as_deref(), Utc::now()).await?;
+            exports_store::finish(&mut tx, tenant, id, (sent.rows, sent.bytes), failure.as_deref(), Utc::now()).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         };
@@ -155,49 +180,57 @@ enum Columns {
     Transactions(Vec<TransactionColumn>),
 }
 
-/// Writes pages as they arrive and sends the bytes in chunks; the rows and bytes sent, and why it stopped short if it did.
+/// Writes pages as they arrive and hands the bytes on in chunks; what was
+/// handed on, and why it stopped short if it did.
 fn write_pages(
     mut pages: mpsc::Receiver<Result<Page, Error>>,
     mut sheet: SheetWriter,
     columns: &Columns,
-    out: &mpsc::Sender<Result<Vec<u8>, Error>>,
-) -> ((i64, i64), Option<Stop>) {
-    let (mut rows, mut bytes) = (0_i64, 0_i64);
-    let send = |chunk: Vec<u8>, bytes: &mut i64| -> Result<(), Stop> {
-        *bytes += chunk.len() as i64;
-        out.blocking_send(Ok(chunk)).map_err(|_| Stop::CallerGone)
-    };
+    chunks: &mpsc::Sender<Vec<u8>>,
+) -> (Sent, Option<Stop>) {
+    let mut sent = Sent::default();
+    // Rows written into the sheet so far; they count as sent once a chunk holding them is handed on.
+    let mut written = 0_i64;
     let failed = |e: std::io::Error| Stop::Failed(Error::internal(anyhow::anyhow!("writing the file: {e}")));
+    let hand_on = |chunk: Vec<u8>, written: i64, sent: &mut Sent| -> Result<(), Stop> {
+        let bytes = chunk.len() as i64;
+        chunks.blocking_send(chunk).map_err(|_| Stop::CallerGone)?;
+        *sent = Sent { rows: written, bytes: sent.bytes + bytes };
+        Ok(())
+    };
     let result = (|| {
-        while let Some(page) = pages.blocking_recv() {
-            let page = page.map_err(Stop::Failed)?;
-            let count = match (&page, columns) {
+        loop {
+            let page =
+                pages.blocking_recv().ok_or_else(|| Stop::Failed(Error::internal(anyhow::anyhow!("the export's reader stopped"))))?;
+            let mut write = |row_written: std::io::Result<()>, sheet: &mut SheetWriter| -> Result<(), Stop> {
+                row_written.map_err(failed)?;
+                written += 1;
+                if sheet.pending() >= CHUNK_BYTES {
+                    hand_on(sheet.take(), written, &mut sent)?;
+                }
+                Ok(())
+            };
+            match (page.map_err(Stop::Failed)?, columns) {
                 (Page::Customers(page), Columns::Customers(columns, pii)) => {
-                    for row in page {
-                        write_customer(row, columns, *pii, &mut sheet).map_err(failed)?;
-                        if sheet.pending() >= CHUNK_BYTES {
-                            send(sheet.take(), &mut bytes)?;
-                        }
+                    for row in &page {
+                        let row_written = write_customer(row, columns, *pii, &mut sheet);
+                        write(row_written, &mut sheet)?;
                     }
-                    page.len()
                 }
                 (Page::Transactions(page), Columns::Transactions(columns)) => {
-                    for row in page {
-                        write_transaction(row, columns, &mut sheet).map_err(failed)?;
-                        if sheet.pending() >= CHUNK_BYTES {
-                            send(sheet.take(), &mut bytes)?;
-                        }
+                    for row in &page {
+                        let row_written = write_transaction(row, columns, &mut sheet);
+                        write(row_written, &mut sheet)?;
                     }
-                    page.len()
                 }
+                (Page::End, _) => break,
                 _ => return Err(Stop::Failed(Error::internal(anyhow::anyhow!("a page of the wrong kind")))),
-            };
-            rows += count as i64;
+            }
         }
         let last = sheet.finish().map_err(failed)?;
-        send(last, &mut bytes)
+        hand_on(last, written, &mut sent)
     })();
-    ((rows, bytes), result.err())
+    (sent, result.err())
 }
 
 /// Reads the selected customers page by page into `pages`, until the last page or until the writer is gone.
@@ -219,8 +252,12 @@ async fn read_customers(app: App, tenant: Uuid, s: CustomerSelection, pages: mps
             _ => None,
         };
         after = last.map(|row| s.order.iter().map(|(k, _)| k.value_of(row)).chain([KeyValue::Id(row.id)]).collect());
-        let more = after.is_some();
-        if pages.send(page.map(Page::Customers)).await.is_err() || !more {
+        let (more, failed) = (after.is_some(), page.is_err());
+        if pages.send(page.map(Page::Customers)).await.is_err() || failed {
+            return;
+        }
+        if !more {
+            let _ = pages.send(Ok(Page::End)).await;
             return;
         }
     }
@@ -246,8 +283,12 @@ async fn read_transactions(
             Ok(rows) if rows.len() as i64 == PAGE_ROWS => rows.last().map(|r| (r.occur_time, r.id)),
             _ => None,
         };
-        let more = after.is_some();
-        if pages.send(page.map(Page::Transactions)).await.is_err() || !more {
+        let (more, failed) = (after.is_some(), page.is_err());
+        if pages.send(page.map(Page::Transactions)).await.is_err() || failed {
+            return;
+        }
+        if !more {
+            let _ = pages.send(Ok(Page::End)).await;
             return;
         }
     }

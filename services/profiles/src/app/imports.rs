@@ -376,6 +376,7 @@ impl App {
 /// blocking thread; INVALID_ARGUMENT when the workbook cannot be read or has no such sheet.
 async fn read_sheet(bytes: Vec<u8>, sheet: String) -> Result<(String, Option<Vec<String>>, u64), Error> {
     let read = tokio::task::spawn_blocking(move || {
+        xlsx::check_expansion(&bytes, xlsx::EXPANSION_LIMITS)?;
         let (mut headers, mut records) = (None, 0u64);
         let name = xlsx::read_rows(&bytes, Some(&sheet), |record| {
             records += 1;
@@ -390,6 +391,7 @@ async fn read_sheet(bytes: Vec<u8>, sheet: String) -> Result<(String, Option<Vec
         xlsx::SheetError::NoSuchSheet { .. } => Error::invalid("sheet", "SHEET_NOT_FOUND", e.to_string()),
         xlsx::SheetError::NoSheet => Error::invalid("file", "EMPTY_FILE", e.to_string()),
         xlsx::SheetError::Unreadable(_) => Error::invalid("file", "UNREADABLE_XLSX", e.to_string()),
+        xlsx::SheetError::TooLarge { .. } => Error::invalid("file", "XLSX_TOO_LARGE", e.to_string()),
     })
 }
 

@@ -565,12 +565,15 @@ pub fn parse_birthday(cell: &str) -> Option<(Option<i32>, u32, u32)> {
     Some((year, month, day))
 }
 
+/// What a cell a spreadsheet would run as a formula starts with.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// A cell as exported: one that a spreadsheet would run as a formula
 /// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
 /// leading apostrophe, which spreadsheets show as text (OWASP "CSV
 /// injection"). A negative number stays a number.
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let risky = cell.starts_with(FORMULA_STARTS);
     let number = cell.parse::<f64>().is_ok();
     if risky && !number { Cow::Owned(format!("'{cell}")) } else { Cow::Borrowed(cell) }
 }
@@ -579,7 +582,7 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 /// rows, an export) comes back with its cells as they were.
 pub fn unneutralise(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
         _ => cell,
     }
 }

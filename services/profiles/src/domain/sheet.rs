@@ -56,9 +56,12 @@ impl SheetWriter {
     }
 
     /// Appends a cell to the current row.
-    pub fn cell(&mut self, text: &str) {
+    pub fn cell(&mut self, text: &str) -> io::Result<()> {
         match self {
-            Self::Csv(w) => w.cell(text),
+            Self::Csv(w) => {
+                w.cell(text);
+                Ok(())
+            }
             Self::Xlsx(w) => w.cell(text),
         }
     }
@@ -77,7 +80,7 @@ impl SheetWriter {
     /// A whole row.
     pub fn row<'a>(&mut self, cells: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
         for cell in cells {
-            self.cell(cell);
+            self.cell(cell)?;
         }
         self.end_row()
     }
@@ -136,8 +139,8 @@ impl CsvWriter {
 
 /// The most rows a sheet holds (Excel's limit), the header included.
 pub const MAX_SHEET_ROWS: u32 = 1_048_576;
-/// The longest text a cell holds (Excel's limit), in characters.
-const MAX_CELL_CHARS: usize = 32_767;
+/// The longest text a cell holds (Excel's limit), in UTF-16 units.
+const MAX_CELL_UNITS: usize = 32_767;
 /// A sheet's XML is handed to the compressor in pieces of this size.
 const XML_PIECE: usize = 64 << 10;
 /// A sheet is closed and the next one begun before its XML reaches this
@@ -189,6 +192,8 @@ pub struct XlsxWriter {
     row_number: String,
     /// "A", "B", ... "AA": the column letters, made once.
     letters: Vec<String>,
+    /// The current sheet is full: the next row begins a new one.
+    full: bool,
 }
 
 fn entry_options() -> SimpleFileOptions {
@@ -211,6 +216,7 @@ impl XlsxWriter {
             column: 0,
             row_number: String::new(),
             letters,
+            full: false,
         };
         writer.begin_sheet()?;
         Ok(writer)
@@ -225,23 +231,28 @@ impl XlsxWriter {
         );
         self.sheet_bytes = 0;
         self.rows = 0;
+        self.full = false;
         let header = std::mem::take(&mut self.header);
         for cell in &header {
-            self.cell(cell);
+            self.cell(cell)?;
         }
         self.header = header;
         self.close_row();
         Ok(())
     }
 
-    fn cell(&mut self, text: &str) {
+    fn cell(&mut self, text: &str) -> io::Result<()> {
+        if self.column == 0 && self.full {
+            // Begun only when a row needs it: an export that fills a sheet exactly ends without an empty one.
+            self.begin_sheet()?;
+        }
         let column = self.column;
         self.column += 1;
         if column == 0 {
             self.open_row();
         }
         if text.is_empty() {
-            return;
+            return Ok(());
         }
         if column >= self.letters.len() {
             self.letters.push(column_letters(column));
@@ -256,6 +267,7 @@ impl XlsxWriter {
         self.xml.push(b'>');
         push_xml_text(text, &mut self.xml);
         self.xml.extend_from_slice(b"</t></is></c>");
+        Ok(())
     }
 
     fn open_row(&mut self) {
@@ -266,6 +278,10 @@ impl XlsxWriter {
     }
 
     fn close_row(&mut self) {
+        if self.column == 0 && self.full {
+            // An empty row after a full sheet: never written, so never begins a sheet of its own.
+            return;
+        }
         if self.column == 0 {
             // A row without cells still takes its number.
             self.open_row();
@@ -280,9 +296,9 @@ impl XlsxWriter {
         if self.xml.len() >= XML_PIECE {
             self.hand_on()?;
         }
-        if self.rows >= MAX_SHEET_ROWS || self.sheet_bytes >= MAX_SHEET_BYTES {
+        if !self.full && (self.rows >= MAX_SHEET_ROWS || self.sheet_bytes >= MAX_SHEET_BYTES) {
             self.end_sheet()?;
-            self.begin_sheet()?;
+            self.full = true;
         }
         Ok(())
     }
@@ -313,7 +329,9 @@ impl XlsxWriter {
         if self.column > 0 {
             self.close_row();
         }
-        self.end_sheet()?;
+        if !self.full {
+            self.end_sheet()?;
+        }
         let sheets = self.sheets;
         let mut part = |name: &str, xml: String| -> io::Result<()> {
             self.zip.start_file(name, entry_options()).map_err(io::Error::other)?;
@@ -343,20 +361,29 @@ pub fn column_letters(index: usize) -> String {
 }
 
 /// Appends `text` escaped for XML, without the characters XML 1.0 cannot
-/// hold (control characters other than tab and line breaks), cut at Excel's
-/// cell limit.
+/// hold (control characters other than tab and line breaks), with a
+/// literal `_x` escaped as `_x005F_x` (Excel reads `_xHHHH_` as the character
+/// HHHH), cut at Excel's cell limit of 32 767 UTF-16 units.
 fn push_xml_text(text: &str, out: &mut Vec<u8>) {
     let plain =
         |c: char| !matches!(c, '&' | '<' | '>' | '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
-    if text.len() <= MAX_CELL_CHARS && text.chars().all(plain) {
+    // UTF-8 is never shorter than UTF-16 in units, so a text of at most this many bytes fits.
+    if text.len() <= MAX_CELL_UNITS && text.chars().all(plain) && !text.contains("_x") {
         out.extend_from_slice(text.as_bytes());
         return;
     }
-    for c in text.chars().take(MAX_CELL_CHARS) {
+    let mut units = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        units += c.len_utf16();
+        if units > MAX_CELL_UNITS {
+            break;
+        }
         match c {
             '&' => out.extend_from_slice(b"&amp;"),
             '<' => out.extend_from_slice(b"&lt;"),
             '>' => out.extend_from_slice(b"&gt;"),
+            '_' if chars.peek() == Some(&'x') => out.extend_from_slice(b"_x005F_"),
             c if !plain(c) => {}
             c => {
                 let mut buf = [0; 4];
@@ -458,7 +485,7 @@ mod tests {
     fn an_xlsx_reads_back_cell_for_cell() {
         let mut w = SheetWriter::xlsx(vec!["名称".into(), "phone".into(), "note".into()]).unwrap();
         let mut bytes = Vec::new();
-        w.row(["张三", "+8613812341234", " <a & b> \u{1} "]).unwrap();
+        w.row(["张三", "+8613812341234", " <a & b> \u{1} _x0041_ "]).unwrap();
         bytes.extend(w.take());
         w.row(["=SUM(A1)", "", "last"]).unwrap();
         bytes.extend(w.finish().unwrap());
@@ -468,7 +495,7 @@ mod tests {
             sheets[0].1,
             vec![
                 vec!["名称".to_owned(), "phone".into(), "note".into()],
-                vec!["张三".into(), "+8613812341234".into(), " <a & b>  ".into()],
+                vec!["张三".into(), "+8613812341234".into(), " <a & b>  _x0041_ ".into()],
                 // A text cell is never run as a formula: the value stays as it was.
                 vec!["=SUM(A1)".into(), "".into(), "last".into()],
             ]
@@ -479,6 +506,7 @@ mod tests {
     fn a_full_sheet_continues_on_the_next_with_the_header() {
         let mut w = SheetWriter::xlsx(vec!["n".into()]).unwrap();
         let mut bytes = Vec::new();
+        // A second sheet's worth and two more rows; the third sheet would start just after the last.
         let rows = MAX_SHEET_ROWS + 2;
         for i in 0..rows {
             w.row([i.to_string().as_str()]).unwrap();

@@ -7,9 +7,12 @@
 //! calamine needs the whole file in memory (a ZIP is read by seeking) and
 //! keeps the workbook's shared-strings table — every distinct text in it —
 //! for as long as the sheet is read; the cells themselves are streamed
-//! (`worksheet_cells_reader`), never the whole sheet at once. No I/O.
+//! (`worksheet_cells_reader`), never the whole sheet at once. So before a
+//! workbook is read its parts are inflated once and counted
+//! ([`check_expansion`]): a small file that inflates to gigabytes (a "ZIP
+//! bomb") is refused before it can take the service's memory. No I/O.
 
-use std::io::Cursor;
+use std::io::{self, Cursor, Read};
 
 use calamine::{DataRef, Reader, Xlsx, open_workbook_from_rs};
 
@@ -27,6 +30,44 @@ pub enum SheetError {
     /// Not a workbook calamine can read.
     #[error("not a readable XLSX workbook: {0}")]
     Unreadable(String),
+    /// A part inflates to more than it may.
+    #[error("the workbook's {part} holds more than {limit} bytes once uncompressed; save the sheet as CSV (UTF-8) and upload that")]
+    TooLarge { part: String, limit: u64 },
+}
+
+/// How much a workbook may hold once uncompressed.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpansionLimits {
+    /// All its parts together (a sheet's XML is streamed: this bounds time, not memory).
+    pub total: u64,
+    /// The shared-strings table, which is held in memory while a sheet is read.
+    pub shared_strings: u64,
+}
+
+/// The limits a workbook of up to 36 MiB (a million typical rows) stays well within.
+pub const EXPANSION_LIMITS: ExpansionLimits = ExpansionLimits { total: 2 << 30, shared_strings: 256 << 20 };
+
+/// Inflates every part of the workbook in `bytes` once, counting the bytes
+/// (the sizes a ZIP declares can lie, so they are not trusted), and stops
+/// at the first part past `limits`.
+pub fn check_expansion(bytes: &[u8], limits: ExpansionLimits) -> Result<(), SheetError> {
+    let unreadable = |e: &dyn std::fmt::Display| SheetError::Unreadable(e.to_string());
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
+    let mut total = 0_u64;
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).map_err(|e| unreadable(&e))?;
+        let part = entry.name().to_owned();
+        let shared = part.eq_ignore_ascii_case("xl/sharedStrings.xml");
+        let limit = if shared { limits.shared_strings.min(limits.total - total) } else { limits.total - total };
+        let inflated = io::copy(&mut entry.take(limit + 1), &mut io::sink()).map_err(|e| unreadable(&e))?;
+        if inflated > limit {
+            let (part, limit) =
+                if shared && limit == limits.shared_strings { (part, limit) } else { ("parts together".to_owned(), limits.total) };
+            return Err(SheetError::TooLarge { part, limit });
+        }
+        total += inflated;
+    }
+    Ok(())
 }
 
 /// Reads the rows of sheet `sheet` (None: the first) of the workbook in
@@ -92,5 +133,39 @@ fn cell_text(cell: &DataRef<'_>) -> String {
             _ => d.as_f64().to_string(),
         },
         DataRef::Error(e) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use zip::{ZipWriter, write::SimpleFileOptions};
+
+    use super::*;
+
+    /// A ZIP of `parts`, each `size` zero bytes (which deflate to almost nothing).
+    fn zip_of(parts: &[(&str, usize)]) -> Vec<u8> {
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, size) in parts {
+            zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+            zip.write_all(&vec![0; *size]).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_workbook_that_inflates_past_its_limits_is_refused_by_the_bytes_it_inflates_to() {
+        let limits = ExpansionLimits { total: 1 << 20, shared_strings: 256 << 10 };
+        assert_eq!(
+            check_expansion(&zip_of(&[("xl/worksheets/sheet1.xml", 600 << 10), ("xl/sharedStrings.xml", 200 << 10)]), limits),
+            Ok(())
+        );
+        let bomb = zip_of(&[("xl/worksheets/sheet1.xml", 600 << 10), ("xl/worksheets/sheet2.xml", 600 << 10)]);
+        assert!(bomb.len() < 20 << 10, "a small file: {} bytes", bomb.len());
+        assert_eq!(check_expansion(&bomb, limits), Err(SheetError::TooLarge { part: "parts together".into(), limit: 1 << 20 }));
+        let strings = zip_of(&[("xl/sharedStrings.xml", 300 << 10)]);
+        assert_eq!(check_expansion(&strings, limits), Err(SheetError::TooLarge { part: "xl/sharedStrings.xml".into(), limit: 256 << 10 }));
+        assert!(matches!(check_expansion(b"PK\x03\x04 not a zip", limits), Err(SheetError::Unreadable(_))));
     }
 }

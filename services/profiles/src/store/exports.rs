@@ -7,7 +7,7 @@ use crm_kit::{
     Error,
     db::{Table, TenantTx, db_span},
 };
-use sqlx::FromRow;
+use sqlx::{FromRow, Postgres, QueryBuilder};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -107,7 +107,11 @@ pub async fn page(tx: &mut TenantTx, tenant: Uuid, after: Option<Uuid>, limit: i
 }
 
 /// A page of transactions that occurred in [`start`, `end`), oldest first,
-/// after the key (occur time, id) of the previous page's last row, with their line items.
+/// after the key (occur time, id) of the previous page's last row, with
+/// their line items. Only the bounds given are written into the statement,
+/// so that every page's plan starts at its key in the (tenant, occur time,
+/// id) index (a prepared `$n IS NULL OR …` may get a generic plan that
+/// scans from the tenant's first transaction on every page).
 pub async fn transactions(
     tx: &mut TenantTx,
     tenant: Uuid,
@@ -115,23 +119,19 @@ pub async fn transactions(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<TransactionRow>, Error> {
-    let (after_time, after_id) = after.unzip();
-    let mut rows: Vec<TransactionRow> = sqlx::query_as(&format!(
-        "SELECT {} FROM transactions
-         WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR occur_time >= $2) AND ($3::timestamptz IS NULL OR occur_time < $3)
-           AND ($4::timestamptz IS NULL OR (occur_time, id) > ($4, $5))
-         ORDER BY occur_time, id LIMIT $6",
-        TRANSACTIONS.columns
-    ))
-    .bind(tenant)
-    .bind(start)
-    .bind(end)
-    .bind(after_time)
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .instrument(db_span("SELECT", "transactions"))
-    .await?;
+    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {} FROM transactions WHERE tenant_id = ", TRANSACTIONS.columns));
+    qb.push_bind(tenant);
+    if let Some(start) = start {
+        qb.push(" AND occur_time >= ").push_bind(start);
+    }
+    if let Some(end) = end {
+        qb.push(" AND occur_time < ").push_bind(end);
+    }
+    if let Some((time, id)) = after {
+        qb.push(" AND (occur_time, id) > (").push_bind(time).push(", ").push_bind(id).push(")");
+    }
+    qb.push(" ORDER BY occur_time, id LIMIT ").push_bind(limit);
+    let mut rows: Vec<TransactionRow> = qb.build_query_as().fetch_all(&mut **tx).instrument(db_span("SELECT", "transactions")).await?;
     load_items(tx, tenant, &mut rows).await?;
     Ok(rows)
 }

@@ -118,7 +118,7 @@ pub fn write_customer(row: &CustomerRow, columns: &[CustomerColumn], pii: bool, 
             CustomerColumn::VerifyTime => row.verify_time.map_or(Cow::Borrowed(""), time),
             CustomerColumn::Attribute(name) => Cow::Owned(shown(&attribute_cell(row.attributes.0.get(name)), how).into_owned()),
         };
-        sheet.cell(&text);
+        sheet.cell(&text)?;
     }
     sheet.end_row()
 }
@@ -146,7 +146,7 @@ pub fn write_transaction(row: &TransactionRow, columns: &[TransactionColumn], sh
             ),
             TransactionColumn::CreateTime => time(row.create_time),
         };
-        sheet.cell(&text);
+        sheet.cell(&text)?;
     }
     sheet.end_row()
 }

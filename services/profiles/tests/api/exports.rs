@@ -25,7 +25,7 @@ use futures::StreamExt;
 use tonic::{Code, Request, Status, transport::Channel};
 
 use crate::{
-    helpers::{TestApp, assert_error, spawn_app, violations},
+    helpers::{TestApp, assert_error, spawn_app, spawn_app_with, violations},
     imports::{run, settings, upload},
 };
 
@@ -319,6 +319,17 @@ async fn an_xlsx_export_reads_back_cell_for_cell() {
         })
         .collect();
     assert_eq!(trimmed, expected);
+
+    // The workbook imports back as it is: text cells keep the numbers' plus and the dates' text.
+    let xlsx_request = pb::ExportCustomersRequest { format: pb::ExportFormat::Xlsx as i32, ..request("") };
+    let (_, bytes) = export_customers(&app, app.admin(xlsx_request)).await.unwrap();
+    let job = upload(&app, &bytes, "", "").await.unwrap();
+    let mut upsert = settings(ps::Mode::Upsert);
+    upsert.match_key = ps::MatchKey::Email as i32;
+    upsert.dry_run = true;
+    let done = run(&app, &job.name, upsert).await;
+    let progress = done.progress.unwrap();
+    assert_eq!((progress.rows_valid, progress.rows_created, progress.rows_failed), (2, 0, 0), "{done:?}");
 }
 
 #[tokio::test]
@@ -368,8 +379,8 @@ async fn transactions_export_by_time_range_oldest_first() {
 }
 
 #[tokio::test]
-async fn an_export_the_caller_walks_away_from_is_audited_as_failed() {
-    let app = spawn_app().await;
+async fn an_export_the_caller_walks_away_from_is_audited_as_failed_and_frees_its_place() {
+    let app = spawn_app_with(|config| config.export_concurrency = 1).await;
     // Enough customers that the file outgrows every buffer between the service and a caller that stops reading.
     let mut sheet = String::from("name,email,address,company\n");
     for i in 0..20_000 {
@@ -379,9 +390,21 @@ async fn an_export_the_caller_walks_away_from_is_audited_as_failed() {
     let done = run(&app, &job.name, settings(ps::Mode::CreateOnly)).await;
     assert_eq!(done.progress.unwrap().rows_created, 20_000);
 
+    // Read whole across four pages in a descending order: every customer once, in order.
+    let descending =
+        pb::ExportCustomersRequest { order_by: "display_name desc".into(), columns: vec!["display_name".into()], ..request("") };
+    let (_, bytes) = export_customers(&app, app.admin(descending)).await.unwrap();
+    let names: Vec<String> = csv_rows(&bytes).into_iter().skip(1).map(|mut r| r.remove(0)).collect();
+    let mut expected: Vec<String> = (0..20_000).map(|i| format!("Customer {i}")).collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(names, expected);
+
     let mut stream = exports(&app).export_customers(app.admin(request(""))).await.unwrap().into_inner();
     let first = stream.next().await.unwrap().unwrap();
     assert!(!first.chunk.unwrap().data.is_empty());
+    // While it is held open (and unread), this server streams no other export.
+    let busy = export_customers(&app, app.admin(request(""))).await;
+    assert_error(busy, Code::Unavailable, "TOO_MANY_EXPORTS");
     drop(stream);
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -394,6 +417,19 @@ async fn an_export_the_caller_walks_away_from_is_audited_as_failed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(entry.state, State::Failed as i32, "{entry:?}");
-    assert!(entry.failure_message.starts_with("the caller stopped reading after"), "{entry:?}");
-    assert!(entry.row_count < 20_000, "{entry:?}");
+    assert!(entry.failure_message.starts_with("the caller went away or stopped reading after"), "{entry:?}");
+    assert!(entry.row_count > 0 && entry.row_count < 20_000, "{entry:?}");
+    // Its place is free again (once its entry is finished, moments after).
+    let small = || app.admin(pb::ExportCustomersRequest { filter: "display_name = \"Customer 7\"".into(), ..request("") });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let bytes = loop {
+        match export_customers(&app, small()).await {
+            Ok((_, bytes)) => break bytes,
+            Err(status) if status.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(status) => panic!("the place was not freed: {status:?}"),
+        }
+    };
+    assert_eq!(csv_rows(&bytes).len(), 2);
 }
