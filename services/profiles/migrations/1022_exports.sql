@@ -1,6 +1,7 @@
 -- Bulk export (issue 15). Every export is audited: the entry is written
 -- (RUNNING) before the first byte leaves and finished with what was sent.
--- Nothing of the exported data itself is kept.
+-- The entry keeps what was asked (a filter may name an email, which only
+-- `pii` holders can filter on), never the exported data.
 CREATE TABLE data_exports (
     tenant_id        uuid NOT NULL,
     id               uuid NOT NULL,
@@ -23,6 +24,15 @@ CREATE TABLE data_exports (
     finish_time      timestamptz,
     PRIMARY KEY (tenant_id, id)
 );
+
+-- Imports keep personal data only as long as they need it: a job's stored
+-- file and refused rows are deleted a retention period (CRM_IMPORT_RETENTION_SECS)
+-- after it ended, or after its upload if it never started; purge_time says
+-- when. The sweep finds due jobs across tenants by their ids and times only.
+ALTER TABLE import_jobs ADD COLUMN purge_time timestamptz;
+CREATE INDEX import_jobs_to_purge ON import_jobs ((coalesce(end_time, create_time))) WHERE purge_time IS NULL AND state <> 'RUNNING';
+CREATE POLICY import_sweep ON import_jobs FOR SELECT
+    USING (current_setting('crm.scope', true) = 'import-sweep');
 
 -- Transactions by occur time, for exports of a time range.
 CREATE INDEX transactions_by_occur_time ON transactions (tenant_id, occur_time, id);

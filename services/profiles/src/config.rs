@@ -36,6 +36,10 @@ pub struct Config {
     /// (default 36 MiB: about a million rows of a customer list, read in under 150 MB).
     #[arg(long, env = "CRM_IMPORT_MAX_XLSX_BYTES", default_value_t = 36 << 20)]
     pub import_max_xlsx_bytes: u64,
+    /// How long an import job keeps its stored file and refused rows (personal data) after it ended, or after its
+    /// upload if it never started, in seconds (default 30 days); then they are deleted and the job keeps its counts.
+    #[arg(long, env = "CRM_IMPORT_RETENTION_SECS", default_value_t = 30 * 86_400)]
+    pub import_retention_secs: u64,
     /// Exports streamed at once by this process; more are refused with UNAVAILABLE (retry later). Each holds a
     /// few pages of rows (about 5 MB) and a blocking thread formatting them.
     #[arg(long, env = "CRM_EXPORT_CONCURRENCY", default_value_t = 4)]

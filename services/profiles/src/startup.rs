@@ -68,6 +68,7 @@ impl Application {
             app.clone(),
             Duration::from_millis(config.import_poll_ms),
             Duration::from_millis(config.import_lease_ms),
+            Duration::from_secs(config.import_retention_secs),
             kit.shutdown_receiver(),
         );
         jobs::grading::spawn(app.clone(), Duration::from_millis(config.grading_poll_ms), kit.shutdown_receiver());

@@ -305,6 +305,7 @@ impl App {
         let job = store::job(&mut tx, tenant, id, true).await?.ok_or_else(|| IMPORT_JOB.not_found(id))?;
         let last_was_dry = job.settings.as_ref().is_some_and(|s| s.dry_run);
         let refusal = match job.state.as_str() {
+            _ if job.purge_time.is_some() => Some(("FILE_EXPIRED", "the file was deleted after the retention period; upload it again")),
             "UPLOADED" => None,
             "RUNNING" => Some(("JOB_RUNNING", "the job is running; wait for it to end, or cancel it")),
             "SUCCEEDED" if last_was_dry => None,
@@ -343,6 +344,25 @@ impl App {
         };
         tx.commit().await?;
         Ok(job)
+    }
+
+    /// Deletes the stored files and refused rows of up to `limit` jobs that
+    /// ended (or were uploaded and never started) more than `retention` ago,
+    /// across tenants; how many jobs were purged.
+    pub async fn purge_imports(&self, retention: std::time::Duration, now: DateTime<Utc>, limit: i64) -> Result<usize, Error> {
+        let before = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+        let mut purged = 0;
+        for (tenant, id) in store::purge_due(&self.pool, before, limit).await? {
+            let mut tx = self.begin(tenant).await?;
+            if store::purge(&mut tx, tenant, id, before, now).await? {
+                purged += 1;
+            }
+            tx.commit().await?;
+        }
+        if purged > 0 {
+            tracing::info!(jobs = purged, "import files and refused rows past their retention deleted");
+        }
+        Ok(purged)
     }
 
     /// Job `id`, or NOT_FOUND.

@@ -1,6 +1,7 @@
 //! The import worker: every poll interval, runs the import jobs whose lease
 //! has run out (just started, or left by a replica that stopped or died),
-//! each to its end, a batch per transaction. Every replica runs it; a job
+//! each to its end, a batch per transaction, then deletes the files and
+//! refused rows of jobs past their retention. Every replica runs it; a job
 //! is held by one lease at a time.
 
 use std::time::Duration;
@@ -10,12 +11,19 @@ use tokio::sync::watch;
 
 use crate::app::App;
 
-/// Runs the worker every `poll`, holding a job for `lease` from each batch on, until `shutdown` turns true (a running job stops between two batches).
-pub fn spawn(app: App, poll: Duration, lease: Duration, shutdown: watch::Receiver<bool>) {
+/// Jobs purged per round at most (the rest follow in the next rounds).
+const PURGE_BATCH: i64 = 100;
+
+/// Runs the worker every `poll`, holding a job for `lease` from each batch on and purging jobs `retention` after
+/// they ended, until `shutdown` turns true (a running job stops between two batches).
+pub fn spawn(app: App, poll: Duration, lease: Duration, retention: Duration, shutdown: watch::Receiver<bool>) {
     let stop = shutdown.clone();
     crm_kit::jobs::every(poll, shutdown, "imports", move || {
         let (app, stop) = (app.clone(), stop.clone());
-        async move { round(&app, lease, stop).await }
+        async move {
+            round(&app, lease, stop).await?;
+            app.purge_imports(retention, Utc::now(), PURGE_BATCH).await.map(|_| ())
+        }
     });
 }
 

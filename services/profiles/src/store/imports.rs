@@ -53,11 +53,13 @@ pub struct ImportJobRow {
     pub create_time: DateTime<Utc>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// When its file and refused rows were deleted.
+    pub purge_time: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, kind, file_name, format, encoding, delimiter, sheet, size_bytes, sha256, total_rows, headers, suggested, state, \
 settings, run, cursor_row, rows_read, rows_valid, rows_failed, rows_created, rows_updated, failure_message, actor, request_id, \
-create_time, start_time, end_time";
+create_time, start_time, end_time, purge_time";
 
 /// What an upload stores of its file, besides the chunks.
 pub struct NewJob<'a> {
@@ -334,6 +336,45 @@ pub async fn due(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<(U
         limit,
     )
     .await
+}
+
+/// Jobs across tenants whose file and refused rows are due for deletion:
+/// not running, ended (or uploaded and never started) at or before `before`.
+pub async fn purge_due(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    scan_due(
+        pool,
+        "import-sweep",
+        "import_jobs",
+        "SELECT tenant_id, id FROM import_jobs WHERE purge_time IS NULL AND state <> 'RUNNING' AND coalesce(end_time, create_time) <= $1
+         ORDER BY coalesce(end_time, create_time) LIMIT $2",
+        before,
+        limit,
+    )
+    .await
+}
+
+/// Deletes job `id`'s stored file and refused rows if it is still due
+/// (checked again under the row's lock: a job started meanwhile is not);
+/// whether it was.
+pub async fn purge(tx: &mut TenantTx, tenant: Uuid, id: Uuid, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, Error> {
+    let marked = sqlx::query(
+        "UPDATE import_jobs SET purge_time = $4 WHERE tenant_id = $1 AND id = $2 AND purge_time IS NULL AND state <> 'RUNNING'
+           AND coalesce(end_time, create_time) <= $3",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(before)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "import_jobs"))
+    .await?
+    .rows_affected();
+    if marked == 0 {
+        return Ok(false);
+    }
+    delete_chunks(tx, tenant, id).await?;
+    delete_errors(tx, tenant, id).await?;
+    Ok(true)
 }
 
 /// Takes job `job`'s lease until `until` under `token`, if it is free at

@@ -78,6 +78,7 @@ pub fn job_to_proto(job: &ImportJobRow) -> pb::ImportJob {
         create_time: Some(to_timestamp(job.create_time)),
         start_time: job.start_time.map(to_timestamp),
         end_time: job.end_time.map(to_timestamp),
+        purge_time: job.purge_time.map(to_timestamp),
     }
 }
 

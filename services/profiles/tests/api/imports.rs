@@ -455,3 +455,46 @@ async fn an_xlsx_written_by_a_spreadsheet_library_imports_from_a_named_sheet_num
     let cover = upload_sheet("").await.unwrap().into_inner().import_job.unwrap();
     assert_eq!((cover.sheet.as_str(), cover.total_rows), ("说明", 0));
 }
+
+#[tokio::test]
+async fn files_and_refused_rows_are_deleted_after_the_retention_period() {
+    let app = spawn_app_with(|config| config.import_retention_secs = 2).await;
+    // A job run to its end with a refused row, and one uploaded and never started.
+    let run_job = upload(&app, b"name,email\nAnn,ann@example.com\nBob,bob@example\n", "", "").await.unwrap();
+    let done = run(&app, &run_job.name, settings(ps::Mode::CreateOnly)).await;
+    assert_eq!(done.progress.as_ref().unwrap().rows_failed, 1);
+    assert_eq!(errors(&app, &run_job.name).await.len(), 1, "kept for now");
+    assert!(done.purge_time.is_none());
+    let idle_job = upload(&app, b"name,email\nCyd,cyd@example.com\n", "", "").await.unwrap();
+
+    // Both are purged once the period has passed since they ended (or were uploaded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let purged = |job: pb::ImportJob| job.purge_time.is_some();
+    loop {
+        let jobs = imports(&app).list_import_jobs(app.admin(pb::ListImportJobsRequest::default())).await.unwrap().into_inner().import_jobs;
+        if jobs.len() == 2 && jobs.into_iter().all(purged) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the jobs were never purged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Nothing personal is left: no stored file, no refused row; the counts stay.
+    assert!(errors(&app, &run_job.name).await.is_empty());
+    let mut db = app.app_connection().await;
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(app.tenant.to_string()).execute(&mut db).await.unwrap();
+    let left: (i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM import_file_chunks), (SELECT count(*) FROM import_errors)")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(left, (0, 0));
+    let after = finished(&app, &run_job.name).await;
+    assert_eq!(after.progress.unwrap().rows_failed, 1, "the job's counts stay");
+    // A job whose file is gone cannot be started.
+    let start = imports(&app)
+        .start_import_job(
+            app.admin(pb::StartImportJobRequest { name: idle_job.name.clone(), settings: Some(settings(ps::Mode::CreateOnly)) }),
+        )
+        .await;
+    assert_error(start, Code::FailedPrecondition, "FILE_EXPIRED");
+}
