@@ -7,41 +7,23 @@ use std::borrow::Cow;
 
 use super::import::Field;
 
-/// A column of a customer export.
+/// A column of a customer export: a field an import fills, under the name
+/// the import maps it by, or one only an export writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CustomerColumn {
+    /// A field an import fills: `email` and `phone` are the primary address
+    /// and number (else the first), `address` the first address's street
+    /// lines (", "-separated), `birthday` "1990-03-02" or "03-02", `tags`
+    /// ", "-separated, `external_id` and `attributes.<name>` custom attributes.
+    Field(Field),
     /// "customers/{id}".
     ResourceName,
-    DisplayName,
-    GivenName,
-    FamilyName,
     Kind,
-    /// The primary email (else the first).
-    Email,
-    /// The other emails, "; "-separated.
+    /// The other emails, "; "-separated (an import splits them again).
     OtherEmails,
-    /// The primary phone number (else the first).
-    Phone,
     /// The other phone numbers, "; "-separated.
     OtherPhones,
-    Company,
-    JobTitle,
-    Industry,
     CompanySize,
-    /// The first address's street lines, ", "-separated.
-    Address,
-    City,
-    Region,
-    PostalCode,
-    Country,
-    /// "1990-03-02", or "03-02" without a year.
-    Birthday,
-    /// ", "-separated.
-    Tags,
-    Locale,
-    TimeZone,
-    /// The `external_id` custom attribute.
-    ExternalId,
     Owner,
     Category,
     SourceChannel,
@@ -54,47 +36,60 @@ pub enum CustomerColumn {
     CreateTime,
     UpdateTime,
     VerifyTime,
-    /// A custom attribute of this name.
-    Attribute(String),
 }
 
-/// Each named column, its name, and whether the default set has it (in this order).
-const CUSTOMER_COLUMNS: &[(CustomerColumn, &str, bool)] = &[
-    (CustomerColumn::ResourceName, "resource_name", true),
-    (CustomerColumn::DisplayName, "display_name", true),
-    (CustomerColumn::GivenName, "given_name", true),
-    (CustomerColumn::FamilyName, "family_name", true),
-    (CustomerColumn::Kind, "kind", true),
-    (CustomerColumn::Email, "email", true),
-    (CustomerColumn::OtherEmails, "other_emails", true),
-    (CustomerColumn::Phone, "phone", true),
-    (CustomerColumn::OtherPhones, "other_phones", true),
-    (CustomerColumn::Company, "company", true),
-    (CustomerColumn::JobTitle, "job_title", true),
-    (CustomerColumn::Industry, "industry", true),
-    (CustomerColumn::CompanySize, "company_size", false),
-    (CustomerColumn::Address, "address", true),
-    (CustomerColumn::City, "city", true),
-    (CustomerColumn::Region, "region", true),
-    (CustomerColumn::PostalCode, "postal_code", true),
-    (CustomerColumn::Country, "country", true),
-    (CustomerColumn::Birthday, "birthday", true),
-    (CustomerColumn::Tags, "tags", true),
-    (CustomerColumn::Locale, "locale", true),
-    (CustomerColumn::TimeZone, "time_zone", true),
-    (CustomerColumn::ExternalId, "external_id", true),
-    (CustomerColumn::Owner, "owner", true),
-    (CustomerColumn::Category, "category", true),
-    (CustomerColumn::SourceChannel, "source_channel", true),
-    (CustomerColumn::LifecycleStage, "lifecycle_stage", true),
-    (CustomerColumn::ValueTier, "value_tier", true),
-    (CustomerColumn::ChurnRisk, "churn_risk", false),
-    (CustomerColumn::RecencyScore, "recency_score", false),
-    (CustomerColumn::FrequencyScore, "frequency_score", false),
-    (CustomerColumn::MonetaryScore, "monetary_score", false),
-    (CustomerColumn::CreateTime, "create_time", true),
-    (CustomerColumn::UpdateTime, "update_time", true),
-    (CustomerColumn::VerifyTime, "verify_time", false),
+/// The columns only an export writes, and their names.
+const EXPORT_ONLY: &[(CustomerColumn, &str)] = &[
+    (CustomerColumn::ResourceName, "resource_name"),
+    (CustomerColumn::Kind, "kind"),
+    (CustomerColumn::OtherEmails, "other_emails"),
+    (CustomerColumn::OtherPhones, "other_phones"),
+    (CustomerColumn::CompanySize, "company_size"),
+    (CustomerColumn::Owner, "owner"),
+    (CustomerColumn::Category, "category"),
+    (CustomerColumn::SourceChannel, "source_channel"),
+    (CustomerColumn::LifecycleStage, "lifecycle_stage"),
+    (CustomerColumn::ValueTier, "value_tier"),
+    (CustomerColumn::ChurnRisk, "churn_risk"),
+    (CustomerColumn::RecencyScore, "recency_score"),
+    (CustomerColumn::FrequencyScore, "frequency_score"),
+    (CustomerColumn::MonetaryScore, "monetary_score"),
+    (CustomerColumn::CreateTime, "create_time"),
+    (CustomerColumn::UpdateTime, "update_time"),
+    (CustomerColumn::VerifyTime, "verify_time"),
+];
+
+/// The default columns, in order.
+const DEFAULTS: &[CustomerColumn] = &[
+    CustomerColumn::ResourceName,
+    CustomerColumn::Field(Field::DisplayName),
+    CustomerColumn::Field(Field::GivenName),
+    CustomerColumn::Field(Field::FamilyName),
+    CustomerColumn::Kind,
+    CustomerColumn::Field(Field::Email),
+    CustomerColumn::OtherEmails,
+    CustomerColumn::Field(Field::Phone),
+    CustomerColumn::OtherPhones,
+    CustomerColumn::Field(Field::Company),
+    CustomerColumn::Field(Field::JobTitle),
+    CustomerColumn::Field(Field::Industry),
+    CustomerColumn::Field(Field::Address),
+    CustomerColumn::Field(Field::City),
+    CustomerColumn::Field(Field::Region),
+    CustomerColumn::Field(Field::PostalCode),
+    CustomerColumn::Field(Field::Country),
+    CustomerColumn::Field(Field::Birthday),
+    CustomerColumn::Field(Field::Tags),
+    CustomerColumn::Field(Field::Locale),
+    CustomerColumn::Field(Field::TimeZone),
+    CustomerColumn::Field(Field::ExternalId),
+    CustomerColumn::Owner,
+    CustomerColumn::Category,
+    CustomerColumn::SourceChannel,
+    CustomerColumn::LifecycleStage,
+    CustomerColumn::ValueTier,
+    CustomerColumn::CreateTime,
+    CustomerColumn::UpdateTime,
 ];
 
 /// The most columns an export may ask for.
@@ -103,46 +98,33 @@ pub const MAX_COLUMNS: usize = 200;
 impl CustomerColumn {
     /// The column named `name` ("email", "attributes.来源"); None for an unknown name.
     pub fn parse(name: &str) -> Option<Self> {
-        if name.starts_with("attributes.") {
-            // The same rule as an import's column: a name an import can fill, it can export.
-            return match Field::parse(name)? {
-                Field::Attribute(attribute) if attribute == "external_id" => Some(Self::ExternalId),
-                Field::Attribute(attribute) => Some(Self::Attribute(attribute)),
-                _ => None,
-            };
+        // A name an import can fill, an export can write; `attributes.external_id` is the external id.
+        match Field::parse(name) {
+            Some(Field::Attribute(attribute)) if attribute == "external_id" => Some(Self::Field(Field::ExternalId)),
+            Some(field) => Some(Self::Field(field)),
+            None => EXPORT_ONLY.iter().find(|(_, n)| *n == name).map(|(column, _)| column.clone()),
         }
-        CUSTOMER_COLUMNS.iter().find(|(_, n, _)| *n == name).map(|(column, _, _)| column.clone())
     }
 
     /// Its name, as [`CustomerColumn::parse`] reads it and the header row shows it.
     pub fn name(&self) -> Cow<'static, str> {
         match self {
-            Self::Attribute(attribute) => Cow::Owned(format!("attributes.{attribute}")),
-            column => Cow::Borrowed(CUSTOMER_COLUMNS.iter().find(|(c, _, _)| c == column).map_or("", |(_, n, _)| *n)),
+            Self::Field(field) => field.name(),
+            column => Cow::Borrowed(EXPORT_ONLY.iter().find(|(c, _)| c == column).map_or("", |(_, n)| *n)),
         }
     }
 
     /// Whether its cells are personal data (a custom attribute may hold anything).
     pub fn personal(&self) -> bool {
-        matches!(
-            self,
-            Self::DisplayName
-                | Self::GivenName
-                | Self::FamilyName
-                | Self::Email
-                | Self::OtherEmails
-                | Self::Phone
-                | Self::OtherPhones
-                | Self::Address
-                | Self::PostalCode
-                | Self::Birthday
-                | Self::Attribute(_)
-        )
+        match self {
+            Self::Field(field) => field.personal() || matches!(field, Field::Attribute(_)),
+            column => matches!(column, Self::OtherEmails | Self::OtherPhones),
+        }
     }
 
     /// The default columns, in order.
     pub fn defaults() -> Vec<Self> {
-        CUSTOMER_COLUMNS.iter().filter(|(_, _, default)| *default).map(|(c, _, _)| c.clone()).collect()
+        DEFAULTS.to_vec()
     }
 }
 
@@ -240,16 +222,17 @@ mod tests {
 
     #[test]
     fn every_named_column_reads_back_by_its_name() {
-        for (column, name, _) in CUSTOMER_COLUMNS {
-            assert_eq!(CustomerColumn::parse(name).as_ref(), Some(column), "{name}");
-            assert_eq!(column.name(), *name);
+        for column in DEFAULTS.iter().chain(EXPORT_ONLY.iter().map(|(c, _)| c)) {
+            assert_eq!(CustomerColumn::parse(&column.name()).as_ref(), Some(column), "{column:?}");
         }
         for (column, name) in TRANSACTION_COLUMNS {
             assert_eq!(TransactionColumn::parse(name), Some(*column));
         }
-        assert_eq!(CustomerColumn::parse("attributes.来源"), Some(CustomerColumn::Attribute("来源".into())));
-        assert_eq!(CustomerColumn::parse("attributes.external_id"), Some(CustomerColumn::ExternalId));
-        assert_eq!(CustomerColumn::Attribute("来源".into()).name(), "attributes.来源");
+        assert_eq!(CustomerColumn::parse("attributes.来源"), Some(CustomerColumn::Field(Field::Attribute("来源".into()))));
+        assert_eq!(CustomerColumn::parse("attributes.external_id"), Some(CustomerColumn::Field(Field::ExternalId)));
+        assert_eq!(CustomerColumn::Field(Field::Attribute("来源".into())).name(), "attributes.来源");
+        assert!(CustomerColumn::Field(Field::Attribute("x".into())).personal() && CustomerColumn::OtherEmails.personal());
+        assert!(!CustomerColumn::Field(Field::ExternalId).personal() && !CustomerColumn::Owner.personal());
         for bad in ["emails", "attributes.", "attributes. x", "name"] {
             assert_eq!(CustomerColumn::parse(bad), None, "{bad}");
         }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::{
     domain::{
         export::{CustomerColumn, TransactionColumn, decimal},
+        import::Field,
         mask::{self, CellMask},
         sheet::SheetWriter,
     },
@@ -67,43 +68,45 @@ pub fn write_customer(row: &CustomerRow, columns: &[CustomerColumn], pii: bool, 
     let (mut other_emails, mut other_phones) = (Some(other_emails), Some(other_phones));
     for column in columns {
         let how = (!pii && column.personal()).then_some(match column {
-            CustomerColumn::Email | CustomerColumn::OtherEmails => CellMask::Email,
-            CustomerColumn::Phone | CustomerColumn::OtherPhones => CellMask::Phone,
+            CustomerColumn::Field(Field::Email) | CustomerColumn::OtherEmails => CellMask::Email,
+            CustomerColumn::Field(Field::Phone) | CustomerColumn::OtherPhones => CellMask::Phone,
             _ => CellMask::Initial,
         });
         let joined = |items: &mut dyn Iterator<Item = &str>| Cow::Owned(items.map(|t| shown(t, how)).collect::<Vec<_>>().join("; "));
         let text: Cow<'_, str> = match column {
             CustomerColumn::ResourceName => Cow::Owned(CUSTOMER.name(row.id)),
-            CustomerColumn::DisplayName => shown(&row.display_name, how),
-            CustomerColumn::GivenName => shown(&row.given_name, how),
-            CustomerColumn::FamilyName => shown(&row.family_name, how),
+            CustomerColumn::Field(Field::DisplayName) => shown(&row.display_name, how),
+            CustomerColumn::Field(Field::GivenName) => shown(&row.given_name, how),
+            CustomerColumn::Field(Field::FamilyName) => shown(&row.family_name, how),
             CustomerColumn::Kind => Cow::Borrowed(&row.kind),
-            CustomerColumn::Email => email.map_or(Cow::Borrowed(""), |e| shown(&e.address, how)),
+            CustomerColumn::Field(Field::Email) => email.map_or(Cow::Borrowed(""), |e| shown(&e.address, how)),
             CustomerColumn::OtherEmails => {
                 other_emails.take().map_or(Cow::Borrowed(""), |rest| joined(&mut rest.map(|e| e.address.as_str())))
             }
-            CustomerColumn::Phone => phone.map_or(Cow::Borrowed(""), |p| shown(&p.number, how)),
+            CustomerColumn::Field(Field::Phone) => phone.map_or(Cow::Borrowed(""), |p| shown(&p.number, how)),
             CustomerColumn::OtherPhones => {
                 other_phones.take().map_or(Cow::Borrowed(""), |rest| joined(&mut rest.map(|p| p.number.as_str())))
             }
-            CustomerColumn::Company => Cow::Borrowed(&row.company),
-            CustomerColumn::JobTitle => Cow::Borrowed(&row.job_title),
-            CustomerColumn::Industry => Cow::Borrowed(&row.industry),
+            CustomerColumn::Field(Field::Company) => Cow::Borrowed(&row.company),
+            CustomerColumn::Field(Field::JobTitle) => Cow::Borrowed(&row.job_title),
+            CustomerColumn::Field(Field::Industry) => Cow::Borrowed(&row.industry),
             CustomerColumn::CompanySize => Cow::Borrowed(&row.company_size),
-            CustomerColumn::Address => address.map_or(Cow::Borrowed(""), |a| Cow::Owned(shown(&a.lines.join(", "), how).into_owned())),
-            CustomerColumn::City => Cow::Borrowed(address.map_or("", |a| a.city.as_str())),
-            CustomerColumn::Region => Cow::Borrowed(address.map_or("", |a| a.region.as_str())),
-            CustomerColumn::PostalCode => address.map_or(Cow::Borrowed(""), |a| shown(&a.postal_code, how)),
-            CustomerColumn::Country => Cow::Borrowed(address.map_or("", |a| a.country.as_str())),
-            CustomerColumn::Birthday => match (row.birthday_year, row.birthday_month, row.birthday_day) {
+            CustomerColumn::Field(Field::Address) => {
+                address.map_or(Cow::Borrowed(""), |a| Cow::Owned(shown(&a.lines.join(", "), how).into_owned()))
+            }
+            CustomerColumn::Field(Field::City) => Cow::Borrowed(address.map_or("", |a| a.city.as_str())),
+            CustomerColumn::Field(Field::Region) => Cow::Borrowed(address.map_or("", |a| a.region.as_str())),
+            CustomerColumn::Field(Field::PostalCode) => address.map_or(Cow::Borrowed(""), |a| shown(&a.postal_code, how)),
+            CustomerColumn::Field(Field::Country) => Cow::Borrowed(address.map_or("", |a| a.country.as_str())),
+            CustomerColumn::Field(Field::Birthday) => match (row.birthday_year, row.birthday_month, row.birthday_day) {
                 (Some(y), Some(m), Some(d)) => Cow::Owned(shown(&format!("{y:04}-{m:02}-{d:02}"), how).into_owned()),
                 (None, Some(m), Some(d)) => Cow::Owned(shown(&format!("{m:02}-{d:02}"), how).into_owned()),
                 _ => Cow::Borrowed(""),
             },
-            CustomerColumn::Tags => Cow::Owned(row.tags.join(", ")),
-            CustomerColumn::Locale => Cow::Borrowed(&row.locale),
-            CustomerColumn::TimeZone => Cow::Borrowed(&row.time_zone),
-            CustomerColumn::ExternalId => attribute_cell(row.attributes.0.get("external_id")),
+            CustomerColumn::Field(Field::Tags) => Cow::Owned(row.tags.join(", ")),
+            CustomerColumn::Field(Field::Locale) => Cow::Borrowed(&row.locale),
+            CustomerColumn::Field(Field::TimeZone) => Cow::Borrowed(&row.time_zone),
+            CustomerColumn::Field(Field::ExternalId) => attribute_cell(row.attributes.0.get("external_id")),
             CustomerColumn::Owner => Cow::Borrowed(&row.owner),
             CustomerColumn::Category => Cow::Borrowed(&row.category),
             CustomerColumn::SourceChannel => Cow::Borrowed(&row.source_channel),
@@ -116,7 +119,9 @@ pub fn write_customer(row: &CustomerRow, columns: &[CustomerColumn], pii: bool, 
             CustomerColumn::CreateTime => time(row.create_time),
             CustomerColumn::UpdateTime => time(row.update_time),
             CustomerColumn::VerifyTime => row.verify_time.map_or(Cow::Borrowed(""), time),
-            CustomerColumn::Attribute(name) => Cow::Owned(shown(&attribute_cell(row.attributes.0.get(name)), how).into_owned()),
+            CustomerColumn::Field(Field::Attribute(name)) => {
+                Cow::Owned(shown(&attribute_cell(row.attributes.0.get(name)), how).into_owned())
+            }
         };
         sheet.cell(&text)?;
     }
