@@ -64,6 +64,7 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
         "crm.profiles.v1.CommunicationService".into(),
         "crm.profiles.v1.CustomerService".into(),
         "crm.profiles.v1.DuplicateService".into(),
+        "crm.profiles.v1.ExportService".into(),
         "crm.profiles.v1.GradingService".into(),
         "crm.profiles.v1.ImportService".into(),
         "crm.profiles.v1.MergeService".into(),
