@@ -498,3 +498,81 @@ async fn files_and_refused_rows_are_deleted_after_the_retention_period() {
         .await;
     assert_error(start, Code::FailedPrecondition, "FILE_EXPIRED");
 }
+
+#[tokio::test]
+async fn an_upsert_by_external_id_dry_runs_then_updates_the_customers_it_names() {
+    let app = spawn_app().await;
+    let with_id = |name: &str, email: &str, id: &str| {
+        let mut c = customer(name, email);
+        c.attributes = Some(prost_types::Struct { fields: [("external_id".to_owned(), prost_types::Value::from(id.to_owned()))].into() });
+        c
+    };
+    let ann = app.create(with_id("Ann", "ann@example.com", "C-1")).await;
+    let bob = app.create(with_id("Bob", "bob@example.com", "C-2")).await;
+    let sheet = "客户编号,姓名,公司\nC-1,Ann Smith,Acme\nC-2,,Beta\nC-3,Cyd,Gamma\n";
+    let job = upload(&app, sheet.as_bytes(), "", "").await.unwrap();
+    let suggested: Vec<&str> = job.suggested_mapping.iter().map(|m| m.field.as_str()).collect();
+    assert_eq!(suggested, ["external_id", "display_name", "company"]);
+    let mut upsert = settings(ps::Mode::Upsert);
+    upsert.match_key = ps::MatchKey::ExternalId as i32;
+
+    // A dry run says what the run would do, and does none of it.
+    let dry = run(&app, &job.name, pb::ImportSettings { dry_run: true, ..upsert.clone() }).await;
+    let progress = dry.progress.unwrap();
+    assert_eq!((progress.rows_updated, progress.rows_created, progress.rows_failed), (2, 1, 0), "{dry:?}");
+    assert_eq!(app.get(&ann.name).await.unwrap().display_name, "Ann");
+    assert_eq!(all_customers(&app).await.len(), 2);
+
+    // The real run updates the two it names by their external ids and creates the third.
+    let done = run(&app, &job.name, upsert).await;
+    let progress = done.progress.unwrap();
+    assert_eq!((progress.rows_updated, progress.rows_created, progress.rows_failed), (2, 1, 0), "{done:?}");
+    let ann = app.get(&ann.name).await.unwrap();
+    assert_eq!((ann.display_name.as_str(), ann.company.as_str()), ("Ann Smith", "Acme"));
+    let bob = app.get(&bob.name).await.unwrap();
+    assert_eq!((bob.display_name.as_str(), bob.company.as_str()), ("Bob", "Beta"), "a blank cell changes nothing");
+    let cyd = all_customers(&app).await.into_iter().find(|c| c.display_name == "Cyd").expect("created");
+    let id = cyd.attributes.unwrap().fields.remove("external_id").unwrap();
+    assert_eq!(id.kind, Some(prost_types::value::Kind::StringValue("C-3".into())));
+}
+
+#[tokio::test]
+async fn a_running_job_cancelled_stops_between_batches_and_keeps_what_it_wrote() {
+    let app = spawn_app().await;
+    let mut sheet = String::from("name,email\n");
+    for i in 0..20_000 {
+        sheet.push_str(&format!("Customer {i},c{i}@example.com\n"));
+    }
+    let job = upload(&app, sheet.as_bytes(), "", "").await.unwrap();
+    let start = pb::StartImportJobRequest { name: job.name.clone(), settings: Some(settings(ps::Mode::CreateOnly)) };
+    imports(&app).start_import_job(app.admin(start)).await.unwrap();
+    // Let the worker take it and write a batch or two.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows_created(&app, &job.name).await == 0 {
+        assert!(Instant::now() < deadline, "the job never started writing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let cancelled = imports(&app).cancel_import_job(app.admin(pb::CancelImportJobRequest { name: job.name.clone() })).await.unwrap();
+    assert_eq!(cancelled.into_inner().import_job.unwrap().state, State::Cancelled as i32);
+
+    // What was written stays, exactly as the job counts it; nothing more is written after.
+    let count = || async {
+        let mut db = app.app_connection().await;
+        sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(app.tenant.to_string()).execute(&mut db).await.unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM customers").fetch_one(&mut db).await.unwrap()
+    };
+    let written = count().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count().await, written, "no batch commits after the cancel");
+    let job = finished(&app, &job.name).await;
+    assert_eq!(job.state, State::Cancelled as i32);
+    assert_eq!(job.progress.unwrap().rows_created, written);
+    assert!(written > 0 && written < 20_000, "{written}");
+}
+
+/// Rows created so far by `job`.
+async fn rows_created(app: &TestApp, job: &str) -> i64 {
+    let job = imports(app).get_import_job(app.admin(pb::GetImportJobRequest { name: job.into() })).await.unwrap().into_inner();
+    job.import_job.unwrap().progress.map_or(0, |p| p.rows_created)
+}
