@@ -233,6 +233,20 @@ fn write_pages(
     (sent, result.err())
 }
 
+/// Sends `page` to the writer, and the end marker after the last one;
+/// whether the reader reads on (not after a failed read, the last page, or
+/// once the writer is gone).
+async fn send_page(pages: &mpsc::Sender<Result<Page, Error>>, page: Result<Page, Error>, more: bool) -> bool {
+    let failed = page.is_err();
+    if pages.send(page).await.is_err() || failed {
+        return false;
+    }
+    if !more {
+        let _ = pages.send(Ok(Page::End)).await;
+    }
+    more
+}
+
 /// Reads the selected customers page by page into `pages`, until the last page or until the writer is gone.
 async fn read_customers(app: App, tenant: Uuid, s: CustomerSelection, pages: mpsc::Sender<Result<Page, Error>>) {
     let mut after: Option<Vec<KeyValue>> = None;
@@ -252,12 +266,8 @@ async fn read_customers(app: App, tenant: Uuid, s: CustomerSelection, pages: mps
             _ => None,
         };
         after = last.map(|row| s.order.iter().map(|(k, _)| k.value_of(row)).chain([KeyValue::Id(row.id)]).collect());
-        let (more, failed) = (after.is_some(), page.is_err());
-        if pages.send(page.map(Page::Customers)).await.is_err() || failed {
-            return;
-        }
-        if !more {
-            let _ = pages.send(Ok(Page::End)).await;
+        let more = after.is_some();
+        if !send_page(&pages, page.map(Page::Customers), more).await {
             return;
         }
     }
@@ -283,12 +293,8 @@ async fn read_transactions(
             Ok(rows) if rows.len() as i64 == PAGE_ROWS => rows.last().map(|r| (r.occur_time, r.id)),
             _ => None,
         };
-        let (more, failed) = (after.is_some(), page.is_err());
-        if pages.send(page.map(Page::Transactions)).await.is_err() || failed {
-            return;
-        }
-        if !more {
-            let _ = pages.send(Ok(Page::End)).await;
+        let more = after.is_some();
+        if !send_page(&pages, page.map(Page::Transactions), more).await {
             return;
         }
     }

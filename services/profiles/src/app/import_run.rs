@@ -569,7 +569,8 @@ async fn write(
     if !held.dry_run {
         let touched: Vec<(Uuid, bool)> = created_ids.iter().chain(&updated_ids).map(|id| (*id, true)).collect();
         if !created_ids.is_empty() {
-            jobs::mark_for_duplicate_scan(&mut tx, tenant).await?;
+            // The duplicate scan keys and pairs the new customers, as it does every new customer.
+            store::duplicates::start_scan(&mut tx, tenant).await?;
         }
         segments::refresh(&mut tx, tenant, &touched, now).await?;
         if !touched.is_empty() {

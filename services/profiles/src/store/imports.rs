@@ -463,16 +463,6 @@ pub async fn external_id_owners(tx: &mut TenantTx, tenant: Uuid, ids: &[String])
     .await?)
 }
 
-/// Marks the tenant for the duplicate scan (which keys and pairs the new customers).
-pub async fn mark_for_duplicate_scan(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
-    sqlx::query("INSERT INTO duplicate_scans (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(tenant)
-        .execute(&mut **tx)
-        .instrument(db_span("INSERT", "duplicate_scans"))
-        .await?;
-    Ok(())
-}
-
 /// Separates the items of a list bound as one text (a control character no tag or key holds).
 const SEPARATOR: &str = "\u{1f}";
 

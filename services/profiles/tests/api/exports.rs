@@ -15,7 +15,7 @@ use crm_proto::{
         common::v1::{EmailAddress, PhoneNumber, PostalAddress},
         profiles::v1::{
             self as pb, export::State, export_service_client::ExportServiceClient, import_settings as ps,
-            segment_service_client::SegmentServiceClient, transaction_service_client::TransactionServiceClient,
+            transaction_service_client::TransactionServiceClient,
         },
     },
     google::r#type::{Date, Money},
@@ -25,7 +25,7 @@ use futures::StreamExt;
 use tonic::{Code, Request, Status, transport::Channel};
 
 use crate::{
-    helpers::{TestApp, assert_error, spawn_app, spawn_app_with, violations},
+    helpers::{TestApp, assert_error, spawn_app, spawn_app_with, static_segment, violations},
     imports::{run, settings, upload},
 };
 
@@ -175,23 +175,9 @@ async fn customers_export_by_filter_and_segment_and_import_back_unchanged() {
     assert_eq!((ada_row("external_id"), ada_row("kind")), ("A-1".into(), "PERSON".into()));
 
     // A static segment's members, and columns of the caller's choice.
-    let segments = SegmentServiceClient::new(app.channel.clone());
-    let segment = pb::Segment { display_name: "Cyd only".into(), kind: pb::SegmentKind::Static as i32, ..Default::default() };
-    let segment = segments
-        .clone()
-        .create_segment(app.admin(pb::CreateSegmentRequest { segment: Some(segment), request_id: String::new() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .segment
-        .unwrap();
-    let add = pb::AddSegmentMembersRequest { segment: segment.name.clone(), customers: vec![cyd.name.clone()] };
-    segments.clone().add_segment_members(app.admin(add)).await.unwrap();
-    let by_segment = pb::ExportCustomersRequest {
-        segment: segment.name.clone(),
-        columns: vec!["email".into(), "display_name".into()],
-        ..Default::default()
-    };
+    let segment = static_segment(&app, "Cyd only", &[&cyd.name]).await;
+    let by_segment =
+        pb::ExportCustomersRequest { segment: segment.clone(), columns: vec!["email".into(), "display_name".into()], ..Default::default() };
     let (_, bytes) = export_customers(&app, app.admin(by_segment)).await.unwrap();
     assert_eq!(csv_rows(&bytes), [vec!["email", "display_name"], vec!["cyd@example.com", "Cyd"]]);
 
@@ -219,7 +205,7 @@ async fn customers_export_by_filter_and_segment_and_import_back_unchanged() {
     assert!(entries.iter().all(|e| e.state == State::Succeeded as i32 && e.actor == "test-user" && e.finish_time.is_some()), "{entries:?}");
     let counts: Vec<(i64, &str, &str, bool)> =
         entries.iter().map(|e| (e.row_count, e.filter.as_str(), e.segment.as_str(), e.personal_data)).collect();
-    assert_eq!(counts, [(2, "tags:gold", "", true), (1, "", segment.name.as_str(), true), (2, "tags:gold", "", true)]);
+    assert_eq!(counts, [(2, "tags:gold", "", true), (1, "", segment.as_str(), true), (2, "tags:gold", "", true)]);
     assert_eq!(entries[1].columns, ["email", "display_name"]);
     assert!(entries[0].size_bytes > 300, "{:?}", entries[0]);
     let one = exports(&app).get_export(app.admin(pb::GetExportRequest { name: entries[2].name.clone() })).await.unwrap().into_inner();

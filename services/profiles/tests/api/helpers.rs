@@ -5,7 +5,7 @@ use crm_profiles::{config::Config, startup::Application};
 use crm_proto::crm::{
     common::v1::EmailAddress,
     events::v1::event_service_client::EventServiceClient,
-    profiles::v1::{self as pb, customer_service_client::CustomerServiceClient},
+    profiles::v1::{self as pb, customer_service_client::CustomerServiceClient, segment_service_client::SegmentServiceClient},
 };
 use crm_testkit::{
     auth::{jwt_secret, token, with_token},
@@ -183,4 +183,21 @@ impl BinaryApp {
     pub async fn terminate(self) -> std::time::Duration {
         self.process.terminate().await
     }
+}
+
+/// A static segment named `name` with `members` (customer names), as the admin: its name.
+pub async fn static_segment(app: &TestApp, name: &str, members: &[&str]) -> String {
+    let segments = SegmentServiceClient::new(app.channel.clone());
+    let segment = pb::Segment { display_name: name.into(), kind: pb::SegmentKind::Static as i32, ..Default::default() };
+    let created = segments
+        .clone()
+        .create_segment(app.admin(pb::CreateSegmentRequest { segment: Some(segment), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .segment
+        .unwrap();
+    let add = pb::AddSegmentMembersRequest { segment: created.name.clone(), customers: members.iter().map(|m| m.to_string()).collect() };
+    segments.clone().add_segment_members(app.admin(add)).await.unwrap();
+    created.name
 }

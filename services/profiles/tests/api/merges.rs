@@ -21,7 +21,7 @@ use crm_testkit::auth::{token, with_token};
 use proptest::prelude::*;
 use tonic::{Code, transport::Channel};
 
-use crate::helpers::{TestApp, assert_error, customer, spawn_app};
+use crate::helpers::{TestApp, assert_error, customer, spawn_app, static_segment};
 
 fn merges(app: &TestApp) -> MergeServiceClient<Channel> {
     MergeServiceClient::new(app.channel.clone())
@@ -130,22 +130,6 @@ async fn export(app: &TestApp, name: &str) -> pb::CustomerDataExport {
     settle!(related_persons, payment_accounts, communications, occurrences);
     e.transactions.sort_by(|a, b| a.name.cmp(&b.name));
     e
-}
-
-async fn static_segment(app: &TestApp, name: &str, members: &[&str]) -> String {
-    let segments = SegmentServiceClient::new(app.channel.clone());
-    let segment = pb::Segment { display_name: name.into(), kind: pb::SegmentKind::Static as i32, ..Default::default() };
-    let created = segments
-        .clone()
-        .create_segment(app.admin(pb::CreateSegmentRequest { segment: Some(segment), request_id: String::new() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .segment
-        .unwrap();
-    let add = pb::AddSegmentMembersRequest { segment: created.name.clone(), customers: members.iter().map(|m| m.to_string()).collect() };
-    segments.clone().add_segment_members(app.admin(add)).await.unwrap();
-    created.name
 }
 
 async fn members(app: &TestApp, segment: &str) -> (i64, Vec<String>) {
