@@ -19,7 +19,7 @@ use crate::{
     app::{App, imports::Upload},
     domain::{
         access,
-        import::{Encoding, Field, Mode, Settings},
+        import::{Encoding, Field, Kind, Mode, Settings},
     },
     permissions,
     resources::IMPORT_JOB,
@@ -50,9 +50,11 @@ type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadImportErrorsR
 
 /// The upload's settings from its first message.
 fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, (max_bytes, max_xlsx_bytes): (u64, u64)) -> Result<Upload, Error> {
-    if !matches!(pb::import_job::Kind::try_from(first.kind), Ok(pb::import_job::Kind::Unspecified | pb::import_job::Kind::Customers)) {
-        return Err(Error::invalid("kind", "INVALID_VALUE", "KIND_CUSTOMERS"));
-    }
+    let kind = match pb::import_job::Kind::try_from(first.kind) {
+        Ok(pb::import_job::Kind::Unspecified | pb::import_job::Kind::Customers) => Kind::Customers,
+        Ok(pb::import_job::Kind::Transactions) => Kind::Transactions,
+        Err(_) => return Err(Error::invalid("kind", "INVALID_VALUE", "KIND_CUSTOMERS or KIND_TRANSACTIONS")),
+    };
     let encoding = match first.encoding.trim() {
         "" => None,
         name => Some(Encoding::parse(name).ok_or_else(|| Error::invalid("encoding", "UNKNOWN_ENCODING", "UTF-8, GBK, GB18030 or GB2312"))?),
@@ -66,7 +68,7 @@ fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, (max_bytes, max_x
         size => Some(u64::try_from(size).map_err(|_| Error::invalid("size_bytes", "OUT_OF_RANGE", "the file's size in bytes, or 0"))?),
     };
     Ok(Upload {
-        kind: "CUSTOMERS",
+        kind,
         file_name,
         encoding,
         request_id: first.request_id.clone(),
@@ -79,13 +81,17 @@ fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, (max_bytes, max_x
 }
 
 /// PERMISSION_DENIED unless the caller may do what the run would: a dry run
-/// writes nothing; a real run creates customers (`customers.create`), and an
-/// upsert also changes them — `customers.update` and each mapped field the
-/// caller may write (a marketer's upsert may fill tags, attributes and
-/// consent, not names or contacts).
-fn may_run(principal: &Principal, settings: &Settings) -> Result<(), Error> {
+/// writes nothing; a real run of transactions records them
+/// (`archive.write`); a real run of customers creates them
+/// (`customers.create`), and an upsert also changes them — `customers.update`
+/// and each mapped field the caller may write (a marketer's upsert may fill
+/// tags, attributes and consent, not names or contacts).
+fn may_run(principal: &Principal, kind: Kind, settings: &Settings) -> Result<(), Error> {
     if settings.dry_run {
         return Ok(());
+    }
+    if kind == Kind::Transactions {
+        return principal.require(permissions::ARCHIVE_WRITE);
     }
     principal.require(permissions::CUSTOMERS_CREATE)?;
     if settings.mode == Mode::Upsert {
@@ -174,7 +180,7 @@ impl ImportService for ImportApi {
             };
             let job = self.app.import_job(principal.tenant, id).await?;
             let settings = Settings { started_by: principal.subject.clone(), ..settings_from_proto(settings, &job)? };
-            may_run(&principal, &settings)?;
+            may_run(&principal, Kind::parse(&job.kind), &settings)?;
             let job = self.app.start_import(principal.tenant, id, &settings, Utc::now()).await?;
             Ok(pb::StartImportJobResponse { import_job: Some(job_to_proto(&job)) })
         })

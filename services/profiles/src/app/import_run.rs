@@ -1,53 +1,53 @@
 //! Running an import job: its stored file is read again from the start,
 //! chunk by chunk (constant memory), split into rows, and the rows after
 //! the job's cursor are judged and written in batches. Each batch is ONE
-//! transaction that writes its customers, its refused rows, its event and
-//! the job's new cursor and counts together — so a replica killed mid-way
+//! transaction that writes its rows, its refused rows, its event and the
+//! job's new cursor and counts together — so a replica killed mid-way
 //! leaves the job at the end of its last committed batch, and whoever takes
 //! the lease next carries on from there without writing a row twice.
+//!
+//! What a row is — how it reads, how a batch is judged against what is
+//! stored and how it is written — is the job kind's ([`RowKind`]: customers
+//! in `import_customers`, transactions in `import_transactions`); the file,
+//! the lease, the cursor, the refused rows and the batches' order are here.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
+    future::Future,
     hash::{DefaultHasher, Hash, Hasher},
+    sync::Arc,
 };
 
 use chrono::{DateTime, Duration, Utc};
-use crm_kit::{Error, db::TenantTx, outbox};
-use crm_proto::crm::profiles::v1 as pb;
+use crm_kit::{Error, db::TenantTx};
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
 use uuid::Uuid;
 
-use super::{App, history, segments};
+use super::{App, import_customers::CustomerRows, import_transactions::TransactionRows};
 use crate::{
     domain::{
-        customer::CustomerDraft,
-        import::{Encoding, Field, MAX_COLUMNS, MatchKey, Mode, Record, RecordSplitter, Settings, TextDecoder},
-        rename::NAME_FIELDS,
+        import::{Encoding, Kind, MAX_COLUMNS, Record, RecordSplitter, Settings, TextDecoder},
         xlsx,
     },
-    resources::{CUSTOMER, IMPORT_JOB},
-    store::{
-        self, CustomerRow,
-        imports::{self as jobs, BatchCounts, ErrorRow, ImportJobRow, StoredProblem},
-    },
-    wire::{
-        changed_paths, customer_to_proto,
-        import::{ColumnMap, RowCustomer, RowProblem, read_row},
-        mask_pii,
-    },
+    resources::IMPORT_JOB,
+    store::imports::{self as jobs, BatchCounts, ErrorRow, ImportJobRow, StoredProblem},
+    wire::import::RowProblem,
 };
 
 /// Rows judged and written per transaction.
 pub const BATCH_ROWS: usize = 2_000;
 
-/// What the run has seen of the file so far: the rows each email address and
-/// match key was first accepted in, by a 64-bit hash (8 bytes a key, so a
-/// million-row file costs tens of MB, not the keys themselves).
+/// A key a row claims within its file, (kind, key): a later row with the same claim is refused.
+pub(super) type Claim = (&'static str, String);
+
+/// What the run has seen of the file so far: the rows each claim was first
+/// accepted in, by a 64-bit hash (8 bytes a key, so a million-row file
+/// costs tens of MB, not the keys themselves).
 #[derive(Default)]
-struct Seen(HashMap<u64, i64>);
+pub(super) struct Seen(HashMap<u64, i64>);
 
 impl Seen {
     fn hash(kind: &str, key: &str) -> u64 {
@@ -57,68 +57,118 @@ impl Seen {
     }
 
     /// The row that already had `key` of `kind`, if any.
-    fn first(&self, kind: &str, key: &str) -> Option<i64> {
+    pub(super) fn first(&self, kind: &str, key: &str) -> Option<i64> {
         self.0.get(&Self::hash(kind, key)).copied()
     }
 
-    fn remember(&mut self, kind: &str, key: &str, row: i64) {
+    pub(super) fn remember(&mut self, kind: &str, key: &str, row: i64) {
         self.0.entry(Self::hash(kind, key)).or_insert(row);
     }
 }
 
-/// The keys a row claims within the file: its email addresses and its match key.
-fn row_keys(row: &RowCustomer, match_key: MatchKey) -> Vec<(&'static str, String)> {
-    let mut keys: Vec<(&'static str, String)> = row.emails().into_iter().map(|e| ("email", e)).collect();
-    if let Some(key) = row.key(match_key).filter(|_| match_key != MatchKey::Email) {
-        keys.push(("key", key));
-    }
-    keys
+/// How a row ended in its batch.
+pub(super) enum Verdict<W> {
+    Refused(Vec<RowProblem>),
+    /// Valid, and nothing to write (it matches what is stored).
+    Unchanged,
+    /// Valid: what to write.
+    Write(W),
 }
 
-/// A row read through the mapping ahead of its batch: its record, the row,
-/// and the customer it makes alone (what a create writes), already checked.
-struct Prepared {
+/// What one kind of import does with its rows. The run calls `read` for
+/// each row after the cursor (on the file's reader task, a batch ahead),
+/// `judge` for a batch in file order, then — unless a dry run — `write`
+/// and, once the batch before has committed, `announce`, all in the batch's
+/// transaction. `judge` may lock what `write` changes; `announce` is where
+/// what batches share goes (tenant marks, segment counts, the outbox), so
+/// that no batch ever waits for a lock held by the batch after it.
+pub(super) trait RowKind: Send + Sync + 'static {
+    /// A row read through the mapping and checked alone.
+    type Row: Send + 'static;
+    /// What a valid row writes.
+    type Write: Send + 'static;
+    /// What a batch wrote, for its announcement.
+    type Written: Send + 'static;
+
+    /// The claims of a row an earlier lease judged (only these are needed of it).
+    fn claims(&self, cells: &[&str]) -> Vec<Claim>;
+
+    /// A row read and checked alone as of `now`, with its claims.
+    fn read(&self, cells: &[&str], now: DateTime<Utc>) -> (Vec<Claim>, Self::Row);
+
+    /// Whether `write` creates a record (else it updates one).
+    fn creates(write: &Self::Write) -> bool;
+
+    /// What becomes of each row of a batch (row number, claims, row), in
+    /// file order: against `seen` (remembering the claims of the rows it
+    /// accepts) and against what is stored.
+    fn judge(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        seen: &mut Seen,
+        rows: Vec<(i64, Vec<Claim>, Self::Row)>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Verdict<Self::Write>>, Error>> + Send;
+
+    /// Writes a batch's valid rows.
+    fn write(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        writes: Vec<Self::Write>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Self::Written, Error>> + Send;
+
+    /// After the batch before this one committed: what batches share.
+    fn announce(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        job: Uuid,
+        written: Self::Written,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// A row read ahead of its batch: its record and the kind's reading of it.
+struct Prepared<R> {
     number: i64,
     record: Record,
-    /// The keys it claims within the file, and its match key.
-    claims: Vec<(&'static str, String)>,
-    key: Option<String>,
-    /// The row itself, kept only where an update may apply it to a stored customer.
-    row: Option<RowCustomer>,
-    alone: Result<CustomerDraft, Vec<RowProblem>>,
+    claims: Vec<Claim>,
+    row: R,
 }
 
 /// What the file's reader hands the batch writer.
-enum Piece {
-    /// Rows an earlier lease judged and accepted: their keys (kind, key, row), for the duplicate checks.
+enum Piece<R> {
+    /// Rows an earlier lease judged and accepted: their claims (kind, key, row), for the duplicate checks.
     Judged(Vec<(&'static str, String, i64)>),
     /// The next rows to judge and write.
-    Batch(Vec<Prepared>),
+    Batch(Vec<Prepared<R>>),
     /// The file stopped being readable here (bytes that are not text in its encoding).
     Unreadable(String),
 }
 
 /// Reads a job's stored file from its first chunk: decodes it, splits it
-/// into rows and reads each through the mapping, a batch ahead of the writer.
-struct Reader {
+/// into rows and reads each as its kind does, a batch ahead of the writer.
+struct Reader<K> {
     app: App,
     tenant: Uuid,
     job: ImportJobRow,
-    mapping: Vec<ColumnMap>,
-    settings: Settings,
+    kind: Arc<K>,
     /// The rows before the cursor that the earlier leases refused.
     refused: HashSet<i64>,
 }
 
-impl Reader {
+impl<K: RowKind> Reader<K> {
     /// Sends the file's pieces to `pieces` until the end, an error, or the writer stops listening.
-    async fn read(self, pieces: mpsc::Sender<Result<Piece, Error>>) {
+    async fn read(self, pieces: mpsc::Sender<Result<Piece<K::Row>, Error>>) {
         if let Err(err) = self.read_pieces(&pieces).await {
             let _ = pieces.send(Err(err)).await;
         }
     }
 
-    async fn read_pieces(&self, pieces: &mpsc::Sender<Result<Piece, Error>>) -> Result<(), Error> {
+    async fn read_pieces(&self, pieces: &mpsc::Sender<Result<Piece<K::Row>, Error>>) -> Result<(), Error> {
         let cursor = self.job.cursor_row;
         let mut rows = self.rows().await?;
         let (mut batch, mut judged) = (Vec::with_capacity(BATCH_ROWS), Vec::new());
@@ -139,11 +189,10 @@ impl Reader {
                 }
                 let number = i64::try_from(record.number).unwrap_or(i64::MAX);
                 let cells: Vec<&str> = record.cells.iter().map(String::as_str).collect();
-                let row = read_row(&cells, &self.mapping, &self.settings.calling_code);
                 if number <= cursor {
                     // Judged by an earlier lease: only what it accepted is remembered, for the duplicate checks.
                     if !self.refused.contains(&number) {
-                        judged.extend(row_keys(&row, self.settings.match_key).into_iter().map(|(kind, key)| (kind, key, number)));
+                        judged.extend(self.kind.claims(&cells).into_iter().map(|(kind, key)| (kind, key, number)));
                     }
                     if judged.len() >= BATCH_ROWS && pieces.send(Ok(Piece::Judged(std::mem::take(&mut judged)))).await.is_err() {
                         return Ok(());
@@ -153,12 +202,8 @@ impl Reader {
                 if !judged.is_empty() && pieces.send(Ok(Piece::Judged(std::mem::take(&mut judged)))).await.is_err() {
                     return Ok(());
                 }
-                let (claims, key) = (row_keys(&row, self.settings.match_key), row.key(self.settings.match_key));
-                let (row, alone) = match self.settings.mode {
-                    Mode::Upsert => (Some(row.clone()), row.into_draft(None, Utc::now())),
-                    Mode::CreateOnly => (None, row.into_draft(None, Utc::now())),
-                };
-                batch.push(Prepared { number, record, claims, key, row, alone });
+                let (claims, row) = self.kind.read(&cells, Utc::now());
+                batch.push(Prepared { number, record, claims, row });
                 if batch.len() == BATCH_ROWS && pieces.send(Ok(Piece::Batch(std::mem::take(&mut batch)))).await.is_err() {
                     return Ok(());
                 }
@@ -262,26 +307,17 @@ const PREVIOUS_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(
 const ROWS_PER_GROUP: usize = 500;
 
 /// A job's run as the worker holds it.
-struct Run {
+struct Run<K> {
     tenant: Uuid,
     job: ImportJobRow,
     settings: Settings,
-    mapping: Vec<ColumnMap>,
+    kind: Arc<K>,
     token: Uuid,
     seen: Seen,
     /// How long the worker holds the job from each batch on before another may take it over.
     lease: Duration,
     /// Turns true when the service shuts down: the run stops between batches and lets another replica carry on at once.
     stop: watch::Receiver<bool>,
-}
-
-/// How a row ended in a batch.
-enum Verdict {
-    Refused(Vec<RowProblem>),
-    Create(CustomerDraft),
-    Update(Box<CustomerRow>, CustomerDraft),
-    /// Matched a customer it would not change.
-    Unchanged,
 }
 
 impl App {
@@ -307,14 +343,23 @@ impl App {
         let Some(settings) = job.settings.as_ref().map(|s| s.0.clone()).filter(|_| job.state == "RUNNING") else {
             return Ok(());
         };
-        let mapping = settings
-            .mapping
-            .iter()
-            .filter_map(|(column, name)| Field::parse(name).map(|field| ColumnMap { column: *column, field }))
-            .collect();
         // Sized for the file at once: growing a million-key table would hold the old and the new one together.
         let seen = Seen(HashMap::with_capacity(usize::try_from(job.total_rows).unwrap_or(0)));
-        let mut run = Run { tenant, job, settings, mapping, token, seen, lease, stop };
+        match Kind::parse(&job.kind) {
+            Kind::Customers => {
+                let kind = Arc::new(CustomerRows::new(&settings));
+                self.run_kind(Run { tenant, job, settings, kind, token, seen, lease, stop }).await
+            }
+            Kind::Transactions => {
+                let kind = Arc::new(TransactionRows::new(&settings));
+                self.run_kind(Run { tenant, job, settings, kind, token, seen, lease, stop }).await
+            }
+        }
+    }
+
+    /// Runs `run` to its end; a failure leaves the job to be tried again soon.
+    async fn run_kind<K: RowKind>(&self, mut run: Run<K>) -> Result<(), Error> {
+        let (tenant, id, token) = (run.tenant, run.job.id, run.token);
         match self.read_through(&mut run).await {
             Ok(()) => Ok(()),
             Err(err) => {
@@ -331,7 +376,7 @@ impl App {
     /// the cursor (remembering their keys), and writes the rest in batches.
     /// The file is read and its rows prepared one batch ahead, on a task of
     /// its own, while the previous batch is being written.
-    async fn read_through(&self, run: &mut Run) -> Result<(), Error> {
+    async fn read_through<K: RowKind>(&self, run: &mut Run<K>) -> Result<(), Error> {
         let (tenant, id) = (run.tenant, run.job.id);
         let refused: HashSet<i64> = {
             let mut tx = self.begin(tenant).await?;
@@ -343,14 +388,7 @@ impl App {
         // The batches being written (at most two), and whether the last one committed.
         let mut writing: VecDeque<JoinHandle<Result<bool, Error>>> = VecDeque::new();
         let mut previous: Option<oneshot::Receiver<bool>> = None;
-        let reader = Reader {
-            app: self.clone(),
-            tenant,
-            job: run.job.clone(),
-            mapping: run.mapping.clone(),
-            settings: run.settings.clone(),
-            refused,
-        };
+        let reader = Reader { app: self.clone(), tenant, job: run.job.clone(), kind: run.kind.clone(), refused };
         tokio::spawn(reader.read(sender));
         while let Some(piece) = pieces.recv().await {
             match piece? {
@@ -402,7 +440,7 @@ impl App {
     }
 
     /// Ends the run FAILED with `message` (the file cannot be read through).
-    async fn fail(&self, run: &Run, message: &str) -> Result<(), Error> {
+    async fn fail<K: RowKind>(&self, run: &Run<K>, message: &str) -> Result<(), Error> {
         let mut tx = self.begin(run.tenant).await?;
         if hold(&mut tx, &run.held()).await?.is_some() {
             jobs::end(&mut tx, run.tenant, run.job.id, "FAILED", message, Utc::now()).await?;
@@ -420,22 +458,31 @@ impl App {
     /// batches are written at once but the cursor moves in file order. The
     /// task answers false (and sends false on the returned receiver) when
     /// the job is no longer this worker's to run or the batch before failed.
-    async fn start_batch(
+    async fn start_batch<K: RowKind>(
         &self,
-        run: &mut Run,
-        rows: Vec<Prepared>,
+        run: &mut Run<K>,
+        rows: Vec<Prepared<K::Row>>,
         previous: Option<oneshot::Receiver<bool>>,
     ) -> Result<(JoinHandle<Result<bool, Error>>, oneshot::Receiver<bool>), Error> {
         let now = Utc::now();
         let first = rows.first().map_or(0, |r| r.number);
         let mut tx = self.begin(run.tenant).await?;
-        let (records, verdicts) = judge(&mut tx, run, rows, now).await?;
+        let mut records = Vec::with_capacity(rows.len());
+        let judged: Vec<(i64, Vec<Claim>, K::Row)> = rows
+            .into_iter()
+            .map(|p| {
+                records.push(p.record);
+                (p.number, p.claims, p.row)
+            })
+            .collect();
+        let verdicts = run.kind.judge(&mut tx, run.tenant, &mut run.seen, judged, now).await?;
+        let kind = run.kind.clone();
         let (done, committed) = oneshot::channel();
         let held = run.held();
         // The changes it writes are the starter's (field history names them), through this job.
         let origin = history_origin(&run.settings.started_by, held.job);
         let task = tokio::spawn(async move {
-            let written = crm_kit::history::with_origin(origin, write(tx, &held, first, &records, verdicts, previous, now)).await;
+            let written = crm_kit::history::with_origin(origin, write(&*kind, tx, &held, first, &records, verdicts, previous, now)).await;
             let _ = done.send(matches!(written, Ok(true)));
             written
         });
@@ -478,7 +525,7 @@ struct Held {
     dry_run: bool,
 }
 
-impl Run {
+impl<K> Run<K> {
     fn held(&self) -> Held {
         Held {
             tenant: self.tenant,
@@ -505,12 +552,14 @@ async fn hold(tx: &mut TenantTx, held: &Held) -> Result<Option<ImportJobRow>, Er
 
 /// Writes a judged batch (unless a dry run) with its refused rows, its
 /// event and the job's new cursor, committing after `previous` did.
-async fn write(
+#[allow(clippy::too_many_arguments)]
+async fn write<K: RowKind>(
+    kind: &K,
     mut tx: TenantTx,
     held: &Held,
     first: i64,
     records: &[Record],
-    verdicts: Vec<Verdict>,
+    verdicts: Vec<Verdict<K::Write>>,
     previous: Option<oneshot::Receiver<bool>>,
     now: DateTime<Utc>,
 ) -> Result<bool, Error> {
@@ -520,42 +569,32 @@ async fn write(
         read: records.len() as i64,
         ..BatchCounts::default()
     };
-    let mut refused = Vec::new();
-    let (mut creates, mut created_ids, mut updates) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut refused, mut writes) = (Vec::new(), Vec::new());
     for (record, verdict) in records.iter().zip(verdicts) {
         match verdict {
             Verdict::Refused(problems) => {
                 counts.failed += 1;
                 refused.push(error_row(record, problems));
             }
-            Verdict::Create(mut draft) => {
-                counts.valid += 1;
-                counts.created += 1;
-                draft.consent.stamp(None, now);
-                created_ids.push(Uuid::now_v7());
-                creates.push(draft);
-            }
-            Verdict::Update(before, draft) => {
-                counts.valid += 1;
-                counts.updated += 1;
-                updates.push((before, draft));
-            }
             Verdict::Unchanged => counts.valid += 1,
+            Verdict::Write(write) => {
+                counts.valid += 1;
+                if K::creates(&write) {
+                    counts.created += 1;
+                } else {
+                    counts.updated += 1;
+                }
+                writes.push(write);
+            }
         }
     }
-    // First what no other batch's transaction can be waiting for: new rows only (and the stored
-    // customers this batch alone matched, locked when it was judged).
-    let mut updated_ids = Vec::with_capacity(updates.len());
-    if !held.dry_run {
-        store::imports::insert_customers(&mut tx, tenant, &created_ids, &creates, now).await?;
-        for (before, draft) in updates {
-            updated_ids.push(update(&mut tx, tenant, &before, &draft, now).await?);
-        }
-    }
+    // First what no other batch's transaction can be waiting for (new rows, and the stored
+    // records this batch alone holds, locked when it was judged).
+    let written = if held.dry_run { None } else { Some(kind.write(&mut tx, tenant, writes, now).await?) };
     jobs::insert_errors(&mut tx, tenant, held.job, held.run, &refused).await?;
     // In file order: the batch before this one has committed (or this one is dropped, uncommitted).
-    // Only then what two batches share — the tenant's scan mark, segment counts, the outbox — so that
-    // no batch ever waits for a lock of the one after it, which waits for it to commit.
+    // Only then what two batches share — so that no batch ever waits for a lock of the one after
+    // it, which waits for it to commit.
     if let Some(previous) = previous {
         // A wait that outlasts any batch means something holds both: give up this batch (the run is retried).
         match tokio::time::timeout(PREVIOUS_BATCH_WAIT, previous).await {
@@ -566,21 +605,8 @@ async fn write(
             }
         }
     }
-    if !held.dry_run {
-        let touched: Vec<(Uuid, bool)> = created_ids.iter().chain(&updated_ids).map(|id| (*id, true)).collect();
-        if !created_ids.is_empty() {
-            // The duplicate scan keys and pairs the new customers, as it does every new customer.
-            store::duplicates::start_scan(&mut tx, tenant).await?;
-        }
-        segments::refresh(&mut tx, tenant, &touched, now).await?;
-        if !touched.is_empty() {
-            let event = pb::CustomersImported {
-                import_job: IMPORT_JOB.name(held.job),
-                created: created_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
-                updated: updated_ids.iter().map(|id| CUSTOMER.name(*id)).collect(),
-            };
-            outbox::append(&mut tx, tenant, &IMPORT_JOB.name(held.job), &event).await?;
-        }
+    if let Some(written) = written {
+        kind.announce(&mut tx, tenant, held.job, written, now).await?;
     }
     let Some(job) = hold(&mut tx, held).await? else { return Ok(false) };
     if job.cursor_row >= first {
@@ -592,174 +618,8 @@ async fn write(
     Ok(true)
 }
 
-/// Writes one upserted customer (its claims, its columns, its field history) and returns its id.
-async fn update(tx: &mut TenantTx, tenant: Uuid, before: &CustomerRow, draft: &CustomerDraft, now: DateTime<Utc>) -> Result<Uuid, Error> {
-    let mut draft = draft.clone();
-    draft.consent.stamp(Some(&before.consent.0), now);
-    if changed_paths(before, &draft).iter().any(|p| p == "emails") {
-        store::replace_emails(tx, tenant, before.id, &draft.email_addresses()).await?;
-    }
-    let after = store::update(tx, tenant, before.id, &draft, now).await?;
-    let record = CUSTOMER.name(after.id);
-    let change = history::Change { customer: after.id, record: &record, fields: super::customers::HISTORY_FIELDS, now };
-    history::record(tx, tenant, change, Some(&customer_to_proto(before)), Some(&customer_to_proto(&after)), mask_pii).await?;
-    Ok(after.id)
-}
-
-/// What becomes of each of `records`: checked alone and against the rows
-/// before it in the file, then against the stored customers (matches,
-/// email claims) in a few statements for the whole batch.
-async fn judge(
-    tx: &mut TenantTx,
-    run: &mut Run,
-    prepared: Vec<Prepared>,
-    now: DateTime<Utc>,
-) -> Result<(Vec<Record>, Vec<Verdict>), Error> {
-    let settings = &run.settings;
-    let mut records = Vec::with_capacity(prepared.len());
-    let mut rows = Vec::with_capacity(prepared.len());
-    let mut keys: Vec<Option<String>> = Vec::with_capacity(prepared.len());
-    for p in prepared {
-        records.push(p.record);
-        rows.push((p.claims, p.row, p.alone));
-        keys.push(p.key);
-    }
-    // The stored customers each row's key and emails name.
-    let wanted: Vec<String> = keys.iter().flatten().cloned().collect();
-    let owners: HashMap<String, Vec<Uuid>> = group(match settings.match_key {
-        MatchKey::None => Vec::new(),
-        MatchKey::Email => jobs::email_owners(tx, run.tenant, &wanted).await?,
-        MatchKey::Phone => jobs::phone_owners(tx, run.tenant, &wanted).await?,
-        MatchKey::ExternalId => jobs::external_id_owners(tx, run.tenant, &wanted).await?,
-    });
-    let matched: Vec<Uuid> = {
-        let mut ids: Vec<Uuid> = keys.iter().flatten().filter_map(|k| owners.get(k)).filter(|o| o.len() == 1).map(|o| o[0]).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
-    let stored: HashMap<Uuid, CustomerRow> = if settings.mode == Mode::Upsert && !matched.is_empty() {
-        store::lock_many(tx, run.tenant, &matched).await?.into_iter().map(|c| (c.id, c)).collect()
-    } else {
-        HashMap::new()
-    };
-    let rename_needs_approval = settings.mode == Mode::Upsert && store::rename::approval_required(tx, run.tenant).await?;
-    let mut verdicts = Vec::with_capacity(rows.len());
-    // Email addresses are claimed by one live customer: the owners of every address the rows bring,
-    // looked up first, so that a row is fully judged before its keys are remembered for the rows after it.
-    let brought: Vec<String> =
-        rows.iter().flat_map(|(claims, _, _)| claims.iter().filter(|(kind, _)| *kind == "email").map(|(_, e)| e.clone())).collect();
-    let claimed: HashMap<String, Uuid> = jobs::email_owners(tx, run.tenant, &brought).await?.into_iter().collect();
-    for ((record, (claims, row, alone)), key) in records.iter().zip(rows).zip(&keys) {
-        let number = i64::try_from(record.number).unwrap_or(i64::MAX);
-        if let Some((kind, first)) = claims.iter().find_map(|(kind, key)| run.seen.first(kind, key).map(|first| (*kind, first))) {
-            let (field, what) =
-                if kind == "email" { ("emails", "email address") } else { (key_field(settings.match_key), key_field(settings.match_key)) };
-            verdicts.push(Verdict::Refused(vec![RowProblem {
-                column: None,
-                field: field.to_owned(),
-                reason: "DUPLICATE_IN_FILE",
-                message: format!("row {first} of the file has the same {what}; each customer once per file"),
-            }]));
-            continue;
-        }
-        let owners = key.as_ref().and_then(|k| owners.get(k)).cloned().unwrap_or_default();
-        let verdict = match (settings.mode, owners.as_slice()) {
-            (_, []) => match alone {
-                Ok(draft) => Verdict::Create(draft),
-                Err(problems) => Verdict::Refused(problems),
-            },
-            (Mode::CreateOnly, found) => Verdict::Refused(vec![RowProblem {
-                column: None,
-                field: key_field(settings.match_key).to_owned(),
-                reason: "MATCHES_CUSTOMER",
-                message: format!("{} has the same {}: use UPSERT to update it", CUSTOMER.name(found[0]), key_field(settings.match_key)),
-            }]),
-            (Mode::Upsert, [id]) => match stored.get(id) {
-                None => Verdict::Refused(vec![RowProblem {
-                    column: None,
-                    field: key_field(settings.match_key).to_owned(),
-                    reason: "MATCHES_CUSTOMER",
-                    message: format!("{} was deleted meanwhile", CUSTOMER.name(*id)),
-                }]),
-                Some(before) => match row.map_or(alone, |row| row.into_draft(Some((customer_to_proto(before), settings)), now)) {
-                    Err(problems) => Verdict::Refused(problems),
-                    Ok(draft) => {
-                        let changed = changed_paths(before, &draft);
-                        if changed.is_empty() {
-                            Verdict::Unchanged
-                        } else if rename_needs_approval && changed.iter().any(|p| NAME_FIELDS.contains(&p.as_str())) {
-                            Verdict::Refused(vec![RowProblem {
-                                column: None,
-                                field: "display_name".to_owned(),
-                                reason: "RENAME_NEEDS_APPROVAL",
-                                message: "renaming needs approval in this tenant: map no name column, or ask with a rename request"
-                                    .to_owned(),
-                            }])
-                        } else {
-                            Verdict::Update(Box::new(before.clone()), draft)
-                        }
-                    }
-                },
-            },
-            (Mode::Upsert, found) => Verdict::Refused(vec![RowProblem {
-                column: None,
-                field: key_field(settings.match_key).to_owned(),
-                reason: "AMBIGUOUS_MATCH",
-                message: format!(
-                    "{} customers have the same {} ({}, …): merge them first, or match by another key",
-                    found.len(),
-                    key_field(settings.match_key),
-                    CUSTOMER.name(found[0])
-                ),
-            }]),
-        };
-        let verdict = refuse_taken_emails(verdict, &claimed);
-        if !matches!(verdict, Verdict::Refused(_)) {
-            for (kind, key) in &claims {
-                run.seen.remember(kind, key, number);
-            }
-        }
-        verdicts.push(verdict);
-    }
-    Ok((records, verdicts))
-}
-
-/// `verdict`, or a refusal when its customer would take an email address
-/// another customer holds (`claimed`: address → owner).
-fn refuse_taken_emails(verdict: Verdict, claimed: &HashMap<String, Uuid>) -> Verdict {
-    let (draft, own) = match &verdict {
-        Verdict::Create(draft) => (draft, None),
-        Verdict::Update(before, draft) => (draft, Some(before.id)),
-        _ => return verdict,
-    };
-    let taken = draft
-        .emails
-        .iter()
-        .enumerate()
-        .find_map(|(i, e)| claimed.get(&e.address).filter(|owner| Some(**owner) != own).map(|owner| (i, *owner)));
-    match taken {
-        None => verdict,
-        Some((i, owner)) => Verdict::Refused(vec![RowProblem {
-            column: None,
-            field: format!("emails[{i}].address"),
-            reason: "EMAIL_ALREADY_USED",
-            message: format!("{} already uses this email address", CUSTOMER.name(owner)),
-        }]),
-    }
-}
-
-/// The customer field a match key reads.
-fn key_field(key: MatchKey) -> &'static str {
-    match key {
-        MatchKey::Email | MatchKey::None => "email",
-        MatchKey::Phone => "phone",
-        MatchKey::ExternalId => "external_id",
-    }
-}
-
-/// Pairs grouped by their first element.
-fn group(pairs: Vec<(String, Uuid)>) -> HashMap<String, Vec<Uuid>> {
+/// Owners grouped by the key they were found by (key, owner), each owner once.
+pub(super) fn owners_by_key(pairs: Vec<(String, Uuid)>) -> HashMap<String, Vec<Uuid>> {
     let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
     for (key, id) in pairs {
         let ids = groups.entry(key).or_default();

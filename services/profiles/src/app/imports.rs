@@ -12,8 +12,10 @@ use uuid::Uuid;
 use super::App;
 use crate::{
     domain::{
-        import::{Encoding, FileKind, MAX_RECORD_BYTES, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest},
-        xlsx,
+        import::{
+            Encoding, FileKind, Kind, MAX_RECORD_BYTES, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest,
+        },
+        transaction_import, xlsx,
     },
     resources::IMPORT_JOB,
     store::imports::{self as store, ErrorRow, ImportJobRow, NewJob},
@@ -25,7 +27,7 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// What the first message of an upload says.
 #[derive(Debug, Clone, Default)]
 pub struct Upload {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub file_name: String,
     /// Declared; None: detected from the first chunk.
     pub encoding: Option<Encoding>,
@@ -256,16 +258,22 @@ impl App {
             return Err(Error::invalid("file", "EMPTY_FILE", "the file has no header row"));
         };
         let sha256 = hex::encode(reading.sha.clone().finalize());
-        let suggested: Vec<(usize, String, f32)> = suggest(&headers)
-            .into_iter()
-            .map(|s| (s.column, s.field.map(|f| f.name().into_owned()).unwrap_or_default(), s.confidence))
-            .collect();
+        let suggested: Vec<(usize, String, f32)> = match upload.kind {
+            Kind::Customers => suggest(&headers)
+                .into_iter()
+                .map(|s| (s.column, s.field.map(|f| f.name().into_owned()).unwrap_or_default(), s.confidence))
+                .collect(),
+            Kind::Transactions => transaction_import::suggest(&headers)
+                .into_iter()
+                .map(|s| (s.column, s.field.map_or("", |f| f.name()).to_owned(), s.confidence))
+                .collect(),
+        };
         let xlsx = !sheet.is_empty();
         let delimiter = if xlsx { String::new() } else { (reading.splitter.as_ref().map_or(b',', |(_, d)| *d) as char).to_string() };
         let encoding = if xlsx { "" } else { reading.decoder.as_ref().map_or("UTF-8", |(_, e)| e.as_str()) };
         let job = NewJob {
             id,
-            kind: upload.kind,
+            kind: upload.kind.as_str(),
             file_name: &upload.file_name,
             format: if xlsx { "XLSX" } else { "CSV" },
             encoding,

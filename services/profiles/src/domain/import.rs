@@ -340,6 +340,32 @@ impl Field {
     }
 }
 
+/// What a job imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Customers,
+    Transactions,
+}
+
+impl Kind {
+    /// As the job stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customers => "CUSTOMERS",
+            Self::Transactions => "TRANSACTIONS",
+        }
+    }
+
+    /// The kind stored as `name` (an unknown name is a customers job, as every job was before kinds).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "TRANSACTIONS" => Self::Transactions,
+            _ => Self::Customers,
+        }
+    }
+}
+
 /// What a run does with the rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
@@ -387,6 +413,12 @@ pub struct Settings {
     /// Who started the run (the token's subject): the actor of the changes it writes.
     #[serde(default)]
     pub started_by: String,
+    /// Transactions: the IANA zone of times without an offset; empty: UTC.
+    #[serde(default)]
+    pub time_zone: String,
+    /// Transactions: the currency of rows without one; empty: none.
+    #[serde(default)]
+    pub currency_code: String,
 }
 
 impl Settings {
@@ -450,26 +482,36 @@ pub fn normalise(header: &str) -> String {
     header.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
-/// How a column is suggested to be mapped.
+/// How a column is suggested to be mapped (to a customer [`Field`] by default).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Suggestion {
+pub struct Suggestion<F = Field> {
     /// 0-based column.
     pub column: usize,
     /// Its header as the file has it.
     pub header: String,
     /// The field suggested; None: not recognised (the user maps it, or it
     /// goes to a custom attribute, or is skipped).
-    pub field: Option<Field>,
+    pub field: Option<F>,
     /// 1.0: the header is a known name of the field; 0.6: it contains one;
     /// 0 with no field.
     pub confidence: f32,
 }
 
-/// The column correspondence suggested for a sheet with `headers`. A field
-/// that takes one column goes to the most confident column (the first of
-/// equals); the others are left unmapped.
+/// The column correspondence suggested for a customer sheet with `headers`.
 pub fn suggest(headers: &[String]) -> Vec<Suggestion> {
-    let mut suggestions: Vec<Suggestion> = headers
+    suggest_among(headers, SYNONYMS, Field::repeats)
+}
+
+/// The column correspondence suggested for a sheet with `headers` among
+/// fields with `synonyms` (normalised header names). A field that takes one
+/// column (`repeats` false) goes to the most confident column (the first of
+/// equals); the others are left unmapped.
+pub fn suggest_among<F: Clone + PartialEq>(
+    headers: &[String],
+    synonyms: &[(F, &[&str])],
+    repeats: impl Fn(&F) -> bool,
+) -> Vec<Suggestion<F>> {
+    let mut suggestions: Vec<Suggestion<F>> = headers
         .iter()
         .enumerate()
         .map(|(column, header)| {
@@ -477,11 +519,11 @@ pub fn suggest(headers: &[String]) -> Vec<Suggestion> {
             if NOT_FIELDS.contains(&key.as_str()) {
                 return Suggestion { column, header: header.clone(), field: None, confidence: 0.0 };
             }
-            let exact = SYNONYMS.iter().find(|(_, names)| names.contains(&key.as_str()));
+            let exact = synonyms.iter().find(|(_, names)| names.contains(&key.as_str()));
             // A contained name of four bytes or more — two Chinese characters ("客户手机" has "手机"), four
             // letters ("mobilephone" has "mobile") — the longest; shorter ones ("名", "市", "id") only exactly.
             let within = || {
-                SYNONYMS
+                synonyms
                     .iter()
                     .filter_map(|(field, names)| {
                         let longest = names.iter().filter(|n| n.len() >= 4 && key.contains(*n)).map(|n| n.len()).max()?;
@@ -503,10 +545,10 @@ pub fn suggest(headers: &[String]) -> Vec<Suggestion> {
     // One column per single field: the most confident keeps it.
     let mut order: Vec<usize> = (0..suggestions.len()).collect();
     order.sort_by(|a, b| suggestions[*b].confidence.total_cmp(&suggestions[*a].confidence).then(a.cmp(b)));
-    let mut taken: Vec<Field> = Vec::new();
+    let mut taken: Vec<F> = Vec::new();
     for i in order {
         let Some(field) = suggestions[i].field.clone() else { continue };
-        if field.repeats() {
+        if repeats(&field) {
             continue;
         }
         if taken.contains(&field) {

@@ -20,4 +20,5 @@ pub mod rename;
 pub mod segment;
 pub mod sheet;
 pub mod transaction;
+pub mod transaction_import;
 pub mod xlsx;

@@ -5,6 +5,7 @@
 //! problem is named by the column (and cell) it came from.
 
 use chrono::{DateTime, Utc};
+use crm_kit::FieldViolation;
 use crm_proto::{
     crm::{
         common::v1::{EmailAddress, PhoneNumber, PostalAddress},
@@ -184,21 +185,29 @@ impl RowCustomer {
             Ok(draft) if problems.is_empty() => Ok(draft),
             Ok(_) => Err(problems),
             Err(violations) => {
-                for v in violations {
-                    let path = v.field.strip_prefix("customer.").unwrap_or(&v.field).to_owned();
-                    let column = origin
-                        .iter()
-                        .filter(|(prefix, _)| {
-                            path == *prefix || path.starts_with(&format!("{prefix}.")) || path.starts_with(&format!("{prefix}["))
-                        })
-                        .max_by_key(|(prefix, _)| prefix.len())
-                        .map(|(_, column)| *column);
-                    problems.push(RowProblem { column, field: path, reason: v.reason, message: v.description });
-                }
+                problems.extend(located(violations, "customer.", &origin));
                 Err(problems)
             }
         }
     }
+}
+
+/// `violations` of a message a row filled as row problems: each field path
+/// (without `prefix`) with the column that filled it — the longest path in
+/// `origin` (path, column) that the violation's path starts with.
+pub fn located(violations: Vec<FieldViolation>, prefix: &str, origin: &[(String, usize)]) -> Vec<RowProblem> {
+    violations
+        .into_iter()
+        .map(|v| {
+            let path = v.field.strip_prefix(prefix).unwrap_or(&v.field).to_owned();
+            let column = origin
+                .iter()
+                .filter(|(at, _)| path == *at || path.starts_with(&format!("{at}.")) || path.starts_with(&format!("{at}[")))
+                .max_by_key(|(at, _)| at.len())
+                .map(|(_, column)| *column);
+            RowProblem { column, field: path, reason: v.reason, message: v.description }
+        })
+        .collect()
 }
 
 /// Applies the row's `field` to the stored customer under `rule`: scalars

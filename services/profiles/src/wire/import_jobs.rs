@@ -11,8 +11,9 @@ use crm_proto::crm::profiles::v1::{self as pb, import_job::State, import_setting
 
 use crate::{
     domain::{
-        import::{Field, MatchKey, Mode, Rule, Settings, write_csv_row},
+        import::{Field, Kind, MatchKey, Mode, Rule, Settings, write_csv_row},
         mask::{self, CellMask},
+        transaction_import::{CUSTOMER_FIELDS, ITEM_FIELDS, TransactionField},
     },
     resources::IMPORT_JOB,
     store::imports::{ErrorRow, ImportJobRow},
@@ -40,7 +41,10 @@ pub fn job_to_proto(job: &ImportJobRow) -> pb::ImportJob {
     };
     pb::ImportJob {
         name: IMPORT_JOB.name(job.id),
-        kind: pb::import_job::Kind::Customers as i32,
+        kind: match Kind::parse(&job.kind) {
+            Kind::Customers => pb::import_job::Kind::Customers,
+            Kind::Transactions => pb::import_job::Kind::Transactions,
+        } as i32,
         file_name: job.file_name.clone(),
         format: job.format.clone(),
         encoding: job.encoding.clone(),
@@ -116,6 +120,8 @@ fn settings_to_proto(s: &Settings, headers: &[String]) -> pb::ImportSettings {
         field_rules: s.field_rules.iter().map(|(field, rule)| (field.clone(), rule_to_proto(*rule) as i32)).collect(),
         calling_code: s.calling_code.clone(),
         dry_run: s.dry_run,
+        time_zone: s.time_zone.clone(),
+        currency_code: s.currency_code.clone(),
     }
 }
 
@@ -127,16 +133,85 @@ fn rule_from_proto(value: i32) -> Option<Rule> {
     }
 }
 
-/// StartImportJob's settings for `job`, checked against its columns: every
-/// problem is a violation naming its field. An empty mapping takes the suggested one.
+/// The violations found in StartImportJob's settings.
+#[derive(Default)]
+struct Found(Vec<FieldViolation>);
+
+impl Found {
+    fn bad(&mut self, field: impl Into<String>, reason: &'static str, message: impl Into<String>) {
+        self.0.push(FieldViolation::new(field.into(), reason, message.into()));
+    }
+}
+
+/// StartImportJob's settings for `job`, checked against its kind and its
+/// columns: every problem is a violation naming its field. An empty mapping
+/// takes the suggested one.
 pub fn settings_from_proto(s: &pb::ImportSettings, job: &ImportJobRow) -> Result<Settings, Error> {
-    let mut violations = Vec::new();
-    let mut bad = |field: String, reason: &'static str, message: String| violations.push(FieldViolation::new(field, reason, message));
+    let mut found = Found::default();
+    let settings = match Kind::parse(&job.kind) {
+        Kind::Customers => customer_settings(s, job, &mut found),
+        Kind::Transactions => transaction_settings(s, job, &mut found),
+    };
+    let calling_code = s.calling_code.trim_start_matches('+').to_owned();
+    if !calling_code.is_empty() && (calling_code.len() > 3 || !calling_code.bytes().all(|b| b.is_ascii_digit())) {
+        found.bad("settings.calling_code", "INVALID_CALLING_CODE", "1 to 3 digits, e.g. 86");
+    }
+    match settings {
+        Some(settings) if found.0.is_empty() => Ok(Settings { calling_code, dry_run: s.dry_run, ..settings }),
+        _ => Err(Error::InvalidArgument { violations: found.0 }),
+    }
+}
+
+/// The mapping asked for (or the suggested one): (column, field name) and
+/// the fields, each column once and a field that takes one column once.
+fn mapping_of<F: PartialEq>(
+    s: &pb::ImportSettings,
+    job: &ImportJobRow,
+    found: &mut Found,
+    parse: impl Fn(&str) -> Option<F>,
+    repeats: impl Fn(&F) -> bool,
+) -> (Vec<(usize, String)>, Vec<F>) {
+    let given: Vec<(usize, i32, String)> = if s.mapping.is_empty() {
+        job.suggested.0.iter().filter(|(_, f, _)| !f.is_empty()).map(|(c, f, _)| (usize::MAX, *c as i32, f.clone())).collect()
+    } else {
+        s.mapping.iter().enumerate().map(|(i, m)| (i, m.column, m.field.clone())).collect()
+    };
+    let mut mapping: Vec<(usize, String)> = Vec::new();
+    let mut fields: Vec<F> = Vec::new();
+    for (i, column, name) in given {
+        let at = |part: &str| if i == usize::MAX { "settings.mapping".to_owned() } else { format!("settings.mapping[{i}].{part}") };
+        let Some(column) = usize::try_from(column).ok().filter(|c| *c < job.headers.len()) else {
+            found.bad(at("column"), "OUT_OF_RANGE", format!("a column from 0 to {}", job.headers.len().saturating_sub(1)));
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let Some(field) = parse(&name) else {
+            found.bad(at("field"), "UNKNOWN_FIELD", format!("{name:?} is not a field of this job's kind: see ColumnMapping.field"));
+            continue;
+        };
+        if mapping.iter().any(|(c, _)| *c == column) {
+            found.bad(at("column"), "DUPLICATE_COLUMN", format!("column {column} is mapped twice"));
+            continue;
+        }
+        if !repeats(&field) && fields.contains(&field) {
+            found.bad(at("field"), "DUPLICATE_FIELD", format!("{name} takes one column"));
+            continue;
+        }
+        mapping.push((column, name));
+        fields.push(field);
+    }
+    (mapping, fields)
+}
+
+/// The settings of a customers job.
+fn customer_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
     let mode = match ps::Mode::try_from(s.mode) {
         Ok(ps::Mode::CreateOnly) => Some(Mode::CreateOnly),
         Ok(ps::Mode::Upsert) => Some(Mode::Upsert),
         _ => {
-            bad("settings.mode".into(), "MODE_REQUIRED", "MODE_CREATE_ONLY or MODE_UPSERT (dry_run: check without writing)".into());
+            found.bad("settings.mode", "MODE_REQUIRED", "MODE_CREATE_ONLY or MODE_UPSERT (dry_run: check without writing)");
             None
         }
     };
@@ -146,47 +221,17 @@ pub fn settings_from_proto(s: &pb::ImportSettings, job: &ImportJobRow) -> Result
         Ok(ps::MatchKey::Phone) => MatchKey::Phone,
         Ok(ps::MatchKey::ExternalId) => MatchKey::ExternalId,
         Err(_) => {
-            bad("settings.match_key".into(), "INVALID_VALUE", "MATCH_KEY_EMAIL, MATCH_KEY_PHONE or MATCH_KEY_EXTERNAL_ID".into());
+            found.bad("settings.match_key", "INVALID_VALUE", "MATCH_KEY_EMAIL, MATCH_KEY_PHONE or MATCH_KEY_EXTERNAL_ID");
             MatchKey::None
         }
     };
-    let given: Vec<(usize, i32, String)> = if s.mapping.is_empty() {
-        job.suggested.0.iter().filter(|(_, f, _)| !f.is_empty()).map(|(c, f, _)| (usize::MAX, *c as i32, f.clone())).collect()
-    } else {
-        s.mapping.iter().enumerate().map(|(i, m)| (i, m.column, m.field.clone())).collect()
-    };
-    let mut mapping: Vec<(usize, String)> = Vec::new();
-    let mut fields: Vec<Field> = Vec::new();
-    for (i, column, name) in given {
-        let at = |part: &str| if i == usize::MAX { "settings.mapping".to_owned() } else { format!("settings.mapping[{i}].{part}") };
-        let Some(column) = usize::try_from(column).ok().filter(|c| *c < job.headers.len()) else {
-            bad(at("column"), "OUT_OF_RANGE", format!("a column from 0 to {}", job.headers.len().saturating_sub(1)));
-            continue;
-        };
-        if name.is_empty() {
-            continue;
-        }
-        let Some(field) = Field::parse(&name) else {
-            bad(at("field"), "UNKNOWN_FIELD", format!("{name:?} is not a field: see ColumnMapping.field, or use attributes.<name>"));
-            continue;
-        };
-        if mapping.iter().any(|(c, _)| *c == column) {
-            bad(at("column"), "DUPLICATE_COLUMN", format!("column {column} is mapped twice"));
-            continue;
-        }
-        if !field.repeats() && fields.contains(&field) {
-            bad(at("field"), "DUPLICATE_FIELD", format!("{name} takes one column"));
-            continue;
-        }
-        mapping.push((column, name));
-        fields.push(field);
-    }
+    let (mapping, fields) = mapping_of(s, job, found, Field::parse, Field::repeats);
     let names = [Field::DisplayName, Field::GivenName, Field::FamilyName];
     if mode == Some(Mode::CreateOnly) && !fields.iter().any(|f| names.contains(f)) {
-        bad(
-            "settings.mapping".into(),
+        found.bad(
+            "settings.mapping",
             "NAME_NOT_MAPPED",
-            "map a column to display_name (or given_name/family_name): every new customer needs a name".into(),
+            "map a column to display_name (or given_name/family_name): every new customer needs a name",
         );
     }
     let key_field = match match_key {
@@ -197,85 +242,169 @@ pub fn settings_from_proto(s: &pb::ImportSettings, job: &ImportJobRow) -> Result
     };
     match key_field {
         None if mode == Some(Mode::Upsert) => {
-            bad("settings.match_key".into(), "MATCH_KEY_REQUIRED", "an upsert matches rows by email, phone or external id".into())
+            found.bad("settings.match_key", "MATCH_KEY_REQUIRED", "an upsert matches rows by email, phone or external id")
         }
         Some(field) if !fields.contains(&field) => {
-            bad("settings.match_key".into(), "MATCH_KEY_NOT_MAPPED", format!("map a column to {} to match by it", field.name()))
+            found.bad("settings.match_key", "MATCH_KEY_NOT_MAPPED", format!("map a column to {} to match by it", field.name()))
         }
         _ => {}
     }
     let rule = rule_from_proto(s.conflict_rule).unwrap_or_else(|| {
-        bad("settings.conflict_rule".into(), "INVALID_VALUE", "OVERWRITE, KEEP or FILL_BLANKS".into());
+        found.bad("settings.conflict_rule", "INVALID_VALUE", "OVERWRITE, KEEP or FILL_BLANKS");
         Rule::Overwrite
     });
     let mut field_rules = BTreeMap::new();
     for (name, value) in &s.field_rules {
         let at = format!("settings.field_rules[{name}]");
         if name != "attributes" && Field::parse(name).is_none() {
-            bad(at.clone(), "UNKNOWN_FIELD", format!("{name:?} is not a field"));
+            found.bad(at.clone(), "UNKNOWN_FIELD", format!("{name:?} is not a field"));
         }
         match rule_from_proto(*value) {
             Some(rule) => {
                 field_rules.insert(name.clone(), rule);
             }
-            None => bad(at, "INVALID_VALUE", "OVERWRITE, KEEP or FILL_BLANKS".into()),
+            None => found.bad(at, "INVALID_VALUE", "OVERWRITE, KEEP or FILL_BLANKS"),
         }
     }
-    let calling_code = s.calling_code.trim_start_matches('+').to_owned();
-    if !calling_code.is_empty() && (calling_code.len() > 3 || !calling_code.bytes().all(|b| b.is_ascii_digit())) {
-        bad("settings.calling_code".into(), "INVALID_CALLING_CODE", "1 to 3 digits, e.g. 86".into());
-    }
-    match mode {
-        Some(mode) if violations.is_empty() => {
-            Ok(Settings { mapping, mode, match_key, rule, field_rules, calling_code, dry_run: s.dry_run, started_by: String::new() })
+    for (field, value) in [("settings.time_zone", &s.time_zone), ("settings.currency_code", &s.currency_code)] {
+        if !value.is_empty() {
+            found.bad(field, "NOT_FOR_CUSTOMERS", "only a transactions import reads it");
         }
-        _ => Err(Error::InvalidArgument { violations }),
     }
+    Some(Settings {
+        mapping,
+        mode: mode?,
+        match_key,
+        rule,
+        field_rules,
+        calling_code: String::new(),
+        dry_run: false,
+        started_by: String::new(),
+        time_zone: String::new(),
+        currency_code: String::new(),
+    })
 }
 
-/// The field each column of `job` was mapped to in its current run.
-fn column_fields(job: &ImportJobRow) -> Vec<Option<Field>> {
-    let mut fields = vec![None; job.headers.len()];
+/// The settings of a transactions job: created once each (CREATE_ONLY),
+/// whose by exactly one customer column, the fields a transaction needs mapped.
+fn transaction_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
+    match ps::Mode::try_from(s.mode) {
+        Ok(ps::Mode::CreateOnly) => {}
+        Ok(ps::Mode::Upsert) => found.bad(
+            "settings.mode",
+            "MODE_NOT_SUPPORTED",
+            "transactions are recorded once: MODE_CREATE_ONLY (a row recorded already with the same content is skipped)",
+        ),
+        _ => found.bad("settings.mode", "MODE_REQUIRED", "MODE_CREATE_ONLY (dry_run: check without writing)"),
+    }
+    if s.match_key != ps::MatchKey::Unspecified as i32 {
+        found.bad(
+            "settings.match_key",
+            "NOT_FOR_TRANSACTIONS",
+            "a transaction's customer column says whose it is: map customer, customer_email, customer_phone or customer_external_id",
+        );
+    }
+    if !s.field_rules.is_empty() || s.conflict_rule != ps::ConflictRule::Unspecified as i32 {
+        found.bad("settings.field_rules", "NOT_FOR_TRANSACTIONS", "transactions are never updated: conflict rules are for customers");
+    }
+    let (mapping, fields) = mapping_of(s, job, found, TransactionField::parse, |_| false);
+    match fields.iter().filter(|f| CUSTOMER_FIELDS.contains(f)).count() {
+        1 => {}
+        0 => found.bad(
+            "settings.mapping",
+            "CUSTOMER_NOT_MAPPED",
+            "map one column to customer, customer_email, customer_phone or customer_external_id",
+        ),
+        _ => found.bad("settings.mapping", "CUSTOMER_MAPPED_TWICE", "map one column only to say whose a transaction is"),
+    }
+    for needed in [TransactionField::ExternalId, TransactionField::Amount, TransactionField::OccurTime] {
+        if !fields.contains(&needed) {
+            found.bad("settings.mapping", "FIELD_NOT_MAPPED", format!("map a column to {}: every transaction needs one", needed.name()));
+        }
+    }
+    let items_by_row = fields.iter().any(|f| ITEM_FIELDS.contains(f));
+    if items_by_row && fields.contains(&TransactionField::LineItems) {
+        found.bad(
+            "settings.mapping",
+            "ITEMS_MAPPED_TWICE",
+            "map line_items, or product/sku/quantity/unit_price (one item per row), not both",
+        );
+    }
+    if items_by_row && !fields.contains(&TransactionField::Product) {
+        found.bad("settings.mapping", "FIELD_NOT_MAPPED", "map a column to product: an item needs one");
+    }
+    let currency_code = s.currency_code.trim().to_uppercase();
+    if !currency_code.is_empty() && crm_kit::money::exponent(&currency_code).is_none() {
+        found.bad("settings.currency_code", "INVALID_CURRENCY", "an ISO 4217 code with minor units, e.g. CNY");
+    }
+    if currency_code.is_empty() && !fields.contains(&TransactionField::CurrencyCode) {
+        found.bad("settings.currency_code", "CURRENCY_REQUIRED", "map a currency_code column, or give the currency of every row here");
+    }
+    let time_zone = s.time_zone.trim().to_owned();
+    if !time_zone.is_empty() && time_zone.parse::<chrono_tz::Tz>().is_err() {
+        found.bad("settings.time_zone", "INVALID_TIME_ZONE", "an IANA time zone, e.g. Asia/Shanghai");
+    }
+    Some(Settings {
+        mapping,
+        mode: Mode::CreateOnly,
+        match_key: MatchKey::None,
+        rule: Rule::Overwrite,
+        field_rules: BTreeMap::new(),
+        calling_code: String::new(),
+        dry_run: false,
+        started_by: String::new(),
+        time_zone,
+        currency_code,
+    })
+}
+
+/// How each column of `job` (as mapped in its current run) is shown to a
+/// caller without `pii`: None as it is, else masked so.
+fn column_masks(job: &ImportJobRow) -> Vec<Option<CellMask>> {
+    // A column mapped to nothing may hold anything.
+    let mut masks = vec![Some(CellMask::Initial); job.headers.len()];
+    let kind = Kind::parse(&job.kind);
     for (column, name) in job.settings.iter().flat_map(|s| s.0.mapping.iter()) {
-        if let Some(slot) = fields.get_mut(*column) {
-            *slot = Field::parse(name);
-        }
+        let Some(slot) = masks.get_mut(*column) else { continue };
+        *slot = match kind {
+            Kind::Customers => match Field::parse(name) {
+                Some(Field::Email) => Some(CellMask::Email),
+                Some(Field::Phone) => Some(CellMask::Phone),
+                // A custom attribute may hold anything.
+                Some(field) if field.personal() || matches!(field, Field::Attribute(_)) => Some(CellMask::Initial),
+                Some(_) => None,
+                None => Some(CellMask::Initial),
+            },
+            Kind::Transactions => match TransactionField::parse(name) {
+                Some(TransactionField::CustomerEmail) => Some(CellMask::Email),
+                Some(TransactionField::CustomerPhone) => Some(CellMask::Phone),
+                Some(_) => None,
+                None => Some(CellMask::Initial),
+            },
+        };
     }
-    fields
-}
-
-/// A personal cell as a caller without `pii` sees it.
-fn masked(field: &Field, cell: &str) -> String {
-    let how = match field {
-        Field::Email => CellMask::Email,
-        Field::Phone => CellMask::Phone,
-        _ => CellMask::Initial,
-    };
-    mask::cell(cell, how)
+    masks
 }
 
 /// The cells of a refused row as the caller may see them.
-fn shown_cells(row: &ErrorRow, fields: &[Option<Field>], pii: bool) -> Vec<String> {
+fn shown_cells(row: &ErrorRow, masks: &[Option<CellMask>], pii: bool) -> Vec<String> {
     row.cells
         .0
         .iter()
         .enumerate()
-        .map(|(i, cell)| match fields.get(i).and_then(|f| f.as_ref()) {
-            _ if pii => cell.clone(),
-            Some(field) if !field.personal() && !matches!(field, Field::Attribute(_)) => cell.clone(),
-            // A column mapped to personal data, to a custom attribute, or to nothing may hold anything.
-            Some(field) => masked(field, cell),
-            None => masked(&Field::DisplayName, cell),
+        .map(|(i, cell)| match masks.get(i).copied().unwrap_or(Some(CellMask::Initial)) {
+            Some(how) if !pii => mask::cell(cell, how),
+            _ => cell.clone(),
         })
         .collect()
 }
 
 /// Refused rows as the API shows them; `pii`: the caller sees personal cells unmasked.
 pub fn errors_to_proto(job: &ImportJobRow, rows: &[ErrorRow], pii: bool) -> Vec<pb::ImportError> {
-    let fields = column_fields(job);
+    let masks = column_masks(job);
     rows.iter()
         .map(|row| {
-            let cells = shown_cells(row, &fields, pii);
+            let cells = shown_cells(row, &masks, pii);
             pb::ImportError {
                 row: row.row_number,
                 problems: row
@@ -308,10 +437,10 @@ pub fn errors_csv_header(job: &ImportJobRow) -> Vec<u8> {
 /// Refused rows as lines of the CSV: their cells (masked without `pii`,
 /// neutralised against formulas) and what is wrong with them.
 pub fn errors_csv_lines(job: &ImportJobRow, rows: &[ErrorRow], pii: bool) -> Vec<u8> {
-    let fields = column_fields(job);
+    let masks = column_masks(job);
     let mut out = Vec::new();
     for row in rows {
-        let mut cells = shown_cells(row, &fields, pii);
+        let mut cells = shown_cells(row, &masks, pii);
         cells.resize(job.headers.len(), String::new());
         let problems: Vec<String> = row
             .problems

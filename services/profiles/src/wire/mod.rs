@@ -18,6 +18,7 @@ pub mod premises;
 pub mod related_persons;
 pub mod rename;
 pub mod segments;
+pub mod transaction_import;
 pub mod transactions;
 
 use std::collections::HashSet;

@@ -29,5 +29,6 @@ mod shutdown;
 mod telemetry;
 mod tenancy;
 mod timeline;
+mod transaction_imports;
 mod transactions;
 mod verification;

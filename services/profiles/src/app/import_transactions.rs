@@ -1,0 +1,235 @@
+//! Importing transactions (the rows of a transactions job): a row reads into
+//! a transaction checked exactly as BatchCreateTransactions checks one; a
+//! batch finds whose each is (by resource name, email, phone or external id)
+//! and the external ids already recorded, in a few statements, holds those
+//! customers, and is written with one bulk insert that moves their spending
+//! too. Once the batch before has committed, the customers are graded again
+//! (segments follow) and one TransactionsImported announces the batch.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use crm_kit::{Error, db::TenantTx, outbox};
+use crm_proto::crm::profiles::v1 as pb;
+use uuid::Uuid;
+
+use super::{
+    grading,
+    import_run::{Claim, RowKind, Seen, Verdict, owners_by_key},
+};
+use crate::{
+    domain::{
+        import::Settings,
+        transaction::TransactionDraft,
+        transaction_import::{CUSTOMER_FIELDS, TransactionField},
+    },
+    resources::{CUSTOMER, IMPORT_JOB, TRANSACTION},
+    store::{imports as jobs, transactions as store},
+    wire::{
+        import::RowProblem,
+        transaction_import::{CustomerRef, RowTransaction, TransactionSheet, read_transaction_row},
+        transactions::same_transaction,
+    },
+};
+
+/// The rows of a transactions job, read through its settings.
+pub(super) struct TransactionRows {
+    sheet: TransactionSheet,
+    /// The customer field mapped, for the problems that name it.
+    customer_field: &'static str,
+}
+
+impl TransactionRows {
+    pub(super) fn new(settings: &Settings) -> Self {
+        let mapping: Vec<(usize, TransactionField)> =
+            settings.mapping.iter().filter_map(|(column, name)| TransactionField::parse(name).map(|f| (*column, f))).collect();
+        let customer_field =
+            mapping.iter().map(|(_, f)| *f).find(|f| CUSTOMER_FIELDS.contains(f)).map_or("customer", TransactionField::name);
+        let sheet = TransactionSheet {
+            mapping,
+            // Checked when the job was started: an unknown zone cannot be stored.
+            zone: settings.time_zone.parse().unwrap_or(chrono_tz::UTC),
+            currency_code: settings.currency_code.clone(),
+            calling_code: settings.calling_code.clone(),
+        };
+        Self { sheet, customer_field }
+    }
+
+    fn problem(&self, reason: &'static str, message: String) -> RowProblem {
+        let column = self.sheet.mapping.iter().find(|(_, f)| f.name() == self.customer_field).map(|(c, _)| *c);
+        RowProblem { column, field: self.customer_field.to_owned(), reason, message }
+    }
+}
+
+/// The claim a transaction makes within its file: its external id.
+fn claims_of(row: &RowTransaction) -> Vec<Claim> {
+    if row.external_id.is_empty() { Vec::new() } else { vec![("external_id", row.external_id.clone())] }
+}
+
+impl RowKind for TransactionRows {
+    type Row = RowTransaction;
+    type Write = TransactionDraft;
+    /// The transactions recorded: (transaction, customer).
+    type Written = Vec<(Uuid, Uuid)>;
+
+    fn claims(&self, cells: &[&str]) -> Vec<Claim> {
+        claims_of(&read_transaction_row(cells, &self.sheet, Utc::now()))
+    }
+
+    fn read(&self, cells: &[&str], now: DateTime<Utc>) -> (Vec<Claim>, RowTransaction) {
+        let row = read_transaction_row(cells, &self.sheet, now);
+        (claims_of(&row), row)
+    }
+
+    fn creates(_: &TransactionDraft) -> bool {
+        true
+    }
+
+    /// Whose each row is and whether its external id is recorded already,
+    /// in a statement per kind of lookup; the customers found stay held
+    /// (as BatchCreateTransactions holds them) until the batch commits.
+    async fn judge(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        seen: &mut Seen,
+        rows: Vec<(i64, Vec<Claim>, RowTransaction)>,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<Verdict<TransactionDraft>>, Error> {
+        let (mut emails, mut phones, mut externals) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, _, row) in rows.iter().filter(|(_, _, row)| row.draft.is_ok()) {
+            match &row.customer {
+                Some(CustomerRef::Email(email)) => emails.push(email.clone()),
+                Some(CustomerRef::Phone(phone)) => phones.push(phone.clone()),
+                Some(CustomerRef::ExternalId(id)) => externals.push(id.clone()),
+                Some(CustomerRef::Name(_)) | None => {}
+            }
+        }
+        let by_email = owners_by_key(jobs::email_owners(tx, tenant, &emails).await?);
+        let by_phone = owners_by_key(jobs::phone_owners(tx, tenant, &phones).await?);
+        let by_external = owners_by_key(jobs::external_id_owners(tx, tenant, &externals).await?);
+        let owners = |customer: &CustomerRef| -> Vec<Uuid> {
+            match customer {
+                CustomerRef::Name(id) => vec![*id],
+                CustomerRef::Email(email) => by_email.get(email).cloned().unwrap_or_default(),
+                CustomerRef::Phone(phone) => by_phone.get(phone).cloned().unwrap_or_default(),
+                CustomerRef::ExternalId(id) => by_external.get(id).cloned().unwrap_or_default(),
+            }
+        };
+        let mut ids: Vec<Uuid> =
+            rows.iter().filter_map(|(_, _, row)| row.customer.as_ref()).map(owners).filter(|o| o.len() == 1).map(|o| o[0]).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let held: HashMap<Uuid, Option<DateTime<Utc>>> = store::hold_customers(tx, tenant, &ids).await?.into_iter().collect();
+        let external_ids: Vec<&str> =
+            rows.iter().filter(|(_, _, row)| row.draft.is_ok()).map(|(_, _, row)| row.external_id.as_str()).collect();
+        let recorded: HashMap<String, store::TransactionRow> =
+            store::find_by_external_ids(tx, tenant, &external_ids).await?.into_iter().map(|row| (row.external_id.clone(), row)).collect();
+
+        let mut verdicts = Vec::with_capacity(rows.len());
+        for (number, claims, row) in rows {
+            if let Some(first) = claims.iter().find_map(|(kind, key)| seen.first(kind, key)) {
+                verdicts.push(Verdict::Refused(vec![RowProblem {
+                    column: self.sheet.mapping.iter().find(|(_, f)| *f == TransactionField::ExternalId).map(|(c, _)| *c),
+                    field: "external_id".to_owned(),
+                    reason: "DUPLICATE_IN_FILE",
+                    message: format!("row {first} of the file has the same external id; each transaction once per file"),
+                }]));
+                continue;
+            }
+            let mut draft = match row.draft {
+                Ok(draft) => draft,
+                Err(problems) => {
+                    verdicts.push(Verdict::Refused(problems));
+                    continue;
+                }
+            };
+            let found = row.customer.as_ref().map(owners).unwrap_or_default();
+            let verdict = match (found.as_slice(), found.first().and_then(|id| held.get(id))) {
+                ([], _) | ([_], None) => {
+                    Verdict::Refused(vec![self.problem("CUSTOMER_NOT_FOUND", format!("no live customer has this {}", self.customer_field))])
+                }
+                ([id], Some(Some(_))) => Verdict::Refused(vec![self.problem(
+                    "CUSTOMER_DELETED",
+                    format!("{} is deleted; transactions are recorded for live customers only", CUSTOMER.name(*id)),
+                )]),
+                ([id], Some(None)) => {
+                    draft.customer = *id;
+                    match recorded.get(&draft.external_id) {
+                        None => Verdict::Write(draft),
+                        Some(stored) if same_transaction(stored, &draft) => Verdict::Unchanged,
+                        Some(stored) => Verdict::Refused(vec![RowProblem {
+                            column: self.sheet.mapping.iter().find(|(_, f)| *f == TransactionField::ExternalId).map(|(c, _)| *c),
+                            field: "external_id".to_owned(),
+                            reason: "EXTERNAL_ID_USED",
+                            message: format!(
+                                "{} has this external id, with other content",
+                                TRANSACTION.name(stored.customer_id, stored.id)
+                            ),
+                        }]),
+                    }
+                }
+                (many, _) => Verdict::Refused(vec![self.problem(
+                    "AMBIGUOUS_MATCH",
+                    format!(
+                        "{} customers have this {} ({}, …): merge them first, or name the customer another way",
+                        many.len(),
+                        self.customer_field,
+                        CUSTOMER.name(many[0])
+                    ),
+                )]),
+            };
+            if !matches!(verdict, Verdict::Refused(_)) {
+                for (kind, key) in &claims {
+                    seen.remember(kind, key, number);
+                }
+            }
+            verdicts.push(verdict);
+        }
+        Ok(verdicts)
+    }
+
+    /// The new transactions and their line items, their customers' spending moved in the same statement.
+    async fn write(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        writes: Vec<TransactionDraft>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, Uuid)>, Error> {
+        // Keys claimed in one order by every writer, so that two sharing ids cannot deadlock.
+        let mut sorted: Vec<(Uuid, &TransactionDraft)> = writes.iter().map(|d| (Uuid::now_v7(), d)).collect();
+        sorted.sort_by(|a, b| a.1.external_id.cmp(&b.1.external_id));
+        let inserted: std::collections::HashSet<Uuid> =
+            store::insert_new(tx, tenant, &sorted, now).await?.into_iter().map(|row| row.id).collect();
+        // An id recorded meanwhile by a call (not by this job: its rows were judged against the stored ones) is skipped.
+        let new: Vec<(Uuid, &TransactionDraft)> = sorted.into_iter().filter(|(id, _)| inserted.contains(id)).collect();
+        store::insert_items(tx, tenant, &new).await?;
+        Ok(new.iter().map(|(id, draft)| (*id, draft.customer)).collect())
+    }
+
+    /// The customers graded again (their segments follow) and one TransactionsImported.
+    async fn announce(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        job: Uuid,
+        written: Vec<(Uuid, Uuid)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let mut customers: Vec<Uuid> = written.iter().map(|(_, customer)| *customer).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        grading::rescore(tx, tenant, &customers, now).await?;
+        let event = pb::TransactionsImported {
+            import_job: IMPORT_JOB.name(job),
+            transactions: written.iter().map(|(id, customer)| TRANSACTION.name(*customer, *id)).collect(),
+            customers: customers.iter().map(|id| CUSTOMER.name(*id)).collect(),
+        };
+        outbox::append(tx, tenant, &IMPORT_JOB.name(job), &event).await?;
+        Ok(())
+    }
+}
