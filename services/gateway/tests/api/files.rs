@@ -176,6 +176,20 @@ async fn a_browser_form_upload_streams_its_file_part() {
 }
 
 #[tokio::test]
+async fn an_order_list_uploads_as_a_transactions_job() {
+    let gw = spawn_files_gateway(|_| {}).await;
+    let file = "会员手机,订单号,交易时间,金额\n13800138000,T-1,2026-11-01 10:00,88\n";
+
+    let uploaded = upload(&gw, "?fileName=orders.csv&kind=KIND_TRANSACTIONS", "text/csv", file).await;
+
+    // The kind chose the vocabulary the columns are suggested from.
+    assert_eq!(uploaded.status, StatusCode::OK, "{:#}", uploaded.body);
+    assert_eq!(uploaded.body["kind"], "KIND_TRANSACTIONS");
+    let fields: Vec<&str> = uploaded.body["suggestedMapping"].as_array().unwrap().iter().map(|m| m["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["customer_phone", "external_id", "occur_time", "amount"]);
+}
+
+#[tokio::test]
 async fn refusals_are_json_errors_and_keep_nothing() {
     let gw = spawn_files_gateway(|_| {}).await;
 

@@ -1,18 +1,24 @@
-//! An import killed with SIGKILL again and again while it writes: each
-//! restart resumes the job from its last committed batch, and in the end
-//! every valid row is one customer — none twice, none lost — and every
-//! refused row is reported once, exactly as an uninterrupted run reports it.
+//! Imports killed with SIGKILL again and again while they write (customers,
+//! and transactions): each restart resumes the job from its last committed
+//! batch, and in the end every valid row is written once — none twice, none
+//! lost — with its event, and every refused row is reported once, exactly as
+//! an uninterrupted run reports it.
 
 use std::{
     collections::HashSet,
     time::{Duration, Instant},
 };
 
-use crm_proto::crm::profiles::v1::{self as pb, import_job::State, import_service_client::ImportServiceClient, import_settings as ps};
+use crm_proto::crm::profiles::v1::{
+    self as pb,
+    import_job::{Kind, State},
+    import_service_client::ImportServiceClient,
+    import_settings as ps,
+};
 use crm_testkit::{
     auth::{token, with_token},
-    database::fresh_database,
-    process::{free_port, spawn_service_on},
+    database::{TestDb, fresh_database},
+    process::{ServiceProcess, free_port, spawn_service_on},
 };
 use rand::{Rng, SeedableRng};
 use sqlx::{Connection, PgConnection};
@@ -47,10 +53,10 @@ fn sheet() -> (String, HashSet<String>, Vec<i64>) {
     (csv, valid, refused)
 }
 
-/// The CustomersImported an outbox row holds (as an Any).
-fn imported(data: &[u8]) -> pb::CustomersImported {
+/// The event an outbox row holds (as an Any).
+fn event<E: prost::Message + Default>(data: &[u8]) -> E {
     let any = <prost_types::Any as prost::Message>::decode(data).unwrap();
-    <pb::CustomersImported as prost::Message>::decode(any.value.as_slice()).unwrap()
+    E::decode(any.value.as_slice()).unwrap()
 }
 
 async fn job_state(channel: &Channel, admin: &str, name: &str) -> Option<pb::ImportJob> {
@@ -58,71 +64,113 @@ async fn job_state(channel: &Channel, admin: &str, name: &str) -> Option<pb::Imp
     ImportServiceClient::new(channel.clone()).get_import_job(request).await.ok()?.into_inner().import_job
 }
 
+/// A profiles service that is killed and started again, on one database and port.
+struct Crashing {
+    db: TestDb,
+    port: u16,
+    service: Option<ServiceProcess>,
+    channel: Channel,
+    tenant: Uuid,
+    admin: String,
+}
+
+impl Crashing {
+    async fn start() -> Self {
+        let db = fresh_database("profiles").await.unwrap();
+        let port = free_port();
+        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+        let tenant = Uuid::now_v7();
+        let mut crashing = Self { db, port, service: None, channel, tenant, admin: token(tenant, &["admin"]) };
+        crashing.service = Some(crashing.spawn().await);
+        crashing
+    }
+
+    async fn spawn(&self) -> ServiceProcess {
+        let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_crm-profiles"));
+        let env = [("CRM_IMPORT_POLL_MS", "50".to_owned()), ("CRM_IMPORT_LEASE_MS", "1000".to_owned())];
+        spawn_service_on(binary, &self.db, self.port, &env).await
+    }
+
+    /// Uploads `csv` as a job of `kind` and starts it with `settings`; its name.
+    async fn start_job(&self, csv: &str, kind: Kind, settings: pb::ImportSettings) -> String {
+        let mut messages = upload_messages(csv.as_bytes(), 256 * 1024, "", "");
+        messages[0].kind = kind as i32;
+        let job = ImportServiceClient::new(self.channel.clone())
+            .upload_import_file(with_token(tokio_stream::iter(messages), &self.admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .import_job
+            .unwrap();
+        let start = with_token(pb::StartImportJobRequest { name: job.name.clone(), settings: Some(settings) }, &self.admin);
+        ImportServiceClient::new(self.channel.clone()).start_import_job(start).await.unwrap();
+        job.name
+    }
+
+    /// Job `name` once it has ended.
+    async fn ended(&self, name: &str) -> pb::ImportJob {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            if let Some(job) = job_state(&self.channel, &self.admin, name).await.filter(|j| j.state != State::Running as i32) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "the import did not finish");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the service each time job `name` (of `rows` rows) has committed more batches,
+    /// somewhere inside the next one, and starts it again; the job once it has ended.
+    async fn kill_while_importing(&mut self, name: &str, rows: usize) -> pb::ImportJob {
+        let mut rng = rand::rngs::StdRng::from_entropy();
+        let mut read_at_kills = Vec::new();
+        let mut last = 0;
+        while read_at_kills.len() < 4 {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let read = loop {
+                let progress = job_state(&self.channel, &self.admin, name).await.and_then(|j| j.progress).map_or(0, |p| p.rows_read);
+                if progress > last || progress == rows as i64 {
+                    break progress;
+                }
+                assert!(Instant::now() < deadline, "the import made no progress after a restart");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            if read == rows as i64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
+            self.service.take().unwrap().kill_hard().await;
+            read_at_kills.push(read);
+            last = read;
+            self.service = Some(self.spawn().await);
+        }
+        let done = self.ended(name).await;
+        assert!(read_at_kills.len() >= 2, "the kills landed while it wrote: {read_at_kills:?}");
+        done
+    }
+
+    async fn stop(mut self) {
+        if let Some(service) = self.service.take() {
+            service.kill_hard().await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_import_killed_mid_way_resumes_without_a_duplicate_or_a_lost_row() {
-    let db = fresh_database("profiles").await.unwrap();
-    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_crm-profiles"));
-    let env = [("CRM_IMPORT_POLL_MS", "50".to_owned()), ("CRM_IMPORT_LEASE_MS", "1000".to_owned())];
-    let port = free_port();
-    let mut service = spawn_service_on(binary.clone(), &db, port, &env).await;
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
-    let tenant = Uuid::now_v7();
-    let admin = token(tenant, &["admin"]);
+    let mut crashing = Crashing::start().await;
     let (csv, valid, refused) = sheet();
-    let messages = upload_messages(csv.as_bytes(), 256 * 1024, "", "crash-test");
-    let job = ImportServiceClient::new(channel.clone())
-        .upload_import_file(with_token(tokio_stream::iter(messages), &admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .import_job
-        .unwrap();
     let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
-    let start = with_token(pb::StartImportJobRequest { name: job.name.clone(), settings: Some(settings) }, &admin);
-    ImportServiceClient::new(channel.clone()).start_import_job(start).await.unwrap();
-
-    // Act: kill the service each time the job has committed more batches, and start it again.
-    let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut read_at_kills = Vec::new();
-    let mut last = 0;
-    while read_at_kills.len() < 4 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let read = loop {
-            let progress = job_state(&channel, &admin, &job.name).await.and_then(|j| j.progress).map_or(0, |p| p.rows_read);
-            if progress > last || progress == ROWS as i64 {
-                break progress;
-            }
-            assert!(Instant::now() < deadline, "the import made no progress after a restart");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        if read == ROWS as i64 {
-            break;
-        }
-        // Somewhere inside the next batch.
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
-        service.kill_hard().await;
-        read_at_kills.push(read);
-        last = read;
-        service = spawn_service_on(binary.clone(), &db, port, &env).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let done = loop {
-        if let Some(job) = job_state(&channel, &admin, &job.name).await.filter(|j| j.state != State::Running as i32) {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "the import did not finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(read_at_kills.len() >= 2, "the kills landed while it wrote: {read_at_kills:?}");
+    let name = crashing.start_job(&csv, Kind::Customers, settings).await;
+    let done = crashing.kill_while_importing(&name, ROWS).await;
 
     // Assert: the counts, the customers (by external id, straight from the table) and the refused rows.
     assert_eq!(done.state, State::Succeeded as i32);
     let progress = done.progress.unwrap();
     assert_eq!(progress.rows_read, ROWS as i64);
     assert_eq!((progress.rows_created, progress.rows_failed), (valid.len() as i64, refused.len() as i64));
-    let mut db_conn = PgConnection::connect(&db.app_url).await.unwrap();
-    let mut tx = db_conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let mut db_conn = PgConnection::connect(&crashing.db.app_url).await.unwrap();
+    let mut tx = in_tenant(&mut db_conn, crashing.tenant).await;
     let ids: Vec<(String,)> = sqlx::query_as("SELECT attributes ->> 'external_id' FROM customers").fetch_all(&mut *tx).await.unwrap();
     let stored: HashSet<String> = ids.iter().map(|(id,)| id.clone()).collect();
     assert_eq!(ids.len(), stored.len(), "no row was written twice");
@@ -133,9 +181,93 @@ async fn an_import_killed_mid_way_resumes_without_a_duplicate_or_a_lost_row() {
     // The batches' events name each created customer once.
     let events: Vec<(Vec<u8>,)> =
         sqlx::query_as("SELECT data FROM outbox WHERE type = 'crm.profiles.v1.CustomersImported'").fetch_all(&mut *tx).await.unwrap();
-    let named: Vec<String> = events.iter().flat_map(|(data,)| imported(data).created).collect();
+    let named: Vec<String> = events.iter().flat_map(|(data,)| event::<pb::CustomersImported>(data).created).collect();
     assert_eq!(named.len(), valid.len());
     assert_eq!(named.iter().collect::<HashSet<_>>().len(), valid.len());
     tx.commit().await.unwrap();
-    service.kill_hard().await;
+    crashing.stop().await;
+}
+
+/// A transaction of `conn` in `tenant`.
+async fn in_tenant(conn: &mut PgConnection, tenant: Uuid) -> sqlx::Transaction<'_, sqlx::Postgres> {
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    tx
+}
+
+const TRANSACTION_ROWS: usize = 20_000;
+const MEMBERS: usize = 500;
+
+/// The transactions sheet: order O-{i} of member M-{i % 500} for i yuan, except every 97th
+/// row's amount is unreadable and every 101st repeats the order id of 50 rows before.
+/// Returns it with the order ids that must be recorded and the row numbers that must be refused.
+fn orders() -> (String, HashSet<String>, Vec<i64>) {
+    let mut csv = String::from("会员编号,订单号,交易时间,金额\n");
+    let (mut valid, mut refused) = (HashSet::new(), Vec::new());
+    for i in 1..=TRANSACTION_ROWS {
+        let number = if i % 101 == 0 { i - 50 } else { i };
+        let order = format!("O-{number}");
+        let amount = if i % 97 == 0 { "n/a".to_owned() } else { number.to_string() };
+        csv.push_str(&format!("M-{},{order},2026-11-01 10:00,{amount}\n", i % MEMBERS));
+        let row = i as i64 + 1;
+        if i % 97 == 0 || !valid.insert(order) {
+            refused.push(row);
+        }
+    }
+    (csv, valid, refused)
+}
+
+#[tokio::test]
+async fn a_transactions_import_killed_mid_way_records_each_order_once() {
+    let mut crashing = Crashing::start().await;
+    // The members first (an import left to finish), then their orders, killed while they are written.
+    let mut members = String::from("customer id,name\n");
+    for i in 0..MEMBERS {
+        members.push_str(&format!("M-{i},Member {i}\n"));
+    }
+    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
+    let name = crashing.start_job(&members, Kind::Customers, settings).await;
+    assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, MEMBERS as i64);
+    let (csv, valid, refused) = orders();
+    let settings = pb::ImportSettings {
+        mode: ps::Mode::CreateOnly as i32,
+        currency_code: "CNY".into(),
+        time_zone: "Asia/Shanghai".into(),
+        ..Default::default()
+    };
+    let name = crashing.start_job(&csv, Kind::Transactions, settings).await;
+    let done = crashing.kill_while_importing(&name, TRANSACTION_ROWS).await;
+
+    assert_eq!(done.state, State::Succeeded as i32);
+    let progress = done.progress.unwrap();
+    assert_eq!(
+        (progress.rows_read, progress.rows_created, progress.rows_failed),
+        (TRANSACTION_ROWS as i64, valid.len() as i64, refused.len() as i64)
+    );
+    let mut db_conn = PgConnection::connect(&crashing.db.app_url).await.unwrap();
+    let mut tx = in_tenant(&mut db_conn, crashing.tenant).await;
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT external_id FROM transactions").fetch_all(&mut *tx).await.unwrap();
+    let stored: HashSet<String> = ids.iter().map(|(id,)| id.clone()).collect();
+    assert_eq!(ids.len(), stored.len(), "no order was recorded twice");
+    assert_eq!(stored, valid, "no order was lost");
+    // The spending moved once per order: counts and sums match the orders recorded.
+    let (count, sum): (i64, i64) = sqlx::query_as("SELECT sum(purchase_count)::bigint, sum(purchase_minor)::bigint FROM customer_spending")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let expected_sum: i64 = valid.iter().map(|o| o.trim_start_matches("O-").parse::<i64>().unwrap() * 100).sum();
+    assert_eq!((count, sum), (valid.len() as i64, expected_sum));
+    let reported: Vec<(i64,)> = sqlx::query_as(
+        "SELECT row_number FROM import_errors WHERE job_id = (SELECT id FROM import_jobs WHERE kind = 'TRANSACTIONS') ORDER BY row_number",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(reported.into_iter().map(|(n,)| n).collect::<Vec<_>>(), refused, "each refused row once");
+    let events: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT data FROM outbox WHERE type = 'crm.profiles.v1.TransactionsImported'").fetch_all(&mut *tx).await.unwrap();
+    let named: Vec<String> = events.iter().flat_map(|(data,)| event::<pb::TransactionsImported>(data).transactions).collect();
+    assert_eq!((named.len(), named.iter().collect::<HashSet<_>>().len()), (valid.len(), valid.len()), "each order announced once");
+    tx.commit().await.unwrap();
+    crashing.stop().await;
 }
