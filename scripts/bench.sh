@@ -28,6 +28,8 @@ cargo bench -p crm-profiles --bench duplicates
 cargo bench -p crm-profiles --bench imports
 # 1 000 000 customers exported as CSV (and XLSX) beside COPY … TO STDOUT of the same rows.
 cargo bench -p crm-profiles --bench exports
+# 1 000 000 orders of 100 000 members imported from CSV beside a raw COPY of the same transactions and items.
+cargo bench -p crm-profiles --bench transaction_imports
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
 # Campaigns: SendNotice against its transaction; email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).
