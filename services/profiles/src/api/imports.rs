@@ -53,7 +53,15 @@ fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, (max_bytes, max_x
     let kind = match pb::import_job::Kind::try_from(first.kind) {
         Ok(pb::import_job::Kind::Unspecified | pb::import_job::Kind::Customers) => Kind::Customers,
         Ok(pb::import_job::Kind::Transactions) => Kind::Transactions,
-        Err(_) => return Err(Error::invalid("kind", "INVALID_VALUE", "KIND_CUSTOMERS or KIND_TRANSACTIONS")),
+        Ok(pb::import_job::Kind::RelatedPersons) => Kind::RelatedPersons,
+        Ok(pb::import_job::Kind::Occupancies) => Kind::Occupancies,
+        Err(_) => {
+            return Err(Error::invalid(
+                "kind",
+                "INVALID_VALUE",
+                "KIND_CUSTOMERS, KIND_TRANSACTIONS, KIND_RELATED_PERSONS or KIND_OCCUPANCIES",
+            ));
+        }
     };
     let encoding = match first.encoding.trim() {
         "" => None,
@@ -81,8 +89,8 @@ fn upload_of(first: &pb::UploadImportFileRequest, actor: &str, (max_bytes, max_x
 }
 
 /// PERMISSION_DENIED unless the caller may do what the run would: a dry run
-/// writes nothing; a real run of transactions records them
-/// (`archive.write`); a real run of customers creates them
+/// writes nothing; a real run of transactions, related persons or
+/// occupancies writes archive records (`archive.write`); a real run of customers creates them
 /// (`customers.create`), and an upsert also changes them — `customers.update`
 /// and each mapped field the caller may write (a marketer's upsert may fill
 /// tags, attributes and consent, not names or contacts).
@@ -90,7 +98,7 @@ fn may_run(principal: &Principal, kind: Kind, settings: &Settings) -> Result<(),
     if settings.dry_run {
         return Ok(());
     }
-    if kind == Kind::Transactions {
+    if kind != Kind::Customers {
         return principal.require(permissions::ARCHIVE_WRITE);
     }
     principal.require(permissions::CUSTOMERS_CREATE)?;

@@ -8,7 +8,10 @@
 //!
 //! What a row is — how it reads, how a batch is judged against what is
 //! stored and how it is written — is the job kind's ([`RowKind`]: customers
-//! in `import_customers`, transactions in `import_transactions`); the file,
+//! in `import_customers`, transactions in `import_transactions`, related
+//! persons in `import_related_persons`, occupancies in
+//! `import_occupancies`; whose a row is, for the last three, in
+//! `import_whose`); the file,
 //! the lease, the cursor, the refused rows and the batches' order are here.
 
 use std::{
@@ -26,7 +29,10 @@ use tokio::{
 };
 use uuid::Uuid;
 
-use super::{App, import_customers::CustomerRows, import_transactions::TransactionRows};
+use super::{
+    App, import_customers::CustomerRows, import_occupancies::OccupancyRows, import_related_persons::PersonRows,
+    import_transactions::TransactionRows,
+};
 use crate::{
     domain::{
         import::{Encoding, Kind, MAX_COLUMNS, Record, RecordSplitter, Settings, TextDecoder},
@@ -352,6 +358,14 @@ impl App {
             }
             Kind::Transactions => {
                 let kind = Arc::new(TransactionRows::new(&settings));
+                self.run_kind(Run { tenant, job, settings, kind, token, seen, lease, stop }).await
+            }
+            Kind::RelatedPersons => {
+                let kind = Arc::new(PersonRows::new(&settings));
+                self.run_kind(Run { tenant, job, settings, kind, token, seen, lease, stop }).await
+            }
+            Kind::Occupancies => {
+                let kind = Arc::new(OccupancyRows::new(&settings));
                 self.run_kind(Run { tenant, job, settings, kind, token, seen, lease, stop }).await
             }
         }

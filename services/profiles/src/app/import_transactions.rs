@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::{
     grading,
-    import_run::{Claim, RowKind, Seen, Verdict, owners_by_key},
+    import_run::{Claim, RowKind, Seen, Verdict},
+    import_whose::Whose,
 };
 use crate::{
     domain::{
@@ -24,10 +25,11 @@ use crate::{
         transaction_import::{CUSTOMER_FIELDS, TransactionField},
     },
     resources::{CUSTOMER, IMPORT_JOB, TRANSACTION},
-    store::{imports as jobs, transactions as store},
+    store::transactions as store,
     wire::{
+        customer_ref::blank_customer,
         import::RowProblem,
-        transaction_import::{CustomerRef, RowTransaction, TransactionSheet, read_transaction_row},
+        transaction_import::{RowTransaction, TransactionSheet, read_transaction_row},
         transactions::same_transaction,
     },
 };
@@ -55,9 +57,9 @@ impl TransactionRows {
         Self { sheet, customer_field }
     }
 
-    fn problem(&self, reason: &'static str, message: String) -> RowProblem {
-        let column = self.sheet.mapping.iter().find(|(_, f)| f.name() == self.customer_field).map(|(c, _)| *c);
-        RowProblem { column, field: self.customer_field.to_owned(), reason, message }
+    /// Where the customer column is.
+    fn customer_column(&self) -> Option<usize> {
+        self.sheet.mapping.iter().find(|(_, f)| f.name() == self.customer_field).map(|(c, _)| *c)
     }
 }
 
@@ -96,35 +98,13 @@ impl RowKind for TransactionRows {
         rows: Vec<(i64, Vec<Claim>, RowTransaction)>,
         _now: DateTime<Utc>,
     ) -> Result<Vec<Verdict<TransactionDraft>>, Error> {
-        let (mut emails, mut phones, mut externals) = (Vec::new(), Vec::new(), Vec::new());
-        for (_, _, row) in rows.iter().filter(|(_, _, row)| row.draft.is_ok()) {
-            match &row.customer {
-                Some(CustomerRef::Email(email)) => emails.push(email.clone()),
-                Some(CustomerRef::Phone(phone)) => phones.push(phone.clone()),
-                Some(CustomerRef::ExternalId(id)) => externals.push(id.clone()),
-                Some(CustomerRef::Name(_)) | None => {}
-            }
-        }
-        let by_email = owners_by_key(jobs::email_owners(tx, tenant, &emails).await?);
-        let by_phone = owners_by_key(jobs::phone_owners(tx, tenant, &phones).await?);
-        let by_external = owners_by_key(jobs::external_id_owners(tx, tenant, &externals).await?);
-        let owners = |customer: &CustomerRef| -> Vec<Uuid> {
-            match customer {
-                CustomerRef::Name(id) => vec![*id],
-                CustomerRef::Email(email) => by_email.get(email).cloned().unwrap_or_default(),
-                CustomerRef::Phone(phone) => by_phone.get(phone).cloned().unwrap_or_default(),
-                CustomerRef::ExternalId(id) => by_external.get(id).cloned().unwrap_or_default(),
-            }
-        };
-        let mut ids: Vec<Uuid> =
-            rows.iter().filter_map(|(_, _, row)| row.customer.as_ref()).map(owners).filter(|o| o.len() == 1).map(|o| o[0]).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let held: HashMap<Uuid, Option<DateTime<Utc>>> = store::hold_customers(tx, tenant, &ids).await?.into_iter().collect();
         let external_ids: Vec<&str> =
             rows.iter().filter(|(_, _, row)| row.draft.is_ok()).map(|(_, _, row)| row.external_id.as_str()).collect();
         let recorded: HashMap<String, store::TransactionRow> =
             store::find_by_external_ids(tx, tenant, &external_ids).await?.into_iter().map(|row| (row.external_id.clone(), row)).collect();
+        let whose =
+            Whose::hold(tx, tenant, rows.iter().filter(|(_, _, row)| row.draft.is_ok()).filter_map(|(_, _, row)| row.customer.as_ref()))
+                .await?;
 
         let mut verdicts = Vec::with_capacity(rows.len());
         for (number, claims, row) in rows {
@@ -144,40 +124,27 @@ impl RowKind for TransactionRows {
                     continue;
                 }
             };
-            let found = row.customer.as_ref().map(owners).unwrap_or_default();
-            let verdict = match (found.as_slice(), found.first().and_then(|id| held.get(id))) {
-                ([], _) | ([_], None) => {
-                    Verdict::Refused(vec![self.problem("CUSTOMER_NOT_FOUND", format!("no live customer has this {}", self.customer_field))])
+            let customer = match row.customer.as_ref().map(|r| whose.customer(r, self.customer_field, self.customer_column())) {
+                Some(Ok(customer)) => customer,
+                Some(Err(problem)) => {
+                    verdicts.push(Verdict::Refused(vec![problem]));
+                    continue;
                 }
-                ([id], Some(Some(_))) => Verdict::Refused(vec![self.problem(
-                    "CUSTOMER_DELETED",
-                    format!("{} is deleted; transactions are recorded for live customers only", CUSTOMER.name(*id)),
-                )]),
-                ([id], Some(None)) => {
-                    draft.customer = *id;
-                    match recorded.get(&draft.external_id) {
-                        None => Verdict::Write(draft),
-                        Some(stored) if same_transaction(stored, &draft) => Verdict::Unchanged,
-                        Some(stored) => Verdict::Refused(vec![RowProblem {
-                            column: self.sheet.mapping.iter().find(|(_, f)| *f == TransactionField::ExternalId).map(|(c, _)| *c),
-                            field: "external_id".to_owned(),
-                            reason: "EXTERNAL_ID_USED",
-                            message: format!(
-                                "{} has this external id, with other content",
-                                TRANSACTION.name(stored.customer_id, stored.id)
-                            ),
-                        }]),
-                    }
+                None => {
+                    verdicts.push(Verdict::Refused(vec![blank_customer(None, self.customer_column())]));
+                    continue;
                 }
-                (many, _) => Verdict::Refused(vec![self.problem(
-                    "AMBIGUOUS_MATCH",
-                    format!(
-                        "{} customers have this {} ({}, …): merge them first, or name the customer another way",
-                        many.len(),
-                        self.customer_field,
-                        CUSTOMER.name(many[0])
-                    ),
-                )]),
+            };
+            draft.customer = customer;
+            let verdict = match recorded.get(&draft.external_id) {
+                None => Verdict::Write(draft),
+                Some(stored) if same_transaction(stored, &draft) => Verdict::Unchanged,
+                Some(stored) => Verdict::Refused(vec![RowProblem {
+                    column: self.sheet.mapping.iter().find(|(_, f)| *f == TransactionField::ExternalId).map(|(c, _)| *c),
+                    field: "external_id".to_owned(),
+                    reason: "EXTERNAL_ID_USED",
+                    message: format!("{} has this external id, with other content", TRANSACTION.name(stored.customer_id, stored.id)),
+                }]),
             };
             if !matches!(verdict, Verdict::Refused(_)) {
                 for (kind, key) in &claims {

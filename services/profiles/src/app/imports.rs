@@ -15,7 +15,7 @@ use crate::{
         import::{
             Encoding, FileKind, Kind, MAX_RECORD_BYTES, RecordSplitter, Settings, TextDecoder, detect, detect_delimiter, sniff, suggest,
         },
-        transaction_import, xlsx,
+        occupancy_import, related_person_import, transaction_import, xlsx,
     },
     resources::IMPORT_JOB,
     store::imports::{self as store, ErrorRow, ImportJobRow, NewJob},
@@ -264,6 +264,14 @@ impl App {
                 .map(|s| (s.column, s.field.map(|f| f.name().into_owned()).unwrap_or_default(), s.confidence))
                 .collect(),
             Kind::Transactions => transaction_import::suggest(&headers)
+                .into_iter()
+                .map(|s| (s.column, s.field.map_or("", |f| f.name()).to_owned(), s.confidence))
+                .collect(),
+            Kind::RelatedPersons => related_person_import::suggest(&headers)
+                .into_iter()
+                .map(|s| (s.column, s.field.map_or("", |f| f.name()).to_owned(), s.confidence))
+                .collect(),
+            Kind::Occupancies => occupancy_import::suggest(&headers)
                 .into_iter()
                 .map(|s| (s.column, s.field.map_or("", |f| f.name()).to_owned(), s.confidence))
                 .collect(),

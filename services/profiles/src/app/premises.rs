@@ -30,7 +30,7 @@ use crate::{
 const OCCUPANCY_FIELDS: &[&str] = &["customer", "role", "move_in_date", "move_out_date"];
 
 /// Writes the field history of occupancy `after` (from `before`; None: a move-in) under its occupant.
-async fn log_occupancy(
+pub(super) async fn log_occupancy(
     tx: &mut TenantTx,
     tenant: Uuid,
     before: Option<&OccupancyRow>,

@@ -346,6 +346,8 @@ pub enum Kind {
     #[default]
     Customers,
     Transactions,
+    RelatedPersons,
+    Occupancies,
 }
 
 impl Kind {
@@ -354,6 +356,8 @@ impl Kind {
         match self {
             Self::Customers => "CUSTOMERS",
             Self::Transactions => "TRANSACTIONS",
+            Self::RelatedPersons => "RELATED_PERSONS",
+            Self::Occupancies => "OCCUPANCIES",
         }
     }
 
@@ -361,6 +365,8 @@ impl Kind {
     pub fn parse(name: &str) -> Self {
         match name {
             "TRANSACTIONS" => Self::Transactions,
+            "RELATED_PERSONS" => Self::RelatedPersons,
+            "OCCUPANCIES" => Self::Occupancies,
             _ => Self::Customers,
         }
     }

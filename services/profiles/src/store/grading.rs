@@ -226,6 +226,9 @@ pub async fn score(
     let purchases: Vec<f64> = predictions.iter().map(|(_, p)| round_to(p.expected_purchases, 1e3)).collect();
     // Saturating: an absurd forecast is capped, never an error.
     let value: Vec<i64> = predictions.iter().map(|(_, p)| p.expected_value.round().clamp(0.0, 9.0e15) as i64).collect();
+    // Two statements, not `($2 IS NULL OR c.id = ANY($2))`: a prepared statement's generic plan
+    // for that would scan every customer to re-score a batch of a few thousand.
+    let only = if customers.is_some() { "c.id = ANY($2)" } else { "$2::uuid[] IS NULL" };
     let sql = format!(
         "WITH cuts AS (
              SELECT (SELECT recency_days FROM grading_state WHERE tenant_id = $1) AS rd,
@@ -240,7 +243,7 @@ pub async fn score(
              FROM customers c
              LEFT JOIN customer_spending sp
                     ON sp.tenant_id = c.tenant_id AND sp.customer_id = c.id AND sp.currency_code = $3 AND sp.purchase_count > 0
-             WHERE c.tenant_id = $1 AND c.delete_time IS NULL AND ($2::uuid[] IS NULL OR c.id = ANY($2))
+             WHERE c.tenant_id = $1 AND c.delete_time IS NULL AND {only}
              -- Taken in id order, as writers of transactions take them, so that neither waits on the other in a circle.
              ORDER BY c.id FOR NO KEY UPDATE OF c
          ), scores AS (

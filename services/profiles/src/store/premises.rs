@@ -272,3 +272,43 @@ pub async fn history(
     .instrument(db_span("SELECT", "occupancies"))
     .await?)
 }
+
+/// The premises with one of `codes` as unit code: (code, premises).
+pub async fn ids_by_unit_code(tx: &mut TenantTx, tenant: Uuid, codes: &[String]) -> Result<Vec<(String, Uuid)>, Error> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as("SELECT unit_code, id FROM premises WHERE tenant_id = $1 AND unit_code = ANY($2)")
+        .bind(tenant)
+        .bind(codes)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "premises"))
+        .await?)
+}
+
+/// The premises among `ids` that exist, locked for moves (in id order, so
+/// that two writers of the same premises queue up instead of deadlocking).
+pub async fn lock_many(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<Uuid>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT id FROM premises WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE")
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "premises"))
+        .await?)
+}
+
+/// Every occupancy of `premises`, ended or not.
+pub async fn stays_of(tx: &mut TenantTx, tenant: Uuid, premises: &[Uuid]) -> Result<Vec<OccupancyRow>, Error> {
+    if premises.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(&format!("SELECT {OCCUPANCY_COLUMNS} FROM occupancies WHERE tenant_id = $1 AND premises_id = ANY($2)"))
+        .bind(tenant)
+        .bind(premises)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "occupancies"))
+        .await?)
+}

@@ -130,3 +130,29 @@ pub async fn update(
     .instrument(db_span("UPDATE", "related_persons"))
     .await?)
 }
+
+/// The customers among `ids` that exist (live or not), for links to them.
+pub async fn existing_customers(tx: &mut TenantTx, tenant: Uuid, ids: &[Uuid]) -> Result<Vec<Uuid>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT id FROM customers WHERE tenant_id = $1 AND id = ANY($2)")
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "customers"))
+        .await?)
+}
+
+/// Who the related persons of `customers` are: (customer, relation, display name).
+pub async fn identities(tx: &mut TenantTx, tenant: Uuid, customers: &[Uuid]) -> Result<Vec<(Uuid, String, String)>, Error> {
+    if customers.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as("SELECT customer_id, relation, display_name FROM related_persons WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(tenant)
+        .bind(customers)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "related_persons"))
+        .await?)
+}

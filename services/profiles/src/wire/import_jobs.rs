@@ -13,10 +13,13 @@ use crate::{
     domain::{
         import::{Field, Kind, MatchKey, Mode, Rule, Settings, write_csv_row},
         mask::{self, CellMask},
+        occupancy_import::OccupancyField,
+        related_person_import::PersonField,
         transaction_import::{CUSTOMER_FIELDS, ITEM_FIELDS, TransactionField},
     },
     resources::IMPORT_JOB,
     store::imports::{ErrorRow, ImportJobRow},
+    wire::{occupancy_import::customer_column as occupancy_customer, related_person_import::customer_column as person_customer},
 };
 
 /// A stored job as the API shows it.
@@ -44,6 +47,8 @@ pub fn job_to_proto(job: &ImportJobRow) -> pb::ImportJob {
         kind: match Kind::parse(&job.kind) {
             Kind::Customers => pb::import_job::Kind::Customers,
             Kind::Transactions => pb::import_job::Kind::Transactions,
+            Kind::RelatedPersons => pb::import_job::Kind::RelatedPersons,
+            Kind::Occupancies => pb::import_job::Kind::Occupancies,
         } as i32,
         file_name: job.file_name.clone(),
         format: job.format.clone(),
@@ -151,6 +156,8 @@ pub fn settings_from_proto(s: &pb::ImportSettings, job: &ImportJobRow) -> Result
     let settings = match Kind::parse(&job.kind) {
         Kind::Customers => customer_settings(s, job, &mut found),
         Kind::Transactions => transaction_settings(s, job, &mut found),
+        Kind::RelatedPersons => person_settings(s, job, &mut found),
+        Kind::Occupancies => occupancy_settings(s, job, &mut found),
     };
     let calling_code = s.calling_code.trim_start_matches('+').to_owned();
     if !calling_code.is_empty() && (calling_code.len() > 3 || !calling_code.bytes().all(|b| b.is_ascii_digit())) {
@@ -266,11 +273,7 @@ fn customer_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Fou
             None => found.bad(at, "INVALID_VALUE", "OVERWRITE, KEEP or FILL_BLANKS"),
         }
     }
-    for (field, value) in [("settings.time_zone", &s.time_zone), ("settings.currency_code", &s.currency_code)] {
-        if !value.is_empty() {
-            found.bad(field, "NOT_FOR_CUSTOMERS", "only a transactions import reads it");
-        }
-    }
+    no_transaction_settings(s, found);
     Some(Settings {
         mapping,
         mode: mode?,
@@ -285,43 +288,119 @@ fn customer_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Fou
     })
 }
 
-/// The settings of a transactions job: created once each (CREATE_ONLY),
-/// whose by exactly one customer column, the fields a transaction needs mapped.
-fn transaction_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
+/// What every kind but customers shares: records added once (CREATE_ONLY;
+/// one stored already is skipped), no match key or conflict rules, whose by
+/// exactly one customer column (`is_customer`). The mapping and its fields.
+fn archive_mapping<F: PartialEq + Copy>(
+    s: &pb::ImportSettings,
+    job: &ImportJobRow,
+    found: &mut Found,
+    parse: impl Fn(&str) -> Option<F>,
+    repeats: impl Fn(&F) -> bool,
+    is_customer: impl Fn(F) -> bool,
+) -> (Vec<(usize, String)>, Vec<F>) {
     match ps::Mode::try_from(s.mode) {
         Ok(ps::Mode::CreateOnly) => {}
         Ok(ps::Mode::Upsert) => found.bad(
             "settings.mode",
             "MODE_NOT_SUPPORTED",
-            "transactions are recorded once: MODE_CREATE_ONLY (a row recorded already with the same content is skipped)",
+            "these records are added once: MODE_CREATE_ONLY (a row stored already is skipped)",
         ),
         _ => found.bad("settings.mode", "MODE_REQUIRED", "MODE_CREATE_ONLY (dry_run: check without writing)"),
     }
     if s.match_key != ps::MatchKey::Unspecified as i32 {
         found.bad(
             "settings.match_key",
-            "NOT_FOR_TRANSACTIONS",
-            "a transaction's customer column says whose it is: map customer, customer_email, customer_phone or customer_external_id",
+            "NOT_FOR_THIS_KIND",
+            "a customer column says whose a row is: map customer, customer_email, customer_phone or customer_external_id",
         );
     }
     if !s.field_rules.is_empty() || s.conflict_rule != ps::ConflictRule::Unspecified as i32 {
-        found.bad("settings.field_rules", "NOT_FOR_TRANSACTIONS", "transactions are never updated: conflict rules are for customers");
+        found.bad(
+            "settings.field_rules",
+            "NOT_FOR_THIS_KIND",
+            "these records are never updated by an import: conflict rules are for customers",
+        );
     }
-    let (mapping, fields) = mapping_of(s, job, found, TransactionField::parse, |_| false);
-    match fields.iter().filter(|f| CUSTOMER_FIELDS.contains(f)).count() {
+    let (mapping, fields) = mapping_of(s, job, found, parse, repeats);
+    match fields.iter().filter(|f| is_customer(**f)).count() {
         1 => {}
         0 => found.bad(
             "settings.mapping",
             "CUSTOMER_NOT_MAPPED",
             "map one column to customer, customer_email, customer_phone or customer_external_id",
         ),
-        _ => found.bad("settings.mapping", "CUSTOMER_MAPPED_TWICE", "map one column only to say whose a transaction is"),
+        _ => found.bad("settings.mapping", "CUSTOMER_MAPPED_TWICE", "map one column only to say whose a row is"),
     }
-    for needed in [TransactionField::ExternalId, TransactionField::Amount, TransactionField::OccurTime] {
-        if !fields.contains(&needed) {
-            found.bad("settings.mapping", "FIELD_NOT_MAPPED", format!("map a column to {}: every transaction needs one", needed.name()));
+    (mapping, fields)
+}
+
+/// `names` of fields each needing a column; FIELD_NOT_MAPPED for those `fields` lack.
+fn require<F: PartialEq + Copy>(found: &mut Found, fields: &[F], needed: &[(F, &str)]) {
+    for (field, name) in needed {
+        if !fields.contains(field) {
+            found.bad("settings.mapping", "FIELD_NOT_MAPPED", format!("map a column to {name}: every row needs one"));
         }
     }
+}
+
+/// Refuses the transactions-only settings on another kind.
+fn no_transaction_settings(s: &pb::ImportSettings, found: &mut Found) {
+    for (field, value) in [("settings.time_zone", &s.time_zone), ("settings.currency_code", &s.currency_code)] {
+        if !value.is_empty() {
+            found.bad(field, "NOT_FOR_THIS_KIND", "only a transactions import reads it");
+        }
+    }
+}
+
+/// Settings of a kind created once each, with the mapping given.
+fn added_once(mapping: Vec<(usize, String)>, time_zone: String, currency_code: String) -> Settings {
+    Settings {
+        mapping,
+        mode: Mode::CreateOnly,
+        match_key: MatchKey::None,
+        rule: Rule::Overwrite,
+        field_rules: BTreeMap::new(),
+        calling_code: String::new(),
+        dry_run: false,
+        started_by: String::new(),
+        time_zone,
+        currency_code,
+    }
+}
+
+/// The settings of a related-persons job: whose, a name and a relation mapped.
+fn person_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
+    let (mapping, fields) = archive_mapping(s, job, found, PersonField::parse, |f| f.repeats(), |f| person_customer(f).is_some());
+    require(found, &fields, &[(PersonField::DisplayName, "display_name"), (PersonField::Relation, "relation")]);
+    no_transaction_settings(s, found);
+    Some(added_once(mapping, String::new(), String::new()))
+}
+
+/// The settings of an occupancies job: the premises (by name or unit code), whose, the role and a date mapped.
+fn occupancy_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
+    let (mapping, fields) = archive_mapping(s, job, found, OccupancyField::parse, |_| false, |f| occupancy_customer(f).is_some());
+    match (fields.contains(&OccupancyField::Premises), fields.contains(&OccupancyField::UnitCode)) {
+        (true, false) | (false, true) => {}
+        (false, false) => found.bad("settings.mapping", "PREMISES_NOT_MAPPED", "map a column to premises or to unit_code"),
+        (true, true) => found.bad("settings.mapping", "PREMISES_MAPPED_TWICE", "map premises or unit_code, not both"),
+    }
+    require(found, &fields, &[(OccupancyField::Role, "role")]);
+    if !fields.contains(&OccupancyField::MoveInDate) && !fields.contains(&OccupancyField::MoveOutDate) {
+        found.bad("settings.mapping", "FIELD_NOT_MAPPED", "map a column to move_in_date, move_out_date or both");
+    }
+    no_transaction_settings(s, found);
+    Some(added_once(mapping, String::new(), String::new()))
+}
+
+/// The settings of a transactions job: whose, and the fields a transaction needs, mapped.
+fn transaction_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
+    let (mapping, fields) = archive_mapping(s, job, found, TransactionField::parse, |_| false, |f| CUSTOMER_FIELDS.contains(&f));
+    require(
+        found,
+        &fields,
+        &[(TransactionField::ExternalId, "external_id"), (TransactionField::Amount, "amount"), (TransactionField::OccurTime, "occur_time")],
+    );
     let items_by_row = fields.iter().any(|f| ITEM_FIELDS.contains(f));
     if items_by_row && fields.contains(&TransactionField::LineItems) {
         found.bad(
@@ -344,18 +423,7 @@ fn transaction_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut 
     if !time_zone.is_empty() && time_zone.parse::<chrono_tz::Tz>().is_err() {
         found.bad("settings.time_zone", "INVALID_TIME_ZONE", "an IANA time zone, e.g. Asia/Shanghai");
     }
-    Some(Settings {
-        mapping,
-        mode: Mode::CreateOnly,
-        match_key: MatchKey::None,
-        rule: Rule::Overwrite,
-        field_rules: BTreeMap::new(),
-        calling_code: String::new(),
-        dry_run: false,
-        started_by: String::new(),
-        time_zone,
-        currency_code,
-    })
+    Some(added_once(mapping, time_zone, currency_code))
 }
 
 /// How each column of `job` (as mapped in its current run) is shown to a
@@ -378,6 +446,19 @@ fn column_masks(job: &ImportJobRow) -> Vec<Option<CellMask>> {
             Kind::Transactions => match TransactionField::parse(name) {
                 Some(TransactionField::CustomerEmail) => Some(CellMask::Email),
                 Some(TransactionField::CustomerPhone) => Some(CellMask::Phone),
+                Some(_) => None,
+                None => Some(CellMask::Initial),
+            },
+            Kind::RelatedPersons => match PersonField::parse(name) {
+                Some(PersonField::CustomerEmail | PersonField::Email) => Some(CellMask::Email),
+                Some(PersonField::CustomerPhone | PersonField::Phone) => Some(CellMask::Phone),
+                Some(field) if field.personal() => Some(CellMask::Initial),
+                Some(_) => None,
+                None => Some(CellMask::Initial),
+            },
+            Kind::Occupancies => match OccupancyField::parse(name) {
+                Some(OccupancyField::CustomerEmail) => Some(CellMask::Email),
+                Some(OccupancyField::CustomerPhone) => Some(CellMask::Phone),
                 Some(_) => None,
                 None => Some(CellMask::Initial),
             },

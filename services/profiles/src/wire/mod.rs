@@ -7,14 +7,17 @@
 
 pub mod changes;
 pub mod communications;
+pub mod customer_ref;
 pub mod exports;
 pub mod grading;
 pub mod import;
 pub mod import_jobs;
 pub mod merges;
+pub mod occupancy_import;
 pub mod occurrences;
 pub mod payment_accounts;
 pub mod premises;
+pub mod related_person_import;
 pub mod related_persons;
 pub mod rename;
 pub mod segments;

@@ -10,15 +10,15 @@ use crm_kit::time::to_timestamp;
 use crm_proto::{crm::profiles::v1 as pb, google::r#type::Money};
 use uuid::Uuid;
 
-use super::{import::RowProblem, import::located, transactions::draft_from_proto};
-use crate::{
-    domain::{
-        fields,
-        import::{international, unneutralise},
-        transaction::TransactionDraft,
-        transaction_import::{ITEM_FIELDS, TransactionField, parse_amount, parse_kind, parse_line_items, parse_time},
-    },
-    resources::CUSTOMER,
+use super::{
+    customer_ref::{CustomerColumn, CustomerRef, blank_customer, read_customer_ref},
+    import::{RowProblem, located},
+    transactions::draft_from_proto,
+};
+use crate::domain::{
+    import::unneutralise,
+    transaction::TransactionDraft,
+    transaction_import::{ITEM_FIELDS, TransactionField, parse_amount, parse_kind, parse_line_items, parse_time},
 };
 
 /// How a transaction sheet is read: which field each column fills, and
@@ -35,15 +35,15 @@ pub struct TransactionSheet {
     pub calling_code: String,
 }
 
-/// Whose a transaction is, as its row says.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CustomerRef {
-    Name(Uuid),
-    /// A normalised email address.
-    Email(String),
-    /// An E.164 phone number.
-    Phone(String),
-    ExternalId(String),
+/// The kind of customer column `field` is, if it is one.
+pub fn customer_column(field: TransactionField) -> Option<CustomerColumn> {
+    match field {
+        TransactionField::Customer => Some(CustomerColumn::Name),
+        TransactionField::CustomerEmail => Some(CustomerColumn::Email),
+        TransactionField::CustomerPhone => Some(CustomerColumn::Phone),
+        TransactionField::CustomerExternalId => Some(CustomerColumn::ExternalId),
+        _ => None,
+    }
 }
 
 /// A transaction row read and checked alone: whose it is, and the
@@ -72,19 +72,16 @@ pub fn read_transaction_row(cells: &[&str], sheet: &TransactionSheet, now: DateT
         let Some(cell) = cells.get(column).map(|c| unneutralise(c.trim()).trim()).filter(|c| !c.is_empty()) else { continue };
         origin.push((field.name().to_owned(), column));
         match field {
-            TransactionField::Customer => match CUSTOMER.parse(cell, "customer") {
-                Ok(id) => customer = Some(CustomerRef::Name(id)),
-                Err(_) => bad(column, "customer", "INVALID_CUSTOMER", "a customer's resource name, customers/{id}"),
-            },
-            TransactionField::CustomerEmail => match fields::email(cell) {
-                Ok(email) => customer = Some(CustomerRef::Email(email)),
-                Err((reason, message)) => bad(column, "customer_email", reason, &message),
-            },
-            TransactionField::CustomerPhone => match fields::phone(&international(cell, &sheet.calling_code)) {
-                Ok(phone) => customer = Some(CustomerRef::Phone(phone)),
-                Err((reason, message)) => bad(column, "customer_phone", reason, &message),
-            },
-            TransactionField::CustomerExternalId => customer = Some(CustomerRef::ExternalId(cell.to_owned())),
+            TransactionField::Customer
+            | TransactionField::CustomerEmail
+            | TransactionField::CustomerPhone
+            | TransactionField::CustomerExternalId => {
+                let kind = customer_column(field).unwrap_or(CustomerColumn::Name);
+                match read_customer_ref(kind, cell, column, &sheet.calling_code) {
+                    Ok(r) => customer = Some(r),
+                    Err(problem) => bad(column, &problem.field, problem.reason, &problem.message),
+                }
+            }
             TransactionField::ExternalId => t.external_id = cell.to_owned(),
             TransactionField::Kind => match parse_kind(cell) {
                 Some("REFUND") => t.kind = pb::TransactionKind::Refund as i32,
@@ -142,12 +139,8 @@ pub fn read_transaction_row(cells: &[&str], sheet: &TransactionSheet, now: DateT
         t.amount = Some(Money { currency_code, units, nanos });
     }
     if customer.is_none() && !problems.iter().any(|p| p.field.starts_with("customer")) {
-        problems.push(RowProblem {
-            column: sheet.mapping.iter().find(|(_, f)| f.name().starts_with("customer")).map(|(c, _)| *c),
-            field: "customer".to_owned(),
-            reason: "REQUIRED",
-            message: "whose transaction it is: the customer column is blank".to_owned(),
-        });
+        let whose = sheet.mapping.iter().find_map(|(column, field)| customer_column(*field).map(|kind| (kind, *column)));
+        problems.push(blank_customer(whose.map(|(kind, _)| kind), whose.map(|(_, column)| column)));
     }
     let external_id = t.external_id.clone();
     let draft = match draft_from_proto(&t, Uuid::nil(), "transaction", now) {

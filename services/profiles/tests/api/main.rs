@@ -1,6 +1,7 @@
 //! Service tests: each spawns the profiles service on port 0 against a fresh
 //! database and calls it with a real tonic client.
 
+mod archive_imports;
 mod auth;
 mod communications;
 mod customer_role;

@@ -31,9 +31,14 @@ fn transactions(app: &TestApp) -> TransactionServiceClient<Channel> {
 
 /// Uploads `bytes` as a transactions file, as the admin.
 async fn upload_transactions(app: &TestApp, bytes: &[u8]) -> pb::ImportJob {
+    upload_kind(app, bytes, Kind::Transactions).await
+}
+
+/// Uploads `bytes` as a file of `kind`, as the admin.
+pub async fn upload_kind(app: &TestApp, bytes: &[u8], kind: Kind) -> pb::ImportJob {
     let mut messages = upload_messages(bytes, 7_000, "", "");
-    messages[0].kind = Kind::Transactions as i32;
-    messages[0].file_name = "orders.csv".into();
+    messages[0].kind = kind as i32;
+    messages[0].file_name = "records.csv".into();
     let client = pb::import_service_client::ImportServiceClient::new(app.channel.clone());
     client.clone().upload_import_file(app.admin(tokio_stream::iter(messages))).await.unwrap().into_inner().import_job.unwrap()
 }
@@ -49,7 +54,7 @@ fn transaction_settings(dry_run: bool) -> pb::ImportSettings {
     }
 }
 
-async fn start(app: &TestApp, job: &str, settings: pb::ImportSettings, roles: &[&str]) -> Result<pb::ImportJob, tonic::Status> {
+pub async fn start(app: &TestApp, job: &str, settings: pb::ImportSettings, roles: &[&str]) -> Result<pb::ImportJob, tonic::Status> {
     let client = pb::import_service_client::ImportServiceClient::new(app.channel.clone());
     let request = app.as_roles(pb::StartImportJobRequest { name: job.into(), settings: Some(settings) }, roles);
     Ok(client.clone().start_import_job(request).await?.into_inner().import_job.unwrap())
@@ -81,7 +86,7 @@ fn with_external_id(mut c: pb::Customer, id: &str) -> pb::Customer {
 }
 
 /// The reasons each refused row gave, by row number.
-async fn refusals(app: &TestApp, job: &str) -> Vec<(i64, String, String)> {
+pub async fn refusals(app: &TestApp, job: &str) -> Vec<(i64, String, String)> {
     let client = pb::import_service_client::ImportServiceClient::new(app.channel.clone());
     let request = app.admin(pb::ListImportErrorsRequest { parent: job.into(), page_size: 100, page_token: String::new() });
     let errors = client.clone().list_import_errors(request).await.unwrap().into_inner().import_errors;

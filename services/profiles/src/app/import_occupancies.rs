@@ -1,0 +1,206 @@
+//! Importing occupancies (bulk move-ins and move-outs, 批量迁入/迁出; the rows
+//! of an occupancies job): a batch finds its premises (by resource name or
+//! unit code) and locks them — moves on a premises take turns, as MoveIn
+//! takes them — then whose each row is, and the premises' stays; each row,
+//! in file order, is judged against the history as the rows before it left
+//! it (a move-in ends the current holder's stay on its first day; a file
+//! imported again changes nothing). The moves are written with their field
+//! history, and one OccupanciesImported announces the batch.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crm_kit::{Error, db::TenantTx, outbox};
+use crm_proto::crm::profiles::v1 as pb;
+use uuid::Uuid;
+
+use super::{
+    import_run::{Claim, RowKind, Seen, Verdict},
+    import_whose::Whose,
+    premises::log_occupancy,
+};
+use crate::{
+    domain::{
+        import::Settings,
+        occupancy_import::{OccupancyField, RoleHistory, Stay, Step},
+    },
+    resources::{IMPORT_JOB, OCCUPANCY, PREMISES},
+    store::premises::{self as store, MoveIn, OccupancyRow},
+    wire::{
+        import::RowProblem,
+        occupancy_import::{OccupancySheet, PremisesRef, RowMove, RowOccupancy, read_occupancy_row},
+    },
+};
+
+/// The rows of an occupancies job, read through its settings.
+pub(super) struct OccupancyRows {
+    sheet: OccupancySheet,
+}
+
+impl OccupancyRows {
+    pub(super) fn new(settings: &Settings) -> Self {
+        let mapping = settings.mapping.iter().filter_map(|(column, name)| OccupancyField::parse(name).map(|f| (*column, f))).collect();
+        Self { sheet: OccupancySheet { mapping, calling_code: settings.calling_code.clone() } }
+    }
+
+    fn premises_problem(&self, premises: &PremisesRef) -> RowProblem {
+        let (field, message) = match premises {
+            PremisesRef::Name(id) => (OccupancyField::Premises, format!("{} does not exist", PREMISES.name(*id))),
+            PremisesRef::UnitCode(code) => (OccupancyField::UnitCode, format!("no premises has unit code {code:?}")),
+        };
+        RowProblem { column: self.sheet.column_of(field), field: field.name().to_owned(), reason: "PREMISES_NOT_FOUND", message }
+    }
+}
+
+/// A move a batch writes, in file order.
+pub(super) enum Write {
+    /// Stay `id` of `m.customer` at `m.premises` from `m.date`, ending stay `ends` that day, itself ended on `out` (a past stay).
+    Start { id: Uuid, m: MoveIn, out: Option<NaiveDate>, ends: Option<Uuid> },
+    /// Stay `id` ends on `date`.
+    End { id: Uuid, date: NaiveDate },
+}
+
+impl RowKind for OccupancyRows {
+    type Row = RowOccupancy;
+    type Write = Write;
+    /// The stays started and ended: (premises, stay).
+    type Written = (Vec<(Uuid, Uuid)>, Vec<(Uuid, Uuid)>);
+
+    /// No claims: the same move twice in a file is the same move, judged against the history.
+    fn claims(&self, _: &[&str]) -> Vec<Claim> {
+        Vec::new()
+    }
+
+    fn read(&self, cells: &[&str], _now: DateTime<Utc>) -> (Vec<Claim>, RowOccupancy) {
+        (Vec::new(), read_occupancy_row(cells, &self.sheet))
+    }
+
+    fn creates(write: &Write) -> bool {
+        matches!(write, Write::Start { .. })
+    }
+
+    /// The premises found and locked, whose each row is, and each row
+    /// judged in file order against the premises' stays.
+    async fn judge(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        _seen: &mut Seen,
+        rows: Vec<(i64, Vec<Claim>, RowOccupancy)>,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<Verdict<Write>>, Error> {
+        let codes: Vec<String> = rows
+            .iter()
+            .filter_map(|(_, _, r)| match r {
+                Ok(RowMove { premises: PremisesRef::UnitCode(code), .. }) => Some(code.clone()),
+                _ => None,
+            })
+            .collect();
+        let by_code: HashMap<String, Uuid> = store::ids_by_unit_code(tx, tenant, &codes).await?.into_iter().collect();
+        let premises_of = |r: &PremisesRef| match r {
+            PremisesRef::Name(id) => Some(*id),
+            PremisesRef::UnitCode(code) => by_code.get(code).copied(),
+        };
+        let mut wanted: Vec<Uuid> = rows.iter().filter_map(|(_, _, r)| premises_of(&r.as_ref().ok()?.premises)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Moves on a premises take turns from here (as MoveIn's do).
+        let locked: Vec<Uuid> = store::lock_many(tx, tenant, &wanted).await?;
+        let mut histories: HashMap<(Uuid, String), RoleHistory> = HashMap::new();
+        for stay in store::stays_of(tx, tenant, &locked).await? {
+            let entry = histories.entry((stay.premises_id, stay.role.clone())).or_default();
+            entry.stays.push(Stay { id: stay.id, customer: stay.customer_id, move_in: stay.move_in_date, move_out: stay.move_out_date });
+        }
+        let whose = Whose::hold(tx, tenant, rows.iter().filter_map(|(_, _, r)| Some(&r.as_ref().ok()?.customer))).await?;
+        let (field, column) = match self.sheet.customer_column() {
+            Some((kind, column)) => (kind.field(), Some(column)),
+            None => ("customer", None),
+        };
+
+        let mut verdicts = Vec::with_capacity(rows.len());
+        for (_, _, row) in rows {
+            let moved = match row {
+                Ok(moved) => moved,
+                Err(problems) => {
+                    verdicts.push(Verdict::Refused(problems));
+                    continue;
+                }
+            };
+            let Some(premises) = premises_of(&moved.premises).filter(|id| locked.contains(id)) else {
+                verdicts.push(Verdict::Refused(vec![self.premises_problem(&moved.premises)]));
+                continue;
+            };
+            let customer = match whose.customer(&moved.customer, field, column) {
+                Ok(customer) => customer,
+                Err(problem) => {
+                    verdicts.push(Verdict::Refused(vec![problem]));
+                    continue;
+                }
+            };
+            let history = histories.entry((premises, moved.role.to_owned())).or_default();
+            let m = |date| MoveIn { premises, customer, role: moved.role.to_owned(), date };
+            verdicts.push(match history.apply(customer, moved.happened, Uuid::now_v7()) {
+                Step::Unchanged => Verdict::Unchanged,
+                Step::Start { id, date, out, ends } => Verdict::Write(Write::Start { id, m: m(date), out, ends }),
+                Step::End { id, date } => Verdict::Write(Write::End { id, date }),
+                Step::Refused(reason, message) => Verdict::Refused(vec![RowProblem {
+                    column: self.sheet.column_of(OccupancyField::MoveInDate).or(self.sheet.column_of(OccupancyField::MoveOutDate)),
+                    field: "move_in_date".to_owned(),
+                    reason,
+                    message: message.to_owned(),
+                }]),
+            });
+        }
+        Ok(verdicts)
+    }
+
+    /// The moves in file order, each with its field history (under its occupant).
+    async fn write(&self, tx: &mut TenantTx, tenant: Uuid, writes: Vec<Write>, now: DateTime<Utc>) -> Result<Self::Written, Error> {
+        let (mut started, mut ended) = (Vec::new(), Vec::new());
+        for write in writes {
+            match write {
+                Write::Start { id, m, out, ends } => {
+                    if let Some(current) = ends {
+                        ended.push(end(tx, tenant, current, m.date, now).await?);
+                    }
+                    let row = store::insert_occupancy(tx, tenant, id, &m, now).await?.map_err(|_| {
+                        // The premises are locked and the move was judged against their stays: not expected.
+                        Error::Internal(anyhow::anyhow!("an imported move-in overlapped a stay on {}", PREMISES.name(m.premises)))
+                    })?;
+                    log_occupancy(tx, tenant, None, &row, now).await?;
+                    started.push((row.premises_id, row.id));
+                    if let Some(out) = out {
+                        ended.push(end(tx, tenant, id, out, now).await?);
+                    }
+                }
+                Write::End { id, date } => ended.push(end(tx, tenant, id, date, now).await?),
+            }
+        }
+        Ok((started, ended))
+    }
+
+    /// One OccupanciesImported instead of an OccupancyChanged per move.
+    async fn announce(
+        &self,
+        tx: &mut TenantTx,
+        tenant: Uuid,
+        job: Uuid,
+        (started, ended): Self::Written,
+        _now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if started.is_empty() && ended.is_empty() {
+            return Ok(());
+        }
+        let names = |stays: &[(Uuid, Uuid)]| stays.iter().map(|(premises, id)| OCCUPANCY.name(*premises, *id)).collect();
+        let event = pb::OccupanciesImported { import_job: IMPORT_JOB.name(job), started: names(&started), ended: names(&ended) };
+        outbox::append(tx, tenant, &IMPORT_JOB.name(job), &event).await
+    }
+}
+
+/// Ends stay `id` on `date` with its field history; (premises, stay).
+async fn end(tx: &mut TenantTx, tenant: Uuid, id: Uuid, date: NaiveDate, now: DateTime<Utc>) -> Result<(Uuid, Uuid), Error> {
+    let after = store::end_occupancy(tx, tenant, id, date, now).await?;
+    let before = OccupancyRow { move_out_date: None, ..after.clone() };
+    log_occupancy(tx, tenant, Some(&before), &after, now).await?;
+    Ok((after.premises_id, after.id))
+}

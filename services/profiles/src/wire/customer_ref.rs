@@ -1,0 +1,73 @@
+//! Whose an imported row is: the customer column of a sheet of transactions,
+//! related persons or occupancies, read into a reference that the batch
+//! looks up (by resource name, email, phone or external id).
+
+use uuid::Uuid;
+
+use super::import::RowProblem;
+use crate::{
+    domain::{fields, import::international},
+    resources::CUSTOMER,
+};
+
+/// How a sheet names a row's customer: the kind of its customer column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerColumn {
+    /// "customers/{id}", as an export writes it.
+    Name,
+    Email,
+    Phone,
+    /// The customer attribute "external_id".
+    ExternalId,
+}
+
+impl CustomerColumn {
+    /// The field name a mapping gives it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Name => "customer",
+            Self::Email => "customer_email",
+            Self::Phone => "customer_phone",
+            Self::ExternalId => "customer_external_id",
+        }
+    }
+}
+
+/// Whose a row is, as its customer cell says.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CustomerRef {
+    Name(Uuid),
+    /// A normalised email address.
+    Email(String),
+    /// An E.164 phone number.
+    Phone(String),
+    ExternalId(String),
+}
+
+/// The customer `cell` (in `column`, of kind `kind`) names, national phone
+/// numbers with `calling_code` in front; the problem when it names none.
+pub fn read_customer_ref(kind: CustomerColumn, cell: &str, column: usize, calling_code: &str) -> Result<CustomerRef, RowProblem> {
+    let problem =
+        |reason: &'static str, message: String| RowProblem { column: Some(column), field: kind.field().to_owned(), reason, message };
+    match kind {
+        CustomerColumn::Name => CUSTOMER
+            .id_of(cell)
+            .map(CustomerRef::Name)
+            .ok_or_else(|| problem("INVALID_CUSTOMER", "a customer's resource name, customers/{id}".into())),
+        CustomerColumn::Email => fields::email(cell).map(CustomerRef::Email).map_err(|(reason, message)| problem(reason, message)),
+        CustomerColumn::Phone => {
+            fields::phone(&international(cell, calling_code)).map(CustomerRef::Phone).map_err(|(reason, message)| problem(reason, message))
+        }
+        CustomerColumn::ExternalId => Ok(CustomerRef::ExternalId(cell.to_owned())),
+    }
+}
+
+/// The problem of a row whose customer cell is blank.
+pub fn blank_customer(kind: Option<CustomerColumn>, column: Option<usize>) -> RowProblem {
+    RowProblem {
+        column,
+        field: kind.map_or("customer", CustomerColumn::field).to_owned(),
+        reason: "REQUIRED",
+        message: "whose it is: the customer column is blank".to_owned(),
+    }
+}
