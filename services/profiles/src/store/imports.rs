@@ -452,15 +452,12 @@ pub async fn external_id_owners(tx: &mut TenantTx, tenant: Uuid, ids: &[String])
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as(
-        "SELECT attributes ->> 'external_id', id FROM customers
-         WHERE tenant_id = $1 AND attributes ? 'external_id' AND (attributes ->> 'external_id') = ANY($2) AND delete_time IS NULL",
-    )
-    .bind(tenant)
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .instrument(db_span("SELECT", "customers"))
-    .await?)
+    Ok(sqlx::query_as("SELECT external_id, id FROM customers WHERE tenant_id = $1 AND external_id = ANY($2) AND delete_time IS NULL")
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "customers"))
+        .await?)
 }
 
 /// Separates the items of a list bound as one text (a control character no tag or key holds).

@@ -271,3 +271,76 @@ async fn a_transactions_import_killed_mid_way_records_each_order_once() {
     tx.commit().await.unwrap();
     crashing.stop().await;
 }
+
+const UNITS: usize = 500;
+const OWNERS_EACH: usize = 20;
+
+#[tokio::test]
+async fn an_occupancies_import_killed_mid_way_leaves_each_history_whole() {
+    let mut crashing = Crashing::start().await;
+    // 1 000 members, 500 flats, then 20 owners of each flat in turn, 30 days apart, killed while they move in.
+    let mut members = String::from("customer id,name\n");
+    for i in 0..1_000 {
+        members.push_str(&format!("M-{i},Member {i}\n"));
+    }
+    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
+    let name = crashing.start_job(&members, Kind::Customers, settings.clone()).await;
+    assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, 1_000);
+    let premises = pb::premises_service_client::PremisesServiceClient::new(crashing.channel.clone());
+    for unit in 0..UNITS {
+        let p = pb::Premises { unit_code: format!("U-{unit}"), ..Default::default() };
+        let request = with_token(pb::CreatePremisesRequest { premises: Some(p), request_id: String::new() }, &crashing.admin);
+        premises.clone().create_premises(request).await.unwrap();
+    }
+    let owner = |unit: usize, turn: usize| format!("M-{}", (unit * 7 + turn) % 1_000);
+    let mut moves = String::from("房号,客户编号,身份,迁入日期\n");
+    let first = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    for turn in 0..OWNERS_EACH {
+        for unit in 0..UNITS {
+            let day = first + chrono::Duration::days(30 * turn as i64);
+            moves.push_str(&format!("U-{unit},{},业主,{day}\n", owner(unit, turn)));
+        }
+    }
+    let name = crashing.start_job(&moves, Kind::Occupancies, settings).await;
+    let done = crashing.kill_while_importing(&name, UNITS * OWNERS_EACH).await;
+
+    assert_eq!(done.state, State::Succeeded as i32);
+    let progress = done.progress.unwrap();
+    assert_eq!((progress.rows_created, progress.rows_updated, progress.rows_failed), ((UNITS * OWNERS_EACH) as i64, 0, 0));
+    let mut db_conn = PgConnection::connect(&crashing.db.app_url).await.unwrap();
+    let mut tx = in_tenant(&mut db_conn, crashing.tenant).await;
+    let (stays, distinct, current): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT (premises_id, customer_id, move_in_date)), count(*) FILTER (WHERE move_out_date IS NULL) FROM occupancies",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!((stays, distinct, current), ((UNITS * OWNERS_EACH) as i64, (UNITS * OWNERS_EACH) as i64, UNITS as i64), "every stay once");
+    // Each flat's owner now is its last, and every earlier stay ended the day the next began.
+    let holders: Vec<(String, String)> = sqlx::query_as(
+        "SELECT p.unit_code, c.attributes ->> 'external_id' FROM occupancies o
+         JOIN premises p ON p.tenant_id = o.tenant_id AND p.id = o.premises_id JOIN customers c ON c.tenant_id = o.tenant_id AND c.id = o.customer_id
+         WHERE o.move_out_date IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    for (unit, holder) in holders {
+        let unit: usize = unit.trim_start_matches("U-").parse().unwrap();
+        assert_eq!(holder, owner(unit, OWNERS_EACH - 1));
+    }
+    let gaps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM occupancies o WHERE o.move_out_date IS NOT NULL AND NOT EXISTS (
+             SELECT 1 FROM occupancies n WHERE n.premises_id = o.premises_id AND n.move_in_date = o.move_out_date)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(gaps, 0, "each stay ended as the next began");
+    let events: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT data FROM outbox WHERE type = 'crm.profiles.v1.OccupanciesImported'").fetch_all(&mut *tx).await.unwrap();
+    let started: Vec<String> = events.iter().flat_map(|(data,)| event::<pb::OccupanciesImported>(data).started).collect();
+    assert_eq!((started.len(), started.iter().collect::<HashSet<_>>().len()), (UNITS * OWNERS_EACH, UNITS * OWNERS_EACH));
+    tx.commit().await.unwrap();
+    crashing.stop().await;
+}
