@@ -211,11 +211,7 @@ impl RowKind for CustomerRows {
                 }]),
             };
             let verdict = refuse_taken_emails(verdict, &claimed);
-            if !matches!(verdict, Verdict::Refused(_)) {
-                for (kind, key) in &claims {
-                    seen.remember(kind, key, number);
-                }
-            }
+            seen.settle(&claims, number, &verdict);
             verdicts.push(verdict);
         }
         Ok(verdicts)

@@ -102,7 +102,7 @@ impl RowKind for PersonRows {
 
         let mut verdicts = Vec::with_capacity(rows.len());
         for (number, claims, row) in rows {
-            if let Some(first) = claims.iter().find_map(|(kind, key)| seen.first(kind, key)) {
+            if let Some(first) = seen.first_of(&claims) {
                 verdicts.push(Verdict::Refused(vec![RowProblem {
                     column: self.column_of(PersonField::DisplayName),
                     field: "display_name".to_owned(),
@@ -131,11 +131,7 @@ impl RowKind for PersonRows {
                     _ => Verdict::Write((customer, draft)),
                 },
             };
-            if !matches!(verdict, Verdict::Refused(_)) {
-                for (kind, key) in &claims {
-                    seen.remember(kind, key, number);
-                }
-            }
+            seen.settle(&claims, number, &verdict);
             verdicts.push(verdict);
         }
         Ok(verdicts)

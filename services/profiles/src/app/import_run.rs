@@ -70,6 +70,20 @@ impl Seen {
     pub(super) fn remember(&mut self, kind: &str, key: &str, row: i64) {
         self.0.entry(Self::hash(kind, key)).or_insert(row);
     }
+
+    /// The earlier row that made one of `claims`, if any.
+    pub(super) fn first_of(&self, claims: &[Claim]) -> Option<i64> {
+        claims.iter().find_map(|(kind, key)| self.first(kind, key))
+    }
+
+    /// Remembers row `number`'s `claims` when `verdict` accepted it (a refused row claims nothing).
+    pub(super) fn settle<W>(&mut self, claims: &[Claim], number: i64, verdict: &Verdict<W>) {
+        if !matches!(verdict, Verdict::Refused(_)) {
+            for (kind, key) in claims {
+                self.remember(kind, key, number);
+            }
+        }
+    }
 }
 
 /// How a row ended in its batch.

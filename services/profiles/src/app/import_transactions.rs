@@ -19,15 +19,11 @@ use super::{
     import_whose::Whose,
 };
 use crate::{
-    domain::{
-        import::Settings,
-        transaction::TransactionDraft,
-        transaction_import::{CUSTOMER_FIELDS, TransactionField},
-    },
+    domain::{import::Settings, transaction::TransactionDraft, transaction_import::TransactionField},
     resources::{CUSTOMER, IMPORT_JOB, TRANSACTION},
     store::transactions as store,
     wire::{
-        customer_ref::blank_customer,
+        customer_ref::{CustomerField, blank_customer},
         import::RowProblem,
         transaction_import::{RowTransaction, TransactionSheet, read_transaction_row},
         transactions::same_transaction,
@@ -46,7 +42,7 @@ impl TransactionRows {
         let mapping: Vec<(usize, TransactionField)> =
             settings.mapping.iter().filter_map(|(column, name)| TransactionField::parse(name).map(|f| (*column, f))).collect();
         let customer_field =
-            mapping.iter().map(|(_, f)| *f).find(|f| CUSTOMER_FIELDS.contains(f)).map_or("customer", TransactionField::name);
+            mapping.iter().map(|(_, f)| *f).find(|f| f.customer_column().is_some()).map_or("customer", TransactionField::name);
         let sheet = TransactionSheet {
             mapping,
             // Checked when the job was started: an unknown zone cannot be stored.
@@ -108,7 +104,7 @@ impl RowKind for TransactionRows {
 
         let mut verdicts = Vec::with_capacity(rows.len());
         for (number, claims, row) in rows {
-            if let Some(first) = claims.iter().find_map(|(kind, key)| seen.first(kind, key)) {
+            if let Some(first) = seen.first_of(&claims) {
                 verdicts.push(Verdict::Refused(vec![RowProblem {
                     column: self.sheet.mapping.iter().find(|(_, f)| *f == TransactionField::ExternalId).map(|(c, _)| *c),
                     field: "external_id".to_owned(),
@@ -146,11 +142,7 @@ impl RowKind for TransactionRows {
                     message: format!("{} has this external id, with other content", TRANSACTION.name(stored.customer_id, stored.id)),
                 }]),
             };
-            if !matches!(verdict, Verdict::Refused(_)) {
-                for (kind, key) in &claims {
-                    seen.remember(kind, key, number);
-                }
-            }
+            seen.settle(&claims, number, &verdict);
             verdicts.push(verdict);
         }
         Ok(verdicts)

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::import::Field;
+use super::import::{Field, field_named, name_of};
 
 /// A column of a customer export: a field an import fills, under the name
 /// the import maps it by, or one only an export writes.
@@ -166,12 +166,12 @@ const TRANSACTION_COLUMNS: &[(TransactionColumn, &str)] = &[
 impl TransactionColumn {
     /// The column named `name`; None for an unknown name.
     pub fn parse(name: &str) -> Option<Self> {
-        TRANSACTION_COLUMNS.iter().find(|(_, n)| *n == name).map(|(column, _)| *column)
+        field_named(TRANSACTION_COLUMNS, name)
     }
 
     /// Its name.
     pub fn name(self) -> &'static str {
-        TRANSACTION_COLUMNS.iter().find(|(c, _)| *c == self).map_or("", |(_, n)| *n)
+        name_of(TRANSACTION_COLUMNS, &self)
     }
 
     /// Every column, in order.

@@ -488,6 +488,16 @@ pub fn normalise(header: &str) -> String {
     header.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
+/// The field called `name` in a vocabulary of (field, name) pairs.
+pub fn field_named<F: Copy>(names: &[(F, &str)], name: &str) -> Option<F> {
+    names.iter().find(|(_, n)| *n == name).map(|(field, _)| *field)
+}
+
+/// What `field` is called in a vocabulary of (field, name) pairs ("" if it is not in it).
+pub fn name_of<F: PartialEq>(names: &[(F, &'static str)], field: &F) -> &'static str {
+    names.iter().find(|(f, _)| f == field).map_or("", |(_, n)| *n)
+}
+
 /// How a column is suggested to be mapped (to a customer [`Field`] by default).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suggestion<F = Field> {

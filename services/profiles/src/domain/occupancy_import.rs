@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::import::{Suggestion, suggest_among};
+use super::import::{Suggestion, field_named, name_of, suggest_among};
 
 /// An occupancy field a column can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,12 +43,12 @@ const NAMES: &[(OccupancyField, &str)] = &[
 impl OccupancyField {
     /// The field named `name`; None for an unknown name.
     pub fn parse(name: &str) -> Option<Self> {
-        NAMES.iter().find(|(_, n)| *n == name).map(|(field, _)| *field)
+        field_named(NAMES, name)
     }
 
     /// Its name, as [`OccupancyField::parse`] reads it.
     pub fn name(self) -> &'static str {
-        NAMES.iter().find(|(f, _)| *f == self).map_or("", |(_, n)| *n)
+        name_of(NAMES, &self)
     }
 
     /// Whether its cells are personal data, shown masked to callers without `pii`.

@@ -2,7 +2,7 @@
 //! column can fill, their header names in Chinese and English, and the
 //! cells that need reading (the relation, the gender). No I/O.
 
-use super::import::{Suggestion, suggest_among};
+use super::import::{Suggestion, field_named, name_of, suggest_among};
 
 /// A related-person field a column can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,12 +47,12 @@ const NAMES: &[(PersonField, &str)] = &[
 impl PersonField {
     /// The field named `name`; None for an unknown name.
     pub fn parse(name: &str) -> Option<Self> {
-        NAMES.iter().find(|(_, n)| *n == name).map(|(field, _)| *field)
+        field_named(NAMES, name)
     }
 
     /// Its name, as [`PersonField::parse`] reads it.
     pub fn name(self) -> &'static str {
-        NAMES.iter().find(|(f, _)| *f == self).map_or("", |(_, n)| *n)
+        name_of(NAMES, &self)
     }
 
     /// Whether several columns may fill it.

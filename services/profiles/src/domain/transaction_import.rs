@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
-use super::import::{Suggestion, suggest_among};
+use super::import::{Suggestion, field_named, name_of, suggest_among};
 
 /// A transaction field a column can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,10 +59,6 @@ const NAMES: &[(TransactionField, &str)] = &[
     (TransactionField::UnitPrice, "unit_price"),
 ];
 
-/// The fields that say whose a transaction is: exactly one is mapped.
-pub const CUSTOMER_FIELDS: [TransactionField; 4] =
-    [TransactionField::Customer, TransactionField::CustomerEmail, TransactionField::CustomerPhone, TransactionField::CustomerExternalId];
-
 /// The fields of a one-item-per-row sheet.
 pub const ITEM_FIELDS: [TransactionField; 4] =
     [TransactionField::Product, TransactionField::Sku, TransactionField::Quantity, TransactionField::UnitPrice];
@@ -70,12 +66,12 @@ pub const ITEM_FIELDS: [TransactionField; 4] =
 impl TransactionField {
     /// The field named `name`; None for an unknown name.
     pub fn parse(name: &str) -> Option<Self> {
-        NAMES.iter().find(|(_, n)| *n == name).map(|(field, _)| *field)
+        field_named(NAMES, name)
     }
 
     /// Its name, as [`TransactionField::parse`] reads it.
     pub fn name(self) -> &'static str {
-        NAMES.iter().find(|(f, _)| *f == self).map_or("", |(_, n)| *n)
+        name_of(NAMES, &self)
     }
 
     /// Whether its cells are personal data, shown masked to callers without `pii`.

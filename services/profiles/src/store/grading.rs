@@ -226,9 +226,13 @@ pub async fn score(
     let purchases: Vec<f64> = predictions.iter().map(|(_, p)| round_to(p.expected_purchases, 1e3)).collect();
     // Saturating: an absurd forecast is capped, never an error.
     let value: Vec<i64> = predictions.iter().map(|(_, p)| p.expected_value.round().clamp(0.0, 9.0e15) as i64).collect();
-    // Two statements, not `($2 IS NULL OR c.id = ANY($2))`: a prepared statement's generic plan
-    // for that would scan every customer to re-score a batch of a few thousand.
-    let only = if customers.is_some() { "c.id = ANY($2)" } else { "$2::uuid[] IS NULL" };
+    // Some customers are read from their ids (an index lookup each), not as `c.id = ANY($2)` over the
+    // tenant: under row-level security the planner misjudges the tenant's size, and its generic plan
+    // scanned every customer to re-score a batch of a few thousand.
+    let (source, only) = match customers {
+        Some(_) => ("unnest($2::uuid[]) AS k(id) JOIN customers c ON c.tenant_id = $1 AND c.id = k.id", "TRUE"),
+        None => ("customers c", "$2::uuid[] IS NULL"),
+    };
     let sql = format!(
         "WITH cuts AS (
              SELECT (SELECT recency_days FROM grading_state WHERE tenant_id = $1) AS rd,
@@ -240,7 +244,7 @@ pub async fn score(
                     -- Whole days, as the cut points count them.
                     floor(extract(epoch FROM $4 - sp.last_purchase_time) / 86400) AS days,
                     extract(epoch FROM sp.last_purchase_time - sp.first_purchase_time) / 86400 / nullif(sp.purchase_count - 1, 0) AS gap
-             FROM customers c
+             FROM {source}
              LEFT JOIN customer_spending sp
                     ON sp.tenant_id = c.tenant_id AND sp.customer_id = c.id AND sp.currency_code = $3 AND sp.purchase_count > 0
              WHERE c.tenant_id = $1 AND c.delete_time IS NULL AND {only}

@@ -23,14 +23,18 @@ pub async fn histories(
     customers: Option<&[Uuid]>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, History)>, Error> {
-    // Two statements, not `($3 IS NULL OR c.id = ANY($3))`: a prepared statement's generic plan
-    // for that would scan every customer for a batch of a few thousand.
-    let only = if customers.is_some() { "c.id = ANY($3)" } else { "$3::uuid[] IS NULL" };
+    // Some customers are read from their ids (an index lookup each), not as `c.id = ANY($3)` over the
+    // tenant: under row-level security the planner misjudges the tenant's size, and its generic plan
+    // scanned every customer's spending for a batch of a few thousand (2.4 s at 100 000, now 19 ms).
+    let (source, only) = match customers {
+        Some(_) => ("unnest($3::uuid[]) AS k(id) JOIN customer_spending sp ON sp.tenant_id = $1 AND sp.customer_id = k.id", "TRUE"),
+        None => ("customer_spending sp", "$3::uuid[] IS NULL"),
+    };
     let sql = format!(
         "SELECT c.id, sp.purchase_count, sp.purchase_minor - sp.refund_minor,
                 extract(epoch FROM sp.last_purchase_time - sp.first_purchase_time)::float8 / 86400,
                 greatest(0, extract(epoch FROM $4 - sp.first_purchase_time)::float8 / 86400)
-         FROM customer_spending sp JOIN customers c ON c.tenant_id = sp.tenant_id AND c.id = sp.customer_id
+         FROM {source} JOIN customers c ON c.tenant_id = sp.tenant_id AND c.id = sp.customer_id
          WHERE sp.tenant_id = $1 AND sp.currency_code = $2 AND sp.purchase_count > 0 AND c.delete_time IS NULL AND {only}
          ORDER BY c.id"
     );

@@ -33,6 +33,34 @@ impl CustomerColumn {
     }
 }
 
+/// A field vocabulary (of transactions, related persons, occupancies) whose
+/// rows name their customer in one of its fields.
+pub trait CustomerField: Copy + PartialEq {
+    /// The kind of customer column this field is, if it is one.
+    fn customer_column(self) -> Option<CustomerColumn>;
+}
+
+/// How a sheet whose rows name their customer is read.
+#[derive(Debug, Clone)]
+pub struct Sheet<F> {
+    /// (0-based column, field) for each mapped column.
+    pub mapping: Vec<(usize, F)>,
+    /// Put before national phone numbers, e.g. "86".
+    pub calling_code: String,
+}
+
+impl<F: CustomerField> Sheet<F> {
+    /// The customer column: its kind and where it is.
+    pub fn customer_column(&self) -> Option<(CustomerColumn, usize)> {
+        self.mapping.iter().find_map(|(column, field)| field.customer_column().map(|kind| (kind, *column)))
+    }
+
+    /// Where `field` is.
+    pub fn column_of(&self, field: F) -> Option<usize> {
+        self.mapping.iter().find(|(_, f)| *f == field).map(|(c, _)| *c)
+    }
+}
+
 /// Whose a row is, as its customer cell says.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CustomerRef {

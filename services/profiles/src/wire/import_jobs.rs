@@ -15,11 +15,11 @@ use crate::{
         mask::{self, CellMask},
         occupancy_import::OccupancyField,
         related_person_import::PersonField,
-        transaction_import::{CUSTOMER_FIELDS, ITEM_FIELDS, TransactionField},
+        transaction_import::{ITEM_FIELDS, TransactionField},
     },
     resources::IMPORT_JOB,
     store::imports::{ErrorRow, ImportJobRow},
-    wire::{occupancy_import::customer_column as occupancy_customer, related_person_import::customer_column as person_customer},
+    wire::customer_ref::CustomerField,
 };
 
 /// A stored job as the API shows it.
@@ -371,7 +371,7 @@ fn added_once(mapping: Vec<(usize, String)>, time_zone: String, currency_code: S
 
 /// The settings of a related-persons job: whose, a name and a relation mapped.
 fn person_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
-    let (mapping, fields) = archive_mapping(s, job, found, PersonField::parse, |f| f.repeats(), |f| person_customer(f).is_some());
+    let (mapping, fields) = archive_mapping(s, job, found, PersonField::parse, |f| f.repeats(), |f| f.customer_column().is_some());
     require(found, &fields, &[(PersonField::DisplayName, "display_name"), (PersonField::Relation, "relation")]);
     no_transaction_settings(s, found);
     Some(added_once(mapping, String::new(), String::new()))
@@ -379,7 +379,7 @@ fn person_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found
 
 /// The settings of an occupancies job: the premises (by name or unit code), whose, the role and a date mapped.
 fn occupancy_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
-    let (mapping, fields) = archive_mapping(s, job, found, OccupancyField::parse, |_| false, |f| occupancy_customer(f).is_some());
+    let (mapping, fields) = archive_mapping(s, job, found, OccupancyField::parse, |_| false, |f| f.customer_column().is_some());
     match (fields.contains(&OccupancyField::Premises), fields.contains(&OccupancyField::UnitCode)) {
         (true, false) | (false, true) => {}
         (false, false) => found.bad("settings.mapping", "PREMISES_NOT_MAPPED", "map a column to premises or to unit_code"),
@@ -395,7 +395,7 @@ fn occupancy_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Fo
 
 /// The settings of a transactions job: whose, and the fields a transaction needs, mapped.
 fn transaction_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Found) -> Option<Settings> {
-    let (mapping, fields) = archive_mapping(s, job, found, TransactionField::parse, |_| false, |f| CUSTOMER_FIELDS.contains(&f));
+    let (mapping, fields) = archive_mapping(s, job, found, TransactionField::parse, |_| false, |f| f.customer_column().is_some());
     require(
         found,
         &fields,

@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::{
-    customer_ref::{CustomerColumn, CustomerRef, blank_customer, read_customer_ref},
+    customer_ref::{CustomerColumn, CustomerField, CustomerRef, Sheet, blank_customer, read_customer_ref},
     import::RowProblem,
 };
 use crate::{
@@ -18,34 +18,17 @@ use crate::{
 };
 
 /// How a sheet of occupancies is read.
-#[derive(Debug, Clone)]
-pub struct OccupancySheet {
-    /// (0-based column, field) for each mapped column.
-    pub mapping: Vec<(usize, OccupancyField)>,
-    /// Put before national phone numbers, e.g. "86".
-    pub calling_code: String,
-}
+pub type OccupancySheet = Sheet<OccupancyField>;
 
-impl OccupancySheet {
-    /// The customer column: its kind and where it is.
-    pub fn customer_column(&self) -> Option<(CustomerColumn, usize)> {
-        self.mapping.iter().find_map(|(column, field)| customer_column(*field).map(|kind| (kind, *column)))
-    }
-
-    /// Where `field` is.
-    pub fn column_of(&self, field: OccupancyField) -> Option<usize> {
-        self.mapping.iter().find(|(_, f)| *f == field).map(|(c, _)| *c)
-    }
-}
-
-/// The kind of customer column `field` is, if it is one.
-pub fn customer_column(field: OccupancyField) -> Option<CustomerColumn> {
-    match field {
-        OccupancyField::Customer => Some(CustomerColumn::Name),
-        OccupancyField::CustomerEmail => Some(CustomerColumn::Email),
-        OccupancyField::CustomerPhone => Some(CustomerColumn::Phone),
-        OccupancyField::CustomerExternalId => Some(CustomerColumn::ExternalId),
-        _ => None,
+impl CustomerField for OccupancyField {
+    fn customer_column(self) -> Option<CustomerColumn> {
+        match self {
+            Self::Customer => Some(CustomerColumn::Name),
+            Self::CustomerEmail => Some(CustomerColumn::Email),
+            Self::CustomerPhone => Some(CustomerColumn::Phone),
+            Self::CustomerExternalId => Some(CustomerColumn::ExternalId),
+            _ => None,
+        }
     }
 }
 
@@ -88,7 +71,7 @@ pub fn read_occupancy_row(cells: &[&str], sheet: &OccupancySheet) -> RowOccupanc
             | OccupancyField::CustomerEmail
             | OccupancyField::CustomerPhone
             | OccupancyField::CustomerExternalId => {
-                let kind = customer_column(field).unwrap_or(CustomerColumn::Name);
+                let kind = field.customer_column().unwrap_or(CustomerColumn::Name);
                 match read_customer_ref(kind, cell, column, &sheet.calling_code) {
                     Ok(r) => customer = Some(r),
                     Err(problem) => problems.push(problem),

@@ -13,7 +13,7 @@ use crm_proto::{
 };
 
 use super::{
-    customer_ref::{CustomerColumn, CustomerRef, blank_customer, read_customer_ref},
+    customer_ref::{CustomerColumn, CustomerField, CustomerRef, Sheet, blank_customer, read_customer_ref},
     import::{RowProblem, located},
     related_persons::draft_from_proto,
 };
@@ -24,29 +24,17 @@ use crate::domain::{
 };
 
 /// How a sheet of related persons is read.
-#[derive(Debug, Clone)]
-pub struct PersonSheet {
-    /// (0-based column, field) for each mapped column.
-    pub mapping: Vec<(usize, PersonField)>,
-    /// Put before national phone numbers, e.g. "86".
-    pub calling_code: String,
-}
+pub type PersonSheet = Sheet<PersonField>;
 
-impl PersonSheet {
-    /// The customer column: its kind and where it is.
-    pub fn customer_column(&self) -> Option<(CustomerColumn, usize)> {
-        self.mapping.iter().find_map(|(column, field)| customer_column(*field).map(|kind| (kind, *column)))
-    }
-}
-
-/// The kind of customer column `field` is, if it is one.
-pub fn customer_column(field: PersonField) -> Option<CustomerColumn> {
-    match field {
-        PersonField::Customer => Some(CustomerColumn::Name),
-        PersonField::CustomerEmail => Some(CustomerColumn::Email),
-        PersonField::CustomerPhone => Some(CustomerColumn::Phone),
-        PersonField::CustomerExternalId => Some(CustomerColumn::ExternalId),
-        _ => None,
+impl CustomerField for PersonField {
+    fn customer_column(self) -> Option<CustomerColumn> {
+        match self {
+            Self::Customer => Some(CustomerColumn::Name),
+            Self::CustomerEmail => Some(CustomerColumn::Email),
+            Self::CustomerPhone => Some(CustomerColumn::Phone),
+            Self::CustomerExternalId => Some(CustomerColumn::ExternalId),
+            _ => None,
+        }
     }
 }
 
@@ -74,7 +62,7 @@ pub fn read_person_row(cells: &[&str], sheet: &PersonSheet, now: DateTime<Utc>) 
         };
         match field {
             PersonField::Customer | PersonField::CustomerEmail | PersonField::CustomerPhone | PersonField::CustomerExternalId => {
-                let kind = customer_column(field).unwrap_or(CustomerColumn::Name);
+                let kind = field.customer_column().unwrap_or(CustomerColumn::Name);
                 match read_customer_ref(kind, cell, column, &sheet.calling_code) {
                     Ok(r) => customer = Some(r),
                     Err(problem) => problems.push(problem),

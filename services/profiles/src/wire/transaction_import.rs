@@ -11,7 +11,7 @@ use crm_proto::{crm::profiles::v1 as pb, google::r#type::Money};
 use uuid::Uuid;
 
 use super::{
-    customer_ref::{CustomerColumn, CustomerRef, blank_customer, read_customer_ref},
+    customer_ref::{CustomerColumn, CustomerField, CustomerRef, blank_customer, read_customer_ref},
     import::{RowProblem, located},
     transactions::draft_from_proto,
 };
@@ -35,14 +35,15 @@ pub struct TransactionSheet {
     pub calling_code: String,
 }
 
-/// The kind of customer column `field` is, if it is one.
-pub fn customer_column(field: TransactionField) -> Option<CustomerColumn> {
-    match field {
-        TransactionField::Customer => Some(CustomerColumn::Name),
-        TransactionField::CustomerEmail => Some(CustomerColumn::Email),
-        TransactionField::CustomerPhone => Some(CustomerColumn::Phone),
-        TransactionField::CustomerExternalId => Some(CustomerColumn::ExternalId),
-        _ => None,
+impl CustomerField for TransactionField {
+    fn customer_column(self) -> Option<CustomerColumn> {
+        match self {
+            Self::Customer => Some(CustomerColumn::Name),
+            Self::CustomerEmail => Some(CustomerColumn::Email),
+            Self::CustomerPhone => Some(CustomerColumn::Phone),
+            Self::CustomerExternalId => Some(CustomerColumn::ExternalId),
+            _ => None,
+        }
     }
 }
 
@@ -76,7 +77,7 @@ pub fn read_transaction_row(cells: &[&str], sheet: &TransactionSheet, now: DateT
             | TransactionField::CustomerEmail
             | TransactionField::CustomerPhone
             | TransactionField::CustomerExternalId => {
-                let kind = customer_column(field).unwrap_or(CustomerColumn::Name);
+                let kind = field.customer_column().unwrap_or(CustomerColumn::Name);
                 match read_customer_ref(kind, cell, column, &sheet.calling_code) {
                     Ok(r) => customer = Some(r),
                     Err(problem) => bad(column, &problem.field, problem.reason, &problem.message),
@@ -139,7 +140,7 @@ pub fn read_transaction_row(cells: &[&str], sheet: &TransactionSheet, now: DateT
         t.amount = Some(Money { currency_code, units, nanos });
     }
     if customer.is_none() && !problems.iter().any(|p| p.field.starts_with("customer")) {
-        let whose = sheet.mapping.iter().find_map(|(column, field)| customer_column(*field).map(|kind| (kind, *column)));
+        let whose = sheet.mapping.iter().find_map(|(column, field)| field.customer_column().map(|kind| (kind, *column)));
         problems.push(blank_customer(whose.map(|(kind, _)| kind), whose.map(|(_, column)| column)));
     }
     let external_id = t.external_id.clone();
