@@ -3,8 +3,10 @@
 //! customers since its position, a batch at a time: their match keys
 //! refreshed from the row, their pairs recomputed).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
-use crm_kit::Error;
+use crm_kit::{Error, db::TenantTx};
 use uuid::Uuid;
 
 use super::App;
@@ -144,4 +146,19 @@ fn person_of(row: &CustomerRow) -> Person {
         row.phones.0.iter().map(|p| p.number.as_str()),
         &row.company,
     )
+}
+
+/// For each of `people` (not stored), the live customers like them scoring
+/// at least `min_score`, looked up in one statement (an import's batch).
+pub(super) async fn alike_stored(tx: &mut TenantTx, tenant: Uuid, people: &[Person], min_score: f64) -> Result<Vec<Vec<Uuid>>, Error> {
+    let probes: Vec<(Uuid, Vec<String>)> = people.iter().map(|p| (Uuid::new_v4(), match_keys(p))).collect();
+    let index: HashMap<Uuid, usize> = probes.iter().enumerate().map(|(i, (probe, _))| (*probe, i)).collect();
+    let mut alike = vec![Vec::new(); people.len()];
+    for (probe, row) in store::sharing_keys_of_each(tx, tenant, &probes, COMPARED).await? {
+        let Some(&i) = index.get(&probe) else { continue };
+        if likeness(&people[i], &person_of(&row)).is_some_and(|l| l.score >= min_score) && !alike[i].contains(&row.id) {
+            alike[i].push(row.id);
+        }
+    }
+    Ok(alike)
 }

@@ -13,6 +13,7 @@ use crm_proto::crm::profiles::v1 as pb;
 use uuid::Uuid;
 
 use super::{
+    duplicates::alike_stored,
     history,
     import_run::{Claim, RowKind, Seen, Verdict, owners_by_key},
     segments,
@@ -21,6 +22,7 @@ use crate::{
     domain::{
         customer::CustomerDraft,
         import::{Field, MatchKey, Mode, Settings},
+        matching::{DEFAULT_MIN_SCORE, Person},
         rename::NAME_FIELDS,
     },
     resources::{CUSTOMER, IMPORT_JOB},
@@ -120,12 +122,24 @@ impl RowKind for CustomerRows {
         }
         // The stored customers each row's key and emails name.
         let wanted: Vec<String> = keys.iter().flatten().cloned().collect();
-        let owners: HashMap<String, Vec<Uuid>> = owners_by_key(match settings.match_key {
-            MatchKey::None => Vec::new(),
-            MatchKey::Email => jobs::email_owners(tx, tenant, &wanted).await?,
-            MatchKey::Phone => jobs::phone_owners(tx, tenant, &wanted).await?,
-            MatchKey::ExternalId => jobs::external_id_owners(tx, tenant, &wanted).await?,
-        });
+        let owners: HashMap<String, Vec<Uuid>> = match settings.match_key {
+            MatchKey::None => HashMap::new(),
+            MatchKey::Email => owners_by_key(jobs::email_owners(tx, tenant, &wanted).await?),
+            MatchKey::Phone => owners_by_key(jobs::phone_owners(tx, tenant, &wanted).await?),
+            MatchKey::ExternalId => owners_by_key(jobs::external_id_owners(tx, tenant, &wanted).await?),
+            MatchKey::Duplicates => {
+                // Each row's key is its place in the batch; its owners, the stored customers it is like.
+                let people: Vec<(usize, Person)> =
+                    rows.iter().enumerate().filter_map(|(i, (_, _, alone))| Some((i, Person::of_draft(alone.as_ref().ok()?)))).collect();
+                let alike = alike_stored(tx, tenant, &people.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), DEFAULT_MIN_SCORE).await?;
+                let mut owners = HashMap::with_capacity(people.len());
+                for ((i, _), ids) in people.iter().zip(alike) {
+                    keys[*i] = Some(format!("#{i}"));
+                    owners.insert(format!("#{i}"), ids);
+                }
+                owners
+            }
+        };
         let matched: Vec<Uuid> = {
             let mut ids: Vec<Uuid> = keys.iter().flatten().filter_map(|k| owners.get(k)).filter(|o| o.len() == 1).map(|o| o[0]).collect();
             ids.sort_unstable();
@@ -165,6 +179,15 @@ impl RowKind for CustomerRows {
                     Ok(draft) => Verdict::Write(CustomerWrite::Create(draft)),
                     Err(problems) => Verdict::Refused(problems),
                 },
+                (Mode::CreateOnly, found) if settings.match_key == MatchKey::Duplicates => Verdict::Refused(vec![RowProblem {
+                    column: None,
+                    field: key_field(settings.match_key).to_owned(),
+                    reason: "LIKELY_DUPLICATE",
+                    message: format!(
+                        "{} is likely the same customer (the duplicate matcher): use UPSERT to update it",
+                        CUSTOMER.name(found[0])
+                    ),
+                }]),
                 (Mode::CreateOnly, found) => Verdict::Refused(vec![RowProblem {
                     column: None,
                     field: key_field(settings.match_key).to_owned(),
@@ -202,12 +225,19 @@ impl RowKind for CustomerRows {
                     column: None,
                     field: key_field(settings.match_key).to_owned(),
                     reason: "AMBIGUOUS_MATCH",
-                    message: format!(
-                        "{} customers have the same {} ({}, …): merge them first, or match by another key",
-                        found.len(),
-                        key_field(settings.match_key),
-                        CUSTOMER.name(found[0])
-                    ),
+                    message: match settings.match_key {
+                        MatchKey::Duplicates => format!(
+                            "{} stored customers are like this row ({}, …): merge them first, or match by another key",
+                            found.len(),
+                            CUSTOMER.name(found[0])
+                        ),
+                        key => format!(
+                            "{} customers have the same {} ({}, …): merge them first, or match by another key",
+                            found.len(),
+                            key_field(key),
+                            CUSTOMER.name(found[0])
+                        ),
+                    },
                 }]),
             };
             let verdict = refuse_taken_emails(verdict, &claimed);
@@ -315,5 +345,7 @@ fn key_field(key: MatchKey) -> &'static str {
         MatchKey::Email | MatchKey::None => "email",
         MatchKey::Phone => "phone",
         MatchKey::ExternalId => "external_id",
+        // What the matcher compares first.
+        MatchKey::Duplicates => "display_name",
     }
 }

@@ -391,6 +391,8 @@ pub enum MatchKey {
     Phone,
     /// The external_id column.
     ExternalId,
+    /// The duplicate matcher: the stored customers the row's customer is like.
+    Duplicates,
 }
 
 /// What an update does with a field the row fills.

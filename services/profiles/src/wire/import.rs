@@ -146,7 +146,8 @@ impl RowCustomer {
     /// row has none (or one that is not valid).
     pub fn key(&self, key: MatchKey) -> Option<String> {
         match key {
-            MatchKey::None => None,
+            // The matcher compares whole customers, in the batch.
+            MatchKey::None | MatchKey::Duplicates => None,
             MatchKey::Email => self.customer.emails.first().and_then(|e| fields::email(&e.address).ok()),
             MatchKey::Phone => self.customer.phones.first().and_then(|p| fields::phone(&p.number).ok()),
             MatchKey::ExternalId => self.external_id().map(str::to_owned),

@@ -120,6 +120,7 @@ fn settings_to_proto(s: &Settings, headers: &[String]) -> pb::ImportSettings {
             MatchKey::Email => ps::MatchKey::Email,
             MatchKey::Phone => ps::MatchKey::Phone,
             MatchKey::ExternalId => ps::MatchKey::ExternalId,
+            MatchKey::Duplicates => ps::MatchKey::Duplicates,
         } as i32,
         conflict_rule: rule_to_proto(s.rule) as i32,
         field_rules: s.field_rules.iter().map(|(field, rule)| (field.clone(), rule_to_proto(*rule) as i32)).collect(),
@@ -227,8 +228,13 @@ fn customer_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Fou
         Ok(ps::MatchKey::Email) => MatchKey::Email,
         Ok(ps::MatchKey::Phone) => MatchKey::Phone,
         Ok(ps::MatchKey::ExternalId) => MatchKey::ExternalId,
+        Ok(ps::MatchKey::Duplicates) => MatchKey::Duplicates,
         Err(_) => {
-            found.bad("settings.match_key", "INVALID_VALUE", "MATCH_KEY_EMAIL, MATCH_KEY_PHONE or MATCH_KEY_EXTERNAL_ID");
+            found.bad(
+                "settings.match_key",
+                "INVALID_VALUE",
+                "MATCH_KEY_EMAIL, MATCH_KEY_PHONE, MATCH_KEY_EXTERNAL_ID or MATCH_KEY_DUPLICATES",
+            );
             MatchKey::None
         }
     };
@@ -242,15 +248,18 @@ fn customer_settings(s: &pb::ImportSettings, job: &ImportJobRow, found: &mut Fou
         );
     }
     let key_field = match match_key {
-        MatchKey::None => None,
+        // The matcher reads whatever names, emails, phones and company are mapped.
+        MatchKey::None | MatchKey::Duplicates => None,
         MatchKey::Email => Some(Field::Email),
         MatchKey::Phone => Some(Field::Phone),
         MatchKey::ExternalId => Some(Field::ExternalId),
     };
     match key_field {
-        None if mode == Some(Mode::Upsert) => {
-            found.bad("settings.match_key", "MATCH_KEY_REQUIRED", "an upsert matches rows by email, phone or external id")
-        }
+        None if mode == Some(Mode::Upsert) && match_key == MatchKey::None => found.bad(
+            "settings.match_key",
+            "MATCH_KEY_REQUIRED",
+            "an upsert matches rows by email, phone, external id or the duplicate matcher",
+        ),
         Some(field) if !fields.contains(&field) => {
             found.bad("settings.match_key", "MATCH_KEY_NOT_MAPPED", format!("map a column to {} to match by it", field.name()))
         }

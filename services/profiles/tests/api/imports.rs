@@ -576,3 +576,41 @@ async fn rows_created(app: &TestApp, job: &str) -> i64 {
     let job = imports(app).get_import_job(app.admin(pb::GetImportJobRequest { name: job.into() })).await.unwrap().into_inner();
     job.import_job.unwrap().progress.map_or(0, |p| p.rows_created)
 }
+
+#[tokio::test]
+async fn the_duplicate_matcher_reports_likely_duplicates_and_upserts_the_one_a_row_is_like() {
+    let app = spawn_app().await;
+    let mut zhang = customer("张伟", "");
+    zhang.phones = vec![crm_proto::crm::common::v1::PhoneNumber { number: "+8613800000001".into(), label: String::new(), primary: true }];
+    zhang.company = "华为技术有限公司".into();
+    let zhang = app.create(zhang).await;
+    let anna = app.create(customer("Anna Smith", "anna@example.com")).await;
+    for email in ["fang1@example.com", "fang2@example.com"] {
+        let mut wang = customer("王芳", email);
+        wang.phones =
+            vec![crm_proto::crm::common::v1::PhoneNumber { number: "+8613700137000".into(), label: String::new(), primary: true }];
+        app.create(wang).await;
+    }
+    let sheet = "name,phone,email,company,title\n张伟,13800000001,,华为技术有限公司,工程师\nAnna Smith,,ANNA@example.com,,CTO\n李四,13900139000,,,\n王芳,13700137000,,,\n";
+    let job = upload(&app, sheet.as_bytes(), "", "").await.unwrap();
+
+    // CREATE_ONLY: rows like a stored customer are reported, not created and not merged.
+    let mut create = settings(ps::Mode::CreateOnly);
+    (create.match_key, create.dry_run) = (ps::MatchKey::Duplicates as i32, true);
+    let done = run(&app, &job.name, create).await;
+    let p = done.progress.unwrap();
+    assert_eq!((p.rows_created, p.rows_failed), (1, 3), "{done:?}");
+    let reasons: Vec<(i64, String)> = errors(&app, &job.name).await.iter().map(|e| (e.row, e.problems[0].reason.clone())).collect();
+    assert_eq!(reasons, [(2, "LIKELY_DUPLICATE".to_owned()), (3, "LIKELY_DUPLICATE".to_owned()), (5, "LIKELY_DUPLICATE".to_owned())]);
+
+    // UPSERT: each row updates the one customer it is like; a row like two is ambiguous.
+    let mut upsert = settings(ps::Mode::Upsert);
+    upsert.match_key = ps::MatchKey::Duplicates as i32;
+    let done = run(&app, &job.name, upsert).await;
+    let p = done.progress.unwrap();
+    assert_eq!((p.rows_created, p.rows_updated, p.rows_failed), (1, 2, 1), "{done:?}");
+    let reasons: Vec<(i64, String)> = errors(&app, &job.name).await.iter().map(|e| (e.row, e.problems[0].reason.clone())).collect();
+    assert_eq!(reasons, [(5, "AMBIGUOUS_MATCH".to_owned())]);
+    assert_eq!(app.get(&zhang.name).await.unwrap().job_title, "工程师");
+    assert_eq!(app.get(&anna.name).await.unwrap().job_title, "CTO");
+}
