@@ -91,9 +91,9 @@ impl Crashing {
         spawn_service_on(binary, &self.db, self.port, &env).await
     }
 
-    /// Uploads `csv` as a job of `kind` and starts it with `settings`; its name.
-    async fn start_job(&self, csv: &str, kind: Kind, settings: pb::ImportSettings) -> String {
-        let mut messages = upload_messages(csv.as_bytes(), 256 * 1024, "", "");
+    /// Uploads `file` (CSV or XLSX) as a job of `kind` and starts it with `settings`; its name.
+    async fn start_job(&self, file: &[u8], kind: Kind, settings: pb::ImportSettings) -> String {
+        let mut messages = upload_messages(file, 256 * 1024, "", "");
         messages[0].kind = kind as i32;
         let job = ImportServiceClient::new(self.channel.clone())
             .upload_import_file(with_token(tokio_stream::iter(messages), &self.admin))
@@ -161,10 +161,34 @@ async fn an_import_killed_mid_way_resumes_without_a_duplicate_or_a_lost_row() {
     let mut crashing = Crashing::start().await;
     let (csv, valid, refused) = sheet();
     let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
-    let name = crashing.start_job(&csv, Kind::Customers, settings).await;
+    let name = crashing.start_job(csv.as_bytes(), Kind::Customers, settings).await;
     let done = crashing.kill_while_importing(&name, ROWS).await;
+    assert_every_customer_once(&crashing, done, &valid, &refused).await;
+    crashing.stop().await;
+}
 
-    // Assert: the counts, the customers (by external id, straight from the table) and the refused rows.
+#[tokio::test]
+async fn an_xlsx_import_killed_mid_way_resumes_from_its_cursor_too() {
+    let mut crashing = Crashing::start().await;
+    let (csv, valid, refused) = sheet();
+    // The same sheet as a workbook: a resumed run reads the stored file again and skips to its cursor.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let worksheet = book.add_worksheet();
+    for (row, line) in csv.lines().enumerate() {
+        for (column, cell) in line.split(',').enumerate() {
+            worksheet.write_string(row as u32, column as u16, cell).unwrap();
+        }
+    }
+    let xlsx = book.save_to_buffer().unwrap();
+    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
+    let name = crashing.start_job(&xlsx, Kind::Customers, settings).await;
+    let done = crashing.kill_while_importing(&name, ROWS).await;
+    assert_every_customer_once(&crashing, done, &valid, &refused).await;
+    crashing.stop().await;
+}
+
+/// The counts, the customers (by external id, straight from the table), the refused rows and the events of `done`.
+async fn assert_every_customer_once(crashing: &Crashing, done: pb::ImportJob, valid: &HashSet<String>, refused: &[i64]) {
     assert_eq!(done.state, State::Succeeded as i32);
     let progress = done.progress.unwrap();
     assert_eq!(progress.rows_read, ROWS as i64);
@@ -174,7 +198,7 @@ async fn an_import_killed_mid_way_resumes_without_a_duplicate_or_a_lost_row() {
     let ids: Vec<(String,)> = sqlx::query_as("SELECT attributes ->> 'external_id' FROM customers").fetch_all(&mut *tx).await.unwrap();
     let stored: HashSet<String> = ids.iter().map(|(id,)| id.clone()).collect();
     assert_eq!(ids.len(), stored.len(), "no row was written twice");
-    assert_eq!(stored, valid, "no row was lost");
+    assert_eq!(&stored, valid, "no row was lost");
     let reported: Vec<(i64,)> =
         sqlx::query_as("SELECT row_number FROM import_errors ORDER BY row_number").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(reported.into_iter().map(|(n,)| n).collect::<Vec<_>>(), refused, "each refused row once");
@@ -185,7 +209,6 @@ async fn an_import_killed_mid_way_resumes_without_a_duplicate_or_a_lost_row() {
     assert_eq!(named.len(), valid.len());
     assert_eq!(named.iter().collect::<HashSet<_>>().len(), valid.len());
     tx.commit().await.unwrap();
-    crashing.stop().await;
 }
 
 /// A transaction of `conn` in `tenant`.
@@ -226,7 +249,7 @@ async fn a_transactions_import_killed_mid_way_records_each_order_once() {
         members.push_str(&format!("M-{i},Member {i}\n"));
     }
     let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
-    let name = crashing.start_job(&members, Kind::Customers, settings).await;
+    let name = crashing.start_job(members.as_bytes(), Kind::Customers, settings).await;
     assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, MEMBERS as i64);
     let (csv, valid, refused) = orders();
     let settings = pb::ImportSettings {
@@ -235,7 +258,7 @@ async fn a_transactions_import_killed_mid_way_records_each_order_once() {
         time_zone: "Asia/Shanghai".into(),
         ..Default::default()
     };
-    let name = crashing.start_job(&csv, Kind::Transactions, settings).await;
+    let name = crashing.start_job(csv.as_bytes(), Kind::Transactions, settings).await;
     let done = crashing.kill_while_importing(&name, TRANSACTION_ROWS).await;
 
     assert_eq!(done.state, State::Succeeded as i32);
@@ -284,7 +307,7 @@ async fn an_occupancies_import_killed_mid_way_leaves_each_history_whole() {
         members.push_str(&format!("M-{i},Member {i}\n"));
     }
     let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
-    let name = crashing.start_job(&members, Kind::Customers, settings.clone()).await;
+    let name = crashing.start_job(members.as_bytes(), Kind::Customers, settings.clone()).await;
     assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, 1_000);
     let premises = pb::premises_service_client::PremisesServiceClient::new(crashing.channel.clone());
     for unit in 0..UNITS {
@@ -301,7 +324,7 @@ async fn an_occupancies_import_killed_mid_way_leaves_each_history_whole() {
             moves.push_str(&format!("U-{unit},{},业主,{day}\n", owner(unit, turn)));
         }
     }
-    let name = crashing.start_job(&moves, Kind::Occupancies, settings).await;
+    let name = crashing.start_job(moves.as_bytes(), Kind::Occupancies, settings).await;
     let done = crashing.kill_while_importing(&name, UNITS * OWNERS_EACH).await;
 
     assert_eq!(done.state, State::Succeeded as i32);
