@@ -44,6 +44,10 @@ pub struct Config {
     /// few pages of rows (about 5 MB) and a blocking thread formatting them.
     #[arg(long, env = "CRM_EXPORT_CONCURRENCY", default_value_t = 4)]
     pub export_concurrency: usize,
+    /// After how long without a heartbeat (a running export beats every tenth of it) an export's audit entry is
+    /// ended FAILED by a sweep on any replica: its process died mid-export (default 5 minutes).
+    #[arg(long, env = "CRM_EXPORT_STALE_SECS", default_value_t = 300)]
+    pub export_stale_secs: u64,
     /// Shared settings.
     #[command(flatten)]
     pub kit: KitConfig,

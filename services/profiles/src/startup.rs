@@ -43,6 +43,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let kit = Kit::connect(&SPEC, config.kit).await?;
         let app = App::new(kit.pool.clone());
+        // At least a second, so that a beat every tenth of it stays a tenth of a second or more.
+        let export_stale = Duration::from_secs(config.export_stale_secs.max(1));
         let services = crm_kit::register_services!(
             kit,
             CustomerServiceServer::new(CustomerApi::new(app.clone(), kit.page_tokens.clone())),
@@ -62,8 +64,9 @@ impl Application {
                 kit.page_tokens.clone(),
                 (config.import_max_bytes, config.import_max_xlsx_bytes),
             )),
-            ExportServiceServer::new(ExportApi::new(app.clone(), kit.page_tokens.clone(), config.export_concurrency)),
+            ExportServiceServer::new(ExportApi::new(app.clone(), kit.page_tokens.clone(), config.export_concurrency, export_stale / 10,)),
         );
+        jobs::exports::spawn(app.clone(), export_stale, kit.shutdown_receiver());
         jobs::imports::spawn(
             app.clone(),
             Duration::from_millis(config.import_poll_ms),

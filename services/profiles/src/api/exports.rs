@@ -44,12 +44,14 @@ pub struct ExportApi {
     page_tokens: crm_kit::pagination::PageTokenCodec,
     /// A permit per export being streamed.
     running: Arc<Semaphore>,
+    /// How often a running export records that it is alive.
+    heartbeat: std::time::Duration,
 }
 
 impl ExportApi {
-    /// Handlers over `app`, streaming at most `concurrency` exports at once.
-    pub fn new(app: App, page_tokens: crm_kit::pagination::PageTokenCodec, concurrency: usize) -> Self {
-        Self { app, page_tokens, running: Arc::new(Semaphore::new(concurrency.max(1))) }
+    /// Handlers over `app`, streaming at most `concurrency` exports at once, each beating every `heartbeat`.
+    pub fn new(app: App, page_tokens: crm_kit::pagination::PageTokenCodec, concurrency: usize, heartbeat: std::time::Duration) -> Self {
+        Self { app, page_tokens, running: Arc::new(Semaphore::new(concurrency.max(1))), heartbeat }
     }
 }
 
@@ -95,11 +97,14 @@ impl ExportApi {
         let (content_type, extension) = (sheet.content_type(), sheet.extension());
         self.app.begin_export(tenant, &entry).await?;
         let (out, chunks) = mpsc::channel(2);
-        let (app, id) = (self.app.clone(), entry.id);
+        let (app, id, heartbeat) = (self.app.clone(), entry.id, self.heartbeat);
         // The export outlives this call's future; its page reads stay in the request's trace.
         tokio::spawn(
             async move {
+                // Alive while it runs: a sweep ends the entries of exports whose process died.
+                let beating = tokio::spawn(app.clone().beat_export(tenant, id, heartbeat).in_current_span());
                 app.run_export(tenant, id, selection, sheet, out).await;
+                beating.abort();
                 drop(permit);
             }
             .in_current_span(),

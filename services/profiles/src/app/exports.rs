@@ -103,6 +103,42 @@ impl App {
         Ok(row)
     }
 
+    /// Records every `every` that export `id` is still running, until aborted
+    /// (a beat that fails is tried at the next one).
+    pub async fn beat_export(self, tenant: Uuid, id: Uuid, every: std::time::Duration) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let beat = async {
+                let mut tx = self.begin(tenant).await?;
+                exports_store::beat(&mut tx, tenant, id, Utc::now()).await?;
+                tx.commit().await?;
+                Ok::<_, Error>(())
+            };
+            if let Err(error) = beat.await {
+                tracing::warn!(export = %EXPORT.name(id), %error, "an export's heartbeat failed");
+            }
+        }
+    }
+
+    /// Ends FAILED the entries of running exports without a heartbeat for
+    /// `stale` (their process died), at most `limit`; how many.
+    pub async fn end_abandoned_exports(&self, stale: std::time::Duration, now: DateTime<Utc>, limit: i64) -> Result<usize, Error> {
+        let before = now - chrono::Duration::from_std(stale).unwrap_or(chrono::Duration::minutes(5));
+        let mut ended = 0;
+        for (tenant, id) in exports_store::abandoned(&self.pool, before, limit).await? {
+            let mut tx = self.begin(tenant).await?;
+            let message = "the service streaming it stopped (no heartbeat); what was sent before is unknown — export again";
+            if exports_store::end_abandoned(&mut tx, tenant, id, before, message, now).await? {
+                ended += 1;
+                tracing::warn!(export = %EXPORT.name(id), "an export abandoned by a stopped replica ended FAILED");
+            }
+            tx.commit().await?;
+        }
+        Ok(ended)
+    }
+
     /// A page of audit entries, newest first.
     pub async fn export_entries(&self, tenant: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<ExportRow>, Error> {
         let mut tx = self.begin(tenant).await?;

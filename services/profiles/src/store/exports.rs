@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{Table, TenantTx, db_span},
+    db::{Table, TenantTx, db_span, scan_due},
 };
-use sqlx::{FromRow, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -45,8 +45,8 @@ pub const EXPORTS: Table = Table { name: "data_exports", columns: COLUMNS };
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, row: &ExportRow) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO data_exports (tenant_id, id, kind, format, actor, filter, segment_id, order_by, range_start_time, range_end_time,
-                                   columns, personal_data, state, create_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'RUNNING', $13)",
+                                   columns, personal_data, state, create_time, heartbeat_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'RUNNING', $13, $13)",
     )
     .bind(tenant)
     .bind(row.id)
@@ -91,6 +91,51 @@ pub async fn finish(
     .instrument(db_span("UPDATE", "data_exports"))
     .await?;
     Ok(())
+}
+
+/// Export `id` is still running at `now`.
+pub async fn beat(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query("UPDATE data_exports SET heartbeat_time = $3 WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING'")
+        .bind(tenant)
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .instrument(db_span("UPDATE", "data_exports"))
+        .await?;
+    Ok(())
+}
+
+/// Running exports across tenants whose last heartbeat is at or before
+/// `before` (their process died), through the `export_sweep` policy.
+pub async fn abandoned(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let sql = "SELECT tenant_id, id FROM data_exports WHERE state = 'RUNNING' AND heartbeat_time <= $1 ORDER BY heartbeat_time LIMIT $2";
+    scan_due(pool, "export-sweep", "data_exports", sql, before, limit).await
+}
+
+/// Ends export `id` FAILED with `message` if it is still running without a
+/// heartbeat since `before` (checked again under the row's lock); whether it was.
+pub async fn end_abandoned(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    before: DateTime<Utc>,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let ended = sqlx::query(
+        "UPDATE data_exports SET state = 'FAILED', failure_message = $4, finish_time = $5
+         WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND heartbeat_time <= $3",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(before)
+    .bind(message)
+    .bind(now)
+    .execute(&mut **tx)
+    .instrument(db_span("UPDATE", "data_exports"))
+    .await?
+    .rows_affected();
+    Ok(ended > 0)
 }
 
 /// A page of exports, newest first (ids are UUIDv7), after `after`.

@@ -48,6 +48,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         import_max_bytes: 64 << 20,
         import_max_xlsx_bytes: 16 << 20,
         export_concurrency: 4,
+        export_stale_secs: 300,
         import_retention_secs: 30 * 86_400,
         kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
     };

@@ -66,6 +66,8 @@ async fn job_state(channel: &Channel, admin: &str, name: &str) -> Option<pb::Imp
 
 /// A profiles service that is killed and started again, on one database and port.
 struct Crashing {
+    /// Settings of the service beside the fast import worker's.
+    env: Vec<(&'static str, String)>,
     db: TestDb,
     port: u16,
     service: Option<ServiceProcess>,
@@ -76,18 +78,23 @@ struct Crashing {
 
 impl Crashing {
     async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    async fn start_with(env: Vec<(&'static str, String)>) -> Self {
         let db = fresh_database("profiles").await.unwrap();
         let port = free_port();
         let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
         let tenant = Uuid::now_v7();
-        let mut crashing = Self { db, port, service: None, channel, tenant, admin: token(tenant, &["admin"]) };
+        let mut crashing = Self { env, db, port, service: None, channel, tenant, admin: token(tenant, &["admin"]) };
         crashing.service = Some(crashing.spawn().await);
         crashing
     }
 
     async fn spawn(&self) -> ServiceProcess {
         let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_crm-profiles"));
-        let env = [("CRM_IMPORT_POLL_MS", "50".to_owned()), ("CRM_IMPORT_LEASE_MS", "1000".to_owned())];
+        let mut env = vec![("CRM_IMPORT_POLL_MS", "50".to_owned()), ("CRM_IMPORT_LEASE_MS", "1000".to_owned())];
+        env.extend(self.env.iter().cloned());
         spawn_service_on(binary, &self.db, self.port, &env).await
     }
 
@@ -365,5 +372,53 @@ async fn an_occupancies_import_killed_mid_way_leaves_each_history_whole() {
     let started: Vec<String> = events.iter().flat_map(|(data,)| event::<pb::OccupanciesImported>(data).started).collect();
     assert_eq!((started.len(), started.iter().collect::<HashSet<_>>().len()), (UNITS * OWNERS_EACH, UNITS * OWNERS_EACH));
     tx.commit().await.unwrap();
+    crashing.stop().await;
+}
+
+/// The tenant's export audit, newest first.
+async fn exports_audit(crashing: &Crashing) -> Vec<pb::Export> {
+    let request = with_token(pb::ListExportsRequest::default(), &crashing.admin);
+    pb::export_service_client::ExportServiceClient::new(crashing.channel.clone()).list_exports(request).await.unwrap().into_inner().exports
+}
+
+#[tokio::test]
+async fn an_export_whose_service_is_killed_is_ended_failed_and_a_slow_one_is_not() {
+    let mut crashing = Crashing::start_with(vec![("CRM_EXPORT_STALE_SECS", "2".to_owned())]).await;
+    let mut sheet = String::from("name,email,address,company\n");
+    for i in 0..20_000 {
+        sheet.push_str(&format!("Customer {i},c{i}@example.com,{i} Long Road With A Long Name,Company {i} Holdings Limited\n"));
+    }
+    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
+    let name = crashing.start_job(sheet.as_bytes(), Kind::Customers, settings).await;
+    assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, 20_000);
+    let exports = pb::export_service_client::ExportServiceClient::new(crashing.channel.clone());
+    let export = || with_token(pb::ExportCustomersRequest::default(), &crashing.admin);
+
+    // A slow reader (longer between chunks than the stale period) keeps its export alive: it beats.
+    let mut slow = exports.clone().export_customers(export()).await.unwrap().into_inner();
+    for _ in 0..2 {
+        slow.message().await.unwrap().expect("a chunk");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    while slow.message().await.unwrap().is_some() {}
+    assert_eq!(exports_audit(&crashing).await[0].state, pb::export::State::Succeeded as i32);
+
+    // Killed mid-stream: the restarted service's sweep ends its entry FAILED.
+    let mut cut = exports.clone().export_customers(export()).await.unwrap().into_inner();
+    cut.message().await.unwrap().expect("a first chunk");
+    crashing.service.take().unwrap().kill_hard().await;
+    crashing.service = Some(crashing.spawn().await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let entry = exports_audit(&crashing).await.remove(0);
+        if entry.state != pb::export::State::Running as i32 {
+            break entry;
+        }
+        assert!(Instant::now() < deadline, "the killed export stayed RUNNING");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(ended.state, pb::export::State::Failed as i32);
+    assert!(ended.failure_message.contains("no heartbeat"), "{}", ended.failure_message);
+    assert!(ended.finish_time.is_some());
     crashing.stop().await;
 }
