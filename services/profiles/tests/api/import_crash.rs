@@ -422,3 +422,43 @@ async fn an_export_whose_service_is_killed_is_ended_failed_and_a_slow_one_is_not
     assert!(ended.finish_time.is_some());
     crashing.stop().await;
 }
+
+#[tokio::test]
+async fn a_related_persons_import_killed_mid_way_adds_each_person_once() {
+    let mut crashing = Crashing::start().await;
+    let mut members = String::from("customer id,name\n");
+    for i in 0..1_000 {
+        members.push_str(&format!("M-{i},Member {i}\n"));
+    }
+    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
+    let name = crashing.start_job(members.as_bytes(), Kind::Customers, settings.clone()).await;
+    assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, 1_000);
+    // Ten children of each member, every 97th row without a name (refused).
+    let rows = 10_000;
+    let mut persons = String::from("客户编号,成员姓名,关系\n");
+    for i in 0..rows {
+        let person = if i % 97 == 0 { String::new() } else { format!("Child {}", i / 1_000) };
+        persons.push_str(&format!("M-{},{person},子女\n", i % 1_000));
+    }
+    let refused = (0..rows).filter(|i| i % 97 == 0).count();
+    let name = crashing.start_job(persons.as_bytes(), Kind::RelatedPersons, settings).await;
+    let done = crashing.kill_while_importing(&name, rows).await;
+
+    assert_eq!(done.state, State::Succeeded as i32);
+    let progress = done.progress.unwrap();
+    assert_eq!((progress.rows_created, progress.rows_failed), ((rows - refused) as i64, refused as i64));
+    let mut db_conn = PgConnection::connect(&crashing.db.app_url).await.unwrap();
+    let mut tx = in_tenant(&mut db_conn, crashing.tenant).await;
+    let (stored, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT (customer_id, display_name)) FROM related_persons")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!((stored, distinct), ((rows - refused) as i64, (rows - refused) as i64), "each person once, none lost");
+    let events: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT data FROM outbox WHERE type = 'crm.profiles.v1.RelatedPersonsImported'").fetch_all(&mut *tx).await.unwrap();
+    let named: Vec<String> = events.iter().flat_map(|(data,)| event::<pb::RelatedPersonsImported>(data).related_persons).collect();
+    assert_eq!((named.len(), named.iter().collect::<HashSet<_>>().len()), (rows - refused, rows - refused));
+    tx.commit().await.unwrap();
+    crashing.stop().await;
+}
