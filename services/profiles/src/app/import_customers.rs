@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     duplicates::alike_stored,
     history,
-    import_run::{Claim, RowKind, Seen, Verdict, owners_by_key},
+    import_rows::{Claim, RowKind, Seen, Verdict, owners_by_key},
     segments,
 };
 use crate::{

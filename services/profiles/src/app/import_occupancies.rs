@@ -15,7 +15,7 @@ use crm_proto::crm::profiles::v1 as pb;
 use uuid::Uuid;
 
 use super::{
-    import_run::{Claim, RowKind, Seen, Verdict},
+    import_rows::{Claim, RowKind, Seen, Verdict},
     import_whose::Whose,
     premises::log_occupancy,
 };

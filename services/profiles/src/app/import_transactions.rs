@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     grading,
-    import_run::{Claim, RowKind, Seen, Verdict},
+    import_rows::{Claim, RowKind, Seen, Verdict},
     import_whose::Whose,
 };
 use crate::{

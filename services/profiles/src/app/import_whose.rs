@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crm_kit::{Error, db::TenantTx};
 use uuid::Uuid;
 
-use super::import_run::owners_by_key;
+use super::import_rows::owners_by_key;
 use crate::{
     resources::CUSTOMER,
     store::{imports as jobs, transactions::hold_customers},

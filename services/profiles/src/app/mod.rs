@@ -26,6 +26,7 @@ pub mod history;
 pub mod import_customers;
 pub mod import_occupancies;
 pub mod import_related_persons;
+pub mod import_rows;
 pub mod import_run;
 pub mod import_transactions;
 pub mod import_whose;
