@@ -55,6 +55,15 @@ impl ExportApi {
     }
 }
 
+/// A task aborted when this is dropped (also by a panic unwinding past it).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 type FileStream<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 
 /// INVALID_ARGUMENT naming the column at `index` of the request's `columns`.
@@ -101,10 +110,9 @@ impl ExportApi {
         // The export outlives this call's future; its page reads stay in the request's trace.
         tokio::spawn(
             async move {
-                // Alive while it runs: a sweep ends the entries of exports whose process died.
-                let beating = tokio::spawn(app.clone().beat_export(tenant, id, heartbeat).in_current_span());
+                // Alive while it runs (stopped however the run ends): a sweep ends the entries of exports whose process died.
+                let _beating = AbortOnDrop(tokio::spawn(app.clone().beat_export(tenant, id, heartbeat).in_current_span()));
                 app.run_export(tenant, id, selection, sheet, out).await;
-                beating.abort();
                 drop(permit);
             }
             .in_current_span(),

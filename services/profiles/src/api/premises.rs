@@ -160,6 +160,7 @@ impl PremisesService for PremisesApi {
                 customer: CUSTOMER.parse(&request.customer, "customer")?,
                 role: role_from(request.role, "role")?.to_owned(),
                 date: date_field(request.move_in_date.as_ref(), "move_in_date")?,
+                move_out: None,
             };
             self.app
                 .move_in(principal.tenant, m, key.as_ref(), Utc::now(), |(row, ended)| pb::MoveInResponse {

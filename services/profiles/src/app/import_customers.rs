@@ -153,6 +153,8 @@ impl RowKind for CustomerRows {
         };
         let rename_needs_approval = settings.mode == Mode::Upsert && store::rename::approval_required(tx, tenant).await?;
         let mut verdicts = Vec::with_capacity(rows.len());
+        // The stored customers this batch's rows update (or leave as they are), and the row that did.
+        let mut matched_in_batch: HashMap<Uuid, i64> = HashMap::new();
         // Email addresses are claimed by one live customer: the owners of every address the rows bring,
         // looked up first, so that a row is fully judged before its keys are remembered for the rows after it.
         let brought: Vec<String> =
@@ -240,7 +242,27 @@ impl RowKind for CustomerRows {
                     },
                 }]),
             };
-            let verdict = refuse_taken_emails(verdict, &claimed);
+            let mut verdict = refuse_taken_emails(verdict, &claimed);
+            // Two rows about one stored customer in a batch would both start from its stored state, the
+            // second undoing the first: the first one wins (rows of later batches start from what it wrote).
+            if let (Mode::Upsert, [id], false) = (settings.mode, owners.as_slice(), matches!(verdict, Verdict::Refused(_))) {
+                match matched_in_batch.get(id) {
+                    Some(first) => {
+                        verdict = Verdict::Refused(vec![RowProblem {
+                            column: None,
+                            field: key_field(settings.match_key).to_owned(),
+                            reason: "DUPLICATE_IN_FILE",
+                            message: format!(
+                                "row {first} of the file is about the same customer ({}); each customer once per file",
+                                CUSTOMER.name(*id)
+                            ),
+                        }]);
+                    }
+                    None => {
+                        matched_in_batch.insert(*id, number);
+                    }
+                }
+            }
             seen.settle(&claims, number, &verdict);
             verdicts.push(verdict);
         }

@@ -7,7 +7,7 @@
 //! imported again changes nothing). The moves are written with their field
 //! history, and one OccupanciesImported announces the batch.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use crm_kit::{Error, db::TenantTx, outbox};
@@ -22,7 +22,7 @@ use super::{
 use crate::{
     domain::{
         import::Settings,
-        occupancy_import::{OccupancyField, RoleHistory, Stay, Step},
+        occupancy_import::{Move, OccupancyField, RoleHistory, Stay, Step},
     },
     resources::{IMPORT_JOB, OCCUPANCY, PREMISES},
     store::premises::{self as store, MoveIn, OccupancyRow},
@@ -35,12 +35,31 @@ use crate::{
 /// The rows of an occupancies job, read through its settings.
 pub(super) struct OccupancyRows {
     sheet: OccupancySheet,
+    /// A dry run writes nothing, so the histories its batches left are kept
+    /// here for the batches after them (a real run reads them back stored).
+    dry_run: Option<Mutex<HashMap<(Uuid, String), RoleHistory>>>,
 }
 
 impl OccupancyRows {
     pub(super) fn new(settings: &Settings) -> Self {
         let mapping = settings.mapping.iter().filter_map(|(column, name)| OccupancyField::parse(name).map(|f| (*column, f))).collect();
-        Self { sheet: OccupancySheet { mapping, calling_code: settings.calling_code.clone() } }
+        let dry_run = settings.dry_run.then(|| Mutex::new(HashMap::new()));
+        Self { sheet: OccupancySheet { mapping, calling_code: settings.calling_code.clone() }, dry_run }
+    }
+
+    /// The field and column a refusal of the history names: the date the move gives, or whose it is.
+    fn refused(&self, happened: Move, reason: &'static str, message: &str) -> RowProblem {
+        let field = match (reason, happened) {
+            ("NOT_THE_HOLDER", _) => self.sheet.customer_column().map_or("customer", |(kind, _)| kind.field()),
+            ("OCCUPANCY_OVERLAP", _) => OccupancyField::MoveInDate.name(),
+            (_, Move::Out { .. }) | (_, Move::In { out: Some(_), .. }) => OccupancyField::MoveOutDate.name(),
+            _ => OccupancyField::MoveInDate.name(),
+        };
+        let column = match OccupancyField::parse(field) {
+            Some(field) => self.sheet.column_of(field),
+            None => self.sheet.customer_column().map(|(_, column)| column),
+        };
+        RowProblem { column, field: field.to_owned(), reason, message: message.to_owned() }
     }
 
     fn premises_problem(&self, premises: &PremisesRef) -> RowProblem {
@@ -54,8 +73,8 @@ impl OccupancyRows {
 
 /// A move a batch writes, in file order.
 pub(super) enum Write {
-    /// Stay `id` of `m.customer` at `m.premises` from `m.date`, ending stay `ends` that day, itself ended on `out` (a past stay).
-    Start { id: Uuid, m: MoveIn, out: Option<NaiveDate>, ends: Option<Uuid> },
+    /// Stay `id` of `m.customer` at `m.premises` from `m.date` (to `m.move_out` for a past stay), ending stay `ends` that day.
+    Start { id: Uuid, m: MoveIn, ends: Option<Uuid> },
     /// Stay `id` ends on `date`.
     End { id: Uuid, date: NaiveDate },
 }
@@ -111,6 +130,11 @@ impl RowKind for OccupancyRows {
             let entry = histories.entry((stay.premises_id, stay.role.clone())).or_default();
             entry.stays.push(Stay { id: stay.id, customer: stay.customer_id, move_in: stay.move_in_date, move_out: stay.move_out_date });
         }
+        if let Some(dry) = &self.dry_run {
+            // What earlier batches of this dry run would have written.
+            let dry = dry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            histories.extend(dry.iter().filter(|((premises, _), _)| locked.contains(premises)).map(|(k, h)| (k.clone(), h.clone())));
+        }
         let whose = Whose::hold(tx, tenant, rows.iter().filter_map(|(_, _, r)| Some(&r.as_ref().ok()?.customer))).await?;
         let (field, column) = match self.sheet.customer_column() {
             Some((kind, column)) => (kind.field(), Some(column)),
@@ -138,18 +162,16 @@ impl RowKind for OccupancyRows {
                 }
             };
             let history = histories.entry((premises, moved.role.to_owned())).or_default();
-            let m = |date| MoveIn { premises, customer, role: moved.role.to_owned(), date };
+            let m = |date, move_out| MoveIn { premises, customer, role: moved.role.to_owned(), date, move_out };
             verdicts.push(match history.apply(customer, moved.happened, Uuid::now_v7()) {
                 Step::Unchanged => Verdict::Unchanged,
-                Step::Start { id, date, out, ends } => Verdict::Write(Write::Start { id, m: m(date), out, ends }),
+                Step::Start { id, date, out, ends } => Verdict::Write(Write::Start { id, m: m(date, out), ends }),
                 Step::End { id, date } => Verdict::Write(Write::End { id, date }),
-                Step::Refused(reason, message) => Verdict::Refused(vec![RowProblem {
-                    column: self.sheet.column_of(OccupancyField::MoveInDate).or(self.sheet.column_of(OccupancyField::MoveOutDate)),
-                    field: "move_in_date".to_owned(),
-                    reason,
-                    message: message.to_owned(),
-                }]),
+                Step::Refused(reason, message) => Verdict::Refused(vec![self.refused(moved.happened, reason, message)]),
             });
+        }
+        if let Some(dry) = &self.dry_run {
+            dry.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(histories);
         }
         Ok(verdicts)
     }
@@ -159,18 +181,19 @@ impl RowKind for OccupancyRows {
         let (mut started, mut ended) = (Vec::new(), Vec::new());
         for write in writes {
             match write {
-                Write::Start { id, m, out, ends } => {
+                Write::Start { id, m, ends } => {
                     if let Some(current) = ends {
                         ended.push(end(tx, tenant, current, m.date, now).await?);
                     }
+                    // A past stay is stored with its move-out at once: open, it would overlap the stays after it.
                     let row = store::insert_occupancy(tx, tenant, id, &m, now).await?.map_err(|_| {
                         // The premises are locked and the move was judged against their stays: not expected.
                         Error::Internal(anyhow::anyhow!("an imported move-in overlapped a stay on {}", PREMISES.name(m.premises)))
                     })?;
                     log_occupancy(tx, tenant, None, &row, now).await?;
                     started.push((row.premises_id, row.id));
-                    if let Some(out) = out {
-                        ended.push(end(tx, tenant, id, out, now).await?);
+                    if m.move_out.is_some() {
+                        ended.push((row.premises_id, row.id));
                     }
                 }
                 Write::End { id, date } => ended.push(end(tx, tenant, id, date, now).await?),

@@ -159,10 +159,13 @@ impl RowKind for TransactionRows {
         // Keys claimed in one order by every writer, so that two sharing ids cannot deadlock.
         let mut sorted: Vec<(Uuid, &TransactionDraft)> = writes.iter().map(|d| (Uuid::now_v7(), d)).collect();
         sorted.sort_by(|a, b| a.1.external_id.cmp(&b.1.external_id));
-        let inserted: std::collections::HashSet<Uuid> =
-            store::insert_new(tx, tenant, &sorted, now).await?.into_iter().map(|row| row.id).collect();
-        // An id recorded meanwhile by a call (not by this job: its rows were judged against the stored ones) is skipped.
-        let new: Vec<(Uuid, &TransactionDraft)> = sorted.into_iter().filter(|(id, _)| inserted.contains(id)).collect();
+        let inserted = store::insert_new(tx, tenant, &sorted, now).await?.len();
+        if inserted < sorted.len() {
+            // A call recorded one of these ids after the batch was judged: judged again (from the cursor),
+            // the row is then the same transaction (skipped) or another (EXTERNAL_ID_USED), and counted so.
+            return Err(Error::Internal(anyhow::anyhow!("an external id of this batch was recorded meanwhile; the batch is judged again")));
+        }
+        let new: Vec<(Uuid, &TransactionDraft)> = sorted;
         store::insert_items(tx, tenant, &new).await?;
         Ok(new.iter().map(|(id, draft)| (*id, draft.customer)).collect())
     }

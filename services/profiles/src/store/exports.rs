@@ -108,7 +108,9 @@ pub async fn beat(tx: &mut TenantTx, tenant: Uuid, id: Uuid, now: DateTime<Utc>)
 /// Running exports across tenants whose last heartbeat is at or before
 /// `before` (their process died), through the `export_sweep` policy.
 pub async fn abandoned(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, Error> {
-    let sql = "SELECT tenant_id, id FROM data_exports WHERE state = 'RUNNING' AND heartbeat_time <= $1 ORDER BY heartbeat_time LIMIT $2";
+    // An entry without a heartbeat was begun by a replica older than heartbeats: its creation stands in.
+    let sql = "SELECT tenant_id, id FROM data_exports WHERE state = 'RUNNING' AND coalesce(heartbeat_time, create_time) <= $1
+               ORDER BY coalesce(heartbeat_time, create_time) LIMIT $2";
     scan_due(pool, "export-sweep", "data_exports", sql, before, limit).await
 }
 
@@ -124,7 +126,7 @@ pub async fn end_abandoned(
 ) -> Result<bool, Error> {
     let ended = sqlx::query(
         "UPDATE data_exports SET state = 'FAILED', failure_message = $4, finish_time = $5
-         WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND heartbeat_time <= $3",
+         WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND coalesce(heartbeat_time, create_time) <= $3",
     )
     .bind(tenant)
     .bind(id)

@@ -204,6 +204,8 @@ pub struct MoveIn {
     pub customer: Uuid,
     pub role: String,
     pub date: NaiveDate,
+    /// A past stay's move-out, stored with it (an open stay would overlap the stays after it).
+    pub move_out: Option<NaiveDate>,
 }
 
 /// Stores occupancy `id` from `m`; [`Refused::Overlap`] when the role has a holder on those dates.
@@ -215,8 +217,8 @@ pub async fn insert_occupancy(
     now: DateTime<Utc>,
 ) -> Result<Result<OccupancyRow, Refused>, Error> {
     sqlx::query_as(&format!(
-        "INSERT INTO occupancies (tenant_id, premises_id, id, customer_id, role, move_in_date, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {OCCUPANCY_COLUMNS}"
+        "INSERT INTO occupancies (tenant_id, premises_id, id, customer_id, role, move_in_date, move_out_date, create_time, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $7) RETURNING {OCCUPANCY_COLUMNS}"
     ))
     .bind(tenant)
     .bind(m.premises)
@@ -225,6 +227,7 @@ pub async fn insert_occupancy(
     .bind(&m.role)
     .bind(m.date)
     .bind(now)
+    .bind(m.move_out)
     .fetch_one(&mut **tx)
     .instrument(db_span("INSERT", "occupancies"))
     .await

@@ -72,6 +72,19 @@ pub enum CustomerRef {
     ExternalId(String),
 }
 
+impl CustomerRef {
+    /// The reference as one text, normalised (the same customer written
+    /// "13800138000" or "+86 138 0013 8000" is one key).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Name(id) => format!("n:{id}"),
+            Self::Email(email) => format!("e:{email}"),
+            Self::Phone(phone) => format!("p:{phone}"),
+            Self::ExternalId(id) => format!("x:{id}"),
+        }
+    }
+}
+
 /// The customer `cell` (in `column`, of kind `kind`) names, national phone
 /// numbers with `calling_code` in front; the problem when it names none.
 pub fn read_customer_ref(kind: CustomerColumn, cell: &str, column: usize, calling_code: &str) -> Result<CustomerRef, RowProblem> {

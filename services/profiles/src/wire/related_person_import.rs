@@ -129,10 +129,8 @@ pub fn read_person_row(cells: &[&str], sheet: &PersonSheet, now: DateTime<Utc>) 
     if customer.is_none() && !problems.iter().any(|p| p.field.starts_with("customer")) {
         problems.push(blank_customer(customer_column.map(|(kind, _)| kind), customer_column.map(|(_, column)| column)));
     }
-    // Who they are to the file: the customer cell as written, the relation and the name.
-    let identity = customer_column
-        .and_then(|(_, column)| cells.get(column))
-        .map(|cell| format!("{}\u{1f}{}\u{1f}{}", cell.trim().to_lowercase(), p.relation, p.display_name.trim().to_lowercase()));
+    // Who they are to the file: whose (normalised: one customer written two ways is one), the relation and the name.
+    let identity = customer.as_ref().map(|r| format!("{}\u{1f}{}\u{1f}{}", r.key(), p.relation, p.display_name.trim().to_lowercase()));
     let draft = match draft_from_proto(&p, "related_person", now) {
         Ok(draft) if problems.is_empty() => Ok(draft),
         Ok(_) => Err(problems),

@@ -57,7 +57,8 @@ const MEMBERS: &str = "客户手机,成员姓名,关系,手机,性别,生日,备
 13800138000,李娜,配偶,,,,\n\
 13600000000,王五,父亲,,,,\n\
 13800138000,,同事,,,,\n\
-13800138000,张三,邻居,,,,\n";
+13800138000,张三,邻居,,,,\n\
++86 138 0013 8000,小明,儿子,,,,\n";
 
 #[tokio::test]
 async fn members_are_added_to_their_customers_once() {
@@ -69,7 +70,7 @@ async fn members_are_added_to_their_customers_once() {
 
     let dry = run(&app, &job.name, settings(true)).await;
     let p = dry.progress.unwrap();
-    assert_eq!((p.rows_valid, p.rows_created, p.rows_failed), (2, 2, 4), "{dry:?}");
+    assert_eq!((p.rows_valid, p.rows_created, p.rows_failed), (2, 2, 5), "{dry:?}");
     let persons = RelatedPersonServiceClient::new(app.channel.clone());
     let list = || pb::ListRelatedPersonsRequest { parent: ada.name.clone(), page_size: 50, ..Default::default() };
     assert!(persons.clone().list_related_persons(app.admin(list())).await.unwrap().into_inner().related_persons.is_empty());
@@ -79,7 +80,7 @@ async fn members_are_added_to_their_customers_once() {
     start(&app, &job.name, settings(false), &["agent"]).await.unwrap();
     let done = run_to_end(&app, &job.name).await;
     let p = done.progress.unwrap();
-    assert_eq!((p.rows_valid, p.rows_created, p.rows_failed), (2, 2, 4), "{done:?}");
+    assert_eq!((p.rows_valid, p.rows_created, p.rows_failed), (2, 2, 5), "{done:?}");
     assert_eq!(
         sorted(refusals(&app, &job.name).await),
         expected(&[
@@ -87,6 +88,8 @@ async fn members_are_added_to_their_customers_once() {
             (5, "customer_phone", "CUSTOMER_NOT_FOUND"),
             (6, "display_name", "REQUIRED"),
             (7, "relation", "INVALID_RELATION"),
+            // The same customer written another way is the same customer.
+            (8, "display_name", "DUPLICATE_IN_FILE"),
         ])
     );
     let mut added = persons.clone().list_related_persons(app.admin(list())).await.unwrap().into_inner().related_persons;
@@ -137,7 +140,9 @@ A-102,13700137000,租户,,2026年11月1日\n\
 A-103,13800138000,业主,2020-01-01,\n\
 A-101,13700137000,业主,2023-01-01,\n\
 A-101,13800138000,住户,,\n\
-A-101,13800138000,guest,2020-01-01,\n";
+A-101,13800138000,guest,2020-01-01,\n\
+A-102,13900139000,租户,,2026-12-01\n\
+A-101,13700137000,业主,2019-01-01,2019-12-31\n";
 
 #[tokio::test]
 async fn a_file_of_moves_rewrites_the_premises_history_in_file_order_once() {
@@ -158,7 +163,7 @@ async fn a_file_of_moves_rewrites_the_premises_history_in_file_order_once() {
     assert_eq!(suggested, ["unit_code", "customer_phone", "role", "move_in_date", "move_out_date"]);
     let done = run(&app, &job.name, settings(false)).await;
     let p = done.progress.unwrap();
-    assert_eq!((p.rows_valid, p.rows_created, p.rows_updated, p.rows_failed), (5, 4, 1, 4), "{done:?}");
+    assert_eq!((p.rows_valid, p.rows_created, p.rows_updated, p.rows_failed), (6, 5, 1, 5), "{done:?}");
     assert_eq!(
         sorted(refusals(&app, &job.name).await),
         expected(&[
@@ -166,6 +171,7 @@ async fn a_file_of_moves_rewrites_the_premises_history_in_file_order_once() {
             (8, "move_in_date", "OCCUPANCY_OVERLAP"),
             (9, "move_in_date", "REQUIRED"),
             (10, "role", "INVALID_ROLE"),
+            (11, "customer_phone", "NOT_THE_HOLDER"),
         ])
     );
 
@@ -181,10 +187,14 @@ async fn a_file_of_moves_rewrites_the_premises_history_in_file_order_once() {
         }
     };
     let (owner, tenant) = (pb::OccupancyRole::Owner as i32, pb::OccupancyRole::Tenant as i32);
-    // Bob's move-in ended Ada's that day; latest move-in first.
+    // Bob's move-in ended Ada's that day; Cid's past stay fits before hers. Latest move-in first.
     assert_eq!(
         history(&units[0]).await,
-        [(bob.name.clone(), owner, Some(2023), None), (ada.name.clone(), owner, Some(2020), Some((2023, 5)))]
+        [
+            (bob.name.clone(), owner, Some(2023), None),
+            (ada.name.clone(), owner, Some(2020), Some((2023, 5))),
+            (cid.name.clone(), owner, Some(2019), Some((2019, 12)))
+        ]
     );
     assert_eq!(
         history(&units[1]).await,
@@ -193,12 +203,12 @@ async fn a_file_of_moves_rewrites_the_premises_history_in_file_order_once() {
     let event =
         <pb::OccupanciesImported as prost::Message>::decode(first_event(&app, "crm.profiles.v1.OccupanciesImported").await.as_slice())
             .unwrap();
-    assert_eq!((event.import_job.as_str(), event.started.len(), event.ended.len()), (job.name.as_str(), 4, 3));
+    assert_eq!((event.import_job.as_str(), event.started.len(), event.ended.len()), (job.name.as_str(), 5, 4));
 
     // The same file again changes nothing: every move is stored already.
     let again = upload_kind(&app, format!("{MOVES}\n").as_bytes(), Kind::Occupancies).await;
     let done = run(&app, &again.name, settings(false)).await;
     let p = done.progress.unwrap();
-    assert_eq!((p.rows_valid, p.rows_created, p.rows_updated, p.rows_failed), (5, 0, 0, 4), "{done:?}");
-    assert_eq!(history(&units[0]).await.len(), 2);
+    assert_eq!((p.rows_valid, p.rows_created, p.rows_updated, p.rows_failed), (6, 0, 0, 5), "{done:?}");
+    assert_eq!(history(&units[0]).await.len(), 3);
 }
