@@ -40,6 +40,26 @@ pub trait CustomerField: Copy + PartialEq {
     fn customer_column(self) -> Option<CustomerColumn>;
 }
 
+/// Implements [`CustomerField`] for a field enum with the four customer
+/// variants `Customer`, `CustomerEmail`, `CustomerPhone`, `CustomerExternalId`.
+macro_rules! customer_field {
+    ($field:ty) => {
+        impl $crate::wire::customer_ref::CustomerField for $field {
+            fn customer_column(self) -> Option<$crate::wire::customer_ref::CustomerColumn> {
+                use $crate::wire::customer_ref::CustomerColumn;
+                match self {
+                    Self::Customer => Some(CustomerColumn::Name),
+                    Self::CustomerEmail => Some(CustomerColumn::Email),
+                    Self::CustomerPhone => Some(CustomerColumn::Phone),
+                    Self::CustomerExternalId => Some(CustomerColumn::ExternalId),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use customer_field;
+
 /// How a sheet whose rows name their customer is read.
 #[derive(Debug, Clone)]
 pub struct Sheet<F> {

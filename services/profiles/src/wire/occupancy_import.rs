@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::{
-    customer_ref::{CustomerColumn, CustomerField, CustomerRef, Sheet, blank_customer, read_customer_ref},
+    customer_ref::{CustomerColumn, CustomerField, CustomerRef, Sheet, blank_customer, customer_field, read_customer_ref},
     import::RowProblem,
 };
 use crate::{
@@ -20,17 +20,7 @@ use crate::{
 /// How a sheet of occupancies is read.
 pub type OccupancySheet = Sheet<OccupancyField>;
 
-impl CustomerField for OccupancyField {
-    fn customer_column(self) -> Option<CustomerColumn> {
-        match self {
-            Self::Customer => Some(CustomerColumn::Name),
-            Self::CustomerEmail => Some(CustomerColumn::Email),
-            Self::CustomerPhone => Some(CustomerColumn::Phone),
-            Self::CustomerExternalId => Some(CustomerColumn::ExternalId),
-            _ => None,
-        }
-    }
-}
+customer_field!(OccupancyField);
 
 /// Which premises a row is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

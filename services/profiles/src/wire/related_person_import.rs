@@ -13,7 +13,7 @@ use crm_proto::{
 };
 
 use super::{
-    customer_ref::{CustomerColumn, CustomerField, CustomerRef, Sheet, blank_customer, read_customer_ref},
+    customer_ref::{CustomerColumn, CustomerField, CustomerRef, Sheet, blank_customer, customer_field, read_customer_ref},
     import::{RowProblem, located},
     related_persons::draft_from_proto,
 };
@@ -26,17 +26,7 @@ use crate::domain::{
 /// How a sheet of related persons is read.
 pub type PersonSheet = Sheet<PersonField>;
 
-impl CustomerField for PersonField {
-    fn customer_column(self) -> Option<CustomerColumn> {
-        match self {
-            Self::Customer => Some(CustomerColumn::Name),
-            Self::CustomerEmail => Some(CustomerColumn::Email),
-            Self::CustomerPhone => Some(CustomerColumn::Phone),
-            Self::CustomerExternalId => Some(CustomerColumn::ExternalId),
-            _ => None,
-        }
-    }
-}
+customer_field!(PersonField);
 
 /// A related-person row read and checked alone: whose they are, who they
 /// are to the file (customer cell, relation, name: a second row with the

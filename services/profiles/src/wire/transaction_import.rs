@@ -11,7 +11,7 @@ use crm_proto::{crm::profiles::v1 as pb, google::r#type::Money};
 use uuid::Uuid;
 
 use super::{
-    customer_ref::{CustomerColumn, CustomerField, CustomerRef, blank_customer, read_customer_ref},
+    customer_ref::{CustomerColumn, CustomerField, CustomerRef, blank_customer, customer_field, read_customer_ref},
     import::{RowProblem, located},
     transactions::draft_from_proto,
 };
@@ -35,17 +35,7 @@ pub struct TransactionSheet {
     pub calling_code: String,
 }
 
-impl CustomerField for TransactionField {
-    fn customer_column(self) -> Option<CustomerColumn> {
-        match self {
-            Self::Customer => Some(CustomerColumn::Name),
-            Self::CustomerEmail => Some(CustomerColumn::Email),
-            Self::CustomerPhone => Some(CustomerColumn::Phone),
-            Self::CustomerExternalId => Some(CustomerColumn::ExternalId),
-            _ => None,
-        }
-    }
-}
+customer_field!(TransactionField);
 
 /// A transaction row read and checked alone: whose it is, and the
 /// transaction (its customer not yet known: nil), or every problem of the row.

@@ -114,6 +114,17 @@ impl Crashing {
         job.name
     }
 
+    /// Imports `count` customers, "M-0"… by external id, and waits until they are in.
+    async fn import_members(&self, count: usize) {
+        let mut members = String::from("customer id,name\n");
+        for i in 0..count {
+            members.push_str(&format!("M-{i},Member {i}\n"));
+        }
+        let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
+        let name = self.start_job(members.as_bytes(), Kind::Customers, settings).await;
+        assert_eq!(self.ended(&name).await.progress.unwrap().rows_created, count as i64);
+    }
+
     /// Job `name` once it has ended.
     async fn ended(&self, name: &str) -> pb::ImportJob {
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -251,13 +262,7 @@ fn orders() -> (String, HashSet<String>, Vec<i64>) {
 async fn a_transactions_import_killed_mid_way_records_each_order_once() {
     let mut crashing = Crashing::start().await;
     // The members first (an import left to finish), then their orders, killed while they are written.
-    let mut members = String::from("customer id,name\n");
-    for i in 0..MEMBERS {
-        members.push_str(&format!("M-{i},Member {i}\n"));
-    }
-    let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
-    let name = crashing.start_job(members.as_bytes(), Kind::Customers, settings).await;
-    assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, MEMBERS as i64);
+    crashing.import_members(MEMBERS).await;
     let (csv, valid, refused) = orders();
     let settings = pb::ImportSettings {
         mode: ps::Mode::CreateOnly as i32,
@@ -309,13 +314,8 @@ const OWNERS_EACH: usize = 20;
 async fn an_occupancies_import_killed_mid_way_leaves_each_history_whole() {
     let mut crashing = Crashing::start().await;
     // 1 000 members, 500 flats, then 20 owners of each flat in turn, 30 days apart, killed while they move in.
-    let mut members = String::from("customer id,name\n");
-    for i in 0..1_000 {
-        members.push_str(&format!("M-{i},Member {i}\n"));
-    }
+    crashing.import_members(1_000).await;
     let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
-    let name = crashing.start_job(members.as_bytes(), Kind::Customers, settings.clone()).await;
-    assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, 1_000);
     let premises = pb::premises_service_client::PremisesServiceClient::new(crashing.channel.clone());
     for unit in 0..UNITS {
         let p = pb::Premises { unit_code: format!("U-{unit}"), ..Default::default() };
@@ -426,13 +426,8 @@ async fn an_export_whose_service_is_killed_is_ended_failed_and_a_slow_one_is_not
 #[tokio::test]
 async fn a_related_persons_import_killed_mid_way_adds_each_person_once() {
     let mut crashing = Crashing::start().await;
-    let mut members = String::from("customer id,name\n");
-    for i in 0..1_000 {
-        members.push_str(&format!("M-{i},Member {i}\n"));
-    }
+    crashing.import_members(1_000).await;
     let settings = pb::ImportSettings { mode: ps::Mode::CreateOnly as i32, ..Default::default() };
-    let name = crashing.start_job(members.as_bytes(), Kind::Customers, settings.clone()).await;
-    assert_eq!(crashing.ended(&name).await.progress.unwrap().rows_created, 1_000);
     // Ten children of each member, every 97th row without a name (refused).
     let rows = 10_000;
     let mut persons = String::from("客户编号,成员姓名,关系\n");
