@@ -136,10 +136,7 @@ impl RowKind for OccupancyRows {
             histories.extend(dry.iter().filter(|((premises, _), _)| locked.contains(premises)).map(|(k, h)| (k.clone(), h.clone())));
         }
         let whose = Whose::hold(tx, tenant, rows.iter().filter_map(|(_, _, r)| Some(&r.as_ref().ok()?.customer))).await?;
-        let (field, column) = match self.sheet.customer_column() {
-            Some((kind, column)) => (kind.field(), Some(column)),
-            None => ("customer", None),
-        };
+        let at = self.sheet.customer_column();
 
         let mut verdicts = Vec::with_capacity(rows.len());
         for (_, _, row) in rows {
@@ -154,7 +151,7 @@ impl RowKind for OccupancyRows {
                 verdicts.push(Verdict::Refused(vec![self.premises_problem(&moved.premises)]));
                 continue;
             };
-            let customer = match whose.customer(&moved.customer, field, column) {
+            let customer = match whose.customer(Some(&moved.customer), at) {
                 Ok(customer) => customer,
                 Err(problem) => {
                     verdicts.push(Verdict::Refused(vec![problem]));

@@ -68,10 +68,6 @@ impl RowKind for PersonRows {
         (claims_of(&row), row)
     }
 
-    fn creates(_: &Self::Write) -> bool {
-        true
-    }
-
     /// Whose each row is, the persons those customers have already and the
     /// linked customers that exist, in a statement each; the customers stay held.
     async fn judge(
@@ -88,12 +84,8 @@ impl RowKind for PersonRows {
         let linked: HashSet<Uuid> = store::existing_customers(tx, tenant, &linked).await?.into_iter().collect();
         let whose =
             Whose::hold(tx, tenant, rows.iter().filter(|(_, _, r)| r.draft.is_ok()).filter_map(|(_, _, r)| r.customer.as_ref())).await?;
-        let (field, column) = match self.sheet.customer_column() {
-            Some((kind, column)) => (kind.field(), Some(column)),
-            None => ("customer", None),
-        };
-        let customers: Vec<Uuid> =
-            rows.iter().filter_map(|(_, _, r)| r.customer.as_ref()).filter_map(|r| whose.customer(r, field, column).ok()).collect();
+        let at = self.sheet.customer_column();
+        let customers: Vec<Uuid> = rows.iter().filter_map(|(_, _, r)| whose.customer(r.customer.as_ref(), at).ok()).collect();
         let known: HashSet<(Uuid, (String, String))> = store::identities(tx, tenant, &customers)
             .await?
             .into_iter()
@@ -111,16 +103,10 @@ impl RowKind for PersonRows {
                 }]));
                 continue;
             }
-            let verdict = match (row.draft, row.customer.as_ref().map(|r| whose.customer(r, field, column))) {
+            let verdict = match (row.draft, whose.customer(row.customer.as_ref(), at)) {
                 (Err(problems), _) => Verdict::Refused(problems),
-                (Ok(_), None) => Verdict::Refused(vec![RowProblem {
-                    column,
-                    field: field.to_owned(),
-                    reason: "REQUIRED",
-                    message: "whose it is: the customer column is blank".to_owned(),
-                }]),
-                (Ok(_), Some(Err(problem))) => Verdict::Refused(vec![problem]),
-                (Ok(draft), Some(Ok(customer))) => match draft.linked_customer {
+                (Ok(_), Err(problem)) => Verdict::Refused(vec![problem]),
+                (Ok(draft), Ok(customer)) => match draft.linked_customer {
                     Some(other) if !linked.contains(&other) => Verdict::Refused(vec![RowProblem {
                         column: self.column_of(PersonField::LinkedCustomer),
                         field: "linked_customer".to_owned(),

@@ -91,8 +91,10 @@ pub(super) trait RowKind: Send + Sync + 'static {
     /// A row read and checked alone as of `now`, with its claims.
     fn read(&self, cells: &[&str], now: DateTime<Utc>) -> (Vec<Claim>, Self::Row);
 
-    /// Whether `write` creates a record (else it updates one).
-    fn creates(write: &Self::Write) -> bool;
+    /// Whether `write` creates a record (else it updates one); most kinds only create.
+    fn creates(_write: &Self::Write) -> bool {
+        true
+    }
 
     /// What becomes of each row of a batch (row number, claims, row), in
     /// file order: against `seen` (remembering the claims of the rows it

@@ -23,7 +23,7 @@ use crate::{
     resources::{CUSTOMER, IMPORT_JOB, TRANSACTION},
     store::transactions as store,
     wire::{
-        customer_ref::{CustomerField, blank_customer},
+        customer_ref::{CustomerColumn, customer_of},
         import::RowProblem,
         transaction_import::{RowTransaction, TransactionSheet, read_transaction_row},
         transactions::same_transaction,
@@ -33,16 +33,15 @@ use crate::{
 /// The rows of a transactions job, read through its settings.
 pub(super) struct TransactionRows {
     sheet: TransactionSheet,
-    /// The customer field mapped, for the problems that name it.
-    customer_field: &'static str,
+    /// The customer column, for the problems that name it.
+    whose: Option<(CustomerColumn, usize)>,
 }
 
 impl TransactionRows {
     pub(super) fn new(settings: &Settings) -> Self {
         let mapping: Vec<(usize, TransactionField)> =
             settings.mapping.iter().filter_map(|(column, name)| TransactionField::parse(name).map(|f| (*column, f))).collect();
-        let customer_field =
-            mapping.iter().map(|(_, f)| *f).find(|f| f.customer_column().is_some()).map_or("customer", TransactionField::name);
+        let whose = customer_of(&mapping);
         let sheet = TransactionSheet {
             mapping,
             // Checked when the job was started: an unknown zone cannot be stored.
@@ -50,12 +49,7 @@ impl TransactionRows {
             currency_code: settings.currency_code.clone(),
             calling_code: settings.calling_code.clone(),
         };
-        Self { sheet, customer_field }
-    }
-
-    /// Where the customer column is.
-    fn customer_column(&self) -> Option<usize> {
-        self.sheet.mapping.iter().find(|(_, f)| f.name() == self.customer_field).map(|(c, _)| *c)
+        Self { sheet, whose }
     }
 }
 
@@ -77,10 +71,6 @@ impl RowKind for TransactionRows {
     fn read(&self, cells: &[&str], now: DateTime<Utc>) -> (Vec<Claim>, RowTransaction) {
         let row = read_transaction_row(cells, &self.sheet, now);
         (claims_of(&row), row)
-    }
-
-    fn creates(_: &TransactionDraft) -> bool {
-        true
     }
 
     /// Whose each row is and whether its external id is recorded already,
@@ -120,14 +110,10 @@ impl RowKind for TransactionRows {
                     continue;
                 }
             };
-            let customer = match row.customer.as_ref().map(|r| whose.customer(r, self.customer_field, self.customer_column())) {
-                Some(Ok(customer)) => customer,
-                Some(Err(problem)) => {
+            let customer = match whose.customer(row.customer.as_ref(), self.whose) {
+                Ok(customer) => customer,
+                Err(problem) => {
                     verdicts.push(Verdict::Refused(vec![problem]));
-                    continue;
-                }
-                None => {
-                    verdicts.push(Verdict::Refused(vec![blank_customer(None, self.customer_column())]));
                     continue;
                 }
             };

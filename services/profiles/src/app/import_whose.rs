@@ -14,7 +14,10 @@ use super::import_rows::owners_by_key;
 use crate::{
     resources::CUSTOMER,
     store::{imports as jobs, transactions::hold_customers},
-    wire::{customer_ref::CustomerRef, import::RowProblem},
+    wire::{
+        customer_ref::{CustomerColumn, CustomerRef, blank_customer},
+        import::RowProblem,
+    },
 };
 
 /// The customers a batch's references name, held.
@@ -67,8 +70,10 @@ impl Whose {
     }
 
     /// The live customer `r` names, or the problem to refuse its row with
-    /// (`field` in `column` named it).
-    pub(super) fn customer(&self, r: &CustomerRef, field: &str, column: Option<usize>) -> Result<Uuid, RowProblem> {
+    /// (`at`: the customer column that named it; a row without `r` left it blank).
+    pub(super) fn customer(&self, r: Option<&CustomerRef>, at: Option<(CustomerColumn, usize)>) -> Result<Uuid, RowProblem> {
+        let Some(r) = r else { return Err(blank_customer(at)) };
+        let (field, column) = (at.map_or("customer", |(kind, _)| kind.field()), at.map(|(_, column)| column));
         let problem = |reason: &'static str, message: String| RowProblem { column, field: field.to_owned(), reason, message };
         match self.owners(r).as_slice() {
             [id] => match self.held.get(id) {

@@ -50,11 +50,6 @@ impl OccupancyField {
     pub fn name(self) -> &'static str {
         name_of(NAMES, &self)
     }
-
-    /// Whether its cells are personal data, shown masked to callers without `pii`.
-    pub fn personal(self) -> bool {
-        matches!(self, Self::CustomerEmail | Self::CustomerPhone)
-    }
 }
 
 /// Header names of each field, normalised (see [`super::import::normalise`]).

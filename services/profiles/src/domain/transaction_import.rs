@@ -73,11 +73,6 @@ impl TransactionField {
     pub fn name(self) -> &'static str {
         name_of(NAMES, &self)
     }
-
-    /// Whether its cells are personal data, shown masked to callers without `pii`.
-    pub fn personal(self) -> bool {
-        matches!(self, Self::CustomerEmail | Self::CustomerPhone)
-    }
 }
 
 /// Header names of each field, normalised (see [`super::import::normalise`]).

@@ -69,10 +69,15 @@ pub struct Sheet<F> {
     pub calling_code: String,
 }
 
+/// The customer column of `mapping`: its kind and where it is (None: none is mapped).
+pub fn customer_of<F: CustomerField>(mapping: &[(usize, F)]) -> Option<(CustomerColumn, usize)> {
+    mapping.iter().find_map(|(column, field)| field.customer_column().map(|kind| (kind, *column)))
+}
+
 impl<F: CustomerField> Sheet<F> {
     /// The customer column: its kind and where it is.
     pub fn customer_column(&self) -> Option<(CustomerColumn, usize)> {
-        self.mapping.iter().find_map(|(column, field)| field.customer_column().map(|kind| (kind, *column)))
+        customer_of(&self.mapping)
     }
 
     /// Where `field` is.
@@ -123,11 +128,11 @@ pub fn read_customer_ref(kind: CustomerColumn, cell: &str, column: usize, callin
     }
 }
 
-/// The problem of a row whose customer cell is blank.
-pub fn blank_customer(kind: Option<CustomerColumn>, column: Option<usize>) -> RowProblem {
+/// The problem of a row whose customer cell (`at`: the customer column, if one is mapped) is blank.
+pub fn blank_customer(at: Option<(CustomerColumn, usize)>) -> RowProblem {
     RowProblem {
-        column,
-        field: kind.map_or("customer", CustomerColumn::field).to_owned(),
+        column: at.map(|(_, column)| column),
+        field: at.map_or("customer", |(kind, _)| kind.field()).to_owned(),
         reason: "REQUIRED",
         message: "whose it is: the customer column is blank".to_owned(),
     }

@@ -101,7 +101,7 @@ pub fn read_occupancy_row(cells: &[&str], sheet: &OccupancySheet) -> RowOccupanc
     }
     let whose = sheet.customer_column();
     if customer.is_none() && !problems.iter().any(|p| p.field.starts_with("customer")) {
-        problems.push(blank_customer(whose.map(|(kind, _)| kind), whose.map(|(_, column)| column)));
+        problems.push(blank_customer(whose));
     }
     let happened = match (move_in, move_out) {
         (Some(date), out) => Some(Move::In { date, out }),

@@ -117,7 +117,7 @@ pub fn read_person_row(cells: &[&str], sheet: &PersonSheet, now: DateTime<Utc>) 
     }
     let customer_column = sheet.customer_column();
     if customer.is_none() && !problems.iter().any(|p| p.field.starts_with("customer")) {
-        problems.push(blank_customer(customer_column.map(|(kind, _)| kind), customer_column.map(|(_, column)| column)));
+        problems.push(blank_customer(customer_column));
     }
     // Who they are to the file: whose (normalised: one customer written two ways is one), the relation and the name.
     let identity = customer.as_ref().map(|r| format!("{}\u{1f}{}\u{1f}{}", r.key(), p.relation, p.display_name.trim().to_lowercase()));

@@ -11,7 +11,7 @@ use crm_proto::{crm::profiles::v1 as pb, google::r#type::Money};
 use uuid::Uuid;
 
 use super::{
-    customer_ref::{CustomerColumn, CustomerField, CustomerRef, blank_customer, customer_field, read_customer_ref},
+    customer_ref::{CustomerColumn, CustomerField, CustomerRef, blank_customer, customer_field, customer_of, read_customer_ref},
     import::{RowProblem, located},
     transactions::draft_from_proto,
 };
@@ -130,8 +130,7 @@ pub fn read_transaction_row(cells: &[&str], sheet: &TransactionSheet, now: DateT
         t.amount = Some(Money { currency_code, units, nanos });
     }
     if customer.is_none() && !problems.iter().any(|p| p.field.starts_with("customer")) {
-        let whose = sheet.mapping.iter().find_map(|(column, field)| field.customer_column().map(|kind| (kind, *column)));
-        problems.push(blank_customer(whose.map(|(kind, _)| kind), whose.map(|(_, column)| column)));
+        problems.push(blank_customer(customer_of(&sheet.mapping)));
     }
     let external_id = t.external_id.clone();
     let draft = match draft_from_proto(&t, Uuid::nil(), "transaction", now) {

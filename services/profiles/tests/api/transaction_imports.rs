@@ -16,6 +16,7 @@ use crm_proto::crm::{
     },
 };
 use crm_proto::google::r#type::Money;
+use crm_testkit::auth::{token, with_token};
 use futures::StreamExt;
 use prost_types::{Struct, Value, value};
 use tonic::{Code, transport::Channel};
@@ -238,6 +239,17 @@ async fn an_export_imports_back_unchanged_and_names_deleted_and_ambiguous_custom
         ]
     );
     assert_eq!(stored(&app, &ada.name).await.len(), 2);
+
+    // Another tenant's customer, named by its resource name, is no customer here.
+    let other = token(uuid::Uuid::now_v7(), &["admin"]);
+    let request = pb::CreateCustomerRequest { customer: Some(customer("Eve", "eve@example.com")), ..Default::default() };
+    let mut customers = app.customers.clone();
+    let foreign = customers.create_customer(with_token(request, &other)).await.unwrap().into_inner().customer.unwrap();
+    let sheet = format!("customer,external_id,occur_time,amount\n{},F-1,2026-11-01,5\n", foreign.name);
+    let job = upload_transactions(&app, sheet.as_bytes()).await;
+    let done = run(&app, &job.name, transaction_settings(false)).await;
+    assert_eq!(done.progress.unwrap().rows_failed, 1);
+    assert_eq!(refusals(&app, &job.name).await, [(2, "customer".to_owned(), "CUSTOMER_NOT_FOUND".to_owned())]);
 }
 
 #[tokio::test]
