@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crm_kit::config::{KitConfig, Secret};
+use crm_kit::config::KitConfig;
 
 /// Command-line flags and `CRM_*` environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -20,14 +20,6 @@ pub struct Config {
     /// gRPC URL of the tickets service (its event stream: open complaints stop marketing).
     #[arg(long, env = "CRM_TICKETS_URL", default_value = "http://127.0.0.1:50052")]
     pub tickets_url: String,
-    /// Key that encrypts provider credentials at rest (any length; hashed to
-    /// an AES-256 key). Unset: derived from CRM_JWT_SECRET.
-    #[arg(long, env = "CRM_CREDENTIALS_KEY", hide_env_values = true)]
-    pub credentials_key: Option<Secret>,
-    /// Allow providers on loopback, private and link-local addresses (local
-    /// development and tests); off in production, against SSRF.
-    #[arg(long, env = "CRM_OUTBOUND_ALLOW_PRIVATE", default_value_t = false)]
-    pub outbound_allow_private: bool,
     /// Messages one replica has claimed and is working on at the same time
     /// (each provider still gets at most 8 at once; the rest wait, QUEUED).
     #[arg(long, env = "CRM_DELIVERY_CONCURRENCY", default_value_t = 256)]

@@ -19,7 +19,6 @@
 //! - `jobs::delivery`: the worker that claims, sends and records; the other
 //!   jobs snapshot campaigns, follow tickets' stream and carry opt-outs to profiles.
 //! - `channels`: senders per provider (SMTP), paced per provider.
-//! - `credentials`: provider secrets sealed at rest.
 //! - `links`: signed unsubscribe links.
 //! - `wire`: proto ⇄ domain conversions.
 //! - `resources`: resource names and types.
@@ -30,7 +29,6 @@ pub mod api;
 pub mod app;
 pub mod channels;
 pub mod config;
-pub mod credentials;
 pub mod domain;
 pub mod jobs;
 pub mod links;

@@ -26,7 +26,6 @@ use crate::{
     app::App,
     channels::Senders,
     config::Config,
-    credentials::CredentialCipher,
     domain::delivery::RetryPolicy,
     jobs,
     links::Links,
@@ -62,16 +61,13 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let profiles = ProfilesClient::new(&config.profiles_url, Duration::from_millis(config.profiles_timeout_ms))?;
         let kit = Kit::connect(&SPEC, config.kit).await?;
-        let cipher = match &config.credentials_key {
-            Some(key) => CredentialCipher::new(key.expose().as_bytes()),
-            None => CredentialCipher::new(&crm_kit::server::derived_key(&kit.config, b"crm provider credentials")),
-        };
+        let cipher = kit.secret_cipher();
         let retry = RetryPolicy {
             max_attempts: config.delivery_max_attempts.max(1),
             base: Duration::from_millis(config.delivery_retry_base_ms),
             max_delay: Duration::from_secs(600),
         };
-        let senders = Senders::new(cipher, config.outbound_allow_private);
+        let senders = Senders::new(cipher, kit.config.outbound_allow_private);
         let links = Links::new(|purpose| crm_kit::server::derived_key(&kit.config, purpose), config.public_url.as_deref());
         let app = App::new(kit.pool.clone(), senders, retry, Duration::from_millis(config.delivery_lease_ms), links);
         let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);

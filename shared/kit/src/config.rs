@@ -94,6 +94,16 @@ pub struct KitConfig {
     /// Log format.
     #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Key that encrypts secrets at rest — providers' credentials, webhooks'
+    /// signing secrets (any length; hashed to an AES-256 key). Unset: derived
+    /// from CRM_JWT_SECRET. Replicas must share it.
+    #[arg(long, env = "CRM_CREDENTIALS_KEY", hide_env_values = true)]
+    pub credentials_key: Option<Secret>,
+    /// Allow outbound connections (providers, webhooks) to loopback, private
+    /// and link-local addresses and plain http (local development and tests);
+    /// off in production, against SSRF.
+    #[arg(long, env = "CRM_OUTBOUND_ALLOW_PRIVATE", default_value_t = false)]
+    pub outbound_allow_private: bool,
     /// Apply the migrations (needs the migration URL) and exit without serving,
     /// e.g. in a Kubernetes init container before a new version starts.
     #[arg(long, env = "CRM_MIGRATE_ONLY")]
@@ -125,6 +135,8 @@ impl KitConfig {
             shutdown_grace_ms: 5000,
             log_format: LogFormat::Json,
             migrate_only: false,
+            credentials_key: None,
+            outbound_allow_private: true,
         }
     }
 }

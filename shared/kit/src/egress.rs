@@ -5,7 +5,12 @@
 //! resolve to a public address when checked and to an internal one when
 //! used (DNS rebinding).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
+
+use reqwest::{Client, Url};
 
 /// Why an outbound address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +41,55 @@ pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Socke
         return Err(EgressError::NotPublic { host: host.to_owned(), address: bad.ip() });
     }
     Ok(first)
+}
+
+/// Settings that cannot make an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSetupError {
+    /// Not a URL, no host, or credentials in it.
+    #[error("invalid URL {0:?}")]
+    Url(String),
+    /// Not https (and plain http is not allowed here).
+    #[error("{0} URLs are refused: use https")]
+    Scheme(String),
+    /// The host is not a public address.
+    #[error(transparent)]
+    Egress(#[from] EgressError),
+    /// The client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// `url` parsed and checked: https, or plain http only where private peers
+/// are allowed (local development and tests); a host and no credentials.
+pub fn parse_url(url: &str, allow_private: bool) -> Result<Url, HttpSetupError> {
+    let parsed = Url::parse(url).map_err(|_| HttpSetupError::Url(url.to_owned()))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        other => return Err(HttpSetupError::Scheme(other.to_owned())),
+    }
+    if parsed.host_str().is_none() || !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(HttpSetupError::Url(url.to_owned()));
+    }
+    Ok(parsed)
+}
+
+/// An HTTP client that reaches `base`'s host only at the address checked
+/// now (whatever DNS says later), follows no redirects (a redirect could
+/// point inside), and gives up on a request after `timeout`.
+pub async fn pinned_client(base: &Url, allow_private: bool, timeout: Duration) -> Result<Client, HttpSetupError> {
+    let host = base.host_str().ok_or_else(|| HttpSetupError::Url(base.to_string()))?;
+    let port = base.port_or_known_default().unwrap_or(443);
+    let address = resolve(host, port, allow_private).await?;
+    Client::builder()
+        .resolve(host, address)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(32)
+        .build()
+        .map_err(|e| HttpSetupError::Client(e.to_string()))
 }
 
 /// Whether `ip` is a globally routable unicast address.
@@ -108,6 +162,15 @@ mod tests {
         for ip in ["8.8.8.8", "203.0.114.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
             assert!(is_public(ip.parse().unwrap()), "{ip} is public");
         }
+    }
+
+    #[test]
+    fn plain_http_only_where_private_peers_are_allowed() {
+        assert!(parse_url("https://api.twilio.com", false).is_ok());
+        assert!(matches!(parse_url("http://api.twilio.com", false), Err(HttpSetupError::Scheme(_))));
+        assert!(parse_url("http://127.0.0.1:9000", true).is_ok());
+        assert!(parse_url("https://user:pw@example.com", false).is_err());
+        assert!(parse_url("ftp://example.com", true).is_err());
     }
 
     #[tokio::test]

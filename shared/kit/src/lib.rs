@@ -16,6 +16,7 @@
 //! - [`pagination`], [`etag`], [`fieldmask`], [`filter`]: AIP request helpers.
 //! - [`link`]: signed tokens for links followed without a login (surveys, unsubscribe).
 //! - [`mask`]: personal data masked for callers without `pii` and for logs.
+//! - [`sealed`]: secrets encrypted at rest (provider credentials, webhook secrets).
 //! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
 
 pub mod auth;
@@ -41,6 +42,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod protoenum;
 pub mod resource;
+pub mod sealed;
 pub mod server;
 pub mod telemetry;
 pub mod time;

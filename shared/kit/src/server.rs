@@ -90,6 +90,16 @@ impl Kit {
         Ok(Self { spec, config, pool, page_tokens, auth, shutdown, wakeups })
     }
 
+    /// The cipher of secrets at rest: `CRM_CREDENTIALS_KEY`, else a key
+    /// derived from the JWT secret. (The label predates webhooks, whose
+    /// secrets share the key: changing it would strand stored credentials.)
+    pub fn secret_cipher(&self) -> crate::sealed::SecretCipher {
+        match &self.config.credentials_key {
+            Some(key) => crate::sealed::SecretCipher::new(key.expose().as_bytes()),
+            None => crate::sealed::SecretCipher::new(&derived_key(&self.config, b"crm provider credentials")),
+        }
+    }
+
     /// Turns true when the service starts shutting down; background jobs stop on it.
     pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()

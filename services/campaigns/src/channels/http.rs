@@ -1,7 +1,6 @@
 //! HTTP plumbing shared by the HTTP providers: one client per provider whose
-//! host is resolved once and checked (`crm_kit::egress`) and then pinned, so
-//! requests go to the checked address whatever DNS says later; timeouts; and
-//! what an HTTP answer means for a message.
+//! host is resolved once, checked and pinned (`crm_kit::egress`); the
+//! providers' timeout; and what an HTTP answer means for a message.
 
 use std::time::Duration;
 
@@ -14,46 +13,11 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// How long to wait after a 429 that names no Retry-After.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Settings that cannot make a client.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpSetupError {
-    #[error("invalid URL {0:?}")]
-    Url(String),
-    #[error("{0} URLs are refused: use https")]
-    Scheme(String),
-    #[error(transparent)]
-    Egress(#[from] crm_kit::egress::EgressError),
-    #[error("HTTP client: {0}")]
-    Client(String),
-}
+pub use crm_kit::egress::{HttpSetupError, parse_url};
 
-/// `url` parsed and checked: https, or http only where private peers are
-/// allowed (local development and tests).
-pub fn parse_url(url: &str, allow_private: bool) -> Result<Url, HttpSetupError> {
-    let parsed = Url::parse(url).map_err(|_| HttpSetupError::Url(url.to_owned()))?;
-    match parsed.scheme() {
-        "https" => {}
-        "http" if allow_private => {}
-        other => return Err(HttpSetupError::Scheme(other.to_owned())),
-    }
-    if parsed.host_str().is_none() || !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(HttpSetupError::Url(url.to_owned()));
-    }
-    Ok(parsed)
-}
-
-/// A client that reaches `base`'s host only at the address checked now.
+/// A client that reaches `base`'s host only at the address checked now (see [`crm_kit::egress::pinned_client`]).
 pub async fn pinned_client(base: &Url, allow_private: bool) -> Result<Client, HttpSetupError> {
-    let host = base.host_str().ok_or_else(|| HttpSetupError::Url(base.to_string()))?;
-    let port = base.port_or_known_default().unwrap_or(443);
-    let address = crm_kit::egress::resolve(host, port, allow_private).await?;
-    Client::builder()
-        .resolve(host, address)
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(32)
-        .build()
-        .map_err(|e| HttpSetupError::Client(e.to_string()))
+    crm_kit::egress::pinned_client(base, allow_private, TIMEOUT).await
 }
 
 /// What a non-success HTTP status means: 429 throttles (after Retry-After),
@@ -96,14 +60,5 @@ mod tests {
         );
         assert!(matches!(failure(StatusCode::BAD_GATEWAY, &HeaderMap::new(), ""), Outcome::Temporary { .. }));
         assert!(matches!(failure(StatusCode::BAD_REQUEST, &HeaderMap::new(), ""), Outcome::Permanent { .. }));
-    }
-
-    #[test]
-    fn plain_http_only_where_private_peers_are_allowed() {
-        assert!(parse_url("https://api.twilio.com", false).is_ok());
-        assert!(matches!(parse_url("http://api.twilio.com", false), Err(HttpSetupError::Scheme(_))));
-        assert!(parse_url("http://127.0.0.1:9000", true).is_ok());
-        assert!(parse_url("https://user:pw@example.com", false).is_err());
-        assert!(parse_url("ftp://example.com", true).is_err());
     }
 }

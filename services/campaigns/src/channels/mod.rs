@@ -34,6 +34,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
+use crm_kit::sealed::SecretCipher;
 
 pub use self::message::{Handover, Outgoing};
 use self::{
@@ -45,7 +46,6 @@ use self::{
     webhook::WebhookSender,
 };
 use crate::{
-    credentials::CredentialCipher,
     domain::delivery::Outcome,
     store::providers::{ProviderRow, ProviderSettings},
 };
@@ -97,7 +97,7 @@ type SenderCache = HashMap<(Uuid, Uuid), Arc<Sender>>;
 /// The senders of every provider this replica has used.
 #[derive(Clone)]
 pub struct Senders {
-    cipher: CredentialCipher,
+    cipher: SecretCipher,
     allow_private: bool,
     cache: Arc<Mutex<SenderCache>>,
 }
@@ -105,12 +105,12 @@ pub struct Senders {
 impl Senders {
     /// Senders whose credentials `cipher` opens; `allow_private` admits
     /// relays on internal addresses (development and tests only).
-    pub fn new(cipher: CredentialCipher, allow_private: bool) -> Self {
+    pub fn new(cipher: SecretCipher, allow_private: bool) -> Self {
         Self { cipher, allow_private, cache: Arc::default() }
     }
 
     /// The credential cipher (providers' use cases seal with it).
-    pub fn cipher(&self) -> &CredentialCipher {
+    pub fn cipher(&self) -> &SecretCipher {
         &self.cipher
     }
 

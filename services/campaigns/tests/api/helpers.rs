@@ -83,8 +83,6 @@ pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
         profiles_url: profiles_url.to_owned(),
         profiles_timeout_ms: 2000,
         tickets_url: "http://127.0.0.1:9".into(),
-        credentials_key: Some("test credentials key".into()),
-        outbound_allow_private: true,
         delivery_concurrency: 16,
         delivery_lease_ms: 10_000,
         delivery_poll_ms: 200,
@@ -94,7 +92,7 @@ pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
         delivery_max_attempts: 3,
         delivery_retry_base_ms: 50,
         public_url: None,
-        kit: KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()),
+        kit: KitConfig { credentials_key: Some("test credentials key".into()), ..KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()) },
     }
 }
 

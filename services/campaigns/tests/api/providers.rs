@@ -75,7 +75,7 @@ async fn only_administrators_configure_providers() {
 
 #[tokio::test]
 async fn relays_on_internal_addresses_are_refused_in_production() {
-    let app = spawn_app_with(|c| c.outbound_allow_private = false).await;
+    let app = spawn_app_with(|c| c.kit.outbound_allow_private = false).await;
     for host in ["127.0.0.1", "10.0.0.7", "169.254.169.254", "localhost"] {
         let request = pb::CreateProviderRequest { provider: Some(relay(host, "")), request_id: String::new() };
         let status =

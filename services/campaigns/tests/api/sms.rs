@@ -163,7 +163,7 @@ async fn refusals_by_the_provider_fail_the_message_for_good() {
 
 #[tokio::test]
 async fn provider_urls_on_internal_addresses_or_plain_http_are_refused_in_production() {
-    let app = spawn_app_with(|c| c.outbound_allow_private = false).await;
+    let app = spawn_app_with(|c| c.kit.outbound_allow_private = false).await;
     let peer = ProviderPeer::start(PeerConfig::default()).await;
     let status = assert_error(sms_provider(&app, twilio(&peer)).await, Code::InvalidArgument, "URL_NOT_ALLOWED");
     assert_eq!(violations(&status), vec![("provider.twilio.base_url".to_owned(), "URL_NOT_ALLOWED".to_owned())]);
