@@ -104,10 +104,53 @@ pub struct KitConfig {
     /// off in production, against SSRF.
     #[arg(long, env = "CRM_OUTBOUND_ALLOW_PRIVATE", default_value_t = false)]
     pub outbound_allow_private: bool,
+    /// Webhook delivery and outbox retention.
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
     /// Apply the migrations (needs the migration URL) and exit without serving,
     /// e.g. in a Kubernetes init container before a new version starts.
     #[arg(long, env = "CRM_MIGRATE_ONLY")]
     pub migrate_only: bool,
+}
+
+/// Webhook delivery (see `crm_kit::webhooks`) and how long events are kept.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookSettings {
+    /// Webhooks one replica delivers to at once (each gets one request at a
+    /// time, in order); the rest wait their turn.
+    #[arg(long, env = "CRM_WEBHOOK_CONCURRENCY", default_value_t = 256)]
+    pub webhook_concurrency: usize,
+    /// Of those, at most this many for one tenant, so that one tenant's slow
+    /// endpoints cannot hold every slot.
+    #[arg(long, env = "CRM_WEBHOOK_TENANT_CONCURRENCY", default_value_t = 16)]
+    pub webhook_tenant_concurrency: usize,
+    /// Longest a webhook request may take (connecting included).
+    #[arg(long, env = "CRM_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// Delay before the first retry of a failed delivery; doubled per failure, with jitter.
+    #[arg(long, env = "CRM_WEBHOOK_RETRY_BASE_MS", default_value_t = 5000)]
+    pub webhook_retry_base_ms: u64,
+    /// Longest delay between two attempts.
+    #[arg(long, env = "CRM_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000)]
+    pub webhook_retry_max_ms: u64,
+    /// A webhook whose deliveries have failed this long (3 days by default) is
+    /// disabled, and a `crm.webhooks.v1.WebhookDisabled` event tells the tenant.
+    #[arg(long, env = "CRM_WEBHOOK_DISABLE_AFTER_SECS", default_value_t = 259_200)]
+    pub webhook_disable_after_secs: u64,
+    /// How long a replica holds a webhook it delivers without renewing; after
+    /// a crash, another replica resumes it this long later.
+    #[arg(long, env = "CRM_WEBHOOK_LEASE_MS", default_value_t = 15_000)]
+    pub webhook_lease_ms: u64,
+    /// How often the dispatcher looks for due webhooks when no event woke it.
+    #[arg(long, env = "CRM_WEBHOOK_POLL_MS", default_value_t = 1000)]
+    pub webhook_poll_ms: u64,
+    /// Days events are kept in the outbox (for Subscribe, webhook replays and
+    /// the NATS relay); older ones are deleted.
+    #[arg(long, env = "CRM_OUTBOX_RETENTION_DAYS", default_value_t = 30)]
+    pub outbox_retention_days: u32,
+    /// How often the retention job looks for events to delete.
+    #[arg(long, env = "CRM_OUTBOX_PRUNE_POLL_MS", default_value_t = 300_000)]
+    pub outbox_prune_poll_ms: u64,
 }
 
 impl KitConfig {
@@ -137,6 +180,18 @@ impl KitConfig {
             migrate_only: false,
             credentials_key: None,
             outbound_allow_private: true,
+            webhooks: WebhookSettings {
+                webhook_concurrency: 64,
+                webhook_tenant_concurrency: 16,
+                webhook_timeout_ms: 2000,
+                webhook_retry_base_ms: 50,
+                webhook_retry_max_ms: 1000,
+                webhook_disable_after_secs: 259_200,
+                webhook_lease_ms: 3000,
+                webhook_poll_ms: 200,
+                outbox_retention_days: 30,
+                outbox_prune_poll_ms: 300_000,
+            },
         }
     }
 }

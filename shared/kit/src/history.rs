@@ -51,7 +51,8 @@ pub struct FieldChange {
     pub new_masked: Json,
 }
 
-static POOL: LazyLock<DescriptorPool> =
+/// Every message of the suite, for JSON in the REST form (history values, webhook bodies).
+pub(crate) static POOL: LazyLock<DescriptorPool> =
     LazyLock::new(|| DescriptorPool::decode(crm_proto::FILE_DESCRIPTOR_SET).expect("the suite's descriptor set decodes"));
 
 /// The fields among `fields` whose values differ between `before` and

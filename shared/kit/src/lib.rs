@@ -18,6 +18,8 @@
 //! - [`mask`]: personal data masked for callers without `pii` and for logs.
 //! - [`sealed`]: secrets encrypted at rest (provider credentials, webhook secrets).
 //! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
+//! - [`retention`]: how long the outbox keeps events.
+//! - [`webhooks`]: the service's events delivered to tenants' URLs, signed, with replay.
 
 pub mod auth;
 pub mod client;
@@ -42,9 +44,11 @@ pub mod outbox;
 pub mod pagination;
 pub mod protoenum;
 pub mod resource;
+pub mod retention;
 pub mod sealed;
 pub mod server;
 pub mod telemetry;
 pub mod time;
+pub mod webhooks;
 
 pub use error::{Error, FieldViolation, Result, required, respond};

@@ -169,12 +169,15 @@ impl EventService for EventStreamService {
         if after_position < 0 {
             return Err(Error::invalid("after_position", "INVALID_POSITION", "after_position must not be negative").into());
         }
+        if after_position > 0 {
+            crate::retention::check_not_pruned(&self.pool, principal.tenant, after_position).await?;
+        }
         let (sender, receiver) = mpsc::channel(64);
         let pump = Pump {
             pool: self.pool.clone(),
             source: self.source,
             tenant: principal.tenant,
-            types,
+            types: types.iter().map(|t| crate::webhooks::like_pattern(t)).collect(),
             wakeups: self.wakeups.subscribe(),
             shutdown: self.shutdown.clone(),
             sender,
@@ -189,6 +192,7 @@ struct Pump {
     pool: PgPool,
     source: &'static str,
     tenant: Uuid,
+    /// `LIKE` patterns of the types asked for.
     types: Vec<String>,
     wakeups: broadcast::Receiver<Uuid>,
     shutdown: watch::Receiver<bool>,
@@ -228,37 +232,68 @@ impl Pump {
     }
 
     async fn read_batch(&self, cursor: i64) -> Result<Vec<Event>, Error> {
-        let mut tx = begin_tenant(&self.pool, self.tenant).await?;
-        stamp_positions(&mut tx, self.tenant).await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT id, type, subject, time, data, traceparent, position FROM outbox
-             WHERE tenant_id = $1 AND position > $2 AND (cardinality($3::text[]) = 0 OR type = ANY($3))
-             ORDER BY position LIMIT $4",
-        )
-        .bind(self.tenant)
-        .bind(cursor)
-        .bind(&self.types)
-        .bind(BATCH)
-        .fetch_all(&mut *tx)
+        Ok(read_after(&self.pool, self.source, self.tenant, cursor, &self.types, BATCH).await?.events)
+    }
+}
+
+/// Up to `limit` of a tenant's committed events after `cursor`, oldest first.
+pub(crate) struct Batch {
+    /// The events whose type matches.
+    pub events: Vec<Event>,
+    /// The highest position stamped when the batch was read: when fewer than
+    /// `limit` events came back, none up to it was left out, so a reader
+    /// whose filter skipped events may move its cursor here.
+    pub high_water: i64,
+}
+
+/// Stamps `tenant`'s committed events (see the module docs) and reads up to
+/// `limit` of them after `cursor` whose type matches one of `patterns` (SQL
+/// `LIKE` patterns, see [`crate::webhooks::like_pattern`]; empty: every type).
+pub(crate) async fn read_after(
+    pool: &PgPool,
+    source: &str,
+    tenant: Uuid,
+    cursor: i64,
+    patterns: &[String],
+    limit: i64,
+) -> Result<Batch, Error> {
+    let mut tx = begin_tenant(pool, tenant).await?;
+    stamp_positions(&mut tx, tenant).await?;
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT id, type, subject, time, data, traceparent, position FROM outbox
+         WHERE tenant_id = $1 AND position > $2 AND (cardinality($3::text[]) = 0 OR type LIKE ANY($3))
+         ORDER BY position LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(cursor)
+    .bind(patterns)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .instrument(db_span("SELECT", "outbox"))
+    .await?;
+    let high_water: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM outbox WHERE tenant_id = $1 AND position IS NOT NULL")
+        .bind(tenant)
+        .fetch_one(&mut *tx)
         .instrument(db_span("SELECT", "outbox"))
         .await?;
-        tx.commit().await?;
-        rows.into_iter()
-            .map(|OutboxRow { id, r#type, subject, time, data, traceparent, position }| {
-                Ok(Event {
-                    id: id.to_string(),
-                    r#type,
-                    source: self.source.to_owned(),
-                    subject,
-                    time: Some(crate::time::to_timestamp(time)),
-                    tenant: self.tenant.to_string(),
-                    data: Some(prost_types::Any::decode(data.as_slice()).map_err(Error::internal)?),
-                    position,
-                    traceparent,
-                })
+    tx.commit().await?;
+    let events = rows
+        .into_iter()
+        .map(|OutboxRow { id, r#type, subject, time, data, traceparent, position }| {
+            Ok(Event {
+                id: id.to_string(),
+                r#type,
+                source: source.to_owned(),
+                subject,
+                time: Some(crate::time::to_timestamp(time)),
+                tenant: tenant.to_string(),
+                data: Some(prost_types::Any::decode(data.as_slice()).map_err(Error::internal)?),
+                position,
+                traceparent,
             })
-            .collect()
-    }
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(Batch { events, high_water })
 }
 
 /// A stamped outbox row as streamed.
@@ -275,7 +310,7 @@ struct OutboxRow {
 
 /// Gives every committed, unstamped event of `tenant` the next positions; the
 /// advisory lock is held until `tx` commits (see the module docs for why).
-async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+pub(crate) async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.outbox:' || $1::text, 0))").bind(tenant).execute(&mut **tx).await?;
     // Stamping is an event's first delivery: how long it waited is the outbox lag.
     let waits: Vec<f64> = sqlx::query_scalar(
@@ -293,7 +328,7 @@ async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
     Ok(())
 }
 
-async fn wait_for_tenant(wakeups: &mut broadcast::Receiver<Uuid>, tenant: Uuid) {
+pub(crate) async fn wait_for_tenant(wakeups: &mut broadcast::Receiver<Uuid>, tenant: Uuid) {
     loop {
         match wakeups.recv().await {
             Ok(t) if t == tenant => return,

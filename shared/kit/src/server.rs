@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use crm_proto::crm::events::v1::event_service_server::EventServiceServer;
+use crm_proto::crm::{events::v1::event_service_server::EventServiceServer, webhooks::v1::webhook_service_server::WebhookServiceServer};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::{PgPool, migrate::Migrator};
@@ -86,8 +86,30 @@ impl Kit {
             None => tracing::info!("CRM_MIGRATION_DATABASE_URL unset: not running migrations"),
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let wakeups = outbox::spawn_listener(pool.clone(), shutdown_rx);
-        Ok(Self { spec, config, pool, page_tokens, auth, shutdown, wakeups })
+        let wakeups = outbox::spawn_listener(pool.clone(), shutdown_rx.clone());
+        let kit = Self { spec, config, pool, page_tokens, auth, shutdown, wakeups };
+        kit.start_event_jobs(shutdown_rx);
+        Ok(kit)
+    }
+
+    /// Starts what every service runs over its outbox: webhook delivery and the retention job.
+    fn start_event_jobs(&self, shutdown: watch::Receiver<bool>) {
+        let settings = self.config.webhooks.clone();
+        crate::webhooks::dispatch::Dispatcher::spawn(
+            self.pool.clone(),
+            self.spec.name,
+            settings.clone(),
+            self.config.outbound_allow_private,
+            self.secret_cipher(),
+            self.wakeups.clone(),
+            shutdown.clone(),
+        );
+        let pool = self.pool.clone();
+        let retention = Duration::from_secs(u64::from(settings.outbox_retention_days) * 86_400);
+        crate::jobs::every(Duration::from_millis(settings.outbox_prune_poll_ms), shutdown, "outbox-retention", move || {
+            let pool = pool.clone();
+            async move { crate::retention::prune_round(&pool, retention, chrono::Utc::now()).await.map(drop) }
+        });
     }
 
     /// The cipher of secrets at rest: `CRM_CREDENTIALS_KEY`, else a key
@@ -106,7 +128,8 @@ impl Kit {
     }
 
     /// The set of gRPC services this process serves, holding the event stream
-    /// of its outbox (`crm.events.v1.EventService`) already; add the service's
+    /// of its outbox (`crm.events.v1.EventService`) and its webhooks
+    /// (`crm.webhooks.v1.WebhookService`) already; add the service's
     /// own with [`register_services!`](crate::register_services).
     pub fn services(&self) -> Services {
         let events = EventServiceServer::new(EventStreamService::new(
@@ -116,8 +139,16 @@ impl Kit {
             self.shutdown.subscribe(),
         ))
         .max_decoding_message_size(self.config.max_message_bytes);
+        let webhooks = WebhookServiceServer::new(crate::webhooks::api::WebhookApi::new(
+            self.pool.clone(),
+            self.page_tokens.clone(),
+            self.secret_cipher(),
+            self.config.outbound_allow_private,
+        ))
+        .max_decoding_message_size(self.config.max_message_bytes);
         let mut services = Services { routes: Routes::default(), names: Vec::new() };
         services.add(events);
+        services.add(webhooks);
         services
     }
 

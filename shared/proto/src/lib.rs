@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! Modules mirror proto packages: `crm::profiles::v1`, `crm::tickets::v1`, `crm::campaigns::v1`, `crm::events::v1`,
-//! `crm::common::v1`, `crm::gateway::v1`, and the vendored `google::{api, rpc, r#type}`.
+//! `crm::webhooks::v1`, `crm::common::v1`, `crm::gateway::v1`, and the vendored `google::{api, rpc, r#type}`.
 #![allow(clippy::all, missing_docs)]
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every proto in `proto/`, imports included.
@@ -39,6 +39,12 @@ pub mod crm {
     pub mod gateway {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/crm.gateway.v1.rs"));
+        }
+    }
+    /// Webhook subscriptions every service serves for its own events.
+    pub mod webhooks {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/crm.webhooks.v1.rs"));
         }
     }
     /// The customer domain.

@@ -18,6 +18,7 @@
 //! - [`proxy`]: a TCP proxy that can drop every connection.
 //! - [`rest`]: what a REST call through the gateway returned.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps what it receives.
+//! - [`webhooks`]: a real HTTP receiver of webhooks, scripted per test.
 
 pub mod auth;
 pub mod bench;
@@ -31,6 +32,7 @@ pub mod providers;
 pub mod proxy;
 pub mod rest;
 pub mod smtp;
+pub mod webhooks;
 
 /// Installs a log subscriber once: to stdout when `TEST_LOG` is set, else to a sink.
 pub fn init_test_logs() {

@@ -92,7 +92,10 @@ pub fn test_config(db: &TestDb, profiles_url: &str) -> Config {
         delivery_max_attempts: 3,
         delivery_retry_base_ms: 50,
         public_url: None,
-        kit: KitConfig { credentials_key: Some("test credentials key".into()), ..KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret()) },
+        kit: KitConfig {
+            credentials_key: Some("test credentials key".into()),
+            ..KitConfig::for_tests(&db.app_url, &db.owner_url, &jwt_secret())
+        },
     }
 }
 

@@ -75,6 +75,7 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
         "crm.profiles.v1.RenameRequestService".into(),
         "crm.profiles.v1.SegmentService".into(),
         "crm.profiles.v1.TransactionService".into(),
+        "crm.webhooks.v1.WebhookService".into(),
         "grpc.health.v1.Health".into(),
         "grpc.reflection.v1.ServerReflection".into(),
         "grpc.reflection.v1alpha.ServerReflection".into(),

@@ -33,3 +33,4 @@ mod timeline;
 mod transaction_imports;
 mod transactions;
 mod verification;
+mod webhooks;

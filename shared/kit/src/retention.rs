@@ -1,0 +1,124 @@
+//! Outbox retention: events older than `CRM_OUTBOX_RETENTION_DAYS` (and
+//! webhook delivery attempts as old) are deleted by a job every replica runs.
+//! Each tenant's highest pruned position is kept, so that a consumer resuming
+//! below it is told it missed events (OUT_OF_RANGE `EVENTS_PRUNED`) instead
+//! of skipping them unknowingly.
+//!
+//! Replica-safe: a tenant is pruned under a transaction-scoped advisory lock
+//! (a second replica skips it), in batches by position, and the stamping
+//! lock is taken first so that no event is stamped while its tenant is pruned.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    db::{begin_tenant, db_span, scan_due_ids},
+    error::Error,
+};
+
+/// Events deleted per statement.
+const BATCH: i64 = 5000;
+/// Tenants pruned per round.
+const TENANTS_PER_ROUND: i64 = 100;
+
+/// OUT_OF_RANGE when events of `tenant` after `after_position` were pruned.
+pub async fn check_not_pruned(pool: &PgPool, tenant: Uuid, after_position: i64) -> Result<(), Error> {
+    let mut tx = begin_tenant(pool, tenant).await?;
+    let pruned: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_pruned WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .instrument(db_span("SELECT", "outbox_pruned"))
+        .await?;
+    tx.commit().await?;
+    match pruned {
+        Some(pruned) if after_position < pruned => Err(Error::OutOfRange {
+            reason: "EVENTS_PRUNED",
+            message: format!(
+                "events after position {after_position} up to {pruned} are past the outbox retention and were deleted; \
+                 resume from position {pruned} (or 0, the oldest kept) and reconcile the gap another way"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One round of the retention job: prunes up to [`TENANTS_PER_ROUND`]
+/// tenants' events committed before `now - retention`; the number deleted.
+pub async fn prune_round(pool: &PgPool, retention: Duration, now: DateTime<Utc>) -> Result<u64, Error> {
+    let cutoff = now - chrono::Duration::from_std(retention).map_err(Error::internal)?;
+    let tenants = scan_due_ids(
+        pool,
+        "outbox-retention",
+        "outbox",
+        "SELECT DISTINCT tenant_id FROM outbox WHERE time < $1 LIMIT $2",
+        cutoff,
+        TENANTS_PER_ROUND,
+    )
+    .await?;
+    let mut deleted = 0;
+    for tenant in tenants {
+        deleted += prune_tenant(pool, tenant, cutoff).await?;
+    }
+    Ok(deleted)
+}
+
+/// Deletes `tenant`'s events (and webhook attempts) from before `cutoff`, a batch per transaction.
+async fn prune_tenant(pool: &PgPool, tenant: Uuid, cutoff: DateTime<Utc>) -> Result<u64, Error> {
+    let mut deleted = 0;
+    loop {
+        let mut tx = begin_tenant(pool, tenant).await?;
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox.prune:' || $1::text, 0))")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !mine {
+            return Ok(deleted);
+        }
+        // Stamped first: an old event not yet stamped gets its position now, so
+        // the watermark covers it.
+        crate::outbox::stamp_positions(&mut tx, tenant).await?;
+        let (count, highest): (i64, Option<i64>) = sqlx::query_as(
+            "WITH doomed AS (
+                 SELECT seq FROM outbox WHERE tenant_id = $1 AND time < $2 AND position IS NOT NULL ORDER BY position LIMIT $3
+             ), gone AS (
+                 DELETE FROM outbox o USING doomed d WHERE o.seq = d.seq RETURNING o.position
+             )
+             SELECT count(*), max(position) FROM gone",
+        )
+        .bind(tenant)
+        .bind(cutoff)
+        .bind(BATCH)
+        .fetch_one(&mut *tx)
+        .instrument(db_span("DELETE", "outbox"))
+        .await?;
+        if let Some(highest) = highest {
+            sqlx::query(
+                "INSERT INTO outbox_pruned (tenant_id, position, prune_time) VALUES ($1, $2, now())
+                 ON CONFLICT (tenant_id) DO UPDATE SET position = greatest(outbox_pruned.position, excluded.position), prune_time = now()",
+            )
+            .bind(tenant)
+            .bind(highest)
+            .execute(&mut *tx)
+            .instrument(db_span("INSERT", "outbox_pruned"))
+            .await?;
+        }
+        sqlx::query("DELETE FROM webhook_attempts WHERE tenant_id = $1 AND attempt_time < $2")
+            .bind(tenant)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .instrument(db_span("DELETE", "webhook_attempts"))
+            .await?;
+        tx.commit().await?;
+        deleted += count as u64;
+        if count < BATCH {
+            if deleted > 0 {
+                tracing::info!(%tenant, deleted, "outbox events past retention deleted");
+            }
+            return Ok(deleted);
+        }
+    }
+}
