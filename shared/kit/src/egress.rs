@@ -12,6 +12,9 @@ use std::{
 
 use reqwest::{Client, Url};
 
+/// Longest a host's DNS lookup may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Why an outbound address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EgressError {
@@ -31,8 +34,10 @@ pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Socke
     let host_only = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<SocketAddr> = match host_only.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host_only, port))
+        // Bounded: a resolver that does not answer must not hold a request (or a delivery) for long.
+        Err(_) => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host_only, port)))
             .await
+            .map_err(|_| EgressError::Unresolvable { host: host.to_owned(), reason: "the DNS lookup timed out".into() })?
             .map_err(|e| EgressError::Unresolvable { host: host.to_owned(), reason: e.to_string() })?
             .collect(),
     };

@@ -228,13 +228,35 @@ impl<A: Apply> Follower<A> {
     }
 
     /// Reads the stream from the stored position and applies every event; returns when it ends.
+    async fn subscribe(
+        &self,
+        tenant: Uuid,
+        after: i64,
+    ) -> anyhow::Result<Result<tonic::Response<tonic::Streaming<crm_proto::crm::events::v1::SubscribeResponse>>, tonic::Status>> {
+        let mut request = tonic::Request::new(SubscribeRequest { after_position: after, types: self.source.types.clone() });
+        request.metadata_mut().insert("authorization", format!("Bearer {}", self.tokens.mint(tenant)?).parse()?);
+        Ok(EventServiceClient::new(self.channel.clone()).subscribe(request).await)
+    }
+
     async fn read(&self, tenant: Uuid) -> anyhow::Result<()> {
         let mut tx = begin_tenant(&self.pool, tenant).await?;
         let after = position(&mut tx, tenant, self.source.name).await?;
         tx.commit().await?;
-        let mut request = tonic::Request::new(SubscribeRequest { after_position: after, types: self.source.types.clone() });
-        request.metadata_mut().insert("authorization", format!("Bearer {}", self.tokens.mint(tenant)?).parse()?);
-        let mut events = EventServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner();
+        let mut events = match self.subscribe(tenant, after).await? {
+            Err(status) if status.code() == tonic::Code::OutOfRange => {
+                // Events after our position were pruned by the producer's
+                // retention before we read them (we were stopped for longer
+                // than it keeps events). They are gone: say so loudly and
+                // carry on from the oldest event kept, rather than stop for good.
+                tracing::error!(
+                    source = self.source.name, tenant = %tenant, after, error = %status.message(),
+                    "events were pruned before this consumer read them; resuming from the oldest event kept"
+                );
+                self.subscribe(tenant, 0).await??
+            }
+            result => result?,
+        }
+        .into_inner();
         while let Some(message) = events.next().await {
             // With the first event, whatever else has already arrived: a backlog is applied in batches.
             let mut batch: Vec<Event> = message?.event.into_iter().collect();

@@ -23,6 +23,12 @@ pub const LOCAL: &str = "gateway";
 /// The services the gateway serves itself (they need no `CRM_BACKENDS` entry).
 pub const LOCAL_SERVICES: &[&str] = &["crm.gateway.v1.OverviewService"];
 
+/// Packages every service serves about itself (the kit's event stream and
+/// webhooks): routed once per backend package, under `/v1/{source}/…` — e.g.
+/// `/v1/profiles/webhooks`, `/v1/tickets/events:subscribe` — unless a
+/// `CRM_BACKENDS` entry names the package itself.
+pub const PER_SOURCE_PACKAGES: &[&str] = &["crm.events.v1", "crm.webhooks.v1"];
+
 /// Where the HTTP body goes in the request message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyBinding {
@@ -134,6 +140,20 @@ impl BackendMap {
         find(service.full_name()).or_else(|| find(service.package_name()))
     }
 
+    /// `(source, url)` of every backend keyed by a domain package
+    /// `crm.<source>.v1` (profiles, tickets, …): where each source's
+    /// [`PER_SOURCE_PACKAGES`] are routed.
+    pub fn sources(&self) -> Vec<(&str, &str)> {
+        self.entries
+            .iter()
+            .filter(|(key, _)| !PER_SOURCE_PACKAGES.contains(&key.as_str()))
+            .filter_map(|(key, url)| match key.split('.').collect::<Vec<_>>()[..] {
+                ["crm", source, "v1"] => Some((source, url.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every distinct backend URL with the keys that point at it.
     pub fn urls(&self) -> BTreeSet<&str> {
         self.entries.iter().map(|(_, url)| url.as_str()).collect()
@@ -193,8 +213,9 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Reads the `google.api.http` rule of every method of every service in
-    /// `pool` whose package (or name) has a backend in `backends`. Methods
-    /// without a rule, and services without a backend, are not routed.
+    /// `pool` whose package (or name) has a backend in `backends`, and the
+    /// [`PER_SOURCE_PACKAGES`] once per source. Methods without a rule, and
+    /// services without a backend, are not routed.
     pub fn from_pool(pool: &DescriptorPool, backends: &BackendMap) -> Result<Self, RouteError> {
         let Some(extension) = pool.get_extension_by_name("google.api.http") else {
             return Ok(Self::default());
@@ -203,31 +224,14 @@ impl RouteTable {
         for service in pool.services() {
             // Services the gateway composes itself need no backend entry.
             let local = LOCAL_SERVICES.contains(&service.full_name()).then_some(LOCAL);
-            let Some(backend) = backends.backend_for(&service).or(local) else { continue };
-            for rpc in service.methods() {
-                let options = rpc.options();
-                if !options.has_extension(&extension) {
-                    continue;
-                }
-                let rule = match options.get_extension(&extension).as_ref() {
-                    Value::Message(m) => m.transcode_to::<HttpRule>().map_err(|e| RouteError::Field {
-                        method: rpc.full_name().to_owned(),
-                        message: format!("unreadable google.api.http rule: {e}"),
-                    })?,
-                    _ => continue,
-                };
-                for binding in std::iter::once(&rule).chain(&rule.additional_bindings) {
-                    let route = route_for(&rpc, binding, backend)?;
-                    if !servable(&route) {
-                        tracing::warn!(rpc = rpc.full_name(), template = %route.template, "streaming RPC not served over REST: only client streams whose body is a google.api.HttpBody are");
-                        continue;
+            match backends.backend_for(&service).or(local) {
+                Some(backend) => add_routes(&mut routes, &extension, &service, backend, None)?,
+                None if PER_SOURCE_PACKAGES.contains(&service.package_name()) => {
+                    for (source, backend) in backends.sources() {
+                        add_routes(&mut routes, &extension, &service, backend, Some(source))?;
                     }
-                    if routes.iter().any(|r| r.method == route.method && r.template == route.template) {
-                        tracing::warn!(method = %route.method, template = %route.template, rpc = rpc.full_name(), "duplicate HTTP binding ignored");
-                        continue;
-                    }
-                    routes.push(route);
                 }
+                None => {}
             }
         }
         Ok(Self { routes })
@@ -260,7 +264,44 @@ impl RouteTable {
     }
 }
 
-fn route_for(rpc: &MethodDescriptor, rule: &HttpRule, backend: &str) -> Result<Route, RouteError> {
+/// Adds the routes of every method of `service` that `backend` serves, under
+/// `/v1/{source}/…` when `source` is given (see [`PER_SOURCE_PACKAGES`]).
+fn add_routes(
+    routes: &mut Vec<Route>,
+    extension: &prost_reflect::ExtensionDescriptor,
+    service: &ServiceDescriptor,
+    backend: &str,
+    source: Option<&str>,
+) -> Result<(), RouteError> {
+    for rpc in service.methods() {
+        let options = rpc.options();
+        if !options.has_extension(extension) {
+            continue;
+        }
+        let rule = match options.get_extension(extension).as_ref() {
+            Value::Message(m) => m.transcode_to::<HttpRule>().map_err(|e| RouteError::Field {
+                method: rpc.full_name().to_owned(),
+                message: format!("unreadable google.api.http rule: {e}"),
+            })?,
+            _ => continue,
+        };
+        for binding in std::iter::once(&rule).chain(&rule.additional_bindings) {
+            let route = route_for(&rpc, binding, backend, source)?;
+            if !servable(&route) {
+                tracing::warn!(rpc = rpc.full_name(), template = %route.template, "streaming RPC not served over REST: only client streams whose body is a google.api.HttpBody are");
+                continue;
+            }
+            if routes.iter().any(|r| r.method == route.method && r.template == route.template) {
+                tracing::warn!(method = %route.method, template = %route.template, rpc = rpc.full_name(), "duplicate HTTP binding ignored");
+                continue;
+            }
+            routes.push(route);
+        }
+    }
+    Ok(())
+}
+
+fn route_for(rpc: &MethodDescriptor, rule: &HttpRule, backend: &str, source: Option<&str>) -> Result<Route, RouteError> {
     let name = || rpc.full_name().to_owned();
     let (method, path) = match &rule.pattern {
         Some(Pattern::Get(p)) => (Method::GET, p.as_str()),
@@ -274,7 +315,14 @@ fn route_for(rpc: &MethodDescriptor, rule: &HttpRule, backend: &str) -> Result<R
         }
         None => return Err(RouteError::Field { method: name(), message: "google.api.http rule without a pattern".into() }),
     };
-    let template = PathTemplate::parse(path).map_err(|source| RouteError::Template { method: name(), source })?;
+    let path = match source {
+        Some(source) => match path.strip_prefix("/v1/") {
+            Some(rest) => format!("/v1/{source}/{rest}"),
+            None => return Err(RouteError::Field { method: name(), message: format!("{path:?} does not start with /v1/") }),
+        },
+        None => path.to_owned(),
+    };
+    let template = PathTemplate::parse(&path).map_err(|source| RouteError::Template { method: name(), source })?;
     let input = rpc.input();
     for var in template.variables() {
         let field = resolve_field_path(&input, &var.field_path).map_err(|message| RouteError::Field { method: name(), message })?;
@@ -349,6 +397,24 @@ mod tests {
     }
 
     #[test]
+    fn the_kits_services_are_routed_once_per_source() {
+        let table = crm_table();
+        let (route, _) = found(&table, Method::POST, "/v1/profiles/webhooks");
+        assert_eq!(route.grpc_path(), "/crm.webhooks.v1.WebhookService/CreateWebhook");
+        assert_eq!(route.backend, "http://p:1");
+        let (route, vars) = found(&table, Method::GET, "/v1/tickets/webhooks/w1");
+        assert_eq!((route.rpc.name(), route.backend.as_str()), ("GetWebhook", "http://t:2"));
+        assert_eq!(vars, vec![(vec!["name".to_owned()], "webhooks/w1".to_owned())], "the name without the source");
+        assert_eq!(route.http_route(), "/v1/tickets/{name=webhooks/*}");
+        let (route, _) = found(&table, Method::GET, "/v1/profiles/webhooks/w1/deliveries");
+        assert_eq!(route.rpc.name(), "ListWebhookDeliveries");
+        let (route, _) = found(&table, Method::GET, "/v1/tickets/events:subscribe");
+        assert_eq!((route.rpc.name(), route.backend.as_str()), ("Subscribe", "http://t:2"));
+        assert!(matches!(table.lookup(&Method::POST, "/v1/webhooks"), Lookup::NotFound), "no unprefixed route: whose would it be?");
+        assert!(matches!(table.lookup(&Method::GET, "/v1/campaigns/webhooks"), Lookup::NotFound), "campaigns has no backend here");
+    }
+
+    #[test]
     fn every_crm_rpc_with_a_backend_is_routed() {
         let table = crm_table();
         let (route, vars) = found(&table, Method::GET, "/v1/customers/abc");
@@ -369,9 +435,14 @@ mod tests {
         assert_eq!(found(&table, Method::GET, "/v1/customers").0.rpc.name(), "ListCustomers");
         assert_eq!(found(&table, Method::POST, "/v1/tickets/t1/comments").0.rpc.name(), "AddComment");
         assert_eq!(found(&table, Method::GET, "/v1/tickets/t1/comments").0.rpc.name(), "ListComments");
-        // Every routed method is a method of a configured package, and the
-        // events package (served by every service) has no backend by default.
-        assert!(table.routes().iter().all(|r| r.rpc.parent_service().package_name() != "crm.events.v1"));
+        // The events package (served by every service) is routed per source only.
+        assert!(
+            table
+                .routes()
+                .iter()
+                .filter(|r| r.rpc.parent_service().package_name() == "crm.events.v1")
+                .all(|r| r.http_route().starts_with("/v1/profiles/") || r.http_route().starts_with("/v1/tickets/"))
+        );
         assert!(table.routes().len() > 40, "{}", table.routes().len());
     }
 

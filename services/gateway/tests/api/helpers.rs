@@ -41,7 +41,9 @@ pub async fn spawn_gateway_with_profiles_env(profiles_env: &[(&str, String)], cu
     let profiles_db = fresh_database("profiles").await.unwrap();
     let profiles = spawn_service(binary("crm-profiles"), &profiles_db, profiles_env).await;
     let tickets_db = fresh_database("tickets").await.unwrap();
-    let tickets = spawn_service(binary("crm-tickets"), &tickets_db, &[("CRM_PROFILES_URL", profiles.url.clone())]).await;
+    // Webhook receivers in tests live on loopback.
+    let tickets_env = [("CRM_PROFILES_URL", profiles.url.clone()), ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned())];
+    let tickets = spawn_service(binary("crm-tickets"), &tickets_db, &tickets_env).await;
     let mut config = Config::for_tests(&format!("crm.profiles.v1={},crm.tickets.v1={}", profiles.url, tickets.url), &jwt_secret());
     customise(&mut config);
     let app = Application::build(config).await.expect("the gateway builds");

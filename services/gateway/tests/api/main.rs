@@ -16,3 +16,4 @@ mod openapi;
 mod overview;
 mod protocol;
 mod tickets;
+mod webhooks;
