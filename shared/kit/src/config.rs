@@ -107,6 +107,9 @@ pub struct KitConfig {
     /// Webhook delivery and outbox retention.
     #[command(flatten)]
     pub webhooks: WebhookSettings,
+    /// The optional NATS JetStream relay.
+    #[command(flatten)]
+    pub relay: RelaySettings,
     /// Apply the migrations (needs the migration URL) and exit without serving,
     /// e.g. in a Kubernetes init container before a new version starts.
     #[arg(long, env = "CRM_MIGRATE_ONLY")]
@@ -153,6 +156,26 @@ pub struct WebhookSettings {
     pub outbox_prune_poll_ms: u64,
 }
 
+/// The NATS JetStream relay (see `crm_kit::relay`): off unless `CRM_NATS_URL` is set.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelaySettings {
+    /// NATS server(s) to relay every committed event to, e.g.
+    /// `nats://nats:4222` (comma-separated for a cluster). Unset: no relay.
+    #[arg(long, env = "CRM_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// How long JetStream remembers a message id to drop a duplicate: longer
+    /// than a relay can take to resume after a crash.
+    #[arg(long, env = "CRM_NATS_DUPLICATE_WINDOW_SECS", default_value_t = 600)]
+    pub nats_duplicate_window_secs: u64,
+    /// How long a replica holds a tenant's relay without renewing; after a
+    /// crash, another replica resumes it this long later.
+    #[arg(long, env = "CRM_RELAY_LEASE_MS", default_value_t = 15_000)]
+    pub relay_lease_ms: u64,
+    /// How often the relay looks for tenants with events to publish when no event woke it.
+    #[arg(long, env = "CRM_RELAY_POLL_MS", default_value_t = 1000)]
+    pub relay_poll_ms: u64,
+}
+
 impl KitConfig {
     /// Default request deadline.
     pub fn request_timeout(&self) -> Duration {
@@ -192,6 +215,7 @@ impl KitConfig {
                 outbox_retention_days: 30,
                 outbox_prune_poll_ms: 300_000,
             },
+            relay: RelaySettings { nats_url: None, nats_duplicate_window_secs: 600, relay_lease_ms: 3000, relay_poll_ms: 200 },
         }
     }
 }

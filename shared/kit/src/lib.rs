@@ -19,6 +19,7 @@
 //! - [`sealed`]: secrets encrypted at rest (provider credentials, webhook secrets).
 //! - [`idempotency`], [`outbox`]: request ids and the transactional outbox/event stream.
 //! - [`retention`]: how long the outbox keeps events.
+//! - [`relay`]: the optional NATS JetStream relay of every committed event.
 //! - [`webhooks`]: the service's events delivered to tenants' URLs, signed, with replay.
 
 pub mod auth;
@@ -35,6 +36,7 @@ pub mod follow;
 pub mod history;
 pub mod idempotency;
 pub mod jobs;
+pub mod leased;
 pub mod link;
 pub mod mask;
 pub mod metrics;
@@ -43,6 +45,7 @@ pub mod money;
 pub mod outbox;
 pub mod pagination;
 pub mod protoenum;
+pub mod relay;
 pub mod resource;
 pub mod retention;
 pub mod sealed;

@@ -88,7 +88,8 @@ impl Kit {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let wakeups = outbox::spawn_listener(pool.clone(), shutdown_rx.clone());
         let kit = Self { spec, config, pool, page_tokens, auth, shutdown, wakeups };
-        kit.start_event_jobs(shutdown_rx);
+        kit.start_event_jobs(shutdown_rx.clone());
+        crate::relay::Relay::start(kit.pool.clone(), spec.name, kit.config.relay.clone(), kit.wakeups.clone(), shutdown_rx).await?;
         Ok(kit)
     }
 

@@ -13,6 +13,7 @@
 //! - [`events`]: reading a service's event stream.
 //! - [`bench`]: load with N calls in flight, latency, CPU per call and RSS, pgbench references.
 //! - [`process`]: real service processes (and the gateway) on free ports.
+//! - [`nats`]: a real nats-server with JetStream; [`jetstream`]: what a stream holds.
 //! - [`otlp`]: a real OTLP/gRPC collector that keeps spans and metrics.
 //! - [`providers`]: real HTTP peers speaking Twilio's, Aliyun's and a signed webhook's wire formats.
 //! - [`proxy`]: a TCP proxy that can drop every connection.
@@ -25,6 +26,8 @@ pub mod bench;
 pub mod database;
 pub mod events;
 pub mod fcm;
+pub mod jetstream;
+pub mod nats;
 pub mod otlp;
 mod peer;
 pub mod process;

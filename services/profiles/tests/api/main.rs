@@ -24,6 +24,7 @@ mod payment_accounts;
 mod premises;
 mod privacy;
 mod related_persons;
+mod relay;
 mod rename;
 mod segments;
 mod shutdown;

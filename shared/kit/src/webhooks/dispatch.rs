@@ -10,8 +10,7 @@
 //! those events go out again, with the same `webhook-id`.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -19,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crm_proto::crm::{events::v1::Event, webhooks::v1::WebhookDisabled};
 use reqwest::Client;
 use sqlx::PgPool;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -33,6 +32,7 @@ use crate::{
     config::WebhookSettings,
     db::{begin_tenant, scan_due},
     error::{Error, cause_chain},
+    leased::{self, LeasedWork, Limits},
     outbox::{read_after, wait_for_tenant},
     sealed::SecretCipher,
 };
@@ -50,8 +50,6 @@ const LINGER: Duration = Duration::from_secs(2);
 const SCAN_LIMIT: i64 = 1000;
 /// Answer bytes read before a connection is given up rather than drained.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-/// Least time between two scans started by notifications.
-const SCAN_SPACING: Duration = Duration::from_millis(20);
 
 /// What the dispatcher of one service needs.
 pub struct Dispatcher {
@@ -64,9 +62,6 @@ pub struct Dispatcher {
     owner: Uuid,
     wakeups: broadcast::Sender<Uuid>,
     shutdown: watch::Receiver<bool>,
-    /// Webhooks with a worker here, by id, with their tenant.
-    running: Mutex<HashMap<Uuid, Uuid>>,
-    slots: Arc<Semaphore>,
 }
 
 impl Dispatcher {
@@ -80,7 +75,11 @@ impl Dispatcher {
         wakeups: broadcast::Sender<Uuid>,
         shutdown: watch::Receiver<bool>,
     ) {
-        let slots = Arc::new(Semaphore::new(settings.webhook_concurrency.max(1)));
+        let limits = Limits {
+            total: settings.webhook_concurrency,
+            per_tenant: settings.webhook_tenant_concurrency,
+            poll: Duration::from_millis(settings.webhook_poll_ms),
+        };
         let dispatcher = Arc::new(Self {
             pool,
             source,
@@ -88,12 +87,10 @@ impl Dispatcher {
             allow_private,
             cipher,
             owner: Uuid::now_v7(),
-            wakeups,
-            shutdown,
-            running: Mutex::new(HashMap::new()),
-            slots,
+            wakeups: wakeups.clone(),
+            shutdown: shutdown.clone(),
         });
-        tokio::spawn(dispatcher.scan_loop());
+        leased::spawn(dispatcher, limits, &wakeups, shutdown);
     }
 
     fn policy(&self) -> RetryPolicy {
@@ -107,54 +104,20 @@ impl Dispatcher {
     fn lease(&self) -> Duration {
         Duration::from_millis(self.settings.webhook_lease_ms)
     }
+}
 
-    /// Scans for due webhooks every poll interval, and soon after any of the
-    /// service's events commits, and starts their workers.
-    async fn scan_loop(self: Arc<Self>) {
-        let mut wakeups = self.wakeups.subscribe();
-        let mut shutdown = self.shutdown.clone();
-        let poll = Duration::from_millis(self.settings.webhook_poll_ms);
-        loop {
-            if let Err(err) = self.scan().await {
-                tracing::warn!(error = %cause_chain(&err), "webhook scan failed; retrying");
-            }
-            let woken = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
-                _ = tokio::time::sleep(poll) => None,
-                woken = wakeups.recv() => Some(woken.is_ok()),
-            };
-            match woken {
-                // Events often commit in bursts: one scan for the burst.
-                Some(true) => {
-                    tokio::time::sleep(SCAN_SPACING).await;
-                    while wakeups.try_recv().is_ok() {}
-                }
-                // Lagged (scan now) or closed (poll only).
-                Some(false) => wakeups = wakeups.resubscribe(),
-                None => {}
-            }
-        }
+impl LeasedWork for Dispatcher {
+    const NAME: &'static str = "webhooks";
+
+    async fn due(&self) -> Result<Vec<(Uuid, Uuid)>, Error> {
+        scan_due(&self.pool, "webhook-scan", "webhook_cursors", store::DUE_SQL, Utc::now(), SCAN_LIMIT).await
     }
 
-    async fn scan(self: &Arc<Self>) -> Result<(), Error> {
-        let due: Vec<(Uuid, Uuid)> =
-            scan_due(&self.pool, "webhook-scan", "webhook_cursors", store::DUE_SQL, Utc::now(), SCAN_LIMIT).await?;
-        for (tenant, webhook) in due {
-            {
-                let running = self.running.lock().expect("not poisoned");
-                if running.contains_key(&webhook)
-                    || running.values().filter(|t| **t == tenant).count() >= self.settings.webhook_tenant_concurrency.max(1)
-                {
-                    continue;
-                }
-            }
-            let Ok(slot) = self.slots.clone().try_acquire_owned() else { break };
-            self.running.lock().expect("not poisoned").insert(webhook, tenant);
-            let worker = Worker { dispatcher: self.clone(), tenant, webhook, _slot: slot };
-            let span = tracing::info_span!("webhook.worker", webhook = %WEBHOOK.name(webhook));
-            tokio::spawn(worker.run().instrument(span));
-        }
-        Ok(())
+    async fn run(self: Arc<Self>, tenant: Uuid, webhook: Uuid) -> Result<(), Error> {
+        Worker { dispatcher: self, tenant, webhook }
+            .deliver()
+            .instrument(tracing::info_span!("webhook.worker", webhook = %WEBHOOK.name(webhook)))
+            .await
     }
 }
 
@@ -163,13 +126,6 @@ struct Worker {
     dispatcher: Arc<Dispatcher>,
     tenant: Uuid,
     webhook: Uuid,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.dispatcher.running.lock().expect("not poisoned").remove(&self.webhook);
-    }
 }
 
 /// A worker's state between records.
@@ -196,12 +152,6 @@ enum End {
 }
 
 impl Worker {
-    async fn run(self) {
-        if let Err(err) = self.deliver().await {
-            tracing::warn!(error = %cause_chain(&err), "webhook delivery stopped; the lease lapses and it resumes later");
-        }
-    }
-
     async fn deliver(&self) -> Result<(), Error> {
         let d = &self.dispatcher;
         let now = Utc::now();

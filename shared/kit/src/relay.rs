@@ -1,0 +1,365 @@
+//! The NATS JetStream relay (optional; on when `CRM_NATS_URL` is set): every
+//! committed event of the service is published to the JetStream stream
+//! `CRM_<SERVICE>` under the subject `crm.<service>.<tenant>.<type>`, each
+//! tenant's in position order, with `Nats-Msg-Id` = the event id, so that
+//! JetStream drops the copies a relay publishes again after a crash. How far
+//! each tenant is relayed is recorded in the service's database
+//! (`relay_cursors`), only after JetStream acknowledged the events.
+//!
+//! Message: the `crm.events.v1.Event` envelope, protobuf-encoded (as
+//! `Subscribe` streams it), with headers `Nats-Msg-Id`, `Crm-Event-Type`,
+//! `Crm-Position`, `Content-Type: application/protobuf` and the event's
+//! `traceparent`. Tenants are relayed one worker each under a lease (see
+//! [`crate::leased`]); a tenant first seen is relayed from its oldest event kept.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
+use chrono::Utc;
+use crm_proto::crm::events::v1::Event;
+use prost::Message;
+use sqlx::PgPool;
+use tokio::sync::{OnceCell, broadcast, watch};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    config::RelaySettings,
+    db::{begin_tenant, db_span, scan_due, scan_due_ids},
+    error::Error,
+    leased::{self, LeasedWork, Limits},
+    outbox::{read_after, wait_for_tenant},
+};
+
+/// Events published before their acknowledgements are awaited.
+const BATCH: i64 = 256;
+/// How long a worker with nothing to publish waits for its tenant's next event.
+const LINGER: Duration = Duration::from_secs(2);
+/// How often every tenant with events is looked for (besides those announced by notifications).
+const DISCOVER_EVERY: Duration = Duration::from_secs(30);
+/// Tenants relayed at once by one replica.
+const WORKERS: usize = 64;
+/// Longest wait before NATS is tried again after a failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Tenants with a relay cursor, their events not all relayed, not leased.
+const DUE_SQL: &str = "SELECT c.tenant_id, c.tenant_id FROM relay_cursors c
+     WHERE (c.due_time IS NULL OR c.due_time <= $1) AND (c.lease_until IS NULL OR c.lease_until < $1)
+       AND (EXISTS (SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.position IS NULL)
+            OR EXISTS (SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.position > c.position))
+     LIMIT $2";
+
+/// Every tenant with events, by a loose scan of the outbox's indexes (one probe per tenant).
+const TENANTS_SQL: &str = "WITH RECURSIVE stamped(tenant_id) AS (
+         (SELECT tenant_id FROM outbox WHERE position IS NOT NULL ORDER BY tenant_id, position LIMIT 1)
+         UNION ALL
+         SELECT (SELECT o.tenant_id FROM outbox o WHERE o.position IS NOT NULL AND o.tenant_id > s.tenant_id
+                 ORDER BY o.tenant_id, o.position LIMIT 1)
+         FROM stamped s WHERE s.tenant_id IS NOT NULL
+     ), unstamped(tenant_id) AS (
+         (SELECT tenant_id FROM outbox WHERE position IS NULL ORDER BY tenant_id, seq LIMIT 1)
+         UNION ALL
+         SELECT (SELECT o.tenant_id FROM outbox o WHERE o.position IS NULL AND o.tenant_id > u.tenant_id
+                 ORDER BY o.tenant_id, o.seq LIMIT 1)
+         FROM unstamped u WHERE u.tenant_id IS NOT NULL
+     )
+     SELECT tenant_id FROM stamped WHERE tenant_id IS NOT NULL AND $1::timestamptz IS NOT NULL
+     UNION SELECT tenant_id FROM unstamped WHERE tenant_id IS NOT NULL
+     LIMIT $2";
+
+/// The relay of one service.
+pub struct Relay {
+    pool: PgPool,
+    source: &'static str,
+    settings: RelaySettings,
+    jetstream: jetstream::Context,
+    stream: OnceCell<()>,
+    /// This process, as the lease owner.
+    owner: Uuid,
+    /// Tenants known to have a cursor.
+    known: Mutex<HashSet<Uuid>>,
+    /// Notifications not yet looked at for new tenants.
+    announced: Mutex<broadcast::Receiver<Uuid>>,
+    discovered: Mutex<Option<Instant>>,
+    wakeups: broadcast::Sender<Uuid>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The JetStream stream of `source`'s events, e.g. `CRM_PROFILES`.
+pub fn stream_name(source: &str) -> String {
+    format!("CRM_{}", source.to_uppercase())
+}
+
+/// The subject of `event` from `source`: `crm.<source>.<tenant>.<type>`.
+pub fn subject(source: &str, event: &Event) -> String {
+    format!("crm.{source}.{}.{}", event.tenant, event.r#type)
+}
+
+impl Relay {
+    /// Starts relaying `source`'s events if `settings` name a NATS server.
+    /// Connecting goes on in the background, so a NATS outage at start-up
+    /// delays the relay, not the service.
+    pub async fn start(
+        pool: PgPool,
+        source: &'static str,
+        settings: RelaySettings,
+        wakeups: broadcast::Sender<Uuid>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let Some(url) = settings.nats_url.clone() else { return Ok(()) };
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("crm-{source}-relay"))
+            .retry_on_initial_connect()
+            .connect(url.as_str())
+            .await
+            .map_err(|e| anyhow::anyhow!("CRM_NATS_URL {url:?}: {e}"))?;
+        let limits = Limits { total: WORKERS, per_tenant: 1, poll: Duration::from_millis(settings.relay_poll_ms) };
+        let relay = Arc::new(Self {
+            pool,
+            source,
+            settings,
+            jetstream: jetstream::new(client),
+            stream: OnceCell::new(),
+            owner: Uuid::now_v7(),
+            known: Mutex::new(HashSet::new()),
+            announced: Mutex::new(wakeups.subscribe()),
+            discovered: Mutex::new(None),
+            wakeups: wakeups.clone(),
+            shutdown: shutdown.clone(),
+        });
+        tracing::info!(stream = %stream_name(source), "relaying events to NATS JetStream");
+        leased::spawn(relay, limits, &wakeups, shutdown);
+        Ok(())
+    }
+
+    /// Creates the stream if it does not exist (an existing one is used as its operator configured it).
+    async fn ensure_stream(&self) -> Result<(), Error> {
+        self.stream
+            .get_or_try_init(|| async {
+                let config = stream::Config {
+                    name: stream_name(self.source),
+                    subjects: vec![format!("crm.{}.>", self.source)],
+                    duplicate_window: Duration::from_secs(self.settings.nats_duplicate_window_secs),
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                };
+                self.jetstream.get_or_create_stream(config).await.map(drop).map_err(|e| nats_error("creating the stream", e))
+            })
+            .await
+            .copied()
+    }
+
+    /// Gives every tenant with events a cursor: those announced since the last
+    /// look, and every tenant now and then (a notification can be missed).
+    async fn discover(&self) -> Result<(), Error> {
+        let mut found: Vec<Uuid> = Vec::new();
+        let mut rescan = false;
+        {
+            let mut announced = self.announced.lock().expect("not poisoned");
+            loop {
+                match announced.try_recv() {
+                    Ok(tenant) => found.push(tenant),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => rescan = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        let due = self.discovered.lock().expect("not poisoned").is_none_or(|at| at.elapsed() >= DISCOVER_EVERY);
+        if rescan || due {
+            found.extend(scan_due_ids(&self.pool, "relay-scan", "outbox", TENANTS_SQL, Utc::now(), 100_000).await?);
+            *self.discovered.lock().expect("not poisoned") = Some(Instant::now());
+        }
+        for tenant in found {
+            if self.known.lock().expect("not poisoned").contains(&tenant) {
+                continue;
+            }
+            let mut tx = begin_tenant(&self.pool, tenant).await?;
+            sqlx::query("INSERT INTO relay_cursors (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(tenant)
+                .execute(&mut *tx)
+                .instrument(db_span("INSERT", "relay_cursors"))
+                .await?;
+            tx.commit().await?;
+            self.known.lock().expect("not poisoned").insert(tenant);
+        }
+        Ok(())
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(self.settings.relay_lease_ms as i64)
+    }
+
+    /// Records `position` (and the failures that hold the next try back);
+    /// `keep` renews the lease, else gives it up. False when the lease was lost.
+    async fn record(&self, tenant: Uuid, position: i64, failures: i32, keep: bool) -> Result<bool, Error> {
+        let now = Utc::now();
+        let due = (failures > 0).then(|| now + chrono::Duration::from_std(backoff(failures)).unwrap_or(chrono::Duration::MAX));
+        let lease_until = keep.then(|| now + self.lease());
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let updated = sqlx::query(
+            "UPDATE relay_cursors SET position = greatest(position, $3), failures = $4, due_time = $5, lease_until = $6,
+                 lease_owner = CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE lease_owner END
+             WHERE tenant_id = $1 AND lease_owner = $2",
+        )
+        .bind(tenant)
+        .bind(self.owner)
+        .bind(position)
+        .bind(failures)
+        .bind(due)
+        .bind(lease_until)
+        .execute(&mut *tx)
+        .instrument(db_span("UPDATE", "relay_cursors"))
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(updated == 1)
+    }
+
+    /// Publishes `events` and waits for JetStream's acknowledgements: the
+    /// position of the last event acknowledged in an unbroken run from the
+    /// first, and whether all were.
+    async fn publish(&self, events: &[Event], mut position: i64) -> (i64, bool) {
+        let mut acks: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(events.len());
+        for event in events {
+            let message = PublishMessage::build()
+                .payload(event.encode_to_vec().into())
+                .message_id(&event.id)
+                .header("Crm-Event-Type", event.r#type.as_str())
+                .header("Crm-Position", event.position.to_string().as_str())
+                .header("Content-Type", "application/protobuf")
+                .header("traceparent", event.traceparent.as_str());
+            match self.jetstream.send_publish(subject(self.source, event), message).await {
+                Ok(ack) => acks.push((event.position, ack)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "NATS refused a publish; the rest is published again later");
+                    break;
+                }
+            }
+        }
+        let sent = acks.len();
+        for (event_position, ack) in acks {
+            match ack.await {
+                Ok(_) => position = event_position,
+                Err(err) => {
+                    tracing::warn!(error = %err, "JetStream did not acknowledge an event; publishing again from it");
+                    return (position, false);
+                }
+            }
+        }
+        (position, sent == events.len())
+    }
+
+    async fn relay_tenant(&self, tenant: Uuid) -> Result<(), Error> {
+        let now = Utc::now();
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let claimed: Option<(i64, i32)> = sqlx::query_as(
+            "UPDATE relay_cursors SET lease_owner = $2, lease_until = $3
+             WHERE tenant_id = $1 AND (due_time IS NULL OR due_time <= $4) AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)
+             RETURNING position, failures",
+        )
+        .bind(tenant)
+        .bind(self.owner)
+        .bind(now + self.lease())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .instrument(db_span("UPDATE", "relay_cursors"))
+        .await?;
+        tx.commit().await?;
+        let Some((mut position, failures)) = claimed else { return Ok(()) };
+        if let Err(err) = self.ensure_stream().await {
+            self.record(tenant, position, failures + 1, false).await?;
+            return Err(err);
+        }
+        let mut wakeups = self.wakeups.subscribe();
+        let mut shutdown = self.shutdown.clone();
+        let mut idle_since: Option<Instant> = None;
+        let mut renewed = Instant::now();
+        let renew_every = Duration::from_millis(self.settings.relay_lease_ms / 3);
+        loop {
+            if *shutdown.borrow() {
+                self.record(tenant, position, 0, false).await?;
+                return Ok(());
+            }
+            let batch = read_after(&self.pool, self.source, tenant, position, &[], BATCH).await?;
+            if batch.events.is_empty() {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                let Some(left) = LINGER.checked_sub(since.elapsed()) else {
+                    self.record(tenant, position, 0, false).await?;
+                    return Ok(());
+                };
+                if renewed.elapsed() >= renew_every {
+                    if !self.record(tenant, position, 0, true).await? {
+                        return Ok(());
+                    }
+                    renewed = Instant::now();
+                }
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                    _ = wait_for_tenant(&mut wakeups, tenant) => {}
+                    _ = tokio::time::sleep(left.min(renew_every)) => {}
+                }
+                continue;
+            }
+            idle_since = None;
+            let (acked, all) = self.publish(&batch.events, position).await;
+            position = acked;
+            if !all {
+                self.record(tenant, position, failures.max(0) + 1, false).await?;
+                return Ok(());
+            }
+            if !self.record(tenant, position, 0, true).await? {
+                return Ok(());
+            }
+            renewed = Instant::now();
+        }
+    }
+}
+
+impl LeasedWork for Relay {
+    const NAME: &'static str = "nats-relay";
+
+    async fn due(&self) -> Result<Vec<(Uuid, Uuid)>, Error> {
+        self.discover().await?;
+        scan_due(&self.pool, "relay-scan", "relay_cursors", DUE_SQL, Utc::now(), 1000).await
+    }
+
+    async fn run(self: Arc<Self>, tenant: Uuid, _key: Uuid) -> Result<(), Error> {
+        self.relay_tenant(tenant).await
+    }
+}
+
+/// The wait after `failures` failures in a row: 200 ms doubled per failure, at most 30 s.
+fn backoff(failures: i32) -> Duration {
+    (Duration::from_millis(200) * 2u32.saturating_pow(failures.clamp(1, 16) as u32 - 1)).min(MAX_BACKOFF)
+}
+
+fn nats_error(what: &str, err: impl std::fmt::Display) -> Error {
+    Error::Unavailable {
+        reason: "NATS_UNAVAILABLE",
+        message: format!("NATS JetStream, {what}: {err}"),
+        retry_after: Duration::from_secs(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_name_the_service_tenant_and_type() {
+        let event = Event { tenant: "t1".into(), r#type: "crm.profiles.v1.CustomerCreated".into(), ..Default::default() };
+        assert_eq!(subject("profiles", &event), "crm.profiles.t1.crm.profiles.v1.CustomerCreated");
+        assert_eq!(stream_name("profiles"), "CRM_PROFILES");
+    }
+
+    #[test]
+    fn retries_back_off_to_half_a_minute() {
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(2), Duration::from_millis(400));
+        assert_eq!(backoff(20), MAX_BACKOFF);
+    }
+}
