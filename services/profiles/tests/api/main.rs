@@ -8,6 +8,7 @@ mod customer_role;
 mod customers;
 mod disable;
 mod duplicates;
+mod event_crash;
 mod events;
 mod exports;
 mod grading;
