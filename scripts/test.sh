@@ -9,6 +9,7 @@
 #   PROFILES_DATABASE_URL, PROFILES_MIGRATION_DATABASE_URL   use this database
 #   CRM_JWT_SECRET   default: a fixed test secret (tests mint their own tokens with it)
 #   CRM_TOOLS_DIR    where the Python venv with aiosmtpd lives (default ~/.cache/crm-tools)
+#   CRM_TEST_NATS_SERVER  the nats-server binary (default: Debian's, installed when missing)
 #   TEST_ARGS        extra arguments for the test binaries, e.g. TEST_ARGS=--nocapture
 # shellcheck disable=SC2317 # stop_db is invoked through trap
 set -euo pipefail
@@ -48,6 +49,18 @@ source "$ROOT/scripts/py-tools.sh"
 CRM_TEST_PYTHON="$(crm_tools_python)"
 export CRM_TEST_PYTHON
 export RUST_BACKTRACE=1
+
+# The JetStream relay tests start a real nats-server (Debian's package).
+if [[ -z ${CRM_TEST_NATS_SERVER:-} ]]; then
+    if ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
+        [[ $(id -u) -eq 0 ]] || { echo "test: nats-server is missing: apt-get install nats-server" >&2; exit 1; }
+        echo "test: installing nats-server (apt)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+    fi
+    CRM_TEST_NATS_SERVER="$(command -v nats-server || echo /usr/sbin/nats-server)"
+    export CRM_TEST_NATS_SERVER
+fi
 
 # TEST_ARGS is split on whitespace on purpose (no globbing).
 set -f

@@ -1,10 +1,13 @@
-//! A service's event stream as tests read it.
+//! A service's event stream as tests read it, and backlogs written for them.
 
 use std::time::Duration;
 
 use crm_proto::crm::events::v1::{Event, SubscribeRequest, event_service_client::EventServiceClient};
+use prost::{Message, Name};
+use sqlx::{Connection, PgConnection};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
+use uuid::Uuid;
 
 use crate::auth::with_token;
 
@@ -25,4 +28,45 @@ pub async fn collect_of(channel: &Channel, bearer: &str, after: i64, n: usize, t
         events.push(next.expect("stream open").expect("no stream error").event.expect("an event"));
     }
     events
+}
+
+/// Writes `count` CustomerCreated events of `tenant` into a profiles outbox
+/// (`app_url`: the service's login role) as the service's own writes do — one
+/// statement, announced — for tests and benches of what reads the outbox.
+pub async fn write_backlog(app_url: &str, tenant: Uuid, count: usize) -> Vec<Uuid> {
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let subjects: Vec<String> = (0..count).map(|_| format!("customers/{}", Uuid::now_v7())).collect();
+    let data: Vec<Vec<u8>> = subjects
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let created = crm_proto::crm::profiles::v1::CustomerCreated {
+                customer: Some(crm_proto::crm::profiles::v1::Customer {
+                    name: name.clone(),
+                    display_name: format!("Backlog {i}"),
+                    ..Default::default()
+                }),
+            };
+            prost_types::Any { type_url: crm_proto::crm::profiles::v1::CustomerCreated::type_url(), value: created.encode_to_vec() }
+                .encode_to_vec()
+        })
+        .collect();
+    let mut conn = PgConnection::connect(app_url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, id, type, subject, data)
+         SELECT $1, id, $2, subject, data FROM unnest($3::uuid[], $4::text[], $5::bytea[]) AS e(id, subject, data) ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(crm_proto::crm::profiles::v1::CustomerCreated::full_name())
+    .bind(&ids)
+    .bind(&subjects)
+    .bind(&data)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify('crm_outbox', $1)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    ids
 }

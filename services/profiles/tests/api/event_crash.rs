@@ -10,57 +10,18 @@ use crm_kit::{
     relay::stream_name,
     webhooks::signing::{secret_key, verify},
 };
-use crm_proto::crm::{
-    profiles::v1 as pb,
-    webhooks::v1::{self as hooks, webhook_service_client::WebhookServiceClient},
-};
+use crm_proto::crm::webhooks::v1::{self as hooks, webhook_service_client::WebhookServiceClient};
 use crm_testkit::{
     auth::{token, with_token},
     database::{TestDb, fresh_database},
+    events::write_backlog,
     jetstream::wait_for_messages,
     nats::NatsServer,
     process::{ServiceProcess, free_port, spawn_service_on},
     webhooks::WebhookReceiver,
 };
-use prost::{Message, Name};
-use sqlx::{Connection, PgConnection};
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-/// Writes `count` CustomerCreated events of `tenant` into the outbox as the
-/// service's own writes do (one statement, announced): a backlog to deliver.
-async fn write_backlog(db: &TestDb, tenant: Uuid, count: usize) -> Vec<Uuid> {
-    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
-    let subjects: Vec<String> = (0..count).map(|_| format!("customers/{}", Uuid::now_v7())).collect();
-    let data: Vec<Vec<u8>> = subjects
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let created = pb::CustomerCreated {
-                customer: Some(pb::Customer { name: name.clone(), display_name: format!("Backlog {i}"), ..Default::default() }),
-            };
-            prost_types::Any { type_url: pb::CustomerCreated::type_url(), value: created.encode_to_vec() }.encode_to_vec()
-        })
-        .collect();
-    let mut conn = PgConnection::connect(&db.app_url).await.unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
-    sqlx::query(
-        "INSERT INTO outbox (tenant_id, id, type, subject, data)
-         SELECT $1, id, $2, subject, data FROM unnest($3::uuid[], $4::text[], $5::bytea[]) AS e(id, subject, data) ORDER BY id",
-    )
-    .bind(tenant)
-    .bind(pb::CustomerCreated::full_name())
-    .bind(&ids)
-    .bind(&subjects)
-    .bind(&data)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query("SELECT pg_notify('crm_outbox', $1)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
-    tx.commit().await.unwrap();
-    ids
-}
 
 /// A profiles process on one database and port, killed and started again.
 struct Restartable {
@@ -115,7 +76,7 @@ async fn webhook_delivery_killed_mid_backlog_resumes_and_delivers_every_event_in
         .await
         .unwrap()
         .into_inner();
-    let ids = write_backlog(&service.db, tenant, 1500).await;
+    let ids = write_backlog(&service.db.app_url, tenant, 1500).await;
 
     let before = receiver.wait_for_accepted(300, Duration::from_secs(30)).await.len();
     service.kill_and_restart(env).await;
@@ -155,7 +116,7 @@ async fn the_relay_killed_mid_backlog_leaves_each_event_in_jetstream_exactly_onc
     let client = nats.client().await;
     let mut service = Restartable::start(Vec::new()).await;
     let tenant = Uuid::now_v7();
-    let ids = write_backlog(&service.db, tenant, 20_000).await;
+    let ids = write_backlog(&service.db.app_url, tenant, 20_000).await;
     let relaying =
         vec![("CRM_NATS_URL", nats.url.clone()), ("CRM_RELAY_LEASE_MS", "1000".to_owned()), ("CRM_RELAY_POLL_MS", "100".to_owned())];
     service.kill_and_restart(relaying.clone()).await;
