@@ -870,8 +870,8 @@ class SecretStandIns:
             return self.jwt
         if secret.endswith("-page-token") and key == "secret":
             return self.random.setdefault((secret, key), secrets.token_hex(32))
-        # campaigns' CRM_CREDENTIALS_KEY (providers' credentials at rest; any length).
-        if (secret, key) == ("campaigns-credentials", "key"):
+        # CRM_CREDENTIALS_KEY (providers' credentials, webhooks' secrets at rest; any length).
+        if secret.endswith("-credentials") and key == "key":
             return self.random.setdefault((secret, key), secrets.token_hex(32))
         raise LookupError(f"no local stand-in for Secret {secret} key {key}: add one to SecretStandIns")
 

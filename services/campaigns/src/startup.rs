@@ -99,8 +99,10 @@ impl Application {
             Duration::from_millis(config.delivery_poll_ms),
             kit.shutdown_receiver(),
         );
-        jobs::complaints::spawn(app.clone(), &config.tickets_url, tokens.clone(), kit.shutdown_receiver())?;
-        jobs::erasure::spawn(app.clone(), &config.profiles_url, tokens.clone(), kit.shutdown_receiver())?;
+        // Other services' events: their Subscribe streams, or JetStream with CRM_FOLLOW_JETSTREAM.
+        let transport = kit.follow_transport().await?;
+        jobs::complaints::spawn(app.clone(), &config.tickets_url, transport.clone(), tokens.clone(), kit.shutdown_receiver())?;
+        jobs::erasure::spawn(app.clone(), &config.profiles_url, transport, tokens.clone(), kit.shutdown_receiver())?;
         jobs::journeys::Runner::new(app.clone(), profiles.clone(), tokens.clone())
             .spawn(Duration::from_millis(config.journey_poll_ms), kit.shutdown_receiver());
         jobs::occasions::Occasions::new(app.clone(), profiles.clone(), tokens.clone())

@@ -53,7 +53,8 @@ impl Application {
             ReportServiceServer::new(ReportApi::new(kit.pool.clone())),
         );
         let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
-        crate::jobs::erasure::spawn(app.clone(), &config.profiles_url, tokens, kit.shutdown_receiver())?;
+        let transport = kit.follow_transport().await?;
+        crate::jobs::erasure::spawn(app.clone(), &config.profiles_url, transport, tokens, kit.shutdown_receiver())?;
         crate::jobs::sla::spawn(app, Duration::from_millis(config.sla_check_interval_ms), kit.shutdown_receiver());
         kit.serve(services, config.listen_addr).await
     }

@@ -174,6 +174,11 @@ pub struct RelaySettings {
     /// How often the relay looks for tenants with events to publish when no event woke it.
     #[arg(long, env = "CRM_RELAY_POLL_MS", default_value_t = 1000)]
     pub relay_poll_ms: u64,
+    /// Read other services' events (campaigns: profiles' and tickets';
+    /// tickets: profiles') from their JetStream streams at CRM_NATS_URL
+    /// instead of their Subscribe streams.
+    #[arg(long, env = "CRM_FOLLOW_JETSTREAM", default_value_t = false)]
+    pub follow_jetstream: bool,
 }
 
 impl KitConfig {
@@ -215,7 +220,13 @@ impl KitConfig {
                 outbox_retention_days: 30,
                 outbox_prune_poll_ms: 300_000,
             },
-            relay: RelaySettings { nats_url: None, nats_duplicate_window_secs: 600, relay_lease_ms: 3000, relay_poll_ms: 200 },
+            relay: RelaySettings {
+                nats_url: None,
+                nats_duplicate_window_secs: 600,
+                relay_lease_ms: 3000,
+                relay_poll_ms: 200,
+                follow_jetstream: false,
+            },
         }
     }
 }

@@ -25,6 +25,7 @@ use std::{
 
 use crm_proto::crm::events::v1::{Event, SubscribeRequest, event_service_client::EventServiceClient};
 use futures::{FutureExt, StreamExt};
+use prost::Message;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
@@ -72,6 +73,26 @@ pub struct Source {
     pub url: String,
     /// The event types to receive.
     pub types: Vec<String>,
+    /// Where the events are read.
+    pub transport: Transport,
+}
+
+/// Where a follower reads a source's events. Either way each event is
+/// applied through the same [`Apply`], whose stored positions make a second
+/// delivery change nothing — switching transports repeats nothing in effect.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// The source's `crm.events.v1.EventService/Subscribe` stream.
+    Subscribe,
+    /// The source's JetStream stream (`CRM_<SOURCE>`, filled by its relay,
+    /// see [`crate::relay`]), through a durable consumer per tenant named
+    /// `<consumer>-<tenant>`, so that JetStream keeps each tenant's progress.
+    JetStream {
+        /// The NATS connection (boxed: it is large, and cloned per follower).
+        context: Box<async_nats::jetstream::Context>,
+        /// The following service's name (e.g. "campaigns").
+        consumer: &'static str,
+    },
 }
 
 /// From now on, `tenant`'s stream from `source` is followed (no-op if it is).
@@ -239,6 +260,56 @@ impl<A: Apply> Follower<A> {
     }
 
     async fn read(&self, tenant: Uuid) -> anyhow::Result<()> {
+        match &self.source.transport {
+            Transport::Subscribe => self.read_subscribe(tenant).await,
+            Transport::JetStream { context, consumer } => self.read_jetstream(tenant, context, consumer).await,
+        }
+    }
+
+    /// Reads `tenant`'s events from the source's JetStream stream, from where
+    /// this consumer acknowledged last (the stream's start, the first time:
+    /// [`Apply`] skips what it applied before), and acknowledges each batch
+    /// once it is applied.
+    async fn read_jetstream(&self, tenant: Uuid, context: &async_nats::jetstream::Context, consumer: &str) -> anyhow::Result<()> {
+        use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+        let stream = context.get_stream(crate::relay::stream_name(self.source.name)).await?;
+        let durable = format!("{consumer}-{tenant}");
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: format!("crm.{}.{tenant}.>", self.source.name),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            max_ack_pending: (MAX_BATCH * 2) as i64,
+            ..Default::default()
+        };
+        let mut messages = stream.get_or_create_consumer(&durable, config).await?.messages().await?;
+        let wanted = |event_type: &str| self.source.types.is_empty() || self.source.types.iter().any(|t| t == event_type);
+        while let Some(first) = messages.next().await {
+            let mut batch = vec![first?];
+            while batch.len() < MAX_BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(message)) => batch.push(message?),
+                    _ => break,
+                }
+            }
+            let mut events = Vec::with_capacity(batch.len());
+            for message in &batch {
+                let event = Event::decode(message.payload.clone())?;
+                if wanted(&event.r#type) {
+                    events.push(event);
+                }
+            }
+            if !events.is_empty() {
+                self.apply.apply_batch(tenant, events).await?;
+            }
+            for message in &batch {
+                message.ack().await.map_err(|e| anyhow::anyhow!("acknowledging to JetStream: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_subscribe(&self, tenant: Uuid) -> anyhow::Result<()> {
         let mut tx = begin_tenant(&self.pool, tenant).await?;
         let after = position(&mut tx, tenant, self.source.name).await?;
         tx.commit().await?;

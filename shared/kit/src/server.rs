@@ -123,6 +123,23 @@ impl Kit {
         }
     }
 
+    /// Where this service reads other services' events ([`crate::follow`]):
+    /// their JetStream streams with `CRM_FOLLOW_JETSTREAM` (which needs
+    /// `CRM_NATS_URL`), else their Subscribe streams.
+    pub async fn follow_transport(&self) -> anyhow::Result<crate::follow::Transport> {
+        if !self.config.relay.follow_jetstream {
+            return Ok(crate::follow::Transport::Subscribe);
+        }
+        let url = self.config.relay.nats_url.as_deref().ok_or_else(|| anyhow::anyhow!("CRM_FOLLOW_JETSTREAM needs CRM_NATS_URL"))?;
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("crm-{}-follow", self.spec.name))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("CRM_NATS_URL {url:?}: {e}"))?;
+        Ok(crate::follow::Transport::JetStream { context: Box::new(async_nats::jetstream::new(client)), consumer: self.spec.name })
+    }
+
     /// Turns true when the service starts shutting down; background jobs stop on it.
     pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()

@@ -49,6 +49,8 @@ struct Script {
     status: u16,
     delay: Duration,
     received: Vec<Received>,
+    /// How many of `received` were accepted (waiting on it clones nothing).
+    accepted: usize,
 }
 
 /// The receiver; its port stays the same across [`go_down`](Self::go_down) and [`come_up`](Self::come_up).
@@ -63,7 +65,7 @@ impl WebhookReceiver {
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let script = Arc::new(Mutex::new(Script { status: 204, delay: Duration::ZERO, received: Vec::new() }));
+        let script = Arc::new(Mutex::new(Script { status: 204, delay: Duration::ZERO, received: Vec::new(), accepted: 0 }));
         let mut receiver = Self { addr, script, server: None };
         receiver.serve(listener);
         receiver
@@ -126,13 +128,10 @@ impl WebhookReceiver {
     /// Waits (at most `within`) until it has accepted `count` requests; those it accepted.
     pub async fn wait_for_accepted(&self, count: usize, within: Duration) -> Vec<Received> {
         let deadline = Instant::now() + within;
-        loop {
-            let accepted = self.accepted();
-            if accepted.len() >= count || Instant::now() > deadline {
-                return accepted;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while self.script.lock().unwrap().accepted < count && Instant::now() <= deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        self.accepted()
     }
 }
 
@@ -146,7 +145,9 @@ async fn receive(State(script): State<Arc<Mutex<Script>>>, headers: HeaderMap, b
         tokio::time::sleep(delay).await;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    script.lock().unwrap().received.push(Received {
+    let mut script = script.lock().unwrap();
+    script.accepted += usize::from((200..300).contains(&status));
+    script.received.push(Received {
         id: header("webhook-id"),
         timestamp: header("webhook-timestamp").parse().unwrap_or_default(),
         signature: header("webhook-signature"),

@@ -8,7 +8,7 @@
 use crm_kit::{
     Error,
     auth::ServiceTokens,
-    follow::{self, Apply, Source},
+    follow::{self, Apply, Source, Transport},
 };
 use crm_proto::crm::events::v1::Event;
 use tokio::sync::watch;
@@ -31,7 +31,13 @@ impl Apply for Complaints {
 }
 
 /// Runs the job until `shutdown` turns true.
-pub fn spawn(app: App, tickets_url: &str, tokens: ServiceTokens, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let source = Source { name: TICKETS, url: tickets_url.to_owned(), types: tickets::event_types() };
+pub fn spawn(
+    app: App,
+    tickets_url: &str,
+    transport: Transport,
+    tokens: ServiceTokens,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let source = Source { name: TICKETS, url: tickets_url.to_owned(), types: tickets::event_types(), transport };
     follow::spawn(app.pool().clone(), source, tokens, Complaints(app), shutdown)
 }

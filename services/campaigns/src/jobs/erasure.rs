@@ -7,7 +7,7 @@ use crm_kit::{
     Error,
     auth::ServiceTokens,
     customer_changes::{self, CustomerChange},
-    follow::{self, Apply, Source},
+    follow::{self, Apply, Source, Transport},
 };
 use crm_proto::crm::events::v1::Event;
 use tokio::sync::watch;
@@ -52,7 +52,13 @@ fn profiles_event(event: &Event) -> ProfilesEvent {
 
 /// Runs the job until `shutdown` turns true; sending tenants from before it
 /// existed are marked first, in the background.
-pub fn spawn(app: App, profiles_url: &str, tokens: ServiceTokens, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub fn spawn(
+    app: App,
+    profiles_url: &str,
+    transport: Transport,
+    tokens: ServiceTokens,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let marking = app.clone();
     tokio::spawn(async move {
         if let Err(err) = marking.follow_profiles_for_every_sender().await {
@@ -61,6 +67,6 @@ pub fn spawn(app: App, profiles_url: &str, tokens: ServiceTokens, shutdown: watc
     });
     let mut types = customer_changes::event_types();
     types.extend(profiles::journey_event_types());
-    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types };
+    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types, transport };
     follow::spawn(app.pool().clone(), source, tokens, Erasures(app), shutdown)
 }

@@ -13,7 +13,7 @@ use crm_proto::crm::{
     profiles::v1 as profiles,
 };
 
-use crate::helpers::{Person, email_template, spawn_app};
+use crate::helpers::{Person, email_template, spawn_app, spawn_app_with_profiles_env};
 
 #[tokio::test]
 async fn an_erased_customers_messages_and_devices_are_erased_too() {
@@ -255,4 +255,39 @@ async fn points_follow_a_merge_and_what_is_left_of_them_comes_back_on_unmerge() 
     let (moved_in, moved_out, granted) =
         (pb::PointsEntryKind::MoveIn as i32, pb::PointsEntryKind::MoveOut as i32, pb::PointsEntryKind::Grant as i32);
     assert_eq!(kinds, [(moved_in, 30), (moved_out, -50), (granted, 50)]);
+}
+
+/// With CRM_FOLLOW_JETSTREAM, campaigns reads profiles' events from the
+/// JetStream stream profiles' relay fills (a real nats-server), with the same
+/// effect as from Subscribe, through a durable consumer per tenant.
+#[tokio::test]
+async fn an_erasure_read_from_jetstream_has_the_same_effect() {
+    let nats = crm_testkit::nats::NatsServer::start().await;
+    let url = nats.url.clone();
+    let app = spawn_app_with_profiles_env(&[("CRM_NATS_URL", nats.url.clone())], |c| {
+        c.kit.relay.nats_url = Some(url);
+        c.kit.relay.follow_jetstream = true;
+    })
+    .await;
+    app.email_provider().await;
+    let template =
+        app.create_template(email_template(pb::Purpose::Transactional, "Notice", "Dear {{ customer.display_name }}.", &[])).await.unwrap();
+    let li = app.customer(Person { name: "Li Lei", email: "li.lei@example.com", ..Person::default() }).await;
+    let sent = app.send_notice(&template.name, &li, &[], "notice-li").await.unwrap();
+    app.settled(&sent.name).await;
+
+    let erase = profiles::EraseCustomerRequest { name: li.clone(), reason: "GDPR Art. 17".into(), etag: String::new() };
+    app.customers.clone().erase_customer(app.admin(erase)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !app.delivery(&sent.name).await.recipient.is_empty() {
+        assert!(Instant::now() < deadline, "the erasure reached campaigns through JetStream in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let js = async_nats::jetstream::new(nats.client().await);
+    let stream = js.get_stream("CRM_PROFILES").await.expect("profiles relayed its events");
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&format!("campaigns-{}", app.tenant)).await.expect("campaigns' durable consumer of the tenant");
+    let info = consumer.cached_info();
+    assert!(info.ack_floor.stream_sequence > 0, "it acknowledged what it applied: {info:?}");
 }

@@ -114,9 +114,18 @@ pub async fn spawn_app_with_tickets_and(customise: impl FnOnce(&mut Config)) -> 
 }
 
 async fn spawn_suite(with_tickets: bool, customise: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_suite_with(with_tickets, &[], customise).await
+}
+
+/// Campaigns beside a profiles process started with `profiles_env` (e.g. its JetStream relay).
+pub async fn spawn_app_with_profiles_env(profiles_env: &[(&str, String)], customise: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_suite_with(false, profiles_env, customise).await
+}
+
+async fn spawn_suite_with(with_tickets: bool, profiles_env: &[(&str, String)], customise: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logs();
     let profiles_db = fresh_database("profiles").await.unwrap();
-    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, &[]).await;
+    let profiles = spawn_service(binary("crm-profiles"), &profiles_db, profiles_env).await;
     let tickets = match with_tickets {
         true => {
             let tickets_db = fresh_database("tickets").await.unwrap();

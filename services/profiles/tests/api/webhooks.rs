@@ -118,6 +118,30 @@ async fn events_arrive_signed_in_order_and_every_attempt_is_logged() {
     assert!(log.iter().all(|d| d.outcome == Outcome::Succeeded as i32 && d.attempt == 1 && d.response_code == 204));
     assert_eq!(log[0].event_id, received[4].id, "newest first");
     assert!(log[0].name.starts_with(&format!("{}/deliveries/", webhook.name)));
+
+    // The Python verifier of docs/webhooks.md accepts the real request, and refuses it altered.
+    let dir = std::env::temp_dir().join(format!("crm-webhook-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let headers: serde_json::Map<String, serde_json::Value> =
+        received[0].headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().into())).collect();
+    std::fs::write(dir.join("headers.json"), serde_json::to_vec(&headers).unwrap()).unwrap();
+    std::fs::write(dir.join("body"), &received[0].body).unwrap();
+    std::fs::write(dir.join("altered"), [&received[0].body[..], b" "].concat()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/verify_webhook.py");
+    let python = std::env::var("CRM_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let run = |body: &str| {
+        std::process::Command::new(&python)
+            .arg(script)
+            .arg(&secret)
+            .arg(dir.join("headers.json"))
+            .arg(dir.join(body))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(run("body"), "the documented verifier accepts a real delivery");
+    assert!(!run("altered"), "and refuses an altered body");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use crm_kit::{
     Error,
     auth::ServiceTokens,
     customer_changes::{self, CustomerChange},
-    follow::{self, Apply, Source},
+    follow::{self, Apply, Source, Transport},
 };
 use crm_proto::crm::events::v1::Event;
 use tokio::sync::watch;
@@ -29,13 +29,19 @@ impl Apply for Erasures {
 
 /// Runs the job until `shutdown` turns true. Tenants with tickets from
 /// before the stream was followed are marked first, in the background.
-pub fn spawn(app: App, profiles_url: &str, tokens: ServiceTokens, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub fn spawn(
+    app: App,
+    profiles_url: &str,
+    transport: Transport,
+    tokens: ServiceTokens,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let marking = app.clone();
     tokio::spawn(async move {
         if let Err(err) = marking.follow_profiles_for_every_tenant().await {
             tracing::warn!(error = %crm_kit::error::cause_chain(&err), "could not mark the tenants with tickets as following profiles");
         }
     });
-    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types: customer_changes::event_types() };
+    let source = Source { name: PROFILES, url: profiles_url.to_owned(), types: customer_changes::event_types(), transport };
     follow::spawn(app.pool().clone(), source, tokens, Erasures(app), shutdown)
 }

@@ -92,8 +92,9 @@ pub async fn page(tx: &mut TenantTx, tenant: Uuid, after: Option<Uuid>, limit: i
 
 /// Writes `fields`. A webhook set ACTIVE again starts afresh from where
 /// delivery stopped (no failures counted, no retry pending); any change
-/// moves the cursor's generation on, so that a running worker stops and the
-/// next one reads the new settings.
+/// moves the cursor's generation on and frees its lease, so that a running
+/// worker stops at its next record and the next one, started at once, reads
+/// the new settings.
 pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, fields: &WebhookFields, now: DateTime<Utc>) -> Result<(), Error> {
     sqlx::query(
         "WITH w AS (
@@ -102,7 +103,7 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, fields: &WebhookF
                  revision = revision + 1, update_time = $7
              WHERE tenant_id = $1 AND id = $2
          )
-         UPDATE webhook_cursors SET active = $6 = 'ACTIVE', generation = generation + 1,
+         UPDATE webhook_cursors SET active = $6 = 'ACTIVE', generation = generation + 1, lease_owner = NULL, lease_until = NULL,
              due_time = CASE WHEN NOT active AND $6 = 'ACTIVE' THEN NULL ELSE due_time END,
              failures = CASE WHEN NOT active AND $6 = 'ACTIVE' THEN 0 ELSE failures END,
              failing_since = CASE WHEN NOT active AND $6 = 'ACTIVE' THEN NULL ELSE failing_since END
@@ -147,7 +148,8 @@ pub async fn rotate_secret(
                  revision = revision + 1, update_time = $5
              WHERE tenant_id = $1 AND id = $2
          )
-         UPDATE webhook_cursors SET generation = generation + 1 WHERE tenant_id = $1 AND webhook_id = $2",
+         UPDATE webhook_cursors SET generation = generation + 1, lease_owner = NULL, lease_until = NULL
+         WHERE tenant_id = $1 AND webhook_id = $2",
     )
     .bind(tenant)
     .bind(id)
@@ -163,7 +165,8 @@ pub async fn rotate_secret(
 /// Moves the cursor back to `position` (a replay): delivery resumes after it, no retry pending.
 pub async fn rewind(tx: &mut TenantTx, tenant: Uuid, id: Uuid, position: i64) -> Result<(), Error> {
     sqlx::query(
-        "UPDATE webhook_cursors SET position = $3, generation = generation + 1, due_time = NULL, failures = 0, failing_since = NULL
+        "UPDATE webhook_cursors SET position = $3, generation = generation + 1, due_time = NULL, failures = 0, failing_since = NULL,
+             lease_owner = NULL, lease_until = NULL
          WHERE tenant_id = $1 AND webhook_id = $2",
     )
     .bind(tenant)
