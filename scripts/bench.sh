@@ -30,6 +30,9 @@ cargo bench -p crm-profiles --bench imports
 cargo bench -p crm-profiles --bench exports
 # 1 000 000 orders of 100 000 members imported from CSV beside a raw COPY of the same transactions and items.
 cargo bench -p crm-profiles --bench transaction_imports
+# Webhooks against a plain HTTP client, commit-to-delivery latency, the JetStream relay against a plain async-nats publisher (a real nats-server: Debian's package).
+export CRM_TEST_NATS_SERVER="${CRM_TEST_NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
+cargo bench -p crm-profiles --bench outward
 cargo bench -p crm-tickets --bench hot_paths
 cargo bench -p crm-gateway --bench overhead
 # Campaigns: SendNotice against its transaction; email and SMS campaigns of 100 000 and a 1 000 000-member snapshot (several minutes).

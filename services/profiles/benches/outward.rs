@@ -19,7 +19,8 @@
 //!    the same server, 256 publishes in flight as the relay has.
 //!
 //! `CRM_BENCH_EVENTS=N` sets the backlogs (default 20 000; 500 in the smoke
-//! test `cargo test --all-targets` runs).
+//! test `cargo test --all-targets` runs); `CRM_BENCH_ONLY=webhook|latency|relay`
+//! runs one part.
 
 use std::{
     collections::HashMap,
@@ -67,75 +68,81 @@ async fn main() -> anyhow::Result<()> {
     let service = spawn_service(binary("crm-profiles"), &db, &env).await;
     println!("\noutward delivery ({}), {events} events per backlog\n", build_kind());
 
-    // 1. Webhook throughput against a plain client.
-    let tenant = Uuid::now_v7();
-    let bearer = token(tenant, &["admin"]);
-    let receiver = WebhookReceiver::start().await;
-    WebhookServiceClient::new(service.channel.clone())
-        .create_webhook(with_token(
-            hooks::CreateWebhookRequest {
-                webhook: Some(hooks::Webhook { target_uri: receiver.url(), ..Default::default() }),
-                ..Default::default()
-            },
-            &bearer,
-        ))
-        .await?;
-    // Timed from the backlog's commit: what is measured is delivery, not the INSERT.
-    write_backlog(&db.app_url, tenant, events).await;
-    let started = Instant::now();
-    let delivered = receiver.wait_for_accepted(events, Duration::from_secs(600)).await;
-    let webhook_secs = started.elapsed().as_secs_f64();
-    assert_eq!(delivered.len(), events, "every event delivered");
+    let only = std::env::var("CRM_BENCH_ONLY").unwrap_or_default();
+    let runs = |part: &str| only.is_empty() || only == part;
 
-    let reference = WebhookReceiver::start().await;
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    for r in &delivered {
-        let mut request = client.post(reference.url()).body(r.body.clone());
-        for name in ["content-type", "webhook-id", "webhook-timestamp", "webhook-signature", "user-agent"] {
-            if let Some(value) = r.headers.get(name) {
-                request = request.header(name, value.as_bytes());
+    // 1. Webhook throughput against a plain client.
+    if runs("webhook") {
+        let tenant = Uuid::now_v7();
+        let bearer = token(tenant, &["admin"]);
+        let receiver = WebhookReceiver::start().await;
+        WebhookServiceClient::new(service.channel.clone())
+            .create_webhook(with_token(
+                hooks::CreateWebhookRequest {
+                    webhook: Some(hooks::Webhook { target_uri: receiver.url(), ..Default::default() }),
+                    ..Default::default()
+                },
+                &bearer,
+            ))
+            .await?;
+        // Timed from the backlog's commit: what is measured is delivery, not the INSERT.
+        write_backlog(&db.app_url, tenant, events).await;
+        let started = Instant::now();
+        let delivered = receiver.wait_for_accepted(events, Duration::from_secs(600)).await;
+        let webhook_secs = started.elapsed().as_secs_f64();
+        assert_eq!(delivered.len(), events, "every event delivered");
+
+        let reference = WebhookReceiver::start().await;
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        for r in &delivered {
+            let mut request = client.post(reference.url()).body(r.body.clone());
+            for name in ["content-type", "webhook-id", "webhook-timestamp", "webhook-signature", "user-agent"] {
+                if let Some(value) = r.headers.get(name) {
+                    request = request.header(name, value.as_bytes());
+                }
             }
+            assert!(request.send().await?.status().is_success());
         }
-        assert!(request.send().await?.status().is_success());
+        let plain_secs = started.elapsed().as_secs_f64();
+        let (webhook_rate, plain_rate) = (events as f64 / webhook_secs, events as f64 / plain_secs);
+        println!(
+            "webhook backlog:   {webhook_rate:>8.0} events/s   plain client, same bodies: {plain_rate:>8.0} posts/s   ratio {:.2}×",
+            webhook_rate / plain_rate
+        );
     }
-    let plain_secs = started.elapsed().as_secs_f64();
-    let (webhook_rate, plain_rate) = (events as f64 / webhook_secs, events as f64 / plain_secs);
-    println!(
-        "webhook backlog:   {webhook_rate:>8.0} events/s   plain client, same bodies: {plain_rate:>8.0} posts/s   ratio {:.2}×",
-        webhook_rate / plain_rate
-    );
 
     // 2. Commit-to-delivery latency at 500 events/s.
-    let latency_tenant = Uuid::now_v7();
-    let latency_receiver = WebhookReceiver::start().await;
-    WebhookServiceClient::new(service.channel.clone())
-        .create_webhook(with_token(
-            hooks::CreateWebhookRequest {
-                webhook: Some(hooks::Webhook { target_uri: latency_receiver.url(), ..Default::default() }),
-                ..Default::default()
-            },
-            &token(latency_tenant, &["admin"]),
-        ))
-        .await?;
-    let mut conn = PgConnection::connect(&db.app_url).await?;
-    let data = {
-        use crm_proto::crm::profiles::v1 as pb;
-        use prost::{Message, Name};
-        let created = pb::CustomerCreated {
-            customer: Some(pb::Customer { name: "customers/x".into(), display_name: "Latency".into(), ..Default::default() }),
+    if runs("latency") {
+        let latency_tenant = Uuid::now_v7();
+        let latency_receiver = WebhookReceiver::start().await;
+        WebhookServiceClient::new(service.channel.clone())
+            .create_webhook(with_token(
+                hooks::CreateWebhookRequest {
+                    webhook: Some(hooks::Webhook { target_uri: latency_receiver.url(), ..Default::default() }),
+                    ..Default::default()
+                },
+                &token(latency_tenant, &["admin"]),
+            ))
+            .await?;
+        let mut conn = PgConnection::connect(&db.app_url).await?;
+        let data = {
+            use crm_proto::crm::profiles::v1 as pb;
+            use prost::{Message, Name};
+            let created = pb::CustomerCreated {
+                customer: Some(pb::Customer { name: "customers/x".into(), display_name: "Latency".into(), ..Default::default() }),
+            };
+            prost_types::Any { type_url: pb::CustomerCreated::type_url(), value: created.encode_to_vec() }.encode_to_vec()
         };
-        prost_types::Any { type_url: pb::CustomerCreated::type_url(), value: created.encode_to_vec() }.encode_to_vec()
-    };
-    let mut committed: HashMap<String, Instant> = HashMap::new();
-    let total = 500 * latency_secs as usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(2));
-    for _ in 0..total {
-        tick.tick().await;
-        let id = Uuid::now_v7();
-        let mut tx = conn.begin().await?;
-        sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(latency_tenant.to_string()).execute(&mut *tx).await?;
-        sqlx::query(
+        let mut committed: HashMap<String, Instant> = HashMap::new();
+        let total = 500 * latency_secs as usize;
+        let mut tick = tokio::time::interval(Duration::from_millis(2));
+        for _ in 0..total {
+            tick.tick().await;
+            let id = Uuid::now_v7();
+            let mut tx = conn.begin().await?;
+            sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(latency_tenant.to_string()).execute(&mut *tx).await?;
+            sqlx::query(
             "INSERT INTO outbox (tenant_id, id, type, subject, data) VALUES ($1, $2, 'crm.profiles.v1.CustomerCreated', 'customers/x', $3)",
         )
         .bind(latency_tenant)
@@ -143,74 +150,78 @@ async fn main() -> anyhow::Result<()> {
         .bind(&data)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify('crm_outbox', $1)").bind(latency_tenant.to_string()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        committed.insert(id.to_string(), Instant::now());
+            sqlx::query("SELECT pg_notify('crm_outbox', $1)").bind(latency_tenant.to_string()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            committed.insert(id.to_string(), Instant::now());
+        }
+        let arrived = latency_receiver.wait_for_accepted(total, Duration::from_secs(60)).await;
+        let mut latencies: Vec<Duration> =
+            arrived.iter().filter_map(|r| committed.get(&r.id).map(|at| r.at.saturating_duration_since(*at))).collect();
+        assert_eq!(latencies.len(), total, "every event delivered");
+        latencies.sort();
+        let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+        println!(
+            "commit → delivery at 500 events/s for {latency_secs} s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            pct(50).as_secs_f64() * 1e3,
+            pct(99).as_secs_f64() * 1e3,
+            latencies.last().unwrap().as_secs_f64() * 1e3
+        );
     }
-    let arrived = latency_receiver.wait_for_accepted(total, Duration::from_secs(60)).await;
-    let mut latencies: Vec<Duration> =
-        arrived.iter().filter_map(|r| committed.get(&r.id).map(|at| r.at.saturating_duration_since(*at))).collect();
-    assert_eq!(latencies.len(), total, "every event delivered");
-    latencies.sort();
-    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
-    println!(
-        "commit → delivery at 500 events/s for {latency_secs} s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        pct(50).as_secs_f64() * 1e3,
-        pct(99).as_secs_f64() * 1e3,
-        latencies.last().unwrap().as_secs_f64() * 1e3
-    );
 
     // 3. The relay against a plain publisher.
-    let client = nats.client().await;
-    let js = jetstream::new(client.clone());
-    let relay_stream = crm_kit::relay::stream_name("profiles");
-    let before = stream_messages(&js, &relay_stream).await;
-    let relay_tenant = Uuid::now_v7();
-    write_backlog(&db.app_url, relay_tenant, events).await;
-    let started = Instant::now();
-    while stream_messages(&js, &relay_stream).await < before + events as u64 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let relay_secs = started.elapsed().as_secs_f64();
-    let relayed = crm_testkit::jetstream::wait_for_messages(&client, &relay_stream, before + events as u64, Duration::from_secs(5)).await;
-    let messages: Vec<_> = relayed.into_iter().skip(before as usize).collect();
+    if runs("relay") {
+        let client = nats.client().await;
+        let js = jetstream::new(client.clone());
+        let relay_stream = crm_kit::relay::stream_name("profiles");
+        let before = stream_messages(&js, &relay_stream).await;
+        let relay_tenant = Uuid::now_v7();
+        write_backlog(&db.app_url, relay_tenant, events).await;
+        let started = Instant::now();
+        while stream_messages(&js, &relay_stream).await < before + events as u64 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let relay_secs = started.elapsed().as_secs_f64();
+        let relayed =
+            crm_testkit::jetstream::wait_for_messages(&client, &relay_stream, before + events as u64, Duration::from_secs(5)).await;
+        let messages: Vec<_> = relayed.into_iter().skip(before as usize).collect();
 
-    js.get_or_create_stream(stream::Config {
-        name: "REFERENCE".into(),
-        subjects: vec!["reference.>".into()],
-        duplicate_window: Duration::from_secs(600),
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await?;
-    let payloads: Vec<(String, String, bytes::Bytes)> = messages
-        .iter()
-        .map(|m| {
-            use prost::Message;
-            (format!("reference.{}", m.subject), m.message_id.clone(), m.event.encode_to_vec().into())
+        js.get_or_create_stream(stream::Config {
+            name: "REFERENCE".into(),
+            subjects: vec!["reference.>".into()],
+            duplicate_window: Duration::from_secs(600),
+            storage: stream::StorageType::File,
+            ..Default::default()
         })
-        .collect();
-    let started = Instant::now();
-    for chunk in payloads.chunks(WINDOW) {
-        let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(chunk.len());
-        for (subject, id, payload) in chunk {
-            let message = PublishMessage::build()
-                .payload(payload.clone())
-                .message_id(id)
-                .header("Crm-Event-Type", "crm.profiles.v1.CustomerCreated")
-                .header("Content-Type", "application/protobuf");
-            acks.push(js.send_publish(subject.clone(), message).await?);
+        .await?;
+        let payloads: Vec<(String, String, bytes::Bytes)> = messages
+            .iter()
+            .map(|m| {
+                use prost::Message;
+                (format!("reference.{}", m.subject), m.message_id.clone(), m.event.encode_to_vec().into())
+            })
+            .collect();
+        let started = Instant::now();
+        for chunk in payloads.chunks(WINDOW) {
+            let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(chunk.len());
+            for (subject, id, payload) in chunk {
+                let message = PublishMessage::build()
+                    .payload(payload.clone())
+                    .message_id(id)
+                    .header("Crm-Event-Type", "crm.profiles.v1.CustomerCreated")
+                    .header("Content-Type", "application/protobuf");
+                acks.push(js.send_publish(subject.clone(), message).await?);
+            }
+            for ack in acks {
+                ack.await?;
+            }
         }
-        for ack in acks {
-            ack.await?;
-        }
+        let reference_secs = started.elapsed().as_secs_f64();
+        let (relay_rate, reference_rate) = (events as f64 / relay_secs, events as f64 / reference_secs);
+        println!(
+            "JetStream relay:   {relay_rate:>8.0} events/s   plain async-nats publisher:  {reference_rate:>8.0} msgs/s    ratio {:.2}×",
+            relay_rate / reference_rate
+        );
     }
-    let reference_secs = started.elapsed().as_secs_f64();
-    let (relay_rate, reference_rate) = (events as f64 / relay_secs, events as f64 / reference_secs);
-    println!(
-        "JetStream relay:   {relay_rate:>8.0} events/s   plain async-nats publisher:  {reference_rate:>8.0} msgs/s    ratio {:.2}×",
-        relay_rate / reference_rate
-    );
     drop(service);
     Ok(())
 }

@@ -170,7 +170,7 @@ impl EventService for EventStreamService {
             return Err(Error::invalid("after_position", "INVALID_POSITION", "after_position must not be negative").into());
         }
         if after_position > 0 {
-            crate::retention::check_not_pruned(&self.pool, principal.tenant, after_position).await?;
+            check_not_pruned(&self.pool, principal.tenant, after_position).await?;
         }
         let (sender, receiver) = mpsc::channel(64);
         let pump = Pump {
@@ -205,21 +205,20 @@ impl Pump {
             if *self.shutdown.borrow() {
                 return;
             }
-            let batch = match self.read_batch(cursor).await {
+            let batch = match read_after(&self.pool, self.source, self.tenant, cursor, &self.types, BATCH).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     let _ = self.sender.send(Err(err.into())).await;
                     return;
                 }
             };
-            let full = batch.len() as i64 == BATCH;
-            for event in batch {
-                cursor = event.position;
+            for event in batch.events {
                 if self.sender.send(Ok(SubscribeResponse { event: Some(event) })).await.is_err() {
                     return;
                 }
             }
-            if full {
+            cursor = batch.scanned_to;
+            if batch.more {
                 continue;
             }
             tokio::select! {
@@ -230,25 +229,33 @@ impl Pump {
             }
         }
     }
-
-    async fn read_batch(&self, cursor: i64) -> Result<Vec<Event>, Error> {
-        Ok(read_after(&self.pool, self.source, self.tenant, cursor, &self.types, BATCH).await?.events)
-    }
 }
 
-/// Up to `limit` of a tenant's committed events after `cursor`, oldest first.
+/// A tenant's committed events after a cursor, oldest first: the next
+/// `limit` positions of the tenant are looked at, and those whose type
+/// matches are returned.
 pub(crate) struct Batch {
-    /// The events whose type matches.
+    /// The events looked at whose type matches.
     pub events: Vec<Event>,
-    /// The highest position stamped when the batch was read: when fewer than
-    /// `limit` events came back, none up to it was left out, so a reader
-    /// whose filter skipped events may move its cursor here.
-    pub high_water: i64,
+    /// The last position looked at (the cursor when there was none): a
+    /// reader that has handled `events` may move its cursor here, since the
+    /// events it did not get up to it were filtered out.
+    pub scanned_to: i64,
+    /// Whether `limit` positions were looked at, so more may follow at once.
+    pub more: bool,
 }
 
-/// Stamps `tenant`'s committed events (see the module docs) and reads up to
-/// `limit` of them after `cursor` whose type matches one of `patterns` (SQL
-/// `LIKE` patterns, see [`crate::webhooks::like_pattern`]; empty: every type).
+/// Stamps `tenant`'s committed events (see the module docs) and reads the
+/// next `limit` of them after `cursor` ([`Batch`]), keeping those whose type
+/// matches one of `patterns` (SQL `LIKE` patterns, see
+/// [`crate::webhooks::like_pattern`]; empty: every type).
+///
+/// In two steps, so that a read costs the same however long the backlog:
+/// the window of positions is an index-only walk of `outbox_by_position`
+/// that stops after `limit` entries; the rows are then read in that bounded
+/// range. (As one `ORDER BY position LIMIT` query, the planner — misled by
+/// the row-security filter's low estimates — picks a bitmap scan of every
+/// later event of the tenant and a sort: O(backlog) per batch.)
 pub(crate) async fn read_after(
     pool: &PgPool,
     source: &str,
@@ -259,23 +266,33 @@ pub(crate) async fn read_after(
 ) -> Result<Batch, Error> {
     let mut tx = begin_tenant(pool, tenant).await?;
     stamp_positions(&mut tx, tenant).await?;
-    let rows: Vec<OutboxRow> = sqlx::query_as(
-        "SELECT id, type, subject, time, data, traceparent, position FROM outbox
-         WHERE tenant_id = $1 AND position > $2 AND (cardinality($3::text[]) = 0 OR type LIKE ANY($3))
-         ORDER BY position LIMIT $4",
+    let (looked_at, last): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT count(*), max(position) FROM (
+             SELECT position FROM outbox WHERE tenant_id = $1 AND position > $2 ORDER BY position LIMIT $3
+         ) window_of_positions",
     )
     .bind(tenant)
     .bind(cursor)
-    .bind(patterns)
     .bind(limit)
+    .fetch_one(&mut *tx)
+    .instrument(db_span("SELECT", "outbox"))
+    .await?;
+    let Some(scanned_to) = last else {
+        tx.commit().await?;
+        return Ok(Batch { events: Vec::new(), scanned_to: cursor, more: false });
+    };
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT id, type, subject, time, data, traceparent, position FROM outbox
+         WHERE tenant_id = $1 AND position > $2 AND position <= $3 AND (cardinality($4::text[]) = 0 OR type LIKE ANY($4))
+         ORDER BY position",
+    )
+    .bind(tenant)
+    .bind(cursor)
+    .bind(scanned_to)
+    .bind(patterns)
     .fetch_all(&mut *tx)
     .instrument(db_span("SELECT", "outbox"))
     .await?;
-    let high_water: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM outbox WHERE tenant_id = $1 AND position IS NOT NULL")
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .instrument(db_span("SELECT", "outbox"))
-        .await?;
     tx.commit().await?;
     let events = rows
         .into_iter()
@@ -293,7 +310,28 @@ pub(crate) async fn read_after(
             })
         })
         .collect::<Result<_, Error>>()?;
-    Ok(Batch { events, high_water })
+    Ok(Batch { events, scanned_to, more: looked_at == limit })
+}
+
+/// OUT_OF_RANGE when events of `tenant` after `after_position` were pruned.
+pub async fn check_not_pruned(pool: &PgPool, tenant: Uuid, after_position: i64) -> Result<(), Error> {
+    let mut tx = begin_tenant(pool, tenant).await?;
+    let pruned: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_pruned WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .instrument(db_span("SELECT", "outbox_pruned"))
+        .await?;
+    tx.commit().await?;
+    match pruned {
+        Some(pruned) if after_position < pruned => Err(Error::OutOfRange {
+            reason: "EVENTS_PRUNED",
+            message: format!(
+                "events after position {after_position} up to {pruned} are past the outbox retention and were deleted; \
+                 resume from position {pruned} (or 0, the oldest kept) and reconcile the gap another way"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A stamped outbox row as streamed.

@@ -35,8 +35,11 @@ use crate::{
     outbox::{read_after, wait_for_tenant},
 };
 
-/// Events published before their acknowledgements are awaited.
-const BATCH: i64 = 256;
+/// Events read (and published) per round; the next round is read while
+/// this one's acknowledgements come in.
+const BATCH: i64 = 512;
+/// How often progress is recorded while events flow.
+const RECORD_AFTER: Duration = Duration::from_millis(100);
 /// How long a worker with nothing to publish waits for its tenant's next event.
 const LINGER: Duration = Duration::from_secs(2);
 /// How often every tenant with events is looked for (besides those announced by notifications).
@@ -219,38 +222,29 @@ impl Relay {
         Ok(updated == 1)
     }
 
-    /// Publishes `events` and waits for JetStream's acknowledgements: the
-    /// position of the last event acknowledged in an unbroken run from the
-    /// first, and whether all were.
-    async fn publish(&self, events: &[Event], mut position: i64) -> (i64, bool) {
+    /// Publishes `events` without waiting for their acknowledgements; stops
+    /// at the first one NATS refuses (the rest is published again later).
+    async fn send(&self, events: &[Event]) -> InFlight {
         let mut acks: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(events.len());
         for event in events {
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .payload(event.encode_to_vec().into())
                 .message_id(&event.id)
                 .header("Crm-Event-Type", event.r#type.as_str())
                 .header("Crm-Position", event.position.to_string().as_str())
-                .header("Content-Type", "application/protobuf")
-                .header("traceparent", event.traceparent.as_str());
+                .header("Content-Type", "application/protobuf");
+            if !event.traceparent.is_empty() {
+                message = message.header("traceparent", event.traceparent.as_str());
+            }
             match self.jetstream.send_publish(subject(self.source, event), message).await {
                 Ok(ack) => acks.push((event.position, ack)),
                 Err(err) => {
                     tracing::warn!(error = %err, "NATS refused a publish; the rest is published again later");
-                    break;
+                    return InFlight { acks, all_sent: false };
                 }
             }
         }
-        let sent = acks.len();
-        for (event_position, ack) in acks {
-            match ack.await {
-                Ok(_) => position = event_position,
-                Err(err) => {
-                    tracing::warn!(error = %err, "JetStream did not acknowledge an event; publishing again from it");
-                    return (position, false);
-                }
-            }
-        }
-        (position, sent == events.len())
+        InFlight { acks, all_sent: true }
     }
 
     async fn relay_tenant(&self, tenant: Uuid) -> Result<(), Error> {
@@ -277,25 +271,41 @@ impl Relay {
         let mut wakeups = self.wakeups.subscribe();
         let mut shutdown = self.shutdown.clone();
         let mut idle_since: Option<Instant> = None;
-        let mut renewed = Instant::now();
+        let mut recorded = Instant::now();
         let renew_every = Duration::from_millis(self.settings.relay_lease_ms / 3);
+        // Publishes of the last batch whose acknowledgements are awaited while
+        // the next batch is read; and how far reading got.
+        let mut in_flight: Option<InFlight> = None;
+        let mut read_to = position;
         loop {
-            if *shutdown.borrow() {
-                self.record(tenant, position, 0, false).await?;
+            let stopping = *shutdown.borrow();
+            let (batch, settled) = tokio::join!(
+                async {
+                    if stopping { Ok(None) } else { read_after(&self.pool, self.source, tenant, read_to, &[], BATCH).await.map(Some) }
+                },
+                settle(in_flight.take(), position)
+            );
+            let (acked, all) = settled;
+            position = acked;
+            if !all {
+                self.record(tenant, position, failures.max(0) + 1, false).await?;
                 return Ok(());
             }
-            let batch = read_after(&self.pool, self.source, tenant, position, &[], BATCH).await?;
+            let Some(batch) = batch? else {
+                self.record(tenant, position, 0, false).await?;
+                return Ok(());
+            };
             if batch.events.is_empty() {
                 let since = *idle_since.get_or_insert_with(Instant::now);
                 let Some(left) = LINGER.checked_sub(since.elapsed()) else {
                     self.record(tenant, position, 0, false).await?;
                     return Ok(());
                 };
-                if renewed.elapsed() >= renew_every {
+                if recorded.elapsed() >= renew_every {
                     if !self.record(tenant, position, 0, true).await? {
                         return Ok(());
                     }
-                    renewed = Instant::now();
+                    recorded = Instant::now();
                 }
                 tokio::select! {
                     _ = shutdown.wait_for(|stop| *stop) => {}
@@ -305,18 +315,41 @@ impl Relay {
                 continue;
             }
             idle_since = None;
-            let (acked, all) = self.publish(&batch.events, position).await;
-            position = acked;
-            if !all {
-                self.record(tenant, position, failures.max(0) + 1, false).await?;
-                return Ok(());
+            in_flight = Some(self.send(&batch.events).await);
+            read_to = batch.scanned_to;
+            // Recorded now and then, not per batch: a crash publishes again
+            // what was not recorded, and JetStream drops those copies.
+            if recorded.elapsed() >= RECORD_AFTER {
+                if !self.record(tenant, position, 0, true).await? {
+                    return Ok(());
+                }
+                recorded = Instant::now();
             }
-            if !self.record(tenant, position, 0, true).await? {
-                return Ok(());
-            }
-            renewed = Instant::now();
         }
     }
+}
+
+/// Publishes sent and not yet acknowledged, in order, and whether every event of the batch was sent.
+struct InFlight {
+    acks: Vec<(i64, PublishAckFuture)>,
+    all_sent: bool,
+}
+
+/// Waits for `in_flight`'s acknowledgements in order: the position of the
+/// last event acknowledged in an unbroken run (from `position`), and whether
+/// all were sent and acknowledged.
+async fn settle(in_flight: Option<InFlight>, mut position: i64) -> (i64, bool) {
+    let Some(InFlight { acks, all_sent }) = in_flight else { return (position, true) };
+    for (event_position, ack) in acks {
+        match ack.await {
+            Ok(_) => position = event_position,
+            Err(err) => {
+                tracing::warn!(error = %err, "JetStream did not acknowledge an event; publishing again from it");
+                return (position, false);
+            }
+        }
+    }
+    (position, all_sent)
 }
 
 impl LeasedWork for Relay {

@@ -1,8 +1,8 @@
 //! Outbox retention: events older than `CRM_OUTBOX_RETENTION_DAYS` (and
 //! webhook delivery attempts as old) are deleted by a job every replica runs.
 //! Each tenant's highest pruned position is kept, so that a consumer resuming
-//! below it is told it missed events (OUT_OF_RANGE `EVENTS_PRUNED`) instead
-//! of skipping them unknowingly.
+//! below it is told it missed events (OUT_OF_RANGE `EVENTS_PRUNED`, see
+//! [`crate::outbox::check_not_pruned`]) instead of skipping them unknowingly.
 //!
 //! Replica-safe: a tenant is pruned under a transaction-scoped advisory lock
 //! (a second replica skips it), in batches by position, and the stamping
@@ -24,27 +24,6 @@ use crate::{
 const BATCH: i64 = 5000;
 /// Tenants pruned per round.
 const TENANTS_PER_ROUND: i64 = 100;
-
-/// OUT_OF_RANGE when events of `tenant` after `after_position` were pruned.
-pub async fn check_not_pruned(pool: &PgPool, tenant: Uuid, after_position: i64) -> Result<(), Error> {
-    let mut tx = begin_tenant(pool, tenant).await?;
-    let pruned: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_pruned WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .instrument(db_span("SELECT", "outbox_pruned"))
-        .await?;
-    tx.commit().await?;
-    match pruned {
-        Some(pruned) if after_position < pruned => Err(Error::OutOfRange {
-            reason: "EVENTS_PRUNED",
-            message: format!(
-                "events after position {after_position} up to {pruned} are past the outbox retention and were deleted; \
-                 resume from position {pruned} (or 0, the oldest kept) and reconcile the gap another way"
-            ),
-        }),
-        _ => Ok(()),
-    }
-}
 
 /// One round of the retention job: prunes up to [`TENANTS_PER_ROUND`]
 /// tenants' events committed before `now - retention`; the number deleted.

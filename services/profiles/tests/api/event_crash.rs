@@ -105,7 +105,7 @@ async fn webhook_delivery_killed_mid_backlog_resumes_and_delivers_every_event_in
         }
     }
     let repeats = delivered.len() - seen.len();
-    assert!(repeats <= 128, "only unrecorded deliveries repeat, with the same webhook-id: {repeats}");
+    assert!(repeats <= 300, "only unrecorded deliveries repeat, with the same webhook-id: {repeats}");
     let key = secret_key(&created.secret).unwrap();
     assert!(delivered.iter().all(|r| verify(&key, &r.id, r.timestamp, &r.body, &r.signature)));
 }

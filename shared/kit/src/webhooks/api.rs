@@ -131,7 +131,7 @@ impl WebhookService for WebhookApi {
             if let Some(mut response) = replay::<pb::CreateWebhookResponse>(key.as_ref(), &mut tx, tenant).await? {
                 // The secret is not kept with the stored answer: a retry gets the webhook's current one.
                 let id = WEBHOOK.parse(response.webhook.as_ref().map(|w| w.name.as_str()).unwrap_or_default(), "name")?;
-                let row = store::find(&mut tx, tenant, id, false).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+                let row = store::get(&mut tx, tenant, id, false).await?;
                 response.secret = self.cipher.open(tenant, id, &row.secret).map_err(Error::internal)?;
                 return Ok(response);
             }
@@ -158,7 +158,7 @@ impl WebhookService for WebhookApi {
             principal.require(WEBHOOKS_MANAGE)?;
             let id = WEBHOOK.parse(&request.get_ref().name, "name")?;
             let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-            let row = store::find(&mut tx, principal.tenant, id, false).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let row = store::get(&mut tx, principal.tenant, id, false).await?;
             tx.commit().await?;
             Ok(pb::GetWebhookResponse { webhook: Some(webhook_to(&row)) })
         })
@@ -195,7 +195,7 @@ impl WebhookService for WebhookApi {
             crate::etag::parse(&input.etag, "webhook.etag")?;
             // The target's host is resolved outside the transaction: merge onto what is stored, check, then write if the etag still holds.
             let mut tx = begin_tenant(&self.pool, tenant).await?;
-            let stored = store::find(&mut tx, tenant, id, false).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let stored = store::get(&mut tx, tenant, id, false).await?;
             tx.commit().await?;
             let mut merged = webhook_to(&stored);
             for path in mask.resolve(WRITABLE) {
@@ -208,14 +208,14 @@ impl WebhookService for WebhookApi {
             }
             let fields = self.fields(&merged, Some(stored.state == "ACTIVE")).await?;
             let mut tx = begin_tenant(&self.pool, tenant).await?;
-            let current = store::find(&mut tx, tenant, id, true).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let current = store::get(&mut tx, tenant, id, true).await?;
             WEBHOOK.check_etag(&input.etag, "webhook.etag", id, current.revision)?;
             if current.revision != stored.revision {
                 // Changed between the merge and the lock: the caller retries (ABORTED with retry info).
                 return Err(Error::Conflict);
             }
             store::update(&mut tx, tenant, id, &fields, Utc::now()).await?;
-            let row = store::find(&mut tx, tenant, id, false).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let row = store::get(&mut tx, tenant, id, false).await?;
             tx.commit().await?;
             Ok(pb::UpdateWebhookResponse { webhook: Some(webhook_to(&row)) })
         })
@@ -230,7 +230,7 @@ impl WebhookService for WebhookApi {
             let request = request.get_ref();
             let id = WEBHOOK.parse(&request.name, "name")?;
             let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-            let row = store::find(&mut tx, principal.tenant, id, true).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let row = store::get(&mut tx, principal.tenant, id, true).await?;
             WEBHOOK.check_etag(&request.etag, "etag", id, row.revision)?;
             store::delete(&mut tx, principal.tenant, id).await?;
             tx.commit().await?;
@@ -256,12 +256,12 @@ impl WebhookService for WebhookApi {
                 _ => return Err(Error::invalid("overlap_seconds", "OUT_OF_RANGE", "0 (24 hours) to 604800 (7 days)")),
             };
             let mut tx = begin_tenant(&self.pool, tenant).await?;
-            let row = store::find(&mut tx, tenant, id, true).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let row = store::get(&mut tx, tenant, id, true).await?;
             WEBHOOK.check_etag(&request.etag, "etag", id, row.revision)?;
             let (secret, sealed) = self.new_secret(tenant, id);
             let now = Utc::now();
             store::rotate_secret(&mut tx, tenant, id, &sealed, now + chrono::Duration::seconds(overlap), now).await?;
-            let row = store::find(&mut tx, tenant, id, false).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let row = store::get(&mut tx, tenant, id, false).await?;
             tx.commit().await?;
             Ok(pb::RotateWebhookSecretResponse { webhook: Some(webhook_to(&row)), secret })
         })
@@ -278,7 +278,7 @@ impl WebhookService for WebhookApi {
             let id = WEBHOOK.parse(&request.name, "name")?;
             use pb::replay_webhook_request::Start;
             let mut tx = begin_tenant(&self.pool, tenant).await?;
-            store::find(&mut tx, tenant, id, true).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            store::get(&mut tx, tenant, id, true).await?;
             let latest = store::latest_position(&mut tx, tenant).await?;
             let position = match &request.start {
                 Some(Start::AfterPosition(p)) if *p < 0 => {
@@ -300,12 +300,12 @@ impl WebhookService for WebhookApi {
             };
             tx.commit().await?;
             if position > 0 {
-                crate::retention::check_not_pruned(&self.pool, tenant, position).await?;
+                crate::outbox::check_not_pruned(&self.pool, tenant, position).await?;
             }
             let mut tx = begin_tenant(&self.pool, tenant).await?;
-            store::find(&mut tx, tenant, id, true).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            store::get(&mut tx, tenant, id, true).await?;
             store::rewind(&mut tx, tenant, id, position).await?;
-            let row = store::find(&mut tx, tenant, id, false).await?.ok_or_else(|| WEBHOOK.not_found(id))?;
+            let row = store::get(&mut tx, tenant, id, false).await?;
             tx.commit().await?;
             tracing::info!(webhook = %WEBHOOK.name(id), after_position = position, "webhook replay requested");
             Ok(pb::ReplayWebhookResponse { webhook: Some(webhook_to(&row)) })
@@ -330,7 +330,7 @@ impl WebhookService for WebhookApi {
                 &["ListWebhookDeliveries", &principal.tenant.to_string(), &request.parent],
             )?;
             let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-            store::find(&mut tx, principal.tenant, webhook, false).await?.ok_or_else(|| WEBHOOK.not_found(webhook))?;
+            store::get(&mut tx, principal.tenant, webhook, false).await?;
             let rows = store::attempts(&mut tx, principal.tenant, webhook, page.after, page.fetch_limit()).await?;
             tx.commit().await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |row| row.id);

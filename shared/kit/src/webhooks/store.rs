@@ -78,10 +78,27 @@ pub async fn insert(
     find(tx, tenant, id, false).await?.ok_or_else(|| Error::internal(anyhow::anyhow!("webhook {id} vanished after insert")))
 }
 
-/// Webhook `id`; `lock` holds it (and its cursor) for a change.
+/// Webhook `id`; `lock` holds it and its cursor for a change — the cursor
+/// first, then the webhook, the order in which a delivery worker's record
+/// takes them (its cursor update, then the key-share lock of its attempts'
+/// foreign key), so the two cannot deadlock. `NO KEY UPDATE`: no change here
+/// touches the key, so attempts can still be logged meanwhile.
 pub async fn find(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<WebhookRow>, Error> {
-    let sql = format!("{SELECT} WHERE w.tenant_id = $1 AND w.id = $2{}", if lock { " FOR UPDATE" } else { "" });
+    if lock {
+        sqlx::query("SELECT 1 FROM webhook_cursors WHERE tenant_id = $1 AND webhook_id = $2 FOR NO KEY UPDATE")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut **tx)
+            .instrument(db_span("SELECT", "webhook_cursors"))
+            .await?;
+    }
+    let sql = format!("{SELECT} WHERE w.tenant_id = $1 AND w.id = $2{}", if lock { " FOR NO KEY UPDATE OF w" } else { "" });
     Ok(sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(&mut **tx).instrument(db_span("SELECT", "webhooks")).await?)
+}
+
+/// Webhook `id`, or NOT_FOUND naming it; `lock` holds it for a change.
+pub async fn get(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<WebhookRow, Error> {
+    find(tx, tenant, id, lock).await?.ok_or_else(|| super::WEBHOOK.not_found(id))
 }
 
 /// A page of webhooks in creation (id) order after `after`.
