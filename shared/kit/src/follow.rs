@@ -283,30 +283,48 @@ impl<A: Apply> Follower<A> {
             ..Default::default()
         };
         let mut messages = stream.get_or_create_consumer(&durable, config).await?.messages().await?;
-        let wanted = |event_type: &str| self.source.types.is_empty() || self.source.types.iter().any(|t| t == event_type);
-        while let Some(first) = messages.next().await {
-            let mut batch = vec![first?];
-            while batch.len() < MAX_BATCH {
-                match messages.next().now_or_never() {
-                    Some(Some(message)) => batch.push(message?),
-                    _ => break,
+        // As Subscribe reads `types`: exact names, or prefixes ending in `*`.
+        let wanted = |event_type: &str| {
+            self.source.types.is_empty()
+                || self.source.types.iter().any(|t| t.strip_suffix('*').map_or(t == event_type, |prefix| event_type.starts_with(prefix)))
+        };
+        let read = async {
+            while let Some(first) = messages.next().await {
+                let mut batch = vec![first?];
+                while batch.len() < MAX_BATCH {
+                    match messages.next().now_or_never() {
+                        Some(Some(message)) => batch.push(message?),
+                        _ => break,
+                    }
+                }
+                let mut events = Vec::with_capacity(batch.len());
+                for message in &batch {
+                    let event = Event::decode(message.payload.clone())?;
+                    if wanted(&event.r#type) {
+                        events.push(event);
+                    }
+                }
+                if !events.is_empty() {
+                    self.apply.apply_batch(tenant, events).await?;
+                }
+                for message in &batch {
+                    message.ack().await.map_err(|e| anyhow::anyhow!("acknowledging to JetStream: {e}"))?;
                 }
             }
-            let mut events = Vec::with_capacity(batch.len());
-            for message in &batch {
-                let event = Event::decode(message.payload.clone())?;
-                if wanted(&event.r#type) {
-                    events.push(event);
-                }
-            }
-            if !events.is_empty() {
-                self.apply.apply_batch(tenant, events).await?;
-            }
-            for message in &batch {
-                message.ack().await.map_err(|e| anyhow::anyhow!("acknowledging to JetStream: {e}"))?;
+            anyhow::Ok(())
+        };
+        let result = read.await;
+        if result.is_err() {
+            // Events received but not applied would come back only after the
+            // ack wait, behind later ones — which, applied first, would move
+            // the stored position past them (and Apply would then skip them).
+            // Dropping the consumer makes the next read start over from the
+            // stream's beginning, in order; Apply skips what it applied.
+            if let Err(err) = stream.delete_consumer(&durable).await {
+                tracing::warn!(error = %err, consumer = %durable, "could not drop the JetStream consumer after a failed read");
             }
         }
-        Ok(())
+        result
     }
 
     async fn read_subscribe(&self, tenant: Uuid) -> anyhow::Result<()> {

@@ -375,6 +375,9 @@ async fn webhooks_are_validated_admin_only_tenant_scoped_and_versioned() {
     let app2 = spawn_app().await;
     let mut hooks = client(&app2);
     let receiver = WebhookReceiver::start().await;
+    let beyond = pb::CreateWebhookRequest { start_after_position: 1 << 40, ..create(&receiver.url(), &[]) };
+    let status = hooks.create_webhook(app2.admin(beyond)).await.unwrap_err();
+    assert_eq!(violations(&status), [("start_after_position".to_owned(), "INVALID_POSITION".to_owned())], "beyond the newest event");
     let (webhook, _) = subscribe(&app2, &receiver.url(), &["crm.profiles.v1.Customer*"]).await;
     let stale = hooks
         .update_webhook(app2.admin(pb::UpdateWebhookRequest {
@@ -435,6 +438,8 @@ async fn events_past_retention_are_pruned_and_resuming_below_them_is_out_of_rang
     create_customers(&app, 4, "Old").await;
     let delivered = receiver.wait_for_accepted(4, Duration::from_secs(10)).await;
     let (oldest, kept) = (delivered[0].position(), delivered[2].position());
+    // Attempts are recorded with the progress, shortly after the deliveries: wait for them.
+    wait_for_webhook(&app, &webhook.name, |w| w.delivered_position >= delivered[3].position()).await;
 
     // The first two events (and their delivery attempts) age past retention.
     let mut db = app.app_connection().await;

@@ -50,10 +50,14 @@ impl WebhookApi {
     }
 
     /// `input`'s fields checked, the target's host resolved (before any transaction).
-    async fn fields(&self, input: &pb::Webhook, stored_active: Option<bool>) -> Result<WebhookFields, Error> {
+    async fn fields(&self, input: &pb::Webhook, stored: Option<&WebhookRow>) -> Result<WebhookFields, Error> {
         let mut violations = Vec::new();
         let target_uri = input.target_uri.trim().to_owned();
-        if target_uri.is_empty() || target_uri.chars().count() > MAX_URI_CHARS {
+        let stored_active = stored.map(|row| row.state == "ACTIVE");
+        if stored.is_some_and(|row| row.target_uri == target_uri) {
+            // Unchanged: checked when it was set, and again by every delivery run
+            // (so a webhook whose host went bad can still be paused or described).
+        } else if target_uri.is_empty() || target_uri.chars().count() > MAX_URI_CHARS {
             violations.push(crate::FieldViolation::new("webhook.target_uri", "INVALID_VALUE", "an https URL of at most 2000 characters"));
         } else {
             match crate::egress::parse_url(&target_uri, self.allow_private) {
@@ -137,8 +141,16 @@ impl WebhookService for WebhookApi {
             }
             let id = Uuid::now_v7();
             let (secret, sealed) = self.new_secret(tenant, id);
+            let latest = store::latest_position(&mut tx, tenant).await?;
             let start = match request.start_after_position {
-                0 => store::latest_position(&mut tx, tenant).await?,
+                0 => latest,
+                position if position > latest => {
+                    return Err(Error::invalid(
+                        "start_after_position",
+                        "INVALID_POSITION",
+                        format!("{position} is beyond the newest event's position ({latest})"),
+                    ));
+                }
                 position => position,
             };
             let row = store::insert(&mut tx, tenant, id, &fields, &sealed, start, Utc::now()).await?;
@@ -206,7 +218,8 @@ impl WebhookService for WebhookApi {
                     _ => merged.state = input.state,
                 }
             }
-            let fields = self.fields(&merged, Some(stored.state == "ACTIVE")).await?;
+            let fields = self.fields(&merged, Some(&stored)).await?;
+            let retry_now = fields.target_uri != stored.target_uri || fields.event_types != stored.event_types;
             let mut tx = begin_tenant(&self.pool, tenant).await?;
             let current = store::get(&mut tx, tenant, id, true).await?;
             WEBHOOK.check_etag(&input.etag, "webhook.etag", id, current.revision)?;
@@ -214,7 +227,7 @@ impl WebhookService for WebhookApi {
                 // Changed between the merge and the lock: the caller retries (ABORTED with retry info).
                 return Err(Error::Conflict);
             }
-            store::update(&mut tx, tenant, id, &fields, Utc::now()).await?;
+            store::update(&mut tx, tenant, id, &fields, retry_now, Utc::now()).await?;
             let row = store::get(&mut tx, tenant, id, false).await?;
             tx.commit().await?;
             Ok(pb::UpdateWebhookResponse { webhook: Some(webhook_to(&row)) })

@@ -107,12 +107,20 @@ pub async fn page(tx: &mut TenantTx, tenant: Uuid, after: Option<Uuid>, limit: i
     Ok(sqlx::query_as(&sql).bind(tenant).bind(after).bind(limit).fetch_all(&mut **tx).instrument(db_span("SELECT", "webhooks")).await?)
 }
 
-/// Writes `fields`. A webhook set ACTIVE again starts afresh from where
-/// delivery stopped (no failures counted, no retry pending); any change
+/// Writes `fields`. A webhook set ACTIVE again, or whose target or types
+/// changed (`retry_now`), starts afresh from where delivery stopped (no
+/// failures counted, no retry pending); any change
 /// moves the cursor's generation on and frees its lease, so that a running
 /// worker stops at its next record and the next one, started at once, reads
 /// the new settings.
-pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, fields: &WebhookFields, now: DateTime<Utc>) -> Result<(), Error> {
+pub async fn update(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    id: Uuid,
+    fields: &WebhookFields,
+    retry_now: bool,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     sqlx::query(
         "WITH w AS (
              UPDATE webhooks SET target_uri = $3, event_types = $4, description = $5, state = $6,
@@ -121,9 +129,9 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, fields: &WebhookF
              WHERE tenant_id = $1 AND id = $2
          )
          UPDATE webhook_cursors SET active = $6 = 'ACTIVE', generation = generation + 1, lease_owner = NULL, lease_until = NULL,
-             due_time = CASE WHEN NOT active AND $6 = 'ACTIVE' THEN NULL ELSE due_time END,
-             failures = CASE WHEN NOT active AND $6 = 'ACTIVE' THEN 0 ELSE failures END,
-             failing_since = CASE WHEN NOT active AND $6 = 'ACTIVE' THEN NULL ELSE failing_since END
+             due_time = CASE WHEN (NOT active AND $6 = 'ACTIVE') OR $8 THEN NULL ELSE due_time END,
+             failures = CASE WHEN (NOT active AND $6 = 'ACTIVE') OR $8 THEN 0 ELSE failures END,
+             failing_since = CASE WHEN (NOT active AND $6 = 'ACTIVE') OR $8 THEN NULL ELSE failing_since END
          WHERE tenant_id = $1 AND webhook_id = $2",
     )
     .bind(tenant)
@@ -133,6 +141,7 @@ pub async fn update(tx: &mut TenantTx, tenant: Uuid, id: Uuid, fields: &WebhookF
     .bind(&fields.description)
     .bind(state_of(fields.active))
     .bind(now)
+    .bind(retry_now)
     .execute(&mut **tx)
     .instrument(db_span("UPDATE", "webhooks"))
     .await?;
@@ -287,7 +296,7 @@ pub async fn insert_attempts(tx: &mut TenantTx, tenant: Uuid, webhook: Uuid, att
 }
 
 /// What a worker needs to deliver a webhook it has leased.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Lease {
     pub position: i64,
     pub generation: i64,
@@ -310,16 +319,11 @@ pub async fn claim(
     lease: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<Lease>, Error> {
-    Ok(sqlx::query_as(
-        "WITH c AS (
-             UPDATE webhook_cursors SET lease_owner = $3, lease_until = $4
-             WHERE tenant_id = $1 AND webhook_id = $2 AND active AND (due_time IS NULL OR due_time <= $5)
-               AND (lease_until IS NULL OR lease_until < $5 OR lease_owner = $3)
-             RETURNING tenant_id, webhook_id, position, generation, failures, failing_since
-         )
-         SELECT c.position, c.generation, c.failures, c.failing_since, w.target_uri, w.event_types, w.secret,
-                w.previous_secret, w.previous_secret_expire_time
-         FROM c JOIN webhooks w ON w.tenant_id = c.tenant_id AND w.id = c.webhook_id",
+    let claimed: Option<(i64, i64, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "UPDATE webhook_cursors SET lease_owner = $3, lease_until = $4
+         WHERE tenant_id = $1 AND webhook_id = $2 AND active AND (due_time IS NULL OR due_time <= $5)
+           AND (lease_until IS NULL OR lease_until < $5 OR lease_owner = $3)
+         RETURNING position, generation, failures, failing_since",
     )
     .bind(tenant)
     .bind(webhook)
@@ -328,7 +332,30 @@ pub async fn claim(
     .bind(now)
     .fetch_optional(&mut **tx)
     .instrument(db_span("UPDATE", "webhook_cursors"))
-    .await?)
+    .await?;
+    let Some((position, generation, failures, failing_since)) = claimed else { return Ok(None) };
+    // A statement of its own, after the update: an update that waited for a
+    // change of the webhook (which moves the generation on) must read the
+    // settings that change committed, not its own older snapshot.
+    let (target_uri, event_types, secret, previous_secret, previous_secret_expire_time) = sqlx::query_as(
+        "SELECT target_uri, event_types, secret, previous_secret, previous_secret_expire_time FROM webhooks WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(webhook)
+    .fetch_one(&mut **tx)
+    .instrument(db_span("SELECT", "webhooks"))
+    .await?;
+    Ok(Some(Lease {
+        position,
+        generation,
+        failures,
+        failing_since,
+        target_uri,
+        event_types,
+        secret,
+        previous_secret,
+        previous_secret_expire_time,
+    }))
 }
 
 /// Where a leased webhook stands after a run of attempts.
