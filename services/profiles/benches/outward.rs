@@ -14,9 +14,12 @@
 //!    a second for 20 s, each event's latency from its commit returning to
 //!    its arrival at the receiver (p50, p99);
 //! 3. relay throughput: a backlog of N events relayed to JetStream, start to
-//!    the stream holding them all; reference: a plain async-nats publisher of
-//!    the same messages (payload, headers, Nats-Msg-Id) to another stream on
-//!    the same server, 256 publishes in flight as the relay has.
+//!    the stream holding them all — once as the backlog's first reader (the
+//!    relay stamps the positions) and once on a backlog already stamped (as
+//!    after a webhook or a Subscribe stream read it); reference: a plain
+//!    async-nats publisher of the same messages (payload, headers,
+//!    Nats-Msg-Id) to another stream on the same server, 256 publishes in
+//!    flight (the relay has up to 512).
 //!
 //! `CRM_BENCH_EVENTS=N` sets the backlogs (default 20 000; 500 in the smoke
 //! test `cargo test --all-targets` runs); `CRM_BENCH_ONLY=webhook|latency|relay`
@@ -33,7 +36,7 @@ use crm_testkit::{
     auth::{token, with_token},
     bench::build_kind,
     database::fresh_database,
-    events::write_backlog,
+    events::{write_backlog, write_stamped_backlog},
     nats::NatsServer,
     process::{binary, spawn_service},
     webhooks::WebhookReceiver,
@@ -41,7 +44,7 @@ use crm_testkit::{
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-/// Publishes in flight, as the relay has them.
+/// Publishes in flight for the plain publisher.
 const WINDOW: usize = 256;
 
 async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
@@ -173,17 +176,10 @@ async fn main() -> anyhow::Result<()> {
         let client = nats.client().await;
         let js = jetstream::new(client.clone());
         let relay_stream = crm_kit::relay::stream_name("profiles");
-        let before = stream_messages(&js, &relay_stream).await;
-        let relay_tenant = Uuid::now_v7();
-        write_backlog(&db.app_url, relay_tenant, events).await;
-        let started = Instant::now();
-        while stream_messages(&js, &relay_stream).await < before + events as u64 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let relay_secs = started.elapsed().as_secs_f64();
-        let relayed =
-            crm_testkit::jetstream::wait_for_messages(&client, &relay_stream, before + events as u64, Duration::from_secs(5)).await;
-        let messages: Vec<_> = relayed.into_iter().skip(before as usize).collect();
+        // A backlog the relay is the first to read (it stamps positions), then
+        // one another reader stamped already (a webhook, a Subscribe stream).
+        let (relay_secs, messages) = relay_backlog(&js, &client, &relay_stream, &db.app_url, events, false).await;
+        let (stamped_secs, _) = relay_backlog(&js, &client, &relay_stream, &db.app_url, events, true).await;
 
         js.get_or_create_stream(stream::Config {
             name: "REFERENCE".into(),
@@ -217,11 +213,42 @@ async fn main() -> anyhow::Result<()> {
         }
         let reference_secs = started.elapsed().as_secs_f64();
         let (relay_rate, reference_rate) = (events as f64 / relay_secs, events as f64 / reference_secs);
+        let stamped_rate = events as f64 / stamped_secs;
         println!(
             "JetStream relay:   {relay_rate:>8.0} events/s   plain async-nats publisher:  {reference_rate:>8.0} msgs/s    ratio {:.2}×",
             relay_rate / reference_rate
         );
+        println!(
+            "  (already stamped: {stamped_rate:>8.0} events/s                                           ratio {:.2}×)",
+            stamped_rate / reference_rate
+        );
     }
     drop(service);
     Ok(())
+}
+
+/// Writes a backlog of `events` for a new tenant and times the relay until
+/// the stream holds it all; returns the seconds and the relayed messages.
+async fn relay_backlog(
+    js: &jetstream::Context,
+    client: &async_nats::Client,
+    stream: &str,
+    app_url: &str,
+    events: usize,
+    stamped: bool,
+) -> (f64, Vec<crm_testkit::jetstream::Relayed>) {
+    let before = stream_messages(js, stream).await;
+    let tenant = Uuid::now_v7();
+    if stamped {
+        write_stamped_backlog(app_url, tenant, events).await;
+    } else {
+        write_backlog(app_url, tenant, events).await;
+    }
+    let started = Instant::now();
+    while stream_messages(js, stream).await < before + events as u64 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let relayed = crm_testkit::jetstream::wait_for_messages(client, stream, before + events as u64, Duration::from_secs(5)).await;
+    (secs, relayed.into_iter().skip(before as usize).collect())
 }

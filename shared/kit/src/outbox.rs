@@ -348,7 +348,9 @@ struct OutboxRow {
 
 /// Gives every committed, unstamped event of `tenant` the next positions; the
 /// advisory lock is held until `tx` commits (see the module docs for why).
-pub(crate) async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+/// Readers stamp for themselves; this is public for tools and benches that
+/// prepare a backlog as a reader would leave it.
+pub async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.outbox:' || $1::text, 0))").bind(tenant).execute(&mut **tx).await?;
     // Stamping is an event's first delivery: how long it waited is the outbox lag.
     let waits: Vec<f64> = sqlx::query_scalar(

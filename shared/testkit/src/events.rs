@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crm_proto::crm::events::v1::{Event, SubscribeRequest, event_service_client::EventServiceClient};
 use prost::{Message, Name};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgPool;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -34,6 +34,16 @@ pub async fn collect_of(channel: &Channel, bearer: &str, after: i64, n: usize, t
 /// (`app_url`: the service's login role) as the service's own writes do — one
 /// statement, announced — for tests and benches of what reads the outbox.
 pub async fn write_backlog(app_url: &str, tenant: Uuid, count: usize) -> Vec<Uuid> {
+    insert_backlog(app_url, tenant, count, false).await
+}
+
+/// As [`write_backlog`], with the events stamped before they are announced —
+/// as when another reader (a webhook, a `Subscribe` stream) read them first.
+pub async fn write_stamped_backlog(app_url: &str, tenant: Uuid, count: usize) -> Vec<Uuid> {
+    insert_backlog(app_url, tenant, count, true).await
+}
+
+async fn insert_backlog(app_url: &str, tenant: Uuid, count: usize, stamped: bool) -> Vec<Uuid> {
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     let subjects: Vec<String> = (0..count).map(|_| format!("customers/{}", Uuid::now_v7())).collect();
     let data: Vec<Vec<u8>> = subjects
@@ -51,9 +61,8 @@ pub async fn write_backlog(app_url: &str, tenant: Uuid, count: usize) -> Vec<Uui
                 .encode_to_vec()
         })
         .collect();
-    let mut conn = PgConnection::connect(app_url).await.unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let pool = PgPool::connect(app_url).await.unwrap();
+    let mut tx = crm_kit::db::begin_tenant(&pool, tenant).await.unwrap();
     sqlx::query(
         "INSERT INTO outbox (tenant_id, id, type, subject, data)
          SELECT $1, id, $2, subject, data FROM unnest($3::uuid[], $4::text[], $5::bytea[]) AS e(id, subject, data) ORDER BY id",
@@ -66,6 +75,9 @@ pub async fn write_backlog(app_url: &str, tenant: Uuid, count: usize) -> Vec<Uui
     .execute(&mut *tx)
     .await
     .unwrap();
+    if stamped {
+        crm_kit::outbox::stamp_positions(&mut tx, tenant).await.unwrap();
+    }
     sqlx::query("SELECT pg_notify('crm_outbox', $1)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
     ids
