@@ -120,3 +120,54 @@ fn urlencode(value: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn a_customers_reply_reopens_a_pending_ticket_and_an_agents_does_not() {
+    let gw = spawn_gateway().await;
+    let policy = json!({"displayName": "Normal", "priority": "PRIORITY_NORMAL", "firstResponseTarget": "3600s", "resolutionTarget": "7200s"});
+    let created = gw.call(Method::POST, "/v1/slaPolicies", Some(policy)).await;
+    assert_eq!(created.status, StatusCode::OK, "{:#}", created.body);
+    let ada = gw.create_customer("Ada", "ada@example.com").await;
+    let ticket = open(&gw, &ada, "Printer jams").await;
+    let route = path(&ticket["name"]);
+    let token = crm_testkit::auth::customer_token(gw.tenant, ada["name"].as_str().unwrap());
+    let status = |reply: &Reply| reply.body["status"].as_str().unwrap_or_default().to_owned();
+
+    let waiting =
+        gw.call(Method::POST, &format!("{route}:transition"), Some(json!({"status": "STATUS_PENDING", "reason": "model?"}))).await;
+    assert_eq!(waiting.status, StatusCode::OK, "{:#}", waiting.body);
+    assert!(waiting.body["ticket"]["resolutionDue"].is_null(), "paused while waiting: {:#}", waiting.body);
+
+    // The agent's own reply (public) leaves the ticket waiting on the customer.
+    let agent = gw.call(Method::POST, &format!("{route}/comments"), Some(json!({"body": "Which model?", "public": true}))).await;
+    assert_eq!(agent.status, StatusCode::OK, "{:#}", agent.body);
+    assert_eq!(status(&gw.call(Method::GET, &route, None).await), "STATUS_PENDING");
+
+    // The customer's reply is what the service waited for.
+    let reply = call_as(&gw, &token, Method::POST, &format!("{route}/comments"), Some(json!({"body": "LaserJet 4", "public": true}))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    let reopened = gw.call(Method::GET, &route, None).await;
+    assert_eq!(status(&reopened), "STATUS_OPEN", "{:#}", reopened.body);
+    assert!(reopened.body["resolutionDue"].is_string(), "the resolution clock runs again: {:#}", reopened.body);
+    assert_eq!(reopened.body["reopenCount"].as_i64().unwrap_or(0), 0, "back from PENDING is not a reopening of a resolved ticket");
+    let seen_by_customer = call_as(&gw, &token, Method::GET, &route, None).await;
+    assert_eq!(status(&seen_by_customer), "STATUS_OPEN");
+
+    let timeline = gw.call(Method::GET, &format!("{route}/events"), None).await;
+    assert_eq!(timeline.status, StatusCode::OK, "{:#}", timeline.body);
+    let entries = timeline.body["events"].as_array().expect("timeline entries");
+    let change = entries
+        .iter()
+        .find(|e| e["kind"] == "STATUS_CHANGED" && e["detail"].as_str().unwrap_or_default().starts_with("PENDING → OPEN"))
+        .unwrap_or_else(|| panic!("a STATUS_CHANGED entry: {:#}", timeline.body));
+    assert_eq!(change["actor"], ada["name"], "{change:#}");
+    assert!(change["detail"].as_str().unwrap().contains("the customer replied"), "{change:#}");
+
+    // Already OPEN: another reply changes nothing.
+    let again =
+        call_as(&gw, &token, Method::POST, &format!("{route}/comments"), Some(json!({"body": "Also: tray 2", "public": true}))).await;
+    assert_eq!(again.status, StatusCode::OK, "{:#}", again.body);
+    let after = gw.call(Method::GET, &format!("{route}/events"), None).await;
+    let changes = after.body["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "STATUS_CHANGED").count();
+    assert_eq!(changes, 2, "PENDING, then OPEN once: {:#}", after.body);
+}

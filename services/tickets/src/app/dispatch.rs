@@ -1,7 +1,10 @@
-//! Assignment within a team, automatic and manual. The team row is locked for
-//! the rest of the transaction, so concurrent intakes for one team decide one
-//! after the other, each seeing the loads the previous ones committed: no
-//! agent is ever given more than their capacity.
+//! Assignment within a team, automatic and manual. An agent's load counts
+//! their open tickets of every team, held to one capacity across teams (the
+//! lowest set on their memberships). Automatic assignment takes the tenant's
+//! dispatch lock, then the team row, for the rest of the transaction, so
+//! concurrent intakes — in one team or in several — decide one after the
+//! other, each seeing the loads the previous ones committed: no agent is
+//! ever given more than their capacity.
 
 use chrono::{DateTime, Utc};
 use crm_kit::{Error, db::TenantTx};
@@ -38,12 +41,13 @@ pub async fn ensure_team(tx: &mut TenantTx, tenant: Uuid, team: &str, field: &st
     }
 }
 
-/// Locks the team a ticket names, if it names one that exists.
+/// Locks the tenant's dispatch and the team a ticket names, if it names one that exists.
 async fn lock_team(tx: &mut TenantTx, tenant: Uuid, team: &str) -> Result<Option<TeamRow>, Error> {
     if team.is_empty() {
         return Ok(None);
     }
     let id = TEAM.parse_as(team, "ticket.team", "INVALID_TEAM")?;
+    store::lock_dispatch(tx, tenant).await?;
     store::find_team(tx, tenant, id, true).await
 }
 
@@ -59,7 +63,7 @@ async fn assign_locked(
     let candidates: Vec<Candidate> = store::members(tx, tenant, team.id)
         .await?
         .into_iter()
-        .map(|m| Candidate { agent: m.agent, capacity: m.capacity.into(), load: m.load, skills: m.skills, available: m.available })
+        .map(|m| Candidate { agent: m.agent, capacity: m.agent_capacity.into(), load: m.load, skills: m.skills, available: m.available })
         .collect();
     let Some(agent) = choose(strategy, &candidates, &ticket.category, &team.last_assigned) else { return Ok(None) };
     let agent = agent.to_owned();
@@ -100,6 +104,22 @@ pub(super) async fn drain_queue(tx: &mut TenantTx, tenant: Uuid, team: &str, now
             return Ok(assigned);
         }
     }
+}
+
+/// `agent` has capacity again (a ticket of `team` left them): hands out what
+/// waits in the queue of `team`, then in those of the agent's other teams.
+pub(super) async fn release_capacity(tx: &mut TenantTx, tenant: Uuid, team: &str, agent: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    drain_queue(tx, tenant, team, now).await?;
+    if agent.is_empty() {
+        return Ok(());
+    }
+    for other in store::teams_of(tx, tenant, agent).await? {
+        let other = TEAM.name(other);
+        if other != team {
+            drain_queue(tx, tenant, &other, now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// A manual assignment: who works on the ticket, and in which team (empty: the ticket's own).
@@ -156,8 +176,7 @@ impl App {
         );
         store::append_event(&mut tx, tenant, id, "ASSIGNED", actor, &detail, now).await?;
         if !row.assignee.is_empty() && row.assignee != assignee {
-            // The previous assignee has capacity again: hand out what waits in the team's queue.
-            drain_queue(&mut tx, tenant, &row.team, now).await?;
+            release_capacity(&mut tx, tenant, &row.team, &row.assignee, now).await?;
         }
         events::assigned(&mut tx, tenant, &updated, &row.assignee, now).await?;
         tx.commit().await?;
@@ -165,12 +184,14 @@ impl App {
     }
 
     /// Adds or changes a member of a team; more capacity or a member back at
-    /// work hands out what waits in the team's queue.
+    /// work hands out what waits in the queues of the agent's teams.
     pub async fn set_team_member(&self, tenant: Uuid, team: Uuid, member: Member<'_>, now: DateTime<Utc>) -> Result<MemberRow, Error> {
         let mut tx = self.begin(tenant).await?;
+        // The dispatch lock before the team's row, in the order dispatch takes them.
+        store::lock_dispatch(&mut tx, tenant).await?;
         store::find_team(&mut tx, tenant, team, true).await?.ok_or_else(|| TEAM.not_found(team))?;
         store::upsert_member(&mut tx, tenant, team, member.agent, member.capacity, member.skills, member.available).await?;
-        drain_queue(&mut tx, tenant, &TEAM.name(team), now).await?;
+        release_capacity(&mut tx, tenant, &TEAM.name(team), member.agent, now).await?;
         let stored = store::members(&mut tx, tenant, team)
             .await?
             .into_iter()

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     context::{App, ensure_live, lock_for_change},
-    dispatch::drain_queue,
+    dispatch::release_capacity,
     events, sla,
 };
 use crate::{
@@ -91,8 +91,7 @@ pub(super) async fn apply_effects(
         surveys::create_once(tx, tenant, moved.id, &moved.assignee, &moved.team, &moved.category, now).await?;
     }
     if drain && step.frees_capacity {
-        // The assignee has capacity again: hand out what waits in the team's queue.
-        drain_queue(tx, tenant, &moved.team, now).await?;
+        release_capacity(tx, tenant, &moved.team, &moved.assignee, now).await?;
     }
     Ok(moved)
 }

@@ -17,7 +17,7 @@ use crm_proto::crm::tickets::v1 as pb;
 use opentelemetry::metrics::Counter;
 use uuid::Uuid;
 
-use super::{context::App, dispatch::drain_queue, events};
+use super::{context::App, dispatch::release_capacity, events};
 use crate::{
     domain::{
         calendar::{BusinessCalendar, CalendarError},
@@ -168,7 +168,7 @@ async fn escalate(tx: &mut TenantTx, tenant: Uuid, ticket: Ticket, target: SlaTa
     breaches().add(1, &[opentelemetry::KeyValue::new("target", target.name())]);
     if step.frees_capacity {
         // The agent the lead took over from has capacity again.
-        drain_queue(tx, tenant, &ticket.team, now).await?;
+        release_capacity(tx, tenant, &ticket.team, &ticket.assignee, now).await?;
     }
     let event = pb::SlaBreached { ticket: Some(events::wire(&escalated, now)), target: target.name().to_owned() };
     events::emit(tx, tenant, ticket.id, &event).await?;

@@ -16,7 +16,9 @@ use super::{
     context::{App, ensure_live, existing, lock_for_change},
     dispatch,
     dispatch::ensure_team,
-    events, sla,
+    events,
+    lifecycle::{self, Move},
+    sla,
 };
 use crate::{
     domain::{
@@ -183,7 +185,8 @@ impl App {
     }
 
     /// Adds a comment to a live, not closed ticket the caller reaches. The
-    /// staff's first public reply is the first response and stops that clock.
+    /// staff's first public reply is the first response and stops that clock;
+    /// the customer's reply to a PENDING ticket (waiting on them) reopens it.
     /// With a request id, a retry returns the first response (`respond` builds it).
     #[allow(clippy::too_many_arguments)] // the comment, who, when, and its request id
     pub async fn comment<R: Message + Default>(
@@ -224,6 +227,11 @@ impl App {
         store::append_event(&mut tx, tenant, id, "COMMENTED", actor, kind, now).await?;
         let event = pb::TicketCommented { ticket: TICKET.name(id), comment: Some(crate::wire::comment_to_proto(&stored)) };
         events::emit(&mut tx, tenant, id, &event).await?;
+        if matches!(scope, Scope::Customer(_)) && ticket.status == Status::Pending {
+            // What the service waited for has come: back to OPEN, the SLA clocks run again.
+            let reopen = Move { to: Status::Open, actor, reason: "the customer replied" };
+            lifecycle::transition(&mut tx, tenant, ticket, reopen, self.follow_up_delay, now).await?;
+        }
         let response = respond(&stored);
         idempotency::remember(request, &mut tx, tenant, &response).await?;
         tx.commit().await?;

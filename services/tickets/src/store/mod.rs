@@ -18,8 +18,8 @@ pub use sla::{
     insert_policy, list_calendars, list_policies, lock_calendar, policy_for, update_calendar, update_policy,
 };
 pub use teams::{
-    MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, members, members_page, set_last_assigned, update_team,
-    upsert_member,
+    MemberRow, TeamRow, delete_member, find_team, insert_team, list_teams, lock_dispatch, members, members_page, set_last_assigned,
+    teams_of, update_team, upsert_member,
 };
 pub use tickets::{
     CommentRow, EventRow, TICKETS, append_event, due_timers, escalate, insert, insert_comment, list, list_comments, list_events,

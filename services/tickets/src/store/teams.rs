@@ -50,7 +50,30 @@ pub async fn insert_team(
         .await?)
 }
 
-/// One team; `lock` serialises dispatch for it until the transaction ends.
+/// Serialises the tenant's assignment decisions until the transaction ends:
+/// an agent's load counts tickets of all their teams, so two intakes in
+/// different teams must not both count the same spare place. Taken before
+/// any team row lock, so dispatchers never wait on each other in a circle.
+pub async fn lock_dispatch(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.tickets.dispatch:' || $1::text, 0))")
+        .bind(tenant)
+        .execute(&mut **tx)
+        .instrument(db_span("SELECT", "pg_advisory_xact_lock"))
+        .await?;
+    Ok(())
+}
+
+/// The teams `agent` is a member of.
+pub async fn teams_of(tx: &mut TenantTx, tenant: Uuid, agent: &str) -> Result<Vec<Uuid>, Error> {
+    Ok(sqlx::query_scalar("SELECT team_id FROM team_members WHERE tenant_id = $1 AND agent = $2 ORDER BY team_id")
+        .bind(tenant)
+        .bind(agent)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("SELECT", "team_members"))
+        .await?)
+}
+
+/// One team; `lock` holds its row until the transaction ends.
 pub async fn find_team(tx: &mut TenantTx, tenant: Uuid, id: Uuid, lock: bool) -> Result<Option<TeamRow>, Error> {
     TEAMS.find(tx, tenant, id, lock).await
 }
@@ -95,18 +118,24 @@ pub async fn set_last_assigned(tx: &mut TenantTx, tenant: Uuid, id: Uuid, agent:
     Ok(())
 }
 
-/// A membership with the agent's current load (open, live tickets assigned to them).
+/// A membership with the agent's current load (open, live tickets assigned
+/// to them, in any team) and the capacity that load is held to.
 #[derive(Debug, Clone, FromRow)]
 pub struct MemberRow {
     pub team_id: Uuid,
     pub agent: String,
+    /// As set on this membership.
     pub capacity: i32,
+    /// The agent's capacity across teams: the lowest set on any of their memberships.
+    pub agent_capacity: i32,
     pub skills: Vec<String>,
     pub available: bool,
     pub load: i64,
 }
 
-const MEMBER_COLUMNS: &str = "m.team_id, m.agent, m.capacity, m.skills, m.available, \
+const MEMBER_COLUMNS: &str = "m.team_id, m.agent, m.capacity, \
+(SELECT min(x.capacity) FROM team_members x WHERE x.tenant_id = m.tenant_id AND x.agent = m.agent) AS agent_capacity, \
+m.skills, m.available, \
 (SELECT count(*) FROM tickets t WHERE t.tenant_id = m.tenant_id AND t.assignee = m.agent \
  AND t.status IN ('NEW', 'OPEN', 'PENDING') AND t.delete_time IS NULL) AS load";
 

@@ -165,6 +165,85 @@ async fn concurrent_intake_never_exceeds_capacity_and_the_queue_drains_as_capaci
     assert_eq!((auto.actor.as_str(), auto.detail.as_str()), ("dispatch", "nobody → alice (ROUND_ROBIN)"));
 }
 
+/// Opens `count` tickets of `team` at once, each its own request.
+fn open_concurrently(suite: &TestApp, customer: &str, team: &str, count: usize) -> Vec<tokio::task::JoinHandle<pb::Ticket>> {
+    (0..count)
+        .map(|i| {
+            let (tickets, token) = (suite.tickets.clone(), suite.admin_token.clone());
+            let ticket = pb::Ticket { customer: customer.into(), subject: format!("Rush {i}"), team: team.into(), ..Default::default() };
+            tokio::spawn(async move {
+                let request =
+                    crm_testkit::auth::with_token(pb::CreateTicketRequest { ticket: Some(ticket), request_id: String::new() }, &token);
+                tickets.clone().create_ticket(request).await.unwrap().into_inner().ticket.unwrap()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_in_two_teams_is_held_to_one_capacity_under_concurrent_intake() {
+    let suite = spawn_app().await;
+    let sales = team(&suite, "Sales", pb::AssignmentStrategy::RoundRobin).await;
+    let support = team(&suite, "Support", pb::AssignmentStrategy::LeastLoaded).await;
+    set_member(&suite, &sales, "alice", 3, &[], true).await;
+    set_member(&suite, &support, "alice", 5, &[], true).await;
+    let customer = suite.customer("Ada").await;
+
+    // Twelve intakes in each team at once: alice's load counts both teams
+    // and is held to her lowest capacity (3), never 3 + 5.
+    let mut intake = open_concurrently(&suite, &customer, &sales, 12);
+    intake.extend(open_concurrently(&suite, &customer, &support, 12));
+    let created: Vec<pb::Ticket> = futures::future::join_all(intake).await.into_iter().map(Result::unwrap).collect();
+    let alices = created.iter().filter(|t| t.assignee == "alice").count();
+    assert_eq!(alices, 3, "exactly her capacity across both teams");
+    assert_eq!(loads(&suite, &sales).await["alice"], 3);
+    assert_eq!(loads(&suite, &support).await["alice"], 3, "the same load seen from either team");
+
+    // Resolving one of her tickets hands her the oldest ticket waiting in
+    // that ticket's team; raising her lowest capacity lets the other team's queue in.
+    let resolved = created.iter().find(|t| t.assignee == "alice").unwrap();
+    suite.transition(&resolved.name, pb::Status::Resolved).await.unwrap();
+    assert_eq!(loads(&suite, &sales).await["alice"], 3, "the freed place was taken again at once");
+    set_member(&suite, &sales, "alice", 4, &[], true).await;
+    assert_eq!(loads(&suite, &support).await["alice"], 4, "one more place, filled from a queue");
+}
+
+#[tokio::test]
+async fn freed_capacity_serves_the_queue_of_the_agents_other_team() {
+    let suite = spawn_app().await;
+    let sales = team(&suite, "Sales", pb::AssignmentStrategy::RoundRobin).await;
+    let support = team(&suite, "Support", pb::AssignmentStrategy::RoundRobin).await;
+    set_member(&suite, &sales, "alice", 1, &[], true).await;
+    set_member(&suite, &support, "alice", 1, &[], true).await;
+    let customer = suite.customer("Ada").await;
+    let order = pb::Ticket { customer: customer.clone(), subject: "Order".into(), team: sales.clone(), ..Default::default() };
+    let first = suite
+        .tickets
+        .clone()
+        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(order), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    assert_eq!(first.assignee, "alice");
+    let help = pb::Ticket { customer, subject: "Help".into(), team: support.clone(), ..Default::default() };
+    let waiting = suite
+        .tickets
+        .clone()
+        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(help), request_id: String::new() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    assert_eq!(waiting.assignee, "", "alice is full, in every team");
+
+    // Sales has no queue; the place alice gets back goes to Support's.
+    suite.transition(&first.name, pb::Status::Resolved).await.unwrap();
+    assert_eq!(suite.get(&waiting.name).await.assignee, "alice");
+}
+
 #[tokio::test]
 async fn skills_route_tickets_and_least_loaded_balances() {
     let suite = spawn_app().await;
