@@ -73,7 +73,11 @@ pub struct Config {
     /// Required `iss` claim.
     #[arg(long, env = "CRM_JWT_ISSUER", default_value = "crm")]
     pub jwt_issuer: String,
-    /// After SIGTERM, how long in-flight requests may take before the process exits anyway.
+    /// After SIGTERM, how long to keep serving while `/readyz` answers 503,
+    /// so that load balancers stop sending requests before the listener closes.
+    #[arg(long, env = "CRM_SHUTDOWN_DRAIN_MS", default_value_t = 1000)]
+    pub shutdown_drain_ms: u64,
+    /// Then how long in-flight requests may take before the process exits anyway.
     #[arg(long, env = "CRM_SHUTDOWN_GRACE_MS", default_value_t = 7000)]
     pub shutdown_grace_ms: u64,
     /// Log format.
@@ -109,6 +113,7 @@ impl Config {
             jwt_secret: Some(jwt_secret.into()),
             jwt_public_key_file: None,
             jwt_issuer: "crm".to_owned(),
+            shutdown_drain_ms: 0,
             shutdown_grace_ms: 5000,
             log_format: LogFormat::Json,
         }

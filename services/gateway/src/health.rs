@@ -1,5 +1,6 @@
 //! `/healthz` (the process is up) and `/readyz` (every backend answers the
-//! gRPC health check with SERVING), for load balancers and Kubernetes probes.
+//! gRPC health check with SERVING, and the gateway is not draining), for
+//! load balancers and Kubernetes probes.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,8 +22,21 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "SERVING"}))
 }
 
-/// Readiness: 200 when every backend is SERVING, else 503 naming the ones that are not.
+/// Readiness: 200 when every backend is SERVING, else 503 naming the ones
+/// that are not; 503 `DRAINING` from SIGTERM on.
 pub async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    if *gateway.draining.borrow() {
+        return ApiError::Backend {
+            code: tonic::Code::Unavailable,
+            message: "draining: the gateway is shutting down; send new requests to another replica".to_owned(),
+            details: vec![json!({
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "DRAINING",
+                "domain": crate::errors::DOMAIN,
+            })],
+        }
+        .into_response();
+    }
     let checks = gateway.backends.iter().map(|(url, channel)| {
         let mut client = HealthClient::new(channel.clone());
         async move {

@@ -35,7 +35,9 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
+    drain: Duration,
     grace: Duration,
+    draining: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
     routes: usize,
 }
@@ -49,6 +51,7 @@ impl Application {
         let backends = Backends::new(&backend_map, Duration::from_millis(config.backend_connect_timeout_ms), config.max_response_bytes)?;
         let overview = Overview::new(&pool, &backend_map, &backends, config.request_timeout());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (draining, draining_rx) = watch::channel(false);
         let gateway = Arc::new(Gateway {
             routes,
             backends,
@@ -57,6 +60,7 @@ impl Application {
             public_methods: config.public_methods.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect::<HashSet<_>>(),
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout(),
+            draining: draining_rx,
             shutdown: shutdown_rx,
             backend_map,
             limiter: RateLimiter::new(config.rate_limit_per_subject.clone(), config.rate_limit_per_tenant.clone()),
@@ -75,7 +79,16 @@ impl Application {
         let router = router(gateway, &config)?;
         let listener = TcpListener::bind(config.listen_addr).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen_addr))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, router, port, grace: Duration::from_millis(config.shutdown_grace_ms), shutdown, routes: route_count })
+        Ok(Self {
+            listener,
+            router,
+            port,
+            drain: Duration::from_millis(config.shutdown_drain_ms),
+            grace: Duration::from_millis(config.shutdown_grace_ms),
+            draining,
+            shutdown,
+            routes: route_count,
+        })
     }
 
     /// The bound port.
@@ -83,13 +96,17 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` resolves; then stops accepting, ends open
+    /// Serves until `shutdown` resolves; then keeps serving for the drain
+    /// period with `/readyz` answering 503, then stops accepting, ends open
     /// streams, and lets in-flight requests finish within the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, port, grace, shutdown: streams, routes } = self;
+        let Self { listener, router, port, drain, grace, draining, shutdown: streams, routes } = self;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
+            tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: draining (readiness fails, requests still served)");
+            let _ = draining.send(true);
+            tokio::time::sleep(drain).await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = streams.send(true);
             let _ = stopping_tx.send(());

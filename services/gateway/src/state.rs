@@ -35,7 +35,10 @@ pub struct Gateway {
     pub max_body_bytes: usize,
     /// Default deadline for unary calls.
     pub request_timeout: Duration,
-    /// Turns true at shutdown; open NDJSON streams end on it.
+    /// Turns true at SIGTERM: `/readyz` answers 503 from then on, while
+    /// requests are still served for the drain period.
+    pub draining: watch::Receiver<bool>,
+    /// Turns true at shutdown, after the drain; open NDJSON streams end on it.
     pub shutdown: watch::Receiver<bool>,
     /// The configured backends (readiness names them).
     pub backend_map: BackendMap,

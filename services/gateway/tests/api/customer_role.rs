@@ -124,7 +124,8 @@ fn urlencode(value: &str) -> String {
 #[tokio::test]
 async fn a_customers_reply_reopens_a_pending_ticket_and_an_agents_does_not() {
     let gw = spawn_gateway().await;
-    let policy = json!({"displayName": "Normal", "priority": "PRIORITY_NORMAL", "firstResponseTarget": "3600s", "resolutionTarget": "7200s"});
+    let policy =
+        json!({"displayName": "Normal", "priority": "PRIORITY_NORMAL", "firstResponseTarget": "3600s", "resolutionTarget": "7200s"});
     let created = gw.call(Method::POST, "/v1/slaPolicies", Some(policy)).await;
     assert_eq!(created.status, StatusCode::OK, "{:#}", created.body);
     let ada = gw.create_customer("Ada", "ada@example.com").await;

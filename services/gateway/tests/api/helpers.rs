@@ -65,6 +65,13 @@ pub async fn spawn_gateway_with_profiles_env(profiles_env: &[(&str, String)], cu
 }
 
 impl TestGateway {
+    /// Signals shutdown, as SIGTERM does: the drain period starts.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// A token of the gateway's tenant with `roles`.
     pub fn token(&self, roles: &[&str]) -> String {
         token(self.tenant, roles)
