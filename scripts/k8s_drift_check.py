@@ -54,7 +54,8 @@ exactly their rendered environment: secrets replaced by URLs of a throwaway
 database per service (test_<svc>_k8s_<random>, created by the owner role as
 the tests do, dropped afterwards; `dev-db.sh prune-tests` removes leftovers)
 and throwaway keys, Service hosts rewritten to 127.0.0.1, listen ports moved
-to free ports, the collector endpoint dropped. Each init container must
+to free ports, the collector endpoint and the Postgres TLS settings
+(CRM_DATABASE_SSLMODE, CRM_DATABASE_CA_FILE) dropped. Each init container must
 exit 0; each server must become ready by its readinessProbe (grpc.health.v1
 SERVING, or for HTTP servers such as the gateway: GET of the httpGet path,
 e.g. /readyz, returns 200, i.e. every backend it was given answers SERVING)
@@ -881,6 +882,8 @@ def process_env(pc: PlannedContainer, stand_ins: SecretStandIns, local_ports: di
     for name, var in pc.env.items():
         if name == "OTEL_EXPORTER_OTLP_ENDPOINT":
             continue  # no collector here; the services then export nothing
+        if name in ("CRM_DATABASE_SSLMODE", "CRM_DATABASE_CA_FILE"):
+            continue  # the throwaway databases are local, without TLS (the operator's CA is not here)
         if var.secret:
             env[name] = stand_ins.value(*var.secret)
         elif var.value is not None:

@@ -46,9 +46,21 @@ pub enum LogFormat {
 /// Settings shared by every service; flatten it into the service's own config.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KitConfig {
-    /// Postgres URL of the service's login role (not the table owner).
+    /// Postgres URL of the service's login role (not the table owner). Its
+    /// `sslmode` is honoured (`disable`, `prefer` — the default —, `require`,
+    /// `verify-ca`, `verify-full`), as are `sslrootcert`, `sslcert`, `sslkey`.
     #[arg(long, env = "CRM_DATABASE_URL", hide_env_values = true)]
     pub database_url: Secret,
+    /// PEM file of the CA(s) the database server's certificate must chain to,
+    /// for both URLs (in place of the URLs' `sslrootcert`); use it with
+    /// `sslmode=verify-full`, which also checks the host name.
+    #[arg(long, env = "CRM_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+    /// TLS to Postgres for both URLs, in place of their `sslmode`: `disable`,
+    /// `allow`, `prefer`, `require`, `verify-ca` or `verify-full` (e.g.
+    /// `verify-full` in Kubernetes, where the URLs come from the operator).
+    #[arg(long, env = "CRM_DATABASE_SSLMODE")]
+    pub database_sslmode: Option<String>,
     /// Postgres URL of the schema owner, used only to run migrations at start-up;
     /// when unset, migrations are not run (apply them out of band).
     #[arg(long, env = "CRM_MIGRATION_DATABASE_URL", hide_env_values = true)]
@@ -191,6 +203,8 @@ impl KitConfig {
     pub fn for_tests(database_url: &str, migration_database_url: &str, jwt_secret: &str) -> Self {
         Self {
             database_url: database_url.into(),
+            database_ca_file: None,
+            database_sslmode: None,
             migration_database_url: Some(migration_database_url.into()),
             db_max_connections: 8,
             db_acquire_timeout_ms: 5000,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::{
     PgPool, Postgres, Transaction,
     migrate::Migrator,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    postgres::{PgConnectOptions, PgPoolOptions, PgSslMode},
 };
 use tracing::Instrument;
 use uuid::Uuid;
@@ -21,10 +21,29 @@ use crate::{config::KitConfig, error::Error};
 /// A transaction whose row visibility is limited to one tenant by RLS.
 pub type TenantTx = Transaction<'static, Postgres>;
 
+/// How to reach Postgres at `url`: its own settings, with the config's TLS
+/// mode and CA file in place of the URL's `sslmode` and `sslrootcert`.
+pub fn connect_options(url: &str, config: &KitConfig) -> anyhow::Result<PgConnectOptions> {
+    let mut options: PgConnectOptions = url.parse().map_err(|e| anyhow::anyhow!("a Postgres URL: {e}"))?;
+    if let Some(mode) = &config.database_sslmode {
+        let mode: PgSslMode = mode.parse().map_err(|_| {
+            anyhow::anyhow!("CRM_DATABASE_SSLMODE {mode:?}: one of disable, allow, prefer, require, verify-ca, verify-full")
+        })?;
+        options = options.ssl_mode(mode);
+    }
+    Ok(match &config.database_ca_file {
+        Some(ca) => {
+            anyhow::ensure!(ca.is_file(), "CRM_DATABASE_CA_FILE {}: no such file", ca.display());
+            options.ssl_root_cert(ca)
+        }
+        None => options,
+    })
+}
+
 /// Opens the service's pool, retrying for up to 30 s so that a service
 /// starting beside its database does not crash-loop.
 pub async fn connect(config: &KitConfig) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = config.database_url.expose().parse()?;
+    let options = connect_options(config.database_url.expose(), config)?;
     let pool_options = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms))
@@ -45,6 +64,11 @@ where
     loop {
         match connect().await {
             Ok(pool) => return Ok(pool),
+            // A certificate that does not match (rustls reports it as invalid
+            // data) or a server without TLS is not going to change by waiting.
+            Err(err) if refused_for_good(&err) => {
+                return Err(anyhow::Error::new(err).context("connecting to Postgres (TLS or settings; not retried)"));
+            }
             Err(err) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %err, "database not reachable yet; retrying");
                 tokio::time::sleep(delay).await;
@@ -55,11 +79,21 @@ where
     }
 }
 
+/// Whether connecting failed in a way waiting cannot fix: TLS verification
+/// or the settings themselves.
+fn refused_for_good(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => true,
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
 /// Runs `migrator` as the schema owner, then grants the login role of `app`
 /// exactly what a service needs: DML on the tables and use of the sequences —
 /// no DDL, no ownership (so RLS applies), no access to the migrations table.
-pub async fn migrate(owner_url: &str, migrator: &Migrator, app: &PgPool) -> anyhow::Result<()> {
-    let owner = retry_connect(|| PgPoolOptions::new().max_connections(1).connect(owner_url)).await?;
+pub async fn migrate(owner: PgConnectOptions, migrator: &Migrator, app: &PgPool) -> anyhow::Result<()> {
+    let owner = retry_connect(|| PgPoolOptions::new().max_connections(1).connect_with(owner.clone())).await?;
     migrator.run(&owner).await.map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
     let app_role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(app).await?;
     let owner_role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&owner).await?;

@@ -82,7 +82,9 @@ impl Kit {
         // Instruments have no Drop: the callback lives as long as the meter provider.
         let _ = crate::metrics::observe_pool(pool.clone(), spec.name);
         match &config.migration_database_url {
-            Some(owner_url) => db::migrate(owner_url.expose(), &with_kit_migrations(spec.migrator), &pool).await?,
+            Some(owner_url) => {
+                db::migrate(db::connect_options(owner_url.expose(), &config)?, &with_kit_migrations(spec.migrator), &pool).await?
+            }
             None => tracing::info!("CRM_MIGRATION_DATABASE_URL unset: not running migrations"),
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -400,7 +402,7 @@ async fn migrate_only(spec: &ServiceSpec, kit: &KitConfig) -> anyhow::Result<()>
     let owner_url =
         kit.migration_database_url.as_ref().ok_or_else(|| anyhow::anyhow!("--migrate-only needs CRM_MIGRATION_DATABASE_URL"))?;
     let pool = db::connect(kit).await?;
-    db::migrate(owner_url.expose(), &with_kit_migrations(spec.migrator), &pool).await?;
+    db::migrate(db::connect_options(owner_url.expose(), kit)?, &with_kit_migrations(spec.migrator), &pool).await?;
     pool.close().await;
     tracing::info!(service = spec.name, "migrations applied; exiting (--migrate-only)");
     Ok(())

@@ -30,6 +30,7 @@ pub mod jetstream;
 pub mod nats;
 pub mod otlp;
 mod peer;
+pub mod postgres_tls;
 pub mod process;
 pub mod providers;
 pub mod proxy;

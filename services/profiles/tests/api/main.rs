@@ -22,6 +22,7 @@ mod listing;
 mod merges;
 mod occurrences;
 mod payment_accounts;
+mod postgres_tls;
 mod premises;
 mod privacy;
 mod related_persons;
