@@ -172,3 +172,113 @@ async fn a_customers_reply_reopens_a_pending_ticket_and_an_agents_does_not() {
     let changes = after.body["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "STATUS_CHANGED").count();
     assert_eq!(changes, 2, "PENDING, then OPEN once: {:#}", after.body);
 }
+
+/// Staff-only fields of a ticket (JSON names): how the desk triages and works it.
+const STAFF_ONLY: &[&str] = &[
+    "priority",
+    "category",
+    "tags",
+    "team",
+    "assignee",
+    "slaPolicy",
+    "firstResponseDue",
+    "resolutionDue",
+    "firstResponseSla",
+    "resolutionSla",
+    "pendingDuration",
+    "reopenCount",
+];
+
+/// Whether `ticket` shows none of the staff-only fields (absent or the default).
+fn staff_fields_shown(ticket: &Value) -> Vec<&'static str> {
+    let default = |v: &Value| {
+        v.is_null()
+            || v == ""
+            || v == 0
+            || v == "0s"
+            || v.as_array().is_some_and(|a| a.is_empty())
+            || v.as_str().is_some_and(|s| s.ends_with("_UNSPECIFIED"))
+    };
+    STAFF_ONLY.iter().copied().filter(|field| !default(&ticket[*field])).collect()
+}
+
+#[tokio::test]
+async fn a_customer_sees_no_staff_only_field_through_any_rpc_it_can_call() {
+    let gw = spawn_gateway().await;
+    for priority in ["PRIORITY_NORMAL", "PRIORITY_URGENT"] {
+        let policy = json!({"displayName": priority, "priority": priority, "firstResponseTarget": "3600s", "resolutionTarget": "7200s"});
+        assert_eq!(gw.call(Method::POST, "/v1/slaPolicies", Some(policy)).await.status, StatusCode::OK);
+    }
+    let team = gw.call(Method::POST, "/v1/teams", Some(json!({"displayName": "VIP desk"}))).await;
+    assert_eq!(team.status, StatusCode::OK, "{:#}", team.body);
+    let ada = gw.create_customer("Ada", "ada@example.com").await;
+    let token = crm_testkit::auth::customer_token(gw.tenant, ada["name"].as_str().unwrap());
+
+    // CreateTicket, as the customer.
+    let created = call_as(
+        &gw,
+        &token,
+        Method::POST,
+        "/v1/tickets",
+        Some(json!({"customer": ada["name"], "subject": "Refund?", "description": "Order 7"})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{:#}", created.body);
+    assert_eq!(staff_fields_shown(&created.body), Vec::<&str>::new(), "CreateTicket: {:#}", created.body);
+    assert_eq!(created.body["subject"], "Refund?");
+    let route = path(&created.body["name"]);
+
+    // The desk triages and works it: every staff-only field gets a value.
+    let triage = json!({"priority": "PRIORITY_URGENT", "category": "billing", "tags": ["vip", "angry"], "team": team.body["name"]});
+    let updated = gw.call(Method::PATCH, &format!("{route}?updateMask=priority,category,tags,team"), Some(triage)).await;
+    assert_eq!(updated.status, StatusCode::OK, "{:#}", updated.body);
+    let assigned = gw.call(Method::POST, &format!("{route}:assign"), Some(json!({"assignee": "agent-alice@corp"}))).await;
+    assert_eq!(assigned.status, StatusCode::OK, "{:#}", assigned.body);
+    let reply = json!({"body": "Refund on its way", "public": true});
+    assert_eq!(gw.call(Method::POST, &format!("{route}/comments"), Some(reply)).await.status, StatusCode::OK);
+    let note = json!({"body": "Customer is a known complainer", "public": false});
+    assert_eq!(gw.call(Method::POST, &format!("{route}/comments"), Some(note)).await.status, StatusCode::OK);
+    for (to, reason) in [("STATUS_PENDING", "waiting for the bank"), ("STATUS_OPEN", "")] {
+        let moved = gw.call(Method::POST, &format!("{route}:transition"), Some(json!({"status": to, "reason": reason}))).await;
+        assert_eq!(moved.status, StatusCode::OK, "{:#}", moved.body);
+    }
+    let staff_view = gw.call(Method::GET, &route, None).await;
+    for field in ["priority", "category", "tags", "team", "assignee", "slaPolicy", "resolutionDue", "resolutionSla"] {
+        assert!(staff_fields_shown(&staff_view.body).contains(&field), "staff see {field}: {:#}", staff_view.body);
+    }
+
+    // GetTicket and ListTickets, as the customer.
+    let got = call_as(&gw, &token, Method::GET, &route, None).await;
+    assert_eq!(got.status, StatusCode::OK, "{:#}", got.body);
+    assert_eq!(staff_fields_shown(&got.body), Vec::<&str>::new(), "GetTicket: {:#}", got.body);
+    assert_eq!((got.body["status"].as_str(), got.body["description"].as_str()), (Some("STATUS_OPEN"), Some("Order 7")));
+    let listed = call_as(&gw, &token, Method::GET, "/v1/tickets", None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:#}", listed.body);
+    let tickets = listed.body["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(staff_fields_shown(&tickets[0]), Vec::<&str>::new(), "ListTickets: {:#}", listed.body);
+    // Filtering on a staff-only field would tell its value.
+    for filter in ["priority = PRIORITY_URGENT", "assignee = \"agent-alice@corp\"", "tags = \"vip\"", "category = \"billing\""] {
+        let probe = call_as(&gw, &token, Method::GET, &format!("/v1/tickets?filter={}", urlencode(filter)), None).await;
+        assert_eq!(probe.status, StatusCode::FORBIDDEN, "{filter}: {:#}", probe.body);
+    }
+    let allowed = call_as(&gw, &token, Method::GET, &format!("/v1/tickets?filter={}", urlencode("status = STATUS_OPEN")), None).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{:#}", allowed.body);
+
+    // AddComment and ListComments: their own name on their replies, none on the staff's, no internal notes.
+    let own = call_as(&gw, &token, Method::POST, &format!("{route}/comments"), Some(json!({"body": "Thanks!", "public": true}))).await;
+    assert_eq!(own.status, StatusCode::OK, "{:#}", own.body);
+    assert_eq!(own.body["author"], ada["name"]);
+    let comments = call_as(&gw, &token, Method::GET, &format!("{route}/comments"), None).await;
+    assert_eq!(comments.status, StatusCode::OK, "{:#}", comments.body);
+    let comments = comments.body["comments"].as_array().unwrap().clone();
+    assert_eq!(comments.len(), 2, "the staff's reply and theirs, not the note: {comments:#?}");
+    let staff_reply = comments.iter().find(|c| c["body"] == "Refund on its way").unwrap();
+    assert!(staff_reply["author"].is_null() || staff_reply["author"] == "", "no staff identity: {staff_reply:#}");
+    let theirs = comments.iter().find(|c| c["body"] == "Thanks!").unwrap();
+    assert_eq!(theirs["author"], ada["name"]);
+    let staff_comments = gw.call(Method::GET, &format!("{route}/comments"), None).await;
+    let staff_reply =
+        staff_comments.body["comments"].as_array().unwrap().iter().find(|c| c["body"] == "Refund on its way").cloned().unwrap();
+    assert!(staff_reply["author"].as_str().is_some_and(|a| !a.is_empty()), "staff see who replied: {staff_reply:#}");
+}

@@ -3,6 +3,7 @@
 //! writes, the store in one transaction), and converts the result back.
 
 mod articles;
+mod customer_view;
 mod follow_ups;
 mod merge;
 mod reports;

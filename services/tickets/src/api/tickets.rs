@@ -16,6 +16,7 @@ use crm_proto::crm::tickets::v1::{self as pb, ticket_service_server::TicketServi
 use tonic::{Request, Response, Status as GrpcStatus};
 use uuid::Uuid;
 
+use super::customer_view;
 use crate::{
     app::{
         App, Assignment, Move,
@@ -105,7 +106,7 @@ impl TicketService for TicketApi {
             // Checked before the transaction opens: no pooled connection waits on profiles.
             let customer_category = self.profiles.check_customer(&caller_context, &input.customer, "ticket.customer").await?;
             let (now, id) = (Utc::now(), Uuid::now_v7());
-            let respond = |t: &_| pb::CreateTicketResponse { ticket: ticket_field(t, now) };
+            let respond = |t: &_| pb::CreateTicketResponse { ticket: ticket_field(t, now).map(|t| customer_view::ticket(scope, t)) };
             let checked = CheckedTicket { id, ticket: draft, customer_category };
             self.app.open(tenant, checked, key.as_ref(), &principal.subject, now, respond).await
         })
@@ -119,7 +120,7 @@ impl TicketService for TicketApi {
             let scope = scope(&principal, permissions::TICKETS_READ)?;
             let id = TICKET.parse(&request.get_ref().name, "name")?;
             let ticket = self.app.ticket(principal.tenant, scope, id).await?;
-            Ok(pb::GetTicketResponse { ticket: ticket_field(&ticket, Utc::now()) })
+            Ok(pb::GetTicketResponse { ticket: ticket_field(&ticket, Utc::now()).map(|t| customer_view::ticket(scope, t)) })
         })
         .await
     }
@@ -214,6 +215,7 @@ impl TicketService for TicketApi {
             let page =
                 pager.start(request.page_size, &request.page_token, &["ListTickets", &tenant, &only, request.filter.trim(), deleted])?;
             let filter = TICKET_FILTER.check(&request.filter)?;
+            customer_view::check_filter(scope, &filter)?;
             let query = TicketQuery {
                 customer: scope.customer(),
                 filter: &filter,
@@ -224,7 +226,8 @@ impl TicketService for TicketApi {
             let rows = self.app.tickets(principal.tenant, query).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |t| (t.create_time, t.id));
             let now = Utc::now();
-            Ok(pb::ListTicketsResponse { tickets: rows.iter().map(|t| ticket_to_proto(t, now)).collect(), next_page_token })
+            let tickets = rows.iter().map(|t| customer_view::ticket(scope, ticket_to_proto(t, now))).collect();
+            Ok(pb::ListTicketsResponse { tickets, next_page_token })
         })
         .await
     }
@@ -286,7 +289,7 @@ impl TicketService for TicketApi {
             )?;
             let (body, attachments) = comment_input(&input)?;
             let comment = NewComment { body, public: input.public, attachments };
-            let respond = |stored: &_| pb::AddCommentResponse { comment: Some(comment_to_proto(stored)) };
+            let respond = |stored: &_| pb::AddCommentResponse { comment: Some(customer_view::comment(scope, comment_to_proto(stored))) };
             self.app.comment(principal.tenant, scope, id, comment, key.as_ref(), &principal.subject, Utc::now(), respond).await
         })
         .await
@@ -311,7 +314,8 @@ impl TicketService for TicketApi {
             )?;
             let rows = self.app.comments(principal.tenant, scope, id, request.include_internal, page.after, page.fetch_limit()).await?;
             let (rows, next_page_token) = pager.finish(&page, rows, |c| c.id);
-            Ok(pb::ListCommentsResponse { comments: rows.iter().map(comment_to_proto).collect(), next_page_token })
+            let comments = rows.iter().map(|c| customer_view::comment(scope, comment_to_proto(c))).collect();
+            Ok(pb::ListCommentsResponse { comments, next_page_token })
         })
         .await
     }
