@@ -8,12 +8,12 @@ use crm_proto::crm::tickets::v1::{
     article_service_server::ArticleServiceServer, classification_rule_service_server::ClassificationRuleServiceServer,
     follow_up_service_server::FollowUpServiceServer, report_service_server::ReportServiceServer,
     sla_policy_service_server::SlaPolicyServiceServer, survey_service_server::SurveyServiceServer, team_service_server::TeamServiceServer,
-    ticket_service_server::TicketServiceServer,
+    ticket_service_server::TicketServiceServer, ticket_settings_service_server::TicketSettingsServiceServer,
 };
 use sqlx::migrate::Migrator;
 
 use crate::{
-    api::{ArticleApi, FollowUpApi, ReportApi, RuleApi, SlaApi, SurveyApi, TeamApi, TicketApi},
+    api::{ArticleApi, FollowUpApi, ReportApi, RuleApi, SettingsApi, SlaApi, SurveyApi, TeamApi, TicketApi},
     app::App,
     config::Config,
     profiles::ProfilesClient,
@@ -51,6 +51,7 @@ impl Application {
             SurveyServiceServer::new(SurveyApi::new(kit.pool.clone(), survey_key)),
             ArticleServiceServer::new(ArticleApi::new(kit.pool.clone(), kit.page_tokens.clone())),
             ReportServiceServer::new(ReportApi::new(kit.pool.clone())),
+            TicketSettingsServiceServer::new(SettingsApi::new(app.clone())),
         );
         let tokens = crm_kit::auth::ServiceTokens::new(&kit.config, SPEC.name);
         let transport = kit.follow_transport().await?;

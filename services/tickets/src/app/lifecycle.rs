@@ -76,6 +76,7 @@ pub(super) async fn apply_effects(
     tenant: Uuid,
     ticket: Ticket,
     step: &Transition,
+    // The service default; the tenant's own setting wins.
     follow_up_delay: Duration,
     drain: bool,
     now: DateTime<Utc>,
@@ -83,7 +84,10 @@ pub(super) async fn apply_effects(
     // The clocks follow every new status (they run only while NEW or OPEN).
     let moved = sla::follow(tx, tenant, ticket, now).await?;
     match step.follow_up {
-        FollowUpEffect::Schedule => follow_ups::schedule(tx, tenant, moved.id, &moved.assignee, now + follow_up_delay, now).await?,
+        FollowUpEffect::Schedule => {
+            let delay = super::settings::follow_up_delay(tx, tenant, follow_up_delay).await?;
+            follow_ups::schedule(tx, tenant, moved.id, &moved.assignee, now + delay, now).await?
+        }
         FollowUpEffect::Cancel => follow_ups::cancel_scheduled(tx, tenant, moved.id).await?,
         FollowUpEffect::Keep => {}
     }

@@ -11,6 +11,7 @@
 //! - [`sla`]: SLA clocks (start, follow, rebase), recording warnings and breaches, escalation.
 //! - [`merge`]: folding duplicates into one ticket.
 //! - [`follow_ups`]: completing follow-up visits.
+//! - [`settings`]: the tenant's settings and the values that apply.
 //! - `context`: the [`App`] handle and the locked reads a change starts with.
 //! - `events`: the outbox events of ticket changes.
 
@@ -21,6 +22,7 @@ mod events;
 pub mod follow_ups;
 pub mod lifecycle;
 pub mod merge;
+pub mod settings;
 pub mod sla;
 pub mod tickets;
 

@@ -12,6 +12,7 @@ mod helpers;
 mod merge;
 mod reports;
 mod scenario;
+mod settings;
 mod sla;
 mod surveys;
 mod teams;
