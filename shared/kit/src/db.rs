@@ -13,6 +13,7 @@ use sqlx::{
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions, PgSslMode},
 };
+use std::sync::atomic::{AtomicI64, Ordering};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -132,7 +133,7 @@ pub async fn scan_due<T>(
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    let mut tx = pool.begin_with(format!("BEGIN READ ONLY; SELECT set_config('crm.scope', '{scope}', true)")).await?;
+    let mut tx = begin_with(pool, format!("BEGIN READ ONLY; SELECT set_config('crm.scope', '{scope}', true)")).await?;
     let rows = sqlx::query_as(sql).bind(now).bind(limit).fetch_all(&mut *tx).instrument(db_span("SELECT", table)).await?;
     tx.commit().await?;
     Ok(rows)
@@ -151,6 +152,46 @@ pub async fn scan_due_ids(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// Callers waiting for a pooled connection right now (the
+/// `db.client.connection.pending_requests` gauge).
+static WAITING: AtomicI64 = AtomicI64::new(0);
+
+/// How many callers wait for a pooled connection.
+pub fn waiting_for_connection() -> i64 {
+    WAITING.load(Ordering::Relaxed)
+}
+
+/// Counts its caller in [`WAITING`] while it lives.
+struct Waiting;
+
+impl Waiting {
+    fn enter() -> Self {
+        WAITING.fetch_add(1, Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A pooled connection with `statement` (a `BEGIN …`) run on it, under a
+/// client span `BEGIN`; a caller that finds no idle connection counts as
+/// waiting until it gets one.
+async fn begin_with(pool: &PgPool, statement: String) -> Result<TenantTx, sqlx::Error> {
+    async {
+        if let Some(tx) = pool.try_begin_with(statement.clone()).await? {
+            return Ok(tx);
+        }
+        let _waiting = Waiting::enter();
+        pool.begin_with(statement).await
+    }
+    .instrument(db_span("BEGIN", "transaction"))
+    .await
+}
+
 /// Begins a transaction in which RLS shows only `tenant`'s rows, in one
 /// round trip: `BEGIN` and the transaction-local `set_config` travel as one
 /// simple query (a UUID's text form cannot break out of its quotes). A pooled
@@ -160,7 +201,7 @@ pub async fn begin_tenant(pool: &PgPool, tenant: Uuid) -> Result<TenantTx, Error
     let begin = format!("BEGIN; SELECT set_config('crm.tenant_id', '{}', true)", tenant.hyphenated());
     let mut attempts = pool.options().get_max_connections() + 1;
     loop {
-        match pool.begin_with(begin.clone()).await {
+        match begin_with(pool, begin.clone()).await {
             Err(err) if attempts > 1 && lost_connection(&err) => attempts -= 1,
             result => return Ok(result?),
         }

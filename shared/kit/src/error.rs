@@ -289,15 +289,25 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => Self::InvalidArgument {
                 violations: vec![FieldViolation::new("*", "INVALID_CHARACTERS", "text fields cannot contain NUL (U+0000) characters")],
             },
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable {
-                    reason: "DATABASE_UNAVAILABLE",
-                    message: "the database is unavailable; retry later".to_owned(),
-                    retry_after: Duration::from_secs(1),
-                }
+            // A connection that drops while TLS is negotiated is reported as a
+            // TLS error, or as a protocol error about the SSLRequest's answer.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Self::database_unavailable(&err)
             }
+            sqlx::Error::Protocol(message) if message.contains("SSLRequest") => Self::database_unavailable(&err),
             _ => Self::Internal(anyhow::Error::new(err).context("database error")),
+        }
+    }
+}
+
+impl Error {
+    /// UNAVAILABLE `DATABASE_UNAVAILABLE`, retryable, for a connection-level failure.
+    fn database_unavailable(err: &sqlx::Error) -> Self {
+        tracing::warn!(error = %err, "database unavailable");
+        Self::Unavailable {
+            reason: "DATABASE_UNAVAILABLE",
+            message: "the database is unavailable; retry later".to_owned(),
+            retry_after: Duration::from_secs(1),
         }
     }
 }

@@ -50,6 +50,7 @@ pub mod resource;
 pub mod retention;
 pub mod sealed;
 pub mod server;
+mod status_body;
 pub mod telemetry;
 pub mod time;
 pub mod webhooks;

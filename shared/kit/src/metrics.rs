@@ -12,6 +12,8 @@
 //!   commit and its first delivery to a subscriber;
 //! - `db.client.connection.count` (gauge): `db.client.connection.state`
 //!   (`used` | `idle`), `db.client.connection.pool.name`.
+//! - `db.client.connection.pending_requests` (gauge): callers waiting for a
+//!   pooled connection (counted around the acquire), `db.client.connection.pool.name`.
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -94,10 +96,11 @@ pub fn record_outbox_lag(waits_seconds: &[f64]) {
     }
 }
 
-/// Reports the pool's used and idle connections at every collection; keep
-/// the returned gauge as long as the pool lives.
-pub fn observe_pool(pool: PgPool, name: &'static str) -> ObservableGauge<i64> {
-    global::meter("crm-kit")
+/// Reports the pool's used and idle connections, and the callers waiting
+/// for one, at every collection; keep the returned gauges as long as the pool lives.
+pub fn observe_pool(pool: PgPool, name: &'static str) -> (ObservableGauge<i64>, ObservableGauge<i64>) {
+    let meter = global::meter("crm-kit");
+    let connections = meter
         .i64_observable_gauge("db.client.connection.count")
         .with_unit("{connection}")
         .with_description("Connections of the service's Postgres pool, by state")
@@ -107,5 +110,15 @@ pub fn observe_pool(pool: PgPool, name: &'static str) -> ObservableGauge<i64> {
             observer.observe(size - idle, &[KeyValue::new("db.client.connection.state", "used"), pool_name.clone()]);
             observer.observe(idle, &[KeyValue::new("db.client.connection.state", "idle"), pool_name]);
         })
-        .build()
+        .build();
+    // Above zero for long: the pool is too small for the load (or connections are held too long).
+    let waiting = meter
+        .i64_observable_gauge("db.client.connection.pending_requests")
+        .with_unit("{request}")
+        .with_description("Callers waiting for a connection of the service's Postgres pool")
+        .with_callback(move |observer| {
+            observer.observe(crate::db::waiting_for_connection(), &[KeyValue::new("db.client.connection.pool.name", name)]);
+        })
+        .build();
+    (connections, waiting)
 }

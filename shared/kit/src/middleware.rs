@@ -135,28 +135,33 @@ where
                         Ok(response) => with_error_info(response?, state.error_domain),
                         Err(_) => return Ok(reject(deadline_exceeded(deadline, state.error_domain))),
                     };
-                    // Unary errors arrive trailers-only, so the code is in the headers;
-                    // a successful call puts it in trailers, which come later: record OK.
                     if let Some(id) = echoed {
                         response.headers_mut().insert(REQUEST_ID, id);
                     }
-                    let code = status_code(&response);
+                    // Errors raised before the first message arrive trailers-only, so
+                    // their code is in the headers; any other call's code comes in the
+                    // trailers, after the body: recorded when they pass (the span stays
+                    // open until then, so it covers the whole response).
                     let span = tracing::Span::current();
-                    span.record("rpc.grpc.status_code", code);
-                    if is_server_error(code) {
-                        span.record("otel.status_code", "ERROR");
-                    }
-                    if !infrastructure {
-                        tracing::info!(grpc.status_code = code, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "rpc finished");
+                    match header_status(&response) {
+                        Some(code) => finished(&span, &path, code, started, infrastructure, false),
+                        None => {
+                            let path = path.clone();
+                            let on_status: crate::status_body::OnStatus =
+                                Box::new(move |code| finished(&span, &path, code, started, infrastructure, true));
+                            response = response.map(|body| Body::new(crate::status_body::StatusFromTrailers::new(body, on_status)));
+                        }
                     }
                     Ok(response)
                 }
                 .await;
                 if let Ok(response) = &outcome
                     && !infrastructure
+                    && let Some(code) = header_status(response)
+                    && rejected(response)
                 {
                     // Rejections (auth, load shedding, deadlines) count too: they are what callers saw.
-                    crate::metrics::record_rpc(&path, status_code(response), started.elapsed());
+                    crate::metrics::record_rpc(&path, code, started.elapsed());
                 }
                 outcome
             }
@@ -216,9 +221,35 @@ fn deadline_exceeded(deadline: Duration, domain: &'static str) -> tonic::Status 
     )
 }
 
-/// The gRPC code in a response's headers (errors are trailers-only); OK otherwise.
-fn status_code(response: &http::Response<Body>) -> i32 {
-    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).unwrap_or(0)
+/// The gRPC code in a response's headers: a trailers-only response (an
+/// error before the first message); `None` when the code will come in the trailers.
+fn header_status(response: &http::Response<Body>) -> Option<i32> {
+    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok())
+}
+
+/// Marks a response the middleware made itself (see [`reject`]), whose code
+/// [`finished`] did not record.
+#[derive(Clone, Copy)]
+struct Rejected;
+
+fn rejected(response: &http::Response<Body>) -> bool {
+    response.extensions().get::<Rejected>().is_some()
+}
+
+/// Records a finished call's code: on its server span, in the log, and (but
+/// for health and reflection) in the RPC metrics.
+fn finished(span: &tracing::Span, path: &str, code: i32, started: Instant, infrastructure: bool, from_trailers: bool) {
+    span.record("rpc.grpc.status_code", code);
+    if is_server_error(code) {
+        span.record("otel.status_code", "ERROR");
+    }
+    if !infrastructure {
+        let elapsed = started.elapsed();
+        span.in_scope(|| {
+            tracing::info!(grpc.status_code = code, elapsed_ms = elapsed.as_secs_f64() * 1000.0, from_trailers, "rpc finished")
+        });
+        crate::metrics::record_rpc(path, code, elapsed);
+    }
 }
 
 fn overloaded() -> tonic::Status {
@@ -237,7 +268,9 @@ fn reject(status: tonic::Status) -> http::Response<Body> {
         span.record("otel.status_code", "ERROR");
     }
     tracing::info!(grpc.status_code = status.code() as i32, reason = status.message(), "rpc rejected");
-    status.into_http()
+    let mut response = status.into_http();
+    response.extensions_mut().insert(Rejected);
+    response
 }
 
 /// The server span of one call, parented on the caller's trace context.

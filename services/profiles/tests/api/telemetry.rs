@@ -58,6 +58,13 @@ async fn spans_reach_an_otlp_receiver_as_one_trace_with_semantic_conventions() {
     assert_eq!(attribute(&server.attributes, "rpc.method").as_deref(), Some("CreateCustomer"));
     assert_eq!(attribute(&server.attributes, "rpc.grpc.status_code").as_deref(), Some("0"));
 
+    // The transaction's BEGIN is a client span of its own.
+    let begin = in_trace.iter().find(|s| s.name == "BEGIN transaction").expect("a BEGIN span");
+    assert_eq!(begin.kind, SpanKind::Client as i32);
+    assert_eq!(attribute(&begin.attributes, "db.operation.name").as_deref(), Some("BEGIN"));
+    // The server span covers the response to its trailers, where an OK call's code is read.
+    assert!(server.end_time_unix_nano >= begin.end_time_unix_nano);
+
     // DB spans are client spans below the server span, named per the DB conventions.
     let insert = in_trace.iter().find(|s| s.name == "INSERT customers").expect("a DB span");
     assert_eq!(insert.kind, SpanKind::Client as i32);
@@ -132,6 +139,10 @@ async fn red_metrics_and_pool_gauges_reach_the_collector_per_method_and_code() {
     let lag = exported.iter().rev().find(|m| m.name == "crm.outbox.lag").expect("the outbox lag");
     let Some(Data::Histogram(lag)) = &lag.data else { panic!("a histogram") };
     assert!(lag.data_points.iter().map(|p| p.count).max() >= Some(1), "{lag:?}");
+    let waiting = exported.iter().find(|m| m.name == "db.client.connection.pending_requests").expect("the pool's waiting gauge");
+    let Some(Data::Gauge(waiting)) = &waiting.data else { panic!("a gauge") };
+    assert!(!waiting.data_points.is_empty(), "{waiting:?}");
+    assert!(waiting.data_points.iter().all(|p| has(&p.attributes, "db.client.connection.pool.name", "profiles")), "{waiting:?}");
     let pool = exported.iter().find(|m| m.name == "db.client.connection.count").expect("the pool gauge");
     let Some(Data::Gauge(gauge)) = &pool.data else { panic!("a gauge") };
     for state in ["used", "idle"] {
