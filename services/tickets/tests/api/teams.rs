@@ -216,27 +216,9 @@ async fn freed_capacity_serves_the_queue_of_the_agents_other_team() {
     set_member(&suite, &sales, "alice", 1, &[], true).await;
     set_member(&suite, &support, "alice", 1, &[], true).await;
     let customer = suite.customer("Ada").await;
-    let order = pb::Ticket { customer: customer.clone(), subject: "Order".into(), team: sales.clone(), ..Default::default() };
-    let first = suite
-        .tickets
-        .clone()
-        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(order), request_id: String::new() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let first = open_in(&suite, &customer, &sales, "").await;
     assert_eq!(first.assignee, "alice");
-    let help = pb::Ticket { customer, subject: "Help".into(), team: support.clone(), ..Default::default() };
-    let waiting = suite
-        .tickets
-        .clone()
-        .create_ticket(suite.admin(pb::CreateTicketRequest { ticket: Some(help), request_id: String::new() }))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let waiting = open_in(&suite, &customer, &support, "").await;
     assert_eq!(waiting.assignee, "", "alice is full, in every team");
 
     // Sales has no queue; the place alice gets back goes to Support's.
