@@ -35,6 +35,13 @@ pub fn connect_options(url: &str, config: &KitConfig) -> anyhow::Result<PgConnec
     Ok(match &config.database_ca_file {
         Some(ca) => {
             anyhow::ensure!(ca.is_file(), "CRM_DATABASE_CA_FILE {}: no such file", ca.display());
+            // Under `prefer` or `require` the certificate is not checked at all:
+            // a CA file there would promise a verification that never happens.
+            anyhow::ensure!(
+                matches!(options.get_ssl_mode(), PgSslMode::VerifyCa | PgSslMode::VerifyFull),
+                "CRM_DATABASE_CA_FILE is set but the sslmode is {:?}: use verify-full (or verify-ca), e.g. CRM_DATABASE_SSLMODE=verify-full",
+                options.get_ssl_mode()
+            );
             options.ssl_root_cert(ca)
         }
         None => options,

@@ -265,6 +265,16 @@ async fn a_customer_sees_no_staff_only_field_through_any_rpc_it_can_call() {
     let allowed = call_as(&gw, &token, Method::GET, &format!("/v1/tickets?filter={}", urlencode("status = STATUS_OPEN")), None).await;
     assert_eq!(allowed.status, StatusCode::OK, "{:#}", allowed.body);
 
+    // A stored answer replayed to a customer is seen as a customer sees it: here the desk's own
+    // CreateTicket answer (same request id and body), which shows the priority to staff.
+    let body = json!({"customer": ada["name"], "subject": "Same", "description": "Same"});
+    let by_staff = gw.call(Method::POST, "/v1/tickets?requestId=same-request-1", Some(body.clone())).await;
+    assert_eq!(by_staff.body["priority"], "PRIORITY_NORMAL", "{:#}", by_staff.body);
+    let replayed = call_as(&gw, &token, Method::POST, "/v1/tickets?requestId=same-request-1", Some(body)).await;
+    assert_eq!(replayed.status, StatusCode::OK, "{:#}", replayed.body);
+    assert_eq!(replayed.body["name"], by_staff.body["name"], "a replay");
+    assert_eq!(staff_fields_shown(&replayed.body), Vec::<&str>::new(), "replayed CreateTicket: {:#}", replayed.body);
+
     // AddComment and ListComments: their own name on their replies, none on the staff's, no internal notes.
     let own = call_as(&gw, &token, Method::POST, &format!("{route}/comments"), Some(json!({"body": "Thanks!", "public": true}))).await;
     assert_eq!(own.status, StatusCode::OK, "{:#}", own.body);

@@ -55,6 +55,9 @@ async fn the_kit_connects_with_verify_full_and_refuses_a_certificate_that_does_n
     // With only the system's roots (no CA setting), the test CA is unknown.
     let (err, _) = refused(&config(&pg.url("localhost", "verify-full"), None, None)).await;
     assert!(err.contains("TLS") || err.contains("certificate"), "{err}");
+    // A CA file with a mode that checks nothing is a configuration error, not a false promise.
+    let (err, _) = refused(&config(&pg.url("localhost", "require"), Some(&pg.ca_file), None)).await;
+    assert!(err.contains("CRM_DATABASE_CA_FILE"), "{err}");
     // A mode that does not exist is a configuration error.
     let (err, _) = refused(&config(&bare, None, Some("verify-everything"))).await;
     assert!(err.contains("CRM_DATABASE_SSLMODE"), "{err}");

@@ -1,8 +1,8 @@
 //! What a customer sees of a ticket, decided here once: every RPC the
 //! `customer` role may call (CreateTicket, GetTicket, ListTickets,
 //! AddComment, ListComments) passes its answer through [`ticket`] and
-//! [`comment`] with the caller's scope, and its filter through
-//! [`check_filter`].
+//! [`comment`] with the caller's scope — stored idempotent answers too, as
+//! they are replayed — and its filter through [`check_filter`].
 //!
 //! Staff-only: how the desk triages and works a ticket — priority, category,
 //! tags, team, assignee, SLA policy, due times and states, time spent

@@ -100,15 +100,17 @@ impl TicketService for TicketApi {
             scope.check_new_ticket(&input)?;
             let draft = new_ticket(&input)?;
             let tenant = principal.tenant;
+            // Stored answers are the full ones; what the caller may see is chosen on the way out, replays included.
+            let seen = |r: pb::CreateTicketResponse| pb::CreateTicketResponse { ticket: r.ticket.map(|t| customer_view::ticket(scope, t)) };
             if let Some(replay) = self.app.precheck::<pb::CreateTicketResponse>(tenant, key.as_ref(), &draft.team).await? {
-                return Ok(replay);
+                return Ok(seen(replay));
             }
             // Checked before the transaction opens: no pooled connection waits on profiles.
             let customer_category = self.profiles.check_customer(&caller_context, &input.customer, "ticket.customer").await?;
             let (now, id) = (Utc::now(), Uuid::now_v7());
-            let respond = |t: &_| pb::CreateTicketResponse { ticket: ticket_field(t, now).map(|t| customer_view::ticket(scope, t)) };
+            let respond = |t: &_| pb::CreateTicketResponse { ticket: ticket_field(t, now) };
             let checked = CheckedTicket { id, ticket: draft, customer_category };
-            self.app.open(tenant, checked, key.as_ref(), &principal.subject, now, respond).await
+            self.app.open(tenant, checked, key.as_ref(), &principal.subject, now, respond).await.map(seen)
         })
         .await
     }
@@ -289,8 +291,10 @@ impl TicketService for TicketApi {
             )?;
             let (body, attachments) = comment_input(&input)?;
             let comment = NewComment { body, public: input.public, attachments };
-            let respond = |stored: &_| pb::AddCommentResponse { comment: Some(customer_view::comment(scope, comment_to_proto(stored))) };
-            self.app.comment(principal.tenant, scope, id, comment, key.as_ref(), &principal.subject, Utc::now(), respond).await
+            let respond = |stored: &_| pb::AddCommentResponse { comment: Some(comment_to_proto(stored)) };
+            // As for CreateTicket: the view is chosen on the way out, replays included.
+            let seen = |r: pb::AddCommentResponse| pb::AddCommentResponse { comment: r.comment.map(|c| customer_view::comment(scope, c)) };
+            self.app.comment(principal.tenant, scope, id, comment, key.as_ref(), &principal.subject, Utc::now(), respond).await.map(seen)
         })
         .await
     }

@@ -23,7 +23,7 @@ impl App {
     /// The tenant's settings.
     pub async fn settings(&self, tenant: Uuid) -> Result<Settings, Error> {
         let mut tx = self.begin(tenant).await?;
-        let row = store::settings(&mut tx, tenant, false).await?;
+        let row = store::settings(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(self.applied(row))
     }
@@ -37,7 +37,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<Settings, Error> {
         let mut tx = self.begin(tenant).await?;
-        let current = self.applied(store::settings(&mut tx, tenant, true).await?);
+        let current = self.applied(Some(store::lock_settings(&mut tx, tenant, now).await?));
         let delay = edit(&current)?;
         let stored = store::save_settings(&mut tx, tenant, delay.map(|d| d.num_seconds()), now).await?;
         tx.commit().await?;
@@ -50,7 +50,8 @@ impl App {
             follow_up_delay: own.map(Duration::seconds).unwrap_or(self.follow_up_delay),
             follow_up_delay_set: own.is_some(),
             revision: row.as_ref().map_or(1, |r| r.revision),
-            update_time: row.map(|r| r.update_time),
+            // Revision 1 is the defaults (a row only locked, never saved, is never committed).
+            update_time: row.filter(|r| r.revision > 1).map(|r| r.update_time),
         }
     }
 }

@@ -14,7 +14,7 @@ mod teams;
 mod tickets;
 
 pub use rules::{RuleRow, delete_rule, find_rule, insert_rule, list_rules, rules_page, update_rule};
-pub use settings::{SettingsRow, follow_up_delay_secs, save_settings, settings};
+pub use settings::{SettingsRow, follow_up_delay_secs, lock_settings, save_settings, settings};
 pub use sla::{
     CalendarRow, PolicyRow, StoredHours, calendar_users, delete_calendar, delete_policy, find_calendar, find_policy, insert_calendar,
     insert_policy, list_calendars, list_policies, lock_calendar, policy_for, update_calendar, update_policy,

@@ -17,11 +17,30 @@ pub struct SettingsRow {
     pub update_time: DateTime<Utc>,
 }
 
-/// The tenant's settings, if any was ever set; `lock` holds the row for a change.
-pub async fn settings(tx: &mut TenantTx, tenant: Uuid, lock: bool) -> Result<Option<SettingsRow>, Error> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT follow_up_delay_secs, revision, update_time FROM ticket_settings WHERE tenant_id = $1{lock}");
-    Ok(sqlx::query_as(&sql).bind(tenant).fetch_optional(&mut **tx).instrument(db_span("SELECT", "ticket_settings")).await?)
+/// The tenant's settings, if any was ever set.
+pub async fn settings(tx: &mut TenantTx, tenant: Uuid) -> Result<Option<SettingsRow>, Error> {
+    Ok(sqlx::query_as("SELECT follow_up_delay_secs, revision, update_time FROM ticket_settings WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "ticket_settings"))
+        .await?)
+}
+
+/// The tenant's settings row, locked for a change; created first (the
+/// defaults, revision 1) when there is none, so that two first writes queue
+/// on one row and the second sees the first's revision.
+pub async fn lock_settings(tx: &mut TenantTx, tenant: Uuid, now: DateTime<Utc>) -> Result<SettingsRow, Error> {
+    sqlx::query("INSERT INTO ticket_settings (tenant_id, revision, update_time) VALUES ($1, 1, $2) ON CONFLICT (tenant_id) DO NOTHING")
+        .bind(tenant)
+        .bind(now)
+        .execute(&mut **tx)
+        .instrument(db_span("INSERT", "ticket_settings"))
+        .await?;
+    Ok(sqlx::query_as("SELECT follow_up_delay_secs, revision, update_time FROM ticket_settings WHERE tenant_id = $1 FOR UPDATE")
+        .bind(tenant)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("SELECT", "ticket_settings"))
+        .await?)
 }
 
 /// The tenant's own follow-up delay in seconds, if set.
@@ -34,7 +53,7 @@ pub async fn follow_up_delay_secs(tx: &mut TenantTx, tenant: Uuid) -> Result<Opt
         .flatten())
 }
 
-/// Stores the tenant's settings and bumps their revision.
+/// Stores the tenant's settings (locked by [`lock_settings`]) and bumps their revision.
 pub async fn save_settings(
     tx: &mut TenantTx,
     tenant: Uuid,
@@ -42,16 +61,13 @@ pub async fn save_settings(
     now: DateTime<Utc>,
 ) -> Result<SettingsRow, Error> {
     Ok(sqlx::query_as(
-        // Revision 1 is the defaults, never stored: the first save is revision 2.
-        "INSERT INTO ticket_settings (tenant_id, follow_up_delay_secs, revision, update_time) VALUES ($1, $2, 2, $3)
-         ON CONFLICT (tenant_id) DO UPDATE SET follow_up_delay_secs = EXCLUDED.follow_up_delay_secs,
-             revision = ticket_settings.revision + 1, update_time = EXCLUDED.update_time
+        "UPDATE ticket_settings SET follow_up_delay_secs = $2, revision = revision + 1, update_time = $3 WHERE tenant_id = $1
          RETURNING follow_up_delay_secs, revision, update_time",
     )
     .bind(tenant)
     .bind(follow_up_delay_secs)
     .bind(now)
     .fetch_one(&mut **tx)
-    .instrument(db_span("INSERT", "ticket_settings"))
+    .instrument(db_span("UPDATE", "ticket_settings"))
     .await?)
 }
