@@ -231,11 +231,9 @@ impl TeamService for TeamApi {
                 || Error::invalid("name", "INVALID_NAME", format!("{name:?} is not a member name like \"teams/<uuid>/members/<agent>\""));
             let (team, agent) = name.split_once("/members/").ok_or_else(invalid)?;
             let team_id = TEAM.parse_as(team, "name", "INVALID_TEAM")?;
-            let mut tx = begin_tenant(self.app.pool(), principal.tenant).await?;
-            if !store::delete_member(&mut tx, principal.tenant, team_id, agent).await? {
+            if !self.app.remove_team_member(principal.tenant, team_id, agent, Utc::now()).await? {
                 return Err(Error::NotFound { resource_type: "tickets.crm/TeamMember", name: name.clone() });
             }
-            tx.commit().await?;
             Ok(pb::RemoveTeamMemberResponse {})
         })
         .await

@@ -183,6 +183,19 @@ impl App {
         Ok(updated)
     }
 
+    /// Removes `agent` from a team; false when they were not a member. Their
+    /// lowest capacity may rise with it: their other teams' queues are served.
+    pub async fn remove_team_member(&self, tenant: Uuid, team: Uuid, agent: &str, now: DateTime<Utc>) -> Result<bool, Error> {
+        let mut tx = self.begin(tenant).await?;
+        store::lock_dispatch(&mut tx, tenant).await?;
+        if !store::delete_member(&mut tx, tenant, team, agent).await? {
+            return Ok(false);
+        }
+        release_capacity(&mut tx, tenant, &TEAM.name(team), agent, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Adds or changes a member of a team; more capacity or a member back at
     /// work hands out what waits in the queues of the agent's teams.
     pub async fn set_team_member(&self, tenant: Uuid, team: Uuid, member: Member<'_>, now: DateTime<Utc>) -> Result<MemberRow, Error> {

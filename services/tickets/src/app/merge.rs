@@ -9,7 +9,7 @@ use crm_kit::Error;
 use crm_proto::crm::tickets::v1 as pb;
 use uuid::Uuid;
 
-use super::{context::App, dispatch::drain_queue, events, lifecycle};
+use super::{context::App, dispatch::release_capacity, events, lifecycle};
 use crate::{
     domain::{
         merge::{check_survivor, merge_note, mergeable, merged_tags},
@@ -63,20 +63,22 @@ impl App {
         let names: Vec<String> = merging_ids.iter().map(|id| TICKET.name(*id)).collect();
         store::append_event(&mut tx, tenant, target, "MERGED", actor, &format!("merged {}", names.join(", ")), now).await?;
 
-        let mut teams_with_capacity = Vec::new();
+        // (team, agent) of each place a merged ticket gives back, served once each below.
+        let mut freed_places: Vec<(String, String)> = Vec::new();
         for source in &merging {
             let step = source.merge_into(now).map_err(|e| lifecycle::refused(source.id, e))?;
             let closed = store::set_merged(&mut tx, tenant, source.id, target, &step.change, now).await?;
-            // Stops the SLA clocks and clears the timer; the queue is drained once per team below.
+            // Stops the SLA clocks and clears the timer; the queues are served once per place below.
             done.push(lifecycle::apply_effects(&mut tx, tenant, closed, &step, self.follow_up_delay, false, now).await?);
             let detail = format!("{} → {}: merged into {}", step.from, step.to, TICKET.name(target));
             store::append_event(&mut tx, tenant, source.id, "MERGED_INTO", actor, &detail, now).await?;
-            if step.frees_capacity && !teams_with_capacity.contains(&source.team) {
-                teams_with_capacity.push(source.team.clone());
+            let freed = (source.team.clone(), source.assignee.clone());
+            if step.frees_capacity && !freed_places.contains(&freed) {
+                freed_places.push(freed);
             }
         }
-        for team in &teams_with_capacity {
-            drain_queue(&mut tx, tenant, team, now).await?;
+        for (team, agent) in &freed_places {
+            release_capacity(&mut tx, tenant, team, agent, now).await?;
         }
         let event = pb::TicketMerged {
             ticket: Some(events::wire(&survivor, now)),

@@ -206,6 +206,10 @@ async fn an_agent_in_two_teams_is_held_to_one_capacity_under_concurrent_intake()
     assert_eq!(loads(&suite, &sales).await["alice"], 3, "the freed place was taken again at once");
     set_member(&suite, &sales, "alice", 4, &[], true).await;
     assert_eq!(loads(&suite, &support).await["alice"], 4, "one more place, filled from a queue");
+    // Leaving Sales lifts her capacity to Support's 5: Support's queue fills the place at once.
+    let removed = pb::RemoveTeamMemberRequest { name: format!("{sales}/members/alice") };
+    teams(&suite).remove_team_member(suite.admin(removed)).await.unwrap();
+    assert_eq!(loads(&suite, &support).await["alice"], 5);
 }
 
 #[tokio::test]
