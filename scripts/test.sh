@@ -50,14 +50,21 @@ CRM_TEST_PYTHON="$(crm_tools_python)"
 export CRM_TEST_PYTHON
 export RUST_BACKTRACE=1
 
+# Installs Debian package $1 (for the command $2) when the command is missing.
+need_package() {
+    if command -v "$2" >/dev/null 2>&1 || [[ -x /usr/sbin/$2 ]]; then return 0; fi
+    [[ $(id -u) -eq 0 ]] || { echo "test: $2 is missing: apt-get install $1" >&2; exit 1; }
+    echo "test: installing $1 (apt)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
+# The TLS-to-Postgres test makes its CA and server certificate with openssl.
+need_package openssl openssl
+
 # The JetStream relay tests start a real nats-server (Debian's package).
 if [[ -z ${CRM_TEST_NATS_SERVER:-} ]]; then
-    if ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
-        [[ $(id -u) -eq 0 ]] || { echo "test: nats-server is missing: apt-get install nats-server" >&2; exit 1; }
-        echo "test: installing nats-server (apt)" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
-    fi
+    need_package nats-server nats-server
     CRM_TEST_NATS_SERVER="$(command -v nats-server || echo /usr/sbin/nats-server)"
     export CRM_TEST_NATS_SERVER
 fi

@@ -126,9 +126,7 @@ pub async fn reply(response: reqwest::Response) -> Reply {
 
 impl Drop for TestGateway {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.begin_shutdown();
     }
 }
 
