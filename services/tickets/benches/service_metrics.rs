@@ -1,5 +1,6 @@
 //! `make bench`: GetServiceMetrics over 100 000 tickets of one tenant (with
-//! surveys, SLA figures and reopens), against the tickets service in-process
+//! surveys, SLA figures, reopens and a status history of about three changes
+//! a ticket), against the tickets service in-process
 //! and a real Postgres. Beside it, as the reference measured in the same run
 //! on the same Postgres, a bare `count(*)` over the same tickets — the cheapest
 //! query that still reads every row the report reads — so the ratio survives
@@ -49,6 +50,34 @@ SELECT tenant_id, gen_random_uuid(), id, assignee, team, category, resolve_time,
        CASE WHEN n % 5 < 2 THEN 1 + n % 5 * 2 END, CASE WHEN n % 5 < 2 THEN n % 11 END,
        CASE WHEN n % 5 < 2 THEN resolve_time END
 FROM (SELECT *, row_number() OVER (ORDER BY id) AS n FROM tickets WHERE resolve_time IS NOT NULL) AS t";
+
+/// Each seeded ticket's stays in its statuses, consistent with its row: NEW,
+/// OPEN (a tenth of the way to its resolution), a PENDING spell for those
+/// waiting now and one resolved ticket in seven, an earlier resolution and a
+/// reopen for the reopened, RESOLVED at the resolve time, CLOSED a day later.
+const HISTORY_SQL: &str = "
+WITH changes AS (
+    SELECT t.tenant_id, t.id AS ticket_id, c.ord, c.status, c.at, c.reopened
+    FROM tickets t
+    CROSS JOIN LATERAL (SELECT coalesce(t.resolve_time - t.create_time, interval '1 hour') AS span) AS d
+    CROSS JOIN LATERAL (VALUES
+        (1, 'NEW', t.create_time, false, true),
+        (2, 'OPEN', t.create_time + d.span * 0.1::float8, false, true),
+        (3, 'PENDING', t.create_time + d.span * 0.2::float8, false, t.status = 'PENDING' OR (t.resolve_time IS NOT NULL AND t.pending_ms = 60000)),
+        (4, 'OPEN', t.create_time + d.span * 0.3::float8, false, t.resolve_time IS NOT NULL AND t.pending_ms = 60000),
+        (5, 'RESOLVED', t.create_time + d.span * 0.6::float8, false, t.resolve_time IS NOT NULL AND t.reopen_count > 0),
+        (6, 'OPEN', t.create_time + d.span * 0.7::float8, true, t.resolve_time IS NOT NULL AND t.reopen_count > 0),
+        (7, 'RESOLVED', t.resolve_time, false, t.resolve_time IS NOT NULL),
+        (8, 'CLOSED', t.resolve_time + interval '1 day', false, t.status = 'CLOSED')
+    ) AS c(ord, status, at, reopened, present)
+    WHERE c.present
+)
+INSERT INTO ticket_status_history (tenant_id, ticket_id, status, since, until, reopened, resolve_time, reopen_count)
+SELECT tenant_id, ticket_id, status, at, lead(at) OVER w, reopened,
+       max(CASE WHEN status = 'RESOLVED' THEN at END) OVER w, count(*) FILTER (WHERE reopened) OVER w
+FROM changes
+WINDOW w AS (PARTITION BY ticket_id ORDER BY ord)
+ORDER BY ticket_id, ord";
 
 struct Figures {
     median: Duration,
@@ -106,10 +135,12 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
     sqlx::query(SEED_SQL).bind(tenant).bind(tickets).bind(now).execute(&mut *tx).await?;
     sqlx::query(SURVEY_SQL).execute(&mut *tx).await?;
+    sqlx::query(HISTORY_SQL).execute(&mut *tx).await?;
+    let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_status_history").fetch_one(&mut *tx).await?;
     tx.commit().await?;
     let owner = sqlx::PgPool::connect(&db.owner_url).await?;
-    sqlx::query("ANALYZE tickets, surveys").execute(&owner).await?;
-    println!("seeded {tickets} tickets in {:.1} s", seeding.elapsed().as_secs_f64());
+    sqlx::query("ANALYZE tickets, surveys, ticket_status_history").execute(&owner).await?;
+    println!("seeded {tickets} tickets and {changes} stays in their statuses in {:.1} s", seeding.elapsed().as_secs_f64());
 
     let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))?.connect().await?;
     let reports = ReportServiceClient::new(channel);
@@ -126,7 +157,16 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(overall.groups.iter().map(|g| g.opened).sum::<i64>() == all.opened, "groups add up to the total");
     // 8 in 10 are resolved, a few of them (the newest) only after the period's end.
     anyhow::ensure!((tickets * 3 / 4..=tickets * 8 / 10).contains(&all.resolved), "resolved {}", all.resolved);
-    anyhow::ensure!(all.surveys_sent == all.resolved && all.csat_average > 0.0, "surveys");
+    // One survey a resolution, sent at the latest one: a few reopened tickets
+    // were resolved at the period's end but resolved again (and surveyed) after it.
+    let unsurveyed = all.resolved - all.surveys_sent;
+    anyhow::ensure!(
+        (0..=tickets / 1000).contains(&unsurveyed) && all.csat_average > 0.0,
+        "surveys: {} sent, {} resolved",
+        all.surveys_sent,
+        all.resolved
+    );
+    anyhow::ensure!(all.reopens > 0 && all.time_in_status.len() == 4, "reopens and time in NEW, OPEN, PENDING, RESOLVED");
 
     let mut results = Vec::new();
     for grouping in [pb::MetricsGrouping::Unspecified, pb::MetricsGrouping::Team, pb::MetricsGrouping::Agent] {

@@ -1,13 +1,14 @@
 //! `crm.tickets.v1.ReportService`: service metrics for managers and analysts.
 
+use chrono::Utc;
 use crm_kit::{Error, auth::caller, db::begin_tenant, respond};
 use crm_proto::crm::tickets::v1::{self as pb, report_service_server::ReportService};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::permissions;
-use crate::store::reports::{self, Grouping, MetricsRow};
-use crate::wire::parse_period;
+use crate::store::reports::{self, Grouping, MetricsRow, StatusTimes};
+use crate::wire::{parse_period, status_number};
 
 /// Handlers of ReportService.
 #[derive(Clone)]
@@ -63,7 +64,23 @@ fn to_proto(row: MetricsRow) -> pb::ServiceMetrics {
         nps_responses: row.nps_responses,
         nps: percent(row.nps_promoters - row.nps_detractors, row.nps_responses),
         reopen_rate_percent: percent(row.reopened, row.resolved),
+        reopens: row.reopens,
+        time_in_status: time_in_status(&row.time_in_status),
     }
+}
+
+fn time_in_status(times: &StatusTimes) -> Vec<pb::StatusTime> {
+    times
+        .by_status()
+        .into_iter()
+        .filter(|&(_, tickets, _)| tickets > 0)
+        .map(|(status, tickets, total_ms)| pb::StatusTime {
+            status: status_number(status),
+            tickets,
+            total: duration(Some(total_ms)),
+            average: duration(Some(total_ms / tickets as f64)),
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -80,7 +97,7 @@ impl ReportService for ReportApi {
             let grouping = grouping(r.group_by)?;
             let (from, to) = parse_period(r.start_time.as_ref(), r.end_time.as_ref())?;
             let mut tx = begin_tenant(&self.pool, principal.tenant).await?;
-            let rows = reports::service_metrics(&mut tx, principal.tenant, grouping, from, to).await?;
+            let rows = reports::service_metrics(&mut tx, principal.tenant, grouping, from, to, Utc::now()).await?;
             tx.commit().await?;
             let (overall, groups): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.overall);
             let groups = if grouping == Grouping::None { Vec::new() } else { groups.into_iter().map(to_proto).collect() };
@@ -98,6 +115,16 @@ mod tests {
     fn durations_round_to_milliseconds() {
         assert_eq!(duration(Some(1500.4)), Some(prost_types::Duration { seconds: 1, nanos: 500_000_000 }));
         assert_eq!(duration(None), None);
+    }
+
+    #[test]
+    fn statuses_without_tickets_are_left_out() {
+        let times = StatusTimes { open_tickets: 2, open_ms: 3000.0, resolved_tickets: 1, resolved_ms: 500.0, ..Default::default() };
+        let listed = time_in_status(&times);
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].status, pb::Status::Open as i32);
+        assert_eq!(listed[0].average, Some(prost_types::Duration { seconds: 1, nanos: 500_000_000 }));
+        assert_eq!(listed[1].status, pb::Status::Resolved as i32);
     }
 
     #[test]

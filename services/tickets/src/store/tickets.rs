@@ -129,11 +129,28 @@ pub async fn escalate(
         .await?)
 }
 
+/// `change` (an INSERT or UPDATE of `tickets` without RETURNING) as one
+/// statement that also ends the ticket's current stay in
+/// `ticket_status_history` and starts the new one, so no status change can
+/// miss the history the reports read. `reopened` is an SQL expression; the
+/// change's time is the row's new `update_time`.
+fn logging_status(change: &str, reopened: &str) -> String {
+    format!(
+        "WITH changed AS ({change} RETURNING tenant_id, {COLUMNS}),
+         ended AS (UPDATE ticket_status_history h SET until = c.update_time FROM changed c
+                   WHERE h.tenant_id = c.tenant_id AND h.ticket_id = c.id AND h.until IS NULL),
+         began AS (INSERT INTO ticket_status_history (tenant_id, ticket_id, status, since, reopened, resolve_time, reopen_count)
+                   SELECT tenant_id, id, status, update_time, {reopened}, resolve_time, reopen_count FROM changed)
+         SELECT {COLUMNS} FROM changed"
+    )
+}
+
 /// Inserts a NEW ticket.
 pub async fn insert(tx: &mut TenantTx, tenant: Uuid, id: Uuid, t: &NewTicket, now: DateTime<Utc>) -> Result<Ticket, Error> {
-    let sql = format!(
+    let sql = logging_status(
         "INSERT INTO tickets (tenant_id, id, customer_id, subject, description, type, channel, priority, category, tags, status, assignee, team, create_time, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'NEW', $11, $12, $13, $13) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'NEW', $11, $12, $13, $13)",
+        "false",
     );
     Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
@@ -203,9 +220,10 @@ pub async fn set_assignment(
 
 /// Applies a status change and bumps the revision.
 pub async fn set_status(tx: &mut TenantTx, tenant: Uuid, id: Uuid, change: &StatusChange, now: DateTime<Utc>) -> Result<Ticket, Error> {
-    let sql = format!(
+    let sql = logging_status(
         "UPDATE tickets SET status = $3, pending_since = $4, pending_ms = $5, resolve_time = $6, update_time = $7, revision = revision + 1,
-         reopen_count = reopen_count + $8 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+         reopen_count = reopen_count + $8 WHERE tenant_id = $1 AND id = $2",
+        "$8 > 0",
     );
     Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)
@@ -421,9 +439,10 @@ pub async fn set_merged(
     change: &StatusChange,
     now: DateTime<Utc>,
 ) -> Result<Ticket, Error> {
-    let sql = format!(
+    let sql = logging_status(
         "UPDATE tickets SET merged_into = $3, status = $4, pending_since = $5, pending_ms = $6, update_time = $7, revision = revision + 1
-         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+         WHERE tenant_id = $1 AND id = $2",
+        "false",
     );
     Ok(sqlx::query_as::<_, Ticket>(&sql)
         .bind(tenant)

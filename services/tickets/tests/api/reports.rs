@@ -1,5 +1,5 @@
 //! ReportService.GetServiceMetrics: figures checked against tickets whose
-//! history is pinned to known instants.
+//! history (their row and their status history) is pinned to known instants.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use crm_kit::time::to_timestamp;
@@ -20,13 +20,25 @@ fn day(d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, d, 0, 0, 0).unwrap()
 }
 
-/// Rewrites a ticket's history (the API only ever records "now") with the
-/// service's own login role, inside the tenant like the service does.
-async fn pin_history(suite: &TestApp, name: &str, created: DateTime<Utc>, replied: Option<Duration>, resolved: Option<Duration>) {
-    let id = Uuid::parse_str(name.trim_start_matches("tickets/")).unwrap();
+fn ticket_id(name: &str) -> Uuid {
+    Uuid::parse_str(name.trim_start_matches("tickets/")).unwrap()
+}
+
+/// A transaction of the service's own login role inside the suite's tenant,
+/// as the service opens them.
+async fn tenant_tx(suite: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let pool = sqlx::PgPool::connect(suite.app_database_url()).await.unwrap();
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(suite.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    tx
+}
+
+/// Rewrites a ticket's history (the API only ever records "now"): its status
+/// history starts at `created`, ends at the resolution when there is one, and
+/// every change between happens at the first reply (or at creation).
+async fn pin_history(suite: &TestApp, name: &str, created: DateTime<Utc>, replied: Option<Duration>, resolved: Option<Duration>) {
+    let id = ticket_id(name);
+    let mut tx = tenant_tx(suite).await;
     sqlx::query("UPDATE tickets SET create_time = $2, first_response_time = $3, resolve_time = $4 WHERE id = $1")
         .bind(id)
         .bind(created)
@@ -41,7 +53,65 @@ async fn pin_history(suite: &TestApp, name: &str, created: DateTime<Utc>, replie
         .execute(&mut *tx)
         .await
         .unwrap();
+    let starts = |n: i64, last: bool| match (n, last, resolved) {
+        (1, ..) => created,
+        (_, true, Some(resolved)) => created + resolved,
+        _ => created + replied.unwrap_or_default(),
+    };
+    let stays: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ticket_status_history WHERE ticket_id = $1").bind(id).fetch_one(&mut *tx).await.unwrap();
+    let times: Vec<DateTime<Utc>> = (1..=stays).map(|n| starts(n, n == stays)).collect();
+    pin_stays(&mut tx, id, &times).await;
     tx.commit().await.unwrap();
+}
+
+/// Pins a ticket's stays in its statuses, in order, to start at `times` (each
+/// ends when the next starts), with the resolution each one knew of.
+async fn pin_stays(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, id: Uuid, times: &[DateTime<Utc>]) {
+    let pinned = sqlx::query(
+        "UPDATE ticket_status_history h SET since = ($2::timestamptz[])[r.n], until = ($2::timestamptz[])[r.n + 1]
+         FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM ticket_status_history WHERE ticket_id = $1) AS r
+         WHERE h.ticket_id = $1 AND h.seq = r.seq",
+    )
+    .bind(id)
+    .bind(times)
+    .execute(&mut **tx)
+    .await
+    .unwrap();
+    assert_eq!(pinned.rows_affected() as usize, times.len(), "one stay per status change");
+    sqlx::query(
+        "UPDATE ticket_status_history h
+         SET resolve_time = (SELECT max(since) FROM ticket_status_history r WHERE r.ticket_id = $1 AND r.status = 'RESOLVED' AND r.seq <= h.seq)
+         WHERE h.ticket_id = $1",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .unwrap();
+}
+
+/// Moves a ticket through `path` by the API, then pins its status changes
+/// (creation first) to `times` and its resolution to the last RESOLVED one.
+async fn lived(suite: &TestApp, customer: &str, path: &[pb::Status], times: &[DateTime<Utc>]) -> pb::Ticket {
+    assert_eq!(path.len() + 1, times.len(), "a time for the creation and each move");
+    let t = ticket(suite, customer, "billing", pb::Channel::Email).await;
+    for status in path {
+        suite.transition(&t.name, *status).await.unwrap();
+    }
+    let mut tx = tenant_tx(suite).await;
+    pin_stays(&mut tx, ticket_id(&t.name), times).await;
+    sqlx::query(
+        "UPDATE tickets SET create_time = $2,
+                resolve_time = (SELECT max(since) FROM ticket_status_history WHERE ticket_id = $1 AND status = 'RESOLVED')
+         WHERE id = $1",
+    )
+    .bind(ticket_id(&t.name))
+    .bind(times[0])
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    t
 }
 
 async fn ticket(suite: &TestApp, customer: &str, category: &str, channel: pb::Channel) -> pb::Ticket {
@@ -145,6 +215,74 @@ async fn metrics_count_volumes_times_satisfaction_and_reopens_per_group() {
     let by_channel = client(&suite).get_service_metrics(suite.admin(january(pb::MetricsGrouping::Channel))).await.unwrap().into_inner();
     let channels: Vec<&str> = by_channel.groups.iter().map(|g| g.group.as_str()).collect();
     assert_eq!(channels, ["EMAIL", "PHONE", "WEB"]);
+}
+
+fn period(from: DateTime<Utc>, to: DateTime<Utc>) -> pb::GetServiceMetricsRequest {
+    pb::GetServiceMetricsRequest { start_time: Some(to_timestamp(from)), end_time: Some(to_timestamp(to)), group_by: 0 }
+}
+
+fn time_in(metrics: &pb::ServiceMetrics) -> Vec<(pb::Status, i64, f64, f64)> {
+    let status = |s: &pb::StatusTime| pb::Status::try_from(s.status).unwrap();
+    metrics.time_in_status.iter().map(|s| (status(s), s.tickets, hours(&s.total), hours(&s.average))).collect()
+}
+
+#[tokio::test]
+async fn backlog_resolutions_reopens_and_time_in_status_are_as_they_were_in_the_period() {
+    // Arrange: x was resolved in January and reopened in February; y, from
+    // December, waited on the customer, was resolved, reopened in January and
+    // resolved again in February. Today both are in other states than at
+    // January's end.
+    use pb::Status::{Open, Pending, Resolved};
+    let suite = spawn_app().await;
+    let customer = suite.customer("Ada").await;
+    let at = |d: u32, h: u32| day(d) + Duration::hours(h.into());
+    let february = |d: u32| day(31) + Duration::days(d.into());
+    let x = lived(&suite, &customer, &[Open, Resolved, Open], &[at(10, 0), at(10, 2), at(20, 0), february(5)]).await;
+    let y = lived(
+        &suite,
+        &customer,
+        &[Pending, Open, Resolved, Open, Resolved],
+        &[day(1) - Duration::days(12), at(2, 0), at(4, 0), at(6, 0), at(7, 0), february(3)],
+    )
+    .await;
+    assert_eq!(suite.get(&x.name).await.status, Open as i32, "x is open again today");
+    assert_eq!(suite.get(&y.name).await.status, Resolved as i32, "y is resolved today");
+
+    // Act
+    let mut reports = client(&suite);
+    let jan = reports.get_service_metrics(suite.admin(period(day(1), day(31)))).await.unwrap().into_inner().overall.unwrap();
+    let feb = reports.get_service_metrics(suite.admin(period(day(31), february(28)))).await.unwrap().into_inner().overall.unwrap();
+
+    // Assert: January as it ended — x resolved (and not yet reopened), y open again.
+    assert_eq!((jan.opened, jan.resolved, jan.backlog), (1, 1, 1));
+    assert_eq!((jan.reopens, jan.reopen_rate_percent), (1, 0.0), "y's reopen; x was not reopened by January's end");
+    assert_eq!(hours(&jan.resolution_median), 238.0 + 2.0, "x: created the 10th, resolved the 20th");
+    assert_eq!(
+        time_in(&jan),
+        [
+            (pb::Status::New, 2, 2.0 + 24.0, 13.0),
+            (Open, 2, 238.0 + 48.0 + 24.0 * 24.0, (238.0 + 48.0 + 576.0) / 2.0),
+            (Pending, 1, 48.0, 48.0),
+            (Resolved, 2, 11.0 * 24.0 + 24.0, (264.0 + 24.0) / 2.0),
+        ],
+        "x: NEW 2 h, OPEN the 10th 02:00 to the 20th, RESOLVED to the 31st; y: NEW the 1st, PENDING the 2nd-4th, OPEN the 4th-6th and from the 7th, RESOLVED the 6th"
+    );
+    // February: y resolved, x reopened and still open at the end.
+    assert_eq!((feb.opened, feb.resolved, feb.backlog, feb.reopens), (0, 1, 1, 1));
+    assert!((feb.reopen_rate_percent - 100.0).abs() < 1e-9, "y had been reopened");
+
+    // A period not over yet counts time in status up to now, not its end.
+    let until_now = reports
+        .get_service_metrics(suite.admin(period(february(28), Utc::now() + Duration::days(30))))
+        .await
+        .unwrap()
+        .into_inner()
+        .overall
+        .unwrap();
+    let open = time_in(&until_now).into_iter().find(|(s, ..)| *s == Open).expect("x is open");
+    let expected = (Utc::now() - february(28)).num_seconds() as f64 / 3600.0;
+    assert!((open.2 - expected).abs() < 0.1, "{} h open, {expected} h since the period's start", open.2);
+    assert_eq!(until_now.backlog, 1);
 }
 
 #[tokio::test]
