@@ -20,7 +20,39 @@ use uuid::Uuid;
 use crate::{config::KitConfig, error::Error};
 
 /// A transaction whose row visibility is limited to one tenant by RLS.
-pub type TenantTx = Transaction<'static, Postgres>;
+///
+/// Statements run on it as on the connection it derefs to (`&mut *tx`, or
+/// `&mut **tx` through a `&mut TenantTx`); its end is traced like its start
+/// (client spans `COMMIT transaction` / `ROLLBACK transaction` beside
+/// `BEGIN transaction`), since a commit waits for the WAL flush and can be
+/// where a slow write spends its time. Dropped without either, it rolls back.
+pub struct TenantTx(Transaction<'static, Postgres>);
+
+impl TenantTx {
+    /// Commits, under a client span.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.0.commit().instrument(db_span("COMMIT", "transaction")).await
+    }
+
+    /// Rolls back, under a client span.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.0.rollback().instrument(db_span("ROLLBACK", "transaction")).await
+    }
+}
+
+impl std::ops::Deref for TenantTx {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.0
+    }
+}
 
 /// How to reach Postgres at `url`: its own settings, with the config's TLS
 /// mode and CA file in place of the URL's `sslmode` and `sslrootcert`.
@@ -190,10 +222,10 @@ impl Drop for Waiting {
 async fn begin_with(pool: &PgPool, statement: String) -> Result<TenantTx, sqlx::Error> {
     async {
         if let Some(tx) = pool.try_begin_with(statement.clone()).await? {
-            return Ok(tx);
+            return Ok(TenantTx(tx));
         }
         let _waiting = Waiting::enter();
-        pool.begin_with(statement).await
+        pool.begin_with(statement).await.map(TenantTx)
     }
     .instrument(db_span("BEGIN", "transaction"))
     .await

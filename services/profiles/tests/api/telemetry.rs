@@ -64,6 +64,12 @@ async fn spans_reach_an_otlp_receiver_as_one_trace_with_semantic_conventions() {
     assert_eq!(attribute(&begin.attributes, "db.operation.name").as_deref(), Some("BEGIN"));
     // The server span covers the response to its trailers, where an OK call's code is read.
     assert!(server.end_time_unix_nano >= begin.end_time_unix_nano);
+    // So is its COMMIT, after the writes.
+    let commit = in_trace.iter().find(|s| s.name == "COMMIT transaction").expect("a COMMIT span");
+    assert_eq!(commit.kind, SpanKind::Client as i32);
+    assert_eq!(attribute(&commit.attributes, "db.operation.name").as_deref(), Some("COMMIT"));
+    let insert_end = in_trace.iter().filter(|s| s.name == "INSERT customers").map(|s| s.end_time_unix_nano).max();
+    assert!(Some(commit.start_time_unix_nano) >= insert_end, "the COMMIT follows the INSERT");
 
     // DB spans are client spans below the server span, named per the DB conventions.
     let insert = in_trace.iter().find(|s| s.name == "INSERT customers").expect("a DB span");
