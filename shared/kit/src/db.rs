@@ -258,8 +258,10 @@ fn fetch_optional_raw<'c>(
     Box::pin(async move { sqlx::Executor::fetch_optional(conn, sqlx::raw_sql(sql)).await })
 }
 
-/// Runs simple query `sql` (boxed as [`fetch_optional_raw`] is).
-fn execute_raw<'c>(conn: &'c mut sqlx::PgConnection, sql: &'c str) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
+/// Runs simple query `sql` — several `;`-separated statements in one round
+/// trip, no parameters — on `conn` (a `&mut **tx` of a [`TenantTx`] too).
+/// Boxed as [`fetch_optional_raw`] is.
+pub fn execute_simple<'c>(conn: &'c mut sqlx::PgConnection, sql: &'c str) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
     Box::pin(async move { sqlx::Executor::execute(conn, sqlx::raw_sql(sql)).await.map(drop) })
 }
 
@@ -388,11 +390,11 @@ impl Table {
                 Ok(row) => return Ok(Some(row)),
                 Err(err) if missing_statement(&err) => {}
                 Err(err) if stale_plan(&err) => {
-                    execute_raw(conn, &format!("DEALLOCATE {statement}")).instrument(db_span("DEALLOCATE", self.name)).await?;
+                    execute_simple(conn, &format!("DEALLOCATE {statement}")).instrument(db_span("DEALLOCATE", self.name)).await?;
                 }
                 Err(err) => return Err(err),
             }
-            match execute_raw(conn, prepare).instrument(db_span("PREPARE", self.name)).await {
+            match execute_simple(conn, prepare).instrument(db_span("PREPARE", self.name)).await {
                 // 42P05: prepared already (another client of a shared session did it): use it.
                 Err(err) if !matches!(&err, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P05")) => return Err(err),
                 _ => {}

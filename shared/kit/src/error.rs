@@ -280,11 +280,17 @@ impl From<sqlx::Error> for Error {
     /// Serialisation failures and deadlocks are retryable conflicts; text the
     /// database cannot store (NUL) is the caller's invalid argument; a pool
     /// that cannot hand out a connection means the database is unavailable;
+    /// a lock not had within `lock_timeout` is UNAVAILABLE `BUSY` (retryable);
     /// anything else is internal. Unique violations that mean ALREADY_EXISTS
     /// are mapped by the store, which knows its constraint names.
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")) => Self::Conflict,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => Self::Unavailable {
+                reason: "BUSY",
+                message: "other changes hold what this one needs; retry shortly".to_owned(),
+                retry_after: Duration::from_secs(1),
+            },
             // Postgres text cannot hold U+0000; whichever field carried it, it is the caller's input.
             sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => Self::InvalidArgument {
                 violations: vec![FieldViolation::new("*", "INVALID_CHARACTERS", "text fields cannot contain NUL (U+0000) characters")],

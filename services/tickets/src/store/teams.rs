@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use crm_kit::{
     Error,
-    db::{Table, TenantTx, db_span},
+    db::{Table, TenantTx, db_span, execute_simple},
 };
 use sqlx::FromRow;
 use tracing::Instrument;
@@ -50,16 +50,27 @@ pub async fn insert_team(
         .await?)
 }
 
+/// How long an assignment waits for the tenant's dispatch lock before the
+/// call fails UNAVAILABLE `BUSY` (retryable): long enough for any dispatch to
+/// finish, short enough that one tenant's pile-up cannot hold the pooled
+/// connections every tenant shares.
+pub const DISPATCH_LOCK_WAIT: &str = "5s";
+
 /// Serialises the tenant's assignment decisions until the transaction ends:
 /// an agent's load counts tickets of all their teams, so two intakes in
 /// different teams must not both count the same spare place. Taken before
-/// any team row lock, so dispatchers never wait on each other in a circle.
+/// any team row lock, so dispatchers never wait on each other in a circle;
+/// waits at most [`DISPATCH_LOCK_WAIT`] (only for this lock: the
+/// transaction's own setting is restored in the same round trip).
 pub async fn lock_dispatch(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.tickets.dispatch:' || $1::text, 0))")
-        .bind(tenant)
-        .execute(&mut **tx)
-        .instrument(db_span("SELECT", "pg_advisory_xact_lock"))
-        .await?;
+    // One simple query; only the UUID's text is spliced in, which cannot leave its quotes.
+    let sql = format!(
+        "SET LOCAL lock_timeout = '{DISPATCH_LOCK_WAIT}';
+         SELECT pg_advisory_xact_lock(hashtextextended('crm.tickets.dispatch:{}', 0));
+         SET LOCAL lock_timeout = DEFAULT",
+        tenant.hyphenated()
+    );
+    execute_simple(tx, &sql).instrument(db_span("SELECT", "pg_advisory_xact_lock")).await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crm_proto::crm::tickets::v1::{self as pb, team_service_client::TeamServiceClient};
+use sqlx::Connection;
 use tonic::Code;
 
 use crate::helpers::{TestApp, assert_error, spawn_app};
@@ -228,6 +229,33 @@ async fn freed_capacity_serves_the_queue_of_the_agents_other_team() {
     // Sales has no queue; the place alice gets back goes to Support's.
     suite.transition(&first.name, pb::Status::Resolved).await.unwrap();
     assert_eq!(suite.get(&waiting.name).await.assignee, "alice");
+}
+
+#[tokio::test]
+async fn a_dispatch_that_cannot_get_the_tenants_lock_in_time_is_unavailable_and_changes_nothing() {
+    // Arrange: something holds the tenant's dispatch lock (the key the service uses).
+    let suite = spawn_app().await;
+    let sales = team(&suite, "Sales", pb::AssignmentStrategy::RoundRobin).await;
+    set_member(&suite, &sales, "alice", 5, &[], true).await;
+    let customer = suite.customer("Ada").await;
+    let mut holder = sqlx::PgConnection::connect(suite.app_database_url()).await.unwrap();
+    let key = format!("crm.tickets.dispatch:{}", suite.tenant.hyphenated());
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))").bind(&key).execute(&mut holder).await.unwrap();
+
+    // Act
+    let started = std::time::Instant::now();
+    let ticket = pb::Ticket { customer: customer.clone(), subject: "Help".into(), team: sales.clone(), ..Default::default() };
+    let request = pb::CreateTicketRequest { ticket: Some(ticket), request_id: "busy-1".into() };
+    let busy = suite.tickets.clone().create_ticket(suite.admin(request.clone())).await;
+
+    // Assert: refused, retryable, after the wait; nothing was stored, and the retry goes through.
+    assert_error(busy, Code::Unavailable, "BUSY");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4), "waited {:?}", started.elapsed());
+    let listed = suite.tickets.clone().list_tickets(suite.admin(pb::ListTicketsRequest::default())).await.unwrap().into_inner();
+    assert!(listed.tickets.is_empty(), "{listed:?}");
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&key).execute(&mut holder).await.unwrap();
+    let created = suite.tickets.clone().create_ticket(suite.admin(request)).await.unwrap().into_inner().ticket.unwrap();
+    assert_eq!(created.assignee, "alice");
 }
 
 #[tokio::test]
