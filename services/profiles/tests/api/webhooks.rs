@@ -251,6 +251,29 @@ async fn a_webhook_failing_longer_than_allowed_is_disabled() {
 }
 
 #[tokio::test]
+async fn a_secret_the_service_cannot_open_fails_each_attempt_without_sending_anything() {
+    // Arrange: the stored secret no longer opens (sealed under another key, say).
+    let app = spawn_app_with(|c| c.kit.webhooks.webhook_disable_after_secs = 1).await;
+    let receiver = WebhookReceiver::start().await;
+    let (webhook, _) = subscribe(&app, &receiver.url(), &[]).await;
+    let mut conn = app.app_connection().await;
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, false)").bind(app.tenant.to_string()).execute(&mut conn).await.unwrap();
+    let garbled =
+        sqlx::query("UPDATE webhooks SET secret = '\\x00112233445566778899aabbccddeeff00112233'::bytea").execute(&mut conn).await.unwrap();
+    assert_eq!(garbled.rows_affected(), 1);
+
+    // Act
+    app.create(customer("Unsigned", "unsigned@example.com")).await;
+
+    // Assert: each attempt is logged as failed with the reason, retried, and the webhook disabled in the end.
+    let disabled = wait_for_webhook(&app, &webhook.name, |w| w.state == State::Disabled as i32).await;
+    assert!(disabled.disabled_reason.contains("failed since"), "{}", disabled.disabled_reason);
+    let attempts = deliveries(&app, &webhook.name).await;
+    assert!(!attempts.is_empty() && attempts.iter().all(|d| d.error.contains("signing secret cannot be opened")), "{attempts:?}");
+    assert!(receiver.received().is_empty(), "nothing goes out unsigned");
+}
+
+#[tokio::test]
 async fn replay_delivers_again_from_a_position_or_a_time() {
     let app = spawn_app().await;
     let receiver = WebhookReceiver::start().await;

@@ -159,27 +159,37 @@ impl Worker {
         let lease = store::claim(&mut tx, self.tenant, self.webhook, d.owner, chrono_duration(d.lease()), now).await?;
         tx.commit().await?;
         let Some(lease) = lease else { return Ok(()) };
-        let mut run = self.start(lease, now).await?;
-        let end = self.deliver_events(&mut run).await?;
-        self.finish(run, end).await
-    }
-
-    async fn start(&self, lease: Lease, now: DateTime<Utc>) -> Result<Run, Error> {
-        let d = &self.dispatcher;
-        let mut keys = Vec::new();
-        for (sealed, valid) in
-            [(Some(&lease.secret), true), (lease.previous_secret.as_ref(), lease.previous_secret_expire_time.is_some_and(|t| t > now))]
-        {
-            if let (Some(sealed), true) = (sealed, valid) {
-                let text = d.cipher.open(self.tenant, self.webhook, sealed).map_err(Error::internal)?;
-                keys.push(signing::secret_key(&text).ok_or_else(|| Error::internal(anyhow::anyhow!("a stored secret is not whsec_")))?);
+        let mut run = self.start(lease, now).await;
+        match self.deliver_events(&mut run).await {
+            Ok(end) => self.finish(run, end).await,
+            // The database failed mid-run: record what was delivered and give
+            // the lease up if it can, rather than hold the webhook until the
+            // lease runs out (and send those events again).
+            Err(err) => {
+                if let Err(also) = self.finish(run, End::Release).await {
+                    tracing::warn!(error = %also, "webhook run not recorded; its lease runs out instead");
+                }
+                Err(err)
             }
         }
-        let client = match crate::egress::parse_url(&lease.target_uri, d.allow_private) {
-            Ok(url) => crate::egress::pinned_client(&url, d.allow_private, Duration::from_millis(d.settings.webhook_timeout_ms))
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+    }
+
+    /// The run's state; a secret that cannot be opened or a target that
+    /// cannot be reached fails each attempt (recorded, retried, eventually
+    /// disabling the webhook) instead of the run.
+    async fn start(&self, lease: Lease, now: DateTime<Utc>) -> Run {
+        let d = &self.dispatcher;
+        let (keys, client) = match self.keys(&lease, now) {
+            Err(why) => (Vec::new(), Err(why)),
+            Ok(keys) => {
+                let client = match crate::egress::parse_url(&lease.target_uri, d.allow_private) {
+                    Ok(url) => crate::egress::pinned_client(&url, d.allow_private, Duration::from_millis(d.settings.webhook_timeout_ms))
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (keys, client)
+            }
         };
         let progress = Progress {
             position: lease.position,
@@ -188,7 +198,7 @@ impl Worker {
             due_time: None,
             lease_until: Some(now + chrono_duration(d.lease())),
         };
-        Ok(Run {
+        Run {
             generation: lease.generation,
             patterns: lease.event_types.iter().map(|t| like_pattern(t)).collect(),
             keys,
@@ -198,7 +208,24 @@ impl Worker {
             recorded: Instant::now(),
             lease_renewed: Instant::now(),
             lease,
-        })
+        }
+    }
+
+    /// The signing keys: the secret, and the previous one while it is still valid.
+    fn keys(&self, lease: &Lease, now: DateTime<Utc>) -> Result<Vec<Vec<u8>>, String> {
+        let mut keys = Vec::new();
+        for (sealed, valid) in
+            [(Some(&lease.secret), true), (lease.previous_secret.as_ref(), lease.previous_secret_expire_time.is_some_and(|t| t > now))]
+        {
+            if let (Some(sealed), true) = (sealed, valid) {
+                let text = self.dispatcher.cipher.open(self.tenant, self.webhook, sealed).map_err(|err| {
+                    tracing::warn!(error = %err, "a webhook's signing secret cannot be opened");
+                    "the signing secret cannot be opened with this service's key".to_owned()
+                })?;
+                keys.push(signing::secret_key(&text).ok_or("a stored signing secret is not whsec_")?);
+            }
+        }
+        Ok(keys)
     }
 
     async fn deliver_events(&self, run: &mut Run) -> Result<End, Error> {
