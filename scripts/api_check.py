@@ -3,8 +3,12 @@
 
   api_check.py spec BASE_URL      validate BASE_URL/openapi.json with openapi-spec-validator
                                   (OpenAPI 3.1) and a few facts the generator promises
-  api_check.py statuses HAR       count the responses of a schemathesis HAR report by
-                                  operation and status (to see that calls got through)
+  api_check.py statuses HAR BASE_URL
+                                  count the responses of a schemathesis HAR report by status
+                                  and by how far each call got: refused by the gateway, refused
+                                  by a service's input checks, or past them into the handler's
+                                  work (found, not found, conflicts, done); lists the operations
+                                  (of BASE_URL/openapi.json) no call got past the checks
   api_check.py docs BASE_URL      load BASE_URL/docs in headless Chromium, let Redoc render,
                                   and check that every operation of the document is listed
 
@@ -19,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 
 VERBS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -78,25 +83,82 @@ def check_docs(base: str) -> None:
     print(f"docs: Redoc rendered /docs with all {len(ids)} operations")
 
 
-def statuses(har_path: str) -> None:
+def error_info(entry: dict) -> tuple[str, str]:
+    """(domain, reason) of an error response's google.rpc.ErrorInfo, or ("", "")."""
+    try:
+        details = json.loads(entry["response"]["content"]["text"])["error"].get("details", [])
+    except (KeyError, TypeError, ValueError):
+        return "", ""
+    info = next((d for d in details if d.get("@type", "").endswith("google.rpc.ErrorInfo")), {})
+    return info.get("domain", ""), info.get("reason", "")
+
+
+def how_far(entry: dict) -> str:
+    """Where a call ended: "gateway" (refused before any service was called),
+    "input" (a service refused its input: 400), or "handler" (past the input
+    checks: an answer, a lookup that found nothing, a conflict, a refusal by
+    permission or state)."""
+    status = entry["response"]["status"]
+    if status < 400:
+        return "handler"
+    domain, _ = error_info(entry)
+    if domain == "gateway.crm" or not domain:
+        return "gateway"
+    return "input" if status == 400 else "handler"
+
+
+def operation_matchers(document: dict) -> list[tuple[str, re.Pattern, str]]:
+    """(verb, path regex, operationId) for every operation, most literal paths first."""
+    matchers = []
+    for path, item in document["paths"].items():
+        regex = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$")
+        for verb, op in item.items():
+            if verb in VERBS:
+                matchers.append((verb.upper(), regex, op["operationId"], path.count("{")))
+    return [(verb, regex, op_id) for verb, regex, op_id, _ in sorted(matchers, key=lambda m: m[3])]
+
+
+def statuses(har_path: str, base: str) -> None:
     with open(har_path, encoding="utf-8") as f:
         entries = json.load(f)["log"]["entries"]
+    matchers = operation_matchers(fetch_document(base))
     by_status: dict[int, int] = {}
-    ok_paths: set[str] = set()
+    by_stage = {"gateway": 0, "input": 0, "handler": 0}
+    reasons: dict[str, int] = {}
+    per_operation: dict[str, dict[str, int]] = {op_id: {} for _, _, op_id in matchers}
     for entry in entries:
         status = entry["response"]["status"]
         by_status[status] = by_status.get(status, 0) + 1
-        if status == 200:
-            ok_paths.add(entry["request"]["method"] + " " + re.sub(r"/[0-9a-f-]{36}", "/{id}", entry["request"]["url"].split("?")[0]))
-    print("  " + ", ".join(f"{status}: {count}" for status, count in sorted(by_status.items())) + f" ({len(entries)} requests)")
-    print(f"  200 from {len(ok_paths)} distinct method+path shapes")
+        stage = how_far(entry)
+        by_stage[stage] += 1
+        if stage == "input":
+            reason = error_info(entry)[1]
+            reasons[reason] = reasons.get(reason, 0) + 1
+        method = entry["request"]["method"]
+        path = urllib.parse.urlsplit(entry["request"]["url"]).path
+        op_id = next((o for verb, regex, o in matchers if verb == method and regex.match(urllib.parse.unquote(path))), None)
+        if op_id:
+            per_operation[op_id][stage] = per_operation[op_id].get(stage, 0) + 1
+    total = len(entries)
+    share = lambda n: f"{n} ({100 * n / total:.0f} %)" if total else "0"
+    print("  " + ", ".join(f"{status}: {count}" for status, count in sorted(by_status.items())) + f" ({total} requests)")
+    print(f"  past the services' input checks into their handlers: {share(by_stage['handler'])}; "
+          f"refused by a service's input checks: {share(by_stage['input'])}; refused by the gateway: {share(by_stage['gateway'])}")
+    top = sorted(reasons.items(), key=lambda r: -r[1])[:6]
+    print("  input refusals by reason: " + ", ".join(f"{reason or '?'} {count}" for reason, count in top))
+    never = sorted(op_id for op_id, stages in per_operation.items() if stages and not stages.get("handler"))
+    called = sum(1 for stages in per_operation.values() if stages)
+    print(f"  operations called: {called} of {len(per_operation)}; with no call past the input checks: {len(never)}"
+          + (f" ({', '.join(never)})" if never else ""))
 
 
 def main() -> None:
-    if len(sys.argv) != 3 or sys.argv[1] not in {"spec", "docs", "statuses"}:
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in {"spec", "docs", "statuses"}:
         sys.exit(__doc__)
     if sys.argv[1] == "statuses":
-        statuses(sys.argv[2])
+        if len(sys.argv) != 4:
+            sys.exit(__doc__)
+        statuses(sys.argv[2], sys.argv[3].rstrip("/"))
         return
     base = sys.argv[2].rstrip("/")
     {"spec": check_spec, "docs": check_docs}[sys.argv[1]](base)

@@ -20,6 +20,7 @@
 //! - [`document`]: the whole document.
 //! - `schema`: messages → JSON Schema (proto3 JSON mapping), comments, field behaviour.
 
+mod ids;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,7 +29,10 @@ use http::Method;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
-use self::schema::{Comments, Schemas};
+use self::{
+    ids::{UUID_PATTERN, UuidCollections},
+    schema::{Comments, Schemas},
+};
 use crate::{
     routes::{BodyBinding, PathTemplate, Route, RouteTable, Segment},
     transcode,
@@ -47,6 +51,7 @@ const MAX_QUERY_DEPTH: usize = 4;
 /// the gRPC paths that take no bearer token (`security: []`).
 pub fn document(pool: &DescriptorPool, routes: &RouteTable, public_methods: &HashSet<String>) -> Value {
     let comments = Comments::new(pool);
+    let uuid_collections = UuidCollections::new(pool, &comments);
     let requests = routes.routes().iter().map(|r| r.rpc.input().full_name().to_owned()).collect();
     let mut schemas = Schemas::new(pool, &comments, requests);
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
@@ -78,7 +83,7 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable, public_methods: &Has
         // Additional bindings of one RPC: Service_Method, Service_Method2, … (grpc-gateway's convention).
         let operation_id = if *seen == 1 { base_id } else { format!("{base_id}{seen}") };
         let comment = comments.get(route.rpc.parent_file().name(), route.rpc.path());
-        let operation = operation(route, operation_id, comment, path_params, public_methods, &mut schemas);
+        let operation = operation(route, operation_id, comment, path_params, public_methods, &uuid_collections, &mut schemas);
         item.insert(verb.to_owned(), operation);
     }
 
@@ -136,6 +141,9 @@ pub struct PathParam {
     pub pattern: String,
     /// Whether the value may contain `/` (a `**` wildcard).
     pub multi_segment: bool,
+    /// The collection whose id the parameter is (`customers` for `{customer}`),
+    /// when it is named after one.
+    pub collection: Option<String>,
 }
 
 /// The OpenAPI path of `template` and its parameters (see the module docs).
@@ -150,7 +158,7 @@ pub fn openapi_path(template: &PathTemplate, input: &MessageDescriptor) -> (Stri
             parts.push(match &segments[i] {
                 Segment::Literal(l) => l.clone(),
                 // A wildcard outside any variable binds nothing; it still needs a value.
-                Segment::Any | Segment::Rest => format!("{{{}}}", unique(&mut params, "segment", "", "*", false)),
+                Segment::Any | Segment::Rest => format!("{{{}}}", unique(&mut params, "segment", "", "*", false, None)),
             });
             i += 1;
             continue;
@@ -167,11 +175,12 @@ pub fn openapi_path(template: &PathTemplate, input: &MessageDescriptor) -> (Stri
                 Segment::Literal(l) => parts.push(l.clone()),
                 wildcard @ (Segment::Any | Segment::Rest) => {
                     let multi = *wildcard == Segment::Rest;
-                    let name = match j.checked_sub(1).map(|k| &segments[k]) {
-                        Some(Segment::Literal(collection)) if !only_wildcard && !multi => singular(collection),
-                        _ => json_field.clone(),
+                    let collection = match j.checked_sub(1).map(|k| &segments[k]) {
+                        Some(Segment::Literal(collection)) if !only_wildcard && !multi => Some(collection.clone()),
+                        _ => None,
                     };
-                    let name = unique(&mut params, &name, &field, &pattern, multi);
+                    let name = collection.as_deref().map_or_else(|| json_field.clone(), singular);
+                    let name = unique(&mut params, &name, &field, &pattern, multi, collection);
                     parts.push(format!("{{{name}}}"));
                 }
             }
@@ -187,14 +196,14 @@ pub fn openapi_path(template: &PathTemplate, input: &MessageDescriptor) -> (Stri
 }
 
 /// Adds a parameter named `base` (or `base2`, … when taken) and returns the name.
-fn unique(params: &mut Vec<PathParam>, base: &str, field: &str, pattern: &str, multi_segment: bool) -> String {
+fn unique(params: &mut Vec<PathParam>, base: &str, field: &str, pattern: &str, multi_segment: bool, collection: Option<String>) -> String {
     let mut name = base.to_owned();
     let mut n = 1;
     while params.iter().any(|p| p.name == name) {
         n += 1;
         name = format!("{base}{n}");
     }
-    params.push(PathParam { name: name.clone(), field: field.to_owned(), pattern: pattern.to_owned(), multi_segment });
+    params.push(PathParam { name: name.clone(), field: field.to_owned(), pattern: pattern.to_owned(), multi_segment, collection });
     name
 }
 
@@ -238,6 +247,7 @@ fn operation(
     comment: Option<&str>,
     path_params: Vec<PathParam>,
     public_methods: &HashSet<String>,
+    uuid_collections: &UuidCollections,
     schemas: &mut Schemas<'_>,
 ) -> Value {
     let input = route.rpc.input();
@@ -273,9 +283,15 @@ fn operation(
             {
                 description = format!("{description} {text}");
             }
-            // No `pattern: ^[^/]+$`: a fuzzer cannot negate it (a `/` would change the
-            // path), so it reports the operation as untestable with invalid data.
-            let schema = json!({ "type": "string", "minLength": 1 });
+            // No `pattern: ^[^/]+$` on the others: a fuzzer cannot negate it (a `/`
+            // would change the path), so it reports the operation as untestable with
+            // invalid data. A UUID's pattern it can negate without a `/`.
+            let schema = if p.collection.as_deref().is_some_and(|c| uuid_collections.contains(c)) {
+                description.push_str(" A UUID (the services assign UUIDv7s).");
+                json!({ "type": "string", "format": "uuid", "pattern": UUID_PATTERN })
+            } else {
+                json!({ "type": "string", "minLength": 1 })
+            };
             json!({ "name": p.name, "in": "path", "required": true, "description": description, "schema": schema })
         })
         .collect();

@@ -119,6 +119,16 @@ async fn customer_operations_have_their_parameters_body_and_responses() {
     assert_eq!(get_customer["tags"], json!(["CustomerService"]));
     let customer = parameter(get_customer, "customer");
     assert_eq!((&customer["in"], &customer["required"]), (&json!("path"), &json!(true)));
+    // Server-assigned ids ("customers/{uuidv7}" in the resource's comment) have the UUID form;
+    // ids callers choose (an agent's, a holiday's), tokens and singletons stay free strings.
+    assert_eq!(customer["schema"]["format"], "uuid");
+    assert!(customer["schema"]["pattern"].as_str().is_some_and(|p| p.starts_with("^[0-9a-fA-F]{8}-")), "{customer}");
+    let transaction = operation(&document, "/v1/customers/{customer}/transactions/{transaction}", "get");
+    assert_eq!(parameter(transaction, "transaction")["schema"]["format"], "uuid");
+    let member_path = operation(&document, "/v1/teams/{team}/members/{member}", "delete");
+    assert_eq!(parameter(member_path, "team")["schema"]["format"], "uuid");
+    let member = parameter(member_path, "member");
+    assert!(member["schema"].get("pattern").is_none() && member["schema"].get("format").is_none(), "an agent id: {member}");
     assert_eq!(
         get_customer["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         schema_ref("crm.profiles.v1.Customer"),
