@@ -210,6 +210,6 @@ for mode in ${CRM_API_CHECK_MODES:-positive negative}; do
     if [[ ! " ${failed[*]} " == *" $mode "* ]]; then
         say "schemathesis ($mode) passed in $((SECONDS - fuzz_start)) s; responses by status:"
     fi
-    "$VENV/bin/python" "$ROOT/scripts/api_check.py" statuses "$report/requests.har" "$GATEWAY"
+    "$VENV/bin/python" "$ROOT/scripts/api_check.py" statuses "$report/requests.har" "$GATEWAY" "$mode"
 done
 ((${#failed[@]} == 0)) || die "schemathesis failed with ${failed[*]} data"

@@ -3,12 +3,13 @@
 
   api_check.py spec BASE_URL      validate BASE_URL/openapi.json with openapi-spec-validator
                                   (OpenAPI 3.1) and a few facts the generator promises
-  api_check.py statuses HAR BASE_URL
+  api_check.py statuses HAR BASE_URL MODE
                                   count the responses of a schemathesis HAR report by status
                                   and by how far each call got: refused by the gateway, refused
                                   by a service's input checks, or past them into the handler's
-                                  work (found, not found, conflicts, done); lists the operations
-                                  (of BASE_URL/openapi.json) no call got past the checks
+                                  work (found, not found, conflicts, done); with MODE positive,
+                                  lists the operations (of BASE_URL/openapi.json) no call got
+                                  past the checks (negative data is meant to be refused)
   api_check.py docs BASE_URL      load BASE_URL/docs in headless Chromium, let Redoc render,
                                   and check that every operation of the document is listed
 
@@ -118,7 +119,7 @@ def operation_matchers(document: dict) -> list[tuple[str, re.Pattern, str]]:
     return [(verb, regex, op_id) for verb, regex, op_id, _ in sorted(matchers, key=lambda m: m[3])]
 
 
-def statuses(har_path: str, base: str) -> None:
+def statuses(har_path: str, base: str, mode: str) -> None:
     with open(har_path, encoding="utf-8") as f:
         entries = json.load(f)["log"]["entries"]
     matchers = operation_matchers(fetch_document(base))
@@ -146,6 +147,8 @@ def statuses(har_path: str, base: str) -> None:
           f"refused by a service's input checks: {share(by_stage['input'])}; refused by the gateway: {share(by_stage['gateway'])}")
     top = sorted(reasons.items(), key=lambda r: -r[1])[:6]
     print("  input refusals by reason: " + ", ".join(f"{reason or '?'} {count}" for reason, count in top))
+    if mode != "positive":
+        return
     never = sorted(op_id for op_id, stages in per_operation.items() if stages and not stages.get("handler"))
     called = sum(1 for stages in per_operation.values() if stages)
     print(f"  operations called: {called} of {len(per_operation)}; with no call past the input checks: {len(never)}"
@@ -153,12 +156,12 @@ def statuses(har_path: str, base: str) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) not in (3, 4) or sys.argv[1] not in {"spec", "docs", "statuses"}:
+    if len(sys.argv) not in (3, 5) or sys.argv[1] not in {"spec", "docs", "statuses"}:
         sys.exit(__doc__)
     if sys.argv[1] == "statuses":
-        if len(sys.argv) != 4:
+        if len(sys.argv) != 5:
             sys.exit(__doc__)
-        statuses(sys.argv[2], sys.argv[3].rstrip("/"))
+        statuses(sys.argv[2], sys.argv[3].rstrip("/"), sys.argv[4])
         return
     base = sys.argv[2].rstrip("/")
     {"spec": check_spec, "docs": check_docs}[sys.argv[1]](base)

@@ -53,7 +53,7 @@ pub fn document(pool: &DescriptorPool, routes: &RouteTable, public_methods: &Has
     let comments = Comments::new(pool);
     let uuid_collections = UuidCollections::new(pool, &comments);
     let requests = routes.routes().iter().map(|r| r.rpc.input().full_name().to_owned()).collect();
-    let mut schemas = Schemas::new(pool, &comments, requests);
+    let mut schemas = Schemas::new(pool, &comments, &uuid_collections, requests);
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut operation_ids: HashMap<String, usize> = HashMap::new();
     let mut tags: BTreeMap<String, Value> = BTreeMap::new();
@@ -316,7 +316,8 @@ fn operation(
             {
                 let required = schemas.required_fields(&resource);
                 if !required.is_empty() {
-                    schema = json!({ "allOf": [schema], "required": required });
+                    let properties = schemas.non_blank_required(&resource);
+                    schema = json!({ "allOf": [schema], "required": required, "properties": properties });
                 }
             }
             if let Some(text) = schemas.comment_of_field(&field) {
@@ -347,6 +348,11 @@ fn operation(
             bound.push(vec![name.clone()]);
         }
         query_parameters(&input, &mut Vec::new(), &mut Vec::new(), &bound, schemas, &mut parameters);
+        if let BodyBinding::Field(name) = &route.body
+            && let Some(Kind::Message(resource)) = input.get_field_by_name(name).map(|f| f.kind())
+        {
+            constrain_update_mask(&mut parameters, &resource, schemas);
+        }
     }
     if takes_if_match(route) && has_etag(&input) {
         parameters.push(json!({
@@ -521,7 +527,10 @@ fn query_parameter(field: &FieldDescriptor, json_path: &[String], schemas: &mut 
         Some(items) => strip_null(items),
         None => strip_null(&mut schema),
     }
-    let mut param = json!({ "name": json_path.join("."), "in": "query", "required": false, "schema": schema });
+    // A REQUIRED field of the request itself must come in the query; one inside
+    // an optional message (a dotted name) only when that message is sent.
+    let required = json_path.len() == 1 && schemas.is_required(field);
+    let mut param = json!({ "name": json_path.join("."), "in": "query", "required": required, "schema": schema });
     let mut description = Vec::new();
     if schemas.is_required(field) {
         description.push("Required.");
@@ -534,6 +543,23 @@ fn query_parameter(field: &FieldDescriptor, json_path: &[String], schemas: &mut 
         param["description"] = Value::String(description.join(" "));
     }
     param
+}
+
+/// Gives an update's `updateMask` the paths it can name: `*`, or a comma
+/// list of the body resource's fields that are not output only (the services
+/// refuse other paths, and most updates refuse a missing mask).
+fn constrain_update_mask(parameters: &mut [Value], resource: &MessageDescriptor, schemas: &Schemas<'_>) {
+    let Some(mask) = parameters.iter_mut().find(|p| p["name"] == "updateMask" && p["schema"]["type"] == "string") else { return };
+    let writable: Vec<String> = resource
+        .fields()
+        .filter(|f| f.name() != "name" && !schemas.behaviors(f).contains(&schema::OUTPUT_ONLY))
+        .map(|f| f.json_name().to_owned())
+        .collect();
+    if writable.is_empty() {
+        return;
+    }
+    let one = format!("(?:{})", writable.join("|"));
+    mask["schema"]["pattern"] = Value::String(format!("^(?:\\*|{one}(?:,{one})*)$"));
 }
 
 /// Whether a well-known type's JSON form is a single scalar (settable from the query).

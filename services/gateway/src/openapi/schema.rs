@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use prost_reflect::{DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value as ProtoValue};
 use serde_json::{Map, Value, json};
 
+use super::ids::UuidCollections;
+
 /// `google.api.FieldBehavior` numbers the generator reads.
 const REQUIRED: i32 = 2;
-const OUTPUT_ONLY: i32 = 3;
+pub(crate) const OUTPUT_ONLY: i32 = 3;
 const INPUT_ONLY: i32 = 4;
 
 /// Proto comments by (file, source path), read once from the source info.
@@ -55,7 +57,9 @@ pub(crate) fn reference(message: &MessageDescriptor) -> Value {
 /// Builds component schemas for messages on demand, following references.
 pub(crate) struct Schemas<'a> {
     comments: &'a Comments,
+    ids: &'a UuidCollections,
     field_behavior: Option<ExtensionDescriptor>,
+    resource_reference: Option<ExtensionDescriptor>,
     /// Finished (or in-progress) components, in name order.
     components: BTreeMap<String, Value>,
     /// RPC input messages: only their REQUIRED fields are listed as `required`.
@@ -65,8 +69,15 @@ pub(crate) struct Schemas<'a> {
 }
 
 impl<'a> Schemas<'a> {
-    pub(crate) fn new(pool: &DescriptorPool, comments: &'a Comments, requests: HashSet<String>) -> Self {
-        Self { comments, field_behavior: pool.get_extension_by_name("google.api.field_behavior"), components: BTreeMap::new(), requests }
+    pub(crate) fn new(pool: &DescriptorPool, comments: &'a Comments, ids: &'a UuidCollections, requests: HashSet<String>) -> Self {
+        Self {
+            comments,
+            ids,
+            field_behavior: pool.get_extension_by_name("google.api.field_behavior"),
+            resource_reference: pool.get_extension_by_name("google.api.resource_reference"),
+            components: BTreeMap::new(),
+            requests,
+        }
     }
 
     /// The schema of `message` where it is used: a well-known type inline, else a
@@ -96,6 +107,14 @@ impl<'a> Schemas<'a> {
             }
             let behaviors = self.behaviors(&field);
             let mut schema = self.field(&field);
+            if let Some(pattern) = self.reference_pattern(&field) {
+                let value = if field.is_list() { &mut schema["items"] } else { &mut schema };
+                value["pattern"] = Value::String(pattern);
+            }
+            // A required text in a request is refused blank (the services trim it).
+            if required && behaviors.contains(&REQUIRED) && field.kind() == Kind::String && !field.is_list() && !field.is_map() {
+                merge(&mut schema, non_blank());
+            }
             let mut notes: Vec<String> = Vec::new();
             if behaviors.contains(&OUTPUT_ONLY) {
                 schema["readOnly"] = Value::Bool(true);
@@ -173,6 +192,19 @@ impl<'a> Schemas<'a> {
         }
     }
 
+    /// The form of a name `field` holds (`google.api.resource_reference` to a
+    /// resource whose ids are all UUIDs), as a regular expression.
+    fn reference_pattern(&self, field: &FieldDescriptor) -> Option<String> {
+        let extension = self.resource_reference.as_ref()?;
+        let options = field.options();
+        if field.kind() != Kind::String || field.is_map() || !options.has_extension(extension) {
+            return None;
+        }
+        let reference = options.get_extension(extension);
+        let kind = reference.as_message()?.get_field_by_name("type")?;
+        self.ids.name_pattern(kind.as_str()?)
+    }
+
     /// The `google.api.field_behavior` values of `field`.
     pub(crate) fn behaviors(&self, field: &FieldDescriptor) -> Vec<i32> {
         let Some(extension) = &self.field_behavior else { return Vec::new() };
@@ -195,6 +227,16 @@ impl<'a> Schemas<'a> {
         message.fields().filter(|f| self.is_required(f)).map(|f| f.json_name().to_owned()).collect()
     }
 
+    /// `message`'s REQUIRED singular text fields as properties that refuse a
+    /// blank value, for a body that must carry them.
+    pub(crate) fn non_blank_required(&self, message: &MessageDescriptor) -> Map<String, Value> {
+        message
+            .fields()
+            .filter(|f| self.is_required(f) && f.kind() == Kind::String && !f.is_list() && !f.is_map())
+            .map(|f| (f.json_name().to_owned(), non_blank()))
+            .collect()
+    }
+
     /// Whether `field` is REQUIRED.
     pub(crate) fn is_required(&self, field: &FieldDescriptor) -> bool {
         self.behaviors(field).contains(&REQUIRED)
@@ -208,6 +250,18 @@ impl<'a> Schemas<'a> {
     /// Every component built so far.
     pub(crate) fn into_components(self) -> Map<String, Value> {
         self.components.into_iter().collect()
+    }
+}
+
+/// A text with something besides white space in it.
+fn non_blank() -> Value {
+    json!({ "minLength": 1, "pattern": "\\S" })
+}
+
+/// Adds `extra`'s keywords to `schema`.
+fn merge(schema: &mut Value, extra: Value) {
+    if let (Some(target), Value::Object(extra)) = (schema.as_object_mut(), extra) {
+        target.extend(extra);
     }
 }
 

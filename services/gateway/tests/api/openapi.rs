@@ -141,10 +141,21 @@ async fn customer_operations_have_their_parameters_body_and_responses() {
     let body = &create["requestBody"]["content"]["application/json"]["schema"];
     assert_eq!(body["allOf"][0]["$ref"], schema_ref("crm.profiles.v1.Customer"));
     assert_eq!(body["required"], json!(["displayName"]));
+    assert_eq!(body["properties"]["displayName"], json!({ "minLength": 1, "pattern": "\\S" }), "a blank name is refused");
+    // A field naming a resource whose ids are UUIDs has the name's form (or is empty: not set).
+    let ticket_customer = &schema(&document, "crm.tickets.v1.Ticket")["properties"]["customer"];
+    let pattern = ticket_customer["pattern"].as_str().expect("a name pattern");
+    assert!(pattern.starts_with("^$|^(?:customers/[0-9a-fA-F]{8}-"), "{pattern}");
     // update_mask comes from the query.
     let update = operation(&document, "/v1/customers/{customer}", "patch");
     assert_eq!(update["requestBody"]["content"]["application/json"]["schema"]["$ref"], schema_ref("crm.profiles.v1.Customer"));
-    assert_eq!(parameter(update, "updateMask")["in"], "query");
+    let mask = parameter(update, "updateMask");
+    assert_eq!(mask["in"], "query");
+    let paths = mask["schema"]["pattern"].as_str().expect("the paths a mask can name");
+    assert!(paths.starts_with("^(?:\\*|(?:") && paths.contains("displayName") && !paths.contains("createTime"), "{paths}");
+    // A REQUIRED field of the request that comes in the query is a required parameter.
+    let metrics = operation(&document, "/v1/serviceMetrics", "get");
+    assert_eq!((&parameter(metrics, "startTime")["required"], &parameter(metrics, "groupBy")["required"]), (&json!(true), &json!(false)));
     assert_eq!(parameter(update, "If-Match")["in"], "header");
     assert!(update["responses"]["200"]["headers"]["ETag"].is_object());
 
