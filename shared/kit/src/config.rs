@@ -168,6 +168,26 @@ pub struct WebhookSettings {
     pub outbox_prune_poll_ms: u64,
 }
 
+impl WebhookSettings {
+    /// Slack a lease keeps beyond one request: the progress record after it.
+    const LEASE_SLACK_MS: u64 = 500;
+
+    /// Refuses settings under which a request can outlive the lease: a worker
+    /// renews its lease only between requests, so a request longer than the
+    /// lease would let another replica start on the same webhook meanwhile
+    /// (events twice, out of order).
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.webhook_lease_ms >= self.webhook_timeout_ms + Self::LEASE_SLACK_MS,
+            "CRM_WEBHOOK_LEASE_MS ({}) must be at least CRM_WEBHOOK_TIMEOUT_MS ({}) + {} ms: a request must end within the lease",
+            self.webhook_lease_ms,
+            self.webhook_timeout_ms,
+            Self::LEASE_SLACK_MS
+        );
+        Ok(())
+    }
+}
+
 /// The NATS JetStream relay (see `crm_kit::relay`): off unless `CRM_NATS_URL` is set.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelaySettings {
@@ -242,5 +262,20 @@ impl KitConfig {
                 follow_jetstream: false,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_request_must_end_within_the_lease() {
+        let mut settings =
+            KitConfig::for_tests("postgres://app@db/crm", "postgres://owner@db/crm", "a-test-secret-0123456789abcdef").webhooks;
+        assert!(settings.check().is_ok(), "the test defaults: 2 s requests, 3 s leases");
+        settings.webhook_timeout_ms = 2600;
+        let refused = settings.check().unwrap_err().to_string();
+        assert!(refused.contains("CRM_WEBHOOK_LEASE_MS (3000)") && refused.contains("CRM_WEBHOOK_TIMEOUT_MS (2600)"), "{refused}");
     }
 }

@@ -76,6 +76,7 @@ impl Kit {
     /// Validates auth settings, connects to Postgres, runs migrations (kit's and
     /// the service's) as the schema owner, and starts the outbox listener.
     pub async fn connect(spec: &'static ServiceSpec, config: KitConfig) -> anyhow::Result<Self> {
+        config.webhooks.check()?;
         let auth = Arc::new(authenticator(&config)?);
         let page_tokens = PageTokenCodec::new(&page_token_key(&config));
         let pool = db::connect(&config).await?;

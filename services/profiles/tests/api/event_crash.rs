@@ -58,6 +58,7 @@ async fn webhook_delivery_killed_mid_backlog_resumes_and_delivers_every_event_in
     let env = vec![
         ("CRM_OUTBOUND_ALLOW_PRIVATE", "true".to_owned()),
         ("CRM_WEBHOOK_LEASE_MS", "1000".to_owned()),
+        ("CRM_WEBHOOK_TIMEOUT_MS", "500".to_owned()),
         ("CRM_WEBHOOK_POLL_MS", "100".to_owned()),
     ];
     let mut service = Restartable::start(env.clone()).await;
