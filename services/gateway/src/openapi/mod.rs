@@ -527,6 +527,10 @@ fn query_parameter(field: &FieldDescriptor, json_path: &[String], schemas: &mut 
         Some(items) => strip_null(items),
         None => strip_null(&mut schema),
     }
+    // AIP-158: a negative page size is refused (a large one is capped).
+    if field.name() == "page_size" && json_path.len() == 1 {
+        schema["minimum"] = json!(0);
+    }
     // A REQUIRED field of the request itself must come in the query; one inside
     // an optional message (a dotted name) only when that message is sent.
     let required = json_path.len() == 1 && schemas.is_required(field);

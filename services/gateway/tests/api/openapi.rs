@@ -153,6 +153,8 @@ async fn customer_operations_have_their_parameters_body_and_responses() {
     assert_eq!(mask["in"], "query");
     let paths = mask["schema"]["pattern"].as_str().expect("the paths a mask can name");
     assert!(paths.starts_with("^(?:\\*|(?:") && paths.contains("displayName") && !paths.contains("createTime"), "{paths}");
+    let list = operation(&document, "/v1/customers", "get");
+    assert_eq!(parameter(list, "pageSize")["schema"]["minimum"], 0, "AIP-158: negative sizes are refused");
     // A REQUIRED field of the request that comes in the query is a required parameter.
     let metrics = operation(&document, "/v1/serviceMetrics", "get");
     assert_eq!((&parameter(metrics, "startTime")["required"], &parameter(metrics, "groupBy")["required"]), (&json!(true), &json!(false)));
