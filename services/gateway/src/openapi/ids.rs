@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use prost_reflect::{DescriptorPool, MessageDescriptor, Value as ProtoValue};
 
-use super::schema::Comments;
+use super::comments::Comments;
 
 /// What a resource's `name` comment says when its ids are server-assigned UUIDv7s.
 const UUID_MARK: &str = "{uuidv7}";

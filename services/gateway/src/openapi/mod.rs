@@ -18,8 +18,11 @@
 //!
 //! # Layout
 //! - [`document`]: the whole document.
-//! - `schema`: messages → JSON Schema (proto3 JSON mapping), comments, field behaviour.
+//! - `schema`: messages → JSON Schema (proto3 JSON mapping), field behaviour.
+//! - `comments`: the proto comments.
+//! - `ids`: which collections' ids are UUIDs, and the forms of resource names.
 
+mod comments;
 mod ids;
 mod schema;
 
@@ -30,8 +33,9 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
 use self::{
+    comments::Comments,
     ids::{UUID_PATTERN, UuidCollections},
-    schema::{Comments, Schemas},
+    schema::Schemas,
 };
 use crate::{
     routes::{BodyBinding, PathTemplate, Route, RouteTable, Segment},

@@ -1,48 +1,19 @@
 //! Proto messages → JSON Schema (OpenAPI 3.1 dialect) following the proto3
 //! JSON mapping the gateway speaks: lowerCamel names, enums by name, 64-bit
 //! integers as strings, well-known types in their JSON forms. Also the proto
-//! comments (from the descriptor set's source info) and `google.api.field_behavior`.
+//! comments and `google.api.field_behavior`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use prost_reflect::{DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value as ProtoValue};
 use serde_json::{Map, Value, json};
 
-use super::ids::UuidCollections;
+use super::{comments::Comments, ids::UuidCollections};
 
 /// `google.api.FieldBehavior` numbers the generator reads.
 const REQUIRED: i32 = 2;
 pub(crate) const OUTPUT_ONLY: i32 = 3;
 const INPUT_ONLY: i32 = 4;
-
-/// Proto comments by (file, source path), read once from the source info.
-pub(crate) struct Comments(HashMap<(String, Vec<i32>), String>);
-
-impl Comments {
-    pub(crate) fn new(pool: &DescriptorPool) -> Self {
-        let mut map = HashMap::new();
-        for file in pool.files() {
-            let Some(info) = &file.file_descriptor_proto().source_code_info else { continue };
-            for location in &info.location {
-                let text = location.leading_comments.as_deref().or(location.trailing_comments.as_deref()).map(clean_comment);
-                if let Some(text) = text.filter(|t| !t.is_empty()) {
-                    map.insert((file.name().to_owned(), location.path.clone()), text);
-                }
-            }
-        }
-        Self(map)
-    }
-
-    /// The comment of the element at `path` in `file`, if any.
-    pub(crate) fn get(&self, file: &str, path: &[i32]) -> Option<&str> {
-        self.0.get(&(file.to_owned(), path.to_vec())).map(String::as_str)
-    }
-}
-
-/// Strips the one leading space protoc leaves on each line; keeps paragraphs.
-fn clean_comment(raw: &str) -> String {
-    raw.lines().map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end()).collect::<Vec<_>>().join("\n").trim().to_owned()
-}
 
 /// The component key of a message: its full proto name (unique across packages).
 pub(crate) fn component_name(message: &MessageDescriptor) -> &str {
@@ -332,11 +303,6 @@ pub(crate) fn well_known(full_name: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn comments_lose_the_protoc_indent_but_keep_paragraphs() {
-        assert_eq!(clean_comment(" Gets a customer.\n\n Fails with NOT_FOUND.\n"), "Gets a customer.\n\nFails with NOT_FOUND.");
-    }
 
     #[test]
     fn well_known_types_have_their_json_forms() {
