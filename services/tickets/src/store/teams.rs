@@ -60,8 +60,9 @@ pub const DISPATCH_LOCK_WAIT: &str = "5s";
 /// an agent's load counts tickets of all their teams, so two intakes in
 /// different teams must not both count the same spare place. Taken before
 /// any team row lock, so dispatchers never wait on each other in a circle;
-/// waits at most [`DISPATCH_LOCK_WAIT`] (only for this lock: the
-/// transaction's own setting is restored in the same round trip).
+/// waits at most [`DISPATCH_LOCK_WAIT`] (only for this lock: `lock_timeout`
+/// goes back to the session's default in the same round trip — nothing else
+/// in the services sets it).
 pub async fn lock_dispatch(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
     // One simple query; only the UUID's text is spliced in, which cannot leave its quotes.
     let sql = format!(

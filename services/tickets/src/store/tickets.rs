@@ -133,14 +133,21 @@ pub async fn escalate(
 /// statement that also ends the ticket's current stay in
 /// `ticket_status_history` and starts the new one, so no status change can
 /// miss the history the reports read. `reopened` is an SQL expression; the
-/// change's time is the row's new `update_time`.
+/// change's time is the row's new `update_time` (see `at` below).
 fn logging_status(change: &str, reopened: &str) -> String {
+    // `at`: the change's time, but never before the current stay began — two
+    // changes of one ticket take their times before they queue for its row
+    // lock (and replicas' clocks differ), so the later one can carry the
+    // earlier time.
     format!(
         "WITH changed AS ({change} RETURNING tenant_id, {COLUMNS}),
-         ended AS (UPDATE ticket_status_history h SET until = c.update_time FROM changed c
+         current_stay AS (SELECT h.since FROM ticket_status_history h, changed c
+                          WHERE h.tenant_id = c.tenant_id AND h.ticket_id = c.id AND h.until IS NULL),
+         at AS (SELECT greatest(c.update_time, (SELECT max(since) FROM current_stay)) AS t FROM changed c),
+         ended AS (UPDATE ticket_status_history h SET until = (SELECT t FROM at) FROM changed c
                    WHERE h.tenant_id = c.tenant_id AND h.ticket_id = c.id AND h.until IS NULL),
          began AS (INSERT INTO ticket_status_history (tenant_id, ticket_id, status, since, reopened, resolve_time, reopen_count)
-                   SELECT tenant_id, id, status, update_time, {reopened}, resolve_time, reopen_count FROM changed)
+                   SELECT tenant_id, id, status, (SELECT t FROM at), {reopened}, resolve_time, reopen_count FROM changed)
          SELECT {COLUMNS} FROM changed"
     )
 }

@@ -14,6 +14,7 @@ mod reports;
 mod scenario;
 mod settings;
 mod sla;
+mod status_history;
 mod surveys;
 mod teams;
 mod tenancy;
