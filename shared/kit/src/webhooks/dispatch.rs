@@ -160,13 +160,24 @@ impl Worker {
         tx.commit().await?;
         let Some(lease) = lease else { return Ok(()) };
         let mut run = self.start(lease, now).await;
-        match self.deliver_events(&mut run).await {
+        // `start` looked the target's host up (up to a few seconds): the lease
+        // is renewed before the first request, which then has a whole lease.
+        let ended = match self.record(&mut run).await {
+            Ok(false) => return Ok(()),
+            Ok(true) => self.deliver_events(&mut run).await,
+            Err(err) => Err(err),
+        };
+        match ended {
             Ok(end) => self.finish(run, end).await,
-            // The database failed mid-run: record what was delivered and give
-            // the lease up if it can, rather than hold the webhook until the
-            // lease runs out (and send those events again).
+            // The run failed (the database, mostly): record what was delivered
+            // and give the lease up if it can, rather than hold the webhook
+            // until the lease runs out (and send those events again); the next
+            // run waits the first retry delay, so a lasting failure is not
+            // retried at every poll.
             Err(err) => {
-                if let Err(also) = self.finish(run, End::Release).await {
+                let delay = chrono_duration(self.dispatcher.policy().delay(1));
+                run.progress.due_time = Some(Utc::now() + delay);
+                if let Err(also) = self.finish(run, End::Retry).await {
                     tracing::warn!(error = %also, "webhook run not recorded; its lease runs out instead");
                 }
                 Err(err)
