@@ -80,6 +80,20 @@ pub fn parse_url(url: &str, allow_private: bool) -> Result<Url, HttpSetupError> 
     Ok(parsed)
 }
 
+/// An outbound URL a caller configures (a webhook's target, a provider's
+/// endpoint), checked as a write API checks it: `url` parsed as
+/// [`parse_url`] does and its host resolved to public addresses now; the
+/// violation of `field` otherwise (`URL_NOT_ALLOWED`, `HOST_NOT_ALLOWED`).
+/// Every later connection checks the host again ([`pinned_client`]).
+pub async fn check_target(field: &str, url: &str, allow_private: bool) -> Result<Url, crate::FieldViolation> {
+    let parsed = parse_url(url, allow_private).map_err(|e| crate::FieldViolation::new(field, "URL_NOT_ALLOWED", e.to_string()))?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    resolve(parsed.host_str().unwrap_or_default(), port, allow_private)
+        .await
+        .map_err(|e| crate::FieldViolation::new(field, "HOST_NOT_ALLOWED", e.to_string()))?;
+    Ok(parsed)
+}
+
 /// An HTTP client that reaches `base`'s host only at the address checked
 /// now (whatever DNS says later), follows no redirects (a redirect could
 /// point inside), and gives up on a request after `timeout`.

@@ -122,11 +122,9 @@ impl ProviderApi {
             }
         };
         for (field, url) in urls {
-            let parsed = crate::channels::check_url(&url, allow).map_err(|e| Error::invalid(field, "URL_NOT_ALLOWED", e.to_string()))?;
-            let port = parsed.port_or_known_default().unwrap_or(443);
-            crm_kit::egress::resolve(parsed.host_str().unwrap_or_default(), port, allow)
+            crm_kit::egress::check_target(field, &url, allow)
                 .await
-                .map_err(|e| Error::invalid(field, "HOST_NOT_ALLOWED", e.to_string()))?;
+                .map_err(|refused| Error::InvalidArgument { violations: vec![refused] })?;
         }
         Ok(ProviderDraft { display_name, channel, max_per_second: p.max_per_second, settings, password, dkim_private_key })
     }

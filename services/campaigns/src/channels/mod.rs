@@ -50,11 +50,6 @@ use crate::{
     store::providers::{ProviderRow, ProviderSettings},
 };
 
-/// `url` as an HTTP provider may use it (https; http only where private peers are allowed).
-pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, http::HttpSetupError> {
-    http::parse_url(url, allow_private)
-}
-
 /// Messages of one SMTP relay between their SUBMITTING mark and the record
 /// of the relay's answer, per replica: twice the connections a relay gets,
 /// so that while one message's mark or record commits, another uses the

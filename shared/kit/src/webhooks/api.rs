@@ -60,14 +60,8 @@ impl WebhookApi {
         } else if target_uri.is_empty() || target_uri.chars().count() > MAX_URI_CHARS {
             violations.push(crate::FieldViolation::new("webhook.target_uri", "INVALID_VALUE", "an https URL of at most 2000 characters"));
         } else {
-            match crate::egress::parse_url(&target_uri, self.allow_private) {
-                Ok(url) => {
-                    let port = url.port_or_known_default().unwrap_or(443);
-                    if let Err(e) = crate::egress::resolve(url.host_str().unwrap_or_default(), port, self.allow_private).await {
-                        violations.push(crate::FieldViolation::new("webhook.target_uri", "HOST_NOT_ALLOWED", e.to_string()));
-                    }
-                }
-                Err(e) => violations.push(crate::FieldViolation::new("webhook.target_uri", "URL_NOT_ALLOWED", e.to_string())),
+            if let Err(refused) = crate::egress::check_target("webhook.target_uri", &target_uri, self.allow_private).await {
+                violations.push(refused);
             }
         }
         if input.event_types.len() > MAX_EVENT_TYPES {
