@@ -291,8 +291,14 @@ fn operation(
             // would change the path), so it reports the operation as untestable with
             // invalid data. A UUID's pattern it can negate without a `/`.
             let schema = if p.collection.as_deref().is_some_and(|c| uuid_collections.contains(c)) {
-                description.push_str(" A UUID (the services assign UUIDv7s).");
-                json!({ "type": "string", "format": "uuid", "pattern": UUID_PATTERN })
+                if p.field == "parent" {
+                    // AIP-159: `-` for "every parent" where a list or batch allows it.
+                    description.push_str(" A UUID (the services assign UUIDv7s), or `-` where the call takes any parent.");
+                    json!({ "type": "string", "pattern": format!("^(?:-|{})$", UUID_PATTERN.trim_start_matches('^').trim_end_matches('$')) })
+                } else {
+                    description.push_str(" A UUID (the services assign UUIDv7s).");
+                    json!({ "type": "string", "format": "uuid", "pattern": UUID_PATTERN })
+                }
             } else {
                 json!({ "type": "string", "minLength": 1 })
             };

@@ -79,11 +79,11 @@ impl<'a> Schemas<'a> {
             let behaviors = self.behaviors(&field);
             let mut schema = self.field(&field);
             if let Some(pattern) = self.reference_pattern(&field) {
+                // A name's form (empty allowed: some requests take the name from elsewhere).
                 let value = if field.is_list() { &mut schema["items"] } else { &mut schema };
                 value["pattern"] = Value::String(pattern);
-            }
-            // A required text in a request is refused blank (the services trim it).
-            if required && behaviors.contains(&REQUIRED) && field.kind() == Kind::String && !field.is_list() && !field.is_map() {
+            } else if required && behaviors.contains(&REQUIRED) && field.kind() == Kind::String && !field.is_list() && !field.is_map() {
+                // A required text in a request is refused blank (the services trim it).
                 merge(&mut schema, non_blank());
             }
             let mut notes: Vec<String> = Vec::new();
