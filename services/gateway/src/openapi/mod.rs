@@ -282,18 +282,17 @@ fn operation(
                 format!("Part of `{}` (`{}`).", p.field, p.pattern)
             };
             description.push_str(if p.multi_segment { " May contain `/`." } else { " One path segment: no `/`." });
-            if let Some(field) = crate::routes::resolve_field_path(&input, &split(&p.field)).ok()
-                && let Some(text) = schemas.comment_of_field(&field)
-            {
+            let comment = crate::routes::resolve_field_path(&input, &split(&p.field)).ok().and_then(|f| schemas.comment_of_field(&f));
+            if let Some(text) = comment {
                 description = format!("{description} {text}");
             }
             // No `pattern: ^[^/]+$` on the others: a fuzzer cannot negate it (a `/`
             // would change the path), so it reports the operation as untestable with
             // invalid data. A UUID's pattern it can negate without a `/`.
             let schema = if p.collection.as_deref().is_some_and(|c| uuid_collections.contains(c)) {
-                if p.field == "parent" {
-                    // AIP-159: `-` for "every parent" where a list or batch allows it.
-                    description.push_str(" A UUID (the services assign UUIDv7s), or `-` where the call takes any parent.");
+                // AIP-159: `-` for "every parent", where the field's comment offers it ("customers/-").
+                if p.collection.as_deref().is_some_and(|c| comment.is_some_and(|text| text.contains(&format!("{c}/-")))) {
+                    description.push_str(" A UUID (the services assign UUIDv7s), or `-` for any.");
                     json!({ "type": "string", "pattern": format!("^(?:-|{})$", UUID_PATTERN.trim_start_matches('^').trim_end_matches('$')) })
                 } else {
                     description.push_str(" A UUID (the services assign UUIDv7s).");

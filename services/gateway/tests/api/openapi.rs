@@ -72,6 +72,9 @@ fn schema<'a>(document: &'a Value, name: &str) -> &'a Value {
     schema
 }
 
+/// The UUID form path parameters take.
+const UUID_PATTERN_TEXT: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
 fn schema_ref(name: &str) -> Value {
     json!(format!("#/components/schemas/{name}"))
 }
@@ -125,9 +128,11 @@ async fn customer_operations_have_their_parameters_body_and_responses() {
     assert!(customer["schema"]["pattern"].as_str().is_some_and(|p| p.starts_with("^[0-9a-fA-F]{8}-")), "{customer}");
     let transaction = operation(&document, "/v1/customers/{customer}/transactions/{transaction}", "get");
     assert_eq!(parameter(transaction, "transaction")["schema"]["format"], "uuid");
-    // A parent may be `-` (AIP-159) where a list or batch takes any parent.
+    // A parent may be `-` (AIP-159) where the call offers it ("customers/-" in its comment), and only there.
     let any_parent = parameter(operation(&document, "/v1/customers/{customer}/renameRequests", "get"), "customer");
     assert!(any_parent["schema"]["pattern"].as_str().is_some_and(|p| p.starts_with("^(?:-|[0-9a-fA-F]{8}-")), "{any_parent}");
+    let one_parent = parameter(operation(&document, "/v1/customers/{customer}/paymentAccounts", "get"), "customer");
+    assert_eq!(one_parent["schema"]["pattern"], UUID_PATTERN_TEXT, "{one_parent}");
     let member_path = operation(&document, "/v1/teams/{team}/members/{member}", "delete");
     assert_eq!(parameter(member_path, "team")["schema"]["format"], "uuid");
     let member = parameter(member_path, "member");
