@@ -26,9 +26,20 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A free port on 127.0.0.1.
+/// A free port on 127.0.0.1 for a process to bind moments later, picked
+/// below the kernel's ephemeral range (32768 and up on Linux). The tests' own
+/// peers (SMTP, HTTP, OTLP fakes) bind port 0 and land in that range, so one
+/// of them can no longer take the port between this check and the child's
+/// bind — which once left a campaigns test talking to an HTTP fake instead of
+/// its profiles process. (28051 and up is api-check's.)
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port()
+    use rand::Rng;
+    loop {
+        let port = rand::thread_rng().gen_range(20_000..28_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A command for a suite binary on a free port: the test JWT secret, quiet
