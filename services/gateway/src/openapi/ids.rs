@@ -20,10 +20,9 @@ use super::comments::Comments;
 /// What a resource's `name` comment says when its ids are server-assigned UUIDv7s.
 const UUID_MARK: &str = "{uuidv7}";
 
-/// A UUID in its hyphenated text form (any version: the services check the rest).
-pub(crate) const UUID_PATTERN: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-/// The same, unanchored, inside a name's pattern.
-const UUID_BODY: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+/// A UUID in its hyphenated text form (any version: the services check the
+/// rest), unanchored, to build patterns from.
+pub(crate) const UUID_BODY: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 
 /// The collections whose ids are UUIDs, and the name patterns of every resource type.
 #[derive(Default)]

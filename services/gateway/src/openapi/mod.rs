@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 
 use self::{
     comments::Comments,
-    ids::{UUID_PATTERN, UuidCollections},
+    ids::{UUID_BODY, UuidCollections},
     schema::Schemas,
 };
 use crate::{
@@ -289,17 +289,18 @@ fn operation(
             // No `pattern: ^[^/]+$` on the others: a fuzzer cannot negate it (a `/`
             // would change the path), so it reports the operation as untestable with
             // invalid data. A UUID's pattern it can negate without a `/`.
-            let schema = if p.collection.as_deref().is_some_and(|c| uuid_collections.contains(c)) {
+            let uuid_collection = p.collection.as_deref().filter(|c| uuid_collections.contains(c));
+            let schema = match uuid_collection {
                 // AIP-159: `-` for "every parent", where the field's comment offers it ("customers/-").
-                if p.collection.as_deref().is_some_and(|c| comment.is_some_and(|text| text.contains(&format!("{c}/-")))) {
+                Some(c) if comment.is_some_and(|text| text.contains(&format!("{c}/-"))) => {
                     description.push_str(" A UUID (the services assign UUIDv7s), or `-` for any.");
-                    json!({ "type": "string", "pattern": format!("^(?:-|{})$", UUID_PATTERN.trim_start_matches('^').trim_end_matches('$')) })
-                } else {
-                    description.push_str(" A UUID (the services assign UUIDv7s).");
-                    json!({ "type": "string", "format": "uuid", "pattern": UUID_PATTERN })
+                    json!({ "type": "string", "pattern": format!("^(?:-|{UUID_BODY})$") })
                 }
-            } else {
-                json!({ "type": "string", "minLength": 1 })
+                Some(_) => {
+                    description.push_str(" A UUID (the services assign UUIDv7s).");
+                    json!({ "type": "string", "format": "uuid", "pattern": format!("^{UUID_BODY}$") })
+                }
+                None => json!({ "type": "string", "minLength": 1 }),
             };
             json!({ "name": p.name, "in": "path", "required": true, "description": description, "schema": schema })
         })
