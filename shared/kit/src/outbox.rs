@@ -1,13 +1,17 @@
 //! The transactional outbox and the `crm.events.v1.EventService` stream.
 //!
 //! Writers call [`append`] inside the transaction that makes the change, so
-//! the event exists if and only if the change committed. Readers never trust
+//! the event exists if and only if the change committed; a statement trigger
+//! queues it in `outbox_pending` in the same transaction. Readers never trust
 //! insertion order (transactions commit out of order); instead each read
-//! first *stamps* a `position` on the tenant's committed, unstamped rows while
-//! holding a per-tenant advisory lock until its transaction commits. Stamping
-//! transactions are therefore serialised per tenant and each one's positions
-//! exceed every position already visible, so `position > cursor` never skips
-//! a committed event, however late it committed.
+//! first *stamps* the tenant's queued, committed events — moves them into
+//! `outbox_positions` with the next positions — while holding a per-tenant
+//! advisory lock until its transaction commits. Stamping transactions are
+//! therefore serialised per tenant and each one's positions exceed every
+//! position already visible, so `position > cursor` never skips a committed
+//! event, however late it committed. (Positions live apart from the events so
+//! that stamping writes two narrow rows, not a new version of the event's
+//! row and of each of its indexes: see migration `0005_outbox_positions`.)
 //!
 //! Writers issue `NOTIFY crm_outbox, '<tenant>'`, delivered on commit, which
 //! wakes that tenant's streams; a one-second poll covers lost notifications.
@@ -245,17 +249,17 @@ pub(crate) struct Batch {
     pub more: bool,
 }
 
-/// Stamps `tenant`'s committed events (see the module docs) and reads the
+/// Stamps up to `limit` of `tenant`'s queued events (see the module docs) and reads the
 /// next `limit` of them after `cursor` ([`Batch`]), keeping those whose type
 /// matches one of `patterns` (SQL `LIKE` patterns, see
 /// [`crate::webhooks::like_pattern`]; empty: every type).
 ///
-/// In two steps, so that a read costs the same however long the backlog:
-/// the window of positions is an index-only walk of `outbox_by_position`
-/// that stops after `limit` entries; the rows are then read in that bounded
-/// range. (As one `ORDER BY position LIMIT` query, the planner — misled by
-/// the row-security filter's low estimates — picks a bitmap scan of every
-/// later event of the tenant and a sort: O(backlog) per batch.)
+/// The window is read by the `outbox_window` SQL function (migration
+/// `0005_outbox_positions`): an index walk of `outbox_positions` that stops
+/// after `limit` entries, each event then looked up by its `seq`, its plan
+/// pinned so that a read costs the same however long the backlog. (Planned
+/// freely, the row-security filter's low estimates make the planner scan
+/// every later position of the tenant and sort them: O(backlog) per read.)
 pub(crate) async fn read_after(
     pool: &PgPool,
     source: &str,
@@ -265,49 +269,37 @@ pub(crate) async fn read_after(
     limit: i64,
 ) -> Result<Batch, Error> {
     let mut tx = begin_tenant(pool, tenant).await?;
-    stamp_positions(&mut tx, tenant).await?;
-    let (looked_at, last): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT count(*), max(position) FROM (
-             SELECT position FROM outbox WHERE tenant_id = $1 AND position > $2 ORDER BY position LIMIT $3
-         ) window_of_positions",
-    )
-    .bind(tenant)
-    .bind(cursor)
-    .bind(limit)
-    .fetch_one(&mut *tx)
-    .instrument(db_span("SELECT", "outbox"))
-    .await?;
-    let Some(scanned_to) = last else {
-        tx.commit().await?;
-        return Ok(Batch { events: Vec::new(), scanned_to: cursor, more: false });
-    };
-    let rows: Vec<OutboxRow> = sqlx::query_as(
-        "SELECT id, type, subject, time, data, traceparent, position FROM outbox
-         WHERE tenant_id = $1 AND position > $2 AND position <= $3 AND (cardinality($4::text[]) = 0 OR type LIKE ANY($4))
-         ORDER BY position",
-    )
-    .bind(tenant)
-    .bind(cursor)
-    .bind(scanned_to)
-    .bind(patterns)
-    .fetch_all(&mut *tx)
-    .instrument(db_span("SELECT", "outbox"))
-    .await?;
+    stamp(&mut tx, tenant, Some(limit)).await?;
+    let window: Vec<WindowRow> =
+        sqlx::query_as("SELECT position, id, type, subject, time, data, traceparent FROM outbox_window($1, $2, $3, $4)")
+            .bind(tenant)
+            .bind(cursor)
+            .bind(limit)
+            .bind(patterns)
+            .fetch_all(&mut *tx)
+            .instrument(db_span("SELECT", "outbox"))
+            .await?;
     tx.commit().await?;
-    let events = rows
+    let looked_at = window.len() as i64;
+    let scanned_to = window.last().map_or(cursor, |row| row.position);
+    let events = window
         .into_iter()
-        .map(|OutboxRow { id, r#type, subject, time, data, traceparent, position }| {
-            Ok(Event {
+        .filter_map(|row| {
+            let WindowRow { position, id: Some(id), r#type: Some(r#type), subject, time, data, traceparent } = row else {
+                return None;
+            };
+            let data = prost_types::Any::decode(data.unwrap_or_default().as_slice()).map_err(Error::internal);
+            Some(data.map(|data| Event {
                 id: id.to_string(),
                 r#type,
                 source: source.to_owned(),
-                subject,
-                time: Some(crate::time::to_timestamp(time)),
+                subject: subject.unwrap_or_default(),
+                time: time.map(crate::time::to_timestamp),
                 tenant: tenant.to_string(),
-                data: Some(prost_types::Any::decode(data.as_slice()).map_err(Error::internal)?),
+                data: Some(data),
                 position,
-                traceparent,
-            })
+                traceparent: traceparent.unwrap_or_default(),
+            }))
         })
         .collect::<Result<_, Error>>()?;
     Ok(Batch { events, scanned_to, more: looked_at == limit })
@@ -334,36 +326,39 @@ pub async fn check_not_pruned(pool: &PgPool, tenant: Uuid, after_position: i64) 
     }
 }
 
-/// A stamped outbox row as streamed.
+/// A position of the window read, with its event when the type matches
+/// (else every other column is NULL).
 #[derive(sqlx::FromRow)]
-struct OutboxRow {
-    id: Uuid,
-    r#type: String,
-    subject: String,
-    time: DateTime<Utc>,
-    data: Vec<u8>,
-    traceparent: String,
+struct WindowRow {
     position: i64,
+    id: Option<Uuid>,
+    r#type: Option<String>,
+    subject: Option<String>,
+    time: Option<DateTime<Utc>>,
+    data: Option<Vec<u8>>,
+    traceparent: Option<String>,
 }
 
-/// Gives every committed, unstamped event of `tenant` the next positions; the
+/// Gives every committed, queued event of `tenant` the next positions; the
 /// advisory lock is held until `tx` commits (see the module docs for why).
 /// Readers stamp for themselves; this is public for tools and benches that
 /// prepare a backlog as a reader would leave it.
 pub async fn stamp_positions(tx: &mut TenantTx, tenant: Uuid) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('crm.outbox:' || $1::text, 0))").bind(tenant).execute(&mut **tx).await?;
+    stamp(tx, tenant, None).await
+}
+
+/// Stamps up to `max` (all when `None`) of `tenant`'s queued events, oldest
+/// first, with the `outbox_stamp` SQL function. A reader stamps about what it
+/// reads, so that a large backlog is stamped a window at a time while the
+/// windows before go out, instead of all of it before the first goes out.
+async fn stamp(tx: &mut TenantTx, tenant: Uuid, max: Option<i64>) -> Result<(), Error> {
     // Stamping is an event's first delivery: how long it waited is the outbox lag.
-    let waits: Vec<f64> = sqlx::query_scalar(
-        "UPDATE outbox o SET position = s.position
-         FROM (SELECT seq, nextval('outbox_position_seq') AS position
-               FROM (SELECT seq FROM outbox WHERE tenant_id = $1 AND position IS NULL ORDER BY seq FOR UPDATE) pending) s
-         WHERE o.seq = s.seq
-         RETURNING extract(epoch FROM clock_timestamp() - o.time)::float8",
-    )
-    .bind(tenant)
-    .fetch_all(&mut **tx)
-    .instrument(db_span("UPDATE", "outbox"))
-    .await?;
+    let waits: Vec<f64> = sqlx::query_scalar("SELECT outbox_stamp($1, $2)")
+        .bind(tenant)
+        .bind(max)
+        .fetch_all(&mut **tx)
+        .instrument(db_span("INSERT", "outbox_positions"))
+        .await?;
     crate::metrics::record_outbox_lag(&waits);
     Ok(())
 }

@@ -52,26 +52,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Tenants with a relay cursor, their events not all relayed, not leased.
 const DUE_SQL: &str = "SELECT c.tenant_id, c.tenant_id FROM relay_cursors c
      WHERE (c.due_time IS NULL OR c.due_time <= $1) AND (c.lease_until IS NULL OR c.lease_until < $1)
-       AND (EXISTS (SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.position IS NULL)
-            OR EXISTS (SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.position > c.position))
+       AND (EXISTS (SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id)
+            OR outbox_last_position(c.tenant_id) > c.position)
      LIMIT $2";
 
-/// Every tenant with events, by a loose scan of the outbox's indexes (one probe per tenant).
+/// Every tenant with events, by a loose scan of the positions' and the
+/// queue's primary keys (one probe per tenant).
 const TENANTS_SQL: &str = "WITH RECURSIVE stamped(tenant_id) AS (
-         (SELECT tenant_id FROM outbox WHERE position IS NOT NULL ORDER BY tenant_id, position LIMIT 1)
+         (SELECT tenant_id FROM outbox_positions ORDER BY tenant_id, position LIMIT 1)
          UNION ALL
-         SELECT (SELECT o.tenant_id FROM outbox o WHERE o.position IS NOT NULL AND o.tenant_id > s.tenant_id
-                 ORDER BY o.tenant_id, o.position LIMIT 1)
+         SELECT (SELECT p.tenant_id FROM outbox_positions p WHERE p.tenant_id > s.tenant_id ORDER BY p.tenant_id, p.position LIMIT 1)
          FROM stamped s WHERE s.tenant_id IS NOT NULL
-     ), unstamped(tenant_id) AS (
-         (SELECT tenant_id FROM outbox WHERE position IS NULL ORDER BY tenant_id, seq LIMIT 1)
+     ), queued(tenant_id) AS (
+         (SELECT tenant_id FROM outbox_pending ORDER BY tenant_id, seq LIMIT 1)
          UNION ALL
-         SELECT (SELECT o.tenant_id FROM outbox o WHERE o.position IS NULL AND o.tenant_id > u.tenant_id
-                 ORDER BY o.tenant_id, o.seq LIMIT 1)
-         FROM unstamped u WHERE u.tenant_id IS NOT NULL
+         SELECT (SELECT q.tenant_id FROM outbox_pending q WHERE q.tenant_id > u.tenant_id ORDER BY q.tenant_id, q.seq LIMIT 1)
+         FROM queued u WHERE u.tenant_id IS NOT NULL
      )
      SELECT tenant_id FROM stamped WHERE tenant_id IS NOT NULL AND $1::timestamptz IS NOT NULL
-     UNION SELECT tenant_id FROM unstamped WHERE tenant_id IS NOT NULL
+     UNION SELECT tenant_id FROM queued WHERE tenant_id IS NOT NULL
      LIMIT $2";
 
 /// The relay of one service.

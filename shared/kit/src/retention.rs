@@ -62,9 +62,11 @@ async fn prune_tenant(pool: &PgPool, tenant: Uuid, cutoff: DateTime<Utc>) -> Res
         crate::outbox::stamp_positions(&mut tx, tenant).await?;
         let (count, highest): (i64, Option<i64>) = sqlx::query_as(
             "WITH doomed AS (
-                 SELECT seq FROM outbox WHERE tenant_id = $1 AND time < $2 AND position IS NOT NULL ORDER BY position LIMIT $3
+                 SELECT position, seq FROM outbox_positions WHERE tenant_id = $1 AND time < $2 ORDER BY position LIMIT $3
+             ), unpositioned AS (
+                 DELETE FROM outbox_positions p USING doomed d WHERE p.tenant_id = $1 AND p.position = d.position
              ), gone AS (
-                 DELETE FROM outbox o USING doomed d WHERE o.seq = d.seq RETURNING o.position
+                 DELETE FROM outbox o USING doomed d WHERE o.seq = d.seq RETURNING d.position
              )
              SELECT count(*), max(position) FROM gone",
         )

@@ -4,6 +4,7 @@
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{auth::jwt_secret, database::TestDb};
 
@@ -64,13 +65,13 @@ fn suite_command_on(binary: PathBuf, port: u16, extra_env: &[(&str, String)]) ->
     (command, port)
 }
 
-/// Starts `binary` against `db` with `extra_env`, waits until it accepts connections.
+/// Starts `binary` against `db` with `extra_env`, waits until it answers health checks.
 pub async fn spawn_service(binary: PathBuf, db: &TestDb, extra_env: &[(&str, String)]) -> ServiceProcess {
     spawn_service_on(binary, db, free_port(), extra_env).await
 }
 
 /// Starts `binary` against `db` on `port` (to restart a process where its
-/// clients already point) with `extra_env`; waits until it accepts connections.
+/// clients already point) with `extra_env`; waits until it answers health checks.
 pub async fn spawn_service_on(binary: PathBuf, db: &TestDb, port: u16, extra_env: &[(&str, String)]) -> ServiceProcess {
     let mut env = vec![("CRM_DATABASE_URL", db.app_url.clone()), ("CRM_MIGRATION_DATABASE_URL", db.owner_url.clone())];
     env.extend(extra_env.iter().cloned());
@@ -78,7 +79,9 @@ pub async fn spawn_service_on(binary: PathBuf, db: &TestDb, port: u16, extra_env
     let mut child = command.spawn().expect("service starts");
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..300 {
-        if let Ok(channel) = Channel::from_shared(url.clone()).expect("valid URL").connect().await {
+        if let Ok(channel) = Channel::from_shared(url.clone()).expect("valid URL").connect().await
+            && answers_health_checks(&channel).await
+        {
             return ServiceProcess { child, url, channel };
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -87,6 +90,12 @@ pub async fn spawn_service_on(binary: PathBuf, db: &TestDb, port: u16, extra_env
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the service did not accept connections within 30 s");
+}
+
+/// Whether a gRPC health service answers on `channel` (serving or not): the
+/// port is our process's, not another listener's that took it meanwhile.
+async fn answers_health_checks(channel: &Channel) -> bool {
+    HealthClient::new(channel.clone()).check(HealthCheckRequest { service: String::new() }).await.is_ok()
 }
 
 impl ServiceProcess {

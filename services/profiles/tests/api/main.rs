@@ -21,6 +21,7 @@ mod infrastructure;
 mod listing;
 mod merges;
 mod occurrences;
+mod outbox_migration;
 mod payment_accounts;
 mod postgres_tls;
 mod premises;

@@ -468,7 +468,14 @@ async fn events_past_retention_are_pruned_and_resuming_below_them_is_out_of_rang
     let mut db = app.app_connection().await;
     let mut tx = db.begin().await.unwrap();
     sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
-    sqlx::query("UPDATE outbox SET time = now() - interval '31 days' WHERE position < $1").bind(kept).execute(&mut *tx).await.unwrap();
+    sqlx::query(
+        "WITH aged AS (UPDATE outbox_positions SET time = now() - interval '31 days' WHERE position < $1 RETURNING seq)
+         UPDATE outbox SET time = now() - interval '31 days' WHERE seq IN (SELECT seq FROM aged)",
+    )
+    .bind(kept)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     sqlx::query("UPDATE webhook_attempts SET attempt_time = now() - interval '31 days' WHERE position < $1")
         .bind(kept)
         .execute(&mut *tx)
@@ -481,7 +488,14 @@ async fn events_past_retention_are_pruned_and_resuming_below_them_is_out_of_rang
         let count: i64 = {
             let mut tx = db.begin().await.unwrap();
             sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE position < $1").bind(kept).fetch_one(&mut *tx).await.unwrap()
+            sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM outbox_positions WHERE position < $1)
+                      + (SELECT count(*) FROM outbox WHERE time < now() - interval '30 days')",
+            )
+            .bind(kept)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
         };
         if count == 0 {
             pruned = true;

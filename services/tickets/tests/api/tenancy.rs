@@ -61,6 +61,7 @@ async fn every_tickets_table_hides_its_rows_without_a_tenant() {
         "articles",
         "article_versions",
         "outbox",
+        "outbox_positions",
         "idempotency_keys",
     ];
     let mut conn = sqlx::PgConnection::connect(suite.app_database_url()).await.unwrap();

@@ -208,13 +208,12 @@ pub async fn rewind(tx: &mut TenantTx, tenant: Uuid, id: Uuid, position: i64) ->
 /// a cursor from which delivery starts at that event.
 pub async fn position_before(tx: &mut TenantTx, tenant: Uuid, time: DateTime<Utc>) -> Result<i64, Error> {
     crate::outbox::stamp_positions(tx, tenant).await?;
-    let first: Option<i64> =
-        sqlx::query_scalar("SELECT min(position) FROM outbox WHERE tenant_id = $1 AND time >= $2 AND position IS NOT NULL")
-            .bind(tenant)
-            .bind(time)
-            .fetch_one(&mut **tx)
-            .instrument(db_span("SELECT", "outbox"))
-            .await?;
+    let first: Option<i64> = sqlx::query_scalar("SELECT min(position) FROM outbox_positions WHERE tenant_id = $1 AND time >= $2")
+        .bind(tenant)
+        .bind(time)
+        .fetch_one(&mut **tx)
+        .instrument(db_span("SELECT", "outbox_positions"))
+        .await?;
     match first {
         Some(first) => Ok(first - 1),
         None => latest_position(tx, tenant).await,
@@ -225,10 +224,10 @@ pub async fn position_before(tx: &mut TenantTx, tenant: Uuid, time: DateTime<Utc
 /// which only events committed from now on are delivered.
 pub async fn latest_position(tx: &mut TenantTx, tenant: Uuid) -> Result<i64, Error> {
     crate::outbox::stamp_positions(tx, tenant).await?;
-    Ok(sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM outbox WHERE tenant_id = $1 AND position IS NOT NULL")
+    Ok(sqlx::query_scalar("SELECT coalesce(outbox_last_position($1), 0)")
         .bind(tenant)
         .fetch_one(&mut **tx)
-        .instrument(db_span("SELECT", "outbox"))
+        .instrument(db_span("SELECT", "outbox_positions"))
         .await?)
 }
 
@@ -433,6 +432,6 @@ pub async fn disable(tx: &mut TenantTx, tenant: Uuid, webhook: Uuid, reason: &st
 pub const DUE_SQL: &str = "SELECT c.tenant_id, c.webhook_id FROM webhook_cursors c
      WHERE c.active AND (c.due_time IS NULL OR c.due_time <= $1) AND (c.lease_until IS NULL OR c.lease_until < $1)
        AND (c.due_time IS NOT NULL
-            OR EXISTS (SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.position IS NULL)
-            OR EXISTS (SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.position > c.position))
+            OR EXISTS (SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id)
+            OR outbox_last_position(c.tenant_id) > c.position)
      ORDER BY c.due_time NULLS FIRST LIMIT $2";

@@ -1,0 +1,108 @@
+//! Migration 0005 (positions apart from the outbox rows): what an outbox
+//! held before keeps its positions, what was not stamped yet is queued, and
+//! readers go on from there in order.
+
+use std::borrow::Cow;
+
+use crm_testkit::database::fresh_database;
+use sqlx::{PgPool, Postgres, Transaction, migrate::Migrator, postgres::PgConnectOptions};
+use uuid::Uuid;
+
+/// A transaction of the service's login role inside `tenant`.
+async fn inside(pool: &PgPool, tenant: Uuid) -> Transaction<'static, Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    tx
+}
+
+/// Writes an event of `tenant` as the old outbox held it; `stamped`: with a position, as a reader left it.
+async fn old_event(pool: &PgPool, tenant: Uuid, subject: &str, stamped: bool) -> (Uuid, Option<i64>) {
+    let mut tx = inside(pool, tenant).await;
+    let id = Uuid::now_v7();
+    let position: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO outbox (tenant_id, id, type, subject, data, position)
+         VALUES ($1, $2, 'crm.profiles.v1.CustomerCreated', $3, '\\x', CASE WHEN $4 THEN nextval('outbox_position_seq') END)
+         RETURNING position",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(subject)
+    .bind(stamped)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (id, position)
+}
+
+#[tokio::test]
+async fn stamped_events_keep_their_positions_and_the_others_are_queued_for_readers() {
+    // Arrange: a database without migration 5, two tenants' events, some stamped.
+    let db = fresh_database("profiles").await.unwrap();
+    let all = crm_kit::server::with_kit_migrations(&sqlx::migrate!("./migrations"));
+    let before = Migrator { migrations: Cow::Owned(all.iter().filter(|m| m.version != 5).cloned().collect()), ..Migrator::DEFAULT };
+    let owner: PgConnectOptions = db.owner_url.parse().unwrap();
+    let app = PgPool::connect(&db.app_url).await.unwrap();
+    crm_kit::db::migrate(owner.clone(), &before, &app).await.unwrap();
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    let a1 = old_event(&app, first, "customers/a1", true).await;
+    let b1 = old_event(&app, second, "customers/b1", false).await;
+    let a2 = old_event(&app, first, "customers/a2", true).await;
+    let a3 = old_event(&app, first, "customers/a3", false).await;
+
+    // Act: migration 5 runs as the schema owner, under forced RLS, after the service's later ones.
+    crm_kit::db::migrate(owner, &all, &app).await.unwrap();
+
+    // Assert: each tenant sees its own stamped events at their old positions and its unstamped ones queued.
+    let mut tx = inside(&app, first).await;
+    let kept: Vec<(i64, Uuid)> = sqlx::query_as("SELECT position, id FROM outbox_window($1, 0, 10, '{}') WHERE id IS NOT NULL")
+        .bind(first)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(kept, [(a1.1.unwrap(), a1.0), (a2.1.unwrap(), a2.0)]);
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_pending").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(queued, 1, "a3 only: b1 is the other tenant's");
+    // A reader stamps a3 after a2, and a new event after it.
+    sqlx::query("SELECT outbox_stamp($1, NULL)").bind(first).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let a4 = new_event(&app, first, "customers/a4").await;
+    let mut tx = inside(&app, first).await;
+    sqlx::query("SELECT outbox_stamp($1, NULL)").bind(first).execute(&mut *tx).await.unwrap();
+    let read: Vec<(i64, Uuid, String)> = sqlx::query_as("SELECT position, id, subject FROM outbox_window($1, $2, 10, '{}')")
+        .bind(first)
+        .bind(a1.1.unwrap())
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ids: Vec<Uuid> = read.iter().map(|(_, id, _)| *id).collect();
+    assert_eq!(ids, [a2.0, a3.0, a4]);
+    assert!(read.windows(2).all(|w| w[0].0 < w[1].0), "positions increase: {read:?}");
+    let mut tx = inside(&app, first).await;
+    let last: Option<i64> = sqlx::query_scalar("SELECT outbox_last_position($1)").bind(first).fetch_one(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(last, Some(read[2].0));
+
+    let mut tx = inside(&app, second).await;
+    let stamped: Vec<f64> = sqlx::query_scalar("SELECT outbox_stamp($1, NULL)").bind(second).fetch_all(&mut *tx).await.unwrap();
+    let read: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM outbox_window($1, 0, 10, '{}')").bind(second).fetch_all(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((stamped.len(), read), (1, vec![b1.0]));
+}
+
+/// Writes an event of `tenant` into the migrated outbox (its trigger queues it).
+async fn new_event(pool: &PgPool, tenant: Uuid, subject: &str) -> Uuid {
+    let mut tx = inside(pool, tenant).await;
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO outbox (tenant_id, id, type, subject, data) VALUES ($1, $2, 'crm.profiles.v1.CustomerCreated', $3, '\\x')")
+        .bind(tenant)
+        .bind(id)
+        .bind(subject)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
