@@ -16,8 +16,8 @@ CREATE TABLE outbox_pending (
     PRIMARY KEY (tenant_id, seq)
 );
 
--- Each stamped event's position; `seq` is the outbox row, `time` its
--- commit-side time, for retention and replays from a time.
+-- Each stamped event's position; `seq` is the outbox row, `time` the
+-- event's (its writing transaction's), for retention and replays from a time.
 CREATE TABLE outbox_positions (
     tenant_id uuid        NOT NULL,
     position  bigint      NOT NULL,
@@ -41,7 +41,14 @@ DROP INDEX outbox_unstamped;
 DROP INDEX outbox_by_position;
 ALTER TABLE outbox DROP COLUMN position;
 
-CREATE FUNCTION outbox_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SECURITY DEFINER: writers queue without a privilege on outbox_pending of
+-- their own, so that inserts keep working between this migration and the
+-- grants that follow the migrations, and for replicas of the previous
+-- release during a rolling update. The owner is under the same forced row
+-- security, and the writer's transaction has set its tenant.
+CREATE FUNCTION outbox_queue() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public
+AS $$
 BEGIN
     INSERT INTO outbox_pending (tenant_id, seq, time) SELECT tenant_id, seq, time FROM written;
     RETURN NULL;

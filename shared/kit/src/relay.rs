@@ -49,10 +49,12 @@ const WORKERS: usize = 64;
 /// Longest wait before NATS is tried again after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Tenants with a relay cursor, their events not all relayed, not leased.
+/// Tenants with a relay cursor, their events not all relayed, not leased:
+/// per cursor, one probe of the queue and of the last position (migration
+/// 0005), never a scan of either.
 const DUE_SQL: &str = "SELECT c.tenant_id, c.tenant_id FROM relay_cursors c
      WHERE (c.due_time IS NULL OR c.due_time <= $1) AND (c.lease_until IS NULL OR c.lease_until < $1)
-       AND (EXISTS (SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id)
+       AND ((SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id LIMIT 1) IS NOT NULL
             OR outbox_last_position(c.tenant_id) > c.position)
      LIMIT $2";
 

@@ -21,7 +21,7 @@ mod infrastructure;
 mod listing;
 mod merges;
 mod occurrences;
-mod outbox_migration;
+mod outbox_positions;
 mod payment_accounts;
 mod postgres_tls;
 mod premises;

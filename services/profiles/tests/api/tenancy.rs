@@ -65,7 +65,7 @@ async fn rls_hides_other_tenants_even_from_a_query_without_a_tenant_filter() {
     assert_eq!(count(Some(app.tenant)).await, 2);
     assert_eq!(count(Some(Uuid::now_v7())).await, 0);
     assert_eq!(count(None).await, 0, "no tenant set: no rows at all");
-    for table in ["customer_emails", "outbox", "outbox_positions", "idempotency_keys"] {
+    for table in ["customer_emails", "outbox", "outbox_pending", "outbox_positions", "idempotency_keys"] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut conn).await.unwrap();
         assert_eq!(n, 0, "{table} leaks rows without a tenant");
     }

@@ -61,6 +61,7 @@ async fn every_tickets_table_hides_its_rows_without_a_tenant() {
         "articles",
         "article_versions",
         "outbox",
+        "outbox_pending",
         "outbox_positions",
         "idempotency_keys",
     ];

@@ -428,10 +428,11 @@ pub async fn disable(tx: &mut TenantTx, tenant: Uuid, webhook: Uuid, reason: &st
 
 /// Webhooks due for delivery and leased by nobody, across tenants (the
 /// read-only `webhook-scan` scope: ids only): those with a retry due, and
-/// those with events after their cursor.
+/// those with events after their cursor (per cursor, one probe of the queue
+/// and of the last position, never a scan of either).
 pub const DUE_SQL: &str = "SELECT c.tenant_id, c.webhook_id FROM webhook_cursors c
      WHERE c.active AND (c.due_time IS NULL OR c.due_time <= $1) AND (c.lease_until IS NULL OR c.lease_until < $1)
        AND (c.due_time IS NOT NULL
-            OR EXISTS (SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id)
+            OR (SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id LIMIT 1) IS NOT NULL
             OR outbox_last_position(c.tenant_id) > c.position)
      ORDER BY c.due_time NULLS FIRST LIMIT $2";

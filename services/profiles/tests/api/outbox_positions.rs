@@ -1,6 +1,7 @@
-//! Migration 0005 (positions apart from the outbox rows): what an outbox
-//! held before keeps its positions, what was not stamped yet is queued, and
-//! readers go on from there in order.
+//! Positions apart from the outbox rows (migration 0005, `crm_kit::outbox`):
+//! what an outbox held before keeps its positions and what was not stamped
+//! yet is queued; stamping a window at a time never skips an event that
+//! commits late.
 
 use std::borrow::Cow;
 
@@ -90,6 +91,60 @@ async fn stamped_events_keep_their_positions_and_the_others_are_queued_for_reade
         sqlx::query_scalar("SELECT id FROM outbox_window($1, 0, 10, '{}')").bind(second).fetch_all(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!((stamped.len(), read), (1, vec![b1.0]));
+    let forced: bool =
+        sqlx::query_scalar("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'outbox'").fetch_one(&app).await.unwrap();
+    assert!(forced, "the migration puts FORCE ROW LEVEL SECURITY back on the outbox");
+}
+
+#[tokio::test]
+async fn stamping_a_window_at_a_time_never_skips_an_event_that_commits_late() {
+    // Arrange: a migrated database; a transaction writes an event and stays open
+    // while three later events commit.
+    let db = fresh_database("profiles").await.unwrap();
+    let all = crm_kit::server::with_kit_migrations(&sqlx::migrate!("./migrations"));
+    let app = PgPool::connect(&db.app_url).await.unwrap();
+    crm_kit::db::migrate(db.owner_url.parse().unwrap(), &all, &app).await.unwrap();
+    let tenant = Uuid::now_v7();
+    let mut late = inside(&app, tenant).await;
+    let late_id = Uuid::now_v7();
+    sqlx::query("INSERT INTO outbox (tenant_id, id, type, subject, data) VALUES ($1, $2, 't', 'late', '\\x')")
+        .bind(tenant)
+        .bind(late_id)
+        .execute(&mut *late)
+        .await
+        .unwrap();
+    let mut early = Vec::new();
+    for subject in ["e1", "e2", "e3"] {
+        early.push(new_event(&app, tenant, subject).await);
+    }
+
+    // Act: a reader stamps and reads two at a time; the late transaction
+    // commits after the first window, its event's seq below all three.
+    let window = |after: i64| {
+        let app = app.clone();
+        async move {
+            let mut tx = inside(&app, tenant).await;
+            sqlx::query("SELECT outbox_stamp($1, 2)").bind(tenant).execute(&mut *tx).await.unwrap();
+            let rows: Vec<(i64, Uuid)> = sqlx::query_as("SELECT position, id FROM outbox_window($1, $2, 2, '{}')")
+                .bind(tenant)
+                .bind(after)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            rows
+        }
+    };
+    let first = window(0).await;
+    late.commit().await.unwrap();
+    let second = window(first.last().unwrap().0).await;
+    let third = window(second.last().unwrap().0).await;
+
+    // Assert: every event is read once, the late one after those stamped before it committed.
+    let ids: Vec<Uuid> = first.iter().chain(&second).chain(&third).map(|(_, id)| *id).collect();
+    assert_eq!(ids, [early[0], early[1], late_id, early[2]]);
+    let positions: Vec<i64> = first.iter().chain(&second).chain(&third).map(|(p, _)| *p).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "positions increase: {positions:?}");
 }
 
 /// Writes an event of `tenant` into the migrated outbox (its trigger queues it).
