@@ -210,6 +210,12 @@ impl Pump {
                 return;
             }
             let batch = match read_after(&self.pool, self.source, self.tenant, cursor, &self.types, BATCH).await {
+                // Overtaken by the retention mid-stream (a backlog read slower
+                // than it ages): the same answer as resuming there.
+                Ok(batch) if cursor > 0 && batch.pruned_after(cursor).is_some() => {
+                    let _ = self.sender.send(Err(pruned_error(cursor, batch.pruned_through).into())).await;
+                    return;
+                }
                 Ok(batch) => batch,
                 Err(err) => {
                     let _ = self.sender.send(Err(err.into())).await;
@@ -247,6 +253,18 @@ pub(crate) struct Batch {
     pub scanned_to: i64,
     /// Whether `limit` positions were looked at, so more may follow at once.
     pub more: bool,
+    /// The tenant's highest pruned position as the window was read (0 when
+    /// the window was empty): read in the same snapshot, so a cursor below
+    /// it was overtaken by the retention, and the events in between are gone.
+    pub pruned_through: i64,
+}
+
+impl Batch {
+    /// The highest position pruned, when events after `cursor` were among
+    /// those the retention deleted before this read.
+    pub fn pruned_after(&self, cursor: i64) -> Option<i64> {
+        (cursor < self.pruned_through).then_some(self.pruned_through)
+    }
 }
 
 /// Stamps up to `limit` of `tenant`'s queued events (see the module docs) and reads the
@@ -270,22 +288,26 @@ pub(crate) async fn read_after(
 ) -> Result<Batch, Error> {
     let mut tx = begin_tenant(pool, tenant).await?;
     stamp(&mut tx, tenant, Some(limit)).await?;
-    let window: Vec<WindowRow> =
-        sqlx::query_as("SELECT position, id, type, subject, time, data, traceparent FROM outbox_window($1, $2, $3, $4)")
-            .bind(tenant)
-            .bind(cursor)
-            .bind(limit)
-            .bind(patterns)
-            .fetch_all(&mut *tx)
-            .instrument(db_span("SELECT", "outbox"))
-            .await?;
+    let window: Vec<WindowRow> = sqlx::query_as(
+        "SELECT position, id, type, subject, time, data, traceparent,
+             (SELECT p.position FROM outbox_pruned p WHERE p.tenant_id = $1) AS pruned
+         FROM outbox_window($1, $2, $3, $4)",
+    )
+    .bind(tenant)
+    .bind(cursor)
+    .bind(limit)
+    .bind(patterns)
+    .fetch_all(&mut *tx)
+    .instrument(db_span("SELECT", "outbox"))
+    .await?;
     tx.commit().await?;
     let looked_at = window.len() as i64;
+    let pruned_through = window.first().and_then(|row| row.pruned).unwrap_or(0);
     let scanned_to = window.last().map_or(cursor, |row| row.position);
     let events = window
         .into_iter()
         .filter_map(|row| {
-            let WindowRow { position, id: Some(id), r#type: Some(r#type), subject, time, data, traceparent } = row else {
+            let WindowRow { position, id: Some(id), r#type: Some(r#type), subject, time, data, traceparent, .. } = row else {
                 return None;
             };
             let data = prost_types::Any::decode(data.unwrap_or_default().as_slice()).map_err(Error::internal);
@@ -302,27 +324,27 @@ pub(crate) async fn read_after(
             }))
         })
         .collect::<Result<_, Error>>()?;
-    Ok(Batch { events, scanned_to, more: looked_at == limit })
+    Ok(Batch { events, scanned_to, more: looked_at == limit, pruned_through })
 }
 
 /// OUT_OF_RANGE when events of `tenant` after `after_position` were pruned.
 pub async fn check_not_pruned(pool: &PgPool, tenant: Uuid, after_position: i64) -> Result<(), Error> {
     let mut tx = begin_tenant(pool, tenant).await?;
-    let pruned: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_pruned WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .instrument(db_span("SELECT", "outbox_pruned"))
-        .await?;
+    let pruned = crate::retention::pruned_position(&mut tx, tenant).await?;
     tx.commit().await?;
-    match pruned {
-        Some(pruned) if after_position < pruned => Err(Error::OutOfRange {
-            reason: "EVENTS_PRUNED",
-            message: format!(
-                "events after position {after_position} up to {pruned} are past the outbox retention and were deleted; \
-                 resume from position {pruned} (or 0, the oldest kept) and reconcile the gap another way"
-            ),
-        }),
-        _ => Ok(()),
+    if after_position < pruned {
+        return Err(pruned_error(after_position, pruned));
+    }
+    Ok(())
+}
+
+fn pruned_error(after_position: i64, pruned: i64) -> Error {
+    Error::OutOfRange {
+        reason: "EVENTS_PRUNED",
+        message: format!(
+            "events after position {after_position} up to {pruned} are past the outbox retention and were deleted; \
+             resume from position {pruned} (or 0, the oldest kept) and reconcile the gap another way"
+        ),
     }
 }
 
@@ -337,6 +359,8 @@ struct WindowRow {
     time: Option<DateTime<Utc>>,
     data: Option<Vec<u8>>,
     traceparent: Option<String>,
+    /// The tenant's highest pruned position (the same on every row).
+    pruned: Option<i64>,
 }
 
 /// Gives every committed, queued event of `tenant` the next positions; the

@@ -19,7 +19,7 @@ use std::{
 };
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage, stream};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crm_proto::crm::events::v1::Event;
 use prost::Message;
 use sqlx::PgPool;
@@ -29,10 +29,11 @@ use uuid::Uuid;
 
 use crate::{
     config::RelaySettings,
-    db::{begin_tenant, db_span, scan_due, scan_due_ids},
+    db::{begin_tenant, db_span, scan_due_ids},
     error::Error,
     leased::{self, LeasedWork, Limits},
     outbox::{read_after, wait_for_tenant},
+    retention::{pruned_position, tell_pruned},
 };
 
 /// Events read (and published) per round; the next round is read while
@@ -51,12 +52,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Tenants with a relay cursor, their events not all relayed, not leased:
 /// per cursor, one probe of the queue and of the last position (migration
-/// 0005), never a scan of either.
-const DUE_SQL: &str = "SELECT c.tenant_id, c.tenant_id FROM relay_cursors c
+/// 0005), never a scan of either. Least recently relayed first (a released
+/// lease ends when it was given up), so that with more due tenants than a
+/// scan returns, none waits behind tenants relayed since.
+const DUE_SQL: &str = "SELECT c.tenant_id FROM relay_cursors c
      WHERE (c.due_time IS NULL OR c.due_time <= $1) AND (c.lease_until IS NULL OR c.lease_until < $1)
        AND ((SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id LIMIT 1) IS NOT NULL
             OR outbox_last_position(c.tenant_id) > c.position)
-     LIMIT $2";
+     ORDER BY c.lease_until NULLS FIRST LIMIT $2";
 
 /// Every tenant with events, by a loose scan of the positions' and the
 /// queue's primary keys (one probe per tenant).
@@ -182,8 +185,12 @@ impl Relay {
                 continue;
             }
             let mut tx = begin_tenant(&self.pool, tenant).await?;
-            sqlx::query("INSERT INTO relay_cursors (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            // From the oldest event kept: a tenant pruned before the relay
+            // knew it has no gap to report.
+            let start = pruned_position(&mut tx, tenant).await?;
+            sqlx::query("INSERT INTO relay_cursors (tenant_id, position) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(tenant)
+                .bind(start)
                 .execute(&mut *tx)
                 .instrument(db_span("INSERT", "relay_cursors"))
                 .await?;
@@ -198,15 +205,17 @@ impl Relay {
     }
 
     /// Records `position` (and the failures that hold the next try back);
-    /// `keep` renews the lease, else gives it up. False when the lease was lost.
+    /// `keep` renews the lease, else gives it up (its end set to now: when
+    /// the tenant was last relayed, which orders the due scan). False when
+    /// the lease was lost.
     async fn record(&self, tenant: Uuid, position: i64, failures: i32, keep: bool) -> Result<bool, Error> {
         let now = Utc::now();
         let due = (failures > 0).then(|| now + chrono::Duration::from_std(backoff(failures)).unwrap_or(chrono::Duration::MAX));
-        let lease_until = keep.then(|| now + self.lease());
+        let lease_until = if keep { now + self.lease() } else { now };
         let mut tx = begin_tenant(&self.pool, tenant).await?;
         let updated = sqlx::query(
             "UPDATE relay_cursors SET position = greatest(position, $3), failures = $4, due_time = $5, lease_until = $6,
-                 lease_owner = CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE lease_owner END
+                 lease_owner = CASE WHEN $7 THEN lease_owner END
              WHERE tenant_id = $1 AND lease_owner = $2",
         )
         .bind(tenant)
@@ -215,12 +224,32 @@ impl Relay {
         .bind(failures)
         .bind(due)
         .bind(lease_until)
+        .bind(keep)
         .execute(&mut *tx)
         .instrument(db_span("UPDATE", "relay_cursors"))
         .await?
         .rows_affected();
         tx.commit().await?;
         Ok(updated == 1)
+    }
+
+    /// Moves `tenant`'s cursor past events pruned before they were relayed
+    /// and tells the tenant, if this replica still holds the lease.
+    async fn skip_pruned(&self, tenant: Uuid, after: i64, through: i64) -> Result<bool, Error> {
+        let mut tx = begin_tenant(&self.pool, tenant).await?;
+        let moved = sqlx::query("UPDATE relay_cursors SET position = greatest(position, $3) WHERE tenant_id = $1 AND lease_owner = $2")
+            .bind(tenant)
+            .bind(self.owner)
+            .bind(through)
+            .execute(&mut *tx)
+            .instrument(db_span("UPDATE", "relay_cursors"))
+            .await?
+            .rows_affected();
+        if moved == 1 {
+            tell_pruned(&mut tx, tenant, &format!("jetstream/{}", stream_name(self.source)), after, through).await?;
+        }
+        tx.commit().await?;
+        Ok(moved == 1)
     }
 
     /// Publishes `events` without waiting for their acknowledgements; stops
@@ -296,6 +325,17 @@ impl Relay {
                 self.record(tenant, position, 0, false).await?;
                 return Ok(());
             };
+            // Overtaken by the retention (NATS unreachable for longer than it
+            // keeps events, or a backlog relayed slower than it ages): resume
+            // after the gap, and tell the tenant — relayed too, so the
+            // stream's consumers learn of it. Everything up to the gap is
+            // gone, so the cursor may move there before in-flight acks settle.
+            if let Some(pruned) = batch.pruned_after(read_to) {
+                if !self.skip_pruned(tenant, read_to, pruned).await? {
+                    return Ok(());
+                }
+                position = position.max(pruned);
+            }
             if batch.events.is_empty() {
                 let since = *idle_since.get_or_insert_with(Instant::now);
                 let Some(left) = LINGER.checked_sub(since.elapsed()) else {
@@ -358,12 +398,18 @@ impl LeasedWork for Relay {
 
     async fn due(&self) -> Result<Vec<(Uuid, Uuid)>, Error> {
         self.discover().await?;
-        scan_due(&self.pool, "relay-scan", "relay_cursors", DUE_SQL, Utc::now(), 1000).await
+        Ok(due_tenants(&self.pool, Utc::now(), 1000).await?.into_iter().map(|tenant| (tenant, tenant)).collect())
     }
 
     async fn run(self: Arc<Self>, tenant: Uuid, _key: Uuid) -> Result<(), Error> {
         self.relay_tenant(tenant).await
     }
+}
+
+/// Up to `limit` tenants the relay has work for at `now` and nobody relays,
+/// least recently relayed first: what every replica's scan starts workers for.
+pub async fn due_tenants(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, Error> {
+    scan_due_ids(pool, "relay-scan", "relay_cursors", DUE_SQL, now, limit).await
 }
 
 /// The wait after `failures` failures in a row: 200 ms doubled per failure, at most 30 s.

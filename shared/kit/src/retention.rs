@@ -4,6 +4,10 @@
 //! below it is told it missed events (OUT_OF_RANGE `EVENTS_PRUNED`, see
 //! [`crate::outbox::check_not_pruned`]) instead of skipping them unknowingly.
 //!
+//! A deliverer with a cursor of its own (webhooks, the JetStream relay) that
+//! the retention overtook moves past the gap and tells the tenant with an
+//! `EventsPruned` event ([`tell_pruned`]).
+//!
 //! Replica-safe: a tenant is pruned under a transaction-scoped advisory lock
 //! (a second replica skips it), in batches by position, and the stamping
 //! lock is taken first so that no event is stamped while its tenant is pruned.
@@ -11,12 +15,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use crm_proto::crm::events::v1::EventsPruned;
 use sqlx::PgPool;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    db::{begin_tenant, db_span, scan_due_ids},
+    db::{TenantTx, begin_tenant, db_span, scan_due_ids},
     error::Error,
 };
 
@@ -102,4 +107,34 @@ async fn prune_tenant(pool: &PgPool, tenant: Uuid, cutoff: DateTime<Utc>) -> Res
             return Ok(deleted);
         }
     }
+}
+
+/// `tenant`'s highest pruned position (0 when nothing was pruned): where a
+/// new cursor of a deliverer starts, so that its gap check reports only
+/// events it was meant to deliver.
+pub async fn pruned_position(tx: &mut TenantTx, tenant: Uuid) -> Result<i64, Error> {
+    let pruned: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_pruned WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "outbox_pruned"))
+        .await?;
+    Ok(pruned.unwrap_or(0))
+}
+
+/// Tells the tenant, in `tx`, that `deliverer` (`webhooks/{id}`,
+/// `jetstream/{stream}`), whose cursor stood at `after_position`, resumes
+/// after `through_position`: the events in between were deleted by the
+/// retention before it sent them on (an `EventsPruned` event, which the
+/// caller commits with its cursor moved) — the deliverers' counterpart of
+/// Subscribe's OUT_OF_RANGE `EVENTS_PRUNED`, so a gap is never skipped silently.
+pub async fn tell_pruned(
+    tx: &mut TenantTx,
+    tenant: Uuid,
+    deliverer: &str,
+    after_position: i64,
+    through_position: i64,
+) -> Result<(), Error> {
+    tracing::warn!(%deliverer, after_position, through_position, "events were pruned before they were delivered");
+    let told = EventsPruned { deliverer: deliverer.to_owned(), after_position, through_position };
+    crate::outbox::append(tx, tenant, deliverer, &told).await
 }

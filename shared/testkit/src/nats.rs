@@ -18,7 +18,11 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server with JetStream and waits until it accepts clients.
     pub async fn start() -> Self {
-        let port = crate::process::free_port();
+        Self::start_on(crate::process::free_port()).await
+    }
+
+    /// [`Self::start`] on `port`: for a client configured before the server runs.
+    pub async fn start_on(port: u16) -> Self {
         let dir = std::env::temp_dir().join(format!("crm-nats-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a storage directory");
         let binary = std::env::var("CRM_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());

@@ -1,19 +1,22 @@
 //! The NATS JetStream relay (a kit capability, exercised through profiles)
 //! against a real nats-server: every committed event, in order per tenant,
-//! once, with the event id as `Nats-Msg-Id`.
+//! once, with the event id as `Nats-Msg-Id`; events the retention deleted
+//! before NATS came back are reported in the stream, not skipped silently.
 
 use std::time::Duration;
 
 use crm_kit::relay::stream_name;
-use crm_proto::crm::profiles::v1 as pb;
+use crm_proto::crm::{events::v1::EventsPruned, profiles::v1 as pb};
 use crm_testkit::{
     auth::{token, with_token},
     jetstream::wait_for_messages,
     nats::NatsServer,
 };
+use prost::Message;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::helpers::{customer, spawn_app_with};
+use crate::helpers::{customer, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_event_reaches_jetstream_in_order_once_with_its_id() {
@@ -58,4 +61,109 @@ async fn every_event_reaches_jetstream_in_order_once_with_its_id() {
     let relayed = wait_for_messages(&nats.client().await, &stream_name("profiles"), 9, Duration::from_secs(15)).await;
     assert_eq!(relayed.len(), 9);
     assert_eq!(relayed[8].event.r#type, "crm.profiles.v1.CustomerCreated");
+}
+
+/// Runs `sql` (binding `bind`) as the app role in `tenant`.
+async fn as_tenant(db: &mut PgConnection, tenant: Uuid, sql: &str, bind: i64) -> Option<i64> {
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let value = sqlx::query_scalar(sql).bind(bind).fetch_optional(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    value
+}
+
+#[tokio::test]
+async fn events_pruned_while_nats_was_down_are_reported_in_the_stream_not_skipped() {
+    // The relay is configured with a NATS server that is not running yet.
+    let port = crm_testkit::process::free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let app = spawn_app_with(|c| {
+        c.kit.relay.nats_url = Some(url);
+        c.kit.relay.relay_poll_ms = 100;
+        c.kit.webhooks.outbox_retention_days = 30;
+        c.kit.webhooks.outbox_prune_poll_ms = 100;
+    })
+    .await;
+    for i in 0..4 {
+        app.create(customer(&format!("Waiting {i}"), &format!("waiting{i}@example.com"))).await;
+    }
+    let events = crm_testkit::events::collect(&app.channel, &app.admin_token, 0, 4).await;
+    let mut db = app.app_connection().await;
+    let cursor = "SELECT position FROM relay_cursors WHERE $1 = $1";
+    for _ in 0..100 {
+        if as_tenant(&mut db, app.tenant, cursor, 0).await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(as_tenant(&mut db, app.tenant, cursor, 0).await, Some(0), "the relay knows the tenant and relayed nothing");
+
+    // The first two events age past the retention and are pruned.
+    let aged = "WITH aged AS (UPDATE outbox_positions SET time = now() - interval '31 days' WHERE position < $1 RETURNING seq)
+                UPDATE outbox SET time = now() - interval '31 days' WHERE seq IN (SELECT seq FROM aged) RETURNING 0::bigint";
+    as_tenant(&mut db, app.tenant, aged, events[2].position).await;
+    let watermark = "SELECT position FROM outbox_pruned WHERE $1 = $1";
+    for _ in 0..100 {
+        if as_tenant(&mut db, app.tenant, watermark, 0).await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(as_tenant(&mut db, app.tenant, watermark, 0).await, Some(events[1].position), "pruned");
+
+    // NATS comes up: the kept events, then the gap's report, each once.
+    let nats = NatsServer::start_on(port).await;
+    let relayed = wait_for_messages(&nats.client().await, &stream_name("profiles"), 3, Duration::from_secs(30)).await;
+    assert_eq!(relayed.len(), 3, "{:?}", relayed.iter().map(|m| &m.event.r#type).collect::<Vec<_>>());
+    assert_eq!([&relayed[0].event, &relayed[1].event], [&events[2], &events[3]], "the kept events, in order");
+    let told = &relayed[2].event;
+    assert_eq!(told.r#type, "crm.events.v1.EventsPruned");
+    assert_eq!(told.subject, "jetstream/CRM_PROFILES");
+    let gap = EventsPruned::decode(told.data.as_ref().unwrap().value.as_slice()).unwrap();
+    assert_eq!(gap, EventsPruned { deliverer: "jetstream/CRM_PROFILES".into(), after_position: 0, through_position: events[1].position });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = wait_for_messages(&nats.client().await, &stream_name("profiles"), 4, Duration::from_millis(500)).await;
+    assert_eq!(again.len(), 3, "told once");
+}
+
+#[tokio::test]
+async fn the_due_scan_serves_the_least_recently_relayed_tenant_first() {
+    // No NATS: nothing relays, so the cursors stay as written here.
+    let app = spawn_app().await;
+    let tenants: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+    let mut db = app.app_connection().await;
+    // Released a minute ago, never leased, released two minutes ago, and one
+    // with nothing to relay.
+    for (i, tenant) in tenants[..3].iter().enumerate() {
+        app.customers
+            .clone()
+            .create_customer(with_token(
+                pb::CreateCustomerRequest {
+                    customer: Some(customer(&format!("Due {i}"), &format!("due{i}@example.com"))),
+                    request_id: String::new(),
+                },
+                &token(*tenant, &["admin"]),
+            ))
+            .await
+            .unwrap();
+    }
+    for (tenant, released) in tenants.iter().zip([Some(60.0), None, Some(120.0), Some(180.0)]) {
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+        sqlx::query("INSERT INTO relay_cursors (tenant_id, lease_until) VALUES ($1, now() - make_interval(secs => $2))")
+            .bind(tenant)
+            .bind(released)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(crm_kit::relay::due_tenants(&pool, now, 2).await.unwrap(), [tenants[1], tenants[2]], "never, then longest ago");
+    assert_eq!(
+        crm_kit::relay::due_tenants(&pool, now, 10).await.unwrap(),
+        [tenants[1], tenants[2], tenants[0]],
+        "not the one without events"
+    );
 }

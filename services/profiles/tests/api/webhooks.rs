@@ -458,6 +458,18 @@ async fn events_past_retention_are_pruned_and_resuming_below_them_is_out_of_rang
     .await;
     let receiver = WebhookReceiver::start().await;
     let (webhook, _) = subscribe(&app, &receiver.url(), &[]).await;
+    // A second webhook, disabled all the while the events age and are pruned.
+    let paused_receiver = WebhookReceiver::start().await;
+    let paused = client(&app)
+        .create_webhook(app.admin(pb::CreateWebhookRequest {
+            webhook: Some(pb::Webhook { target_uri: paused_receiver.url(), state: State::Disabled as i32, ..Default::default() }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhook
+        .unwrap();
     create_customers(&app, 4, "Old").await;
     let delivered = receiver.wait_for_accepted(4, Duration::from_secs(10)).await;
     let (oldest, kept) = (delivered[0].position(), delivered[2].position());
@@ -523,4 +535,75 @@ async fn events_past_retention_are_pruned_and_resuming_below_them_is_out_of_rang
         }))
         .await;
     assert_error(replay, Code::OutOfRange, "EVENTS_PRUNED");
+
+    // Set ACTIVE again, the paused webhook resumes after the pruned events,
+    // and the tenant is told of the gap (here, through that webhook itself).
+    client(&app)
+        .update_webhook(app.admin(pb::UpdateWebhookRequest {
+            webhook: Some(pb::Webhook { name: paused.name.clone(), state: State::Active as i32, ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["state".into()] }),
+        }))
+        .await
+        .unwrap();
+    let got = paused_receiver.wait_for_accepted(3, Duration::from_secs(10)).await;
+    assert_eq!(
+        got.iter().map(Received::position).collect::<Vec<_>>()[..2],
+        [kept, delivered[3].position()],
+        "the kept events, none of the pruned: {:?}",
+        subjects(&got)
+    );
+    let told = &got[2].json;
+    assert_eq!(told["type"], "crm.events.v1.EventsPruned");
+    assert_eq!(told["subject"], paused.name.as_str());
+    assert_eq!(told["data"]["deliverer"], paused.name.as_str());
+    // (proto3 JSON leaves a 0 out)
+    assert_eq!(told["data"]["afterPosition"].as_str().unwrap_or("0"), paused.delivered_position.to_string());
+    assert_eq!(told["data"]["throughPosition"], delivered[1].position().to_string());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(paused_receiver.received().len(), 3, "told once");
+    let resumed = get(&app, &paused.name).await;
+    assert!(resumed.delivered_position > delivered[3].position());
+}
+
+#[tokio::test]
+async fn the_due_scan_serves_the_least_recently_served_webhook_first() {
+    let app = spawn_app().await;
+    let receiver = WebhookReceiver::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (webhook, _) = subscribe(&app, &receiver.url(), &[]).await;
+        ids.push(webhook.name.trim_start_matches("webhooks/").parse::<uuid::Uuid>().unwrap());
+    }
+    // Each with a retry due in an hour (so that this replica's dispatcher,
+    // scanning at the real time, leaves them alone), released a minute ago,
+    // never served, and released two minutes ago.
+    let mut db = app.app_connection().await;
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    for (id, released) in ids.iter().zip([Some(60.0), None, Some(120.0)]) {
+        sqlx::query(
+            "UPDATE webhook_cursors SET due_time = now() + interval '1 hour', lease_until = now() - make_interval(secs => $2)
+             WHERE webhook_id = $1",
+        )
+        .bind(id)
+        .bind(released)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(2);
+    let due = |limit| {
+        let pool = pool.clone();
+        async move {
+            let due: Vec<(uuid::Uuid, uuid::Uuid)> =
+                crm_kit::db::scan_due(&pool, "webhook-scan", "webhook_cursors", crm_kit::webhooks::store::DUE_SQL, later, limit)
+                    .await
+                    .unwrap();
+            due.into_iter().map(|(_, webhook)| webhook).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(due(2).await, [ids[1], ids[2]], "never, then longest ago");
+    assert_eq!(due(10).await, [ids[1], ids[2], ids[0]]);
 }

@@ -249,6 +249,16 @@ impl Worker {
                 return Ok(End::Release);
             }
             let batch = read_after(&d.pool, d.source, self.tenant, run.progress.position, &run.patterns, BATCH).await?;
+            // Overtaken by the retention (disabled for longer than it keeps
+            // events, or a backlog delivered slower than it ages): resume
+            // after the gap, and tell the tenant.
+            if let Some(pruned) = batch.pruned_after(run.progress.position) {
+                let gap = (run.progress.position, pruned);
+                run.progress.position = pruned;
+                if !self.record_telling(run, Some(gap)).await? {
+                    return Ok(End::Release);
+                }
+            }
             if batch.events.is_empty() {
                 let skipped = batch.scanned_to > run.progress.position;
                 run.progress.position = run.progress.position.max(batch.scanned_to);
@@ -333,6 +343,12 @@ impl Worker {
 
     /// Records progress and attempts, renewing the lease; false when the lease is lost.
     async fn record(&self, run: &mut Run) -> Result<bool, Error> {
+        self.record_telling(run, None).await
+    }
+
+    /// [`Self::record`], and with `pruned` = (after, through), tells the
+    /// tenant that the progress skipped events the retention deleted.
+    async fn record_telling(&self, run: &mut Run, pruned: Option<(i64, i64)>) -> Result<bool, Error> {
         let d = &self.dispatcher;
         run.progress.lease_until = Some(Utc::now() + chrono_duration(d.lease()));
         let mut tx = begin_tenant(&d.pool, self.tenant).await?;
@@ -340,6 +356,9 @@ impl Worker {
             return Ok(false);
         }
         store::insert_attempts(&mut tx, self.tenant, self.webhook, &run.attempts).await?;
+        if let Some((after, through)) = pruned {
+            crate::retention::tell_pruned(&mut tx, self.tenant, &WEBHOOK.name(self.webhook), after, through).await?;
+        }
         tx.commit().await?;
         run.attempts.clear();
         run.recorded = Instant::now();

@@ -368,7 +368,8 @@ pub struct Progress {
     pub failing_since: Option<DateTime<Utc>>,
     /// When to try again; `None`: as events come.
     pub due_time: Option<DateTime<Utc>>,
-    /// The lease's new end; `None` gives the lease up.
+    /// The lease's new end; `None` gives the lease up (its end is set to now:
+    /// when the webhook was last served, which orders the due scan).
     pub lease_until: Option<DateTime<Utc>>,
 }
 
@@ -385,7 +386,7 @@ pub async fn record_progress(
 ) -> Result<bool, Error> {
     let updated = sqlx::query(
         "UPDATE webhook_cursors SET position = $5, failures = $6, failing_since = $7, due_time = $8,
-             lease_until = $9, lease_owner = CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE lease_owner END
+             lease_until = coalesce($9, $10), lease_owner = CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE lease_owner END
          WHERE tenant_id = $1 AND webhook_id = $2 AND lease_owner = $3 AND generation = $4",
     )
     .bind(tenant)
@@ -397,6 +398,7 @@ pub async fn record_progress(
     .bind(progress.failing_since)
     .bind(progress.due_time)
     .bind(progress.lease_until)
+    .bind(Utc::now())
     .execute(&mut **tx)
     .instrument(db_span("UPDATE", "webhook_cursors"))
     .await?
@@ -429,10 +431,13 @@ pub async fn disable(tx: &mut TenantTx, tenant: Uuid, webhook: Uuid, reason: &st
 /// Webhooks due for delivery and leased by nobody, across tenants (the
 /// read-only `webhook-scan` scope: ids only): those with a retry due, and
 /// those with events after their cursor (per cursor, one probe of the queue
-/// and of the last position, never a scan of either).
+/// and of the last position, never a scan of either). Least recently served
+/// first (a released lease ends when it was given up; a webhook never served
+/// or just changed has none), so that with more due
+/// webhooks than a scan returns, none waits behind others served since.
 pub const DUE_SQL: &str = "SELECT c.tenant_id, c.webhook_id FROM webhook_cursors c
      WHERE c.active AND (c.due_time IS NULL OR c.due_time <= $1) AND (c.lease_until IS NULL OR c.lease_until < $1)
        AND (c.due_time IS NOT NULL
             OR (SELECT 1 FROM outbox_pending q WHERE q.tenant_id = c.tenant_id LIMIT 1) IS NOT NULL
             OR outbox_last_position(c.tenant_id) > c.position)
-     ORDER BY c.due_time NULLS FIRST LIMIT $2";
+     ORDER BY c.lease_until NULLS FIRST LIMIT $2";
