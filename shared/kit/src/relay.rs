@@ -204,24 +204,25 @@ impl Relay {
         chrono::Duration::milliseconds(self.settings.relay_lease_ms as i64)
     }
 
-    /// Records `position` (and the failures that hold the next try back);
-    /// `keep` renews the lease, else gives it up (its end set to now: when
-    /// the tenant was last relayed, which orders the due scan). False when
-    /// the lease was lost.
-    async fn record(&self, tenant: Uuid, position: i64, failures: i32, keep: bool) -> Result<bool, Error> {
+    /// Records where `tenant` stands (and the failures that hold the next
+    /// try back); `keep` renews the lease, else gives it up (its end set to
+    /// now: when the tenant was last relayed, which orders the due scan).
+    /// False when the lease was lost.
+    async fn record(&self, tenant: Uuid, at: Standing, keep: bool) -> Result<bool, Error> {
         let now = Utc::now();
-        let due = (failures > 0).then(|| now + chrono::Duration::from_std(backoff(failures)).unwrap_or(chrono::Duration::MAX));
+        let due = (at.failures > 0).then(|| now + chrono::Duration::from_std(backoff(at.failures)).unwrap_or(chrono::Duration::MAX));
         let lease_until = if keep { now + self.lease() } else { now };
         let mut tx = begin_tenant(&self.pool, tenant).await?;
         let updated = sqlx::query(
-            "UPDATE relay_cursors SET position = greatest(position, $3), failures = $4, due_time = $5, lease_until = $6,
-                 lease_owner = CASE WHEN $7 THEN lease_owner END
+            "UPDATE relay_cursors SET position = greatest(position, $3), failures = $4, stored_through = $5, due_time = $6,
+                 lease_until = $7, lease_owner = CASE WHEN $8 THEN lease_owner END
              WHERE tenant_id = $1 AND lease_owner = $2",
         )
         .bind(tenant)
         .bind(self.owner)
-        .bind(position)
-        .bind(failures)
+        .bind(at.position)
+        .bind(at.failures)
+        .bind(at.stored_through)
         .bind(due)
         .bind(lease_until)
         .bind(keep)
@@ -255,7 +256,7 @@ impl Relay {
     /// Publishes `events` without waiting for their acknowledgements; stops
     /// at the first one NATS refuses (the rest is published again later).
     async fn send(&self, events: &[Event]) -> InFlight {
-        let mut acks: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(events.len());
+        let mut acks = Vec::with_capacity(events.len());
         for event in events {
             let mut message = PublishMessage::build()
                 .payload(event.encode_to_vec().into())
@@ -267,9 +268,9 @@ impl Relay {
                 message = message.header("traceparent", event.traceparent.as_str());
             }
             match self.jetstream.send_publish(subject(self.source, event), message).await {
-                Ok(ack) => acks.push((event.position, ack)),
+                Ok(ack) => acks.push(Sent { position: event.position, id: event.id.clone(), ack }),
                 Err(err) => {
-                    tracing::warn!(error = %err, "NATS refused a publish; the rest is published again later");
+                    tracing::warn!(error = %err, position = event.position, event.id = %event.id, "NATS refused a publish; it and the rest are published again later");
                     return InFlight { acks, all_sent: false };
                 }
             }
@@ -277,13 +278,40 @@ impl Relay {
         InFlight { acks, all_sent: true }
     }
 
+    /// After a failure, the event at the head of `tenant` is published alone
+    /// and acknowledged before anything follows it, so that an event
+    /// JetStream keeps refusing (too large for the stream, say) is not
+    /// followed at every retry by events the stream already holds — past its
+    /// duplicate window it would store them again. Those the last run saw
+    /// acknowledged after the failed one (`stored_through`) are skipped.
+    /// Where relaying resumes, or `None` when the head failed again.
+    async fn probe(&self, tenant: Uuid, head: &Event, stored_through: i64) -> Option<i64> {
+        let InFlight { mut acks, all_sent } = self.send(std::slice::from_ref(head)).await;
+        let sent = acks.pop().filter(|_| all_sent)?;
+        match sent.ack.await {
+            Ok(ack) => {
+                if !ack.duplicate && stored_through > head.position {
+                    // Refused (or lost) the first time, stored now: after the
+                    // events the last run got in behind it.
+                    tracing::warn!(%tenant, position = head.position, event.id = %head.id, stored_through,
+                        "an event JetStream refused earlier is stored after later ones; consumers see it out of Crm-Position order");
+                }
+                Some(head.position.max(stored_through))
+            }
+            Err(err) => {
+                tracing::warn!(%tenant, error = %err, position = head.position, event.id = %head.id, "JetStream refused the head event again; the tenant waits for it");
+                None
+            }
+        }
+    }
+
     async fn relay_tenant(&self, tenant: Uuid) -> Result<(), Error> {
         let now = Utc::now();
         let mut tx = begin_tenant(&self.pool, tenant).await?;
-        let claimed: Option<(i64, i32)> = sqlx::query_as(
+        let claimed: Option<(i64, i32, i64)> = sqlx::query_as(
             "UPDATE relay_cursors SET lease_owner = $2, lease_until = $3
              WHERE tenant_id = $1 AND (due_time IS NULL OR due_time <= $4) AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $2)
-             RETURNING position, failures",
+             RETURNING position, failures, stored_through",
         )
         .bind(tenant)
         .bind(self.owner)
@@ -293,11 +321,14 @@ impl Relay {
         .instrument(db_span("UPDATE", "relay_cursors"))
         .await?;
         tx.commit().await?;
-        let Some((mut position, failures)) = claimed else { return Ok(()) };
+        let Some((position, failures, stored_through)) = claimed else { return Ok(()) };
+        let mut at = Standing { position, failures: 0, stored_through };
+        let failed = |at: Standing| Standing { failures: failures.max(0) + 1, ..at };
         if let Err(err) = self.ensure_stream().await {
-            self.record(tenant, position, failures + 1, false).await?;
+            self.record(tenant, failed(at), false).await?;
             return Err(err);
         }
+        let mut probing = failures > 0 || stored_through > 0;
         let mut wakeups = self.wakeups.subscribe();
         let mut shutdown = self.shutdown.clone();
         let mut idle_since: Option<Instant> = None;
@@ -306,23 +337,24 @@ impl Relay {
         // Publishes of the last batch whose acknowledgements are awaited while
         // the next batch is read; and how far reading got.
         let mut in_flight: Option<InFlight> = None;
-        let mut read_to = position;
+        let mut read_to = at.position;
         loop {
             let stopping = *shutdown.borrow();
+            let limit = if probing { 1 } else { BATCH };
             let (batch, settled) = tokio::join!(
                 async {
-                    if stopping { Ok(None) } else { read_after(&self.pool, self.source, tenant, read_to, &[], BATCH).await.map(Some) }
+                    if stopping { Ok(None) } else { read_after(&self.pool, self.source, tenant, read_to, &[], limit).await.map(Some) }
                 },
-                settle(in_flight.take(), position)
+                settle(in_flight.take(), at.position)
             );
-            let (acked, all) = settled;
-            position = acked;
-            if !all {
-                self.record(tenant, position, failures.max(0) + 1, false).await?;
+            at.position = settled.position;
+            if !settled.complete {
+                at.stored_through = settled.stored_through;
+                self.record(tenant, failed(at), false).await?;
                 return Ok(());
             }
             let Some(batch) = batch? else {
-                self.record(tenant, position, 0, false).await?;
+                self.record(tenant, at, false).await?;
                 return Ok(());
             };
             // Overtaken by the retention (NATS unreachable for longer than it
@@ -334,16 +366,16 @@ impl Relay {
                 if !self.skip_pruned(tenant, read_to, pruned).await? {
                     return Ok(());
                 }
-                position = position.max(pruned);
+                at.position = at.position.max(pruned);
             }
             if batch.events.is_empty() {
                 let since = *idle_since.get_or_insert_with(Instant::now);
                 let Some(left) = LINGER.checked_sub(since.elapsed()) else {
-                    self.record(tenant, position, 0, false).await?;
+                    self.record(tenant, at, false).await?;
                     return Ok(());
                 };
                 if recorded.elapsed() >= renew_every {
-                    if !self.record(tenant, position, 0, true).await? {
+                    if !self.record(tenant, at, true).await? {
                         return Ok(());
                     }
                     recorded = Instant::now();
@@ -356,12 +388,22 @@ impl Relay {
                 continue;
             }
             idle_since = None;
+            if probing {
+                let Some(resumed) = self.probe(tenant, &batch.events[0], at.stored_through).await else {
+                    self.record(tenant, failed(at), false).await?;
+                    return Ok(());
+                };
+                probing = false;
+                at = Standing { position: resumed, failures: 0, stored_through: 0 };
+                read_to = resumed;
+                continue;
+            }
             in_flight = Some(self.send(&batch.events).await);
             read_to = batch.scanned_to;
             // Recorded now and then, not per batch: a crash publishes again
             // what was not recorded, and JetStream drops those copies.
             if recorded.elapsed() >= RECORD_AFTER {
-                if !self.record(tenant, position, 0, true).await? {
+                if !self.record(tenant, at, true).await? {
                     return Ok(());
                 }
                 recorded = Instant::now();
@@ -370,27 +412,64 @@ impl Relay {
     }
 }
 
+/// Where a tenant's relaying stands, as recorded in `relay_cursors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Standing {
+    /// The last position relayed in an unbroken run.
+    position: i64,
+    /// Failed runs in a row.
+    failures: i32,
+    /// After a failure: the events after the failed one that JetStream
+    /// acknowledged, up to this position (0: none).
+    stored_through: i64,
+}
+
+/// One publish awaiting its acknowledgement.
+struct Sent {
+    position: i64,
+    id: String,
+    ack: PublishAckFuture,
+}
+
 /// Publishes sent and not yet acknowledged, in order, and whether every event of the batch was sent.
 struct InFlight {
-    acks: Vec<(i64, PublishAckFuture)>,
+    acks: Vec<Sent>,
     all_sent: bool,
 }
 
-/// Waits for `in_flight`'s acknowledgements in order: the position of the
-/// last event acknowledged in an unbroken run (from `position`), and whether
-/// all were sent and acknowledged.
-async fn settle(in_flight: Option<InFlight>, mut position: i64) -> (i64, bool) {
-    let Some(InFlight { acks, all_sent }) = in_flight else { return (position, true) };
-    for (event_position, ack) in acks {
-        match ack.await {
-            Ok(_) => position = event_position,
-            Err(err) => {
-                tracing::warn!(error = %err, "JetStream did not acknowledge an event; publishing again from it");
-                return (position, false);
+/// What came of a batch's publishes.
+#[derive(Debug, PartialEq, Eq)]
+struct Settled {
+    /// The last position acknowledged in an unbroken run.
+    position: i64,
+    /// Whether every event was sent and acknowledged.
+    complete: bool,
+    /// After a failure: the last of the unbroken run of acknowledgements right after it (0: none).
+    stored_through: i64,
+}
+
+/// Waits for `in_flight`'s acknowledgements in order, from `position`. After
+/// a failure the rest are still awaited: the events right after it that
+/// JetStream did store are not published again behind it (see [`Relay::probe`]).
+async fn settle(in_flight: Option<InFlight>, position: i64) -> Settled {
+    let Some(InFlight { acks, all_sent }) = in_flight else { return Settled { position, complete: true, stored_through: 0 } };
+    let mut settled = Settled { position, complete: all_sent, stored_through: 0 };
+    let mut failed = false;
+    let mut run_unbroken = true;
+    for Sent { position, id, ack } in acks {
+        match (ack.await, failed) {
+            (Ok(_), false) => settled.position = position,
+            (Ok(_), true) if run_unbroken => settled.stored_through = position,
+            (Ok(_), true) => {}
+            (Err(err), false) => {
+                tracing::warn!(error = %err, position, event.id = %id, "JetStream did not acknowledge an event; publishing again from it");
+                failed = true;
+                settled.complete = false;
             }
+            (Err(_), true) => run_unbroken = false,
         }
     }
-    (position, all_sent)
+    settled
 }
 
 impl LeasedWork for Relay {

@@ -167,3 +167,75 @@ async fn the_due_scan_serves_the_least_recently_relayed_tenant_first() {
         "not the one without events"
     );
 }
+
+#[tokio::test]
+async fn an_event_jetstream_refuses_holds_its_tenant_back_without_storing_later_events_twice() {
+    use async_nats::jetstream::stream;
+    let nats = NatsServer::start().await;
+    let js = async_nats::jetstream::new(nats.client().await);
+    // The operator's stream: messages up to 2 KiB, duplicates dropped for 1 s only.
+    let mut config = stream::Config {
+        name: stream_name("profiles"),
+        subjects: vec!["crm.profiles.>".into()],
+        max_message_size: 2048,
+        duplicate_window: Duration::from_secs(1),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    js.create_stream(config.clone()).await.unwrap();
+    let url = nats.url.clone();
+    let app = spawn_app_with(|c| {
+        c.kit.relay.nats_url = Some(url);
+        c.kit.relay.relay_poll_ms = 100;
+    })
+    .await;
+
+    // The relay knows the tenant (from the notification of an API write).
+    app.create(customer("Before", "before@example.com")).await;
+    let first = wait_for_messages(&nats.client().await, &config.name, 1, Duration::from_secs(15)).await;
+    assert_eq!(first.len(), 1);
+
+    // Four events in one transaction, so that they go out in one pipelined
+    // batch: the second is too large for the stream.
+    let mut db = app.app_connection().await;
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let mut ids = Vec::new();
+    for size in [10, 4000, 10, 10] {
+        let id = Uuid::now_v7();
+        let data = prost_types::Any { type_url: "type.googleapis.com/test.Opaque".into(), value: vec![7; size] };
+        sqlx::query("INSERT INTO outbox (tenant_id, id, type, subject, data) VALUES ($1, $2, 'test.Opaque', 'tests/1', $3)")
+            .bind(app.tenant)
+            .bind(id)
+            .bind(data.encode_to_vec())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        ids.push(id.to_string());
+    }
+    tx.commit().await.unwrap();
+    let stored = |relayed: &[crm_testkit::jetstream::Relayed]| relayed[1..].iter().map(|m| m.message_id.clone()).collect::<Vec<_>>();
+
+    // The others are stored once, the large one not at all, however often the
+    // relay tries it again past the duplicate window.
+    let relayed = wait_for_messages(&nats.client().await, &config.name, 4, Duration::from_secs(15)).await;
+    assert_eq!(stored(&relayed), [ids[0].clone(), ids[2].clone(), ids[3].clone()]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let relayed = wait_for_messages(&nats.client().await, &config.name, 5, Duration::from_millis(100)).await;
+    assert_eq!(stored(&relayed), [ids[0].clone(), ids[2].clone(), ids[3].clone()], "nothing stored twice while the large event is refused");
+    let failures: i64 = as_tenant(&mut db, app.tenant, "SELECT failures::bigint FROM relay_cursors WHERE $1 = $1", 0).await.unwrap();
+    assert!(failures >= 3, "tried again and again: {failures}");
+
+    // The operator allows larger messages: the held event goes in (after the
+    // later ones: its Crm-Position says where it belongs), and relaying
+    // carries on after them, without copies.
+    config.max_message_size = 64 * 1024;
+    js.update_stream(config.clone()).await.unwrap();
+    app.create(customer("After", "after@example.com")).await;
+    let relayed = wait_for_messages(&nats.client().await, &config.name, 6, Duration::from_secs(30)).await;
+    assert_eq!(stored(&relayed)[..4], [ids[0].clone(), ids[2].clone(), ids[3].clone(), ids[1].clone()]);
+    assert_eq!(relayed[5].event.r#type, "crm.profiles.v1.CustomerCreated");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let relayed = wait_for_messages(&nats.client().await, &config.name, 7, Duration::from_millis(100)).await;
+    assert_eq!(relayed.len(), 6, "each once: {:?}", stored(&relayed));
+}
