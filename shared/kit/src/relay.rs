@@ -322,8 +322,10 @@ impl Relay {
         .await?;
         tx.commit().await?;
         let Some((position, failures, stored_through)) = claimed else { return Ok(()) };
-        let mut at = Standing { position, failures: 0, stored_through };
-        let failed = |at: Standing| Standing { failures: failures.max(0) + 1, ..at };
+        // The failures stay counted until the probe below succeeds, so that a
+        // run that ends before it (idle, shutting down) probes again next time.
+        let mut at = Standing { position, failures: failures.max(0), stored_through };
+        let failed = |at: Standing| Standing { failures: at.failures + 1, ..at };
         if let Err(err) = self.ensure_stream().await {
             self.record(tenant, failed(at), false).await?;
             return Err(err);
@@ -361,7 +363,7 @@ impl Relay {
             // keeps events, or a backlog relayed slower than it ages): resume
             // after the gap, and tell the tenant — relayed too, so the
             // stream's consumers learn of it. Everything up to the gap is
-            // gone, so the cursor may move there before in-flight acks settle.
+            // gone, so the cursor may move there whatever the acks said.
             if let Some(pruned) = batch.pruned_after(read_to) {
                 if !self.skip_pruned(tenant, read_to, pruned).await? {
                     return Ok(());
@@ -449,26 +451,28 @@ struct Settled {
 }
 
 /// Waits for `in_flight`'s acknowledgements in order, from `position`. After
-/// a failure the rest are still awaited: the events right after it that
-/// JetStream did store are not published again behind it (see [`Relay::probe`]).
+/// a failure the rest are still awaited, all at once (an acknowledgement's
+/// timeout starts when it is awaited: one by one, a stalled server would cost
+/// one timeout each), so that the events right after it that JetStream did
+/// store are not published again behind it (see [`Relay::probe`]).
 async fn settle(in_flight: Option<InFlight>, position: i64) -> Settled {
     let Some(InFlight { acks, all_sent }) = in_flight else { return Settled { position, complete: true, stored_through: 0 } };
     let mut settled = Settled { position, complete: all_sent, stored_through: 0 };
-    let mut failed = false;
-    let mut run_unbroken = true;
-    for Sent { position, id, ack } in acks {
-        match (ack.await, failed) {
-            (Ok(_), false) => settled.position = position,
-            (Ok(_), true) if run_unbroken => settled.stored_through = position,
-            (Ok(_), true) => {}
-            (Err(err), false) => {
+    let mut acks = acks.into_iter();
+    for Sent { position, id, ack } in acks.by_ref() {
+        match ack.await {
+            Ok(_) => settled.position = position,
+            Err(err) => {
                 tracing::warn!(error = %err, position, event.id = %id, "JetStream did not acknowledge an event; publishing again from it");
-                failed = true;
                 settled.complete = false;
+                break;
             }
-            (Err(_), true) => run_unbroken = false,
         }
     }
+    let (positions, rest): (Vec<i64>, Vec<PublishAckFuture>) = acks.map(|sent| (sent.position, sent.ack)).unzip();
+    let outcomes = futures::future::join_all(rest.into_iter().map(std::future::IntoFuture::into_future)).await;
+    settled.stored_through =
+        positions.iter().zip(&outcomes).take_while(|(_, outcome)| outcome.is_ok()).last().map_or(0, |(position, _)| *position);
     settled
 }
 

@@ -535,6 +535,17 @@ async fn events_past_retention_are_pruned_and_resuming_below_them_is_out_of_rang
         }))
         .await;
     assert_error(replay, Code::OutOfRange, "EVENTS_PRUNED");
+    // A replay from 0 starts at the oldest event kept: no gap to report.
+    let before = receiver.accepted().len();
+    client(&app)
+        .replay_webhook(app.admin(pb::ReplayWebhookRequest {
+            name: webhook.name.clone(),
+            start: Some(pb::replay_webhook_request::Start::AfterPosition(0)),
+        }))
+        .await
+        .unwrap();
+    let again = receiver.wait_for_accepted(before + 2, Duration::from_secs(10)).await;
+    assert_eq!(again[before..].iter().map(Received::position).collect::<Vec<_>>(), [kept, delivered[3].position()]);
 
     // Set ACTIVE again, the paused webhook resumes after the pruned events,
     // and the tenant is told of the gap (here, through that webhook itself).
@@ -561,6 +572,13 @@ async fn events_past_retention_are_pruned_and_resuming_below_them_is_out_of_rang
     assert_eq!(told["data"]["throughPosition"], delivered[1].position().to_string());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(paused_receiver.received().len(), 3, "told once");
+    let gaps: Vec<_> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.json["type"] == "crm.events.v1.EventsPruned")
+        .map(|r| r.json["data"]["deliverer"].clone())
+        .collect();
+    assert_eq!(gaps, [serde_json::json!(paused.name)], "the paused webhook's gap only, not the replay's");
     let resumed = get(&app, &paused.name).await;
     assert!(resumed.delivered_position > delivered[3].position());
 }

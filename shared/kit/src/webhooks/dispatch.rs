@@ -253,10 +253,16 @@ impl Worker {
             // events, or a backlog delivered slower than it ages): resume
             // after the gap, and tell the tenant.
             if let Some(pruned) = batch.pruned_after(run.progress.position) {
-                let gap = (run.progress.position, pruned);
+                let before = run.progress.position;
                 run.progress.position = pruned;
-                if !self.record_telling(run, Some(gap)).await? {
-                    return Ok(End::Release);
+                match self.record_telling(run, Some((before, pruned))).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(End::Release),
+                    // Not told: the run's end must not record the move either.
+                    Err(err) => {
+                        run.progress.position = before;
+                        return Err(err);
+                    }
                 }
             }
             if batch.events.is_empty() {
