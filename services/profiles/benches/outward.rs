@@ -19,7 +19,7 @@
 //!    after a webhook or a Subscribe stream read it); reference: a plain
 //!    async-nats publisher of the same messages (payload, headers,
 //!    Nats-Msg-Id) to another stream on the same server, 256 publishes in
-//!    flight (the relay has up to 512).
+//!    flight (the relay has up to 2048: a window read).
 //!
 //! `CRM_BENCH_EVENTS=N` sets the backlogs (default 20 000; 500 in the smoke
 //! test `cargo test --all-targets` runs); `CRM_BENCH_ONLY=webhook|latency|relay`

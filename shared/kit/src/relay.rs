@@ -38,7 +38,7 @@ use crate::{
 
 /// Events read (and published) per round; the next round is read while
 /// this one's acknowledgements come in.
-const BATCH: i64 = 512;
+const BATCH: i64 = 2048;
 /// How often progress is recorded while events flow.
 const RECORD_AFTER: Duration = Duration::from_millis(100);
 /// How long a worker with nothing to publish waits for its tenant's next event.

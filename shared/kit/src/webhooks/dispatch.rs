@@ -33,7 +33,7 @@ use crate::{
     db::{begin_tenant, scan_due},
     error::{Error, cause_chain},
     leased::{self, LeasedWork, Limits},
-    outbox::{read_after, wait_for_tenant},
+    outbox::{Batch, read_after, wait_for_tenant},
     sealed::SecretCipher,
 };
 
@@ -244,11 +244,18 @@ impl Worker {
         let mut wakeups = d.wakeups.subscribe();
         let mut shutdown = d.shutdown.clone();
         let mut idle_since: Option<Instant> = None;
+        // The next window, read while this one's events are POSTed: it starts
+        // where this window ends, which is where the cursor stands once all of
+        // them are delivered (if one is not, the run ends and it is dropped).
+        let mut next: Option<Prefetch> = None;
         loop {
             if *shutdown.borrow() {
                 return Ok(End::Release);
             }
-            let batch = read_after(&d.pool, d.source, self.tenant, run.progress.position, &run.patterns, BATCH).await?;
+            let batch = match next.take() {
+                Some(prefetch) => prefetch.batch().await?,
+                None => read_after(&d.pool, d.source, self.tenant, run.progress.position, &run.patterns, BATCH).await?,
+            };
             // Overtaken by the retention (disabled for longer than it keeps
             // events, or a backlog delivered slower than it ages): resume
             // after the gap, and tell the tenant.
@@ -285,6 +292,9 @@ impl Worker {
                 continue;
             }
             idle_since = None;
+            if batch.more {
+                next = Some(Prefetch::start(d, self.tenant, batch.scanned_to, run.patterns.clone()));
+            }
             for event in &batch.events {
                 if let Some(end) = self.attempt(run, event).await? {
                     return Ok(end);
@@ -395,6 +405,26 @@ impl Worker {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A window being read in the background; aborted when dropped unread.
+struct Prefetch(tokio::task::JoinHandle<Result<Batch, Error>>);
+
+impl Prefetch {
+    fn start(d: &Dispatcher, tenant: Uuid, after: i64, patterns: Vec<String>) -> Self {
+        let (pool, source) = (d.pool.clone(), d.source);
+        Self(tokio::spawn(async move { read_after(&pool, source, tenant, after, &patterns, BATCH).await }.in_current_span()))
+    }
+
+    async fn batch(mut self) -> Result<Batch, Error> {
+        (&mut self.0).await.map_err(Error::internal)?
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
