@@ -327,10 +327,22 @@ pub(crate) async fn read_after(
     Ok(Batch { events, scanned_to, more: looked_at == limit, pruned_through })
 }
 
+/// `tenant`'s highest pruned position (0 when nothing was pruned): where a
+/// new cursor of a deliverer starts, so that its gap check reports only
+/// events it was meant to deliver.
+pub async fn pruned_position(tx: &mut TenantTx, tenant: Uuid) -> Result<i64, Error> {
+    let pruned: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_pruned WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .instrument(db_span("SELECT", "outbox_pruned"))
+        .await?;
+    Ok(pruned.unwrap_or(0))
+}
+
 /// OUT_OF_RANGE when events of `tenant` after `after_position` were pruned.
 pub async fn check_not_pruned(pool: &PgPool, tenant: Uuid, after_position: i64) -> Result<(), Error> {
     let mut tx = begin_tenant(pool, tenant).await?;
-    let pruned = crate::retention::pruned_position(&mut tx, tenant).await?;
+    let pruned = pruned_position(&mut tx, tenant).await?;
     tx.commit().await?;
     if after_position < pruned {
         return Err(pruned_error(after_position, pruned));

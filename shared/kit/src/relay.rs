@@ -32,8 +32,8 @@ use crate::{
     db::{begin_tenant, db_span, scan_due_ids},
     error::Error,
     leased::{self, LeasedWork, Limits},
-    outbox::{read_after, wait_for_tenant},
-    retention::{pruned_position, tell_pruned},
+    outbox::{pruned_position, read_after, wait_for_tenant},
+    retention::tell_pruned,
 };
 
 /// Events read (and published) per round; the next round is read while

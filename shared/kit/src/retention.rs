@@ -109,18 +109,6 @@ async fn prune_tenant(pool: &PgPool, tenant: Uuid, cutoff: DateTime<Utc>) -> Res
     }
 }
 
-/// `tenant`'s highest pruned position (0 when nothing was pruned): where a
-/// new cursor of a deliverer starts, so that its gap check reports only
-/// events it was meant to deliver.
-pub async fn pruned_position(tx: &mut TenantTx, tenant: Uuid) -> Result<i64, Error> {
-    let pruned: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_pruned WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_optional(&mut **tx)
-        .instrument(db_span("SELECT", "outbox_pruned"))
-        .await?;
-    Ok(pruned.unwrap_or(0))
-}
-
 /// Tells the tenant, in `tx`, that `deliverer` (`webhooks/{id}`,
 /// `jetstream/{stream}`), whose cursor stood at `after_position`, resumes
 /// after `through_position`: the events in between were deleted by the

@@ -12,7 +12,7 @@ use crm_testkit::{
     database::{TestDb, fresh_database},
     init_test_logs,
 };
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
@@ -201,4 +201,11 @@ pub async fn static_segment(app: &TestApp, name: &str, members: &[&str]) -> Stri
     let add = pb::AddSegmentMembersRequest { segment: created.name.clone(), customers: members.iter().map(|m| m.to_string()).collect() };
     segments.clone().add_segment_members(app.admin(add)).await.unwrap();
     created.name
+}
+
+/// A transaction of the service's login role inside `tenant` (row security applies).
+pub async fn inside(pool: &PgPool, tenant: Uuid) -> Transaction<'static, Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+    tx
 }

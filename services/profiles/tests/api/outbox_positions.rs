@@ -6,15 +6,10 @@
 use std::borrow::Cow;
 
 use crm_testkit::database::fresh_database;
-use sqlx::{PgPool, Postgres, Transaction, migrate::Migrator, postgres::PgConnectOptions};
+use sqlx::{PgPool, migrate::Migrator, postgres::PgConnectOptions};
 use uuid::Uuid;
 
-/// A transaction of the service's login role inside `tenant`.
-async fn inside(pool: &PgPool, tenant: Uuid) -> Transaction<'static, Postgres> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
-    tx
-}
+use crate::helpers::inside;
 
 /// Writes an event of `tenant` as the old outbox held it; `stamped`: with a position, as a reader left it.
 async fn old_event(pool: &PgPool, tenant: Uuid, subject: &str, stamped: bool) -> (Uuid, Option<i64>) {

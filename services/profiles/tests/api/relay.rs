@@ -13,10 +13,10 @@ use crm_testkit::{
     nats::NatsServer,
 };
 use prost::Message;
-use sqlx::{Connection, PgConnection};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{customer, spawn_app, spawn_app_with};
+use crate::helpers::{customer, inside, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_event_reaches_jetstream_in_order_once_with_its_id() {
@@ -64,9 +64,8 @@ async fn every_event_reaches_jetstream_in_order_once_with_its_id() {
 }
 
 /// Runs `sql` (binding `bind`) as the app role in `tenant`.
-async fn as_tenant(db: &mut PgConnection, tenant: Uuid, sql: &str, bind: i64) -> Option<i64> {
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+async fn as_tenant(db: &PgPool, tenant: Uuid, sql: &str, bind: i64) -> Option<i64> {
+    let mut tx = inside(db, tenant).await;
     let value = sqlx::query_scalar(sql).bind(bind).fetch_optional(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
     value
@@ -88,28 +87,28 @@ async fn events_pruned_while_nats_was_down_are_reported_in_the_stream_not_skippe
         app.create(customer(&format!("Waiting {i}"), &format!("waiting{i}@example.com"))).await;
     }
     let events = crm_testkit::events::collect(&app.channel, &app.admin_token, 0, 4).await;
-    let mut db = app.app_connection().await;
+    let db = PgPool::connect(&app.db.app_url).await.unwrap();
     let cursor = "SELECT position FROM relay_cursors WHERE $1 = $1";
     for _ in 0..100 {
-        if as_tenant(&mut db, app.tenant, cursor, 0).await.is_some() {
+        if as_tenant(&db, app.tenant, cursor, 0).await.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(as_tenant(&mut db, app.tenant, cursor, 0).await, Some(0), "the relay knows the tenant and relayed nothing");
+    assert_eq!(as_tenant(&db, app.tenant, cursor, 0).await, Some(0), "the relay knows the tenant and relayed nothing");
 
     // The first two events age past the retention and are pruned.
     let aged = "WITH aged AS (UPDATE outbox_positions SET time = now() - interval '31 days' WHERE position < $1 RETURNING seq)
                 UPDATE outbox SET time = now() - interval '31 days' WHERE seq IN (SELECT seq FROM aged) RETURNING 0::bigint";
-    as_tenant(&mut db, app.tenant, aged, events[2].position).await;
+    as_tenant(&db, app.tenant, aged, events[2].position).await;
     let watermark = "SELECT position FROM outbox_pruned WHERE $1 = $1";
     for _ in 0..100 {
-        if as_tenant(&mut db, app.tenant, watermark, 0).await.is_some() {
+        if as_tenant(&db, app.tenant, watermark, 0).await.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(as_tenant(&mut db, app.tenant, watermark, 0).await, Some(events[1].position), "pruned");
+    assert_eq!(as_tenant(&db, app.tenant, watermark, 0).await, Some(events[1].position), "pruned");
 
     // NATS comes up: the kept events, then the gap's report, each once.
     let nats = NatsServer::start_on(port).await;
@@ -131,7 +130,7 @@ async fn the_due_scan_serves_the_least_recently_relayed_tenant_first() {
     // No NATS: nothing relays, so the cursors stay as written here.
     let app = spawn_app().await;
     let tenants: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
-    let mut db = app.app_connection().await;
+    let db = PgPool::connect(&app.db.app_url).await.unwrap();
     // Released a minute ago, never leased, released two minutes ago, and one
     // with nothing to relay.
     for (i, tenant) in tenants[..3].iter().enumerate() {
@@ -148,8 +147,7 @@ async fn the_due_scan_serves_the_least_recently_relayed_tenant_first() {
             .unwrap();
     }
     for (tenant, released) in tenants.iter().zip([Some(60.0), None, Some(120.0), Some(180.0)]) {
-        let mut tx = db.begin().await.unwrap();
-        sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+        let mut tx = inside(&db, *tenant).await;
         sqlx::query("INSERT INTO relay_cursors (tenant_id, lease_until) VALUES ($1, now() - make_interval(secs => $2))")
             .bind(tenant)
             .bind(released)
@@ -158,11 +156,10 @@ async fn the_due_scan_serves_the_least_recently_relayed_tenant_first() {
             .unwrap();
         tx.commit().await.unwrap();
     }
-    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
     let now = chrono::Utc::now();
-    assert_eq!(crm_kit::relay::due_tenants(&pool, now, 2).await.unwrap(), [tenants[1], tenants[2]], "never, then longest ago");
+    assert_eq!(crm_kit::relay::due_tenants(&db, now, 2).await.unwrap(), [tenants[1], tenants[2]], "never, then longest ago");
     assert_eq!(
-        crm_kit::relay::due_tenants(&pool, now, 10).await.unwrap(),
+        crm_kit::relay::due_tenants(&db, now, 10).await.unwrap(),
         [tenants[1], tenants[2], tenants[0]],
         "not the one without events"
     );
@@ -197,9 +194,8 @@ async fn an_event_jetstream_refuses_holds_its_tenant_back_without_storing_later_
 
     // Four events in one transaction, so that they go out in one pipelined
     // batch: the second is too large for the stream.
-    let mut db = app.app_connection().await;
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let db = PgPool::connect(&app.db.app_url).await.unwrap();
+    let mut tx = inside(&db, app.tenant).await;
     let mut ids = Vec::new();
     for size in [10, 4000, 10, 10] {
         let id = Uuid::now_v7();
@@ -223,7 +219,7 @@ async fn an_event_jetstream_refuses_holds_its_tenant_back_without_storing_later_
     tokio::time::sleep(Duration::from_secs(4)).await;
     let relayed = wait_for_messages(&nats.client().await, &config.name, 5, Duration::from_millis(100)).await;
     assert_eq!(stored(&relayed), [ids[0].clone(), ids[2].clone(), ids[3].clone()], "nothing stored twice while the large event is refused");
-    let failures: i64 = as_tenant(&mut db, app.tenant, "SELECT failures::bigint FROM relay_cursors WHERE $1 = $1", 0).await.unwrap();
+    let failures: i64 = as_tenant(&db, app.tenant, "SELECT failures::bigint FROM relay_cursors WHERE $1 = $1", 0).await.unwrap();
     assert!(failures >= 3, "tried again and again: {failures}");
 
     // The operator allows larger messages: the held event goes in (after the

@@ -595,9 +595,8 @@ async fn the_due_scan_serves_the_least_recently_served_webhook_first() {
     // Each with a retry due in an hour (so that this replica's dispatcher,
     // scanning at the real time, leaves them alone), released a minute ago,
     // never served, and released two minutes ago.
-    let mut db = app.app_connection().await;
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
+    let mut tx = crate::helpers::inside(&pool, app.tenant).await;
     for (id, released) in ids.iter().zip([Some(60.0), None, Some(120.0)]) {
         sqlx::query(
             "UPDATE webhook_cursors SET due_time = now() + interval '1 hour', lease_until = now() - make_interval(secs => $2)
@@ -610,7 +609,6 @@ async fn the_due_scan_serves_the_least_recently_served_webhook_first() {
         .unwrap();
     }
     tx.commit().await.unwrap();
-    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
     let later = chrono::Utc::now() + chrono::Duration::hours(2);
     let due = |limit| {
         let pool = pool.clone();

@@ -312,7 +312,7 @@ impl WebhookService for WebhookApi {
             let mut tx = begin_tenant(&self.pool, tenant).await?;
             store::get(&mut tx, tenant, id, true).await?;
             // 0 is "the oldest event kept", not a gap to report.
-            let position = position.max(crate::retention::pruned_position(&mut tx, tenant).await?);
+            let position = position.max(crate::outbox::pruned_position(&mut tx, tenant).await?);
             store::rewind(&mut tx, tenant, id, position).await?;
             let row = store::get(&mut tx, tenant, id, false).await?;
             tx.commit().await?;
