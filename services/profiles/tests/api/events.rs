@@ -111,3 +111,71 @@ async fn subscribing_needs_the_events_permission_and_a_valid_position() {
     let negative = app.events.clone().subscribe(app.admin(SubscribeRequest { after_position: -1, types: vec![] })).await.map(|_| ());
     assert_error(negative, Code::InvalidArgument, "INVALID_POSITION");
 }
+
+#[tokio::test]
+async fn a_stream_the_retention_overtakes_ends_out_of_range_instead_of_skipping() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.kit.webhooks.outbox_retention_days = 30;
+        c.kit.webhooks.outbox_prune_poll_ms = 100;
+    })
+    .await;
+    // 600 events of 32 KiB: a stream's first window (256 events, 8 MiB) is
+    // more than its channel (64) and the client's HTTP/2 window (2 MiB) hold,
+    // so the stream's reader stays in it while the client does not read.
+    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
+    let mut tx = crate::helpers::inside(&pool, app.tenant).await;
+    let data = prost_types::Any { type_url: "type.googleapis.com/test.Opaque".into(), value: vec![7; 32 * 1024] }.encode_to_vec();
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, id, type, subject, data)
+         SELECT $1, gen_random_uuid(), 'test.Opaque', 'tests/' || i, $2 FROM generate_series(1, 600) i",
+    )
+    .bind(app.tenant)
+    .bind(&data)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut stream = app.events.clone().subscribe(app.admin(SubscribeRequest::default())).await.unwrap().into_inner();
+    let first = stream.next().await.unwrap().unwrap().event.unwrap();
+
+    // The first 400 age past the retention and are deleted: the stream has
+    // read 256 of them; 144 it has not are gone.
+    let mut tx = crate::helpers::inside(&pool, app.tenant).await;
+    sqlx::query(
+        "WITH doomed AS (SELECT seq FROM outbox ORDER BY seq LIMIT 400),
+              stamped AS (UPDATE outbox_positions SET time = now() - interval '31 days' WHERE seq IN (SELECT seq FROM doomed)),
+              queued AS (UPDATE outbox_pending SET time = now() - interval '31 days' WHERE seq IN (SELECT seq FROM doomed))
+         UPDATE outbox SET time = now() - interval '31 days' WHERE seq IN (SELECT seq FROM doomed)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    for _ in 0..100 {
+        let mut tx = crate::helpers::inside(&pool, app.tenant).await;
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        if kept == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The stream goes on with what it had read, then says it was overtaken.
+    let mut got = vec![first];
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(message)) => got.push(message.event.unwrap()),
+                Some(Err(status)) => return status,
+                None => panic!("the stream ended without an error"),
+            }
+        }
+    })
+    .await;
+    let Ok(status) = ended else { panic!("no error after {} events", got.len()) };
+    assert_eq!(got.len(), 256, "the first window, nothing after it");
+    assert!(got.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(status.code(), Code::OutOfRange);
+    assert_eq!(crate::helpers::error_info(&status).0, "EVENTS_PRUNED");
+}
