@@ -166,3 +166,64 @@ async fn a_one_round_trip_read_sees_its_tenant_only_and_leaves_nothing_on_its_co
     sqlx::query("ALTER TABLE customers ALTER COLUMN company TYPE varchar(500)").execute(&mut owner).await.unwrap();
     assert_eq!(read(app.tenant, id).await.as_deref(), Some("A1"));
 }
+
+#[tokio::test]
+async fn the_kits_policies_read_the_tenant_once_per_statement_and_still_isolate() {
+    // Arrange: events of two tenants (a customer each).
+    let app = spawn_app().await;
+    app.create(customer("A1", "a1@example.com")).await;
+    let other_tenant = Uuid::now_v7();
+    let mut client = app.customers.clone();
+    client
+        .create_customer(with_token(
+            pb::CreateCustomerRequest { customer: Some(customer("B1", "b1@example.com")), request_id: String::new() },
+            &token(other_tenant, &["admin"]),
+        ))
+        .await
+        .unwrap();
+    let mut conn = app.app_connection().await;
+
+    // Assert: every policy of the kit's tables compares with the settings
+    // read in a subquery (an initplan, once per statement: migration 0007),
+    // not with an expression evaluated on every row.
+    let per_row: Vec<(String, String)> = sqlx::query_as(
+        "SELECT tablename::text, policyname::text FROM pg_policies
+         WHERE tablename = ANY($1) AND (position('SELECT' IN qual) = 0 OR position('SELECT' IN coalesce(with_check, 'SELECT')) = 0)",
+    )
+    .bind([
+        "outbox",
+        "outbox_pending",
+        "outbox_positions",
+        "outbox_pruned",
+        "idempotency_keys",
+        "webhooks",
+        "webhook_cursors",
+        "webhook_attempts",
+        "relay_cursors",
+    ])
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(per_row, []);
+
+    // ... and each tenant still sees its own rows only, and cannot write another's.
+    for tenant in [app.tenant, other_tenant] {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+        let (own, foreign): (i64, i64) =
+            sqlx::query_as("SELECT count(*) FILTER (WHERE tenant_id = $1), count(*) FILTER (WHERE tenant_id <> $1) FROM outbox")
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        assert!(own >= 1, "{tenant} sees its events");
+        assert_eq!(foreign, 0, "{tenant} sees another tenant's events");
+        let foreign_insert = sqlx::query("INSERT INTO outbox (tenant_id, id, type, subject, data) VALUES ($1, $2, 't', 's', '\\x')")
+            .bind(if tenant == app.tenant { other_tenant } else { app.tenant })
+            .bind(Uuid::now_v7())
+            .execute(&mut *tx)
+            .await;
+        assert!(foreign_insert.unwrap_err().to_string().contains("row-level security"));
+        tx.rollback().await.unwrap();
+    }
+}
