@@ -327,6 +327,29 @@ pub(crate) async fn read_after(
     Ok(Batch { events, scanned_to, more: looked_at == limit, pruned_through })
 }
 
+/// The next window of a deliverer, read in the background (by [`read_after`])
+/// while it hands out the current one; aborted when dropped unread.
+pub(crate) struct ReadAhead(tokio::task::JoinHandle<Result<Batch, Error>>);
+
+impl ReadAhead {
+    /// Starts reading `tenant`'s next `limit` positions after `after`.
+    pub fn start(pool: &PgPool, source: &'static str, tenant: Uuid, after: i64, patterns: Vec<String>, limit: i64) -> Self {
+        let pool = pool.clone();
+        Self(tokio::spawn(async move { read_after(&pool, source, tenant, after, &patterns, limit).await }.in_current_span()))
+    }
+
+    /// The window, once read.
+    pub async fn batch(mut self) -> Result<Batch, Error> {
+        (&mut self.0).await.map_err(Error::internal)?
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// `tenant`'s highest pruned position (0 when nothing was pruned): where a
 /// new cursor of a deliverer starts, so that its gap check reports only
 /// events it was meant to deliver.

@@ -32,12 +32,12 @@ use crate::{
     db::{begin_tenant, db_span, scan_due_ids},
     error::Error,
     leased::{self, LeasedWork, Limits},
-    outbox::{pruned_position, read_after, wait_for_tenant},
+    outbox::{ReadAhead, pruned_position, read_after, wait_for_tenant},
     retention::tell_pruned,
 };
 
 /// Events read (and published) per round; the next round is read while
-/// this one's acknowledgements come in.
+/// this one is published and its acknowledgements come in.
 const BATCH: i64 = 2048;
 /// How often progress is recorded while events flow.
 const RECORD_AFTER: Duration = Duration::from_millis(100);
@@ -340,12 +340,20 @@ impl Relay {
         // the next batch is read; and how far reading got.
         let mut in_flight: Option<InFlight> = None;
         let mut read_to = at.position;
+        // The window after the one being published, read meanwhile (when the
+        // run ends first, it is dropped, which aborts it).
+        let mut next: Option<ReadAhead> = None;
         loop {
             let stopping = *shutdown.borrow();
             let limit = if probing { 1 } else { BATCH };
+            let ahead = next.take();
             let (batch, settled) = tokio::join!(
                 async {
-                    if stopping { Ok(None) } else { read_after(&self.pool, self.source, tenant, read_to, &[], limit).await.map(Some) }
+                    match ahead {
+                        _ if stopping => Ok(None),
+                        Some(ahead) => ahead.batch().await.map(Some),
+                        None => read_after(&self.pool, self.source, tenant, read_to, &[], limit).await.map(Some),
+                    }
                 },
                 settle(in_flight.take(), at.position)
             );
@@ -399,6 +407,9 @@ impl Relay {
                 at = Standing { position: resumed, failures: 0, stored_through: 0 };
                 read_to = resumed;
                 continue;
+            }
+            if batch.more {
+                next = Some(ReadAhead::start(&self.pool, self.source, tenant, batch.scanned_to, Vec::new(), BATCH));
             }
             in_flight = Some(self.send(&batch.events).await);
             read_to = batch.scanned_to;

@@ -33,7 +33,7 @@ use crate::{
     db::{begin_tenant, scan_due},
     error::{Error, cause_chain},
     leased::{self, LeasedWork, Limits},
-    outbox::{Batch, read_after, wait_for_tenant},
+    outbox::{ReadAhead, read_after, wait_for_tenant},
     sealed::SecretCipher,
 };
 
@@ -247,13 +247,13 @@ impl Worker {
         // The next window, read while this one's events are POSTed: it starts
         // where this window ends, which is where the cursor stands once all of
         // them are delivered (if one is not, the run ends and it is dropped).
-        let mut next: Option<Prefetch> = None;
+        let mut next: Option<ReadAhead> = None;
         loop {
             if *shutdown.borrow() {
                 return Ok(End::Release);
             }
             let batch = match next.take() {
-                Some(prefetch) => prefetch.batch().await?,
+                Some(read_ahead) => read_ahead.batch().await?,
                 None => read_after(&d.pool, d.source, self.tenant, run.progress.position, &run.patterns, BATCH).await?,
             };
             // Overtaken by the retention (disabled for longer than it keeps
@@ -293,7 +293,7 @@ impl Worker {
             }
             idle_since = None;
             if batch.more {
-                next = Some(Prefetch::start(d, self.tenant, batch.scanned_to, run.patterns.clone()));
+                next = Some(ReadAhead::start(&d.pool, d.source, self.tenant, batch.scanned_to, run.patterns.clone(), BATCH));
             }
             for event in &batch.events {
                 if let Some(end) = self.attempt(run, event).await? {
@@ -405,26 +405,6 @@ impl Worker {
         }
         tx.commit().await?;
         Ok(())
-    }
-}
-
-/// A window being read in the background; aborted when dropped unread.
-struct Prefetch(tokio::task::JoinHandle<Result<Batch, Error>>);
-
-impl Prefetch {
-    fn start(d: &Dispatcher, tenant: Uuid, after: i64, patterns: Vec<String>) -> Self {
-        let (pool, source) = (d.pool.clone(), d.source);
-        Self(tokio::spawn(async move { read_after(&pool, source, tenant, after, &patterns, BATCH).await }.in_current_span()))
-    }
-
-    async fn batch(mut self) -> Result<Batch, Error> {
-        (&mut self.0).await.map_err(Error::internal)?
-    }
-}
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
