@@ -10,33 +10,19 @@
 -- statements are each evaluated afresh. New tables use this form (see
 -- docs/adding-a-service.md).
 
-ALTER POLICY tenant_isolation ON outbox
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON outbox_pending
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON outbox_positions
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON outbox_pruned
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON idempotency_keys
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON webhooks
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON webhook_cursors
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON webhook_attempts
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
-ALTER POLICY tenant_isolation ON relay_cursors
-    USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid));
+DO $$
+DECLARE
+    tenant_table text;
+BEGIN
+    FOREACH tenant_table IN ARRAY ARRAY['outbox', 'outbox_pending', 'outbox_positions', 'outbox_pruned', 'idempotency_keys',
+                                        'webhooks', 'webhook_cursors', 'webhook_attempts', 'relay_cursors'] LOOP
+        EXECUTE format($policy$ALTER POLICY tenant_isolation ON %I
+                USING (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))
+                WITH CHECK (tenant_id = (SELECT nullif(current_setting('crm.tenant_id', true), '')::uuid))$policy$,
+            tenant_table);
+    END LOOP;
+END
+$$;
 
 ALTER POLICY background_scan ON outbox
     USING ((SELECT current_setting('crm.scope', true)) IN ('outbox-retention', 'webhook-scan', 'relay-scan'));
