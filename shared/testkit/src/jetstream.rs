@@ -1,7 +1,10 @@
 //! Reading what a service relayed to JetStream: every message of a stream, in
 //! stream order, decoded back into the event envelope.
 
-use std::time::{Duration, Instant};
+use std::{
+    ops::RangeInclusive,
+    time::{Duration, Instant},
+};
 
 use async_nats::jetstream;
 use crm_proto::crm::events::v1::Event;
@@ -33,12 +36,18 @@ pub async fn wait_for_messages(client: &async_nats::Client, stream: &str, count:
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    if held == 0 {
+    messages_in(client, stream, 1..=held).await
+}
+
+/// The messages of `stream` with the given stream sequences, in order
+/// (each must be stored).
+pub async fn messages_in(client: &async_nats::Client, stream: &str, sequences: RangeInclusive<u64>) -> Vec<Relayed> {
+    if sequences.is_empty() {
         return Vec::new();
     }
-    let s = js.get_stream(stream).await.expect("the stream exists");
-    let mut messages = Vec::with_capacity(held as usize);
-    for sequence in 1..=held {
+    let s = jetstream::new(client.clone()).get_stream(stream).await.expect("the stream exists");
+    let mut messages = Vec::with_capacity((sequences.end() - sequences.start() + 1) as usize);
+    for sequence in sequences {
         let message = s.get_raw_message(sequence).await.expect("a stored message");
         messages.push(Relayed {
             subject: message.subject.to_string(),

@@ -188,7 +188,8 @@ async fn the_kits_policies_read_the_tenant_once_per_statement_and_still_isolate(
     // not with an expression evaluated on every row.
     let per_row: Vec<(String, String)> = sqlx::query_as(
         "SELECT tablename::text, policyname::text FROM pg_policies
-         WHERE tablename = ANY($1) AND (position('SELECT' IN qual) = 0 OR position('SELECT' IN coalesce(with_check, 'SELECT')) = 0)",
+         WHERE tablename = ANY($1)
+           AND (position('SELECT' IN coalesce(qual, with_check)) = 0 OR position('SELECT' IN coalesce(with_check, qual)) = 0)",
     )
     .bind([
         "outbox",
@@ -205,6 +206,13 @@ async fn the_kits_policies_read_the_tenant_once_per_statement_and_still_isolate(
     .await
     .unwrap();
     assert_eq!(per_row, []);
+
+    // ... which the plan shows as an initplan ...
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN (COSTS OFF) SELECT count(*) FROM outbox").fetch_all(&mut *tx).await.unwrap();
+    assert!(plan.iter().any(|line| line.contains("InitPlan")), "{plan:#?}");
+    tx.rollback().await.unwrap();
 
     // ... and each tenant still sees its own rows only, and cannot write another's.
     for tenant in [app.tenant, other_tenant] {
