@@ -67,7 +67,7 @@ async fn prune_tenant(pool: &PgPool, tenant: Uuid, cutoff: DateTime<Utc>) -> Res
         crate::outbox::stamp_positions(&mut tx, tenant).await?;
         let (count, highest): (i64, Option<i64>) = sqlx::query_as(
             "WITH doomed AS (
-                 SELECT position, seq FROM outbox_positions WHERE tenant_id = $1 AND time < $2 ORDER BY position LIMIT $3
+                 SELECT position, seq FROM outbox_doomed($1, $2, $3)
              ), unpositioned AS (
                  DELETE FROM outbox_positions p USING doomed d WHERE p.tenant_id = $1 AND p.position = d.position
              ), gone AS (
