@@ -6,7 +6,7 @@ use sqlx::Connection;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{assert_error, customer, spawn_app};
+use crate::helpers::{assert_error, customer, inside, spawn_app};
 
 #[tokio::test]
 async fn another_tenant_can_neither_get_nor_list_nor_change_a_customer() {
@@ -208,16 +208,15 @@ async fn the_kits_policies_read_the_tenant_once_per_statement_and_still_isolate(
     assert_eq!(per_row, []);
 
     // ... which the plan shows as an initplan ...
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(app.tenant.to_string()).execute(&mut *tx).await.unwrap();
+    let pool = sqlx::PgPool::connect(&app.db.app_url).await.unwrap();
+    let mut tx = inside(&pool, app.tenant).await;
     let plan: Vec<String> = sqlx::query_scalar("EXPLAIN (COSTS OFF) SELECT count(*) FROM outbox").fetch_all(&mut *tx).await.unwrap();
     assert!(plan.iter().any(|line| line.contains("InitPlan")), "{plan:#?}");
     tx.rollback().await.unwrap();
 
     // ... and each tenant still sees its own rows only, and cannot write another's.
     for tenant in [app.tenant, other_tenant] {
-        let mut tx = conn.begin().await.unwrap();
-        sqlx::query("SELECT set_config('crm.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await.unwrap();
+        let mut tx = inside(&pool, tenant).await;
         let (own, foreign): (i64, i64) =
             sqlx::query_as("SELECT count(*) FILTER (WHERE tenant_id = $1), count(*) FILTER (WHERE tenant_id <> $1) FROM outbox")
                 .bind(tenant)
